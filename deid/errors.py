@@ -1,0 +1,47 @@
+"""PathShare's exceptions: one tree, every message one plain sentence for the user.
+
+    PathShareError                 anything PathShare refuses or cannot do
+    ├── InputError                 an input file is unreadable, malformed or not what it claims
+    ├── PolicyError                a de-identification policy is invalid or does not fit the input
+    ├── OutputError                an output cannot be written where the user asked
+    ├── CheckFailed                the de-identified output fails a required check (k, residual PII)
+    └── (agreements.errors adds)   VaultError, IdentityError, PartnerError, AgreementError,
+                                   PackageRejected, AuditError
+
+Errors of libraries underneath (pandas, pyarrow, sqlcipher3, pyrage, …) are translated into these
+where they enter, with ``raise ... from exc``; the CLI and the GUI show ``str(error)`` and nothing else.
+A message never contains student data (no cell values): name the file, the column, the row number.
+"""
+
+from __future__ import annotations
+
+
+class PathShareError(Exception):
+    """Base of every error PathShare reports to a user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(PathShareError):
+    """An input file is unreadable, malformed, or not what it claims to be."""
+
+
+class PolicyError(PathShareError):
+    """A de-identification policy is invalid or does not fit the input."""
+
+
+class OutputError(PathShareError):
+    """An output cannot be written where the user asked."""
+
+
+class CheckFailed(PathShareError):
+    """The de-identified output fails a required check (k-anonymity, residual PII, elements)."""
+
+
+class Cancelled(PathShareError):
+    """The user cancelled a long-running job; nothing was written."""

@@ -1,0 +1,89 @@
+"""The ``pathshare`` command line (a stable contract; see docs/cli.md and DESIGN.md).
+
+Exit status: 0 success, 1 a refused or failed operation (one sentence on stderr), 2 a usage error.
+Heavy libraries (pandas, pyarrow, presidio, Qt) are imported inside command handlers, never here,
+so ``pathshare --help`` and the app's launch stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from desktop import __version__
+
+# Each module under desktop/commands registers its own sub-commands with ``register(subparsers)``.
+COMMAND_MODULES = (
+    "identity",  # init, card, identity, partner
+    "agreement",  # agreement ...
+    "mapping",  # map
+    "deidentify",  # deid
+    "exchange",  # prepare, open, receipt, destroy, packages
+    "audit",  # audit ...
+    "link",  # link
+    "synth",  # synth
+    "demo",  # demo
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with PathShare's voice: one sentence, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"pathshare: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pathshare",
+        description="Share student data safely with consortium partners.",
+    )
+    parser.add_argument("--version", action="version", version=f"pathshare {__version__}")
+    parser.add_argument(
+        "--vault",
+        metavar="PATH",
+        default=os.environ.get("PATHSHARE_VAULT"),
+        help="the vault file (default: in the platform's user data folder)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"desktop.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pathshare`` console script."""
+    from deid.errors import PathShareError
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # `pathshare` alone, or `pathshare FILE.age` (a file manager's "Open with"), launches the app.
+    if not args_list or (len(args_list) == 1 and args_list[0].endswith(".age")):
+        from desktop.app import run_app
+
+        return run_app(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PathShareError as exc:
+        sys.stderr.write(f"pathshare: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("pathshare: cancelled; nothing was written.\n")
+        return 1
+    except MemoryError:
+        sys.stderr.write("pathshare: out of memory; try a smaller file or close other programs.\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

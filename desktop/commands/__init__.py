@@ -1,0 +1,1 @@
+"""Sub-commands of ``pathshare``; each module exposes ``register(subparsers)``."""

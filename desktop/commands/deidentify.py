@@ -1,0 +1,9 @@
+"""Sub-commands: (not yet implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's sub-commands to the ``pathshare`` parser."""

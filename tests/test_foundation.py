@@ -1,0 +1,45 @@
+"""The project's foundation: layering, offline suite, CLI contract basics."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def test_library_layers_never_import_qt():
+    code = (
+        "import sys, deid, agreements, desktop.cli\n"
+        "import importlib, pkgutil\n"
+        "for pkg in (deid, agreements):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.startswith('PySide6')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_network_is_blocked_in_the_suite():
+    with pytest.raises(Exception) as info:
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+    assert "Socket" in type(info.value).__name__ or "socket" in str(info.value).lower()
+
+
+def test_version_and_usage_errors(run_cli):
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.startswith("pathshare ")
+    code, _, err = run_cli("no-such-command")
+    assert code == 2 and "pathshare:" in err
+
+
+def test_front_doors_export_what_they_say():
+    import agreements
+    import deid
+
+    for pkg in (deid, agreements):
+        for name in pkg.__all__:
+            assert hasattr(pkg, name), f"{pkg.__name__}.{name} is in __all__ but missing"
+        assert pkg.__doc__ and "For most uses" in pkg.__doc__
