@@ -1,0 +1,229 @@
+"""The element library: the shared data dictionary's building blocks.
+
+An :class:`Element` is one fact partners share (``birth_date``, ``sex``, ``grade_level`` …) with its type,
+its code set where a standard one exists (CALPADS codes for California K-12), a description, the closest
+CEDS element name, a category (identifier, quasi-identifier, sensitive …), a default de-identification
+treatment, and the header names SIS/MIS exports use for it (which drive the mapping suggestions).
+
+The library ships as ``deid/data/elements.json``; agreements pick elements from it or define their own
+(:func:`element_from_dict` accepts a minimal ``{"name": ..., "type": ...}``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from deid.errors import InputError, PolicyError
+
+ELEMENT_TYPES = ("string", "code", "date", "integer", "decimal", "text")
+CATEGORIES = ("identifier", "quasi_identifier", "sensitive", "attribute", "free_text")
+DOMAINS = ("any", "k12", "college")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Code:
+    """One value of a code set: the code itself, its label, and spellings that mean it."""
+
+    code: str
+    label: str
+    aliases: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "label": self.label, "aliases": list(self.aliases)}
+
+
+@dataclass(frozen=True)
+class Element:
+    """One shared data element (see the module docstring)."""
+
+    name: str
+    label: str = ""
+    type: str = "string"
+    description: str = ""
+    ceds: str = ""
+    ceds_exact: bool = False
+    category: str = "attribute"
+    domain: str = "any"
+    format: str = ""
+    treatment: Mapping[str, Any] = field(default_factory=lambda: {"treatment": "keep"})
+    synonyms: tuple[str, ...] = ()
+    code_set: tuple[Code, ...] = ()
+    code_set_name: str = ""
+    numeric_codes: Mapping[str, str] = field(default_factory=dict)
+    numeric_codes_note: str = ""
+    normalize: str = ""
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """The valid codes (empty when the element has no closed code set)."""
+        return frozenset(c.code for c in self.code_set)
+
+    @property
+    def quasi_identifier(self) -> bool:
+        """Whether the element joins the k-anonymity quasi-identifier set by default."""
+        return self.category == "quasi_identifier"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The element as JSON-ready data (the format of elements.json)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "format": self.format,
+            "description": self.description,
+            "ceds": self.ceds,
+            "ceds_exact": self.ceds_exact,
+            "category": self.category,
+            "domain": self.domain,
+            "treatment": dict(self.treatment),
+            "synonyms": list(self.synonyms),
+        }
+        if self.code_set:
+            out["code_set_name"] = self.code_set_name
+            out["code_set"] = [c.to_dict() for c in self.code_set]
+        if self.numeric_codes:
+            out["numeric_codes"] = dict(self.numeric_codes)
+            out["numeric_codes_note"] = self.numeric_codes_note
+        if self.normalize:
+            out["normalize"] = self.normalize
+        return out
+
+
+def element_from_dict(data: Mapping[str, Any], source: str = "the element list") -> Element:
+    """Build an Element from its JSON form; raise PolicyError naming ``source`` when it is invalid."""
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"An element in {source} is not a JSON object.")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise PolicyError(
+            f"An element in {source} has an invalid name {name!r}: use lower-case letters, digits and _."
+        )
+    etype = data.get("type", "string")
+    if etype not in ELEMENT_TYPES:
+        raise PolicyError(f"Element {name} in {source} has an unknown type {etype!r}.")
+    category = data.get("category", "attribute")
+    if category not in CATEGORIES:
+        raise PolicyError(f"Element {name} in {source} has an unknown category {category!r}.")
+    domain = data.get("domain", "any")
+    if domain not in DOMAINS:
+        raise PolicyError(f"Element {name} in {source} has an unknown domain {domain!r}.")
+    treatment = data.get("treatment") or {"treatment": "keep"}
+    if isinstance(treatment, str):
+        treatment = {"treatment": treatment}
+    if not isinstance(treatment, Mapping) or "treatment" not in treatment:
+        raise PolicyError(f"Element {name} in {source} has an invalid treatment.")
+    codes: list[Code] = []
+    for raw in data.get("code_set") or ():
+        if isinstance(raw, str):
+            codes.append(Code(raw, raw))
+        elif isinstance(raw, Mapping) and isinstance(raw.get("code"), str):
+            codes.append(Code(raw["code"], str(raw.get("label", raw["code"])), tuple(raw.get("aliases", ()))))
+        else:
+            raise PolicyError(f"Element {name} in {source} has an invalid code in its code set.")
+    return Element(
+        name=name,
+        label=str(data.get("label") or name.replace("_", " ").capitalize()),
+        type=etype,
+        description=str(data.get("description", "")),
+        ceds=str(data.get("ceds", "")),
+        ceds_exact=bool(data.get("ceds_exact", False)),
+        category=category,
+        domain=domain,
+        format=str(data.get("format", "")),
+        treatment=dict(treatment),
+        synonyms=tuple(str(s) for s in data.get("synonyms", ())),
+        code_set=tuple(codes),
+        code_set_name=str(data.get("code_set_name", "")),
+        numeric_codes={str(k): str(v) for k, v in (data.get("numeric_codes") or {}).items()},
+        numeric_codes_note=str(data.get("numeric_codes_note", "")),
+        normalize=str(data.get("normalize", "")),
+    )
+
+
+def elements_from_json(
+    data: Mapping[str, Any] | Sequence[Any], source: str = "the element list"
+) -> list[Element]:
+    """Parse an element list: ``{"elements": [...]}`` or a bare list. Names must be unique."""
+    items = data.get("elements") if isinstance(data, Mapping) else data
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise PolicyError(f"{source} has no list of elements.")
+    out = [element_from_dict(item, source) for item in items]
+    seen: set[str] = set()
+    for el in out:
+        if el.name in seen:
+            raise PolicyError(f"{source} defines the element {el.name} twice.")
+        seen.add(el.name)
+    return out
+
+
+def load_elements(path: str | Path | None = None) -> list[Element]:
+    """The element library shipped with PathShare, or the element list in the JSON file ``path``."""
+    if path is None:
+        return list(_library())
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"Cannot read {p}: the file does not exist.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {p}: {getattr(exc, 'strerror', None) or exc}.") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p} is not valid JSON (line {exc.lineno}).") from exc
+    return elements_from_json(data, str(p))
+
+
+@lru_cache(maxsize=1)
+def _library() -> tuple[Element, ...]:
+    text = resources.files("deid").joinpath("data/elements.json").read_text(encoding="utf-8")
+    return tuple(elements_from_json(json.loads(text), "the element library"))
+
+
+def element_library() -> dict[str, Element]:
+    """The shipped element library by name."""
+    return {el.name: el for el in _library()}
+
+
+def select_elements(names: Iterable[str], library: Mapping[str, Element] | None = None) -> list[Element]:
+    """The library elements called ``names`` (in that order); PolicyError naming any unknown one."""
+    lib = element_library() if library is None else library
+    unknown = [n for n in names if n not in lib]
+    if unknown:
+        raise PolicyError(f"The element library has no element called {', '.join(sorted(unknown))}.")
+    return [lib[n] for n in names]
+
+
+def elements_markdown(elements: Sequence[Element] | None = None) -> str:
+    """The element table as Markdown (docs/elements.md is generated from it)."""
+    els = list(_library()) if elements is None else list(elements)
+    lines = [
+        "# The element library",
+        "",
+        "Generated from `deid/data/elements.json` by `deid._elements.elements_markdown()`;",
+        "do not edit by hand.",
+        "CEDS names marked * are the closest CEDS element, not an exact match.",
+        "",
+        "| Element | Label | Type | Codes | CEDS | Category | Default treatment | Header synonyms (sample) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for el in els:
+        codes = ", ".join(c.code for c in el.code_set) if el.code_set else ""
+        if el.code_set_name:
+            codes = f"{el.code_set_name}: {codes}"
+        ceds = el.ceds + ("" if el.ceds_exact or not el.ceds else " *")
+        treat = el.treatment.get("treatment", "")
+        extra = ", ".join(f"{k}={v}" for k, v in el.treatment.items() if k != "treatment")
+        if extra:
+            treat = f"{treat} ({extra})"
+        syn = ", ".join(el.synonyms[:6])
+        cells = [f"`{el.name}`", el.label, el.type, codes, ceds, el.category, treat, syn]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
