@@ -4,6 +4,20 @@ agreements, the audit log, sealed packages, receipts, and the workflows the app 
 For most uses, open a vault and call a workflow (documented as they land).
 """
 
+from agreements._audit import AuditEntry, AuditLog, AuditVerdict, verify_bundle, verify_checkpoint
+from agreements._cards import ORG_KINDS, Card
+from agreements._identity import age_identity, create_identity, export_age_identity, our_card, signing_key
+from agreements._partners import (
+    ImportResult,
+    Partner,
+    find_partner,
+    import_card,
+    list_partners,
+    revoke_partner,
+    trusted_partner,
+    verify_partner,
+)
+from agreements._vault import Vault, check_passphrase, default_vault_path, passphrase_strength
 from agreements.errors import (
     AgreementError,
     AuditError,
@@ -17,13 +31,37 @@ from agreements.errors import (
 )
 
 __all__ = [
+    "ORG_KINDS",
     "AgreementError",
+    "AuditEntry",
     "AuditError",
+    "AuditLog",
+    "AuditVerdict",
+    "Card",
     "IdentityError",
+    "ImportResult",
     "NotAVault",
     "PackageRejected",
+    "Partner",
     "PartnerError",
+    "Vault",
     "VaultError",
     "WeakPassphrase",
     "WrongPassphrase",
+    "age_identity",
+    "check_passphrase",
+    "create_identity",
+    "default_vault_path",
+    "export_age_identity",
+    "find_partner",
+    "import_card",
+    "list_partners",
+    "our_card",
+    "passphrase_strength",
+    "revoke_partner",
+    "signing_key",
+    "trusted_partner",
+    "verify_bundle",
+    "verify_checkpoint",
+    "verify_partner",
 ]

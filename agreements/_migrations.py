@@ -15,3 +15,88 @@ from __future__ import annotations
 
 # (version, SQL script). Keep sorted by version.
 MIGRATIONS: list[tuple[int, str]] = []
+
+# -- 1–9: vault core (settings, identity, partners, audit log) — agreements/_vault.py and friends --------
+MIGRATIONS.extend(
+    [
+        (
+            1,
+            """
+            CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO settings(key, value) VALUES ('format', 'pathshare-vault');
+            """,
+        ),
+        (
+            2,
+            """
+            -- The one organization identity of this installation; secret keys never leave the vault
+            -- except through `identity export-age` (audited).
+            CREATE TABLE identity (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                org TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                contact TEXT NOT NULL,
+                created TEXT NOT NULL,
+                signing_secret BLOB NOT NULL,
+                age_secret TEXT NOT NULL,
+                card TEXT NOT NULL
+            );
+            """,
+        ),
+        (
+            3,
+            """
+            CREATE TABLE partners (
+                fingerprint TEXT PRIMARY KEY,
+                org TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                signing_key TEXT NOT NULL,
+                age_recipient TEXT NOT NULL,
+                card TEXT NOT NULL,
+                imported TEXT NOT NULL,
+                verified_at TEXT,
+                revoked_at TEXT
+            );
+            CREATE INDEX partners_org ON partners(org COLLATE NOCASE);
+            CREATE INDEX partners_signing_key ON partners(signing_key);
+            """,
+        ),
+        (
+            4,
+            """
+            -- Append-only, hash-chained; see agreements/_audit.py for the hash definition.
+            CREATE TABLE audit_log (
+                seq INTEGER PRIMARY KEY,
+                time TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                agreement TEXT,
+                partner TEXT,
+                package TEXT,
+                details TEXT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            );
+            CREATE INDEX audit_log_action ON audit_log(action);
+            CREATE INDEX audit_log_time ON audit_log(time);
+            CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            """,
+        ),
+        (
+            5,
+            """
+            -- The highest signed checkpoint we hold of each partner's audit log (rollback detection).
+            CREATE TABLE partner_checkpoints (
+                signing_key TEXT PRIMARY KEY,
+                size INTEGER NOT NULL,
+                hash TEXT NOT NULL,
+                checkpoint TEXT NOT NULL,
+                received TEXT NOT NULL
+            );
+            """,
+        ),
+    ]
+)

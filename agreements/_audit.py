@@ -1,0 +1,694 @@
+"""The audit log: append-only, hash-chained, with signed checkpoints and exportable bundles.
+
+Each entry's ``hash`` is the SHA-256 (hex) of the RFC 8785 canonical JSON of::
+
+    {"seq": n, "time": "…Z", "actor": "user (Org)", "action": "…", "agreement": id|null,
+     "partner": fingerprint|null, "package": id|null, "details": {…}, "prev_hash": "<hash of entry n-1>"}
+
+with ``prev_hash`` of entry 1 = 64 zeros. Editing, deleting, inserting or reordering entries breaks the
+chain at the first bad entry, which :meth:`AuditLog.verify` names. Cutting entries off the *end* keeps
+the chain intact, so the vault also records its head, and — against an attacker who can rewrite the whole
+vault — **signed checkpoints** (C2SP signed-note format, https://c2sp.org/signed-note and
+https://c2sp.org/tlog-checkpoint) that partners hold: a restored older copy of the vault is shorter
+than, or differs from, a checkpoint it signed earlier.
+
+Details never carry student data: names of files, counts, ids, reasons — never cell values.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agreements._signing import canonical_json, load_public_key
+from agreements.errors import AuditError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agreements._cards import Card
+    from agreements._vault import Vault
+
+GENESIS = "0" * 64
+BUNDLE_VERSION = 1
+MAX_DETAILS_BYTES = 16_384
+_BATCH = 20_000
+
+# json's C string encoder escapes exactly as RFC 8785 does (", \, control characters as \b \t \n \f \r
+# or lowercase \u00xx; everything else as UTF-8), so the hot verification loop can build the canonical
+# bytes without the pure-Python canonicalizer. tests/test_audit.py checks the two agree.
+_enc: Callable[[str], str] = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring  # type: ignore[attr-defined]
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with microseconds and a ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the log."""
+
+    seq: int
+    time: str
+    actor: str
+    action: str
+    agreement: str | None
+    partner: str | None
+    package: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def user(self) -> str:
+        """The OS user part of ``actor``."""
+        return self.actor.split(" (", 1)[0]
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """The result of verifying a log or a bundle."""
+
+    ok: bool
+    entries: int
+    first_bad: int | None = None
+    reason: str = ""
+    head_hash: str = GENESIS
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A parsed, signature-checked checkpoint: the log's size and head hash, signed by its owner."""
+
+    origin: str
+    size: int
+    hash: str  # hex
+    text: str
+    extensions: tuple[str, ...] = field(default=())
+
+
+def entry_hash(
+    seq: int,
+    time: str,
+    actor: str,
+    action: str,
+    agreement: str | None,
+    partner: str | None,
+    package: str | None,
+    details_json: str,
+    prev_hash: str,
+) -> str:
+    """The chain hash of one entry; ``details_json`` must be the canonical JSON text of the details.
+
+    Equal to ``sha256(canonical_json({...}))`` (the definition), built faster: keys in RFC 8785 order.
+    """
+    text = (
+        '{"action":'
+        + _enc(action)
+        + ',"actor":'
+        + _enc(actor)
+        + ',"agreement":'
+        + ("null" if agreement is None else _enc(agreement))
+        + ',"details":'
+        + details_json
+        + ',"package":'
+        + ("null" if package is None else _enc(package))
+        + ',"partner":'
+        + ("null" if partner is None else _enc(partner))
+        + ',"prev_hash":'
+        + _enc(prev_hash)
+        + ',"seq":'
+        + str(int(seq))
+        + ',"time":'
+        + _enc(time)
+        + "}"
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reference_entry_hash(entry: dict[str, Any]) -> str:
+    """The chain hash by its definition (slow; used by tests and documentation)."""
+    body = {
+        k: entry[k]
+        for k in ("seq", "time", "actor", "action", "agreement", "partner", "package", "details", "prev_hash")
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+class AuditLog:
+    """The vault's audit log (``vault.audit``)."""
+
+    def __init__(self, vault: Vault, clock: Callable[[], str] = utc_now) -> None:
+        self._vault = vault
+        self.clock = clock
+        try:
+            self._user = getpass.getuser() or "unknown"
+        except Exception:  # no login name (containers, services): still record something honest
+            self._user = "unknown"
+        self._org: str | None = None
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _actor(self, conn: sqlite3.Connection) -> str:
+        if self._org is None:
+            row = conn.execute("SELECT org FROM identity WHERE id = 1").fetchone()
+            if row is None:
+                return self._user
+            self._org = str(row[0])
+        return f"{self._user} ({self._org})"
+
+    def forget_actor(self) -> None:
+        """Re-read the organization name for the actor (after the identity is created)."""
+        self._org = None
+
+    def append(
+        self,
+        action: str,
+        *,
+        agreement: str | None = None,
+        partner: str | None = None,
+        package: str | None = None,
+        details: dict[str, Any] | None = None,
+        conn: Any = None,
+    ) -> AuditEntry:
+        """Append one entry and return it.
+
+        Inside ``vault.transaction()`` pass its connection as ``conn`` (or just call this: the vault's
+        transactions nest), so the entry commits atomically with the change it records.
+        """
+        if not isinstance(action, str) or not action.strip() or len(action) > 100:
+            raise AuditError("An audit action must be a short non-empty text.")
+        for name, value in (("agreement", agreement), ("partner", partner), ("package", package)):
+            if value is not None and not isinstance(value, str):
+                raise AuditError(f"The audit field {name} must be text.")
+        details = {} if details is None else details
+        if not isinstance(details, dict):
+            raise AuditError("Audit details must be a JSON object.")
+        try:
+            details_json = canonical_json(details).decode("utf-8")
+        except ValueError as exc:
+            raise AuditError(f"Audit details are not plain JSON: {exc}.") from exc
+        if len(details_json) > MAX_DETAILS_BYTES:
+            # A guard against dumping data into the log: details are ids, counts and reasons.
+            raise AuditError("Audit details are too large; record ids and counts, not data.")
+        if conn is not None:
+            return self._append(conn, action, agreement, partner, package, details, details_json)
+        with self._vault.transaction() as c:
+            return self._append(c, action, agreement, partner, package, details, details_json)
+
+    def _append(
+        self,
+        c: Any,
+        action: str,
+        agreement: str | None,
+        partner: str | None,
+        package: str | None,
+        details: dict[str, Any],
+        details_json: str,
+    ) -> AuditEntry:
+        row = c.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+        time = self.clock()
+        actor = self._actor(c)
+        digest = entry_hash(seq, time, actor, action, agreement, partner, package, details_json, prev)
+        c.execute(
+            "INSERT INTO audit_log(seq, time, actor, action, agreement, partner, package, details, "
+            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, time, actor, action, agreement, partner, package, details_json, prev, digest),
+        )
+        # The recorded head catches entries cut off the end, which leaves the chain itself intact.
+        c.execute(
+            "INSERT INTO settings(key, value) VALUES ('audit_head', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (f"{seq}:{digest}",),
+        )
+        return AuditEntry(seq, time, actor, action, agreement, partner, package, details, prev, digest)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        """(sequence number, hash) of the last entry; (0, 64 zeros) for an empty log."""
+        row = self._vault.db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def __len__(self) -> int:
+        return int(self._vault.db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
+    def entries(
+        self,
+        *,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        action: str | None = None,
+        agreement: str | None = None,
+        partner: str | None = None,
+        user: str | None = None,
+        package: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Entries in order, filtered. ``since``/``until`` are dates or ISO times (a bare date for
+        ``until`` includes that whole day); ``action`` matches exactly or as a prefix ending in ``.``
+        (``"partner."``); ``user`` is the OS user name."""
+        where, params = [], []
+        if since is not None:
+            where.append("time >= ?")
+            params.append(_time_bound(since, end=False))
+        if until is not None:
+            where.append("time <= ?")
+            params.append(_time_bound(until, end=True))
+        if action:
+            if action.endswith("."):
+                where.append("substr(action, 1, ?) = ?")
+                params += [len(action), action]
+            else:
+                where.append("action = ?")
+                params.append(action)
+        for column, value in (("agreement", agreement), ("partner", partner), ("package", package)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if user:
+            where.append("(actor = ? OR substr(actor, 1, ?) = ?)")
+            params += [user, len(user) + 2, user + " ("]
+        sql = (
+            "SELECT seq, time, actor, action, agreement, partner, package, details, prev_hash, hash "
+            "FROM audit_log"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is not None:
+            # The most recent `limit` entries, still in order.
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(limit)})"
+        sql += " ORDER BY seq"
+        return [_row_entry(r) for r in self._vault.db.execute(sql, params)]
+
+    def iter_rows(self) -> Iterator[tuple]:
+        """All raw rows in order, fetched in batches (for verification and export)."""
+        cur = self._vault.db.execute(
+            "SELECT seq, time, actor, action, agreement, partner, package, details, prev_hash, hash "
+            "FROM audit_log ORDER BY seq"
+        )
+        while True:
+            rows = cur.fetchmany(_BATCH)
+            if not rows:
+                return
+            yield from rows
+
+    # -- verification -----------------------------------------------------------------------------
+    def verify(self) -> AuditVerdict:
+        """Recompute the chain; name the first bad entry if one was edited, deleted, inserted or moved."""
+        with self._vault._lock:
+            verdict = verify_rows(self.iter_rows())
+            if not verdict.ok:
+                return verdict
+            recorded = self._vault.get_setting("audit_head")
+        if recorded:
+            size_text, _, digest = recorded.partition(":")
+            size = int(size_text) if size_text.isdigit() else -1
+            if size > verdict.entries:
+                return AuditVerdict(
+                    False,
+                    verdict.entries,
+                    verdict.entries + 1,
+                    f"entries {verdict.entries + 1}–{size} are missing: the vault recorded {size} entries "
+                    f"but the log has {verdict.entries}",
+                    verdict.head_hash,
+                )
+            if size == verdict.entries and digest != verdict.head_hash:
+                return AuditVerdict(
+                    False,
+                    verdict.entries,
+                    size,
+                    f"entry {size} differs from the one the vault recorded",
+                    verdict.head_hash,
+                )
+        return verdict
+
+    def checkpoint(self) -> str:
+        """A signed checkpoint of the current head (C2SP signed-note text)."""
+        from agreements._identity import our_card, signing_key
+
+        card = our_card(self._vault)
+        size, digest = self.head()
+        return make_checkpoint(signing_key(self._vault), card, size, digest)
+
+    def verify_against_checkpoint(
+        self, checkpoint_text: str, signer_card: Card | None = None
+    ) -> AuditVerdict:
+        """Verify the log, then check it still contains the state a checkpoint vouched for.
+
+        A log shorter than the checkpoint, or whose entry at the checkpoint's size has another hash,
+        was rolled back (an older copy of the vault restored) or rewritten.
+        """
+        from agreements._identity import our_card
+
+        card = signer_card or our_card(self._vault)
+        cp = verify_checkpoint(checkpoint_text, card)
+        verdict = self.verify()
+        if not verdict.ok:
+            return verdict
+        if cp.size > verdict.entries:
+            return AuditVerdict(
+                False,
+                verdict.entries,
+                verdict.entries + 1,
+                f"the log has {verdict.entries} entries but a checkpoint signed by {card.org} shows "
+                f"{cp.size}: an older copy of the vault may have been restored",
+                verdict.head_hash,
+            )
+        row = self._vault.db.execute("SELECT hash FROM audit_log WHERE seq = ?", (cp.size,)).fetchone()
+        if cp.size and (row is None or row[0] != cp.hash):
+            return AuditVerdict(
+                False,
+                verdict.entries,
+                cp.size,
+                f"entry {cp.size} differs from the checkpoint signed by {card.org}: the log was rewritten",
+                verdict.head_hash,
+            )
+        return verdict
+
+    # -- export -----------------------------------------------------------------------------------
+    def export_bundle(self, out: Path | str) -> AuditVerdict:
+        """Write every entry, a signed checkpoint of the last one and our card to ``out`` (atomically).
+
+        The export is itself logged first, so the bundle contains its own record. Refuses (AuditError)
+        to export a log that does not verify.
+        """
+        from agreements._identity import our_card, signing_key
+        from deid._atomic import atomic_open
+
+        out = Path(out)
+        card = our_card(self._vault)
+        key = signing_key(self._vault)
+        self.append("audit.export", details={"file": out.name})
+        with self._vault._lock:
+            verdict = self.verify()
+            if not verdict.ok:
+                raise AuditError(
+                    f"The audit log does not verify (entry {verdict.first_bad}: "
+                    f"{verdict.reason}); it was not exported."
+                )
+            with atomic_open(out, "w", 0o600) as fh:
+                head_json = (
+                    f'{{"pathshare_audit_bundle": {BUNDLE_VERSION},\n"exported": {json.dumps(utc_now())},\n'
+                    f'"card": {json.dumps(card.to_dict())},\n"entries": [\n'
+                )
+                fh.write(head_json)
+                size, head = 0, GENESIS
+                for i, row in enumerate(self.iter_rows()):
+                    entry = _row_entry(row)
+                    if i:
+                        fh.write(",\n")
+                    fh.write(json.dumps(entry.to_dict(), ensure_ascii=False))
+                    size, head = entry.seq, entry.hash
+                checkpoint = make_checkpoint(key, card, size, head)
+                fh.write(f'\n],\n"checkpoint": {json.dumps(checkpoint)}}}\n')
+        return verdict
+
+
+def verify_rows(rows: Iterator[tuple] | list[tuple]) -> AuditVerdict:
+    """Verify raw rows (seq, time, actor, action, agreement, partner, package, details_json, prev, hash)."""
+    expected, prev = 1, GENESIS
+    n = 0
+    for row in rows:
+        seq, time, actor, action, agreement, partner, package, details, prev_hash, digest = row
+        if seq != expected:
+            if isinstance(seq, int) and seq > expected:
+                return AuditVerdict(
+                    False,
+                    n,
+                    expected,
+                    f"entry {expected} is missing (deleted, or the entries were renumbered)",
+                    prev,
+                )
+            return AuditVerdict(False, n, expected, f"entry {expected} has a malformed sequence number", prev)
+        if prev_hash != prev:
+            return AuditVerdict(
+                False,
+                n,
+                seq,
+                f"entry {seq} does not follow entry {seq - 1} (its previous-entry hash "
+                "does not match): an entry was inserted, removed or rewritten",
+                prev,
+            )
+        try:
+            ok = (
+                entry_hash(seq, time, actor, action, agreement, partner, package, details, prev_hash)
+                == digest
+            )
+        except (TypeError, ValueError, UnicodeEncodeError):
+            ok = False
+        if not ok:
+            return AuditVerdict(
+                False, n, seq, f"entry {seq} was altered: its contents do not match its hash", prev
+            )
+        prev = digest
+        expected += 1
+        n += 1
+    return AuditVerdict(True, n, None, f"all {n} entries verify", prev)
+
+
+# -- checkpoints (C2SP signed note) ---------------------------------------------------------------
+def _origin(card: Card) -> str:
+    return f"pathshare.audit/{card.fingerprint()}"
+
+
+def _key_id(name: str, public_raw: bytes) -> bytes:
+    # C2SP signed-note: key ID = SHA-256(name || 0x0A || 0x01 (Ed25519) || public key)[:4]
+    return hashlib.sha256(name.encode("utf-8") + b"\n\x01" + public_raw).digest()[:4]
+
+
+def make_checkpoint(key: Ed25519PrivateKey, card: Card, size: int, head_hash: str) -> str:
+    """A C2SP checkpoint (origin, size, base64 hash) signed as a note by ``key``."""
+    from cryptography.hazmat.primitives import serialization
+
+    origin = _origin(card)
+    body = f"{origin}\n{int(size)}\n{base64.b64encode(bytes.fromhex(head_hash)).decode('ascii')}\n"
+    public_raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    sig = key.sign(body.encode("utf-8"))
+    return f"{body}\n\u2014 {origin} {base64.b64encode(_key_id(origin, public_raw) + sig).decode('ascii')}\n"
+
+
+def verify_checkpoint(text: str, signer_card: Card) -> Checkpoint:
+    """Parse a checkpoint and check its signature by ``signer_card``'s key; AuditError otherwise."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+
+    if not isinstance(text, str) or "\n\n" not in text:
+        raise AuditError("The checkpoint is malformed (no signature block).")
+    body, _, sigblock = text.partition("\n\n")
+    body += "\n"
+    lines = body.split("\n")[:-1]
+    if len(lines) < 3 or not lines[1].isdigit():
+        raise AuditError("The checkpoint is malformed (expected origin, size and hash lines).")
+    origin, size_text, hash_b64 = lines[0], lines[1], lines[2]
+    try:
+        head = base64.b64decode(hash_b64, validate=True)
+    except ValueError as exc:
+        raise AuditError("The checkpoint's hash line is not base64.") from exc
+    if len(head) != 32:
+        raise AuditError("The checkpoint's hash is not a SHA-256 hash.")
+    if origin != _origin(signer_card):
+        raise AuditError(f"The checkpoint is for another log ({origin}), not {signer_card.org}'s.")
+    pub = load_public_key(signer_card.signing_key)
+    public_raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    want_id = _key_id(origin, public_raw)
+    for line in sigblock.splitlines():
+        if not line.startswith("\u2014 "):
+            continue
+        parts = line[2:].split(" ")
+        if len(parts) != 2 or parts[0] != origin:
+            continue
+        try:
+            raw = base64.b64decode(parts[1], validate=True)
+        except ValueError:
+            continue
+        if len(raw) != 68 or raw[:4] != want_id:
+            continue
+        try:
+            pub.verify(raw[4:], body.encode("utf-8"))
+        except InvalidSignature:
+            break
+        return Checkpoint(origin, int(size_text), head.hex(), text, tuple(lines[3:]))
+    raise AuditError(f"The checkpoint is not signed by {signer_card.org} (bad or missing signature).")
+
+
+# -- bundles --------------------------------------------------------------------------------------
+def read_bundle(path: Path | str) -> dict[str, Any]:
+    """Load an audit bundle file (AuditError if unreadable or not a bundle)."""
+    p = Path(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError as exc:
+        raise AuditError(f"The audit bundle {p} does not exist.") from exc
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AuditError(f"The audit bundle {p} is not valid JSON.") from exc
+    if not isinstance(data, dict) or data.get("pathshare_audit_bundle") is None:
+        raise AuditError(f"{p} is not a PathShare audit bundle.")
+    if data["pathshare_audit_bundle"] != BUNDLE_VERSION:
+        raise AuditError(
+            f"The audit bundle {p} has version {data['pathshare_audit_bundle']!r}, "
+            "which this PathShare does not know."
+        )
+    if not isinstance(data.get("entries"), list) or not isinstance(data.get("checkpoint"), str):
+        raise AuditError(f"The audit bundle {p} is incomplete (no entries or no checkpoint).")
+    return data
+
+
+def bundle_card(path: Path | str) -> Card:
+    """The card a bundle claims to come from (not yet trusted: compare with the one you hold)."""
+    from agreements._cards import Card
+    from agreements.errors import PartnerError
+
+    data = read_bundle(path)
+    try:
+        return Card.from_dict(data.get("card"), f"The card inside the audit bundle {Path(path).name}")
+    except PartnerError as exc:
+        raise AuditError(str(exc)) from exc
+
+
+def _bundle_rows(entries: list[Any]) -> Iterator[tuple]:
+    for e in entries:
+        if not isinstance(e, dict):
+            yield (None,) * 10
+            continue
+        details = e.get("details")
+        try:
+            details_json = canonical_json(details).decode("utf-8") if isinstance(details, dict) else None
+        except ValueError:
+            details_json = None
+        yield (
+            e.get("seq"),
+            e.get("time"),
+            e.get("actor"),
+            e.get("action"),
+            e.get("agreement"),
+            e.get("partner"),
+            e.get("package"),
+            details_json,
+            e.get("prev_hash"),
+            e.get("hash"),
+        )
+
+
+def verify_bundle(path: Path | str, signer_card: Card) -> AuditVerdict:
+    """Verify an exported bundle against the exporter's card, as held by the verifier.
+
+    Checks the checkpoint's signature by ``signer_card``, the chain of every entry, and that the entries
+    end exactly at the signed checkpoint. Returns a verdict; raises AuditError if the file is not a bundle.
+    """
+    p = Path(path)
+    data = read_bundle(p)
+    claimed = data.get("card")
+    if not isinstance(claimed, dict) or claimed.get("signing_key") != signer_card.signing_key:
+        who = claimed.get("org") if isinstance(claimed, dict) else "an unknown organization"
+        return AuditVerdict(
+            False,
+            0,
+            None,
+            f"the bundle {p.name} was made by {who}, not by {signer_card.org} ({signer_card.fingerprint()})",
+        )
+    try:
+        cp = verify_checkpoint(data["checkpoint"], signer_card)
+    except AuditError as exc:
+        return AuditVerdict(False, 0, None, f"the bundle {p.name}: {str(exc)[0].lower()}{str(exc)[1:-1]}")
+    verdict = verify_rows(_bundle_rows(data["entries"]))
+    if not verdict.ok:
+        return verdict
+    if verdict.entries != cp.size or verdict.head_hash != cp.hash:
+        return AuditVerdict(
+            False,
+            verdict.entries,
+            min(verdict.entries, cp.size) + 1 if verdict.entries != cp.size else cp.size,
+            f"the entries do not end at the signed checkpoint ({cp.size} entries); the "
+            "bundle was cut or extended",
+            verdict.head_hash,
+        )
+    return verdict
+
+
+def bundle_hash_at(path: Path | str, size: int) -> str | None:
+    """The hash of entry ``size`` in a bundle (None if absent)."""
+    entries = read_bundle(path)["entries"]
+    if 1 <= size <= len(entries) and isinstance(entries[size - 1], dict):
+        return entries[size - 1].get("hash")
+    return None
+
+
+def hold_partner_checkpoint(
+    vault: Vault, checkpoint_text: str, signer_card: Card, hash_at: Callable[[int], str | None] | None = None
+) -> AuditVerdict:
+    """Compare a partner's new checkpoint with the one we hold; keep the newer one.
+
+    A checkpoint smaller than the one we hold means the partner's log went backwards (an older vault
+    restored). With ``hash_at`` (the hash of entry n in what the partner sent, e.g. a bundle), the held
+    state must also still be inside the new log. Audited when it does not match.
+    """
+    cp = verify_checkpoint(checkpoint_text, signer_card)
+    row = vault.db.execute(
+        "SELECT size, hash FROM partner_checkpoints WHERE signing_key = ?", (signer_card.signing_key,)
+    ).fetchone()
+    partner = signer_card.fingerprint()
+    if row is not None:
+        held_size, held_hash = int(row[0]), str(row[1])
+        problem = None
+        if held_size > cp.size:
+            problem = (
+                f"{signer_card.org}'s log is shorter ({cp.size} entries) than a checkpoint we hold "
+                f"({held_size}): an older copy of their vault may have been restored"
+            )
+        elif held_size == cp.size and held_hash != cp.hash:
+            problem = f"{signer_card.org}'s log differs from the checkpoint we hold at entry {held_size}"
+        elif hash_at is not None and held_size and hash_at(held_size) != held_hash:
+            problem = f"{signer_card.org}'s log was rewritten at or before entry {held_size}"
+        if problem:
+            vault.audit.append(
+                "audit.partner_rollback",
+                partner=partner,
+                details={"held_size": held_size, "new_size": cp.size},
+            )
+            return AuditVerdict(False, cp.size, min(held_size, cp.size + 1), problem, cp.hash)
+        if held_size >= cp.size:
+            return AuditVerdict(True, cp.size, None, "consistent with the checkpoint we hold", cp.hash)
+    with vault.transaction() as c:
+        c.execute(
+            "INSERT INTO partner_checkpoints(signing_key, size, hash, checkpoint, received) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(signing_key) DO UPDATE SET size = excluded.size, "
+            "hash = excluded.hash, checkpoint = excluded.checkpoint, received = excluded.received",
+            (signer_card.signing_key, cp.size, cp.hash, checkpoint_text, utc_now()),
+        )
+    return AuditVerdict(True, cp.size, None, "checkpoint held", cp.hash)
+
+
+def _row_entry(r: tuple) -> AuditEntry:
+    try:
+        details = json.loads(r[7])
+    except (TypeError, ValueError):
+        details = {"_unreadable": True}
+    return AuditEntry(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], details, r[8], r[9])
+
+
+def _time_bound(value: str | date, *, end: bool) -> str:
+    if isinstance(value, datetime):
+        v = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return v.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        value = value.isoformat()
+    text = str(value).strip()
+    if len(text) == 10 and end:
+        return text + "T23:59:59.999999Z"
+    return text

@@ -1,0 +1,112 @@
+"""The organization identity: an Ed25519 signing key and an age X25519 identity, kept only in the vault.
+
+Its public half is the organization's :class:`~agreements._cards.Card`, which partners import.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyrage
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agreements._audit import utc_now
+from agreements._cards import ORG_KINDS, Card, make_card
+from agreements._vault import Vault
+from agreements.errors import IdentityError
+
+__all__ = ["ORG_KINDS", "age_identity", "create_identity", "export_age_identity", "our_card", "signing_key"]
+
+_NO_IDENTITY = "This vault has no organization identity yet; run `pathshare init --org NAME --kind KIND`."
+
+
+def create_identity(vault: Vault, org: str, kind: str, contact: str = "") -> Card:
+    """Create this installation's organization identity (once) and return its public card; audited."""
+    org = (org or "").strip()
+    contact = (contact or "").strip()
+    if not org:
+        raise IdentityError("The organization name cannot be empty.")
+    if len(org) > 200 or any(ord(ch) < 32 for ch in org):
+        raise IdentityError("The organization name must be one line of at most 200 characters.")
+    if kind not in ORG_KINDS:
+        raise IdentityError(f"The kind {kind!r} is not one of {', '.join(ORG_KINDS)}.")
+    if len(contact) > 300 or any(ord(ch) < 32 for ch in contact):
+        raise IdentityError("The contact must be one line of at most 300 characters.")
+    key = Ed25519PrivateKey.generate()
+    age = pyrage.x25519.Identity.generate()
+    card = make_card(
+        key, org=org, kind=kind, contact=contact, age_recipient=str(age.to_public()), created=utc_now()
+    )
+    from cryptography.hazmat.primitives import serialization
+
+    secret = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    with vault.transaction() as conn:
+        if conn.execute("SELECT org FROM identity WHERE id = 1").fetchone() is not None:
+            vault.audit.append("identity.create.refused", details={"reason": "exists"}, conn=conn)
+            raise IdentityError(f"The vault at {vault.path} already has an organization identity.")
+        conn.execute(
+            "INSERT INTO identity(id, org, kind, contact, created, signing_secret, age_secret, card) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+            (org, kind, contact, card.created, secret, str(age), card.to_json()),
+        )
+        vault.audit.forget_actor()
+        vault.audit.append(
+            "identity.create",
+            partner=None,
+            details={"fingerprint": card.fingerprint(), "kind": kind},
+            conn=conn,
+        )
+    return card
+
+
+def has_identity(vault: Vault) -> bool:
+    return vault.db.execute("SELECT 1 FROM identity WHERE id = 1").fetchone() is not None
+
+
+def our_card(vault: Vault) -> Card:
+    """This organization's public card (IdentityError if there is no identity yet)."""
+    row = vault.db.execute("SELECT card FROM identity WHERE id = 1").fetchone()
+    if row is None:
+        raise IdentityError(_NO_IDENTITY)
+    return Card.from_json(row[0], "Our own card in the vault")
+
+
+def signing_key(vault: Vault) -> Ed25519PrivateKey:
+    """The organization's Ed25519 private key (from the vault)."""
+    row = vault.db.execute("SELECT signing_secret FROM identity WHERE id = 1").fetchone()
+    if row is None:
+        raise IdentityError(_NO_IDENTITY)
+    return Ed25519PrivateKey.from_private_bytes(bytes(row[0]))
+
+
+def age_identity(vault: Vault) -> pyrage.x25519.Identity:
+    """The organization's age X25519 identity (from the vault), for decrypting packages."""
+    row = vault.db.execute("SELECT age_secret FROM identity WHERE id = 1").fetchone()
+    if row is None:
+        raise IdentityError(_NO_IDENTITY)
+    return pyrage.x25519.Identity.from_str(row[0])
+
+
+def export_age_identity(vault: Vault, out: Path | str) -> None:
+    """Write the age identity in age-keygen's format to ``out`` (mode 0600, atomically); audited.
+
+    With it, a recipient can decrypt packages with the standard ``age -d -i FILE`` — no lock-in.
+    """
+    from deid._atomic import write_bytes_atomic
+
+    out = Path(out)
+    identity = age_identity(vault)
+    card = our_card(vault)
+    text = (
+        f"# created: {card.created}\n"
+        f"# organization: {card.org} (PathShare card {card.fingerprint()})\n"
+        f"# public key: {card.age_recipient}\n"
+        f"{identity}\n"
+    )
+    # Logged first and in its own transaction: a secret key leaving the vault must always be on record.
+    vault.audit.append("identity.export_age", details={"file": out.name})
+    write_bytes_atomic(out, text.encode("utf-8"), perm=0o600)
+    os.chmod(out, 0o600)

@@ -1,0 +1,394 @@
+"""The vault: one SQLCipher 4 database per installation, unlocked by a passphrase.
+
+It is keyed with SQLCipher's own passphrase derivation (``PRAGMA key = 'passphrase'``), so an auditor who
+knows the passphrase can open it with any SQLCipher 4 tool. The schema is versioned with
+``PRAGMA user_version`` and the forward migrations registered in ``agreements._migrations``.
+
+Durability: WAL journal with ``synchronous=FULL`` — a commit is on disk when it returns, and a killed
+process leaves either the state before or after each transaction (tests/test_vault_kill.py proves it).
+A new vault is built in a temporary file beside its destination and renamed into place, so a killed
+``init`` never leaves half a vault under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlcipher3
+
+from agreements._migrations import MIGRATIONS
+from agreements.errors import NotAVault, VaultError, WeakPassphrase, WrongPassphrase
+
+if TYPE_CHECKING:
+    from agreements._audit import AuditLog
+
+VAULT_FORMAT = "pathshare-vault"
+MIN_PASSPHRASE_LENGTH = 12
+# zxcvbn's score: 3 = "safely unguessable" against an offline slow-hash attack (SQLCipher's KDF is one).
+MIN_PASSPHRASE_SCORE = 3
+_SQLITE_PLAIN_HEADER = b"SQLite format 3\x00"
+
+
+def default_vault_path() -> Path:
+    """Where the vault lives when ``--vault`` is not given: the platform's user data folder."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("PathShare", appauthor=False)) / "pathshare.vault"
+
+
+def passphrase_strength(passphrase: str) -> tuple[int, str]:
+    """Score a passphrase 0..4 (3 and above is accepted) with one plain hint, for the GUI's meter."""
+    if not passphrase:
+        return 0, "Enter a passphrase."
+    from zxcvbn import zxcvbn
+
+    # zxcvbn is quadratic in length; the first 100 characters decide any realistic guess anyway.
+    result = zxcvbn(passphrase[:100], user_inputs=["pathshare", "vault", "passphrase", "password"])
+    score = int(result["score"])
+    feedback = result.get("feedback") or {}
+    hint = (feedback.get("warning") or "").strip()
+    suggestions = [s.strip() for s in feedback.get("suggestions") or [] if s.strip()]
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        # Short passphrases never reach "accepted" on the meter, whatever zxcvbn thinks.
+        return min(score, MIN_PASSPHRASE_SCORE - 1), (
+            f"Use at least {MIN_PASSPHRASE_LENGTH} characters; a few unrelated words are easy to remember."
+        )
+    if score >= MIN_PASSPHRASE_SCORE:
+        return score, "Strong enough." if score == 4 else "Good; a word or two more makes it stronger."
+    if not hint:
+        hint = suggestions[0] if suggestions else "This passphrase would be easy to guess."
+    if not hint.endswith("."):
+        hint += "."
+    tip = "Add another word or two; uncommon words are better."
+    return score, hint if tip.lower() in hint.lower() else f"{hint} {tip}"
+
+
+def check_passphrase(passphrase: str) -> None:
+    """Refuse a new passphrase that is too weak, with the reason (WeakPassphrase)."""
+    if "\x00" in passphrase:
+        raise WeakPassphrase("The passphrase cannot contain a NUL character.")
+    if passphrase != passphrase.strip() and not passphrase.strip():
+        raise WeakPassphrase("The passphrase cannot be only spaces.")
+    score, hint = passphrase_strength(passphrase)
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH or score < MIN_PASSPHRASE_SCORE:
+        raise WeakPassphrase(f"That passphrase is too weak: {hint}")
+
+
+def _key_pragma(passphrase: str) -> str:
+    # PRAGMA cannot take bound parameters: quote as an SQL string literal (doubling single quotes).
+    if "\x00" in passphrase:
+        raise WrongPassphrase("A passphrase cannot contain a NUL character.")
+    return "'" + passphrase.replace("'", "''") + "'"
+
+
+def _connect(path: Path, passphrase: str) -> sqlcipher3.Connection:
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    # SQLCipher logs failed HMAC checks to stderr by default; a wrong passphrase is reported by us.
+    with contextlib.suppress(sqlcipher3.DatabaseError):
+        conn.execute("PRAGMA cipher_log_level = NONE")
+    conn.execute(f"PRAGMA key = {_key_pragma(passphrase)}")
+    return conn
+
+
+def _configure(conn: sqlcipher3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")  # freed pages of deleted secrets are zeroed
+
+
+def _looks_like_not_a_vault(path: Path) -> str | None:
+    """A reason why ``path`` is certainly not an encrypted vault, or None when it might be one."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise VaultError(f"Cannot read the vault at {path}: {exc.strerror or exc}.") from exc
+    if size == 0:
+        return "it is empty"
+    if head == _SQLITE_PLAIN_HEADER:
+        return "it is a plain (unencrypted) SQLite database"
+    if size % 512:
+        # SQLCipher files are whole pages, and pages are at least 512 bytes.
+        return "it is not an encrypted database"
+    return None
+
+
+def _max_version() -> int:
+    return max((v for v, _ in MIGRATIONS), default=0)
+
+
+class Vault:
+    """An open vault. Create with :meth:`create`, open with :meth:`open`; close when done.
+
+    One connection serves the whole process; writes go through :meth:`transaction` (``BEGIN IMMEDIATE``,
+    so concurrent writers wait instead of failing half-way). ``vault.audit`` is its audit log.
+    """
+
+    path: Path
+    audit: AuditLog
+
+    def __init__(self, path: Path, conn: sqlcipher3.Connection) -> None:
+        from agreements._audit import AuditLog
+
+        self.path = path
+        self._conn: sqlcipher3.Connection | None = conn
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.audit = AuditLog(self)
+
+    # -- life cycle -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, passphrase: str) -> Vault:
+        """Create a new vault at ``path`` (mode 0600) and return it open.
+
+        Raises WeakPassphrase (with the reason) for a weak passphrase and VaultError when something
+        already exists at ``path`` or its folder cannot be written.
+        """
+        dest = Path(path)
+        check_passphrase(passphrase)
+        if dest.exists():
+            raise VaultError(f"A vault (or another file) already exists at {dest}; choose another path.")
+        parent = dest.parent if str(dest.parent) else Path(".")
+        if not parent.is_dir():
+            if dest == default_vault_path():
+                parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            else:
+                raise VaultError(f"Cannot create the vault at {dest}: the folder {parent} does not exist.")
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=parent)
+        except OSError as exc:
+            raise VaultError(f"Cannot create the vault at {dest}: {exc.strerror or exc}.") from exc
+        os.close(fd)
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o600)
+        try:
+            conn = _connect(tmp, passphrase)
+            _configure(conn)
+            vault = cls(tmp, conn)
+            vault._migrate(audit_upgrade=False)
+            vault.audit.append("vault.create", details={"schema": _max_version()})
+            vault.close()  # checkpoints and removes the WAL, so the single file is the whole vault
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            _publish(tmp, dest)
+        except BaseException:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            raise
+        return cls.open(dest, passphrase)
+
+    @classmethod
+    def open(cls, path: str | Path, passphrase: str) -> Vault:
+        """Open the vault at ``path``; apply pending migrations.
+
+        Raises WrongPassphrase when the passphrase does not open it, NotAVault when the file is not a
+        PathShare vault, VaultError when there is no file or it was made by a newer PathShare.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise VaultError(
+                f"There is no vault at {p}; create one with `pathshare init --org NAME --kind KIND`."
+            )
+        if p.is_dir():
+            raise NotAVault(f"{p} is a folder, not a PathShare vault.")
+        reason = _looks_like_not_a_vault(p)
+        if reason:
+            raise NotAVault(f"{p} is not a PathShare vault: {reason}.")
+        conn = _connect(p, passphrase)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlcipher3.DatabaseError as exc:
+            conn.close()
+            if "not a database" in str(exc) or "encrypted" in str(exc):
+                raise WrongPassphrase(f"The passphrase does not open the vault at {p}.") from exc
+            raise VaultError(f"Cannot open the vault at {p}: {exc}.") from exc
+        try:
+            _configure(conn)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                raise NotAVault(f"{p} is an encrypted database but not a PathShare vault.")
+            if version > _max_version():
+                raise VaultError(
+                    f"The vault at {p} was written by a newer PathShare (schema {version}); update PathShare."
+                )
+            marker = conn.execute("SELECT value FROM settings WHERE key = 'format'").fetchone()
+            if not marker or marker[0] != VAULT_FORMAT:
+                raise NotAVault(f"{p} is an encrypted database but not a PathShare vault.")
+        except sqlcipher3.DatabaseError as exc:
+            conn.close()
+            raise NotAVault(f"{p} is an encrypted database but not a PathShare vault.") from exc
+        except BaseException:
+            conn.close()
+            raise
+        vault = cls(p, conn)
+        try:
+            vault._migrate(audit_upgrade=True)
+        except BaseException:
+            vault.close()
+            raise
+        return vault
+
+    def close(self) -> None:
+        """Close the vault (idempotent). The WAL is checkpointed into the main file."""
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlcipher3.Error):
+                    self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    @property
+    def db(self) -> sqlcipher3.Connection:
+        """The open connection, for reads. Write through :meth:`transaction`."""
+        if self._conn is None:
+            raise VaultError(f"The vault at {self.path} is closed.")
+        return self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlcipher3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any exception).
+
+        Nested use joins the outer transaction, so a helper that writes (like ``audit.append``) can be
+        called inside a caller's transaction and commits atomically with it.
+        """
+        conn = self.db
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield conn
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlcipher3.OperationalError as exc:
+                raise VaultError(f"The vault at {self.path} is busy; try again in a moment.") from exc
+            self._depth = 1
+            try:
+                yield conn
+            except BaseException:
+                self._depth = 0
+                with contextlib.suppress(sqlcipher3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlcipher3.Error as exc:
+                with contextlib.suppress(sqlcipher3.Error):
+                    conn.execute("ROLLBACK")
+                raise VaultError(f"Cannot write to the vault at {self.path}: {exc}.") from exc
+            finally:
+                self._depth = 0
+
+    # -- settings ---------------------------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        """A value from the vault's key/value settings, or None."""
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Store a setting (joins the caller's transaction when there is one)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, str(value)),
+            )
+
+    # -- passphrase -------------------------------------------------------------------------------
+    def change_passphrase(self, new: str) -> None:
+        """Re-encrypt the vault under a new passphrase (``PRAGMA rekey``); audited."""
+        check_passphrase(new)
+        with self._lock:
+            if self._depth:
+                raise VaultError("The passphrase cannot be changed inside a transaction.")
+            try:
+                self.db.execute(f"PRAGMA rekey = {_key_pragma(new)}")
+            except sqlcipher3.Error as exc:
+                raise VaultError(f"Cannot change the passphrase of the vault at {self.path}: {exc}.") from exc
+        # Logged after the rekey: a kill in between leaves a consistent vault under the new passphrase.
+        self.audit.append("vault.passphrase_change")
+
+    # -- schema -----------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self, *, audit_upgrade: bool) -> None:
+        conn = self.db
+        start = self.schema_version
+        applied = start
+        for version, step in sorted(MIGRATIONS, key=lambda m: m[0]):
+            if version <= applied:
+                continue
+            with self._lock:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    if callable(step):
+                        step(conn)
+                    else:
+                        for statement in _split_sql(step):
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+                    conn.execute("COMMIT")
+                except sqlcipher3.Error as exc:
+                    with contextlib.suppress(sqlcipher3.Error):
+                        conn.execute("ROLLBACK")
+                    raise VaultError(
+                        f"Cannot upgrade the vault at {self.path} to schema {version}: {exc}."
+                    ) from exc
+            applied = version
+        if audit_upgrade and applied != start:
+            self.audit.append("vault.upgrade", details={"from": start, "to": applied})
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (triggers' inner semicolons kept together)."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlcipher3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Move the finished vault into place without ever overwriting an existing file."""
+    try:
+        os.link(tmp, dest)  # fails if dest appeared meanwhile, unlike rename
+    except FileExistsError as exc:
+        raise VaultError(f"A vault (or another file) already exists at {dest}; choose another path.") from exc
+    except OSError:
+        os.replace(tmp, dest)  # filesystems without hard links
+    else:
+        tmp.unlink()
+    with contextlib.suppress(OSError):
+        fd = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
