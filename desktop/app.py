@@ -1,4 +1,8 @@
-"""PathShare's desktop application (PySide6). Widgets only: the work is done by workflow functions."""
+"""PathShare's desktop application (PySide6). Widgets only: the work is done by library functions.
+
+Launch stays fast: only Qt and the small screens load here; pandas, pyarrow, presidio and pyrage are
+imported by the worker process or by a screen when it first needs them.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,20 @@ from collections.abc import Sequence
 
 
 def run_app(argv: Sequence[str] = ()) -> int:
-    """Start the application; ``argv`` may hold a package path to open on the Receive screen."""
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    """Start the application; ``argv`` may hold a package path (``*.age``) to open on the Receive screen."""
+    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    from desktop.ui.main_window import MainWindow, Session, vault_path_from_env
+    from desktop.ui.settings import Settings
+    from desktop.ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("PathShare")
     app.setOrganizationName("PathShare")
-    window = QMainWindow()
-    window.setWindowTitle("PathShare")
-    label = QLabel(
-        "PathShare — share student data safely with your consortium partners.\n\n"
-        "The desktop screens are being built. Today the command line offers:\n"
-        "  pathshare synth, pathshare deid (run `pathshare --help`)."
-    )
-    label.setMargin(24)
-    window.setCentralWidget(label)
-    window.resize(720, 420)
+    app.setApplicationDisplayName("PathShare")
+    apply_theme(app)  # type: ignore[arg-type]
+    package = next((a for a in argv if a.endswith(".age")), None)
+    session = Session(vault_path=vault_path_from_env(), settings=Settings())
+    window = MainWindow(session, open_package=package)
     window.show()
     return app.exec()

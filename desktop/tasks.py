@@ -1,0 +1,348 @@
+"""Work off the UI thread: the one helper every screen uses (after Picard's ``run_task``).
+
+Two kinds of work:
+
+* **Long jobs** (de-identify, prepare, seal, open a package) run in a worker *process* started with the
+  ``spawn`` context. pandas, pyarrow-heavy Python code and pyrage hold the GIL, so a thread would stall
+  the window; a process cannot. The job (and the vault passphrase) goes to the worker over a pipe —
+  never the command line or the environment. Progress comes back over the same pipe and is polled by
+  a QTimer; the result is a small picklable object; an error comes back as (class name, message) and
+  is raised again here as the matching PathShareError. Cancel terminates the process and deletes the
+  temp files the libraries' atomic writes leave beside each declared output (``.NAME.*.partial``).
+* **Short work** (opening or creating the vault: a key derivation) runs with :func:`run_task` on a
+  named QThreadPool; ``"vault"`` is a one-thread pool so vault writes never race.
+
+Tests swap :class:`ProcessRunner` for :class:`SyncRunner`, which runs the same job function in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+
+from deid.errors import Cancelled, PathShareError
+
+POLL_MS = 40
+
+
+@dataclass(frozen=True)
+class Job:
+    """A long job: ``func`` is ``"module:function"`` run in the worker (see desktop.ui.jobs)."""
+
+    func: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    vault_path: str | None = None  # the worker opens this vault with the passphrase sent over the pipe
+    outputs: tuple[str, ...] = ()  # files the job may write: their partial temp files go on cancel
+    title: str = "Working"
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def shm_prefix(self) -> str:
+        """Prefix of shared-memory blocks the job may create (removed on cancel)."""
+        return f"ps_{self.job_id}_"
+
+
+def error_from_wire(class_name: str, message: str) -> PathShareError:
+    """Rebuild a PathShareError subclass by name (unknown names become PathShareError)."""
+    from agreements import errors as a_errors
+    from deid import errors as d_errors
+
+    for module in (d_errors, a_errors):
+        cls = getattr(module, class_name, None)
+        if isinstance(cls, type) and issubclass(cls, PathShareError):
+            return cls(message)
+    return PathShareError(message)
+
+
+def remove_partials(outputs: tuple[str, ...] | list[str]) -> list[Path]:
+    """Delete the atomic-write temp files (``.NAME.*.partial``) beside each output; return them."""
+    removed: list[Path] = []
+    for out in outputs:
+        dest = Path(out)
+        folder = dest.parent if str(dest.parent) else Path(".")
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(f".{dest.name}.*.partial"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def remove_shared_memory(prefix: str, names: list[str] | None = None) -> None:
+    """Unlink shared-memory blocks a killed worker may have left (Linux: /dev/shm/<prefix>*)."""
+    from multiprocessing import shared_memory
+
+    candidates = set(names or [])
+    shm_dir = Path("/dev/shm")
+    if shm_dir.is_dir():
+        candidates.update(p.name for p in shm_dir.glob(f"{prefix}*"))
+    for name in candidates:
+        try:
+            block = shared_memory.SharedMemory(name=name)
+        except (FileNotFoundError, OSError):
+            continue
+        block.close()
+        with contextlib.suppress(FileNotFoundError):
+            block.unlink()
+
+
+class TaskHandle(QObject):
+    """One running job. Signals arrive on the UI thread."""
+
+    progress = Signal(float, str)  # fraction 0..1, stage (a short phrase)
+    succeeded = Signal(object)  # the job's small result
+    failed = Signal(object)  # a PathShareError (show str(error))
+    cancelled = Signal()
+    done = Signal()  # after any of the three above
+
+    def __init__(self, job: Job, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.job = job
+        self.finished = False
+        self.result: Any = None
+        self.error: PathShareError | None = None
+
+    def cancel(self) -> None:
+        """Stop the job; nothing it was writing is left behind."""
+        raise NotImplementedError
+
+    def _finish(self, kind: str, value: Any = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if kind == "ok":
+            self.result = value
+            self.succeeded.emit(value)
+        elif kind == "error":
+            self.error = value
+            self.failed.emit(value)
+        else:
+            self.cancelled.emit()
+        self.done.emit()
+
+
+class _ProcessHandle(TaskHandle):
+    def __init__(self, job: Job, passphrase: str | None, parent: QObject | None = None) -> None:
+        super().__init__(job, parent)
+        from desktop.ui.jobs import worker_main
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe(duplex=True)
+        self._process = ctx.Process(target=worker_main, args=(child_conn,), daemon=True, name="pathshare-job")
+        self._process.start()
+        child_conn.close()
+        # The passphrase travels only over this pipe (never argv or the environment).
+        self._conn.send(
+            {
+                "func": job.func,
+                "kwargs": job.kwargs,
+                "vault_path": job.vault_path,
+                "passphrase": passphrase,
+                "shm_prefix": job.shm_prefix,
+            }
+        )
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start()
+
+    def _poll(self) -> None:
+        try:
+            while self._conn.poll():
+                message = self._conn.recv()
+                kind = message[0]
+                if kind == "progress":
+                    self.progress.emit(float(message[1]), str(message[2]))
+                elif kind == "ok":
+                    self._stop()
+                    self._finish("ok", message[1])
+                    return
+                elif kind == "error":
+                    self._stop()
+                    remove_partials(self.job.outputs)
+                    error = error_from_wire(message[1], message[2])
+                    self._finish("cancel" if isinstance(error, Cancelled) else "error", error)
+                    return
+        except (EOFError, OSError):
+            pass
+        if not self._process.is_alive():
+            code = self._process.exitcode
+            self._stop()
+            self._cleanup()
+            message = f"The background job stopped unexpectedly (exit code {code})."
+            self._finish("error", PathShareError(message))
+
+    def _stop(self) -> None:
+        self._timer.stop()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+
+    def _cleanup(self) -> None:
+        remove_partials(self.job.outputs)
+        remove_shared_memory(self.job.shm_prefix)
+
+    def cancel(self) -> None:
+        if self.finished:
+            return
+        self._timer.stop()
+        self._process.terminate()
+        self._process.join(timeout=3)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=3)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self._cleanup()
+        self._finish("cancel")
+
+
+class _SyncHandle(TaskHandle):
+    """Runs the job function in this process on the next event-loop turn (tests)."""
+
+    def __init__(self, job: Job, passphrase: str | None, parent: QObject | None = None) -> None:
+        super().__init__(job, parent)
+        self._passphrase = passphrase
+        self._cancel_requested = False
+        QTimer.singleShot(0, self._run)
+
+    def _run(self) -> None:
+        from desktop.ui.jobs import run_job
+
+        def progress(fraction: float, stage: str) -> None:
+            self.progress.emit(float(fraction), stage)
+            if self._cancel_requested:
+                raise Cancelled("Cancelled; nothing was written.")
+
+        spec = {
+            "func": self.job.func,
+            "kwargs": self.job.kwargs,
+            "vault_path": self.job.vault_path,
+            "passphrase": self._passphrase,
+            "shm_prefix": self.job.shm_prefix,
+        }
+        try:
+            result = run_job(spec, progress)
+        except Cancelled:
+            remove_partials(self.job.outputs)
+            self._finish("cancel")
+        except PathShareError as exc:
+            remove_partials(self.job.outputs)
+            self._finish("error", exc)
+        else:
+            self._finish("ok", result)
+
+    def cancel(self) -> None:
+        if self.finished:
+            return
+        self._cancel_requested = True
+        remove_partials(self.job.outputs)
+        self._finish("cancel")
+
+
+class ProcessRunner:
+    """Starts each job in a fresh worker process (the application's runner)."""
+
+    def start(self, job: Job, passphrase: str | None = None) -> TaskHandle:
+        """Start ``job``; connect to the returned handle's signals."""
+        return _ProcessHandle(job, passphrase)
+
+
+class SyncRunner:
+    """Runs jobs in-process, on the event loop (for tests: same job functions, no process)."""
+
+    def start(self, job: Job, passphrase: str | None = None) -> TaskHandle:
+        """Start ``job`` on the next event-loop turn."""
+        return _SyncHandle(job, passphrase)
+
+
+# --- short work on thread pools (Picard's run_task) ------------------------------------------------
+
+
+class _Relay(QObject):
+    done = Signal(object, object)  # result, error
+
+
+_POOLS: dict[str, QThreadPool] = {}
+_LIVE: dict[int, _Relay] = {}
+_COUNTER = itertools.count()
+
+
+def pool(name: str) -> QThreadPool:
+    """The named pool; ``"vault"`` has one thread that never expires (one vault connection, no races)."""
+    if name not in _POOLS:
+        p = QThreadPool()
+        if name == "vault":
+            p.setMaxThreadCount(1)
+            p.setExpiryTimeout(-1)
+        _POOLS[name] = p
+    return _POOLS[name]
+
+
+class _Runnable(QRunnable):
+    def __init__(self, func: Callable[[], Any], relay: _Relay) -> None:
+        super().__init__()
+        self._func = func
+        self._relay = relay
+
+    def run(self) -> None:
+        try:
+            result = self._func()
+        except PathShareError as exc:
+            self._relay.done.emit(None, exc)
+        except Exception as exc:  # never let a raw exception cross threads
+            self._relay.done.emit(None, PathShareError(f"Unexpected failure ({type(exc).__name__})."))
+        else:
+            self._relay.done.emit(result, None)
+
+
+def run_task(
+    func: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[PathShareError], None],
+    pool_name: str = "default",
+    synchronous: bool = False,
+) -> None:
+    """Run ``func`` on a pool thread; call ``on_done(result)`` or ``on_error(error)`` on the UI thread."""
+    if synchronous or os.environ.get("PATHSHARE_SYNC_TASKS") == "1":
+        try:
+            result = func()
+        except PathShareError as exc:
+            on_error(exc)
+        else:
+            on_done(result)
+        return
+    key = next(_COUNTER)
+    relay = _Relay()
+    _LIVE[key] = relay  # keep the relay alive until it has delivered
+
+    def deliver(result: Any, error: PathShareError | None) -> None:
+        _LIVE.pop(key, None)
+        if error is not None:
+            on_error(error)
+        else:
+            on_done(result)
+
+    relay.done.connect(deliver)
+    pool(pool_name).start(_Runnable(func, relay))
+
+
+def wait_pools(timeout_ms: int = 10_000) -> None:
+    """Wait for every pool to drain (at quit, and in tests)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    for p in _POOLS.values():
+        p.waitForDone(max(0, int((deadline - time.monotonic()) * 1000)))

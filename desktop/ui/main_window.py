@@ -1,0 +1,278 @@
+"""The main window: first run or unlock, then the workspace (a sidebar of screens and a progress panel)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.tasks import Job, ProcessRunner, SyncRunner, TaskHandle, wait_pools
+from desktop.ui.settings import Settings
+from desktop.ui.widgets import ProgressPanel
+
+
+def vault_path_from_env() -> Path:
+    """The vault this app opens: ``PATHSHARE_VAULT`` or the platform default."""
+    env = os.environ.get("PATHSHARE_VAULT")
+    if env:
+        return Path(env).expanduser()
+    from agreements._vault import default_vault_path
+
+    return default_vault_path()
+
+
+@dataclass
+class Session:
+    """What the screens share: the vault (once unlocked), settings, and the job runner."""
+
+    vault_path: Path
+    settings: Settings
+    runner: ProcessRunner | SyncRunner = field(default_factory=ProcessRunner)
+    synchronous: bool = False  # run short vault work on the UI thread (tests)
+    vault: Any = None
+    # Held in memory only while unlocked, to hand to worker processes over their pipe.
+    passphrase: str = field(default="", repr=False)
+
+
+class Workspace(QWidget):
+    """After unlock: the sidebar, the screens, and the progress panel of the running job."""
+
+    def __init__(self, session: Session, open_package: str | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        from desktop.ui.pages import AgreementsPage, AuditPage, MyCardPage, PartnersPage
+        from desktop.ui.prepare import PrepareScreen
+        from desktop.ui.receive import ReceiveScreen
+
+        self.session = session
+        self.handle: TaskHandle | None = None
+        self.sidebar = QListWidget()
+        self.sidebar.setAccessibleName("Sections")
+        self.sidebar.setIconSize(QSize(0, 0))
+        self.sidebar.setSpacing(2)
+        # Padding only: colours stay with the palette so the dark theme works.
+        self.sidebar.setStyleSheet("QListWidget::item { padding: 7px 6px; }")
+        self.sidebar.setMaximumWidth(230)
+        self.sidebar.setMinimumWidth(180)
+        self.stack = QStackedWidget()
+        self.prepare = PrepareScreen(self)
+        self.receive = ReceiveScreen(self)
+        pages: list[tuple[str, QWidget]] = [
+            ("Prepare a package", self.prepare),
+            ("Receive a package", self.receive),
+            ("Agreements (coming next)", AgreementsPage(session)),
+            ("Partners (coming next)", PartnersPage(session)),
+            ("Audit log (coming next)", AuditPage(session)),
+            ("My organization's card", MyCardPage(session)),
+        ]
+        for i, (title, page) in enumerate(pages):
+            item = QListWidgetItem(title)
+            item.setToolTip(f"{title} (Ctrl+{i + 1})")
+            self.sidebar.addItem(item)
+            self.stack.addWidget(page)
+            action = QAction(self)
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, i=i: self.sidebar.setCurrentRow(i))
+            self.addAction(action)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+        self.progress = ProgressPanel()
+        self.progress.cancel_clicked.connect(self.cancel_job)
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.stack, 1)
+        right.addWidget(self.progress)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.sidebar)
+        layout.addLayout(right, 1)
+        self.setTabOrder(self.sidebar, self.stack)
+        if open_package:
+            self.show_receive(open_package)
+
+    def show_receive(self, package: str | None = None) -> None:
+        """Switch to Receive; open ``package`` there when given."""
+        self.sidebar.setCurrentRow(1)
+        if package:
+            self.receive.choose_package(package)
+        else:
+            self.receive.pick_package()
+
+    # -- long jobs ----------------------------------------------------------------------------------
+    def start_job(
+        self,
+        job: Job,
+        on_ok: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
+        on_cancel: Callable[[], None],
+    ) -> TaskHandle:
+        """Run ``job`` in the worker, with the progress panel; one job at a time."""
+        if self.handle is not None and not self.handle.finished:
+            raise RuntimeError("a job is already running")
+        self.progress.start(job.title)
+        self.sidebar.setEnabled(False)
+        handle = self.session.runner.start(job, self.session.passphrase if job.vault_path else None)
+        self.handle = handle
+        handle.progress.connect(self.progress.update_progress)
+        handle.succeeded.connect(on_ok)
+        handle.failed.connect(on_error)
+        handle.cancelled.connect(on_cancel)
+        handle.done.connect(self._job_done)
+        return handle
+
+    def busy(self) -> bool:
+        """True while a job runs."""
+        return self.handle is not None and not self.handle.finished
+
+    def cancel_job(self) -> None:
+        """Cancel the running job (nothing it was writing is left)."""
+        if self.busy():
+            self.progress.cancel.setEnabled(False)
+            self.progress.stage.setText("Cancelling…")
+            assert self.handle is not None
+            self.handle.cancel()
+
+    def _job_done(self) -> None:
+        self.progress.finish()
+        self.sidebar.setEnabled(True)
+
+
+class MainWindow(QMainWindow):
+    """PathShare's window."""
+
+    def __init__(self, session: Session, open_package: str | None = None) -> None:
+        super().__init__()
+        from desktop.ui.first_run import FirstRunScreen
+        from desktop.ui.unlock import UnlockScreen
+
+        self.session = session
+        self.open_package = open_package
+        self.workspace: Workspace | None = None
+        self.setWindowTitle("PathShare")
+        self.setMinimumSize(860, 560)
+        self.stack = QStackedWidget()
+        self.setCentralWidget(self.stack)
+        self.first_run: FirstRunScreen | None = None
+        self.unlock: UnlockScreen | None = None
+        if Path(session.vault_path).exists():
+            self.unlock = UnlockScreen(session)
+            self.unlock.unlocked.connect(self._unlocked)
+            self.stack.addWidget(self.unlock)
+        else:
+            self.first_run = FirstRunScreen(session)
+            self.first_run.completed.connect(self._unlocked)
+            self.stack.addWidget(self.first_run)
+        self._build_menu()
+        geometry = session.settings.geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1100, 740)
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open package…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self._open_package)
+        self.open_action.setEnabled(False)
+        self.lock_action = QAction("&Lock", self)
+        self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.lock_action.triggered.connect(self.lock)
+        self.lock_action.setEnabled(False)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        quit_action.triggered.connect(self.close)
+        for a in (self.open_action, self.lock_action):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About PathShare", self)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _unlocked(self, vault: Any, passphrase: str) -> None:
+        self.session.vault = vault
+        self.session.passphrase = passphrase
+        self.workspace = Workspace(self.session, self.open_package)
+        self.stack.addWidget(self.workspace)
+        self.stack.setCurrentWidget(self.workspace)
+        self.open_action.setEnabled(True)
+        self.lock_action.setEnabled(True)
+
+    def _open_package(self) -> None:
+        if self.workspace is not None and not self.workspace.busy():
+            self.workspace.show_receive()
+
+    def lock(self) -> None:
+        """Close the vault and forget the passphrase; back to the unlock screen."""
+        from desktop.ui.unlock import UnlockScreen
+
+        if self.workspace is None:
+            return
+        if self.workspace.busy():
+            self.workspace.cancel_job()
+        self.workspace.prepare.release()
+        self.stack.removeWidget(self.workspace)
+        self.workspace.deleteLater()
+        self.workspace = None
+        self._close_vault()
+        if self.unlock is None:
+            self.unlock = UnlockScreen(self.session)
+            self.unlock.unlocked.connect(self._unlocked)
+            self.stack.addWidget(self.unlock)
+        self.stack.setCurrentWidget(self.unlock)
+        self.open_action.setEnabled(False)
+        self.lock_action.setEnabled(False)
+
+    def _close_vault(self) -> None:
+        wait_pools()
+        if self.session.vault is not None:
+            self.session.vault.close()
+        self.session.vault = None
+        self.session.passphrase = ""
+
+    def _about(self) -> None:
+        from desktop import __version__
+
+        QMessageBox.about(
+            self,
+            "About PathShare",
+            f"PathShare {__version__}\n\nShare student data with consortium partners under signed "
+            "agreements: de-identified on this computer, sealed for the named partners, audited.\n"
+            "Works offline; never opens a network connection.",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.workspace is not None and self.workspace.busy():
+            answer = QMessageBox.question(
+                self,
+                "Quit PathShare",
+                "A job is still running. Cancel it and quit? Nothing half-written is kept.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.workspace.cancel_job()
+        if self.workspace is not None:
+            self.workspace.prepare.release()
+        self.session.settings.set_geometry(self.saveGeometry())
+        self.session.settings.sync()
+        self._close_vault()
+        event.accept()
+
+    def sizeHint(self) -> QSize:
+        return QSize(1100, 740)
+

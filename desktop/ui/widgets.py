@@ -1,0 +1,219 @@
+"""Small widgets every screen uses: an inline message bar, a drop zone, a progress panel, headings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.theme import heading_font
+
+
+def heading(text: str, scale: float = 1.45) -> QLabel:
+    """A screen title."""
+    label = QLabel(text)
+    label.setFont(heading_font(label.font(), scale))
+    label.setWordWrap(True)
+    label.setAccessibleName(text)
+    return label
+
+
+def paragraph(text: str = "") -> QLabel:
+    """Wrapped body text (selectable, so a clerk can copy it)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return label
+
+
+class MessageBar(QFrame):
+    """An inline message (error, warning or information) shown in the window, never a traceback."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAccessibleName("Message")
+        layout.addWidget(self.label, 1)
+        self.hide()
+
+    def show_error(self, text: str) -> None:
+        """Show one sentence as an error."""
+        self._show(text, error=True)
+
+    def show_info(self, text: str) -> None:
+        """Show one sentence as information."""
+        self._show(text, error=False)
+
+    def _show(self, text: str, *, error: bool) -> None:
+        palette = self.palette()
+        base = QApplicationPalette()
+        if error:
+            # Tinted from the theme (works light and dark): BrightText-ish red over the window colour.
+            window = base.color(QPalette.ColorRole.Window)
+            tint = (200, 40, 40)
+            a = 0.22
+            from PySide6.QtGui import QColor
+
+            palette.setColor(
+                QPalette.ColorRole.Window,
+                QColor(*(round(t * a + c * (1 - a)) for t, c in zip(tint, window.getRgb()[:3], strict=True))),
+            )
+        else:
+            palette.setColor(QPalette.ColorRole.Window, base.color(QPalette.ColorRole.AlternateBase))
+        self.setPalette(palette)
+        self.label.setText(text)
+        self.setAccessibleDescription(text)
+        self.show()
+
+    def clear(self) -> None:
+        """Hide the message."""
+        self.label.clear()
+        self.hide()
+
+    def text(self) -> str:
+        """The message shown ('' when hidden)."""
+        return self.label.text() if self.isVisible() or not self.isHidden() else ""
+
+
+def QApplicationPalette() -> QPalette:
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.palette()
+
+
+class DropZone(QFrame):
+    """A framed area that accepts files dropped on it (by extension) and offers a "Choose…" button."""
+
+    file_dropped = Signal(str)
+    choose_clicked = Signal()
+
+    def __init__(
+        self, prompt: str, extensions: Iterable[str], button_text: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.setAcceptDrops(True)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFrameShadow(QFrame.Shadow.Sunken)
+        self.setMinimumHeight(150)
+        layout = QVBoxLayout(self)
+        layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.prompt = QLabel(prompt)
+        self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.prompt.setWordWrap(True)
+        self.button = QPushButton(button_text)
+        self.button.setAccessibleName(button_text.replace("&", "").rstrip("…"))
+        self.button.clicked.connect(self.choose_clicked)
+        layout.addWidget(self.prompt)
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignCenter)
+        self.setAccessibleName("Drop area")
+        self.setAccessibleDescription(prompt)
+
+    def _accepted(self, event: QDragEnterEvent | QDropEvent) -> str | None:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in self.extensions:
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._accepted(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if self._accepted(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self._accepted(event)
+        if path:
+            event.acceptProposedAction()
+            self.file_dropped.emit(path)
+        else:
+            event.ignore()
+
+
+class ProgressPanel(QFrame):
+    """Progress of a long job: a stage line, a bar and a Cancel button (Esc cancels)."""
+
+    cancel_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        self.stage = QLabel("Working…")
+        self.stage.setMinimumWidth(220)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("%p%")
+        self.bar.setAccessibleName("Progress")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setAccessibleName("Cancel the running job")
+        self.cancel.setShortcut(Qt.Key.Key_Escape)
+        self.cancel.clicked.connect(self.cancel_clicked)
+        layout.addWidget(self.stage)
+        layout.addWidget(self.bar, 1)
+        layout.addWidget(self.cancel)
+        self.hide()
+
+    def start(self, title: str) -> None:
+        """Show the panel for a job called ``title``."""
+        self.stage.setText(f"{title}…")
+        self.bar.setValue(0)
+        self.cancel.setEnabled(True)
+        self.show()
+
+    def update_progress(self, fraction: float, stage: str) -> None:
+        """Move the bar to ``fraction`` (0..1) and show ``stage``."""
+        self.bar.setValue(round(max(0.0, min(1.0, fraction)) * 1000))
+        if stage:
+            self.stage.setText(stage[:1].upper() + stage[1:])
+
+    def finish(self) -> None:
+        """Hide the panel."""
+        self.hide()
+
+
+def button(text: str, accessible: str | None = None, default: bool = False) -> QPushButton:
+    """A push button with an accessible name (the text without mnemonics and ellipsis)."""
+    b = QPushButton(text)
+    b.setAccessibleName(accessible or text.replace("&", "").rstrip("…").strip())
+    if default:
+        b.setDefault(True)
+        b.setAutoDefault(True)
+    return b
+
+
+def group_fingerprint(fingerprint: str) -> str:
+    """Spread a fingerprint's groups out for reading aloud (``ABCDE-FGHIJ`` → ``ABCDE  FGHIJ``)."""
+    groups = [g for g in fingerprint.replace(" ", "-").split("-") if g]
+    lines = ["   ".join(groups[i : i + 4]) for i in range(0, len(groups), 4)]
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""The app shell: first run creates the vault and identity and shows the fingerprint; unlock; lock."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+PASSPHRASE = "tidal mango quarry lantern"
+
+
+@pytest.fixture
+def session_factory(tmp_path):
+    from desktop.tasks import SyncRunner
+    from desktop.ui.main_window import Session
+    from desktop.ui.settings import Settings
+
+    def make(vault_path, synchronous=True):
+        qs = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        return Session(
+            vault_path=vault_path, settings=Settings(qs), runner=SyncRunner(), synchronous=synchronous
+        )
+
+    return make
+
+
+def _first_run(qtbot, session):
+    from desktop.ui.main_window import MainWindow
+
+    window = MainWindow(session)
+    qtbot.addWidget(window)
+    window.show()
+    fr = window.first_run
+    assert fr is not None and window.unlock is None
+    qtbot.mouseClick(fr.start, Qt.LeftButton)
+    assert fr.pages.currentIndex() == 1
+    qtbot.keyClicks(fr.passphrase, "short")
+    assert not fr.pass_next.isEnabled()
+    assert fr.meter.value() < 3 and "12 characters" in fr.hint.text()
+    fr.passphrase.clear()
+    qtbot.keyClicks(fr.passphrase, PASSPHRASE)
+    qtbot.keyClicks(fr.confirm, PASSPHRASE[:-1])
+    assert not fr.pass_next.isEnabled() and "not the same" in fr.match.text()
+    qtbot.keyClicks(fr.confirm, PASSPHRASE[-1])
+    assert fr.pass_next.isEnabled()
+    fr.show_pass.click()
+    assert fr.passphrase.echoMode() == fr.passphrase.EchoMode.Normal
+    qtbot.mouseClick(fr.pass_next, Qt.LeftButton)
+    assert fr.pages.currentIndex() == 2
+    qtbot.keyClicks(fr.org_name, "Riverside Unified")
+    fr.kind.setCurrentIndex(fr.kind.findData("district"))
+    qtbot.keyClicks(fr.contact, "data@riverside.example")
+    qtbot.mouseClick(fr.create, Qt.LeftButton)
+    qtbot.waitUntil(lambda: fr.pages.currentIndex() == 3, timeout=10_000)
+    return window
+
+
+def test_first_run_creates_vault_identity_and_shows_fingerprint(qtbot, tmp_path, session_factory):
+    from agreements._identity import our_card
+    from agreements._vault import Vault
+
+    vault_path = tmp_path / "org.vault"
+    window = _first_run(qtbot, session_factory(vault_path))
+    assert vault_path.is_file()
+    with Vault.open(vault_path, PASSPHRASE) as vault:
+        card = our_card(vault)
+        actions = [e.action for e in vault.audit.entries()]
+    assert card.org == "Riverside Unified" and card.kind == "district"
+    shown = window.first_run.card_panel.fingerprint.text()
+    groups = card.fingerprint().split("-")
+    assert all(g in shown for g in groups)
+    assert "identity.create" in actions
+    # Export card writes the public card JSON.
+    out = tmp_path / "card.json"
+    window.first_run.card_panel.export_card(str(out))
+    assert card.fingerprint() in out.read_text() or '"signing_key"' in out.read_text()
+    qtbot.mouseClick(window.first_run.done, Qt.LeftButton)
+    assert window.workspace is not None and window.session.vault is not None
+    # No secret in settings.
+    window.close()
+    settings_text = (tmp_path / "settings.ini").read_text()
+    assert PASSPHRASE not in settings_text and "geometry" in settings_text
+
+
+def test_wrong_passphrase_is_a_message_in_the_window(qtbot, tmp_path, session_factory):
+    from agreements._identity import create_identity
+    from agreements._vault import Vault
+    from desktop.ui.main_window import MainWindow
+
+    vault_path = tmp_path / "org.vault"
+    with Vault.create(vault_path, PASSPHRASE) as vault:
+        create_identity(vault, "Valley College", "college")
+    window = MainWindow(session_factory(vault_path))
+    qtbot.addWidget(window)
+    window.show()
+    assert window.first_run is None and window.unlock is not None
+    qtbot.keyClicks(window.unlock.passphrase, "not the passphrase at all")
+    qtbot.keyClick(window.unlock.passphrase, Qt.Key_Return)
+    assert window.unlock.message.isVisible()
+    assert "passphrase does not open" in window.unlock.message.label.text()
+    assert "Traceback" not in window.unlock.message.label.text()
+    assert window.workspace is None
+    qtbot.keyClicks(window.unlock.passphrase, PASSPHRASE)
+    qtbot.mouseClick(window.unlock.unlock, Qt.LeftButton)
+    assert window.workspace is not None
+    # The audit page lists the vault's entries and says the chain verifies.
+    window.workspace.sidebar.setCurrentRow(4)
+    page = window.workspace.stack.currentWidget()
+    assert page.table.rowCount() >= 2 and "verifies" in page.note_label.text()
+    # Lock forgets the vault and the passphrase.
+    window.lock()
+    assert window.session.vault is None and window.session.passphrase == ""
+    assert window.stack.currentWidget() is window.unlock
+
+
+def test_unlock_on_the_vault_thread(qtbot, tmp_path, session_factory):
+    """The real path: the key derivation runs on the one-thread vault pool, not the UI thread."""
+    from agreements._identity import create_identity
+    from agreements._vault import Vault
+    from desktop.ui.main_window import MainWindow
+
+    vault_path = tmp_path / "org.vault"
+    with Vault.create(vault_path, PASSPHRASE) as vault:
+        create_identity(vault, "Valley College", "college")
+    window = MainWindow(session_factory(vault_path, synchronous=False))
+    qtbot.addWidget(window)
+    window.show()
+    window.unlock.passphrase.setText(PASSPHRASE)
+    window.unlock.unlock.click()
+    assert window.workspace is None  # not yet: the work is on the pool
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    window.workspace.sidebar.setCurrentRow(5)
+    assert window.workspace.stack.currentWidget().panel.card.org == "Valley College"
+    window.close()
+
+
+def test_vault_path_from_environment(monkeypatch, tmp_path):
+    from desktop.ui.main_window import vault_path_from_env
+
+    monkeypatch.setenv("PATHSHARE_VAULT", str(tmp_path / "x.vault"))
+    assert vault_path_from_env() == tmp_path / "x.vault"
+    monkeypatch.delenv("PATHSHARE_VAULT")
+    assert vault_path_from_env().name.endswith(".vault")
+    assert os.environ.get("QT_QPA_PLATFORM") == "offscreen"

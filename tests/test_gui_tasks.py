@@ -1,0 +1,116 @@
+"""desktop.tasks: long jobs in a worker process (progress, result, errors, cancel), short ones on pools."""
+
+from __future__ import annotations
+
+
+def test_worker_process_reports_progress_and_result(qtbot, tmp_path):
+    from desktop.tasks import Job, ProcessRunner
+
+    out = tmp_path / "out.bin"
+    handle = ProcessRunner().start(
+        Job("desktop.ui.jobs:selftest", {"out": str(out), "steps": 5, "delay": 0.01}, outputs=(str(out),))
+    )
+    seen = []
+    handle.progress.connect(lambda f, s: seen.append((f, s)))
+    with qtbot.waitSignal(handle.succeeded, timeout=30_000) as blocker:
+        pass
+    assert blocker.args[0] == {"out": str(out), "steps": 5}
+    assert out.stat().st_size == 5 * 1024
+    assert seen and seen[-1][0] == 1.0
+
+
+def test_worker_error_comes_back_as_the_same_pathshare_error(qtbot, tmp_path):
+    from deid.errors import OutputError
+    from desktop.tasks import Job, ProcessRunner
+
+    out = tmp_path / "missing-folder" / "out.bin"
+    handle = ProcessRunner().start(Job("desktop.ui.jobs:selftest", {"out": str(out)}))
+    with qtbot.waitSignal(handle.failed, timeout=30_000) as blocker:
+        pass
+    error = blocker.args[0]
+    assert isinstance(error, OutputError) and "does not exist" in str(error)
+
+
+def test_cancel_kills_the_worker_and_leaves_no_file(qtbot, tmp_path):
+    from desktop.tasks import Job, ProcessRunner
+
+    out = tmp_path / "out.bin"
+    handle = ProcessRunner().start(
+        Job("desktop.ui.jobs:selftest", {"out": str(out), "steps": 400, "delay": 0.05}, outputs=(str(out),))
+    )
+    # Wait until the worker is writing its temp file, then cancel.
+    with qtbot.waitSignal(handle.progress, timeout=30_000):
+        pass
+    assert list(tmp_path.glob(".out.bin.*.partial"))
+    with qtbot.waitSignal(handle.cancelled, timeout=10_000):
+        handle.cancel()
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+    assert not handle._process.is_alive()
+
+
+def test_sync_runner_runs_the_same_job(qtbot, tmp_path):
+    from desktop.tasks import Job, SyncRunner
+
+    out = tmp_path / "out.bin"
+    handle = SyncRunner().start(Job("desktop.ui.jobs:selftest", {"out": str(out), "steps": 2, "delay": 0}))
+    with qtbot.waitSignal(handle.succeeded, timeout=5_000):
+        pass
+    assert out.stat().st_size == 2048
+
+
+def test_passphrase_never_on_the_command_line(qtbot, tmp_path):
+    """The worker gets the job over a pipe: its argv holds no passphrase."""
+    from pathlib import Path
+
+    from desktop.tasks import Job, ProcessRunner
+
+    out = tmp_path / "out.bin"
+    secret = "very secret passphrase words"
+    handle = ProcessRunner().start(
+        Job("desktop.ui.jobs:selftest", {"out": str(out), "steps": 100, "delay": 0.05}, outputs=(str(out),)),
+        passphrase=secret,
+    )
+    with qtbot.waitSignal(handle.progress, timeout=30_000):
+        pass
+    pid = handle._process.pid
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    assert secret not in cmdline and secret not in environ
+    handle.cancel()
+
+
+def test_run_task_delivers_result_and_error_on_the_ui_thread(qtbot):
+    from PySide6.QtCore import QThread
+
+    from deid.errors import InputError
+    from desktop.tasks import run_task
+
+    got = {}
+    main = QThread.currentThread()
+
+    def ok(result):
+        got["ok"] = (result, QThread.currentThread() is main)
+
+    def err(error):
+        got["err"] = (error, QThread.currentThread() is main)
+
+    def boom():
+        raise InputError("The file x.csv is empty.")
+
+    run_task(lambda: 41 + 1, ok, err, "vault")
+    run_task(boom, ok, err, "vault")
+    qtbot.waitUntil(lambda: "ok" in got and "err" in got, timeout=5_000)
+    assert got["ok"] == (42, True)
+    assert isinstance(got["err"][0], InputError) and got["err"][1]
+
+
+def test_remove_partials_only_touches_temp_files_of_the_outputs(tmp_path):
+    from desktop.tasks import remove_partials
+
+    keep = tmp_path / ".other.csv.abc.partial"
+    keep.write_text("x")
+    gone = tmp_path / ".pkg.age.k2j3.partial"
+    gone.write_text("x")
+    removed = remove_partials([str(tmp_path / "pkg.age")])
+    assert removed == [gone] and keep.exists() and not gone.exists()
