@@ -1,9 +1,192 @@
-"""Sub-commands: (not yet implemented)."""
+"""Sub-commands: audit verify [--bundle F [--card CARD.json]] [--checkpoint F] | audit log [--json]
+[filters] | audit export OUT | audit checkpoint [--out F]."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from agreements import AuditError, Card, PartnerError, find_partner, our_card, verify_bundle
+from desktop.commands._vaultargs import open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
+    audit = sub.add_parser("audit", help="verify, read and export the audit log")
+    asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+
+    p = asub.add_parser("verify", help="recompute the hash chain (or check an exported bundle)")
+    p.add_argument("--bundle", metavar="FILE", help="verify an audit bundle exported by a partner (or us)")
+    p.add_argument(
+        "--card",
+        metavar="CARD.json",
+        help="with --bundle: the exporter's card file (then no vault is needed)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="also check our log still holds the state of a checkpoint we signed earlier",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = asub.add_parser("log", help="show audit entries")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--since", metavar="DATE", help="from this date or ISO time (UTC)")
+    p.add_argument("--until", metavar="DATE", help="up to this date (inclusive) or ISO time (UTC)")
+    p.add_argument("--action", help="an action, or a prefix ending in '.' (e.g. partner.)")
+    p.add_argument("--agreement", metavar="ID")
+    p.add_argument("--partner", metavar="FINGERPRINT")
+    p.add_argument("--package", metavar="ID")
+    p.add_argument("--user", help="the OS user who acted")
+    p.add_argument("--limit", type=int, metavar="N", help="only the last N matching entries")
+    p.set_defaults(func=cmd_log)
+
+    p = asub.add_parser("export", help="write a signed bundle others can verify with our card")
+    p.add_argument("out", metavar="OUT")
+    p.set_defaults(func=cmd_export)
+
+    p = asub.add_parser("checkpoint", help="print (or write) a signed checkpoint of the log's head")
+    p.add_argument("--out", metavar="FILE")
+    p.set_defaults(func=cmd_checkpoint)
+
+
+def _report(verdict, what: str, args: argparse.Namespace) -> int:
+    if getattr(args, "json", False):
+        print(
+            json.dumps(
+                {
+                    "ok": verdict.ok,
+                    "entries": verdict.entries,
+                    "first_bad": verdict.first_bad,
+                    "reason": verdict.reason,
+                    "head": verdict.head_hash,
+                }
+            )
+        )
+    if not verdict.ok:
+        raise AuditError(f"{what} does not verify: {verdict.reason}.")
+    if not getattr(args, "json", False):
+        print(f"{what} verifies: {verdict.entries} entries, head {verdict.head_hash[:16]}…")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.bundle:
+        return _verify_bundle(args)
+    with open_vault(args) as vault:
+        if args.checkpoint:
+            text = _read_text(args.checkpoint, "checkpoint")
+            verdict = vault.audit.verify_against_checkpoint(text)
+        else:
+            verdict = vault.audit.verify()
+        vault.audit.append(
+            "audit.verify",
+            details={"ok": verdict.ok, "entries": verdict.entries, "first_bad": verdict.first_bad},
+        )
+    return _report(verdict, "The audit log", args)
+
+
+def _verify_bundle(args: argparse.Namespace) -> int:
+    from agreements._audit import bundle_card, bundle_hash_at, hold_partner_checkpoint, read_bundle
+
+    bundle = Path(args.bundle)
+    if args.card:
+        try:
+            signer = Card.from_json(Path(args.card).read_bytes(), f"The card file {Path(args.card).name}")
+        except OSError as exc:
+            raise PartnerError(f"Cannot read the card file {args.card}: {exc.strerror or exc}.") from exc
+        return _report(verify_bundle(bundle, signer), f"The audit bundle {bundle.name}", args)
+    claimed = bundle_card(bundle)
+    with open_vault(args) as vault:
+        ours = our_card(vault)
+        if claimed.signing_key == ours.signing_key:
+            signer, who = ours, "our own card"
+        else:
+            partner = find_partner(vault, signing_key=claimed.signing_key)
+            if partner is None:
+                vault.audit.append(
+                    "audit.verify_bundle.refused", details={"file": bundle.name, "reason": "unknown signer"}
+                )
+                raise AuditError(
+                    f"The audit bundle {bundle.name} comes from {claimed.org}, whose card this vault does "
+                    "not hold; import and verify their card first (or pass --card)."
+                )
+            signer, who = partner.card, f"{partner.status} partner"
+        verdict = verify_bundle(bundle, signer)
+        if verdict.ok and signer is not ours:
+            # Rollback detection: the partner's log must still contain what an earlier bundle showed.
+            data = read_bundle(bundle)
+            verdict_held = hold_partner_checkpoint(
+                vault, data["checkpoint"], signer, hash_at=lambda n: bundle_hash_at(bundle, n)
+            )
+            if not verdict_held.ok:
+                verdict = verdict_held
+        vault.audit.append(
+            "audit.verify_bundle",
+            partner=signer.fingerprint(),
+            details={"file": bundle.name, "ok": verdict.ok, "entries": verdict.entries},
+        )
+    return _report(verdict, f"The audit bundle {bundle.name} from {signer.org} ({who})", args)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    with open_vault(args) as vault:
+        entries = vault.audit.entries(
+            since=args.since,
+            until=args.until,
+            action=args.action,
+            agreement=args.agreement,
+            partner=args.partner,
+            package=args.package,
+            user=args.user,
+            limit=args.limit,
+        )
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
+        return 0
+    for e in entries:
+        about = " ".join(
+            f"{k}={v}"
+            for k, v in (("agreement", e.agreement), ("partner", e.partner), ("package", e.package))
+            if v
+        )
+        details = json.dumps(e.details, ensure_ascii=False) if e.details else ""
+        print(f"{e.seq:>6}  {e.time[:19]}Z  {e.actor}  {e.action}  {about}  {details}".rstrip())
+    if not entries:
+        print("No matching audit entries.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_vault(args) as vault:
+        verdict = vault.audit.export_bundle(Path(args.out))
+        card = our_card(vault)
+    print(f"Wrote {verdict.entries} audit entries and a signed checkpoint to {args.out}.")
+    print(
+        f"Verify elsewhere with: pathshare audit verify --bundle {args.out} (needs the card of {card.org}, "
+        f"fingerprint {card.fingerprint()})"
+    )
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from deid._atomic import write_bytes_atomic
+
+    with open_vault(args) as vault:
+        text = vault.audit.checkpoint()
+        vault.audit.append("audit.checkpoint", details={"size": int(text.split("\n")[1])})
+    if args.out:
+        write_bytes_atomic(args.out, text.encode("utf-8"), perm=0o644)
+        print(f"Wrote a signed checkpoint to {args.out}.")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"Cannot read the {what} file {path}.") from exc

@@ -1,0 +1,55 @@
+"""The one way every vault-using command finds, unlocks and opens the vault.
+
+Path: ``--vault PATH`` (or ``PATHSHARE_VAULT``), else the platform's user data folder.
+Passphrase: ``PATHSHARE_PASSPHRASE``, else a prompt without echo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from agreements import Vault, VaultError, default_vault_path
+
+PASSPHRASE_ENV = "PATHSHARE_PASSPHRASE"
+NEW_PASSPHRASE_ENV = "PATHSHARE_NEW_PASSPHRASE"
+
+
+def vault_path(args: argparse.Namespace) -> Path:
+    """The vault file this command works on."""
+    given = getattr(args, "vault", None)
+    return Path(given).expanduser() if given else default_vault_path()
+
+
+def read_passphrase(
+    prompt: str = "Vault passphrase: ", *, env: str = PASSPHRASE_ENV, confirm: bool = False
+) -> str:
+    """The passphrase from ``env`` or a no-echo prompt (asked twice when ``confirm``)."""
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin or not sys.stdin.isatty():
+        raise VaultError(f"No passphrase: set {env} or run the command in a terminal.")
+    try:
+        first = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Repeat it: ") != first:
+            raise VaultError("The two passphrases differ; nothing was changed.")
+    except EOFError as exc:
+        raise VaultError(f"No passphrase: set {env} or run the command in a terminal.") from exc
+    return first
+
+
+def open_vault(args: argparse.Namespace) -> Vault:
+    """Open the vault named by ``args`` (WrongPassphrase / NotAVault / VaultError are shown by the CLI)."""
+    return Vault.open(vault_path(args), read_passphrase())
+
+
+def open_or_create_vault(args: argparse.Namespace) -> tuple[Vault, bool]:
+    """Open the vault, or create it when there is none yet (for `init`). Returns (vault, created)."""
+    path = vault_path(args)
+    if path.exists():
+        return Vault.open(path, read_passphrase()), False
+    return Vault.create(path, read_passphrase("New vault passphrase: ", confirm=True)), True
