@@ -100,3 +100,29 @@ MIGRATIONS.extend(
         ),
     ]
 )
+
+# -- 10–19: agreements and signatures — agreements/_agreement_store.py ---------------------------------
+MIGRATIONS.append(
+    (
+        10,
+        """
+        -- One row per agreement version. `document` is the agreement file (the signed terms plus the
+        -- signatures, joinders and terminations we hold); status is derived from it, never stored.
+        CREATE TABLE agreements (
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            sha256 TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            effective TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            destruction_deadline TEXT NOT NULL,
+            document TEXT NOT NULL,
+            authored INTEGER NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (id, version)
+        );
+        CREATE INDEX agreements_expires ON agreements(expires);
+        """,
+    )
+)
