@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 
 from deid.errors import InputError, PolicyError
 
-ELEMENT_TYPES = ("string", "code", "date", "integer", "decimal", "text")
+ELEMENT_TYPES = ("string", "code", "date", "integer", "decimal", "text", "boolean")
 CATEGORIES = ("identifier", "quasi_identifier", "sensitive", "attribute", "free_text")
 DOMAINS = ("any", "k12", "college")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -121,7 +121,16 @@ def element_from_dict(data: Mapping[str, Any], source: str = "the element list")
     if not isinstance(treatment, Mapping) or "treatment" not in treatment:
         raise PolicyError(f"Element {name} in {source} has an invalid treatment.")
     codes: list[Code] = []
-    for raw in data.get("code_set") or ():
+    raw_set = data.get("code_set") or ()
+    set_name = str(data.get("code_set_name", ""))
+    if isinstance(raw_set, Mapping):
+        # An agreement's form: {"name": ..., "codes": {code: label}}.
+        set_name = str(raw_set.get("name", set_name))
+        raw_codes = raw_set.get("codes") or {}
+        if not isinstance(raw_codes, Mapping):
+            raise PolicyError(f"Element {name} in {source} has an invalid code set.")
+        raw_set = [{"code": str(c), "label": str(lbl)} for c, lbl in raw_codes.items()]
+    for raw in raw_set:
         if isinstance(raw, str):
             codes.append(Code(raw, raw))
         elif isinstance(raw, Mapping) and isinstance(raw.get("code"), str):
@@ -141,7 +150,7 @@ def element_from_dict(data: Mapping[str, Any], source: str = "the element list")
         treatment=dict(treatment),
         synonyms=tuple(str(s) for s in data.get("synonyms", ())),
         code_set=tuple(codes),
-        code_set_name=str(data.get("code_set_name", "")),
+        code_set_name=set_name,
         numeric_codes={str(k): str(v) for k, v in (data.get("numeric_codes") or {}).items()},
         numeric_codes_note=str(data.get("numeric_codes_note", "")),
         normalize=str(data.get("normalize", "")),
@@ -189,6 +198,37 @@ def _library() -> tuple[Element, ...]:
 def element_library() -> dict[str, Element]:
     """The shipped element library by name."""
     return {el.name: el for el in _library()}
+
+
+def dictionary_elements(
+    entries: Iterable[Mapping[str, Any]], library: Mapping[str, Element] | None = None
+) -> list[Element]:
+    """Elements for an agreement's data dictionary entries (``{"name", "type", "code_set", ...}``).
+
+    An entry named like a library element keeps what the agreement says (type, description, treatment,
+    codes) and gains the library's knowledge for mapping: synonyms, value format, category, code
+    aliases and numeric conventions. Any other entry is taken as it is.
+    """
+    lib = element_library() if library is None else library
+    out = []
+    for entry in entries:
+        own = element_from_dict(entry, "the agreement's data dictionary")
+        base = lib.get(own.name)
+        if base is None:
+            out.append(own)
+            continue
+        aliases = {c.code: c.aliases for c in base.code_set}
+        codes = tuple(Code(c.code, c.label, aliases.get(c.code, ())) for c in own.code_set) or base.code_set
+        out.append(replace(
+            base,
+            type=own.type if "type" in entry else base.type,
+            description=own.description or base.description,
+            treatment=own.treatment if "treatment" in entry else base.treatment,
+            code_set=codes,
+            code_set_name=own.code_set_name or base.code_set_name,
+            label=str(entry.get("label") or base.label),
+        ))
+    return out
 
 
 def select_elements(names: Iterable[str], library: Mapping[str, Element] | None = None) -> list[Element]:
