@@ -10,6 +10,7 @@ modules whose names start with ``_`` are private.
 """
 
 from deid.errors import (
+    Cancelled,
     CheckFailed,
     InputError,
     OutputError,
@@ -17,10 +18,62 @@ from deid.errors import (
     PolicyError,
 )
 
+# The engine's names load on first use (PEP 562), so `import deid.errors` — which the CLI does on
+# every start — does not pull in pyarrow.
+_LAZY = {
+    "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
+    "deid._io": ("ReadInfo", "read_table", "write_table"),
+    "deid._policy": ("ColumnRule", "Policy", "load_policy"),
+    "deid._report": ("ColumnReport", "DeidReport", "ResidualFinding"),
+    "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
+    "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "save_crosswalk"),
+    "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment", "parse_dates"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deid' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "TREATMENTS",
+    "Cancelled",
     "CheckFailed",
+    "ColumnReport",
+    "ColumnRule",
+    "Crosswalk",
+    "DeidReport",
     "InputError",
     "OutputError",
     "PathShareError",
+    "Policy",
     "PolicyError",
+    "ReadInfo",
+    "ResidualFinding",
+    "RiskResult",
+    "Treatment",
+    "TreatmentContext",
+    "class_sizes",
+    "crosswalk_path",
+    "deidentify",
+    "deidentify_file",
+    "k_achieved",
+    "load_crosswalk",
+    "load_policy",
+    "load_secret",
+    "make_treatment",
+    "parse_dates",
+    "read_table",
+    "residual_scan",
+    "save_crosswalk",
+    "suppress_to_k",
+    "write_table",
 ]

@@ -1,9 +1,83 @@
-"""Sub-commands: (not yet implemented)."""
+"""Sub-command ``deid``: de-identify an extract under a policy file (no vault needed).
+
+    pathshare deid INPUT --policy POLICY.json --out OUTPUT [--secret-file F] [--report REPORT.json]
+
+Prints the plain-language summary on stdout. A progress line goes to stderr when stderr is a terminal.
+A missing secret file is created (32 random bytes, mode 0600) and one line on stderr says so.
+Residual findings do not fail this command (exit 0, with a loud warning in the summary); ``prepare``
+refuses to seal such an output. The ``--agreement`` form arrives with the vault.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
+    p = sub.add_parser("deid", help="de-identify an extract (CSV, XLSX, Parquet) under a policy",
+                       description="De-identify an extract under a policy; write CSV or Parquet.")
+    p.add_argument("input", metavar="INPUT", help="the extract: .csv, .xlsx or .parquet")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--policy", metavar="POLICY.json", help="a standalone policy file")
+    p.add_argument("--out", metavar="OUTPUT", required=True, help="the output: .csv or .parquet")
+    p.add_argument("--secret-file", metavar="F",
+                   help="secret for tokens, date shifts and record codes (created if missing); the "
+                        "encrypted crosswalk of record codes is kept beside it")
+    p.add_argument("--report", metavar="REPORT.json", help="also write the JSON report here")
+    p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
+    p.set_defaults(func=run_deid)
+
+
+class _ProgressLine:
+    """One self-overwriting progress line on a terminal, updated at most ten times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and fraction < 1.0:
+            return
+        self.last = now
+        width = 24
+        filled = int(width * max(0.0, min(1.0, fraction)))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {message[:50]:<50}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 84 + "\r")
+            sys.stderr.flush()
+
+
+def run_deid(args: argparse.Namespace) -> int:
+    """Handler of ``pathshare deid``."""
+    from pathlib import Path
+
+    from deid import deidentify_file, load_policy
+
+    policy = load_policy(args.policy)
+    secret_file = args.secret_file
+    if policy.needs_secret and not secret_file:
+        from deid.errors import PolicyError
+
+        raise PolicyError(f"The policy file {args.policy} uses record_code, token or date_shift, which need "
+                          f"a secret file: add --secret-file FILE.")
+    created = bool(secret_file) and policy.needs_secret and not Path(secret_file).exists()
+    bar = _ProgressLine() if sys.stderr.isatty() else None
+    try:
+        report = deidentify_file(args.input, policy, args.out, secret_file=secret_file,
+                                 report_path=args.report, sheet=args.sheet, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if created:
+        sys.stderr.write(f"pathshare: created a new secret file {secret_file} (keep it private; the same "
+                         f"file gives the same codes next time).\n")
+    print(report.summary())
+    return 0

@@ -1,0 +1,373 @@
+"""The de-identification run: policy → treatments → k-anonymity → residual PII scan → report.
+
+:func:`deidentify` works on a table in memory (a notebook, the agreements layer); :func:`deidentify_file`
+adds reading, atomic writing, the secret file and its crosswalk. Both take ``progress(fraction,
+message)``; the callback may raise :class:`deid.errors.Cancelled` to stop, and nothing is written then.
+
+Residual findings do not stop ``deidentify``: the output is written and the findings are reported
+(loudly, in the summary). It is ``prepare`` (sealing) that refuses an output with findings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deid._io import ReadInfo, output_format, read_table, write_table
+from deid._policy import Policy
+from deid._report import ColumnReport, DeidReport, ResidualFinding
+from deid._risk import suppress_to_k
+from deid._secrets import Crosswalk, crosswalk_path, load_crosswalk, load_secret, save_crosswalk
+from deid._treatments import TreatmentContext, make_treatment
+from deid.errors import OutputError, PolicyError
+
+Progress = Callable[[float, str], None]
+RESIDUAL_LIMIT = 1000  # findings listed in the report; the total is always counted
+
+_NAME_HEADER = re.compile(r"name", re.IGNORECASE)
+_SSN_CELL = r"^\d{3}-\d{2}-\d{4}$"
+_EMAIL_CELL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+_PHONE_CELL = r"^(\+?1[ .-]?)?(\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}$"
+_CODED = ("drop", "record_code", "token")
+
+
+def _noop(_fraction: float, _message: str) -> None:
+    return None
+
+
+def deidentify(table: pa.Table, policy: Policy, *, secret: bytes | None = None,
+               crosswalk: Crosswalk | None = None, progress: Progress | None = None,
+               input_name: str = "the input", reference_date: dt.date | None = None,
+               ) -> tuple[pa.Table, DeidReport]:
+    """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
+
+    ``secret`` keys tokens and date shifts; ``crosswalk`` holds record codes (both needed only when the
+    policy uses them). ``reference_date`` (default today) is where ages are computed unless a rule
+    gives its own.
+    """
+    step = progress or _noop
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    step(0.0, "checking the policy")
+    policy.check_columns(table.column_names, input_name=input_name)
+    treatments = [(rule, make_treatment(rule)) for rule in policy.rules]
+    if policy.needs_secret and secret is None:
+        needing = [r.source for r, t in treatments if t.needs_secret]
+        raise PolicyError(f"{policy.name} uses record_code, token or date_shift (column "
+                          f"'{needing[0]}'), which need a secret file: add --secret-file FILE.")
+    if any(r.treatment == "record_code" for r in policy.rules) and crosswalk is None:
+        raise PolicyError(f"{policy.name} uses record_code, which needs a crosswalk kept beside the "
+                          f"secret file: add --secret-file FILE.")
+    reference = reference_date or dt.date.today()
+
+    flags = _classify(table)
+    name_cols, id_cols = _roster_columns(table, policy, flags)
+    ctx = TreatmentContext(
+        table=table, k=policy.k, secret=secret, crosswalk=crosswalk, reference_date=reference,
+        scanner_factory=lambda: _make_scanner(table, name_cols, id_cols),
+        student_id_column=next((r.source for r in policy.rules if r.treatment in ("record_code", "token")
+                                and "from" not in r.params), None),
+    )
+    timings["classify"] = time.perf_counter() - t0
+
+    out_cols: list[pa.ChunkedArray] = []
+    out_names: list[str] = []
+    col_reports: list[ColumnReport] = []
+    dropped: list[str] = []
+    notes: list[str] = []
+    warnings: list[str] = []
+    text_outputs: set[str] = set()
+    n = len(treatments)
+    t1 = time.perf_counter()
+    for i, (rule, treatment) in enumerate(treatments):
+        step(0.05 + 0.6 * i / max(n, 1), f"{rule.treatment}: {rule.source}")
+        if rule.treatment == "drop":
+            dropped.append(rule.source)
+            continue
+        source = table.column(rule.source)
+        result = treatment.fit_apply(source, ctx)
+        if not isinstance(result, pa.ChunkedArray):
+            result = pa.chunked_array([result])
+        notes.extend(treatment.notes)
+        name = rule.output_name
+        assert name is not None
+        out_cols.append(result)
+        out_names.append(name)
+        col_reports.append(ColumnReport(name=name, source=rule.source, treatment=rule.treatment,
+                                        cells_changed=_changed(source, result),
+                                        quasi_identifier=rule.quasi_identifier))
+        flag = flags.get(rule.source)
+        if rule.treatment == "redact_text" or (rule.treatment == "keep" and _category(flag) == "free_text"):
+            text_outputs.add(name)
+        if rule.treatment == "keep" and flag is not None and _category(flag) in ("identifier", "sensitive"):
+            warnings.append(_flag_warning(rule.source, flag, "is kept as it is"))
+    listed = {r.source for r in policy.rules}
+    passed: list[str] = []
+    for col in table.column_names:
+        if col in listed:
+            continue
+        if policy.drop_unlisted:
+            dropped.append(col)
+            continue
+        passed.append(col)
+        out_cols.append(table.column(col))
+        out_names.append(col)
+        col_reports.append(ColumnReport(name=col, source=col, treatment="keep", cells_changed=0))
+        flag = flags.get(col)
+        if flag is not None:
+            if _category(flag) == "free_text":
+                text_outputs.add(col)
+            if _category(flag) in ("identifier", "quasi_identifier", "sensitive", "free_text"):
+                warnings.append(_flag_warning(col, flag, "is not in the policy and passes through unchanged"))
+    output = pa.table(out_cols, names=out_names) if out_cols else pa.table({})
+    timings["transform"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    step(0.7, "checking k-anonymity")
+    qis = policy.quasi_identifiers
+    output, risk = suppress_to_k(output, qis, policy.k)
+    for c in col_reports:
+        c.suppressed_cells = risk.suppressed_by_column.get(c.name, 0)
+    timings["k_anonymity"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    step(0.8, "scanning the output for identifying text")
+    findings, total = residual_scan(output, ctx, text_outputs, table, id_cols, name_cols)
+    timings["residual_scan"] = time.perf_counter() - t3
+    timings["deidentify_total"] = time.perf_counter() - t0
+
+    report = DeidReport(
+        input=input_name, output=None, rows_in=table.num_rows, rows_out=output.num_rows,
+        k_required=policy.k, k_achieved=risk.k_achieved if qis else None, quasi_identifiers=qis,
+        suppressed_cells=risk.suppressed_cells, rows_with_suppression=risk.rows_with_suppression,
+        columns=col_reports, dropped_columns=dropped, residual_findings=findings,
+        residual_findings_total=total, rows_fully_suppressed=risk.rows_fully_suppressed,
+        rows_with_empty_qi=risk.rows_with_empty_qi, records_at_risk_before=risk.records_at_risk_before,
+        equivalence_classes=risk.classes, passed_through=passed, warnings=warnings, notes=notes,
+        reference_date=reference.isoformat(),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        timings={k: round(v, 3) for k, v in timings.items()}, policy=policy.to_dict(),
+    )
+    return output, report
+
+
+def deidentify_file(input_path: str | os.PathLike[str], policy: Policy, output_path: str | os.PathLike[str],
+                    *, secret: bytes | None = None, secret_file: str | os.PathLike[str] | None = None,
+                    crosswalk: str | os.PathLike[str] | None = None,
+                    report_path: str | os.PathLike[str] | None = None, sheet: str | None = None,
+                    progress: Progress | None = None, reference_date: dt.date | None = None,
+                    ) -> DeidReport:
+    """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
+    atomically, and return the report (also written to ``report_path`` when given).
+
+    The secret comes from ``secret`` (bytes) or ``secret_file`` (created, 32 random bytes and mode
+    0600, if missing — the report's notes say so); record codes are kept in the encrypted crosswalk
+    ``crosswalk`` (default: ``<secret_file>.crosswalk``). On any error, including a cancel from
+    ``progress``, no output, report or crosswalk change is left behind.
+    """
+    step = progress or _noop
+    t0 = time.perf_counter()
+    src, dest = Path(input_path), Path(output_path)
+    output_format(dest)
+    _check_folder(dest)
+    if report_path is not None:
+        _check_folder(Path(report_path))
+    if src.exists() and dest.exists() and src.resolve() == dest.resolve():
+        raise OutputError(f"Cannot write {dest}: it is the input file; choose another output name.")
+    notes: list[str] = []
+    if secret_file is not None and secret is None and policy.needs_secret:
+        secret, created = load_secret(secret_file, create=True)
+        if created:
+            notes.append(f"a new secret file was created at {secret_file}; keep it safe and private — "
+                         f"tokens, date shifts and record codes depend on it")
+    cw = None
+    cw_path = Path(crosswalk) if crosswalk is not None else (
+        crosswalk_path(secret_file) if secret_file is not None else None)
+    if any(r.treatment == "record_code" for r in policy.rules) and secret is not None:
+        if cw_path is None:
+            raise PolicyError(f"{policy.name} uses record_code: give a secret file (--secret-file) so the "
+                              f"crosswalk of codes can be kept beside it.")
+        cw = load_crosswalk(cw_path, secret)
+    step(0.0, f"reading {src.name}")
+    info = ReadInfo()
+    table = read_table(src, sheet=sheet, info=info)
+    t_read = time.perf_counter() - t0
+
+    def inner(fraction: float, message: str) -> None:
+        step(0.1 + 0.75 * fraction, message)
+
+    output, report = deidentify(table, policy, secret=secret, crosswalk=cw, progress=inner,
+                                input_name=str(src), reference_date=reference_date)
+    del table
+    report.output = str(dest)
+    report.input_format = info.format
+    report.input_encoding = info.encoding
+    report.notes = notes + [f"input repaired: {r}" for r in info.repairs] + report.notes
+    step(0.87, f"writing {dest.name}")
+    t_write = time.perf_counter()
+    digest: dict[str, str] = {}
+
+    def before_commit(tmp: Path) -> None:
+        # Last chance to cancel; then the crosswalk is saved before the output appears, so no output
+        # ever carries codes its crosswalk does not hold.
+        step(0.97, "saving")
+        digest["sha256"] = _sha256(tmp)
+        if cw is not None and cw.new_codes and cw_path is not None and secret is not None:
+            save_crosswalk(cw_path, cw, secret)
+
+    write_table(output, dest, before_commit=before_commit)
+    report.output_sha256 = digest.get("sha256")
+    report.timings["read"] = round(t_read, 3)
+    report.timings["write"] = round(time.perf_counter() - t_write, 3)
+    report.timings["total"] = round(time.perf_counter() - t0, 3)
+    if report_path is not None:
+        report.write(report_path)
+    return report
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_folder(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"Cannot write {path}: the folder {parent} does not exist.")
+
+
+def _changed(before: pa.ChunkedArray, after: pa.ChunkedArray) -> int:
+    """Cells whose value differs (an emptied cell counts; two empty cells do not)."""
+    if before.type != after.type:
+        after = after.cast(before.type)
+    same = pc.equal(before, after)
+    both_null = pc.and_(pc.is_null(before), pc.is_null(after))
+    unchanged = pc.or_kleene(same, both_null).fill_null(False)
+    return int(len(before) - (pc.sum(unchanged).as_py() or 0))
+
+
+# ------------------------------------------------------------------------- PII integration
+
+
+def _classify(table: pa.Table) -> dict[str, Any]:
+    """Column flags from deid._columns (identifier / quasi_identifier / sensitive / free_text)."""
+    try:
+        from deid._columns import classify_columns
+    except ImportError:  # the classifier lands separately; without it only header rules apply
+        return {}
+    return classify_columns(table, sample_rows=2000)
+
+
+def _category(flag: Any) -> str | None:
+    return getattr(flag, "category", None)
+
+
+def _flag_warning(column: str, flag: Any, what: str) -> str:
+    kind = getattr(flag, "kind", "") or _category(flag) or "identifying"
+    return f"column '{column}' {what} and looks like {kind.replace('_', ' ')} ({_category(flag)})"
+
+
+def _roster_columns(table: pa.Table, policy: Policy, flags: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Which input columns hold the students' (and guardians') names and IDs, for the roster.
+
+    Names: columns the classifier calls names, and columns named "…name…" that the policy drops, codes
+    or tokenizes (or leaves unlisted under drop_unlisted). IDs: columns the classifier calls identifiers (not names, not free text), and every
+    record_code/token source.
+    """
+    names: list[str] = []
+    ids: list[str] = []
+    for col in table.column_names:
+        flag = flags.get(col)
+        kind = (getattr(flag, "kind", "") or "").lower()
+        rule = policy.rule_for(col)
+        # A column the policy drops, codes or tokenizes (or leaves unlisted, to be dropped) is one
+        # whose values must not reappear in the notes.
+        treated = (rule.treatment in _CODED) if rule is not None else policy.drop_unlisted
+        is_name = "name" in kind or (treated and bool(_NAME_HEADER.search(col)) and _category(flag) != "free_text")
+        if is_name:
+            names.append(col)
+        elif (_category(flag) == "identifier" and kind not in ("", "free_text")) or (
+                rule is not None and rule.treatment in ("record_code", "token")):
+            ids.append(col)
+    return names, ids
+
+
+def _make_scanner(table: pa.Table, name_cols: Sequence[str], id_cols: Sequence[str]) -> Any:
+    from deid._textscan import TextScanner
+
+    return TextScanner.from_table(table, list(name_cols), list(id_cols))
+
+
+def residual_scan(output: pa.Table, ctx: TreatmentContext, text_columns: set[str], source: pa.Table,
+                  id_cols: Sequence[str], name_cols: Sequence[str],
+                  limit: int = RESIDUAL_LIMIT) -> tuple[list[ResidualFinding], int]:
+    """Look for identifying values left in the output: the text scanner over free-text columns, and
+    whole-cell checks (SSN, e-mail, phone, a roster ID or name) over every other column.
+
+    Returns up to ``limit`` findings (column, 1-based row, kind) and the total count.
+    """
+    findings: list[ResidualFinding] = []
+    total = 0
+    roster_ids = _distinct_normalized(source, id_cols, min_length=5)
+    roster_names = _distinct_normalized(source, name_cols, min_length=2)
+    for name in output.column_names:
+        col = output.column(name)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        if name in text_columns:
+            scanner = ctx.scanner()
+            found = scanner.find(col)
+            total += len(found)
+            for f in found[: max(0, limit - len(findings))]:
+                findings.append(ResidualFinding(column=name, row=f.row + 1, kind=f.kind))
+            continue
+        cell = pc.utf8_trim_whitespace(col)
+        checks: list[tuple[str, pa.ChunkedArray]] = [
+            ("US_SSN", pc.match_substring_regex(cell, _SSN_CELL)),
+            ("EMAIL_ADDRESS", pc.match_substring_regex(cell, _EMAIL_CELL)),
+            ("PHONE_NUMBER", pc.match_substring_regex(cell, _PHONE_CELL)),
+        ]
+        upper = pc.utf8_upper(cell)
+        if len(roster_ids):
+            checks.append(("STUDENT_ID", pc.is_in(upper, value_set=roster_ids)))
+        if len(roster_names):
+            hits = pc.is_in(upper, value_set=roster_names)
+            nonempty = int(pc.sum(pc.is_valid(cell)).as_py() or 0)
+            # A lone matching word (a city that is also a surname) is normal; a column where names
+            # are common is a column of names.
+            if nonempty and (pc.sum(hits).as_py() or 0) >= 0.2 * nonempty:
+                checks.append(("PERSON", hits))
+        for kind, mask in checks:
+            rows = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
+            total += len(rows)
+            for r in rows[: max(0, limit - len(findings))]:
+                findings.append(ResidualFinding(column=name, row=int(r) + 1, kind=kind))
+    findings.sort(key=lambda f: (f.row, f.column))
+    return findings, total
+
+
+def _distinct_normalized(table: pa.Table, columns: Sequence[str], *, min_length: int) -> pa.Array:
+    parts = []
+    for c in columns:
+        if c not in table.column_names:
+            continue
+        v = pc.utf8_upper(pc.utf8_trim_whitespace(pc.drop_null(table.column(c))))
+        v = pc.filter(v, pc.greater_equal(pc.utf8_length(v), min_length))
+        parts.append(pc.unique(v))
+    if not parts:
+        return pa.array([], pa.string())
+    return pc.unique(pa.concat_arrays(parts))
+

@@ -1,0 +1,548 @@
+"""Readers and writers: CSV, XLSX and Parquet in, CSV and Parquet out; every value read as text.
+
+Reading repairs what real SIS/MIS exports need and refuses what cannot be trusted, always with one
+sentence naming the file and the place (a physical ``line`` of a CSV file, or a ``data row`` counted
+from 1 after the header), never a cell value:
+
+- encodings: UTF-8 (with or without a byte-order mark), UTF-16 with a BOM, and 8-bit Windows exports
+  (Windows-1252 preferred, else what charset-normalizer finds plausible); non-UTF-8 bytes are
+  transcoded by pyarrow's streaming reader in memory, so no plaintext copy is written to disk;
+- delimiters: comma, semicolon, tab or pipe, chosen by parsing a sample with each;
+- trailing unnamed empty columns are dropped; a repeated header whose column is identical to the first
+  one or empty is dropped (it carries nothing; any other repeat is an error);
+- a row one field short is padded, an extra empty trailing field is dropped; any other ragged row is
+  an error naming its line;
+- refused: empty files, a header without rows, blank header names, cells over 1 MB, binary files,
+  bytes that decode in no plausible encoding.
+
+Writing is atomic (``deid._atomic``) and the format follows the extension (``.csv`` or ``.parquet``).
+CSV output is UTF-8 and neutralizes spreadsheet formulas: a cell starting with ``= + - @``, a tab or
+a carriage return gets a leading ``'`` unless the whole cell is a plain number (``-3`` stays ``-3``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deid._atomic import atomic_path, check_output_path
+from deid.errors import InputError, OutputError
+
+MAX_CELL_BYTES = 1_000_000
+_BLOCK_SIZE = 16 << 20  # large enough for a 10 MB cell to be parsed and then refused with its row
+_DELIMITERS = (",", ";", "\t", "|")
+_SAMPLE_BYTES = 256 << 10
+_CHUNK = 8 << 20
+_WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_READ_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
+                 ".parquet": "parquet", ".pq": "parquet"}
+# 8-bit code pages a North-American export may plausibly be in, most likely first.
+_EIGHT_BIT = ["cp1252", "cp1250", "latin_1", "mac_roman", "cp437", "cp850", "iso8859_15"]
+
+
+@dataclass
+class ReadInfo:
+    """What the reader found and repaired (for the report; never holds cell values)."""
+
+    format: str = "csv"
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    repairs: list[str] = field(default_factory=list)
+
+
+def read_table(path: str | os.PathLike[str], *, sheet: str | None = None,
+               info: ReadInfo | None = None) -> pa.Table:
+    """Read a CSV, XLSX or Parquet file into a table whose every column is text (``pa.string()``).
+
+    ``sheet`` picks an XLSX worksheet by name. ``info``, when given, is filled with the detected
+    encoding, delimiter and the repairs made. Raises :class:`InputError` with one sentence naming the
+    file and the problem.
+    """
+    p = Path(path)
+    info = info if info is not None else ReadInfo()
+    if not p.exists():
+        raise InputError(f"{p} does not exist.")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a data file.")
+    kind = _READ_FORMATS.get(p.suffix.lower())
+    if kind is None:
+        raise InputError(f"{p}: PathShare reads .csv, .xlsx and .parquet files, not '{p.suffix or 'no extension'}'.")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p} is empty.")
+    info.format = kind
+    if kind == "xlsx":
+        table = _read_xlsx(p, sheet, info)
+    elif kind == "parquet":
+        table = _read_parquet(p, info)
+    else:
+        table = _read_csv(p, info)
+    return _finish(p, table, info)
+
+
+# ---------------------------------------------------------------------------------------- CSV
+
+
+def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
+    encoding = _detect_encoding(p)
+    info.encoding = encoding
+    text_sample = _decoded_sample(p, encoding)
+    if not text_sample.strip():
+        raise InputError(f"{p} is empty.")
+    delimiter, header = _sniff(p, text_sample)
+    info.delimiter = delimiter
+    names = [f"c{i}" for i in range(len(header))]
+    invalid: list[tuple[int | None, str, int]] = []
+    try:
+        table = _arrow_csv(p, encoding, delimiter, names, invalid, threads=True)
+    except pa.ArrowInvalid as exc:
+        raise _translate_arrow_error(p, exc) from exc
+    if invalid:
+        table = _repair_ragged(p, encoding, delimiter, header, names, info)
+    table = table.rename_columns(header)
+    return table
+
+
+def _arrow_source(source: Path | bytes) -> object:
+    return pa.BufferReader(source) if isinstance(source, bytes) else str(source)
+
+
+def _arrow_csv(source: Path | bytes, encoding: str, delimiter: str, names: list[str],
+               invalid: list[tuple[int | None, str, int]], *, threads: bool) -> pa.Table:
+    import pyarrow.csv as pcsv
+
+    def on_invalid(row: pcsv.InvalidRow) -> str:
+        invalid.append((row.number, row.text, row.actual_columns))
+        return "skip"
+
+    read_opts = pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=_BLOCK_SIZE,
+                                 use_threads=threads,
+                                 encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding)
+    parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                   invalid_row_handler=on_invalid)
+    convert_opts = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[""],
+                                       strings_can_be_null=True, quoted_strings_can_be_null=True)
+    return pcsv.read_csv(_arrow_source(source), read_options=read_opts, parse_options=parse_opts,
+                         convert_options=convert_opts)
+
+
+def _translate_arrow_error(p: Path, exc: Exception) -> InputError:
+    msg = str(exc)
+    if "straddling" in msg or "block" in msg:
+        return InputError(f"{p} has a value longer than 1 MB or a quote that is never closed.")
+    if "UTF8" in msg or "utf8" in msg.lower():
+        return InputError(f"{p} contains bytes that are not valid text in its encoding.")
+    return InputError(f"{p} is not a well-formed CSV file ({msg.splitlines()[0][:120]}).")
+
+
+def _repair_ragged(p: Path, encoding: str, delimiter: str, header: list[str], names: list[str],
+                   info: ReadInfo) -> pa.Table:
+    """Re-read single-threaded (so pyarrow reports line numbers), mend the rows that may be mended,
+    splice them into an in-memory UTF-8 copy and parse that."""
+    k = len(header)
+    k_core = max((i + 1 for i, h in enumerate(header) if h), default=0)
+    data = p.read_bytes()
+    if encoding not in ("utf-8", "utf-8-sig"):
+        data = data.decode(encoding).encode("utf-8")
+    elif data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    invalid: list[tuple[int | None, str, int]] = []
+    try:  # single-threaded, so pyarrow numbers the rows (header = row 1) and reports them in order
+        _arrow_csv(data, "utf-8", delimiter, names, invalid, threads=False)
+    except pa.ArrowInvalid as exc:
+        raise _translate_arrow_error(p, exc) from exc
+    pieces: list[bytes] = []
+    pos = 0
+    padded = trimmed = 0
+    for number, text, n_fields in invalid:
+        fields = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+        body = text.rstrip("\r")
+        if min(k - 1, k_core) <= n_fields < k:
+            fixed = body + delimiter * (k - n_fields)
+            padded += 1
+        elif n_fields > k and not any(f.strip() for f in fields[k:]):
+            fixed = delimiter.join(_quote(f, delimiter) for f in fields[:k])
+            trimmed += 1
+        else:
+            raise InputError(f"{p}: row {number} has {n_fields} fields, the header has {k}.")
+        start, end = _locate_row(data, body.encode("utf-8"), pos)
+        if start < 0:
+            raise InputError(f"{p}: row {number} has {n_fields} fields and could not be repaired.")
+        pieces.append(data[pos:start])
+        pieces.append(fixed.encode("utf-8"))
+        pos = end
+    pieces.append(data[pos:])
+    del data
+    fixed_data = b"".join(pieces)
+    del pieces
+    if padded:
+        info.repairs.append(f"{padded} row(s) short of fields were padded with empty fields")
+    if trimmed:
+        info.repairs.append(f"{trimmed} row(s) with extra empty trailing fields were trimmed")
+    still: list[tuple[int | None, str, int]] = []
+    try:
+        table = _arrow_csv(fixed_data, "utf-8", delimiter, names, still, threads=True)
+    except pa.ArrowInvalid as exc:
+        raise _translate_arrow_error(p, exc) from exc
+    if still:  # should not happen; never silently lose a row
+        raise InputError(f"{p}: {len(still)} row(s) could not be repaired to {k} fields.")
+    return table
+
+
+def _locate_row(data: bytes, body: bytes, pos: int) -> tuple[int, int]:
+    """Byte span of the first record ``body`` at or after ``pos`` that starts and ends a line."""
+    while True:
+        start = data.find(body, pos)
+        if start < 0:
+            return -1, -1
+        end = start + len(body)
+        at_line_start = start == 0 or data[start - 1:start] == b"\n"
+        at_line_end = end == len(data) or data[end:end + 1] in (b"\n", b"\r")
+        if at_line_start and at_line_end:
+            return start, end
+        pos = start + 1
+
+
+def _quote(value: str, delimiter: str) -> str:
+    if any(ch in value for ch in (delimiter, '"', "\n", "\r")):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _detect_encoding(p: Path) -> str:
+    """Pick the file's encoding: BOMs first, then UTF-8 validated over the whole file (streamed),
+    then an 8-bit Windows code page."""
+    with open(p, "rb") as fh:
+        head = fh.read(_SAMPLE_BYTES)
+    if head.startswith(codecs.BOM_UTF8):
+        enc = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        enc = "utf-32"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        enc = "utf-16"
+    else:
+        enc = ""
+    if enc:
+        _check_decodes(p, enc)
+        return enc
+    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"PAR1", b"%PDF")):
+        raise InputError(f"{p} looks like a binary file (a workbook, archive or PDF), not CSV text.")
+    if b"\x00" in head:
+        raise InputError(f"{p} looks like a binary file, not CSV text (it contains NUL bytes).")
+    bad_at = _first_non_utf8(p)
+    if bad_at is None:
+        return "utf-8"
+    # Not UTF-8: sample the start and the first undecodable place for charset-normalizer.
+    import charset_normalizer
+
+    with open(p, "rb") as fh:
+        fh.seek(max(0, bad_at - (64 << 10)))
+        around = fh.read(128 << 10)
+    sample = head + b"\n" + around
+    match = charset_normalizer.from_bytes(sample, cp_isolation=_EIGHT_BIT).best()
+    if match is None:
+        raise InputError(f"{p} is not text in any encoding PathShare recognises "
+                         f"(tried UTF-8, UTF-16 and Windows code pages); save it as UTF-8 CSV.")
+    for candidate in ("cp1252", match.encoding):
+        if _decodes(p, candidate):
+            return candidate
+    raise InputError(f"{p} contains bytes that decode in no plausible encoding; save it as UTF-8 CSV.")
+
+
+def _first_non_utf8(p: Path) -> int | None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(p, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if b"\x00" in chunk:
+                raise InputError(f"{p} looks like a binary file, not CSV text (it contains NUL bytes).")
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return offset + exc.start
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return offset
+    return None
+
+
+def _decodes(p: Path, encoding: str) -> bool:
+    try:
+        _check_decodes(p, encoding)
+    except InputError:
+        return False
+    return True
+
+
+def _check_decodes(p: Path, encoding: str) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(p, "rb") as fh:
+        try:
+            while chunk := fh.read(_CHUNK):
+                text = decoder.decode(chunk)
+                if "\x00" in text:
+                    raise InputError(f"{p} looks like a binary file, not CSV text (it contains NUL bytes).")
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{p} contains bytes that are not valid {encoding} text.") from exc
+
+
+def _decoded_sample(p: Path, encoding: str) -> str:
+    with open(p, "rb") as fh:
+        raw = fh.read(_SAMPLE_BYTES)
+    text = raw.decode(encoding, errors="ignore")  # the tail may cut a multi-byte character
+    return text.lstrip("\ufeff")
+
+
+def _sniff(p: Path, sample: str) -> tuple[str, list[str]]:
+    """Choose the delimiter whose parse of the sample gives the most consistent, widest rows."""
+    complete = sample if len(sample) < _SAMPLE_BYTES // 2 else sample[: sample.rfind("\n") + 1] or sample
+    best: tuple[float, int, str, list[str]] | None = None
+    for delim in _DELIMITERS:
+        try:
+            rows = []
+            for i, row in enumerate(csv.reader(io.StringIO(complete), delimiter=delim)):
+                if row:
+                    rows.append(row)
+                if i > 200:
+                    break
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        body = rows[1:] or rows
+        consistent = sum(1 for r in body if abs(len(r) - width) <= 1) / len(body)
+        score = (consistent, width, delim, rows[0])
+        if best is None or score[:2] > best[:2]:
+            best = score
+    if best is None:
+        # A single column, or not delimited at all.
+        first = next(csv.reader(io.StringIO(complete)), [])
+        if not first:
+            raise InputError(f"{p} is empty.")
+        return ",", [h.strip() for h in first]
+    return best[2], [h.strip().lstrip("\ufeff") for h in best[3]]
+
+
+# ---------------------------------------------------------------------------------------- XLSX
+
+
+def _read_xlsx(p: Path, sheet: str | None, info: ReadInfo) -> pa.Table:
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException on bad files
+        raise InputError(f"{p} is not a readable Excel workbook.") from exc
+    try:
+        names = wb.sheetnames
+        if sheet is not None:
+            if sheet not in names:
+                raise InputError(f"{p} has no sheet named '{sheet}'; its sheets are: {', '.join(names)}.")
+            ws = wb[sheet]
+        elif len(names) == 1:
+            ws = wb[names[0]]
+        else:
+            raise InputError(f"{p} has {len(names)} sheets ({', '.join(names)}); name the one to read.")
+        info.sheet = ws.title
+        rows = ws.iter_rows(values_only=True)
+        header_row = next(rows, None)
+        if header_row is None:
+            raise InputError(f"{p} (sheet '{ws.title}') is empty.")
+        header = ["" if v is None else _cell_text(v).strip() for v in header_row]
+        columns: list[list[str | None]] = [[] for _ in header]
+        k = len(header)
+        for row in rows:
+            if row is None or all(v is None or v == "" for v in row):
+                continue
+            texts = [_cell_text(v) for v in row]
+            if len(texts) > k:
+                if any(t for t in texts[k:]):
+                    raise InputError(f"{p}: data row {len(columns[0]) + 1} has values beyond the header's "
+                                     f"{k} columns.")
+                texts = texts[:k]
+            texts += [None] * (k - len(texts))
+            for col, t in zip(columns, texts, strict=True):
+                col.append(t)
+    finally:
+        wb.close()
+    if not header or not any(header):
+        raise InputError(f"{p} (sheet '{info.sheet}') is empty.")
+    return pa.table([pa.array(c, pa.string()) for c in columns], names=header)
+
+
+def _cell_text(v: object) -> str | None:
+    import datetime as dt
+
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if v != "" else None
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat() if v.time() == dt.time() else v.isoformat(sep=" ")
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    return str(v)
+
+
+# ------------------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(p: Path, info: ReadInfo) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(p)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{p} is not a readable Parquet file.") from exc
+    cols = []
+    for col in table.columns:
+        cols.append(_as_text(col))
+    return pa.table(cols, names=table.column_names)
+
+
+def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_string(t):
+        return col
+    if pa.types.is_large_string(t):
+        return col.cast(pa.string())
+    if pa.types.is_date(t):
+        return pc.strftime(col, format="%Y-%m-%d")
+    if pa.types.is_timestamp(t):
+        return pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
+    if pa.types.is_boolean(t):
+        return pc.if_else(col, "TRUE", "FALSE")
+    if pa.types.is_floating(t):
+        # 3.0 -> "3", not "3.0", like the CSV the same data would come from
+        as_int = pc.equal(col, pc.floor(col))
+        ints = pc.cast(pc.if_else(as_int, col, None), pa.int64(), safe=False).cast(pa.string())
+        return pc.coalesce(ints, col.cast(pa.string()))
+    try:
+        return col.cast(pa.string())
+    except pa.ArrowNotImplementedError:
+        return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()],
+                                          pa.string())])
+
+
+# ---------------------------------------------------------------------------- common finishing
+
+
+def _finish(p: Path, table: pa.Table, info: ReadInfo) -> pa.Table:
+    """Header repairs and refusals shared by every format."""
+    names = list(table.column_names)
+    if not names:
+        raise InputError(f"{p} has no header row.")
+    keep: list[int] = []
+    first_of: dict[str, int] = {}
+    last_named = max((i for i, n in enumerate(names) if n), default=-1)
+    if last_named < 0:
+        raise InputError(f"{p} has no column names in its first row.")
+    dropped_trailing = 0
+    for i, name in enumerate(names):
+        col = table.column(i)
+        if not name:
+            if i > last_named and col.null_count == len(col):
+                dropped_trailing += 1
+                continue
+            raise InputError(f"{p}: column {i + 1} has no name in the header row.")
+        if name in first_of:
+            j = first_of[name]
+            if col.null_count == len(col):
+                info.repairs.append(f"the second '{name}' column (column {i + 1}) was empty and was dropped")
+                continue
+            if col.equals(table.column(j)):
+                info.repairs.append(f"the second '{name}' column (column {i + 1}) repeated column {j + 1} "
+                                    f"exactly and was dropped")
+                continue
+            raise InputError(f"{p}: the header names '{name}' twice (columns {j + 1} and {i + 1}) with "
+                             f"different values; rename one of them.")
+        first_of[name] = i
+        keep.append(i)
+    if dropped_trailing:
+        info.repairs.append(f"{dropped_trailing} empty unnamed trailing column(s) were dropped")
+    table = table.select(keep)
+    if table.num_rows == 0:
+        raise InputError(f"{p} has a header but no data rows.")
+    for name in table.column_names:
+        col = table.column(name)
+        lengths = pc.binary_length(col)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > MAX_CELL_BYTES:
+            row = pc.index(pc.greater(lengths, MAX_CELL_BYTES), True).as_py()
+            raise InputError(f"{p}: the cell in column '{name}', data row {row + 1}, is larger than 1 MB.")
+    return table.combine_chunks() if table.num_columns and len(table.column(0).chunks) > 64 else table
+
+
+# -------------------------------------------------------------------------------------- writers
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """Return ``"csv"`` or ``"parquet"`` for an output path, or raise OutputError."""
+    suffix = Path(path).suffix.lower()
+    fmt = _WRITE_FORMATS.get(suffix)
+    if fmt is None:
+        raise OutputError(f"Cannot write {path}: PathShare writes .csv or .parquet files, "
+                          f"not '{suffix or 'no extension'}'.")
+    return fmt
+
+
+_FORMULA_START = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def neutralize_formulas(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Prefix ``'`` to text cells a spreadsheet would run as a formula (vectorized)."""
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return col
+    risky = pc.and_(pc.match_substring_regex(col, _FORMULA_START),
+                    pc.invert(pc.match_substring_regex(col, _PLAIN_NUMBER)))
+    if not pc.any(risky).as_py():
+        return col
+    return pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str], *,
+                before_commit: Callable[[Path], None] | None = None) -> None:
+    """Write ``table`` atomically as CSV (UTF-8, formulas neutralized) or Parquet, by extension.
+
+    ``before_commit(temp_path)`` runs after the data is fully written but before the file appears
+    under its name (e.g. to save a crosswalk, or to honour a late cancel); if it raises, nothing is left behind.
+    """
+    fmt = output_format(path)
+    check_output_path(path)
+    try:
+        with atomic_path(path) as tmp:
+            if fmt == "csv":
+                import pyarrow.csv as pcsv
+
+                safe = pa.table([neutralize_formulas(c) for c in table.columns], names=table.column_names)
+                pcsv.write_csv(safe, tmp, write_options=pcsv.WriteOptions(batch_size=65536))
+            else:
+                import pyarrow.parquet as pq
+
+                pq.write_table(table, tmp, compression="zstd")
+            if before_commit is not None:
+                before_commit(tmp)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc

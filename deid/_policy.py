@@ -1,0 +1,231 @@
+"""De-identification policy: one rule per input column, remainder dropped unless told otherwise.
+
+A :class:`Policy` is a list of :class:`ColumnRule` (source column, treatment, output name, whether the
+output is a quasi-identifier, treatment parameters) plus dataset-level settings (``k``,
+``drop_unlisted``). The standalone JSON form (DESIGN.md, "A standalone policy file")::
+
+    {"pathshare_policy": 1, "k": 5, "drop_unlisted": true,
+     "columns": {"SSID": {"treatment": "record_code", "as": "student_code"}, ...}}
+
+is read by :func:`load_policy`; an agreement builds the same :class:`Policy` from its data dictionary
+with :meth:`Policy.from_rules`. Validation happens on construction (treatments and their parameters,
+output-name collisions) and against an input with :meth:`Policy.check_columns` (a column the input
+lacks is named, with close matches suggested).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deid.errors import PolicyError
+
+POLICY_VERSION = 1
+_RULE_KEYS = {"treatment", "as", "quasi_identifier"}
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """How one input column is treated.
+
+    ``source`` is the input column; ``treatment`` one of :data:`deid.TREATMENTS`; ``output`` the output
+    column name (``as`` in JSON; default: the source name); ``quasi_identifier`` puts the output into
+    the k-anonymity check; ``params`` are the treatment's own settings (e.g. ``{"to": "year"}``).
+    """
+
+    source: str
+    treatment: str
+    output: str | None = None
+    quasi_identifier: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_name(self) -> str | None:
+        """The output column's name, or None when the column is dropped."""
+        if self.treatment == "drop":
+            return None
+        return self.output or self.source
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule in the policy file's JSON form (without the source name, which is the key)."""
+        out: dict[str, Any] = {"treatment": self.treatment}
+        if self.output:
+            out["as"] = self.output
+        if self.quasi_identifier:
+            out["quasi_identifier"] = True
+        out.update(self.params)
+        return out
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated de-identification policy (see the module docstring)."""
+
+    rules: tuple[ColumnRule, ...]
+    k: int = 5
+    drop_unlisted: bool = True
+    name: str = "the policy"
+
+    def __post_init__(self) -> None:
+        from deid._treatments import TREATMENTS
+
+        where = self.name
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise PolicyError(f"{where}: 'k' must be a whole number of at least 1.")
+        if not isinstance(self.drop_unlisted, bool):
+            raise PolicyError(f"{where}: 'drop_unlisted' must be true or false.")
+        seen_sources: set[str] = set()
+        outputs: dict[str, str] = {}
+        for rule in self.rules:
+            if rule.source in seen_sources:
+                raise PolicyError(f"{where}: column '{rule.source}' has more than one rule.")
+            seen_sources.add(rule.source)
+            cls = TREATMENTS.get(rule.treatment)
+            if cls is None:
+                hint = _suggest(rule.treatment, TREATMENTS)
+                raise PolicyError(f"{where}: column '{rule.source}' has an unknown treatment "
+                                  f"'{rule.treatment}'{hint}.")
+            cls.check_params(rule, where)
+            out = rule.output_name
+            if rule.output is not None and (not isinstance(rule.output, str) or not rule.output.strip()):
+                raise PolicyError(f"{where}: column '{rule.source}' has an empty 'as' name.")
+            if rule.treatment == "drop" and rule.quasi_identifier:
+                raise PolicyError(f"{where}: column '{rule.source}' is dropped, so it cannot be a "
+                                  f"quasi-identifier.")
+            if out is not None:
+                if out in outputs:
+                    raise PolicyError(f"{where}: columns '{outputs[out]}' and '{rule.source}' would both "
+                                      f"be written as '{out}'; give one a different 'as' name.")
+                outputs[out] = rule.source
+
+    # ------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_rules(cls, rules: Iterable[ColumnRule], *, k: int = 5, drop_unlisted: bool = True,
+                   name: str = "the policy") -> Policy:
+        """Build a policy from rules (how an agreement's data dictionary becomes a policy)."""
+        return cls(tuple(rules), k=k, drop_unlisted=drop_unlisted, name=name)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, name: str = "the policy") -> Policy:
+        """Validate the standalone policy JSON (already parsed) and build a Policy."""
+        if not isinstance(data, dict):
+            raise PolicyError(f"{name} must be a JSON object with 'pathshare_policy' and 'columns'.")
+        version = data.get("pathshare_policy")
+        if version is None:
+            raise PolicyError(f"{name} is not a PathShare policy (it has no 'pathshare_policy' version).")
+        if version != POLICY_VERSION:
+            raise PolicyError(f"{name} has policy version {version!r}; this PathShare reads version "
+                              f"{POLICY_VERSION}.")
+        unknown = set(data) - {"pathshare_policy", "k", "drop_unlisted", "columns", "description"}
+        if unknown:
+            raise PolicyError(f"{name} has unknown setting(s): {', '.join(sorted(unknown))}.")
+        columns = data.get("columns")
+        if not isinstance(columns, dict) or not columns:
+            raise PolicyError(f"{name} needs a non-empty 'columns' object naming the input's columns.")
+        rules = []
+        for source, spec in columns.items():
+            if not isinstance(spec, dict):
+                raise PolicyError(f"{name}: the rule for column '{source}' must be an object with a "
+                                  f"'treatment'.")
+            if "treatment" not in spec:
+                raise PolicyError(f"{name}: column '{source}' has no 'treatment'.")
+            treatment = spec["treatment"]
+            if not isinstance(treatment, str):
+                raise PolicyError(f"{name}: the treatment of column '{source}' must be a name.")
+            qi = spec.get("quasi_identifier", False)
+            if not isinstance(qi, bool):
+                raise PolicyError(f"{name}: 'quasi_identifier' of column '{source}' must be true or false.")
+            params = {key: value for key, value in spec.items() if key not in _RULE_KEYS}
+            rules.append(ColumnRule(source=source, treatment=treatment, output=spec.get("as"),
+                                    quasi_identifier=qi, params=params))
+        return cls(tuple(rules), k=data.get("k", 5), drop_unlisted=data.get("drop_unlisted", True),
+                   name=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The standalone policy JSON for this policy."""
+        return {"pathshare_policy": POLICY_VERSION, "k": self.k, "drop_unlisted": self.drop_unlisted,
+                "columns": {r.source: r.to_dict() for r in self.rules}}
+
+    # ------------------------------------------------------------------------------ queries
+
+    @property
+    def quasi_identifiers(self) -> list[str]:
+        """Output names of the quasi-identifier columns, in policy order."""
+        return [r.output_name for r in self.rules if r.quasi_identifier and r.output_name]
+
+    @property
+    def needs_secret(self) -> bool:
+        """True when a treatment needs the secret (record_code, token, date_shift)."""
+        from deid._treatments import TREATMENTS
+
+        return any(TREATMENTS[r.treatment].needs_secret for r in self.rules)
+
+    def rule_for(self, source: str) -> ColumnRule | None:
+        """The rule for an input column, if any."""
+        return next((r for r in self.rules if r.source == source), None)
+
+    def check_columns(self, columns: Sequence[str], *, input_name: str = "the input") -> None:
+        """Raise PolicyError if the policy names a column the input lacks (suggesting close matches),
+        or if a passed-through column would collide with an output name."""
+        present = set(columns)
+        for rule in self.rules:
+            needed = [rule.source]
+            by = rule.params.get("by")
+            if isinstance(by, str):
+                needed.append(by)
+            parts = rule.params.get("from")
+            if isinstance(parts, list):
+                needed.extend(p for p in parts if isinstance(p, str))
+            for col in needed:
+                if col not in present:
+                    hint = _suggest(col, columns)
+                    raise PolicyError(f"{self.name} names column '{col}', which {input_name} does not "
+                                      f"have{hint}.")
+        if not self.drop_unlisted:
+            listed = {r.source for r in self.rules}
+            outputs = {r.output_name: r.source for r in self.rules if r.output_name}
+            for col in columns:
+                if col not in listed and col in outputs:
+                    raise PolicyError(f"{self.name}: unlisted column '{col}' passes through and would "
+                                      f"collide with the output of '{outputs[col]}'.")
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read and validate a standalone policy file (JSON). Raises PolicyError with one sentence."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise PolicyError(f"The policy file {p} does not exist.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"The policy file {p} cannot be read as UTF-8 text.") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"The policy file {p} is not valid JSON (line {exc.lineno}: {exc.msg}).") from exc
+    return Policy.from_dict(data, name=f"the policy file {p}")
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
+
+
+def parse_reference_date(value: Any, where: str) -> dt.date:
+    """Parse a policy's ``reference_date`` (YYYY-MM-DD)."""
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise PolicyError(f"{where}: reference_date must be a date written YYYY-MM-DD.") from exc

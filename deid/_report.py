@@ -1,0 +1,132 @@
+"""The de-identification report: what went in, what came out, what was done, what risk remains.
+
+:class:`DeidReport` is plain data (JSON via :meth:`DeidReport.to_dict`) and never holds a cell value:
+counts, column names, row numbers, kinds. :meth:`DeidReport.summary` says it in plain words for the
+data clerk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from deid._atomic import write_bytes_atomic
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class ColumnReport:
+    """One output column: where it came from, how it was treated, how many cells changed."""
+
+    name: str
+    source: str
+    treatment: str
+    cells_changed: int
+    quasi_identifier: bool = False
+    suppressed_cells: int = 0
+
+
+@dataclass
+class ResidualFinding:
+    """Something that still looks identifying in the output: a place and a kind, never the value."""
+
+    column: str
+    row: int  # 1-based data row of the output (the header is not counted)
+    kind: str
+
+
+@dataclass
+class DeidReport:
+    """Everything a reviewer needs to judge a de-identified file (see DESIGN.md, report fields)."""
+
+    input: str
+    output: str | None
+    rows_in: int
+    rows_out: int
+    k_required: int
+    k_achieved: int | None
+    quasi_identifiers: list[str]
+    suppressed_cells: int
+    rows_with_suppression: int
+    columns: list[ColumnReport]
+    dropped_columns: list[str]
+    residual_findings: list[ResidualFinding]
+    residual_findings_total: int = 0
+    rows_fully_suppressed: int = 0
+    rows_with_empty_qi: int = 0
+    records_at_risk_before: int = 0
+    equivalence_classes: int = 0
+    passed_through: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    input_format: str | None = None
+    input_encoding: str | None = None
+    output_sha256: str | None = None
+    reference_date: str | None = None
+    created: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    policy: dict[str, Any] | None = None
+    pathshare_report: int = REPORT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The report as indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the JSON report atomically."""
+        write_bytes_atomic(path, self.to_json().encode("utf-8"), perm=0o644)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeidReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. report.json inside a package)."""
+        data = dict(data)
+        data["columns"] = [ColumnReport(**c) for c in data.get("columns", [])]
+        data["residual_findings"] = [ResidualFinding(**f) for f in data.get("residual_findings", [])]
+        return cls(**data)
+
+    @property
+    def clean(self) -> bool:
+        """True when the residual scan found nothing and k holds."""
+        k_ok = self.k_achieved is None or self.k_achieved >= self.k_required
+        return self.residual_findings_total == 0 and k_ok
+
+    def summary(self) -> str:
+        """Plain-language sentences for the person running the job."""
+        kept = len(self.columns)
+        transformed = sum(1 for c in self.columns if c.treatment != "keep")
+        parts = [f"Read {self.rows_in:,} rows from {self.input}; wrote {self.rows_out:,} rows"
+                 + (f" to {self.output}." if self.output else ".")]
+        parts.append(f"{kept} column{_s(kept)} kept, {len(self.dropped_columns)} dropped; "
+                     f"{transformed} recoded.")
+        if not self.quasi_identifiers:
+            parts.append("No quasi-identifiers were named, so k-anonymity was not checked.")
+        elif self.k_achieved is None:
+            parts.append(f"k = {self.k_required} could only be reached by emptying every quasi-identifier "
+                         f"({self.suppressed_cells:,} cells suppressed).")
+        elif self.suppressed_cells:
+            parts.append(f"k = {self.k_required} reached by suppressing {self.suppressed_cells:,} "
+                         f"cell{_s(self.suppressed_cells)} in {self.rows_with_suppression:,} "
+                         f"row{_s(self.rows_with_suppression)} (smallest group: {self.k_achieved}).")
+        else:
+            parts.append(f"k = {self.k_required} holds without suppression (smallest group: {self.k_achieved}).")
+        if self.residual_findings_total:
+            cols = sorted({f.column for f in self.residual_findings})
+            parts.append(f"WARNING: {self.residual_findings_total:,} possible identifier"
+                         f"{_s(self.residual_findings_total)} remain in the output (column{_s(len(cols))} "
+                         f"{', '.join(cols)}); review them before sharing — prepare will refuse to seal it.")
+        else:
+            parts.append("No identifying text found in the output.")
+        for w in self.warnings:
+            parts.append(f"Warning: {w}.")
+        return "\n".join(parts)
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"

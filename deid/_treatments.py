@@ -1,0 +1,537 @@
+"""The treatments: one small class each, with a fit/apply split and named outputs (like scikit-learn).
+
+``fit(column, ctx)`` learns what the treatment needs from the whole column (state ends in ``_``, e.g.
+the rare categories, the small ZIP3 areas, the record codes); ``apply(column, ctx)`` returns the output
+column; ``get_feature_names_out()`` names it (none for ``drop``). Everything runs over whole columns
+with pyarrow.compute and numpy; the only Python loops run once per *distinct* identifier (HMAC).
+
+Every output is text (``pa.string()``), like every input, so CSV and Parquet outputs agree.
+Values a treatment cannot read (an unparseable date, a non-number in a bucketed column, a malformed
+ZIP) become empty and are counted in ``notes`` (never listed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deid._policy import ColumnRule, parse_reference_date
+from deid.errors import PolicyError
+
+if TYPE_CHECKING:
+    from deid._secrets import Crosswalk
+
+Column = pa.ChunkedArray | pa.Array
+
+# HIPAA Safe Harbor: 3-digit ZIP areas with 20,000 people or fewer (2000 Census), written as "000".
+RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830",
+                             "831", "878", "879", "884", "890", "893"})
+SUPPRESSED_ZIP3 = "000"
+TOKEN_HEX_CHARS = 32
+
+
+@dataclass
+class TreatmentContext:
+    """What treatments may use besides their own column: the whole input (``date_shift`` reads its
+    ``by`` column), k, the secret and crosswalk, the reference date, and the text scanner."""
+
+    table: pa.Table
+    k: int = 5
+    secret: bytes | None = None
+    crosswalk: Crosswalk | None = None
+    reference_date: dt.date = field(default_factory=dt.date.today)
+    scanner_factory: Callable[[], Any] | None = None
+    student_id_column: str | None = None  # date_shift's default 'by': the first coded/tokenized column
+    _keys: dict[str, bytes] = field(default_factory=dict)
+    _scanner: Any = None
+
+    def key(self, purpose: str) -> bytes:
+        """The key for ``purpose`` derived from the secret (PolicyError if there is no secret)."""
+        if self.secret is None:
+            raise PolicyError("This policy uses record_code, token or date_shift, which need a secret file "
+                              "(--secret-file).")
+        if purpose not in self._keys:
+            from deid._secrets import derive_key
+
+            self._keys[purpose] = derive_key(self.secret, purpose)
+        return self._keys[purpose]
+
+    def scanner(self) -> Any:
+        """The TextScanner for this input (built once, on first use)."""
+        if self._scanner is None:
+            if self.scanner_factory is None:
+                raise PolicyError("redact_text needs the text scanner, which is not available.")
+            self._scanner = self.scanner_factory()
+        return self._scanner
+
+
+class Treatment:
+    """Base class: keeps the column unchanged. Subclasses override ``fit``/``apply``."""
+
+    name: ClassVar[str] = "keep"
+    required: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+    needs_secret: ClassVar[bool] = False
+
+    def __init__(self, rule: ColumnRule) -> None:
+        self.rule = rule
+        self.params: Mapping[str, Any] = rule.params
+        self.notes: list[str] = []
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        """Raise PolicyError for missing or unknown parameters; subclasses check values too."""
+        for key in cls.required:
+            if key not in rule.params:
+                raise PolicyError(f"{where}: column '{rule.source}' ({cls.name}) needs '{key}'.")
+        allowed = set(cls.required) | set(cls.optional)
+        for key in rule.params:
+            if key not in allowed:
+                hint = f"; it takes {', '.join(sorted(allowed))}" if allowed else ""
+                raise PolicyError(f"{where}: column '{rule.source}' ({cls.name}) has an unknown setting "
+                                  f"'{key}'{hint}.")
+
+    def get_feature_names_out(self) -> list[str]:
+        """Names of the output columns (one, or none for ``drop``)."""
+        out = self.rule.output_name
+        return [out] if out else []
+
+    def fit(self, column: Column, ctx: TreatmentContext) -> Treatment:
+        """Learn from the whole column; returns self."""
+        return self
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        """Return the treated column."""
+        return column
+
+    def fit_apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        """``fit`` then ``apply``."""
+        return self.fit(column, ctx).apply(column, ctx)
+
+    def _note_unreadable(self, count: int, what: str) -> None:
+        if count:
+            self.notes.append(f"{count} value(s) of '{self.rule.source}' could not be read as {what} and "
+                              f"were left empty")
+
+
+class Keep(Treatment):
+    """Copy the column unchanged."""
+
+    name = "keep"
+
+
+class Drop(Treatment):
+    """Leave the column out of the output."""
+
+    name = "drop"
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        raise AssertionError("a dropped column has no output")
+
+
+def normalize_ids(column: Column) -> Column:
+    """Trim, collapse inner whitespace, uppercase: how identifiers are compared and hashed."""
+    collapsed = pc.replace_substring_regex(column, pattern=r"\s+", replacement=" ")
+    return pc.utf8_upper(pc.utf8_trim_whitespace(collapsed))
+
+
+def _hmac_distinct(column: Column, key: bytes, fn: Callable[[bytes], Any], out_type: pa.DataType) -> Column:
+    """Apply ``fn(hmac_sha256(key, value))`` once per distinct value and map the results back."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries()
+        chunks = encoded.chunks
+    else:
+        chunks = [encoded]
+    if not chunks:
+        return pa.chunked_array([], out_type)
+    dictionary = chunks[0].dictionary
+    results = pa.array([fn(hmac.digest(key, v.encode("utf-8"), "sha256"))
+                        for v in dictionary.to_pylist()], out_type)
+    return pa.chunked_array([pc.take(results, c.indices) for c in chunks], out_type)
+
+
+class RecordCode(Treatment):
+    """A random surrogate per distinct ID, kept in the crosswalk (same ID → same code on every run)."""
+
+    name = "record_code"
+    optional = ("namespace",)
+    needs_secret = True
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        if ctx.crosswalk is None:
+            raise PolicyError(f"Column '{self.rule.source}' (record_code) needs a secret file, beside which "
+                              f"the crosswalk of codes is kept (--secret-file).")
+        namespace = str(self.params.get("namespace") or self.rule.output_name)
+        ids = normalize_ids(column)
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        empty = pc.equal(ids, "")
+        ids = pc.if_else(empty, pa.scalar(None, pa.string()), ids)
+        return pa.chunked_array([ctx.crosswalk.codes_for(namespace, ids)])
+
+
+class Token(Treatment):
+    """Keyed HMAC-SHA256 of the normalized value (hex, 32 characters), for linkage across partners."""
+
+    name = "token"
+    optional = ("from",)
+    needs_secret = True
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        src = rule.params.get("from")
+        if src is not None and not (isinstance(src, list) and src and all(isinstance(s, str) for s in src)):
+            raise PolicyError(f"{where}: 'from' of column '{rule.source}' must list input column names.")
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        key = ctx.key("token")
+        sources = self.params.get("from")
+        if sources:
+            # A derived key (e.g. name + birth date + gender): each part normalized, dates as ISO
+            # dates so partners with different date formats still agree; any empty part → no token.
+            parts = [_key_part(ctx.table.column(s)) for s in sources]
+            ids = pc.binary_join_element_wise(*parts, "|", null_handling="emit_null")
+        else:
+            ids = normalize_ids(column)
+        ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
+        return _hmac_distinct(ids, key, lambda d: d.hex()[:TOKEN_HEX_CHARS], pa.string())
+
+
+def _key_part(column: Column) -> Column:
+    dates, bad = parse_dates(column)
+    readable = int(pc.sum(pc.is_valid(dates)).as_py() or 0)
+    if readable and bad <= 0.1 * (readable + bad):
+        return pc.strftime(pc.cast(dates, pa.timestamp("s")), format="%Y-%m-%d")
+    part = normalize_ids(column)
+    return pc.if_else(pc.equal(part, ""), pa.scalar(None, pa.string()), part)
+
+
+# ------------------------------------------------------------------------------------- dates
+
+_EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
+_DATE_FORMATS = (  # (regex that routes a value to the format, strptime format)
+    (r"^\d{4}-\d{1,2}-\d{1,2}$", "%Y-%m-%d"),
+    (r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S"),
+    (r"^\d{4}-\d{1,2}-\d{1,2}T\d{1,2}:\d{2}:\d{2}$", "%Y-%m-%dT%H:%M:%S"),
+    (r"^\d{1,2}/\d{1,2}/\d{4}$", "%m/%d/%Y"),
+    (r"^\d{1,2}/\d{1,2}/\d{2}$", "%m/%d/%y"),
+    (r"^\d{1,2}-\d{1,2}-\d{4}$", "%m-%d-%Y"),
+    (r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}(:\d{2})?$", "%m/%d/%Y %H:%M"),
+    (r"^\d{4}/\d{1,2}/\d{1,2}$", "%Y/%m/%d"),
+    (r"^\d{8}$", "%Y%m%d"),
+)
+
+
+def parse_dates(column: Column) -> tuple[pa.ChunkedArray, int]:
+    """Parse mixed-format date text into ``date32``: ISO, US M/D/YYYY and M/D/YY, compact YYYYMMDD
+    and Excel serial day numbers. Returns (dates, how many non-empty values could not be read)."""
+    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    col = pc.utf8_trim_whitespace(col)
+    col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+    parts = []
+    for regex, fmt in _DATE_FORMATS:
+        mask = pc.match_substring_regex(col, regex)
+        if not pc.any(mask).as_py():
+            continue
+        candidates = pc.if_else(mask, col, pa.scalar(None, pa.string()))
+        if fmt == "%m/%d/%Y %H:%M":
+            candidates = pc.replace_substring_regex(candidates, r" .*$", "")
+            fmt = "%m/%d/%Y"
+        parts.append(pc.strptime(candidates, format=fmt, unit="s", error_is_null=True))
+    serial_mask = pc.match_substring_regex(col, r"^\d{5}(\.\d+)?$")
+    if pc.any(serial_mask).as_py():
+        nums = pc.cast(pc.if_else(serial_mask, col, pa.scalar(None, pa.string())), pa.float64())
+        days = np.floor(nums.to_numpy(zero_copy_only=False))
+        valid = ~np.isnan(days) & (days >= 1) & (days <= 2958465)
+        dates = _EXCEL_EPOCH + np.where(valid, days, 0).astype("timedelta64[D]")
+        parts.append(pa.chunked_array([pa.array(dates.astype("datetime64[s]"), pa.timestamp("s"),
+                                                mask=~valid)]))
+    if parts:
+        ts = pc.coalesce(*parts) if len(parts) > 1 else parts[0]
+        result = pc.cast(ts, pa.date32())
+    else:
+        result = pa.chunked_array([pa.nulls(len(col), pa.date32())])
+    unreadable = int(pc.sum(pc.and_(pc.is_valid(col), pc.is_null(result))).as_py() or 0)
+    return result, unreadable
+
+
+def _date_ymd(dates: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    valid = pc.is_valid(dates).to_numpy(zero_copy_only=False)
+    y = pc.year(dates).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    m = pc.month(dates).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    d = pc.day(dates).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return y, m, d, valid
+
+
+DEFAULT_AGE_BANDS = tuple(range(0, 85, 5))
+
+
+class GeneralizeDate(Treatment):
+    """A date to its year, year-month, age in years at a reference date, or an age band."""
+
+    name = "generalize_date"
+    required = ("to",)
+    optional = ("reference_date", "edges")
+    TARGETS = ("year", "year_month", "age", "age_band")
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        if rule.params["to"] not in cls.TARGETS:
+            raise PolicyError(f"{where}: column '{rule.source}': 'to' must be one of {', '.join(cls.TARGETS)}.")
+        if "reference_date" in rule.params:
+            parse_reference_date(rule.params["reference_date"], f"{where}: column '{rule.source}'")
+        if "edges" in rule.params:
+            bands = rule.params["edges"]
+            if (not isinstance(bands, list) or len(bands) < 2
+                    or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in bands)
+                    or any(a >= b for a, b in zip(bands, bands[1:], strict=False))):
+                raise PolicyError(f"{where}: column '{rule.source}': 'edges' (age bands) must be at least two "
+                                  f"whole numbers of years in increasing order, e.g. [0, 5, 10, 15].")
+
+    def fit(self, column: Column, ctx: TreatmentContext) -> GeneralizeDate:
+        ref = self.params.get("reference_date")
+        self.reference_date_ = parse_reference_date(ref, "") if ref else ctx.reference_date
+        return self
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        dates, bad = parse_dates(column)
+        self._note_unreadable(bad, "dates")
+        to = self.params["to"]
+        if to == "year":
+            return pc.cast(pc.year(dates), pa.string())
+        if to == "year_month":
+            return pc.strftime(pc.cast(dates, pa.timestamp("s")), format="%Y-%m")
+        ref = self.reference_date_
+        y, m, d, valid = _date_ymd(dates)
+        before_birthday = (ref.month < m) | ((ref.month == m) & (ref.day < d))
+        age = ref.year - y - before_birthday.astype(np.int64)
+        valid &= age >= 0
+        if to == "age":
+            return pa.chunked_array([pa.array(age.astype(str), pa.string(), mask=~valid)])
+        bands = np.asarray(self.params.get("edges", DEFAULT_AGE_BANDS))
+        labels = [f"{lo}-{hi - 1}" for lo, hi in zip(bands[:-1], bands[1:], strict=False)] + [f"{bands[-1]}+"]
+        idx = np.searchsorted(bands, age, side="right") - 1
+        valid &= idx >= 0
+        out = pc.take(pa.array(labels, pa.string()), pa.array(np.where(valid, idx, 0), mask=~valid))
+        return pa.chunked_array([out])
+
+
+class DateShift(Treatment):
+    """Shift every date of a student by the same secret number of days (±``max_days``, never 0), keyed
+    by the student's ID column ``by``; intervals between a student's dates survive."""
+
+    name = "date_shift"
+    optional = ("by", "max_days")
+    needs_secret = True
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        if "by" in rule.params and (not isinstance(rule.params["by"], str) or not rule.params["by"]):
+            raise PolicyError(f"{where}: column '{rule.source}': 'by' must name the student ID column.")
+        md = rule.params.get("max_days", 30)
+        if isinstance(md, bool) or not isinstance(md, int) or not 1 <= md <= 3650:
+            raise PolicyError(f"{where}: column '{rule.source}': 'max_days' must be a whole number from "
+                              f"1 to 3650.")
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        n = int(self.params.get("max_days", 30))
+        key = ctx.key("date_shift")
+        by = self.params.get("by") or ctx.student_id_column
+        if not by:
+            raise PolicyError(f"Column '{self.rule.source}' (date_shift) needs 'by', the student ID column "
+                              f"whose students' dates move together.")
+        ids = normalize_ids(ctx.table.column(by))
+        ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
+
+        def offset(digest: bytes) -> int:
+            r = int.from_bytes(digest[:8], "big") % (2 * n)
+            return r - n if r < n else r - n + 1
+
+        offsets = _hmac_distinct(ids, key, offset, pa.int32())
+        dates, bad = parse_dates(column)
+        self._note_unreadable(bad, "dates")
+        day_numbers = pc.cast(dates, pa.int32())
+        shifted = pc.cast(pc.add(day_numbers, offsets), pa.date32())
+        no_id = int(pc.sum(pc.and_(pc.is_valid(dates), pc.is_null(offsets))).as_py() or 0)
+        if no_id:
+            self.notes.append(f"{no_id} date(s) of '{self.rule.source}' had no '{by}' to shift "
+                              f"by and were left empty")
+        return pc.strftime(pc.cast(shifted, pa.timestamp("s")), format="%Y-%m-%d")
+
+
+# ----------------------------------------------------------------------------------- numbers
+
+_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
+
+
+def parse_numbers(column: Column) -> tuple[np.ndarray, int]:
+    """Text → float64 (NaN where empty or not a number), and how many non-empty values were not numbers."""
+    col = pc.utf8_trim_whitespace(column)
+    ok = pc.match_substring_regex(col, _NUMBER)
+    nums = pc.cast(pc.if_else(ok, col, pa.scalar(None, pa.string())), pa.float64())
+    values = nums.to_numpy(zero_copy_only=False).astype(np.float64)
+    nonempty = pc.and_(pc.is_valid(col), pc.not_equal(col, ""))
+    bad = int(pc.sum(pc.and_(nonempty, pc.invert(ok.fill_null(False)))).as_py() or 0)
+    return values, bad
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+class Bucket(Treatment):
+    """A number to its interval of ``edges`` (``[2, 3)``; the last interval is closed), with optional
+    top-coding (``top``: values at or above it become ``>= top``) and bottom-coding (``bottom``: values
+    below it become ``< bottom``). Values outside every interval are left empty and counted."""
+
+    name = "bucket"
+    required = ("edges",)
+    optional = ("top", "bottom")
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        edges = rule.params["edges"]
+        if (not isinstance(edges, list) or len(edges) < 2 or not all(_is_number(e) for e in edges)
+                or any(a >= b for a, b in zip(edges, edges[1:], strict=False))):
+            raise PolicyError(f"{where}: the 'edges' of column '{rule.source}' must be at least two numbers "
+                              f"in increasing order, e.g. [0, 1, 2, 3, 4.5].")
+        for key in ("top", "bottom"):
+            if key in rule.params and not _is_number(rule.params[key]):
+                raise PolicyError(f"{where}: '{key}' of column '{rule.source}' must be a number.")
+        top, bottom = rule.params.get("top"), rule.params.get("bottom")
+        if top is not None and bottom is not None and bottom >= top:
+            raise PolicyError(f"{where}: 'bottom' of column '{rule.source}' must be below its 'top'.")
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        edges = np.asarray(self.params["edges"], dtype=np.float64)
+        values, bad = parse_numbers(column)
+        self._note_unreadable(bad, "numbers")
+        labels = [f"[{_fmt(a)}, {_fmt(b)})" for a, b in zip(edges[:-2], edges[1:-1], strict=False)]
+        labels.append(f"[{_fmt(edges[-2])}, {_fmt(edges[-1])}]")
+        idx = np.searchsorted(edges, values, side="right") - 1
+        idx = np.where(values == edges[-1], len(edges) - 2, idx)  # the last interval is closed
+        valid = ~np.isnan(values) & (idx >= 0) & (idx < len(edges) - 1)
+        top, bottom = self.params.get("top"), self.params.get("bottom")
+        if top is not None:
+            labels.append(f">= {_fmt(top)}")
+            is_top = ~np.isnan(values) & (values >= top)
+            idx = np.where(is_top, len(labels) - 1, idx)
+            valid |= is_top
+        if bottom is not None:
+            labels.append(f"< {_fmt(bottom)}")
+            is_bottom = ~np.isnan(values) & (values < bottom)
+            idx = np.where(is_bottom, len(labels) - 1, idx)
+            valid |= is_bottom
+        outside = int((~np.isnan(values) & ~valid).sum())
+        if outside:
+            self.notes.append(f"{outside} value(s) of '{self.rule.source}' fell outside the bucket edges and "
+                              f"were left empty")
+        out = pc.take(pa.array(labels, pa.string()), pa.array(np.where(valid, idx, 0), mask=~valid))
+        return pa.chunked_array([out])
+
+
+# -------------------------------------------------------------------------------- categories
+
+
+class Zip3(Treatment):
+    """A ZIP code to its first 3 digits; Safe Harbor's small ZIP3 areas, and any ZIP3 with fewer than
+    k rows in this file, become ``000``. A 4-digit ZIP (Excel dropped its leading zero) is padded."""
+
+    name = "zip3"
+    optional = ("min_count",)
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        _check_count(rule, "min_count", where)
+
+    def fit(self, column: Column, ctx: TreatmentContext) -> Zip3:
+        z = self._zip3(column)
+        counts = pc.value_counts(pc.drop_null(z))
+        values = counts.field("values")
+        min_count = int(self.params.get("min_count", ctx.k))
+        small = pc.filter(values, pc.less(counts.field("counts"), min_count))
+        self.small_ = pa.concat_arrays([small.cast(pa.string()), pa.array(sorted(RESTRICTED_ZIP3), pa.string())])
+        return self
+
+    def _zip3(self, column: Column) -> Column:
+        s = pc.utf8_trim_whitespace(column)
+        s = pc.if_else(pc.match_substring_regex(s, r"^\d{4}(-\d{4})?$"), pc.binary_join_element_wise("0", s, ""), s)
+        ok = pc.match_substring_regex(s, r"^\d{5}(-?\d{4})?$")
+        bad = int(pc.sum(pc.and_(pc.and_(pc.is_valid(s), pc.not_equal(s, "")),
+                                 pc.invert(ok.fill_null(False)))).as_py() or 0)
+        self._bad = bad
+        return pc.if_else(ok, pc.utf8_slice_codeunits(s, 0, 3), pa.scalar(None, pa.string()))
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        z = self._zip3(column)
+        self._note_unreadable(self._bad, "ZIP codes")
+        return pc.if_else(pc.is_in(z, value_set=self.small_), SUPPRESSED_ZIP3, z)
+
+
+def _check_count(rule: ColumnRule, key: str, where: str) -> None:
+    value = rule.params.get(key, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyError(f"{where}: '{key}' of column '{rule.source}' must be a whole number of at least 1.")
+
+
+class RecodeRare(Treatment):
+    """Categories with fewer than ``min_count`` rows (default: the policy's k) become ``Other``."""
+
+    name = "recode_rare"
+    optional = ("min_count", "other")
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        _check_count(rule, "min_count", where)
+        if "other" in rule.params and not (isinstance(rule.params["other"], str) and rule.params["other"]):
+            raise PolicyError(f"{where}: 'other' of column '{rule.source}' must be a label.")
+
+    def fit(self, column: Column, ctx: TreatmentContext) -> RecodeRare:
+        min_count = int(self.params.get("min_count", ctx.k))
+        counts = pc.value_counts(pc.drop_null(column))
+        self.rare_ = pc.filter(counts.field("values"), pc.less(counts.field("counts"), min_count))
+        return self
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        other = str(self.params.get("other", "Other"))
+        return pc.if_else(pc.is_in(column, value_set=self.rare_), other, column)
+
+
+class RedactText(Treatment):
+    """Free text with every PII finding (roster names and IDs, SSNs, emails, phones, …) replaced by a
+    typed placeholder such as ``<PERSON>``."""
+
+    name = "redact_text"
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+        redacted, _changed = ctx.scanner().redact(col)
+        return redacted
+
+
+TREATMENTS: dict[str, type[Treatment]] = {
+    cls.name: cls
+    for cls in (Keep, Drop, RecordCode, Token, GeneralizeDate, DateShift, Bucket, Zip3, RecodeRare, RedactText)
+}
+
+
+def make_treatment(rule: ColumnRule) -> Treatment:
+    """The treatment object for a (validated) rule."""
+    return TREATMENTS[rule.treatment](rule)
