@@ -1,0 +1,825 @@
+"""Sealed packages: ``seal`` and ``open_package`` as recipes, plus receipts and destruction certificates.
+
+A package is a standard age file (X25519 recipients = the agreement's recipients) whose plaintext is a
+tar archive (PAX format)::
+
+    report.json          the de-identification report
+    data/<name>          the de-identified files
+    manifest.json        canonical JSON (RFC 8785): ids, agreement, sender, recipients, created,
+                         the sender's audit-log head, and each file's name, size, rows and SHA-256
+    manifest.sig         base64 Ed25519 signature by the sender over manifest.json
+
+The manifest comes *last* so that sealing reads each source file exactly once: sizes and hashes are
+computed while the bytes stream into age, never building the tar in memory nor writing it to disk.
+
+Opening decrypts into a private (0700) staging folder beside the destination while parsing the tar
+as it streams; it verifies the signature, runs the caller's checks, compares every file's size and
+SHA-256 with the manifest and refuses anything unlisted; only then are the files moved into the
+destination. Every failure is :class:`~agreements.errors.PackageRejected` with one plain sentence,
+and the staging folder is removed (nothing reaches the destination).
+
+Callers make no crypto decisions. pyrage holds the GIL while it works: a GUI must call these in a
+worker process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from agreements import _agefile
+from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
+from agreements.errors import PackageRejected
+from deid._atomic import atomic_open, check_output_path
+from deid.errors import InputError, OutputError, PathShareError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.sig"
+REPORT_NAME = "report.json"
+DATA_DIR = "data"
+
+_CHUNK = 1 << 20
+_MAX_MANIFEST = 16 << 20  # bytes; far above any real manifest, bounds memory for hostile input
+_MAX_SIGNATURE = 4096
+_MAX_REPORT = 64 << 20
+_RECORD = tarfile.RECORDSIZE
+
+_MANIFEST_KEYS = {
+    "pathshare_package",
+    "package_id",
+    "agreement_id",
+    "agreement_hash",
+    "sender_fingerprint",
+    "recipients",
+    "created",
+    "audit_head",
+    "report",
+    "files",
+}
+_RECEIPT_RESULTS = ("opened", "rejected")
+
+
+# --------------------------------------------------------------------------------------------- manifest
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One de-identified file in a package: its name under ``data/``, size, rows (if known), SHA-256."""
+
+    name: str
+    size: int
+    sha256: str
+    rows: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "rows": self.rows, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a package holds and who made it; signed by the sender inside the package."""
+
+    package_id: str
+    agreement_id: str
+    agreement_hash: str
+    sender_fingerprint: str
+    recipients: tuple[str, ...]
+    created: str
+    audit_head: tuple[int, str]
+    report_size: int
+    report_sha256: str
+    files: tuple[FileEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as the JSON document that is signed and stored as ``manifest.json``."""
+        return {
+            "pathshare_package": FORMAT_VERSION,
+            "package_id": self.package_id,
+            "agreement_id": self.agreement_id,
+            "agreement_hash": self.agreement_hash,
+            "sender_fingerprint": self.sender_fingerprint,
+            "recipients": list(self.recipients),
+            "created": self.created,
+            "audit_head": {"seq": self.audit_head[0], "hash": self.audit_head[1]},
+            "report": {"name": REPORT_NAME, "size": self.report_size, "sha256": self.report_sha256},
+            "files": [f.to_json() for f in self.files],
+        }
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (hex) of the canonical manifest: the package's identity in receipts and certificates."""
+        return sha256_hex(canonical_json(self.to_json()))
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Manifest:
+        """Parse and validate a manifest document; PackageRejected if anything is malformed."""
+        bad = PackageRejected("The package's manifest is malformed.")
+        if not isinstance(doc, dict) or set(doc) != _MANIFEST_KEYS:
+            raise bad
+        if doc["pathshare_package"] != FORMAT_VERSION:
+            raise PackageRejected(
+                f"The package uses format version {doc['pathshare_package']!r}; this PathShare reads "
+                f"version {FORMAT_VERSION}. Update PathShare."
+            )
+        strings = ("package_id", "agreement_id", "agreement_hash", "sender_fingerprint", "created")
+        if not all(_nonempty_str(doc[k]) for k in strings):
+            raise bad
+        recipients = doc["recipients"]
+        if not isinstance(recipients, list) or not recipients or not all(map(_nonempty_str, recipients)):
+            raise bad
+        head = doc["audit_head"]
+        if not (
+            isinstance(head, dict)
+            and set(head) == {"seq", "hash"}
+            and _count(head["seq"])
+            and isinstance(head["hash"], str)
+        ):
+            raise bad
+        report = doc["report"]
+        if not (
+            isinstance(report, dict)
+            and set(report) == {"name", "size", "sha256"}
+            and report["name"] == REPORT_NAME
+            and _count(report["size"])
+            and _is_sha(report["sha256"])
+        ):
+            raise bad
+        files = doc["files"]
+        if not isinstance(files, list):
+            raise bad
+        entries = []
+        for item in files:
+            if not (
+                isinstance(item, dict)
+                and set(item) == {"name", "size", "rows", "sha256"}
+                and isinstance(item["name"], str)
+                and _count(item["size"])
+                and _is_sha(item["sha256"])
+                and (item["rows"] is None or _count(item["rows"]))
+            ):
+                raise bad
+            try:
+                _check_data_name(item["name"])
+            except ValueError as exc:
+                raise PackageRejected(f"The manifest lists an unsafe file name: {exc}.") from exc
+            entries.append(FileEntry(item["name"], item["size"], item["sha256"], item["rows"]))
+        _check_unique([e.name for e in entries], PackageRejected)
+        return cls(
+            package_id=doc["package_id"],
+            agreement_id=doc["agreement_id"],
+            agreement_hash=doc["agreement_hash"],
+            sender_fingerprint=doc["sender_fingerprint"],
+            recipients=tuple(recipients),
+            created=doc["created"],
+            audit_head=(head["seq"], head["hash"]),
+            report_size=report["size"],
+            report_sha256=report["sha256"],
+            files=tuple(entries),
+        )
+
+
+@dataclass(frozen=True)
+class OpenedPackage:
+    """A package that verified and was written to ``out_dir``."""
+
+    manifest: Manifest
+    report: dict[str, Any]
+    out_dir: Path
+    files: tuple[Path, ...]  # the data files, in manifest order, under out_dir/data/
+
+    @property
+    def manifest_hash(self) -> str:
+        return self.manifest.hash
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_sha(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _check_data_name(name: str) -> None:
+    """A name under data/: relative, '/'-separated; no '..', '.', empty parts, backslashes or controls."""
+    if not name or len(name) > 255:
+        raise ValueError("a file name must be 1 to 255 characters")
+    if name.startswith("/") or "\\" in name or ":" in name:
+        raise ValueError(f"{name!r} is not a plain relative name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{name!r} contains control characters")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{name!r} has an empty, '.' or '..' part")
+
+
+def _check_unique(names: Sequence[str], error: type[PathShareError]) -> None:
+    # Case-folded, because two names differing only in case collide on macOS and Windows.
+    seen: set[str] = set()
+    for name in names:
+        key = name.casefold()
+        if key in seen:
+            raise error(f"The file name {name!r} appears twice in the package.")
+        seen.add(key)
+
+
+def _utc_text(now: datetime | None) -> str:
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------------------------------ seal
+
+
+def seal(
+    files: Sequence[tuple[str, Path] | tuple[str, Path, int | None]],
+    report: dict[str, Any],
+    *,
+    agreement_id: str,
+    agreement_hash: str,
+    sender_key: Ed25519PrivateKey,
+    sender_fingerprint: str,
+    recipients: Sequence[str],
+    audit_head: tuple[int, str],
+    out: Path,
+    now: datetime | None = None,
+    package_id: str | None = None,
+) -> Manifest:
+    """Seal ``files`` (``(name under data/, source path[, rows])``) and ``report`` into an age package.
+
+    The package is encrypted to ``recipients`` (``age1…``) and written atomically to ``out``; memory
+    stays bounded whatever the size of the files. Returns the signed manifest. Raises InputError
+    (a source file is missing, unreadable or changed while sealing), OutputError (``out`` cannot be
+    written) or AgreementError (a recipient is not an age X25519 recipient).
+    """
+    specs: list[tuple[str, Path, int | None]] = []
+    for spec in files:
+        name, source = spec[0], Path(spec[1])
+        rows = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
+        try:
+            _check_data_name(name)
+        except ValueError as exc:
+            raise InputError(f"Cannot seal {source}: {exc}.") from exc
+        if not source.is_file():
+            raise InputError(f"Cannot seal {source}: it does not exist or is not a file.")
+        specs.append((name, source, rows))
+    if not specs:
+        raise InputError("Nothing to seal: a package needs at least one data file.")
+    _check_unique([s[0] for s in specs], InputError)
+    try:
+        report_bytes = canonical_json(report)
+    except ValueError as exc:
+        raise InputError(f"The de-identification report cannot be sealed: {exc}.") from exc
+    created = _utc_text(now)
+    mtime = int(datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    pid = package_id or str(uuid.uuid4())
+    _agefile.parse_recipients(recipients)  # fail before any output exists
+    out = check_output_path(out)
+    result: list[Manifest] = []
+
+    def finalize(entries: list[FileEntry]) -> tuple[bytes, bytes]:
+        manifest = Manifest(
+            package_id=pid,
+            agreement_id=agreement_id,
+            agreement_hash=agreement_hash,
+            sender_fingerprint=sender_fingerprint,
+            recipients=tuple(recipients),
+            created=created,
+            audit_head=(int(audit_head[0]), str(audit_head[1])),
+            report_size=len(report_bytes),
+            report_sha256=sha256_hex(report_bytes),
+            files=tuple(entries),
+        )
+        result.append(manifest)
+        doc = manifest.to_json()
+        return canonical_json(doc), sign_document(sender_key, doc).encode("ascii")
+
+    chunks = _tar_chunks(report_bytes, specs, finalize, mtime)
+    try:
+        with atomic_open(out, "wb") as fh:
+            _agefile.encrypt_chunks(chunks, fh, recipients)
+    except OSError as exc:
+        raise OutputError(f"Cannot write the package {out}: {exc.strerror or exc}.") from exc
+    return result[0]
+
+
+def _member(name: str, size: int, mtime: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = 0o700 if kind == tarfile.DIRTYPE else 0o600
+    info.type = kind
+    info.uname = info.gname = ""
+    return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % tarfile.BLOCKSIZE)
+
+
+def _tar_chunks(
+    report_bytes: bytes,
+    specs: Sequence[tuple[str, Path, int | None]],
+    finalize: Callable[[list[FileEntry]], tuple[bytes, bytes]],
+    mtime: int,
+) -> Iterator[bytes]:
+    """The package tar, generated piece by piece; each source file is read once, hashed as it goes."""
+    written = 0
+
+    def out(piece: bytes) -> bytes:
+        nonlocal written
+        written += len(piece)
+        return piece
+
+    yield out(_member(REPORT_NAME, len(report_bytes), mtime) + report_bytes + _padding(len(report_bytes)))
+    yield out(_member(DATA_DIR, 0, mtime, tarfile.DIRTYPE))
+    entries: list[FileEntry] = []
+    for name, source, rows in specs:
+        try:
+            fh = open(source, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` across yields cleanly
+        except OSError as exc:
+            raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            yield out(_member(f"{DATA_DIR}/{name}", size, mtime))
+            digest = hashlib.sha256()
+            seen = 0
+            while True:
+                try:
+                    chunk = fh.read(_CHUNK)
+                except OSError as exc:
+                    raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
+                if not chunk:
+                    break
+                seen += len(chunk)
+                if seen > size:
+                    break
+                digest.update(chunk)
+                yield out(chunk)
+            if seen != size:
+                raise InputError(f"{source} changed while it was being sealed; seal it again.")
+        yield out(_padding(size))
+        entries.append(FileEntry(name, size, digest.hexdigest(), rows))
+    manifest_bytes, signature = finalize(entries)
+    yield out(
+        _member(MANIFEST_NAME, len(manifest_bytes), mtime) + manifest_bytes + _padding(len(manifest_bytes))
+    )
+    yield out(_member(SIGNATURE_NAME, len(signature), mtime) + signature + _padding(len(signature)))
+    # End of archive: two zero blocks, then pad to a whole record as tar(1) does.
+    end = 2 * tarfile.BLOCKSIZE
+    yield out(b"\0" * (end + (-(written + end) % _RECORD)))
+
+
+# ------------------------------------------------------------------------------------------------ open
+
+
+def open_package(
+    path: Path,
+    identity: _agefile.Identity,
+    out_dir: Path,
+    *,
+    verify_sender: Callable[[Manifest], Ed25519PublicKey],
+    check_manifest: Callable[[Manifest], None] | None = None,
+) -> OpenedPackage:
+    """Decrypt, verify and unpack the package at ``path`` into ``out_dir`` (which must be empty or absent).
+
+    ``verify_sender(manifest)`` returns the verified sender's Ed25519 public key or raises
+    PackageRejected; ``check_manifest(manifest)`` runs the caller's checks (agreement held and in
+    force, we are a recipient, not a replay) and raises to refuse. Both run before anything reaches
+    ``out_dir``. On success ``out_dir`` holds ``data/…``, ``report.json``, ``manifest.json`` and
+    ``manifest.sig`` (private: 0700 folders, 0600 files). Raises PackageRejected (with the reason) for
+    any problem with the package, OutputError when ``out_dir`` is not empty or cannot be written.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    _check_destination(out_dir)
+    if not path.is_file():
+        raise PackageRejected(f"{path} is not a file.")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".pathshare-open-", dir=out_dir.parent))  # 0700
+    except OSError as exc:
+        raise OutputError(f"Cannot write into {out_dir.parent}: {exc.strerror or exc}.") from exc
+    try:
+        tree = staging / "package"
+        tree.mkdir(mode=0o700)
+        found, small = _unpack(path, identity, tree)
+        manifest = _verify(found, small, verify_sender, check_manifest)
+        report = json.loads(small[REPORT_NAME])
+        if not isinstance(report, dict):
+            raise PackageRejected("The package's report is not a JSON object.")
+        (tree / MANIFEST_NAME).write_bytes(small[MANIFEST_NAME])
+        (tree / SIGNATURE_NAME).write_bytes(small[SIGNATURE_NAME])
+        (tree / REPORT_NAME).write_bytes(small[REPORT_NAME])
+        for name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
+            os.chmod(tree / name, 0o600)
+        _move_into(tree, out_dir)
+        files = tuple(out_dir / DATA_DIR / e.name for e in manifest.files)
+        return OpenedPackage(manifest=manifest, report=report, out_dir=out_dir, files=files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_destination(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise OutputError(f"Cannot open the package into {out_dir}: it is a file, not a folder.")
+        if any(out_dir.iterdir()):
+            raise OutputError(
+                f"Cannot open the package into {out_dir}: the folder is not empty. "
+                "Choose an empty or new folder."
+            )
+    elif not out_dir.parent.is_dir():
+        raise OutputError(
+            f"Cannot open the package into {out_dir}: the folder {out_dir.parent} does not exist."
+        )
+
+
+def _unpack(
+    path: Path, identity: _agefile.Identity, tree: Path
+) -> tuple[dict[str, tuple[int, str]], dict[str, bytes]]:
+    """Stream-decrypt and stream-untar into ``tree``; return data files {name: (size, sha256)} and the
+    small members' bytes. Every member is vetted before anything of it is written."""
+    found: dict[str, tuple[int, str]] = {}
+    small: dict[str, bytes] = {}
+    dirs: set[str] = set()
+    names: list[str] = []
+    with _agefile.open_decrypted(path, [identity]) as reader:
+        try:
+            # Stream mode: members are parsed as they are decrypted; nothing is seekable or buffered.
+            archive = tarfile.open(  # noqa: SIM115 - closed with the reader
+                fileobj=reader, mode="r|", bufsize=_CHUNK, encoding="utf-8", errors="strict"
+            )
+            for member in archive:
+                name = _vet_member(member)
+                names.append(name)
+                _check_unique(names, PackageRejected)
+                if member.isdir():
+                    dirs.add(name)
+                elif name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
+                    limit = {MANIFEST_NAME: _MAX_MANIFEST, SIGNATURE_NAME: _MAX_SIGNATURE}.get(
+                        name, _MAX_REPORT
+                    )
+                    if member.size > limit:
+                        raise PackageRejected(f"The package's {name} is implausibly large.")
+                    small[name] = _read_member(archive, member)
+                else:
+                    rel = name[len(DATA_DIR) + 1 :]
+                    found[rel] = _extract(archive, member, tree / DATA_DIR, rel)
+            # Anything after the end-of-archive blocks must be zero padding.
+            while chunk := reader.read(1 << 16):
+                if chunk.strip(b"\0"):
+                    raise PackageRejected("The package has data after the end of its archive.")
+        except (tarfile.TarError, EOFError, UnicodeError) as exc:
+            reader.finish()  # a truncated or damaged age file explains a broken tar: report that first
+            raise PackageRejected("The package does not contain a valid archive.") from exc
+        except PackageRejected:
+            # Every byte read was authenticated by age, so a refusal of its content stands on its own;
+            # but a failed decryption is the more useful reason when there is one.
+            reader.abort()
+            raise
+        reader.finish()
+    extra_dirs = {
+        d
+        for d in dirs
+        if d != DATA_DIR and not any(n.startswith(d[len(DATA_DIR) + 1 :] + "/") for n in found)
+    }
+    if extra_dirs:
+        raise PackageRejected(
+            f"The package holds a folder the manifest does not list: {sorted(extra_dirs)[0]}."
+        )
+    return found, small
+
+
+def _vet_member(member: tarfile.TarInfo) -> str:
+    """The member's name if it is a regular file or folder at an allowed, safe place; else refuse."""
+    name = member.name
+    if member.isdir():
+        name = name.rstrip("/")
+    if name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
+        raise PackageRejected(f"The package holds a member with an absolute path ({name!r}).")
+    if ".." in name.replace("\\", "/").split("/"):
+        raise PackageRejected(f"The package holds a member whose path climbs out of its folder ({name!r}).")
+    if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
+        kind = (
+            "a link"
+            if (member.issym() or member.islnk())
+            else ("a device" if (member.ischr() or member.isblk()) else "a special file")
+        )
+        raise PackageRejected(f"The package holds {kind} ({name!r}); only plain files are allowed.")
+    if member.isdir():
+        if name == DATA_DIR or name.startswith(DATA_DIR + "/"):
+            if name != DATA_DIR:
+                _safe_data_name(name[len(DATA_DIR) + 1 :])
+            return name
+        raise PackageRejected(f"The package holds an unexpected folder ({name!r}).")
+    if name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
+        return name
+    if name.startswith(DATA_DIR + "/"):
+        _safe_data_name(name[len(DATA_DIR) + 1 :])
+        return name
+    raise PackageRejected(f"The package holds an unexpected member ({name!r}).")
+
+
+def _safe_data_name(rel: str) -> None:
+    try:
+        _check_data_name(rel)
+    except ValueError as exc:
+        raise PackageRejected(f"The package holds an unsafe file name: {exc}.") from exc
+
+
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    fh = archive.extractfile(member)
+    assert fh is not None  # a regular file always has a reader
+    data = fh.read()
+    if len(data) != member.size:
+        raise EOFError("short member")
+    return data
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, root: Path, rel: str) -> tuple[int, str]:
+    """Copy one vetted member to root/rel (0600, never overwriting), hashing as it goes."""
+    target = root.joinpath(*rel.split("/"))
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except OSError as exc:
+        raise PackageRejected(
+            f"The package's file {rel!r} cannot be unpacked (it clashes with another)."
+        ) from exc
+    src = archive.extractfile(member)
+    assert src is not None
+    with os.fdopen(fd, "wb") as dst:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            dst.write(chunk)
+    if size != member.size:
+        raise EOFError("short member")
+    return size, digest.hexdigest()
+
+
+def _verify(
+    found: dict[str, tuple[int, str]],
+    small: dict[str, bytes],
+    verify_sender: Callable[[Manifest], Ed25519PublicKey],
+    check_manifest: Callable[[Manifest], None] | None,
+) -> Manifest:
+    for name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
+        if name not in small:
+            raise PackageRejected(f"The package has no {name}; it is not a PathShare package.")
+    try:
+        doc = json.loads(small[MANIFEST_NAME], object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, UnicodeError) as exc:
+        raise PackageRejected("The package's manifest is not valid JSON.") from exc
+    manifest = Manifest.from_json(doc)
+    public_key = verify_sender(manifest)
+    try:
+        signature = small[SIGNATURE_NAME].decode("ascii").strip()
+    except UnicodeError as exc:
+        raise PackageRejected("The package's manifest signature is malformed.") from exc
+    if not verify_document(public_key, doc, signature):
+        raise PackageRejected(
+            "The manifest's signature does not verify against the sender's key (tampered or forged)."
+        )
+    if check_manifest is not None:
+        check_manifest(manifest)
+    listed = {e.name: e for e in manifest.files}
+    for name in found:
+        if name not in listed:
+            raise PackageRejected(f"The package holds a file the manifest does not list: {name!r}.")
+    for entry in manifest.files:
+        if entry.name not in found:
+            raise PackageRejected(
+                f"The file {entry.name!r} listed in the manifest is missing from the package."
+            )
+        size, digest = found[entry.name]
+        if size != entry.size:
+            raise PackageRejected(f"The file {entry.name!r} has a different size than the manifest says.")
+        if digest != entry.sha256:
+            raise PackageRejected(f"The file {entry.name!r} does not match the manifest's SHA-256.")
+    report = small[REPORT_NAME]
+    if len(report) != manifest.report_size or sha256_hex(report) != manifest.report_sha256:
+        raise PackageRejected("The package's report does not match the manifest.")
+    return manifest
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _move_into(tree: Path, out_dir: Path) -> None:
+    """Move the verified tree into out_dir: one rename when out_dir is absent, else entry by entry."""
+    try:
+        if not out_dir.exists():
+            os.rename(tree, out_dir)
+            return
+        _check_destination(out_dir)
+        moved: list[Path] = []
+        try:
+            for entry in sorted(tree.iterdir()):
+                dest = out_dir / entry.name
+                os.rename(entry, dest)
+                moved.append(dest)
+        except OSError:
+            for dest in moved:  # put the destination back as it was: empty
+                if dest.is_dir():
+                    shutil.rmtree(dest, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        dest.unlink()
+            raise
+    except OSError as exc:
+        raise OutputError(f"Cannot write into {out_dir}: {exc.strerror or exc}.") from exc
+
+
+# ---------------------------------------------------------------------------- receipts and certificates
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A recipient's signed statement that it opened (or rejected) a package."""
+
+    package_id: str
+    manifest_hash: str
+    agreement_id: str
+    recipient_fingerprint: str
+    time: str
+    result: str
+
+
+@dataclass(frozen=True)
+class DestructionCertificate:
+    """A recipient's signed statement that it destroyed a package's data."""
+
+    package_id: str
+    manifest_hash: str
+    agreement_id: str
+    recipient_fingerprint: str
+    destroyed_at: str
+    method: str
+    statement: str
+
+
+_RECEIPT_KEYS = {
+    "pathshare_receipt",
+    "package_id",
+    "manifest_hash",
+    "agreement_id",
+    "recipient",
+    "time",
+    "result",
+    "signature",
+}
+_CERT_KEYS = {
+    "pathshare_destruction_certificate",
+    "package_id",
+    "manifest_hash",
+    "agreement_id",
+    "recipient",
+    "destroyed_at",
+    "method",
+    "statement",
+    "signature",
+}
+
+
+def make_receipt(
+    manifest: Manifest,
+    recipient_key: Ed25519PrivateKey,
+    recipient_fingerprint: str,
+    result: str = "opened",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A signed receipt (JSON-ready dict) for ``manifest``; ``result`` is ``opened`` or ``rejected``."""
+    if result not in _RECEIPT_RESULTS:
+        raise ValueError(f"result must be one of {_RECEIPT_RESULTS}")
+    doc: dict[str, Any] = {
+        "pathshare_receipt": 1,
+        "package_id": manifest.package_id,
+        "manifest_hash": manifest.hash,
+        "agreement_id": manifest.agreement_id,
+        "recipient": recipient_fingerprint,
+        "time": _utc_text(now),
+        "result": result,
+    }
+    doc["signature"] = sign_document(recipient_key, doc)
+    return doc
+
+
+def verify_receipt(receipt: Any, public_key: Ed25519PublicKey | str) -> Receipt:
+    """The receipt's content if its signature verifies under ``public_key``; else PackageRejected."""
+    doc = _signed(receipt, _RECEIPT_KEYS, "pathshare_receipt", public_key, "receipt")
+    if doc["result"] not in _RECEIPT_RESULTS:
+        raise PackageRejected("The receipt is malformed.")
+    return Receipt(
+        doc["package_id"],
+        doc["manifest_hash"],
+        doc["agreement_id"],
+        doc["recipient"],
+        doc["time"],
+        doc["result"],
+    )
+
+
+def make_destruction_certificate(
+    *,
+    package_id: str,
+    manifest_hash: str,
+    agreement_id: str,
+    recipient_key: Ed25519PrivateKey,
+    recipient_fingerprint: str,
+    method: str,
+    statement: str,
+    destroyed_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A destruction certificate (JSON-ready dict) signed by the recipient that held the package."""
+    if not method.strip() or not statement.strip():
+        raise ValueError("a destruction certificate needs a method and a statement")
+    doc: dict[str, Any] = {
+        "pathshare_destruction_certificate": 1,
+        "package_id": package_id,
+        "manifest_hash": manifest_hash,
+        "agreement_id": agreement_id,
+        "recipient": recipient_fingerprint,
+        "destroyed_at": _utc_text(destroyed_at),
+        "method": method,
+        "statement": statement,
+    }
+    doc["signature"] = sign_document(recipient_key, doc)
+    return doc
+
+
+def verify_destruction_certificate(
+    certificate: Any, public_key: Ed25519PublicKey | str
+) -> DestructionCertificate:
+    """The certificate's content if its signature verifies under ``public_key``; else PackageRejected."""
+    doc = _signed(
+        certificate, _CERT_KEYS, "pathshare_destruction_certificate", public_key, "destruction certificate"
+    )
+    return DestructionCertificate(
+        doc["package_id"],
+        doc["manifest_hash"],
+        doc["agreement_id"],
+        doc["recipient"],
+        doc["destroyed_at"],
+        doc["method"],
+        doc["statement"],
+    )
+
+
+def _signed(
+    doc: Any, keys: set[str], marker: str, public_key: Ed25519PublicKey | str, what: str
+) -> dict[str, Any]:
+    if not isinstance(doc, dict) or set(doc) != keys or doc[marker] != 1:
+        raise PackageRejected(f"The {what} is malformed.")
+    if not all(_nonempty_str(doc[k]) for k in keys - {marker}):
+        raise PackageRejected(f"The {what} is malformed.")
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    if not verify_document(public_key, body, doc["signature"]):
+        raise PackageRejected(
+            f"The {what}'s signature does not verify (tampered, or signed by someone else)."
+        )
+    return body
+
+
+def load_json_document(path: Path, what: str) -> Any:
+    """Read a receipt or certificate file; InputError naming the file if it is not JSON."""
+    try:
+        return json.loads(Path(path).read_bytes(), object_pairs_hook=_no_duplicate_keys)
+    except OSError as exc:
+        raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from exc
+    except (ValueError, UnicodeError) as exc:
+        raise InputError(f"{path} is not a {what} (not valid JSON).") from exc
+
+
+def write_json_document(path: Path, doc: dict[str, Any]) -> None:
+    """Write a receipt or certificate as pretty JSON, atomically (0644: it holds no secrets)."""
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    with atomic_open(path, "wb", 0o644) as fh:
+        fh.write(data)
