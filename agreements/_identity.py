@@ -43,10 +43,10 @@ def create_identity(vault: Vault, org: str, kind: str, contact: str = "") -> Car
     secret = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
+    if has_identity(vault):
+        vault.audit.append("identity.create.refused", details={"reason": "exists"})
+        raise IdentityError(f"The vault at {vault.path} already has an organization identity.")
     with vault.transaction() as conn:
-        if conn.execute("SELECT org FROM identity WHERE id = 1").fetchone() is not None:
-            vault.audit.append("identity.create.refused", details={"reason": "exists"}, conn=conn)
-            raise IdentityError(f"The vault at {vault.path} already has an organization identity.")
         conn.execute(
             "INSERT INTO identity(id, org, kind, contact, created, signing_secret, age_secret, card) "
             "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",

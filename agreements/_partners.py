@@ -109,40 +109,42 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
     if has_identity(vault) and our_card(vault).signing_key == card.signing_key:
         vault.audit.append("partner.import.refused", partner=fp, details={"reason": "our own card"})
         raise PartnerError("That is this organization's own card, not a partner's.")
-    with vault.transaction() as conn:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM partners WHERE fingerprint = ?", (fp,)).fetchone()
-        if row is not None:
-            existing = _partner(row)
-            if verified and not existing.verified and not existing.revoked:
-                return ImportResult(
-                    verify_partner(vault, fp),
-                    new=False,
-                    message=f"{card.org} was already imported; now marked verified.",
-                )
-            return ImportResult(
-                existing, new=False, message=f"{card.org} ({fp}) is already known; status: {existing.status}."
-            )
-        same_org = [
+    changed = [
+        p
+        for p in (
             _partner(r)
-            for r in conn.execute(
-                f"SELECT {_COLUMNS} FROM partners WHERE org = ? COLLATE NOCASE OR signing_key = ?",
-                (card.org, card.signing_key),
+            for r in vault.db.execute(
+                f"SELECT {_COLUMNS} FROM partners WHERE org = ? COLLATE NOCASE", (card.org,)
             )
-        ]
-        changed = [p for p in same_org if p.card.signing_key != card.signing_key]
-        now = utc_now()
-        if changed and verified:
-            vault.audit.append(
-                "partner.import.refused",
-                partner=fp,
-                conn=conn,
-                details={"reason": "key changed", "previous": [p.fingerprint for p in changed]},
+        )
+        if p.card.signing_key != card.signing_key
+    ]
+    if changed and verified:
+        # Refused before anything is written; the refusal itself is on record.
+        vault.audit.append(
+            "partner.import.refused",
+            partner=fp,
+            details={"reason": "key changed", "previous": [p.fingerprint for p in changed]},
+        )
+        raise PartnerError(
+            f"Refused to mark the card for {card.org} verified: we already hold a different key for "
+            f"{card.org} ({changed[0].fingerprint}). Confirm the new fingerprint {fp} "
+            "with them by phone, then import it without --verified and run `partner verify`."
+        )
+    row = vault.db.execute(f"SELECT {_COLUMNS} FROM partners WHERE fingerprint = ?", (fp,)).fetchone()
+    if row is not None:
+        existing = _partner(row)
+        if verified and not existing.verified and not existing.revoked:
+            return ImportResult(
+                verify_partner(vault, fp),
+                new=False,
+                message=f"{card.org} was already imported; now verified.",
             )
-            raise PartnerError(
-                f"Refused to mark the card for {card.org} verified: we already hold a different key for "
-                f"{card.org} ({changed[0].fingerprint}). Confirm the new fingerprint {fp} "
-                "with them by phone, then import it without --verified and run `partner verify`."
-            )
+        return ImportResult(
+            existing, new=False, message=f"{card.org} ({fp}) is already known; status: {existing.status}."
+        )
+    now = utc_now()
+    with vault.transaction() as conn:
         conn.execute(
             "INSERT INTO partners(fingerprint, org, kind, signing_key, age_recipient, card, imported, "
             "verified_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
