@@ -243,6 +243,13 @@ class _SyncHandle(TaskHandle):
         except PathShareError as exc:
             remove_partials(self.job.outputs)
             self._finish("error", exc)
+        except Exception as exc:  # as in the worker: a sentence for the window, the traceback for stderr
+            import traceback
+
+            traceback.print_exc()
+            remove_partials(self.job.outputs)
+            message = f"Unexpected failure in the background job ({type(exc).__name__})."
+            self._finish("error", PathShareError(message))
         else:
             self._finish("ok", result)
 

@@ -140,3 +140,147 @@ def selftest(ctx: JobContext, out: str, steps: int = 20, delay: float = 0.05) ->
             ctx.progress((i + 1) / steps, f"step {i + 1} of {steps}")
             time.sleep(delay)
     return {"out": out, "steps": steps}
+
+
+# --- Prepare ---------------------------------------------------------------------------------------
+
+
+def provider_agreements(vault: Any) -> list[dict[str, Any]]:
+    """Executed, in-force agreements under which this organization provides data (a short vault read;
+    runs on the UI thread)."""
+    from agreements._agreement_store import get_agreement, list_agreements
+    from agreements._identity import our_card
+
+    me = our_card(vault).fingerprint()
+    out = []
+    for s in list_agreements(vault):
+        if not s.in_force:
+            continue
+        a = get_agreement(vault, s.id, s.version)
+        party = a.party(me)
+        if party is None or "provider" not in party.roles:
+            continue
+        out.append(
+            {
+                "id": a.id,
+                "version": a.version,
+                "title": a.title,
+                "purpose": a.terms.purpose,
+                "recipients": [p.org for p in a.recipients()],
+                "effective": a.effective.isoformat(),
+                "expires": a.expires.isoformat(),
+                "destruction": a.destruction_deadline.isoformat(),
+                "elements": [e.name for e in a.terms.elements],
+                "k": a.terms.policy.k,
+            }
+        )
+    return out
+
+
+def _agreement_elements(agreement: Any) -> list[Any]:
+    """The agreement's dictionary as the engine's Elements (library entries keep their synonyms).
+
+    Glue only: the workflows module should own this once it lands (see the desktop report).
+    """
+    from deid._elements import element_from_dict, element_library
+
+    library = element_library()
+    out = []
+    for e in agreement.terms.elements:
+        if e.name in library:
+            out.append(library[e.name])
+        else:
+            out.append(element_from_dict(e.model_dump(exclude_none=True), "the agreement"))
+    return out
+
+
+def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, Any]:
+    """Read the extract and suggest its mapping onto the agreement's elements (no output written)."""
+    from agreements._agreement_store import require_in_force
+    from deid._io import read_table
+    from deid._mapping import suggest_mapping
+
+    agreement = require_in_force(ctx.vault, agreement_id)
+    ctx.progress(0.05, "reading the extract")
+    table = read_table(path)
+    ctx.progress(0.6, "suggesting how your columns match the agreement")
+    elements = _agreement_elements(agreement)
+    suggestions = suggest_mapping(table, elements)
+    ctx.progress(0.9, "listing values to recode")
+    values: dict[str, list[str]] = {}
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        distinct = pc.unique(table.column(name).drop_null())
+        if 0 < len(distinct) <= 40:
+            values[name] = sorted(str(v) for v in distinct.to_pylist())
+    ctx.progress(1.0, "done")
+    return {
+        "path": path,
+        "rows": table.num_rows,
+        "columns": table.column_names,
+        "elements": [
+            {"name": el.name, "treatment": t.treatment, "codes": sorted(el.codes)}
+            for el, t in zip(elements, agreement.terms.elements, strict=True)
+        ],
+        "suggestions": {
+            s.column: {
+                "element": s.element,
+                "confidence": s.score,
+                "why": "; ".join(s.candidates[0].reasons) if s.candidates and s.element else "",
+            }
+            for s in suggestions
+        },
+        "recode_suggestions": {s.column: dict(s.recodes) for s in suggestions if s.recodes},
+        "date_formats": {s.column: s.date_format for s in suggestions if s.date_format},
+        "values": values,
+        "profiles_supported": _profiles_supported(),
+        "profile_note": "" if _profiles_supported() else "Saving profiles comes with the profile store.",
+    }
+
+
+def _profiles_supported() -> bool:
+    try:
+        from agreements import _profiles  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def save_mapping_profile(vault: Any, name: str, mapping: dict[str, Any], recodes: dict[str, Any]) -> Any:
+    """Save the confirmed mapping as a profile in the vault (runs on the vault thread)."""
+    from agreements import _profiles
+    from deid._mapping import MappingProfile
+
+    profile = MappingProfile(name=name, columns=dict(mapping), recodes=dict(recodes))
+    return _profiles.save_profile(vault, profile)
+
+
+def _profile(mapping: dict[str, Any], recodes: dict[str, Any], date_formats: dict[str, Any]) -> Any:
+    from deid._mapping import MappingProfile
+
+    return MappingProfile(
+        name="(this extract)", columns=dict(mapping), recodes=dict(recodes), date_formats=dict(date_formats)
+    )
+
+
+def validate_extract(
+    ctx: JobContext,
+    path: str,
+    agreement_id: str,
+    mapping: dict[str, Any],
+    recodes: dict[str, Any],
+    date_formats: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Check the extract against the confirmed mapping (the library's validate); findings as dicts."""
+    from agreements._agreement_store import require_in_force
+    from deid._io import read_table
+    from deid._mapping import validate
+
+    agreement = require_in_force(ctx.vault, agreement_id)
+    ctx.progress(0.05, "reading the extract")
+    table = read_table(path)
+    ctx.progress(0.6, "checking values against the agreement's code sets")
+    findings = validate(table, _profile(mapping, recodes, date_formats), _agreement_elements(agreement))
+    ctx.progress(1.0, "done")
+    return [f.to_dict() for f in findings]

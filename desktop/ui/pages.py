@@ -100,14 +100,10 @@ class AgreementsPage(_ListPage):
         if store is None or not hasattr(store, "list_agreements"):
             self.note_label.setText(self.note + " (The agreement store is not available in this build.)")
             return None
-        out = []
-        for item in store.list_agreements(self.session.vault):
-            agreement = getattr(item, "agreement", item)
-            status = getattr(item, "status", None)
-            status = status() if callable(status) else status
-            parties = ", ".join(p.org for p in agreement.all_parties)
-            out.append((agreement.title, str(status or ""), parties, str(agreement.expires), agreement.id))
-        return out
+        return [
+            (s.title, s.status, ", ".join(s.parties), s.expires.isoformat(), s.id)
+            for s in store.list_agreements(self.session.vault)
+        ]
 
 
 class PartnersPage(_ListPage):
@@ -116,19 +112,15 @@ class PartnersPage(_ListPage):
         "Coming next: importing cards and marking partners verified in the app. For now this list is "
         "read-only; use `pathshare partner import CARD.json` and `pathshare partner verify FINGERPRINT`."
     )
-    headers = ("Organization", "Kind", "Verified", "Fingerprint")
+    headers = ("Organization", "Kind", "Status", "Fingerprint")
 
     def rows(self) -> list[tuple[str, ...]] | None:
         partners = _module("agreements._partners")
         if partners is None or not hasattr(partners, "list_partners"):
             self.note_label.setText(self.note + " (Partner cards are not available in this build.)")
             return None
-        out = []
-        for p in partners.list_partners(self.session.vault):
-            card = getattr(p, "card", p)
-            verified = getattr(p, "verified", False)
-            out.append((card.org, card.kind, "yes" if verified else "not yet", card.fingerprint()))
-        return out
+        listed = partners.list_partners(self.session.vault)
+        return [(p.org, p.card.kind, p.status, p.fingerprint) for p in listed]
 
 
 class AuditPage(_ListPage):
