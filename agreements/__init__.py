@@ -4,6 +4,26 @@ agreements, the audit log, sealed packages, receipts, and the workflows the app 
 For most uses, open a vault and call a workflow (documented as they land).
 """
 
+from agreements._agreement import Agreement, parse_agreement
+from agreements._agreement_store import (
+    AgreementSummary,
+    agreement_status,
+    agreement_versions,
+    amend_agreement,
+    amend_agreement_from_file,
+    create_agreement,
+    create_agreement_from_file,
+    destruction_due,
+    expiring_agreements,
+    export_agreement,
+    get_agreement,
+    import_agreement,
+    join_agreement,
+    list_agreements,
+    require_in_force,
+    sign_agreement,
+    terminate_agreement,
+)
 from agreements._audit import AuditEntry, AuditLog, AuditVerdict, verify_bundle, verify_checkpoint
 from agreements._cards import ORG_KINDS, Card
 from agreements._identity import age_identity, create_identity, export_age_identity, our_card, signing_key
@@ -64,4 +84,27 @@ __all__ = [
     "verify_bundle",
     "verify_checkpoint",
     "verify_partner",
+]
+
+# Agreements (agreements/_agreement.py, _agreement_store.py).
+__all__ += [
+    "Agreement",
+    "AgreementSummary",
+    "agreement_status",
+    "agreement_versions",
+    "amend_agreement",
+    "amend_agreement_from_file",
+    "create_agreement",
+    "create_agreement_from_file",
+    "destruction_due",
+    "expiring_agreements",
+    "export_agreement",
+    "get_agreement",
+    "import_agreement",
+    "join_agreement",
+    "list_agreements",
+    "parse_agreement",
+    "require_in_force",
+    "sign_agreement",
+    "terminate_agreement",
 ]

@@ -139,6 +139,22 @@ def _is_superseded(a: Agreement, versions: list[Agreement]) -> bool:
     return any(v.version > a.version and v.is_executed for v in versions)
 
 
+def _status(a: Agreement, versions: list[Agreement], today: date | None) -> str:
+    """A version's status in the light of its siblings: a later executed version supersedes it, and a
+    termination of any version ends the whole agreement (drafts of amendments included)."""
+    status = a.status(today, superseded=_is_superseded(a, versions))
+    if status not in ("superseded", "terminated") and any(v.is_terminated for v in versions):
+        return "terminated"
+    return status
+
+
+def _in_force(a: Agreement, versions: list[Agreement], today: date | None) -> bool:
+    return (
+        a.in_force(today, superseded=_is_superseded(a, versions))
+        and _status(a, versions, today) == "executed"
+    )
+
+
 def _store(conn: Any, a: Agreement, *, authored: bool, now: str) -> None:
     conn.execute(
         "INSERT INTO agreements(id, version, sha256, title, effective, expires, destruction_deadline, "
@@ -289,18 +305,17 @@ def agreement_versions(vault: Vault, agreement_id: str) -> list[Agreement]:
 def agreement_status(vault: Vault, agreement: Agreement, today: date | None = None) -> str:
     """The status of one version, knowing whether a later executed version superseded it."""
     versions = _load_rows(vault, agreement.id)
-    return agreement.status(today, superseded=_is_superseded(agreement, versions))
+    return _status(agreement, versions, today)
 
 
 def summarize(a: Agreement, versions: list[Agreement], today: date | None = None) -> AgreementSummary:
-    superseded = _is_superseded(a, versions)
     parties = a.all_parties()
     return AgreementSummary(
         id=a.id,
         version=a.version,
         title=a.title,
-        status=a.status(today, superseded=superseded),
-        in_force=a.in_force(today, superseded=superseded),
+        status=_status(a, versions, today),
+        in_force=_in_force(a, versions, today),
         effective=a.effective,
         expires=a.expires,
         destruction_deadline=a.destruction_deadline,
@@ -358,10 +373,10 @@ def require_in_force(vault: Vault, agreement_id: str, today: date | None = None)
     aid = _resolve_id(vault, agreement_id)
     versions = _load_rows(vault, aid)
     for a in reversed(versions):
-        if a.in_force(today, superseded=_is_superseded(a, versions)):
+        if _in_force(a, versions, today):
             return a
     latest = versions[-1]
-    status = latest.status(today)
+    status = _status(latest, versions, today)
     hint = {
         "draft": "it is an unsigned draft",
         "proposed": "not every party has signed it yet ("
@@ -444,7 +459,7 @@ def sign_agreement(
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         a = _pick(versions, version, aid)
-        status = a.status(today, superseded=_is_superseded(a, versions))
+        status = _status(a, versions, today)
         if status in ("terminated", "expired", "superseded"):
             raise AgreementError(
                 f"Agreement {aid} version {a.version} is {status}; it can no longer be signed."
@@ -609,7 +624,7 @@ def amend_agreement(
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         latest = versions[-1]
-        if latest.is_terminated:
+        if any(v.is_terminated for v in versions):
             raise AgreementError(
                 f"Agreement {aid} was terminated; it cannot be amended. Draft a new agreement."
             )
@@ -660,7 +675,7 @@ def terminate_agreement(
         if not signed:
             raise AgreementError(f"Agreement {aid} is an unsigned draft; there is nothing to terminate.")
         a = signed[-1]
-        if a.is_terminated:
+        if any(v.is_terminated for v in versions):
             raise AgreementError(f"Agreement {aid} is already terminated.")
         ended = a.terminated_by(signing_key(vault), reason, now=now)
         me = _our_card(vault)
@@ -698,7 +713,7 @@ def join_agreement(
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         a = versions[-1]
-        if not a.in_force(None, superseded=False):
+        if not _in_force(a, versions, None):
             raise AgreementError(
                 f"Agreement {aid} is not in force; only an executed general offer can be joined."
             )
