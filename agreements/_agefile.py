@@ -132,8 +132,9 @@ class _Pipe:
         self.cancelled.set()
         while thread.is_alive():
             with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)
-        thread.join()
+                while True:
+                    self._queue.get_nowait()
+            thread.join(0.002)
 
 
 def encrypt_chunks(chunks: Iterator[bytes], out: IO[bytes], recipients: Sequence[str]) -> None:

@@ -485,7 +485,8 @@ def _unpack(
                     rel = name[len(DATA_DIR) + 1 :]
                     found[rel] = _extract(archive, member, tree / DATA_DIR, rel)
             # Anything after the end-of-archive blocks must be zero padding.
-            while chunk := reader.read(1 << 16):
+            # (read through tarfile's stream: it has buffered ahead of the end marker)
+            while chunk := archive.fileobj.read(1 << 16):  # type: ignore[union-attr]
                 if chunk.strip(b"\0"):
                     raise PackageRejected("The package has data after the end of its archive.")
         except (tarfile.TarError, EOFError, UnicodeError) as exc:
