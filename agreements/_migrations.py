@@ -126,3 +126,23 @@ MIGRATIONS.append(
         """,
     )
 )
+
+# -- 30–39: mapping profiles — agreements/_profiles.py --------------------------------------------------
+MIGRATIONS.append(
+    (
+        30,
+        """
+        -- One row per saved mapping profile (column -> element, recodes, date formats) for a source
+        -- system. `document` is the profile's JSON; `signature` fingerprints its header set.
+        CREATE TABLE mapping_profiles (
+            name TEXT PRIMARY KEY COLLATE NOCASE,
+            source_system TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            document TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX mapping_profiles_signature ON mapping_profiles(signature);
+        """,
+    )
+)

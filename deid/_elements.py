@@ -60,6 +60,10 @@ class Element:
     numeric_codes: Mapping[str, str] = field(default_factory=dict)
     numeric_codes_note: str = ""
     normalize: str = ""
+    code_notes: str = ""
+    # How to fill this element from another element's column when no column holds it (e.g.
+    # hispanic_latino from a combined race/ethnicity field): {"element", "yes": [...], "unknown": [...]}.
+    derive_from: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def codes(self) -> frozenset[str]:
@@ -94,6 +98,10 @@ class Element:
             out["numeric_codes_note"] = self.numeric_codes_note
         if self.normalize:
             out["normalize"] = self.normalize
+        if self.code_notes:
+            out["code_notes"] = self.code_notes
+        if self.derive_from:
+            out["derive_from"] = dict(self.derive_from)
         return out
 
 
@@ -154,6 +162,8 @@ def element_from_dict(data: Mapping[str, Any], source: str = "the element list")
         numeric_codes={str(k): str(v) for k, v in (data.get("numeric_codes") or {}).items()},
         numeric_codes_note=str(data.get("numeric_codes_note", "")),
         normalize=str(data.get("normalize", "")),
+        code_notes=str(data.get("code_notes", "")),
+        derive_from=dict(data.get("derive_from") or {}),
     )
 
 

@@ -483,11 +483,13 @@ class ColumnSuggestion:
     score: float
     recodes: Mapping[str, str] = field(default_factory=dict)
     date_format: str | None = None
+    # Other elements filled from this column's values: {element: {source value: code}}.
+    derives: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"column": self.column, "element": self.element, "score": round(self.score, 3),
                 "candidates": [c.to_dict() for c in self.candidates], "recodes": dict(self.recodes),
-                "date_format": self.date_format}
+                "date_format": self.date_format, "derives": {k: dict(v) for k, v in self.derives.items()}}
 
 
 def _combine(h: float, v: float) -> float:
@@ -541,7 +543,28 @@ def suggest_mapping(
         if el is not None and el.type == "date":
             date_format = profiles[col].date_format
         score = next((c.score for c in scored[col] if c.element == name), 0.0)
-        out.append(ColumnSuggestion(col, tuple(scored[col][:top]), name, score, recodes, date_format))
+        derives = _suggest_derived(name, profiles[col], els, set(assigned.values())) if name else {}
+        out.append(ColumnSuggestion(col, tuple(scored[col][:top]), name, score, recodes, date_format,
+                                    derives))
+    return out
+
+
+def _suggest_derived(source_element: str, prof: ValueProfile, els: Sequence[Element],
+                     assigned: set[str]) -> dict[str, dict[str, str]]:
+    """Elements no column holds that this column's values can fill (see ``Element.derive_from``)."""
+    out: dict[str, dict[str, str]] = {}
+    for el in els:
+        rule = el.derive_from
+        if not rule or el.name in assigned or rule.get("element") != source_element or not prof.top_values:
+            continue
+        yes = {_norm_value(v) for v in rule.get("yes", ())}
+        unknown = {_norm_value(v) for v in rule.get("unknown", ())}
+        values = [v for v, _ in prof.top_values]
+        if not any(_norm_value(v) in yes for v in values):
+            continue
+        yes_code, no_code = str(rule.get("then", "Y")), str(rule.get("else", "N"))
+        out[el.name] = {v: (yes_code if _norm_value(v) in yes else no_code)
+                        for v in values if _norm_value(v) not in unknown}
     return out
 
 
@@ -609,6 +632,8 @@ class MappingProfile:
     date_formats: dict[str, str] = field(default_factory=dict)
     signature: str = ""
     description: str = ""
+    # Elements filled from another column's values: {element: {"from": column, "values": {value: code}}}.
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.signature:
@@ -629,6 +654,8 @@ class MappingProfile:
             columns={s.column: s.element for s in suggestions},
             recodes={s.column: dict(s.recodes) for s in suggestions if s.recodes},
             date_formats={s.column: s.date_format for s in suggestions if s.date_format},
+            derived={el: {"from": s.column, "values": dict(values)}
+                     for s in suggestions for el, values in s.derives.items()},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -637,7 +664,9 @@ class MappingProfile:
                 "source_system": self.source_system, "description": self.description,
                 "signature": self.signature, "columns": dict(self.columns),
                 "recodes": {c: dict(r) for c, r in self.recodes.items()},
-                "date_formats": dict(self.date_formats)}
+                "date_formats": dict(self.date_formats),
+                "derived": {e: {"from": d["from"], "values": dict(d["values"])}
+                            for e, d in self.derived.items()}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
@@ -671,9 +700,21 @@ class MappingProfile:
         formats = data.get("date_formats") or {}
         if not isinstance(formats, dict) or not all(isinstance(v, str) for v in formats.values()):
             raise PolicyError(f"{source} has invalid 'date_formats'.")
+        derived = data.get("derived") or {}
+        if not isinstance(derived, dict) or not all(
+            isinstance(d, dict) and isinstance(d.get("from"), str) and isinstance(d.get("values"), dict)
+            and all(isinstance(a, str) and isinstance(b, str) for a, b in d["values"].items())
+            for d in derived.values()
+        ):
+            raise PolicyError(f"{source} has invalid 'derived' "
+                              f"(element -> {{from: column, values: {{...}}}}).")
+        clash = sorted(set(derived) & set(targets))
+        if clash:
+            raise PolicyError(f"{source} both maps a column to and derives {', '.join(clash)}.")
         return cls(name=name.strip(), columns=dict(columns), source_system=str(data.get("source_system", "")),
                    recodes={c: dict(r) for c, r in recodes.items()}, date_formats=dict(formats),
-                   signature=str(data.get("signature") or ""), description=str(data.get("description", "")))
+                   signature=str(data.get("signature") or ""), description=str(data.get("description", "")),
+                   derived={e: {"from": d["from"], "values": dict(d["values"])} for e, d in derived.items()})
 
 
 def match_profile(headers: Sequence[str], profiles: Iterable[MappingProfile]) -> MappingProfile | None:
@@ -706,7 +747,9 @@ def _as_profile(mapping: MappingProfile | Mapping[str, str | None]) -> MappingPr
 
 
 def _check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, Element] | None) -> None:
-    missing = [c for c in prof.mapped if c not in table.column_names]
+    missing = [c for c in [*prof.mapped, *(d["from"] for d in prof.derived.values())]
+               if c not in table.column_names]
+    missing = list(dict.fromkeys(missing))
     if missing:
         raise InputError(f"The input has no column {', '.join(repr(c) for c in missing)}, which the mapping "
                          f"'{prof.name}' uses.")
@@ -715,7 +758,7 @@ def _check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, 
     if dupes:
         raise PolicyError(f"The mapping '{prof.name}' maps more than one column to {', '.join(dupes)}.")
     if by_name is not None:
-        unknown = sorted(set(targets) - set(by_name))
+        unknown = sorted((set(targets) | set(prof.derived)) - set(by_name))
         if unknown:
             raise PolicyError(f"The mapping '{prof.name}' uses element(s) the dictionary does not have: "
                               f"{', '.join(unknown)}.")
@@ -727,7 +770,15 @@ def _parse_dates(text: pa.ChunkedArray | pa.Array, fmt: str | None) -> pa.Chunke
         fmt, _ = best_date_format(pc.drop_null(text.slice(0, SAMPLE_ROWS)))
     if fmt is None:
         return pa.nulls(len(text), pa.timestamp("s"))
-    return pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+    parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+    # Exports mix formats (a hand-edited row, a second system): fill the gaps with the other formats,
+    # the column's own format first so an ambiguous 03/04 reads the way the rest of the column does.
+    for other in _DATE_FORMATS:
+        if parsed.null_count == text.null_count:
+            break
+        if other != fmt:
+            parsed = pc.coalesce(parsed, pc.strptime(text, format=other, unit="s", error_is_null=True))
+    return parsed
 
 
 def _format_number(nums: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -768,19 +819,33 @@ def normalize_column(
     return text
 
 
+def derive_column(col: pa.ChunkedArray | pa.Array, values: Mapping[str, str]) -> pa.ChunkedArray | pa.Array:
+    """A column filled from another's values: listed values become their code, anything else empty."""
+    text = _clean(col)
+    keys = pa.array(list(values), pa.string())
+    targets = pa.array(list(values.values()), pa.string())
+    idx = pc.index_in(text, value_set=keys)
+    if isinstance(idx, pa.ChunkedArray):
+        return pa.chunked_array([pc.take(targets, chunk) for chunk in idx.chunks], pa.string())
+    return pc.take(targets, idx)
+
+
 def apply_mapping(
     table: pa.Table,
     mapping: MappingProfile | Mapping[str, str | None],
     elements: Sequence[Element] | None = None,
     *,
     keep_unmapped: bool = False,
+    fill_missing: bool = False,
 ) -> pa.Table:
     """Rename mapped columns to element names and put their values in the element's form.
 
     Codes are recoded (the mapping's recodes, then case), dates become ``YYYY-MM-DD`` (unparseable
     dates become empty: :func:`validate` reports them first), numbers plain text, attendance percentages
     fractions. Unmapped columns are left out unless ``keep_unmapped``. Columns come out in the order of
-    ``elements`` (the dictionary's order), so outputs from different systems line up.
+    ``elements`` (the dictionary's order), so outputs from different systems line up; with
+    ``fill_missing`` every element of the dictionary is a column (empty when the export lacks it), so
+    files from different systems have identical columns.
     """
     prof = _as_profile(mapping)
     els = list(element_library().values()) if elements is None else list(elements)
@@ -791,11 +856,17 @@ def apply_mapping(
     arrays: list[pa.ChunkedArray | pa.Array] = []
     for el in els:
         col = element_to_col.get(el.name)
-        if col is None:
-            continue
-        names.append(el.name)
-        arrays.append(normalize_column(table.column(col), el, recodes=prof.recodes.get(col),
-                                       date_format=prof.date_formats.get(col)))
+        if col is not None:
+            names.append(el.name)
+            arrays.append(normalize_column(table.column(col), el, recodes=prof.recodes.get(col),
+                                           date_format=prof.date_formats.get(col)))
+        elif el.name in prof.derived:
+            rule = prof.derived[el.name]
+            names.append(el.name)
+            arrays.append(derive_column(table.column(rule["from"]), rule["values"]))
+        elif fill_missing:
+            names.append(el.name)
+            arrays.append(pa.nulls(table.num_rows, pa.string()))
     if keep_unmapped:
         for col in table.column_names:
             if col not in prof.mapped and col not in by_name:
@@ -870,7 +941,7 @@ def validate(
     _check_mapping(table, prof, by_name)
     today = today or dt.date.today()
     findings: list[ValidationFinding] = []
-    mapped_els = set(prof.mapped.values())
+    mapped_els = set(prof.mapped.values()) | set(prof.derived)
     for name in (list(required) if required is not None else [el.name for el in els]):
         if name not in mapped_els:
             label = by_name[name].label if name in by_name else name

@@ -1,9 +1,254 @@
-"""Sub-commands: (not yet implemented)."""
+"""Sub-commands: map (suggested column -> element mapping), profile list|export|import|delete, codebook."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from desktop.commands._vaultargs import open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
+    p = sub.add_parser("map", help="suggest which shared element each column of an export holds")
+    p.add_argument("input", metavar="INPUT", help="the export (.csv, .xlsx or .parquet)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--agreement", metavar="ID", help="map onto this agreement's data dictionary")
+    src.add_argument("--elements", metavar="FILE.json",
+                     help="map onto the elements in this file (no vault needed); "
+                     "default: the element library")
+    p.add_argument("--profile", metavar="NAME", help="use this saved mapping profile instead of suggestions")
+    p.add_argument("--save-profile", metavar="NAME", help="save the mapping shown as a profile in the vault")
+    p.add_argument("--source-system", default="", help="the source system, stored with --save-profile")
+    p.add_argument("--replace", action="store_true",
+                   help="with --save-profile: replace a profile of that name")
+    p.add_argument("--sheet", help="the worksheet of an .xlsx file")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_map)
+
+    prof = sub.add_parser("profile", help="saved mapping profiles (per source system)")
+    psub = prof.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
+    q = psub.add_parser("list", help="list saved mapping profiles")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_profile_list)
+    q = psub.add_parser("export", help="write a saved profile as JSON, to share with partners")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("out", metavar="OUT.json")
+    q.set_defaults(func=cmd_profile_export)
+    q = psub.add_parser("import", help="save a profile from a JSON file")
+    q.add_argument("file", metavar="FILE.json")
+    q.add_argument("--name", help="save it under this name instead of the file's")
+    q.add_argument("--replace", action="store_true", help="replace a saved profile of the same name")
+    q.set_defaults(func=cmd_profile_import)
+    q = psub.add_parser("delete", help="remove a saved profile")
+    q.add_argument("name", metavar="NAME")
+    q.set_defaults(func=cmd_profile_delete)
+
+    cb = sub.add_parser("codebook", help="write an agreement's codebook (.csv, .pdf, .html or .md)")
+    cb.add_argument("id", metavar="ID", help="the agreement")
+    cb.add_argument("--out", required=True, metavar="FILE")
+    cb.add_argument("--version", type=int, help="a particular version of the agreement")
+    cb.set_defaults(func=cmd_codebook)
+
+
+# ------------------------------------------------------------------------------------------ map
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from deid._elements import dictionary_elements, load_elements
+    from deid._io import read_table
+    from deid._mapping import MappingProfile, suggest_mapping, validate
+
+    table = read_table(args.input, sheet=args.sheet)
+    vault = None
+    needs_vault = bool(args.agreement or args.profile or args.save_profile)
+    try:
+        if needs_vault:
+            vault = open_vault(args)
+        if args.agreement:
+            from agreements import get_agreement
+
+            agreement = get_agreement(vault, args.agreement)
+            elements = dictionary_elements(agreement.body.get("elements") or [])
+            dictionary = f"agreement {agreement.id} ({agreement.title})"
+        elif args.elements:
+            elements = load_elements(args.elements)
+            dictionary = f"the elements in {Path(args.elements).name}"
+        else:
+            elements = load_elements()
+            dictionary = "the PathShare element library"
+
+        suggestions = suggest_mapping(table, elements)
+        profile, how = _chosen_profile(vault, args, table.column_names, bool(args.agreement))
+        if profile is None:
+            profile = MappingProfile.from_suggestions(args.save_profile or "suggested", suggestions,
+                                                      source_system=args.source_system)
+        findings = validate(table, profile, elements)
+        if args.save_profile and vault is not None:
+            from agreements._profiles import save_profile
+
+            profile.name = args.save_profile
+            profile.source_system = args.source_system or profile.source_system
+            save_profile(vault, profile, replace=args.replace)
+    finally:
+        if vault is not None:
+            vault.close()
+
+    result = _map_result(args.input, table.num_rows, dictionary, suggestions, profile, how, elements,
+                         findings)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        _print_map(result)
+        if args.save_profile:
+            print(f"\nSaved the mapping as profile '{args.save_profile}'.")
+    return 0
+
+
+def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str],
+                    auto: bool) -> tuple[Any, str]:
+    """The saved profile to use: --profile NAME, else (with a vault) one whose headers match."""
+    if vault is None:
+        return None, "suggested"
+    from agreements._profiles import get_profile, profile_for_headers
+
+    if args.profile:
+        return get_profile(vault, args.profile), "profile"
+    if auto:
+        found = profile_for_headers(vault, headers)
+        if found is not None:
+            return found, "profile (headers match)"
+    return None, "suggested"
+
+
+def _map_result(input_path: str, rows: int, dictionary: str, suggestions: list[Any], profile: Any, how: str,
+                elements: list[Any], findings: list[Any]) -> dict[str, Any]:
+    by_col = {s.column: s for s in suggestions}
+    columns = []
+    for col, element in profile.columns.items():
+        s = by_col.get(col)
+        entry = s.to_dict() if s else {"column": col, "candidates": []}
+        entry["element"] = element
+        entry["recodes"] = profile.recodes.get(col, {})
+        entry["date_format"] = profile.date_formats.get(col)
+        entry["source"] = "suggested" if how == "suggested" else "profile"
+        columns.append(entry)
+    mapped = set(profile.mapped.values())
+    return {
+        "input": str(input_path),
+        "rows": rows,
+        "dictionary": dictionary,
+        "mapping": how if how == "suggested" else f"{how}: {profile.name}",
+        "profile": None if how == "suggested" else profile.name,
+        "columns": columns,
+        "unmapped_columns": [c for c, e in profile.columns.items() if not e],
+        "unmapped_elements": [el.name for el in elements if el.name not in mapped],
+        "validation": [f.to_dict() for f in findings],
+    }
+
+
+def _print_map(result: dict[str, Any]) -> None:
+    print(f"{result['input']}: {result['rows']} rows, mapped onto {result['dictionary']}")
+    print(f"Mapping: {result['mapping']}\n")
+    width = max((len(c["column"]) for c in result["columns"]), default=6)
+    for c in result["columns"]:
+        element = c["element"] or "(not mapped: dropped)"
+        score = f"{c['score']:.2f}" if c.get("score") is not None and c["source"] == "suggested" else "    "
+        alts = [a["element"] for a in c.get("candidates", []) if a["element"] != c["element"]][:2]
+        alt = f"   (or {', '.join(alts)})" if alts and c["source"] == "suggested" else ""
+        print(f"  {c['column']:<{width}}  ->  {element:<28} {score}{alt}")
+        if c["recodes"]:
+            pairs = ", ".join(f"{k!r} -> {v!r}" for k, v in list(c["recodes"].items())[:8])
+            more = " …" if len(c["recodes"]) > 8 else ""
+            print(f"  {'':<{width}}      recode {pairs}{more}")
+    if result["unmapped_elements"]:
+        print(f"\nElements with no column: {', '.join(result['unmapped_elements'])}")
+    if result["validation"]:
+        print("\nBefore de-identifying:")
+        for f in result["validation"]:
+            print(f"  [{f['severity']}] {f['message']}")
+    else:
+        print("\nValidation: no problems found.")
+    if result["profile"] is None:
+        print("\nCorrect a suggestion by editing a saved profile (`--save-profile NAME`, then "
+              "`pathshare profile export NAME FILE.json`, edit, "
+              "`pathshare profile import FILE.json --replace`).")
+
+
+# -------------------------------------------------------------------------------------- profiles
+
+
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    from agreements._profiles import list_profiles
+
+    with open_vault(args) as vault:
+        profiles = list_profiles(vault)
+    if args.json:
+        print(json.dumps([{"name": p.name, "source_system": p.source_system, "columns": len(p.columns),
+                           "mapped": len(p.mapped), "signature": p.signature} for p in profiles], indent=2))
+        return 0
+    if not profiles:
+        print("No mapping profiles are saved yet; save one with `pathshare map INPUT --save-profile NAME`.")
+        return 0
+    for p in profiles:
+        system = f" ({p.source_system})" if p.source_system else ""
+        print(f"{p.name}{system}: {len(p.mapped)} of {len(p.columns)} columns mapped")
+    return 0
+
+
+def cmd_profile_export(args: argparse.Namespace) -> int:
+    from agreements._profiles import export_profile
+
+    with open_vault(args) as vault:
+        profile = export_profile(vault, args.name, args.out)
+    print(f"Wrote the mapping profile '{profile.name}' to {args.out}.")
+    return 0
+
+
+def cmd_profile_import(args: argparse.Namespace) -> int:
+    from agreements._profiles import import_profile
+
+    with open_vault(args) as vault:
+        profile = import_profile(vault, args.file, name=args.name, replace=args.replace)
+    print(f"Saved the mapping profile '{profile.name}' ({len(profile.mapped)} columns mapped).")
+    return 0
+
+
+def cmd_profile_delete(args: argparse.Namespace) -> int:
+    from agreements._profiles import delete_profile
+
+    with open_vault(args) as vault:
+        delete_profile(vault, args.name)
+    print(f"Deleted the mapping profile '{args.name}'.")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- codebook
+
+
+def cmd_codebook(args: argparse.Namespace) -> int:
+    from agreements import get_agreement
+    from agreements._codebook import agreement_codebook, codebook_html, write_codebook
+    from deid._atomic import check_output_path
+    from deid.errors import OutputError
+
+    out = check_output_path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".pdf", ".html", ".htm", ".md"):
+        raise OutputError(f"Cannot write the codebook as {out.name}: use a .csv, .pdf, .html or .md "
+                          f"file name.")
+    with open_vault(args) as vault:
+        agreement = get_agreement(vault, args.id, args.version)
+        book = agreement_codebook(agreement)
+        if suffix == ".pdf":
+            from desktop.pdf import html_to_pdf
+
+            html_to_pdf(codebook_html(book), out, title=book.title)
+        else:
+            write_codebook(book, out)
+        vault.audit.append("agreement.codebook", agreement=agreement.id,
+                           details={"file": out.name, "elements": len(book.rows)})
+    print(f"Wrote the codebook of agreement {agreement.id} ({len(book.rows)} elements) to {out}.")
+    return 0

@@ -1,0 +1,177 @@
+"""The codebook: every element of an agreement's data dictionary, for the analysts who receive the data.
+
+One row per element: the column name in the released file, the element, its label, type, description,
+codes (``code = label``), the de-identification treatment in plain words, whether it is a
+quasi-identifier, and its CEDS name. Written as CSV (for R/Stata/SPSS/Python), or as self-contained
+HTML or Markdown; the desktop layer turns the HTML into PDF (``desktop/pdf.py``), since the library
+does not draw.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deid._atomic import write_bytes_atomic
+from deid._elements import Element, dictionary_elements
+from deid.errors import OutputError
+
+if TYPE_CHECKING:
+    from agreements._agreement import Agreement
+
+COLUMNS = ("column", "element", "label", "type", "description", "codes", "treatment", "quasi_identifier",
+           "ceds")
+FORMATS = (".csv", ".html", ".htm", ".md")
+
+
+@dataclass
+class Codebook:
+    """A codebook: a title, lines about its source, and one row per element (keys: :data:`COLUMNS`)."""
+
+    title: str
+    rows: list[dict[str, str]]
+    about: list[str] = field(default_factory=list)
+
+
+def describe_treatment(treatment: str, params: Mapping[str, Any]) -> str:
+    """A treatment in the analyst's words (what happened to the values in the file)."""
+    p = dict(params)
+    if treatment == "keep":
+        return "released as is"
+    if treatment == "drop":
+        return "not released"
+    if treatment == "record_code":
+        return "replaced by a random record code (the same student keeps the same code in every release)"
+    if treatment == "token":
+        src = f" of {', '.join(p['from'])}" if p.get("from") else ""
+        return f"replaced by a keyed hash{src} (a linkage token; equal tokens are the same student)"
+    if treatment == "generalize_date":
+        to = p.get("to", "year")
+        words = {"year": "the year", "year_month": "the year and month (YYYY-MM)",
+                 "age": "the age in whole years", "age_band": "an age band"}.get(to, str(to))
+        ref = f" at {p['reference_date']}" if p.get("reference_date") else ""
+        return f"generalized to {words}{ref}"
+    if treatment == "date_shift":
+        return "shifted by a random number of days, the same for each student"
+    if treatment == "bucket":
+        edges = p.get("edges")
+        return f"grouped into ranges with edges {edges}" if edges else "grouped into ranges"
+    if treatment == "zip3":
+        return "truncated to the first 3 digits; small ZIP3 areas suppressed"
+    if treatment == "recode_rare":
+        n = p.get("min_count")
+        return f"values seen fewer than {n} times recoded to Other" if n else "rare values recoded to Other"
+    if treatment == "redact_text":
+        return "free text with names, IDs and contact details replaced by placeholders"
+    return treatment
+
+
+def build_codebook(
+    elements: Sequence[Element],
+    treatments: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    title: str = "Codebook",
+    about: Sequence[str] = (),
+) -> Codebook:
+    """A codebook for ``elements``; ``treatments`` as ``Agreement.element_treatments()`` gives them
+    (``{treatment, params, as, quasi_identifier}``), else each element's default treatment."""
+    rows = []
+    for el in elements:
+        spec = dict((treatments or {}).get(el.name) or el.treatment)
+        params = dict(spec.get("params") or {k: v for k, v in spec.items()
+                                             if k not in ("treatment", "as", "quasi_identifier")})
+        treatment = str(spec.get("treatment", "keep"))
+        qi = spec.get("quasi_identifier")
+        if qi is None:
+            qi = el.quasi_identifier
+        column = "" if treatment == "drop" else str(spec.get("as") or el.name)
+        codes = "; ".join(f"{c.code} = {c.label}" for c in el.code_set)
+        rows.append({
+            "column": column,
+            "element": el.name,
+            "label": el.label,
+            "type": el.type,
+            "description": el.description,
+            "codes": codes,
+            "treatment": describe_treatment(treatment, params),
+            "quasi_identifier": "yes" if qi and treatment != "drop" else "no",
+            "ceds": el.ceds + ("" if el.ceds_exact or not el.ceds else " (closest)"),
+        })
+    return Codebook(title=title, rows=rows, about=list(about))
+
+
+def agreement_codebook(agreement: Agreement) -> Codebook:
+    """The codebook of an agreement's data dictionary and de-identification policy."""
+    elements = dictionary_elements(agreement.body.get("elements") or [])
+    policy = agreement.terms.policy
+    about = [
+        f"Agreement {agreement.id}, version {agreement.version}",
+        f"Effective {agreement.effective.isoformat()} to {agreement.expires.isoformat()}",
+        f"k-anonymity: every combination of quasi-identifiers occurs at least {policy.k} times; "
+        f"smallest reported cell {policy.min_cell_size}",
+        "Columns not in this codebook are never released.",
+    ]
+    return build_codebook(elements, agreement.element_treatments(), title=f"Codebook: {agreement.title}",
+                          about=about)
+
+
+def codebook_csv(book: Codebook) -> str:
+    """The codebook as CSV text (a header row, then one row per element)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(book.rows)
+    return buf.getvalue()
+
+
+def codebook_html(book: Codebook) -> str:
+    """The codebook as one self-contained HTML page (no scripts, no external resources)."""
+    e = html.escape
+    head = "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in COLUMNS)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{e(row[c])}</td>" for c in COLUMNS) + "</tr>" for row in book.rows
+    )
+    about = "".join(f"<p>{e(line)}</p>" for line in book.about)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{e(book.title)}</title>"
+        "<style>body{font-family:sans-serif;font-size:9pt}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:3px;vertical-align:top;text-align:left}"
+        "th{background:#eee}</style></head><body>\n"
+        f"<h1>{e(book.title)}</h1>\n{about}\n"
+        f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>\n</body></html>\n"
+    )
+
+
+def codebook_markdown(book: Codebook) -> str:
+    """The codebook as a Markdown table."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"# {book.title}", "", *[f"{line}  " for line in book.about], ""]
+    lines.append("| " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |")
+    lines.append("|" + "---|" * len(COLUMNS))
+    lines.extend("| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in book.rows)
+    return "\n".join(lines) + "\n"
+
+
+def write_codebook(book: Codebook, path: str | os.PathLike[str]) -> Path:
+    """Write the codebook as .csv, .html or .md (by extension), atomically. PDF: see desktop/pdf.py."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        text = codebook_csv(book)
+    elif suffix in (".html", ".htm"):
+        text = codebook_html(book)
+    elif suffix == ".md":
+        text = codebook_markdown(book)
+    else:
+        raise OutputError(f"Cannot write the codebook as {p.name}: use a .csv, .pdf, .html or .md file name.")
+    write_bytes_atomic(p, text.encode("utf-8"), perm=0o644)
+    return p

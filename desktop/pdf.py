@@ -1,0 +1,45 @@
+"""HTML to PDF with Qt (QTextDocument + QPdfWriter): how the codebook becomes a PDF.
+
+The library writes the codebook as self-contained HTML (agreements/_codebook.py); drawing pages is the
+desktop layer's job. Works headless: without a running GUI application one offscreen
+``QGuiApplication`` is created for the fonts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from deid._atomic import atomic_path
+from deid.errors import OutputError
+
+
+def _ensure_gui_app() -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.instance() is None:
+        # Kept on the class so it lives as long as the process (Qt needs one per process).
+        _ensure_gui_app.app = QGuiApplication(["pathshare", "-platform", "offscreen"])  # type: ignore[attr-defined]
+
+
+def html_to_pdf(html_text: str, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Lay out ``html_text`` on landscape Letter pages and write the PDF to ``path`` atomically."""
+    _ensure_gui_app()
+    from PySide6.QtCore import QMarginsF
+    from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+    dest = Path(path)
+    with atomic_path(dest, 0o644) as tmp:
+        writer = QPdfWriter(str(tmp))
+        writer.setTitle(title)
+        writer.setCreator("PathShare")
+        writer.setPageSize(QPageSize(QPageSize.PageSizeId.Letter))
+        writer.setPageOrientation(QPageLayout.Orientation.Landscape)
+        writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
+        doc = QTextDocument()
+        doc.setHtml(html_text)
+        doc.print_(writer)
+        del writer  # finishes the file
+        if tmp.stat().st_size == 0:
+            raise OutputError(f"Cannot write {dest}: Qt produced an empty PDF.")
+    return dest
