@@ -916,3 +916,56 @@ def amendment_terms(previous: Agreement, new_terms: Mapping[str, Any]) -> dict[s
     body["version"] = previous.version + 1
     body["previous"] = previous.sha256
     return body
+
+
+def agreement_json_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of an agreement file, schema version 1: the terms plus the unsigned records.
+
+    It checks structure only; the consistency rules (dates in order, policy matching the elements,
+    signatures) are PathShare's own and documented in docs/agreement-schema.md.
+    """
+    schema = Terms.model_json_schema(mode="validation")
+    text = {"type": "string", "minLength": 1}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://pathshare.example/schemas/agreement-1.json"
+    schema["title"] = "PathShare data-sharing agreement, schema version 1"
+    schema["properties"]["signatures"] = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["signer_fingerprint", "signing_key", "signed_at", "signature"],
+            "properties": {k: text for k in ("signer_fingerprint", "signing_key", "signed_at", "signature")},
+        },
+    }
+    schema["properties"]["joinders"] = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["agreement_id", "agreement_sha256", "party", "signed_at", "signature"],
+            "properties": {
+                **{k: text for k in ("agreement_id", "agreement_sha256", "signed_at", "signature")},
+                "party": {"$ref": "#/$defs/Party"},
+            },
+        },
+    }
+    keys = (
+        "agreement_id",
+        "agreement_sha256",
+        "terminated_by",
+        "signing_key",
+        "terminated_at",
+        "reason",
+        "signature",
+    )
+    schema["properties"]["terminations"] = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(keys),
+            "properties": {k: text for k in keys},
+        },
+    }
+    return schema

@@ -285,3 +285,20 @@ def test_general_offer_lets_a_further_partner_join_the_same_terms(orgs, terms):
     plain = Agreement.from_terms({**terms, "general_offer": False, "join_as": None})
     with pytest.raises(AgreementError, match="not a general offer"):
         plain.joined_by(hill.key, hill.party("provider"))
+
+
+def test_published_json_schema_is_in_step_with_the_model():
+    from agreements._agreement import agreement_json_schema
+
+    published = json.loads((EXAMPLE.parent.parent / "agreement.schema.json").read_text(encoding="utf-8"))
+    assert published == agreement_json_schema()
+    assert published["properties"]["pathshare_agreement"]["const"] == 1
+    assert set(published["required"]) >= {"parties", "elements", "policy", "destruction", "legal_basis"}
+
+
+def test_documentation_names_every_treatment_and_legal_basis():
+    from agreements._agreement import LEGAL_BASES
+
+    doc = (EXAMPLE.parent.parent / "agreement-schema.md").read_text(encoding="utf-8")
+    for name in (*TREATMENT_PARAMETERS, *LEGAL_BASES):
+        assert f"`{name}`" in doc, name
