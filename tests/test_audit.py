@@ -1,0 +1,412 @@
+"""The audit log: chain hashing, tamper detection (edit, delete, insert, reorder), checkpoints and
+rollback, bundles verified on another machine, filters, and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+
+import pytest
+import sqlcipher3
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agreements import (
+    AuditError,
+    Vault,
+    create_identity,
+    import_card,
+    our_card,
+    verify_bundle,
+    verify_checkpoint,
+    verify_partner,
+)
+from agreements._audit import GENESIS, entry_hash, hold_partner_checkpoint, reference_entry_hash
+from agreements._signing import canonical_json
+
+PASS = "correct horse battery staple"
+N = 10  # entries in the fixture log
+
+
+def _fill(vault: Vault, n: int) -> None:
+    for i in range(n - len(vault.audit)):
+        vault.audit.append("test.event", agreement=f"agr-{i % 3}", details={"i": i, "note": "ok"})
+
+
+@pytest.fixture
+def org(tmp_path):
+    v = Vault.create(tmp_path / "org.vault", PASS)
+    create_identity(v, "Lakeview USD", "district")
+    _fill(v, N)
+    yield v
+    v.close()
+
+
+class Raw:
+    """The vault opened directly with sqlcipher3 and the passphrase, as a determined insider would."""
+
+    def __init__(self, path):
+        self.conn = sqlcipher3.connect(str(path), isolation_level=None)
+        self.conn.execute(f"PRAGMA key = '{PASS}'")
+        self.conn.execute("DROP TRIGGER audit_log_no_update")
+        self.conn.execute("DROP TRIGGER audit_log_no_delete")
+
+    def row(self, seq):
+        return self.conn.execute("SELECT * FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+
+    def rehash(self, seq):
+        """Recompute one entry's own hash so that only the link to the next entry breaks."""
+        r = self.row(seq)
+        digest = entry_hash(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        self.conn.execute("UPDATE audit_log SET hash = ? WHERE seq = ?", (digest, seq))
+
+    def close(self):
+        self.conn.close()
+
+
+def _tamper(vault: Vault, action) -> Vault:
+    path = vault.path
+    vault.close()
+    raw = Raw(path)
+    action(raw)
+    raw.close()
+    return Vault.open(path, PASS)
+
+
+# -- the hash ---------------------------------------------------------------------------------------
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=10**12),
+    time=text, actor=text, action=text,
+    agreement=st.none() | text, partner=st.none() | text, package=st.none() | text,
+    details=st.dictionaries(text, st.none() | st.booleans() | st.integers(-10**9, 10**9) | text, max_size=4),
+)
+def test_fast_hash_equals_the_canonical_json_definition(seq, time, actor, action, agreement, partner,
+                                                        package, details):
+    entry = {"seq": seq, "time": time, "actor": actor, "action": action, "agreement": agreement,
+             "partner": partner, "package": package, "details": details, "prev_hash": GENESIS}
+    fast = entry_hash(seq, time, actor, action, agreement, partner, package,
+                      canonical_json(details).decode("utf-8"), GENESIS)
+    assert fast == reference_entry_hash(entry)
+
+
+def test_entries_chain_and_hash_by_definition(org):
+    entries = org.audit.entries()
+    assert [e.seq for e in entries] == list(range(1, N + 1))
+    assert entries[0].prev_hash == GENESIS
+    for a, b in itertools.pairwise(entries):
+        assert b.prev_hash == a.hash
+    for e in entries:
+        assert e.hash == hashlib.sha256(canonical_json({k: v for k, v in e.to_dict().items()
+                                                        if k != "hash"})).hexdigest()
+    assert org.audit.head() == (N, entries[-1].hash)
+    verdict = org.audit.verify()
+    assert verdict.ok and verdict.entries == N and verdict.first_bad is None
+    assert entries[1].actor.endswith("(Lakeview USD)") and entries[1].user == entries[1].actor.split(" (")[0]
+
+
+def test_details_must_be_small_plain_json(org):
+    with pytest.raises(AuditError):
+        org.audit.append("x", details={"bad": float("nan")})
+    with pytest.raises(AuditError, match="too large"):
+        org.audit.append("x", details={"rows": ["x" * 100] * 500})
+    with pytest.raises(AuditError):
+        org.audit.append("")
+
+
+def test_the_log_refuses_update_and_delete_through_sql(org):
+    with pytest.raises(sqlcipher3.DatabaseError, match="append-only"):
+        org.db.execute("UPDATE audit_log SET action = 'x' WHERE seq = 2")
+    with pytest.raises(sqlcipher3.DatabaseError, match="append-only"):
+        org.db.execute("DELETE FROM audit_log WHERE seq = 2")
+
+
+# -- tampering ------------------------------------------------------------------------------------
+def test_edited_entry_is_named(org):
+    v = _tamper(org, lambda r: r.conn.execute(
+        "UPDATE audit_log SET details = '{\"i\":99,\"note\":\"ok\"}' WHERE seq = 5"))
+    verdict = v.audit.verify()
+    v.close()
+    assert not verdict.ok and verdict.first_bad == 5 and "altered" in verdict.reason
+
+
+@pytest.mark.parametrize("column, value", [("actor", "someone else"), ("time", "2020-01-01T00:00:00Z"),
+                                           ("action", "nothing.happened"), ("agreement", None)])
+def test_every_field_is_covered(org, column, value):
+    v = _tamper(org, lambda r: r.conn.execute(f"UPDATE audit_log SET {column} = ? WHERE seq = 4", (value,)))
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 4
+
+
+def test_edited_and_rehashed_entry_breaks_the_next_link(org):
+    def act(r):
+        r.conn.execute("UPDATE audit_log SET action = 'innocent' WHERE seq = 5")
+        r.rehash(5)
+
+    v = _tamper(org, act)
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 6 and "does not follow entry 5" in verdict.reason
+
+
+def test_deleted_entry_is_named(org):
+    v = _tamper(org, lambda r: r.conn.execute("DELETE FROM audit_log WHERE seq = 5"))
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 5 and "missing" in verdict.reason
+
+
+def test_deleted_and_renumbered_entries_are_caught(org):
+    def act(r):
+        r.conn.execute("DELETE FROM audit_log WHERE seq = 5")
+        r.conn.execute("UPDATE audit_log SET seq = seq - 1 WHERE seq > 5")
+
+    v = _tamper(org, act)
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 5
+
+
+def test_last_entry_deleted_is_caught_by_the_recorded_head(org):
+    v = _tamper(org, lambda r: r.conn.execute("DELETE FROM audit_log WHERE seq = ?", (N,)))
+    verdict = v.audit.verify()
+    v.close()
+    assert not verdict.ok and verdict.first_bad == N and "missing" in verdict.reason
+
+
+def test_inserted_entry_is_named(org):
+    def act(r):
+        r.conn.execute("UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 5")
+        r.conn.execute("UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1005")
+        prev = r.row(4)[9]
+        r.conn.execute("INSERT INTO audit_log VALUES (5, '2026-01-01T00:00:00Z', 'mallory', 'forged', "
+                       "NULL, NULL, NULL, '{}', ?, ?)", (prev, "f" * 64))
+
+    v = _tamper(org, act)
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 5 and "altered" in verdict.reason
+
+
+def test_inserted_entry_with_a_valid_hash_is_caught_at_the_next(org):
+    def act(r):
+        r.conn.execute("UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 5")
+        r.conn.execute("UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1005")
+        prev = r.row(4)[9]
+        r.conn.execute("INSERT INTO audit_log VALUES (5, '2026-01-01T00:00:00Z', 'mallory', 'forged', "
+                       "NULL, NULL, NULL, '{}', ?, '')", (prev,))
+        r.rehash(5)
+
+    v = _tamper(org, act)
+    verdict = v.audit.verify()
+    v.close()
+    # Entry 5 is self-consistent; entry 6 (the real old 5) no longer matches its hash (seq is hashed).
+    assert verdict.first_bad == 6
+
+
+def test_reordered_entries_are_named(org):
+    def act(r):
+        r.conn.execute("UPDATE audit_log SET seq = -1 WHERE seq = 3")
+        r.conn.execute("UPDATE audit_log SET seq = 3 WHERE seq = 4")
+        r.conn.execute("UPDATE audit_log SET seq = 4 WHERE seq = -1")
+
+    v = _tamper(org, act)
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 3
+
+
+# -- checkpoints and rollback ---------------------------------------------------------------------
+def test_checkpoint_is_a_c2sp_signed_note(org):
+    cp = org.audit.checkpoint()
+    body, sig = cp.split("\n\n")
+    origin, size, b64hash = body.split("\n")
+    card = our_card(org)
+    assert origin == f"pathshare.audit/{card.fingerprint()}" and size == str(N)
+    import base64
+
+    assert base64.b64decode(b64hash).hex() == org.audit.head()[1]
+    assert sig.startswith(f"\u2014 {origin} ") and sig.endswith("\n")
+    parsed = verify_checkpoint(cp, card)
+    assert (parsed.size, parsed.hash) == org.audit.head()
+    with pytest.raises(AuditError, match="not signed"):
+        verify_checkpoint(cp.replace(f"\n{N}\n", f"\n{N + 1}\n"), card)
+
+
+def test_restoring_an_older_vault_is_caught_against_a_checkpoint(org, tmp_path):
+    path = org.path
+    org.close()
+    shutil.copy(path, tmp_path / "backup.vault")
+    v = Vault.open(path, PASS)
+    _fill(v, N + 5)
+    checkpoint = v.audit.checkpoint()  # a partner holds this (e.g. from a bundle or a package)
+    assert v.audit.verify_against_checkpoint(checkpoint).ok
+    v.close()
+    shutil.copy(tmp_path / "backup.vault", path)  # the rollback
+    v = Vault.open(path, PASS)
+    assert v.audit.verify().ok  # the chain alone cannot tell
+    verdict = v.audit.verify_against_checkpoint(checkpoint)
+    assert not verdict.ok and "older copy" in verdict.reason and verdict.first_bad == N + 1
+    # Rewriting history to the same length is caught too.
+    _fill(v, N + 5)
+    verdict = v.audit.verify_against_checkpoint(checkpoint)
+    v.close()
+    assert not verdict.ok and verdict.first_bad == N + 5 and "rewritten" in verdict.reason
+
+
+# -- bundles --------------------------------------------------------------------------------------
+@pytest.fixture
+def college(tmp_path, org):
+    c = Vault.create(tmp_path / "college.vault", PASS)
+    create_identity(c, "Riverside College", "college")
+    verify_partner(c, import_card(c, our_card(org)).partner.fingerprint)
+    yield c
+    c.close()
+
+
+def test_bundle_verifies_on_another_machine(org, college, tmp_path):
+    out = tmp_path / "audit.json"
+    org.audit.export_bundle(out)
+    data = json.loads(out.read_text())
+    assert data["entries"][-1]["action"] == "audit.export"
+    from agreements import find_partner
+
+    held = find_partner(college, signing_key=data["card"]["signing_key"]).card
+    verdict = verify_bundle(out, held)
+    assert verdict.ok and verdict.entries == N + 1
+    # Signed by someone else than the card we hold: refused.
+    assert not verify_bundle(out, our_card(college)).ok
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda d: d["entries"][3]["details"].update(i=42), "entry 4 was altered"),
+    (lambda d: d["entries"].pop(3), "entry 4 is missing"),
+    (lambda d: d["entries"].pop(), "do not end at the signed checkpoint"),
+    (lambda d: d.update(checkpoint=d["checkpoint"].replace("\n11\n", "\n10\n")), "not signed"),
+    (lambda d: d["entries"].insert(2, dict(d["entries"][2])), "entry 3|entry 4"),
+])
+def test_tampered_bundle_is_refused(org, tmp_path, tamper, reason):
+    out = tmp_path / "audit.json"
+    org.audit.export_bundle(out)
+    data = json.loads(out.read_text())
+    tamper(data)
+    out.write_text(json.dumps(data))
+    verdict = verify_bundle(out, our_card(org))
+    assert not verdict.ok
+    assert __import__("re").search(reason, verdict.reason), verdict.reason
+
+
+def test_not_a_bundle(tmp_path, org):
+    bad = tmp_path / "x.json"
+    bad.write_text("{")
+    with pytest.raises(AuditError, match="not valid JSON"):
+        verify_bundle(bad, our_card(org))
+    bad.write_text("{}")
+    with pytest.raises(AuditError, match="not a PathShare audit bundle"):
+        verify_bundle(bad, our_card(org))
+
+
+def test_partner_rollback_caught_against_the_checkpoint_we_hold(org, college, tmp_path):
+    card = our_card(org)
+    first = org.audit.checkpoint()
+    assert hold_partner_checkpoint(college, first, card).ok
+    _fill(org, N + 3)
+    assert hold_partner_checkpoint(college, org.audit.checkpoint(), card).ok
+    verdict = hold_partner_checkpoint(college, first, card)  # their log went backwards
+    assert not verdict.ok and "older copy" in verdict.reason
+    assert college.audit.entries()[-1].action == "audit.partner_rollback"
+
+
+# -- reading --------------------------------------------------------------------------------------
+def test_filters(org):
+    org.audit.append("partner.import", partner="AAAAA-BBBBB-CCCCC-DDDDD")
+    org.audit.append("package.seal", agreement="agr-x", package="pkg-1")
+    assert [e.action for e in org.audit.entries(action="partner.")] == ["partner.import"]
+    assert [e.package for e in org.audit.entries(agreement="agr-x")] == ["pkg-1"]
+    assert len(org.audit.entries(partner="AAAAA-BBBBB-CCCCC-DDDDD")) == 1
+    me = org.audit.entries()[0].user
+    assert len(org.audit.entries(user=me)) == N + 2 and org.audit.entries(user="nobody") == []
+    assert org.audit.entries(since="2999-01-01") == []
+    today = org.audit.entries()[-1].time[:10]
+    assert len(org.audit.entries(until=today)) == N + 2
+    last2 = org.audit.entries(limit=2)
+    assert [e.action for e in last2] == ["partner.import", "package.seal"]
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+def test_cli_audit_commands(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    d, c = tmp_path / "d.vault", tmp_path / "c.vault"
+    assert run_cli("--vault", d, "init", "--org", "Lakeview USD", "--kind", "district")[0] == 0
+    assert run_cli("--vault", c, "init", "--org", "Riverside College", "--kind", "college")[0] == 0
+    assert run_cli("--vault", d, "card", "export", tmp_path / "d.json")[0] == 0
+    code, out, _ = run_cli("--vault", d, "audit", "verify")
+    assert code == 0 and "verifies: 3 entries" in out
+    code, out, _ = run_cli("--vault", d, "audit", "log", "--json", "--action", "card.export")
+    assert code == 0 and [e["action"] for e in json.loads(out)] == ["card.export"]
+    code, out, _ = run_cli("--vault", d, "audit", "log")
+    assert code == 0 and "identity.create" in out
+    raw = Raw(d)  # a tampered vault: `audit verify` names the entry
+    raw.conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
+    raw.close()
+    code, _, err = run_cli("--vault", d, "audit", "verify")
+    assert code == 1 and err == "pathshare: The audit log does not verify: entry 2 was altered: its " \
+        "contents do not match its hash.\n"
+    code, _, err = run_cli("--vault", d, "audit", "export", tmp_path / "no.json")
+    assert code == 1 and "was not exported" in err and not (tmp_path / "no.json").exists()
+
+
+
+def test_cli_bundle_verified_by_a_partner(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    d, c = tmp_path / "d.vault", tmp_path / "c.vault"
+    assert run_cli("--vault", d, "init", "--org", "Lakeview USD", "--kind", "district")[0] == 0
+    assert run_cli("--vault", c, "init", "--org", "Riverside College", "--kind", "college")[0] == 0
+    assert run_cli("--vault", d, "card", "export", tmp_path / "d.json")[0] == 0
+    bundle = tmp_path / "audit.json"
+    assert run_cli("--vault", d, "audit", "export", bundle)[0] == 0
+    code, _, err = run_cli("--vault", c, "audit", "verify", "--bundle", bundle)
+    assert code == 1 and "whose card this vault does not hold" in err
+    assert run_cli("--vault", c, "partner", "import", tmp_path / "d.json", "--verified")[0] == 0
+    code, out, _ = run_cli("--vault", c, "audit", "verify", "--bundle", bundle)
+    assert code == 0 and "Lakeview USD" in out and "verifies" in out
+    code, out, _ = run_cli("audit", "verify", "--bundle", bundle, "--card", tmp_path / "d.json")
+    assert code == 0
+    data = json.loads(bundle.read_text())
+    data["entries"][1]["action"] = "nothing"
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(data))
+    code, _, err = run_cli("--vault", c, "audit", "verify", "--bundle", forged)
+    assert code == 1 and "entry 2 was altered" in err and err.count("\n") == 1
+
+
+
+def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    d, c = tmp_path / "d.vault", tmp_path / "c.vault"
+    assert run_cli("--vault", d, "init", "--org", "Lakeview USD", "--kind", "district")[0] == 0
+    assert run_cli("--vault", c, "init", "--org", "Riverside College", "--kind", "college")[0] == 0
+    assert run_cli("--vault", d, "card", "export", tmp_path / "d.json")[0] == 0
+    assert run_cli("--vault", c, "partner", "import", tmp_path / "d.json", "--verified")[0] == 0
+    backup = tmp_path / "backup.vault"
+    shutil.copy(d, backup)
+    cp = tmp_path / "cp.txt"
+    assert run_cli("--vault", d, "audit", "checkpoint", "--out", cp)[0] == 0
+    assert run_cli("--vault", d, "audit", "verify", "--checkpoint", cp)[0] == 0
+    bundle2 = tmp_path / "audit2.json"
+    assert run_cli("--vault", d, "audit", "export", bundle2)[0] == 0
+    assert run_cli("--vault", c, "audit", "verify", "--bundle", bundle2)[0] == 0
+    shutil.copy(backup, d)
+    code, _, err = run_cli("--vault", d, "audit", "verify", "--checkpoint", cp)
+    assert code == 1 and "older copy of the vault" in err
+    bundle3 = tmp_path / "audit3.json"
+    assert run_cli("--vault", d, "audit", "export", bundle3)[0] == 0
+    code, _, err = run_cli("--vault", c, "audit", "verify", "--bundle", bundle3)
+    assert code == 1 and "older copy" in err
+
