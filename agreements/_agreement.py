@@ -61,10 +61,10 @@ LEGAL_BASES = {
 TREATMENT_PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "keep": (frozenset(), frozenset()),
     "drop": (frozenset(), frozenset()),
-    "record_code": (frozenset(), frozenset()),
+    "record_code": (frozenset(), frozenset({"namespace"})),
     "token": (frozenset(), frozenset({"from"})),
     "generalize_date": (frozenset({"to"}), frozenset({"reference_date", "edges"})),
-    "date_shift": (frozenset(), frozenset({"max_days"})),
+    "date_shift": (frozenset(), frozenset({"max_days", "by"})),
     "bucket": (frozenset({"edges"}), frozenset({"top", "bottom"})),
     "zip3": (frozenset(), frozenset({"min_count"})),
     "recode_rare": (frozenset({"min_count"}), frozenset({"other"})),
@@ -403,6 +403,10 @@ def _parameter_problem(treatment: str, params: Mapping[str, Any], elements: Mapp
                 _iso_date(params["reference_date"])
             except ValueError:
                 return "'reference_date' must be a date written YYYY-MM-DD"
+    if "namespace" in params and not (isinstance(params["namespace"], str) and params["namespace"]):
+        return "'namespace' must be a name"
+    if "by" in params and params["by"] not in elements:
+        return "'by' must name the element that identifies the student"
     if treatment == "token" and "from" in params:
         src = params["from"]
         if not (isinstance(src, list) and src and all(isinstance(s, str) for s in src)):

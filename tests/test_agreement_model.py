@@ -302,3 +302,17 @@ def test_documentation_names_every_treatment_and_legal_basis():
     doc = (EXAMPLE.parent.parent / "agreement-schema.md").read_text(encoding="utf-8")
     for name in (*TREATMENT_PARAMETERS, *LEGAL_BASES):
         assert f"`{name}`" in doc, name
+
+
+def test_element_treatments_build_a_policy_the_engine_accepts():
+    """The documented example's rules, identity-mapped (column = element), pass deid's own checks."""
+    from deid import ColumnRule, Policy
+
+    a = parse_agreement(EXAMPLE.read_bytes())
+    rules = [
+        ColumnRule(name, t["treatment"], t["as"], t["quasi_identifier"], t["params"])
+        for name, t in a.element_treatments().items()
+    ]
+    policy = Policy.from_rules(rules, k=a.terms.policy.k, name="The example agreement")
+    assert policy.quasi_identifiers == ["birth_year", "sex", "race", "zip3", "school_id"]
+    assert policy.rule_for("gpa").params["edges"][-1] == 4.01
