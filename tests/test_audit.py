@@ -362,7 +362,6 @@ def test_cli_audit_commands(run_cli, tmp_path, monkeypatch):
     assert code == 1 and "was not exported" in err and not (tmp_path / "no.json").exists()
 
 
-
 def test_cli_bundle_verified_by_a_partner(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
     d, c = tmp_path / "d.vault", tmp_path / "c.vault"
@@ -386,7 +385,6 @@ def test_cli_bundle_verified_by_a_partner(run_cli, tmp_path, monkeypatch):
     assert code == 1 and "entry 2 was altered" in err and err.count("\n") == 1
 
 
-
 def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
     d, c = tmp_path / "d.vault", tmp_path / "c.vault"
@@ -396,6 +394,7 @@ def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, mon
     assert run_cli("--vault", c, "partner", "import", tmp_path / "d.json", "--verified")[0] == 0
     backup = tmp_path / "backup.vault"
     shutil.copy(d, backup)
+    assert run_cli("--vault", d, "audit", "verify")[0] == 0  # itself an entry the backup lacks
     cp = tmp_path / "cp.txt"
     assert run_cli("--vault", d, "audit", "checkpoint", "--out", cp)[0] == 0
     assert run_cli("--vault", d, "audit", "verify", "--checkpoint", cp)[0] == 0
