@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -140,7 +141,8 @@ class _ProcessHandle(TaskHandle):
         ctx = multiprocessing.get_context("spawn")
         self._conn, child_conn = ctx.Pipe(duplex=True)
         self._process = ctx.Process(target=worker_main, args=(child_conn,), daemon=True, name="pathshare-job")
-        self._process.start()
+        with _main_not_reimported():
+            self._process.start()
         child_conn.close()
         # The passphrase travels only over this pipe (never argv or the environment).
         self._conn.send(
@@ -184,13 +186,12 @@ class _ProcessHandle(TaskHandle):
             self._finish("error", PathShareError(message))
 
     def _stop(self) -> None:
+        # The worker has sent its last word; its interpreter may take a few hundred ms to shut down
+        # (pandas, pyarrow). Never wait for that on the UI thread: reap it later.
         self._timer.stop()
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5)
         with contextlib.suppress(OSError):
             self._conn.close()
+        _reap_later(self._process)
 
     def _cleanup(self) -> None:
         remove_partials(self.job.outputs)
@@ -209,6 +210,54 @@ class _ProcessHandle(TaskHandle):
             self._conn.close()
         self._cleanup()
         self._finish("cancel")
+
+
+_EXITING: list[Any] = []
+_REAPER: QTimer | None = None
+
+
+def _reap_later(process: Any) -> None:
+    """Join finished workers without blocking: poll them from a timer; kill one that lingers."""
+    global _REAPER
+    process._ps_deadline = time.monotonic() + 10  # type: ignore[attr-defined]
+    _EXITING.append(process)
+    if _REAPER is None:
+        _REAPER = QTimer()
+        _REAPER.setInterval(200)
+        _REAPER.timeout.connect(_reap)
+    _REAPER.start()
+
+
+def _reap() -> None:
+    for process in list(_EXITING):
+        if not process.is_alive():
+            process.join(timeout=0)
+            _EXITING.remove(process)
+        elif time.monotonic() > process._ps_deadline:
+            process.kill()
+    if not _EXITING and _REAPER is not None:
+        _REAPER.stop()
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Any:
+    """Start a spawn child without it re-running ``__main__`` (a script, pytest, the console script):
+    the worker needs only desktop.ui.jobs, and re-running a main script could start another app."""
+    main = sys.modules.get("__main__")
+    saved: dict[str, Any] = {}
+    if main is not None:
+        for name in ("__file__", "__spec__"):
+            if hasattr(main, name):
+                saved[name] = getattr(main, name)
+        main.__spec__ = None
+        if "__file__" in saved:
+            del main.__file__
+    try:
+        yield
+    finally:
+        if main is not None:
+            for name, value in saved.items():
+                setattr(main, name, value)
 
 
 class _SyncHandle(TaskHandle):

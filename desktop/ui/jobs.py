@@ -284,3 +284,29 @@ def validate_extract(
     findings = validate(table, _profile(mapping, recodes, date_formats), _agreement_elements(agreement))
     ctx.progress(1.0, "done")
     return [f.to_dict() for f in findings]
+
+
+# --- standalone de-identification (no vault) --------------------------------------------------------
+
+
+def deidentify_to_file(
+    ctx: JobContext,
+    path: str,
+    policy: dict[str, Any],
+    out: str,
+    secret_file: str | None = None,
+    report: str | None = None,
+) -> dict[str, Any]:
+    """``pathshare deid INPUT --policy … --out OUT``: the engine's deidentify_file; returns the report."""
+    from deid._engine import deidentify_file
+    from deid._policy import Policy
+
+    result = deidentify_file(
+        path,
+        Policy.from_dict(policy),
+        out,
+        secret_file=secret_file,
+        report_path=report,
+        progress=ctx.progress,
+    )
+    return result.to_dict()
