@@ -45,10 +45,16 @@ def _noop(_fraction: float, _message: str) -> None:
     return None
 
 
-def deidentify(table: pa.Table, policy: Policy, *, secret: bytes | None = None,
-               crosswalk: Crosswalk | None = None, progress: Progress | None = None,
-               input_name: str = "the input", reference_date: dt.date | None = None,
-               ) -> tuple[pa.Table, DeidReport]:
+def deidentify(
+    table: pa.Table,
+    policy: Policy,
+    *,
+    secret: bytes | None = None,
+    crosswalk: Crosswalk | None = None,
+    progress: Progress | None = None,
+    input_name: str = "the input",
+    reference_date: dt.date | None = None,
+) -> tuple[pa.Table, DeidReport]:
     """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
 
     ``secret`` keys tokens and date shifts; ``crosswalk`` holds record codes (both needed only when the
@@ -63,20 +69,34 @@ def deidentify(table: pa.Table, policy: Policy, *, secret: bytes | None = None,
     treatments = [(rule, make_treatment(rule)) for rule in policy.rules]
     if policy.needs_secret and secret is None:
         needing = [r.source for r, t in treatments if t.needs_secret]
-        raise PolicyError(f"{policy.name} uses record_code, token or date_shift (column "
-                          f"'{needing[0]}'), which need a secret file: add --secret-file FILE.")
+        raise PolicyError(
+            f"{policy.name} uses record_code, token or date_shift (column "
+            f"'{needing[0]}'), which need a secret file: add --secret-file FILE."
+        )
     if any(r.treatment == "record_code" for r in policy.rules) and crosswalk is None:
-        raise PolicyError(f"{policy.name} uses record_code, which needs a crosswalk kept beside the "
-                          f"secret file: add --secret-file FILE.")
+        raise PolicyError(
+            f"{policy.name} uses record_code, which needs a crosswalk kept beside the "
+            f"secret file: add --secret-file FILE."
+        )
     reference = reference_date or dt.date.today()
 
     flags = _classify(table)
     name_cols, id_cols = _roster_columns(table, policy, flags)
     ctx = TreatmentContext(
-        table=table, k=policy.k, secret=secret, crosswalk=crosswalk, reference_date=reference,
+        table=table,
+        k=policy.k,
+        secret=secret,
+        crosswalk=crosswalk,
+        reference_date=reference,
         scanner_factory=lambda: _make_scanner(table, name_cols, id_cols),
-        student_id_column=next((r.source for r in policy.rules if r.treatment in ("record_code", "token")
-                                and "from" not in r.params), None),
+        student_id_column=next(
+            (
+                r.source
+                for r in policy.rules
+                if r.treatment in ("record_code", "token") and "from" not in r.params
+            ),
+            None,
+        ),
     )
     timings["classify"] = time.perf_counter() - t0
 
@@ -103,9 +123,15 @@ def deidentify(table: pa.Table, policy: Policy, *, secret: bytes | None = None,
         assert name is not None
         out_cols.append(result)
         out_names.append(name)
-        col_reports.append(ColumnReport(name=name, source=rule.source, treatment=rule.treatment,
-                                        cells_changed=_changed(source, result),
-                                        quasi_identifier=rule.quasi_identifier))
+        col_reports.append(
+            ColumnReport(
+                name=name,
+                source=rule.source,
+                treatment=rule.treatment,
+                cells_changed=_changed(source, result),
+                quasi_identifier=rule.quasi_identifier,
+            )
+        )
         flag = flags.get(rule.source)
         if rule.treatment == "redact_text" or (rule.treatment == "keep" and _category(flag) == "free_text"):
             text_outputs.add(name)
@@ -147,26 +173,47 @@ def deidentify(table: pa.Table, policy: Policy, *, secret: bytes | None = None,
     timings["deidentify_total"] = time.perf_counter() - t0
 
     report = DeidReport(
-        input=input_name, output=None, rows_in=table.num_rows, rows_out=output.num_rows,
-        k_required=policy.k, k_achieved=risk.k_achieved if qis else None, quasi_identifiers=qis,
-        suppressed_cells=risk.suppressed_cells, rows_with_suppression=risk.rows_with_suppression,
-        columns=col_reports, dropped_columns=dropped, residual_findings=findings,
-        residual_findings_total=total, rows_fully_suppressed=risk.rows_fully_suppressed,
-        rows_with_empty_qi=risk.rows_with_empty_qi, records_at_risk_before=risk.records_at_risk_before,
-        equivalence_classes=risk.classes, passed_through=passed, warnings=warnings, notes=notes,
+        input=input_name,
+        output=None,
+        rows_in=table.num_rows,
+        rows_out=output.num_rows,
+        k_required=policy.k,
+        k_achieved=risk.k_achieved if qis else None,
+        quasi_identifiers=qis,
+        suppressed_cells=risk.suppressed_cells,
+        rows_with_suppression=risk.rows_with_suppression,
+        columns=col_reports,
+        dropped_columns=dropped,
+        residual_findings=findings,
+        residual_findings_total=total,
+        rows_fully_suppressed=risk.rows_fully_suppressed,
+        rows_with_empty_qi=risk.rows_with_empty_qi,
+        records_at_risk_before=risk.records_at_risk_before,
+        equivalence_classes=risk.classes,
+        passed_through=passed,
+        warnings=warnings,
+        notes=notes,
         reference_date=reference.isoformat(),
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        timings={k: round(v, 3) for k, v in timings.items()}, policy=policy.to_dict(),
+        timings={k: round(v, 3) for k, v in timings.items()},
+        policy=policy.to_dict(),
     )
     return output, report
 
 
-def deidentify_file(input_path: str | os.PathLike[str], policy: Policy, output_path: str | os.PathLike[str],
-                    *, secret: bytes | None = None, secret_file: str | os.PathLike[str] | None = None,
-                    crosswalk: str | os.PathLike[str] | None = None,
-                    report_path: str | os.PathLike[str] | None = None, sheet: str | None = None,
-                    progress: Progress | None = None, reference_date: dt.date | None = None,
-                    ) -> DeidReport:
+def deidentify_file(
+    input_path: str | os.PathLike[str],
+    policy: Policy,
+    output_path: str | os.PathLike[str],
+    *,
+    secret: bytes | None = None,
+    secret_file: str | os.PathLike[str] | None = None,
+    crosswalk: str | os.PathLike[str] | None = None,
+    report_path: str | os.PathLike[str] | None = None,
+    sheet: str | None = None,
+    progress: Progress | None = None,
+    reference_date: dt.date | None = None,
+) -> DeidReport:
     """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
     atomically, and return the report (also written to ``report_path`` when given).
 
@@ -188,26 +235,41 @@ def deidentify_file(input_path: str | os.PathLike[str], policy: Policy, output_p
     if secret_file is not None and secret is None and policy.needs_secret:
         secret, created = load_secret(secret_file, create=True)
         if created:
-            notes.append(f"a new secret file was created at {secret_file}; keep it safe and private — "
-                         f"tokens, date shifts and record codes depend on it")
+            notes.append(
+                f"a new secret file was created at {secret_file}; keep it safe and private — "
+                f"tokens, date shifts and record codes depend on it"
+            )
     cw = None
-    cw_path = Path(crosswalk) if crosswalk is not None else (
-        crosswalk_path(secret_file) if secret_file is not None else None)
+    cw_path = (
+        Path(crosswalk)
+        if crosswalk is not None
+        else (crosswalk_path(secret_file) if secret_file is not None else None)
+    )
     if any(r.treatment == "record_code" for r in policy.rules) and secret is not None:
         if cw_path is None:
-            raise PolicyError(f"{policy.name} uses record_code: give a secret file (--secret-file) so the "
-                              f"crosswalk of codes can be kept beside it.")
+            raise PolicyError(
+                f"{policy.name} uses record_code: give a secret file (--secret-file) so the "
+                f"crosswalk of codes can be kept beside it."
+            )
         cw = load_crosswalk(cw_path, secret)
     step(0.0, f"reading {src.name}")
     info = ReadInfo()
-    table = read_table(src, sheet=sheet, info=info)
+    table = read_table(src, sheet=sheet, info=info, duplicates="rename")
+    _check_duplicates(src, policy, info)
     t_read = time.perf_counter() - t0
 
     def inner(fraction: float, message: str) -> None:
         step(0.1 + 0.75 * fraction, message)
 
-    output, report = deidentify(table, policy, secret=secret, crosswalk=cw, progress=inner,
-                                input_name=str(src), reference_date=reference_date)
+    output, report = deidentify(
+        table,
+        policy,
+        secret=secret,
+        crosswalk=cw,
+        progress=inner,
+        input_name=str(src),
+        reference_date=reference_date,
+    )
     del table
     report.output = str(dest)
     report.input_format = info.format
@@ -233,6 +295,24 @@ def deidentify_file(input_path: str | os.PathLike[str], policy: Policy, output_p
     if report_path is not None:
         report.write(report_path)
     return report
+
+
+def _check_duplicates(src: Path, policy: Policy, info: ReadInfo) -> None:
+    """A repeated header over different values is harmless when the policy drops it, and an error
+    when the policy would keep, code or pass through one of the two without saying which."""
+    for name, renamed in info.renamed_duplicates.items():
+        rule = policy.rule_for(name)
+        if rule is not None and rule.treatment != "drop":
+            raise PolicyError(
+                f"{src} has two columns named '{name}' with different values, so the policy's "
+                f"rule for '{name}' is ambiguous; rename one in the file (the second is read "
+                f"as '{renamed[0]}')."
+            )
+        if not policy.drop_unlisted and rule is None:
+            raise PolicyError(
+                f"{src} has two columns named '{name}' with different values; name them in the "
+                f"policy ('{name}' and '{renamed[0]}') or set drop_unlisted to true."
+            )
 
 
 def _sha256(path: Path) -> str:
@@ -284,7 +364,8 @@ def _roster_columns(table: pa.Table, policy: Policy, flags: dict[str, Any]) -> t
     """Which input columns hold the students' (and guardians') names and IDs, for the roster.
 
     Names: columns the classifier calls names, and columns named "…name…" that the policy drops, codes
-    or tokenizes (or leaves unlisted under drop_unlisted). IDs: columns the classifier calls identifiers (not names, not free text), and every
+    or tokenizes (or leaves unlisted under drop_unlisted). IDs: columns the classifier calls identifiers
+    (not names, not free text), and every
     record_code/token source.
     """
     names: list[str] = []
@@ -296,11 +377,14 @@ def _roster_columns(table: pa.Table, policy: Policy, flags: dict[str, Any]) -> t
         # A column the policy drops, codes or tokenizes (or leaves unlisted, to be dropped) is one
         # whose values must not reappear in the notes.
         treated = (rule.treatment in _CODED) if rule is not None else policy.drop_unlisted
-        is_name = "name" in kind or (treated and bool(_NAME_HEADER.search(col)) and _category(flag) != "free_text")
+        is_name = "name" in kind or (
+            treated and bool(_NAME_HEADER.search(col)) and _category(flag) != "free_text"
+        )
         if is_name:
             names.append(col)
         elif (_category(flag) == "identifier" and kind not in ("", "free_text")) or (
-                rule is not None and rule.treatment in ("record_code", "token")):
+            rule is not None and rule.treatment in ("record_code", "token")
+        ):
             ids.append(col)
     return names, ids
 
@@ -311,9 +395,15 @@ def _make_scanner(table: pa.Table, name_cols: Sequence[str], id_cols: Sequence[s
     return TextScanner.from_table(table, list(name_cols), list(id_cols))
 
 
-def residual_scan(output: pa.Table, ctx: TreatmentContext, text_columns: set[str], source: pa.Table,
-                  id_cols: Sequence[str], name_cols: Sequence[str],
-                  limit: int = RESIDUAL_LIMIT) -> tuple[list[ResidualFinding], int]:
+def residual_scan(
+    output: pa.Table,
+    ctx: TreatmentContext,
+    text_columns: set[str],
+    source: pa.Table,
+    id_cols: Sequence[str],
+    name_cols: Sequence[str],
+    limit: int = RESIDUAL_LIMIT,
+) -> tuple[list[ResidualFinding], int]:
     """Look for identifying values left in the output: the text scanner over free-text columns, and
     whole-cell checks (SSN, e-mail, phone, a roster ID or name) over every other column.
 
@@ -370,4 +460,3 @@ def _distinct_normalized(table: pa.Table, columns: Sequence[str], *, min_length:
     if not parts:
         return pa.array([], pa.string())
     return pc.unique(pa.concat_arrays(parts))
-

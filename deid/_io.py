@@ -42,8 +42,15 @@ _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 256 << 10
 _CHUNK = 8 << 20
 _WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_READ_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
-                 ".parquet": "parquet", ".pq": "parquet"}
+_READ_FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 # 8-bit code pages a North-American export may plausibly be in, most likely first.
 _EIGHT_BIT = ["cp1252", "cp1250", "latin_1", "mac_roman", "cp437", "cp850", "iso8859_15"]
 
@@ -57,15 +64,25 @@ class ReadInfo:
     delimiter: str | None = None
     sheet: str | None = None
     repairs: list[str] = field(default_factory=list)
+    # header name -> the names its later, different-valued repeats were read under (duplicates="rename")
+    renamed_duplicates: dict[str, list[str]] = field(default_factory=dict)
 
 
-def read_table(path: str | os.PathLike[str], *, sheet: str | None = None,
-               info: ReadInfo | None = None) -> pa.Table:
+def read_table(
+    path: str | os.PathLike[str],
+    *,
+    sheet: str | None = None,
+    info: ReadInfo | None = None,
+    duplicates: str = "error",
+) -> pa.Table:
     """Read a CSV, XLSX or Parquet file into a table whose every column is text (``pa.string()``).
 
     ``sheet`` picks an XLSX worksheet by name. ``info``, when given, is filled with the detected
-    encoding, delimiter and the repairs made. Raises :class:`InputError` with one sentence naming the
-    file and the problem.
+    encoding, delimiter and the repairs made. A header name repeated over a column that is neither
+    empty nor identical to the first is an error with ``duplicates="error"``; with ``"rename"`` the
+    repeat is read as ``NAME_2`` and listed in ``info.renamed_duplicates`` (the de-identification run
+    then refuses a policy that would depend on which of the two "NAME" means).
+    Raises :class:`InputError` with one sentence naming the file and the problem.
     """
     p = Path(path)
     info = info if info is not None else ReadInfo()
@@ -75,7 +92,9 @@ def read_table(path: str | os.PathLike[str], *, sheet: str | None = None,
         raise InputError(f"{p} is a folder, not a data file.")
     kind = _READ_FORMATS.get(p.suffix.lower())
     if kind is None:
-        raise InputError(f"{p}: PathShare reads .csv, .xlsx and .parquet files, not '{p.suffix or 'no extension'}'.")
+        raise InputError(
+            f"{p}: PathShare reads .csv, .xlsx and .parquet files, not '{p.suffix or 'no extension'}'."
+        )
     if p.stat().st_size == 0:
         raise InputError(f"{p} is empty.")
     info.format = kind
@@ -85,7 +104,7 @@ def read_table(path: str | os.PathLike[str], *, sheet: str | None = None,
         table = _read_parquet(p, info)
     else:
         table = _read_csv(p, info)
-    return _finish(p, table, info)
+    return _finish(p, table, info, duplicates)
 
 
 # ---------------------------------------------------------------------------------------- CSV
@@ -115,23 +134,40 @@ def _arrow_source(source: Path | bytes) -> object:
     return pa.BufferReader(source) if isinstance(source, bytes) else str(source)
 
 
-def _arrow_csv(source: Path | bytes, encoding: str, delimiter: str, names: list[str],
-               invalid: list[tuple[int | None, str, int]], *, threads: bool) -> pa.Table:
+def _arrow_csv(
+    source: Path | bytes,
+    encoding: str,
+    delimiter: str,
+    names: list[str],
+    invalid: list[tuple[int | None, str, int]],
+    *,
+    threads: bool,
+) -> pa.Table:
     import pyarrow.csv as pcsv
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
         invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
-    read_opts = pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=_BLOCK_SIZE,
-                                 use_threads=threads,
-                                 encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding)
-    parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
-                                   invalid_row_handler=on_invalid)
-    convert_opts = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[""],
-                                       strings_can_be_null=True, quoted_strings_can_be_null=True)
-    return pcsv.read_csv(_arrow_source(source), read_options=read_opts, parse_options=parse_opts,
-                         convert_options=convert_opts)
+    read_opts = pcsv.ReadOptions(
+        column_names=names,
+        skip_rows=1,
+        block_size=_BLOCK_SIZE,
+        use_threads=threads,
+        encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
+    )
+    parse_opts = pcsv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+    )
+    convert_opts = pcsv.ConvertOptions(
+        column_types={n: pa.string() for n in names},
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    return pcsv.read_csv(
+        _arrow_source(source), read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
+    )
 
 
 def _translate_arrow_error(p: Path, exc: Exception) -> InputError:
@@ -143,8 +179,9 @@ def _translate_arrow_error(p: Path, exc: Exception) -> InputError:
     return InputError(f"{p} is not a well-formed CSV file ({msg.splitlines()[0][:120]}).")
 
 
-def _repair_ragged(p: Path, encoding: str, delimiter: str, header: list[str], names: list[str],
-                   info: ReadInfo) -> pa.Table:
+def _repair_ragged(
+    p: Path, encoding: str, delimiter: str, header: list[str], names: list[str], info: ReadInfo
+) -> pa.Table:
     """Re-read single-threaded (so pyarrow reports line numbers), mend the rows that may be mended,
     splice them into an in-memory UTF-8 copy and parse that."""
     k = len(header)
@@ -153,7 +190,7 @@ def _repair_ragged(p: Path, encoding: str, delimiter: str, header: list[str], na
     if encoding not in ("utf-8", "utf-8-sig"):
         data = data.decode(encoding).encode("utf-8")
     elif data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     invalid: list[tuple[int | None, str, int]] = []
     try:  # single-threaded, so pyarrow numbers the rows (header = row 1) and reports them in order
         _arrow_csv(data, "utf-8", delimiter, names, invalid, threads=False)
@@ -204,8 +241,8 @@ def _locate_row(data: bytes, body: bytes, pos: int) -> tuple[int, int]:
         if start < 0:
             return -1, -1
         end = start + len(body)
-        at_line_start = start == 0 or data[start - 1:start] == b"\n"
-        at_line_end = end == len(data) or data[end:end + 1] in (b"\n", b"\r")
+        at_line_start = start == 0 or data[start - 1 : start] == b"\n"
+        at_line_end = end == len(data) or data[end : end + 1] in (b"\n", b"\r")
         if at_line_start and at_line_end:
             return start, end
         pos = start + 1
@@ -249,8 +286,10 @@ def _detect_encoding(p: Path) -> str:
     sample = head + b"\n" + around
     match = charset_normalizer.from_bytes(sample, cp_isolation=_EIGHT_BIT).best()
     if match is None:
-        raise InputError(f"{p} is not text in any encoding PathShare recognises "
-                         f"(tried UTF-8, UTF-16 and Windows code pages); save it as UTF-8 CSV.")
+        raise InputError(
+            f"{p} is not text in any encoding PathShare recognises "
+            f"(tried UTF-8, UTF-16 and Windows code pages); save it as UTF-8 CSV."
+        )
     for candidate in ("cp1252", match.encoding):
         if _decodes(p, candidate):
             return candidate
@@ -369,8 +408,9 @@ def _read_xlsx(p: Path, sheet: str | None, info: ReadInfo) -> pa.Table:
             texts = [_cell_text(v) for v in row]
             if len(texts) > k:
                 if any(t for t in texts[k:]):
-                    raise InputError(f"{p}: data row {len(columns[0]) + 1} has values beyond the header's "
-                                     f"{k} columns.")
+                    raise InputError(
+                        f"{p}: data row {len(columns[0]) + 1} has values beyond the header's {k} columns."
+                    )
                 texts = texts[:k]
             texts += [None] * (k - len(texts))
             for col, t in zip(columns, texts, strict=True):
@@ -441,20 +481,22 @@ def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
     try:
         return col.cast(pa.string())
     except pa.ArrowNotImplementedError:
-        return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()],
-                                          pa.string())])
+        return pa.chunked_array(
+            [pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())]
+        )
 
 
 # ---------------------------------------------------------------------------- common finishing
 
 
-def _finish(p: Path, table: pa.Table, info: ReadInfo) -> pa.Table:
+def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error") -> pa.Table:
     """Header repairs and refusals shared by every format."""
     names = list(table.column_names)
     if not names:
         raise InputError(f"{p} has no header row.")
     keep: list[int] = []
     first_of: dict[str, int] = {}
+    new_names = list(names)
     last_named = max((i for i, n in enumerate(names) if n), default=-1)
     if last_named < 0:
         raise InputError(f"{p} has no column names in its first row.")
@@ -472,16 +514,33 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo) -> pa.Table:
                 info.repairs.append(f"the second '{name}' column (column {i + 1}) was empty and was dropped")
                 continue
             if col.equals(table.column(j)):
-                info.repairs.append(f"the second '{name}' column (column {i + 1}) repeated column {j + 1} "
-                                    f"exactly and was dropped")
+                info.repairs.append(
+                    f"the second '{name}' column (column {i + 1}) repeated column {j + 1} "
+                    f"exactly and was dropped"
+                )
                 continue
-            raise InputError(f"{p}: the header names '{name}' twice (columns {j + 1} and {i + 1}) with "
-                             f"different values; rename one of them.")
+            if duplicates != "rename":
+                raise InputError(
+                    f"{p}: the header names '{name}' twice (columns {j + 1} and {i + 1}) with "
+                    f"different values; rename one of them."
+                )
+            n = 2
+            while f"{name}_{n}" in first_of or f"{name}_{n}" in names:
+                n += 1
+            new_names[i] = f"{name}_{n}"
+            info.renamed_duplicates.setdefault(name, []).append(new_names[i])
+            info.repairs.append(
+                f"the second '{name}' column (column {i + 1}) differs from the first and was "
+                f"read as '{new_names[i]}'"
+            )
+            first_of[new_names[i]] = i
+            keep.append(i)
+            continue
         first_of[name] = i
         keep.append(i)
     if dropped_trailing:
         info.repairs.append(f"{dropped_trailing} empty unnamed trailing column(s) were dropped")
-    table = table.select(keep)
+    table = table.select(keep).rename_columns([new_names[i] for i in keep])
     if table.num_rows == 0:
         raise InputError(f"{p} has a header but no data rows.")
     for name in table.column_names:
@@ -502,8 +561,9 @@ def output_format(path: str | os.PathLike[str]) -> str:
     suffix = Path(path).suffix.lower()
     fmt = _WRITE_FORMATS.get(suffix)
     if fmt is None:
-        raise OutputError(f"Cannot write {path}: PathShare writes .csv or .parquet files, "
-                          f"not '{suffix or 'no extension'}'.")
+        raise OutputError(
+            f"Cannot write {path}: PathShare writes .csv or .parquet files, not '{suffix or 'no extension'}'."
+        )
     return fmt
 
 
@@ -515,19 +575,22 @@ def neutralize_formulas(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa
     """Prefix ``'`` to text cells a spreadsheet would run as a formula (vectorized)."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return col
-    risky = pc.and_(pc.match_substring_regex(col, _FORMULA_START),
-                    pc.invert(pc.match_substring_regex(col, _PLAIN_NUMBER)))
+    risky = pc.and_(
+        pc.match_substring_regex(col, _FORMULA_START), pc.invert(pc.match_substring_regex(col, _PLAIN_NUMBER))
+    )
     if not pc.any(risky).as_py():
         return col
     return pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
 
 
-def write_table(table: pa.Table, path: str | os.PathLike[str], *,
-                before_commit: Callable[[Path], None] | None = None) -> None:
+def write_table(
+    table: pa.Table, path: str | os.PathLike[str], *, before_commit: Callable[[Path], None] | None = None
+) -> None:
     """Write ``table`` atomically as CSV (UTF-8, formulas neutralized) or Parquet, by extension.
 
     ``before_commit(temp_path)`` runs after the data is fully written but before the file appears
-    under its name (e.g. to save a crosswalk, or to honour a late cancel); if it raises, nothing is left behind.
+    under its name (e.g. to save a crosswalk, or to honour a late cancel); if it raises, nothing is
+    left behind.
     """
     fmt = output_format(path)
     check_output_path(path)

@@ -70,7 +70,7 @@ class Policy:
     rules: tuple[ColumnRule, ...]
     k: int = 5
     drop_unlisted: bool = True
-    name: str = "the policy"
+    name: str = field(default="The policy", compare=False)  # how messages refer to it, at sentence start
 
     def __post_init__(self) -> None:
         from deid._treatments import TREATMENTS
@@ -89,31 +89,36 @@ class Policy:
             cls = TREATMENTS.get(rule.treatment)
             if cls is None:
                 hint = _suggest(rule.treatment, TREATMENTS)
-                raise PolicyError(f"{where}: column '{rule.source}' has an unknown treatment "
-                                  f"'{rule.treatment}'{hint}.")
+                raise PolicyError(
+                    f"{where}: column '{rule.source}' has an unknown treatment '{rule.treatment}'{hint}."
+                )
             cls.check_params(rule, where)
             out = rule.output_name
             if rule.output is not None and (not isinstance(rule.output, str) or not rule.output.strip()):
                 raise PolicyError(f"{where}: column '{rule.source}' has an empty 'as' name.")
             if rule.treatment == "drop" and rule.quasi_identifier:
-                raise PolicyError(f"{where}: column '{rule.source}' is dropped, so it cannot be a "
-                                  f"quasi-identifier.")
+                raise PolicyError(
+                    f"{where}: column '{rule.source}' is dropped, so it cannot be a quasi-identifier."
+                )
             if out is not None:
                 if out in outputs:
-                    raise PolicyError(f"{where}: columns '{outputs[out]}' and '{rule.source}' would both "
-                                      f"be written as '{out}'; give one a different 'as' name.")
+                    raise PolicyError(
+                        f"{where}: columns '{outputs[out]}' and '{rule.source}' would both "
+                        f"be written as '{out}'; give one a different 'as' name."
+                    )
                 outputs[out] = rule.source
 
     # ------------------------------------------------------------------------- construction
 
     @classmethod
-    def from_rules(cls, rules: Iterable[ColumnRule], *, k: int = 5, drop_unlisted: bool = True,
-                   name: str = "the policy") -> Policy:
+    def from_rules(
+        cls, rules: Iterable[ColumnRule], *, k: int = 5, drop_unlisted: bool = True, name: str = "The policy"
+    ) -> Policy:
         """Build a policy from rules (how an agreement's data dictionary becomes a policy)."""
         return cls(tuple(rules), k=k, drop_unlisted=drop_unlisted, name=name)
 
     @classmethod
-    def from_dict(cls, data: Any, *, name: str = "the policy") -> Policy:
+    def from_dict(cls, data: Any, *, name: str = "The policy") -> Policy:
         """Validate the standalone policy JSON (already parsed) and build a Policy."""
         if not isinstance(data, dict):
             raise PolicyError(f"{name} must be a JSON object with 'pathshare_policy' and 'columns'.")
@@ -121,8 +126,9 @@ class Policy:
         if version is None:
             raise PolicyError(f"{name} is not a PathShare policy (it has no 'pathshare_policy' version).")
         if version != POLICY_VERSION:
-            raise PolicyError(f"{name} has policy version {version!r}; this PathShare reads version "
-                              f"{POLICY_VERSION}.")
+            raise PolicyError(
+                f"{name} has policy version {version!r}; this PathShare reads version {POLICY_VERSION}."
+            )
         unknown = set(data) - {"pathshare_policy", "k", "drop_unlisted", "columns", "description"}
         if unknown:
             raise PolicyError(f"{name} has unknown setting(s): {', '.join(sorted(unknown))}.")
@@ -132,8 +138,9 @@ class Policy:
         rules = []
         for source, spec in columns.items():
             if not isinstance(spec, dict):
-                raise PolicyError(f"{name}: the rule for column '{source}' must be an object with a "
-                                  f"'treatment'.")
+                raise PolicyError(
+                    f"{name}: the rule for column '{source}' must be an object with a 'treatment'."
+                )
             if "treatment" not in spec:
                 raise PolicyError(f"{name}: column '{source}' has no 'treatment'.")
             treatment = spec["treatment"]
@@ -143,15 +150,25 @@ class Policy:
             if not isinstance(qi, bool):
                 raise PolicyError(f"{name}: 'quasi_identifier' of column '{source}' must be true or false.")
             params = {key: value for key, value in spec.items() if key not in _RULE_KEYS}
-            rules.append(ColumnRule(source=source, treatment=treatment, output=spec.get("as"),
-                                    quasi_identifier=qi, params=params))
-        return cls(tuple(rules), k=data.get("k", 5), drop_unlisted=data.get("drop_unlisted", True),
-                   name=name)
+            rules.append(
+                ColumnRule(
+                    source=source,
+                    treatment=treatment,
+                    output=spec.get("as"),
+                    quasi_identifier=qi,
+                    params=params,
+                )
+            )
+        return cls(tuple(rules), k=data.get("k", 5), drop_unlisted=data.get("drop_unlisted", True), name=name)
 
     def to_dict(self) -> dict[str, Any]:
         """The standalone policy JSON for this policy."""
-        return {"pathshare_policy": POLICY_VERSION, "k": self.k, "drop_unlisted": self.drop_unlisted,
-                "columns": {r.source: r.to_dict() for r in self.rules}}
+        return {
+            "pathshare_policy": POLICY_VERSION,
+            "k": self.k,
+            "drop_unlisted": self.drop_unlisted,
+            "columns": {r.source: r.to_dict() for r in self.rules},
+        }
 
     # ------------------------------------------------------------------------------ queries
 
@@ -186,15 +203,18 @@ class Policy:
             for col in needed:
                 if col not in present:
                     hint = _suggest(col, columns)
-                    raise PolicyError(f"{self.name} names column '{col}', which {input_name} does not "
-                                      f"have{hint}.")
+                    raise PolicyError(
+                        f"{self.name} names column '{col}', which {input_name} does not have{hint}."
+                    )
         if not self.drop_unlisted:
             listed = {r.source for r in self.rules}
             outputs = {r.output_name: r.source for r in self.rules if r.output_name}
             for col in columns:
                 if col not in listed and col in outputs:
-                    raise PolicyError(f"{self.name}: unlisted column '{col}' passes through and would "
-                                      f"collide with the output of '{outputs[col]}'.")
+                    raise PolicyError(
+                        f"{self.name}: unlisted column '{col}' passes through and would "
+                        f"collide with the output of '{outputs[col]}'."
+                    )
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
@@ -210,14 +230,16 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PolicyError(f"The policy file {p} is not valid JSON (line {exc.lineno}: {exc.msg}).") from exc
-    return Policy.from_dict(data, name=f"the policy file {p}")
+    return Policy.from_dict(data, name=f"The policy file {p}")
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    w = word.lower()
+    close = [lowered[c] for c in difflib.get_close_matches(w, list(lowered), n=3, cutoff=0.6)]
+    if not close:  # "ZIP" for "Zip Code": one name inside the other
+        close = [c for lc, c in lowered.items() if len(w) >= 3 and (w in lc or lc in w)][:3]
     if not close:
         return ""
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"

@@ -101,26 +101,37 @@ class DeidReport:
         """Plain-language sentences for the person running the job."""
         kept = len(self.columns)
         transformed = sum(1 for c in self.columns if c.treatment != "keep")
-        parts = [f"Read {self.rows_in:,} rows from {self.input}; wrote {self.rows_out:,} rows"
-                 + (f" to {self.output}." if self.output else ".")]
-        parts.append(f"{kept} column{_s(kept)} kept, {len(self.dropped_columns)} dropped; "
-                     f"{transformed} recoded.")
+        parts = [
+            f"Read {self.rows_in:,} rows from {self.input}; wrote {self.rows_out:,} rows"
+            + (f" to {self.output}." if self.output else ".")
+        ]
+        parts.append(
+            f"{kept} column{_s(kept)} kept, {len(self.dropped_columns)} dropped; {transformed} recoded."
+        )
         if not self.quasi_identifiers:
             parts.append("No quasi-identifiers were named, so k-anonymity was not checked.")
         elif self.k_achieved is None:
-            parts.append(f"k = {self.k_required} could only be reached by emptying every quasi-identifier "
-                         f"({self.suppressed_cells:,} cells suppressed).")
+            parts.append(
+                f"k = {self.k_required} could only be reached by emptying every quasi-identifier "
+                f"({self.suppressed_cells:,} cells suppressed)."
+            )
         elif self.suppressed_cells:
-            parts.append(f"k = {self.k_required} reached by suppressing {self.suppressed_cells:,} "
-                         f"cell{_s(self.suppressed_cells)} in {self.rows_with_suppression:,} "
-                         f"row{_s(self.rows_with_suppression)} (smallest group: {self.k_achieved}).")
+            parts.append(
+                f"k = {self.k_required} reached by suppressing {self.suppressed_cells:,} "
+                f"cell{_s(self.suppressed_cells)} in {self.rows_with_suppression:,} "
+                f"row{_s(self.rows_with_suppression)} (smallest group: {self.k_achieved})."
+            )
         else:
-            parts.append(f"k = {self.k_required} holds without suppression (smallest group: {self.k_achieved}).")
+            parts.append(
+                f"k = {self.k_required} holds without suppression (smallest group: {self.k_achieved})."
+            )
         if self.residual_findings_total:
             cols = sorted({f.column for f in self.residual_findings})
-            parts.append(f"WARNING: {self.residual_findings_total:,} possible identifier"
-                         f"{_s(self.residual_findings_total)} remain in the output (column{_s(len(cols))} "
-                         f"{', '.join(cols)}); review them before sharing — prepare will refuse to seal it.")
+            parts.append(
+                f"WARNING: {self.residual_findings_total:,} possible identifier"
+                f"{_s(self.residual_findings_total)} remain in the output (column{_s(len(cols))} "
+                f"{', '.join(cols)}); review them before sharing — prepare will refuse to seal it."
+            )
         else:
             parts.append("No identifying text found in the output.")
         for w in self.warnings:

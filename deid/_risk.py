@@ -47,8 +47,11 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
         enc = enc.unify_dictionaries()
         chunks = enc.chunks
         n_dict = len(chunks[0].dictionary) if chunks else 0
-        idx = (np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
-               if chunks else np.empty(0, np.int64))
+        idx = (
+            np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
+            if chunks
+            else np.empty(0, np.int64)
+        )
     else:
         n_dict = len(enc.dictionary)
         idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)

@@ -56,8 +56,9 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=f"pathshare/{purpose}/v1".encode()).derive(secret)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"pathshare/{purpose}/v1".encode()
+    ).derive(secret)
 
 
 def random_codes(n: int) -> pa.Array:
@@ -88,7 +89,9 @@ class Crosswalk:
         to IDs not seen before."""
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
-        known_ids, known_codes = self._maps.get(namespace, (pa.array([], pa.string()), pa.array([], pa.string())))
+        known_ids, known_codes = self._maps.get(
+            namespace, (pa.array([], pa.string()), pa.array([], pa.string()))
+        )
         uniq = pc.drop_null(pc.unique(ids))
         missing = pc.filter(uniq, pc.invert(pc.is_in(uniq, value_set=known_ids)))
         if len(missing):
@@ -119,9 +122,13 @@ class Crosswalk:
             ns.append(pa.array([name] * len(i), pa.string()))
             ids.append(i)
             codes.append(c)
-        table = pa.table({"namespace": pa.concat_arrays(ns) if ns else pa.array([], pa.string()),
-                          "id": pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
-                          "code": pa.concat_arrays(codes) if codes else pa.array([], pa.string())})
+        table = pa.table(
+            {
+                "namespace": pa.concat_arrays(ns) if ns else pa.array([], pa.string()),
+                "id": pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
+                "code": pa.concat_arrays(codes) if codes else pa.array([], pa.string()),
+            }
+        )
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
@@ -137,7 +144,7 @@ class Crosswalk:
 
         if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 12 + 16:
             raise InputError(f"{name} is not a PathShare crosswalk file.")
-        nonce, ct = data[len(_MAGIC):len(_MAGIC) + 12], data[len(_MAGIC) + 12:]
+        nonce, ct = data[len(_MAGIC) : len(_MAGIC) + 12], data[len(_MAGIC) + 12 :]
         try:
             plain = AESGCM(derive_key(secret, "crosswalk")).decrypt(nonce, ct, _AAD)
         except InvalidTag as exc:

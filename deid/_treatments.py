@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,8 +32,27 @@ if TYPE_CHECKING:
 Column = pa.ChunkedArray | pa.Array
 
 # HIPAA Safe Harbor: 3-digit ZIP areas with 20,000 people or fewer (2000 Census), written as "000".
-RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830",
-                             "831", "878", "879", "884", "890", "893"})
+RESTRICTED_ZIP3 = frozenset(
+    {
+        "036",
+        "059",
+        "063",
+        "102",
+        "203",
+        "556",
+        "692",
+        "790",
+        "821",
+        "823",
+        "830",
+        "831",
+        "878",
+        "879",
+        "884",
+        "890",
+        "893",
+    }
+)
 SUPPRESSED_ZIP3 = "000"
 TOKEN_HEX_CHARS = 32
 
@@ -55,8 +75,9 @@ class TreatmentContext:
     def key(self, purpose: str) -> bytes:
         """The key for ``purpose`` derived from the secret (PolicyError if there is no secret)."""
         if self.secret is None:
-            raise PolicyError("This policy uses record_code, token or date_shift, which need a secret file "
-                              "(--secret-file).")
+            raise PolicyError(
+                "This policy uses record_code, token or date_shift, which need a secret file (--secret-file)."
+            )
         if purpose not in self._keys:
             from deid._secrets import derive_key
 
@@ -95,8 +116,9 @@ class Treatment:
         for key in rule.params:
             if key not in allowed:
                 hint = f"; it takes {', '.join(sorted(allowed))}" if allowed else ""
-                raise PolicyError(f"{where}: column '{rule.source}' ({cls.name}) has an unknown setting "
-                                  f"'{key}'{hint}.")
+                raise PolicyError(
+                    f"{where}: column '{rule.source}' ({cls.name}) has an unknown setting '{key}'{hint}."
+                )
 
     def get_feature_names_out(self) -> list[str]:
         """Names of the output columns (one, or none for ``drop``)."""
@@ -117,8 +139,9 @@ class Treatment:
 
     def _note_unreadable(self, count: int, what: str) -> None:
         if count:
-            self.notes.append(f"{count} value(s) of '{self.rule.source}' could not be read as {what} and "
-                              f"were left empty")
+            self.notes.append(
+                f"{count} value(s) of '{self.rule.source}' could not be read as {what} and were left empty"
+            )
 
 
 class Keep(Treatment):
@@ -153,8 +176,9 @@ def _hmac_distinct(column: Column, key: bytes, fn: Callable[[bytes], Any], out_t
     if not chunks:
         return pa.chunked_array([], out_type)
     dictionary = chunks[0].dictionary
-    results = pa.array([fn(hmac.digest(key, v.encode("utf-8"), "sha256"))
-                        for v in dictionary.to_pylist()], out_type)
+    results = pa.array(
+        [fn(hmac.digest(key, v.encode("utf-8"), "sha256")) for v in dictionary.to_pylist()], out_type
+    )
     return pa.chunked_array([pc.take(results, c.indices) for c in chunks], out_type)
 
 
@@ -167,8 +191,10 @@ class RecordCode(Treatment):
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
         if ctx.crosswalk is None:
-            raise PolicyError(f"Column '{self.rule.source}' (record_code) needs a secret file, beside which "
-                              f"the crosswalk of codes is kept (--secret-file).")
+            raise PolicyError(
+                f"Column '{self.rule.source}' (record_code) needs a secret file, beside which "
+                f"the crosswalk of codes is kept (--secret-file)."
+            )
         namespace = str(self.params.get("namespace") or self.rule.output_name)
         ids = normalize_ids(column)
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
@@ -252,8 +278,9 @@ def parse_dates(column: Column) -> tuple[pa.ChunkedArray, int]:
         days = np.floor(nums.to_numpy(zero_copy_only=False))
         valid = ~np.isnan(days) & (days >= 1) & (days <= 2958465)
         dates = _EXCEL_EPOCH + np.where(valid, days, 0).astype("timedelta64[D]")
-        parts.append(pa.chunked_array([pa.array(dates.astype("datetime64[s]"), pa.timestamp("s"),
-                                                mask=~valid)]))
+        parts.append(
+            pa.chunked_array([pa.array(dates.astype("datetime64[s]"), pa.timestamp("s"), mask=~valid)])
+        )
     if parts:
         ts = pc.coalesce(*parts) if len(parts) > 1 else parts[0]
         result = pc.cast(ts, pa.date32())
@@ -286,16 +313,23 @@ class GeneralizeDate(Treatment):
     def check_params(cls, rule: ColumnRule, where: str) -> None:
         super().check_params(rule, where)
         if rule.params["to"] not in cls.TARGETS:
-            raise PolicyError(f"{where}: column '{rule.source}': 'to' must be one of {', '.join(cls.TARGETS)}.")
+            raise PolicyError(
+                f"{where}: column '{rule.source}': 'to' must be one of {', '.join(cls.TARGETS)}."
+            )
         if "reference_date" in rule.params:
             parse_reference_date(rule.params["reference_date"], f"{where}: column '{rule.source}'")
         if "edges" in rule.params:
             bands = rule.params["edges"]
-            if (not isinstance(bands, list) or len(bands) < 2
-                    or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in bands)
-                    or any(a >= b for a, b in zip(bands, bands[1:], strict=False))):
-                raise PolicyError(f"{where}: column '{rule.source}': 'edges' (age bands) must be at least two "
-                                  f"whole numbers of years in increasing order, e.g. [0, 5, 10, 15].")
+            if (
+                not isinstance(bands, list)
+                or len(bands) < 2
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in bands)
+                or any(a >= b for a, b in itertools.pairwise(bands))
+            ):
+                raise PolicyError(
+                    f"{where}: column '{rule.source}': 'edges' (age bands) must be at least two "
+                    f"whole numbers of years in increasing order, e.g. [0, 5, 10, 15]."
+                )
 
     def fit(self, column: Column, ctx: TreatmentContext) -> GeneralizeDate:
         ref = self.params.get("reference_date")
@@ -318,7 +352,7 @@ class GeneralizeDate(Treatment):
         if to == "age":
             return pa.chunked_array([pa.array(age.astype(str), pa.string(), mask=~valid)])
         bands = np.asarray(self.params.get("edges", DEFAULT_AGE_BANDS))
-        labels = [f"{lo}-{hi - 1}" for lo, hi in zip(bands[:-1], bands[1:], strict=False)] + [f"{bands[-1]}+"]
+        labels = [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(bands)] + [f"{bands[-1]}+"]
         idx = np.searchsorted(bands, age, side="right") - 1
         valid &= idx >= 0
         out = pc.take(pa.array(labels, pa.string()), pa.array(np.where(valid, idx, 0), mask=~valid))
@@ -340,16 +374,19 @@ class DateShift(Treatment):
             raise PolicyError(f"{where}: column '{rule.source}': 'by' must name the student ID column.")
         md = rule.params.get("max_days", 30)
         if isinstance(md, bool) or not isinstance(md, int) or not 1 <= md <= 3650:
-            raise PolicyError(f"{where}: column '{rule.source}': 'max_days' must be a whole number from "
-                              f"1 to 3650.")
+            raise PolicyError(
+                f"{where}: column '{rule.source}': 'max_days' must be a whole number from 1 to 3650."
+            )
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
         n = int(self.params.get("max_days", 30))
         key = ctx.key("date_shift")
         by = self.params.get("by") or ctx.student_id_column
         if not by:
-            raise PolicyError(f"Column '{self.rule.source}' (date_shift) needs 'by', the student ID column "
-                              f"whose students' dates move together.")
+            raise PolicyError(
+                f"Column '{self.rule.source}' (date_shift) needs 'by', the student ID column "
+                f"whose students' dates move together."
+            )
         ids = normalize_ids(ctx.table.column(by))
         ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
 
@@ -364,8 +401,9 @@ class DateShift(Treatment):
         shifted = pc.cast(pc.add(day_numbers, offsets), pa.date32())
         no_id = int(pc.sum(pc.and_(pc.is_valid(dates), pc.is_null(offsets))).as_py() or 0)
         if no_id:
-            self.notes.append(f"{no_id} date(s) of '{self.rule.source}' had no '{by}' to shift "
-                              f"by and were left empty")
+            self.notes.append(
+                f"{no_id} date(s) of '{self.rule.source}' had no '{by}' to shift by and were left empty"
+            )
         return pc.strftime(pc.cast(shifted, pa.timestamp("s")), format="%Y-%m-%d")
 
 
@@ -406,10 +444,16 @@ class Bucket(Treatment):
     def check_params(cls, rule: ColumnRule, where: str) -> None:
         super().check_params(rule, where)
         edges = rule.params["edges"]
-        if (not isinstance(edges, list) or len(edges) < 2 or not all(_is_number(e) for e in edges)
-                or any(a >= b for a, b in zip(edges, edges[1:], strict=False))):
-            raise PolicyError(f"{where}: the 'edges' of column '{rule.source}' must be at least two numbers "
-                              f"in increasing order, e.g. [0, 1, 2, 3, 4.5].")
+        if (
+            not isinstance(edges, list)
+            or len(edges) < 2
+            or not all(_is_number(e) for e in edges)
+            or any(a >= b for a, b in itertools.pairwise(edges))
+        ):
+            raise PolicyError(
+                f"{where}: the 'edges' of column '{rule.source}' must be at least two numbers "
+                f"in increasing order, e.g. [0, 1, 2, 3, 4.5]."
+            )
         for key in ("top", "bottom"):
             if key in rule.params and not _is_number(rule.params[key]):
                 raise PolicyError(f"{where}: '{key}' of column '{rule.source}' must be a number.")
@@ -421,7 +465,7 @@ class Bucket(Treatment):
         edges = np.asarray(self.params["edges"], dtype=np.float64)
         values, bad = parse_numbers(column)
         self._note_unreadable(bad, "numbers")
-        labels = [f"[{_fmt(a)}, {_fmt(b)})" for a, b in zip(edges[:-2], edges[1:-1], strict=False)]
+        labels = [f"[{_fmt(a)}, {_fmt(b)})" for a, b in itertools.pairwise(edges[:-1])]
         labels.append(f"[{_fmt(edges[-2])}, {_fmt(edges[-1])}]")
         idx = np.searchsorted(edges, values, side="right") - 1
         idx = np.where(values == edges[-1], len(edges) - 2, idx)  # the last interval is closed
@@ -439,8 +483,10 @@ class Bucket(Treatment):
             valid |= is_bottom
         outside = int((~np.isnan(values) & ~valid).sum())
         if outside:
-            self.notes.append(f"{outside} value(s) of '{self.rule.source}' fell outside the bucket edges and "
-                              f"were left empty")
+            self.notes.append(
+                f"{outside} value(s) of '{self.rule.source}' fell outside the bucket edges and "
+                f"were left empty"
+            )
         out = pc.take(pa.array(labels, pa.string()), pa.array(np.where(valid, idx, 0), mask=~valid))
         return pa.chunked_array([out])
 
@@ -466,15 +512,23 @@ class Zip3(Treatment):
         values = counts.field("values")
         min_count = int(self.params.get("min_count", ctx.k))
         small = pc.filter(values, pc.less(counts.field("counts"), min_count))
-        self.small_ = pa.concat_arrays([small.cast(pa.string()), pa.array(sorted(RESTRICTED_ZIP3), pa.string())])
+        self.small_ = pa.concat_arrays(
+            [small.cast(pa.string()), pa.array(sorted(RESTRICTED_ZIP3), pa.string())]
+        )
         return self
 
     def _zip3(self, column: Column) -> Column:
         s = pc.utf8_trim_whitespace(column)
-        s = pc.if_else(pc.match_substring_regex(s, r"^\d{4}(-\d{4})?$"), pc.binary_join_element_wise("0", s, ""), s)
+        s = pc.if_else(
+            pc.match_substring_regex(s, r"^\d{4}(-\d{4})?$"), pc.binary_join_element_wise("0", s, ""), s
+        )
         ok = pc.match_substring_regex(s, r"^\d{5}(-?\d{4})?$")
-        bad = int(pc.sum(pc.and_(pc.and_(pc.is_valid(s), pc.not_equal(s, "")),
-                                 pc.invert(ok.fill_null(False)))).as_py() or 0)
+        bad = int(
+            pc.sum(
+                pc.and_(pc.and_(pc.is_valid(s), pc.not_equal(s, "")), pc.invert(ok.fill_null(False)))
+            ).as_py()
+            or 0
+        )
         self._bad = bad
         return pc.if_else(ok, pc.utf8_slice_codeunits(s, 0, 3), pa.scalar(None, pa.string()))
 
@@ -528,7 +582,18 @@ class RedactText(Treatment):
 
 TREATMENTS: dict[str, type[Treatment]] = {
     cls.name: cls
-    for cls in (Keep, Drop, RecordCode, Token, GeneralizeDate, DateShift, Bucket, Zip3, RecodeRare, RedactText)
+    for cls in (
+        Keep,
+        Drop,
+        RecordCode,
+        Token,
+        GeneralizeDate,
+        DateShift,
+        Bucket,
+        Zip3,
+        RecodeRare,
+        RedactText,
+    )
 }
 
 

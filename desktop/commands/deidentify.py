@@ -17,15 +17,21 @@ import time
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
-    p = sub.add_parser("deid", help="de-identify an extract (CSV, XLSX, Parquet) under a policy",
-                       description="De-identify an extract under a policy; write CSV or Parquet.")
+    p = sub.add_parser(
+        "deid",
+        help="de-identify an extract (CSV, XLSX, Parquet) under a policy",
+        description="De-identify an extract under a policy; write CSV or Parquet.",
+    )
     p.add_argument("input", metavar="INPUT", help="the extract: .csv, .xlsx or .parquet")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--policy", metavar="POLICY.json", help="a standalone policy file")
     p.add_argument("--out", metavar="OUTPUT", required=True, help="the output: .csv or .parquet")
-    p.add_argument("--secret-file", metavar="F",
-                   help="secret for tokens, date shifts and record codes (created if missing); the "
-                        "encrypted crosswalk of record codes is kept beside it")
+    p.add_argument(
+        "--secret-file",
+        metavar="F",
+        help="secret for tokens, date shifts and record codes (created if missing); the "
+        "encrypted crosswalk of record codes is kept beside it",
+    )
     p.add_argument("--report", metavar="REPORT.json", help="also write the JSON report here")
     p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
     p.set_defaults(func=run_deid)
@@ -66,18 +72,29 @@ def run_deid(args: argparse.Namespace) -> int:
     if policy.needs_secret and not secret_file:
         from deid.errors import PolicyError
 
-        raise PolicyError(f"The policy file {args.policy} uses record_code, token or date_shift, which need "
-                          f"a secret file: add --secret-file FILE.")
+        raise PolicyError(
+            f"The policy file {args.policy} uses record_code, token or date_shift, which need "
+            f"a secret file: add --secret-file FILE."
+        )
     created = bool(secret_file) and policy.needs_secret and not Path(secret_file).exists()
     bar = _ProgressLine() if sys.stderr.isatty() else None
     try:
-        report = deidentify_file(args.input, policy, args.out, secret_file=secret_file,
-                                 report_path=args.report, sheet=args.sheet, progress=bar)
+        report = deidentify_file(
+            args.input,
+            policy,
+            args.out,
+            secret_file=secret_file,
+            report_path=args.report,
+            sheet=args.sheet,
+            progress=bar,
+        )
     finally:
         if bar is not None:
             bar.close()
     if created:
-        sys.stderr.write(f"pathshare: created a new secret file {secret_file} (keep it private; the same "
-                         f"file gives the same codes next time).\n")
+        sys.stderr.write(
+            f"pathshare: created a new secret file {secret_file} (keep it private; the same "
+            f"file gives the same codes next time).\n"
+        )
     print(report.summary())
     return 0

@@ -1,0 +1,371 @@
+"""End to end: `pathshare deid` on synthetic and hand-made extracts, bad input, cancel, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from deid import Cancelled, InputError, load_policy, read_table
+from deid._engine import deidentify_file
+
+DONE_WHEN_POLICY = {
+    "pathshare_policy": 1,
+    "k": 5,
+    "drop_unlisted": True,
+    "columns": {
+        "SSID": {"treatment": "record_code", "as": "student_code"},
+        "Local ID": {"treatment": "token", "as": "local_token"},
+        "First Name": {"treatment": "drop"},
+        "Last Name": {"treatment": "drop"},
+        "Birth Date": {
+            "treatment": "generalize_date",
+            "to": "year",
+            "as": "birth_year",
+            "quasi_identifier": True,
+        },
+        "Gender": {"treatment": "keep", "quasi_identifier": True},
+        "ZIP": {"treatment": "zip3", "as": "zip3", "quasi_identifier": True},
+        "Grade": {"treatment": "keep", "quasi_identifier": True},
+        "School Code": {"treatment": "keep"},
+        "Enroll Date": {"treatment": "date_shift", "by": "SSID", "max_days": 20},
+        "EL Status": {"treatment": "recode_rare", "min_count": 5},
+        "GPA": {"treatment": "bucket", "edges": [0, 1, 2, 3, 4.5]},
+        "Credits Earned": {"treatment": "bucket", "edges": [0, 30, 60, 90, 120], "top": 120},
+        "Counselor Notes": {"treatment": "redact_text"},
+    },
+}
+SSN_RE = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+PHONE_RE = re.compile(r"\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    from deid.synth import synth_file
+
+    folder = tmp_path_factory.mktemp("synth")
+    path = folder / "district.csv"
+    result = synth_file("k12", 3000, path, seed=11, messy=True)
+    return path, result.truth
+
+
+def test_done_when_messy_synth_to_deid(tmp_path, messy, run_cli):
+    src, truth = messy
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(DONE_WHEN_POLICY))
+    out, rep = tmp_path / "out.csv", tmp_path / "report.json"
+    code, stdout, err = run_cli(
+        "deid",
+        src,
+        "--policy",
+        policy,
+        "--out",
+        out,
+        "--secret-file",
+        tmp_path / "secret.key",
+        "--report",
+        rep,
+    )
+    assert code == 0, err
+    assert "created a new secret file" in err
+    assert "columns kept" in stdout and "k = 5" in stdout
+
+    original = read_table(src, duplicates="rename")
+    result = pd.read_csv(out, dtype=str, keep_default_na=False, na_values=[""])
+    assert len(result) == original.num_rows == 3000
+
+    # No planted SSN, e-mail, phone, student ID or roster name survives in its row's notes.
+    notes_in = original.column("Counselor Notes").to_pylist()
+    notes_out = result["Counselor Notes"].fillna("").tolist()
+    spans = truth.spans
+    assert len(spans["row"]) > 1000
+    kinds_checked = set()
+    survived = []
+    for i in range(len(spans["row"])):
+        row = int(spans["row"][i])
+        text = truth.span_text(notes_in, i)
+        kinds_checked.add(str(spans["kind"][i]))
+        if text in notes_out[row]:
+            survived.append((row, str(spans["kind"][i])))
+    assert survived == [], f"{len(survived)} planted spans survived (row, kind): {survived[:10]}"
+    assert {"PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN"} <= kinds_checked
+    whole = out.read_text(encoding="utf-8")
+    assert not SSN_RE.search(whole) and not EMAIL_RE.search(whole) and not PHONE_RE.search(whole)
+    # roster names: no student's full name appears anywhere in the output
+    firsts = original.column("First Name").to_pylist()
+    lasts = original.column("Last Name").to_pylist()
+    for f, la, note in zip(firsts, lasts, notes_out, strict=True):
+        assert f"{f} {la}" not in note
+    # IDs only as codes: no SSID or Local ID value anywhere in the output
+    ids = set(original.column("SSID").to_pylist()) | set(original.column("Local ID").to_pylist())
+    cells = set(result.to_numpy().ravel().tolist())
+    assert not ids & cells
+    assert result["student_code"].str.fullmatch(r"[0-9A-Z]{12}").all()
+
+    # Leading zeros of kept codes intact.
+    assert result["School Code"].tolist() == original.column("School Code").to_pylist()
+    assert result["School Code"].str.len().eq(7).all()
+    assert (result["School Code"].str.startswith("0")).any() or (result["Grade"] == "09").any()
+    assert set(result["Grade"].dropna()) <= {
+        "KN",
+        "01",
+        "02",
+        "03",
+        "04",
+        "05",
+        "06",
+        "07",
+        "08",
+        "09",
+        "10",
+        "11",
+        "12",
+    }
+
+    # k_achieved equals a plain pandas groupby over the QI columns of the output.
+    report = json.loads(rep.read_text())
+    qis = report["quasi_identifiers"]
+    assert qis == ["birth_year", "Gender", "zip3", "Grade"]
+    assert report["k_achieved"] == int(result.groupby(qis).size().min())
+    assert report["k_achieved"] >= 5
+    # suppression is counted: every emptied QI cell of a non-empty input shows in the report
+    emptied = sum(
+        int((result[q].isna() & pd.Series(original.column(q).to_pylist()).notna()).sum())
+        for q in ("Gender", "Grade")
+    )
+    assert emptied <= report["suppressed_cells"]
+    assert report["rows_with_suppression"] <= report["rows_with_empty_qi"]
+    for key in (
+        "rows_in",
+        "rows_out",
+        "k_achieved",
+        "quasi_identifiers",
+        "suppressed_cells",
+        "columns",
+        "residual_findings",
+        "dropped_columns",
+        "output_sha256",
+        "warnings",
+        "timings",
+    ):
+        assert key in report
+    assert report["residual_findings"] == []
+    assert {c["name"]: c["treatment"] for c in report["columns"]}["student_code"] == "record_code"
+    assert "Phone" in report["dropped_columns"] and "Phone_2" in report["dropped_columns"]
+    import hashlib
+
+    assert report["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    # no student data in the report
+    assert notes_in[0][:20] not in rep.read_text()
+    assert _leftovers(tmp_path) == []
+
+
+def test_record_codes_are_stable_across_runs_and_the_crosswalk_is_encrypted(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("SSID,Gender\n0012345678,F\n0000000009,M\n0012345678,F\n")
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "pathshare_policy": 1,
+                "k": 1,
+                "columns": {
+                    "SSID": {"treatment": "record_code", "as": "code"},
+                    "Gender": {"treatment": "keep"},
+                },
+            }
+        )
+    )
+    secret = tmp_path / "s.key"
+    r1 = deidentify_file(src, load_policy(policy), tmp_path / "a.csv", secret_file=secret)
+    r2 = deidentify_file(src, load_policy(policy), tmp_path / "b.csv", secret_file=secret)
+    a, b = (pd.read_csv(tmp_path / n, dtype=str)["code"].tolist() for n in ("a.csv", "b.csv"))
+    assert a == b and a[0] == a[2] and a[0] != a[1]
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    cw = tmp_path / "s.key.crosswalk"
+    assert cw.exists() and b"0012345678" not in cw.read_bytes()
+    assert any("new secret file" in n for n in r1.notes) and not any("new secret" in n for n in r2.notes)
+    # a new student later gets a new code; the old ones stay
+    src.write_text("SSID,Gender\n0012345678,F\n0000000077,M\n")
+    deidentify_file(src, load_policy(policy), tmp_path / "c.csv", secret_file=secret)
+    c = pd.read_csv(tmp_path / "c.csv", dtype=str)["code"].tolist()
+    assert c[0] == a[0] and c[1] not in a
+    # another secret cannot read this crosswalk
+    other = tmp_path / "other.key"
+    other.write_text("x" * 40)
+    with pytest.raises(InputError, match="does not belong to this secret"):
+        deidentify_file(src, load_policy(policy), tmp_path / "d.csv", secret_file=other, crosswalk=cw)
+    assert not (tmp_path / "d.csv").exists()
+
+
+@pytest.mark.parametrize("stage", ["reading", "record_code", "checking k", "scanning", "writing", "saving"])
+def test_cancel_at_any_stage_leaves_nothing(tmp_path, stage):
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "SSID,Gender,Notes\n" + "".join(f"{i:010d},{'MF'[i % 2]},call 408-555-{i:04d}\n" for i in range(50))
+    )
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "pathshare_policy": 1,
+                "k": 2,
+                "columns": {
+                    "SSID": {"treatment": "record_code"},
+                    "Gender": {"treatment": "keep", "quasi_identifier": True},
+                    "Notes": {"treatment": "redact_text"},
+                },
+            }
+        )
+    )
+    seen: list[str] = []
+
+    def progress(fraction: float, message: str) -> None:
+        seen.append(message)
+        assert 0.0 <= fraction <= 1.0
+        if message.startswith(stage):
+            raise Cancelled("cancelled; nothing was written.")
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(Cancelled):
+        deidentify_file(
+            src,
+            load_policy(policy),
+            tmp_path / "out.csv",
+            secret=b"k" * 32,
+            crosswalk=tmp_path / "cw",
+            report_path=tmp_path / "r.json",
+            progress=progress,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, report, crosswalk or temp
+
+
+def test_residual_findings_are_reported_without_values(tmp_path, run_cli):
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "ID,Phone,Email,Notes\n"
+        + "".join(f"{i:06d},(408) 555-{i:04d},kid{i}@example.org,fine\n" for i in range(20))
+    )
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "pathshare_policy": 1,
+                "k": 1,
+                "columns": {
+                    "ID": {"treatment": "keep"},
+                    "Phone": {"treatment": "keep"},
+                    "Email": {"treatment": "keep"},
+                    "Notes": {"treatment": "keep"},
+                },
+            }
+        )
+    )
+    code, out, _ = run_cli(
+        "deid", src, "--policy", policy, "--out", tmp_path / "o.parquet", "--report", tmp_path / "r.json"
+    )
+    assert code == 0 and "WARNING" in out and "prepare will refuse" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    kinds = {(f["column"], f["kind"]) for f in report["residual_findings"]}
+    assert ("Phone", "PHONE_NUMBER") in kinds and ("Email", "EMAIL_ADDRESS") in kinds
+    assert report["residual_findings_total"] >= 40
+    assert (
+        "555-" not in (tmp_path / "r.json").read_text()
+        and "@example" not in (tmp_path / "r.json").read_text()
+    )
+
+
+def test_passthrough_when_drop_unlisted_is_false(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("A,B,C\n1,2,=1+1\n")
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {"pathshare_policy": 1, "k": 1, "drop_unlisted": False, "columns": {"A": {"treatment": "drop"}}}
+        )
+    )
+    r = deidentify_file(src, load_policy(policy), tmp_path / "o.csv")
+    assert r.passed_through == ["B", "C"] and r.dropped_columns == ["A"]
+    assert (tmp_path / "o.csv").read_text().splitlines()[1] == '"2","\'=1+1"'
+
+
+def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
+    """(input file name, extra CLI args, phrase expected in the one-line error)."""
+    import openpyxl
+
+    (tmp / "empty.csv").write_bytes(b"")
+    (tmp / "header.csv").write_text("SSID,Gender\n")
+    (tmp / "ragged.csv").write_text("SSID,Gender\n1,F\n2,M,x,y\n")
+    (tmp / "latin.csv").write_bytes(b"SSID,Gender\n" + bytes(range(0x80, 0x100)) * 80)
+    (tmp / "dup.csv").write_text("SSID,SSID\n1,2\n")
+    (tmp / "blank.csv").write_text("SSID,,Gender\n1,2,F\n")
+    (tmp / "big.csv").write_text("SSID,Gender\n1," + "x" * (10 << 20) + "\n")
+    (tmp / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(512))
+    wb = openpyxl.Workbook()
+    wb.active.title = "One"
+    wb.active.append(["SSID", "Gender"])
+    wb.create_sheet("Two")
+    wb.save(tmp / "sheets.xlsx")
+    (tmp / "good.csv").write_text("SSID,Gender\n1,F\n2,M\n")
+    pol = {"pathshare_policy": 1, "k": 1, "columns": {"SSID": {"treatment": "keep"}}}
+    (tmp / "ok.json").write_text(json.dumps(pol))
+    (tmp / "missing.json").write_text(json.dumps({**pol, "columns": {"Zip": {"treatment": "keep"}}}))
+    (tmp / "unknown.json").write_text(json.dumps({**pol, "columns": {"SSID": {"treatment": "hash"}}}))
+    (tmp / "notjson.json").write_text("{'k': 5")
+    (tmp / "code.json").write_text(json.dumps({**pol, "columns": {"SSID": {"treatment": "record_code"}}}))
+    (tmp / "token.json").write_text(json.dumps({**pol, "columns": {"SSID": {"treatment": "token"}}}))
+    return [
+        ("empty.csv", [], "empty.csv is empty"),
+        ("header.csv", [], "header but no data rows"),
+        ("ragged.csv", [], "row 3 has 4 fields, the header has 2"),
+        ("latin.csv", [], "latin.csv"),
+        ("dup.csv", [], "dup.csv"),
+        ("blank.csv", [], "column 2 has no name"),
+        ("big.csv", [], "larger than 1 MB"),
+        ("binary.csv", [], "binary"),
+        ("sheets.xlsx", [], "2 sheets (One, Two)"),
+        ("good.csv", ["--policy", "missing.json"], "names column 'Zip'"),
+        ("good.csv", ["--policy", "unknown.json"], "unknown treatment 'hash'"),
+        ("good.csv", ["--policy", "notjson.json"], "not valid JSON"),
+        ("good.csv", ["--policy", "code.json"], "--secret-file"),
+        ("good.csv", ["--policy", "token.json"], "--secret-file"),
+        ("good.csv", ["--out", "nowhere/out.csv"], "does not exist"),
+        ("good.csv", ["--out", "out.xlsx"], ".csv or .parquet"),
+    ]
+
+
+def test_every_bad_input_is_one_sentence_exit_1_and_no_output(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, extra, phrase in _bad_inputs(tmp_path):
+        args = ["deid", name, "--policy", "ok.json", "--out", "out.csv", *extra]
+        # later options win in argparse, so the extra --policy/--out replace the defaults
+        code, _out, err = run_cli(*args)
+        assert code == 1, (name, extra, err)
+        assert err.startswith("pathshare: ") and err.count("\n") == 1, err
+        assert phrase in err, (phrase, err)
+        assert "Traceback" not in err
+        assert not (tmp_path / "out.csv").exists() and _leftovers(tmp_path) == []
+        assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_table_api_in_memory():
+    from deid import ColumnRule, Policy, deidentify
+
+    t = pa.table({"g": ["M", "F", "M", "F", "X"], "n": ["a", "b", "c", "d", "e"]})
+    pol = Policy.from_rules([ColumnRule("g", "keep", quasi_identifier=True)], k=2)
+    out, report = deidentify(t, pol)
+    assert out.column_names == ["g"] and report.dropped_columns == ["n"]
+    assert out.column("g").to_pylist() == ["M", "F", "M", "F", None]
+    assert report.k_achieved == 2 and report.suppressed_cells == 1 and report.rows_fully_suppressed == 1
+    assert "k = 2 reached by suppressing 1 cell in 1 row" in report.summary()

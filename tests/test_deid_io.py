@@ -1,0 +1,225 @@
+"""Readers and writers: encodings, dialects, text-only values, repairs, refusals, formula-safe CSV."""
+
+from __future__ import annotations
+
+import codecs
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deid import InputError, OutputError, ReadInfo, read_table, write_table
+
+ROWS = 'SSID,Name,Grade,Notes\n0012345678,José Núñez,09,"line one\nline two"\n0000000001,Zoë O\'Brien,10,ok\n'
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix", "expected"),
+    [
+        ("utf-8", b"", "utf-8"),
+        ("utf-8", codecs.BOM_UTF8, "utf-8-sig"),
+        ("cp1252", b"", "cp1252"),
+        ("utf-16", b"", "utf-16"),  # Python's utf-16 codec writes a BOM
+    ],
+)
+def test_encodings_are_detected_and_values_stay_text(tmp_path, encoding, prefix, expected):
+    p = _write(tmp_path, "in.csv", prefix + ROWS.encode(encoding))
+    info = ReadInfo()
+    t = read_table(p, info=info)
+    assert info.encoding == expected
+    assert t.column_names == ["SSID", "Name", "Grade", "Notes"]
+    assert all(pa.types.is_string(c.type) for c in t.columns)
+    assert t.column("SSID").to_pylist() == ["0012345678", "0000000001"]  # leading zeros survive
+    assert t.column("Grade").to_pylist() == ["09", "10"]
+    assert t.column("Name").to_pylist() == ["José Núñez", "Zoë O'Brien"]
+    assert t.column("Notes").to_pylist()[0] == "line one\nline two"  # quoted newline kept
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiters_are_sniffed(tmp_path, delimiter):
+    text = ROWS.replace(",", delimiter)
+    info = ReadInfo()
+    t = read_table(_write(tmp_path, "in.csv", text.encode()), info=info)
+    assert info.delimiter == delimiter
+    assert t.num_rows == 2 and t.column("Grade").to_pylist() == ["09", "10"]
+
+
+def test_cp1252_bytes_late_in_a_big_file_are_still_found(tmp_path):
+    body = "ID,Name\n" + "".join(f"{i:05d},Plain\n" for i in range(60000)) + "99999,Ñandú\n"
+    info = ReadInfo()
+    t = read_table(_write(tmp_path, "in.csv", body.encode("cp1252")), info=info)
+    assert info.encoding == "cp1252"
+    assert t.column("Name")[-1].as_py() == "Ñandú"
+    assert t.column("ID")[0].as_py() == "00000"
+
+
+def test_real_export_repairs(tmp_path):
+    # trailing empty unnamed columns, an identical repeated header, an empty repeated header,
+    # a row one field short, a row with an extra empty field
+    text = (
+        "ID,Phone,Name,Phone,Email,Email,,\n"
+        "001,555-0100,Ann,555-0100,,,,\n"
+        "002,555-0101,Bo,555-0101,,,\n"
+        "003,555-0102,Cy,555-0102,,,,,\n"
+    )
+    info = ReadInfo()
+    t = read_table(_write(tmp_path, "in.csv", text.encode()), info=info)
+    assert t.column_names == ["ID", "Phone", "Name", "Email"]
+    assert t.column("ID").to_pylist() == ["001", "002", "003"]
+    assert t.column("Phone").to_pylist() == ["555-0100", "555-0101", "555-0102"]
+    assert len(info.repairs) >= 3
+    assert not any("555" in r or "Ann" in r for r in info.repairs)  # no values in messages
+
+
+def test_ragged_rows_mixed_with_quoted_newlines_are_repaired_in_place(tmp_path):
+    text = 'A,B,C\n1,"x\ny",3\n2,short\n3,"p\nq",r\n4,5,6,\n'
+    t = read_table(_write(tmp_path, "in.csv", text.encode()))
+    assert t.column("A").to_pylist() == ["1", "2", "3", "4"]  # order preserved
+    assert t.column("B").to_pylist() == ["x\ny", "short", "p\nq", "5"]
+    assert t.column("C").to_pylist() == ["3", None, "r", "6"]
+
+
+@pytest.mark.parametrize(
+    ("data", "phrase"),
+    [
+        (b"", "is empty"),
+        (b"\n\n", "is empty"),
+        (b"A,B,C\n", "header but no data rows"),
+        (b"A,B,C\n1,2,3\n1,2,3,4,5\n", "row 3 has 5 fields, the header has 3"),
+        (b"A,B,C\n1\n", "row 2 has 1 fields, the header has 3"),
+        (b"A,,C\n1,2,3\n", "column 2 has no name"),
+        (b"A,B,A\n1,2,3\n", "names 'A' twice"),
+        (b"A,B\n1,\x00\x01\x02\n", "binary"),
+        (b"PK\x03\x04" + os.urandom(200), "binary"),
+    ],
+)
+def test_bad_csv_is_refused_with_one_sentence(tmp_path, data, phrase):
+    p = _write(tmp_path, "bad.csv", data)
+    with pytest.raises(InputError) as info:
+        read_table(p)
+    msg = str(info.value)
+    assert phrase in msg and "bad.csv" in msg and "\n" not in msg
+
+
+def test_bytes_in_no_plausible_encoding_are_refused(tmp_path):
+    rng = __import__("random").Random(7)
+    junk = bytes(rng.randrange(0x80, 0x100) for _ in range(20000))
+    p = _write(tmp_path, "junk.csv", b"A,B\n" + junk)
+    with pytest.raises(InputError, match=r"junk\.csv .*(encoding|binary)"):
+        read_table(p)
+
+
+def test_a_10_mb_cell_is_refused_with_its_row(tmp_path):
+    big = "x" * (10 * 1024 * 1024)
+    p = _write(tmp_path, "big.csv", f"A,B\n1,ok\n2,{big}\n".encode())
+    with pytest.raises(
+        InputError, match=r"big\.csv: the cell in column 'B', data row 2, is larger than 1 MB"
+    ):
+        read_table(p)
+
+
+def test_unknown_extension_and_missing_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match=r"\.json"):
+        read_table(_write(tmp_path, "x.json", b"{}"))
+
+
+def _xlsx(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        for r in rows:
+            ws.append(r)
+    wb.save(path)
+    return path
+
+
+def test_xlsx_one_sheet_named_sheet_and_several_unnamed(tmp_path):
+    import datetime as dt
+
+    rows = [
+        ["SSID", "Birth Date", "GPA", "Count"],
+        ["0012", dt.datetime(2008, 3, 5), 3.25, 4.0],
+        ["0013", None, None, 2],
+    ]
+    one = _xlsx(tmp_path / "one.xlsx", {"Students": rows})
+    t = read_table(one)
+    assert t.to_pydict() == {
+        "SSID": ["0012", "0013"],
+        "Birth Date": ["2008-03-05", None],
+        "GPA": ["3.25", None],
+        "Count": ["4", "2"],
+    }
+    many = _xlsx(tmp_path / "many.xlsx", {"Readme": [["x"]], "Students": rows})
+    with pytest.raises(InputError, match=r"many\.xlsx has 2 sheets \(Readme, Students\)"):
+        read_table(many)
+    assert read_table(many, sheet="Students").num_rows == 2
+    with pytest.raises(InputError, match="no sheet named 'Other'"):
+        read_table(many, sheet="Other")
+
+
+def test_parquet_is_read_as_text(tmp_path):
+    import datetime as dt
+
+    p = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["007"],
+                "n": pa.array([3], pa.int64()),
+                "x": [2.5],
+                "y": [4.0],
+                "d": pa.array([dt.date(2008, 3, 5)]),
+            }
+        ),
+        p,
+    )
+    t = read_table(p)
+    assert t.to_pydict() == {"id": ["007"], "n": ["3"], "x": ["2.5"], "y": ["4"], "d": ["2008-03-05"]}
+
+
+def test_csv_writer_neutralizes_formulas_and_keeps_numbers(tmp_path):
+    out = tmp_path / "out.csv"
+    t = pa.table(
+        {
+            "a": ['=HYPERLINK("x")', "+1 555", "-3", "@SUM(A1)", "\tx", "ok", None, "-2.5", "a=b"],
+            "b": ["1"] * 9,
+        }
+    )
+    write_table(t, out)
+    back = read_table(out).column("a").to_pylist()
+    assert back == ['\'=HYPERLINK("x")', "'+1 555", "-3", "'@SUM(A1)", "'\tx", "ok", None, "-2.5", "a=b"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_parquet_writer_and_bad_output_paths(tmp_path):
+    t = pa.table({"a": ["01", None]})
+    write_table(t, tmp_path / "o.parquet")
+    assert pq.read_table(tmp_path / "o.parquet").column("a").to_pylist() == ["01", None]
+    with pytest.raises(OutputError, match=r"\.xlsx"):
+        write_table(t, tmp_path / "o.xlsx")
+    with pytest.raises(OutputError, match="does not exist"):
+        write_table(t, tmp_path / "missing" / "o.csv")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    t = pa.table({"a": ["1"]})
+
+    def boom(_tmp: Path) -> None:
+        raise RuntimeError("late failure")
+
+    with pytest.raises(RuntimeError):
+        write_table(t, tmp_path / "o.csv", before_commit=boom)
+    assert list(tmp_path.iterdir()) == []
