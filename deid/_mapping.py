@@ -492,10 +492,18 @@ class ColumnSuggestion:
                 "date_format": self.date_format, "derives": {k: dict(v) for k, v in self.derives.items()}}
 
 
-def _combine(h: float, v: float) -> float:
+# Value formats distinctive enough to suggest an element from the values alone (an unnamed column of
+# e-mail addresses); a column of small numbers or short codes needs its header too.
+_DISTINCTIVE = {"email", "phone", "ssid", "street_address", "date", "free_text"}
+
+
+def _combine(h: float, v: float, el: Element) -> float:
     if h >= 0.999:
         return 0.75 + 0.25 * v
-    return 0.6 * h + 0.4 * v
+    score = 0.6 * h + 0.4 * v
+    if el.format in _DISTINCTIVE and v >= 0.9:
+        score = max(score, 0.55 * v)
+    return score
 
 
 def suggest_mapping(
@@ -521,7 +529,7 @@ def suggest_mapping(
         for el in els:
             h, syn = header_score(col, el, syn_cache)
             v, why = value_score(prof, el)
-            score = _combine(h, v)
+            score = _combine(h, v, el)
             reasons = []
             if h > 0:
                 reasons.append(f"header matches '{syn}' ({h:.0%})")
@@ -771,13 +779,19 @@ def _parse_dates(text: pa.ChunkedArray | pa.Array, fmt: str | None) -> pa.Chunke
     if fmt is None:
         return pa.nulls(len(text), pa.timestamp("s"))
     parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
-    # Exports mix formats (a hand-edited row, a second system): fill the gaps with the other formats,
-    # the column's own format first so an ambiguous 03/04 reads the way the rest of the column does.
-    for other in _DATE_FORMATS:
-        if parsed.null_count == text.null_count:
-            break
-        if other != fmt:
-            parsed = pc.coalesce(parsed, pc.strptime(text, format=other, unit="s", error_is_null=True))
+    # strptime's %Y also reads "09" as the year 9: such values are left to the mixed-format parser.
+    years = pc.year(parsed)
+    plausible = pc.and_(pc.greater_equal(years, 1900), pc.less_equal(years, 2100))
+    parsed = pc.if_else(plausible, parsed, pa.scalar(None, pa.timestamp("s")))
+    if parsed.null_count > text.null_count:
+        # Exports mix formats (a hand-edited row, Excel serial days): the engine's mixed-format parser
+        # fills the gaps; the column's own format goes first so an ambiguous 03/04 reads like the rest.
+        from deid._treatments import parse_dates
+
+        others, _ = parse_dates(text)
+        if isinstance(parsed, pa.Array):
+            others = others.combine_chunks()
+        parsed = pc.coalesce(parsed, pc.cast(others, pa.timestamp("s")))
     return parsed
 
 
