@@ -402,7 +402,8 @@ def create_agreement(
     """
     body = json.loads(json.dumps(dict(terms)))  # a private deep copy
     aid = body.get("id") if isinstance(body.get("id"), str) else None
-    with _refusals(vault, "create", aid):
+    # One transaction from reading to writing: a concurrent writer cannot interleave.
+    with _refusals(vault, "create", aid), vault.transaction():
         me = _our_card(vault)
         body.setdefault("id", str(uuid.uuid4()))
         body.setdefault("version", 1)
@@ -455,7 +456,8 @@ def sign_agreement(
     signature completes it, ``agreement.executed`` is recorded too."""
     from agreements._identity import signing_key
 
-    with _refusals(vault, "sign", agreement_id):
+    # One transaction from reading to writing: a concurrent writer cannot interleave.
+    with _refusals(vault, "sign", agreement_id), vault.transaction():
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         a = _pick(versions, version, aid)
@@ -531,7 +533,8 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
     p = Path(path)
     with _refusals(vault, "import"):
         incoming = parse_agreement(_read_file(p), source=p.name)
-    with _refusals(vault, "import", incoming.id):
+    # One transaction from reading to writing: a concurrent writer cannot interleave.
+    with _refusals(vault, "import", incoming.id), vault.transaction():
         if not incoming.signatures:
             raise AgreementError(
                 f"{p.name} carries no signature; ask the sender to sign the agreement before exporting it."
@@ -620,7 +623,8 @@ def amend_agreement(
     vault: Vault, agreement_id: str, terms: Mapping[str, Any], *, source: str = "the amendment"
 ) -> Agreement:
     """Store a new draft version of an agreement, linked to the latest by its hash. Audited."""
-    with _refusals(vault, "amend", agreement_id):
+    # One transaction from reading to writing: a concurrent writer cannot interleave.
+    with _refusals(vault, "amend", agreement_id), vault.transaction():
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         latest = versions[-1]
@@ -668,7 +672,8 @@ def terminate_agreement(
     Export the agreement afterwards so the other parties import the notice."""
     from agreements._identity import signing_key
 
-    with _refusals(vault, "terminate", agreement_id):
+    # One transaction from reading to writing: a concurrent writer cannot interleave.
+    with _refusals(vault, "terminate", agreement_id), vault.transaction():
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         signed = [v for v in versions if v.signatures]
@@ -709,7 +714,8 @@ def join_agreement(
     ``join_as``. Export the agreement afterwards so the offering parties import the joinder."""
     from agreements._identity import signing_key
 
-    with _refusals(vault, "join", agreement_id):
+    # One transaction from reading to writing: a concurrent writer cannot interleave.
+    with _refusals(vault, "join", agreement_id), vault.transaction():
         aid = _resolve_id(vault, agreement_id)
         versions = _load_rows(vault, aid)
         a = versions[-1]

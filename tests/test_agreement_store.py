@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from agreements._agreement_store import (
     sign_agreement,
     terminate_agreement,
 )
-from agreements._identity import create_identity
+from agreements._identity import create_identity, our_card
 from agreements._partners import import_card, revoke_partner
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
@@ -33,9 +34,13 @@ TODAY = date.today()
 
 
 class Org:
-    def __init__(self, tmp: Path, name: str, org: str, kind: str) -> None:
-        self.vault = Vault.create(tmp / f"{name}.vault", PASS)
-        self.card = create_identity(self.vault, org, kind, f"{name}@example.org")
+    def __init__(self, tmp: Path, name: str, org: str, kind: str, *, path: Path | None = None) -> None:
+        if path is None:  # a brand-new organization
+            self.vault = Vault.create(tmp / f"{name}.vault", PASS)
+            self.card = create_identity(self.vault, org, kind, f"{name}@example.org")
+        else:  # a copy of a prepared vault
+            self.vault = Vault.open(path, PASS)
+            self.card = our_card(self.vault)
         self.fp = self.card.fingerprint()
         self.tmp = tmp
 
@@ -46,12 +51,27 @@ class Org:
         return [e.action for e in self.vault.audit.entries()]
 
 
-@pytest.fixture
-def orgs(tmp_path):
-    d = Org(tmp_path, "district", "Lakeview Unified School District", "district")
-    c = Org(tmp_path, "college", "Riverbend Community College", "college")
+@pytest.fixture(scope="module")
+def _prepared(tmp_path_factory) -> dict[str, Path]:
+    """District and college vaults that know and trust each other, built once for the module."""
+    base = tmp_path_factory.mktemp("orgs")
+    d = Org(base, "district", "Lakeview Unified School District", "district")
+    c = Org(base, "college", "Riverbend Community College", "college")
     d.trust(c)
     c.trust(d)
+    d.vault.close()
+    c.vault.close()
+    return {"district": d.vault.path, "college": c.vault.path}
+
+
+@pytest.fixture
+def orgs(_prepared, tmp_path):
+    sides = []
+    for name, path in _prepared.items():
+        copy = tmp_path / path.name
+        shutil.copyfile(path, copy)
+        sides.append(Org(tmp_path, name, "", "", path=copy))
+    d, c = sides
     yield d, c
     d.vault.close()
     c.vault.close()
