@@ -310,3 +310,136 @@ def deidentify_to_file(
         progress=ctx.progress,
     )
     return result.to_dict()
+
+
+# --- Prepare: preview and seal (through agreements' prepare workflow) -------------------------------
+
+
+def _workflows() -> Any:
+    """The agreements workflow module (prepare / open), or a clear error while it is missing."""
+    try:
+        from agreements import _workflows
+    except ImportError as exc:
+        from deid.errors import PathShareError
+
+        raise PathShareError(
+            "This build cannot de-identify under an agreement yet: the prepare workflow is missing."
+        ) from exc
+    return _workflows
+
+
+def _sources(report: dict[str, Any], before: list[str], mapping: dict[str, Any]) -> dict[str, str | None]:
+    """Output column -> the extract's column it came from (the report may name the element instead)."""
+    by_element = {element: column for column, element in mapping.items() if element}
+    out: dict[str, str | None] = {}
+    for col in report.get("columns", []):
+        source = col.get("source")
+        out[col["name"]] = source if source in before else by_element.get(source)
+    return out
+
+
+def preview_extract(
+    ctx: JobContext,
+    path: str,
+    agreement_id: str,
+    mapping: dict[str, Any],
+    recodes: dict[str, Any],
+    date_formats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """De-identify under the agreement without sealing; share before/after through shared memory."""
+    from deid._io import read_table
+
+    wf = _workflows()
+    ctx.progress(0.02, "reading the extract")
+    table = read_table(path)
+    profile = _profile(mapping, recodes, date_formats or {})
+    out_table, report = wf.deidentify_for_agreement(
+        ctx.vault, table, agreement_id, profile, progress=ctx.progress
+    )
+    rep = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    ctx.progress(0.97, "preparing the preview")
+    before = table_to_shm(table, ctx.shm_prefix + "before")
+    after = table_to_shm(out_table, ctx.shm_prefix + "after")
+    return {
+        "before": before,
+        "after": after,
+        "sources": _sources(rep, table.column_names, mapping),
+        "rows_in": rep.get("rows_in", table.num_rows),
+        "rows_out": rep.get("rows_out", out_table.num_rows),
+        "columns_out": out_table.column_names,
+        "k_required": rep.get("k_required"),
+        "k_achieved": rep.get("k_achieved"),
+        "quasi_identifiers": rep.get("quasi_identifiers", []),
+        "suppressed_cells": rep.get("suppressed_cells", 0),
+        # The report counts data rows from 1; the window's model counts from 0.
+        "residual": [
+            {"column": f["column"], "row": int(f["row"]) - 1, "kind": f["kind"]}
+            for f in rep.get("residual_findings", [])
+        ],
+        "summary": report.summary() if hasattr(report, "summary") else "",
+    }
+
+
+def seal_extract(
+    ctx: JobContext,
+    path: str,
+    agreement_id: str,
+    mapping: dict[str, Any],
+    recodes: dict[str, Any],
+    out: str,
+    date_formats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """De-identify, check and seal in one step — the same workflow as ``pathshare prepare``."""
+    import os
+
+    wf = _workflows()
+    profile = _profile(mapping, recodes, date_formats or {})
+    result = wf.prepare(ctx.vault, path, agreement_id, out, mapping=profile, progress=ctx.progress)
+    manifest = getattr(result, "manifest", result)
+    report = getattr(result, "report", {}) or {}
+    rep = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    agreement = getattr(result, "agreement", None)
+    return {
+        "out": out,
+        "bytes": os.path.getsize(out),
+        "package_id": manifest.package_id,
+        "rows": rep.get("rows_out", sum((f.rows or 0) for f in manifest.files)),
+        "columns": [c["name"] for c in rep.get("columns", [])],
+        "recipients": (
+            [p.org for p in agreement.recipients()] if agreement is not None else list(manifest.recipients)
+        ),
+        "agreement_title": agreement.title if agreement is not None else manifest.agreement_id,
+    }
+
+
+# --- Receive ----------------------------------------------------------------------------------------
+
+
+def open_received_package(ctx: JobContext, package: str, out_dir: str, receipt: str | None) -> dict[str, Any]:
+    """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked."""
+    wf = _workflows()
+    opened = wf.open_received(ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress)
+    manifest = opened.manifest
+    report = dict(opened.report)
+    sender = getattr(opened, "sender", None)
+    agreement = getattr(opened, "agreement", None)
+    return {
+        "sender": getattr(sender, "org", None) or manifest.sender_fingerprint,
+        "sender_fingerprint": manifest.sender_fingerprint,
+        "agreement_id": manifest.agreement_id,
+        "agreement_title": agreement.title if agreement is not None else manifest.agreement_id,
+        "package_id": manifest.package_id,
+        "checks": list(getattr(opened, "checks", ())) or [
+            "The sender's signature over the manifest is valid, from a partner you verified.",
+            "The agreement is executed and in force, and names you as a recipient.",
+            "Every file matches the size and SHA-256 in the signed manifest.",
+        ],
+        "files": [
+            {"name": e.name, "rows": e.rows or 0, "bytes": e.size, "path": str(p)}
+            for e, p in zip(manifest.files, opened.files, strict=True)
+        ],
+        "report": report,
+        "report_summary": getattr(opened, "report_summary", ""),
+        "out_dir": str(opened.out_dir),
+        "receipt": receipt,
+    }

@@ -100,8 +100,17 @@ class PrepareScreen(QWidget):
         self.step_label.setAccessibleName("Current step")
         self.message = MessageBar()
         self.steps = QStackedWidget()
-        self.back = button("&Back", "Back")
-        self.next = button("&Next", "Next", default=True)
+        # Alt+N / Alt+B are actions on this screen (not mnemonics, which change with the button text).
+        self.back = button("Back", "Back")
+        self.next = button("Next", "Next", default=True)
+        self.back.setToolTip("Previous step (Alt+B)")
+        self.next.setToolTip("Next step (Alt+N)")
+        for keys, slot in (("Alt+N", self.go_next), ("Alt+B", self.go_back)):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(keys))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
         self.back.clicked.connect(self.go_back)
         self.next.clicked.connect(self.go_next)
         nav = QHBoxLayout()
@@ -304,9 +313,9 @@ class PrepareScreen(QWidget):
         self.step_label.setText(f"Step {index + 1} of {len(STEPS)}: {STEPS[index]}")
         self.back.setEnabled(0 < index < len(STEPS) - 1)
         self.next.setVisible(index < 6)
-        self.next.setText("&Next")
+        self.next.setText("Next")
         if index == 3:
-            self.next.setText("De-identify and &preview")
+            self.next.setText("De-identify and preview")
         self._update_next()
 
     def _update_next(self) -> None:
@@ -638,6 +647,7 @@ class PrepareScreen(QWidget):
                 "agreement_id": self.agreement["id"],
                 "mapping": self.current_mapping(),
                 "recodes": self.current_recodes(),
+                "date_formats": (self.inspection or {}).get("date_formats", {}),
             },
             vault_path=str(self.session.vault_path),
             title="De-identifying",
@@ -742,6 +752,7 @@ class PrepareScreen(QWidget):
                 "mapping": self.current_mapping(),
                 "recodes": self.current_recodes(),
                 "out": out,
+                "date_formats": (self.inspection or {}).get("date_formats", {}),
             },
             vault_path=str(self.session.vault_path),
             outputs=(out,),

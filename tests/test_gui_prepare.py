@@ -1,0 +1,220 @@
+"""The Prepare flow driven as a clerk would: pick the agreement, drop the extract, confirm the mapping
+and recodes, see the findings (then preview, risk and seal once the prepare workflow is wired)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+ROOT = Path(__file__).resolve().parent.parent
+PASS = "tidal mango quarry lantern"
+ELEMENTS = {"state_student_id", "local_student_id", "first_name", "last_name", "birth_date", "sex", "race",
+            "zip", "grade_level", "gpa", "notes"}
+
+
+def make_orgs(tmp: Path, k: int = 3) -> tuple[Path, Path, str]:
+    """Two vaults (a district provider, a college recipient) that executed the documented agreement,
+    cut down to the elements of :func:`make_extract` — all through the library's own functions."""
+    from agreements._agreement_store import (
+        create_agreement,
+        export_agreement,
+        import_agreement,
+        sign_agreement,
+    )
+    from agreements._identity import create_identity
+    from agreements._partners import import_card
+    from agreements._vault import Vault
+
+    d = Vault.create(tmp / "district.vault", PASS)
+    dcard = create_identity(d, "Lakeview Unified School District", "district", "data@lakeview.example")
+    c = Vault.create(tmp / "college.vault", PASS)
+    ccard = create_identity(c, "Riverbend Community College", "college", "ir@riverbend.example")
+    import_card(d, ccard, verified=True)
+    import_card(c, dcard, verified=True)
+    body = json.loads((ROOT / "docs/examples/agreement.json").read_text(encoding="utf-8"))
+    body.pop("id")
+    reps = [p["authorized_representative"] for p in body["parties"]]
+    body["parties"] = [
+        {"fingerprint": dcard.fingerprint(), "roles": ["provider"], "authorized_representative": reps[0]},
+        {"fingerprint": ccard.fingerprint(), "roles": ["recipient"], "authorized_representative": reps[1]},
+    ]
+    today = date.today()
+    body["effective"] = (today - timedelta(days=30)).isoformat()
+    body["expires"] = (today + timedelta(days=365)).isoformat()
+    body["destruction"]["deadline"] = (today + timedelta(days=455)).isoformat()
+    body["policy"]["k"] = k
+    body["elements"] = [e for e in body["elements"] if e["name"] in ELEMENTS]
+    body["policy"]["quasi_identifiers"] = [q for q in body["policy"]["quasi_identifiers"] if q in ELEMENTS]
+    body["policy"]["parameters"] = {n: v for n, v in body["policy"]["parameters"].items() if n in ELEMENTS}
+    draft = create_agreement(d, body)
+    sign_agreement(d, draft.id)
+    export_agreement(d, draft.id, tmp / "proposal.json")
+    import_agreement(c, tmp / "proposal.json")
+    sign_agreement(c, draft.id)
+    export_agreement(c, draft.id, tmp / "executed.json")
+    import_agreement(d, tmp / "executed.json")
+    d.close()
+    c.close()
+    return tmp / "district.vault", tmp / "college.vault", draft.id
+
+
+def make_extract(path: Path, rows: int = 60, seed: int = 7) -> Path:
+    """A small SIS-style export with its own header names and values (Male/Female, not M/F)."""
+    rng = random.Random(seed)
+    header = ["SSID", "Local ID", "First Name", "Last Name", "Birth Date", "Gender", "Race", "Zip", "Grade",
+              "GPA", "Counselor Notes"]
+    firsts = ["Maria", "James", "Ana", "Luis", "Emily", "Kevin", "Sofia", "Daniel"]
+    lasts = ["Garcia", "Smith", "Nguyen", "Lopez", "Johnson", "Patel"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for i in range(rows):
+            first, last = rng.choice(firsts), rng.choice(lasts)
+            note = rng.choice(["Met with counselor.", f"Call {first} at 555-201-{1000 + i}.", ""])
+            w.writerow([
+                f"{1000000000 + i * 7919}", f"L{i:05d}", first, last,
+                f"{rng.choice([2007, 2008])}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                rng.choice(["Male", "Female"]), rng.choice(["700", "700", "600"]),
+                rng.choice(["92501", "92503"]), rng.choice(["11", "12"]),
+                f"{rng.uniform(1.5, 4.0):.2f}", note,
+            ])
+    return path
+
+
+@pytest.fixture(scope="module")
+def orgs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("orgs")
+    district, college, agreement_id = make_orgs(tmp)
+    return {"district": district, "college": college, "agreement": agreement_id, "dir": tmp}
+
+
+def open_window(qtbot, tmp_path, vault_path, runner=None):
+    from desktop.tasks import SyncRunner
+    from desktop.ui.main_window import MainWindow, Session
+    from desktop.ui.settings import Settings
+
+    qs = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    session = Session(vault_path=vault_path, settings=Settings(qs), runner=runner or SyncRunner(),
+                      synchronous=True)
+    window = MainWindow(session)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.keyClicks(window.unlock.passphrase, PASS)
+    qtbot.keyClick(window.unlock.passphrase, Qt.Key_Return)
+    assert window.workspace is not None
+    return window
+
+
+def drop_file(widget, path: Path) -> None:
+    """Simulate dropping ``path`` from a file manager onto ``widget``."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = QPointF(widget.rect().center())
+    from PySide6.QtGui import QDragEnterEvent
+
+    enter = QDragEnterEvent(QPoint(int(pos.x()), int(pos.y())), Qt.CopyAction, mime, Qt.LeftButton,
+                            Qt.NoModifier)
+    widget.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    widget.dropEvent(drop)
+
+
+def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    prep = window.workspace.prepare
+    assert window.workspace.stack.currentWidget() is prep
+    # Step 1: the executed agreement is listed with its purpose, recipients and expiry.
+    assert prep.agreement_list.count() == 1
+    details = prep.agreement_details.text()
+    assert "Riverbend Community College" in details and "Purpose" in details and "until" in details
+    qtbot.mouseClick(prep.next, Qt.LeftButton)
+    assert prep.steps.currentIndex() == 1
+    # Step 2: a dropped file of the wrong kind is refused; the extract is accepted.
+    extract = make_extract(tmp_path / "export.csv")
+    wrong = tmp_path / "notes.docx"
+    wrong.write_text("x")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(wrong))])
+    from PySide6.QtGui import QDragEnterEvent
+
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    prep.drop.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    drop_file(prep.drop, extract)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
+    # Step 3: suggestions from the library's mapping engine, shown in editable combo boxes.
+    mapping = prep.current_mapping()
+    assert mapping["SSID"] == "state_student_id" and mapping["Gender"] == "sex" and mapping["Zip"] == "zip"
+    assert "60 rows" in prep.extract_label.text()
+    # Value recodes: Gender's values are offered with the element's codes, suggested by the library.
+    row = next(r for r in range(prep.mapping.rowCount()) if prep.mapping.item(r, 0).text() == "Gender")
+    prep.mapping.setCurrentCell(row, 0)
+    values = {prep.recodes.item(r, 0).text(): prep.recodes.cellWidget(r, 1).currentData()
+              for r in range(prep.recodes.rowCount())}
+    assert values == {"Female": "F", "Male": "M"}
+    # The clerk decides the notes column does not leave.
+    prep.set_element("Counselor Notes", None)
+    assert prep.current_mapping()["Counselor Notes"] is None
+    assert prep.current_recodes()["Gender"] == {"Female": "F", "Male": "M"}
+    qtbot.keyClick(prep, Qt.Key_N, Qt.AltModifier)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 3, timeout=10_000)
+    texts = [prep.findings.item(i).text() for i in range(prep.findings.count())]
+    assert any("Counselor Notes" in t and "not be shared" in t for t in texts)
+    assert not any("outside" in t for t in texts), texts  # the recodes were applied before checking
+    assert prep.back.isEnabled() and prep.back.isVisible(), (prep.back.isEnabled(), prep.back.isVisible())
+    qtbot.keyClick(prep, Qt.Key_B, Qt.AltModifier)
+    assert prep.steps.currentIndex() == 2
+
+
+def test_bad_extract_is_one_sentence_in_the_window(qtbot, tmp_path, orgs):
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    prep = window.workspace.prepare
+    prep.go_next()
+    bad = tmp_path / "broken.xlsx"
+    bad.write_bytes(b"this is not a spreadsheet")
+    prep.choose_extract(str(bad))
+    qtbot.waitUntil(lambda: prep.message.isVisible(), timeout=10_000)
+    text = prep.message.label.text()
+    assert "broken.xlsx" in text and "Traceback" not in text and "\n" not in text
+    assert prep.steps.currentIndex() == 1 and not prep.next.isEnabled()
+
+
+def test_lazy_model_reads_only_what_is_painted(qtbot):
+    import pyarrow as pa
+    from PySide6.QtWidgets import QTableView
+
+    from desktop.ui.table_model import ArrowTableModel, changed_predicate
+
+    n = 200_000
+    before = pa.table({"Name": [f"n{i}" for i in range(n)], "ZIP": ["92501"] * n})
+    after = pa.table({"zip3": ["925"] * (n - 1) + [None], "code": ["x"] * n})
+    bm, am = ArrowTableModel(), ArrowTableModel()
+    bm.set_table(before)
+    am.set_table(after)
+    am.set_changed(changed_predicate(bm, am, {"zip3": "ZIP", "code": None}))
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(am)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    assert am.rowCount() == n and am.headerData(0, Qt.Horizontal) == "zip3"
+    assert am.headerData(0, Qt.Vertical) == "1"  # rows counted from 1, as in Excel
+    assert am.block_reads <= 4  # a screenful, not 200,000 rows
+    view.scrollToBottom()
+    qtbot.wait(10)
+    assert am.block_reads <= 8
+    last = am.index(n - 1, 0)
+    assert am.data(last) == "" and am.data(am.index(0, 0)) == "925"
+    assert am.data(am.index(0, 0), Qt.BackgroundRole) is not None  # 92501 -> 925 changed
+    assert am.data(am.index(0, 1), Qt.BackgroundRole) is not None  # a new column: all new
+    am.mark({(5, 0)})
+    assert "blocks sealing" in am.data(am.index(5, 0), Qt.ToolTipRole)
