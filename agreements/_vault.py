@@ -33,6 +33,9 @@ MIN_PASSPHRASE_LENGTH = 12
 # zxcvbn's score: 3 = "safely unguessable" against an offline slow-hash attack (SQLCipher's KDF is one).
 MIN_PASSPHRASE_SCORE = 3
 _SQLITE_PLAIN_HEADER = b"SQLite format 3\x00"
+# Test hook only: fewer KDF iterations make the kill test's hundreds of opens affordable. Production
+# vaults always use SQLCipher 4's default (PBKDF2-HMAC-SHA512, 256,000 iterations).
+_TEST_KDF_ITER: int | None = None
 
 
 def default_vault_path() -> Path:
@@ -93,6 +96,8 @@ def _connect(path: Path, passphrase: str) -> sqlcipher3.Connection:
     with contextlib.suppress(sqlcipher3.DatabaseError):
         conn.execute("PRAGMA cipher_log_level = NONE")
     conn.execute(f"PRAGMA key = {_key_pragma(passphrase)}")
+    if _TEST_KDF_ITER:
+        conn.execute(f"PRAGMA kdf_iter = {int(_TEST_KDF_ITER)}")
     return conn
 
 
@@ -162,6 +167,7 @@ class Vault:
                 parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             else:
                 raise VaultError(f"Cannot create the vault at {dest}: the folder {parent} does not exist.")
+        _remove_stale_partials(dest)
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=parent)
         except OSError as exc:
@@ -374,6 +380,17 @@ def _split_sql(script: str) -> list[str]:
     if buf.strip():
         statements.append(buf.strip())
     return statements
+
+
+def _remove_stale_partials(dest: Path) -> None:
+    """Remove what an earlier, killed ``create`` of this vault left (older than ten minutes)."""
+    import time
+
+    cutoff = time.time() - 600
+    for leftover in dest.parent.glob(f".{dest.name}.*.partial*"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _publish(tmp: Path, dest: Path) -> None:

@@ -259,3 +259,15 @@ def test_default_vault_path_is_in_the_user_data_folder(monkeypatch, tmp_path):
         vault = None
 
     assert vault_path(Args()) == path
+
+
+def test_stale_partials_of_a_killed_create_are_swept(tmp_path):
+    import time
+
+    stale, fresh = tmp_path / ".v.vault.abc123.partial", tmp_path / ".v.vault.def456.partial"
+    for f in (stale, fresh):
+        f.write_bytes(b"\0" * 4096)
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    Vault.create(tmp_path / "v.vault", PASS).close()
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a create still running
