@@ -1,0 +1,1 @@
+"""Private: the synthetic-data generator behind ``deid.synth`` (its documented front door)."""
