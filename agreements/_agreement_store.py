@@ -466,10 +466,13 @@ def sign_agreement(
             raise AgreementError(
                 f"Agreement {aid} version {a.version} is {status}; it can no longer be signed."
             )
+        me = _our_card(vault)
+        # Signing commits us to these partners: refuse if one was revoked (or its card changed) since.
+        for party in a.all_parties():
+            _check_known_party(vault, me, party.model_dump(), f"Agreement {aid}")
         signed = a.sign(signing_key(vault), now=now)
         if signed is a:
             return a
-        me = _our_card(vault)
         with vault.transaction() as conn:
             _store(conn, signed, authored=False, now=_now())
             vault.audit.append(

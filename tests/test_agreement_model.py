@@ -316,3 +316,25 @@ def test_element_treatments_build_a_policy_the_engine_accepts():
     policy = Policy.from_rules(rules, k=a.terms.policy.k, name="The example agreement")
     assert policy.quasi_identifiers == ["birth_year", "sex", "race", "zip3", "school_id"]
     assert policy.rule_for("gpa").params["edges"][-1] == 4.01
+
+
+def test_signatures_survive_any_layout_of_the_file(orgs, terms):
+    """Parties may re-indent or reorder the file: the RFC 8785 bytes, and so the signatures, stay the same."""
+    district, college, _ = orgs
+    signed = Agreement.from_terms(terms).sign(district.key).sign(college.key)
+    doc = signed.to_document()
+
+    def reversed_keys(value):
+        if isinstance(value, dict):
+            return {k: reversed_keys(value[k]) for k in reversed(list(value))}
+        if isinstance(value, list):
+            return [reversed_keys(v) for v in value]
+        return value
+
+    for text in (
+        json.dumps(doc, sort_keys=True),
+        json.dumps(reversed_keys(doc), indent=7, ensure_ascii=True),
+        json.dumps(doc, separators=(",", ":"), ensure_ascii=False),
+    ):
+        again = parse_agreement(text.encode("utf-8"), source="relaid.json")
+        assert again.sha256 == signed.sha256 and again.is_executed

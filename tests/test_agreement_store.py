@@ -330,3 +330,15 @@ def test_the_vault_keeps_agreements_across_reopening(orgs):
     d.vault = Vault.open(path, PASS)
     again = get_agreement(d.vault, a.id)
     assert again.sha256 == a.sha256 and again.signed_by(d.fp) and not again.is_executed
+
+
+def test_signing_is_refused_once_a_co_party_was_revoked(orgs):
+    d, c = orgs
+    a = create_agreement(d.vault, example_terms(d, c))
+    sign_agreement(d.vault, a.id)
+    exchange(d, c, a.id, "p.json")
+    revoke_partner(c.vault, d.fp, "laptop stolen")
+    with pytest.raises(AgreementError, match="not among your verified partners"):
+        sign_agreement(c.vault, a.id)
+    assert not get_agreement(c.vault, a.id).signed_by(c.fp)
+    assert c.actions()[-1] == "agreement.sign.refused"

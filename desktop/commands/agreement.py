@@ -181,7 +181,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         a = get_agreement(vault, args.id, args.version)
         status = agreement_status(vault, a)
     if args.json:
-        out = {"status": status, "sha256": a.sha256, "agreement": a.to_document()}
+        out = {
+            "status": status,
+            "in_force": status == "executed" and a.in_force(),
+            "sha256": a.sha256,
+            "agreement": a.to_document(),
+        }
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     t = a.terms
