@@ -4,18 +4,17 @@ Packages are standard age files (X25519 recipients, binary, the STREAM payload f
 can always fall back to the stock ``age`` CLI. pyrage's ``encrypt_io`` / ``decrypt_io`` stream through
 Python file-like objects in 8 KiB calls (measured: memory stays flat whatever the size), so:
 
-* ``encrypt_chunks`` encrypts an iterator of byte chunks (the package tar, generated on the fly: never
-  built in memory nor written to disk);
-* ``open_decrypted`` yields a reader of the plaintext *while* it is decrypted, so the caller can parse
-  the tar as it comes. age releases a chunk only after its tag verified, but releases earlier chunks
-  before a later one fails (truncation, a flipped byte): everything read is provisional until
-  ``finish()`` returned.
+* ``encrypt_chunks`` encrypts an iterator of byte chunks (the package tar, generated on the fly as
+  pyrage asks for it: never built in memory nor written to disk);
+* ``decrypt_to`` decrypts into any writable. age releases a 64 KiB chunk only after its tag verified,
+  but releases earlier chunks before a later one fails (truncation, a flipped byte): callers decrypt
+  into a private place and trust nothing until ``decrypt_to`` returned.
 
-pyrage holds the GIL for its whole call (it never releases it while it works). To overlap our own work
-(reading and hashing files, writing them out — which do release the GIL) with encryption, the other
-side runs on a helper thread and the two meet in a small bounded queue of ~1 MiB pieces, so memory
-stays bounded. Still, the calling thread is busy throughout: a GUI must run sealing and opening in a
-worker *process*, not a thread of the UI process.
+pyrage holds the GIL for its whole call (it never releases it while it works), so a GUI must run
+sealing and opening in a worker *process*, not a thread of the UI process. Everything here runs on
+the calling thread: overlapping our hashing with pyrage on a helper thread was measured (a bounded
+queue between the two) and lost as soon as the machine was busy, because the threads then wait on
+each other for the GIL.
 
 Every decryption failure comes out as :class:`AgeFailure` (a :class:`~agreements.errors.PackageRejected`)
 whose ``kind`` says which stage failed — ``header``, ``no match``, ``hmac``, ``payload`` or ``armor`` —
@@ -24,9 +23,6 @@ and whose message is one plain sentence.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -44,10 +40,6 @@ HMAC = "hmac"
 PAYLOAD = "payload"
 ARMOR = "armor"
 
-_PIECE = 1 << 20  # hand-off size between pyrage and our thread
-_DEPTH = 16  # pieces in flight: bounds memory to ~16 MiB whatever the payload size
-_END = object()
-
 
 class AgeFailure(PackageRejected):
     """An age file could not be decrypted; ``kind`` is the stage that failed."""
@@ -55,10 +47,6 @@ class AgeFailure(PackageRejected):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-class _Stop(Exception):
-    """Raised inside the helper thread when the other side gave up."""
 
 
 def parse_recipients(recipients: Sequence[str]) -> list[pyrage.x25519.Recipient]:
@@ -82,101 +70,61 @@ def parse_identity(text: str) -> Identity:
         raise IdentityError("The age identity is malformed (expected AGE-SECRET-KEY-1…).") from exc
 
 
-class _Pipe:
-    """A bounded queue of byte pieces between two threads, with cancellation from either end."""
+class _ChunkReader:
+    """A ``read(n)`` face over an iterator of byte chunks, keeping an exception it raises for later.
 
-    def __init__(self) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=_DEPTH)
-        self.cancelled = threading.Event()
+    Short reads at chunk boundaries avoid re-copying large chunks; pyrage asks for 8 KiB at a time.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
         self._view = memoryview(b"")
         self._pos = 0
-        self._eof = False
-        self.error: BaseException | None = None  # set by the producer when it failed
+        self.error: BaseException | None = None
 
-    # producer side
-    def put(self, piece: object) -> None:
-        while True:
-            if self.cancelled.is_set():
-                raise _Stop
-            try:
-                self._queue.put(piece, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    # consumer side
     def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (short reads at piece boundaries); b"" at the end."""
-        if size is None or size < 0:
-            parts = []
-            while piece := self.read(_PIECE):
-                parts.append(piece)
-            return b"".join(parts)
-        while self._pos >= len(self._view):
-            if self._eof:
-                return b""
-            piece = self._queue.get()
-            if piece is _END:
-                self._eof = True
-                return b""
-            self._view, self._pos = memoryview(piece), 0  # type: ignore[arg-type]
-        out = self._view[self._pos : self._pos + size].tobytes()
-        self._pos += len(out)
-        return out
+        try:
+            if size is None or size < 0:
+                rest = [self._view[self._pos :].tobytes(), *self._chunks]
+                self._view, self._pos = memoryview(b""), 0
+                return b"".join(rest)
+            while self._pos >= len(self._view):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    return b""
+                self._view, self._pos = memoryview(chunk), 0
+            piece = self._view[self._pos : self._pos + size].tobytes()
+            self._pos += len(piece)
+            return piece
+        except BaseException as exc:
+            self.error = exc
+            raise
 
     def readable(self) -> bool:
         return True
-
-    def cancel(self, thread: threading.Thread) -> None:
-        """Consumer gives up: stop the producer and wait for it (draining so it cannot block)."""
-        self.cancelled.set()
-        while thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self._queue.get_nowait()
-            thread.join(0.002)
 
 
 def encrypt_chunks(chunks: Iterator[bytes], out: IO[bytes], recipients: Sequence[str]) -> None:
     """Encrypt the concatenation of ``chunks`` to ``out`` as a binary age file.
 
-    The iterator runs on a helper thread (so reading and hashing sources overlaps with encryption).
-    An exception it raises (a source changed while sealing, a cancel) is re-raised here unchanged;
-    ``out`` then holds a useless truncated stream that the caller must discard.
+    An exception the iterator raises (a source changed while sealing, a cancel) is re-raised here
+    unchanged; a failure to write ``out`` comes out as OSError. Either way ``out`` then holds a useless
+    partial stream that the caller must discard.
     """
     parsed = parse_recipients(recipients)
-    pipe = _Pipe()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                pipe.put(chunk)
-        except _Stop:
-            pass
-        except BaseException as exc:
-            pipe.error = exc
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()  # closes the source files a generator holds open
-            with contextlib.suppress(_Stop):
-                pipe.put(_END)
-
-    thread = threading.Thread(target=produce, name="pathshare-age-encrypt", daemon=True)
-    thread.start()
+    reader = _ChunkReader(chunks)
     try:
-        pyrage.encrypt_io(pipe, out, parsed)
+        pyrage.encrypt_io(reader, out, parsed)
     except Exception as exc:
-        pipe.cancel(thread)
-        if pipe.error is not None:
-            raise pipe.error from None
-        if isinstance(exc.__cause__, OSError) or "os error" in str(exc).lower():
+        if reader.error is not None:
+            raise reader.error from None
+        if isinstance(exc, OSError) or "os error" in str(exc).lower():
             raise OSError(str(exc)) from exc
         raise PackageRejected(f"Encryption failed: {exc}.") from exc
-    pipe.cancel(thread)
-    if pipe.error is not None:
-        raise pipe.error
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a generator closes the source files it holds open
 
 
 def _classify(exc: BaseException) -> AgeFailure:
@@ -196,78 +144,20 @@ def _classify(exc: BaseException) -> AgeFailure:
     return AgeFailure("The package's content is damaged or truncated.", PAYLOAD)
 
 
-class DecryptingReader:
-    """Plaintext of an age file, readable as it is decrypted; call :meth:`finish` after reading.
-
-    Reading may end early (EOF) because decryption failed: nothing read is trustworthy until
-    ``finish()`` returned without raising.
-    """
-
-    def __init__(self, source: Path, identities: Sequence[Identity]) -> None:
-        self._source = source
-        self._identities = list(identities)
-        self._pipe = _Pipe()
-        self._pending = bytearray()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="pathshare-age-decrypt", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with open(self._source, "rb") as src:
-                pyrage.decrypt_io(src, _Sink(self), self._identities)
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            # Release what was authenticated so far, even after a failure: the caller decides (and
-            # the conformance vectors check exactly what an implementation releases).
-            with contextlib.suppress(_Stop):
-                self._flush()
-            with contextlib.suppress(_Stop):
-                self._pipe.put(_END)
-
-    def _write(self, data: bytes) -> int:
-        # pyrage writes 8 KiB at a time; hand over ~1 MiB pieces to keep the queue cheap.
-        self._pending += data
-        if len(self._pending) >= _PIECE:
-            self._flush()
-        return len(data)
-
-    def _flush(self) -> None:
-        if self._pending:
-            piece = bytes(self._pending)
-            self._pending.clear()
-            self._pipe.put(piece)
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes of plaintext; b"" at the end (of the data, or of what decrypted)."""
-        return self._pipe.read(size)
-
-    def readable(self) -> bool:
-        return True
-
-    def finish(self) -> None:
-        """Wait for decryption to end; raise AgeFailure unless the whole file decrypted and authenticated.
-
-        Any unread plaintext is drained and discarded first (so trailing data is still authenticated).
-        """
-        while self._pipe.read(_PIECE):
-            pass
-        self._thread.join()
-        if self._error is not None:
-            raise _classify(self._error) from self._error
-
-    def abort(self) -> None:
-        """Stop early and wait for the decrypting thread to end."""
-        self._pipe.cancel(self._thread)
-
-
 class _Sink:
-    def __init__(self, owner: DecryptingReader) -> None:
-        self._owner = owner
+    """Wraps the destination so a failure to write it is not mistaken for a damaged package."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
-        return self._owner._write(data)
+        try:
+            written = self._sink.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data) if written is None else written
 
     def writable(self) -> bool:
         return True
@@ -276,28 +166,22 @@ class _Sink:
         pass
 
 
-@contextlib.contextmanager
-def open_decrypted(source: Path, identities: Sequence[Identity]) -> Iterator[DecryptingReader]:
-    """Decrypt ``source`` while the caller reads; the caller must call ``finish()`` before trusting data.
-
-    Leaving the block without ``finish()`` (an exception) stops the decryption and discards the rest.
-    """
-    if not Path(source).is_file():
-        raise PackageRejected(f"{source} is not a file.")
-    reader = DecryptingReader(Path(source), identities)
-    try:
-        yield reader
-    finally:
-        reader.abort()
-
-
 def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) -> None:
-    """Decrypt ``source`` into ``sink`` through the same path packages use; raise AgeFailure on failure.
+    """Decrypt the age file ``source`` into ``sink``; raise AgeFailure unless all of it authenticated.
 
-    Whatever reached ``sink`` before a failure was authenticated chunk by chunk, but the caller must
-    still discard it.
+    This is the one decrypt path (packages and the conformance vectors both use it). Whatever reached
+    ``sink`` before a failure was authenticated chunk by chunk, but the caller must still discard it.
+    A failure to write ``sink`` is re-raised as the OSError it was.
     """
-    with open_decrypted(source, identities) as reader:
-        while chunk := reader.read(_PIECE):
-            sink.write(chunk)
-        reader.finish()
+    box = _Sink(sink)
+    try:
+        src = open(source, "rb")  # noqa: SIM115 - closed below; open errors are the caller's to word
+    except OSError as exc:
+        raise PackageRejected(f"Cannot read the package {source}: {exc.strerror or exc}.") from exc
+    try:
+        with src:
+            pyrage.decrypt_io(src, box, list(identities))
+    except Exception as exc:
+        if box.error is not None:
+            raise box.error from None
+        raise _classify(exc) from exc

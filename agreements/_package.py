@@ -12,11 +12,13 @@ tar archive (PAX format)::
 The manifest comes *last* so that sealing reads each source file exactly once: sizes and hashes are
 computed while the bytes stream into age, never building the tar in memory nor writing it to disk.
 
-Opening decrypts into a private (0700) staging folder beside the destination while parsing the tar
-as it streams; it verifies the signature, runs the caller's checks, compares every file's size and
-SHA-256 with the manifest and refuses anything unlisted; only then are the files moved into the
-destination. Every failure is :class:`~agreements.errors.PackageRejected` with one plain sentence,
-and the staging folder is removed (nothing reaches the destination).
+Opening decrypts the tar into a private (0700) staging folder beside the destination (age checks every
+64 KiB chunk, but a damaged package releases its first chunks before it fails), then vets every tar
+member (plain files and folders at expected, safe names only) while unpacking it there, verifies the
+signature, runs the caller's checks, compares every file's size and SHA-256 with the manifest and
+refuses anything unlisted; only then are the files moved into the destination. Every failure is
+:class:`~agreements.errors.PackageRejected` with one plain sentence, and the staging folder is removed:
+nothing reaches the destination.
 
 Callers make no crypto decisions. pyrage holds the GIL while it works: a GUI must call these in a
 worker process.
@@ -57,6 +59,7 @@ _MAX_MANIFEST = 16 << 20  # bytes; far above any real manifest, bounds memory fo
 _MAX_SIGNATURE = 4096
 _MAX_REPORT = 64 << 20
 _RECORD = tarfile.RECORDSIZE
+_LIMITS = {MANIFEST_NAME: _MAX_MANIFEST, SIGNATURE_NAME: _MAX_SIGNATURE, REPORT_NAME: _MAX_REPORT}
 
 _MANIFEST_KEYS = {
     "pathshare_package",
@@ -421,7 +424,7 @@ def open_package(
     try:
         tree = staging / "package"
         tree.mkdir(mode=0o700)
-        found, small = _unpack(path, identity, tree)
+        found, small = _unpack(path, identity, staging, tree)
         manifest = _verify(found, small, verify_sender, check_manifest)
         report = json.loads(small[REPORT_NAME])
         if not isinstance(report, dict):
@@ -454,20 +457,30 @@ def _check_destination(out_dir: Path) -> None:
 
 
 def _unpack(
-    path: Path, identity: _agefile.Identity, tree: Path
+    path: Path, identity: _agefile.Identity, staging: Path, tree: Path
 ) -> tuple[dict[str, tuple[int, str]], dict[str, bytes]]:
-    """Stream-decrypt and stream-untar into ``tree``; return data files {name: (size, sha256)} and the
-    small members' bytes. Every member is vetted before anything of it is written."""
+    """Decrypt into the private staging folder, then untar into ``tree``; return the data files
+    {name: (size, sha256)} and the small members' bytes. Every member is vetted before anything of
+    it is written."""
+    plain = staging / "package.tar"
+    try:
+        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        with os.fdopen(fd, "wb", buffering=_CHUNK) as sink:
+            _agefile.decrypt_to(path, [identity], sink)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot unpack the package beside {tree.parent.parent}: {exc.strerror or exc}."
+        ) from exc
     found: dict[str, tuple[int, str]] = {}
     small: dict[str, bytes] = {}
     dirs: set[str] = set()
     names: list[str] = []
-    with _agefile.open_decrypted(path, [identity]) as reader:
-        try:
-            # Stream mode: members are parsed as they are decrypted; nothing is seekable or buffered.
-            archive = tarfile.open(  # noqa: SIM115 - closed with the reader
-                fileobj=reader, mode="r|", bufsize=_CHUNK, encoding="utf-8", errors="strict"
-            )
+    # Everything in `plain` is authenticated now: what follows judges the content, not its integrity.
+    try:
+        with (
+            open(plain, "rb") as fh,
+            tarfile.open(fileobj=fh, mode="r|", bufsize=_CHUNK, encoding="utf-8", errors="strict") as archive,
+        ):
             for member in archive:
                 name = _vet_member(member)
                 names.append(name)
@@ -475,29 +488,22 @@ def _unpack(
                 if member.isdir():
                     dirs.add(name)
                 elif name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
-                    limit = {MANIFEST_NAME: _MAX_MANIFEST, SIGNATURE_NAME: _MAX_SIGNATURE}.get(
-                        name, _MAX_REPORT
-                    )
+                    limit = _LIMITS[name]
                     if member.size > limit:
                         raise PackageRejected(f"The package's {name} is implausibly large.")
                     small[name] = _read_member(archive, member)
                 else:
                     rel = name[len(DATA_DIR) + 1 :]
                     found[rel] = _extract(archive, member, tree / DATA_DIR, rel)
-            # Anything after the end-of-archive blocks must be zero padding.
-            # (read through tarfile's stream: it has buffered ahead of the end marker)
+            # Anything after the end-of-archive blocks must be zero padding (read through tarfile's
+            # stream: it has buffered ahead of the end marker).
             while chunk := archive.fileobj.read(1 << 16):  # type: ignore[union-attr]
                 if chunk.strip(b"\0"):
                     raise PackageRejected("The package has data after the end of its archive.")
-        except (tarfile.TarError, EOFError, UnicodeError) as exc:
-            reader.finish()  # a truncated or damaged age file explains a broken tar: report that first
-            raise PackageRejected("The package does not contain a valid archive.") from exc
-        except PackageRejected:
-            # Every byte read was authenticated by age, so a refusal of its content stands on its own;
-            # but a failed decryption is the more useful reason when there is one.
-            reader.abort()
-            raise
-        reader.finish()
+    except (tarfile.TarError, EOFError, UnicodeError) as exc:
+        raise PackageRejected("The package does not contain a valid archive.") from exc
+    finally:
+        plain.unlink(missing_ok=True)  # free the space before the files move
     extra_dirs = {
         d
         for d in dirs
