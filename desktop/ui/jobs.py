@@ -90,13 +90,20 @@ def table_to_shm(table: Any, name: str) -> str:
         writer.write_table(table)
     size = max(1, sink.size())
     block = shared_memory.SharedMemory(name=name, create=True, size=size)
-    stream = pa.FixedSizeBufferWriter(pa.py_buffer(block.buf))
-    with pa.ipc.new_stream(stream, table.schema) as writer:
-        writer.write_table(table)
-    # Closing our mapping is safe; the block lives until the window unlinks it.
-    del stream
+    _write_ipc(block.buf, table)
+    # Every view of the mapping is gone (the helper's locals); the block lives until the window unlinks it.
     block.close()
     return name
+
+
+def _write_ipc(memory: memoryview, table: Any) -> None:
+    import pyarrow as pa
+
+    stream = pa.FixedSizeBufferWriter(pa.py_buffer(memory))
+    writer = pa.ipc.new_stream(stream, table.schema)
+    writer.write_table(table)
+    writer.close()
+    stream.close()
 
 
 class ShmTable:
@@ -367,6 +374,11 @@ def preview_extract(
         "rows_in": rep.get("rows_in", table.num_rows),
         "rows_out": rep.get("rows_out", out_table.num_rows),
         "columns_out": out_table.column_names,
+        "column_details": [
+            {"name": c["name"], "source": _sources(rep, table.column_names, mapping).get(c["name"]),
+             "treatment": c.get("treatment", "")}
+            for c in rep.get("columns", [])
+        ],
         "k_required": rep.get("k_required"),
         "k_achieved": rep.get("k_achieved"),
         "quasi_identifiers": rep.get("quasi_identifiers", []),

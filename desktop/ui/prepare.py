@@ -719,7 +719,16 @@ class PrepareScreen(QWidget):
     def _fill_seal_summary(self) -> None:
         assert self.preview is not None and self.agreement is not None
         a, p = self.agreement, self.preview
-        cols = "".join(f"<li>{escape(c)}</li>" for c in p["columns_out"])
+        details = p.get("column_details") or [
+            {"name": c, "source": None, "treatment": ""} for c in p["columns_out"]
+        ]
+        cols = "".join(
+            f"<li><b>{escape(c['name'])}</b>"
+            + (f" — {escape(c['treatment'].replace('_', ' '))}" if c.get("treatment") else "")
+            + (f", from your column {escape(c['source'])}" if c.get("source") else "")
+            + "</li>"
+            for c in details
+        )
         to = ", ".join(escape(r) for r in a["recipients"])
         self.seal_summary.setText(
             f"<p>You are about to seal <b>{p['rows_out']:,} rows</b> with these "
