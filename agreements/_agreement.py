@@ -889,13 +889,34 @@ def _unique(items: Iterable[Any], key: Any) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def parse_agreement(data: bytes | str, *, source: str = "the agreement") -> Agreement:
-    """Read an agreement file's bytes: JSON, schema, consistency, and every signature it carries."""
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one key would let a signer and a verifier read different terms: refuse them.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def load_json(data: bytes | str, source: str) -> Any:
+    """Parse JSON text for an agreement: one sentence on malformed JSON or a key given twice."""
     try:
-        doc = json.loads(data)
+        return json.loads(data, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise AgreementError(f"{source} gives the key {exc.args[0]!r} twice in one object.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise AgreementError(f"{source} is not JSON{where}.") from None
+
+
+def parse_agreement(data: bytes | str, *, source: str = "the agreement") -> Agreement:
+    """Read an agreement file's bytes: JSON, schema, consistency, and every signature it carries."""
+    doc = load_json(data, source)
     if not isinstance(doc, dict):
         raise AgreementError(f"{source} is not a PathShare agreement (it is not a JSON object).")
     body = {k: v for k, v in doc.items() if k not in UNSIGNED_KEYS}

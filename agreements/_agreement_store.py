@@ -25,6 +25,7 @@ from agreements._agreement import (
     UNSIGNED_KEYS,
     Agreement,
     amendment_terms,
+    load_json,
     parse_agreement,
 )
 from agreements.errors import AgreementError
@@ -272,11 +273,7 @@ def _read_file(path: Path) -> bytes:
 
 def _terms_from_file(path: Path) -> dict[str, Any]:
     data = _read_file(path)
-    try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise AgreementError(f"{path.name} is not JSON{where}.") from None
+    doc = load_json(data, path.name)
     if not isinstance(doc, dict):
         raise AgreementError(f"{path.name} is not a PathShare agreement (it is not a JSON object).")
     if any(doc.get(k) for k in UNSIGNED_KEYS):

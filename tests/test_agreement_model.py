@@ -168,6 +168,8 @@ def test_not_json_and_unknown_schema_version():
         parse_agreement(b"[1, 2]", source="x.json")
     with pytest.raises(AgreementError, match="no pathshare_agreement field"):
         parse_agreement(b"{}", source="x.json")
+    with pytest.raises(AgreementError, match="gives the key 'title' twice"):
+        parse_agreement(b'{"pathshare_agreement": 1, "title": "a", "title": "b"}', source="x.json")
     doc = json.loads(EXAMPLE.read_text())
     doc["pathshare_agreement"] = 2
     with pytest.raises(AgreementError, match="schema version 2, which this PathShare does not know"):
