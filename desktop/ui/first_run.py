@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QProgressBar,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -77,7 +79,7 @@ class CardPanel(QWidget):
         self.fingerprint.setContentsMargins(12, 8, 12, 8)
         self.instructions = paragraph(
             "<b>How partners trust each other</b><ol>"
-            "<li>Export your card (the button below) and send the file to each partner by e-mail, "
+            "<li>Export your card (the <i>Export card…</i> button) and send the file to each partner by e-mail, "
             "or however you usually exchange files. The card holds no secrets.</li>"
             "<li>Then call that partner. Read these characters to each other: your fingerprint as "
             "they see it in PathShare, and theirs as you see it. If every group matches, the card "
@@ -89,10 +91,18 @@ class CardPanel(QWidget):
         self.export = button("&Export card…", "Export card")
         self.export.clicked.connect(self.export_card)
         self.message = MessageBar()
+        self.fingerprint.setFrameShape(QLabel.Shape.StyledPanel)
+        self.fingerprint.setAutoFillBackground(True)
+        self.fingerprint.setBackgroundRole(QPalette.ColorRole.Base)
+        self.fingerprint.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        row = QHBoxLayout()
+        row.addWidget(self.fingerprint)
+        row.addSpacing(16)
+        row.addWidget(self.export, 0, Qt.AlignmentFlag.AlignVCenter)
+        row.addStretch(1)
         layout.addWidget(self.org)
-        layout.addWidget(self.fingerprint)
+        layout.addLayout(row)
         layout.addWidget(self.instructions)
-        layout.addWidget(_nav(self.export))
         layout.addWidget(self.message)
 
     def show_card(self, card: Any) -> None:
