@@ -79,8 +79,8 @@ class CardPanel(QWidget):
         self.fingerprint.setContentsMargins(12, 8, 12, 8)
         self.instructions = paragraph(
             "<b>How partners trust each other</b><ol>"
-            "<li>Export your card (the <i>Export card…</i> button) and send the file to each partner by e-mail, "
-            "or however you usually exchange files. The card holds no secrets.</li>"
+            "<li>Export your card (the <i>Export card…</i> button) and send the file to each partner "
+            "by e-mail, or however you usually exchange files. The card holds no secrets.</li>"
             "<li>Then call that partner. Read these characters to each other: your fingerprint as "
             "they see it in PathShare, and theirs as you see it. If every group matches, the card "
             "really came from them.</li>"
