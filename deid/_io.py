@@ -37,7 +37,8 @@ from deid._atomic import atomic_path, check_output_path
 from deid.errors import InputError, OutputError
 
 MAX_CELL_BYTES = 1_000_000
-_BLOCK_SIZE = 16 << 20  # large enough for a 10 MB cell to be parsed and then refused with its row
+_BLOCK_SIZE = 2 << 20  # small blocks parse in parallel; a row must fit in one
+_BIG_BLOCK_SIZE = 64 << 20  # the retry, so that a 10 MB cell is parsed and then refused with its row
 _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 256 << 10
 _CHUNK = 8 << 20
@@ -111,23 +112,59 @@ def read_table(
 
 
 def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
-    encoding = _detect_encoding(p)
-    info.encoding = encoding
-    text_sample = _decoded_sample(p, encoding)
-    if not text_sample.strip():
-        raise InputError(f"{p} is empty.")
-    delimiter, header = _sniff(p, text_sample)
-    info.delimiter = delimiter
-    names = [f"c{i}" for i in range(len(header))]
-    invalid: list[tuple[int | None, str, int]] = []
-    try:
-        table = _arrow_csv(p, encoding, delimiter, names, invalid, threads=True)
-    except pa.ArrowInvalid as exc:
-        raise _translate_arrow_error(p, exc) from exc
+    encoding = _detect_encoding(p, full=False)
+    for attempt in range(2):
+        info.encoding = encoding
+        text_sample = _decoded_sample(p, encoding)
+        if not text_sample.strip():
+            raise InputError(f"{p} is empty.")
+        delimiter, header = _sniff(p, text_sample)
+        info.delimiter = delimiter
+        names = [f"c{i}" for i in range(len(header))]
+        invalid: list[tuple[int | None, str, int]] = []
+        try:
+            table = _parse(p, p, encoding, delimiter, names, invalid, threads=True)
+            break
+        except _NotUtf8:
+            # The start looked like UTF-8 but a later byte is not: find the real encoding (once).
+            if attempt:
+                raise InputError(
+                    f"{p} contains bytes that are not valid text in any encoding tried."
+                ) from None
+            encoding = _detect_encoding(p, full=True)
     if invalid:
         table = _repair_ragged(p, encoding, delimiter, header, names, info)
-    table = table.rename_columns(header)
-    return table
+    return table.rename_columns(header)
+
+
+class _NotUtf8(Exception):
+    """pyarrow found invalid UTF-8 in a file assumed to be UTF-8."""
+
+
+def _parse(
+    p: Path,
+    source: Path | bytes,
+    encoding: str,
+    delimiter: str,
+    names: list[str],
+    invalid: list[tuple[int | None, str, int]],
+    *,
+    threads: bool,
+) -> pa.Table:
+    """pyarrow's CSV reader with PathShare's options; a row too long for the usual block is retried
+    with a big block so an oversized cell can be refused with its row number."""
+    for block in (_BLOCK_SIZE, _BIG_BLOCK_SIZE):
+        invalid.clear()
+        try:
+            return _arrow_csv(source, encoding, delimiter, names, invalid, threads=threads, block_size=block)
+        except pa.ArrowInvalid as exc:
+            msg = str(exc)
+            if ("straddling" in msg or "block" in msg) and block != _BIG_BLOCK_SIZE:
+                continue
+            if "UTF8" in msg and encoding in ("utf-8", "utf-8-sig"):
+                raise _NotUtf8() from exc
+            raise _translate_arrow_error(p, exc) from exc
+    raise AssertionError("unreachable")
 
 
 def _arrow_source(source: Path | bytes) -> object:
@@ -142,6 +179,7 @@ def _arrow_csv(
     invalid: list[tuple[int | None, str, int]],
     *,
     threads: bool,
+    block_size: int = 0,
 ) -> pa.Table:
     import pyarrow.csv as pcsv
 
@@ -152,7 +190,7 @@ def _arrow_csv(
     read_opts = pcsv.ReadOptions(
         column_names=names,
         skip_rows=1,
-        block_size=_BLOCK_SIZE,
+        block_size=block_size or _BLOCK_SIZE,
         use_threads=threads,
         encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
     )
@@ -192,10 +230,8 @@ def _repair_ragged(
     elif data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     invalid: list[tuple[int | None, str, int]] = []
-    try:  # single-threaded, so pyarrow numbers the rows (header = row 1) and reports them in order
-        _arrow_csv(data, "utf-8", delimiter, names, invalid, threads=False)
-    except pa.ArrowInvalid as exc:
-        raise _translate_arrow_error(p, exc) from exc
+    # single-threaded, so pyarrow numbers the rows (header = row 1) and reports them in order
+    _parse(p, data, "utf-8", delimiter, names, invalid, threads=False)
     pieces: list[bytes] = []
     pos = 0
     padded = trimmed = 0
@@ -225,10 +261,7 @@ def _repair_ragged(
     if trimmed:
         info.repairs.append(f"{trimmed} row(s) with extra empty trailing fields were trimmed")
     still: list[tuple[int | None, str, int]] = []
-    try:
-        table = _arrow_csv(fixed_data, "utf-8", delimiter, names, still, threads=True)
-    except pa.ArrowInvalid as exc:
-        raise _translate_arrow_error(p, exc) from exc
+    table = _parse(p, fixed_data, "utf-8", delimiter, names, still, threads=True)
     if still:  # should not happen; never silently lose a row
         raise InputError(f"{p}: {len(still)} row(s) could not be repaired to {k} fields.")
     return table
@@ -254,9 +287,12 @@ def _quote(value: str, delimiter: str) -> str:
     return value
 
 
-def _detect_encoding(p: Path) -> str:
-    """Pick the file's encoding: BOMs first, then UTF-8 validated over the whole file (streamed),
-    then an 8-bit Windows code page."""
+def _detect_encoding(p: Path, *, full: bool = True) -> str:
+    """Pick the file's encoding: BOMs first, then UTF-8, then an 8-bit Windows code page.
+
+    With ``full=False`` a file whose first 256 KB are UTF-8 is taken as UTF-8 (pyarrow validates the
+    rest while parsing, and the caller comes back with ``full=True`` if it finds otherwise); NUL bytes
+    anywhere still mark it as binary."""
     with open(p, "rb") as fh:
         head = fh.read(_SAMPLE_BYTES)
     if head.startswith(codecs.BOM_UTF8):
@@ -267,6 +303,8 @@ def _detect_encoding(p: Path) -> str:
         enc = "utf-16"
     else:
         enc = ""
+    if enc == "utf-8-sig":
+        return enc  # pyarrow validates UTF-8 as it parses
     if enc:
         _check_decodes(p, enc)
         return enc
@@ -274,6 +312,14 @@ def _detect_encoding(p: Path) -> str:
         raise InputError(f"{p} looks like a binary file (a workbook, archive or PDF), not CSV text.")
     if b"\x00" in head:
         raise InputError(f"{p} looks like a binary file, not CSV text (it contains NUL bytes).")
+    if not full:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character is fine
+        except UnicodeDecodeError:
+            pass
+        else:
+            _check_no_nul(p)
+            return "utf-8"
     bad_at = _first_non_utf8(p)
     if bad_at is None:
         return "utf-8"
@@ -294,6 +340,13 @@ def _detect_encoding(p: Path) -> str:
         if _decodes(p, candidate):
             return candidate
     raise InputError(f"{p} contains bytes that decode in no plausible encoding; save it as UTF-8 CSV.")
+
+
+def _check_no_nul(p: Path) -> None:
+    with open(p, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if b"\x00" in chunk:
+                raise InputError(f"{p} looks like a binary file, not CSV text (it contains NUL bytes).")
 
 
 def _first_non_utf8(p: Path) -> int | None:
