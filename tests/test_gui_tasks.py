@@ -114,3 +114,48 @@ def test_remove_partials_only_touches_temp_files_of_the_outputs(tmp_path):
     gone.write_text("x")
     removed = remove_partials([str(tmp_path / "pkg.age")])
     assert removed == [gone] and keep.exists() and not gone.exists()
+
+
+def test_cancel_button_in_the_window_stops_the_worker_and_leaves_nothing(qtbot, tmp_path):
+    """The progress panel's Cancel (and Esc) ends a real worker process; its partial file is removed."""
+    from PySide6.QtCore import QSettings, Qt
+
+    from agreements._identity import create_identity
+    from agreements._vault import Vault
+    from desktop.tasks import Job, ProcessRunner
+    from desktop.ui.main_window import Session, Workspace
+    from desktop.ui.settings import Settings
+
+    vault = Vault.create(tmp_path / "v.vault", "tidal mango quarry lantern")
+    create_identity(vault, "Lakeview USD", "district")
+    session = Session(
+        vault_path=tmp_path / "v.vault",
+        settings=Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)),
+        runner=ProcessRunner(),
+        vault=vault,
+        passphrase="tidal mango quarry lantern",
+    )
+    workspace = Workspace(session)
+    qtbot.addWidget(workspace)
+    workspace.show()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "package.age"
+    events = []
+    handle = workspace.start_job(
+        Job("desktop.ui.jobs:selftest", {"out": str(out), "steps": 400, "delay": 0.05}, outputs=(str(out),),
+            title="Sealing"),
+        lambda r: events.append("ok"),
+        lambda e: events.append("error"),
+        lambda: events.append("cancelled"),
+    )
+    assert workspace.progress.isVisible() and not workspace.sidebar.isEnabled()
+    qtbot.waitUntil(lambda: workspace.progress.bar.value() > 0, timeout=30_000)
+    assert "step" in workspace.progress.stage.text().lower()
+    assert list(out_dir.iterdir())  # the worker is writing its temp file
+    qtbot.mouseClick(workspace.progress.cancel, Qt.LeftButton)
+    qtbot.waitUntil(lambda: handle.finished, timeout=10_000)
+    assert events == ["cancelled"]
+    assert list(out_dir.iterdir()) == []
+    assert not workspace.progress.isVisible() and workspace.sidebar.isEnabled()
+    vault.close()

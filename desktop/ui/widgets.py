@@ -144,7 +144,7 @@ class DropZone(QFrame):
         layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.prompt = QLabel(prompt)
         self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.prompt.setWordWrap(True)
+        self.prompt.setWordWrap(False)
         self.button = QPushButton(button_text)
         self.button.setAccessibleName(button_text.replace("&", "").rstrip("…"))
         self.button.clicked.connect(self.choose_clicked)
