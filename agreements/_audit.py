@@ -632,13 +632,29 @@ def bundle_hash_at(path: Path | str, size: int) -> str | None:
 def hold_partner_checkpoint(
     vault: Vault, checkpoint_text: str, signer_card: Card, hash_at: Callable[[int], str | None] | None = None
 ) -> AuditVerdict:
-    """Compare a partner's new checkpoint with the one we hold; keep the newer one.
+    """Compare a partner's new signed checkpoint with the one we hold; keep the newer one.
 
     A checkpoint smaller than the one we hold means the partner's log went backwards (an older vault
     restored). With ``hash_at`` (the hash of entry n in what the partner sent, e.g. a bundle), the held
     state must also still be inside the new log. Audited when it does not match.
     """
     cp = verify_checkpoint(checkpoint_text, signer_card)
+    return hold_partner_head(vault, signer_card, cp.size, cp.hash, checkpoint_text, hash_at)
+
+
+def hold_partner_head(
+    vault: Vault,
+    signer_card: Card,
+    size: int,
+    head_hash: str,
+    evidence: str = "",
+    hash_at: Callable[[int], str | None] | None = None,
+) -> AuditVerdict:
+    """The same check for a head the partner signed some other way (e.g. in a package manifest).
+
+    The caller must already have checked the partner's signature over ``size`` and ``head_hash``;
+    ``evidence`` (the signed text) is stored with it.
+    """
     row = vault.db.execute(
         "SELECT size, hash FROM partner_checkpoints WHERE signing_key = ?", (signer_card.signing_key,)
     ).fetchone()
@@ -646,12 +662,12 @@ def hold_partner_checkpoint(
     if row is not None:
         held_size, held_hash = int(row[0]), str(row[1])
         problem = None
-        if held_size > cp.size:
+        if held_size > size:
             problem = (
-                f"{signer_card.org}'s log is shorter ({cp.size} entries) than a checkpoint we hold "
+                f"{signer_card.org}'s log is shorter ({size} entries) than a checkpoint we hold "
                 f"({held_size}): an older copy of their vault may have been restored"
             )
-        elif held_size == cp.size and held_hash != cp.hash:
+        elif held_size == size and held_hash != head_hash:
             problem = f"{signer_card.org}'s log differs from the checkpoint we hold at entry {held_size}"
         elif hash_at is not None and held_size and hash_at(held_size) != held_hash:
             problem = f"{signer_card.org}'s log was rewritten at or before entry {held_size}"
@@ -659,19 +675,19 @@ def hold_partner_checkpoint(
             vault.audit.append(
                 "audit.partner_rollback",
                 partner=partner,
-                details={"held_size": held_size, "new_size": cp.size},
+                details={"held_size": held_size, "new_size": size},
             )
-            return AuditVerdict(False, cp.size, min(held_size, cp.size + 1), problem, cp.hash)
-        if held_size >= cp.size:
-            return AuditVerdict(True, cp.size, None, "consistent with the checkpoint we hold", cp.hash)
+            return AuditVerdict(False, size, min(held_size, size + 1), problem, head_hash)
+        if held_size >= size:
+            return AuditVerdict(True, size, None, "consistent with the checkpoint we hold", head_hash)
     with vault.transaction() as c:
         c.execute(
             "INSERT INTO partner_checkpoints(signing_key, size, hash, checkpoint, received) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(signing_key) DO UPDATE SET size = excluded.size, "
             "hash = excluded.hash, checkpoint = excluded.checkpoint, received = excluded.received",
-            (signer_card.signing_key, cp.size, cp.hash, checkpoint_text, utc_now()),
+            (signer_card.signing_key, int(size), head_hash, evidence, utc_now()),
         )
-    return AuditVerdict(True, cp.size, None, "checkpoint held", cp.hash)
+    return AuditVerdict(True, size, None, "checkpoint held", head_hash)
 
 
 def _row_entry(r: tuple) -> AuditEntry:

@@ -23,7 +23,13 @@ from agreements import (
     verify_checkpoint,
     verify_partner,
 )
-from agreements._audit import GENESIS, entry_hash, hold_partner_checkpoint, reference_entry_hash
+from agreements._audit import (
+    GENESIS,
+    entry_hash,
+    hold_partner_checkpoint,
+    hold_partner_head,
+    reference_entry_hash,
+)
 from agreements._signing import canonical_json
 
 PASS = "correct horse battery staple"
@@ -321,6 +327,11 @@ def test_partner_rollback_caught_against_the_checkpoint_we_hold(org, college, tm
     verdict = hold_partner_checkpoint(college, first, card)  # their log went backwards
     assert not verdict.ok and "older copy" in verdict.reason
     assert college.audit.entries()[-1].action == "audit.partner_rollback"
+    # The same check for a head carried by a package manifest (signed by the sender).
+    size, head = org.audit.head()
+    assert hold_partner_head(college, card, size, head).ok
+    assert not hold_partner_head(college, card, size, "0" * 64).ok  # same size, other history
+    assert not hold_partner_head(college, card, size - 1, head).ok
 
 
 # -- reading --------------------------------------------------------------------------------------
