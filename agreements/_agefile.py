@@ -145,16 +145,21 @@ def _classify(exc: BaseException) -> AgeFailure:
 
 
 class _Sink:
-    """Wraps the destination so a failure to write it is not mistaken for a damaged package."""
+    """Wraps the destination so its own failure (disk full, content refused) is not mistaken for a
+    damaged package."""
 
     def __init__(self, sink: IO[bytes]) -> None:
         self._sink = sink
-        self.error: OSError | None = None
+        self.error: BaseException | None = None
 
     def write(self, data: bytes) -> int:
+        if self.error is not None:
+            # rage flushes its buffer once more after a failed write: keep the first failure, and
+            # never feed the sink again once it has refused something.
+            raise OSError("the destination already failed")
         try:
             written = self._sink.write(data)
-        except OSError as exc:
+        except BaseException as exc:
             self.error = exc
             raise
         return len(data) if written is None else written
@@ -171,7 +176,8 @@ def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) ->
 
     This is the one decrypt path (packages and the conformance vectors both use it). Whatever reached
     ``sink`` before a failure was authenticated chunk by chunk, but the caller must still discard it.
-    A failure to write ``sink`` is re-raised as the OSError it was.
+    An exception raised by ``sink`` (OSError when it cannot be written, or its own refusal of the
+    content) is re-raised as it was.
     """
     box = _Sink(sink)
     try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -424,7 +425,7 @@ def open_package(
     try:
         tree = staging / "package"
         tree.mkdir(mode=0o700)
-        found, small = _unpack(path, identity, staging, tree)
+        found, small = _unpack(path, identity, tree)
         manifest = _verify(found, small, verify_sender, check_manifest)
         report = json.loads(small[REPORT_NAME])
         if not isinstance(report, dict):
@@ -457,63 +458,197 @@ def _check_destination(out_dir: Path) -> None:
 
 
 def _unpack(
-    path: Path, identity: _agefile.Identity, staging: Path, tree: Path
+    path: Path, identity: _agefile.Identity, tree: Path
 ) -> tuple[dict[str, tuple[int, str]], dict[str, bytes]]:
-    """Decrypt into the private staging folder, then untar into ``tree``; return the data files
-    {name: (size, sha256)} and the small members' bytes. Every member is vetted before anything of
-    it is written."""
-    plain = staging / "package.tar"
+    """Decrypt ``path`` and unpack its tar into ``tree`` as it decrypts; return the data files
+    {name: (size, sha256)} and the small members' bytes."""
+    unpacker = _Unpacker(tree)
     try:
-        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-        with os.fdopen(fd, "wb", buffering=_CHUNK) as sink:
-            _agefile.decrypt_to(path, [identity], sink)
+        _agefile.decrypt_to(path, [identity], unpacker)  # type: ignore[arg-type]
+        unpacker.close(complete=True)
     except OSError as exc:
         raise OutputError(
             f"Cannot unpack the package beside {tree.parent.parent}: {exc.strerror or exc}."
         ) from exc
-    found: dict[str, tuple[int, str]] = {}
-    small: dict[str, bytes] = {}
-    dirs: set[str] = set()
-    names: list[str] = []
-    # Everything in `plain` is authenticated now: what follows judges the content, not its integrity.
-    try:
-        with (
-            open(plain, "rb") as fh,
-            tarfile.open(fileobj=fh, mode="r|", bufsize=_CHUNK, encoding="utf-8", errors="strict") as archive,
-        ):
-            for member in archive:
-                name = _vet_member(member)
-                names.append(name)
-                _check_unique(names, PackageRejected)
-                if member.isdir():
-                    dirs.add(name)
-                elif name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
-                    limit = _LIMITS[name]
-                    if member.size > limit:
-                        raise PackageRejected(f"The package's {name} is implausibly large.")
-                    small[name] = _read_member(archive, member)
-                else:
-                    rel = name[len(DATA_DIR) + 1 :]
-                    found[rel] = _extract(archive, member, tree / DATA_DIR, rel)
-            # Anything after the end-of-archive blocks must be zero padding (read through tarfile's
-            # stream: it has buffered ahead of the end marker).
-            while chunk := archive.fileobj.read(1 << 16):  # type: ignore[union-attr]
-                if chunk.strip(b"\0"):
-                    raise PackageRejected("The package has data after the end of its archive.")
-    except (tarfile.TarError, EOFError, UnicodeError) as exc:
-        raise PackageRejected("The package does not contain a valid archive.") from exc
     finally:
-        plain.unlink(missing_ok=True)  # free the space before the files move
+        unpacker.close(complete=False)
     extra_dirs = {
         d
-        for d in dirs
-        if d != DATA_DIR and not any(n.startswith(d[len(DATA_DIR) + 1 :] + "/") for n in found)
+        for d in unpacker.dirs
+        if d != DATA_DIR and not any(n.startswith(d[len(DATA_DIR) + 1 :] + "/") for n in unpacker.found)
     }
     if extra_dirs:
         raise PackageRejected(
             f"The package holds a folder the manifest does not list: {sorted(extra_dirs)[0]}."
         )
-    return found, small
+    return unpacker.found, unpacker.small
+
+
+_EXTENSION_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_MAX_HEADER_GROUP = 1 << 20  # PAX/GNU extension headers of one member; ours are a few hundred bytes
+
+
+class _Unpacker:
+    """Receives the decrypted tar as pyrage writes it and unpacks it into ``tree`` on the fly.
+
+    pyrage pushes plaintext (8 KiB at a time, each piece already authenticated by age); Python's tarfile
+    only pulls, so this class frames the stream itself — 512-byte header blocks, member data, padding —
+    and hands each member's header blocks (with any PAX or GNU extension headers) to ``tarfile`` to
+    parse. Every member is vetted before anything of it is written. Writing each file once, straight
+    from the decryption, keeps opening close to the speed of decryption alone.
+    """
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        self.found: dict[str, tuple[int, str]] = {}
+        self.small: dict[str, bytes] = {}
+        self.dirs: set[str] = set()
+        self._names: list[str] = []
+        self._state = "header"  # header -> (extension ->)* header -> data -> padding -> header ... end
+        self._block = bytearray()  # a header block or extension data being collected
+        self._need = tarfile.BLOCKSIZE
+        self._group = bytearray()  # the current member's header blocks, extensions included
+        self._remaining = 0  # data bytes of the current member still to come
+        self._size = 0  # the current member's size
+        self._padding = 0  # zero bytes after the current member's data
+        self._name = ""
+        self._out: Any = None  # open file of the current data member
+        self._parts: list[bytes] | None = None  # bytes of the current small member
+        self._digest: Any = None
+
+    # pyrage's side
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            if self._state == "data":
+                take = min(len(view), self._remaining)
+                piece = view[:take]
+                if self._out is not None:
+                    self._digest.update(piece)
+                    self._out.write(piece)
+                elif self._parts is not None:
+                    self._parts.append(piece.tobytes())
+                self._remaining -= take
+                view = view[take:]
+                if not self._remaining:
+                    self._end_member()
+            elif self._state == "end":
+                if bytes(view).strip(b"\0"):
+                    raise PackageRejected("The package has data after the end of its archive.")
+                view = view[len(view) :]
+            else:  # header, extension or padding: collect a fixed number of bytes first
+                take = min(len(view), self._need - len(self._block))
+                self._block += view[:take]
+                view = view[take:]
+                if len(self._block) == self._need:
+                    block, self._block = bytes(self._block), bytearray()
+                    self._on_block(block)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def _on_block(self, block: bytes) -> None:
+        if self._state == "padding":
+            self._expect_header()
+            return
+        if self._state == "extension":
+            self._group += block
+            self._expect_header()
+            return
+        if not self._group and not block.strip(b"\0"):
+            self._state = "end"  # end-of-archive marker; only zeros may follow
+            return
+        self._group += block
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
+        except (tarfile.HeaderError, UnicodeError) as exc:
+            raise PackageRejected("The package does not contain a valid archive.") from exc
+        if info.type in _EXTENSION_TYPES:
+            size = info.size + (-info.size % tarfile.BLOCKSIZE)
+            if not size or len(self._group) + size > _MAX_HEADER_GROUP:
+                raise PackageRejected("The package's archive has malformed extended headers.")
+            self._state, self._need = "extension", size
+            return
+        member = self._parse_group()
+        self._start_member(member)
+
+    def _parse_group(self) -> tarfile.TarInfo:
+        # tarfile does the parsing (PAX records, GNU long names); we only gathered the blocks.
+        group, self._group = bytes(self._group), bytearray()
+        try:
+            with tarfile.open(fileobj=io.BytesIO(group), mode="r:", encoding="utf-8", errors="strict") as tar:
+                member = tar.firstmember
+        except (tarfile.TarError, UnicodeError, EOFError) as exc:
+            raise PackageRejected("The package does not contain a valid archive.") from exc
+        if member is None:
+            raise PackageRejected("The package does not contain a valid archive.")
+        if member.sparse is not None or any(k.startswith("GNU.sparse") for k in member.pax_headers):
+            raise PackageRejected(
+                f"The package holds a sparse file ({member.name!r}); only plain files are allowed."
+            )
+        return member
+
+    def _start_member(self, member: tarfile.TarInfo) -> None:
+        name = _vet_member(member)
+        self._names.append(name)
+        _check_unique(self._names, PackageRejected)
+        self._name = name
+        if member.isdir():
+            self.dirs.add(name)  # a folder has no data, whatever its header's size field says
+            self._expect_header()
+            return
+        if name in _LIMITS:
+            if member.size > _LIMITS[name]:
+                raise PackageRejected(f"The package's {name} is implausibly large.")
+            self._parts = []
+        else:
+            rel = name[len(DATA_DIR) + 1 :]
+            target = self.tree.joinpath(DATA_DIR, *rel.split("/"))
+            try:
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+                raise PackageRejected(
+                    f"The package's file {rel!r} clashes with another of its files."
+                ) from exc
+            self._out = os.fdopen(fd, "wb", buffering=_CHUNK)
+            self._digest = hashlib.sha256()
+        self._remaining = self._size = member.size
+        self._padding = -member.size % tarfile.BLOCKSIZE
+        self._state = "data"
+        if not self._remaining:
+            self._end_member()
+
+    def _end_member(self) -> None:
+        name = self._name
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            rel = name[len(DATA_DIR) + 1 :]
+            self.found[rel] = (self._size, self._digest.hexdigest())
+        elif self._parts is not None:
+            self.small[name] = b"".join(self._parts)
+            self._parts = None
+        if self._padding:
+            self._state, self._need = "padding", self._padding
+        else:
+            self._expect_header()
+
+    def _expect_header(self) -> None:
+        self._state, self._need = "header", tarfile.BLOCKSIZE
+
+    def close(self, *, complete: bool) -> None:
+        """Close any open file; with ``complete``, refuse an archive that stopped before its end."""
+        if self._out is not None:
+            with contextlib.suppress(OSError):
+                self._out.close()
+            self._out = None
+        if complete and self._state != "end":
+            raise PackageRejected("The package does not contain a valid archive (it ends too early).")
 
 
 def _vet_member(member: tarfile.TarInfo) -> str:
@@ -551,39 +686,6 @@ def _safe_data_name(rel: str) -> None:
         _check_data_name(rel)
     except ValueError as exc:
         raise PackageRejected(f"The package holds an unsafe file name: {exc}.") from exc
-
-
-def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    fh = archive.extractfile(member)
-    assert fh is not None  # a regular file always has a reader
-    data = fh.read()
-    if len(data) != member.size:
-        raise EOFError("short member")
-    return data
-
-
-def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, root: Path, rel: str) -> tuple[int, str]:
-    """Copy one vetted member to root/rel (0600, never overwriting), hashing as it goes."""
-    target = root.joinpath(*rel.split("/"))
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    except OSError as exc:
-        raise PackageRejected(
-            f"The package's file {rel!r} cannot be unpacked (it clashes with another)."
-        ) from exc
-    src = archive.extractfile(member)
-    assert src is not None
-    with os.fdopen(fd, "wb") as dst:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            dst.write(chunk)
-    if size != member.size:
-        raise EOFError("short member")
-    return size, digest.hexdigest()
 
 
 def _verify(

@@ -474,3 +474,70 @@ def test_destruction_certificate(district: Party, college: Party) -> None:
         make_destruction_certificate(package_id="p", manifest_hash="h", agreement_id="a",
                                      recipient_key=college.key, recipient_fingerprint="f", method=" ",
                                      statement="s")
+
+
+# ------------------------------------------------------------------------------ archive framing details
+
+
+def test_long_unicode_empty_and_block_sized_files(tmp_path: Path, district: Party, college: Party) -> None:
+    """PAX headers (long and non-ASCII names), empty files and files of exactly one tar block."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {"x" * 150 + ".csv": b"a,b\n1,2\n", "élèves.csv": "nom\nÉlodie\n".encode(), "empty.csv": b"",
+             "block.bin": os.urandom(512), "deep/er/file.csv": b"z\n"}
+    specs = []
+    for i, (name, data) in enumerate(files.items()):
+        (src / f"{i}").write_bytes(data)
+        specs.append((name, src / f"{i}"))
+    _seal(district, [college.recipient], specs, tmp_path / "p.age")
+    opened = open_package(tmp_path / "p.age", college.identity, tmp_path / "in",
+                          verify_sender=_trusting(district))
+    assert {str(p.relative_to(tmp_path / "in" / "data")): p.read_bytes() for p in opened.files} == files
+
+
+def test_gnu_format_archive_opens(tmp_path: Path, district: Party, college: Party) -> None:
+    """Archives from other tar writers (GNU long-name headers) are parsed by tarfile, not by us."""
+    long = "n" * 120 + ".csv"
+    members = _signed_members(district, college, {long: b"1\n"})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data, _, _ in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    pkg = tmp_path / "gnu.age"
+    pkg.write_bytes(pyrage.encrypt(buf.getvalue(), [college.identity.to_public()]))
+    opened = open_package(pkg, college.identity, tmp_path / "in", verify_sender=_trusting(district))
+    assert opened.files[0].name == long and opened.files[0].read_bytes() == b"1\n"
+
+
+def test_sparse_member_is_refused(tmp_path: Path, district: Party, college: Party) -> None:
+    members = _signed_members(district, college, {"a.csv": b"1"})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, _, _ in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            if name == "data/a.csv":
+                info.pax_headers = {"GNU.sparse.size": "4096", "GNU.sparse.map": "0,1"}
+            tar.addfile(info, io.BytesIO(data))
+    pkg = tmp_path / "sparse.age"
+    pkg.write_bytes(pyrage.encrypt(buf.getvalue(), [college.identity.to_public()]))
+    with pytest.raises(PackageRejected, match="sparse"):
+        open_package(pkg, college.identity, tmp_path / "in", verify_sender=_trusting(district))
+    assert not (tmp_path / "in").exists()
+
+
+def test_archive_without_end_marker_is_refused(tmp_path: Path, district: Party, college: Party) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, _, _ in _signed_members(district, college, {"a.csv": b"1"}):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        end = buf.tell()
+    pkg = tmp_path / "cut.age"
+    pkg.write_bytes(pyrage.encrypt(buf.getvalue()[:end], [college.identity.to_public()]))
+    with pytest.raises(PackageRejected, match="ends too early"):
+        open_package(pkg, college.identity, tmp_path / "in", verify_sender=_trusting(district))
+    assert not (tmp_path / "in").exists()
