@@ -1,0 +1,147 @@
+"""Benchmark: seal and open a ~1 GB package against the ``age`` CLI on the same file, same run.
+
+Prints throughput (MB/s) and the ratio to ``age`` (target >= 0.8x), and the peak memory (ru_maxrss)
+of a child process that only seals or only opens, at two payload sizes (target: flat). Writes
+bench-results/package.json. PATHSHARE_BENCH_MB sets the payload size (default 1024); the small size
+is an eighth of it. PATHSHARE_BENCH_REPEAT sets the runs per measurement (best is kept; default 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from deid._atomic import write_bytes_atomic
+
+ROOT = Path(__file__).resolve().parents[2]
+MB = 1 << 20
+
+# The child: seal or open once, report its own wall time and peak RSS.
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+import pyrage
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from agreements._package import open_package, seal
+from cryptography.hazmat.primitives import serialization
+mode, src, out, ident_text, key_hex = sys.argv[1:6]
+identity = pyrage.x25519.Identity.from_str(ident_text)
+key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex))
+start = time.perf_counter()
+if mode == "seal":
+    seal([("payload.bin", Path(src))], {"rows_in": 0}, agreement_id="bench", agreement_hash="ab" * 32,
+         sender_key=key, sender_fingerprint="BENCH", recipients=[str(identity.to_public())],
+         audit_head=(0, ""), out=Path(out))
+else:
+    open_package(Path(src), identity, Path(out), verify_sender=lambda m: key.public_key())
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _make_payload(path: Path, size_mb: int) -> None:
+    block = os.urandom(MB)
+    with open(path, "wb") as fh:
+        for i in range(size_mb):
+            # Vary each block a little so nothing along the way could deduplicate it.
+            fh.write(i.to_bytes(8, "little") + block[8:])
+
+
+def _child(mode: str, src: Path, out: Path, ident: str, key_hex: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", CHILD, mode, str(src), str(out), ident, key_hex],
+                          check=True, capture_output=True, text=True, env=env, cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def test_bench_package(tmp_path: Path) -> None:
+    age = shutil.which("age")
+    if age is None:
+        pytest.fail("the age CLI is needed for the baseline (apt-get install age)")
+    size_mb = int(os.environ.get("PATHSHARE_BENCH_MB", "1024"))
+    repeat = int(os.environ.get("PATHSHARE_BENCH_REPEAT", "2"))
+    sizes = sorted({max(1, size_mb // 8), size_mb})
+
+    identity = pyrage.x25519.Identity.generate()
+    ident_file = tmp_path / "identity.txt"
+    ident_file.write_text(f"{identity}\n")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key_hex = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()).hex()
+    recipient = str(identity.to_public())
+
+    results: dict = {"payload_mb": size_mb, "repeat": repeat, "sizes": {}}
+    for mb in sizes:
+        payload = tmp_path / f"payload-{mb}.bin"
+        _make_payload(payload, mb)
+        package, opened = tmp_path / "p.age", tmp_path / "opened"
+        age_out, age_plain = tmp_path / "a.age", tmp_path / "a.out"
+        seal_runs, open_runs, age_enc, age_dec = [], [], [], []
+        for _ in range(repeat):
+            # Interleave ours and age's so both see the same machine state.
+            _remove(age_out)
+            age_enc.append(_timed([age, "-r", recipient, "-o", str(age_out), str(payload)]))
+            _remove(package)
+            seal_runs.append(_child("seal", payload, package, str(identity), key_hex))
+            _remove(age_plain)
+            age_dec.append(_timed([age, "-d", "-i", str(ident_file), "-o", str(age_plain), str(age_out)]))
+            _remove(opened)
+            open_runs.append(_child("open", package, opened, str(identity), key_hex))
+        assert (opened / "data" / "payload.bin").stat().st_size == payload.stat().st_size
+        best_seal = min(r["seconds"] for r in seal_runs)
+        best_open = min(r["seconds"] for r in open_runs)
+        row = {
+            "seal_s": round(best_seal, 3),
+            "open_s": round(best_open, 3),
+            "age_encrypt_s": round(min(age_enc), 3),
+            "age_decrypt_s": round(min(age_dec), 3),
+            "seal_mb_s": round(mb / best_seal, 1),
+            "open_mb_s": round(mb / best_open, 1),
+            "age_encrypt_mb_s": round(mb / min(age_enc), 1),
+            "age_decrypt_mb_s": round(mb / min(age_dec), 1),
+            "seal_vs_age": round(min(age_enc) / best_seal, 2),
+            "open_vs_age": round(min(age_dec) / best_open, 2),
+            "seal_peak_rss_mb": round(max(r["maxrss_kb"] for r in seal_runs) / 1024, 1),
+            "open_peak_rss_mb": round(max(r["maxrss_kb"] for r in open_runs) / 1024, 1),
+        }
+        results["sizes"][str(mb)] = row
+        print(f"\n[package] {mb} MB: seal {row['seal_mb_s']} MB/s vs age {row['age_encrypt_mb_s']} MB/s "
+              f"= {row['seal_vs_age']}x; open {row['open_mb_s']} MB/s vs age -d "
+              f"{row['age_decrypt_mb_s']} MB/s = {row['open_vs_age']}x; peak RSS seal "
+              f"{row['seal_peak_rss_mb']} MB, open {row['open_peak_rss_mb']} MB "
+              "(target >= 0.8x, flat memory)")
+        for p in (payload, package, opened, age_out, age_plain):
+            _remove(p)
+    small, big = results["sizes"][str(sizes[0])], results["sizes"][str(sizes[-1])]
+    results["rss_growth_mb"] = {
+        "seal": round(big["seal_peak_rss_mb"] - small["seal_peak_rss_mb"], 1),
+        "open": round(big["open_peak_rss_mb"] - small["open_peak_rss_mb"], 1),
+    }
+    print(f"[package] peak RSS growth from {sizes[0]} MB to {sizes[-1]} MB: seal "
+          f"{results['rss_growth_mb']['seal']} MB, open {results['rss_growth_mb']['open']} MB")
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    write_bytes_atomic(out / "package.json", (json.dumps(results, indent=2) + "\n").encode(), 0o644)
