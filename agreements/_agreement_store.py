@@ -233,11 +233,18 @@ def _fill_parties(vault: Vault, me: Card, terms: dict[str, Any], source: str) ->
                 partner = find_partner(vault, fingerprint=fp)
             elif isinstance(key, str) and key:
                 partner = find_partner(vault, signing_key=key)
-            if partner is None or not partner.verified or partner.revoked:
-                who = entry.get("org") or fp or f"party {i + 1}"
+            if partner is None and entry.get("org") == me.org:
                 raise AgreementError(
-                    f"Only verified, unrevoked partners can be parties to a new agreement; {who} in {source} "
-                    "is not one (import and verify its card first)."
+                    f"{source} names {me.org} with a fingerprint other than your card's "
+                    f"({me.fingerprint()}); "
+                    "name each party by its card fingerprint."
+                )
+            if partner is None or not partner.verified or partner.revoked:
+                who = entry.get("org") or f"party {i + 1}"
+                state = "is not one" if partner is None else f"is {partner.status}"
+                raise AgreementError(
+                    f"Only verified, unrevoked partners can be parties to a new agreement; {who} "
+                    f"({fp or 'no fingerprint'}) in {source} {state} (import and verify its card first)."
                 )
             card = partner.card
         for field, value in (
@@ -532,7 +539,15 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
     """
     p = Path(path)
     with _refusals(vault, "import"):
-        incoming = parse_agreement(_read_file(p), source=p.name)
+        data = _read_file(p)
+        doc = load_json(data, p.name)
+        if isinstance(doc, dict) and doc.get("pathshare_agreement") == 1 and not doc.get("signatures"):
+            # Say this before any schema detail: an unsigned draft is the likely mistake here.
+            raise AgreementError(
+                f"{p.name} carries no signature; ask the sender to sign the agreement before exporting it "
+                "(a draft of your own is stored with `pathshare agreement new`)."
+            )
+        incoming = parse_agreement(data, source=p.name)
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "import", incoming.id), vault.transaction():
         if not incoming.signatures:

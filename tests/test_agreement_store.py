@@ -342,3 +342,11 @@ def test_signing_is_refused_once_a_co_party_was_revoked(orgs):
         sign_agreement(c.vault, a.id)
     assert not get_agreement(c.vault, a.id).signed_by(c.fp)
     assert c.actions()[-1] == "agreement.sign.refused"
+
+
+def test_a_draft_naming_us_under_a_wrong_fingerprint_gets_a_precise_sentence(orgs):
+    d, c = orgs
+    terms = example_terms(d, c)
+    terms["parties"][0] = {**terms["parties"][0], "org": d.card.org, "fingerprint": "AAAAA-AAAAA-AAAAA-AAAAA"}
+    with pytest.raises(AgreementError, match="with a fingerprint other than your card's"):
+        create_agreement(d.vault, terms, source="draft.json")
