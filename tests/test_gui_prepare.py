@@ -218,3 +218,34 @@ def test_lazy_model_reads_only_what_is_painted(qtbot):
     assert am.data(am.index(0, 1), Qt.BackgroundRole) is not None  # a new column: all new
     am.mark({(5, 0)})
     assert "blocks sealing" in am.data(am.index(5, 0), Qt.ToolTipRole)
+
+
+def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from agreements._profiles import delete_profile, list_profiles
+
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    prep = window.workspace.prepare
+    prep.go_next()
+    extract = make_extract(tmp_path / "export.csv")
+    prep.choose_extract(str(extract))
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
+    prep.set_element("Counselor Notes", None)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Aeries export", True))
+    qtbot.mouseClick(prep.save_profile, Qt.LeftButton)
+    assert "Aeries export" in prep.message.label.text()
+    vault = window.session.vault
+    try:
+        saved = {p.name: p for p in list_profiles(vault)}
+        assert saved["Aeries export"].columns["Counselor Notes"] is None
+        assert saved["Aeries export"].recodes["Gender"] == {"Female": "F", "Male": "M"}
+        # The same export again: the profile's choices come back, and say where they came from.
+        prep.restart()
+        prep.go_next()
+        prep.choose_extract(str(extract))
+        qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
+        assert prep.current_mapping()["Counselor Notes"] is None
+        assert "Aeries export" in prep.profile_note.text()
+    finally:
+        delete_profile(vault, "Aeries export")

@@ -213,6 +213,32 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
     ctx.progress(0.6, "suggesting how your columns match the agreement")
     elements = _agreement_elements(agreement)
     suggestions = suggest_mapping(table, elements)
+    suggested = {
+        s.column: {
+            "element": s.element,
+            "confidence": s.score,
+            "why": "; ".join(s.candidates[0].reasons) if s.candidates and s.element else "",
+        }
+        for s in suggestions
+    }
+    recode_suggestions = {s.column: dict(s.recodes) for s in suggestions if s.recodes}
+    date_formats = {s.column: s.date_format for s in suggestions if s.date_format}
+    # A profile saved for an export with these same headers wins over fresh suggestions.
+    from agreements._profiles import profile_for_headers
+
+    profile = profile_for_headers(ctx.vault, table.column_names)
+    known = {e.name for e in elements}
+    if profile is not None:
+        for column in table.column_names:
+            element = profile.columns.get(column, "?")
+            if element is None or element in known:
+                suggested[column] = {
+                    "element": element,
+                    "confidence": 1.0,
+                    "why": f"your saved profile “{profile.name}”",
+                }
+        recode_suggestions.update({c: dict(r) for c, r in profile.recodes.items()})
+        date_formats.update(profile.date_formats)
     ctx.progress(0.9, "listing values to recode")
     values: dict[str, list[str]] = {}
     import pyarrow.compute as pc
@@ -230,37 +256,34 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
             {"name": el.name, "treatment": t.treatment, "codes": sorted(el.codes)}
             for el, t in zip(elements, agreement.terms.elements, strict=True)
         ],
-        "suggestions": {
-            s.column: {
-                "element": s.element,
-                "confidence": s.score,
-                "why": "; ".join(s.candidates[0].reasons) if s.candidates and s.element else "",
-            }
-            for s in suggestions
-        },
-        "recode_suggestions": {s.column: dict(s.recodes) for s in suggestions if s.recodes},
-        "date_formats": {s.column: s.date_format for s in suggestions if s.date_format},
+        "suggestions": suggested,
+        "recode_suggestions": recode_suggestions,
+        "date_formats": date_formats,
+        "profile": profile.name if profile is not None else None,
         "values": values,
-        "profiles_supported": _profiles_supported(),
-        "profile_note": "" if _profiles_supported() else "Saving profiles comes with the profile store.",
+        "profiles_supported": True,
+        "profile_note": (
+            f"Suggestions come from your saved profile “{profile.name}”." if profile is not None else ""
+        ),
     }
 
 
-def _profiles_supported() -> bool:
-    try:
-        from agreements import _profiles  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def save_mapping_profile(vault: Any, name: str, mapping: dict[str, Any], recodes: dict[str, Any]) -> Any:
+def save_mapping_profile(
+    vault: Any,
+    name: str,
+    mapping: dict[str, Any],
+    recodes: dict[str, Any],
+    date_formats: dict[str, Any] | None = None,
+) -> str:
     """Save the confirmed mapping as a profile in the vault (runs on the vault thread)."""
     from agreements import _profiles
     from deid._mapping import MappingProfile
 
-    profile = MappingProfile(name=name, columns=dict(mapping), recodes=dict(recodes))
-    return _profiles.save_profile(vault, profile)
+    profile = MappingProfile(
+        name=name, columns=dict(mapping), recodes=dict(recodes), date_formats=dict(date_formats or {})
+    )
+    _profiles.save_profile(vault, profile)
+    return profile.name
 
 
 def _profile(mapping: dict[str, Any], recodes: dict[str, Any], date_formats: dict[str, Any]) -> Any:

@@ -586,9 +586,10 @@ class PrepareScreen(QWidget):
         if not ok or not name.strip():
             return
         mapping, recodes = self.current_mapping(), self.current_recodes()
+        date_formats = (self.inspection or {}).get("date_formats", {})
         vault = self.session.vault
         run_task(
-            lambda: save_mapping_profile(vault, name.strip(), mapping, recodes),
+            lambda: save_mapping_profile(vault, name.strip(), mapping, recodes, date_formats),
             lambda _r: self.message.show_info(f"Mapping saved as profile “{name.strip()}”."),
             lambda e: self.message.show_error(str(e)),
             "vault",
