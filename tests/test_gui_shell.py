@@ -143,3 +143,52 @@ def test_vault_path_from_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("PATHSHARE_VAULT")
     assert vault_path_from_env().name.endswith(".vault")
     assert os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+
+
+def test_every_control_has_an_accessible_name(qtbot, tmp_path, session_factory):
+    """Screen readers get a name for every input, list, table and button on every screen."""
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QComboBox,
+        QLineEdit,
+        QProgressBar,
+        QWidget,
+    )
+
+    from agreements._identity import create_identity
+    from agreements._vault import Vault
+    from desktop.ui.first_run import FirstRunScreen
+    from desktop.ui.main_window import MainWindow
+
+    vault_path = tmp_path / "org.vault"
+    with Vault.create(vault_path, PASSPHRASE) as vault:
+        create_identity(vault, "Valley College", "college")
+    window = MainWindow(session_factory(vault_path))
+    qtbot.addWidget(window)
+    window.show()
+    window.unlock.passphrase.setText(PASSPHRASE)
+    window.unlock.unlock.click()
+    first_run = FirstRunScreen(window.session)
+    qtbot.addWidget(first_run)
+
+    def internal(w: QWidget) -> bool:
+        # Qt's own parts of composite widgets (a combo box's popup, a view's scroll bars and corner).
+        p = w.parentWidget()
+        while p is not None:
+            if isinstance(p, QComboBox | QAbstractItemView) and p is not w:
+                return True
+            p = p.parentWidget()
+        return False
+
+    missing = []
+    for root in (window, first_run):
+        for w in root.findChildren(QWidget):
+            if internal(w) or not isinstance(w, QLineEdit | QComboBox | QAbstractItemView | QProgressBar
+                                                | QAbstractButton):
+                continue
+            if w.objectName().startswith("qt_"):  # Qt's own (the menu bar's overflow button)
+                continue
+            if not w.accessibleName():
+                missing.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r}")
+    assert not missing, missing
