@@ -44,9 +44,9 @@ initial, day and month swapped, sex unknown, a new ZIP, no SSID, names in capita
 
 ``messy=True`` makes the file look like real exports (CSV only):
 
-* K-12: Windows-1252 bytes without a byte-order mark (letters cp1252 lacks, e.g. Vietnamese "ễ", are
-  written "?" as legacy systems do, in the table as in the file); college: UTF-8 with a byte-order
-  mark (a BOM and cp1252 do not mix).
+* K-12: Windows-1252 bytes without a byte-order mark; letters cp1252 lacks lose their accents as
+  Windows' "best fit" conversion does (Nguyễn → Nguyen, Đức → Duc; José keeps its é), in the table
+  as in the file. College: UTF-8 with a byte-order mark (a BOM and cp1252 do not mix).
 * CRLF row ends; notes with newlines inside quoted cells (LF) and curly apostrophes / en dashes.
 * Dates in mixed spreadsheet formats: the usual one, M/D/YY, YYYY-MM-DD, and Excel serial numbers.
 * A second column under the same header (K-12 "Phone", college "PHONE_NBR": an alternate phone,
@@ -57,8 +57,10 @@ initial, day and month swapped, sex unknown, a new ZIP, no SSID, names in capita
   (empty) field, one has an extra empty field.
 
 Truth (``Truth``, saved by ``--truth FILE`` as compact JSON): ``person_id`` per row, planted PII spans
-in the notes (row, kind, start, end; kinds PERSON, PHONE_NUMBER, EMAIL_ADDRESS, US_SSN, STUDENT_ID),
-and ``columns``: (header, element) pairs naming each column's data-dictionary element.
+in the notes (row, kind, start, end, source; kinds PERSON, PHONE_NUMBER, EMAIL_ADDRESS, US_SSN,
+STUDENT_ID; sources in ``SPAN_SOURCES`` say whose value it is: the student's own, another person in
+the file (guardian, other student), or staff, whose names appear nowhere else in the file), and
+``columns``: (header, element) pairs naming each column's data-dictionary element.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ __all__ = [
     "NOISE_FLAGS",
     "REFERENCE_DATE",
     "SPAN_KINDS",
+    "SPAN_SOURCES",
     "XLSX_MAX_ROWS",
     "SynthResult",
     "Truth",
@@ -102,6 +105,7 @@ COLLEGE_HEADERS: tuple[str, ...] = tuple(h for h, _ in ex.COLLEGE_COLUMNS)
 NOISE_FLAGS = ex.NOISE_FLAGS
 ETHNICITY_CODES = ex.ETHNICITY_CODES
 SPAN_KINDS = _notes.SPAN_KINDS
+SPAN_SOURCES = _notes.SPAN_SOURCES
 REFERENCE_DATE = pp.REFERENCE_DATE
 MAX_ROWS = pp.MAX_ROWS
 COLLEGE_ONLY_BASE = pp.COLLEGE_ONLY_BASE
@@ -181,8 +185,9 @@ def _generate_k12(rows: int, seed: int, messy: bool) -> SynthResult:
         span_parts.append({k: v[inside] for k, v in spans.items()})
         span_parts[-1]["row"] = span_parts[-1]["row"] + start
     columns = {name: pa.chunked_array(parts) for name, parts in chunks.items()}
-    spans = {k: np.concatenate([p[k] for p in span_parts]) for k in ("row", "kind", "start", "end")}
+    spans = {k: np.concatenate([p[k] for p in span_parts]) for k in ("row", "kind", "start", "end", "source")}
     spans["kind"] = np.asarray(SPAN_KINDS, dtype=object)[spans["kind"]]
+    spans["source"] = np.asarray(_notes.SPAN_SOURCES, dtype=object)[spans["source"]]
     mapping: list[tuple[str, str | None]] = list(ex.K12_COLUMNS)
     if messy:
         names, arrays = _messy_layout(columns, "k12", rows)
@@ -222,7 +227,13 @@ def _generate_college(rows: int, seed: int, messy: bool) -> SynthResult:
         person_id=person_id,
         columns=mapping,
         notes_column=None,
-        spans={"row": empty, "kind": np.zeros(0, dtype=object), "start": empty, "end": empty},
+        spans={
+            "row": empty,
+            "kind": np.zeros(0, dtype=object),
+            "start": empty,
+            "end": empty,
+            "source": np.zeros(0, dtype=object),
+        },
         noise=noise,
         noise_flags=NOISE_FLAGS,
         ragged_rows=_ragged(seed, rows, len(names)) if messy else [],

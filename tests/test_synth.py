@@ -259,6 +259,24 @@ def test_planted_spans_hold_what_they_claim(k12):
         own_first += kinds[i] == "PERSON" and text == first[row]
         own_id += kinds[i] == "STUDENT_ID" and text in (ssid[row], local[row])
     assert own_first > 50 and own_id > 5
+    # The source says whose value it is; staff names are the only PERSON values not in the file.
+    sources = truth.spans["source"]
+    guardians = set(col(k12, "Guardian Name"))
+    staff = 0
+    for i in range(len(kinds)):
+        text, row = truth.span_text(notes, i), int(truth.spans["row"][i])
+        if sources[i] == "student_first_name":
+            assert text == first[row]
+        elif sources[i] == "guardian_name":
+            assert text in guardians
+        elif sources[i] == "staff_last_name":
+            assert kinds[i] == "PERSON" and notes[row][: truth.spans["start"][i]].endswith(
+                ("Ms. ", "Mr. ", "Dr. ")
+            )
+            staff += 1
+        elif sources[i] == "ssn":
+            assert kinds[i] == "US_SSN"
+    assert staff > 10
     # Spans never overlap and stay inside the note.
     for r in set(truth.spans["row"].tolist()):
         sel = truth.spans["row"] == r
@@ -329,6 +347,11 @@ def test_messy_k12_is_cp1252_ragged_with_duplicate_header(tmp_path):
         data.decode("utf-8")
     text = data.decode("cp1252")
     assert "\x92" not in text and "\u2019" in text  # curly apostrophes as cp1252 byte 0x92
+    assert b"\x92" in data and b"\xe9" in data  # ’ and é as Windows-1252 bytes
+    assert "?" not in "".join(col(result, "Last Name"))  # Nguyễn becomes Nguyen, not Nguy?n
+    from deid._synth._tables import cp1252_safe
+
+    assert cp1252_safe("Nguyễn Đức José") == "Nguyen Duc José"
     header = text.split("\r\n", 1)[0]
     assert header.endswith("Counselor Notes,Phone,,")
     names = header.split(",")

@@ -22,6 +22,14 @@ PHONE, PHONE2, EMAIL, SEMAIL, STAFF_EMAIL, SSN, SSID, LOCAL_ID = 7, 8, 9, 10, 11
 VALUE_KINDS = 15
 SPAN_KINDS = ("PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN", "STUDENT_ID")
 _SPAN_KIND_OF_VALUE = np.array([-1, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4])
+# Where each planted value comes from (the truth's spans["source"]): the student's own data, other
+# people in the file (guardians, other students: a roster can find them), or people not in the file
+# (staff: only a name recognizer can).
+SPAN_SOURCES = (
+    "", "student_first_name", "student_full_name", "staff_last_name", "guardian_name",
+    "other_student_full_name", "other_student_first_name", "household_phone", "other_phone",
+    "guardian_email", "student_email", "staff_email", "ssn", "student_ssid", "student_local_id",
+)  # fmt: skip
 
 # (weight, prefix, value1, middle, value2, suffix). Titles (Ms., Dr.) are outside the PERSON span.
 TEMPLATES: tuple[tuple[float, str, int, str, int, str], ...] = (
@@ -90,7 +98,9 @@ def _messy_text(s: str) -> str:
 def build_notes(
     rng: np.random.Generator, values: dict[int, pa.Array], n: int, messy: bool
 ) -> tuple[pa.Array, dict[str, np.ndarray]]:
-    """Notes for ``n`` rows and their planted spans (row, kind index into SPAN_KINDS, start, end).
+    """Notes for ``n`` rows and their planted spans.
+
+    Spans: row, kind (index into SPAN_KINDS), start, end, source (value kind, index into SPAN_SOURCES).
 
     ``values`` maps each value kind (except NONE) to an array of ``n`` strings.
     """
@@ -138,10 +148,16 @@ def build_notes(
         for kind, start, length in ((kind1, start1, l1), (kind2, start2, l2)):
             has = kind != NONE
             span_parts.append(
-                (rows[has], _SPAN_KIND_OF_VALUE[kind[has]], start[has], start[has] + length[has])
+                (rows[has], _SPAN_KIND_OF_VALUE[kind[has]], start[has], start[has] + length[has], kind[has])
             )
         offset = start2 + l2 + len_p2[tpl] + (sep > 0)
     notes = pc.utf8_rtrim_whitespace(t.join(*slots))
-    row, kind, start, end = (np.concatenate([p[i] for p in span_parts]) for i in range(4))
+    row, kind, start, end, source = (np.concatenate([p[i] for p in span_parts]) for i in range(5))
     order = np.lexsort((start, row))
-    return notes, {"row": row[order], "kind": kind[order], "start": start[order], "end": end[order]}
+    return notes, {
+        "row": row[order],
+        "kind": kind[order],
+        "start": start[order],
+        "end": end[order],
+        "source": source[order],
+    }

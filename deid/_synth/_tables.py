@@ -83,8 +83,17 @@ def email_part(text: str) -> str:
 
 
 def cp1252_safe(text: str) -> str:
-    """Replace characters Windows-1252 cannot encode with '?', as a legacy SIS export does."""
-    return text.encode("cp1252", errors="replace").decode("cp1252")
+    """The text as a Windows-1252 export writes it: letters cp1252 lacks lose their accents (Windows'
+    "best fit": Nguyễn -> Nguyen, Đức -> Duc, while José keeps its é); anything else becomes '?'."""
+    out = []
+    for c in text:
+        try:
+            c.encode("cp1252")
+            out.append(c)
+        except UnicodeEncodeError:
+            base = fold(c)
+            out.append(base if len(base) == 1 and base.isascii() else "?")
+    return "".join(out)
 
 
 @dataclass(frozen=True)

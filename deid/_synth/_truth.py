@@ -24,7 +24,9 @@ class Truth:
       A college row and a K-12 row with the same id are the same student.
     - ``spans``: planted PII in the notes column: parallel arrays ``row``, ``kind`` (one of
       PERSON, PHONE_NUMBER, EMAIL_ADDRESS, US_SSN, STUDENT_ID), ``start``, ``end`` (character offsets,
-      end exclusive, in the cell's text as the file decodes), sorted by row then start.
+      end exclusive, in the cell's text as the file decodes), ``source`` (whose value: e.g.
+      student_first_name, guardian_name, staff_last_name, ssn; see deid.synth.SPAN_SOURCES), sorted
+      by row then start.
     - ``columns``: (header, element) for every column in file order; a messy file's duplicate header
       appears twice and its trailing empty-named columns map to ``None``.
     - ``noise``: college files only: per row, a bit set over ``noise_flags`` (what was changed from the
@@ -72,10 +74,8 @@ class Truth:
             "notes_column": self.notes_column,
             "person_id": self.person_id.tolist(),
             "spans": {
-                "row": self.spans["row"].tolist() if self.spans else [],
-                "kind": self.spans["kind"].tolist() if self.spans else [],
-                "start": self.spans["start"].tolist() if self.spans else [],
-                "end": self.spans["end"].tolist() if self.spans else [],
+                key: self.spans[key].tolist() if key in self.spans else []
+                for key in ("row", "kind", "start", "end", "source")
             },
             "noise": None if self.noise is None else self.noise.tolist(),
             "noise_flags": list(self.noise_flags),
@@ -111,6 +111,7 @@ class Truth:
                 "kind": np.asarray(spans["kind"], dtype=object),
                 "start": np.asarray(spans["start"], dtype=np.int64),
                 "end": np.asarray(spans["end"], dtype=np.int64),
+                "source": np.asarray(spans.get("source", []), dtype=object),
             },
             noise=None if doc["noise"] is None else np.asarray(doc["noise"], dtype=np.int64),
             noise_flags=tuple(doc["noise_flags"]),
