@@ -44,6 +44,11 @@ class Job:
     kwargs: dict[str, Any] = field(default_factory=dict)
     vault_path: str | None = None  # the worker opens this vault with the passphrase sent over the pipe
     outputs: tuple[str, ...] = ()  # files the job may write: their partial temp files go on cancel
+    # Temp folders/files a library makes while working (glob patterns, e.g. "DIR/.pathshare-open-*"):
+    # removed on cancel or failure when they appeared after the job started.
+    scratch: tuple[str, ...] = ()
+    # Folders the job creates: removed on cancel or failure if they did not exist when it started.
+    new_dirs: tuple[str, ...] = ()
     title: str = "Working"
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -98,6 +103,34 @@ def remove_shared_memory(prefix: str, names: list[str] | None = None) -> None:
             block.unlink()
 
 
+def _snapshot(job: Job) -> tuple[float, set[str]]:
+    """What existed before the job started (so cleanup never touches anything older)."""
+    return time.time(), {d for d in job.new_dirs if Path(d).exists()}
+
+
+def remove_scratch(job: Job, started: float, existed: set[str]) -> None:
+    """Remove the job's scratch paths made since ``started`` and the new folders it created."""
+    import glob
+    import shutil
+
+    for pattern in job.scratch:
+        for name in glob.glob(pattern):
+            p = Path(name)
+            try:
+                if p.lstat().st_mtime < started - 1:
+                    continue
+            except FileNotFoundError:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+    for d in job.new_dirs:
+        if d not in existed and Path(d).is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class TaskHandle(QObject):
     """One running job. Signals arrive on the UI thread."""
 
@@ -110,6 +143,7 @@ class TaskHandle(QObject):
     def __init__(self, job: Job, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.job = job
+        self._started, self._existed = _snapshot(job)
         self.finished = False
         self.result: Any = None
         self.error: PathShareError | None = None
@@ -173,6 +207,7 @@ class _ProcessHandle(TaskHandle):
                 elif kind == "error":
                     self._stop()
                     remove_partials(self.job.outputs)
+                    remove_scratch(self.job, self._started, self._existed)
                     error = error_from_wire(message[1], message[2])
                     self._finish("cancel" if isinstance(error, Cancelled) else "error", error)
                     return
@@ -195,6 +230,7 @@ class _ProcessHandle(TaskHandle):
 
     def _cleanup(self) -> None:
         remove_partials(self.job.outputs)
+        remove_scratch(self.job, self._started, self._existed)
         remove_shared_memory(self.job.shm_prefix)
 
     def cancel(self) -> None:
@@ -288,9 +324,11 @@ class _SyncHandle(TaskHandle):
             result = run_job(spec, progress)
         except Cancelled:
             remove_partials(self.job.outputs)
+            remove_scratch(self.job, self._started, self._existed)
             self._finish("cancel")
         except PathShareError as exc:
             remove_partials(self.job.outputs)
+            remove_scratch(self.job, self._started, self._existed)
             self._finish("error", exc)
         except Exception as exc:  # as in the worker: a sentence for the window, the traceback for stderr
             import traceback

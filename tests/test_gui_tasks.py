@@ -159,3 +159,24 @@ def test_cancel_button_in_the_window_stops_the_worker_and_leaves_nothing(qtbot, 
     assert list(out_dir.iterdir()) == []
     assert not workspace.progress.isVisible() and workspace.sidebar.isEnabled()
     vault.close()
+
+
+def test_scratch_and_new_folders_go_but_older_things_stay(tmp_path):
+    import os
+    import time
+
+    from desktop.tasks import Job, TaskHandle, remove_scratch
+
+    old = tmp_path / ".pathshare-open-old"
+    old.mkdir()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    job = Job("x:y", scratch=(str(tmp_path / ".pathshare-open-*"),),
+              new_dirs=(str(tmp_path / "inbox"), str(existing)))
+    handle = TaskHandle(job)  # snapshots what exists now
+    (tmp_path / ".pathshare-open-new").mkdir()
+    (tmp_path / ".pathshare-open-new" / "data.csv").write_text("decrypted")
+    (tmp_path / "inbox").mkdir()
+    remove_scratch(job, handle._started, handle._existed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".pathshare-open-old", "existing"]

@@ -179,6 +179,10 @@ class ReceiveScreen(QWidget):
             {"package": self.package, "out_dir": out_dir, "receipt": receipt},
             vault_path=str(self.session.vault_path),
             outputs=(receipt,) if receipt else (),
+            # A killed worker may leave the library's private staging folder (decrypted data) beside
+            # the destination, or a half-filled destination it created: both go on cancel.
+            scratch=(str(Path(out_dir).parent / ".pathshare-open-*"),),
+            new_dirs=(out_dir,),
             title=f"Opening {Path(self.package).name}",
         )
         self.workspace.start_job(job, self._opened, self._failed, self._cancelled)
