@@ -249,3 +249,17 @@ def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs, monk
         assert "Aeries export" in prep.profile_note.text()
     finally:
         delete_profile(vault, "Aeries export")
+
+
+def test_read_only_agreement_and_partner_lists(qtbot, tmp_path, orgs):
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    ws = window.workspace
+    ws.sidebar.setCurrentRow(2)
+    agreements = ws.stack.currentWidget()
+    assert "coming next" in ws.sidebar.item(2).text().lower()
+    cells = [agreements.table.item(0, c).text() for c in range(agreements.table.columnCount())]
+    assert "executed" in cells and orgs["agreement"] in cells
+    ws.sidebar.setCurrentRow(3)
+    partners = ws.stack.currentWidget()
+    assert partners.table.item(0, 0).text() == "Riverbend Community College"
+    assert partners.table.item(0, 2).text() == "verified"
