@@ -50,29 +50,101 @@ PROFILE_VERSION = 1
 
 # Abbreviations of SIS/MIS column names, expanded before comparing headers with synonyms.
 _ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "stu": ("student",), "stud": ("student",), "std": ("student",), "pupil": ("student",),
-    "nm": ("name",), "nme": ("name",), "dt": ("date",), "dte": ("date",),
-    "cd": ("code",), "cde": ("code",), "nbr": ("number",), "num": ("number",), "no": ("number",),
-    "flg": ("flag",), "ind": ("flag",), "addr": ("address",), "adr": ("address",),
-    "ern": ("earned",), "erned": ("earned",), "att": ("attempted",), "atmpt": ("attempted",),
-    "enrl": ("enrollment",), "enr": ("enrollment",), "enroll": ("enrollment",), "cum": ("cumulative",),
-    "sch": ("school",), "schl": ("school",), "gr": ("grade",), "grd": ("grade",), "lvl": ("level",),
-    "dob": ("birth", "date"), "bday": ("birth", "date"), "brth": ("birth",), "ph": ("phone",),
-    "tel": ("phone",), "mid": ("middle",), "frst": ("first",), "fst": ("first",), "lst": ("last",),
-    "yr": ("year",), "eth": ("ethnicity",), "ethn": ("ethnicity",), "pct": ("percent",),
-    "cnt": ("count",), "disc": ("discipline",), "crs": ("course",), "crse": ("course",),
-    "sect": ("section",), "sec": ("section",), "dist": ("district",), "coll": ("college",),
-    "inst": ("institution",), "gndr": ("gender",), "sx": ("sex",), "zipcode": ("zip",),
-    "postalcode": ("zip",), "firstname": ("first", "name"), "lastname": ("last", "name"),
-    "middlename": ("middle", "name"), "birthdate": ("birth", "date"), "emailaddress": ("email",),
-    "ssn": ("ssn",), "id": ("id",), "ident": ("id",), "identifier": ("id",), "nb": ("number",),
-    "ethnic": ("ethnicity",), "hisp": ("hispanic",), "econ": ("economic",), "dis": ("disadvantaged",),
-    "cred": ("credits",), "credit": ("credits",), "unit": ("units",), "plan": ("plan",),
+    "stu": ("student",),
+    "stud": ("student",),
+    "std": ("student",),
+    "pupil": ("student",),
+    "nm": ("name",),
+    "nme": ("name",),
+    "dt": ("date",),
+    "dte": ("date",),
+    "cd": ("code",),
+    "cde": ("code",),
+    "nbr": ("number",),
+    "num": ("number",),
+    "no": ("number",),
+    "flg": ("flag",),
+    "ind": ("flag",),
+    "addr": ("address",),
+    "adr": ("address",),
+    "ern": ("earned",),
+    "erned": ("earned",),
+    "att": ("attempted",),
+    "atmpt": ("attempted",),
+    "enrl": ("enrollment",),
+    "enr": ("enrollment",),
+    "enroll": ("enrollment",),
+    "cum": ("cumulative",),
+    "sch": ("school",),
+    "schl": ("school",),
+    "gr": ("grade",),
+    "grd": ("grade",),
+    "lvl": ("level",),
+    "dob": ("birth", "date"),
+    "bday": ("birth", "date"),
+    "brth": ("birth",),
+    "ph": ("phone",),
+    "tel": ("phone",),
+    "mid": ("middle",),
+    "frst": ("first",),
+    "fst": ("first",),
+    "lst": ("last",),
+    "yr": ("year",),
+    "eth": ("ethnicity",),
+    "ethn": ("ethnicity",),
+    "pct": ("percent",),
+    "cnt": ("count",),
+    "disc": ("discipline",),
+    "crs": ("course",),
+    "crse": ("course",),
+    "sect": ("section",),
+    "sec": ("section",),
+    "dist": ("district",),
+    "coll": ("college",),
+    "inst": ("institution",),
+    "gndr": ("gender",),
+    "sx": ("sex",),
+    "zipcode": ("zip",),
+    "postalcode": ("zip",),
+    "firstname": ("first", "name"),
+    "lastname": ("last", "name"),
+    "middlename": ("middle", "name"),
+    "birthdate": ("birth", "date"),
+    "emailaddress": ("email",),
+    "ssn": ("ssn",),
+    "id": ("id",),
+    "ident": ("id",),
+    "identifier": ("id",),
+    "nb": ("number",),
+    "ethnic": ("ethnicity",),
+    "hisp": ("hispanic",),
+    "econ": ("economic",),
+    "dis": ("disadvantaged",),
+    "cred": ("credits",),
+    "credit": ("credits",),
+    "unit": ("units",),
+    "plan": ("plan",),
 }
 # Tokens that say little about which element a column is; they count less in the comparison.
-_WEAK = {"student": 0.3, "code": 0.4, "number": 0.4, "flag": 0.4, "status": 0.5, "indicator": 0.4,
-         "id": 0.6, "name": 0.6, "of": 0.1, "the": 0.1, "type": 0.4, "current": 0.3, "primary": 0.3,
-         "legal": 0.3, "date": 0.7, "cumulative": 0.6, "total": 0.5}
+_WEAK = {
+    "student": 0.3,
+    "code": 0.4,
+    "number": 0.4,
+    "flag": 0.4,
+    "status": 0.5,
+    "indicator": 0.4,
+    "id": 0.6,
+    "name": 0.6,
+    "of": 0.1,
+    "the": 0.1,
+    "type": 0.4,
+    "current": 0.3,
+    "primary": 0.3,
+    "legal": 0.3,
+    "date": 0.7,
+    "cumulative": 0.6,
+    "total": 0.5,
+}
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -120,13 +192,18 @@ def header_score(
     tokens = header_tokens(header)
     compact = _compact(header)
     best, best_syn = 0.0, ""
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(compact)  # the header is the fixed side: difflib caches its index
     for syn in syns:
         if compact and (compact == syn.compact or tokens == syn.tokens):
             return 1.0, syn.text
         score = _weighted_dice(tokens, syn.tokens)
         if len(compact) >= 4 and len(syn.compact) >= 4:
-            ratio = difflib.SequenceMatcher(None, compact, syn.compact).ratio()
-            score = max(score, (ratio - 0.5) * 1.8 if ratio > 0.75 else 0.0)
+            matcher.set_seq1(syn.compact)
+            # Cheap upper bounds first: most synonyms are nowhere near the header.
+            if matcher.real_quick_ratio() > 0.75 and matcher.quick_ratio() > 0.75:
+                ratio = matcher.ratio()
+                score = max(score, (ratio - 0.5) * 1.8 if ratio > 0.75 else 0.0)
         if score > best:
             best, best_syn = score, syn.text
     return min(best, 0.97), best_syn
@@ -134,8 +211,18 @@ def header_score(
 
 # ---------------------------------------------------------------------------------- values
 
-_DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%Y%m%d", "%m-%d-%Y", "%Y/%m/%d", "%d-%b-%Y", "%m/%d/%y",
-                 "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S")
+_DATE_FORMATS = (
+    "%m/%d/%Y",
+    "%Y-%m-%d",
+    "%Y%m%d",
+    "%m-%d-%Y",
+    "%Y/%m/%d",
+    "%d-%b-%Y",
+    "%m/%d/%y",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S",
+)
 _PATTERNS = {
     "ssid": r"^\d{10}$",
     "digits": r"^\d+$",
@@ -234,8 +321,11 @@ def profile_values(col: pa.ChunkedArray | pa.Array, sample_rows: int = SAMPLE_RO
         years = pc.year(pc.drop_null(pc.strptime(values, format=fmt, unit="s", error_is_null=True)))
         prof.median_year = pc.approximate_median(years).as_py()
     if prof.fractions.get("number", 0) > 0.5:
-        nums = pc.cast(pc.replace_substring(values, "%", ""), pa.float64(), safe=False) \
-            if prof.fractions["number"] == 1.0 else _to_float(values)
+        nums = (
+            pc.cast(pc.replace_substring(values, "%", ""), pa.float64(), safe=False)
+            if prof.fractions["number"] == 1.0
+            else _to_float(values)
+        )
         nums = pc.drop_null(nums)
         if len(nums):
             mm = pc.min_max(nums)
@@ -448,8 +538,10 @@ def apply_recodes(col: pa.ChunkedArray | pa.Array, recodes: Mapping[str, str]) -
     keys = pa.array(list(recodes), pa.string())
     targets = pa.array(list(recodes.values()), pa.string())
     idx = pc.index_in(text, value_set=keys)
-    mapped = pc.take(targets, idx) if isinstance(idx, pa.Array) else pa.chunked_array(
-        [pc.take(targets, chunk) for chunk in idx.chunks], pa.string()
+    mapped = (
+        pc.take(targets, idx)
+        if isinstance(idx, pa.Array)
+        else pa.chunked_array([pc.take(targets, chunk) for chunk in idx.chunks], pa.string())
     )
     return pc.if_else(pc.is_null(idx), text, mapped)
 
@@ -468,9 +560,13 @@ class Candidate:
     reasons: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"element": self.element, "score": round(self.score, 3),
-                "header_score": round(self.header_score, 3), "value_score": round(self.value_score, 3),
-                "reasons": list(self.reasons)}
+        return {
+            "element": self.element,
+            "score": round(self.score, 3),
+            "header_score": round(self.header_score, 3),
+            "value_score": round(self.value_score, 3),
+            "reasons": list(self.reasons),
+        }
 
 
 @dataclass(frozen=True)
@@ -487,9 +583,15 @@ class ColumnSuggestion:
     derives: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "element": self.element, "score": round(self.score, 3),
-                "candidates": [c.to_dict() for c in self.candidates], "recodes": dict(self.recodes),
-                "date_format": self.date_format, "derives": {k: dict(v) for k, v in self.derives.items()}}
+        return {
+            "column": self.column,
+            "element": self.element,
+            "score": round(self.score, 3),
+            "candidates": [c.to_dict() for c in self.candidates],
+            "recodes": dict(self.recodes),
+            "date_format": self.date_format,
+            "derives": {k: dict(v) for k, v in self.derives.items()},
+        }
 
 
 # Value formats distinctive enough to suggest an element from the values alone (an unnamed column of
@@ -552,13 +654,15 @@ def suggest_mapping(
             date_format = profiles[col].date_format
         score = next((c.score for c in scored[col] if c.element == name), 0.0)
         derives = _suggest_derived(name, profiles[col], els, set(assigned.values())) if name else {}
-        out.append(ColumnSuggestion(col, tuple(scored[col][:top]), name, score, recodes, date_format,
-                                    derives))
+        out.append(
+            ColumnSuggestion(col, tuple(scored[col][:top]), name, score, recodes, date_format, derives)
+        )
     return out
 
 
-def _suggest_derived(source_element: str, prof: ValueProfile, els: Sequence[Element],
-                     assigned: set[str]) -> dict[str, dict[str, str]]:
+def _suggest_derived(
+    source_element: str, prof: ValueProfile, els: Sequence[Element], assigned: set[str]
+) -> dict[str, dict[str, str]]:
     """Elements no column holds that this column's values can fill (see ``Element.derive_from``)."""
     out: dict[str, dict[str, str]] = {}
     for el in els:
@@ -571,8 +675,11 @@ def _suggest_derived(source_element: str, prof: ValueProfile, els: Sequence[Elem
         if not any(_norm_value(v) in yes for v in values):
             continue
         yes_code, no_code = str(rule.get("then", "Y")), str(rule.get("else", "N"))
-        out[el.name] = {v: (yes_code if _norm_value(v) in yes else no_code)
-                        for v in values if _norm_value(v) not in unknown}
+        out[el.name] = {
+            v: (yes_code if _norm_value(v) in yes else no_code)
+            for v in values
+            if _norm_value(v) not in unknown
+        }
     return out
 
 
@@ -595,8 +702,13 @@ def _apply_domain_context(scored: dict[str, list[Candidate]], by_name: Mapping[s
                 delta = min(delta, 0.0)  # context breaks ties between named candidates only
             if delta:
                 reason = "fits a K-12 export" if lead == "k12" else "fits a college export"
-                c = Candidate(c.element, max(0.0, min(1.0, c.score + delta)), c.header_score, c.value_score,
-                              (*c.reasons, reason) if delta > 0 else c.reasons)
+                c = Candidate(
+                    c.element,
+                    max(0.0, min(1.0, c.score + delta)),
+                    c.header_score,
+                    c.value_score,
+                    (*c.reasons, reason) if delta > 0 else c.reasons,
+                )
             new.append(c)
         scored[col] = new
 
@@ -653,8 +765,9 @@ class MappingProfile:
         return {c: e for c, e in self.columns.items() if e}
 
     @classmethod
-    def from_suggestions(cls, name: str, suggestions: Sequence[ColumnSuggestion], *,
-                         source_system: str = "") -> MappingProfile:
+    def from_suggestions(
+        cls, name: str, suggestions: Sequence[ColumnSuggestion], *, source_system: str = ""
+    ) -> MappingProfile:
         """A profile holding the suggestions as they are (to be confirmed or corrected)."""
         return cls(
             name=name,
@@ -662,19 +775,26 @@ class MappingProfile:
             columns={s.column: s.element for s in suggestions},
             recodes={s.column: dict(s.recodes) for s in suggestions if s.recodes},
             date_formats={s.column: s.date_format for s in suggestions if s.date_format},
-            derived={el: {"from": s.column, "values": dict(values)}
-                     for s in suggestions for el, values in s.derives.items()},
+            derived={
+                el: {"from": s.column, "values": dict(values)}
+                for s in suggestions
+                for el, values in s.derives.items()
+            },
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The profile's JSON form (what `pathshare profile export` writes)."""
-        return {"pathshare_mapping_profile": PROFILE_VERSION, "name": self.name,
-                "source_system": self.source_system, "description": self.description,
-                "signature": self.signature, "columns": dict(self.columns),
-                "recodes": {c: dict(r) for c, r in self.recodes.items()},
-                "date_formats": dict(self.date_formats),
-                "derived": {e: {"from": d["from"], "values": dict(d["values"])}
-                            for e, d in self.derived.items()}}
+        return {
+            "pathshare_mapping_profile": PROFILE_VERSION,
+            "name": self.name,
+            "source_system": self.source_system,
+            "description": self.description,
+            "signature": self.signature,
+            "columns": dict(self.columns),
+            "recodes": {c: dict(r) for c, r in self.recodes.items()},
+            "date_formats": dict(self.date_formats),
+            "derived": {e: {"from": d["from"], "values": dict(d["values"])} for e, d in self.derived.items()},
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
@@ -685,8 +805,10 @@ class MappingProfile:
         if not isinstance(data, dict) or "pathshare_mapping_profile" not in data:
             raise PolicyError(f"{source} is not a PathShare mapping profile.")
         if data["pathshare_mapping_profile"] != PROFILE_VERSION:
-            raise PolicyError(f"{source} has profile version {data['pathshare_mapping_profile']!r}; this "
-                              f"PathShare reads version {PROFILE_VERSION}.")
+            raise PolicyError(
+                f"{source} has profile version {data['pathshare_mapping_profile']!r}; this "
+                f"PathShare reads version {PROFILE_VERSION}."
+            )
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise PolicyError(f"{source} has no name.")
@@ -710,19 +832,28 @@ class MappingProfile:
             raise PolicyError(f"{source} has invalid 'date_formats'.")
         derived = data.get("derived") or {}
         if not isinstance(derived, dict) or not all(
-            isinstance(d, dict) and isinstance(d.get("from"), str) and isinstance(d.get("values"), dict)
+            isinstance(d, dict)
+            and isinstance(d.get("from"), str)
+            and isinstance(d.get("values"), dict)
             and all(isinstance(a, str) and isinstance(b, str) for a, b in d["values"].items())
             for d in derived.values()
         ):
-            raise PolicyError(f"{source} has invalid 'derived' "
-                              f"(element -> {{from: column, values: {{...}}}}).")
+            raise PolicyError(
+                f"{source} has invalid 'derived' (element -> {{from: column, values: {{...}}}})."
+            )
         clash = sorted(set(derived) & set(targets))
         if clash:
             raise PolicyError(f"{source} both maps a column to and derives {', '.join(clash)}.")
-        return cls(name=name.strip(), columns=dict(columns), source_system=str(data.get("source_system", "")),
-                   recodes={c: dict(r) for c, r in recodes.items()}, date_formats=dict(formats),
-                   signature=str(data.get("signature") or ""), description=str(data.get("description", "")),
-                   derived={e: {"from": d["from"], "values": dict(d["values"])} for e, d in derived.items()})
+        return cls(
+            name=name.strip(),
+            columns=dict(columns),
+            source_system=str(data.get("source_system", "")),
+            recodes={c: dict(r) for c, r in recodes.items()},
+            date_formats=dict(formats),
+            signature=str(data.get("signature") or ""),
+            description=str(data.get("description", "")),
+            derived={e: {"from": d["from"], "values": dict(d["values"])} for e, d in derived.items()},
+        )
 
 
 def match_profile(headers: Sequence[str], profiles: Iterable[MappingProfile]) -> MappingProfile | None:
@@ -755,12 +886,15 @@ def _as_profile(mapping: MappingProfile | Mapping[str, str | None]) -> MappingPr
 
 
 def _check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, Element] | None) -> None:
-    missing = [c for c in [*prof.mapped, *(d["from"] for d in prof.derived.values())]
-               if c not in table.column_names]
+    missing = [
+        c for c in [*prof.mapped, *(d["from"] for d in prof.derived.values())] if c not in table.column_names
+    ]
     missing = list(dict.fromkeys(missing))
     if missing:
-        raise InputError(f"The input has no column {', '.join(repr(c) for c in missing)}, which the mapping "
-                         f"'{prof.name}' uses.")
+        raise InputError(
+            f"The input has no column {', '.join(repr(c) for c in missing)}, which the mapping "
+            f"'{prof.name}' uses."
+        )
     targets = list(prof.mapped.values())
     dupes = sorted({t for t in targets if targets.count(t) > 1})
     if dupes:
@@ -768,8 +902,10 @@ def _check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, 
     if by_name is not None:
         unknown = sorted((set(targets) | set(prof.derived)) - set(by_name))
         if unknown:
-            raise PolicyError(f"The mapping '{prof.name}' uses element(s) the dictionary does not have: "
-                              f"{', '.join(unknown)}.")
+            raise PolicyError(
+                f"The mapping '{prof.name}' uses element(s) the dictionary does not have: "
+                f"{', '.join(unknown)}."
+            )
 
 
 def _parse_dates(text: pa.ChunkedArray | pa.Array, fmt: str | None) -> pa.ChunkedArray | pa.Array:
@@ -872,8 +1008,14 @@ def apply_mapping(
         col = element_to_col.get(el.name)
         if col is not None:
             names.append(el.name)
-            arrays.append(normalize_column(table.column(col), el, recodes=prof.recodes.get(col),
-                                           date_format=prof.date_formats.get(col)))
+            arrays.append(
+                normalize_column(
+                    table.column(col),
+                    el,
+                    recodes=prof.recodes.get(col),
+                    date_format=prof.date_formats.get(col),
+                )
+            )
         elif el.name in prof.derived:
             rule = prof.derived[el.name]
             names.append(el.name)
@@ -910,9 +1052,15 @@ class ValidationFinding:
     first_rows: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "severity": self.severity, "message": self.message,
-                "element": self.element, "column": self.column, "count": self.count,
-                "first_rows": list(self.first_rows)}
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "element": self.element,
+            "column": self.column,
+            "count": self.count,
+            "first_rows": list(self.first_rows),
+        }
 
 
 def _first_rows(mask: pa.ChunkedArray | pa.Array) -> tuple[int, tuple[int, ...]]:
@@ -956,27 +1104,40 @@ def validate(
     today = today or dt.date.today()
     findings: list[ValidationFinding] = []
     mapped_els = set(prof.mapped.values()) | set(prof.derived)
-    for name in (list(required) if required is not None else [el.name for el in els]):
+    for name in list(required) if required is not None else [el.name for el in els]:
         if name not in mapped_els:
             label = by_name[name].label if name in by_name else name
-            findings.append(ValidationFinding(
-                "unmapped_required", "error",
-                f"No column is mapped to the required element {name} ({label}).", element=name))
+            findings.append(
+                ValidationFinding(
+                    "unmapped_required",
+                    "error",
+                    f"No column is mapped to the required element {name} ({label}).",
+                    element=name,
+                )
+            )
     for col, name in prof.mapped.items():
         el = by_name[name]
         raw = _clean(table.column(col))
         present = pc.is_valid(raw)
-        values = normalize_column(table.column(col), el, recodes=prof.recodes.get(col),
-                                  date_format=prof.date_formats.get(col))
+        values = normalize_column(
+            table.column(col), el, recodes=prof.recodes.get(col), date_format=prof.date_formats.get(col)
+        )
         if el.code_set:
             bad = pc.and_(present, pc.invert(pc.is_in(values, value_set=pa.array(sorted(el.codes)))))
             n, rows = _first_rows(bad)
             if n:
-                findings.append(ValidationFinding(
-                    "outside_code_set", "error",
-                    f"Column '{col}' ({name}) has {n} value(s) outside the {el.code_set_name or 'code set'} "
-                    f"after recodes, in {_rows_text(rows, n)}; add a recode or correct the source.",
-                    name, col, n, rows))
+                findings.append(
+                    ValidationFinding(
+                        "outside_code_set",
+                        "error",
+                        f"Column '{col}' ({name}) has {n} value(s) outside the {el.code_set_name or 'code set'} "
+                        f"after recodes, in {_rows_text(rows, n)}; add a recode or correct the source.",
+                        name,
+                        col,
+                        n,
+                        rows,
+                    )
+                )
         elif el.type == "date":
             findings.extend(_date_findings(col, el, present, values, today, min_age, max_age))
         elif el.type in ("integer", "decimal"):
@@ -985,46 +1146,92 @@ def validate(
     return findings
 
 
-def _date_findings(col: str, el: Element, present: Any, values: Any, today: dt.date,
-                   min_age: int, max_age: int) -> list[ValidationFinding]:
+def _date_findings(
+    col: str, el: Element, present: Any, values: Any, today: dt.date, min_age: int, max_age: int
+) -> list[ValidationFinding]:
     out = []
     n, rows = _first_rows(pc.and_(present, pc.is_null(values)))
     if n:
-        out.append(ValidationFinding(
-            "bad_date", "error", f"Column '{col}' ({el.name}) has {n} value(s) that are not dates in the "
-            f"column's format, in {_rows_text(rows, n)}.", el.name, col, n, rows))
+        out.append(
+            ValidationFinding(
+                "bad_date",
+                "error",
+                f"Column '{col}' ({el.name}) has {n} value(s) that are not dates in the "
+                f"column's format, in {_rows_text(rows, n)}.",
+                el.name,
+                col,
+                n,
+                rows,
+            )
+        )
     dates = pc.cast(pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
     n, rows = _first_rows(pc.greater(dates, pa.scalar(today, pa.date32())))
     if n:
-        out.append(ValidationFinding(
-            "future_date", "error", f"Column '{col}' ({el.name}) has {n} date(s) in the future, in "
-            f"{_rows_text(rows, n)}.", el.name, col, n, rows))
+        out.append(
+            ValidationFinding(
+                "future_date",
+                "error",
+                f"Column '{col}' ({el.name}) has {n} date(s) in the future, in {_rows_text(rows, n)}.",
+                el.name,
+                col,
+                n,
+                rows,
+            )
+        )
     if el.name == "birth_date":
-        youngest = today.replace(year=today.year - min_age) if not (today.month == 2 and today.day == 29) \
+        youngest = (
+            today.replace(year=today.year - min_age)
+            if not (today.month == 2 and today.day == 29)
             else dt.date(today.year - min_age, 2, 28)
+        )
         oldest = dt.date(today.year - max_age, 1, 1)
-        out_of_range = pc.or_(pc.greater(dates, pa.scalar(youngest, pa.date32())),
-                              pc.less(dates, pa.scalar(oldest, pa.date32())))
+        out_of_range = pc.or_(
+            pc.greater(dates, pa.scalar(youngest, pa.date32())),
+            pc.less(dates, pa.scalar(oldest, pa.date32())),
+        )
         out_of_range = pc.and_(out_of_range, pc.less_equal(dates, pa.scalar(today, pa.date32())))
         n, rows = _first_rows(out_of_range)
         if n:
-            out.append(ValidationFinding(
-                "age_out_of_range", "warning", f"Column '{col}' (birth_date) gives {n} student(s) an age "
-                f"outside {min_age} to {max_age} years, in {_rows_text(rows, n)}.", el.name, col, n, rows))
+            out.append(
+                ValidationFinding(
+                    "age_out_of_range",
+                    "warning",
+                    f"Column '{col}' (birth_date) gives {n} student(s) an age "
+                    f"outside {min_age} to {max_age} years, in {_rows_text(rows, n)}.",
+                    el.name,
+                    col,
+                    n,
+                    rows,
+                )
+            )
     return out
 
 
-_RANGES = {"gpa": (0.0, 5.0), "rate": (0.0, 1.0), "credits": (0.0, 400.0), "units": (0.0, 400.0),
-           "count": (0.0, 1000.0)}
+_RANGES = {
+    "gpa": (0.0, 5.0),
+    "rate": (0.0, 1.0),
+    "credits": (0.0, 400.0),
+    "units": (0.0, 400.0),
+    "count": (0.0, 1000.0),
+}
 
 
 def _number_findings(col: str, el: Element, present: Any, values: Any) -> list[ValidationFinding]:
     out = []
     n, rows = _first_rows(pc.and_(present, pc.is_null(values)))
     if n:
-        out.append(ValidationFinding(
-            "bad_number", "error", f"Column '{col}' ({el.name}) has {n} value(s) that are not numbers, in "
-            f"{_rows_text(rows, n)}.", el.name, col, n, rows))
+        out.append(
+            ValidationFinding(
+                "bad_number",
+                "error",
+                f"Column '{col}' ({el.name}) has {n} value(s) that are not numbers, in "
+                f"{_rows_text(rows, n)}.",
+                el.name,
+                col,
+                n,
+                rows,
+            )
+        )
     lo_hi = _RANGES.get(el.format)
     if lo_hi:
         nums = pc.cast(values, pa.float64())
@@ -1033,9 +1240,18 @@ def _number_findings(col: str, el: Element, present: Any, values: Any) -> list[V
             bad = pc.or_(bad, pc.not_equal(nums, pc.floor(nums)))
         n, rows = _first_rows(bad)
         if n:
-            out.append(ValidationFinding(
-                "out_of_range", "warning", f"Column '{col}' ({el.name}) has {n} value(s) outside "
-                f"{lo_hi[0]:g} to {lo_hi[1]:g}, in {_rows_text(rows, n)}.", el.name, col, n, rows))
+            out.append(
+                ValidationFinding(
+                    "out_of_range",
+                    "warning",
+                    f"Column '{col}' ({el.name}) has {n} value(s) outside "
+                    f"{lo_hi[0]:g} to {lo_hi[1]:g}, in {_rows_text(rows, n)}.",
+                    el.name,
+                    col,
+                    n,
+                    rows,
+                )
+            )
     return out
 
 
@@ -1053,7 +1269,8 @@ def _duplicate_findings(table: pa.Table, prof: MappingProfile) -> list[Validatio
         present = pc.is_valid(key_table.column("k0"))
         key_table = key_table.filter(present)
         firsts = key_table.group_by([f"k{i}" for i in range(len(keys))], use_threads=False).aggregate(
-            [("row", "min")])
+            [("row", "min")]
+        )
         is_first = pc.is_in(key_table.column("row"), value_set=firsts.column("row_min"))
         dup_rows = pc.filter(key_table.column("row"), pc.invert(is_first))
         n = len(dup_rows)
@@ -1061,9 +1278,17 @@ def _duplicate_findings(table: pa.Table, prof: MappingProfile) -> list[Validatio
             # filter keeps row order, so the first duplicates are the first rows listed
             rows = tuple(int(r) + 1 for r in dup_rows.slice(0, MAX_ROWS_LISTED).to_pylist())
             per = f" per {', '.join(e for e in _RECORD_LEVEL if e in el_to_col)}" if extra else ""
-            out.append(ValidationFinding(
-                "duplicate_id", "error", f"Column '{col}' ({id_el}) repeats {n} student ID(s){per}, in "
-                f"{_rows_text(rows, n)}.", id_el, col, n, rows))
+            out.append(
+                ValidationFinding(
+                    "duplicate_id",
+                    "error",
+                    f"Column '{col}' ({id_el}) repeats {n} student ID(s){per}, in {_rows_text(rows, n)}.",
+                    id_el,
+                    col,
+                    n,
+                    rows,
+                )
+            )
     return out
 
 
@@ -1104,6 +1329,9 @@ def policy_from_elements(
         qi = spec.pop("quasi_identifier", None)
         if qi is None:
             qi = el.quasi_identifier and treatment != "drop"
-        rules.append(ColumnRule(source=el.name, treatment=treatment, output=output,
-                                quasi_identifier=bool(qi), params=spec))
+        rules.append(
+            ColumnRule(
+                source=el.name, treatment=treatment, output=output, quasi_identifier=bool(qi), params=spec
+            )
+        )
     return Policy.from_rules(rules, k=k, drop_unlisted=True, name=name)

@@ -125,17 +125,18 @@ def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str],
 
 def _map_result(input_path: str, rows: int, dictionary: str, suggestions: list[Any], profile: Any, how: str,
                 elements: list[Any], findings: list[Any]) -> dict[str, Any]:
-    by_col = {s.column: s for s in suggestions}
     columns = []
-    for col, element in profile.columns.items():
-        s = by_col.get(col)
-        entry = s.to_dict() if s else {"column": col, "candidates": []}
+    for s in suggestions:  # every column of the export, in file order
+        col = s.column
+        entry = s.to_dict()
+        element = profile.columns.get(col)
         entry["element"] = element
         entry["recodes"] = profile.recodes.get(col, {})
         entry["date_format"] = profile.date_formats.get(col)
+        entry["derives"] = {el: dict(d["values"]) for el, d in profile.derived.items() if d["from"] == col}
         entry["source"] = "suggested" if how == "suggested" else "profile"
         columns.append(entry)
-    mapped = set(profile.mapped.values())
+    mapped = set(profile.mapped.values()) | set(profile.derived)
     return {
         "input": str(input_path),
         "rows": rows,
@@ -143,7 +144,7 @@ def _map_result(input_path: str, rows: int, dictionary: str, suggestions: list[A
         "mapping": how if how == "suggested" else f"{how}: {profile.name}",
         "profile": None if how == "suggested" else profile.name,
         "columns": columns,
-        "unmapped_columns": [c for c, e in profile.columns.items() if not e],
+        "unmapped_columns": [c["column"] for c in columns if not c["element"]],
         "unmapped_elements": [el.name for el in elements if el.name not in mapped],
         "validation": [f.to_dict() for f in findings],
     }
@@ -163,6 +164,8 @@ def _print_map(result: dict[str, Any]) -> None:
             pairs = ", ".join(f"{k!r} -> {v!r}" for k, v in list(c["recodes"].items())[:8])
             more = " …" if len(c["recodes"]) > 8 else ""
             print(f"  {'':<{width}}      recode {pairs}{more}")
+        for derived in c.get("derives") or {}:
+            print(f"  {'':<{width}}      also fills {derived} from this column's values")
     if result["unmapped_elements"]:
         print(f"\nElements with no column: {', '.join(result['unmapped_elements'])}")
     if result["validation"]:

@@ -1,0 +1,262 @@
+"""Mapping profiles in the vault, the codebook, and the map/profile/codebook commands against a real
+agreement in a real vault."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from agreements import Vault
+from agreements._agreement_store import create_agreement
+from agreements._codebook import agreement_codebook, build_codebook, codebook_html, codebook_markdown
+from agreements._identity import create_identity
+from agreements._partners import import_card
+from agreements._profiles import (
+    delete_profile,
+    export_profile,
+    get_profile,
+    import_profile,
+    list_profiles,
+    profile_for_headers,
+    save_profile,
+)
+from deid._elements import element_library
+from deid._mapping import MappingProfile
+from deid.errors import InputError, PolicyError
+from deid.synth import generate, write_synth
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "docs" / "examples" / "agreement.json"
+PASS = "correct horse battery staple"
+TODAY = date.today()
+
+
+@pytest.fixture
+def vault(tmp_path):
+    v = Vault.create(tmp_path / "district.vault", PASS)
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def with_agreement(tmp_path, monkeypatch):
+    """A district vault holding the documented example agreement (a draft with a college partner)."""
+    district = Vault.create(tmp_path / "district.vault", PASS)
+    college = Vault.create(tmp_path / "college.vault", PASS)
+    d_card = create_identity(district, "Lakeview Unified School District", "district", "d@example.org")
+    c_card = create_identity(college, "Riverbend Community College", "college", "c@example.org")
+    import_card(district, c_card, verified=True)
+    body = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    body.pop("id")
+    reps = [p["authorized_representative"] for p in body["parties"]]
+    body["parties"] = [
+        {"fingerprint": d_card.fingerprint(), "roles": ["provider"], "authorized_representative": reps[0]},
+        {"fingerprint": c_card.fingerprint(), "roles": ["recipient"], "authorized_representative": reps[1]},
+    ]
+    body["effective"] = (TODAY - timedelta(days=30)).isoformat()
+    body["expires"] = (TODAY + timedelta(days=365)).isoformat()
+    body["destruction"]["deadline"] = (TODAY + timedelta(days=455)).isoformat()
+    agreement = create_agreement(district, body)
+    college.close()
+    district.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    return tmp_path / "district.vault", agreement
+
+
+def _profile(name: str = "Aeries export") -> MappingProfile:
+    return MappingProfile(name, {"Stu ID": "local_student_id", "Gender": "sex", "Notes": None},
+                          source_system="Aeries", recodes={"Gender": {"Male": "M", "Female": "F"}})
+
+
+# ------------------------------------------------------------------------------------ the vault
+
+
+def test_profiles_are_saved_listed_found_and_deleted(vault):
+    assert vault.schema_version >= 30
+    save_profile(vault, _profile())
+    save_profile(vault, MappingProfile("Colleague MIS", {"STU_ID": "college_student_id", "SEX": "sex"}))
+    assert [p.name for p in list_profiles(vault)] == ["Aeries export", "Colleague MIS"]
+    got = get_profile(vault, "aeries EXPORT")  # names are case-insensitive
+    assert got == _profile()
+    assert profile_for_headers(vault, ["gender", "notes", "STU ID"]).name == "Aeries export"
+    assert profile_for_headers(vault, ["SEX", "STU_ID"]).name == "Colleague MIS"
+    assert profile_for_headers(vault, ["Other"]) is None
+    with pytest.raises(PolicyError, match="already exists"):
+        save_profile(vault, _profile())
+    changed = _profile()
+    changed.columns["Notes"] = "notes"
+    save_profile(vault, changed, replace=True)
+    assert get_profile(vault, "Aeries export").columns["Notes"] == "notes"
+    delete_profile(vault, "Aeries export")
+    with pytest.raises(PolicyError, match=r"no mapping profile called 'Aeries export'\. Saved profiles: C"):
+        get_profile(vault, "Aeries export")
+    actions = [e.action for e in vault.audit.entries()]
+    assert actions.count("profile.save") == 3 and "profile.delete" in actions
+    assert vault.audit.verify().ok
+
+
+def test_profiles_survive_reopening(tmp_path):
+    path = tmp_path / "v.vault"
+    with Vault.create(path, PASS) as v:
+        save_profile(v, _profile())
+    with Vault.open(path, PASS) as v:
+        assert get_profile(v, "Aeries export") == _profile()
+
+
+def test_export_and_import_share_a_profile_between_vaults(vault, tmp_path):
+    save_profile(vault, _profile())
+    out = tmp_path / "aeries.json"
+    export_profile(vault, "Aeries export", out)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["pathshare_mapping_profile"] == 1 and doc["columns"]["Gender"] == "sex"
+    with Vault.create(tmp_path / "other.vault", PASS) as other:
+        imported = import_profile(other, out)
+        assert imported == _profile()
+        import_profile(other, out, name="Aeries (copy)")
+        assert [p.name for p in list_profiles(other)] == ["Aeries (copy)", "Aeries export"]
+        with pytest.raises(PolicyError, match="already exists"):
+            import_profile(other, out)
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        (b"{not json", InputError, "not valid JSON"),
+        (b'{"name": "x"}', PolicyError, "not a PathShare mapping profile"),
+        (b'{"pathshare_mapping_profile": 1, "name": "x", "columns": {"a": 3}}', PolicyError, "columns"),
+        (b"\xff\xfe\x00garbage", InputError, "cannot be read"),
+    ],
+)
+def test_import_refuses_bad_files_with_one_sentence(vault, tmp_path, content, error, message):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    with pytest.raises(error, match=message):
+        import_profile(vault, bad)
+    assert list_profiles(vault) == []
+
+
+# ------------------------------------------------------------------------------------ codebook
+
+
+def test_codebook_rows_follow_the_agreement(with_agreement):
+    path, agreement = with_agreement
+    with Vault.open(path, PASS) as v:
+        from agreements import get_agreement
+
+        book = agreement_codebook(get_agreement(v, agreement.id))
+    rows = {r["element"]: r for r in book.rows}
+    assert list(rows) == [e["name"] for e in agreement.body["elements"]]
+    assert rows["birth_date"]["column"] == "birth_year"
+    assert rows["birth_date"]["treatment"] == "generalized to the year"
+    assert rows["birth_date"]["quasi_identifier"] == "yes"
+    assert rows["first_name"]["column"] == "" and rows["first_name"]["treatment"] == "not released"
+    assert rows["sex"]["codes"].startswith("F = ")
+    assert "M = " in rows["sex"]["codes"]
+    assert rows["sex"]["ceds"] == "Sex"
+    assert any(agreement.id in line for line in book.about)
+
+
+def test_codebook_formats():
+    els = [element_library()[n] for n in ("sex", "birth_date", "notes")]
+    book = build_codebook(els, title="T <&>")
+    html = codebook_html(book)
+    assert "<script" not in html and "T &lt;&amp;&gt;" in html and "http" not in html
+    md = codebook_markdown(book)
+    assert md.count("\n|") == 2 + len(els)
+
+
+def test_cli_codebook_csv_and_pdf(run_cli, with_agreement, tmp_path):
+    path, agreement = with_agreement
+    code, out, err = run_cli("--vault", path, "codebook", agreement.id, "--out", tmp_path / "cb.csv")
+    assert code == 0, err
+    assert "cb.csv" in out and f"{len(agreement.body['elements'])} elements" in out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "cb.csv").read_text(encoding="utf-8"))))
+    assert [r["element"] for r in rows] == [e["name"] for e in agreement.body["elements"]]
+    code, _, err = run_cli("--vault", path, "codebook", agreement.id, "--out", tmp_path / "cb.pdf")
+    assert code == 0, err
+    pdf = (tmp_path / "cb.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 2000
+    code, _, err = run_cli("--vault", path, "codebook", agreement.id, "--out", tmp_path / "cb.docx")
+    assert code == 1 and "cb.docx" in err and not (tmp_path / "cb.docx").exists()
+    code, _, err = run_cli("--vault", path, "codebook", agreement.id, "--out", tmp_path / "no" / "cb.csv")
+    assert code == 1 and "does not exist" in err
+    with Vault.open(path, PASS) as v:
+        assert [e.action for e in v.audit.entries()].count("agreement.codebook") == 2
+
+
+# ------------------------------------------------------------------------ map with an agreement
+
+
+def test_cli_map_against_an_agreement_saves_and_reuses_a_profile(run_cli, with_agreement, tmp_path):
+    path, agreement = with_agreement
+    k12 = tmp_path / "district.csv"
+    write_synth(generate("k12", 80, seed=5), k12)
+    code, out, err = run_cli("--vault", path, "map", k12, "--agreement", agreement.id, "--json",
+                             "--save-profile", "Aeries export", "--source-system", "Aeries")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dictionary"].startswith(f"agreement {agreement.id}")
+    mapped = {c["column"]: c["element"] for c in doc["columns"]}
+    names = {e["name"] for e in agreement.body["elements"]}
+    assert set(filter(None, mapped.values())) <= names  # only the agreement's elements
+    assert mapped["Gender"] == "sex" and mapped["Birth Date"] == "birth_date" and mapped["FRPM"] == \
+        "economically_disadvantaged"
+    assert mapped["Guardian Email"] is None  # not in the dictionary: dropped
+    kinds = {(f["kind"], f["column"]) for f in doc["validation"]}
+    assert ("outside_code_set", "School Code") in kinds  # the agreement lists 14-digit CDS codes only
+
+    # The same export again: the saved profile is found by its headers and used.
+    code, out, err = run_cli("--vault", path, "map", k12, "--agreement", agreement.id, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["profile"] == "Aeries export" and doc["mapping"].startswith("profile (headers match)")
+    assert all(c["source"] == "profile" for c in doc["columns"])
+
+    with Vault.open(path, PASS) as v:
+        saved = get_profile(v, "Aeries export")
+    assert saved.source_system == "Aeries" and saved.columns["Gender"] == "sex"
+
+
+def test_cli_profile_commands(run_cli, with_agreement, tmp_path):
+    path, _ = with_agreement
+    with Vault.open(path, PASS) as v:
+        save_profile(v, _profile())
+    code, out, _ = run_cli("--vault", path, "profile", "list", "--json")
+    assert code == 0 and json.loads(out)[0]["name"] == "Aeries export"
+    assert json.loads(out)[0]["source_system"] == "Aeries"
+    code, out, err = run_cli("--vault", path, "profile", "export", "Aeries export", tmp_path / "p.json")
+    assert code == 0, err
+    code, out, err = run_cli("--vault", path, "profile", "import", tmp_path / "p.json", "--name", "Copy")
+    assert code == 0 and "Copy" in out
+    code, out, _ = run_cli("--vault", path, "profile", "list")
+    assert "Aeries export (Aeries)" in out and "Copy" in out
+    code, _, err = run_cli("--vault", path, "profile", "delete", "Nope")
+    assert code == 1 and "no mapping profile called 'Nope'" in err
+
+
+def test_cli_map_with_a_named_profile(run_cli, with_agreement, tmp_path):
+    path, agreement = with_agreement
+    with Vault.open(path, PASS) as v:
+        save_profile(v, MappingProfile("MIS", {"STU_ID": "state_student_id"}))
+        save_profile(v, MappingProfile("Mine", {"Gender": "sex", "SSID": "state_student_id"}))
+    k12 = tmp_path / "district.csv"
+    write_synth(generate("k12", 30, seed=5), k12)
+    code, out, err = run_cli("--vault", path, "map", k12, "--agreement", agreement.id, "--profile", "Mine")
+    assert code == 0, err
+    assert "Mapping: profile: Mine" in out and "(not mapped: dropped)" in out
+    code, out, err = run_cli("--vault", path, "map", k12, "--agreement", agreement.id, "--profile", "MIS")
+    assert code == 1 and out == ""
+    assert "'STU_ID'" in err and "MIS" in err
+
+
+def test_cli_map_unknown_agreement(run_cli, with_agreement, tmp_path):
+    path, _ = with_agreement
+    k12 = tmp_path / "district.csv"
+    write_synth(generate("k12", 30, seed=5), k12)
+    code, _, err = run_cli("--vault", path, "map", k12, "--agreement", "no-such-agreement")
+    assert code == 1 and err.startswith("pathshare: ")
