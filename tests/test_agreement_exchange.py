@@ -239,3 +239,56 @@ def test_cli_amend_terminate_and_compliance_queries(tmp_path, run_cli, two_orgs)
     assert [(r["id"], r["status"]) for r in json.loads(out)] == [(agreement_id, "terminated")]
     code, out, _ = run_cli("--vault", district, "agreement", "list")
     assert "terminated" in out and agreement_id[:8] in out
+
+
+def test_cli_general_offer_joined_by_a_further_district(tmp_path, run_cli, two_orgs):
+    vaults, cards = two_orgs
+    district, college = vaults["district"], vaults["college"]
+    hill = tmp_path / "hill.vault"
+    assert run_cli("--vault", hill, "init", "--org", "Hillcrest Unified", "--kind", "district")[0] == 0
+    run_cli("--vault", hill, "card", "export", tmp_path / "hill-card.json")
+    hill_fp = json.loads(run_cli("--vault", hill, "card", "show", "--json")[1])["fingerprint"]
+    for vault in (district, college):
+        run_cli("--vault", vault, "partner", "import", tmp_path / "hill-card.json")
+        assert run_cli("--vault", vault, "partner", "verify", hill_fp)[0] == 0
+    for side in ("district", "college"):
+        run_cli("--vault", hill, "partner", "import", cards[side], "--verified")
+
+    offer = json.loads(draft_from_example(tmp_path, cards).read_text())
+    offer["general_offer"], offer["join_as"] = True, ["provider"]
+    (tmp_path / "offer.json").write_text(json.dumps(offer))
+    agreement_id = run_cli("--vault", college, "agreement", "new", tmp_path / "offer.json")[1].splitlines()[0]
+    run_cli("--vault", college, "agreement", "sign", agreement_id)
+    run_cli("--vault", college, "agreement", "export", agreement_id, tmp_path / "p.json")
+    run_cli("--vault", district, "agreement", "import", tmp_path / "p.json")
+    run_cli("--vault", district, "agreement", "sign", agreement_id)
+    run_cli("--vault", district, "agreement", "export", agreement_id, tmp_path / "executed.json")
+
+    code, out, err = run_cli("--vault", hill, "agreement", "import", tmp_path / "executed.json")
+    assert code == 0 and "general offer" in out, err
+    code, _, err = run_cli("--vault", hill, "agreement", "sign", agreement_id)
+    assert code == 1 and "not a party" in err
+    code, out, err = run_cli(
+        "--vault",
+        hill,
+        "agreement",
+        "join",
+        agreement_id,
+        "--name",
+        "Pat Lee",
+        "--title",
+        "Superintendent",
+        "--email",
+        "plee@hillcrest.example",
+    )
+    assert code == 0, err
+    run_cli("--vault", hill, "agreement", "export", agreement_id, tmp_path / "joined.json")
+    code, out, err = run_cli("--vault", college, "agreement", "import", tmp_path / "joined.json")
+    assert code == 0, err
+    code, out, _ = run_cli("--vault", college, "agreement", "show", agreement_id)
+    assert "Hillcrest Unified (provider) — Pat Lee, Superintendent: joined" in out
+    shown = json.loads(run_cli("--vault", college, "agreement", "show", agreement_id, "--json")[1])
+    assert (
+        shown["status"] == "executed" and shown["agreement"]["joinders"][0]["party"]["fingerprint"] == hill_fp
+    )
+    assert run_cli("--vault", college, "audit", "verify")[0] == 0
