@@ -1,0 +1,577 @@
+"""Free-text PII scanning and redaction, vectorized over whole columns.
+
+How it works (and why it is fast): a note-by-note loop in Python — which is what presidio's
+``AnalyzerEngine.analyze`` amounts to — costs milliseconds per note. Here a whole column goes through
+pyarrow's RE2-based compute functions at once:
+
+1. one combined RE2 alternation finds every *candidate* (e-mail, URL, date of birth, SSN, credit card,
+   phone, IP address, ID-like token, titled name, capitalized word) and wraps it in a tag character;
+2. splitting on the tag gives, per cell, alternating plain and candidate pieces (a list array);
+3. candidates are validated in bulk: names and IDs by hash look-up against the roster (the file's own
+   students and guardians) and a bundled list of common names; the rest by anchored RE2 patterns that
+   encode presidio's validation rules (SSN area/group/serial ranges, NANP phone shape, IP octets,
+   e-mail top-level domains from tldextract's bundled suffix list, Luhn for card numbers);
+4. accepted pieces are swapped for typed placeholders and each cell joined back together.
+
+Presidio itself (:func:`presidio_analyzer`, built fully offline) is the reference these patterns were
+checked against; it is used by the benchmark and the tests, not on the hot path.
+
+Findings and redaction come from the same pass, so ``find`` reports exactly what ``redact`` replaces.
+A :class:`Finding` holds a row number, a kind and character offsets — never the matched text.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deid._wordlists import COMMON_FIRST_NAMES, COMMON_SURNAMES, NAME_LIKE_WORDS
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+
+__all__ = ["KINDS", "Finding", "TextScanner", "presidio_analyzer"]
+
+PERSON = "PERSON"
+EMAIL_ADDRESS = "EMAIL_ADDRESS"
+PHONE_NUMBER = "PHONE_NUMBER"
+US_SSN = "US_SSN"
+US_ITIN = "US_ITIN"
+CREDIT_CARD = "CREDIT_CARD"
+IP_ADDRESS = "IP_ADDRESS"
+URL = "URL"
+STUDENT_ID = "STUDENT_ID"
+ID_NUMBER = "ID_NUMBER"
+DATE_OF_BIRTH = "DATE_OF_BIRTH"
+
+#: Every kind the scanner reports; the placeholder for kind K is ``<K>``.
+KINDS: tuple[str, ...] = (
+    PERSON, EMAIL_ADDRESS, PHONE_NUMBER, US_SSN, US_ITIN, CREDIT_CARD, IP_ADDRESS, URL,
+    STUDENT_ID, ID_NUMBER, DATE_OF_BIRTH,
+)  # fmt: skip
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+_PLACEHOLDERS = pa.array([f"<{k}>" for k in KINDS], pa.string())
+
+# Rows per batch: bounds the memory of the intermediate tagged text and piece arrays.
+_BATCH_ROWS = 262_144
+
+# --- candidate patterns (RE2 syntax; no look-around, no back-references) -------------------------
+_NAME_WORD = r"\p{Lu}[\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*"
+_DATE = (
+    r"(?:\d{1,2}[/\-.]\d{1,2}[/\-.]\d{2,4}|\d{4}-\d{2}-\d{2}|"
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4})"
+)
+_CANDIDATES: list[tuple[str, str]] = [
+    # (name, pattern) in priority order: at one position the first alternative that matches wins.
+    ("email", r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+              r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"),
+    ("url", r"(?:[Hh][Tt][Tt][Pp][Ss]?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]]"),
+    ("dob", r"(?:DOB|D\.O\.B\.?|[Bb]irth ?[Dd]ate|[Dd]ate of [Bb]irth|[Bb]orn(?: on)?)[:\s]{0,3}" + _DATE),
+    ("ssn", r"\b(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})\b"),
+    ("card", r"\b(?:\d{4}[ \-]\d{4}[ \-]\d{4}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{5})\b"),
+    ("phone", r"(?:\+1[ .\-]?|\b1[ .\-])?(?:\(\d{3}\)[ .\-]?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"),
+    ("intl_phone", r"\+[2-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,5}"),
+    ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+    ("id", r"\b[A-Za-z]{0,4}\d[\dA-Za-z]{3,24}\b"),
+    ("title", r"(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.? " + _NAME_WORD),
+    ("name", _NAME_WORD),
+]  # fmt: skip
+_COMBINED = "|".join(f"(?:{p})" for _, p in _CANDIDATES)
+
+# Validation of the non-name candidates, tried in this order on each candidate's full text.
+_SSN_VALID = (
+    r"(?:00[1-9]|0[1-9]\d|[1-57-8]\d\d|6[0-57-9]\d|66[0-57-9])[\-. ]?(?:0[1-9]|[1-9]\d)[\-. ]?"
+    r"(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
+)
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_VALIDATORS: list[tuple[str, str]] = [
+    (EMAIL_ADDRESS, "^(?:" + _CANDIDATES[0][1] + ")$"),
+    (URL, "^(?:" + _CANDIDATES[1][1] + ")$"),
+    (DATE_OF_BIRTH, "^(?:" + _CANDIDATES[2][1] + ")$"),
+    (US_SSN, r"^(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})$"),
+    (CREDIT_CARD, "^(?:" + _CANDIDATES[4][1] + ")$"),
+    (PHONE_NUMBER, "^(?:" + _CANDIDATES[5][1] + ")$"),
+    (PHONE_NUMBER, "^(?:" + _CANDIDATES[6][1] + ")$"),
+    (IP_ADDRESS, rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"),
+    (PERSON, "^(?:" + _CANDIDATES[9][1] + ")$"),
+    # bare digit runs, by shape: a valid SSN, a NANP phone number, a card (Luhn checked later), an ID
+    (US_SSN, f"^{_SSN_VALID}$"),
+    (PHONE_NUMBER, r"^1?[2-9]\d\d[2-9]\d{6}$"),
+    (CREDIT_CARD, r"^\d{13,19}$"),
+    (ID_NUMBER, r"^\d{8,}$"),
+]
+# The formatted SSN candidate shapes above still need the SSA's ranges (presidio's rules: no 000 or 666
+# area, no 00 group, no 0000 serial; 9xx areas are ITINs).
+_ITIN = r"^9\d\d[\-. ]?\d\d[\-. ]?\d{4}$"
+
+# Cells are split on a tag character that does not occur in them; these are tried in turn.
+_TAG_CHOICES = ["\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\ue000", "\ue001", "\ue002"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of PII in a text cell. Never holds the matched text, only where it is."""
+
+    row: int  # 0-based row index within the column scanned
+    kind: str  # one of KINDS
+    start: int  # character (code point) offsets within the cell
+    end: int
+
+
+def _as_string_array(values: Any) -> pa.Array:
+    """Distinct, non-null values of any array-like, as a pyarrow string array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
+    if not isinstance(values, pa.Array):
+        values = pa.array([v if v is None else str(v) for v in values], pa.string())
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = pc.cast(values, pa.string())
+    return pc.unique(pc.drop_null(values))
+
+
+def _strip_accents(values: pa.Array) -> pa.Array:
+    return pc.replace_substring_regex(pc.utf8_normalize(values, "NFD"), r"\p{Mn}+", "")
+
+
+def _name_tokens(names: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Split full names into the tokens a note may use alone; return (strong, weak) token sets.
+
+    Each token is kept as written, title-cased (exports are often ALL CAPS) and without accents;
+    hyphenated names also contribute their parts ("García-López" → "García", "López"). Upper-case
+    forms, tokens of two letters or fewer and ordinary English words ("Will", "May") are *weak*:
+    accepted in a note only next to another name.
+    """
+    if len(names) == 0:
+        empty = pa.array([], pa.string())
+        return empty, empty
+    tokens = pc.utf8_split_whitespace(pc.replace_substring_regex(names, r"[,;/()\"]+", " ")).flatten()
+    tokens = pc.utf8_trim(tokens, ".:'’-")
+    parts = pc.split_pattern(tokens, "-").flatten()
+    tokens = pc.unique(pa.concat_arrays([tokens.cast(pa.string()), parts.cast(pa.string())]))
+    tokens = tokens.filter(pc.and_(pc.greater_equal(pc.utf8_length(tokens), 2),
+                                   pc.invert(pc.match_substring_regex(tokens, r"[\d@]"))))  # fmt: skip
+    titled = pc.utf8_title(tokens)
+    written = tokens.filter(pc.invert(pc.utf8_is_upper(tokens)))
+    forms = pc.unique(pa.concat_arrays([written, titled, _strip_accents(written), _strip_accents(titled)]))
+    upper = pc.unique(pa.concat_arrays([pc.utf8_upper(forms), pc.utf8_upper(_strip_accents(forms))]))
+    name_like = pa.array(sorted(NAME_LIKE_WORDS), pa.string())
+    weak_mask = pc.or_(pc.is_in(forms, value_set=name_like), pc.less_equal(pc.utf8_length(forms), 2))
+    strong = forms.filter(pc.invert(weak_mask))
+    # "GARCIA" in capitals is still a name; short capitals ("LEE", "ANA") may be acronyms, so weak.
+    loud = pc.utf8_upper(strong)
+    loud = loud.filter(pc.greater_equal(pc.utf8_length(loud), 4))
+    strong = pc.unique(
+        pa.concat_arrays(
+            [
+                strong,
+                loud,
+                pc.utf8_upper(_strip_accents(strong)).filter(pc.greater_equal(pc.utf8_length(strong), 4)),
+            ]
+        )
+    )
+    weak = pc.unique(pa.concat_arrays([forms.filter(weak_mask), upper]))
+    weak = weak.filter(pc.invert(pc.is_in(weak, value_set=strong)))
+    return strong, weak
+
+
+@functools.lru_cache(maxsize=1)
+def _email_tlds() -> pa.Array:
+    """Top-level domains from tldextract's bundled public-suffix snapshot (read locally, never fetched)."""
+    from importlib.resources import files
+
+    text = files("tldextract").joinpath(".tld_set_snapshot").read_text(encoding="utf-8")
+    tlds: set[str] = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("//"):
+            tlds.add(line.rsplit(".", 1)[-1].lstrip("*!.").lower())
+    return pa.array(sorted(t for t in tlds if t), pa.string())
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+class TextScanner:
+    """Finds and redacts PII in free-text columns: pattern kinds plus the file's own roster.
+
+    Build it from the table being de-identified (:meth:`from_table`) so the students' and guardians'
+    names and IDs are searched in every note — "Maria" alone is caught when "Maria Lopez" is on the
+    roster — then call :meth:`redact` on each free-text column and :meth:`find` on the output
+    (the residual scan). ``common_names`` adds a bundled list of frequent names not on the roster.
+    """
+
+    def __init__(
+        self,
+        roster_names: Iterable[str] = (),
+        roster_ids: Iterable[str] = (),
+        *,
+        common_names: bool = True,
+        min_id_length: int = 5,
+    ) -> None:
+        names = _as_string_array(roster_names)
+        if common_names:
+            names = pc.unique(
+                pa.concat_arrays(
+                    [names.cast(pa.string()), pa.array(sorted(COMMON_FIRST_NAMES | COMMON_SURNAMES))]
+                )
+            )
+        self._strong, self._weak = _name_tokens(names)
+        ids = pc.utf8_trim_whitespace(_as_string_array(roster_ids))
+        # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
+        self._ids = pc.unique(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
+        self._tlds = _email_tlds()
+
+    @classmethod
+    def from_table(
+        cls, table: pa.Table, name_columns: Sequence[str], id_columns: Sequence[str], **options: Any
+    ) -> TextScanner:
+        """A scanner whose roster is the distinct values of ``table``'s name and ID columns."""
+        from deid.errors import PolicyError
+
+        for col in (*name_columns, *id_columns):
+            if col not in table.column_names:
+                raise PolicyError(f'The roster column "{col}" is not in the table.')
+        names = [_as_string_array(table.column(c)) for c in name_columns]
+        ids = [_as_string_array(table.column(c)) for c in id_columns]
+        all_names = pa.concat_arrays([a.cast(pa.string()) for a in names]) if names else ()
+        all_ids = pa.concat_arrays([a.cast(pa.string()) for a in ids]) if ids else ()
+        return cls(all_names, all_ids, **options)
+
+    @property
+    def roster_size(self) -> tuple[int, int]:
+        """(name tokens, IDs) the scanner searches for — counts only, for reports."""
+        return len(self._strong) + len(self._weak), len(self._ids)
+
+    # --- public operations ----------------------------------------------------------------------
+
+    def redact(self, column: pa.Array | pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+        """Replace each finding with ``<KIND>``; return the new column and how many cells changed.
+
+        Nulls stay null; cells without findings come back byte for byte.
+        """
+        out: list[pa.Array] = []
+        changed = 0
+        for batch in _batches(column):
+            redacted, n, _ = self._scan(batch, want_redacted=True, want_findings=False)
+            out.append(redacted)
+            changed += n
+        return pa.chunked_array(out, type=_text_type(column)), changed
+
+    def find(self, column: pa.Array | pa.ChunkedArray, limit: int | None = None) -> list[Finding]:
+        """Every finding in the column (row, kind, character offsets), in row order; at most ``limit``."""
+        findings: list[Finding] = []
+        base = 0
+        for batch in _batches(column):
+            _, _, found = self._scan(batch, want_redacted=False, want_findings=True)
+            rows, kinds, starts, ends = found
+            for r, k, s, e in zip(rows.tolist(), kinds.tolist(), starts.tolist(), ends.tolist(), strict=True):
+                findings.append(Finding(base + r, KINDS[k], s, e))
+                if limit is not None and len(findings) >= limit:
+                    return findings
+            base += len(batch)
+        return findings
+
+    def count(self, column: pa.Array | pa.ChunkedArray) -> int:
+        """How many cells hold at least one finding (cheaper than :meth:`find` on large columns)."""
+        return sum(self._scan(b, want_redacted=False, want_findings=False)[1] for b in _batches(column))
+
+    # --- the vectorized pass --------------------------------------------------------------------
+
+    def _scan(
+        self, cells: pa.Array, *, want_redacted: bool, want_findings: bool
+    ) -> tuple[pa.Array | None, int, tuple[np.ndarray, ...]]:
+        n_rows = len(cells)
+        tag = _pick_tag(cells)
+        tagged = pc.replace_substring_regex(cells, _COMBINED, tag + r"\0" + tag)
+        parts = pc.split_pattern(tagged, tag)
+        offsets = parts.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        flat = parts.values
+        n_pieces = len(flat)
+        counts = np.diff(offsets)
+        row_of = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+        local = np.arange(n_pieces, dtype=np.int64) - offsets[:-1][row_of]
+        match_idx = np.flatnonzero(local % 2 == 1)
+
+        kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
+        suffix = np.zeros(n_pieces, dtype=np.int8)  # possessive "'s" kept after a <PERSON>
+        if len(match_idx):
+            self._classify(flat, match_idx, kinds, suffix, row_of)
+
+        accepted = np.flatnonzero(kinds >= 0)
+        # "Maria Lopez" becomes one <PERSON>: a person piece directly after another, one space
+        # between, is merged into the first (its placeholder and the space are dropped).
+        merged = np.zeros(0, dtype=np.int64)
+        if len(accepted):
+            person = np.flatnonzero(kinds == _KIND_CODE[PERSON])
+            if len(person) > 1:
+                nxt = person + 2
+                ok = np.isin(nxt, person) & (row_of[np.minimum(nxt, n_pieces - 1)] == row_of[person])
+                ok &= suffix[person] == 0
+                cand = person[ok]
+                if len(cand):
+                    gaps = pc.take(flat, pa.array(cand + 1))
+                    single_space = np.asarray(pc.equal(gaps, " ").to_numpy(zero_copy_only=False), bool)
+                    merged = cand[single_space] + 2
+        changed_rows = np.unique(row_of[accepted]) if len(accepted) else np.zeros(0, np.int64)
+
+        redacted = None
+        if want_redacted:
+            redacted = self._rebuild(cells, parts, flat, kinds, suffix, accepted, merged)
+        found: tuple[np.ndarray, ...] = (np.zeros(0, np.int64),) * 4
+        if want_findings and len(accepted):
+            found = self._spans(flat, offsets, row_of, kinds, suffix, accepted, merged)
+        return redacted, len(changed_rows), found
+
+    def _classify(
+        self, flat: pa.Array, match_idx: np.ndarray, kinds: np.ndarray, suffix: np.ndarray, row_of: np.ndarray
+    ) -> None:
+        """Decide, for every candidate piece, whether it is PII and of which kind (in place)."""
+        cand = pc.take(flat, pa.array(match_idx))
+        # 1. roster and common names: hash look-ups
+        strong = _np_bool(pc.is_in(cand, value_set=self._strong))
+        weak = _np_bool(pc.is_in(cand, value_set=self._weak)) & ~strong
+        # Plain words (letters only) that are not names are done with; only the rest need more work.
+        unknown = ~strong & ~weak
+        wordlike = _np_bool(pc.utf8_is_alpha(cand))
+        odd = np.flatnonzero(unknown & ~wordlike)
+        odd_vals = pc.take(cand, pa.array(odd))
+        # possessive forms ("Maria's"): look the stem up
+        poss = _np_bool(pc.ends_with(odd_vals, "'s")) | _np_bool(pc.ends_with(odd_vals, "’s"))
+        if poss.any():
+            sub = odd[poss]
+            stems = pc.utf8_slice_codeunits(pc.take(odd_vals, pa.array(np.flatnonzero(poss))), 0, -2)
+            s_ok = _np_bool(pc.is_in(stems, value_set=self._strong))
+            w_ok = _np_bool(pc.is_in(stems, value_set=self._weak)) & ~s_ok
+            strong[sub[s_ok]] = True
+            weak[sub[w_ok]] = True
+            suffix[match_idx[sub[s_ok | w_ok]]] = 1
+        # hyphenated compounds whose parts are (strong) names: "Lopez-Nguyen"
+        hyph = _np_bool(pc.match_substring(odd_vals, "-")) & ~strong[odd] & ~weak[odd]
+        if hyph.any():
+            sub = odd[hyph]
+            pieces = pc.split_pattern(pc.take(odd_vals, pa.array(np.flatnonzero(hyph))), "-")
+            hit = _np_bool(pc.is_in(pieces.values, value_set=self._strong))
+            per = np.add.reduceat(hit, pieces.offsets.to_numpy()[:-1]) if len(hit) else np.zeros(len(sub))
+            strong[sub[per > 0]] = True
+        person_code = _KIND_CODE[PERSON]
+        kinds[match_idx[strong]] = person_code
+
+        # 2. structured kinds on the candidates that are not plain words
+        rest = ~strong[odd] & ~weak[odd]
+        if rest.any():
+            sub = odd[rest]
+            sub_vals = pc.take(odd_vals, pa.array(np.flatnonzero(rest)))
+            is_id = _np_bool(pc.is_in(sub_vals, value_set=self._ids))
+            kinds[match_idx[sub[is_id]]] = _KIND_CODE[STUDENT_ID]
+            sub, sub_vals = sub[~is_id], sub_vals.filter(pa.array(~is_id))
+            todo = np.ones(len(sub), dtype=bool)
+            for kind, pattern in _VALIDATORS:
+                todo_idx = np.flatnonzero(todo)
+                if not len(todo_idx):
+                    break
+                # each validator only sees what no earlier one claimed
+                hit_idx = todo_idx[
+                    _np_bool(pc.match_substring_regex(pc.take(sub_vals, pa.array(todo_idx)), pattern))
+                ]
+                if not len(hit_idx):
+                    continue
+                todo[hit_idx] = False
+                keep = self._validate(kind, pc.take(sub_vals, pa.array(hit_idx)))
+                kinds[match_idx[sub[hit_idx[keep]]]] = _KIND_CODE[kind] if kind != US_SSN else -1
+                if kind == US_SSN:
+                    vals = pc.take(sub_vals, pa.array(hit_idx[keep]))
+                    itin = _np_bool(pc.match_substring_regex(vals, _ITIN))
+                    valid = _np_bool(pc.match_substring_regex(vals, f"^{_SSN_VALID}$"))
+                    targets = match_idx[sub[hit_idx[keep]]]
+                    kinds[targets[itin]] = _KIND_CODE[US_ITIN]
+                    kinds[targets[valid & ~itin]] = _KIND_CODE[US_SSN]
+
+        # 3. weak names count only beside another name: "Will Smith", "Grace May Chen"
+        if weak.any():
+            wpos = match_idx[weak]
+            is_name = kinds == person_code
+            is_name[wpos] = True  # two weak names side by side ("Will May") support each other
+            n = len(kinds)
+            prev_ok = (wpos - 2 >= 0) & is_name[np.maximum(wpos - 2, 0)]
+            prev_ok &= row_of[np.maximum(wpos - 2, 0)] == row_of[wpos]
+            next_ok = (wpos + 2 < n) & is_name[np.minimum(wpos + 2, n - 1)]
+            next_ok &= row_of[np.minimum(wpos + 2, n - 1)] == row_of[wpos]
+            cand_pos = wpos[prev_ok | next_ok]
+            if len(cand_pos):
+                # the neighbour must be separated by exactly one space
+                before = pc.take(flat, pa.array(np.maximum(cand_pos - 1, 0)))
+                after = pc.take(flat, pa.array(np.minimum(cand_pos + 1, n - 1)))
+                sp_before = _np_bool(pc.equal(before, " ")) & is_name[np.maximum(cand_pos - 2, 0)]
+                sp_before &= row_of[np.maximum(cand_pos - 2, 0)] == row_of[cand_pos]
+                sp_after = _np_bool(pc.equal(after, " ")) & is_name[np.minimum(cand_pos + 2, n - 1)]
+                sp_after &= row_of[np.minimum(cand_pos + 2, n - 1)] == row_of[cand_pos]
+                kinds[cand_pos[sp_before | sp_after]] = person_code
+
+    def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
+        """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""
+        if kind == EMAIL_ADDRESS:
+            tld = pc.utf8_lower(pc.extract_regex(values, r"\.(?P<tld>[A-Za-z]+)$").field("tld"))
+            return _np_bool(pc.is_in(tld, value_set=self._tlds))
+        if kind == CREDIT_CARD:
+            digits = pc.replace_substring_regex(values, r"\D", "").to_pylist()
+            return np.array([_luhn_ok(d) for d in digits], dtype=bool)
+        if kind == PHONE_NUMBER:
+            digits = pc.utf8_length(pc.replace_substring_regex(values, r"\D", ""))
+            n = digits.to_numpy(zero_copy_only=False)
+            return (n >= 8) & (n <= 15)
+        return np.ones(len(values), dtype=bool)
+
+    # --- outputs ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rebuild(
+        cells: pa.Array,
+        parts: pa.Array,
+        flat: pa.Array,
+        kinds: np.ndarray,
+        suffix: np.ndarray,
+        accepted: np.ndarray,
+        merged: np.ndarray,
+    ) -> pa.Array:
+        if len(accepted) == 0:
+            return cells
+        repl = pc.take(_PLACEHOLDERS, pa.array(kinds[accepted].astype(np.int32)))
+        poss = suffix[accepted] == 1
+        if poss.any():
+            tails = pc.utf8_slice_codeunits(pc.take(flat, pa.array(accepted)), -2)
+            repl = pc.if_else(pa.array(poss), pc.binary_join_element_wise(repl, tails, ""), repl)
+        positions = accepted
+        values = repl
+        if len(merged):
+            # the merged person's placeholder and the space before it both become empty
+            drop = np.concatenate([merged - 1, merged])
+            positions = np.concatenate([accepted, drop])
+            values = pa.concat_arrays([repl.cast(pa.string()), pa.array([""] * len(drop), pa.string())])
+            order = np.argsort(positions, kind="stable")
+            # a merged piece is also in `accepted`; keep the empty string (the later entry)
+            positions = positions[order]
+            values = pc.take(values, pa.array(order))
+            last = np.ones(len(positions), dtype=bool)
+            last[:-1] = positions[1:] != positions[:-1]
+            positions = positions[last]
+            values = values.filter(pa.array(last))
+        mask = np.zeros(len(flat), dtype=bool)
+        mask[positions] = True
+        new_flat = pc.replace_with_mask(flat, pa.array(mask), values.cast(flat.type))
+        rebuilt = type(parts).from_arrays(parts.offsets, new_flat, mask=parts.is_null())
+        return pc.binary_join(rebuilt, "").cast(cells.type)
+
+    @staticmethod
+    def _spans(
+        flat: pa.Array,
+        offsets: np.ndarray,
+        row_of: np.ndarray,
+        kinds: np.ndarray,
+        suffix: np.ndarray,
+        accepted: np.ndarray,
+        merged: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
+        cum = np.concatenate([[0], np.cumsum(lengths)])
+        starts_all = cum[:-1] - cum[offsets[:-1]][row_of]
+        ends_all = starts_all + lengths - 2 * suffix
+        keep = ~np.isin(accepted, merged)
+        heads = accepted[keep]
+        # a merged chain's end is the end of its last member
+        group = np.cumsum(keep) - 1
+        chain_end = np.zeros(len(heads), dtype=np.int64)
+        np.maximum.at(chain_end, group, ends_all[accepted])
+        return (row_of[heads], kinds[heads].astype(np.int64), starts_all[heads], chain_end)
+
+
+def _np_bool(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A pyarrow boolean result as a numpy bool array (nulls → False)."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _text_type(column: pa.Array | pa.ChunkedArray) -> pa.DataType:
+    t = column.type
+    return t if (pa.types.is_string(t) or pa.types.is_large_string(t)) else pa.string()
+
+
+def _batches(column: pa.Array | pa.ChunkedArray) -> Iterable[pa.Array]:
+    """The column as string arrays of at most _BATCH_ROWS rows."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        if pa.types.is_null(chunk.type):
+            chunk = pa.array([None] * len(chunk), pa.string())
+        elif not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            chunk = pc.cast(chunk, pa.string())
+        for start in range(0, len(chunk), _BATCH_ROWS):
+            yield chunk.slice(start, _BATCH_ROWS)
+
+
+def _pick_tag(cells: pa.Array) -> str:
+    for tag in _TAG_CHOICES:
+        if not pc.any(pc.match_substring(cells, tag)).as_py():
+            return tag
+    # every candidate tag already occurs in this text: drop the control characters, then use one
+    raise ValueError("text cells contain every internal tag character")  # pragma: no cover
+
+
+# --- presidio, fully offline ---------------------------------------------------------------------
+
+_ANALYZER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _offline_tldextract() -> Any:
+    import tldextract
+
+    # No suffix-list URLs and no cache directory: tldextract uses the snapshot bundled in its wheel.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def presidio_analyzer() -> AnalyzerEngine:
+    """Presidio's AnalyzerEngine with its pattern recognizers, built without touching the network.
+
+    The NLP engine is presidio's no-op engine (no spaCy model is loaded or downloaded), so there is
+    no NER: PERSON comes from the roster recognizer instead. The e-mail recognizer's tldextract
+    check uses the suffix list bundled with tldextract. Built once and cached (it takes ~1 s).
+    """
+    with _ANALYZER_LOCK:
+        return _build_presidio()
+
+
+@functools.lru_cache(maxsize=1)
+def _build_presidio() -> AnalyzerEngine:
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        """Presidio's e-mail recognizer, validating domains against the bundled suffix list."""
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return _offline_tldextract()(pattern_text).fqdn != ""
+
+    nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=["en"])
+    registry.remove_recognizer("EmailRecognizer")
+    registry.add_recognizer(OfflineEmailRecognizer())
+    with warnings.catch_warnings():
+        # presidio warns that context words cannot come from a no-op engine: known, intended.
+        warnings.simplefilter("ignore", UserWarning)
+        return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
