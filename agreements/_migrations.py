@@ -127,6 +127,56 @@ MIGRATIONS.append(
     )
 )
 
+# -- 20–29: packages, receipts, destruction certificates — agreements/_package_store.py ----------------
+MIGRATIONS.append(
+    (
+        20,
+        """
+        -- One row per package this vault sealed ('sent') or opened ('received'). `manifest` is the
+        -- canonical signed manifest; `recipients` the JSON list of the recipients' card fingerprints
+        -- (or age recipients we hold no card for). A received package id seen twice is a replay.
+        CREATE TABLE packages (
+            package_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+            agreement_id TEXT NOT NULL,
+            agreement_hash TEXT NOT NULL,
+            manifest_hash TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            created TEXT NOT NULL,
+            recorded TEXT NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            location TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            destroyed_at TEXT,
+            PRIMARY KEY (package_id, direction)
+        );
+        CREATE INDEX packages_agreement ON packages(agreement_id);
+        -- Signed receipts partners sent back for packages we sealed.
+        CREATE TABLE package_receipts (
+            package_id TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            result TEXT NOT NULL,
+            time TEXT NOT NULL,
+            receipt TEXT NOT NULL,
+            imported TEXT NOT NULL,
+            PRIMARY KEY (package_id, recipient)
+        );
+        -- Signed destruction certificates: from recipients (for packages we sent) and our own.
+        CREATE TABLE destruction_certificates (
+            package_id TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            destroyed_at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            certificate TEXT NOT NULL,
+            recorded TEXT NOT NULL,
+            PRIMARY KEY (package_id, recipient)
+        );
+        """,
+    )
+)
+
 # -- 30–39: mapping profiles — agreements/_profiles.py --------------------------------------------------
 MIGRATIONS.append(
     (

@@ -1,0 +1,423 @@
+"""Package records in the vault: what we sealed and opened, receipts, destruction certificates.
+
+Both sides keep a row per package (``sent`` by the provider, ``received`` by a recipient), so:
+
+* a package id opened twice is refused as a replay (:func:`check_not_replayed`, for ``check_manifest``);
+* a signed receipt imported on the sender's side marks the package delivered to that recipient;
+* a signed destruction certificate closes the package for that recipient; the provider lists the
+  packages still outstanding past their agreement's destruction deadline.
+
+Every change is audited in the same transaction as the row it records (actions ``package.*``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from agreements._audit import utc_now
+from agreements._identity import our_card, signing_key
+from agreements._package import (
+    DestructionCertificate,
+    Manifest,
+    Receipt,
+    make_destruction_certificate,
+    verify_destruction_certificate,
+    verify_receipt,
+)
+from agreements._partners import find_partner, trusted_partner
+from agreements._signing import canonical_json
+from agreements._vault import Vault
+from agreements.errors import PackageRejected, PartnerError
+
+SENT = "sent"
+RECEIVED = "received"
+
+
+@dataclass(frozen=True)
+class PackageRecord:
+    """A package as this vault recorded it."""
+
+    package_id: str
+    direction: str  # "sent" or "received"
+    agreement_id: str
+    agreement_hash: str
+    manifest_hash: str
+    sender: str  # the sender's card fingerprint
+    recipients: tuple[str, ...]  # card fingerprints (or age recipients we hold no card for)
+    created: str
+    recorded: str
+    files: int
+    bytes: int
+    location: str  # where we wrote it (sent) or opened it (received)
+    destroyed_at: str | None  # received: when we destroyed it
+    delivered_to: tuple[str, ...] = ()  # sent: recipients whose "opened" receipt we hold
+    destroyed_by: tuple[str, ...] = ()  # sent: recipients whose destruction certificate we hold
+
+    @property
+    def closed(self) -> bool:
+        """Sent: every recipient certified destruction. Received: we destroyed it."""
+        if self.direction == RECEIVED:
+            return self.destroyed_at is not None
+        return set(self.recipients) <= set(self.destroyed_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package_id": self.package_id,
+            "direction": self.direction,
+            "agreement_id": self.agreement_id,
+            "agreement_hash": self.agreement_hash,
+            "manifest_hash": self.manifest_hash,
+            "sender": self.sender,
+            "recipients": list(self.recipients),
+            "created": self.created,
+            "recorded": self.recorded,
+            "files": self.files,
+            "bytes": self.bytes,
+            "location": self.location,
+            "destroyed_at": self.destroyed_at,
+            "delivered_to": list(self.delivered_to),
+            "destroyed_by": list(self.destroyed_by),
+            "closed": self.closed,
+        }
+
+
+_COLUMNS = (
+    "package_id, direction, agreement_id, agreement_hash, manifest_hash, sender, recipients, created, "
+    "recorded, files, bytes, location, destroyed_at"
+)
+
+
+def _recipient_names(vault: Vault, manifest: Manifest) -> list[str]:
+    """The manifest's age recipients as card fingerprints where we know the card (ourselves included)."""
+    ours = our_card(vault)
+    names = []
+    for recipient in manifest.recipients:
+        if recipient == ours.age_recipient:
+            names.append(ours.fingerprint())
+            continue
+        partner = find_partner(vault, age_recipient=recipient)
+        names.append(partner.fingerprint if partner is not None else recipient)
+    return names
+
+
+def _insert(conn: Any, manifest: Manifest, direction: str, location: Path, recipients: Sequence[str]) -> None:
+    conn.execute(
+        f"INSERT INTO packages({_COLUMNS}, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        (
+            manifest.package_id,
+            direction,
+            manifest.agreement_id,
+            manifest.agreement_hash,
+            manifest.hash,
+            manifest.sender_fingerprint,
+            json.dumps(list(recipients)),
+            manifest.created,
+            utc_now(),
+            len(manifest.files),
+            sum(f.size for f in manifest.files),
+            str(location),
+            canonical_json(manifest.to_json()).decode("utf-8"),
+        ),
+    )
+
+
+def record_sent(vault: Vault, manifest: Manifest, package_path: Path) -> PackageRecord:
+    """Record a package we sealed (and audit ``package.sealed``)."""
+    recipients = [r for r in _recipient_names(vault, manifest) if r != our_card(vault).fingerprint()]
+    with vault.transaction() as conn:
+        _insert(conn, manifest, SENT, Path(package_path), recipients)
+        vault.audit.append(
+            "package.sealed",
+            agreement=manifest.agreement_id,
+            package=manifest.package_id,
+            details={
+                "file": Path(package_path).name,
+                "files": len(manifest.files),
+                "rows": sum(f.rows or 0 for f in manifest.files),
+                "bytes": sum(f.size for f in manifest.files),
+                "recipients": recipients,
+                "manifest_hash": manifest.hash,
+            },
+            conn=conn,
+        )
+    return get_package(vault, manifest.package_id, SENT)
+
+
+def check_not_replayed(vault: Vault, manifest: Manifest) -> None:
+    """PackageRejected if a package with this id was already opened here (a replayed copy)."""
+    row = vault.db.execute(
+        "SELECT recorded FROM packages WHERE package_id = ? AND direction = ?",
+        (manifest.package_id, RECEIVED),
+    ).fetchone()
+    if row is not None:
+        raise PackageRejected(
+            f"The package {manifest.package_id} was already opened here on {row[0][:10]}; "
+            "a second copy is refused (replay)."
+        )
+
+
+def record_received(vault: Vault, manifest: Manifest, out_dir: Path) -> PackageRecord:
+    """Record a package we opened (and audit ``package.opened``); PackageRejected if it is a replay."""
+    with vault.transaction() as conn:
+        check_not_replayed(vault, manifest)
+        _insert(conn, manifest, RECEIVED, Path(out_dir), _recipient_names(vault, manifest))
+        vault.audit.append(
+            "package.opened",
+            agreement=manifest.agreement_id,
+            partner=manifest.sender_fingerprint,
+            package=manifest.package_id,
+            details={
+                "files": len(manifest.files),
+                "rows": sum(f.rows or 0 for f in manifest.files),
+                "bytes": sum(f.size for f in manifest.files),
+                "manifest_hash": manifest.hash,
+                "sender_audit_head": list(manifest.audit_head),
+            },
+            conn=conn,
+        )
+    return get_package(vault, manifest.package_id, RECEIVED)
+
+
+def record_rejected(vault: Vault, package_path: Path, reason: str, manifest: Manifest | None = None) -> None:
+    """Audit a package we refused to open (``package.rejected``), naming the file and the reason."""
+    vault.audit.append(
+        "package.rejected",
+        agreement=manifest.agreement_id if manifest else None,
+        partner=manifest.sender_fingerprint if manifest else None,
+        package=manifest.package_id if manifest else None,
+        details={"file": Path(package_path).name, "reason": reason},
+    )
+
+
+def _row_record(vault: Vault, row: tuple) -> PackageRecord:
+    package_id, direction = row[0], row[1]
+    delivered: tuple[str, ...] = ()
+    destroyed: tuple[str, ...] = ()
+    if direction == SENT:
+        delivered = tuple(
+            r[0]
+            for r in vault.db.execute(
+                "SELECT recipient FROM package_receipts WHERE package_id = ? AND result = 'opened' "
+                "ORDER BY recipient",
+                (package_id,),
+            )
+        )
+        destroyed = tuple(
+            r[0]
+            for r in vault.db.execute(
+                "SELECT recipient FROM destruction_certificates WHERE package_id = ? ORDER BY recipient",
+                (package_id,),
+            )
+        )
+    return PackageRecord(
+        package_id=package_id,
+        direction=direction,
+        agreement_id=row[2],
+        agreement_hash=row[3],
+        manifest_hash=row[4],
+        sender=row[5],
+        recipients=tuple(json.loads(row[6])),
+        created=row[7],
+        recorded=row[8],
+        files=int(row[9]),
+        bytes=int(row[10]),
+        location=row[11],
+        destroyed_at=row[12],
+        delivered_to=delivered,
+        destroyed_by=destroyed,
+    )
+
+
+def get_package(vault: Vault, package_id: str, direction: str | None = None) -> PackageRecord:
+    """The record of a package (PackageRejected if this vault has none)."""
+    sql = f"SELECT {_COLUMNS} FROM packages WHERE package_id = ?"
+    args: tuple[str, ...] = (package_id,)
+    if direction is not None:
+        sql += " AND direction = ?"
+        args += (direction,)
+    row = vault.db.execute(sql + " ORDER BY direction", args).fetchone()
+    if row is None:
+        raise PackageRejected(f"This vault has no record of a package {package_id}.")
+    return _row_record(vault, row)
+
+
+def list_packages(vault: Vault, direction: str | None = None) -> list[PackageRecord]:
+    """All package records, oldest first (optionally only ``sent`` or ``received``)."""
+    sql = f"SELECT {_COLUMNS} FROM packages"
+    args: tuple[str, ...] = ()
+    if direction is not None:
+        sql += " WHERE direction = ?"
+        args = (direction,)
+    rows = vault.db.execute(sql + " ORDER BY recorded, package_id", args).fetchall()
+    return [_row_record(vault, r) for r in rows]
+
+
+def _signer(vault: Vault, fingerprint: str, what: str) -> Any:
+    try:
+        return trusted_partner(vault, fingerprint=fingerprint)
+    except PartnerError as exc:
+        raise PackageRejected(f"The {what} is signed by {fingerprint}, not a trusted partner: {exc}") from exc
+
+
+def import_receipt(vault: Vault, receipt: Any) -> Receipt:
+    """Verify a recipient's signed receipt for a package we sent and record it (``package.delivered``).
+
+    Refused (PackageRejected, audited) when we sent no such package, the manifest hash differs, the
+    signer is not a trusted partner, or the signer is not one of the package's recipients.
+    """
+    try:
+        if not isinstance(receipt, dict) or not isinstance(receipt.get("recipient"), str):
+            raise PackageRejected("The receipt is malformed.")
+        package = get_package(vault, str(receipt.get("package_id", "")), SENT)
+        partner = _signer(vault, receipt["recipient"], "receipt")
+        checked = verify_receipt(receipt, partner.card.signing_key)
+        if checked.manifest_hash != package.manifest_hash:
+            raise PackageRejected(f"The receipt is for a different version of package {package.package_id}.")
+        if partner.fingerprint not in package.recipients:
+            raise PackageRejected(f"{partner.org} is not a recipient of package {package.package_id}.")
+    except PackageRejected as exc:
+        vault.audit.append("package.receipt_rejected", details={"reason": str(exc)})
+        raise
+    with vault.transaction() as conn:
+        conn.execute(
+            "INSERT INTO package_receipts(package_id, recipient, result, time, receipt, imported) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(package_id, recipient) DO UPDATE SET "
+            "result = excluded.result, time = excluded.time, receipt = excluded.receipt, "
+            "imported = excluded.imported",
+            (
+                checked.package_id,
+                partner.fingerprint,
+                checked.result,
+                checked.time,
+                json.dumps(receipt),
+                utc_now(),
+            ),
+        )
+        vault.audit.append(
+            "package.delivered" if checked.result == "opened" else "package.refused_by_recipient",
+            agreement=checked.agreement_id,
+            partner=partner.fingerprint,
+            package=checked.package_id,
+            details={"result": checked.result, "time": checked.time},
+            conn=conn,
+        )
+    return checked
+
+
+def certify_destruction(
+    vault: Vault, package_id: str, *, method: str, statement: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Recipient side: sign a destruction certificate for a package we opened, and mark it destroyed.
+
+    Call it after the data has been deleted; returns the certificate to send to the provider
+    (``package.destroyed`` is audited).
+    """
+    package = get_package(vault, package_id, RECEIVED)
+    if package.destroyed_at is not None:
+        raise PackageRejected(
+            f"Package {package_id} was already certified destroyed on {package.destroyed_at}."
+        )
+    card = our_card(vault)
+    cert = make_destruction_certificate(
+        package_id=package.package_id,
+        manifest_hash=package.manifest_hash,
+        agreement_id=package.agreement_id,
+        recipient_key=signing_key(vault),
+        recipient_fingerprint=card.fingerprint(),
+        method=method,
+        statement=statement,
+        destroyed_at=now,
+    )
+    with vault.transaction() as conn:
+        conn.execute(
+            "UPDATE packages SET destroyed_at = ? WHERE package_id = ? AND direction = ?",
+            (cert["destroyed_at"], package_id, RECEIVED),
+        )
+        conn.execute(
+            "INSERT INTO destruction_certificates(package_id, recipient, destroyed_at, method, certificate, "
+            "recorded) VALUES (?, ?, ?, ?, ?, ?)",
+            (package_id, card.fingerprint(), cert["destroyed_at"], method, json.dumps(cert), utc_now()),
+        )
+        vault.audit.append(
+            "package.destroyed",
+            agreement=package.agreement_id,
+            partner=package.sender,
+            package=package_id,
+            details={"method": method, "destroyed_at": cert["destroyed_at"]},
+            conn=conn,
+        )
+    return cert
+
+
+def import_destruction_certificate(vault: Vault, certificate: Any) -> DestructionCertificate:
+    """Provider side: verify a recipient's destruction certificate for a package we sent and record it.
+
+    The package is closed once every recipient's certificate is held (``package.destruction_certified``).
+    Refusals are audited and raised as PackageRejected.
+    """
+    try:
+        if not isinstance(certificate, dict):
+            raise PackageRejected("The destruction certificate is malformed.")
+        package = get_package(vault, str(certificate.get("package_id", "")), SENT)
+        fingerprint = certificate.get("recipient")
+        if not isinstance(fingerprint, str):
+            raise PackageRejected("The destruction certificate is malformed.")
+        partner = _signer(vault, fingerprint, "destruction certificate")
+        checked = verify_destruction_certificate(certificate, partner.card.signing_key)
+        if checked.manifest_hash != package.manifest_hash or checked.agreement_id != package.agreement_id:
+            raise PackageRejected(
+                f"The destruction certificate does not match package {package.package_id} as we sent it."
+            )
+        if partner.fingerprint not in package.recipients:
+            raise PackageRejected(f"{partner.org} is not a recipient of package {package.package_id}.")
+    except PackageRejected as exc:
+        vault.audit.append("package.certificate_rejected", details={"reason": str(exc)})
+        raise
+    with vault.transaction() as conn:
+        conn.execute(
+            "INSERT INTO destruction_certificates(package_id, recipient, destroyed_at, method, certificate, "
+            "recorded) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(package_id, recipient) DO NOTHING",
+            (
+                checked.package_id,
+                partner.fingerprint,
+                checked.destroyed_at,
+                checked.method,
+                json.dumps(certificate),
+                utc_now(),
+            ),
+        )
+        vault.audit.append(
+            "package.destruction_certified",
+            agreement=checked.agreement_id,
+            partner=partner.fingerprint,
+            package=checked.package_id,
+            details={"destroyed_at": checked.destroyed_at, "method": checked.method},
+            conn=conn,
+        )
+    return checked
+
+
+def outstanding_past_deadline(vault: Vault, today: date | None = None) -> list[tuple[PackageRecord, str]]:
+    """Sent packages not yet closed whose agreement's destruction deadline is before ``today``.
+
+    Returns (record, deadline) pairs, oldest deadline first. The deadline is the one of the agreement
+    version the package was sealed under (matched by its hash).
+    """
+    today = today or date.today()
+    rows = vault.db.execute(
+        f"SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))}, a.destruction_deadline "
+        "FROM packages p JOIN agreements a ON a.sha256 = p.agreement_hash "
+        "WHERE p.direction = ? AND a.destruction_deadline < ? ORDER BY a.destruction_deadline, p.recorded",
+        (SENT, today.isoformat()),
+    ).fetchall()
+    out = []
+    for row in rows:
+        record = _row_record(vault, row[:-1])
+        if not record.closed:
+            out.append((record, str(row[-1])))
+    return out

@@ -1,0 +1,190 @@
+"""Package records in two real vaults: sent/opened, replay, receipts, destruction certificates, deadlines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agreements import Vault
+from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
+from agreements._identity import age_identity, create_identity, our_card, signing_key
+from agreements._package import Manifest, make_receipt, open_package, seal
+from agreements._package_store import (
+    RECEIVED,
+    SENT,
+    certify_destruction,
+    check_not_replayed,
+    get_package,
+    import_destruction_certificate,
+    import_receipt,
+    list_packages,
+    outstanding_past_deadline,
+    record_received,
+    record_rejected,
+    record_sent,
+)
+from agreements._partners import import_card, trusted_partner
+from agreements._signing import load_public_key
+from agreements.errors import PackageRejected
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
+PASS = "correct horse battery staple"
+TODAY = date.today()
+
+
+class Org:
+    def __init__(self, path: Path, org: str = "", kind: str = "", *, new: bool = False) -> None:
+        if new:
+            self.vault = Vault.create(path, PASS)
+            self.card = create_identity(self.vault, org, kind, "data@example.org")
+        else:
+            self.vault = Vault.open(path, PASS)
+            self.card = our_card(self.vault)
+        self.fp = self.card.fingerprint()
+
+    def actions(self) -> list[str]:
+        return [e.action for e in self.vault.audit.entries()]
+
+    def verify_sender(self, manifest: Manifest) -> Ed25519PublicKey:
+        partner = trusted_partner(self.vault, fingerprint=manifest.sender_fingerprint)
+        return load_public_key(partner.card.signing_key)
+
+
+@pytest.fixture(scope="module")
+def _prepared(tmp_path_factory) -> tuple[Path, Path, str]:
+    """District and college vaults that trust each other and hold one executed agreement."""
+    base = tmp_path_factory.mktemp("orgs")
+    d = Org(base / "district.vault", "Lakeview Unified School District", "district", new=True)
+    c = Org(base / "college.vault", "Riverbend Community College", "college", new=True)
+    import_card(d.vault, c.card, verified=True)
+    import_card(c.vault, d.card, verified=True)
+    terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    terms.pop("id")
+    reps = [p["authorized_representative"] for p in terms["parties"]]
+    terms["parties"] = [
+        {"fingerprint": d.fp, "roles": ["provider"], "authorized_representative": reps[0]},
+        {"fingerprint": c.fp, "roles": ["recipient"], "authorized_representative": reps[1]},
+    ]
+    terms["effective"] = (TODAY - timedelta(days=30)).isoformat()
+    terms["expires"] = (TODAY + timedelta(days=365)).isoformat()
+    terms["destruction"]["deadline"] = (TODAY + timedelta(days=455)).isoformat()
+    draft = create_agreement(d.vault, terms)
+    sign_agreement(d.vault, draft.id)
+    export_agreement(d.vault, draft.id, base / "proposal.json")
+    import_agreement(c.vault, base / "proposal.json")
+    sign_agreement(c.vault, draft.id)
+    export_agreement(c.vault, draft.id, base / "executed.json")
+    import_agreement(d.vault, base / "executed.json")
+    d.vault.close()
+    c.vault.close()
+    return base / "district.vault", base / "college.vault", draft.id
+
+
+@pytest.fixture
+def sides(_prepared, tmp_path):
+    d_path, c_path, agreement_id = _prepared
+    orgs = []
+    for path in (d_path, c_path):
+        shutil.copyfile(path, tmp_path / path.name)
+        orgs.append(Org(tmp_path / path.name))
+    yield orgs[0], orgs[1], agreement_id
+    for org in orgs:
+        org.vault.close()
+
+
+def _send(d: Org, c: Org, agreement_id: str, tmp_path: Path) -> tuple[Manifest, Path]:
+    from agreements._agreement_store import require_in_force
+
+    agreement = require_in_force(d.vault, agreement_id)
+    src = tmp_path / "students.csv"
+    src.write_text("student_code,birth_year\nA1,2008\n", encoding="utf-8")
+    pkg = tmp_path / "outbox.age"
+    manifest = seal([("students.csv", src, 1)], {"rows_in": 1}, agreement_id=agreement.id,
+                    agreement_hash=agreement.sha256, sender_key=signing_key(d.vault), sender_fingerprint=d.fp,
+                    recipients=[c.card.age_recipient], audit_head=d.vault.audit.head(), out=pkg)
+    record_sent(d.vault, manifest, pkg)
+    return manifest, pkg
+
+
+def _receive(c: Org, pkg: Path, out: Path) -> Manifest:
+    opened = open_package(pkg, age_identity(c.vault), out, verify_sender=c.verify_sender,
+                          check_manifest=lambda m: check_not_replayed(c.vault, m))
+    record_received(c.vault, opened.manifest, out)
+    return opened.manifest
+
+
+def test_sent_opened_replay_receipt_and_destruction(sides, tmp_path: Path) -> None:
+    d, c, agreement_id = sides
+    manifest, pkg = _send(d, c, agreement_id, tmp_path)
+    sent = get_package(d.vault, manifest.package_id, SENT)
+    assert sent.recipients == (c.fp,) and sent.files == 1 and not sent.closed and sent.delivered_to == ()
+    assert "package.sealed" in d.actions()
+
+    assert _receive(c, pkg, tmp_path / "inbox") == manifest
+    received = get_package(c.vault, manifest.package_id, RECEIVED)
+    assert received.sender == d.fp and received.manifest_hash == manifest.hash
+    assert [p.package_id for p in list_packages(c.vault, RECEIVED)] == [manifest.package_id]
+    opened_entry = next(e for e in c.vault.audit.entries() if e.action == "package.opened")
+    assert opened_entry.package == manifest.package_id and opened_entry.partner == d.fp
+
+    # The same package again is a replay: refused before anything is written.
+    with pytest.raises(PackageRejected, match="replay"):
+        _receive(c, pkg, tmp_path / "inbox2")
+    assert not (tmp_path / "inbox2").exists()
+    record_rejected(c.vault, pkg, "replay", manifest)
+    assert c.actions()[-1] == "package.rejected"
+
+    # The receipt goes back: the district's record shows delivery.
+    receipt = make_receipt(manifest, signing_key(c.vault), c.fp)
+    import_receipt(d.vault, json.loads(json.dumps(receipt)))
+    assert get_package(d.vault, manifest.package_id, SENT).delivered_to == (c.fp,)
+    assert d.actions()[-1] == "package.delivered"
+
+    # Past the destruction deadline the package is outstanding until the college certifies destruction.
+    deadline = TODAY + timedelta(days=455)
+    assert outstanding_past_deadline(d.vault, today=deadline) == []
+    late = outstanding_past_deadline(d.vault, today=deadline + timedelta(days=1))
+    assert [(r.package_id, when) for r, when in late] == [(manifest.package_id, deadline.isoformat())]
+
+    cert = certify_destruction(c.vault, manifest.package_id, method="NIST 800-88 clear",
+                               statement="Every copy was deleted.")
+    assert get_package(c.vault, manifest.package_id, RECEIVED).closed
+    assert c.actions()[-1] == "package.destroyed"
+    with pytest.raises(PackageRejected, match="already certified"):
+        certify_destruction(c.vault, manifest.package_id, method="x", statement="y")
+
+    import_destruction_certificate(d.vault, cert)
+    assert get_package(d.vault, manifest.package_id, SENT).closed
+    assert outstanding_past_deadline(d.vault, today=deadline + timedelta(days=1)) == []
+    assert d.actions()[-1] == "package.destruction_certified"
+    assert d.vault.audit.verify() and c.vault.audit.verify()
+
+
+def test_forged_or_misdirected_receipts_and_certificates_are_refused(sides, tmp_path: Path) -> None:
+    d, c, agreement_id = sides
+    manifest, _ = _send(d, c, agreement_id, tmp_path)
+    # Signed by the district's own key while claiming to be the college: the signature fails.
+    forged = make_receipt(manifest, signing_key(d.vault), c.fp)
+    with pytest.raises(PackageRejected, match="does not verify"):
+        import_receipt(d.vault, forged)
+    assert d.actions()[-1] == "package.receipt_rejected"
+    # A receipt naming a package we never sent.
+    other = Manifest(**{**manifest.__dict__, "package_id": "pkg-unknown"})
+    with pytest.raises(PackageRejected, match="no record of a package pkg-unknown"):
+        import_receipt(d.vault, make_receipt(other, signing_key(c.vault), c.fp))
+    # A receipt by someone who is not a partner at all.
+    with pytest.raises(PackageRejected, match="not a trusted partner"):
+        import_receipt(d.vault, make_receipt(manifest, signing_key(c.vault), "AAAAA-BBBBB-CCCCC-DDDDD"))
+    with pytest.raises(PackageRejected, match="malformed"):
+        import_receipt(d.vault, ["not", "a", "receipt"])
+    # A certificate for a package the college never received cannot be issued.
+    with pytest.raises(PackageRejected, match="no record"):
+        certify_destruction(c.vault, manifest.package_id, method="m", statement="s")
+    with pytest.raises(PackageRejected, match="malformed"):
+        import_destruction_certificate(d.vault, "nope")
+    assert get_package(d.vault, manifest.package_id, SENT).delivered_to == ()
