@@ -108,3 +108,56 @@ __all__ += [
     "sign_agreement",
     "terminate_agreement",
 ]
+
+# Sealed packages, receipts and destruction certificates (agreements/_package.py, _package_store.py).
+from agreements._package import (  # noqa: E402
+    DestructionCertificate,
+    FileEntry,
+    Manifest,
+    OpenedPackage,
+    Receipt,
+    make_destruction_certificate,
+    make_receipt,
+    open_package,
+    seal,
+    verify_destruction_certificate,
+    verify_receipt,
+)
+from agreements._package_store import (  # noqa: E402
+    PackageRecord,
+    certify_destruction,
+    check_not_replayed,
+    get_package,
+    import_destruction_certificate,
+    import_receipt,
+    list_packages,
+    outstanding_past_deadline,
+    record_received,
+    record_rejected,
+    record_sent,
+)
+
+__all__ += [
+    "DestructionCertificate",
+    "FileEntry",
+    "Manifest",
+    "OpenedPackage",
+    "PackageRecord",
+    "Receipt",
+    "certify_destruction",
+    "check_not_replayed",
+    "get_package",
+    "import_destruction_certificate",
+    "import_receipt",
+    "list_packages",
+    "make_destruction_certificate",
+    "make_receipt",
+    "open_package",
+    "outstanding_past_deadline",
+    "record_received",
+    "record_rejected",
+    "record_sent",
+    "seal",
+    "verify_destruction_certificate",
+    "verify_receipt",
+]
