@@ -26,6 +26,7 @@ from agreements._agreement_store import (
 )
 from agreements._audit import AuditEntry, AuditLog, AuditVerdict, verify_bundle, verify_checkpoint
 from agreements._cards import ORG_KINDS, Card
+from agreements._codebook import Codebook, agreement_codebook, write_codebook
 from agreements._identity import age_identity, create_identity, export_age_identity, our_card, signing_key
 from agreements._partners import (
     ImportResult,
@@ -36,6 +37,15 @@ from agreements._partners import (
     revoke_partner,
     trusted_partner,
     verify_partner,
+)
+from agreements._profiles import (
+    delete_profile,
+    export_profile,
+    get_profile,
+    import_profile,
+    list_profiles,
+    profile_for_headers,
+    save_profile,
 )
 from agreements._vault import Vault, check_passphrase, default_vault_path, passphrase_strength
 from agreements.errors import (
@@ -107,6 +117,20 @@ __all__ += [
     "require_in_force",
     "sign_agreement",
     "terminate_agreement",
+]
+
+# Mapping profiles and codebooks (agreements/_profiles.py, _codebook.py).
+__all__ += [
+    "Codebook",
+    "agreement_codebook",
+    "delete_profile",
+    "export_profile",
+    "get_profile",
+    "import_profile",
+    "list_profiles",
+    "profile_for_headers",
+    "save_profile",
+    "write_codebook",
 ]
 
 # Sealed packages, receipts and destruction certificates (agreements/_package.py, _package_store.py).

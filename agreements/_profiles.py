@@ -14,11 +14,14 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agreements._vault import Vault
 from deid._atomic import write_bytes_atomic
-from deid._mapping import MappingProfile, match_profile
 from deid.errors import InputError, PolicyError
+
+if TYPE_CHECKING:  # deid._mapping pulls in pyarrow: imported where used, so `import agreements` stays light
+    from agreements._vault import Vault
+    from deid._mapping import MappingProfile
 
 MAX_PROFILE_BYTES = 5_000_000
 
@@ -28,11 +31,15 @@ def _now() -> str:
 
 
 def _from_row(document: str, name: str) -> MappingProfile:
+    from deid._mapping import MappingProfile
+
     return MappingProfile.from_dict(json.loads(document), f"the saved mapping profile '{name}'")
 
 
 def save_profile(vault: Vault, profile: MappingProfile, *, replace: bool = False) -> None:
     """Store ``profile`` under its name; PolicyError if that name exists and ``replace`` is False."""
+    from deid._mapping import MappingProfile
+
     MappingProfile.from_dict(profile.to_dict(), f"the mapping profile '{profile.name}'")  # validate
     now = _now()
     with vault.transaction() as conn:
@@ -79,6 +86,8 @@ def delete_profile(vault: Vault, name: str) -> None:
 
 def profile_for_headers(vault: Vault, headers: Sequence[str]) -> MappingProfile | None:
     """The saved profile made for an export with these headers, if any (see :func:`deid.match_profile`)."""
+    from deid._mapping import match_profile
+
     return match_profile(headers, list_profiles(vault))
 
 
@@ -97,6 +106,8 @@ def read_profile_file(path: str | os.PathLike[str]) -> MappingProfile:
         raise InputError(f"{p} cannot be read as UTF-8 text.") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{p} is not valid JSON (line {exc.lineno}).") from exc
+    from deid._mapping import MappingProfile
+
     return MappingProfile.from_dict(data, str(p))
 
 

@@ -28,6 +28,10 @@ _LAZY = {
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
     "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "save_crosswalk"),
     "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment", "parse_dates"),
+    "deid._elements": ("Code", "Element", "dictionary_elements", "element_library", "load_elements"),
+    "deid._mapping": ("ColumnSuggestion", "MappingProfile", "ValidationFinding", "apply_mapping",
+                      "match_profile", "policy_from_elements", "suggest_mapping", "suggest_recodes",
+                      "validate"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -76,4 +80,22 @@ __all__ = [
     "save_crosswalk",
     "suppress_to_k",
     "write_table",
+]
+
+# The data dictionary and column mapping (deid/_elements.py, deid/_mapping.py).
+__all__ += [
+    "Code",
+    "ColumnSuggestion",
+    "Element",
+    "MappingProfile",
+    "ValidationFinding",
+    "apply_mapping",
+    "dictionary_elements",
+    "element_library",
+    "load_elements",
+    "match_profile",
+    "policy_from_elements",
+    "suggest_mapping",
+    "suggest_recodes",
+    "validate",
 ]
