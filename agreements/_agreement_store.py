@@ -397,19 +397,27 @@ def require_in_force(vault: Vault, agreement_id: str, today: date | None = None)
 # writing
 
 
-def create_agreement(
-    vault: Vault, terms: Mapping[str, Any], *, source: str = "the draft", now: datetime | None = None
-) -> Agreement:
+def _json_copy(terms: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A private deep copy of terms given as Python values; they must be plain JSON."""
+    try:
+        return dict(json.loads(json.dumps(dict(terms), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise AgreementError(f"{source} is not plain JSON ({exc}).") from None
+
+
+def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "the draft") -> Agreement:
     """Store a new draft (version 1) from its terms; parties are completed from cards. Audited.
 
     ``id`` is generated when the terms have none; ``version`` and ``previous`` default to 1 and null.
     """
-    body = json.loads(json.dumps(dict(terms)))  # a private deep copy
-    aid = body.get("id") if isinstance(body.get("id"), str) else None
+    given_id = terms.get("id")
+    aid = given_id if isinstance(given_id, str) else None
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "create", aid), vault.transaction():
+        body = _json_copy(terms, source)
         me = _our_card(vault)
-        body.setdefault("id", str(uuid.uuid4()))
+        if body.get("id") is None:
+            body["id"] = str(uuid.uuid4())
         body.setdefault("version", 1)
         body.setdefault("previous", None)
         if body.get("version") != 1 or body.get("previous") is not None:
@@ -653,7 +661,7 @@ def amend_agreement(
                 "only once it has been proposed."
             )
         me = _our_card(vault)
-        body = amendment_terms(latest, json.loads(json.dumps(dict(terms))))
+        body = amendment_terms(latest, _json_copy(terms, source))
         _fill_parties(vault, me, body, source)
         a = Agreement.from_terms(body, source=source)
         if a.party(me.fingerprint()) is None:
