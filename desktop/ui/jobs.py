@@ -48,8 +48,14 @@ def run_job(spec: dict[str, Any], progress: Progress) -> Any:
 
 def worker_main(conn: Any) -> None:
     """Entry point of the worker process: read one job from the pipe, run it, send the outcome."""
+    import contextlib
+    import os
+
     from deid.errors import PathShareError
 
+    # The window comes first: on a busy two-core machine the job yields the CPU to the UI process.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(5)
     spec = conn.recv()
     last = [0.0]
 
