@@ -237,8 +237,9 @@ def test_cli_amend_terminate_and_compliance_queries(tmp_path, run_cli, two_orgs)
     assert code == 1 and "terminated; it can no longer be signed" in err
     code, out, _ = run_cli("--vault", district, "agreement", "list", "--destruction-due", "--json")
     assert [(r["id"], r["status"]) for r in json.loads(out)] == [(agreement_id, "terminated")]
-    code, out, _ = run_cli("--vault", district, "agreement", "list")
-    assert "terminated" in out and agreement_id[:8] in out
+    assert json.loads(out)[0]["days_to_destruction_deadline"] == 3 * 365 + 90
+    code, out, _ = run_cli("--vault", district, "agreement", "list", "--destruction-due")
+    assert "terminated" in out and agreement_id[:8] in out and f"(in {3 * 365 + 90} days)" in out
 
 
 def test_cli_general_offer_joined_by_a_further_district(tmp_path, run_cli, two_orgs):

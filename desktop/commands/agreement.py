@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 
 from agreements import (
     Agreement,
@@ -148,16 +149,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(rows: list[AgreementSummary]) -> None:
+def _table(rows: list[AgreementSummary], *, deadlines: bool = False) -> None:
     if not rows:
         print("No agreements.")
         return
+    today = date.today()
     width = min(48, max(len(r.title) for r in rows))
     for r in rows:
         title = r.title if len(r.title) <= width else r.title[: width - 1] + "\u2026"
+        when = f"destroy by {r.destruction_deadline}"
+        if deadlines:
+            days = (r.destruction_deadline - today).days
+            when += f" ({-days} days overdue)" if days < 0 else f" (in {days} days)"
         print(
-            f"{_short(r.id)}  v{r.version:<2} {r.status:<10}  {r.effective} \u2192 {r.expires}  "
-            f"destroy by {r.destruction_deadline}  {title:<{width}}"
+            f"{_short(r.id)}  v{r.version:<2} {r.status:<10}  "
+            f"{r.effective} \u2192 {r.expires}  {when}  {title}"
         )
 
 
@@ -170,9 +176,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             rows = list_agreements(vault, include_superseded=args.all)
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
+        today = date.today()
+        out = [
+            {
+                **r.to_dict(),
+                "days_to_expiry": (r.expires - today).days,
+                "days_to_destruction_deadline": (r.destruction_deadline - today).days,
+            }
+            for r in rows
+        ]
+        print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        _table(rows)
+        _table(rows, deadlines=args.destruction_due)
     return 0
 
 
