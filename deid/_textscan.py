@@ -222,6 +222,7 @@ class TextScanner:
         *,
         common_names: bool = True,
         min_id_length: int = 5,
+        row_names: Sequence[pa.Array | pa.ChunkedArray] = (),
     ) -> None:
         names = _as_string_array(roster_names)
         if common_names:
@@ -235,12 +236,24 @@ class TextScanner:
         # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
         self._ids = pc.unique(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
         self._tlds = _email_tlds()
+        # Per-row names (aligned with the rows of the columns to scan): a row's own name is accepted
+        # even when it is an ordinary word ("Grace met with me"), which the roster alone cannot do.
+        self._row_tokens: list[pa.Array] = []
+        for col in row_names:
+            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            arr = pc.cast(arr, pa.string()) if not pa.types.is_string(arr.type) else arr
+            self._row_tokens.append(pc.utf8_split_whitespace(arr))
+        self._row_count = len(self._row_tokens[0]) if self._row_tokens else -1
 
     @classmethod
     def from_table(
         cls, table: pa.Table, name_columns: Sequence[str], id_columns: Sequence[str], **options: Any
     ) -> TextScanner:
-        """A scanner whose roster is the distinct values of ``table``'s name and ID columns."""
+        """A scanner whose roster is the distinct values of ``table``'s name and ID columns.
+
+        Columns of ``table`` itself then also get the per-row rule: in row *i*, the names of row *i*
+        are found even when they are ordinary words ("Grace", "Hunter").
+        """
         from deid.errors import PolicyError
 
         for col in (*name_columns, *id_columns):
@@ -250,6 +263,7 @@ class TextScanner:
         ids = [_as_string_array(table.column(c)) for c in id_columns]
         all_names = pa.concat_arrays([a.cast(pa.string()) for a in names]) if names else ()
         all_ids = pa.concat_arrays([a.cast(pa.string()) for a in ids]) if ids else ()
+        options.setdefault("row_names", [table.column(c) for c in name_columns])
         return cls(all_names, all_ids, **options)
 
     @property
@@ -266,8 +280,13 @@ class TextScanner:
         """
         out: list[pa.Array] = []
         changed = 0
+        aligned = len(column) == self._row_count
+        base = 0
         for batch in _batches(column):
-            redacted, n, _ = self._scan(batch, want_redacted=True, want_findings=False)
+            redacted, n, _ = self._scan(
+                batch, base if aligned else -1, want_redacted=True, want_findings=False
+            )
+            base += len(batch)
             out.append(redacted)
             changed += n
         return pa.chunked_array(out, type=_text_type(column)), changed
@@ -275,9 +294,10 @@ class TextScanner:
     def find(self, column: pa.Array | pa.ChunkedArray, limit: int | None = None) -> list[Finding]:
         """Every finding in the column (row, kind, character offsets), in row order; at most ``limit``."""
         findings: list[Finding] = []
+        aligned = len(column) == self._row_count
         base = 0
         for batch in _batches(column):
-            _, _, found = self._scan(batch, want_redacted=False, want_findings=True)
+            _, _, found = self._scan(batch, base if aligned else -1, want_redacted=False, want_findings=True)
             rows, kinds, starts, ends = found
             for r, k, s, e in zip(rows.tolist(), kinds.tolist(), starts.tolist(), ends.tolist(), strict=True):
                 findings.append(Finding(base + r, KINDS[k], s, e))
@@ -288,12 +308,17 @@ class TextScanner:
 
     def count(self, column: pa.Array | pa.ChunkedArray) -> int:
         """How many cells hold at least one finding (cheaper than :meth:`find` on large columns)."""
-        return sum(self._scan(b, want_redacted=False, want_findings=False)[1] for b in _batches(column))
+        aligned = len(column) == self._row_count
+        total = base = 0
+        for batch in _batches(column):
+            total += self._scan(batch, base if aligned else -1, want_redacted=False, want_findings=False)[1]
+            base += len(batch)
+        return total
 
     # --- the vectorized pass --------------------------------------------------------------------
 
     def _scan(
-        self, cells: pa.Array, *, want_redacted: bool, want_findings: bool
+        self, cells: pa.Array, row_base: int, *, want_redacted: bool, want_findings: bool
     ) -> tuple[pa.Array | None, int, tuple[np.ndarray, ...]]:
         n_rows = len(cells)
         tag = _pick_tag(cells)
@@ -310,7 +335,7 @@ class TextScanner:
         kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
         suffix = np.zeros(n_pieces, dtype=np.int8)  # possessive "'s" kept after a <PERSON>
         if len(match_idx):
-            self._classify(flat, match_idx, kinds, suffix, row_of)
+            self._classify(flat, match_idx, kinds, suffix, row_of, row_base)
 
         accepted = np.flatnonzero(kinds >= 0)
         # "Maria Lopez" becomes one <PERSON>: a person piece directly after another, one space
@@ -338,7 +363,13 @@ class TextScanner:
         return redacted, len(changed_rows), found
 
     def _classify(
-        self, flat: pa.Array, match_idx: np.ndarray, kinds: np.ndarray, suffix: np.ndarray, row_of: np.ndarray
+        self,
+        flat: pa.Array,
+        match_idx: np.ndarray,
+        kinds: np.ndarray,
+        suffix: np.ndarray,
+        row_of: np.ndarray,
+        row_base: int,
     ) -> None:
         """Decide, for every candidate piece, whether it is PII and of which kind (in place)."""
         cand = pc.take(flat, pa.array(match_idx))
@@ -421,6 +452,18 @@ class TextScanner:
                 sp_after = _np_bool(pc.equal(after, " ")) & is_name[np.minimum(cand_pos + 2, n - 1)]
                 sp_after &= row_of[np.minimum(cand_pos + 2, n - 1)] == row_of[cand_pos]
                 kinds[cand_pos[sp_before | sp_after]] = person_code
+            # a row's own names, whatever they mean in English (only when rows line up with the table)
+            left = wpos[kinds[wpos] != person_code]
+            if row_base >= 0 and len(left) and self._row_tokens:
+                vals = pc.take(flat, pa.array(left))
+                rows = pa.array(row_of[left] + row_base)
+                own = np.zeros(len(left), dtype=bool)
+                for tokens in self._row_tokens:
+                    row_toks = pc.take(tokens, rows)
+                    parent = pc.list_parent_indices(row_toks).to_numpy(zero_copy_only=False)
+                    same = _np_bool(pc.equal(pc.take(vals, pa.array(parent)), pc.list_flatten(row_toks)))
+                    own[parent[same]] = True
+                kinds[left[own]] = person_code
 
     def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
         """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""
