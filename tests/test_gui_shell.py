@@ -192,3 +192,27 @@ def test_every_control_has_an_accessible_name(qtbot, tmp_path, session_factory):
             if not w.accessibleName():
                 missing.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r}")
     assert not missing, missing
+
+
+def test_package_given_on_the_command_line_opens_on_receive(qtbot, tmp_path, session_factory):
+    from agreements._identity import create_identity
+    from agreements._vault import Vault
+    from desktop.ui.main_window import MainWindow
+
+    vault_path = tmp_path / "org.vault"
+    with Vault.create(vault_path, PASSPHRASE) as vault:
+        create_identity(vault, "Valley College", "college")
+    package = tmp_path / "from-lakeview.age"
+    package.write_bytes(b"age-encryption.org/v1\n")
+    window = MainWindow(session_factory(vault_path), open_package=str(package))
+    qtbot.addWidget(window)
+    window.show()
+    window.unlock.passphrase.setText(PASSPHRASE)
+    window.unlock.unlock.click()
+    assert window.windowTitle() == "PathShare — Valley College"
+    receive = window.workspace.receive
+    assert window.workspace.stack.currentWidget() is receive
+    assert receive.package == str(package) and receive.open_button.isEnabled()
+    assert receive.out_dir.text().endswith("from-lakeview")
+    window.lock()
+    assert window.windowTitle() == "PathShare"

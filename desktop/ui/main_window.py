@@ -206,7 +206,15 @@ class MainWindow(QMainWindow):
     def _unlocked(self, vault: Any, passphrase: str) -> None:
         self.session.vault = vault
         self.session.passphrase = passphrase
+        from agreements._identity import our_card
+        from deid.errors import PathShareError
+
+        try:
+            self.setWindowTitle(f"PathShare — {our_card(vault).org}")
+        except PathShareError:
+            self.setWindowTitle("PathShare")
         self.workspace = Workspace(self.session, self.open_package)
+        self.open_package = None  # only the first unlock opens the package given on the command line
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.open_action.setEnabled(True)
@@ -236,6 +244,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.unlock)
         self.open_action.setEnabled(False)
         self.lock_action.setEnabled(False)
+        self.setWindowTitle("PathShare")
 
     def _close_vault(self) -> None:
         wait_pools()
