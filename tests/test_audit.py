@@ -36,6 +36,15 @@ PASS = "correct horse battery staple"
 N = 10  # entries in the fixture log
 
 
+@pytest.fixture(autouse=True)
+def cheap_kdf(monkeypatch):
+    """Fewer SQLCipher KDF iterations for speed: nothing here depends on the key derivation, which
+    tests/test_vault.py exercises with SQLCipher's defaults."""
+    import agreements._vault as vault_module
+
+    monkeypatch.setattr(vault_module, "_TEST_KDF_ITER", 1000)
+
+
 def _fill(vault: Vault, n: int) -> None:
     for i in range(n - len(vault.audit)):
         vault.audit.append("test.event", agreement=f"agr-{i % 3}", details={"i": i, "note": "ok"})
@@ -56,6 +65,10 @@ class Raw:
     def __init__(self, path):
         self.conn = sqlcipher3.connect(str(path), isolation_level=None)
         self.conn.execute(f"PRAGMA key = '{PASS}'")
+        import agreements._vault as vault_module
+
+        if vault_module._TEST_KDF_ITER:
+            self.conn.execute(f"PRAGMA kdf_iter = {vault_module._TEST_KDF_ITER}")
         self.conn.execute("DROP TRIGGER audit_log_no_update")
         self.conn.execute("DROP TRIGGER audit_log_no_delete")
 
@@ -420,3 +433,31 @@ def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, mon
     code, _, err = run_cli("--vault", c, "audit", "verify", "--bundle", bundle3)
     assert code == 1 and "older copy" in err
 
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(text, min_size=5, max_size=5), details=st.dictionaries(text, text, max_size=3))
+def test_sqlite_built_canonical_json_matches_the_definition(values, details):
+    """The fast verification lets SQLite's json_quote build the canonical JSON; it must equal RFC 8785."""
+    import sqlcipher3 as sc
+
+    from agreements._audit import _CANONICAL_SQL
+
+    conn = sc.connect(":memory:")
+    conn.execute("CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, time, actor, action, agreement, partner, "
+                 "package, details, prev_hash, hash)")
+    time_, actor, action, agreement, package = values
+    details_json = canonical_json(details).decode("utf-8")
+    conn.execute("INSERT INTO audit_log VALUES (7, ?, ?, ?, ?, NULL, ?, ?, ?, '')",
+                 (time_, actor, action, agreement, package, details_json, GENESIS))
+    text_ = conn.execute(_CANONICAL_SQL).fetchone()[3]
+    entry = {"seq": 7, "time": time_, "actor": actor, "action": action, "agreement": agreement,
+             "partner": None, "package": package, "details": details, "prev_hash": GENESIS}
+    assert hashlib.sha256(text_.encode("utf-8")).hexdigest() == reference_entry_hash(entry)
+
+
+def test_a_blob_planted_in_the_log_is_named(org):
+    v = _tamper(org, lambda r: r.conn.execute("UPDATE audit_log SET actor = x'00ff' WHERE seq = 3"))
+    verdict = v.audit.verify()
+    v.close()
+    assert verdict.first_bad == 3

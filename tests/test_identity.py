@@ -28,6 +28,15 @@ from agreements._signing import verify_document
 PASS = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def cheap_kdf(monkeypatch):
+    """Fewer SQLCipher KDF iterations for speed: nothing here depends on the key derivation, which
+    tests/test_vault.py exercises with SQLCipher's defaults."""
+    import agreements._vault as vault_module
+
+    monkeypatch.setattr(vault_module, "_TEST_KDF_ITER", 1000)
+
+
 @pytest.fixture
 def vault(tmp_path):
     v = Vault.create(tmp_path / "org.vault", PASS)
