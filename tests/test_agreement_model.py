@@ -10,6 +10,8 @@ from pathlib import Path
 import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agreements import AgreementError
 from agreements._agreement import (
@@ -340,3 +342,23 @@ def test_signatures_survive_any_layout_of_the_file(orgs, terms):
     ):
         again = parse_agreement(text.encode("utf-8"), source="relaid.json")
         assert again.sha256 == signed.sha256 and again.is_executed
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    purpose=st.text(min_size=1, max_size=60),
+    edges=st.lists(
+        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+        min_size=2,
+        max_size=6,
+        unique=True,
+    ),
+)
+def test_any_text_and_numbers_round_trip_through_a_signed_file(orgs, terms, purpose, edges):
+    district, college, _ = orgs
+    body = copy.deepcopy(terms)
+    body["purpose"] = purpose
+    body["policy"]["parameters"]["gpa"]["edges"] = sorted(edges)
+    signed = Agreement.from_terms(body).sign(district.key).sign(college.key)
+    again = parse_agreement(signed.to_json_bytes(), source="round.json")
+    assert again.is_executed and again.sha256 == signed.sha256 and again.terms.purpose == purpose
