@@ -1,7 +1,11 @@
 """agreements — PathShare's trust layer: the vault, identities and partner cards, signed
 agreements, the audit log, sealed packages, receipts, and the workflows the app and CLI share.
 
-For most uses, open a vault and call a workflow (documented as they land).
+For most uses, open a vault and call a workflow (documented as they land)::
+
+    vault = Vault.open(path, passphrase)       # or Vault.create(path, passphrase) + create_identity(...)
+    import_card(vault, "partner.json"); verify_partner(vault, fingerprint)   # after a phone check
+    vault.audit.verify(); vault.audit.export_bundle(out)                     # see docs/vault-and-audit.md
 """
 
 from agreements._agreement import Agreement, parse_agreement
