@@ -13,6 +13,7 @@ keeps them in the vault and checks parties against partner cards.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
@@ -531,8 +532,9 @@ class Agreement:
 
     @classmethod
     def from_terms(cls, body: Mapping[str, Any], *, source: str = "the agreement") -> Agreement:
-        """A validated, unsigned agreement from its terms."""
-        return cls._build(dict(body), [], [], [], source)
+        """A validated, unsigned agreement from its terms (copied: later changes to ``body`` do not
+        reach the agreement)."""
+        return cls._build(copy.deepcopy(dict(body)), [], [], [], source)
 
     @classmethod
     def _build(
@@ -858,7 +860,7 @@ class Agreement:
 
     def to_document(self) -> dict[str, Any]:
         """The exchange form: terms plus signatures (and joinders / terminations when any)."""
-        doc = dict(self.body)
+        doc = copy.deepcopy(self.body)  # a copy: callers may edit it without touching this agreement
         doc["signatures"] = [s.to_dict() for s in self.signatures]
         if self.joinders:
             doc["joinders"] = [j.to_dict() for j in self.joinders]

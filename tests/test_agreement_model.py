@@ -362,3 +362,13 @@ def test_any_text_and_numbers_round_trip_through_a_signed_file(orgs, terms, purp
     signed = Agreement.from_terms(body).sign(district.key).sign(college.key)
     again = parse_agreement(signed.to_json_bytes(), source="round.json")
     assert again.is_executed and again.sha256 == signed.sha256 and again.terms.purpose == purpose
+
+
+def test_an_agreement_is_not_changed_through_the_dicts_it_came_from_or_gave_out(orgs, terms):
+    district, _, _ = orgs
+    a = Agreement.from_terms(terms)
+    terms["policy"]["k"] = 99
+    a.to_document()["policy"]["k"] = 98
+    assert a.body["policy"]["k"] == a.terms.policy.k == 11
+    signed = a.sign(district.key)
+    assert parse_agreement(signed.to_json_bytes()).signed_by(district.entry["fingerprint"])
