@@ -11,6 +11,7 @@ For most uses, open a vault and call a workflow (documented as they land)::
 from agreements._agreement import Agreement, parse_agreement
 from agreements._agreement_store import (
     AgreementSummary,
+    agreement_by_hash,
     agreement_status,
     agreement_versions,
     amend_agreement,
@@ -104,6 +105,7 @@ __all__ = [
 __all__ += [
     "Agreement",
     "AgreementSummary",
+    "agreement_by_hash",
     "agreement_status",
     "agreement_versions",
     "amend_agreement",

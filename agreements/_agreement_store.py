@@ -301,6 +301,14 @@ def get_agreement(vault: Vault, agreement_id: str, version: int | None = None) -
     return _pick(_load_rows(vault, aid), version, aid)
 
 
+def agreement_by_hash(vault: Vault, sha256: str) -> Agreement | None:
+    """The version whose canonical terms hash to ``sha256`` (as a package manifest names it), or None.
+
+    Pair it with :func:`agreement_status` to decide whether data under it may be opened."""
+    row = vault.db.execute("SELECT document FROM agreements WHERE sha256 = ?", (sha256.lower(),)).fetchone()
+    return None if row is None else parse_agreement(row[0], source="an agreement in the vault")
+
+
 def agreement_versions(vault: Vault, agreement_id: str) -> list[Agreement]:
     """Every version of an agreement the vault holds, oldest first."""
     return _load_rows(vault, _resolve_id(vault, agreement_id))

@@ -11,6 +11,7 @@ import pytest
 
 from agreements import AgreementError, Vault
 from agreements._agreement_store import (
+    agreement_by_hash,
     agreement_status,
     amend_agreement,
     create_agreement,
@@ -106,6 +107,7 @@ def test_draft_fills_parties_from_cards_and_both_sides_execute(orgs):
     assert draft.terms.parties[1].org == "Riverbend Community College"
     assert draft.terms.parties[1].age_recipient == c.card.age_recipient
     assert agreement_status(d.vault, draft) == "draft"
+    assert agreement_by_hash(d.vault, "0" * 64) is None
     with pytest.raises(AgreementError, match="no signature yet"):
         export_agreement(d.vault, draft.id, d.tmp / "x.json")
     assert not (d.tmp / "x.json").exists()
@@ -120,6 +122,7 @@ def test_draft_fills_parties_from_cards_and_both_sides_execute(orgs):
         a = get_agreement(side.vault, draft.id)
         assert a.is_executed and agreement_status(side.vault, a) == "executed"
         assert require_in_force(side.vault, draft.id).sha256 == draft.sha256
+        assert agreement_by_hash(side.vault, draft.sha256).id == draft.id
         assert side.vault.audit.verify()
     assert d.actions()[-6:] == [
         "agreement.created",
