@@ -149,12 +149,22 @@ def _name_table(names: list[str], pools: dict[str, Pool]) -> NameTable:
     )
 
 
+def _merged(curated: str, more: str) -> dict[str, list[str]]:
+    """Curated sections, each followed by the long tail from ``more`` (names not already listed)."""
+    out = _sections(curated)
+    for key, words in _sections(more).items():
+        section = out.setdefault(key, [])
+        seen = set(section)
+        section.extend(w for w in words if w not in seen)
+    return out
+
+
 @functools.cache
 def first_names() -> NameTable:
     """First names with pools keyed "group F" / "group M"."""
     names: list[str] = []
     pools: dict[str, Pool] = {}
-    for key, words in _sections("first_names.txt").items():
+    for key, words in _merged("first_names.txt", "more_first_names.txt").items():
         start = len(names)
         names.extend(words)
         pools[key] = _pool(list(range(start, len(names))), offset=4.0)
@@ -166,7 +176,7 @@ def last_names() -> NameTable:
     """Last names with pools keyed by group."""
     names: list[str] = []
     pools: dict[str, Pool] = {}
-    for key, words in _sections("last_names.txt").items():
+    for key, words in _merged("last_names.txt", "more_last_names.txt").items():
         start = len(names)
         names.extend(words)
         # Surnames are more concentrated in some groups (Nguyễn, Kim) than in others.
