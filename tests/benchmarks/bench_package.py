@@ -36,7 +36,9 @@ mode, src, out, ident_text, key_hex = sys.argv[1:6]
 identity = pyrage.x25519.Identity.from_str(ident_text)
 key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex))
 start = time.perf_counter()
-if mode == "seal":
+if mode == "baseline":
+    pass  # imports only: the floor under the two figures below
+elif mode == "seal":
     seal([("payload.bin", Path(src))], {"rows_in": 0}, agreement_id="bench", agreement_hash="ab" * 32,
          sender_key=key, sender_fingerprint="BENCH", recipients=[str(identity.to_public())],
          audit_head=(0, ""), out=Path(out))
@@ -94,6 +96,9 @@ def test_bench_package(tmp_path: Path) -> None:
     recipient = str(identity.to_public())
 
     results: dict = {"payload_mb": size_mb, "repeat": repeat, "sizes": {}}
+    baseline = _child("baseline", tmp_path, tmp_path, str(identity), key_hex)
+    results["baseline_rss_mb"] = round(baseline["maxrss_kb"] / 1024, 1)
+    print(f"\n[package] child process after imports only: {results['baseline_rss_mb']} MB RSS")
     for mb in sizes:
         payload = tmp_path / f"payload-{mb}.bin"
         _make_payload(payload, mb)
