@@ -25,8 +25,17 @@ from deid.errors import OutputError
 if TYPE_CHECKING:
     from agreements._agreement import Agreement
 
-COLUMNS = ("column", "element", "label", "type", "description", "codes", "treatment", "quasi_identifier",
-           "ceds")
+COLUMNS = (
+    "column",
+    "element",
+    "label",
+    "type",
+    "description",
+    "codes",
+    "treatment",
+    "quasi_identifier",
+    "ceds",
+)
 FORMATS = (".csv", ".html", ".htm", ".md")
 
 
@@ -53,8 +62,12 @@ def describe_treatment(treatment: str, params: Mapping[str, Any]) -> str:
         return f"replaced by a keyed hash{src} (a linkage token; equal tokens are the same student)"
     if treatment == "generalize_date":
         to = p.get("to", "year")
-        words = {"year": "the year", "year_month": "the year and month (YYYY-MM)",
-                 "age": "the age in whole years", "age_band": "an age band"}.get(to, str(to))
+        words = {
+            "year": "the year",
+            "year_month": "the year and month (YYYY-MM)",
+            "age": "the age in whole years",
+            "age_band": "an age band",
+        }.get(to, str(to))
         ref = f" at {p['reference_date']}" if p.get("reference_date") else ""
         return f"generalized to {words}{ref}"
     if treatment == "date_shift":
@@ -84,25 +97,29 @@ def build_codebook(
     rows = []
     for el in elements:
         spec = dict((treatments or {}).get(el.name) or el.treatment)
-        params = dict(spec.get("params") or {k: v for k, v in spec.items()
-                                             if k not in ("treatment", "as", "quasi_identifier")})
+        params = dict(
+            spec.get("params")
+            or {k: v for k, v in spec.items() if k not in ("treatment", "as", "quasi_identifier")}
+        )
         treatment = str(spec.get("treatment", "keep"))
         qi = spec.get("quasi_identifier")
         if qi is None:
             qi = el.quasi_identifier
         column = "" if treatment == "drop" else str(spec.get("as") or el.name)
         codes = "; ".join(f"{c.code} = {c.label}" for c in el.code_set)
-        rows.append({
-            "column": column,
-            "element": el.name,
-            "label": el.label,
-            "type": el.type,
-            "description": el.description,
-            "codes": codes,
-            "treatment": describe_treatment(treatment, params),
-            "quasi_identifier": "yes" if qi and treatment != "drop" else "no",
-            "ceds": el.ceds + ("" if el.ceds_exact or not el.ceds else " (closest)"),
-        })
+        rows.append(
+            {
+                "column": column,
+                "element": el.name,
+                "label": el.label,
+                "type": el.type,
+                "description": el.description,
+                "codes": codes,
+                "treatment": describe_treatment(treatment, params),
+                "quasi_identifier": "yes" if qi and treatment != "drop" else "no",
+                "ceds": el.ceds + ("" if el.ceds_exact or not el.ceds else " (closest)"),
+            }
+        )
     return Codebook(title=title, rows=rows, about=list(about))
 
 
@@ -117,8 +134,9 @@ def agreement_codebook(agreement: Agreement) -> Codebook:
         f"smallest reported cell {policy.min_cell_size}",
         "Columns not in this codebook are never released.",
     ]
-    return build_codebook(elements, agreement.element_treatments(), title=f"Codebook: {agreement.title}",
-                          about=about)
+    return build_codebook(
+        elements, agreement.element_treatments(), title=f"Codebook: {agreement.title}", about=about
+    )
 
 
 def codebook_csv(book: Codebook) -> str:
@@ -139,7 +157,7 @@ def codebook_html(book: Codebook) -> str:
     )
     about = "".join(f"<p>{e(line)}</p>" for line in book.about)
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{e(book.title)}</title>"
         "<style>body{font-family:sans-serif;font-size:9pt}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:3px;vertical-align:top;text-align:left}"
@@ -151,6 +169,7 @@ def codebook_html(book: Codebook) -> str:
 
 def codebook_markdown(book: Codebook) -> str:
     """The codebook as a Markdown table."""
+
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 

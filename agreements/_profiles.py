@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deid._atomic import write_bytes_atomic
 from deid.errors import InputError, PolicyError
@@ -45,19 +46,34 @@ def save_profile(vault: Vault, profile: MappingProfile, *, replace: bool = False
     with vault.transaction() as conn:
         row = conn.execute("SELECT created FROM mapping_profiles WHERE name = ?", (profile.name,)).fetchone()
         if row and not replace:
-            raise PolicyError(f"A mapping profile called '{profile.name}' already exists; choose another "
-                              f"name or replace it.")
+            raise PolicyError(
+                f"A mapping profile called '{profile.name}' already exists; choose another "
+                f"name or replace it."
+            )
         conn.execute(
             "INSERT INTO mapping_profiles(name, source_system, signature, document, created, updated) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
             "source_system = excluded.source_system, signature = excluded.signature, "
             "document = excluded.document, updated = excluded.updated",
-            (profile.name, profile.source_system, profile.signature, profile.to_json(),
-             row[0] if row else now, now),
+            (
+                profile.name,
+                profile.source_system,
+                profile.signature,
+                profile.to_json(),
+                row[0] if row else now,
+                now,
+            ),
         )
-        vault.audit.append("profile.save", details={
-            "name": profile.name, "source_system": profile.source_system,
-            "columns": len(profile.columns), "mapped": len(profile.mapped), "replaced": bool(row)})
+        vault.audit.append(
+            "profile.save",
+            details={
+                "name": profile.name,
+                "source_system": profile.source_system,
+                "columns": len(profile.columns),
+                "mapped": len(profile.mapped),
+                "replaced": bool(row),
+            },
+        )
 
 
 def get_profile(vault: Vault, name: str) -> MappingProfile:
@@ -119,8 +135,9 @@ def export_profile(vault: Vault, name: str, path: str | os.PathLike[str]) -> Map
     return profile
 
 
-def import_profile(vault: Vault, path: str | os.PathLike[str], *, name: str | None = None,
-                   replace: bool = False) -> MappingProfile:
+def import_profile(
+    vault: Vault, path: str | os.PathLike[str], *, name: str | None = None, replace: bool = False
+) -> MappingProfile:
     """Save the profile in the JSON file ``path`` (optionally under another ``name``); audited."""
     profile = read_profile_file(path)
     if name:
@@ -128,3 +145,95 @@ def import_profile(vault: Vault, path: str | os.PathLike[str], *, name: str | No
     save_profile(vault, profile, replace=replace)
     vault.audit.append("profile.import", details={"name": profile.name, "file": Path(path).name})
     return profile
+
+
+# ------------------------------------------------------------------ the agreement's view of an export
+
+
+@dataclass
+class AgreementMapping:
+    """An export put into an agreement's dictionary, ready for the engine.
+
+    ``table`` has the element names as columns (every element of the dictionary; those the export
+    lacks are empty), ``policy`` is the agreement's de-identification policy keyed by element,
+    ``profile`` the mapping used, ``how`` where it came from ("profile" / "profile (headers match)" /
+    "suggested"), and ``findings`` the validation before de-identification.
+    """
+
+    table: Any
+    policy: Any
+    profile: MappingProfile
+    how: str
+    elements: list[Any]
+    findings: list[Any] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Any]:
+        return [f for f in self.findings if f.severity == "error"]
+
+
+def agreement_elements(agreement: Any) -> list[Any]:
+    """The agreement's data dictionary as elements (its codes; the library's synonyms and aliases)."""
+    from deid._elements import dictionary_elements
+
+    return dictionary_elements(agreement.body.get("elements") or [])
+
+
+def map_for_agreement(
+    vault: Vault,
+    agreement: Any,
+    table: Any,
+    *,
+    profile: str | None = None,
+    input_name: str = "the input",
+    require_confirmed: bool = True,
+    refuse_errors: bool = True,
+) -> AgreementMapping:
+    """Map an export onto an agreement's dictionary for ``deid --agreement`` and ``prepare``.
+
+    The mapping is the profile named ``profile``, else the saved profile whose headers match; with
+    neither, ``require_confirmed`` refuses (a mapping must be confirmed once, with `pathshare map
+    --save-profile`), otherwise the suggestions are used. Validation errors refuse with the first one
+    when ``refuse_errors`` (CheckFailed). Audited as ``mapping.apply`` (profile name, counts; no values).
+    """
+    from deid._mapping import MappingProfile, apply_mapping, policy_from_elements, suggest_mapping, validate
+    from deid.errors import CheckFailed
+
+    elements = agreement_elements(agreement)
+    if profile:
+        chosen, how = get_profile(vault, profile), "profile"
+    else:
+        chosen, how = profile_for_headers(vault, table.column_names), "profile (headers match)"
+    if chosen is None:
+        if require_confirmed:
+            raise PolicyError(
+                f"No saved mapping profile matches the columns of {input_name}; confirm one first with "
+                f"`pathshare map INPUT --agreement {agreement.id} --save-profile NAME`."
+            )
+        chosen = MappingProfile.from_suggestions("suggested", suggest_mapping(table, elements))
+        how = "suggested"
+    findings = validate(table, chosen, elements)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors and refuse_errors:
+        more = f" ({len(errors) - 1} more problem(s); see `pathshare map`)" if len(errors) > 1 else ""
+        raise CheckFailed(f"{input_name} does not fit agreement {agreement.id}: {errors[0].message}{more}")
+    mapped = apply_mapping(table, chosen, elements, fill_missing=True)
+    policy = policy_from_elements(
+        elements,
+        treatments=agreement.element_treatments(),
+        k=agreement.terms.policy.k,
+        name=f"agreement {agreement.id}'s policy",
+    )
+    vault.audit.append(
+        "mapping.apply",
+        agreement=agreement.id,
+        details={
+            "profile": chosen.name if how != "suggested" else None,
+            "how": how,
+            "columns": table.num_columns,
+            "mapped": len(chosen.mapped),
+            "findings": len(findings),
+            "errors": len(errors),
+        },
+    )
+    return AgreementMapping(mapped, policy, chosen, how, elements, findings)

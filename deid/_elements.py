@@ -229,15 +229,17 @@ def dictionary_elements(
             continue
         aliases = {c.code: c.aliases for c in base.code_set}
         codes = tuple(Code(c.code, c.label, aliases.get(c.code, ())) for c in own.code_set) or base.code_set
-        out.append(replace(
-            base,
-            type=own.type if "type" in entry else base.type,
-            description=own.description or base.description,
-            treatment=own.treatment if "treatment" in entry else base.treatment,
-            code_set=codes,
-            code_set_name=own.code_set_name or base.code_set_name,
-            label=str(entry.get("label") or base.label),
-        ))
+        out.append(
+            replace(
+                base,
+                type=own.type if "type" in entry else base.type,
+                description=own.description or base.description,
+                treatment=own.treatment if "treatment" in entry else base.treatment,
+                code_set=codes,
+                code_set_name=own.code_set_name or base.code_set_name,
+                label=str(entry.get("label") or base.label),
+            )
+        )
     return out
 
 

@@ -1092,7 +1092,8 @@ def validate(
 ) -> list[ValidationFinding]:
     """Check an export against a mapping before de-identification.
 
-    Reports required elements left unmapped (``required`` defaults to every element given), values
+    Reports elements left unmapped (errors for those named in ``required``; warnings for the other
+    elements given when ``required`` is None), values
     outside a code set after recodes, dates that do not parse, lie in the future or give an age outside
     ``min_age``..``max_age``, numbers that do not parse or are out of range, and duplicate student IDs
     (per term/year/course when those are mapped). Each finding has a count and the first data rows.
@@ -1104,14 +1105,18 @@ def validate(
     today = today or dt.date.today()
     findings: list[ValidationFinding] = []
     mapped_els = set(prof.mapped.values()) | set(prof.derived)
+    # Named as required: an error. Otherwise every dictionary element is expected, but an agreement
+    # with several providers lists elements one export cannot have: a warning (its column stays empty).
+    severity = "error" if required is not None else "warning"
     for name in list(required) if required is not None else [el.name for el in els]:
         if name not in mapped_els:
             label = by_name[name].label if name in by_name else name
+            what = "the required element" if required is not None else "the element"
             findings.append(
                 ValidationFinding(
                     "unmapped_required",
-                    "error",
-                    f"No column is mapped to the required element {name} ({label}).",
+                    severity,
+                    f"No column is mapped to {what} {name} ({label}).",
                     element=name,
                 )
             )
@@ -1130,8 +1135,9 @@ def validate(
                     ValidationFinding(
                         "outside_code_set",
                         "error",
-                        f"Column '{col}' ({name}) has {n} value(s) outside the {el.code_set_name or 'code set'} "
-                        f"after recodes, in {_rows_text(rows, n)}; add a recode or correct the source.",
+                        f"Column '{col}' ({name}) has {n} value(s) outside the "
+                        f"{el.code_set_name or 'code set'} after recodes, in {_rows_text(rows, n)}; "
+                        f"add a recode or correct the source.",
                         name,
                         col,
                         n,

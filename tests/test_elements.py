@@ -26,15 +26,57 @@ ROOT = Path(__file__).resolve().parent.parent
 LIB = element_library()
 
 # The names the whole project uses (generator truth, the example agreement, the engine's tests).
-PROJECT_NAMES = ["state_student_id", "local_student_id", "college_student_id", "first_name", "middle_name",
-    "last_name", "birth_date", "sex", "hispanic_latino", "race", "street_address", "city", "zip", "phone",
-    "email", "guardian_name", "guardian_email", "grade_level", "school_id", "enroll_date",
-    "english_learner_status", "iep", "section_504", "economically_disadvantaged", "cte_pathway",
-    "dual_enrollment", "credits_earned", "gpa", "attendance_rate", "discipline_incidents", "notes", "term",
-    "units_attempted", "units_earned", "top_code", "award"]
+PROJECT_NAMES = [
+    "state_student_id",
+    "local_student_id",
+    "college_student_id",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "birth_date",
+    "sex",
+    "hispanic_latino",
+    "race",
+    "street_address",
+    "city",
+    "zip",
+    "phone",
+    "email",
+    "guardian_name",
+    "guardian_email",
+    "grade_level",
+    "school_id",
+    "enroll_date",
+    "english_learner_status",
+    "iep",
+    "section_504",
+    "economically_disadvantaged",
+    "cte_pathway",
+    "dual_enrollment",
+    "credits_earned",
+    "gpa",
+    "attendance_rate",
+    "discipline_incidents",
+    "notes",
+    "term",
+    "units_attempted",
+    "units_earned",
+    "top_code",
+    "award",
+]
 # The rest the issue lists.
-ISSUE_NAMES = ["district_id", "college_id", "school_year", "course_id", "course_section", "grade_earned",
-    "cte_concentrator", "cte_completer", "industry_credential", "postsecondary_enrollment"]
+ISSUE_NAMES = [
+    "district_id",
+    "college_id",
+    "school_year",
+    "course_id",
+    "course_section",
+    "grade_earned",
+    "cte_concentrator",
+    "cte_completer",
+    "industry_credential",
+    "postsecondary_enrollment",
+]
 
 
 def test_library_has_every_project_element_and_about_forty():
@@ -58,8 +100,16 @@ def test_every_element_is_complete():
         assert isinstance(el.ceds_exact, bool)
         if el.name != "notes":
             assert el.ceds, el.name
-        if el.type == "code" and el.format not in ("school_code", "course", "pathway", "award", "top_code",
-                                                   "school_year", "term", "letter_grade"):
+        if el.type == "code" and el.format not in (
+            "school_code",
+            "course",
+            "pathway",
+            "award",
+            "top_code",
+            "school_year",
+            "term",
+            "letter_grade",
+        ):
             assert el.code_set, f"{el.name} is a code without a code set"
 
 
@@ -81,8 +131,16 @@ def test_california_code_sets():
     assert LIB["english_learner_status"].codes >= {"EO", "IFEP", "EL", "RFEP", "TBD"}
     grades = LIB["grade_level"].codes
     assert {"TK", "KN", "01", "09", "12"} <= grades and "9" not in grades
-    for flag in ("hispanic_latino", "iep", "section_504", "economically_disadvantaged", "dual_enrollment",
-                 "cte_concentrator", "cte_completer", "postsecondary_enrollment"):
+    for flag in (
+        "hispanic_latino",
+        "iep",
+        "section_504",
+        "economically_disadvantaged",
+        "dual_enrollment",
+        "cte_concentrator",
+        "cte_completer",
+        "postsecondary_enrollment",
+    ):
         assert LIB[flag].codes == {"Y", "N"}, flag
 
 
@@ -137,8 +195,12 @@ def test_duplicate_and_unknown_names():
 
 def test_agreement_entries_gain_the_library_knowledge():
     doc = json.loads((ROOT / "docs" / "examples" / "agreement.json").read_text(encoding="utf-8"))
-    els = {el.name: el for el in dictionary_elements(doc["elements"] + [{"name": "my_own", "type": "text",
-                                                                         "description": "local"}])}
+    els = {
+        el.name: el
+        for el in dictionary_elements(
+            doc["elements"] + [{"name": "my_own", "type": "text", "description": "local"}]
+        )
+    }
     grade = els["grade_level"]
     assert grade.codes == {"09", "10", "11", "12"}  # the agreement's codes win
     assert "Grade" in grade.synonyms  # the library's synonyms stay, for mapping
@@ -152,6 +214,8 @@ def test_docs_table_is_generated_from_the_library():
 
 
 def test_library_modules_do_not_import_qt():
-    code = ("import sys, deid._elements, deid._mapping, agreements._profiles, agreements._codebook; "
-            "sys.exit('PySide6' in sys.modules)")
+    code = (
+        "import sys, deid._elements, deid._mapping, agreements._profiles, agreements._codebook; "
+        "sys.exit('PySide6' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

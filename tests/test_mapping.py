@@ -48,8 +48,11 @@ def dictionary(exports):
 
 def accuracy(table: pa.Table, truth: dict[str, str], elements) -> tuple[float, list[str]]:
     suggestions = suggest_mapping(table, elements)
-    wrong = [f"{s.column}->{s.element} (truth {truth[s.column]})" for s in suggestions
-             if s.element != truth[s.column]]
+    wrong = [
+        f"{s.column}->{s.element} (truth {truth[s.column]})"
+        for s in suggestions
+        if s.element != truth[s.column]
+    ]
     return 1 - len(wrong) / len(suggestions), wrong
 
 
@@ -59,8 +62,9 @@ def test_suggestions_alone_get_at_least_90_percent_of_columns_right(exports, dic
     truth = result.truth.column_elements()
     assert set(truth) == set(result.table.column_names)
     acc, wrong = accuracy(result.table, truth, dictionary)
-    print(f"\n{kind}: {acc:.1%} of {len(truth)} columns right against the agreement dictionary; "
-          f"wrong: {wrong}")
+    print(
+        f"\n{kind}: {acc:.1%} of {len(truth)} columns right against the agreement dictionary; wrong: {wrong}"
+    )
     assert acc >= 0.9, wrong
     # Against the whole library (46 elements, more chances to go wrong) too.
     acc_lib, wrong_lib = accuracy(result.table, truth, list(LIB.values()))
@@ -118,8 +122,9 @@ def test_deidentified_outputs_have_identical_columns_and_code_sets(exports, dict
     outs = {}
     for kind, result in exports.items():
         mapped = _mapped(result, dictionary)
-        out, report = deidentify(mapped, policy, secret=b"s" * 32, crosswalk=Crosswalk(),
-                                 reference_date=dt.date(2026, 6, 30))
+        out, report = deidentify(
+            mapped, policy, secret=b"s" * 32, crosswalk=Crosswalk(), reference_date=dt.date(2026, 6, 30)
+        )
         outs[kind] = out
         assert report.rows_in == ROWS
     assert outs["k12"].column_names == outs["college"].column_names
@@ -133,27 +138,38 @@ def test_deidentified_outputs_have_identical_columns_and_code_sets(exports, dict
 
 def test_headers_the_generator_never_produced_get_sensible_suggestions():
     n = 60
-    table = pa.table({
-        "Stu_SSID": [f"{1000000000 + 7919 * i}" for i in range(n)],
-        "DOB": [f"2009-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(n)],
-        "Sex_Cd": [["Male", "Female", "Nonbinary"][i % 3] for i in range(n)],
-        "Ethnicity": [["Yes", "No"][i % 2] for i in range(n)],
-        "RaceDesc": [["White", "Filipino", "Black", "Hmong"][i % 4] for i in range(n)],
-        "Gr": [["9", "10", "11", "12"][i % 4] for i in range(n)],
-        "SchCode": [["101", "102", "103"][i % 3] for i in range(n)],
-        "Lang Flu": [["EO", "EL", "RFEP"][i % 3] for i in range(n)],
-        "SpEd": [["TRUE", "FALSE"][i % 2] for i in range(n)],
-        "Zip5": [f"{93600 + i}" for i in range(n)],
-        "Tel": [f"559{2000000 + 37 * i}" for i in range(n)],
-        "Att_Pct": [f"{70 + (i * 7) % 30}.5" for i in range(n)],
-        "Col_X": [f"kid{i}@mail.example" for i in range(n)],
-        "Mystery": [str(i % 10) for i in range(n)],
-    })
+    table = pa.table(
+        {
+            "Stu_SSID": [f"{1000000000 + 7919 * i}" for i in range(n)],
+            "DOB": [f"2009-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(n)],
+            "Sex_Cd": [["Male", "Female", "Nonbinary"][i % 3] for i in range(n)],
+            "Ethnicity": [["Yes", "No"][i % 2] for i in range(n)],
+            "RaceDesc": [["White", "Filipino", "Black", "Hmong"][i % 4] for i in range(n)],
+            "Gr": [["9", "10", "11", "12"][i % 4] for i in range(n)],
+            "SchCode": [["101", "102", "103"][i % 3] for i in range(n)],
+            "Lang Flu": [["EO", "EL", "RFEP"][i % 3] for i in range(n)],
+            "SpEd": [["TRUE", "FALSE"][i % 2] for i in range(n)],
+            "Zip5": [f"{93600 + i}" for i in range(n)],
+            "Tel": [f"559{2000000 + 37 * i}" for i in range(n)],
+            "Att_Pct": [f"{70 + (i * 7) % 30}.5" for i in range(n)],
+            "Col_X": [f"kid{i}@mail.example" for i in range(n)],
+            "Mystery": [str(i % 10) for i in range(n)],
+        }
+    )
     got = {s.column: s for s in suggest_mapping(table)}
     expected = {
-        "Stu_SSID": "state_student_id", "DOB": "birth_date", "Sex_Cd": "sex", "Ethnicity": "hispanic_latino",
-        "RaceDesc": "race", "Gr": "grade_level", "SchCode": "school_id", "Lang Flu": "english_learner_status",
-        "SpEd": "iep", "Zip5": "zip", "Tel": "phone", "Att_Pct": "attendance_rate",
+        "Stu_SSID": "state_student_id",
+        "DOB": "birth_date",
+        "Sex_Cd": "sex",
+        "Ethnicity": "hispanic_latino",
+        "RaceDesc": "race",
+        "Gr": "grade_level",
+        "SchCode": "school_id",
+        "Lang Flu": "english_learner_status",
+        "SpEd": "iep",
+        "Zip5": "zip",
+        "Tel": "phone",
+        "Att_Pct": "attendance_rate",
     }
     for col, element in expected.items():
         assert got[col].element == element, (col, got[col].candidates)
@@ -178,12 +194,14 @@ def test_header_normalization():
 
 def test_assignment_is_one_to_one():
     n = 40
-    table = pa.table({
-        "DOB": [f"2008-01-{1 + i % 28:02d}" for i in range(n)],
-        "Birth Date": [f"01/{1 + i % 28:02d}/2008" for i in range(n)],
-        "Gender": [["M", "F"][i % 2] for i in range(n)],
-        "Sex": [["M", "F"][i % 2] for i in range(n)],
-    })
+    table = pa.table(
+        {
+            "DOB": [f"2008-01-{1 + i % 28:02d}" for i in range(n)],
+            "Birth Date": [f"01/{1 + i % 28:02d}/2008" for i in range(n)],
+            "Gender": [["M", "F"][i % 2] for i in range(n)],
+            "Sex": [["M", "F"][i % 2] for i in range(n)],
+        }
+    )
     sugg = suggest_mapping(table)
     chosen = [s.element for s in sugg if s.element]
     assert len(chosen) == len(set(chosen))
@@ -193,17 +211,32 @@ def test_assignment_is_one_to_one():
 @pytest.mark.parametrize(
     ("element", "values", "expected"),
     [
-        ("sex", ["Male", "male", "M", "Female", "f", "Non-binary"], {"Male": "M", "male": "M", "Female": "F",
-                                                                     "f": "F", "Non-binary": "X"}),
+        (
+            "sex",
+            ["Male", "male", "M", "Female", "f", "Non-binary"],
+            {"Male": "M", "male": "M", "Female": "F", "f": "F", "Non-binary": "X"},
+        ),
         ("sex", ["1", "2", "3"], {"1": "F", "2": "M", "3": "X"}),  # the MIS convention (to confirm)
-        ("iep", ["Yes", "No", "True", "False", "1", "0", "Y"], {"Yes": "Y", "No": "N", "True": "Y",
-                                                                 "False": "N", "1": "Y", "0": "N"}),
-        ("grade_level", ["9", "09", "Grade 10", "11th", "K", "TK", "12"], {"9": "09", "Grade 10": "10",
-                                                                           "11th": "11", "K": "KN"}),
-        ("race", ["White", "Black or African American", "Asian", "Two or more races", "700"],
-         {"White": "700", "Black or African American": "600", "Asian": "299", "Two or more races": "MR"}),
-        ("english_learner_status", ["English Only", "Reclassified", "EL"], {"English Only": "EO",
-                                                                            "Reclassified": "RFEP"}),
+        (
+            "iep",
+            ["Yes", "No", "True", "False", "1", "0", "Y"],
+            {"Yes": "Y", "No": "N", "True": "Y", "False": "N", "1": "Y", "0": "N"},
+        ),
+        (
+            "grade_level",
+            ["9", "09", "Grade 10", "11th", "K", "TK", "12"],
+            {"9": "09", "Grade 10": "10", "11th": "11", "K": "KN"},
+        ),
+        (
+            "race",
+            ["White", "Black or African American", "Asian", "Two or more races", "700"],
+            {"White": "700", "Black or African American": "600", "Asian": "299", "Two or more races": "MR"},
+        ),
+        (
+            "english_learner_status",
+            ["English Only", "Reclassified", "EL"],
+            {"English Only": "EO", "Reclassified": "RFEP"},
+        ),
     ],
 )
 def test_suggest_recodes(element, values, expected):
@@ -217,16 +250,21 @@ def test_apply_recodes_is_vectorized_over_chunks():
 
 
 def test_validation_counts_and_rows_without_values():
-    table = pa.table({
-        "SSID": ["1111111111", "2222222222", "1111111111", "3333333333", "1111111111"],
-        "Gender": ["M", "Q", "F", "Zed", "F"],
-        "DOB": ["01/02/2009", "13/45/2009", "01/02/2099", "01/02/1850", "03/04/2010"],
-        "GPA": ["3.2", "abc", "7.5", "2.0", "1.0"],
-    })
+    table = pa.table(
+        {
+            "SSID": ["1111111111", "2222222222", "1111111111", "3333333333", "1111111111"],
+            "Gender": ["M", "Q", "F", "Zed", "F"],
+            "DOB": ["01/02/2009", "13/45/2009", "01/02/2099", "01/02/1850", "03/04/2010"],
+            "GPA": ["3.2", "abc", "7.5", "2.0", "1.0"],
+        }
+    )
     mapping = {"SSID": "state_student_id", "Gender": "sex", "DOB": "birth_date", "GPA": "gpa"}
-    findings = validate(table, mapping, [LIB[n] for n in ("state_student_id", "sex", "birth_date", "gpa",
-                                                          "grade_level")],
-                        today=dt.date(2026, 6, 30))
+    findings = validate(
+        table,
+        mapping,
+        [LIB[n] for n in ("state_student_id", "sex", "birth_date", "gpa", "grade_level")],
+        today=dt.date(2026, 6, 30),
+    )
     by_kind = {f.kind: f for f in findings}
     assert by_kind["unmapped_required"].element == "grade_level"
     assert (by_kind["outside_code_set"].count, by_kind["outside_code_set"].first_rows) == (2, (2, 4))
@@ -242,10 +280,12 @@ def test_validation_counts_and_rows_without_values():
 
 
 def test_duplicates_are_per_term_when_a_term_is_mapped():
-    table = pa.table({"STU_ID": ["A1", "A1", "A2", "A1"],
-                      "TERM_CD": ["2024FA", "2025SP", "2024FA", "2024FA"]})
-    findings = validate(table, {"STU_ID": "college_student_id", "TERM_CD": "term"},
-                        [LIB["college_student_id"], LIB["term"]])
+    table = pa.table(
+        {"STU_ID": ["A1", "A1", "A2", "A1"], "TERM_CD": ["2024FA", "2025SP", "2024FA", "2024FA"]}
+    )
+    findings = validate(
+        table, {"STU_ID": "college_student_id", "TERM_CD": "term"}, [LIB["college_student_id"], LIB["term"]]
+    )
     dup = [f for f in findings if f.kind == "duplicate_id"]
     assert len(dup) == 1 and dup[0].count == 1 and dup[0].first_rows == (4,)
 
@@ -259,8 +299,11 @@ def test_mapping_errors_name_the_column():
 
 
 def test_match_profile_reuses_a_profile_for_the_same_headers():
-    aeries = MappingProfile("Aeries export", {"Stu ID": "local_student_id", "Birthdate": "birth_date",
-                                              "Notes": None}, source_system="Aeries")
+    aeries = MappingProfile(
+        "Aeries export",
+        {"Stu ID": "local_student_id", "Birthdate": "birth_date", "Notes": None},
+        source_system="Aeries",
+    )
     mis = MappingProfile("Colleague MIS", {"STU_ID": "college_student_id", "SEX": "sex"})
     assert match_profile(["birthdate", "STU_ID", "notes"], [mis, aeries]) is aeries  # order/case/separators
     assert match_profile(["SEX", "STU_ID"], [aeries, mis]) is mis
@@ -269,33 +312,50 @@ def test_match_profile_reuses_a_profile_for_the_same_headers():
 
 
 def test_profile_json_round_trip_and_refusals():
-    prof = MappingProfile("MIS", {"SEX": "sex", "X": None}, recodes={"SEX": {"1": "F"}},
-                          date_formats={"DOB": "%Y%m%d"},
-                          derived={"hispanic_latino": {"from": "ETH", "values": {"H": "Y"}}})
+    prof = MappingProfile(
+        "MIS",
+        {"SEX": "sex", "X": None},
+        recodes={"SEX": {"1": "F"}},
+        date_formats={"DOB": "%Y%m%d"},
+        derived={"hispanic_latino": {"from": "ETH", "values": {"H": "Y"}}},
+    )
     again = MappingProfile.from_dict(json.loads(prof.to_json()))
     assert again == prof
     with pytest.raises(PolicyError, match="not a PathShare mapping profile"):
         MappingProfile.from_dict({"name": "x"})
     with pytest.raises(PolicyError, match="more than one column to sex"):
-        MappingProfile.from_dict({"pathshare_mapping_profile": 1, "name": "x",
-                                  "columns": {"a": "sex", "b": "sex"}})
+        MappingProfile.from_dict(
+            {"pathshare_mapping_profile": 1, "name": "x", "columns": {"a": "sex", "b": "sex"}}
+        )
 
 
 def test_policy_from_agreement_treatments():
     els = [LIB["state_student_id"], LIB["birth_date"], LIB["first_name"], LIB["sex"]]
     treatments = {  # the shape of Agreement.element_treatments()
-        "state_student_id": {"treatment": "record_code", "params": {}, "as": "student_code",
-                             "quasi_identifier": False},
-        "birth_date": {"treatment": "generalize_date", "params": {"to": "year"}, "as": "birth_year",
-                       "quasi_identifier": True},
+        "state_student_id": {
+            "treatment": "record_code",
+            "params": {},
+            "as": "student_code",
+            "quasi_identifier": False,
+        },
+        "birth_date": {
+            "treatment": "generalize_date",
+            "params": {"to": "year"},
+            "as": "birth_year",
+            "quasi_identifier": True,
+        },
         "first_name": {"treatment": "drop", "params": {}, "as": None, "quasi_identifier": False},
     }
     policy = policy_from_elements(els, treatments=treatments, k=7)
     doc = policy.to_dict()
     assert doc["k"] == 7 and doc["drop_unlisted"] is True
     assert doc["columns"]["state_student_id"] == {"treatment": "record_code", "as": "student_code"}
-    assert doc["columns"]["birth_date"] == {"treatment": "generalize_date", "as": "birth_year",
-                                            "quasi_identifier": True, "to": "year"}
+    assert doc["columns"]["birth_date"] == {
+        "treatment": "generalize_date",
+        "as": "birth_year",
+        "quasi_identifier": True,
+        "to": "year",
+    }
     assert doc["columns"]["sex"] == {"treatment": "keep", "quasi_identifier": True}  # library default
     assert policy.quasi_identifiers == ["birth_year", "sex"]
 

@@ -69,8 +69,12 @@ def with_agreement(tmp_path, monkeypatch):
 
 
 def _profile(name: str = "Aeries export") -> MappingProfile:
-    return MappingProfile(name, {"Stu ID": "local_student_id", "Gender": "sex", "Notes": None},
-                          source_system="Aeries", recodes={"Gender": {"Male": "M", "Female": "F"}})
+    return MappingProfile(
+        name,
+        {"Stu ID": "local_student_id", "Gender": "sex", "Notes": None},
+        source_system="Aeries",
+        recodes={"Gender": {"Male": "M", "Female": "F"}},
+    )
 
 
 # ------------------------------------------------------------------------------------ the vault
@@ -196,16 +200,30 @@ def test_cli_map_against_an_agreement_saves_and_reuses_a_profile(run_cli, with_a
     path, agreement = with_agreement
     k12 = tmp_path / "district.csv"
     write_synth(generate("k12", 80, seed=5), k12)
-    code, out, err = run_cli("--vault", path, "map", k12, "--agreement", agreement.id, "--json",
-                             "--save-profile", "Aeries export", "--source-system", "Aeries")
+    code, out, err = run_cli(
+        "--vault",
+        path,
+        "map",
+        k12,
+        "--agreement",
+        agreement.id,
+        "--json",
+        "--save-profile",
+        "Aeries export",
+        "--source-system",
+        "Aeries",
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["dictionary"].startswith(f"agreement {agreement.id}")
     mapped = {c["column"]: c["element"] for c in doc["columns"]}
     names = {e["name"] for e in agreement.body["elements"]}
     assert set(filter(None, mapped.values())) <= names  # only the agreement's elements
-    assert mapped["Gender"] == "sex" and mapped["Birth Date"] == "birth_date" and mapped["FRPM"] == \
-        "economically_disadvantaged"
+    assert (
+        mapped["Gender"] == "sex"
+        and mapped["Birth Date"] == "birth_date"
+        and mapped["FRPM"] == "economically_disadvantaged"
+    )
     assert mapped["Guardian Email"] is None  # not in the dictionary: dropped
     kinds = {(f["kind"], f["column"]) for f in doc["validation"]}
     assert ("outside_code_set", "School Code") in kinds  # the agreement lists 14-digit CDS codes only
@@ -260,3 +278,38 @@ def test_cli_map_unknown_agreement(run_cli, with_agreement, tmp_path):
     write_synth(generate("k12", 30, seed=5), k12)
     code, _, err = run_cli("--vault", path, "map", k12, "--agreement", "no-such-agreement")
     assert code == 1 and err.startswith("pathshare: ")
+
+
+# ---------------------------------------------------------------- the bridge for deid --agreement
+
+
+def test_map_for_agreement_needs_a_confirmed_mapping_and_feeds_the_engine(with_agreement, tmp_path):
+    from agreements import get_agreement
+    from agreements._profiles import map_for_agreement
+    from deid import Crosswalk, deidentify
+    from deid._mapping import suggest_mapping
+    from deid.errors import CheckFailed
+
+    path, agreement_ = with_agreement
+    table = generate("k12", 120, seed=3).table
+    with Vault.open(path, PASS) as v:
+        agreement = get_agreement(v, agreement_.id)
+        with pytest.raises(PolicyError, match=r"No saved mapping profile matches the columns of district"):
+            map_for_agreement(v, agreement, table, input_name="district.csv")
+        from agreements._profiles import agreement_elements
+
+        suggestions = suggest_mapping(table, agreement_elements(agreement))
+        save_profile(v, MappingProfile.from_suggestions("Aeries export", suggestions))
+        # The example agreement lists 14-digit CDS school codes and grades 09-12 only; this export has
+        # 7-digit school codes and a few younger students.
+        with pytest.raises(CheckFailed, match=r"does not fit agreement .*outside the .*more problem"):
+            map_for_agreement(v, agreement, table, input_name="district.csv")
+        result = map_for_agreement(v, agreement, table, input_name="district.csv", refuse_errors=False)
+        assert result.how == "profile (headers match)" and result.profile.name == "Aeries export"
+        assert result.table.column_names == [e["name"] for e in agreement.body["elements"]]
+        assert any(f.column == "School Code" for f in result.errors)
+        out, report = deidentify(result.table, result.policy, secret=b"k" * 32, crosswalk=Crosswalk())
+        assert "student_code" in out.column_names and "birth_year" in out.column_names
+        assert "first_name" not in out.column_names and "Gender" not in out.column_names
+        assert report.rows_in == 120
+        assert "mapping.apply" in [e.action for e in v.audit.entries()]

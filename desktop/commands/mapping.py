@@ -16,14 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="the export (.csv, .xlsx or .parquet)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--agreement", metavar="ID", help="map onto this agreement's data dictionary")
-    src.add_argument("--elements", metavar="FILE.json",
-                     help="map onto the elements in this file (no vault needed); "
-                     "default: the element library")
+    src.add_argument(
+        "--elements",
+        metavar="FILE.json",
+        help="map onto the elements in this file (no vault needed); default: the element library",
+    )
     p.add_argument("--profile", metavar="NAME", help="use this saved mapping profile instead of suggestions")
     p.add_argument("--save-profile", metavar="NAME", help="save the mapping shown as a profile in the vault")
     p.add_argument("--source-system", default="", help="the source system, stored with --save-profile")
-    p.add_argument("--replace", action="store_true",
-                   help="with --save-profile: replace a profile of that name")
+    p.add_argument(
+        "--replace", action="store_true", help="with --save-profile: replace a profile of that name"
+    )
     p.add_argument("--sheet", help="the worksheet of an .xlsx file")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_map)
@@ -83,8 +86,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         suggestions = suggest_mapping(table, elements)
         profile, how = _chosen_profile(vault, args, table.column_names, bool(args.agreement))
         if profile is None:
-            profile = MappingProfile.from_suggestions(args.save_profile or "suggested", suggestions,
-                                                      source_system=args.source_system)
+            profile = MappingProfile.from_suggestions(
+                args.save_profile or "suggested", suggestions, source_system=args.source_system
+            )
         findings = validate(table, profile, elements)
         if args.save_profile and vault is not None:
             from agreements._profiles import save_profile
@@ -96,8 +100,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         if vault is not None:
             vault.close()
 
-    result = _map_result(args.input, table.num_rows, dictionary, suggestions, profile, how, elements,
-                         findings)
+    result = _map_result(
+        args.input, table.num_rows, dictionary, suggestions, profile, how, elements, findings
+    )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -107,8 +112,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str],
-                    auto: bool) -> tuple[Any, str]:
+def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str], auto: bool) -> tuple[Any, str]:
     """The saved profile to use: --profile NAME, else (with a vault) one whose headers match."""
     if vault is None:
         return None, "suggested"
@@ -123,8 +127,16 @@ def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str],
     return None, "suggested"
 
 
-def _map_result(input_path: str, rows: int, dictionary: str, suggestions: list[Any], profile: Any, how: str,
-                elements: list[Any], findings: list[Any]) -> dict[str, Any]:
+def _map_result(
+    input_path: str,
+    rows: int,
+    dictionary: str,
+    suggestions: list[Any],
+    profile: Any,
+    how: str,
+    elements: list[Any],
+    findings: list[Any],
+) -> dict[str, Any]:
     columns = []
     for s in suggestions:  # every column of the export, in file order
         col = s.column
@@ -175,9 +187,11 @@ def _print_map(result: dict[str, Any]) -> None:
     else:
         print("\nValidation: no problems found.")
     if result["profile"] is None:
-        print("\nCorrect a suggestion by editing a saved profile (`--save-profile NAME`, then "
-              "`pathshare profile export NAME FILE.json`, edit, "
-              "`pathshare profile import FILE.json --replace`).")
+        print(
+            "\nCorrect a suggestion by editing a saved profile (`--save-profile NAME`, then "
+            "`pathshare profile export NAME FILE.json`, edit, "
+            "`pathshare profile import FILE.json --replace`)."
+        )
 
 
 # -------------------------------------------------------------------------------------- profiles
@@ -189,8 +203,21 @@ def cmd_profile_list(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         profiles = list_profiles(vault)
     if args.json:
-        print(json.dumps([{"name": p.name, "source_system": p.source_system, "columns": len(p.columns),
-                           "mapped": len(p.mapped), "signature": p.signature} for p in profiles], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "source_system": p.source_system,
+                        "columns": len(p.columns),
+                        "mapped": len(p.mapped),
+                        "signature": p.signature,
+                    }
+                    for p in profiles
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not profiles:
         print("No mapping profiles are saved yet; save one with `pathshare map INPUT --save-profile NAME`.")
@@ -240,8 +267,9 @@ def cmd_codebook(args: argparse.Namespace) -> int:
     out = check_output_path(args.out)
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".pdf", ".html", ".htm", ".md"):
-        raise OutputError(f"Cannot write the codebook as {out.name}: use a .csv, .pdf, .html or .md "
-                          f"file name.")
+        raise OutputError(
+            f"Cannot write the codebook as {out.name}: use a .csv, .pdf, .html or .md file name."
+        )
     with open_vault(args) as vault:
         agreement = get_agreement(vault, args.id, args.version)
         book = agreement_codebook(agreement)
@@ -251,7 +279,10 @@ def cmd_codebook(args: argparse.Namespace) -> int:
             html_to_pdf(codebook_html(book), out, title=book.title)
         else:
             write_codebook(book, out)
-        vault.audit.append("agreement.codebook", agreement=agreement.id,
-                           details={"file": out.name, "elements": len(book.rows)})
+        vault.audit.append(
+            "agreement.codebook",
+            agreement=agreement.id,
+            details={"file": out.name, "elements": len(book.rows)},
+        )
     print(f"Wrote the codebook of agreement {agreement.id} ({len(book.rows)} elements) to {out}.")
     return 0
