@@ -242,11 +242,13 @@ class AuditLog:
             "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, time, actor, action, agreement, partner, package, details_json, prev, digest),
         )
-        # The recorded head catches entries cut off the end, which leaves the chain itself intact.
+        # The recorded head catches entries cut off the end, which leaves the chain itself intact. It
+        # only moves forward: appending after a truncation must not erase the evidence of it.
         c.execute(
             "INSERT INTO settings(key, value) VALUES ('audit_head', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (f"{seq}:{digest}",),
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+            "WHERE CAST(substr(settings.value, 1, instr(settings.value, ':') - 1) AS INTEGER) < ?",
+            (f"{seq}:{digest}", seq),
         )
         return AuditEntry(seq, time, actor, action, agreement, partner, package, details, prev, digest)
 
@@ -338,8 +340,8 @@ class AuditLog:
                     False,
                     verdict.entries,
                     verdict.entries + 1,
-                    f"entries {verdict.entries + 1}–{size} are missing: the vault recorded {size} entries "
-                    f"but the log has {verdict.entries}",
+                    f"entries are missing from the end: the vault recorded {size} entries but the log has "
+                    f"{verdict.entries} (later entries may have been replaced too; a checkpoint tells which)",
                     verdict.head_hash,
                 )
             if size == verdict.entries and digest != verdict.head_hash:

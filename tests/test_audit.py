@@ -199,6 +199,18 @@ def test_last_entry_deleted_is_caught_by_the_recorded_head(org):
     assert not verdict.ok and verdict.first_bad == N and "missing" in verdict.reason
 
 
+def test_appending_after_a_truncation_keeps_the_evidence(org):
+    v = _tamper(org, lambda r: r.conn.execute("DELETE FROM audit_log WHERE seq >= ?", (N - 1,)))
+    assert v.audit.verify().first_bad == N - 1
+    v.audit.append("audit.verify")  # as `pathshare audit verify` does after reporting
+    verdict = v.audit.verify()
+    assert not verdict.ok and "missing" in verdict.reason
+    v.audit.append("something.else")  # back to the recorded length, but not the recorded entry
+    verdict = v.audit.verify()
+    v.close()
+    assert not verdict.ok and verdict.first_bad == N and "differs" in verdict.reason
+
+
 def test_inserted_entry_is_named(org):
     def act(r):
         r.conn.execute("UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 5")
