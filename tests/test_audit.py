@@ -434,6 +434,10 @@ def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, mon
     cp = tmp_path / "cp.txt"
     assert run_cli("--vault", d, "audit", "checkpoint", "--out", cp)[0] == 0
     assert run_cli("--vault", d, "audit", "verify", "--checkpoint", cp)[0] == 0
+    forged_cp = tmp_path / "forged-cp.txt"
+    forged_cp.write_text(cp.read_text().replace("\n4\n", "\n3\n"))
+    code, _, err = run_cli("--vault", d, "audit", "verify", "--checkpoint", forged_cp)
+    assert code == 1 and "forged-cp.txt" in err and "not signed" in err
     bundle2 = tmp_path / "audit2.json"
     assert run_cli("--vault", d, "audit", "export", bundle2)[0] == 0
     assert run_cli("--vault", c, "audit", "verify", "--bundle", bundle2)[0] == 0

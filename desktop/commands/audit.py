@@ -78,7 +78,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         if args.checkpoint:
             text = _read_text(args.checkpoint, "checkpoint")
-            verdict = vault.audit.verify_against_checkpoint(text)
+            try:
+                verdict = vault.audit.verify_against_checkpoint(text)
+            except AuditError as exc:
+                vault.audit.append(
+                    "audit.verify.refused", details={"file": Path(args.checkpoint).name, "reason": str(exc)}
+                )
+                reason = str(exc).removeprefix("The checkpoint ").rstrip(".")
+                raise AuditError(f"The checkpoint file {Path(args.checkpoint).name} {reason}.") from exc
         else:
             verdict = vault.audit.verify()
         vault.audit.append(
