@@ -1,0 +1,323 @@
+"""Exchange workflows the desktop app and the CLI share: seal under an agreement, open what arrives,
+receipts and destruction certificates. Each checks everything (fail closed), records the package in
+the vault and audits the outcome — refusals included.
+
+``prepare`` (map + de-identify + gate + seal) builds on :func:`seal_for_agreement`; see issue 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from agreements._agreement import Agreement
+from agreements._agreement_store import agreement_by_hash, agreement_status, require_in_force
+from agreements._audit import hold_partner_head
+from agreements._identity import age_identity, our_card, signing_key
+from agreements._package import (
+    Manifest,
+    load_json_document,
+    make_receipt,
+    open_package,
+    seal,
+    write_json_document,
+)
+from agreements._package_store import (
+    PackageRecord,
+    certify_destruction,
+    check_not_replayed,
+    import_destruction_certificate,
+    import_receipt,
+    record_received,
+    record_rejected,
+    record_sent,
+)
+from agreements._partners import Partner, find_partner
+from agreements._signing import canonical_json, load_public_key
+from agreements._vault import Vault
+from agreements.errors import AgreementError, PackageRejected, PartnerError
+from deid.errors import PathShareError
+
+Progress = Callable[[float, str], None]
+
+
+def _noop(_fraction: float, _message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class SealedPackage:
+    """A package sealed under an agreement and recorded in the vault."""
+
+    manifest: Manifest
+    agreement: Agreement
+    path: Path
+    record: PackageRecord
+
+
+@dataclass(frozen=True)
+class ReceivedPackage:
+    """A package that passed every check and now sits in ``out_dir``."""
+
+    manifest: Manifest
+    report: dict[str, Any]
+    out_dir: Path
+    files: tuple[Path, ...]
+    sender: Partner
+    agreement: Agreement
+    checks: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default=())
+    receipt: Path | None = None
+
+
+# ------------------------------------------------------------------------------------------------ seal
+
+
+def seal_for_agreement(
+    vault: Vault,
+    agreement_id: str,
+    files: Sequence[tuple[str, Path] | tuple[str, Path, int | None]],
+    report: dict[str, Any],
+    out: Path,
+    *,
+    today: date | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> SealedPackage:
+    """Seal de-identified ``files`` (already checked against the agreement) for its recipients.
+
+    Refused (AgreementError, audited) unless the agreement is executed and in force ``today`` and we
+    are one of its providers. The package is encrypted to exactly the agreement's recipients, signed
+    by our identity, carries our audit-log head, and is recorded (``package.sealed``).
+    """
+    step = progress or _noop
+    me = our_card(vault)
+    try:
+        agreement = require_in_force(vault, agreement_id, today)
+        if me.fingerprint() not in {p.fingerprint for p in agreement.providers()}:
+            raise AgreementError(
+                f"This organization is not a provider in agreement {agreement.id} ({agreement.title}); "
+                "only providers may send data under it."
+            )
+        recipients = [p.age_recipient for p in agreement.recipients()]
+        if not recipients:
+            raise AgreementError(f"Agreement {agreement.id} names no recipient to seal for.")
+    except AgreementError as exc:
+        vault.audit.append("package.seal_refused", agreement=agreement_id, details={"reason": str(exc)})
+        raise
+    step(0.05, "sealing the package")
+    manifest = seal(
+        files,
+        report,
+        agreement_id=agreement.id,
+        agreement_hash=agreement.sha256,
+        sender_key=signing_key(vault),
+        sender_fingerprint=me.fingerprint(),
+        recipients=recipients,
+        audit_head=vault.audit.head(),
+        out=Path(out),
+        now=now,
+    )
+    step(0.95, "recording the package")
+    record = record_sent(vault, manifest, Path(out))
+    step(1.0, "sealed")
+    return SealedPackage(manifest=manifest, agreement=agreement, path=Path(out), record=record)
+
+
+# ------------------------------------------------------------------------------------------------ open
+
+
+def _sender(vault: Vault, manifest: Manifest) -> Partner:
+    try:
+        partner = find_partner(vault, fingerprint=manifest.sender_fingerprint)
+    except PartnerError as exc:
+        raise PackageRejected(
+            f"The package names a malformed sender ({manifest.sender_fingerprint!r})."
+        ) from exc
+    if partner is None:
+        raise PackageRejected(
+            f"The package is signed by {manifest.sender_fingerprint}, a partner this vault does not know; "
+            "import their card and verify it first."
+        )
+    if partner.revoked:
+        raise PackageRejected(f"The package is signed by {partner.org}, whose card was revoked.")
+    if not partner.verified:
+        raise PackageRejected(
+            f"The package is signed by {partner.org}, whose card is not verified yet; confirm the "
+            f"fingerprint {partner.fingerprint} with them and run `pathshare partner verify`."
+        )
+    return partner
+
+
+def _agreement_for(vault: Vault, manifest: Manifest, sender: Partner, today: date | None) -> Agreement:
+    agreement = agreement_by_hash(vault, manifest.agreement_hash)
+    if agreement is None or agreement.id != manifest.agreement_id:
+        raise PackageRejected(
+            f"The package was sealed under agreement {manifest.agreement_id}, which this vault does not hold "
+            "(in that version); import the executed agreement first."
+        )
+    status = agreement_status(vault, agreement, today)
+    deadline = agreement.destruction_deadline.isoformat()
+    if status == "expired":
+        raise PackageRejected(
+            f"Agreement {agreement.id} ({agreement.title}) expired on {agreement.expires}: data under it can "
+            f"no longer be opened, and what was received must be destroyed by {deadline}."
+        )
+    if status == "terminated":
+        raise PackageRejected(
+            f"Agreement {agreement.id} ({agreement.title}) was terminated: data under it can no longer be "
+            f"opened, and what was received must be destroyed by {deadline}."
+        )
+    if status == "superseded":
+        raise PackageRejected(
+            f"The package was sealed under version {agreement.version} of agreement {agreement.id}, which a "
+            "later version superseded."
+        )
+    if status != "executed":
+        raise PackageRejected(f"Agreement {agreement.id} is not executed (it is {status}).")
+    try:
+        in_force = require_in_force(vault, agreement.id, today)
+    except AgreementError as exc:
+        raise PackageRejected(str(exc)) from exc
+    if in_force.sha256 != agreement.sha256:
+        raise PackageRejected(f"The package was sealed under another version of agreement {agreement.id}.")
+    if sender.fingerprint not in {p.fingerprint for p in agreement.providers()}:
+        raise PackageRejected(f"{sender.org} is not a provider in agreement {agreement.id}.")
+    return agreement
+
+
+def _check_recipients(vault: Vault, manifest: Manifest, agreement: Agreement) -> None:
+    me = our_card(vault)
+    allowed = {p.age_recipient for p in agreement.recipients()}
+    if me.fingerprint() not in {p.fingerprint for p in agreement.recipients()} or (
+        me.age_recipient not in manifest.recipients
+    ):
+        raise PackageRejected(
+            f"This organization is not a named recipient of the package under {agreement.id}."
+        )
+    if not set(manifest.recipients) <= allowed:
+        raise PackageRejected(
+            f"The package is also encrypted to someone who is not a recipient in agreement {agreement.id}."
+        )
+
+
+CHECKS = (
+    "The sender's signature over the manifest is valid, from a partner you verified.",
+    "The agreement is executed and in force, names the sender as a provider and you as a recipient.",
+    "The package was not opened before (no replay).",
+    "Every file matches the size and SHA-256 in the signed manifest, and nothing else is inside.",
+)
+
+
+def open_received(
+    vault: Vault,
+    package: str | Path,
+    out_dir: str | Path,
+    *,
+    receipt: str | Path | None = None,
+    progress: Progress | None = None,
+    today: date | None = None,
+) -> ReceivedPackage:
+    """``pathshare open``: verify and unpack a package into ``out_dir`` (absent or empty).
+
+    Refused with PackageRejected (or OutputError for the destination) — audited, nothing in
+    ``out_dir`` — unless the sender is a verified, unrevoked partner whose signature verifies; the
+    agreement is one we hold, executed and in force, with the sender a provider and us a named
+    recipient; the package id was not opened before; and every file matches the manifest. The
+    sender's audit-log head is held for rollback detection. With ``receipt``, a signed receipt is
+    written there for the sender.
+    """
+    step = progress or _noop
+    seen: dict[str, Any] = {}
+
+    def verify_sender(manifest: Manifest) -> Any:
+        seen["manifest"] = manifest
+        seen["sender"] = _sender(vault, manifest)
+        return load_public_key(seen["sender"].card.signing_key)
+
+    def check_manifest(manifest: Manifest) -> None:
+        seen["signed"] = True  # open_package calls this only after the signature verified
+        step(0.8, "checking the agreement")
+        seen["agreement"] = _agreement_for(vault, manifest, seen["sender"], today)
+        _check_recipients(vault, manifest, seen["agreement"])
+        check_not_replayed(vault, manifest)
+
+    step(0.02, "decrypting and checking the package")
+    try:
+        opened = open_package(
+            Path(package),
+            age_identity(vault),
+            Path(out_dir),
+            verify_sender=verify_sender,
+            check_manifest=check_manifest,
+        )
+    except PathShareError as exc:
+        # Only a manifest whose signature verified may name the agreement and sender in the log.
+        trusted = seen.get("manifest") if seen.get("signed") else None
+        record_rejected(vault, Path(package), str(exc), trusted)
+        raise
+    manifest, sender, agreement = opened.manifest, seen["sender"], seen["agreement"]
+    step(0.95, "recording the package")
+    record_received(vault, manifest, Path(out_dir))
+    warnings: list[str] = []
+    seq, head = manifest.audit_head
+    verdict = hold_partner_head(vault, sender.card, seq, head, canonical_json(manifest.to_json()).decode())
+    if not verdict.ok:
+        warnings.append(f"{sender.org}'s audit log looks rolled back: {verdict.reason}.")
+    receipt_path = None
+    if receipt is not None:
+        receipt_path = Path(receipt)
+        me = our_card(vault)
+        write_json_document(
+            receipt_path, make_receipt(manifest, signing_key(vault), me.fingerprint(), "opened")
+        )
+        vault.audit.append(
+            "package.receipt_written",
+            agreement=manifest.agreement_id,
+            partner=sender.fingerprint,
+            package=manifest.package_id,
+            details={"file": receipt_path.name},
+        )
+    step(1.0, "opened")
+    return ReceivedPackage(
+        manifest=manifest,
+        report=opened.report,
+        out_dir=opened.out_dir,
+        files=opened.files,
+        sender=sender,
+        agreement=agreement,
+        checks=CHECKS,
+        warnings=tuple(warnings),
+        receipt=receipt_path,
+    )
+
+
+# ------------------------------------------------------------------------------ receipts and certificates
+
+
+def import_receipt_file(vault: Vault, path: str | Path) -> Any:
+    """``pathshare receipt import``: verify a recipient's receipt and mark the package delivered."""
+    return import_receipt(vault, load_json_document(Path(path), "receipt"))
+
+
+def destroy(
+    vault: Vault,
+    package_id: str,
+    certificate: str | Path,
+    *,
+    method: str = "deleted all copies (files and backups) of the package's data",
+    statement: str = "All data received in this package has been destroyed as the agreement requires.",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``pathshare destroy``: after deleting the data, sign a destruction certificate and write it."""
+    cert = certify_destruction(vault, package_id, method=method, statement=statement, now=now)
+    write_json_document(Path(certificate), cert)
+    return cert
+
+
+def import_certificate_file(vault: Vault, path: str | Path) -> Any:
+    """``pathshare certificate import``: verify a recipient's destruction certificate and record it."""
+    return import_destruction_certificate(vault, load_json_document(Path(path), "destruction certificate"))

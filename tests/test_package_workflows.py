@@ -1,0 +1,193 @@
+"""The exchange workflows between two real vaults: seal under an agreement, open, refusals, receipts,
+destruction — each outcome recorded and audited."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from agreements import Vault
+from agreements._agreement_store import (
+    create_agreement,
+    export_agreement,
+    import_agreement,
+    require_in_force,
+    sign_agreement,
+)
+from agreements._identity import create_identity, our_card, signing_key
+from agreements._package import seal
+from agreements._package_store import RECEIVED, SENT, get_package, outstanding_past_deadline
+from agreements._partners import import_card, revoke_partner
+from agreements._workflows import (
+    destroy,
+    import_certificate_file,
+    import_receipt_file,
+    open_received,
+    seal_for_agreement,
+)
+from agreements.errors import AgreementError, PackageRejected
+from deid.errors import OutputError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
+PASS = "correct horse battery staple"
+TODAY = date.today()
+EXPIRES = TODAY + timedelta(days=365)
+DEADLINE = TODAY + timedelta(days=455)
+
+
+class Org:
+    def __init__(self, path: Path, org: str = "", kind: str = "", *, new: bool = False) -> None:
+        if new:
+            self.vault = Vault.create(path, PASS)
+            self.card = create_identity(self.vault, org, kind, "data@example.org")
+        else:
+            self.vault = Vault.open(path, PASS)
+            self.card = our_card(self.vault)
+        self.fp = self.card.fingerprint()
+
+    def last(self) -> str:
+        return self.vault.audit.entries()[-1].action
+
+
+@pytest.fixture(scope="module")
+def _prepared(tmp_path_factory) -> tuple[Path, Path, str]:
+    base = tmp_path_factory.mktemp("orgs")
+    d = Org(base / "district.vault", "Lakeview Unified School District", "district", new=True)
+    c = Org(base / "college.vault", "Riverbend Community College", "college", new=True)
+    import_card(d.vault, c.card, verified=True)
+    import_card(c.vault, d.card, verified=True)
+    terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    terms.pop("id")
+    reps = [p["authorized_representative"] for p in terms["parties"]]
+    terms["parties"] = [
+        {"fingerprint": d.fp, "roles": ["provider"], "authorized_representative": reps[0]},
+        {"fingerprint": c.fp, "roles": ["recipient"], "authorized_representative": reps[1]},
+    ]
+    terms["effective"] = (TODAY - timedelta(days=30)).isoformat()
+    terms["expires"] = EXPIRES.isoformat()
+    terms["destruction"]["deadline"] = DEADLINE.isoformat()
+    draft = create_agreement(d.vault, terms)
+    sign_agreement(d.vault, draft.id)
+    export_agreement(d.vault, draft.id, base / "proposal.json")
+    import_agreement(c.vault, base / "proposal.json")
+    sign_agreement(c.vault, draft.id)
+    export_agreement(c.vault, draft.id, base / "executed.json")
+    import_agreement(d.vault, base / "executed.json")
+    d.vault.close()
+    c.vault.close()
+    return base / "district.vault", base / "college.vault", draft.id
+
+
+@pytest.fixture
+def sides(_prepared, tmp_path):
+    d_path, c_path, agreement_id = _prepared
+    orgs = []
+    for path in (d_path, c_path):
+        shutil.copyfile(path, tmp_path / path.name)
+        orgs.append(Org(tmp_path / path.name))
+    yield orgs[0], orgs[1], agreement_id
+    for org in orgs:
+        org.vault.close()
+
+
+@pytest.fixture
+def extract(tmp_path: Path) -> Path:
+    src = tmp_path / "students.csv"
+    src.write_text("student_code,birth_year\nA1,2008\nB2,2009\n", encoding="utf-8")
+    return src
+
+
+def test_full_exchange(sides, tmp_path: Path, extract: Path) -> None:
+    d, c, agreement_id = sides
+    (tmp_path / "outbox").mkdir()
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract, 2)], {"rows_out": 2},
+                                tmp_path / "outbox" / "p.age")
+    assert sealed.manifest.recipients == (c.card.age_recipient,)
+    assert sealed.record.direction == SENT and d.last() == "package.sealed"
+
+    got = open_received(c.vault, sealed.path, tmp_path / "inbox", receipt=tmp_path / "receipt.json")
+    assert got.sender.fingerprint == d.fp and got.agreement.id == agreement_id and not got.warnings
+    assert got.files[0].read_text(encoding="utf-8") == extract.read_text(encoding="utf-8")
+    assert got.report == {"rows_out": 2}
+    assert get_package(c.vault, sealed.manifest.package_id, RECEIVED).sender == d.fp
+    assert c.last() == "package.receipt_written"
+
+    import_receipt_file(d.vault, tmp_path / "receipt.json")
+    assert get_package(d.vault, sealed.manifest.package_id, SENT).delivered_to == (c.fp,)
+
+    assert [r.package_id for r, _ in outstanding_past_deadline(d.vault, DEADLINE + timedelta(days=1))] == [
+        sealed.manifest.package_id]
+    destroy(c.vault, sealed.manifest.package_id, tmp_path / "certificate.json")
+    import_certificate_file(d.vault, tmp_path / "certificate.json")
+    assert outstanding_past_deadline(d.vault, DEADLINE + timedelta(days=1)) == []
+    assert d.vault.audit.verify() and c.vault.audit.verify()
+
+
+def _refused(org: Org, package: Path, out: Path, match: str, **kw) -> None:
+    before = len(org.vault.audit)
+    with pytest.raises(PackageRejected, match=match):
+        open_received(org.vault, package, out, **kw)
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".pathshare-open-")]
+    assert len(org.vault.audit) == before + 1 and org.last() == "package.rejected"
+
+
+def test_replay_revoked_and_expired_are_refused(sides, tmp_path: Path, extract: Path) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    open_received(c.vault, sealed.path, tmp_path / "in1")
+    _refused(c, sealed.path, tmp_path / "in2", "replay")
+    entry = c.vault.audit.entries()[-1]
+    assert entry.package == sealed.manifest.package_id and "replay" in entry.details["reason"]
+
+    again = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "q.age")
+    _refused(c, again.path, tmp_path / "in3", r"expired on .* destroyed by " + DEADLINE.isoformat(),
+             today=EXPIRES + timedelta(days=1))
+    revoke_partner(c.vault, d.fp, "key lost")
+    _refused(c, again.path, tmp_path / "in4", "revoked")
+    assert c.vault.audit.entries()[-1].package is None  # an untrusted manifest names nothing in the log
+
+
+def test_manifest_outside_the_agreement_is_refused(sides, tmp_path: Path, extract: Path) -> None:
+    d, c, agreement_id = sides
+    agreement = require_in_force(d.vault, agreement_id)
+    stranger = pyrage.x25519.Identity.generate()
+
+    def raw(name: str, recipients: list[str], signer: Org = d) -> Path:
+        out = tmp_path / name
+        seal([("students.csv", extract)], {}, agreement_id=agreement.id, agreement_hash=agreement.sha256,
+             sender_key=signing_key(signer.vault), sender_fingerprint=signer.fp, recipients=recipients,
+             audit_head=(0, "0" * 64), out=out)
+        return out
+
+    _refused(c, raw("extra.age", [c.card.age_recipient, str(stranger.to_public())]), tmp_path / "a",
+             "also encrypted to someone")
+    _refused(c, raw("elsewhere.age", [str(stranger.to_public())]), tmp_path / "b", "not addressed")
+    # The college signs a package as if it were a provider and sends it to the district.
+    _refused(d, raw("wrong-way.age", [d.card.age_recipient], signer=c), tmp_path / "c", "not a provider")
+
+
+def test_sealing_is_gated(sides, tmp_path: Path, extract: Path) -> None:
+    d, c, agreement_id = sides
+    with pytest.raises(AgreementError, match="not a provider"):
+        seal_for_agreement(c.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    assert c.last() == "package.seal_refused" and not (tmp_path / "p.age").exists()
+    with pytest.raises(AgreementError, match="not in force"):
+        seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age",
+                           today=EXPIRES + timedelta(days=1))
+    assert d.last() == "package.seal_refused" and not (tmp_path / "p.age").exists()
+
+
+def test_non_empty_destination_is_refused_and_audited(sides, tmp_path: Path, extract: Path) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "old.csv").write_text("keep")
+    with pytest.raises(OutputError, match="not empty"):
+        open_received(c.vault, sealed.path, tmp_path / "in")
+    assert [p.name for p in (tmp_path / "in").iterdir()] == ["old.csv"] and c.last() == "package.rejected"
