@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -229,7 +230,8 @@ _PATTERNS = {
     "id": r"^[A-Za-z@]?\d{4,12}[A-Za-z]?$",
     "zip": r"^\d{5}(-?\d{4})?$",
     "email": r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$",
-    "phone": r"^(\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]?\d{4}$",
+    # North American numbers: area code and exchange start with 2-9 (random 10-digit IDs often do not).
+    "phone": r"^(\+?1[-. ]?)?\(?[2-9]\d{2}\)?[-. ]?[2-9]\d{2}[-. ]?\d{4}$",
     "number": r"^[-+]?(\d+\.?\d*|\.\d+)%?$",
     "word": r"^[A-Za-z][A-Za-z'.\-]*( [A-Za-z][A-Za-z'.\-]*)?$",
     "street": r"^\d+[A-Za-z]? +[A-Za-z0-9 .,'#\-]*[A-Za-z]",
@@ -297,8 +299,13 @@ def best_date_format(values: pa.Array | pa.ChunkedArray) -> tuple[str | None, fl
 
 
 def profile_values(col: pa.ChunkedArray | pa.Array, sample_rows: int = SAMPLE_ROWS) -> ValueProfile:
-    """Profile a sample of the first ``sample_rows`` values of a column."""
-    sample = _clean(col.slice(0, sample_rows))
+    """Profile ``sample_rows`` values spread evenly over a column (exports are often sorted, so the
+    first rows alone can be one school, one grade or one term)."""
+    n = len(col)
+    if n > sample_rows:
+        positions = pa.array(np.linspace(0, n - 1, sample_rows).astype(np.int64))
+        col = col.take(positions)
+    sample = _clean(col)
     prof = ValueProfile(rows=len(sample))
     values = pc.drop_null(sample)
     if isinstance(values, pa.ChunkedArray):
@@ -599,12 +606,19 @@ class ColumnSuggestion:
 _DISTINCTIVE = {"email", "phone", "ssid", "street_address", "date", "free_text"}
 
 
-def _combine(h: float, v: float, el: Element) -> float:
+def _combine(h: float, v: float, el: Element, prof: ValueProfile) -> float:
     if h >= 0.999:
         return 0.75 + 0.25 * v
     score = 0.6 * h + 0.4 * v
     if el.format in _DISTINCTIVE and v >= 0.9:
         score = max(score, 0.55 * v)
+    elif len(el.code_set) >= 3 and el.format != "flag" and v >= 0.95:
+        # Nearly every value in a code set of three or more codes, using several of them (grade levels
+        # 09-12, EL status, race; not 1/2/3, which could be anything).
+        recodes = suggest_recodes([value for value, _ in prof.top_values], el)
+        used = {recodes.get(value, value) for value, _ in prof.top_values} & el.codes
+        if len(used) >= min(4, len(el.code_set) - 1):
+            score = max(score, 0.5 * v)
     return score
 
 
@@ -631,7 +645,7 @@ def suggest_mapping(
         for el in els:
             h, syn = header_score(col, el, syn_cache)
             v, why = value_score(prof, el)
-            score = _combine(h, v, el)
+            score = _combine(h, v, el, prof)
             reasons = []
             if h > 0:
                 reasons.append(f"header matches '{syn}' ({h:.0%})")
@@ -649,7 +663,8 @@ def suggest_mapping(
         recodes: dict[str, str] = {}
         date_format = None
         if el is not None and el.code_set:
-            recodes = suggest_recodes([v for v, _ in profiles[col].top_values] or table.column(col), el)
+            # All distinct values, not just the sample's: a rare spelling still gets its recode.
+            recodes = suggest_recodes(table.column(col), el)
         if el is not None and el.type == "date":
             date_format = profiles[col].date_format
         score = next((c.score for c in scored[col] if c.element == name), 0.0)
