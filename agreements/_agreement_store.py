@@ -457,10 +457,14 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
 
 
 def create_agreement_from_file(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
-    """``pathshare agreement new FILE.json``: a draft from an unsigned agreement file."""
+    """``pathshare agreement new FILE.json``: a draft from an unsigned agreement file.
+
+    The draft always gets a fresh id (an ``id`` in the file is replaced): files are templates, and two
+    agreements drafted from one template must never share an id at a partner that receives both."""
     p = Path(path)
     with _refusals(vault, "create"):
         terms = _terms_from_file(p)
+    terms.pop("id", None)
     return create_agreement(vault, terms, source=p.name)
 
 

@@ -217,6 +217,7 @@ def test_cli_amend_terminate_and_compliance_queries(tmp_path, run_cli, two_orgs)
 
     amended = json.loads(draft.read_text())
     amended["policy"]["k"] = 20
+    amended.pop("id")  # an amendment file names no other agreement (its id would have to be this one)
     (tmp_path / "v2.json").write_text(json.dumps(amended))
     code, out, err = run_cli("--vault", district, "agreement", "amend", agreement_id, tmp_path / "v2.json")
     assert code == 0 and "version 2" in out, err
@@ -240,6 +241,9 @@ def test_cli_amend_terminate_and_compliance_queries(tmp_path, run_cli, two_orgs)
     assert json.loads(out)[0]["days_to_destruction_deadline"] == 3 * 365 + 90
     code, out, _ = run_cli("--vault", district, "agreement", "list", "--destruction-due")
     assert "terminated" in out and agreement_id[:8] in out and f"(in {3 * 365 + 90} days)" in out
+    # A file is a template: drafting from it again gives another agreement, not a clash.
+    code, out, err = run_cli("--vault", district, "agreement", "new", draft)
+    assert code == 0 and out.splitlines()[0] not in (agreement_id, json.loads(draft.read_text())["id"]), err
 
 
 def test_cli_general_offer_joined_by_a_further_district(tmp_path, run_cli, two_orgs):
