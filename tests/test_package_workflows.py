@@ -191,3 +191,60 @@ def test_non_empty_destination_is_refused_and_audited(sides, tmp_path: Path, ext
     with pytest.raises(OutputError, match="not empty"):
         open_received(c.vault, sealed.path, tmp_path / "in")
     assert [p.name for p in (tmp_path / "in").iterdir()] == ["old.csv"] and c.last() == "package.rejected"
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+
+
+def test_cli_open_receipt_destroy_and_list(sides, tmp_path: Path, extract: Path, run_cli,
+                                           monkeypatch) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract, 2)], {}, tmp_path / "p.age")
+    pid = sealed.manifest.package_id
+    d.vault.close()
+    c.vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    dv, cv = str(d.vault.path), str(c.vault.path)
+
+    code, out, err = run_cli("--vault", cv, "open", tmp_path / "p.age", "--out", tmp_path / "inbox",
+                             "--receipt", tmp_path / "r.json")
+    assert code == 0, err
+    assert f"Opened package {pid} from Lakeview Unified School District" in out and "r.json" in out
+    assert (tmp_path / "inbox" / "data" / "students.csv").read_bytes() == extract.read_bytes()
+
+    code, out, err = run_cli("--vault", cv, "open", tmp_path / "p.age", "--out", tmp_path / "again")
+    assert code == 1 and err.startswith("pathshare: ") and "replay" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "again").exists()
+
+    assert run_cli("--vault", dv, "receipt", "import", tmp_path / "r.json")[0] == 0
+    code, out, _ = run_cli("--vault", dv, "packages", "--sent", "--json")
+    listed = json.loads(out)
+    assert code == 0 and listed[0]["package_id"] == pid and listed[0]["delivered_to"] == [c.fp]
+
+    code, out, err = run_cli("--vault", cv, "destroy", pid, "--certificate", tmp_path / "cert.json",
+                             "--method", "shredded")
+    assert code == 0, err
+    assert json.loads((tmp_path / "cert.json").read_text())["method"] == "shredded"
+    assert run_cli("--vault", dv, "certificate", "import", tmp_path / "cert.json")[0] == 0
+    code, out, _ = run_cli("--vault", dv, "packages")
+    assert code == 0 and pid in out and "closed" in out
+    code, out, _ = run_cli("--vault", dv, "packages", "--outstanding")
+    assert code == 0 and "No package is outstanding" in out
+
+
+def test_cli_tampered_package_is_one_sentence(sides, tmp_path: Path, extract: Path, run_cli,
+                                              monkeypatch) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    data = bytearray(sealed.path.read_bytes())
+    data[-20] ^= 0x40
+    sealed.path.write_bytes(bytes(data))
+    c.vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, out, err = run_cli("--vault", str(c.vault.path), "open", sealed.path, "--out", tmp_path / "in")
+    assert code == 1 and out == ""
+    assert err == "pathshare: The package's content is damaged or truncated.\n"
+    assert not (tmp_path / "in").exists()
+    with Vault.open(c.vault.path, PASS) as vault:
+        last = vault.audit.entries()[-1]
+    assert last.action == "package.rejected" and last.details["file"] == "p.age"

@@ -1,9 +1,136 @@
-"""Sub-commands: (not yet implemented)."""
+"""Sub-commands: open PACKAGE.age --out DIR [--receipt R.json] | receipt import R.json |
+destroy PACKAGE_ID --certificate OUT.json [--method M] [--statement S] | certificate import C.json |
+packages [--sent | --received] [--outstanding] [--json].
+
+The work happens in ``agreements._workflows``; this module only parses arguments and prints.
+(``prepare`` joins here when the prepare workflow lands.)
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import date
+
+from desktop.commands._vaultargs import open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
+    p = sub.add_parser("open", help="verify and unpack a package sent to us")
+    p.add_argument("package", metavar="PACKAGE.age")
+    p.add_argument("--out", required=True, metavar="DIR", help="an empty or new folder for the files")
+    p.add_argument("--receipt", metavar="RECEIPT.json", help="also write a signed receipt for the sender")
+    p.set_defaults(func=cmd_open)
+
+    receipt = sub.add_parser("receipt", help="receipts partners send back for our packages")
+    rsub = receipt.add_subparsers(dest="receipt_command", metavar="ACTION", required=True)
+    p = rsub.add_parser("import", help="verify a receipt and mark the package delivered")
+    p.add_argument("file", metavar="RECEIPT.json")
+    p.set_defaults(func=cmd_receipt_import)
+
+    p = sub.add_parser("destroy", help="certify that a package we received was destroyed")
+    p.add_argument("package_id", metavar="PACKAGE_ID")
+    p.add_argument("--certificate", required=True, metavar="OUT.json", help="where to write the certificate")
+    p.add_argument("--method", help="how the data was destroyed")
+    p.add_argument("--statement", help="the statement the certificate signs")
+    p.set_defaults(func=cmd_destroy)
+
+    cert = sub.add_parser("certificate", help="destruction certificates partners send back")
+    csub = cert.add_subparsers(dest="certificate_command", metavar="ACTION", required=True)
+    p = csub.add_parser("import", help="verify a destruction certificate and close the package")
+    p.add_argument("file", metavar="CERTIFICATE.json")
+    p.set_defaults(func=cmd_certificate_import)
+
+    p = sub.add_parser("packages", help="list the packages we sent and received")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sent", action="store_true")
+    which.add_argument("--received", action="store_true")
+    p.add_argument(
+        "--outstanding",
+        action="store_true",
+        help="sent packages not destroyed past their destruction deadline",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_packages)
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from agreements._workflows import open_received
+
+    with open_vault(args) as vault:
+        got = open_received(vault, args.package, args.out, receipt=args.receipt)
+    m = got.manifest
+    print(f"Opened package {m.package_id} from {got.sender.org} under agreement {got.agreement.title}.")
+    for check in got.checks:
+        print(f"  ok: {check}")
+    for entry, path in zip(m.files, got.files, strict=True):
+        rows = f", {entry.rows} rows" if entry.rows is not None else ""
+        print(f"  {path} ({entry.size} bytes{rows})")
+    for warning in got.warnings:
+        print(f"  warning: {warning}")
+    if got.receipt is not None:
+        print(f"Receipt for the sender: {got.receipt}")
+    return 0
+
+
+def cmd_receipt_import(args: argparse.Namespace) -> int:
+    from agreements._workflows import import_receipt_file
+
+    with open_vault(args) as vault:
+        receipt = import_receipt_file(vault, args.file)
+    print(
+        f"Package {receipt.package_id}: {receipt.result} by {receipt.recipient_fingerprint} "
+        f"at {receipt.time}."
+    )
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    from agreements._workflows import destroy
+
+    extra = {k: v for k, v in (("method", args.method), ("statement", args.statement)) if v}
+    with open_vault(args) as vault:
+        cert = destroy(vault, args.package_id, args.certificate, **extra)
+    print(
+        f"Destruction of package {cert['package_id']} certified in {args.certificate}; "
+        "send it to the provider."
+    )
+    return 0
+
+
+def cmd_certificate_import(args: argparse.Namespace) -> int:
+    from agreements._workflows import import_certificate_file
+
+    with open_vault(args) as vault:
+        cert = import_certificate_file(vault, args.file)
+    print(
+        f"Package {cert.package_id}: destruction certified by {cert.recipient_fingerprint} "
+        f"({cert.destroyed_at})."
+    )
+    return 0
+
+
+def cmd_packages(args: argparse.Namespace) -> int:
+    from agreements._package_store import RECEIVED, SENT, list_packages, outstanding_past_deadline
+
+    with open_vault(args) as vault:
+        if args.outstanding:
+            rows = [(r, deadline) for r, deadline in outstanding_past_deadline(vault, date.today())]
+        else:
+            direction = SENT if args.sent else RECEIVED if args.received else None
+            rows = [(r, None) for r in list_packages(vault, direction)]
+    if args.json:
+        print(json.dumps([{**r.to_dict(), **({"deadline": d} if d else {})} for r, d in rows], indent=2))
+        return 0
+    if not rows:
+        print("No packages." if not args.outstanding else "No package is outstanding past its deadline.")
+        return 0
+    for r, deadline in rows:
+        state = "closed" if r.closed else ("delivered" if r.delivered_to else "open")
+        due = f", destruction was due {deadline}" if deadline else ""
+        print(
+            f"{r.package_id}  {r.direction:8}  {r.created}  agreement {r.agreement_id}  {r.files} file(s), "
+            f"{r.bytes} bytes  {state}{due}"
+        )
+    return 0
