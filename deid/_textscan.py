@@ -71,13 +71,15 @@ _DATE = (
 )
 _CANDIDATES: list[tuple[str, str]] = [
     # (name, pattern) in priority order: at one position the first alternative that matches wins.
+    # Formatted numbers have no leading \b, so "Maria916-555-0142" and "SSN123-45-6789" are caught
+    # (RE2's \b sees no boundary between a letter and a digit).
     ("email", r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
               r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"),
     ("url", r"(?:[Hh][Tt][Tt][Pp][Ss]?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]]"),
     ("dob", r"(?:DOB|D\.O\.B\.?|[Bb]irth ?[Dd]ate|[Dd]ate of [Bb]irth|[Bb]orn(?: on)?)[:\s]{0,3}" + _DATE),
-    ("ssn", r"\b(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})\b"),
-    ("card", r"\b(?:\d{4}[ \-]\d{4}[ \-]\d{4}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{5})\b"),
-    ("phone", r"(?:\+1[ .\-]?|\b1[ .\-])?(?:\(\d{3}\)[ .\-]?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"),
+    ("ssn", r"(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})\b"),
+    ("card", r"(?:\d{4}[ \-]\d{4}[ \-]\d{4}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{5})\b"),
+    ("phone", r"(?:\+1[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"),
     ("intl_phone", r"\+[2-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,5}"),
     ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
     ("id", r"\b[A-Za-z]{0,4}\d[\dA-Za-z]{3,24}\b"),
@@ -154,6 +156,10 @@ def _name_tokens(names: pa.Array) -> tuple[pa.Array, pa.Array]:
         return empty, empty
     tokens = pc.utf8_split_whitespace(pc.replace_substring_regex(names, r"[,;/()\"]+", " ")).flatten()
     tokens = pc.utf8_trim(tokens, ".:'’-")
+    # notes use straight and curly apostrophes alike: "O'Brien", "O’Brien"
+    tokens = pa.concat_arrays(
+        [tokens, pc.replace_substring(tokens, "'", "’"), pc.replace_substring(tokens, "’", "'")]
+    )
     parts = pc.split_pattern(tokens, "-").flatten()
     tokens = pc.unique(pa.concat_arrays([tokens.cast(pa.string()), parts.cast(pa.string())]))
     tokens = tokens.filter(pc.and_(pc.greater_equal(pc.utf8_length(tokens), 2),
@@ -185,9 +191,15 @@ def _name_tokens(names: pa.Array) -> tuple[pa.Array, pa.Array]:
 @functools.lru_cache(maxsize=1)
 def _email_tlds() -> pa.Array:
     """Top-level domains from tldextract's bundled public-suffix snapshot (read locally, never fetched)."""
-    from importlib.resources import files
+    import importlib.util
+    from pathlib import Path
 
-    text = files("tldextract").joinpath(".tld_set_snapshot").read_text(encoding="utf-8")
+    # Locate the file without importing tldextract (whose import pulls in requests and urllib3).
+    spec = importlib.util.find_spec("tldextract")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a declared dependency
+        raise RuntimeError("tldextract is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    text = (folder / ".tld_set_snapshot").read_text(encoding="utf-8")
     tlds: set[str] = set()
     for line in text.splitlines():
         line = line.strip()
@@ -407,6 +419,12 @@ class TextScanner:
         if rest.any():
             sub = odd[rest]
             sub_vals = pc.take(odd_vals, pa.array(np.flatnonzero(rest)))
+            # "SSID0012345678": letters glued to a number are checked as the number
+            glued = _np_bool(pc.match_substring_regex(sub_vals, r"^[A-Za-z]{1,4}\d{5,}$"))
+            if glued.any():
+                stripped = pc.replace_substring_regex(sub_vals, r"^[A-Za-z]+", "")
+                is_id = _np_bool(pc.is_in(sub_vals, value_set=self._ids))
+                sub_vals = pc.if_else(pa.array(glued & ~is_id), stripped, sub_vals)
             is_id = _np_bool(pc.is_in(sub_vals, value_set=self._ids))
             kinds[match_idx[sub[is_id]]] = _KIND_CODE[STUDENT_ID]
             sub, sub_vals = sub[~is_id], sub_vals.filter(pa.array(~is_id))
@@ -517,7 +535,7 @@ class TextScanner:
         mask[positions] = True
         new_flat = pc.replace_with_mask(flat, pa.array(mask), values.cast(flat.type))
         rebuilt = type(parts).from_arrays(parts.offsets, new_flat, mask=parts.is_null())
-        return pc.binary_join(rebuilt, "").cast(cells.type)
+        return pc.binary_join(rebuilt, pa.scalar("", flat.type)).cast(cells.type)
 
     @staticmethod
     def _spans(

@@ -55,6 +55,8 @@ NAME_LIKE_WORDS: frozenset[str] = frozenset(
     Nor Not Now Of On Or Page Parent Park Pat Patience Pearl Per Price Prince Rain Ray Reed Rich River
     Rock Rose Ruby Rush Sage Saturday Say See She Sky So Spring Star Stone Summer Sunday Sunny Tad Teacher
     The Then They This Thursday To Today Trust Tuesday Up Us Victory Wade Ward We Wednesday West White
-    Will Win Winter With Wood Word Work Yes You Young
+    Will Win Winter With Wood Word Work Yes You Young Grant Dean Bishop Earl Gene Glen Jay Lincoln Drew
+    Max Pierce Marshall Harmony Destiny Trinity Journey Justice Liberty Royal Sterling Story Melody
+    Amber Crystal Ginger Penny Robin Violet Iris Daisy Willow Olive Cash Colt Rusty Forrest Sue
     """.split()  # noqa: SIM905
 )
