@@ -657,7 +657,10 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
 def amend_agreement(
     vault: Vault, agreement_id: str, terms: Mapping[str, Any], *, source: str = "the amendment"
 ) -> Agreement:
-    """Store a new draft version of an agreement, linked to the latest by its hash. Audited."""
+    """Store a new draft version of an agreement, linked to the latest by its hash. Audited.
+
+    When the latest version is still an unsigned draft (nobody else can hold it), its terms are
+    replaced instead: that is how a draft is corrected before anyone signs it."""
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "amend", agreement_id), vault.transaction():
         aid = _resolve_id(vault, agreement_id)
@@ -667,13 +670,17 @@ def amend_agreement(
             raise AgreementError(
                 f"Agreement {aid} was terminated; it cannot be amended. Draft a new agreement."
             )
-        if not latest.signatures:
-            raise AgreementError(
-                f"Version {latest.version} of agreement {aid} is still an unsigned draft; sign it or amend "
-                "only once it has been proposed."
-            )
+        replace = not latest.signatures
+        base = versions[-2] if replace and len(versions) > 1 else None
         me = _our_card(vault)
-        body = amendment_terms(latest, _json_copy(terms, source))
+        body = _json_copy(terms, source)
+        if replace and base is None:
+            # Correcting an unsigned version 1: same id, still version 1.
+            if body.get("id") not in (None, aid):
+                raise AgreementError(f"{source} names another agreement than {aid}.")
+            body.update(id=aid, version=1, previous=None)
+        else:
+            body = amendment_terms(base or latest, body)
         _fill_parties(vault, me, body, source)
         a = Agreement.from_terms(body, source=source)
         if a.party(me.fingerprint()) is None:
@@ -681,13 +688,13 @@ def amend_agreement(
                 f"{source} does not name your organization as a party; you can only amend your own."
             )
         with vault.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM agreements WHERE id = ? AND version = ?", (aid, latest.version))
             _store(conn, a, authored=True, now=_now())
-            vault.audit.append(
-                "agreement.amended",
-                agreement=aid,
-                details={"version": a.version, "sha256": a.sha256, "previous": a.previous, "source": source},
-                conn=conn,
-            )
+            details = {"version": a.version, "sha256": a.sha256, "previous": a.previous, "source": source}
+            if replace:
+                details["replaces_unsigned_draft"] = latest.sha256
+            vault.audit.append("agreement.amended", agreement=aid, details=details, conn=conn)
     return a
 
 

@@ -13,6 +13,7 @@ from agreements import AgreementError, Vault
 from agreements._agreement_store import (
     agreement_by_hash,
     agreement_status,
+    agreement_versions,
     amend_agreement,
     create_agreement,
     destruction_due,
@@ -353,3 +354,20 @@ def test_a_draft_naming_us_under_a_wrong_fingerprint_gets_a_precise_sentence(org
     terms["parties"][0] = {**terms["parties"][0], "org": d.card.org, "fingerprint": "AAAAA-AAAAA-AAAAA-AAAAA"}
     with pytest.raises(AgreementError, match="with a fingerprint other than your card's"):
         create_agreement(d.vault, terms, source="draft.json")
+
+
+def test_an_unsigned_draft_is_corrected_in_place(orgs):
+    d, c = orgs
+    a = create_agreement(d.vault, example_terms(d, c))
+    fixed_terms = example_terms(d, c)
+    fixed_terms["title"] = "Corrected title"
+    fixed = amend_agreement(d.vault, a.id, fixed_terms, source="fixed.json")
+    assert (fixed.id, fixed.version, fixed.previous, fixed.title) == (a.id, 1, None, "Corrected title")
+    assert [v.title for v in agreement_versions(d.vault, a.id)] == ["Corrected title"]
+    sign_agreement(d.vault, a.id)
+    v2 = amend_agreement(d.vault, a.id, example_terms(d, c))
+    assert (v2.version, v2.previous) == (2, fixed.sha256)
+    v2_fixed = amend_agreement(d.vault, a.id, {**example_terms(d, c), "title": "Second try"})
+    assert (v2_fixed.version, v2_fixed.previous, v2_fixed.title) == (2, fixed.sha256, "Second try")
+    assert len(agreement_versions(d.vault, a.id)) == 2
+    assert d.vault.audit.verify()
