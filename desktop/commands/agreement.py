@@ -239,11 +239,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_amend(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
+        corrected = not get_agreement(vault, args.id).signatures
         a = amend_agreement_from_file(vault, args.id, args.file)
-    print(
-        f"Stored version {a.version} of agreement {_short(a.id)} as a draft; it replaces version "
-        f"{a.version - 1} once every party has signed it."
-    )
+    if corrected:
+        print(f"Corrected the unsigned draft of agreement {_short(a.id)} (version {a.version}).")
+    else:
+        print(
+            f"Stored version {a.version} of agreement {_short(a.id)} as a draft; it replaces version "
+            f"{a.version - 1} once every party has signed it."
+        )
     return 0
 
 
