@@ -206,13 +206,14 @@ def test_college_noise_is_what_the_truth_says(k12, college):
     bit = {name: 1 << i for i, name in enumerate(NOISE_FLAGS)}
     pid, noise = college.truth.person_id, college.truth.noise
     kf, kl, kb = col(k12, "First Name"), col(k12, "Last Name"), col(k12, "Birth Date")
+    k_middle = col(k12, "Middle Name")
     cf, cl, cb = col(college, "STU_FIRST_NM"), col(college, "STU_LAST_NM"), col(college, "STU_BIRTH_DT")
     checked = 0
     for r in np.flatnonzero(pid < COLLEGE_ONLY_BASE):
         p, flags = int(pid[r]), int(noise[r])
         born = dt.datetime.strptime(kb[p], "%m/%d/%Y").strftime("%Y%m%d")
         name_flags = bit["nickname"] | bit["typo_first"] | bit["typo_last"] | bit["surname_part"]
-        name_flags |= bit["surname_joiner"]
+        name_flags |= bit["surname_joiner"] | bit["goes_by_middle_name"]
         if not flags & name_flags:
             assert fold(cf[r]).upper() == fold(kf[p]).upper()
             assert fold(cl[r]).upper() == fold(kl[p]).upper()
@@ -223,6 +224,8 @@ def test_college_noise_is_what_the_truth_says(k12, college):
             assert cb[r] == born
         if flags & bit["typo_first"] and not flags & bit["nickname"]:
             assert fold(cf[r]).upper() != fold(kf[p]).upper()
+        if flags & bit["goes_by_middle_name"]:
+            assert fold(cf[r]).upper() == fold(k_middle[p]).upper()
     assert checked > 40
     assert noise[pid >= COLLEGE_ONLY_BASE].sum() == 0
 

@@ -99,7 +99,7 @@ AWARD_CODES = ("A", "S", "Y", "Z", "E", "B", "L", "T")
 NOISE_FLAGS = (
     "nickname", "typo_first", "typo_last", "accents_dropped", "surname_part", "surname_joiner",
     "middle_missing", "middle_initial", "birth_day_month_swapped", "sex_unknown", "zip_moved",
-    "ssid_missing", "upper_case",
+    "ssid_missing", "upper_case", "goes_by_middle_name",
 )  # fmt: skip
 _BIT = {name: 1 << i for i, name in enumerate(NOISE_FLAGS)}
 
@@ -432,22 +432,26 @@ def college(seed: int, rows: int, messy: bool) -> tuple[dict[str, pa.Array], np.
 
     # Nicknames and other forms of the first name.
     groups = t.nickname_groups()
-    nick_rows = np.flatnonzero(is_k12 & (rng.random(n) < 0.12))
+    nick_rows = np.flatnonzero(is_k12 & (rng.random(n) < 0.16))
     nick_pick = rng.random(len(nick_rows))
     for r, p in zip(nick_rows.tolist(), nick_pick.tolist(), strict=True):
         alts = groups.get(first_t.names[people.first[r]])
         if alts:
             first[r] = alts[int(p * len(alts))]
             noise[r] |= _BIT["nickname"]
-    for column, flag, rate in ((first, "typo_first", 0.025), (last, "typo_last", 0.025)):
+    for column, flag, rate in ((first, "typo_first", 0.035), (last, "typo_last", 0.035)):
         rows_ = np.flatnonzero(is_k12 & (rng.random(n) < rate))
         for r in rows_.tolist():
             column[r] = _typo(rng, column[r])
             noise[r] |= _BIT[flag]
     had_middle = middle != ""
+    # Some students go by their middle name: the college has it as the first name.
+    by_middle = is_k12 & had_middle & (noise == 0) & (rng.random(n) < 0.025)
+    first, middle = np.where(by_middle, middle, first), np.where(by_middle, first, middle)
+    noise |= np.where(by_middle, _BIT["goes_by_middle_name"], 0)
     u = rng.random(n)
-    drop_middle = is_k12 & had_middle & (u < 0.45)
-    initial = is_k12 & had_middle & (u >= 0.45) & (u < 0.55)
+    drop_middle = is_k12 & had_middle & ~by_middle & (u < 0.45)
+    initial = is_k12 & had_middle & ~by_middle & (u >= 0.45) & (u < 0.55)
     middle = np.where(drop_middle, "", middle)
     middle = np.where(initial, pc.utf8_slice_codeunits(pa.array(middle), 0, 1).to_numpy(zero_copy_only=False),
                       middle)  # fmt: skip
@@ -461,7 +465,7 @@ def college(seed: int, rows: int, messy: bool) -> tuple[dict[str, pa.Array], np.
 
     # Birth date: now and then day and month swapped.
     y, m, d = t.ymd(people.birth)
-    swap = is_k12 & (d <= 12) & (d != m) & (rng.random(n) < 0.015)
+    swap = is_k12 & (d <= 12) & (d != m) & (rng.random(n) < 0.03)
     birth = np.where(swap, t.days_from_ymd(y, d, m), people.birth)
     noise |= np.where(swap, _BIT["birth_day_month_swapped"], 0)
     birth_text = t.yyyymmdd(birth)

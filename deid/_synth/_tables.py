@@ -167,7 +167,7 @@ def first_names() -> NameTable:
     for key, words in _merged("first_names.txt", "more_first_names.txt").items():
         start = len(names)
         names.extend(words)
-        pools[key] = _pool(list(range(start, len(names))), offset=4.0)
+        pools[key] = _pool(list(range(start, len(names))), offset=8.0)
     return _name_table(names, pools)
 
 
@@ -181,7 +181,7 @@ def last_names() -> NameTable:
         names.extend(words)
         # Surnames are more concentrated in some groups (Nguyễn, Kim) than in others.
         concentrated = key in ("vietnamese", "korean")
-        pools[key] = _pool(list(range(start, len(names))), offset=0.5 if concentrated else 3.0)
+        pools[key] = _pool(list(range(start, len(names))), offset=0.5 if concentrated else 8.0)
     return _name_table(names, pools)
 
 
