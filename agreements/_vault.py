@@ -175,17 +175,23 @@ class Vault:
         os.close(fd)
         tmp = Path(tmp_name)
         os.chmod(tmp, 0o600)
+        vault: Vault | None = None
         try:
-            conn = _connect(tmp, passphrase)
-            _configure(conn)
-            vault = cls(tmp, conn)
-            vault._migrate(audit_upgrade=False)
-            vault.audit.append("vault.create", details={"schema": _max_version()})
-            vault.close()  # checkpoints and removes the WAL, so the single file is the whole vault
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+            try:
+                conn = _connect(tmp, passphrase)
+                _configure(conn)
+                vault = cls(tmp, conn)
+                vault._migrate(audit_upgrade=False)
+                vault.audit.append("vault.create", details={"schema": _max_version()})
+                vault.close()  # checkpoints and removes the WAL, so the single file is the whole vault
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            except (sqlcipher3.Error, OSError) as exc:
+                raise VaultError(f"Cannot create the vault at {dest}: {exc}.") from exc
             _publish(tmp, dest)
         except BaseException:
+            if vault is not None:
+                vault.close()
             for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
@@ -209,7 +215,10 @@ class Vault:
         reason = _looks_like_not_a_vault(p)
         if reason:
             raise NotAVault(f"{p} is not a PathShare vault: {reason}.")
-        conn = _connect(p, passphrase)
+        try:
+            conn = _connect(p, passphrase)
+        except sqlcipher3.Error as exc:
+            raise VaultError(f"Cannot open the vault at {p}: {exc}.") from exc
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlcipher3.DatabaseError as exc:
@@ -219,6 +228,10 @@ class Vault:
             raise VaultError(f"Cannot open the vault at {p}: {exc}.") from exc
         try:
             _configure(conn)
+        except sqlcipher3.Error as exc:  # e.g. a read-only file or folder
+            conn.close()
+            raise VaultError(f"Cannot open the vault at {p} for writing: {exc}.") from exc
+        try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 raise NotAVault(f"{p} is an encrypted database but not a PathShare vault.")

@@ -271,3 +271,11 @@ def test_stale_partials_of_a_killed_create_are_swept(tmp_path):
     Vault.create(tmp_path / "v.vault", PASS).close()
     assert not stale.exists()
     assert fresh.exists()  # may belong to a create still running
+
+
+
+def test_create_where_the_folder_is_a_file(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(VaultError, match="does not exist"):
+        Vault.create(blocker / "v.vault", PASS)
