@@ -438,10 +438,7 @@ class AuditLog:
         with self._vault._lock:
             verdict = self.verify()
             if not verdict.ok:
-                raise AuditError(
-                    f"The audit log does not verify (entry {verdict.first_bad}: "
-                    f"{verdict.reason}); it was not exported."
-                )
+                raise AuditError(f"The audit log does not verify: {verdict.reason}; it was not exported.")
             with atomic_open(out, "w", 0o600) as fh:
                 head_json = (
                     f'{{"pathshare_audit_bundle": {BUNDLE_VERSION},\n"exported": {json.dumps(utc_now())},\n'
@@ -453,7 +450,7 @@ class AuditLog:
                     entry = _row_entry(row)
                     if i:
                         fh.write(",\n")
-                    fh.write(json.dumps(entry.to_dict(), ensure_ascii=False))
+                    fh.write(json.dumps(entry.to_dict()))  # ASCII: safe whatever the locale
                     size, head = entry.seq, entry.hash
                 checkpoint = make_checkpoint(key, card, size, head)
                 fh.write(f'\n],\n"checkpoint": {json.dumps(checkpoint)}}}\n')
