@@ -40,7 +40,12 @@ So a K-12 file with the same seed and at least M rows contains all of the colleg
 Their college rows carry realistic noise, recorded per row in ``truth.noise`` (bit flags named in
 ``NOISE_FLAGS``): nicknames and other name forms (Robert→Bob, José→Jose), one-character typos,
 accents dropped, a compound surname cut to one half or re-joined, a middle name missing or cut to its
-initial, day and month swapped, sex unknown, a new ZIP, no SSID, names in capitals.
+initial, the middle name used as the first, day and month swapped, sex unknown, a new ZIP, no SSID,
+names in capitals. (Nickname groups: deid/data/synth/nicknames.txt.)
+
+Names: curated lists per origin group (deid/data/synth/first_names.txt, last_names.txt: accents,
+hyphens, apostrophes, Hispanic double surnames) with a long tail from Faker's person lists
+(more_*.txt, MIT), weighted 1/(rank + 8) so a few names are common and most are rare.
 
 ``messy=True`` makes the file look like real exports (CSV only):
 

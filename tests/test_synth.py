@@ -270,6 +270,8 @@ def test_planted_spans_hold_what_they_claim(k12):
         text, row = truth.span_text(notes, i), int(truth.spans["row"][i])
         if sources[i] == "student_first_name":
             assert text == first[row]
+        elif sources[i] == "student_last_name":
+            assert text == col(k12, "Last Name")[row]
         elif sources[i] == "guardian_name":
             assert text in guardians
         elif sources[i] == "staff_last_name":

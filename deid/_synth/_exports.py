@@ -316,6 +316,7 @@ def k12_block(seed: int, block: int, messy: bool) -> tuple[dict[str, pa.Array], 
         _notes.SSN: ssn,
         _notes.SSID: ssid,
         _notes.LOCAL_ID: local_id,
+        _notes.LAST: nm["last"],
     }
     notes, spans = _notes.build_notes(rng, values, n, messy)
 

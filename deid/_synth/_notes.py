@@ -18,10 +18,10 @@ from deid._synth import _tables as t
 
 # Value kinds (indices into the per-row value arrays) and the PII kind each one plants.
 NONE, FIRST, FULL, TEACHER, GUARDIAN, OTHER, OTHER_FIRST = 0, 1, 2, 3, 4, 5, 6
-PHONE, PHONE2, EMAIL, SEMAIL, STAFF_EMAIL, SSN, SSID, LOCAL_ID = 7, 8, 9, 10, 11, 12, 13, 14
-VALUE_KINDS = 15
+PHONE, PHONE2, EMAIL, SEMAIL, STAFF_EMAIL, SSN, SSID, LOCAL_ID, LAST = 7, 8, 9, 10, 11, 12, 13, 14, 15
+VALUE_KINDS = 16
 SPAN_KINDS = ("PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN", "STUDENT_ID")
-_SPAN_KIND_OF_VALUE = np.array([-1, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4])
+_SPAN_KIND_OF_VALUE = np.array([-1, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4, 0])
 # Where each planted value comes from (the truth's spans["source"]): the student's own data, other
 # people in the file (guardians, other students: a roster can find them), or people not in the file
 # (staff: only a name recognizer can).
@@ -29,6 +29,7 @@ SPAN_SOURCES = (
     "", "student_first_name", "student_full_name", "staff_last_name", "guardian_name",
     "other_student_full_name", "other_student_first_name", "household_phone", "other_phone",
     "guardian_email", "student_email", "staff_email", "ssn", "student_ssid", "student_local_id",
+    "student_last_name",
 )  # fmt: skip
 
 # (weight, prefix, value1, middle, value2, suffix). Titles (Ms., Dr.) are outside the PERSON span.
@@ -56,6 +57,7 @@ TEMPLATES: tuple[tuple[float, str, int, str, int, str], ...] = (
     (1.5, "Grandmother ", GUARDIAN, " can be reached at ", EMAIL, "."),
     (1, "SSID ", SSID, " and local ID ", LOCAL_ID, " did not match; fixed by the registrar."),
     (0.6, "", SSN, " listed as the student's SSN on the FAFSA worksheet.", NONE, ""),
+    (2, "Home visit with the ", LAST, " family; transportation discussed.", NONE, ""),
     # Innocuous sentences, with look-alikes of PII.
     (5, "Reviewed A-G progress; on track for graduation in June 2026.", NONE, "", NONE, ""),
     (4, "Enrolled in MATH 101 and BIO 2 for fall; see Room 118 after 3:15 pm.", NONE, "", NONE, ""),
