@@ -525,12 +525,14 @@ def verify_checkpoint(text: str, signer_card: Card) -> Checkpoint:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
 
+    if isinstance(text, str):
+        text = text.replace("\r\n", "\n")  # a checkpoint that travelled through a Windows editor
     if not isinstance(text, str) or "\n\n" not in text:
         raise AuditError("The checkpoint is malformed (no signature block).")
     body, _, sigblock = text.partition("\n\n")
     body += "\n"
     lines = body.split("\n")[:-1]
-    if len(lines) < 3 or not lines[1].isdigit():
+    if len(lines) < 3 or not (lines[1].isascii() and lines[1].isdigit()):
         raise AuditError("The checkpoint is malformed (expected origin, size and hash lines).")
     origin, size_text, hash_b64 = lines[0], lines[1], lines[2]
     try:

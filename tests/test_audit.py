@@ -268,6 +268,10 @@ def test_checkpoint_is_a_c2sp_signed_note(org):
     assert (parsed.size, parsed.hash) == org.audit.head()
     with pytest.raises(AuditError, match="not signed"):
         verify_checkpoint(cp.replace(f"\n{N}\n", f"\n{N + 1}\n"), card)
+    assert verify_checkpoint(cp.replace("\n", "\r\n"), card).size == N
+    for broken in ("", "just text", cp.replace(f"\n{N}\n", "\n\u00b2\n"), cp.split("\n\n")[0] + "\n\n"):
+        with pytest.raises(AuditError):
+            verify_checkpoint(broken, card)
 
 
 def test_restoring_an_older_vault_is_caught_against_a_checkpoint(org, tmp_path):
