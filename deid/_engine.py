@@ -54,13 +54,41 @@ def deidentify(
     progress: Progress | None = None,
     input_name: str = "the input",
     reference_date: dt.date | None = None,
+    full_rescan: bool = False,
 ) -> tuple[pa.Table, DeidReport]:
     """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
 
     ``secret`` keys tokens and date shifts; ``crosswalk`` holds record codes (both needed only when the
     policy uses them). ``reference_date`` (default today) is where ages are computed unless a rule
-    gives its own.
+    gives its own. ``full_rescan`` re-scans every row of redacted text columns in the residual scan
+    (default: at most :data:`RESCAN_SAMPLE_ROWS` evenly spaced rows; see :func:`residual_scan`).
     """
+    return _run(
+        [table],
+        policy,
+        secret=secret,
+        crosswalk=crosswalk,
+        progress=progress,
+        input_name=input_name,
+        reference_date=reference_date,
+        full_rescan=full_rescan,
+    )
+
+
+def _run(
+    box: list[pa.Table],
+    policy: Policy,
+    *,
+    secret: bytes | None,
+    crosswalk: Crosswalk | None,
+    progress: Progress | None,
+    input_name: str,
+    reference_date: dt.date | None,
+    full_rescan: bool,
+) -> tuple[pa.Table, DeidReport]:
+    """The run. It takes the input out of ``box`` and lets go of each input column once it is
+    treated, so when the caller holds no other reference (deidentify_file) memory peaks lower."""
+    table = box.pop()
     step = progress or _noop
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -82,22 +110,37 @@ def deidentify(
 
     flags = _classify(table)
     name_cols, id_cols = _roster_columns(table, policy, flags)
+    rows_in = table.num_rows
+    roster_table = table.select(list(dict.fromkeys([*name_cols, *id_cols])))
+    roster_ids = _distinct_normalized(roster_table, id_cols, min_length=5)
+    roster_names = _distinct_normalized(roster_table, name_cols, min_length=2)
+    needed = set()
+    for r in policy.rules:
+        if isinstance(r.params.get("by"), str):
+            needed.add(r.params["by"])
+        needed.update(x for x in r.params.get("from") or () if isinstance(x, str))
+    student_id = next(
+        (
+            r.source
+            for r in policy.rules
+            if r.treatment in ("record_code", "token") and "from" not in r.params
+        ),
+        None,
+    )
+    if student_id and any(r.treatment == "date_shift" and "by" not in r.params for r in policy.rules):
+        needed.add(student_id)
+    columns = {name: table.column(name) for name in table.column_names}
+    input_names = table.column_names
     ctx = TreatmentContext(
-        table=table,
+        table=table.select(sorted(needed)),
         k=policy.k,
         secret=secret,
         crosswalk=crosswalk,
         reference_date=reference,
-        scanner_factory=lambda: _make_scanner(table, name_cols, id_cols),
-        student_id_column=next(
-            (
-                r.source
-                for r in policy.rules
-                if r.treatment in ("record_code", "token") and "from" not in r.params
-            ),
-            None,
-        ),
+        scanner_factory=lambda: _make_scanner(roster_table, name_cols, id_cols),
+        student_id_column=student_id,
     )
+    del table
     timings["classify"] = time.perf_counter() - t0
 
     out_cols: list[pa.ChunkedArray] = []
@@ -114,7 +157,7 @@ def deidentify(
         if rule.treatment == "drop":
             dropped.append(rule.source)
             continue
-        source = table.column(rule.source)
+        source = columns.pop(rule.source)
         result = treatment.fit_apply(source, ctx)
         if not isinstance(result, pa.ChunkedArray):
             result = pa.chunked_array([result])
@@ -137,16 +180,17 @@ def deidentify(
             text_outputs.add(name)
         if rule.treatment == "keep" and flag is not None and _category(flag) in ("identifier", "sensitive"):
             warnings.append(_flag_warning(rule.source, flag, "is kept as it is"))
+        del source
     listed = {r.source for r in policy.rules}
     passed: list[str] = []
-    for col in table.column_names:
+    for col in input_names:
         if col in listed:
             continue
         if policy.drop_unlisted:
             dropped.append(col)
             continue
         passed.append(col)
-        out_cols.append(table.column(col))
+        out_cols.append(columns[col])
         out_names.append(col)
         col_reports.append(ColumnReport(name=col, source=col, treatment="keep", cells_changed=0))
         flag = flags.get(col)
@@ -156,6 +200,10 @@ def deidentify(
             if _category(flag) in ("identifier", "quasi_identifier", "sensitive", "free_text"):
                 warnings.append(_flag_warning(col, flag, "is not in the policy and passes through unchanged"))
     output = pa.table(out_cols, names=out_names) if out_cols else pa.table({})
+    del out_cols
+    columns.clear()  # the input's remaining columns: no longer needed
+    ctx.table = pa.table({})
+    pa.default_memory_pool().release_unused()
     timings["transform"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -168,14 +216,27 @@ def deidentify(
 
     t3 = time.perf_counter()
     step(0.8, "scanning the output for identifying text")
-    findings, total = residual_scan(output, ctx, text_outputs, table, id_cols, name_cols)
+    redacted = {c.name for c in col_reports if c.treatment == "redact_text"}
+    findings, total, sampled = residual_scan(
+        output,
+        ctx.scanner if text_outputs else None,
+        text_outputs,
+        roster_ids,
+        roster_names,
+        sample_columns=set() if full_rescan else redacted,
+    )
+    for name, (k, n_rows) in sampled.items():
+        notes.append(
+            f"the residual scan re-checked {k:,} evenly spaced rows of the {n_rows:,} in '{name}' (the "
+            f"column was redacted by the same scanner, so the other rows hold nothing it would find)"
+        )
     timings["residual_scan"] = time.perf_counter() - t3
     timings["deidentify_total"] = time.perf_counter() - t0
 
     report = DeidReport(
         input=input_name,
         output=None,
-        rows_in=table.num_rows,
+        rows_in=rows_in,
         rows_out=output.num_rows,
         k_required=policy.k,
         k_achieved=risk.k_achieved if qis else None,
@@ -213,6 +274,7 @@ def deidentify_file(
     sheet: str | None = None,
     progress: Progress | None = None,
     reference_date: dt.date | None = None,
+    full_rescan: bool = False,
 ) -> DeidReport:
     """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
     atomically, and return the report (also written to ``report_path`` when given).
@@ -220,7 +282,8 @@ def deidentify_file(
     The secret comes from ``secret`` (bytes) or ``secret_file`` (created, 32 random bytes and mode
     0600, if missing — the report's notes say so); record codes are kept in the encrypted crosswalk
     ``crosswalk`` (default: ``<secret_file>.crosswalk``). On any error, including a cancel from
-    ``progress``, no output, report or crosswalk change is left behind.
+    ``progress``, no output, report or crosswalk change is left behind. ``full_rescan``: see
+    :func:`deidentify`.
     """
     step = progress or _noop
     t0 = time.perf_counter()
@@ -254,23 +317,24 @@ def deidentify_file(
         cw = load_crosswalk(cw_path, secret)
     step(0.0, f"reading {src.name}")
     info = ReadInfo()
-    table = read_table(src, sheet=sheet, info=info, duplicates="rename")
+    box = [read_table(src, sheet=sheet, info=info, duplicates="rename")]
     _check_duplicates(src, policy, info)
     t_read = time.perf_counter() - t0
 
     def inner(fraction: float, message: str) -> None:
         step(0.1 + 0.75 * fraction, message)
 
-    output, report = deidentify(
-        table,
+    # The table goes in a box that _run empties: no reference here keeps the input alive.
+    output, report = _run(
+        box,
         policy,
         secret=secret,
         crosswalk=cw,
         progress=inner,
         input_name=str(src),
         reference_date=reference_date,
+        full_rescan=full_rescan,
     )
-    del table
     report.output = str(dest)
     report.input_format = info.format
     report.input_encoding = info.encoding
@@ -395,34 +459,47 @@ def _make_scanner(table: pa.Table, name_cols: Sequence[str], id_cols: Sequence[s
     return TextScanner.from_table(table, list(name_cols), list(id_cols))
 
 
+RESCAN_SAMPLE_ROWS = 200_000
+
+
 def residual_scan(
     output: pa.Table,
-    ctx: TreatmentContext,
+    scanner: Callable[[], Any] | None,
     text_columns: set[str],
-    source: pa.Table,
-    id_cols: Sequence[str],
-    name_cols: Sequence[str],
+    roster_ids: pa.Array,
+    roster_names: pa.Array,
+    *,
+    sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
+    sample_rows: int = RESCAN_SAMPLE_ROWS,
     limit: int = RESIDUAL_LIMIT,
-) -> tuple[list[ResidualFinding], int]:
-    """Look for identifying values left in the output: the text scanner over free-text columns, and
-    whole-cell checks (SSN, e-mail, phone, a roster ID or name) over every other column.
+) -> tuple[list[ResidualFinding], int, dict[str, tuple[int, int]]]:
+    """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
+    free-text columns, and whole-cell checks (SSN, e-mail, phone, a roster ID, a column of roster
+    names) over every other text column.
 
-    Returns up to ``limit`` findings (column, 1-based row, kind) and the total count.
+    Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
+    catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
+    spaced rows. Returns up to ``limit`` findings (column, 1-based row, kind), the total count, and
+    {column: (rows scanned, rows)} for the sampled columns.
     """
     findings: list[ResidualFinding] = []
     total = 0
-    roster_ids = _distinct_normalized(source, id_cols, min_length=5)
-    roster_names = _distinct_normalized(source, name_cols, min_length=2)
+    sampled: dict[str, tuple[int, int]] = {}
     for name in output.column_names:
         col = output.column(name)
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             continue
-        if name in text_columns:
-            scanner = ctx.scanner()
-            found = scanner.find(col)
+        if name in text_columns and scanner is not None:
+            rows = None
+            if name in sample_columns and len(col) > sample_rows:
+                rows = np.unique(np.linspace(0, len(col) - 1, sample_rows).astype(np.int64))
+                col = col.take(pa.array(rows))
+                sampled[name] = (len(rows), output.num_rows)
+            found = scanner().find(col)
             total += len(found)
             for f in found[: max(0, limit - len(findings))]:
-                findings.append(ResidualFinding(column=name, row=f.row + 1, kind=f.kind))
+                row = int(rows[f.row]) if rows is not None else f.row
+                findings.append(ResidualFinding(column=name, row=row + 1, kind=f.kind))
             continue
         cell = pc.utf8_trim_whitespace(col)
         checks: list[tuple[str, pa.ChunkedArray]] = [
@@ -441,12 +518,12 @@ def residual_scan(
             if nonempty and (pc.sum(hits).as_py() or 0) >= 0.2 * nonempty:
                 checks.append(("PERSON", hits))
         for kind, mask in checks:
-            rows = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
-            total += len(rows)
-            for r in rows[: max(0, limit - len(findings))]:
+            hit_rows = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
+            total += len(hit_rows)
+            for r in hit_rows[: max(0, limit - len(findings))]:
                 findings.append(ResidualFinding(column=name, row=int(r) + 1, kind=kind))
     findings.sort(key=lambda f: (f.row, f.column))
-    return findings, total
+    return findings, total, sampled
 
 
 def _distinct_normalized(table: pa.Table, columns: Sequence[str], *, min_length: int) -> pa.Array:
