@@ -254,6 +254,27 @@ def _utc_text(now: datetime | None) -> str:
 
 # ------------------------------------------------------------------------------------------------ seal
 
+Progress = Callable[[float, str], None]
+
+
+class _Meter:
+    """Reports progress about every 1% (and lets ``progress`` cancel by raising, e.g. Cancelled)."""
+
+    def __init__(self, progress: Progress | None, total: int, message: str) -> None:
+        self._progress = progress
+        self._total = max(total, 1)
+        self._message = message
+        self._done = 0
+        self._next = 0
+
+    def add(self, n: int) -> None:
+        if self._progress is None:
+            return
+        self._done += n
+        if self._done >= self._next:
+            self._next = self._done + self._total // 100 + 1
+            self._progress(min(self._done / self._total, 1.0), self._message)
+
 
 def seal(
     files: Sequence[tuple[str, Path] | tuple[str, Path, int | None]],
@@ -268,6 +289,7 @@ def seal(
     out: Path,
     now: datetime | None = None,
     package_id: str | None = None,
+    progress: Progress | None = None,
 ) -> Manifest:
     """Seal ``files`` (``(name under data/, source path[, rows])``) and ``report`` into an age package.
 
@@ -275,6 +297,8 @@ def seal(
     stays bounded whatever the size of the files. Returns the signed manifest. Raises InputError
     (a source file is missing, unreadable or changed while sealing), OutputError (``out`` cannot be
     written) or AgreementError (a recipient is not an age X25519 recipient).
+    ``progress(fraction, message)`` is called about every 1%; an exception it raises (e.g. Cancelled)
+    stops sealing and leaves no output.
     """
     specs: list[tuple[str, Path, int | None]] = []
     for spec in files:
@@ -318,7 +342,8 @@ def seal(
         doc = manifest.to_json()
         return canonical_json(doc), sign_document(sender_key, doc).encode("ascii")
 
-    chunks = _tar_chunks(report_bytes, specs, finalize, mtime)
+    total = sum(s[1].stat().st_size for s in specs) or 1
+    chunks = _tar_chunks(report_bytes, specs, finalize, mtime, _Meter(progress, total, "sealing"))
     try:
         with atomic_open(out, "wb") as fh:
             _agefile.encrypt_chunks(chunks, fh, recipients)
@@ -346,6 +371,7 @@ def _tar_chunks(
     specs: Sequence[tuple[str, Path, int | None]],
     finalize: Callable[[list[FileEntry]], tuple[bytes, bytes]],
     mtime: int,
+    meter: _Meter,
 ) -> Iterator[bytes]:
     """The package tar, generated piece by piece; each source file is read once, hashed as it goes."""
     written = 0
@@ -379,6 +405,7 @@ def _tar_chunks(
                 if seen > size:
                     break
                 digest.update(chunk)
+                meter.add(len(chunk))
                 yield out(chunk)
             if seen != size:
                 raise InputError(f"{source} changed while it was being sealed; seal it again.")
@@ -404,6 +431,7 @@ def open_package(
     *,
     verify_sender: Callable[[Manifest], Ed25519PublicKey],
     check_manifest: Callable[[Manifest], None] | None = None,
+    progress: Progress | None = None,
 ) -> OpenedPackage:
     """Decrypt, verify and unpack the package at ``path`` into ``out_dir`` (which must be empty or absent).
 
@@ -413,6 +441,8 @@ def open_package(
     ``out_dir``. On success ``out_dir`` holds ``data/…``, ``report.json``, ``manifest.json`` and
     ``manifest.sig`` (private: 0700 folders, 0600 files). Raises PackageRejected (with the reason) for
     any problem with the package, OutputError when ``out_dir`` is not empty or cannot be written.
+    ``progress(fraction, message)`` is called about every 1% of the package read; an exception it
+    raises (e.g. Cancelled) stops opening and leaves nothing behind.
     """
     path, out_dir = Path(path), Path(out_dir)
     _check_destination(out_dir)
@@ -425,7 +455,8 @@ def open_package(
     try:
         tree = staging / "package"
         tree.mkdir(mode=0o700)
-        found, small = _unpack(path, identity, tree)
+        meter = _Meter(progress, path.stat().st_size, "decrypting and checking")
+        found, small = _unpack(path, identity, tree, meter)
         manifest = _verify(found, small, verify_sender, check_manifest)
         report = json.loads(small[REPORT_NAME])
         if not isinstance(report, dict):
@@ -458,11 +489,11 @@ def _check_destination(out_dir: Path) -> None:
 
 
 def _unpack(
-    path: Path, identity: _agefile.Identity, tree: Path
+    path: Path, identity: _agefile.Identity, tree: Path, meter: _Meter
 ) -> tuple[dict[str, tuple[int, str]], dict[str, bytes]]:
     """Decrypt ``path`` and unpack its tar into ``tree`` as it decrypts; return the data files
     {name: (size, sha256)} and the small members' bytes."""
-    unpacker = _Unpacker(tree)
+    unpacker = _Unpacker(tree, meter)
     try:
         _agefile.decrypt_to(path, [identity], unpacker)  # type: ignore[arg-type]
         unpacker.close(complete=True)
@@ -498,8 +529,9 @@ class _Unpacker:
     from the decryption, keeps opening close to the speed of decryption alone.
     """
 
-    def __init__(self, tree: Path) -> None:
+    def __init__(self, tree: Path, meter: _Meter) -> None:
         self.tree = tree
+        self._meter = meter
         self.found: dict[str, tuple[int, str]] = {}
         self.small: dict[str, bytes] = {}
         self.dirs: set[str] = set()
@@ -518,6 +550,7 @@ class _Unpacker:
 
     # pyrage's side
     def write(self, data: bytes) -> int:
+        self._meter.add(len(data))
         view = memoryview(data)
         while view:
             if self._state == "data":

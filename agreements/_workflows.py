@@ -120,6 +120,7 @@ def seal_for_agreement(
         audit_head=vault.audit.head(),
         out=Path(out),
         now=now,
+        progress=lambda f, m: step(0.05 + 0.9 * f, m),
     )
     step(0.95, "recording the package")
     record = record_sent(vault, manifest, Path(out))
@@ -253,6 +254,7 @@ def open_received(
             Path(out_dir),
             verify_sender=verify_sender,
             check_manifest=check_manifest,
+            progress=lambda f, m: step(0.02 + 0.75 * f, m),
         )
     except PathShareError as exc:
         # Only a manifest whose signature verified may name the agreement and sender in the log.

@@ -541,3 +541,35 @@ def test_archive_without_end_marker_is_refused(tmp_path: Path, district: Party, 
     with pytest.raises(PackageRejected, match="ends too early"):
         open_package(pkg, college.identity, tmp_path / "in", verify_sender=_trusting(district))
     assert not (tmp_path / "in").exists()
+
+
+# -------------------------------------------------------------------------------------- progress, cancel
+
+
+def test_progress_and_cancel(tmp_path: Path, district: Party, college: Party, sources) -> None:
+    from deid.errors import Cancelled
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))  # progress steps follow the 1 MiB reads
+    sources = [*sources, ("big.bin", big, None)]
+    seen: list[float] = []
+    pkg = tmp_path / "p.age"
+    _seal(district, [college.recipient], sources, pkg, progress=lambda f, m: seen.append(f))
+    assert len(seen) >= 4 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+    opened: list[float] = []
+    open_package(pkg, college.identity, tmp_path / "in", verify_sender=_trusting(district),
+                 progress=lambda f, m: opened.append(f))
+    assert len(opened) > 10 and opened == sorted(opened) and opened[-1] > 0.95
+
+    def cancel_halfway(fraction: float, message: str) -> None:
+        if fraction > 0.5:
+            raise Cancelled("Cancelled; nothing was written.")
+
+    before = {p.name for p in tmp_path.iterdir()}
+    with pytest.raises(Cancelled):
+        _seal(district, [college.recipient], sources, tmp_path / "q.age", progress=cancel_halfway)
+    with pytest.raises(Cancelled):
+        open_package(pkg, college.identity, tmp_path / "in2", verify_sender=_trusting(district),
+                     progress=cancel_halfway)
+    assert {p.name for p in tmp_path.iterdir()} == before
