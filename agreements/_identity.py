@@ -16,23 +16,22 @@ from agreements._cards import ORG_KINDS, Card, make_card
 from agreements._vault import Vault
 from agreements.errors import IdentityError
 
-__all__ = ["ORG_KINDS", "age_identity", "create_identity", "export_age_identity", "our_card", "signing_key"]
+__all__ = [
+    "ORG_KINDS",
+    "age_identity",
+    "check_identity_inputs",
+    "create_identity",
+    "export_age_identity",
+    "our_card",
+    "signing_key",
+]
 
 _NO_IDENTITY = "This vault has no organization identity yet; run `pathshare init --org NAME --kind KIND`."
 
 
 def create_identity(vault: Vault, org: str, kind: str, contact: str = "") -> Card:
     """Create this installation's organization identity (once) and return its public card; audited."""
-    org = (org or "").strip()
-    contact = (contact or "").strip()
-    if not org:
-        raise IdentityError("The organization name cannot be empty.")
-    if len(org) > 200 or any(ord(ch) < 32 for ch in org):
-        raise IdentityError("The organization name must be one line of at most 200 characters.")
-    if kind not in ORG_KINDS:
-        raise IdentityError(f"The kind {kind!r} is not one of {', '.join(ORG_KINDS)}.")
-    if len(contact) > 300 or any(ord(ch) < 32 for ch in contact):
-        raise IdentityError("The contact must be one line of at most 300 characters.")
+    org, kind, contact = check_identity_inputs(org, kind, contact)
     key = Ed25519PrivateKey.generate()
     age = pyrage.x25519.Identity.generate()
     card = make_card(
@@ -60,6 +59,21 @@ def create_identity(vault: Vault, org: str, kind: str, contact: str = "") -> Car
             conn=conn,
         )
     return card
+
+
+def check_identity_inputs(org: str, kind: str, contact: str = "") -> tuple[str, str, str]:
+    """Validate (and trim) what ``create_identity`` takes; IdentityError says what is wrong."""
+    org = (org or "").strip()
+    contact = (contact or "").strip()
+    if not org:
+        raise IdentityError("The organization name cannot be empty.")
+    if len(org) > 200 or any(ord(ch) < 32 for ch in org):
+        raise IdentityError("The organization name must be one line of at most 200 characters.")
+    if kind not in ORG_KINDS:
+        raise IdentityError(f"The kind {kind!r} is not one of {', '.join(ORG_KINDS)}.")
+    if len(contact) > 300 or any(ord(ch) < 32 for ch in contact):
+        raise IdentityError("The contact must be one line of at most 300 characters.")
+    return org, kind, contact
 
 
 def has_identity(vault: Vault) -> bool:
@@ -98,6 +112,10 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
     from deid._atomic import write_bytes_atomic
 
     out = Path(out)
+    if out.exists():
+        # Never overwrite a key file: it may be the only copy of another identity.
+        vault.audit.append("identity.export_age.refused", details={"file": out.name, "reason": "exists"})
+        raise IdentityError(f"{out} already exists; choose another file name (or remove it first).")
     identity = age_identity(vault)
     card = our_card(vault)
     text = (

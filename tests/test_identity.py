@@ -185,7 +185,12 @@ def test_cli_init_card_export_and_age_export(run_cli, tmp_path, monkeypatch):
     assert code == 1 and "--yes" in err and not key.exists()
     code, _, _ = run_cli("--vault", v, "identity", "export-age", key, "--yes")
     assert code == 0 and stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    code, _, err = run_cli("--vault", v, "identity", "export-age", key, "--yes")
+    assert code == 1 and "already exists" in err
+    # A bad organization name is refused before any vault is created.
+    code, _, err = run_cli("--vault", tmp_path / "new.vault", "init", "--org", " ", "--kind", "college")
+    assert code == 1 and "cannot be empty" in err and not (tmp_path / "new.vault").exists()
     code, out, _ = run_cli("--vault", v, "audit", "log", "--json")
     actions = [e["action"] for e in json.loads(out)]
     assert actions == ["vault.create", "identity.create", "card.export", "identity.create.refused",
-                       "identity.export_age"]
+                       "identity.export_age", "identity.export_age.refused"]
