@@ -470,7 +470,7 @@ def residual_scan(
     roster_names: pa.Array,
     *,
     sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
-    sample_rows: int = RESCAN_SAMPLE_ROWS,
+    sample_rows: int | None = None,
     limit: int = RESIDUAL_LIMIT,
 ) -> tuple[list[ResidualFinding], int, dict[str, tuple[int, int]]]:
     """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
@@ -479,12 +479,13 @@ def residual_scan(
 
     Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
     catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
-    spaced rows. Returns up to ``limit`` findings (column, 1-based row, kind), the total count, and
+    spaced rows (default :data:`RESCAN_SAMPLE_ROWS`). Returns up to ``limit`` findings (column, 1-based row, kind), the total count, and
     {column: (rows scanned, rows)} for the sampled columns.
     """
     findings: list[ResidualFinding] = []
     total = 0
     sampled: dict[str, tuple[int, int]] = {}
+    sample_rows = RESCAN_SAMPLE_ROWS if sample_rows is None else sample_rows
     for name in output.column_names:
         col = output.column(name)
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):

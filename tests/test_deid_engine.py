@@ -369,3 +369,40 @@ def test_table_api_in_memory():
     assert out.column("g").to_pylist() == ["M", "F", "M", "F", None]
     assert report.k_achieved == 2 and report.suppressed_cells == 1 and report.rows_fully_suppressed == 1
     assert "k = 2 reached by suppressing 1 cell in 1 row" in report.summary()
+
+
+def test_residual_scan_samples_redacted_columns_and_maps_rows_back():
+    from deid._engine import residual_scan
+    from deid._textscan import Finding
+
+    class EveryTenth:
+        def find(self, column, limit=None):
+            # a "finding" in every cell whose text ends in 0: rows are positions within `column`
+            return [Finding(i, "PERSON", 0, 1) for i, v in enumerate(column.to_pylist()) if v.endswith("0")]
+
+    out = pa.table({"notes": [f"n{i}" for i in range(100)], "code": ["x"] * 100})
+    scanner = EveryTenth()
+    empty = pa.array([], pa.string())
+    full, total, sampled = residual_scan(out, lambda: scanner, {"notes"}, empty, empty)
+    assert total == 10 and sampled == {} and [f.row for f in full] == [i + 1 for i in range(0, 100, 10)]
+    part, total, sampled = residual_scan(
+        out, lambda: scanner, {"notes"}, empty, empty, sample_columns={"notes"}, sample_rows=12
+    )
+    assert sampled == {"notes": (12, 100)}
+    assert all(f.row - 1 in range(0, 100, 10) for f in part) and part  # rows map back to the output
+
+
+def test_full_rescan_and_sample_note(tmp_path, monkeypatch):
+    import deid._engine as engine
+
+    monkeypatch.setattr(engine, "RESCAN_SAMPLE_ROWS", 5)
+    src = tmp_path / "in.csv"
+    src.write_text("Name,Notes\n" + "".join(f"Kid{i},saw Kid{i} today\n" for i in range(20)))
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps({"pathshare_policy": 1, "k": 1, "columns": {"Notes": {"treatment": "redact_text"}}})
+    )
+    r = deidentify_file(src, load_policy(policy), tmp_path / "o.csv")
+    assert any("re-checked 5 evenly spaced rows of the 20 in 'Notes'" in n for n in r.notes)
+    r = deidentify_file(src, load_policy(policy), tmp_path / "o2.csv", full_rescan=True)
+    assert not any("re-checked" in n for n in r.notes) and r.residual_findings_total == 0
