@@ -479,7 +479,8 @@ def residual_scan(
 
     Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
     catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
-    spaced rows (default :data:`RESCAN_SAMPLE_ROWS`). Returns up to ``limit`` findings (column, 1-based row, kind), the total count, and
+    spaced rows (default :data:`RESCAN_SAMPLE_ROWS`). Returns up to ``limit`` findings (column,
+    1-based row, kind), the total count, and
     {column: (rows scanned, rows)} for the sampled columns.
     """
     findings: list[ResidualFinding] = []
