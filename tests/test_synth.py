@@ -265,6 +265,7 @@ def test_planted_spans_hold_what_they_claim(k12):
     # The source says whose value it is; staff names are the only PERSON values not in the file.
     sources = truth.spans["source"]
     guardians = set(col(k12, "Guardian Name"))
+    full_names = [f"{f} {la}" for f, la in zip(first, col(k12, "Last Name"), strict=True)]
     staff = 0
     for i in range(len(kinds)):
         text, row = truth.span_text(notes, i), int(truth.spans["row"][i])
@@ -274,6 +275,10 @@ def test_planted_spans_hold_what_they_claim(k12):
             assert text == col(k12, "Last Name")[row]
         elif sources[i] == "guardian_name":
             assert text in guardians
+        elif sources[i] == "other_student_full_name":
+            assert text in full_names[:row]  # someone earlier in the same file
+        elif sources[i] == "other_student_first_name":
+            assert text in first[:row]
         elif sources[i] == "staff_last_name":
             assert kinds[i] == "PERSON" and notes[row][: truth.spans["start"][i]].endswith(
                 ("Ms. ", "Mr. ", "Dr. ")

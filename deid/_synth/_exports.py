@@ -282,7 +282,11 @@ def k12_block(seed: int, block: int, messy: bool) -> tuple[dict[str, pa.Array], 
     teacher_name = last_t.folded.take(pa.array(teacher_idx))
     if messy:
         teacher_name = last_t.cp1252_folded.take(pa.array(teacher_idx))
-    other = rng.integers(0, n, n)
+    # Other students named in a note are earlier rows of the same block, so they are in the file
+    # whatever --rows cuts off (row 0 of a block names itself; its spans are relabelled below).
+    before = np.arange(n)
+    other = (rng.random(n) * before).astype(np.int64)
+    other_first = (rng.random(n) * before).astype(np.int64)
     area, exch, line = random_phones(rng, n)
     phone2 = _stack_choice(
         [
@@ -307,7 +311,7 @@ def k12_block(seed: int, block: int, messy: bool) -> tuple[dict[str, pa.Array], 
         _notes.TEACHER: teacher_name,
         _notes.GUARDIAN: nm["guardian"],
         _notes.OTHER: full.take(pa.array(other)),
-        _notes.OTHER_FIRST: nm["first"].take(pa.array(rng.integers(0, n, n))),
+        _notes.OTHER_FIRST: nm["first"].take(pa.array(other_first)),
         _notes.PHONE: home_phone,
         _notes.PHONE2: phone2,
         _notes.EMAIL: guardian_email,
@@ -319,6 +323,9 @@ def k12_block(seed: int, block: int, messy: bool) -> tuple[dict[str, pa.Array], 
         _notes.LAST: nm["last"],
     }
     notes, spans = _notes.build_notes(rng, values, n, messy)
+    first_row = spans["row"] == 0
+    for was, now in ((_notes.OTHER, _notes.FULL), (_notes.OTHER_FIRST, _notes.FIRST)):
+        spans["source"][first_row & (spans["source"] == was)] = now
 
     columns: dict[str, pa.Array] = {
         "SSID": ssid,
