@@ -547,6 +547,7 @@ class _Unpacker:
         self._out: Any = None  # open file of the current data member
         self._parts: list[bytes] | None = None  # bytes of the current small member
         self._digest: Any = None
+        self._pending = bytearray()  # data of the current file not yet hashed and written
 
     # pyrage's side
     def write(self, data: bytes) -> int:
@@ -557,8 +558,10 @@ class _Unpacker:
                 take = min(len(view), self._remaining)
                 piece = view[:take]
                 if self._out is not None:
-                    self._digest.update(piece)
-                    self._out.write(piece)
+                    # pyrage hands over 8 KiB at a time; hashing 1 MiB at once is ~1.7x faster.
+                    self._pending += piece
+                    if len(self._pending) >= _CHUNK:
+                        self._flush()
                 elif self._parts is not None:
                     self._parts.append(piece.tobytes())
                 self._remaining -= take
@@ -656,9 +659,15 @@ class _Unpacker:
         if not self._remaining:
             self._end_member()
 
+    def _flush(self) -> None:
+        self._digest.update(self._pending)
+        self._out.write(self._pending)
+        self._pending.clear()
+
     def _end_member(self) -> None:
         name = self._name
         if self._out is not None:
+            self._flush()
             self._out.close()
             self._out = None
             rel = name[len(DATA_DIR) + 1 :]
