@@ -319,6 +319,7 @@ def deidentify_file(
     info = ReadInfo()
     box = [read_table(src, sheet=sheet, info=info, duplicates="rename")]
     _check_duplicates(src, policy, info)
+    pa.default_memory_pool().release_unused()  # the reader's block buffers
     t_read = time.perf_counter() - t0
 
     def inner(fraction: float, message: str) -> None:

@@ -406,3 +406,42 @@ def test_full_rescan_and_sample_note(tmp_path, monkeypatch):
     assert any("re-checked 5 evenly spaced rows of the 20 in 'Notes'" in n for n in r.notes)
     r = deidentify_file(src, load_policy(policy), tmp_path / "o2.csv", full_rescan=True)
     assert not any("re-checked" in n for n in r.notes) and r.residual_findings_total == 0
+
+
+def test_xlsx_sheet_and_parquet_inputs_through_the_cli(tmp_path, run_cli):
+    import openpyxl
+    import pyarrow.parquet as pq
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Readme"
+    ws = wb.create_sheet("Students")
+    ws.append(["SSID", "Grade"])
+    ws.append(["0012", "09"])
+    ws.append(["0013", "10"])
+    wb.save(tmp_path / "in.xlsx")
+    pq.write_table(pa.table({"SSID": ["0012", "0013"], "Grade": ["09", "10"]}), tmp_path / "in.parquet")
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps({"pathshare_policy": 1, "k": 1, "columns": {"Grade": {"treatment": "keep"}}})
+    )
+    code, out, err = run_cli(
+        "deid", tmp_path / "in.xlsx", "--sheet", "Students", "--policy", policy, "--out", tmp_path / "a.csv"
+    )
+    assert code == 0, err
+    assert (tmp_path / "a.csv").read_text().splitlines() == ['"Grade"', '"09"', '"10"']
+    code, out, err = run_cli(
+        "deid", tmp_path / "in.parquet", "--policy", policy, "--out", tmp_path / "b.parquet"
+    )
+    assert code == 0, err
+    assert pq.read_table(tmp_path / "b.parquet").column("Grade").to_pylist() == ["09", "10"]
+    assert "1 column kept, 1 dropped" in out
+
+
+def test_progress_line_only_draws_on_a_terminal(capsys):
+    from desktop.commands.deidentify import _ProgressLine
+
+    bar = _ProgressLine()
+    bar(0.5, "redact_text: Counselor Notes")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "50%" in err and "redact_text" in err and err.endswith("\r")
