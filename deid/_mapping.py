@@ -960,7 +960,33 @@ def normalize_column(
     recodes: Mapping[str, str] | None = None,
     date_format: str | None = None,
 ) -> pa.ChunkedArray | pa.Array:
-    """One column's values in the element's form: codes recoded, dates ISO, numbers plain (text)."""
+    """One column's values in the element's form: codes recoded, dates ISO, numbers plain (text).
+
+    The work is done once per distinct value (dictionary encode, transform the dictionary, take):
+    a million rows of birth dates hold a few thousand distinct dates.
+    """
+    if el.code_set or el.type in ("date", "integer", "decimal"):
+        return _map_distinct(col, lambda values: _normalize_values(values, el, recodes, date_format))
+    return _normalize_values(col, el, recodes, date_format)
+
+
+def _map_distinct(col: pa.ChunkedArray | pa.Array, func: Any) -> pa.ChunkedArray | pa.Array:
+    """``func`` applied to the distinct values of ``col`` and spread back over its rows."""
+    arr = _as_string(col)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    encoded = pc.dictionary_encode(arr)
+    if len(encoded.dictionary) * 2 > max(len(arr), 1):
+        return func(arr)  # mostly distinct values: no gain
+    return pc.take(func(encoded.dictionary), encoded.indices)
+
+
+def _normalize_values(
+    col: pa.ChunkedArray | pa.Array,
+    el: Element,
+    recodes: Mapping[str, str] | None,
+    date_format: str | None,
+) -> pa.ChunkedArray | pa.Array:
     text = _clean(col)
     if el.code_set:
         text = apply_recodes(text, recodes or {})
@@ -1137,8 +1163,9 @@ def validate(
             )
     for col, name in prof.mapped.items():
         el = by_name[name]
-        raw = _clean(table.column(col))
-        present = pc.is_valid(raw)
+        if not (el.code_set or el.type in ("date", "integer", "decimal")):
+            continue  # free text and identifiers: nothing to check value by value
+        present = _map_distinct(table.column(col), lambda v: pc.is_valid(_clean(v)))
         values = normalize_column(
             table.column(col), el, recodes=prof.recodes.get(col), date_format=prof.date_formats.get(col)
         )
@@ -1185,7 +1212,7 @@ def _date_findings(
                 rows,
             )
         )
-    dates = pc.cast(pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+    dates = pc.cast(values, pa.date32())  # normalized ISO dates or empty: Arrow's fast ISO parser
     n, rows = _first_rows(pc.greater(dates, pa.scalar(today, pa.date32())))
     if n:
         out.append(
@@ -1276,6 +1303,33 @@ def _number_findings(col: str, el: Element, present: Any, values: Any) -> list[V
     return out
 
 
+def _repeated_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
+    """Rows (0-based, ascending) whose key — the first column, non-empty, plus the others — appeared
+    in an earlier row. Keys become integers (dictionary codes combined), then one ``np.unique``."""
+    combined: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    for col in columns:
+        arr = _clean(col)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        encoded = pc.dictionary_encode(arr)
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        if valid is None:
+            valid = codes > 0  # rows without an ID are not duplicates of each other
+        width = len(encoded.dictionary) + 1
+        if combined is not None and int(combined.max(initial=0)) >= (2**62) // width:
+            # Too many combinations for one integer: re-number the key so far first.
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+        combined = codes if combined is None else combined * width + codes
+    if combined is None or valid is None:
+        return np.array([], np.int64)
+    rows = np.flatnonzero(valid)
+    _, first = np.unique(combined[rows], return_index=True)
+    repeated = np.ones(len(rows), dtype=bool)
+    repeated[first] = False
+    return rows[repeated]
+
+
 def _duplicate_findings(table: pa.Table, prof: MappingProfile) -> list[ValidationFinding]:
     el_to_col = {e: c for c, e in prof.mapped.items()}
     extra = [el_to_col[e] for e in _RECORD_LEVEL if e in el_to_col]
@@ -1284,20 +1338,10 @@ def _duplicate_findings(table: pa.Table, prof: MappingProfile) -> list[Validatio
         col = el_to_col.get(id_el)
         if col is None:
             continue
-        keys = [col, *extra]
-        key_table = pa.table({f"k{i}": _clean(table.column(c)) for i, c in enumerate(keys)})
-        key_table = key_table.append_column("row", pa.array(range(table.num_rows), pa.int64()))
-        present = pc.is_valid(key_table.column("k0"))
-        key_table = key_table.filter(present)
-        firsts = key_table.group_by([f"k{i}" for i in range(len(keys))], use_threads=False).aggregate(
-            [("row", "min")]
-        )
-        is_first = pc.is_in(key_table.column("row"), value_set=firsts.column("row_min"))
-        dup_rows = pc.filter(key_table.column("row"), pc.invert(is_first))
+        dup_rows = _repeated_rows([table.column(c) for c in (col, *extra)])
         n = len(dup_rows)
         if n:
-            # filter keeps row order, so the first duplicates are the first rows listed
-            rows = tuple(int(r) + 1 for r in dup_rows.slice(0, MAX_ROWS_LISTED).to_pylist())
+            rows = tuple(int(r) + 1 for r in dup_rows[:MAX_ROWS_LISTED])
             per = f" per {', '.join(e for e in _RECORD_LEVEL if e in el_to_col)}" if extra else ""
             out.append(
                 ValidationFinding(
