@@ -417,3 +417,61 @@ def test_cli_map_with_an_elements_file(run_cli, exports, tmp_path):
     doc = json.loads(out)
     mapped = {c["column"]: c["element"] for c in doc["columns"] if c["element"]}
     assert mapped == {"Gender": "sex", "Birth Date": "birth_date"}
+
+
+def test_messy_exports_validate_clean_and_parse_every_date():
+    for kind, date_col in (("k12", "Birth Date"), ("college", "STU_BIRTH_DT")):
+        result = generate(kind, 200, seed=4, messy=True)
+        truth = result.truth.column_elements()
+        first: dict[str, int] = {}
+        for i, name in enumerate(result.table.column_names):
+            if name in truth and name not in first:
+                first[name] = i
+        table = result.table.select(list(first.values()))
+        profile = MappingProfile.from_suggestions("messy", suggest_mapping(table))
+        assert [f.message for f in validate(table, profile) if f.severity == "error"] == []
+        out = apply_mapping(table, profile)
+        present = sum(1 for v in table.column(date_col).to_pylist() if v and v.strip())
+        parsed = out.column("birth_date").to_pylist()
+        assert sum(v is not None for v in parsed) == present  # M/D/YY, ISO and Excel serials too
+        assert all(1900 < int(v[:4]) < 2030 for v in parsed if v)
+
+
+def test_values_alone_when_headers_say_nothing():
+    n = 80
+    table = pa.table(
+        {
+            "C1": [f"{(7919 * i) % 10**10:010d}" for i in range(n)],  # IDs, many not phone-shaped
+            "C2": [["EO", "EL", "RFEP", "IFEP", "TBD"][i % 5] for i in range(n)],
+            "C3": [["09", "10", "11", "12"][i % 4] for i in range(n)],
+            "C4": [["1", "2", "3"][i % 3] for i in range(n)],  # could be anything: left alone
+            "C5": [f"{1 + i % 12}/{1 + i % 28}/2008" for i in range(n)],
+        }
+    )
+    got = {s.column: s.element for s in suggest_mapping(table)}
+    assert got["C1"] != "phone"
+    assert got["C2"] == "english_learner_status"
+    assert got["C3"] == "grade_level"
+    assert got["C4"] is None
+    assert got["C5"] in ("birth_date", "enroll_date")
+
+
+def test_normalized_forms():
+    from deid._mapping import derive_column, normalize_column
+
+    rate = normalize_column(pa.array(["95.5", "88%", "100", None]), LIB["attendance_rate"])
+    assert rate.to_pylist() == ["0.955", "0.88", "1", None]
+    assert normalize_column(pa.array(["91770-1234", " 93701 "]), LIB["zip"]).to_pylist() == ["91770", "93701"]
+    assert normalize_column(pa.array(["m", "F", "x", "Q"]), LIB["sex"]).to_pylist() == ["M", "F", "X", "Q"]
+    assert normalize_column(pa.array(["3.0", "2.50"]), LIB["gpa"]).to_pylist() == ["3", "2.5"]
+    hisp = derive_column(pa.array(["H", "W", "X", None]), {"H": "Y", "W": "N"})
+    assert hisp.to_pylist() == ["Y", "N", None, None]
+
+
+def test_repeated_rows_with_composite_keys():
+    from deid._mapping import _repeated_rows
+
+    ids = pa.chunked_array([["A", "B", "A"], ["A", None, None, "B"]])
+    terms = pa.chunked_array([["F", "F", "S"], ["F", "F", "F", "F"]])
+    assert _repeated_rows([ids]).tolist() == [2, 3, 6]
+    assert _repeated_rows([ids, terms]).tolist() == [3, 6]
