@@ -29,6 +29,8 @@ _LAZY = {
     "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "save_crosswalk"),
     "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment", "parse_dates"),
     "deid._elements": ("Code", "Element", "dictionary_elements", "element_library", "load_elements"),
+    "deid._textscan": ("Finding", "TextScanner", "presidio_analyzer"),
+    "deid._columns": ("ColumnFlag", "classify_columns"),
     "deid._mapping": ("ColumnSuggestion", "MappingProfile", "ValidationFinding", "apply_mapping",
                       "match_profile", "policy_from_elements", "suggest_mapping", "suggest_recodes",
                       "validate"),
@@ -81,6 +83,9 @@ __all__ = [
     "suppress_to_k",
     "write_table",
 ]
+
+# PII detection (deid/_textscan.py, deid/_columns.py).
+__all__ += ["ColumnFlag", "Finding", "TextScanner", "classify_columns", "presidio_analyzer"]
 
 # The data dictionary and column mapping (deid/_elements.py, deid/_mapping.py).
 __all__ += [
