@@ -58,13 +58,21 @@ def _make_payload(path: Path, size_mb: int) -> None:
 
 
 def _child(mode: str, src: Path, out: Path, ident: str, key_hex: str) -> dict:
+    _settle()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", CHILD, mode, str(src), str(out), ident, key_hex],
                           check=True, capture_output=True, text=True, env=env, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _settle() -> None:
+    # Flush earlier writes first, so no run pays for the dirty pages of the one before it.
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def _timed(cmd: list[str]) -> float:
+    _settle()
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - start
