@@ -32,13 +32,14 @@ from deid._treatments import TreatmentContext, make_treatment
 from deid.errors import OutputError, PolicyError
 
 Progress = Callable[[float, str], None]
-RESIDUAL_LIMIT = 1000  # findings listed in the report; the total is always counted
+RESIDUAL_LIMIT = 100  # findings listed per column in the report; every finding is counted
 
 _NAME_HEADER = re.compile(r"name", re.IGNORECASE)
 _SSN_CELL = r"^\d{3}-\d{2}-\d{4}$"
 _EMAIL_CELL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 _PHONE_CELL = r"^(\+?1[ .-]?)?(\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}$"
 _CODED = ("drop", "record_code", "token")
+_ID_KINDS = ("ssid", "student_id", "ssn")  # classifier kinds whose values join the roster's IDs
 
 
 def _noop(_fraction: float, _message: str) -> None:
@@ -180,6 +181,8 @@ def _run(
             text_outputs.add(name)
         if rule.treatment == "keep" and flag is not None and _category(flag) in ("identifier", "sensitive"):
             warnings.append(_flag_warning(rule.source, flag, "is kept as it is"))
+        elif _category(flag) == "quasi_identifier" and not rule.quasi_identifier:
+            warnings.append(_flag_warning(rule.source, flag, "is not in the k-anonymity check"))
         del source
     listed = {r.source for r in policy.rules}
     passed: list[str] = []
@@ -217,7 +220,7 @@ def _run(
     t3 = time.perf_counter()
     step(0.8, "scanning the output for identifying text")
     redacted = {c.name for c in col_reports if c.treatment == "redact_text"}
-    findings, total, sampled = residual_scan(
+    findings, by_column, sampled = residual_scan(
         output,
         ctx.scanner if text_outputs else None,
         text_outputs,
@@ -246,7 +249,8 @@ def _run(
         columns=col_reports,
         dropped_columns=dropped,
         residual_findings=findings,
-        residual_findings_total=total,
+        residual_findings_total=sum(by_column.values()),
+        residual_findings_by_column=by_column,
         rows_fully_suppressed=risk.rows_fully_suppressed,
         rows_with_empty_qi=risk.rows_with_empty_qi,
         records_at_risk_before=risk.records_at_risk_before,
@@ -409,10 +413,8 @@ def _changed(before: pa.ChunkedArray, after: pa.ChunkedArray) -> int:
 
 def _classify(table: pa.Table) -> dict[str, Any]:
     """Column flags from deid._columns (identifier / quasi_identifier / sensitive / free_text)."""
-    try:
-        from deid._columns import classify_columns
-    except ImportError:  # the classifier lands separately; without it only header rules apply
-        return {}
+    from deid._columns import classify_columns
+
     return classify_columns(table, sample_rows=2000)
 
 
@@ -420,18 +422,25 @@ def _category(flag: Any) -> str | None:
     return getattr(flag, "category", None)
 
 
+_LOOKS = {
+    "identifier": "looks identifying",
+    "quasi_identifier": "looks like a quasi-identifier",
+    "sensitive": "looks sensitive",
+    "free_text": "holds free text",
+}
+
+
 def _flag_warning(column: str, flag: Any, what: str) -> str:
-    kind = getattr(flag, "kind", "") or _category(flag) or "identifying"
-    return f"column '{column}' {what} and looks like {kind.replace('_', ' ')} ({_category(flag)})"
+    looks = _LOOKS.get(_category(flag) or "", "looks identifying")
+    return f"column '{column}' {what} and {looks} ({getattr(flag, 'reason', '')})"
 
 
 def _roster_columns(table: pa.Table, policy: Policy, flags: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Which input columns hold the students' (and guardians') names and IDs, for the roster.
 
     Names: columns the classifier calls names, and columns named "…name…" that the policy drops, codes
-    or tokenizes (or leaves unlisted under drop_unlisted). IDs: columns the classifier calls identifiers
-    (not names, not free text), and every
-    record_code/token source.
+    or tokenizes (or leaves unlisted under drop_unlisted). IDs: columns the classifier calls SSIDs,
+    student IDs or SSNs, and every record_code/token source.
     """
     names: list[str] = []
     ids: list[str] = []
@@ -447,9 +456,7 @@ def _roster_columns(table: pa.Table, policy: Policy, flags: dict[str, Any]) -> t
         )
         if is_name:
             names.append(col)
-        elif (_category(flag) == "identifier" and kind not in ("", "free_text")) or (
-            rule is not None and rule.treatment in ("record_code", "token")
-        ):
+        elif kind in _ID_KINDS or (rule is not None and rule.treatment in ("record_code", "token")):
             ids.append(col)
     return names, ids
 
@@ -473,7 +480,7 @@ def residual_scan(
     sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
     sample_rows: int | None = None,
     limit: int = RESIDUAL_LIMIT,
-) -> tuple[list[ResidualFinding], int, dict[str, tuple[int, int]]]:
+) -> tuple[list[ResidualFinding], dict[str, int], dict[str, tuple[int, int]]]:
     """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
     free-text columns, and whole-cell checks (SSN, e-mail, phone, a roster ID, a column of roster
     names) over every other text column.
@@ -481,12 +488,13 @@ def residual_scan(
     Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
     catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
     spaced rows (default :data:`RESCAN_SAMPLE_ROWS`). Returns up to ``limit`` findings (column,
-    1-based row, kind), the total count, and
-    {column: (rows scanned, rows)} for the sampled columns.
+    1-based row, kind) per column, the count of findings per column, and {column: (rows scanned,
+    rows)} for the sampled columns.
     """
     findings: list[ResidualFinding] = []
     total = 0
     sampled: dict[str, tuple[int, int]] = {}
+    by_column: dict[str, int] = {}
     sample_rows = RESCAN_SAMPLE_ROWS if sample_rows is None else sample_rows
     for name in output.column_names:
         col = output.column(name)
@@ -500,7 +508,8 @@ def residual_scan(
                 sampled[name] = (len(rows), output.num_rows)
             found = scanner().find(col)
             total += len(found)
-            for f in found[: max(0, limit - len(findings))]:
+            by_column[name] = by_column.get(name, 0) + len(found)
+            for f in found[:limit]:
                 row = int(rows[f.row]) if rows is not None else f.row
                 findings.append(ResidualFinding(column=name, row=row + 1, kind=f.kind))
             continue
@@ -523,10 +532,13 @@ def residual_scan(
         for kind, mask in checks:
             hit_rows = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
             total += len(hit_rows)
-            for r in hit_rows[: max(0, limit - len(findings))]:
+            if len(hit_rows):
+                by_column[name] = by_column.get(name, 0) + len(hit_rows)
+            listed = sum(1 for f in findings if f.column == name)
+            for r in hit_rows[: max(0, limit - listed)]:
                 findings.append(ResidualFinding(column=name, row=int(r) + 1, kind=kind))
-    findings.sort(key=lambda f: (f.row, f.column))
-    return findings, total, sampled
+    findings.sort(key=lambda f: (f.column, f.row))
+    return findings, by_column, sampled
 
 
 def _distinct_normalized(table: pa.Table, columns: Sequence[str], *, min_length: int) -> pa.Array:

@@ -55,6 +55,7 @@ class DeidReport:
     dropped_columns: list[str]
     residual_findings: list[ResidualFinding]
     residual_findings_total: int = 0
+    residual_findings_by_column: dict[str, int] = field(default_factory=dict)
     rows_fully_suppressed: int = 0
     rows_with_empty_qi: int = 0
     records_at_risk_before: int = 0
@@ -126,7 +127,7 @@ class DeidReport:
                 f"k = {self.k_required} holds without suppression (smallest group: {self.k_achieved})."
             )
         if self.residual_findings_total:
-            cols = sorted({f.column for f in self.residual_findings})
+            cols = sorted(self.residual_findings_by_column or {f.column for f in self.residual_findings})
             parts.append(
                 f"WARNING: {self.residual_findings_total:,} possible identifier"
                 f"{_s(self.residual_findings_total)} remain in the output (column{_s(len(cols))} "

@@ -383,9 +383,13 @@ def test_residual_scan_samples_redacted_columns_and_maps_rows_back():
     out = pa.table({"notes": [f"n{i}" for i in range(100)], "code": ["x"] * 100})
     scanner = EveryTenth()
     empty = pa.array([], pa.string())
-    full, total, sampled = residual_scan(out, lambda: scanner, {"notes"}, empty, empty)
-    assert total == 10 and sampled == {} and [f.row for f in full] == [i + 1 for i in range(0, 100, 10)]
-    part, total, sampled = residual_scan(
+    full, by_column, sampled = residual_scan(out, lambda: scanner, {"notes"}, empty, empty)
+    assert (
+        by_column == {"notes": 10}
+        and sampled == {}
+        and [f.row for f in full] == [i + 1 for i in range(0, 100, 10)]
+    )
+    part, _by_column, sampled = residual_scan(
         out, lambda: scanner, {"notes"}, empty, empty, sample_columns={"notes"}, sample_rows=12
     )
     assert sampled == {"notes": (12, 100)}
@@ -445,3 +449,34 @@ def test_progress_line_only_draws_on_a_terminal(capsys):
     bar.close()
     err = capsys.readouterr().err
     assert "50%" in err and "redact_text" in err and err.endswith("\r")
+
+
+def test_classifier_flags_become_warnings(tmp_path, messy):
+    src, _truth = messy
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "pathshare_policy": 1,
+                "k": 1,
+                "drop_unlisted": False,
+                "columns": {
+                    "SSID": {"treatment": "token"},
+                    "IEP": {"treatment": "keep"},
+                    "Phone": {"treatment": "drop"},
+                    "Phone_2": {"treatment": "drop"},
+                },
+            }
+        )
+    )
+    r = deidentify_file(src, load_policy(policy), tmp_path / "o.parquet", secret=b"s" * 32)
+    text = "\n".join(r.warnings)
+    assert "column 'IEP' is kept as it is and looks sensitive" in text
+    for col in ("First Name", "Student Email", "Birth Date", "Counselor Notes"):
+        assert f"column '{col}' is not in the policy and passes through unchanged" in text
+    assert "Warning: column 'IEP'" in r.summary()
+    # the notes passed through unredacted, so the residual scan finds the planted PII in them
+    assert r.residual_findings_total > 0
+    assert {f.column for f in r.residual_findings} >= {"Counselor Notes", "Student Email"}
+    assert r.residual_findings_by_column["Student Email"] == 3000
+    assert sum(1 for f in r.residual_findings if f.column == "Student Email") == 100  # listed per column
