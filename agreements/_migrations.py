@@ -9,6 +9,7 @@ Versions are reserved by area so work in parallel does not collide:
     20–29  packages, receipts, destruction certificates            (agreements/_package*.py)
     30–39  mapping profiles                                         (mapping)
     40–49  linkage secrets and record-code crosswalks               (linkage)
+    50–59  release secrets: per-agreement provider secret + crosswalk (agreements/_prepare.py)
 """
 
 from __future__ import annotations
@@ -193,6 +194,25 @@ MIGRATIONS.append(
             updated TEXT NOT NULL
         );
         CREATE INDEX mapping_profiles_signature ON mapping_profiles(signature);
+        """,
+    )
+)
+
+# -- 50–59: release secrets — agreements/_prepare.py -----------------------------------------------------
+MIGRATIONS.append(
+    (
+        50,
+        """
+        -- Per agreement, the provider's own secret (keys tokens and date shifts when linkage scope is
+        -- "provider") and its record-code crosswalk (encrypted under a key derived from the secret).
+        -- Both stay in this vault: recipients never see them (FERPA 99.31(b)(2)).
+        CREATE TABLE release_secrets (
+            agreement_id TEXT PRIMARY KEY,
+            secret BLOB NOT NULL,
+            crosswalk BLOB,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
         """,
     )
 )

@@ -21,7 +21,8 @@ COMMAND_MODULES = (
     "agreement",  # agreement ...
     "mapping",  # map
     "deidentify",  # deid
-    "exchange",  # prepare, open, receipt, destroy, packages
+    "prepare",  # prepare
+    "exchange",  # open, receipt, destroy, packages
     "audit",  # audit ...
     "link",  # link
     "synth",  # synth

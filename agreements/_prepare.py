@@ -1,0 +1,307 @@
+"""``prepare``: map an extract onto an agreement, de-identify it, gate it, seal it — one step.
+
+The gate fails closed: nothing is sealed unless the agreement is executed and in force, we are one of
+its providers, the output holds only the agreement's elements, k-anonymity reaches the agreement's k,
+and the residual-PII scan of the whole output is clean. Every refusal is audited with its reason.
+
+The de-identified table goes from memory into a private (0600) staging file in the folder the user
+chose for the package, is sealed, and the staging file is removed whatever happens; the vault keeps
+the agreement's release secret and record-code crosswalk (never a file beside the data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from agreements._agreement import Agreement
+from agreements._agreement_store import require_in_force
+from agreements._identity import our_card
+from agreements._profiles import map_for_agreement
+from agreements._vault import Vault
+from agreements._workflows import SealedPackage, seal_for_agreement
+from agreements.errors import AgreementError
+from deid.errors import CheckFailed, PathShareError
+
+Progress = Callable[[float, str], None]
+
+
+def _noop(_fraction: float, _message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PreparedPackage:
+    """The outcome of :func:`prepare`: the sealed package, the de-identification report, and what
+    leaves the organization, in plain words."""
+
+    sealed: SealedPackage
+    report: Any  # deid.DeidReport
+    mapping_how: str
+    data_name: str
+    columns: tuple[str, ...]
+    input_columns: int
+
+    @property
+    def path(self) -> Path:
+        return self.sealed.path
+
+    def summary(self) -> str:
+        """Exactly what leaves the organization and to whom, for the clerk to read before sending."""
+        a = self.sealed.agreement
+        to = ", ".join(p.org for p in a.recipients())
+        deadline = (a.body.get("destruction") or {}).get("deadline", "the agreed date")
+        r = self.report
+        k_text = (
+            f"every combination of {', '.join(r.quasi_identifiers)} is shared by at least "
+            f"{r.k_achieved} students (the agreement requires {r.k_required})"
+            if r.quasi_identifiers and r.k_achieved is not None
+            else "the agreement names no quasi-identifiers to check"
+        )
+        if r.suppressed_cells:
+            k_text += f"; {r.suppressed_cells:,} cells were blanked to get there"
+        return (
+            f"Package {self.sealed.manifest.package_id} is sealed in {self.path.name}.\n"
+            f'It can be opened only by: {to} (agreement "{a.title}", in force until {a.expires}).\n'
+            f"It holds 1 file, {self.data_name}: {r.rows_out:,} rows with these columns: "
+            f"{', '.join(self.columns)}.\n"
+            f"Not included: {self.input_columns - len(self.columns)} of the extract's {self.input_columns} "
+            f"columns (names, IDs, contact details and anything else the agreement does not list).\n"
+            f"Privacy check: {k_text}; no identifying text was found in the output.\n"
+            f"Recipients must destroy it by {deadline}."
+        )
+
+
+def prepare(
+    vault: Vault,
+    input_path: str | Path,
+    agreement_id: str,
+    out: str | Path,
+    *,
+    profile: str | None = None,
+    accept_suggested: bool = False,
+    sheet: str | None = None,
+    today: date | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> PreparedPackage:
+    """De-identify ``input_path`` under agreement ``agreement_id`` and seal it to ``out``.
+
+    The mapping is the profile named ``profile``, else the saved profile whose headers match; with
+    ``accept_suggested`` the suggested mapping is used when no profile matches (the CLI asks for it
+    explicitly). Raises a PathShareError naming the first reason to refuse; nothing is written then.
+    """
+    from deid import read_table
+    from deid._engine import deidentify
+
+    step = progress or _noop
+    src = Path(input_path)
+    out_path = Path(out)
+    try:
+        agreement = _check_provider(vault, agreement_id, today)
+        step(0.0, "reading the extract")
+        table = read_table(src, sheet=sheet)
+        step(0.08, "mapping columns onto the agreement's elements")
+        mapping = map_for_agreement(
+            vault,
+            agreement,
+            table,
+            profile=profile,
+            input_name=src.name,
+            require_confirmed=not accept_suggested,
+        )
+        input_columns = table.num_columns
+        del table
+        secret, crosswalk = _release_secret(vault, agreement)
+        out_table, report = deidentify(
+            mapping.table,
+            mapping.policy,
+            secret=secret,
+            crosswalk=crosswalk,
+            progress=lambda f, m: step(0.1 + 0.6 * f, m),
+            input_name=src.name,
+            reference_date=today,
+            full_rescan=True,  # the gate needs every row scanned, not a sample
+        )
+        report.input = src.name
+        _gate(agreement, mapping.policy, out_table.column_names, report)
+        data_name = f"{_slug(our_card(vault).org)}-{(today or date.today()).isoformat()}.csv"
+        report.output = f"data/{data_name}"
+        sealed = _seal_table(vault, agreement, out_table, data_name, report, out_path, today, now, step)
+        _store_crosswalk(vault, agreement, secret, crosswalk)
+    except PathShareError as exc:
+        vault.audit.append(
+            "package.prepare_refused",
+            agreement=agreement_id,
+            details={"input": src.name, "reason": str(exc)},
+        )
+        raise
+    vault.audit.append(
+        "package.prepared",
+        agreement=agreement.id,
+        package=sealed.manifest.package_id,
+        details={
+            "input": src.name,
+            "mapping": mapping.how,
+            "rows_in": report.rows_in,
+            "rows_out": report.rows_out,
+            "k_achieved": report.k_achieved,
+            "suppressed_cells": report.suppressed_cells,
+            "columns": list(out_table.column_names),
+        },
+    )
+    step(1.0, "sealed")
+    return PreparedPackage(
+        sealed, report, mapping.how, f"data/{data_name}", tuple(out_table.column_names), input_columns
+    )
+
+
+def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agreement:
+    agreement = require_in_force(vault, agreement_id, today)
+    if our_card(vault).fingerprint() not in {p.fingerprint for p in agreement.providers()}:
+        raise AgreementError(
+            f"This organization is not a provider in agreement {agreement.id} ({agreement.title}); "
+            "only providers may send data under it."
+        )
+    return agreement
+
+
+def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) -> None:
+    """Refuse, saying exactly why, unless the output may leave under ``agreement``."""
+    allowed = {r.output_name for r in policy.rules if r.treatment != "drop"}
+    extra = [c for c in columns if c not in allowed]
+    if extra:
+        raise CheckFailed(
+            f"The output holds columns agreement {agreement.id} does not list ({', '.join(extra)}); "
+            "nothing was sealed."
+        )
+    k_required = agreement.terms.policy.k
+    if report.quasi_identifiers and (report.k_achieved is None or report.k_achieved < k_required):
+        raise CheckFailed(
+            f"k-anonymity is {report.k_achieved} but agreement {agreement.id} requires {k_required}; "
+            "nothing was sealed."
+        )
+    findings = report.residual_findings
+    if findings or report.residual_findings_total:
+        first = findings[0] if findings else None
+        where = f" (first: {first.kind} in column {first.column}, row {first.row + 1})" if first else ""
+        total = report.residual_findings_total or len(findings)
+        raise CheckFailed(
+            f"The residual scan found {total} piece(s) of identifying text in the output{where}; "
+            "nothing was sealed."
+        )
+
+
+def _seal_table(
+    vault: Vault,
+    agreement: Agreement,
+    table: Any,
+    data_name: str,
+    report: Any,
+    out: Path,
+    today: date | None,
+    now: datetime | None,
+    step: Progress,
+) -> SealedPackage:
+    """Write ``table`` to a private staging file beside ``out``, seal it, and always remove it."""
+    from deid import write_table
+    from deid._atomic import check_output_path
+
+    check_output_path(out)
+    staging = Path(tempfile.mkdtemp(prefix=".pathshare-staging-", dir=out.parent))  # mode 0700
+    try:
+        data = staging / data_name
+        step(0.72, "writing the de-identified file")
+        write_table(table, data)
+        report.output_sha256 = None  # the manifest carries the hash of what is sealed
+        return seal_for_agreement(
+            vault,
+            agreement.id,
+            [(data_name, data, table.num_rows)],
+            report.to_dict(),
+            out,
+            today=today,
+            now=now,
+            progress=lambda f, m: step(0.75 + 0.24 * f, m),
+        )
+    finally:
+        for p in staging.iterdir():
+            with contextlib.suppress(OSError):
+                p.unlink()
+        with contextlib.suppress(OSError):
+            staging.rmdir()
+
+
+def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any]:
+    """The agreement's release secret and crosswalk, created on first use; kept only in the vault.
+
+    With linkage scope "consortium" the shared secret (delivered to each provider) keys tokens, so
+    partners' tokens agree; record codes always use this provider's own crosswalk.
+    """
+    from deid._secrets import Crosswalk
+
+    row = vault.db.execute(
+        "SELECT secret, crosswalk FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
+    ).fetchone()
+    if row is None:
+        secret = secrets.token_bytes(32)
+        stamp = _now()
+        with vault.transaction() as conn:
+            conn.execute(
+                "INSERT INTO release_secrets(agreement_id, secret, crosswalk, created, updated) "
+                "VALUES (?, ?, NULL, ?, ?)",
+                (agreement.id, secret, stamp, stamp),
+            )
+            vault.audit.append(
+                "secret.created", agreement=agreement.id, details={"scope": "provider"}, conn=conn
+            )
+        crosswalk = Crosswalk()
+    else:
+        secret = bytes(row[0])
+        crosswalk = (
+            Crosswalk.from_bytes(bytes(row[1]), secret, name="the vault's crosswalk")
+            if row[1]
+            else Crosswalk()
+        )
+    shared = _consortium_secret(vault, agreement)
+    return (shared or secret), crosswalk
+
+
+def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
+    """The consortium linkage secret for ``agreement`` when its scope is "consortium" and we hold it."""
+    if getattr(agreement.terms.policy, "linkage_scope", "provider") != "consortium":
+        return None
+    try:
+        from agreements import _linkage_store  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    getter = getattr(_linkage_store, "linkage_secret", None)
+    return getter(vault, agreement) if getter else None
+
+
+def _store_crosswalk(vault: Vault, agreement: Agreement, secret: bytes, crosswalk: Any) -> None:
+    """Keep the (possibly grown) crosswalk, encrypted under the agreement's own release secret."""
+    row = vault.db.execute(
+        "SELECT secret FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
+    ).fetchone()
+    own = bytes(row[0])
+    with vault.transaction() as conn:
+        conn.execute(
+            "UPDATE release_secrets SET crosswalk = ?, updated = ? WHERE agreement_id = ?",
+            (crosswalk.to_bytes(own), _now(), agreement.id),
+        )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "extract"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

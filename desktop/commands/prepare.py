@@ -1,0 +1,65 @@
+"""Sub-command ``prepare``: de-identify + check + seal under an agreement, one step.
+
+pathshare prepare INPUT --agreement ID --out PACKAGE.age [--profile NAME] [--accept-suggested]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from desktop.commands._vaultargs import open_vault
+from desktop.commands.deidentify import _ProgressLine
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``prepare`` to the ``pathshare`` parser."""
+    p = sub.add_parser(
+        "prepare",
+        help="de-identify an extract under an agreement, check it, and seal it for the recipients",
+        description=(
+            "Map the extract onto the agreement's elements, de-identify it under the agreement's "
+            "policy, refuse unless every check passes, then seal it for the agreement's recipients."
+        ),
+    )
+    p.add_argument("input", metavar="INPUT", help="the extract: .csv, .xlsx or .parquet")
+    p.add_argument("--agreement", metavar="ID", required=True, help="an executed agreement (id or prefix)")
+    p.add_argument("--out", metavar="PACKAGE.age", required=True, help="where to write the sealed package")
+    p.add_argument("--profile", metavar="NAME", help="the saved mapping profile to use")
+    p.add_argument(
+        "--accept-suggested",
+        action="store_true",
+        help="use the suggested mapping when no saved profile matches the extract's columns",
+    )
+    p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
+    p.add_argument("--report", metavar="REPORT.json", help="also write the de-identification report here")
+    p.set_defaults(func=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Handler of ``pathshare prepare``."""
+    import sys
+
+    from agreements._prepare import prepare
+    from deid._atomic import write_bytes_atomic
+
+    vault = open_vault(args)
+    bar = _ProgressLine() if sys.stderr.isatty() else None
+    try:
+        result = prepare(
+            vault,
+            args.input,
+            args.agreement,
+            args.out,
+            profile=args.profile,
+            accept_suggested=args.accept_suggested,
+            sheet=args.sheet,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        vault.close()
+    if args.report:
+        write_bytes_atomic(args.report, result.report.to_json().encode("utf-8"))
+    print(result.summary())
+    return 0
