@@ -106,6 +106,8 @@ def open_window(qtbot, tmp_path, vault_path, runner=None):
     window = MainWindow(session)
     qtbot.addWidget(window)
     window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2_000)  # shortcuts of the window need it active
     qtbot.keyClicks(window.unlock.passphrase, PASS)
     qtbot.keyClick(window.unlock.passphrase, Qt.Key_Return)
     assert window.workspace is not None

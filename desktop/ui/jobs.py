@@ -462,25 +462,27 @@ def open_received_package(ctx: JobContext, package: str, out_dir: str, receipt: 
     opened = wf.open_received(ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress)
     manifest = opened.manifest
     report = dict(opened.report)
-    sender = getattr(opened, "sender", None)
-    agreement = getattr(opened, "agreement", None)
+    summary = ""
+    try:
+        from deid._report import DeidReport
+
+        summary = DeidReport.from_dict(report).summary()
+    except Exception:  # an older or foreign report: the figures below still show
+        summary = ""
     return {
-        "sender": getattr(sender, "org", None) or manifest.sender_fingerprint,
-        "sender_fingerprint": manifest.sender_fingerprint,
-        "agreement_id": manifest.agreement_id,
-        "agreement_title": agreement.title if agreement is not None else manifest.agreement_id,
+        "sender": opened.sender.org,
+        "sender_fingerprint": opened.sender.fingerprint,
+        "agreement_id": opened.agreement.id,
+        "agreement_title": opened.agreement.title,
         "package_id": manifest.package_id,
-        "checks": list(getattr(opened, "checks", ())) or [
-            "The sender's signature over the manifest is valid, from a partner you verified.",
-            "The agreement is executed and in force, and names you as a recipient.",
-            "Every file matches the size and SHA-256 in the signed manifest.",
-        ],
+        "checks": list(opened.checks),
+        "warnings": list(opened.warnings),
         "files": [
             {"name": e.name, "rows": e.rows or 0, "bytes": e.size, "path": str(p)}
             for e, p in zip(manifest.files, opened.files, strict=True)
         ],
         "report": report,
-        "report_summary": getattr(opened, "report_summary", ""),
+        "report_summary": summary,
         "out_dir": str(opened.out_dir),
-        "receipt": receipt,
+        "receipt": str(opened.receipt) if opened.receipt else None,
     }

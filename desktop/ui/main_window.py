@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -86,6 +86,7 @@ class Workspace(QWidget):
             self.stack.addWidget(page)
             action = QAction(self)
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, i=i: self.sidebar.setCurrentRow(i))
             self.addAction(action)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -217,6 +218,7 @@ class MainWindow(QMainWindow):
         self.open_package = None  # only the first unlock opens the package given on the command line
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
+        self.workspace.sidebar.setFocus()  # keyboard users start in the list of sections
         self.open_action.setEnabled(True)
         self.lock_action.setEnabled(True)
 

@@ -199,6 +199,7 @@ class ReceiveScreen(QWidget):
         self.result = r
         self.open_button.setEnabled(False)
         checks = "".join(f"<li>✔ {escape(c)}</li>" for c in r["checks"])
+        checks += "".join(f"<li><b>Warning:</b> {escape(w)}</li>" for w in r.get("warnings", []))
         files = "".join(
             f"<li><b>{escape(f['name'])}</b>: {f['rows']:,} rows, {f['bytes']:,} bytes</li>"
             for f in r["files"]

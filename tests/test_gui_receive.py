@@ -1,0 +1,99 @@
+"""The Receive flow in the college's vault: a package the district sealed through the library is dropped
+on the window, verified, opened into a new folder, with a receipt; tampering is one sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from test_gui_prepare import PASS, drop_file, make_extract, make_orgs, open_window
+
+
+@pytest.fixture(scope="module")
+def sealed(tmp_path_factory):
+    """The district seals a small file for the college (the library's seal_for_agreement)."""
+    from agreements._vault import Vault
+    from agreements._workflows import seal_for_agreement
+
+    tmp = tmp_path_factory.mktemp("exchange")
+    district, college, agreement_id = make_orgs(tmp)
+    data = make_extract(tmp / "extract.csv", rows=25)
+    report = {"rows_in": 25, "rows_out": 25, "k_required": 3, "k_achieved": 4, "quasi_identifiers": [],
+              "suppressed_cells": 2, "columns": [], "residual_findings": []}
+    with Vault.open(district, PASS) as vault:
+        sealed = seal_for_agreement(vault, agreement_id, [("extract.csv", data, 25)], report, tmp / "pkg.age")
+    return {"college": college, "package": tmp / "pkg.age", "agreement": agreement_id,
+            "package_id": sealed.manifest.package_id, "dir": tmp}
+
+
+def _open(qtbot, window, package: Path, out_dir: Path, receipt: Path):
+    ws = window.workspace
+    qtbot.keyClick(ws, Qt.Key_2, Qt.ControlModifier)
+    receive = ws.receive
+    assert ws.stack.currentWidget() is receive
+    drop_file(receive.drop, package)
+    assert receive.package == str(package) and receive.open_button.isEnabled()
+    receive.out_dir.setText(str(out_dir))
+    receive.receipt_path.setText(str(receipt))
+    qtbot.mouseClick(receive.open_button, Qt.LeftButton)
+    return receive
+
+
+def test_receive_opens_verifies_and_writes_a_receipt(qtbot, tmp_path, sealed):
+    from agreements._package_store import list_packages
+
+    window = open_window(qtbot, tmp_path, sealed["college"])
+    out_dir, receipt = tmp_path / "inbox" / "lakeview", tmp_path / "inbox" / "receipt.json"
+    (tmp_path / "inbox").mkdir()
+    receive = _open(qtbot, window, sealed["package"], out_dir, receipt)
+    qtbot.waitUntil(lambda: receive.result is not None or receive.message.isVisible(), timeout=20_000)
+    assert receive.result is not None, receive.message.label.text()
+    shown = receive.result_view.text()
+    assert "Lakeview Unified School District" in shown and "25 rows" in shown
+    assert "signature" in shown and sealed["agreement"] in shown
+    fingerprint = receive.result["sender_fingerprint"]
+    assert all(group in receive.fingerprint.text() for group in fingerprint.split("-"))
+    assert "k" in receive.report_view.text() and "25" in receive.report_view.text()
+    assert (out_dir / "data" / "extract.csv").is_file() and receipt.is_file()
+    assert sealed["package_id"] in receipt.read_text()
+    vault = window.session.vault
+    actions = [e.action for e in vault.audit.entries()]
+    assert "package.opened" in actions and "package.receipt_written" in actions
+    assert any(p.package_id == sealed["package_id"] for p in list_packages(vault))
+
+
+def test_tampered_package_is_one_sentence_and_nothing_is_written(qtbot, tmp_path, sealed):
+    bad = tmp_path / "tampered.age"
+    data = bytearray(sealed["package"].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    bad.write_bytes(bytes(data))
+    window = open_window(qtbot, tmp_path, sealed["college"])
+    out_dir = tmp_path / "inbox"
+    receive = _open(qtbot, window, bad, out_dir, tmp_path / "receipt.json")
+    qtbot.waitUntil(lambda: receive.message.isVisible(), timeout=20_000)
+    text = receive.message.label.text()
+    assert text and "Traceback" not in text and "\n" not in text
+    assert receive.result is None and not out_dir.exists()
+    assert not (tmp_path / "receipt.json").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pathshare-open-")] == []
+    assert "package.rejected" in [e.action for e in window.session.vault.audit.entries()]
+
+
+def test_receive_in_the_real_worker_process(qtbot, tmp_path, sealed):
+    """Once with the app's own runner: the passphrase goes over the pipe, the result comes back."""
+    import shutil
+
+    from desktop.tasks import ProcessRunner
+
+    # A fresh copy of the college vault: the package id was already opened in the other test's vault.
+    college = tmp_path / "college.vault"
+    shutil.copy(sealed["college"], college)
+    window = open_window(qtbot, tmp_path, college, runner=ProcessRunner())
+    out_dir = tmp_path / "inbox"
+    receive = _open(qtbot, window, sealed["package"], out_dir, tmp_path / "receipt.json")
+    assert window.workspace.progress.isVisible()
+    qtbot.waitUntil(lambda: receive.result is not None or receive.message.isVisible(), timeout=60_000)
+    assert receive.result is not None, receive.message.label.text()
+    assert (out_dir / "data" / "extract.csv").is_file()
+    assert not window.workspace.progress.isVisible()
