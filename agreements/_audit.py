@@ -745,6 +745,15 @@ def _time_bound(value: str | date, *, end: bool) -> str:
     if isinstance(value, date):
         value = value.isoformat()
     text = str(value).strip()
-    if len(text) == 10 and end:
-        return text + "T23:59:59.999999Z"
-    return text
+    if len(text) == 10:
+        try:
+            date.fromisoformat(text)
+        except ValueError as exc:
+            raise AuditError(f"{text!r} is not a date; write it as YYYY-MM-DD.") from exc
+        return text + ("T23:59:59.999999Z" if end else "")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise AuditError(f"{text!r} is not a date or time; write YYYY-MM-DD or an ISO 8601 time.") from exc
+    # Compare in the log's own form: UTC with microseconds and a Z.
+    return _time_bound(parsed, end=end)

@@ -375,6 +375,13 @@ def test_filters(org):
     assert org.audit.entries(since="2999-01-01") == []
     today = org.audit.entries()[-1].time[:10]
     assert len(org.audit.entries(until=today)) == N + 2
+    first = org.audit.entries()[0].time
+    assert org.audit.entries(since=first)[0].seq == 1
+    assert org.audit.entries(until=first.replace("Z", "+00:00"))[-1].seq == 1
+    with pytest.raises(AuditError, match="not a date"):
+        org.audit.entries(since="yesterday")
+    with pytest.raises(AuditError, match="YYYY-MM-DD"):
+        org.audit.entries(until="2026-13-45")
     last2 = org.audit.entries(limit=2)
     assert [e.action for e in last2] == ["partner.import", "package.seal"]
 

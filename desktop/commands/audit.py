@@ -139,6 +139,13 @@ def _verify_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    if args.partner:
+        import contextlib
+
+        from agreements._cards import normalize_fingerprint
+
+        with contextlib.suppress(PartnerError):  # fingerprints may be typed loosely, as elsewhere
+            args.partner = normalize_fingerprint(args.partner)
     with open_vault(args) as vault:
         entries = vault.audit.entries(
             since=args.since,
