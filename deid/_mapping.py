@@ -260,6 +260,7 @@ class ValueProfile:
     mean_length: float = 0.0
     mean_words: float = 0.0
     top_values: list[tuple[str, int]] = field(default_factory=list)  # only for low-cardinality columns
+    top_domain_share: float = 0.0  # e-mail columns: share of the most common domain (a school's own)
 
     @property
     def empty(self) -> bool:
@@ -327,6 +328,11 @@ def profile_values(col: pa.ChunkedArray | pa.Array, sample_rows: int = SAMPLE_RO
         prof.date_format, prof.date_fraction = fmt, frac
         years = pc.year(pc.drop_null(pc.strptime(values, format=fmt, unit="s", error_is_null=True)))
         prof.median_year = pc.approximate_median(years).as_py()
+    if prof.fractions.get("email", 0) > 0.5:
+        domains = pc.struct_field(pc.extract_regex(values, r"@(?P<domain>[^@]+)$"), [0])
+        counts_d = pc.value_counts(pc.utf8_lower(pc.drop_null(domains)))
+        if len(counts_d):
+            prof.top_domain_share = (pc.max(counts_d.field("counts")).as_py() or 0) / n
     if prof.fractions.get("number", 0) > 0.5:
         nums = (
             pc.cast(pc.replace_substring(values, "%", ""), pa.float64(), safe=False)
@@ -392,9 +398,16 @@ def value_score(prof: ValueProfile, el: Element) -> tuple[float, str]:
     if fmt == "city":
         s = _f(prof, "word") * (1.0 if prof.distinct < max(0.5 * prof.present, 30) else 0.4)
         return s, f"{s:.0%} of sampled values look like place names"
-    if fmt in ("zip", "email", "phone"):
+    if fmt == "email":
+        s = _f(prof, "email")
+        if prof.top_domain_share >= 0.6:
+            # Most addresses at one domain: accounts the school or college issued to its students.
+            s *= 0.8 if el.category == "identifier" and el.domain == "k12" and el.name != "email" else 1.0
+            return s, f"{_f(prof, 'email'):.0%} of sampled values are e-mail addresses, mostly at one domain"
+        return s, f"{s:.0%} of sampled values look like e-mail addresses"
+    if fmt in ("zip", "phone"):
         s = _f(prof, fmt)
-        return s, f"{s:.0%} of sampled values look like {'ZIP codes' if fmt == 'zip' else fmt + 's'}"
+        return s, f"{s:.0%} of sampled values look like {'ZIP codes' if fmt == 'zip' else 'phone numbers'}"
     if fmt == "date":
         s = prof.date_fraction
         if s and el.name == "birth_date" and prof.median_year is not None:
@@ -729,10 +742,19 @@ def _apply_domain_context(scored: dict[str, list[Candidate]], by_name: Mapping[s
 
 
 def _assign(scored: Mapping[str, list[Candidate]]) -> dict[str, str]:
-    """One element per column and one column per element, greedily by score (ties by header score)."""
+    """One element per column and one column per element, greedily by score.
+
+    Ties go to the better header match, then to the column with more to lose (the larger margin over
+    its own second choice): of two e-mail columns equally good for ``email``, the one that fits
+    ``guardian_email`` less takes ``email``.
+    """
+    margin: dict[str, float] = {}
+    for col, cands in scored.items():
+        top = [*sorted((c.score for c in cands), reverse=True)[:2], 0.0, 0.0]
+        margin[col] = top[0] - top[1]
     pairs = sorted(
         ((c.score, c.header_score, col, c.element) for col, cands in scored.items() for c in cands),
-        key=lambda p: (-p[0], -p[1], p[2], p[3]),
+        key=lambda p: (-round(p[0], 6), -round(p[1], 6), -margin[p[2]], p[2], p[3]),
     )
     taken_cols: dict[str, str] = {}
     taken_els: set[str] = set()
