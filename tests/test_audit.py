@@ -399,6 +399,8 @@ def test_cli_audit_commands(run_cli, tmp_path, monkeypatch):
     assert code == 0 and [e["action"] for e in json.loads(out)] == ["card.export"]
     code, out, _ = run_cli("--vault", d, "audit", "log")
     assert code == 0 and "identity.create" in out
+    code, _, err = run_cli("--vault", d, "audit", "log", "--since", "yesterday")
+    assert code == 1 and err.startswith("pathshare: 'yesterday' is not a date")
     raw = Raw(d)  # a tampered vault: `audit verify` names the entry
     raw.conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
     raw.close()

@@ -163,6 +163,8 @@ def test_cli_partner_commands(run_cli, tmp_path, monkeypatch):
     assert rows[0]["status"] == "verified" and rows[0]["org"] == "Lakeview USD"
     code, out, _ = run_cli("--vault", c, "partner", "revoke", fp)
     assert code == 0 and "revoked" in out
+    code, out, _ = run_cli("--vault", c, "audit", "log", "--json", "--partner", fp.lower().replace("-", ""))
+    assert [e["action"] for e in json.loads(out)] == ["partner.import", "partner.verify", "partner.revoke"]
     (tmp_path / "bad.json").write_text("{")
     code, _, err = run_cli("--vault", c, "partner", "import", tmp_path / "bad.json")
     assert code == 1 and err.strip() == "pathshare: The card file bad.json is not valid JSON."
