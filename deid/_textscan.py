@@ -114,6 +114,30 @@ _VALIDATORS: list[tuple[str, str]] = [
 # area, no 00 group, no 0000 serial; 9xx areas are ITINs).
 _ITIN = r"^9\d\d[\-. ]?\d\d[\-. ]?\d{4}$"
 
+_CALENDAR = pa.array(
+    [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
+)
+
 # Cells are split on a tag character that does not occur in them; these are tried in turn.
 _TAG_CHOICES = ["\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\ue000", "\ue001", "\ue002"]
 
@@ -347,7 +371,7 @@ class TextScanner:
         kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
         suffix = np.zeros(n_pieces, dtype=np.int8)  # possessive "'s" kept after a <PERSON>
         if len(match_idx):
-            self._classify(flat, match_idx, kinds, suffix, row_of, row_base)
+            self._classify(flat, match_idx, kinds, suffix, row_of, row_base, offsets)
 
         accepted = np.flatnonzero(kinds >= 0)
         # "Maria Lopez" becomes one <PERSON>: a person piece directly after another, one space
@@ -382,6 +406,7 @@ class TextScanner:
         suffix: np.ndarray,
         row_of: np.ndarray,
         row_base: int,
+        offsets: np.ndarray,
     ) -> None:
         """Decide, for every candidate piece, whether it is PII and of which kind (in place)."""
         cand = pc.take(flat, pa.array(match_idx))
@@ -482,6 +507,21 @@ class TextScanner:
                     same = _np_bool(pc.equal(pc.take(vals, pa.array(parent)), pc.list_flatten(row_toks)))
                     own[parent[same]] = True
                 kinds[left[own]] = person_code
+            # Mid-sentence and capitalized, an ordinary word is a name ("Grace and Dean are working"):
+            # only at the start of a sentence ("Grace period ends", "Will follow up") is it a word.
+            # Month and day names, and capitals ("MAY"), stay words unless beside a name.
+            left = wpos[kinds[wpos] != person_code]
+            if len(left):
+                vals = pc.take(flat, pa.array(left))
+                titled = _np_bool(pc.match_substring_regex(vals, r"^\p{Lu}.*\p{Ll}"))
+                titled &= ~_np_bool(pc.is_in(vals, value_set=_CALENDAR))
+                left, vals = left[titled], vals.filter(pa.array(titled))
+                prev = pc.take(flat, pa.array(left - 1))
+                at_cell_start = (left - 1 == offsets[:-1][row_of[left]]) & _np_bool(
+                    pc.match_substring_regex(prev, r"^\s*$")
+                )
+                after_stop = _np_bool(pc.match_substring_regex(prev, r"[.!?;:\n][\"'“‘(\s]*$"))
+                kinds[left[~at_cell_start & ~after_stop]] = person_code
 
     def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
         """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""

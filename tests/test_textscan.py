@@ -123,6 +123,19 @@ def test_capitalized_common_words_are_names_only_next_to_a_name(scanner):
     assert _redact_one(scanner, "Grace Nguyen is here.") == "<PERSON> is here."
 
 
+def test_ordinary_word_names_count_mid_sentence_but_not_at_a_sentence_start():
+    scanner = TextScanner(["Grace Kim", "Dean Ortiz", "May Chen"], common_names=False)
+    assert (
+        _redact_one(scanner, "Ryan and Grace are working; Dean too.")
+        == "Ryan and <PERSON> are working; Dean too."
+    )
+    assert (
+        _redact_one(scanner, "Grace period ends. Dean's list soon.") == "Grace period ends. Dean's list soon."
+    )
+    # month names stay words even mid-sentence, unless beside a name
+    assert _redact_one(scanner, "Back in May, then May Chen.") == "Back in May, then <PERSON>."
+
+
 def test_a_rows_own_name_counts_even_when_it_is_an_ordinary_word():
     table = pa.table(
         {
