@@ -378,6 +378,8 @@ def test_cli_map_json_shape(run_cli, exports, tmp_path):
     right = sum(cols[c]["element"] == e for c, e in truth.items())
     assert right / len(truth) >= 0.9
     assert cols["SEX"]["recodes"] == {"1": "F", "2": "M", "3": "X"}
+    assert "Confirm" in cols["SEX"]["note"]  # numeric sex codes are a convention, not a standard
+    assert cols["ETHNICITY"]["derives"]["hispanic_latino"]["H"] == "Y"
     assert cols["STU_BIRTH_DT"]["date_format"] == "%Y%m%d"
     top = cols["SEX"]["candidates"][0]
     assert set(top) == {"element", "score", "header_score", "value_score", "reasons"}
@@ -446,6 +448,8 @@ def test_values_alone_when_headers_say_nothing():
             "C3": [["09", "10", "11", "12"][i % 4] for i in range(n)],
             "C4": [["1", "2", "3"][i % 3] for i in range(n)],  # could be anything: left alone
             "C5": [f"{1 + i % 12}/{1 + i % 28}/2008" for i in range(n)],
+            "C6": [f"parent{i}@{['gmail.com', 'yahoo.com', 'aol.com'][i % 3]}" for i in range(n)],
+            "C7": [f"s{i}@students.district.example" for i in range(n)],
         }
     )
     got = {s.column: s.element for s in suggest_mapping(table)}
@@ -454,6 +458,7 @@ def test_values_alone_when_headers_say_nothing():
     assert got["C3"] == "grade_level"
     assert got["C4"] is None
     assert got["C5"] in ("birth_date", "enroll_date")
+    assert (got["C6"], got["C7"]) == ("guardian_email", "email")  # the school's own domain: students
 
 
 def test_normalized_forms():

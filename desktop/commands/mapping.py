@@ -137,6 +137,7 @@ def _map_result(
     elements: list[Any],
     findings: list[Any],
 ) -> dict[str, Any]:
+    by_name = {el.name: el for el in elements}
     columns = []
     for s in suggestions:  # every column of the export, in file order
         col = s.column
@@ -147,6 +148,10 @@ def _map_result(
         entry["date_format"] = profile.date_formats.get(col)
         entry["derives"] = {el: dict(d["values"]) for el, d in profile.derived.items() if d["from"] == col}
         entry["source"] = "suggested" if how == "suggested" else "profile"
+        el = by_name.get(element or "")
+        recodes = entry["recodes"]
+        if el is not None and el.numeric_codes and recodes and all(k.isdigit() for k in recodes):
+            entry["note"] = el.numeric_codes_note  # a convention, not a standard: to be confirmed
         columns.append(entry)
     mapped = set(profile.mapped.values()) | set(profile.derived)
     return {
@@ -176,6 +181,8 @@ def _print_map(result: dict[str, Any]) -> None:
             pairs = ", ".join(f"{k!r} -> {v!r}" for k, v in list(c["recodes"].items())[:8])
             more = " …" if len(c["recodes"]) > 8 else ""
             print(f"  {'':<{width}}      recode {pairs}{more}")
+        if c.get("note"):
+            print(f"  {'':<{width}}      note: {c['note']}")
         for derived in c.get("derives") or {}:
             print(f"  {'':<{width}}      also fills {derived} from this column's values")
     if result["unmapped_elements"]:
