@@ -63,6 +63,9 @@ class PreparedPackage:
             f"every combination of {', '.join(r.quasi_identifiers)} is shared by at least "
             f"{r.k_achieved} students (the agreement requires {r.k_required})"
             if r.quasi_identifiers and r.k_achieved is not None
+            else f"every row had at least one of {', '.join(r.quasi_identifiers)} blanked to reach "
+            f"k = {r.k_required}"
+            if r.quasi_identifiers
             else "the agreement names no quasi-identifiers to check"
         )
         if r.suppressed_cells:
@@ -183,7 +186,11 @@ def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) ->
             "nothing was sealed."
         )
     k_required = agreement.terms.policy.k
-    if report.quasi_identifiers and (report.k_achieved is None or report.k_achieved < k_required):
+    # k_achieved is None when every row had a quasi-identifier blanked: the engine's suppression then
+    # still guarantees classes of at least k (an empty cell counts as a value), so only a number counts.
+    if report.quasi_identifiers and (
+        report.k_required < k_required or (report.k_achieved or k_required) < k_required
+    ):
         raise CheckFailed(
             f"k-anonymity is {report.k_achieved} but agreement {agreement.id} requires {k_required}; "
             "nothing was sealed."

@@ -1,0 +1,165 @@
+"""prepare (map + de-identify + gate + seal) and the offline demo of the whole exchange."""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from agreements import Vault
+from agreements._demo import run_demo
+from agreements._prepare import _gate, prepare
+from deid.errors import CheckFailed, PathShareError
+
+PASS = "correct horse battery staple 42"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo") / "work"
+    result = run_demo(folder, rows=2500, passphrase=PASS, say=lambda _line: None)
+    assert result.ok
+    return folder
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_demo_leaves_what_design_lists(demo: Path):
+    for name in (
+        "district.vault",
+        "college.vault",
+        "district.card.json",
+        "college.card.json",
+        "agreement.json",
+        "district-extract.csv",
+        "receipt.json",
+        "audit-verification.txt",
+    ):
+        assert (demo / name).is_file(), name
+    assert len(list((demo / "outbox").glob("*.age"))) == 1
+    assert {p.name for p in (demo / "inbox").iterdir()} == {
+        "manifest.json",
+        "manifest.sig",
+        "report.json",
+        "data",
+    }
+    assert (
+        "verified" in (demo / "audit-verification.txt").read_text()
+        and "FAILED" not in (demo / "audit-verification.txt").read_text()
+    )
+    # no staging folder or temp file is left beside the package
+    assert [p.name for p in (demo / "outbox").iterdir()] == ["district-to-college.age"]
+
+
+def test_no_identifier_of_the_extract_reaches_the_recipient(demo: Path):
+    extract = _rows(demo / "district-extract.csv")
+    (data_file,) = (demo / "inbox" / "data").iterdir()
+    shared = data_file.read_text(encoding="utf-8")
+    for row in extract[:400]:
+        for column in ("SSID", "Local ID", "Student Email", "Guardian Email", "Phone"):
+            assert row[column] not in shared, column
+        assert f"{row['First Name']} {row['Last Name']}" not in shared
+    out = _rows(data_file)
+    assert len(out) == len(extract)
+    assert "SSID" not in out[0] and "student_code" in out[0]
+    # codes are random surrogates, not derived from the SSID
+    assert all(re.fullmatch(r"[0-9A-Z]{12}", r["student_code"]) for r in out)
+    # leading zeros of kept codes survive
+    assert {r["grade_level"] for r in out} <= {"09", "10", "11", "12"}
+
+
+def test_the_same_student_gets_the_same_code_in_a_second_release(demo: Path, tmp_path: Path):
+    from agreements._workflows import open_received
+
+    district = Vault.open(demo / "district.vault", PASS)
+    try:
+        agreement_id = district.db.execute("SELECT id FROM agreements LIMIT 1").fetchone()[0]
+        result = prepare(district, demo / "district-extract.csv", agreement_id, tmp_path / "again.age")
+    finally:
+        district.close()
+    assert "Riverbend Community College" in result.summary()
+    college = Vault.open(demo / "college.vault", PASS)
+    try:
+        received = open_received(college, result.path, tmp_path / "second")
+    finally:
+        college.close()
+    first = [r["student_code"] for r in _rows(next((demo / "inbox" / "data").iterdir()))]
+    second = [r["student_code"] for r in _rows(received.files[0])]
+    assert first == second and len(set(first)) == len(first)
+
+
+def test_refusals_say_why_write_nothing_and_are_audited(demo: Path, tmp_path: Path):
+    college = Vault.open(demo / "college.vault", PASS)
+    try:
+        agreement_id = college.db.execute("SELECT id FROM agreements LIMIT 1").fetchone()[0]
+        out = tmp_path / "nope.age"
+        with pytest.raises(PathShareError, match="not a provider"):
+            prepare(college, demo / "district-extract.csv", agreement_id, out)
+        with pytest.raises(PathShareError, match=r"not in force|expired"):
+            prepare(
+                college,
+                demo / "district-extract.csv",
+                agreement_id,
+                out,
+                today=date.today() + timedelta(days=900),
+            )
+        assert list(tmp_path.iterdir()) == []
+        refused = [e for e in college.audit.entries() if e.action == "package.prepare_refused"]
+        assert len(refused) == 2 and all(e.agreement == agreement_id for e in refused)
+        assert college.audit.verify()
+    finally:
+        college.close()
+
+
+def test_cli_prepare_refuses_an_unknown_agreement(demo: Path, tmp_path: Path, run_cli, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, _, err = run_cli(
+        "--vault", demo / "district.vault", "prepare", demo / "district-extract.csv",
+        "--agreement", "ffffffff", "--out", tmp_path / "p.age",
+    )  # fmt: skip
+    assert code == 1 and err.startswith("pathshare: ") and err.count("\n") == 1
+    assert not (tmp_path / "p.age").exists()
+
+
+def _policy(*outputs: str) -> SimpleNamespace:
+    return SimpleNamespace(rules=[SimpleNamespace(treatment="keep", output_name=o) for o in outputs])
+
+
+def _report(**kw) -> SimpleNamespace:
+    base = dict(
+        quasi_identifiers=["sex"], k_required=5, k_achieved=7, residual_findings=[], residual_findings_total=0
+    )
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_gate_refuses_extra_columns_low_k_and_residual_pii():
+    agreement = SimpleNamespace(id="a1", terms=SimpleNamespace(policy=SimpleNamespace(k=5)))
+    _gate(agreement, _policy("sex", "gpa"), ["sex", "gpa"], _report())  # passes
+    with pytest.raises(CheckFailed, match="does not list \\(ssn\\)"):
+        _gate(agreement, _policy("sex"), ["sex", "ssn"], _report())
+    with pytest.raises(CheckFailed, match="k-anonymity is 3"):
+        _gate(agreement, _policy("sex"), ["sex"], _report(k_achieved=3))
+    with pytest.raises(CheckFailed, match="requires 5"):
+        _gate(agreement, _policy("sex"), ["sex"], _report(k_required=2, k_achieved=None))
+    finding = SimpleNamespace(kind="US_SSN", column="notes", row=4)
+    with pytest.raises(CheckFailed, match="US_SSN in column notes, row 5"):
+        _gate(
+            agreement,
+            _policy("sex"),
+            ["sex"],
+            _report(residual_findings=[finding], residual_findings_total=1),
+        )
+
+
+def test_cli_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path, run_cli):
+    (tmp_path / "something").write_text("x")
+    code, _, err = run_cli("demo", "--workdir", tmp_path)
+    assert code == 1 and "not empty" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["something"]
