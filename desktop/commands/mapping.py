@@ -187,9 +187,15 @@ def _print_map(result: dict[str, Any]) -> None:
             print(f"  {'':<{width}}      also fills {derived} from this column's values")
     if result["unmapped_elements"]:
         print(f"\nElements with no column: {', '.join(result['unmapped_elements'])}")
-    if result["validation"]:
+    # Elements without a column were listed above; here only what needs a decision or a fix.
+    shown = [
+        f
+        for f in result["validation"]
+        if not (f["kind"] == "unmapped_required" and f["severity"] == "warning")
+    ]
+    if shown:
         print("\nBefore de-identifying:")
-        for f in result["validation"]:
+        for f in shown:
             print(f"  [{f['severity']}] {f['message']}")
     else:
         print("\nValidation: no problems found.")
