@@ -166,14 +166,53 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     prep.set_element("Counselor Notes", None)
     assert prep.current_mapping()["Counselor Notes"] is None
     assert prep.current_recodes()["Gender"] == {"Female": "F", "Male": "M"}
+    assert prep.profile_name.text() == "export export"  # confirmed mappings are saved for reuse
     qtbot.keyClick(prep, Qt.Key_N, Qt.AltModifier)
     qtbot.waitUntil(lambda: prep.steps.currentIndex() == 3, timeout=10_000)
     texts = [prep.findings.item(i).text() for i in range(prep.findings.count())]
     assert any("Counselor Notes" in t and "not be shared" in t for t in texts)
     assert not any("outside" in t for t in texts), texts  # the recodes were applied before checking
-    assert prep.back.isEnabled() and prep.back.isVisible(), (prep.back.isEnabled(), prep.back.isVisible())
+    assert prep.back.isEnabled() and prep.back.isVisible()
     qtbot.keyClick(prep, Qt.Key_B, Qt.AltModifier)
     assert prep.steps.currentIndex() == 2
+    qtbot.keyClick(prep, Qt.Key_N, Qt.AltModifier)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 3, timeout=10_000)
+    # Step 4 -> 5: de-identify (the worker job) and preview before/after side by side.
+    qtbot.mouseClick(prep.next, Qt.LeftButton)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 4 or prep.message.isVisible(), timeout=20_000)
+    assert prep.steps.currentIndex() == 4, prep.message.label.text()
+    before, after = prep.before_model, prep.after_model
+    assert before.rowCount() == 60 and after.rowCount() == 60
+    after_cols = after.table().column_names
+    assert "student_code" in after_cols and "SSID" not in after_cols
+    # Not shared: the element stays (files line up across partners) but holds nothing.
+    assert all(after.cell(r, after_cols.index("notes")) in (None, "") for r in range(60))
+    code_col, sex_col = after_cols.index("student_code"), after_cols.index("sex")
+    assert after.data(after.index(0, code_col), Qt.BackgroundRole) is not None  # changed: highlighted
+    assert after.data(after.index(0, sex_col)) in ("M", "F", "")  # recoded from Male/Female
+    assert before.data(before.index(0, 0)) == "1000000000"
+    assert "60 rows" in prep.preview_note.text()
+    # Step 6: the risk panel.
+    qtbot.mouseClick(prep.next, Qt.LeftButton)
+    assert prep.steps.currentIndex() == 5
+    assert "at least" in prep.risk_summary.text() and "none found" in prep.risk_summary.text()
+    # Step 7: what leaves, to whom; then seal to a file the clerk chose.
+    qtbot.mouseClick(prep.next, Qt.LeftButton)
+    assert prep.steps.currentIndex() == 6
+    assert "Riverbend Community College" in prep.seal_summary.text()
+    assert "student_code" in prep.seal_summary.text() and "SSID" in prep.seal_summary.text()
+    out = tmp_path / "outbox" / "lakeview.age"
+    out.parent.mkdir()
+    prep.seal(str(out))
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 7 or prep.message.isVisible(), timeout=20_000)
+    assert prep.steps.currentIndex() == 7, prep.message.label.text()
+    assert out.is_file() and out.read_bytes().startswith(b"age-encryption.org/v1")
+    assert list(out.parent.iterdir()) == [out]  # no staging or partial file left
+    done = prep.done_summary.text()
+    assert "Riverbend Community College" in done and "60 rows" in done.replace(",", "")
+    actions = [e.action for e in window.session.vault.audit.entries()]
+    assert "package.prepared" in actions and "package.sealed" in actions and "profile.save" in actions
+    assert window.session.vault.audit.verify()
 
 
 def test_bad_extract_is_one_sentence_in_the_window(qtbot, tmp_path, orgs):
@@ -222,9 +261,7 @@ def test_lazy_model_reads_only_what_is_painted(qtbot):
     assert "blocks sealing" in am.data(am.index(5, 0), Qt.ToolTipRole)
 
 
-def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs, monkeypatch):
-    from PySide6.QtWidgets import QInputDialog
-
+def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs):
     from agreements._profiles import delete_profile, list_profiles
 
     window = open_window(qtbot, tmp_path, orgs["district"])
@@ -234,9 +271,11 @@ def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs, monk
     prep.choose_extract(str(extract))
     qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
     prep.set_element("Counselor Notes", None)
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Aeries export", True))
-    qtbot.mouseClick(prep.save_profile, Qt.LeftButton)
-    assert "Aeries export" in prep.message.label.text()
+    prep.profile_name.clear()
+    assert not prep.next.isEnabled()  # a confirmed mapping needs a name to be saved under
+    qtbot.keyClicks(prep.profile_name, "Aeries export")
+    qtbot.mouseClick(prep.next, Qt.LeftButton)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 3, timeout=10_000)
     vault = window.session.vault
     try:
         saved = {p.name: p for p in list_profiles(vault)}
@@ -248,7 +287,7 @@ def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs, monk
         prep.choose_extract(str(extract))
         qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
         assert prep.current_mapping()["Counselor Notes"] is None
-        assert "Aeries export" in prep.profile_note.text()
+        assert "Aeries export" in prep.profile_note.text() and prep.profile_name.text() == "Aeries export"
     finally:
         delete_profile(vault, "Aeries export")
 

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 Progress = Callable[[float, str], None]
@@ -191,20 +192,10 @@ def provider_agreements(vault: Any) -> list[dict[str, Any]]:
 
 
 def _agreement_elements(agreement: Any) -> list[Any]:
-    """The agreement's dictionary as the engine's Elements (library entries keep their synonyms).
+    """The agreement's dictionary as the engine's elements (agreements' own conversion)."""
+    from agreements._profiles import agreement_elements
 
-    Glue only: the workflows module should own this once it lands (see the desktop report).
-    """
-    from deid._elements import element_from_dict, element_library
-
-    library = element_library()
-    out = []
-    for e in agreement.terms.elements:
-        if e.name in library:
-            out.append(library[e.name])
-        else:
-            out.append(element_from_dict(e.model_dump(exclude_none=True), "the agreement"))
-    return out
+    return agreement_elements(agreement)
 
 
 def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, Any]:
@@ -274,52 +265,45 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
     }
 
 
-def save_mapping_profile(
-    vault: Any,
-    name: str,
+def _profile(
     mapping: dict[str, Any],
     recodes: dict[str, Any],
-    date_formats: dict[str, Any] | None = None,
-) -> str:
-    """Save the confirmed mapping as a profile in the vault (runs on the vault thread)."""
-    from agreements import _profiles
-    from deid._mapping import MappingProfile
-
-    profile = MappingProfile(
-        name=name, columns=dict(mapping), recodes=dict(recodes), date_formats=dict(date_formats or {})
-    )
-    _profiles.save_profile(vault, profile)
-    return profile.name
-
-
-def _profile(mapping: dict[str, Any], recodes: dict[str, Any], date_formats: dict[str, Any]) -> Any:
+    date_formats: dict[str, Any],
+    name: str = "(this extract)",
+) -> Any:
     from deid._mapping import MappingProfile
 
     return MappingProfile(
-        name="(this extract)", columns=dict(mapping), recodes=dict(recodes), date_formats=dict(date_formats)
+        name=name, columns=dict(mapping), recodes=dict(recodes), date_formats=dict(date_formats)
     )
 
 
-def validate_extract(
+def confirm_mapping(
     ctx: JobContext,
     path: str,
     agreement_id: str,
+    profile_name: str,
     mapping: dict[str, Any],
     recodes: dict[str, Any],
     date_formats: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Check the extract against the confirmed mapping (the library's validate); findings as dicts."""
+    """Save the clerk's confirmed mapping as profile ``profile_name`` (replacing an older one of that
+    name) and check the extract under it: the library's validation findings, as dicts."""
     from agreements._agreement_store import require_in_force
+    from agreements._profiles import map_for_agreement, save_profile
     from deid._io import read_table
-    from deid._mapping import validate
 
     agreement = require_in_force(ctx.vault, agreement_id)
+    profile = _profile(mapping, recodes, date_formats, name=profile_name)
+    save_profile(ctx.vault, profile, replace=True)
     ctx.progress(0.05, "reading the extract")
     table = read_table(path)
     ctx.progress(0.6, "checking values against the agreement's code sets")
-    findings = validate(table, _profile(mapping, recodes, date_formats), _agreement_elements(agreement))
+    result = map_for_agreement(
+        ctx.vault, agreement, table, profile=profile_name, input_name=Path(path).name, refuse_errors=False
+    )
     ctx.progress(1.0, "done")
-    return [f.to_dict() for f in findings]
+    return [f.to_dict() for f in result.findings]
 
 
 # --- standalone de-identification (no vault) --------------------------------------------------------
@@ -352,15 +336,8 @@ def deidentify_to_file(
 
 
 def _workflows() -> Any:
-    """The agreements workflow module (prepare / open), or a clear error while it is missing."""
-    try:
-        from agreements import _workflows
-    except ImportError as exc:
-        from deid.errors import PathShareError
+    from agreements import _workflows
 
-        raise PathShareError(
-            "This build cannot de-identify under an agreement yet: the prepare workflow is missing."
-        ) from exc
     return _workflows
 
 
@@ -374,41 +351,50 @@ def _sources(report: dict[str, Any], before: list[str], mapping: dict[str, Any])
     return out
 
 
-def preview_extract(
-    ctx: JobContext,
-    path: str,
-    agreement_id: str,
-    mapping: dict[str, Any],
-    recodes: dict[str, Any],
-    date_formats: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """De-identify under the agreement without sealing; share before/after through shared memory."""
+def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name: str) -> dict[str, Any]:
+    """De-identify under the agreement exactly as prepare will (same mapping, secret and crosswalk),
+    without sealing; the before/after tables cross to the window through shared memory."""
+    from agreements._agreement_store import require_in_force
+    from agreements._prepare import _release_secret, _store_crosswalk
+    from agreements._profiles import map_for_agreement
+    from deid._engine import deidentify
     from deid._io import read_table
 
-    wf = _workflows()
+    agreement = require_in_force(ctx.vault, agreement_id)
     ctx.progress(0.02, "reading the extract")
     table = read_table(path)
-    profile = _profile(mapping, recodes, date_formats or {})
-    out_table, report = wf.deidentify_for_agreement(
-        ctx.vault, table, agreement_id, profile, progress=ctx.progress
+    ctx.progress(0.08, "mapping columns onto the agreement's elements")
+    mapping = map_for_agreement(ctx.vault, agreement, table, profile=profile_name, input_name=Path(path).name)
+    secret, crosswalk = _release_secret(ctx.vault, agreement)
+    out_table, report = deidentify(
+        mapping.table,
+        mapping.policy,
+        secret=secret,
+        crosswalk=crosswalk,
+        progress=lambda f, m: ctx.progress(0.1 + 0.8 * f, m),
+        input_name=Path(path).name,
+        full_rescan=True,
     )
-    rep = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    ctx.progress(0.97, "preparing the preview")
+    # Keep new record codes, so the package sealed next carries exactly the codes previewed here.
+    _store_crosswalk(ctx.vault, agreement, secret, crosswalk)
+    rep = report.to_dict()
+    ctx.progress(0.95, "preparing the preview")
     before = table_to_shm(table, ctx.shm_prefix + "before")
     after = table_to_shm(out_table, ctx.shm_prefix + "after")
+    profile_columns = dict(mapping.profile.columns)
+    sources = _sources(rep, table.column_names, profile_columns)
     return {
         "before": before,
         "after": after,
-        "sources": _sources(rep, table.column_names, mapping),
+        "sources": sources,
         "rows_in": rep.get("rows_in", table.num_rows),
         "rows_out": rep.get("rows_out", out_table.num_rows),
         "columns_out": out_table.column_names,
         "column_details": [
-            {"name": c["name"], "source": _sources(rep, table.column_names, mapping).get(c["name"]),
-             "treatment": c.get("treatment", "")}
+            {"name": c["name"], "source": sources.get(c["name"]), "treatment": c.get("treatment", "")}
             for c in rep.get("columns", [])
         ],
-        "k_required": rep.get("k_required"),
+        "k_required": agreement.terms.policy.k,
         "k_achieved": rep.get("k_achieved"),
         "quasi_identifiers": rep.get("quasi_identifiers", []),
         "suppressed_cells": rep.get("suppressed_cells", 0),
@@ -417,39 +403,29 @@ def preview_extract(
             {"column": f["column"], "row": int(f["row"]) - 1, "kind": f["kind"]}
             for f in rep.get("residual_findings", [])
         ],
-        "summary": report.summary() if hasattr(report, "summary") else "",
+        "summary": report.summary(),
     }
 
 
 def seal_extract(
-    ctx: JobContext,
-    path: str,
-    agreement_id: str,
-    mapping: dict[str, Any],
-    recodes: dict[str, Any],
-    out: str,
-    date_formats: dict[str, Any] | None = None,
+    ctx: JobContext, path: str, agreement_id: str, profile_name: str, out: str
 ) -> dict[str, Any]:
-    """De-identify, check and seal in one step — the same workflow as ``pathshare prepare``."""
+    """De-identify, gate and seal in one step — ``pathshare prepare`` with the confirmed profile."""
     import os
 
-    wf = _workflows()
-    profile = _profile(mapping, recodes, date_formats or {})
-    result = wf.prepare(ctx.vault, path, agreement_id, out, mapping=profile, progress=ctx.progress)
-    manifest = getattr(result, "manifest", result)
-    report = getattr(result, "report", {}) or {}
-    rep = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    agreement = getattr(result, "agreement", None)
+    from agreements._prepare import prepare
+
+    prepared = prepare(ctx.vault, path, agreement_id, out, profile=profile_name, progress=ctx.progress)
+    sealed = prepared.sealed
     return {
-        "out": out,
-        "bytes": os.path.getsize(out),
-        "package_id": manifest.package_id,
-        "rows": rep.get("rows_out", sum((f.rows or 0) for f in manifest.files)),
-        "columns": [c["name"] for c in rep.get("columns", [])],
-        "recipients": (
-            [p.org for p in agreement.recipients()] if agreement is not None else list(manifest.recipients)
-        ),
-        "agreement_title": agreement.title if agreement is not None else manifest.agreement_id,
+        "out": str(prepared.path),
+        "bytes": os.path.getsize(prepared.path),
+        "package_id": sealed.manifest.package_id,
+        "rows": prepared.report.rows_out,
+        "columns": list(prepared.columns),
+        "recipients": [p.org for p in sealed.agreement.recipients()],
+        "agreement_title": sealed.agreement.title,
+        "summary": prepared.summary(),
     }
 
 

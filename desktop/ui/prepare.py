@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QInputDialog,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QSplitter,
@@ -210,9 +210,16 @@ class PrepareScreen(QWidget):
         self.recodes_note = paragraph("Select a column mapped to a coded element to translate its values.")
         rb.addWidget(self.recodes_note)
         rb.addWidget(self.recodes)
-        self.save_profile = button("Save as &profile…", "Save mapping as profile")
-        self.save_profile.clicked.connect(self._save_profile)
-        self.profile_note = paragraph("")
+        self.profile_name = QLineEdit()
+        self.profile_name.setAccessibleName("Profile name")
+        self.profile_name.setPlaceholderText("e.g. Aeries export")
+        self.profile_name.textChanged.connect(lambda _t: self._update_next())
+        profile_label = QLabel("Save these choices as &profile:")
+        profile_label.setBuddy(self.profile_name)
+        self.profile_note = paragraph(
+            "Your choices are saved under this name when you go on, and offered again when the same "
+            "export comes back."
+        )
         intro = paragraph(
             "PathShare suggests which shared element each of your columns holds. Check each "
             "suggestion; choose “(not shared)” for anything that should not leave. Columns not "
@@ -223,11 +230,12 @@ class PrepareScreen(QWidget):
         split.addWidget(self.recodes_box)
         split.setSizes([420, 160])
         row = QHBoxLayout()
-        row.addWidget(self.profile_note, 1)
-        row.addWidget(self.save_profile)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(profile_label)
+        row.addWidget(self.profile_name, 1)
         bottom = QWidget()
         bottom.setLayout(row)
-        return _step_page(intro, split, bottom, stretch=1)
+        return _step_page(intro, split, bottom, self.profile_note, stretch=1)
 
     def _build_checks(self) -> QWidget:
         self.findings = QListWidget()
@@ -323,7 +331,7 @@ class PrepareScreen(QWidget):
         ok = {
             0: self.agreement is not None,
             1: self.inspection is not None,
-            2: self.inspection is not None,
+            2: self.inspection is not None and bool(self.profile_name.text().strip()),
             3: self.inspection is not None,
             4: self.preview is not None,
             5: self.preview is not None and not self.preview.get("residual"),
@@ -491,8 +499,14 @@ class PrepareScreen(QWidget):
             why = QTableWidgetItem(s.get("why", ""))
             why.setToolTip(s.get("why", ""))
             self.mapping.setItem(r, 3, why)
-        self.profile_note.setText(self.inspection.get("profile_note", ""))
-        self.save_profile.setEnabled(bool(self.inspection.get("profiles_supported")))
+        note = self.inspection.get("profile_note") or (
+            "Your choices are saved under this name when you go on, and offered again when the same "
+            "export comes back."
+        )
+        self.profile_note.setText(note)
+        self.profile_name.setText(
+            self.inspection.get("profile") or f"{Path(self.inspection['path']).stem} export"
+        )
         if self.mapping.rowCount():
             self.mapping.setCurrentCell(0, 0)
 
@@ -578,33 +592,16 @@ class PrepareScreen(QWidget):
                 out[column] = chosen
         return out
 
-    def _save_profile(self) -> None:
-        from desktop.tasks import run_task
-        from desktop.ui.jobs import save_mapping_profile
-
-        name, ok = QInputDialog.getText(self, "Save mapping profile", "Profile name (e.g. the SIS's name):")
-        if not ok or not name.strip():
-            return
-        mapping, recodes = self.current_mapping(), self.current_recodes()
-        date_formats = (self.inspection or {}).get("date_formats", {})
-        vault = self.session.vault
-        run_task(
-            lambda: save_mapping_profile(vault, name.strip(), mapping, recodes, date_formats),
-            lambda _r: self.message.show_info(f"Mapping saved as profile “{name.strip()}”."),
-            lambda e: self.message.show_error(str(e)),
-            "vault",
-            self.session.synchronous,
-        )
-
     # -- step 4: findings ---------------------------------------------------------------------------
     def run_validation(self) -> None:
         """Check the extract against the confirmed mapping in the worker; then show the findings."""
         assert self.agreement is not None and self.inspection is not None
         job = Job(
-            "desktop.ui.jobs:validate_extract",
+            "desktop.ui.jobs:confirm_mapping",
             {
                 "path": self.extract,
                 "agreement_id": self.agreement["id"],
+                "profile_name": self.profile_name.text().strip(),
                 "mapping": self.current_mapping(),
                 "recodes": self.current_recodes(),
                 "date_formats": self.inspection.get("date_formats", {}),
@@ -646,9 +643,7 @@ class PrepareScreen(QWidget):
             {
                 "path": self.extract,
                 "agreement_id": self.agreement["id"],
-                "mapping": self.current_mapping(),
-                "recodes": self.current_recodes(),
-                "date_formats": (self.inspection or {}).get("date_formats", {}),
+                "profile_name": self.profile_name.text().strip(),
             },
             vault_path=str(self.session.vault_path),
             title="De-identifying",
@@ -759,10 +754,8 @@ class PrepareScreen(QWidget):
             {
                 "path": self.extract,
                 "agreement_id": self.agreement["id"],
-                "mapping": self.current_mapping(),
-                "recodes": self.current_recodes(),
+                "profile_name": self.profile_name.text().strip(),
                 "out": out,
-                "date_formats": (self.inspection or {}).get("date_formats", {}),
             },
             vault_path=str(self.session.vault_path),
             outputs=(out,),
@@ -772,16 +765,13 @@ class PrepareScreen(QWidget):
 
     def _sealed(self, result: dict[str, Any]) -> None:
         self.sealed = result
-        to = ", ".join(escape(r) for r in result["recipients"])
-        cols = ", ".join(escape(c) for c in result["columns"])
+        lines = "".join(f"<p>{escape(line)}</p>" for line in result["summary"].splitlines() if line.strip())
         self.done_summary.setText(
             f"<h3>The package is sealed.</h3>"
             f"<p>Saved as <b>{escape(result['out'])}</b> ({result['bytes']:,} bytes).</p>"
-            f"<p><b>What leaves your organization:</b> {result['rows']:,} de-identified rows with "
-            f"the columns {cols}, and the de-identification report.</p>"
-            f"<p><b>To whom:</b> only {to} can open it, under “{escape(result['agreement_title'])}”.</p>"
-            f"<p><b>Next:</b> send the file the usual way. The package id {escape(result['package_id'])} "
-            "is in your audit log.</p>"
+            f"<p><b>Exactly what leaves your organization, and to whom:</b></p>{lines}"
+            "<p><b>Next:</b> send the file the usual way (SFTP, e-mail, shared drive). It is in your "
+            "audit log.</p>"
         )
         self._show_step(7)
 
