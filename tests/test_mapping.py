@@ -480,3 +480,22 @@ def test_repeated_rows_with_composite_keys():
     terms = pa.chunked_array([["F", "F", "S"], ["F", "F", "F", "F"]])
     assert _repeated_rows([ids]).tolist() == [2, 3, 6]
     assert _repeated_rows([ids, terms]).tolist() == [3, 6]
+
+
+def test_cli_map_corrections(run_cli, exports, tmp_path):
+    from deid.synth import write_synth
+
+    path = tmp_path / "k12.csv"
+    write_synth(exports["k12"], path)
+    code, out, err = run_cli(
+        "map", path, "--json", "--set", "Counselor Notes=", "--set", "Local ID=college_student_id"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    cols = {c["column"]: c["element"] for c in doc["columns"]}
+    assert cols["Counselor Notes"] is None and cols["Local ID"] == "college_student_id"
+    assert doc["mapping"] == "suggested, corrected"
+    code, out, err = run_cli("map", path, "--set", "Gender=gender_identity")
+    assert code == 1 and "no element called gender_identity" in err and out == ""
+    code, _, err = run_cli("map", path, "--set", "Nope=sex")
+    assert code == 1 and "COLUMN=ELEMENT" in err

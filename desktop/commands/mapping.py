@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="map onto the elements in this file (no vault needed); default: the element library",
     )
     p.add_argument("--profile", metavar="NAME", help="use this saved mapping profile instead of suggestions")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="COLUMN=ELEMENT",
+        help="correct a suggestion (repeatable); COLUMN= leaves the column unmapped (dropped)",
+    )
     p.add_argument("--save-profile", metavar="NAME", help="save the mapping shown as a profile in the vault")
     p.add_argument("--source-system", default="", help="the source system, stored with --save-profile")
     p.add_argument(
@@ -89,6 +96,8 @@ def cmd_map(args: argparse.Namespace) -> int:
             profile = MappingProfile.from_suggestions(
                 args.save_profile or "suggested", suggestions, source_system=args.source_system
             )
+        if args.set:
+            how = _apply_corrections(profile, args.set, table, elements, suggestions, how)
         findings = validate(table, profile, elements)
         if args.save_profile and vault is not None:
             from agreements._profiles import save_profile
@@ -110,6 +119,40 @@ def cmd_map(args: argparse.Namespace) -> int:
         if args.save_profile:
             print(f"\nSaved the mapping as profile '{args.save_profile}'.")
     return 0
+
+
+def _apply_corrections(
+    profile: Any, corrections: list[str], table: Any, elements: list[Any], suggestions: list[Any], how: str
+) -> str:
+    """Apply ``--set COLUMN=ELEMENT`` corrections (with recodes and date formats for the new element)."""
+    from deid._mapping import best_date_format, suggest_recodes
+    from deid.errors import PolicyError
+
+    by_name = {el.name: el for el in elements}
+    for item in corrections:
+        column, sep, element = item.partition("=")
+        column, element = column.strip(), element.strip()
+        if not sep or column not in table.column_names:
+            raise PolicyError(f"--set {item!r}: name a column of the input, as COLUMN=ELEMENT.")
+        if element and element not in by_name:
+            raise PolicyError(f"--set {item!r}: the dictionary has no element called {element}.")
+        for other, current in list(profile.columns.items()):
+            if element and current == element and other != column:
+                profile.columns[other] = None  # one column per element: the correction wins
+        profile.columns[column] = element or None
+        profile.derived = {e: d for e, d in profile.derived.items() if d["from"] != column}
+        profile.recodes.pop(column, None)
+        profile.date_formats.pop(column, None)
+        el = by_name.get(element)
+        if el is not None and el.code_set:
+            recodes = suggest_recodes(table.column(column), el)
+            if recodes:
+                profile.recodes[column] = recodes
+        if el is not None and el.type == "date":
+            fmt, _ = best_date_format(table.column(column).drop_null().slice(0, 2000))
+            if fmt:
+                profile.date_formats[column] = fmt
+    return how if how != "suggested" else "suggested, corrected"
 
 
 def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str], auto: bool) -> tuple[Any, str]:
@@ -147,7 +190,7 @@ def _map_result(
         entry["recodes"] = profile.recodes.get(col, {})
         entry["date_format"] = profile.date_formats.get(col)
         entry["derives"] = {el: dict(d["values"]) for el, d in profile.derived.items() if d["from"] == col}
-        entry["source"] = "suggested" if how == "suggested" else "profile"
+        entry["source"] = "suggested" if how.startswith("suggested") else "profile"
         el = by_name.get(element or "")
         recodes = entry["recodes"]
         if el is not None and el.numeric_codes and recodes and all(k.isdigit() for k in recodes):
@@ -158,8 +201,8 @@ def _map_result(
         "input": str(input_path),
         "rows": rows,
         "dictionary": dictionary,
-        "mapping": how if how == "suggested" else f"{how}: {profile.name}",
-        "profile": None if how == "suggested" else profile.name,
+        "mapping": how if how.startswith("suggested") else f"{how}: {profile.name}",
+        "profile": None if how.startswith("suggested") else profile.name,
         "columns": columns,
         "unmapped_columns": [c["column"] for c in columns if not c["element"]],
         "unmapped_elements": [el.name for el in elements if el.name not in mapped],
@@ -201,9 +244,8 @@ def _print_map(result: dict[str, Any]) -> None:
         print("\nValidation: no problems found.")
     if result["profile"] is None:
         print(
-            "\nCorrect a suggestion by editing a saved profile (`--save-profile NAME`, then "
-            "`pathshare profile export NAME FILE.json`, edit, "
-            "`pathshare profile import FILE.json --replace`)."
+            "\nCorrect a suggestion with `--set COLUMN=ELEMENT` (or `COLUMN=` to drop it), then keep the "
+            "mapping for this export with `--save-profile NAME`."
         )
 
 
