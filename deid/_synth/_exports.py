@@ -404,11 +404,11 @@ def college(seed: int, rows: int, messy: bool) -> tuple[dict[str, pa.Array], np.
     who are in grade 11 or 12 and either dual-enrolled or, for seniors, headed to the college; and
     (b) college-only people filling the remaining rows. Rows are shuffled.
     """
-    k12 = pp.people(seed, rows, pp.K12_PEOPLE)
-    overlap = np.flatnonzero(k12.in_college)
+    shared = pp.people(seed, rows, pp.K12_PEOPLE, only_in_college=True)
+    overlap = shared.key  # K-12 person ids
     n_only = rows - len(overlap)
     only = pp.people(seed, n_only, pp.COLLEGE_ONLY_PEOPLE)
-    people = pp.People.concat([k12.take(overlap), only])
+    people = pp.People.concat([shared, only])
     n = rows
     is_k12 = np.arange(n) < len(overlap)
     person_id = np.concatenate([overlap, pp.COLLEGE_ONLY_BASE + np.arange(n_only)]).astype(np.int64)
@@ -421,54 +421,57 @@ def college(seed: int, rows: int, messy: bool) -> tuple[dict[str, pa.Array], np.
     accents = people.accents & (rng.random(n) < 0.45)
     noise |= np.where(is_k12 & people.accents & ~accents & _has_accents(people), _BIT["accents_dropped"], 0)
     nm = names(people, accents, cp1252=False)
-    first = nm["first"].to_numpy(zero_copy_only=False).copy()
-    last = nm["last"].to_numpy(zero_copy_only=False).copy()
-    middle = nm["middle"].to_numpy(zero_copy_only=False).copy()
+    first, last, middle = nm["first"], nm["last"], nm["middle"]
 
     # Compound surnames: one half only, or the other joiner.
     compound = is_k12 & (people.last2 >= 0)
     u = rng.random(n)
     part = compound & (u < 0.5)
     second_half = rng.random(n) < 0.3
-    last1 = nm["last1"].to_numpy(zero_copy_only=False)
-    last2 = nm["last2"].to_numpy(zero_copy_only=False)
-    last = np.where(part, np.where(second_half, last2, last1), last)
+    half = pc.if_else(pa.array(second_half), nm["last2"], nm["last1"])
+    last = pc.if_else(pa.array(part), half, last)
     rejoin = compound & (u >= 0.5) & (u < 0.75)
-    other_joiner = np.where(people.joiner == 0, " ", "-").astype(object)
-    last = np.where(rejoin, last1 + other_joiner + last2, last)
+    other_joiner = t.pick(("-", " "), 1 - people.joiner.astype(np.int64))
+    last = pc.if_else(pa.array(rejoin), t.join(nm["last1"], other_joiner, nm["last2"]), last)
     noise |= np.where(part, _BIT["surname_part"], 0) | np.where(rejoin, _BIT["surname_joiner"], 0)
 
-    # Nicknames and other forms of the first name.
+    # Nicknames and other forms of the first name; typos. Few rows: edited one by one.
     groups = t.nickname_groups()
     nick_rows = np.flatnonzero(is_k12 & (rng.random(n) < 0.16))
     nick_pick = rng.random(len(nick_rows))
+    edits: dict[int, str] = {}
     for r, p in zip(nick_rows.tolist(), nick_pick.tolist(), strict=True):
         alts = groups.get(first_t.names[people.first[r]])
         if alts:
-            first[r] = alts[int(p * len(alts))]
+            edits[r] = alts[int(p * len(alts))]
             noise[r] |= _BIT["nickname"]
-    for column, flag, rate in ((first, "typo_first", 0.035), (last, "typo_last", 0.035)):
+    first = _replace_rows(first, edits)
+    for name, flag, rate in (("first", "typo_first", 0.035), ("last", "typo_last", 0.035)):
         rows_ = np.flatnonzero(is_k12 & (rng.random(n) < rate))
-        for r in rows_.tolist():
-            column[r] = _typo(rng, column[r])
-            noise[r] |= _BIT[flag]
-    had_middle = middle != ""
+        column = first if name == "first" else last
+        current = column.take(pa.array(rows_)).to_pylist()
+        edits = {int(r): _typo(rng, v) for r, v in zip(rows_, current, strict=True)}
+        noise[rows_] |= _BIT[flag]
+        if name == "first":
+            first = _replace_rows(first, edits)
+        else:
+            last = _replace_rows(last, edits)
+    had_middle = people.middle >= 0
     # Some students go by their middle name: the college has it as the first name.
     by_middle = is_k12 & had_middle & (noise == 0) & (rng.random(n) < 0.025)
-    first, middle = np.where(by_middle, middle, first), np.where(by_middle, first, middle)
+    by_middle_a = pa.array(by_middle)
+    first, middle = pc.if_else(by_middle_a, middle, first), pc.if_else(by_middle_a, first, middle)
     noise |= np.where(by_middle, _BIT["goes_by_middle_name"], 0)
     u = rng.random(n)
     drop_middle = is_k12 & had_middle & ~by_middle & (u < 0.45)
     initial = is_k12 & had_middle & ~by_middle & (u >= 0.45) & (u < 0.55)
-    middle = np.where(drop_middle, "", middle)
-    middle = np.where(initial, pc.utf8_slice_codeunits(pa.array(middle), 0, 1).to_numpy(zero_copy_only=False),
-                      middle)  # fmt: skip
+    middle = pc.if_else(pa.array(drop_middle), "", middle)
+    middle = pc.if_else(pa.array(initial), pc.utf8_slice_codeunits(middle, 0, 1), middle)
     noise |= np.where(drop_middle, _BIT["middle_missing"], 0) | np.where(initial, _BIT["middle_initial"], 0)
     upper = rng.random(n) < 0.35  # older records were keyed in capitals
     noise |= np.where(is_k12 & upper, _BIT["upper_case"], 0)
 
-    def finish(values: np.ndarray) -> pa.Array:
-        arr = pa.array(values, pa.string())
+    def finish(arr: pa.Array) -> pa.Array:
         return pc.if_else(pa.array(upper), pc.utf8_upper(arr), arr)
 
     # Birth date: now and then day and month swapped.
@@ -591,6 +594,17 @@ def college(seed: int, rows: int, messy: bool) -> tuple[dict[str, pa.Array], np.
     order = rng.permutation(n)
     order_a = pa.array(order)
     return {k: v.take(order_a) for k, v in columns.items()}, person_id[order], noise[order]
+
+
+def _replace_rows(arr: pa.Array, edits: dict[int, str]) -> pa.Array:
+    """``arr`` with the values at the given rows replaced."""
+    if not edits:
+        return arr
+    mask = np.zeros(len(arr), dtype=bool)
+    rows = np.fromiter(edits, dtype=np.int64, count=len(edits))
+    mask[rows] = True
+    order = np.sort(rows)  # replace_with_mask takes replacements in row order
+    return pc.replace_with_mask(arr, pa.array(mask), pa.array([edits[int(r)] for r in order], pa.string()))
 
 
 def _has_accents(people: pp.People) -> np.ndarray:

@@ -247,9 +247,13 @@ def people_block(seed: int, block: int, population: int) -> People:
     )
 
 
-def people(seed: int, count: int, population: int) -> People:
-    """The first ``count`` persons of a population."""
-    blocks = [people_block(seed, b, population) for b in range(-(-count // BLOCK))]
-    if not blocks:
+def people(seed: int, count: int, population: int, only_in_college: bool = False) -> People:
+    """The first ``count`` persons of a population; with ``only_in_college``, just those among them
+    who appear in the college's records (selected block by block, to keep memory small)."""
+    parts = []
+    for b in range(-(-count // BLOCK)):
+        block = people_block(seed, b, population).take(slice(0, count - b * BLOCK))
+        parts.append(block.take(block.in_college) if only_in_college else block)
+    if not parts:
         return people_block(seed, 0, population).take(slice(0, 0))
-    return People.concat(blocks).take(slice(0, count))
+    return People.concat(parts)
