@@ -113,8 +113,7 @@ def _run(
     name_cols, id_cols = _roster_columns(table, policy, flags)
     rows_in = table.num_rows
     roster_table = table.select(list(dict.fromkeys([*name_cols, *id_cols])))
-    roster_ids = _distinct_normalized(roster_table, id_cols, min_length=5)
-    roster_names = _distinct_normalized(roster_table, name_cols, min_length=2)
+    roster = Roster([roster_table.column(c) for c in id_cols], [roster_table.column(c) for c in name_cols])
     needed = set()
     for r in policy.rules:
         if isinstance(r.params.get("by"), str):
@@ -224,8 +223,7 @@ def _run(
         output,
         ctx.scanner if text_outputs else None,
         text_outputs,
-        roster_ids,
-        roster_names,
+        roster,
         sample_columns=set() if full_rescan else redacted,
     )
     for name, (k, n_rows) in sampled.items():
@@ -474,8 +472,7 @@ def residual_scan(
     output: pa.Table,
     scanner: Callable[[], Any] | None,
     text_columns: set[str],
-    roster_ids: pa.Array,
-    roster_names: pa.Array,
+    roster: Roster | None,
     *,
     sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
     sample_rows: int | None = None,
@@ -519,11 +516,15 @@ def residual_scan(
             ("EMAIL_ADDRESS", pc.match_substring_regex(cell, _EMAIL_CELL)),
             ("PHONE_NUMBER", pc.match_substring_regex(cell, _PHONE_CELL)),
         ]
-        upper = pc.utf8_upper(cell)
-        if len(roster_ids):
-            checks.append(("STUDENT_ID", pc.is_in(upper, value_set=roster_ids)))
-        if len(roster_names):
-            hits = pc.is_in(upper, value_set=roster_names)
+        if roster is not None:
+            upper = pc.utf8_upper(cell)
+            distinct = pc.drop_null(pc.unique(upper))
+            long_enough = pc.filter(distinct, pc.greater_equal(pc.utf8_length(distinct), 5))
+            ids = roster.ids_among(long_enough)
+            if len(ids):
+                checks.append(("STUDENT_ID", pc.is_in(upper, value_set=ids)))
+            names = roster.names_among(pc.filter(distinct, pc.greater_equal(pc.utf8_length(distinct), 2)))
+            hits = pc.is_in(upper, value_set=names)
             nonempty = int(pc.sum(pc.is_valid(cell)).as_py() or 0)
             # A lone matching word (a city that is also a surname) is normal; a column where names
             # are common is a column of names.
@@ -541,14 +542,39 @@ def residual_scan(
     return findings, by_column, sampled
 
 
-def _distinct_normalized(table: pa.Table, columns: Sequence[str], *, min_length: int) -> pa.Array:
-    parts = []
-    for c in columns:
-        if c not in table.column_names:
-            continue
-        v = pc.utf8_upper(pc.utf8_trim_whitespace(pc.drop_null(table.column(c))))
-        v = pc.filter(v, pc.greater_equal(pc.utf8_length(v), min_length))
-        parts.append(pc.unique(v))
-    if not parts:
-        return pa.array([], pa.string())
-    return pc.unique(pa.concat_arrays(parts))
+class Roster:
+    """The input's own IDs and names, for exact-cell checks of output columns.
+
+    Lookups go from an output column's (few) distinct values into the input columns, so no set of a
+    million IDs is ever built: ``ids_among(values)`` returns those of ``values`` (normalized: trimmed,
+    uppercase) that occur in an ID column.
+    """
+
+    def __init__(
+        self, id_columns: Sequence[pa.ChunkedArray], name_columns: Sequence[pa.ChunkedArray]
+    ) -> None:
+        self._ids = list(id_columns)
+        self._names = list(name_columns)
+
+    def ids_among(self, values: pa.Array) -> pa.Array:
+        """Those of ``values`` (normalized) found in the input's ID columns."""
+        return self._among(values, self._ids)
+
+    def names_among(self, values: pa.Array) -> pa.Array:
+        """Those of ``values`` (normalized) found in the input's name columns."""
+        return self._among(values, self._names)
+
+    @staticmethod
+    def _among(values: pa.Array, columns: list[pa.ChunkedArray]) -> pa.Array:
+        if not len(values) or not columns:
+            return pa.array([], pa.string())
+        # Input cells are compared as written and in the usual spellings of the same value.
+        variants = pc.unique(pa.concat_arrays([values, pc.utf8_title(values), pc.utf8_lower(values)]))
+        found = []
+        for col in columns:
+            hits = pc.filter(col, pc.is_in(col, value_set=variants))
+            if len(hits):
+                found.append(pc.unique(pc.utf8_upper(pc.utf8_trim_whitespace(hits))).cast(pa.string()))
+        if not found:
+            return pa.array([], pa.string())
+        return pc.unique(pa.concat_arrays(found))

@@ -382,15 +382,14 @@ def test_residual_scan_samples_redacted_columns_and_maps_rows_back():
 
     out = pa.table({"notes": [f"n{i}" for i in range(100)], "code": ["x"] * 100})
     scanner = EveryTenth()
-    empty = pa.array([], pa.string())
-    full, by_column, sampled = residual_scan(out, lambda: scanner, {"notes"}, empty, empty)
+    full, by_column, sampled = residual_scan(out, lambda: scanner, {"notes"}, None)
     assert (
         by_column == {"notes": 10}
         and sampled == {}
         and [f.row for f in full] == [i + 1 for i in range(0, 100, 10)]
     )
     part, _by_column, sampled = residual_scan(
-        out, lambda: scanner, {"notes"}, empty, empty, sample_columns={"notes"}, sample_rows=12
+        out, lambda: scanner, {"notes"}, None, sample_columns={"notes"}, sample_rows=12
     )
     assert sampled == {"notes": (12, 100)}
     assert all(f.row - 1 in range(0, 100, 10) for f in part) and part  # rows map back to the output
@@ -479,4 +478,7 @@ def test_classifier_flags_become_warnings(tmp_path, messy):
     assert r.residual_findings_total > 0
     assert {f.column for f in r.residual_findings} >= {"Counselor Notes", "Student Email"}
     assert r.residual_findings_by_column["Student Email"] == 3000
+    assert r.residual_findings_by_column["Local ID"] == 3000  # raw roster IDs, whole cells
+    assert r.residual_findings_by_column["First Name"] >= 2900  # a column of roster names
+    assert "Gender" not in r.residual_findings_by_column and "Grade" not in r.residual_findings_by_column
     assert sum(1 for f in r.residual_findings if f.column == "Student Email") == 100  # listed per column
