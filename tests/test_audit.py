@@ -490,3 +490,25 @@ def test_a_blob_planted_in_the_log_is_named(org):
     verdict = v.audit.verify()
     v.close()
     assert verdict.first_bad == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(details=st.dictionaries(
+    st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | text
+    | st.lists(st.integers(0, 9), max_size=2),
+    max_size=5,
+))
+def test_fast_details_canonicalization_equals_rfc8785(details):
+    from agreements._audit import _details_canonical
+
+    assert _details_canonical(details) == canonical_json(details).decode("utf-8")
+
+
+def test_bundle_with_a_non_integer_seq_is_refused(org, tmp_path):
+    out = tmp_path / "audit.json"
+    org.audit.export_bundle(out)
+    data = json.loads(out.read_text())
+    data["entries"][0]["seq"] = True  # equal to 1 in Python, but not what was hashed
+    out.write_text(json.dumps(data))
+    assert verify_bundle(out, our_card(org)).first_bad == 1
