@@ -39,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kind", required=True, choices=("k12", "college"), help="which kind of export")
     p.add_argument("--rows", required=True, type=_rows, metavar="N", help="number of data rows")
-    p.add_argument("--out", required=True, metavar="FILE", help="output file: .csv, .parquet or .xlsx")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="output file: .csv, .parquet or .xlsx (Excel: slow beyond some 100,000 rows)",
+    )
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument(
         "--messy",
