@@ -137,6 +137,8 @@ class DeidReport:
             parts.append("No identifying text found in the output.")
         for w in self.warnings:
             parts.append(f"Warning: {w}.")
+        for n in self.notes:
+            parts.append(f"Note: {n}.")
         return "\n".join(parts)
 
 

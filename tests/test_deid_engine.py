@@ -482,3 +482,27 @@ def test_classifier_flags_become_warnings(tmp_path, messy):
     assert r.residual_findings_by_column["First Name"] >= 2900  # a column of roster names
     assert "Gender" not in r.residual_findings_by_column and "Grade" not in r.residual_findings_by_column
     assert sum(1 for f in r.residual_findings if f.column == "Student Email") == 100  # listed per column
+
+
+def test_output_over_its_own_input_is_refused_and_notes_are_printed(tmp_path, run_cli):
+    src = tmp_path / "in.csv"
+    src.write_text("DOB,Grade\n03/05/2008,09\nsoon,10\n")
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "pathshare_policy": 1,
+                "k": 1,
+                "columns": {
+                    "DOB": {"treatment": "generalize_date", "to": "year"},
+                    "Grade": {"treatment": "keep"},
+                },
+            }
+        )
+    )
+    code, _, err = run_cli("deid", src, "--policy", policy, "--out", src)
+    assert code == 1 and "it is the input file" in err
+    assert src.read_text().startswith("DOB,Grade")
+    code, out, err = run_cli("deid", src, "--policy", policy, "--out", tmp_path / "o.csv")
+    assert code == 0, err
+    assert "Note: 1 value(s) of 'DOB' could not be read as dates and were left empty." in out
