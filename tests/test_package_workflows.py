@@ -170,6 +170,20 @@ def test_manifest_outside_the_agreement_is_refused(sides, tmp_path: Path, extrac
     _refused(c, raw("elsewhere.age", [str(stranger.to_public())]), tmp_path / "b", "not addressed")
     # The college signs a package as if it were a provider and sends it to the district.
     _refused(d, raw("wrong-way.age", [d.card.age_recipient], signer=c), tmp_path / "c", "not a provider")
+    # A valid signature by the district, over a manifest for an agreement the college does not hold.
+    other = tmp_path / "other.age"
+    seal([("students.csv", extract)], {}, agreement_id="agr-elsewhere", agreement_hash="ab" * 32,
+         sender_key=signing_key(d.vault), sender_fingerprint=d.fp, recipients=[c.card.age_recipient],
+         audit_head=(0, "0" * 64), out=other)
+    _refused(c, other, tmp_path / "d", "does not hold")
+    # Signed by an organization the college has never heard of, or has not verified.
+    e = Org(tmp_path / "employer.vault", "Harbor Logistics", "employer", new=True)
+    try:
+        _refused(c, raw("stranger.age", [c.card.age_recipient], signer=e), tmp_path / "e", "does not know")
+        import_card(c.vault, e.card)  # imported, not verified
+        _refused(c, raw("unverified.age", [c.card.age_recipient], signer=e), tmp_path / "f", "not verified")
+    finally:
+        e.vault.close()
 
 
 def test_sealing_is_gated(sides, tmp_path: Path, extract: Path) -> None:
