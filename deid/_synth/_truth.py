@@ -1,5 +1,19 @@
 """What the generator knows about what it made: who each row is, where PII was planted, what each
-column holds. Written as one compact JSON document (columnar lists), read back with ``Truth.load``."""
+column holds. Written as one compact JSON document, read back with ``Truth.load``.
+
+The JSON (format 1)::
+
+    {"pathshare_synth_truth": 1, "kind": "k12", "seed": 0, "rows": N, "messy": false,
+     "encoding": "utf-8" | "cp1252" | "utf-8-sig", "reference_date": "2026-06-30",
+     "columns": [[header, element or null], ...],          # file order
+     "notes_column": "Counselor Notes" | null,
+     "person_id": [N ints],
+     "span_kinds": ["PERSON", ...], "span_sources": ["", "student_first_name", ...],
+     "spans": {"row": [...], "kind": [index into span_kinds], "start": [...], "end": [...],
+               "source": [index into span_sources]},
+     "noise": [N ints] | null, "noise_flags": ["nickname", ...],   # college only
+     "ragged_rows": [{"row": r, "fields": f}, ...]}                # messy only
+"""
 
 from __future__ import annotations
 
@@ -10,9 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deid._atomic import atomic_open
+from deid._synth._notes import SPAN_KINDS, SPAN_SOURCES
 from deid.errors import InputError
 
 TRUTH_FORMAT = 1
+
+
+def _codes(values: list[str], names: tuple[str, ...]) -> list[int]:
+    index = {name: i for i, name in enumerate(names)}
+    return [index[v] for v in values]
 
 
 @dataclass
@@ -73,14 +93,23 @@ class Truth:
             "columns": [[h, e] for h, e in self.columns],
             "notes_column": self.notes_column,
             "person_id": self.person_id.tolist(),
+            # Kinds and sources as indices into these lists keep a million-row truth small.
+            "span_kinds": list(SPAN_KINDS),
+            "span_sources": list(SPAN_SOURCES),
             "spans": {
-                key: self.spans[key].tolist() if key in self.spans else []
-                for key in ("row", "kind", "start", "end", "source")
+                "row": self._list("row"),
+                "kind": _codes(self._list("kind"), SPAN_KINDS),
+                "start": self._list("start"),
+                "end": self._list("end"),
+                "source": _codes(self._list("source"), SPAN_SOURCES),
             },
             "noise": None if self.noise is None else self.noise.tolist(),
             "noise_flags": list(self.noise_flags),
             "ragged_rows": self.ragged_rows,
         }
+
+    def _list(self, key: str) -> list:
+        return self.spans[key].tolist() if key in self.spans else []
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the truth as compact JSON, atomically."""
@@ -98,6 +127,8 @@ class Truth:
         if not isinstance(doc, dict) or doc.get("pathshare_synth_truth") != TRUTH_FORMAT:
             raise InputError(f"{path} is not a PathShare synthetic-data truth file.")
         spans = doc["spans"]
+        kinds = np.asarray(doc.get("span_kinds", SPAN_KINDS), dtype=object)
+        sources = np.asarray(doc.get("span_sources", SPAN_SOURCES), dtype=object)
         return cls(
             kind=doc["kind"],
             seed=doc["seed"],
@@ -108,10 +139,10 @@ class Truth:
             notes_column=doc["notes_column"],
             spans={
                 "row": np.asarray(spans["row"], dtype=np.int64),
-                "kind": np.asarray(spans["kind"], dtype=object),
+                "kind": kinds[np.asarray(spans["kind"], dtype=np.int64)],
                 "start": np.asarray(spans["start"], dtype=np.int64),
                 "end": np.asarray(spans["end"], dtype=np.int64),
-                "source": np.asarray(spans.get("source", []), dtype=object),
+                "source": sources[np.asarray(spans["source"], dtype=np.int64)],
             },
             noise=None if doc["noise"] is None else np.asarray(doc["noise"], dtype=np.int64),
             noise_flags=tuple(doc["noise_flags"]),
