@@ -297,13 +297,68 @@ def deidentify_file(
     if src.exists() and dest.exists() and src.resolve() == dest.resolve():
         raise OutputError(f"Cannot write {dest}: it is the input file; choose another output name.")
     notes: list[str] = []
+    step(0.0, f"reading {src.name}")
+    info = ReadInfo()
+    # The table goes in a box that _run empties: no reference here keeps the input alive.
+    box = [read_table(src, sheet=sheet, info=info, duplicates="rename")]
+    _check_duplicates(src, policy, info)
+    pa.default_memory_pool().release_unused()  # the reader's block buffers
+    t_read = time.perf_counter() - t0
+    created: Path | None = None
     if secret_file is not None and secret is None and policy.needs_secret:
-        secret, created = load_secret(secret_file, create=True)
-        if created:
+        secret, was_created = load_secret(secret_file, create=True)
+        if was_created:
+            created = Path(secret_file)
             notes.append(
                 f"a new secret file was created at {secret_file}; keep it safe and private — "
                 f"tokens, date shifts and record codes depend on it"
             )
+    written: list[Path] = []
+    try:
+        return _finish_file(
+            box,
+            policy,
+            src,
+            dest,
+            secret=secret,
+            secret_file=secret_file,
+            crosswalk=crosswalk,
+            report_path=report_path,
+            step=step,
+            reference_date=reference_date,
+            full_rescan=full_rescan,
+            info=info,
+            notes=notes,
+            t0=t0,
+            t_read=t_read,
+            written=written,
+        )
+    except BaseException:
+        # Nothing of a failed or cancelled run stays: not a secret it created, not its report.
+        for path in [*written, *([created] if created else [])]:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _finish_file(
+    box: list[pa.Table],
+    policy: Policy,
+    src: Path,
+    dest: Path,
+    *,
+    secret: bytes | None,
+    secret_file: str | os.PathLike[str] | None,
+    crosswalk: str | os.PathLike[str] | None,
+    report_path: str | os.PathLike[str] | None,
+    step: Progress,
+    reference_date: dt.date | None,
+    full_rescan: bool,
+    info: ReadInfo,
+    notes: list[str],
+    t0: float,
+    t_read: float,
+    written: list[Path],
+) -> DeidReport:
     cw = None
     cw_path = (
         Path(crosswalk)
@@ -317,17 +372,10 @@ def deidentify_file(
                 f"crosswalk of codes can be kept beside it."
             )
         cw = load_crosswalk(cw_path, secret)
-    step(0.0, f"reading {src.name}")
-    info = ReadInfo()
-    box = [read_table(src, sheet=sheet, info=info, duplicates="rename")]
-    _check_duplicates(src, policy, info)
-    pa.default_memory_pool().release_unused()  # the reader's block buffers
-    t_read = time.perf_counter() - t0
 
     def inner(fraction: float, message: str) -> None:
         step(0.1 + 0.75 * fraction, message)
 
-    # The table goes in a box that _run empties: no reference here keeps the input alive.
     output, report = _run(
         box,
         policy,
@@ -342,25 +390,24 @@ def deidentify_file(
     report.input_format = info.format
     report.input_encoding = info.encoding
     report.notes = notes + [f"input repaired: {r}" for r in info.repairs] + report.notes
+    report.timings["read"] = round(t_read, 3)
     step(0.87, f"writing {dest.name}")
     t_write = time.perf_counter()
-    digest: dict[str, str] = {}
 
     def before_commit(tmp: Path) -> None:
-        # Last chance to cancel; then the crosswalk is saved before the output appears, so no output
-        # ever carries codes its crosswalk does not hold.
+        # Last chance to cancel; then the report and the crosswalk are saved before the output
+        # appears, so no output ever carries codes its crosswalk does not hold, or lacks its report.
         step(0.97, "saving")
-        digest["sha256"] = _sha256(tmp)
+        report.output_sha256 = _sha256(tmp)
+        report.timings["write"] = round(time.perf_counter() - t_write, 3)
+        report.timings["total"] = round(time.perf_counter() - t0, 3)
+        if report_path is not None:
+            report.write(report_path)
+            written.append(Path(report_path))
         if cw is not None and cw.new_codes and cw_path is not None and secret is not None:
             save_crosswalk(cw_path, cw, secret)
 
     write_table(output, dest, before_commit=before_commit)
-    report.output_sha256 = digest.get("sha256")
-    report.timings["read"] = round(t_read, 3)
-    report.timings["write"] = round(time.perf_counter() - t_write, 3)
-    report.timings["total"] = round(time.perf_counter() - t0, 3)
-    if report_path is not None:
-        report.write(report_path)
     return report
 
 

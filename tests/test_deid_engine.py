@@ -243,12 +243,12 @@ def test_cancel_at_any_stage_leaves_nothing(tmp_path, stage):
             src,
             load_policy(policy),
             tmp_path / "out.csv",
-            secret=b"k" * 32,
-            crosswalk=tmp_path / "cw",
+            secret_file=tmp_path / "new.key",  # created by the run, so removed by its cancel
             report_path=tmp_path / "r.json",
             progress=progress,
         )
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, report, crosswalk or temp
+    # no output, report, crosswalk, new secret or temp file
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_residual_findings_are_reported_without_values(tmp_path, run_cli):
