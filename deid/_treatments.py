@@ -268,11 +268,11 @@ def _key_part(column: Column) -> Column:
 # ------------------------------------------------------------------------------------- dates
 
 _EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
-_DATE_FORMATS = (  # (regex that routes a value to the format, strptime format)
+_DATE_FORMATS = (  # (regex that routes a value to the format, strptime format), most common first
+    (r"^\d{1,2}/\d{1,2}/\d{4}$", "%m/%d/%Y"),
     (r"^\d{4}-\d{1,2}-\d{1,2}$", "%Y-%m-%d"),
     (r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S"),
     (r"^\d{4}-\d{1,2}-\d{1,2}T\d{1,2}:\d{2}:\d{2}$", "%Y-%m-%dT%H:%M:%S"),
-    (r"^\d{1,2}/\d{1,2}/\d{4}$", "%m/%d/%Y"),
     (r"^\d{1,2}/\d{1,2}/\d{2}$", "%m/%d/%y"),
     (r"^\d{1,2}-\d{1,2}-\d{4}$", "%m-%d-%Y"),
     (r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}(:\d{2})?$", "%m/%d/%Y %H:%M"),
@@ -288,18 +288,24 @@ def parse_dates(column: Column) -> tuple[pa.ChunkedArray, int]:
     col = pc.utf8_trim_whitespace(col)
     col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
     parts = []
+    rest = col  # values no format has read yet (null once read): later formats only look at these
+    null = pa.scalar(None, pa.string())
     for regex, fmt in _DATE_FORMATS:
-        mask = pc.match_substring_regex(col, regex)
+        if rest.null_count == len(rest):
+            break
+        mask = pc.match_substring_regex(rest, regex)
         if not pc.any(mask).as_py():
             continue
-        candidates = pc.if_else(mask, col, pa.scalar(None, pa.string()))
+        candidates = pc.if_else(mask, rest, null)
         if fmt == "%m/%d/%Y %H:%M":
             candidates = pc.replace_substring_regex(candidates, r" .*$", "")
             fmt = "%m/%d/%Y"
-        parts.append(pc.strptime(candidates, format=fmt, unit="s", error_is_null=True))
-    serial_mask = pc.match_substring_regex(col, r"^\d{5}(\.\d+)?$")
-    if pc.any(serial_mask).as_py():
-        nums = pc.cast(pc.if_else(serial_mask, col, pa.scalar(None, pa.string())), pa.float64())
+        parsed = pc.strptime(candidates, format=fmt, unit="s", error_is_null=True)
+        parts.append(parsed)
+        rest = pc.if_else(pc.is_valid(parsed), null, rest)
+    serial_mask = pc.match_substring_regex(rest, r"^\d{5}(\.\d+)?$")
+    if rest.null_count < len(rest) and pc.any(serial_mask).as_py():
+        nums = pc.cast(pc.if_else(serial_mask, rest, null), pa.float64())
         days = np.floor(nums.to_numpy(zero_copy_only=False))
         valid = ~np.isnan(days) & (days >= 1) & (days <= 2958465)
         dates = _EXCEL_EPOCH + np.where(valid, days, 0).astype("timedelta64[D]")
@@ -629,3 +635,5 @@ TREATMENTS: dict[str, type[Treatment]] = {
 def make_treatment(rule: ColumnRule) -> Treatment:
     """The treatment object for a (validated) rule."""
     return TREATMENTS[rule.treatment](rule)
+
+import deid._linkage  # noqa: E402,F401  (registers the link_tokens treatment; see deid/_linkage.py)
