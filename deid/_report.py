@@ -19,7 +19,8 @@ REPORT_VERSION = 1
 
 @dataclass
 class ColumnReport:
-    """One output column: where it came from, how it was treated, how many cells changed."""
+    """One output column: where it came from, how it was treated, how many cells the treatment changed
+    (``cells_changed``) and how many k-anonymity then emptied (``suppressed_cells``)."""
 
     name: str
     source: str

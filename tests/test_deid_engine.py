@@ -506,3 +506,37 @@ def test_output_over_its_own_input_is_refused_and_notes_are_printed(tmp_path, ru
     code, out, err = run_cli("deid", src, "--policy", policy, "--out", tmp_path / "o.csv")
     assert code == 0, err
     assert "Note: 1 value(s) of 'DOB' could not be read as dates and were left empty." in out
+
+
+def test_report_round_trips_through_json(tmp_path):
+    from deid import DeidReport
+
+    src = tmp_path / "in.csv"
+    src.write_text("Gender,Grade\n" + "M,09\nF,10\n" * 5 + "X,11\n")
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "pathshare_policy": 1,
+                "k": 3,
+                "columns": {
+                    "Gender": {"treatment": "keep", "quasi_identifier": True},
+                    "Grade": {"treatment": "keep"},
+                },
+            }
+        )
+    )
+    r = deidentify_file(src, load_policy(policy), tmp_path / "o.csv", report_path=tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    back = DeidReport.from_dict(data)
+    assert back == r and back.to_dict() == data
+    assert data["k_achieved"] == 5 and data["suppressed_cells"] == 1 and data["rows_fully_suppressed"] == 1
+    assert data["columns"][0] == {
+        "name": "Gender",
+        "source": "Gender",
+        "treatment": "keep",
+        "cells_changed": 0,
+        "quasi_identifier": True,
+        "suppressed_cells": 1,
+    }
+    assert data["policy"]["k"] == 3 and data["pathshare_report"] == 1
