@@ -182,6 +182,7 @@ def _generate_k12(rows: int, seed: int, messy: bool) -> SynthResult:
     chunks: dict[str, list[pa.Array]] = {}
     span_parts: list[dict[str, np.ndarray]] = []
     blocks = range(-(-rows // pp.BLOCK))
+    ex.load_tables()  # once, before the threads share them
     # Blocks are independent (each has its own random streams), so they can be made side by side:
     # pyarrow and numpy release the GIL for most of the work. Results are taken in block order.
     with ThreadPoolExecutor(max_workers=min(len(blocks), os.cpu_count() or 1)) as pool:

@@ -107,6 +107,11 @@ _BIT = {name: 1 << i for i, name in enumerate(NOISE_FLAGS)}
 # --- shared pieces -------------------------------------------------------------------------------
 
 
+def load_tables() -> None:
+    """Load the word lists (cached) so worker threads only read them."""
+    t.first_names(), t.last_names(), t.places(), t.streets(), t.nickname_groups()
+
+
 def names(people: pp.People, accents: np.ndarray, cp1252: bool) -> dict[str, pa.Array]:
     """First, middle, last (compound surnames joined), and the guardian's name."""
     first_t, last_t = t.first_names(), t.last_names()
