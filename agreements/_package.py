@@ -458,14 +458,14 @@ def open_package(
         meter = _Meter(progress, path.stat().st_size, "decrypting and checking")
         found, small = _unpack(path, identity, tree, meter)
         manifest = _verify(found, small, verify_sender, check_manifest)
-        report = json.loads(small[REPORT_NAME])
+        try:
+            report = json.loads(small[REPORT_NAME])
+        except (ValueError, UnicodeError) as exc:
+            raise PackageRejected("The package's report is not valid JSON.") from exc
         if not isinstance(report, dict):
             raise PackageRejected("The package's report is not a JSON object.")
-        (tree / MANIFEST_NAME).write_bytes(small[MANIFEST_NAME])
-        (tree / SIGNATURE_NAME).write_bytes(small[SIGNATURE_NAME])
-        (tree / REPORT_NAME).write_bytes(small[REPORT_NAME])
         for name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
-            os.chmod(tree / name, 0o600)
+            _write_private(tree / name, small[name])
         _move_into(tree, out_dir)
         files = tuple(out_dir / DATA_DIR / e.name for e in manifest.files)
         return OpenedPackage(manifest=manifest, report=report, out_dir=out_dir, files=files)
@@ -668,6 +668,8 @@ class _Unpacker:
         name = self._name
         if self._out is not None:
             self._flush()
+            self._out.flush()
+            os.fsync(self._out.fileno())  # durable before it can be moved where the user looks
             self._out.close()
             self._out = None
             rel = name[len(DATA_DIR) + 1 :]
@@ -784,11 +786,30 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make a rename durable; not every platform lets a folder be opened.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _move_into(tree: Path, out_dir: Path) -> None:
     """Move the verified tree into out_dir: one rename when out_dir is absent, else entry by entry."""
     try:
         if not out_dir.exists():
             os.rename(tree, out_dir)
+            _fsync_dir(out_dir.parent)
             return
         _check_destination(out_dir)
         moved: list[Path] = []
@@ -797,6 +818,7 @@ def _move_into(tree: Path, out_dir: Path) -> None:
                 dest = out_dir / entry.name
                 os.rename(entry, dest)
                 moved.append(dest)
+            _fsync_dir(out_dir)
         except OSError:
             for dest in moved:  # put the destination back as it was: empty
                 if dest.is_dir():

@@ -314,6 +314,13 @@ def test_report_must_match_manifest(tmp_path: Path, district: Party, college: Pa
         _open_raw(tmp_path, members, district, college)
 
 
+def test_report_must_be_a_json_object(tmp_path: Path, district: Party, college: Party) -> None:
+    for report, reason in ((b"not json", "not valid JSON"), (b"[1, 2]", "not a JSON object")):
+        members = _signed_members(district, college, {"a.csv": b"1"}, report=report)
+        with pytest.raises(PackageRejected, match=reason):
+            _open_raw(tmp_path, members, district, college)
+
+
 def test_missing_signature(tmp_path: Path, district: Party, college: Party) -> None:
     members = _signed_members(district, college, {"a.csv": b"1"})[:-1]
     with pytest.raises(PackageRejected, match=r"no manifest\.sig"):
