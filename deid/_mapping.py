@@ -992,15 +992,18 @@ def normalize_column(
     return _normalize_values(col, el, recodes, date_format)
 
 
-def _map_distinct(col: pa.ChunkedArray | pa.Array, func: Any) -> pa.ChunkedArray | pa.Array:
-    """``func`` applied to the distinct values of ``col`` and spread back over its rows."""
+def _map_distinct(col: pa.ChunkedArray | pa.Array, *funcs: Any) -> Any:
+    """Each of ``funcs`` applied to the distinct values of ``col`` and spread back over its rows (one
+    result, or a tuple of results for several functions; the column is encoded once)."""
     arr = _as_string(col)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     encoded = pc.dictionary_encode(arr)
     if len(encoded.dictionary) * 2 > max(len(arr), 1):
-        return func(arr)  # mostly distinct values: no gain
-    return pc.take(func(encoded.dictionary), encoded.indices)
+        out = [func(arr) for func in funcs]  # mostly distinct values: no gain
+    else:
+        out = [pc.take(func(encoded.dictionary), encoded.indices) for func in funcs]
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def _normalize_values(
@@ -1187,9 +1190,11 @@ def validate(
         el = by_name[name]
         if not (el.code_set or el.type in ("date", "integer", "decimal")):
             continue  # free text and identifiers: nothing to check value by value
-        present = _map_distinct(table.column(col), lambda v: pc.is_valid(_clean(v)))
-        values = normalize_column(
-            table.column(col), el, recodes=prof.recodes.get(col), date_format=prof.date_formats.get(col)
+        recodes, date_format = prof.recodes.get(col), prof.date_formats.get(col)
+        present, values = _map_distinct(
+            table.column(col),
+            lambda v: pc.is_valid(_clean(v)),
+            lambda v, el=el, r=recodes, f=date_format: _normalize_values(v, el, r, f),
         )
         if el.code_set:
             bad = pc.and_(present, pc.invert(pc.is_in(values, value_set=pa.array(sorted(el.codes)))))
