@@ -306,15 +306,18 @@ def college(tmp_path, org):
 
 
 def test_bundle_verifies_on_another_machine(org, college, tmp_path):
+    org.audit.append("test.unicode", agreement="agr-\u00e9", details={"file": "r\u00e9sum\u00e9\n\"x\".csv",
+                                                                    "nested": {"n": [1, 2]}})
     out = tmp_path / "audit.json"
     org.audit.export_bundle(out)
-    data = json.loads(out.read_text())
+    data = json.loads(out.read_text(encoding="utf-8"))
     assert data["entries"][-1]["action"] == "audit.export"
+    assert data["entries"][-2]["details"]["file"] == "r\u00e9sum\u00e9\n\"x\".csv"
     from agreements import find_partner
 
     held = find_partner(college, signing_key=data["card"]["signing_key"]).card
     verdict = verify_bundle(out, held)
-    assert verdict.ok and verdict.entries == N + 1
+    assert verdict.ok and verdict.entries == N + 2
     # Signed by someone else than the card we hold: refused.
     assert not verify_bundle(out, our_card(college)).ok
 
