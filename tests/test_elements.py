@@ -219,3 +219,11 @@ def test_library_modules_do_not_import_qt():
         "sys.exit('PySide6' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_cli_elements(run_cli):
+    code, out, _ = run_cli("elements")
+    assert code == 0 and "birth_date" in out and "[F, M, X]" in out
+    code, out, _ = run_cli("elements", "--json")
+    assert code == 0
+    assert [e["name"] for e in json.loads(out)["elements"]] == list(LIB)

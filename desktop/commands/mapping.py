@@ -1,4 +1,5 @@
-"""Sub-commands: map (suggested column -> element mapping), profile list|export|import|delete, codebook."""
+"""Sub-commands: map (suggested column -> element mapping), profile list|export|import|delete, elements,
+codebook."""
 
 from __future__ import annotations
 
@@ -55,6 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = psub.add_parser("delete", help="remove a saved profile")
     q.add_argument("name", metavar="NAME")
     q.set_defaults(func=cmd_profile_delete)
+
+    el = sub.add_parser(
+        "elements", help="list the element library (the building blocks of a data dictionary)"
+    )
+    el.add_argument(
+        "--json", action="store_true", help="print the library as JSON (the elements.json format)"
+    )
+    el.set_defaults(func=cmd_elements)
 
     cb = sub.add_parser("codebook", help="write an agreement's codebook (.csv, .pdf, .html or .md)")
     cb.add_argument("id", metavar="ID", help="the agreement")
@@ -307,6 +316,26 @@ def cmd_profile_delete(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         delete_profile(vault, args.name)
     print(f"Deleted the mapping profile '{args.name}'.")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- elements
+
+
+def cmd_elements(args: argparse.Namespace) -> int:
+    from deid._elements import load_elements
+
+    elements = load_elements()
+    if args.json:
+        print(json.dumps({"elements": [el.to_dict() for el in elements]}, indent=2, ensure_ascii=False))
+        return 0
+    width = max(len(el.name) for el in elements)
+    for el in elements:
+        codes = f"  [{', '.join(sorted(el.codes))}]" if 0 < len(el.codes) <= 8 else ""
+        print(f"{el.name:<{width}}  {el.type:<8} {el.label}{codes}")
+    print(
+        f"\n{len(elements)} elements; `pathshare elements --json` for descriptions, CEDS names and synonyms."
+    )
     return 0
 
 
