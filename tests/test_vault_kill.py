@@ -168,3 +168,36 @@ def test_killed_init_leaves_no_half_vault(tmp_path):
             assert leftover.name.startswith((".", "v")), leftover.name
     # Each round ended with no vault file or a complete one that verifies; never a broken one.
     assert outcomes <= {"complete", "absent"}
+
+
+def test_killed_export_leaves_no_partial_bundle(tmp_path):
+    from agreements import our_card, verify_bundle
+
+    path = tmp_path / "exp.vault"
+    v = Vault.create(path, PASS)
+    create_identity(v, "Lakeview USD", "district")
+    with v.transaction() as conn:
+        for i in range(3000):  # enough entries that the export takes a while
+            v.audit.append("test.fill", details={"i": i}, conn=conn)
+    card = our_card(v)
+    v.close()
+    rng = random.Random(5)
+    outcomes = set()
+    for i in range(8):
+        out = tmp_path / f"bundle{i}.json"
+
+        def export(w, out=out):
+            vault = Vault.open(path, PASS)
+            os.write(w, b"r")
+            os.close(w)
+            vault.audit.export_bundle(out)
+
+        _fork_and_kill(export, rng.uniform(0.0, 0.15))
+        if out.exists():
+            assert verify_bundle(out, card).ok  # complete, never half a file
+            outcomes.add("complete")
+        else:
+            outcomes.add("absent")
+        with Vault.open(path, PASS) as vault:
+            assert vault.audit.verify().ok
+    assert outcomes <= {"complete", "absent"}
