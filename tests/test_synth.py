@@ -172,6 +172,19 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, kind):
         assert a != c
 
 
+def test_several_blocks_are_reproducible():
+    # More rows than one block: the blocks are made on threads and must still come out the same.
+    a, b = generate("k12", 17_000, seed=21), generate("k12", 17_000, seed=21)
+    assert a.table.equals(b.table)
+    assert np.array_equal(a.truth.spans["start"], b.truth.spans["start"])
+
+
+def test_public_names():
+    import deid.synth
+
+    assert all(hasattr(deid.synth, name) for name in deid.synth.__all__)
+
+
 def test_k12_population_does_not_depend_on_rows():
     small, large = generate("k12", 50, seed=9), generate("k12", 20_000, seed=9)
     assert small.table.equals(large.table.slice(0, 50))
