@@ -85,17 +85,19 @@ def remove_partials(outputs: tuple[str, ...] | list[str]) -> list[Path]:
     return removed
 
 
-def remove_shared_memory(prefix: str, names: list[str] | None = None) -> None:
-    """Unlink shared-memory blocks a killed worker may have left (Linux: /dev/shm/<prefix>*)."""
-    from multiprocessing import shared_memory
-
-    candidates = set(names or [])
+def remove_shared_memory(prefix: str) -> None:
+    """Remove the shared-memory blocks a cancelled or killed worker may have left (``prefix*``)."""
     shm_dir = Path("/dev/shm")
     if shm_dir.is_dir():
-        candidates.update(p.name for p in shm_dir.glob(f"{prefix}*"))
-    for name in candidates:
+        for block in shm_dir.glob(f"{prefix}*"):
+            with contextlib.suppress(FileNotFoundError):
+                block.unlink()
+        return
+    from multiprocessing import shared_memory
+
+    for suffix in ("before", "after"):  # elsewhere names cannot be listed: try the ones jobs use
         try:
-            block = shared_memory.SharedMemory(name=name)
+            block = shared_memory.SharedMemory(name=prefix + suffix)
         except (FileNotFoundError, OSError):
             continue
         block.close()

@@ -192,6 +192,8 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert after.data(after.index(0, sex_col)) in ("M", "F", "")  # recoded from Male/Female
     assert before.data(before.index(0, 0)) == "1000000000"
     assert "60 rows" in prep.preview_note.text()
+    # The tables crossed through shared memory, already unlinked: nothing is left behind by name.
+    assert not list(Path("/dev/shm").glob("ps_*")) if Path("/dev/shm").is_dir() else True
     # Step 6: the risk panel.
     qtbot.mouseClick(prep.next, Qt.LeftButton)
     assert prep.steps.currentIndex() == 5

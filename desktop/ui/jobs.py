@@ -9,6 +9,7 @@ copy (see :func:`table_to_shm` / :func:`table_from_shm`).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -86,20 +87,31 @@ def worker_main(conn: Any) -> None:
 # --- tables through shared memory ------------------------------------------------------------------
 
 
-def table_to_shm(table: Any, name: str) -> str:
-    """Write a pyarrow Table as Arrow IPC into a new shared-memory block ``name``; return the name."""
-    from multiprocessing import shared_memory
+_SHM_DIR = Path("/dev/shm")  # Linux: shared memory is a RAM-backed file system
 
+
+def table_to_shm(table: Any, name: str) -> str:
+    """Put a pyarrow Table, as Arrow IPC, in shared memory block ``name`` (private to this user); return
+    the name. The window maps it without a copy and removes it (:class:`ShmTable`)."""
     import pyarrow as pa
 
-    sink = pa.MockOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    if _SHM_DIR.is_dir():
+        path = _SHM_DIR / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return name
+    from multiprocessing import resource_tracker, shared_memory
+
+    sizer = pa.MockOutputStream()
+    with pa.ipc.new_stream(sizer, table.schema) as writer:
         writer.write_table(table)
-    size = max(1, sink.size())
-    block = shared_memory.SharedMemory(name=name, create=True, size=size)
+    block = shared_memory.SharedMemory(name=name, create=True, size=max(1, sizer.size()))
     _write_ipc(block.buf, table)
-    # Every view of the mapping is gone (the helper's locals); the block lives until the window unlinks it.
     block.close()
+    # The window owns the block from here (it unlinks it); the tracker must not remove it at our exit.
+    resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]
     return name
 
 
@@ -114,26 +126,36 @@ def _write_ipc(memory: memoryview, table: Any) -> None:
 
 
 class ShmTable:
-    """A pyarrow Table mapped from shared memory without a copy; ``release()`` unlinks it."""
+    """A pyarrow Table mapped from shared memory without a copy; ``release()`` removes the block."""
 
     def __init__(self, name: str) -> None:
-        from multiprocessing import shared_memory
-
         import pyarrow as pa
 
         self.name = name
-        self._block = shared_memory.SharedMemory(name=name)
-        reader = pa.ipc.open_stream(pa.py_buffer(self._block.buf))
-        self.table = reader.read_all()
+        self._block: Any = None
+        if (_SHM_DIR / name).exists():
+            source = pa.memory_map(str(_SHM_DIR / name), "r")
+            # Mapped: the name can go now (the memory lives until the mapping is dropped), so nothing
+            # is left behind however the window ends.
+            os.unlink(_SHM_DIR / name)
+        else:
+            from multiprocessing import shared_memory
+
+            self._block = shared_memory.SharedMemory(name=name)
+            source = pa.py_buffer(self._block.buf)
+        self.table = pa.ipc.open_stream(source).read_all()
 
     def release(self) -> None:
         """Drop the table and remove the shared-memory block."""
         import contextlib
-
-        self.table = None
         import gc
 
-        gc.collect()  # buffers exported from the block must go before it can close
+        self.table = None
+        gc.collect()
+        if self._block is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_SHM_DIR / self.name)
+            return
         with contextlib.suppress(BufferError):
             self._block.close()
         with contextlib.suppress(FileNotFoundError):
