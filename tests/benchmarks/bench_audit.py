@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from agreements import Vault, create_identity, our_card, verify_bundle
-from agreements._audit import GENESIS, entry_hash
+from agreements._audit import entry_hash
 from agreements._signing import canonical_json
 
 ROWS = int(os.environ.get("PATHSHARE_BENCH_ROWS", "1000000"))
@@ -117,7 +117,6 @@ def test_bench_audit(tmp_path):
         "bundle_verify_s": round(bundle_verify_s, 3),
         "bundle_ok": bundle_ok,
         "peak_rss_mb": round(peak_mb),
-        "genesis": GENESIS[:8],
     }
     print("\naudit benchmark")
     for key, value in figures.items():
