@@ -605,17 +605,26 @@ def read_bundle(path: Path | str) -> dict[str, Any]:
         )
     if not isinstance(data.get("entries"), list) or not isinstance(data.get("checkpoint"), str):
         raise AuditError(f"The audit bundle {p} is incomplete (no entries or no checkpoint).")
+    data[_NAME] = p.name
     return data
 
 
-def bundle_card(path: Path | str) -> Card:
+_NAME = "\x00file"  # where a loaded bundle keeps its file name (not a JSON key one could send)
+
+
+def _loaded(bundle: Path | str | dict[str, Any]) -> dict[str, Any]:
+    """A bundle given as a path (read it) or as what :func:`read_bundle` returned (read once, reuse)."""
+    return bundle if isinstance(bundle, dict) else read_bundle(bundle)
+
+
+def bundle_card(bundle: Path | str | dict[str, Any]) -> Card:
     """The card a bundle claims to come from (not yet trusted: compare with the one you hold)."""
     from agreements._cards import Card
     from agreements.errors import PartnerError
 
-    data = read_bundle(path)
+    data = _loaded(bundle)
     try:
-        return Card.from_dict(data.get("card"), f"The card inside the audit bundle {Path(path).name}")
+        return Card.from_dict(data.get("card"), f"The card inside the audit bundle {data[_NAME]}")
     except PartnerError as exc:
         raise AuditError(str(exc)) from exc
 
@@ -661,14 +670,15 @@ def _bundle_rows(entries: list[Any]) -> Iterator[tuple]:
         )
 
 
-def verify_bundle(path: Path | str, signer_card: Card) -> AuditVerdict:
+def verify_bundle(bundle: Path | str | dict[str, Any], signer_card: Card) -> AuditVerdict:
     """Verify an exported bundle against the exporter's card, as held by the verifier.
 
     Checks the checkpoint's signature by ``signer_card``, the chain of every entry, and that the entries
     end exactly at the signed checkpoint. Returns a verdict; raises AuditError if the file is not a bundle.
+    ``bundle`` is a path, or what :func:`read_bundle` returned (to read a large bundle only once).
     """
-    p = Path(path)
-    data = read_bundle(p)
+    data = _loaded(bundle)
+    p = Path(data[_NAME])
     claimed = data.get("card")
     if not isinstance(claimed, dict) or claimed.get("signing_key") != signer_card.signing_key:
         who = claimed.get("org") if isinstance(claimed, dict) else "an unknown organization"
@@ -697,9 +707,9 @@ def verify_bundle(path: Path | str, signer_card: Card) -> AuditVerdict:
     return verdict
 
 
-def bundle_hash_at(path: Path | str, size: int) -> str | None:
+def bundle_hash_at(bundle: Path | str | dict[str, Any], size: int) -> str | None:
     """The hash of entry ``size`` in a bundle (None if absent)."""
-    entries = read_bundle(path)["entries"]
+    entries = _loaded(bundle)["entries"]
     if 1 <= size <= len(entries) and isinstance(entries[size - 1], dict):
         return entries[size - 1].get("hash")
     return None

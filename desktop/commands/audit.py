@@ -105,7 +105,8 @@ def _verify_bundle(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise PartnerError(f"Cannot read the card file {args.card}: {exc.strerror or exc}.") from exc
         return _report(verify_bundle(bundle, signer), f"The audit bundle {bundle.name}", args)
-    claimed = bundle_card(bundle)
+    data = read_bundle(bundle)  # once: a large bundle takes seconds to parse
+    claimed = bundle_card(data)
     with open_vault(args) as vault:
         ours = our_card(vault)
         if claimed.signing_key == ours.signing_key:
@@ -121,12 +122,11 @@ def _verify_bundle(args: argparse.Namespace) -> int:
                     "not hold; import and verify their card first (or pass --card)."
                 )
             signer, who = partner.card, f"{partner.status} partner"
-        verdict = verify_bundle(bundle, signer)
+        verdict = verify_bundle(data, signer)
         if verdict.ok and signer is not ours:
             # Rollback detection: the partner's log must still contain what an earlier bundle showed.
-            data = read_bundle(bundle)
             verdict_held = hold_partner_checkpoint(
-                vault, data["checkpoint"], signer, hash_at=lambda n: bundle_hash_at(bundle, n)
+                vault, data["checkpoint"], signer, hash_at=lambda n: bundle_hash_at(data, n)
             )
             if not verdict_held.ok:
                 verdict = verdict_held
