@@ -1,0 +1,851 @@
+"""Linking students across partners without sharing identities: keyed link tokens and the matcher.
+
+**Tokens.** :func:`link_tokens` (and the ``link_tokens`` treatment, which calls it) turns a student's
+identifiers into several keyed tokens, one per *kind* — a different combination of normalized fields —
+so a record that differs from its partner's in one field still agrees on the kinds that leave it out:
+
+====  =====================================================================  ==================
+kind  fields (each normalized: case, accents, punctuation, spacing)          catches
+====  =====================================================================  ==================
+I     the state student ID                                                   (the ID itself)
+A     first name × surname × birth date                                      clean records
+W     first and middle name (either order) × surname × birth date            going by middle
+M     first and middle initials (either order) × surname × birth date        (counts against)
+B     first name × surname × birth date with day and month unordered         day/month swaps
+C     surname × birth date × sex                                             first-name changes
+E     first name × birth date × sex                                          surname changes
+G     first name × surname × birth year                                      birth-date errors
+P     first name × birth date × surname or any one-letter deletion of it     surname typos
+Q     surname × birth date × first name or any one-letter deletion of it     first-name typos
+K     (opt-in) the Cal-PASS derived key: first 3 letters of first and last   the baseline
+      name, sex, birth date
+====  =====================================================================  ==================
+
+"First name" is the *canonical* name of its nickname group (deid/data/nicknames.csv: Bob, Rob and
+Robert agree); a name in several groups (Alex) carries a token for each. "Surname" is the whole
+surname with its spaces and hyphens removed, and each part of a compound surname on its own
+(García-López → GARCIALOPEZ, GARCIA, LOPEZ), so a half or a re-joined surname still agrees. Two
+names one edit apart (a letter changed, dropped, added, or two neighbours swapped) share a one-letter
+deletion, so P and Q agree across a typo (the symmetric-deletion idea of SymSpell).
+
+Keys: from the agreement's linkage secret (HKDF), a keyed BLAKE2b digest of each *distinct* field
+value (few calls), then AES-256 over the block [kind, 40 bits of each field's digest] — one
+vectorized call for all rows — truncated to 64 bits. Without the secret no token can be computed
+from a guessed name or ID. A token is written as its kind letter and 11 base64url characters; a
+row's tokens, separated by spaces, fill one text column (default ``link_tokens``).
+
+**Matching.** :func:`link_tables` (and :func:`link` for files) joins the two token sets (a numpy
+sort-merge join, no per-row Python), scores each candidate pair by which kinds agree
+(:data:`WEIGHTS`; a first+middle initials disagreement where names and birth date agree counts
+against), refuses a pair whose state IDs are both present and differ, keeps pairs at or above
+:data:`THRESHOLD`, and assigns one-to-one by mutual best score (rows whose best score is tied
+stay unlinked, rather than guessed). ``method="id"`` links on the ID token alone; ``"calpass"`` links
+on the ID token, then on the Cal-PASS derived key (exact, unambiguous keys only) — the baselines.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import os
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deid._policy import ColumnRule
+from deid._treatments import TREATMENTS as _TREATMENTS
+from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
+from deid.errors import InputError, PolicyError
+
+TOKEN_COLUMN = "link_tokens"
+KEY_PURPOSE = "link_tokens"
+TOKEN_CHARS = 12  # kind letter + 11 base64url characters (64 bits)
+KINDS = ("I", "A", "M", "W", "B", "C", "E", "G", "P", "Q", "K")
+ROLES = ("first", "middle", "last", "birth_date", "sex")
+# Evidence each agreeing kind adds (a hand-set Fellegi-Sunter-style weight: the rarer a chance
+# agreement of that combination, the higher). A pair is linked at THRESHOLD or more: any kind with a
+# full name and birth date, or two partial kinds (e.g. E + P: a surname typo), but never C alone
+# (twins share surname, birth date and often sex).
+WEIGHTS: dict[str, int] = {
+    "I": 20, "A": 8, "M": 0, "W": 9, "B": 6, "C": 6, "E": 5, "G": 4, "P": 3, "Q": 3, "K": 0,
+}  # fmt: skip
+THRESHOLD = 7
+MIDDLE_PENALTY = 10  # names and birth date agree, but the first+middle initials differ
+METHODS = ("combined", "id", "calpass")
+# Words of a surname that are particles, not surnames of their own (De La Cruz → CRUZ as its part).
+_PARTICLES = ("DE", "DEL", "LA", "LAS", "LOS", "DA", "DAS", "DO", "DOS", "DI", "DU", "VAN", "VON", "DER",
+              "DEN", "LE", "Y", "E", "SAN", "ST")  # fmt: skip
+# Letters NFKD does not split into a base letter and a mark.
+_SPECIAL = (("Đ", "D"), ("Ð", "D"), ("Ø", "O"), ("Ł", "L"), ("ß", "SS"), ("ẞ", "SS"), ("Æ", "AE"),
+            ("Œ", "OE"), ("Þ", "TH"), ("İ", "I"), ("ı", "I"))  # fmt: skip
+_SEX = {"F": "F", "FEMALE": "F", "M": "M", "MALE": "M"}  # anything else (X, U, blank) → no sex token
+MAX_SHARED = 50  # a token shared by more rows than this on either side is not specific: not joined
+_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
+
+
+# ----------------------------------------------------------------------------------- normalization
+
+
+def fold(column: Column) -> pa.ChunkedArray:
+    """Upper-case, accents removed (NFKD, marks dropped), a few letters NFKD keeps spelled out;
+    punctuation and spacing untouched (see :func:`letters`)."""
+    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    col = pc.utf8_normalize(col.cast(pa.string()), form="NFKD")
+    col = pc.replace_substring_regex(col, pattern=r"\p{M}+", replacement="")
+    col = pc.utf8_upper(col)
+    for src, dst in _SPECIAL:
+        col = pc.replace_substring(col, pattern=src, replacement=dst)
+    return col
+
+
+def _null_empty(col: Column) -> Column:
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+
+
+def letters(column: Column) -> pa.ChunkedArray:
+    """A name as its letters only (folded; spaces, hyphens, apostrophes and periods removed); empty
+    → null. ``"  María-José O'Neil "`` → ``MARIAJOSEONEIL``."""
+    return _null_empty(pc.replace_substring_regex(fold(column), pattern=r"[^\p{L}]+", replacement=""))
+
+
+def surname_parts(column: Column) -> tuple[pa.ChunkedArray, pa.ChunkedArray, pa.ChunkedArray]:
+    """(whole surname, first part, last part), letters only; a part is null when the surname has one
+    part (so it adds no token) or equals the whole. Particles (DE, LA, VAN, …) are not parts."""
+    words = pc.replace_substring_regex(fold(column), pattern=r"[^\p{L}\s\-]+", replacement="")
+    particles = "|".join(_PARTICLES)
+    core = pc.replace_substring_regex(words, pattern=rf"(^|[\s\-])(({particles})([\s\-]+|$))+",
+                                      replacement=" ")  # fmt: skip
+    core = pc.utf8_trim(core, characters=" -")
+    whole = letters(column)
+    first = _null_empty(pc.replace_substring_regex(core, pattern=r"[\s\-].*$", replacement=""))
+    last = _null_empty(pc.replace_substring_regex(core, pattern=r"^.*[\s\-]", replacement=""))
+    first = pc.if_else(pc.equal(first, whole), pa.scalar(None, pa.string()), first)
+    last = pc.if_else(pc.or_kleene(pc.equal(last, whole), pc.equal(last, first)),
+                      pa.scalar(None, pa.string()), last)  # fmt: skip
+    return whole, first, last
+
+
+def _fold_text(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name)
+    out = "".join(ch for ch in decomposed if not unicodedata.category(ch).startswith("M")).upper()
+    for src, dst in _SPECIAL:
+        out = out.replace(src, dst)
+    return "".join(ch for ch in out if ch.isalpha())
+
+
+@lru_cache(maxsize=4)
+def nickname_table(path: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Folded name → the canonical (formal, folded) names of every group it belongs to."""
+    p = Path(path) if path else Path(__file__).parent / "data" / "nicknames.csv"
+    groups: dict[str, list[str]] = {}
+    with p.open(encoding="utf-8", newline="") as fh:
+        rows = csv.reader(line for line in fh if line.strip() and not line.lstrip().startswith("#"))
+        for row in rows:
+            names = [_fold_text(x) for x in row if x.strip()]
+            if not names or row[0].strip().lower() == "formal":
+                continue
+            formal = names[0]
+            for name in names:
+                if formal not in groups.setdefault(name, []):
+                    groups[name].append(formal)
+    return {k: tuple(v) for k, v in groups.items()}
+
+
+def first_name_keys(column: Column, slots: int = 3) -> list[pa.ChunkedArray]:
+    """The canonical forms of each first name (letters only): ``slots`` columns, the first never null
+    where the name is present (a name in no group is its own canonical form), the others null unless
+    the name belongs to several groups."""
+    name = letters(column)
+    table = nickname_table()
+    keys = pa.array(list(table), pa.string())
+    idx = pc.index_in(name, value_set=keys)
+    out: list[pa.ChunkedArray] = []
+    for s in range(slots):
+        canon = pa.array([v[s] if len(v) > s else None for v in table.values()], pa.string())
+        got = pc.take(canon, idx)
+        out.append(pc.coalesce(got, name) if s == 0 else got)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- tokens
+
+
+@dataclass
+class LinkFields:
+    """Which input columns hold which identifier (None: the file has no such column)."""
+
+    id: str | None = None
+    first: str | None = None
+    middle: str | None = None
+    last: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+
+    def columns(self) -> list[str]:
+        """The named columns, without repeats."""
+        return list(dict.fromkeys(c for c in asdict(self).values() if c))
+
+
+def _prf(key: bytes) -> Callable[[bytes], bytes]:
+    return lambda m: hashlib.blake2b(m, key=key, digest_size=8).digest()
+
+
+class _Keys:
+    """The two keys behind tokens, derived from the ``link_tokens`` key: one keys a PRF over each
+    distinct field value (few calls: there are far fewer distinct names and dates than rows), the
+    other AES, which turns each row's packed field digests into its token in one vectorized call."""
+
+    def __init__(self, key: bytes) -> None:
+        from deid._secrets import derive_key
+
+        self.field = _prf(derive_key(key, "link_tokens/field"))
+        self.block = derive_key(key, "link_tokens/block")
+
+
+Field = tuple[np.ndarray, np.ndarray]  # (64-bit field digests, valid mask), one per row
+
+
+def _field(column: Column, keys: _Keys) -> Field:
+    """Keyed digest of each row's value (one PRF call per distinct value); nulls are not valid."""
+    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    digests, chunks = _keyed_digests(col, keys.field, 8)
+    idx = chunks[0].indices if chunks else pa.array([], pa.int32())
+    valid = pc.is_valid(idx).to_numpy(zero_copy_only=False)
+    table = digests.view(">u8").ravel().astype(np.uint64) if len(digests) else np.zeros(1, np.uint64)
+    return table[idx.fill_null(0).to_numpy(zero_copy_only=False)], valid
+
+
+def _deletion_fields(column: Column, keys: _Keys, width: int = 12) -> list[Field]:
+    """The name itself and each one-letter deletion of it (first ``width`` positions), as fields:
+    two names one edit apart (a letter changed, dropped, added, or two swapped) share one of them.
+    Computed per distinct name, then spread to rows."""
+    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    enc = pc.dictionary_encode(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
+    names = enc.dictionary.to_pylist()
+    idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    row_valid = pc.is_valid(enc.indices).to_numpy(zero_copy_only=False)
+    d = len(names)
+    out: list[Field] = []
+    seen: list[list[str]] = [[] for _ in range(d)]
+    for i in range(width + 1):
+        vals = np.zeros(max(d, 1), np.uint64)
+        ok = np.zeros(max(d, 1), bool)
+        for j, s in enumerate(names):
+            v = s if i == 0 else (s[: i - 1] + s[i:] if i <= len(s) else None)
+            if v and v not in seen[j]:
+                seen[j].append(v)
+                vals[j] = int.from_bytes(keys.field(v.encode("utf-8")), "big")
+                ok[j] = True
+        if not ok.any():
+            break
+        out.append((vals[idx], ok[idx] & row_valid))
+    return out
+
+
+def _tokens(kind: str, fields: Sequence[Field], keys: _Keys) -> pa.Array:
+    """One token per row where every field is valid (else null): AES-256 of the block
+    [kind, 40 bits of each field digest], its first 64 bits written as the kind and base64url."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    n = len(fields[0][0])
+    valid = np.logical_and.reduce([v for _, v in fields])
+    rows = np.flatnonzero(valid)
+    block = np.zeros((len(rows), 16), np.uint8)
+    block[:, 0] = ord(kind)
+    for i, (vals, _) in enumerate(fields):
+        block[:, 1 + 5 * i : 6 + 5 * i] = vals[rows].astype(">u8").view(np.uint8).reshape(-1, 8)[:, 3:]
+    enc = Cipher(algorithms.AES(keys.block), modes.ECB()).encryptor()
+    ct = np.frombuffer(enc.update(block.tobytes()) + enc.finalize(), np.uint8).reshape(-1, 16)
+    strings = _encode(kind, ct[:, :8])
+    pos = np.full(n, -1, np.int64)
+    pos[rows] = np.arange(len(rows))
+    return pc.take(strings, pa.array(pos, mask=~valid))
+
+
+def _encode(kind: str, digests: np.ndarray) -> pa.Array:
+    """(n, 8) digests → n strings: the kind letter and 11 base64url characters."""
+    n = digests.shape[0]
+    vals = np.ascontiguousarray(digests).view(">u8").ravel().astype(np.uint64)
+    out = np.empty((n, TOKEN_CHARS), np.uint8)
+    out[:, 0] = ord(kind)
+    for j in range(11):
+        out[:, 1 + j] = _B64[((vals >> np.uint64(6 * (10 - j))) & np.uint64(63)).astype(np.intp)]
+    offsets = np.arange(0, n * TOKEN_CHARS + 1, TOKEN_CHARS, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(out.tobytes()))
+
+
+def _join(*parts: Column) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(*parts, "|", null_handling="emit_null")
+
+
+def _distinct(slots: Sequence[Column]) -> list[Column]:
+    """Null out a slot equal to an earlier one, so a row never carries the same token twice."""
+    out: list[Column] = []
+    for s in slots:
+        for prev in out:
+            s = pc.if_else(pc.equal(s, prev).fill_null(False), pa.scalar(None, pa.string()), s)
+        out.append(s)
+    return out
+
+
+def _pair(a: Column, b: Column) -> pa.ChunkedArray:
+    """The two names in a fixed order (first + middle, whichever way round a student gives them)."""
+    lo = pc.if_else(pc.less_equal(a, b), a, b)
+    hi = pc.if_else(pc.less_equal(a, b), b, a)
+    return _join(lo, hi)
+
+
+def link_tokens(
+    table: pa.Table,
+    fields: LinkFields,
+    key: bytes,
+    *,
+    baseline: bool = False,
+    notes: list[str] | None = None,
+) -> pa.ChunkedArray:
+    """The link-tokens column for ``table`` (see the module docstring) under ``key`` (32 bytes, from
+    :func:`deid._secrets.derive_key` of the linkage secret with purpose ``"link_tokens"``).
+
+    ``baseline`` adds the Cal-PASS-style derived-key token (kind K), for measuring against it.
+    Rows with neither an ID nor the fields of any derived kind get an empty cell; ``notes`` (when
+    given) receives counts, never values.
+    """
+    keys = _Keys(key)
+    n = table.num_rows
+
+    def col(name: str | None) -> pa.ChunkedArray | None:
+        return table.column(name) if name else None
+
+    def f(column: Column) -> Field:
+        return _field(column, keys)
+
+    tokens: list[Column] = []
+    if fields.id:
+        ids = pc.utf8_upper(pc.replace_substring_regex(table.column(fields.id).cast(pa.string()),
+                                                       pattern=r"[\s\-]+", replacement=""))  # fmt: skip
+        tokens.append(_tokens("I", [f(_null_empty(ids))], keys))
+    first_raw = col(fields.first)
+    last_raw = col(fields.last)
+    birth = col(fields.birth_date)
+    if first_raw is not None and last_raw is not None and birth is not None:
+        dates, bad = parse_dates(birth)
+        if bad and notes is not None:
+            notes.append(f"{bad} birth date(s) of '{fields.birth_date}' could not be read: no derived tokens")
+        ts = pc.cast(dates, pa.timestamp("s"))
+        mo, dy = pc.month(dates), pc.day(dates)
+        lo = pc.cast(pc.min_element_wise(mo, dy), pa.string())
+        hi = pc.cast(pc.max_element_wise(mo, dy), pa.string())
+        year = pc.cast(pc.year(dates), pa.string())
+        swappable = pc.and_(pc.less_equal(dy, 12), pc.not_equal(mo, dy))
+        if fields.sex:
+            sx = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(fields.sex).cast(pa.string())))
+            codes = pa.array(list(_SEX), pa.string())
+            s = pc.take(pa.array(list(_SEX.values()), pa.string()), pc.index_in(sx, value_set=codes))
+        else:
+            s = pa.chunked_array([pa.nulls(n, pa.string())])
+        d_text = pc.strftime(ts, format="%Y-%m-%d")
+        D = f(d_text)
+        DS = f(_join(d_text, s))
+        DX = f(pc.if_else(swappable, _join(year, lo, hi), pa.scalar(None, pa.string())))
+        Y = f(year)
+        f_raw = letters(first_raw)
+        f_slots = [f(x) for x in first_name_keys(first_raw)]
+        whole, part1, part2 = surname_parts(last_raw)
+        l_slots = [f(x) for x in (whole, part1, part2)]
+        combos: list[tuple[str, list[Field]]] = [
+            ("A", [fs, ls, D]) for fs, ls in itertools.product(f_slots, l_slots)
+        ]
+        if fields.middle:
+            # Initials of first and middle, in either order: survives a middle name cut to its
+            # initial and a student going by the middle name; a different middle initial counts against.
+            middle = first_name_keys(col(fields.middle), slots=1)[0]
+            first1 = first_name_keys(first_raw, slots=1)[0]
+            initials = f(_pair(pc.utf8_slice_codeunits(first1, 0, 1), pc.utf8_slice_codeunits(middle, 0, 1)))
+            combos += [("M", [initials, ls, D]) for ls in l_slots]
+            # Kind W: both names in either order (a student going by the middle name).
+            pair = f(_pair(first1, pc.if_else(pc.greater(pc.utf8_length(middle), 1), middle,
+                                              pa.scalar(None, pa.string()))))  # fmt: skip
+            combos += [("W", [pair, ls, D]) for ls in l_slots]
+        combos += [("B", [fs, ls, DX]) for fs, ls in itertools.product(f_slots, l_slots)]
+        combos += [("C", [ls, DS]) for ls in l_slots]
+        combos += [("E", [fs, DS]) for fs in f_slots]
+        combos += [("G", [fs, ls, Y]) for fs, ls in itertools.product(f_slots, l_slots)]
+        # Typo tolerance: the other name exact, this one within one edit (shared deletion variant).
+        combos += [("P", [f_slots[0], D, v]) for v in _deletion_fields(whole, keys)]
+        combos += [("Q", [l_slots[0], D, v]) for v in _deletion_fields(f_raw, keys)]
+        if baseline:
+            f3 = pc.utf8_slice_codeunits(f_raw, 0, 3)
+            l3 = pc.utf8_slice_codeunits(whole, 0, 3)
+            combos.append(("K", [f(f3), f(l3), DS]))
+        for kind, parts in combos:
+            tokens.append(_tokens(kind, parts, keys))
+    if not tokens:
+        raise PolicyError("link_tokens needs the ID column, or first name, last name and birth date.")
+    joined = pc.binary_join_element_wise(*tokens, " ", null_handling="skip")
+    empty = int(pc.sum(pc.equal(joined, "")).as_py() or 0)
+    if empty and notes is not None:
+        notes.append(f"{empty} row(s) had no ID and no complete name and birth date: no link tokens")
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+
+
+class LinkTokens(Treatment):
+    """Several keyed link tokens per student (ID and derived keys), in one text column.
+
+    Rule: the source column is the state student ID (``"id": false`` when the file has none and the
+    source is just where the rule hangs); ``from`` lists the other identifier columns and ``fields``
+    names their roles, in the same order (default by count: first, last, birth_date; + sex; with
+    middle as the second of five). ``baseline: true`` adds the Cal-PASS derived-key token.
+    """
+
+    name: ClassVar[str] = "link_tokens"
+    required = ("from",)
+    optional = ("fields", "id", "baseline")
+    needs_secret = True
+    _DEFAULT_ROLES: ClassVar[dict[int, tuple[str, ...]]] = {
+        2: ("first", "last"),  # not enough for derived tokens: caught in check_params
+        3: ("first", "last", "birth_date"),
+        4: ("first", "last", "birth_date", "sex"),
+        5: ("first", "middle", "last", "birth_date", "sex"),
+    }
+
+    @classmethod
+    def roles(cls, rule: ColumnRule) -> tuple[str, ...]:
+        """The role of each ``from`` column."""
+        given = rule.params.get("fields")
+        if given is not None:
+            return tuple(given)
+        return cls._DEFAULT_ROLES.get(len(rule.params.get("from") or ()), ())
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        src = rule.params["from"]
+        if not (isinstance(src, list) and src and all(isinstance(s, str) and s for s in src)):
+            raise PolicyError(f"{where}: 'from' of column '{rule.source}' must list input column names.")
+        given = rule.params.get("fields")
+        if given is not None and not (
+            isinstance(given, list) and len(given) == len(src) and all(g in ROLES for g in given)
+        ):
+            raise PolicyError(
+                f"{where}: 'fields' of column '{rule.source}' must name, for each 'from' column in "
+                f"order, one of {', '.join(ROLES)}."
+            )
+        roles = cls.roles(rule)
+        if len(set(roles)) != len(roles) or not {"first", "last", "birth_date"} <= set(roles):
+            raise PolicyError(
+                f"{where}: column '{rule.source}' (link_tokens) needs the first name, last name and "
+                f"birth date columns in 'from' (with 'fields' naming their roles when not in that order)."
+            )
+        for key in ("id", "baseline"):
+            if key in rule.params and not isinstance(rule.params[key], bool):
+                raise PolicyError(f"{where}: '{key}' of column '{rule.source}' must be true or false.")
+
+    def apply(self, column: Column, ctx: TreatmentContext) -> Column:
+        roles = dict(zip(self.roles(self.rule), self.params["from"], strict=True))
+        use_id = bool(self.params.get("id", True))
+        parts = {self.rule.source: column} if use_id else {}
+        for c in roles.values():
+            parts[c] = ctx.table.column(c)
+        table = pa.table(list(parts.values()), names=list(parts))
+        fields = LinkFields(id=self.rule.source if use_id else None, **roles)
+        return link_tokens(
+            table, fields, ctx.key(KEY_PURPOSE), baseline=bool(self.params.get("baseline")), notes=self.notes
+        )
+
+
+# --------------------------------------------------------------------------------------- matching
+
+
+@dataclass
+class LinkReport:
+    """What a link run found: counts and rates by method, never identities."""
+
+    file_a: str
+    file_b: str
+    method: str
+    rows_a: int
+    rows_b: int
+    linked: int
+    linked_by: dict[str, int]
+    rate_a: float
+    rate_b: float
+    candidate_pairs: int
+    below_threshold: int
+    refused_id_conflict: int
+    left_ambiguous: int
+    threshold: int
+    weights: dict[str, int] = field(default_factory=lambda: dict(WEIGHTS))
+    token_columns: tuple[str, str] = (TOKEN_COLUMN, TOKEN_COLUMN)
+    output: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON data."""
+        return asdict(self)
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the report as JSON, atomically."""
+        from deid._atomic import write_bytes_atomic
+
+        write_bytes_atomic(path, json.dumps(self.to_dict(), indent=2).encode("utf-8") + b"\n")
+
+
+@dataclass
+class Links:
+    """The linked pairs: 0-based rows of A and B, the method that linked them (``id`` or ``derived``)
+    and the score."""
+
+    row_a: np.ndarray
+    row_b: np.ndarray
+    method: np.ndarray  # "id" | "derived"
+    score: np.ndarray
+    report: LinkReport
+
+    def pairs(self) -> set[tuple[int, int]]:
+        """The pairs as a set of (row_a, row_b)."""
+        return set(zip(self.row_a.tolist(), self.row_b.tolist(), strict=True))
+
+
+_DECODE = np.full(256, 255, np.uint8)
+_DECODE[_B64] = np.arange(64, dtype=np.uint8)
+_KIND_INDEX = np.full(256, 255, np.uint8)
+_KIND_INDEX[np.frombuffer("".join(KINDS).encode(), np.uint8)] = np.arange(len(KINDS), dtype=np.uint8)
+
+
+def parse_tokens(column: Column, where: str = "the file") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A link-tokens column → (row, kind index, 64-bit value) arrays, one entry per token.
+
+    Works on the column's bytes directly (every token is 12 characters, one space between tokens).
+    Raises InputError naming ``where`` and the first bad row when a cell is not link tokens."""
+    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    col = pc.utf8_trim_whitespace(col.cast(pa.large_string()).fill_null(""))
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
+    data = arr.buffers()[2]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    step = TOKEN_CHARS + 1
+    bad = np.flatnonzero((lengths > 0) & ((lengths + 1) % step != 0))
+    if len(bad):
+        raise InputError(f"{where}: row {int(bad[0]) + 2} does not hold link tokens.")
+    counts = (lengths + 1) // step
+    total = int(counts.sum())
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    starts = offsets[:-1][rows] + step * (np.arange(total, dtype=np.int64) - first[rows])
+    kinds = _KIND_INDEX[raw[starts]]
+    values = np.zeros(total, np.uint64)
+    wrong = kinds == 255
+    for j in range(1, TOKEN_CHARS):
+        sextet = _DECODE[raw[starts + j]]
+        wrong |= sextet == 255
+        values = (values << np.uint64(6)) | sextet.astype(np.uint64)
+    inner = np.ones(total, bool)
+    inner[np.cumsum(counts)[counts > 0] - 1] = False  # a row's last token has no space after it
+    wrong[inner] |= raw[starts[inner] + TOKEN_CHARS] != ord(" ")
+    if wrong.any():
+        raise InputError(f"{where}: row {int(rows[np.argmax(wrong)]) + 2} does not hold link tokens.")
+    return rows, kinds, values
+
+
+def _candidates(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray, np.ndarray],
+    kinds: set[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row_a, row_b, agreeing-kinds bitmask) for every pair of rows sharing a token of ``kinds``.
+
+    A sort-merge join: both sides' tokens sorted together, each run of one value paired across
+    sides; a value carried by more than MAX_SHARED rows of a side is not specific and is skipped."""
+    sel_a, sel_b = np.isin(a[1], list(kinds)), np.isin(b[1], list(kinds))
+    vals = np.concatenate([a[2][sel_a], b[2][sel_b]])
+    rows = np.concatenate([a[0][sel_a], b[0][sel_b]])
+    kind = np.concatenate([a[1][sel_a], b[1][sel_b]])
+    side = np.concatenate([np.zeros(int(sel_a.sum()), np.int64), np.ones(int(sel_b.sum()), np.int64)])
+    order = np.argsort(vals, kind="stable")  # stable: within a value, A's tokens come first
+    vals, rows, kind, side = vals[order], rows[order], kind[order], side[order]
+    if len(vals) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32)
+    starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
+    sizes = np.diff(np.r_[starts, len(vals)])
+    n_b = np.add.reduceat(side, starts)
+    n_a = sizes - n_b
+    keep = (n_a >= 1) & (n_b >= 1) & (n_a <= MAX_SHARED) & (n_b <= MAX_SHARED)
+    starts, n_a, n_b = starts[keep], n_a[keep], n_b[keep]
+    per_run = n_a * n_b
+    run = np.repeat(np.arange(len(starts)), per_run)
+    t = np.arange(int(per_run.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_run) - per_run, per_run)
+    pos_a = starts[run] + t // n_b[run]
+    pos_b = starts[run] + n_a[run] + t % n_b[run]
+    ra, rb = rows[pos_a], rows[pos_b]
+    bit = np.left_shift(np.uint32(1), kind[pos_a].astype(np.uint32))
+    if len(ra) == 0:
+        return ra, rb, bit
+    pair = ra * np.int64(1 << 31) + rb
+    order = np.argsort(pair)
+    pair, bit = pair[order], bit[order]
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    mask = np.bitwise_or.reduceat(bit, first)
+    upair = pair[first]
+    return upair >> np.int64(31), upair & np.int64((1 << 31) - 1), mask
+
+
+def _present(side: tuple[np.ndarray, np.ndarray, np.ndarray], n: int) -> np.ndarray:
+    """Per row, the bitmask of token kinds it carries."""
+    rows, kinds, _ = side
+    out = np.zeros(n, np.uint32)
+    for k in np.unique(kinds).tolist():
+        out[rows[kinds == k]] |= np.uint32(1 << k)
+    return out
+
+
+def _score(mask: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
+    score = np.zeros(len(mask), np.int64)
+    for i, k in enumerate(KINDS):
+        if k in kinds:
+            score += np.where(mask & np.uint32(1 << i), WEIGHTS[k], 0)
+    return score
+
+
+def _one_to_one(ra: np.ndarray, rb: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, int]:
+    """Indices of the pairs kept by rounds of mutual best (unique best on both sides), and how many
+    rows were left because their best was tied."""
+    alive = np.ones(len(ra), bool)
+    kept: list[np.ndarray] = []
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        best_a = _unique_best(ra[idx], score[idx])
+        best_b = _unique_best(rb[idx], score[idx])
+        mutual = idx[best_a & best_b]
+        if len(mutual) == 0:
+            break
+        kept.append(mutual)
+        done_a, done_b = np.unique(ra[mutual]), np.unique(rb[mutual])
+        alive &= ~(np.isin(ra, done_a) | np.isin(rb, done_b))
+    left = len(np.unique(ra[alive])) if alive.any() else 0
+    return (np.concatenate(kept) if kept else np.zeros(0, np.int64)), left
+
+
+def _unique_best(group: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Mask: the entry holds its group's highest score, and no other entry of the group ties it."""
+    order = np.lexsort((-score, group))
+    g, s = group[order], score[order]
+    first = np.r_[True, g[1:] != g[:-1]]
+    second_same = np.r_[g[1:] == g[:-1], False]
+    second_ties = np.r_[s[1:] == s[:-1], False]
+    best = first & ~(second_same & second_ties)
+    out = np.zeros(len(group), bool)
+    out[order[best]] = True
+    return out
+
+
+def link_tables(
+    tokens_a: Column,
+    tokens_b: Column,
+    *,
+    method: str = "combined",
+    names: tuple[str, str] = ("file A", "file B"),
+    threshold: int = THRESHOLD,
+) -> Links:
+    """Link two link-tokens columns (rows of A to rows of B, one-to-one); see the module docstring."""
+    if method not in METHODS:
+        raise InputError(f"Unknown linkage method {method!r}: use {', '.join(METHODS)}.")
+    a = parse_tokens(tokens_a, names[0])
+    b = parse_tokens(tokens_b, names[1])
+    n_a, n_b = len(tokens_a), len(tokens_b)
+    id_kind = KINDS.index("I")
+    report_notes: list[str] = []
+    if method == "combined":
+        use = [k for k in KINDS if k != "K"]
+        ra, rb, mask = _candidates(a, b, {KINDS.index(k) for k in use})
+        score = _score(mask, use)
+        id_bit = np.uint32(1 << id_kind)
+        both = _present(a, n_a)[ra] & _present(b, n_b)[rb]
+        conflict = ((both & ~mask) & id_bit) != 0
+        m_bit = np.uint32(1 << KINDS.index("M"))
+        same_person_fields = np.uint32((1 << KINDS.index("A")) | (1 << KINDS.index("C")))
+        middle_differs = (((both & ~mask) & m_bit) != 0) & ((mask & same_person_fields) != 0)
+        score -= np.where(middle_differs, MIDDLE_PENALTY, 0)
+        ok = ~conflict & (score >= threshold)
+        kept, left = _one_to_one(ra[ok], rb[ok], score[ok])
+        sel = np.flatnonzero(ok)[kept]
+        by_id = (mask[sel] & id_bit) != 0
+        out = (ra[sel], rb[sel], np.where(by_id, "id", "derived"), score[sel])
+        stats = (len(ra), int((~conflict & (score < threshold)).sum()), int(conflict.sum()), left)
+    else:
+        ra, rb, mask = _candidates(a, b, {id_kind})
+        kept, left = _one_to_one(ra, rb, np.ones(len(ra), np.int64))
+        parts = [(ra[kept], rb[kept], np.full(len(kept), "id", object), np.full(len(kept), WEIGHTS["I"]))]
+        n_cand, n_left = len(ra), left
+        if method == "calpass":
+            # Cal-PASS style: rows the ID did not link are joined on the derived key (exact and unique).
+            free_a = np.ones(n_a, bool)
+            free_a[ra[kept]] = False
+            free_b = np.ones(n_b, bool)
+            free_b[rb[kept]] = False
+            ka = _only_rows(a, KINDS.index("K"), free_a)
+            kb = _only_rows(b, KINDS.index("K"), free_b)
+            if len(ka[0]) == 0 and len(kb[0]) == 0:
+                report_notes.append(
+                    "the files carry no Cal-PASS derived-key tokens (made with baseline: true)"
+                )
+            r2a, r2b, _ = _candidates(ka, kb, {KINDS.index("K")})
+            k2, left2 = _one_to_one(r2a, r2b, np.ones(len(r2a), np.int64))
+            parts.append((r2a[k2], r2b[k2], np.full(len(k2), "derived", object), np.zeros(len(k2), np.int64)))
+            n_cand, n_left = n_cand + len(r2a), n_left + left2
+        out = tuple(np.concatenate(x) for x in zip(*parts, strict=True))  # type: ignore[assignment]
+        stats = (n_cand, 0, 0, n_left)
+    order = np.argsort(out[0], kind="stable")
+    row_a, row_b, how, score_out = (np.asarray(x)[order] for x in out)
+    linked = len(row_a)
+    report = LinkReport(
+        file_a=names[0],
+        file_b=names[1],
+        method=method,
+        rows_a=n_a,
+        rows_b=n_b,
+        linked=linked,
+        linked_by={"id": int((how == "id").sum()), "derived": int((how == "derived").sum())},
+        rate_a=round(linked / n_a, 4) if n_a else 0.0,
+        rate_b=round(linked / n_b, 4) if n_b else 0.0,
+        candidate_pairs=int(stats[0]),
+        below_threshold=int(stats[1]),
+        refused_id_conflict=int(stats[2]),
+        left_ambiguous=int(stats[3]),
+        threshold=threshold,
+        notes=report_notes,
+    )
+    return Links(row_a.astype(np.int64), row_b.astype(np.int64), how.astype(str), score_out.astype(np.int64),
+                 report)  # fmt: skip
+
+
+def _only_rows(side: tuple[np.ndarray, np.ndarray, np.ndarray], kind: int, free: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    rows, kinds, values = side
+    sel = (kinds == kind) & free[rows]
+    return rows[sel], kinds[sel], values[sel]
+
+
+def find_token_column(table: pa.Table, where: str, column: str | None = None) -> str:
+    """The link-tokens column of ``table``: ``column`` if given, else ``link_tokens``, else the one
+    column whose first filled cell looks like link tokens. InputError when there is none."""
+    if column is not None:
+        if column not in table.column_names:
+            raise InputError(f"{where} has no column '{column}'.")
+        return column
+    if TOKEN_COLUMN in table.column_names:
+        return TOKEN_COLUMN
+    found = []
+    for name in table.column_names:
+        sample = pc.drop_null(table.column(name).slice(0, 1000))
+        looks = pc.match_substring_regex(sample, r"^([A-Z][A-Za-z0-9_\-]{11}( |$))+$")
+        if len(sample) and pc.all(looks).as_py():
+            found.append(name)
+    if len(found) != 1:
+        raise InputError(
+            f"{where} has no link-tokens column (de-identify it with the link_tokens treatment, or "
+            f"name the column with --column)." if not found else
+            f"{where} has several link-tokens columns ({', '.join(found)}); name one with --column."
+        )  # fmt: skip
+    return found[0]
+
+
+def link(
+    file_a: str | os.PathLike[str],
+    file_b: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    report: str | os.PathLike[str] | None = None,
+    method: str = "combined",
+    columns: tuple[str | None, str | None] = (None, None),
+) -> Links:
+    """Link two de-identified files on their link tokens; write the joined rows to ``out`` (.csv or
+    .parquet: ``a_row``, ``b_row`` (1-based data rows), ``link_method``, ``link_score``, then A's
+    columns and B's, B's renamed ``<name>_b`` where A has the same name; token columns left out) and
+    the report to ``report`` (JSON). Nothing is written when either file cannot be read."""
+    from deid._atomic import check_output_path
+    from deid._io import output_format, read_table, write_table
+
+    if out is not None:
+        output_format(out)
+        check_output_path(out)
+    if report is not None:
+        check_output_path(report)
+    ta = read_table(file_a)
+    tb = read_table(file_b)
+    ca = find_token_column(ta, str(file_a), columns[0])
+    cb = find_token_column(tb, str(file_b), columns[1])
+    links = link_tables(ta.column(ca), tb.column(cb), method=method, names=(str(file_a), str(file_b)))
+    links.report.token_columns = (ca, cb)
+    if out is not None:
+        joined = _joined_table(ta.drop_columns([ca]), tb.drop_columns([cb]), links)
+        write_table(joined, out)
+        links.report.output = str(out)
+    if report is not None:
+        links.report.write(report)
+    return links
+
+
+def _joined_table(ta: pa.Table, tb: pa.Table, links: Links) -> pa.Table:
+    cols: dict[str, Any] = {
+        "a_row": pa.array((links.row_a + 1).astype(str), pa.string()),
+        "b_row": pa.array((links.row_b + 1).astype(str), pa.string()),
+        "link_method": pa.array(links.method.tolist(), pa.string()),
+        "link_score": pa.array(links.score.astype(str), pa.string()),
+    }
+    ia, ib = pa.array(links.row_a), pa.array(links.row_b)
+    for name in ta.column_names:
+        cols[name] = ta.column(name).take(ia)
+    for name in tb.column_names:
+        new = name if name not in cols else f"{name}_b"
+        while new in cols:
+            new += "_b"
+        cols[new] = tb.column(name).take(ib)
+    return pa.table(cols)
+
+
+def evaluate(found: Iterable[tuple[int, int]], truth: Iterable[tuple[int, int]]) -> dict[str, float]:
+    """Precision and recall of found pairs against true pairs (for tests and benchmarks)."""
+    f, t = set(found), set(truth)
+    tp = len(f & t)
+    return {
+        "found": len(f),
+        "true": len(t),
+        "true_positives": tp,
+        "precision": tp / len(f) if f else 1.0,
+        "recall": tp / len(t) if t else 1.0,
+    }
+
+
+def truth_pairs(person_a: np.ndarray, person_b: np.ndarray) -> set[tuple[int, int]]:
+    """(row_a, row_b) pairs of the same person, from two synthetic files' ``truth.person_id``."""
+    where_a = {int(p): i for i, p in enumerate(person_a.tolist())}
+    return {(where_a[int(p)], j) for j, p in enumerate(person_b.tolist()) if int(p) in where_a}
+
+
+def fields_from_mapping(mapping: Mapping[str, str]) -> LinkFields:
+    """LinkFields from {element: column} for the standard element names (state_student_id,
+    first_name, middle_name, last_name, birth_date, sex)."""
+    return LinkFields(
+        id=mapping.get("state_student_id"),
+        first=mapping.get("first_name"),
+        middle=mapping.get("middle_name"),
+        last=mapping.get("last_name"),
+        birth_date=mapping.get("birth_date"),
+        sex=mapping.get("sex"),
+    )
+
+
+# Register the treatment (deid/_treatments.py imports this module at its end, so policies see it).
+_TREATMENTS.setdefault(LinkTokens.name, LinkTokens)
