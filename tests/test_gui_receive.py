@@ -97,3 +97,38 @@ def test_receive_in_the_real_worker_process(qtbot, tmp_path, sealed):
     assert receive.result is not None, receive.message.label.text()
     assert (out_dir / "data" / "extract.csv").is_file()
     assert not window.workspace.progress.isVisible()
+
+
+def test_package_prepared_in_the_gui_opens_in_the_partners_gui(qtbot, tmp_path):
+    """The issue's "done when": the district seals in the app, the college opens it in the app."""
+    district, college, _agreement = make_orgs(tmp_path)
+    extract = make_extract(tmp_path / "sis-export.csv", rows=40)
+    sender = open_window(qtbot, tmp_path, district)
+    prep = sender.workspace.prepare
+    prep.go_next()
+    drop_file(prep.drop, extract)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
+    prep.set_element("Counselor Notes", None)
+    for step in (3, 4):
+        prep.go_next()
+        qtbot.waitUntil(lambda step=step: prep.steps.currentIndex() == step or prep.message.isVisible(),
+                        timeout=20_000)
+        assert prep.steps.currentIndex() == step, prep.message.label.text()
+    prep.go_next()
+    prep.go_next()
+    package = tmp_path / "outbox.age"
+    prep.seal(str(package))
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 7 or prep.message.isVisible(), timeout=20_000)
+    assert package.is_file(), prep.message.label.text()
+    sender.close()
+
+    recipient = open_window(qtbot, tmp_path, college)
+    inbox = tmp_path / "inbox"
+    receive = _open(qtbot, recipient, package, inbox, tmp_path / "receipt.json")
+    qtbot.waitUntil(lambda: receive.result is not None or receive.message.isVisible(), timeout=20_000)
+    assert receive.result is not None, receive.message.label.text()
+    assert receive.result["sender"] == "Lakeview Unified School District"
+    assert receive.result["files"][0]["rows"] == 40
+    (data,) = (inbox / "data").iterdir()
+    header = data.read_text(encoding="utf-8").splitlines()[0]
+    assert "student_code" in header and "SSID" not in header and "First Name" not in header
