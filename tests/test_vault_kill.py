@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import select
 import signal
 import time
 
@@ -113,8 +114,13 @@ def _fork_and_kill(target, delay: float) -> None:
         finally:
             os._exit(0)
     os.close(ready_w)
-    os.read(ready_r, 1)  # wait until the child has the vault open (or died trying)
+    # Wait until the child has the vault open (or died trying), but never forever.
+    started, _, _ = select.select([ready_r], [], [], 60)
     os.close(ready_r)
+    if not started:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the writer process did not start within 60 s")
     time.sleep(delay)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
