@@ -146,6 +146,13 @@ _WEAK = {
     "cumulative": 0.6,
     "total": 0.5,
 }
+# Words that change what a header is about: "Exit Date" is not an enrollment date, "Parent Email" not
+# the student's. A header carrying one its synonym lacks scores half.
+_QUALIFIERS = frozenset({
+    "exit", "withdraw", "withdrawal", "leave", "end", "graduation", "grad", "expected", "previous",
+    "prior", "parent", "guardian", "mother", "father", "emergency", "contact", "teacher", "counselor",
+    "staff", "sibling", "work", "mailing", "preferred", "alternate",
+})  # fmt: skip
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -205,6 +212,8 @@ def header_score(
             if matcher.real_quick_ratio() > 0.75 and matcher.quick_ratio() > 0.75:
                 ratio = matcher.ratio()
                 score = max(score, (ratio - 0.5) * 1.8 if ratio > 0.75 else 0.0)
+        if (set(tokens) & _QUALIFIERS) - set(syn.tokens):
+            score *= 0.5
         if score > best:
             best, best_syn = score, syn.text
     return min(best, 0.97), best_syn
@@ -654,6 +663,7 @@ def suggest_mapping(
     scored: dict[str, list[Candidate]] = {}
     for col in table.column_names:
         prof = profiles[col]
+        qualifiers = set(header_tokens(col)) & _QUALIFIERS
         cands = []
         for el in els:
             h, syn = header_score(col, el, syn_cache)
@@ -662,6 +672,11 @@ def suggest_mapping(
             reasons = []
             if h > 0:
                 reasons.append(f"header matches '{syn}' ({h:.0%})")
+            if qualifiers - set(header_tokens(syn)):
+                # "Exit Date" has date values, but it is not the enrollment date: do not let the values
+                # carry a header that says it is about something else.
+                score *= 0.7
+                reasons.append(f"the header says '{sorted(qualifiers)[0]}'")
             reasons.append(why)
             cands.append(Candidate(el.name, score, h, v, tuple(reasons)))
         scored[col] = cands

@@ -501,3 +501,19 @@ def test_cli_map_corrections(run_cli, exports, tmp_path):
     assert code == 1 and "no element called gender_identity" in err and out == ""
     code, _, err = run_cli("map", path, "--set", "Nope=sex")
     assert code == 1 and "COLUMN=ELEMENT" in err
+
+
+def test_headers_about_something_else_are_not_carried_by_their_values():
+    n = 40
+    table = pa.table(
+        {
+            "Exit Date": [f"06/{1 + i % 28:02d}/2025" for i in range(n)],
+            "Parent Email": [f"p{i}@gmail.com" for i in range(n)],
+            "Emergency Contact Phone": [f"(626) 555-{1000 + i}" for i in range(n)],
+        }
+    )
+    got = {s.column: s for s in suggest_mapping(table)}
+    assert got["Exit Date"].element is None  # date values, but not the enrollment date
+    assert got["Parent Email"].element == "guardian_email"
+    assert got["Emergency Contact Phone"].element is None  # not the student's phone: dropped
+    assert any("header says" in r for r in got["Exit Date"].candidates[0].reasons)
