@@ -601,7 +601,7 @@ class _Unpacker:
         self._group += block
         try:
             info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
-        except (tarfile.HeaderError, UnicodeError) as exc:
+        except (tarfile.HeaderError, UnicodeError, ValueError, OverflowError) as exc:
             raise PackageRejected("The package does not contain a valid archive.") from exc
         if info.type in _EXTENSION_TYPES:
             size = info.size + (-info.size % tarfile.BLOCKSIZE)
@@ -618,7 +618,7 @@ class _Unpacker:
         try:
             with tarfile.open(fileobj=io.BytesIO(group), mode="r:", encoding="utf-8", errors="strict") as tar:
                 member = tar.firstmember
-        except (tarfile.TarError, UnicodeError, EOFError) as exc:
+        except (tarfile.TarError, UnicodeError, EOFError, ValueError, OverflowError) as exc:
             raise PackageRejected("The package does not contain a valid archive.") from exc
         if member is None:
             raise PackageRejected("The package does not contain a valid archive.")

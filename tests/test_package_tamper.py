@@ -86,3 +86,63 @@ def test_every_header_byte_flipped_is_refused(sealed: Sealed) -> None:
 def test_appended_bytes_are_refused(sealed: Sealed) -> None:
     sealed.refuses(sealed.data + b"\0")
     sealed.refuses(sealed.data + os.urandom(100))
+
+
+class Plain:
+    """A valid package's plaintext tar, to damage *inside* the encryption (as a hostile sender could)."""
+
+    def __init__(self) -> None:
+        import io
+        import tarfile
+
+        from agreements._package import FileEntry, Manifest
+        from agreements._signing import canonical_json, sha256_hex, sign_document
+
+        self.key = Ed25519PrivateKey.generate()
+        self.identity = pyrage.x25519.Identity.generate()
+        report, data = b'{"rows_in":2}', b"student_code,grade\nA1,9\nB2,10\n" * 40
+        doc = Manifest(
+            package_id="p", agreement_id="a", agreement_hash="ab" * 32, sender_fingerprint="S",
+            recipients=(str(self.identity.to_public()),), created="2026-01-01T00:00:00Z", audit_head=(1, "h"),
+            report_size=len(report), report_sha256=sha256_hex(report),
+            files=(FileEntry("s.csv", len(data), sha256_hex(data)),),
+        ).to_json()
+        members = [("report.json", report), ("data/s.csv", data), ("manifest.json", canonical_json(doc)),
+                   ("manifest.sig", sign_document(self.key, doc).encode())]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, body in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        self.tar = buf.getvalue()
+
+    def check(self, plaintext: bytes) -> None:
+        """Opening never fails with anything but a PathShareError, and a failure leaves nothing."""
+        from deid.errors import PathShareError
+
+        work = Path(tempfile.mkdtemp(prefix="plain-"))
+        try:
+            pkg = work / "p.age"
+            pkg.write_bytes(pyrage.encrypt(plaintext, [self.identity.to_public()]))
+            try:
+                open_package(pkg, self.identity, work / "in", verify_sender=lambda m: self.key.public_key())
+            except PathShareError:
+                assert sorted(p.name for p in work.iterdir()) == ["p.age"]
+        finally:
+            shutil.rmtree(work)
+
+
+@pytest.fixture(scope="module")
+def plain() -> Plain:
+    return Plain()
+
+
+@settings(SETTINGS, max_examples=75)  # two openings per example
+@given(data=st.data(), mask=st.integers(min_value=1, max_value=255))
+def test_damaged_archive_inside_valid_encryption(plain: Plain, data: st.DataObject, mask: int) -> None:
+    at = data.draw(st.integers(min_value=0, max_value=len(plain.tar) - 1))
+    damaged = bytearray(plain.tar)
+    damaged[at] ^= mask
+    plain.check(bytes(damaged))
+    plain.check(plain.tar[: data.draw(st.integers(min_value=0, max_value=len(plain.tar)))])
