@@ -207,3 +207,29 @@ def test_killed_export_leaves_no_partial_bundle(tmp_path):
         with Vault.open(path, PASS) as vault:
             assert vault.audit.verify().ok
     assert outcomes <= {"complete", "absent"}
+
+
+def test_two_processes_appending_at_once_keep_one_chain(tmp_path):
+    path = tmp_path / "shared.vault"
+    Vault.create(path, PASS).close()
+    pids = []
+    for who in ("a", "b"):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with Vault.open(path, PASS) as vault:
+                    for i in range(60):
+                        vault.audit.append("test.concurrent", details={"who": who, "i": i})
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    assert statuses == [0, 0]
+    with Vault.open(path, PASS) as vault:
+        verdict = vault.audit.verify()
+        entries = vault.audit.entries(action="test.concurrent")
+    assert verdict.ok and len(entries) == 120
+    for who in ("a", "b"):
+        assert [e.details["i"] for e in entries if e.details["who"] == who] == list(range(60))
