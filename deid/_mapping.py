@@ -675,7 +675,7 @@ def suggest_mapping(
             if qualifiers - set(header_tokens(syn)):
                 # "Exit Date" has date values, but it is not the enrollment date: do not let the values
                 # carry a header that says it is about something else.
-                score *= 0.7
+                score *= 0.6
                 reasons.append(f"the header says '{sorted(qualifiers)[0]}'")
             reasons.append(why)
             cands.append(Candidate(el.name, score, h, v, tuple(reasons)))
