@@ -39,6 +39,7 @@ from agreements._partners import Partner, find_partner
 from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected, PartnerError
+from deid._atomic import check_output_path
 from deid.errors import PathShareError
 
 Progress = Callable[[float, str], None]
@@ -233,6 +234,8 @@ def open_received(
     """
     step = progress or _noop
     seen: dict[str, Any] = {}
+    if receipt is not None:
+        check_output_path(receipt)  # refuse before opening, not after the data is out
 
     def verify_sender(manifest: Manifest) -> Any:
         seen["manifest"] = manifest
@@ -315,6 +318,7 @@ def destroy(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """``pathshare destroy``: after deleting the data, sign a destruction certificate and write it."""
+    check_output_path(certificate)  # before the vault records the destruction
     cert = certify_destruction(vault, package_id, method=method, statement=statement, now=now)
     write_json_document(Path(certificate), cert)
     return cert

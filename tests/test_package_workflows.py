@@ -262,3 +262,15 @@ def test_cli_tampered_package_is_one_sentence(sides, tmp_path: Path, extract: Pa
     with Vault.open(c.vault.path, PASS) as vault:
         last = vault.audit.entries()[-1]
     assert last.action == "package.rejected" and last.details["file"] == "p.age"
+
+
+def test_bad_receipt_or_certificate_path_refuses_first(sides, tmp_path: Path, extract: Path) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    with pytest.raises(OutputError, match="does not exist"):
+        open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "no" / "r.json")
+    assert not (tmp_path / "in").exists()
+    open_received(c.vault, sealed.path, tmp_path / "in")  # not recorded as opened by the refusal above
+    with pytest.raises(OutputError, match="does not exist"):
+        destroy(c.vault, sealed.manifest.package_id, tmp_path / "no" / "cert.json")
+    assert not get_package(c.vault, sealed.manifest.package_id, RECEIVED).closed
