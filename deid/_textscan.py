@@ -153,14 +153,15 @@ class Finding:
 
 
 def _as_string_array(values: Any) -> pa.Array:
-    """Distinct, non-null values of any array-like, as a pyarrow string array."""
+    """The non-null values of any array-like, as a pyarrow string array (not deduplicated: the
+    callers deduplicate tokens and ID keys, which are far fewer than the raw values)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
     if not isinstance(values, pa.Array):
         values = pa.array([v if v is None else str(v) for v in values], pa.string())
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         values = pc.cast(values, pa.string())
-    return pc.unique(pc.drop_null(values))
+    return pc.drop_null(values).cast(pa.string())
 
 
 def _strip_accents(values: pa.Array) -> pa.Array:
@@ -178,7 +179,9 @@ def _name_tokens(names: pa.Array) -> tuple[pa.Array, pa.Array]:
     if len(names) == 0:
         empty = pa.array([], pa.string())
         return empty, empty
-    tokens = pc.utf8_split_whitespace(pc.replace_substring_regex(names, r"[,;/()\"]+", " ")).flatten()
+    # split the (many) full names first: the distinct tokens are far fewer, and all else works on those
+    tokens = pc.unique(pc.utf8_split_whitespace(names).flatten())
+    tokens = pc.utf8_split_whitespace(pc.replace_substring_regex(tokens, r"[,;/()\"]+", " ")).flatten()
     tokens = pc.utf8_trim(tokens, ".:'’-")
     # notes use straight and curly apostrophes alike: "O'Brien", "O’Brien"
     tokens = pa.concat_arrays(
@@ -242,6 +245,61 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+class _IdIndex:
+    """Membership of ID strings, built once: a sorted integer key per letter prefix ("0012345678",
+    "L123456", "A12345678"), so a look-up is a binary search instead of re-hashing a million IDs for
+    every batch as ``pc.is_in`` would. IDs of other shapes fall back to ``pc.is_in``."""
+
+    _SHAPE = r"^(?P<prefix>[A-Za-z]{0,4})(?P<digits>\d{1,17})$"
+
+    def __init__(self, ids: pa.Array) -> None:
+        shaped, prefix, keys = self._split(ids)
+        self._other = pc.unique(ids.filter(pa.array(~shaped)))
+        self._sorted: dict[str, np.ndarray] = {}
+        if len(keys):
+            codes = prefix.indices.to_numpy(zero_copy_only=False)
+            for code, p in enumerate(prefix.dictionary.to_pylist()):
+                k = np.sort(keys[codes == code])  # (np.unique's hash path is slow on millions of keys)
+                self._sorted[p] = k[np.concatenate(([True], k[1:] != k[:-1]))]
+        self.size = sum(len(v) for v in self._sorted.values()) + len(self._other)
+
+    @classmethod
+    def _split(cls, values: pa.Array) -> tuple[np.ndarray, pa.DictionaryArray | None, np.ndarray]:
+        """(shaped mask, dictionary-encoded prefix per shaped value, integer key per shaped value)."""
+        parts = pc.extract_regex(values, cls._SHAPE)
+        shaped = _np_bool(pc.is_valid(parts))
+        if not shaped.any():
+            return shaped, None, np.zeros(0, dtype=np.int64)
+        parts = parts.filter(pa.array(shaped))
+        digits = parts.field("digits")
+        # the digit count keeps leading zeros apart: "0012345678" ≠ "12345678"
+        keys = pc.add(
+            pc.multiply(pc.cast(digits, pa.int64()), 32), pc.cast(pc.utf8_length(digits), pa.int64())
+        )
+        prefix = pc.dictionary_encode(parts.field("prefix"))
+        return shaped, prefix, keys.to_numpy(zero_copy_only=False)
+
+    def contains(self, values: pa.Array) -> np.ndarray:
+        out = np.zeros(len(values), dtype=bool)
+        if self.size == 0 or len(values) == 0:
+            return out
+        shaped, prefix, keys = self._split(values)
+        if prefix is not None:
+            where = np.flatnonzero(shaped)
+            codes = prefix.indices.to_numpy(zero_copy_only=False)
+            for code, p in enumerate(prefix.dictionary.to_pylist()):
+                table = self._sorted.get(p)
+                if table is None:
+                    continue
+                sel = codes == code
+                k = keys[sel]
+                pos = np.minimum(np.searchsorted(table, k), len(table) - 1)
+                out[where[sel]] = table[pos] == k
+        if len(self._other):
+            out |= _np_bool(pc.is_in(values, value_set=self._other))
+        return out
+
+
 class TextScanner:
     """Finds and redacts PII in free-text columns: pattern kinds plus the file's own roster.
 
@@ -262,24 +320,17 @@ class TextScanner:
     ) -> None:
         names = _as_string_array(roster_names)
         if common_names:
-            names = pc.unique(
-                pa.concat_arrays(
-                    [names.cast(pa.string()), pa.array(sorted(COMMON_FIRST_NAMES | COMMON_SURNAMES))]
-                )
-            )
+            names = pa.concat_arrays([names, pa.array(sorted(COMMON_FIRST_NAMES | COMMON_SURNAMES))])
         self._strong, self._weak = _name_tokens(names)
         ids = pc.utf8_trim_whitespace(_as_string_array(roster_ids))
         # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
-        self._ids = pc.unique(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
+        self._ids = _IdIndex(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
         self._tlds = _email_tlds()
         # Per-row names (aligned with the rows of the columns to scan): a row's own name is accepted
         # even when it is an ordinary word ("Grace met with me"), which the roster alone cannot do.
-        self._row_tokens: list[pa.Array] = []
-        for col in row_names:
-            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            arr = pc.cast(arr, pa.string()) if not pa.types.is_string(arr.type) else arr
-            self._row_tokens.append(pc.utf8_split_whitespace(arr))
-        self._row_count = len(self._row_tokens[0]) if self._row_tokens else -1
+        # (kept by reference — the table's own buffers — and tokenized only for the rows that need it)
+        self._row_names = [c if pa.types.is_string(c.type) else pc.cast(c, pa.string()) for c in row_names]
+        self._row_count = len(self._row_names[0]) if self._row_names else -1
 
     @classmethod
     def from_table(
@@ -297,15 +348,15 @@ class TextScanner:
                 raise PolicyError(f'The roster column "{col}" is not in the table.')
         names = [_as_string_array(table.column(c)) for c in name_columns]
         ids = [_as_string_array(table.column(c)) for c in id_columns]
-        all_names = pa.concat_arrays([a.cast(pa.string()) for a in names]) if names else ()
-        all_ids = pa.concat_arrays([a.cast(pa.string()) for a in ids]) if ids else ()
+        all_names = pa.concat_arrays(names) if names else ()
+        all_ids = pa.concat_arrays(ids) if ids else ()
         options.setdefault("row_names", [table.column(c) for c in name_columns])
         return cls(all_names, all_ids, **options)
 
     @property
     def roster_size(self) -> tuple[int, int]:
         """(name tokens, IDs) the scanner searches for — counts only, for reports."""
-        return len(self._strong) + len(self._weak), len(self._ids)
+        return len(self._strong) + len(self._weak), self._ids.size
 
     # --- public operations ----------------------------------------------------------------------
 
@@ -364,9 +415,13 @@ class TextScanner:
         flat = parts.values
         n_pieces = len(flat)
         counts = np.diff(offsets)
-        row_of = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
-        local = np.arange(n_pieces, dtype=np.int64) - offsets[:-1][row_of]
-        match_idx = np.flatnonzero(local % 2 == 1)
+        row_of = np.repeat(np.arange(n_rows, dtype=np.int32), counts)
+        # Within a cell, pieces alternate plain / candidate, starting with plain: a piece is a candidate
+        # when its index and its cell's first index differ in parity.
+        alternating = np.tile(np.array([0, 1], dtype=np.int8), n_pieces // 2 + 1)[:n_pieces]
+        start_parity = np.repeat((offsets[:-1] & 1).astype(np.int8), counts)
+        match_idx = np.flatnonzero(alternating != start_parity)
+        del alternating, start_parity
 
         kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
         suffix = np.zeros(n_pieces, dtype=np.int8)  # possessive "'s" kept after a <PERSON>
@@ -380,15 +435,19 @@ class TextScanner:
         if len(accepted):
             person = np.flatnonzero(kinds == _KIND_CODE[PERSON])
             if len(person) > 1:
-                nxt = person + 2
-                ok = np.isin(nxt, person) & (row_of[np.minimum(nxt, n_pieces - 1)] == row_of[person])
+                nxt = np.minimum(person + 2, n_pieces - 1)
+                ok = (
+                    (kinds[nxt] == _KIND_CODE[PERSON]) & (nxt == person + 2) & (row_of[nxt] == row_of[person])
+                )
                 ok &= suffix[person] == 0
                 cand = person[ok]
                 if len(cand):
                     gaps = pc.take(flat, pa.array(cand + 1))
                     single_space = np.asarray(pc.equal(gaps, " ").to_numpy(zero_copy_only=False), bool)
                     merged = cand[single_space] + 2
-        changed_rows = np.unique(row_of[accepted]) if len(accepted) else np.zeros(0, np.int64)
+        touched = np.zeros(n_rows, dtype=bool)
+        touched[row_of[accepted]] = True
+        n_changed = int(np.count_nonzero(touched))
 
         redacted = None
         if want_redacted:
@@ -396,7 +455,7 @@ class TextScanner:
         found: tuple[np.ndarray, ...] = (np.zeros(0, np.int64),) * 4
         if want_findings and len(accepted):
             found = self._spans(flat, offsets, row_of, kinds, suffix, accepted, merged)
-        return redacted, len(changed_rows), found
+        return redacted, n_changed, found
 
     def _classify(
         self,
@@ -448,12 +507,14 @@ class TextScanner:
             glued = _np_bool(pc.match_substring_regex(sub_vals, r"^[A-Za-z]{1,4}\d{5,}$"))
             if glued.any():
                 stripped = pc.replace_substring_regex(sub_vals, r"^[A-Za-z]+", "")
-                is_id = _np_bool(pc.is_in(sub_vals, value_set=self._ids))
+                is_id = self._ids.contains(sub_vals)
                 sub_vals = pc.if_else(pa.array(glued & ~is_id), stripped, sub_vals)
-            is_id = _np_bool(pc.is_in(sub_vals, value_set=self._ids))
+            is_id = self._ids.contains(sub_vals)
             kinds[match_idx[sub[is_id]]] = _KIND_CODE[STUDENT_ID]
             sub, sub_vals = sub[~is_id], sub_vals.filter(pa.array(~is_id))
-            todo = np.ones(len(sub), dtype=bool)
+            # Only pieces with a separator, an "@" or eight digits in a row can pass a validator below;
+            # this skips the many years and short numbers ("2025", "Room 2041") in one pass.
+            todo = _np_bool(pc.match_substring_regex(sub_vals, r"[@.+( :/\-]|\d{8}"))
             for kind, pattern in _VALIDATORS:
                 todo_idx = np.flatnonzero(todo)
                 if not len(todo_idx):
@@ -497,12 +558,12 @@ class TextScanner:
                 kinds[cand_pos[sp_before | sp_after]] = person_code
             # a row's own names, whatever they mean in English (only when rows line up with the table)
             left = wpos[kinds[wpos] != person_code]
-            if row_base >= 0 and len(left) and self._row_tokens:
+            if row_base >= 0 and len(left) and self._row_names:
                 vals = pc.take(flat, pa.array(left))
                 rows = pa.array(row_of[left] + row_base)
                 own = np.zeros(len(left), dtype=bool)
-                for tokens in self._row_tokens:
-                    row_toks = pc.take(tokens, rows)
+                for names in self._row_names:
+                    row_toks = pc.utf8_split_whitespace(pc.take(names, rows))
                     parent = pc.list_parent_indices(row_toks).to_numpy(zero_copy_only=False)
                     same = _np_bool(pc.equal(pc.take(vals, pa.array(parent)), pc.list_flatten(row_toks)))
                     own[parent[same]] = True
@@ -611,15 +672,18 @@ def _text_type(column: pa.Array | pa.ChunkedArray) -> pa.DataType:
 
 
 def _batches(column: pa.Array | pa.ChunkedArray) -> Iterable[pa.Array]:
-    """The column as string arrays of at most _BATCH_ROWS rows."""
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    for chunk in chunks:
+    """The column as string arrays of at most _BATCH_ROWS rows (small chunks are joined: fewer, larger
+    batches amortize the per-call costs — pattern compilation, look-up tables)."""
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    for start in range(0, len(column), _BATCH_ROWS):
+        part = column.slice(start, _BATCH_ROWS)
+        chunk = part.combine_chunks() if part.num_chunks != 1 else part.chunk(0)
         if pa.types.is_null(chunk.type):
             chunk = pa.array([None] * len(chunk), pa.string())
         elif not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             chunk = pc.cast(chunk, pa.string())
-        for start in range(0, len(chunk), _BATCH_ROWS):
-            yield chunk.slice(start, _BATCH_ROWS)
+        yield chunk
 
 
 def _pick_tag(cells: pa.Array) -> str:
