@@ -320,6 +320,7 @@ class PrepareScreen(QWidget):
         self.steps.setCurrentIndex(index)
         self.step_label.setText(f"Step {index + 1} of {len(STEPS)}: {STEPS[index]}")
         self.back.setEnabled(0 < index < len(STEPS) - 1)
+        self.back.setVisible(index < len(STEPS) - 1)
         self.next.setVisible(index < 6)
         self.next.setText("Next")
         if index == 3:
