@@ -29,7 +29,7 @@ from typing import IO
 
 import pyrage
 
-from agreements.errors import AgreementError, IdentityError, PackageRejected
+from agreements.errors import AgreementError, PackageRejected
 
 Identity = pyrage.x25519.Identity
 
@@ -60,14 +60,6 @@ def parse_recipients(recipients: Sequence[str]) -> list[pyrage.x25519.Recipient]
         except (pyrage.RecipientError, ValueError, TypeError) as exc:
             raise AgreementError(f"The recipient {text!r} is not an age X25519 recipient (age1…).") from exc
     return parsed
-
-
-def parse_identity(text: str) -> Identity:
-    """An age X25519 identity from ``AGE-SECRET-KEY-1…`` (IdentityError if malformed; never echoed)."""
-    try:
-        return pyrage.x25519.Identity.from_str(text.strip())
-    except (pyrage.IdentityError, ValueError, TypeError) as exc:
-        raise IdentityError("The age identity is malformed (expected AGE-SECRET-KEY-1…).") from exc
 
 
 class _ChunkReader:
