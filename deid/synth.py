@@ -19,6 +19,11 @@ Two kinds of export describe ONE population (same seed → same people; independ
     Dual Enrollment, Credits Earned, GPA (0.00-4.00), Attendance Rate (0.873), Discipline Count,
     Counselor Notes
 
+Counselor Notes hold 0-4 sentences (about 15% empty) mentioning the student (first name alone, full
+name, or last name alone), guardians, other students of the same file, staff ("Ms. Nguyen"), phone
+numbers, emails, sometimes an SSN or the student's SSID / local ID — all recorded in the truth — and
+innocuous look-alikes (dates, "MATH 101", "Room 214", "Ext. 2231", a CDS code) for precision.
+
 K-12 row ``i`` is person ``i``: the file of N rows is the first N rows of any larger file with the
 same seed. Ages follow grade at the fixed reference date 2026-06-30 (end of school year 2025-26).
 
@@ -35,7 +40,7 @@ same seed. Ages follow grade at the fixed reference date 2026-06-30 (end of scho
 
 The overlap rule: the college file made with seed S and ``rows`` M holds every person among the first
 M people of the K-12 population of seed S who is in grade 11 or 12 and dual-enrolled, or a senior
-headed to the college (about a quarter of M), plus college-only people for the remaining rows, shuffled.
+headed to the college (about a sixth of M), plus college-only people for the remaining rows, shuffled.
 So a K-12 file with the same seed and at least M rows contains all of the college file's K-12 students.
 Their college rows carry realistic noise, recorded per row in ``truth.noise`` (bit flags named in
 ``NOISE_FLAGS``): nicknames and other name forms (Robert→Bob, José→Jose), one-character typos,
@@ -52,7 +57,8 @@ hyphens, apostrophes, Hispanic double surnames) with a long tail from Faker's pe
 * K-12: Windows-1252 bytes without a byte-order mark; letters cp1252 lacks lose their accents as
   Windows' "best fit" conversion does (Nguyễn → Nguyen, Đức → Duc; José keeps its é), in the table
   as in the file. College: UTF-8 with a byte-order mark (a BOM and cp1252 do not mix).
-* CRLF row ends; notes with newlines inside quoted cells (LF) and curly apostrophes / en dashes.
+* CRLF row ends; K-12 notes with newlines inside quoted cells (LF) and curly apostrophes / en dashes
+  (the college export has no free-text column).
 * Dates in mixed spreadsheet formats: the usual one, M/D/YY, YYYY-MM-DD, and Excel serial numbers.
 * A second column under the same header (K-12 "Phone", college "PHONE_NBR": an alternate phone,
   often empty), placed after the last real column; a reader can repair it by renaming the second
