@@ -306,3 +306,31 @@ def test_read_only_agreement_and_partner_lists(qtbot, tmp_path, orgs):
     partners = ws.stack.currentWidget()
     assert partners.table.item(0, 0).text() == "Riverbend Community College"
     assert partners.table.item(0, 2).text() == "verified"
+
+
+def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path, orgs):
+    """A residual-PII finding (column + row from the report) selects that cell of the output."""
+    import pyarrow as pa
+
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    prep = window.workspace.prepare
+    after = pa.table({"student_code": [f"C{i}" for i in range(500)], "notes": ["ok"] * 500})
+    prep.after_model.set_table(after)
+    prep.preview = {"rows_in": 500, "rows_out": 500, "k_required": 3, "k_achieved": 5, "suppressed_cells": 0,
+                    "quasi_identifiers": ["sex"], "columns_out": after.column_names,
+                    "residual": [{"column": "notes", "row": 411, "kind": "phone number"}]}
+    prep.after_model.mark({(411, 1)})
+    prep._fill_risk()
+    prep._show_step(5)
+    assert "blocked" in prep.risk_summary.text() and not prep.next.isEnabled()
+    assert prep.residual.item(0).text() == "Row 412, column notes: phone number"
+    prep.residual.setCurrentRow(0)
+    current = prep.risk_view.currentIndex()
+    assert (current.row(), current.column()) == (411, 1)
+    assert "blocks sealing" in prep.after_model.data(current, Qt.ToolTipRole)
+    # k not reached also keeps Next (to sealing) disabled.
+    prep.preview = {**prep.preview, "residual": [], "k_achieved": 2}
+    prep._fill_risk()
+    prep._show_step(5)
+    assert "NOT reached" in prep.risk_summary.text() and not prep.next.isEnabled()
+    prep.release()

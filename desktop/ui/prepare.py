@@ -335,9 +335,13 @@ class PrepareScreen(QWidget):
             2: self.inspection is not None and bool(self.profile_name.text().strip()),
             3: self.inspection is not None,
             4: self.preview is not None,
-            5: self.preview is not None and not self.preview.get("residual"),
+            5: self.preview is not None and not self.preview.get("residual") and self._k_reached(),
         }.get(i, False)
         self.next.setEnabled(ok and not self.workspace.busy())
+
+    def _k_reached(self) -> bool:
+        p = self.preview or {}
+        return not p.get("quasi_identifiers") or (p.get("k_achieved") or 0) >= (p.get("k_required") or 0)
 
     def go_back(self) -> None:
         """Alt+B: the previous step."""
