@@ -17,7 +17,7 @@ from deid._synth import _tables as t
 BLOCK = 1 << 14
 REFERENCE_DATE = "2026-06-30"  # ages and school years are relative to this, never to "today"
 REFERENCE_DAYS = t.days_of(2026, 6, 30)
-MAX_ROWS = 10_000_000
+MAX_ROWS = 5_000_000  # local IDs are unique below 9,900,000 people; SSID keys below 50,000,000
 
 # Random streams (the second entry of each SeedSequence).
 K12_PEOPLE, COLLEGE_ONLY_PEOPLE, K12_EXPORT, COLLEGE_EXPORT, MESSY = 1, 2, 3, 4, 5
