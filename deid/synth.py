@@ -88,7 +88,7 @@ from deid._synth import _notes
 from deid._synth import _people as pp
 from deid._synth._truth import Truth
 from deid._synth._write import XLSX_MAX_ROWS, output_format, write_messy_csv, write_table
-from deid.errors import InputError
+from deid.errors import InputError, OutputError
 
 __all__ = [
     "COLLEGE_HEADERS",
@@ -260,12 +260,18 @@ def _generate_college(rows: int, seed: int, messy: bool) -> SynthResult:
     return SynthResult(pa.Table.from_arrays(arrays, names=names), truth)
 
 
-def write_synth(result: SynthResult, path: str | os.PathLike[str]) -> None:
+def write_synth(result: SynthResult, path: str | os.PathLike[str], messy: bool | None = None) -> None:
     """Write a generated table to ``path`` (.csv, .parquet or .xlsx; messy results: .csv only), atomically.
 
-    Raises OutputError (one sentence) for an unsupported name, a missing folder, a messy result to a
-    non-CSV file, or more rows than an Excel sheet holds.
+    A result is written messy exactly when it was generated with ``messy=True`` (its truth describes
+    the file); ``messy``, when given, must agree. Raises OutputError (one sentence) for an unsupported
+    name, a missing folder, a messy result to a non-CSV file, or more rows than an Excel sheet holds.
     """
+    if messy is not None and bool(messy) != result.truth.messy:
+        raise OutputError(
+            f"Cannot write {path} {'messy' if messy else 'clean'}: the data was generated "
+            f"{'clean' if messy else 'messy'}; generate it again with messy={bool(messy)}."
+        )
     fmt = output_format(path, result.table.num_rows, result.truth.messy)
     if result.truth.messy:
         write_messy_csv(result.table, path, result.truth.encoding, result.truth.ragged_rows)

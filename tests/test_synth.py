@@ -426,6 +426,8 @@ def test_writer_refusals(tmp_path, k12):
     messy = generate("k12", 30, messy=True)
     with pytest.raises(OutputError, match="CSV only"):
         write_synth(messy, tmp_path / "x.parquet")
+    with pytest.raises(OutputError, match="messy=True"):
+        write_synth(k12, tmp_path / "x.csv", messy=True)
     with pytest.raises(InputError):
         generate("k13", 10)
     with pytest.raises(InputError):
