@@ -580,3 +580,24 @@ def test_progress_and_cancel(tmp_path: Path, district: Party, college: Party, so
         open_package(pkg, college.identity, tmp_path / "in2", verify_sender=_trusting(district),
                      progress=cancel_halfway)
     assert {p.name for p in tmp_path.iterdir()} == before
+
+
+def test_memory_stays_bounded(tmp_path: Path, district: Party, college: Party) -> None:
+    """Neither sealing nor opening holds the payload in Python memory (the benchmark measures RSS)."""
+    import tracemalloc
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        for _ in range(24):
+            fh.write(os.urandom(1 << 20))
+    tracemalloc.start()
+    try:
+        _seal(district, [college.recipient], [("big.bin", big)], tmp_path / "p.age")
+        sealing_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        open_package(tmp_path / "p.age", college.identity, tmp_path / "in", verify_sender=_trusting(district))
+        opening_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sealing_peak < 6 << 20 and opening_peak < 6 << 20, (sealing_peak, opening_peak)
+    assert (tmp_path / "in" / "data" / "big.bin").stat().st_size == 24 << 20
