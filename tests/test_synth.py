@@ -166,7 +166,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, kind):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         write_synth(generate(kind, 150, seed=seed), tmp_path / f"{name}.csv")
         write_synth(generate(kind, 150, seed=seed), tmp_path / f"{name}.parquet")
-    for ext in ("csv", "parquet"):
+        write_synth(generate(kind, 150, seed=seed, messy=True), tmp_path / f"{name}.messy.csv")
+    for ext in ("csv", "parquet", "messy.csv"):
         a, b, c = ((tmp_path / f"{n}.{ext}").read_bytes() for n in "abc")
         assert a == b
         assert a != c
