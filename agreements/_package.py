@@ -323,6 +323,8 @@ def seal(
     pid = package_id or str(uuid.uuid4())
     _agefile.parse_recipients(recipients)  # fail before any output exists
     out = check_output_path(out)
+    if out.exists() and any(out.resolve() == spec[1].resolve() for spec in specs):
+        raise OutputError(f"Cannot write the package over {out}: it is one of the files being sealed.")
     result: list[Manifest] = []
 
     def finalize(entries: list[FileEntry]) -> tuple[bytes, bytes]:

@@ -413,6 +413,9 @@ def test_seal_refuses_bad_input(tmp_path: Path, district: Party, college: Party,
     with pytest.raises(OutputError, match="does not exist"):
         _seal(district, [college.recipient], sources, tmp_path / "no" / "p.age")
     assert not out.exists() and not _partials(tmp_path)
+    with pytest.raises(OutputError, match="one of the files being sealed"):
+        _seal(district, [college.recipient], sources, sources[0][1])
+    assert sources[0][1].read_bytes().startswith(b"student_code")
 
 
 def test_seal_source_changing_leaves_nothing(tmp_path: Path, district: Party, college: Party, sources,
