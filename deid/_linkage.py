@@ -391,7 +391,14 @@ def link_tokens(
             tokens.append(_tokens(kind, parts, keys))
     if not tokens:
         raise PolicyError("link_tokens needs the ID column, or first name, last name and birth date.")
-    joined = pc.binary_join_element_wise(*tokens, " ", null_handling="skip")
+    # An always-present empty last part: pyarrow 26's join with null_handling="skip" drops a final
+    # row whose parts are all null (the output came out one row short); the trailing space goes.
+    blank = pa.StringArray.from_buffers(
+        n, pa.py_buffer(np.zeros(n + 1, np.int32).tobytes()), pa.py_buffer(b"")
+    )
+    joined = pc.utf8_rtrim(
+        pc.binary_join_element_wise(*tokens, blank, " ", null_handling="skip"), characters=" "
+    )
     empty = int(pc.sum(pc.equal(joined, "")).as_py() or 0)
     if empty and notes is not None:
         notes.append(f"{empty} row(s) had no ID and no complete name and birth date: no link tokens")

@@ -1,9 +1,105 @@
-"""Sub-commands: (not yet implemented)."""
+"""Sub-commands: link FILE_A FILE_B --out LINKED [--report R.json] [--method M] |
+linkage status ID | linkage export-key ID --for FINGERPRINT --out F | linkage import-key F.
+
+``link`` needs no vault: it joins two de-identified files on their link tokens (deid/_linkage.py).
+``linkage`` manages an agreement's consortium secret (agreements/_linkage_store.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from desktop.commands._vaultargs import open_vault
+
+_STATE_TEXT = {
+    "not_consortium": "linkage scope is 'provider': each provider keeps its own secret",
+    "not_executed": "not executed yet: the secret is made when every party has signed",
+    "not_a_provider": "this organization is not a provider: it never holds the linkage secret",
+    "created": "the linkage secret was made now; export it for each other provider (linkage export-key)",
+    "held": "this vault holds the linkage secret",
+    "awaiting": "waiting for the linkage key file from the key holder {holder} (linkage import-key)",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
+    p = sub.add_parser("link", help="link two de-identified files on their link tokens")
+    p.add_argument("file_a", metavar="FILE_A")
+    p.add_argument("file_b", metavar="FILE_B")
+    p.add_argument("--out", required=True, metavar="LINKED", help="the linked rows (.csv or .parquet)")
+    p.add_argument("--report", metavar="R.json", help="counts and rates by method (JSON)")
+    p.add_argument(
+        "--method",
+        choices=("combined", "id", "calpass"),
+        default="combined",
+        help="combined (default), id (state ID only), calpass (ID, then the Cal-PASS key)",
+    )
+    p.add_argument("--column-a", metavar="NAME", help="the link-tokens column of FILE_A")
+    p.add_argument("--column-b", metavar="NAME", help="the link-tokens column of FILE_B")
+    p.set_defaults(func=cmd_link)
+
+    lk = sub.add_parser("linkage", help="an agreement's consortium linkage secret")
+    lsub = lk.add_subparsers(dest="linkage_command", metavar="ACTION", required=True)
+    p = lsub.add_parser("status", help="whether this vault holds, makes or awaits the secret")
+    p.add_argument("agreement", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = lsub.add_parser("export-key", help="write the linkage key file for one provider")
+    p.add_argument("agreement", metavar="ID")
+    p.add_argument("--for", dest="fingerprint", required=True, metavar="FINGERPRINT")
+    p.add_argument("--out", required=True, metavar="F")
+    p.set_defaults(func=cmd_export)
+    p = lsub.add_parser("import-key", help="import a linkage key file addressed to us")
+    p.add_argument("file", metavar="F")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from deid._linkage import link
+
+    links = link(args.file_a, args.file_b, args.out, report=args.report, method=args.method,
+                 columns=(args.column_a, args.column_b))  # fmt: skip
+    r = links.report
+    print(
+        f"linked {r.linked:,} rows ({r.linked_by['id']:,} by state ID, {r.linked_by['derived']:,} by "
+        f"derived keys): {r.rate_a:.1%} of {r.rows_a:,} in A, {r.rate_b:.1%} of {r.rows_b:,} in B"
+    )
+    if r.left_ambiguous:
+        print(f"{r.left_ambiguous:,} row(s) left unlinked: their best candidates tied")
+    print(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from agreements._agreement_store import get_agreement
+    from agreements._linkage_store import ensure_linkage_secret
+
+    with open_vault(args) as vault:
+        agreement = get_agreement(vault, args.agreement)
+        status = ensure_linkage_secret(vault, agreement)
+    if args.json:
+        print(json.dumps({"agreement": agreement.id, "version": agreement.version, "state": status.state,
+                          "key_holder": status.key_holder}))  # fmt: skip
+    else:
+        print(f"agreement {agreement.id} v{agreement.version}: "
+              + _STATE_TEXT[status.state].format(holder=status.key_holder))  # fmt: skip
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from agreements._linkage_store import export_linkage_key
+
+    with open_vault(args) as vault:
+        path = export_linkage_key(vault, args.agreement, args.fingerprint, args.out)
+    print(f"wrote {path} (encrypted to {args.fingerprint}; only that provider can open it)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from agreements._linkage_store import import_linkage_key
+
+    with open_vault(args) as vault:
+        agreement = import_linkage_key(vault, args.file)
+    print(f"imported the linkage secret of agreement {agreement.id} v{agreement.version}")
+    return 0

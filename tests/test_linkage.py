@@ -1,0 +1,248 @@
+"""Link tokens and the matcher (deid/_linkage.py): normalization, nickname equivalence, typo
+tolerance, the keyed tokens, the match rule and one-to-one assignment, the treatment, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pytest
+
+from deid import Policy, deidentify
+from deid._linkage import (
+    KINDS,
+    LinkFields,
+    first_name_keys,
+    letters,
+    link_tables,
+    link_tokens,
+    parse_tokens,
+    surname_parts,
+)
+from deid._secrets import derive_key
+from deid.errors import InputError, PolicyError
+
+KEY = derive_key(b"k" * 32, "link_tokens")
+FIELDS = LinkFields("ssid", "first", "middle", "last", "birth", "sex")
+COLS = ("ssid", "first", "middle", "last", "birth", "sex")
+
+
+def table(*rows: tuple[str | None, ...]) -> pa.Table:
+    return pa.table({c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(COLS)})
+
+
+def kinds_shared(a: pa.Table, b: pa.Table, key: bytes = KEY) -> set[str]:
+    ta, tb = link_tokens(a, FIELDS, key), link_tokens(b, FIELDS, key)
+    _, ka, va = parse_tokens(ta)
+    _, _, vb = parse_tokens(tb)
+    common = set(va.tolist()) & set(vb.tolist())
+    return {KINDS[k] for k, v in zip(ka.tolist(), va.tolist(), strict=True) if v in common}
+
+
+def test_names_fold_case_accents_punctuation_and_spacing() -> None:
+    got = letters(pa.array(["  María-José O'Neil ", "MARIA JOSE ONEIL", "Nguyễn", "Łukasz", "", None]))
+    assert got.to_pylist() == ["MARIAJOSEONEIL", "MARIAJOSEONEIL", "NGUYEN", "LUKASZ", None, None]
+
+
+def test_compound_surnames_give_their_parts_and_skip_particles() -> None:
+    whole, first, last = surname_parts(pa.array(["García-López", "De La Cruz Ortiz", "Smith", "de la Rosa"]))
+    assert whole.to_pylist() == ["GARCIALOPEZ", "DELACRUZORTIZ", "SMITH", "DELAROSA"]
+    assert first.to_pylist() == ["GARCIA", "CRUZ", None, "ROSA"]
+    assert last.to_pylist() == ["LOPEZ", "ORTIZ", None, None]
+
+
+def test_nicknames_share_a_canonical_name_and_a_name_in_two_groups_carries_both() -> None:
+    slots = [s.to_pylist() for s in first_name_keys(pa.array(["Bob", "Robert", "Bobby", "Alex", "Zyx"]))]
+    assert slots[0][:3] == ["ROBERT"] * 3
+    alex = {slots[0][3], slots[1][3], slots[2][3]}
+    assert {"ALEXANDER", "ALEJANDRO"} <= alex
+    assert slots[0][4] == "ZYX" and slots[1][4] is None
+
+
+def test_same_student_written_differently_gets_the_same_tokens() -> None:
+    a = table(("1234567890", "José", "Luis", "García-López", "03/04/2008", "M"))
+    b = table(("12345 67890", "JOSE", "LUIS", "garcia lopez", "2008-03-04", "m"))
+    ta, tb = link_tokens(a, FIELDS, KEY), link_tokens(b, FIELDS, KEY)
+    assert ta.to_pylist() == tb.to_pylist()
+    assert "JOSE" not in ta[0].as_py().upper() and "2008" not in ta[0].as_py()
+    # Another secret: no token in common.
+    other = link_tokens(b, FIELDS, derive_key(b"other secret 1234", "link_tokens"))
+    assert not set(ta[0].as_py().split()) & set(other[0].as_py().split())
+
+
+def test_each_kind_survives_the_noise_it_is_for() -> None:
+    base = ("", "Robert", "James", "Granados", "04/14/2008", "M")
+    assert {"A", "C", "E", "G", "P", "Q", "M", "W"} <= kinds_shared(table(base), table(base))
+    nick = ("", "Bob", "James", "Granados", "04/14/2008", "M")
+    assert {"A", "E", "G"} <= kinds_shared(table(base), table(nick))
+    typo_last = ("", "Robert", "James", "Garnados", "04/14/2008", "M")
+    assert kinds_shared(table(base), table(typo_last)) >= {"E", "P"}
+    typo_first = ("", "Robret", "James", "Granados", "04/14/2008", "M")
+    assert kinds_shared(table(base), table(typo_first)) >= {"C", "Q"}
+    swapped = ("", "Robert", "James", "Granados", "14/04/2008", "M")  # unreadable as M/D → no date
+    assert "B" not in kinds_shared(table(base), table(swapped))
+    swap = ("", "Robert", "", "Granados", "2008-04-03", "M")
+    assert kinds_shared(table(("", "Robert", "", "Granados", "2008-03-04", "M")), table(swap)) == {"B", "G"}
+    by_middle = ("", "James", "Robert", "Granados", "04/14/2008", "M")
+    assert {"W", "M", "C"} <= kinds_shared(table(base), table(by_middle))
+    half = ("", "Robert", "James", "Granados", "04/14/2008", "M")
+    assert "A" in kinds_shared(
+        table(("", "Robert", "James", "Granados Ruiz", "04/14/2008", "M")), table(half)
+    )
+
+
+def _tokens(*rows: tuple[str | None, ...]) -> pa.ChunkedArray:
+    return link_tokens(table(*rows), FIELDS, KEY)
+
+
+def test_match_rule_one_to_one_and_id_conflicts() -> None:
+    a = _tokens(
+        ("1111111111", "Ana", "", "Soto", "2008-01-20", "F"),  # 0: same ID as b0, names differ
+        ("", "Luis", "", "Vega", "2008-02-21", "M"),  # 1: exact match of b1 (no IDs)
+        ("", "Mia", "", "Ortiz", "2008-05-22", "F"),  # 2: twin sister of b2: only surname/date/sex
+        ("2222222222", "Eva", "", "Ruiz", "2008-06-23", "F"),  # 3: same names as b3, other ID
+        ("", "Tom", "", "Lara", "2008-07-24", "M"),  # 4 and 5 identical: b4 ties between them
+        ("", "Tom", "", "Lara", "2008-07-24", "M"),
+    )
+    b = _tokens(
+        ("1111111111", "Anna", "", "Sotto", "2008-01-21", "F"),
+        ("", "Luis", "", "Vega", "2008-02-21", "M"),
+        ("", "Zoe", "", "Ortiz", "2008-05-22", "F"),
+        ("3333333333", "Eva", "", "Ruiz", "2008-06-23", "F"),
+        ("", "Tom", "", "Lara", "2008-07-24", "M"),
+    )
+    links = link_tables(a, b)
+    assert links.pairs() == {(0, 0), (1, 1)}
+    assert dict(zip(links.row_a.tolist(), links.method.tolist(), strict=True)) == {0: "id", 1: "derived"}
+    r = links.report
+    assert r.refused_id_conflict >= 1 and r.left_ambiguous == 2 and r.linked == 2
+    assert r.linked_by == {"id": 1, "derived": 1} and r.rate_b == 0.4
+    assert link_tables(a, b, method="id").pairs() == {(0, 0)}
+
+
+def test_middle_initials_that_differ_count_against_a_match() -> None:
+    a = _tokens(("", "Daniel", "Sergio", "Perez", "2008-09-20", "M"))
+    b = _tokens(("", "Daniel", "Miguel", "Perez", "2008-09-20", "M"))
+    c = _tokens(("", "Daniel", "S", "Perez", "2008-09-20", "M"))
+    assert link_tables(a, b).score[0] < link_tables(a, c).score[0]
+
+
+def test_bad_token_cells_are_refused_with_the_row() -> None:
+    good = _tokens(("", "Luis", "", "Vega", "2008-02-21", "M"))
+    bad = pa.chunked_array([pa.array([good[0].as_py(), "Luis Vega"], pa.string())])
+    with pytest.raises(InputError, match="row 3 does not hold link tokens"):
+        link_tables(good, bad, names=("a.csv", "b.csv"))
+    with pytest.raises(InputError, match="method"):
+        link_tables(good, good, method="fuzzy")
+
+
+def test_the_treatment_in_a_policy() -> None:
+    rule = {
+        "treatment": "link_tokens",
+        "as": "link_tokens",
+        "from": ["first", "middle", "last", "birth", "sex"],
+        "baseline": True,
+    }
+    policy = Policy.from_dict({"pathshare_policy": 1, "k": 1, "columns": {"ssid": rule}})
+    src = table(("1234567890", "Ana", "", "Soto", "2008-01-20", "F"), ("", "Luis", "", "Vega", "", "M"))
+    out, report = deidentify(src, policy, secret=b"s" * 32)
+    assert out.column_names == ["link_tokens"]
+    cells = out.column("link_tokens").to_pylist()
+    assert cells[0].count(" ") >= 8 and "K" in {t[0] for t in cells[0].split()}
+    assert cells[1] is None  # no ID, no birth date: nothing to link on
+    assert any("no link tokens" in n for n in report.notes)
+    assert (
+        out.column("link_tokens").to_pylist()[0]
+        == link_tokens(
+            src.slice(0, 1), FIELDS, derive_key(b"s" * 32, "link_tokens"), baseline=True
+        ).to_pylist()[0]
+    )
+    for bad, match in (
+        ({"from": ["first", "last"]}, "needs the first name, last name and birth date"),
+        ({"from": ["first", "last", "birth"], "fields": ["first", "last", "zip"]}, "'fields'"),
+        ({"from": "first"}, "must list input column names"),
+        ({"from": ["first", "last", "birth"], "id": "yes"}, "true or false"),
+    ):
+        with pytest.raises(PolicyError, match=match):
+            Policy.from_dict(
+                {"pathshare_policy": 1, "columns": {"ssid": {"treatment": "link_tokens", **bad}}}
+            )
+    with pytest.raises(PolicyError, match="secret"):
+        deidentify(src, policy)
+
+
+def _write(path: Path, tokens: pa.ChunkedArray, extra: list[str]) -> Path:
+    pcsv.write_csv(pa.table({"grade": pa.array(extra), "link_tokens": tokens}), path)
+    return path
+
+
+def test_cli_link_writes_joined_rows_and_a_report_without_identities(run_cli, tmp_path: Path) -> None:
+    a = _write(
+        tmp_path / "a.csv",
+        _tokens(
+            ("1111111111", "Ana", "", "Soto", "2008-01-20", "F"), ("", "Luis", "", "Vega", "2008-02-21", "M")
+        ),
+        ["11", "12"],
+    )
+    b = _write(
+        tmp_path / "b.csv",
+        _tokens(
+            ("", "Luiz", "", "Vega", "2008-02-21", "M"),
+            ("1111111111", "Ann", "", "Soto", "2008-01-20", "F"),
+            ("", "Kim", "", "Lee", "2001-01-01", "F"),
+        ),
+        ["A", "B", "C"],
+    )
+    code, out, err = run_cli("link", a, b, "--out", tmp_path / "linked.csv", "--report", tmp_path / "r.json")
+    assert code == 0, err
+    assert "linked 2 rows (1 by state ID, 1 by derived keys)" in out
+    linked = pcsv.read_csv(
+        tmp_path / "linked.csv",
+        convert_options=pcsv.ConvertOptions(
+            column_types={c: pa.string() for c in ("a_row", "b_row", "grade", "grade_b")}
+        ),
+    ).to_pylist()
+    assert [(r["a_row"], r["b_row"], r["link_method"], r["grade"], r["grade_b"]) for r in linked] == [
+        ("1", "2", "id", "11", "B"),
+        ("2", "1", "derived", "12", "A"),
+    ]
+    assert "link_tokens" not in linked[0]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["linked"] == 2 and report["rows_b"] == 3 and report["linked_by"] == {"id": 1, "derived": 1}
+    assert "Soto" not in (tmp_path / "r.json").read_text()
+
+    (tmp_path / "bad.csv").write_text("grade,link_tokens\n11,Ana Soto\n", encoding="utf-8")
+    code, out, err = run_cli("link", a, tmp_path / "bad.csv", "--out", tmp_path / "x.csv")
+    assert code == 1 and "bad.csv: row 2 does not hold link tokens" in err and "Traceback" not in err
+    assert not (tmp_path / "x.csv").exists()
+    (tmp_path / "none.csv").write_text("grade\n11\n", encoding="utf-8")
+    code, _, err = run_cli("link", a, tmp_path / "none.csv", "--out", tmp_path / "x.csv")
+    assert code == 1 and "no link-tokens column" in err and not (tmp_path / "x.csv").exists()
+
+
+def test_matching_is_vectorized_at_scale() -> None:
+    """Not a benchmark: 20,000 rows against a shuffled, lightly changed copy link back exactly."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    first = rng.choice(["Ana", "Luis", "Mia", "Tom", "Eva", "Juan", "Rosa", "Omar"], n)
+    letters_ = np.array(list("abcdefghijklmnoprstuvz"))
+    last = np.array(["".join(w) for w in letters_[rng.integers(0, len(letters_), (n, 6))]])
+    birth = (np.datetime64("2006-01-01") + rng.integers(0, 1500, n)).astype(str)
+    t = pa.table(
+        {
+            "ssid": [""] * n,
+            "first": first,
+            "middle": [""] * n,
+            "last": last,
+            "birth": birth,
+            "sex": rng.choice(["F", "M"], n),
+        }
+    )
+    perm = rng.permutation(n)
+    links = link_tables(link_tokens(t, FIELDS, KEY), link_tokens(t.take(perm), FIELDS, KEY))
+    found = dict(zip(links.row_b.tolist(), links.row_a.tolist(), strict=True))
+    assert sum(found.get(j) == int(perm[j]) for j in range(n)) >= 0.99 * n
+    assert all(found[j] == int(perm[j]) for j in found)
