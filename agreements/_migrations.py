@@ -198,6 +198,28 @@ MIGRATIONS.append(
     )
 )
 
+# -- 40–49: consortium linkage secrets — agreements/_linkage_store.py ---------------------------------
+MIGRATIONS.append(
+    (
+        40,
+        """
+        -- Per agreement version with linkage scope "consortium", the secret its providers share to key
+        -- link tokens: made by the key holder (origin 'generated') or imported from a linkage key
+        -- file (origin 'imported', source = the sender). Only provider vaults ever hold a row.
+        CREATE TABLE linkage_secrets (
+            agreement_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            agreement_sha256 TEXT NOT NULL,
+            secret BLOB NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('generated', 'imported')),
+            source TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (agreement_id, version)
+        );
+        """,
+    )
+)
+
 # -- 50–59: release secrets — agreements/_prepare.py -----------------------------------------------------
 MIGRATIONS.append(
     (
