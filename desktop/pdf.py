@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from deid._atomic import atomic_path
 from deid.errors import OutputError
 
+_APP: Any = None  # the offscreen application made here, kept for the life of the process
+
 
 def _ensure_gui_app() -> None:
+    global _APP
     from PySide6.QtGui import QGuiApplication
 
     if QGuiApplication.instance() is None:
-        # Kept on the class so it lives as long as the process (Qt needs one per process).
-        _ensure_gui_app.app = QGuiApplication(["pathshare", "-platform", "offscreen"])  # type: ignore[attr-defined]
+        # Qt needs one application object per process for fonts and layout; no window is shown.
+        _APP = QGuiApplication(["pathshare", "-platform", "offscreen"])
 
 
 def html_to_pdf(html_text: str, path: str | os.PathLike[str], *, title: str = "") -> Path:
