@@ -225,6 +225,9 @@ def _run(
         text_outputs,
         roster,
         sample_columns=set() if full_rescan else redacted,
+        # record codes and tokens are random or keyed hashes, dates and buckets are computed: only
+        # columns that carry input values as they were can hold a raw roster ID or name
+        roster_columns={c.name for c in col_reports if c.treatment in ("keep", "recode_rare")},
     )
     for name, (k, n_rows) in sampled.items():
         notes.append(
@@ -522,12 +525,13 @@ def residual_scan(
     roster: Roster | None,
     *,
     sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
+    roster_columns: set[str] | None = None,
     sample_rows: int | None = None,
     limit: int = RESIDUAL_LIMIT,
 ) -> tuple[list[ResidualFinding], dict[str, int], dict[str, tuple[int, int]]]:
     """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
     free-text columns, and whole-cell checks (SSN, e-mail, phone, a roster ID, a column of roster
-    names) over every other text column.
+    names; only over ``roster_columns`` when given) over every other text column.
 
     Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
     catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
@@ -563,7 +567,7 @@ def residual_scan(
             ("EMAIL_ADDRESS", pc.match_substring_regex(cell, _EMAIL_CELL)),
             ("PHONE_NUMBER", pc.match_substring_regex(cell, _PHONE_CELL)),
         ]
-        if roster is not None:
+        if roster is not None and (roster_columns is None or name in roster_columns):
             upper = pc.utf8_upper(cell)
             distinct = pc.drop_null(pc.unique(upper))
             long_enough = pc.filter(distinct, pc.greater_equal(pc.utf8_length(distinct), 5))
@@ -605,18 +609,22 @@ class Roster:
 
     def ids_among(self, values: pa.Array) -> pa.Array:
         """Those of ``values`` (normalized) found in the input's ID columns."""
-        return self._among(values, self._ids)
+        return self._among(values, self._ids, spellings=False)
 
     def names_among(self, values: pa.Array) -> pa.Array:
         """Those of ``values`` (normalized) found in the input's name columns."""
-        return self._among(values, self._names)
+        return self._among(values, self._names, spellings=True)
 
     @staticmethod
-    def _among(values: pa.Array, columns: list[pa.ChunkedArray]) -> pa.Array:
+    def _among(values: pa.Array, columns: list[pa.ChunkedArray], *, spellings: bool) -> pa.Array:
         if not len(values) or not columns:
             return pa.array([], pa.string())
-        # Input cells are compared as written and in the usual spellings of the same value.
-        variants = pc.unique(pa.concat_arrays([values, pc.utf8_title(values), pc.utf8_lower(values)]))
+        # Input cells are compared as written (IDs: in capitals) and, for names, as usually spelled.
+        variants = (
+            pc.unique(pa.concat_arrays([values, pc.utf8_title(values), pc.utf8_lower(values)]))
+            if spellings
+            else values
+        )
         found = []
         for col in columns:
             hits = pc.filter(col, pc.is_in(col, value_set=variants))
