@@ -313,3 +313,84 @@ def test_map_for_agreement_needs_a_confirmed_mapping_and_feeds_the_engine(with_a
         assert "first_name" not in out.column_names and "Gender" not in out.column_names
         assert report.rows_in == 120
         assert "mapping.apply" in [e.action for e in v.audit.entries()]
+
+
+def test_done_when_both_exports_through_one_agreement_come_out_identical(tmp_path):
+    """Issue 5's done-when through a real Agreement: one dictionary with the elements of both exports,
+    suggestions alone, the agreement's policy; the de-identified outputs have the same columns and
+    every coded column stays within the agreement's code sets."""
+    from agreements._profiles import map_for_agreement
+    from deid import Crosswalk, deidentify
+    from deid.synth import column_elements
+
+    lib = element_library()
+    names = list(dict.fromkeys([*column_elements("k12").values(), *column_elements("college").values()]))
+    district = Vault.create(tmp_path / "d.vault", PASS)
+    college = Vault.create(tmp_path / "c.vault", PASS)
+    d_card = create_identity(district, "Lakeview Unified School District", "district", "d@example.org")
+    c_card = create_identity(college, "Riverbend Community College", "college", "c@example.org")
+    import_card(district, c_card, verified=True)
+    body = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    body.pop("id")
+    reps = [p["authorized_representative"] for p in body["parties"]]
+    body["parties"] = [
+        {"fingerprint": d_card.fingerprint(), "roles": ["provider"], "authorized_representative": reps[0]},
+        {
+            "fingerprint": c_card.fingerprint(),
+            "roles": ["provider", "recipient"],
+            "authorized_representative": reps[1],
+        },
+    ]
+    body["elements"] = []
+    body["policy"]["parameters"] = {}
+    for n in names:
+        el = lib[n]
+        entry = {
+            "name": n,
+            # A code without a standard code set (school, term, TOP code) is a string here.
+            "type": "string" if el.type == "code" and not el.code_set else el.type,
+            "description": el.description,
+            "treatment": el.treatment["treatment"],
+            "code_set": None,
+        }
+        if el.code_set:
+            entry["code_set"] = {
+                "name": el.code_set_name or n,
+                "codes": {c.code: c.label for c in el.code_set},
+            }
+        body["elements"].append(entry)
+        params = {k: v for k, v in el.treatment.items() if k != "treatment"}
+        if params:
+            body["policy"]["parameters"][n] = params
+    body["policy"]["k"] = 2
+    body["policy"]["quasi_identifiers"] = ["birth_date", "sex", "zip"]
+    agreement = create_agreement(district, body)
+
+    outputs = {}
+    for kind in ("k12", "college"):
+        table = generate(kind, 100, seed=9).table
+        mapping = map_for_agreement(
+            district, agreement, table, input_name=f"{kind}.csv", require_confirmed=False
+        )
+        assert mapping.how == "suggested" and mapping.errors == []
+        truth = column_elements(kind)
+        right = sum(mapping.profile.columns[c] == e for c, e in truth.items()) / len(truth)
+        assert right >= 0.9
+        out, _ = deidentify(
+            mapping.table,
+            mapping.policy,
+            secret=b"s" * 32,
+            crosswalk=Crosswalk(),
+            reference_date=date(2026, 6, 30),
+        )
+        outputs[kind] = out
+    district.close()
+    college.close()
+    assert outputs["k12"].column_names == outputs["college"].column_names
+    assert "birth_year" in outputs["k12"].column_names and "first_name" not in outputs["k12"].column_names
+    for entry in body["elements"]:
+        if entry["code_set"] and entry["treatment"] == "keep":
+            codes = set(entry["code_set"]["codes"])
+            for kind, out in outputs.items():
+                values = {v for v in out.column(entry["name"]).to_pylist() if v is not None}
+                assert values <= codes, (kind, entry["name"], values - codes)
