@@ -483,6 +483,7 @@ def _grade_code(value: str, codes: frozenset[str]) -> str | None:
     v = _norm_value(value)
     v = re.sub(r"^(grade|gr|grd)\.?\s*", "", v)
     v = re.sub(r"^0+(?=\d)", "", v)
+    v = re.sub(r"(?<=\d)\.0+$", "", v)  # 9.0 from a spreadsheet
     m = re.fullmatch(r"(\d{1,2})(st|nd|rd|th)?( grade)?", v)
     if m:
         code = f"{int(m.group(1)):02d}"
