@@ -1,0 +1,235 @@
+"""Issue 8's "Done when": a district and a college de-identify their own synthetic extracts under ONE
+consortium agreement whose secret reached both providers (and never the analyst, a recipient only);
+the analyst links the two outputs; combined linkage beats the Cal-PASS-style baseline measured in the
+same run, with precision >= 0.995 and recall >= 0.98 against the generator's truth.
+Also: the linkage key file's refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from agreements import Vault
+from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
+from agreements._identity import create_identity
+from agreements._linkage_store import (
+    ensure_linkage_secret,
+    export_linkage_key,
+    import_linkage_key,
+    linkage_secret,
+    linkage_summary,
+)
+from agreements._partners import import_card
+from agreements.errors import AgreementError, PackageRejected
+from deid import Policy, deidentify, write_table
+from deid._linkage import evaluate, link, truth_pairs
+from deid.synth import generate
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
+PASS = "correct horse battery staple"
+TODAY = date.today()
+ROWS = 3000
+SEED = 8
+
+
+class Org:
+    def __init__(self, path: Path, org: str, kind: str) -> None:
+        self.vault = Vault.create(path, PASS)
+        self.card = create_identity(self.vault, org, kind, "data@example.org")
+        self.fp = self.card.fingerprint()
+
+    def actions(self) -> list[str]:
+        return [e.action for e in self.vault.audit.entries()]
+
+
+def _execute(orgs: list[Org], roles: list[list[str]], tmp: Path, scope: str = "consortium") -> str:
+    """Exchange cards, draft from the documented example, every party signs; all hold it executed."""
+    for a in orgs:
+        for b in orgs:
+            if a is not b:
+                import_card(a.vault, b.card, verified=True)
+    terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    terms.pop("id")
+    rep = terms["parties"][0]["authorized_representative"]
+    terms["parties"] = [
+        {"fingerprint": o.fp, "roles": r, "authorized_representative": rep}
+        for o, r in zip(orgs, roles, strict=True)
+    ]
+    terms["effective"] = (TODAY - timedelta(days=1)).isoformat()
+    terms["expires"] = (TODAY + timedelta(days=365)).isoformat()
+    terms["destruction"]["deadline"] = (TODAY + timedelta(days=400)).isoformat()
+    terms["policy"]["linkage_scope"] = scope
+    draft = create_agreement(orgs[0].vault, terms)
+    sign_agreement(orgs[0].vault, draft.id)
+    holder = orgs[0]
+    for i, org in enumerate(orgs[1:]):
+        export_agreement(holder.vault, draft.id, tmp / f"step{i}.json")
+        import_agreement(org.vault, tmp / f"step{i}.json")
+        sign_agreement(org.vault, draft.id)
+        holder = org
+    export_agreement(holder.vault, draft.id, tmp / "executed.json")
+    for org in orgs[:-1]:
+        import_agreement(org.vault, tmp / "executed.json")
+    return draft.id
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("consortium")
+    district = Org(tmp / "district.vault", "Lakeview Unified School District", "district")
+    college = Org(tmp / "college.vault", "Riverbend Community College", "college")
+    analyst = Org(tmp / "analyst.vault", "Regional Pathways Research", "intermediary")
+    agreement_id = _execute([district, college, analyst], [["provider"], ["provider"], ["recipient"]], tmp)
+    yield tmp, district, college, analyst, agreement_id
+    for o in (district, college, analyst):
+        o.vault.close()
+
+
+def _agreement(org: Org, agreement_id: str):
+    from agreements._agreement_store import get_agreement
+
+    return get_agreement(org.vault, agreement_id)
+
+
+def _deidentify(table: pa.Table, cols: dict[str, str], secret: bytes, out: Path) -> Path:
+    """A provider's own run: link tokens from its identifiers, grade/term kept, everything else dropped."""
+    rule = {
+        "treatment": "link_tokens",
+        "as": "link_tokens",
+        "from": [cols["first"], cols["middle"], cols["last"], cols["birth"], cols["sex"]],
+        "baseline": True,  # also the Cal-PASS key, to measure the baseline on the same files
+    }
+    policy = Policy.from_dict(
+        {"pathshare_policy": 1, "k": 1, "columns": {cols["ssid"]: rule, cols["keep"]: {"treatment": "keep"}}}
+    )
+    output, report = deidentify(table, policy, secret=secret)
+    assert output.column_names == ["link_tokens", cols["keep"]] and report.residual_findings == []
+    write_table(output, out)
+    return out
+
+
+def test_district_and_college_link_under_one_consortium_agreement(consortium) -> None:
+    tmp, district, college, analyst, agreement_id = consortium
+    agreement = _agreement(district, agreement_id)
+    assert agreement.is_executed
+
+    # The secret: made by the key holder (the first provider), awaited by the other, never the analyst's.
+    assert ensure_linkage_secret(district.vault, agreement).state == "created"
+    assert ensure_linkage_secret(district.vault, agreement).state == "held"
+    assert ensure_linkage_secret(college.vault, _agreement(college, agreement_id)).state == "awaiting"
+    assert ensure_linkage_secret(analyst.vault, _agreement(analyst, agreement_id)).state == "not_a_provider"
+    with pytest.raises(AgreementError, match="not a provider"):
+        export_linkage_key(district.vault, agreement_id, analyst.fp, tmp / "analyst.key")
+    assert not (tmp / "analyst.key").exists()
+    export_linkage_key(district.vault, agreement_id, college.fp, tmp / "college.key")
+    assert import_linkage_key(college.vault, tmp / "college.key").id == agreement_id
+    import_linkage_key(college.vault, tmp / "college.key")  # again: nothing changes
+    shared = linkage_secret(district.vault, agreement)
+    assert shared is not None and len(shared) == 32
+    assert linkage_secret(college.vault, _agreement(college, agreement_id)) == shared
+    assert shared.hex() not in (tmp / "college.key").read_text() and b"\x00" * 4 not in shared
+    for org, action in ((district, "linkage.secret_created"), (district, "linkage.key_exported"),
+                        (college, "linkage.key_imported")):  # fmt: skip
+        assert action in org.actions()
+    assert [r["origin"] for r in linkage_summary(college.vault)] == ["imported"]
+
+    # Each provider de-identifies its own extract (same seed: overlapping populations).
+    k12 = generate("k12", ROWS, seed=SEED)
+    col = generate("college", ROWS, seed=SEED)
+    # The college's mapping recodes MIS sex codes to the agreement's code set (F, M, X).
+    sex = pc.take(pa.array(["F", "M", "X"]), pc.subtract(pc.cast(col.table["SEX"], pa.int64()), 1))
+    college_table = col.table.set_column(col.table.column_names.index("SEX"), "SEX", sex)
+    a = _deidentify(
+        k12.table,
+        {
+            "ssid": "SSID",
+            "first": "First Name",
+            "middle": "Middle Name",
+            "last": "Last Name",
+            "birth": "Birth Date",
+            "sex": "Gender",
+            "keep": "Grade",
+        },
+        linkage_secret(district.vault, agreement),
+        tmp / "district_deid.csv",
+    )
+    b = _deidentify(
+        college_table,
+        {
+            "ssid": "SSID",
+            "first": "STU_FIRST_NM",
+            "middle": "STU_MID_NM",
+            "last": "STU_LAST_NM",
+            "birth": "STU_BIRTH_DT",
+            "sex": "SEX",
+            "keep": "TERM_CD",
+        },
+        linkage_secret(college.vault, _agreement(college, agreement_id)),
+        tmp / "college_deid.csv",
+    )
+
+    # The analyst — a recipient only — links the two outputs and never held the secret.
+    assert linkage_secret(analyst.vault, _agreement(analyst, agreement_id)) is None
+    assert linkage_summary(analyst.vault) == []
+    assert analyst.vault.db.execute("SELECT COUNT(*) FROM linkage_secrets").fetchone()[0] == 0
+    truth = truth_pairs(k12.truth.person_id, col.truth.person_id)
+    assert len(truth) > 300
+    results = {}
+    for method in ("id", "calpass", "combined"):
+        links = link(a, b, tmp / f"linked_{method}.csv", report=tmp / f"{method}.json", method=method)
+        results[method] = evaluate(links.pairs(), truth)
+    combined, baseline = results["combined"], results["calpass"]
+    print({m: (round(r["precision"], 4), round(r["recall"], 4)) for m, r in results.items()})
+    assert combined["precision"] >= 0.995 and combined["recall"] >= 0.98
+    assert combined["recall"] > baseline["recall"] > results["id"]["recall"]
+    assert combined["precision"] >= baseline["precision"] - 0.002
+    report = json.loads((tmp / "combined.json").read_text(encoding="utf-8"))
+    assert report["linked"] == combined["found"] and report["linked_by"]["id"] > 0
+    assert report["linked_by"]["derived"] > 0
+    text = (tmp / "linked_combined.csv").read_text(encoding="utf-8")
+    assert k12.table["Last Name"][0].as_py() not in text and k12.table["SSID"][0].as_py() not in text
+
+
+def test_key_files_are_refused_when_wrong(consortium, tmp_path: Path) -> None:
+    _, district, college, analyst, agreement_id = consortium
+    ensure_linkage_secret(district.vault, _agreement(district, agreement_id))
+    key = export_linkage_key(district.vault, agreement_id, college.fp, tmp_path / "college.key")
+
+    # Only the addressee can import it.
+    for org in (analyst, district):
+        with pytest.raises(PackageRejected, match=r"not to this organization|not a provider"):
+            import_linkage_key(org.vault, key)
+        assert org.actions()[-1] == "linkage.key_rejected"
+    assert linkage_summary(analyst.vault) == []
+
+    # Altered: another ciphertext, or another sender.
+    data = json.loads(key.read_text())
+    for field, value in (("to", analyst.fp), ("from", college.fp), ("agreement_sha256", "0" * 64)):
+        bad = json.loads(json.dumps(data))
+        bad["document"][field] = value
+        (tmp_path / "bad.key").write_text(json.dumps(bad))
+        with pytest.raises(PackageRejected):
+            import_linkage_key(college.vault, tmp_path / "bad.key")
+    (tmp_path / "junk.key").write_text("not json")
+    with pytest.raises(PackageRejected, match="not a PathShare linkage key file"):
+        import_linkage_key(college.vault, tmp_path / "junk.key")
+
+
+def test_provider_scope_never_shares_a_secret(tmp_path: Path) -> None:
+    d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
+    c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
+    try:
+        agreement_id = _execute([d, c], [["provider"], ["recipient"]], tmp_path, scope="provider")
+        agreement = _agreement(d, agreement_id)
+        assert ensure_linkage_secret(d.vault, agreement).state == "not_consortium"
+        assert linkage_secret(d.vault, agreement) is None
+        with pytest.raises(AgreementError, match="never shared"):
+            export_linkage_key(d.vault, agreement_id, c.fp, tmp_path / "k.key")
+    finally:
+        d.vault.close()
+        c.vault.close()
