@@ -36,6 +36,38 @@ from deid.errors import Cancelled, PathShareError
 POLL_MS = 40
 
 
+# PySide6 6.12 on Python 3.11 (where True and False are not immortal) returns the bool of
+# SignalInstance.emit() without a reference of its own: every emit from Python takes one reference
+# from True, and after a few thousand the interpreter aborts ("deallocating True or False"). emit()
+# below gives that reference back when this build needs it (measured once, at first use).
+_EMIT_STEALS: bool | None = None
+
+
+class _Probe(QObject):
+    ping = Signal()
+
+
+def _emit_steals_a_bool() -> bool:
+    probe = _Probe()
+    before = sys.getrefcount(True) + sys.getrefcount(False)
+    for _ in range(4):
+        result = probe.ping.emit()
+        del result
+    return sys.getrefcount(True) + sys.getrefcount(False) <= before - 4
+
+
+def emit(signal: Any, *args: Any) -> None:
+    """``signal.emit(*args)``, safe from PySide6's stolen bool reference (see above)."""
+    global _EMIT_STEALS
+    if _EMIT_STEALS is None:
+        _EMIT_STEALS = _emit_steals_a_bool()
+    result = signal.emit(*args)
+    if _EMIT_STEALS and isinstance(result, bool):
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(result))
+
+
 @dataclass(frozen=True)
 class Job:
     """A long job: ``func`` is ``"module:function"`` run in the worker (see desktop.ui.jobs)."""
@@ -160,13 +192,13 @@ class TaskHandle(QObject):
         self.finished = True
         if kind == "ok":
             self.result = value
-            self.succeeded.emit(value)
+            emit(self.succeeded, value)
         elif kind == "error":
             self.error = value
-            self.failed.emit(value)
+            emit(self.failed, value)
         else:
-            self.cancelled.emit()
-        self.done.emit()
+            emit(self.cancelled)
+        emit(self.done)
 
 
 class _ProcessHandle(TaskHandle):
@@ -201,7 +233,7 @@ class _ProcessHandle(TaskHandle):
                 message = self._conn.recv()
                 kind = message[0]
                 if kind == "progress":
-                    self.progress.emit(float(message[1]), str(message[2]))
+                    emit(self.progress, float(message[1]), str(message[2]))
                 elif kind == "ok":
                     self._stop()
                     self._finish("ok", message[1])
@@ -311,7 +343,7 @@ class _SyncHandle(TaskHandle):
         from desktop.ui.jobs import run_job
 
         def progress(fraction: float, stage: str) -> None:
-            self.progress.emit(float(fraction), stage)
+            emit(self.progress, float(fraction), stage)
             if self._cancel_requested:
                 raise Cancelled("Cancelled; nothing was written.")
 
@@ -399,11 +431,11 @@ class _Runnable(QRunnable):
         try:
             result = self._func()
         except PathShareError as exc:
-            self._relay.done.emit(None, exc)
+            emit(self._relay.done, None, exc)
         except Exception as exc:  # never let a raw exception cross threads
-            self._relay.done.emit(None, PathShareError(f"Unexpected failure ({type(exc).__name__})."))
+            emit(self._relay.done, None, PathShareError(f"Unexpected failure ({type(exc).__name__})."))
         else:
-            self._relay.done.emit(result, None)
+            emit(self._relay.done, result, None)
 
 
 def run_task(

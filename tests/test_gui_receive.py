@@ -23,7 +23,11 @@ def sealed(tmp_path_factory):
               "suppressed_cells": 2, "columns": [], "residual_findings": []}
     with Vault.open(district, PASS) as vault:
         sealed = seal_for_agreement(vault, agreement_id, [("extract.csv", data, 25)], report, tmp / "pkg.age")
+    import shutil
+
+    shutil.copy(college, tmp / "college-unopened.vault")  # for a second, independent opening
     return {"college": college, "package": tmp / "pkg.age", "agreement": agreement_id,
+            "college_unopened": tmp / "college-unopened.vault",
             "package_id": sealed.manifest.package_id, "dir": tmp}
 
 
@@ -86,9 +90,9 @@ def test_receive_in_the_real_worker_process(qtbot, tmp_path, sealed):
 
     from desktop.tasks import ProcessRunner
 
-    # A fresh copy of the college vault: the package id was already opened in the other test's vault.
+    # A copy of the college vault from before any test opened the package (a second opening is a replay).
     college = tmp_path / "college.vault"
-    shutil.copy(sealed["college"], college)
+    shutil.copy(sealed["college_unopened"], college)
     window = open_window(qtbot, tmp_path, college, runner=ProcessRunner())
     out_dir = tmp_path / "inbox"
     receive = _open(qtbot, window, sealed["package"], out_dir, tmp_path / "receipt.json")

@@ -180,3 +180,26 @@ def test_scratch_and_new_folders_go_but_older_things_stay(tmp_path):
     (tmp_path / "inbox").mkdir()
     remove_scratch(job, handle._started, handle._existed)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".pathshare-open-old", "existing"]
+
+
+def test_many_progress_signals_do_not_exhaust_true(qtbot):
+    """PySide6 6.12 on Python 3.11 steals a reference to True on every emit from Python; a long job
+    sends thousands of progress messages. emit() must leave True's reference count where it was."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    from desktop.tasks import emit
+
+    class Source(QObject):
+        progress = Signal(float, str)
+
+    source = Source()
+    got = []
+    source.progress.connect(lambda f, s: got.append(f))
+    emit(source.progress, 0.0, "warm up")
+    before = sys.getrefcount(True)
+    for i in range(5000):
+        emit(source.progress, i / 5000, "working")
+    assert len(got) == 5001
+    assert abs(sys.getrefcount(True) - before) < 50

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.tasks import run_task
+from desktop.tasks import emit, run_task
 from desktop.ui.theme import monospace_font
 from desktop.ui.widgets import MessageBar, button, group_fingerprint, heading, paragraph
 
@@ -354,4 +354,4 @@ class FirstRunScreen(QWidget):
         passphrase = self.passphrase.text()
         self.passphrase.clear()
         self.confirm.clear()
-        self.completed.emit(self.vault, passphrase)
+        emit(self.completed, self.vault, passphrase)

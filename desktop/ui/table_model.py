@@ -14,6 +14,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from desktop.tasks import emit
 from desktop.ui.theme import changed_cell_brush, finding_cell_brush
 
 BLOCK = 256
@@ -62,7 +63,8 @@ class ArrowTableModel(QAbstractTableModel):
         """Highlight cells for which ``predicate(row, column)`` is true (evaluated only when painted)."""
         self._changed = predicate
         if self.rowCount() and self.columnCount():
-            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1))
+            last = self.index(self.rowCount() - 1, self.columnCount() - 1)
+            emit(self.dataChanged, self.index(0, 0), last)
 
     def mark(self, cells: set[tuple[int, int]]) -> None:
         """Mark cells with a finding (a stronger highlight)."""

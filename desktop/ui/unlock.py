@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QLineEdit, QProgressBar, QVBoxLayout, QWidget
 
-from desktop.tasks import run_task
+from desktop.tasks import emit, run_task
 from desktop.ui.widgets import MessageBar, button, heading, paragraph
 
 
@@ -82,7 +82,7 @@ class UnlockScreen(QWidget):
             self.busy.hide()
             self.unlock.setEnabled(True)
             self.passphrase.clear()
-            self.unlocked.emit(vault, passphrase)
+            emit(self.unlocked, vault, passphrase)
 
         def failed(error: Exception) -> None:
             self.busy.hide()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.tasks import emit
 from desktop.ui.theme import heading_font
 
 
@@ -178,7 +179,7 @@ class DropZone(QFrame):
         path = self._accepted(event)
         if path:
             event.acceptProposedAction()
-            self.file_dropped.emit(path)
+            emit(self.file_dropped, path)
         else:
             event.ignore()
 

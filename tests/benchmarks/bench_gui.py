@@ -123,7 +123,7 @@ def _exchange(folder: Path) -> dict:
 def test_ui_stall_process_vs_thread(qapp, tmp_path_factory):
     from PySide6.QtCore import QThread, Signal
 
-    from desktop.tasks import Job, ProcessRunner
+    from desktop.tasks import Job, ProcessRunner, emit
     from desktop.ui.jobs import run_job
 
     folder = tmp_path_factory.mktemp("gui-bench")
@@ -167,7 +167,7 @@ def test_ui_stall_process_vs_thread(qapp, tmp_path_factory):
 
         def run(self) -> None:
             try:
-                run_job(self.spec, lambda f, s: self.progressed.emit(f, s))
+                run_job(self.spec, lambda f, s: emit(self.progressed, f, s))
             except Exception as exc:  # reported below
                 self.error = exc
 
