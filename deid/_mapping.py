@@ -245,7 +245,7 @@ _PATTERNS = {
     "word": r"^[A-Za-z][A-Za-z'.\-]*( [A-Za-z][A-Za-z'.\-]*)?$",
     "street": r"^\d+[A-Za-z]? +[A-Za-z0-9 .,'#\-]*[A-Za-z]",
     "school_year": r"^(\d{4}[-/]\d{2}(\d{2})?|\d{4})$",
-    "term": r"^(\d{3}[0-9]|\d{6}|(FA|SP|SU|WI|F|S|W)\s?-?\d{2,4}|\d{4}\s?-?(FA|SP|SU|WI|F|S|W))$",
+    "term": r"^(\d{3,4}|\d{6}|(FA|SP|SU|WI|F|S|W)\s?-?\d{2,4}|\d{4}\s?-?(FA|SP|SU|WI|F|S|W))$",
     "top_code": r"^\d{4}\.?\d{2}$",
     "course": r"^[A-Za-z]{1,6}[ -]?\d{1,4}[A-Za-z]?$|^\d{4}$",
     "letter_grade": r"^([A-D][+-]?|F|P|NP|CR|NC|I|W|IP|RD)$",
