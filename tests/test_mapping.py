@@ -216,7 +216,7 @@ def test_assignment_is_one_to_one():
             ["Male", "male", "M", "Female", "f", "Non-binary"],
             {"Male": "M", "male": "M", "Female": "F", "f": "F", "Non-binary": "X"},
         ),
-        ("sex", ["1", "2", "3"], {"1": "F", "2": "M", "3": "X"}),  # the MIS convention (to confirm)
+        ("sex", ["1", "2", "3"], {"1": "F", "2": "M", "3": "X"}),  # a local convention (to confirm)
         (
             "iep",
             ["Yes", "No", "True", "False", "1", "0", "Y"],
