@@ -1,0 +1,144 @@
+"""Benchmark: linking a district's and a college's de-identified files (issue 8).
+
+A PATHSHARE_BENCH_ROWS-row (default 1,000,000) synthetic K-12 extract and a college extract of as many
+rows with the same seed (overlapping populations; the college side carries typos, nicknames, dropped
+accents, split or re-joined surnames, swapped day and month, missing SSIDs) are tokenized under one
+secret (link tokens, plus the Cal-PASS derived key for the baseline) and written as Parquet. Then,
+each in a fresh subprocess (its own peak memory), two files are linked three ways and scored against
+the generator's truth:
+
+- ``id``: the state student ID token only;
+- ``calpass``: the baseline — the ID token, then the Cal-PASS-style derived key (first three letters
+  of first and last name, sex, birth date) for rows the ID did not link (exact, unambiguous keys);
+- ``combined``: PathShare's several keyed tokens per student, the match rule and one-to-one assignment.
+
+Printed and written to bench-results/linkage.json: precision, recall, F1, time and peak RSS of each
+method, and the time and peak RSS of tokenizing. Nothing here asserts on speed.
+
+    make bench        # or: PATHSHARE_BENCH_ROWS=100000 .venv/bin/python -m pytest -s \\
+                      #   tests/benchmarks/bench_linkage.py -o addopts="" -o python_files="bench_*.py"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROWS = int(os.environ.get("PATHSHARE_BENCH_ROWS", "1000000"))
+SEED = 5
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench-results" / "linkage.json"
+
+_TOKENIZE = r"""
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+from deid._linkage import LinkFields, link_tokens
+from deid._secrets import derive_key
+from deid.synth import generate
+
+rows, seed, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+key = derive_key(b"bench consortium secret, 32 byte", "link_tokens")
+t0 = time.perf_counter()
+k12 = generate("k12", rows, seed=seed)
+col = generate("college", rows, seed=seed)
+t_gen = time.perf_counter() - t0
+sex = pc.take(pa.array(["F", "M", "X"]), pc.subtract(pc.cast(col.table["SEX"], pa.int64()), 1))
+ct = col.table.set_column(col.table.column_names.index("SEX"), "SEX", sex)
+sides = (
+    (k12.table, LinkFields("SSID", "First Name", "Middle Name", "Last Name", "Birth Date", "Gender"),
+     "Grade"),
+    (ct, LinkFields("SSID", "STU_FIRST_NM", "STU_MID_NM", "STU_LAST_NM", "STU_BIRTH_DT", "SEX"), "TERM_CD"),
+)
+del k12.table, col.table
+t1 = time.perf_counter()
+for name, (table, fields, keep) in zip(("district", "college"), sides):
+    tokens = link_tokens(table, fields, key, baseline=True)
+    pq.write_table(pa.table({"link_tokens": tokens, keep: table.column(keep)}), folder / f"{name}.parquet")
+t_tok = time.perf_counter() - t1
+np.save(folder / "district_person.npy", k12.truth.person_id)
+np.save(folder / "college_person.npy", col.truth.person_id)
+print(json.dumps({
+    "generate_s": t_gen, "tokenize_s": t_tok,
+    "tokens_per_row": float(pc.mean(pc.divide(pc.add(pc.utf8_length(tokens), 1), 13)).as_py()),
+    "file_bytes": sum((folder / f"{n}.parquet").stat().st_size for n in ("district", "college")),
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+_LINK = r"""
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np
+from deid._linkage import evaluate, link, truth_pairs
+
+method, folder = sys.argv[1], Path(sys.argv[2])
+t0 = time.perf_counter()
+links = link(folder / "district.parquet", folder / "college.parquet", folder / f"linked_{method}.parquet",
+             method=method)
+elapsed = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+truth = truth_pairs(np.load(folder / "district_person.npy"), np.load(folder / "college_person.npy"))
+score = evaluate(links.pairs(), truth)
+p, r = score["precision"], score["recall"]
+print(json.dumps({
+    "seconds": elapsed, "peak_rss_mb": peak, **score, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+    "linked_by": links.report.linked_by, "candidate_pairs": links.report.candidate_pairs,
+    "left_ambiguous": links.report.left_ambiguous, "refused_id_conflict": links.report.refused_id_conflict,
+}))
+"""
+
+
+def _run(script: str, *args: object) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_bench_linkage(tmp_path: Path) -> None:
+    tok = _run(_TOKENIZE, ROWS, SEED, tmp_path)
+    methods = {m: _run(_LINK, m, tmp_path) for m in ("id", "calpass", "combined")}
+    base, ours = methods["calpass"], methods["combined"]
+    figures = {
+        "rows_per_file": ROWS,
+        "seed": SEED,
+        "true_pairs": ours["true"],
+        "tokenize": {k: round(v, 3) if isinstance(v, float) else v for k, v in tok.items()},
+        "methods": {
+            m: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+            for m, r in methods.items()
+        },
+        "combined_vs_calpass": {
+            "recall_gain": round(ours["recall"] - base["recall"], 4),
+            "precision_gain": round(ours["precision"] - base["precision"], 4),
+            "missed_pairs_ratio": round(
+                (ours["true"] - ours["true_positives"]) / max(1, base["true"] - base["true_positives"]), 3
+            ),
+            "time_ratio": round(ours["seconds"] / base["seconds"], 2),
+        },
+        "rows_per_second_combined": round(2 * ROWS / ours["seconds"]),
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\nlinkage, two files of {ROWS:,} rows, {ours['true']:,} true pairs (seed {SEED})")
+    print(
+        f"  tokenize both (incl. Cal-PASS key): {tok['tokenize_s']:.1f} s, {tok['tokens_per_row']:.1f} "
+        f"tokens/row, peak {tok['peak_rss_mb']:,.0f} MB"
+    )
+    for m, r in methods.items():
+        print(
+            f"  {m:9s} precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+            f"{r['seconds']:.1f} s  peak {r['peak_rss_mb']:,.0f} MB  linked {r['found']:,}"
+        )
+    c = figures["combined_vs_calpass"]
+    print(
+        f"  combined vs Cal-PASS baseline: recall {c['recall_gain']:+.4f}, "
+        f"precision {c['precision_gain']:+.4f}, missed pairs x{c['missed_pairs_ratio']}, "
+        f"time x{c['time_ratio']}"
+    )
