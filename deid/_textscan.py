@@ -51,11 +51,13 @@ URL = "URL"
 STUDENT_ID = "STUDENT_ID"
 ID_NUMBER = "ID_NUMBER"
 DATE_OF_BIRTH = "DATE_OF_BIRTH"
+MAC_ADDRESS = "MAC_ADDRESS"
+IBAN_CODE = "IBAN_CODE"
 
 #: Every kind the scanner reports; the placeholder for kind K is ``<K>``.
 KINDS: tuple[str, ...] = (
     PERSON, EMAIL_ADDRESS, PHONE_NUMBER, US_SSN, US_ITIN, CREDIT_CARD, IP_ADDRESS, URL,
-    STUDENT_ID, ID_NUMBER, DATE_OF_BIRTH,
+    STUDENT_ID, ID_NUMBER, DATE_OF_BIRTH, MAC_ADDRESS, IBAN_CODE,
 )  # fmt: skip
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _PLACEHOLDERS = pa.array([f"<{k}>" for k in KINDS], pa.string())
@@ -81,12 +83,18 @@ _CANDIDATES: list[tuple[str, str]] = [
     ("card", r"(?:\d{4}[ \-]\d{4}[ \-]\d{4}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{5})\b"),
     ("phone", r"(?:\+1[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"),
     ("intl_phone", r"\+[2-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,5}"),
+    ("national_phone", r"\b0\d{2,4} \d{3,4} \d{3,4}\b"),
+    ("mac", r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b"),
+    ("ipv6", r"\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b|"
+             r"\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?\b"),
     ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+    ("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
     ("id", r"\b[A-Za-z]{0,4}\d[\dA-Za-z]{3,24}\b"),
     ("title", r"(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.? " + _NAME_WORD),
     ("name", _NAME_WORD),
 ]  # fmt: skip
 _COMBINED = "|".join(f"(?:{p})" for _, p in _CANDIDATES)
+_CANDIDATE = dict(_CANDIDATES)
 
 # Validation of the non-name candidates, tried in this order on each candidate's full text.
 _SSN_VALID = (
@@ -95,15 +103,22 @@ _SSN_VALID = (
 )
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _VALIDATORS: list[tuple[str, str]] = [
-    (EMAIL_ADDRESS, "^(?:" + _CANDIDATES[0][1] + ")$"),
-    (URL, "^(?:" + _CANDIDATES[1][1] + ")$"),
-    (DATE_OF_BIRTH, "^(?:" + _CANDIDATES[2][1] + ")$"),
+    (EMAIL_ADDRESS, "^(?:" + _CANDIDATE["email"] + ")$"),
+    (URL, "^(?:" + _CANDIDATE["url"] + ")$"),
+    (DATE_OF_BIRTH, "^(?:" + _CANDIDATE["dob"] + ")$"),
     (US_SSN, r"^(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})$"),
-    (CREDIT_CARD, "^(?:" + _CANDIDATES[4][1] + ")$"),
-    (PHONE_NUMBER, "^(?:" + _CANDIDATES[5][1] + ")$"),
-    (PHONE_NUMBER, "^(?:" + _CANDIDATES[6][1] + ")$"),
+    (CREDIT_CARD, "^(?:" + _CANDIDATE["card"] + ")$"),
+    (PHONE_NUMBER, "^(?:" + _CANDIDATE["phone"] + ")$"),
+    (PHONE_NUMBER, "^(?:" + _CANDIDATE["intl_phone"] + ")$"),
+    (PHONE_NUMBER, r"^0\d{2,4} \d{3,4} \d{3,4}$"),
+    (MAC_ADDRESS, r"^[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}$"),
+    (
+        IP_ADDRESS,
+        r"^(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}$|^(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?$",
+    ),
     (IP_ADDRESS, rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"),
-    (PERSON, "^(?:" + _CANDIDATES[9][1] + ")$"),
+    (IBAN_CODE, r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?$"),
+    (PERSON, "^(?:" + _CANDIDATE["title"] + ")$"),
     # bare digit runs, by shape: a valid SSN, a NANP phone number, a card (Luhn checked later), an ID
     (US_SSN, f"^{_SSN_VALID}$"),
     (PHONE_NUMBER, r"^1?[2-9]\d\d[2-9]\d{6}$"),
@@ -233,6 +248,15 @@ def _email_tlds() -> pa.Array:
         if line and not line.startswith("//"):
             tlds.add(line.rsplit(".", 1)[-1].lstrip("*!.").lower())
     return pa.array(sorted(t for t in tlds if t), pa.string())
+
+
+def _iban_ok(text: str) -> bool:
+    """ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97 == 1."""
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    digits = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
+    return int(digits) % 97 == 1
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -505,16 +529,18 @@ class TextScanner:
             sub_vals = pc.take(odd_vals, pa.array(np.flatnonzero(rest)))
             # "SSID0012345678": letters glued to a number are checked as the number
             glued = _np_bool(pc.match_substring_regex(sub_vals, r"^[A-Za-z]{1,4}\d{5,}$"))
+            # as written ("D1234567"), an unclaimed letters-and-number piece is still an ID of some kind
+            lettered_id = _np_bool(pc.match_substring_regex(sub_vals, r"^[A-Za-z]{1,3}\d{6,}$"))
             if glued.any():
                 stripped = pc.replace_substring_regex(sub_vals, r"^[A-Za-z]+", "")
                 is_id = self._ids.contains(sub_vals)
                 sub_vals = pc.if_else(pa.array(glued & ~is_id), stripped, sub_vals)
             is_id = self._ids.contains(sub_vals)
             kinds[match_idx[sub[is_id]]] = _KIND_CODE[STUDENT_ID]
-            sub, sub_vals = sub[~is_id], sub_vals.filter(pa.array(~is_id))
-            # Only pieces with a separator, an "@" or eight digits in a row can pass a validator below;
+            sub, sub_vals, lettered_id = sub[~is_id], sub_vals.filter(pa.array(~is_id)), lettered_id[~is_id]
+            # Only pieces with a separator, an "@" or six digits in a row can pass a validator below;
             # this skips the many years and short numbers ("2025", "Room 2041") in one pass.
-            todo = _np_bool(pc.match_substring_regex(sub_vals, r"[@.+( :/\-]|\d{8}"))
+            todo = _np_bool(pc.match_substring_regex(sub_vals, r"[@.+( :/\-]|\d{6}"))
             for kind, pattern in _VALIDATORS:
                 todo_idx = np.flatnonzero(todo)
                 if not len(todo_idx):
@@ -535,6 +561,8 @@ class TextScanner:
                     targets = match_idx[sub[hit_idx[keep]]]
                     kinds[targets[itin]] = _KIND_CODE[US_ITIN]
                     kinds[targets[valid & ~itin]] = _KIND_CODE[US_SSN]
+            targets = match_idx[sub[lettered_id]]
+            kinds[targets[kinds[targets] < 0]] = _KIND_CODE[ID_NUMBER]
 
         # 3. weak names count only beside another name: "Will Smith", "Grace May Chen"
         if weak.any():
@@ -589,6 +617,8 @@ class TextScanner:
         if kind == EMAIL_ADDRESS:
             tld = pc.utf8_lower(pc.extract_regex(values, r"\.(?P<tld>[A-Za-z]+)$").field("tld"))
             return _np_bool(pc.is_in(tld, value_set=self._tlds))
+        if kind == IBAN_CODE:
+            return np.array([_iban_ok(v) for v in values.to_pylist()], dtype=bool)
         if kind == CREDIT_CARD:
             digits = pc.replace_substring_regex(values, r"\D", "").to_pylist()
             return np.array([_luhn_ok(d) for d in digits], dtype=bool)

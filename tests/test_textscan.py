@@ -15,6 +15,11 @@ import deid._textscan as ts
 from deid._textscan import KINDS, Finding, TextScanner, presidio_analyzer
 from deid.errors import PolicyError
 
+# Importing presidio imports tldextract, hence requests and urllib3, whose import-time IPv6 probe creates
+# (and never connects) a socket; pytest-socket refuses it and warns. That probe is not network use;
+# connections and name look-ups are refused by pytest-socket and recorded in the presidio test below.
+pytestmark = pytest.mark.filterwarnings("ignore:A test tried to use socket.socket:UserWarning")
+
 ROSTER_NAMES = ["Maria Lopez", "José García-López", "Liam O'Brien", "Will Smith", "Grace Nguyen"]
 ROSTER_IDS = ["0012345678", "L123456"]
 
@@ -56,6 +61,15 @@ def _found(scanner: TextScanner, text: str) -> list[tuple[str, str]]:
         ("SSID 0012345678 did not match.", "STUDENT_ID", "0012345678"),
         ("Local ID L123456 updated.", "STUDENT_ID", "L123456"),
         ("Old district number 77120045 noted.", "ID_NUMBER", "77120045"),
+        ("Other district ID D1234567 on the transcript.", "ID_NUMBER", "D1234567"),
+        ("Chromebook MAC 00:1B:44:11:3A:B7 reported.", "MAC_ADDRESS", "00:1B:44:11:3A:B7"),
+        (
+            "Device 2001:0db8:85a3:0000:0000:8a2e:0370:7334 seen.",
+            "IP_ADDRESS",
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        ),
+        ("Refund to DE89 3704 0044 0532 0130 00 done.", "IBAN_CODE", "DE89 3704 0044 0532 0130 00"),
+        ("Aunt in London: 020 7946 0958.", "PHONE_NUMBER", "020 7946 0958"),
         ("Met with Maria Lopez today.", "PERSON", "Maria Lopez"),
         ("Referred to Ms. Taylor for tutoring.", "PERSON", "Ms. Taylor"),
     ],
@@ -82,6 +96,37 @@ def test_invalid_candidates_are_left_alone(scanner):
     ]:
         assert _found(scanner, text) == [], text
         assert _redact_one(scanner, text) == text
+
+
+# What presidio's pattern recognizers find (the reference), in the formats they know.
+_REFERENCE_TEXTS = [
+    "Call 916-555-0142, (916)555-0143, 916.555.0144, 916 555 0145, +1 (916) 555-0146, 1-916-555-0147.",
+    "UK +44 20 7946 0958 or 020 7946 0958; India +91 98765 43210; Mexico +52 55 1234 5678.",
+    "Canada 604-555-0199 ext 12; Brazil +55 11 91234-5678; Germany +49 30 901820.",
+    "Cards 4111-1111-1111-1111, 5500 0000 0000 0004, 340000000000009, 6011000000000004.",
+    "SSNs 219-09-9999, 219 09 9999, 219.09.9999, 219099999; ITIN 912-70-1234.",
+    "IPs 192.168.1.1, 8.8.8.8, 2001:0db8:85a3:0000:0000:8a2e:0370:7334; MAC 00:1B:44:11:3A:B7.",
+    "Mail a.b-c@sub.example.co.uk, ALLCAPS@EXAMPLE.ORG, x@y.io; IBAN DE89 3704 0044 0532 0130 00.",
+    "Sites https://www.example.com/path?q=1 and http://example.org and www.school.k12.ca.us/page.",
+]
+_REFERENCE_KINDS = {
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "US_ITIN", "CREDIT_CARD", "IP_ADDRESS", "MAC_ADDRESS",
+    "IBAN_CODE", "UK_NHS",
+}  # fmt: skip
+
+
+def test_everything_presidios_recognizers_find_is_found():
+    analyzer = presidio_analyzer()
+    scanner = TextScanner([], [])
+    for text in _REFERENCE_TEXTS:
+        ours = scanner.find(pa.array([text]))
+        for res in analyzer.analyze(text, language="en"):
+            with_scheme = res.entity_type == "URL" and text[res.start : res.end].startswith(("http", "www"))
+            if res.entity_type in _REFERENCE_KINDS or with_scheme:
+                assert any(f.start < res.end and res.start < f.end for f in ours), (
+                    res.entity_type,
+                    text[res.start : res.end],
+                )
 
 
 def test_roster_catches_a_first_name_alone(scanner):
@@ -300,9 +345,6 @@ def test_redaction_is_idempotent_and_leaves_nothing_to_find(parts):
     assert scanner.find(once) == []
 
 
-# Importing presidio imports tldextract, hence requests and urllib3, whose import-time IPv6 probe creates
-# (and never connects) a socket; pytest-socket refuses it and warns. That probe is not network use.
-@pytest.mark.filterwarnings("ignore:A test tried to use socket.socket:UserWarning")
 def test_presidio_analyzer_builds_offline_and_is_cached(monkeypatch):
     # Sockets are blocked suite-wide; also record any attempt to resolve or connect (a library that
     # swallowed the refusal would otherwise go unnoticed).
