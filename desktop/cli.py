@@ -81,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("pathshare: cancelled; nothing was written.\n")
         return 1
+    except BrokenPipeError:
+        # `pathshare audit log | head`: the reader went away; that is not an error worth a traceback.
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown from re-raising
+        return 0
     except MemoryError:
         sys.stderr.write("pathshare: out of memory; try a smaller file or close other programs.\n")
         return 1
