@@ -253,6 +253,10 @@ def test_cli_profile_commands(run_cli, with_agreement, tmp_path):
     assert code == 0 and "Copy" in out
     code, out, _ = run_cli("--vault", path, "profile", "list")
     assert "Aeries export (Aeries)" in out and "Copy" in out
+    code, out, _ = run_cli("--vault", path, "profile", "show", "Copy")
+    assert code == 0 and "Gender" in out and "->  sex" in out and "'Male' -> 'M'" in out
+    code, out, _ = run_cli("--vault", path, "profile", "show", "Copy", "--json")
+    assert code == 0 and json.loads(out)["columns"]["Notes"] is None
     code, _, err = run_cli("--vault", path, "profile", "delete", "Nope")
     assert code == 1 and "no mapping profile called 'Nope'" in err
 

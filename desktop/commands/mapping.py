@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = psub.add_parser("list", help="list saved mapping profiles")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_profile_list)
+    q = psub.add_parser("show", help="print a saved profile: column -> element, recodes")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_profile_show)
     q = psub.add_parser("export", help="write a saved profile as JSON, to share with partners")
     q.add_argument("name", metavar="NAME")
     q.add_argument("out", metavar="OUT.json")
@@ -289,6 +293,27 @@ def cmd_profile_list(args: argparse.Namespace) -> int:
     for p in profiles:
         system = f" ({p.source_system})" if p.source_system else ""
         print(f"{p.name}{system}: {len(p.mapped)} of {len(p.columns)} columns mapped")
+    return 0
+
+
+def cmd_profile_show(args: argparse.Namespace) -> int:
+    from agreements._profiles import get_profile
+
+    with open_vault(args) as vault:
+        profile = get_profile(vault, args.name)
+    if args.json:
+        print(profile.to_json(), end="")
+        return 0
+    system = f" ({profile.source_system})" if profile.source_system else ""
+    print(f"{profile.name}{system}")
+    width = max((len(c) for c in profile.columns), default=6)
+    for column, element in profile.columns.items():
+        print(f"  {column:<{width}}  ->  {element or '(not mapped: dropped)'}")
+        recodes = profile.recodes.get(column)
+        if recodes:
+            print(f"  {'':<{width}}      recode " + ", ".join(f"{k!r} -> {v!r}" for k, v in recodes.items()))
+    for element, rule in profile.derived.items():
+        print(f"  {element} is filled from {rule['from']!r}")
     return 0
 
 
