@@ -5,6 +5,12 @@ For most uses, call::
     from deid import load_policy, deidentify_file
     report = deidentify_file("extract.csv", load_policy("policy.json"), "out.csv", secret=b"...")
 
+To put an export into a shared data dictionary (column names and codes of the element library)::
+
+    from deid import read_table, suggest_mapping, MappingProfile, apply_mapping
+    table = read_table("extract.csv")
+    mapped = apply_mapping(table, MappingProfile.from_suggestions("my SIS", suggest_mapping(table)))
+
 Everything else (readers and writers, treatments, PII scanning, risk) is reachable from here too;
 modules whose names start with ``_`` are private.
 """
