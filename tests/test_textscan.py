@@ -278,6 +278,17 @@ def test_find_and_redact_agree(scanner):
         assert "".join(rebuilt) == out.to_pylist()[i]
 
 
+def test_find_arrays_matches_find(scanner, monkeypatch):
+    monkeypatch.setattr(ts, "_BATCH_ROWS", 2)
+    col = pa.array(["Maria Lopez, 123-45-6789", None, "nothing", "x@example.org and Will Smith"])
+    arrays = scanner.find_arrays(col)
+    listed = scanner.find(col)
+    columns = [arrays[k].tolist() for k in ("row", "kind", "start", "end")]
+    assert list(zip(*columns, strict=True)) == [(f.row, f.kind, f.start, f.end) for f in listed]
+    assert [f.row for f in listed] == [0, 0, 3, 3]
+    assert len(scanner.find_arrays(pa.array(["nothing"]))["row"]) == 0
+
+
 def test_from_table_tokenizes_names_and_rejects_missing_columns():
     table = pa.table(
         {

@@ -1,7 +1,7 @@
 """Benchmark: free-text PII scanning — PathShare's vectorized scanner against presidio, same run.
 
 PathShare: ``TextScanner.from_table(...).redact`` over the notes column of a synthetic K-12 extract of
-PATHSHARE_BENCH_ROWS rows (default 1,000,000); ``find`` on the same column gives the spans scored
+PATHSHARE_BENCH_ROWS rows (default 1,000,000); ``find_arrays`` on the same column gives the spans scored
 against the generator's planted PII. Baseline: presidio's ``AnalyzerEngine.analyze`` (built offline
 by ``presidio_analyzer()``) called note by note on the first PATHSHARE_BENCH_PRESIDIO_ROWS notes
 (default 10,000). Target: >= 100x presidio's notes per second, recall at least presidio's.
@@ -88,11 +88,9 @@ def test_bench_textscan():
     redacted, changed = scanner.redact(notes)
     redact_s, redact_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
-    findings = scanner.find(notes)
+    found = scanner.find_arrays(notes)
     find_s = time.perf_counter() - t0
-    f_row = np.array([f.row for f in findings], np.int64)
-    f_start = np.array([f.start for f in findings], np.int64)
-    f_end = np.array([f.end for f in findings], np.int64)
+    f_row, f_start, f_end = found["row"], found["start"], found["end"]
     ours_full = _score(spans, f_row, f_start, f_end, ROWS)
     in_sample = f_row < PRESIDIO_ROWS
     ours_sample = _score(spans, f_row[in_sample], f_start[in_sample], f_end[in_sample], PRESIDIO_ROWS)
