@@ -526,7 +526,9 @@ def test_report_round_trips_through_json(tmp_path):
             }
         )
     )
+    pool = pa.default_memory_pool().backend_name
     r = deidentify_file(src, load_policy(policy), tmp_path / "o.csv", report_path=tmp_path / "r.json")
+    assert pa.default_memory_pool().backend_name == pool  # the run's allocator switch is undone
     data = json.loads((tmp_path / "r.json").read_text())
     back = DeidReport.from_dict(data)
     assert back == r and back.to_dict() == data
