@@ -450,6 +450,8 @@ _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 def parse_numbers(column: Column) -> tuple[np.ndarray, int]:
     """Text → float64 (NaN where empty or not a number), and how many non-empty values were not numbers."""
     col = pc.utf8_trim_whitespace(column)
+    # a decimal comma ("3,5", European exports with ';' delimiters) reads as a decimal point
+    col = pc.replace_substring_regex(col, pattern=r"^([+-]?\d+),(\d+)$", replacement=r"\1.\2")
     ok = pc.match_substring_regex(col, _NUMBER)
     nums = pc.cast(pc.if_else(ok, col, pa.scalar(None, pa.string())), pa.float64())
     values = nums.to_numpy(zero_copy_only=False).astype(np.float64)

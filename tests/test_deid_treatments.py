@@ -73,6 +73,7 @@ def test_bucket_labels_top_and_bottom_coding():
     out, tr = _run("GPA", "bucket", vals, edges=[0, 1, 2, 3, 4.5])
     assert out == ["[0, 1)", "[0, 1)", "[1, 2)", "[3, 4.5]", "[3, 4.5]", None, None, None, None]
     assert any("fell outside" in n for n in tr.notes) and any("as numbers" in n for n in tr.notes)
+    assert _run("GPA", "bucket", ["3,5", " 2.0 "], edges=[0, 1, 2, 3, 4.5])[0] == ["[3, 4.5]", "[2, 3)"]
     out, _ = _run("n", "bucket", ["0", "3", "12", "40"], edges=[0, 5, 10], top=10, bottom=1)
     assert out == ["< 1", "[0, 5)", ">= 10", ">= 10"]
 
