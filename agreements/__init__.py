@@ -191,3 +191,20 @@ __all__ += [
     "verify_destruction_certificate",
     "verify_receipt",
 ]
+
+# The consortium linkage secret (agreements/_linkage_store.py).
+from agreements._linkage_store import (  # noqa: E402
+    LinkageStatus,
+    ensure_linkage_secret,
+    export_linkage_key,
+    import_linkage_key,
+    linkage_secret,
+)
+
+__all__ += [
+    "LinkageStatus",
+    "ensure_linkage_secret",
+    "export_linkage_key",
+    "import_linkage_key",
+    "linkage_secret",
+]

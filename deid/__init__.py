@@ -40,6 +40,7 @@ _LAZY = {
     "deid._mapping": ("ColumnSuggestion", "MappingProfile", "ValidationFinding", "apply_mapping",
                       "match_profile", "policy_from_elements", "suggest_mapping", "suggest_recodes",
                       "validate"),
+    "deid._linkage": ("LinkFields", "Links", "LinkReport", "link", "link_tables", "link_tokens"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -110,3 +111,6 @@ __all__ += [
     "suggest_recodes",
     "validate",
 ]
+
+# Linkage across partners (deid/_linkage.py).
+__all__ += ["LinkFields", "LinkReport", "Links", "link", "link_tables", "link_tokens"]
