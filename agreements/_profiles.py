@@ -200,6 +200,7 @@ def map_for_agreement(
     from deid.errors import CheckFailed
 
     elements = agreement_elements(agreement)
+    chosen: MappingProfile | None
     if profile:
         chosen, how = get_profile(vault, profile), "profile"
     else:

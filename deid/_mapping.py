@@ -688,13 +688,13 @@ def suggest_mapping(
     out = []
     for col in table.column_names:
         name = assigned.get(col)
-        el = by_name.get(name) if name else None
+        target = by_name.get(name) if name else None
         recodes: dict[str, str] = {}
         date_format = None
-        if el is not None and el.code_set:
+        if target is not None and target.code_set:
             # All distinct values, not just the sample's: a rare spelling still gets its recode.
-            recodes = suggest_recodes(table.column(col), el)
-        if el is not None and el.type == "date":
+            recodes = suggest_recodes(table.column(col), target)
+        if target is not None and target.type == "date":
             date_format = profiles[col].date_format
         score = next((c.score for c in scored[col] if c.element == name), 0.0)
         derives = _suggest_derived(name, profiles[col], els, set(assigned.values())) if name else {}

@@ -85,7 +85,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from deid._mapping import MappingProfile, suggest_mapping, validate
 
     table = read_table(args.input, sheet=args.sheet)
-    vault = None
+    vault: Any = None
     needs_vault = bool(args.agreement or args.profile or args.save_profile)
     try:
         if needs_vault:
