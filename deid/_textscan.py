@@ -153,8 +153,9 @@ _CALENDAR = pa.array(
     ]
 )
 
-# Cells are split on a tag character that does not occur in them; these are tried in turn.
-_TAG_CHOICES = ["\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\ue000", "\ue001", "\ue002"]
+# Cells are split on a tag character that does not occur in them: control characters first, then the
+# 6,400 characters of Unicode's private use area (text that holds all of them is not text).
+_TAG_CHOICES = [*"\x01\x02\x03\x04\x05\x06\x07", *(chr(c) for c in range(0xE000, 0xF900))]
 
 
 @dataclass(frozen=True)
@@ -736,8 +737,9 @@ def _pick_tag(cells: pa.Array) -> str:
     for tag in _TAG_CHOICES:
         if not pc.any(pc.match_substring(cells, tag)).as_py():
             return tag
-    # every candidate tag already occurs in this text: drop the control characters, then use one
-    raise ValueError("text cells contain every internal tag character")  # pragma: no cover
+    from deid.errors import InputError  # pragma: no cover - needs 6,407 distinct rare characters
+
+    raise InputError("A text column holds every private-use Unicode character; it cannot be scanned.")
 
 
 # --- presidio, fully offline ---------------------------------------------------------------------

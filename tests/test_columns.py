@@ -149,13 +149,13 @@ def test_reasons_never_quote_values():
             assert value not in flag.reason
 
 
-def test_sampling_nulls_and_empty_tables():
+def test_sampling_spans_the_whole_table_and_skips_nulls():
+    # an export sorted so that the first rows are empty: the evenly spaced sample still sees the values
     table = pa.table(
-        {"X1": [None] * 150 + ["a@example.org"] * 3000, "Empty": pa.array([None] * 3150, pa.string())}
+        {"X1": [None] * 3000 + ["a@example.org"] * 3000, "Empty": pa.array([None] * 6000, pa.string())}
     )
     flags = classify_columns(table, sample_rows=100)
-    assert flags == {}  # the first 100 rows hold nothing; the header says nothing
-    assert classify_columns(table, sample_rows=10_000)["X1"].kind == "email"
+    assert set(flags) == {"X1"} and flags["X1"].kind == "email"
     assert classify_columns(pa.table({"DOB": pa.array([], pa.string())}))["DOB"].kind == "birth_date"
 
 
