@@ -97,10 +97,10 @@ def build_codebook(
     rows = []
     for el in elements:
         spec = dict((treatments or {}).get(el.name) or el.treatment)
-        params = dict(
-            spec.get("params")
-            or {k: v for k, v in spec.items() if k not in ("treatment", "as", "quasi_identifier")}
-        )
+        if isinstance(spec.get("params"), Mapping):  # Agreement.element_treatments() nests them
+            params = dict(spec["params"])
+        else:  # an element's default treatment carries them beside "treatment"
+            params = {k: v for k, v in spec.items() if k not in ("treatment", "as", "quasi_identifier")}
         treatment = str(spec.get("treatment", "keep"))
         qi = spec.get("quasi_identifier")
         if qi is None:
