@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deid import InputError, OutputError, ReadInfo, read_table, write_table
 
@@ -223,3 +225,37 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         write_table(t, tmp_path / "o.csv", before_commit=boom)
     assert list(tmp_path.iterdir()) == []
+
+
+_cell = st.one_of(
+    st.just(""),
+    st.from_regex(r"0[0-9]{1,9}", fullmatch=True),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), max_size=12
+    ),
+    st.sampled_from(["a,b", 'say "hi"', "line\nbreak", "semi;colon", "pipe|x", "tab\there", "Zoë Núñez"]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(_cell, min_size=3, max_size=3), min_size=1, max_size=15),
+    delimiter=st.sampled_from([",", ";", "\t", "|"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+    quoting=st.sampled_from([0, 1]),  # csv.QUOTE_MINIMAL, csv.QUOTE_ALL
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_property_csv_round_trip(tmp_path, rows, delimiter, encoding, quoting, newline):
+    import csv as _csv
+    import io
+
+    buf = io.StringIO()
+    writer = _csv.writer(buf, delimiter=delimiter, lineterminator=newline, quoting=quoting)
+    writer.writerow(["ID", "Name", "Notes"])
+    writer.writerows(rows)
+    p = tmp_path / f"rt{abs(hash((delimiter, encoding)))}.csv"
+    p.write_bytes(buf.getvalue().encode(encoding))
+    t = read_table(p)
+    expected = [[c or None for c in r] for r in rows]
+    got = [list(r.values()) for r in t.to_pylist()]
+    assert got == expected
