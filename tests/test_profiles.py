@@ -162,6 +162,8 @@ def test_codebook_rows_follow_the_agreement(with_agreement):
     assert rows["sex"]["codes"].startswith("F = ")
     assert "M = " in rows["sex"]["codes"]
     assert rows["sex"]["ceds"] == "Sex"
+    assert rows["gpa"]["treatment"] == "grouped into ranges with edges [0, 1.0, 2.0, 2.5, 3.0, 3.5, 4.01]"
+    assert rows["state_student_id"]["column"] == "student_code"
     assert any(agreement.id in line for line in book.about)
 
 
