@@ -233,3 +233,28 @@ def test_provider_scope_never_shares_a_secret(tmp_path: Path) -> None:
     finally:
         d.vault.close()
         c.vault.close()
+
+
+def test_cli_linkage_status_export_and_import(consortium, run_cli, monkeypatch, tmp_path: Path) -> None:
+    tmp, _, college, analyst, agreement_id = consortium
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, out, err = run_cli("--vault", tmp / "analyst.vault", "linkage", "status", agreement_id)
+    assert code == 0 and "not a provider: it never holds the linkage secret" in out, err
+    code, out, _ = run_cli("--vault", tmp / "district.vault", "linkage", "status", agreement_id, "--json")
+    assert code == 0 and json.loads(out)["state"] in ("created", "held")
+    key = tmp_path / "analyst.key"
+    code, _, err = run_cli(
+        "--vault", tmp / "district.vault", "linkage", "export-key", agreement_id, "--for", analyst.fp,
+        "--out", key,
+    )  # fmt: skip
+    assert code == 1 and "only providers receive the linkage secret" in err and not key.exists()
+    key = tmp_path / "college.key"
+    code, out, err = run_cli(
+        "--vault", tmp / "district.vault", "linkage", "export-key", agreement_id, "--for", college.fp,
+        "--out", key,
+    )  # fmt: skip
+    assert code == 0 and key.exists(), err
+    code, out, err = run_cli("--vault", tmp / "college.vault", "linkage", "import-key", key)
+    assert code == 0 and "imported the linkage secret" in out, err
+    code, out, err = run_cli("--vault", tmp / "analyst.vault", "linkage", "import-key", key)
+    assert code == 1 and "not to this organization" in err and "Traceback" not in err
