@@ -448,17 +448,19 @@ def _read_xlsx(p: Path, sheet: str | None, info: ReadInfo) -> pa.Table:
         else:
             raise InputError(f"{p} has {len(names)} sheets ({', '.join(names)}); name the one to read.")
         info.sheet = ws.title
-        rows = ws.iter_rows(values_only=True)
+        # Cells, not bare values: a number shown with a zero-padded format ("0000000") is an ID
+        # whose leading zeros Excel only displays, and they are restored.
+        rows = ([_cell_text(c.value, getattr(c, "number_format", None)) for c in r] for r in ws.iter_rows())
         header_row = next(rows, None)
         if header_row is None:
             raise InputError(f"{p} (sheet '{ws.title}') is empty.")
-        header = ["" if v is None else _cell_text(v).strip() for v in header_row]
+        header = ["" if v is None else v.strip() for v in header_row]
         columns: list[list[str | None]] = [[] for _ in header]
         k = len(header)
         for row in rows:
-            if row is None or all(v is None or v == "" for v in row):
+            if all(v is None for v in row):
                 continue
-            texts = [_cell_text(v) for v in row]
+            texts = row
             if len(texts) > k:
                 if any(t for t in texts[k:]):
                     raise InputError(
@@ -475,11 +477,19 @@ def _read_xlsx(p: Path, sheet: str | None, info: ReadInfo) -> pa.Table:
     return pa.table([pa.array(c, pa.string()) for c in columns], names=header)
 
 
-def _cell_text(v: object) -> str | None:
+def _cell_text(v: object, number_format: str | None = None) -> str | None:
     import datetime as dt
 
     if v is None:
         return None
+    if (
+        number_format
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and float(v).is_integer()
+        and set(number_format) == {"0"}
+    ):
+        return str(int(v)).zfill(len(number_format))
     if isinstance(v, str):
         return v if v != "" else None
     if isinstance(v, bool):

@@ -148,6 +148,18 @@ def _xlsx(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
     return path
 
 
+def test_xlsx_zero_padded_number_formats_keep_leading_zeros(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["SSID", "Count"])
+    ws.append([12345, 7])
+    ws["A2"].number_format = "0000000000"
+    wb.save(tmp_path / "z.xlsx")
+    assert read_table(tmp_path / "z.xlsx").to_pydict() == {"SSID": ["0000012345"], "Count": ["7"]}
+
+
 def test_xlsx_one_sheet_named_sheet_and_several_unnamed(tmp_path):
     import datetime as dt
 
