@@ -27,4 +27,7 @@ def run_app(argv: Sequence[str] = ()) -> int:
     session = Session(vault_path=vault_path_from_env(), settings=Settings())
     window = MainWindow(session, open_package=package)
     window.show()
+    from desktop.smoke import quit_after_shown  # packaging/smoke.sh: PATHSHARE_SMOKE_QUIT_MS
+
+    quit_after_shown(app, window)
     return app.exec()
