@@ -35,7 +35,7 @@ _LAZY = {
     "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "save_crosswalk"),
     "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment", "parse_dates"),
     "deid._elements": ("Code", "Element", "dictionary_elements", "element_library", "load_elements"),
-    "deid._textscan": ("Finding", "TextScanner", "presidio_analyzer"),
+    "deid._textscan": ("Finding", "TextScanner", "installed_ner_model", "presidio_analyzer"),
     "deid._columns": ("ColumnFlag", "classify_columns"),
     "deid._mapping": ("ColumnSuggestion", "MappingProfile", "ValidationFinding", "apply_mapping",
                       "match_profile", "policy_from_elements", "suggest_mapping", "suggest_recodes",
@@ -92,7 +92,7 @@ __all__ = [
 ]
 
 # PII detection (deid/_textscan.py, deid/_columns.py).
-__all__ += ["ColumnFlag", "Finding", "TextScanner", "classify_columns", "presidio_analyzer"]
+__all__ += ["ColumnFlag", "Finding", "TextScanner", "classify_columns", "installed_ner_model", "presidio_analyzer"]
 
 # The data dictionary and column mapping (deid/_elements.py, deid/_mapping.py).
 __all__ += [

@@ -38,7 +38,7 @@ from deid._wordlists import COMMON_FIRST_NAMES, COMMON_SURNAMES, NAME_LIKE_WORDS
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
 
-__all__ = ["KINDS", "Finding", "TextScanner", "presidio_analyzer"]
+__all__ = ["KINDS", "Finding", "TextScanner", "installed_ner_model", "presidio_analyzer"]
 
 PERSON = "PERSON"
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
@@ -755,21 +755,33 @@ def _offline_tldextract() -> Any:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
-def presidio_analyzer() -> AnalyzerEngine:
+_ENGLISH_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_trf")
+
+
+def installed_ner_model() -> str | None:
+    """The name of an installed spaCy English pipeline with NER, or None (nothing is downloaded)."""
+    import spacy.util
+
+    return next((m for m in _ENGLISH_MODELS if spacy.util.is_package(m)), None)
+
+
+def presidio_analyzer(ner_model: str | None = None) -> AnalyzerEngine:
     """Presidio's AnalyzerEngine with its pattern recognizers, built without touching the network.
 
-    The NLP engine is presidio's no-op engine (no spaCy model is loaded or downloaded), so there is
-    no NER: PERSON comes from the roster recognizer instead. The e-mail recognizer's tldextract
-    check uses the suffix list bundled with tldextract. Built once and cached (it takes ~1 s).
+    By default the NLP engine is presidio's no-op engine (no spaCy model is loaded or downloaded), so
+    there is no NER: PERSON comes from the roster recognizer instead. ``ner_model`` — the name of an
+    *installed* spaCy pipeline (see :func:`installed_ner_model`) or a path to one — adds presidio's
+    spaCy NER (PERSON, LOCATION, …); it is loaded from disk, never fetched. The e-mail recognizer's
+    tldextract check uses the suffix list bundled with tldextract. Built once per model and cached.
     """
     with _ANALYZER_LOCK:
-        return _build_presidio()
+        return _build_presidio(ner_model)
 
 
-@functools.lru_cache(maxsize=1)
-def _build_presidio() -> AnalyzerEngine:
+@functools.lru_cache(maxsize=4)
+def _build_presidio(ner_model: str | None) -> AnalyzerEngine:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.nlp_engine import NlpEngine, NoOpNlpEngine, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
     class OfflineEmailRecognizer(EmailRecognizer):
@@ -778,10 +790,29 @@ def _build_presidio() -> AnalyzerEngine:
         def validate_result(self, pattern_text: str) -> bool:
             return _offline_tldextract()(pattern_text).fqdn != ""
 
-    nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
-    nlp_engine.load()
+    nlp_engine: NlpEngine
+    if ner_model is None:
+        nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    else:
+        from pathlib import Path
+
+        import spacy
+        import spacy.util
+
+        if not (spacy.util.is_package(ner_model) or Path(ner_model).is_dir()):
+            from deid.errors import InputError
+
+            raise InputError(
+                f'The spaCy model "{ner_model}" is not installed; PathShare never downloads one.'
+            )
+        nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model}])
+        nlp_engine.nlp = {"en": spacy.load(ner_model)}  # loaded here, from disk: load() may download
+    if not nlp_engine.is_loaded():
+        nlp_engine.load()
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=["en"])
+    if ner_model is not None:
+        registry.add_nlp_recognizer(nlp_engine=nlp_engine)
     registry.remove_recognizer("EmailRecognizer")
     registry.add_recognizer(OfflineEmailRecognizer())
     with warnings.catch_warnings():

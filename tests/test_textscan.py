@@ -426,3 +426,32 @@ def test_scanner_recall_on_planted_pii_matches_or_beats_presidio():
     for r, s, e, k in zip(rows, starts, ends, kinds, strict=True):
         if k != "PERSON":
             assert texts[r][s:e] not in redacted[r]
+
+
+def test_presidio_uses_an_installed_ner_model_from_disk_only(tmp_path):
+    import spacy
+
+    from deid._textscan import installed_ner_model
+    from deid.errors import InputError
+
+    # a tiny local pipeline standing in for an installed model: an entity ruler that knows one name
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "PERSON", "pattern": "Zorblax Quux"}])
+    nlp.to_disk(tmp_path / "tiny_ner")
+    analyzer = presidio_analyzer(str(tmp_path / "tiny_ner"))
+    text = "Met with Zorblax Quux about the schedule."
+    found = {(r.entity_type, text[r.start : r.end]) for r in analyzer.analyze(text, language="en")}
+    assert ("PERSON", "Zorblax Quux") in found
+    # the default engine has no NER, and a model that is not installed is refused, never fetched
+    assert ("PERSON", "Zorblax Quux") not in {
+        (r.entity_type, text[r.start : r.end]) for r in presidio_analyzer().analyze(text, language="en")
+    }
+    with pytest.raises(InputError, match="not installed"):
+        presidio_analyzer("en_core_web_nonexistent")
+    assert installed_ner_model() in (
+        None,
+        "en_core_web_lg",
+        "en_core_web_md",
+        "en_core_web_sm",
+        "en_core_web_trf",
+    )
