@@ -92,7 +92,14 @@ __all__ = [
 ]
 
 # PII detection (deid/_textscan.py, deid/_columns.py).
-__all__ += ["ColumnFlag", "Finding", "TextScanner", "classify_columns", "installed_ner_model", "presidio_analyzer"]
+__all__ += [
+    "ColumnFlag",
+    "Finding",
+    "TextScanner",
+    "classify_columns",
+    "installed_ner_model",
+    "presidio_analyzer",
+]
 
 # The data dictionary and column mapping (deid/_elements.py, deid/_mapping.py).
 __all__ += [
