@@ -203,3 +203,21 @@ def test_many_progress_signals_do_not_exhaust_true(qtbot):
         emit(source.progress, i / 5000, "working")
     assert len(got) == 5001
     assert abs(sys.getrefcount(True) - before) < 50
+
+
+def test_qt_binding_keeps_none_alive_across_slot_calls(qtbot):
+    """The window polls its worker 25 times a second: a binding that drops a reference to None per
+    Python slot call (PySide6 6.12.0 on Python 3.11) aborts the app within minutes. pyproject pins it out."""
+    import sys
+
+    from PySide6.QtCore import QTimer
+
+    calls = []
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: calls.append(1))
+    before = sys.getrefcount(None)
+    timer.start()
+    qtbot.waitUntil(lambda: len(calls) >= 3000, timeout=10_000)
+    timer.stop()
+    assert sys.getrefcount(None) >= before - 100
