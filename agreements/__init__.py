@@ -208,3 +208,28 @@ __all__ += [
     "import_linkage_key",
     "linkage_secret",
 ]
+
+# The compliance officer's queries and reports (agreements/_compliance.py).
+from agreements._compliance import (  # noqa: E402
+    Dashboard,
+    Disclosure,
+    audit_report_html,
+    check_bundle,
+    dashboard,
+    disclosure_record,
+    verify_log,
+    write_audit_csv,
+    write_disclosures_csv,
+)
+
+__all__ += [
+    "Dashboard",
+    "Disclosure",
+    "audit_report_html",
+    "check_bundle",
+    "dashboard",
+    "disclosure_record",
+    "verify_log",
+    "write_audit_csv",
+    "write_disclosures_csv",
+]

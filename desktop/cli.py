@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "prepare",  # prepare
     "exchange",  # open, receipt, destroy, packages
     "audit",  # audit ...
+    "compliance",  # audit disclosures (after "audit": it adds to that command)
     "link",  # link
     "synth",  # synth
     "demo",  # demo

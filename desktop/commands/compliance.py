@@ -1,0 +1,61 @@
+"""Sub-command: ``pathshare audit disclosures [--out FILE.csv] [--json] [--since D] [--until D]``.
+
+The record of disclosures of pupil records (California Education Code 49064): who received what,
+when, under which agreement. Registered under ``audit`` (this module is loaded after ``audit`` in
+``desktop/cli.py``'s COMMAND_MODULES); the work is ``agreements._compliance.disclosure_record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from desktop.commands._vaultargs import open_vault
+
+
+def _audit_actions(sub: argparse._SubParsersAction) -> argparse._SubParsersAction | None:
+    """The sub-commands of ``pathshare audit`` (registered by desktop/commands/audit.py)."""
+    parser = sub.choices.get("audit")
+    if parser is None:
+        return None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``audit disclosures`` (or a top-level ``disclosures`` if ``audit`` is not registered)."""
+    actions = _audit_actions(sub)
+    help_text = "the record of disclosures of pupil records (Ed Code 49064): who received what, when"
+    p = (actions or sub).add_parser("disclosures", help=help_text)
+    p.add_argument("--out", metavar="FILE.csv", help="write the record as CSV (UTF-8, opens in Excel)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--since", metavar="DATE", help="disclosures from this date (UTC)")
+    p.add_argument("--until", metavar="DATE", help="disclosures up to this date, inclusive (UTC)")
+    p.set_defaults(func=cmd_disclosures)
+
+
+def cmd_disclosures(args: argparse.Namespace) -> int:
+    from agreements._compliance import disclosure_record, write_disclosures_csv
+
+    with open_vault(args) as vault:
+        rows = disclosure_record(vault, since=args.since, until=args.until)
+        if args.out:
+            n = write_disclosures_csv(vault, args.out, rows)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in rows], indent=2, ensure_ascii=False))
+        return 0
+    if args.out:
+        print(f"Wrote {n} disclosure record{'s' if n != 1 else ''} to {args.out}.")
+        return 0
+    if not rows:
+        print("No disclosures of pupil records are recorded in this vault.")
+        return 0
+    for d in rows:
+        receipt = f"receipt {d.delivered[:10]}" if d.delivered else "no receipt yet"
+        print(
+            f"{d.disclosed[:10]}  {d.recipient}  {d.rows} rows  {d.file}  "
+            f"agreement {d.agreement_id[:8]} v{d.agreement_version or '?'} ({d.agreement_title})  {receipt}"
+        )
+    return 0
