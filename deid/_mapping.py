@@ -1028,6 +1028,10 @@ def _normalize_values(
     recodes: Mapping[str, str] | None,
     date_format: str | None,
 ) -> pa.ChunkedArray | pa.Array:
+    if el.type == "text" and not el.code_set:
+        # Free text passes as it is (the redaction treatment reads it whole); copying a column of
+        # notes only to trim it would cost more than every other column together.
+        return _as_string(col)
     text = _clean(col)
     if el.code_set:
         text = apply_recodes(text, recodes or {})
