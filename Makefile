@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench demo lint package clean
+.PHONY: run test bench demo lint package package-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check deid agreements desktop tests
+
+# The one-folder app in dist/pathshare/ (docs/packaging.md); package-smoke also runs the frozen binary.
+$(VENV)/.packaging-stamp: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[packaging]'
+	touch $@
+
+package: $(VENV)/.packaging-stamp
+	$(VENV)/bin/pyinstaller packaging/pathshare.spec --distpath dist --workpath build --noconfirm
+
+package-smoke: package
+	packaging/smoke.sh dist/pathshare/pathshare
 
 clean:
 	rm -rf $(VENV) build dist bench-results demo-out
