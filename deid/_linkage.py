@@ -252,12 +252,14 @@ def _deletion_fields(column: Column, keys: _Keys, width: int = 12) -> list[Field
     return out
 
 
-def _tokens(kind: str, fields: Sequence[Field], keys: _Keys) -> pa.Array:
-    """One token per row where every field is valid (else null): AES-256 of the block
+Tokens = tuple[np.ndarray, np.ndarray]  # (rows that have the token, their (m, 12) token bytes)
+
+
+def _tokens(kind: str, fields: Sequence[Field], keys: _Keys) -> Tokens:
+    """The kind's token for every row where every field is valid: AES-256 of the block
     [kind, 40 bits of each field digest], its first 64 bits written as the kind and base64url."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    n = len(fields[0][0])
     valid = np.logical_and.reduce([v for _, v in fields])
     rows = np.flatnonzero(valid)
     block = np.zeros((len(rows), 16), np.uint8)
@@ -266,22 +268,44 @@ def _tokens(kind: str, fields: Sequence[Field], keys: _Keys) -> pa.Array:
         block[:, 1 + 5 * i : 6 + 5 * i] = vals[rows].astype(">u8").view(np.uint8).reshape(-1, 8)[:, 3:]
     enc = Cipher(algorithms.AES(keys.block), modes.ECB()).encryptor()
     ct = np.frombuffer(enc.update(block.tobytes()) + enc.finalize(), np.uint8).reshape(-1, 16)
-    strings = _encode(kind, ct[:, :8])
-    pos = np.full(n, -1, np.int64)
-    pos[rows] = np.arange(len(rows))
-    return pc.take(strings, pa.array(pos, mask=~valid))
+    return rows, _encode(kind, ct[:, :8])
 
 
-def _encode(kind: str, digests: np.ndarray) -> pa.Array:
-    """(n, 8) digests → n strings: the kind letter and 11 base64url characters."""
+def _encode(kind: str, digests: np.ndarray) -> np.ndarray:
+    """(n, 8) digests → (n, 12) bytes: the kind letter and 11 base64url characters."""
     n = digests.shape[0]
     vals = np.ascontiguousarray(digests).view(">u8").ravel().astype(np.uint64)
     out = np.empty((n, TOKEN_CHARS), np.uint8)
     out[:, 0] = ord(kind)
     for j in range(11):
         out[:, 1 + j] = _B64[((vals >> np.uint64(6 * (10 - j))) & np.uint64(63)).astype(np.intp)]
-    offsets = np.arange(0, n * TOKEN_CHARS + 1, TOKEN_CHARS, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(out.tobytes()))
+    return out
+
+
+def _assemble(n: int, parts: Sequence[Tokens]) -> pa.Array:
+    """Each row's tokens, in ``parts`` order, separated by single spaces, as one string column
+    (null where a row has none). Written straight into one buffer: no per-token strings."""
+    counts = np.zeros(n, np.int64)
+    for rows, _ in parts:
+        counts[rows] += 1
+    lengths = np.where(counts > 0, counts * (TOKEN_CHARS + 1) - 1, 0)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    out = np.full(int(offsets[-1]), ord(" "), np.uint8)
+    filled = np.zeros(n, np.int64)
+    span = np.arange(TOKEN_CHARS)
+    for rows, tokens in parts:
+        pos = offsets[rows] + filled[rows] * (TOKEN_CHARS + 1)
+        out[pos[:, None] + span] = tokens
+        filled[rows] += 1
+    validity = counts > 0
+    return pa.LargeStringArray.from_buffers(
+        n,
+        pa.py_buffer(offsets.tobytes()),
+        pa.py_buffer(out.tobytes()),
+        pa.py_buffer(np.packbits(validity, bitorder="little").tobytes()),
+        int((~validity).sum()),
+    ).cast(pa.string())
 
 
 def _join(*parts: Column) -> pa.ChunkedArray:
@@ -329,7 +353,7 @@ def link_tokens(
     def f(column: Column) -> Field:
         return _field(column, keys)
 
-    tokens: list[Column] = []
+    tokens: list[Tokens] = []
     if fields.id:
         ids = pc.utf8_upper(pc.replace_substring_regex(table.column(fields.id).cast(pa.string()),
                                                        pattern=r"[\s\-]+", replacement=""))  # fmt: skip
@@ -391,18 +415,12 @@ def link_tokens(
             tokens.append(_tokens(kind, parts, keys))
     if not tokens:
         raise PolicyError("link_tokens needs the ID column, or first name, last name and birth date.")
-    # An always-present empty last part: pyarrow 26's join with null_handling="skip" drops a final
-    # row whose parts are all null (the output came out one row short); the trailing space goes.
-    blank = pa.StringArray.from_buffers(
-        n, pa.py_buffer(np.zeros(n + 1, np.int32).tobytes()), pa.py_buffer(b"")
-    )
-    joined = pc.utf8_rtrim(
-        pc.binary_join_element_wise(*tokens, blank, " ", null_handling="skip"), characters=" "
-    )
-    empty = int(pc.sum(pc.equal(joined, "")).as_py() or 0)
-    if empty and notes is not None:
-        notes.append(f"{empty} row(s) had no ID and no complete name and birth date: no link tokens")
-    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+    joined = _assemble(n, tokens)
+    if joined.null_count and notes is not None:
+        notes.append(
+            f"{joined.null_count} row(s) had no ID and no complete name and birth date: no link tokens"
+        )
+    return pa.chunked_array([joined])
 
 
 class LinkTokens(Treatment):
@@ -551,19 +569,33 @@ def parse_tokens(column: Column, where: str = "the file") -> tuple[np.ndarray, n
     rows = np.repeat(np.arange(n, dtype=np.int64), counts)
     first = np.cumsum(counts) - counts
     starts = offsets[:-1][rows] + step * (np.arange(total, dtype=np.int64) - first[rows])
-    kinds = _KIND_INDEX[raw[starts]]
+    # Every token's 13 bytes (12 + the separator; a zero byte after the data for the last) in one gather.
+    padded = np.concatenate([raw, np.zeros(step, np.uint8)])
+    window = np.lib.stride_tricks.sliding_window_view(padded, step)
+    block = window[starts]
+    del padded, window
+    kinds = _KIND_INDEX[block[:, 0]]
+    sextets = np.ascontiguousarray(_DECODE[block[:, 1:TOKEN_CHARS]].T)  # one row per character
+    wrong = (kinds == 255) | (sextets.max(axis=0) == 255)
     values = np.zeros(total, np.uint64)
-    wrong = kinds == 255
-    for j in range(1, TOKEN_CHARS):
-        sextet = _DECODE[raw[starts + j]]
-        wrong |= sextet == 255
-        values = (values << np.uint64(6)) | sextet.astype(np.uint64)
+    for j in range(TOKEN_CHARS - 1):
+        values <<= np.uint64(6)
+        values |= sextets[j]
     inner = np.ones(total, bool)
     inner[np.cumsum(counts)[counts > 0] - 1] = False  # a row's last token has no space after it
-    wrong[inner] |= raw[starts[inner] + TOKEN_CHARS] != ord(" ")
+    wrong[inner] |= block[inner, TOKEN_CHARS] != ord(" ")
     if wrong.any():
         raise InputError(f"{where}: row {int(rows[np.argmax(wrong)]) + 2} does not hold link tokens.")
     return rows, kinds, values
+
+
+def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values sorted, where each starts in sorted order, how many, the sorting order)."""
+    order = np.argsort(values)
+    v = values[order]
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]]) if len(v) else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[starts, len(v)])
+    return v[starts], starts, counts, order
 
 
 def _candidates(
@@ -573,30 +605,28 @@ def _candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row_a, row_b, agreeing-kinds bitmask) for every pair of rows sharing a token of ``kinds``.
 
-    A sort-merge join: both sides' tokens sorted together, each run of one value paired across
-    sides; a value carried by more than MAX_SHARED rows of a side is not specific and is skipped."""
-    sel_a, sel_b = np.isin(a[1], list(kinds)), np.isin(b[1], list(kinds))
-    vals = np.concatenate([a[2][sel_a], b[2][sel_b]])
-    rows = np.concatenate([a[0][sel_a], b[0][sel_b]])
-    kind = np.concatenate([a[1][sel_a], b[1][sel_b]])
-    side = np.concatenate([np.zeros(int(sel_a.sum()), np.int64), np.ones(int(sel_b.sum()), np.int64)])
-    order = np.argsort(vals, kind="stable")  # stable: within a value, A's tokens come first
-    vals, rows, kind, side = vals[order], rows[order], kind[order], side[order]
-    if len(vals) == 0:
+    A sort-merge join: each side's tokens sorted, distinct values matched by binary search, each
+    shared value paired across sides; a value carried by more than MAX_SHARED rows of a side is not
+    specific and is skipped."""
+    sides = []
+    for rows, kind, values in (a, b):
+        if not set(np.unique(kind).tolist()) <= kinds:
+            sel = np.isin(kind, list(kinds))
+            rows, kind, values = rows[sel], kind[sel], values[sel]
+        sides.append((rows, kind, *_runs(values)))
+    (rows_a, kind_a, ua, sa, ca, oa), (rows_b, _, ub, sb, cb, ob) = sides
+    if len(ua) == 0 or len(ub) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32)
-    starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
-    sizes = np.diff(np.r_[starts, len(vals)])
-    n_b = np.add.reduceat(side, starts)
-    n_a = sizes - n_b
-    keep = (n_a >= 1) & (n_b >= 1) & (n_a <= MAX_SHARED) & (n_b <= MAX_SHARED)
-    starts, n_a, n_b = starts[keep], n_a[keep], n_b[keep]
+    pos = np.minimum(np.searchsorted(ub, ua), len(ub) - 1)
+    keep = (ub[pos] == ua) & (ca <= MAX_SHARED) & (cb[pos] <= MAX_SHARED)
+    start_a, n_a, start_b, n_b = sa[keep], ca[keep], sb[pos[keep]], cb[pos[keep]]
     per_run = n_a * n_b
-    run = np.repeat(np.arange(len(starts)), per_run)
+    run = np.repeat(np.arange(len(start_a)), per_run)
     t = np.arange(int(per_run.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_run) - per_run, per_run)
-    pos_a = starts[run] + t // n_b[run]
-    pos_b = starts[run] + n_a[run] + t % n_b[run]
-    ra, rb = rows[pos_a], rows[pos_b]
-    bit = np.left_shift(np.uint32(1), kind[pos_a].astype(np.uint32))
+    ia = oa[start_a[run] + t // n_b[run]]
+    ib = ob[start_b[run] + t % n_b[run]]
+    ra, rb = rows_a[ia], rows_b[ib]
+    bit = np.left_shift(np.uint32(1), kind_a[ia].astype(np.uint32))
     if len(ra) == 0:
         return ra, rb, bit
     pair = ra * np.int64(1 << 31) + rb
@@ -610,10 +640,11 @@ def _candidates(
 
 def _present(side: tuple[np.ndarray, np.ndarray, np.ndarray], n: int) -> np.ndarray:
     """Per row, the bitmask of token kinds it carries."""
-    rows, kinds, _ = side
+    rows, kinds, _ = side  # rows ascending, as parse_tokens returns them
     out = np.zeros(n, np.uint32)
-    for k in np.unique(kinds).tolist():
-        out[rows[kinds == k]] |= np.uint32(1 << k)
+    if len(rows):
+        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        out[rows[first]] = np.bitwise_or.reduceat(np.left_shift(np.uint32(1), kinds.astype(np.uint32)), first)
     return out
 
 
