@@ -246,3 +246,47 @@ def test_matching_is_vectorized_at_scale() -> None:
     found = dict(zip(links.row_b.tolist(), links.row_a.tolist(), strict=True))
     assert sum(found.get(j) == int(perm[j]) for j in range(n)) >= 0.99 * n
     assert all(found[j] == int(perm[j]) for j in found)
+
+
+def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path) -> None:
+    """Two providers holding the same secret file de-identify with `deid --policy`; `link` joins them."""
+    secret = tmp_path / "shared.secret"
+    secret.write_text("ab" * 32 + "\n")
+    rule = {"treatment": "link_tokens", "from": ["First", "Last", "DOB", "Sex"]}
+    for name, rows in (
+        (
+            "district",
+            [
+                ("1234567890", "Robert", "Nuñez", "03/04/2008", "M", "11"),
+                ("", "Ana", "Soto", "01/20/2008", "F", "12"),
+            ],
+        ),
+        (
+            "college",
+            [("", "ANA", "SOTO", "20080120", "F", "2026SP"), ("", "Bob", "Nunez", "20080304", "M", "2025FA")],
+        ),
+    ):
+        lines = ["SSID,First,Last,DOB,Sex,Term"] + [",".join(r) for r in rows]
+        (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        policy = {"pathshare_policy": 1, "k": 1, "columns": {"SSID": rule, "Term": {"treatment": "keep"}}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(policy))
+        code, _, err = run_cli(
+            "deid",
+            tmp_path / f"{name}.csv",
+            "--policy",
+            tmp_path / f"{name}.json",
+            "--out",
+            tmp_path / f"{name}_deid.csv",
+            "--secret-file",
+            secret,
+        )
+        assert code == 0, err
+        assert "Soto" not in (tmp_path / f"{name}_deid.csv").read_text(encoding="utf-8").title()
+    code, out, err = run_cli(
+        "link",
+        tmp_path / "district_deid.csv",
+        tmp_path / "college_deid.csv",
+        "--out",
+        tmp_path / "linked.csv",
+    )
+    assert code == 0 and "linked 2 rows (0 by state ID, 2 by derived keys)" in out, err
