@@ -334,3 +334,34 @@ def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path,
     prep._show_step(5)
     assert "NOT reached" in prep.risk_summary.text() and not prep.next.isEnabled()
     prep.release()
+
+
+def test_cancelling_the_seal_in_the_worker_leaves_nothing(qtbot, tmp_path, orgs):
+    """Cancel during sealing (real worker process): no package, no partial file, no staging folder."""
+    from desktop.tasks import ProcessRunner
+
+    window = open_window(qtbot, tmp_path, orgs["district"], runner=ProcessRunner())
+    prep = window.workspace.prepare
+    prep.go_next()
+    extract = make_extract(tmp_path / "export.csv", rows=3000)
+    prep.choose_extract(str(extract))
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=30_000)
+    prep.set_element("Counselor Notes", None)
+    prep.go_next()
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 3, timeout=30_000)
+    prep.go_next()
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 4 or prep.message.isVisible(), timeout=30_000)
+    assert prep.steps.currentIndex() == 4, prep.message.label.text()
+    assert window.session.settings.folder("extract") == str(tmp_path)  # last folder remembered
+    prep.go_next()
+    prep.go_next()
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    prep.seal(str(outbox / "package.age"))
+    handle = window.workspace.handle
+    assert str(outbox / ".pathshare-staging-*") in handle.job.scratch
+    qtbot.waitUntil(lambda: window.workspace.progress.bar.value() > 0, timeout=30_000)
+    qtbot.mouseClick(window.workspace.progress.cancel, Qt.LeftButton)
+    qtbot.waitUntil(lambda: handle.finished, timeout=10_000)
+    assert list(outbox.iterdir()) == []
+    assert "Cancelled" in prep.message.label.text() and prep.steps.currentIndex() == 6

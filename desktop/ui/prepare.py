@@ -764,6 +764,9 @@ class PrepareScreen(QWidget):
             },
             vault_path=str(self.session.vault_path),
             outputs=(out,),
+            # prepare stages the de-identified file in a private folder beside the package; a killed
+            # worker must not leave it behind.
+            scratch=(str(Path(out).parent / ".pathshare-staging-*"),),
             title="Sealing the package",
         )
         self.workspace.start_job(job, self._sealed, self._failed, self._cancelled)
