@@ -163,3 +163,19 @@ def test_cli_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path, run_cli):
     code, _, err = run_cli("demo", "--workdir", tmp_path)
     assert code == 1 and "not empty" in err
     assert [p.name for p in tmp_path.iterdir()] == ["something"]
+
+
+def test_cli_agreement_codebook_for_the_analysts(demo: Path, tmp_path: Path, run_cli, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    vault = Vault.open(demo / "college.vault", PASS)
+    try:
+        agreement_id = vault.db.execute("SELECT id FROM agreements LIMIT 1").fetchone()[0]
+    finally:
+        vault.close()
+    out = tmp_path / "codebook.csv"
+    code, _, err = run_cli(
+        "--vault", demo / "college.vault", "agreement", "codebook", agreement_id[:8], "--out", out
+    )
+    assert code == 0, err
+    text = out.read_text(encoding="utf-8")
+    assert "birth_date" in text and "generalize_date" in text and "CALPADS" in text

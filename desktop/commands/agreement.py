@@ -91,6 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", action="append", choices=("provider", "recipient"), help="default: the offer's")
     p.set_defaults(func=cmd_join)
 
+    from desktop.commands.mapping import add_codebook_command
+
+    add_codebook_command(asub)
+
 
 def _short(agreement_id: str) -> str:
     return agreement_id[:8]

@@ -69,6 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     el.set_defaults(func=cmd_elements)
 
+    add_codebook_command(sub)
+
+
+def add_codebook_command(sub: argparse._SubParsersAction) -> None:
+    """`codebook ID --out F`: registered at the top level and as `agreement codebook`."""
     cb = sub.add_parser("codebook", help="write an agreement's codebook (.csv, .pdf, .html or .md)")
     cb.add_argument("id", metavar="ID", help="the agreement")
     cb.add_argument("--out", required=True, metavar="FILE")
