@@ -178,4 +178,4 @@ def test_cli_agreement_codebook_for_the_analysts(demo: Path, tmp_path: Path, run
     )
     assert code == 0, err
     text = out.read_text(encoding="utf-8")
-    assert "birth_date" in text and "generalize_date" in text and "CALPADS" in text
+    assert text.startswith("column,element") and "birth_year,birth_date" in text and "CALPADS" in text
