@@ -10,6 +10,9 @@ Recall: a planted span counts as found when some detection overlaps it (any kind
 it gets redacted). Precision: detections overlapping a planted span / all detections. Both scanners are
 also scored on the same presidio sample, so the comparison is like for like.
 
+Both are single-threaded, so on an idle machine wall time ≈ CPU time; on a shared machine the wall
+figures swing with the load (printed), and the CPU-time ratio is the steadier comparison.
+
 Printed and written to bench-results/textscan.json.
 
     make bench        # or: PATHSHARE_BENCH_ROWS=20000 .venv/bin/python -m pytest -s \\
@@ -72,6 +75,7 @@ def _score(planted: dict[str, np.ndarray], rows, starts, ends, n_rows: int) -> d
 
 
 def test_bench_textscan():
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     synth = generate("k12", ROWS, seed=11)
     gen_s = time.perf_counter() - t0
@@ -87,9 +91,9 @@ def test_bench_textscan():
     t0, c0 = time.perf_counter(), time.process_time()
     redacted, changed = scanner.redact(notes)
     redact_s, redact_cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     found = scanner.find_arrays(notes)
-    find_s = time.perf_counter() - t0
+    find_s, find_cpu = time.perf_counter() - t0, time.process_time() - c0
     f_row, f_start, f_end = found["row"], found["start"], found["end"]
     ours_full = _score(spans, f_row, f_start, f_end, ROWS)
     in_sample = f_row < PRESIDIO_ROWS
@@ -142,6 +146,8 @@ def test_bench_textscan():
             "notes_per_s": round(ours_rate),
             "mb_per_s": round(notes_mb / redact_s, 1),
             "find_s": round(find_s, 3),
+            "find_cpu_s": round(find_cpu, 3),
+            "notes_per_cpu_s": round(ROWS / redact_cpu),
             "cells_changed": changed,
             "score_all_rows": ours_full,
             "score_sample": ours_sample,
@@ -154,6 +160,7 @@ def test_bench_textscan():
             "analyze_cpu_s": round(presidio_cpu, 2),
             "ms_per_note": round(1000 * presidio_s / PRESIDIO_ROWS, 3),
             "notes_per_s": round(presidio_rate, 1),
+            "notes_per_cpu_s": round(PRESIDIO_ROWS / presidio_cpu, 1),
             "score_sample": presidio_sample,
         },
         "speedup_x": round(ours_rate / presidio_rate, 1),
@@ -161,6 +168,8 @@ def test_bench_textscan():
         "target_speedup_x": 100,
         "recall_at_least_presidio": (ours_sample["recall"] or 0) >= (presidio_sample["recall"] or 0),
         "peak_rss_mb": round(peak_mb),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
     }
     RESULTS.parent.mkdir(exist_ok=True)
     write_bytes_atomic(RESULTS, (json.dumps(result, indent=2) + "\n").encode(), perm=0o644)
@@ -172,11 +181,13 @@ def test_bench_textscan():
     )
     print(
         f"presidio:  {PRESIDIO_ROWS:,} notes analyzed in {presidio_s:.2f} s "
-        f"({presidio_rate:,.1f} notes/s, {1000 * presidio_s / PRESIDIO_ROWS:.2f} ms/note)"
+        f"({presidio_rate:,.1f} notes/s, {1000 * presidio_s / PRESIDIO_ROWS:.2f} ms/note, "
+        f"CPU {presidio_cpu:.2f} s)"
     )
     print(f"speed-up:  {result['speedup_x']}x wall, {result['speedup_cpu_x']}x CPU (target >= 100x)")
     print(f"PathShare on the sample: {ours_sample}")
     print(f"presidio  on the sample: {presidio_sample}")
     print(f"PathShare on all rows:   {ours_full}")
     print(f"planted values surviving redaction (sample): {survivors}/{total}; peak RSS {peak_mb:.0f} MB")
+    print(f"load average (1 min) before/after: {result['load_average_1min']} on {os.cpu_count()} CPUs")
     assert isinstance(redacted, pa.ChunkedArray)
