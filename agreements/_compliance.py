@@ -237,7 +237,9 @@ def disclosure_record(
         if a is not None:
             title, version = a.title, a.version
             lb = a.terms.legal_basis
-            basis = f"{LEGAL_BASES.get(lb.basis, lb.basis)}: {lb.citation}"
+            label = LEGAL_BASES.get(lb.basis, lb.basis)
+            # The form suggests the provision's own text as the citation: do not say it twice.
+            basis = label if lb.citation.strip() in label else f"{label}: {lb.citation}"
             purpose = a.terms.purpose
         recipients = details.get("recipients") or []
         for fp in recipients if isinstance(recipients, list) else []:
@@ -439,6 +441,15 @@ def check_bundle(vault: Vault, path: str | os.PathLike[str]) -> BundleCheck:
     return BundleCheck(p.name, signer.org, signer.fingerprint(), who, verdict, _bundle_entries(data))
 
 
+def audit_choices(vault: Vault) -> dict[str, list[str]]:
+    """What the audit filters offer: the actions (and their ``area.`` prefixes) and OS users in the log."""
+    actions = sorted(r[0] for r in vault.db.execute("SELECT DISTINCT action FROM audit_log"))
+    prefixes = sorted({a.split(".", 1)[0] + "." for a in actions if "." in a})
+    actors = [r[0] for r in vault.db.execute("SELECT DISTINCT actor FROM audit_log")]
+    users = sorted({a.split(" (", 1)[0] for a in actors})
+    return {"actions": prefixes + actions, "users": users}
+
+
 def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text))
 
@@ -491,9 +502,10 @@ def audit_report_html(
     ]
     if disclosures:
         parts.append(
-            "<table width='100%'><tr><th>Disclosed (UTC)</th><th>Recipient</th><th>Agreement</th>"
-            "<th>Legal basis and purpose</th><th>Package</th><th>Rows</th><th>Receipt</th>"
-            "<th>By</th></tr>"
+            "<table width='100%' cellspacing='0'><tr><th width='10%'>Disclosed (UTC)</th>"
+            "<th width='15%'>Recipient</th><th width='16%'>Agreement</th>"
+            "<th width='25%'>Legal basis and purpose</th><th width='11%'>Package</th><th width='5%'>Rows</th>"
+            "<th width='7%'>Receipt</th><th width='11%'>By</th></tr>"
         )
         for d in disclosures:
             parts.append(
@@ -504,7 +516,7 @@ def audit_report_html(
                 f"<td>{_e(d.legal_basis)}<br><span class='small'>{_e(d.purpose[:300])}</span></td>"
                 f"<td>{_e(d.file)}<br><span class='small'>{_e(_short(d.package_id))} · {d.files} file(s)"
                 f"</span></td><td>{d.rows:,}</td>"
-                f"<td>{_e(d.delivered[:10]) if d.delivered else 'none yet'}</td>"
+                f"<td>{_e(d.delivered[:10]) if d.delivered else 'none'}</td>"
                 f"<td>{_e(d.disclosed_by)}</td></tr>"
             )
         parts.append("</table>")
@@ -514,7 +526,7 @@ def audit_report_html(
     parts.append("<h2>Entries by action</h2>")
     if filters:
         parts.append(f"<p class='small'>Filters: {_e(filters)}</p>")
-    parts.append("<table><tr><th>Action</th><th>Entries</th></tr>")
+    parts.append("<table cellspacing='0'><tr><th width='220'>Action</th><th width='70'>Entries</th></tr>")
     for action, n in sorted(counts.items()):
         parts.append(f"<tr><td>{_e(action)}</td><td>{n:,}</td></tr>")
     parts.append("</table>")
@@ -524,8 +536,9 @@ def audit_report_html(
         parts.append(f"<p class='small'>The latest {len(shown):,} of {len(entries):,} entries.</p>")
     bad = verdict.first_bad
     parts.append(
-        "<table width='100%'><tr><th>#</th><th>Time (UTC)</th><th>Who</th><th>Action</th>"
-        "<th>Agreement</th><th>Partner</th><th>Package</th><th>Details</th></tr>"
+        "<table width='100%' cellspacing='0'><tr><th width='4%'>#</th><th width='10%'>Time (UTC)</th>"
+        "<th width='14%'>Who</th><th width='14%'>Action</th><th width='7%'>Agreement</th>"
+        "<th width='13%'>Partner</th><th width='7%'>Package</th><th width='31%'>Details</th></tr>"
     )
     for e in shown:
         mark = " class='bad'" if bad is not None and e.seq == bad else ""
@@ -751,6 +764,34 @@ def format_parameters(params: Mapping[str, Any]) -> str:
             value = ", ".join(str(v) for v in value)
         parts.append(f"{key}={value}")
     return "; ".join(parts)
+
+
+def parse_code_set(text: str) -> dict[str, Any] | None:
+    """A code set as the form writes it: ``CALPADS Gender Code: F=Female; M=Male`` (None when empty).
+    Without a name before ``:``, the set is called "Codes". AgreementError names a code without ``=``."""
+    text = text.strip()
+    if not text:
+        return None
+    name, sep, rest = text.partition(":")
+    if not sep or "=" in name:
+        name, rest = "Codes", text
+    codes: dict[str, str] = {}
+    for part in (p.strip() for p in rest.split(";")):
+        if not part:
+            continue
+        code, eq, label = part.partition("=")
+        if not eq or not code.strip():
+            raise AgreementError(f"The code {part!r} needs the form CODE=Label (e.g. F=Female).")
+        codes[code.strip()] = label.strip() or code.strip()
+    return {"name": name.strip() or "Codes", "codes": codes}
+
+
+def format_code_set(code_set: Mapping[str, Any] | None) -> str:
+    """The inverse of :func:`parse_code_set`."""
+    if not code_set:
+        return ""
+    codes = "; ".join(f"{k}={v}" for k, v in dict(code_set.get("codes") or {}).items())
+    return f"{code_set.get('name', 'Codes')}: {codes}"
 
 
 @dataclass(frozen=True)

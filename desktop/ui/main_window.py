@@ -54,7 +54,11 @@ class Workspace(QWidget):
 
     def __init__(self, session: Session, open_package: str | None = None, parent: QWidget | None = None):
         super().__init__(parent)
-        from desktop.ui.pages import AgreementsPage, AuditPage, MyCardPage, PartnersPage
+        from desktop.ui.agreements_page import AgreementsPage
+        from desktop.ui.audit_page import AuditPage
+        from desktop.ui.dashboard_page import DashboardPage
+        from desktop.ui.pages import MyCardPage
+        from desktop.ui.partners_page import PartnersPage
         from desktop.ui.prepare import PrepareScreen
         from desktop.ui.receive import ReceiveScreen
 
@@ -74,9 +78,10 @@ class Workspace(QWidget):
         pages: list[tuple[str, QWidget]] = [
             ("Prepare a package", self.prepare),
             ("Receive a package", self.receive),
-            ("Agreements (coming next)", AgreementsPage(session)),
-            ("Partners (coming next)", PartnersPage(session)),
-            ("Audit log (coming next)", AuditPage(session)),
+            ("Dashboard", DashboardPage(session)),
+            ("Agreements", AgreementsPage(session)),
+            ("Partners", PartnersPage(session)),
+            ("Audit log", AuditPage(session)),
             ("My organization's card", MyCardPage(session)),
         ]
         for i, (title, page) in enumerate(pages):

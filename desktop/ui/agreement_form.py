@@ -1,0 +1,817 @@
+"""The agreement form: every field of the agreement schema (docs/agreement-schema.md), elements picked from
+the element library with their treatments, and validation as you type by the library's own checks
+(``agreements._compliance.check_draft``): the first problem is shown in the message line and its field
+is marked."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.tasks import emit
+from desktop.ui.theme import finding_cell_brush
+from desktop.ui.widgets import MessageBar, button, heading, paragraph
+
+TYPES = ("string", "text", "integer", "decimal", "date", "boolean", "code")
+TREATMENTS = (
+    "keep",
+    "drop",
+    "record_code",
+    "token",
+    "generalize_date",
+    "date_shift",
+    "bucket",
+    "zip3",
+    "recode_rare",
+    "redact_text",
+)
+# Element table columns.
+E_NAME, E_TYPE, E_TREATMENT, E_PARAMS, E_QI, E_CODES, E_DESC = range(7)
+# Party table columns.
+P_ORG, P_PROVIDER, P_RECIPIENT, P_NAME, P_TITLE, P_EMAIL = range(6)
+
+
+def _text_edit(name: str, lines: int = 3, placeholder: str = "") -> QPlainTextEdit:
+    w = QPlainTextEdit()
+    w.setAccessibleName(name)
+    w.setTabChangesFocus(True)  # Tab moves on, as in every other field
+    w.setPlaceholderText(placeholder)
+    w.setFixedHeight(w.fontMetrics().lineSpacing() * lines + 14)
+    return w
+
+
+def _line(name: str, placeholder: str = "") -> QLineEdit:
+    w = QLineEdit()
+    w.setAccessibleName(name)
+    w.setPlaceholderText(placeholder)
+    return w
+
+
+def _date(name: str) -> QDateEdit:
+    w = QDateEdit()
+    w.setCalendarPopup(True)
+    w.setDisplayFormat("yyyy-MM-dd")
+    w.setAccessibleName(name)
+    return w
+
+
+def _lines(widget: QPlainTextEdit) -> list[str]:
+    return [line.strip() for line in widget.toPlainText().splitlines() if line.strip()]
+
+
+class ElementPicker(QDialog):
+    """Choose elements from the element library (search, tick, OK); shows each default treatment."""
+
+    def __init__(self, taken: set[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from agreements._compliance import library_elements
+
+        self.setWindowTitle("Add elements from the library")
+        self.resize(860, 520)
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            paragraph(
+                "Tick the elements the agreement shares. Each comes with the library's type, code set and "
+                "default treatment, which you can change in the form."
+            )
+        )
+        self.search = _line("Search elements", "Search by name, label or category…")
+        self.search.textChanged.connect(self._filter)
+        layout.addWidget(self.search)
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(
+            ["Element", "Label", "Type", "Category", "Treatment", "Parameters"]
+        )
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setAccessibleName("Element library")
+        self.table.setTabKeyNavigation(False)
+        rows = library_elements()
+        self.table.setRowCount(len(rows))
+        for r, el in enumerate(rows):
+            values = (el["name"], el["label"], el["type"], el["category"], el["treatment"], el["parameters"])
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if c == 0:
+                    flags = item.flags() | Qt.ItemFlag.ItemIsUserCheckable
+                    item.setFlags(flags)
+                    item.setCheckState(Qt.CheckState.Unchecked)
+                    if el["name"] in taken:
+                        item.setFlags(flags & ~Qt.ItemFlag.ItemIsEnabled)
+                        item.setToolTip("Already in the agreement")
+                if c in (0, 1):
+                    item.setToolTip(el["description"])
+                self.table.setItem(r, c, item)
+        self.table.cellActivated.connect(self._toggle)
+        layout.addWidget(self.table, 1)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _toggle(self, row: int, _col: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None and item.flags() & Qt.ItemFlag.ItemIsEnabled:
+            checked = item.checkState() == Qt.CheckState.Checked
+            item.setCheckState(Qt.CheckState.Unchecked if checked else Qt.CheckState.Checked)
+
+    def _filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for r in range(self.table.rowCount()):
+            hay = " ".join(self.table.item(r, c).text().lower() for c in (0, 1, 3))
+            self.table.setRowHidden(r, bool(needle) and needle not in hay)
+
+    def check(self, names: list[str]) -> None:
+        """Tick ``names`` (as a person would)."""
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, 0)
+            if item.text() in names and item.flags() & Qt.ItemFlag.ItemIsEnabled:
+                item.setCheckState(Qt.CheckState.Checked)
+
+    def chosen(self) -> list[str]:
+        """The ticked element names, in library order."""
+        return [
+            self.table.item(r, 0).text()
+            for r in range(self.table.rowCount())
+            if self.table.item(r, 0).checkState() == Qt.CheckState.Checked
+        ]
+
+
+class AgreementForm(QWidget):
+    """Create a draft, correct an unsigned draft, or amend an agreement (a new version)."""
+
+    saved = Signal(object)  # the stored Agreement
+    cancelled = Signal()
+
+    def __init__(self, session: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.mode = "new"
+        self.agreement_id: str | None = None
+        self.base: dict[str, Any] = {}
+        self.problem: Any = None
+        self._loading = False
+        self._marked: list[tuple[QWidget, QPalette]] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(150)  # validate once typing pauses, not on every key
+        self._timer.timeout.connect(self.validate)
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 12, 16, 12)
+        self.title_label = heading("New agreement")
+        outer.addWidget(self.title_label)
+        self.intro = paragraph()
+        outer.addWidget(self.intro)
+        body = QWidget()
+        col = QVBoxLayout(body)
+        col.setContentsMargins(0, 0, 12, 0)
+        col.setSpacing(10)
+
+        # -- title and parties
+        box, form = self._group("Title and parties")
+        self.title = _line("Title", "A short title people recognize")
+        form.addRow("&Title:", self.title)
+        self.parties = QTableWidget(0, 6)
+        self.parties.setHorizontalHeaderLabels(
+            ["Organization", "Provider", "Recipient", "Signs: name", "Title", "E-mail"]
+        )
+        self.parties.verticalHeader().hide()
+        self.parties.setAccessibleName("Parties")
+        self.parties.setTabKeyNavigation(False)
+        self.parties.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        header = self.parties.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.parties.setColumnWidth(P_ORG, 250)
+        self.parties.setColumnWidth(P_PROVIDER, 72)
+        self.parties.setColumnWidth(P_RECIPIENT, 78)
+        self.parties.setColumnWidth(P_NAME, 150)
+        self.parties.setColumnWidth(P_TITLE, 170)
+        self.parties.setMinimumHeight(120)
+        self.parties.itemChanged.connect(self._changed)
+        self.add_party_button = button("Add &party", "Add a party")
+        self.add_party_button.clicked.connect(lambda: self.add_party())
+        self.remove_party_button = button("Remove party", "Remove the selected party")
+        self.remove_party_button.clicked.connect(self.remove_party)
+        row = QHBoxLayout()
+        row.addWidget(self.add_party_button)
+        row.addWidget(self.remove_party_button)
+        row.addStretch(1)
+        form.addRow("Parties:", self.parties)
+        form.addRow("", row)
+        col.addWidget(box)
+
+        # -- legal basis, purpose, scope
+        from agreements._agreement import LEGAL_BASES
+
+        box, form = self._group("Legal basis, purpose and scope")
+        self.basis = QComboBox()
+        self.basis.setAccessibleName("Legal basis")
+        for code, text in LEGAL_BASES.items():
+            self.basis.addItem(text, code)
+        self.basis.currentIndexChanged.connect(self._basis_changed)
+        self.citation = _line("Citation", "The provision relied on")
+        self.purpose = _text_edit("Purpose", 3, "Why the data are disclosed")
+        self.activity = _text_edit("Activity", 3, "What the recipient will do with the data")
+        self.cohorts = _text_edit("Cohorts", 2, "One cohort per line, e.g. Grade 9 entry cohort of fall 2024")
+        self.school_years = _line("School years", "e.g. 2024-25, 2025-26")
+        self.scope_description = _line("Scope description", "Optional")
+        form.addRow("&Legal basis:", self.basis)
+        form.addRow("Citation:", self.citation)
+        form.addRow("P&urpose:", self.purpose)
+        form.addRow("Acti&vity:", self.activity)
+        form.addRow("Cohorts:", self.cohorts)
+        form.addRow("School &years:", self.school_years)
+        form.addRow("Scope description:", self.scope_description)
+        col.addWidget(box)
+
+        # -- dates and destruction
+        box, form = self._group("Dates and destruction")
+        self.effective = _date("Effective from")
+        self.expires = _date("Expires on")
+        self.deadline = _date("Destruction deadline")
+        dates = QHBoxLayout()
+        for label, w in (("In effect from", self.effective), ("until", self.expires)):
+            dates.addWidget(QLabel(label))
+            dates.addWidget(w)
+        dates.addStretch(1)
+        form.addRow("Dates:", dates)
+        self.method = _text_edit("Destruction method", 2, "How recipients destroy the data")
+        form.addRow("Destroy &by:", self.deadline)
+        form.addRow("Destruction &method:", self.method)
+        col.addWidget(box)
+
+        # -- elements and policy
+        box, form = self._group("Data elements and de-identification")
+        self.elements = QTableWidget(0, 7)
+        self.elements.setHorizontalHeaderLabels(
+            ["Element", "Type", "Treatment", "Parameters", "Quasi-identifier", "Code set", "Description"]
+        )
+        self.elements.verticalHeader().hide()
+        self.elements.setAccessibleName("Data elements")
+        self.elements.setTabKeyNavigation(False)
+        self.elements.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.elements.setMinimumHeight(200)
+        eh = self.elements.horizontalHeader()
+        eh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        eh.setStretchLastSection(True)
+        for c, w in (
+            (E_NAME, 150),
+            (E_TYPE, 90),
+            (E_TREATMENT, 130),
+            (E_PARAMS, 170),
+            (E_QI, 110),
+            (E_CODES, 180),
+        ):
+            self.elements.setColumnWidth(c, w)
+        self.elements.itemChanged.connect(self._changed)
+        self.add_library_button = button("Add from &library…", "Add elements from the element library")
+        self.add_library_button.clicked.connect(self.pick_elements)
+        self.add_custom_button = button("Add &custom element", "Add a custom element")
+        self.add_custom_button.clicked.connect(lambda: self.add_element({}))
+        self.remove_element_button = button("Remove element", "Remove the selected element")
+        self.remove_element_button.clicked.connect(self.remove_element)
+        row = QHBoxLayout()
+        for b in (self.add_library_button, self.add_custom_button, self.remove_element_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        form.addRow(
+            paragraph(
+                "Parameters: name=value separated by semicolons (to=year; as=birth_year · edges=0, 1, 2.5). "
+                "Code set: Name: CODE=Label; CODE=Label."
+            )
+        )
+        form.addRow(self.elements)
+        form.addRow(row)
+        self.k = QSpinBox()
+        self.k.setRange(2, 1000)
+        self.k.setAccessibleName("Minimum k")
+        self.min_cell = QSpinBox()
+        self.min_cell.setRange(1, 1000)
+        self.min_cell.setAccessibleName("Minimum cell size")
+        self.linkage = QComboBox()
+        self.linkage.setAccessibleName("Linkage scope")
+        self.linkage.addItem("provider — the token secret stays with each provider", "provider")
+        self.linkage.addItem("consortium — providers share it, so records link", "consortium")
+        self.drop_unlisted = QCheckBox("Drop every column that is not in the data dictionary (always)")
+        self.drop_unlisted.setAccessibleName("Drop unlisted columns (always on)")
+        self.drop_unlisted.setChecked(True)
+        self.drop_unlisted.setEnabled(False)
+        policy = QHBoxLayout()
+        policy.addWidget(QLabel("k-anonymity at least"))
+        policy.addWidget(self.k)
+        policy.addSpacing(16)
+        policy.addWidget(QLabel("smallest reported cell"))
+        policy.addWidget(self.min_cell)
+        policy.addStretch(1)
+        form.addRow("Policy:", policy)
+        form.addRow("Lin&kage:", self.linkage)
+        form.addRow("", self.drop_unlisted)
+        col.addWidget(box)
+
+        # -- obligations
+        box, form = self._group("Re-disclosure, security and breach notice")
+        self.redisclosure = _text_edit(
+            "Re-disclosure prohibition", 3, "What the recipient may not re-disclose"
+        )
+        self.security = _text_edit("Security requirements", 3, "One requirement per line")
+        self.breach_name = _line("Breach contact name")
+        self.breach_email = _line("Breach contact e-mail", "name@example.org")
+        self.breach_phone = _line("Breach contact phone", "Optional")
+        form.addRow("&Re-disclosure:", self.redisclosure)
+        form.addRow("&Security:", self.security)
+        contact = QHBoxLayout()
+        for w in (self.breach_name, self.breach_email, self.breach_phone):
+            contact.addWidget(w)
+        form.addRow("Breach &notice to:", contact)
+        col.addWidget(box)
+
+        # -- general offer
+        box, form = self._group("General offer")
+        self.general_offer = QCheckBox("Further partners may join by signing the same terms")
+        self.general_offer.setAccessibleName("General offer")
+        self.join_provider = QCheckBox("as provider")
+        self.join_provider.setAccessibleName("Joining partners are providers")
+        self.join_recipient = QCheckBox("as recipient")
+        self.join_recipient.setAccessibleName("Joining partners are recipients")
+        self.general_offer.toggled.connect(self._offer_toggled)
+        join = QHBoxLayout()
+        join.addWidget(self.general_offer)
+        join.addSpacing(16)
+        join.addWidget(QLabel("They join:"))
+        join.addWidget(self.join_provider)
+        join.addWidget(self.join_recipient)
+        join.addStretch(1)
+        form.addRow(join)
+        col.addWidget(box)
+        col.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll = scroll
+        outer.addWidget(scroll, 1)
+        self.message = MessageBar()
+        self.message.label.setAccessibleName("First problem of the draft")
+        outer.addWidget(self.message)
+        self.save_button = button("&Save draft", "Save the draft", default=True)
+        self.save_button.clicked.connect(self.save)
+        self.cancel_button = button("Cancel", "Cancel and go back to the list")
+        self.cancel_button.clicked.connect(lambda: emit(self.cancelled))
+        bar = QHBoxLayout()
+        bar.addStretch(1)
+        bar.addWidget(self.cancel_button)
+        bar.addWidget(self.save_button)
+        outer.addLayout(bar)
+
+        for w in (
+            self.title,
+            self.citation,
+            self.school_years,
+            self.scope_description,
+            self.breach_name,
+            self.breach_email,
+            self.breach_phone,
+        ):
+            w.textChanged.connect(self._changed)
+        for t in (self.purpose, self.activity, self.cohorts, self.method, self.redisclosure, self.security):
+            t.textChanged.connect(self._changed)
+        for d in (self.effective, self.expires, self.deadline):
+            d.dateChanged.connect(self._changed)
+        for s in (self.k, self.min_cell):
+            s.valueChanged.connect(self._changed)
+        self.linkage.currentIndexChanged.connect(self._changed)
+        for c in (self.general_offer, self.join_provider, self.join_recipient):
+            c.toggled.connect(self._changed)
+        self._fields = {
+            "title": self.title,
+            "parties": self.parties,
+            "legal_basis": self.citation,
+            "purpose": self.purpose,
+            "activity": self.activity,
+            "scope.cohorts": self.cohorts,
+            "scope.school_years": self.school_years,
+            "scope": self.cohorts,
+            "effective": self.effective,
+            "expires": self.expires,
+            "destruction.deadline": self.deadline,
+            "destruction": self.method,
+            "elements": self.elements,
+            "policy.quasi_identifiers": self.elements,
+            "policy.parameters": self.elements,
+            "policy.k": self.k,
+            "policy.min_cell_size": self.min_cell,
+            "policy": self.elements,
+            "redisclosure": self.redisclosure,
+            "security_requirements": self.security,
+            "breach_notice_contact.email": self.breach_email,
+            "breach_notice_contact": self.breach_name,
+            "join_as": self.general_offer,
+            "general_offer": self.general_offer,
+        }
+
+    def _group(self, title: str) -> tuple[QGroupBox, QFormLayout]:
+        box = QGroupBox(title)
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        return box, form
+
+    # -- loading --------------------------------------------------------------------------------
+    def _party_choices(self) -> list[tuple[str, str]]:
+        """(label, fingerprint): this organization and every verified, unrevoked partner."""
+        from agreements._identity import our_card
+        from agreements._partners import list_partners
+
+        me = our_card(self.session.vault)
+        out = [(f"{me.org} (us)", me.fingerprint())]
+        out += [(p.org, p.fingerprint) for p in list_partners(self.session.vault) if p.trusted]
+        return out
+
+    def load(self, terms: dict[str, Any], mode: str = "new", agreement_id: str | None = None) -> None:
+        """Show ``terms`` for a new draft (``new``), a correction of an unsigned draft (``edit``) or an
+        amendment (``amend``)."""
+        self._loading = True
+        self.mode, self.agreement_id, self.base = mode, agreement_id, dict(terms)
+        self.title_label.setText(
+            {"new": "New agreement", "edit": "Edit the draft", "amend": "Amend the agreement"}[mode]
+        )
+        self.intro.setText(
+            {
+                "new": "Fill in every section; the line at the bottom names the first thing still missing. "
+                "Saved drafts can be corrected until someone signs them.",
+                "edit": "Nobody has signed this draft yet, so saving replaces its terms.",
+                "amend": "Saving stores a new version (an amendment); the current version stays in force "
+                "until every party has signed the new one.",
+            }[mode]
+        )
+        self.save_button.setText("&Save amendment" if mode == "amend" else "&Save draft")
+        self.title.setText(terms.get("title", ""))
+        self.parties.setRowCount(0)
+        for p in terms.get("parties", []):
+            self.add_party(p)
+        lb = terms.get("legal_basis") or {}
+        i = self.basis.findData(lb.get("basis"))
+        self.basis.setCurrentIndex(max(0, i))
+        self.citation.setText(lb.get("citation", ""))
+        self.purpose.setPlainText(terms.get("purpose", ""))
+        self.activity.setPlainText(terms.get("activity", ""))
+        scope = terms.get("scope") or {}
+        self.cohorts.setPlainText("\n".join(scope.get("cohorts") or []))
+        self.school_years.setText(", ".join(scope.get("school_years") or []))
+        self.scope_description.setText(scope.get("description") or "")
+        for w, key in ((self.effective, "effective"), (self.expires, "expires")):
+            w.setDate(QDate.fromString(str(terms.get(key, date.today().isoformat())), "yyyy-MM-dd"))
+        destruction = terms.get("destruction") or {}
+        self.deadline.setDate(QDate.fromString(str(destruction.get("deadline", "")), "yyyy-MM-dd"))
+        self.method.setPlainText(destruction.get("method", ""))
+        policy = terms.get("policy") or {}
+        params = policy.get("parameters") or {}
+        qis = set(policy.get("quasi_identifiers") or [])
+        self.elements.setRowCount(0)
+        for e in terms.get("elements", []):
+            self.add_element(e, params.get(e.get("name"), {}), e.get("name") in qis)
+        self.k.setValue(int(policy.get("k", 11)))
+        self.min_cell.setValue(int(policy.get("min_cell_size", 11)))
+        self.linkage.setCurrentIndex(max(0, self.linkage.findData(policy.get("linkage_scope", "provider"))))
+        self.redisclosure.setPlainText(terms.get("redisclosure", ""))
+        self.security.setPlainText("\n".join(terms.get("security_requirements") or []))
+        contact = terms.get("breach_notice_contact") or {}
+        self.breach_name.setText(contact.get("name", ""))
+        self.breach_email.setText(contact.get("email", ""))
+        self.breach_phone.setText(contact.get("phone") or "")
+        self.general_offer.setChecked(bool(terms.get("general_offer")))
+        join_as = terms.get("join_as") or []
+        self.join_provider.setChecked("provider" in join_as)
+        self.join_recipient.setChecked("recipient" in join_as)
+        self._offer_toggled(self.general_offer.isChecked())
+        self._loading = False
+        self.scroll.verticalScrollBar().setValue(0)
+        self.validate()
+
+    # -- parties --------------------------------------------------------------------------------
+    def add_party(self, party: dict[str, Any] | None = None) -> int:
+        """Add a party row (a choice of this organization or a verified partner, roles, who signs)."""
+        party = party or {}
+        r = self.parties.rowCount()
+        self.parties.insertRow(r)
+        combo = QComboBox()
+        combo.setAccessibleName(f"Party {r + 1} organization")
+        for label, fp in self._party_choices():
+            combo.addItem(label, fp)
+        fp = party.get("fingerprint")
+        if fp and combo.findData(fp) < 0:
+            combo.addItem(f"{party.get('org', fp)} (not a verified partner)", fp)
+        if fp:
+            combo.setCurrentIndex(combo.findData(fp))
+        elif combo.count() > 1:
+            combo.setCurrentIndex(min(r, combo.count() - 1))
+        combo.currentIndexChanged.connect(self._changed)
+        self.parties.setCellWidget(r, P_ORG, combo)
+        roles = party.get("roles") or ([] if party else ["recipient"])
+        for c, role in ((P_PROVIDER, "provider"), (P_RECIPIENT, "recipient")):
+            item = QTableWidgetItem()
+            item.setFlags(
+                Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+            )
+            item.setCheckState(Qt.CheckState.Checked if role in roles else Qt.CheckState.Unchecked)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{role} role")
+            self.parties.setItem(r, c, item)
+        rep = party.get("authorized_representative") or {}
+        for c, key in ((P_NAME, "name"), (P_TITLE, "title"), (P_EMAIL, "email")):
+            self.parties.setItem(r, c, QTableWidgetItem(rep.get(key, "")))
+        self._changed()
+        return r
+
+    def set_party(
+        self, row: int, fingerprint: str, roles: list[str], name: str, title: str, email: str
+    ) -> None:
+        """Fill a party row (what a person does with the combo, checkboxes and cells)."""
+        combo = self.parties.cellWidget(row, P_ORG)
+        combo.setCurrentIndex(combo.findData(fingerprint))
+        for c, role in ((P_PROVIDER, "provider"), (P_RECIPIENT, "recipient")):
+            self.parties.item(row, c).setCheckState(
+                Qt.CheckState.Checked if role in roles else Qt.CheckState.Unchecked
+            )
+        for c, value in ((P_NAME, name), (P_TITLE, title), (P_EMAIL, email)):
+            self.parties.item(row, c).setText(value)
+
+    def remove_party(self) -> None:
+        r = self.parties.currentRow()
+        if r >= 0:
+            self.parties.removeRow(r)
+            self._changed()
+
+    # -- elements -------------------------------------------------------------------------------
+    def pick_elements(self) -> None:
+        """Open the element library picker and add the ticked elements."""
+        picker = ElementPicker(set(self.element_names()), self)
+        if picker.exec() == QDialog.DialogCode.Accepted:
+            self.add_library_elements(picker.chosen())
+
+    def add_library_elements(self, names: list[str]) -> None:
+        """Add library elements with their default treatment, parameters and quasi-identifier flag."""
+        from agreements._compliance import library_entry
+
+        taken = set(self.element_names())
+        for name in names:
+            if name in taken:
+                continue
+            entry = library_entry(name)
+            self.add_element(entry.element, entry.parameters, entry.quasi_identifier)
+
+    def element_names(self) -> list[str]:
+        return [
+            (self.elements.item(r, E_NAME).text() if self.elements.item(r, E_NAME) else "")
+            for r in range(self.elements.rowCount())
+        ]
+
+    def add_element(
+        self, element: dict[str, Any], params: dict[str, Any] | None = None, quasi_identifier: bool = False
+    ) -> int:
+        """Add an element row."""
+        from agreements._compliance import format_code_set, format_parameters
+
+        blocked = self.elements.blockSignals(True)
+        r = self.elements.rowCount()
+        self.elements.insertRow(r)
+        self.elements.setItem(r, E_NAME, QTableWidgetItem(element.get("name", "")))
+        for c, values, key, default in (
+            (E_TYPE, TYPES, "type", "string"),
+            (E_TREATMENT, TREATMENTS, "treatment", "keep"),
+        ):
+            combo = QComboBox()
+            combo.addItems(values)
+            combo.setCurrentText(element.get(key, default))
+            combo.setAccessibleName(f"Element {r + 1} {key}")
+            combo.currentIndexChanged.connect(self._changed)
+            self.elements.setCellWidget(r, c, combo)
+        self.elements.setItem(r, E_PARAMS, QTableWidgetItem(format_parameters(params or {})))
+        qi = QTableWidgetItem()
+        qi.setFlags(
+            Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        )
+        qi.setCheckState(Qt.CheckState.Checked if quasi_identifier else Qt.CheckState.Unchecked)
+        self.elements.setItem(r, E_QI, qi)
+        self.elements.setItem(r, E_CODES, QTableWidgetItem(format_code_set(element.get("code_set"))))
+        self.elements.setItem(r, E_DESC, QTableWidgetItem(element.get("description", "")))
+        self.elements.blockSignals(blocked)
+        self._changed()
+        return r
+
+    def remove_element(self) -> None:
+        r = self.elements.currentRow()
+        if r >= 0:
+            self.elements.removeRow(r)
+            self._changed()
+
+    # -- the terms ------------------------------------------------------------------------------
+    def _basis_changed(self) -> None:
+        from agreements._agreement import LEGAL_BASES
+
+        # Suggest the provision's text when the citation is empty or still another basis's suggestion.
+        if not self.citation.text().strip() or self.citation.text() in LEGAL_BASES.values():
+            self.citation.setText(LEGAL_BASES[self.basis.currentData()])
+        self._changed()
+
+    def _offer_toggled(self, on: bool) -> None:
+        self.join_provider.setEnabled(on)
+        self.join_recipient.setEnabled(on)
+
+    def _changed(self, *_args: Any) -> None:
+        if not self._loading:
+            self._timer.start()
+
+    def terms(self) -> dict[str, Any]:
+        """The terms as the widgets hold them (AgreementError for a malformed parameters/code-set cell)."""
+        from agreements._compliance import parse_code_set, parse_parameters
+        from agreements.errors import AgreementError
+
+        parties = []
+        for r in range(self.parties.rowCount()):
+            combo = self.parties.cellWidget(r, P_ORG)
+            roles = [
+                role
+                for c, role in ((P_PROVIDER, "provider"), (P_RECIPIENT, "recipient"))
+                if self.parties.item(r, c).checkState() == Qt.CheckState.Checked
+            ]
+            parties.append(
+                {
+                    "fingerprint": combo.currentData(),
+                    "roles": roles,
+                    "authorized_representative": {
+                        key: (self.parties.item(r, c).text().strip() if self.parties.item(r, c) else "")
+                        for c, key in ((P_NAME, "name"), (P_TITLE, "title"), (P_EMAIL, "email"))
+                    },
+                }
+            )
+        elements, params, qis = [], {}, []
+        for r in range(self.elements.rowCount()):
+            name = self.elements.item(r, E_NAME).text().strip()
+            try:
+                p = parse_parameters(self.elements.item(r, E_PARAMS).text())
+                code_set = parse_code_set(self.elements.item(r, E_CODES).text())
+            except AgreementError as exc:
+                raise AgreementError(f"Element {name or r + 1}: {exc}") from None
+            elements.append(
+                {
+                    "name": name,
+                    "type": self.elements.cellWidget(r, E_TYPE).currentText(),
+                    "code_set": code_set,
+                    "description": self.elements.item(r, E_DESC).text().strip(),
+                    "treatment": self.elements.cellWidget(r, E_TREATMENT).currentText(),
+                }
+            )
+            if p:
+                params[name] = p
+            if self.elements.item(r, E_QI).checkState() == Qt.CheckState.Checked:
+                qis.append(name)
+        terms: dict[str, Any] = {
+            "pathshare_agreement": 1,
+            "title": self.title.text().strip(),
+            "parties": parties,
+            "legal_basis": {"basis": self.basis.currentData(), "citation": self.citation.text().strip()},
+            "purpose": self.purpose.toPlainText().strip(),
+            "activity": self.activity.toPlainText().strip(),
+            "scope": {
+                "cohorts": _lines(self.cohorts),
+                "school_years": [y.strip() for y in self.school_years.text().split(",") if y.strip()],
+                "description": self.scope_description.text().strip() or None,
+            },
+            "effective": self.effective.date().toString("yyyy-MM-dd"),
+            "expires": self.expires.date().toString("yyyy-MM-dd"),
+            "elements": elements,
+            "policy": {
+                "k": self.k.value(),
+                "quasi_identifiers": qis,
+                "min_cell_size": self.min_cell.value(),
+                "drop_unlisted": True,
+                "linkage_scope": self.linkage.currentData(),
+                "parameters": params,
+            },
+            "destruction": {
+                "deadline": self.deadline.date().toString("yyyy-MM-dd"),
+                "method": self.method.toPlainText().strip(),
+            },
+            "redisclosure": self.redisclosure.toPlainText().strip(),
+            "security_requirements": _lines(self.security),
+            "breach_notice_contact": {
+                "name": self.breach_name.text().strip(),
+                "email": self.breach_email.text().strip(),
+                "phone": self.breach_phone.text().strip() or None,
+            },
+            "general_offer": self.general_offer.isChecked(),
+        }
+        if self.general_offer.isChecked():
+            terms["join_as"] = [
+                role
+                for box, role in ((self.join_provider, "provider"), (self.join_recipient, "recipient"))
+                if box.isChecked()
+            ]
+        if self.mode != "new" and self.agreement_id:
+            terms["id"] = self.agreement_id
+        return terms
+
+    # -- validation -----------------------------------------------------------------------------
+    def validate(self) -> Any:
+        """Check the draft with the library; show the first problem and mark its field. Returns it."""
+        from agreements._compliance import DraftProblem, check_draft
+        from deid.errors import PathShareError
+
+        self._timer.stop()
+        try:
+            problem = check_draft(self.session.vault, self.terms())
+        except PathShareError as exc:
+            problem = DraftProblem("elements", str(exc))
+        self.problem = problem
+        self._unmark()
+        if problem is None:
+            self.message.show_info("✓ The draft is complete and consistent; it can be saved.")
+            self.save_button.setEnabled(True)
+            return None
+        self.save_button.setEnabled(False)
+        self.message.show_error(problem.message)
+        widget = self.field_widget(problem.field)
+        if widget is not None:
+            self._mark(widget, problem.message)
+        return problem
+
+    def field_widget(self, path: str) -> QWidget | None:
+        """The widget that holds the field at ``path`` (longest known prefix)."""
+        plain = path.split("[", 1)[0] if path.startswith(("parties", "elements", "security")) else path
+        parts = plain.split(".")
+        for n in range(len(parts), 0, -1):
+            key = ".".join(parts[:n])
+            if key in self._fields:
+                return self._fields[key]
+        return None
+
+    def _mark(self, widget: QWidget, message: str) -> None:
+        palette = widget.palette()
+        self._marked.append((widget, QPalette(palette)))
+        palette.setColor(QPalette.ColorRole.Base, finding_cell_brush(widget.palette()))
+        widget.setPalette(palette)
+        widget.setToolTip(message)
+        widget.setAccessibleDescription(message)
+
+    def _unmark(self) -> None:
+        for widget, palette in self._marked:
+            widget.setPalette(palette)
+            widget.setToolTip("")
+            widget.setAccessibleDescription("")
+        self._marked = []
+
+    def marked_widgets(self) -> list[QWidget]:
+        """The widgets currently marked as holding the first problem."""
+        return [w for w, _ in self._marked]
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Store the draft (or the amendment) through the library; emit ``saved``."""
+        from agreements._agreement_store import amend_agreement, create_agreement
+        from deid.errors import PathShareError
+
+        if self.validate() is not None:
+            return
+        try:
+            terms = self.terms()
+            if self.mode == "new":
+                agreement = create_agreement(self.session.vault, terms, source="the draft")
+            else:
+                source = "the amendment" if self.mode == "amend" else "the draft"
+                agreement = amend_agreement(self.session.vault, self.agreement_id or "", terms, source=source)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        emit(self.saved, agreement)

@@ -1,0 +1,500 @@
+"""Audit: the log in a filterable, sortable table; Verify with a plain verdict naming the first bad entry;
+export as CSV, as a signed bundle and as a PDF report (with the Ed Code 49064 record of disclosures);
+import a bundle from another machine and verify it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.partners_page import ask_open, ask_save
+from desktop.ui.widgets import MessageBar, button, heading, paragraph
+
+MAX_ROWS = 10_000  # the table shows the latest this many matching entries; exports take them all
+HEADERS = ("#", "Time (UTC)", "User", "Action", "Agreement", "Partner", "Package", "Details")
+
+
+class AuditPage(QWidget):
+    """The audit log screen."""
+
+    def __init__(self, session: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.entries: list[Any] = []  # what the table shows
+        self.bundle: Any = None  # a BundleCheck while an imported bundle is shown
+        self.last_verdict: Any = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addWidget(heading("Audit log"))
+        layout.addWidget(
+            paragraph(
+                "Every action on agreements, keys and packages, in a chain of hashes: changing, removing or "
+                "reordering any entry shows up when the log is verified."
+            )
+        )
+        self.verdict = MessageBar()
+        self.verdict.label.setAccessibleName("Verification verdict")
+        layout.addWidget(self.verdict)
+        self.message = MessageBar()
+        layout.addWidget(self.message)
+
+        # Filters (Enter in any field applies them).
+        self.since = QLineEdit()
+        self.since.setPlaceholderText("YYYY-MM-DD")
+        self.since.setAccessibleName("From date")
+        self.until = QLineEdit()
+        self.until.setPlaceholderText("YYYY-MM-DD")
+        self.until.setAccessibleName("Until date")
+        self.agreement = QComboBox()
+        self.agreement.setAccessibleName("Agreement filter")
+        self.partner = QComboBox()
+        self.partner.setAccessibleName("Partner filter")
+        self.action = QComboBox()
+        self.action.setEditable(True)
+        self.action.setAccessibleName("Action filter")
+        self.user = QComboBox()
+        self.user.setEditable(True)
+        self.user.setAccessibleName("User filter")
+        for combo in (self.agreement, self.partner, self.action, self.user):
+            combo.setMinimumContentsLength(14)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.apply = button("&Apply filters", "Apply the filters")
+        self.apply.clicked.connect(self.refresh)
+        self.clear_filters = button("C&lear", "Clear the filters")
+        self.clear_filters.clicked.connect(self._clear_filters)
+        for w in (self.since, self.until):
+            w.returnPressed.connect(self.refresh)
+            w.setMaximumWidth(120)
+        for combo in (self.action, self.user):
+            line = combo.lineEdit()
+            if line is not None:
+                line.returnPressed.connect(self.refresh)
+        form = QHBoxLayout()
+        left, right = QFormLayout(), QFormLayout()
+        for f in (left, right):
+            f.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        dates = QHBoxLayout()
+        dates.addWidget(self.since)
+        dates.addWidget(QLabel("to"))
+        dates.addWidget(self.until)
+        dates.addStretch(1)
+        left.addRow("&Dates:", dates)
+        left.addRow("A&greement:", self.agreement)
+        left.addRow("&Partner:", self.partner)
+        right.addRow("Ac&tion:", self.action)
+        right.addRow("&User:", self.user)
+        filter_buttons = QHBoxLayout()
+        filter_buttons.addWidget(self.apply)
+        filter_buttons.addWidget(self.clear_filters)
+        filter_buttons.addStretch(1)
+        right.addRow("", filter_buttons)
+        for f in (left, right):
+            for i in range(f.rowCount()):
+                label = f.itemAt(i, QFormLayout.ItemRole.LabelRole)
+                field = f.itemAt(i, QFormLayout.ItemRole.FieldRole)
+                if label and field and isinstance(label.widget(), QLabel) and field.widget():
+                    label.widget().setBuddy(field.widget())
+        form.addLayout(left, 1)
+        form.addSpacing(16)
+        form.addLayout(right, 1)
+        layout.addLayout(form)
+
+        self.source = QLabel()
+        self.source.setAccessibleName("What the table shows")
+        layout.addWidget(self.source)
+        self.model = QStandardItemModel(0, len(HEADERS))
+        self.model.setHorizontalHeaderLabels(list(HEADERS))
+        self.proxy = QSortFilterProxyModel()
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setAccessibleName("Audit entries")
+        self.table.setTabKeyNavigation(False)
+        layout.addWidget(self.table, 1)
+
+        self.verify_button = button("&Verify", "Verify the audit log")
+        self.verify_button.clicked.connect(self.verify)
+        self.csv_button = button("Export &CSV…", "Export the shown entries as CSV")
+        self.csv_button.clicked.connect(lambda: self.export_csv())
+        self.bundle_button = button("Export signed &bundle…", "Export the log as a signed bundle")
+        self.bundle_button.clicked.connect(lambda: self.export_bundle())
+        self.pdf_button = button("Export PDF &report…", "Export a PDF audit report")
+        self.pdf_button.clicked.connect(lambda: self.export_pdf())
+        self.import_button = button("&Import bundle…", "Import and verify an audit bundle")
+        self.import_button.clicked.connect(lambda: self.import_bundle())
+        self.own_button = button("&Show this vault's log", "Show this vault's log again")
+        self.own_button.clicked.connect(self.show_own_log)
+        self.own_button.hide()
+        row = QHBoxLayout()
+        for b in (self.verify_button, self.csv_button, self.bundle_button, self.pdf_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        row.addWidget(self.own_button)
+        row.addWidget(self.import_button)
+        layout.addLayout(row)
+        self._loaded = False
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._loaded:
+            self._loaded = True
+            self.load_choices()
+            self.refresh()
+
+    # -- filters --------------------------------------------------------------------------------
+    def load_choices(self) -> None:
+        """Fill the filter lists from the vault (agreements, partners, actions, users)."""
+        from agreements._agreement_store import list_agreements
+        from agreements._compliance import audit_choices
+        from agreements._partners import list_partners
+        from deid.errors import PathShareError
+
+        vault = self.session.vault
+        try:
+            agreements = list_agreements(vault, include_superseded=True)
+            partners = list_partners(vault)
+            choices = audit_choices(vault)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.agreement.clear()
+        self.agreement.addItem("Any agreement", None)
+        seen: set[str] = set()
+        for s in agreements:
+            if s.id not in seen:
+                seen.add(s.id)
+                self.agreement.addItem(f"{s.title} ({s.id[:8]})", s.id)
+        self.partner.clear()
+        self.partner.addItem("Any partner", None)
+        for p in partners:
+            self.partner.addItem(f"{p.org} ({p.fingerprint[:11]})", p.fingerprint)
+        self.action.clear()
+        self.action.addItem("")
+        self.action.addItems(choices["actions"])
+        self.user.clear()
+        self.user.addItem("")
+        self.user.addItems(choices["users"])
+
+    def filters(self) -> dict[str, Any]:
+        """The filters as ``AuditLog.entries`` takes them."""
+        return {
+            "since": self.since.text().strip() or None,
+            "until": self.until.text().strip() or None,
+            "agreement": self.agreement.currentData(),
+            "partner": self.partner.currentData(),
+            "action": self.action.currentText().strip() or None,
+            "user": self.user.currentText().strip() or None,
+        }
+
+    def filters_text(self) -> str:
+        f = self.filters()
+        parts = [f"{k} {v}" for k, v in f.items() if v]
+        return ", ".join(parts) if parts else "none (the whole log)"
+
+    def _clear_filters(self) -> None:
+        self.since.clear()
+        self.until.clear()
+        for combo in (self.agreement, self.partner, self.action, self.user):
+            combo.setCurrentIndex(0)
+        self.refresh()
+
+    # -- the table ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Show this vault's entries matching the filters (the latest MAX_ROWS)."""
+        from deid.errors import PathShareError
+
+        self.message.clear()
+        if self.bundle is not None:
+            self._show_entries(self._filter_bundle(self.bundle.entries))
+            return
+        try:
+            total = len(self.session.vault.audit)
+            entries = self.session.vault.audit.entries(**self.filters())
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.entries = entries
+        self._show_entries(entries[-MAX_ROWS:])
+        shown = min(len(entries), MAX_ROWS)
+        self.source.setText(
+            f"This vault's log: {len(entries):,} of {total:,} entries match"
+            + (f" (showing the latest {shown:,})" if shown < len(entries) else "")
+            + "."
+        )
+
+    def _filter_bundle(self, entries: Sequence[Any]) -> list[Any]:
+        f = self.filters()
+        out = []
+        for e in entries:
+            if f["since"] and e.time[:10] < f["since"][:10]:
+                continue
+            if f["until"] and e.time[:10] > f["until"][:10]:
+                continue
+            if f["agreement"] and e.agreement != f["agreement"]:
+                continue
+            if f["partner"] and e.partner != f["partner"]:
+                continue
+            if f["action"] and not (
+                e.action == f["action"] or (f["action"].endswith(".") and e.action.startswith(f["action"]))
+            ):
+                continue
+            if f["user"] and e.actor.split(" (", 1)[0] != f["user"]:
+                continue
+            out.append(e)
+        self.entries = out
+        return out
+
+    def _show_entries(self, entries: Sequence[Any]) -> None:
+        from agreements._compliance import _names
+
+        names = _names(self.session.vault)
+        self.table.setSortingEnabled(False)
+        self.model.removeRows(0, self.model.rowCount())
+        bad = (
+            self.last_verdict.first_bad
+            if self.last_verdict is not None and not self.last_verdict.ok
+            else None
+        )
+        for e in entries:
+            details = json.dumps(e.details, ensure_ascii=False, sort_keys=True) if e.details else ""
+            values = (
+                e.seq,
+                e.time[:19].replace("T", " "),
+                e.actor.split(" (", 1)[0],
+                e.action,
+                (e.agreement or "")[:8],
+                names.get(e.partner or "", e.partner or ""),
+                (e.package or "")[:8],
+                details[:300],
+            )
+            row = []
+            for i, v in enumerate(values):
+                item = QStandardItem(str(v))
+                item.setData(v, Qt.ItemDataRole.UserRole)  # sorts numbers as numbers
+                if i == 0 and bad is not None and e.seq == bad:
+                    item.setText(f"{e.seq}  ✗ first bad entry")
+                    item.setAccessibleDescription("first bad entry")
+                if i == 1:
+                    item.setToolTip(e.time)
+                if i == 7:
+                    item.setToolTip(details[:2000])
+                row.append(item)
+            self.model.appendRow(row)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setStretchLastSection(True)
+
+    def row_of(self, seq: int) -> int:
+        """The table (view) row showing entry ``seq``, or -1."""
+        for r in range(self.proxy.rowCount()):
+            if self.proxy.index(r, 0).data(Qt.ItemDataRole.UserRole) == seq:
+                return r
+        return -1
+
+    def shown_seqs(self) -> list[int]:
+        """Entry numbers in the order the table shows them."""
+        return [self.proxy.index(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(self.proxy.rowCount())]
+
+    # -- verify ---------------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Recompute the chain (off the UI thread: a long log takes seconds) and show the verdict."""
+        from agreements._compliance import verify_log
+        from desktop.tasks import run_task
+
+        vault = self.session.vault
+        self.verify_button.setEnabled(False)
+        self.verdict.show_info("Verifying the audit log…")
+        run_task(
+            lambda: verify_log(vault),
+            self._verified,
+            self._failed,
+            pool_name="vault",
+            synchronous=self.session.synchronous,
+        )
+
+    def _verified(self, verdict: Any) -> None:
+        from agreements._compliance import verdict_sentence
+
+        self.verify_button.setEnabled(True)
+        self.last_verdict = verdict
+        text = verdict_sentence(verdict)
+        if verdict.ok:
+            self.verdict.show_info("✓ " + text)
+        else:
+            self.verdict.show_error("✗ " + text)
+        self.show_own_log()
+        if not verdict.ok and verdict.first_bad:
+            r = self.row_of(verdict.first_bad)
+            if r >= 0:
+                self.table.selectRow(r)
+                self.table.scrollTo(self.proxy.index(r, 0))
+
+    def _failed(self, error: Exception) -> None:
+        self.verify_button.setEnabled(True)
+        self.verdict.clear()
+        self.message.show_error(str(error))
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_csv(self, path: str | None = None) -> None:
+        """The entries the filters select (all of them, not only the shown ones) as CSV."""
+        from agreements._compliance import write_audit_csv
+        from deid.errors import PathShareError
+
+        path = path or ask_save(
+            self, self.session, "audit", "Export audit entries", "audit-log.csv", "CSV (*.csv)"
+        )
+        if not path:
+            return
+        try:
+            n = write_audit_csv(self.session.vault, self.entries, path)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.refresh()  # the export is itself an entry
+        self.message.show_info(f"Wrote {n:,} audit entries to {Path(path).name}.")
+
+    def export_bundle(self, path: str | None = None) -> None:
+        """The whole log with a signed checkpoint and our card, for verification on another machine."""
+        from agreements._identity import our_card
+        from deid.errors import PathShareError
+
+        path = path or ask_save(
+            self,
+            self.session,
+            "audit",
+            "Export signed audit bundle",
+            "audit-bundle.json",
+            "Audit bundle (*.json)",
+        )
+        if not path:
+            return
+        try:
+            verdict = self.session.vault.audit.export_bundle(Path(path))
+            card = our_card(self.session.vault)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.refresh()
+        self.message.show_info(
+            f"Wrote {verdict.entries:,} entries and a signed checkpoint to {Path(path).name}. Whoever checks "
+            f"it needs your card (fingerprint {card.fingerprint()})."
+        )
+
+    def export_pdf(self, path: str | None = None) -> None:
+        """A PDF report: organization, verdict, the Ed Code 49064 disclosure record and the entries."""
+        from agreements._compliance import audit_report_html, disclosure_record, record_report, verify_log
+        from deid.errors import PathShareError
+        from desktop.pdf import html_to_pdf
+
+        path = path or ask_save(
+            self, self.session, "audit", "Export audit report", "audit-report.pdf", "PDF (*.pdf)"
+        )
+        if not path:
+            return
+        vault = self.session.vault
+        try:
+            verdict = verify_log(vault)
+            entries = vault.audit.entries(**self.filters())
+            html = audit_report_html(
+                vault,
+                verdict=verdict,
+                entries=entries,
+                disclosures=disclosure_record(vault),
+                filters=self.filters_text(),
+            )
+            html_to_pdf(html, path, title="PathShare audit report")
+            record_report(vault, path, len(entries), verdict.ok)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self._verified(verdict)
+        self.message.show_info(f"Wrote the audit report to {Path(path).name}.")
+
+    # -- bundles from elsewhere -----------------------------------------------------------------
+    def import_bundle(self, path: str | None = None) -> None:
+        """Verify a bundle exported on another machine and show its entries."""
+        from agreements._compliance import check_bundle
+        from deid.errors import PathShareError
+
+        path = path or ask_open(
+            self, self.session, "audit", "Import an audit bundle", "Audit bundle (*.json)"
+        )
+        if not path:
+            return
+        self.message.clear()
+        try:
+            check = check_bundle(self.session.vault, path)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.bundle = check
+        self.last_verdict = check.verdict
+        if check.verdict.ok:
+            self.verdict.show_info("✓ " + check.sentence)
+        else:
+            self.verdict.show_error("✗ " + check.sentence)
+        self.source.setText(
+            f"Showing the audit bundle {check.file} from {check.org} ({check.fingerprint}): "
+            f"{len(check.entries):,} entries."
+        )
+        self.own_button.show()
+        for b in (self.csv_button, self.pdf_button):
+            b.setEnabled(False)  # these export this vault's own log
+        self._show_entries(self._filter_bundle(check.entries)[-MAX_ROWS:])
+        if not check.verdict.ok and check.verdict.first_bad:
+            r = self.row_of(check.verdict.first_bad)
+            if r >= 0:
+                self.table.selectRow(r)
+
+    def show_own_log(self) -> None:
+        """Back from a bundle to this vault's own log."""
+        if self.bundle is not None:
+            self.bundle = None
+            self.last_verdict = None
+        self.own_button.hide()
+        for b in (self.csv_button, self.pdf_button):
+            b.setEnabled(True)
+        self.load_choices_keep()
+        self.refresh()
+
+    def load_choices_keep(self) -> None:
+        """Reload the filter choices, keeping what is selected."""
+        state = (
+            self.agreement.currentData(),
+            self.partner.currentData(),
+            self.action.currentText(),
+            self.user.currentText(),
+        )
+        self.load_choices()
+        for combo, value in ((self.agreement, state[0]), (self.partner, state[1])):
+            i = combo.findData(value)
+            combo.setCurrentIndex(max(0, i))
+        self.action.setCurrentText(state[2])
+        self.user.setCurrentText(state[3])

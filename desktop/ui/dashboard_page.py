@@ -1,0 +1,155 @@
+"""Dashboard: what needs the compliance officer today — agreements expiring within 60 days, packages past
+their destruction deadline without a destruction certificate, packages sent without a receipt."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from desktop.ui.partners_page import fill_table, make_table
+from desktop.ui.theme import heading_font
+from desktop.ui.widgets import MessageBar, button, heading, paragraph
+
+
+def _section(title: str) -> QLabel:
+    label = QLabel(title)
+    label.setFont(heading_font(label.font(), 1.15))
+    label.setAccessibleName(title)
+    return label
+
+
+class DashboardPage(QWidget):
+    """Three lists, each with a one-line summary; Refresh reads them again."""
+
+    def __init__(self, session: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.board: Any = None
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 12, 16, 12)
+        outer.addWidget(heading("Dashboard"))
+        self.summary = paragraph()
+        outer.addWidget(self.summary)
+        self.message = MessageBar()
+        outer.addWidget(self.message)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 8, 0)
+        self.expiring_title = _section("Agreements expiring within 60 days")
+        self.expiring_note = paragraph()
+        self.expiring = make_table(
+            ("Agreement", "Expires", "Days left", "Parties", "ID"), "Agreements expiring"
+        )
+        self.past_title = _section("Packages past their destruction deadline without a certificate")
+        self.past_note = paragraph()
+        self.past = make_table(
+            ("Package file", "Agreement", "Deadline", "Certificate missing from", "Sent", "Package ID"),
+            "Packages past their destruction deadline",
+        )
+        self.unreceipted_title = _section("Packages sent without a receipt")
+        self.unreceipted_note = paragraph()
+        self.unreceipted = make_table(
+            ("Package file", "Agreement", "Sent", "No receipt from", "Package ID"),
+            "Packages without a receipt",
+        )
+        for w in (
+            self.expiring_title,
+            self.expiring_note,
+            self.expiring,
+            self.past_title,
+            self.past_note,
+            self.past,
+            self.unreceipted_title,
+            self.unreceipted_note,
+            self.unreceipted,
+        ):
+            layout.addWidget(w)
+        for t in (self.expiring, self.past, self.unreceipted):
+            t.setMinimumHeight(110)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(body)
+        outer.addWidget(scroll, 1)
+        self.refresh_button = button("&Refresh", "Refresh the dashboard")
+        self.refresh_button.clicked.connect(self.refresh)
+        outer.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignRight)
+        self._loaded = False
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        # Always fresh when shown: the other screens change what it lists.
+        self.refresh()
+
+    def refresh(self, today: date | None = None) -> None:
+        """Read the three lists (short vault reads)."""
+        from agreements._compliance import dashboard
+        from deid.errors import PathShareError
+
+        self.message.clear()
+        try:
+            board = dashboard(self.session.vault, today)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.board = board
+        fill_table(
+            self.expiring,
+            [
+                (
+                    s.title,
+                    s.expires.isoformat(),
+                    (s.expires - board.today).days,
+                    ", ".join(s.parties),
+                    s.id[:8],
+                )
+                for s in board.expiring
+            ],
+            [s.id for s in board.expiring],
+        )
+        fill_table(
+            self.past,
+            [
+                (p.file, p.agreement_title, p.deadline, ", ".join(p.missing), p.sent[:10], p.package_id[:8])
+                for p in board.past_deadline
+            ],
+            [p.package_id for p in board.past_deadline],
+        )
+        fill_table(
+            self.unreceipted,
+            [
+                (p.file, p.agreement_title, p.sent[:10], ", ".join(p.missing), p.package_id[:8])
+                for p in board.without_receipt
+            ],
+            [p.package_id for p in board.without_receipt],
+        )
+        n1, n2, n3 = len(board.expiring), len(board.past_deadline), len(board.without_receipt)
+        self.expiring_note.setText(
+            "Renew (amend) or wind down these agreements before they end."
+            if n1
+            else "No agreement in force ends within 60 days."
+        )
+        self.past_note.setText(
+            "Ask each recipient named here for its signed destruction certificate."
+            if n2
+            else "Every package whose deadline has passed is certified destroyed."
+        )
+        self.unreceipted_note.setText(
+            "Ask the recipients named here whether the package arrived (their receipt proves delivery)."
+            if n3
+            else "Every package sent has come back with a receipt."
+        )
+        attention = n1 + n2 + n3
+        self.summary.setText(
+            f"As of {board.today.isoformat()}: "
+            + (
+                f"{attention} item{'s' if attention != 1 else ''} need{'' if attention != 1 else 's'} "
+                "attention."
+                if attention
+                else "nothing needs attention."
+            )
+        )
