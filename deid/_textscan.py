@@ -64,8 +64,9 @@ KINDS: tuple[str, ...] = (
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _PLACEHOLDERS = pa.array([f"<{k}>" for k in KINDS], pa.string())
 
-# Rows per batch: bounds the memory of the intermediate tagged text and piece arrays.
+# Rows and text bytes per batch: bound the memory of the intermediate tagged text and piece arrays.
 _BATCH_ROWS = 262_144
+_BATCH_BYTES = 64 * 1024 * 1024
 
 # --- candidate patterns (RE2 syntax; no look-around, no back-references) -------------------------
 _NAME_WORD = r"\p{Lu}[\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*"
@@ -699,12 +700,20 @@ def _text_type(column: pa.Array | pa.ChunkedArray) -> pa.DataType:
 
 
 def _batches(column: pa.Array | pa.ChunkedArray) -> Iterable[pa.Array]:
-    """The column as string arrays of at most _BATCH_ROWS rows (small chunks are joined: fewer, larger
-    batches amortize the per-call costs — pattern compilation, look-up tables)."""
+    """The column as string arrays of at most _BATCH_ROWS rows and about _BATCH_BYTES of text.
+
+    Small chunks are joined (fewer, larger batches amortize per-call costs: pattern compilation, look-up
+    tables); long notes make smaller batches (the tagged copy of a batch must stay far below 2 GiB).
+    """
     if isinstance(column, pa.Array):
         column = pa.chunked_array([column])
-    for start in range(0, len(column), _BATCH_ROWS):
-        part = column.slice(start, _BATCH_ROWS)
+    n = len(column)
+    if n == 0:
+        return
+    text_bytes = sum(c.nbytes for c in column.chunks)
+    rows = int(max(1024, min(_BATCH_ROWS, _BATCH_BYTES * n // max(text_bytes, 1))))
+    for start in range(0, n, rows):
+        part = column.slice(start, rows)
         chunk = part.combine_chunks() if part.num_chunks != 1 else part.chunk(0)
         if pa.types.is_null(chunk.type):
             chunk = pa.array([None] * len(chunk), pa.string())

@@ -245,6 +245,15 @@ def test_rows_are_numbered_across_batches(scanner, monkeypatch):
     assert scanner.count(col) == 2
 
 
+def test_long_notes_make_smaller_batches(scanner, monkeypatch):
+    monkeypatch.setattr(ts, "_BATCH_BYTES", 4096)
+    long_note = "Routine check-in, nothing to report. " * 40  # ~1.5 kB: 1,024-row batches
+    col = pa.array([long_note] * 2500 + ["Call 916-555-0142"])
+    batches = list(ts._batches(col))
+    assert [len(b) for b in batches] == [1024, 1024, 453]
+    assert [(f.row, f.kind) for f in scanner.find(col)] == [(2500, "PHONE_NUMBER")]
+
+
 def test_text_containing_the_internal_tag_characters(scanner):
     text = "odd \x01 bytes \x02 from Maria \ue000"
     assert _redact_one(scanner, text) == "odd \x01 bytes \x02 from <PERSON> \ue000"
