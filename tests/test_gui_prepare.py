@@ -294,20 +294,6 @@ def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs):
         delete_profile(vault, "Aeries export")
 
 
-def test_read_only_agreement_and_partner_lists(qtbot, tmp_path, orgs):
-    window = open_window(qtbot, tmp_path, orgs["district"])
-    ws = window.workspace
-    ws.sidebar.setCurrentRow(2)
-    agreements = ws.stack.currentWidget()
-    assert "coming next" in ws.sidebar.item(2).text().lower()
-    cells = [agreements.table.item(0, c).text() for c in range(agreements.table.columnCount())]
-    assert "executed" in cells and orgs["agreement"] in cells
-    ws.sidebar.setCurrentRow(3)
-    partners = ws.stack.currentWidget()
-    assert partners.table.item(0, 0).text() == "Riverbend Community College"
-    assert partners.table.item(0, 2).text() == "verified"
-
-
 def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path, orgs):
     """A residual-PII finding (column + row from the report) selects that cell of the output."""
     import pyarrow as pa
@@ -365,3 +351,22 @@ def test_cancelling_the_seal_in_the_worker_leaves_nothing(qtbot, tmp_path, orgs)
     qtbot.waitUntil(lambda: handle.finished, timeout=10_000)
     assert list(outbox.iterdir()) == []
     assert "Cancelled" in prep.message.label.text() and prep.steps.currentIndex() == 6
+
+
+def test_validation_errors_block_deidentifying_until_fixed(qtbot, tmp_path, orgs):
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    prep = window.workspace.prepare
+    prep.go_next()
+    prep.choose_extract(str(make_extract(tmp_path / "export.csv")))
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 2, timeout=10_000)
+    # The clerk undoes the Gender recodes: Male/Female are not codes of the sex element.
+    row = next(r for r in range(prep.mapping.rowCount()) if prep.mapping.item(r, 0).text() == "Gender")
+    prep.mapping.setCurrentCell(row, 0)
+    for r in range(prep.recodes.rowCount()):
+        prep.recodes.cellWidget(r, 1).setCurrentIndex(0)  # "(keep as is)"
+    assert "Gender" not in prep.current_recodes()
+    prep.go_next()
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 3, timeout=10_000)
+    texts = [prep.findings.item(i).text() for i in range(prep.findings.count())]
+    assert texts[0].startswith("Fix the problems") and any("Gender" in t and "outside" in t for t in texts)
+    assert not prep.next.isEnabled()

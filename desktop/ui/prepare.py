@@ -333,11 +333,14 @@ class PrepareScreen(QWidget):
             0: self.agreement is not None,
             1: self.inspection is not None,
             2: self.inspection is not None and bool(self.profile_name.text().strip()),
-            3: self.inspection is not None,
+            3: self.inspection is not None and not self._blocking_findings(),
             4: self.preview is not None,
             5: self.preview is not None and not self.preview.get("residual") and self._k_reached(),
         }.get(i, False)
         self.next.setEnabled(ok and not self.workspace.busy())
+
+    def _blocking_findings(self) -> list[dict[str, Any]]:
+        return [f for f in self.validation if f.get("severity") == "error"]
 
     def _k_reached(self) -> bool:
         p = self.preview or {}
@@ -575,10 +578,11 @@ class PrepareScreen(QWidget):
         column = getattr(self, "_recode_column", None)
         if not column:
             return
-        choice = {}
+        choice: dict[str, str | None] = {}
         for r in range(self.recodes.rowCount()):
             combo = self.recodes.cellWidget(r, 1)
-            if combo is not None and combo.currentData() is not None:
+            if combo is not None:
+                # None = "(keep as is)", chosen explicitly: it overrides a suggested recode.
                 choice[self.recodes.item(r, 0).text()] = combo.currentData()
         self._recode_choices[column] = choice
 
@@ -593,6 +597,7 @@ class PrepareScreen(QWidget):
                 continue
             chosen = dict(suggested.get(column, {}))
             chosen.update(getattr(self, "_recode_choices", {}).get(column, {}))
+            chosen = {value: code for value, code in chosen.items() if code is not None}
             if chosen:
                 out[column] = chosen
         return out
@@ -637,6 +642,14 @@ class PrepareScreen(QWidget):
             )
         if not self.findings.count():
             self.findings.addItem(QListWidgetItem("Nothing to report: every column is mapped."))
+        if self._blocking_findings():
+            self.findings.insertItem(
+                0,
+                QListWidgetItem(
+                    "Fix the problems below before de-identifying: go Back to change the mapping or "
+                    "the value recodes, or correct the extract."
+                ),
+            )
 
     # -- step 5/6: preview and risk -----------------------------------------------------------------
     def run_preview(self) -> None:
