@@ -324,10 +324,14 @@ class TextScanner:
         min_id_length: int = 5,
         row_names: Sequence[pa.Array | pa.ChunkedArray] = (),
     ) -> None:
-        names = _as_string_array(roster_names)
+        self._strong, self._weak = _name_tokens(_as_string_array(roster_names))
         if common_names:
-            names = pa.concat_arrays([names, pa.array(sorted(COMMON_FIRST_NAMES | COMMON_SURNAMES))])
-        self._strong, self._weak = _name_tokens(names)
+            # Names not on the roster count only when they are unmistakably names: the bundled list
+            # contributes no ordinary words and no two-letter names (those stay roster-only).
+            common = sorted(n for n in COMMON_FIRST_NAMES | COMMON_SURNAMES if n not in NAME_LIKE_WORDS)
+            extra, _ = _name_tokens(pa.array([n for n in common if len(n) > 2], pa.string()))
+            self._strong = pc.unique(pa.concat_arrays([self._strong, extra]))
+            self._weak = self._weak.filter(pc.invert(pc.is_in(self._weak, value_set=self._strong)))
         ids = pc.utf8_trim_whitespace(_as_string_array(roster_ids))
         # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
         self._ids = _IdIndex(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))

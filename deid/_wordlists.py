@@ -4,8 +4,9 @@
 (English, Hispanic, Asian, African and Middle-Eastern origins); they let the column classifier judge
 whether a column's values look like names, and give the text scanner names that are not on the
 file's roster. ``NAME_LIKE_WORDS`` are ordinary English words that are also names ("Will", "May",
-"Grace", "Brown"): written alone and capitalized they are usually the word, so the scanner only takes
-them as a name next to another name or after a title ("Will Smith", "Ms. May").
+"Grace", "Brown") or places and schools ("Washington", "Lincoln"): at the start of a sentence they are
+usually the word, so the scanner takes them there only next to another name or after a title ("Will
+Smith", "Ms. May"); the bundled lists never contribute them.
 """
 
 from __future__ import annotations
@@ -58,5 +59,7 @@ NAME_LIKE_WORDS: frozenset[str] = frozenset(
     Will Win Winter With Wood Word Work Yes You Young Grant Dean Bishop Earl Gene Glen Jay Lincoln Drew
     Max Pierce Marshall Harmony Destiny Trinity Journey Justice Liberty Royal Sterling Story Melody
     Amber Crystal Ginger Penny Robin Violet Iris Daisy Willow Olive Cash Colt Rusty Forrest Sue
+    Washington Jackson Madison Jordan Lincoln Houston Austin Dallas Denver Florence Georgia Virginia
+    Carolina Kennedy Roosevelt Jefferson Franklin Hamilton Regan Reagan Stanford Harvard Cornell Brown
     """.split()  # noqa: SIM905
 )

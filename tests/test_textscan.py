@@ -208,6 +208,8 @@ def test_a_rows_own_name_counts_even_when_it_is_an_ordinary_word():
         "Wants ENGL 1A at the college in spring; period 4 to period 6.",
         "Scored 1450 on the SAT in October 2025; grade 11, cohort 2027.",
         "Schedule change approved. The Counselor will call the Registrar on Monday.",
+        "Applied to the University of Washington and Cal State Long Beach; toured Lincoln High in June.",
+        "Needs 10 more credits in Area B. Hope scholarship info sent home; Grant application due.",
     ],
 )
 def test_no_false_positives_on_ordinary_school_text(scanner, text):
