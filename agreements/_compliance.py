@@ -454,6 +454,10 @@ def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text))
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
 def _short(text: str | None, n: int = 8) -> str:
     return "" if not text else text[:n]
 
@@ -480,7 +484,7 @@ def audit_report_html(
     names = _names(vault)
     parts = [
         "<html><head><meta charset='utf-8'><style>"
-        "body { font-family: sans-serif; font-size: 9pt; }"
+        "body { font-family: sans-serif; font-size: 9pt; } table { font-size: 8pt; }"
         "h1 { font-size: 16pt; margin-bottom: 2px; } h2 { font-size: 12pt; margin-top: 14px; }"
         "table { border-collapse: collapse; } th { background: #e8e8e8; text-align: left; }"
         "td, th { border: 1px solid #999; padding: 2px 4px; vertical-align: top; }"
@@ -503,9 +507,9 @@ def audit_report_html(
     if disclosures:
         parts.append(
             "<table width='100%' cellspacing='0'><tr><th width='10%'>Disclosed (UTC)</th>"
-            "<th width='15%'>Recipient</th><th width='16%'>Agreement</th>"
-            "<th width='25%'>Legal basis and purpose</th><th width='11%'>Package</th><th width='5%'>Rows</th>"
-            "<th width='7%'>Receipt</th><th width='11%'>By</th></tr>"
+            "<th width='14%'>Recipient</th><th width='15%'>Agreement</th>"
+            "<th width='23%'>Legal basis and purpose</th><th width='12%'>Package</th><th width='6%'>Rows</th>"
+            "<th width='9%'>Receipt</th><th width='11%'>By</th></tr>"
         )
         for d in disclosures:
             parts.append(
@@ -513,11 +517,11 @@ def audit_report_html(
                 f"<td>{_e(d.recipient)}<br><span class='small'>{_e(d.recipient_fingerprint)}</span></td>"
                 f"<td>{_e(d.agreement_title)}<br><span class='small'>{_e(_short(d.agreement_id))} "
                 f"v{_e(d.agreement_version or '?')}</span></td>"
-                f"<td>{_e(d.legal_basis)}<br><span class='small'>{_e(d.purpose[:300])}</span></td>"
+                f"<td>{_e(d.legal_basis)}<br><span class='small'>{_e(_clip(d.purpose, 200))}</span></td>"
                 f"<td>{_e(d.file)}<br><span class='small'>{_e(_short(d.package_id))} · {d.files} file(s)"
                 f"</span></td><td>{d.rows:,}</td>"
                 f"<td>{_e(d.delivered[:10]) if d.delivered else 'none'}</td>"
-                f"<td>{_e(d.disclosed_by)}</td></tr>"
+                f"<td>{_e(d.disclosed_by.split(' (', 1)[0])}</td></tr>"
             )
         parts.append("</table>")
     else:
@@ -537,14 +541,14 @@ def audit_report_html(
     bad = verdict.first_bad
     parts.append(
         "<table width='100%' cellspacing='0'><tr><th width='4%'>#</th><th width='10%'>Time (UTC)</th>"
-        "<th width='14%'>Who</th><th width='14%'>Action</th><th width='7%'>Agreement</th>"
-        "<th width='13%'>Partner</th><th width='7%'>Package</th><th width='31%'>Details</th></tr>"
+        "<th width='9%'>Who</th><th width='16%'>Action</th><th width='9%'>Agreement</th>"
+        "<th width='15%'>Partner</th><th width='8%'>Package</th><th width='28%'>Details</th></tr>"
     )
     for e in shown:
         mark = " class='bad'" if bad is not None and e.seq == bad else ""
         details = json.dumps(e.details, ensure_ascii=False, sort_keys=True) if e.details else ""
         parts.append(
-            f"<tr{mark}><td>{e.seq}</td><td>{_e(e.time[:19].replace('T', ' '))}</td><td>{_e(e.actor)}</td>"
+            f"<tr{mark}><td>{e.seq}</td><td>{_e(e.time[:19].replace('T', ' '))}</td><td>{_e(e.user)}</td>"
             f"<td>{_e(e.action)}</td><td>{_e(_short(e.agreement))}</td>"
             f"<td>{_e(_org(names, e.partner) if e.partner else '')}</td><td>{_e(_short(e.package))}</td>"
             f"<td class='small'>{_e(details[:240])}</td></tr>"
@@ -837,6 +841,34 @@ _FIELD_LABELS = {
 }
 
 
+_PART_WORDS = {
+    "roles": "the roles",
+    "description": "the description",
+    "name": "the name",
+    "type": "the type",
+    "code_set": "the code set",
+}
+
+
+def _field_label(where: str, body: Mapping[str, Any]) -> str:
+    """How a person calls the field at ``where``: "the e-mail of who signs for party 2 (Riverbend CC)"."""
+    if where in _FIELD_LABELS:
+        return _FIELD_LABELS[where]
+    m = re.match(r"^(parties|elements)\[(\d+)\]\.(.+)$", where)
+    if m:
+        kind, i, rest = m.group(1), int(m.group(2)), m.group(3)
+        items = body.get(kind) if isinstance(body.get(kind), list) else []
+        item = items[i] if i < len(items) and isinstance(items[i], dict) else {}
+        who = item.get("org") or item.get("name") or ""
+        noun = "party" if kind == "parties" else "element"
+        subject = f"{noun} {i + 1}" + (f" ({who})" if who else "")
+        if rest.startswith("authorized_representative."):
+            field = rest.split(".", 1)[1].replace("email", "e-mail")
+            return f"the {field} of the person signing for {subject}"
+        return f"{_PART_WORDS.get(rest, rest.replace('_', ' '))} of {subject}"
+    return where
+
+
 def check_draft(vault: Vault, terms: Mapping[str, Any]) -> DraftProblem | None:
     """Validate a draft the way :func:`create_agreement` will, without storing anything: parties are
     completed from their cards, then the schema and the consistency rules are checked. Returns the first
@@ -860,13 +892,19 @@ def check_draft(vault: Vault, terms: Mapping[str, Any]) -> DraftProblem | None:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = _loc(first["loc"])
-        label = _FIELD_LABELS.get(where, where)
+        label = _field_label(where, body)
         if first["type"] == "string_too_short":
             return DraftProblem(where, f"The draft is not complete: {label} must be filled in.")
         if first["type"] == "too_short":
             need = (first.get("ctx") or {}).get("min_length", 1)
             entries = "entry" if need == 1 else "entries"
             return DraftProblem(where, f"The draft is not complete: {label} needs at least {need} {entries}.")
+        if first["type"] == "string_pattern_mismatch" and where.endswith("email"):
+            return DraftProblem(where, f"The draft is not valid: {label} is not an e-mail address.")
+        if first["type"] == "string_pattern_mismatch" and where.startswith("scope.school_years"):
+            return DraftProblem(
+                "scope.school_years", "The draft is not valid: write each school year like 2024-25."
+            )
         return DraftProblem(where, _validation_sentence(exc, "The draft"))
     try:
         _check_terms(parsed, "The draft")

@@ -268,7 +268,7 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     qtbot.waitUntil(lambda: "complete and consistent" in form.message.text(), timeout=2_000)
     form.breach_email.setText("privacy-at-lakeview")
     qtbot.waitUntil(lambda: form.problem is not None, timeout=2_000)
-    assert "breach_notice_contact.email" in form.message.text()
+    assert "the breach-notice contact's e-mail is not an e-mail address" in form.message.text()
     assert form.marked_widgets() == [form.breach_email]
     form.breach_email.setText("privacy@lakeview.example")
     form.expires.setDate(QDate(TODAY - timedelta(days=10)))

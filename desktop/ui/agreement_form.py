@@ -110,7 +110,8 @@ class ElementPicker(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setAccessibleName("Element library")
         self.table.setTabKeyNavigation(False)
         rows = library_elements()
@@ -212,12 +213,14 @@ class AgreementForm(QWidget):
         header = self.parties.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.parties.setColumnWidth(P_ORG, 250)
-        self.parties.setColumnWidth(P_PROVIDER, 72)
-        self.parties.setColumnWidth(P_RECIPIENT, 78)
-        self.parties.setColumnWidth(P_NAME, 150)
-        self.parties.setColumnWidth(P_TITLE, 170)
-        self.parties.setMinimumHeight(120)
+        for c in range(6):  # everything visible at any width: the text columns share the space
+            header.setSectionResizeMode(
+                c,
+                QHeaderView.ResizeMode.ResizeToContents
+                if c in (P_PROVIDER, P_RECIPIENT)
+                else QHeaderView.ResizeMode.Stretch,
+            )
+        self.parties.setMinimumHeight(110)
         self.parties.itemChanged.connect(self._changed)
         self.add_party_button = button("Add &party", "Add a party")
         self.add_party_button.clicked.connect(lambda: self.add_party())
@@ -267,6 +270,7 @@ class AgreementForm(QWidget):
         dates.addStretch(1)
         form.addRow("Dates:", dates)
         self.method = _text_edit("Destruction method", 2, "How recipients destroy the data")
+        self.deadline.setMaximumWidth(self.effective.sizeHint().width() + 20)
         form.addRow("Destroy &by:", self.deadline)
         form.addRow("Destruction &method:", self.method)
         col.addWidget(box)
@@ -275,25 +279,26 @@ class AgreementForm(QWidget):
         box, form = self._group("Data elements and de-identification")
         self.elements = QTableWidget(0, 7)
         self.elements.setHorizontalHeaderLabels(
-            ["Element", "Type", "Treatment", "Parameters", "Quasi-identifier", "Code set", "Description"]
+            ["Element", "Type", "Treatment", "Parameters", "QI", "Code set", "Description"]
         )
         self.elements.verticalHeader().hide()
         self.elements.setAccessibleName("Data elements")
         self.elements.setTabKeyNavigation(False)
         self.elements.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.elements.setMinimumHeight(200)
+        self.elements.setMinimumHeight(280)
         eh = self.elements.horizontalHeader()
         eh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         eh.setStretchLastSection(True)
         for c, w in (
-            (E_NAME, 150),
-            (E_TYPE, 90),
-            (E_TREATMENT, 130),
-            (E_PARAMS, 170),
-            (E_QI, 110),
-            (E_CODES, 180),
+            (E_NAME, 140),
+            (E_TYPE, 86),
+            (E_TREATMENT, 140),
+            (E_PARAMS, 150),
+            (E_QI, 40),
+            (E_CODES, 150),
         ):
             self.elements.setColumnWidth(c, w)
+        self.elements.horizontalHeaderItem(E_QI).setToolTip("Quasi-identifier: checked for k-anonymity")
         self.elements.itemChanged.connect(self._changed)
         self.add_library_button = button("Add from &library…", "Add elements from the element library")
         self.add_library_button.clicked.connect(self.pick_elements)
@@ -345,15 +350,15 @@ class AgreementForm(QWidget):
             "Re-disclosure prohibition", 3, "What the recipient may not re-disclose"
         )
         self.security = _text_edit("Security requirements", 3, "One requirement per line")
-        self.breach_name = _line("Breach contact name")
+        self.breach_name = _line("Breach contact name", "Name or office")
         self.breach_email = _line("Breach contact e-mail", "name@example.org")
-        self.breach_phone = _line("Breach contact phone", "Optional")
+        self.breach_phone = _line("Breach contact phone", "Phone (optional)")
         form.addRow("&Re-disclosure:", self.redisclosure)
         form.addRow("&Security:", self.security)
         contact = QHBoxLayout()
         for w in (self.breach_name, self.breach_email, self.breach_phone):
             contact.addWidget(w)
-        form.addRow("Breach &notice to:", contact)
+        form.addRow("Breach notice to:", contact)
         col.addWidget(box)
 
         # -- general offer

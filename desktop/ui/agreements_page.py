@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -32,6 +33,7 @@ from desktop.ui.partners_page import (
     confirm,
     esc,
     fill_table,
+    fit_columns,
     make_table,
     select_key,
     selected_key,
@@ -129,9 +131,11 @@ class AgreementsPage(QWidget):
         filters.addWidget(self.drop)
         layout.addLayout(filters)
 
-        self.table = make_table(
-            ("Title", "Version", "Status", "Parties", "Effective", "Expires", "ID"), "Agreements"
-        )
+        self.table = make_table(("Title", "Status", "Version", "Expires", "ID"), "Agreements")
+        fit_columns(self.table, 0)
+        # Status can be long ("awaiting signatures — …"): a fixed share, elided, full text in the tooltip.
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(1, 250)
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _i: self.edit_selected())
@@ -148,6 +152,7 @@ class AgreementsPage(QWidget):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         splitter.setChildrenCollapsible(False)
+        splitter.setSizes([700, 300])
         layout.addWidget(splitter, 1)
 
         self.new_button = button("&New agreement…", "Draft a new agreement")
@@ -216,10 +221,8 @@ class AgreementsPage(QWidget):
             [
                 (
                     s.title,
-                    s.version,
                     status_label(s),
-                    ", ".join(s.parties),
-                    s.effective.isoformat(),
+                    s.version,
                     s.expires.isoformat(),
                     s.id[:8],
                 )

@@ -95,7 +95,9 @@ class AuditPage(QWidget):
         dates.addWidget(QLabel("to"))
         dates.addWidget(self.until)
         dates.addStretch(1)
-        left.addRow("&Dates:", dates)
+        dates_label = QLabel("&Dates:")
+        dates_label.setBuddy(self.since)
+        left.addRow(dates_label, dates)
         left.addRow("A&greement:", self.agreement)
         left.addRow("&Partner:", self.partner)
         right.addRow("Ac&tion:", self.action)
@@ -309,6 +311,9 @@ class AuditPage(QWidget):
             self.model.appendRow(row)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        caps = (70, 150, 120, 190, 85, 170, 80)  # long names must not push Details out of sight
+        for c, cap in enumerate(caps):
+            self.table.setColumnWidth(c, min(self.table.columnWidth(c), cap))
         self.table.horizontalHeader().setStretchLastSection(True)
 
     def row_of(self, seq: int) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from desktop.ui.partners_page import fill_table, make_table
+from desktop.ui.partners_page import fill_table, fit_columns, fit_height, make_table
 from desktop.ui.theme import heading_font
 from desktop.ui.widgets import MessageBar, button, heading, paragraph
 
@@ -67,8 +67,8 @@ class DashboardPage(QWidget):
             self.unreceipted,
         ):
             layout.addWidget(w)
-        for t in (self.expiring, self.past, self.unreceipted):
-            t.setMinimumHeight(110)
+        for t, stretch in ((self.expiring, 0), (self.past, 1), (self.unreceipted, 1)):
+            fit_columns(t, stretch)
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -128,6 +128,9 @@ class DashboardPage(QWidget):
             [p.package_id for p in board.without_receipt],
         )
         n1, n2, n3 = len(board.expiring), len(board.past_deadline), len(board.without_receipt)
+        for table, n in ((self.expiring, n1), (self.past, n2), (self.unreceipted, n3)):
+            table.setVisible(n > 0)  # an empty list is said in words, not shown as an empty grid
+            fit_height(table)
         self.expiring_note.setText(
             "Renew (amend) or wind down these agreements before they end."
             if n1

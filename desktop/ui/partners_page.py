@@ -125,6 +125,28 @@ def make_table(headers: Sequence[str], name: str) -> QTableWidget:
     return table
 
 
+def fit_columns(table: QTableWidget, stretch: int) -> None:
+    """Columns as wide as their contents, and column ``stretch`` taking what is left (long titles elide
+    instead of pushing the other columns out of sight)."""
+    header = table.horizontalHeader()
+    header.setStretchLastSection(False)
+    for c in range(table.columnCount()):
+        header.setSectionResizeMode(
+            c, QHeaderView.ResizeMode.Stretch if c == stretch else QHeaderView.ResizeMode.ResizeToContents
+        )
+    table.setTextElideMode(Qt.TextElideMode.ElideRight)
+
+
+def fit_height(table: QTableWidget, min_rows: int = 1, max_rows: int = 8) -> None:
+    """Make a short table exactly as tall as its rows (between ``min_rows`` and ``max_rows``)."""
+    rows = max(min_rows, min(max_rows, table.rowCount()))
+    row_h = table.verticalHeader().defaultSectionSize()
+    height = table.horizontalHeader().height() + rows * row_h + 2 * table.frameWidth()
+    if table.horizontalScrollBar().isVisible():
+        height += table.horizontalScrollBar().height()
+    table.setFixedHeight(height)
+
+
 def fill_table(table: QTableWidget, rows: Sequence[Sequence[Any]], keys: Sequence[Any] | None = None) -> None:
     """Replace the rows; ``keys`` (one per row) are kept in column 0's UserRole."""
     table.setSortingEnabled(False)
@@ -133,6 +155,8 @@ def fill_table(table: QTableWidget, rows: Sequence[Sequence[Any]], keys: Sequenc
         for c, value in enumerate(row):
             item = QTableWidgetItem()
             item.setData(Qt.ItemDataRole.DisplayRole, value)
+            if isinstance(value, str) and len(value) > 20:
+                item.setToolTip(value)  # the whole text when the column elides it
             if c == 0 and keys is not None:
                 item.setData(Qt.ItemDataRole.UserRole, keys[r])
             table.setItem(r, c, item)
@@ -202,6 +226,7 @@ class PartnersPage(QWidget):
 
         self.table = make_table(("Organization", "Kind", "Status", "Fingerprint", "Imported"), "Partners")
         self.table.itemSelectionChanged.connect(self._show_selected)
+        fit_columns(self.table, 0)
         details = QWidget()
         grid = QGridLayout(details)
         grid.setContentsMargins(12, 0, 0, 0)
