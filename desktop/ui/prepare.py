@@ -205,7 +205,7 @@ class PrepareScreen(QWidget):
         self.recodes.verticalHeader().hide()
         self.recodes.horizontalHeader().setStretchLastSection(True)
         self.recodes.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.recodes_box = QGroupBox("Value recodes for the selected column")
+        self.recodes_box = QGroupBox("Value recodes")
         rb = QVBoxLayout(self.recodes_box)
         self.recodes_note = paragraph("Select a column mapped to a coded element to translate its values.")
         rb.addWidget(self.recodes_note)
@@ -225,10 +225,14 @@ class PrepareScreen(QWidget):
             "suggestion; choose “(not shared)” for anything that should not leave. Columns not "
             "matched to an element are dropped."
         )
-        split = QSplitter(Qt.Orientation.Vertical)
+        # Side by side: the mapping keeps the height for its rows, the recodes of the selected column
+        # get a full-height list beside it.
+        split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.mapping)
         split.addWidget(self.recodes_box)
-        split.setSizes([420, 160])
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([600, 260])
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(profile_label)
