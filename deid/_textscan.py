@@ -609,7 +609,7 @@ class TextScanner:
                 left, vals = left[titled], vals.filter(pa.array(titled))
                 prev = pc.take(flat, pa.array(left - 1))
                 at_cell_start = (left - 1 == offsets[:-1][row_of[left]]) & _np_bool(
-                    pc.match_substring_regex(prev, r"^\s*$")
+                    pc.match_substring_regex(prev, r"^[\s\"'“‘(*•\-]*$")
                 )
                 after_stop = _np_bool(pc.match_substring_regex(prev, r"[.!?;:\n][\"'“‘(\s]*$"))
                 kinds[left[~at_cell_start & ~after_stop]] = person_code
