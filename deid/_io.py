@@ -613,7 +613,7 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
         if longest is not None and longest > MAX_CELL_BYTES:
             row = pc.index(pc.greater(lengths, MAX_CELL_BYTES), True).as_py()
             raise InputError(f"{p}: the cell in column '{name}', data row {row + 1}, is larger than 1 MB.")
-    return table.combine_chunks() if table.num_columns and len(table.column(0).chunks) > 64 else table
+    return table
 
 
 # -------------------------------------------------------------------------------------- writers
