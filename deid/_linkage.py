@@ -550,40 +550,49 @@ _KIND_INDEX[np.frombuffer("".join(KINDS).encode(), np.uint8)] = np.arange(len(KI
 def parse_tokens(column: Column, where: str = "the file") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A link-tokens column → (row, kind index, 64-bit value) arrays, one entry per token.
 
-    Works on the column's bytes directly (every token is 12 characters, one space between tokens).
+    Works on the column's bytes in place (every token is 12 characters, one space between tokens;
+    cells with stray surrounding spaces, e.g. from a hand-edited CSV, are trimmed first).
     Raises InputError naming ``where`` and the first bad row when a cell is not link tokens."""
     col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
-    col = pc.utf8_trim_whitespace(col.cast(pa.large_string()).fill_null(""))
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
+    col = col.cast(pa.large_string())
+    step = TOKEN_CHARS + 1
+    for attempt in range(2):
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        n = len(arr)
+        offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
+        lengths = np.diff(offsets)
+        if arr.null_count:
+            lengths[pc.is_null(arr).to_numpy(zero_copy_only=False)] = 0
+        bad = np.flatnonzero((lengths > 0) & ((lengths + 1) % step != 0))
+        if not len(bad):
+            break
+        if attempt:
+            raise InputError(f"{where}: row {int(bad[0]) + 2} does not hold link tokens.")
+        col = pc.utf8_trim_whitespace(col)
     data = arr.buffers()[2]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    lengths = np.diff(offsets)
-    step = TOKEN_CHARS + 1
-    bad = np.flatnonzero((lengths > 0) & ((lengths + 1) % step != 0))
-    if len(bad):
-        raise InputError(f"{where}: row {int(bad[0]) + 2} does not hold link tokens.")
     counts = (lengths + 1) // step
     total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.uint64)
     rows = np.repeat(np.arange(n, dtype=np.int64), counts)
     first = np.cumsum(counts) - counts
     starts = offsets[:-1][rows] + step * (np.arange(total, dtype=np.int64) - first[rows])
-    # Every token's 13 bytes (12 + the separator; a zero byte after the data for the last) in one gather.
-    padded = np.concatenate([raw, np.zeros(step, np.uint8)])
-    window = np.lib.stride_tricks.sliding_window_view(padded, step)
-    block = window[starts]
-    del padded, window
+    del first
+    # Every token's 12 bytes in one gather from a sliding-window view (no copy of the column).
+    block = np.lib.stride_tricks.sliding_window_view(raw, TOKEN_CHARS)[starts]
     kinds = _KIND_INDEX[block[:, 0]]
-    sextets = np.ascontiguousarray(_DECODE[block[:, 1:TOKEN_CHARS]].T)  # one row per character
+    sextets = np.ascontiguousarray(_DECODE[block[:, 1:]].T)  # one row per character
+    del block
     wrong = (kinds == 255) | (sextets.max(axis=0) == 255)
     values = np.zeros(total, np.uint64)
     for j in range(TOKEN_CHARS - 1):
         values <<= np.uint64(6)
         values |= sextets[j]
+    del sextets
     inner = np.ones(total, bool)
     inner[np.cumsum(counts)[counts > 0] - 1] = False  # a row's last token has no space after it
-    wrong[inner] |= block[inner, TOKEN_CHARS] != ord(" ")
+    wrong[inner] |= raw[starts[inner] + TOKEN_CHARS] != ord(" ")
     if wrong.any():
         raise InputError(f"{where}: row {int(rows[np.argmax(wrong)]) + 2} does not hold link tokens.")
     return rows, kinds, values
