@@ -100,6 +100,18 @@ class PrepareScreen(QWidget):
         self.step_label.setAccessibleName("Current step")
         self.message = MessageBar()
         self.steps = QStackedWidget()
+        # The steps first, then Back/Next: Tab goes through a step's controls before the buttons.
+        for build in (
+            self._build_agreement,
+            self._build_extract,
+            self._build_mapping,
+            self._build_checks,
+            self._build_preview,
+            self._build_risk,
+            self._build_seal,
+            self._build_done,
+        ):
+            self.steps.addWidget(build())
         # Alt+N / Alt+B are actions on this screen (not mnemonics, which change with the button text).
         self.back = button("Back", "Back")
         self.next = button("Next", "Next", default=True)
@@ -124,17 +136,6 @@ class PrepareScreen(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.steps, 1)
         layout.addLayout(nav)
-        for build in (
-            self._build_agreement,
-            self._build_extract,
-            self._build_mapping,
-            self._build_checks,
-            self._build_preview,
-            self._build_risk,
-            self._build_seal,
-            self._build_done,
-        ):
-            self.steps.addWidget(build())
         open_extract = QAction(self)
         open_extract.setShortcut(QKeySequence("Ctrl+Shift+O"))
         open_extract.triggered.connect(self.pick_extract)
