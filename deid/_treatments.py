@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -192,6 +191,26 @@ def _keyed_digests(column: Column, digest: Callable[[bytes], bytes], size: int) 
     return out, chunks
 
 
+def hmac_sha256(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 (RFC 2104) under ``key`` as a fast one-argument function: the inner and outer
+    hash states are keyed once and copied per message, about twice as fast as ``hmac.digest``, which
+    sets up a new OpenSSL context for every call. Same output as ``hmac.digest(key, m, "sha256")``."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def mac(message: bytes, inner_copy: Callable = inner.copy, outer_copy: Callable = outer.copy) -> bytes:
+        i = inner_copy()
+        i.update(message)
+        o = outer_copy()
+        o.update(i.digest())
+        return o.digest()
+
+    return mac
+
+
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
@@ -255,7 +274,8 @@ class Token(Treatment):
             ids = normalize_ids(column)
         ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
         size = TOKEN_HEX_CHARS // 2
-        digests, chunks = _keyed_digests(ids, lambda m: hmac.digest(key, m, "sha256")[:size], size)
+        mac = hmac_sha256(key)
+        digests, chunks = _keyed_digests(ids, lambda m: mac(m)[:size], size)
         return _map_back(_hex_strings(digests), chunks, pa.string())
 
 
