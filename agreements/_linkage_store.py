@@ -61,6 +61,9 @@ class LinkageStatus:
 
     state: str
     key_holder: str | None = None
+    # Parties that are both provider and recipient: they hold the secret AND receive other providers'
+    # tokens, so they could re-identify those students by brute force (docs/linkage-threat-model.md).
+    dual_role: tuple[str, ...] = ()
 
     @property
     def holds_secret(self) -> bool:
@@ -87,6 +90,11 @@ def key_holder(agreement: Agreement) -> str:
     return next(p.fingerprint for p in agreement.terms.parties if "provider" in p.roles)
 
 
+def dual_role_parties(agreement: Agreement) -> tuple[str, ...]:
+    """Fingerprints of the parties that are both provider and recipient of ``agreement``."""
+    return tuple(p.fingerprint for p in agreement.all_parties() if {"provider", "recipient"} <= set(p.roles))
+
+
 def _is_provider(agreement: Agreement, fingerprint: str) -> bool:
     party = agreement.party(fingerprint)
     return party is not None and "provider" in party.roles
@@ -111,15 +119,16 @@ def ensure_linkage_secret(vault: Vault, agreement: Agreement) -> LinkageStatus:
     if not _is_consortium(agreement):
         return LinkageStatus("not_consortium")
     holder = key_holder(agreement)
+    dual = dual_role_parties(agreement)
     if not agreement.is_executed:
-        return LinkageStatus("not_executed", holder)
+        return LinkageStatus("not_executed", holder, dual)
     me = _our_fingerprint(vault)
     if not _is_provider(agreement, me):
-        return LinkageStatus("not_a_provider", holder)
+        return LinkageStatus("not_a_provider", holder, dual)
     if linkage_secret(vault, agreement) is not None:
-        return LinkageStatus("held", holder)
+        return LinkageStatus("held", holder, dual)
     if me != holder:
-        return LinkageStatus("awaiting", holder)
+        return LinkageStatus("awaiting", holder, dual)
     with vault.transaction() as conn:
         _store(conn, agreement, secrets.token_bytes(SECRET_BYTES), "generated", me)
         vault.audit.append(
@@ -128,7 +137,7 @@ def ensure_linkage_secret(vault: Vault, agreement: Agreement) -> LinkageStatus:
             details={"version": agreement.version, "scope": "consortium"},
             conn=conn,
         )
-    return LinkageStatus("created", holder)
+    return LinkageStatus("created", holder, dual)
 
 
 def _store(conn: Any, agreement: Agreement, secret: bytes, origin: str, source: str) -> None:

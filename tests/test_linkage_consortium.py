@@ -119,7 +119,8 @@ def test_district_and_college_link_under_one_consortium_agreement(consortium) ->
     assert agreement.is_executed
 
     # The secret: made by the key holder (the first provider), awaited by the other, never the analyst's.
-    assert ensure_linkage_secret(district.vault, agreement).state == "created"
+    made = ensure_linkage_secret(district.vault, agreement)
+    assert made.state == "created" and made.key_holder == district.fp and made.dual_role == ()
     assert ensure_linkage_secret(district.vault, agreement).state == "held"
     assert ensure_linkage_secret(college.vault, _agreement(college, agreement_id)).state == "awaiting"
     assert ensure_linkage_secret(analyst.vault, _agreement(analyst, agreement_id)).state == "not_a_provider"
@@ -218,6 +219,18 @@ def test_key_files_are_refused_when_wrong(consortium, tmp_path: Path) -> None:
     (tmp_path / "junk.key").write_text("not json")
     with pytest.raises(PackageRejected, match="not a PathShare linkage key file"):
         import_linkage_key(college.vault, tmp_path / "junk.key")
+
+
+def test_a_provider_that_is_also_a_recipient_is_flagged(tmp_path: Path) -> None:
+    d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
+    c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
+    try:
+        agreement_id = _execute([d, c], [["provider"], ["provider", "recipient"]], tmp_path)
+        status = ensure_linkage_secret(d.vault, _agreement(d, agreement_id))
+        assert status.state == "created" and status.dual_role == (c.fp,)
+    finally:
+        d.vault.close()
+        c.vault.close()
 
 
 def test_provider_scope_never_shares_a_secret(tmp_path: Path) -> None:

@@ -79,11 +79,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         agreement = get_agreement(vault, args.agreement)
         status = ensure_linkage_secret(vault, agreement)
     if args.json:
-        print(json.dumps({"agreement": agreement.id, "version": agreement.version, "state": status.state,
-                          "key_holder": status.key_holder}))  # fmt: skip
-    else:
-        print(f"agreement {agreement.id} v{agreement.version}: "
-              + _STATE_TEXT[status.state].format(holder=status.key_holder))  # fmt: skip
+        doc = {"agreement": agreement.id, "version": agreement.version, "state": status.state,
+               "key_holder": status.key_holder, "dual_role": list(status.dual_role)}  # fmt: skip
+        print(json.dumps(doc))
+        return 0
+    text = _STATE_TEXT[status.state].format(holder=status.key_holder)
+    print(f"agreement {agreement.id} v{agreement.version}: {text}")
+    for fp in status.dual_role:
+        print(f"warning: {fp} is both provider and recipient: it holds the linkage secret and receives "
+              f"other providers' tokens, so it could re-identify their students")  # fmt: skip
     return 0
 
 
