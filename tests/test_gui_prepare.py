@@ -370,3 +370,20 @@ def test_validation_errors_block_deidentifying_until_fixed(qtbot, tmp_path, orgs
     texts = [prep.findings.item(i).text() for i in range(prep.findings.count())]
     assert texts[0].startswith("Fix the problems") and any("Gender" in t and "outside" in t for t in texts)
     assert not prep.next.isEnabled()
+
+
+def test_tab_order_goes_through_the_step_before_its_buttons(qtbot, tmp_path, orgs):
+    from PySide6.QtWidgets import QWidget
+
+    window = open_window(qtbot, tmp_path, orgs["district"])
+    ws = window.workspace
+
+    def focusable_after(w: QWidget) -> QWidget:
+        w = w.nextInFocusChain()
+        while not (w.focusPolicy() & Qt.TabFocus) or not w.isVisible() or not w.isEnabled():
+            w = w.nextInFocusChain()
+        return w
+
+    first = focusable_after(ws.sidebar)
+    second = focusable_after(first)
+    assert (first.accessibleName(), second.accessibleName()) == ("Agreements in force", "Next")
