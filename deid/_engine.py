@@ -243,9 +243,10 @@ def _run(
         text_outputs,
         roster,
         sample_columns=set() if full_rescan else redacted,
-        # record codes and tokens are random or keyed hashes, dates and buckets are computed: only
-        # columns that carry input values as they were can hold a raw roster ID or name
-        roster_columns={c.name for c in col_reports if c.treatment in ("keep", "recode_rare")},
+        # record codes and tokens are random or keyed hashes, years, dates, buckets and ZIP3s are
+        # written by PathShare in fixed shapes: only columns that carry input values as they were
+        # can hold an SSN, an e-mail, a phone number or a roster ID or name
+        raw_columns={c.name for c in col_reports if c.treatment in ("keep", "recode_rare")},
     )
     for name, (k, n_rows) in sampled.items():
         notes.append(
@@ -602,13 +603,13 @@ def residual_scan(
     roster: Roster | None,
     *,
     sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
-    roster_columns: set[str] | None = None,
+    raw_columns: set[str] | None = None,
     sample_rows: int | None = None,
     limit: int = RESIDUAL_LIMIT,
 ) -> tuple[list[ResidualFinding], dict[str, int], dict[str, tuple[int, int]]]:
     """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
     free-text columns, and whole-cell checks (SSN, e-mail, phone, a roster ID, a column of roster
-    names; only over ``roster_columns`` when given) over every other text column.
+    names) over every other text column — of those, only ``raw_columns`` when given.
 
     Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
     catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
@@ -638,13 +639,15 @@ def residual_scan(
                 row = int(rows[f.row]) if rows is not None else f.row
                 findings.append(ResidualFinding(column=name, row=row + 1, kind=f.kind))
             continue
+        if raw_columns is not None and name not in raw_columns:
+            continue
         cell = pc.utf8_trim_whitespace(col)
         checks: list[tuple[str, pa.ChunkedArray]] = [
             ("US_SSN", pc.match_substring_regex(cell, _SSN_CELL)),
             ("EMAIL_ADDRESS", pc.match_substring_regex(cell, _EMAIL_CELL)),
             ("PHONE_NUMBER", pc.match_substring_regex(cell, _PHONE_CELL)),
         ]
-        if roster is not None and (roster_columns is None or name in roster_columns):
+        if roster is not None:
             upper = pc.utf8_upper(cell)
             distinct = pc.drop_null(pc.unique(upper))
             long_enough = pc.filter(distinct, pc.greater_equal(pc.utf8_length(distinct), 5))
