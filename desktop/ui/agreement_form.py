@@ -290,12 +290,12 @@ class AgreementForm(QWidget):
         eh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         eh.setStretchLastSection(True)
         for c, w in (
-            (E_NAME, 140),
-            (E_TYPE, 86),
-            (E_TREATMENT, 140),
-            (E_PARAMS, 150),
-            (E_QI, 40),
-            (E_CODES, 150),
+            (E_NAME, 130),
+            (E_TYPE, 82),
+            (E_TREATMENT, 136),
+            (E_PARAMS, 140),
+            (E_QI, 36),
+            (E_CODES, 130),
         ):
             self.elements.setColumnWidth(c, w)
         self.elements.horizontalHeaderItem(E_QI).setToolTip("Quasi-identifier: checked for k-anonymity")

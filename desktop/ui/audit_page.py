@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui.partners_page import ask_open, ask_save
+from desktop.ui.theme import finding_cell_brush
 from desktop.ui.widgets import MessageBar, button, heading, paragraph
 
 MAX_ROWS = 10_000  # the table shows the latest this many matching entries; exports take them all
@@ -140,6 +141,11 @@ class AuditPage(QWidget):
         self.table.setAccessibleName("Audit entries")
         self.table.setTabKeyNavigation(False)
         layout.addWidget(self.table, 1)
+        self.entry_details = paragraph()
+        self.entry_details.setAccessibleName("The selected entry")
+        self.entry_details.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.entry_details)
+        self.table.selectionModel().selectionChanged.connect(self._show_entry)
 
         self.verify_button = button("&Verify", "Verify the audit log")
         self.verify_button.clicked.connect(self.verify)
@@ -300,9 +306,13 @@ class AuditPage(QWidget):
             for i, v in enumerate(values):
                 item = QStandardItem(str(v))
                 item.setData(v, Qt.ItemDataRole.UserRole)  # sorts numbers as numbers
-                if i == 0 and bad is not None and e.seq == bad:
-                    item.setText(f"{e.seq}  ✗ first bad entry")
-                    item.setAccessibleDescription("first bad entry")
+                if bad is not None and e.seq == bad:
+                    # The whole row stands out (a theme colour), and the number says why.
+                    item.setBackground(finding_cell_brush(self.table.palette()))
+                    if i == 0:
+                        item.setText(f"{e.seq} ✗")
+                        item.setToolTip("The first bad entry")
+                        item.setAccessibleDescription("first bad entry")
                 if i == 1:
                     item.setToolTip(e.time)
                 if i == 7:
@@ -311,10 +321,35 @@ class AuditPage(QWidget):
             self.model.appendRow(row)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
-        caps = (70, 150, 120, 190, 85, 170, 80)  # long names must not push Details out of sight
+        caps = (64, 152, 80, 160, 88, 150, 75)  # long names must not push Details out of sight
         for c, cap in enumerate(caps):
             self.table.setColumnWidth(c, min(self.table.columnWidth(c), cap))
         self.table.horizontalHeader().setStretchLastSection(True)
+
+    def _show_entry(self, *_args: Any) -> None:
+        """The selected entry in full: ids, details and hashes (the table shortens them)."""
+        import html
+
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            self.entry_details.setText("")
+            return
+        seq = self.proxy.index(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        e = next((x for x in self.entries if x.seq == seq), None)
+        if e is None:
+            self.entry_details.setText("")
+            return
+        about = " · ".join(
+            f"{k} {html.escape(v)}"
+            for k, v in (("agreement", e.agreement), ("partner", e.partner), ("package", e.package))
+            if v
+        )
+        details = html.escape(json.dumps(e.details, ensure_ascii=False, sort_keys=True))
+        self.entry_details.setText(
+            f"<b>#{e.seq} {html.escape(e.action)}</b> · {html.escape(e.time)} · {html.escape(e.actor)}"
+            + (f"<br>{about}" if about else "")
+            + f"<br>{details}<br><small>hash {e.hash} · previous {e.prev_hash}</small>"
+        )
 
     def row_of(self, seq: int) -> int:
         """The table (view) row showing entry ``seq``, or -1."""
