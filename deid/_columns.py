@@ -15,6 +15,7 @@ clerk can decide about it explicitly. Only flagged columns are returned.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -94,13 +95,16 @@ _HEADER_RULES: list[tuple[str, str, float]] = [
     ("ssid", r"\b(ssid|state (student )?(id|identifier|number|num|no|nbr)|statewide (student )?id|"
              r"state student number|statestudentnumber|stateid)\b", 0.95),
     ("section_504", r"\b(504|sec504|section 504)\b", 0.9),
-    ("iep", r"\b(iep|sped|sp ed|special ed|special education|idea|disability|disabled|swd)\b", 0.9),
+    ("iep", r"\b(iep|sped|sp ed|special ed|special education|idea|disability|disabilities|disabled|swd)\b",
+     0.9),
     ("english_learner", r"\b(el|ell|ells|lep|elas|elpac|eld|lf|english learner|english language learner|"
-                        r"language fluency|limited english|english proficiency|el status)\b", 0.85),
+                        r"language fluency|lang fluency|limited english|english proficiency|el status)\b",
+     0.85),
     ("frpm", r"\b(frpm|frl|free|reduced|meal|meals|lunch|nslp|econ|sed|socioeconomic|socio econ|"
-             r"economically|poverty|low income|title i)\b", 0.85),
+             r"economically|socio ?economically|disadvantaged|poverty|low income|title i|pell)\b", 0.85),
     ("discipline", r"\b(discipline|disciplinary|suspension|suspensions|suspended|susp|expulsion|expelled|"
-                   r"incident|incidents|referral|referrals|behavior|behaviour)\b", 0.85),
+                   r"incident|incidents|referral|referrals|behavior|behaviour|offense|offenses|infraction|infractions)\b",
+     0.85),
     ("health", r"\b(health|medical|medication|medications|diagnosis|allergy|allergies|immunization|"
                r"immunizations|nurse|mental|condition|conditions)\b", 0.85),
     ("homeless", r"\b(homeless|mckinney|mckinney vento)\b", 0.85),
@@ -163,8 +167,56 @@ def normalize_header(header: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z#]+", " ", text.lower()).split())
 
 
+# Elements of the shared library (deid/data/elements.json) whose header synonyms name a flagged kind.
+_ELEMENT_KIND = {
+    "state_student_id": "ssid",
+    "local_student_id": "student_id",
+    "college_student_id": "student_id",
+    "first_name": "name",
+    "middle_name": "name",
+    "last_name": "name",
+    "guardian_name": "name",
+    "birth_date": "birth_date",
+    "sex": "gender",
+    "hispanic_latino": "race_ethnicity",
+    "race": "race_ethnicity",
+    "street_address": "address",
+    "city": "city",
+    "zip": "zip",
+    "phone": "phone",
+    "email": "email",
+    "guardian_email": "email",
+    "discipline_incidents": "discipline",
+    "english_learner_status": "english_learner",
+    "iep": "iep",
+    "section_504": "section_504",
+    "economically_disadvantaged": "frpm",
+    "notes": "free_text",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _synonym_kinds() -> dict[str, str]:
+    """Normalized header synonym → kind, from the element library (the names the mapper knows)."""
+    try:
+        from deid._elements import element_library
+
+        library = element_library()
+    except Exception:  # the library is an aid here, not a requirement
+        return {}
+    out: dict[str, str] = {}
+    for name, kind in _ELEMENT_KIND.items():
+        element = library.get(name)
+        for synonym in element.synonyms if element is not None else ():
+            out.setdefault(normalize_header(synonym), kind)
+    return out
+
+
 def _header_kind(header: str) -> tuple[str, float] | None:
     norm = normalize_header(header)
+    exact = _synonym_kinds().get(norm)
+    if exact is not None:
+        return exact, 0.9
     glued = norm.replace(" ", "")
     for kind, rx, conf in _HEADER_RES:
         if rx.search(norm) or (kind in {"section_504", "ssid", "email"} and rx.search(glued)):

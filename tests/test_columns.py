@@ -50,6 +50,12 @@ def _col(values: list, n: int = N) -> list:
         ("Medical Alert", "health", "sensitive"),
         ("McKinney-Vento Homeless", "homeless", "sensitive"),
         ("Foster Youth", "foster", "sensitive"),
+        ("CALPADS ID", "ssid", "identifier"),  # the element library's synonyms count too
+        ("SASID", "ssid", "identifier"),
+        ("PIDM", "student_id", "identifier"),
+        ("SB03", "birth_date", "quasi_identifier"),
+        ("Socioeconomically Disadvantaged", "frpm", "sensitive"),
+        ("Offense Count", "discipline", "sensitive"),
         ("Notes", "free_text", "free_text"),
         ("Comments", "free_text", "free_text"),
     ],
