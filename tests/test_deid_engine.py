@@ -52,12 +52,15 @@ def _leftovers(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory):
-    from deid.synth import synth_file
+    """`pathshare synth --kind k12 --messy` output and the generator's truth (planted PII spans)."""
+    from deid.synth import load_truth
+    from desktop.cli import main
 
     folder = tmp_path_factory.mktemp("synth")
-    path = folder / "district.csv"
-    result = synth_file("k12", 3000, path, seed=11, messy=True)
-    return path, result.truth
+    path, truth = folder / "district.csv", folder / "truth.json"
+    args = ["synth", "--kind", "k12", "--rows", "3000", "--seed", "11", "--messy", "--out", path]
+    assert main([str(a) for a in [*args, "--truth", truth]]) == 0
+    return path, load_truth(truth)
 
 
 def test_done_when_messy_synth_to_deid(tmp_path, messy, run_cli):
