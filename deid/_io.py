@@ -132,9 +132,20 @@ def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
                     f"{p} contains bytes that are not valid text in any encoding tried."
                 ) from None
             encoding = _detect_encoding(p, full=True)
+    if encoding not in ("utf-16", "utf-32") and _count_bytes(p, b'"') % 2:
+        # pyarrow reads an unclosed quote to the end of the file as one cell: rows would vanish.
+        raise InputError(f'{p} has a quote (") that is never closed, so rows after it cannot be told apart.')
     if invalid:
         table = _repair_ragged(p, encoding, delimiter, header, names, info)
     return table.rename_columns(header)
+
+
+def _count_bytes(p: Path, needle: bytes) -> int:
+    total = 0
+    with open(p, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            total += chunk.count(needle)
+    return total
 
 
 class _NotUtf8(Exception):

@@ -100,6 +100,7 @@ def test_ragged_rows_mixed_with_quoted_newlines_are_repaired_in_place(tmp_path):
         (b"A,,C\n1,2,3\n", "column 2 has no name"),
         (b"A,B,A\n1,2,3\n", "names 'A' twice"),
         (b"A,B\n1,\x00\x01\x02\n", "binary"),
+        (b'A,B\n1,"unclosed\n2,3\n', "never closed"),
         (b"PK\x03\x04" + os.urandom(200), "binary"),
     ],
 )
