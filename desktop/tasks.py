@@ -240,8 +240,7 @@ class _ProcessHandle(TaskHandle):
                     return
                 elif kind == "error":
                     self._stop()
-                    remove_partials(self.job.outputs)
-                    remove_scratch(self.job, self._started, self._existed)
+                    self._cleanup()
                     error = error_from_wire(message[1], message[2])
                     self._finish("cancel" if isinstance(error, Cancelled) else "error", error)
                     return
