@@ -224,9 +224,9 @@ def test_cli_link_writes_joined_rows_and_a_report_without_identities(run_cli, tm
 
 
 def test_matching_is_vectorized_at_scale() -> None:
-    """Not a benchmark: 20,000 rows against a shuffled, lightly changed copy link back exactly."""
+    """Not a benchmark: 10,000 rows against a shuffled, lightly changed copy link back exactly."""
     rng = np.random.default_rng(3)
-    n = 20_000
+    n = 10_000
     first = rng.choice(["Ana", "Luis", "Mia", "Tom", "Eva", "Juan", "Rosa", "Omar"], n)
     letters_ = np.array(list("abcdefghijklmnoprstuvz"))
     last = np.array(["".join(w) for w in letters_[rng.integers(0, len(letters_), (n, 6))]])
