@@ -224,7 +224,7 @@ def test_cli_link_writes_joined_rows_and_a_report_without_identities(run_cli, tm
 
 
 def test_matching_is_vectorized_at_scale() -> None:
-    """Not a benchmark: 10,000 rows against a shuffled, lightly changed copy link back exactly."""
+    """Not a benchmark: 10,000 rows link one-to-one back to a shuffled copy of themselves."""
     rng = np.random.default_rng(3)
     n = 10_000
     first = rng.choice(["Ana", "Luis", "Mia", "Tom", "Eva", "Juan", "Rosa", "Omar"], n)
