@@ -9,7 +9,8 @@
 #   2. `pathshare demo` -- the whole exchange, headless -- with networking disabled (`unshare -n`);
 #   3. the GUI starts offscreen, shows its window and closes cleanly (PATHSHARE_SMOKE_QUIT_MS);
 #      again when opened on a sealed package (`pathshare FILE.age`, what "Open with" runs);
-#      again while a real background job runs in the frozen worker process (PATHSHARE_SMOKE_JOB).
+#      again while a real background job runs in the frozen worker process (PATHSHARE_SMOKE_JOB);
+#      and, when xvfb-run is installed, on a virtual X server with the xcb plugin users get.
 #
 # Networking: as root `unshare -n`, otherwise `unshare -r -n` (an unprivileged user namespace). If
 # neither works the steps run with networking on and say so; PATHSHARE_SMOKE_REQUIRE_OFFLINE=1 (set in
@@ -60,12 +61,13 @@ else
        "works offline." >&2
 fi
 
+WRAP=()  # a command the app runs under (xvfb-run for the X11 check)
 run_app() {  # run_app NAME [ENV=VALUE ...] -- ARGS...: the app, offline, with a time limit
   local name="$1"; shift
   local envs=()
   while [[ "$1" != "--" ]]; do envs+=("$1"); shift; done
   shift
-  env "${envs[@]}" timeout "$STEP_TIMEOUT" "${OFFLINE[@]}" "$BIN" "$@" \
+  env "${envs[@]}" timeout "$STEP_TIMEOUT" "${WRAP[@]}" "${OFFLINE[@]}" "$BIN" "$@" \
     >"$WORK/$name.out" 2>"$WORK/$name.err"
 }
 
@@ -138,6 +140,15 @@ if [[ -f "${packages[0]:-}" ]]; then
 fi
 gui_check gui_job "GUI ran a background job in the frozen worker process (pandas, pyarrow, presidio)" \
   "background job ok: {'frozen': True" PATHSHARE_VAULT="$WORK/gui.vault" PATHSHARE_SMOKE_JOB=1 --
+if command -v xvfb-run >/dev/null; then
+  # What a Linux desktop user gets: the xcb platform plugin on a (virtual) X server.
+  WRAP=(xvfb-run -a)
+  gui_check gui_x11 "GUI started on an X server (Xvfb, xcb plugin), showed its window, closed cleanly" "" \
+    QT_QPA_PLATFORM=xcb PATHSHARE_VAULT="$WORK/gui.vault" --
+  WRAP=()
+else
+  echo "smoke: SKIP the X11 check: xvfb-run is not installed (apt package xvfb); offscreen checks ran."
+fi
 
 if [[ $failures -gt 0 ]]; then
   echo "smoke: $failures check(s) failed." >&2

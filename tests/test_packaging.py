@@ -88,7 +88,7 @@ class _Step:
 
 
 @pytest.fixture
-def spec_run(monkeypatch) -> dict[str, Any]:
+def spec_run(monkeypatch, tmp_path) -> dict[str, Any]:
     """The spec's namespace after running it with PyInstaller's functions replaced by stand-ins."""
     hooks = types.ModuleType("PyInstaller.utils.hooks")
     hooks.collect_submodules = _collect_submodules  # type: ignore[attr-defined]
@@ -105,7 +105,12 @@ def spec_run(monkeypatch) -> dict[str, Any]:
     steps: dict[str, type] = {}
     for kind in ("Analysis", "PYZ", "EXE", "COLLECT", "BUNDLE"):
         steps[kind] = type(kind, (_Step,), {})
-    namespace: dict[str, Any] = {"SPECPATH": str(PACKAGING), "__name__": "__main__", **steps}
+    namespace: dict[str, Any] = {
+        "SPECPATH": str(PACKAGING),
+        "DISTPATH": str(tmp_path / "dist"),  # the spec strips the libraries it finds there (none here)
+        "__name__": "__main__",
+        **steps,
+    }
     exec(compile(SPEC.read_text("utf-8"), str(SPEC), "exec"), namespace)
     namespace["_steps"] = list(_Step.made)
     return namespace
@@ -191,6 +196,7 @@ def test_unwanted_binary_filter_keeps_what_the_app_loads(spec_run):
         ("PySide6/Qt/plugins/platforms/libqeglfs.so", "/x", "BINARY"),
         ("PySide6/Qt/translations/qt_de.qm", "/x", "DATA"),
         ("pyarrow/libarrow_flight.so.2600", "/x", "BINARY"),
+        ("libcairo.so.2", "/usr/lib/x86_64-linux-gnu/libcairo.so.2", "BINARY"),  # GTK theme's
     ]
     kept = [
         ("PySide6/Qt/plugins/platforms/libqxcb.so", "/x", "BINARY"),
@@ -199,6 +205,8 @@ def test_unwanted_binary_filter_keeps_what_the_app_loads(spec_run):
         ("PySide6/Qt/lib/libQt6Widgets.so.6", "/x", "BINARY"),
         ("pyarrow/libarrow_substrait.so.2600", "/x", "BINARY"),  # pyarrow.lib links it
         ("sqlcipher3/_sqlite3.cpython-311-x86_64-linux-gnu.so", "/x", "BINARY"),
+        ("libglib-2.0.so.0", "/usr/lib/x86_64-linux-gnu/libglib-2.0.so.0", "BINARY"),  # Qt's event loop
+        ("libxkbcommon.so.0", "/usr/lib/x86_64-linux-gnu/libxkbcommon.so.0", "BINARY"),
     ]
     assert not any(wanted(e) for e in dropped)
     assert all(wanted(e) for e in kept)
@@ -393,3 +401,17 @@ def test_worker_check_loads_the_job_libraries_and_finds_pii():
     assert result["frozen"] is False and result["rows"] == 3
     assert {"EMAIL_ADDRESS", "PHONE_NUMBER"} <= set(result["entities"])
     assert stages
+
+
+def test_debug_info_is_stripped_except_from_auditwheel_vendored_libraries(spec_run, tmp_path):
+    if not shutil.which("strip"):
+        pytest.fail("strip (binutils) is needed to build the bundle at its documented size")
+    source = next((_package_dir("spacy") / "tokens").glob("doc.*.so"))  # ships with debug information
+    bundle = tmp_path / "bundle"
+    (bundle / "spacy").mkdir(parents=True)
+    (bundle / "numpy.libs").mkdir()
+    shutil.copy(source, bundle / "spacy" / source.name)
+    shutil.copy(source, bundle / "numpy.libs" / "libvendored.so")
+    spec_run["strip_debug_info"](bundle)
+    assert (bundle / "spacy" / source.name).stat().st_size < source.stat().st_size / 2
+    assert (bundle / "numpy.libs" / "libvendored.so").read_bytes() == source.read_bytes()

@@ -9,4 +9,5 @@ def _wanted(name: str) -> bool:
 
 
 hiddenimports = collect_submodules("thinc", filter=_wanted)
-datas = collect_data_files("thinc", includes=["**/*.cfg", "**/*.json", "**/*.txt"])
+# _custom_kernels reads its CUDA sources (.cu, .hh) at import time, GPU or not.
+datas = collect_data_files("thinc", includes=["**/*.cfg", "**/*.json", "**/*.txt", "**/*.cu", "**/*.hh"])
