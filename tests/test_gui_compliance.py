@@ -144,7 +144,7 @@ def draft_sign_export(qtbot, window, college_fp: str, tmp: Path, expires_in: int
     form = page.form
     assert page.stack.currentWidget() is form
     fill_form(qtbot, form, college_fp, expires_in)
-    assert form.validate() is None and form.save_button.isEnabled()
+    assert form.validate() is None
     qtbot.mouseClick(form.save_button, Qt.LeftButton)
     assert page.stack.currentWidget() is page.list_page
     summary, a = page.selected()
@@ -260,7 +260,9 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     form = page.form
     # Blank: the title is the first thing missing, and the title field is marked.
     assert "the title must be filled in" in form.message.text()
-    assert form.marked_widgets() == [form.title] and not form.save_button.isEnabled()
+    assert form.marked_widgets() == [form.title]
+    qtbot.mouseClick(form.save_button, Qt.LeftButton)  # refused: the form stays, nothing is stored
+    assert page.stack.currentWidget() is form and not page.summaries
     from agreements import our_card
 
     fill_form(qtbot, form, our_card(college).fingerprint())
@@ -477,3 +479,51 @@ def test_audit_filters_sort_csv_bundle_and_import(qtbot, tmp_path):
 def test_pdftotext_is_available():
     """CI installs poppler-utils; without it the report test above could not check the PDF."""
     assert shutil.which("pdftotext") and shutil.which("pdftoppm")
+
+
+def test_draft_correction_refusals_and_overdue_destruction_in_the_window(qtbot, tmp_path):
+    """An unsigned draft is corrected in place; bad files are one sentence in the window; a package past
+    its destruction deadline without a certificate is on the dashboard."""
+    district_path, college, card_file, _ = make_orgs(tmp_path)
+    window = open_window(qtbot, tmp_path, district_path)
+    # A file that is not a card: a sentence in the Partners screen, nothing imported.
+    page = show(window, "Partners")
+    bad = tmp_path / "not-a-card.json"
+    bad.write_text('{"hello": 1}', encoding="utf-8")
+    drop_file(page.drop, bad)
+    assert "not a PathShare card" in page.message.text() and page.table.rowCount() == 0
+    import_and_verify_partner(qtbot, window, card_file)
+    from agreements import our_card
+
+    agreements, aid, proposal = draft_sign_export(qtbot, window, our_card(college).fingerprint(), tmp_path)
+    # An unsigned copy is refused with one sentence.
+    unsigned = json.loads(proposal.read_text(encoding="utf-8"))
+    unsigned["signatures"] = []
+    (tmp_path / "unsigned.json").write_text(json.dumps(unsigned), encoding="utf-8")
+    agreements.import_file(str(tmp_path / "unsigned.json"))
+    assert "carries no signature" in agreements.message.text()
+    # A second draft, corrected before anyone signs it: still version 1, new title.
+    qtbot.mouseClick(agreements.new_button, Qt.LeftButton)
+    fill_form(qtbot, agreements.form, our_card(college).fingerprint())
+    agreements.form.title.setText("Second study")
+    qtbot.mouseClick(agreements.form.save_button, Qt.LeftButton)
+    assert agreements.stack.currentWidget() is agreements.list_page, agreements.form.message.text()
+    summary, draft = agreements.selected()
+    assert summary.status == "draft" and agreements.edit_button.text() == "&Edit draft…"
+    qtbot.mouseClick(agreements.edit_button, Qt.LeftButton)
+    assert agreements.form.mode == "edit" and agreements.form.title.text() == "Second study"
+    agreements.form.title.setText("Second study, corrected")
+    qtbot.mouseClick(agreements.form.save_button, Qt.LeftButton)
+    summary, corrected = agreements.selected()
+    assert (corrected.id, corrected.version, corrected.title) == (draft.id, 1, "Second study, corrected")
+    # Executed, a package sent; long after the deadline no certificate has come back.
+    countersign(college, proposal, tmp_path / "executed.json")
+    agreements.import_file(str(tmp_path / "executed.json"))
+    seal_package(window.session.vault, aid, tmp_path)
+    board = show(window, "Dashboard")
+    board.refresh(today=TODAY + timedelta(days=200))
+    assert not board.past.isHidden() and board.past.rowCount() == 1
+    assert board.past.item(0, 0).text() == "pkg.age" and board.past.item(0, 3).text() == RIVERBEND
+    assert board.past.item(0, 2).text() == (TODAY + timedelta(days=120)).isoformat()
+    assert board.expiring.isHidden() and "No agreement in force ends" in board.expiring_note.text()
+    college.close()

@@ -763,9 +763,8 @@ class AgreementForm(QWidget):
         self._unmark()
         if problem is None:
             self.message.show_info("✓ The draft is complete and consistent; it can be saved.")
-            self.save_button.setEnabled(True)
             return None
-        self.save_button.setEnabled(False)
+        # Save stays enabled (a click right after the last key must not be lost): it validates first.
         self.message.show_error(problem.message)
         widget = self.field_widget(problem.field)
         if widget is not None:
@@ -808,6 +807,10 @@ class AgreementForm(QWidget):
         from deid.errors import PathShareError
 
         if self.validate() is not None:
+            widget = self.field_widget(self.problem.field)
+            if widget is not None:  # take the person to the field that needs them
+                self.scroll.ensureWidgetVisible(widget)
+                widget.setFocus()
             return
         try:
             terms = self.terms()

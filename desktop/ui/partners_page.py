@@ -149,7 +149,8 @@ def fit_height(table: QTableWidget, min_rows: int = 1, max_rows: int = 8) -> Non
 
 def fill_table(table: QTableWidget, rows: Sequence[Sequence[Any]], keys: Sequence[Any] | None = None) -> None:
     """Replace the rows; ``keys`` (one per row) are kept in column 0's UserRole."""
-    table.setSortingEnabled(False)
+    sorting = table.isSortingEnabled()
+    table.setSortingEnabled(False)  # rows must not move while they are filled
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
@@ -160,6 +161,12 @@ def fill_table(table: QTableWidget, rows: Sequence[Sequence[Any]], keys: Sequenc
             if c == 0 and keys is not None:
                 item.setData(Qt.ItemDataRole.UserRole, keys[r])
             table.setItem(r, c, item)
+    table.setSortingEnabled(sorting)
+
+
+def _key(value: Any) -> Any:
+    # Qt hands a stored tuple back as a list.
+    return tuple(value) if isinstance(value, list) else value
 
 
 def selected_key(table: QTableWidget) -> Any:
@@ -168,14 +175,14 @@ def selected_key(table: QTableWidget) -> Any:
     if not rows:
         return None
     item = table.item(rows[0].row(), 0)
-    return None if item is None else item.data(Qt.ItemDataRole.UserRole)
+    return None if item is None else _key(item.data(Qt.ItemDataRole.UserRole))
 
 
 def select_key(table: QTableWidget, key: Any) -> None:
     """Select the row whose key is ``key``."""
     for r in range(table.rowCount()):
         item = table.item(r, 0)
-        if item is not None and item.data(Qt.ItemDataRole.UserRole) == key:
+        if item is not None and _key(item.data(Qt.ItemDataRole.UserRole)) == _key(key):
             table.selectRow(r)
             return
 
