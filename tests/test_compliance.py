@@ -300,6 +300,12 @@ def test_cli_audit_disclosures(pair, run_cli, monkeypatch):
     assert code == 1 and "does not exist" in err and "Traceback" not in err
     code, out, err = run_cli("--vault", path, "audit", "disclosures", "--since", "not-a-date")
     assert code == 1 and "not a date" in err
+    code, out, err = run_cli("--vault", path, "audit", "report", tmp / "report.pdf")
+    assert code == 0, err
+    assert "Wrote the audit report" in out and "verifies" in out
+    assert (tmp / "report.pdf").read_bytes().startswith(b"%PDF")
+    code, out, err = run_cli("--vault", path, "audit", "report", tmp / "nowhere" / "r.pdf")
+    assert code == 1 and "does not exist" in err
     from agreements import Vault
 
     pair_reopened = Vault.open(path, PASS)  # the fixture closes it again

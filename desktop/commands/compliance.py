@@ -1,14 +1,18 @@
-"""Sub-command: ``pathshare audit disclosures [--out FILE.csv] [--json] [--since D] [--until D]``.
+"""Sub-commands of ``pathshare audit`` for the compliance officer:
 
-The record of disclosures of pupil records (California Education Code 49064): who received what,
-when, under which agreement. Registered under ``audit`` (this module is loaded after ``audit`` in
-``desktop/cli.py``'s COMMAND_MODULES); the work is ``agreements._compliance.disclosure_record``.
+* ``audit disclosures [--out FILE.csv] [--json] [--since D] [--until D]`` — the record of disclosures
+  of pupil records (California Education Code 49064): who received what, when, under which agreement;
+* ``audit report OUT.pdf`` — the PDF audit report the app writes (verdict, disclosure record, entries).
+
+Registered under ``audit`` (this module is loaded after ``audit`` in ``desktop/cli.py``'s
+COMMAND_MODULES); the work is done by ``agreements._compliance``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from desktop.commands._vaultargs import open_vault
 
@@ -35,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--until", metavar="DATE", help="disclosures up to this date, inclusive (UTC)")
     p.set_defaults(func=cmd_disclosures)
 
+    help_text = "write the audit report as PDF: verdict, disclosure record (Ed Code 49064), entries"
+    p = (actions or sub).add_parser("report", help=help_text)
+    p.add_argument("out", metavar="OUT.pdf")
+    p.set_defaults(func=cmd_report)
+
 
 def cmd_disclosures(args: argparse.Namespace) -> int:
     from agreements._compliance import disclosure_record, write_disclosures_csv
@@ -58,4 +67,33 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
             f"{d.disclosed[:10]}  {d.recipient}  {d.rows} rows  {d.file}  "
             f"agreement {d.agreement_id[:8]} v{d.agreement_version or '?'} ({d.agreement_title})  {receipt}"
         )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from agreements._compliance import (
+        audit_report_html,
+        disclosure_record,
+        record_report,
+        verdict_sentence,
+        verify_log,
+    )
+    from deid._atomic import check_output_path
+
+    check_output_path(args.out)  # before the slow part: a bad folder is said at once
+    with open_vault(args) as vault:
+        verdict = verify_log(vault)
+        entries = vault.audit.entries()
+        disclosures = disclosure_record(vault)
+        html = audit_report_html(vault, verdict=verdict, entries=entries, disclosures=disclosures)
+        from desktop.pdf import html_to_pdf  # Qt, only now
+
+        html_to_pdf(html, args.out, title="PathShare audit report")
+        record_report(vault, args.out, len(entries), verdict.ok)
+    print(f"Wrote the audit report to {args.out}.")
+    if not verdict.ok:
+        # The report is written all the same: it is the evidence. The exit status says it failed.
+        sys.stderr.write(f"pathshare: {verdict_sentence(verdict)}\n")
+        return 1
+    print(verdict_sentence(verdict))
     return 0
