@@ -527,3 +527,28 @@ def test_draft_correction_refusals_and_overdue_destruction_in_the_window(qtbot, 
     assert board.past.item(0, 2).text() == (TODAY + timedelta(days=120)).isoformat()
     assert board.expiring.isHidden() and "No agreement in force ends" in board.expiring_note.text()
     college.close()
+
+
+def test_verify_runs_off_the_ui_thread_and_unknown_bundles_are_refused(qtbot, tmp_path):
+    """As in the app (not the tests' synchronous mode): Verify runs on the vault's worker thread and the
+    verdict arrives in the window; a bundle from an organization whose card we lack is one sentence."""
+    from agreements import Vault, create_identity
+
+    district_path, college, card_file, _ = make_orgs(tmp_path)
+    college.close()
+    window = open_window(qtbot, tmp_path, district_path)
+    window.session.synchronous = False
+    audit = show(window, "Audit log")
+    qtbot.mouseClick(audit.verify_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "The audit log verifies" in audit.verdict.text(), timeout=10_000)
+    assert audit.verify_button.isEnabled()
+    stranger = Vault.create(tmp_path / "stranger.vault", PASS)
+    create_identity(stranger, "Unknown Academy", "college")
+    stranger.audit.export_bundle(tmp_path / "stranger.json")
+    stranger.close()
+    audit.import_bundle(str(tmp_path / "stranger.json"))
+    assert "Unknown Academy, whose card this vault does not hold" in audit.message.text()
+    assert audit.bundle is None and "This vault's log" in audit.source.text()
+    from desktop.tasks import wait_pools
+
+    wait_pools()
