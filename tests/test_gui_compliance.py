@@ -534,7 +534,7 @@ def test_verify_runs_off_the_ui_thread_and_unknown_bundles_are_refused(qtbot, tm
     verdict arrives in the window; a bundle from an organization whose card we lack is one sentence."""
     from agreements import Vault, create_identity
 
-    district_path, college, card_file, _ = make_orgs(tmp_path)
+    district_path, college, _card, _ = make_orgs(tmp_path)
     college.close()
     window = open_window(qtbot, tmp_path, district_path)
     window.session.synchronous = False
