@@ -213,6 +213,16 @@ def _name_tokens(names: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 @functools.lru_cache(maxsize=1)
+def _common_name_tokens() -> pa.Array:
+    """The bundled common names, as strong tokens (no ordinary words, no two-letter names)."""
+    common = sorted(
+        n for n in COMMON_FIRST_NAMES | COMMON_SURNAMES if n not in NAME_LIKE_WORDS and len(n) > 2
+    )
+    strong, _ = _name_tokens(pa.array(common, pa.string()))
+    return strong
+
+
+@functools.lru_cache(maxsize=1)
 def _email_tlds() -> pa.Array:
     """Top-level domains from tldextract's bundled public-suffix snapshot (read locally, never fetched)."""
     import importlib.util
@@ -328,9 +338,7 @@ class TextScanner:
         if common_names:
             # Names not on the roster count only when they are unmistakably names: the bundled list
             # contributes no ordinary words and no two-letter names (those stay roster-only).
-            common = sorted(n for n in COMMON_FIRST_NAMES | COMMON_SURNAMES if n not in NAME_LIKE_WORDS)
-            extra, _ = _name_tokens(pa.array([n for n in common if len(n) > 2], pa.string()))
-            self._strong = pc.unique(pa.concat_arrays([self._strong, extra]))
+            self._strong = pc.unique(pa.concat_arrays([self._strong, _common_name_tokens()]))
             self._weak = self._weak.filter(pc.invert(pc.is_in(self._weak, value_set=self._strong)))
         ids = pc.utf8_trim_whitespace(_as_string_array(roster_ids))
         # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
