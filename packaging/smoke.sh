@@ -7,6 +7,7 @@
 #   1. `pathshare --version` prints the version in pyproject.toml; `--help` works; a refused command
 #      says one sentence and exits 1 (no traceback);
 #   2. `pathshare demo` -- the whole exchange, headless -- with networking disabled (`unshare -n`);
+#      then Excel and Parquet extracts de-identified (`synth`, `deid --policy`), also offline;
 #   3. the GUI starts offscreen, shows its window and closes cleanly (PATHSHARE_SMOKE_QUIT_MS);
 #      again when opened on a sealed package (`pathshare FILE.age`, what "Open with" runs);
 #      again while a real background job runs in the frozen worker process (PATHSHARE_SMOKE_JOB);
@@ -114,6 +115,37 @@ if run_app demo -- demo --workdir "$WORK/demo" --rows "$ROWS"; then
   fi
 else
   fail "demo exited $?"; show_logs demo
+fi
+
+# --- 2b. the file formats, offline: Excel and Parquet in, Parquet and CSV out, notes redacted -------
+F="$WORK/formats"
+mkdir -p "$F"
+cat >"$F/policy.json" <<'POLICY'
+{"pathshare_policy": 1, "k": 2, "drop_unlisted": true,
+ "columns": {
+  "Birth Date": {"treatment": "generalize_date", "to": "year", "as": "birth_year", "quasi_identifier": true},
+  "Gender": {"treatment": "keep", "quasi_identifier": true},
+  "ZIP": {"treatment": "zip3", "as": "zip3", "quasi_identifier": true},
+  "GPA": {"treatment": "bucket", "edges": [0, 1, 2, 3, 4.5]},
+  "Counselor Notes": {"treatment": "redact_text"}}}
+POLICY
+t=$(now_ms)
+if run_app synth_xlsx -- synth --kind k12 --rows 200 --out "$F/extract.xlsx" \
+   && run_app synth_parquet -- synth --kind k12 --rows 200 --out "$F/extract.parquet" \
+   && run_app deid_xlsx -- deid "$F/extract.xlsx" --policy "$F/policy.json" --out "$F/out.parquet" \
+        --report "$F/report.json" \
+   && run_app deid_parquet -- deid "$F/extract.parquet" --policy "$F/policy.json" --out "$F/out.csv"; then
+  if [[ -s "$F/out.parquet" && -s "$F/report.json" ]] && head -n 1 "$F/out.csv" | grep -q birth_year \
+     && grep -q "<PHONE_NUMBER>" "$F/out.csv" && ! grep -q "@" "$F/out.csv"; then
+    pass "formats (offline): .xlsx -> .parquet, .parquet -> .csv de-identified, notes redacted ($(elapsed "$t") ms)"
+  else
+    fail "formats: outputs missing or notes not redacted"; head -n 3 "$F/out.csv" >&2 || true
+  fi
+else
+  fail "formats: a step failed"
+  for step in synth_xlsx synth_parquet deid_xlsx deid_parquet; do
+    if [[ -f "$WORK/$step.err" ]]; then show_logs "$step"; fi
+  done
 fi
 
 # --- 3. the GUI, offscreen ----------------------------------------------------------------------
