@@ -95,6 +95,7 @@ def test_value_only_columns_are_flagged_from_their_values():
             "X2": _col(["123-45-6789", "234-56-7890", "345-67-8901"]),
             "X3": _col(["(626) 555-0123", "626-555-0199", "6265550142"]),
             "X4": [f"{i:010d}" for i in range(N)],
+            "X4b": [f"{6265550100 + i * 7}" for i in range(N)],  # bare 10-digit phone numbers
             "X5": _col(["Maria Lopez", "Wei Chen", "Aaliyah Johnson", "José García", "Liam Murphy"]),
             "X6": _col(["Met with the student about schedule changes and college applications today."]),
             "X7": _col(["12 Oak St", "450 W Main Street", "9 Elm Ave Apt 4"]),
@@ -112,6 +113,7 @@ def test_value_only_columns_are_flagged_from_their_values():
         "X2": "ssn",
         "X3": "phone",
         "X4": "ssid",
+        "X4b": "phone",
         "X5": "name",
         "X6": "free_text",
         "X7": "address",
