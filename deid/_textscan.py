@@ -233,7 +233,12 @@ def _email_tlds() -> pa.Array:
     if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a declared dependency
         raise RuntimeError("tldextract is not installed")
     folder = Path(next(iter(spec.submodule_search_locations)))
-    text = (folder / ".tld_set_snapshot").read_text(encoding="utf-8")
+    try:
+        text = (folder / ".tld_set_snapshot").read_text(encoding="utf-8")
+    except OSError:  # e.g. a frozen build keeping package data inside an archive
+        import pkgutil
+
+        text = (pkgutil.get_data("tldextract", ".tld_set_snapshot") or b"").decode("utf-8")
     tlds: set[str] = set()
     for line in text.splitlines():
         line = line.strip()
