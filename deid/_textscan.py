@@ -630,6 +630,8 @@ class TextScanner:
     def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
         """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""
         if kind == EMAIL_ADDRESS:
+            if len(self._tlds) == 0:  # no suffix list available: fail closed, keep every address
+                return np.ones(len(values), dtype=bool)
             tld = pc.utf8_lower(pc.extract_regex(values, r"\.(?P<tld>[A-Za-z]+)$").field("tld"))
             return _np_bool(pc.is_in(tld, value_set=self._tlds))
         if kind == IBAN_CODE:

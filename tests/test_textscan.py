@@ -129,6 +129,12 @@ def test_everything_presidios_recognizers_find_is_found():
                 )
 
 
+def test_without_a_suffix_list_every_address_is_kept_as_pii(monkeypatch):
+    monkeypatch.setattr(ts, "_email_tlds", lambda: pa.array([], pa.string()))
+    scanner = TextScanner([], [])
+    assert _redact_one(scanner, "Write to maria@school.invalidtld now.") == "Write to <EMAIL_ADDRESS> now."
+
+
 def test_roster_catches_a_first_name_alone(scanner):
     text = "Maria said she will retake the test."
     assert _found(scanner, text) == [("PERSON", "Maria")]
