@@ -118,10 +118,15 @@ class DeidReport:
                 f"({self.suppressed_cells:,} cells suppressed)."
             )
         elif self.suppressed_cells:
+            lost_all = (
+                f"; {self.rows_fully_suppressed:,} of them lost every quasi-identifier"
+                if self.rows_fully_suppressed
+                else ""
+            )
             parts.append(
                 f"k = {self.k_required} reached by suppressing {self.suppressed_cells:,} "
                 f"cell{_s(self.suppressed_cells)} in {self.rows_with_suppression:,} "
-                f"row{_s(self.rows_with_suppression)} (smallest group: {self.k_achieved})."
+                f"row{_s(self.rows_with_suppression)} (smallest group: {self.k_achieved}{lost_all})."
             )
         else:
             parts.append(
