@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -25,13 +25,107 @@ from PySide6.QtWidgets import (
 )
 
 from deid.errors import PathShareError
-from desktop.tasks import run_task
+from desktop.tasks import emit, run_task
 from desktop.ui.partners_page import ask_open, ask_save
 from desktop.ui.theme import finding_cell_brush
 from desktop.ui.widgets import MessageBar, button, heading, paragraph
 
 MAX_ROWS = 5_000  # the table shows the latest this many matching entries (0.3 s); exports take them all
 HEADERS = ("#", "Time (UTC)", "User", "Action", "Agreement", "Partner", "Package", "Details")
+
+
+class EntriesModel(QAbstractTableModel):
+    """Audit entries for the table, sortable by any column; the first bad entry is tinted."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.entries: list[Any] = []
+        self.names: dict[str, str] = {}
+        self.bad: int | None = None
+        self._details: dict[int, str] = {}
+
+    def set_entries(
+        self, entries: list[Any], names: dict[str, str], bad: int | None, column: int, order: Qt.SortOrder
+    ) -> None:
+        self.beginResetModel()
+        self.entries, self.names, self.bad, self._details = entries, names, bad, {}
+        self._sort(column, order)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return HEADERS[section]
+        return None
+
+    def details(self, e: Any) -> str:
+        text = self._details.get(e.seq)
+        if text is None:
+            text = json.dumps(e.details, ensure_ascii=False, sort_keys=True) if e.details else ""
+            self._details[e.seq] = text
+        return text
+
+    def value(self, e: Any, column: int) -> Any:
+        """The sortable value of a cell."""
+        if column == 0:
+            return e.seq
+        if column == 1:
+            return e.time
+        if column == 2:
+            return e.actor.split(" (", 1)[0]
+        if column == 3:
+            return e.action
+        if column == 4:
+            return e.agreement or ""
+        if column == 5:
+            return self.names.get(e.partner or "", e.partner or "")
+        if column == 6:
+            return e.package or ""
+        return self.details(e)
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid():
+            return None
+        e, c = self.entries[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == 0:
+                return f"{e.seq} ✗" if e.seq == self.bad else str(e.seq)
+            if c == 1:
+                return e.time[:19].replace("T", " ")
+            if c in (4, 6):
+                return self.value(e, c)[:8]
+            return str(self.value(e, c))[:300]
+        if role == Qt.ItemDataRole.UserRole:
+            return self.value(e, c)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if c == 0 and e.seq == self.bad:
+                return "The first bad entry"
+            if c in (1, 4, 5, 6, 7):
+                return str(self.value(e, c))[:2000] or None
+        if role == Qt.ItemDataRole.BackgroundRole and e.seq == self.bad:
+            return finding_cell_brush(QApplication.palette())
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole and c == 0 and e.seq == self.bad:
+            return "first bad entry"
+        return None
+
+    def _sort(self, column: int, order: Qt.SortOrder) -> None:
+        if 0 <= column < len(HEADERS):
+            reverse = order == Qt.SortOrder.DescendingOrder
+            self.entries.sort(key=lambda e: (self.value(e, column), e.seq), reverse=reverse)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        emit(self.layoutAboutToBeChanged)  # through tasks.emit: PySide6 6.12's stolen-bool bug
+        self._sort(column, order)
+        emit(self.layoutChanged)
 
 
 class AuditPage(QWidget):
@@ -124,11 +218,9 @@ class AuditPage(QWidget):
         self.source = QLabel()
         self.source.setAccessibleName("What the table shows")
         layout.addWidget(self.source)
-        self.model = QStandardItemModel(0, len(HEADERS))
-        self.model.setHorizontalHeaderLabels(list(HEADERS))
-        self.proxy = QSortFilterProxyModel()
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        # A lazy model: cells are made when drawn, so thousands of entries show at once.
+        self.proxy = EntriesModel(self)
+        self._sized = False
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -284,49 +376,27 @@ class AuditPage(QWidget):
     def _show_entries(self, entries: Sequence[Any]) -> None:
         from agreements._compliance import _names
 
-        names = _names(self.session.vault)
-        self.table.setSortingEnabled(False)
-        self.model.removeRows(0, self.model.rowCount())
         bad = (
             self.last_verdict.first_bad
             if self.last_verdict is not None and not self.last_verdict.ok
             else None
         )
-        for e in entries:
-            details = json.dumps(e.details, ensure_ascii=False, sort_keys=True) if e.details else ""
-            values = (
-                e.seq,
-                e.time[:19].replace("T", " "),
-                e.actor.split(" (", 1)[0],
-                e.action,
-                (e.agreement or "")[:8],
-                names.get(e.partner or "", e.partner or ""),
-                (e.package or "")[:8],
-                details[:300],
-            )
-            row = []
-            for i, v in enumerate(values):
-                item = QStandardItem(str(v))
-                item.setData(v, Qt.ItemDataRole.UserRole)  # sorts numbers as numbers
-                if bad is not None and e.seq == bad:
-                    # The whole row stands out (a theme colour), and the number says why.
-                    item.setBackground(finding_cell_brush(self.table.palette()))
-                    if i == 0:
-                        item.setText(f"{e.seq} ✗")
-                        item.setToolTip("The first bad entry")
-                        item.setAccessibleDescription("first bad entry")
-                if i == 1:
-                    item.setToolTip(e.time)
-                if i == 7:
-                    item.setToolTip(details[:2000])
-                row.append(item)
-            self.model.appendRow(row)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
-        caps = (64, 152, 80, 160, 88, 150, 75)  # long names must not push Details out of sight
-        for c, cap in enumerate(caps):
-            self.table.setColumnWidth(c, min(self.table.columnWidth(c), cap))
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        self.proxy.set_entries(
+            list(entries),
+            _names(self.session.vault),
+            bad,
+            header.sortIndicatorSection(),
+            header.sortIndicatorOrder(),
+        )
+        if not self._sized:
+            # Widths once, from the first rows (sizing to every row of a long log is slow).
+            self._sized = True
+            self.table.resizeColumnsToContents()
+            caps = (64, 152, 80, 160, 88, 150, 75)  # long names must not push Details out of sight
+            for c, cap in enumerate(caps):
+                self.table.setColumnWidth(c, max(min(self.table.columnWidth(c), cap), 56))
+            header.setStretchLastSection(True)
 
     def _show_entry(self, *_args: Any) -> None:
         """The selected entry in full: ids, details and hashes (the table shortens them)."""
