@@ -661,4 +661,5 @@ def make_treatment(rule: ColumnRule) -> Treatment:
     """The treatment object for a (validated) rule."""
     return TREATMENTS[rule.treatment](rule)
 
+
 import deid._linkage  # noqa: E402,F401  (registers the link_tokens treatment; see deid/_linkage.py)
