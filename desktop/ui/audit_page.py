@@ -396,6 +396,7 @@ class AuditPage(QWidget):
             caps = (64, 152, 80, 160, 88, 150, 75)  # long names must not push Details out of sight
             for c, cap in enumerate(caps):
                 self.table.setColumnWidth(c, max(min(self.table.columnWidth(c), cap), 56))
+            self.table.setColumnWidth(len(HEADERS) - 1, 80)  # Details takes the rest, no wider
             header.setStretchLastSection(True)
 
     def _show_entry(self, *_args: Any) -> None:
@@ -466,7 +467,7 @@ class AuditPage(QWidget):
             r = self.row_of(verdict.first_bad)
             if r >= 0:
                 self.table.selectRow(r)
-                self.table.scrollTo(self.proxy.index(r, 0))
+                self.table.scrollTo(self.proxy.index(r, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
 
     def _failed(self, error: Exception) -> None:
         self.verify_button.setEnabled(True)
