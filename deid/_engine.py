@@ -171,7 +171,9 @@ def _run(
         if rule.treatment == "drop":
             continue
         source = columns.pop(rule.source)
+        t_col = time.perf_counter()
         result = treatment.fit_apply(source, ctx)
+        timings[f"{rule.treatment} {rule.source}"] = time.perf_counter() - t_col
         if not isinstance(result, pa.ChunkedArray):
             result = pa.chunked_array([result])
         notes.extend(treatment.notes)
