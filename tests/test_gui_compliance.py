@@ -235,6 +235,11 @@ def test_officer_drafts_countersigns_watches_and_audits_in_the_gui(qtbot, tmp_pa
     assert "Dual enrollment outcomes study" in " ".join(flowing.split())
     assert "package.sealed" in text
     assert with_vault.audit.entries(action="audit.report")[-1].details["file"] == "report.pdf"
+    audit.export_disclosures(str(tmp_path / "disclosures.csv"))
+    with open(tmp_path / "disclosures.csv", encoding="utf-8-sig", newline="") as fh:
+        [disclosed] = list(csv.DictReader(fh))
+    assert (disclosed["recipient"], disclosed["file"], disclosed["rows"]) == (RIVERBEND, "pkg.age", "2")
+    assert disclosed["agreement_id"] == aid and "1 disclosure record" in audit.message.text()
     # The PDF renders to an image (poppler), i.e. it is a real, drawable document.
     subprocess.run(["pdftoppm", "-r", "40", "-f", "1", "-l", "1", "-png", str(pdf), str(tmp_path / "page")],
                    check=True)

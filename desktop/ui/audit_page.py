@@ -238,6 +238,7 @@ class AuditPage(QWidget):
         self.entry_details = paragraph()
         self.entry_details.setAccessibleName("The selected entry")
         self.entry_details.setTextFormat(Qt.TextFormat.RichText)
+        self.entry_details.hide()  # until an entry is selected
         layout.addWidget(self.entry_details)
         self.table.selectionModel().selectionChanged.connect(self._show_entry)
 
@@ -248,6 +249,14 @@ class AuditPage(QWidget):
         self.bundle_button = button("Export signed &bundle…", "Export the log as a signed bundle")
         self.bundle_button.clicked.connect(lambda: self.export_bundle())
         self.pdf_button = button("Export PDF &report…", "Export a PDF audit report")
+        self.disclosures_button = button(
+            "D&isclosures (CSV)…", "Export the record of disclosures of pupil records as CSV"
+        )
+        self.disclosures_button.setToolTip(
+            "The record California Education Code 49064 asks for: who received what, when, under which "
+            "agreement"
+        )
+        self.disclosures_button.clicked.connect(lambda: self.export_disclosures())
         self.pdf_button.clicked.connect(lambda: self.export_pdf())
         self.import_button = button("&Import bundle…", "Import and verify an audit bundle")
         self.import_button.clicked.connect(lambda: self.import_bundle())
@@ -255,7 +264,13 @@ class AuditPage(QWidget):
         self.own_button.clicked.connect(self.show_own_log)
         self.own_button.hide()
         row = QHBoxLayout()
-        for b in (self.verify_button, self.csv_button, self.bundle_button, self.pdf_button):
+        for b in (
+            self.verify_button,
+            self.csv_button,
+            self.bundle_button,
+            self.pdf_button,
+            self.disclosures_button,
+        ):
             row.addWidget(b)
         row.addStretch(1)
         row.addWidget(self.own_button)
@@ -406,11 +421,13 @@ class AuditPage(QWidget):
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             self.entry_details.setText("")
+            self.entry_details.hide()
             return
         seq = self.proxy.index(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
         e = next((x for x in self.entries if x.seq == seq), None)
         if e is None:
             self.entry_details.setText("")
+            self.entry_details.hide()
             return
         about = " · ".join(
             f"{k} {html.escape(v)}"
@@ -418,6 +435,7 @@ class AuditPage(QWidget):
             if v
         )
         details = html.escape(json.dumps(e.details, ensure_ascii=False, sort_keys=True))
+        self.entry_details.show()
         self.entry_details.setText(
             f"<b>#{e.seq} {html.escape(e.action)}</b> · {html.escape(e.time)} · {html.escape(e.actor)}"
             + (f"<br>{about}" if about else "")
@@ -503,6 +521,26 @@ class AuditPage(QWidget):
         for b in (self.csv_button, self.pdf_button, self.verify_button):
             b.setEnabled(True)
         self.message.show_error(str(error))
+
+    def export_disclosures(self, path: str | None = None) -> None:
+        """The record of disclosures of pupil records (Ed Code 49064) as CSV."""
+        from agreements._compliance import write_disclosures_csv
+
+        path = path or ask_save(
+            self, self.session, "audit", "Export the disclosure record", "disclosures.csv", "CSV (*.csv)"
+        )
+        if not path:
+            return
+        try:
+            n = write_disclosures_csv(self.session.vault, path)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.refresh()
+        self.message.show_info(
+            f"Wrote {n:,} disclosure record{'s' if n != 1 else ''} (who received what, when, under which "
+            f"agreement) to {Path(path).name}."
+        )
 
     def export_bundle(self, path: str | None = None) -> None:
         """The whole log with a signed checkpoint and our card, for verification on another machine."""
@@ -601,7 +639,7 @@ class AuditPage(QWidget):
             f"{len(check.entries):,} entries."
         )
         self.own_button.show()
-        for b in (self.csv_button, self.pdf_button):
+        for b in (self.csv_button, self.pdf_button, self.disclosures_button):
             b.setEnabled(False)  # these export this vault's own log
         self._show_entries(self._filter_bundle(check.entries)[-MAX_ROWS:])
         if not check.verdict.ok and check.verdict.first_bad:
@@ -615,7 +653,7 @@ class AuditPage(QWidget):
             self.bundle = None
             self.last_verdict = None
         self.own_button.hide()
-        for b in (self.csv_button, self.pdf_button):
+        for b in (self.csv_button, self.pdf_button, self.disclosures_button):
             b.setEnabled(True)
         self.load_choices_keep()
         self.refresh()
