@@ -1,8 +1,9 @@
 """HTML to PDF with Qt (QTextDocument + QPdfWriter): how the codebook becomes a PDF.
 
 The library writes the codebook as self-contained HTML (agreements/_codebook.py); drawing pages is the
-desktop layer's job. Works headless: without a running GUI application one offscreen
-``QGuiApplication`` is created for the fonts.
+desktop layer's job. Works headless: without a running application one offscreen ``QApplication``
+is created for the fonts (a widgets application, not a bare QGuiApplication: the same process may
+later open windows — the app, or tests — and widgets refuse to live under a QGuiApplication).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ _APP: Any = None  # the offscreen application made here, kept for the life of th
 
 def _ensure_gui_app() -> None:
     global _APP
-    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
 
-    if QGuiApplication.instance() is None:
+    if QApplication.instance() is None:
         # Qt needs one application object per process for fonts and layout; no window is shown.
-        _APP = QGuiApplication(["pathshare", "-platform", "offscreen"])
+        _APP = QApplication(["pathshare", "-platform", "offscreen"])
 
 
 def html_to_pdf(html_text: str, path: str | os.PathLike[str], *, title: str = "") -> Path:
