@@ -231,7 +231,7 @@ class PartnersPage(QWidget):
         self.drop.choose_clicked.connect(self.pick_card)
         layout.addWidget(self.drop)
 
-        self.table = make_table(("Organization", "Kind", "Status", "Fingerprint", "Imported"), "Partners")
+        self.table = make_table(("Organization", "Kind", "Status", "Fingerprint"), "Partners")
         self.table.itemSelectionChanged.connect(self._show_selected)
         fit_columns(self.table, 0)
         details = QWidget()
@@ -242,7 +242,7 @@ class PartnersPage(QWidget):
         self.org.setWordWrap(True)
         self.facts = paragraph()
         self.fingerprint = QLabel()
-        self.fingerprint.setFont(monospace_font(self.font(), 1.6))
+        self.fingerprint.setFont(monospace_font(self.font(), 1.3))
         self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fingerprint.setFrameShape(QFrame.Shape.StyledPanel)
         self.fingerprint.setAutoFillBackground(True)
@@ -269,6 +269,7 @@ class PartnersPage(QWidget):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         splitter.setChildrenCollapsible(False)
+        splitter.setSizes([600, 330])
         layout.addWidget(splitter, 1)
         self.setTabOrder(self.drop.button, self.table)
         self.setTabOrder(self.table, self.verify)
@@ -300,7 +301,7 @@ class PartnersPage(QWidget):
         fill_table(
             self.table,
             [
-                (p.org, KIND_LABELS.get(p.card.kind, p.card.kind), p.status, p.fingerprint, p.imported[:10])
+                (p.org, KIND_LABELS.get(p.card.kind, p.card.kind), p.status, p.fingerprint)
                 for p in partners
             ],
             [p.fingerprint for p in partners],
