@@ -13,6 +13,7 @@ import subprocess
 import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import sqlcipher3
@@ -291,6 +292,27 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     assert "name=value" in form.validate().message
     form.elements.item(row, 3).setText("to=year; as=birth_year")
     assert form.validate() is None
+    # The form covers every field of the schema (a field added to the model must appear here too).
+    from agreements._agreement import CodeSet, Contact, Destruction, Element, Policy, Scope, Terms
+    from desktop.ui.agreement_form import TREATMENTS
+
+    form.general_offer.setChecked(True)
+    form.join_recipient.setChecked(True)
+    terms = form.terms()
+    assert set(Terms.model_fields) - {"id", "version", "previous"} <= set(terms)
+    nested = (
+        (Policy, terms["policy"]),
+        (Scope, terms["scope"]),
+        (Destruction, terms["destruction"]),
+        (Contact, terms["breach_notice_contact"]),
+        (Element, terms["elements"][0]),
+    )
+    for model, value in nested:
+        assert set(model.model_fields) <= set(value), model.__name__
+    assert set(CodeSet.model_fields) <= set(terms["elements"][form.element_names().index("sex")]["code_set"])
+    assert terms["join_as"] == ["recipient"] and form.validate() is None
+    assert set(TREATMENTS) == set(get_args(Element.model_fields["treatment"].annotation))
+    form.general_offer.setChecked(False)
     # The library picker offers every library element with its default treatment; ticking adds it.
     from desktop.ui.agreement_form import ElementPicker
 

@@ -6,7 +6,7 @@ is marked."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
@@ -32,23 +32,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agreements._agreement import Element as _SchemaElement
 from desktop.tasks import emit
 from desktop.ui.theme import finding_cell_brush
 from desktop.ui.widgets import MessageBar, button, heading, paragraph
 
-TYPES = ("string", "text", "integer", "decimal", "date", "boolean", "code")
-TREATMENTS = (
-    "keep",
-    "drop",
-    "record_code",
-    "token",
-    "generalize_date",
-    "date_shift",
-    "bucket",
-    "zip3",
-    "recode_rare",
-    "redact_text",
-)
+# The schema's own choices (agreements._agreement), so a treatment added there appears here too.
+TYPES: tuple[str, ...] = get_args(_SchemaElement.model_fields["type"].annotation)
+TREATMENTS: tuple[str, ...] = get_args(_SchemaElement.model_fields["treatment"].annotation)
 # Element table columns.
 E_NAME, E_TYPE, E_TREATMENT, E_PARAMS, E_QI, E_CODES, E_DESC = range(7)
 # Party table columns.
