@@ -70,6 +70,9 @@ TREATMENT_PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "zip3": (frozenset(), frozenset({"min_count"})),
     "recode_rare": (frozenset({"min_count"}), frozenset({"other"})),
     "redact_text": (frozenset(), frozenset()),
+    # Several keyed linkage tokens per student (deid/_linkage.py): the element is the state student ID,
+    # "from" the name/birth-date/sex elements that derive the fallback keys. See docs/linkage-threat-model.md.
+    "link_tokens": (frozenset({"from"}), frozenset({"fields", "id", "baseline"})),
 }
 # Which element types each treatment can apply to (keep and drop apply to any).
 TREATMENT_TYPES: dict[str, frozenset[str]] = {
@@ -81,6 +84,7 @@ TREATMENT_TYPES: dict[str, frozenset[str]] = {
     "zip3": frozenset({"string", "code"}),
     "recode_rare": frozenset({"string", "code"}),
     "redact_text": frozenset({"string", "text"}),
+    "link_tokens": frozenset({"string", "integer"}),
 }
 DATE_GRANULARITIES = ("year", "year_month", "age", "age_band")
 
@@ -192,6 +196,7 @@ class Element(_Model):
         "zip3",
         "recode_rare",
         "redact_text",
+        "link_tokens",
     ]
 
 
@@ -408,7 +413,7 @@ def _parameter_problem(treatment: str, params: Mapping[str, Any], elements: Mapp
         return "'namespace' must be a name"
     if "by" in params and params["by"] not in elements:
         return "'by' must name the element that identifies the student"
-    if treatment == "token" and "from" in params:
+    if treatment in ("token", "link_tokens") and "from" in params:
         src = params["from"]
         if not (isinstance(src, list) and src and all(isinstance(s, str) for s in src)):
             return "'from' must list element names"

@@ -513,6 +513,7 @@ def sign_agreement(
                     details={"version": a.version, "sha256": a.sha256},
                     conn=conn,
                 )
+    _after_execution(vault, signed)
     return signed
 
 
@@ -651,7 +652,17 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
                         details={"version": merged.version, "roles": list(j.party.get("roles", []))},
                         conn=conn,
                     )
+    _after_execution(vault, merged)
     return merged
+
+
+def _after_execution(vault: Vault, agreement: Agreement) -> None:
+    """Once an agreement is executed, a consortium-scope agreement's key holder makes the shared
+    linkage secret (a no-op otherwise, and on every later call)."""
+    if agreement.is_executed:
+        from agreements._linkage_store import ensure_linkage_secret  # imports this module
+
+        ensure_linkage_secret(vault, agreement)
 
 
 def amend_agreement(

@@ -109,6 +109,7 @@ def prepare(
     out_path = Path(out)
     try:
         agreement = _check_provider(vault, agreement_id, today)
+        secret, crosswalk = _release_secret(vault, agreement)  # before any work: refuses a missing key
         step(0.0, "reading the extract")
         table = read_table(src, sheet=sheet)
         step(0.08, "mapping columns onto the agreement's elements")
@@ -122,7 +123,6 @@ def prepare(
         )
         input_columns = table.num_columns
         del table
-        secret, crosswalk = _release_secret(vault, agreement)
         out_table, report = deidentify(
             mapping.table,
             mapping.policy,
@@ -282,15 +282,19 @@ def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any]:
 
 
 def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
-    """The consortium linkage secret for ``agreement`` when its scope is "consortium" and we hold it."""
-    if getattr(agreement.terms.policy, "linkage_scope", "provider") != "consortium":
+    """The consortium linkage secret when the agreement's scope is "consortium" (refused when this
+    vault does not hold it yet: tokens keyed otherwise would silently never link); else None."""
+    from agreements._linkage_store import linkage_secret
+
+    if agreement.terms.policy.linkage_scope != "consortium":
         return None
-    try:
-        from agreements import _linkage_store  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    getter = getattr(_linkage_store, "linkage_secret", None)
-    return getter(vault, agreement) if getter else None
+    secret = linkage_secret(vault, agreement)
+    if secret is None:
+        raise AgreementError(
+            f"Agreement {agreement.id} links records across partners, but this vault does not hold its "
+            "linkage key yet; import the key file the key holder sent (`pathshare linkage import-key FILE`)."
+        )
+    return secret
 
 
 def _store_crosswalk(vault: Vault, agreement: Agreement, secret: bytes, crosswalk: Any) -> None:

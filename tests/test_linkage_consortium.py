@@ -118,10 +118,13 @@ def test_district_and_college_link_under_one_consortium_agreement(consortium) ->
     agreement = _agreement(district, agreement_id)
     assert agreement.is_executed
 
-    # The secret: made by the key holder (the first provider), awaited by the other, never the analyst's.
+    # The secret: made by the key holder (the first provider) as the agreement became executed there,
+    # awaited by the other provider, never the analyst's.
     made = ensure_linkage_secret(district.vault, agreement)
-    assert made.state == "created" and made.key_holder == district.fp and made.dual_role == ()
-    assert ensure_linkage_secret(district.vault, agreement).state == "held"
+    assert made.state == "held" and made.key_holder == district.fp and made.dual_role == ()
+    assert [e.action for e in district.vault.audit.entries() if e.action == "linkage.secret_created"] == [
+        "linkage.secret_created"
+    ]
     assert ensure_linkage_secret(college.vault, _agreement(college, agreement_id)).state == "awaiting"
     assert ensure_linkage_secret(analyst.vault, _agreement(analyst, agreement_id)).state == "not_a_provider"
     with pytest.raises(AgreementError, match="not a provider"):
@@ -227,7 +230,7 @@ def test_a_provider_that_is_also_a_recipient_is_flagged(tmp_path: Path) -> None:
     try:
         agreement_id = _execute([d, c], [["provider"], ["provider", "recipient"]], tmp_path)
         status = ensure_linkage_secret(d.vault, _agreement(d, agreement_id))
-        assert status.state == "created" and status.dual_role == (c.fp,)
+        assert status.state in ("created", "held") and status.dual_role == (c.fp,)
     finally:
         d.vault.close()
         c.vault.close()
@@ -271,3 +274,22 @@ def test_cli_linkage_status_export_and_import(consortium, run_cli, monkeypatch, 
     assert code == 0 and "imported the linkage secret" in out, err
     code, out, err = run_cli("--vault", tmp / "analyst.vault", "linkage", "import-key", key)
     assert code == 1 and "not to this organization" in err and "Traceback" not in err
+
+
+def test_prepare_refuses_a_consortium_agreement_until_the_linkage_key_is_imported(tmp_path: Path) -> None:
+    from agreements._prepare import prepare
+
+    d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
+    c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
+    a = Org(tmp_path / "a.vault", "Regional Pathways Research", "intermediary")
+    try:
+        agreement_id = _execute([d, c, a], [["provider"], ["provider"], ["recipient"]], tmp_path)
+        extract = tmp_path / "extract.csv"
+        extract.write_text("SSID\n0000000001\n", encoding="utf-8")
+        with pytest.raises(AgreementError, match="does not hold its linkage key"):
+            prepare(c.vault, extract, agreement_id, tmp_path / "out.age", accept_suggested=True)
+        assert not (tmp_path / "out.age").exists()
+        assert "package.prepare_refused" in c.actions()
+    finally:
+        for o in (d, c, a):
+            o.vault.close()
