@@ -101,69 +101,141 @@ def prepare(
     ``accept_suggested`` the suggested mapping is used when no profile matches (the CLI asks for it
     explicitly). Raises a PathShareError naming the first reason to refuse; nothing is written then.
     """
-    from deid import read_table
-    from deid._engine import deidentify
-
     step = progress or _noop
     src = Path(input_path)
-    out_path = Path(out)
     try:
-        agreement = _check_provider(vault, agreement_id, today)
-        secret, crosswalk = _release_secret(vault, agreement)  # before any work: refuses a missing key
-        step(0.0, "reading the extract")
-        table = read_table(src, sheet=sheet)
-        step(0.08, "mapping columns onto the agreement's elements")
-        mapping = map_for_agreement(
-            vault,
-            agreement,
-            table,
-            profile=profile,
-            input_name=src.name,
-            require_confirmed=not accept_suggested,
+        run = _deidentify_under(
+            vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
         )
-        input_columns = table.num_columns
-        del table
-        out_table, report = deidentify(
-            mapping.table,
-            mapping.policy,
-            secret=secret,
-            crosswalk=crosswalk,
-            progress=lambda f, m: step(0.1 + 0.6 * f, m),
-            input_name=src.name,
-            reference_date=today,
-            full_rescan=True,  # the gate needs every row scanned, not a sample
-        )
-        report.input = src.name
-        _gate(agreement, mapping.policy, out_table.column_names, report)
+        _gate(run.agreement, run.policy, run.table.column_names, run.report)
         data_name = f"{_slug(our_card(vault).org)}-{(today or date.today()).isoformat()}.csv"
-        report.output = f"data/{data_name}"
-        sealed = _seal_table(vault, agreement, out_table, data_name, report, out_path, today, now, step)
-        _store_crosswalk(vault, agreement, secret, crosswalk)
+        run.report.output = f"data/{data_name}"
+        sealed = _seal_table(
+            vault, run.agreement, run.table, data_name, run.report, Path(out), today, now, step
+        )
+        _store_crosswalk(vault, run.agreement, run.crosswalk)
     except PathShareError as exc:
         vault.audit.append(
-            "package.prepare_refused",
-            agreement=agreement_id,
-            details={"input": src.name, "reason": str(exc)},
+            "package.prepare_refused", agreement=agreement_id, details={"input": src.name, "reason": str(exc)}
         )
         raise
     vault.audit.append(
         "package.prepared",
-        agreement=agreement.id,
+        agreement=run.agreement.id,
         package=sealed.manifest.package_id,
-        details={
-            "input": src.name,
-            "mapping": mapping.how,
-            "rows_in": report.rows_in,
-            "rows_out": report.rows_out,
-            "k_achieved": report.k_achieved,
-            "suppressed_cells": report.suppressed_cells,
-            "columns": list(out_table.column_names),
-        },
+        details={**run.audit_details(), "input": src.name},
     )
     step(1.0, "sealed")
     return PreparedPackage(
-        sealed, report, mapping.how, f"data/{data_name}", tuple(out_table.column_names), input_columns
+        sealed,
+        run.report,
+        run.mapping_how,
+        f"data/{data_name}",
+        tuple(run.table.column_names),
+        run.input_columns,
     )
+
+
+def deidentify_for_agreement(
+    vault: Vault,
+    input_path: str | Path,
+    agreement_id: str,
+    out: str | Path,
+    *,
+    profile: str | None = None,
+    accept_suggested: bool = False,
+    sheet: str | None = None,
+    today: date | None = None,
+    progress: Progress | None = None,
+) -> Any:
+    """``pathshare deid INPUT --agreement ID --out OUTPUT``: the same mapping, secret and policy as
+    :func:`prepare`, written to the provider's own file instead of sealed (no gate: the report says what
+    a seal would refuse). Returns the DeidReport."""
+    from deid import write_table
+
+    step = progress or _noop
+    src = Path(input_path)
+    try:
+        run = _deidentify_under(
+            vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=False
+        )
+        run.report.output = Path(out).name
+        write_table(
+            run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run.agreement, run.crosswalk)
+        )
+    except PathShareError as exc:
+        vault.audit.append(
+            "deid.refused", agreement=agreement_id, details={"input": src.name, "reason": str(exc)}
+        )
+        raise
+    vault.audit.append(
+        "deid.agreement", agreement=run.agreement.id, details={**run.audit_details(), "input": src.name}
+    )
+    step(1.0, "written")
+    return run.report
+
+
+@dataclass
+class _Run:
+    """One de-identification of an extract under an agreement (what prepare and deid --agreement share)."""
+
+    agreement: Agreement
+    policy: Any
+    table: Any
+    report: Any
+    mapping_how: str
+    input_columns: int
+    crosswalk: Any
+
+    def audit_details(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "mapping": self.mapping_how,
+            "rows_in": r.rows_in,
+            "rows_out": r.rows_out,
+            "k_achieved": r.k_achieved,
+            "suppressed_cells": r.suppressed_cells,
+            "columns": list(self.table.column_names),
+        }
+
+
+def _deidentify_under(
+    vault: Vault,
+    src: Path,
+    agreement_id: str,
+    profile: str | None,
+    accept_suggested: bool,
+    sheet: str | None,
+    today: date | None,
+    step: Progress,
+    *,
+    full_rescan: bool,
+) -> _Run:
+    from deid import read_table
+    from deid._engine import deidentify
+
+    agreement = _check_provider(vault, agreement_id, today)
+    secret, crosswalk = _release_secret(vault, agreement)  # before any work: refuses a missing key
+    step(0.0, "reading the extract")
+    table = read_table(src, sheet=sheet)
+    step(0.08, "mapping columns onto the agreement's elements")
+    mapping = map_for_agreement(
+        vault, agreement, table, profile=profile, input_name=src.name, require_confirmed=not accept_suggested
+    )
+    input_columns = table.num_columns
+    del table
+    out_table, report = deidentify(
+        mapping.table,
+        mapping.policy,
+        secret=secret,
+        crosswalk=crosswalk,
+        progress=lambda f, m: step(0.1 + 0.6 * f, m),
+        input_name=src.name,
+        reference_date=today,
+        full_rescan=full_rescan,  # the seal gate needs every row scanned, not a sample
+    )
+    report.input = src.name
+    return _Run(agreement, mapping.policy, out_table, report, mapping.how, input_columns, crosswalk)
 
 
 def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agreement:
@@ -297,7 +369,7 @@ def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
     return secret
 
 
-def _store_crosswalk(vault: Vault, agreement: Agreement, secret: bytes, crosswalk: Any) -> None:
+def _store_crosswalk(vault: Vault, agreement: Agreement, crosswalk: Any) -> None:
     """Keep the (possibly grown) crosswalk, encrypted under the agreement's own release secret."""
     row = vault.db.execute(
         "SELECT secret FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
