@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agreements import AuditError, Card, PartnerError, find_partner, our_card, verify_bundle
+from agreements import AuditError, Card, PartnerError, our_card, verify_bundle
 from desktop.commands._vaultargs import open_vault
 
 
@@ -96,7 +96,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_bundle(args: argparse.Namespace) -> int:
-    from agreements._audit import bundle_card, bundle_hash_at, hold_partner_checkpoint, read_bundle
+    from agreements._compliance import check_bundle
 
     bundle = Path(args.bundle)
     if args.card:
@@ -105,37 +105,11 @@ def _verify_bundle(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise PartnerError(f"Cannot read the card file {args.card}: {exc.strerror or exc}.") from exc
         return _report(verify_bundle(bundle, signer), f"The audit bundle {bundle.name}", args)
-    data = read_bundle(bundle)  # once: a large bundle takes seconds to parse
-    claimed = bundle_card(data)
+    # The signer's card from this vault, rollback detection against what the partner showed before,
+    # and the audit entry: the same check the app's Audit screen runs.
     with open_vault(args) as vault:
-        ours = our_card(vault)
-        if claimed.signing_key == ours.signing_key:
-            signer, who = ours, "our own card"
-        else:
-            partner = find_partner(vault, signing_key=claimed.signing_key)
-            if partner is None:
-                vault.audit.append(
-                    "audit.verify_bundle.refused", details={"file": bundle.name, "reason": "unknown signer"}
-                )
-                raise AuditError(
-                    f"The audit bundle {bundle.name} comes from {claimed.org}, whose card this vault does "
-                    "not hold; import and verify their card first (or pass --card)."
-                )
-            signer, who = partner.card, f"{partner.status} partner"
-        verdict = verify_bundle(data, signer)
-        if verdict.ok and signer is not ours:
-            # Rollback detection: the partner's log must still contain what an earlier bundle showed.
-            verdict_held = hold_partner_checkpoint(
-                vault, data["checkpoint"], signer, hash_at=lambda n: bundle_hash_at(data, n)
-            )
-            if not verdict_held.ok:
-                verdict = verdict_held
-        vault.audit.append(
-            "audit.verify_bundle",
-            partner=signer.fingerprint(),
-            details={"file": bundle.name, "ok": verdict.ok, "entries": verdict.entries},
-        )
-    return _report(verdict, f"The audit bundle {bundle.name} from {signer.org} ({who})", args)
+        check = check_bundle(vault, bundle)
+    return _report(check.verdict, f"The audit bundle {bundle.name} from {check.org} ({check.signer})", args)
 
 
 def cmd_log(args: argparse.Namespace) -> int:
