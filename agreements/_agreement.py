@@ -19,7 +19,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -442,12 +442,7 @@ class Signature:
     signature: str
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "signer_fingerprint": self.signer_fingerprint,
-            "signing_key": self.signing_key,
-            "signed_at": self.signed_at,
-            "signature": self.signature,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -468,15 +463,7 @@ class Termination:
         return d
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "agreement_id": self.agreement_id,
-            "agreement_sha256": self.agreement_sha256,
-            "terminated_by": self.terminated_by,
-            "signing_key": self.signing_key,
-            "terminated_at": self.terminated_at,
-            "reason": self.reason,
-            "signature": self.signature,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
