@@ -56,14 +56,15 @@ def deidentify(
     progress: Progress | None = None,
     input_name: str = "the input",
     reference_date: dt.date | None = None,
-    full_rescan: bool = False,
+    full_rescan: bool = True,
 ) -> tuple[pa.Table, DeidReport]:
     """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
 
     ``secret`` keys tokens and date shifts; ``crosswalk`` holds record codes (both needed only when the
     policy uses them). ``reference_date`` (default today) is where ages are computed unless a rule
-    gives its own. ``full_rescan`` re-scans every row of redacted text columns in the residual scan
-    (default: at most :data:`RESCAN_SAMPLE_ROWS` evenly spaced rows; see :func:`residual_scan`).
+    gives its own. ``full_rescan`` (default) re-scans every row of redacted text columns in the
+    residual scan; ``False`` re-scans at most :data:`RESCAN_SAMPLE_ROWS` evenly spaced rows of them
+    (see :func:`residual_scan`), for very large files where the second pass matters.
     """
     return _run(
         [table],
@@ -300,7 +301,7 @@ def deidentify_file(
     sheet: str | None = None,
     progress: Progress | None = None,
     reference_date: dt.date | None = None,
-    full_rescan: bool = False,
+    full_rescan: bool = True,
 ) -> DeidReport:
     """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
     atomically, and return the report (also written to ``report_path`` when given).
