@@ -326,7 +326,7 @@ def test_cancelling_the_seal_in_the_worker_leaves_nothing(qtbot, tmp_path, orgs)
     """Cancel during sealing (real worker process): no package, no partial file, no staging folder."""
     from desktop.tasks import ProcessRunner
 
-    window = open_window(qtbot, tmp_path, orgs["district"], runner=ProcessRunner())
+    window = open_window(qtbot, tmp_path, orgs["district"])  # the steps before sealing run in-process
     prep = window.workspace.prepare
     prep.go_next()
     extract = make_extract(tmp_path / "export.csv", rows=3000)
@@ -343,6 +343,7 @@ def test_cancelling_the_seal_in_the_worker_leaves_nothing(qtbot, tmp_path, orgs)
     prep.go_next()
     outbox = tmp_path / "outbox"
     outbox.mkdir()
+    window.session.runner = ProcessRunner()  # sealing in the real worker process, which Cancel kills
     prep.seal(str(outbox / "package.age"))
     handle = window.workspace.handle
     assert str(outbox / ".pathshare-staging-*") in handle.job.scratch

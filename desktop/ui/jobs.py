@@ -374,36 +374,36 @@ def _sources(report: dict[str, Any], before: list[str], mapping: dict[str, Any])
 
 
 def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name: str) -> dict[str, Any]:
-    """De-identify under the agreement exactly as prepare will (same mapping, secret and crosswalk),
-    without sealing; the before/after tables cross to the window through shared memory."""
-    from agreements._agreement_store import require_in_force
-    from agreements._prepare import _release_secret, _store_crosswalk
-    from agreements._profiles import map_for_agreement
-    from deid._engine import deidentify
+    """De-identify under the agreement exactly as prepare will (same mapping, secret, crosswalk and full
+    residual scan), without sealing; the before/after tables cross to the window through shared memory.
+
+    Uses agreements._prepare's own run (``_deidentify_under``): the library's public
+    ``deidentify_for_agreement`` writes to a file, and the preview needs the table itself.
+    """
+    from agreements._prepare import _deidentify_under, _store_crosswalk
     from deid._io import read_table
 
-    agreement = require_in_force(ctx.vault, agreement_id)
-    ctx.progress(0.02, "reading the extract")
-    table = read_table(path)
-    ctx.progress(0.08, "mapping columns onto the agreement's elements")
-    mapping = map_for_agreement(ctx.vault, agreement, table, profile=profile_name, input_name=Path(path).name)
-    secret, crosswalk = _release_secret(ctx.vault, agreement)
-    out_table, report = deidentify(
-        mapping.table,
-        mapping.policy,
-        secret=secret,
-        crosswalk=crosswalk,
-        progress=lambda f, m: ctx.progress(0.1 + 0.8 * f, m),
-        input_name=Path(path).name,
-        full_rescan=True,
+    run = _deidentify_under(
+        ctx.vault,
+        Path(path),
+        agreement_id,
+        profile_name,
+        False,  # accept_suggested: no, the clerk confirmed this profile
+        None,  # sheet
+        None,  # today
+        lambda f, m: ctx.progress(0.9 * f, m),
+        full_rescan=True,  # as the seal gate does, so the risk panel shows what would block sealing
     )
     # Keep new record codes, so the package sealed next carries exactly the codes previewed here.
-    _store_crosswalk(ctx.vault, agreement, secret, crosswalk)
-    rep = report.to_dict()
-    ctx.progress(0.95, "preparing the preview")
+    _store_crosswalk(ctx.vault, run.agreement, run.crosswalk)
+    ctx.progress(0.92, "preparing the preview")
+    table = read_table(path)  # the extract as the clerk knows it, for the "before" side
+    out_table, rep = run.table, run.report.to_dict()
     before = table_to_shm(table, ctx.shm_prefix + "before")
     after = table_to_shm(out_table, ctx.shm_prefix + "after")
-    profile_columns = dict(mapping.profile.columns)
+    from agreements._profiles import get_profile
+
+    profile_columns = dict(get_profile(ctx.vault, profile_name).columns)
     sources = _sources(rep, table.column_names, profile_columns)
     return {
         "before": before,
@@ -416,7 +416,7 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
             {"name": c["name"], "source": sources.get(c["name"]), "treatment": c.get("treatment", "")}
             for c in rep.get("columns", [])
         ],
-        "k_required": agreement.terms.policy.k,
+        "k_required": run.agreement.terms.policy.k,
         "k_achieved": rep.get("k_achieved"),
         "quasi_identifiers": rep.get("quasi_identifiers", []),
         "suppressed_cells": rep.get("suppressed_cells", 0),
@@ -425,7 +425,7 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
             {"column": f["column"], "row": int(f["row"]) - 1, "kind": f["kind"]}
             for f in rep.get("residual_findings", [])
         ],
-        "summary": report.summary(),
+        "summary": run.report.summary(),
     }
 
 
