@@ -217,7 +217,9 @@ def _deidentify_under(
     agreement = _check_provider(vault, agreement_id, today)
     secret, crosswalk = _release_secret(vault, agreement)  # before any work: refuses a missing key
     step(0.0, "reading the extract")
-    table = read_table(src, sheet=sheet)
+    # A repeated header over different values (a second "Phone") is read as PHONE_2: the mapping
+    # leaves it unmapped, so the agreement's drop-unlisted rule keeps it out of the output.
+    table = read_table(src, sheet=sheet, duplicates="rename")
     step(0.08, "mapping columns onto the agreement's elements")
     mapping = map_for_agreement(
         vault, agreement, table, profile=profile, input_name=src.name, require_confirmed=not accept_suggested

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -179,3 +180,29 @@ def test_cli_agreement_codebook_for_the_analysts(demo: Path, tmp_path: Path, run
     assert code == 0, err
     text = out.read_text(encoding="utf-8")
     assert text.startswith("column,element") and "birth_year,birth_date" in text and "CALPADS" in text
+
+
+def test_cli_deid_under_an_agreement_matches_what_was_sealed(demo, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    vault = Vault.open(demo / "district.vault", PASS)
+    try:
+        agreement_id = vault.db.execute("SELECT id FROM agreements LIMIT 1").fetchone()[0]
+    finally:
+        vault.close()
+    out, report = tmp_path / "mine.csv", tmp_path / "report.json"
+    code, stdout, err = run_cli(
+        "--vault", demo / "district.vault", "deid", demo / "district-extract.csv",
+        "--agreement", agreement_id[:8], "--out", out, "--report", report,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "k = 11" in stdout
+    sealed = _rows(next((demo / "inbox" / "data").iterdir()))
+    mine = _rows(out)
+    assert list(mine[0]) == list(sealed[0])
+    assert [r["student_code"] for r in mine] == [r["student_code"] for r in sealed]
+    assert json.loads(report.read_text())["k_required"] == 11
+    code, _, err = run_cli(
+        "--vault", demo / "district.vault", "deid", demo / "district-extract.csv",
+        "--agreement", agreement_id[:8], "--out", tmp_path / "x.csv", "--secret-file", tmp_path / "s",
+    )  # fmt: skip
+    assert code == 1 and "--secret-file goes with --policy" in err and not (tmp_path / "x.csv").exists()

@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="the extract: .csv, .xlsx or .parquet")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--policy", metavar="POLICY.json", help="a standalone policy file")
+    source.add_argument(
+        "--agreement",
+        metavar="ID",
+        help="an executed agreement: its mapping profile, policy and release secret (from the vault)",
+    )
+    p.add_argument("--profile", metavar="NAME", help="with --agreement: the saved mapping profile to use")
     p.add_argument("--out", metavar="OUTPUT", required=True, help="the output: .csv or .parquet")
     p.add_argument(
         "--secret-file",
@@ -67,6 +73,13 @@ def run_deid(args: argparse.Namespace) -> int:
 
     from deid import deidentify_file, load_policy
 
+    if args.agreement:
+        return _run_for_agreement(args)
+    if args.profile:
+        from deid.errors import PolicyError
+
+        raise PolicyError("--profile goes with --agreement; a policy file names the input's columns itself.")
+
     policy = load_policy(args.policy)
     secret_file = args.secret_file
     if policy.needs_secret and not secret_file:
@@ -96,5 +109,30 @@ def run_deid(args: argparse.Namespace) -> int:
             f"pathshare: created a new secret file {secret_file} (keep it private; the same "
             f"file gives the same codes next time).\n"
         )
+    print(report.summary())
+    return 0
+
+
+def _run_for_agreement(args: argparse.Namespace) -> int:
+    """``deid INPUT --agreement ID``: the agreement's mapping, policy and release secret from the vault."""
+    from agreements._prepare import deidentify_for_agreement
+    from deid._atomic import write_bytes_atomic
+    from deid.errors import PolicyError
+    from desktop.commands._vaultargs import open_vault
+
+    if args.secret_file:
+        raise PolicyError("--secret-file goes with --policy; under an agreement the vault keeps the secret.")
+    bar = _ProgressLine() if sys.stderr.isatty() else None
+    vault = open_vault(args)
+    try:
+        report = deidentify_for_agreement(
+            vault, args.input, args.agreement, args.out, profile=args.profile, sheet=args.sheet, progress=bar
+        )
+    finally:
+        vault.close()
+        if bar is not None:
+            bar.close()
+    if args.report:
+        write_bytes_atomic(args.report, report.to_json().encode("utf-8"))
     print(report.summary())
     return 0
