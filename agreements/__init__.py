@@ -1,11 +1,15 @@
 """agreements — PathShare's trust layer: the vault, identities and partner cards, signed
 agreements, the audit log, sealed packages, receipts, and the workflows the app and CLI share.
 
-For most uses, open a vault and call a workflow (documented as they land)::
+For most uses, open a vault and call a workflow::
 
     vault = Vault.open(path, passphrase)       # or Vault.create(path, passphrase) + create_identity(...)
     import_card(vault, "partner.json"); verify_partner(vault, fingerprint)   # after a phone check
+    prepare(vault, "extract.csv", agreement_id, "release.age")               # de-identify + check + seal
+    open_received(vault, "release.age", "inbox/", receipt="receipt.json")    # verify + decrypt
     vault.audit.verify(); vault.audit.export_bundle(out)                     # see docs/vault-and-audit.md
+
+Agreements: docs/agreement-schema.md; packages: docs/package-format.md; ``run_demo`` runs it all.
 """
 
 from agreements._agreement import Agreement, parse_agreement
@@ -232,4 +236,40 @@ __all__ += [
     "verify_log",
     "write_audit_csv",
     "write_disclosures_csv",
+]
+
+# The workflows the app and the CLI share (agreements/_prepare.py, _workflows.py, _demo.py).
+from agreements._demo import DemoResult, run_demo  # noqa: E402
+from agreements._prepare import (  # noqa: E402
+    AgreementRun,
+    PreparedPackage,
+    deidentify_for_agreement,
+    prepare,
+    preview_under_agreement,
+)
+from agreements._workflows import (  # noqa: E402
+    ReceivedPackage,
+    SealedPackage,
+    destroy,
+    import_certificate_file,
+    import_receipt_file,
+    open_received,
+    seal_for_agreement,
+)
+
+__all__ += [
+    "AgreementRun",
+    "DemoResult",
+    "PreparedPackage",
+    "ReceivedPackage",
+    "SealedPackage",
+    "deidentify_for_agreement",
+    "destroy",
+    "import_certificate_file",
+    "import_receipt_file",
+    "open_received",
+    "prepare",
+    "preview_under_agreement",
+    "run_demo",
+    "seal_for_agreement",
 ]

@@ -175,9 +175,32 @@ def deidentify_for_agreement(
     return run.report
 
 
+def preview_under_agreement(
+    vault: Vault,
+    input_path: str | Path,
+    agreement_id: str,
+    *,
+    profile: str | None = None,
+    accept_suggested: bool = False,
+    sheet: str | None = None,
+    today: date | None = None,
+    progress: Progress | None = None,
+) -> AgreementRun:
+    """De-identify exactly as :func:`prepare` will (same mapping, secret, crosswalk, full residual scan)
+    and return the result in memory, for the app's before/after preview and risk panel. New record codes
+    are kept, so the package sealed next carries the codes previewed. Nothing is written to disk."""
+    step = progress or _noop
+    run = _deidentify_under(
+        vault, Path(input_path), agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
+    )
+    _store_crosswalk(vault, run.agreement, run.crosswalk)
+    return run
+
+
 @dataclass
-class _Run:
-    """One de-identification of an extract under an agreement (what prepare and deid --agreement share)."""
+class AgreementRun:
+    """One de-identification of an extract under an agreement — what prepare, deid --agreement and the
+    app's preview share: the output table (in memory), its report, and the agreement's policy."""
 
     agreement: Agreement
     policy: Any
@@ -210,7 +233,7 @@ def _deidentify_under(
     step: Progress,
     *,
     full_rescan: bool,
-) -> _Run:
+) -> AgreementRun:
     from deid import read_table
     from deid._engine import deidentify
 
@@ -237,7 +260,7 @@ def _deidentify_under(
         full_rescan=full_rescan,  # the seal gate needs every row scanned, not a sample
     )
     report.input = src.name
-    return _Run(agreement, mapping.policy, out_table, report, mapping.how, input_columns, crosswalk)
+    return AgreementRun(agreement, mapping.policy, out_table, report, mapping.how, input_columns, crosswalk)
 
 
 def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agreement:
@@ -272,7 +295,7 @@ def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) ->
     findings = report.residual_findings
     if findings or report.residual_findings_total:
         first = findings[0] if findings else None
-        where = f" (first: {first.kind} in column {first.column}, row {first.row + 1})" if first else ""
+        where = f" (first: {first.kind} in column {first.column}, row {first.row})" if first else ""
         total = report.residual_findings_total or len(findings)
         raise CheckFailed(
             f"The residual scan found {total} piece(s) of identifying text in the output{where}; "

@@ -150,7 +150,7 @@ def test_gate_refuses_extra_columns_low_k_and_residual_pii():
     with pytest.raises(CheckFailed, match="requires 5"):
         _gate(agreement, _policy("sex"), ["sex"], _report(k_required=2, k_achieved=None))
     finding = SimpleNamespace(kind="US_SSN", column="notes", row=4)
-    with pytest.raises(CheckFailed, match="US_SSN in column notes, row 5"):
+    with pytest.raises(CheckFailed, match="US_SSN in column notes, row 4"):
         _gate(
             agreement,
             _policy("sex"),

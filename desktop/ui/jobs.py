@@ -377,27 +377,15 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
     """De-identify under the agreement exactly as prepare will (same mapping, secret, crosswalk and full
     residual scan), without sealing; the before/after tables cross to the window through shared memory.
 
-    Uses agreements._prepare's own run (``_deidentify_under``): the library's public
-    ``deidentify_for_agreement`` writes to a file, and the preview needs the table itself.
     """
-    from agreements._prepare import _deidentify_under, _store_crosswalk
+    from agreements import preview_under_agreement
     from deid._io import read_table
 
-    run = _deidentify_under(
-        ctx.vault,
-        Path(path),
-        agreement_id,
-        profile_name,
-        False,  # accept_suggested: no, the clerk confirmed this profile
-        None,  # sheet
-        None,  # today
-        lambda f, m: ctx.progress(0.9 * f, m),
-        full_rescan=True,  # as the seal gate does, so the risk panel shows what would block sealing
+    run = preview_under_agreement(
+        ctx.vault, path, agreement_id, profile=profile_name, progress=lambda f, m: ctx.progress(0.9 * f, m)
     )
-    # Keep new record codes, so the package sealed next carries exactly the codes previewed here.
-    _store_crosswalk(ctx.vault, run.agreement, run.crosswalk)
     ctx.progress(0.92, "preparing the preview")
-    table = read_table(path)  # the extract as the clerk knows it, for the "before" side
+    table = read_table(path, duplicates="rename")  # the extract as the clerk knows it ("before" side)
     out_table, rep = run.table, run.report.to_dict()
     before = table_to_shm(table, ctx.shm_prefix + "before")
     after = table_to_shm(out_table, ctx.shm_prefix + "after")
