@@ -59,6 +59,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reference_markdown() -> str:
+    """docs/cli.md: every command's help, generated from the parser (a test keeps the file in step)."""
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the document must not depend on it
+    try:
+        parts = [
+            "# `pathshare` command-line reference\n\n"
+            "Generated from the parser by `desktop.cli.reference_markdown()`; `pathshare COMMAND --help`\n"
+            "shows the same. DESIGN.md's command-line contract is a subset of this.\n\n"
+            "Exit status: 0 success, 1 refused or failed (one sentence on stderr), 2 usage error.\n"
+            "Commands that use the vault take `--vault PATH` (default: the platform's user data folder;\n"
+            "also `PATHSHARE_VAULT`) and read the passphrase from `PATHSHARE_PASSPHRASE` or prompt for it\n"
+            "without echo.\n\n"
+        ]
+
+        def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if not subs:
+                parts.append(f"## `{prefix}`\n\n```\n{parser.format_help().strip()}\n```\n\n")
+            for action in subs:
+                for name, child in action.choices.items():
+                    walk(child, f"{prefix} {name}")
+
+        walk(build_parser(), "pathshare")
+        return "".join(parts).rstrip("\n") + "\n"
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pathshare`` console script."""
     from deid.errors import PathShareError

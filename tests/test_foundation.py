@@ -43,3 +43,17 @@ def test_front_doors_export_what_they_say():
         for name in pkg.__all__:
             assert hasattr(pkg, name), f"{pkg.__name__}.{name} is in __all__ but missing"
         assert pkg.__doc__ and "For most uses" in pkg.__doc__
+
+
+def test_cli_reference_is_in_step_with_the_parser():
+    from pathlib import Path
+
+    from desktop.cli import reference_markdown
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+    assert doc.read_text(encoding="utf-8") == reference_markdown(), (
+        "docs/cli.md is stale: regenerate it with "
+        "python -c 'from desktop.cli import reference_markdown as r; open(\"docs/cli.md\",\"w\").write(r())'"
+    )
+    for command in ("init", "agreement sign", "deid", "prepare", "open", "audit verify", "synth", "demo"):
+        assert f"## `pathshare {command}`" in doc.read_text(encoding="utf-8")
