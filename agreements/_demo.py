@@ -110,8 +110,8 @@ def run_demo(
                 age_recipient=card.age_recipient,
             )
         terms["effective"] = (today - timedelta(days=1)).isoformat()
-        terms["expires"] = (today + timedelta(days=365)).isoformat()
-        terms["destruction"]["deadline"] = (today + timedelta(days=455)).isoformat()
+        terms["expires"] = (today + timedelta(days=3 * 365)).isoformat()  # the example's three years
+        terms["destruction"]["deadline"] = (today + timedelta(days=3 * 365 + 90)).isoformat()
         drafted = create_agreement(district, terms, source="the demo agreement")
         sign_agreement(district, drafted.id)
         export_agreement(district, drafted.id, folder / "agreement-proposed.json")
