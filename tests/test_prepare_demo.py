@@ -206,3 +206,39 @@ def test_cli_deid_under_an_agreement_matches_what_was_sealed(demo, tmp_path, run
         "--agreement", agreement_id[:8], "--out", tmp_path / "x.csv", "--secret-file", tmp_path / "s",
     )  # fmt: skip
     assert code == 1 and "--secret-file goes with --policy" in err and not (tmp_path / "x.csv").exists()
+
+
+def test_demo_runs_with_networking_disabled(tmp_path: Path):
+    """Issue 4's done-when: the whole exchange with no network at all (a new network namespace)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-n", "true"], capture_output=True).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI must be able to run `unshare -n` (root, util-linux) for the offline demo check")
+        pytest.skip("unshare -n is not available outside CI on this machine")
+    env = {**os.environ, "PATHSHARE_PASSPHRASE": PASS}
+    done = subprocess.run(
+        [
+            unshare,
+            "-n",
+            sys.executable,
+            "-m",
+            "desktop.cli",
+            "demo",
+            "--workdir",
+            str(tmp_path / "d"),
+            "--rows",
+            "800",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "college.vault: verified" in done.stdout
+    assert len(list((tmp_path / "d" / "inbox" / "data").iterdir())) == 1
