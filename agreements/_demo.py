@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow loads only when the demo runs
+    import pyarrow as pa
 
 from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
 from agreements._identity import create_identity
@@ -163,6 +164,7 @@ def _high_school(result: Any) -> Any:
     """Only grades 9–12: the agreement's scope (its grade-level code set) covers nothing else."""
     import dataclasses
 
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     grades = result.table.column("Grade")
