@@ -472,3 +472,34 @@ def open_received_package(ctx: JobContext, package: str, out_dir: str, receipt: 
         "out_dir": str(opened.out_dir),
         "receipt": str(opened.receipt) if opened.receipt else None,
     }
+
+
+# --- Link -------------------------------------------------------------------------------------------
+
+
+def describe_link_file(path: str) -> dict[str, Any]:
+    """Rows of a de-identified file and its link-tokens column (``None`` when it has none), for the
+    line under each file on the Link page. Short work (a thread, not the worker): reads the file once."""
+    from deid import read_table
+    from deid._linkage import find_token_column
+    from deid.errors import InputError
+
+    table = read_table(path)
+    try:
+        column: str | None = find_token_column(table, str(path))
+    except InputError:
+        column = None
+    return {"rows": table.num_rows, "token_column": column}
+
+
+def link_files(
+    ctx: JobContext, file_a: str, file_b: str, out: str, report: str, method: str
+) -> dict[str, Any]:
+    """Link two de-identified files on their tokens (``pathshare link``): the library's ``link`` writes
+    the linked rows and the JSON report; the window gets the report's counts (never identities)."""
+    from deid import link
+
+    ctx.progress(0.05, f"linking {Path(file_a).name} and {Path(file_b).name}")
+    links = link(file_a, file_b, out, report=report, method=method)
+    ctx.progress(1.0, "linked")
+    return links.report.to_dict()

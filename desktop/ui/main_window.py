@@ -57,6 +57,7 @@ class Workspace(QWidget):
         from desktop.ui.agreements_page import AgreementsPage
         from desktop.ui.audit_page import AuditPage
         from desktop.ui.dashboard_page import DashboardPage
+        from desktop.ui.link_page import LinkPage
         from desktop.ui.pages import MyCardPage
         from desktop.ui.partners_page import PartnersPage
         from desktop.ui.prepare import PrepareScreen
@@ -78,6 +79,7 @@ class Workspace(QWidget):
         pages: list[tuple[str, QWidget]] = [
             ("Prepare a package", self.prepare),
             ("Receive a package", self.receive),
+            ("Link two files", LinkPage(self)),
             ("Dashboard", DashboardPage(session)),
             ("Agreements", AgreementsPage(session)),
             ("Partners", PartnersPage(session)),
