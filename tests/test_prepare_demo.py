@@ -109,7 +109,7 @@ def test_refusals_say_why_write_nothing_and_are_audited(demo: Path, tmp_path: Pa
                 demo / "district-extract.csv",
                 agreement_id,
                 out,
-                today=date.today() + timedelta(days=900),
+                today=date.today() + timedelta(days=4 * 365),
             )
         assert list(tmp_path.iterdir()) == []
         refused = [e for e in college.audit.entries() if e.action == "package.prepare_refused"]
