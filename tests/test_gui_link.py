@@ -128,6 +128,9 @@ def test_link_two_dropped_files_shows_counts_and_writes_the_linked_file(qtbot, t
     assert f"{expected.linked_by['derived']:,} by derived-key tokens" in by
     assert f"{ROWS:,} in A (district.csv)" in page.values["rows"].text()
     written = page.values["written"].text()
+    # Both drop zones stay the same size whichever line under them wraps (seen on a screenshot).
+    assert page.side_a.drop.height() == page.side_b.drop.height()
+    assert not page.grab().isNull()
     assert str(out) in written and str(report) in written and page.results.isVisible()
 
     # On disk: one row per reported pair, the two files' attributes, no names, IDs or tokens.

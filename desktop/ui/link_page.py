@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -115,22 +116,32 @@ class LinkPage(QWidget):
 
         self.results = QGroupBox("Result")
         self.results.setAccessibleName("Linkage result")
-        results_form = QFormLayout(self.results)
+        # A grid rather than a form: each name sits on the first line of its (wrapping) value.
+        results_grid = QGridLayout(self.results)
+        results_grid.setVerticalSpacing(6)
+        results_grid.setHorizontalSpacing(12)
+        results_grid.setColumnStretch(1, 1)
         self.values: dict[str, QLabel] = {}
-        for key, label in (
-            ("rows", "Rows:"),
-            ("linked", "Pairs linked:"),
-            ("rate", "Rate:"),
-            ("by_method", "By method:"),
-            ("not_linked", "Not linked:"),
-            ("notes", "Notes:"),
-            ("written", "Written:"),
+        for i, (key, label) in enumerate(
+            (
+                ("rows", "Rows:"),
+                ("linked", "Pairs linked:"),
+                ("rate", "Rate:"),
+                ("method", "Method:"),
+                ("by_method", "Linked by:"),
+                ("candidates", "Candidates:"),
+                ("notes", "Notes:"),
+                ("written", "Written:"),
+            )
         ):
             value = paragraph("")
             value.setTextFormat(Qt.TextFormat.RichText)
             value.setAccessibleName(label.rstrip(":"))
             self.values[key] = value
-            results_form.addRow(QLabel(label), value)
+            results_grid.addWidget(
+                QLabel(label), i, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+            )
+            results_grid.addWidget(value, i, 1, Qt.AlignmentFlag.AlignTop)
         self.results.hide()
 
         body = QWidget()
@@ -146,14 +157,14 @@ class LinkPage(QWidget):
             )
         )
         layout.addWidget(self.message)
-        files = QHBoxLayout()
-        files.setSpacing(12)
-        for side in (self.side_a, self.side_b):
-            column = QVBoxLayout()
-            column.setSpacing(4)
-            column.addWidget(side.drop)
-            column.addWidget(side.line)
-            files.addLayout(column, 1)
+        # A grid, so both drop zones stay the same size whichever line under them wraps.
+        files = QGridLayout()
+        files.setHorizontalSpacing(12)
+        files.setVerticalSpacing(4)
+        for i, side in enumerate((self.side_a, self.side_b)):
+            files.addWidget(side.drop, 0, i)
+            files.addWidget(side.line, 1, i, Qt.AlignmentFlag.AlignTop)
+            files.setColumnStretch(i, 1)
         layout.addLayout(files)
         layout.addLayout(form)
         row = QHBoxLayout()
@@ -316,14 +327,14 @@ class LinkPage(QWidget):
         v["linked"].setText(f"<b>{r['linked']:,}</b>")
         v["rate"].setText(f"<b>{r['rate_a']:.1%}</b> of A's rows, <b>{r['rate_b']:.1%}</b> of B's rows")
         by = r["linked_by"]
+        v["method"].setText(escape(dict(METHOD_LABELS).get(r["method"], r["method"])))
         v["by_method"].setText(
-            f"{by.get('id', 0):,} by the state ID token, {by.get('derived', 0):,} by derived-key tokens "
-            f"(method: {escape(dict(METHOD_LABELS).get(r['method'], r['method']))})"
+            f"{by.get('id', 0):,} by the state ID token, {by.get('derived', 0):,} by derived-key tokens"
         )
-        v["not_linked"].setText(
-            f"{r['candidate_pairs']:,} candidate pairs considered; {r['below_threshold']:,} below the match "
-            f"threshold ({r['threshold']}); {r['refused_id_conflict']:,} refused because their state IDs "
-            f"differ; {r['left_ambiguous']:,} row(s) left unlinked because their best candidates tied"
+        v["candidates"].setText(
+            f"{r['candidate_pairs']:,} pairs considered; {r['below_threshold']:,} below the match threshold "
+            f"({r['threshold']}); {r['refused_id_conflict']:,} refused because their state IDs differ; "
+            f"{r['left_ambiguous']:,} row(s) left unlinked because their best candidates tied"
         )
         notes = r.get("notes") or []
         v["notes"].setText("; ".join(escape(n) for n in notes) if notes else "none")
