@@ -242,3 +242,33 @@ def test_every_control_has_an_accessible_name_and_tab_order_follows_the_page(qtb
             order[-1] = order[-1].nextInFocusChain()
     assert order == [page.side_a.drop.button, page.side_b.drop.button, page.method, page.out_path,
                      page.change_out, page.report_path, page.change_report, page.link_button]  # fmt: skip
+
+
+def test_a_failure_after_the_linked_file_is_written_takes_it_away_too(qtbot, tmp_path, files, vault_file,
+                                                                      monkeypatch):  # fmt: skip
+    """The library writes the linked rows, then the report: if the report fails (or the job is cancelled
+    between the two) the linked file it just wrote goes too, and an older file beside it stays."""
+    from deid._linkage import LinkReport
+    from deid.errors import OutputError
+
+    def refuse(self, path):
+        raise OutputError(f"Cannot write {path}: the disk is full.")
+
+    monkeypatch.setattr(LinkReport, "write", refuse)
+    _, page = open_link_page(qtbot, tmp_path, vault_file)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    older = out_dir / "earlier-linked.csv"
+    older.write_text("a_row,b_row\n", encoding="utf-8")
+    import os
+    import time
+
+    os.utime(older, (time.time() - 600, time.time() - 600))
+    drop_file(page.side_a.drop, files["district"])
+    drop_file(page.side_b.drop, files["college"])
+    page.out_path.setText(str(out_dir / "linked.csv"))
+    page.report_path.setText(str(out_dir / "linked-report.json"))
+    qtbot.mouseClick(page.link_button, Qt.LeftButton)
+    qtbot.waitUntil(page.message.isVisible, timeout=10_000)
+    assert "the disk is full" in page.message.label.text() and page.result is None
+    assert [p.name for p in out_dir.iterdir()] == ["earlier-linked.csv"]
