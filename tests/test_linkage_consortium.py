@@ -7,16 +7,13 @@ Also: the linkage key file's refusals."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from partners_setup import PASS, Org, execute_agreement
 
-from agreements import Vault
-from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
-from agreements._identity import create_identity
 from agreements._linkage_store import (
     ensure_linkage_secret,
     export_linkage_key,
@@ -24,58 +21,13 @@ from agreements._linkage_store import (
     linkage_secret,
     linkage_summary,
 )
-from agreements._partners import import_card
 from agreements.errors import AgreementError, PackageRejected
 from deid import Policy, deidentify, write_table
 from deid._linkage import evaluate, link, truth_pairs
 from deid.synth import generate
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
-PASS = "correct horse battery staple"
-TODAY = date.today()
 ROWS = 3000
 SEED = 8
-
-
-class Org:
-    def __init__(self, path: Path, org: str, kind: str) -> None:
-        self.vault = Vault.create(path, PASS)
-        self.card = create_identity(self.vault, org, kind, "data@example.org")
-        self.fp = self.card.fingerprint()
-
-    def actions(self) -> list[str]:
-        return [e.action for e in self.vault.audit.entries()]
-
-
-def _execute(orgs: list[Org], roles: list[list[str]], tmp: Path, scope: str = "consortium") -> str:
-    """Exchange cards, draft from the documented example, every party signs; all hold it executed."""
-    for a in orgs:
-        for b in orgs:
-            if a is not b:
-                import_card(a.vault, b.card, verified=True)
-    terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-    terms.pop("id")
-    rep = terms["parties"][0]["authorized_representative"]
-    terms["parties"] = [
-        {"fingerprint": o.fp, "roles": r, "authorized_representative": rep}
-        for o, r in zip(orgs, roles, strict=True)
-    ]
-    terms["effective"] = (TODAY - timedelta(days=1)).isoformat()
-    terms["expires"] = (TODAY + timedelta(days=365)).isoformat()
-    terms["destruction"]["deadline"] = (TODAY + timedelta(days=400)).isoformat()
-    terms["policy"]["linkage_scope"] = scope
-    draft = create_agreement(orgs[0].vault, terms)
-    sign_agreement(orgs[0].vault, draft.id)
-    holder = orgs[0]
-    for i, org in enumerate(orgs[1:]):
-        export_agreement(holder.vault, draft.id, tmp / f"step{i}.json")
-        import_agreement(org.vault, tmp / f"step{i}.json")
-        sign_agreement(org.vault, draft.id)
-        holder = org
-    export_agreement(holder.vault, draft.id, tmp / "executed.json")
-    for org in orgs[:-1]:
-        import_agreement(org.vault, tmp / "executed.json")
-    return draft.id
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +36,9 @@ def consortium(tmp_path_factory):
     district = Org(tmp / "district.vault", "Lakeview Unified School District", "district")
     college = Org(tmp / "college.vault", "Riverbend Community College", "college")
     analyst = Org(tmp / "analyst.vault", "Regional Pathways Research", "intermediary")
-    agreement_id = _execute([district, college, analyst], [["provider"], ["provider"], ["recipient"]], tmp)
+    agreement_id = execute_agreement(
+        [district, college, analyst], [["provider"], ["provider"], ["recipient"]], tmp, scope="consortium"
+    )
     yield tmp, district, college, analyst, agreement_id
     for o in (district, college, analyst):
         o.vault.close()
@@ -228,7 +182,9 @@ def test_a_provider_that_is_also_a_recipient_is_flagged(tmp_path: Path) -> None:
     d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
     c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
     try:
-        agreement_id = _execute([d, c], [["provider"], ["provider", "recipient"]], tmp_path)
+        agreement_id = execute_agreement(
+            [d, c], [["provider"], ["provider", "recipient"]], tmp_path, scope="consortium"
+        )
         status = ensure_linkage_secret(d.vault, _agreement(d, agreement_id))
         assert status.state in ("created", "held") and status.dual_role == (c.fp,)
     finally:
@@ -240,7 +196,7 @@ def test_provider_scope_never_shares_a_secret(tmp_path: Path) -> None:
     d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
     c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
     try:
-        agreement_id = _execute([d, c], [["provider"], ["recipient"]], tmp_path, scope="provider")
+        agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], tmp_path, scope="provider")
         agreement = _agreement(d, agreement_id)
         assert ensure_linkage_secret(d.vault, agreement).state == "not_consortium"
         assert linkage_secret(d.vault, agreement) is None
@@ -283,7 +239,9 @@ def test_prepare_refuses_a_consortium_agreement_until_the_linkage_key_is_importe
     c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
     a = Org(tmp_path / "a.vault", "Regional Pathways Research", "intermediary")
     try:
-        agreement_id = _execute([d, c, a], [["provider"], ["provider"], ["recipient"]], tmp_path)
+        agreement_id = execute_agreement(
+            [d, c, a], [["provider"], ["provider"], ["recipient"]], tmp_path, scope="consortium"
+        )
         extract = tmp_path / "extract.csv"
         extract.write_text("SSID\n0000000001\n", encoding="utf-8")
         with pytest.raises(AgreementError, match="does not hold its linkage key"):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from partners_setup import TODAY, Org, execute_agreement
 
-from agreements import Vault
-from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
-from agreements._identity import age_identity, create_identity, our_card, signing_key
+from agreements._identity import age_identity, signing_key
 from agreements._package import Manifest, make_receipt, open_package, seal
 from agreements._package_store import (
     RECEIVED,
@@ -28,61 +26,19 @@ from agreements._package_store import (
     record_rejected,
     record_sent,
 )
-from agreements._partners import import_card, trusted_partner
-from agreements._signing import load_public_key
 from agreements.errors import PackageRejected
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
-PASS = "correct horse battery staple"
-TODAY = date.today()
-
-
-class Org:
-    def __init__(self, path: Path, org: str = "", kind: str = "", *, new: bool = False) -> None:
-        if new:
-            self.vault = Vault.create(path, PASS)
-            self.card = create_identity(self.vault, org, kind, "data@example.org")
-        else:
-            self.vault = Vault.open(path, PASS)
-            self.card = our_card(self.vault)
-        self.fp = self.card.fingerprint()
-
-    def actions(self) -> list[str]:
-        return [e.action for e in self.vault.audit.entries()]
-
-    def verify_sender(self, manifest: Manifest) -> Ed25519PublicKey:
-        partner = trusted_partner(self.vault, fingerprint=manifest.sender_fingerprint)
-        return load_public_key(partner.card.signing_key)
 
 
 @pytest.fixture(scope="module")
 def _prepared(tmp_path_factory) -> tuple[Path, Path, str]:
     """District and college vaults that trust each other and hold one executed agreement."""
     base = tmp_path_factory.mktemp("orgs")
-    d = Org(base / "district.vault", "Lakeview Unified School District", "district", new=True)
-    c = Org(base / "college.vault", "Riverbend Community College", "college", new=True)
-    import_card(d.vault, c.card, verified=True)
-    import_card(c.vault, d.card, verified=True)
-    terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-    terms.pop("id")
-    reps = [p["authorized_representative"] for p in terms["parties"]]
-    terms["parties"] = [
-        {"fingerprint": d.fp, "roles": ["provider"], "authorized_representative": reps[0]},
-        {"fingerprint": c.fp, "roles": ["recipient"], "authorized_representative": reps[1]},
-    ]
-    terms["effective"] = (TODAY - timedelta(days=30)).isoformat()
-    terms["expires"] = (TODAY + timedelta(days=365)).isoformat()
-    terms["destruction"]["deadline"] = (TODAY + timedelta(days=455)).isoformat()
-    draft = create_agreement(d.vault, terms)
-    sign_agreement(d.vault, draft.id)
-    export_agreement(d.vault, draft.id, base / "proposal.json")
-    import_agreement(c.vault, base / "proposal.json")
-    sign_agreement(c.vault, draft.id)
-    export_agreement(c.vault, draft.id, base / "executed.json")
-    import_agreement(d.vault, base / "executed.json")
+    d = Org(base / "district.vault", "Lakeview Unified School District", "district")
+    c = Org(base / "college.vault", "Riverbend Community College", "college")
+    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], base)
     d.vault.close()
     c.vault.close()
-    return base / "district.vault", base / "college.vault", draft.id
+    return base / "district.vault", base / "college.vault", agreement_id
 
 
 @pytest.fixture
@@ -91,7 +47,7 @@ def sides(_prepared, tmp_path):
     orgs = []
     for path in (d_path, c_path):
         shutil.copyfile(path, tmp_path / path.name)
-        orgs.append(Org(tmp_path / path.name))
+        orgs.append(Org(tmp_path / path.name, new=False))
     yield orgs[0], orgs[1], agreement_id
     for org in orgs:
         org.vault.close()
@@ -104,16 +60,29 @@ def _send(d: Org, c: Org, agreement_id: str, tmp_path: Path) -> tuple[Manifest, 
     src = tmp_path / "students.csv"
     src.write_text("student_code,birth_year\nA1,2008\n", encoding="utf-8")
     pkg = tmp_path / "outbox.age"
-    manifest = seal([("students.csv", src, 1)], {"rows_in": 1}, agreement_id=agreement.id,
-                    agreement_hash=agreement.sha256, sender_key=signing_key(d.vault), sender_fingerprint=d.fp,
-                    recipients=[c.card.age_recipient], audit_head=d.vault.audit.head(), out=pkg)
+    manifest = seal(
+        [("students.csv", src, 1)],
+        {"rows_in": 1},
+        agreement_id=agreement.id,
+        agreement_hash=agreement.sha256,
+        sender_key=signing_key(d.vault),
+        sender_fingerprint=d.fp,
+        recipients=[c.card.age_recipient],
+        audit_head=d.vault.audit.head(),
+        out=pkg,
+    )
     record_sent(d.vault, manifest, pkg)
     return manifest, pkg
 
 
 def _receive(c: Org, pkg: Path, out: Path) -> Manifest:
-    opened = open_package(pkg, age_identity(c.vault), out, verify_sender=c.verify_sender,
-                          check_manifest=lambda m: check_not_replayed(c.vault, m))
+    opened = open_package(
+        pkg,
+        age_identity(c.vault),
+        out,
+        verify_sender=c.verify_sender,
+        check_manifest=lambda m: check_not_replayed(c.vault, m),
+    )
     record_received(c.vault, opened.manifest, out)
     return opened.manifest
 
@@ -151,8 +120,9 @@ def test_sent_opened_replay_receipt_and_destruction(sides, tmp_path: Path) -> No
     late = outstanding_past_deadline(d.vault, today=deadline + timedelta(days=1))
     assert [(r.package_id, when) for r, when in late] == [(manifest.package_id, deadline.isoformat())]
 
-    cert = certify_destruction(c.vault, manifest.package_id, method="NIST 800-88 clear",
-                               statement="Every copy was deleted.")
+    cert = certify_destruction(
+        c.vault, manifest.package_id, method="NIST 800-88 clear", statement="Every copy was deleted."
+    )
     assert get_package(c.vault, manifest.package_id, RECEIVED).closed
     assert c.actions()[-1] == "package.destroyed"
     with pytest.raises(PackageRejected, match="already certified"):

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyrage
 import pytest
+from partners_setup import PASS, TODAY, Org, execute_agreement
 
 from agreements import Vault
 from agreements._agreement_store import (
-    create_agreement,
-    export_agreement,
-    import_agreement,
     require_in_force,
-    sign_agreement,
 )
-from agreements._identity import create_identity, our_card, signing_key
+from agreements._identity import signing_key
 from agreements._package import seal
 from agreements._package_store import RECEIVED, SENT, get_package, outstanding_past_deadline
 from agreements._partners import import_card, revoke_partner
@@ -33,54 +30,21 @@ from agreements._workflows import (
 from agreements.errors import AgreementError, PackageRejected
 from deid.errors import OutputError
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
-PASS = "correct horse battery staple"
-TODAY = date.today()
 EXPIRES = TODAY + timedelta(days=365)
 DEADLINE = TODAY + timedelta(days=455)
-
-
-class Org:
-    def __init__(self, path: Path, org: str = "", kind: str = "", *, new: bool = False) -> None:
-        if new:
-            self.vault = Vault.create(path, PASS)
-            self.card = create_identity(self.vault, org, kind, "data@example.org")
-        else:
-            self.vault = Vault.open(path, PASS)
-            self.card = our_card(self.vault)
-        self.fp = self.card.fingerprint()
-
-    def last(self) -> str:
-        return self.vault.audit.entries()[-1].action
+DATES = {"expires": EXPIRES, "deadline": DEADLINE}
 
 
 @pytest.fixture(scope="module")
 def _prepared(tmp_path_factory) -> tuple[Path, Path, str]:
+    """District and college vaults that trust each other and hold one executed agreement."""
     base = tmp_path_factory.mktemp("orgs")
-    d = Org(base / "district.vault", "Lakeview Unified School District", "district", new=True)
-    c = Org(base / "college.vault", "Riverbend Community College", "college", new=True)
-    import_card(d.vault, c.card, verified=True)
-    import_card(c.vault, d.card, verified=True)
-    terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-    terms.pop("id")
-    reps = [p["authorized_representative"] for p in terms["parties"]]
-    terms["parties"] = [
-        {"fingerprint": d.fp, "roles": ["provider"], "authorized_representative": reps[0]},
-        {"fingerprint": c.fp, "roles": ["recipient"], "authorized_representative": reps[1]},
-    ]
-    terms["effective"] = (TODAY - timedelta(days=30)).isoformat()
-    terms["expires"] = EXPIRES.isoformat()
-    terms["destruction"]["deadline"] = DEADLINE.isoformat()
-    draft = create_agreement(d.vault, terms)
-    sign_agreement(d.vault, draft.id)
-    export_agreement(d.vault, draft.id, base / "proposal.json")
-    import_agreement(c.vault, base / "proposal.json")
-    sign_agreement(c.vault, draft.id)
-    export_agreement(c.vault, draft.id, base / "executed.json")
-    import_agreement(d.vault, base / "executed.json")
+    d = Org(base / "district.vault", "Lakeview Unified School District", "district")
+    c = Org(base / "college.vault", "Riverbend Community College", "college")
+    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], base, **DATES)
     d.vault.close()
     c.vault.close()
-    return base / "district.vault", base / "college.vault", draft.id
+    return base / "district.vault", base / "college.vault", agreement_id
 
 
 @pytest.fixture
@@ -89,7 +53,7 @@ def sides(_prepared, tmp_path):
     orgs = []
     for path in (d_path, c_path):
         shutil.copyfile(path, tmp_path / path.name)
-        orgs.append(Org(tmp_path / path.name))
+        orgs.append(Org(tmp_path / path.name, new=False))
     yield orgs[0], orgs[1], agreement_id
     for org in orgs:
         org.vault.close()
@@ -105,8 +69,9 @@ def extract(tmp_path: Path) -> Path:
 def test_full_exchange(sides, tmp_path: Path, extract: Path) -> None:
     d, c, agreement_id = sides
     (tmp_path / "outbox").mkdir()
-    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract, 2)], {"rows_out": 2},
-                                tmp_path / "outbox" / "p.age")
+    sealed = seal_for_agreement(
+        d.vault, agreement_id, [("students.csv", extract, 2)], {"rows_out": 2}, tmp_path / "outbox" / "p.age"
+    )
     assert sealed.manifest.recipients == (c.card.age_recipient,)
     assert sealed.record.direction == SENT and d.last() == "package.sealed"
 
@@ -121,7 +86,8 @@ def test_full_exchange(sides, tmp_path: Path, extract: Path) -> None:
     assert get_package(d.vault, sealed.manifest.package_id, SENT).delivered_to == (c.fp,)
 
     assert [r.package_id for r, _ in outstanding_past_deadline(d.vault, DEADLINE + timedelta(days=1))] == [
-        sealed.manifest.package_id]
+        sealed.manifest.package_id
+    ]
     destroy(c.vault, sealed.manifest.package_id, tmp_path / "certificate.json")
     import_certificate_file(d.vault, tmp_path / "certificate.json")
     assert outstanding_past_deadline(d.vault, DEADLINE + timedelta(days=1)) == []
@@ -146,8 +112,13 @@ def test_replay_revoked_and_expired_are_refused(sides, tmp_path: Path, extract: 
     assert entry.package == sealed.manifest.package_id and "replay" in entry.details["reason"]
 
     again = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "q.age")
-    _refused(c, again.path, tmp_path / "in3", r"expired on .* destroyed by " + DEADLINE.isoformat(),
-             today=EXPIRES + timedelta(days=1))
+    _refused(
+        c,
+        again.path,
+        tmp_path / "in3",
+        r"expired on .* destroyed by " + DEADLINE.isoformat(),
+        today=EXPIRES + timedelta(days=1),
+    )
     revoke_partner(c.vault, d.fp, "key lost")
     _refused(c, again.path, tmp_path / "in4", "revoked")
     assert c.vault.audit.entries()[-1].package is None  # an untrusted manifest names nothing in the log
@@ -160,24 +131,48 @@ def test_manifest_outside_the_agreement_is_refused(sides, tmp_path: Path, extrac
 
     def raw(name: str, recipients: list[str], signer: Org = d) -> Path:
         out = tmp_path / name
-        seal([("students.csv", extract)], {}, agreement_id=agreement.id, agreement_hash=agreement.sha256,
-             sender_key=signing_key(signer.vault), sender_fingerprint=signer.fp, recipients=recipients,
-             audit_head=(0, "0" * 64), out=out)
+        seal(
+            [("students.csv", extract)],
+            {},
+            agreement_id=agreement.id,
+            agreement_hash=agreement.sha256,
+            sender_key=signing_key(signer.vault),
+            sender_fingerprint=signer.fp,
+            recipients=recipients,
+            audit_head=(0, "0" * 64),
+            out=out,
+        )
         return out
 
-    _refused(c, raw("extra.age", [c.card.age_recipient, str(stranger.to_public())]), tmp_path / "a",
-             "also encrypted to someone")
+    _refused(
+        c,
+        raw("extra.age", [c.card.age_recipient, str(stranger.to_public())]),
+        tmp_path / "a",
+        "also encrypted to someone",
+    )
     _refused(c, raw("elsewhere.age", [str(stranger.to_public())]), tmp_path / "b", "not addressed")
     # The college signs a package as if it were a provider and sends it to the district.
     _refused(d, raw("wrong-way.age", [d.card.age_recipient], signer=c), tmp_path / "c", "not a provider")
     # A valid signature by the district, over a manifest for an agreement the college does not hold.
     other = tmp_path / "other.age"
-    seal([("students.csv", extract)], {}, agreement_id="agr-elsewhere", agreement_hash="ab" * 32,
-         sender_key=signing_key(d.vault), sender_fingerprint=d.fp, recipients=[c.card.age_recipient],
-         audit_head=(0, "0" * 64), out=other)
+    seal(
+        [("students.csv", extract)],
+        {},
+        agreement_id="agr-elsewhere",
+        agreement_hash="ab" * 32,
+        sender_key=signing_key(d.vault),
+        sender_fingerprint=d.fp,
+        recipients=[c.card.age_recipient],
+        audit_head=(0, "0" * 64),
+        out=other,
+    )
     _refused(c, other, tmp_path / "d", "does not hold")
     # Signed by an organization the college has never heard of, or has not verified.
-    e = Org(tmp_path / "employer.vault", "Harbor Logistics", "employer", new=True)
+    e = Org(
+        tmp_path / "employer.vault",
+        "Harbor Logistics",
+        "employer",
+    )
     try:
         _refused(c, raw("stranger.age", [c.card.age_recipient], signer=e), tmp_path / "e", "does not know")
         import_card(c.vault, e.card)  # imported, not verified
@@ -192,8 +187,14 @@ def test_sealing_is_gated(sides, tmp_path: Path, extract: Path) -> None:
         seal_for_agreement(c.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
     assert c.last() == "package.seal_refused" and not (tmp_path / "p.age").exists()
     with pytest.raises(AgreementError, match="not in force"):
-        seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age",
-                           today=EXPIRES + timedelta(days=1))
+        seal_for_agreement(
+            d.vault,
+            agreement_id,
+            [("students.csv", extract)],
+            {},
+            tmp_path / "p.age",
+            today=EXPIRES + timedelta(days=1),
+        )
     assert d.last() == "package.seal_refused" and not (tmp_path / "p.age").exists()
 
 
@@ -210,8 +211,9 @@ def test_non_empty_destination_is_refused_and_audited(sides, tmp_path: Path, ext
 # ---------------------------------------------------------------------------------------------- the CLI
 
 
-def test_cli_open_receipt_destroy_and_list(sides, tmp_path: Path, extract: Path, run_cli,
-                                           monkeypatch) -> None:
+def test_cli_open_receipt_destroy_and_list(
+    sides, tmp_path: Path, extract: Path, run_cli, monkeypatch
+) -> None:
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract, 2)], {}, tmp_path / "p.age")
     pid = sealed.manifest.package_id
@@ -220,8 +222,16 @@ def test_cli_open_receipt_destroy_and_list(sides, tmp_path: Path, extract: Path,
     monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
     dv, cv = str(d.vault.path), str(c.vault.path)
 
-    code, out, err = run_cli("--vault", cv, "open", tmp_path / "p.age", "--out", tmp_path / "inbox",
-                             "--receipt", tmp_path / "r.json")
+    code, out, err = run_cli(
+        "--vault",
+        cv,
+        "open",
+        tmp_path / "p.age",
+        "--out",
+        tmp_path / "inbox",
+        "--receipt",
+        tmp_path / "r.json",
+    )
     assert code == 0, err
     assert f"Opened package {pid} from Lakeview Unified School District" in out and "r.json" in out
     assert (tmp_path / "inbox" / "data" / "students.csv").read_bytes() == extract.read_bytes()
@@ -235,8 +245,9 @@ def test_cli_open_receipt_destroy_and_list(sides, tmp_path: Path, extract: Path,
     listed = json.loads(out)
     assert code == 0 and listed[0]["package_id"] == pid and listed[0]["delivered_to"] == [c.fp]
 
-    code, out, err = run_cli("--vault", cv, "destroy", pid, "--certificate", tmp_path / "cert.json",
-                             "--method", "shredded")
+    code, out, err = run_cli(
+        "--vault", cv, "destroy", pid, "--certificate", tmp_path / "cert.json", "--method", "shredded"
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "cert.json").read_text())["method"] == "shredded"
     assert run_cli("--vault", dv, "certificate", "import", tmp_path / "cert.json")[0] == 0
@@ -246,8 +257,9 @@ def test_cli_open_receipt_destroy_and_list(sides, tmp_path: Path, extract: Path,
     assert code == 0 and "No package is outstanding" in out
 
 
-def test_cli_tampered_package_is_one_sentence(sides, tmp_path: Path, extract: Path, run_cli,
-                                              monkeypatch) -> None:
+def test_cli_tampered_package_is_one_sentence(
+    sides, tmp_path: Path, extract: Path, run_cli, monkeypatch
+) -> None:
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
     data = bytearray(sealed.path.read_bytes())
