@@ -71,7 +71,7 @@ def vault_file(tmp_path_factory):
     return path
 
 
-def open_link_page(qtbot, tmp_path, vault_file, runner=None):
+def open_link_page(qtbot, tmp_path, vault_file, runner=None, synchronous=True):
     """The unlocked window on "Link two files" (reached with its sidebar shortcut, Ctrl+3)."""
     from desktop.tasks import SyncRunner
     from desktop.ui.link_page import LinkPage
@@ -80,7 +80,7 @@ def open_link_page(qtbot, tmp_path, vault_file, runner=None):
 
     qs = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     session = Session(vault_path=vault_file, settings=Settings(qs), runner=runner or SyncRunner(),
-                      synchronous=True)  # fmt: skip
+                      synchronous=synchronous)  # fmt: skip
     window = MainWindow(session)
     qtbot.addWidget(window)
     window.show()
@@ -88,6 +88,7 @@ def open_link_page(qtbot, tmp_path, vault_file, runner=None):
     qtbot.waitUntil(window.isActiveWindow, timeout=2_000)
     qtbot.keyClicks(window.unlock.passphrase, PASS)
     qtbot.keyClick(window.unlock.passphrase, Qt.Key_Return)
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
     ws = window.workspace
     assert ws is not None
     titles = [ws.sidebar.item(i).text() for i in range(ws.sidebar.count())]
@@ -172,7 +173,7 @@ def test_a_file_without_link_tokens_is_one_sentence_and_writes_nothing(qtbot, tm
     out.parent.mkdir()
     drop_file(page.side_a.drop, files["district"])
     drop_file(page.side_b.drop, files["no_tokens"])
-    assert "no link-tokens column" in page.side_b.line.text()
+    assert "no single link-tokens column" in page.side_b.line.text()
     text = page.message.label.text()
     assert page.message.isVisible() and "no-tokens.csv" in text and "\n" not in text and text.count(". ") == 0
     assert not page.link_button.isEnabled()
@@ -212,12 +213,16 @@ def test_cancel_before_writing_leaves_nothing(qtbot, tmp_path, files, vault_file
 
 
 def test_link_in_the_real_worker_process(qtbot, tmp_path, files, vault_file):
-    """Once with the app's own runner: the job runs in a spawned worker and its report comes back."""
+    """Once as the app runs: the files are read on a pool thread, the job runs in a spawned worker and
+    its report comes back."""
     from desktop.tasks import ProcessRunner
 
-    _, page = open_link_page(qtbot, tmp_path, vault_file, runner=ProcessRunner())
+    _, page = open_link_page(qtbot, tmp_path, vault_file, runner=ProcessRunner(), synchronous=False)
     drop_file(page.side_a.drop, files["district"])
     drop_file(page.side_b.drop, files["college"])
+    assert "reading" in page.side_b.line.text() or page.side_b.info is not None
+    qtbot.waitUntil(page.link_button.isEnabled, timeout=10_000)
+    assert f"{ROWS} rows" in page.side_b.line.text()
     page.out_path.setText(str(tmp_path / "linked.csv"))
     page.report_path.setText(str(tmp_path / "linked-report.json"))
     qtbot.mouseClick(page.link_button, Qt.LeftButton)

@@ -478,7 +478,7 @@ def open_received_package(ctx: JobContext, package: str, out_dir: str, receipt: 
 
 
 def describe_link_file(path: str) -> dict[str, Any]:
-    """Rows of a de-identified file and its link-tokens column (``None`` when it has none), for the
+    """Rows of a de-identified file and its link-tokens column (``None``: none, or several), for the
     line under each file on the Link page. Short work (a thread, not the worker): reads the file once."""
     from deid import read_table
     from deid._linkage import find_token_column

@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -220,8 +221,12 @@ class LinkPage(QWidget):
             self._set_out(str(p.parent / "linked.csv"))
         self._update_button()
 
+        def stale() -> bool:
+            # Another file was chosen since, or the window was locked (the page is gone) while reading.
+            return side.generation != generation or not shiboken6.isValid(self.message)
+
         def done(info: dict[str, Any]) -> None:
-            if side.generation != generation:
+            if stale():
                 return
             side.info = info
             rows = f"{info['rows']:,} row{'s' if info['rows'] != 1 else ''}"
@@ -229,15 +234,15 @@ class LinkPage(QWidget):
                 side.line.setText(f"<b>{escape(p.name)}</b>: {rows}; link tokens in column "
                                   f"<b>{escape(info['token_column'])}</b>.")  # fmt: skip
             else:
-                side.line.setText(f"<b>{escape(p.name)}</b>: {rows}; <b>no link-tokens column</b>.")
+                side.line.setText(f"<b>{escape(p.name)}</b>: {rows}; <b>no single link-tokens column</b>.")
                 self.message.show_error(
-                    f"{p.name} has no link-tokens column: de-identify it with the link_tokens treatment "
-                    "(under the agreement's linkage secret) before linking."
+                    f"{p.name} does not have exactly one link-tokens column: de-identify it with the "
+                    "link_tokens treatment (under the agreement's linkage secret) before linking."
                 )
             self._update_button()
 
         def failed(error: Exception) -> None:
-            if side.generation != generation:
+            if stale():
                 return
             side.info = None
             side.line.setText(f"<b>{escape(p.name)}</b>: cannot be read.")
