@@ -119,7 +119,7 @@ def encrypt_chunks(chunks: Iterator[bytes], out: IO[bytes], recipients: Sequence
             close()  # a generator closes the source files it holds open
 
 
-def _classify(exc: BaseException) -> AgeFailure:
+def _classify(exc: BaseException, source: Path | None = None) -> AgeFailure:
     """Map a rage error (its Display text is all pyrage exposes) to a failure kind and a plain sentence."""
     low = str(exc).lower()
     if "armor" in low or "decodeerror" in low:
@@ -131,7 +131,8 @@ def _classify(exc: BaseException) -> AgeFailure:
             return AgeFailure("The package header's authentication code does not match (tampered).", HMAC)
         if "decryption failed" in low:
             return AgeFailure("The package's content is damaged or truncated.", PAYLOAD)
-        return AgeFailure("The file is not a valid age package (its header is malformed).", HEADER)
+        name = source.name if source is not None else "The file"
+        return AgeFailure(f"{name} is not a valid age package (its header is malformed).", HEADER)
     # rage reports a bad STREAM chunk, a truncation or trailing data as an I/O error from its copy loop.
     return AgeFailure("The package's content is damaged or truncated.", PAYLOAD)
 
@@ -182,4 +183,4 @@ def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) ->
     except Exception as exc:
         if box.error is not None:
             raise box.error from None
-        raise _classify(exc) from exc
+        raise _classify(exc, Path(source)) from exc

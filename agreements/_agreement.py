@@ -906,6 +906,9 @@ def load_json(data: bytes | str, source: str) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise AgreementError(f"{source} is not JSON{where}.") from None
+    except RecursionError:
+        # json's C parser recurses per level: a hostile file nested thousands deep must be one sentence.
+        raise AgreementError(f"{source} is nested too deeply to be an agreement.") from None
 
 
 def parse_agreement(data: bytes | str, *, source: str = "the agreement") -> Agreement:

@@ -594,8 +594,14 @@ def read_bundle(path: Path | str) -> dict[str, Any]:
             data = json.load(fh)
     except FileNotFoundError as exc:
         raise AuditError(f"The audit bundle {p} does not exist.") from exc
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except IsADirectoryError as exc:
+        raise AuditError(f"The audit bundle {p} is a folder, not a file.") from exc
+    except OSError as exc:
+        raise AuditError(f"Cannot read the audit bundle {p}: {exc.strerror or exc}.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
         raise AuditError(f"The audit bundle {p} is not valid JSON.") from exc
+    except RecursionError:
+        raise AuditError(f"The audit bundle {p} is nested too deeply to be an audit bundle.") from None
     if not isinstance(data, dict) or data.get("pathshare_audit_bundle") is None:
         raise AuditError(f"{p} is not a PathShare audit bundle.")
     if data["pathshare_audit_bundle"] != BUNDLE_VERSION:

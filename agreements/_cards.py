@@ -69,6 +69,8 @@ class Card:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise PartnerError(f"{source} is not valid JSON.") from exc
+        except RecursionError:
+            raise PartnerError(f"{source} is nested too deeply to be a card.") from None
         return cls.from_dict(data, source)
 
     @classmethod

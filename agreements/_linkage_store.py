@@ -285,12 +285,22 @@ def import_linkage_key(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
     return agreement
 
 
+# A key file is a few hundred bytes; anything far larger is not one (and is not read into memory).
+_MAX_KEY_FILE_BYTES = 1 << 20
+
+
 def _read_key_file(p: Path) -> tuple[dict[str, Any], str]:
     try:
+        if p.stat().st_size > _MAX_KEY_FILE_BYTES:
+            raise PackageRejected(f"{p} is too large to be a PathShare linkage key file.")
         data = json.loads(p.read_bytes())
     except FileNotFoundError as exc:
         raise InputError(f"{p} does not exist.") from exc
-    except (OSError, ValueError) as exc:
+    except IsADirectoryError as exc:
+        raise InputError(f"{p} is a folder, not a linkage key file.") from exc
+    except OSError as exc:
+        raise InputError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise PackageRejected(f"{p} is not a PathShare linkage key file (not JSON).") from exc
     doc = data.get("document") if isinstance(data, dict) else None
     signature = data.get("signature") if isinstance(data, dict) else None

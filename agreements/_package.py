@@ -448,6 +448,8 @@ def open_package(
     """
     path, out_dir = Path(path), Path(out_dir)
     _check_destination(out_dir)
+    if not path.exists():
+        raise PackageRejected(f"{path} is not a file (there is nothing there).")
     if not path.is_file():
         raise PackageRejected(f"{path} is not a file.")
     try:
@@ -983,13 +985,23 @@ def _signed(
     return body
 
 
+# A receipt or certificate is under a kilobyte; a file far larger is refused before it is read.
+_MAX_RETURNED_DOCUMENT_BYTES = 1 << 20
+
+
 def load_json_document(path: Path, what: str) -> Any:
     """Read a receipt or certificate file; InputError naming the file if it is not JSON."""
     try:
+        if Path(path).stat().st_size > _MAX_RETURNED_DOCUMENT_BYTES:
+            raise InputError(f"{path} is too large to be a {what}.")
         return json.loads(Path(path).read_bytes(), object_pairs_hook=_no_duplicate_keys)
+    except FileNotFoundError as exc:
+        raise InputError(f"There is no {what} file {path}.") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path} is a folder, not a {what} file.") from exc
     except OSError as exc:
         raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from exc
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, RecursionError) as exc:  # RecursionError: nested thousands deep
         raise InputError(f"{path} is not a {what} (not valid JSON).") from exc
 
 

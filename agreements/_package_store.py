@@ -264,16 +264,24 @@ def _signer(vault: Vault, fingerprint: str, what: str) -> Any:
         raise PackageRejected(f"The {what} is signed by {fingerprint}, not a trusted partner: {exc}") from exc
 
 
-def import_receipt(vault: Vault, receipt: Any) -> Receipt:
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def import_receipt(vault: Vault, receipt: Any, source: str = "The receipt") -> Receipt:
     """Verify a recipient's signed receipt for a package we sent and record it (``package.delivered``).
 
     Refused (PackageRejected, audited) when we sent no such package, the manifest hash differs, the
     signer is not a trusted partner, or the signer is not one of the package's recipients.
     """
     try:
-        if not isinstance(receipt, dict) or not isinstance(receipt.get("recipient"), str):
-            raise PackageRejected("The receipt is malformed.")
-        package = get_package(vault, str(receipt.get("package_id", "")), SENT)
+        if not isinstance(receipt, dict) or not all(
+            _nonempty_str(receipt.get(k)) for k in ("recipient", "package_id")
+        ):
+            raise PackageRejected(
+                f"{source} is not a PathShare receipt (its fields are missing or malformed)."
+            )
+        package = get_package(vault, receipt["package_id"], SENT)
         partner = _signer(vault, receipt["recipient"], "receipt")
         checked = verify_receipt(receipt, partner.card.signing_key)
         if checked.manifest_hash != package.manifest_hash:
@@ -354,19 +362,23 @@ def certify_destruction(
     return cert
 
 
-def import_destruction_certificate(vault: Vault, certificate: Any) -> DestructionCertificate:
+def import_destruction_certificate(
+    vault: Vault, certificate: Any, source: str = "The destruction certificate"
+) -> DestructionCertificate:
     """Provider side: verify a recipient's destruction certificate for a package we sent and record it.
 
     The package is closed once every recipient's certificate is held (``package.destruction_certified``).
     Refusals are audited and raised as PackageRejected.
     """
     try:
-        if not isinstance(certificate, dict):
-            raise PackageRejected("The destruction certificate is malformed.")
-        package = get_package(vault, str(certificate.get("package_id", "")), SENT)
-        fingerprint = certificate.get("recipient")
-        if not isinstance(fingerprint, str):
-            raise PackageRejected("The destruction certificate is malformed.")
+        if not isinstance(certificate, dict) or not all(
+            _nonempty_str(certificate.get(k)) for k in ("recipient", "package_id")
+        ):
+            raise PackageRejected(
+                f"{source} is not a PathShare destruction certificate (its fields are missing or malformed)."
+            )
+        package = get_package(vault, certificate["package_id"], SENT)
+        fingerprint = certificate["recipient"]
         partner = _signer(vault, fingerprint, "destruction certificate")
         checked = verify_destruction_certificate(certificate, partner.card.signing_key)
         if checked.manifest_hash != package.manifest_hash or checked.agreement_id != package.agreement_id:

@@ -86,6 +86,10 @@ def _partner(row: tuple) -> Partner:
     )
 
 
+# A card is about a kilobyte; a file far larger is refused before it is read into memory.
+_MAX_CARD_BYTES = 1 << 20
+
+
 def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False) -> ImportResult:
     """Import a partner's card (a Card or a card file); audited, refusals too.
 
@@ -95,7 +99,13 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
     if not isinstance(card, Card):
         path = Path(card)
         try:
+            if path.stat().st_size > _MAX_CARD_BYTES:
+                raise PartnerError(f"The card file {path.name} is too large to be a PathShare card.")
             text = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise PartnerError(f"There is no card file {path}.") from exc
+        except IsADirectoryError as exc:
+            raise PartnerError(f"{path} is a folder, not a card file.") from exc
         except OSError as exc:
             raise PartnerError(f"Cannot read the card file {path}: {exc.strerror or exc}.") from exc
         try:

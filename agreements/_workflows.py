@@ -305,7 +305,8 @@ def open_received(
 
 def import_receipt_file(vault: Vault, path: str | Path) -> Any:
     """``pathshare receipt import``: verify a recipient's receipt and mark the package delivered."""
-    return import_receipt(vault, load_json_document(Path(path), "receipt"))
+    source = f"The receipt file {Path(path).name}"
+    return import_receipt(vault, load_json_document(Path(path), "receipt"), source)
 
 
 def destroy(
@@ -326,4 +327,6 @@ def destroy(
 
 def import_certificate_file(vault: Vault, path: str | Path) -> Any:
     """``pathshare certificate import``: verify a recipient's destruction certificate and record it."""
-    return import_destruction_certificate(vault, load_json_document(Path(path), "destruction certificate"))
+    source = f"The certificate file {Path(path).name}"
+    doc = load_json_document(Path(path), "destruction certificate")
+    return import_destruction_certificate(vault, doc, source)
