@@ -174,7 +174,8 @@ def _parse(
                 continue
             if "UTF8" in msg and encoding in ("utf-8", "utf-8-sig"):
                 raise _NotUtf8() from exc
-            raise _translate_arrow_error(p, exc) from exc
+            # from None: pyarrow's messages may quote the text of a row
+            raise _translate_arrow_error(p, exc) from None
     raise AssertionError("unreachable")
 
 
@@ -225,7 +226,8 @@ def _translate_arrow_error(p: Path, exc: Exception) -> InputError:
         return InputError(f"{p} has a value longer than 1 MB or a quote that is never closed.")
     if "UTF8" in msg or "utf8" in msg.lower():
         return InputError(f"{p} contains bytes that are not valid text in its encoding.")
-    return InputError(f"{p} is not a well-formed CSV file ({msg.splitlines()[0][:120]}).")
+    # pyarrow's own words are not repeated: some of its messages quote the row they stopped at.
+    return InputError(f"{p} is not a well-formed CSV file (check its quotes and delimiters).")
 
 
 def _repair_ragged(
@@ -414,7 +416,8 @@ def _sniff(p: Path, sample: str) -> tuple[str, list[str]]:
     for delim in _DELIMITERS:
         try:
             rows = []
-            for i, row in enumerate(csv.reader(io.StringIO(complete), delimiter=delim)):
+            # newline=None: rows ended by a lone CR (old Mac exports) are rows too, as pyarrow reads them
+            for i, row in enumerate(csv.reader(io.StringIO(complete, newline=None), delimiter=delim)):
                 if row:
                     rows.append(row)
                 if i > 200:
@@ -431,7 +434,14 @@ def _sniff(p: Path, sample: str) -> tuple[str, list[str]]:
             best = score
     if best is None:
         # A single column, or not delimited at all.
-        first = next(csv.reader(io.StringIO(complete)), [])
+        try:
+            first = next(csv.reader(io.StringIO(complete, newline=None)), [])
+        except csv.Error:
+            # csv's own message names no value, but a sentence of ours says what to do
+            raise InputError(
+                f"{p} is not a well-formed CSV file: its header row cannot be read (a field over "
+                f"128 KB or stray quotes)."
+            ) from None
         if not first:
             raise InputError(f"{p} is empty.")
         return ",", [h.strip() for h in first]

@@ -64,7 +64,7 @@ import pyarrow.compute as pc
 from deid._policy import ColumnRule
 from deid._treatments import TREATMENTS as _TREATMENTS
 from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
-from deid.errors import InputError, PolicyError
+from deid.errors import InputError, OutputError, PolicyError
 
 TOKEN_COLUMN = "link_tokens"
 KEY_PURPOSE = "link_tokens"
@@ -835,12 +835,32 @@ def link(
     cb = find_token_column(tb, str(file_b), columns[1])
     links = link_tables(ta.column(ca), tb.column(cb), method=method, names=(str(file_a), str(file_b)))
     links.report.token_columns = (ca, cb)
-    if out is not None:
-        joined = _joined_table(ta.drop_columns([ca]), tb.drop_columns([cb]), links)
-        write_table(joined, out)
-        links.report.output = str(out)
-    if report is not None:
-        links.report.write(report)
+    written: list[Path] = []
+
+    def write_report() -> None:
+        if report is not None:
+            try:
+                links.report.write(report)
+            except OSError as exc:
+                raise OutputError(f"Cannot write {report}: {exc.strerror or 'the system refused'}.") from None
+            written.append(Path(report))
+
+    if out is None:
+        write_report()
+        return links
+    joined = _joined_table(ta.drop_columns([ca]), tb.drop_columns([cb]), links)
+    links.report.output = str(out)
+
+    def before_commit(_tmp: Path) -> None:
+        # The report is saved before the linked file appears: a failure leaves neither (all or nothing).
+        write_report()
+
+    try:
+        write_table(joined, out, before_commit=before_commit)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return links
 
 

@@ -707,8 +707,14 @@ def suggest_mapping(
 def _suggest_derived(
     source_element: str, prof: ValueProfile, els: Sequence[Element], assigned: set[str]
 ) -> dict[str, dict[str, str]]:
-    """Elements no column holds that this column's values can fill (see ``Element.derive_from``)."""
+    """Elements no column holds that this column's values can fill (see ``Element.derive_from``).
+
+    Only values PathShare recognizes are listed (the rule's own spellings, the source element's codes
+    and the spellings that recode to them): the listing is shown by ``map`` and kept in profiles that
+    are shared with partners, so an unexpected value of the file never goes into it (it is left empty,
+    and validation reports it as outside the source element's code set)."""
     out: dict[str, dict[str, str]] = {}
+    source = next((el for el in els if el.name == source_element), None)
     for el in els:
         rule = el.derive_from
         if not rule or el.name in assigned or rule.get("element") != source_element or not prof.top_values:
@@ -716,6 +722,8 @@ def _suggest_derived(
         yes = {_norm_value(v) for v in rule.get("yes", ())}
         unknown = {_norm_value(v) for v in rule.get("unknown", ())}
         values = [v for v, _ in prof.top_values]
+        known = set(source.codes) | set(suggest_recodes(values, source)) if source is not None else set()
+        values = [v for v in values if v in known or _norm_value(v) in yes or _norm_value(v) in unknown]
         if not any(_norm_value(v) in yes for v in values):
             continue
         yes_code, no_code = str(rule.get("then", "Y")), str(rule.get("else", "N"))

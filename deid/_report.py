@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from deid._atomic import write_bytes_atomic
+from deid.errors import OutputError
 
 REPORT_VERSION = 1
 
@@ -82,8 +83,13 @@ class DeidReport:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the JSON report atomically."""
-        write_bytes_atomic(path, self.to_json().encode("utf-8"), perm=0o644)
+        """Write the JSON report atomically (OutputError naming ``path`` if the system refuses)."""
+        try:
+            write_bytes_atomic(path, self.to_json().encode("utf-8"), perm=0o644)
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot write the report {path}: {exc.strerror or 'the system refused'}."
+            ) from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeidReport:

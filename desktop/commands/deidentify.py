@@ -116,12 +116,16 @@ def run_deid(args: argparse.Namespace) -> int:
 def _run_for_agreement(args: argparse.Namespace) -> int:
     """``deid INPUT --agreement ID``: the agreement's mapping, policy and release secret from the vault."""
     from agreements._prepare import deidentify_for_agreement
-    from deid._atomic import write_bytes_atomic
+    from deid._atomic import check_output_path, write_bytes_atomic
     from deid.errors import PolicyError
     from desktop.commands._vaultargs import open_vault
 
     if args.secret_file:
         raise PolicyError("--secret-file goes with --policy; under an agreement the vault keeps the secret.")
+    if args.report:
+        # checked before anything is written: a report that cannot be written must not leave an
+        # output without its report behind
+        check_output_path(args.report)
     bar = _ProgressLine() if sys.stderr.isatty() else None
     vault = open_vault(args)
     try:
