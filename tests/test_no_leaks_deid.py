@@ -453,7 +453,8 @@ def test_link_report_that_cannot_be_written_leaves_no_linked_file(tmp_path, run_
     people = pa.table({"ssid": [f"{1000000000 + i:010d}" for i in range(6)], "first": FIRSTS[:6],
                        "last": LASTS[:6], "birth": [f"2008-01-1{i}" for i in range(6)]})  # fmt: skip
     rule = {"treatment": "link_tokens", "as": "link_tokens", "from": ["first", "last", "birth"]}
-    policy = Policy.from_dict({"pathshare_policy": 1, "k": 1, "drop_unlisted": True, "columns": {"ssid": rule}})
+    policy = Policy.from_dict({"pathshare_policy": 1, "k": 1, "drop_unlisted": True,
+                               "columns": {"ssid": rule}})  # fmt: skip
     out, _report = deidentify(people, policy, secret=b"k" * 32)
     write_table(out, tmp_path / "a.csv")
     write_table(out, tmp_path / "b.csv")
