@@ -57,7 +57,8 @@ _MEASURE = textwrap.dedent(
     t0 = time.perf_counter()
     {body}
     elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec on Linux).
+    peak = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) * 1024
     print(json.dumps({{"seconds": elapsed, "peak_rss_bytes": peak, **extra}}))
     """
 )

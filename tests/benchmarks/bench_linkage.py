@@ -34,6 +34,11 @@ RESULTS = ROOT / "bench-results" / "linkage.json"
 
 _TOKENIZE = r"""
 import json, resource, sys, time
+
+
+def peak_mb():
+    # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec on Linux).
+    return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) / 1024
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from deid._linkage import LinkFields, link_tokens
@@ -65,12 +70,17 @@ print(json.dumps({
     "generate_s": t_gen, "tokenize_s": t_tok,
     "tokens_per_row": float(pc.mean(pc.divide(pc.add(pc.utf8_length(tokens), 1), 13)).as_py()),
     "file_bytes": sum((folder / f"{n}.parquet").stat().st_size for n in ("district", "college")),
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": peak_mb(),
 }))
 """
 
 _LINK = r"""
 import json, resource, sys, time
+
+
+def peak_mb():
+    # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec on Linux).
+    return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) / 1024
 from pathlib import Path
 import numpy as np
 from deid._linkage import evaluate, link, truth_pairs
@@ -80,7 +90,7 @@ t0 = time.perf_counter()
 links = link(folder / "district.parquet", folder / "college.parquet", folder / f"linked_{method}.parquet",
              method=method)
 elapsed = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mb()
 truth = truth_pairs(np.load(folder / "district_person.npy"), np.load(folder / "college_person.npy"))
 score = evaluate(links.pairs(), truth)
 p, r = score["precision"], score["recall"]
