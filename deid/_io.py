@@ -26,6 +26,7 @@ import codecs
 import csv
 import io
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -584,6 +585,7 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
     last_named = max((i for i, n in enumerate(names) if n), default=-1)
     if last_named < 0:
         raise InputError(f"{p} has no column names in its first row.")
+    _check_header_is_not_data(p, names)
     dropped_trailing = 0
     for i, name in enumerate(names):
         col = table.column(i)
@@ -635,6 +637,26 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
             row = pc.index(pc.greater(lengths, MAX_CELL_BYTES), True).as_py()
             raise InputError(f"{p}: the cell in column '{name}', data row {row + 1}, is larger than 1 MB.")
     return table
+
+
+# A header cell shaped like one of these is a student's value: the file has no header row.
+_DATA_HEADERS = (
+    (re.compile(r"\d{3}-\d{2}-\d{4}"), "a Social Security number"),
+    (re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"), "an e-mail address"),
+    (re.compile(r"(\+?1[ .-]?)?(\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}"), "a phone number"),
+)
+
+
+def _check_header_is_not_data(p: Path, names: list[str]) -> None:
+    """Refuse a file whose first row is a student's record: its values would become column names (and
+    so appear in messages, reports and the mapping), and the student would be missing from the data."""
+    for i, name in enumerate(names):
+        for pattern, what in _DATA_HEADERS:
+            if pattern.fullmatch(name.strip()):
+                raise InputError(
+                    f"{p} has no header row: the first row's column {i + 1} holds {what}, not a "
+                    f"column name; add a row of column names at the top."
+                )
 
 
 # -------------------------------------------------------------------------------------- writers

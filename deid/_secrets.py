@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._atomic import write_bytes_atomic
-from deid.errors import InputError, PolicyError
+from deid.errors import InputError, OutputError, PolicyError
 
 MIN_SECRET_BYTES = 16
 _MAGIC = b"PSXW1"
@@ -40,7 +40,12 @@ def load_secret(path: str | os.PathLike[str], *, create: bool = True) -> tuple[b
     if not p.exists():
         if not create:
             raise PolicyError(f"The secret file {p} does not exist.")
-        write_bytes_atomic(p, _secrets.token_hex(32).encode("ascii") + b"\n", perm=0o600)
+        try:
+            write_bytes_atomic(p, _secrets.token_hex(32).encode("ascii") + b"\n", perm=0o600)
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot create the secret file {p}: {exc.strerror or 'the system refused'}."
+            ) from None
         created = True
     try:
         data = p.read_bytes().strip()

@@ -210,7 +210,9 @@ def _malformed_csvs() -> dict[str, tuple[bytes, str]]:
         "undecodable": (bad_bytes, ""),
         "duplicate_header": (dup_header.encode(), "two columns named"),
         "header_only": (head.encode() + b"\n", "no data rows"),
-        "headerless": (good.encode(), ""),
+        # the first row is a student's: refused, or the values would become column names (in messages,
+        # the report and the mapping) and the student would be missing from the output
+        "headerless": (good.encode(), "no header row"),
         # old Mac exports end rows with a lone CR: read, not a crash
         "cr_line_ends": ((head + "\n" + good).replace("\n", "\r").encode(), ""),
         # a header field over the csv module's 128 KB limit: one sentence, not a traceback
@@ -240,7 +242,7 @@ def test_malformed_input_deid_fails_cleanly_or_succeeds_without_leaks(tmp_path, 
         assert phrase in err, err
         assert listing(tmp_path) == before, "a failed run left files behind"
     else:
-        assert name in ("undecodable", "headerless", "cr_line_ends"), f"{name} should have been refused"
+        assert name in ("undecodable", "cr_line_ends"), f"{name} should have been refused"
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
@@ -251,8 +253,7 @@ def test_malformed_input_map_json_has_no_canary(tmp_path, run_cli, name) -> None
     before = listing(tmp_path)
     code, stdout, err = run_cli("map", src, "--json")
     assert code in (0, 1)
-    if name != "headerless":  # there the "column names" are a student's values: see the report
-        assert_clean(stdout, err, where=name)
+    assert_clean(stdout, err, where=name)
     assert listing(tmp_path) == before
 
 
@@ -485,4 +486,19 @@ def test_deid_report_that_cannot_be_written_names_it_and_leaves_nothing(tmp_path
         "--secret-file", tmp_path / "s.key",
     )  # fmt: skip
     assert code == 1 and "the report" in err and "report.json" in err, err
+    assert listing(tmp_path) == before
+
+
+def test_secret_file_that_cannot_be_created_is_one_sentence(tmp_path, extract, run_cli, monkeypatch) -> None:
+    import deid._secrets
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(deid._secrets, "write_bytes_atomic", refuse)
+    pol = _policy(tmp_path, STRICT_POLICY)
+    before = listing(tmp_path)
+    code, _stdout, err = run_cli("deid", extract, "--policy", pol, "--out", tmp_path / "out.csv",
+                                 "--secret-file", tmp_path / "s.key")  # fmt: skip
+    assert code == 1 and err.startswith("pathshare: Cannot create the secret file") and "s.key" in err, err
     assert listing(tmp_path) == before
