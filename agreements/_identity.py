@@ -109,13 +109,19 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
 
     With it, a recipient can decrypt packages with the standard ``age -d -i FILE`` — no lock-in.
     """
-    from deid._atomic import write_bytes_atomic
+    from deid._atomic import check_output_path, write_bytes_atomic
+    from deid.errors import OutputError
 
     out = Path(out)
     if out.exists():
         # Never overwrite a key file: it may be the only copy of another identity.
         vault.audit.append("identity.export_age.refused", details={"file": out.name, "reason": "exists"})
         raise IdentityError(f"{out} already exists; choose another file name (or remove it first).")
+    try:
+        check_output_path(out)  # a folder that does not exist: refused before "exported" is on record
+    except OutputError as exc:
+        vault.audit.append("identity.export_age.refused", details={"file": out.name, "reason": str(exc)})
+        raise
     identity = age_identity(vault)
     card = our_card(vault)
     text = (

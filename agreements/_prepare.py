@@ -28,6 +28,7 @@ from agreements._profiles import map_for_agreement
 from agreements._vault import Vault
 from agreements._workflows import SealedPackage, seal_for_agreement
 from agreements.errors import AgreementError
+from deid._atomic import check_output_path
 from deid.errors import CheckFailed, PathShareError
 
 Progress = Callable[[float, str], None]
@@ -104,6 +105,9 @@ def prepare(
     step = progress or _noop
     src = Path(input_path)
     try:
+        # A destination that cannot be written is said before anything is read, made or recorded
+        # (a refused prepare must not leave a linkage secret or a mapping behind).
+        check_output_path(out)
         run = _deidentify_under(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
         )
@@ -113,7 +117,7 @@ def prepare(
         sealed = _seal_table(
             vault, run.agreement, run.table, data_name, run.report, Path(out), today, now, step
         )
-        _store_crosswalk(vault, run.agreement, run.crosswalk)
+        _store_crosswalk(vault, run)
     except PathShareError as exc:
         vault.audit.append(
             "package.prepare_refused", agreement=agreement_id, details={"input": src.name, "reason": str(exc)}
@@ -161,7 +165,7 @@ def deidentify_for_agreement(
         )
         run.report.output = Path(out).name
         write_table(
-            run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run.agreement, run.crosswalk)
+            run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run)
         )
     except PathShareError as exc:
         vault.audit.append(
@@ -193,7 +197,7 @@ def preview_under_agreement(
     run = _deidentify_under(
         vault, Path(input_path), agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
     )
-    _store_crosswalk(vault, run.agreement, run.crosswalk)
+    _store_crosswalk(vault, run)
     return run
 
 
@@ -209,6 +213,9 @@ class AgreementRun:
     mapping_how: str
     input_columns: int
     crosswalk: Any
+    # The agreement's release secret when this run made it: stored with the crosswalk only once the run
+    # succeeds, so a refused prepare leaves no secret (and no "secret.created") behind.
+    new_secret: bytes | None = None
 
     def audit_details(self) -> dict[str, Any]:
         r = self.report
@@ -238,7 +245,8 @@ def _deidentify_under(
     from deid._engine import deidentify
 
     agreement = _check_provider(vault, agreement_id, today)
-    secret, crosswalk = _release_secret(vault, agreement)  # before any work: refuses a missing key
+    # Before any work: refuses a missing linkage key. A new secret is only stored when the run succeeds.
+    secret, crosswalk, new_secret = _release_secret(vault, agreement)
     step(0.0, "reading the extract")
     # A repeated header over different values (a second "Phone") is read as PHONE_2: the mapping
     # leaves it unmapped, so the agreement's drop-unlisted rule keeps it out of the output.
@@ -260,7 +268,9 @@ def _deidentify_under(
         full_rescan=full_rescan,  # the seal gate needs every row scanned, not a sample
     )
     report.input = src.name
-    return AgreementRun(agreement, mapping.policy, out_table, report, mapping.how, input_columns, crosswalk)
+    return AgreementRun(
+        agreement, mapping.policy, out_table, report, mapping.how, input_columns, crosswalk, new_secret
+    )
 
 
 def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agreement:
@@ -316,7 +326,6 @@ def _seal_table(
 ) -> SealedPackage:
     """Write ``table`` to a private staging file beside ``out``, seal it, and always remove it."""
     from deid import write_table
-    from deid._atomic import check_output_path
 
     check_output_path(out)
     staging = Path(tempfile.mkdtemp(prefix=".pathshare-staging-", dir=out.parent))  # mode 0700
@@ -343,8 +352,9 @@ def _seal_table(
             staging.rmdir()
 
 
-def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any]:
-    """The agreement's release secret and crosswalk, created on first use; kept only in the vault.
+def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, bytes | None]:
+    """The secret keying tokens, the crosswalk, and the agreement's own release secret when it is new
+    (made here on first use, stored by :func:`_store_crosswalk` when the run succeeds; else None).
 
     With linkage scope "consortium" the shared secret (delivered to each provider) keys tokens, so
     partners' tokens agree; record codes always use this provider's own crosswalk.
@@ -354,18 +364,9 @@ def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any]:
     row = vault.db.execute(
         "SELECT secret, crosswalk FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
     ).fetchone()
+    new: bytes | None = None
     if row is None:
-        secret = secrets.token_bytes(32)
-        stamp = _now()
-        with vault.transaction() as conn:
-            conn.execute(
-                "INSERT INTO release_secrets(agreement_id, secret, crosswalk, created, updated) "
-                "VALUES (?, ?, NULL, ?, ?)",
-                (agreement.id, secret, stamp, stamp),
-            )
-            vault.audit.append(
-                "secret.created", agreement=agreement.id, details={"scope": "provider"}, conn=conn
-            )
+        secret = new = secrets.token_bytes(32)
         crosswalk = Crosswalk()
     else:
         secret = bytes(row[0])
@@ -375,7 +376,7 @@ def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any]:
             else Crosswalk()
         )
     shared = _consortium_secret(vault, agreement)
-    return (shared or secret), crosswalk
+    return (shared or secret), crosswalk, new
 
 
 def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
@@ -394,13 +395,33 @@ def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
     return secret
 
 
-def _store_crosswalk(vault: Vault, agreement: Agreement, crosswalk: Any) -> None:
-    """Keep the (possibly grown) crosswalk, encrypted under the agreement's own release secret."""
-    row = vault.db.execute(
-        "SELECT secret FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
-    ).fetchone()
-    own = bytes(row[0])
+def _store_crosswalk(vault: Vault, run: AgreementRun) -> None:
+    """Keep the (possibly grown) crosswalk, encrypted under the agreement's own release secret; store
+    that secret first when the run made it."""
+    agreement, crosswalk = run.agreement, run.crosswalk
     with vault.transaction() as conn:
+        row = conn.execute(
+            "SELECT secret FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
+        ).fetchone()
+        if run.new_secret is not None:
+            if row is not None:
+                # Another prepare under this agreement stored its secret meanwhile: our codes differ.
+                raise AgreementError(
+                    f"Another run under agreement {agreement.id} created its release secret at the same "
+                    "time; nothing was kept from this one. Run it again."
+                )
+            stamp = _now()
+            conn.execute(
+                "INSERT INTO release_secrets(agreement_id, secret, crosswalk, created, updated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (agreement.id, run.new_secret, crosswalk.to_bytes(run.new_secret), stamp, stamp),
+            )
+            vault.audit.append(
+                "secret.created", agreement=agreement.id, details={"scope": "provider"}, conn=conn
+            )
+            run.new_secret = None  # stored: a second call (preview, then seal) only updates
+            return
+        own = bytes(row[0])
         conn.execute(
             "UPDATE release_secrets SET crosswalk = ?, updated = ? WHERE agreement_id = ?",
             (crosswalk.to_bytes(own), _now(), agreement.id),

@@ -217,7 +217,8 @@ def map_for_agreement(
     errors = [f for f in findings if f.severity == "error"]
     if errors and refuse_errors:
         more = f" ({len(errors) - 1} more problem(s); see `pathshare map`)" if len(errors) > 1 else ""
-        raise CheckFailed(f"{input_name} does not fit agreement {agreement.id}: {errors[0].message}{more}")
+        first = errors[0].message.rstrip(".")
+        raise CheckFailed(f"{input_name} does not fit agreement {agreement.id}: {first}{more}.")
     mapped = apply_mapping(table, chosen, elements, fill_missing=True)
     policy = policy_from_elements(
         elements,

@@ -122,8 +122,22 @@ def _looks_like_not_a_vault(path: Path) -> str | None:
         return "it is a plain (unencrypted) SQLite database"
     if size % 512:
         # SQLCipher files are whole pages, and pages are at least 512 bytes.
-        return "it is not an encrypted database"
+        return "it is not an encrypted database (or it was truncated)"
     return None
+
+
+def _is_damage(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "corrupt" in text
+
+
+def _cannot_open(path: Path, exc: BaseException) -> VaultError:
+    """One sentence for a vault SQLCipher could decrypt but not read: say it is damaged, not why in SQL."""
+    if _is_damage(exc):
+        return NotAVault(
+            f"The vault at {path} is damaged (truncated or corrupted); restore it from your backup copy."
+        )
+    return VaultError(f"Cannot open the vault at {path}: {exc}.")
 
 
 def _max_version() -> int:
@@ -225,11 +239,13 @@ class Vault:
             conn.close()
             if "not a database" in str(exc) or "encrypted" in str(exc):
                 raise WrongPassphrase(f"The passphrase does not open the vault at {p}.") from exc
-            raise VaultError(f"Cannot open the vault at {p}: {exc}.") from exc
+            raise _cannot_open(p, exc) from exc
         try:
             _configure(conn)
         except sqlcipher3.Error as exc:  # e.g. a read-only file or folder
             conn.close()
+            if _is_damage(exc):
+                raise _cannot_open(p, exc) from exc
             raise VaultError(f"Cannot open the vault at {p} for writing: {exc}.") from exc
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]

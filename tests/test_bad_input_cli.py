@@ -5,8 +5,9 @@ audit entry of the refusal, and no cell value of a student file in a message or 
 
 from __future__ import annotations
 
+import json
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,350 @@ def test_hostile_input_files(env, run_cli, command, kind):
     assert after_audit[: len(audit)] == audit and len(after_audit) - len(audit) <= 1, after_audit[
         len(audit) :
     ]
+
+
+def test_card_file_for_bundle_check_is_hostile(env, run_cli):
+    """`audit verify --bundle B --card C` needs no vault: a hostile card file is one sentence too."""
+    bundle = env["work"] / "bundle.json"
+    code, _out, err = run_cli("--vault", env["district"], "audit", "export", bundle)
+    assert code == 0, err
+    for kind in ("missing", "folder", "empty", "binary", "deep", "huge"):
+        card = _hostile(kind, env["work"].parent)
+        line = refused(*run_cli("audit", "verify", "--bundle", bundle, "--card", card))
+        assert card.name in line, line
+
+
+# --- the vault itself --------------------------------------------------------------------------------
+
+
+def _corrupt_vault(kind: str, env: dict) -> Path:
+    p = env["work"] / f"{kind}.vault"
+    if kind == "missing":
+        return p
+    if kind == "folder":
+        p.mkdir()
+    elif kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "truncated":
+        p.write_bytes(env["district"].read_bytes()[:5000])
+    elif kind.startswith("pages"):  # cut at a page boundary: the first page(s) still decrypt
+        p.write_bytes(env["district"].read_bytes()[: 4096 * int(kind[5:])])
+    elif kind == "tail-lost":
+        data = env["district"].read_bytes()
+        p.write_bytes(data[: len(data) - 4096 * 3])
+    elif kind == "garbage":
+        p.write_bytes(bytes(range(256)) * 64)
+    elif kind == "text":
+        p.write_text("student_code,birth_year\nA1,2008\n", encoding="utf-8")
+    return p
+
+
+VAULT_COMMANDS = [
+    ["card", "show"],
+    ["partner", "list"],
+    ["agreement", "list"],
+    ["packages"],
+    ["audit", "verify"],
+    ["audit", "log"],
+]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["missing", "folder", "empty", "truncated", "pages1", "pages2", "pages6", "tail-lost", "garbage", "text"],
+)
+@pytest.mark.parametrize("argv", VAULT_COMMANDS, ids=" ".join)
+def test_bad_vault_files(env, run_cli, kind, argv):
+    vault = _corrupt_vault(kind, env)
+    before = vault.read_bytes() if vault.is_file() else None
+    tree = _tree(env["work"])
+    line = refused(*run_cli("--vault", vault, *argv))
+    assert vault.name in line or "vault" in line.lower(), line
+    assert _tree(env["work"]) == tree  # no vault created, no -wal/-journal left
+    if before is not None:
+        assert vault.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv", [*VAULT_COMMANDS, ["init", "--org", "X", "--kind", "district"]], ids=" ".join
+)
+def test_wrong_or_empty_passphrase(env, run_cli, monkeypatch, argv):
+    before = env["district"].read_bytes()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", "not the passphrase at all")
+    line = refused(*run_cli("--vault", env["district"], *argv))
+    assert "passphrase" in line.lower(), line
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", "")
+    line = refused(*run_cli("--vault", env["district"], *argv))
+    assert "PATHSHARE_PASSPHRASE" in line, line
+    assert env["district"].read_bytes() == before
+
+
+# --- outputs -----------------------------------------------------------------------------------------
+
+
+def _outputs(env: dict) -> dict[str, tuple[str, list[str]]]:
+    """Commands writing one output file: (side, argv with {out} where the output goes)."""
+    return {
+        "card export": ("district", ["card", "export", "{out}"]),
+        "identity export-age": ("district", ["identity", "export-age", "{out}", "--yes"]),
+        "agreement export": ("district", ["agreement", "export", env["live"][:8], "{out}"]),
+        "audit export": ("district", ["audit", "export", "{out}"]),
+        "audit checkpoint": ("district", ["audit", "checkpoint", "--out", "{out}"]),
+        "audit disclosures": ("district", ["audit", "disclosures", "--out", "{out}"]),
+        "audit report": ("district", ["audit", "report", "{out}"]),
+        "open": ("college", ["open", str(env["package"]), "--out", "{out}"]),
+        "open --receipt": ("college", ["open", str(env["package"]), "--out", "{dir}", "--receipt", "{out}"]),
+        "prepare": (
+            "district",
+            ["prepare", "{extract}", "--agreement", env["live"][:8], "--out", "{out}", "--accept-suggested"],
+        ),
+        "prepare --report": (
+            "district",
+            [
+                "prepare",
+                "{extract}",
+                "--agreement",
+                env["live"][:8],
+                "--out",
+                str(env["work"] / "p.age"),
+                "--accept-suggested",
+                "--report",
+                "{out}",
+            ],
+        ),
+    }
+
+
+OUTPUT_COMMANDS = [
+    "card export",
+    "identity export-age",
+    "agreement export",
+    "audit export",
+    "audit checkpoint",
+    "audit disclosures",
+    "audit report",
+    "open",
+    "open --receipt",
+    "prepare",
+    "prepare --report",
+]
+
+
+def _extract(folder: Path, rows: int = 60) -> Path:
+    src = folder / "extract.csv"
+    lines = ["student_id,first_name,birth_date,gender,grade_level"]
+    for i in range(rows):
+        name = SECRET_CELL if i == 7 else f"Name{i}"
+        lines.append(f"S{100000 + i},{name},2008-0{1 + i % 9}-1{i % 10},{'FM'[i % 2]},{9 + i % 4}")
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return src
+
+
+@pytest.mark.parametrize("where", ["no-folder", "is-folder"])
+@pytest.mark.parametrize("command", OUTPUT_COMMANDS)
+def test_output_path_refused(env, run_cli, command, where):
+    side, argv = _outputs(env)[command]
+    extract = _extract(env["work"].parent)
+    out = env["work"] / "nowhere" / "out.file" if where == "no-folder" else env["work"] / "a-folder"
+    if where == "is-folder":
+        out.mkdir()
+        (out / "keep.txt").write_text("keep", encoding="utf-8")
+    fmt = {"out": out, "dir": env["work"] / "inbox", "extract": extract}
+    argv = [a.format(**fmt) for a in argv]
+    tree = _tree(env["work"])
+    audit = _audit(env[side])
+    line = refused(*run_cli("--vault", env[side], *argv))
+    assert str(out.name) in line or str(out.parent.name) in line, line
+    assert _tree(env["work"]) == tree
+    after = _audit(env[side])
+    assert after[: len(audit)] == audit and len(after) - len(audit) <= 1, after[len(audit) :]
+    assert SECRET_CELL not in line
+    # a refusal is never recorded as the thing it refused
+    assert not any(a in after[len(audit) :] for a in ("identity.export_age", "card.export", "package.opened"))
+
+
+def test_existing_outputs(env, run_cli):
+    """A secret key file is never overwritten; a public card or a checkpoint is replaced atomically
+    (it is ours and re-derivable, and a second export after a change must be possible)."""
+    key = env["work"] / "age.key"
+    key.write_text("someone else's key\n", encoding="utf-8")
+    line = refused(*run_cli("--vault", env["district"], "identity", "export-age", key, "--yes"))
+    assert key.name in line and "already exists" in line
+    assert key.read_text(encoding="utf-8") == "someone else's key\n"
+    assert _audit(env["district"])[-1] == "identity.export_age.refused"
+
+    card = env["work"] / "card.json"
+    card.write_text("old", encoding="utf-8")
+    code, _, err = run_cli("--vault", env["district"], "card", "export", card)
+    assert code == 0, err
+    assert json.loads(card.read_text(encoding="utf-8"))["pathshare_card"] == 1
+    assert not [p for p in env["work"].iterdir() if p.name.endswith(".partial")]
+
+
+def test_open_refuses_a_non_empty_folder_and_leaves_it_as_it_was(env, run_cli):
+    inbox = env["work"] / "inbox"
+    inbox.mkdir()
+    (inbox / "mine.csv").write_text("x\n", encoding="utf-8")
+    line = refused(*run_cli("--vault", env["college"], "open", env["package"], "--out", inbox))
+    assert "not empty" in line and inbox.name in line
+    assert [p.name for p in inbox.iterdir()] == ["mine.csv"]
+    # and the package still opens into a new folder afterwards: the refusal did not mark it as seen
+    code, _, err = run_cli("--vault", env["college"], "open", env["package"], "--out", env["work"] / "new")
+    assert code == 0, err
+
+
+def test_destroy_unknown_package_and_log_filters(env, run_cli):
+    cert = env["work"] / "cert.json"
+    line = refused(*run_cli("--vault", env["college"], "destroy", "no-such-package", "--certificate", cert))
+    assert "no-such-package" in line
+    assert not cert.exists()
+    for flag in ("--since", "--until"):
+        line = refused(*run_cli("--vault", env["district"], "audit", "log", flag, "notadate"))
+        assert "notadate" in line, line
+    line = refused(*run_cli("--vault", env["district"], "audit", "disclosures", "--since", "notadate"))
+    assert "notadate" in line, line
+    code, _out, err = run_cli("--vault", env["district"], "audit", "log", "--limit", "notanumber")
+    assert code == 2 and "Traceback" not in err and "notanumber" in err
+
+
+# --- prepare ----------------------------------------------------------------------------------------
+
+
+def _prepare(run_cli, env, extract, agreement=None, *extra):
+    return run_cli(
+        "--vault",
+        env["district"],
+        "prepare",
+        extract,
+        "--agreement",
+        agreement or env["live"][:8],
+        "--out",
+        env["work"] / "p2.age",
+        "--accept-suggested",
+        *extra,
+    )
+
+
+def _check_prepare_refused(env, run_cli, extract, agreement=None) -> str:
+    tree = _tree(env["work"])
+    audit = _audit(env["district"])
+    line = refused(*_prepare(run_cli, env, extract, agreement))
+    assert _tree(env["work"]) == tree
+    after = _audit(env["district"])
+    # the refusal is on record (a mapping applied before it may be too); nothing else was made
+    assert after[: len(audit)] == audit and after[-1] == "package.prepare_refused", after[len(audit) :]
+    assert set(after[len(audit) :]) <= {"mapping.apply", "package.prepare_refused"}, after[len(audit) :]
+    assert SECRET_CELL not in line
+    from agreements import Vault
+
+    with Vault.open(env["district"], PASS) as v:
+        assert SECRET_CELL not in json.dumps([e.to_dict() for e in v.audit.entries()])
+    return line
+
+
+def test_prepare_works_with_the_test_extract(env, run_cli):
+    """The refusals below are about the bad input, not about this extract."""
+    code, _out, err = _prepare(run_cli, env, _extract(env["work"].parent))
+    assert code == 0, err
+    assert (env["work"] / "p2.age").is_file()
+
+
+@pytest.mark.parametrize(
+    "kind", ["missing", "folder", "empty", "binary", "fake-xlsx", "fake-parquet", "header-only", "ragged"]
+)
+def test_prepare_unreadable_extracts(env, run_cli, kind):
+    folder = env["work"].parent
+    src = folder / ("extract." + {"fake-xlsx": "xlsx", "fake-parquet": "parquet"}.get(kind, "csv"))
+    if kind == "folder":
+        src.mkdir()
+    elif kind == "empty":
+        src.write_bytes(b"")
+    elif kind == "binary":
+        src.write_bytes(bytes(range(256)) * 40)
+    elif kind in ("fake-xlsx", "fake-parquet"):
+        src.write_bytes(b"PK\x03\x04 not really " + SECRET_CELL.encode())
+    elif kind == "header-only":
+        src.write_text("student_id,first_name,birth_date\n", encoding="utf-8")
+    elif kind == "ragged":
+        src.write_text(f"student_id,first_name\nS1,{SECRET_CELL},extra,more\nS2\n", encoding="utf-8")
+    line = _check_prepare_refused(env, run_cli, src)
+    assert src.name in line or "extract" in line.lower(), line
+
+
+@pytest.mark.parametrize("bad_cells", [True, False])
+def test_prepare_refusals_never_echo_cell_values(env, run_cli, bad_cells):
+    """Values that do not fit their element, or identifying text in a kept column: the refusal (or the
+    report) names the column and rows, never the value."""
+    src = env["work"].parent / "leaky.csv"
+    lines = ["student_id,birth_date,gpa,zip,cte_pathway"]
+    for i in range(60):
+        bad = bad_cells and i % 7 == 3
+        lines.append(
+            f"S{100 + i},{SECRET_CELL if bad else '2008-01-0' + str(1 + i % 9)},"
+            f"{SECRET_CELL if bad else '3.1'},{SECRET_CELL if bad else '94110'},"
+            f"Call {SECRET_CELL} at 555-867-5309"
+        )
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tree = _tree(env["work"])
+    code, out, err = _prepare(run_cli, env, src)
+    assert SECRET_CELL not in err and SECRET_CELL not in out and "555-867" not in err
+    if code != 0:
+        refused(code, out, err)
+        assert _tree(env["work"]) == tree
+    from agreements import Vault
+
+    with Vault.open(env["district"], PASS) as v:
+        text = json.dumps([e.to_dict() for e in v.audit.entries()])
+    assert SECRET_CELL not in text and "555-867" not in text
+
+
+def _draft_with_id(env, aid: str) -> None:
+    from partners_setup import EXAMPLE
+
+    from agreements import Vault
+    from agreements._agreement_store import create_agreement, get_agreement
+
+    with Vault.open(env["district"], PASS) as v:
+        live = get_agreement(v, env["live"])
+        terms = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+        reps = [p["authorized_representative"] for p in terms["parties"]]
+        terms["parties"] = [
+            {"fingerprint": p.fingerprint, "roles": list(p.roles), "authorized_representative": reps[i]}
+            for i, p in enumerate(live.all_parties())
+        ]
+        for key in ("effective", "expires"):
+            terms[key] = getattr(live.terms, key).isoformat()
+        terms["destruction"]["deadline"] = live.terms.destruction.deadline.isoformat()
+        terms["id"] = aid
+        create_agreement(v, terms)
+
+
+def test_prepare_ambiguous_unknown_and_short_agreement_ids(env, run_cli):
+    _draft_with_id(env, "abcd0000-0000-4000-8000-000000000001")
+    _draft_with_id(env, "abcd0000-0000-4000-8000-000000000002")
+    extract = _extract(env["work"].parent)
+    line = _check_prepare_refused(env, run_cli, extract, "abcd0000")
+    assert "abcd0000" in line and "more than one" in line
+    line = _check_prepare_refused(env, run_cli, extract, "abcd0000-0000-4000-8000-000000000001")
+    assert "draft" in line
+    line = _check_prepare_refused(env, run_cli, extract, "ffffffff")
+    assert "ffffffff" in line
+    line = _check_prepare_refused(env, run_cli, extract, "ab")
+    assert "too short" in line
+    for argv in (["agreement", "show", "abcd0000"], ["agreement", "sign", "abcd0000"]):
+        assert "more than one" in refused(*run_cli("--vault", env["district"], *argv))
+
+
+def test_prepare_under_an_expired_agreement(env, run_cli, monkeypatch):
+    import agreements._agreement as agreement_module
+    import agreements._agreement_store as store_module
+
+    class _Later(date):
+        @classmethod
+        def today(cls) -> date:  # type: ignore[override]
+            return TODAY + timedelta(days=400)  # past the agreement's end, before its destruction deadline
+
+    monkeypatch.setattr(agreement_module, "date", _Later)
+    monkeypatch.setattr(store_module, "date", _Later)
+    line = _check_prepare_refused(env, run_cli, _extract(env["work"].parent))
+    assert "expired" in line, line

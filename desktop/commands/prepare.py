@@ -40,8 +40,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     import sys
 
     from agreements._prepare import prepare
-    from deid._atomic import write_bytes_atomic
+    from deid._atomic import check_output_path, write_bytes_atomic
 
+    if args.report:
+        check_output_path(args.report)  # before the package is sealed: never a package without its report
     vault = open_vault(args)
     bar = _ProgressLine() if sys.stderr.isatty() else None
     try:
