@@ -27,6 +27,7 @@ import csv
 import io
 import os
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -453,6 +454,26 @@ def _sniff(p: Path, sample: str) -> tuple[str, list[str]]:
 
 
 def _read_xlsx(p: Path, sheet: str | None, info: ReadInfo) -> pa.Table:
+    # openpyxl warns through `warnings`, and one of its warnings quotes a cell's value (a number in a
+    # date-formatted cell beyond Excel's dates, which it then reads as "#VALUE!"): the warnings are
+    # caught here, never printed, and that one is refused by its cell, without the value.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = _read_xlsx_cells(p, sheet, info)
+    for w in caught:
+        found = _XLSX_BAD_DATE.match(str(w.message))
+        if found:
+            raise InputError(
+                f"{p}: cell {found.group(1)} (sheet '{info.sheet}') is formatted as a date but holds a "
+                f"number outside Excel's dates; correct it or format the column as numbers or text."
+            )
+    return table
+
+
+_XLSX_BAD_DATE = re.compile(r"Cell (\$?[A-Z]{1,3}\$?\d+) is marked as a date")
+
+
+def _read_xlsx_cells(p: Path, sheet: str | None, info: ReadInfo) -> pa.Table:
     import openpyxl
 
     try:

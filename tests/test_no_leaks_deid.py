@@ -502,3 +502,66 @@ def test_secret_file_that_cannot_be_created_is_one_sentence(tmp_path, extract, r
                                  "--secret-file", tmp_path / "s.key")  # fmt: skip
     assert code == 1 and err.startswith("pathshare: Cannot create the secret file") and "s.key" in err, err
     assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
+def test_workbook_and_parquet_inputs_hold_no_canary_outside_the_output(tmp_path, run_cli, fmt) -> None:
+    data = rows()
+    if fmt == "xlsx":
+        import openpyxl
+
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.title = "Roster"
+        ws.append(HEADER)
+        for r in data:
+            # typed cells too: a real date and a number, as Excel keeps them
+            cells: list[object] = list(r)
+            if r[3] != BAD_DOB:
+                cells[3] = dt.date.fromisoformat(r[3])
+            if r[11] != GPA:
+                cells[11] = float(r[11])
+            ws.append(cells)
+        src = tmp_path / "district.xlsx"
+        wb.save(src)
+    else:
+        src = tmp_path / "district.parquet"
+        pq.write_table(pa.table({h: [r[i] for r in data] for i, h in enumerate(HEADER)}), src)
+    pol = _policy(tmp_path, STRICT_POLICY)
+    before = listing(tmp_path)
+    code, stdout, err = run_cli("map", src, "--json")
+    assert code == 0, err
+    assert_clean(stdout, err, where=f"map {fmt}")
+    assert json.loads(stdout)["rows"] == 31
+    out, rep = tmp_path / "out.parquet", tmp_path / "report.json"
+    code, stdout, err = run_cli("deid", src, "--policy", pol, "--out", out, "--report", rep,
+                                "--secret-file", tmp_path / "s.key")  # fmt: skip
+    assert code == 0, err
+    assert_clean(stdout, err, rep.read_text(encoding="utf-8"), where=f"deid {fmt}")
+    assert listing(tmp_path) == before | {"out.parquet", "report.json", "s.key", "s.key.crosswalk"}
+    assert pq.read_table(out).num_rows == 31
+
+
+def test_workbook_warnings_never_print_a_cell_value(tmp_path) -> None:
+    """openpyxl warns, quoting the number, about a date-formatted cell beyond Excel's dates: the
+    warning is not let through, and the cell is refused by its place."""
+    import warnings
+
+    import openpyxl
+
+    from deid import read_table
+    from deid.errors import InputError
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["SSID", "Birth Date"])
+    ws.append(["1000000001", dt.date(2009, 3, 14)])
+    ws.append(["1000000002", 9876543219])
+    ws["B3"].number_format = "yyyy-mm-dd"
+    wb.save(tmp_path / "dates.xlsx")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError) as info:
+            read_table(tmp_path / "dates.xlsx")
+    assert "cell B3" in str(info.value) and "9876543219" not in str(info.value)
+    assert not [w for w in caught if "9876543219" in str(w.message)], [str(w.message) for w in caught]
