@@ -98,15 +98,18 @@ def read_table(
         raise InputError(
             f"{p}: PathShare reads .csv, .xlsx and .parquet files, not '{p.suffix or 'no extension'}'."
         )
-    if p.stat().st_size == 0:
-        raise InputError(f"{p} is empty.")
-    info.format = kind
-    if kind == "xlsx":
-        table = _read_xlsx(p, sheet, info)
-    elif kind == "parquet":
-        table = _read_parquet(p, info)
-    else:
-        table = _read_csv(p, info)
+    try:
+        if p.stat().st_size == 0:
+            raise InputError(f"{p} is empty.")
+        info.format = kind
+        if kind == "xlsx":
+            table = _read_xlsx(p, sheet, info)
+        elif kind == "parquet":
+            table = _read_parquet(p, info)
+        else:
+            table = _read_csv(p, info)
+    except OSError as exc:  # unreadable (permissions, a device error): a sentence, not a traceback
+        raise InputError(f"Cannot read {p}: {exc.strerror or 'the system refused'}.") from None
     return _finish(p, table, info, duplicates)
 
 

@@ -565,3 +565,14 @@ def test_workbook_warnings_never_print_a_cell_value(tmp_path) -> None:
             read_table(tmp_path / "dates.xlsx")
     assert "cell B3" in str(info.value) and "9876543219" not in str(info.value)
     assert not [w for w in caught if "9876543219" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_unreadable_input_is_one_sentence(tmp_path, extract, run_cli, monkeypatch) -> None:
+    import deid._io
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(deid._io, "_detect_encoding", refuse)
+    code, _stdout, err = run_cli("map", extract, "--json")
+    assert code == 1 and err == f"pathshare: Cannot read {extract}: Permission denied.\n", err
