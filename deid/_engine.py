@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._io import ReadInfo, output_format, read_table, write_table
+from deid._io import ReadInfo, check_distinct_files, output_format, read_table, write_table
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import suppress_to_k
@@ -379,6 +379,20 @@ def _deidentify_file(
         _check_folder(Path(report_path))
     if src.exists() and dest.exists() and src.resolve() == dest.resolve():
         raise OutputError(f"Cannot write {dest}: it is the input file; choose another output name.")
+    # The files this run writes (or, for an existing secret file, must not overwrite) are all
+    # different from the input and from each other: a report named like the extract would destroy it.
+    uses_secret = secret is None and policy.needs_secret
+    codes = any(r.treatment == "record_code" for r in policy.rules)
+    cw_file = crosswalk or (crosswalk_path(secret_file) if secret_file is not None else None)
+    check_distinct_files(
+        [("the input", src)],
+        [
+            ("the output", dest),
+            ("the report", report_path),
+            ("the secret file", secret_file if uses_secret else None),
+            ("the crosswalk", cw_file if codes else None),
+        ],
+    )
     notes: list[str] = []
     step(0.0, f"reading {src.name}")
     info = ReadInfo()

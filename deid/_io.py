@@ -686,6 +686,37 @@ def _check_header_is_not_data(p: Path, names: list[str]) -> None:
 # -------------------------------------------------------------------------------------- writers
 
 
+PathArg = str | os.PathLike[str]
+
+
+def check_distinct_files(
+    inputs: list[tuple[str, PathArg | None]], outputs: list[tuple[str, PathArg | None]]
+) -> None:
+    """Refuse a run that would write one of ``outputs`` over an input or over another output
+    (``[(role, path)]``, e.g. ``("the report", path)``; None entries are skipped). A report named
+    like the extract would replace the students' file with JSON: data lost. Inputs may coincide."""
+    seen: list[tuple[str, Path]] = [(role, Path(path)) for role, path in inputs if path is not None]
+    for role, path in outputs:
+        if path is None:
+            continue
+        p = Path(path)
+        for other_role, other in seen:
+            if _same_file(p, other):
+                raise OutputError(
+                    f"{p} cannot be both {other_role} and {role}; choose another name for {role}."
+                )
+        seen.append((role, p))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)  # also a hard link or a symbolic link to it
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a.absolute() == b.absolute()
+
+
 def output_format(path: str | os.PathLike[str]) -> str:
     """Return ``"csv"`` or ``"parquet"`` for an output path, or raise OutputError."""
     suffix = Path(path).suffix.lower()

@@ -822,13 +822,16 @@ def link(
     columns and B's, B's renamed ``<name>_b`` where A has the same name; token columns left out) and
     the report to ``report`` (JSON). Nothing is written when either file cannot be read."""
     from deid._atomic import check_output_path
-    from deid._io import output_format, read_table, write_table
+    from deid._io import check_distinct_files, output_format, read_table, write_table
 
     if out is not None:
         output_format(out)
         check_output_path(out)
     if report is not None:
         check_output_path(report)
+    check_distinct_files(
+        [("file A", file_a), ("file B", file_b)], [("the linked file", out), ("the report", report)]
+    )
     ta = read_table(file_a)
     tb = read_table(file_b)
     ca = find_token_column(ta, str(file_a), columns[0])

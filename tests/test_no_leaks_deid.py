@@ -576,3 +576,54 @@ def test_unreadable_input_is_one_sentence(tmp_path, extract, run_cli, monkeypatc
     monkeypatch.setattr(deid._io, "_detect_encoding", refuse)
     code, _stdout, err = run_cli("map", extract, "--json")
     assert code == 1 and err == f"pathshare: Cannot read {extract}: Permission denied.\n", err
+
+
+CLASHES = ["report_is_input", "report_is_output", "secret_is_output", "secret_is_input", "crosswalk_is_input"]
+
+
+@pytest.mark.parametrize("clash", CLASHES)
+def test_deid_never_writes_one_file_over_another(tmp_path, extract, run_cli, clash) -> None:
+    """A report or secret named like the extract would replace the students' file: refused first."""
+    pol = _policy(tmp_path, STRICT_POLICY)
+    out, rep, secret = tmp_path / "out.csv", tmp_path / "report.json", tmp_path / "s.key"
+    if clash == "report_is_input":
+        rep = extract
+    elif clash == "report_is_output":
+        rep = out
+    elif clash == "secret_is_output":
+        secret = out
+    elif clash == "secret_is_input":
+        secret = extract
+    else:
+        secret = tmp_path / "district"
+        assert extract.name == "district.csv"
+        (tmp_path / "district").write_bytes(b"s" * 32)  # its crosswalk would be district.crosswalk
+        extract = extract.rename(tmp_path / "district.crosswalk")
+    original = extract.read_bytes()
+    before = listing(tmp_path)
+    code, _stdout, err = run_cli("deid", extract, "--policy", pol, "--out", out, "--report", rep,
+                                 "--secret-file", secret)  # fmt: skip
+    assert code == 1 and "cannot be both" in err, err
+    assert extract.read_bytes() == original
+    assert listing(tmp_path) == before
+
+
+def test_link_never_writes_over_its_inputs(tmp_path, run_cli) -> None:
+    from deid import Policy, deidentify
+    from deid._io import write_table
+
+    people = pa.table({"ssid": [f"{1000000000 + i:010d}" for i in range(6)], "first": FIRSTS[:6],
+                       "last": LASTS[:6], "birth": [f"2008-01-1{i}" for i in range(6)]})  # fmt: skip
+    rule = {"treatment": "link_tokens", "as": "link_tokens", "from": ["first", "last", "birth"]}
+    policy = Policy.from_dict({"pathshare_policy": 1, "k": 1, "drop_unlisted": True,
+                               "columns": {"ssid": rule}})  # fmt: skip
+    out, _report = deidentify(people, policy, secret=b"k" * 32)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_table(out, a)
+    write_table(out, b)
+    original = a.read_bytes()
+    for args in (["--out", a], ["--out", tmp_path / "l.csv", "--report", b], ["--out", b, "--report", b]):
+        code, _stdout, err = run_cli("link", a, b, *args)
+        assert code == 1 and "cannot be both" in err, err
+        assert a.read_bytes() == original and b.read_bytes() == original
+        assert listing(tmp_path) == {"a.csv", "b.csv"}

@@ -117,6 +117,7 @@ def _run_for_agreement(args: argparse.Namespace) -> int:
     """``deid INPUT --agreement ID``: the agreement's mapping, policy and release secret from the vault."""
     from agreements._prepare import deidentify_for_agreement
     from deid._atomic import check_output_path, write_bytes_atomic
+    from deid._io import check_distinct_files
     from deid.errors import PolicyError
     from desktop.commands._vaultargs import open_vault
 
@@ -126,6 +127,7 @@ def _run_for_agreement(args: argparse.Namespace) -> int:
         # checked before anything is written: a report that cannot be written must not leave an
         # output without its report behind
         check_output_path(args.report)
+    check_distinct_files([("the input", args.input)], [("the output", args.out), ("the report", args.report)])
     bar = _ProgressLine() if sys.stderr.isatty() else None
     vault = open_vault(args)
     try:
