@@ -293,8 +293,10 @@ def synth_file(
     output_format(out, rows, messy)
     if truth_path is not None:
         from deid._atomic import check_output_path
+        from deid._io import check_distinct_files
 
         check_output_path(truth_path)
+        check_distinct_files([], [("the extract", out), ("the truth file", truth_path)])
     result = generate(kind, rows, seed=seed, messy=messy)
     write_synth(result, out)
     if truth_path is not None:

@@ -627,3 +627,10 @@ def test_link_never_writes_over_its_inputs(tmp_path, run_cli) -> None:
         assert code == 1 and "cannot be both" in err, err
         assert a.read_bytes() == original and b.read_bytes() == original
         assert listing(tmp_path) == {"a.csv", "b.csv"}
+
+
+def test_synth_truth_named_like_the_extract_is_refused(tmp_path, run_cli) -> None:
+    out = tmp_path / "x.csv"
+    code, _stdout, err = run_cli("synth", "--kind", "k12", "--rows", "5", "--out", out, "--truth", out)
+    assert code == 1 and "cannot be both the extract and the truth file" in err, err
+    assert listing(tmp_path) == set()
