@@ -116,7 +116,7 @@ def run_deid(args: argparse.Namespace) -> int:
 def _run_for_agreement(args: argparse.Namespace) -> int:
     """``deid INPUT --agreement ID``: the agreement's mapping, policy and release secret from the vault."""
     from agreements._prepare import deidentify_for_agreement
-    from deid._atomic import check_output_path, write_bytes_atomic
+    from deid._atomic import check_output_path
     from deid._io import check_distinct_files
     from deid.errors import PolicyError
     from desktop.commands._vaultargs import open_vault
@@ -139,6 +139,6 @@ def _run_for_agreement(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if args.report:
-        write_bytes_atomic(args.report, report.to_json().encode("utf-8"))
+        report.write(args.report)  # an OSError becomes one sentence naming the report
     print(report.summary())
     return 0
