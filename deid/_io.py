@@ -137,12 +137,20 @@ def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
                     f"{p} contains bytes that are not valid text in any encoding tried."
                 ) from None
             encoding = _detect_encoding(p, full=True)
-    if encoding not in ("utf-16", "utf-32") and _count_bytes(p, b'"') % 2:
-        # pyarrow reads an unclosed quote to the end of the file as one cell: rows would vanish.
+    odd_quotes = encoding not in ("utf-16", "utf-32") and _count_bytes(p, b'"') % 2
+    if odd_quotes and (invalid or _has_line_break(table)):
+        # pyarrow reads an unclosed quote to the next quote or to the end of the file as one cell:
+        # rows vanish into a cell (which then holds a line break) or come out ragged. Neither seen, an
+        # odd count is a quote inside an unquoted value, as in 5'10", which is only a character.
         raise InputError(f'{p} has a quote (") that is never closed, so rows after it cannot be told apart.')
     if invalid:
         table = _repair_ragged(p, encoding, delimiter, header, names, info)
     return table.rename_columns(header)
+
+
+def _has_line_break(table: pa.Table) -> bool:
+    """Whether any cell holds a line break: where rows swallowed by an unclosed quote would be."""
+    return any(pc.any(pc.match_substring_regex(c, r"[\r\n]")).as_py() for c in table.columns)
 
 
 def _count_bytes(p: Path, needle: bytes) -> int:

@@ -634,3 +634,24 @@ def test_synth_truth_named_like_the_extract_is_refused(tmp_path, run_cli) -> Non
     code, _stdout, err = run_cli("synth", "--kind", "k12", "--rows", "5", "--out", out, "--truth", out)
     assert code == 1 and "cannot be both the extract and the truth file" in err, err
     assert listing(tmp_path) == set()
+
+
+def test_a_quote_inside_an_unquoted_value_is_a_character_not_an_unclosed_quote(tmp_path) -> None:
+    from deid import read_table
+    from deid.errors import InputError
+
+    (tmp_path / "h.csv").write_bytes(b"id,note\n1,height 5'10\" now\n2,fine\n3,ok\n")
+    assert read_table(tmp_path / "h.csv").column("note").to_pylist() == ["height 5'10\" now", "fine", "ok"]
+    # a quote that opens a value and is never closed still swallows the rows after it: refused
+    (tmp_path / "u.csv").write_bytes(b'id,note\n1,"height 5\n2,fine\n3,ok\n')
+    with pytest.raises(InputError, match="never closed"):
+        read_table(tmp_path / "u.csv")
+
+
+def test_rows_swallowed_into_a_cell_are_refused_even_with_a_stray_inch_mark(tmp_path) -> None:
+    from deid import read_table
+    from deid.errors import InputError
+
+    (tmp_path / "s.csv").write_bytes(b'id,note\n1,"abc\n2,x\n3,y"\n4,5\'10"\n')
+    with pytest.raises(InputError, match="never closed"):
+        read_table(tmp_path / "s.csv")
