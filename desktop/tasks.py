@@ -363,10 +363,10 @@ class _SyncHandle(TaskHandle):
             remove_partials(self.job.outputs)
             remove_scratch(self.job, self._started, self._existed)
             self._finish("error", exc)
-        except Exception as exc:  # as in the worker: a sentence for the window, the traceback for stderr
-            import traceback
+        except Exception as exc:  # as in the worker: a sentence for the window, where it broke for stderr
+            from desktop.ui.jobs import log_unexpected
 
-            traceback.print_exc()
+            log_unexpected(exc)
             remove_partials(self.job.outputs)
             message = f"Unexpected failure in the background job ({type(exc).__name__})."
             self._finish("error", PathShareError(message))

@@ -221,3 +221,17 @@ def test_qt_binding_keeps_none_alive_across_slot_calls(qtbot):
     qtbot.waitUntil(lambda: len(calls) >= 3000, timeout=10_000)
     timer.stop()
     assert sys.getrefcount(None) >= before - 100
+
+
+def test_an_unexpected_error_is_logged_without_its_message(capsys):
+    """A library's exception text can quote a student's row: stderr gets the stack and the type only."""
+    from desktop.ui.jobs import log_unexpected
+
+    row = ",".join(["Maria Lopez", "123-45-6789"])  # as a library would quote it from the file
+    try:
+        raise ValueError(f"row 7: {row}")
+    except ValueError as exc:
+        log_unexpected(exc)
+    err = capsys.readouterr().err
+    assert "ValueError" in err and "test_gui_tasks.py" in err
+    assert "Maria" not in err and "123-45-6789" not in err

@@ -75,14 +75,21 @@ def worker_main(conn: Any) -> None:
     except MemoryError:
         conn.send(("error", "PathShareError", "Out of memory; try a smaller file or close other programs."))
     except Exception as exc:
-        # A bug, not a user error: the traceback goes to the terminal only, the window gets a sentence.
-        traceback.print_exc(file=sys.stderr)
+        # A bug, not a user error: where it happened goes to the terminal, the window gets a sentence.
+        log_unexpected(exc)
         message = f"Unexpected failure in the background job ({type(exc).__name__})."
         conn.send(("error", "PathShareError", message))
     else:
         conn.send(("ok", result))
     conn.close()
 
+
+
+def log_unexpected(exc: BaseException) -> None:
+    """Print where an unexpected error happened — the stack and the exception's type, never its message:
+    a library's message can quote a row of the student file (pyarrow's CSV errors do)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    sys.stderr.write(f"PathShare: unexpected {type(exc).__name__} in a background job\n{frames}")
 
 # --- tables through shared memory ------------------------------------------------------------------
 
