@@ -124,6 +124,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         sys.stderr.write("pathshare: out of memory; try a smaller file or close other programs.\n")
         return 1
+    except Exception as exc:
+        # A bug, not bad input. Still one sentence and no traceback: a library's message can quote a row
+        # of a student file. PATHSHARE_DEBUG=1 shows where it happened (stack and type, not the message).
+        if os.environ.get("PATHSHARE_DEBUG"):
+            import traceback
+
+            sys.stderr.write("".join(traceback.format_tb(exc.__traceback__)))
+        sys.stderr.write(
+            f"pathshare: an unexpected {type(exc).__name__} stopped the command; nothing was written. "
+            "Please report it (PATHSHARE_DEBUG=1 shows where it happened).\n"
+        )
+        return 1
 
 
 if __name__ == "__main__":

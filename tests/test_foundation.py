@@ -57,3 +57,25 @@ def test_cli_reference_is_in_step_with_the_parser():
     )
     for command in ("init", "agreement sign", "deid", "prepare", "open", "audit verify", "synth", "demo"):
         assert f"## `pathshare {command}`" in doc.read_text(encoding="utf-8")
+
+
+def test_an_unexpected_error_is_one_sentence_without_the_message(run_cli, monkeypatch):
+    """A bug (not bad input) still gets one sentence, never a traceback nor the exception's text, which
+    a library may have filled with a row of the student file."""
+    import argparse
+
+    import desktop.cli as cli
+
+    def boom(_args):
+        row = " ".join(["Maria Lopez", "123-45-6789"])
+        raise ValueError(f"row 3: {row}")
+
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog="pathshare")
+        parser.add_subparsers().add_parser("boom").set_defaults(func=boom)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    code, _, err = run_cli("boom")
+    assert code == 1 and err.count("\n") == 1 and "unexpected ValueError" in err
+    assert "Maria" not in err and "Traceback" not in err
