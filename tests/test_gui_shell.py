@@ -218,3 +218,26 @@ def test_package_given_on_the_command_line_opens_on_receive(qtbot, tmp_path, ses
     assert receive.out_dir.text().endswith("from-lakeview")
     window.lock()
     assert window.windowTitle() == "PathShare"
+
+
+def test_an_uncaught_error_is_a_sentence_in_the_window_not_a_traceback(qtbot, monkeypatch, capsys):
+    from PySide6.QtWidgets import QMessageBox, QWidget
+
+    from desktop.app import unexpected_error_hook
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: shown.append(text))
+    window = QWidget()
+    qtbot.addWidget(window)
+    hook = unexpected_error_hook(window)
+    row = " ".join(["Maria Lopez", "123-45-6789"])
+    try:
+        raise ValueError(f"row 3: {row}")
+    except ValueError as exc:
+        hook(ValueError, exc, exc.__traceback__)
+    assert shown == [
+        "Something unexpected went wrong (ValueError); nothing was written. "
+        "Please report it to whoever supports PathShare for you."
+    ]
+    err = capsys.readouterr().err
+    assert "ValueError" in err and "Maria" not in err and "123-45-6789" not in err
