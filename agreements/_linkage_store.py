@@ -312,7 +312,10 @@ def _read_key_file(p: Path) -> tuple[dict[str, Any], str]:
         isinstance(doc[k], str) for k in _DOC_KEYS - {"pathshare_linkage_key", "agreement_version"}
     ):
         raise PackageRejected(f"{p} is not a PathShare linkage key file.")
-    canonical_json(doc)  # plain JSON only
+    try:
+        canonical_json(doc)  # plain JSON only
+    except ValueError as exc:  # e.g. a version number beyond JSON's safe integers
+        raise PackageRejected(f"{p} is not a PathShare linkage key file (a value is out of range).") from exc
     return doc, signature
 
 

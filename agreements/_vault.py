@@ -137,7 +137,28 @@ def _cannot_open(path: Path, exc: BaseException) -> VaultError:
         return NotAVault(
             f"The vault at {path} is damaged (truncated or corrupted); restore it from your backup copy."
         )
-    return VaultError(f"Cannot open the vault at {path}: {exc}.")
+    return database_failure(path, exc) or VaultError(f"Cannot open the vault at {path}: {exc}.")
+
+
+def database_failure(path: Path, exc: BaseException) -> VaultError | None:
+    """The sentence for an SQLite failure that is about the vault file, not about PathShare's code
+    (damaged, locked, disk full or read-only), or None for any other exception."""
+    if not isinstance(exc, sqlcipher3.DatabaseError):
+        return None
+    text = str(exc).lower()
+    if _is_damage(exc) or "not a database" in text:
+        return NotAVault(
+            f"The vault at {path} is damaged (truncated or corrupted); restore it from your backup copy."
+        )
+    if "locked" in text or "busy" in text:
+        return VaultError(f"The vault at {path} is in use by another PathShare; close it and try again.")
+    if "full" in text:
+        return VaultError(f"The disk holding the vault at {path} is full; nothing more was written.")
+    if "readonly" in text or "read-only" in text:
+        return VaultError(f"The vault at {path} cannot be written (it or its folder is read-only).")
+    if "disk i/o" in text:
+        return VaultError(f"The vault at {path} could not be read or written (a disk error).")
+    return None
 
 
 def _max_version() -> int:
@@ -260,6 +281,8 @@ class Vault:
                 raise NotAVault(f"{p} is an encrypted database but not a PathShare vault.")
         except sqlcipher3.DatabaseError as exc:
             conn.close()
+            if _is_damage(exc):
+                raise _cannot_open(p, exc) from exc
             raise NotAVault(f"{p} is an encrypted database but not a PathShare vault.") from exc
         except BaseException:
             conn.close()
@@ -267,8 +290,11 @@ class Vault:
         vault = cls(p, conn)
         try:
             vault._migrate(audit_upgrade=True)
-        except BaseException:
+        except BaseException as exc:
             vault.close()
+            failure = database_failure(p, exc)
+            if failure is not None:
+                raise failure from exc
             raise
         return vault
 
@@ -283,8 +309,13 @@ class Vault:
     def __enter__(self) -> Vault:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        failure = database_failure(self.path, exc) if exc is not None else None
+        if failure is not None:
+            # A page that fails its check mid-command (a damaged file), a locked or full disk: one
+            # sentence for the user instead of SQLite's exception.
+            raise failure from exc
 
     @property
     def closed(self) -> bool:

@@ -507,3 +507,28 @@ def test_prepare_under_an_expired_agreement(env, run_cli, monkeypatch):
     monkeypatch.setattr(store_module, "date", _Later)
     line = _check_prepare_refused(env, run_cli, _extract(env["work"].parent))
     assert "expired" in line, line
+
+
+@pytest.mark.parametrize(
+    "argv", [["audit", "verify"], ["agreement", "list"], ["partner", "list"]], ids=" ".join
+)
+def test_vault_damaged_inside(env, run_cli, argv):
+    """A page damaged in the middle of the file passes the open and fails its check mid-command: still
+    one sentence (SQLCipher's page check turns it into a 'malformed' error), never a traceback."""
+    data = env["district"].read_bytes()
+    pages = len(data) // 4096
+    messages = set()
+    for page in range(1, pages, max(1, pages // 30)):
+        bad = bytearray(data)
+        bad[page * 4096 + 2000 : page * 4096 + 2016] = b"\xaa" * 16
+        vault = env["work"] / "damaged.vault"
+        vault.write_bytes(bytes(bad))
+        code, out, err = run_cli("--vault", vault, *argv)
+        if code != 0:
+            messages.add(refused(code, out, err).replace(str(vault), "V"))
+        for suffix in ("-wal", "-shm"):
+            Path(f"{vault}{suffix}").unlink(missing_ok=True)
+    assert (
+        "pathshare: The vault at V is damaged (truncated or corrupted); restore it from your backup copy."
+        in messages
+    )

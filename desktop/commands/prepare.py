@@ -44,23 +44,22 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     if args.report:
         check_output_path(args.report)  # before the package is sealed: never a package without its report
-    vault = open_vault(args)
     bar = _ProgressLine() if sys.stderr.isatty() else None
     try:
-        result = prepare(
-            vault,
-            args.input,
-            args.agreement,
-            args.out,
-            profile=args.profile,
-            accept_suggested=args.accept_suggested,
-            sheet=args.sheet,
-            progress=bar,
-        )
+        with open_vault(args) as vault:  # `with`: a vault damaged mid-run is said in one sentence
+            result = prepare(
+                vault,
+                args.input,
+                args.agreement,
+                args.out,
+                profile=args.profile,
+                accept_suggested=args.accept_suggested,
+                sheet=args.sheet,
+                progress=bar,
+            )
     finally:
         if bar is not None:
             bar.close()
-        vault.close()
     if args.report:
         write_bytes_atomic(args.report, result.report.to_json().encode("utf-8"))
     print(result.summary())
