@@ -49,10 +49,15 @@ class PreparedPackage:
     data_name: str
     columns: tuple[str, ...]
     input_columns: int
+    input_columns_carried: int | None = None
 
     @property
     def path(self) -> Path:
         return self.sealed.path
+
+    def _left_out(self) -> int:
+        carried = self.input_columns_carried
+        return max(0, self.input_columns - (len(self.columns) if carried is None else carried))
 
     def summary(self) -> str:
         """Exactly what leaves the organization and to whom, for the clerk to read before sending."""
@@ -76,7 +81,7 @@ class PreparedPackage:
             f'It can be opened only by: {to} (agreement "{a.title}", in force until {a.expires}).\n'
             f"It holds 1 file, {self.data_name}: {r.rows_out:,} rows with these columns: "
             f"{', '.join(self.columns)}.\n"
-            f"Not included: {self.input_columns - len(self.columns)} of the extract's {self.input_columns} "
+            f"Not included: {self._left_out()} of the extract's {self.input_columns} "
             f"columns (names, IDs, contact details and anything else the agreement does not list).\n"
             f"Privacy check: {k_text}; no identifying text was found in the output.\n"
             f"Recipients must destroy it by {deadline}."
@@ -137,6 +142,7 @@ def prepare(
         f"data/{data_name}",
         tuple(run.table.column_names),
         run.input_columns,
+        run.input_columns_carried,
     )
 
 
@@ -164,9 +170,7 @@ def deidentify_for_agreement(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=False
         )
         run.report.output = Path(out).name
-        write_table(
-            run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run)
-        )
+        write_table(run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run))
     except PathShareError as exc:
         vault.audit.append(
             "deid.refused", agreement=agreement_id, details={"input": src.name, "reason": str(exc)}
@@ -216,6 +220,7 @@ class AgreementRun:
     # The agreement's release secret when this run made it: stored with the crosswalk only once the run
     # succeeds, so a refused prepare leaves no secret (and no "secret.created") behind.
     new_secret: bytes | None = None
+    input_columns_carried: int | None = None  # input columns that reach the output (None: not counted)
 
     def audit_details(self) -> dict[str, Any]:
         r = self.report
@@ -256,6 +261,10 @@ def _deidentify_under(
         vault, agreement, table, profile=profile, input_name=src.name, require_confirmed=not accept_suggested
     )
     input_columns = table.num_columns
+    # Input columns that reach the output: mapped onto an element the agreement does not drop. (The output
+    # also has empty columns for elements the extract lacks, so its width says nothing about this.)
+    kept = {r.source for r in mapping.policy.rules if r.treatment != "drop"}
+    carried = sum(1 for element in set(mapping.profile.mapped.values()) if element in kept)
     del table
     out_table, report = deidentify(
         mapping.table,
@@ -269,7 +278,15 @@ def _deidentify_under(
     )
     report.input = src.name
     return AgreementRun(
-        agreement, mapping.policy, out_table, report, mapping.how, input_columns, crosswalk, new_secret
+        agreement,
+        mapping.policy,
+        out_table,
+        report,
+        mapping.how,
+        input_columns,
+        crosswalk,
+        new_secret,
+        min(carried, input_columns),
     )
 
 
