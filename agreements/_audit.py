@@ -215,6 +215,10 @@ class AuditLog:
         details = {} if details is None else details
         if not isinstance(details, dict):
             raise AuditError("Audit details must be a JSON object.")
+        # A file name from the command line may hold bytes that are not UTF-8 (Python keeps them as lone
+        # surrogates): record them escaped rather than refuse the entry after the action was done.
+        agreement, partner, package = (_printable(v) for v in (agreement, partner, package))
+        details = _printable(details)
         try:
             details_json = canonical_json(details).decode("utf-8")
         except ValueError as exc:
@@ -583,6 +587,21 @@ def verify_checkpoint(text: str, signer_card: Card) -> Checkpoint:
             break
         return Checkpoint(origin, int(size_text), head.hex(), text, tuple(lines[3:]))
     raise AuditError(f"The checkpoint is not signed by {signer_card.org} (bad or missing signature).")
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every text that cannot be encoded as UTF-8 (lone surrogates) backslash-escaped."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 # -- bundles --------------------------------------------------------------------------------------

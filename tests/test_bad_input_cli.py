@@ -6,6 +6,7 @@ audit entry of the refusal, and no cell value of a student file in a message or 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from datetime import date, timedelta
@@ -556,3 +557,28 @@ def test_prepare_headerless_extract_does_not_echo_its_first_row(env, run_cli):
 
     with Vault.open(env["district"], PASS) as v:
         assert SECRET_CELL not in json.dumps([e.to_dict() for e in v.audit.entries()])
+
+
+def test_a_file_name_that_is_not_utf8_is_audited_escaped(tmp_path, python_exe):
+    """`card export $'card\\xff.json'`: the card is written and the audit entry records the name escaped
+    (it once refused the entry after writing the file: exit 1 with the file left behind). A real process:
+    its console streams carry such names as Python does (surrogateescape), which capsys cannot."""
+    import subprocess
+
+    env = {**os.environ, "PATHSHARE_PASSPHRASE": PASS}
+    vault = tmp_path / "v.vault"
+    out = os.fsencode(tmp_path) + b"/card\xff.json"
+
+    def cli(*args: str | bytes) -> subprocess.CompletedProcess[bytes]:
+        argv = [python_exe, "-m", "desktop.cli", "--vault", str(vault), *args]
+        return subprocess.run(
+            argv, env=env, capture_output=True, timeout=60, cwd=Path(__file__).parent.parent
+        )
+
+    assert cli("init", "--org", "Test District", "--kind", "district").returncode == 0
+    done = cli("card", "export", out)
+    assert done.returncode == 0, done.stderr
+    assert os.path.isfile(out)
+    log = cli("audit", "log", "--json")
+    assert json.loads(log.stdout)[-1]["details"] == {"file": "card\\udcff.json"}
+    assert cli("audit", "verify").returncode == 0
