@@ -359,7 +359,8 @@ def expiring_agreements(vault: Vault, days: int, today: date | None = None) -> l
     today = today or date.today()
     if days < 0:
         raise AgreementError("The number of days must be zero or more.")
-    horizon = today + timedelta(days=days)
+    # Past the last representable date every agreement in force qualifies (and timedelta would overflow).
+    horizon = today + timedelta(days=min(days, (date.max - today).days))
     return [s for s in list_agreements(vault, today) if s.in_force and s.expires <= horizon]
 
 

@@ -312,6 +312,8 @@ class AuditLog:
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if limit is not None and limit < 0:
+            raise AuditError(f"The limit must be zero or more entries, not {limit}.")
         if limit is not None:
             # The most recent `limit` entries, still in order.
             sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(limit)})"

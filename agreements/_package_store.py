@@ -235,6 +235,8 @@ def _row_record(vault: Vault, row: tuple) -> PackageRecord:
 
 def get_package(vault: Vault, package_id: str, direction: str | None = None) -> PackageRecord:
     """The record of a package (PackageRejected if this vault has none)."""
+    if not package_id.strip():
+        raise PackageRejected("No package id was given; `pathshare packages` lists the packages.")
     sql = f"SELECT {_COLUMNS} FROM packages WHERE package_id = ?"
     args: tuple[str, ...] = (package_id,)
     if direction is not None:

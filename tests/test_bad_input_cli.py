@@ -582,3 +582,16 @@ def test_a_file_name_that_is_not_utf8_is_audited_escaped(tmp_path, python_exe):
     log = cli("audit", "log", "--json")
     assert json.loads(log.stdout)[-1]["details"] == {"file": "card\\udcff.json"}
     assert cli("audit", "verify").returncode == 0
+
+
+def test_numbers_and_ids_out_of_range(env, run_cli):
+    """Numbers past what dates can hold, negative limits and empty ids: a sentence or a plain answer."""
+    code, out, err = run_cli(
+        "--vault", env["district"], "agreement", "list", "--expiring-days", "99999999999"
+    )
+    assert code == 0 and env["live"][:8] in out, err  # once an OverflowError
+    line = refused(*run_cli("--vault", env["district"], "audit", "log", "--limit", "-3"))
+    assert "-3" in line
+    cert = env["work"] / "c.json"
+    line = refused(*run_cli("--vault", env["college"], "destroy", " ", "--certificate", cert))
+    assert "No package id" in line and not cert.exists()
