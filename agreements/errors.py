@@ -18,7 +18,23 @@ from __future__ import annotations
 from deid.errors import PathShareError
 
 
-class VaultError(PathShareError):
+def _one_line(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped (``\\n``, ``\\udcff``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+class _OneLine(PathShareError):
+    """Base of this package's errors. Their messages quote what partners' files say (ids, fingerprints,
+    versions): a line break or a control character in such a value must not split the one sentence the
+    user reads (or forge a second "pathshare:" line), so the message is kept on one printable line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+class VaultError(_OneLine):
     """The vault cannot be created, opened or written."""
 
 
@@ -34,21 +50,21 @@ class WeakPassphrase(VaultError):
     """A new passphrase was refused; the message says why."""
 
 
-class IdentityError(PathShareError):
+class IdentityError(_OneLine):
     """No organization identity yet, or it is unusable."""
 
 
-class PartnerError(PathShareError):
+class PartnerError(_OneLine):
     """A partner card is invalid, unknown, unverified or revoked."""
 
 
-class AgreementError(PathShareError):
+class AgreementError(_OneLine):
     """An agreement is invalid, unsigned, not in force, or not one we are party to."""
 
 
-class PackageRejected(PathShareError):
+class PackageRejected(_OneLine):
     """A package failed verification; the message names the reason."""
 
 
-class AuditError(PathShareError):
+class AuditError(_OneLine):
     """The audit log or an audit bundle does not verify."""

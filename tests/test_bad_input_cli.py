@@ -595,3 +595,14 @@ def test_numbers_and_ids_out_of_range(env, run_cli):
     cert = env["work"] / "c.json"
     line = refused(*run_cli("--vault", env["college"], "destroy", " ", "--certificate", cert))
     assert "No package id" in line and not cert.exists()
+
+
+@pytest.mark.parametrize("command", ["receipt", "certificate"])
+def test_a_line_break_in_a_partner_file_cannot_forge_a_second_message(env, run_cli, command):
+    forged = "x\npathshare: The package was delivered."
+    doc = env["work"].parent / "forged.json"
+    doc.write_text(
+        json.dumps({"package_id": forged, "recipient": "AAAAA-AAAAA-AAAAA-AAAAA"}), encoding="utf-8"
+    )
+    line = refused(*run_cli("--vault", env["district"], command, "import", doc))
+    assert "x\\npathshare: The package was delivered." in line
