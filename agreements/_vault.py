@@ -80,7 +80,7 @@ def check_passphrase(passphrase: str) -> None:
         raise WeakPassphrase("The passphrase cannot be only spaces.")
     score, hint = passphrase_strength(passphrase)
     if len(passphrase) < MIN_PASSPHRASE_LENGTH or score < MIN_PASSPHRASE_SCORE:
-        raise WeakPassphrase(f"That passphrase is too weak: {hint}")
+        raise WeakPassphrase(f"That passphrase is too weak: {hint[:1].lower()}{hint[1:]}")
 
 
 def _key_pragma(passphrase: str) -> str:
