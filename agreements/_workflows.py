@@ -40,7 +40,7 @@ from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected, PartnerError
 from deid._atomic import check_output_path
-from deid.errors import PathShareError
+from deid.errors import OutputError, PathShareError
 
 Progress = Callable[[float, str], None]
 
@@ -318,10 +318,39 @@ def destroy(
     statement: str = "All data received in this package has been destroyed as the agreement requires.",
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """``pathshare destroy``: after deleting the data, sign a destruction certificate and write it."""
+    """``pathshare destroy``: after deleting the data, sign a destruction certificate and write it.
+
+    Run again for a package already certified, it writes the certificate the vault holds once more (the
+    first file may have been lost, or its writing failed after the destruction was recorded)."""
+    import json
+
+    from agreements._package_store import RECEIVED, get_package
+
     check_output_path(certificate)  # before the vault records the destruction
+    record = get_package(vault, package_id, RECEIVED)
+    if record.destroyed_at is not None:
+        row = vault.db.execute(
+            "SELECT certificate FROM destruction_certificates WHERE package_id = ? AND recipient = ?",
+            (record.package_id, our_card(vault).fingerprint()),
+        ).fetchone()
+        if row is not None:
+            cert = dict(json.loads(row[0]))
+            write_json_document(Path(certificate), cert)
+            vault.audit.append(
+                "package.certificate_rewritten",
+                agreement=record.agreement_id,
+                package=record.package_id,
+                details={"file": Path(certificate).name},
+            )
+            return cert
     cert = certify_destruction(vault, package_id, method=method, statement=statement, now=now)
-    write_json_document(Path(certificate), cert)
+    try:
+        write_json_document(Path(certificate), cert)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write the certificate {certificate}: {exc.strerror or exc}; the destruction is "
+            f"recorded, so run `pathshare destroy {record.package_id} --certificate FILE` again to write it."
+        ) from exc
     return cert
 
 

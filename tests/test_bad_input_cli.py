@@ -606,3 +606,33 @@ def test_a_line_break_in_a_partner_file_cannot_forge_a_second_message(env, run_c
     )
     line = refused(*run_cli("--vault", env["district"], command, "import", doc))
     assert "x\\npathshare: The package was delivered." in line
+
+
+def test_destroy_certificate_is_never_lost(env, run_cli, monkeypatch):
+    """The disk fills while the certificate is written, after the destruction was recorded: one sentence
+    saying to run destroy again, which then writes the very certificate the vault holds."""
+    import agreements._workflows as workflows
+
+    code, out, err = run_cli(
+        "--vault", env["college"], "open", env["package"], "--out", env["work"] / "inbox"
+    )
+    assert code == 0, err
+    package_id = out.split()[2]
+    cert = env["work"] / "cert.json"
+    real = workflows.write_json_document
+
+    def full_disk(path, doc):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(workflows, "write_json_document", full_disk)
+    line = refused(*run_cli("--vault", env["college"], "destroy", package_id, "--certificate", cert))
+    assert "No space left" in line and "again" in line and not cert.exists()
+    monkeypatch.setattr(workflows, "write_json_document", real)
+    code, _out, err = run_cli("--vault", env["college"], "destroy", package_id, "--certificate", cert)
+    assert code == 0, err
+    written = json.loads(cert.read_text(encoding="utf-8"))
+    assert written["package_id"] == package_id and written["signature"]
+    assert _audit(env["college"])[-2:] == ["package.destroyed", "package.certificate_rewritten"]
+    # and the provider accepts it
+    code, _out, err = run_cli("--vault", env["district"], "certificate", "import", cert)
+    assert code == 0, err
