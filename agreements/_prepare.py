@@ -29,7 +29,7 @@ from agreements._vault import Vault
 from agreements._workflows import SealedPackage, seal_for_agreement
 from agreements.errors import AgreementError
 from deid._atomic import check_output_path
-from deid.errors import CheckFailed, PathShareError
+from deid.errors import CheckFailed, OutputError, PathShareError
 
 Progress = Callable[[float, str], None]
 
@@ -113,6 +113,10 @@ def prepare(
         # A destination that cannot be written is said before anything is read, made or recorded
         # (a refused prepare must not leave a linkage secret or a mapping behind).
         check_output_path(out)
+        if _same_file(src, Path(out)):
+            raise OutputError(
+                f"Cannot write the package over the extract {src.name}; choose another file name."
+            )
         run = _deidentify_under(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
         )
@@ -166,6 +170,10 @@ def deidentify_for_agreement(
     step = progress or _noop
     src = Path(input_path)
     try:
+        if _same_file(src, Path(out)):
+            raise OutputError(
+                f"Cannot write the output over the extract {src.name}; choose another file name."
+            )
         run = _deidentify_under(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=False
         )
@@ -443,6 +451,16 @@ def _store_crosswalk(vault: Vault, run: AgreementRun) -> None:
             "UPDATE release_secrets SET crosswalk = ?, updated = ? WHERE agreement_id = ?",
             (crosswalk.to_bytes(own), _now(), agreement.id),
         )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file (by identity when both exist, else by resolved path)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _slug(text: str) -> str:

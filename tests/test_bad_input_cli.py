@@ -636,3 +636,28 @@ def test_destroy_certificate_is_never_lost(env, run_cli, monkeypatch):
     # and the provider accepts it
     code, _out, err = run_cli("--vault", env["district"], "certificate", "import", cert)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("target", ["extract", "report"])
+def test_prepare_never_writes_over_its_extract(env, run_cli, target):
+    extract = _extract(env["work"])
+    before = extract.read_bytes()
+    out = extract if target == "extract" else env["work"] / "p3.age"
+    report = ["--report", extract] if target == "report" else []
+    argv = ["prepare", extract, "--agreement", env["live"][:8], "--out", out, "--accept-suggested", *report]
+    line = refused(*run_cli("--vault", env["district"], *argv))
+    assert extract.name in line
+    assert extract.read_bytes() == before
+    assert not (env["work"] / "p3.age").exists()
+
+
+def test_deid_under_an_agreement_never_writes_over_its_extract(env):
+    from agreements import Vault
+    from agreements._prepare import deidentify_for_agreement
+    from deid.errors import OutputError
+
+    extract = _extract(env["work"])
+    before = extract.read_bytes()
+    with Vault.open(env["district"], PASS) as v, pytest.raises(OutputError, match="over the extract"):
+        deidentify_for_agreement(v, extract, env["live"], env["work"] / ".." / "work" / extract.name)
+    assert extract.read_bytes() == before

@@ -44,6 +44,16 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     if args.report:
         check_output_path(args.report)  # before the package is sealed: never a package without its report
+        from pathlib import Path
+
+        from agreements._prepare import _same_file
+        from deid.errors import OutputError
+
+        for other, what in ((args.input, "the extract"), (args.out, "the package")):
+            if _same_file(Path(args.report), Path(other)):
+                raise OutputError(
+                    f"Cannot write the report over {what} {Path(other).name}; choose another name."
+                )
     bar = _ProgressLine() if sys.stderr.isatty() else None
     try:
         with open_vault(args) as vault:  # `with`: a vault damaged mid-run is said in one sentence
