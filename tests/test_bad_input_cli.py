@@ -661,3 +661,15 @@ def test_deid_under_an_agreement_never_writes_over_its_extract(env):
     with Vault.open(env["district"], PASS) as v, pytest.raises(OutputError, match="over the extract"):
         deidentify_for_agreement(v, extract, env["live"], env["work"] / ".." / "work" / extract.name)
     assert extract.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [*OUTPUT_COMMANDS, "destroy"])
+def test_no_command_writes_over_the_vault(env, run_cli, command):
+    """`pathshare audit report VAULT` once replaced the vault with a PDF: every key and agreement lost."""
+    side, argv = _outputs(env).get(command, ("college", ["destroy", "some-id", "--certificate", "{out}"]))
+    vault = env[side]
+    before = vault.read_bytes()
+    fmt = {"out": vault, "dir": env["work"] / "inbox", "extract": _extract(env["work"].parent)}
+    line = refused(*run_cli("--vault", vault, *[a.format(**fmt) for a in argv]))
+    assert "the vault itself" in line and vault.name in line
+    assert vault.read_bytes() == before

@@ -42,14 +42,39 @@ def read_passphrase(
     return first
 
 
+# The arguments through which commands name a file they write.
+_OUTPUT_ARGS = ("out", "certificate", "receipt", "report")
+
+
+def refuse_output_over_vault(args: argparse.Namespace, path: Path) -> None:
+    """OutputError when a file this command would write is the vault itself (`audit report VAULT`
+    would replace the vault with a PDF: every key and agreement lost)."""
+    from deid.errors import OutputError
+
+    for name in _OUTPUT_ARGS:
+        value = getattr(args, name, None)
+        if not isinstance(value, str | os.PathLike) or not str(value):
+            continue
+        out = Path(value).expanduser()
+        try:
+            same = out.samefile(path) if out.exists() and path.exists() else out.resolve() == path.resolve()
+        except OSError:
+            same = False
+        if same:
+            raise OutputError(f"Cannot write {out}: it is the vault itself; choose another file name.")
+
+
 def open_vault(args: argparse.Namespace) -> Vault:
     """Open the vault named by ``args`` (WrongPassphrase / NotAVault / VaultError are shown by the CLI)."""
-    return Vault.open(vault_path(args), read_passphrase())
+    path = vault_path(args)
+    refuse_output_over_vault(args, path)
+    return Vault.open(path, read_passphrase())
 
 
 def open_or_create_vault(args: argparse.Namespace) -> tuple[Vault, bool]:
     """Open the vault, or create it when there is none yet (for `init`). Returns (vault, created)."""
     path = vault_path(args)
+    refuse_output_over_vault(args, path)
     if path.exists():
         return Vault.open(path, read_passphrase()), False
     return Vault.create(path, read_passphrase("New vault passphrase: ", confirm=True)), True
