@@ -236,6 +236,12 @@ def open_received(
     seen: dict[str, Any] = {}
     if receipt is not None:
         check_output_path(receipt)  # refuse before opening, not after the data is out
+        from agreements._prepare import _same_file
+
+        if _same_file(Path(receipt), Path(package)):
+            raise OutputError(
+                f"Cannot write the receipt over the package {Path(package).name}; choose another name."
+            )
 
     def verify_sender(manifest: Manifest) -> Any:
         seen["manifest"] = manifest

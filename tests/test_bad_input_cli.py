@@ -673,3 +673,12 @@ def test_no_command_writes_over_the_vault(env, run_cli, command):
     line = refused(*run_cli("--vault", vault, *[a.format(**fmt) for a in argv]))
     assert "the vault itself" in line and vault.name in line
     assert vault.read_bytes() == before
+
+
+def test_open_never_writes_the_receipt_over_the_package(env, run_cli):
+    before = env["package"].read_bytes()
+    inbox = env["work"] / "inbox"
+    argv = ["open", env["package"], "--out", inbox, "--receipt", env["package"]]
+    line = refused(*run_cli("--vault", env["college"], *argv))
+    assert "over the package" in line
+    assert env["package"].read_bytes() == before and not inbox.exists()
