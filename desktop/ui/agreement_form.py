@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import (
 from agreements._agreement import Element as _SchemaElement
 from desktop.tasks import emit
 from desktop.ui.theme import finding_cell_brush
-from desktop.ui.widgets import MessageBar, button, heading, paragraph
+from desktop.ui.widgets import MessageBar, button, heading, paragraph, scrolling
 
 # The schema's own choices (agreements._agreement), so a treatment added there appears here too.
 TYPES: tuple[str, ...] = get_args(_SchemaElement.model_fields["type"].annotation)
@@ -372,10 +371,7 @@ class AgreementForm(QWidget):
         col.addWidget(box)
         col.addStretch(1)
 
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll = scrolling(body)
         self.scroll = scroll
         outer.addWidget(scroll, 1)
         self.message = MessageBar()

@@ -7,11 +7,11 @@ from datetime import date
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from desktop.ui.partners_page import fill_table, fit_columns, fit_height, make_table
 from desktop.ui.theme import heading_font
-from desktop.ui.widgets import MessageBar, button, heading, paragraph
+from desktop.ui.widgets import MessageBar, button, heading, paragraph, scrolling
 
 
 def _section(title: str) -> QLabel:
@@ -70,10 +70,7 @@ class DashboardPage(QWidget):
         for t, stretch in ((self.expiring, 0), (self.past, 1), (self.unreceipted, 1)):
             fit_columns(t, stretch)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(body)
+        scroll = scrolling(body)
         outer.addWidget(scroll, 1)
         self.refresh_button = button("&Refresh", "Refresh the dashboard")
         self.refresh_button.clicked.connect(self.refresh)

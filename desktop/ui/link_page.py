@@ -25,13 +25,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.tasks import Job, run_task
-from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
+from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph, scrolling
 
 EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".xlsx")
 # The library's methods (deid._linkage.METHODS), as the window names them.
@@ -174,10 +173,7 @@ class LinkPage(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.results)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(body)
+        scroll = scrolling(body)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)

@@ -18,14 +18,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.tasks import Job
 from desktop.ui.theme import monospace_font
-from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph
+from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph, scrolling
 
 
 class ReceiveScreen(QWidget):
@@ -111,10 +110,7 @@ class ReceiveScreen(QWidget):
         layout.addWidget(self.fingerprint)
         layout.addWidget(self.report_view)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(body)
+        scroll = scrolling(body)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)

@@ -10,7 +10,16 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 VERSION = 1
-FOLDER_KEYS = ("extract", "package_out", "package_in", "receive_out", "card", "receipt", "link_in", "link_out")
+FOLDER_KEYS = (
+    "extract",
+    "package_out",
+    "package_in",
+    "receive_out",
+    "card",
+    "receipt",
+    "link_in",
+    "link_out",
+)
 
 
 class Settings:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -226,6 +227,15 @@ class ProgressPanel(QFrame):
     def finish(self) -> None:
         """Hide the panel."""
         self.hide()
+
+
+def scrolling(body: QWidget) -> QScrollArea:
+    """``body`` in a frameless scroll area that resizes it: how a page stays usable in a small window."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setWidget(body)
+    return scroll
 
 
 def button(text: str, accessible: str | None = None, default: bool = False) -> QPushButton:
