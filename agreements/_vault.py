@@ -400,11 +400,34 @@ class Vault:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self, *, audit_upgrade: bool) -> None:
+        """Apply every migration step this vault has not had yet, each in its own transaction.
+
+        Steps are numbered by area (see _migrations.py), so a step can land with a lower number than
+        one already released; a ledger of applied steps (not just ``user_version``, the highest) makes
+        sure such a step still reaches vaults created before it."""
         conn = self.db
         start = self.schema_version
-        applied = start
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if not conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_steps'"
+                ).fetchone():
+                    conn.execute("CREATE TABLE schema_steps (version INTEGER PRIMARY KEY)")
+                    # A vault from before the ledger had every step up to its user_version.
+                    conn.executemany(
+                        "INSERT INTO schema_steps(version) VALUES (?)",
+                        [(v,) for v, _ in MIGRATIONS if v <= start],
+                    )
+                conn.execute("COMMIT")
+            except sqlcipher3.Error as exc:
+                with contextlib.suppress(sqlcipher3.Error):
+                    conn.execute("ROLLBACK")
+                raise VaultError(f"Cannot upgrade the vault at {self.path}: {exc}.") from exc
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_steps")}
+        applied: list[int] = []
         for version, step in sorted(MIGRATIONS, key=lambda m: m[0]):
-            if version <= applied:
+            if version in done:
                 continue
             with self._lock:
                 try:
@@ -414,7 +437,8 @@ class Vault:
                     else:
                         for statement in _split_sql(step):
                             conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {int(version)}")
+                    conn.execute("INSERT INTO schema_steps(version) VALUES (?)", (version,))
+                    conn.execute(f"PRAGMA user_version = {int(max(version, self.schema_version))}")
                     conn.execute("COMMIT")
                 except sqlcipher3.Error as exc:
                     with contextlib.suppress(sqlcipher3.Error):
@@ -422,9 +446,11 @@ class Vault:
                     raise VaultError(
                         f"Cannot upgrade the vault at {self.path} to schema {version}: {exc}."
                     ) from exc
-            applied = version
-        if audit_upgrade and applied != start:
-            self.audit.append("vault.upgrade", details={"from": start, "to": applied})
+            applied.append(version)
+        if audit_upgrade and applied:
+            self.audit.append(
+                "vault.upgrade", details={"from": start, "to": self.schema_version, "steps": applied}
+            )
 
 
 def _split_sql(script: str) -> list[str]:

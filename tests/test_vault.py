@@ -279,3 +279,21 @@ def test_create_where_the_folder_is_a_file(tmp_path):
     blocker.write_text("x")
     with pytest.raises(VaultError, match="does not exist"):
         Vault.create(blocker / "v.vault", PASS)
+
+
+def test_a_step_numbered_below_the_vaults_version_still_reaches_it(tmp_path, monkeypatch):
+    """Migration numbers are reserved by area, so a later release can add step 15 after 50 exists:
+    the ledger of applied steps (not just the highest) makes an existing vault get it."""
+    import agreements._vault as vault_module
+
+    path = tmp_path / "old.vault"
+    Vault.create(path, PASS).close()
+    late = (15, "CREATE TABLE late_step (x TEXT);")
+    monkeypatch.setattr(vault_module, "MIGRATIONS", sorted([*vault_module.MIGRATIONS, late]))
+    with Vault.open(path, PASS) as vault:
+        assert vault.db.execute("SELECT count(*) FROM late_step").fetchone() == (0,)
+        upgrade = [e for e in vault.audit.entries() if e.action == "vault.upgrade"]
+        assert upgrade and upgrade[-1].details["steps"] == [15]
+        assert vault.audit.verify()
+    with Vault.open(path, PASS) as vault:  # applied once only
+        assert len([e for e in vault.audit.entries() if e.action == "vault.upgrade"]) == 1
