@@ -36,7 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"pathshare: {message}\n")
+        sentence = message[:1].upper() + message[1:]
+        sys.stderr.write(f"pathshare: {sentence}{'' if sentence.endswith('.') else '.'}\n")
         raise SystemExit(2)
 
 
