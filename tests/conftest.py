@@ -37,3 +37,34 @@ def run_cli(capsys):
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def _executed_pair(tmp_path_factory) -> tuple[Path, Path, str]:
+    """District and college vaults that trust each other and hold one executed agreement (built once)."""
+    from partners_setup import Org, execute_agreement
+
+    base = tmp_path_factory.mktemp("orgs")
+    d = Org(base / "district.vault", "Lakeview Unified School District", "district")
+    c = Org(base / "college.vault", "Riverbend Community College", "college")
+    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], base)
+    d.vault.close()
+    c.vault.close()
+    return base / "district.vault", base / "college.vault", agreement_id
+
+
+@pytest.fixture
+def sides(_executed_pair, tmp_path):
+    """Fresh copies of the executed pair for one test: (district Org, college Org, agreement id)."""
+    import shutil
+
+    from partners_setup import Org
+
+    d_path, c_path, agreement_id = _executed_pair
+    orgs = []
+    for path in (d_path, c_path):
+        shutil.copyfile(path, tmp_path / path.name)
+        orgs.append(Org(tmp_path / path.name, new=False))
+    yield orgs[0], orgs[1], agreement_id
+    for org in orgs:
+        org.vault.close()

@@ -21,6 +21,8 @@ from agreements._signing import load_public_key
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
 PASS = "correct horse battery staple"
 TODAY = date.today()
+EXPIRES = TODAY + timedelta(days=365)  # execute_agreement's defaults, for tests about expiry
+DEADLINE = TODAY + timedelta(days=455)
 
 
 class Org:
@@ -53,8 +55,8 @@ def execute_agreement(
     *,
     scope: str = "provider",
     effective: date = TODAY - timedelta(days=30),
-    expires: date = TODAY + timedelta(days=365),
-    deadline: date = TODAY + timedelta(days=455),
+    expires: date = EXPIRES,
+    deadline: date = DEADLINE,
 ) -> str:
     """Exchange cards (verified), draft the documented example between ``orgs`` with ``roles``, and have
     every party sign by passing the file along; afterwards every vault holds it executed. Returns its id."""

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from partners_setup import TODAY, Org, execute_agreement
+from partners_setup import TODAY, Org
 
 from agreements._identity import age_identity, signing_key
 from agreements._package import Manifest, make_receipt, open_package, seal
@@ -27,30 +26,6 @@ from agreements._package_store import (
     record_sent,
 )
 from agreements.errors import PackageRejected
-
-
-@pytest.fixture(scope="module")
-def _prepared(tmp_path_factory) -> tuple[Path, Path, str]:
-    """District and college vaults that trust each other and hold one executed agreement."""
-    base = tmp_path_factory.mktemp("orgs")
-    d = Org(base / "district.vault", "Lakeview Unified School District", "district")
-    c = Org(base / "college.vault", "Riverbend Community College", "college")
-    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], base)
-    d.vault.close()
-    c.vault.close()
-    return base / "district.vault", base / "college.vault", agreement_id
-
-
-@pytest.fixture
-def sides(_prepared, tmp_path):
-    d_path, c_path, agreement_id = _prepared
-    orgs = []
-    for path in (d_path, c_path):
-        shutil.copyfile(path, tmp_path / path.name)
-        orgs.append(Org(tmp_path / path.name, new=False))
-    yield orgs[0], orgs[1], agreement_id
-    for org in orgs:
-        org.vault.close()
 
 
 def _send(d: Org, c: Org, agreement_id: str, tmp_path: Path) -> tuple[Manifest, Path]:

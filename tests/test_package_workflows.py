@@ -4,13 +4,12 @@ destruction — each outcome recorded and audited."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pyrage
 import pytest
-from partners_setup import PASS, TODAY, Org, execute_agreement
+from partners_setup import DEADLINE, EXPIRES, PASS, Org
 
 from agreements import Vault
 from agreements._agreement_store import (
@@ -29,34 +28,6 @@ from agreements._workflows import (
 )
 from agreements.errors import AgreementError, PackageRejected
 from deid.errors import OutputError
-
-EXPIRES = TODAY + timedelta(days=365)
-DEADLINE = TODAY + timedelta(days=455)
-DATES = {"expires": EXPIRES, "deadline": DEADLINE}
-
-
-@pytest.fixture(scope="module")
-def _prepared(tmp_path_factory) -> tuple[Path, Path, str]:
-    """District and college vaults that trust each other and hold one executed agreement."""
-    base = tmp_path_factory.mktemp("orgs")
-    d = Org(base / "district.vault", "Lakeview Unified School District", "district")
-    c = Org(base / "college.vault", "Riverbend Community College", "college")
-    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], base, **DATES)
-    d.vault.close()
-    c.vault.close()
-    return base / "district.vault", base / "college.vault", agreement_id
-
-
-@pytest.fixture
-def sides(_prepared, tmp_path):
-    d_path, c_path, agreement_id = _prepared
-    orgs = []
-    for path in (d_path, c_path):
-        shutil.copyfile(path, tmp_path / path.name)
-        orgs.append(Org(tmp_path / path.name, new=False))
-    yield orgs[0], orgs[1], agreement_id
-    for org in orgs:
-        org.vault.close()
 
 
 @pytest.fixture
