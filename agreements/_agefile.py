@@ -1,20 +1,20 @@
-"""The one place PathShare touches pyrage: streaming age encryption and decryption, errors translated.
+"""Streaming age encryption and decryption for packages, errors translated; the front door over
+:mod:`agreements._age` (the format itself).
 
 Packages are standard age files (X25519 recipients, binary, the STREAM payload format), so a recipient
-can always fall back to the stock ``age`` CLI. pyrage's ``encrypt_io`` / ``decrypt_io`` stream through
-Python file-like objects in 8 KiB calls (measured: memory stays flat whatever the size), so:
+can always fall back to the stock ``age`` CLI. Memory stays flat whatever the size:
 
-* ``encrypt_chunks`` encrypts an iterator of byte chunks (the package tar, generated on the fly as
-  pyrage asks for it: never built in memory nor written to disk);
-* ``decrypt_to`` decrypts into any writable. age releases a 64 KiB chunk only after its tag verified,
-  but releases earlier chunks before a later one fails (truncation, a flipped byte): callers decrypt
-  into a private place and trust nothing until ``decrypt_to`` returned.
+* ``encrypt_chunks`` encrypts an iterator of byte chunks (the package tar, generated on the fly:
+  never built in memory nor written to disk);
+* ``decrypt_to`` decrypts into any writable. A 64 KiB chunk is released only after its tag verified,
+  but earlier chunks are released before a later one fails (truncation, a flipped byte): callers
+  decrypt into a private place and trust nothing until ``decrypt_to`` returned.
 
-pyrage holds the GIL for its whole call (it never releases it while it works), so a GUI must run
-sealing and opening in a worker *process*, not a thread of the UI process. Everything here runs on
-the calling thread: overlapping our hashing with pyrage on a helper thread was measured (a bounded
-queue between the two) and lost as soon as the machine was busy, because the threads then wait on
-each other for the GIL.
+Two threads share the work: the caller's thread produces (sealing: reads the sources, hashes them,
+frames the tar) or consumes (opening: unpacks, hashes, writes the files), and a helper thread encrypts
+and writes, or reads and decrypts. Both sides spend their time in OpenSSL, hashlib or system calls,
+which release the GIL, so they run in parallel on two cores (measured in ``make bench``); a bounded
+queue between them keeps memory flat. Progress callbacks and cancels stay on the caller's thread.
 
 Every decryption failure comes out as :class:`AgeFailure` (a :class:`~agreements.errors.PackageRejected`)
 whose ``kind`` says which stage failed — ``header``, ``no match``, ``hmac``, ``payload`` or ``armor`` —
@@ -23,22 +23,39 @@ and whose message is one plain sentence.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 import pyrage
 
+from agreements import _age
+from agreements._age import ARMOR, HEADER, HMAC, NO_MATCH, PAYLOAD, AgeError
 from agreements.errors import AgreementError, PackageRejected
 
 Identity = pyrage.x25519.Identity
 
-# Failure kinds, as the C2SP age vectors name them.
-HEADER = "header"
-NO_MATCH = "no match"
-HMAC = "hmac"
-PAYLOAD = "payload"
-ARMOR = "armor"
+__all__ = [
+    "ARMOR",
+    "HEADER",
+    "HMAC",
+    "NO_MATCH",
+    "PAYLOAD",
+    "AgeFailure",
+    "Identity",
+    "decrypt_to",
+    "encrypt_chunks",
+    "parse_recipients",
+]
+
+_SENTENCES = {
+    ARMOR: "The package's ASCII armor is malformed.",
+    NO_MATCH: "The package is not addressed to this organization's age identity.",
+    HMAC: "The package header's authentication code does not match (tampered).",
+    PAYLOAD: "The package's content is damaged or truncated.",
+}
 
 
 class AgeFailure(PackageRejected):
@@ -49,51 +66,18 @@ class AgeFailure(PackageRejected):
         self.kind = kind
 
 
-def parse_recipients(recipients: Sequence[str]) -> list[pyrage.x25519.Recipient]:
-    """age X25519 recipients from their ``age1…`` strings (AgreementError naming a bad one)."""
+def parse_recipients(recipients: Sequence[str]) -> list[bytes]:
+    """The raw X25519 keys of ``age1…`` recipient strings (AgreementError naming a bad one)."""
     if not recipients:
         raise AgreementError("A package needs at least one recipient; the agreement names none.")
     parsed = []
     for text in recipients:
         try:
-            parsed.append(pyrage.x25519.Recipient.from_str(text))
+            pyrage.x25519.Recipient.from_str(text)  # the key library's own check, then ours
+            parsed.append(_age.x25519_recipient(text))
         except (pyrage.RecipientError, ValueError, TypeError) as exc:
             raise AgreementError(f"The recipient {text!r} is not an age X25519 recipient (age1…).") from exc
     return parsed
-
-
-class _ChunkReader:
-    """A ``read(n)`` face over an iterator of byte chunks, keeping an exception it raises for later.
-
-    Short reads at chunk boundaries avoid re-copying large chunks; pyrage asks for 8 KiB at a time.
-    """
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._view = memoryview(b"")
-        self._pos = 0
-        self.error: BaseException | None = None
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            if size is None or size < 0:
-                rest = [self._view[self._pos :].tobytes(), *self._chunks]
-                self._view, self._pos = memoryview(b""), 0
-                return b"".join(rest)
-            while self._pos >= len(self._view):
-                chunk = next(self._chunks, None)
-                if chunk is None:
-                    return b""
-                self._view, self._pos = memoryview(chunk), 0
-            piece = self._view[self._pos : self._pos + size].tobytes()
-            self._pos += len(piece)
-            return piece
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def readable(self) -> bool:
-        return True
 
 
 def encrypt_chunks(chunks: Iterator[bytes], out: IO[bytes], recipients: Sequence[str]) -> None:
@@ -103,65 +87,15 @@ def encrypt_chunks(chunks: Iterator[bytes], out: IO[bytes], recipients: Sequence
     unchanged; a failure to write ``out`` comes out as OSError. Either way ``out`` then holds a useless
     partial stream that the caller must discard.
     """
-    parsed = parse_recipients(recipients)
-    reader = _ChunkReader(chunks)
+    publics = parse_recipients(recipients)
     try:
-        pyrage.encrypt_io(reader, out, parsed)
-    except Exception as exc:
-        if reader.error is not None:
-            raise reader.error from None
-        if isinstance(exc, OSError) or "os error" in str(exc).lower():
-            raise OSError(str(exc)) from exc
-        raise PackageRejected(f"Encryption failed: {exc}.") from exc
+        stream = _age.StreamEncryptor(out, publics)
+        _consume_in_thread(stream.write, chunks)
+        stream.close()
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()  # a generator closes the source files it holds open
-
-
-def _classify(exc: BaseException, source: Path | None = None) -> AgeFailure:
-    """Map a rage error (its Display text is all pyrage exposes) to a failure kind and a plain sentence."""
-    low = str(exc).lower()
-    if "armor" in low or "decodeerror" in low:
-        return AgeFailure("The package's ASCII armor is malformed.", ARMOR)
-    if isinstance(exc, pyrage.DecryptError):
-        if "no matching keys" in low:
-            return AgeFailure("The package is not addressed to this organization's age identity.", NO_MATCH)
-        if "mac" in low:
-            return AgeFailure("The package header's authentication code does not match (tampered).", HMAC)
-        if "decryption failed" in low:
-            return AgeFailure("The package's content is damaged or truncated.", PAYLOAD)
-        name = source.name if source is not None else "The file"
-        return AgeFailure(f"{name} is not a valid age package (its header is malformed).", HEADER)
-    # rage reports a bad STREAM chunk, a truncation or trailing data as an I/O error from its copy loop.
-    return AgeFailure("The package's content is damaged or truncated.", PAYLOAD)
-
-
-class _Sink:
-    """Wraps the destination so its own failure (disk full, content refused) is not mistaken for a
-    damaged package."""
-
-    def __init__(self, sink: IO[bytes]) -> None:
-        self._sink = sink
-        self.error: BaseException | None = None
-
-    def write(self, data: bytes) -> int:
-        if self.error is not None:
-            # rage flushes its buffer once more after a failed write: keep the first failure, and
-            # never feed the sink again once it has refused something.
-            raise OSError("the destination already failed")
-        try:
-            written = self._sink.write(data)
-        except BaseException as exc:
-            self.error = exc
-            raise
-        return len(data) if written is None else written
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass
 
 
 def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) -> None:
@@ -172,15 +106,123 @@ def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) ->
     An exception raised by ``sink`` (OSError when it cannot be written, or its own refusal of the
     content) is re-raised as it was.
     """
-    box = _Sink(sink)
+    keys = [str(identity) for identity in identities]
     try:
-        src = open(source, "rb")  # noqa: SIM115 - closed below; open errors are the caller's to word
+        raw = open(source, "rb")  # noqa: SIM115 - closed below; open errors are the caller's to word
     except OSError as exc:
         raise PackageRejected(f"Cannot read the package {source}: {exc.strerror or exc}.") from exc
+    with raw:
+        try:
+            head = raw.read(1024)
+            raw.seek(0)
+            src: IO[bytes] = _age.ArmorReader(raw) if _age.looks_armored(head) else raw  # type: ignore[assignment]
+            stanzas, covered, mac = _age.read_header(src)
+            file_key = _age.unwrap_file_key(stanzas, covered, mac, keys)
+            for piece in _produce_in_thread(_read_errors_apart(_age.decrypt_payload(src, file_key))):
+                sink.write(piece)  # type: ignore[arg-type]
+        except AgeError as exc:
+            sentence = _SENTENCES.get(exc.kind) or (
+                f"{Path(source).name} is not a valid age package (its header is malformed)."
+            )
+            raise AgeFailure(sentence, exc.kind) from exc
+        except _SourceError as exc:
+            raise PackageRejected(f"Cannot read the package {source}: {exc.args[0]}.") from exc
+
+
+# ------------------------------------------------------------------------------- the helper thread
+
+_DEPTH = 4  # items in flight between the two threads: 4 MiB at most either way
+_DONE = object()
+
+
+class _SourceError(Exception):
+    """Reading the package failed (an OSError), as distinct from the sink's own OSError."""
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _read_errors_apart(pieces: Iterator[bytearray]) -> Iterator[bytearray]:
+    """Tell a failure to read the package apart from the sink's own OSError (a full disk, say)."""
     try:
-        with src:
-            pyrage.decrypt_io(src, box, list(identities))
-    except Exception as exc:
-        if box.error is not None:
-            raise box.error from None
-        raise _classify(exc, Path(source)) from exc
+        yield from pieces
+    except OSError as exc:
+        raise _SourceError(exc.strerror or str(exc)) from exc
+
+
+def _put(q: queue.Queue[object], item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless the other side has stopped listening; False if it has."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _consume_in_thread(consume: Callable[[bytes], None], items: Iterable[bytes]) -> None:
+    """Call ``consume(item)`` on a helper thread for each item the caller's thread produces.
+
+    The first exception on either side stops both and is re-raised here (the producer's first).
+    """
+    q: queue.Queue[object] = queue.Queue(_DEPTH)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            while (item := q.get()) is not _DONE:
+                if not stop.is_set():
+                    consume(item)  # type: ignore[arg-type]
+        except BaseException as exc:
+            failure.append(exc)
+            stop.set()
+
+    worker = threading.Thread(target=run, name="pathshare-age", daemon=True)
+    worker.start()
+    try:
+        for item in items:
+            if not _put(q, item, stop):
+                break  # the consumer failed
+    except BaseException:
+        stop.set()  # the consumer skips whatever is still queued
+        raise
+    finally:
+        while worker.is_alive():  # a live consumer drains the queue, so this put gets through
+            try:
+                q.put(_DONE, timeout=0.05)
+                break
+            except queue.Full:
+                continue
+        worker.join()
+    if failure:
+        raise failure[0]
+
+
+def _produce_in_thread(items: Iterator[object]) -> Iterator[object]:
+    """Yield ``items`` on the caller's thread while a helper thread computes them ahead."""
+    q: queue.Queue[object] = queue.Queue(_DEPTH)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not _put(q, item, stop):
+                    return
+            _put(q, _DONE, stop)
+        except BaseException as exc:
+            _put(q, _Raised(exc), stop)
+
+    worker = threading.Thread(target=run, name="pathshare-age", daemon=True)
+    worker.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()

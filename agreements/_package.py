@@ -20,8 +20,9 @@ refuses anything unlisted; only then are the files moved into the destination. E
 :class:`~agreements.errors.PackageRejected` with one plain sentence, and the staging folder is removed:
 nothing reaches the destination.
 
-Callers make no crypto decisions. pyrage holds the GIL while it works: a GUI must call these in a
-worker process.
+Callers make no crypto decisions. Sealing and opening keep two cores busy (hashing and framing on the
+caller's thread, encryption on a helper thread) and hold the GIL only between those calls; the GUI
+still runs them in a worker process so a slow disk never touches the window.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from agreements import _agefile
 from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
 from agreements.errors import PackageRejected
-from deid._atomic import atomic_open, check_output_path
+from deid._atomic import EarlyWriteback, atomic_open, check_output_path
 from deid.errors import InputError, OutputError, PathShareError
 
 FORMAT_VERSION = 1
@@ -56,6 +57,7 @@ REPORT_NAME = "report.json"
 DATA_DIR = "data"
 
 _CHUNK = 1 << 20
+_DIRECT = 64 << 10  # unpacked data pieces this large are hashed and written without gathering
 _MAX_MANIFEST = 16 << 20  # bytes; far above any real manifest, bounds memory for hostile input
 _MAX_SIGNATURE = 4096
 _MAX_REPORT = 64 << 20
@@ -348,7 +350,7 @@ def seal(
     chunks = _tar_chunks(report_bytes, specs, finalize, mtime, _Meter(progress, total, "sealing"))
     try:
         with atomic_open(out, "wb") as fh:
-            _agefile.encrypt_chunks(chunks, fh, recipients)
+            _agefile.encrypt_chunks(chunks, EarlyWriteback(fh), recipients)  # type: ignore[arg-type]
     except OSError as exc:
         raise OutputError(f"Cannot write the package {out}: {exc.strerror or exc}.") from exc
     return result[0]
@@ -524,9 +526,9 @@ _MAX_HEADER_GROUP = 1 << 20  # PAX/GNU extension headers of one member; ours are
 
 
 class _Unpacker:
-    """Receives the decrypted tar as pyrage writes it and unpacks it into ``tree`` on the fly.
+    """Receives the decrypted tar as the age reader releases it and unpacks it into ``tree`` on the fly.
 
-    pyrage pushes plaintext (8 KiB at a time, each piece already authenticated by age); Python's tarfile
+    The reader pushes plaintext (up to 1 MiB at a time, each piece already authenticated); Python's tarfile
     only pulls, so this class frames the stream itself — 512-byte header blocks, member data, padding —
     and hands each member's header blocks (with any PAX or GNU extension headers) to ``tarfile`` to
     parse. Every member is vetted before anything of it is written. Writing each file once, straight
@@ -553,7 +555,7 @@ class _Unpacker:
         self._digest: Any = None
         self._pending = bytearray()  # data of the current file not yet hashed and written
 
-    # pyrage's side
+    # the decrypting side
     def write(self, data: bytes) -> int:
         self._meter.add(len(data))
         view = memoryview(data)
@@ -562,10 +564,14 @@ class _Unpacker:
                 take = min(len(view), self._remaining)
                 piece = view[:take]
                 if self._out is not None:
-                    # pyrage hands over 8 KiB at a time; hashing 1 MiB at once is ~1.7x faster.
-                    self._pending += piece
-                    if len(self._pending) >= _CHUNK:
-                        self._flush()
+                    if not self._pending and take >= _DIRECT:
+                        self._digest.update(piece)  # large pieces go straight through, uncopied
+                        self._out.write(piece)
+                    else:
+                        # Small pieces are gathered: hashing 1 MiB at once is ~1.7x faster than 8 KiB.
+                        self._pending += piece
+                        if len(self._pending) >= _CHUNK:
+                            self._flush()
                 elif self._parts is not None:
                     self._parts.append(piece.tobytes())
                 self._remaining -= take
@@ -655,7 +661,7 @@ class _Unpacker:
                 raise PackageRejected(
                     f"The package's file {rel!r} clashes with another of its files."
                 ) from exc
-            self._out = os.fdopen(fd, "wb", buffering=_CHUNK)
+            self._out = EarlyWriteback(os.fdopen(fd, "wb", buffering=_CHUNK))
             self._digest = hashlib.sha256()
         self._remaining = self._size = member.size
         self._padding = -member.size % tarfile.BLOCKSIZE

@@ -21,22 +21,13 @@ from agreements.errors import PackageRejected
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "cctv-age"
 
-# Deviations of rage 0.11 (the age implementation inside pyrage) from the reference, kept visible:
-# strict xfails, so a pyrage upgrade that fixes them makes this suite say so.
-RAGE_DEVIATIONS = {
-    "stanza_missing_body": "rage accepts a stanza without its final (empty) body line",
-    "stanza_missing_final_line": "rage accepts a stanza whose body does not end with a short line",
-    "armor_whitespace_outside": "rage refuses whitespace before the armor's BEGIN line",
-}
-
-# Which AgeFailure kinds each expected class may show. rage reports some armor damage from its header
-# parser, which PathShare cannot tell apart: the README allows aliasing such cases.
+# The AgeFailure kind each expected class must show: PathShare's reader tells every class apart.
 EXPECTED_KINDS = {
     "no match": {_agefile.NO_MATCH},
     "HMAC failure": {_agefile.HMAC},
     "header failure": {_agefile.HEADER},
     "payload failure": {_agefile.PAYLOAD},
-    "armor failure": {_agefile.ARMOR, _agefile.HEADER},
+    "armor failure": {_agefile.ARMOR},
 }
 
 
@@ -58,25 +49,18 @@ def _parse(path: Path) -> tuple[dict[str, list[str]], bytes]:
     return meta, body
 
 
-def _param(name: str) -> object:
-    marks = []
-    if name in RAGE_DEVIATIONS:
-        marks.append(pytest.mark.xfail(strict=True, reason=RAGE_DEVIATIONS[name]))
-    return pytest.param(name, marks=marks, id=name)
-
-
 def test_vectors_are_present() -> None:
     assert VECTORS.is_dir(), f"the C2SP age vectors are missing: expected them in {VECTORS}"
     assert len(_vector_names()) > 100
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in _vector_names()])
+@pytest.mark.parametrize("name", _vector_names())
 def test_vector(name: str, tmp_path: Path) -> None:
     assert VECTORS.is_dir(), f"the C2SP age vectors are missing: expected them in {VECTORS}"
     meta, body = _parse(VECTORS / name)
     identities = meta.get("identity", [])
     if name.startswith("hybrid") or any(i.startswith("AGE-SECRET-KEY-PQ") for i in identities):
-        pytest.skip("post-quantum hybrid (ML-KEM-768 + X25519) recipients: pyrage cannot parse them")
+        pytest.skip("post-quantum hybrid (ML-KEM-768 + X25519) recipients: PathShare keys are X25519 only")
     if "passphrase" in meta:
         pytest.skip("passphrase (scrypt) recipients: PathShare's decrypt path takes X25519 identities only")
     expect = meta["expect"][0]

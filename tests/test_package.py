@@ -570,7 +570,8 @@ def test_progress_and_cancel(tmp_path: Path, district: Party, college: Party, so
     opened: list[float] = []
     open_package(pkg, college.identity, tmp_path / "in", verify_sender=_trusting(district),
                  progress=lambda f, m: opened.append(f))
-    assert len(opened) > 10 and opened == sorted(opened) and opened[-1] > 0.95
+    # Opening reads up to 1 MiB at a time too: a step per read at least.
+    assert len(opened) >= 3 and opened == sorted(opened) and opened[-1] > 0.95
 
     def cancel_halfway(fraction: float, message: str) -> None:
         if fraction > 0.5:
@@ -590,9 +591,10 @@ def test_memory_stays_bounded(tmp_path: Path, district: Party, college: Party) -
     import tracemalloc
 
     big = tmp_path / "big.bin"
+    block = os.urandom(1 << 20)
     with open(big, "wb") as fh:
-        for _ in range(24):
-            fh.write(os.urandom(1 << 20))
+        for i in range(40):
+            fh.write(i.to_bytes(4, "little") + block[4:])
     tracemalloc.start()
     try:
         _seal(district, [college.recipient], [("big.bin", big)], tmp_path / "p.age")
@@ -602,5 +604,7 @@ def test_memory_stays_bounded(tmp_path: Path, district: Party, college: Party) -
         opening_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert sealing_peak < 6 << 20 and opening_peak < 6 << 20, (sealing_peak, opening_peak)
-    assert (tmp_path / "in" / "data" / "big.bin").stat().st_size == 24 << 20
+    # A few MiB in flight between the two threads (tar or plaintext on one side, ciphertext on the
+    # other), nothing that grows with the 40 MiB payload.
+    assert sealing_peak < 10 << 20 and opening_peak < 10 << 20, (sealing_peak, opening_peak)
+    assert (tmp_path / "in" / "data" / "big.bin").read_bytes() == big.read_bytes()
