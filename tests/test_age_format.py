@@ -9,6 +9,7 @@ unchanged and promptly, no thread is left behind) and flat memory.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import itertools
@@ -642,6 +643,62 @@ def test_a_failing_sink_is_re_raised_unchanged_and_promptly(
 def test_an_unreadable_package_is_a_package_rejected_error(key: Key, tmp_path: Path) -> None:
     with pytest.raises(PackageRejected, match="Cannot read the package"):
         _agefile.decrypt_to(tmp_path / "missing.age", [key.identity], io.BytesIO())
+
+
+class _FailingFile(io.FileIO):
+    """A package file whose reads fail (EIO: a failing USB stick or network share) from byte ``limit`` on."""
+
+    limit = 0
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.tell() >= self.limit:
+            raise OSError(errno.EIO, "Input/output error")
+        with memoryview(buffer) as view:
+            return super().readinto(view[: self.limit - self.tell()])
+
+
+def _open_failing_after(limit: int) -> Callable[..., IO[bytes]]:
+    def fake_open(path: Path, mode: str = "rb") -> IO[bytes]:
+        assert mode == "rb"
+        raw = _FailingFile(path, "r")
+        raw.limit = limit
+        return io.BufferedReader(raw, buffer_size=512)
+
+    return fake_open
+
+
+def test_a_package_read_failure_in_the_payload_is_a_package_rejected_error(
+    sealed, key: Key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, ciphertext, header = sealed
+    path = tmp_path / "flaky.age"
+    path.write_bytes(ciphertext)
+    monkeypatch.setattr(_agefile, "open", _open_failing_after(header + NONCE + 2 * (CHUNK + TAG) + 7),
+                        raising=False)
+    sink = io.BytesIO()
+    with pytest.raises(PackageRejected, match=r"Cannot read the package .*Input/output error") as info:
+        _agefile.decrypt_to(path, [key.identity], sink)
+    assert not isinstance(info.value, AgeFailure)
+    assert data.startswith(sink.getvalue()) and len(sink.getvalue()) % CHUNK == 0  # authenticated only
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OSError,
+    reason="decrypt_to wraps read errors as PackageRejected only in the payload (_read_errors_apart): a read "
+    "error in the first 1 KiB or the header escapes as a bare OSError, which open_package then reports as "
+    "'Cannot unpack the package beside <folder>' (an OutputError blaming the output side)",
+)
+@pytest.mark.parametrize("limit", [0, 100])
+def test_a_package_read_failure_in_the_header_is_a_package_rejected_error(
+    limit: int, sealed, key: Key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ciphertext, _ = sealed
+    path = tmp_path / "flaky.age"
+    path.write_bytes(ciphertext)
+    monkeypatch.setattr(_agefile, "open", _open_failing_after(limit), raising=False)
+    with pytest.raises(PackageRejected, match="Cannot read the package"):
+        _agefile.decrypt_to(path, [key.identity], io.BytesIO())
 
 
 def _tracked_chunks(count: int, fail_at: int | None, closed: list[bool]) -> Iterator[bytes]:
