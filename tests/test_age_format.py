@@ -3,8 +3,9 @@ independent ones: pyrage (rage, Rust) and the ``age`` CLI (the Go reference).
 
 Covers the chunk boundaries of the STREAM payload, arbitrary write splits, several recipients, the
 Bech32 key strings, every kind of damage (header, payload, truncation, appended bytes) and what reaches
-the sink before it is detected, the two helper threads (exceptions from either side come back
-unchanged and promptly, no thread is left behind) and flat memory.
+the sink before it is detected, ASCII-armor variants judged as the CLI judges them, the two helper
+threads (exceptions from either side come back unchanged and promptly, no thread is left behind) and
+flat memory. Two known deviations are pinned as strict xfails (see their reasons).
 """
 
 from __future__ import annotations
@@ -758,9 +759,10 @@ def test_an_output_failure_comes_back_from_encrypt_chunks_as_oserror(key: Key, f
 def test_no_helper_thread_outlives_many_calls(big_file, key: Key, tmp_path: Path) -> None:
     path, _ = big_file
     for i in range(10):
-        _run_with_deadline(lambda i=i: _agefile.decrypt_to(path, [key.identity], FailingSink(1 + i % 3,
-                                                                                           SinkRefused())))
-        _seal([b"a" * 1000] * 5, [key.recipient])
+        sink = FailingSink(1 + i % 3, SinkRefused())
+        raised = _run_with_deadline(lambda sink=sink: _agefile.decrypt_to(path, [key.identity], sink))
+        assert raised is sink.exc
+        assert pyrage.decrypt(_seal([b"a" * 1000] * 5, [key.recipient]), [key.identity]) == b"a" * 5000
     alive = [t for t in threading.enumerate() if t.name == THREAD_NAME]
     assert alive == []
 
