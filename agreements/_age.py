@@ -426,6 +426,14 @@ def decrypt_payload(src: IO[bytes], file_key: bytes, chunks_per_piece: int = 16)
 # --------------------------------------------------------------------------------------------- armor
 
 
+def _blank(data: bytes) -> bool:
+    """Whether ``data`` is only whitespace, Unicode whitespace included (as Go's bytes.TrimSpace)."""
+    try:
+        return not data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return False
+
+
 def looks_armored(head: bytes) -> bool:
     """Whether a file whose first bytes are ``head`` (1 KiB is enough) is meant as ASCII armor.
 
@@ -463,7 +471,7 @@ class ArmorReader:
                 skipped = 0
                 while True:
                     line = self._line()
-                    if line.strip():
+                    if not _blank(line):
                         break
                     skipped += len(line) + 1
                     if skipped > _MAX_ARMOR_WHITESPACE:
@@ -491,7 +499,7 @@ class ArmorReader:
 
     def _finish(self) -> None:
         rest = self._src.read(_MAX_ARMOR_WHITESPACE)
-        if rest.strip():
+        if not _blank(rest):
             raise AgeError(ARMOR, "data follows the armor")
         if len(rest) == _MAX_ARMOR_WHITESPACE:
             raise AgeError(ARMOR, "too much whitespace after the armor")

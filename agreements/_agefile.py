@@ -113,10 +113,13 @@ def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) ->
         raise PackageRejected(f"Cannot read the package {source}: {exc.strerror or exc}.") from exc
     with raw:
         try:
-            head = raw.read(1024)
-            raw.seek(0)
-            src: IO[bytes] = _age.ArmorReader(raw) if _age.looks_armored(head) else raw  # type: ignore[assignment]
-            stanzas, covered, mac = _age.read_header(src)
+            try:
+                head = raw.read(1024)
+                raw.seek(0)
+                src: IO[bytes] = _age.ArmorReader(raw) if _age.looks_armored(head) else raw  # type: ignore[assignment]
+                stanzas, covered, mac = _age.read_header(src)
+            except OSError as exc:
+                raise _SourceError(exc.strerror or str(exc)) from exc
             file_key = _age.unwrap_file_key(stanzas, covered, mac, keys)
             for piece in _produce_in_thread(_read_errors_apart(_age.decrypt_payload(src, file_key))):
                 sink.write(piece)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ Covers the chunk boundaries of the STREAM payload, arbitrary write splits, sever
 Bech32 key strings, every kind of damage (header, payload, truncation, appended bytes) and what reaches
 the sink before it is detected, ASCII-armor variants judged as the CLI judges them, the two helper
 threads (exceptions from either side come back unchanged and promptly, no thread is left behind) and
-flat memory. Two known deviations are pinned as strict xfails (see their reasons).
+flat memory.
 """
 
 from __future__ import annotations
@@ -253,13 +253,6 @@ def test_armor_variants_are_judged_as_the_age_cli_judges_them(
         assert (failure.kind, reached) == (_agefile.ARMOR, b"")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AgeFailure,
-    reason="ArmorReader._finish uses bytes.strip() (ASCII whitespace only), the reference Go bytes.TrimSpace "
-    "(Unicode whitespace: U+0085, U+00A0, U+2003, U+3000, ...): a file the age CLI opens is refused as "
-    "'data follows the armor'",
-)
 @pytest.mark.parametrize("space", ["\u00a0", "\u0085", "\u3000"])
 def test_unicode_whitespace_after_the_armor_is_accepted_as_the_reference_does(
     space: str, key: Key, age_cli: str, tmp_path: Path
@@ -683,13 +676,6 @@ def test_a_package_read_failure_in_the_payload_is_a_package_rejected_error(
     assert data.startswith(sink.getvalue()) and len(sink.getvalue()) % CHUNK == 0  # authenticated only
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="decrypt_to wraps read errors as PackageRejected only in the payload (_read_errors_apart): a read "
-    "error in the first 1 KiB or the header escapes as a bare OSError, which open_package then reports as "
-    "'Cannot unpack the package beside <folder>' (an OutputError blaming the output side)",
-)
 @pytest.mark.parametrize("limit", [0, 100])
 def test_a_package_read_failure_in_the_header_is_a_package_rejected_error(
     limit: int, sealed, key: Key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
