@@ -3,7 +3,7 @@
 Prints throughput (MB/s) and the ratio to ``age`` (target >= 0.8x), and the peak memory (ru_maxrss)
 of a child process that only seals or only opens, at two payload sizes (target: flat). Writes
 bench-results/package.json. PATHSHARE_BENCH_MB sets the payload size (default 1024); the small size
-is an eighth of it. PATHSHARE_BENCH_REPEAT sets the runs per measurement (best is kept; default 2).
+is an eighth of it. PATHSHARE_BENCH_REPEAT sets the runs per measurement (best is kept; default 3).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def test_bench_package(tmp_path: Path) -> None:
     if age is None:
         pytest.fail("the age CLI is needed for the baseline (apt-get install age)")
     size_mb = int(os.environ.get("PATHSHARE_BENCH_MB", "1024"))
-    repeat = int(os.environ.get("PATHSHARE_BENCH_REPEAT", "2"))
+    repeat = int(os.environ.get("PATHSHARE_BENCH_REPEAT", "3"))
     sizes = sorted({max(1, size_mb // 8), size_mb})
 
     identity = pyrage.x25519.Identity.generate()
