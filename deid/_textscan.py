@@ -24,10 +24,13 @@ A :class:`Finding` holds a row number, a kind and character offsets — never th
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import socket
+import sys
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -755,9 +758,31 @@ def _pick_tag(cells: pa.Array) -> str:
 _ANALYZER_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _no_ipv6_probe() -> Iterator[None]:
+    """Import what pulls in urllib3 (presidio, tldextract, spaCy: through requests) without its probe.
+
+    When imported, urllib3 binds a socket to ``::1`` to learn whether IPv6 works. Nothing leaves the
+    machine, but PathShare opens no sockets at all, so during the import the probe is told Python has
+    no IPv6; urllib3 is never used to connect anywhere, so what it concludes does not matter.
+    """
+    if "urllib3.util.connection" in sys.modules:
+        yield
+        return
+    saved = socket.has_ipv6
+    socket.has_ipv6 = False
+    try:
+        with contextlib.suppress(ImportError):
+            import urllib3.util.connection  # noqa: F401 - imported here so the probe finds no IPv6
+    finally:
+        socket.has_ipv6 = saved
+    yield
+
+
 @functools.lru_cache(maxsize=1)
 def _offline_tldextract() -> Any:
-    import tldextract
+    with _no_ipv6_probe():
+        import tldextract
 
     # No suffix-list URLs and no cache directory: tldextract uses the snapshot bundled in its wheel.
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
@@ -768,7 +793,8 @@ _ENGLISH_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_cor
 
 def installed_ner_model() -> str | None:
     """The name of an installed spaCy English pipeline with NER, or None (nothing is downloaded)."""
-    import spacy.util
+    with _no_ipv6_probe():
+        import spacy.util
 
     return next((m for m in _ENGLISH_MODELS if spacy.util.is_package(m)), None)
 
@@ -788,9 +814,10 @@ def presidio_analyzer(ner_model: str | None = None) -> AnalyzerEngine:
 
 @functools.lru_cache(maxsize=4)
 def _build_presidio(ner_model: str | None) -> AnalyzerEngine:
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngine, NoOpNlpEngine, SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+    with _no_ipv6_probe():
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NlpEngine, NoOpNlpEngine, SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
     class OfflineEmailRecognizer(EmailRecognizer):
         """Presidio's e-mail recognizer, validating domains against the bundled suffix list."""

@@ -15,11 +15,6 @@ import deid._textscan as ts
 from deid._textscan import KINDS, Finding, TextScanner, presidio_analyzer
 from deid.errors import PolicyError
 
-# Importing presidio imports tldextract, hence requests and urllib3, whose import-time IPv6 probe creates
-# (and never connects) a socket; pytest-socket refuses it and warns. That probe is not network use;
-# connections and name look-ups are refused by pytest-socket and recorded in the presidio test below.
-pytestmark = pytest.mark.filterwarnings("ignore:A test tried to use socket.socket:UserWarning")
-
 ROSTER_NAMES = ["Maria Lopez", "José García-López", "Liam O'Brien", "Will Smith", "Grace Nguyen"]
 ROSTER_IDS = ["0012345678", "L123456"]
 
@@ -472,3 +467,31 @@ def test_presidio_uses_an_installed_ner_model_from_disk_only(tmp_path):
         "en_core_web_sm",
         "en_core_web_trf",
     )
+
+
+def test_building_presidio_creates_no_socket_at_all() -> None:
+    """urllib3 (pulled in by presidio through tldextract and requests) binds a probe socket to ::1 when
+    imported; PathShare imports it with the probe disarmed, so not even a local socket is made."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import socket\n"
+        "made = []\n"
+        "class Spy(socket.socket):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        made.append(args)\n"
+        "        super().__init__(*args, **kwargs)\n"
+        "socket.socket = Spy\n"
+        "from deid._textscan import presidio_analyzer\n"
+        "found = presidio_analyzer().analyze('write to ana@example.org', language='en')\n"
+        "print(len(made), socket.has_ipv6, sorted({r.entity_type for r in found}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sockets, ipv6_flag, entities = done.stdout.split(maxsplit=2)
+    assert sockets == "0"  # the probe would have made one
+    assert ipv6_flag == str(socket.has_ipv6)  # restored for everything else
+    assert "EMAIL_ADDRESS" in entities
