@@ -48,7 +48,7 @@ _X25519_LABEL = b"age-encryption.org/v1/X25519"
 _BYTES_PER_LINE = 48  # a full base64 body line: 64 columns
 _COLUMNS = 64
 _MAX_LINE = 1 << 16  # longer header lines are refused rather than buffered without end
-_MAX_STANZAS = 4096
+_MAX_HEADER = 1 << 20  # bytes; a package's header is ~200 bytes per recipient, so this bounds hostile input
 CHUNK = 64 * 1024  # STREAM plaintext chunk
 _TAG = 16
 ENCRYPTED_CHUNK = CHUNK + _TAG
@@ -200,8 +200,12 @@ def read_header(src: IO[bytes]) -> tuple[list[Stanza], bytes, bytes]:
         raise AgeError(HEADER, "not an age v1 file")
     covered = [first]
     stanzas: list[Stanza] = []
+    total = len(first)
     while True:
         line = _readline(src)
+        total += len(line)
+        if total > _MAX_HEADER:
+            raise AgeError(HEADER, "the header is implausibly large")
         if line.startswith(_FOOTER_PREFIX):
             prefix, *args = line[:-1].split(b" ")
             if prefix != _FOOTER_PREFIX or len(args) != 1:
@@ -224,6 +228,9 @@ def read_header(src: IO[bytes]) -> tuple[list[Stanza], bytes, bytes]:
         while True:
             line = _readline(src)
             covered.append(line)
+            total += len(line)
+            if total > _MAX_HEADER:
+                raise AgeError(HEADER, "the header is implausibly large")
             try:
                 piece = _b64_raw_decode(line[:-1])
             except (ValueError, binascii.Error) as exc:
@@ -236,8 +243,6 @@ def read_header(src: IO[bytes]) -> tuple[list[Stanza], bytes, bytes]:
         stanzas.append(
             Stanza(args[0].decode("ascii"), tuple(a.decode("ascii") for a in args[1:]), bytes(body))
         )
-        if len(stanzas) > _MAX_STANZAS:
-            raise AgeError(HEADER, "too many stanzas")
 
 
 def _unwrap_x25519(key: X25519PrivateKey, ours: bytes, stanza: Stanza) -> bytes | None:

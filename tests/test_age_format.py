@@ -480,6 +480,23 @@ def _flip(data: bytes, at: int, mask: int = 0x01) -> bytes:
     return data[:at] + bytes([data[at] ^ mask]) + data[at + 1 :]
 
 
+def test_a_header_too_large_to_be_real_is_refused_without_reading_on(key: Key, tmp_path: Path) -> None:
+    """A hostile header (an endless stanza body, or endless stanzas) stops at 1 MiB, not at memory's end."""
+    full_line = b"A" * 64 + b"\n"  # 48 bytes of body: a full line, so the stanza goes on
+    endless_body = _age.INTRO + b"-> X25519 abc\n" + full_line * 40_000  # 2.6 MB, never a short line
+    many = _age.INTRO + b"-> grease x\n\n" * 200_000  # 2.6 MB of well-formed empty stanzas
+    for name, data in (("body.age", endless_body), ("stanzas.age", many)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with open(path, "rb") as src:
+            with pytest.raises(_age.AgeError, match="implausibly large") as info:
+                _age.read_header(src)
+            assert src.tell() <= (1 << 20) + 64  # it stopped reading at the limit
+        assert info.value.kind == _age.HEADER
+        failure, reached = _failure(path, [key.identity])
+        assert (failure.kind, reached) == (_agefile.HEADER, b"")
+
+
 def test_every_header_byte_flip_is_refused_before_any_output(sealed, key: Key, tmp_path: Path) -> None:
     _, ciphertext, header = sealed
     path = tmp_path / "bad.age"
