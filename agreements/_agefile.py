@@ -112,16 +112,15 @@ def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) ->
     except OSError as exc:
         raise PackageRejected(f"Cannot read the package {source}: {exc.strerror or exc}.") from exc
     with raw:
+        src = _Source(raw)
         try:
-            try:
-                head = raw.read(1024)
-                raw.seek(0)
-                src: IO[bytes] = _age.ArmorReader(raw) if _age.looks_armored(head) else raw  # type: ignore[assignment]
-                stanzas, covered, mac = _age.read_header(src)
-            except OSError as exc:
-                raise _SourceError(exc.strerror or str(exc)) from exc
+            head = src.read(1024)
+            src.seek(0)
+            if _age.looks_armored(head):
+                src = _age.ArmorReader(src)  # type: ignore[assignment]
+            stanzas, covered, mac = _age.read_header(src)  # type: ignore[arg-type]
             file_key = _age.unwrap_file_key(stanzas, covered, mac, keys)
-            for piece in _produce_in_thread(_read_errors_apart(_age.decrypt_payload(src, file_key))):
+            for piece in _produce_in_thread(_age.decrypt_payload(src, file_key)):  # type: ignore[arg-type]
                 sink.write(piece)  # type: ignore[arg-type]
         except AgeError as exc:
             sentence = _SENTENCES.get(exc.kind) or (
@@ -132,27 +131,44 @@ def decrypt_to(source: Path, identities: Sequence[Identity], sink: IO[bytes]) ->
             raise PackageRejected(f"Cannot read the package {source}: {exc.args[0]}.") from exc
 
 
+class _SourceError(Exception):
+    """Reading the package failed (an OSError), as distinct from the sink's own OSError."""
+
+
+class _Source:
+    """The package file, with its read errors told apart from the sink's (a full disk, say)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._raw.read(size)
+        except OSError as exc:
+            raise _SourceError(exc.strerror or str(exc)) from exc
+
+    def readline(self, limit: int = -1) -> bytes:
+        try:
+            return self._raw.readline(limit)
+        except OSError as exc:
+            raise _SourceError(exc.strerror or str(exc)) from exc
+
+    def seek(self, offset: int) -> None:
+        try:
+            self._raw.seek(offset)
+        except OSError as exc:
+            raise _SourceError(exc.strerror or str(exc)) from exc
+
+
 # ------------------------------------------------------------------------------- the helper thread
 
 _DEPTH = 4  # items in flight between the two threads: 4 MiB at most either way
 _DONE = object()
 
 
-class _SourceError(Exception):
-    """Reading the package failed (an OSError), as distinct from the sink's own OSError."""
-
-
 class _Raised:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
-
-
-def _read_errors_apart(pieces: Iterator[bytearray]) -> Iterator[bytearray]:
-    """Tell a failure to read the package apart from the sink's own OSError (a full disk, say)."""
-    try:
-        yield from pieces
-    except OSError as exc:
-        raise _SourceError(exc.strerror or str(exc)) from exc
 
 
 def _put(q: queue.Queue[object], item: object, stop: threading.Event) -> bool:
