@@ -150,7 +150,11 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
             agreement_title=titles.get(rec.agreement_hash, titles.get(rec.agreement_id, "")),
             sent=rec.recorded,
             file=Path(rec.location).name,
-            missing=tuple(_org(names, r) for r in rec.recipients if r not in rec.delivered_to),
+            missing=tuple(
+                _org(names, r) + (f" refused it: {dict(rec.refused)[r]}" if r in rec.refused_by else "")
+                for r in rec.recipients
+                if r not in rec.delivered_to
+            ),
         )
         for rec in list_packages(vault, SENT)
         if set(rec.recipients) - set(rec.delivered_to)

@@ -936,6 +936,7 @@ class Receipt:
     recipient_fingerprint: str
     time: str
     result: str
+    reason: str = ""  # why a ``rejected`` package was refused (the recipient's one sentence)
 
 
 @dataclass(frozen=True)
@@ -974,16 +975,26 @@ _CERT_KEYS = {
 }
 
 
+_MAX_REASON = 500  # characters: a refusal is one sentence
+
+
 def make_receipt(
     manifest: Manifest,
     recipient_key: Ed25519PrivateKey,
     recipient_fingerprint: str,
     result: str = "opened",
     now: datetime | None = None,
+    reason: str = "",
 ) -> dict[str, Any]:
-    """A signed receipt (JSON-ready dict) for ``manifest``; ``result`` is ``opened`` or ``rejected``."""
+    """A signed receipt (JSON-ready dict) for ``manifest``; ``result`` is ``opened`` or ``rejected``.
+
+    A ``rejected`` receipt carries ``reason``, the recipient's refusal sentence (it never holds
+    student data: refusals name files, agreements and dates, never values).
+    """
     if result not in _RECEIPT_RESULTS:
         raise ValueError(f"result must be one of {_RECEIPT_RESULTS}")
+    if (result == "rejected") != bool(reason):
+        raise ValueError("a rejected receipt needs a reason, and only a rejected one has one")
     doc: dict[str, Any] = {
         "pathshare_receipt": 1,
         "package_id": manifest.package_id,
@@ -993,14 +1004,17 @@ def make_receipt(
         "time": _utc_text(now),
         "result": result,
     }
+    if reason:
+        doc["reason"] = reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"
     doc["signature"] = sign_document(recipient_key, doc)
     return doc
 
 
 def verify_receipt(receipt: Any, public_key: Ed25519PublicKey | str) -> Receipt:
     """The receipt's content if its signature verifies under ``public_key``; else PackageRejected."""
-    doc = _signed(receipt, _RECEIPT_KEYS, "pathshare_receipt", public_key, "receipt")
-    if doc["result"] not in _RECEIPT_RESULTS:
+    keys = _RECEIPT_KEYS | {"reason"} if isinstance(receipt, dict) and "reason" in receipt else _RECEIPT_KEYS
+    doc = _signed(receipt, keys, "pathshare_receipt", public_key, "receipt")
+    if doc["result"] not in _RECEIPT_RESULTS or (doc["result"] == "rejected") != ("reason" in doc):
         raise PackageRejected("The receipt is malformed.")
     return Receipt(
         doc["package_id"],
@@ -1009,6 +1023,7 @@ def verify_receipt(receipt: Any, public_key: Ed25519PublicKey | str) -> Receipt:
         doc["recipient"],
         doc["time"],
         doc["result"],
+        doc.get("reason", ""),
     )
 
 

@@ -57,13 +57,19 @@ class PackageRecord:
     destroyed_at: str | None  # received: when we destroyed it
     delivered_to: tuple[str, ...] = ()  # sent: recipients whose "opened" receipt we hold
     destroyed_by: tuple[str, ...] = ()  # sent: recipients whose destruction certificate we hold
+    refused: tuple[tuple[str, str], ...] = ()  # sent: (recipient, reason) from "rejected" receipts
+
+    @property
+    def refused_by(self) -> tuple[str, ...]:
+        return tuple(fp for fp, _ in self.refused)
 
     @property
     def closed(self) -> bool:
-        """Sent: every recipient certified destruction. Received: we destroyed it."""
+        """Sent: every recipient certified destruction or refused the package (so never opened it).
+        Received: we destroyed it."""
         if self.direction == RECEIVED:
             return self.destroyed_at is not None
-        return set(self.recipients) <= set(self.destroyed_by)
+        return set(self.recipients) <= set(self.destroyed_by) | set(self.refused_by)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +88,7 @@ class PackageRecord:
             "destroyed_at": self.destroyed_at,
             "delivered_to": list(self.delivered_to),
             "destroyed_by": list(self.destroyed_by),
+            "refused": [{"recipient": fp, "reason": reason} for fp, reason in self.refused],
             "closed": self.closed,
         }
 
@@ -148,15 +155,20 @@ def record_sent(vault: Vault, manifest: Manifest, package_path: Path) -> Package
     return get_package(vault, manifest.package_id, SENT)
 
 
+def received_on(vault: Vault, package_id: str) -> str | None:
+    """When the package with this id was opened here (UTC time), or None if it never was."""
+    row = vault.db.execute(
+        "SELECT recorded FROM packages WHERE package_id = ? AND direction = ?", (package_id, RECEIVED)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def check_not_replayed(vault: Vault, manifest: Manifest) -> None:
     """PackageRejected if a package with this id was already opened here (a replayed copy)."""
-    row = vault.db.execute(
-        "SELECT recorded FROM packages WHERE package_id = ? AND direction = ?",
-        (manifest.package_id, RECEIVED),
-    ).fetchone()
-    if row is not None:
+    opened = received_on(vault, manifest.package_id)
+    if opened is not None:
         raise PackageRejected(
-            f"The package {manifest.package_id} was already opened here on {row[0][:10]}; "
+            f"The package {manifest.package_id} was already opened here on {opened[:10]}; "
             "a second copy is refused (replay)."
         )
 
@@ -198,15 +210,14 @@ def _row_record(vault: Vault, row: tuple) -> PackageRecord:
     package_id, direction = row[0], row[1]
     delivered: tuple[str, ...] = ()
     destroyed: tuple[str, ...] = ()
+    refused: list[tuple[str, str]] = []
     if direction == SENT:
-        delivered = tuple(
-            r[0]
-            for r in vault.db.execute(
-                "SELECT recipient FROM package_receipts WHERE package_id = ? AND result = 'opened' "
-                "ORDER BY recipient",
-                (package_id,),
-            )
-        )
+        receipts = vault.db.execute(
+            "SELECT recipient, result, receipt FROM package_receipts WHERE package_id = ? ORDER BY recipient",
+            (package_id,),
+        ).fetchall()
+        delivered = tuple(r[0] for r in receipts if r[1] == "opened")
+        refused = [(r[0], str(json.loads(r[2]).get("reason", ""))) for r in receipts if r[1] == "rejected"]
         destroyed = tuple(
             r[0]
             for r in vault.db.execute(
@@ -230,6 +241,7 @@ def _row_record(vault: Vault, row: tuple) -> PackageRecord:
         destroyed_at=row[12],
         delivered_to=delivered,
         destroyed_by=destroyed,
+        refused=tuple(refused),
     )
 
 
@@ -313,7 +325,8 @@ def import_receipt(vault: Vault, receipt: Any, source: str = "The receipt") -> R
             agreement=checked.agreement_id,
             partner=partner.fingerprint,
             package=checked.package_id,
-            details={"result": checked.result, "time": checked.time},
+            details={"result": checked.result, "time": checked.time}
+            | ({"reason": checked.reason} if checked.reason else {}),
             conn=conn,
         )
     return checked

@@ -31,6 +31,7 @@ from agreements._package_store import (
     check_not_replayed,
     import_destruction_certificate,
     import_receipt,
+    received_on,
     record_received,
     record_rejected,
     record_sent,
@@ -269,6 +270,8 @@ def open_received(
         # Only a manifest whose signature verified may name the agreement and sender in the log.
         trusted = seen.get("manifest") if seen.get("signed") else None
         record_rejected(vault, Path(package), str(exc), trusted)
+        if receipt is not None and trusted is not None and isinstance(exc, PackageRejected):
+            exc.receipt = _write_refusal_receipt(vault, trusted, seen["sender"], Path(receipt), str(exc))
         raise
     manifest, sender, agreement = opened.manifest, seen["sender"], seen["agreement"]
     step(0.95, "recording the package")
@@ -307,6 +310,29 @@ def open_received(
 
 
 # ------------------------------------------------------------------------------ receipts and certificates
+
+
+def _write_refusal_receipt(
+    vault: Vault, manifest: Manifest, sender: Partner, path: Path, reason: str
+) -> Path | None:
+    """Tell the sender, in a signed ``rejected`` receipt, that a package of theirs was refused and why.
+
+    Only for a manifest whose signature verified (so the package id and sender are real), and never
+    for a replayed copy: the first copy's ``opened`` receipt already stands, and a ``rejected`` one
+    would overwrite it on the sender's side. Returns the receipt's path, or None when none is due.
+    """
+    if received_on(vault, manifest.package_id) is not None:
+        return None
+    me = our_card(vault).fingerprint()
+    write_json_document(path, make_receipt(manifest, signing_key(vault), me, "rejected", reason=reason))
+    vault.audit.append(
+        "package.receipt_written",
+        agreement=manifest.agreement_id,
+        partner=sender.fingerprint,
+        package=manifest.package_id,
+        details={"file": path.name, "result": "rejected"},
+    )
+    return path
 
 
 def import_receipt_file(vault: Vault, path: str | Path) -> Any:

@@ -1,19 +1,21 @@
 """The trust layer's branch of PathShare's exception tree (the root lives in ``deid.errors``).
 
-    PathShareError
-    ├── InputError, PolicyError, OutputError, CheckFailed, Cancelled   (deid.errors)
-    ├── VaultError                 the vault cannot be created, opened or written
-    │   ├── WrongPassphrase        the passphrase does not open this vault
-    │   ├── NotAVault              the file is not a PathShare vault
-    │   └── WeakPassphrase         a new passphrase was refused, with the reason
-    ├── IdentityError              no organization identity yet, or it is unusable
-    ├── PartnerError               a partner card is invalid, unknown, unverified or revoked
-    ├── AgreementError             an agreement is invalid, unsigned, not in force, or not ours
-    ├── PackageRejected            a package failed verification (reason in the message)
-    └── AuditError                 the audit log or an audit bundle does not verify
+PathShareError
+├── InputError, PolicyError, OutputError, CheckFailed, Cancelled   (deid.errors)
+├── VaultError                 the vault cannot be created, opened or written
+│   ├── WrongPassphrase        the passphrase does not open this vault
+│   ├── NotAVault              the file is not a PathShare vault
+│   └── WeakPassphrase         a new passphrase was refused, with the reason
+├── IdentityError              no organization identity yet, or it is unusable
+├── PartnerError               a partner card is invalid, unknown, unverified or revoked
+├── AgreementError             an agreement is invalid, unsigned, not in force, or not ours
+├── PackageRejected            a package failed verification (reason in the message)
+└── AuditError                 the audit log or an audit bundle does not verify
 """
 
 from __future__ import annotations
+
+import os
 
 from deid.errors import PathShareError
 
@@ -63,7 +65,13 @@ class AgreementError(_OneLine):
 
 
 class PackageRejected(_OneLine):
-    """A package failed verification; the message names the reason."""
+    """A package failed verification; the message names the reason.
+
+    ``receipt`` is the path of the signed ``rejected`` receipt written for the sender, when the
+    refusal came after the sender's signature verified and a receipt was asked for.
+    """
+
+    receipt: os.PathLike[str] | None = None
 
 
 class AuditError(_OneLine):

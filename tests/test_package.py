@@ -604,7 +604,8 @@ def test_memory_stays_bounded(tmp_path: Path, district: Party, college: Party) -
         opening_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    # A few MiB in flight between the two threads (tar or plaintext on one side, ciphertext on the
-    # other), nothing that grows with the 40 MiB payload.
-    assert sealing_peak < 10 << 20 and opening_peak < 10 << 20, (sealing_peak, opening_peak)
+    # What is in flight between the threads, nothing that grows with the 40 MiB payload. Sealing: four
+    # 1 MiB tar pieces queued, one being encrypted. Opening: four decrypted pieces queued, one being
+    # hashed, four queued for the file writer and one being written: 11 MiB at most when the disk lags.
+    assert sealing_peak < 12 << 20 and opening_peak < 16 << 20, (sealing_peak, opening_peak)
     assert (tmp_path / "in" / "data" / "big.bin").read_bytes() == big.read_bytes()

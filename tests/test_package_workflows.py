@@ -257,3 +257,102 @@ def test_bad_receipt_or_certificate_path_refuses_first(sides, tmp_path: Path, ex
     with pytest.raises(OutputError, match="does not exist"):
         destroy(c.vault, sealed.manifest.package_id, tmp_path / "no" / "cert.json")
     assert not get_package(c.vault, sealed.manifest.package_id, RECEIVED).closed
+
+
+# ------------------------------------------------------------------------- refusals the sender hears of
+
+
+def _tampered_inside(sealed_path: Path, identity, recipient: str, out: Path) -> None:
+    """Re-encrypt the package with one byte of its data file changed: the sender's signature still
+    verifies (the manifest is untouched), but the file no longer matches the manifest."""
+    import io
+
+    from agreements import _agefile
+
+    plain = io.BytesIO()
+    _agefile.decrypt_to(sealed_path, [identity], plain)
+    tar = bytearray(plain.getvalue())
+    at = tar.index(b"A1,2008")
+    tar[at + 1 : at + 2] = b"9"
+    with open(out, "wb") as fh:
+        _agefile.encrypt_chunks(iter([bytes(tar)]), fh, [recipient])
+
+
+def test_a_refused_package_sends_the_sender_a_signed_rejected_receipt(
+    sides, tmp_path: Path, extract: Path
+) -> None:
+    from agreements._compliance import dashboard
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+
+    # Refused after the signature verified (expired): a rejected receipt, with the reason, is written.
+    late = EXPIRES + timedelta(days=1)
+    with pytest.raises(PackageRejected, match="expired") as info:
+        open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json", today=late)
+    assert info.value.receipt == tmp_path / "r.json" and not (tmp_path / "in").exists()
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["result"] == "rejected" and doc["reason"] == str(info.value)
+    assert c.last() == "package.receipt_written"
+    assert c.vault.audit.entries()[-1].details["result"] == "rejected"
+
+    # The sender learns of it: the package is refused (so closed: nothing was opened), with the reason.
+    got = import_receipt_file(d.vault, tmp_path / "r.json")
+    assert (got.result, got.reason) == ("rejected", str(info.value))
+    record = get_package(d.vault, sealed.manifest.package_id, SENT)
+    assert record.refused == ((c.fp, str(info.value)),) and record.delivered_to == () and record.closed
+    assert d.last() == "package.refused_by_recipient"
+    assert "expired" in d.vault.audit.entries()[-1].details["reason"]
+    due = dashboard(d.vault).without_receipt
+    assert len(due) == 1 and due[0].missing[0].endswith("refused it: " + str(info.value))
+
+    # The same package opened later (say, under a renewed agreement) turns the refusal into delivery.
+    open_received(c.vault, sealed.path, tmp_path / "in2", receipt=tmp_path / "ok.json")
+    import_receipt_file(d.vault, tmp_path / "ok.json")
+    record = get_package(d.vault, sealed.manifest.package_id, SENT)
+    assert record.delivered_to == (c.fp,) and record.refused == () and not record.closed
+
+
+def test_no_rejected_receipt_for_a_replay_or_an_unsigned_failure(
+    sides, tmp_path: Path, extract: Path
+) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    open_received(c.vault, sealed.path, tmp_path / "in1")
+    # A replay: the first copy's "opened" receipt stands; a rejected one would overwrite it.
+    with pytest.raises(PackageRejected, match="replay") as info:
+        open_received(c.vault, sealed.path, tmp_path / "in2", receipt=tmp_path / "r.json")
+    assert info.value.receipt is None and not (tmp_path / "r.json").exists()
+    # Damage before the signature could be checked: who sent it is unknown, so nobody to tell.
+    data = bytearray(sealed.path.read_bytes())
+    data[-20] ^= 0x40
+    (tmp_path / "bad.age").write_bytes(bytes(data))
+    with pytest.raises(PackageRejected, match="damaged") as info:
+        open_received(c.vault, tmp_path / "bad.age", tmp_path / "in3", receipt=tmp_path / "r.json")
+    assert info.value.receipt is None and not (tmp_path / "r.json").exists()
+
+
+def test_cli_tells_the_user_a_rejected_receipt_was_written(
+    sides, tmp_path: Path, extract: Path, run_cli, monkeypatch
+) -> None:
+    from agreements._identity import age_identity
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    _tampered_inside(sealed.path, age_identity(c.vault), c.card.age_recipient, tmp_path / "changed.age")
+    d.vault.close()
+    c.vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, out, err = run_cli(
+        "--vault", str(c.vault.path), "open", tmp_path / "changed.age", "--out", tmp_path / "in",
+        "--receipt", tmp_path / "r.json",
+    )
+    assert code == 1 and err.startswith("pathshare: ") and len(err.strip().splitlines()) == 1
+    assert "students.csv" in err and "Traceback" not in err and not (tmp_path / "in").exists()
+    assert out.strip() == f"Receipt telling the sender the package was refused: {tmp_path / 'r.json'}"
+    assert json.loads((tmp_path / "r.json").read_text())["result"] == "rejected"
+
+    code, out, err = run_cli("--vault", str(d.vault.path), "receipt", "import", tmp_path / "r.json")
+    assert code == 0 and f"Package {sealed.manifest.package_id} was refused by {c.fp}" in out
+    code, out, _ = run_cli("--vault", str(d.vault.path), "packages", "--sent")
+    assert code == 0 and "refused" in out and f"refused by {c.fp}: " in out

@@ -12,6 +12,7 @@ import argparse
 import json
 from datetime import date
 
+from agreements.errors import PackageRejected
 from desktop.commands._vaultargs import open_vault
 
 
@@ -59,7 +60,12 @@ def cmd_open(args: argparse.Namespace) -> int:
     from agreements._workflows import open_received
 
     with open_vault(args) as vault:
-        got = open_received(vault, args.package, args.out, receipt=args.receipt)
+        try:
+            got = open_received(vault, args.package, args.out, receipt=args.receipt)
+        except PackageRejected as exc:
+            if exc.receipt is not None:
+                print(f"Receipt telling the sender the package was refused: {exc.receipt}")
+            raise
     m = got.manifest
     print(f"Opened package {m.package_id} from {got.sender.org} under agreement {got.agreement.title}.")
     for check in got.checks:
@@ -79,6 +85,12 @@ def cmd_receipt_import(args: argparse.Namespace) -> int:
 
     with open_vault(args) as vault:
         receipt = import_receipt_file(vault, args.file)
+    if receipt.result == "rejected":
+        print(
+            f"Package {receipt.package_id} was refused by {receipt.recipient_fingerprint} at {receipt.time}: "
+            f"{receipt.reason}"
+        )
+        return 0
     print(
         f"Package {receipt.package_id}: {receipt.result} by {receipt.recipient_fingerprint} "
         f"at {receipt.time}."
@@ -127,10 +139,14 @@ def cmd_packages(args: argparse.Namespace) -> int:
         print("No packages." if not args.outstanding else "No package is outstanding past its deadline.")
         return 0
     for r, deadline in rows:
-        state = "closed" if r.closed else ("delivered" if r.delivered_to else "open")
+        state = (
+            "closed" if r.closed else "delivered" if r.delivered_to else "refused" if r.refused else "open"
+        )
         due = f", destruction was due {deadline}" if deadline else ""
         print(
             f"{r.package_id}  {r.direction:8}  {r.created}  agreement {r.agreement_id}  {r.files} file(s), "
             f"{r.bytes} bytes  {state}{due}"
         )
+        for fingerprint, reason in r.refused:
+            print(f"  refused by {fingerprint}: {reason}")
     return 0

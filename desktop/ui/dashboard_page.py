@@ -1,5 +1,6 @@
 """Dashboard: what needs the compliance officer today — agreements expiring within 60 days, packages past
-their destruction deadline without a destruction certificate, packages sent without a receipt."""
+their destruction deadline without a destruction certificate, packages sent but not yet opened (no
+receipt, or a receipt saying the recipient refused it)."""
 
 from __future__ import annotations
 
@@ -49,10 +50,10 @@ class DashboardPage(QWidget):
             ("Package file", "Agreement", "Deadline", "Certificate missing from", "Sent", "Package ID"),
             "Packages past their destruction deadline",
         )
-        self.unreceipted_title = _section("Packages sent without a receipt")
+        self.unreceipted_title = _section("Packages sent but not opened")
         self.unreceipted_note = paragraph()
         self.unreceipted = make_table(
-            ("Package file", "Agreement", "Sent", "No receipt from", "Package ID"),
+            ("Package file", "Agreement", "Sent", "Not opened by", "Package ID"),
             "Packages without a receipt",
         )
         for w in (
@@ -139,9 +140,10 @@ class DashboardPage(QWidget):
             else "Every package whose deadline has passed is certified destroyed."
         )
         self.unreceipted_note.setText(
-            "Ask the recipients named here whether the package arrived (their receipt proves delivery)."
+            "Ask the recipients named here whether the package arrived (their receipt proves delivery); "
+            "where one refused it, its reason says what to fix before sending again."
             if n3
-            else "Every package sent has come back with a receipt."
+            else "Every package sent has come back opened."
         )
         attention = n1 + n2 + n3
         self.summary.setText(

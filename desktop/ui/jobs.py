@@ -451,8 +451,17 @@ def seal_extract(
 
 def open_received_package(ctx: JobContext, package: str, out_dir: str, receipt: str | None) -> dict[str, Any]:
     """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked."""
+    from agreements.errors import PackageRejected
+
     wf = _workflows()
-    opened = wf.open_received(ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress)
+    try:
+        opened = wf.open_received(ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress)
+    except PackageRejected as exc:
+        if exc.receipt is None:
+            raise
+        raise PackageRejected(
+            f"{exc} A signed receipt telling the sender it was refused is in {Path(exc.receipt).name}."
+        ) from exc
     manifest = opened.manifest
     report = dict(opened.report)
     summary = ""
