@@ -136,3 +136,42 @@ def test_package_prepared_in_the_gui_opens_in_the_partners_gui(qtbot, tmp_path):
     (data,) = (inbox / "data").iterdir()
     header = data.read_text(encoding="utf-8").splitlines()[0]
     assert "student_code" in header and "SSID" not in header and "First Name" not in header
+
+
+def test_refused_package_says_a_rejected_receipt_was_written(qtbot, tmp_path, sealed):
+    """A package the sender signed but whose file was changed on the way: refused in one message that
+    also says a signed 'rejected' receipt for the sender was saved."""
+    import io
+    import json
+    import shutil
+    import tarfile
+
+    from agreements import _agefile
+    from agreements._identity import age_identity, our_card
+    from agreements._vault import Vault
+
+    college = tmp_path / "college.vault"
+    shutil.copy(sealed["college_unopened"], college)
+    with Vault.open(college, PASS) as vault:
+        identity, recipient = age_identity(vault), our_card(vault).age_recipient
+    plain = io.BytesIO()
+    _agefile.decrypt_to(sealed["package"], [identity], plain)
+    tar = bytearray(plain.getvalue())
+    with tarfile.open(fileobj=io.BytesIO(bytes(tar))) as archive:
+        start = archive.getmember("data/extract.csv").offset_data
+    tar[start] ^= 0x01  # one byte of the data file: the manifest's SHA-256 no longer matches
+    changed = tmp_path / "changed.age"
+    with open(changed, "wb") as fh:
+        _agefile.encrypt_chunks(iter([bytes(tar)]), fh, [recipient])
+
+    window = open_window(qtbot, tmp_path, college)
+    receipt = tmp_path / "receipt.json"
+    receive = _open(qtbot, window, changed, tmp_path / "inbox", receipt)
+    qtbot.waitUntil(lambda: receive.message.isVisible(), timeout=20_000)
+    text = receive.message.label.text()
+    assert "extract.csv" in text and "receipt.json" in text and "refused" in text
+    assert "Traceback" not in text and "\n" not in text
+    assert receive.result is None and not (tmp_path / "inbox").exists()
+    doc = json.loads(receipt.read_text())
+    assert doc["result"] == "rejected" and doc["package_id"] == sealed["package_id"]
+    assert "extract.csv" in doc["reason"]
