@@ -214,7 +214,9 @@ def _arrow_csv(
 
     read_opts = pcsv.ReadOptions(
         column_names=names,
-        skip_rows=1,
+        # the header as a parsed row, not a line: a header cell with a line break ("Student<LF>ID",
+        # Excel's Alt+Enter) would otherwise leave its second line behind as a data row
+        skip_rows_after_names=1,
         block_size=block_size or _BLOCK_SIZE,
         use_threads=threads,
         encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
@@ -617,7 +619,7 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
     last_named = max((i for i, n in enumerate(names) if n), default=-1)
     if last_named < 0:
         raise InputError(f"{p} has no column names in its first row.")
-    _check_header_is_not_data(p, names)
+    _check_header_is_not_data(p, names, table)
     dropped_trailing = 0
     for i, name in enumerate(names):
         col = table.column(i)
@@ -679,9 +681,13 @@ _DATA_HEADERS = (
 )
 
 
-def _check_header_is_not_data(p: Path, names: list[str]) -> None:
+def _check_header_is_not_data(p: Path, names: list[str], table: pa.Table | None = None) -> None:
     """Refuse a file whose first row is a student's record: its values would become column names (and
-    so appear in messages, reports and the mapping), and the student would be missing from the data."""
+    so appear in messages, reports and the mapping), and the student would be missing from the data.
+
+    First a header cell shaped like an SSN, e-mail or phone number; then, with ``table``, the header
+    compared column by column with a sample of the values below it (``deid._mapping.header_row_verdict``:
+    a date over dates, a number over numbers, a code over codes, an ID's shape over IDs)."""
     for i, name in enumerate(names):
         for pattern, what in _DATA_HEADERS:
             if pattern.fullmatch(name.strip()):
@@ -689,6 +695,27 @@ def _check_header_is_not_data(p: Path, names: list[str]) -> None:
                     f"{p} has no header row: the first row's column {i + 1} holds {what}, not a "
                     f"column name; add a row of column names at the top."
                 )
+    if table is None:
+        return
+    # Imported here: deid._mapping is the data dictionary's layer, above the readers.
+    from deid._mapping import header_row_verdict
+
+    verdict = header_row_verdict(names, table)
+    if verdict.looks_like_data:
+        raise InputError(
+            f"{p} seems to have no header row: its first row looks like a student's record "
+            f"({_columns_text(verdict.value_columns)} hold values like those below them); add a row of "
+            f"column names at the top."
+        )
+
+
+def _columns_text(columns: tuple[int, ...], most: int = 6) -> str:
+    """'columns 2, 5 and 7' (at most ``most`` numbers, then 'and N more'); numbers, never values."""
+    shown = [str(c) for c in columns[:most]]
+    rest = len(columns) - len(shown)
+    if rest:
+        return f"columns {', '.join(shown)} and {rest} more"
+    return f"columns {', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 else f"column {shown[0]}"
 
 
 # -------------------------------------------------------------------------------------- writers
