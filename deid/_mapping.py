@@ -1617,6 +1617,12 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
                 and (header in codes or (el.format == "grade" and _grade_code(header, codes) is not None))
             ):
                 return "value"
+        if len(header) <= 3 or any(ch.isdigit() for ch in header):
+            # A code too rare to be in a small sample ("2025SP" over other terms, "A" over "H"/"W"):
+            # a short or numbered cell shaped like the codes. Words ("Gender" over "Female") are not.
+            shapes = set(_shape(pa.array(top, pa.string())).to_pylist())
+            if _shape(pa.array([header], pa.string()))[0].as_py() in shapes:
+                return "value"
         return "name"
     datelike = share(_DATELIKE)
     if datelike >= 0.5:
@@ -1634,7 +1640,7 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
     common = sorted(((c, v) for c, v in pairs if c >= 2 and c >= 0.05 * present), reverse=True)[:3]
     if sum(c for c, _ in common) >= 0.9 * present:
         own = _shape(pa.array([header], pa.string()))[0].as_py()
-        return "value" if own in {v for _, v in common} else "name"
+        return "value" if own in shapes.field("values").to_pylist() else "name"
     # Names, cities, free text: a header cell that is itself one of the values below it (a surname
     # shared with other students, a city) is one more record; a column name hardly ever is.
     return "value" if pc.any(pc.equal(values, header)).as_py() else None
