@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("open", help="verify and unpack a package sent to us")
     p.add_argument("package", metavar="PACKAGE.age")
     p.add_argument("--out", required=True, metavar="DIR", help="an empty or new folder for the files")
-    p.add_argument("--receipt", metavar="RECEIPT.json", help="also write a signed receipt for the sender: opened, or refused and why")
+    p.add_argument(
+        "--receipt",
+        metavar="RECEIPT.json",
+        help="also write a signed receipt for the sender: opened, or refused and why",
+    )
     p.set_defaults(func=cmd_open)
 
     receipt = sub.add_parser("receipt", help="receipts partners send back for our packages")
