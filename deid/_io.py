@@ -12,6 +12,7 @@ from 1 after the header), never a cell value:
   one or empty is dropped (it carries nothing; any other repeat is an error);
 - a row one field short is padded, an extra empty trailing field is dropped; any other ragged row is
   an error naming its line;
+- rows repeating the header cell for cell (two exports pasted one under the other) are dropped;
 - refused: empty files, a header without rows, blank header names, cells over 1 MB, binary files,
   bytes that decode in no plausible encoding.
 
@@ -619,6 +620,7 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
     last_named = max((i for i, n in enumerate(names) if n), default=-1)
     if last_named < 0:
         raise InputError(f"{p} has no column names in its first row.")
+    table = _drop_repeated_headers(table, names, info)
     _check_header_is_not_data(p, names, table)
     dropped_trailing = 0
     for i, name in enumerate(names):
@@ -671,6 +673,27 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
             row = pc.index(pc.greater(lengths, MAX_CELL_BYTES), True).as_py()
             raise InputError(f"{p}: the cell in column '{name}', data row {row + 1}, is larger than 1 MB.")
     return table
+
+
+def _drop_repeated_headers(table: pa.Table, names: list[str], info: ReadInfo) -> pa.Table:
+    """Drop data rows that repeat the header cell for cell: two exports pasted one under the other.
+
+    Left in, such a row would be de-identified as a student ("Student ID" as an ID, "Grade" as a
+    grade). Only a row equal to the header in every named column counts (at least two of them).
+    """
+    named = [(i, n.strip()) for i, n in enumerate(names) if n.strip()]
+    if len(named) < 2 or not table.num_rows:
+        return table
+    repeated = None
+    for i, name in named:
+        same = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(table.column(i)), name), False)
+        repeated = same if repeated is None else pc.and_(repeated, same)
+        if not pc.any(repeated).as_py():
+            return table
+    rows = pc.indices_nonzero(repeated).to_pylist()
+    shown = ", ".join(str(r + 1) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+    info.repairs.append(f"{len(rows)} row(s) repeating the header (data row {shown}) were dropped")
+    return table.filter(pc.invert(repeated))
 
 
 # A header cell shaped like one of these is a student's value: the file has no header row.

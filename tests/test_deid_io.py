@@ -272,3 +272,35 @@ def test_property_csv_round_trip(tmp_path, rows, delimiter, encoding, quoting, n
     expected = [[c or None for c in r] for r in rows]
     got = [list(r.values()) for r in t.to_pylist()]
     assert got == expected
+
+
+def test_rows_repeating_the_header_are_dropped_as_a_repair(tmp_path):
+    """Two exports pasted one under the other: the second header row is not a student."""
+    import openpyxl
+
+    src = tmp_path / "appended.csv"
+    src.write_text(
+        "Student ID,Grade,Gender\nA1,9,F\nB2,10,M\n Student ID ,Grade,Gender\nC3,11,F\n"
+        "Student ID,Grade,Gender\n",
+        encoding="utf-8",
+    )
+    info = ReadInfo()
+    table = read_table(src, info=info)
+    assert table.to_pydict() == {"Student ID": ["A1", "B2", "C3"], "Grade": ["9", "10", "11"],
+                                 "Gender": ["F", "M", "F"]}
+    assert "2 row(s) repeating the header (data row 3, 5) were dropped" in info.repairs
+
+    # The same in a workbook; and a row equal to the header in only some columns is a student's.
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for row in (["Name", "Grade"], ["Ana", "9"], ["Name", "Grade"], ["Name", "10"]):
+        ws.append(row)
+    wb.save(tmp_path / "appended.xlsx")
+    info = ReadInfo()
+    table = read_table(tmp_path / "appended.xlsx", info=info)
+    assert table.column("Name").to_pylist() == ["Ana", "Name"] and len(info.repairs) == 1
+
+    # Only a header row left: nothing to read.
+    (tmp_path / "only.csv").write_text("Student ID,Grade\nStudent ID,Grade\n", encoding="utf-8")
+    with pytest.raises(InputError, match="has a header but no data rows"):
+        read_table(tmp_path / "only.csv")
