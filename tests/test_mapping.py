@@ -397,6 +397,22 @@ def test_cli_map_human_output(run_cli, exports, tmp_path):
     assert "Validation: no problems found." in out or "Before de-identifying:" in out
 
 
+def test_cli_map_reads_a_repeated_column_as_prepare_does(run_cli, tmp_path):
+    """A messy export with two different "Phone" columns maps (as NAME_2, the way prepare and the app
+    read it, so a saved profile matches), and the repairs are shown rather than the file refused."""
+    path = tmp_path / "messy.csv"
+    code, _, err = run_cli("synth", "--kind", "k12", "--rows", "200", "--seed", "3", "--messy", "--out", path)
+    assert code == 0, err
+    assert path.read_bytes().splitlines()[0].split(b",").count(b"Phone") == 2  # messy: Windows-1252
+    code, out, err = run_cli("map", path)
+    assert code == 0, err
+    assert "Read with a repair: the second 'Phone' column" in out and "read as 'Phone_2'" in out
+    code, out, err = run_cli("map", path, "--json")
+    doc = json.loads(out)
+    assert "Phone_2" in {c["column"] for c in doc["columns"]}
+    assert any("Phone_2" in r for r in doc["repairs"])
+
+
 def test_cli_map_unreadable_input(run_cli, tmp_path):
     bad = tmp_path / "broken.csv"
     bad.write_bytes(b"")

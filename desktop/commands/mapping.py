@@ -86,10 +86,13 @@ def add_codebook_command(sub: argparse._SubParsersAction) -> None:
 
 def cmd_map(args: argparse.Namespace) -> int:
     from deid._elements import dictionary_elements, load_elements
-    from deid._io import read_table
+    from deid._io import ReadInfo, read_table
     from deid._mapping import MappingProfile, suggest_mapping, validate
 
-    table = read_table(args.input, sheet=args.sheet)
+    # Read as `prepare` and the app read it (a differing repeated column becomes NAME_2), so the
+    # profile saved here matches the columns they will see.
+    info = ReadInfo()
+    table = read_table(args.input, sheet=args.sheet, info=info, duplicates="rename")
     vault: Any = None
     needs_vault = bool(args.agreement or args.profile or args.save_profile)
     try:
@@ -130,6 +133,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     result = _map_result(
         args.input, table.num_rows, dictionary, suggestions, profile, how, elements, findings
     )
+    result["repairs"] = list(info.repairs)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -230,6 +234,8 @@ def _map_result(
 
 def _print_map(result: dict[str, Any]) -> None:
     print(f"{result['input']}: {result['rows']} rows, mapped onto {result['dictionary']}")
+    for repair in result.get("repairs") or []:
+        print(f"Read with a repair: {repair}")
     print(f"Mapping: {result['mapping']}\n")
     width = max((len(c["column"]) for c in result["columns"]), default=6)
     for c in result["columns"]:
