@@ -78,8 +78,9 @@ class PackageDue:
     agreement_title: str
     sent: str  # when we recorded it (ISO time)
     file: str  # the package file's name
-    missing: tuple[str, ...]  # organizations whose certificate (or receipt) we do not hold
+    missing: tuple[str, ...]  # organizations whose certificate (or "opened" receipt) we do not hold
     deadline: str = ""  # destruction deadline (YYYY-MM-DD), for packages past it
+    refused: tuple[tuple[str, str], ...] = ()  # (organization, its refusal sentence), from rejected receipts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class PackageDue:
             "file": self.file,
             "missing": list(self.missing),
             "deadline": self.deadline,
+            "refused": [{"organization": org, "reason": reason} for org, reason in self.refused],
         }
 
 
@@ -150,11 +152,8 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
             agreement_title=titles.get(rec.agreement_hash, titles.get(rec.agreement_id, "")),
             sent=rec.recorded,
             file=Path(rec.location).name,
-            missing=tuple(
-                _org(names, r) + (f" refused it: {dict(rec.refused)[r]}" if r in rec.refused_by else "")
-                for r in rec.recipients
-                if r not in rec.delivered_to
-            ),
+            missing=tuple(_org(names, r) for r in rec.recipients if r not in rec.delivered_to),
+            refused=tuple((_org(names, r), reason) for r, reason in rec.refused),
         )
         for rec in list_packages(vault, SENT)
         if set(rec.recipients) - set(rec.delivered_to)

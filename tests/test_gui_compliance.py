@@ -213,6 +213,7 @@ def test_officer_drafts_countersigns_watches_and_audits_in_the_gui(qtbot, tmp_pa
     assert board.expiring.item(0, 2).data(Qt.DisplayRole) == 30
     assert board.unreceipted.rowCount() == 1 and board.unreceipted.item(0, 0).text() == "pkg.age"
     assert board.unreceipted.item(0, 3).text() == RIVERBEND
+    assert board.unreceipted.item(0, 4).text() == "no receipt yet"  # not refused: no receipt at all
     assert board.past.rowCount() == 0 and "2 items need attention" in board.summary.text()
 
     # Audit: verify, then the PDF report with the Ed Code 49064 record of disclosures.

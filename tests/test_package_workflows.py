@@ -304,7 +304,7 @@ def test_a_refused_package_sends_the_sender_a_signed_rejected_receipt(
     assert d.last() == "package.refused_by_recipient"
     assert "expired" in d.vault.audit.entries()[-1].details["reason"]
     due = dashboard(d.vault).without_receipt
-    assert len(due) == 1 and due[0].missing[0].endswith("refused it: " + str(info.value))
+    assert len(due) == 1 and due[0].refused == ((c.card.org, str(info.value)),)
 
     # The same package opened later (say, under a renewed agreement) turns the refusal into delivery.
     open_received(c.vault, sealed.path, tmp_path / "in2", receipt=tmp_path / "ok.json")

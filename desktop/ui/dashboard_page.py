@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QVBoxLayout, QWidget
 
 from desktop.ui.partners_page import fill_table, fit_columns, fit_height, make_table
 from desktop.ui.theme import heading_font
@@ -53,7 +53,7 @@ class DashboardPage(QWidget):
         self.unreceipted_title = _section("Packages sent but not opened")
         self.unreceipted_note = paragraph()
         self.unreceipted = make_table(
-            ("Package file", "Agreement", "Sent", "Not opened by", "Package ID"),
+            ("Package file", "Agreement", "Sent", "Not opened by", "Why", "Package ID"),
             "Packages without a receipt",
         )
         for w in (
@@ -70,6 +70,9 @@ class DashboardPage(QWidget):
             layout.addWidget(w)
         for t, stretch in ((self.expiring, 0), (self.past, 1), (self.unreceipted, 1)):
             fit_columns(t, stretch)
+        # A refusal's sentence is long: its column keeps a fixed width and elides (whole in the tooltip).
+        self.unreceipted.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Interactive)
+        self.unreceipted.setColumnWidth(4, 280)
         layout.addStretch(1)
         scroll = scrolling(body)
         outer.addWidget(scroll, 1)
@@ -120,7 +123,14 @@ class DashboardPage(QWidget):
         fill_table(
             self.unreceipted,
             [
-                (p.file, p.agreement_title, p.sent[:10], ", ".join(p.missing), p.package_id[:8])
+                (
+                    p.file,
+                    p.agreement_title,
+                    p.sent[:10],
+                    ", ".join(p.missing),
+                    _why(p.refused),
+                    p.package_id[:8],
+                )
                 for p in board.without_receipt
             ],
             [p.package_id for p in board.without_receipt],
@@ -155,3 +165,12 @@ class DashboardPage(QWidget):
                 else "nothing needs attention."
             )
         )
+
+
+def _why(refused: tuple[tuple[str, str], ...]) -> str:
+    """Why a sent package is not opened: no receipt yet, or the refusal (whose, when several)."""
+    if not refused:
+        return "no receipt yet"
+    if len(refused) == 1:
+        return f"refused: {refused[0][1]}"
+    return "; ".join(f"{org} refused: {reason}" for org, reason in refused)
