@@ -286,7 +286,8 @@ def import_receipt(vault: Vault, receipt: Any, source: str = "The receipt") -> R
     """Verify a recipient's signed receipt for a package we sent and record it (``package.delivered``).
 
     Refused (PackageRejected, audited) when we sent no such package, the manifest hash differs, the
-    signer is not a trusted partner, or the signer is not one of the package's recipients.
+    signer is not a trusted partner, or the signer is not one of the package's recipients; or when it
+    is a refusal from a recipient whose ``opened`` receipt we already hold.
     """
     try:
         if not isinstance(receipt, dict) or not all(
@@ -302,6 +303,13 @@ def import_receipt(vault: Vault, receipt: Any, source: str = "The receipt") -> R
             raise PackageRejected(f"The receipt is for a different version of package {package.package_id}.")
         if partner.fingerprint not in package.recipients:
             raise PackageRejected(f"{partner.org} is not a recipient of package {package.package_id}.")
+        if checked.result == "rejected" and partner.fingerprint in package.delivered_to:
+            # A refusal imported after the delivery (an older attempt) must not erase it: the recipient
+            # holds the data and still owes its destruction certificate.
+            raise PackageRejected(
+                f"{partner.org} already sent a receipt saying it opened package {package.package_id}; "
+                "a refusal receipt cannot replace it."
+            )
     except PackageRejected as exc:
         vault.audit.append("package.receipt_rejected", details={"reason": str(exc)})
         raise

@@ -1,0 +1,89 @@
+"""Review of the session's changes (age engine, rejected receipts, headerless reading): the problems
+found, pinned as regression tests, and the boundaries checked that held up."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from partners_setup import EXPIRES
+
+from agreements._package_store import SENT, get_package
+from agreements._workflows import import_receipt_file, open_received, seal_for_agreement
+from agreements.errors import PackageRejected
+from deid.errors import Cancelled
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def extract(tmp_path: Path) -> Path:
+    src = tmp_path / "students.csv"
+    src.write_text("student_code,birth_year\nA1,2008\nB2,2009\n", encoding="utf-8")
+    return src
+
+
+# ------------------------------------------------------------------------------------ receipts
+
+
+def test_an_older_refusal_imported_late_does_not_erase_the_delivery(
+    sides, tmp_path: Path, extract: Path
+) -> None:
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    # First attempt refused (the recipient's clock past expiry), then opened: two genuine receipts.
+    with pytest.raises(PackageRejected):
+        open_received(
+            c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json", today=EXPIRES + timedelta(1)
+        )
+    open_received(c.vault, sealed.path, tmp_path / "in2", receipt=tmp_path / "ok.json")
+    import_receipt_file(d.vault, tmp_path / "ok.json")
+    # The sender imports the older refusal last: refused, and the delivery (and the obligation) stand.
+    with pytest.raises(PackageRejected, match="already sent a receipt saying it opened"):
+        import_receipt_file(d.vault, tmp_path / "r.json")
+    record = get_package(d.vault, sealed.manifest.package_id, SENT)
+    assert record.delivered_to == (c.fp,) and record.refused == () and not record.closed
+    assert d.last() == "package.receipt_rejected"
+
+
+# ------------------------------------------------------------------ age engine: boundaries that held up
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 1 << 20, (1 << 20) + 1])
+def test_chunk_boundaries_and_a_unicode_name_round_trip_without_fadvise(
+    sides, tmp_path: Path, size: int, monkeypatch
+) -> None:
+    d, c, agreement_id = sides
+    src = tmp_path / "é ü 名.csv"
+    src.write_bytes(os.urandom(size))
+    monkeypatch.delattr(os, "posix_fadvise", raising=False)  # as on Windows and macOS
+    sealed = seal_for_agreement(d.vault, agreement_id, [("é ü 名.csv", src)], {}, tmp_path / "p.age")
+    threads, fds = threading.active_count(), _fds()
+    got = open_received(c.vault, sealed.path, tmp_path / "in")
+    assert got.files[0].name == "é ü 名.csv" and got.files[0].read_bytes() == src.read_bytes()
+    assert threading.active_count() == threads and _fds() == fds
+
+
+def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tmp_path: Path) -> None:
+    d, c, agreement_id = sides
+    src = tmp_path / "s.csv"
+    src.write_bytes(os.urandom(5 << 20))
+    sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    threads, fds = threading.active_count(), _fds()
+    calls: list[float] = []
+
+    def progress(fraction: float, message: str) -> None:
+        calls.append(fraction)
+        if len(calls) > 5:
+            raise Cancelled("Cancelled.")
+
+    with pytest.raises(Cancelled):
+        open_received(c.vault, sealed.path, tmp_path / "in", progress=progress, receipt=tmp_path / "r.json")
+    assert threading.active_count() == threads and _fds() == fds
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder, no receipt
