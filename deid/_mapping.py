@@ -1617,9 +1617,10 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
                 and (header in codes or (el.format == "grade" and _grade_code(header, codes) is not None))
             ):
                 return "value"
-        if len(header) <= 3 or any(ch.isdigit() for ch in header):
+        if len(header) <= 1 or any(ch.isdigit() for ch in header):
             # A code too rare to be in a small sample ("2025SP" over other terms, "A" over "H"/"W"):
-            # a short or numbered cell shaped like the codes. Words ("Gender" over "Female") are not.
+            # a one-letter or numbered cell shaped like the codes. Words ("Gender" over "Female") are not,
+            # nor abbreviations: "ELL", "IEP" over "YES"/"NO" share the shape of the codes but name them.
             shapes = set(_shape(pa.array(top, pa.string())).to_pylist())
             if _shape(pa.array([header], pa.string()))[0].as_py() in shapes:
                 return "value"

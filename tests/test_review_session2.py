@@ -87,3 +87,27 @@ def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tm
         open_received(c.vault, sealed.path, tmp_path / "in", progress=progress, receipt=tmp_path / "r.json")
     assert threading.active_count() == threads and _fds() == fds
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder, no receipt
+
+
+# ------------------------------------------------------------------------------ headerless check
+
+
+def _flags_csv(path: Path, header: list[str], rows: int = 60) -> Path:
+    lines = [",".join(header)]
+    for i in range(rows):
+        flags = ["YES" if (i * (j + 3)) % 5 < 2 else "NO" for j in range(len(header) - 1)]
+        lines.append(",".join([f"S{100000 + 7 * i}", *flags]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "header", [["student_id", "ELL", "IEP", "SPED"], ["SID", "ELL", "IEP", "FRL", "GT"], ["id", "ST", "CO"]]
+)
+def test_abbreviated_flag_headers_over_yes_no_are_a_header(tmp_path: Path, header: list[str]) -> None:
+    """Three-letter K-12 flag names over YES/NO share the codes' shape ("AAA"): they were refused as a
+    headerless file, with no way around it."""
+    from deid._io import read_table
+
+    table = read_table(_flags_csv(tmp_path / "flags.csv", header))
+    assert table.column_names == header and table.num_rows == 60
