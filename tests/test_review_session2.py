@@ -111,3 +111,27 @@ def test_abbreviated_flag_headers_over_yes_no_are_a_header(tmp_path: Path, heade
 
     table = read_table(_flags_csv(tmp_path / "flags.csv", header))
     assert table.column_names == header and table.num_rows == 60
+
+
+def test_a_rejected_receipt_does_not_verify_once_altered(sides, tmp_path: Path, extract: Path) -> None:
+    from agreements._identity import signing_key
+    from agreements._package import make_receipt, verify_receipt
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    key = signing_key(c.vault)
+    good = make_receipt(sealed.manifest, key, c.fp, "rejected", reason="The file does not match.")
+    assert verify_receipt(good, c.card.signing_key).reason == "The file does not match."
+    opened = make_receipt(sealed.manifest, key, c.fp, "opened")
+    altered = [
+        good | {"reason": "Something else."},
+        {k: v for k, v in good.items() if k != "reason"},
+        {k: v for k, v in good.items() if k != "reason"} | {"result": "opened"},
+        good | {"result": "opened"},
+        good | {"reason": ["The file does not match."]},
+        opened | {"reason": "The file does not match."},
+        opened | {"result": "rejected", "reason": "x"},
+    ]
+    for doc in altered:
+        with pytest.raises(PackageRejected, match=r"malformed|does not verify"):
+            verify_receipt(doc, c.card.signing_key)
