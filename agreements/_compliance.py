@@ -140,7 +140,12 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
             agreement_title=titles.get(rec.agreement_hash, titles.get(rec.agreement_id, "")),
             sent=rec.recorded,
             file=Path(rec.location).name,
-            missing=tuple(_org(names, r) for r in rec.recipients if r not in rec.destroyed_by),
+            # a recipient that refused the package never held its data: it owes no certificate
+            missing=tuple(
+                _org(names, r)
+                for r in rec.recipients
+                if r not in rec.destroyed_by and r not in rec.refused_by
+            ),
             deadline=deadline,
         )
         for rec, deadline in outstanding_past_deadline(vault, today)

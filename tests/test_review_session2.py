@@ -135,3 +135,29 @@ def test_a_rejected_receipt_does_not_verify_once_altered(sides, tmp_path: Path, 
     for doc in altered:
         with pytest.raises(PackageRejected, match=r"malformed|does not verify"):
             verify_receipt(doc, c.card.signing_key)
+
+
+def test_a_recipient_that_refused_is_not_asked_for_a_destruction_certificate(tmp_path: Path) -> None:
+    """Past the deadline with one recipient refused and the other silent: only the one that opened the
+    package is listed as owing its certificate (the refusal closed the other's obligation)."""
+    from partners_setup import DEADLINE, Org, execute_agreement
+
+    from agreements._compliance import dashboard
+
+    d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
+    c1 = Org(tmp_path / "c1.vault", "Riverbend Community College", "college")
+    c2 = Org(tmp_path / "c2.vault", "Hillcrest State University", "college")
+    agreement_id = execute_agreement([d, c1, c2], [["provider"], ["recipient"], ["recipient"]], tmp_path)
+    src = tmp_path / "s.csv"
+    src.write_text("a,b\n1,2\n", encoding="utf-8")
+    sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
+    with pytest.raises(PackageRejected):
+        late = EXPIRES + timedelta(1)
+        open_received(c1.vault, sealed.path, tmp_path / "in1", receipt=tmp_path / "r1.json", today=late)
+    open_received(c2.vault, sealed.path, tmp_path / "in2", receipt=tmp_path / "r2.json")
+    import_receipt_file(d.vault, tmp_path / "r1.json")
+    import_receipt_file(d.vault, tmp_path / "r2.json")
+    past = dashboard(d.vault, today=DEADLINE + timedelta(1)).past_deadline
+    assert [p.missing for p in past] == [("Hillcrest State University",)]
+    for org in (d, c1, c2):
+        org.vault.close()
