@@ -1016,6 +1016,11 @@ def verify_receipt(receipt: Any, public_key: Ed25519PublicKey | str) -> Receipt:
     doc = _signed(receipt, keys, "pathshare_receipt", public_key, "receipt")
     if doc["result"] not in _RECEIPT_RESULTS or (doc["result"] == "rejected") != ("reason" in doc):
         raise PackageRejected("The receipt is malformed.")
+    reason = doc.get("reason", "")
+    if len(reason) > _MAX_REASON or not reason.isprintable():
+        # make_receipt writes one printable sentence; a line break or a terminal control character here
+        # would reach `pathshare packages` and `receipt import` output as it is (a forged second line).
+        raise PackageRejected("The receipt is malformed.")
     return Receipt(
         doc["package_id"],
         doc["manifest_hash"],

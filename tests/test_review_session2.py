@@ -3,6 +3,7 @@ found, pinned as regression tests, and the boundaries checked that held up."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from datetime import timedelta
@@ -161,3 +162,28 @@ def test_a_recipient_that_refused_is_not_asked_for_a_destruction_certificate(tmp
     assert [p.missing for p in past] == [("Hillcrest State University",)]
     for org in (d, c1, c2):
         org.vault.close()
+
+
+def test_a_signed_refusal_reason_must_be_one_printable_sentence(sides, tmp_path: Path, extract: Path) -> None:
+    """A partner-signed reason is printed as it is by `receipt import` and `packages`: a line break or an
+    escape sequence in it would forge a second line (or drive the terminal), so it is malformed."""
+    from agreements._identity import signing_key
+    from agreements._package import make_receipt, verify_receipt
+    from agreements._signing import sign_document
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    key = signing_key(c.vault)
+    for reason in ("Refused.\npathshare: Package delivered.", "Refused.\x1b[2K", "x" * 501):
+        doc = make_receipt(sealed.manifest, key, c.fp, "rejected", reason="placeholder")
+        doc = {k: v for k, v in doc.items() if k != "signature"} | {"reason": reason}
+        doc["signature"] = sign_document(key, doc)
+        with pytest.raises(PackageRejected, match="malformed"):
+            verify_receipt(doc, c.card.signing_key)
+        (tmp_path / "r.json").write_text(json.dumps(doc), encoding="utf-8")
+        with pytest.raises(PackageRejected, match="malformed"):
+            import_receipt_file(d.vault, tmp_path / "r.json")
+    assert get_package(d.vault, sealed.manifest.package_id, SENT).refused == ()
+    # what PathShare itself writes passes: one printable sentence, cut to 500 characters
+    long = make_receipt(sealed.manifest, key, c.fp, "rejected", reason="Refused. " * 100)
+    assert len(verify_receipt(long, c.card.signing_key).reason) == 500
