@@ -271,7 +271,10 @@ def open_received(
         trusted = seen.get("manifest") if seen.get("signed") else None
         record_rejected(vault, Path(package), str(exc), trusted)
         if receipt is not None and trusted is not None and isinstance(exc, PackageRejected):
-            exc.receipt = _write_refusal_receipt(vault, trusted, seen["sender"], Path(receipt), str(exc))
+            try:
+                exc.receipt = _write_refusal_receipt(vault, trusted, seen["sender"], Path(receipt), str(exc))
+            except OutputError as failure:  # the refusal stays the news; the missing receipt is added
+                raise PackageRejected(f"{exc} The receipt for the sender was not written: {failure}") from exc
         raise
     manifest, sender, agreement = opened.manifest, seen["sender"], seen["agreement"]
     step(0.95, "recording the package")

@@ -187,3 +187,23 @@ def test_a_signed_refusal_reason_must_be_one_printable_sentence(sides, tmp_path:
     # what PathShare itself writes passes: one printable sentence, cut to 500 characters
     long = make_receipt(sealed.manifest, key, c.fp, "rejected", reason="Refused. " * 100)
     assert len(verify_receipt(long, c.card.signing_key).reason) == 500
+
+
+def test_a_refusal_receipt_that_cannot_be_written_does_not_hide_the_refusal(
+    sides, tmp_path: Path, extract: Path, monkeypatch
+) -> None:
+    import agreements._workflows as workflows
+    from deid.errors import OutputError
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+
+    def disk_full(path: Path, doc: dict) -> None:
+        raise OutputError(f"Cannot write {path}: No space left on device.")
+
+    monkeypatch.setattr(workflows, "write_json_document", disk_full)
+    late = EXPIRES + timedelta(1)
+    message = r"expired on .* The receipt for the sender was not written: Cannot write .*r\.json"
+    with pytest.raises(PackageRejected, match=message) as info:
+        open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json", today=late)
+    assert info.value.receipt is None and not (tmp_path / "r.json").exists()
