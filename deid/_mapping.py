@@ -1641,10 +1641,6 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
     common = sorted(((c, v) for c, v in pairs if c >= 2 and c >= 0.05 * present), reverse=True)[:3]
     if sum(c for c, _ in common) >= 0.9 * present:
         own = _shape(pa.array([header], pa.string()))[0].as_py()
-        if own.isalpha() and all(v.isalpha() for _, v in common):
-            # Letter codes of one length ("MATH", "ENGL" in a small file), not IDs: an abbreviated name
-            # ("SUBJ") has their shape too, so only a cell that is one of the values counts.
-            return "value" if pc.any(pc.equal(values, header)).as_py() else "name"
         return "value" if own in shapes.field("values").to_pylist() else "name"
     # Names, cities, free text: a header cell that is itself one of the values below it (a surname
     # shared with other students, a city) is one more record; a column name hardly ever is.
