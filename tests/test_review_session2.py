@@ -3,6 +3,7 @@ found, pinned as regression tests, and the boundaries checked that held up."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -207,3 +208,92 @@ def test_a_refusal_receipt_that_cannot_be_written_does_not_hide_the_refusal(
     with pytest.raises(PackageRejected, match=message) as info:
         open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json", today=late)
     assert info.value.receipt is None and not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("fadvise", [True, False])
+def test_early_writeback_writes_everything_with_or_without_fadvise(
+    tmp_path: Path, monkeypatch, fadvise: bool
+) -> None:
+    from deid._atomic import EarlyWriteback, atomic_open
+
+    hints: list[tuple[int, int]] = []
+    if fadvise and hasattr(os, "posix_fadvise"):
+        real = os.posix_fadvise
+
+        def spy(fd: int, offset: int, length: int, advice: int) -> None:
+            hints.append((offset, length))
+            real(fd, offset, length, advice)
+
+        monkeypatch.setattr(os, "posix_fadvise", spy)
+    else:
+        monkeypatch.delattr(os, "posix_fadvise", raising=False)
+    data = os.urandom(300_000)
+    with atomic_open(tmp_path / "out.bin") as fh:
+        out = EarlyWriteback(fh, window=64 << 10)
+        for i in range(0, len(data), 10_000):
+            assert out.write(memoryview(data)[i : i + 10_000]) == len(data[i : i + 10_000])
+    assert (tmp_path / "out.bin").read_bytes() == data
+    if fadvise and hasattr(os, "posix_fadvise"):
+        # contiguous windows from the start, each at least the window long
+        assert hints[0][0] == 0 and all(a + n == b for (a, n), (b, _) in itertools.pairwise(hints))
+        assert all(n >= 64 << 10 for _, n in hints) and len(hints) == 4
+    else:
+        assert hints == []
+
+
+class _FullDisk:
+    """EarlyWriteback's stand-in whose disk fills after 2 MiB (the write fails on a helper thread)."""
+
+    def __init__(self, fh, window: int = 0) -> None:
+        self.fh, self.written = fh, 0
+
+    def write(self, data) -> int:
+        self.written += len(data)
+        if self.written > 2 << 20:
+            raise OSError(28, "No space left on device")
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def fileno(self) -> int:
+        return self.fh.fileno()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@pytest.mark.parametrize("when", ["seal", "open", "cancel seal"])
+def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monkeypatch, when: str) -> None:
+    import agreements._package as package
+    from deid.errors import OutputError
+
+    d, c, agreement_id = sides
+    src = tmp_path / "s.csv"
+    src.write_bytes(os.urandom(6 << 20))
+    sealed = None
+    if when == "open":
+        sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    threads, fds = threading.active_count(), _fds()
+    if when == "cancel seal":
+        calls: list[float] = []
+
+        def progress(fraction: float, message: str) -> None:
+            calls.append(fraction)
+            if len(calls) > 5:
+                raise Cancelled("Cancelled.")
+
+        with pytest.raises(Cancelled):
+            seal_for_agreement(
+                d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age", progress=progress
+            )
+    else:
+        monkeypatch.setattr(package, "EarlyWriteback", _FullDisk)
+        with pytest.raises(OutputError, match="No space left on device"):
+            if sealed is None:
+                seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age")
+            else:
+                open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json")
+    assert threading.active_count() == threads and _fds() == fds
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
