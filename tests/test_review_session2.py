@@ -297,3 +297,14 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
                 open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json")
     assert threading.active_count() == threads and _fds() == fds
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_the_dashboard_says_which_recipient_refused_and_which_did_not_answer() -> None:
+    """Two recipients, one refused: the Why column named only the refusal, as if both had refused."""
+    from desktop.ui.dashboard_page import _why
+
+    assert _why((), ("Riverbend",)) == "no receipt yet"
+    assert _why((("Riverbend", "Expired."),), ("Riverbend",)) == "refused: Expired."
+    assert _why((("Riverbend", "Expired."),), ("Riverbend", "Hillcrest")) == (
+        "Riverbend refused: Expired.; Hillcrest: no receipt yet"
+    )

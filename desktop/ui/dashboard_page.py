@@ -128,7 +128,7 @@ class DashboardPage(QWidget):
                     p.agreement_title,
                     p.sent[:10],
                     ", ".join(p.missing),
-                    _why(p.refused),
+                    _why(p.refused, p.missing),
                     p.package_id[:8],
                 )
                 for p in board.without_receipt
@@ -167,10 +167,14 @@ class DashboardPage(QWidget):
         )
 
 
-def _why(refused: tuple[tuple[str, str], ...]) -> str:
-    """Why a sent package is not opened: no receipt yet, or the refusal (whose, when several)."""
+def _why(refused: tuple[tuple[str, str], ...], missing: tuple[str, ...] = ()) -> str:
+    """Why a sent package is not opened: no receipt yet, or the refusal (whose, when several, and who
+    has not answered beside those who refused)."""
     if not refused:
         return "no receipt yet"
-    if len(refused) == 1:
+    silent = [org for org in missing if org not in {o for o, _ in refused}]
+    if len(refused) == 1 and not silent:
         return f"refused: {refused[0][1]}"
-    return "; ".join(f"{org} refused: {reason}" for org, reason in refused)
+    return "; ".join(
+        [f"{org} refused: {reason}" for org, reason in refused] + [f"{org}: no receipt yet" for org in silent]
+    )
