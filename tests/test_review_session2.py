@@ -19,8 +19,19 @@ from agreements.errors import PackageRejected
 from deid.errors import Cancelled
 
 
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _left_behind(folder: Path) -> tuple[list[str], list[str]]:
+    """PathShare's helper threads still alive, and descriptors still open on files under ``folder``
+    (precise, unlike counts: other tests' threads may come and go meanwhile)."""
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("pathshare")]
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)) and not target.endswith((".vault", "-wal", "-shm")):
+            fds.append(target)
+    return threads, fds
 
 
 @pytest.fixture
@@ -65,10 +76,9 @@ def test_chunk_boundaries_and_a_unicode_name_round_trip_without_fadvise(
     src.write_bytes(os.urandom(size))
     monkeypatch.delattr(os, "posix_fadvise", raising=False)  # as on Windows and macOS
     sealed = seal_for_agreement(d.vault, agreement_id, [("é ü 名.csv", src)], {}, tmp_path / "p.age")
-    threads, fds = threading.active_count(), _fds()
     got = open_received(c.vault, sealed.path, tmp_path / "in")
     assert got.files[0].name == "é ü 名.csv" and got.files[0].read_bytes() == src.read_bytes()
-    assert threading.active_count() == threads and _fds() == fds
+    assert _left_behind(tmp_path) == ([], [])
 
 
 def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tmp_path: Path) -> None:
@@ -77,7 +87,6 @@ def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tm
     src.write_bytes(os.urandom(5 << 20))
     sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
     before = sorted(p.name for p in tmp_path.iterdir())
-    threads, fds = threading.active_count(), _fds()
     calls: list[float] = []
 
     def progress(fraction: float, message: str) -> None:
@@ -87,7 +96,7 @@ def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tm
 
     with pytest.raises(Cancelled):
         open_received(c.vault, sealed.path, tmp_path / "in", progress=progress, receipt=tmp_path / "r.json")
-    assert threading.active_count() == threads and _fds() == fds
+    assert _left_behind(tmp_path) == ([], [])
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder, no receipt
 
 
@@ -275,7 +284,6 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
     if when == "open":
         sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
     before = sorted(p.name for p in tmp_path.iterdir())
-    threads, fds = threading.active_count(), _fds()
     if when == "cancel seal":
         calls: list[float] = []
 
@@ -295,7 +303,7 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
                 seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age")
             else:
                 open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json")
-    assert threading.active_count() == threads and _fds() == fds
+    assert _left_behind(tmp_path) == ([], [])
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
