@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -1505,17 +1506,28 @@ def header_row_verdict(
     table = _spread_sample(table, sample_rows)
     table = _without_repeated_headers(names, table)
     skip = _numbered_headers(names)
+    known = _dictionary_headers()
     value: list[int] = []
     name: list[int] = []
     for i, header in enumerate(names):
         if i >= table.num_columns or i in skip:
             continue
-        vote = _header_vote(header.strip(), table.column(i))
+        # A cell the data dictionary knows as a column name ("ELL", "ETH", "SSID", "Birth Date") is
+        # one, whatever the values below it look like: short SIS names share their codes' shape.
+        vote = "name" if _compact(header) in known else _header_vote(header.strip(), table.column(i))
         if vote == "value":
             value.append(i + 1)
         elif vote == "name":
             name.append(i + 1)
     return HeaderVerdict(tuple(value), tuple(name))
+
+
+@functools.lru_cache(maxsize=1)
+def _dictionary_headers() -> frozenset[str]:
+    """Every element name, label and synonym in the shipped library, compacted as headers are."""
+    return frozenset(
+        syn.compact for el in element_library().values() for syn in _synonyms_of(el) if syn.compact
+    )
 
 
 def _spread_sample(table: pa.Table, rows: int, runs: int = 40) -> pa.Table:
