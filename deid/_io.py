@@ -12,9 +12,9 @@ from 1 after the header), never a cell value:
   one or empty is dropped (it carries nothing; any other repeat is an error);
 - a row one field short is padded, an extra empty trailing field is dropped; any other ragged row is
   an error naming its line;
-- rows repeating the header cell for cell (two exports pasted one under the other) are dropped;
 - refused: empty files, a header without rows, blank header names, cells over 1 MB, binary files,
-  bytes that decode in no plausible encoding.
+  bytes that decode in no plausible encoding, rows repeating the header (two exports pasted one under
+  the other: deleting them is the clerk's call, and dropping them would shift every row number after).
 
 Writing is atomic (``deid._atomic``) and the format follows the extension (``.csv`` or ``.parquet``).
 CSV output is UTF-8 and neutralizes spreadsheet formulas: a cell starting with ``= + - @``, a tab or
@@ -620,7 +620,7 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
     last_named = max((i for i, n in enumerate(names) if n), default=-1)
     if last_named < 0:
         raise InputError(f"{p} has no column names in its first row.")
-    table = _drop_repeated_headers(table, names, info)
+    _refuse_repeated_headers(p, table, names)
     _check_header_is_not_data(p, names, table)
     dropped_trailing = 0
     for i, name in enumerate(names):
@@ -675,25 +675,30 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
     return table
 
 
-def _drop_repeated_headers(table: pa.Table, names: list[str], info: ReadInfo) -> pa.Table:
-    """Drop data rows that repeat the header cell for cell: two exports pasted one under the other.
+def _refuse_repeated_headers(p: Path, table: pa.Table, names: list[str]) -> None:
+    """Refuse data rows that repeat the header cell for cell: two exports pasted one under the other.
 
-    Left in, such a row would be de-identified as a student ("Student ID" as an ID, "Grade" as a
-    grade). Only a row equal to the header in every named column counts (at least two of them).
+    Read as data, such a row would be de-identified as a student ("Student ID" as an ID, "Grade" as
+    a grade); dropped silently, every later row number in findings and messages would be off. So the
+    clerk is told which rows to delete. Only a row equal to the header in every named column (at
+    least two of them) counts.
     """
     named = [(i, n.strip()) for i, n in enumerate(names) if n.strip()]
     if len(named) < 2 or not table.num_rows:
-        return table
+        return
     repeated = None
     for i, name in named:
         same = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(table.column(i)), name), False)
         repeated = same if repeated is None else pc.and_(repeated, same)
         if not pc.any(repeated).as_py():
-            return table
+            return
     rows = pc.indices_nonzero(repeated).to_pylist()
     shown = ", ".join(str(r + 1) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
-    info.repairs.append(f"{len(rows)} row(s) repeating the header (data row {shown}) were dropped")
-    return table.filter(pc.invert(repeated))
+    raise InputError(
+        f"{p}: data row{'s' if len(rows) > 1 else ''} {shown} repeat{'' if len(rows) > 1 else 's'} the "
+        f"header row (two exports pasted together?); delete {'them' if len(rows) > 1 else 'it'} and "
+        f"read the file again."
+    )
 
 
 # A header cell shaped like one of these is a student's value: the file has no header row.

@@ -274,8 +274,9 @@ def test_property_csv_round_trip(tmp_path, rows, delimiter, encoding, quoting, n
     assert got == expected
 
 
-def test_rows_repeating_the_header_are_dropped_as_a_repair(tmp_path):
-    """Two exports pasted one under the other: the second header row is not a student."""
+def test_rows_repeating_the_header_are_refused_by_row(tmp_path):
+    """Two exports pasted one under the other: the second header row is not a student, and dropping it
+    silently would shift every later row number, so the clerk is told which rows to delete."""
     import openpyxl
 
     src = tmp_path / "appended.csv"
@@ -284,11 +285,12 @@ def test_rows_repeating_the_header_are_dropped_as_a_repair(tmp_path):
         "Student ID,Grade,Gender\n",
         encoding="utf-8",
     )
-    info = ReadInfo()
-    table = read_table(src, info=info)
-    assert table.to_pydict() == {"Student ID": ["A1", "B2", "C3"], "Grade": ["9", "10", "11"],
-                                 "Gender": ["F", "M", "F"]}
-    assert "2 row(s) repeating the header (data row 3, 5) were dropped" in info.repairs
+    with pytest.raises(InputError) as info:
+        read_table(src)
+    assert str(info.value) == (
+        f"{src}: data rows 3, 5 repeat the header row (two exports pasted together?); delete them and "
+        "read the file again."
+    )
 
     # The same in a workbook; and a row equal to the header in only some columns is a student's.
     wb = openpyxl.Workbook()
@@ -296,11 +298,8 @@ def test_rows_repeating_the_header_are_dropped_as_a_repair(tmp_path):
     for row in (["Name", "Grade"], ["Ana", "9"], ["Name", "Grade"], ["Name", "10"]):
         ws.append(row)
     wb.save(tmp_path / "appended.xlsx")
-    info = ReadInfo()
-    table = read_table(tmp_path / "appended.xlsx", info=info)
-    assert table.column("Name").to_pylist() == ["Ana", "Name"] and len(info.repairs) == 1
-
-    # Only a header row left: nothing to read.
-    (tmp_path / "only.csv").write_text("Student ID,Grade\nStudent ID,Grade\n", encoding="utf-8")
-    with pytest.raises(InputError, match="has a header but no data rows"):
-        read_table(tmp_path / "only.csv")
+    with pytest.raises(InputError, match="data row 2 repeats the header row"):
+        read_table(tmp_path / "appended.xlsx")
+    ws.delete_rows(3)
+    wb.save(tmp_path / "fixed.xlsx")
+    assert read_table(tmp_path / "fixed.xlsx").column("Name").to_pylist() == ["Ana", "Name"]
