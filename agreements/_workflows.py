@@ -243,6 +243,12 @@ def open_received(
             raise OutputError(
                 f"Cannot write the receipt over the package {Path(package).name}; choose another name."
             )
+        if Path(out_dir).resolve() in Path(receipt).resolve().parents:
+            # A refused package leaves nothing in the destination: its refusal receipt included.
+            raise OutputError(
+                f"Cannot write the receipt inside {Path(out_dir).name}, the folder the package opens into; "
+                "choose a place outside it."
+            )
 
     def verify_sender(manifest: Manifest) -> Any:
         seen["manifest"] = manifest

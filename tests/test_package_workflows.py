@@ -356,3 +356,16 @@ def test_cli_tells_the_user_a_rejected_receipt_was_written(
     assert code == 0 and f"Package {sealed.manifest.package_id} was refused by {c.fp}" in out
     code, out, _ = run_cli("--vault", str(d.vault.path), "packages", "--sent")
     assert code == 0 and "refused" in out and f"refused by {c.fp}: " in out
+
+
+def test_a_receipt_inside_the_destination_is_refused_first(sides, tmp_path: Path, extract: Path) -> None:
+    """The destination stays empty when a package is refused: a receipt may not be written into it."""
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with pytest.raises(OutputError, match="inside inbox, the folder the package opens into"):
+        open_received(c.vault, sealed.path, inbox, receipt=inbox / "r.json")
+    assert list(inbox.iterdir()) == []
+    got = open_received(c.vault, sealed.path, inbox, receipt=tmp_path / "r.json")  # outside: fine
+    assert got.receipt == tmp_path / "r.json"
