@@ -124,6 +124,9 @@ def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
         text_sample = _decoded_sample(p, encoding)
         if not text_sample.strip():
             raise InputError(f"{p} is empty.")
+        if p.stat().st_size <= _SAMPLE_BYTES and not any(c in text_sample.strip() for c in "\r\n"):
+            # One line and no line end: pyarrow would call it an unclosed quote.
+            raise InputError(f"{p} has a header but no data rows.")
         delimiter, header = _sniff(p, text_sample)
         info.delimiter = delimiter
         names = [f"c{i}" for i in range(len(header))]

@@ -303,3 +303,13 @@ def test_rows_repeating_the_header_are_refused_by_row(tmp_path):
     ws.delete_rows(3)
     wb.save(tmp_path / "fixed.xlsx")
     assert read_table(tmp_path / "fixed.xlsx").column("Name").to_pylist() == ["Ana", "Name"]
+
+
+@pytest.mark.parametrize("content", [b"Student ID,Grade", b"Student ID,Grade\n", b"Student ID,Grade\r\n  "])
+def test_a_header_alone_is_named_as_such_with_or_without_a_line_end(tmp_path, content):
+    """Without a final line end pyarrow reported 'a quote that is never closed'; it is a header alone."""
+    src = tmp_path / "header-only.csv"
+    src.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        read_table(src)
+    assert str(info.value) == f"{src} has a header but no data rows."
