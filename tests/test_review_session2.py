@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,21 +82,28 @@ def test_chunk_boundaries_and_a_unicode_name_round_trip_without_fadvise(
     assert _left_behind(tmp_path) == ([], [])
 
 
+def _cancel_after(reports: int) -> Callable[[float, str], None]:
+    """A progress callback that cancels (as the app's Cancel button does) after ``reports`` reports."""
+    calls: list[float] = []
+
+    def progress(fraction: float, message: str) -> None:
+        calls.append(fraction)
+        if len(calls) > reports:
+            raise Cancelled("Cancelled.")
+
+    return progress
+
+
 def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tmp_path: Path) -> None:
     d, c, agreement_id = sides
     src = tmp_path / "s.csv"
     src.write_bytes(os.urandom(5 << 20))
     sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
     before = sorted(p.name for p in tmp_path.iterdir())
-    calls: list[float] = []
-
-    def progress(fraction: float, message: str) -> None:
-        calls.append(fraction)
-        if len(calls) > 5:
-            raise Cancelled("Cancelled.")
-
     with pytest.raises(Cancelled):
-        open_received(c.vault, sealed.path, tmp_path / "in", progress=progress, receipt=tmp_path / "r.json")
+        open_received(
+            c.vault, sealed.path, tmp_path / "in", progress=_cancel_after(5), receipt=tmp_path / "r.json"
+        )
     assert _left_behind(tmp_path) == ([], [])
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder, no receipt
 
@@ -285,16 +293,9 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
         sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
     before = sorted(p.name for p in tmp_path.iterdir())
     if when == "cancel seal":
-        calls: list[float] = []
-
-        def progress(fraction: float, message: str) -> None:
-            calls.append(fraction)
-            if len(calls) > 5:
-                raise Cancelled("Cancelled.")
-
         with pytest.raises(Cancelled):
             seal_for_agreement(
-                d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age", progress=progress
+                d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age", progress=_cancel_after(5)
             )
     else:
         monkeypatch.setattr(package, "EarlyWriteback", _FullDisk)
