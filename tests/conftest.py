@@ -68,3 +68,17 @@ def sides(_executed_pair, tmp_path):
     yield orgs[0], orgs[1], agreement_id
     for org in orgs:
         org.vault.close()
+
+
+@pytest.fixture(scope="session")
+def age_cli() -> str:
+    """The stock ``age`` CLI (interop tests): a failure in CI, which installs it; a skip elsewhere."""
+    import shutil
+
+    path = shutil.which("age")
+    if path is None:
+        message = "the age CLI is not on PATH (install the apt package 'age')"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -16,7 +16,6 @@ import io
 import itertools
 import os
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -60,13 +59,6 @@ def _make_key(folder: Path, name: str) -> Key:
     path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
     path.chmod(0o600)
     return Key(identity, str(identity.to_public()), path)
-
-
-@pytest.fixture(scope="module")
-def age_cli() -> str:
-    path = shutil.which("age")
-    assert path is not None, "the age CLI is not on PATH (install the apt package 'age')"
-    return path
 
 
 @pytest.fixture(scope="module")

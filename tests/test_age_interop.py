@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -20,17 +19,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agreements import _agefile
 from agreements._package import open_package, seal
 from agreements._signing import canonical_json, verify_document
-
-
-@pytest.fixture
-def age_cli() -> str:
-    path = shutil.which("age")
-    if path is None:
-        message = "the age CLI is not on PATH (install the apt package 'age')"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture

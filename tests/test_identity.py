@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 
@@ -151,14 +150,13 @@ def test_export_age_identity_mode_0600_and_decrypts(vault, tmp_path):
     assert vault.audit.entries()[-1].action == "identity.export_age"
 
 
-@pytest.mark.skipif(shutil.which("age") is None, reason="the age CLI is installed in CI (.ci/run)")
-def test_exported_identity_works_with_the_age_cli(vault, tmp_path):
+def test_exported_identity_works_with_the_age_cli(vault, tmp_path, age_cli):
     card = create_identity(vault, "Lakeview Unified", "district")
     out = tmp_path / "org.agekey"
     export_age_identity(vault, out)
     enc = tmp_path / "msg.age"
     enc.write_bytes(pyrage.encrypt(b"no lock-in", [pyrage.x25519.Recipient.from_str(card.age_recipient)]))
-    result = subprocess.run(["age", "-d", "-i", str(out), str(enc)], capture_output=True, check=True)
+    result = subprocess.run([age_cli, "-d", "-i", str(out), str(enc)], capture_output=True, check=True)
     assert result.stdout == b"no lock-in"
 
 
