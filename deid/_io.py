@@ -124,7 +124,9 @@ def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
         text_sample = _decoded_sample(p, encoding)
         if not text_sample.strip():
             raise InputError(f"{p} is empty.")
-        if p.stat().st_size <= _SAMPLE_BYTES and not any(c in text_sample.strip() for c in "\r\n"):
+        # Strip spaces and line ends only: a tab is a delimiter, and a data row of empty tab-separated
+        # cells ("\t\t") must not be mistaken for the absence of a line end.
+        if p.stat().st_size <= _SAMPLE_BYTES and not any(c in text_sample.strip(" \r\n") for c in "\r\n"):
             # One line and no line end: pyarrow would call it an unclosed quote.
             raise InputError(f"{p} has a header but no data rows.")
         delimiter, header = _sniff(p, text_sample)

@@ -313,3 +313,16 @@ def test_a_header_alone_is_named_as_such_with_or_without_a_line_end(tmp_path, co
     with pytest.raises(InputError) as info:
         read_table(src)
     assert str(info.value) == f"{src} has a header but no data rows."
+
+
+def test_a_tab_separated_row_of_empty_cells_is_a_data_row(tmp_path):
+    """Found by the round-trip property: stripping all whitespace also stripped the tabs of an
+    all-empty last row, and the file was refused as 'a header but no data rows'."""
+    for newline in ("\n", "\r\n"):
+        p = tmp_path / "blank_row.csv"
+        p.write_text(f"ID\tName\tNotes{newline}\t\t{newline}", encoding="utf-8", newline="")
+        assert read_table(p).to_pylist() == [{"ID": None, "Name": None, "Notes": None}]
+    p = tmp_path / "header_only.csv"
+    p.write_text("ID\tName\tNotes\n", encoding="utf-8")
+    with pytest.raises(InputError, match="header but no data rows"):
+        read_table(p)
