@@ -6,12 +6,37 @@ imported by the worker process or by a screen when it first needs them.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
-def run_app(argv: Sequence[str] = ()) -> int:
-    """Start the application; ``argv`` may hold a package path (``*.age``) to open on the Receive screen."""
+def no_display_reason(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why the window cannot open here, as one sentence, or None. On Linux and the BSDs Qt needs an X11 or
+    Wayland display; without one it aborts the whole process with its own message (exit 134), so the
+    check runs before Qt is imported. Windows and macOS always have a screen session for a desktop user,
+    and an explicit QT_QPA_PLATFORM (offscreen in tests, or the user's choice) is respected."""
+    env = os.environ if environ is None else environ
+    plat = sys.platform if platform is None else platform
+    if plat.startswith(("win", "darwin")) or env.get("QT_QPA_PLATFORM"):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "No display was found, so the PathShare window cannot open here; "
+        "use the command line instead ('pathshare --help' lists every command)."
+    )
+
+
+def run_app(argv: Sequence[str] = (), vault_path: str | os.PathLike[str] | None = None) -> int:
+    """Start the application; ``argv`` may hold a package path (``*.age``) to open on the Receive screen;
+    ``vault_path`` (from ``pathshare --vault X``) overrides PATHSHARE_VAULT and the platform default."""
+    reason = no_display_reason()
+    if reason:
+        sys.stderr.write(f"pathshare: {reason}\n")
+        return 1
+    from pathlib import Path
+
     from PySide6.QtWidgets import QApplication
 
     from desktop.ui.main_window import MainWindow, Session, vault_path_from_env
@@ -24,7 +49,8 @@ def run_app(argv: Sequence[str] = ()) -> int:
     app.setApplicationDisplayName("PathShare")
     apply_theme(app)  # type: ignore[arg-type]
     package = next((a for a in argv if a.endswith(".age")), None)
-    session = Session(vault_path=vault_path_from_env(), settings=Settings())
+    vault = Path(vault_path).expanduser() if vault_path else vault_path_from_env()
+    session = Session(vault_path=vault, settings=Settings())
     window = MainWindow(session, open_package=package)
     window.show()
     sys.excepthook = unexpected_error_hook(window)

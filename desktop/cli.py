@@ -105,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
+        if args.vault and any(a == "--vault" or a.startswith("--vault=") for a in args_list):
+            # `pathshare --vault X` with no command: the app, on that vault (as PATHSHARE_VAULT does).
+            from desktop.app import run_app
+
+            return run_app([], vault_path=args.vault)
         parser.print_help(sys.stderr)
         return 2
     try:

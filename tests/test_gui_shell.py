@@ -241,3 +241,83 @@ def test_an_uncaught_error_is_a_sentence_in_the_window_not_a_traceback(qtbot, mo
     ]
     err = capsys.readouterr().err
     assert "ValueError" in err and "Maria" not in err and "123-45-6789" not in err
+
+
+# ------------------------------------------------------------------ launching: --vault, and no display
+
+
+def test_pathshare_vault_x_without_a_command_opens_the_app_on_x(run_cli, monkeypatch, tmp_path):
+    """`pathshare --vault X` used to print usage; it opens the app on X (as PATHSHARE_VAULT does)."""
+    import desktop.app
+
+    seen: list[object] = []
+    monkeypatch.setattr(desktop.app, "run_app", lambda argv, vault_path=None: seen.append(vault_path) or 0)
+    monkeypatch.setenv("PATHSHARE_VAULT", str(tmp_path / "from-env.vault"))
+    assert run_cli("--vault", tmp_path / "other.vault")[0] == 0
+    assert seen == [str(tmp_path / "other.vault")]
+    # An unknown option with no command is still a usage error, not the app.
+    assert run_cli("--vault-typo", "x")[0] == 2
+    assert len(seen) == 1
+
+
+def test_run_app_on_a_given_vault_shows_that_vault(qtbot, monkeypatch, tmp_path):
+    from PySide6.QtCore import QStandardPaths
+    from PySide6.QtWidgets import QApplication
+
+    import desktop.app
+    from desktop.ui.main_window import MainWindow
+
+    QStandardPaths.setTestModeEnabled(True)  # the app's settings go to a test folder, not the user's
+    monkeypatch.setenv("PATHSHARE_VAULT", str(tmp_path / "from-env.vault"))
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)
+    monkeypatch.setattr("sys.excepthook", __import__("sys").excepthook)
+    target = tmp_path / "chosen.vault"
+    assert desktop.app.run_app([], vault_path=str(target)) == 0
+    windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    try:
+        assert [w.session.vault_path for w in windows] == [target]
+        from PySide6.QtWidgets import QLabel
+
+        texts = [label.text() for label in windows[0].findChildren(QLabel)]
+        assert any(str(target) in t for t in texts)  # the first-run screen names the chosen vault
+        assert not any("from-env.vault" in t for t in texts)
+    finally:
+        for w in windows:
+            w.close()
+            w.deleteLater()
+
+
+@pytest.mark.parametrize(
+    ("environ", "platform", "opens"),
+    [
+        ({}, "linux", False),
+        ({"DISPLAY": ":0"}, "linux", True),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", True),
+        ({"QT_QPA_PLATFORM": "offscreen"}, "linux", True),
+        ({}, "freebsd14", False),
+        ({}, "win32", True),
+        ({}, "darwin", True),
+    ],
+)
+def test_no_display_reason_per_platform(environ, platform, opens):
+    from desktop.app import no_display_reason
+
+    reason = no_display_reason(environ, platform)
+    assert (reason is None) is opens
+    if reason:
+        assert "pathshare --help" in reason and "\n" not in reason
+
+
+def test_pathshare_without_a_display_says_so_in_one_sentence_and_exits_1():
+    """Before: Qt aborted the process with its own message (exit 134)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from desktop.cli import main; sys.exit(main([]))"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("pathshare: No display was found")
+    assert "qt." not in proc.stderr.lower()
