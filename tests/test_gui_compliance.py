@@ -580,3 +580,36 @@ def test_verify_runs_off_the_ui_thread_and_unknown_bundles_are_refused(qtbot, tm
     from desktop.tasks import wait_pools
 
     wait_pools()
+
+
+def test_mouse_wheel_over_an_unfocused_choice_does_not_change_it(qtbot, tmp_path):
+    """Scrolling down the agreement form switched the legal basis under the pointer (issue 17)."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    district_path, college, _card_file, _ = make_orgs(tmp_path)
+    window = open_window(qtbot, tmp_path, district_path)
+    page = show(window, "Agreements")
+    qtbot.mouseClick(page.new_button, Qt.LeftButton)
+    form = page.form
+    combo = form.basis
+    assert combo.count() > 2
+
+    def wheel(widget, steps: int) -> None:
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(
+            centre, QPointF(widget.mapToGlobal(QPoint(centre.toPoint()))), QPoint(0, 0),
+            QPoint(0, -120 * steps), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False,
+        )
+        QApplication.sendEvent(widget, event)
+
+    form.title.setFocus()
+    before = combo.currentIndex()
+    wheel(combo, 1)
+    assert combo.currentIndex() == before  # ignored: it has no focus
+    combo.setFocus()
+    qtbot.waitUntil(combo.hasFocus, timeout=2_000)
+    wheel(combo, 1)
+    assert combo.currentIndex() != before  # the guard must not break a deliberate, focused scroll
+    college.close()

@@ -211,7 +211,8 @@ def test_package_given_on_the_command_line_opens_on_receive(qtbot, tmp_path, ses
     window.show()
     window.unlock.passphrase.setText(PASSPHRASE)
     window.unlock.unlock.click()
-    assert window.windowTitle() == "PathShare — Valley College"
+    # Qt appends the display name to a title not ending with it: the organization comes first, once.
+    assert window.windowTitle() == "Valley College — PathShare"
     receive = window.workspace.receive
     assert window.workspace.stack.currentWidget() is receive
     assert receive.package == str(package) and receive.open_button.isEnabled()
@@ -260,31 +261,35 @@ def test_pathshare_vault_x_without_a_command_opens_the_app_on_x(run_cli, monkeyp
     assert len(seen) == 1
 
 
-def test_run_app_on_a_given_vault_shows_that_vault(qtbot, monkeypatch, tmp_path):
-    from PySide6.QtCore import QStandardPaths
-    from PySide6.QtWidgets import QApplication
+def test_run_app_on_a_given_vault_shows_that_vault(tmp_path):
+    """The whole launch (command line → app) on a chosen vault, in a child process: run_app styles the
+    application globally, which must not leak into the other GUI tests."""
+    import subprocess
+    import sys
 
-    import desktop.app
-    from desktop.ui.main_window import MainWindow
-
-    QStandardPaths.setTestModeEnabled(True)  # the app's settings go to a test folder, not the user's
-    monkeypatch.setenv("PATHSHARE_VAULT", str(tmp_path / "from-env.vault"))
-    monkeypatch.setattr(QApplication, "exec", lambda self: 0)
-    monkeypatch.setattr("sys.excepthook", __import__("sys").excepthook)
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QStandardPaths\n"
+        "from PySide6.QtWidgets import QApplication, QLabel\n"
+        "QStandardPaths.setTestModeEnabled(True)\n"  # settings in a test folder, not the user's
+        "QApplication.exec = lambda self: 0\n"  # build and show the window, then return at once
+        "from desktop.cli import main\n"
+        "from desktop.ui.main_window import MainWindow\n"
+        "assert main(['--vault', sys.argv[1]]) == 0\n"
+        "w = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]\n"
+        "print(len(w), w[0].session.vault_path)\n"
+        "print('\\n'.join(label.text() for label in w[0].findChildren(QLabel)))\n"
+    )
     target = tmp_path / "chosen.vault"
-    assert desktop.app.run_app([], vault_path=str(target)) == 0
-    windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-    try:
-        assert [w.session.vault_path for w in windows] == [target]
-        from PySide6.QtWidgets import QLabel
-
-        texts = [label.text() for label in windows[0].findChildren(QLabel)]
-        assert any(str(target) in t for t in texts)  # the first-run screen names the chosen vault
-        assert not any("from-env.vault" in t for t in texts)
-    finally:
-        for w in windows:
-            w.close()
-            w.deleteLater()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PATHSHARE_VAULT=str(tmp_path / "from-env.vault"))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, _, labels = proc.stdout.partition("\n")
+    assert first == f"1 {target}"
+    assert str(target) in labels  # the first-run screen names the chosen vault
+    assert "from-env.vault" not in labels
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,9 @@ class MainWindow(QMainWindow):
 
         self.session = session
         self.open_package = open_package
+        from desktop.ui.widgets import install_wheel_guard
+
+        install_wheel_guard()  # a scroll over a form must not change the choice under the pointer
         self.workspace: Workspace | None = None
         self.setWindowTitle("PathShare")
         self.setMinimumSize(860, 560)
@@ -218,7 +221,9 @@ class MainWindow(QMainWindow):
         from deid.errors import PathShareError
 
         try:
-            self.setWindowTitle(f"PathShare — {our_card(vault).org}")
+            # Qt appends the application's display name to a title that does not already end with it
+            # ("PathShare — Org — PathShare" on Linux), so the organization comes first.
+            self.setWindowTitle(f"{our_card(vault).org} — PathShare")
         except PathShareError:
             self.setWindowTitle("PathShare")
         self.workspace = Workspace(self.session, self.open_package)

@@ -6,9 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -253,3 +256,34 @@ def group_fingerprint(fingerprint: str) -> str:
     groups = [g for g in fingerprint.replace(" ", "-").split("-") if g]
     lines = ["   ".join(groups[i : i + 4]) for i in range(0, len(groups), 4)]
     return "\n".join(lines)
+
+
+class _WheelGuard(QObject):
+    """Ignores mouse-wheel events aimed at a combo box or spin box that does not have keyboard focus.
+
+    Scrolling down a long form would otherwise change whichever choice passed under the pointer (the
+    agreement's legal basis switched to another citation while the form still said "complete"). The
+    event is ignored, not eaten, so it goes on to the scroll area around the form."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            event.type() == QEvent.Type.Wheel
+            and isinstance(watched, QComboBox | QAbstractSpinBox)
+            and not watched.hasFocus()
+        ):
+            event.ignore()
+            return True
+        return False
+
+
+_wheel_guard: _WheelGuard | None = None
+
+
+def install_wheel_guard() -> None:
+    """Install the application-wide wheel guard once (every window, dialog and page gets it)."""
+    global _wheel_guard
+    app = QApplication.instance()
+    if app is None or _wheel_guard is not None:
+        return
+    _wheel_guard = _WheelGuard(app)
+    app.installEventFilter(_wheel_guard)
