@@ -249,10 +249,12 @@ from agreements._prepare import (  # noqa: E402
 )
 from agreements._workflows import (  # noqa: E402
     ReceivedPackage,
+    ReturnedDocument,
     SealedPackage,
     destroy,
     import_certificate_file,
     import_receipt_file,
+    import_returned_file,
     open_received,
     seal_for_agreement,
 )
@@ -262,11 +264,13 @@ __all__ += [
     "DemoResult",
     "PreparedPackage",
     "ReceivedPackage",
+    "ReturnedDocument",
     "SealedPackage",
     "deidentify_for_agreement",
     "destroy",
     "import_certificate_file",
     "import_receipt_file",
+    "import_returned_file",
     "open_received",
     "prepare",
     "preview_under_agreement",

@@ -400,3 +400,60 @@ def import_certificate_file(vault: Vault, path: str | Path) -> Any:
     source = f"The certificate file {Path(path).name}"
     doc = load_json_document(Path(path), "destruction certificate")
     return import_destruction_certificate(vault, doc, source)
+
+
+@dataclass(frozen=True)
+class ReturnedDocument:
+    """A receipt or a destruction certificate a partner sent back, as imported, with one sentence for
+    people (the partner and agreement by name, not by fingerprint or id)."""
+
+    kind: str  # "receipt" or "certificate"
+    record: Any  # the Receipt or DestructionCertificate
+    sentence: str
+
+
+def import_returned_file(vault: Vault, path: str | Path) -> ReturnedDocument:
+    """The app's one door for what comes back from recipients: a receipt or a destruction certificate,
+    told apart by the marker field each carries, then verified and recorded by the same functions as
+    ``pathshare receipt import`` and ``pathshare certificate import`` (which audit it)."""
+    from deid.errors import InputError
+
+    p = Path(path)
+    doc = load_json_document(p, "receipt or destruction certificate")
+    if isinstance(doc, dict) and "pathshare_destruction_certificate" in doc:
+        cert = import_destruction_certificate(vault, doc, f"The certificate file {p.name}")
+        who = _partner_name(vault, cert.recipient_fingerprint)
+        title = _agreement_title(vault, cert.agreement_id)
+        return ReturnedDocument(
+            "certificate",
+            cert,
+            f"{who} certified that it destroyed the data of package {cert.package_id[:8]} ({title}) "
+            f"on {cert.destroyed_at[:10]}.",
+        )
+    if isinstance(doc, dict) and "pathshare_receipt" in doc:
+        receipt = import_receipt(vault, doc, f"The receipt file {p.name}")
+        who = _partner_name(vault, receipt.recipient_fingerprint)
+        title = _agreement_title(vault, receipt.agreement_id)
+        if receipt.result == "rejected":
+            sentence = (
+                f"{who} refused package {receipt.package_id[:8]} ({title}) on {receipt.time[:10]}: "
+                f"{receipt.reason}"
+            )
+        else:
+            sentence = f"{who} opened package {receipt.package_id[:8]} ({title}) on {receipt.time[:10]}."
+        return ReturnedDocument("receipt", receipt, sentence)
+    raise InputError(f"{p.name} is neither a PathShare receipt nor a destruction certificate.")
+
+
+def _partner_name(vault: Vault, fingerprint: str) -> str:
+    partner = find_partner(vault, fingerprint=fingerprint)
+    return partner.org if partner is not None else "A partner we hold no card for"
+
+
+def _agreement_title(vault: Vault, agreement_id: str) -> str:
+    from agreements._agreement_store import get_agreement
+
+    try:
+        return get_agreement(vault, agreement_id).title
+    except PathShareError:
+        return "an agreement this vault does not hold"

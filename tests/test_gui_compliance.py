@@ -613,3 +613,46 @@ def test_mouse_wheel_over_an_unfocused_choice_does_not_change_it(qtbot, tmp_path
     wheel(combo, 1)
     assert combo.currentIndex() != before  # the guard must not break a deliberate, focused scroll
     college.close()
+
+
+def test_officer_imports_a_receipt_and_a_certificate_in_the_window(qtbot, tmp_path):
+    """The Dashboard's import button takes either document a recipient sends back (it was CLI-only), the
+    lists follow, the sentence names the partner and the agreement, and both are in the audit log."""
+    district_path, college, card_file, _ = make_orgs(tmp_path)
+    window = open_window(qtbot, tmp_path, district_path)
+    import_and_verify_partner(qtbot, window, card_file)
+    from agreements import destroy, open_received, our_card
+
+    agreements, aid, proposal = draft_sign_export(qtbot, window, our_card(college).fingerprint(), tmp_path)
+    countersign(college, proposal, tmp_path / "executed.json")
+    agreements.import_file(str(tmp_path / "executed.json"))
+    sealed = seal_package(window.session.vault, aid, tmp_path)
+    board = show(window, "Dashboard")
+    assert board.unreceipted.rowCount() == 1 and not board.unreceipted.isHidden()
+    # Something that is neither: one sentence, nothing recorded.
+    other = tmp_path / "other.json"
+    other.write_text('{"hello": 1}', encoding="utf-8")
+    assert board.import_returned(str(other)) is False
+    assert board.message.text() == "other.json is neither a PathShare receipt nor a destruction certificate."
+    # The college opens the package and sends its receipt back.
+    open_received(college, sealed.path, tmp_path / "inbox", receipt=tmp_path / "receipt.json")
+    assert board.import_returned(str(tmp_path / "receipt.json")) is True
+    assert board.message.text().startswith(f"{RIVERBEND} opened package {sealed.manifest.package_id[:8]}")
+    assert "(Dual enrollment outcomes study)" in board.message.text()
+    assert board.unreceipted.isHidden() and "Every package sent has come back opened" in (
+        board.unreceipted_note.text()
+    )
+    # The college destroys what it opened and certifies it; the certificate closes the obligation.
+    destroy(college, sealed.manifest.package_id, tmp_path / "certificate.json")
+    assert board.import_returned(str(tmp_path / "certificate.json")) is True
+    assert board.message.text().startswith(f"{RIVERBEND} certified that it destroyed the data of package")
+    pid = sealed.manifest.package_id
+    actions = [e.action for e in window.session.vault.audit.entries(package=pid)]
+    assert "package.delivered" in actions and "package.destruction_certified" in actions
+    # A file that fails verification (the certificate altered) is one sentence, and nothing changes.
+    forged = json.loads((tmp_path / "certificate.json").read_text(encoding="utf-8"))
+    forged["method"] = "kept a copy"
+    (tmp_path / "forged.json").write_text(json.dumps(forged), encoding="utf-8")
+    assert board.import_returned(str(tmp_path / "forged.json")) is False
+    assert board.message.text() and "\n" not in board.message.text()
+    college.close()

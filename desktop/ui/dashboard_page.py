@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHeaderView, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QVBoxLayout, QWidget
 
-from desktop.ui.partners_page import fill_table, fit_columns, fit_height, make_table
+from desktop.ui.partners_page import ask_open, fill_table, fit_columns, fit_height, make_table
 from desktop.ui.theme import heading_font
 from desktop.ui.widgets import MessageBar, button, heading, paragraph, scrolling
 
@@ -76,15 +75,46 @@ class DashboardPage(QWidget):
         layout.addStretch(1)
         scroll = scrolling(body)
         outer.addWidget(scroll, 1)
+        self.import_button = button(
+            "&Import a receipt or certificate…",
+            "Import a receipt or a destruction certificate a recipient sent back",
+        )
+        self.import_button.clicked.connect(lambda: self.import_returned())
         self.refresh_button = button("&Refresh", "Refresh the dashboard")
         self.refresh_button.clicked.connect(self.refresh)
-        outer.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignRight)
+        bar = QHBoxLayout()
+        bar.addWidget(self.import_button)
+        bar.addStretch(1)
+        bar.addWidget(self.refresh_button)
+        outer.addLayout(bar)
         self._loaded = False
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         # Always fresh when shown: the other screens change what it lists.
         self.refresh()
+
+    def import_returned(self, path: str | None = None) -> bool:
+        """Import what a recipient sent back (receipt or destruction certificate): the file chosen here,
+        or ``path``. The library verifies, records and audits it; the lists below follow."""
+        from agreements import import_returned_file
+        from deid.errors import PathShareError
+
+        if path is None:
+            path = ask_open(
+                self, self.session, "returned", "Import a receipt or destruction certificate", "JSON (*.json)"
+            )
+            if not path:
+                return False
+        try:
+            returned = import_returned_file(self.session.vault, path)
+        except PathShareError as exc:
+            self.refresh()
+            self.message.show_error(str(exc))
+            return False
+        self.refresh()
+        self.message.show_info(returned.sentence)
+        return True
 
     def refresh(self, today: date | None = None) -> None:
         """Read the three lists (short vault reads)."""
@@ -145,13 +175,13 @@ class DashboardPage(QWidget):
             else "No agreement in force ends within 60 days."
         )
         self.past_note.setText(
-            "Ask each recipient named here for its signed destruction certificate."
+            "Ask each recipient named here for its signed destruction certificate, then import it below."
             if n2
             else "Every package whose deadline has passed is certified destroyed."
         )
         self.unreceipted_note.setText(
-            "Ask the recipients named here whether the package arrived (their receipt proves delivery); "
-            "where one refused it, its reason says what to fix before sending again."
+            "Ask the recipients named here whether the package arrived (their receipt proves delivery; "
+            "import it below); where one refused it, its reason says what to fix before sending again."
             if n3
             else "Every package sent has come back opened."
         )
