@@ -80,8 +80,8 @@ def run_demo(
     today = today or date.today()
 
     say("1. Each organization creates its vault and identity.")
-    district = Vault.create(folder / "district.vault", phrase)
-    college = Vault.create(folder / "college.vault", phrase)
+    district = Vault.create(folder / "district.vault", phrase, user_inputs=(DISTRICT[0], DISTRICT[2]))
+    college = Vault.create(folder / "college.vault", phrase, user_inputs=(COLLEGE[0], COLLEGE[2]))
     try:
         d_card = create_identity(district, *DISTRICT)
         c_card = create_identity(college, *COLLEGE)

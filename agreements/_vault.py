@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,12 @@ if TYPE_CHECKING:
 
 VAULT_FORMAT = "pathshare-vault"
 MIN_PASSPHRASE_LENGTH = 12
-# zxcvbn's score: 3 = "safely unguessable" against an offline slow-hash attack (SQLCipher's KDF is one).
-MIN_PASSPHRASE_SCORE = 3
+# zxcvbn's strongest score, 4: "very unguessable" (more than 10^10 guesses, taking the organization's own
+# name and contact into account). An offline guesser with a copy of the vault pays SQLCipher's KDF per
+# guess (about 0.1 s per core here, docs/vault-and-audit.md), so 10^10 guesses cost some 30 core-years.
+MIN_PASSPHRASE_SCORE = 4
+# Words any guesser tries first against a PathShare vault, whatever the organization.
+_ALWAYS_GUESSED = ("pathshare", "vault", "passphrase", "password")
 _SQLITE_PLAIN_HEADER = b"SQLite format 3\x00"
 # Test hook only: fewer KDF iterations make the kill test's hundreds of opens affordable. Production
 # vaults always use SQLCipher 4's default (PBKDF2-HMAC-SHA512, 256,000 iterations).
@@ -45,14 +50,32 @@ def default_vault_path() -> Path:
     return Path(user_data_dir("PathShare", appauthor=False)) / "pathshare.vault"
 
 
-def passphrase_strength(passphrase: str) -> tuple[int, str]:
-    """Score a passphrase 0..4 (3 and above is accepted) with one plain hint, for the GUI's meter."""
+def guessable_words(*texts: str) -> list[str]:
+    """What a guesser knows about this vault, as zxcvbn user inputs: "pathshare" and friends, and each
+    given text (the organization's name, its contact) whole and word by word."""
+    words = list(_ALWAYS_GUESSED)
+    for text in texts:
+        text = (text or "").strip().lower()
+        if not text:
+            continue
+        words.append(text)
+        words.extend(w for w in re.split(r"[^\w]+", text) if len(w) >= 3)
+    return list(dict.fromkeys(words))
+
+
+def passphrase_strength(passphrase: str, user_inputs: Sequence[str] = ()) -> tuple[int, str]:
+    """Score a passphrase 0..4 (only 4 is accepted) with one plain hint, for the GUI's meter.
+
+    ``user_inputs`` are what a guesser knows (the organization's name and contact): a passphrase built
+    on them scores as low as one built on a dictionary word.
+    """
     if not passphrase:
         return 0, "Enter a passphrase."
     from zxcvbn import zxcvbn
 
+    known = guessable_words(*user_inputs)
     # zxcvbn is quadratic in length; the first 100 characters decide any realistic guess anyway.
-    result = zxcvbn(passphrase[:100], user_inputs=["pathshare", "vault", "passphrase", "password"])
+    result = zxcvbn(passphrase[:100], user_inputs=known)
     score = int(result["score"])
     feedback = result.get("feedback") or {}
     hint = (feedback.get("warning") or "").strip()
@@ -63,7 +86,12 @@ def passphrase_strength(passphrase: str) -> tuple[int, str]:
             f"Use at least {MIN_PASSPHRASE_LENGTH} characters; a few unrelated words are easy to remember."
         )
     if score >= MIN_PASSPHRASE_SCORE:
-        return score, "Strong enough." if score == 4 else "Good; a word or two more makes it stronger."
+        return score, "Strong enough."
+    lowered = passphrase.lower()
+    if any(len(w) >= 4 and w in lowered for w in known[len(_ALWAYS_GUESSED) :]):
+        hint = "It contains your organization's name or contact, which anyone guessing tries first."
+    elif not hint and any(w in lowered for w in _ALWAYS_GUESSED):
+        hint = "It contains a word anyone guessing a PathShare passphrase tries first."
     if not hint:
         hint = suggestions[0] if suggestions else "This passphrase would be easy to guess."
     if not hint.endswith("."):
@@ -72,13 +100,15 @@ def passphrase_strength(passphrase: str) -> tuple[int, str]:
     return score, hint if tip.lower() in hint.lower() else f"{hint} {tip}"
 
 
-def check_passphrase(passphrase: str) -> None:
-    """Refuse a new passphrase that is too weak, with the reason (WeakPassphrase)."""
+def check_passphrase(passphrase: str, user_inputs: Sequence[str] = ()) -> None:
+    """Refuse a new passphrase that is too weak, with the reason (WeakPassphrase).
+
+    ``user_inputs``: the organization's name and contact, which a guesser would try first."""
     if "\x00" in passphrase:
         raise WeakPassphrase("The passphrase cannot contain a NUL character.")
     if passphrase != passphrase.strip() and not passphrase.strip():
         raise WeakPassphrase("The passphrase cannot be only spaces.")
-    score, hint = passphrase_strength(passphrase)
+    score, hint = passphrase_strength(passphrase, user_inputs)
     if len(passphrase) < MIN_PASSPHRASE_LENGTH or score < MIN_PASSPHRASE_SCORE:
         raise WeakPassphrase(f"That passphrase is too weak: {hint[:1].lower()}{hint[1:]}")
 
@@ -186,14 +216,15 @@ class Vault:
 
     # -- life cycle -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, passphrase: str) -> Vault:
+    def create(cls, path: str | Path, passphrase: str, *, user_inputs: Sequence[str] = ()) -> Vault:
         """Create a new vault at ``path`` (mode 0600) and return it open.
 
-        Raises WeakPassphrase (with the reason) for a weak passphrase and VaultError when something
-        already exists at ``path`` or its folder cannot be written.
+        Raises WeakPassphrase (with the reason) for a weak passphrase — judged knowing ``user_inputs``,
+        the organization's name and contact — and VaultError when something already exists at ``path``
+        or its folder cannot be written.
         """
         dest = Path(path)
-        check_passphrase(passphrase)
+        check_passphrase(passphrase, user_inputs)
         if dest.exists():
             raise VaultError(f"A vault (or another file) already exists at {dest}; choose another path.")
         parent = dest.parent if str(dest.parent) else Path(".")
@@ -383,7 +414,8 @@ class Vault:
     # -- passphrase -------------------------------------------------------------------------------
     def change_passphrase(self, new: str) -> None:
         """Re-encrypt the vault under a new passphrase (``PRAGMA rekey``); audited."""
-        check_passphrase(new)
+        row = self.db.execute("SELECT org, contact FROM identity WHERE id = 1").fetchone()
+        check_passphrase(new, tuple(row) if row is not None else ())
         with self._lock:
             if self._depth:
                 raise VaultError("The passphrase cannot be changed inside a transaction.")

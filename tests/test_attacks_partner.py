@@ -94,3 +94,59 @@ def test_account_name_dispatches_windows_to_getusernamew(monkeypatch):
     monkeypatch.setattr(audit_module, "_posix_account_name", lambda: "from-posix")
     assert audit_module.os_account_name("win32") == "from-windows"
     assert audit_module.os_account_name("darwin") == "from-posix"
+
+
+# ------------------------------------------------------------------ 13: weak passphrases
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "Password2026!!",  # a common word, a year, punctuation: zxcvbn 3, accepted before
+        "Riverbend2026!!",  # the organization's own name: scored 4 when the name was not given
+        "Community2026!!",  # a word of the name
+        "ir@riverbend.example 1",  # the contact
+        "PathShare2026!!",  # what anyone attacking a PathShare vault tries first
+    ],
+)
+def test_attack_guessable_passphrase_is_accepted(tmp_path, weak):
+    from agreements import WeakPassphrase
+
+    with pytest.raises(WeakPassphrase, match="too weak"):
+        Vault.create(
+            tmp_path / "college.vault",
+            weak,
+            user_inputs=("Riverbend Community College", "ir@riverbend.example"),
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_attack_org_name_passphrase_at_init_is_refused(run_cli, tmp_path, monkeypatch):
+    """`pathshare init` gives the organization's name and contact to the strength check."""
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", "Riverbend2026!!")
+    code, _out, err = run_cli(
+        "--vault", tmp_path / "c.vault", "init", "--org", "Riverbend Community College", "--kind", "college"
+    )
+    assert code == 1 and "too weak" in err and "organization's name" in err
+    assert not (tmp_path / "c.vault").exists()
+
+
+def test_attack_org_name_passphrase_on_change_is_refused(tmp_path):
+    from agreements import WeakPassphrase
+
+    vault = Vault.create(tmp_path / "org.vault", PASS)
+    try:
+        create_identity(vault, "Riverbend Community College", "college", "ir@riverbend.example")
+        with pytest.raises(WeakPassphrase, match="organization's name"):
+            vault.change_passphrase("Riverbend2026!!")
+    finally:
+        vault.close()
+
+
+def test_strong_passphrase_still_accepted_with_the_name_known(tmp_path):
+    vault = Vault.create(
+        tmp_path / "org.vault",
+        "tidal mango quarry lantern",
+        user_inputs=("Riverbend Community College", "ir@riverbend.example"),
+    )
+    vault.close()

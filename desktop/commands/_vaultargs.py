@@ -10,6 +10,7 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from agreements import Vault, VaultError, default_vault_path
@@ -71,10 +72,14 @@ def open_vault(args: argparse.Namespace) -> Vault:
     return Vault.open(path, read_passphrase())
 
 
-def open_or_create_vault(args: argparse.Namespace) -> tuple[Vault, bool]:
-    """Open the vault, or create it when there is none yet (for `init`). Returns (vault, created)."""
+def open_or_create_vault(args: argparse.Namespace, user_inputs: Sequence[str] = ()) -> tuple[Vault, bool]:
+    """Open the vault, or create it when there is none yet (for `init`). Returns (vault, created).
+
+    ``user_inputs`` (the organization's name and contact) are what a guesser would try first: a new
+    passphrase built on them is refused."""
     path = vault_path(args)
     refuse_output_over_vault(args, path)
     if path.exists():
         return Vault.open(path, read_passphrase()), False
-    return Vault.create(path, read_passphrase("New vault passphrase: ", confirm=True)), True
+    passphrase = read_passphrase("New vault passphrase: ", confirm=True)
+    return Vault.create(path, passphrase, user_inputs=user_inputs), True

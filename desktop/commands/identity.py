@@ -71,7 +71,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from agreements._identity import check_identity_inputs
 
     check_identity_inputs(args.org, args.kind, args.contact)  # before a vault is made for nothing
-    vault, created = open_or_create_vault(args)
+    vault, created = open_or_create_vault(args, (args.org, args.contact))
     with vault:
         card = create_identity(vault, args.org, args.kind, args.contact)
     where = "Created the vault" if created else "Using the vault"

@@ -255,6 +255,9 @@ class FirstRunScreen(QWidget):
         self.create.setEnabled(False)
         self.org_name.textChanged.connect(lambda t: self.create.setEnabled(bool(t.strip())))
         self.org_name.returnPressed.connect(self.create.click)
+        # The meter on the passphrase page judges it knowing the name and contact (after "Back").
+        self.org_name.textChanged.connect(self._check_passphrase)
+        self.contact.textChanged.connect(self._check_passphrase)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setAccessibleName("Creating the vault")
@@ -299,7 +302,8 @@ class FirstRunScreen(QWidget):
         from agreements._vault import MIN_PASSPHRASE_SCORE, passphrase_strength
 
         text = self.passphrase.text()
-        score, hint = passphrase_strength(text)
+        # The organization's name and contact count as known to a guesser once they are filled in.
+        score, hint = passphrase_strength(text, (self.org_name.text(), self.contact.text()))
         self.meter.setValue(score if text else 0)
         self.meter.setFormat(STRENGTH_WORDS[score] if text else "")
         self.hint.setText(hint if text else "")
@@ -328,7 +332,7 @@ class FirstRunScreen(QWidget):
 
         def work() -> tuple[Any, Any]:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            vault = Vault.create(path, passphrase)
+            vault = Vault.create(path, passphrase, user_inputs=(org, contact))
             try:
                 card = create_identity(vault, org, kind, contact=contact)
             except BaseException:
@@ -348,7 +352,10 @@ class FirstRunScreen(QWidget):
         self.busy.hide()
         self.create.setEnabled(True)
         self.org_back.setEnabled(True)
-        self.org_message.show_error(str(error))
+        from agreements import WeakPassphrase
+
+        advice = " Go back and choose another passphrase." if isinstance(error, WeakPassphrase) else ""
+        self.org_message.show_error(f"{error}{advice}")
 
     def _finish(self) -> None:
         passphrase = self.passphrase.text()
