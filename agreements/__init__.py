@@ -35,7 +35,13 @@ from agreements._agreement_store import (
 )
 from agreements._audit import AuditEntry, AuditLog, AuditVerdict, verify_bundle, verify_checkpoint
 from agreements._cards import ORG_KINDS, Card
-from agreements._codebook import Codebook, agreement_codebook, write_codebook
+from agreements._codebook import (
+    Codebook,
+    agreement_codebook,
+    codebook_path,
+    export_codebook,
+    write_codebook,
+)
 from agreements._identity import age_identity, create_identity, export_age_identity, our_card, signing_key
 from agreements._partners import (
     ImportResult,
@@ -133,7 +139,9 @@ __all__ += [
 __all__ += [
     "Codebook",
     "agreement_codebook",
+    "codebook_path",
     "delete_profile",
+    "export_codebook",
     "export_profile",
     "get_profile",
     "import_profile",

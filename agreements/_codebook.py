@@ -13,7 +13,7 @@ import csv
 import html
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from deid.errors import OutputError
 
 if TYPE_CHECKING:
     from agreements._agreement import Agreement
+    from agreements._vault import Vault
 
 COLUMNS = (
     "column",
@@ -194,3 +195,45 @@ def write_codebook(book: Codebook, path: str | os.PathLike[str]) -> Path:
         raise OutputError(f"Cannot write the codebook as {p.name}: use a .csv, .pdf, .html or .md file name.")
     write_bytes_atomic(p, text.encode("utf-8"), perm=0o644)
     return p
+
+
+CODEBOOK_SUFFIXES = (".csv", ".pdf", ".html", ".htm", ".md")
+# Draws the codebook's HTML as a PDF (desktop.pdf.html_to_pdf): the library does not draw.
+PdfRenderer = Callable[..., Any]
+
+
+def codebook_path(out: str | os.PathLike[str], *, pdf: bool) -> Path:
+    """``out`` checked as a codebook file name (its folder exists, the suffix is one we write), before
+    anything is read: OutputError otherwise."""
+    from deid._atomic import check_output_path
+
+    p = check_output_path(out)
+    if p.suffix.lower() not in CODEBOOK_SUFFIXES or (p.suffix.lower() == ".pdf" and not pdf):
+        kinds = ".csv, .pdf, .html or .md" if pdf else ".csv, .html or .md"
+        raise OutputError(f"Cannot write the codebook as {p.name}: use a {kinds} file name.")
+    return p
+
+
+def export_codebook(
+    vault: Vault,
+    agreement_id: str,
+    out: str | os.PathLike[str],
+    *,
+    version: int | None = None,
+    render_pdf: PdfRenderer | None = None,
+) -> Codebook:
+    """``pathshare codebook`` and the app's Codebook button: write an agreement's codebook as .csv,
+    .html, .md or (with ``render_pdf``) .pdf, and audit it (``agreement.codebook``). Returns the book."""
+    from agreements._agreement_store import get_agreement
+
+    p = codebook_path(out, pdf=render_pdf is not None)
+    agreement = get_agreement(vault, agreement_id, version)
+    book = agreement_codebook(agreement)
+    if render_pdf is not None and p.suffix.lower() == ".pdf":
+        render_pdf(codebook_html(book), p, title=book.title)
+    else:
+        write_codebook(book, p)
+    vault.audit.append(
+        "agreement.codebook", agreement=agreement.id, details={"file": p.name, "elements": len(book.rows)}
+    )
+    return book

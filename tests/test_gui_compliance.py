@@ -656,3 +656,28 @@ def test_officer_imports_a_receipt_and_a_certificate_in_the_window(qtbot, tmp_pa
     assert board.import_returned(str(tmp_path / "forged.json")) is False
     assert board.message.text() and "\n" not in board.message.text()
     college.close()
+
+
+def test_codebook_is_saved_from_the_agreements_screen_and_audited(qtbot, tmp_path):
+    """Exporting a codebook was CLI-only; the app and the CLI now call one audited library function."""
+    district_path, college, card_file, _ = make_orgs(tmp_path)
+    window = open_window(qtbot, tmp_path, district_path)
+    import_and_verify_partner(qtbot, window, card_file)
+    from agreements import our_card
+
+    page, aid, _proposal = draft_sign_export(qtbot, window, our_card(college).fingerprint(), tmp_path)
+    assert page.codebook_button.isEnabled()
+    page.codebook_selected(str(tmp_path / "book.csv"))
+    assert "Wrote the codebook of “Dual enrollment outcomes study”" in page.message.text()
+    rows = list(csv.DictReader((tmp_path / "book.csv").open(encoding="utf-8")))
+    assert {"birth_date", "sex"} <= {r["element"] for r in rows}
+    page.codebook_selected(str(tmp_path / "book.pdf"))
+    assert (tmp_path / "book.pdf").read_bytes().startswith(b"%PDF")
+    page.codebook_selected(str(tmp_path / "book.docx"))  # a type we do not write: one sentence
+    assert page.message.text() == (
+        "Cannot write the codebook as book.docx: use a .csv, .pdf, .html or .md file name."
+    )
+    assert not (tmp_path / "book.docx").exists()
+    files = [e.details["file"] for e in window.session.vault.audit.entries(action="agreement.codebook")]
+    assert files == ["book.csv", "book.pdf"]
+    college.close()

@@ -379,30 +379,12 @@ def cmd_elements(args: argparse.Namespace) -> int:
 
 
 def cmd_codebook(args: argparse.Namespace) -> int:
-    from agreements import get_agreement
-    from agreements._codebook import agreement_codebook, codebook_html, write_codebook
-    from deid._atomic import check_output_path
-    from deid.errors import OutputError
+    from agreements import codebook_path, export_codebook, get_agreement
+    from desktop.pdf import html_to_pdf
 
-    out = check_output_path(args.out)
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".pdf", ".html", ".htm", ".md"):
-        raise OutputError(
-            f"Cannot write the codebook as {out.name}: use a .csv, .pdf, .html or .md file name."
-        )
+    out = codebook_path(args.out, pdf=True)  # a wrong file name is refused before the passphrase is asked
     with open_vault(args) as vault:
+        book = export_codebook(vault, args.id, out, version=args.version, render_pdf=html_to_pdf)
         agreement = get_agreement(vault, args.id, args.version)
-        book = agreement_codebook(agreement)
-        if suffix == ".pdf":
-            from desktop.pdf import html_to_pdf
-
-            html_to_pdf(codebook_html(book), out, title=book.title)
-        else:
-            write_codebook(book, out)
-        vault.audit.append(
-            "agreement.codebook",
-            agreement=agreement.id,
-            details={"file": out.name, "elements": len(book.rows)},
-        )
     print(f"Wrote the codebook of agreement {agreement.id} ({len(book.rows)} elements) to {out}.")
     return 0

@@ -167,10 +167,17 @@ class AgreementsPage(QWidget):
         self.terminate_button.clicked.connect(lambda: self.terminate_selected())
         self.join_button = button("&Join general offer…", "Join the general offer")
         self.join_button.clicked.connect(lambda: self.join_selected())
+        self.codebook_button = button("&Codebook…", "Save the agreement's codebook for the analysts")
+        self.codebook_button.setToolTip(
+            "Every shared column with its meaning, codes and how it is de-identified (web page, Excel "
+            "CSV, PDF or Markdown)"
+        )
+        self.codebook_button.clicked.connect(lambda: self.codebook_selected())
         row = QHBoxLayout()
         for b in (self.new_button, self.edit_button, self.sign_button, self.export_button):
             row.addWidget(b)
         row.addStretch(1)
+        row.addWidget(self.codebook_button)
         row.addWidget(self.join_button)
         row.addWidget(self.terminate_button)
         layout.addLayout(row)
@@ -268,6 +275,7 @@ class AgreementsPage(QWidget):
             self.export_button,
             self.terminate_button,
             self.join_button,
+            self.codebook_button,
         ):
             b.setEnabled(False)
         try:
@@ -294,6 +302,7 @@ class AgreementsPage(QWidget):
             and status in ("draft", "proposed")
         )
         self.export_button.setEnabled(bool(a.signatures))
+        self.codebook_button.setEnabled(True)
         self.terminate_button.setEnabled(bool(a.signatures) and ours and status not in ("terminated",))
         self.join_button.setEnabled(a.general_offer and not ours and summary.in_force)
         lb = a.terms.legal_basis
@@ -413,6 +422,38 @@ class AgreementsPage(QWidget):
             + (f"Send it to {waiting} to countersign." if waiting else "Send it to the other parties."),
             (a.id, a.version),
         )
+
+    def codebook_selected(self, path: str | None = None) -> None:
+        """Save the selected version's codebook (the file type follows the name chosen)."""
+        from agreements import export_codebook
+        from desktop.pdf import html_to_pdf
+
+        _summary, a = self.selected()
+        if a is None:
+            return
+        path = path or ask_save(
+            self,
+            self.session,
+            "codebooks",
+            "Save the codebook",
+            f"codebook-{a.id[:8]}-v{a.version}.html",
+            "Web page (*.html);;Excel CSV (*.csv);;PDF (*.pdf);;Markdown (*.md)",
+        )
+        if not path:
+            return
+        holder: dict[str, Any] = {}
+
+        def go() -> Any:
+            holder["book"] = export_codebook(
+                self.session.vault, a.id, path, version=a.version, render_pdf=html_to_pdf
+            )
+            return a
+
+        if self._act(go, "", (a.id, a.version)):
+            self.message.show_info(
+                f"Wrote the codebook of “{a.title}” ({len(holder['book'].rows)} columns) to "
+                f"{Path(path).name}; send it to the analysts with the data."
+            )
 
     def import_file(self, path: str | None = None) -> None:
         """Import a signed agreement file: a proposal, a countersigned copy, a joinder or a termination."""
