@@ -1,8 +1,9 @@
 """C2SP age conformance vectors (CCTV), run through the decrypt path ``open_package`` uses.
 
 Each vector names the result class an implementation must give; ``agreements._agefile`` reports the
-failing stage as ``AgeFailure.kind``. The vectors live beside the clone (``../shared/vectors/cctv-age``,
-as CI places them); a missing folder fails the suite rather than skipping it.
+failing stage as ``AgeFailure.kind``. The vectors are copied into ``tests/vectors/cctv-age`` (C2SP
+CCTV; 0BSD, CC0 or Unlicense: see the README there), so a clean clone has them; a missing folder fails
+the suite rather than skipping it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from agreements import _agefile
 from agreements._package import open_package
 from agreements.errors import PackageRejected
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "cctv-age"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "cctv-age"
 
 # The AgeFailure kind each expected class must show: PathShare's reader tells every class apart.
 EXPECTED_KINDS = {

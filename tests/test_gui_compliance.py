@@ -665,7 +665,7 @@ def test_codebook_is_saved_from_the_agreements_screen_and_audited(qtbot, tmp_pat
     import_and_verify_partner(qtbot, window, card_file)
     from agreements import our_card
 
-    page, aid, _proposal = draft_sign_export(qtbot, window, our_card(college).fingerprint(), tmp_path)
+    page, _aid, _proposal = draft_sign_export(qtbot, window, our_card(college).fingerprint(), tmp_path)
     assert page.codebook_button.isEnabled()
     page.codebook_selected(str(tmp_path / "book.csv"))
     assert "Wrote the codebook of “Dual enrollment outcomes study”" in page.message.text()
