@@ -165,7 +165,7 @@ def deidentify_for_agreement(
     """``pathshare deid INPUT --agreement ID --out OUTPUT``: the same mapping, secret and policy as
     :func:`prepare`, written to the provider's own file instead of sealed (no gate: the report says what
     a seal would refuse). Returns the DeidReport."""
-    from deid import write_table
+    from deid import write_release
 
     step = progress or _noop
     src = Path(input_path)
@@ -178,7 +178,7 @@ def deidentify_for_agreement(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=False
         )
         run.report.output = Path(out).name
-        write_table(run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run))
+        write_release(run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run))
     except PathShareError as exc:
         vault.audit.append(
             "deid.refused", agreement=agreement_id, details={"input": src.name, "reason": str(exc)}
@@ -203,7 +203,8 @@ def preview_under_agreement(
     progress: Progress | None = None,
 ) -> AgreementRun:
     """De-identify exactly as :func:`prepare` will (same mapping, secret, crosswalk, full residual scan)
-    and return the result in memory, for the app's before/after preview and risk panel. New record codes
+    and return the result in memory, for the app's before/after preview and risk panel. Its rows stay in
+    the extract's order, side by side with it; only the sealed file is shuffled. New record codes
     are kept, so the package sealed next carries the codes previewed. Nothing is written to disk."""
     step = progress or _noop
     run = _deidentify_under(
@@ -330,7 +331,11 @@ def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) ->
     findings = report.residual_findings
     if findings or report.residual_findings_total:
         first = findings[0] if findings else None
-        where = f" (first: {first.kind} in column {first.column}, row {first.row})" if first else ""
+        where = (
+            f" (first: {first.kind} in column {first.column}, data row {first.row} of the extract)"
+            if first
+            else ""
+        )
         total = report.residual_findings_total or len(findings)
         raise CheckFailed(
             f"The residual scan found {total} piece(s) of identifying text in the output{where}; "
@@ -350,14 +355,14 @@ def _seal_table(
     step: Progress,
 ) -> SealedPackage:
     """Write ``table`` to a private staging file beside ``out``, seal it, and always remove it."""
-    from deid import write_table
+    from deid import write_release
 
     check_output_path(out)
     staging = Path(tempfile.mkdtemp(prefix=".pathshare-staging-", dir=out.parent))  # mode 0700
     try:
         data = staging / data_name
         step(0.72, "writing the de-identified file")
-        write_table(table, data)
+        write_release(table, data)  # rows in a fresh random order, never the extract's
         report.output_sha256 = None  # the manifest carries the hash of what is sealed
         return seal_for_agreement(
             vault,

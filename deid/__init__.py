@@ -28,7 +28,7 @@ from deid.errors import (
 # every start — does not pull in pyarrow.
 _LAZY = {
     "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
-    "deid._io": ("ReadInfo", "read_table", "write_table"),
+    "deid._io": ("ReadInfo", "read_table", "release_order", "write_release", "write_table"),
     "deid._policy": ("ColumnRule", "Policy", "load_policy"),
     "deid._report": ("ColumnReport", "DeidReport", "ResidualFinding"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
@@ -85,9 +85,11 @@ __all__ = [
     "make_treatment",
     "parse_dates",
     "read_table",
+    "release_order",
     "residual_scan",
     "save_crosswalk",
     "suppress_to_k",
+    "write_release",
     "write_table",
 ]
 

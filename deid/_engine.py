@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._io import ReadInfo, check_distinct_files, output_format, read_table, write_table
+from deid._io import ReadInfo, check_distinct_files, output_format, read_table, write_release
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import suppress_to_k
@@ -65,6 +65,10 @@ def deidentify(
     gives its own. ``full_rescan`` (default) re-scans every row of redacted text columns in the
     residual scan; ``False`` re-scans at most :data:`RESCAN_SAMPLE_ROWS` evenly spaced rows of them
     (see :func:`residual_scan`), for very large files where the second pass matters.
+
+    The output's rows are in the input's order (row i is input data row i, as the report's residual
+    findings count them): a table to look at, not to share. Anything that leaves is written with
+    :func:`deid._io.write_release`, which shuffles the rows; :func:`deidentify_file` does.
     """
     return _run(
         [table],
@@ -304,7 +308,8 @@ def deidentify_file(
     full_rescan: bool = True,
 ) -> DeidReport:
     """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
-    atomically, and return the report (also written to ``report_path`` when given).
+    atomically, its rows in a fresh secret random order, and return the report (also written to
+    ``report_path`` when given; its residual findings count the input's data rows).
 
     The secret comes from ``secret`` (bytes) or ``secret_file`` (created, 32 random bytes and mode
     0600, if missing — the report's notes say so); record codes are kept in the encrypted crosswalk
@@ -505,7 +510,8 @@ def _finish_file(
         if cw is not None and cw.new_codes and cw_path is not None and secret is not None:
             save_crosswalk(cw_path, cw, secret)
 
-    write_table(output, dest, before_commit=before_commit)
+    # A release: written in a fresh random order (deid._io.write_release), never the extract's.
+    write_release(output, dest, before_commit=before_commit)
     return report
 
 

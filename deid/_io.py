@@ -19,6 +19,9 @@ from 1 after the header), never a cell value:
 Writing is atomic (``deid._atomic``) and the format follows the extension (``.csv`` or ``.parquet``).
 CSV output is UTF-8 and neutralizes spreadsheet formulas: a cell starting with ``= + - @``, a tab or
 a carriage return gets a leading ``'`` unless the whole cell is a plain number (``-3`` stays ``-3``).
+Released rows are written only through :func:`write_release`, which puts them in a fresh secret random
+order: the order of a student information system's export (by grade, by name) would otherwise pair
+each released row with a name on a public directory list.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -812,29 +816,111 @@ def neutralize_formulas(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa
     return pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
 
 
-def write_table(
+_WRITE_BATCH = 65536  # rows per written batch (a shuffled write gathers one batch at a time)
+
+
+def release_order(n: int) -> np.ndarray:
+    """A uniformly random permutation of ``range(n)`` for released rows, from the OS's CSPRNG.
+
+    Each row gets an independent 64-bit sort key from ``os.urandom`` and rows go in key order, so the
+    order is drawn afresh on every call and depends on nothing in the data: not on identifiers, not
+    on the input's order (two rows tie with probability about n²/2⁶⁵; a tie keeps input order, which
+    says nothing either). Streaming-friendly by construction: a writer that cannot hold every row
+    gives each incoming row its random key and does an external sort on it (or scatters rows into
+    spill files by the key's top bits and shuffles each file in memory); no key needs any other row.
+    """
+    if n <= 0:
+        return np.zeros(0, np.int64)
+    keys = np.frombuffer(os.urandom(8 * n), dtype=np.uint64)
+    return np.argsort(keys, kind="stable").astype(np.int64)
+
+
+def write_release(
     table: pa.Table, path: str | os.PathLike[str], *, before_commit: Callable[[Path], None] | None = None
+) -> None:
+    """Write rows that leave the organization (or may): :func:`write_table` in :func:`release_order`.
+
+    The one door for every path that writes released data (``deid``, ``deid --agreement``,
+    ``prepare``, the app's Prepare, the demo): never sort such rows by anything, and never keep the
+    input's order. Row numbers the de-identification report gives (residual findings) count the
+    input's data rows, which is the order of ``table`` here, not of the file written.
+    """
+    write_table(table, path, before_commit=before_commit, order=release_order(table.num_rows))
+
+
+def _batches(table: pa.Table, order: np.ndarray | None) -> Iterator[pa.Table]:
+    """``table`` in pieces of at most ``_WRITE_BATCH`` rows, in ``order`` when given: each piece is
+    gathered on its own, so a shuffled write never copies the whole table."""
+    if order is None:
+        for start in range(0, table.num_rows, _WRITE_BATCH):
+            yield table.slice(start, _WRITE_BATCH)
+        return
+    for start in range(0, len(order), _WRITE_BATCH):
+        yield table.take(pa.array(order[start : start + _WRITE_BATCH]))
+
+
+def write_table(
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    *,
+    before_commit: Callable[[Path], None] | None = None,
+    order: np.ndarray | None = None,
 ) -> None:
     """Write ``table`` atomically as CSV (UTF-8, formulas neutralized) or Parquet, by extension.
 
+    ``order`` (a permutation of the row indices) writes the rows in that order, batch by batch;
+    released rows go through :func:`write_release` instead of choosing one here.
     ``before_commit(temp_path)`` runs after the data is fully written but before the file appears
     under its name (e.g. to save a crosswalk, or to honour a late cancel); if it raises, nothing is
     left behind.
     """
     fmt = output_format(path)
     check_output_path(path)
+    if order is not None and len(order) != table.num_rows:
+        raise ValueError("order must hold one index per row")
     try:
         with atomic_path(path) as tmp:
             if fmt == "csv":
-                import pyarrow.csv as pcsv
-
-                safe = pa.table([neutralize_formulas(c) for c in table.columns], names=table.column_names)
-                pcsv.write_csv(safe, tmp, write_options=pcsv.WriteOptions(batch_size=65536))
+                _write_csv(table, tmp, order)
             else:
-                import pyarrow.parquet as pq
-
-                pq.write_table(table, tmp, compression="zstd")
+                _write_parquet(table, tmp, order)
             if before_commit is not None:
                 before_commit(tmp)
     except OSError as exc:
         raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+
+
+def _write_csv(table: pa.Table, tmp: Path, order: np.ndarray | None) -> None:
+    import pyarrow.csv as pcsv
+
+    def safe(t: pa.Table) -> pa.Table:
+        return pa.table([neutralize_formulas(c) for c in t.columns], names=t.column_names)
+
+    if table.num_rows == 0:
+        pcsv.write_csv(safe(table), tmp)
+        return
+    writer: pcsv.CSVWriter | None = None
+    schema: pa.Schema | None = None
+    try:
+        for piece in _batches(table, order):
+            out = safe(piece)
+            if writer is None or schema is None:
+                schema = out.schema
+                writer = pcsv.CSVWriter(tmp, schema, write_options=pcsv.WriteOptions(batch_size=_WRITE_BATCH))
+            writer.write_table(out if out.schema == schema else out.cast(schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _write_parquet(table: pa.Table, tmp: Path, order: np.ndarray | None) -> None:
+    import pyarrow.parquet as pq
+
+    if order is None:
+        pq.write_table(table, tmp, compression="zstd")
+        return
+    with pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
+        for piece in _batches(table, order):
+            writer.write_table(piece)
+        if table.num_rows == 0:
+            writer.write_table(table)

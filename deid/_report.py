@@ -36,7 +36,9 @@ class ResidualFinding:
     """Something that still looks identifying in the output: a place and a kind, never the value."""
 
     column: str
-    row: int  # 1-based data row of the output (the header is not counted)
+    # 1-based data row of the input extract (the header not counted). The output file's rows are in a
+    # random order (deid._io.write_release), so this is where to look in the extract, not in the output.
+    row: int
     kind: str
 
 

@@ -46,6 +46,18 @@ EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 PHONE_RE = re.compile(r"\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 
 
+def _in_input_order(released: pd.DataFrame, original: pa.Table, secret_file: Path) -> pd.DataFrame:
+    """The released rows (record-coded SSIDs, as ``student_code``) in the input's order, from the
+    crosswalk kept beside ``secret_file``; the index keeps each row's place in the released file."""
+    from deid import crosswalk_path, load_crosswalk, load_secret
+    from deid._treatments import normalize_ids
+
+    cw = load_crosswalk(crosswalk_path(secret_file), load_secret(secret_file, create=False)[0])
+    codes = cw.codes_for("student_code", normalize_ids(original.column("SSID")).combine_chunks())
+    place = {code: i for i, code in enumerate(released["student_code"].tolist())}
+    return released.iloc[[place[c] for c in codes.to_pylist()]]
+
+
 def _leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith(".partial")]
 
@@ -85,8 +97,12 @@ def test_done_when_messy_synth_to_deid(tmp_path, messy, run_cli):
     assert "columns kept" in stdout and "k = 5" in stdout
 
     original = read_table(src, duplicates="rename")
-    result = pd.read_csv(out, dtype=str, keep_default_na=False, na_values=[""])
-    assert len(result) == original.num_rows == 3000
+    released = pd.read_csv(out, dtype=str, keep_default_na=False, na_values=[""])
+    assert len(released) == original.num_rows == 3000
+    # The released rows are in a random order; the crosswalk (the sender's own) puts them back in the
+    # extract's order for the row-by-row checks below.
+    result = _in_input_order(released, original, tmp_path / "secret.key")
+    assert result.index.tolist() != released.index.tolist()
 
     # No planted SSN, e-mail, phone, student ID or roster name survives in its row's notes.
     notes_in = original.column("Counselor Notes").to_pylist()
@@ -169,6 +185,7 @@ def test_done_when_messy_synth_to_deid(tmp_path, messy, run_cli):
     import hashlib
 
     assert report["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert report["rows_out"] == len(released)
     # no student data in the report
     assert notes_in[0][:20] not in rep.read_text()
     assert _leftovers(tmp_path) == []
@@ -193,8 +210,10 @@ def test_record_codes_are_stable_across_runs_and_the_crosswalk_is_encrypted(tmp_
     secret = tmp_path / "s.key"
     r1 = deidentify_file(src, load_policy(policy), tmp_path / "a.csv", secret_file=secret)
     r2 = deidentify_file(src, load_policy(policy), tmp_path / "b.csv", secret_file=secret)
-    a, b = (pd.read_csv(tmp_path / n, dtype=str)["code"].tolist() for n in ("a.csv", "b.csv"))
-    assert a == b and a[0] == a[2] and a[0] != a[1]
+    # Rows are released in a random order: codes are compared by student (Gender tells the two apart).
+    a, b = ({g: set(c) for g, c in pd.read_csv(tmp_path / n, dtype=str).groupby("Gender")["code"]}
+            for n in ("a.csv", "b.csv"))  # fmt: skip
+    assert a == b and len(a["F"]) == 1 and a["F"] != a["M"]
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     cw = tmp_path / "s.key.crosswalk"
     assert cw.exists() and b"0012345678" not in cw.read_bytes()
@@ -202,8 +221,8 @@ def test_record_codes_are_stable_across_runs_and_the_crosswalk_is_encrypted(tmp_
     # a new student later gets a new code; the old ones stay
     src.write_text("SSID,Gender\n0012345678,F\n0000000077,M\n")
     deidentify_file(src, load_policy(policy), tmp_path / "c.csv", secret_file=secret)
-    c = pd.read_csv(tmp_path / "c.csv", dtype=str)["code"].tolist()
-    assert c[0] == a[0] and c[1] not in a
+    c = {g: set(x) for g, x in pd.read_csv(tmp_path / "c.csv", dtype=str).groupby("Gender")["code"]}
+    assert c["F"] == a["F"] and not c["M"] & (a["F"] | a["M"])
     # another secret cannot read this crosswalk
     other = tmp_path / "other.key"
     other.write_text("x" * 40)
@@ -436,12 +455,13 @@ def test_xlsx_sheet_and_parquet_inputs_through_the_cli(tmp_path, run_cli):
         "deid", tmp_path / "in.xlsx", "--sheet", "Students", "--policy", policy, "--out", tmp_path / "a.csv"
     )
     assert code == 0, err
-    assert (tmp_path / "a.csv").read_text().splitlines() == ['"Grade"', '"09"', '"10"']
+    lines = (tmp_path / "a.csv").read_text().splitlines()
+    assert lines[0] == '"Grade"' and sorted(lines[1:]) == ['"09"', '"10"']  # rows in a random order
     code, out, err = run_cli(
         "deid", tmp_path / "in.parquet", "--policy", policy, "--out", tmp_path / "b.parquet"
     )
     assert code == 0, err
-    assert pq.read_table(tmp_path / "b.parquet").column("Grade").to_pylist() == ["09", "10"]
+    assert sorted(pq.read_table(tmp_path / "b.parquet").column("Grade").to_pylist()) == ["09", "10"]
     assert "1 column kept, 1 dropped" in out
 
 

@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deid",
         help="de-identify an extract (CSV, XLSX, Parquet) under a policy",
-        description="De-identify an extract under a policy; write CSV or Parquet.",
+        description=(
+            "De-identify an extract under a policy; write CSV or Parquet, its rows in a new random order "
+            "(residual findings in the report count the extract's data rows)."
+        ),
     )
     p.add_argument("input", metavar="INPUT", help="the extract: .csv, .xlsx or .parquet")
     source = p.add_mutually_exclusive_group(required=True)

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="de-identify an extract under an agreement, check it, and seal it for the recipients",
         description=(
             "Map the extract onto the agreement's elements, de-identify it under the agreement's "
-            "policy, refuse unless every check passes, then seal it for the agreement's recipients."
+            "policy, refuse unless every check passes, then seal it for the agreement's recipients "
+            "(its rows in a new random order)."
         ),
     )
     p.add_argument("input", metavar="INPUT", help="the extract: .csv, .xlsx or .parquet")
