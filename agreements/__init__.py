@@ -62,6 +62,13 @@ from agreements._profiles import (
     profile_for_headers,
     save_profile,
 )
+from agreements._roles import (
+    ROLE_LABELS,
+    ROLES,
+    default_roles,
+    organization_roles,
+    set_organization_roles,
+)
 from agreements._vault import Vault, check_passphrase, default_vault_path, passphrase_strength
 from agreements.errors import (
     AgreementError,
@@ -77,6 +84,8 @@ from agreements.errors import (
 
 __all__ = [
     "ORG_KINDS",
+    "ROLES",
+    "ROLE_LABELS",
     "AgreementError",
     "AuditEntry",
     "AuditError",
@@ -96,14 +105,17 @@ __all__ = [
     "age_identity",
     "check_passphrase",
     "create_identity",
+    "default_roles",
     "default_vault_path",
     "export_age_identity",
     "find_partner",
     "import_card",
     "list_partners",
+    "organization_roles",
     "our_card",
     "passphrase_strength",
     "revoke_partner",
+    "set_organization_roles",
     "signing_key",
     "trusted_partner",
     "verify_bundle",

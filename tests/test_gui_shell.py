@@ -77,6 +77,11 @@ def test_first_run_creates_vault_identity_and_shows_fingerprint(qtbot, tmp_path,
     assert card.fingerprint() in out.read_text() or '"signing_key"' in out.read_text()
     qtbot.mouseClick(window.first_run.done, Qt.LeftButton)
     assert window.workspace is not None and window.session.vault is not None
+    # A district sends: its roles were guessed from the kind, and it starts on Prepare.
+    from agreements import organization_roles
+
+    assert organization_roles(window.session.vault) == {"send"}
+    assert window.workspace.stack.currentWidget() is window.workspace.prepare
     # No secret in settings.
     window.close()
     settings_text = (tmp_path / "settings.ini").read_text()
@@ -326,3 +331,79 @@ def test_pathshare_without_a_display_says_so_in_one_sentence_and_exits_1():
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("pathshare: No display was found")
     assert "qt." not in proc.stderr.lower()
+
+
+# ------------------------------------------------------------------ roles: what the organization does
+
+
+def test_roles_at_first_run_choose_the_home_screen_and_can_be_changed(qtbot, tmp_path, session_factory):
+    """A college that only receives used to land on Prepare like everyone else (issue 17)."""
+    from agreements import organization_roles
+    from agreements._vault import Vault
+    from desktop.ui.main_window import MainWindow
+
+    vault_path = tmp_path / "college.vault"
+    window = MainWindow(session_factory(vault_path))
+    qtbot.addWidget(window)
+    window.show()
+    fr = window.first_run
+    fr._go(2)
+    fr.kind.setCurrentIndex(fr.kind.findData("college"))
+    assert fr.roles.chosen() == {"receive"}  # the kind's first guess
+    fr.roles.boxes["oversee"].setChecked(True)  # the person's own choice…
+    fr.kind.setCurrentIndex(fr.kind.findData("employer"))
+    assert fr.roles.chosen() == {"receive", "oversee"}  # …is kept when the kind changes
+    for box in fr.roles.boxes.values():
+        box.setChecked(False)
+    qtbot.keyClicks(fr.org_name, "Valley College")
+    assert not fr.create.isEnabled()  # at least one role
+    fr.roles.boxes["receive"].setChecked(True)
+    fr.roles.boxes["oversee"].setChecked(True)
+    assert fr.create.isEnabled()
+    fr.passphrase.setText(PASSPHRASE)
+    qtbot.mouseClick(fr.create, Qt.LeftButton)
+    qtbot.waitUntil(lambda: fr.pages.currentIndex() == 3, timeout=10_000)
+    qtbot.mouseClick(fr.done, Qt.LeftButton)
+    ws = window.workspace
+    assert ws.stack.currentWidget() is ws.receive  # receives (and oversees), sends nothing
+    assert organization_roles(window.session.vault) == {"receive", "oversee"}
+    # Changed later on the card screen: only oversight → the Dashboard on the next unlock.
+    titles = [ws.sidebar.item(i).text() for i in range(ws.sidebar.count())]
+    ws.sidebar.setCurrentRow(titles.index("My organization's card"))
+    card_page = ws.stack.currentWidget()
+    assert card_page.roles.chosen() == {"receive", "oversee"}
+    card_page.roles.boxes["receive"].setChecked(False)
+    assert card_page.store_roles() and "Saved" in card_page.roles_message.text()
+    card_page.roles.boxes["oversee"].setChecked(False)
+    assert not card_page.save_roles.isEnabled()
+    window.lock()
+    window.unlock.passphrase.setText(PASSPHRASE)
+    window.unlock.unlock.click()
+    ws = window.workspace
+    assert ws.stack.currentWidget() is ws.stack.widget(titles.index("Dashboard"))
+    window.close()
+    with Vault.open(vault_path, PASSPHRASE) as vault:
+        logged = [e.details["roles"] for e in vault.audit.entries(action="organization.roles")]
+    assert logged == [["receive", "oversee"], ["oversee"]]
+
+
+def test_organization_roles_in_the_library(tmp_path):
+    import pytest as _pytest
+
+    from agreements import Vault, create_identity, default_roles, organization_roles, set_organization_roles
+    from deid.errors import InputError
+
+    assert default_roles("district") == {"send"} and default_roles("college") == {"receive"}
+    assert default_roles("intermediary") == {"oversee"} and default_roles("unknown") == {
+        "send", "receive", "oversee"
+    }
+    with Vault.create(tmp_path / "v.vault", PASSPHRASE) as vault:
+        create_identity(vault, "Plains Workforce Board", "intermediary")
+        assert organization_roles(vault) == {"oversee"}
+        with _pytest.raises(InputError, match="at least one"):
+            set_organization_roles(vault, [])
+        with _pytest.raises(InputError, match="'publish' is not a role"):
+            set_organization_roles(vault, ["send", "publish"])
+        assert organization_roles(vault) == {"oversee"}  # nothing stored by a refusal
+        set_organization_roles(vault, ["send", "oversee"])
+        assert organization_roles(vault) == {"send", "oversee"}

@@ -39,6 +39,53 @@ KIND_LABELS = {
 STRENGTH_WORDS = ("Very weak", "Weak", "Fair", "Strong", "Very strong")
 
 
+class RolesBox(QWidget):
+    """Three ticks — sends, receives, oversees — in the users' words; the app opens on the screen that
+    fits. The kind of organization ticks a first guess until the person ticks for themselves."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from agreements import ROLE_LABELS, ROLES
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.boxes: dict[str, QCheckBox] = {}
+        for role in ROLES:
+            box = QCheckBox(ROLE_LABELS[role])
+            box.setAccessibleName(ROLE_LABELS[role])
+            box.toggled.connect(self._ticked)
+            layout.addWidget(box)
+            self.boxes[role] = box
+        self._touched = False
+        self._guessing = False
+
+    def _ticked(self, _on: bool) -> None:
+        if not self._guessing:
+            self._touched = True
+        emit(self.changed)
+
+    def guess_from_kind(self, kind: str) -> None:
+        """Tick the usual roles of ``kind``, unless the person has already chosen."""
+        from agreements import default_roles
+
+        if not self._touched:
+            self.set_chosen(default_roles(kind), guessed=True)
+
+    def set_chosen(self, roles: Any, guessed: bool = False) -> None:
+        self._guessing = guessed
+        try:
+            for role, box in self.boxes.items():
+                box.setChecked(role in roles)
+        finally:
+            self._guessing = False
+
+    def chosen(self) -> frozenset[str]:
+        return frozenset(role for role, box in self.boxes.items() if box.isChecked())
+
+
 def _page(*widgets: QWidget, stretch_last: bool = True) -> QWidget:
     page = QWidget()
     layout = QVBoxLayout(page)
@@ -245,6 +292,11 @@ class FirstRunScreen(QWidget):
         form.addRow("Organization &name:", self.org_name)
         form.addRow("&Kind:", self.kind)
         form.addRow("C&ontact:", self.contact)
+        self.roles = RolesBox()
+        form.addRow("What you do:", self.roles)
+        self.kind.currentIndexChanged.connect(lambda _i: self.roles.guess_from_kind(self.kind.currentData()))
+        self.roles.guess_from_kind(self.kind.currentData())
+        self.roles.changed.connect(self._roles_changed)
         form_box = QWidget()
         form_box.setLayout(form)
         form_box.setMaximumWidth(620)
@@ -253,7 +305,7 @@ class FirstRunScreen(QWidget):
         self.org_back.clicked.connect(lambda: self._go(1))
         self.create.clicked.connect(self._create)
         self.create.setEnabled(False)
-        self.org_name.textChanged.connect(lambda t: self.create.setEnabled(bool(t.strip())))
+        self.org_name.textChanged.connect(lambda _t: self._roles_changed())
         self.org_name.returnPressed.connect(self.create.click)
         # The meter on the passphrase page judges it knowing the name and contact (after "Back").
         self.org_name.textChanged.connect(self._check_passphrase)
@@ -293,6 +345,9 @@ class FirstRunScreen(QWidget):
         if focus is not None:
             focus.setFocus()
 
+    def _roles_changed(self) -> None:
+        self.create.setEnabled(bool(self.org_name.text().strip()) and bool(self.roles.chosen()))
+
     def _toggle_echo(self, shown: bool) -> None:
         mode = QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
         self.passphrase.setEchoMode(mode)
@@ -318,6 +373,7 @@ class FirstRunScreen(QWidget):
         self.pass_next.setEnabled(score >= MIN_PASSPHRASE_SCORE and matches)
 
     def _create(self) -> None:
+        from agreements import set_organization_roles
         from agreements._identity import create_identity
         from agreements._vault import Vault
 
@@ -325,6 +381,7 @@ class FirstRunScreen(QWidget):
         passphrase = self.passphrase.text()
         org, kind = self.org_name.text().strip(), self.kind.currentData()
         contact = self.contact.text().strip()
+        roles = self.roles.chosen()
         self.org_message.clear()
         self.create.setEnabled(False)
         self.org_back.setEnabled(False)
@@ -335,6 +392,7 @@ class FirstRunScreen(QWidget):
             vault = Vault.create(path, passphrase, user_inputs=(org, contact))
             try:
                 card = create_identity(vault, org, kind, contact=contact)
+                set_organization_roles(vault, roles)
             except BaseException:
                 vault.close()
                 raise

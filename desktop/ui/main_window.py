@@ -97,7 +97,7 @@ class Workspace(QWidget):
             action.triggered.connect(lambda _=False, i=i: self.sidebar.setCurrentRow(i))
             self.addAction(action)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self.sidebar.setCurrentRow(0)
+        self.sidebar.setCurrentRow(self.home_row())
         self.progress = ProgressPanel()
         self.progress.cancel_clicked.connect(self.cancel_job)
         right = QVBoxLayout()
@@ -111,6 +111,20 @@ class Workspace(QWidget):
         self.setTabOrder(self.sidebar, self.stack)
         if open_package:
             self.show_receive(open_package)
+
+    def home_row(self) -> int:
+        """The screen this organization starts on: Prepare if it sends, else Receive if it receives,
+        else the Dashboard (what it said at first run, changed on the card screen)."""
+        from agreements import organization_roles
+        from deid.errors import PathShareError
+
+        try:
+            roles = organization_roles(self.session.vault)
+        except PathShareError:
+            return 0
+        if "send" in roles:
+            return 0
+        return 1 if "receive" in roles else 3
 
     def show_receive(self, package: str | None = None) -> None:
         """Switch to Receive; open ``package`` there when given."""

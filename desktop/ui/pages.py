@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
-from desktop.ui.widgets import heading
+from desktop.ui.widgets import MessageBar, button, heading, paragraph
 
 
 class MyCardPage(QWidget):
@@ -15,7 +15,7 @@ class MyCardPage(QWidget):
 
     def __init__(self, session: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from desktop.ui.first_run import CardPanel
+        from desktop.ui.first_run import CardPanel, RolesBox
 
         self.session = session
         layout = QVBoxLayout(self)
@@ -23,6 +23,21 @@ class MyCardPage(QWidget):
         layout.addWidget(heading("My organization's card"))
         self.panel = CardPanel(session)
         layout.addWidget(self.panel)
+        layout.addWidget(heading("What your organization does", 1.15))
+        layout.addWidget(
+            paragraph("PathShare opens on the screen that fits; every screen stays in the list on the left.")
+        )
+        self.roles = RolesBox()
+        layout.addWidget(self.roles)
+        self.roles_message = MessageBar()
+        layout.addWidget(self.roles_message)
+        self.save_roles = button("&Save", "Save what your organization does")
+        self.save_roles.clicked.connect(self.store_roles)
+        self.roles.changed.connect(lambda: self.save_roles.setEnabled(bool(self.roles.chosen())))
+        row = QHBoxLayout()
+        row.addWidget(self.save_roles)
+        row.addStretch(1)
+        layout.addLayout(row)
         layout.addStretch(1)
         self._loaded = False
 
@@ -33,7 +48,23 @@ class MyCardPage(QWidget):
             from deid.errors import PathShareError
 
             self._loaded = True
+            from agreements import organization_roles
+
             try:
                 self.panel.show_card(our_card(self.session.vault))
+                self.roles.set_chosen(organization_roles(self.session.vault))
             except PathShareError as exc:
                 self.panel.message.show_error(str(exc))
+
+    def store_roles(self) -> bool:
+        """Save the ticks to the vault (audited by the library)."""
+        from agreements import set_organization_roles
+        from deid.errors import PathShareError
+
+        try:
+            set_organization_roles(self.session.vault, self.roles.chosen())
+        except PathShareError as exc:
+            self.roles_message.show_error(str(exc))
+            return False
+        self.roles_message.show_info("Saved. PathShare will open on the screen that fits next time.")
+        return True

@@ -405,9 +405,9 @@ class PrepareScreen(QWidget):
             self.agreement_list.addItem(item)
         if not found:
             self.no_agreement.setText(
-                "No executed agreement in force names your organization as a data provider. An "
-                "agreement must be signed by every party first (Agreements, or `pathshare agreement` "
-                "on the command line)."
+                "No agreement in force names your organization as a data provider. Draft one, or "
+                "import the copy a partner sent, on the Agreements screen; data can be prepared once "
+                "every party has signed it."
             )
         else:
             self.no_agreement.setText("")
