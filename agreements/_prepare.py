@@ -59,6 +59,16 @@ class PreparedPackage:
         carried = self.input_columns_carried
         return max(0, self.input_columns - (len(self.columns) if carried is None else carried))
 
+    def _roster_text(self) -> str:
+        cols = getattr(self.report, "roster_columns", None) or {}
+        headers = list(dict.fromkeys(h for group in cols.values() for h in group))
+        if not headers:
+            return ""
+        return (
+            "The notes were checked for the names, IDs, e-mail addresses and phone numbers in these "
+            f"columns of the extract: {', '.join(headers)}.\n"
+        )
+
     def summary(self) -> str:
         """Exactly what leaves the organization and to whom, for the clerk to read before sending."""
         a = self.sealed.agreement
@@ -84,6 +94,7 @@ class PreparedPackage:
             f"Not included: {self._left_out()} of the extract's {self.input_columns} "
             f"columns (names, IDs, contact details and anything else the agreement does not list).\n"
             f"Privacy check: {k_text}; no identifying text was found in the output.\n"
+            f"{self._roster_text()}"
             f"Recipients must destroy it by {deadline}."
         )
 
@@ -240,6 +251,8 @@ class AgreementRun:
             "k_achieved": r.k_achieved,
             "suppressed_cells": r.suppressed_cells,
             "columns": list(self.table.column_names),
+            # headers of the extract's columns whose values the notes were searched for (no values)
+            "roster_columns": dict(r.roster_columns),
         }
 
 
@@ -255,8 +268,7 @@ def _deidentify_under(
     *,
     full_rescan: bool,
 ) -> AgreementRun:
-    from deid import read_table
-    from deid._engine import deidentify
+    from deid import Roster, deidentify, read_table
 
     agreement = _check_provider(vault, agreement_id, today)
     # Before any work: refuses a missing linkage key. A new secret is only stored when the run succeeds.
@@ -274,6 +286,9 @@ def _deidentify_under(
     # also has empty columns for elements the extract lacks, so its width says nothing about this.)
     kept = {r.source for r in mapping.policy.rules if r.treatment != "drop"}
     carried = sum(1 for element in set(mapping.profile.mapped.values()) if element in kept)
+    # The roster comes from the extract as read, not from the mapped view: a column the agreement
+    # drops or never maps ("Guardian Name") still names people the notes must not.
+    roster = Roster.from_table(table)
     del table
     out_table, report = deidentify(
         mapping.table,
@@ -284,6 +299,7 @@ def _deidentify_under(
         input_name=src.name,
         reference_date=today,
         full_rescan=full_rescan,  # the seal gate needs every row scanned, not a sample
+        roster=roster,
     )
     report.input = src.name
     return AgreementRun(
@@ -368,7 +384,7 @@ def _seal_table(
             vault,
             agreement.id,
             [(data_name, data, table.num_rows)],
-            report.to_dict(),
+            report.for_recipient(),
             out,
             today=today,
             now=now,

@@ -37,6 +37,7 @@ _LAZY = {
     "deid._elements": ("Code", "Element", "dictionary_elements", "element_library", "load_elements"),
     "deid._textscan": ("Finding", "TextScanner", "installed_ner_model", "presidio_analyzer"),
     "deid._columns": ("ColumnFlag", "classify_columns"),
+    "deid._roster": ("Roster", "RosterColumns", "roster_columns"),
     "deid._mapping": ("ColumnSuggestion", "HeaderVerdict", "MappingProfile", "ValidationFinding",
                       "apply_mapping", "header_row_verdict", "match_profile", "policy_from_elements",
                       "suggest_mapping", "suggest_recodes", "validate"),
@@ -97,10 +98,13 @@ __all__ = [
 __all__ += [
     "ColumnFlag",
     "Finding",
+    "Roster",
+    "RosterColumns",
     "TextScanner",
     "classify_columns",
     "installed_ner_model",
     "presidio_analyzer",
+    "roster_columns",
 ]
 
 # The data dictionary and column mapping (deid/_elements.py, deid/_mapping.py).

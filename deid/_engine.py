@@ -14,9 +14,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
-import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from deid._io import ReadInfo, check_distinct_files, output_format, read_table, 
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import suppress_to_k
+from deid._roster import Roster, check_aligned
 from deid._secrets import Crosswalk, crosswalk_path, load_crosswalk, load_secret, save_crosswalk
 from deid._treatments import TreatmentContext, make_treatment
 from deid.errors import OutputError, PolicyError
@@ -35,12 +35,9 @@ from deid.errors import OutputError, PolicyError
 Progress = Callable[[float, str], None]
 RESIDUAL_LIMIT = 100  # findings listed per column in the report; every finding is counted
 
-_NAME_HEADER = re.compile(r"name", re.IGNORECASE)
 _SSN_CELL = r"^\d{3}-\d{2}-\d{4}$"
 _EMAIL_CELL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 _PHONE_CELL = r"^(\+?1[ .-]?)?(\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}$"
-_CODED = ("drop", "record_code", "token")
-_ID_KINDS = ("ssid", "student_id", "ssn")  # classifier kinds whose values join the roster's IDs
 
 
 def _noop(_fraction: float, _message: str) -> None:
@@ -57,6 +54,7 @@ def deidentify(
     input_name: str = "the input",
     reference_date: dt.date | None = None,
     full_rescan: bool = True,
+    roster: Roster | None = None,
 ) -> tuple[pa.Table, DeidReport]:
     """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
 
@@ -69,6 +67,11 @@ def deidentify(
     The output's rows are in the input's order (row i is input data row i, as the report's residual
     findings count them): a table to look at, not to share. Anything that leaves is written with
     :func:`deid._io.write_release`, which shuffles the rows; :func:`deidentify_file` does.
+
+    The scanner's roster is built from ``table``'s own columns (:meth:`Roster.from_table`). When
+    ``table`` is a view of an extract that leaves columns out (a mapping onto an agreement's elements),
+    pass ``roster=Roster.from_table(extract)``: the left-out columns' names, IDs, e-mail addresses and
+    phone numbers are then searched for too. Its rows must be ``table``'s rows, in the same order.
     """
     return _run(
         [table],
@@ -79,6 +82,7 @@ def deidentify(
         input_name=input_name,
         reference_date=reference_date,
         full_rescan=full_rescan,
+        roster=roster,
     )
 
 
@@ -92,6 +96,7 @@ def _run(
     input_name: str,
     reference_date: dt.date | None,
     full_rescan: bool,
+    roster: Roster | None = None,
 ) -> tuple[pa.Table, DeidReport]:
     """The run. It takes the input out of ``box`` and lets go of each input column once it is
     treated, so when the caller holds no other reference (deidentify_file) memory peaks lower."""
@@ -116,10 +121,14 @@ def _run(
     reference = reference_date or dt.date.today()
 
     flags = _classify(table)
-    name_cols, id_cols = _roster_columns(table, policy, flags)
+    # The roster comes from every column of the input as read (released, dropped or never mapped),
+    # built in one place (deid._roster) for every path.
+    own = Roster.from_table(table, policy, flags)
+    if roster is not None:
+        check_aligned(roster, table.num_rows)
+        own = roster.merged(own)
+    roster = own
     rows_in = table.num_rows
-    roster_table = table.select(list(dict.fromkeys([*name_cols, *id_cols])))
-    roster = Roster([roster_table.column(c) for c in id_cols], [roster_table.column(c) for c in name_cols])
     needed = set()
     for r in policy.rules:
         if isinstance(r.params.get("by"), str):
@@ -143,7 +152,7 @@ def _run(
         secret=secret,
         crosswalk=crosswalk,
         reference_date=reference,
-        scanner_factory=lambda: _make_scanner(roster_table, name_cols, id_cols),
+        scanner_factory=roster.scanner,
         student_id_column=student_id,
     )
     del table
@@ -289,6 +298,7 @@ def _run(
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         timings={k: round(v, 3) for k, v in timings.items()},
         policy=policy.to_dict(),
+        roster_columns=roster.columns.to_dict(),
     )
     return output, report
 
@@ -584,38 +594,6 @@ def _flag_warning(column: str, flag: Any, what: str) -> str:
     return f"column '{column}' {what} and {looks} ({getattr(flag, 'reason', '')})"
 
 
-def _roster_columns(table: pa.Table, policy: Policy, flags: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Which input columns hold the students' (and guardians') names and IDs, for the roster.
-
-    Names: columns the classifier calls names, and columns named "…name…" that the policy drops, codes
-    or tokenizes (or leaves unlisted under drop_unlisted). IDs: columns the classifier calls SSIDs,
-    student IDs or SSNs, and every record_code/token source.
-    """
-    names: list[str] = []
-    ids: list[str] = []
-    for col in table.column_names:
-        flag = flags.get(col)
-        kind = (getattr(flag, "kind", "") or "").lower()
-        rule = policy.rule_for(col)
-        # A column the policy drops, codes or tokenizes (or leaves unlisted, to be dropped) is one
-        # whose values must not reappear in the notes.
-        treated = (rule.treatment in _CODED) if rule is not None else policy.drop_unlisted
-        is_name = "name" in kind or (
-            treated and bool(_NAME_HEADER.search(col)) and _category(flag) != "free_text"
-        )
-        if is_name:
-            names.append(col)
-        elif kind in _ID_KINDS or (rule is not None and rule.treatment in ("record_code", "token")):
-            ids.append(col)
-    return names, ids
-
-
-def _make_scanner(table: pa.Table, name_cols: Sequence[str], id_cols: Sequence[str]) -> Any:
-    from deid._textscan import TextScanner
-
-    return TextScanner.from_table(table, list(name_cols), list(id_cols))
-
-
 RESCAN_SAMPLE_ROWS = 200_000
 
 
@@ -694,45 +672,3 @@ def residual_scan(
                 findings.append(ResidualFinding(column=name, row=int(r) + 1, kind=kind))
     findings.sort(key=lambda f: (f.column, f.row))
     return findings, by_column, sampled
-
-
-class Roster:
-    """The input's own IDs and names, for exact-cell checks of output columns.
-
-    Lookups go from an output column's (few) distinct values into the input columns, so no set of a
-    million IDs is ever built: ``ids_among(values)`` returns those of ``values`` (normalized: trimmed,
-    uppercase) that occur in an ID column.
-    """
-
-    def __init__(
-        self, id_columns: Sequence[pa.ChunkedArray], name_columns: Sequence[pa.ChunkedArray]
-    ) -> None:
-        self._ids = list(id_columns)
-        self._names = list(name_columns)
-
-    def ids_among(self, values: pa.Array) -> pa.Array:
-        """Those of ``values`` (normalized) found in the input's ID columns."""
-        return self._among(values, self._ids, spellings=False)
-
-    def names_among(self, values: pa.Array) -> pa.Array:
-        """Those of ``values`` (normalized) found in the input's name columns."""
-        return self._among(values, self._names, spellings=True)
-
-    @staticmethod
-    def _among(values: pa.Array, columns: list[pa.ChunkedArray], *, spellings: bool) -> pa.Array:
-        if not len(values) or not columns:
-            return pa.array([], pa.string())
-        # Input cells are compared as written (IDs: in capitals) and, for names, as usually spelled.
-        variants = (
-            pc.unique(pa.concat_arrays([values, pc.utf8_title(values), pc.utf8_lower(values)]))
-            if spellings
-            else values
-        )
-        found = []
-        for col in columns:
-            hits = pc.filter(col, pc.is_in(col, value_set=variants))
-            if len(hits):
-                found.append(pc.unique(pc.utf8_upper(pc.utf8_trim_whitespace(hits))).cast(pa.string()))
-        if not found:
-            return pa.array([], pa.string())
-        return pc.unique(pa.concat_arrays(found))

@@ -74,6 +74,10 @@ class DeidReport:
     created: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     policy: dict[str, Any] | None = None
+    # Headers of the input columns whose values the notes were searched for ({"names": [...], "ids":
+    # [...], "emails": [...], "phones": [...]}): the sender's schema, so it stays in the local report
+    # (see :meth:`for_recipient`).
+    roster_columns: dict[str, list[str]] = field(default_factory=dict)
     pathshare_report: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +96,13 @@ class DeidReport:
             raise OutputError(
                 f"Cannot write the report {path}: {exc.strerror or 'the system refused'}."
             ) from None
+
+    def for_recipient(self) -> dict[str, Any]:
+        """The report as it may leave the organization: without what describes the sender's own
+        extract beyond the released columns (the headers that fed the roster)."""
+        data = self.to_dict()
+        data.pop("roster_columns", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeidReport:
@@ -140,6 +151,11 @@ class DeidReport:
             parts.append(
                 f"k = {self.k_required} holds without suppression (smallest group: {self.k_achieved})."
             )
+        if self.roster_columns:
+            parts.append(
+                "Free text was searched for the names, IDs, e-mail addresses and phone numbers in "
+                f"these columns of the input: {_describe_roster(self.roster_columns)}."
+            )
         if self.residual_findings_total:
             cols = sorted(self.residual_findings_by_column or {f.column for f in self.residual_findings})
             parts.append(
@@ -154,6 +170,13 @@ class DeidReport:
         for n in self.notes:
             parts.append(f"Note: {n}.")
         return "\n".join(parts)
+
+
+def _describe_roster(columns: dict[str, list[str]]) -> str:
+    """ "names: First Name, Guardian Name; IDs: SSID; …" — headers only, never values."""
+    words = {"names": "names", "ids": "IDs", "emails": "e-mail", "phones": "phone"}
+    parts = [f"{words.get(k, k)}: {', '.join(v)}" for k, v in columns.items() if v]
+    return "; ".join(parts) if parts else "none"
 
 
 def _s(n: int) -> str:

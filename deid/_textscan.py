@@ -324,6 +324,34 @@ class _IdIndex:
         return out
 
 
+class _ContactIndex:
+    """The roster's own e-mail addresses and phone numbers. A note that writes one of them is caught
+    even when it fails the pattern checks: a district's internal mail domain ("@students.sgvusd.local"
+    has no public top-level domain), a number whose exchange a NANP check rejects."""
+
+    def __init__(self, emails: pa.Array, phones: pa.Array) -> None:
+        emails = pc.utf8_lower(pc.utf8_trim_whitespace(emails))
+        self._emails = pc.unique(emails.filter(pc.match_substring(emails, "@")))
+        digits = pc.replace_substring_regex(phones, r"\D", "")
+        digits = digits.filter(pc.greater_equal(pc.utf8_length(digits), 7))
+        self._phones = pc.unique(pc.utf8_slice_codeunits(digits, -10))  # "+1 …" and "1-…" alike
+        self.size = len(self._emails) + len(self._phones)
+
+    def kinds(self, values: pa.Array) -> np.ndarray:
+        """Per value: the kind code of a roster e-mail or phone it is, else -1."""
+        out = np.full(len(values), -1, dtype=np.int16)
+        if self.size == 0 or len(values) == 0:
+            return out
+        if len(self._emails):
+            out[_np_bool(pc.is_in(pc.utf8_lower(values), value_set=self._emails))] = _KIND_CODE[EMAIL_ADDRESS]
+        if len(self._phones):
+            digits = pc.replace_substring_regex(values, r"\D", "")
+            n = pc.utf8_length(digits).to_numpy(zero_copy_only=False)
+            hit = _np_bool(pc.is_in(pc.utf8_slice_codeunits(digits, -10), value_set=self._phones))
+            out[hit & (n >= 7) & (n <= 15) & (out < 0)] = _KIND_CODE[PHONE_NUMBER]
+        return out
+
+
 class TextScanner:
     """Finds and redacts PII in free-text columns: pattern kinds plus the file's own roster.
 
@@ -341,6 +369,8 @@ class TextScanner:
         common_names: bool = True,
         min_id_length: int = 5,
         row_names: Sequence[pa.Array | pa.ChunkedArray] = (),
+        roster_emails: Iterable[str] = (),
+        roster_phones: Iterable[str] = (),
     ) -> None:
         self._strong, self._weak = _name_tokens(_as_string_array(roster_names))
         if common_names:
@@ -352,6 +382,7 @@ class TextScanner:
         # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
         self._ids = _IdIndex(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
         self._tlds = _email_tlds()
+        self._contacts = _ContactIndex(_as_string_array(roster_emails), _as_string_array(roster_phones))
         # Per-row names (aligned with the rows of the columns to scan): a row's own name is accepted
         # even when it is an ordinary word ("Grace met with me"), which the roster alone cannot do.
         # (kept by reference — the table's own buffers — and tokenized only for the rows that need it)
@@ -579,6 +610,9 @@ class TextScanner:
                     targets = match_idx[sub[hit_idx[keep]]]
                     kinds[targets[itin]] = _KIND_CODE[US_ITIN]
                     kinds[targets[valid & ~itin]] = _KIND_CODE[US_SSN]
+            if self._contacts.size:  # the roster's own addresses and numbers, whatever their shape
+                contact = self._contacts.kinds(sub_vals)
+                kinds[match_idx[sub[contact >= 0]]] = contact[contact >= 0]
             targets = match_idx[sub[lettered_id]]
             kinds[targets[kinds[targets] < 0]] = _KIND_CODE[ID_NUMBER]
 
