@@ -33,7 +33,17 @@ from agreements._agreement_store import (
     sign_agreement,
     terminate_agreement,
 )
-from agreements._audit import AuditEntry, AuditLog, AuditVerdict, verify_bundle, verify_checkpoint
+from agreements._audit import (
+    AuditEntry,
+    AuditLog,
+    AuditVerdict,
+    HeldHead,
+    PartnerLogProblem,
+    partner_heads,
+    partner_log_problems,
+    verify_bundle,
+    verify_checkpoint,
+)
 from agreements._cards import ORG_KINDS, Card
 from agreements._codebook import (
     Codebook,
@@ -92,12 +102,14 @@ __all__ = [
     "AuditLog",
     "AuditVerdict",
     "Card",
+    "HeldHead",
     "IdentityError",
     "ImportResult",
     "NotAVault",
     "PackageRejected",
     "Partner",
     "PartnerError",
+    "PartnerLogProblem",
     "Vault",
     "VaultError",
     "WeakPassphrase",
@@ -113,6 +125,8 @@ __all__ = [
     "list_partners",
     "organization_roles",
     "our_card",
+    "partner_heads",
+    "partner_log_problems",
     "passphrase_strength",
     "revoke_partner",
     "set_organization_roles",

@@ -23,12 +23,13 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agreements._merkle import EMPTY_ROOT, Frontier, consistency_proof, leaf_hash, root_of, verify_consistency
 from agreements._signing import canonical_json, load_public_key
 from agreements.errors import AuditError
 
@@ -427,12 +428,50 @@ class AuditLog:
         return AuditVerdict(True, n, None, f"all {n} entries verify", prev)
 
     def checkpoint(self) -> str:
-        """A signed checkpoint of the current head (C2SP signed-note text)."""
+        """A signed checkpoint of the current head (C2SP signed-note text; its hash is the Merkle root)."""
         from agreements._identity import our_card, signing_key
 
         card = our_card(self._vault)
-        size, digest = self.head()
-        return make_checkpoint(signing_key(self._vault), card, size, digest)
+        size, root = self.tree_head()
+        return make_checkpoint(signing_key(self._vault), card, size, root)
+
+    # -- Merkle tree (RFC 6962) over the entries' chain hashes ----------------------------------------
+    def leaves(self, size: int | None = None, conn: Any = None) -> list[bytes]:
+        """The RFC 6962 leaf hashes of the first ``size`` entries (all by default)."""
+        db = conn or self._vault.db
+        sql = "SELECT hash FROM audit_log" + ("" if size is None else " WHERE seq <= ?") + " ORDER BY seq"
+        try:
+            return [leaf_hash(bytes.fromhex(h)) for (h,) in db.execute(sql, () if size is None else (size,))]
+        except (TypeError, ValueError) as exc:
+            raise AuditError(
+                "The audit log holds a malformed entry hash; run `pathshare audit verify`."
+            ) from exc
+
+    def tree_head(self, size: int | None = None) -> tuple[int, str]:
+        """(size, Merkle root in hex) of the log's first ``size`` entries (all by default)."""
+        leaves = self.leaves(size)
+        return len(leaves), root_of(leaves).hex()
+
+    def commit_package(
+        self, package_id: str, agreement_id: str, content_hash: str, recipients: list[str]
+    ) -> tuple[tuple[int, str], list[tuple[int, tuple[str, ...]]]]:
+        """Log ``package.sealing`` (the package id, agreement, recipients and content hash) and return
+        the head that covers that entry with consistency proofs from the heads these recipients (and
+        anyone else lately) were given, for the manifest of the package being sealed.
+
+        The head is taken in the same transaction as the entry, so it is exactly the entry's size."""
+        with self._vault.transaction() as conn:
+            entry = self.append(
+                "package.sealing",
+                agreement=agreement_id,
+                package=package_id,
+                details={"content_sha256": content_hash, "recipients": sorted(recipients)},
+                conn=conn,
+            )
+            earlier = _given_out_sizes(conn, entry.seq, recipients)
+            leaves = self.leaves(entry.seq, conn=conn)
+        proofs = [(m, tuple(h.hex() for h in consistency_proof(leaves, m))) for m in earlier]
+        return (entry.seq, root_of(leaves).hex()), proofs
 
     def verify_against_checkpoint(
         self, checkpoint_text: str, signer_card: Card | None = None
@@ -458,8 +497,7 @@ class AuditLog:
                 f"{cp.size}: an older copy of the vault may have been restored",
                 verdict.head_hash,
             )
-        row = self._vault.db.execute("SELECT hash FROM audit_log WHERE seq = ?", (cp.size,)).fetchone()
-        if cp.size and (row is None or row[0] != cp.hash):
+        if cp.size and self.tree_head(cp.size)[1] != cp.hash:
             return AuditVerdict(
                 False,
                 verdict.entries,
@@ -499,7 +537,7 @@ class AuditLog:
                     f'"card": {dump(card.to_dict())},\n"entries": [\n'
                 )
                 fh.write(head_json.encode("utf-8"))
-                size, head = 0, GENESIS
+                size, tree = 0, Frontier()
                 sep = ""
                 for seq, time, actor, action, agreement, partner, package, details, prev, digest in (
                     self.iter_rows()
@@ -513,8 +551,9 @@ class AuditLog:
                     )
                     fh.write(line.encode("utf-8"))
                     sep = ",\n"
-                    size, head = seq, digest
-                checkpoint = make_checkpoint(key, card, size, head)
+                    size = seq
+                    tree.append(leaf_hash(bytes.fromhex(digest)))
+                checkpoint = make_checkpoint(key, card, size, tree.root().hex())
                 fh.write(f'\n],\n"checkpoint": {dump(checkpoint)}}}\n'.encode())
         return verdict
 
@@ -759,7 +798,7 @@ def verify_bundle(bundle: Path | str | dict[str, Any], signer_card: Card) -> Aud
     verdict = verify_rows(_bundle_rows(data["entries"]))
     if not verdict.ok:
         return verdict
-    if verdict.entries != cp.size or verdict.head_hash != cp.hash:
+    if verdict.entries != cp.size or bundle_root_at(data, cp.size) != cp.hash:
         return AuditVerdict(
             False,
             verdict.entries,
@@ -779,65 +818,213 @@ def bundle_hash_at(bundle: Path | str | dict[str, Any], size: int) -> str | None
     return None
 
 
-def hold_partner_checkpoint(
-    vault: Vault, checkpoint_text: str, signer_card: Card, hash_at: Callable[[int], str | None] | None = None
-) -> AuditVerdict:
-    """Compare a partner's new signed checkpoint with the one we hold; keep the newer one.
+def bundle_roots(bundle: Path | str | dict[str, Any], sizes: set[int]) -> dict[int, str]:
+    """The Merkle root (hex) of a bundle's first n entries for each n in ``sizes`` it reaches; call
+    only for a bundle whose chain verified."""
+    entries = _loaded(bundle)["entries"]
+    out: dict[int, str] = {}
+    if 0 in sizes:
+        out[0] = EMPTY_ROOT.hex()
+    tree = Frontier()
+    for e in entries:
+        try:
+            tree.append(leaf_hash(bytes.fromhex(e["hash"])))
+        except (TypeError, ValueError, KeyError):
+            break
+        if tree.size in sizes:
+            out[tree.size] = tree.root().hex()
+    return out
 
-    A checkpoint smaller than the one we hold means the partner's log went backwards (an older vault
-    restored). With ``hash_at`` (the hash of entry n in what the partner sent, e.g. a bundle), the held
-    state must also still be inside the new log. Audited when it does not match.
-    """
+
+def bundle_root_at(bundle: Path | str | dict[str, Any], size: int) -> str | None:
+    """The Merkle root (hex) of a bundle's first ``size`` entries, None if it has fewer."""
+    return bundle_roots(bundle, {size}).get(size)
+
+
+# -- partners' heads ------------------------------------------------------------------------------
+# Every head a partner signed for us is kept (table partner_heads), and a new one is accepted only when
+# it provably extends them: a consistency proof from the newest head we hold (in a package manifest), or
+# the whole log (an audit bundle). A head that cannot be checked is not kept, so one ordinary package
+# cannot replace the evidence we hold with the head of a rewritten log.
+
+REWRITTEN = "audit.partner_rewritten"
+ROLLED_BACK = "audit.partner_rollback"
+UNCONFIRMED = "audit.partner_head_unconfirmed"
+PARTNER_LOG_ACTIONS = (REWRITTEN, ROLLED_BACK)
+_PROOFS_SENT = 8  # besides each recipient's own last head: the most recent heads given to anyone
+
+
+def _given_out_sizes(conn: Any, size: int, recipients: list[str]) -> list[int]:
+    """Sizes of heads of ours a partner may hold, below ``size``: the last package head sent to each
+    of ``recipients`` and the most recent heads given to anyone (packages, bundles, checkpoints)."""
+    sizes: set[int] = set()
+    for fp in recipients:
+        row = conn.execute(
+            "SELECT max(seq) FROM audit_log WHERE action = 'package.sealing' AND seq < ? AND EXISTS "
+            "(SELECT 1 FROM json_each(audit_log.details, '$.recipients') WHERE value = ?)",
+            (size, fp),
+        ).fetchone()
+        if row and row[0]:
+            sizes.add(int(row[0]))
+    rows = conn.execute(
+        "SELECT n FROM (SELECT seq AS n FROM audit_log WHERE action IN ('package.sealing', 'audit.export') "
+        "UNION SELECT CAST(json_extract(details, '$.size') AS INTEGER) FROM audit_log "
+        "WHERE action = 'audit.checkpoint') WHERE n > 0 AND n < ? ORDER BY n DESC LIMIT ?",
+        (size, _PROOFS_SENT),
+    ).fetchall()
+    sizes.update(int(r[0]) for r in rows)
+    return sorted(sizes)
+
+
+@dataclass(frozen=True)
+class HeldHead:
+    """A head of a partner's log that we hold: its size, Merkle root, where it came from and when."""
+
+    size: int
+    root: str
+    source: str
+    received: str
+
+
+def partner_heads(vault: Vault, signing_key: str) -> list[HeldHead]:
+    """Every head of this partner's log we hold, smallest first."""
+    return [
+        HeldHead(int(r[0]), str(r[1]), str(r[2]), str(r[3]))
+        for r in vault.db.execute(
+            "SELECT size, root, source, received FROM partner_heads WHERE signing_key = ? ORDER BY size",
+            (signing_key,),
+        )
+    ]
+
+
+def hold_partner_checkpoint(
+    vault: Vault,
+    checkpoint_text: str,
+    signer_card: Card,
+    roots_at: Callable[[set[int]], dict[int, str]] | None = None,
+    source: str = "checkpoint",
+) -> AuditVerdict:
+    """Check a partner's signed checkpoint against every head of theirs we hold; keep it if it extends
+    them. ``roots_at(sizes)`` gives the roots at those sizes of the log the checkpoint came with (an
+    audit bundle); without it, the checkpoint is kept only if it equals or is our first."""
     cp = verify_checkpoint(checkpoint_text, signer_card)
-    return hold_partner_head(vault, signer_card, cp.size, cp.hash, checkpoint_text, hash_at)
+    return hold_partner_head(vault, signer_card, cp.size, cp.hash, checkpoint_text, (), roots_at, source)
 
 
 def hold_partner_head(
     vault: Vault,
     signer_card: Card,
     size: int,
-    head_hash: str,
+    root: str,
     evidence: str = "",
-    hash_at: Callable[[int], str | None] | None = None,
+    proofs: Sequence[tuple[int, Sequence[str]]] = (),
+    roots_at: Callable[[set[int]], dict[int, str]] | None = None,
+    source: str = "package",
 ) -> AuditVerdict:
-    """The same check for a head the partner signed some other way (e.g. in a package manifest).
+    """Check a head (``size`` entries, Merkle ``root``) a partner signed against every head of theirs
+    we hold, and keep it when it provably extends them.
 
-    The caller must already have checked the partner's signature over ``size`` and ``head_hash``;
-    ``evidence`` (the signed text) is stored with it.
+    The caller must already have checked the partner's signature over ``size`` and ``root``;
+    ``evidence`` (the signed text) is stored with it. ``proofs`` are RFC 6962 consistency proofs
+    ``(earlier size, hashes)`` to this head; ``roots_at`` gives the roots of the partner's full log (a
+    bundle). A log that no longer contains a head we hold is reported (``audit.partner_rewritten``,
+    or ``audit.partner_rollback`` when it is shorter); a newer head that nothing proves consistent with
+    the newest one we hold is not kept (``audit.partner_head_unconfirmed``).
     """
-    row = vault.db.execute(
-        "SELECT size, hash FROM partner_checkpoints WHERE signing_key = ?", (signer_card.signing_key,)
-    ).fetchone()
-    partner = signer_card.fingerprint()
-    if row is not None:
-        held_size, held_hash = int(row[0]), str(row[1])
-        problem = None
-        if held_size > size:
-            problem = (
-                f"{signer_card.org}'s log is shorter ({size} entries) than a checkpoint we hold "
-                f"({held_size}): an older copy of their vault may have been restored"
+    org, partner = signer_card.org, signer_card.fingerprint()
+    held = {h.size: h.root for h in partner_heads(vault, signer_card.signing_key)}
+    if not isinstance(size, int) or size < 0 or not isinstance(root, str):
+        raise AuditError(f"{org}'s audit head is malformed.")
+    action = problem = None
+    held_size = max(held) if held else 0
+    checked: set[int] = set()
+    if size in held:
+        checked.add(size)
+        if held[size] != root:
+            action, problem = REWRITTEN, (
+                f"{org}'s audit log was rewritten: its head at entry {size} differs from the one they signed "
+                "for us earlier"
             )
-        elif held_size == size and held_hash != head_hash:
-            problem = f"{signer_card.org}'s log differs from the checkpoint we hold at entry {held_size}"
-        elif hash_at is not None and held_size and hash_at(held_size) != held_hash:
-            problem = f"{signer_card.org}'s log was rewritten at or before entry {held_size}"
-        if problem:
-            vault.audit.append(
-                "audit.partner_rollback",
-                partner=partner,
-                details={"held_size": held_size, "new_size": size},
-            )
-            return AuditVerdict(False, size, min(held_size, size + 1), problem, head_hash)
-        if held_size >= size:
-            return AuditVerdict(True, size, None, "consistent with the checkpoint we hold", head_hash)
+    if problem is None and roots_at is not None and held:
+        got = roots_at(set(held))
+        for m in sorted(held):
+            if got.get(m) == held[m]:
+                checked.add(m)
+                continue
+            if m > size:
+                action, problem = ROLLED_BACK, (
+                    f"{org}'s audit log is shorter ({size} entries) than a head they signed for us earlier "
+                    f"({m}): an older copy of their vault may have been restored"
+                )
+            else:
+                action, problem = REWRITTEN, (
+                    f"{org}'s audit log was rewritten at or before entry {m}: it no longer holds the head "
+                    "they signed for us then"
+                )
+            break
+    if problem is None:
+        for m, path in proofs:
+            if m not in held or m >= size:
+                continue  # a proof from a head we never held proves nothing to us
+            try:
+                hashes = [bytes.fromhex(h) for h in path]
+            except (TypeError, ValueError):
+                hashes = []
+            if not verify_consistency(m, size, bytes.fromhex(held[m]), bytes.fromhex(root), hashes):
+                action, problem = REWRITTEN, (
+                    f"{org}'s audit log was rewritten: their new head does not extend the head at entry {m} "
+                    "they signed for us earlier"
+                )
+                break
+            checked.add(m)
+    if problem is None and held and size < held_size and size not in held:
+        action, problem = ROLLED_BACK, (
+            f"{org}'s audit head ({size} entries) is older than one they signed for us earlier "
+            f"({held_size}): an older copy of their vault may have been restored, or this was sealed "
+            "before something opened earlier"
+        )
+    if problem is None and held and size > held_size and held_size not in checked:
+        action, problem = UNCONFIRMED, (
+            f"{org}'s new audit head ({size} entries) cannot be checked against the one we hold "
+            f"({held_size}): nothing proves their log still contains it; it was not kept (ask them for an "
+            "audit bundle)"
+        )
+    if problem is not None:
+        vault.audit.append(
+            action or REWRITTEN,
+            partner=partner,
+            details={"held_size": held_size, "new_size": size, "source": source, "reason": problem},
+        )
+        return AuditVerdict(False, size, min(held_size, size + 1) or None, problem, root)
+    if size in held:
+        return AuditVerdict(True, size, None, "the same head we hold", root)
     with vault.transaction() as c:
         c.execute(
-            "INSERT INTO partner_checkpoints(signing_key, size, hash, checkpoint, received) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(signing_key) DO UPDATE SET size = excluded.size, "
-            "hash = excluded.hash, checkpoint = excluded.checkpoint, received = excluded.received",
-            (signer_card.signing_key, int(size), head_hash, evidence, utc_now()),
+            "INSERT INTO partner_heads(signing_key, size, root, source, evidence, received) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(signing_key, size) DO NOTHING",
+            (signer_card.signing_key, int(size), root, source, evidence, utc_now()),
         )
-    return AuditVerdict(True, size, None, "checkpoint held", head_hash)
+    return AuditVerdict(
+        True, size, None, "consistent with every head we hold" if held else "first head held", root
+    )
+
+
+@dataclass(frozen=True)
+class PartnerLogProblem:
+    """A partner's log found rewritten or rolled back (from our audit entries)."""
+
+    time: str
+    partner: str  # fingerprint
+    action: str
+    reason: str
+
+
+def partner_log_problems(vault: Vault) -> list[PartnerLogProblem]:
+    """Every time a partner's log was found rewritten or rolled back, oldest first."""
+    out = []
+    for e in vault.audit.entries(action=REWRITTEN) + vault.audit.entries(action=ROLLED_BACK):
+        out.append(PartnerLogProblem(e.time, e.partner or "", e.action, str(e.details.get("reason", ""))))
+    return sorted(out, key=lambda p: p.time)
 
 
 def _row_entry(r: tuple) -> AuditEntry:

@@ -33,6 +33,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agreements._audit import PartnerLogProblem, partner_log_problems
 from agreements.errors import AgreementError, AuditError, PartnerError
 from deid.errors import PathShareError
 
@@ -104,6 +105,9 @@ class Dashboard:
     expiring: list[AgreementSummary]
     past_deadline: list[PackageDue]
     without_receipt: list[PackageDue]
+    # Partners whose audit log was found rewritten or rolled back (what they signed for us earlier no
+    # longer holds): their packages, receipts and certificates deserve a second look.
+    partner_logs: list[PartnerLogProblem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +116,10 @@ class Dashboard:
             "expiring": [s.to_dict() for s in self.expiring],
             "past_deadline": [p.to_dict() for p in self.past_deadline],
             "without_receipt": [p.to_dict() for p in self.without_receipt],
+            "partner_logs": [
+                {"time": p.time, "partner": p.partner, "action": p.action, "reason": p.reason}
+                for p in self.partner_logs
+            ],
         }
 
 
@@ -163,7 +171,9 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
         for rec in list_packages(vault, SENT)
         if set(rec.recipients) - set(rec.delivered_to)
     ]
-    return Dashboard(today, days, expiring_agreements(vault, days, today), past, unreceipted)
+    return Dashboard(
+        today, days, expiring_agreements(vault, days, today), past, unreceipted, partner_log_problems(vault)
+    )
 
 
 # ---------------------------------------------------------------------- Ed Code 49064 disclosures
@@ -408,7 +418,7 @@ def check_bundle(vault: Vault, path: str | os.PathLike[str]) -> BundleCheck:
     """
     from agreements._audit import (
         bundle_card,
-        bundle_hash_at,
+        bundle_roots,
         hold_partner_checkpoint,
         read_bundle,
         verify_bundle,
@@ -437,7 +447,7 @@ def check_bundle(vault: Vault, path: str | os.PathLike[str]) -> BundleCheck:
     verdict = verify_bundle(data, signer)
     if verdict.ok and signer is not ours:
         held = hold_partner_checkpoint(
-            vault, data["checkpoint"], signer, hash_at=lambda n: bundle_hash_at(data, n)
+            vault, data["checkpoint"], signer, lambda sizes: bundle_roots(data, sizes), "bundle"
         )
         if not held.ok:
             verdict = held

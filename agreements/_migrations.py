@@ -99,6 +99,23 @@ MIGRATIONS.extend(
             );
             """,
         ),
+        (
+            6,
+            """
+            -- Every head of each partner's audit log we accepted (size, RFC 6962 Merkle root), so a new
+            -- one is checked against all of them (agreements/_audit.py: hold_partner_head). Replaces
+            -- partner_checkpoints, whose chain hashes cannot be checked by a consistency proof.
+            CREATE TABLE partner_heads (
+                signing_key TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                root TEXT NOT NULL,
+                source TEXT NOT NULL,
+                evidence TEXT NOT NULL,
+                received TEXT NOT NULL,
+                PRIMARY KEY (signing_key, size)
+            );
+            """,
+        ),
     ]
 )
 

@@ -28,6 +28,7 @@ still runs them in a worker process so a slow disk never touches the window.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -111,9 +112,15 @@ class Manifest:
     report_size: int
     report_sha256: str
     files: tuple[FileEntry, ...]
+    # Consistency proofs (RFC 6962) from earlier heads of the sender's log to ``audit_head``:
+    # ((earlier size, (hex hash, …)), …), so a recipient holding one of those heads can accept this one.
+    audit_proofs: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON document that is signed and stored as ``manifest.json``."""
+        head: dict[str, Any] = {"seq": self.audit_head[0], "hash": self.audit_head[1]}
+        if self.audit_proofs:
+            head["proofs"] = [{"from": m, "hashes": list(path)} for m, path in self.audit_proofs]
         return {
             "pathshare_package": FORMAT_VERSION,
             "package_id": self.package_id,
@@ -122,7 +129,7 @@ class Manifest:
             "sender_fingerprint": self.sender_fingerprint,
             "recipients": list(self.recipients),
             "created": self.created,
-            "audit_head": {"seq": self.audit_head[0], "hash": self.audit_head[1]},
+            "audit_head": head,
             "report": {"name": REPORT_NAME, "size": self.report_size, "sha256": self.report_sha256},
             "files": [f.to_json() for f in self.files],
         }
@@ -131,6 +138,14 @@ class Manifest:
     def hash(self) -> str:
         """SHA-256 (hex) of the canonical manifest: the package's identity in receipts and certificates."""
         return sha256_hex(canonical_json(self.to_json()))
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the canonical manifest without its audit head: what the sender's log entry
+        ``package.sealing`` records before the head that covers that entry is put into the manifest."""
+        doc = self.to_json()
+        del doc["audit_head"]
+        return sha256_hex(canonical_json(doc))
 
     @classmethod
     def from_json(cls, doc: Any) -> Manifest:
@@ -152,10 +167,13 @@ class Manifest:
         head = doc["audit_head"]
         if not (
             isinstance(head, dict)
-            and set(head) == {"seq", "hash"}
+            and set(head) in ({"seq", "hash"}, {"seq", "hash", "proofs"})
             and _count(head["seq"])
             and isinstance(head["hash"], str)
         ):
+            raise bad
+        proofs = _audit_proofs(head.get("proofs", []))
+        if proofs is None:
             raise bad
         report = doc["report"]
         if not (
@@ -197,6 +215,7 @@ class Manifest:
             report_size=report["size"],
             report_sha256=report["sha256"],
             files=tuple(entries),
+            audit_proofs=proofs,
         )
 
 
@@ -212,6 +231,28 @@ class OpenedPackage:
     @property
     def manifest_hash(self) -> str:
         return self.manifest.hash
+
+
+_MAX_PROOFS = 64  # earlier heads a manifest proves against; the sender sends a handful
+
+
+def _audit_proofs(value: Any) -> tuple[tuple[int, tuple[str, ...]], ...] | None:
+    """The manifest's consistency proofs as ((size, (hash, …)), …), or None if malformed."""
+    if not isinstance(value, list) or len(value) > _MAX_PROOFS:
+        return None
+    out = []
+    for item in value:
+        if not (
+            isinstance(item, dict)
+            and set(item) == {"from", "hashes"}
+            and _count(item["from"])
+            and isinstance(item["hashes"], list)
+            and len(item["hashes"]) <= _MAX_PROOFS
+            and all(_is_sha(h) for h in item["hashes"])
+        ):
+            return None
+        out.append((item["from"], tuple(item["hashes"])))
+    return tuple(out)
 
 
 def _nonempty_str(value: Any) -> bool:
@@ -259,6 +300,8 @@ def _utc_text(now: datetime | None) -> str:
 # ------------------------------------------------------------------------------------------------ seal
 
 Progress = Callable[[float, str], None]
+# (package id, content hash) -> ((size, root), ((earlier size, proof hashes), ...)); see seal().
+CommitHead = Callable[[str, str], tuple[tuple[int, str], Sequence[tuple[int, tuple[str, ...]]]]]
 
 
 class _Meter:
@@ -289,7 +332,7 @@ def seal(
     sender_key: Ed25519PrivateKey,
     sender_fingerprint: str,
     recipients: Sequence[str],
-    audit_head: tuple[int, str],
+    audit_head: tuple[int, str] | CommitHead,
     out: Path,
     now: datetime | None = None,
     package_id: str | None = None,
@@ -303,6 +346,10 @@ def seal(
     written) or AgreementError (a recipient is not an age X25519 recipient).
     ``progress(fraction, message)`` is called about every 1%; an exception it raises (e.g. Cancelled)
     stops sealing and leaves no output.
+
+    ``audit_head`` is the sender's audit-log head, or a function ``(package id, content hash) ->
+    (head, proofs)`` called once every file is hashed and before the manifest is signed: the sender logs
+    the package there, so the head the manifest carries covers the record of this very disclosure.
     """
     specs: list[tuple[str, Path, int | None]] = []
     for spec in files:
@@ -332,6 +379,7 @@ def seal(
     result: list[Manifest] = []
 
     def finalize(entries: list[FileEntry]) -> tuple[bytes, bytes]:
+        head, proofs = ((0, ""), ()) if callable(audit_head) else (audit_head, ())
         manifest = Manifest(
             package_id=pid,
             agreement_id=agreement_id,
@@ -339,11 +387,16 @@ def seal(
             sender_fingerprint=sender_fingerprint,
             recipients=tuple(recipients),
             created=created,
-            audit_head=(int(audit_head[0]), str(audit_head[1])),
+            audit_head=(int(head[0]), str(head[1])),
             report_size=len(report_bytes),
             report_sha256=sha256_hex(report_bytes),
             files=tuple(entries),
         )
+        if callable(audit_head):
+            head, proofs = audit_head(pid, manifest.content_hash)
+            manifest = dataclasses.replace(
+                manifest, audit_head=(int(head[0]), str(head[1])), audit_proofs=tuple(proofs)
+            )
         result.append(manifest)
         doc = manifest.to_json()
         return canonical_json(doc), sign_document(sender_key, doc).encode("ascii")

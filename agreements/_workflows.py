@@ -111,19 +111,38 @@ def seal_for_agreement(
         vault.audit.append("package.seal_refused", agreement=agreement_id, details={"reason": str(exc)})
         raise
     step(0.05, "sealing the package")
-    manifest = seal(
-        files,
-        report,
-        agreement_id=agreement.id,
-        agreement_hash=agreement.sha256,
-        sender_key=signing_key(vault),
-        sender_fingerprint=me.fingerprint(),
-        recipients=recipients,
-        audit_head=vault.audit.head(),
-        out=Path(out),
-        now=now,
-        progress=lambda f, m: step(0.05 + 0.9 * f, m),
-    )
+    recipient_fps = [p.fingerprint for p in agreement.recipients()]
+    committed: list[str] = []
+
+    def commit_head(package_id: str, content_hash: str) -> Any:
+        # Log the disclosure first, then sign the head covering that entry into the manifest: every
+        # recipient then holds a head of our log that a rewrite dropping this package contradicts.
+        committed.append(package_id)
+        return vault.audit.commit_package(package_id, agreement.id, content_hash, recipient_fps)
+
+    try:
+        manifest = seal(
+            files,
+            report,
+            agreement_id=agreement.id,
+            agreement_hash=agreement.sha256,
+            sender_key=signing_key(vault),
+            sender_fingerprint=me.fingerprint(),
+            recipients=recipients,
+            audit_head=commit_head,
+            out=Path(out),
+            now=now,
+            progress=lambda f, m: step(0.05 + 0.9 * f, m),
+        )
+    except BaseException as exc:
+        if committed:  # logged as being sealed, but no package came out of it
+            vault.audit.append(
+                "package.seal_failed",
+                agreement=agreement.id,
+                package=committed[0],
+                details={"reason": str(exc) or type(exc).__name__},
+            )
+        raise
     step(0.95, "recording the package")
     record = record_sent(vault, manifest, Path(out))
     step(1.0, "sealed")
@@ -287,9 +306,11 @@ def open_received(
     record_received(vault, manifest, Path(out_dir))
     warnings: list[str] = []
     seq, head = manifest.audit_head
-    verdict = hold_partner_head(vault, sender.card, seq, head, canonical_json(manifest.to_json()).decode())
+    verdict = hold_partner_head(
+        vault, sender.card, seq, head, canonical_json(manifest.to_json()).decode(), manifest.audit_proofs
+    )
     if not verdict.ok:
-        warnings.append(f"{sender.org}'s audit log looks rolled back: {verdict.reason}.")
+        warnings.append(f"{verdict.reason}.")
     receipt_path = None
     if receipt is not None:
         receipt_path = Path(receipt)

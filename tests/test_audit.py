@@ -28,8 +28,10 @@ from agreements._audit import (
     entry_hash,
     hold_partner_checkpoint,
     hold_partner_head,
+    partner_heads,
     reference_entry_hash,
 )
+from agreements._merkle import consistency_proof
 from agreements._signing import canonical_json
 
 PASS = "correct horse battery staple"
@@ -262,10 +264,11 @@ def test_checkpoint_is_a_c2sp_signed_note(org):
     assert origin == f"pathshare.audit/{card.fingerprint()}" and size == str(N)
     import base64
 
-    assert base64.b64decode(b64hash).hex() == org.audit.head()[1]
+    # tlog-checkpoint: the hash is the RFC 6962 Merkle root over the entries (their chain hashes as leaves)
+    assert base64.b64decode(b64hash).hex() == org.audit.tree_head()[1] != org.audit.head()[1]
     assert sig.startswith(f"\u2014 {origin} ") and sig.endswith("\n")
     parsed = verify_checkpoint(cp, card)
-    assert (parsed.size, parsed.hash) == org.audit.head()
+    assert (parsed.size, parsed.hash) == org.audit.tree_head()
     with pytest.raises(AuditError, match="not signed"):
         verify_checkpoint(cp.replace(f"\n{N}\n", f"\n{N + 1}\n"), card)
     assert verify_checkpoint(cp.replace("\n", "\r\n"), card).size == N
@@ -350,20 +353,34 @@ def test_not_a_bundle(tmp_path, org):
         verify_bundle(bad, our_card(org))
 
 
-def test_partner_rollback_caught_against_the_checkpoint_we_hold(org, college, tmp_path):
+def test_partner_heads_are_all_kept_and_a_new_one_needs_a_proof(org, college, tmp_path):
     card = our_card(org)
     first = org.audit.checkpoint()
-    assert hold_partner_checkpoint(college, first, card).ok
+    assert hold_partner_checkpoint(college, first, card).ok  # the first head we see is kept
     _fill(org, N + 3)
-    assert hold_partner_checkpoint(college, org.audit.checkpoint(), card).ok
-    verdict = hold_partner_checkpoint(college, first, card)  # their log went backwards
+    size, root = org.audit.tree_head()
+    # A longer head with nothing proving it extends the one we hold is not kept.
+    verdict = hold_partner_head(college, card, size, root)
+    assert not verdict.ok and "cannot be checked" in verdict.reason
+    assert [h.size for h in partner_heads(college, card.signing_key)] == [N]
+    assert college.audit.entries()[-1].action == "audit.partner_head_unconfirmed"
+    proof = [h.hex() for h in consistency_proof(org.audit.leaves(), N)]
+    assert hold_partner_head(college, card, size, root, proofs=[(N, proof)]).ok
+    assert [h.size for h in partner_heads(college, card.signing_key)] == [N, size]
+    assert hold_partner_checkpoint(college, first, card).ok  # a head we hold, shown again
+    # Their log went backwards: a shorter head that is not one we hold.
+    verdict = hold_partner_head(college, card, N + 1, org.audit.tree_head(N + 1)[1])
     assert not verdict.ok and "older copy" in verdict.reason
     assert college.audit.entries()[-1].action == "audit.partner_rollback"
-    # The same check for a head carried by a package manifest (signed by the sender).
-    size, head = org.audit.head()
-    assert hold_partner_head(college, card, size, head).ok
-    assert not hold_partner_head(college, card, size, "0" * 64).ok  # same size, other history
-    assert not hold_partner_head(college, card, size - 1, head).ok
+    # Same size, other history; and a proof that does not hold.
+    verdict = hold_partner_head(college, card, size, "0" * 64)
+    assert not verdict.ok and "rewritten" in verdict.reason
+    _fill(org, N + 5)
+    size2, root2 = org.audit.tree_head()
+    verdict = hold_partner_head(college, card, size2, root2, proofs=[(size, proof)])
+    assert not verdict.ok and "rewritten" in verdict.reason
+    assert college.audit.entries()[-1].action == "audit.partner_rewritten"
+    assert [h.size for h in partner_heads(college, card.signing_key)] == [N, size]
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agreements import AuditError, Card, PartnerError, our_card, verify_bundle
+from agreements import AuditError, Card, PartnerError, our_card, partner_log_problems, verify_bundle
 from desktop.commands._vaultargs import open_vault
 
 
@@ -92,7 +92,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "audit.verify",
             details={"ok": verdict.ok, "entries": verdict.entries, "first_bad": verdict.first_bad},
         )
-    return _report(verdict, "The audit log", args)
+        partners = partner_log_problems(vault)
+    code = _report(verdict, "The audit log", args)
+    if not getattr(args, "json", False):
+        # Our log is fine, but what partners signed for us earlier no longer holds in theirs: say so.
+        for problem in partners:
+            print(f"Warning ({problem.time[:10]}): {problem.reason}.")
+    return code
 
 
 def _verify_bundle(args: argparse.Namespace) -> int:
