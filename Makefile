@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench demo lint package package-smoke clean
+.PHONY: run test bench demo lint screenshots package package-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf demo-out && $(VENV)/bin/pathshare demo --workdir demo-out
+
+# Every screen on the demo's vaults, as docs/screenshots/ shows them (tests/test_gui_layout.py checks
+# the same walk for clipped buttons and labels at 800×600 and at 200% scaling).
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m desktop.screenshots docs/screenshots --size 1100x740
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check deid agreements desktop tests

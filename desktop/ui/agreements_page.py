@@ -38,7 +38,7 @@ from desktop.ui.partners_page import (
     select_key,
     selected_key,
 )
-from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
+from desktop.ui.widgets import DropZone, FlowLayout, MessageBar, button, heading, paragraph
 
 FILTER_LABELS = {
     "all": "All agreements",
@@ -121,6 +121,7 @@ class AgreementsPage(QWidget):
         filters.addWidget(show)
         filters.addWidget(self.filter)
         filters.addWidget(self.search, 1)
+        layout.addLayout(filters)
         self.drop = DropZone(
             "Drop a signed agreement file (.json) here to import it", [".json"], "&Import signed copy…"
         )
@@ -128,8 +129,7 @@ class AgreementsPage(QWidget):
         self.drop.layout().setDirection(QVBoxLayout.Direction.LeftToRight)
         self.drop.file_dropped.connect(self.import_file)
         self.drop.choose_clicked.connect(lambda: self.import_file())
-        filters.addWidget(self.drop)
-        layout.addLayout(filters)
+        layout.addWidget(self.drop)
 
         self.table = make_table(("Title", "Status", "Version", "Expires", "ID"), "Agreements")
         fit_columns(self.table, 0)
@@ -173,13 +173,17 @@ class AgreementsPage(QWidget):
             "CSV, PDF or Markdown)"
         )
         self.codebook_button.clicked.connect(lambda: self.codebook_selected())
-        row = QHBoxLayout()
-        for b in (self.new_button, self.edit_button, self.sign_button, self.export_button):
+        row = FlowLayout()  # wraps at 800×600 or 200% scaling instead of clipping the labels
+        for b in (
+            self.new_button,
+            self.edit_button,
+            self.sign_button,
+            self.export_button,
+            self.codebook_button,
+        ):
             row.addWidget(b)
-        row.addStretch(1)
-        row.addWidget(self.codebook_button)
-        row.addWidget(self.join_button)
-        row.addWidget(self.terminate_button)
+        row.add_right(self.join_button)
+        row.add_right(self.terminate_button)
         layout.addLayout(row)
         self.stack.addWidget(page)
         self.list_page = page

@@ -28,7 +28,7 @@ from deid.errors import PathShareError
 from desktop.tasks import emit, run_task
 from desktop.ui.partners_page import ask_open, ask_save
 from desktop.ui.theme import finding_cell_brush
-from desktop.ui.widgets import MessageBar, button, heading, paragraph
+from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph
 
 MAX_ROWS = 5_000  # the table shows the latest this many matching entries (0.3 s); exports take them all
 HEADERS = ("#", "Time (UTC)", "User", "Action", "Agreement", "Partner", "Package", "Details")
@@ -263,7 +263,7 @@ class AuditPage(QWidget):
         self.own_button = button("&Show this vault's log", "Show this vault's log again")
         self.own_button.clicked.connect(self.show_own_log)
         self.own_button.hide()
-        row = QHBoxLayout()
+        row = FlowLayout()  # wraps at 800×600 or 200% scaling instead of clipping the labels
         for b in (
             self.verify_button,
             self.csv_button,
@@ -272,9 +272,8 @@ class AuditPage(QWidget):
             self.disclosures_button,
         ):
             row.addWidget(b)
-        row.addStretch(1)
-        row.addWidget(self.own_button)
-        row.addWidget(self.import_button)
+        row.add_right(self.own_button)
+        row.add_right(self.import_button)
         layout.addLayout(row)
         self._loaded = False
 

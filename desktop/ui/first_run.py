@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.tasks import emit, run_task
 from desktop.ui.theme import monospace_font
-from desktop.ui.widgets import MessageBar, button, group_fingerprint, heading, paragraph
+from desktop.ui.widgets import FlowLayout, MessageBar, button, group_fingerprint, heading, paragraph
 
 KIND_LABELS = {
     "district": "School district (K-12)",
@@ -141,12 +141,12 @@ class CardPanel(QWidget):
         self.fingerprint.setFrameShape(QLabel.Shape.StyledPanel)
         self.fingerprint.setAutoFillBackground(True)
         self.fingerprint.setBackgroundRole(QPalette.ColorRole.Base)
-        self.fingerprint.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        row = QHBoxLayout()
+        # Never narrower than its text (a cut fingerprint cannot be read aloud); Export wraps below it
+        # when the window is narrow.
+        self.fingerprint.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        row = FlowLayout(spacing=16)
         row.addWidget(self.fingerprint)
-        row.addSpacing(16)
-        row.addWidget(self.export, 0, Qt.AlignmentFlag.AlignVCenter)
-        row.addStretch(1)
+        row.addWidget(self.export)
         layout.addWidget(self.org)
         layout.addLayout(row)
         layout.addWidget(self.instructions)

@@ -188,7 +188,8 @@ class MainWindow(QMainWindow):
         install_wheel_guard()  # a scroll over a form must not change the choice under the pointer
         self.workspace: Workspace | None = None
         self.setWindowTitle("PathShare")
-        self.setMinimumSize(860, 560)
+        # 800×600, and 1920×1080 at 200% scaling (960×540 in Qt's units), must both fit every screen.
+        self.setMinimumSize(780, 520)
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
         self.first_run: FirstRunScreen | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QLineEdit, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLineEdit, QProgressBar, QVBoxLayout, QWidget
 
 from desktop.tasks import emit, run_task
 from desktop.ui.widgets import MessageBar, button, heading, paragraph
@@ -57,7 +57,13 @@ class UnlockScreen(QWidget):
         layout.addWidget(where)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
+        # Centred by stretches, not by an alignment flag: an aligned item gets only its size hint's
+        # height, so a two-line message (a wrong passphrase) was cut to one line.
+        centre = QHBoxLayout()
+        centre.addStretch(1)
+        centre.addWidget(box, 3)
+        centre.addStretch(1)
+        outer.addLayout(centre)
         outer.addStretch(2)
 
     def showEvent(self, event: Any) -> None:

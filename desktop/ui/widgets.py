@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -287,3 +288,97 @@ def install_wheel_guard() -> None:
         return
     _wheel_guard = _WheelGuard(app)
     app.installEventFilter(_wheel_guard)
+
+
+class FlowLayout(QLayout):
+    """Lays widgets left to right and wraps onto the next line when the row is full, like words in a
+    paragraph: a row of buttons stays readable at 800×600 and at 200% scaling instead of clipping
+    ("ew agreement"). ``addStretch`` has no meaning here; ``add_right`` keeps a widget at the far end
+    of the last line when there is room."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self._items: list[Any] = []
+        self._right: set[int] = set()
+        self.setSpacing(spacing)
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def add_right(self, widget: QWidget) -> None:
+        self.addWidget(widget)
+        self._right.add(id(self._items[-1]))
+
+    # -- QLayout --------------------------------------------------------------------------------
+    def addItem(self, item: Any) -> None:
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> Any:
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> Any:
+        if 0 <= index < len(self._items):
+            item = self._items.pop(index)
+            self._right.discard(id(item))
+            return item
+        return None
+
+    def expandingDirections(self) -> Qt.Orientation:
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return self._arrange(QRect(0, 0, width, 0), apply=False)
+
+    def setGeometry(self, rect: QRect) -> None:
+        super().setGeometry(rect)
+        self._arrange(rect, apply=True)
+
+    def sizeHint(self) -> QSize:
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:
+        # As narrow as the widest single widget: everything else can wrap.
+        size = QSize()
+        for item in self._visible():
+            size = size.expandedTo(item.minimumSize().expandedTo(item.sizeHint()))
+        m = self.contentsMargins()
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    def _visible(self) -> list[Any]:
+        return [i for i in self._items if not (i.widget() is not None and i.widget().isHidden())]
+
+    def _arrange(self, rect: QRect, *, apply: bool) -> int:
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        gap = self.spacing()
+        lines: list[list[Any]] = [[]]
+        x = 0
+        for item in self._visible():
+            w = item.sizeHint().width()
+            if lines[-1] and x + w > area.width():
+                lines.append([])
+                x = 0
+            lines[-1].append(item)
+            x += w + gap
+        y = area.y()
+        for line in lines:
+            height = max((i.sizeHint().height() for i in line), default=0)
+            left = [i for i in line if id(i) not in self._right]
+            right = [i for i in line if id(i) in self._right]
+            x = area.x()
+            for item in left:
+                if apply:
+                    item.setGeometry(QRect(QPoint(x, y), item.sizeHint()))
+                x += item.sizeHint().width() + gap
+            x = area.right() + 1
+            for item in reversed(right):
+                x -= item.sizeHint().width()
+                if apply:
+                    item.setGeometry(QRect(QPoint(x, y), item.sizeHint()))
+                x -= gap
+            y += height + gap
+        return y - gap - area.y() + m.top() + m.bottom() if lines[0] else m.top() + m.bottom()

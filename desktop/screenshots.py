@@ -1,0 +1,149 @@
+"""Every screen of the app, rendered on the demo's two vaults: the layout check (nothing clipped) and the
+pictures in docs/screenshots/.
+
+``python -m desktop.screenshots OUT_DIR [--size 800x600] [--scale 2]`` runs ``pathshare demo`` in a
+temporary folder, opens the district's and the college's vaults in the real window, visits each screen,
+saves one PNG per screen in OUT_DIR and prints, as JSON, the widgets whose text does not fit (a button
+narrower than its label, a label cut short or a wrapped label given too few lines). ``make screenshots``
+regenerates docs/screenshots/; tests/test_gui_layout.py runs it at 800×600 and at 1920×1080 with 200%
+scaling (960×540 in Qt's units) and fails on any clipped widget.
+
+Tooling for developers and tests: it holds no behaviour of the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PASSPHRASE = "quartz-lantern-meadow-tidal-orbit"
+
+
+def clipped(root: Any) -> list[str]:
+    """Visible buttons and labels under ``root`` whose text does not fit their geometry."""
+    from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
+
+    found = []
+    for w in [root, *root.findChildren(QWidget)]:
+        if not w.isVisible() or w.objectName().startswith("qt_"):
+            continue
+        if isinstance(w, QAbstractButton) and w.text():
+            hint = w.minimumSizeHint()
+            if w.width() < hint.width() or w.height() < hint.height():
+                found.append(
+                    f"button {w.text()!r}: {w.width()}×{w.height()} < {hint.width()}×{hint.height()}"
+                )
+        elif isinstance(w, QLabel) and w.text() and w.pixmap().isNull():
+            if w.wordWrap():
+                need = w.heightForWidth(w.width())
+                if need > 0 and w.height() < need:
+                    found.append(f"label {w.text()[:50]!r}: {w.height()} px high < {need}")
+            elif w.width() < w.minimumSizeHint().width():
+                found.append(f"label {w.text()[:50]!r}: {w.width()} px wide < {w.minimumSizeHint().width()}")
+    return found
+
+
+def _settle(app: Any) -> None:
+    for _ in range(4):
+        app.processEvents()
+
+
+def walk(
+    out: Path, size: tuple[int, int], say: Callable[[str], None] = lambda _m: None
+) -> dict[str, list[str]]:
+    """Render every screen at ``size``; save PNGs in ``out``; return {screen: clipped widgets}."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from agreements import run_demo
+    from desktop.tasks import SyncRunner
+    from desktop.ui.main_window import MainWindow, Session
+    from desktop.ui.settings import Settings
+    from desktop.ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationDisplayName("PathShare")
+    apply_theme(app)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="pathshare-screens-") as tmp:
+        work = Path(tmp)
+        say("Running the demo exchange for realistic screens…")
+        run_demo(work / "demo", rows=200, passphrase=PASSPHRASE, say=lambda _m: None)
+
+        def window_on(vault: Path | None) -> Any:
+            qs = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+            session = Session(
+                vault_path=vault or work / "new.vault", settings=Settings(qs), runner=SyncRunner(),
+                synchronous=True,
+            )
+            window = MainWindow(session)
+            window.show()
+            window.resize(*size)
+            _settle(app)
+            return window
+
+        def shot(name: str, window: Any) -> None:
+            _settle(app)
+            report[name] = clipped(window)
+            window.grab().save(str(out / f"{name}.png"))
+
+        # First run: the four pages.
+        window = window_on(None)
+        fr = window.first_run
+        for i, name in enumerate(("01-welcome", "02-passphrase", "03-organization")):
+            fr.pages.setCurrentIndex(i)
+            shot(name, window)
+        window.close()
+
+        for org in ("district", "college"):
+            vault = work / "demo" / f"{org}.vault"
+            window = window_on(vault)
+            if org == "district":
+                window.unlock.passphrase.setText("not the passphrase")
+                window.unlock.unlock.click()
+                shot("05-unlock-wrong-passphrase", window)
+            window.unlock.passphrase.setText(PASSPHRASE)
+            window.unlock.unlock.click()
+            ws = window.workspace
+            for row in range(ws.sidebar.count()):
+                ws.sidebar.setCurrentRow(row)
+                title = ws.sidebar.item(row).text().lower().replace("'", "").replace(" ", "-")
+                shot(f"{org}-{row + 1:02d}-{title}", window)
+            if org == "district":
+                agreements = ws.stack.widget(4)
+                ws.sidebar.setCurrentRow(4)
+                agreements.table.selectRow(0)
+                shot("district-05-agreements-selected", window)
+                agreements.new_agreement()
+                agreements.form.add_library_elements(["birth_date", "race", "sex", "zip"])
+                shot("district-05-agreement-form", window)
+                agreements.show_list()
+            window.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m desktop.screenshots", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--size", default="1100x740", help="window size in Qt's units, WIDTHxHEIGHT")
+    parser.add_argument("--scale", default="1", help="display scaling (2 = 200%%); set before Qt starts")
+    args = parser.parse_args(argv)
+    os.environ["QT_SCALE_FACTOR"] = args.scale
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    width, height = (int(n) for n in args.size.lower().split("x"))
+    report = walk(args.out, (width, height), say=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
