@@ -516,8 +516,9 @@ def open_package(
     try:
         tree = staging / "package"
         tree.mkdir(mode=0o700)
-        meter = _Meter(progress, path.stat().st_size, "decrypting and checking")
-        found, small = _unpack(path, identity, tree, meter)
+        size = path.stat().st_size
+        meter = _Meter(progress, size, "decrypting and checking")
+        found, small = _unpack(path, identity, tree, meter, size)
         manifest = _verify(found, small, verify_sender, check_manifest)
         try:
             report = json.loads(small[REPORT_NAME])
@@ -550,11 +551,11 @@ def _check_destination(out_dir: Path) -> None:
 
 
 def _unpack(
-    path: Path, identity: _agefile.Identity, tree: Path, meter: _Meter
+    path: Path, identity: _agefile.Identity, tree: Path, meter: _Meter, package_size: int
 ) -> tuple[dict[str, tuple[int, str]], dict[str, bytes]]:
     """Decrypt ``path`` and unpack its tar into ``tree`` as it decrypts; return the data files
     {name: (size, sha256)} and the small members' bytes."""
-    unpacker = _Unpacker(tree, meter)
+    unpacker = _Unpacker(tree, meter, package_size)
     try:
         _agefile.decrypt_to(path, [identity], unpacker)  # type: ignore[arg-type]
         unpacker.close(complete=True)
@@ -577,7 +578,10 @@ def _unpack(
 
 
 _EXTENSION_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-_MAX_HEADER_GROUP = 1 << 20  # PAX/GNU extension headers of one member; ours are a few hundred bytes
+# PAX/GNU extension headers of one member. Ours are at most ~1.1 KiB (a 255-character name in UTF-8);
+# the cap also bounds tarfile's PAX parsing, whose `\d+ hdrcharset=` search is quadratic in a run of
+# digits (1 MiB of digits took ~20 minutes; 8 KiB takes ~0.07 s).
+_MAX_HEADER_GROUP = 8 << 10
 
 
 class _Unpacker:
@@ -590,9 +594,11 @@ class _Unpacker:
     from the decryption, keeps opening close to the speed of decryption alone.
     """
 
-    def __init__(self, tree: Path, meter: _Meter) -> None:
+    def __init__(self, tree: Path, meter: _Meter, package_size: int) -> None:
         self.tree = tree
         self._meter = meter
+        # No member can hold more bytes than the encrypted package itself: a larger size is a lie.
+        self._max_size = package_size
         self.found: dict[str, tuple[int, str]] = {}
         self.small: dict[str, bytes] = {}
         self.dirs: set[str] = set()
@@ -615,9 +621,11 @@ class _Unpacker:
     def write(self, data: bytes) -> int:
         self._meter.add(len(data))
         view = memoryview(data)
-        while view:
+        while view:  # every pass consumes at least one byte (checked), so this loop ends
             if self._state == "data":
                 take = min(len(view), self._remaining)
+                if take <= 0:
+                    raise PackageRejected("The package does not contain a valid archive.")
                 piece = view[:take]
                 if self._out:
                     if not self._pending and take >= _DIRECT:
@@ -640,6 +648,8 @@ class _Unpacker:
                 view = view[len(view) :]
             else:  # header, extension or padding: collect a fixed number of bytes first
                 take = min(len(view), self._need - len(self._block))
+                if take <= 0:
+                    raise PackageRejected("The package does not contain a valid archive.")
                 self._block += view[:take]
                 view = view[take:]
                 if len(self._block) == self._need:
@@ -671,7 +681,8 @@ class _Unpacker:
             raise PackageRejected("The package does not contain a valid archive.") from exc
         if info.type in _EXTENSION_TYPES:
             size = info.size + (-info.size % tarfile.BLOCKSIZE)
-            if not size or len(self._group) + size > _MAX_HEADER_GROUP:
+            # A negative size (tar's base-256 encoding allows one) once made this loop forever.
+            if info.size <= 0 or len(self._group) + size > _MAX_HEADER_GROUP:
                 raise PackageRejected("The package's archive has malformed extended headers.")
             self._state, self._need = "extension", size
             return
@@ -696,6 +707,10 @@ class _Unpacker:
 
     def _start_member(self, member: tarfile.TarInfo) -> None:
         name = _vet_member(member)
+        if not 0 <= member.size <= self._max_size:
+            raise PackageRejected(
+                f"The package's archive gives {name!r} an impossible size ({member.size} bytes)."
+            )
         self._names.append(name)
         _check_unique(self._names, PackageRejected)
         self._name = name

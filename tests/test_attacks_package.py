@@ -1,0 +1,128 @@
+"""Attacks on the package unpacker by a hostile partner (issue 20 items 7, 8, 10, 15): each test
+performs the attack and fails if it works again. See docs/security.md."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from partners_setup import Org
+from unpack_fuzz import OUTCOMES, Target, mutate, time_limit
+
+from agreements import _agefile
+from agreements._workflows import open_received, seal_for_agreement
+from agreements.errors import PackageRejected
+
+BLOCK = tarfile.BLOCKSIZE
+
+
+@pytest.fixture
+def extract(tmp_path: Path) -> Path:
+    src = tmp_path / "students.csv"
+    src.write_text("student_code,birth_year\nA1,2008\nB2,2009\n", encoding="utf-8")
+    return src
+
+
+def _plaintext(org: Org, package: Path) -> bytes:
+    from agreements._identity import age_identity
+
+    plain = io.BytesIO()
+    _agefile.decrypt_to(package, [age_identity(org.vault)], plain)
+    return plain.getvalue()
+
+
+def _reseal(plaintext: bytes, recipient: str, out: Path) -> Path:
+    """What a hostile sender does: any plaintext, correctly encrypted to the recipient (2-3 KB here)."""
+    with open(out, "wb") as fh:
+        _agefile.encrypt_chunks(iter([plaintext]), fh, [recipient])
+    return out
+
+
+def _fix_checksum(tar: bytearray, at: int) -> None:
+    block = tar[at : at + BLOCK]
+    block[148:156] = b" " * 8
+    tar[at + 148 : at + 156] = b"%06o\0 " % sum(block)
+
+
+def _base256(value: int) -> bytes:
+    return bytes([0xFF if value < 0 else 0x80]) + (value % (1 << 88)).to_bytes(11, "big")
+
+
+def _refused_and_audited(org: Org, package: Path, out: Path, match: str, seconds: float = 20) -> None:
+    before = len(org.vault.audit)
+    started = time.perf_counter()
+    with time_limit(seconds), pytest.raises(PackageRejected, match=match):
+        open_received(org.vault, package, out)
+    assert time.perf_counter() - started < seconds
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".pathshare-open-")]
+    assert len(org.vault.audit) == before + 1 and org.last() == "package.rejected"
+
+
+# ------------------------------------------------------------------------------------- item 7: sizes
+
+
+@pytest.mark.parametrize(
+    ("kind", "size"),
+    [(b"x", -1024), (b"x", -(1 << 40)), (b"L", -513), (b"0", -1), (b"0", 1 << 70)],
+    ids=["pax-minus-1024", "pax-minus-2^40", "gnu-longname-minus-513", "file-minus-1", "file-2^70"],
+)
+def test_attack_negative_tar_size_hangs_open(sides, tmp_path: Path, extract: Path, kind: bytes,
+                                            size: int) -> None:
+    """A header whose base-256 size is negative (or absurd) made the unpacker spin forever at 100% CPU,
+    leaving a staging folder and no audit entry. Now: one sentence, audited, nothing left, at once."""
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    tar = bytearray(_plaintext(c, sealed.path))
+    tar[124:136] = _base256(size)  # the first member's header
+    tar[156:157] = kind
+    _fix_checksum(tar, 0)
+    body = bytes(tar).rstrip(b"\0")  # without tar's record padding: a package of a few KB
+    body += b"\0" * (-len(body) % BLOCK + 2 * BLOCK)
+    hostile = _reseal(body, c.card.age_recipient, tmp_path / "hostile.age")
+    assert hostile.stat().st_size < 8192
+    _refused_and_audited(c, hostile, tmp_path / "in", "impossible size|not contain a valid archive|malformed")
+
+
+def test_attack_pax_header_of_digits_hangs_open(sides, tmp_path: Path, extract: Path) -> None:
+    """tarfile's PAX parser searches a header for `\\d+ hdrcharset=` in quadratic time over a run of
+    digits (64 KiB took ~5 s, 1 MiB ~20 min): extension headers are capped far below that."""
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    digits = b"1" * ((1 << 20) - 2 * BLOCK)  # under the old 1 MiB cap on extension headers
+    header = bytearray(tarfile.TarInfo("././@PaxHeader").tobuf(format=tarfile.USTAR_FORMAT))
+    header[124:136] = b"%011o\0" % len(digits)
+    header[156:157] = b"x"
+    _fix_checksum(header, 0)
+    tar = bytes(header) + digits + _plaintext(c, sealed.path)
+    hostile = _reseal(tar, c.card.age_recipient, tmp_path / "hostile.age")
+    _refused_and_audited(c, hostile, tmp_path / "in", "malformed extended headers", seconds=10)
+
+
+@pytest.fixture(scope="module")
+def target() -> Target:
+    return Target()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_attack_fuzzed_package_never_hangs_crashes_or_is_accepted(
+    target: Target, data: st.DataObject
+) -> None:
+    """Structure-aware mutations of a genuine signed package's tar (see tests/unpack_fuzz.py), each
+    encrypted to the recipient as a hostile sender could: refused with PathShare's own error and
+    nothing left behind, or — when only tar metadata PathShare ignores changed — opened with exactly
+    the signed content. Never a hang (5 s per case), a crash or a forged content."""
+
+    def pick(lo: int, hi: int) -> int:
+        return data.draw(st.integers(min_value=lo, max_value=hi))
+
+    mutant = mutate(target, pick)
+    outcome, detail = target.open(mutant, timeout=5.0)
+    assert outcome in OUTCOMES
+    assert outcome in ("refused", "same"), f"{outcome}: {detail}"
