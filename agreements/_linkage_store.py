@@ -201,7 +201,14 @@ def export_linkage_key(
     from agreements._identity import signing_key
 
     me = _our_fingerprint(vault)
-    recipient = pyrage.x25519.Recipient.from_str(party.age_recipient)
+    from agreements._partners import party_card
+    from agreements.errors import PartnerError
+
+    try:
+        card = party_card(vault, party, "send the linkage key to")
+    except PartnerError as exc:
+        raise AgreementError(str(exc)) from exc
+    recipient = pyrage.x25519.Recipient.from_str(card.age_recipient)
     doc = {
         "pathshare_linkage_key": KEY_FILE_FORMAT,
         "agreement_id": agreement.id,
@@ -250,7 +257,14 @@ def import_linkage_key(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
         sender = agreement.party(doc["from"])
         if sender is None or "provider" not in sender.roles:
             raise PackageRejected(f"{p} comes from {doc['from']}, which is not a provider of the agreement.")
-        if not verify_document(sender.signing_key, doc, signature):
+        from agreements._partners import party_card
+        from agreements.errors import PartnerError
+
+        try:
+            card = party_card(vault, sender, "accept a linkage key from")
+        except PartnerError as exc:
+            raise PackageRejected(str(exc)) from exc
+        if not verify_document(card.signing_key, doc, signature):
             raise PackageRejected(f"{p} is not signed by {sender.org}, or it was altered.")
         me = _our_fingerprint(vault)
         if doc["to"] != me:

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from agreements._agreement import Agreement
 from agreements._audit import utc_now
 from agreements._identity import our_card, signing_key
 from agreements._package import (
@@ -29,7 +30,7 @@ from agreements._package import (
     verify_destruction_certificate,
     verify_receipt,
 )
-from agreements._partners import find_partner, trusted_partner
+from agreements._partners import trusted_partner
 from agreements._signing import canonical_json
 from agreements._vault import Vault
 from agreements.errors import PackageRejected, PartnerError
@@ -99,17 +100,15 @@ _COLUMNS = (
 )
 
 
-def _recipient_names(vault: Vault, manifest: Manifest) -> list[str]:
-    """The manifest's age recipients as card fingerprints where we know the card (ourselves included)."""
-    ours = our_card(vault)
-    names = []
-    for recipient in manifest.recipients:
-        if recipient == ours.age_recipient:
-            names.append(ours.fingerprint())
-            continue
-        partner = find_partner(vault, age_recipient=recipient)
-        names.append(partner.fingerprint if partner is not None else recipient)
-    return names
+def _recipient_names(agreement: Agreement, manifest: Manifest) -> list[str]:
+    """The manifest's age recipients as the agreement's party fingerprints.
+
+    Named by the agreement, never by looking an age key up among all cards: a card that copied another
+    partner's age key must not have that partner's packages recorded against it. An age recipient the
+    agreement does not name (a package that should have been refused) is kept as it is.
+    """
+    by_key = {p.age_recipient: p.fingerprint for p in agreement.all_parties()}
+    return [by_key.get(recipient, recipient) for recipient in manifest.recipients]
 
 
 def _insert(conn: Any, manifest: Manifest, direction: str, location: Path, recipients: Sequence[str]) -> None:
@@ -133,9 +132,12 @@ def _insert(conn: Any, manifest: Manifest, direction: str, location: Path, recip
     )
 
 
-def record_sent(vault: Vault, manifest: Manifest, package_path: Path) -> PackageRecord:
-    """Record a package we sealed (and audit ``package.sealed``)."""
-    recipients = [r for r in _recipient_names(vault, manifest) if r != our_card(vault).fingerprint()]
+def record_sent(
+    vault: Vault, manifest: Manifest, package_path: Path, recipients: Sequence[str]
+) -> PackageRecord:
+    """Record a package we sealed for ``recipients`` — the fingerprints of the agreement's recipient
+    parties it was sealed for, ourselves excepted — and audit ``package.sealed``."""
+    recipients = list(recipients)
     with vault.transaction() as conn:
         _insert(conn, manifest, SENT, Path(package_path), recipients)
         vault.audit.append(
@@ -173,11 +175,12 @@ def check_not_replayed(vault: Vault, manifest: Manifest) -> None:
         )
 
 
-def record_received(vault: Vault, manifest: Manifest, out_dir: Path) -> PackageRecord:
-    """Record a package we opened (and audit ``package.opened``); PackageRejected if it is a replay."""
+def record_received(vault: Vault, manifest: Manifest, out_dir: Path, agreement: Agreement) -> PackageRecord:
+    """Record a package we opened under ``agreement`` (and audit ``package.opened``); PackageRejected if
+    it is a replay."""
     with vault.transaction() as conn:
         check_not_replayed(vault, manifest)
-        _insert(conn, manifest, RECEIVED, Path(out_dir), _recipient_names(vault, manifest))
+        _insert(conn, manifest, RECEIVED, Path(out_dir), _recipient_names(agreement, manifest))
         vault.audit.append(
             "package.opened",
             agreement=manifest.agreement_id,
@@ -272,10 +275,11 @@ def list_packages(vault: Vault, direction: str | None = None) -> list[PackageRec
 
 
 def _signer(vault: Vault, fingerprint: str, what: str) -> Any:
+    """The trusted partner that signed a receipt or certificate (PackageRejected naming it otherwise)."""
     try:
-        return trusted_partner(vault, fingerprint=fingerprint)
+        return trusted_partner(vault, fingerprint=fingerprint, purpose=f"accept a {what} from")
     except PartnerError as exc:
-        raise PackageRejected(f"The {what} is signed by {fingerprint}, not a trusted partner: {exc}") from exc
+        raise PackageRejected(str(exc)) from exc
 
 
 def _nonempty_str(value: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agreements._audit import utc_now
 from agreements._cards import Card, normalize_fingerprint
@@ -71,7 +72,13 @@ class ImportResult:
     message: str = ""
 
 
-_COLUMNS = "card, verified_at, revoked_at, imported"
+# Revocation is of keys, not of card bodies: a card is revoked when it, or any card sharing its signing
+# key or its age key, was revoked (the same keys re-signed under a new ``created`` date are still revoked).
+_COLUMNS = (
+    "card, verified_at, COALESCE(revoked_at, (SELECT MIN(r.revoked_at) FROM partners r "
+    "WHERE r.revoked_at IS NOT NULL AND (r.signing_key = partners.signing_key "
+    "OR r.age_recipient = partners.age_recipient))), imported"
+)
 
 
 def _partner(row: tuple) -> Partner:
@@ -119,6 +126,11 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
     if has_identity(vault) and our_card(vault).signing_key == card.signing_key:
         vault.audit.append("partner.import.refused", partner=fp, details={"reason": "our own card"})
         raise PartnerError("That is this organization's own card, not a partner's.")
+    refusal = _key_conflict(vault, card)
+    if refusal is not None:
+        reason, message = refusal
+        vault.audit.append("partner.import.refused", partner=fp, details={"reason": reason})
+        raise PartnerError(message)
     changed = [
         p
         for p in (
@@ -189,6 +201,54 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
     return ImportResult(partner, new=True, message=msg)
 
 
+def _key_conflict(vault: Vault, card: Card) -> tuple[str, str] | None:
+    """Why ``card`` may not be imported because of its keys, as (audit reason, sentence), or None.
+
+    A revoked key never comes back (whatever card carries it), and a key is one organization's: a card
+    carrying our age key, another partner's age key (under a different signing key) or another
+    organization's signing key would have packages, receipts and certificates recorded against the
+    wrong party.
+    """
+    from agreements._identity import has_identity, our_card
+
+    if has_identity(vault) and our_card(vault).age_recipient == card.age_recipient:
+        return "our age key", (
+            f"Refused the card for {card.org}: it carries this organization's own age key, "
+            "not one of its own."
+        )
+    rows = vault.db.execute(
+        f"SELECT {_COLUMNS}, revoked_at FROM partners WHERE signing_key = ? OR age_recipient = ?",
+        (card.signing_key, card.age_recipient),
+    ).fetchall()
+    # The same card again is not a conflict (import_card reports it as already known, with its status).
+    others = [(p, r[4]) for r in rows if (p := _partner(r[:4])).fingerprint != card.fingerprint()]
+    for other, own_revocation in others:
+        if own_revocation is not None or other.revoked:
+            which = "signing key" if other.card.signing_key == card.signing_key else "age key"
+            when = (other.revoked_at or "")[:10]
+            return f"revoked {which}", (
+                f"Refused the card for {card.org}: its {which} is the one on the card of {other.org} "
+                f"({other.fingerprint}) revoked on {when}, and a revoked key cannot come back on a new card."
+            )
+    for other, _ in others:
+        if other.card.signing_key != card.signing_key:
+            return "age key of another partner", (
+                f"Refused the card for {card.org}: its age key belongs to {other.org} ({other.fingerprint}), "
+                "so packages for one would be recorded against the other."
+            )
+        if not same_name(other.org, card.org):
+            return "signing key of another partner", (
+                f"Refused the card for {card.org}: its signing key belongs to {other.org} "
+                f"({other.fingerprint}); an organization that changes its name makes new keys."
+            )
+    return None
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two organization names are the same name (how names are compared everywhere)."""
+    return a.casefold() == b.casefold()
+
+
 def list_partners(vault: Vault) -> list[Partner]:
     """Every partner, by organization name."""
     rows = vault.db.execute(f"SELECT {_COLUMNS} FROM partners ORDER BY org COLLATE NOCASE, imported")
@@ -226,21 +286,68 @@ def find_partner(
 
 
 def trusted_partner(
-    vault: Vault, *, fingerprint: str | None = None, signing_key: str | None = None
+    vault: Vault,
+    *,
+    fingerprint: str | None = None,
+    signing_key: str | None = None,
+    purpose: str = "",
 ) -> Partner:
-    """The partner, if verified and not revoked; PartnerError saying why not otherwise."""
+    """The partner, if verified and not revoked (neither its card nor either of its keys); PartnerError
+    saying why not otherwise, in one sentence naming the organization.
+
+    This is the one check of a partner's standing: sealing, opening, receipts, certificates and linkage
+    keys all come here (through :func:`party_card` for an agreement's parties). ``purpose`` ("seal a
+    package for", "accept a receipt from", …) says what is refused.
+    """
     partner = find_partner(vault, fingerprint=fingerprint, signing_key=signing_key)
     label = fingerprint or "that key"
+    refused = f"Refused to {purpose} " if purpose else ""
     if partner is None:
+        if refused:
+            raise PartnerError(f"{refused}{label}: this vault holds no card with that fingerprint.")
         raise PartnerError(f"No partner with fingerprint {label} is known; import their card first.")
     if partner.revoked:
-        raise PartnerError(f"The partner {partner.org} ({partner.fingerprint}) was revoked.")
+        when = f" on {partner.revoked_at[:10]}" if partner.revoked_at else ""
+        if refused:
+            raise PartnerError(f"{refused}{partner.org}: its card ({partner.fingerprint}) was revoked{when}.")
+        raise PartnerError(f"The partner {partner.org} ({partner.fingerprint}) was revoked{when}.")
     if not partner.verified:
+        who = f"{refused}{partner.org}: its card" if refused else f"The partner {partner.org}"
         raise PartnerError(
-            f"The partner {partner.org} ({partner.fingerprint}) is not verified yet; confirm the fingerprint "
+            f"{who} ({partner.fingerprint}) is not verified yet; confirm the fingerprint "
             "with them and run `partner verify`."
         )
     return partner
+
+
+def party_card(vault: Vault, party: Any, purpose: str) -> Card:
+    """The card behind a party of an agreement: the one place an agreement's parties become keys.
+
+    ``party`` is an agreement party (``fingerprint``, ``org``, ``signing_key``, ``age_recipient``). It is
+    our own card, or a partner's that :func:`trusted_partner` accepts and whose keys are the party's;
+    PartnerError (one sentence naming the organization) otherwise.
+    """
+    from agreements._identity import our_card
+
+    me = our_card(vault)
+    if party.fingerprint == me.fingerprint():
+        card = me
+    else:
+        try:
+            card = trusted_partner(vault, fingerprint=party.fingerprint, purpose=purpose).card
+        except PartnerError as exc:
+            if find_partner(vault, fingerprint=party.fingerprint) is None:
+                raise PartnerError(
+                    f"Refused to {purpose} {party.org}: this vault holds no card with its fingerprint "
+                    f"{party.fingerprint}."
+                ) from exc
+            raise
+    if (card.signing_key, card.age_recipient) != (party.signing_key, party.age_recipient):
+        raise PartnerError(
+            f"Refused to {purpose} {card.org}: the agreement gives keys that differ from its card "
+            f"({card.fingerprint()})."
+        )
+    return card
 
 
 def _get(vault: Vault, fingerprint: str) -> Partner:
@@ -274,7 +381,10 @@ def verify_partner(vault: Vault, fingerprint: str) -> Partner:
 
 
 def revoke_partner(vault: Vault, fingerprint: str, reason: str = "") -> Partner:
-    """Revoke a partner's card (it can no longer join agreements or send packages); audited."""
+    """Revoke a partner's card and its keys; audited.
+
+    Nothing is sealed for it, opened from it or accepted from it (receipts, certificates, linkage keys)
+    afterwards, and no card carrying its signing key or age key can be imported again."""
     partner = _get(vault, fingerprint)
     if partner.revoked:
         return partner

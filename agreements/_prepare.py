@@ -322,6 +322,10 @@ def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agre
             f"This organization is not a provider in agreement {agreement.id} ({agreement.title}); "
             "only providers may send data under it."
         )
+    from agreements._partners import party_card
+
+    for party in agreement.recipients():  # a revoked recipient is refused before any work is done
+        party_card(vault, party, "seal a package for")
     return agreement
 
 

@@ -36,7 +36,7 @@ from agreements._package_store import (
     record_rejected,
     record_sent,
 )
-from agreements._partners import Partner, find_partner
+from agreements._partners import Partner, find_partner, party_card, trusted_partner
 from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected, PartnerError
@@ -104,10 +104,14 @@ def seal_for_agreement(
                 f"This organization is not a provider in agreement {agreement.id} ({agreement.title}); "
                 "only providers may send data under it."
             )
-        recipients = [p.age_recipient for p in agreement.recipients()]
-        if not recipients:
+        if not agreement.recipients():
             raise AgreementError(f"Agreement {agreement.id} names no recipient to seal for.")
-    except AgreementError as exc:
+        # Keys come from the cards this vault trusts, through the one check of revocation.
+        recipients = [
+            party_card(vault, p, "seal a package for").age_recipient for p in agreement.recipients()
+        ]
+        parties = [p for p in agreement.recipients() if p.fingerprint != me.fingerprint()]
+    except (AgreementError, PartnerError) as exc:
         vault.audit.append("package.seal_refused", agreement=agreement_id, details={"reason": str(exc)})
         raise
     step(0.05, "sealing the package")
@@ -144,7 +148,7 @@ def seal_for_agreement(
             )
         raise
     step(0.95, "recording the package")
-    record = record_sent(vault, manifest, Path(out))
+    record = record_sent(vault, manifest, Path(out), [p.fingerprint for p in parties])
     step(1.0, "sealed")
     return SealedPackage(manifest=manifest, agreement=agreement, path=Path(out), record=record)
 
@@ -164,14 +168,10 @@ def _sender(vault: Vault, manifest: Manifest) -> Partner:
             f"The package is signed by {manifest.sender_fingerprint}, a partner this vault does not know; "
             "import their card and verify it first."
         )
-    if partner.revoked:
-        raise PackageRejected(f"The package is signed by {partner.org}, whose card was revoked.")
-    if not partner.verified:
-        raise PackageRejected(
-            f"The package is signed by {partner.org}, whose card is not verified yet; confirm the "
-            f"fingerprint {partner.fingerprint} with them and run `pathshare partner verify`."
-        )
-    return partner
+    try:
+        return trusted_partner(vault, fingerprint=partner.fingerprint, purpose="open a package from")
+    except PartnerError as exc:
+        raise PackageRejected(str(exc)) from exc
 
 
 def _agreement_for(vault: Vault, manifest: Manifest, sender: Partner, today: date | None) -> Agreement:
@@ -208,6 +208,11 @@ def _agreement_for(vault: Vault, manifest: Manifest, sender: Partner, today: dat
         raise PackageRejected(f"The package was sealed under another version of agreement {agreement.id}.")
     if sender.fingerprint not in {p.fingerprint for p in agreement.providers()}:
         raise PackageRejected(f"{sender.org} is not a provider in agreement {agreement.id}.")
+    party = agreement.party(sender.fingerprint)
+    try:
+        party_card(vault, party, "open a package from")
+    except PartnerError as exc:
+        raise PackageRejected(str(exc)) from exc
     return agreement
 
 
@@ -303,7 +308,7 @@ def open_received(
         raise
     manifest, sender, agreement = opened.manifest, seen["sender"], seen["agreement"]
     step(0.95, "recording the package")
-    record_received(vault, manifest, Path(out_dir))
+    record_received(vault, manifest, Path(out_dir), agreement)
     warnings: list[str] = []
     seq, head = manifest.audit_head
     verdict = hold_partner_head(

@@ -15,14 +15,6 @@ from agreements._audit import _posix_account_name, _windows_account_name, os_acc
 PASS = "correct horse battery staple"
 
 
-@pytest.fixture(autouse=True)
-def cheap_kdf(monkeypatch):
-    """Fewer SQLCipher KDF iterations for speed (tests/test_vault.py covers the real KDF)."""
-    import agreements._vault as vault_module
-
-    monkeypatch.setattr(vault_module, "_TEST_KDF_ITER", 1000)
-
-
 # ------------------------------------------------------------------ 14: the audit actor from the OS
 
 
@@ -150,3 +142,240 @@ def test_strong_passphrase_still_accepted_with_the_name_known(tmp_path):
         user_inputs=("Riverbend Community College", "ir@riverbend.example"),
     )
     vault.close()
+
+
+# ------------------------------------------------------------------ 4, 5, 6: revoked and hijacked keys
+
+
+@pytest.fixture
+def extract(tmp_path):
+    src = tmp_path / "students.csv"
+    src.write_text("student_code,birth_year\nA1,2008\nB2,2009\n", encoding="utf-8")
+    return src
+
+
+def _seal(org, agreement_id, extract, out):
+    from agreements._workflows import seal_for_agreement
+
+    return seal_for_agreement(org.vault, agreement_id, [("students.csv", extract, 2)], {"rows_out": 2}, out)
+
+
+def _card_from(vault, **changes):
+    """A card self-signed with ``vault``'s signing key: its own fields, with ``changes``."""
+    from datetime import UTC, datetime
+
+    from agreements._cards import make_card
+    from agreements._identity import our_card, signing_key
+
+    card = our_card(vault)
+    fields = {
+        "org": card.org,
+        "kind": card.kind,
+        "contact": card.contact,
+        "age_recipient": card.age_recipient,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    } | changes
+    return make_card(signing_key(vault), **fields)
+
+
+def test_attack_revoked_partner_receives_new_package(sides, tmp_path, extract):
+    """After `partner revoke … --reason "age key compromised"`, nothing is sealed to that key."""
+    from agreements import PartnerError
+    from agreements._partners import revoke_partner
+
+    d, c, agreement_id = sides
+    revoke_partner(d.vault, c.fp, reason="age key compromised")
+    out = tmp_path / "p.age"
+    with pytest.raises(PartnerError) as caught:
+        _seal(d, agreement_id, extract, out)
+    message = str(caught.value)
+    assert "Riverbend Community College" in message and "revoked" in message
+    assert message.count(". ") == 0 and message.endswith(".")  # one sentence
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(("p.age", ".p.age"))]
+    assert d.last() == "package.seal_refused"
+
+
+def test_attack_revoked_partner_receives_new_package_by_cli_prepare(tmp_path, run_cli, monkeypatch):
+    """The same attack on the command line, `prepare` after `partner revoke`, against the demo's vaults."""
+    from agreements._demo import run_demo
+
+    passphrase = "correct horse battery staple 42"
+    work = tmp_path / "demo"
+    run_demo(work, rows=300, passphrase=passphrase, say=lambda _line: None)
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", passphrase)
+    vault = Vault.open(work / "district.vault", passphrase)
+    try:
+        agreement_id = vault.db.execute("SELECT id FROM agreements LIMIT 1").fetchone()[0]
+        college = vault.db.execute("SELECT fingerprint FROM partners").fetchone()[0]
+    finally:
+        vault.close()
+    code, _out, err = run_cli(
+        "--vault", work / "district.vault", "partner", "revoke", college, "--reason", "age key compromised"
+    )
+    assert code == 0, err
+    out = tmp_path / "again.age"
+    code, _out, err = run_cli(
+        "--vault", work / "district.vault", "prepare", work / "district-extract.csv",
+        "--agreement", agreement_id, "--out", out,
+    )  # fmt: skip
+    assert code == 1 and "Riverbend Community College" in err and "revoked" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_attack_package_from_revoked_partner_is_opened(sides, tmp_path, extract):
+    from agreements import PackageRejected
+    from agreements._partners import revoke_partner
+    from agreements._workflows import open_received
+
+    d, c, agreement_id = sides
+    sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")
+    revoke_partner(c.vault, d.fp, reason="signing key stolen")
+    with pytest.raises(PackageRejected, match=r"Lakeview Unified School District.*revoked"):
+        open_received(c.vault, sealed.path, tmp_path / "inbox")
+    assert not (tmp_path / "inbox").exists()
+    assert c.last() == "package.rejected"
+
+
+def test_attack_receipt_and_certificate_from_revoked_partner_are_accepted(sides, tmp_path, extract):
+    from agreements import PackageRejected
+    from agreements._package_store import SENT, get_package
+    from agreements._partners import revoke_partner
+    from agreements._workflows import destroy, import_certificate_file, import_receipt_file, open_received
+
+    d, c, agreement_id = sides
+    sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")
+    open_received(c.vault, sealed.path, tmp_path / "inbox", receipt=tmp_path / "receipt.json")
+    destroy(c.vault, sealed.manifest.package_id, tmp_path / "certificate.json")
+    revoke_partner(d.vault, c.fp, reason="age key compromised")
+    with pytest.raises(PackageRejected, match=r"receipt from Riverbend Community College.*revoked"):
+        import_receipt_file(d.vault, tmp_path / "receipt.json")
+    assert d.last() == "package.receipt_rejected"
+    with pytest.raises(PackageRejected, match=r"certificate from Riverbend Community College.*revoked"):
+        import_certificate_file(d.vault, tmp_path / "certificate.json")
+    assert d.last() == "package.certificate_rejected"
+    record = get_package(d.vault, sealed.manifest.package_id, SENT)
+    assert record.delivered_to == () and record.destroyed_by == () and not record.closed
+
+
+def test_attack_revoked_key_returns_as_new_card(sides):
+    """The revoked keys re-signed with a new `created` date: a new fingerprint, same keys — refused."""
+    from agreements import PartnerError
+    from agreements._partners import find_partner, import_card, revoke_partner
+
+    d, c, _ = sides
+    revoke_partner(d.vault, c.fp, reason="age key compromised")
+    again = _card_from(c.vault)
+    assert again.fingerprint() != c.fp
+    with pytest.raises(PartnerError, match=r"Riverbend Community College.*revoked"):
+        import_card(d.vault, again, verified=True)
+    assert d.last() == "partner.import.refused"
+    assert find_partner(d.vault, fingerprint=again.fingerprint()) is None
+
+
+def test_attack_revoked_age_key_returns_under_a_new_signing_key(sides, tmp_path):
+    """Only the age key is reused (a fresh signing key): revocation of the age key still holds."""
+    from agreements import PartnerError
+    from agreements._partners import import_card, revoke_partner
+
+    d, c, _ = sides
+    revoke_partner(d.vault, c.fp, reason="age key compromised")
+    fresh = Vault.create(tmp_path / "fresh.vault", PASS)
+    try:
+        create_identity(fresh, "Riverbend Community College", "college", "ir@riverbend.example")
+        card = _card_from(fresh, age_recipient=c.card.age_recipient)
+    finally:
+        fresh.close()
+    with pytest.raises(PartnerError, match=r"age key.*revoked"):
+        import_card(d.vault, card)
+
+
+def test_attack_twin_card_imported_before_the_revocation_still_receives(sides, tmp_path, extract):
+    """A second card with the same keys, already in the vault when the first is revoked, is revoked too."""
+    from agreements import PartnerError
+    from agreements._partners import find_partner, import_card, revoke_partner
+
+    d, c, agreement_id = sides
+    twin = _card_from(c.vault, contact="new-ir@riverbend.example")
+    import_card(d.vault, twin, verified=True)
+    revoke_partner(d.vault, c.fp, reason="age key compromised")
+    assert find_partner(d.vault, fingerprint=twin.fingerprint()).revoked
+    with pytest.raises(PartnerError, match="revoked"):
+        _seal(d, agreement_id, extract, tmp_path / "p.age")
+
+
+def test_attack_card_hijacks_another_partners_age_key(sides, tmp_path):
+    """An impostor's card carrying the college's public age key (under the impostor's own signing key)."""
+    from agreements import PartnerError
+    from agreements._partners import find_partner, import_card
+
+    d, c, _ = sides
+    evil = Vault.create(tmp_path / "evil.vault", PASS)
+    try:
+        create_identity(evil, "Evil Employer", "employer", "x@evil.example")
+        hijack = _card_from(evil, age_recipient=c.card.age_recipient)
+        ours = _card_from(evil, age_recipient=d.card.age_recipient)
+    finally:
+        evil.close()
+    with pytest.raises(PartnerError, match="age key belongs to Riverbend Community College"):
+        import_card(d.vault, hijack)
+    assert d.last() == "partner.import.refused"
+    assert find_partner(d.vault, fingerprint=hijack.fingerprint()) is None
+    with pytest.raises(PartnerError, match="this organization's own age key"):
+        import_card(d.vault, ours)
+
+
+def test_attack_card_hijacks_another_partners_signing_key(sides):
+    """The college's signing key on a card naming another organization."""
+    from agreements import PartnerError
+    from agreements._partners import import_card
+
+    d, c, _ = sides
+    renamed = _card_from(c.vault, org="Lakeview Adult School")
+    with pytest.raises(PartnerError, match="signing key belongs to Riverbend Community College"):
+        import_card(d.vault, renamed)
+
+
+def test_attack_hijacking_card_in_the_vault_takes_over_receipts_and_certificates(sides, tmp_path, extract):
+    """A hijacking card that got into a vault before the import check (an older PathShare) no longer
+    captures the college's packages: recipients are recorded by the agreement's party fingerprints, the
+    college's receipt is accepted and the impostor's certificate refused."""
+    from agreements import PackageRejected
+    from agreements._package import make_destruction_certificate
+    from agreements._package_store import SENT, get_package, import_destruction_certificate
+    from agreements._workflows import import_receipt_file, open_received
+
+    d, c, agreement_id = sides
+    evil = Vault.create(tmp_path / "evil.vault", PASS)
+    try:
+        create_identity(evil, "Evil Employer", "employer", "x@evil.example")
+        hijack = _card_from(evil, age_recipient=c.card.age_recipient)
+        from agreements._identity import signing_key
+
+        evil_key = signing_key(evil)
+    finally:
+        evil.close()
+    # Planted the way an older PathShare imported it (verified, newest): straight into the table.
+    with d.vault.transaction() as conn:
+        conn.execute(
+            "INSERT INTO partners(fingerprint, org, kind, signing_key, age_recipient, card, imported, "
+            "verified_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (hijack.fingerprint(), hijack.org, hijack.kind, hijack.signing_key, hijack.age_recipient,
+             hijack.to_json(), "2099-01-01T00:00:00Z", "2099-01-01T00:00:00Z"),
+        )  # fmt: skip
+    sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")
+    assert sealed.record.recipients == (c.fp,)
+    open_received(c.vault, sealed.path, tmp_path / "inbox", receipt=tmp_path / "receipt.json")
+    import_receipt_file(d.vault, tmp_path / "receipt.json")
+    forged = make_destruction_certificate(
+        package_id=sealed.manifest.package_id,
+        manifest_hash=sealed.manifest.hash,
+        agreement_id=agreement_id,
+        recipient_key=evil_key,
+        recipient_fingerprint=hijack.fingerprint(),
+        method="deleted",
+        statement="All gone.",
+    )
+    with pytest.raises(PackageRejected, match="Evil Employer is not a recipient"):
+        import_destruction_certificate(d.vault, forged)
+    record = get_package(d.vault, sealed.manifest.package_id, SENT)
+    assert record.delivered_to == (c.fp,) and record.destroyed_by == () and not record.closed

@@ -46,7 +46,7 @@ def _send(d: Org, c: Org, agreement_id: str, tmp_path: Path) -> tuple[Manifest, 
         audit_head=d.vault.audit.head(),
         out=pkg,
     )
-    record_sent(d.vault, manifest, pkg)
+    record_sent(d.vault, manifest, pkg, [c.fp])
     return manifest, pkg
 
 
@@ -58,7 +58,9 @@ def _receive(c: Org, pkg: Path, out: Path) -> Manifest:
         verify_sender=c.verify_sender,
         check_manifest=lambda m: check_not_replayed(c.vault, m),
     )
-    record_received(c.vault, opened.manifest, out)
+    from agreements._agreement_store import require_in_force
+
+    record_received(c.vault, opened.manifest, out, require_in_force(c.vault, opened.manifest.agreement_id))
     return opened.manifest
 
 
@@ -123,7 +125,7 @@ def test_forged_or_misdirected_receipts_and_certificates_are_refused(sides, tmp_
     with pytest.raises(PackageRejected, match="no record of a package pkg-unknown"):
         import_receipt(d.vault, make_receipt(other, signing_key(c.vault), c.fp))
     # A receipt by someone who is not a partner at all.
-    with pytest.raises(PackageRejected, match="not a trusted partner"):
+    with pytest.raises(PackageRejected, match="holds no card"):
         import_receipt(d.vault, make_receipt(manifest, signing_key(c.vault), "AAAAA-BBBBB-CCCCC-DDDDD"))
     with pytest.raises(PackageRejected, match="malformed"):
         import_receipt(d.vault, ["not", "a", "receipt"])
