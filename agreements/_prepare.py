@@ -59,6 +59,15 @@ class PreparedPackage:
         carried = self.input_columns_carried
         return max(0, self.input_columns - (len(self.columns) if carried is None else carried))
 
+    def _redaction_text(self) -> str:
+        from deid import describe_kinds
+
+        redacted = describe_kinds(getattr(self.report, "redacted_by_kind", None) or {})
+        found = describe_kinds(getattr(self.report, "residual_by_kind", None) or {})
+        where = f"redacted from the notes: {redacted}; " if redacted else ""
+        after = f"found afterwards: {found}." if found else "no identifying text was found in the output."
+        return where + after
+
     def _roster_text(self) -> str:
         cols = getattr(self.report, "roster_columns", None) or {}
         headers = list(dict.fromkeys(h for group in cols.values() for h in group))
@@ -93,7 +102,7 @@ class PreparedPackage:
             f"{', '.join(self.columns)}.\n"
             f"Not included: {self._left_out()} of the extract's {self.input_columns} "
             f"columns (names, IDs, contact details and anything else the agreement does not list).\n"
-            f"Privacy check: {k_text}; no identifying text was found in the output.\n"
+            f"Privacy check: {k_text}; {self._redaction_text()}\n"
             f"{self._roster_text()}"
             f"Recipients must destroy it by {deadline}."
         )
@@ -350,17 +359,36 @@ def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) ->
         )
     findings = report.residual_findings
     if findings or report.residual_findings_total:
-        first = findings[0] if findings else None
-        where = (
-            f" (first: {first.kind} in column {first.column}, data row {first.row} of the extract)"
-            if first
-            else ""
-        )
         total = report.residual_findings_total or len(findings)
         raise CheckFailed(
-            f"The residual scan found {total} piece(s) of identifying text in the output{where}; "
-            "nothing was sealed."
+            f"The residual scan found {total:,} piece(s) of identifying text in the output: "
+            f"{_where(findings)}; nothing was sealed."
         )
+    unchecked = list(getattr(report, "text_unchecked", None) or [])
+    if unchecked:
+        raise CheckFailed(
+            f"The notes in {', '.join(unchecked)} cannot be checked for the students' own names: the "
+            "extract has no column of people's names (include them; they are never sent); nothing was "
+            "sealed."
+        )
+
+
+_ROWS_NAMED = 10  # row numbers named per kind and column in a refusal
+
+
+def _where(findings: list[Any]) -> str:
+    """"PERSON in column notes, data rows 3, 17 and 40 of the extract; …" — kinds, columns and row
+    numbers (the extract's data rows), never the text found."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for f in findings:
+        groups.setdefault((f.kind, f.column), []).append(int(f.row))
+    parts = []
+    for (kind, column), rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        rows = sorted(set(rows))
+        shown = ", ".join(str(r) for r in rows[:_ROWS_NAMED])
+        more = f" and {len(rows) - _ROWS_NAMED:,} more" if len(rows) > _ROWS_NAMED else ""
+        parts.append(f"{kind} in column {column}, data row{'s' if len(rows) > 1 else ''} {shown}{more}")
+    return ("; ".join(parts) + " of the extract") if parts else "rows not listed"
 
 
 def _seal_table(

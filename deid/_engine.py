@@ -199,6 +199,7 @@ def _run(
             treatment=rule.treatment,
             cells_changed=_changed(source, result),
             quasi_identifier=rule.quasi_identifier,
+            redacted_by_kind=dict(getattr(treatment, "redacted_by_kind", None) or {}),
         )
         done[i] = (name, result, report_row)
         flag = flags.get(rule.source)
@@ -253,6 +254,7 @@ def _run(
     t3 = time.perf_counter()
     step(0.8, "scanning the output for identifying text")
     redacted = {c.name for c in col_reports if c.treatment == "redact_text"}
+    residual_by_kind: dict[str, int] = {}
     findings, by_column, sampled = residual_scan(
         output,
         ctx.scanner if text_outputs else None,
@@ -263,7 +265,21 @@ def _run(
         # written by PathShare in fixed shapes: only columns that carry input values as they were
         # can hold an SSN, an e-mail, a phone number or a roster ID or name
         raw_columns={c.name for c in col_reports if c.treatment in ("keep", "recode_rare")},
+        by_kind=residual_by_kind,
     )
+    # Without a column of people's names the scanner cannot tell a student's own name in a note from
+    # an ordinary word: say so, and the seal gate refuses such free text.
+    unchecked = sorted(text_outputs) if text_outputs and not roster.columns.names else []
+    if unchecked:
+        warnings.append(
+            f"the free text in {', '.join(unchecked)} could not be checked for the students' and "
+            "guardians' own names, because no column of the input holds people's names (include the "
+            "name columns in the extract: the policy drops them, and they make the check possible)"
+        )
+    redacted_by_kind: dict[str, int] = {}
+    for c in col_reports:
+        for kind, count in c.redacted_by_kind.items():
+            redacted_by_kind[kind] = redacted_by_kind.get(kind, 0) + count
     for name, (k, n_rows) in sampled.items():
         notes.append(
             f"the residual scan re-checked {k:,} evenly spaced rows of the {n_rows:,} in '{name}' (the "
@@ -287,6 +303,9 @@ def _run(
         residual_findings=findings,
         residual_findings_total=sum(by_column.values()),
         residual_findings_by_column=by_column,
+        residual_by_kind=residual_by_kind,
+        redacted_by_kind=redacted_by_kind,
+        text_unchecked=unchecked,
         rows_fully_suppressed=risk.rows_fully_suppressed,
         rows_with_empty_qi=risk.rows_with_empty_qi,
         records_at_risk_before=risk.records_at_risk_before,
@@ -607,6 +626,7 @@ def residual_scan(
     raw_columns: set[str] | None = None,
     sample_rows: int | None = None,
     limit: int = RESIDUAL_LIMIT,
+    by_kind: dict[str, int] | None = None,
 ) -> tuple[list[ResidualFinding], dict[str, int], dict[str, tuple[int, int]]]:
     """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
     free-text columns, and whole-cell checks (SSN, e-mail, phone, a roster ID, a column of roster
@@ -616,8 +636,10 @@ def residual_scan(
     catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
     spaced rows (default :data:`RESCAN_SAMPLE_ROWS`). Returns up to ``limit`` findings (column,
     1-based row, kind) per column, the count of findings per column, and {column: (rows scanned,
-    rows)} for the sampled columns.
+    rows)} for the sampled columns; ``by_kind``, when given, receives the count of every finding per
+    kind.
     """
+    kinds_seen: dict[str, int] = {} if by_kind is None else by_kind
     findings: list[ResidualFinding] = []
     total = 0
     sampled: dict[str, tuple[int, int]] = {}
@@ -634,6 +656,8 @@ def residual_scan(
                 col = col.take(pa.array(rows))
                 sampled[name] = (len(rows), output.num_rows)
             found = scanner().find(col)
+            for f in found:
+                kinds_seen[f.kind] = kinds_seen.get(f.kind, 0) + 1
             total += len(found)
             by_column[name] = by_column.get(name, 0) + len(found)
             for f in found[:limit]:
@@ -665,6 +689,8 @@ def residual_scan(
         for kind, mask in checks:
             hit_rows = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
             total += len(hit_rows)
+            if len(hit_rows):
+                kinds_seen[kind] = kinds_seen.get(kind, 0) + len(hit_rows)
             if len(hit_rows):
                 by_column[name] = by_column.get(name, 0) + len(hit_rows)
             listed = sum(1 for f in findings if f.column == name)

@@ -29,6 +29,7 @@ class ColumnReport:
     cells_changed: int
     quasi_identifier: bool = False
     suppressed_cells: int = 0
+    redacted_by_kind: dict[str, int] = field(default_factory=dict)  # redact_text: pieces replaced per kind
 
 
 @dataclass
@@ -60,6 +61,12 @@ class DeidReport:
     residual_findings: list[ResidualFinding]
     residual_findings_total: int = 0
     residual_findings_by_column: dict[str, int] = field(default_factory=dict)
+    # per kind (PERSON, PHONE_NUMBER, …): what redaction replaced, and what the residual scan still found
+    redacted_by_kind: dict[str, int] = field(default_factory=dict)
+    residual_by_kind: dict[str, int] = field(default_factory=dict)
+    # free-text output columns the scan could not check for the rows' own names (no name column in the
+    # input): the seal gate refuses them
+    text_unchecked: list[str] = field(default_factory=list)
     rows_fully_suppressed: int = 0
     rows_with_empty_qi: int = 0
     records_at_risk_before: int = 0
@@ -114,9 +121,9 @@ class DeidReport:
 
     @property
     def clean(self) -> bool:
-        """True when the residual scan found nothing and k holds."""
+        """True when the residual scan found nothing, could check every free-text column, and k holds."""
         k_ok = self.k_achieved is None or self.k_achieved >= self.k_required
-        return self.residual_findings_total == 0 and k_ok
+        return self.residual_findings_total == 0 and not self.text_unchecked and k_ok
 
     def summary(self) -> str:
         """Plain-language sentences for the person running the job."""
@@ -156,12 +163,18 @@ class DeidReport:
                 "Free text was searched for the names, IDs, e-mail addresses and phone numbers in "
                 f"these columns of the input: {_describe_roster(self.roster_columns)}."
             )
+        if any(c.treatment == "redact_text" for c in self.columns):
+            parts.append(f"Redacted from free text: {describe_kinds(self.redacted_by_kind) or 'nothing'}.")
         if self.residual_findings_total:
-            cols = sorted(self.residual_findings_by_column or {f.column for f in self.residual_findings})
+            by_column = {c for c, n in (self.residual_findings_by_column or {}).items() if n}
+            cols = sorted(by_column or {f.column for f in self.residual_findings})
+            kinds = describe_kinds(self.residual_by_kind)
             parts.append(
                 f"WARNING: {self.residual_findings_total:,} possible identifier"
-                f"{_s(self.residual_findings_total)} remain in the output (column{_s(len(cols))} "
-                f"{', '.join(cols)}); review them before sharing — prepare will refuse to seal it."
+                f"{_s(self.residual_findings_total)} remain in the output"
+                + (f" ({kinds})" if kinds else "")
+                + f" in column{_s(len(cols))} {', '.join(cols)}; review them before sharing — prepare "
+                "will refuse to seal it."
             )
         else:
             parts.append("No identifying text found in the output.")
@@ -170,6 +183,38 @@ class DeidReport:
         for n in self.notes:
             parts.append(f"Note: {n}.")
         return "\n".join(parts)
+
+
+# What each scanner kind is, in the clerk's words (a kind not listed is shown in lower case).
+KIND_WORDS = {
+    "PERSON": ("name", "names"),
+    "EMAIL_ADDRESS": ("e-mail address", "e-mail addresses"),
+    "PHONE_NUMBER": ("phone number", "phone numbers"),
+    "US_SSN": ("Social Security number", "Social Security numbers"),
+    "US_ITIN": ("taxpayer ID (ITIN)", "taxpayer IDs (ITIN)"),
+    "CREDIT_CARD": ("card number", "card numbers"),
+    "IP_ADDRESS": ("IP address", "IP addresses"),
+    "URL": ("web address", "web addresses"),
+    "STUDENT_ID": ("student ID", "student IDs"),
+    "ID_NUMBER": ("other ID number", "other ID numbers"),
+    "DATE_OF_BIRTH": ("date of birth", "dates of birth"),
+    "MAC_ADDRESS": ("device (MAC) address", "device (MAC) addresses"),
+    "IBAN_CODE": ("bank account number (IBAN)", "bank account numbers (IBAN)"),
+    "LOCATION": ("street address", "street addresses"),
+    "ADDRESS": ("street address", "street addresses"),
+    "STREET_ADDRESS": ("street address", "street addresses"),
+}
+
+
+def describe_kinds(counts: dict[str, int]) -> str:
+    """{"PERSON": 12, "PHONE_NUMBER": 1} → "12 names, 1 phone number" (most first; "" when empty)."""
+    parts = []
+    for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if n <= 0:
+            continue
+        one, many = KIND_WORDS.get(kind, (kind.lower().replace("_", " "),) * 2)
+        parts.append(f"{n:,} {one if n == 1 else many}")
+    return ", ".join(parts)
 
 
 def _describe_roster(columns: dict[str, list[str]]) -> str:

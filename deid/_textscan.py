@@ -435,6 +435,26 @@ class TextScanner:
             changed += n
         return pa.chunked_array(out, type=_text_type(column)), changed
 
+    def redact_counted(
+        self, column: pa.Array | pa.ChunkedArray
+    ) -> tuple[pa.ChunkedArray, int, dict[str, int]]:
+        """:meth:`redact`, and how many pieces of each kind were replaced ({kind: count}, for reports)."""
+        out: list[pa.Array] = []
+        changed = 0
+        counts = np.zeros(len(KINDS), dtype=np.int64)
+        aligned = len(column) == self._row_count
+        base = 0
+        for batch in _batches(column):
+            redacted, n, found = self._scan(
+                batch, base if aligned else -1, want_redacted=True, want_findings=True
+            )
+            base += len(batch)
+            out.append(redacted)
+            changed += n
+            counts += np.bincount(found[1].astype(np.int64), minlength=len(KINDS))[: len(KINDS)]
+        by_kind = {KINDS[i]: int(c) for i, c in enumerate(counts) if c}
+        return pa.chunked_array(out, type=_text_type(column)), changed, by_kind
+
     def find(self, column: pa.Array | pa.ChunkedArray, limit: int | None = None) -> list[Finding]:
         """Every finding in the column (row, kind, character offsets), in row order; at most ``limit``."""
         findings: list[Finding] = []

@@ -633,10 +633,11 @@ class RedactText(Treatment):
     typed placeholder such as ``<PERSON>``."""
 
     name = "redact_text"
+    redacted_by_kind: dict[str, int]  # pieces replaced, per scanner kind (set by apply; for the report)
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
         col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
-        redacted, _changed = ctx.scanner().redact(col)
+        redacted, _changed, self.redacted_by_kind = ctx.scanner().redact_counted(col)
         return redacted
 
 

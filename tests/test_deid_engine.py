@@ -565,5 +565,6 @@ def test_report_round_trips_through_json(tmp_path):
         "cells_changed": 0,
         "quasi_identifier": True,
         "suppressed_cells": 1,
+        "redacted_by_kind": {},
     }
     assert data["policy"]["k"] == 3 and data["pathshare_report"] == 1

@@ -151,11 +151,14 @@ def test_date_shift_is_per_student_and_bounded():
 
 def test_redact_text_uses_the_scanner():
     class FakeScanner:
-        def redact(self, column):
-            return pa.chunked_array([pa.array(["<PERSON>" if v else v for v in column.to_pylist()])]), 1
+        def redact_counted(self, column):
+            out = pa.chunked_array([pa.array(["<PERSON>" if v else v for v in column.to_pylist()])])
+            return out, 1, {"PERSON": 1}
 
     rule = ColumnRule("Notes", "redact_text")
     t = pa.table({"Notes": ["Maria", None]})
     ctx = TreatmentContext(table=t, scanner_factory=FakeScanner)
-    out = make_treatment(rule).fit_apply(t.column("Notes"), ctx)
+    treatment = make_treatment(rule)
+    out = treatment.fit_apply(t.column("Notes"), ctx)
     assert out.to_pylist() == ["<PERSON>", None]
+    assert treatment.redacted_by_kind == {"PERSON": 1}  # what the report's per-kind counts come from

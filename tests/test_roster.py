@@ -8,6 +8,7 @@ import csv
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
@@ -16,7 +17,7 @@ from agreements import Vault
 from agreements._demo import run_demo
 from agreements._prepare import _release_secret, deidentify_for_agreement
 from deid import Policy, Roster, TextScanner, deidentify, roster_columns
-from deid.errors import PolicyError
+from deid.errors import CheckFailed, PolicyError
 
 PASS = "correct horse battery staple 42"
 DEMO_ROWS = 2000
@@ -123,6 +124,10 @@ def test_agreement_paths_feed_dropped_and_unmapped_columns_and_say_so(demo: Path
     # what leaves (the sealed report) does not describe the sender's extract beyond what it releases
     shipped = json.loads((demo / "inbox" / "report.json").read_text(encoding="utf-8"))
     assert "roster_columns" not in shipped
+    # per-kind counts travel (counts only): what was redacted, and that nothing was found afterwards
+    assert shipped["redacted_by_kind"]["PERSON"] > 500 and shipped["redacted_by_kind"]["PHONE_NUMBER"] > 0
+    assert shipped["residual_by_kind"] == {} and shipped["text_unchecked"] == []
+    assert report.redacted_by_kind["PERSON"] > 500 and report.residual_by_kind == {}
     assert "Guardian Name" not in json.dumps(shipped)
 
 
@@ -219,3 +224,132 @@ def test_roster_emails_and_phones_are_caught_whatever_their_shape():
     assert after[0] == "Mom wrote from <EMAIL_ADDRESS> about the form."
     assert after[1] == "Dad's number is <PHONE_NUMBER> (cell)."
     assert after[2] == notes[2].as_py()  # an address not on the roster stays a pattern question
+
+
+# --- the residual gate and the report's per-kind counts ------------------------------------------
+
+NOTES = [
+    "Spoke with Dolores Castellanos at 626-555-0142 about Xiomara.",
+    "Xiomara emailed xiomara.castellanos@gmail.com; SSID 1234567890 on file.",
+    "Nothing to add.",
+]
+COMMENTS = [
+    "Dolores Castellanos will pick her up.",
+    "Write to xiomara.castellanos@gmail.com.",
+    "Fine.",
+]
+
+
+def _two_text_columns() -> pa.Table:
+    return pa.table(
+        {
+            "SSID": ["1234567890", "1234567891", "1234567892"],
+            "First Name": ["Xiomara", "Bartholomew", "Guadalupe"],
+            "Last Name": ["Castellanos", "Okonkwo", "Vasquez"],
+            "Guardian Name": ["Dolores Castellanos", "Ifeoma Okonkwo", "Rafael Vasquez"],
+            "Notes": NOTES,
+            "Comments": COMMENTS,
+        }
+    )
+
+
+def _notes_redacted_comments_kept() -> Policy:
+    return Policy.from_dict(
+        {
+            "pathshare_policy": 1,
+            "k": 1,
+            "drop_unlisted": True,
+            "columns": {
+                "Notes": {"treatment": "redact_text"},
+                "Comments": {"treatment": "keep"},
+            },
+        }
+    )
+
+
+def test_report_counts_what_was_redacted_and_what_was_found_afterwards_per_kind():
+    table = _two_text_columns()
+    out, report = deidentify(table, _notes_redacted_comments_kept())
+    assert out.column("Notes").to_pylist()[0] == "Spoke with <PERSON> at <PHONE_NUMBER> about <PERSON>."
+    assert report.redacted_by_kind == {
+        "PERSON": 3,
+        "PHONE_NUMBER": 1,
+        "EMAIL_ADDRESS": 1,
+        "STUDENT_ID": 1,
+    }
+    (notes_col,) = [c for c in report.columns if c.name == "Notes"]
+    assert notes_col.redacted_by_kind == report.redacted_by_kind
+    # the kept free-text column still holds a name and an address: found, by kind
+    assert report.residual_by_kind == {"PERSON": 1, "EMAIL_ADDRESS": 1}
+    assert {(f.kind, f.column, f.row) for f in report.residual_findings} == {
+        ("PERSON", "Comments", 1),
+        ("EMAIL_ADDRESS", "Comments", 2),
+    }
+    summary = report.summary()
+    assert (
+        "Redacted from free text: 3 names, 1 e-mail address, 1 phone number, 1 student ID." in summary
+    )
+    assert "remain in the output (1 e-mail address, 1 name) in column Comments" in summary
+    assert not report.clean
+    # counts, kinds, columns and rows only: no text of a cell in the report
+    text = report.to_json()
+    for secret in ("Castellanos", "Xiomara", "gmail", "626-555", "1234567890"):
+        assert secret not in text
+
+
+def test_gate_names_each_kind_column_and_rows_never_the_text():
+    from agreements._prepare import _gate
+
+    table = pa.table(
+        {
+            "First Name": ["Xiomara"] * 12 + ["Bartholomew"],
+            "Last Name": ["Castellanos"] * 12 + ["Okonkwo"],
+            "Comments": ["Xiomara Castellanos called."] * 12 + ["Write to bart@gmail.com today."],
+        }
+    )
+    policy = Policy.from_dict(
+        {"pathshare_policy": 1, "k": 1, "drop_unlisted": True, "columns": {"Comments": {"treatment": "keep"}}}
+    )
+    _out, report = deidentify(table, policy)
+    agreement = SimpleNamespace(id="a1", terms=SimpleNamespace(policy=SimpleNamespace(k=1)))
+    with pytest.raises(CheckFailed) as refused:
+        _gate(agreement, policy, ["Comments"], report)
+    message = str(refused.value)
+    assert message.startswith("The residual scan found 13 piece(s) of identifying text in the output: ")
+    assert "PERSON in column Comments, data rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more" in message
+    assert "EMAIL_ADDRESS in column Comments, data row 13 of the extract" in message
+    assert message.endswith("nothing was sealed.") and "\n" not in message
+    for secret in ("Xiomara", "Castellanos", "bart", "gmail"):
+        assert secret not in message
+
+
+def test_gate_refuses_free_text_it_cannot_check_for_the_rows_own_names():
+    from agreements._prepare import _gate
+
+    table = pa.table(
+        {
+            "Local ID": ["A100234", "A100235", "A100236"],
+            "Notes": ["Hope met with me today.", "Will follow up.", "Grace asked about the form."],
+        }
+    )
+    policy = Policy.from_dict(
+        {
+            "pathshare_policy": 1,
+            "k": 1,
+            "drop_unlisted": True,
+            "columns": {"Notes": {"treatment": "redact_text"}},
+        }
+    )
+    _out, report = deidentify(table, policy)
+    assert report.text_unchecked == ["Notes"] and not report.clean
+    assert "could not be checked for the students' and guardians' own names" in report.summary()
+    agreement = SimpleNamespace(id="a1", terms=SimpleNamespace(policy=SimpleNamespace(k=1)))
+    with pytest.raises(CheckFailed, match="cannot be checked for the students' own names"):
+        _gate(agreement, policy, ["Notes"], report)
+    # with the name column in the extract (dropped all the same) the same notes can be checked
+    named = table.append_column("First Name", pa.array(["Hope", "Maria", "Grace"]))
+    out, report = deidentify(named, policy)
+    assert report.text_unchecked == []
+    assert out.column("Notes").to_pylist() == ["<PERSON> met with me today.", "Will follow up.",
+                                               "<PERSON> asked about the form."]  # fmt: skip
+    _gate(agreement, policy, ["Notes"], report)
