@@ -281,7 +281,7 @@ def _deidentify_under(
 
     agreement = _check_provider(vault, agreement_id, today)
     # Before any work: refuses a missing linkage key. A new secret is only stored when the run succeeds.
-    secret, crosswalk, new_secret = _release_secret(vault, agreement)
+    secret, crosswalk, new_secret, own = _release_secret(vault, agreement)
     step(0.0, "reading the extract")
     # A repeated header over different values (a second "Phone") is read as PHONE_2: the mapping
     # leaves it unmapped, so the agreement's drop-unlisted rule keeps it out of the output.
@@ -309,6 +309,8 @@ def _deidentify_under(
         reference_date=today,
         full_rescan=full_rescan,  # the seal gate needs every row scanned, not a sample
         roster=roster,
+        # our own release secret (never the consortium's): link-token dummies repeat across our releases
+        dummy_secret=own,
     )
     report.input = src.name
     return AgreementRun(
@@ -430,9 +432,10 @@ def _seal_table(
             staging.rmdir()
 
 
-def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, bytes | None]:
-    """The secret keying tokens, the crosswalk, and the agreement's own release secret when it is new
-    (made here on first use, stored by :func:`_store_crosswalk` when the run succeeds; else None).
+def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, bytes | None, bytes]:
+    """The secret keying tokens, the crosswalk, the agreement's own release secret when it is new
+    (made here on first use, stored by :func:`_store_crosswalk` when the run succeeds; else None), and
+    that own release secret (new or stored; never shared with partners).
 
     With linkage scope "consortium" the shared secret (delivered to each provider) keys tokens, so
     partners' tokens agree; record codes always use this provider's own crosswalk.
@@ -454,7 +457,7 @@ def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, byt
             else Crosswalk()
         )
     shared = _consortium_secret(vault, agreement)
-    return (shared or secret), crosswalk, new
+    return (shared or secret), crosswalk, new, secret
 
 
 def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:

@@ -55,6 +55,7 @@ def deidentify(
     reference_date: dt.date | None = None,
     full_rescan: bool = True,
     roster: Roster | None = None,
+    dummy_secret: bytes | None = None,
 ) -> tuple[pa.Table, DeidReport]:
     """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
 
@@ -62,7 +63,9 @@ def deidentify(
     policy uses them). ``reference_date`` (default today) is where ages are computed unless a rule
     gives its own. ``full_rescan`` (default) re-scans every row of redacted text columns in the
     residual scan; ``False`` re-scans at most :data:`RESCAN_SAMPLE_ROWS` evenly spaced rows of them
-    (see :func:`residual_scan`), for very large files where the second pass matters.
+    (see :func:`residual_scan`), for very large files where the second pass matters. ``dummy_secret``
+    (a secret no partner shares) keys link-token dummies so they repeat across this provider's
+    releases (see :func:`deid._linkage.link_tokens`); without it they are fresh random.
 
     The output's rows are in the input's order (row i is input data row i, as the report's residual
     findings count them): a table to look at, not to share. Anything that leaves is written with
@@ -83,6 +86,7 @@ def deidentify(
         reference_date=reference_date,
         full_rescan=full_rescan,
         roster=roster,
+        dummy_secret=dummy_secret,
     )
 
 
@@ -97,6 +101,7 @@ def _run(
     reference_date: dt.date | None,
     full_rescan: bool,
     roster: Roster | None = None,
+    dummy_secret: bytes | None = None,
 ) -> tuple[pa.Table, DeidReport]:
     """The run. It takes the input out of ``box`` and lets go of each input column once it is
     treated, so when the caller holds no other reference (deidentify_file) memory peaks lower."""
@@ -154,6 +159,7 @@ def _run(
         reference_date=reference,
         scanner_factory=roster.scanner,
         student_id_column=student_id,
+        dummy_secret=dummy_secret,
     )
     del table
     timings["classify"] = time.perf_counter() - t0

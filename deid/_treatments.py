@@ -69,6 +69,9 @@ class TreatmentContext:
     reference_date: dt.date = field(default_factory=dt.date.today)
     scanner_factory: Callable[[], Any] | None = None
     student_id_column: str | None = None  # date_shift's default 'by': the first coded/tokenized column
+    # A secret only this provider holds (never a consortium's shared one): keys link-token dummies so a
+    # record's dummies are the same in each of its releases. None: fresh random dummies.
+    dummy_secret: bytes | None = None
     _keys: dict[str, bytes] = field(default_factory=dict)
     _scanner: Any = None
 

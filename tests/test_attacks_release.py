@@ -247,3 +247,117 @@ def test_write_release_keeps_every_row_in_csv_and_parquet(tmp_path: Path):
     rows = _rows(tmp_path / "out.csv")
     assert sorted(int(r["id"]) for r in rows) == list(range(n))
     assert {r["note"] for r in rows} == {"'=1+1"}  # formulas still neutralized in every batch
+
+
+# ------------------------------------------------------------------ item 2: the link-token cell's shape
+
+
+def _token_release(table: pa.Table, *, dummy_secret: bytes | None) -> pa.Table:
+    """A release with link tokens, sex and birth year, as a provider under a consortium agreement makes
+    it (``dummy_secret``: the provider's own release secret; None: a standalone `deid --policy` run)."""
+    from deid import Policy, deidentify
+
+    rule = {
+        "treatment": "link_tokens",
+        "as": "link_tokens",
+        "from": ["First Name", "Middle Name", "Last Name", "Birth Date", "Gender"],
+    }
+    policy = Policy.from_dict({
+        "pathshare_policy": 1, "k": 1, "drop_unlisted": True,
+        "columns": {
+            "SSID": rule,
+            "Gender": {"treatment": "keep", "as": "sex"},
+            "Birth Date": {"treatment": "generalize_date", "to": "year", "as": "birth_year"},
+        },
+    })  # fmt: skip
+    out, _ = deidentify(table, policy, secret=b"consortium linkage secret, 32 by", dummy_secret=dummy_secret)
+    return out
+
+
+def _count_signatures(cells: list[list[str]]) -> list[tuple[int, ...]]:
+    """Per row, how many tokens of each kind its cell holds (what the attacker counts)."""
+    from deid._linkage import KINDS
+
+    return [tuple(sum(t[0] == k for t in cell) for k in KINDS) for cell in cells]
+
+
+def _unique_share(keys: list[tuple]) -> float:
+    """Share of rows whose key no other row has (singled out)."""
+    seen = Counter(keys)
+    return sum(seen[k] == 1 for k in keys) / len(keys)
+
+
+def test_attack_link_token_counts_single_out_students() -> None:
+    """The attack: count each kind's tokens in a row's cell (surname length, middle name, birth day ≤
+    12 showed through) and add sex and birth year. Every cell now has the same counts, so the tokens
+    single out nobody that sex and birth year alone do not."""
+    from deid.synth import generate
+
+    table = generate("k12", 6000, seed=3).table
+    out = _token_release(table, dummy_secret=b"the district's own release secret")
+    cells = [c.split() for c in out.column("link_tokens").to_pylist()]
+    counts = _count_signatures(cells)
+    assert len(set(counts)) == 1, "every row's cell has the same number of tokens of each kind"
+    demo = list(zip(out.column("sex").to_pylist(), out.column("birth_year").to_pylist(), strict=True))
+    with_tokens = [(*c, *d) for c, d in zip(counts, demo, strict=True)]
+    assert _unique_share(with_tokens) == _unique_share(demo)
+
+
+def test_attack_two_releases_intersected_recover_real_tokens() -> None:
+    """A recipient who gets two releases of the same students (fall and spring) links them and keeps
+    the tokens that recur: with fresh random dummies those are exactly the real ones, and their counts
+    single students out again. Under an agreement the dummies are keyed by the provider's own release
+    secret, so a record's cell is the same in both releases and the intersection keeps everything."""
+    from deid.synth import generate
+
+    table = generate("k12", 6000, seed=3).table
+    demo = list(zip(table.column("Gender").to_pylist(), table.column("Birth Date").to_pylist(), strict=True))
+    years = [(sex, (birth or "")[-4:]) for sex, birth in demo]
+
+    def intersected(dummy_secret: bytes | None) -> list[list[str]]:
+        fall = _token_release(table, dummy_secret=dummy_secret).column("link_tokens").to_pylist()
+        spring = _token_release(table, dummy_secret=dummy_secret).column("link_tokens").to_pylist()
+        # rows come back in input order from the engine: row i of each release is the same student
+        return [sorted(set(a.split()) & set(b.split())) for a, b in zip(fall, spring, strict=True)]
+
+    own = intersected(b"the district's own release secret")
+    assert len(set(_count_signatures(own))) == 1
+    assert _unique_share([(*c, *y) for c, y in zip(_count_signatures(own), years, strict=True)]) == (
+        _unique_share(years)
+    )
+    # The measurement is live: the real tokens' counts (what cells showed before, and what two
+    # standalone releases with random dummies still give) single out far more students.
+    real = _count_signatures(intersected(None))
+    assert len(set(real)) > 50
+    assert _unique_share([(*c, *y) for c, y in zip(real, years, strict=True)]) > 3 * _unique_share(years)
+
+
+def test_agreement_releases_key_dummies_with_the_providers_own_secret(
+    demo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """prepare / deid --agreement hand the engine the agreement's own release secret (never a shared
+    one) for link-token dummies: what makes a record's dummies repeat across this provider's releases."""
+    import deid
+    import deid._engine as engine
+
+    seen: list[bytes | None] = []
+    real = engine.deidentify
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("dummy_secret"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "deidentify", spy)
+    monkeypatch.setattr(deid, "deidentify", spy, raising=False)
+    district = Vault.open(demo / "district.vault", PASS)
+    try:
+        agreement = _agreement_id(district)
+        deidentify_for_agreement(
+            district, demo / "district-extract.csv", agreement, tmp_path / "mine.csv", profile=PROFILE
+        )
+        (own,) = district.db.execute(
+            "SELECT secret FROM release_secrets WHERE agreement_id = ?", (agreement,)
+        ).fetchone()
+    finally:
+        district.close()
+    assert seen == [bytes(own)] and len(bytes(own)) == 32

@@ -334,7 +334,7 @@ class LinkPage(QWidget):
         )
         v["candidates"].setText(
             f"{r['candidate_pairs']:,} pairs considered; {r['below_threshold']:,} below the match threshold "
-            f"({r['threshold']}); {r['refused_id_conflict']:,} refused because their state IDs differ; "
+            f"({r['threshold']}); "
             f"{r['left_ambiguous']:,} row(s) left unlinked because their best candidates tied"
         )
         notes = r.get("notes") or []

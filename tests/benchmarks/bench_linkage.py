@@ -97,7 +97,7 @@ p, r = score["precision"], score["recall"]
 print(json.dumps({
     "seconds": elapsed, "peak_rss_mb": peak, **score, "f1": 2 * p * r / (p + r) if p + r else 0.0,
     "linked_by": links.report.linked_by, "candidate_pairs": links.report.candidate_pairs,
-    "left_ambiguous": links.report.left_ambiguous, "refused_id_conflict": links.report.refused_id_conflict,
+    "left_ambiguous": links.report.left_ambiguous,
 }))
 """
 
