@@ -385,6 +385,11 @@ def require_in_force(vault: Vault, agreement_id: str, today: date | None = None)
     """
     aid = _resolve_id(vault, agreement_id)
     versions = _load_rows(vault, aid)
+    from agreements._integrity import logged_termination
+
+    if logged_termination(vault.db, aid) is not None and not any(v.is_terminated for v in versions):
+        # The log says terminated, the stored agreement does not (an old page spliced in): terminated.
+        raise AgreementError(f"Agreement {aid} is not in force: it was terminated.")
     for a in reversed(versions):
         if _in_force(a, versions, today):
             return a

@@ -18,6 +18,7 @@ Details never carry student data: names of files, counts, ids, reasons — never
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -105,9 +106,24 @@ class AuditVerdict:
     first_bad: int | None = None
     reason: str = ""
     head_hash: str = GENESIS
+    warnings: tuple[str, ...] = ()  # what could not be checked (the verdict stays ok)
 
     def __bool__(self) -> bool:
         return self.ok
+
+
+def head_file(vault_path: Path) -> Path:
+    """The signed head file kept beside a vault: ``NAME.head`` for ``NAME``."""
+    return vault_path.with_name(vault_path.name + ".head")
+
+
+def read_head_file(path: Path) -> tuple[int, str] | None:
+    """(size, chain hash) a head file records, unchecked; None if absent or unreadable."""
+    try:
+        doc = json.loads(path.read_text(encoding="ascii"))
+        return int(doc["size"]), str(doc["hash"])
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -216,6 +232,8 @@ class AuditLog:
         self.clock = clock
         self._user = os_account_name()
         self._org: str | None = None
+        self._pending: tuple[int, str] | None = None  # the head appended in the open transaction
+        self._head_signer: tuple[Ed25519PrivateKey, str] | None = None
 
     # -- writing ----------------------------------------------------------------------------------
     def _actor(self, conn: sqlite3.Connection) -> str:
@@ -229,6 +247,60 @@ class AuditLog:
     def forget_actor(self) -> None:
         """Re-read the organization name for the actor (after the identity is created)."""
         self._org = None
+        self._head_signer = None
+
+    # -- the head file beside the vault (issue 14: a head that moved backwards) ------------------------
+    # Entries can be lost after their append returned without the chain showing it: another process
+    # that resets the WAL, an old copy of the last pages spliced in. The vault cannot notice from the
+    # inside, so after every commit that appended, the new head (size and chain hash, signed with our
+    # key) goes to a small file beside the vault — outside the database and its WAL. It only moves
+    # forward, and `verify` reports a log shorter than it, or different at its size.
+    def after_commit(self) -> None:
+        """Called by the vault after a transaction committed: write the head file if the log grew."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._write_head_file(*pending)
+
+    def after_rollback(self) -> None:
+        """Called by the vault after a transaction rolled back: nothing was appended."""
+        self._pending = None
+
+    def _signer(self) -> tuple[Ed25519PrivateKey, str] | None:
+        if self._head_signer is None:
+            from agreements._identity import has_identity, our_card, signing_key
+
+            if not has_identity(self._vault):
+                return None
+            self._head_signer = (signing_key(self._vault), our_card(self._vault).fingerprint())
+        return self._head_signer
+
+    def _write_head_file(self, size: int, digest: str) -> None:
+        from agreements._signing import sign_document
+
+        try:
+            signer = self._signer()
+            if signer is None:
+                return
+            path = head_file(self._vault.path)
+            current = read_head_file(path)
+            if current is not None and current[0] >= size:
+                return  # another process got further; the file only moves forward
+            if current is not None and current[0]:
+                row = self._vault.db.execute(
+                    "SELECT hash FROM audit_log WHERE seq = ?", (current[0],)
+                ).fetchone()
+                if row is None or row[0] != current[1]:
+                    return  # the log lost or changed what the file recorded: keep that evidence
+            doc = {"pathshare_vault_head": 1, "signer": signer[1], "size": size, "hash": digest}
+            text = json.dumps({**doc, "signature": sign_document(signer[0], doc)}) + "\n"
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="ascii") as fh:
+                fh.write(text)
+            # No fsync: the vault's commit is already durable, so after a crash this file can only lag
+            # behind the log (never claim entries the log does not have), which verify accepts.
+            os.replace(tmp, path)
+        except Exception:  # the entry is committed; verify reports a head file that lags or is missing
+            return
 
     def append(
         self,
@@ -291,6 +363,7 @@ class AuditLog:
         )
         # The recorded head catches entries cut off the end, which leaves the chain itself intact. It
         # only moves forward: appending after a truncation must not erase the evidence of it.
+        self._pending = (seq, digest)
         c.execute(
             "INSERT INTO settings(key, value) VALUES ('audit_head', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
@@ -401,6 +474,85 @@ class AuditLog:
                     f"entry {size} differs from the one the vault recorded",
                     verdict.head_hash,
                 )
+        verdict = self._check_head_file(verdict)
+        if not verdict.ok:
+            return verdict
+        from agreements._integrity import past_tampering, security_findings
+
+        findings = security_findings(self._vault)
+        if findings:
+            return AuditVerdict(
+                False,
+                verdict.entries,
+                None,
+                f"the vault was tampered with: {findings[0]}"
+                + (f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""),
+                verdict.head_hash,
+            )
+        past = [f"tampering was found on opening the vault on {p}" for p in past_tampering(self._vault)]
+        return dataclasses.replace(verdict, warnings=verdict.warnings + tuple(past)) if past else verdict
+
+    def _check_head_file(self, verdict: AuditVerdict) -> AuditVerdict:
+        """The verdict, failed if the head file beside the vault shows more entries than the log has or
+        another entry at its size; with a warning if there is no head file to compare with."""
+        from agreements._identity import has_identity, our_card
+        from agreements._signing import verify_document
+
+        if not has_identity(self._vault):
+            return verdict
+        path = head_file(self._vault.path)
+        card = our_card(self._vault)
+        try:
+            raw = path.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return dataclasses.replace(
+                verdict,
+                warnings=(
+                    f"there is no head file {path.name} beside the vault, so entries lost after they were "
+                    "written could not be checked for (it is written again at the next change)",
+                ),
+            )
+        except (OSError, UnicodeDecodeError):
+            raw = ""
+        try:
+            doc = json.loads(raw)
+            signature = doc.pop("signature")
+            good = (
+                doc.get("pathshare_vault_head") == 1
+                and doc.get("signer") == card.fingerprint()
+                and verify_document(card.signing_key, doc, signature)
+            )
+            size, digest = int(doc["size"]), str(doc["hash"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            good = False
+        if not good:
+            return AuditVerdict(
+                False,
+                verdict.entries,
+                None,
+                f"the head file {path.name} beside the vault is not one this organization signed (it was "
+                "altered or replaced)",
+                verdict.head_hash,
+            )
+        if size > verdict.entries:
+            return AuditVerdict(
+                False,
+                verdict.entries,
+                verdict.entries + 1,
+                f"the log moved backwards: the head file beside the vault shows {size} entries but the log "
+                f"has {verdict.entries} (entries written were lost, or an older copy or older pages of the "
+                "vault were put back)",
+                verdict.head_hash,
+            )
+        row = self._vault.db.execute("SELECT hash FROM audit_log WHERE seq = ?", (size,)).fetchone()
+        if size and (row is None or row[0] != digest):
+            return AuditVerdict(
+                False,
+                verdict.entries,
+                size,
+                f"entry {size} differs from the head file beside the vault: the log was rewritten",
+                verdict.head_hash,
+            )
         return verdict
 
     def _verify_fast(self) -> AuditVerdict | None:

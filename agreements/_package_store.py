@@ -162,7 +162,12 @@ def received_on(vault: Vault, package_id: str) -> str | None:
     row = vault.db.execute(
         "SELECT recorded FROM packages WHERE package_id = ? AND direction = ?", (package_id, RECEIVED)
     ).fetchone()
-    return None if row is None else str(row[0])
+    if row is None:
+        # The log too: an old page of the packages table spliced into the vault must not reopen a replay.
+        from agreements._integrity import logged_opening
+
+        return logged_opening(vault.db, package_id)
+    return str(row[0])
 
 
 def check_not_replayed(vault: Vault, manifest: Manifest) -> None:

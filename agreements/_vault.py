@@ -213,6 +213,8 @@ class Vault:
         self._lock = threading.RLock()
         self._depth = 0
         self.audit = AuditLog(self)
+        # Where the security state disagreed with the audit log when the vault was opened (tampering).
+        self.tampering: list[str] = []
 
     # -- life cycle -------------------------------------------------------------------------------
     @classmethod
@@ -321,6 +323,9 @@ class Vault:
         vault = cls(p, conn)
         try:
             vault._migrate(audit_upgrade=True)
+            from agreements._integrity import check_security_state
+
+            vault.tampering = check_security_state(vault)  # old pages spliced in: reported, not obeyed
         except BaseException as exc:
             vault.close()
             failure = database_failure(p, exc)
@@ -386,15 +391,18 @@ class Vault:
                 self._depth = 0
                 with contextlib.suppress(sqlcipher3.Error):
                     conn.execute("ROLLBACK")
+                self.audit.after_rollback()
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlcipher3.Error as exc:
                 with contextlib.suppress(sqlcipher3.Error):
                     conn.execute("ROLLBACK")
+                self.audit.after_rollback()
                 raise VaultError(f"Cannot write to the vault at {self.path}: {exc}.") from exc
             finally:
                 self._depth = 0
+            self.audit.after_commit()  # the signed head file beside the vault (audit verify's reference)
 
     # -- settings ---------------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:

@@ -9,13 +9,14 @@ Each test performs the attack on real vaults and fails if it works again:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import sqlcipher3
 from partners_setup import PASS, Org
 
-from agreements._audit import GENESIS, entry_hash, partner_heads, partner_log_problems
+from agreements._audit import GENESIS, entry_hash, head_file, partner_heads, partner_log_problems
 from agreements._merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_of, verify_consistency
 from agreements._workflows import open_received, seal_for_agreement
 
@@ -137,6 +138,7 @@ def _rewrite_without(path: Path, package_id: str) -> None:
     conn.execute("UPDATE settings SET value = ? WHERE key = 'audit_head'", (f"{len(rows)}:{prev}",))
     conn.execute("DELETE FROM packages WHERE package_id = ?", (package_id,))
     conn.close()
+    head_file(path).unlink()  # (with the passphrase they could as well re-sign it)
 
 
 def test_attack_manifest_head_predates_the_seal_entry(sides, tmp_path: Path, extract: Path) -> None:
@@ -213,3 +215,156 @@ def test_attack_rewritten_log_caught_by_the_next_bundle(sides, tmp_path: Path, e
     assert partner_log_problems(c.vault)[-1].action == "audit.partner_rewritten"
     held = partner_heads(c.vault, d.card.signing_key)
     assert [h.size for h in held] == [first.manifest.audit_head[0]]
+
+
+# -- 14.4: a head that moved backwards -------------------------------------------------------------
+
+
+def test_attack_entries_lost_after_append_head_moved_backwards(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """Entries whose append returned, then lost outside the chain's sight (the WAL reset by another
+    process, as in issue 14): the chain verifies, the signed head file beside the vault does not agree."""
+    path = tmp_path / "d.vault"
+    Org(path, "Lakeview USD", "district").vault.close()
+    vault = Org(path, new=False).vault
+    before = len(vault.audit)
+    for i in range(12):
+        vault.audit.append("thing.done", details={"i": i})
+    # What is left when the WAL holding those 12 commits is thrown away: the main file as it is now.
+    shutil.copyfile(path, tmp_path / "as-left.vault")
+    vault.close()
+    shutil.copyfile(tmp_path / "as-left.vault", path)
+    vault = Org(path, new=False).vault
+    assert len(vault.audit) == before  # the 12 entries are gone
+    verdict = vault.audit.verify()
+    assert not verdict.ok and "moved backwards" in verdict.reason and f"shows {before + 12} entries" in (
+        verdict.reason
+    )
+    # Appending more does not erase the evidence, even once the log is longer than the file says.
+    for i in range(15):
+        vault.audit.append("thing.again", details={"i": i})
+    verdict = vault.audit.verify()
+    assert not verdict.ok and f"entry {before + 12} differs from the head file" in verdict.reason
+    vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, _, err = run_cli("--vault", path, "audit", "verify")
+    assert code == 1 and "the log was rewritten" in err
+
+
+def test_attack_head_file_forged_or_removed(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """Without the passphrase the head file cannot be re-signed; removing it is reported, not hidden."""
+    path = tmp_path / "d.vault"
+    org = Org(path, "Lakeview USD", "district")
+    org.vault.audit.append("thing.done")
+    assert org.vault.audit.verify().ok and not org.vault.audit.verify().warnings
+    org.vault.close()
+    text = head_file(path).read_text(encoding="ascii")
+    import json
+
+    doc = json.loads(text)
+    head_file(path).write_text(json.dumps({**doc, "size": doc["size"] - 1}), encoding="ascii")
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, _, err = run_cli("--vault", path, "audit", "verify")
+    assert code == 1 and "not one this organization signed" in err
+    head_file(path).unlink()
+    code, out, _ = run_cli("--vault", path, "audit", "verify")
+    assert code == 0 and "Note: There is no head file d.vault.head" in out
+    assert head_file(path).exists()  # written again by the verification's own entry
+
+
+# -- 20.12: an old page spliced into the vault ------------------------------------------------------
+
+
+def _pages_of(path: Path, table: str) -> tuple[list[int], int]:
+    """(root page numbers of a table and its indexes, page size), read with the passphrase (the attacker
+    needs neither: they could as well try the earlier copy's pages one by one)."""
+    import agreements._vault as vault_module
+
+    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    conn.execute(f"PRAGMA key = '{PASS}'")
+    if vault_module._TEST_KDF_ITER:
+        conn.execute(f"PRAGMA kdf_iter = {vault_module._TEST_KDF_ITER}")
+    pages = [r[0] for r in conn.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = ?", (table,))]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    return pages, int(size)
+
+
+def _splice(earlier: Path, current: Path, pages: list[int], size: int) -> None:
+    """Copy pages, byte for byte, from an earlier copy of the vault file into the current one."""
+    changed = 0
+    for page in pages:
+        with open(earlier, "rb") as fh:
+            fh.seek((page - 1) * size)
+            old = fh.read(size)
+        with open(current, "r+b") as fh:
+            fh.seek((page - 1) * size)
+            changed += fh.read(size) != old
+            fh.seek((page - 1) * size)
+            fh.write(old)
+    assert changed  # the pages did change since the earlier copy
+
+
+def test_attack_spliced_old_page_undoes_a_revocation(tmp_path: Path, run_cli, monkeypatch) -> None:
+    from agreements._partners import find_partner, import_card, revoke_partner, trusted_partner
+    from agreements.errors import PartnerError
+
+    path = tmp_path / "d.vault"
+    d = Org(path, "Lakeview USD", "district")
+    c = Org(tmp_path / "c.vault", "Riverside College", "college")
+    import_card(d.vault, c.card, verified=True)
+    d.vault.close()
+    shutil.copyfile(path, tmp_path / "earlier.vault")  # e.g. last week's backup, or a stolen copy
+    d = Org(path, new=False)
+    revoke_partner(d.vault, c.fp, reason="age key compromised")
+    d.vault.close()
+    pages, size = _pages_of(path, "partners")
+    _splice(tmp_path / "earlier.vault", path, pages, size)
+    conn = _raw(path)  # the attack worked on the table: the revocation is gone from it
+    revoked = conn.execute("SELECT revoked_at FROM partners WHERE fingerprint = ?", (c.fp,)).fetchone()
+    assert revoked == (None,)
+    conn.close()
+
+    d = Org(path, new=False)
+    assert d.vault.tampering and "was revoked" in d.vault.tampering[0] and c.fp in d.vault.tampering[0]
+    assert d.last() == "vault.tampering"
+    assert find_partner(d.vault, fingerprint=c.fp).revoked  # the log's decision holds
+    with pytest.raises(PartnerError, match="revoked"):
+        trusted_partner(d.vault, fingerprint=c.fp)
+    d.vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, out, _ = run_cli("--vault", path, "audit", "verify")
+    assert code == 0 and "Tampering was found on opening the vault" in out and "was revoked" in out
+
+
+def test_attack_spliced_old_page_reopens_a_replay(
+    sides, tmp_path: Path, extract: Path, run_cli, monkeypatch
+) -> None:
+    from agreements.errors import PackageRejected
+
+    d, c, agreement_id = sides
+    sealed = _seal(d, agreement_id, extract, tmp_path / "out" / "p1.age")
+    path = c.vault.path
+    c.vault.close()
+    shutil.copyfile(path, tmp_path / "earlier.vault")
+    c = Org(path, new=False)
+    open_received(c.vault, sealed.path, tmp_path / "in1")
+    c.vault.close()
+    pages, size = _pages_of(path, "packages")
+    _splice(tmp_path / "earlier.vault", path, pages, size)
+    conn = _raw(path)
+    assert conn.execute("SELECT package_id FROM packages").fetchall() == []  # the replay list is empty
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)  # and the file is consistent
+    conn.close()
+
+    c = Org(path, new=False)
+    try:
+        assert c.vault.tampering and sealed.manifest.package_id in c.vault.tampering[0]
+        with pytest.raises(PackageRejected, match="replay"):
+            open_received(c.vault, sealed.path, tmp_path / "in2")
+        verdict = c.vault.audit.verify()
+        assert not verdict.ok and "tampered" in verdict.reason
+    finally:
+        c.vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, _, err = run_cli("--vault", path, "audit", "verify")
+    assert code == 1 and "the vault was tampered with" in err and sealed.manifest.package_id in err

@@ -26,6 +26,7 @@ from agreements import (
 from agreements._audit import (
     GENESIS,
     entry_hash,
+    head_file,
     hold_partner_checkpoint,
     hold_partner_head,
     partner_heads,
@@ -281,12 +282,14 @@ def test_restoring_an_older_vault_is_caught_against_a_checkpoint(org, tmp_path):
     path = org.path
     org.close()
     shutil.copy(path, tmp_path / "backup.vault")
+    shutil.copy(head_file(path), tmp_path / "backup.vault.head")
     v = Vault.open(path, PASS)
     _fill(v, N + 5)
     checkpoint = v.audit.checkpoint()  # a partner holds this (e.g. from a bundle or a package)
     assert v.audit.verify_against_checkpoint(checkpoint).ok
     v.close()
-    shutil.copy(tmp_path / "backup.vault", path)  # the rollback
+    shutil.copy(tmp_path / "backup.vault", path)  # the rollback, head file beside the vault included
+    shutil.copy(tmp_path / "backup.vault.head", head_file(path))
     v = Vault.open(path, PASS)
     assert v.audit.verify().ok  # the chain alone cannot tell
     verdict = v.audit.verify_against_checkpoint(checkpoint)
@@ -463,6 +466,7 @@ def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, mon
     assert run_cli("--vault", c, "partner", "import", tmp_path / "d.json", "--verified")[0] == 0
     backup = tmp_path / "backup.vault"
     shutil.copy(d, backup)
+    shutil.copy(head_file(d), head_file(backup))  # a whole copy: the vault and the head file beside it
     assert run_cli("--vault", d, "audit", "verify")[0] == 0  # itself an entry the backup lacks
     cp = tmp_path / "cp.txt"
     assert run_cli("--vault", d, "audit", "checkpoint", "--out", cp)[0] == 0
@@ -475,6 +479,7 @@ def test_cli_checkpoint_and_rollback_caught_by_both_sides(run_cli, tmp_path, mon
     assert run_cli("--vault", d, "audit", "export", bundle2)[0] == 0
     assert run_cli("--vault", c, "audit", "verify", "--bundle", bundle2)[0] == 0
     shutil.copy(backup, d)
+    shutil.copy(head_file(backup), head_file(d))
     code, _, err = run_cli("--vault", d, "audit", "verify", "--checkpoint", cp)
     assert code == 1 and "older copy of the vault" in err
     bundle3 = tmp_path / "audit3.json"

@@ -69,6 +69,8 @@ def _report(verdict, what: str, args: argparse.Namespace) -> int:
         raise AuditError(f"{what} does not verify: {verdict.reason}.")
     if not getattr(args, "json", False):
         print(f"{what} verifies: {verdict.entries} entries, head {verdict.head_hash[:16]}…")
+        for note in verdict.warnings:
+            print(f"Note: {note[0].upper()}{note[1:]}.")
     return 0
 
 
