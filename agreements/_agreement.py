@@ -44,6 +44,7 @@ from agreements._signing import (
     verify_document,
 )
 from agreements.errors import AgreementError
+from deid import parse_json
 
 SCHEMA_VERSION = 1
 # Keys of an agreement file that travel with it but are not part of the signed terms.
@@ -883,32 +884,16 @@ def _unique(items: Iterable[Any], key: Any) -> tuple[Any, ...]:
     return tuple(out)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key would let a signer and a verifier read different terms: refuse them.
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
+# The largest agreement file we read: a generous bound for a text document, not a data file.
+MAX_AGREEMENT_BYTES = 4 * 1024 * 1024
 
 
 def load_json(data: bytes | str, source: str) -> Any:
-    """Parse JSON text for an agreement: one sentence on malformed JSON or a key given twice."""
-    try:
-        return json.loads(data, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
-        raise AgreementError(f"{source} gives the key {exc.args[0]!r} twice in one object.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise AgreementError(f"{source} is not JSON{where}.") from None
-    except RecursionError:
-        # json's C parser recurses per level: a hostile file nested thousands deep must be one sentence.
-        raise AgreementError(f"{source} is nested too deeply to be an agreement.") from None
+    """Parse JSON text for an agreement: one sentence on malformed, oversized or too deeply nested JSON
+    or a key given twice (two values for one key would let a signer and a verifier read different terms)."""
+    return parse_json(
+        data, source, what="a PathShare agreement", error=AgreementError, max_bytes=MAX_AGREEMENT_BYTES
+    )
 
 
 def parse_agreement(data: bytes | str, *, source: str = "the agreement") -> Agreement:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agreements._agreement import (
+    MAX_AGREEMENT_BYTES,
     UNSIGNED_KEYS,
     Agreement,
     amendment_terms,
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from agreements._cards import Card
     from agreements._vault import Vault
 
-# The largest agreement file we read: a generous bound for a text document, not a data file.
-MAX_AGREEMENT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from agreements._merkle import EMPTY_ROOT, Frontier, consistency_proof, leaf_hash, root_of, verify_consistency
 from agreements._signing import canonical_json, load_public_key
 from agreements.errors import AuditError
+from deid import read_json_file
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 BUNDLE_VERSION = 1
+MAX_BUNDLE_BYTES = 1 << 30  # a million entries take about 400 MB
 MAX_DETAILS_BYTES = 16_384
 _BATCH = 20_000
 
@@ -838,19 +840,9 @@ def _printable(value: Any) -> Any:
 def read_bundle(path: Path | str) -> dict[str, Any]:
     """Load an audit bundle file (AuditError if unreadable or not a bundle)."""
     p = Path(path)
-    try:
-        with open(p, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError as exc:
-        raise AuditError(f"The audit bundle {p} does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise AuditError(f"The audit bundle {p} is a folder, not a file.") from exc
-    except OSError as exc:
-        raise AuditError(f"Cannot read the audit bundle {p}: {exc.strerror or exc}.") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AuditError(f"The audit bundle {p} is not valid JSON.") from exc
-    except RecursionError:
-        raise AuditError(f"The audit bundle {p} is nested too deeply to be an audit bundle.") from None
+    data = read_json_file(
+        p, f"The audit bundle {p}", what="an audit bundle", error=AuditError, max_bytes=MAX_BUNDLE_BYTES
+    )
     if not isinstance(data, dict) or data.get("pathshare_audit_bundle") is None:
         raise AuditError(f"{p} is not a PathShare audit bundle.")
     if data["pathshare_audit_bundle"] != BUNDLE_VERSION:

@@ -22,6 +22,9 @@ from typing import Any
 
 from agreements._signing import canonical_json, load_public_key, sign_document, verify_document
 from agreements.errors import PartnerError
+from deid import parse_json
+
+MAX_CARD_BYTES = 1 << 20  # a card is about a kilobyte
 
 CARD_VERSION = 1
 ORG_KINDS = ("district", "college", "employer", "intermediary")
@@ -65,12 +68,7 @@ class Card:
 
         ``source`` names the card in messages, e.g. ``"The card file partner.json"``.
         """
-        try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PartnerError(f"{source} is not valid JSON.") from exc
-        except RecursionError:
-            raise PartnerError(f"{source} is nested too deeply to be a card.") from None
+        data = parse_json(text, source, what="a PathShare card", error=PartnerError, max_bytes=MAX_CARD_BYTES)
         return cls.from_dict(data, source)
 
     @classmethod

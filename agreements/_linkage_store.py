@@ -41,6 +41,7 @@ from agreements._agreement import Agreement
 from agreements._signing import b64, canonical_json, sign_document, unb64, verify_document
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected
+from deid import read_json_file
 from deid._atomic import write_bytes_atomic
 from deid.errors import InputError, PathShareError
 
@@ -304,18 +305,13 @@ _MAX_KEY_FILE_BYTES = 1 << 20
 
 
 def _read_key_file(p: Path) -> tuple[dict[str, Any], str]:
-    try:
-        if p.stat().st_size > _MAX_KEY_FILE_BYTES:
-            raise PackageRejected(f"{p} is too large to be a PathShare linkage key file.")
-        data = json.loads(p.read_bytes())
-    except FileNotFoundError as exc:
-        raise InputError(f"{p} does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{p} is a folder, not a linkage key file.") from exc
-    except OSError as exc:
-        raise InputError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
-    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
-        raise PackageRejected(f"{p} is not a PathShare linkage key file (not JSON).") from exc
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a linkage key file.")
+    if not p.exists():
+        raise InputError(f"{p} does not exist.")
+    data = read_json_file(
+        p, str(p), what="a PathShare linkage key file", error=PackageRejected, max_bytes=_MAX_KEY_FILE_BYTES
+    )
     doc = data.get("document") if isinstance(data, dict) else None
     signature = data.get("signature") if isinstance(data, dict) else None
     if not isinstance(doc, dict) or not isinstance(signature, str) or set(doc) != _DOC_KEYS:

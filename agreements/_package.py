@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from agreements import _agefile
 from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
 from agreements.errors import PackageRejected
+from deid import parse_json, read_json_file
 from deid._atomic import EarlyWriteback, atomic_open, check_output_path
 from deid.errors import InputError, OutputError, PathShareError
 
@@ -520,10 +521,10 @@ def open_package(
         meter = _Meter(progress, size, "decrypting and checking")
         found, small = _unpack(path, identity, tree, meter, size)
         manifest = _verify(found, small, verify_sender, check_manifest)
-        try:
-            report = json.loads(small[REPORT_NAME])
-        except (ValueError, UnicodeError) as exc:
-            raise PackageRejected("The package's report is not valid JSON.") from exc
+        report = parse_json(
+            small[REPORT_NAME], "The package's report", what="a report", error=PackageRejected,
+            max_bytes=_MAX_REPORT,
+        )
         if not isinstance(report, dict):
             raise PackageRejected("The package's report is not a JSON object.")
         for name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
@@ -901,10 +902,10 @@ def _verify(
     for name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
         if name not in small:
             raise PackageRejected(f"The package has no {name}; it is not a PathShare package.")
-    try:
-        doc = json.loads(small[MANIFEST_NAME], object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, UnicodeError) as exc:
-        raise PackageRejected("The package's manifest is not valid JSON.") from exc
+    doc = parse_json(
+        small[MANIFEST_NAME], "The package's manifest", what="a manifest", error=PackageRejected,
+        max_bytes=_MAX_MANIFEST,
+    )
     manifest = Manifest.from_json(doc)
     public_key = verify_sender(manifest)
     try:
@@ -935,15 +936,6 @@ def _verify(
     if len(report) != manifest.report_size or sha256_hex(report) != manifest.report_sha256:
         raise PackageRejected("The package's report does not match the manifest.")
     return manifest
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -1167,18 +1159,8 @@ _MAX_RETURNED_DOCUMENT_BYTES = 1 << 20
 
 def load_json_document(path: Path, what: str) -> Any:
     """Read a receipt or certificate file; InputError naming the file if it is not JSON."""
-    try:
-        if Path(path).stat().st_size > _MAX_RETURNED_DOCUMENT_BYTES:
-            raise InputError(f"{path} is too large to be a {what}.")
-        return json.loads(Path(path).read_bytes(), object_pairs_hook=_no_duplicate_keys)
-    except FileNotFoundError as exc:
-        raise InputError(f"There is no {what} file {path}.") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path} is a folder, not a {what} file.") from exc
-    except OSError as exc:
-        raise InputError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from exc
-    except (ValueError, UnicodeError, RecursionError) as exc:  # RecursionError: nested thousands deep
-        raise InputError(f"{path} is not a {what} (not valid JSON).") from exc
+    source = f"The {what} file {path}"
+    return read_json_file(path, source, what=f"a {what}", max_bytes=_MAX_RETURNED_DOCUMENT_BYTES)
 
 
 def write_json_document(path: Path, doc: dict[str, Any]) -> None:

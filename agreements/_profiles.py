@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deid import read_json_file
 from deid._atomic import write_bytes_atomic
-from deid.errors import InputError, PolicyError
+from deid.errors import PolicyError
 
 if TYPE_CHECKING:  # deid._mapping pulls in pyarrow: imported where used, so `import agreements` stays light
     from agreements._vault import Vault
@@ -110,18 +111,7 @@ def profile_for_headers(vault: Vault, headers: Sequence[str]) -> MappingProfile 
 def read_profile_file(path: str | os.PathLike[str]) -> MappingProfile:
     """Read a profile JSON file; InputError/PolicyError with one sentence naming the file."""
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_PROFILE_BYTES:
-            raise InputError(f"{p} is too large to be a mapping profile.")
-        data = json.loads(p.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{p} does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{p} is a folder, not a mapping profile file.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p} cannot be read as UTF-8 text.") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p} is not valid JSON (line {exc.lineno}).") from exc
+    data = read_json_file(p, str(p), what="a mapping profile", max_bytes=MAX_PROFILE_BYTES)
     from deid._mapping import MappingProfile
 
     return MappingProfile.from_dict(data, str(p))

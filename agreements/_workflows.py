@@ -41,7 +41,7 @@ from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected, PartnerError
 from deid._atomic import check_output_path
-from deid.errors import OutputError, PathShareError
+from deid.errors import InputError, OutputError, PathShareError
 
 Progress = Callable[[float, str], None]
 
@@ -373,7 +373,8 @@ def _write_refusal_receipt(
 def import_receipt_file(vault: Vault, path: str | Path) -> Any:
     """``pathshare receipt import``: verify a recipient's receipt and mark the package delivered."""
     source = f"The receipt file {Path(path).name}"
-    return import_receipt(vault, load_json_document(Path(path), "receipt"), source)
+    doc = _load_audited(vault, Path(path), "receipt", "package.receipt_rejected")
+    return import_receipt(vault, doc, source)
 
 
 def destroy(
@@ -424,8 +425,18 @@ def destroy(
 def import_certificate_file(vault: Vault, path: str | Path) -> Any:
     """``pathshare certificate import``: verify a recipient's destruction certificate and record it."""
     source = f"The certificate file {Path(path).name}"
-    doc = load_json_document(Path(path), "destruction certificate")
+    doc = _load_audited(vault, Path(path), "destruction certificate", "package.certificate_rejected")
     return import_destruction_certificate(vault, doc, source)
+
+
+def _load_audited(vault: Vault, path: Path, what: str, action: str) -> Any:
+    """A returned document's JSON; a file refused as unreadable or malformed is audited like any other
+    refusal of what a partner sent (the same action the signature checks use)."""
+    try:
+        return load_json_document(path, what)
+    except InputError as exc:
+        vault.audit.append(action, details={"file": path.name, "reason": str(exc)})
+        raise
 
 
 @dataclass(frozen=True)

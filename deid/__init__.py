@@ -42,6 +42,7 @@ _LAZY = {
                       "apply_mapping", "header_row_verdict", "match_profile", "policy_from_elements",
                       "suggest_mapping", "suggest_recodes", "validate"),
     "deid._linkage": ("LinkFields", "Links", "LinkReport", "link", "link_tables", "link_tokens"),
+    "deid._jsonread": ("parse_json", "read_json_file"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -86,6 +87,8 @@ __all__ = [
     "load_secret",
     "make_treatment",
     "parse_dates",
+    "parse_json",
+    "read_json_file",
     "read_table",
     "release_order",
     "residual_scan",

@@ -20,7 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deid.errors import InputError, PolicyError
+from deid._jsonread import read_json_file
+from deid.errors import PolicyError
 
 ELEMENT_TYPES = ("string", "code", "date", "integer", "decimal", "text", "boolean")
 CATEGORIES = ("identifier", "quasi_identifier", "sensitive", "attribute", "free_text")
@@ -188,14 +189,7 @@ def load_elements(path: str | Path | None = None) -> list[Element]:
     if path is None:
         return list(_library())
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"Cannot read {p}: the file does not exist.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read {p}: {getattr(exc, 'strerror', None) or exc}.") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p} is not valid JSON (line {exc.lineno}).") from exc
+    data = read_json_file(p, str(p), what="an element list")
     return elements_from_json(data, str(p))
 
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deid._jsonread import read_json_file
 from deid.errors import PolicyError
+
+MAX_POLICY_BYTES = 4 << 20  # a policy is a few kilobytes of rules
 
 POLICY_VERSION = 1
 _RULE_KEYS = {"treatment", "as", "quasi_identifier"}
@@ -220,16 +222,8 @@ class Policy:
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and validate a standalone policy file (JSON). Raises PolicyError with one sentence."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise PolicyError(f"The policy file {p} does not exist.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"The policy file {p} cannot be read as UTF-8 text.") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"The policy file {p} is not valid JSON (line {exc.lineno}: {exc.msg}).") from exc
+    source = f"The policy file {p}"
+    data = read_json_file(p, source, what="a policy", error=PolicyError, max_bytes=MAX_POLICY_BYTES)
     return Policy.from_dict(data, name=f"The policy file {p}")
 
 

@@ -187,7 +187,7 @@ def test_cli_refusals_are_one_sentence_and_change_nothing(tmp_path, run_cli, two
 
     bad.write_text("{ not json")
     code, _, err = run_cli("--vault", college, "agreement", "import", bad)
-    assert code == 1 and "bad.json is not JSON" in err
+    assert code == 1 and "bad.json is not valid JSON" in err
     code, _, err = run_cli("--vault", college, "agreement", "show", "ffffffff")
     assert code == 1 and "no agreement ffffffff" in err
     code, _, err = run_cli(

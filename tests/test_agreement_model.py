@@ -164,7 +164,7 @@ def test_merging_different_terms_is_refused(orgs, terms):
 
 
 def test_not_json_and_unknown_schema_version():
-    with pytest.raises(AgreementError, match=r"^x\.json is not JSON \(line 1\)\.$"):
+    with pytest.raises(AgreementError, match=r"^x\.json is not valid JSON \(line 1\)\.$"):
         parse_agreement(b"{nope", source="x.json")
     with pytest.raises(AgreementError, match="not a PathShare agreement"):
         parse_agreement(b"[1, 2]", source="x.json")

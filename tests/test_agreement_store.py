@@ -197,7 +197,7 @@ def test_importing_terms_that_differ_from_what_we_signed_is_refused(orgs):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"not json at all", "bad.json is not JSON"),
+        (b"not json at all", "bad.json is not valid JSON"),
         (b'{"pathshare_agreement": 7}', "schema version 7"),
     ],
 )

@@ -126,3 +126,96 @@ def test_attack_fuzzed_package_never_hangs_crashes_or_is_accepted(
     outcome, detail = target.open(mutant, timeout=5.0)
     assert outcome in OUTCOMES
     assert outcome in ("refused", "same"), f"{outcome}: {detail}"
+
+
+# ------------------------------------------------------------------------- item 10: JSON from outside
+
+DEEP = b"[" * 200_000 + b"]" * 200_000  # json's C parser recursed once per level: RecursionError
+SHALLOW_BUT_OVER = b'{"a":' * 65 + b"1" + b"}" * 65  # 65 levels: parses in Python, refused by the bound
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("manifest", [DEEP, SHALLOW_BUT_OVER], ids=["200000-deep", "65-deep"])
+def test_attack_deeply_nested_manifest_gives_recursion_error(sides, tmp_path: Path, extract: Path,
+                                                             manifest: bytes) -> None:
+    """A manifest nested 200,000 levels deep gave "unexpected RecursionError" and the refusal was not
+    audited: now one sentence, audited, nothing left behind."""
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    with tarfile.open(fileobj=io.BytesIO(_plaintext(c, sealed.path)), mode="r:") as tar:
+        members = [(m.name, tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()
+                   if m.isfile()]
+    members = [(n, manifest if n == "manifest.json" else body) for n, body in members]
+    hostile = _reseal(_tar(members), c.card.age_recipient, tmp_path / "deep.age")
+    _refused_and_audited(c, hostile, tmp_path / "in", "manifest is nested too deeply")
+
+
+def _readers(org: Org, tmp_path: Path):
+    """Every place PathShare reads JSON from outside: (name, reader(path), error class, audit action)."""
+    from agreements import import_card, import_profile
+    from agreements._agreement_store import import_agreement
+    from agreements._audit import read_bundle
+    from agreements._linkage_store import import_linkage_key
+    from agreements._workflows import import_certificate_file, import_receipt_file
+    from agreements.errors import AgreementError, AuditError, PartnerError
+    from deid import load_elements, load_policy
+    from deid.errors import InputError, PolicyError
+
+    v = org.vault
+    return [
+        ("card", lambda p: import_card(v, p), PartnerError, "partner.import.refused"),
+        ("agreement", lambda p: import_agreement(v, p), AgreementError, "agreement.import.refused"),
+        ("receipt", lambda p: import_receipt_file(v, p), InputError, "package.receipt_rejected"),
+        ("certificate", lambda p: import_certificate_file(v, p), InputError, "package.certificate_rejected"),
+        ("audit bundle", read_bundle, AuditError, None),
+        ("linkage key", lambda p: import_linkage_key(v, p), PackageRejected, None),
+        ("mapping profile", lambda p: import_profile(v, p), InputError, None),
+        ("policy", load_policy, PolicyError, None),
+        ("element list", load_elements, InputError, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (DEEP, "nested too deeply"),
+        (SHALLOW_BUT_OVER, "nested too deeply"),
+        (b'{"pathshare_card": 1, "pathshare_card": 1}', "gives the key 'pathshare_card' twice"),
+        (b'{"a": NaN}', "not valid JSON"),
+    ],
+    ids=["200000-deep", "65-deep", "duplicate-key", "nan"],
+)
+def test_attack_deeply_nested_json_everywhere(sides, tmp_path: Path, document: bytes, reason: str) -> None:
+    """Cards, agreements, receipts, certificates, bundles, linkage keys, profiles, policies and element
+    lists all go through one reader (deid.read_json_file): the same bounds, the same sentences, each in
+    its own error class, and the partner-facing ones audited."""
+    _, c, _ = sides
+    path = tmp_path / "hostile.json"
+    path.write_bytes(document)
+    for name, read, error, action in _readers(c, tmp_path):
+        before = len(c.vault.audit)
+        with pytest.raises(error, match=reason) as caught:
+            read(path)
+        assert "hostile" in str(caught.value), name  # names the file
+        if action is not None:
+            assert len(c.vault.audit) == before + 1 and c.last() == action, name
+
+
+def test_oversized_json_is_refused_before_it_is_read(sides, tmp_path: Path) -> None:
+    _, c, _ = sides
+    path = tmp_path / "hostile.json"
+    with open(path, "wb") as fh:
+        fh.truncate((1 << 30) + 1)  # sparse: 1 GiB + 1 byte of nothing, above every reader's bound
+    for name, read, error, _ in _readers(c, tmp_path):
+        with pytest.raises(error, match="too large to be"):
+            read(path)
+        assert name

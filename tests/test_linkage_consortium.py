@@ -174,7 +174,7 @@ def test_key_files_are_refused_when_wrong(consortium, tmp_path: Path) -> None:
         with pytest.raises(PackageRejected):
             import_linkage_key(college.vault, tmp_path / "bad.key")
     (tmp_path / "junk.key").write_text("not json")
-    with pytest.raises(PackageRejected, match="not a PathShare linkage key file"):
+    with pytest.raises(PackageRejected, match=r"junk\.key is not valid JSON \(line 1\)"):
         import_linkage_key(college.vault, tmp_path / "junk.key")
 
 

@@ -339,7 +339,7 @@ def test_tampered_manifest_fails_signature(tmp_path: Path, district: Party, coll
 def test_malformed_manifest(tmp_path: Path, district: Party, college: Party) -> None:
     members = _signed_members(district, college, {"a.csv": b"1"})
     members[2] = _member("manifest.json", b'{"pathshare_package": 1, "package_id": "x", "package_id": "y"}')
-    with pytest.raises(PackageRejected, match="not valid JSON"):
+    with pytest.raises(PackageRejected, match="gives the key 'package_id' twice"):
         _open_raw(tmp_path, members, district, college)
     members[2] = _member("manifest.json", b'{"pathshare_package": 1}')
     with pytest.raises(PackageRejected, match="malformed"):
@@ -463,7 +463,7 @@ def test_receipt(tmp_path: Path, district: Party, college: Party, sources) -> No
     with pytest.raises(ValueError, match="result"):
         make_receipt(manifest, college.key, college.fingerprint, "maybe")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(InputError, match="not a receipt"):
+    with pytest.raises(InputError, match=r"The receipt file .*bad\.json is not valid JSON \(line 1\)"):
         _package.load_json_document(tmp_path / "bad.json", "receipt")
 
 

@@ -167,7 +167,7 @@ def test_cli_partner_commands(run_cli, tmp_path, monkeypatch):
     assert [e["action"] for e in json.loads(out)] == ["partner.import", "partner.verify", "partner.revoke"]
     (tmp_path / "bad.json").write_text("{")
     code, _, err = run_cli("--vault", c, "partner", "import", tmp_path / "bad.json")
-    assert code == 1 and err.strip() == "pathshare: The card file bad.json is not valid JSON."
+    assert code == 1 and err.strip() == "pathshare: The card file bad.json is not valid JSON (line 1)."
     code, _, err = run_cli("--vault", c, "partner", "verify", "AAAAA-BBBBB-CCCCC-DDDDD")
     assert code == 1 and "No partner" in err
 

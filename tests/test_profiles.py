@@ -133,7 +133,7 @@ def test_export_and_import_share_a_profile_between_vaults(vault, tmp_path):
         (b"{not json", InputError, "not valid JSON"),
         (b'{"name": "x"}', PolicyError, "not a PathShare mapping profile"),
         (b'{"pathshare_mapping_profile": 1, "name": "x", "columns": {"a": 3}}', PolicyError, "columns"),
-        (b"\xff\xfe\x00garbage", InputError, "cannot be read"),
+        (b"\xff\xfe\x00garbage", InputError, "is not UTF-8 text"),
     ],
 )
 def test_import_refuses_bad_files_with_one_sentence(vault, tmp_path, content, error, message):
