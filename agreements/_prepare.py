@@ -281,7 +281,8 @@ def _deidentify_under(
 
     agreement = _check_provider(vault, agreement_id, today)
     # Before any work: refuses a missing linkage key. A new secret is only stored when the run succeeds.
-    secret, crosswalk, new_secret, own = _release_secret(vault, agreement)
+    secret, crosswalk, new_secret = _release_secret(vault, agreement)
+    own = new_secret or _own_release_secret(vault, agreement)
     step(0.0, "reading the extract")
     # A repeated header over different values (a second "Phone") is read as PHONE_2: the mapping
     # leaves it unmapped, so the agreement's drop-unlisted rule keeps it out of the output.
@@ -432,10 +433,18 @@ def _seal_table(
             staging.rmdir()
 
 
-def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, bytes | None, bytes]:
-    """The secret keying tokens, the crosswalk, the agreement's own release secret when it is new
-    (made here on first use, stored by :func:`_store_crosswalk` when the run succeeds; else None), and
-    that own release secret (new or stored; never shared with partners).
+def _own_release_secret(vault: Vault, agreement: Agreement) -> bytes:
+    """The agreement's release secret as stored in this vault: this provider's own, never shared with
+    partners (not the consortium's linkage secret). Called once :func:`_release_secret` made or found it."""
+    row = vault.db.execute(
+        "SELECT secret FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
+    ).fetchone()
+    return bytes(row[0])
+
+
+def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, bytes | None]:
+    """The secret keying tokens, the crosswalk, and the agreement's own release secret when it is new
+    (made here on first use, stored by :func:`_store_crosswalk` when the run succeeds; else None).
 
     With linkage scope "consortium" the shared secret (delivered to each provider) keys tokens, so
     partners' tokens agree; record codes always use this provider's own crosswalk.
@@ -457,7 +466,7 @@ def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, byt
             else Crosswalk()
         )
     shared = _consortium_secret(vault, agreement)
-    return (shared or secret), crosswalk, new, secret
+    return (shared or secret), crosswalk, new
 
 
 def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
