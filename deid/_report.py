@@ -16,6 +16,7 @@ from deid._atomic import write_bytes_atomic
 from deid.errors import OutputError
 
 REPORT_VERSION = 1
+RECIPIENT_INPUT = "the extract"  # what a report that leaves calls the input (never its file name)
 
 
 @dataclass
@@ -105,10 +106,31 @@ class DeidReport:
             ) from None
 
     def for_recipient(self) -> dict[str, Any]:
-        """The report as it may leave the organization: without what describes the sender's own
-        extract beyond the released columns (the headers that fed the roster)."""
+        """The report as it may leave the organization (``report.json`` in a package): as
+        :meth:`to_dict`, without what describes the sender's own extract beyond the released columns
+        (the headers that fed the roster) and without anything about the sender's machine. The input
+        is called "the extract" (its file name often holds a user's or a folder's name; a note or
+        warning that quoted it is reworded); no timings (the machine's speed), no input format or
+        encoding (a Windows code page says what made the file), no output hash (the manifest carries
+        the hash of what is sealed). What remains is counts, column names, kinds, the policy, dates."""
         data = self.to_dict()
         data.pop("roster_columns", None)
+        quoted = sorted({self.input, os.path.basename(self.input)} - {"", RECIPIENT_INPUT}, key=len)
+
+        def reword(text: str) -> str:
+            for name in reversed(quoted):  # the longest first: a path before the file name in it
+                text = text.replace(name, RECIPIENT_INPUT)
+            return text
+
+        data.update(
+            input=RECIPIENT_INPUT,
+            timings={},
+            input_format=None,
+            input_encoding=None,
+            output_sha256=None,
+            notes=[reword(n) for n in self.notes],
+            warnings=[reword(w) for w in self.warnings],
+        )
         return data
 
     @classmethod

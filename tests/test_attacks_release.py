@@ -361,3 +361,68 @@ def test_agreement_releases_key_dummies_with_the_providers_own_secret(
     finally:
         district.close()
     assert seen == [bytes(own)] and len(bytes(own)) == 32
+
+
+# ---------------------------------------------------- item 3: nothing about the sender's machine leaves
+
+USER_LIKE = "zqxjsmithqz"  # a distinctive user name, as a home folder and in the environment
+FOLDER_LIKE = "Quarterly Zorblax Exports"
+FILE_LIKE = "Vorpal_Roster_Export_QWERTY_2026"
+
+
+def test_attack_package_metadata_names_the_senders_machine(
+    demo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Seal a package from a file with a distinctive name, in a distinctive folder, under a distinctive
+    user name (home folder, environment, working folder); open it; grep every byte of the package,
+    of its decrypted tar (headers included), of every member and of every file `open` writes."""
+    import io
+    import os
+    import shutil
+    import socket
+    import tarfile
+
+    import pyrage
+
+    from agreements._identity import age_identity
+
+    folder = tmp_path / "home" / USER_LIKE / FOLDER_LIKE
+    folder.mkdir(parents=True)
+    src = folder / f"{FILE_LIKE}.csv"
+    shutil.copyfile(demo / "district-extract.csv", src)
+    for var in ("USER", "LOGNAME", "USERNAME"):
+        monkeypatch.setenv(var, USER_LIKE)
+    monkeypatch.setenv("HOME", str(tmp_path / "home" / USER_LIKE))
+    monkeypatch.chdir(folder)
+    district = Vault.open(demo / "district.vault", PASS)
+    try:
+        package = prepare(district, src, _agreement_id(district), folder / "out.age", profile=PROFILE).path
+    finally:
+        district.close()
+    college = Vault.open(demo / "college.vault", PASS)
+    try:
+        plain = pyrage.decrypt(package.read_bytes(), [age_identity(college)])
+        opened = open_received(college, package, tmp_path / "inbox")
+    finally:
+        college.close()
+
+    secrets = [USER_LIKE, FOLDER_LIKE, FILE_LIKE, "Zorblax", "Vorpal", "QWERTY", str(tmp_path)]
+    machine = [socket.gethostname(), os.path.expanduser("~"), str(demo)]
+    blobs: dict[str, bytes] = {"the package": package.read_bytes(), "the tar": plain}
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        members = tar.getmembers()
+        assert {m.name for m in members} >= {"report.json", "manifest.json", "manifest.sig"}
+        for m in members:
+            assert (m.uname, m.gname, m.uid, m.gid) == ("", "", 0, 0), m.name
+            data = tar.extractfile(m)
+            blobs[m.name] = data.read() if data else b""
+    for path in (tmp_path / "inbox").rglob("*"):
+        if path.is_file():
+            blobs[f"opened {path.name}"] = path.read_bytes()
+    for where, blob in blobs.items():
+        text = blob.decode("utf-8", "replace").lower()
+        for s in secrets + [m for m in machine if len(m) >= 6]:
+            assert s.lower() not in text, f"{s!r} found in {where}"
+    report = json.loads(blobs["report.json"])
+    assert report["timings"] == {} and report["input_encoding"] is None and report["input_format"] is None
+    assert opened.report["input"] == report["input"] == "the extract"
