@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agreements._merkle import EMPTY_ROOT, Frontier, consistency_proof, leaf_hash, root_of, verify_consistency
+from agreements._merkle import EMPTY_ROOT, Frontier, Tree, leaf_hash, root_of, verify_consistency
 from agreements._signing import canonical_json, load_public_key
 from agreements.errors import AuditError
 from deid import read_json_file
@@ -624,8 +624,9 @@ class AuditLog:
             )
             earlier = _given_out_sizes(conn, entry.seq, recipients)
             leaves = self.leaves(entry.seq, conn=conn)
-        proofs = [(m, tuple(h.hex() for h in consistency_proof(leaves, m))) for m in earlier]
-        return (entry.seq, root_of(leaves).hex()), proofs
+        tree = Tree(leaves)
+        proofs = [(m, tuple(h.hex() for h in tree.consistency_proof(m))) for m in earlier]
+        return (entry.seq, tree.root().hex()), proofs
 
     def verify_against_checkpoint(
         self, checkpoint_text: str, signer_card: Card | None = None

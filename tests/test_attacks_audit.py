@@ -17,7 +17,7 @@ import sqlcipher3
 from partners_setup import PASS, Org
 
 from agreements._audit import GENESIS, entry_hash, head_file, partner_heads, partner_log_problems
-from agreements._merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_of, verify_consistency
+from agreements._merkle import EMPTY_ROOT, Tree, consistency_proof, leaf_hash, root_of, verify_consistency
 from agreements._workflows import open_received, seal_for_agreement
 
 # Trillian's RFC 6962 test vectors (github.com/google/trillian, merkle/testonly/constants.go and
@@ -84,6 +84,7 @@ def test_merkle_consistency_proofs_between_every_pair_of_sizes() -> None:
     for n in range(71):
         for m in range(n + 1):
             proof = consistency_proof(leaves[:n], m)
+            assert Tree(leaves[:n]).consistency_proof(m) == proof and Tree(leaves[:n]).root() == roots[n]
             assert verify_consistency(m, n, roots[m], roots[n], proof), (m, n)
             if proof:
                 assert not verify_consistency(m, n, roots[m], roots[n], proof[1:]), (m, n)
