@@ -23,12 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._io import ReadInfo, check_distinct_files, output_format, read_table, write_release
+from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import suppress_to_k
 from deid._roster import Roster, check_aligned
 from deid._secrets import Crosswalk, crosswalk_path, load_crosswalk, load_secret, save_crosswalk
+from deid._textnorm import visible_text
 from deid._treatments import TreatmentContext, make_treatment
 from deid.errors import OutputError, PolicyError
 
@@ -111,6 +112,7 @@ def _run(
     t0 = time.perf_counter()
     step(0.0, "checking the policy")
     policy.check_columns(table.column_names, input_name=input_name)
+    check_text(table, input_name)  # (read_table checked files; a table made in memory may not be text)
     treatments = [(rule, make_treatment(rule)) for rule in policy.rules]
     if policy.needs_secret and secret is None:
         needing = [r.source for r, t in treatments if t.needs_secret]
@@ -661,7 +663,7 @@ def residual_scan(
                 rows = np.unique(np.linspace(0, len(col) - 1, sample_rows).astype(np.int64))
                 col = col.take(pa.array(rows))
                 sampled[name] = (len(rows), output.num_rows)
-            found = scanner().find(col)
+            found = scanner().find(visible_text(col))  # what the recipient will read
             for f in found:
                 kinds_seen[f.kind] = kinds_seen.get(f.kind, 0) + 1
             total += len(found)

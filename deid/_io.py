@@ -620,6 +620,7 @@ def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error") -> pa.Table:
     """Header repairs and refusals shared by every format."""
+    check_text(table, str(p))
     names = list(table.column_names)
     if not names:
         raise InputError(f"{p} has no header row.")
@@ -682,6 +683,48 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
             row = pc.index(pc.greater(lengths, MAX_CELL_BYTES), True).as_py()
             raise InputError(f"{p}: the cell in column '{name}', data row {row + 1}, is larger than 1 MB.")
     return table
+
+
+def check_text(table: pa.Table, where: str) -> None:
+    """Refuse text columns holding bytes no Unicode text may hold (a lone surrogate written as UTF-8,
+    stray bytes in a Parquet string column): every later step assumes valid UTF-8. The message names
+    the column and the first such row, never the bytes."""
+    for name, col in zip(table.column_names, table.columns, strict=True):  # (names may repeat)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        offset = 0
+        for chunk in col.chunks:
+            bad = _first_invalid_utf8(chunk)
+            if bad is not None:
+                raise InputError(
+                    f"{where}: the cell in column '{name}', data row {offset + bad + 1}, is not valid "
+                    "text (it holds bytes no Unicode text may hold, such as half of a surrogate pair); "
+                    "save the file again as UTF-8."
+                )
+            offset += len(chunk)
+
+
+def _first_invalid_utf8(chunk: pa.Array) -> int | None:
+    """Index of the first cell of ``chunk`` that is not valid UTF-8, or None (bisection: each step is
+    one vectorized validation)."""
+
+    def valid(part: pa.Array) -> bool:
+        try:
+            part.validate(full=True)
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    if valid(chunk):
+        return None
+    lo, hi = 0, len(chunk)  # the first bad cell is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if valid(chunk.slice(lo, mid - lo)):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _refuse_repeated_headers(p: Path, table: pa.Table, names: list[str]) -> None:

@@ -639,7 +639,10 @@ class RedactText(Treatment):
     redacted_by_kind: dict[str, int]  # pieces replaced, per scanner kind (set by apply; for the report)
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
-        col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+        from deid._textnorm import visible_text
+
+        # the text as the recipient will see it: no name hidden by zero-width or look-alike characters
+        col = visible_text(column)
         redacted, _changed, self.redacted_by_kind = ctx.scanner().redact_counted(col)
         return redacted
 
