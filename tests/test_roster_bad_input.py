@@ -72,7 +72,7 @@ def test_megabyte_notes_are_redacted_and_a_larger_cell_is_refused(tmp_path: Path
     code, stdout, err = run_cli("deid", src, "--policy", _policy_file(tmp_path), "--out", out)
     assert code == 0, err
     notes = _notes(out)
-    assert len(notes) == 9 and len(notes[0]) > 100_000
+    assert len(notes) == 9 and sum(len(n) > 100_000 for n in notes) == 8  # (rows come out shuffled)
     for n in notes:
         assert "Maria" not in n and "Lopez" not in n and "Dolores" not in n and "626-555" not in n
     assert "names" in stdout and "phone numbers" in stdout  # per-kind counts in the summary
