@@ -319,6 +319,22 @@ def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path,
     prep._fill_risk()
     prep._show_step(5)
     assert "NOT reached" in prep.risk_summary.text() and not prep.next.isEnabled()
+    # Per-kind counts in the clerk's words: what redaction took out, what is still there.
+    prep.preview = {**prep.preview, "k_achieved": 5, "residual_total": 1, "redacted_kinds": "3 names",
+                    "residual_kinds": "1 phone number",
+                    "residual": [{"column": "notes", "row": 411, "kind": "phone number"}]}  # fmt: skip
+    prep._fill_risk()
+    text = prep.risk_summary.text()
+    assert "Taken out of the notes:</b> 3 names" in text and "left: 1 (1 phone number)" in text
+    # Notes the scan cannot check for the students' own names (no name column) block sealing too.
+    prep.preview = {**prep.preview, "residual": [], "residual_total": 0, "text_unchecked": ["notes"]}
+    prep._fill_risk()
+    prep._show_step(5)
+    assert "cannot be checked" in prep.risk_summary.text() and not prep.next.isEnabled()
+    prep.preview = {**prep.preview, "text_unchecked": []}
+    prep._fill_risk()
+    prep._show_step(5)
+    assert prep.next.isEnabled()
     prep.release()
 
 

@@ -386,6 +386,7 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
 
     """
     from agreements import preview_under_agreement
+    from deid import describe_kinds
     from deid._io import read_table
 
     run = preview_under_agreement(
@@ -420,6 +421,11 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
             {"column": f["column"], "row": int(f["row"]) - 1, "kind": f["kind"]}
             for f in rep.get("residual_findings", [])
         ],
+        "residual_total": rep.get("residual_findings_total", 0),
+        # per-kind counts in the clerk's words: what redaction took out, and what is still there
+        "redacted_kinds": describe_kinds(rep.get("redacted_by_kind") or {}),
+        "residual_kinds": describe_kinds(rep.get("residual_by_kind") or {}),
+        "text_unchecked": list(rep.get("text_unchecked") or []),
         "summary": run.report.summary(),
     }
 

@@ -340,7 +340,10 @@ class PrepareScreen(QWidget):
             2: self.inspection is not None and bool(self.profile_name.text().strip()),
             3: self.inspection is not None and not self._blocking_findings(),
             4: self.preview is not None,
-            5: self.preview is not None and not self.preview.get("residual") and self._k_reached(),
+            5: self.preview is not None
+            and not self.preview.get("residual")
+            and not self.preview.get("text_unchecked")
+            and self._k_reached(),
         }.get(i, False)
         self.next.setEnabled(ok and not self.workspace.busy())
 
@@ -710,14 +713,25 @@ class PrepareScreen(QWidget):
             f"<p><b>Group size (k-anonymity):</b> {k_line}{'' if k_ok else ' — NOT reached'}.</p>",
             f"<p><b>Cells blanked to reach it:</b> {p['suppressed_cells']:,}.</p>",
         ]
+        if p.get("redacted_kinds"):
+            lines.append(f"<p><b>Taken out of the notes:</b> {escape(p['redacted_kinds'])}.</p>")
         if p["residual"]:
+            total = p.get("residual_total") or len(p["residual"])
+            kinds = f" ({escape(p['residual_kinds'])})" if p.get("residual_kinds") else ""
             lines.append(
-                f"<p><b>Possible personal information left: {len(p['residual'])}.</b> Sealing is blocked "
+                f"<p><b>Possible personal information left: {total:,}{kinds}.</b> Sealing is blocked "
                 "until these are resolved (map the column as “(not shared)” or to a redacting element). "
                 "Click a finding to see the cell.</p>"
             )
         else:
             lines.append("<p><b>Possible personal information left:</b> none found.</p>")
+        if p.get("text_unchecked"):
+            lines.append(
+                f"<p><b>Notes that cannot be checked:</b> {escape(', '.join(p['text_unchecked']))}. The "
+                "extract has no column of people's names, so a student's own name in a note cannot be "
+                "told from an ordinary word. Sealing is blocked: include the name columns in the extract "
+                "(they are never sent).</p>"
+            )
         self.risk_summary.setText("".join(lines))
         self.residual.clear()
         for f in p["residual"]:
