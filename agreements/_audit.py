@@ -1162,13 +1162,18 @@ class PartnerLogProblem:
     partner: str  # fingerprint
     action: str
     reason: str
+    org: str = ""  # the partner's organization, as its card in this vault names it
 
 
 def partner_log_problems(vault: Vault) -> list[PartnerLogProblem]:
     """Every time a partner's log was found rewritten or rolled back, oldest first."""
     out = []
     for e in vault.audit.entries(action=REWRITTEN) + vault.audit.entries(action=ROLLED_BACK):
-        out.append(PartnerLogProblem(e.time, e.partner or "", e.action, str(e.details.get("reason", ""))))
+        row = vault.db.execute("SELECT org FROM partners WHERE fingerprint = ?", (e.partner,)).fetchone()
+        org = str(row[0]) if row else (e.partner or "")
+        out.append(
+            PartnerLogProblem(e.time, e.partner or "", e.action, str(e.details.get("reason", "")), org)
+        )
     return sorted(out, key=lambda p: p.time)
 
 

@@ -108,6 +108,8 @@ class Dashboard:
     # Partners whose audit log was found rewritten or rolled back (what they signed for us earlier no
     # longer holds): their packages, receipts and certificates deserve a second look.
     partner_logs: list[PartnerLogProblem] = field(default_factory=list)
+    # Tampering with this vault found when it was opened ("DATE: finding"), see agreements/_integrity.py.
+    tampering: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +122,7 @@ class Dashboard:
                 {"time": p.time, "partner": p.partner, "action": p.action, "reason": p.reason}
                 for p in self.partner_logs
             ],
+            "tampering": list(self.tampering),
         }
 
 
@@ -171,8 +174,16 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
         for rec in list_packages(vault, SENT)
         if set(rec.recipients) - set(rec.delivered_to)
     ]
+    from agreements._integrity import past_tampering
+
     return Dashboard(
-        today, days, expiring_agreements(vault, days, today), past, unreceipted, partner_log_problems(vault)
+        today,
+        days,
+        expiring_agreements(vault, days, today),
+        past,
+        unreceipted,
+        partner_log_problems(vault),
+        past_tampering(vault),
     )
 
 
@@ -347,13 +358,22 @@ def write_audit_csv(vault: Vault, entries: Sequence[AuditEntry], out: str | os.P
 def verdict_sentence(verdict: AuditVerdict, what: str = "The audit log") -> str:
     """One sentence for a verdict, naming the first bad entry when there is one."""
     if verdict.ok:
-        return (
-            f"{what} verifies: all {verdict.entries:,} entries are intact and in order "
-            f"(head {verdict.head_hash[:16]}…)."
+        return " ".join(
+            [
+                f"{what} verifies: all {verdict.entries:,} entries are intact and in order "
+                f"(head {verdict.head_hash[:16]}…).",
+                *verdict_notes(verdict),
+            ]
         )
     where = f" The first bad entry is #{verdict.first_bad}." if verdict.first_bad else ""
     reason = verdict.reason.rstrip(".")
     return f"{what} does NOT verify: {reason}.{where}"
+
+
+def verdict_notes(verdict: AuditVerdict) -> list[str]:
+    """What verification could not check or found earlier (a missing head file, past tampering), as
+    sentences to show under the verdict."""
+    return [f"{note[0].upper()}{note[1:]}." for note in verdict.warnings]
 
 
 def verify_log(vault: Vault) -> AuditVerdict:

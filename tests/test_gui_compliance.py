@@ -681,3 +681,33 @@ def test_codebook_is_saved_from_the_agreements_screen_and_audited(qtbot, tmp_pat
     files = [e.details["file"] for e in window.session.vault.audit.entries(action="agreement.codebook")]
     assert files == ["book.csv", "book.pdf"]
     college.close()
+
+
+def test_dashboard_names_a_rewritten_partner_log_and_tampering_with_this_vault(qtbot, tmp_path):
+    """Issue 20 items 11-12: what the library detects (a partner's log rewritten, old pages spliced into
+    this vault) is in front of the compliance officer, in words, on the Dashboard."""
+    from agreements import Vault, import_card
+    from agreements._audit import hold_partner_head
+    from agreements._integrity import TAMPERING
+
+    district_path, college, card_file, _ = make_orgs(tmp_path)
+    from agreements import Card
+
+    ccard = Card.from_json(card_file.read_bytes(), "card")
+    size, root = college.audit.tree_head()
+    college.close()
+    d = Vault.open(district_path, PASS)
+    import_card(d, ccard, verified=True)
+    assert hold_partner_head(d, ccard, size, root).ok
+    assert not hold_partner_head(d, ccard, size, "0" * 64).ok  # the same size, another history
+    d.audit.append(TAMPERING, details={"findings": ["the log records that package P1 was opened here"]})
+    d.close()
+
+    window = open_window(qtbot, tmp_path, district_path)
+    board = show(window, "Dashboard")
+    assert board.partner_logs.isVisibleTo(board) and board.partner_logs.rowCount() == 1
+    assert board.partner_logs.item(0, 0).text() == RIVERBEND
+    assert "rewritten" in board.partner_logs.item(0, 2).text()
+    assert board.tampering_title.isVisibleTo(board)
+    assert "package P1 was opened here" in board.tampering_note.text()
+    assert "2 items need attention" in board.summary.text()

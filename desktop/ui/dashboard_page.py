@@ -55,7 +55,18 @@ class DashboardPage(QWidget):
             ("Package file", "Agreement", "Sent", "Not opened by", "Why", "Package ID"),
             "Packages without a receipt",
         )
+        # Shown only when there is something: evidence that a partner's log or this vault was tampered with.
+        self.partner_logs_title = _section("Partners whose audit log was rewritten or rolled back")
+        self.partner_logs_note = paragraph()
+        self.partner_logs = make_table(("Partner", "Found on", "What was found"), "Partners' audit logs")
+        self.tampering_title = _section("This vault was tampered with")
+        self.tampering_note = paragraph()
         for w in (
+            self.tampering_title,
+            self.tampering_note,
+            self.partner_logs_title,
+            self.partner_logs_note,
+            self.partner_logs,
             self.expiring_title,
             self.expiring_note,
             self.expiring,
@@ -67,7 +78,7 @@ class DashboardPage(QWidget):
             self.unreceipted,
         ):
             layout.addWidget(w)
-        for t, stretch in ((self.expiring, 0), (self.past, 1), (self.unreceipted, 1)):
+        for t, stretch in ((self.expiring, 0), (self.past, 1), (self.unreceipted, 1), (self.partner_logs, 2)):
             fit_columns(t, stretch)
         # A refusal's sentence is long: its column keeps a fixed width and elides (whole in the tooltip).
         self.unreceipted.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Interactive)
@@ -165,6 +176,27 @@ class DashboardPage(QWidget):
             ],
             [p.package_id for p in board.without_receipt],
         )
+        fill_table(
+            self.partner_logs,
+            [(p.org, p.time[:10], p.reason) for p in board.partner_logs],
+            [p.partner for p in board.partner_logs],
+        )
+        n4, n5 = len(board.partner_logs), len(board.tampering)
+        for w in (self.partner_logs_title, self.partner_logs_note, self.partner_logs):
+            w.setVisible(n4 > 0)
+        fit_height(self.partner_logs)
+        self.partner_logs_note.setText(
+            "What these partners signed for you earlier no longer holds in their audit log: someone there "
+            "changed or restored it. Ask them why, and ask for an audit bundle to see what changed."
+        )
+        for w in (self.tampering_title, self.tampering_note):
+            w.setVisible(n5 > 0)
+        self.tampering_note.setText(
+            "When this vault was opened, what it stored disagreed with its own audit log (part of an older "
+            "copy of the vault was put back). PathShare followed the audit log. Found: "
+            + "; ".join(board.tampering)
+            + ". Tell your security officer."
+        )
         n1, n2, n3 = len(board.expiring), len(board.past_deadline), len(board.without_receipt)
         for table, n in ((self.expiring, n1), (self.past, n2), (self.unreceipted, n3)):
             table.setVisible(n > 0)  # an empty list is said in words, not shown as an empty grid
@@ -185,7 +217,7 @@ class DashboardPage(QWidget):
             if n3
             else "Every package sent has come back opened."
         )
-        attention = n1 + n2 + n3
+        attention = n1 + n2 + n3 + n4 + min(n5, 1)
         self.summary.setText(
             f"As of {board.today.isoformat()}: "
             + (
