@@ -63,6 +63,9 @@ def sides(_executed_pair, tmp_path):
     orgs = []
     for path in (d_path, c_path):
         shutil.copyfile(path, tmp_path / path.name)
+        head = path.with_name(path.name + ".head")  # the signed head file beside the vault goes along
+        if head.exists():
+            shutil.copyfile(head, tmp_path / head.name)
         orgs.append(Org(tmp_path / path.name, new=False))
     yield orgs[0], orgs[1], agreement_id
     for org in orgs:

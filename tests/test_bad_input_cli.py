@@ -62,6 +62,10 @@ def env(_orgs, tmp_path, monkeypatch):
     work.mkdir()
     for p in (d_path, c_path, package):
         shutil.copyfile(p, work / p.name)
+    for p in (d_path, c_path):  # a whole copy of a vault: the file and the signed head file beside it
+        head = p.with_name(p.name + ".head")
+        if head.exists():
+            shutil.copyfile(head, work / head.name)
     monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
     return {
         "district": work / d_path.name,

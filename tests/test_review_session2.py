@@ -99,14 +99,13 @@ def test_a_cancel_mid_open_leaves_no_thread_descriptor_file_or_receipt(sides, tm
     src = tmp_path / "s.csv"
     src.write_bytes(os.urandom(5 << 20))
     sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
-    before = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".vault.head"))
+    before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(Cancelled):
         open_received(
             c.vault, sealed.path, tmp_path / "in", progress=_cancel_after(5), receipt=tmp_path / "r.json"
         )
     assert _left_behind(tmp_path) == ([], [])
-    # no staging folder, no receipt (the vault's head file comes with its first change: not a leftover)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".vault.head")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder, no receipt
 
 
 # ------------------------------------------------------------------------------ headerless check
@@ -292,7 +291,7 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
     sealed = None
     if when == "open":
         sealed = seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "p.age")
-    before = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".vault.head"))
+    before = sorted(p.name for p in tmp_path.iterdir())
     if when == "cancel seal":
         with pytest.raises(Cancelled):
             seal_for_agreement(
@@ -306,7 +305,7 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
             else:
                 open_received(c.vault, sealed.path, tmp_path / "in", receipt=tmp_path / "r.json")
     assert _left_behind(tmp_path) == ([], [])
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".vault.head")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_the_dashboard_says_which_recipient_refused_and_which_did_not_answer() -> None:
