@@ -131,6 +131,8 @@ def _run(
     # The roster comes from every column of the input as read (released, dropped or never mapped),
     # built in one place (deid._roster) for every path.
     own = Roster.from_table(table, policy, flags)
+    # The report names the extract's own headers: a mapped view's columns are copies of them.
+    fed_by = own.columns if roster is None else roster.columns
     if roster is not None:
         check_aligned(roster, table.num_rows)
         own = roster.merged(own)
@@ -325,7 +327,7 @@ def _run(
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         timings={k: round(v, 3) for k, v in timings.items()},
         policy=policy.to_dict(),
-        roster_columns=roster.columns.to_dict(),
+        roster_columns=fed_by.to_dict(),
     )
     return output, report
 

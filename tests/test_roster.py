@@ -112,7 +112,7 @@ def test_agreement_paths_feed_dropped_and_unmapped_columns_and_say_so(demo: Path
     finally:
         district.close()
     # "Guardian Name", "Guardian Email", "Phone" are not elements of the agreement: never mapped
-    assert "Guardian Name" in report.roster_columns["names"]
+    assert report.roster_columns["names"] == ["First Name", "Middle Name", "Last Name", "Guardian Name"]
     assert {"Guardian Email", "Student Email"} <= set(report.roster_columns["emails"])
     assert "Phone" in report.roster_columns["phones"]
     assert {"SSID", "Local ID"} <= set(report.roster_columns["ids"])
