@@ -369,3 +369,4 @@ def test_attack_spliced_old_page_reopens_a_replay(
     monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
     code, _, err = run_cli("--vault", path, "audit", "verify")
     assert code == 1 and "the vault was tampered with" in err and sealed.manifest.package_id in err
+    assert err.startswith("pathshare: warning: this vault was tampered with: the log records that package")

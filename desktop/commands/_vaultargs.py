@@ -69,7 +69,20 @@ def open_vault(args: argparse.Namespace) -> Vault:
     """Open the vault named by ``args`` (WrongPassphrase / NotAVault / VaultError are shown by the CLI)."""
     path = vault_path(args)
     refuse_output_over_vault(args, path)
-    return Vault.open(path, read_passphrase())
+    vault = Vault.open(path, read_passphrase())
+    _warn_tampering(vault)
+    return vault
+
+
+def _warn_tampering(vault: Vault) -> None:
+    """Say at once when opening found the vault's state disagreeing with its audit log (tampering)."""
+    import sys
+
+    for finding in vault.tampering:
+        sys.stderr.write(
+            f"pathshare: warning: this vault was tampered with: {finding}; PathShare follows the audit log "
+            "(see `pathshare audit verify`).\n"
+        )
 
 
 def open_or_create_vault(args: argparse.Namespace, user_inputs: Sequence[str] = ()) -> tuple[Vault, bool]:
@@ -80,6 +93,8 @@ def open_or_create_vault(args: argparse.Namespace, user_inputs: Sequence[str] = 
     path = vault_path(args)
     refuse_output_over_vault(args, path)
     if path.exists():
-        return Vault.open(path, read_passphrase()), False
+        vault = Vault.open(path, read_passphrase())
+        _warn_tampering(vault)
+        return vault, False
     passphrase = read_passphrase("New vault passphrase: ", confirm=True)
     return Vault.create(path, passphrase, user_inputs=user_inputs), True

@@ -62,6 +62,7 @@ def _report(verdict, what: str, args: argparse.Namespace) -> int:
                     "first_bad": verdict.first_bad,
                     "reason": verdict.reason,
                     "head": verdict.head_hash,
+                    "notes": list(verdict.warnings),
                 }
             )
         )
