@@ -258,10 +258,32 @@ class AuditLog:
     # key) goes to a small file beside the vault — outside the database and its WAL. It only moves
     # forward, and `verify` reports a log shorter than it, or different at its size.
     def after_commit(self) -> None:
-        """Called by the vault after a transaction committed: write the head file if the log grew."""
+        """Called by the vault after a transaction committed: write the head file if the log grew.
+
+        Written under SQLite's write lock, with the log's head as it is then: two processes cannot
+        interleave read-compare-write and leave the file at the smaller head. If another writer holds
+        the lock, this one skips: that writer writes a head at least as far after its own commit."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            self._write_head_file(*pending)
+        if pending is None:
+            return
+        import sqlcipher3
+
+        conn = self._vault.db
+        try:
+            wait = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {wait}")
+        except sqlcipher3.Error:
+            return
+        try:
+            row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            if row is not None:
+                self._write_head_file(int(row[0]), str(row[1]))
+        finally:
+            conn.execute("ROLLBACK")
 
     def after_rollback(self) -> None:
         """Called by the vault after a transaction rolled back: nothing was appended."""

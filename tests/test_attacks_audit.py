@@ -370,3 +370,35 @@ def test_attack_spliced_old_page_reopens_a_replay(
     code, _, err = run_cli("--vault", path, "audit", "verify")
     assert code == 1 and "the vault was tampered with" in err and sealed.manifest.package_id in err
     assert err.startswith("pathshare: warning: this vault was tampered with: the log records that package")
+
+
+def test_head_file_keeps_up_with_two_processes_appending(tmp_path: Path) -> None:
+    """The head file is written under the vault's write lock: with two processes appending at once it
+    ends at the log's head, never behind it from an interleaved read-compare-write."""
+    import subprocess
+    import sys
+
+    import agreements._vault as vault_module
+
+    path = tmp_path / "d.vault"
+    Org(path, "Lakeview USD", "district").vault.close()
+    code = (
+        "import sys, agreements._vault as m\n"
+        f"m._TEST_KDF_ITER = {vault_module._TEST_KDF_ITER!r}\n"
+        "from agreements import Vault\n"
+        f"v = Vault.open(sys.argv[1], {PASS!r})\n"
+        "for i in range(40):\n"
+        "    v.audit.append('thing.done', details={'writer': sys.argv[2], 'i': i})\n"
+        "v.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(k)]) for k in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    vault = Org(path, new=False).vault
+    try:
+        from agreements._audit import read_head_file
+
+        assert read_head_file(head_file(path)) == vault.audit.head()
+        verdict = vault.audit.verify()
+        assert verdict.ok and not verdict.warnings and verdict.entries >= 80
+    finally:
+        vault.close()
