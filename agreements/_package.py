@@ -3,22 +3,27 @@
 A package is a standard age file (X25519 recipients = the agreement's recipients) whose plaintext is a
 tar archive (PAX format)::
 
-    report.json          the de-identification report
-    data/<name>          the de-identified files
     manifest.json        canonical JSON (RFC 8785): ids, agreement, sender, recipients, created,
                          the sender's audit-log head, and each file's name, size, rows and SHA-256
     manifest.sig         base64 Ed25519 signature by the sender over manifest.json
+    report.json          the de-identification report
+    data/<name>          the de-identified files
 
-The manifest comes *last* so that sealing reads each source file exactly once: sizes and hashes are
-computed while the bytes stream into age, never building the tar in memory nor writing it to disk.
+The signed manifest comes *first*, so a recipient verifies the sender's signature and runs its checks
+(agreement, recipients, replay) before a single byte of data is written: an unknown sender can make a
+recipient hold at most the manifest's 16 MiB and the signature's 4 KiB in memory, nothing on disk.
+Sealing therefore reads each source twice (hashed for the manifest, then streamed into age; the
+file's size, inode and times must not change in between), never building the tar in memory nor
+writing it to disk.
 
 Opening decrypts the tar into a private (0700) staging folder beside the destination (age checks every
-64 KiB chunk, but a damaged package releases its first chunks before it fails), then vets every tar
-member (plain files and folders at expected, safe names only) while unpacking it there, verifies the
-signature, runs the caller's checks, compares every file's size and SHA-256 with the manifest and
-refuses anything unlisted; only then are the files moved into the destination. Every failure is
-:class:`~agreements.errors.PackageRejected` with one plain sentence, and the staging folder is removed:
-nothing reaches the destination.
+64 KiB chunk, but a damaged package releases its first chunks before it fails), verifies the manifest
+as soon as it and its signature arrived, then vets every member (plain files and folders at expected,
+safe names only; only files the manifest lists, at the size it lists) while unpacking it there, and
+compares every file's SHA-256 with the manifest; only then are the files moved into the destination.
+Every failure is :class:`~agreements.errors.PackageRejected` with one plain sentence, and the staging
+folder is removed: nothing reaches the destination. ``on_staging`` lets the caller record the staging
+folder first, so one left by a killed process is found and removed at the next start.
 
 Callers make no crypto decisions. Sealing and opening keep two cores busy (hashing and framing on the
 caller's thread, encryption on a helper thread) and hold the GIL only between those calls; the GUI
@@ -402,8 +407,11 @@ def seal(
         doc = manifest.to_json()
         return canonical_json(doc), sign_document(sender_key, doc).encode("ascii")
 
-    total = sum(s[1].stat().st_size for s in specs) or 1
-    chunks = _tar_chunks(report_bytes, specs, finalize, mtime, _Meter(progress, total, "sealing"))
+    total = 2 * sum(s[1].stat().st_size for s in specs) or 1  # read twice: hashed, then sealed
+    meter = _Meter(progress, total, "sealing")
+    hashed = [_hash_source(name, source, rows, meter) for name, source, rows in specs]
+    manifest_bytes, signature = finalize([entry for entry, _ in hashed])
+    chunks = _tar_chunks(report_bytes, manifest_bytes, signature, specs, hashed, mtime, meter)
     try:
         with atomic_open(out, "wb") as fh:
             _agefile.encrypt_chunks(chunks, EarlyWriteback(fh), recipients)  # type: ignore[arg-type]
@@ -426,14 +434,44 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % tarfile.BLOCKSIZE)
 
 
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    # What changes when a file is written to or replaced between the two reads of sealing.
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _hash_source(
+    name: str, source: Path, rows: int | None, meter: _Meter
+) -> tuple[FileEntry, tuple[int, ...]]:
+    """First read of a source: its size and SHA-256 for the manifest, and what identifies its state."""
+    try:
+        with open(source, "rb") as fh:
+            before = os.fstat(fh.fileno())
+            digest = hashlib.sha256()
+            seen = 0
+            while chunk := fh.read(_CHUNK):
+                seen += len(chunk)
+                digest.update(chunk)
+                meter.add(len(chunk))
+            after = os.fstat(fh.fileno())
+    except OSError as exc:
+        raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
+    if seen != before.st_size or _identity(before) != _identity(after):
+        raise InputError(f"{source} changed while it was being sealed; seal it again.")
+    return FileEntry(name, seen, digest.hexdigest(), rows), _identity(after)
+
+
 def _tar_chunks(
     report_bytes: bytes,
+    manifest_bytes: bytes,
+    signature: bytes,
     specs: Sequence[tuple[str, Path, int | None]],
-    finalize: Callable[[list[FileEntry]], tuple[bytes, bytes]],
+    hashed: Sequence[tuple[FileEntry, tuple[int, ...]]],
     mtime: int,
     meter: _Meter,
 ) -> Iterator[bytes]:
-    """The package tar, generated piece by piece; each source file is read once, hashed as it goes."""
+    """The package tar, generated piece by piece, the signed manifest first (so a recipient verifies
+    it before writing anything). Each source is read a second time here; its size, inode and times
+    must still be those of the first read, whose SHA-256 the manifest carries."""
     written = 0
 
     def out(piece: bytes) -> bytes:
@@ -441,41 +479,36 @@ def _tar_chunks(
         written += len(piece)
         return piece
 
-    yield out(_member(REPORT_NAME, len(report_bytes), mtime) + report_bytes + _padding(len(report_bytes)))
+    first = ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature), (REPORT_NAME, report_bytes))
+    for name, body in first:
+        yield out(_member(name, len(body), mtime) + body + _padding(len(body)))
     yield out(_member(DATA_DIR, 0, mtime, tarfile.DIRTYPE))
-    entries: list[FileEntry] = []
-    for name, source, rows in specs:
+    for (name, source, _), (entry, state) in zip(specs, hashed, strict=True):
+        changed = InputError(f"{source} changed while it was being sealed; seal it again.")
         try:
             fh = open(source, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` across yields cleanly
         except OSError as exc:
             raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
         with fh:
-            size = os.fstat(fh.fileno()).st_size
-            yield out(_member(f"{DATA_DIR}/{name}", size, mtime))
-            digest = hashlib.sha256()
+            if _identity(os.fstat(fh.fileno())) != state:
+                raise changed
+            yield out(_member(f"{DATA_DIR}/{name}", entry.size, mtime))
             seen = 0
             while True:
                 try:
-                    chunk = fh.read(_CHUNK)
+                    chunk = fh.read(min(_CHUNK, entry.size - seen + 1))
                 except OSError as exc:
                     raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
                 if not chunk:
                     break
                 seen += len(chunk)
-                if seen > size:
-                    break
-                digest.update(chunk)
+                if seen > entry.size:
+                    raise changed
                 meter.add(len(chunk))
                 yield out(chunk)
-            if seen != size:
-                raise InputError(f"{source} changed while it was being sealed; seal it again.")
-        yield out(_padding(size))
-        entries.append(FileEntry(name, size, digest.hexdigest(), rows))
-    manifest_bytes, signature = finalize(entries)
-    yield out(
-        _member(MANIFEST_NAME, len(manifest_bytes), mtime) + manifest_bytes + _padding(len(manifest_bytes))
-    )
-    yield out(_member(SIGNATURE_NAME, len(signature), mtime) + signature + _padding(len(signature)))
+            if seen != entry.size or _identity(os.fstat(fh.fileno())) != state:
+                raise changed
+        yield out(_padding(entry.size))
     # End of archive: two zero blocks, then pad to a whole record as tar(1) does.
     end = 2 * tarfile.BLOCKSIZE
     yield out(b"\0" * (end + (-(written + end) % _RECORD)))
@@ -492,14 +525,18 @@ def open_package(
     verify_sender: Callable[[Manifest], Ed25519PublicKey],
     check_manifest: Callable[[Manifest], None] | None = None,
     progress: Progress | None = None,
+    on_staging: Callable[[Path], None] | None = None,
 ) -> OpenedPackage:
     """Decrypt, verify and unpack the package at ``path`` into ``out_dir`` (which must be empty or absent).
 
     ``verify_sender(manifest)`` returns the verified sender's Ed25519 public key or raises
     PackageRejected; ``check_manifest(manifest)`` runs the caller's checks (agreement held and in
-    force, we are a recipient, not a replay) and raises to refuse. Both run before anything reaches
-    ``out_dir``. On success ``out_dir`` holds ``data/…``, ``report.json``, ``manifest.json`` and
-    ``manifest.sig`` (private: 0700 folders, 0600 files). Raises PackageRejected (with the reason) for
+    force, we are a recipient, not a replay) and raises to refuse. Both run as soon as the manifest and
+    its signature (the archive's first two members) are decrypted, before any data is written.
+    ``on_staging(folder)`` is called with the private staging folder before anything is decrypted into
+    it (the vault records it, so one left by a killed process is removed at the next start). On
+    success ``out_dir`` holds ``data/…``, ``report.json``, ``manifest.json`` and ``manifest.sig``
+    (private: 0700 folders, 0600 files). Raises PackageRejected (with the reason) for
     any problem with the package, OutputError when ``out_dir`` is not empty or cannot be written.
     ``progress(fraction, message)`` is called about every 1% of the package read; an exception it
     raises (e.g. Cancelled) stops opening and leaves nothing behind.
@@ -515,12 +552,18 @@ def open_package(
     except OSError as exc:
         raise OutputError(f"Cannot write into {out_dir.parent}: {exc.strerror or exc}.") from exc
     try:
+        if on_staging is not None:
+            on_staging(staging)  # before anything is decrypted into it
         tree = staging / "package"
         tree.mkdir(mode=0o700)
         size = path.stat().st_size
         meter = _Meter(progress, size, "decrypting and checking")
-        found, small = _unpack(path, identity, tree, meter, size)
-        manifest = _verify(found, small, verify_sender, check_manifest)
+
+        def trust(manifest_bytes: bytes, signature_bytes: bytes) -> Manifest:
+            return _trust(manifest_bytes, signature_bytes, verify_sender, check_manifest)
+
+        manifest, found, small = _unpack(path, identity, tree, meter, size, trust)
+        _check_contents(manifest, found, small)
         report = parse_json(
             small[REPORT_NAME], "The package's report", what="a report", error=PackageRejected,
             max_bytes=_MAX_REPORT,
@@ -552,11 +595,16 @@ def _check_destination(out_dir: Path) -> None:
 
 
 def _unpack(
-    path: Path, identity: _agefile.Identity, tree: Path, meter: _Meter, package_size: int
-) -> tuple[dict[str, tuple[int, str]], dict[str, bytes]]:
-    """Decrypt ``path`` and unpack its tar into ``tree`` as it decrypts; return the data files
-    {name: (size, sha256)} and the small members' bytes."""
-    unpacker = _Unpacker(tree, meter, package_size)
+    path: Path,
+    identity: _agefile.Identity,
+    tree: Path,
+    meter: _Meter,
+    package_size: int,
+    trust: Callable[[bytes, bytes], Manifest],
+) -> tuple[Manifest, dict[str, tuple[int, str]], dict[str, bytes]]:
+    """Decrypt ``path`` and unpack its tar into ``tree`` as it decrypts; return the trusted manifest, the
+    data files {name: (size, sha256)} and the small members' bytes."""
+    unpacker = _Unpacker(tree, meter, package_size, trust)
     try:
         _agefile.decrypt_to(path, [identity], unpacker)  # type: ignore[arg-type]
         unpacker.close(complete=True)
@@ -575,7 +623,9 @@ def _unpack(
         raise PackageRejected(
             f"The package holds a folder the manifest does not list: {sorted(extra_dirs)[0]}."
         )
-    return unpacker.found, unpacker.small
+    if unpacker.manifest is None:
+        raise PackageRejected("The package does not contain a valid archive (it ends too early).")
+    return unpacker.manifest, unpacker.found, unpacker.small
 
 
 _EXTENSION_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
@@ -595,9 +645,14 @@ class _Unpacker:
     from the decryption, keeps opening close to the speed of decryption alone.
     """
 
-    def __init__(self, tree: Path, meter: _Meter, package_size: int) -> None:
+    def __init__(
+        self, tree: Path, meter: _Meter, package_size: int, trust: Callable[[bytes, bytes], Manifest]
+    ) -> None:
         self.tree = tree
         self._meter = meter
+        self._trust = trust
+        self.manifest: Manifest | None = None  # set once the manifest and its signature verified
+        self._listed: dict[str, FileEntry] = {}
         # No member can hold more bytes than the encrypted package itself: a larger size is a lie.
         self._max_size = package_size
         self.found: dict[str, tuple[int, str]] = {}
@@ -712,6 +767,7 @@ class _Unpacker:
             raise PackageRejected(
                 f"The package's archive gives {name!r} an impossible size ({member.size} bytes)."
             )
+        self._check_order(name, member)
         self._names.append(name)
         _check_unique(self._names, PackageRejected)
         self._name = name
@@ -742,6 +798,35 @@ class _Unpacker:
         if not self._remaining:
             self._end_member()
 
+    def _check_order(self, name: str, member: tarfile.TarInfo) -> None:
+        """The signed manifest and its signature come first, and nothing is written before they
+        verified; after that, only what the manifest lists, at exactly the size it lists."""
+        position = len(self._names)
+        if position < 2:
+            if name != (MANIFEST_NAME, SIGNATURE_NAME)[position]:
+                raise PackageRejected(
+                    "The package does not begin with its signed manifest, so it cannot be checked before "
+                    "it is unpacked (an older PathShare sealed it, or it was built by hand); ask the "
+                    "sender to seal it again with this version."
+                )
+            return
+        if self.manifest is None:  # only when the signature member was refused: unreachable, kept safe
+            raise PackageRejected("The package's manifest was not verified.")
+        if member.isdir():
+            return
+        if name == REPORT_NAME:
+            if member.size != self.manifest.report_size:
+                raise PackageRejected("The package's report does not match the manifest.")
+        elif name in (MANIFEST_NAME, SIGNATURE_NAME):
+            raise PackageRejected(f"The file name {name!r} appears twice in the package.")
+        else:
+            rel = name[len(DATA_DIR) + 1 :]
+            entry = self._listed.get(rel)
+            if entry is None:
+                raise PackageRejected(f"The package holds a file the manifest does not list: {rel!r}.")
+            if member.size != entry.size:
+                raise PackageRejected(f"The file {rel!r} has a different size than the manifest says.")
+
     def _flush(self) -> None:
         data, self._pending = self._pending, bytearray()  # handed over: the writer owns it now
         self._digest.update(data)
@@ -758,6 +843,9 @@ class _Unpacker:
         elif self._parts is not None:
             self.small[name] = b"".join(self._parts)
             self._parts = None
+            if name == SIGNATURE_NAME:
+                self.manifest = self._trust(self.small[MANIFEST_NAME], self.small[SIGNATURE_NAME])
+                self._listed = {e.name: e for e in self.manifest.files}
         if self._padding:
             self._state, self._need = "padding", self._padding
         else:
@@ -893,23 +981,21 @@ def _safe_data_name(rel: str) -> None:
         raise PackageRejected(f"The package holds an unsafe file name: {exc}.") from exc
 
 
-def _verify(
-    found: dict[str, tuple[int, str]],
-    small: dict[str, bytes],
+def _trust(
+    manifest_bytes: bytes,
+    signature_bytes: bytes,
     verify_sender: Callable[[Manifest], Ed25519PublicKey],
     check_manifest: Callable[[Manifest], None] | None,
 ) -> Manifest:
-    for name in (MANIFEST_NAME, SIGNATURE_NAME, REPORT_NAME):
-        if name not in small:
-            raise PackageRejected(f"The package has no {name}; it is not a PathShare package.")
+    """The signed manifest, verified (sender, signature, the caller's checks) before any data is written."""
     doc = parse_json(
-        small[MANIFEST_NAME], "The package's manifest", what="a manifest", error=PackageRejected,
+        manifest_bytes, "The package's manifest", what="a manifest", error=PackageRejected,
         max_bytes=_MAX_MANIFEST,
     )
     manifest = Manifest.from_json(doc)
     public_key = verify_sender(manifest)
     try:
-        signature = small[SIGNATURE_NAME].decode("ascii").strip()
+        signature = signature_bytes.decode("ascii").strip()
     except UnicodeError as exc:
         raise PackageRejected("The package's manifest signature is malformed.") from exc
     if not verify_document(public_key, doc, signature):
@@ -918,6 +1004,12 @@ def _verify(
         )
     if check_manifest is not None:
         check_manifest(manifest)
+    return manifest
+
+
+def _check_contents(manifest: Manifest, found: dict[str, tuple[int, str]], small: dict[str, bytes]) -> None:
+    """Everything the manifest lists arrived, with its size and SHA-256 (unlisted files and wrong sizes
+    were refused at their headers already)."""
     listed = {e.name: e for e in manifest.files}
     for name in found:
         if name not in listed:
@@ -932,10 +1024,11 @@ def _verify(
             raise PackageRejected(f"The file {entry.name!r} has a different size than the manifest says.")
         if digest != entry.sha256:
             raise PackageRejected(f"The file {entry.name!r} does not match the manifest's SHA-256.")
-    report = small[REPORT_NAME]
+    report = small.get(REPORT_NAME)
+    if report is None:
+        raise PackageRejected(f"The package has no {REPORT_NAME}; it is not a PathShare package.")
     if len(report) != manifest.report_size or sha256_hex(report) != manifest.report_sha256:
         raise PackageRejected("The package's report does not match the manifest.")
-    return manifest
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -215,6 +215,8 @@ class Vault:
         self.audit = AuditLog(self)
         # Where the security state disagreed with the audit log when the vault was opened (tampering).
         self.tampering: list[str] = []
+        # What the start found of openings a killed process left unfinished (see sweep_staging).
+        self.staging_notes: list[str] = []
 
     # -- life cycle -------------------------------------------------------------------------------
     @classmethod
@@ -326,6 +328,9 @@ class Vault:
             from agreements._integrity import check_security_state
 
             vault.tampering = check_security_state(vault)  # old pages spliced in: reported, not obeyed
+            from agreements._package_store import sweep_staging
+
+            vault.staging_notes = sweep_staging(vault)  # decrypted data left by a killed `open`
         except BaseException as exc:
             vault.close()
             failure = database_failure(p, exc)

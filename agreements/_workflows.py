@@ -29,12 +29,14 @@ from agreements._package_store import (
     PackageRecord,
     certify_destruction,
     check_not_replayed,
+    forget_staging,
     import_destruction_certificate,
     import_receipt,
     received_on,
     record_received,
     record_rejected,
     record_sent,
+    record_staging,
 )
 from agreements._partners import Partner, find_partner, party_card, trusted_partner
 from agreements._signing import canonical_json, load_public_key
@@ -281,10 +283,15 @@ def open_received(
 
     def check_manifest(manifest: Manifest) -> None:
         seen["signed"] = True  # open_package calls this only after the signature verified
-        step(0.8, "checking the agreement")
         seen["agreement"] = _agreement_for(vault, manifest, seen["sender"], today)
         _check_recipients(vault, manifest, seen["agreement"])
         check_not_replayed(vault, manifest)
+
+    staging: list[Path] = []
+
+    def on_staging(folder: Path) -> None:
+        record_staging(vault, folder, Path(out_dir), Path(package))
+        staging.append(folder)
 
     step(0.02, "decrypting and checking the package")
     try:
@@ -295,8 +302,11 @@ def open_received(
             verify_sender=verify_sender,
             check_manifest=check_manifest,
             progress=lambda f, m: step(0.02 + 0.75 * f, m),
+            on_staging=on_staging,
         )
     except PathShareError as exc:
+        if staging:  # open_package removed it
+            forget_staging(vault, staging[0])
         # Only a manifest whose signature verified may name the agreement and sender in the log.
         trusted = seen.get("manifest") if seen.get("signed") else None
         record_rejected(vault, Path(package), str(exc), trusted)
@@ -309,6 +319,7 @@ def open_received(
     manifest, sender, agreement = opened.manifest, seen["sender"], seen["agreement"]
     step(0.95, "recording the package")
     record_received(vault, manifest, Path(out_dir), agreement)
+    forget_staging(vault, staging[0])  # moved into out_dir, now recorded: tracked for destruction
     warnings: list[str] = []
     seq, head = manifest.audit_head
     verdict = hold_partner_head(

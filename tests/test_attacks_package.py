@@ -219,3 +219,134 @@ def test_oversized_json_is_refused_before_it_is_read(sides, tmp_path: Path) -> N
         with pytest.raises(error, match="too large to be"):
             read(path)
         assert name
+
+
+# ------------------------------------------------------------------ item 8: work before trust, staging
+
+
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes of data files the unpacker hands to the disk (its only writer of package data)."""
+    from agreements import _package
+
+    counts: list[int] = []
+    real = _package._FileWriter.write
+
+    def counting(self, data) -> None:  # type: ignore[no-untyped-def]
+        counts.append(len(data))
+        real(self, data)
+
+    monkeypatch.setattr(_package._FileWriter, "write", counting)
+    return counts
+
+
+def _big(tmp_path: Path, mb: int = 6) -> Path:
+    import os
+
+    src = tmp_path / "big.csv"
+    src.write_bytes(os.urandom(mb << 20))
+    return src
+
+
+def test_attack_unknown_sender_makes_recipient_write_before_trust(sides, tmp_path: Path,
+                                                                   written: list[int]) -> None:
+    """An organization the recipient never verified sends a 6 MB package: before, every byte was
+    decrypted to disk before the signature was looked at. Now the signed manifest comes first and is
+    checked first: refused with nothing written."""
+    from agreements._agreement_store import require_in_force
+    from agreements._identity import signing_key
+    from agreements._package import seal
+
+    d, c, agreement_id = sides
+    stranger = Org(tmp_path / "stranger.vault", "Harbor Logistics", "employer")
+    try:
+        agreement = require_in_force(d.vault, agreement_id)
+        hostile = tmp_path / "stranger.age"
+        seal([("big.csv", _big(tmp_path))], {}, agreement_id=agreement.id, agreement_hash=agreement.sha256,
+             sender_key=signing_key(stranger.vault), sender_fingerprint=stranger.fp,
+             recipients=[c.card.age_recipient], audit_head=(0, "0" * 64), out=hostile)
+    finally:
+        stranger.vault.close()
+    _refused_and_audited(c, hostile, tmp_path / "in", "does not know")
+    assert sum(written) == 0
+
+
+def test_attack_old_order_package_writes_data_before_the_signature(sides, tmp_path: Path, extract: Path,
+                                                                   written: list[int]) -> None:
+    """A package whose data comes before its manifest (how PathShare used to seal) cannot be checked
+    before it is unpacked: refused as a whole, nothing written, even when signed by a trusted partner.
+    (docs/package-format.md: no packages of the old order are in use.)"""
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    with tarfile.open(fileobj=io.BytesIO(_plaintext(c, sealed.path)), mode="r:") as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()]
+    assert [n for n, _ in members[:2]] == ["manifest.json", "manifest.sig"]  # how PathShare seals now
+    old_order = members[2:] + members[:2]
+    hostile = _reseal(_tar(old_order), c.card.age_recipient, tmp_path / "old.age")
+    _refused_and_audited(c, hostile, tmp_path / "in", "does not begin with its signed manifest")
+    assert sum(written) == 0
+
+
+def test_attack_data_larger_than_the_signed_manifest_says(sides, tmp_path: Path, extract: Path,
+                                                          written: list[int]) -> None:
+    """After the manifest verified, a member larger than the size it lists is refused at its header:
+    what is written is bounded by what the sender signed."""
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    with tarfile.open(fileobj=io.BytesIO(_plaintext(c, sealed.path)), mode="r:") as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()]
+    members = [(n, body + b"9" * (5 << 20) if n.startswith("data/") else body) for n, body in members]
+    hostile = _reseal(_tar(members), c.card.age_recipient, tmp_path / "fat.age")
+    _refused_and_audited(c, hostile, tmp_path / "in", "different size than the manifest says")
+    assert sum(written) == 0
+
+
+_KILLED_OPEN = """
+import os, signal, sys
+from agreements import Vault
+from agreements._workflows import open_received
+
+vault = Vault.open(sys.argv[1], sys.argv[2])
+
+def progress(fraction, message):
+    if fraction > 0.6:  # well into the data: decrypted files sit in the staging folder
+        os.kill(os.getpid(), signal.SIGKILL)
+
+open_received(vault, sys.argv[3], sys.argv[4], progress=progress)
+"""
+
+
+def test_attack_killed_open_leaves_decrypted_data_in_staging(sides, tmp_path: Path, python_exe: str) -> None:
+    """`open` killed halfway left decrypted student data in a `.pathshare-open-*` folder that nothing
+    recorded or removed. Now the folder is recorded before anything is decrypted into it, and the next
+    start removes it and audits that (package.staging_removed)."""
+    import subprocess
+
+    from partners_setup import PASS
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("big.csv", _big(tmp_path, 12))], {},
+                                tmp_path / "p.age")
+    vault_path = c.vault.path
+    c.vault.close()
+    inbox = tmp_path / "inbox"
+    args = [python_exe, "-c", _KILLED_OPEN, str(vault_path), PASS, str(sealed.path), str(inbox)]
+    done = subprocess.run(args, capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".pathshare-open-")]
+    assert len(left) == 1 and list(left[0].rglob("big.csv")), "the kill should leave decrypted data behind"
+
+    again = Org(vault_path, new=False)  # the next start
+    try:
+        assert not left[0].exists()
+        assert again.last() == "package.staging_removed"
+        assert again.vault.audit.entries()[-1].details["folder"] == str(left[0].resolve())
+        assert again.vault.staging_notes and "interrupted" in again.vault.staging_notes[0]
+        assert not inbox.exists()
+    finally:
+        again.vault.close()
+    reopened = Org(vault_path, new=False)  # swept once: nothing more to say
+    try:
+        assert reopened.vault.staging_notes == []
+    finally:
+        reopened.vault.close()

@@ -265,10 +265,10 @@ def _signed_members(sender: Party, recipient: Party, files: dict[str, bytes],
     )
     doc = manifest.to_json()
     return [
-        _member("report.json", report),
-        *[_member(f"data/{n}", d) for n, d in files.items()],
         _member("manifest.json", canonical_json(doc)),
         _member("manifest.sig", sign_document(sender.key, doc).encode()),
+        _member("report.json", report),
+        *[_member(f"data/{n}", d) for n, d in files.items()],
     ]
 
 
@@ -309,7 +309,7 @@ def test_manifest_must_match_archive(tmp_path: Path, district: Party, college: P
 
 def test_report_must_match_manifest(tmp_path: Path, district: Party, college: Party) -> None:
     members = _signed_members(district, college, {"a.csv": b"1"})
-    members[0] = _member("report.json", b'{"rows_in":999}')
+    members[2] = _member("report.json", b'{"rows_in":999}')
     with pytest.raises(PackageRejected, match="report does not match"):
         _open_raw(tmp_path, members, district, college)
 
@@ -321,27 +321,29 @@ def test_report_must_be_a_json_object(tmp_path: Path, district: Party, college: 
             _open_raw(tmp_path, members, district, college)
 
 
-def test_missing_signature(tmp_path: Path, district: Party, college: Party) -> None:
-    members = _signed_members(district, college, {"a.csv": b"1"})[:-1]
-    with pytest.raises(PackageRejected, match=r"no manifest\.sig"):
-        _open_raw(tmp_path, members, district, college)
+def test_missing_signature_or_manifest(tmp_path: Path, district: Party, college: Party) -> None:
+    for drop in (1, 0):
+        members = _signed_members(district, college, {"a.csv": b"1"})
+        del members[drop]
+        with pytest.raises(PackageRejected, match="does not begin with its signed manifest"):
+            _open_raw(tmp_path, members, district, college)
 
 
 def test_tampered_manifest_fails_signature(tmp_path: Path, district: Party, college: Party) -> None:
     members = _signed_members(district, college, {"a.csv": b"1"})
-    doc = json.loads(members[2][1])
+    doc = json.loads(members[0][1])
     doc["agreement_id"] = "agr-OTHER"  # a valid signature, but over another agreement's manifest
-    members[2] = _member("manifest.json", canonical_json(doc))
+    members[0] = _member("manifest.json", canonical_json(doc))
     with pytest.raises(PackageRejected, match="signature does not verify"):
         _open_raw(tmp_path, members, district, college)
 
 
 def test_malformed_manifest(tmp_path: Path, district: Party, college: Party) -> None:
     members = _signed_members(district, college, {"a.csv": b"1"})
-    members[2] = _member("manifest.json", b'{"pathshare_package": 1, "package_id": "x", "package_id": "y"}')
+    members[0] = _member("manifest.json", b'{"pathshare_package": 1, "package_id": "x", "package_id": "y"}')
     with pytest.raises(PackageRejected, match="gives the key 'package_id' twice"):
         _open_raw(tmp_path, members, district, college)
-    members[2] = _member("manifest.json", b'{"pathshare_package": 1}')
+    members[0] = _member("manifest.json", b'{"pathshare_package": 1}')
     with pytest.raises(PackageRejected, match="malformed"):
         _open_raw(tmp_path, members, district, college)
 
@@ -358,7 +360,7 @@ def test_malformed_manifest(tmp_path: Path, district: Party, college: Party) -> 
         (_member("data/disk", kind=tarfile.BLKTYPE), "a device"),
         (_member("data/fifo", kind=tarfile.FIFOTYPE), "a special file"),
         (_member("data/a.csv", b"1"), "appears twice"),
-        (_member("data/A.CSV", b"1"), "appears twice"),
+        (_member("data/A.CSV", b"1"), "does not list"),  # refused as unlisted before it could collide
         (_member("notes.txt", b"x"), "unexpected member"),
         (_member("other", kind=tarfile.DIRTYPE), "unexpected folder"),
         (_member("data/empty", kind=tarfile.DIRTYPE), "folder the manifest does not list"),

@@ -107,8 +107,9 @@ class Plain:
             report_size=len(report), report_sha256=sha256_hex(report),
             files=(FileEntry("s.csv", len(data), sha256_hex(data)),),
         ).to_json()
-        members = [("report.json", report), ("data/s.csv", data), ("manifest.json", canonical_json(doc)),
-                   ("manifest.sig", sign_document(self.key, doc).encode())]
+        signature = sign_document(self.key, doc).encode()
+        members = [("manifest.json", canonical_json(doc)), ("manifest.sig", signature),
+                   ("report.json", report), ("data/s.csv", data)]
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name, body in members:
