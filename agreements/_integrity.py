@@ -36,11 +36,13 @@ def logged_revocations(db: Any) -> dict[str, str]:
     }
 
 
-def logged_opening(db: Any, package_id: str) -> str | None:
-    """When the log records that the package with this id was opened here, or None."""
-    row = db.execute(
-        "SELECT MIN(time) FROM audit_log WHERE action = 'package.opened' AND package = ?", (package_id,)
-    ).fetchone()
+def logged_opening(db: Any, package_id: str, sender: str | None = None) -> str | None:
+    """When the log records that the package with this id (from ``sender``, if given) was opened here."""
+    sql = "SELECT MIN(time) FROM audit_log WHERE action = 'package.opened' AND package = ?"
+    args: tuple[str, ...] = (package_id,)
+    if sender is not None:
+        sql, args = sql + " AND partner = ?", (package_id, sender)
+    row = db.execute(sql, args).fetchone()
     return None if row is None or row[0] is None else str(row[0])
 
 

@@ -160,26 +160,41 @@ def record_sent(
     return get_package(vault, manifest.package_id, SENT)
 
 
-def received_on(vault: Vault, package_id: str) -> str | None:
-    """When the package with this id was opened here (UTC time), or None if it never was."""
-    row = vault.db.execute(
-        "SELECT recorded FROM packages WHERE package_id = ? AND direction = ?", (package_id, RECEIVED)
-    ).fetchone()
+def received_on(vault: Vault, package_id: str, sender: str | None = None) -> str | None:
+    """When the package with this id (from ``sender``, if given) was opened here (UTC time), or None."""
+    sql, args = "SELECT recorded FROM packages WHERE package_id = ? AND direction = ?", [package_id, RECEIVED]
+    if sender is not None:
+        sql, args = sql + " AND sender = ?", [*args, sender]
+    row = vault.db.execute(sql, args).fetchone()
     if row is None:
         # The log too: an old page of the packages table spliced into the vault must not reopen a replay.
         from agreements._integrity import logged_opening
 
-        return logged_opening(vault.db, package_id)
+        return logged_opening(vault.db, package_id, sender)
     return str(row[0])
 
 
 def check_not_replayed(vault: Vault, manifest: Manifest) -> None:
-    """PackageRejected if a package with this id was already opened here (a replayed copy)."""
-    opened = received_on(vault, manifest.package_id)
+    """PackageRejected if this sender's package with this id was already opened here (a replayed copy).
+
+    The replay list is keyed by (sender fingerprint, package id): a package id is the sender's random
+    UUID, and only the sender's signature makes it theirs. Another organization's package that carries
+    an id already used here is not a replay of it and is not called one; it is refused all the same
+    (this vault records packages by id), with a sentence asking its sender to seal it again, which
+    draws a new id — so a partner who learned an id cannot block the genuine package for good.
+    """
+    opened = received_on(vault, manifest.package_id, manifest.sender_fingerprint)
     if opened is not None:
         raise PackageRejected(
             f"The package {manifest.package_id} was already opened here on {opened[:10]}; "
             "a second copy is refused (replay)."
+        )
+    other = received_on(vault, manifest.package_id)
+    if other is not None:
+        raise PackageRejected(
+            f"The package id {manifest.package_id} is already used here by a package from another "
+            f"organization, opened on {other[:10]}; this is not a replay, but ids must be unique here: ask "
+            "the sender to seal the package again (sealing draws a new id)."
         )
 
 

@@ -367,7 +367,7 @@ def _write_refusal_receipt(
     for a replayed copy: the first copy's ``opened`` receipt already stands, and a ``rejected`` one
     would overwrite it on the sender's side. Returns the receipt's path, or None when none is due.
     """
-    if received_on(vault, manifest.package_id) is not None:
+    if received_on(vault, manifest.package_id, manifest.sender_fingerprint) is not None:
         return None
     me = our_card(vault).fingerprint()
     write_json_document(path, make_receipt(manifest, signing_key(vault), me, "rejected", reason=reason))

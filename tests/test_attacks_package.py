@@ -350,3 +350,69 @@ def test_attack_killed_open_leaves_decrypted_data_in_staging(sides, tmp_path: Pa
         assert reopened.vault.staging_notes == []
     finally:
         reopened.vault.close()
+
+
+# ------------------------------------------------------------- item 15: replay list, rejected receipts
+
+
+def test_attack_another_senders_package_id_is_refused_as_a_replay(
+    sides, tmp_path: Path, extract: Path
+) -> None:
+    """The replay list was keyed by package id alone: a package from another organization carrying an
+    id already opened here was refused as a "replay" (and a partner who learned an id could block the
+    genuine package). Now (sender, id) is the key: a true replay is refused as one; another sender's
+    reuse of the id is told apart, and the sender is asked to seal again (a new id), which opens."""
+    import dataclasses
+
+    from agreements._package_store import check_not_replayed
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    open_received(c.vault, sealed.path, tmp_path / "in1")
+    with pytest.raises(PackageRejected, match=r"a second copy is refused \(replay\)"):
+        check_not_replayed(c.vault, sealed.manifest)
+    squatter = dataclasses.replace(sealed.manifest, sender_fingerprint="OTHER-ORGAN-IZATI-ON123")
+    with pytest.raises(PackageRejected, match="another organization") as caught:
+        check_not_replayed(c.vault, squatter)
+    assert "(replay)" not in str(caught.value) and "seal the package again" in str(caught.value)
+    again = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "q.age")
+    assert again.manifest.package_id != sealed.manifest.package_id
+    assert open_received(c.vault, again.path, tmp_path / "in2").manifest == again.manifest
+
+
+def test_rejected_receipt_closes_only_its_signers_obligation_for_that_manifest(sides, tmp_path: Path,
+                                                                             extract: Path) -> None:
+    """Decision (docs/security.md): a signed `rejected` receipt closes the recipient's destruction
+    obligation, on its word, exactly as a destruction certificate does — both are the recipient's signed
+    statements and PathShare cannot see another machine's disk. It closes nothing else: not another
+    recipient's, not another version of the package, not after an `opened` receipt, not unsigned."""
+    import dataclasses
+
+    from agreements._identity import signing_key
+    from agreements._package import make_receipt
+    from agreements._package_store import SENT, get_package, import_receipt
+
+    d, c, agreement_id = sides
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    pid = sealed.manifest.package_id
+    other_version = dataclasses.replace(sealed.manifest, created="2020-01-01T00:00:00Z")
+    forged = make_receipt(other_version, signing_key(c.vault), c.fp, "rejected", reason="Damaged.")
+    with pytest.raises(PackageRejected, match="different version"):
+        import_receipt(d.vault, forged)
+    by_sender = make_receipt(sealed.manifest, signing_key(d.vault), c.fp, "rejected", reason="Refused.")
+    with pytest.raises(PackageRejected, match="signature does not verify"):
+        import_receipt(d.vault, by_sender)  # the sender cannot close its own obligation in c's name
+    assert not get_package(d.vault, pid, SENT).closed
+
+    genuine = make_receipt(sealed.manifest, signing_key(c.vault), c.fp, "rejected", reason="Refused.")
+    import_receipt(d.vault, genuine)
+    record = get_package(d.vault, pid, SENT)
+    assert record.closed and record.refused_by == (c.fp,) and record.destroyed_by == ()
+    assert d.last() == "package.refused_by_recipient"
+
+    opened = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "q.age")
+    import_receipt(d.vault, make_receipt(opened.manifest, signing_key(c.vault), c.fp, "opened"))
+    late = make_receipt(opened.manifest, signing_key(c.vault), c.fp, "rejected", reason="Refused.")
+    with pytest.raises(PackageRejected, match="cannot replace it"):
+        import_receipt(d.vault, late)
+    assert not get_package(d.vault, opened.manifest.package_id, SENT).closed
