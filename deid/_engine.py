@@ -28,7 +28,14 @@ from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import suppress_to_k
 from deid._roster import Roster, check_aligned
-from deid._secrets import Crosswalk, crosswalk_path, load_crosswalk, load_secret, save_crosswalk
+from deid._secrets import (
+    Crosswalk,
+    crosswalk_path,
+    load_crosswalk,
+    load_secret,
+    padding_key_path,
+    save_crosswalk,
+)
 from deid._textnorm import visible_text
 from deid._treatments import TreatmentContext, make_treatment
 from deid.errors import OutputError, PolicyError
@@ -428,6 +435,13 @@ def _deidentify_file(
     uses_secret = secret is None and policy.needs_secret
     codes = any(r.treatment == "record_code" for r in policy.rules)
     cw_file = crosswalk or (crosswalk_path(secret_file) if secret_file is not None else None)
+    # Link-token dummies keyed by a file made on this machine beside the (partner-shared) secret file:
+    # the same record gets the same dummies in each release (docs/linkage-threat-model.md).
+    padding = (
+        padding_key_path(secret_file)
+        if secret_file is not None and any(r.treatment == "link_tokens" for r in policy.rules)
+        else None
+    )
     check_distinct_files(
         [("the input", src)],
         [
@@ -435,6 +449,7 @@ def _deidentify_file(
             ("the report", report_path),
             ("the secret file", secret_file if uses_secret else None),
             ("the crosswalk", cw_file if codes else None),
+            ("the padding key file", padding),
         ],
     )
     notes: list[str] = []
@@ -454,7 +469,21 @@ def _deidentify_file(
                 f"a new secret file was created at {secret_file}; keep it safe and private — "
                 f"tokens, date shifts and record codes depend on it"
             )
-    written: list[Path] = []
+    dummy_secret = None
+    padding_created = False
+    if padding is not None:
+        try:
+            dummy_secret, padding_created = load_secret(padding, create=True)
+        except BaseException:
+            if created is not None:
+                created.unlink(missing_ok=True)
+            raise
+        if padding_created:
+            notes.append(
+                f"a new padding key file was created at {padding}; keep it beside the secret file but "
+                f"do not share it — it keeps each student's link-token padding the same in every release"
+            )
+    written: list[Path] = [padding] if padding is not None and padding_created else []
     try:
         with _system_allocator():
             return _finish_file(
@@ -469,6 +498,7 @@ def _deidentify_file(
                 step=step,
                 reference_date=reference_date,
                 full_rescan=full_rescan,
+                dummy_secret=dummy_secret,
                 info=info,
                 notes=notes,
                 t0=t0,
@@ -495,6 +525,7 @@ def _finish_file(
     step: Progress,
     reference_date: dt.date | None,
     full_rescan: bool,
+    dummy_secret: bytes | None,
     info: ReadInfo,
     notes: list[str],
     t0: float,
@@ -527,6 +558,7 @@ def _finish_file(
         input_name=str(src),
         reference_date=reference_date,
         full_rescan=full_rescan,
+        dummy_secret=dummy_secret,
     )
     report.output = str(dest)
     report.input_format = info.format

@@ -314,12 +314,13 @@ def _assemble(
     column and how many real tokens were left out. Written straight into one buffer.
 
     Dummies are 64 random bits from the OS's CSPRNG, or, with ``dummy_key`` (a key only this provider
-    holds), AES under it of [0, kind, slot, the XOR of the row's real tokens]: as random as a real
-    token to anyone without the key, never equal to another provider's tokens or dummies, and the same
-    in every release of a record whose real tokens are the same — so a recipient who links two
-    releases cannot tell real tokens from dummies by which ones recur. A row with no real token at all
-    gets random dummies (its seed would be the same as every such row's). Value order puts real tokens
-    and dummies in an order that says nothing (both look random)."""
+    holds: its release secret under an agreement, its padding key file for `deid --policy`), AES
+    under it of [0, kind, slot, the XOR of the row's real tokens]: as random as a real token to anyone
+    without the key, never equal to another provider's tokens or dummies, and the same in every release
+    of a record whose real tokens are the same — so a recipient who links two releases cannot tell
+    real tokens from dummies by which ones recur. A row with no real token at all gets random dummies
+    (its seed would be the same as every such row's). Value order puts real tokens and dummies in an
+    order that says nothing (both look random)."""
     width = sum(SLOTS[kind] for kind, _ in blocks)
     step = TOKEN_CHARS + 1
     line = width * step - 1

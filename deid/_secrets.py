@@ -9,6 +9,11 @@
   Arrow IPC stream, under a key derived from the secret. It is written atomically and only when new
   codes were assigned. Two runs writing the same crosswalk at the same moment would lose one run's new
   codes: run them one after the other.
+- The **padding key file** ``<secret-file>.padding`` (made like a secret file, on the first run whose
+  policy has link tokens) keys the dummies that give every link-token cell one shape, so a record's
+  dummies are the same in each release. The secret file is shared with partners for linkage; this
+  file is made on each partner's own machine and must not be shared (shared, the dummies of two
+  partners' identical records would agree).
 """
 
 from __future__ import annotations
@@ -167,6 +172,12 @@ def crosswalk_path(secret_file: str | os.PathLike[str]) -> Path:
     """Where the crosswalk for a secret file lives: beside it, ``<secret-file>.crosswalk``."""
     p = Path(secret_file)
     return p.with_name(p.name + ".crosswalk")
+
+
+def padding_key_path(secret_file: str | os.PathLike[str]) -> Path:
+    """Where this machine's link-token padding key for a secret file lives: ``<secret-file>.padding``."""
+    p = Path(secret_file)
+    return p.with_name(p.name + ".padding")
 
 
 def load_crosswalk(path: str | os.PathLike[str], secret: bytes) -> Crosswalk:

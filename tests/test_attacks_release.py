@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pytest
 
 from agreements import Vault
@@ -426,3 +427,46 @@ def test_attack_package_metadata_names_the_senders_machine(
     report = json.loads(blobs["report.json"])
     assert report["timings"] == {} and report["input_encoding"] is None and report["input_format"] is None
     assert opened.report["input"] == report["input"] == "the extract"
+
+
+def test_attack_two_standalone_releases_intersected(tmp_path: Path, run_cli) -> None:
+    """The same intersection against `deid --policy` (no vault): two releases made with one secret file
+    give each record the same cell (the padding key file made beside it on first use keys the dummies),
+    so recurring tokens are whole cells; a partner holding a copy of the secret file on its own machine
+    makes its own padding key, and its cells share only real tokens with ours."""
+    from deid.synth import generate
+
+    table = generate("k12", 1500, seed=4).table
+    src = tmp_path / "extract.csv"
+    names = ["First Name", "Middle Name", "Last Name", "Birth Date", "Gender"]
+    pcsv.write_csv(table.select(["SSID", *names]), src)
+    rule = {"treatment": "link_tokens", "as": "link_tokens", "from": names}
+    policy = tmp_path / "p.json"
+    doc = {"pathshare_policy": 1, "k": 1, "drop_unlisted": True, "columns": {"SSID": rule}}
+    policy.write_text(json.dumps(doc))
+
+    def release(folder: str, name: str) -> list[str]:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        secret = tmp_path / folder / "consortium.secret"
+        secret.write_text("cd" * 32 + "\n")
+        out = tmp_path / folder / name
+        code, _, err = run_cli("deid", src, "--policy", policy, "--out", out, "--secret-file", secret)
+        assert code == 0, err
+        return [r["link_tokens"] for r in _rows(out)]
+
+    # a refused run leaves no padding key behind (nor a secret file it made)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "columns": {"SSID": {**rule, "from": ["Nickname", *names[1:]]}}}))
+    (tmp_path / "refused").mkdir()
+    secret = tmp_path / "refused" / "new.secret"
+    code, _, _ = run_cli("deid", src, "--policy", bad, "--out", tmp_path / "x.csv", "--secret-file", secret)
+    assert code == 1 and list((tmp_path / "refused").iterdir()) == []
+
+    fall, spring = release("district", "fall.csv"), release("district", "spring.csv")
+    assert fall != spring and sorted(fall) == sorted(spring)  # new row order, the same cells
+    assert len(set(_count_signatures([c.split() for c in fall]))) == 1
+    partner = release("college", "college.csv")
+    ours = {t for c in fall for t in c.split()}
+    shared = [set(c.split()) & ours for c in partner]
+    assert not set(fall) & set(partner)  # no whole cell in common: the padding differs
+    assert 0 < sum(map(len, shared)) < sum(len(c.split()) for c in partner) // 2

@@ -260,9 +260,10 @@ def test_matching_is_vectorized_at_scale() -> None:
 
 
 def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path) -> None:
-    """Two providers holding the same secret file de-identify with `deid --policy`; `link` joins them."""
-    secret = tmp_path / "shared.secret"
-    secret.write_text("ab" * 32 + "\n")
+    """Two providers holding the same secret file de-identify with `deid --policy`; `link` joins them.
+    Each has its copy of the secret file on its own machine (its own folder here), where each run makes
+    its own padding key file: the two files' dummies never agree, so Ana Soto (no ID on either side,
+    every real token the same) links by her derived keys, not by an ID she does not have."""
     rule = {"treatment": "link_tokens", "from": ["First", "Last", "DOB", "Sex"]}
     for name, rows in (
         (
@@ -277,6 +278,9 @@ def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path) -
             [("", "ANA", "SOTO", "20080120", "F", "2026SP"), ("", "Bob", "Nunez", "20080304", "M", "2025FA")],
         ),
     ):
+        (tmp_path / name).mkdir()
+        secret = tmp_path / name / "shared.secret"
+        secret.write_text("ab" * 32 + "\n")
         lines = ["SSID,First,Last,DOB,Sex,Term"] + [",".join(r) for r in rows]
         (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
         policy = {"pathshare_policy": 1, "k": 1, "columns": {"SSID": rule, "Term": {"treatment": "keep"}}}
@@ -292,6 +296,7 @@ def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path) -
             secret,
         )
         assert code == 0, err
+        assert (tmp_path / name / "shared.secret.padding").is_file()
         assert "Soto" not in (tmp_path / f"{name}_deid.csv").read_text(encoding="utf-8").title()
     code, out, err = run_cli(
         "link",

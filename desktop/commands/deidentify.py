@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--secret-file",
         metavar="F",
         help="secret for tokens, date shifts and record codes (created if missing); the "
-        "encrypted crosswalk of record codes is kept beside it",
+        "encrypted crosswalk of record codes and this machine's link-token padding key (never "
+        "shared) are kept beside it",
     )
     p.add_argument("--report", metavar="REPORT.json", help="also write the JSON report here")
     p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
