@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from agreements._merkle import EMPTY_ROOT, Frontier, Tree, leaf_hash, root_of, verify_consistency
 from agreements._signing import canonical_json, load_public_key
 from agreements.errors import AuditError
-from deid import read_json_file
+from deid import parse_json, read_json_file
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -122,10 +122,13 @@ def head_file(vault_path: Path) -> Path:
 def read_head_file(path: Path) -> tuple[int, str] | None:
     """(size, chain hash) a head file records, unchecked; None if absent or unreadable."""
     try:
-        doc = json.loads(path.read_text(encoding="ascii"))
+        doc = read_json_file(path, what="a head file", error=AuditError, max_bytes=_MAX_HEAD_FILE_BYTES)
         return int(doc["size"]), str(doc["hash"])
-    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (AuditError, ValueError, TypeError, KeyError):  # a file nested 200,000 deep included
         return None
+
+
+_MAX_HEAD_FILE_BYTES = 1 << 16  # a head file is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -539,7 +542,9 @@ class AuditLog:
         except (OSError, UnicodeDecodeError):
             raw = ""
         try:
-            doc = json.loads(raw)
+            doc = parse_json(
+                raw, path.name, what="a head file", error=AuditError, max_bytes=_MAX_HEAD_FILE_BYTES
+            )
             signature = doc.pop("signature")
             good = (
                 doc.get("pathshare_vault_head") == 1
@@ -547,7 +552,7 @@ class AuditLog:
                 and verify_document(card.signing_key, doc, signature)
             )
             size, digest = int(doc["size"]), str(doc["hash"])
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (AuditError, ValueError, TypeError, KeyError, AttributeError):
             good = False
         if not good:
             return AuditVerdict(

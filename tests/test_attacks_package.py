@@ -416,3 +416,37 @@ def test_rejected_receipt_closes_only_its_signers_obligation_for_that_manifest(s
     with pytest.raises(PackageRejected, match="cannot replace it"):
         import_receipt(d.vault, late)
     assert not get_package(d.vault, opened.manifest.package_id, SENT).closed
+
+
+def test_attack_head_file_nested_deep_crashes_verify(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """The signed head file beside the vault is JSON an insider can replace: nested 200,000 deep it must
+    read as not signed by this organization (one sentence, exit 1), not as a RecursionError."""
+    from partners_setup import PASS
+
+    from agreements._audit import head_file
+
+    path = tmp_path / "d.vault"
+    org = Org(path, "Lakeview USD", "district")
+    org.vault.audit.append("thing.done")
+    org.vault.close()
+    head_file(path).write_bytes(DEEP)
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, _, err = run_cli("--vault", path, "audit", "verify")
+    assert code == 1 and "not one this organization signed" in err and "Traceback" not in err
+
+
+def test_cli_says_what_the_start_removed(sides, tmp_path: Path, run_cli, monkeypatch) -> None:
+    """The sweep's sentence reaches the user of the command line at the next start, not only the log."""
+    from partners_setup import PASS
+
+    from agreements._package_store import record_staging
+
+    _, c, _ = sides
+    left = tmp_path / ".pathshare-open-x"
+    (left / "package" / "data").mkdir(parents=True)
+    (left / "package" / "data" / "s.csv").write_text("A1,2008\n", encoding="utf-8")
+    record_staging(c.vault, left, tmp_path / "inbox", tmp_path / "p.age")
+    c.vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    code, _, err = run_cli("--vault", c.vault.path, "packages")
+    assert code == 0 and f"pathshare: note: Removed {left.resolve()}" in err and not left.exists()

@@ -83,6 +83,8 @@ def _warn_tampering(vault: Vault) -> None:
             f"pathshare: warning: this vault was tampered with: {finding}; PathShare follows the audit log "
             "(see `pathshare audit verify`).\n"
         )
+    for note in vault.staging_notes:  # what opening found left by an `open` that was killed
+        sys.stderr.write(f"pathshare: note: {note}\n")
 
 
 def open_or_create_vault(args: argparse.Namespace, user_inputs: Sequence[str] = ()) -> tuple[Vault, bool]:
