@@ -80,6 +80,7 @@ from agreements._roles import (
     set_organization_roles,
 )
 from agreements._vault import Vault, check_passphrase, default_vault_path, passphrase_strength
+from agreements._vaultlock import identify_vault_user
 from agreements.errors import (
     AgreementError,
     AuditError,
@@ -88,6 +89,7 @@ from agreements.errors import (
     PackageRejected,
     PartnerError,
     VaultError,
+    VaultInUse,
     WeakPassphrase,
     WrongPassphrase,
 )
@@ -112,6 +114,7 @@ __all__ = [
     "PartnerLogProblem",
     "Vault",
     "VaultError",
+    "VaultInUse",
     "WeakPassphrase",
     "WrongPassphrase",
     "age_identity",
@@ -121,6 +124,7 @@ __all__ = [
     "default_vault_path",
     "export_age_identity",
     "find_partner",
+    "identify_vault_user",
     "import_card",
     "list_partners",
     "organization_roles",

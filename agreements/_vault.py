@@ -8,6 +8,10 @@ Durability: WAL journal with ``synchronous=FULL`` — a commit is on disk when i
 process leaves either the state before or after each transaction (tests/test_vault_kill.py proves it).
 A new vault is built in a temporary file beside its destination and renamed into place, so a killed
 ``init`` never leaves half a vault under the real name.
+
+One process at a time: :meth:`Vault.open` first takes PathShare's own lock on ``<vault>.lock``
+(agreements._vaultlock), because SQLite's own locks vanish when anything else in the process closes the
+vault's files. Another process waits for it (the app's is refused at once) and is told who holds it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 import sqlcipher3
 
 from agreements._migrations import MIGRATIONS
+from agreements._vaultlock import VaultLock, read_only_sentence
 from agreements.errors import NotAVault, VaultError, WeakPassphrase, WrongPassphrase
 
 if TYPE_CHECKING:
@@ -131,6 +137,29 @@ def _connect(path: Path, passphrase: str) -> sqlcipher3.Connection:
     return conn
 
 
+def _raw_key(conn: sqlcipher3.Connection, passphrase: str) -> str:
+    """SQLCipher's raw-key form of ``passphrase`` for the open vault: the key SQLCipher 4 derives
+    (PBKDF2-HMAC-SHA512 over the passphrase and the database's 16-byte salt) and the salt, in hex.
+    Re-opening with it skips the key derivation, so the app can give the vault up whenever it is idle."""
+    import hashlib
+
+    # From the connection, not the file: after a rekey the new first page may still be in the -wal.
+    salt = bytes.fromhex(conn.execute("PRAGMA cipher_salt").fetchone()[0])
+    iterations = _TEST_KDF_ITER or 256_000
+    key = hashlib.pbkdf2_hmac("sha512", passphrase.encode("utf-8"), salt, iterations, 32)
+    return f"x'{key.hex()}{salt.hex()}'"
+
+
+def _connect_raw(path: Path, raw_key: str) -> sqlcipher3.Connection:
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    with contextlib.suppress(sqlcipher3.DatabaseError):
+        conn.execute("PRAGMA cipher_log_level = NONE")
+    conn.execute(f'PRAGMA key = "{raw_key}"')
+    if _TEST_KDF_ITER:  # what a later rekey derives its key with
+        conn.execute(f"PRAGMA kdf_iter = {int(_TEST_KDF_ITER)}")
+    return conn
+
+
 def _configure(conn: sqlcipher3.Connection) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -205,11 +234,18 @@ class Vault:
     path: Path
     audit: AuditLog
 
-    def __init__(self, path: Path, conn: sqlcipher3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlcipher3.Connection, hold: VaultLock | None = None) -> None:
         from agreements._audit import AuditLog
 
         self.path = path
         self._conn: sqlcipher3.Connection | None = conn
+        self._hold = hold
+        # Kept only to re-open after :meth:`suspend` (the app gives the vault up while idle and to its
+        # background jobs); the raw key is derived from it once, at the first suspend.
+        self._passphrase: str | None = None
+        self._raw: str | None = None
+        self._suspended = False
+        self._last_use = 0.0
         self._lock = threading.RLock()
         self._depth = 0
         self.audit = AuditLog(self)
@@ -269,11 +305,13 @@ class Vault:
         return cls.open(dest, passphrase)
 
     @classmethod
-    def open(cls, path: str | Path, passphrase: str) -> Vault:
+    def open(cls, path: str | Path, passphrase: str, *, wait: float | None = None) -> Vault:
         """Open the vault at ``path``; apply pending migrations.
 
-        Raises WrongPassphrase when the passphrase does not open it, NotAVault when the file is not a
-        PathShare vault, VaultError when there is no file or it was made by a newer PathShare.
+        Waits up to ``wait`` seconds (default 30) while another process has it open, and then raises
+        VaultInUse naming that process. Raises WrongPassphrase when the
+        passphrase does not open it, NotAVault when the file is not a PathShare vault, VaultError when
+        there is no file or it was made by a newer PathShare.
         """
         p = Path(path)
         if not p.exists():
@@ -282,6 +320,17 @@ class Vault:
             )
         if p.is_dir():
             raise NotAVault(f"{p} is a folder, not a PathShare vault.")
+        hold = VaultLock.acquire(p, wait)
+        try:
+            vault = cls._open_locked(p, passphrase, hold)
+        except BaseException:
+            hold.release()
+            raise
+        vault._passphrase = passphrase
+        return vault
+
+    @classmethod
+    def _open_locked(cls, p: Path, passphrase: str, hold: VaultLock) -> Vault:
         reason = _looks_like_not_a_vault(p)
         if reason:
             raise NotAVault(f"{p} is not a PathShare vault: {reason}.")
@@ -302,6 +351,8 @@ class Vault:
             conn.close()
             if _is_damage(exc):
                 raise _cannot_open(p, exc) from exc
+            if "readonly" in str(exc).lower() or "read-only" in str(exc).lower():
+                raise VaultError(read_only_sentence(p)) from exc
             raise VaultError(f"Cannot open the vault at {p} for writing: {exc}.") from exc
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -322,7 +373,7 @@ class Vault:
         except BaseException:
             conn.close()
             raise
-        vault = cls(p, conn)
+        vault = cls(p, conn, hold)
         try:
             vault._migrate(audit_upgrade=True)
             from agreements._integrity import check_security_state
@@ -332,6 +383,7 @@ class Vault:
 
             vault.staging_notes = sweep_staging(vault)  # decrypted data left by a killed `open`
         except BaseException as exc:
+            vault._hold = None  # open() releases it
             vault.close()
             failure = database_failure(p, exc)
             if failure is not None:
@@ -346,6 +398,64 @@ class Vault:
                 with contextlib.suppress(sqlcipher3.Error):
                     self._conn.close()
                 self._conn = None
+            self._suspended = False
+            self._passphrase = self._raw = None
+            if self._hold is not None:
+                # Only after the connection is closed: its checkpoint runs while we still hold the lock.
+                self._hold.release()
+                self._hold = None
+
+    def suspend(self, idle_for: float | None = None) -> bool:
+        """Close the connection and give the lock up for a while, so that another process (a command,
+        the app's background job) can open the vault; the next use re-opens it (:meth:`resume`).
+
+        With ``idle_for``, only when the vault has not been used for that many seconds (the app's idle
+        timer). Returns whether it is suspended now."""
+        with self._lock:
+            if self._depth:
+                if idle_for is not None:
+                    return False
+                raise VaultError("The vault cannot be given up inside a transaction.")
+            if self._conn is None:
+                return self._suspended
+            if idle_for is not None and time.monotonic() - self._last_use < idle_for:
+                return False
+            if self._raw is None and self._passphrase is not None:
+                self._raw = _raw_key(self._conn, self._passphrase)
+            with contextlib.suppress(sqlcipher3.Error):
+                self._conn.close()
+            self._conn = None
+            self._suspended = True
+            if self._hold is not None:
+                self._hold.release()
+                self._hold = None
+            return True
+
+    def resume(self, wait: float | None = None) -> None:
+        """Re-open a suspended vault (waiting up to ``wait`` seconds for the process it was lent to);
+        VaultInUse when that process still has it. Nothing to do when it is open."""
+        with self._lock:
+            if not self._suspended:
+                return
+            if self._passphrase is None:
+                raise VaultError(f"The vault at {self.path} is closed.")
+            hold = VaultLock.acquire(self.path, wait)
+            try:
+                if self._raw is not None:
+                    conn = _connect_raw(self.path, self._raw)
+                else:
+                    conn = _connect(self.path, self._passphrase)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                _configure(conn)
+            except sqlcipher3.Error as exc:
+                hold.release()
+                raise database_failure(self.path, exc) or VaultError(
+                    f"Cannot open the vault at {self.path}: {exc}."
+                ) from exc
+            except BaseException:
+                hold.release()
+                raise
+            self._conn, self._hold, self._suspended = conn, hold, False
 
     def __enter__(self) -> Vault:
         return self
@@ -360,14 +470,18 @@ class Vault:
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self._conn is None and not self._suspended
 
     @property
     def db(self) -> sqlcipher3.Connection:
         """The open connection, for reads. Write through :meth:`transaction`."""
-        if self._conn is None:
-            raise VaultError(f"The vault at {self.path} is closed.")
-        return self._conn
+        with self._lock:
+            if self._conn is None and self._suspended:
+                self.resume()
+            if self._conn is None:
+                raise VaultError(f"The vault at {self.path} is closed.")
+            self._last_use = time.monotonic()
+            return self._conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlcipher3.Connection]:
@@ -404,10 +518,32 @@ class Vault:
                 with contextlib.suppress(sqlcipher3.Error):
                     conn.execute("ROLLBACK")
                 self.audit.after_rollback()
-                raise VaultError(f"Cannot write to the vault at {self.path}: {exc}.") from exc
+                raise database_failure(self.path, exc) or VaultError(
+                    f"Cannot write to the vault at {self.path}: {exc}."
+                ) from exc
             finally:
                 self._depth = 0
+            self._keep_wal_reachable(conn)
             self.audit.after_commit()  # the signed head file beside the vault (audit verify's reference)
+
+    def _keep_wal_reachable(self, conn: sqlcipher3.Connection) -> None:
+        """If someone deleted ``-wal`` by hand while we have the vault open, the commits since live only
+        in a file no name points to, and would be lost with this process. Fold them into the vault file
+        now and start a new ``-wal`` (we are the only process with the vault open: see _vaultlock)."""
+        if self._hold is None or os.path.exists(f"{self.path}-wal"):
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        except sqlcipher3.Error as exc:
+            raise database_failure(self.path, exc) or VaultError(
+                f"Cannot write to the vault at {self.path}: {exc}."
+            ) from exc
+        # Leaving WAL mode and entering it again makes SQLite create a new -wal under the real name.
+        # Another Vault object of this process on the same file makes it fail; then the next commit
+        # comes here again and folds its changes in the same way.
+        with contextlib.suppress(sqlcipher3.Error):
+            conn.execute("PRAGMA journal_mode = DELETE").fetchone()
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
 
     # -- settings ---------------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
@@ -436,6 +572,7 @@ class Vault:
                 self.db.execute(f"PRAGMA rekey = {_key_pragma(new)}")
             except sqlcipher3.Error as exc:
                 raise VaultError(f"Cannot change the passphrase of the vault at {self.path}: {exc}.") from exc
+            self._passphrase, self._raw = new, None
         # Logged after the rekey: a kill in between leaves a consistent vault under the new passphrase.
         self.audit.append("vault.passphrase_change")
 

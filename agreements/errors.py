@@ -5,6 +5,7 @@ PathShareError
 ├── VaultError                 the vault cannot be created, opened or written
 │   ├── WrongPassphrase        the passphrase does not open this vault
 │   ├── NotAVault              the file is not a PathShare vault
+│   ├── VaultInUse             another process has the vault open (the message names it)
 │   └── WeakPassphrase         a new passphrase was refused, with the reason
 ├── IdentityError              no organization identity yet, or it is unusable
 ├── PartnerError               a partner card is invalid, unknown, unverified or revoked
@@ -46,6 +47,14 @@ class WrongPassphrase(VaultError):
 
 class NotAVault(VaultError):
     """The file is not a PathShare vault."""
+
+
+class VaultInUse(VaultError):
+    """Another process has the vault open; the message names it (``pid`` when known)."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class WeakPassphrase(VaultError):

@@ -39,10 +39,12 @@ def run_app(argv: Sequence[str] = (), vault_path: str | os.PathLike[str] | None 
 
     from PySide6.QtWidgets import QApplication
 
+    from agreements import identify_vault_user
     from desktop.ui.main_window import MainWindow, Session, vault_path_from_env
     from desktop.ui.settings import Settings
     from desktop.ui.theme import apply_theme
 
+    identify_vault_user("app")  # another process is refused at once, naming this one
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("PathShare")
     app.setOrganizationName("PathShare")

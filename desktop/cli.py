@@ -104,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(args_list)
     parser = build_parser()
     args = parser.parse_args(args_list)
+    from agreements import identify_vault_user
+
+    identify_vault_user("command", on_wait=lambda sentence: sys.stderr.write(f"pathshare: {sentence}\n"))
     if not getattr(args, "func", None):
         if args.vault and any(a == "--vault" or a.startswith("--vault=") for a in args_list):
             # `pathshare --vault X` with no command: the app, on that vault (as PATHSHARE_VAULT does).

@@ -30,7 +30,8 @@ def _left_behind(folder: Path) -> tuple[list[str], list[str]]:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
-        if target.startswith(str(folder)) and not target.endswith((".vault", "-wal", "-shm")):
+        # The open vaults' own files (and PathShare's lock on each, held while it is open) are expected.
+        if target.startswith(str(folder)) and not target.endswith((".vault", "-wal", "-shm", ".vault.lock")):
             fds.append(target)
     return threads, fds
 

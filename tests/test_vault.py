@@ -42,8 +42,11 @@ def test_create_makes_a_private_single_file_and_reopens(tmp_path):
         assert v.get_setting("missing") is None
     finally:
         v.close()
-    # No temp files or WAL left next to it after close.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["org.vault"]
+    # No temp files or WAL left next to it after close; only PathShare's lock file, private and
+    # holding no secret (nor the name of who held it last).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["org.vault", "org.vault.lock"]
+    lock = tmp_path / "org.vault.lock"
+    assert stat.S_IMODE(os.stat(lock).st_mode) == 0o600 and not lock.read_bytes().strip()
     with Vault.open(path, PASS) as again:
         assert again.get_setting("colour") == "blue"
         assert [e.action for e in again.audit.entries()] == ["vault.create"]

@@ -59,6 +59,9 @@ def worker_main(conn: Any) -> None:
     with contextlib.suppress(OSError, AttributeError):
         os.nice(5)
     spec = conn.recv()
+    from agreements import identify_vault_user
+
+    identify_vault_user("job")
     last = [0.0]
 
     def progress(fraction: float, stage: str) -> None:

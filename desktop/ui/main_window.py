@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -21,9 +22,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.tasks import Job, ProcessRunner, SyncRunner, TaskHandle, wait_pools
+from desktop.tasks import Job, ProcessRunner, SyncRunner, TaskHandle, pool, wait_pools
 from desktop.ui.settings import Settings
 from desktop.ui.widgets import ProgressPanel
+
+# Seconds the window waits to take the vault back after a job (see Workspace._take_vault_back).
+RESUME_WAIT = 10.0
+# The window gives the vault up when it has not used it for this long (seconds), so that a command or
+# a background job can open it (one process at a time; see agreements' vault lock); the next read takes
+# it back in about a millisecond.
+IDLE_RELEASE = 0.5
 
 
 def vault_path_from_env() -> Path:
@@ -111,6 +119,16 @@ class Workspace(QWidget):
         self.setTabOrder(self.sidebar, self.stack)
         if open_package:
             self.show_receive(open_package)
+        self._idle = QTimer(self)
+        self._idle.setInterval(int(IDLE_RELEASE * 1000))
+        self._idle.timeout.connect(self._release_vault_when_idle)
+        self._idle.start()
+
+    def _release_vault_when_idle(self) -> None:
+        vault = self.session.vault
+        # Never while a job runs (the worker has it) or while the vault thread is using the connection.
+        if vault is not None and not self.busy() and pool("vault").activeThreadCount() == 0:
+            vault.suspend(idle_for=IDLE_RELEASE)
 
     def home_row(self) -> int:
         """The screen this organization starts on: Prepare if it sends, else Receive if it receives,
@@ -147,14 +165,32 @@ class Workspace(QWidget):
             raise RuntimeError("a job is already running")
         self.progress.start(job.title)
         self.sidebar.setEnabled(False)
+        lent = bool(job.vault_path) and self.session.vault is not None
+        if lent:
+            # One process at a time has the vault open (agreements' lock): lend it to the worker, and
+            # take it back before the screen's own handler reads what the job wrote.
+            self.session.vault.suspend()
         handle = self.session.runner.start(job, self.session.passphrase if job.vault_path else None)
         self.handle = handle
+        if lent:
+            for signal in (handle.succeeded, handle.failed, handle.cancelled):
+                signal.connect(self._take_vault_back)
         handle.progress.connect(self.progress.update_progress)
         handle.succeeded.connect(on_ok)
         handle.failed.connect(on_error)
         handle.cancelled.connect(on_cancel)
         handle.done.connect(self._job_done)
         return handle
+
+    def _take_vault_back(self, *_: Any) -> None:
+        from agreements import VaultInUse
+
+        vault = self.session.vault
+        if vault is not None:
+            # A command that slipped in while the job ran holds it for seconds at most; if it is still
+            # busy after that, the next read tries again (and says who has it).
+            with contextlib.suppress(VaultInUse):
+                vault.resume(wait=RESUME_WAIT)
 
     def busy(self) -> bool:
         """True while a job runs."""
@@ -187,6 +223,9 @@ class MainWindow(QMainWindow):
 
         install_wheel_guard()  # a scroll over a form must not change the choice under the pointer
         self.workspace: Workspace | None = None
+        # A window that goes away without closing (deleted by its owner) still gives its vault up:
+        # while it has the vault open no other process can (agreements' vault lock).
+        self.destroyed.connect(lambda *_: session.vault is not None and session.vault.close())
         self.setWindowTitle("PathShare")
         # 800×600, and 1920×1080 at 200% scaling (960×540 in Qt's units), must both fit every screen.
         self.setMinimumSize(780, 520)
