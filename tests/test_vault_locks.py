@@ -31,6 +31,7 @@ def cheap_kdf(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def as_a_program():
+    lock_module.identify_vault_user("program")  # an earlier in-process CLI run said "command"
     yield
     lock_module.identify_vault_user("program")
 
