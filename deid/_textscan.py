@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import socket
 import sys
 import threading
@@ -38,6 +39,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid import _names
+from deid import _textpatterns as tp
 from deid._wordlists import COMMON_FIRST_NAMES, COMMON_SURNAMES, NAME_LIKE_WORDS
 
 if TYPE_CHECKING:
@@ -58,11 +61,16 @@ ID_NUMBER = "ID_NUMBER"
 DATE_OF_BIRTH = "DATE_OF_BIRTH"
 MAC_ADDRESS = "MAC_ADDRESS"
 IBAN_CODE = "IBAN_CODE"
+ADDRESS = "ADDRESS"
+DRIVER_LICENSE = "DRIVER_LICENSE"
+PASSPORT = "PASSPORT"
+BANK_ACCOUNT = "BANK_ACCOUNT"
 
 #: Every kind the scanner reports; the placeholder for kind K is ``<K>``.
 KINDS: tuple[str, ...] = (
     PERSON, EMAIL_ADDRESS, PHONE_NUMBER, US_SSN, US_ITIN, CREDIT_CARD, IP_ADDRESS, URL,
-    STUDENT_ID, ID_NUMBER, DATE_OF_BIRTH, MAC_ADDRESS, IBAN_CODE,
+    STUDENT_ID, ID_NUMBER, DATE_OF_BIRTH, MAC_ADDRESS, IBAN_CODE, ADDRESS, DRIVER_LICENSE, PASSPORT,
+    BANK_ACCOUNT,
 )  # fmt: skip
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _PLACEHOLDERS = pa.array([f"<{k}>" for k in KINDS], pa.string())
@@ -72,35 +80,56 @@ _BATCH_ROWS = 262_144
 _BATCH_BYTES = 64 * 1024 * 1024
 
 # --- candidate patterns (RE2 syntax; no look-around, no back-references) -------------------------
-_NAME_WORD = r"\p{Lu}[\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*"
-_DATE = (
-    r"(?:\d{1,2}[/\-.]\d{1,2}[/\-.]\d{2,4}|\d{4}-\d{2}-\d{2}|"
-    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4})"
-)
-_CANDIDATES: list[tuple[str, str]] = [
+_NAME_WORD = tp.NAME_WORD
+_PLAIN_CANDIDATES: list[tuple[str, str]] = [
     # (name, pattern) in priority order: at one position the first alternative that matches wins.
     # Formatted numbers have no leading \b, so "Maria916-555-0142" and "SSN123-45-6789" are caught
     # (RE2's \b sees no boundary between a letter and a digit).
-    ("email", r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
-              r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"),
+    ("email", tp.EMAIL),
     ("url", r"(?:[Hh][Tt][Tt][Pp][Ss]?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]]"),
-    ("dob", r"(?:DOB|D\.O\.B\.?|[Bb]irth ?[Dd]ate|[Dd]ate of [Bb]irth|[Bb]orn(?: on)?)[:\s]{0,3}" + _DATE),
+    ("dob", tp.DOB),
     ("ssn", r"(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})\b"),
     ("card", r"(?:\d{4}[ \-]\d{4}[ \-]\d{4}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{5})\b"),
-    ("phone", r"(?:\+1[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}\b"),
-    ("intl_phone", r"\+[2-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,5}"),
-    ("national_phone", r"\b0\d{2,4} \d{3,4} \d{3,4}\b"),
+    ("street", tp.STREET),
+    ("phone", tp.NANP),
+    ("intl_phone", tp.INTL_PHONE),
     ("mac", r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b"),
     ("ipv6", r"\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b|"
              r"\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?\b"),
     ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
-    ("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
+    ("grouped_phone", tp.GROUPED_PHONE),
+    ("iban", tp.IBAN),
+    ("unit", tp.UNIT_ALONE),
     ("id", r"\b[A-Za-z]{0,4}\d[\dA-Za-z]{3,24}\b"),
-    ("title", r"(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.? " + _NAME_WORD),
+    ("title", tp.TITLE),
+    ("possessive_relation", tp.POSSESSIVE_RELATION),
     ("name", _NAME_WORD),
 ]  # fmt: skip
-_COMBINED = "|".join(f"(?:{p})" for _, p in _CANDIDATES)
-_CANDIDATE = dict(_CANDIDATES)
+# Context pairs: (context)(value). The context stays in the text; only the value becomes a candidate.
+_CONTEXT_PAIRS: list[tuple[str, str, str]] = [
+    ("phone", tp.PHONE_CONTEXT, tp.PHONE_VALUE),
+    ("id", tp.ID_CONTEXT, tp.ID_VALUE),
+    ("address", tp.ADDRESS_CONTEXT, tp.ADDRESS_VALUE),
+    # an e-mail address after a name context stays one candidate ("Guardian: j_smith@…", not "j")
+    ("name", tp.NAME_CONTEXT, f"(?:{tp.EMAIL}|{tp.TITLE}|{tp.NAME_VALUE})"),
+]
+# One alternation: the pairs' groups are 1..8 (context in the odd ones, value in the even ones) and
+# every plain candidate is group 9, so one rewrite puts each context before the tag and each value
+# (or plain candidate) between tags. (RE2 rewrites know \0-\9 only: four pairs at most.)
+_COMBINED = "|".join(f"({c})({v})" for _, c, v in _CONTEXT_PAIRS) + (
+    "|(" + "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES) + ")"
+)
+_CANDIDATE = dict(_PLAIN_CANDIDATES)
+# the same contexts, anchored at the end of the text before a candidate
+_CONTEXT_BEFORE = {name: f"(?:{c})$" for name, c, _ in _CONTEXT_PAIRS}
+
+
+_STREET_OR_PLACE = "^(?:" + tp.STREET + "|" + tp.ADDRESS_VALUE + r")[ \t\n,;:!?)\]\"'”’.]?$"
+
+
+def _rewrite(tag: str) -> str:
+    return r"\1\3\5\7" + tag + r"\2\4\6\8\9" + tag
+
 
 # Validation of the non-name candidates, tried in this order on each candidate's full text.
 _SSN_VALID = (
@@ -108,19 +137,26 @@ _SSN_VALID = (
     r"(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
 )
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+# grouped national numbers: only shapes that are not a list of scores or years (a leading 0, a
+# parenthesized area code, or three groups joined by dashes or dots), and not a date
+_GROUPED_VALID = (
+    r"^(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|0\d{1,4}(?:[ .\-]\d{2,5}){1,4}|"
+    r"\d{2,5}(?:-\d{2,5}){2,4}|\d{2,5}(?:\.\d{2,5}){2,4})" + tp._EXT + "$"
+)
 _VALIDATORS: list[tuple[str, str]] = [
     (EMAIL_ADDRESS, "^(?:" + _CANDIDATE["email"] + ")$"),
     (URL, "^(?:" + _CANDIDATE["url"] + ")$"),
     (DATE_OF_BIRTH, "^(?:" + _CANDIDATE["dob"] + ")$"),
     (US_SSN, r"^(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})$"),
     (CREDIT_CARD, "^(?:" + _CANDIDATE["card"] + ")$"),
+    (ADDRESS, "^(?:" + tp.STREET + "|" + tp.UNIT_ALONE + ")$"),
     (PHONE_NUMBER, "^(?:" + _CANDIDATE["phone"] + ")$"),
     (PHONE_NUMBER, "^(?:" + _CANDIDATE["intl_phone"] + ")$"),
-    (PHONE_NUMBER, r"^0\d{2,4} \d{3,4} \d{3,4}$"),
     (MAC_ADDRESS, r"^[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}$"),
     (IP_ADDRESS, "^(?:" + _CANDIDATE["ipv6"] + ")$"),
     (IP_ADDRESS, rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"),
-    (IBAN_CODE, r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?$"),
+    (PHONE_NUMBER, _GROUPED_VALID),
+    (IBAN_CODE, "^(?:" + tp.IBAN + ")$"),
     (PERSON, "^(?:" + _CANDIDATE["title"] + ")$"),
     # bare digit runs, by shape: a valid SSN, a NANP phone number, a card (Luhn checked later), an ID
     (US_SSN, f"^{_SSN_VALID}$"),
@@ -131,7 +167,21 @@ _VALIDATORS: list[tuple[str, str]] = [
 # The formatted SSN candidate shapes above still need the SSA's ranges (presidio's rules: no 000 or 666
 # area, no 00 group, no 0000 serial; 9xx areas are ITINs).
 _ITIN = r"^9\d\d[\-. ]\d\d[\-. ]\d{4}$"  # ("91101-2345" is a ZIP+4, not an ITIN)
+# a grouped number that is a date ("03-14-2009", "2009.03.14") is not a phone number
+_DATE_SHAPE = r"^(?:\d{1,2}[\-.]\d{1,2}[\-.]\d{2,4}|\d{4}[\-.]\d{1,2}[\-.]\d{1,2})$"
 
+_CALENDAR_WORDS = frozenset(
+    """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday""".split()  # noqa: SIM905
+)
+_NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['’\-.][^\W\d_]*)*")
+_INSTITUTIONS = pa.array(
+    """High Elementary Middle Academy College University School Schools Institute Center Library
+    Hospital Clinic Street Avenue Boulevard Road Drive County City State District Unified Stadium
+    Church Foundation Scholarship Award Prize Fund Company Corporation Inc Museum Airport Station
+    Campus Program Prep Charter Magnet Continuation""".split()  # noqa: SIM905
+)
+_ARTICLE_BEFORE = r"(?:^|[^\p{L}])(?i:the|a|an|this|that|these|our|their|your|its|my|his|her)\s+$"
 _CALENDAR = pa.array(
     """January February March April May June July August September October November December
     Monday Tuesday Wednesday Thursday Friday Saturday Sunday""".split()  # noqa: SIM905
@@ -252,7 +302,7 @@ def _email_tlds() -> pa.Array:
 
 def _iban_ok(text: str) -> bool:
     """ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97 == 1."""
-    compact = text.replace(" ", "")
+    compact = text.replace(" ", "").replace("-", "").upper()
     if not 15 <= len(compact) <= 34:
         return False
     digits = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
@@ -373,11 +423,23 @@ class TextScanner:
         roster_phones: Iterable[str] = (),
     ) -> None:
         self._strong, self._weak = _name_tokens(_as_string_array(roster_names))
+        # the roster's tokens as a set, for the few context values checked word by word
+        self._roster_tokens = frozenset(self._strong.to_pylist()) | frozenset(self._weak.to_pylist())
+        empty = pa.array([], pa.string())
+        self._list_surnames, self._list_ambiguous, self._given_word = empty, empty, empty
         if common_names:
-            # Names not on the roster count only when they are unmistakably names: the bundled list
-            # contributes no ordinary words and no two-letter names (those stay roster-only).
-            self._strong = pc.unique(pa.concat_arrays([self._strong, _common_name_tokens()]))
+            # Names not on the roster count alone only when they are unmistakably names: the bundled
+            # lists' given names that are no English word. Their surnames and their names that are
+            # also words ("Young", "Will") count only beside a name or after a context rule.
+            given, given_word, surname, ambiguous = _names.name_sets()
+            self._strong = pc.unique(pa.concat_arrays([self._strong, _common_name_tokens(), given]))
             self._weak = self._weak.filter(pc.invert(pc.is_in(self._weak, value_set=self._strong)))
+            self._given_word = given_word.filter(
+                pc.invert(pc.is_in(given_word, value_set=pa.concat_arrays([self._strong, self._weak])))
+            )
+            self._list_surnames = surname.filter(pc.invert(pc.is_in(surname, value_set=self._strong)))
+            self._list_ambiguous = ambiguous
+        self._given_any = pc.unique(pa.concat_arrays([self._strong, self._weak]))
         ids = pc.utf8_trim_whitespace(_as_string_array(roster_ids))
         # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
         self._ids = _IdIndex(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
@@ -502,7 +564,7 @@ class TextScanner:
     ) -> tuple[pa.Array | None, int, tuple[np.ndarray, ...]]:
         n_rows = len(cells)
         tag = _pick_tag(cells)
-        tagged = pc.replace_substring_regex(cells, _COMBINED, tag + r"\0" + tag)
+        tagged = pc.replace_substring_regex(cells, _COMBINED, _rewrite(tag))
         parts = pc.split_pattern(tagged, tag)
         offsets = parts.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
         flat = parts.values
@@ -517,9 +579,14 @@ class TextScanner:
         del alternating, start_parity
 
         kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
-        suffix = np.zeros(n_pieces, dtype=np.int8)  # possessive "'s" kept after a <PERSON>
+        # characters kept after the placeholder: a possessive "'s", or the words a context rule's
+        # value took that are not part of the name ("<PERSON> about grades")
+        suffix = np.zeros(n_pieces, dtype=np.int32)
+        # characters kept before it: the words a context rule's value took before the name
+        # ("spoke with Mom Maria" → "Mom <PERSON>")
+        prefix = np.zeros(n_pieces, dtype=np.int32)
         if len(match_idx):
-            self._classify(flat, match_idx, kinds, suffix, row_of, row_base, offsets)
+            self._classify(flat, match_idx, kinds, suffix, prefix, row_of, row_base, offsets)
 
         accepted = np.flatnonzero(kinds >= 0)
         # "Maria Lopez" becomes one <PERSON>: a person piece directly after another, one space
@@ -532,7 +599,7 @@ class TextScanner:
                 ok = (
                     (kinds[nxt] == _KIND_CODE[PERSON]) & (nxt == person + 2) & (row_of[nxt] == row_of[person])
                 )
-                ok &= suffix[person] == 0
+                ok &= (suffix[person] == 0) & (suffix[nxt] == 0) & (prefix[nxt] == 0)
                 cand = person[ok]
                 if len(cand):
                     gaps = pc.take(flat, pa.array(cand + 1))
@@ -544,10 +611,10 @@ class TextScanner:
 
         redacted = None
         if want_redacted:
-            redacted = self._rebuild(cells, parts, flat, kinds, suffix, accepted, merged)
+            redacted = self._rebuild(cells, parts, flat, kinds, suffix, prefix, accepted, merged)
         found: tuple[np.ndarray, ...] = (np.zeros(0, np.int64),) * 4
         if want_findings and len(accepted):
-            found = self._spans(flat, offsets, row_of, kinds, suffix, accepted, merged)
+            found = self._spans(flat, offsets, row_of, kinds, suffix, prefix, accepted, merged)
         return redacted, n_changed, found
 
     def _classify(
@@ -556,17 +623,24 @@ class TextScanner:
         match_idx: np.ndarray,
         kinds: np.ndarray,
         suffix: np.ndarray,
+        prefix: np.ndarray,
         row_of: np.ndarray,
         row_base: int,
         offsets: np.ndarray,
     ) -> None:
         """Decide, for every candidate piece, whether it is PII and of which kind (in place)."""
         cand = pc.take(flat, pa.array(match_idx))
+        # 0. values that follow a context ("call me at 555-0142", "spoke with ximena")
+        claimed = self._classify_context(flat, match_idx, cand, kinds, suffix, prefix)
         # 1. roster and common names: hash look-ups
-        strong = _np_bool(pc.is_in(cand, value_set=self._strong))
-        weak = _np_bool(pc.is_in(cand, value_set=self._weak)) & ~strong
+        strong = _np_bool(pc.is_in(cand, value_set=self._strong)) & ~claimed
+        weak = _np_bool(pc.is_in(cand, value_set=self._weak)) & ~strong & ~claimed
+        # the bundled lists' given names that are also words: weak, but they do not support each other
+        # ("The Princess Royal") and count mid-sentence only after a lower-case word ("What Will Happen")
+        listword = _np_bool(pc.is_in(cand, value_set=self._given_word)) & ~strong & ~weak & ~claimed
+        weak |= listword
         # Plain words (letters only) that are not names are done with; only the rest need more work.
-        unknown = ~strong & ~weak
+        unknown = ~strong & ~weak & ~claimed
         wordlike = _np_bool(pc.utf8_is_alpha(cand))
         odd = np.flatnonzero(unknown & ~wordlike)
         odd_vals = pc.take(cand, pa.array(odd))
@@ -579,7 +653,7 @@ class TextScanner:
             w_ok = _np_bool(pc.is_in(stems, value_set=self._weak)) & ~s_ok
             strong[sub[s_ok]] = True
             weak[sub[w_ok]] = True
-            suffix[match_idx[sub[s_ok | w_ok]]] = 1
+            suffix[match_idx[sub[s_ok | w_ok]]] = 2
         # hyphenated compounds whose parts are (strong) names: "Lopez-Nguyen"
         hyph = _np_bool(pc.match_substring(odd_vals, "-")) & ~strong[odd] & ~weak[odd]
         if hyph.any():
@@ -640,7 +714,8 @@ class TextScanner:
         if weak.any():
             wpos = match_idx[weak]
             is_name = kinds == person_code
-            is_name[wpos] = True  # two weak names side by side ("Will May") support each other
+            # two weak roster names side by side ("Will May") support each other
+            is_name[match_idx[weak & ~listword]] = True
             n = len(kinds)
             prev_ok = (wpos - 2 >= 0) & is_name[np.maximum(wpos - 2, 0)]
             prev_ok &= row_of[np.maximum(wpos - 2, 0)] == row_of[wpos]
@@ -682,15 +757,227 @@ class TextScanner:
                     pc.match_substring_regex(prev, r"^[\s\"'“‘(*•\-]*$")
                 )
                 after_stop = _np_bool(pc.match_substring_regex(prev, r"[.!?;:\n][\"'“‘(\s]*$"))
-                kinds[left[~at_cell_start & ~after_stop]] = person_code
+                # after an article it is a thing: "the Hope scholarship", "a Will", "our Grace period"
+                after_article = _np_bool(pc.match_substring_regex(prev, _ARTICLE_BEFORE))
+                listed = np.isin(left, match_idx[listword])
+                after_lower = _np_bool(pc.match_substring_regex(prev, r"\p{Ll}[\p{L}\p{M}]*,? $"))
+                ok = ~at_cell_start & ~after_stop & ~after_article & (~listed | after_lower)
+                kinds[left[ok]] = person_code
+
+        # 4. a name before an institution word names the institution: "Lincoln High", "Cal State",
+        # "Washington Elementary" (not a person: nothing to redact); neither word is a name below
+        blocked = np.zeros(len(kinds), dtype=bool)
+        nxt_word = np.minimum(match_idx + 2, len(kinds) - 1)
+        before_inst = (match_idx + 2 < len(kinds)) & (row_of[nxt_word] == row_of[match_idx]) & ~claimed
+        if before_inst.any():
+            sel = np.flatnonzero(before_inst)
+            pos = match_idx[sel]
+            inst = _np_bool(pc.equal(pc.take(flat, pa.array(pos + 1)), " "))
+            inst &= _np_bool(pc.is_in(pc.take(flat, pa.array(pos + 2)), value_set=_INSTITUTIONS))
+            inst &= _np_bool(pc.match_substring_regex(pc.take(cand, pa.array(sel)), r"^\p{Lu}"))
+            inst &= (kinds[pos] < 0) | (kinds[pos] == person_code)
+            inst &= kinds[pos + 2] != person_code  # "Andrew Hall": Hall is a name here
+            blocked[pos[inst]] = True
+            blocked[pos[inst] + 2] = True
+            kinds[pos[inst]] = -1
+
+        # 5. names beside names: a listed surname, a name that is also a word ("Young") or an unknown
+        # capitalized word right after a name ("Maria Fanucci", "Cettina Young"); a given name right
+        # before one ("Will Vargas"); listed names in a list with a name ("Ortiz, Becker and Nguyen")
+        if len(self._list_surnames) or len(self._list_ambiguous):
+            self._names_beside_names(flat, match_idx, cand, kinds, row_of, blocked)
+
+    def _names_beside_names(
+        self,
+        flat: pa.Array,
+        match_idx: np.ndarray,
+        cand: pa.Array,
+        kinds: np.ndarray,
+        row_of: np.ndarray,
+        blocked: np.ndarray,
+    ) -> None:
+        person_code = _KIND_CODE[PERSON]
+        open_ = (kinds[match_idx] < 0) & ~blocked[match_idx]
+        wordlike = _np_bool(pc.match_substring_regex(cand, r"^\p{Lu}[\p{L}\p{M}'’\-]*$")) & open_
+        idx = np.flatnonzero(wordlike)
+        if not len(idx):
+            return
+        vals = pc.take(cand, pa.array(idx))
+        listed = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) | _np_bool(
+            pc.is_in(vals, value_set=self._list_ambiguous)
+        )
+        given_like = _np_bool(pc.is_in(vals, value_set=self._given_any)) | _np_bool(
+            pc.is_in(vals, value_set=self._given_word)
+        )
+        lower = pc.utf8_lower(vals)
+        unknown = ~_np_bool(pc.is_in(lower, value_set=_names.english_words_array())) & ~listed
+        unknown &= ~_np_bool(pc.is_in(vals, value_set=_CALENDAR)) & (
+            pc.utf8_length(vals).to_numpy(zero_copy_only=False) >= 3
+        )
+        unknown &= ~_np_bool(pc.utf8_is_upper(vals))  # acronyms ("NASA", "USA")
+        pos = match_idx[idx]
+        n = len(kinds)
+        sep_prev = pc.take(flat, pa.array(np.maximum(pos - 1, 0)))
+        sep_next = pc.take(flat, pa.array(np.minimum(pos + 1, n - 1)))
+        space_prev = _np_bool(pc.equal(sep_prev, " "))
+        space_next = _np_bool(pc.equal(sep_next, " "))
+        list_prev = _np_bool(pc.match_substring_regex(sep_prev, r"^(?:, ?|,? and |,? & |,? or | y | e )$"))
+        list_next = _np_bool(pc.match_substring_regex(sep_next, r"^(?:, ?|,? and |,? & |,? or | y | e )$"))
+        has_prev = (pos - 2 >= 0) & (row_of[np.maximum(pos - 2, 0)] == row_of[pos])
+        has_next = (pos + 2 < n) & (row_of[np.minimum(pos + 2, n - 1)] == row_of[pos])
+        for _ in range(3):  # chains: "Maria Elena Fanucci Rossi"
+            is_name = kinds == person_code
+            prev_name = has_prev & is_name[np.maximum(pos - 2, 0)]
+            next_name = has_next & is_name[np.minimum(pos + 2, n - 1)]
+            accept = (listed | unknown) & space_prev & prev_name  # after a name
+            accept |= given_like & space_next & next_name  # a given name before one
+            accept |= listed & ((list_prev & prev_name) | (list_next & next_name))  # in a list of names
+            accept &= kinds[pos] < 0
+            if not accept.any():
+                break
+            kinds[pos[accept]] = person_code
+
+    def _classify_context(
+        self,
+        flat: pa.Array,
+        match_idx: np.ndarray,
+        cand: pa.Array,
+        kinds: np.ndarray,
+        suffix: np.ndarray,
+        prefix: np.ndarray,
+    ) -> np.ndarray:
+        """Accept the values of context rules and "X's mom"; return the mask of candidates claimed."""
+        claimed = np.zeros(len(match_idx), dtype=bool)
+        # the text before each candidate (the plain piece; it holds the context when a pair matched)
+        prev = pc.take(flat, pa.array(match_idx - 1))
+        # only text ending in a space, a colon, "#", "(" or "-" (or a phone context's last letter)
+        # can hold a context: skip the rest cheaply
+        maybe = np.flatnonzero(_np_bool(pc.match_substring_regex(prev, r"[\s:#(\-=.,!\p{L}]$")))
+        if len(maybe):
+            prev_m = pc.take(prev, pa.array(maybe))
+            vals_m = pc.take(cand, pa.array(maybe))
+            for name in ("id", "address", "phone", "name"):
+                free = ~claimed[maybe]
+                hit = free & _np_bool(pc.match_substring_regex(prev_m, _CONTEXT_BEFORE[name]))
+                if not hit.any():
+                    continue
+                where = np.flatnonzero(hit)
+                vals = pc.take(vals_m, pa.array(where))
+                ok, kind_codes, heads, tails = self._context_values(
+                    name, vals, pc.take(prev_m, pa.array(where))
+                )
+                idx = maybe[where[ok]]
+                claimed[idx] = True
+                kinds[match_idx[idx]] = kind_codes[ok]
+                prefix[match_idx[idx]] = heads[ok]
+                suffix[match_idx[idx]] = tails[ok]
+        # "Maria's mom", "Ximena’s dad": the name, with "'s mom" kept after the placeholder
+        rel = np.flatnonzero(
+            ~claimed & _np_bool(pc.match_substring_regex(cand, "^(?:" + tp.POSSESSIVE_RELATION + ")$"))
+        )
+        if len(rel):
+            vals = pc.take(cand, pa.array(rel)).to_pylist()
+            for i, v in zip(rel.tolist(), vals, strict=True):
+                stem = max(v.find("'s "), v.find("’s "))
+                if v[:stem].lower() not in tp.NOT_A_NAME:
+                    claimed[i] = True
+                    kinds[match_idx[i]] = _KIND_CODE[PERSON]
+                    suffix[match_idx[i]] = len(v) - stem
+        return claimed
+
+    def _context_values(
+        self, context: str, vals: pa.Array, before: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For the values after a context: (accepted, kind code, characters kept before and after the
+        placeholder)."""
+        n = len(vals)
+        codes = np.full(n, -1, dtype=np.int16)
+        heads = np.zeros(n, dtype=np.int32)
+        tails = np.zeros(n, dtype=np.int32)
+        if context == "phone":
+            digits = pc.utf8_length(pc.replace_substring_regex(vals, r"\D", ""))
+            digits = digits.to_numpy(zero_copy_only=False)
+            shaped = _np_bool(pc.match_substring_regex(vals, "^(?:" + tp.PHONE_VALUE + ")$"))
+            date = _np_bool(pc.match_substring_regex(vals, _DATE_SHAPE))
+            ok = shaped & ~date & (digits >= 7) & (digits <= 15)
+            codes[:] = _KIND_CODE[PHONE_NUMBER]
+        elif context == "id":
+            shaped = _np_bool(pc.match_substring_regex(vals, "^(?:" + tp.ID_VALUE + ")$"))
+            alnum = pc.utf8_length(pc.replace_substring_regex(vals, r"[^A-Za-z0-9]", "")).to_numpy(
+                zero_copy_only=False
+            )
+            date = _np_bool(pc.match_substring_regex(vals, _DATE_SHAPE))
+            ok = shaped & (alnum >= 5) & ~date
+            codes[:] = _KIND_CODE[ID_NUMBER]
+            codes[self._ids.contains(vals)] = _KIND_CODE[STUDENT_ID]
+            for kind, pattern in reversed(tp.ID_KIND_CONTEXTS):
+                named = _np_bool(pc.match_substring_regex(before, pattern + r"[^\n]{0,40}$"))
+                codes[named] = _KIND_CODE[kind]
+        elif context == "address":
+            ok = _np_bool(pc.match_substring_regex(vals, "^(?:" + tp.ADDRESS_VALUE + ")$"))
+            codes[:] = _KIND_CODE[ADDRESS]
+        else:
+            ok = np.zeros(n, dtype=bool)
+            codes[:] = _KIND_CODE[PERSON]
+            # "sent to Magasinsgatan 7": a street line, not a name
+            street = _np_bool(pc.match_substring_regex(vals, _STREET_OR_PLACE))
+            street &= _np_bool(pc.match_substring_regex(vals, r"\d"))
+            codes[street] = _KIND_CODE[ADDRESS]
+            ok |= street
+            # the character that ended the value stays
+            ends_word = _np_bool(pc.match_substring_regex(vals, r"[ \t\n,;:!?)\]\"'”’.]$"))
+            tails[street & ends_word] = 1
+            english = _names.english_words()
+            given = _names.given_names()
+            # "my name is john": a given name in lower case counts; after "this is"/"I am" or a verb
+            # ("this is made up", "i am tired") only a word that is no English word does
+            strong_ctx = _np_bool(pc.match_substring_regex(before, tp.STRONG_NAME_CONTEXT))
+            for i, v in enumerate(vals.to_pylist()):
+                if street[i]:
+                    continue
+                words = v.rstrip(" \t\n,;:!?)]\"'”’.").split(" ")
+                # leading relation and title words stay ("Mom Maria" → "Mom <PERSON>")
+                lead = 0
+                while (
+                    lead < len(words) - 1
+                    and words[lead].lower().rstrip(".") in tp.NOT_A_NAME
+                    and words[lead].lower().rstrip(".") not in tp.TITLE_WORDS
+                ):
+                    lead += 1
+                kept = 0
+                for w in words[lead:]:
+                    low = w.lower().rstrip(".")
+                    if kept == 0 and low in tp.TITLE_WORDS and len(words) > lead + 1:
+                        kept += 1  # "Ms. Taylor" is replaced whole, as a title candidate is
+                        continue
+                    if not _NAME_TOKEN.fullmatch(w):
+                        break
+                    # a roster name is a name whatever it means in English ("Chanthy Her", "Anh To")
+                    if kept and w in self._roster_tokens:
+                        kept += 1
+                        continue
+                    # (a month after a name is a surname: "Mary-Kate May"; alone it is the month)
+                    if low in tp.NOT_A_NAME or (low in _CALENDAR_WORDS and not kept):
+                        break
+                    # a word in lower case is a name here only if it is no English word (or a given name)
+                    if w[:1].islower() and low in english and not (strong_ctx[i] and low.title() in given):
+                        break
+                    kept += 1
+                if kept:
+                    ok[i] = True
+                    heads[i] = len(" ".join(words[:lead])) + (1 if lead else 0)
+                    tails[i] = len(v) - len(" ".join(words[: lead + kept]))
+        return ok, codes, heads, tails
 
     def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
         """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""
         if kind == EMAIL_ADDRESS:
             if len(self._tlds) == 0:  # no suffix list available: fail closed, keep every address
                 return np.ones(len(values), dtype=bool)
-            tld = pc.utf8_lower(pc.extract_regex(values, r"\.(?P<tld>[A-Za-z]+)$").field("tld"))
-            return _np_bool(pc.is_in(tld, value_set=self._tlds))
+            tld = pc.utf8_lower(pc.extract_regex(values, r"\.(?P<tld>[^.]+)$").field("tld"))
+            # an IDN top-level domain written in punycode ("xn--p1ai") is not in the list as such
+            puny = _np_bool(pc.starts_with(tld, "xn--"))
+            return _np_bool(pc.is_in(tld, value_set=self._tlds)) | puny
         if kind == IBAN_CODE:
             return np.array([_iban_ok(v) for v in values.to_pylist()], dtype=bool)
         if kind == CREDIT_CARD:
@@ -699,7 +986,7 @@ class TextScanner:
         if kind == PHONE_NUMBER:
             digits = pc.utf8_length(pc.replace_substring_regex(values, r"\D", ""))
             n = digits.to_numpy(zero_copy_only=False)
-            return (n >= 8) & (n <= 15)
+            return (n >= 8) & (n <= 15) & ~_np_bool(pc.match_substring_regex(values, _DATE_SHAPE))
         return np.ones(len(values), dtype=bool)
 
     # --- outputs ----------------------------------------------------------------------------------
@@ -711,16 +998,28 @@ class TextScanner:
         flat: pa.Array,
         kinds: np.ndarray,
         suffix: np.ndarray,
+        prefix: np.ndarray,
         accepted: np.ndarray,
         merged: np.ndarray,
     ) -> pa.Array:
         if len(accepted) == 0:
             return cells
         repl = pc.take(_PLACEHOLDERS, pa.array(kinds[accepted].astype(np.int32)))
-        poss = suffix[accepted] == 1
-        if poss.any():
-            tails = pc.utf8_slice_codeunits(pc.take(flat, pa.array(accepted)), -2)
-            repl = pc.if_else(pa.array(poss), pc.binary_join_element_wise(repl, tails, ""), repl)
+        keep_after, keep_before = suffix[accepted], prefix[accepted]
+        if keep_after.any() or keep_before.any():
+            # (few pieces: a possessive or a context rule's extra words)
+            where = np.flatnonzero((keep_after > 0) | (keep_before > 0))
+            pieces = pc.take(flat, pa.array(accepted[where])).to_pylist()
+            placeholders = pc.take(repl, pa.array(where)).to_pylist()
+            texts = [
+                piece[:h] + ph + (piece[len(piece) - t :] if t else "")
+                for piece, ph, h, t in zip(
+                    pieces, placeholders, keep_before[where].tolist(), keep_after[where].tolist(), strict=True
+                )
+            ]
+            full = np.asarray(repl.to_pylist(), dtype=object)
+            full[where] = texts
+            repl = pa.array(full.tolist(), pa.string())
         positions = accepted
         values = repl
         if len(merged):
@@ -749,13 +1048,15 @@ class TextScanner:
         row_of: np.ndarray,
         kinds: np.ndarray,
         suffix: np.ndarray,
+        prefix: np.ndarray,
         accepted: np.ndarray,
         merged: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
         cum = np.concatenate([[0], np.cumsum(lengths)])
         starts_all = cum[:-1] - cum[offsets[:-1]][row_of]
-        ends_all = starts_all + lengths - 2 * suffix
+        ends_all = starts_all + lengths - suffix
+        starts_all = starts_all + prefix
         keep = ~np.isin(accepted, merged)
         heads = accepted[keep]
         # a merged chain's end is the end of its last member

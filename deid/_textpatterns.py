@@ -1,0 +1,288 @@
+"""RE2 patterns of the free-text scanner's detectors: phones, e-mail, identifiers with context, dates of
+birth, street addresses and the context rules for names.
+
+Everything here is RE2 syntax (no look-around, no back-references) because the scanner runs them over
+whole columns through pyarrow. The scanner's combined pattern is built from two sorts of alternatives:
+
+- *plain* candidates, which are the PII themselves ("415-555-0142x204", "12 Main St, Apt 4");
+- *context pairs* ``(context)(value)``: the value only counts after its context ("call me at
+  555-0142", "driver's license number is D1234567", "spoke with ximena"). The context stays in the
+  text, only the value is replaced; the scanner tells the context kinds apart by matching the text
+  just before the value against the anchored context patterns below.
+
+Sources of the word lists: street suffixes and secondary unit designators from USPS Publication 28
+(appendices C1 and C2; a US government work); state codes from USPS as well.
+"""
+
+from __future__ import annotations
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+#: a capitalized word (cheaper to compile than NAME_WORD, for the address patterns' repetitions)
+CAP_WORD = r"\p{Lu}[\p{L}\p{M}'’\-]*"
+#: a name-like word: capitalized, with accents, inner apostrophes and hyphens ("O'Brien", "García-López")
+NAME_WORD = r"\p{Lu}[\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*"
+# any-case word (context rules accept names written in lower case or capitals)
+_ANY_WORD = r"\p{L}[\p{L}\p{M}'’\-]*"
+
+_MONTH = (
+    r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DAY = r"(?:[0-3]?\d)(?i:st|nd|rd|th)?"
+#: a date in every common written form: 3/14/2009, 03-14-09, 14.03.2009, 2009-03-14, 2009/03/14,
+#: March 14, 2009, Mar. 14th 2009, 14 March 2009, 14th of March, 2009
+DATE = (
+    r"(?:\d{1,2}[/\-.]\d{1,2}[/\-.]\d{2,4}|\d{4}[/\-.]\d{1,2}[/\-.]\d{1,2}|"
+    + _MONTH + r"\.? " + _DAY + r",? \d{4}|"
+    + _DAY + r"(?: of)? " + _MONTH + r"\.?,? \d{4})"
+)  # fmt: skip
+
+# --- e-mail -------------------------------------------------------------------------------------
+
+# Any Unicode letter or digit in the local part and the domain (IDN: "müller@bücher.de", "josé@ejemplo.mx");
+# the whole address is one candidate, so nothing before an accent is left behind.
+_LOCAL = r"[\p{L}\p{N}\p{M}](?:[\p{L}\p{N}\p{M}._%+\-'’]*[\p{L}\p{N}\p{M}_%+\-])?"
+_LABEL = r"[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}\-]*[\p{L}\p{N}\p{M}])?"
+EMAIL = _LOCAL + "@" + _LABEL + r"(?:\." + _LABEL + r")*\.(?:xn--[a-z0-9\-]+|\p{L}\p{L}+)"
+
+# --- phones -------------------------------------------------------------------------------------
+
+# extensions: x123, ext. 123, ext 12, extension 12, #123
+_EXT = r"(?:\s?(?:[xX]|[eE][xX][tT](?:ension)?\.?|#)\s?\d{1,6})?"
+#: NANP in every written form: (415) 555-0142, (415)555-0142x0135, 415.555.0142x459, +1-415-555-0142x31
+NANP = r"(?:\+1[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}" + _EXT + r"\b"
+#: international with "+": +44 20 7946 0958, +52 55 1234 5678, +49 (0)30 901820
+INTL_PHONE = r"\+[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,6}" + _EXT
+#: national numbers written in groups: 020 7946 0958, (96) 627-277, 0490 75 40 81, 71-33-52-22
+GROUPED_PHONE = (
+    r"(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|\d{2,5}(?:[ .\-]\d{2,5}){2,4})" + _EXT + r"\b"
+)
+#: after a phone context word, any run of 7 to 15 digits in groups ("call me at 555-0142")
+PHONE_CONTEXT = (
+    r"(?i:\b(?:call(?:ed|ing)?|text(?:ed)?|phone|ph|tel|telephone|cell(?:phone)?|mobile|fax|"
+    r"contact(?:ed)?|reach(?:ed)?|dial(?:ed)?|whatsapp|voicemail)\b)"
+    r"(?:[a-z :,'#()/.\-\n]|\b(?:Tel|Ph|No|Phone|Cell|Mobile|Fax|Number|Home|Work)\b){0,24}?"
+)
+PHONE_VALUE = r"\+?\(?\d[\d ().\-]{5,20}\d" + _EXT + r"\b"
+
+# --- identifiers with context -------------------------------------------------------------------
+
+_ID_WORDS = (
+    r"(?:(?i:(?:driver'?s?|drivers|driving)[ \-]?licen[cs]e|\bDL|\bCDL|passport|"
+    r"(?:bank |checking |savings )?account|\bacct|routing|\bABA|\bRTN|"
+    r"(?:student|employee|staff|member|badge|customer|patient|case|record|district|state|local|"
+    r"ssid|perm|permanent|school|national|tax|medicaid|medi-cal|insurance|policy)[ \-]?(?:id|identifier)|"
+    r"identification|\bssid|\bperm|licen[cs]e|\btax id|\bTIN|zip|zip ?code|postal code|postcode)|\bI[Dd]\b)"
+)
+#: the context words of an identifier, then "number/no./#" and "is/:" in any order
+ID_CONTEXT = (
+    _ID_WORDS
+    + r"(?:\s?(?i:number|num|no\.?|nbr|#|code)){0,2}"
+    r"(?:\s?(?i:is\b|was\b|of\b|:|=|#|-))*\s?#?\s?"
+)
+ID_VALUE = r"(?:[A-Za-z]{1,4}[\- ]?)?\d[A-Za-z0-9]*(?:[\- ][A-Za-z0-9]*\d[A-Za-z0-9]*){0,3}"
+#: which identifier a context names (tried on the text just before the value, in this order)
+ID_KIND_CONTEXTS: tuple[tuple[str, str], ...] = (
+    ("DRIVER_LICENSE", r"(?i:licen[cs]e|\bc?dl\b)"),
+    ("PASSPORT", r"(?i:passport)"),
+    ("BANK_ACCOUNT", r"(?i:account|acct|routing|\baba\b|\brtn\b)"),
+    ("ADDRESS", r"(?i:zip|postal|postcode)"),  # a ZIP or postal code
+)
+
+#: IBAN in any case and spacing: DE89 3704 0044 0532 0130 00, gb82west12345698765432
+IBAN = r"\b[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]{4}){2,7}(?:[ \-]?[A-Za-z0-9]{1,4})?\b"
+
+#: date of birth after its context: "DOB: 3/14/2009", "born on March 14, 2009", "birthday 14th of March, 2009"
+DOB = (
+    r"(?i:\bDOB|D\.O\.B\.?|birth ?date|date of birth|birthday|\bborn(?: on| in)?|\bb\. ?)"
+    r"(?:[:\s]|(?i:is|was|on)\s){0,4}" + DATE
+)
+
+# --- street addresses ---------------------------------------------------------------------------
+
+# USPS Publication 28, appendix C1: street suffixes and their standard abbreviations
+_SUFFIXES = """
+allee alley ally aly anex annex anx arcade arc avenue ave av bayou byu beach bch bend bnd bluff blf
+bluffs blfs bottom btm boulevard blvd branch br bridge brg brook brk brooks burg bg burgs bypass byp
+camp cp canyon cyn cape cpe causeway cswy center ctr centers circle cir circles cirs cliff clf
+cliffs clfs club clb common cmn commons corner cor corners cors course crse court ct courts cts cove
+cv coves creek crk crescent cres crest crst crossing xing crossroad xrd curve curv dale dl dam dm
+divide dv drive dr drives drs estate est estates ests expressway expy extension ext falls fls ferry
+fry field fld fields flds flat flt flats flts ford frd forest frst forge frg fork frk forks frks
+fort ft freeway fwy garden gdn gardens gdns gateway gtwy glen gln glens green grn grove grv groves
+grvs harbor hbr harbors haven hvn heights hts highway hwy hill hl hills hls hollow holw inlet inlt
+island is islands iss isle junction jct key ky keys kys knoll knl knolls knls lake lk lakes lks
+landing lndg lane ln light lgt lights lgts loaf lf lock lck locks lcks lodge ldg loop mall manor mnr
+manors mnrs meadow mdw meadows mdws mews mill ml mills mls mission msn motorway mtwy mount mt
+mountain mtn mountains mtns neck nck orchard orch oval overpass opas park parks parkway pkwy
+parkways pass passage psge path pike pine pne pines pnes place pl plain pln plains plns plaza plz
+point pt points pts port prt ports prts prairie pr radial radl ramp ranch rnch rapid rpd rapids rpds
+rest rst ridge rdg ridges rdgs river riv road rd roads rds route rte row rue run shoal shl shoals
+shls shore shr shores shrs skyway skwy spring spg springs spgs spur spurs square sq squares sqs
+station sta stravenue stra stream strm street st streets sts summit smt terrace ter throughway trwy
+trace trce track trak trafficway trfy trail trl trailer trlr tunnel tunl turnpike tpke underpass
+upas union un unions uns valley vly valleys vlys via viaduct vdct view vw views vws village vlg
+villages vlgs ville vl vista vis walk walks wall way wy ways well wl wells wls
+""".split()  # noqa: SIM905
+_SUFFIX = r"(?i:" + "|".join(sorted(set(_SUFFIXES), key=lambda s: (-len(s), s))) + r")\.?"
+_DIRECTION = r"(?:[NSEW]\.?|[NS][EW]\.?|(?i:north|south|east|west|northeast|northwest|southeast|southwest))"
+# USPS Publication 28, appendix C2: secondary unit designators ("#" as written)
+_UNIT_WORD = (
+    r"(?i:apartment|apt|suite|ste|unit|room|rm|floor|fl|building|bldg|department|dept|space|spc|lot|"
+    r"trailer|trlr|hangar|hngr|pier|slip|stop|box|lobby|lbby|office|ofc|penthouse|ph|basement|bsmt|rear|front)"
+)
+_UNIT = r"(?:" + _UNIT_WORD + r"\.?\s?#?\s?|#\s?)[A-Za-z]?\d+[A-Za-z]?(?:-\d+)?"
+_STATES = """
+AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY
+NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI AA AE AP
+""".split()  # noqa: SIM905
+_STATE = r"(?:" + "|".join(_STATES) + r")"
+_STREET_NAME = r"(?:" + CAP_WORD + r"|\d{1,3}(?i:st|nd|rd|th)|[A-Z]\.?)"
+_WORD = r"\p{L}[\p{L}\p{M}.'’\-]*"
+_PARTICLE = r"(?:de|da|do|dos|das|del|della|la|le|les|van|von|der|den|di|du|el|al|ul\.|u\.|y|e)"
+# the house number, possibly two ("6400 12 Timms Drive", "12-14", "221B")
+_HOUSE = r"\b\d{1,6}[A-Za-z]?(?:-\d{1,5})?(?: \d{1,5}[A-Za-z]?)?,? "
+#: the city/state/ZIP line that may follow: ", Springfield, IL 62704", "\nGRASSE, PA 39551"
+CITY_LINE = (
+    r"(?:,?[ \t]*\n?[ \t]*" + CAP_WORD + r"(?: " + CAP_WORD + r"){0,3}"
+    r",?[ \t]*\n?[ \t]*,?[ \t]*" + _STATE + r"\.?[ \t]*\n?[ \t]*\d{5}(?:-\d{4})?)"
+)
+# what follows a street line, each after a comma or a line break: units, towns, regions, countries,
+# postal codes ("\n Apt. 236\n Ribeirão\n Portugal 30971", ", Springfield, IL 62704")
+_TAIL_CHUNK = (
+    r"(?:"
+    + _UNIT
+    + r"|\p{Lu}[\p{L}\p{M}'’.\-]+(?: \(?\p{Lu}[\p{L}\p{M}'’.\-]*\)?){0,2}(?:,? "
+    + _STATE
+    + r")?(?:,? \d{4,6}(?:-\d{3,4})?)?|"
+    + _STATE
+    + r"(?: \d{4,6})?|\d{4,6}(?:-\d{3,4})?)"
+)
+ADDRESS_TAIL = r"(?:[ \t]*[,\n>][ \t>]*" + _TAIL_CHUNK + r"|[ \t]+" + _UNIT + r"){0,4}"
+_US_LINE = (
+    _HOUSE
+    + r"(?:"
+    + _DIRECTION
+    + r" )?(?:"
+    + _STREET_NAME
+    + r" ){0,4}"
+    + _STREET_NAME
+    + r" "
+    + _SUFFIX
+    + r"(?: "
+    + _DIRECTION
+    + r"\b)?"
+)
+_INTL_PREFIX = (
+    r"(?i:rua|calle|c/|avenida|av\.|avda\.?|via|viale|rue|carrer|travessa|praça|paseo|camino|calzada|"
+    r"ulica|ul\.|utca|strada|str\.|bulevar|bd\.?|chaussée)"
+)
+_INTL_LINE = (
+    r"(?:(?:" + _HOUSE + r")?\b" + _INTL_PREFIX + r" (?:" + _WORD + r" ){0,4}" + _WORD
+    + r",? \d{1,5}[A-Za-z]?\b"
+    + r"|(?:" + _HOUSE + r")?\b\p{Lu}[\p{L}\p{M}]*(?i:gatan|gata|vägen|väg|katu|kuja|tie|straße|strasse|"
+    r"stræti|weg|laan|straat|gade|vej|veien|vegen|gasse|platz|plein|allee|steenweg|utca|ulica|cesta|"
+    r"iela|gatve|tér|út|útja) \d{1,5}[A-Za-z]?\b"
+    # number, street name, number ("25615 Tawastintie 72"): the name written as a name, not "MATH 110"
+    + r"|\b\d{1,6}[A-Za-z]?(?: \d{1,5})? \p{Lu}\p{Ll}[\p{L}\p{M}'’\-]*(?: (?:" + CAP_WORD + r"|" + _PARTICLE
+    + r")){0,3},? \d{1,5}[A-Za-z]?\b)"
+)  # fmt: skip
+#: post office boxes and military mail: "P.O. Box 123", "PSC 5420, Box 2708 APO AA 33879",
+#: "USNS Saibara FPO AP 12428"
+PO_BOX = (
+    r"(?:(?:" + _HOUSE + r")?\b(?i:p\.? ?o\.? ?box|post office box|(?:psc|unit|cmr) \d{1,5},? ?\n?[ \t]*box)"
+    r" ?#? ?"
+    r"\d{1,6}|\b(?:USNS|USNV|USS|USCGC) " + CAP_WORD + r")"
+    r"(?:,?[ \t]*\n?[ \t]*(?i:apo|fpo|dpo) (?i:aa|ae|ap) \d{5})?"
+    r"|\b(?i:apo|fpo|dpo) (?i:aa|ae|ap) \d{5}\b"
+)  # fmt: skip
+#: a street line (US, international, PO box or military) with what follows it
+STREET = r"(?:" + _US_LINE + "|" + _INTL_LINE + "|" + PO_BOX + ")" + ADDRESS_TAIL
+#: an apartment, suite or unit written alone: "Apt. 026", "Suite 377"
+UNIT_ALONE = r"\b(?i:apartment|apt|suite|ste|unit)\.? ?#? ?\d{1,5}[A-Za-z]?\b"
+#: what an address context introduces: "the corner of X and Y", "lives at 12 Elm", "zip code 94110"
+ADDRESS_CONTEXT = (
+    r"(?i:\b(?:corner of|intersection of)\s)|"
+    r"(?i:\b(?:lives?|living|moved|moving|resides?|residing|located|staying|address(?: is)?|"
+    r"address:|home is|house is|apartment is)\s(?:at|on|in|is|to)?\s?(?:the )?)"
+)
+_SIDE_WORD = r"[\p{L}\d][\p{L}\p{M}\d.'’\-]*"
+_SIDE = r"(?:\d{1,5} )?" + _SIDE_WORD + r"(?: " + _SIDE_WORD + r"){0,3}"
+ADDRESS_VALUE = (
+    r"(?:" + _SIDE + r",? (?:and|&) " + _SIDE
+    + r"|" + CAP_WORD + r"(?: (?:" + CAP_WORD + r"|" + _PARTICLE + r")){0,3},? \d{1,5}[A-Za-z]?"
+    + r"(?:, " + CAP_WORD + r"){0,2}"
+    + r")"
+)  # fmt: skip
+
+# --- names --------------------------------------------------------------------------------------
+
+_RELATION = (
+    r"mom|mother|mum|dad|father|guardian|grandma|grandmother|grandpa|grandfather|abuela|abuelo|aunt|"
+    r"uncle|tia|tío|tio|stepmom|stepdad|stepmother|stepfather|parent|parents|foster parent|caregiver|"
+    r"sister|brother|cousin|sibling|case ?worker|social worker|caseworker|advocate|probation officer"
+)
+#: the context that introduces a name (the name, in any case, follows)
+NAME_CONTEXT = (
+    r"(?i:\b(?:my|his|her|their|the student's|student's|child's)?\s?(?:full |first |last |legal |preferred )?"
+    r"name(?: is|:| -)\s?|\bnamed\s|\bcall me\s|\bi am\s|\bi'm\s|\bthis is\s)|"
+    r"(?i:\b(?:spoke|speak|speaking|talked|talk|talking|met|meet|meeting|conferenced|conferred|consulted|"
+    r"checked in|check in|worked|working|chatted|connected|follow(?:ed)? up) with\s(?:(?:both |parents? )?)|"
+    r"\b(?:spoke|talked|wrote|written|referred|introduced|sent|gave|reached out|reaching out|passed) to\s|"
+    r"\b(?:called|emailed|e-mailed|texted|phoned|contacted|messaged|visited|thanked|reminded|notified|"
+    r"informed|cc'?d|cc:|paged|referred|introduced)\s|"
+    r"\bleft (?:a )?(?:voice ?mail|message|vm|msg|note)s? (?:for|with|to)\s|\b(?:dear|attn:?|attention:?|to:|"
+    r"from:|cc:|signed:?|by:)\s?|"
+    r"\b(?:" + _RELATION + r")\s?(?:\(|:|-|is\b|was\b|named\b)\s?|"
+    r"\b(?:sincerely|regards|best regards|kind regards|warm regards|thanks|thank you|cheers|respectfully|"
+    r"best wishes|yours truly)[,.!]?[ \t]*\n?[ \t]*(?:--?\s?)?)"
+)
+#: contexts after which a given name in lower case is still a name ("my name is john", "Name: will")
+STRONG_NAME_CONTEXT = r"(?i:name(?: is|:| -)\s?|\bnamed\s|\bcall me\s|\b(?:dear|attn:?|signed:?)\s?)$"
+#: the value of a name context: one to three words (middle initials allowed), any case
+# (a number after the words is taken too, so that "sent to Magasinsgatan 7" can be judged an address)
+# Capitalized words run on ("Maria Elena Lopez", "Mom Maria"); lower-case ones at most two, so that a
+# capitalized name after them ("met with her and Maria") stays a candidate of its own.
+_LOW_WORD = r"\p{Ll}[\p{L}\p{M}'’\-]*"
+# The value ends where a word ends (a space, punctuation, the end): "emailed from nou.lor32@…" must not
+# take "from nou" and leave the rest of the address behind.
+_WORD_END = r"(?:[ \t\n,;:!?)\]\"'”’]|\.(?:\s|$)|$)"
+NAME_VALUE = (
+    r"(?:" + CAP_WORD + r"(?: (?:\p{Lu}\.|" + CAP_WORD + r")){0,2}(?: \d{1,5}[A-Za-z]?)?|"
+    + _LOW_WORD + r"(?: " + _LOW_WORD + r")?)" + _WORD_END
+)
+#: titles and roles before a name: "Mr. Smith", "ms. wijtze", "Coach Rivera", "Principal Okafor"
+TITLE = (
+    r"(?:\b(?i:mr|mrs|ms|miss|mx|dr|prof|sr|sra|srta)\.? (?:" + NAME_WORD
+    + r"|\p{Ll}[\p{L}\p{M}]{2,}(?:['’\-]\p{L}[\p{L}\p{M}]*)*)|\b(?:Coach|Principal|Counselor|Counsellor|"
+    r"Officer|Deputy|Detective|Det\.|Sgt\.?|Sergeant|Pastor|Rev\.?|Reverend|Father|Sister|Nurse|Judge|"
+    r"Superintendent|Professor|Teacher|Dean|Director|Coordinator|Advisor|Adviser|Therapist|Psychologist|"
+    r"Tutor|Mentor|Captain|Capt\.|Lt\.|Lieutenant|Madam|Mister|Señor|Señora|Doctor) " + NAME_WORD + ")"
+    + r"(?: (?:\p{Lu}\.? )?" + NAME_WORD + r")?"
+)  # fmt: skip
+#: honorifics and roles that are replaced with the name after them ("Ms. Taylor", "Coach Rivera")
+TITLE_WORDS = frozenset(
+    """mr mrs ms miss mx dr prof sr sra srta coach principal counselor counsellor officer deputy detective
+    det sgt sergeant pastor rev reverend nurse judge superintendent professor teacher dean director
+    coordinator advisor adviser therapist psychologist tutor mentor captain capt lt lieutenant madam
+    mister señor señora doctor""".split()  # noqa: SIM905
+)
+#: "Maria's mom", "Ximena's dad": a name made plain by the relation after it
+POSSESSIVE_RELATION = NAME_WORD + r"['’]s (?i:" + _RELATION + r")\b"
+#: relation and title words that follow a name context without being a name ("called Mom", "met with
+#: Principal"); also pronouns, articles and words that start a clause
+NOT_A_NAME = frozenset(
+    (
+        _RELATION.replace(r"case ?worker", "caseworker").replace("\\", "")
+        + "|mr|mrs|ms|miss|dr|coach|principal|counselor|counsellor|teacher|nurse|staff|team|office|"
+        "admin|administration|registrar|front|desk|school|district|everyone|all|both|them|him|her|his|"
+        "hers|me|my|mine|us|we|you|your|they|their|it|its|i|the|a|an|and|or|but|to|at|on|in|for|of|"
+        "about|regarding|re|today|tomorrow|yesterday|again|back|later|home|work|class|period|"
+        "student|students|family|families|"
+        "sir|madam|maam|ma'am|folks|guys|all|team|friend|friends|someone|somebody|anyone|nobody|no|yes|"
+        "not|unknown|na|n/a|none|tbd|pending|student's|child|kid|son|daughter|boy|girl|myself|himself|"
+        "herself|themselves|again|briefly|today|there|here|that|this|these|those|who|what|when|where|why|"
+        "how|if|so|is|was|are|were|be|been|have|has|had|would|could|should|about|after|before"
+    ).split("|")
+)

@@ -1,0 +1,220 @@
+"""The free-text scanner's detectors for text this project did not write: one test per rule, with the
+ordinary text each rule must leave alone."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from deid import TextScanner
+
+
+@pytest.fixture(scope="module")
+def scanner() -> TextScanner:
+    # no roster: everything below must be found by the detectors and the bundled name lists alone
+    return TextScanner()
+
+
+def _redact(scanner: TextScanner, texts: list[str]) -> list[str]:
+    out, _ = scanner.redact(pa.array(texts, pa.string()))
+    return out.to_pylist()
+
+
+def _kinds(scanner: TextScanner, text: str) -> list[tuple[str, str]]:
+    return [(f.kind, text[f.start : f.end]) for f in scanner.find(pa.array([text]))]
+
+
+def _check(scanner: TextScanner, cases: list[tuple[str, str, str]]) -> None:
+    """Each (text, value, kind): the value is found as that kind and none of it survives redaction."""
+    redacted = _redact(scanner, [t for t, _, _ in cases])
+    found = scanner.find(pa.array([t for t, _, _ in cases]))
+    for i, (text, value, kind) in enumerate(cases):
+        start = text.index(value)
+        spans = [(f.kind, f.start, f.end) for f in found if f.row == i]
+        assert any(k == kind and s <= start and start + len(value) <= e for k, s, e in spans), (text, spans)
+        assert value not in redacted[i], (text, redacted[i])
+        assert f"<{kind}>" in redacted[i]
+
+
+# --- e-mail ---------------------------------------------------------------------------------------
+
+
+def test_email_with_unicode_local_part_and_domain_is_replaced_whole(scanner):
+    _check(
+        scanner,
+        [
+            ("Write to aaliyah.müller@example.com today.", "aaliyah.müller@example.com", "EMAIL_ADDRESS"),
+            ("Mamá: josé.garcía@correo.mx", "josé.garcía@correo.mx", "EMAIL_ADDRESS"),
+            ("IDN: 山田.太郎@例え.jp ok", "山田.太郎@例え.jp", "EMAIL_ADDRESS"),
+            ("Папа: иван@пример.рф", "иван@пример.рф", "EMAIL_ADDRESS"),
+            ("Punycode ana@xn--bcher-kva.xn--p1ai here", "ana@xn--bcher-kva.xn--p1ai", "EMAIL_ADDRESS"),
+            (
+                "Guardian: j_smith+school@district.k12.ca.us",
+                "j_smith+school@district.k12.ca.us",
+                "EMAIL_ADDRESS",
+            ),
+        ],
+    )
+    # nothing of the local part before the accent is left behind
+    out = _redact(scanner, ["aaliyah.müller@example.com"])[0]
+    assert out == "<EMAIL_ADDRESS>"
+
+
+def test_not_an_email(scanner):
+    assert _kinds(scanner, "Meet @ 3pm at the café.") == []
+    assert _kinds(scanner, "Write to maria@school.invalidtld now.") == []
+
+
+# --- phones ---------------------------------------------------------------------------------------
+
+
+def test_nanp_phones_in_every_written_form_with_extensions(scanner):
+    values = [
+        "415-555-0142x204", "+1-415-555-0142x31", "(415)555-0142x0135", "415.555.0142x459",
+        "(415) 555-0142 ext. 12", "415-555-0142 ext 7", "415 555 0142 #123", "+1 415 555 0142",
+        "1-415-555-0142", "(415)555-0142", "+14155550142", "415.555.0142 extension 99",
+    ]  # fmt: skip
+    _check(scanner, [(f"Reach her at {v} after school.", v, "PHONE_NUMBER") for v in values])
+
+
+def test_seven_digit_local_numbers_only_near_a_phone_word(scanner):
+    _check(
+        scanner,
+        [
+            ("Please call me at 555-0142 tonight.", "555-0142", "PHONE_NUMBER"),
+            ("Phone: 555 0142", "555 0142", "PHONE_NUMBER"),
+            ("Phone:\n467 3395\n", "467 3395", "PHONE_NUMBER"),
+            ("Her cell is 555.0142.", "555.0142", "PHONE_NUMBER"),
+            ("text me 5550142", "5550142", "PHONE_NUMBER"),
+        ],
+    )
+    for text in [
+        "Scored 555-0142 points?",  # no phone word
+        "Room 204, period 3, 2025-2026 school year.",
+        "Called home on 03-14-2025 about attendance.",  # a date after "called" is not a phone
+        "Work permit number 2025-4471 issued.",
+    ]:
+        assert [k for k, _ in _kinds(scanner, text) if k == "PHONE_NUMBER"] == [], text
+
+
+def test_international_and_grouped_national_numbers(scanner):
+    _check(
+        scanner,
+        [
+            ("Abuela: +52 55 1234 5678", "+52 55 1234 5678", "PHONE_NUMBER"),
+            ("Uncle +44 20 7946 0958 x12", "+44 20 7946 0958 x12", "PHONE_NUMBER"),
+            ("Berlin +49 (0)30 901820", "+49 (0)30 901820", "PHONE_NUMBER"),
+            ("Aunt: 020 7946 0958.", "020 7946 0958", "PHONE_NUMBER"),
+            ("Office (96) 627-277 today", "(96) 627-277", "PHONE_NUMBER"),
+            ("Home 71-33-52-22 today", "71-33-52-22", "PHONE_NUMBER"),
+            ("Call 0490 75 40 81 please", "0490 75 40 81", "PHONE_NUMBER"),
+        ],
+    )
+    for text in ["Scores 85 90 78 92 this term.", "Dates 2025-09-30 and 03.14.2009."]:
+        assert [k for k, _ in _kinds(scanner, text) if k == "PHONE_NUMBER"] == [], text
+
+
+# --- identifiers with context ---------------------------------------------------------------------
+
+
+def test_identifiers_after_their_context(scanner):
+    _check(
+        scanner,
+        [
+            ("My driver's license number is D1234567.", "D1234567", "DRIVER_LICENSE"),
+            ("my driver's license number is 2270-66-1551", "2270-66-1551", "DRIVER_LICENSE"),
+            ("DL# X1234567 on file", "X1234567", "DRIVER_LICENSE"),
+            ("Passport no. 123456789 expires", "123456789", "PASSPORT"),
+            ("bank account number 000123456789 for the deposit", "000123456789", "BANK_ACCOUNT"),
+            ("routing number: 021000021", "021000021", "BANK_ACCOUNT"),
+            ("Student ID 48213 missing", "48213", "ID_NUMBER"),
+            ("Employee ID: E-55821 badge", "E-55821", "ID_NUMBER"),
+            ("ID# 770012 on the form", "770012", "ID_NUMBER"),
+        ],
+    )
+    # not identifiers: short numbers, years, dates, words
+    for text in [
+        "ID 12 in the list.",
+        "License expired in 2019.",
+        "ID card lost 03/14/2025.",
+        "Did 12345 reps",
+    ]:
+        assert [k for k, _ in _kinds(scanner, text) if k in {"ID_NUMBER", "DRIVER_LICENSE"}] == [], text
+
+
+def test_iban_in_any_case_and_spacing(scanner):
+    _check(
+        scanner,
+        [
+            ("Refund to gb82west12345698765432 please", "gb82west12345698765432", "IBAN_CODE"),
+            ("IBAN: GB82 WEST 1234 5698 7654 32", "GB82 WEST 1234 5698 7654 32", "IBAN_CODE"),
+            ("iban de89 3704 0044 0532 0130 00", "de89 3704 0044 0532 0130 00", "IBAN_CODE"),
+        ],
+    )
+    # the mod-97 check keeps look-alikes out
+    assert [k for k, _ in _kinds(scanner, "code gb82west12345698765433") if k == "IBAN_CODE"] == []
+
+
+def test_dates_of_birth_in_every_common_form(scanner):
+    values = [
+        "DOB: 03/14/2009", "DOB 3-14-09", "date of birth 2009-03-14", "born on March 14, 2009",
+        "Birthday: Mar. 14th 2009", "born 14 March 2009", "birth date 14.03.2009", "DOB: 14th of March, 2009",
+        "born on march 14 2009",
+    ]  # fmt: skip
+    _check(scanner, [(f"Student {v} per registrar.", v, "DATE_OF_BIRTH") for v in values])
+    # other dates are not birth dates
+    assert _kinds(scanner, "Meeting on March 14, 2026 at noon.") == []
+
+
+# --- street addresses -----------------------------------------------------------------------------
+
+
+def test_us_street_lines_with_units_and_city_lines(scanner):
+    values = [
+        "1600 Pennsylvania Ave NW, Washington, DC 20500",
+        "12 Main St, Apt 4B",
+        "350 Fifth Avenue Suite 3300",
+        "4500 W. Sunset Blvd.",
+        "221B Baker Street",
+        "7 N Elm Ct #12",
+        "1668 Glyn St",
+        "903 83 Dora Creek Apt. 176\nSCHEIBBS, NO 14908",
+    ]
+    _check(scanner, [(f"Lives at {v} with her aunt.", v, "ADDRESS") for v in values])
+
+
+def test_po_boxes_military_mail_units_and_corners(scanner):
+    _check(
+        scanner,
+        [
+            ("Mail to P.O. Box 4471 instead.", "P.O. Box 4471", "ADDRESS"),
+            ("Send to PSC 5420, Box 2708\nAPO AA 33879 now", "PSC 5420, Box 2708\nAPO AA 33879", "ADDRESS"),
+            ("Ship to USNS Saibara\nFPO AP 12428 now", "USNS Saibara\nFPO AP 12428", "ADDRESS"),
+            ("Moved to Apt. 026 last week.", "Apt. 026", "ADDRESS"),
+            ("Meet at the corner of Elm Street and 5th Avenue.", "Elm Street and 5th Avenue", "ADDRESS"),
+            ("Zip code 94110 on the form", "94110", "ADDRESS"),
+        ],
+    )
+
+
+def test_international_street_lines(scanner):
+    _check(
+        scanner,
+        [
+            ("Sent to Magasinsgatan 7 in Göteborg.", "Magasinsgatan 7", "ADDRESS"),
+            ("Lives at Rua do Arenque 1634, Goiânia.", "Rua do Arenque 1634", "ADDRESS"),
+            ("Address 25615 Tawastintie 72 Apt. 004", "25615 Tawastintie 72 Apt. 004", "ADDRESS"),
+            ("Oficina en Calle Mayor 12, Madrid.", "Calle Mayor 12", "ADDRESS"),
+        ],
+    )
+
+
+def test_not_addresses(scanner):
+    for text in [
+        "Enrolled in ENGL 1A, MATH 110 and COUN 5.",
+        "Scored 1450 on the SAT in October 2025; grade 11.",
+        "Needs 10 more credits in Area B.",
+        "Period 4 to period 6 in Room 204.",
+        "Ran 3 Miles on Main Street.",  # a street named without a number is not an address line
+    ]:
+        assert [k for k, _ in _kinds(scanner, text) if k == "ADDRESS"] == [], text
