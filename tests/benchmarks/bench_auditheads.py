@@ -86,6 +86,7 @@ def test_bench_audit_heads(tmp_path: Path) -> None:
         "append_with_head_file_ms": round(append_with * 1000, 2),
         "append_without_head_file_ms": round(append_without * 1000, 2),
         "append_head_file_ratio": round(append_with / append_without, 2),
+        "append_head_file_added_ms": round((append_with - append_without) * 1000, 2),
         "security_check_s": round(findings_s, 4),
         "open_s": round(open_s, 3),
     }
@@ -93,7 +94,7 @@ def test_bench_audit_heads(tmp_path: Path) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     assert head[0] == n + 1 and proofs and proof_hashes <= 2 * n.bit_length()
-    # The head file is one small write and rename after an fsync'd commit (ext4 flushes a renamed-over
-    # file's data, ~2 ms here): well below a second commit.
-    assert append_with / append_without < 2.0
+    # The head file adds a lock, a small write and a rename after the commit (ext4 flushes a renamed-over
+    # file's data): a fixed cost per committing action, whatever the disk's fsync costs the commit.
+    assert append_with - append_without < 0.005
     assert findings_s < 0.5 * open_s + 0.05
