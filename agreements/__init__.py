@@ -52,7 +52,14 @@ from agreements._codebook import (
     export_codebook,
     write_codebook,
 )
-from agreements._identity import age_identity, create_identity, export_age_identity, our_card, signing_key
+from agreements._identity import (
+    age_identity,
+    create_identity,
+    export_age_identity,
+    export_card,
+    our_card,
+    signing_key,
+)
 from agreements._partners import (
     ImportResult,
     Partner,
@@ -123,6 +130,7 @@ __all__ = [
     "default_roles",
     "default_vault_path",
     "export_age_identity",
+    "export_card",
     "find_partner",
     "identify_vault_user",
     "import_card",
@@ -203,10 +211,13 @@ from agreements._package_store import (  # noqa: E402
     import_destruction_certificate,
     import_receipt,
     list_packages,
+    output_rule,
     outstanding_past_deadline,
     record_received,
     record_rejected,
     record_sent,
+    recorded_as,
+    resolve_package_id,
 )
 
 __all__ += [
@@ -225,10 +236,13 @@ __all__ += [
     "make_destruction_certificate",
     "make_receipt",
     "open_package",
+    "output_rule",
     "outstanding_past_deadline",
     "record_received",
     "record_rejected",
     "record_sent",
+    "recorded_as",
+    "resolve_package_id",
     "seal",
     "verify_destruction_certificate",
     "verify_receipt",
@@ -286,24 +300,29 @@ from agreements._prepare import (  # noqa: E402
     preview_under_agreement,
 )
 from agreements._workflows import (  # noqa: E402
+    Destruction,
     ReceivedPackage,
     ReturnedDocument,
     SealedPackage,
+    Voided,
     destroy,
     import_certificate_file,
     import_receipt_file,
     import_returned_file,
     open_received,
     seal_for_agreement,
+    void_package,
 )
 
 __all__ += [
     "AgreementRun",
     "DemoResult",
+    "Destruction",
     "PreparedPackage",
     "ReceivedPackage",
     "ReturnedDocument",
     "SealedPackage",
+    "Voided",
     "deidentify_for_agreement",
     "destroy",
     "import_certificate_file",
@@ -314,4 +333,5 @@ __all__ += [
     "preview_under_agreement",
     "run_demo",
     "seal_for_agreement",
+    "void_package",
 ]

@@ -523,9 +523,16 @@ def sign_agreement(
 
 
 def export_agreement(
-    vault: Vault, agreement_id: str, out: str | os.PathLike[str], *, version: int | None = None
+    vault: Vault,
+    agreement_id: str,
+    out: str | os.PathLike[str],
+    *,
+    version: int | None = None,
+    force: bool = False,
 ) -> Agreement:
-    """Write an agreement file (terms + every signature we hold) for partners to import. Audited."""
+    """Write an agreement file (terms + every signature we hold) for partners to import. Audited.
+    An existing file is replaced only with ``force``, never one the vault recorded."""
+    from agreements._package_store import output_rule
     from deid._atomic import check_output_path, write_bytes_atomic
 
     with _refusals(vault, "export", agreement_id):
@@ -536,7 +543,8 @@ def export_agreement(
                 f"Agreement {aid} has no signature yet; sign it first (`pathshare agreement sign {aid[:8]}`) "
                 "so partners can countersign the file."
             )
-        dest = check_output_path(out)
+        rule = output_rule(vault)
+        dest = check_output_path(out, force=force, recorded=rule)
         with vault.transaction() as conn:
             vault.audit.append(
                 "agreement.exported",
@@ -550,7 +558,7 @@ def export_agreement(
                 conn=conn,
             )
             # Written inside the transaction: if writing fails, the "exported" entry is rolled back.
-            write_bytes_atomic(dest, a.to_json_bytes(), perm=0o644)
+            write_bytes_atomic(dest, a.to_json_bytes(), perm=0o644, force=force, recorded=rule)
     return a
 
 

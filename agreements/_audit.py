@@ -690,16 +690,19 @@ class AuditLog:
         return verdict
 
     # -- export -----------------------------------------------------------------------------------
-    def export_bundle(self, out: Path | str) -> AuditVerdict:
+    def export_bundle(self, out: Path | str, *, force: bool = False) -> AuditVerdict:
         """Write every entry, a signed checkpoint of the last one and our card to ``out`` (atomically).
 
         The export is itself logged first, so the bundle contains its own record. Refuses (AuditError)
-        to export a log that does not verify.
+        to export a log that does not verify; an existing file is replaced only with ``force``, never
+        one the vault recorded (checked before the export is logged).
         """
         from agreements._identity import our_card, signing_key
-        from deid._atomic import atomic_open
+        from agreements._package_store import output_rule
+        from deid._atomic import atomic_open, check_output_path
 
-        out = Path(out)
+        rule = output_rule(self._vault)
+        out = check_output_path(out, force=force, recorded=rule)
         card = our_card(self._vault)
         key = signing_key(self._vault)
         self.append("audit.export", details={"file": out.name})
@@ -713,7 +716,7 @@ class AuditLog:
             def opt(value: str | None) -> str:
                 return "null" if value is None else q(value)
 
-            with atomic_open(out, "wb", 0o600) as fh:
+            with atomic_open(out, "wb", 0o600, force=force, recorded=rule) as fh:
                 head_json = (
                     f'{{"pathshare_audit_bundle": {BUNDLE_VERSION},\n"exported": {dump(utc_now())},\n'
                     f'"card": {dump(card.to_dict())},\n"entries": [\n'

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deid._atomic import write_bytes_atomic
+from deid._atomic import Recorded, write_bytes_atomic
 from deid._elements import Element, dictionary_elements
 from deid.errors import OutputError
 
@@ -181,8 +181,11 @@ def codebook_markdown(book: Codebook) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_codebook(book: Codebook, path: str | os.PathLike[str]) -> Path:
-    """Write the codebook as .csv, .html or .md (by extension), atomically. PDF: see desktop/pdf.py."""
+def write_codebook(
+    book: Codebook, path: str | os.PathLike[str], *, force: bool = False, recorded: Recorded | None = None
+) -> Path:
+    """Write the codebook as .csv, .html or .md (by extension), atomically; an existing file is
+    replaced only with ``force``, never one the vault recorded. PDF: see desktop/pdf.py."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".csv":
@@ -193,7 +196,7 @@ def write_codebook(book: Codebook, path: str | os.PathLike[str]) -> Path:
         text = codebook_markdown(book)
     else:
         raise OutputError(f"Cannot write the codebook as {p.name}: use a .csv, .pdf, .html or .md file name.")
-    write_bytes_atomic(p, text.encode("utf-8"), perm=0o644)
+    write_bytes_atomic(p, text.encode("utf-8"), perm=0o644, force=force, recorded=recorded)
     return p
 
 
@@ -202,12 +205,14 @@ CODEBOOK_SUFFIXES = (".csv", ".pdf", ".html", ".htm", ".md")
 PdfRenderer = Callable[..., Any]
 
 
-def codebook_path(out: str | os.PathLike[str], *, pdf: bool) -> Path:
-    """``out`` checked as a codebook file name (its folder exists, the suffix is one we write), before
-    anything is read: OutputError otherwise."""
+def codebook_path(
+    out: str | os.PathLike[str], *, pdf: bool, force: bool = False, recorded: Recorded | None = None
+) -> Path:
+    """``out`` checked as a codebook file name (its folder exists, the suffix is one we write, deid's
+    rule for replacing a file), before anything is read: OutputError otherwise."""
     from deid._atomic import check_output_path
 
-    p = check_output_path(out)
+    p = check_output_path(out, force=force, recorded=recorded)
     if p.suffix.lower() not in CODEBOOK_SUFFIXES or (p.suffix.lower() == ".pdf" and not pdf):
         kinds = ".csv, .pdf, .html or .md" if pdf else ".csv, .html or .md"
         raise OutputError(f"Cannot write the codebook as {p.name}: use a {kinds} file name.")
@@ -221,18 +226,22 @@ def export_codebook(
     *,
     version: int | None = None,
     render_pdf: PdfRenderer | None = None,
+    force: bool = False,
 ) -> Codebook:
     """``pathshare codebook`` and the app's Codebook button: write an agreement's codebook as .csv,
-    .html, .md or (with ``render_pdf``) .pdf, and audit it (``agreement.codebook``). Returns the book."""
+    .html, .md or (with ``render_pdf``) .pdf, and audit it (``agreement.codebook``). Returns the book.
+    An existing file is replaced only with ``force``, never one the vault recorded."""
     from agreements._agreement_store import get_agreement
+    from agreements._package_store import output_rule
 
-    p = codebook_path(out, pdf=render_pdf is not None)
+    rule = output_rule(vault)
+    p = codebook_path(out, pdf=render_pdf is not None, force=force, recorded=rule)
     agreement = get_agreement(vault, agreement_id, version)
     book = agreement_codebook(agreement)
     if render_pdf is not None and p.suffix.lower() == ".pdf":
-        render_pdf(codebook_html(book), p, title=book.title)
+        render_pdf(codebook_html(book), p, title=book.title, force=force, recorded=rule)
     else:
-        write_codebook(book, p)
+        write_codebook(book, p, force=force, recorded=rule)
     vault.audit.append(
         "agreement.codebook", agreement=agreement.id, details={"file": p.name, "elements": len(book.rows)}
     )

@@ -304,11 +304,22 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _write_csv(out: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+def _write_csv(
+    vault: Vault,
+    out: str | os.PathLike[str],
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    force: bool,
+) -> int:
+    from agreements._package_store import output_rule
     from deid._atomic import atomic_path
 
     n = 0
-    with atomic_path(out, 0o600) as tmp, open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+    rule = output_rule(vault)
+    with (
+        atomic_path(out, 0o600, force=force, recorded=rule) as tmp,
+        open(tmp, "w", encoding="utf-8-sig", newline="") as fh,
+    ):
         # utf-8-sig: Excel opens the file as UTF-8 (organization names with accents stay readable).
         writer = csv.writer(fh, dialect="excel")
         writer.writerow(header)
@@ -319,12 +330,18 @@ def _write_csv(out: str | os.PathLike[str], header: Sequence[str], rows: Iterabl
 
 
 def write_disclosures_csv(
-    vault: Vault, out: str | os.PathLike[str], disclosures: Sequence[Disclosure] | None = None
+    vault: Vault,
+    out: str | os.PathLike[str],
+    disclosures: Sequence[Disclosure] | None = None,
+    *,
+    force: bool = False,
 ) -> int:
-    """Write the disclosure record as CSV (atomically); audited as ``audit.disclosures_exported``.
-    Returns the number of rows."""
+    """Write the disclosure record as CSV (atomically; an existing file replaced only with ``force``);
+    audited as ``audit.disclosures_exported``. Returns the number of rows."""
     rows = disclosure_record(vault) if disclosures is None else list(disclosures)
-    n = _write_csv(out, DISCLOSURE_FIELDS, ([d.to_dict()[k] for k in DISCLOSURE_FIELDS] for d in rows))
+    n = _write_csv(
+        vault, out, DISCLOSURE_FIELDS, ([d.to_dict()[k] for k in DISCLOSURE_FIELDS] for d in rows), force
+    )
     vault.audit.append("audit.disclosures_exported", details={"file": Path(out).name, "rows": n})
     return n
 
@@ -334,8 +351,11 @@ def write_disclosures_csv(
 AUDIT_CSV_FIELDS = ("seq", "time", "actor", "action", "agreement", "partner", "package", "details", "hash")
 
 
-def write_audit_csv(vault: Vault, entries: Sequence[AuditEntry], out: str | os.PathLike[str]) -> int:
-    """Write audit entries as CSV (details as JSON text), atomically; audited as ``audit.export_csv``."""
+def write_audit_csv(
+    vault: Vault, entries: Sequence[AuditEntry], out: str | os.PathLike[str], *, force: bool = False
+) -> int:
+    """Write audit entries as CSV (details as JSON text), atomically (an existing file replaced only
+    with ``force``); audited as ``audit.export_csv``."""
     rows = (
         (
             e.seq,
@@ -350,7 +370,7 @@ def write_audit_csv(vault: Vault, entries: Sequence[AuditEntry], out: str | os.P
         )
         for e in entries
     )
-    n = _write_csv(out, AUDIT_CSV_FIELDS, rows)
+    n = _write_csv(vault, out, AUDIT_CSV_FIELDS, rows, force)
     vault.audit.append("audit.export_csv", details={"file": Path(out).name, "entries": n})
     return n
 

@@ -104,23 +104,37 @@ def age_identity(vault: Vault) -> pyrage.x25519.Identity:
     return pyrage.x25519.Identity.from_str(row[0])
 
 
+def export_card(vault: Vault, out: Path | str, *, force: bool = False) -> Card:
+    """Write our public card (JSON) for partners to ``out``, atomically; audited (``card.export``).
+    An existing file is replaced only with ``force``, never one the vault recorded."""
+    from agreements._package_store import output_rule
+    from deid._atomic import write_bytes_atomic
+
+    card = our_card(vault)
+    data = card.to_json().encode("utf-8")
+    write_bytes_atomic(out, data, perm=0o644, force=force, recorded=output_rule(vault))
+    vault.audit.append("card.export", details={"file": Path(out).name})
+    return card
+
+
 def export_age_identity(vault: Vault, out: Path | str) -> None:
     """Write the age identity in age-keygen's format to ``out`` (mode 0600, atomically); audited.
 
     With it, a recipient can decrypt packages with the standard ``age -d -i FILE`` — no lock-in.
     """
+    from agreements._package_store import output_rule
     from deid._atomic import check_output_path, write_bytes_atomic
-    from deid.errors import OutputError
+    from deid.errors import OutputError, OutputExists
 
     out = Path(out)
-    if out.exists():
-        # Never overwrite a key file: it may be the only copy of another identity.
-        vault.audit.append("identity.export_age.refused", details={"file": out.name, "reason": "exists"})
-        raise IdentityError(f"{out} already exists; choose another file name (or remove it first).")
     try:
-        check_output_path(out)  # a folder that does not exist: refused before "exported" is on record
+        # force=False always: a key file may be the only copy of another identity, so it is never
+        # replaced. A missing folder too is refused before "exported" is on record.
+        check_output_path(out, force=False, recorded=output_rule(vault))
     except OutputError as exc:
         vault.audit.append("identity.export_age.refused", details={"file": out.name, "reason": str(exc)})
+        if isinstance(exc, OutputExists):
+            exc.hint = "A key file is never replaced: choose another file name, or remove it first."
         raise
     identity = age_identity(vault)
     card = our_card(vault)
@@ -132,5 +146,5 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
     )
     # Logged first and in its own transaction: a secret key leaving the vault must always be on record.
     vault.audit.append("identity.export_age", details={"file": out.name})
-    write_bytes_atomic(out, text.encode("utf-8"), perm=0o600)
+    write_bytes_atomic(out, text.encode("utf-8"), perm=0o600, force=False, recorded=output_rule(vault))
     os.chmod(out, 0o600)

@@ -173,11 +173,17 @@ def export_linkage_key(
     out: str | os.PathLike[str],
     *,
     version: int | None = None,
+    force: bool = False,
 ) -> Path:
     """Write the linkage key file for provider ``fingerprint`` (see the module docstring); audited.
+    An existing file is replaced only with ``force``, never one the vault recorded.
 
     Refuses (AgreementError) when the agreement is not a consortium agreement, not executed, this vault
     does not hold the secret, or ``fingerprint`` is not a provider of the agreement."""
+    from agreements._package_store import output_rule
+    from deid._atomic import check_output_path
+
+    check_output_path(out, force=force, recorded=output_rule(vault))
     agreement = _agreement(vault, agreement_id, version)
     if not _is_consortium(agreement):
         raise AgreementError(
@@ -230,7 +236,13 @@ def export_linkage_key(
             details={"version": agreement.version},
             conn=conn,
         )
-        write_bytes_atomic(path, json.dumps(signed, indent=2).encode("utf-8") + b"\n", perm=0o600)
+        write_bytes_atomic(
+            path,
+            json.dumps(signed, indent=2).encode("utf-8") + b"\n",
+            perm=0o600,
+            force=force,
+            recorded=output_rule(vault),
+        )
     return path
 
 

@@ -195,6 +195,28 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        21,
+        """
+        -- A sealed package that never left can be voided (reason kept); a recipient that lost the
+        -- opened folder may open its own package once more (when, why, and where it went before).
+        ALTER TABLE packages ADD COLUMN voided_at TEXT;
+        ALTER TABLE packages ADD COLUMN void_reason TEXT;
+        ALTER TABLE packages ADD COLUMN reopened_at TEXT;
+        ALTER TABLE packages ADD COLUMN reopen_reason TEXT;
+        -- Files this vault wrote and answers for (receipts, destruction certificates), by absolute
+        -- path: no command ever writes over one of them, even when told to replace files.
+        CREATE TABLE recorded_files (
+            path TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            package_id TEXT,
+            recorded TEXT NOT NULL
+        );
+        """,
+    )
+)
+
 # -- 30–39: mapping profiles — agreements/_profiles.py --------------------------------------------------
 MIGRATIONS.append(
     (

@@ -56,7 +56,7 @@ from agreements import _agefile
 from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
 from agreements.errors import PackageRejected
 from deid import parse_json, read_json_file
-from deid._atomic import EarlyWriteback, atomic_open, check_output_path
+from deid._atomic import EarlyWriteback, Recorded, atomic_open, check_output_path
 from deid.errors import InputError, OutputError, PathShareError
 
 FORMAT_VERSION = 1
@@ -343,6 +343,8 @@ def seal(
     now: datetime | None = None,
     package_id: str | None = None,
     progress: Progress | None = None,
+    force: bool = False,
+    recorded: Recorded | None = None,
 ) -> Manifest:
     """Seal ``files`` (``(name under data/, source path[, rows])``) and ``report`` into an age package.
 
@@ -356,6 +358,7 @@ def seal(
     ``audit_head`` is the sender's audit-log head, or a function ``(package id, content hash) ->
     (head, proofs)`` called once every file is hashed and before the manifest is signed: the sender logs
     the package there, so the head the manifest carries covers the record of this very disclosure.
+    ``force``/``recorded``: deid's rule for replacing a file.
     """
     specs: list[tuple[str, Path, int | None]] = []
     for spec in files:
@@ -379,9 +382,9 @@ def seal(
     mtime = int(datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
     pid = package_id or str(uuid.uuid4())
     _agefile.parse_recipients(recipients)  # fail before any output exists
-    out = check_output_path(out)
-    if out.exists() and any(out.resolve() == spec[1].resolve() for spec in specs):
+    if Path(out).exists() and any(Path(out).resolve() == spec[1].resolve() for spec in specs):
         raise OutputError(f"Cannot write the package over {out}: it is one of the files being sealed.")
+    out = check_output_path(out, force=force, recorded=recorded)
     result: list[Manifest] = []
 
     def finalize(entries: list[FileEntry]) -> tuple[bytes, bytes]:
@@ -413,7 +416,7 @@ def seal(
     manifest_bytes, signature = finalize([entry for entry, _ in hashed])
     chunks = _tar_chunks(report_bytes, manifest_bytes, signature, specs, hashed, mtime, meter)
     try:
-        with atomic_open(out, "wb") as fh:
+        with atomic_open(out, "wb", force=force, recorded=recorded) as fh:
             _agefile.encrypt_chunks(chunks, EarlyWriteback(fh), recipients)  # type: ignore[arg-type]
     except OSError as exc:
         raise OutputError(f"Cannot write the package {out}: {exc.strerror or exc}.") from exc
@@ -1256,8 +1259,11 @@ def load_json_document(path: Path, what: str) -> Any:
     return read_json_file(path, source, what=f"a {what}", max_bytes=_MAX_RETURNED_DOCUMENT_BYTES)
 
 
-def write_json_document(path: Path, doc: dict[str, Any]) -> None:
-    """Write a receipt or certificate as pretty JSON, atomically (0644: it holds no secrets)."""
+def write_json_document(
+    path: Path, doc: dict[str, Any], *, force: bool = False, recorded: Recorded | None = None
+) -> None:
+    """Write a receipt or certificate as pretty JSON, atomically (0644: it holds no secrets);
+    ``force``/``recorded``: deid's rule for replacing a file."""
     data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    with atomic_open(path, "wb", 0o644) as fh:
+    with atomic_open(path, "wb", 0o644, force=force, recorded=recorded) as fh:
         fh.write(data)

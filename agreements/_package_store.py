@@ -62,6 +62,15 @@ class PackageRecord:
     delivered_to: tuple[str, ...] = ()  # sent: recipients whose "opened" receipt we hold
     destroyed_by: tuple[str, ...] = ()  # sent: recipients whose destruction certificate we hold
     refused: tuple[tuple[str, str], ...] = ()  # sent: (recipient, reason) from "rejected" receipts
+    voided_at: str | None = None  # sent: voided because it never left (void_reason says why)
+    void_reason: str | None = None
+    reopened_at: str | None = None  # received: opened once more after the folder was lost
+    reopen_reason: str | None = None
+
+    @property
+    def voided(self) -> bool:
+        """Sent and voided, and no recipient ever answered (a receipt proves it did leave after all)."""
+        return self.voided_at is not None and not self.delivered_to and not self.refused
 
     @property
     def refused_by(self) -> tuple[str, ...]:
@@ -73,6 +82,8 @@ class PackageRecord:
         Received: we destroyed it."""
         if self.direction == RECEIVED:
             return self.destroyed_at is not None
+        if self.voided:
+            return True
         return set(self.recipients) <= set(self.destroyed_by) | set(self.refused_by)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,13 +105,18 @@ class PackageRecord:
             "destroyed_by": list(self.destroyed_by),
             "refused": [{"recipient": fp, "reason": reason} for fp, reason in self.refused],
             "closed": self.closed,
+            "voided_at": self.voided_at,
+            "void_reason": self.void_reason,
+            "reopened_at": self.reopened_at,
+            "reopen_reason": self.reopen_reason,
         }
 
 
 _COLUMNS = (
     "package_id, direction, agreement_id, agreement_hash, manifest_hash, sender, recipients, created, "
-    "recorded, files, bytes, location, destroyed_at"
+    "recorded, files, bytes, location, destroyed_at, voided_at, void_reason, reopened_at, reopen_reason"
 )
+_INSERTED = _COLUMNS.split(", destroyed_at")[0]
 
 
 def _recipient_names(agreement: Agreement, manifest: Manifest) -> list[str]:
@@ -116,7 +132,7 @@ def _recipient_names(agreement: Agreement, manifest: Manifest) -> list[str]:
 
 def _insert(conn: Any, manifest: Manifest, direction: str, location: Path, recipients: Sequence[str]) -> None:
     conn.execute(
-        f"INSERT INTO packages({_COLUMNS}, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        f"INSERT INTO packages({_INSERTED}, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             manifest.package_id,
             direction,
@@ -129,7 +145,7 @@ def _insert(conn: Any, manifest: Manifest, direction: str, location: Path, recip
             utc_now(),
             len(manifest.files),
             sum(f.size for f in manifest.files),
-            str(location),
+            str(Path(location).resolve()),  # absolute: where the vault knows its files are
             canonical_json(manifest.to_json()).decode("utf-8"),
         ),
     )
@@ -219,6 +235,56 @@ def record_received(vault: Vault, manifest: Manifest, out_dir: Path, agreement: 
             conn=conn,
         )
     return get_package(vault, manifest.package_id, RECEIVED)
+
+
+def record_reopened(vault: Vault, manifest: Manifest, out_dir: Path, reason: str) -> PackageRecord:
+    """Record that a package we opened before was opened once more into ``out_dir`` because the first
+    folder was lost (``package.reopened``, with the reason and where it was opened before)."""
+    before = get_package(vault, manifest.package_id, RECEIVED)
+    with vault.transaction() as conn:
+        conn.execute(
+            "UPDATE packages SET location = ?, reopened_at = ?, reopen_reason = ? "
+            "WHERE package_id = ? AND direction = ? AND reopened_at IS NULL AND destroyed_at IS NULL",
+            (str(Path(out_dir).resolve()), utc_now(), reason, manifest.package_id, RECEIVED),
+        )
+        if conn.execute("SELECT changes()").fetchone()[0] != 1:
+            raise PackageRejected(
+                f"Package {manifest.package_id} cannot be opened once more (see `pathshare packages`)."
+            )
+        vault.audit.append(
+            "package.reopened",
+            agreement=manifest.agreement_id,
+            partner=manifest.sender_fingerprint,
+            package=manifest.package_id,
+            details={
+                "reason": reason,
+                "previous_folder": before.location,
+                "files": len(manifest.files),
+                "manifest_hash": manifest.hash,
+            },
+            conn=conn,
+        )
+    return get_package(vault, manifest.package_id, RECEIVED)
+
+
+def record_voided(vault: Vault, package_id: str, reason: str, file_state: str) -> PackageRecord:
+    """Mark a sent package void (it never left) and audit ``package.voided`` with the reason."""
+    with vault.transaction() as conn:
+        package = get_package(vault, package_id, SENT)
+        if package.voided_at is not None:
+            raise PackageRejected(f"Package {package_id} was already voided on {package.voided_at[:10]}.")
+        conn.execute(
+            "UPDATE packages SET voided_at = ?, void_reason = ? WHERE package_id = ? AND direction = ?",
+            (utc_now(), reason, package_id, SENT),
+        )
+        vault.audit.append(
+            "package.voided",
+            agreement=package.agreement_id,
+            package=package_id,
+            details={"reason": reason, "file": Path(package.location).name, "sealed_file": file_state},
+            conn=conn,
+        )
+    return get_package(vault, package_id, SENT)
 
 
 def record_rejected(vault: Vault, package_path: Path, reason: str, manifest: Manifest | None = None) -> None:
@@ -363,6 +429,10 @@ def _row_record(vault: Vault, row: tuple) -> PackageRecord:
         delivered_to=delivered,
         destroyed_by=destroyed,
         refused=tuple(refused),
+        voided_at=row[13],
+        void_reason=row[14],
+        reopened_at=row[15],
+        reopen_reason=row[16],
     )
 
 
@@ -379,6 +449,83 @@ def get_package(vault: Vault, package_id: str, direction: str | None = None) -> 
     if row is None:
         raise PackageRejected(f"This vault has no record of a package {package_id}.")
     return _row_record(vault, row)
+
+
+def resolve_package_id(vault: Vault, text: str, direction: str | None = None) -> str:
+    """A package id from what a user typed: the full id or a unique prefix of at least 4 characters
+    (as agreement ids are given), among the packages of ``direction`` when given."""
+    text = text.strip().lower()
+    if not text:
+        raise PackageRejected("No package id was given; `pathshare packages` lists the packages.")
+    if len(text) < 4:
+        raise PackageRejected(
+            f"{text!r} is too short to name a package; give at least 4 characters of its id."
+        )
+    sql = "SELECT DISTINCT package_id FROM packages WHERE (package_id = ? OR substr(package_id, 1, ?) = ?)"
+    args: tuple[Any, ...] = (text, len(text), text)
+    if direction is not None:
+        sql += " AND direction = ?"
+        args += (direction,)
+    ids = sorted({r[0] for r in vault.db.execute(sql, args).fetchall()})
+    if text in ids:
+        return text
+    if not ids:
+        kind = {SENT: "sealed ", RECEIVED: "opened "}.get(direction or "", "")
+        raise PackageRejected(
+            f"This vault has no record of a {kind}package {text}; `pathshare packages` lists them."
+        )
+    if len(ids) > 1:
+        raise PackageRejected(f"{text} names more than one package; give more characters of the id.")
+    return str(ids[0])
+
+
+# --------------------------------------------------------------------------------- recorded files
+
+
+def record_file(conn: Any, path: Path, kind: str, package_id: str | None) -> None:
+    """Note in the vault (inside the caller's transaction) a file it answers for: never replaced."""
+    conn.execute(
+        "INSERT INTO recorded_files(path, kind, package_id, recorded) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, package_id = excluded.package_id, "
+        "recorded = excluded.recorded",
+        (str(Path(path).resolve()), kind, package_id, utc_now()),
+    )
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def recorded_as(vault: Vault, path: str | Path) -> str | None:
+    """What this vault recorded at ``path`` ("the sealed package 3f2a…"), or None.
+
+    A sealed package, a receipt or certificate we wrote, and any file inside a folder a package was
+    opened into (until it is destroyed) are recorded: deid's output rule never replaces one of them.
+    """
+    target = Path(path).resolve()
+    rows = vault.db.execute(
+        "SELECT package_id, direction, location FROM packages "
+        "WHERE (direction = ? AND voided_at IS NULL) OR (direction = ? AND destroyed_at IS NULL)",
+        (SENT, RECEIVED),
+    ).fetchall()
+    for package_id, direction, location in rows:
+        where = Path(location)
+        if direction == SENT and _same(where, target):
+            return f"the sealed package {package_id}"
+        if direction == RECEIVED and where.resolve() in target.parents:
+            return f"a file of package {package_id}, opened into {where}"
+    for kind, package_id, stored in vault.db.execute("SELECT kind, package_id, path FROM recorded_files"):
+        if _same(Path(stored), target):
+            return f"the {kind} for package {package_id}" if package_id else f"the {kind}"
+    return None
+
+
+def output_rule(vault: Vault) -> Any:
+    """The ``recorded`` argument of deid's output helpers for this vault (see :func:`recorded_as`)."""
+    return lambda path: recorded_as(vault, path)
 
 
 def list_packages(vault: Vault, direction: str | None = None) -> list[PackageRecord]:
@@ -463,7 +610,13 @@ def import_receipt(vault: Vault, receipt: Any, source: str = "The receipt") -> R
 
 
 def certify_destruction(
-    vault: Vault, package_id: str, *, method: str, statement: str, now: datetime | None = None
+    vault: Vault,
+    package_id: str,
+    *,
+    method: str,
+    statement: str,
+    now: datetime | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Recipient side: sign a destruction certificate for a package we opened, and mark it destroyed.
 
@@ -501,7 +654,7 @@ def certify_destruction(
             agreement=package.agreement_id,
             partner=package.sender,
             package=package_id,
-            details={"method": method, "destroyed_at": cert["destroyed_at"]},
+            details={"method": method, "destroyed_at": cert["destroyed_at"], **(details or {})},
             conn=conn,
         )
     return cert

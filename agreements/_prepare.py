@@ -24,6 +24,7 @@ from typing import Any
 from agreements._agreement import Agreement
 from agreements._agreement_store import require_in_force
 from agreements._identity import our_card
+from agreements._package_store import output_rule
 from agreements._profiles import map_for_agreement
 from agreements._vault import Vault
 from agreements._workflows import SealedPackage, seal_for_agreement
@@ -120,8 +121,12 @@ def prepare(
     today: date | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> PreparedPackage:
     """De-identify ``input_path`` under agreement ``agreement_id`` and seal it to ``out``.
+
+    An existing file at ``out`` is replaced only with ``force``, and never one the vault recorded
+    (an earlier sealed package, a receipt…).
 
     The mapping is the profile named ``profile``, else the saved profile whose headers match; with
     ``accept_suggested`` the suggested mapping is used when no profile matches (the CLI asks for it
@@ -132,11 +137,11 @@ def prepare(
     try:
         # A destination that cannot be written is said before anything is read, made or recorded
         # (a refused prepare must not leave a linkage secret or a mapping behind).
-        check_output_path(out)
         if _same_file(src, Path(out)):
             raise OutputError(
                 f"Cannot write the package over the extract {src.name}; choose another file name."
             )
+        check_output_path(out, force=force, recorded=output_rule(vault))
         run = _deidentify_under(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
         )
@@ -144,7 +149,7 @@ def prepare(
         data_name = f"{_slug(our_card(vault).org)}-{(today or date.today()).isoformat()}.csv"
         run.report.output = f"data/{data_name}"
         sealed = _seal_table(
-            vault, run.agreement, run.table, data_name, run.report, Path(out), today, now, step
+            vault, run.agreement, run.table, data_name, run.report, Path(out), today, now, step, force
         )
         _store_crosswalk(vault, run)
     except PathShareError as exc:
@@ -181,10 +186,12 @@ def deidentify_for_agreement(
     sheet: str | None = None,
     today: date | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> Any:
     """``pathshare deid INPUT --agreement ID --out OUTPUT``: the same mapping, secret and policy as
     :func:`prepare`, written to the provider's own file instead of sealed (no gate: the report says what
-    a seal would refuse). Returns the DeidReport."""
+    a seal would refuse). An existing file at ``out`` is replaced only with ``force``, never one the
+    vault recorded. Returns the DeidReport."""
     from deid import write_release
 
     step = progress or _noop
@@ -194,11 +201,19 @@ def deidentify_for_agreement(
             raise OutputError(
                 f"Cannot write the output over the extract {src.name}; choose another file name."
             )
+        rule = output_rule(vault)
+        check_output_path(out, force=force, recorded=rule)  # before the slow part
         run = _deidentify_under(
             vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=False
         )
         run.report.output = Path(out).name
-        write_release(run.table, out, before_commit=lambda _tmp: _store_crosswalk(vault, run))
+        write_release(
+            run.table,
+            out,
+            before_commit=lambda _tmp: _store_crosswalk(vault, run),
+            force=force,
+            recorded=rule,
+        )
     except PathShareError as exc:
         vault.audit.append(
             "deid.refused", agreement=agreement_id, details={"input": src.name, "reason": str(exc)}
@@ -404,11 +419,12 @@ def _seal_table(
     today: date | None,
     now: datetime | None,
     step: Progress,
+    force: bool,
 ) -> SealedPackage:
     """Write ``table`` to a private staging file beside ``out``, seal it, and always remove it."""
     from deid import write_release
 
-    check_output_path(out)
+    check_output_path(out, force=force, recorded=output_rule(vault))
     staging = Path(tempfile.mkdtemp(prefix=".pathshare-staging-", dir=out.parent))  # mode 0700
     try:
         data = staging / data_name
@@ -424,6 +440,7 @@ def _seal_table(
             today=today,
             now=now,
             progress=lambda f, m: step(0.75 + 0.24 * f, m),
+            force=force,
         )
     finally:
         for p in staging.iterdir():

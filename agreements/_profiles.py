@@ -117,10 +117,17 @@ def read_profile_file(path: str | os.PathLike[str]) -> MappingProfile:
     return MappingProfile.from_dict(data, str(p))
 
 
-def export_profile(vault: Vault, name: str, path: str | os.PathLike[str]) -> MappingProfile:
-    """Write the saved profile ``name`` to ``path`` as JSON (atomically; audited)."""
+def export_profile(
+    vault: Vault, name: str, path: str | os.PathLike[str], *, force: bool = False
+) -> MappingProfile:
+    """Write the saved profile ``name`` to ``path`` as JSON (atomically; audited). An existing file is
+    replaced only with ``force``, never one the vault recorded."""
+    from agreements._package_store import output_rule
+
     profile = get_profile(vault, name)
-    write_bytes_atomic(path, profile.to_json().encode("utf-8"), perm=0o644)
+    write_bytes_atomic(
+        path, profile.to_json().encode("utf-8"), perm=0o644, force=force, recorded=output_rule(vault)
+    )
     vault.audit.append("profile.export", details={"name": profile.name, "file": Path(path).name})
     return profile
 

@@ -18,6 +18,10 @@ from agreements._agreement_store import agreement_by_hash, agreement_status, req
 from agreements._audit import hold_partner_head
 from agreements._identity import age_identity, our_card, signing_key
 from agreements._package import (
+    DATA_DIR,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    SIGNATURE_NAME,
     Manifest,
     load_json_document,
     make_receipt,
@@ -26,17 +30,25 @@ from agreements._package import (
     write_json_document,
 )
 from agreements._package_store import (
+    RECEIVED,
+    SENT,
     PackageRecord,
     certify_destruction,
     check_not_replayed,
     forget_staging,
+    get_package,
     import_destruction_certificate,
     import_receipt,
+    output_rule,
     received_on,
+    record_file,
     record_received,
     record_rejected,
+    record_reopened,
     record_sent,
     record_staging,
+    record_voided,
+    resolve_package_id,
 )
 from agreements._partners import Partner, find_partner, party_card, trusted_partner
 from agreements._signing import canonical_json, load_public_key
@@ -90,12 +102,14 @@ def seal_for_agreement(
     today: date | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> SealedPackage:
     """Seal de-identified ``files`` (already checked against the agreement) for its recipients.
 
     Refused (AgreementError, audited) unless the agreement is executed and in force ``today`` and we
     are one of its providers. The package is encrypted to exactly the agreement's recipients, signed
-    by our identity, carries our audit-log head, and is recorded (``package.sealed``).
+    by our identity, carries our audit-log head, and is recorded (``package.sealed``). An existing
+    file at ``out`` is replaced only with ``force``, never a file the vault recorded.
     """
     step = progress or _noop
     me = our_card(vault)
@@ -139,6 +153,8 @@ def seal_for_agreement(
             out=Path(out),
             now=now,
             progress=lambda f, m: step(0.05 + 0.9 * f, m),
+            force=force,
+            recorded=output_rule(vault),
         )
     except BaseException as exc:
         if committed:  # logged as being sealed, but no package came out of it
@@ -249,6 +265,8 @@ def open_received(
     receipt: str | Path | None = None,
     progress: Progress | None = None,
     today: date | None = None,
+    force: bool = False,
+    reopen_reason: str | None = None,
 ) -> ReceivedPackage:
     """``pathshare open``: verify and unpack a package into ``out_dir`` (absent or empty).
 
@@ -257,18 +275,25 @@ def open_received(
     agreement is one we hold, executed and in force, with the sender a provider and us a named
     recipient; the package id was not opened before; and every file matches the manifest. The
     sender's audit-log head is held for rollback detection. With ``receipt``, a signed receipt is
-    written there for the sender.
+    written there for the sender (an existing file replaced only with ``force``, never a recorded one).
+
+    ``reopen_reason``: open once more a package this vault opened before, whose folder was lost — the
+    same package (same id and manifest), not destroyed, not re-opened before, its old folder gone;
+    recorded with the reason (``package.reopened``). Without it a package opened before is a replay.
     """
     step = progress or _noop
     seen: dict[str, Any] = {}
+    rule = output_rule(vault)
+    if reopen_reason is not None and not reopen_reason.strip():
+        raise PackageRejected("Say why the package is opened once more (--reason); the vault records it.")
     if receipt is not None:
-        check_output_path(receipt)  # refuse before opening, not after the data is out
         from agreements._prepare import _same_file
 
         if _same_file(Path(receipt), Path(package)):
             raise OutputError(
                 f"Cannot write the receipt over the package {Path(package).name}; choose another name."
             )
+        check_output_path(receipt, force=force, recorded=rule)  # refuse before opening, not after
         if Path(out_dir).resolve() in Path(receipt).resolve().parents:
             # A refused package leaves nothing in the destination: its refusal receipt included.
             raise OutputError(
@@ -285,7 +310,10 @@ def open_received(
         seen["signed"] = True  # open_package calls this only after the signature verified
         seen["agreement"] = _agreement_for(vault, manifest, seen["sender"], today)
         _check_recipients(vault, manifest, seen["agreement"])
-        check_not_replayed(vault, manifest)
+        if reopen_reason is None:
+            check_not_replayed(vault, manifest)
+        else:
+            _check_reopen(vault, manifest)
 
     staging: list[Path] = []
 
@@ -312,13 +340,18 @@ def open_received(
         record_rejected(vault, Path(package), str(exc), trusted)
         if receipt is not None and trusted is not None and isinstance(exc, PackageRejected):
             try:
-                exc.receipt = _write_refusal_receipt(vault, trusted, seen["sender"], Path(receipt), str(exc))
+                exc.receipt = _write_refusal_receipt(
+                    vault, trusted, seen["sender"], Path(receipt), str(exc), force=force
+                )
             except OutputError as failure:  # the refusal stays the news; the missing receipt is added
                 raise PackageRejected(f"{exc} The receipt for the sender was not written: {failure}") from exc
         raise
     manifest, sender, agreement = opened.manifest, seen["sender"], seen["agreement"]
     step(0.95, "recording the package")
-    record_received(vault, manifest, Path(out_dir), agreement)
+    if reopen_reason is None:
+        record_received(vault, manifest, Path(out_dir), agreement)
+    else:
+        record_reopened(vault, manifest, Path(out_dir), reopen_reason.strip())
     forget_staging(vault, staging[0])  # moved into out_dir, now recorded: tracked for destruction
     warnings: list[str] = []
     seq, head = manifest.audit_head
@@ -331,16 +364,19 @@ def open_received(
     if receipt is not None:
         receipt_path = Path(receipt)
         me = our_card(vault)
-        write_json_document(
-            receipt_path, make_receipt(manifest, signing_key(vault), me.fingerprint(), "opened")
-        )
-        vault.audit.append(
-            "package.receipt_written",
-            agreement=manifest.agreement_id,
-            partner=sender.fingerprint,
-            package=manifest.package_id,
-            details={"file": receipt_path.name},
-        )
+        doc = make_receipt(manifest, signing_key(vault), me.fingerprint(), "opened")
+        with vault.transaction() as conn:
+            vault.audit.append(
+                "package.receipt_written",
+                agreement=manifest.agreement_id,
+                partner=sender.fingerprint,
+                package=manifest.package_id,
+                details={"file": receipt_path.name},
+                conn=conn,
+            )
+            # Written inside the transaction: no "written" entry for a file that could not be.
+            write_json_document(receipt_path, doc, force=force, recorded=rule)
+            record_file(conn, receipt_path, "receipt", manifest.package_id)
     step(1.0, "opened")
     return ReceivedPackage(
         manifest=manifest,
@@ -358,8 +394,40 @@ def open_received(
 # ------------------------------------------------------------------------------ receipts and certificates
 
 
+def _check_reopen(vault: Vault, manifest: Manifest) -> None:
+    """PackageRejected unless ``manifest`` is a package this vault opened before and may open again."""
+    opened = received_on(vault, manifest.package_id, manifest.sender_fingerprint)
+    if opened is None:
+        raise PackageRejected(
+            f"Package {manifest.package_id} was never opened here; only a package this vault opened "
+            "before can be opened once more."
+        )
+    before = get_package(vault, manifest.package_id, RECEIVED)
+    if before.manifest_hash != manifest.hash or before.sender != manifest.sender_fingerprint:
+        raise PackageRejected(
+            f"This is not the package {manifest.package_id} opened here on {opened[:10]}: its manifest "
+            "differs, so it is refused (replay)."
+        )
+    if before.destroyed_at is not None:
+        raise PackageRejected(
+            f"Package {manifest.package_id} was certified destroyed on {before.destroyed_at[:10]}; "
+            "it cannot be opened again."
+        )
+    if before.reopened_at is not None:
+        raise PackageRejected(
+            f"Package {manifest.package_id} was already opened once more on {before.reopened_at[:10]}; "
+            "ask the sender for a new package."
+        )
+    folder = Path(before.location)
+    if folder.exists() and any(folder.iterdir()):
+        raise PackageRejected(
+            f"Package {manifest.package_id} is still open in {folder}; use those files, or destroy them "
+            "first (`pathshare destroy`)."
+        )
+
+
 def _write_refusal_receipt(
-    vault: Vault, manifest: Manifest, sender: Partner, path: Path, reason: str
+    vault: Vault, manifest: Manifest, sender: Partner, path: Path, reason: str, *, force: bool = False
 ) -> Path | None:
     """Tell the sender, in a signed ``rejected`` receipt, that a package of theirs was refused and why.
 
@@ -370,14 +438,18 @@ def _write_refusal_receipt(
     if received_on(vault, manifest.package_id, manifest.sender_fingerprint) is not None:
         return None
     me = our_card(vault).fingerprint()
-    write_json_document(path, make_receipt(manifest, signing_key(vault), me, "rejected", reason=reason))
-    vault.audit.append(
-        "package.receipt_written",
-        agreement=manifest.agreement_id,
-        partner=sender.fingerprint,
-        package=manifest.package_id,
-        details={"file": path.name, "result": "rejected"},
-    )
+    doc = make_receipt(manifest, signing_key(vault), me, "rejected", reason=reason)
+    with vault.transaction() as conn:
+        vault.audit.append(
+            "package.receipt_written",
+            agreement=manifest.agreement_id,
+            partner=sender.fingerprint,
+            package=manifest.package_id,
+            details={"file": path.name, "result": "rejected"},
+            conn=conn,
+        )
+        write_json_document(path, doc, force=force, recorded=output_rule(vault))
+        record_file(conn, path, "receipt", manifest.package_id)
     return path
 
 
@@ -388,25 +460,102 @@ def import_receipt_file(vault: Vault, path: str | Path) -> Any:
     return import_receipt(vault, doc, source)
 
 
+DESTROY_STATEMENT = "All data received in this package has been destroyed as the agreement requires."
+
+
+def opened_files(record: PackageRecord, vault: Vault) -> list[str]:
+    """The files ``open`` wrote for a received package, relative to its folder ('/'-separated)."""
+    import json
+
+    row = vault.db.execute(
+        "SELECT manifest FROM packages WHERE package_id = ? AND direction = ?", (record.package_id, RECEIVED)
+    ).fetchone()
+    manifest = Manifest.from_json(json.loads(row[0]))
+    names = [f"{DATA_DIR}/{f.name}" for f in manifest.files]
+    return [*names, REPORT_NAME, MANIFEST_NAME, SIGNATURE_NAME]
+
+
+def _delete_opened(folder: Path, names: Sequence[str], *, remove_folder: bool) -> tuple[list[str], list[str]]:
+    """Delete ``names`` under ``folder`` and the folders ``open`` made once empty (``folder`` itself
+    with ``remove_folder``). Returns (deleted, still there) — the latter checked again on the disk."""
+    import contextlib
+    import os
+
+    deleted = []
+    for name in names:
+        path = folder / name
+        if os.path.lexists(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            deleted.append(name)
+    # The folders open made: data/ and its sub-folders, deepest first, then the folder itself.
+    dirs = {folder / DATA_DIR} | {(folder / n).parent for n in names}
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    remaining = [name for name in names if os.path.lexists(folder / name)]
+    return deleted, remaining
+
+
+def _others_in(folder: Path, names: Sequence[str]) -> list[str]:
+    """Files in ``folder`` that ``open`` did not write (copies, notes, analysis): relative names."""
+    if not folder.is_dir():
+        return []
+    ours = set(names)
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if not path.is_dir() and rel not in ours:
+            found.append(rel)
+    return found
+
+
+@dataclass(frozen=True)
+class Destruction:
+    """What ``destroy`` did: the signed certificate and how the destruction was established."""
+
+    certificate: dict[str, Any]
+    verified: str  # "deleted" (PathShare deleted the files and saw them gone) or "attested" (by hand)
+    folder: Path
+    deleted: tuple[str, ...]
+    missing: tuple[str, ...]
+    rewritten: bool = False
+
+
 def destroy(
     vault: Vault,
     package_id: str,
     certificate: str | Path,
     *,
-    method: str = "deleted all copies (files and backups) of the package's data",
-    statement: str = "All data received in this package has been destroyed as the agreement requires.",
+    files_moved_to: str | Path | None = None,
+    attest: str | None = None,
+    method: str | None = None,
+    statement: str = DESTROY_STATEMENT,
     now: datetime | None = None,
-) -> dict[str, Any]:
-    """``pathshare destroy``: after deleting the data, sign a destruction certificate and write it.
+    force: bool = False,
+) -> Destruction:
+    """``pathshare destroy``: delete what ``open`` wrote, confirm it is gone, then sign the certificate.
 
-    Run again for a package already certified, it writes the certificate the vault holds once more (the
-    first file may have been lost, or its writing failed after the destruction was recorded)."""
+    ``package_id`` is a received package's id or a unique prefix. The files are looked for where the
+    package was opened (the vault recorded the folder), or in ``files_moved_to`` when the user moved
+    them. PathShare deletes every file it wrote there and checks the disk again; only when none is
+    left is the destruction recorded and the certificate signed and written, its method saying
+    "deleted by PathShare … confirmed gone". Refused, deleting nothing, when the folder also holds files
+    PathShare did not write (copies must be destroyed too: move or delete them first), and when some
+    files are not there — unless ``attest`` says what the user checked instead: the certificate then
+    says it was certified by hand, with that statement and what PathShare found. Run again for a
+    package already certified, it writes the certificate the vault holds once more.
+    """
     import json
 
-    from agreements._package_store import RECEIVED, get_package
-
-    check_output_path(certificate)  # before the vault records the destruction
-    record = get_package(vault, package_id, RECEIVED)
+    rule = output_rule(vault)
+    pid = resolve_package_id(vault, package_id, RECEIVED)
+    check_output_path(certificate, force=force, recorded=rule)  # before anything is deleted or recorded
+    record = get_package(vault, pid, RECEIVED)
+    folder = Path(files_moved_to) if files_moved_to is not None else Path(record.location)
     if record.destroyed_at is not None:
         row = vault.db.execute(
             "SELECT certificate FROM destruction_certificates WHERE package_id = ? AND recipient = ?",
@@ -414,23 +563,136 @@ def destroy(
         ).fetchone()
         if row is not None:
             cert = dict(json.loads(row[0]))
-            write_json_document(Path(certificate), cert)
-            vault.audit.append(
-                "package.certificate_rewritten",
-                agreement=record.agreement_id,
-                package=record.package_id,
-                details={"file": Path(certificate).name},
-            )
-            return cert
-    cert = certify_destruction(vault, package_id, method=method, statement=statement, now=now)
+            with vault.transaction() as conn:
+                vault.audit.append(
+                    "package.certificate_rewritten",
+                    agreement=record.agreement_id,
+                    package=record.package_id,
+                    details={"file": Path(certificate).name},
+                    conn=conn,
+                )
+                write_json_document(Path(certificate), cert, force=force, recorded=rule)
+                record_file(conn, Path(certificate), "destruction certificate", record.package_id)
+            return Destruction(cert, "recorded", Path(record.location), (), (), rewritten=True)
+    if attest is not None and not attest.strip():
+        raise PackageRejected("Say what you checked (--attest \"…\"); the certificate quotes it.")
+    if files_moved_to is not None and not folder.is_dir():
+        raise PackageRejected(f"{folder} is not a folder; give the folder the package's files were moved to.")
+    names = opened_files(record, vault)
+    import os
+
+    present = [n for n in names if os.path.lexists(folder / n)]
+    missing = [n for n in names if n not in present]
+    # Copies beside the opened files must go too; a folder the user moved the files into is theirs.
+    others = _others_in(folder, names) if files_moved_to is None else []
+    if others:
+        raise PackageRejected(
+            f"{folder} also holds {len(others)} file(s) PathShare did not write there (first: {others[0]}); "
+            "copies of the data must be destroyed too: delete or move them, then run destroy again. "
+            "Nothing was deleted."
+        )
+    if missing and attest is None:
+        where = "moved to" if files_moved_to is not None else "opened into"
+        raise PackageRejected(
+            f"{len(missing)} of the {len(names)} files of package {pid} are not in {folder}, the folder it "
+            f"was {where} (first: {missing[0]}); nothing was deleted or certified. If they were moved, "
+            "give --files-moved-to FOLDER; if they are gone some other way, certify by hand with "
+            "--attest \"what you checked\"."
+        )
+    deleted, remaining = _delete_opened(folder, present, remove_folder=files_moved_to is None)
+    if remaining:
+        vault.audit.append(
+            "package.destroy_failed",
+            agreement=record.agreement_id,
+            package=pid,
+            details={"folder": str(folder), "deleted": len(deleted), "remaining": len(remaining)},
+        )
+        raise PackageRejected(
+            f"{len(remaining)} file(s) of package {pid} could not be deleted from {folder} (first: "
+            f"{remaining[0]}); nothing was certified."
+        )
+    if attest is None:
+        verified = "deleted"
+        how = (
+            f"deleted by PathShare: the {len(deleted)} files it opened into {folder} were deleted and "
+            "confirmed gone"
+        )
+    else:
+        verified = "attested"
+        found = (
+            f"PathShare found {len(deleted)} of the {len(names)} files in {folder} and deleted them "
+            f"(confirmed gone); the other {len(missing)} were not there"
+        )
+        how = (
+            f"certified by hand by the recipient, not checked by PathShare: {found}; the recipient "
+            f"states: {attest.strip()}"
+        )
+    if method:
+        how += f"; {method.strip()}"
+    cert = certify_destruction(
+        vault,
+        pid,
+        method=how,
+        statement=statement,
+        now=now,
+        details={
+            "verified": verified,
+            "folder": str(folder),
+            "deleted": len(deleted),
+            "missing": len(missing),
+        },
+    )
     try:
-        write_json_document(Path(certificate), cert)
-    except OSError as exc:
+        with vault.transaction() as conn:
+            write_json_document(Path(certificate), cert, force=force, recorded=rule)
+            record_file(conn, Path(certificate), "destruction certificate", pid)
+    except (OSError, OutputError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise OutputError(
-            f"Cannot write the certificate {certificate}: {exc.strerror or exc}; the destruction is "
-            f"recorded, so run `pathshare destroy {record.package_id} --certificate FILE` again to write it."
+            f"Cannot write the certificate {certificate}: {reason or exc}; the destruction is recorded, so "
+            f"run `pathshare destroy {pid} --certificate FILE` again to write it."
         ) from exc
-    return cert
+    return Destruction(cert, verified, folder, tuple(deleted), tuple(missing))
+
+
+# ------------------------------------------------------------------------------------------------ void
+
+
+@dataclass(frozen=True)
+class Voided:
+    """A sent package voided because it never left; ``deleted`` says whether its file was removed."""
+
+    record: PackageRecord
+    file: Path
+    deleted: bool
+
+
+def void_package(vault: Vault, package_id: str, reason: str) -> Voided:
+    """``pathshare void``: a package we sealed but never sent is void (id or unique prefix).
+
+    Refused when any recipient sent a receipt (it did leave) or it is void already. The sealed file is
+    deleted when it is still where it was written, so it cannot be sent by mistake; the package leaves
+    the dashboard's and the disclosure record's "no receipt yet" (``package.voided``, with the reason).
+    """
+    import os
+
+    if not reason or not reason.strip():
+        raise PackageRejected("Say why the package is void (--reason); the vault records it.")
+    pid = resolve_package_id(vault, package_id, SENT)
+    record = get_package(vault, pid, SENT)
+    if record.voided_at is not None:
+        raise PackageRejected(f"Package {pid} was already voided on {record.voided_at[:10]}.")
+    if record.delivered_to or record.refused or record.destroyed_by:
+        raise PackageRejected(
+            f"Package {pid} cannot be voided: a recipient sent a receipt or certificate for it, so it left."
+        )
+    path = Path(record.location)
+    deleted = False
+    if path.is_file():
+        os.unlink(path)
+        deleted = True
+    state = "deleted" if deleted else "not found where it was written"
+    return Voided(record_voided(vault, pid, reason.strip(), state), path, deleted)
 
 
 def import_certificate_file(vault: Vault, path: str | Path) -> Any:

@@ -33,8 +33,8 @@ class _OneLine(PathShareError):
     versions): a line break or a control character in such a value must not split the one sentence the
     user reads (or forge a second "pathshare:" line), so the message is kept on one printable line."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(_one_line(message))
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(_one_line(message), None if hint is None else _one_line(hint))
 
 
 class VaultError(_OneLine):

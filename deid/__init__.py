@@ -20,6 +20,7 @@ from deid.errors import (
     CheckFailed,
     InputError,
     OutputError,
+    OutputExists,
     PathShareError,
     PolicyError,
 )
@@ -27,6 +28,7 @@ from deid.errors import (
 # The engine's names load on first use (PEP 562), so `import deid.errors` — which the CLI does on
 # every start — does not pull in pyarrow.
 _LAZY = {
+    "deid._atomic": ("atomic_open", "atomic_path", "check_output_path", "write_bytes_atomic"),
     "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
     "deid._io": ("ReadInfo", "read_table", "release_order", "write_release", "write_table"),
     "deid._policy": ("ColumnRule", "Policy", "load_policy"),
@@ -69,6 +71,7 @@ __all__ = [
     "DeidReport",
     "InputError",
     "OutputError",
+    "OutputExists",
     "PathShareError",
     "Policy",
     "PolicyError",
@@ -77,6 +80,9 @@ __all__ = [
     "RiskResult",
     "Treatment",
     "TreatmentContext",
+    "atomic_open",
+    "atomic_path",
+    "check_output_path",
     "class_sizes",
     "crosswalk_path",
     "deidentify",
@@ -97,6 +103,7 @@ __all__ = [
     "save_crosswalk",
     "suppress_to_k",
     "write_release",
+    "write_bytes_atomic",
     "write_table",
 ]
 

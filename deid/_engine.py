@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid._atomic import check_output_path
 from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
@@ -352,6 +353,7 @@ def deidentify_file(
     progress: Progress | None = None,
     reference_date: dt.date | None = None,
     full_rescan: bool = True,
+    force: bool = False,
 ) -> DeidReport:
     """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
     atomically, its rows in a fresh secret random order, and return the report (also written to
@@ -361,7 +363,7 @@ def deidentify_file(
     0600, if missing — the report's notes say so); record codes are kept in the encrypted crosswalk
     ``crosswalk`` (default: ``<secret_file>.crosswalk``). On any error, including a cancel from
     ``progress``, no output, report or crosswalk change is left behind. ``full_rescan``: see
-    :func:`deidentify`.
+    :func:`deidentify`. An existing output or report is replaced only with ``force``.
     """
     return _deidentify_file(
         input_path,
@@ -375,6 +377,7 @@ def deidentify_file(
         progress=progress,
         reference_date=reference_date,
         full_rescan=full_rescan,
+        force=force,
     )
 
 
@@ -420,14 +423,12 @@ def _deidentify_file(
     progress: Progress | None,
     reference_date: dt.date | None,
     full_rescan: bool,
+    force: bool,
 ) -> DeidReport:
     step = progress or _noop
     t0 = time.perf_counter()
     src, dest = Path(input_path), Path(output_path)
     output_format(dest)
-    _check_folder(dest)
-    if report_path is not None:
-        _check_folder(Path(report_path))
     if src.exists() and dest.exists() and src.resolve() == dest.resolve():
         raise OutputError(f"Cannot write {dest}: it is the input file; choose another output name.")
     # The files this run writes (or, for an existing secret file, must not overwrite) are all
@@ -452,6 +453,9 @@ def _deidentify_file(
             ("the padding key file", padding),
         ],
     )
+    check_output_path(dest, force=force)
+    if report_path is not None:
+        check_output_path(report_path, force=force)
     notes: list[str] = []
     step(0.0, f"reading {src.name}")
     info = ReadInfo()
@@ -499,6 +503,7 @@ def _deidentify_file(
                 reference_date=reference_date,
                 full_rescan=full_rescan,
                 dummy_secret=dummy_secret,
+                force=force,
                 info=info,
                 notes=notes,
                 t0=t0,
@@ -526,6 +531,7 @@ def _finish_file(
     reference_date: dt.date | None,
     full_rescan: bool,
     dummy_secret: bytes | None,
+    force: bool,
     info: ReadInfo,
     notes: list[str],
     t0: float,
@@ -576,13 +582,13 @@ def _finish_file(
         report.timings["write"] = round(time.perf_counter() - t_write, 3)
         report.timings["total"] = round(time.perf_counter() - t0, 3)
         if report_path is not None:
-            report.write(report_path)
+            report.write(report_path, force=force)
             written.append(Path(report_path))
         if cw is not None and cw.new_codes and cw_path is not None and secret is not None:
             save_crosswalk(cw_path, cw, secret)
 
     # A release: written in a fresh random order (deid._io.write_release), never the extract's.
-    write_release(output, dest, before_commit=before_commit)
+    write_release(output, dest, before_commit=before_commit, force=force)
     return report
 
 
@@ -610,12 +616,6 @@ def _sha256(path: Path) -> str:
         while chunk := fh.read(8 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _check_folder(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"Cannot write {path}: the folder {parent} does not exist.")
 
 
 def _changed(before: pa.ChunkedArray, after: pa.ChunkedArray) -> int:

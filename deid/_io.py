@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._atomic import atomic_path, check_output_path
+from deid._atomic import Recorded, atomic_path, check_output_path
 from deid.errors import InputError, OutputError
 
 MAX_CELL_BYTES = 1_000_000
@@ -879,7 +879,12 @@ def release_order(n: int) -> np.ndarray:
 
 
 def write_release(
-    table: pa.Table, path: str | os.PathLike[str], *, before_commit: Callable[[Path], None] | None = None
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    *,
+    before_commit: Callable[[Path], None] | None = None,
+    force: bool = False,
+    recorded: Recorded | None = None,
 ) -> None:
     """Write rows that leave the organization (or may): :func:`write_table` in :func:`release_order`.
 
@@ -888,7 +893,8 @@ def write_release(
     input's order. Row numbers the de-identification report gives (residual findings) count the
     input's data rows, which is the order of ``table`` here, not of the file written.
     """
-    write_table(table, path, before_commit=before_commit, order=release_order(table.num_rows))
+    order = release_order(table.num_rows)
+    write_table(table, path, before_commit=before_commit, order=order, force=force, recorded=recorded)
 
 
 def _batches(table: pa.Table, order: np.ndarray | None) -> Iterator[pa.Table]:
@@ -908,6 +914,8 @@ def write_table(
     *,
     before_commit: Callable[[Path], None] | None = None,
     order: np.ndarray | None = None,
+    force: bool = False,
+    recorded: Recorded | None = None,
 ) -> None:
     """Write ``table`` atomically as CSV (UTF-8, formulas neutralized) or Parquet, by extension.
 
@@ -915,14 +923,15 @@ def write_table(
     released rows go through :func:`write_release` instead of choosing one here.
     ``before_commit(temp_path)`` runs after the data is fully written but before the file appears
     under its name (e.g. to save a crosswalk, or to honour a late cancel); if it raises, nothing is
-    left behind.
+    left behind. An existing file at ``path`` is replaced only with ``force``, never one ``recorded``
+    names (see deid._atomic.check_output_path).
     """
     fmt = output_format(path)
-    check_output_path(path)
+    check_output_path(path, force=force, recorded=recorded)
     if order is not None and len(order) != table.num_rows:
         raise ValueError("order must hold one index per row")
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, force=force, recorded=recorded) as tmp:
             if fmt == "csv":
                 _write_csv(table, tmp, order)
             else:

@@ -604,11 +604,11 @@ class LinkReport:
         """The report as plain JSON data."""
         return asdict(self)
 
-    def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the report as JSON, atomically."""
+    def write(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Write the report as JSON, atomically (an existing file is replaced only with ``force``)."""
         from deid._atomic import write_bytes_atomic
 
-        write_bytes_atomic(path, json.dumps(self.to_dict(), indent=2).encode("utf-8") + b"\n")
+        write_bytes_atomic(path, json.dumps(self.to_dict(), indent=2).encode("utf-8") + b"\n", force=force)
 
 
 @dataclass
@@ -884,22 +884,25 @@ def link(
     report: str | os.PathLike[str] | None = None,
     method: str = "combined",
     columns: tuple[str | None, str | None] = (None, None),
+    force: bool = False,
 ) -> Links:
     """Link two de-identified files on their link tokens; write the joined rows to ``out`` (.csv or
     .parquet: ``a_row``, ``b_row`` (1-based data rows), ``link_method``, ``link_score``, then A's
     columns and B's, B's renamed ``<name>_b`` where A has the same name; token columns left out) and
-    the report to ``report`` (JSON). Nothing is written when either file cannot be read."""
+    the report to ``report`` (JSON). Nothing is written when either file cannot be read; an existing
+    output or report is replaced only with ``force``."""
     from deid._atomic import check_output_path
     from deid._io import check_distinct_files, output_format, read_table, write_table
 
     if out is not None:
         output_format(out)
-        check_output_path(out)
-    if report is not None:
-        check_output_path(report)
     check_distinct_files(
         [("file A", file_a), ("file B", file_b)], [("the linked file", out), ("the report", report)]
     )
+    if out is not None:
+        check_output_path(out, force=force)
+    if report is not None:
+        check_output_path(report, force=force)
     ta = read_table(file_a)
     tb = read_table(file_b)
     ca = find_token_column(ta, str(file_a), columns[0])
@@ -911,7 +914,7 @@ def link(
     def write_report() -> None:
         if report is not None:
             try:
-                links.report.write(report)
+                links.report.write(report, force=force)
             except OSError as exc:
                 raise OutputError(f"Cannot write {report}: {exc.strerror or 'the system refused'}.") from None
             written.append(Path(report))
@@ -927,7 +930,7 @@ def link(
         write_report()
 
     try:
-        write_table(joined, out, before_commit=before_commit)
+        write_table(joined, out, before_commit=before_commit, force=force)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -96,10 +96,11 @@ class DeidReport:
         """The report as indented JSON text."""
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
-    def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the JSON report atomically (OutputError naming ``path`` if the system refuses)."""
+    def write(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Write the JSON report atomically (OutputError naming ``path`` if the system refuses; an
+        existing file is replaced only with ``force``)."""
         try:
-            write_bytes_atomic(path, self.to_json().encode("utf-8"), perm=0o644)
+            write_bytes_atomic(path, self.to_json().encode("utf-8"), perm=0o644, force=force)
         except OSError as exc:
             raise OutputError(
                 f"Cannot write the report {path}: {exc.strerror or 'the system refused'}."

@@ -190,4 +190,5 @@ def load_crosswalk(path: str | os.PathLike[str], secret: bytes) -> Crosswalk:
 
 def save_crosswalk(path: str | os.PathLike[str], crosswalk: Crosswalk, secret: bytes) -> None:
     """Write the crosswalk atomically (mode 0600)."""
-    write_bytes_atomic(path, crosswalk.to_bytes(secret), perm=0o600)
+    # force: the crosswalk is PathShare's own file of the codes given so far, updated in place.
+    write_bytes_atomic(path, crosswalk.to_bytes(secret), perm=0o600, force=True)

@@ -17,11 +17,16 @@ from __future__ import annotations
 
 
 class PathShareError(Exception):
-    """Base of every error PathShare reports to a user."""
+    """Base of every error PathShare reports to a user.
 
-    def __init__(self, message: str) -> None:
+    ``hint`` is what the user can do about it, kept apart from the message: the CLI prints it after
+    the sentence, the app may offer the action instead (a confirm dialog rather than "use --force").
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
 
     def __str__(self) -> str:
         return self.message
@@ -37,6 +42,18 @@ class PolicyError(PathShareError):
 
 class OutputError(PathShareError):
     """An output cannot be written where the user asked."""
+
+
+class OutputExists(OutputError):
+    """The output file already exists. ``recorded`` says the vault recorded it (a sealed package, a
+    receipt, a certificate…): such a file is never replaced; any other only when the user said so."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, path: str = "", recorded: bool = False
+    ) -> None:
+        super().__init__(message, hint)
+        self.path = path
+        self.recorded = recorded
 
 
 class CheckFailed(PathShareError):

@@ -260,7 +260,9 @@ def _generate_college(rows: int, seed: int, messy: bool) -> SynthResult:
     return SynthResult(pa.Table.from_arrays(arrays, names=names), truth)
 
 
-def write_synth(result: SynthResult, path: str | os.PathLike[str], messy: bool | None = None) -> None:
+def write_synth(
+    result: SynthResult, path: str | os.PathLike[str], messy: bool | None = None, *, force: bool = False
+) -> None:
     """Write a generated table to ``path`` (.csv, .parquet or .xlsx; messy results: .csv only), atomically.
 
     A result is written messy exactly when it was generated with ``messy=True`` (its truth describes
@@ -272,11 +274,11 @@ def write_synth(result: SynthResult, path: str | os.PathLike[str], messy: bool |
             f"Cannot write {path} {'messy' if messy else 'clean'}: the data was generated "
             f"{'clean' if messy else 'messy'}; generate it again with messy={bool(messy)}."
         )
-    fmt = output_format(path, result.table.num_rows, result.truth.messy)
+    fmt = output_format(path, result.table.num_rows, result.truth.messy, force=force)
     if result.truth.messy:
-        write_messy_csv(result.table, path, result.truth.encoding, result.truth.ragged_rows)
+        write_messy_csv(result.table, path, result.truth.encoding, result.truth.ragged_rows, force=force)
     else:
-        write_table(result.table, path, fmt)
+        write_table(result.table, path, fmt, force=force)
 
 
 def synth_file(
@@ -286,21 +288,24 @@ def synth_file(
     seed: int = 0,
     messy: bool = False,
     truth_path: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
 ) -> SynthResult:
-    """Generate and write in one step (what ``pathshare synth`` does); checks the paths before generating."""
+    """Generate and write in one step (what ``pathshare synth`` does); checks the paths before generating.
+    Existing files are replaced only with ``force``."""
     _check_kind(kind)
     _check_rows(rows)
-    output_format(out, rows, messy)
+    output_format(out, rows, messy, force=force)
     if truth_path is not None:
         from deid._atomic import check_output_path
         from deid._io import check_distinct_files
 
-        check_output_path(truth_path)
+        check_output_path(truth_path, force=force)
         check_distinct_files([], [("the extract", out), ("the truth file", truth_path)])
     result = generate(kind, rows, seed=seed, messy=messy)
-    write_synth(result, out)
+    write_synth(result, out, force=force)
     if truth_path is not None:
-        result.truth.save(truth_path)
+        result.truth.save(truth_path, force=force)
     return result
 
 

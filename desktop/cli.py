@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PathShareError as exc:
-        sys.stderr.write(f"pathshare: {exc}\n")
+        hint = f" {exc.hint}" if getattr(exc, "hint", None) else ""  # the same line: one message
+        sys.stderr.write(f"pathshare: {exc}{hint}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("pathshare: cancelled; nothing was written.\n")

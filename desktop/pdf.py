@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deid._atomic import atomic_path
+from deid._atomic import Recorded, atomic_path
 from deid.errors import OutputError
 
 _APP: Any = None  # the offscreen application made here, kept for the life of the process
@@ -27,14 +27,22 @@ def _ensure_gui_app() -> None:
         _APP = QApplication(["pathshare", "-platform", "offscreen"])
 
 
-def html_to_pdf(html_text: str, path: str | os.PathLike[str], *, title: str = "") -> Path:
-    """Lay out ``html_text`` on landscape Letter pages and write the PDF to ``path`` atomically."""
+def html_to_pdf(
+    html_text: str,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    force: bool = False,
+    recorded: Recorded | None = None,
+) -> Path:
+    """Lay out ``html_text`` on landscape Letter pages and write the PDF to ``path`` atomically (an
+    existing file replaced only with ``force``, never one ``recorded`` names)."""
     _ensure_gui_app()
     from PySide6.QtCore import QMarginsF
     from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
     dest = Path(path)
-    with atomic_path(dest, 0o644) as tmp:
+    with atomic_path(dest, 0o644, force=force, recorded=recorded) as tmp:
         writer = QPdfWriter(str(tmp))
         writer.setTitle(title)
         writer.setCreator("PathShare")

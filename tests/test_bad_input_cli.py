@@ -330,18 +330,21 @@ def test_output_path_refused(env, run_cli, command, where):
 
 
 def test_existing_outputs(env, run_cli):
-    """A secret key file is never overwritten; a public card or a checkpoint is replaced atomically
-    (it is ours and re-derivable, and a second export after a change must be possible)."""
+    """A secret key file is never overwritten, not even with --force; a public card is replaced only
+    with --force (the user said so), and then atomically."""
     key = env["work"] / "age.key"
     key.write_text("someone else's key\n", encoding="utf-8")
     line = refused(*run_cli("--vault", env["district"], "identity", "export-age", key, "--yes"))
     assert key.name in line and "already exists" in line
     assert key.read_text(encoding="utf-8") == "someone else's key\n"
     assert _audit(env["district"])[-1] == "identity.export_age.refused"
+    assert "--force" not in line  # no hint at a way to replace it: there is none
 
     card = env["work"] / "card.json"
     card.write_text("old", encoding="utf-8")
-    code, _, err = run_cli("--vault", env["district"], "card", "export", card)
+    line = refused(*run_cli("--vault", env["district"], "card", "export", card))
+    assert "already exists" in line and "--force" in line and card.read_text(encoding="utf-8") == "old"
+    code, _, err = run_cli("--vault", env["district"], "card", "export", card, "--force")
     assert code == 0, err
     assert json.loads(card.read_text(encoding="utf-8"))["pathshare_card"] == 1
     assert not [p for p in env["work"].iterdir() if p.name.endswith(".partial")]
@@ -626,7 +629,7 @@ def test_destroy_certificate_is_never_lost(env, run_cli, monkeypatch):
     cert = env["work"] / "cert.json"
     real = workflows.write_json_document
 
-    def full_disk(path, doc):
+    def full_disk(path, doc, **_options):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(workflows, "write_json_document", full_disk)

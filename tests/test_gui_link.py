@@ -256,7 +256,7 @@ def test_a_failure_after_the_linked_file_is_written_takes_it_away_too(qtbot, tmp
     from deid._linkage import LinkReport
     from deid.errors import OutputError
 
-    def refuse(self, path):
+    def refuse(self, path, **_options):
         raise OutputError(f"Cannot write {path}: the disk is full.")
 
     monkeypatch.setattr(LinkReport, "write", refuse)

@@ -436,7 +436,7 @@ def test_link_with_bad_token_cells_names_the_row_not_the_value(tmp_path, run_cli
     tokens = out.column("link_tokens").to_pylist()
     for bad in (f"{FIRST} {LAST}", SSN, "Zyxwvutsrq!!" + tokens[0][12:], tokens[1] + " " + EMAIL):
         b = out.set_column(0, "link_tokens", pa.array([*tokens[:5], bad, *tokens[6:]], pa.string()))
-        write_table(b, tmp_path / "b.csv")
+        write_table(b, tmp_path / "b.csv", force=True)  # the next bad file replaces the last
         before = listing(tmp_path)
         code, stdout, err = run_cli("link", tmp_path / "a.csv", tmp_path / "b.csv", "--out",
                                     tmp_path / "linked.csv", "--report", tmp_path / "r.json")  # fmt: skip
@@ -460,7 +460,7 @@ def test_link_report_that_cannot_be_written_leaves_no_linked_file(tmp_path, run_
     write_table(out, tmp_path / "a.csv")
     write_table(out, tmp_path / "b.csv")
 
-    def refuse(self, path):
+    def refuse(self, path, **_options):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(LinkReport, "write", refuse)

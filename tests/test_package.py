@@ -30,7 +30,7 @@ from agreements._package import (
 )
 from agreements._signing import canonical_json, sha256_hex, sign_document
 from agreements.errors import AgreementError, PackageRejected
-from deid.errors import InputError, OutputError
+from deid.errors import InputError, OutputError, OutputExists
 
 NOW = datetime(2026, 9, 1, 12, 30, tzinfo=UTC)
 
@@ -440,7 +440,10 @@ def test_seal_source_changing_leaves_nothing(tmp_path: Path, district: Party, co
 def test_seal_replaces_atomically(tmp_path: Path, district: Party, college: Party, sources) -> None:
     out = tmp_path / "p.age"
     out.write_bytes(b"old")
-    _seal(district, [college.recipient], sources, out)
+    with pytest.raises(OutputExists, match="already exists"):
+        _seal(district, [college.recipient], sources, out)  # only when told to (force)
+    assert out.read_bytes() == b"old" and not _partials(tmp_path)
+    _seal(district, [college.recipient], sources, out, force=True)
     assert out.read_bytes().startswith(b"age-encryption.org/v1") and not _partials(tmp_path)
 
 

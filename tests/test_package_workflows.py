@@ -217,10 +217,12 @@ def test_cli_open_receipt_destroy_and_list(
     assert code == 0 and listed[0]["package_id"] == pid and listed[0]["delivered_to"] == [c.fp]
 
     code, out, err = run_cli(
-        "--vault", cv, "destroy", pid, "--certificate", tmp_path / "cert.json", "--method", "shredded"
+        "--vault", cv, "destroy", pid[:8], "--certificate", tmp_path / "cert.json", "--method", "shredded"
     )
     assert code == 0, err
-    assert json.loads((tmp_path / "cert.json").read_text())["method"] == "shredded"
+    method = json.loads((tmp_path / "cert.json").read_text())["method"]
+    assert method.startswith("deleted by PathShare") and method.endswith("; shredded")
+    assert not (tmp_path / "inbox").exists()  # destroyed means destroyed: the opened folder is gone
     assert run_cli("--vault", dv, "certificate", "import", tmp_path / "cert.json")[0] == 0
     code, out, _ = run_cli("--vault", dv, "packages")
     assert code == 0 and pid in out and "closed" in out

@@ -217,7 +217,7 @@ def test_a_refusal_receipt_that_cannot_be_written_does_not_hide_the_refusal(
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
 
-    def disk_full(path: Path, doc: dict) -> None:
+    def disk_full(path: Path, doc: dict, **_options: object) -> None:
         raise OutputError(f"Cannot write {path}: No space left on device.")
 
     monkeypatch.setattr(workflows, "write_json_document", disk_full)

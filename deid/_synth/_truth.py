@@ -111,9 +111,9 @@ class Truth:
     def _list(self, key: str) -> list:
         return self.spans[key].tolist() if key in self.spans else []
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the truth as compact JSON, atomically."""
-        with atomic_open(path, "w", 0o600) as fh:
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Write the truth as compact JSON, atomically (an existing file is replaced only with ``force``)."""
+        with atomic_open(path, "w", 0o600, force=force) as fh:
             json.dump(self.to_dict(), fh, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod

@@ -19,7 +19,7 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 _BATCH = 1 << 16
 
 
-def output_format(path: str | os.PathLike[str], rows: int, messy: bool) -> str:
+def output_format(path: str | os.PathLike[str], rows: int, messy: bool, *, force: bool = False) -> str:
     """The format for ``path`` (csv, parquet or xlsx), or an OutputError saying why not."""
     p = Path(path)
     fmt = FORMATS.get(p.suffix.lower())
@@ -33,23 +33,23 @@ def output_format(path: str | os.PathLike[str], rows: int, messy: bool) -> str:
         raise OutputError(
             f"Cannot write {p}: an Excel sheet holds at most {XLSX_MAX_ROWS:,} rows; use .csv or .parquet."
         )
-    check_output_path(p)
+    check_output_path(p, force=force)
     return fmt
 
 
-def write_table(table: pa.Table, path: str | os.PathLike[str], fmt: str) -> None:
+def write_table(table: pa.Table, path: str | os.PathLike[str], fmt: str, *, force: bool = False) -> None:
     """Write a clean (not messy) table atomically; every column is text, so leading zeros survive."""
     if fmt == "csv":
-        with atomic_path(path) as tmp:
+        with atomic_path(path, force=force) as tmp:
             pacsv.write_csv(table, str(tmp))
     elif fmt == "parquet":
-        with atomic_path(path) as tmp:
+        with atomic_path(path, force=force) as tmp:
             pq.write_table(table, str(tmp), compression="zstd")
     else:
-        _write_xlsx(table, path)
+        _write_xlsx(table, path, force=force)
 
 
-def _write_xlsx(table: pa.Table, path: str | os.PathLike[str]) -> None:
+def _write_xlsx(table: pa.Table, path: str | os.PathLike[str], *, force: bool) -> None:
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
@@ -59,7 +59,7 @@ def _write_xlsx(table: pa.Table, path: str | os.PathLike[str]) -> None:
         cols = [c.to_pylist() for c in batch.columns]
         for row in zip(*cols, strict=True):
             ws.append(list(row))  # str cells are stored as text: "0123456" stays "0123456"
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", force=force) as fh:
         wb.save(fh)
 
 
@@ -75,7 +75,12 @@ def _slices(table: pa.Table, start: int, stop: int) -> Iterator[pa.Table]:
 
 
 def write_messy_csv(
-    table: pa.Table, path: str | os.PathLike[str], encoding: str, ragged_rows: list[dict[str, int]]
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    encoding: str,
+    ragged_rows: list[dict[str, int]],
+    *,
+    force: bool = False,
 ) -> None:
     """A CSV as a legacy export or a hand-edited spreadsheet leaves it.
 
@@ -91,7 +96,7 @@ def write_messy_csv(
     def encode(data: bytes) -> bytes:
         return data if body_encoding == "utf-8" else data.decode("utf-8").encode(body_encoding)
 
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", force=force) as fh:
         fh.write(header.encode(encoding))
         pos = 0
         for stop in [*sorted(ragged), table.num_rows]:

@@ -43,6 +43,16 @@ def read_passphrase(
     return first
 
 
+def add_force(parser: argparse.ArgumentParser) -> None:
+    """``--force``: the one way a command is told it may replace an existing output file."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an output file that already exists (never a file the vault recorded: a sealed "
+        "package, a receipt, a certificate, an opened package's files)",
+    )
+
+
 # The arguments through which commands name a file they write.
 _OUTPUT_ARGS = ("out", "certificate", "receipt", "report")
 

@@ -27,7 +27,7 @@ from agreements import (
     sign_agreement,
     terminate_agreement,
 )
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id", metavar="ID")
     p.add_argument("out", metavar="OUT.json")
     p.add_argument("--version", type=int, help="a version other than the latest")
+    add_force(p)
     p.set_defaults(func=cmd_export)
 
     p = asub.add_parser("import", help="import a partner's signed agreement file and merge its signatures")
@@ -132,7 +133,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
-        a = export_agreement(vault, args.id, args.out, version=args.version)
+        a = export_agreement(vault, args.id, args.out, version=args.version, force=args.force)
     signers = ", ".join(p.org for p in a.all_parties() if a.signed_by(p.fingerprint)) or "nobody"
     print(f"Wrote agreement {_short(a.id)} version {a.version} to {args.out} (signed by {signers}).")
     return 0

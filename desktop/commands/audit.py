@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from agreements import AuditError, Card, PartnerError, our_card, partner_log_problems, verify_bundle
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = asub.add_parser("export", help="write a signed bundle others can verify with our card")
     p.add_argument("out", metavar="OUT")
+    add_force(p)
     p.set_defaults(func=cmd_export)
 
     p = asub.add_parser("checkpoint", help="print (or write) a signed checkpoint of the log's head")
     p.add_argument("--out", metavar="FILE")
+    add_force(p)
     p.set_defaults(func=cmd_checkpoint)
 
 
@@ -158,7 +160,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
-        verdict = vault.audit.export_bundle(Path(args.out))
+        verdict = vault.audit.export_bundle(Path(args.out), force=args.force)
         card = our_card(vault)
     print(f"Wrote {verdict.entries} audit entries and a signed checkpoint to {args.out}.")
     print(
@@ -169,13 +171,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from deid._atomic import write_bytes_atomic
+    from agreements import output_rule
+    from deid import check_output_path, write_bytes_atomic
 
     with open_vault(args) as vault:
+        rule = output_rule(vault)
+        if args.out:
+            check_output_path(args.out, force=args.force, recorded=rule)  # before it is on record
         text = vault.audit.checkpoint()
         vault.audit.append("audit.checkpoint", details={"size": int(text.split("\n")[1])})
+        if args.out:
+            write_bytes_atomic(args.out, text.encode("utf-8"), perm=0o644, force=args.force, recorded=rule)
     if args.out:
-        write_bytes_atomic(args.out, text.encode("utf-8"), perm=0o644)
         print(f"Wrote a signed checkpoint to {args.out}.")
     else:
         print(text, end="")

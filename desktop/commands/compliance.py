@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault
 
 
 def _audit_actions(sub: argparse._SubParsersAction) -> argparse._SubParsersAction | None:
@@ -37,11 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--since", metavar="DATE", help="disclosures from this date (UTC)")
     p.add_argument("--until", metavar="DATE", help="disclosures up to this date, inclusive (UTC)")
+    add_force(p)
     p.set_defaults(func=cmd_disclosures)
 
     help_text = "write the audit report as PDF: verdict, disclosure record (Ed Code 49064), entries"
     p = (actions or sub).add_parser("report", help=help_text)
     p.add_argument("out", metavar="OUT.pdf")
+    add_force(p)
     p.set_defaults(func=cmd_report)
 
 
@@ -51,7 +53,7 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         rows = disclosure_record(vault, since=args.since, until=args.until)
         if args.out:
-            n = write_disclosures_csv(vault, args.out, rows)
+            n = write_disclosures_csv(vault, args.out, rows, force=args.force)
     if args.json:
         print(json.dumps([d.to_dict() for d in rows], indent=2, ensure_ascii=False))
         return 0
@@ -71,6 +73,7 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from agreements import output_rule
     from agreements._compliance import (
         audit_report_html,
         disclosure_record,
@@ -78,17 +81,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         verdict_sentence,
         verify_log,
     )
-    from deid._atomic import check_output_path
+    from deid import check_output_path
 
-    check_output_path(args.out)  # before the slow part: a bad folder is said at once
     with open_vault(args) as vault:
+        rule = output_rule(vault)
+        check_output_path(args.out, force=args.force, recorded=rule)  # before the slow part
         verdict = verify_log(vault)
         entries = vault.audit.entries()
         disclosures = disclosure_record(vault)
         html = audit_report_html(vault, verdict=verdict, entries=entries, disclosures=disclosures)
         from desktop.pdf import html_to_pdf  # Qt, only now
 
-        html_to_pdf(html, args.out, title="PathShare audit report")
+        html_to_pdf(html, args.out, title="PathShare audit report", force=args.force, recorded=rule)
         record_report(vault, args.out, len(entries), verdict.ok)
     print(f"Wrote the audit report to {args.out}.")
     if not verdict.ok:

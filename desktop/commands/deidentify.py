@@ -14,6 +14,8 @@ import argparse
 import sys
 import time
 
+from desktop.commands._vaultargs import add_force
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``pathshare`` parser."""
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--report", metavar="REPORT.json", help="also write the JSON report here")
     p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
+    add_force(p)
     p.set_defaults(func=run_deid)
 
 
@@ -104,6 +107,7 @@ def run_deid(args: argparse.Namespace) -> int:
             report_path=args.report,
             sheet=args.sheet,
             progress=bar,
+            force=args.force,
         )
     finally:
         if bar is not None:
@@ -130,19 +134,26 @@ def _run_for_agreement(args: argparse.Namespace) -> int:
     if args.report:
         # checked before anything is written: a report that cannot be written must not leave an
         # output without its report behind
-        check_output_path(args.report)
+        check_output_path(args.report, force=args.force)
     check_distinct_files([("the input", args.input)], [("the output", args.out), ("the report", args.report)])
     bar = _ProgressLine() if sys.stderr.isatty() else None
     vault = open_vault(args)
     try:
         report = deidentify_for_agreement(
-            vault, args.input, args.agreement, args.out, profile=args.profile, sheet=args.sheet, progress=bar
+            vault,
+            args.input,
+            args.agreement,
+            args.out,
+            profile=args.profile,
+            sheet=args.sheet,
+            progress=bar,
+            force=args.force,
         )
     finally:
         vault.close()
         if bar is not None:
             bar.close()
     if args.report:
-        report.write(args.report)  # an OSError becomes one sentence naming the report
+        report.write(args.report, force=args.force)  # an OSError becomes one sentence naming the report
     print(report.summary())
     return 0

@@ -12,13 +12,20 @@ from agreements import (
     IdentityError,
     create_identity,
     export_age_identity,
+    export_card,
     import_card,
     list_partners,
     our_card,
     revoke_partner,
     verify_partner,
 )
-from desktop.commands._vaultargs import NEW_PASSPHRASE_ENV, open_or_create_vault, open_vault, read_passphrase
+from desktop.commands._vaultargs import (
+    NEW_PASSPHRASE_ENV,
+    add_force,
+    open_or_create_vault,
+    open_vault,
+    read_passphrase,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     card_sub = card.add_subparsers(dest="card_command", metavar="ACTION", required=True)
     p = card_sub.add_parser("export", help="write the public card (JSON) for partners")
     p.add_argument("out", metavar="OUT.json")
+    add_force(p)
     p.set_defaults(func=cmd_card_export)
     p = card_sub.add_parser("show", help="print the card and its fingerprint")
     p.add_argument("--json", action="store_true")
@@ -83,12 +91,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_card_export(args: argparse.Namespace) -> int:
-    from deid._atomic import write_bytes_atomic
-
     with open_vault(args) as vault:
-        card = our_card(vault)
-        write_bytes_atomic(args.out, card.to_json().encode("utf-8"), perm=0o644)
-        vault.audit.append("card.export", details={"file": str(args.out).rsplit("/", 1)[-1]})
+        card = export_card(vault, args.out, force=args.force)
     print(f"Wrote the card of {card.org} to {args.out}.")
     print(f"Fingerprint: {card.fingerprint()}  (read it to partners when they verify your card)")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault
 
 _STATE_TEXT = {
     "not_consortium": "linkage scope is 'provider': each provider keeps its own secret",
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--column-a", metavar="NAME", help="the link-tokens column of FILE_A")
     p.add_argument("--column-b", metavar="NAME", help="the link-tokens column of FILE_B")
+    add_force(p)
     p.set_defaults(func=cmd_link)
 
     lk = sub.add_parser("linkage", help="an agreement's consortium linkage secret")
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("agreement", metavar="ID")
     p.add_argument("--for", dest="fingerprint", required=True, metavar="FINGERPRINT")
     p.add_argument("--out", required=True, metavar="F")
+    add_force(p)
     p.set_defaults(func=cmd_export)
     p = lsub.add_parser("import-key", help="import a linkage key file addressed to us")
     p.add_argument("file", metavar="F")
@@ -59,7 +61,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     from deid._linkage import link
 
     links = link(args.file_a, args.file_b, args.out, report=args.report, method=args.method,
-                 columns=(args.column_a, args.column_b))  # fmt: skip
+                 columns=(args.column_a, args.column_b), force=args.force)  # fmt: skip
     r = links.report
     print(
         f"linked {r.linked:,} rows ({r.linked_by['id']:,} by state ID, {r.linked_by['derived']:,} by "
@@ -95,7 +97,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agreements._linkage_store import export_linkage_key
 
     with open_vault(args) as vault:
-        path = export_linkage_key(vault, args.agreement, args.fingerprint, args.out)
+        path = export_linkage_key(vault, args.agreement, args.fingerprint, args.out, force=args.force)
     print(f"wrote {path} (encrypted to {args.fingerprint}; only that provider can open it)")
     return 0
 

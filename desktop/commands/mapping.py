@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = psub.add_parser("export", help="write a saved profile as JSON, to share with partners")
     q.add_argument("name", metavar="NAME")
     q.add_argument("out", metavar="OUT.json")
+    add_force(q)
     q.set_defaults(func=cmd_profile_export)
     q = psub.add_parser("import", help="save a profile from a JSON file")
     q.add_argument("file", metavar="FILE.json")
@@ -78,6 +79,7 @@ def add_codebook_command(sub: argparse._SubParsersAction) -> None:
     cb.add_argument("id", metavar="ID", help="the agreement")
     cb.add_argument("--out", required=True, metavar="FILE")
     cb.add_argument("--version", type=int, help="a particular version of the agreement")
+    add_force(cb)
     cb.set_defaults(func=cmd_codebook)
 
 
@@ -332,7 +334,7 @@ def cmd_profile_export(args: argparse.Namespace) -> int:
     from agreements._profiles import export_profile
 
     with open_vault(args) as vault:
-        profile = export_profile(vault, args.name, args.out)
+        profile = export_profile(vault, args.name, args.out, force=args.force)
     print(f"Wrote the mapping profile '{profile.name}' to {args.out}.")
     return 0
 
@@ -382,9 +384,12 @@ def cmd_codebook(args: argparse.Namespace) -> int:
     from agreements import codebook_path, export_codebook, get_agreement
     from desktop.pdf import html_to_pdf
 
-    out = codebook_path(args.out, pdf=True)  # a wrong file name is refused before the passphrase is asked
+    # A wrong file name (or an existing file without --force) is refused before the passphrase is asked.
+    out = codebook_path(args.out, pdf=True, force=args.force)
     with open_vault(args) as vault:
-        book = export_codebook(vault, args.id, out, version=args.version, render_pdf=html_to_pdf)
+        book = export_codebook(
+            vault, args.id, out, version=args.version, render_pdf=html_to_pdf, force=args.force
+        )
         agreement = get_agreement(vault, args.id, args.version)
     print(f"Wrote the codebook of agreement {agreement.id} ({len(book.rows)} elements) to {out}.")
     return 0

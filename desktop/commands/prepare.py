@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault, refuse_output_over_vault, vault_path
 from desktop.commands.deidentify import _ProgressLine
 
 
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
     p.add_argument("--report", metavar="REPORT.json", help="also write the de-identification report here")
+    add_force(p)
     p.set_defaults(func=run_prepare)
 
 
@@ -41,10 +42,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     import sys
 
     from agreements._prepare import prepare
-    from deid._atomic import check_output_path, write_bytes_atomic
+    from deid import check_output_path, write_bytes_atomic
 
+    refuse_output_over_vault(args, vault_path(args))  # that sentence first: it says the most
     if args.report:
-        check_output_path(args.report)  # before the package is sealed: never a package without its report
+        # before the package is sealed: never a package without its report
+        check_output_path(args.report, force=args.force)
         from pathlib import Path
 
         from agreements._prepare import _same_file
@@ -67,11 +70,19 @@ def run_prepare(args: argparse.Namespace) -> int:
                 accept_suggested=args.accept_suggested,
                 sheet=args.sheet,
                 progress=bar,
+                force=args.force,
             )
+            if args.report:
+                from agreements import output_rule
+
+                write_bytes_atomic(
+                    args.report,
+                    result.report.to_json().encode("utf-8"),
+                    force=args.force,
+                    recorded=output_rule(vault),
+                )
     finally:
         if bar is not None:
             bar.close()
-    if args.report:
-        write_bytes_atomic(args.report, result.report.to_json().encode("utf-8"))
     print(result.summary())
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from desktop.commands._vaultargs import add_force
+
 
 def _rows(text: str) -> int:
     from deid.synth import MAX_ROWS
@@ -56,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="TRUTH_FILE",
         help="also write what the generator knows (person ids, planted PII, column elements) as JSON",
     )
+    add_force(p)
     p.set_defaults(func=run_synth)
 
 
@@ -64,7 +67,13 @@ def run_synth(args: argparse.Namespace) -> int:
     from deid.synth import synth_file
 
     result = synth_file(
-        args.kind, args.rows, args.out, seed=args.seed, messy=args.messy, truth_path=args.truth
+        args.kind,
+        args.rows,
+        args.out,
+        seed=args.seed,
+        messy=args.messy,
+        truth_path=args.truth,
+        force=args.force,
     )
     label = "K-12" if args.kind == "k12" else "college"
     style = " messy" if args.messy else ""

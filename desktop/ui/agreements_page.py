@@ -35,6 +35,7 @@ from desktop.ui.partners_page import (
     fill_table,
     fit_columns,
     make_table,
+    replace_choice,
     select_key,
     selected_key,
 )
@@ -419,9 +420,12 @@ class AgreementsPage(QWidget):
         )
         if not path:
             return
+        force = replace_choice(self, path)
+        if force is None:
+            return
         waiting = ", ".join(p.org for p in a.missing_signers())
         self._act(
-            lambda: export_agreement(self.session.vault, a.id, path, version=a.version),
+            lambda: export_agreement(self.session.vault, a.id, path, version=a.version, force=force),
             f"Wrote {Path(path).name}. "
             + (f"Send it to {waiting} to countersign." if waiting else "Send it to the other parties."),
             (a.id, a.version),
@@ -445,11 +449,14 @@ class AgreementsPage(QWidget):
         )
         if not path:
             return
+        force = replace_choice(self, path)
+        if force is None:
+            return
         holder: dict[str, Any] = {}
 
         def go() -> Any:
             holder["book"] = export_codebook(
-                self.session.vault, a.id, path, version=a.version, render_pdf=html_to_pdf
+                self.session.vault, a.id, path, version=a.version, render_pdf=html_to_pdf, force=force
             )
             return a
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from deid.errors import PathShareError
 from desktop.tasks import emit, run_task
-from desktop.ui.partners_page import ask_open, ask_save
+from desktop.ui.partners_page import ask_open, ask_save, replace_choice
 from desktop.ui.theme import finding_cell_brush
 from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph
 
@@ -501,11 +501,14 @@ class AuditPage(QWidget):
         )
         if not path:
             return
+        force = replace_choice(self, path)
+        if force is None:
+            return
         vault, filters = self.session.vault, self.filters()
 
         def work() -> int:
             # Every matching entry (not only the shown ones), read and written off the UI thread.
-            return write_audit_csv(vault, vault.audit.entries(**filters), path)
+            return write_audit_csv(vault, vault.audit.entries(**filters), path, force=force)
 
         def done(n: int) -> None:
             self.csv_button.setEnabled(True)
@@ -530,8 +533,11 @@ class AuditPage(QWidget):
         )
         if not path:
             return
+        force = replace_choice(self, path)
+        if force is None:
+            return
         try:
-            n = write_disclosures_csv(self.session.vault, path)
+            n = write_disclosures_csv(self.session.vault, path, force=force)
         except PathShareError as exc:
             self.message.show_error(str(exc))
             return
@@ -556,8 +562,11 @@ class AuditPage(QWidget):
         )
         if not path:
             return
+        force = replace_choice(self, path)
+        if force is None:
+            return
         try:
-            verdict = self.session.vault.audit.export_bundle(Path(path))
+            verdict = self.session.vault.audit.export_bundle(Path(path), force=force)
             card = our_card(self.session.vault)
         except PathShareError as exc:
             self.message.show_error(str(exc))
@@ -570,6 +579,7 @@ class AuditPage(QWidget):
 
     def export_pdf(self, path: str | None = None) -> None:
         """A PDF report: organization, verdict, the Ed Code 49064 disclosure record and the entries."""
+        from agreements import output_rule
         from agreements._compliance import audit_report_html, disclosure_record, record_report, verify_log
         from deid.errors import PathShareError
         from desktop.pdf import html_to_pdf
@@ -578,6 +588,9 @@ class AuditPage(QWidget):
             self, self.session, "audit", "Export audit report", "audit-report.pdf", "PDF (*.pdf)"
         )
         if not path:
+            return
+        force = replace_choice(self, path)
+        if force is None:
             return
         vault, filters, filters_text = self.session.vault, self.filters(), self.filters_text()
 
@@ -598,7 +611,9 @@ class AuditPage(QWidget):
             verdict, n, html = result
             self.pdf_button.setEnabled(True)
             try:
-                html_to_pdf(html, path, title="PathShare audit report")
+                html_to_pdf(
+                    html, path, title="PathShare audit report", force=force, recorded=output_rule(vault)
+                )
                 record_report(vault, path, n, verdict.ok)
             except PathShareError as exc:
                 self.message.show_error(str(exc))

@@ -164,16 +164,33 @@ class CardPanel(QWidget):
         """Save the card as JSON (asks where unless ``path`` is given)."""
         if self.card is None:
             return
+        from desktop.ui.partners_page import replace_choice
+
         if not path:
             start = Path(self.session.settings.folder("card")) / f"{_slug(self.card.org)}-card.json"
-            path, _ = QFileDialog.getSaveFileName(self, "Export card", str(start), "Card files (*.json)")
+            path, _ = QFileDialog.getSaveFileName(
+                self,
+                "Export card",
+                str(start),
+                "Card files (*.json)",
+                options=QFileDialog.Option.DontConfirmOverwrite,  # replace_choice asks
+            )
         if not path:
             return
-        from deid._atomic import write_bytes_atomic
+        force = replace_choice(self, path)
+        if force is None:
+            return
+        from agreements import export_card
+        from deid import write_bytes_atomic
         from deid.errors import PathShareError
 
         try:
-            write_bytes_atomic(path, self.card.to_json().encode("utf-8"), perm=0o644)
+            if self.session.vault is not None:
+                export_card(self.session.vault, path, force=force)
+            else:
+                # Right after the vault was made (closed again, in the worker): it has recorded no file
+                # yet, so the plain rule is the whole rule.
+                write_bytes_atomic(path, self.card.to_json().encode("utf-8"), perm=0o644, force=force)
         except PathShareError as exc:
             self.message.show_error(str(exc))
             return

@@ -434,14 +434,16 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
 
 
 def seal_extract(
-    ctx: JobContext, path: str, agreement_id: str, profile_name: str, out: str
+    ctx: JobContext, path: str, agreement_id: str, profile_name: str, out: str, force: bool = False
 ) -> dict[str, Any]:
     """De-identify, gate and seal in one step — ``pathshare prepare`` with the confirmed profile."""
     import os
 
     from agreements._prepare import prepare
 
-    prepared = prepare(ctx.vault, path, agreement_id, out, profile=profile_name, progress=ctx.progress)
+    prepared = prepare(
+        ctx.vault, path, agreement_id, out, profile=profile_name, progress=ctx.progress, force=force
+    )
     sealed = prepared.sealed
     return {
         "out": str(prepared.path),
@@ -458,13 +460,17 @@ def seal_extract(
 # --- Receive ----------------------------------------------------------------------------------------
 
 
-def open_received_package(ctx: JobContext, package: str, out_dir: str, receipt: str | None) -> dict[str, Any]:
+def open_received_package(
+    ctx: JobContext, package: str, out_dir: str, receipt: str | None, force: bool = False
+) -> dict[str, Any]:
     """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked."""
     from agreements.errors import PackageRejected
 
     wf = _workflows()
     try:
-        opened = wf.open_received(ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress)
+        opened = wf.open_received(
+            ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress, force=force
+        )
     except PackageRejected as exc:
         if exc.receipt is None:
             raise
@@ -518,13 +524,13 @@ def describe_link_file(path: str) -> dict[str, Any]:
 
 
 def link_files(
-    ctx: JobContext, file_a: str, file_b: str, out: str, report: str, method: str
+    ctx: JobContext, file_a: str, file_b: str, out: str, report: str, method: str, force: bool = False
 ) -> dict[str, Any]:
     """Link two de-identified files on their tokens (``pathshare link``): the library's ``link`` writes
     the linked rows and the JSON report; the window gets the report's counts (never identities)."""
     from deid import link
 
     ctx.progress(0.05, f"linking {Path(file_a).name} and {Path(file_b).name}")
-    links = link(file_a, file_b, out, report=report, method=method)
+    links = link(file_a, file_b, out, report=report, method=method, force=force)
     ctx.progress(1.0, "linked")
     return links.report.to_dict()

@@ -256,7 +256,11 @@ class LinkPage(QWidget):
         folder = Path(self.session.settings.folder("link_out"))
         start = self.out_path.text().strip() or str(folder / "linked.csv")
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save the linked rows", start, "CSV (*.csv);;Parquet (*.parquet)"
+            self,
+            "Save the linked rows",
+            start,
+            "CSV (*.csv);;Parquet (*.parquet)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # asked when linking (replace_choice)
         )
         if path:
             self.session.settings.set_folder("link_out", Path(path))
@@ -264,7 +268,9 @@ class LinkPage(QWidget):
 
     def _pick_report(self) -> None:
         start = self.report_path.text().strip() or str(Path(self.session.settings.folder("link_out")))
-        path, _ = QFileDialog.getSaveFileName(self, "Save the report", start, "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the report", start, "JSON (*.json)", options=QFileDialog.Option.DontConfirmOverwrite
+        )
         if path:
             self.report_path.setText(path)
 
@@ -289,6 +295,14 @@ class LinkPage(QWidget):
         if Path(out).resolve() == Path(report).resolve():
             self.message.show_error("The linked rows and the report need two different files.")
             return
+        from desktop.ui.partners_page import replace_choice
+
+        force = False
+        for target in (out, report):
+            answer = replace_choice(self, target)
+            if answer is None:
+                return
+            force = force or answer
         self.session.settings.set_folder("link_out", Path(out))
         self.message.clear()
         self.results.hide()
@@ -302,6 +316,7 @@ class LinkPage(QWidget):
                 "out": out,
                 "report": report,
                 "method": self.method.currentData(),
+                "force": force,
             },
             outputs=(out, report),
             # The library writes the linked file, then the report: a cancel between the two must not

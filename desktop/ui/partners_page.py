@@ -91,6 +91,24 @@ def confirm(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+def replace_choice(parent: QWidget, path: str | Path) -> bool | None:
+    """Whether writing ``path`` may replace a file (the library's ``force``): False when there is none,
+    True when the user said yes to replacing it, None when they said no (write nothing then).
+    A file the vault recorded is refused by the library whatever is answered here."""
+    import os
+
+    target = Path(path)
+    if not os.path.lexists(target):
+        return False
+    if confirm(
+        parent,
+        "Replace the file?",
+        f"{target.name} already exists in {target.parent}. Replace it with the new file?",
+    ):
+        return True
+    return None
+
+
 def ask_open(parent: QWidget, session: Any, key: str, title: str, filters: str) -> str:
     """A file to open (remembering the folder per ``key``), or '' when cancelled."""
     path, _ = QFileDialog.getOpenFileName(parent, title, session.settings.folder(key), filters)
@@ -102,7 +120,10 @@ def ask_open(parent: QWidget, session: Any, key: str, title: str, filters: str) 
 def ask_save(parent: QWidget, session: Any, key: str, title: str, name: str, filters: str) -> str:
     """A file name to write (remembering the folder per ``key``), or '' when cancelled."""
     start = str(Path(session.settings.folder(key)) / name)
-    path, _ = QFileDialog.getSaveFileName(parent, title, start, filters)
+    # The replace question is asked once, by replace_choice, where the file is written.
+    path, _ = QFileDialog.getSaveFileName(
+        parent, title, start, filters, options=QFileDialog.Option.DontConfirmOverwrite
+    )
     if path:
         session.settings.set_folder(key, Path(path).parent)
     return path

@@ -779,12 +779,21 @@ class PrepareScreen(QWidget):
             name = f"{Path(self.extract or 'extract').stem}.age"
             start = Path(self.session.settings.folder("package_out")) / name
             out, _ = QFileDialog.getSaveFileName(
-                self, "Save the sealed package", str(start), "Packages (*.age)"
+                self,
+                "Save the sealed package",
+                str(start),
+                "Packages (*.age)",
+                options=QFileDialog.Option.DontConfirmOverwrite,  # replace_choice asks, below
             )
         if not out:
             return
         if not out.endswith(".age"):
             out += ".age"
+        from desktop.ui.partners_page import replace_choice
+
+        force = replace_choice(self, out)
+        if force is None:
+            return
         self.session.settings.set_folder("package_out", out)
         job = Job(
             "desktop.ui.jobs:seal_extract",
@@ -793,6 +802,7 @@ class PrepareScreen(QWidget):
                 "agreement_id": self.agreement["id"],
                 "profile_name": self.profile_name.text().strip(),
                 "out": out,
+                "force": force,
             },
             vault_path=str(self.session.vault_path),
             outputs=(out,),

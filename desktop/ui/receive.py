@@ -167,12 +167,20 @@ class ReceiveScreen(QWidget):
             self.message.show_error("Choose a folder to save the opened files in.")
             return
         receipt = self.receipt_path.text().strip() if self.write_receipt.isChecked() else None
+        force = False
+        if receipt:
+            from desktop.ui.partners_page import replace_choice
+
+            answer = replace_choice(self, receipt)
+            if answer is None:
+                return
+            force = answer
         self.session.settings.set_folder("receive_out", Path(out_dir).parent)
         self.message.clear()
         self.open_button.setEnabled(False)
         job = Job(
             "desktop.ui.jobs:open_received_package",
-            {"package": self.package, "out_dir": out_dir, "receipt": receipt},
+            {"package": self.package, "out_dir": out_dir, "receipt": receipt, "force": force},
             vault_path=str(self.session.vault_path),
             outputs=(receipt,) if receipt else (),
             # A killed worker may leave the library's private staging folder (decrypted data) beside
