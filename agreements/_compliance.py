@@ -172,7 +172,8 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
             refused=tuple((_org(names, r), reason) for r, reason in rec.refused),
         )
         for rec in list_packages(vault, SENT)
-        if set(rec.recipients) - set(rec.delivered_to)
+        # a voided package never left: no receipt is owed for it
+        if set(rec.recipients) - set(rec.delivered_to) and not rec.voided
     ]
     from agreements._integrity import past_tampering
 
@@ -238,7 +239,8 @@ def disclosure_record(
 
     Built from the audit log (``package.sealed``: what, when, to whom, by whom; ``package.delivered``:
     the recipient's receipt) and the vault's agreements (title, version, legal basis, purpose), so it
-    holds only what the tamper-evident log holds.
+    holds only what the tamper-evident log holds. A package voided because it never left
+    (``package.voided``, no receipt) is not a disclosure and is left out.
     """
     from agreements._agreement import LEGAL_BASES
     from agreements._agreement_store import agreement_by_hash
@@ -260,6 +262,9 @@ def disclosure_record(
             sha = record.agreement_hash
         except PackageRejected:
             sha = ""
+        else:
+            if record.voided:  # sealed but never sent (`pathshare void`): not a disclosure
+                continue
         if sha and sha not in agreements:
             agreements[sha] = agreement_by_hash(vault, sha)
         a = agreements.get(sha)

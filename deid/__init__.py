@@ -102,8 +102,8 @@ __all__ = [
     "residual_scan",
     "save_crosswalk",
     "suppress_to_k",
-    "write_release",
     "write_bytes_atomic",
+    "write_release",
     "write_table",
 ]
 

@@ -20,7 +20,7 @@ import pytest
 from partners_setup import PASS
 
 import agreements._vault as vault_module
-from agreements import Vault
+from agreements import Vault, get_package, list_packages
 from agreements._demo import run_demo
 from agreements._workflows import seal_for_agreement
 
@@ -336,3 +336,207 @@ def test_the_app_asks_before_replacing_and_never_replaces_a_recorded_file(qtbot,
     audit.export_disclosures(str(out))
     assert out.read_bytes() == before
     assert "which the vault recorded" in audit.message.text() and "--force" not in audit.message.text()
+
+
+# ---------------------------------------------------------------------- 6. "destroyed" means destroyed
+
+
+def _certificate(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_destroy_deletes_the_opened_folder_confirms_it_and_only_then_certifies(env, run_cli):
+    inbox, pid = _opened_package(env, run_cli)
+    assert (inbox / "data").is_dir()
+    cert = env["work"] / "cert.json"
+    code, out, err = run_cli("--vault", env["college"], "destroy", pid[:6], "--certificate", cert)
+    assert code == 0, err
+    assert not inbox.exists()  # what open wrote is gone, folder included
+    assert "none is left" in out
+    method = _certificate(cert)["method"]
+    assert method.startswith("deleted by PathShare") and "confirmed gone" in method and str(inbox) in method
+    with Vault.open(env["college"], PASS) as v:
+        assert get_package(v, pid, "received").destroyed_at is not None
+        entry = v.audit.entries(action="package.destroyed")[-1]
+        assert entry.details["verified"] == "deleted" and entry.details["missing"] == 0
+
+
+def test_destroy_refuses_and_deletes_nothing_when_copies_sit_beside_the_data(env, run_cli):
+    inbox, pid = _opened_package(env, run_cli)
+    (inbox / "data" / "my-analysis.csv").write_text("copied rows\n", encoding="utf-8")
+    before = sorted(p.relative_to(inbox).as_posix() for p in inbox.rglob("*"))
+    cert = env["work"] / "cert.json"
+    line = refused(*run_cli("--vault", env["college"], "destroy", pid, "--certificate", cert))
+    assert "did not write" in line and "my-analysis.csv" in line and "Nothing was deleted" in line
+    assert sorted(p.relative_to(inbox).as_posix() for p in inbox.rglob("*")) == before
+    assert not cert.exists()
+    with Vault.open(env["college"], PASS) as v:
+        assert get_package(v, pid, "received").destroyed_at is None
+
+
+def test_moved_files_are_deleted_where_the_user_says_they_went(env, run_cli):
+    inbox, pid = _opened_package(env, run_cli)
+    moved = env["work"] / "moved"
+    shutil.move(inbox, moved)
+    cert = env["work"] / "cert.json"
+    line = refused(*run_cli("--vault", env["college"], "destroy", pid, "--certificate", cert))
+    assert "are not in" in line and "--files-moved-to" in line and "--attest" in line
+    assert not cert.exists() and (moved / "data").is_dir()  # nothing certified, nothing deleted
+
+    argv = ["--vault", env["college"], "destroy", pid, "--certificate", cert, "--files-moved-to", moved]
+    code, _out, err = run_cli(*argv)
+    assert code == 0, err
+    assert not (moved / "data").exists() and not (moved / "manifest.json").exists()
+    assert str(moved) in _certificate(cert)["method"]
+
+
+def test_files_gone_some_other_way_are_certified_by_hand_and_the_certificate_says_so(env, run_cli):
+    inbox, pid = _opened_package(env, run_cli)
+    shutil.rmtree(inbox / "data")  # e.g. deleted by hand, or the laptop was wiped
+    cert = env["work"] / "cert.json"
+    statement = "IT wiped the laptop's disk on 2026-11-30; no backup holds the folder"
+    argv = ["--vault", env["college"], "destroy", pid, "--certificate", cert, "--attest", statement]
+    code, out, err = run_cli(*argv)
+    assert code == 0, err
+    method = _certificate(cert)["method"]
+    assert method.startswith("certified by hand") and "not checked by PathShare" in method
+    assert statement in method and "were not there" in method
+    assert not inbox.exists()  # what was still there (report, manifest) was deleted all the same
+    assert "certified it by hand" in out
+    with Vault.open(env["college"], PASS) as v:
+        assert v.audit.entries(action="package.destroyed")[-1].details["verified"] == "attested"
+
+
+def test_destroy_takes_an_id_prefix_and_refuses_an_ambiguous_or_short_one(env, run_cli):
+    _inbox, pid = _opened_package(env, run_cli)
+    cert = env["work"] / "cert.json"
+    line = refused(*run_cli("--vault", env["college"], "destroy", pid[:3], "--certificate", cert))
+    assert "too short" in line
+    line = refused(*run_cli("--vault", env["college"], "destroy", "ffffffff", "--certificate", cert))
+    assert "no record" in line
+    assert not cert.exists()
+
+
+def test_a_certified_package_writes_its_certificate_again_without_deleting_anything(env, run_cli):
+    _inbox, pid = _opened_package(env, run_cli)
+    first = env["work"] / "cert.json"
+    assert run_cli("--vault", env["college"], "destroy", pid, "--certificate", first)[0] == 0
+    again = env["work"] / "again.json"
+    code, out, err = run_cli("--vault", env["college"], "destroy", pid, "--certificate", again)
+    assert code == 0 and "already certified" in out, err
+    assert _certificate(again) == _certificate(first)
+    # the first certificate is a recorded file: it is never replaced, even with --force
+    line = refused(*run_cli("--vault", env["college"], "destroy", pid, "--certificate", first, "--force"))
+    assert "never replaced" in line
+
+
+# ------------------------------------------------------------- 7. packages that never left, lost folders
+
+
+def test_a_package_that_never_left_is_voided_out_of_the_obligations(env, run_cli):
+    from agreements import dashboard, disclosure_record
+
+    package, pid = _new_package(env, "never-sent.age")
+    with Vault.open(env["district"], PASS) as v:
+        assert pid in {p.package_id for p in dashboard(v).without_receipt}
+        assert pid in {d.package_id for d in disclosure_record(v)}
+    line = refused(*run_cli("--vault", env["district"], "void", pid[:8], "--reason", "  "))
+    assert "why" in line and package.exists()
+    code, out, err = run_cli("--vault", env["district"], "void", pid[:8], "--reason", "wrong extract chosen")
+    assert code == 0 and "void" in out, err
+    assert not package.exists()  # deleted, so it cannot be sent by mistake
+    with Vault.open(env["district"], PASS) as v:
+        record = get_package(v, pid, "sent")
+        assert record.voided and record.void_reason == "wrong extract chosen" and record.closed
+        assert pid not in {p.package_id for p in dashboard(v).without_receipt}
+        assert pid not in {d.package_id for d in disclosure_record(v)}
+        entry = v.audit.entries(action="package.voided")[-1]
+        assert entry.package == pid and entry.details["reason"] == "wrong extract chosen"
+        assert entry.details["sealed_file"] == "deleted"
+    code, out, _ = run_cli("--vault", env["district"], "packages", "--sent")
+    assert code == 0 and any(pid in row and "void" in row for row in out.splitlines())
+    line = refused(*run_cli("--vault", env["district"], "void", pid, "--reason", "again"))
+    assert "already voided" in line
+
+
+def test_a_package_with_a_receipt_cannot_be_voided(env, run_cli):
+    """The demo's package was opened and its receipt imported: it left, so it stays on record."""
+    with Vault.open(env["district"], PASS) as v:
+        pid = next(p.package_id for p in list_packages(v, "sent") if p.delivered_to)
+    line = refused(*run_cli("--vault", env["district"], "void", pid, "--reason", "oops"))
+    assert "cannot be voided" in line
+    with Vault.open(env["district"], PASS) as v:
+        assert not get_package(v, pid, "sent").voided
+
+
+def test_a_lost_folder_is_opened_once_more_with_a_recorded_reason(env, run_cli):
+    package, pid = _new_package(env)
+    inbox = env["work"] / "inbox2"
+    assert run_cli("--vault", env["college"], "open", package, "--out", inbox)[0] == 0
+    again = env["work"] / "again"
+    # still there: use it (or destroy it) rather than make a second copy
+    line = refused(*run_cli("--vault", env["college"], "open", package, "--out", again, "--reopen",
+                            "--reason", "lost"))  # fmt: skip
+    assert "still open in" in line and not again.exists()
+    shutil.rmtree(inbox)  # the folder is lost
+    line = refused(*run_cli("--vault", env["college"], "open", package, "--out", again))
+    assert "replay" in line  # without --reopen it is a replay, as before
+    line = refused(*run_cli("--vault", env["college"], "open", package, "--out", again, "--reopen"))
+    assert "--reason" in line
+    reason = "the laptop holding the folder was stolen; police report 26-1142"
+    argv = ["--vault", env["college"], "open", package, "--out", again, "--reopen", "--reason", reason]
+    code, out, err = run_cli(*argv)
+    assert code == 0 and "once more" in out, err
+    assert (again / "data" / "students.csv").is_file()
+    with Vault.open(env["college"], PASS) as v:
+        record = get_package(v, pid, "received")
+        assert record.reopen_reason == reason and Path(record.location) == again.resolve()
+        entry = v.audit.entries(action="package.reopened")[-1]
+        assert entry.details["reason"] == reason and entry.details["previous_folder"] == str(inbox.resolve())
+    # once more means once: a second loss needs a new package from the sender
+    shutil.rmtree(again)
+    line = refused(*run_cli("--vault", env["college"], "open", package, "--out", env["work"] / "third",
+                            "--reopen", "--reason", "lost again"))  # fmt: skip
+    assert "already opened once more" in line
+
+
+def test_reopen_is_no_replay_of_someone_elses_package(env, run_cli):
+    """--reopen only re-opens a package this vault opened before: a package never opened here (the
+    sender's other package, or a copy meant for someone else) is refused as it would be anyway."""
+    package, _pid = _new_package(env)
+    out = env["work"] / "x"
+    argv = ["--vault", env["college"], "open", package, "--out", out, "--reopen", "--reason", "r"]
+    line = refused(*run_cli(*argv))
+    assert "never opened here" in line and not out.exists()
+    with Vault.open(env["college"], PASS) as v:
+        assert v.audit.entries()[-1].action == "package.rejected"
+
+
+def test_reopen_refuses_a_different_package_under_the_same_id(env, run_cli):
+    """Same package id, other content (a forged or re-sealed copy): the manifest hash differs."""
+    from agreements import get_agreement, our_card, seal, signing_key
+
+    first, pid = _new_package(env, "first.age")
+    src = env["work"] / "other.csv"
+    src.write_text("student_code,birth_year\nZ9,2007\n", encoding="utf-8")
+    with Vault.open(env["district"], PASS) as v:
+        agreement = get_agreement(v, env["aid"])
+        other = env["work"] / "other.age"
+        seal(
+            [("students.csv", src, 1)],
+            {"rows_out": 1},
+            agreement_id=agreement.id,
+            agreement_hash=agreement.sha256,
+            sender_key=signing_key(v),
+            sender_fingerprint=our_card(v).fingerprint(),
+            recipients=[p.age_recipient for p in agreement.recipients()],
+            audit_head=v.audit.head(),
+            out=other,
+            package_id=pid,
+        )
+    inbox = env["work"] / "inbox"
+    assert run_cli("--vault", env["college"], "open", first, "--out", inbox)[0] == 0
+    shutil.rmtree(inbox)
+    argv = ["--vault", env["college"], "open", other, "--out", env["work"] / "y", "--reopen", "--reason", "r"]
+    line = refused(*run_cli(*argv))
+    assert "manifest differs" in line and not (env["work"] / "y").exists()
