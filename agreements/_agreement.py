@@ -128,10 +128,26 @@ def _age_recipient(value: str) -> str:
     return value
 
 
+def _displayable(value: str) -> str:
+    """Text every party will read, printed and shown: no escape sequences, bidi overrides or invisible
+    characters (deid.unsafe_characters, the one rule); line breaks and tabs are fine."""
+    from deid import display_text, unsafe_characters
+
+    bad = unsafe_characters(value, keep="\n\t")
+    if bad:
+        shown = ", ".join(display_text(c) for c in bad)
+        raise ValueError(f"holds control, text-direction or invisible characters ({shown})")
+    return value
+
+
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-Text = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=20000)]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=1, max_length=20000),
+    AfterValidator(_displayable),
+]
 Name = Annotated[str, StringConstraints(pattern=_IDENT)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), AfterValidator(_displayable)]
 Role = Literal["provider", "recipient"]
 
 

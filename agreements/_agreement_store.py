@@ -212,7 +212,7 @@ def _fill_parties(vault: Vault, me: Card, terms: dict[str, Any], source: str) ->
     recipient are then taken from the card. Values the draft does give must match the card.
     """
     from agreements._cards import normalize_fingerprint
-    from agreements._partners import find_partner
+    from agreements._partners import find_partner, same_name
 
     parties = terms.get("parties")
     if not isinstance(parties, list):
@@ -232,7 +232,7 @@ def _fill_parties(vault: Vault, me: Card, terms: dict[str, Any], source: str) ->
                 partner = find_partner(vault, fingerprint=fp)
             elif isinstance(key, str) and key:
                 partner = find_partner(vault, signing_key=key)
-            if partner is None and entry.get("org") == me.org:
+            if partner is None and isinstance(entry.get("org"), str) and same_name(entry["org"], me.org):
                 raise AgreementError(
                     f"{source} names {me.org} with a fingerprint other than your card's "
                     f"({me.fingerprint()}); "

@@ -63,16 +63,18 @@ class Card:
         return verify_document(self.signing_key, self.body(), self.signature)
 
     @classmethod
-    def from_json(cls, text: str | bytes, source: str = "The card") -> Card:
+    def from_json(cls, text: str | bytes, source: str = "The card", *, stored: bool = False) -> Card:
         """Parse and check a card (version, fields, keys, self-signature); PartnerError otherwise.
 
-        ``source`` names the card in messages, e.g. ``"The card file partner.json"``.
+        ``source`` names the card in messages, e.g. ``"The card file partner.json"``. ``stored``: a card
+        read back from the vault, accepted as it was imported (older vaults may hold cards that today's
+        text check refuses; what is printed or shown is made safe where it is displayed).
         """
         data = parse_json(text, source, what="a PathShare card", error=PartnerError, max_bytes=MAX_CARD_BYTES)
-        return cls.from_dict(data, source)
+        return cls.from_dict(data, source, stored=stored)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "The card") -> Card:
+    def from_dict(cls, data: Any, source: str = "The card", *, stored: bool = False) -> Card:
         """Check a parsed card; PartnerError names what is wrong."""
         if not isinstance(data, dict) or "pathshare_card" not in data:
             raise PartnerError(f'{source} is not a PathShare card (no "pathshare_card" version).')
@@ -90,6 +92,18 @@ class Card:
         if bad:
             raise PartnerError(f"{source} has non-text values in {', '.join(bad)}.")
         card = cls(**{f: data[f] for f in (*_FIELDS, "signature")})
+        if not stored:
+            from deid import unsafe_characters
+
+            # A name is printed and shown everywhere: one with an escape sequence, a bidi override or a
+            # zero-width character could erase a terminal line or pass for another organization.
+            bad = [f for f in _FIELDS if unsafe_characters(card.body()[f])]
+            if bad:
+                names = {"org": "organization name", "contact": "contact"}
+                raise PartnerError(
+                    f"{source} has control, text-direction or invisible characters in its "
+                    f"{', '.join(names.get(f, f) for f in bad)}; a genuine card has none."
+                )
         if not card.org.strip():
             raise PartnerError(f"{source} has no organization name.")
         if card.kind not in ORG_KINDS:

@@ -638,15 +638,19 @@ def key_conflicts(vault: Vault) -> list[tuple[str, list[Partner]]]:
     Such a card may be an impersonation; the partners screen shows a loud warning until the officer
     revokes the key that is not the organization's own (after checking by phone).
     """
-    from agreements._partners import list_partners
+    from agreements._partners import list_partners, same_name
 
-    by_org: dict[str, list[Partner]] = {}
+    groups: list[list[Partner]] = []  # names that pass for each other (same_name), a handful of partners
     for p in list_partners(vault):
         if not p.revoked:
-            by_org.setdefault(p.org.casefold(), []).append(p)
+            group = next((g for g in groups if any(same_name(q.org, p.org) for q in g)), None)
+            if group is None:
+                groups.append([p])
+            else:
+                group.append(p)
     return [
         (ps[0].org, sorted(ps, key=lambda p: p.imported, reverse=True))
-        for ps in by_org.values()
+        for ps in groups
         if len({p.card.signing_key for p in ps}) > 1
     ]
 

@@ -67,12 +67,21 @@ def check_identity_inputs(org: str, kind: str, contact: str = "") -> tuple[str, 
     contact = (contact or "").strip()
     if not org:
         raise IdentityError("The organization name cannot be empty.")
-    if len(org) > 200 or any(ord(ch) < 32 for ch in org):
-        raise IdentityError("The organization name must be one line of at most 200 characters.")
+    from deid import unsafe_characters
+
+    # The same text rule partners' cards must pass (Card.from_dict): ours is printed on theirs too.
+    if len(org) > 200 or unsafe_characters(org):
+        raise IdentityError(
+            "The organization name must be one line of at most 200 characters, without control, "
+            "text-direction or invisible characters."
+        )
     if kind not in ORG_KINDS:
         raise IdentityError(f"The kind {kind!r} is not one of {', '.join(ORG_KINDS)}.")
-    if len(contact) > 300 or any(ord(ch) < 32 for ch in contact):
-        raise IdentityError("The contact must be one line of at most 300 characters.")
+    if len(contact) > 300 or unsafe_characters(contact):
+        raise IdentityError(
+            "The contact must be one line of at most 300 characters, without control, text-direction "
+            "or invisible characters."
+        )
     return org, kind, contact
 
 
@@ -85,7 +94,7 @@ def our_card(vault: Vault) -> Card:
     row = vault.db.execute("SELECT card FROM identity WHERE id = 1").fetchone()
     if row is None:
         raise IdentityError(_NO_IDENTITY)
-    return Card.from_json(row[0], "Our own card in the vault")
+    return Card.from_json(row[0], "Our own card in the vault", stored=True)
 
 
 def signing_key(vault: Vault) -> Ed25519PrivateKey:

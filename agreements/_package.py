@@ -1241,6 +1241,14 @@ def _signed(
         raise PackageRejected(f"The {what} is malformed.")
     if not all(_nonempty_str(doc[k]) for k in keys - {marker}):
         raise PackageRejected(f"The {what} is malformed.")
+    from deid import unsafe_characters
+
+    if any(unsafe_characters(doc[k], keep="\n\t") for k in keys - {marker}):
+        # Its text is printed and shown (`packages`, the dashboard): an escape sequence or a bidi
+        # override there would act on the reader's terminal or pass for other text.
+        raise PackageRejected(
+            f"The {what} is malformed: it holds control, text-direction or invisible characters."
+        )
     body = {k: v for k, v in doc.items() if k != "signature"}
     if not verify_document(public_key, body, doc["signature"]):
         raise PackageRejected(

@@ -82,7 +82,7 @@ _COLUMNS = (
 
 
 def _partner(row: tuple) -> Partner:
-    card = Card.from_json(row[0], "A partner card stored in the vault")
+    card = Card.from_json(row[0], "A partner card stored in the vault", stored=True)
     return Partner(
         card=card,
         verified=row[1] is not None,
@@ -103,7 +103,14 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
     ``verified=True`` records that the fingerprint was already confirmed out of band; it is refused
     when the organization is known under another key. Raises PartnerError for a bad card or our own.
     """
-    if not isinstance(card, Card):
+    if isinstance(card, Card):
+        # Checked like a card file (a Card can be built by hand): its text, keys and self-signature.
+        try:
+            card = Card.from_dict(card.to_dict(), "The card")
+        except PartnerError as exc:
+            vault.audit.append("partner.import.refused", details={"reason": str(exc)})
+            raise
+    else:
         path = Path(card)
         try:
             if path.stat().st_size > _MAX_CARD_BYTES:
@@ -131,15 +138,16 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
         reason, message = refusal
         vault.audit.append("partner.import.refused", partner=fp, details={"reason": reason})
         raise PartnerError(message)
+    if has_identity(vault) and same_name(our_card(vault).org, card.org):
+        vault.audit.append("partner.import.refused", partner=fp, details={"reason": "our own name"})
+        raise PartnerError(
+            f"Refused the card for {card.org}: its name is, or looks like, this organization's own name."
+        )
+    # Names are compared as they look (TR39 skeletons), so a lookalike is a key change, not a stranger.
     changed = [
         p
-        for p in (
-            _partner(r)
-            for r in vault.db.execute(
-                f"SELECT {_COLUMNS} FROM partners WHERE org = ? COLLATE NOCASE", (card.org,)
-            )
-        )
-        if p.card.signing_key != card.signing_key
+        for p in (_partner(r) for r in vault.db.execute(f"SELECT {_COLUMNS} FROM partners"))
+        if p.card.signing_key != card.signing_key and same_name(p.card.org, card.org)
     ]
     if changed and verified:
         # Refused before anything is written; the refusal itself is on record.
@@ -150,7 +158,7 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
         )
         raise PartnerError(
             f"Refused to mark the card for {card.org} verified: we already hold a different key for "
-            f"{card.org} ({changed[0].fingerprint}). Confirm the new fingerprint {fp} "
+            f"{changed[0].org} ({changed[0].fingerprint}). Confirm the new fingerprint {fp} "
             "with them by phone, then import it without --verified and run `partner verify`."
         )
     row = vault.db.execute(f"SELECT {_COLUMNS} FROM partners WHERE fingerprint = ?", (fp,)).fetchone()
@@ -190,7 +198,9 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
     if changed:
         message = (
             f"WARNING: {card.org} is already known under a different key "
-            f"({', '.join(p.fingerprint for p in changed)}). This card ({fp}) may be an impersonation. "
+            f"({', '.join(p.fingerprint for p in changed)}"
+            f"{'' if changed[0].org == card.org else f', as {changed[0].org}: the names look alike'}). "
+            f"This card ({fp}) may be an impersonation. "
             f"It was imported UNVERIFIED: call {card.org} on a number you already know, compare the "
             "fingerprint, and only then run `partner verify`; revoke the old key if they replaced it."
         )
@@ -244,9 +254,21 @@ def _key_conflict(vault: Vault, card: Card) -> tuple[str, str] | None:
     return None
 
 
+def name_keys(name: str) -> tuple[str, str]:
+    """What an organization name looks like, as two Unicode TR39 skeletons (disarm's ``skeleton_key``:
+    NFKC, invisible and control characters dropped, confusables mapped to their prototype, digits
+    that pass for letters included, case folded). One is taken as written — a capital I then passes for
+    an l, as it does on screen — and one after case folding, so RIVERBEND is Riverbend."""
+    from disarm import skeleton_key
+
+    return skeleton_key(name, digit_policy="tr39"), skeleton_key(name.casefold(), digit_policy="tr39")
+
+
 def same_name(a: str, b: str) -> bool:
-    """Whether two organization names are the same name (how names are compared everywhere)."""
-    return a.casefold() == b.casefold()
+    """Whether two organization names would pass for each other on screen: the one way names are
+    compared (a Cyrillic "е" or a zero-width space does not make a new organization)."""
+    ka, kb = name_keys(a), name_keys(b)
+    return ka[0] == kb[0] or ka[1] == kb[1]
 
 
 def list_partners(vault: Vault) -> list[Partner]:

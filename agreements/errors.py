@@ -22,10 +22,10 @@ from deid.errors import PathShareError
 
 
 def _one_line(text: str) -> str:
-    """``text`` with control and other unprintable characters escaped (``\\n``, ``\\udcff``)."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    """``text`` with control and other unprintable characters escaped (``\\x0a``, ``\\udcff``)."""
+    from deid import display_text
+
+    return display_text(text)
 
 
 class _OneLine(PathShareError):

@@ -46,6 +46,7 @@ _LAZY = {
                       "suggest_mapping", "suggest_recodes", "validate"),
     "deid._linkage": ("LinkFields", "Links", "LinkReport", "link", "link_tables", "link_tokens"),
     "deid._jsonread": ("parse_json", "read_json_file"),
+    "deid._safetext": ("display_text", "unsafe_characters"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -142,3 +143,9 @@ __all__ += [
 
 # Linkage across partners (deid/_linkage.py).
 __all__ += ["LinkFields", "LinkReport", "Links", "link", "link_tables", "link_tokens"]
+
+# Text safe to print or show (deid/_safetext.py): the one rule for control and bidi characters.
+__all__ += [
+    "display_text",
+    "unsafe_characters",
+]

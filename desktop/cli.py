@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 from desktop import __version__
 
@@ -92,16 +93,55 @@ def reference_markdown() -> str:
             os.environ["COLUMNS"] = old
 
 
+class DisplayStream:
+    """``sys.stdout``/``sys.stderr`` while a command runs: the one place the CLI's text reaches the terminal.
+
+    Every write goes through ``deid.display_text`` (line breaks and tabs kept), so nothing a partner's
+    card, agreement, certificate, package or a user's extract holds — an escape sequence that erases a
+    line, a carriage return, a bidi override — acts on the terminal: it is shown as its escape
+    (``\\x1b``, ``\\u202e``). JSON output stays valid (json escapes control characters itself, and
+    ``\\u202e`` in a JSON string is the same character). The program's own control output (the progress
+    line's carriage returns) goes through :meth:`write_control`.
+    """
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        from deid import display_text
+
+        return self.raw.write(display_text(text, keep="\n\t"))
+
+    def write_control(self, text: str) -> int:
+        return self.raw.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, buffer …
+        return getattr(self.raw, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pathshare`` console script."""
-    from deid.errors import PathShareError
-
     args_list = list(sys.argv[1:] if argv is None else argv)
     # `pathshare` alone, or `pathshare FILE.age` (a file manager's "Open with"), launches the app.
     if not args_list or (len(args_list) == 1 and args_list[0].endswith(".age")):
         from desktop.app import run_app
 
         return run_app(args_list)
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = DisplayStream(out), DisplayStream(err)
+    try:
+        return _run(args_list)
+    finally:
+        # Put back what we wrapped (unless a broken pipe already replaced stdout with devnull).
+        if isinstance(sys.stdout, DisplayStream):
+            sys.stdout = out
+        if isinstance(sys.stderr, DisplayStream):
+            sys.stderr = err
+
+
+def _run(args_list: list[str]) -> int:
+    from deid.errors import PathShareError
+
     parser = build_parser()
     args = parser.parse_args(args_list)
     from agreements import identify_vault_user

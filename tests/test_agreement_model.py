@@ -346,7 +346,14 @@ def test_signatures_survive_any_layout_of_the_file(orgs, terms):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    purpose=st.text(min_size=1, max_size=60),
+    # Any text a person can read (line breaks and tabs included); control, bidi and invisible
+    # characters are refused (tests/test_attacks_partner.py).
+    purpose=st.text(
+        alphabet=st.characters(exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+        | st.sampled_from("\n\t"),
+        min_size=1,
+        max_size=60,
+    ),
     edges=st.lists(
         st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
         min_size=2,

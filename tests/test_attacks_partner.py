@@ -379,3 +379,172 @@ def test_attack_hijacking_card_in_the_vault_takes_over_receipts_and_certificates
         import_destruction_certificate(d.vault, forged)
     record = get_package(d.vault, sealed.manifest.package_id, SENT)
     assert record.delivered_to == (c.fp,) and record.destroyed_by == () and not record.closed
+
+
+# ------------------------------------------------------------------ 9: lookalike names, terminal escapes
+
+
+def _stranger_card(tmp_path, org, name="evil", **changes):
+    """A well-signed card for ``org`` made with a new identity's keys (what an impostor can send)."""
+    evil = Vault.create(tmp_path / f"{name}.vault", PASS)
+    try:
+        create_identity(evil, "Some Employer", "employer", "x@evil.example")
+        return _card_from(evil, org=org, **changes)
+    finally:
+        evil.close()
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "Riverbend Community \u0421ollege",  # Cyrillic capital ES for the C
+        "Riv\u0435rbend Community College",  # Cyrillic small IE for the e
+        "Riverbend Community CoIIege",  # capital I for l
+        "Riverbend\u200b Community College",  # a zero-width space
+        "RIVERBEND COMMUNITY COLLEGE",
+        "Riverbend Community Co11ege",  # digits for l
+    ],
+)
+def test_attack_lookalike_name_imports_verified_without_warning(sides, tmp_path, lookalike):
+    """A card whose name only looks like a known partner's is a key change: loud, unverified."""
+    from agreements import PartnerError
+    from agreements._partners import find_partner, import_card
+
+    d, _, _ = sides
+    card = _stranger_card(tmp_path, lookalike)
+    if "\u200b" in lookalike:  # a zero-width space does not get into a card at all
+        with pytest.raises(PartnerError, match="invisible characters in its organization name"):
+            import_card(d.vault, card)
+        return
+    with pytest.raises(PartnerError, match="already hold a different key for Riverbend Community College"):
+        import_card(d.vault, card, verified=True)
+    result = import_card(d.vault, card)
+    assert result.key_changed and "WARNING" in result.message and "impersonation" in result.message
+    assert not find_partner(d.vault, fingerprint=card.fingerprint()).verified
+
+
+def test_attack_lookalike_of_our_own_name_is_imported(sides, tmp_path):
+    from agreements import PartnerError
+    from agreements._partners import import_card
+
+    d, _, _ = sides
+    card = _stranger_card(tmp_path, "Lakeview Unified School Distr\u0456ct")  # Cyrillic і
+    with pytest.raises(PartnerError, match="looks like, this organization's own name"):
+        import_card(d.vault, card)
+    assert d.last() == "partner.import.refused"
+
+
+@pytest.mark.parametrize(
+    "org",
+    ["Riverbend\x1b[2K\rLakeview Unified", "Riverbend \u202eegelloC", "Riverbend\nCommunity College"],
+)
+def test_attack_escape_sequence_in_card_name_imports(sides, tmp_path, org):
+    from agreements import PartnerError
+    from agreements._partners import import_card
+
+    d, _, _ = sides
+    card = _stranger_card(tmp_path, org)
+    path = tmp_path / "card.json"
+    path.write_text(card.to_json(), encoding="utf-8")
+    with pytest.raises(PartnerError) as caught:
+        import_card(d.vault, path)
+    message = str(caught.value)
+    assert "control, text-direction or invisible characters in its organization name" in message
+    assert message.isprintable()
+    assert d.last() == "partner.import.refused"
+
+
+def test_attack_terminal_escapes_reach_the_terminal(tmp_path, run_cli, monkeypatch):
+    """A card with escape sequences and a bidi override that got into a vault (an older PathShare):
+    `partner list`, its JSON and `audit log` print them inert, never raw."""
+    import json
+
+    org = "Evil\x1b[2K\x1b[1A\rRiverbend Community College \u202eegelloC"
+    card = _stranger_card(tmp_path, org)
+    vault = Vault.create(tmp_path / "org.vault", PASS)
+    try:
+        create_identity(vault, "Lakeview USD", "district")
+        with vault.transaction() as conn:
+            conn.execute(
+                "INSERT INTO partners(fingerprint, org, kind, signing_key, age_recipient, card, imported, "
+                "verified_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                (card.fingerprint(), card.org, card.kind, card.signing_key, card.age_recipient,
+                 card.to_json(), "2026-01-01T00:00:00Z"),
+            )  # fmt: skip
+            vault.audit.append("partner.import", partner=card.fingerprint(), details={"org": org}, conn=conn)
+    finally:
+        vault.close()
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+    printed = []
+    commands = [
+        ("partner", "list"), ("partner", "list", "--json"), ("audit", "log"), ("audit", "log", "--json")
+    ]  # fmt: skip
+    for args in commands:
+        code, out, err = run_cli("--vault", tmp_path / "org.vault", *args)
+        assert code == 0, err
+        for raw in ("\x1b", "\r", "\u202e"):
+            assert raw not in out and raw not in err, (args, raw)
+        printed.append(out)
+    assert "\\x1b[2K" in printed[0] and "\\u202e" in printed[0]
+    # JSON stays JSON, and it still says what the card says.
+    assert json.loads(printed[1])[0]["org"] == org
+
+
+def test_attack_bidi_override_in_agreement_imports(tmp_path):
+    """A title that reads differently than it is: refused by the one agreement parser (imports, drafts)."""
+    import json
+    from pathlib import Path
+
+    from agreements import AgreementError, parse_agreement
+
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
+    doc = json.loads(example.read_text(encoding="utf-8"))
+    doc["title"] = "Dual enrollment \u202e2029 litnu\u202c study"
+    path = tmp_path / "agreement.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(AgreementError, match=r"title: holds control, text-direction or invisible characters"):
+        parse_agreement(path.read_bytes(), source=path.name)
+
+
+def test_attack_escape_sequence_in_destruction_certificate(sides, tmp_path, extract):
+    from agreements import PackageRejected
+    from agreements._identity import signing_key
+    from agreements._package import make_destruction_certificate
+    from agreements._package_store import SENT, get_package, import_destruction_certificate
+    from agreements._workflows import open_received
+
+    d, c, agreement_id = sides
+    sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")
+    open_received(c.vault, sealed.path, tmp_path / "inbox")
+    cert = make_destruction_certificate(
+        package_id=sealed.manifest.package_id,
+        manifest_hash=sealed.manifest.hash,
+        agreement_id=agreement_id,
+        recipient_key=signing_key(c.vault),
+        recipient_fingerprint=c.fp,
+        method="deleted\x1b[1A\x1b[2K\rAll copies destroyed and verified by the district",
+        statement="Done.",
+    )
+    with pytest.raises(PackageRejected, match="control, text-direction or invisible characters"):
+        import_destruction_certificate(d.vault, cert)
+    assert get_package(d.vault, sealed.manifest.package_id, SENT).destroyed_by == ()
+
+
+def test_attack_bidi_override_shown_in_the_app(qtbot):
+    """The app's shared display helpers show control and bidi characters as inert escapes."""
+    from PySide6.QtWidgets import QTableWidget
+
+    from desktop.ui.partners_page import esc, fill_table
+    from desktop.ui.widgets import MessageBar, paragraph
+
+    name = "Riverbend \u202eegelloC\x1b[2K"
+    table = QTableWidget(1, 1)
+    qtbot.addWidget(table)
+    fill_table(table, [[name]])
+    label = paragraph(name)
+    bar = MessageBar()
+    qtbot.addWidget(bar)
+    bar.show_error(f"Refused the card for {name}.")
+    for text in (table.item(0, 0).text(), label.text(), bar.text(), esc(name)):
+        assert "\u202e" not in text and "\x1b" not in text
+        assert "\\u202e" in text

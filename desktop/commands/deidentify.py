@@ -64,14 +64,20 @@ class _ProgressLine:
         self.last = now
         width = 24
         filled = int(width * max(0.0, min(1.0, fraction)))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {message[:50]:<50}")
+        _control("\r")  # the carriage return is ours; the message goes through the display filter
+        sys.stderr.write(f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {message[:50]:<50}")
         sys.stderr.flush()
         self.shown = True
 
     def close(self) -> None:
         if self.shown:
-            sys.stderr.write("\r" + " " * 84 + "\r")
+            _control("\r" + " " * 84 + "\r")
             sys.stderr.flush()
+
+
+def _control(text: str) -> None:
+    """Write the progress line's own control characters (``DisplayStream.write_control`` in the CLI)."""
+    getattr(sys.stderr, "write_control", sys.stderr.write)(text)
 
 
 def run_deid(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from deid.errors import PathShareError
 from desktop.tasks import emit, run_task
 from desktop.ui.partners_page import ask_open, ask_save, replace_choice
 from desktop.ui.theme import finding_cell_brush
-from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph
+from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph, shown
 
 MAX_ROWS = 5_000  # the table shows the latest this many matching entries (0.3 s); exports take them all
 HEADERS = ("#", "Time (UTC)", "User", "Action", "Agreement", "Partner", "Package", "Details")
@@ -102,15 +102,15 @@ class EntriesModel(QAbstractTableModel):
             if c == 1:
                 return e.time[:19].replace("T", " ")
             if c in (4, 6):
-                return self.value(e, c)[:8]
-            return str(self.value(e, c))[:300]
+                return shown(self.value(e, c)[:8])
+            return shown(str(self.value(e, c))[:300])
         if role == Qt.ItemDataRole.UserRole:
             return self.value(e, c)
         if role == Qt.ItemDataRole.ToolTipRole:
             if c == 0 and e.seq == self.bad:
                 return "The first bad entry"
             if c in (1, 4, 5, 6, 7):
-                return str(self.value(e, c))[:2000] or None
+                return shown(str(self.value(e, c))[:2000]) or None
         if role == Qt.ItemDataRole.BackgroundRole and e.seq == self.bad:
             return finding_cell_brush(QApplication.palette())
         if role == Qt.ItemDataRole.AccessibleDescriptionRole and c == 0 and e.seq == self.bad:
@@ -429,14 +429,15 @@ class AuditPage(QWidget):
             self.entry_details.hide()
             return
         about = " · ".join(
-            f"{k} {html.escape(v)}"
+            f"{k} {html.escape(shown(v))}"
             for k, v in (("agreement", e.agreement), ("partner", e.partner), ("package", e.package))
             if v
         )
-        details = html.escape(json.dumps(e.details, ensure_ascii=False, sort_keys=True))
+        details = html.escape(shown(json.dumps(e.details, ensure_ascii=False, sort_keys=True)))
         self.entry_details.show()
         self.entry_details.setText(
-            f"<b>#{e.seq} {html.escape(e.action)}</b> · {html.escape(e.time)} · {html.escape(e.actor)}"
+            f"<b>#{e.seq} {html.escape(shown(e.action))}</b> · {html.escape(e.time)} · "
+            f"{html.escape(shown(e.actor))}"
             + (f"<br>{about}" if about else "")
             + f"<br>{details}<br><small>hash {e.hash} · previous {e.prev_hash}</small>"
         )

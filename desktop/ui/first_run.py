@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.tasks import emit, run_task
 from desktop.ui.theme import monospace_font
-from desktop.ui.widgets import FlowLayout, MessageBar, button, group_fingerprint, heading, paragraph
+from desktop.ui.widgets import FlowLayout, MessageBar, button, group_fingerprint, heading, paragraph, shown
 
 KIND_LABELS = {
     "district": "School district (K-12)",
@@ -204,7 +204,7 @@ class CardPanel(QWidget):
 def _esc(text: str) -> str:
     from html import escape
 
-    return escape(text)
+    return escape(shown(text))
 
 
 def _slug(text: str) -> str:

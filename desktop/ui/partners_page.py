@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui.theme import monospace_font
-from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph
+from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph, shown
 
 # --------------------------------------------------------------------------- shared by the screens
 
@@ -176,6 +176,8 @@ def fill_table(table: QTableWidget, rows: Sequence[Sequence[Any]], keys: Sequenc
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
             item = QTableWidgetItem()
+            if isinstance(value, str):
+                value = shown(value)
             item.setData(Qt.ItemDataRole.DisplayRole, value)
             if isinstance(value, str) and len(value) > 20:
                 item.setToolTip(value)  # the whole text when the column elides it
@@ -209,9 +211,10 @@ def select_key(table: QTableWidget, key: Any) -> None:
 
 
 def esc(text: Any) -> str:
+    """``text`` for rich text: HTML-escaped and shown as the app shows all text (widgets.shown)."""
     import html
 
-    return html.escape(str(text))
+    return html.escape(shown(str(text)))
 
 
 # ------------------------------------------------------------------------------------ the screen

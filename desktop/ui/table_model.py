@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.tasks import emit
 from desktop.ui.theme import changed_cell_brush, finding_cell_brush
+from desktop.ui.widgets import shown
 
 BLOCK = 256
 CACHE_BLOCKS = 512
@@ -28,7 +29,7 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return shown(str(value))
 
 
 class ArrowTableModel(QAbstractTableModel):

@@ -28,9 +28,18 @@ from desktop.tasks import emit
 from desktop.ui.theme import heading_font
 
 
+def shown(text: str) -> str:
+    """Text as the app shows it: control, bidi-override and invisible characters written as their escapes
+    (deid.display_text, the rule the command line applies to everything it prints), so a partner's name
+    or title cannot reverse or hide what is around it. Line breaks and tabs are kept."""
+    from deid import display_text
+
+    return display_text(text, keep="\n\t")
+
+
 def heading(text: str, scale: float = 1.45) -> QLabel:
     """A screen title."""
-    label = QLabel(text)
+    label = QLabel(shown(text))
     label.setFont(heading_font(label.font(), scale))
     label.setWordWrap(True)
     label.setAccessibleName(text)
@@ -44,7 +53,7 @@ class WrapLabel(QLabel):
     """
 
     def __init__(self, text: str = "") -> None:
-        super().__init__(text)
+        super().__init__(shown(text))
         self.setWordWrap(True)
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
@@ -59,7 +68,7 @@ class WrapLabel(QLabel):
         self._fit()
 
     def setText(self, text: str) -> None:
-        super().setText(text)
+        super().setText(shown(text))
         self._fit()
 
 
@@ -111,6 +120,7 @@ class MessageBar(QFrame):
         else:
             palette.setColor(QPalette.ColorRole.Window, base.color(QPalette.ColorRole.AlternateBase))
         self.setPalette(palette)
+        text = shown(text)
         self.label.setText(text)
         self.setAccessibleDescription(text)
         self.show()
