@@ -14,7 +14,6 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.tasks import emit, run_task
+from desktop.ui.filedialogs import save_file_name
 from desktop.ui.theme import monospace_font
 from desktop.ui.widgets import FlowLayout, MessageBar, button, group_fingerprint, heading, paragraph, shown
 
@@ -168,13 +168,7 @@ class CardPanel(QWidget):
 
         if not path:
             start = Path(self.session.settings.folder("card")) / f"{_slug(self.card.org)}-card.json"
-            path, _ = QFileDialog.getSaveFileName(
-                self,
-                "Export card",
-                str(start),
-                "Card files (*.json)",
-                options=QFileDialog.Option.DontConfirmOverwrite,  # replace_choice asks
-            )
+            path, _ = save_file_name(self, "Export card", str(start), "Card files (*.json)")
         if not path:
             return
         force = replace_choice(self, path)

@@ -18,7 +18,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.tasks import Job, run_task
+from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph, scrolling
 
 EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".xlsx")
@@ -188,7 +188,7 @@ class LinkPage(QWidget):
 
     def pick_file(self, letter: str) -> None:
         """Ask for file A or B."""
-        path, _ = QFileDialog.getOpenFileName(
+        path, _ = open_file_name(
             self,
             f"Choose file {letter}",
             self.session.settings.folder("link_in"),
@@ -255,12 +255,8 @@ class LinkPage(QWidget):
     def _pick_out(self) -> None:
         folder = Path(self.session.settings.folder("link_out"))
         start = self.out_path.text().strip() or str(folder / "linked.csv")
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save the linked rows",
-            start,
-            "CSV (*.csv);;Parquet (*.parquet)",
-            options=QFileDialog.Option.DontConfirmOverwrite,  # asked when linking (replace_choice)
+        path, _ = save_file_name(
+            self, "Save the linked rows", start, "CSV (*.csv);;Parquet (*.parquet)"
         )
         if path:
             self.session.settings.set_folder("link_out", Path(path))
@@ -268,9 +264,7 @@ class LinkPage(QWidget):
 
     def _pick_report(self) -> None:
         start = self.report_path.text().strip() or str(Path(self.session.settings.folder("link_out")))
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the report", start, "JSON (*.json)", options=QFileDialog.Option.DontConfirmOverwrite
-        )
+        path, _ = save_file_name(self, "Save the report", start, "JSON (*.json)")
         if path:
             self.report_path.setText(path)
 

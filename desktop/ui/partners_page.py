@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.theme import monospace_font
 from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph, shown
 
@@ -111,7 +111,7 @@ def replace_choice(parent: QWidget, path: str | Path) -> bool | None:
 
 def ask_open(parent: QWidget, session: Any, key: str, title: str, filters: str) -> str:
     """A file to open (remembering the folder per ``key``), or '' when cancelled."""
-    path, _ = QFileDialog.getOpenFileName(parent, title, session.settings.folder(key), filters)
+    path, _ = open_file_name(parent, title, session.settings.folder(key), filters)
     if path:
         session.settings.set_folder(key, Path(path).parent)
     return path
@@ -120,10 +120,7 @@ def ask_open(parent: QWidget, session: Any, key: str, title: str, filters: str) 
 def ask_save(parent: QWidget, session: Any, key: str, title: str, name: str, filters: str) -> str:
     """A file name to write (remembering the folder per ``key``), or '' when cancelled."""
     start = str(Path(session.settings.folder(key)) / name)
-    # The replace question is asked once, by replace_choice, where the file is written.
-    path, _ = QFileDialog.getSaveFileName(
-        parent, title, start, filters, options=QFileDialog.Option.DontConfirmOverwrite
-    )
+    path, _ = save_file_name(parent, title, start, filters)
     if path:
         session.settings.set_folder(key, Path(path).parent)
     return path

@@ -15,7 +15,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.tasks import Job
+from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
 
 EXTRACT_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet", ".pq")
@@ -439,7 +439,7 @@ class PrepareScreen(QWidget):
     # -- step 2: extract ----------------------------------------------------------------------------
     def pick_extract(self) -> None:
         """Ask for an extract file (Ctrl+Shift+O)."""
-        path, _ = QFileDialog.getOpenFileName(
+        path, _ = open_file_name(
             self,
             "Choose the extract",
             self.session.settings.folder("extract"),
@@ -778,12 +778,8 @@ class PrepareScreen(QWidget):
         if not out:
             name = f"{Path(self.extract or 'extract').stem}.age"
             start = Path(self.session.settings.folder("package_out")) / name
-            out, _ = QFileDialog.getSaveFileName(
-                self,
-                "Save the sealed package",
-                str(start),
-                "Packages (*.age)",
-                options=QFileDialog.Option.DontConfirmOverwrite,  # replace_choice asks, below
+            out, _ = save_file_name(
+                self, "Save the sealed package", str(start), "Packages (*.age)"
             )
         if not out:
             return

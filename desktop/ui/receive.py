@@ -13,7 +13,6 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.tasks import Job
+from desktop.ui.filedialogs import existing_directory, open_file_name
 from desktop.ui.theme import monospace_font
 from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph, scrolling
 
@@ -118,7 +118,7 @@ class ReceiveScreen(QWidget):
     # -- choosing -----------------------------------------------------------------------------------
     def pick_package(self) -> None:
         """Ask for a package file (Ctrl+O)."""
-        path, _ = QFileDialog.getOpenFileName(
+        path, _ = open_file_name(
             self,
             "Open a package",
             self.session.settings.folder("package_in"),
@@ -153,7 +153,7 @@ class ReceiveScreen(QWidget):
         self.open_button.setFocus()
 
     def _pick_out_dir(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save the opened files in", self.out_dir.text())
+        folder = existing_directory(self, "Save the opened files in", self.out_dir.text())
         if folder:
             self.out_dir.setText(folder)
 
