@@ -335,3 +335,60 @@ __all__ += [
     "seal_for_agreement",
     "void_package",
 ]
+
+# What the app's pages and the CLI need besides the workflows: agreement terms, the agreement form's
+# parsers and checks, list labels, and the constants the screens show.
+from agreements._agreement import LEGAL_BASES, Element  # noqa: E402
+from agreements._cards import normalize_fingerprint  # noqa: E402
+from agreements._compliance import (  # noqa: E402
+    DraftProblem,
+    audit_choices,
+    blank_terms,
+    check_draft,
+    format_code_set,
+    format_parameters,
+    key_conflicts,
+    library_elements,
+    library_entry,
+    organization_names,
+    parse_code_set,
+    parse_parameters,
+    record_report,
+    status_key,
+    status_label,
+    terms_of,
+    verdict_sentence,
+)
+from agreements._identity import check_identity_inputs  # noqa: E402
+from agreements._package_store import RECEIVED, SENT  # noqa: E402
+from agreements._profiles import agreement_elements, map_for_agreement  # noqa: E402
+from agreements._vault import MIN_PASSPHRASE_SCORE  # noqa: E402
+
+__all__ += [
+    "LEGAL_BASES",
+    "MIN_PASSPHRASE_SCORE",
+    "RECEIVED",
+    "SENT",
+    "DraftProblem",
+    "Element",
+    "agreement_elements",
+    "audit_choices",
+    "blank_terms",
+    "check_draft",
+    "check_identity_inputs",
+    "format_code_set",
+    "format_parameters",
+    "key_conflicts",
+    "library_elements",
+    "library_entry",
+    "map_for_agreement",
+    "normalize_fingerprint",
+    "organization_names",
+    "parse_code_set",
+    "parse_parameters",
+    "record_report",
+    "status_key",
+    "status_label",
+    "terms_of",
+    "verdict_sentence",
+]

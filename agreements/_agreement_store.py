@@ -533,7 +533,7 @@ def export_agreement(
     """Write an agreement file (terms + every signature we hold) for partners to import. Audited.
     An existing file is replaced only with ``force``, never one the vault recorded."""
     from agreements._package_store import output_rule
-    from deid._atomic import check_output_path, write_bytes_atomic
+    from deid import check_output_path, write_bytes_atomic
 
     with _refusals(vault, "export", agreement_id):
         aid = _resolve_id(vault, agreement_id)

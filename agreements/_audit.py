@@ -699,7 +699,7 @@ class AuditLog:
         """
         from agreements._identity import our_card, signing_key
         from agreements._package_store import output_rule
-        from deid._atomic import atomic_open, check_output_path
+        from deid import atomic_open, check_output_path
 
         rule = output_rule(self._vault)
         out = check_output_path(out, force=force, recorded=rule)

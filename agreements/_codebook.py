@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deid._atomic import Recorded, write_bytes_atomic
-from deid._elements import Element, dictionary_elements
+from deid import Element, Recorded, dictionary_elements, write_bytes_atomic
 from deid.errors import OutputError
 
 if TYPE_CHECKING:
@@ -210,7 +209,7 @@ def codebook_path(
 ) -> Path:
     """``out`` checked as a codebook file name (its folder exists, the suffix is one we write, deid's
     rule for replacing a file), before anything is read: OutputError otherwise."""
-    from deid._atomic import check_output_path
+    from deid import check_output_path
 
     p = check_output_path(out, force=force, recorded=recorded)
     if p.suffix.lower() not in CODEBOOK_SUFFIXES or (p.suffix.lower() == ".pdf" and not pdf):

@@ -49,7 +49,7 @@ EXPIRING_DAYS = 60  # the dashboard's horizon for "expiring soon"
 # ------------------------------------------------------------------------------------------- names
 
 
-def _names(vault: Vault) -> dict[str, str]:
+def organization_names(vault: Vault) -> dict[str, str]:
     """Card fingerprint -> organization name, for every partner and ourselves."""
     from agreements._identity import our_card
     from agreements._partners import list_partners
@@ -143,7 +143,7 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
     from agreements._package_store import SENT, list_packages, outstanding_past_deadline
 
     today = today or date.today()
-    names, titles = _names(vault), _titles(vault)
+    names, titles = organization_names(vault), _titles(vault)
     past = [
         PackageDue(
             package_id=rec.package_id,
@@ -247,7 +247,7 @@ def disclosure_record(
     from agreements._package_store import SENT, get_package
     from agreements.errors import PackageRejected
 
-    names = _names(vault)
+    names = organization_names(vault)
     delivered: dict[tuple[str, str], str] = {}
     for e in vault.audit.entries(action="package.delivered"):
         if e.package and e.partner:
@@ -317,7 +317,7 @@ def _write_csv(
     force: bool,
 ) -> int:
     from agreements._package_store import output_rule
-    from deid._atomic import atomic_path
+    from deid import atomic_path
 
     n = 0
     rule = output_rule(vault)
@@ -545,7 +545,7 @@ def audit_report_html(
 
     card = our_card(vault)
     generated = generated or utc_now()[:19].replace("T", " ") + " UTC"
-    names = _names(vault)
+    names = organization_names(vault)
     parts = [
         "<html><head><meta charset='utf-8'><style>"
         "body { font-family: sans-serif; font-size: 9pt; } table { font-size: 8pt; }"
@@ -754,7 +754,7 @@ def library_entry(name: str) -> LibraryEntry:
 
     A library element of type ``code`` without a closed code set (school ids, course ids) is offered as
     ``string``: an agreement's ``code`` elements must list their codes (add them to make it a code)."""
-    from deid._elements import element_library
+    from deid import element_library
 
     lib = element_library()
     if name not in lib:
@@ -784,7 +784,7 @@ def library_entry(name: str) -> LibraryEntry:
 
 def library_elements() -> list[dict[str, str]]:
     """The element library for the picker: name, label, type, category, domain, default treatment."""
-    from deid._elements import element_library
+    from deid import element_library
 
     return [
         {

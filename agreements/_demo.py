@@ -27,7 +27,7 @@ from agreements._prepare import prepare
 from agreements._profiles import save_profile
 from agreements._vault import Vault
 from agreements._workflows import import_receipt_file, open_received
-from deid._atomic import write_bytes_atomic
+from deid import write_bytes_atomic
 from deid.errors import OutputError
 
 Say = Callable[[str], None]
@@ -191,8 +191,7 @@ def _use_local_codes(terms: dict[str, Any], table: pa.Table) -> None:
 def _confirm_mapping(vault: Vault, agreement: Any, extract: Path) -> None:
     """What the clerk does once per source system: accept the suggestions and save them as a profile."""
     from agreements._profiles import agreement_elements
-    from deid import read_table
-    from deid._mapping import MappingProfile, suggest_mapping
+    from deid import MappingProfile, read_table, suggest_mapping
 
     table = read_table(extract)
     profile = MappingProfile.from_suggestions(

@@ -117,7 +117,7 @@ def export_card(vault: Vault, out: Path | str, *, force: bool = False) -> Card:
     """Write our public card (JSON) for partners to ``out``, atomically; audited (``card.export``).
     An existing file is replaced only with ``force``, never one the vault recorded."""
     from agreements._package_store import output_rule
-    from deid._atomic import write_bytes_atomic
+    from deid import write_bytes_atomic
 
     card = our_card(vault)
     data = card.to_json().encode("utf-8")
@@ -132,7 +132,7 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
     With it, a recipient can decrypt packages with the standard ``age -d -i FILE`` — no lock-in.
     """
     from agreements._package_store import output_rule
-    from deid._atomic import check_output_path, write_bytes_atomic
+    from deid import check_output_path, write_bytes_atomic
     from deid.errors import OutputError, OutputExists
 
     out = Path(out)

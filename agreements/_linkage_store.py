@@ -41,8 +41,7 @@ from agreements._agreement import Agreement
 from agreements._signing import b64, canonical_json, sign_document, unb64, verify_document
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected
-from deid import read_json_file
-from deid._atomic import write_bytes_atomic
+from deid import read_json_file, write_bytes_atomic
 from deid.errors import InputError, PathShareError
 
 KEY_FILE_FORMAT = 1
@@ -181,7 +180,7 @@ def export_linkage_key(
     Refuses (AgreementError) when the agreement is not a consortium agreement, not executed, this vault
     does not hold the secret, or ``fingerprint`` is not a provider of the agreement."""
     from agreements._package_store import output_rule
-    from deid._atomic import check_output_path
+    from deid import check_output_path
 
     check_output_path(out, force=force, recorded=output_rule(vault))
     agreement = _agreement(vault, agreement_id, version)

@@ -55,8 +55,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from agreements import _agefile
 from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
 from agreements.errors import PackageRejected
-from deid import parse_json, read_json_file
-from deid._atomic import EarlyWriteback, Recorded, atomic_open, check_output_path
+from deid import EarlyWriteback, Recorded, atomic_open, check_output_path, parse_json, read_json_file
 from deid.errors import InputError, OutputError, PathShareError
 
 FORMAT_VERSION = 1

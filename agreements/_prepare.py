@@ -29,7 +29,7 @@ from agreements._profiles import map_for_agreement
 from agreements._vault import Vault
 from agreements._workflows import SealedPackage, seal_for_agreement
 from agreements.errors import AgreementError
-from deid._atomic import check_output_path
+from deid import check_output_path, same_file
 from deid.errors import CheckFailed, OutputError, PathShareError
 
 Progress = Callable[[float, str], None]
@@ -137,7 +137,7 @@ def prepare(
     try:
         # A destination that cannot be written is said before anything is read, made or recorded
         # (a refused prepare must not leave a linkage secret or a mapping behind).
-        if _same_file(src, Path(out)):
+        if same_file(src, Path(out)):
             raise OutputError(
                 f"Cannot write the package over the extract {src.name}; choose another file name."
             )
@@ -197,7 +197,7 @@ def deidentify_for_agreement(
     step = progress or _noop
     src = Path(input_path)
     try:
-        if _same_file(src, Path(out)):
+        if same_file(src, Path(out)):
             raise OutputError(
                 f"Cannot write the output over the extract {src.name}; choose another file name."
             )
@@ -466,7 +466,7 @@ def _release_secret(vault: Vault, agreement: Agreement) -> tuple[bytes, Any, byt
     With linkage scope "consortium" the shared secret (delivered to each provider) keys tokens, so
     partners' tokens agree; record codes always use this provider's own crosswalk.
     """
-    from deid._secrets import Crosswalk
+    from deid import Crosswalk
 
     row = vault.db.execute(
         "SELECT secret, crosswalk FROM release_secrets WHERE agreement_id = ?", (agreement.id,)
@@ -533,16 +533,6 @@ def _store_crosswalk(vault: Vault, run: AgreementRun) -> None:
             "UPDATE release_secrets SET crosswalk = ?, updated = ? WHERE agreement_id = ?",
             (crosswalk.to_bytes(own), _now(), agreement.id),
         )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """True when ``a`` and ``b`` name one file (by identity when both exist, else by resolved path)."""
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def _slug(text: str) -> str:

@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deid import read_json_file
-from deid._atomic import write_bytes_atomic
+from deid import read_json_file, write_bytes_atomic
 from deid.errors import PolicyError
 
 if TYPE_CHECKING:  # deid._mapping pulls in pyarrow: imported where used, so `import agreements` stays light
     from agreements._vault import Vault
-    from deid._mapping import MappingProfile
+    from deid import MappingProfile
 
 MAX_PROFILE_BYTES = 5_000_000
 
@@ -33,14 +32,14 @@ def _now() -> str:
 
 
 def _from_row(document: str, name: str) -> MappingProfile:
-    from deid._mapping import MappingProfile
+    from deid import MappingProfile
 
     return MappingProfile.from_dict(json.loads(document), f"the saved mapping profile '{name}'")
 
 
 def save_profile(vault: Vault, profile: MappingProfile, *, replace: bool = False) -> None:
     """Store ``profile`` under its name; PolicyError if that name exists and ``replace`` is False."""
-    from deid._mapping import MappingProfile
+    from deid import MappingProfile
 
     MappingProfile.from_dict(profile.to_dict(), f"the mapping profile '{profile.name}'")  # validate
     now = _now()
@@ -103,7 +102,7 @@ def delete_profile(vault: Vault, name: str) -> None:
 
 def profile_for_headers(vault: Vault, headers: Sequence[str]) -> MappingProfile | None:
     """The saved profile made for an export with these headers, if any (see :func:`deid.match_profile`)."""
-    from deid._mapping import match_profile
+    from deid import match_profile
 
     return match_profile(headers, list_profiles(vault))
 
@@ -112,7 +111,7 @@ def read_profile_file(path: str | os.PathLike[str]) -> MappingProfile:
     """Read a profile JSON file; InputError/PolicyError with one sentence naming the file."""
     p = Path(path)
     data = read_json_file(p, str(p), what="a mapping profile", max_bytes=MAX_PROFILE_BYTES)
-    from deid._mapping import MappingProfile
+    from deid import MappingProfile
 
     return MappingProfile.from_dict(data, str(p))
 
@@ -171,7 +170,7 @@ class AgreementMapping:
 
 def agreement_elements(agreement: Any) -> list[Any]:
     """The agreement's data dictionary as elements (its codes; the library's synonyms and aliases)."""
-    from deid._elements import dictionary_elements
+    from deid import dictionary_elements
 
     return dictionary_elements(agreement.body.get("elements") or [])
 
@@ -193,7 +192,7 @@ def map_for_agreement(
     --save-profile`), otherwise the suggestions are used. Validation errors refuse with the first one
     when ``refuse_errors`` (CheckFailed). Audited as ``mapping.apply`` (profile name, counts; no values).
     """
-    from deid._mapping import MappingProfile, apply_mapping, policy_from_elements, suggest_mapping, validate
+    from deid import MappingProfile, apply_mapping, policy_from_elements, suggest_mapping, validate
     from deid.errors import CheckFailed
 
     elements = agreement_elements(agreement)

@@ -54,7 +54,7 @@ from agreements._partners import Partner, find_partner, party_card, trusted_part
 from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected, PartnerError
-from deid._atomic import check_output_path
+from deid import check_output_path
 from deid.errors import InputError, OutputError, PathShareError
 
 Progress = Callable[[float, str], None]
@@ -287,9 +287,9 @@ def open_received(
     if reopen_reason is not None and not reopen_reason.strip():
         raise PackageRejected("Say why the package is opened once more (--reason); the vault records it.")
     if receipt is not None:
-        from agreements._prepare import _same_file
+        from deid import same_file
 
-        if _same_file(Path(receipt), Path(package)):
+        if same_file(Path(receipt), Path(package)):
             raise OutputError(
                 f"Cannot write the receipt over the package {Path(package).name}; choose another name."
             )

@@ -28,9 +28,11 @@ from deid.errors import (
 # The engine's names load on first use (PEP 562), so `import deid.errors` — which the CLI does on
 # every start — does not pull in pyarrow.
 _LAZY = {
-    "deid._atomic": ("atomic_open", "atomic_path", "check_output_path", "write_bytes_atomic"),
+    "deid._atomic": ("EarlyWriteback", "Recorded", "atomic_open", "atomic_path", "check_output_path",
+                     "write_bytes_atomic"),
     "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
-    "deid._io": ("ReadInfo", "read_table", "release_order", "write_release", "write_table"),
+    "deid._io": ("ReadInfo", "check_distinct_files", "read_table", "release_order", "same_file",
+                 "write_release", "write_table"),
     "deid._policy": ("ColumnRule", "Policy", "load_policy"),
     "deid._report": ("ColumnReport", "DeidReport", "ResidualFinding", "describe_kinds"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
@@ -42,9 +44,10 @@ _LAZY = {
     "deid._columns": ("ColumnFlag", "classify_columns"),
     "deid._roster": ("Roster", "RosterColumns", "roster_columns"),
     "deid._mapping": ("ColumnSuggestion", "HeaderVerdict", "MappingProfile", "ValidationFinding",
-                      "apply_mapping", "header_row_verdict", "match_profile", "policy_from_elements",
-                      "suggest_mapping", "suggest_recodes", "validate"),
-    "deid._linkage": ("LinkFields", "Links", "LinkReport", "link", "link_tables", "link_tokens"),
+                      "apply_mapping", "best_date_format", "header_row_verdict", "match_profile",
+                      "policy_from_elements", "suggest_mapping", "suggest_recodes", "validate"),
+    "deid._linkage": ("LinkFields", "Links", "LinkReport", "find_token_column", "link", "link_tables",
+                      "link_tokens"),
     "deid._jsonread": ("parse_json", "read_json_file"),
     "deid._safetext": ("display_text", "unsafe_characters"),
 }
@@ -70,6 +73,7 @@ __all__ = [
     "ColumnRule",
     "Crosswalk",
     "DeidReport",
+    "EarlyWriteback",
     "InputError",
     "OutputError",
     "OutputExists",
@@ -77,12 +81,14 @@ __all__ = [
     "Policy",
     "PolicyError",
     "ReadInfo",
+    "Recorded",
     "ResidualFinding",
     "RiskResult",
     "Treatment",
     "TreatmentContext",
     "atomic_open",
     "atomic_path",
+    "check_distinct_files",
     "check_output_path",
     "class_sizes",
     "crosswalk_path",
@@ -101,6 +107,7 @@ __all__ = [
     "read_table",
     "release_order",
     "residual_scan",
+    "same_file",
     "save_crosswalk",
     "suppress_to_k",
     "write_bytes_atomic",
@@ -130,6 +137,7 @@ __all__ += [
     "MappingProfile",
     "ValidationFinding",
     "apply_mapping",
+    "best_date_format",
     "dictionary_elements",
     "element_library",
     "header_row_verdict",
@@ -142,7 +150,7 @@ __all__ += [
 ]
 
 # Linkage across partners (deid/_linkage.py).
-__all__ += ["LinkFields", "LinkReport", "Links", "link", "link_tables", "link_tokens"]
+__all__ += ["LinkFields", "LinkReport", "Links", "find_token_column", "link", "link_tables", "link_tokens"]
 
 # Text safe to print or show (deid/_safetext.py): the one rule for control and bidi characters.
 __all__ += [

@@ -816,14 +816,17 @@ def check_distinct_files(
             continue
         p = Path(path)
         for other_role, other in seen:
-            if _same_file(p, other):
+            if same_file(p, other):
                 raise OutputError(
                     f"{p} cannot be both {other_role} and {role}; choose another name for {role}."
                 )
         seen.append((role, p))
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file: by identity when both exist (a hard or symbolic link
+    counts), else by resolved path; when the file system cannot say, by absolute path (the careful
+    answer: an output is refused rather than written over its input)."""
     try:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)  # also a hard link or a symbolic link to it

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deid._atomic import Recorded, atomic_path
+from deid import Recorded, atomic_path
 from deid.errors import OutputError
 
 _APP: Any = None  # the offscreen application made here, kept for the life of the process

@@ -29,7 +29,7 @@ def worker_check(ctx: Any) -> dict[str, Any]:
     import pandas as pd
     import pyarrow as pa
 
-    from deid._textscan import presidio_analyzer
+    from deid import presidio_analyzer
 
     ctx.progress(0.5, "Loading the text scanner")
     findings = presidio_analyzer().analyze("Call 555-123-4567 or mail kim@example.org", language="en")

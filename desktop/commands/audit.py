@@ -107,7 +107,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_bundle(args: argparse.Namespace) -> int:
-    from agreements._compliance import check_bundle
+    from agreements import check_bundle
 
     bundle = Path(args.bundle)
     if args.card:
@@ -127,7 +127,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     if args.partner:
         import contextlib
 
-        from agreements._cards import normalize_fingerprint
+        from agreements import normalize_fingerprint
 
         with contextlib.suppress(PartnerError):  # fingerprints may be typed loosely, as elsewhere
             args.partner = normalize_fingerprint(args.partner)

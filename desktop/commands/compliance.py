@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_disclosures(args: argparse.Namespace) -> int:
-    from agreements._compliance import disclosure_record, write_disclosures_csv
+    from agreements import disclosure_record, write_disclosures_csv
 
     with open_vault(args) as vault:
         rows = disclosure_record(vault, since=args.since, until=args.until)
@@ -73,10 +73,10 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from agreements import output_rule
-    from agreements._compliance import (
+    from agreements import (
         audit_report_html,
         disclosure_record,
+        output_rule,
         record_report,
         verdict_sentence,
         verify_log,

@@ -129,9 +129,8 @@ def run_deid(args: argparse.Namespace) -> int:
 
 def _run_for_agreement(args: argparse.Namespace) -> int:
     """``deid INPUT --agreement ID``: the agreement's mapping, policy and release secret from the vault."""
-    from agreements._prepare import deidentify_for_agreement
-    from deid._atomic import check_output_path
-    from deid._io import check_distinct_files
+    from agreements import deidentify_for_agreement
+    from deid import check_distinct_files, check_output_path
     from deid.errors import PolicyError
     from desktop.commands._vaultargs import open_vault
 

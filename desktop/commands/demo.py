@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``pathshare demo``."""
-    from agreements._demo import run_demo
+    from agreements import run_demo
     from deid.errors import InputError
 
     if args.rows < 50:

@@ -133,7 +133,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_receipt_import(args: argparse.Namespace) -> int:
-    from agreements._workflows import import_receipt_file
+    from agreements import import_receipt_file
 
     with open_vault(args) as vault:
         receipt = import_receipt_file(vault, args.file)
@@ -196,7 +196,7 @@ def cmd_void(args: argparse.Namespace) -> int:
 
 
 def cmd_certificate_import(args: argparse.Namespace) -> int:
-    from agreements._workflows import import_certificate_file
+    from agreements import import_certificate_file
 
     with open_vault(args) as vault:
         cert = import_certificate_file(vault, args.file)
@@ -208,7 +208,7 @@ def cmd_certificate_import(args: argparse.Namespace) -> int:
 
 
 def cmd_packages(args: argparse.Namespace) -> int:
-    from agreements._package_store import RECEIVED, SENT, list_packages, outstanding_past_deadline
+    from agreements import RECEIVED, SENT, list_packages, outstanding_past_deadline
 
     with open_vault(args) as vault:
         if args.outstanding:

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from agreements._identity import check_identity_inputs
+    from agreements import check_identity_inputs
 
     check_identity_inputs(args.org, args.kind, args.contact)  # before a vault is made for nothing
     vault, created = open_or_create_vault(args, (args.org, args.contact))

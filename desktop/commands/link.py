@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from deid._linkage import link
+    from deid import link
 
     links = link(args.file_a, args.file_b, args.out, report=args.report, method=args.method,
                  columns=(args.column_a, args.column_b), force=args.force)  # fmt: skip
@@ -74,8 +74,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from agreements._agreement_store import get_agreement
-    from agreements._linkage_store import ensure_linkage_secret
+    from agreements import ensure_linkage_secret, get_agreement
 
     with open_vault(args) as vault:
         agreement = get_agreement(vault, args.agreement)
@@ -94,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from agreements._linkage_store import export_linkage_key
+    from agreements import export_linkage_key
 
     with open_vault(args) as vault:
         path = export_linkage_key(vault, args.agreement, args.fingerprint, args.out, force=args.force)
@@ -103,7 +102,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from agreements._linkage_store import import_linkage_key
+    from agreements import import_linkage_key
 
     with open_vault(args) as vault:
         agreement = import_linkage_key(vault, args.file)

@@ -87,9 +87,15 @@ def add_codebook_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from deid._elements import dictionary_elements, load_elements
-    from deid._io import ReadInfo, read_table
-    from deid._mapping import MappingProfile, suggest_mapping, validate
+    from deid import (
+        MappingProfile,
+        ReadInfo,
+        dictionary_elements,
+        load_elements,
+        read_table,
+        suggest_mapping,
+        validate,
+    )
 
     # Read as `prepare` and the app read it (a differing repeated column becomes NAME_2), so the
     # profile saved here matches the columns they will see.
@@ -123,7 +129,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             how = _apply_corrections(profile, args.set, table, elements, suggestions, how)
         findings = validate(table, profile, elements)
         if args.save_profile and vault is not None:
-            from agreements._profiles import save_profile
+            from agreements import save_profile
 
             profile.name = args.save_profile
             profile.source_system = args.source_system or profile.source_system
@@ -149,7 +155,7 @@ def _apply_corrections(
     profile: Any, corrections: list[str], table: Any, elements: list[Any], suggestions: list[Any], how: str
 ) -> str:
     """Apply ``--set COLUMN=ELEMENT`` corrections (with recodes and date formats for the new element)."""
-    from deid._mapping import best_date_format, suggest_recodes
+    from deid import best_date_format, suggest_recodes
     from deid.errors import PolicyError
 
     by_name = {el.name: el for el in elements}
@@ -183,7 +189,7 @@ def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str], au
     """The saved profile to use: --profile NAME, else (with a vault) one whose headers match."""
     if vault is None:
         return None, "suggested"
-    from agreements._profiles import get_profile, profile_for_headers
+    from agreements import get_profile, profile_for_headers
 
     if args.profile:
         return get_profile(vault, args.profile), "profile"
@@ -279,7 +285,7 @@ def _print_map(result: dict[str, Any]) -> None:
 
 
 def cmd_profile_list(args: argparse.Namespace) -> int:
-    from agreements._profiles import list_profiles
+    from agreements import list_profiles
 
     with open_vault(args) as vault:
         profiles = list_profiles(vault)
@@ -310,7 +316,7 @@ def cmd_profile_list(args: argparse.Namespace) -> int:
 
 
 def cmd_profile_show(args: argparse.Namespace) -> int:
-    from agreements._profiles import get_profile
+    from agreements import get_profile
 
     with open_vault(args) as vault:
         profile = get_profile(vault, args.name)
@@ -331,7 +337,7 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
 
 
 def cmd_profile_export(args: argparse.Namespace) -> int:
-    from agreements._profiles import export_profile
+    from agreements import export_profile
 
     with open_vault(args) as vault:
         profile = export_profile(vault, args.name, args.out, force=args.force)
@@ -340,7 +346,7 @@ def cmd_profile_export(args: argparse.Namespace) -> int:
 
 
 def cmd_profile_import(args: argparse.Namespace) -> int:
-    from agreements._profiles import import_profile
+    from agreements import import_profile
 
     with open_vault(args) as vault:
         profile = import_profile(vault, args.file, name=args.name, replace=args.replace)
@@ -349,7 +355,7 @@ def cmd_profile_import(args: argparse.Namespace) -> int:
 
 
 def cmd_profile_delete(args: argparse.Namespace) -> int:
-    from agreements._profiles import delete_profile
+    from agreements import delete_profile
 
     with open_vault(args) as vault:
         delete_profile(vault, args.name)
@@ -361,7 +367,7 @@ def cmd_profile_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_elements(args: argparse.Namespace) -> int:
-    from deid._elements import load_elements
+    from deid import load_elements
 
     elements = load_elements()
     if args.json:

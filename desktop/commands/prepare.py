@@ -41,7 +41,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     """Handler of ``pathshare prepare``."""
     import sys
 
-    from agreements._prepare import prepare
+    from agreements import prepare
     from deid import check_output_path, write_bytes_atomic
 
     refuse_output_over_vault(args, vault_path(args))  # that sentence first: it says the most
@@ -50,11 +50,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         check_output_path(args.report, force=args.force)
         from pathlib import Path
 
-        from agreements._prepare import _same_file
+        from deid import same_file
         from deid.errors import OutputError
 
         for other, what in ((args.input, "the extract"), (args.out, "the package")):
-            if _same_file(Path(args.report), Path(other)):
+            if same_file(Path(args.report), Path(other)):
                 raise OutputError(
                     f"Cannot write the report over {what} {Path(other).name}; choose another name."
                 )

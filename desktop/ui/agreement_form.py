@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from agreements._agreement import Element as _SchemaElement
+from agreements import Element as _SchemaElement
 from desktop.tasks import emit
 from desktop.ui.theme import finding_cell_brush
 from desktop.ui.widgets import MessageBar, button, heading, paragraph, scrolling
@@ -78,7 +78,7 @@ class ElementPicker(QDialog):
 
     def __init__(self, taken: set[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from agreements._compliance import library_elements
+        from agreements import library_elements
 
         self.setWindowTitle("Add elements from the library")
         self.resize(860, 520)
@@ -225,7 +225,7 @@ class AgreementForm(QWidget):
         col.addWidget(box)
 
         # -- legal basis, purpose, scope
-        from agreements._agreement import LEGAL_BASES
+        from agreements import LEGAL_BASES
 
         box, form = self._group("Legal basis, purpose and scope")
         self.basis = QComboBox()
@@ -443,8 +443,7 @@ class AgreementForm(QWidget):
     # -- loading --------------------------------------------------------------------------------
     def _party_choices(self) -> list[tuple[str, str]]:
         """(label, fingerprint): this organization and every verified, unrevoked partner."""
-        from agreements._identity import our_card
-        from agreements._partners import list_partners
+        from agreements import list_partners, our_card
 
         me = our_card(self.session.vault)
         out = [(f"{me.org} (us)", me.fingerprint())]
@@ -574,7 +573,7 @@ class AgreementForm(QWidget):
 
     def add_library_elements(self, names: list[str]) -> None:
         """Add library elements with their default treatment, parameters and quasi-identifier flag."""
-        from agreements._compliance import library_entry
+        from agreements import library_entry
 
         taken = set(self.element_names())
         for name in names:
@@ -593,7 +592,7 @@ class AgreementForm(QWidget):
         self, element: dict[str, Any], params: dict[str, Any] | None = None, quasi_identifier: bool = False
     ) -> int:
         """Add an element row."""
-        from agreements._compliance import format_code_set, format_parameters
+        from agreements import format_code_set, format_parameters
 
         blocked = self.elements.blockSignals(True)
         r = self.elements.rowCount()
@@ -630,7 +629,7 @@ class AgreementForm(QWidget):
 
     # -- the terms ------------------------------------------------------------------------------
     def _basis_changed(self) -> None:
-        from agreements._agreement import LEGAL_BASES
+        from agreements import LEGAL_BASES
 
         # Suggest the provision's text when the citation is empty or still another basis's suggestion.
         if not self.citation.text().strip() or self.citation.text() in LEGAL_BASES.values():
@@ -647,7 +646,7 @@ class AgreementForm(QWidget):
 
     def terms(self) -> dict[str, Any]:
         """The terms as the widgets hold them (AgreementError for a malformed parameters/code-set cell)."""
-        from agreements._compliance import parse_code_set, parse_parameters
+        from agreements import parse_code_set, parse_parameters
         from agreements.errors import AgreementError
 
         parties = []
@@ -738,7 +737,7 @@ class AgreementForm(QWidget):
     # -- validation -----------------------------------------------------------------------------
     def validate(self) -> Any:
         """Check the draft with the library; show the first problem and mark its field. Returns it."""
-        from agreements._compliance import DraftProblem, check_draft
+        from agreements import DraftProblem, check_draft
         from deid.errors import PathShareError
 
         self._timer.stop()
@@ -790,7 +789,7 @@ class AgreementForm(QWidget):
     # -- saving ---------------------------------------------------------------------------------
     def save(self) -> None:
         """Store the draft (or the amendment) through the library; emit ``saved``."""
-        from agreements._agreement_store import amend_agreement, create_agreement
+        from agreements import amend_agreement, create_agreement
         from deid.errors import PathShareError
 
         if self.validate() is not None:

@@ -205,8 +205,7 @@ class AgreementsPage(QWidget):
     # -- the list -------------------------------------------------------------------------------
     def refresh(self, keep: tuple[str, int] | None = None) -> None:
         """Read the agreements again and apply the filter and search."""
-        from agreements._agreement_store import list_agreements
-        from agreements._compliance import status_key, status_label
+        from agreements import list_agreements, status_key, status_label
         from deid.errors import PathShareError
 
         keep = keep or selected_key(self.table)
@@ -250,7 +249,7 @@ class AgreementsPage(QWidget):
 
     def selected(self) -> tuple[Any, Any]:
         """(summary, Agreement) of the selected row, or (None, None)."""
-        from agreements._agreement_store import get_agreement
+        from agreements import get_agreement
 
         key = selected_key(self.table)
         if key is None:
@@ -263,15 +262,13 @@ class AgreementsPage(QWidget):
 
     def status_of(self, agreement_id: str) -> str:
         """The list's status text of the latest version of ``agreement_id`` (for tests and screen readers)."""
-        from agreements._compliance import status_label
+        from agreements import status_label
 
         versions = [s for (aid, _v), s in self.summaries.items() if aid == agreement_id]
         return status_label(max(versions, key=lambda s: s.version)) if versions else ""
 
     def _selection_changed(self) -> None:
-        from agreements._agreement import LEGAL_BASES
-        from agreements._compliance import status_label
-        from agreements._identity import our_card
+        from agreements import LEGAL_BASES, our_card, status_label
         from deid.errors import PathShareError
 
         for b in (
@@ -333,7 +330,7 @@ class AgreementsPage(QWidget):
     # -- actions --------------------------------------------------------------------------------
     def new_agreement(self) -> None:
         """Open the form on a blank draft."""
-        from agreements._compliance import blank_terms
+        from agreements import blank_terms
         from deid.errors import PathShareError
 
         try:
@@ -347,7 +344,7 @@ class AgreementsPage(QWidget):
 
     def edit_selected(self) -> None:
         """Correct the unsigned draft, or amend a signed agreement (a new version)."""
-        from agreements._compliance import terms_of
+        from agreements import terms_of
 
         summary, a = self.selected()
         if a is None or not self.edit_button.isEnabled():
@@ -383,7 +380,7 @@ class AgreementsPage(QWidget):
 
     def sign_selected(self) -> None:
         """Sign the selected version with this organization's key (after a confirmation)."""
-        from agreements._agreement_store import sign_agreement
+        from agreements import sign_agreement
 
         _summary, a = self.selected()
         if a is None:
@@ -409,7 +406,7 @@ class AgreementsPage(QWidget):
 
     def export_selected(self, path: str | None = None) -> None:
         """Write the agreement with every signature we hold, for the other parties."""
-        from agreements._agreement_store import export_agreement
+        from agreements import export_agreement
 
         _summary, a = self.selected()
         if a is None:
@@ -468,8 +465,7 @@ class AgreementsPage(QWidget):
 
     def import_file(self, path: str | None = None) -> None:
         """Import a signed agreement file: a proposal, a countersigned copy, a joinder or a termination."""
-        from agreements._agreement_store import import_agreement
-        from agreements._compliance import status_label
+        from agreements import import_agreement, status_label
 
         path = path or ask_open(
             self, self.session, "agreements", "Import a signed agreement", "Agreement files (*.json)"
@@ -490,7 +486,7 @@ class AgreementsPage(QWidget):
 
     def terminate_selected(self, reason: str | None = None) -> None:
         """Attach our signed termination notice (asks for the reason)."""
-        from agreements._agreement_store import terminate_agreement
+        from agreements import terminate_agreement
 
         _summary, a = self.selected()
         if a is None:
@@ -512,7 +508,7 @@ class AgreementsPage(QWidget):
 
     def join_selected(self, representative: dict[str, str] | None = None) -> None:
         """Join a general offer as a further party (asks who signs)."""
-        from agreements._agreement_store import join_agreement
+        from agreements import join_agreement
 
         _summary, a = self.selected()
         if a is None:

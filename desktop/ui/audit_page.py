@@ -287,9 +287,7 @@ class AuditPage(QWidget):
     # -- filters --------------------------------------------------------------------------------
     def load_choices(self) -> None:
         """Fill the filter lists from the vault (agreements, partners, actions, users)."""
-        from agreements._agreement_store import list_agreements
-        from agreements._compliance import audit_choices
-        from agreements._partners import list_partners
+        from agreements import audit_choices, list_agreements, list_partners
         from deid.errors import PathShareError
 
         vault = self.session.vault
@@ -388,7 +386,7 @@ class AuditPage(QWidget):
         return out
 
     def _show_entries(self, entries: Sequence[Any]) -> None:
-        from agreements._compliance import _names
+        from agreements import organization_names
 
         bad = (
             self.last_verdict.first_bad
@@ -398,7 +396,7 @@ class AuditPage(QWidget):
         header = self.table.horizontalHeader()
         self.proxy.set_entries(
             list(entries),
-            _names(self.session.vault),
+            organization_names(self.session.vault),
             bad,
             header.sortIndicatorSection(),
             header.sortIndicatorOrder(),
@@ -456,7 +454,7 @@ class AuditPage(QWidget):
     # -- verify ---------------------------------------------------------------------------------
     def verify(self) -> None:
         """Recompute the chain (off the UI thread: a long log takes seconds) and show the verdict."""
-        from agreements._compliance import verify_log
+        from agreements import verify_log
         from desktop.tasks import run_task
 
         vault = self.session.vault
@@ -471,7 +469,7 @@ class AuditPage(QWidget):
         )
 
     def _verified(self, verdict: Any) -> None:
-        from agreements._compliance import verdict_sentence
+        from agreements import verdict_sentence
 
         self.verify_button.setEnabled(True)
         self.last_verdict = verdict
@@ -495,7 +493,7 @@ class AuditPage(QWidget):
     # -- export ---------------------------------------------------------------------------------
     def export_csv(self, path: str | None = None) -> None:
         """The entries the filters select (all of them, not only the shown ones) as CSV."""
-        from agreements._compliance import write_audit_csv
+        from agreements import write_audit_csv
 
         path = path or ask_save(
             self, self.session, "audit", "Export audit entries", "audit-log.csv", "CSV (*.csv)"
@@ -527,7 +525,7 @@ class AuditPage(QWidget):
 
     def export_disclosures(self, path: str | None = None) -> None:
         """The record of disclosures of pupil records (Ed Code 49064) as CSV."""
-        from agreements._compliance import write_disclosures_csv
+        from agreements import write_disclosures_csv
 
         path = path or ask_save(
             self, self.session, "audit", "Export the disclosure record", "disclosures.csv", "CSV (*.csv)"
@@ -550,7 +548,7 @@ class AuditPage(QWidget):
 
     def export_bundle(self, path: str | None = None) -> None:
         """The whole log with a signed checkpoint and our card, for verification on another machine."""
-        from agreements._identity import our_card
+        from agreements import our_card
         from deid.errors import PathShareError
 
         path = path or ask_save(
@@ -580,8 +578,7 @@ class AuditPage(QWidget):
 
     def export_pdf(self, path: str | None = None) -> None:
         """A PDF report: organization, verdict, the Ed Code 49064 disclosure record and the entries."""
-        from agreements import output_rule
-        from agreements._compliance import audit_report_html, disclosure_record, record_report, verify_log
+        from agreements import audit_report_html, disclosure_record, output_rule, record_report, verify_log
         from deid.errors import PathShareError
         from desktop.pdf import html_to_pdf
 
@@ -629,7 +626,7 @@ class AuditPage(QWidget):
     # -- bundles from elsewhere -----------------------------------------------------------------
     def import_bundle(self, path: str | None = None) -> None:
         """Verify a bundle exported on another machine and show its entries."""
-        from agreements._compliance import check_bundle
+        from agreements import check_bundle
         from deid.errors import PathShareError
 
         path = path or ask_open(

@@ -129,7 +129,7 @@ class DashboardPage(QWidget):
 
     def refresh(self, today: date | None = None) -> None:
         """Read the three lists (short vault reads)."""
-        from agreements._compliance import dashboard
+        from agreements import dashboard
         from deid.errors import PathShareError
 
         self.message.clear()

@@ -292,7 +292,7 @@ class FirstRunScreen(QWidget):
         self.org_name.setPlaceholderText("e.g. Riverside Unified School District")
         self.kind = QComboBox()
         self.kind.setAccessibleName("Organization kind")
-        from agreements._cards import ORG_KINDS
+        from agreements import ORG_KINDS
 
         for k in ORG_KINDS:
             self.kind.addItem(KIND_LABELS.get(k, k.title()), k)
@@ -365,7 +365,7 @@ class FirstRunScreen(QWidget):
         self.confirm.setEchoMode(mode)
 
     def _check_passphrase(self) -> None:
-        from agreements._vault import MIN_PASSPHRASE_SCORE, passphrase_strength
+        from agreements import MIN_PASSPHRASE_SCORE, passphrase_strength
 
         text = self.passphrase.text()
         # The organization's name and contact count as known to a guesser once they are filled in.
@@ -384,9 +384,7 @@ class FirstRunScreen(QWidget):
         self.pass_next.setEnabled(score >= MIN_PASSPHRASE_SCORE and matches)
 
     def _create(self) -> None:
-        from agreements import set_organization_roles
-        from agreements._identity import create_identity
-        from agreements._vault import Vault
+        from agreements import Vault, create_identity, set_organization_roles
 
         path = self.session.vault_path
         passphrase = self.passphrase.text()

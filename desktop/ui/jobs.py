@@ -36,7 +36,7 @@ def run_job(spec: dict[str, Any], progress: Progress) -> Any:
     func = getattr(importlib.import_module(module_name), func_name)
     vault = None
     if spec.get("vault_path"):
-        from agreements._vault import Vault
+        from agreements import Vault
 
         vault = Vault.open(spec["vault_path"], spec.get("passphrase") or "")
     ctx = JobContext(progress=progress, vault=vault, shm_prefix=spec.get("shm_prefix") or "ps_")
@@ -177,7 +177,7 @@ class ShmTable:
 
 def selftest(ctx: JobContext, out: str, steps: int = 20, delay: float = 0.05) -> dict[str, Any]:
     """A job that writes ``out`` atomically in ``steps`` slow steps (for tests of cancel and progress)."""
-    from deid._atomic import atomic_open
+    from deid import atomic_open
 
     with atomic_open(out, "wb") as fh:
         for i in range(steps):
@@ -194,8 +194,7 @@ def selftest(ctx: JobContext, out: str, steps: int = 20, delay: float = 0.05) ->
 def provider_agreements(vault: Any) -> list[dict[str, Any]]:
     """Executed, in-force agreements under which this organization provides data (a short vault read;
     runs on the UI thread)."""
-    from agreements._agreement_store import get_agreement, list_agreements
-    from agreements._identity import our_card
+    from agreements import get_agreement, list_agreements, our_card
 
     me = our_card(vault).fingerprint()
     out = []
@@ -225,16 +224,15 @@ def provider_agreements(vault: Any) -> list[dict[str, Any]]:
 
 def _agreement_elements(agreement: Any) -> list[Any]:
     """The agreement's dictionary as the engine's elements (agreements' own conversion)."""
-    from agreements._profiles import agreement_elements
+    from agreements import agreement_elements
 
     return agreement_elements(agreement)
 
 
 def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, Any]:
     """Read the extract and suggest its mapping onto the agreement's elements (no output written)."""
-    from agreements._agreement_store import require_in_force
-    from deid._io import read_table
-    from deid._mapping import suggest_mapping
+    from agreements import require_in_force
+    from deid import read_table, suggest_mapping
 
     agreement = require_in_force(ctx.vault, agreement_id)
     ctx.progress(0.05, "reading the extract")
@@ -253,7 +251,7 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
     recode_suggestions = {s.column: dict(s.recodes) for s in suggestions if s.recodes}
     date_formats = {s.column: s.date_format for s in suggestions if s.date_format}
     # A profile saved for an export with these same headers wins over fresh suggestions.
-    from agreements._profiles import profile_for_headers
+    from agreements import profile_for_headers
 
     profile = profile_for_headers(ctx.vault, table.column_names)
     known = {e.name for e in elements}
@@ -303,7 +301,7 @@ def _profile(
     date_formats: dict[str, Any],
     name: str = "(this extract)",
 ) -> Any:
-    from deid._mapping import MappingProfile
+    from deid import MappingProfile
 
     return MappingProfile(
         name=name, columns=dict(mapping), recodes=dict(recodes), date_formats=dict(date_formats)
@@ -321,9 +319,8 @@ def confirm_mapping(
 ) -> list[dict[str, Any]]:
     """Save the clerk's confirmed mapping as profile ``profile_name`` (replacing an older one of that
     name) and check the extract under it: the library's validation findings, as dicts."""
-    from agreements._agreement_store import require_in_force
-    from agreements._profiles import map_for_agreement, save_profile
-    from deid._io import read_table
+    from agreements import map_for_agreement, require_in_force, save_profile
+    from deid import read_table
 
     agreement = require_in_force(ctx.vault, agreement_id)
     profile = _profile(mapping, recodes, date_formats, name=profile_name)
@@ -350,8 +347,7 @@ def deidentify_to_file(
     report: str | None = None,
 ) -> dict[str, Any]:
     """``pathshare deid INPUT --policy … --out OUT``: the engine's deidentify_file; returns the report."""
-    from deid._engine import deidentify_file
-    from deid._policy import Policy
+    from deid import Policy, deidentify_file
 
     result = deidentify_file(
         path,
@@ -365,12 +361,6 @@ def deidentify_to_file(
 
 
 # --- Prepare: preview and seal (through agreements' prepare workflow) -------------------------------
-
-
-def _workflows() -> Any:
-    from agreements import _workflows
-
-    return _workflows
 
 
 def _sources(report: dict[str, Any], before: list[str], mapping: dict[str, Any]) -> dict[str, str | None]:
@@ -389,8 +379,7 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
 
     """
     from agreements import preview_under_agreement
-    from deid import describe_kinds
-    from deid._io import read_table
+    from deid import describe_kinds, read_table
 
     run = preview_under_agreement(
         ctx.vault, path, agreement_id, profile=profile_name, progress=lambda f, m: ctx.progress(0.9 * f, m)
@@ -400,7 +389,7 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
     out_table, rep = run.table, run.report.to_dict()
     before = table_to_shm(table, ctx.shm_prefix + "before")
     after = table_to_shm(out_table, ctx.shm_prefix + "after")
-    from agreements._profiles import get_profile
+    from agreements import get_profile
 
     profile_columns = dict(get_profile(ctx.vault, profile_name).columns)
     sources = _sources(rep, table.column_names, profile_columns)
@@ -439,7 +428,7 @@ def seal_extract(
     """De-identify, gate and seal in one step — ``pathshare prepare`` with the confirmed profile."""
     import os
 
-    from agreements._prepare import prepare
+    from agreements import prepare
 
     prepared = prepare(
         ctx.vault, path, agreement_id, out, profile=profile_name, progress=ctx.progress, force=force
@@ -464,11 +453,11 @@ def open_received_package(
     ctx: JobContext, package: str, out_dir: str, receipt: str | None, force: bool = False
 ) -> dict[str, Any]:
     """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked."""
+    from agreements import open_received
     from agreements.errors import PackageRejected
 
-    wf = _workflows()
     try:
-        opened = wf.open_received(
+        opened = open_received(
             ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress, force=force
         )
     except PackageRejected as exc:
@@ -481,7 +470,7 @@ def open_received_package(
     report = dict(opened.report)
     summary = ""
     try:
-        from deid._report import DeidReport
+        from deid import DeidReport
 
         summary = DeidReport.from_dict(report).summary()
     except Exception:  # an older or foreign report: the figures below still show
@@ -511,8 +500,7 @@ def open_received_package(
 def describe_link_file(path: str) -> dict[str, Any]:
     """Rows of a de-identified file and its link-tokens column (``None``: none, or several), for the
     line under each file on the Link page. Short work (a thread, not the worker): reads the file once."""
-    from deid import read_table
-    from deid._linkage import find_token_column
+    from deid import find_token_column, read_table
     from deid.errors import InputError
 
     table = read_table(path)

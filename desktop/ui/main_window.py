@@ -39,7 +39,7 @@ def vault_path_from_env() -> Path:
     env = os.environ.get("PATHSHARE_VAULT")
     if env:
         return Path(env).expanduser()
-    from agreements._vault import default_vault_path
+    from agreements import default_vault_path
 
     return default_vault_path()
 
@@ -271,7 +271,7 @@ class MainWindow(QMainWindow):
     def _unlocked(self, vault: Any, passphrase: str) -> None:
         self.session.vault = vault
         self.session.passphrase = passphrase
-        from agreements._identity import our_card
+        from agreements import our_card
         from deid.errors import PathShareError
 
         try:

@@ -44,7 +44,7 @@ class MyCardPage(QWidget):
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         if not self._loaded:
-            from agreements._identity import our_card
+            from agreements import our_card
             from deid.errors import PathShareError
 
             self._loaded = True

@@ -307,8 +307,7 @@ class PartnersPage(QWidget):
     # -- reading --------------------------------------------------------------------------------
     def refresh(self, keep: str | None = None) -> None:
         """Read the partners again; warn about organizations known under two keys."""
-        from agreements._compliance import key_conflicts
-        from agreements._partners import list_partners
+        from agreements import key_conflicts, list_partners
         from deid.errors import PathShareError
 
         keep = keep or selected_key(self.table)
@@ -382,7 +381,7 @@ class PartnersPage(QWidget):
 
     def import_card_file(self, path: str) -> None:
         """Import the card at ``path``; a changed key is a loud banner, not just a message."""
-        from agreements._partners import import_card
+        from agreements import import_card
         from deid.errors import PathShareError
 
         self.message.clear()
@@ -403,7 +402,7 @@ class PartnersPage(QWidget):
 
     def mark_verified(self) -> None:
         """After a confirmation that asks for a phone check, mark the selected partner verified."""
-        from agreements._partners import verify_partner
+        from agreements import verify_partner
         from deid.errors import PathShareError
 
         p = self.selected()
@@ -433,7 +432,7 @@ class PartnersPage(QWidget):
 
     def revoke_selected(self) -> None:
         """Revoke the selected partner's card after a confirmation."""
-        from agreements._partners import revoke_partner
+        from agreements import revoke_partner
         from deid.errors import PathShareError
 
         p = self.selected()

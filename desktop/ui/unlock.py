@@ -73,7 +73,7 @@ class UnlockScreen(QWidget):
     def _unlock(self) -> None:
         if not self.unlock.isEnabled():
             return
-        from agreements._vault import Vault
+        from agreements import Vault
 
         passphrase = self.passphrase.text()
         if not passphrase:
