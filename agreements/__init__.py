@@ -392,3 +392,8 @@ __all__ += [
     "terms_of",
     "verdict_sentence",
 ]
+
+# The audit log in the users' words (agreements/_story.py).
+from agreements._story import Names, StoryLine, action_label, local_time, story, story_names  # noqa: E402
+
+__all__ += ["Names", "StoryLine", "action_label", "local_time", "story", "story_names"]

@@ -20,6 +20,8 @@ import sqlcipher3
 from PySide6.QtCore import QDate, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
+from agreements import story
+
 PASS = "correct horse battery staple"
 TODAY = date.today()
 LAKEVIEW = "Lakeview Unified School District"
@@ -255,6 +257,7 @@ def test_officer_drafts_countersigns_watches_and_audits_in_the_gui(qtbot, tmp_pa
     assert "first bad entry is #5" in verdict
     selected = audit.table.selectionModel().selectedRows()
     assert selected and audit.proxy.index(selected[0].row(), 0).data(Qt.UserRole) == 5
+    assert 5 in audit.selected_line().seqs and "✗" in audit.proxy.index(selected[0].row(), 0).data()
     college.close()
 
 
@@ -459,26 +462,43 @@ def test_audit_filters_sort_csv_bundle_and_import(qtbot, tmp_path):
     audit = show(window, "Audit log")
     audit.load_choices()
     audit.refresh()
-    total = len(window.session.vault.audit)
-    assert audit.proxy.rowCount() == total
-    # Sorted by entry number, newest first; sorting by the # column ascending puts entry 1 first.
-    assert audit.shown_seqs()[0] == total
+    entries = window.session.vault.audit.entries()
+    total = len(entries)
+    # One line per action of a person (the sentences come from agreements.story), newest first; sorting
+    # by the # column ascending puts entry 1 first.
+    lines = story(window.session.vault, entries)
+    assert audit.proxy.rowCount() == len(lines) and sum(len(x.entries) for x in lines) == total
+    assert audit.shown_seqs()[0] == lines[-1].first
     audit.table.sortByColumn(0, Qt.AscendingOrder)
     assert audit.shown_seqs()[:2] == [1, 2]
-    # Filter by action prefix and by partner.
-    audit.action.setCurrentText("partner.")
+    assert audit.proxy.index(0, 3).data() == "Created this vault."
+    # No internal action names, ids or raw JSON in the table.
+    cells = [audit.proxy.index(r, c).data() for r in range(audit.proxy.rowCount()) for c in range(6)]
+    assert not any("partner.import" in str(c) or "{" in str(c) for c in cells)
+    # Filter by action (offered by what it means) and by partner.
+    audit.action.setCurrentIndex(audit.action.findData("partner.verify"))
+    assert audit.action.currentText() == "Marked a partner verified after comparing fingerprints"
     qtbot.mouseClick(audit.apply, Qt.LeftButton)
-    actions = {audit.proxy.index(r, 3).data() for r in range(audit.proxy.rowCount())}
-    assert actions == {"partner.import", "partner.verify"}
-    audit.action.setCurrentText("")
+    assert [audit.proxy.index(r, 3).data() for r in range(audit.proxy.rowCount())] == [
+        f"Marked {RIVERBEND} verified after comparing fingerprints."
+    ]
+    audit.action.setCurrentIndex(0)
     audit.partner.setCurrentIndex(1)
     audit.refresh()
     assert audit.proxy.rowCount() == 2 and audit.proxy.index(0, 5).data() == RIVERBEND
+    # The selected action as a readable form; the JSON only behind "Show technical details".
+    audit.table.selectRow(0)
+    assert "Organization" in audit.entry_details.text() and RIVERBEND in audit.entry_details.text()
+    assert "{" not in audit.entry_details.text() and audit.technical.isHidden()
+    qtbot.mouseClick(audit.technical_button, Qt.LeftButton)
+    assert audit.technical.isVisible() and '"action": "partner.import"' in audit.technical.toPlainText()
     audit.since.setText("not a date")
     audit.refresh()
     assert "not a date" in audit.message.text()
     qtbot.mouseClick(audit.clear_filters, Qt.LeftButton)
-    assert audit.message.text() == "" and audit.proxy.rowCount() == len(window.session.vault.audit)
+    assert audit.message.text() == "" and sum(
+        len(audit.proxy.line(r).entries) for r in range(audit.proxy.rowCount())
+    ) == len(window.session.vault.audit)
     # CSV of the filtered entries.
     out = tmp_path / "audit.csv"
     audit.export_csv(str(out))

@@ -4,7 +4,6 @@ import a bundle from another machine and verify it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -31,29 +31,29 @@ from desktop.ui.theme import finding_cell_brush
 from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph, shown
 
 MAX_ROWS = 5_000  # the table shows the latest this many matching entries (0.3 s); exports take them all
-HEADERS = ("#", "Time (UTC)", "User", "Action", "Agreement", "Partner", "Package", "Details")
+HEADERS = ("#", "When", "Who", "What happened", "Agreement", "Organization")
 
 
 class EntriesModel(QAbstractTableModel):
-    """Audit entries for the table, sortable by any column; the first bad entry is tinted."""
+    """The log as lines (one per action of a person, told by agreements.story), sortable by any column;
+    the line holding the first bad entry is tinted."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.entries: list[Any] = []
-        self.names: dict[str, str] = {}
+        self.lines: list[Any] = []
         self.bad: int | None = None
-        self._details: dict[int, str] = {}
 
-    def set_entries(
-        self, entries: list[Any], names: dict[str, str], bad: int | None, column: int, order: Qt.SortOrder
-    ) -> None:
+    def set_lines(self, lines: list[Any], bad: int | None, column: int, order: Qt.SortOrder) -> None:
         self.beginResetModel()
-        self.entries, self.names, self.bad, self._details = entries, names, bad, {}
+        self.lines, self.bad = lines, bad
         self._sort(column, order)
         self.endResetModel()
 
+    def line(self, row: int) -> Any:
+        return self.lines[row]
+
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.entries)
+        return 0 if parent.isValid() else len(self.lines)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(HEADERS)
@@ -63,64 +63,46 @@ class EntriesModel(QAbstractTableModel):
     ) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and orientation == Qt.Orientation.Horizontal and section == 1:
+            return "This computer's local time"
         return None
 
-    def details(self, e: Any) -> str:
-        text = self._details.get(e.seq)
-        if text is None:
-            text = json.dumps(e.details, ensure_ascii=False, sort_keys=True) if e.details else ""
-            self._details[e.seq] = text
-        return text
+    def _has_bad(self, line: Any) -> bool:
+        return self.bad is not None and line.first <= self.bad <= line.last
 
-    def value(self, e: Any, column: int) -> Any:
+    def value(self, line: Any, column: int) -> Any:
         """The sortable value of a cell."""
-        if column == 0:
-            return e.seq
-        if column == 1:
-            return e.time
-        if column == 2:
-            return e.actor.split(" (", 1)[0]
-        if column == 3:
-            return e.action
-        if column == 4:
-            return e.agreement or ""
-        if column == 5:
-            return self.names.get(e.partner or "", e.partner or "")
-        if column == 6:
-            return e.package or ""
-        return self.details(e)
+        values = (line.first, line.when, line.who, line.sentence, line.agreement_title, line.partner_name)
+        return values[column]
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         if not index.isValid():
             return None
-        e, c = self.entries[index.row()], index.column()
+        line, c = self.lines[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if c == 0:
-                return f"{e.seq} ✗" if e.seq == self.bad else str(e.seq)
-            if c == 1:
-                return e.time[:19].replace("T", " ")
-            if c in (4, 6):
-                return shown(self.value(e, c)[:8])
-            return shown(str(self.value(e, c))[:300])
+                text = str(line.first) if line.first == line.last else f"{line.first}–{line.last}"
+                return f"{text} ✗" if self._has_bad(line) else text
+            return shown(str(self.value(line, c))[:300])
         if role == Qt.ItemDataRole.UserRole:
-            return self.value(e, c)
+            return self.bad if c == 0 and self._has_bad(line) else self.value(line, c)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if c == 0 and e.seq == self.bad:
-                return "The first bad entry"
-            if c in (1, 4, 5, 6, 7):
-                return shown(str(self.value(e, c))[:2000]) or None
-        if role == Qt.ItemDataRole.BackgroundRole and e.seq == self.bad:
+            if c == 0 and self._has_bad(line):
+                return "Holds the first bad entry"
+            if c >= 3:
+                return shown(str(self.value(line, c))[:2000]) or None
+        if role == Qt.ItemDataRole.BackgroundRole and self._has_bad(line):
             return finding_cell_brush(QApplication.palette())
-        if role == Qt.ItemDataRole.AccessibleDescriptionRole and c == 0 and e.seq == self.bad:
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole and c == 0 and self._has_bad(line):
             return "first bad entry"
         return None
 
     def _sort(self, column: int, order: Qt.SortOrder) -> None:
         if 0 <= column < len(HEADERS):
             reverse = order == Qt.SortOrder.DescendingOrder
-            self.entries.sort(key=lambda e: (self.value(e, column), e.seq), reverse=reverse)
+            self.lines.sort(key=lambda x: (self.value(x, column), x.first), reverse=reverse)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         emit(self.layoutAboutToBeChanged)  # through tasks.emit: PySide6 6.12's stolen-bool bug
@@ -142,8 +124,9 @@ class AuditPage(QWidget):
         layout.addWidget(heading("Audit log"))
         layout.addWidget(
             paragraph(
-                "Every action on agreements, keys and packages, in a chain of hashes: changing, removing or "
-                "reordering any entry shows up when the log is verified."
+                "Everything done with agreements, keys and packages, one line per action, in this computer's "
+                "local time. The entries are chained: changing, removing or reordering any of them shows up "
+                "when the log is verified."
             )
         )
         self.verdict = MessageBar()
@@ -164,7 +147,6 @@ class AuditPage(QWidget):
         self.partner = QComboBox()
         self.partner.setAccessibleName("Partner filter")
         self.action = QComboBox()
-        self.action.setEditable(True)
         self.action.setAccessibleName("Action filter")
         self.user = QComboBox()
         self.user.setEditable(True)
@@ -179,10 +161,9 @@ class AuditPage(QWidget):
         for w in (self.since, self.until):
             w.returnPressed.connect(self.refresh)
             w.setMaximumWidth(120)
-        for combo in (self.action, self.user):
-            line = combo.lineEdit()
-            if line is not None:
-                line.returnPressed.connect(self.refresh)
+        line = self.user.lineEdit()
+        if line is not None:
+            line.returnPressed.connect(self.refresh)
         form = QHBoxLayout()
         left, right = QFormLayout(), QFormLayout()
         for f in (left, right):
@@ -240,6 +221,21 @@ class AuditPage(QWidget):
         self.entry_details.setTextFormat(Qt.TextFormat.RichText)
         self.entry_details.hide()  # until an entry is selected
         layout.addWidget(self.entry_details)
+        # The entries exactly as recorded (JSON, hashes), only when asked for.
+        self.technical_button = button("Show &technical details", "Show the entries as recorded")
+        self.technical_button.setCheckable(True)
+        self.technical_button.toggled.connect(self._technical_toggled)
+        self.technical_button.hide()
+        self.technical = QPlainTextEdit()
+        self.technical.setReadOnly(True)
+        self.technical.setAccessibleName("The entries as recorded")
+        self.technical.setMaximumHeight(160)
+        self.technical.hide()
+        tech_row = QHBoxLayout()
+        tech_row.addWidget(self.technical_button)
+        tech_row.addStretch(1)
+        layout.addLayout(tech_row)
+        layout.addWidget(self.technical)
         self.table.selectionModel().selectionChanged.connect(self._show_entry)
 
         self.verify_button = button("&Verify", "Verify the audit log")
@@ -309,9 +305,12 @@ class AuditPage(QWidget):
         self.partner.addItem("Any partner", None)
         for p in partners:
             self.partner.addItem(f"{p.org} ({p.fingerprint[:11]})", p.fingerprint)
+        from agreements import action_label
+
         self.action.clear()
-        self.action.addItem("")
-        self.action.addItems(choices["actions"])
+        self.action.addItem("Any action", None)
+        for label, action in sorted((action_label(a), a) for a in choices["actions"]):
+            self.action.addItem(label, action)
         self.user.clear()
         self.user.addItem("")
         self.user.addItems(choices["users"])
@@ -323,13 +322,15 @@ class AuditPage(QWidget):
             "until": self.until.text().strip() or None,
             "agreement": self.agreement.currentData(),
             "partner": self.partner.currentData(),
-            "action": self.action.currentText().strip() or None,
+            "action": self.action.currentData(),
             "user": self.user.currentText().strip() or None,
         }
 
     def filters_text(self) -> str:
         f = self.filters()
-        parts = [f"{k} {v}" for k, v in f.items() if v]
+        shown_as = {"agreement": self.agreement.currentText(), "partner": self.partner.currentText(),
+                    "action": self.action.currentText()}
+        parts = [f"{k} {shown_as.get(k, v)}" for k, v in f.items() if v]
         return ", ".join(parts) if parts else "none (the whole log)"
 
     def _clear_filters(self) -> None:
@@ -337,6 +338,7 @@ class AuditPage(QWidget):
         self.until.clear()
         for combo in (self.agreement, self.partner, self.action, self.user):
             combo.setCurrentIndex(0)
+        self.user.setCurrentText("")
         self.refresh()
 
     # -- the table ------------------------------------------------------------------------------
@@ -357,10 +359,13 @@ class AuditPage(QWidget):
             return
         self.entries = entries
         self._show_entries(entries)
+        n = self.proxy.rowCount()
+        actions = f"{n:,} action{'s' if n != 1 else ''}"
         if len(entries) >= MAX_ROWS:
-            text = f"This vault's log has {total:,} entries; showing the latest {MAX_ROWS:,} that match."
+            text = (f"This vault's log has {total:,} entries; showing the latest {MAX_ROWS:,} that match "
+                    f"({actions}).")
         else:
-            text = f"This vault's log: {len(entries):,} of {total:,} entries match."
+            text = f"This vault's log: {actions} ({len(entries):,} of {total:,} entries match)."
         self.source.setText(text)
 
     def _filter_bundle(self, entries: Sequence[Any]) -> list[Any]:
@@ -386,7 +391,7 @@ class AuditPage(QWidget):
         return out
 
     def _show_entries(self, entries: Sequence[Any]) -> None:
-        from agreements import organization_names
+        from agreements import story, story_names
 
         bad = (
             self.last_verdict.first_bad
@@ -394,62 +399,77 @@ class AuditPage(QWidget):
             else None
         )
         header = self.table.horizontalHeader()
-        self.proxy.set_entries(
-            list(entries),
-            organization_names(self.session.vault),
+        try:
+            known = story_names(self.session.vault)
+        except PathShareError:
+            known = None
+        self.proxy.set_lines(
+            story(None, list(entries), known=known),
             bad,
             header.sortIndicatorSection(),
             header.sortIndicatorOrder(),
         )
+        self._show_entry()
         if not self._sized:
             # Widths once, from the first rows (sizing to every row of a long log is slow).
             self._sized = True
             self.table.resizeColumnsToContents()
-            caps = (64, 152, 80, 160, 88, 150, 75)  # long names must not push Details out of sight
+            caps = (70, 130, 80, 0, 120, 120)  # the sentence takes the rest; titles elide (whole in tips)
             for c, cap in enumerate(caps):
-                self.table.setColumnWidth(c, max(min(self.table.columnWidth(c), cap), 56))
-            self.table.setColumnWidth(len(HEADERS) - 1, 80)  # Details takes the rest, no wider
-            header.setStretchLastSection(True)
+                if cap:
+                    self.table.setColumnWidth(c, max(min(self.table.columnWidth(c), cap), 56))
+            header.setStretchLastSection(False)
+            header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+            # The sentence names the agreement and the organization already; their columns stay in the
+            # model (sorting, the filters) but would only squeeze the sentence at 800×600.
+            for c in (4, 5):
+                self.table.setColumnHidden(c, True)
+
+    def selected_line(self) -> Any:
+        """The StoryLine of the selected row (None when nothing is selected)."""
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.line(rows[0].row()) if rows else None
 
     def _show_entry(self, *_args: Any) -> None:
-        """The selected entry in full: ids, details and hashes (the table shortens them)."""
+        """The selected action as a readable form; the entries as recorded behind "Show technical
+        details"."""
         import html
 
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
+        line = self.selected_line()
+        if line is None:
             self.entry_details.setText("")
-            self.entry_details.hide()
+            for w in (self.entry_details, self.technical_button, self.technical):
+                w.hide()
             return
-        seq = self.proxy.index(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
-        e = next((x for x in self.entries if x.seq == seq), None)
-        if e is None:
-            self.entry_details.setText("")
-            self.entry_details.hide()
-            return
-        about = " · ".join(
-            f"{k} {html.escape(shown(v))}"
-            for k, v in (("agreement", e.agreement), ("partner", e.partner), ("package", e.package))
-            if v
+        rows = "".join(
+            f"<tr><td style='padding-right:12px'><b>{html.escape(label)}</b></td>"
+            f"<td>{html.escape(shown(value))}</td></tr>"
+            for label, value in line.details
         )
-        details = html.escape(shown(json.dumps(e.details, ensure_ascii=False, sort_keys=True)))
         self.entry_details.show()
         self.entry_details.setText(
-            f"<b>#{e.seq} {html.escape(shown(e.action))}</b> · {html.escape(e.time)} · "
-            f"{html.escape(shown(e.actor))}"
-            + (f"<br>{about}" if about else "")
-            + f"<br>{details}<br><small>hash {e.hash} · previous {e.prev_hash}</small>"
+            f"<b>{html.escape(shown(line.sentence))}</b><br>{html.escape(line.when)} · "
+            f"{html.escape(shown(line.who))}" + (f"<table>{rows}</table>" if rows else "")
         )
+        self.technical_button.show()
+        self.technical.setPlainText(shown(line.technical()))
+        self.technical.setVisible(self.technical_button.isChecked())
+
+    def _technical_toggled(self, on: bool) -> None:
+        self.technical_button.setText("Hide &technical details" if on else "Show &technical details")
+        self.technical.setVisible(on and self.selected_line() is not None)
 
     def row_of(self, seq: int) -> int:
-        """The table (view) row showing entry ``seq``, or -1."""
+        """The table (view) row whose line tells entry ``seq``, or -1."""
         for r in range(self.proxy.rowCount()):
-            if self.proxy.index(r, 0).data(Qt.ItemDataRole.UserRole) == seq:
+            line = self.proxy.line(r)
+            if line.first <= seq <= line.last:
                 return r
         return -1
 
     def shown_seqs(self) -> list[int]:
-        """Entry numbers in the order the table shows them."""
-        return [self.proxy.index(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(self.proxy.rowCount())]
+        """The first entry number of each line, in the order the table shows them."""
+        return [self.proxy.line(r).first for r in range(self.proxy.rowCount())]
 
     # -- verify ---------------------------------------------------------------------------------
     def verify(self) -> None:
@@ -682,5 +702,5 @@ class AuditPage(QWidget):
         for combo, value in ((self.agreement, state[0]), (self.partner, state[1])):
             i = combo.findData(value)
             combo.setCurrentIndex(max(0, i))
-        self.action.setCurrentText(state[2])
+        self.action.setCurrentIndex(max(0, self.action.findText(state[2])))
         self.user.setCurrentText(state[3])
