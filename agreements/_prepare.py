@@ -329,6 +329,8 @@ def _deidentify_under(
         dummy_secret=own,
     )
     report.input = src.name
+    # IDs the mapping padded because the agreement's element says so (repair: zfill): the report says so.
+    report.notes.extend(f.message.rstrip(".") for f in mapping.findings if f.kind == "lost_zeros")
     return AgreementRun(
         agreement,
         mapping.policy,

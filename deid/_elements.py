@@ -65,6 +65,10 @@ class Element:
     # How to fill this element from another element's column when no column holds it (e.g.
     # hispanic_latino from a combined race/ethnicity field): {"element", "yes": [...], "unknown": [...]}.
     derive_from: Mapping[str, Any] = field(default_factory=dict)
+    # A fixed shape: exactly this many digits (the SSID: 10), checked before the value becomes a code
+    # (deid._idshape); ``repair`` "zfill" pads values that lost their leading zeros instead of refusing.
+    digits: int = 0
+    repair: str = ""
 
     @property
     def codes(self) -> frozenset[str]:
@@ -103,6 +107,10 @@ class Element:
             out["code_notes"] = self.code_notes
         if self.derive_from:
             out["derive_from"] = dict(self.derive_from)
+        if self.digits:
+            out["digits"] = self.digits
+        if self.repair:
+            out["repair"] = self.repair
         return out
 
 
@@ -165,7 +173,23 @@ def element_from_dict(data: Mapping[str, Any], source: str = "the element list")
         normalize=str(data.get("normalize", "")),
         code_notes=str(data.get("code_notes", "")),
         derive_from=dict(data.get("derive_from") or {}),
+        digits=_digits(data.get("digits", 0), name, source),
+        repair=_repair(data.get("repair", ""), name, source),
     )
+
+
+def _digits(value: Any, name: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+        raise PolicyError(f"Element {name} in {source} has an invalid 'digits' (a number of digits).")
+    return value
+
+
+def _repair(value: Any, name: str, source: str) -> str:
+    if value not in ("", "zfill"):
+        raise PolicyError(
+            f"Element {name} in {source} has an unknown 'repair' {value!r}; PathShare knows \"zfill\"."
+        )
+    return str(value)
 
 
 def elements_from_json(
@@ -232,6 +256,7 @@ def dictionary_elements(
                 code_set=codes,
                 code_set_name=own.code_set_name or base.code_set_name,
                 label=str(entry.get("label") or base.label),
+                repair=own.repair if "repair" in entry else base.repair,
             )
         )
     return out

@@ -511,7 +511,7 @@ class LinkTokens(Treatment):
 
     name: ClassVar[str] = "link_tokens"
     required = ("from",)
-    optional = ("fields", "id", "baseline")
+    optional = ("fields", "id", "baseline", "element", "repair")
     needs_secret = True
     _DEFAULT_ROLES: ClassVar[dict[int, tuple[str, ...]]] = {
         2: ("first", "last"),  # not enough for derived tokens: caught in check_params
@@ -551,11 +551,14 @@ class LinkTokens(Treatment):
         for key in ("id", "baseline"):
             if key in rule.params and not isinstance(rule.params[key], bool):
                 raise PolicyError(f"{where}: '{key}' of column '{rule.source}' must be true or false.")
+        from deid._idshape import check_repair_param
+
+        check_repair_param(rule.params, rule.source, where)
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
         roles = dict(zip(self.roles(self.rule), self.params["from"], strict=True))
         use_id = bool(self.params.get("id", True))
-        parts = {self.rule.source: column} if use_id else {}
+        parts = {self.rule.source: self._checked_id(column)} if use_id else {}
         for c in roles.values():
             parts[c] = ctx.table.column(c)
         table = pa.table(list(parts.values()), names=list(parts))

@@ -1061,6 +1061,10 @@ def _normalize_values(
         return _format_number(nums)
     if el.format == "zip":
         return pc.utf8_slice_codeunits(text, 0, 5)
+    if el.digits and el.repair == "zfill":
+        from deid._idshape import zfill
+
+        return zfill(text, el.digits)  # validate() reported how many were padded
     return text
 
 
@@ -1217,6 +1221,16 @@ def validate(
             )
     for col, name in prof.mapped.items():
         el = by_name[name]
+        if el.digits:
+            # An ID of a fixed shape (the SSID), before it becomes a code: one rule (deid._idshape).
+            from deid._idshape import shape_messages, shape_problems
+
+            check = shape_problems(table.column(col), el.digits)
+            for kind, message, n, rows in shape_messages(check, col, el):
+                repaired = kind == "lost_zeros" and el.repair == "zfill"
+                findings.append(
+                    ValidationFinding(kind, "warning" if repaired else "error", message, name, col, n, rows)
+                )
         if not (el.code_set or el.type in ("date", "integer", "decimal")):
             continue  # free text and identifiers: nothing to check value by value
         recodes, date_format = prof.recodes.get(col), prof.date_formats.get(col)

@@ -140,6 +140,15 @@ class Treatment:
         """``fit`` then ``apply``."""
         return self.fit(column, ctx).apply(column, ctx)
 
+    def _checked_id(self, column: Column) -> Column:
+        """The rule's source column checked against its identifier element's shape (an SSID: 10 digits)
+        before it becomes a code: refused with the rows and the fix, or zero-padded when the element or
+        the rule says ``repair: zfill`` (noted). Columns that hold no such element pass as they are."""
+        from deid._idshape import check_identifier, identifier_element
+
+        el = identifier_element(self.rule.source, self.params)
+        return column if el is None else check_identifier(column, el, self.rule.source, self.notes)
+
     def _note_unreadable(self, count: int, what: str) -> None:
         if count:
             self.notes.append(
@@ -234,8 +243,15 @@ class RecordCode(Treatment):
     """A random surrogate per distinct ID, kept in the crosswalk (same ID → same code on every run)."""
 
     name = "record_code"
-    optional = ("namespace",)
+    optional = ("namespace", "element", "repair")
     needs_secret = True
+
+    @classmethod
+    def check_params(cls, rule: ColumnRule, where: str) -> None:
+        super().check_params(rule, where)
+        from deid._idshape import check_repair_param
+
+        check_repair_param(rule.params, rule.source, where)
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
         if ctx.crosswalk is None:
@@ -244,7 +260,7 @@ class RecordCode(Treatment):
                 f"the crosswalk of codes is kept (--secret-file)."
             )
         namespace = str(self.params.get("namespace") or self.rule.output_name)
-        ids = normalize_ids(column)
+        ids = normalize_ids(self._checked_id(column))
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         empty = pc.equal(ids, "")
         ids = pc.if_else(empty, pa.scalar(None, pa.string()), ids)
@@ -255,12 +271,15 @@ class Token(Treatment):
     """Keyed HMAC-SHA256 of the normalized value (hex, 32 characters), for linkage across partners."""
 
     name = "token"
-    optional = ("from",)
+    optional = ("from", "element", "repair")
     needs_secret = True
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
         super().check_params(rule, where)
+        from deid._idshape import check_repair_param
+
+        check_repair_param(rule.params, rule.source, where)
         src = rule.params.get("from")
         if src is not None and not (isinstance(src, list) and src and all(isinstance(s, str) for s in src)):
             raise PolicyError(f"{where}: 'from' of column '{rule.source}' must list input column names.")
@@ -274,7 +293,7 @@ class Token(Treatment):
             parts = [_key_part(ctx.table.column(s)) for s in sources]
             ids = pc.binary_join_element_wise(*parts, "|", null_handling="emit_null")
         else:
-            ids = normalize_ids(column)
+            ids = normalize_ids(self._checked_id(column))
         ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
         size = TOKEN_HEX_CHARS // 2
         mac = hmac_sha256(key)

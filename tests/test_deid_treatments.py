@@ -94,13 +94,13 @@ def test_recode_rare():
 
 
 def test_token_is_keyed_normalized_and_consistent():
-    out, _ = _run("SSID", "token", [" 0012 ", "0012", "ab  c", "AB C", None, ""])
+    out, _ = _run("ID", "token", [" 0012 ", "0012", "ab  c", "AB C", None, ""])
     assert out[0] == out[1] and out[2] == out[3] and out[0] != out[2]
     assert len(out[0]) == 32 and out[4] is None and out[5] is None
-    other, _ = _run("SSID", "token", ["0012"], secret=b"another secret of enough length!!")
+    other, _ = _run("ID", "token", ["0012"], secret=b"another secret of enough length!!")
     assert other[0] != out[0]
     with pytest.raises(PolicyError, match="secret"):
-        _run("SSID", "token", ["0012"], secret=None)
+        _run("ID", "token", ["0012"], secret=None)
 
 
 def test_fast_hmac_equals_the_standard_library():
