@@ -106,7 +106,10 @@ _PARTICLES = ("DE", "DEL", "LA", "LAS", "LOS", "DA", "DAS", "DO", "DOS", "DI", "
 # Letters NFKD does not split into a base letter and a mark.
 _SPECIAL = (("Đ", "D"), ("Ð", "D"), ("Ø", "O"), ("Ł", "L"), ("ß", "SS"), ("ẞ", "SS"), ("Æ", "AE"),
             ("Œ", "OE"), ("Þ", "TH"), ("İ", "I"), ("ı", "I"))  # fmt: skip
-_SEX = {"F": "F", "FEMALE": "F", "M": "M", "MALE": "M"}  # anything else (X, U, blank) → no sex token
+# Sex codes that give a sex token: the sex element's code set (its codes, labels and aliases) says what
+# a value means; X (nonbinary, unknown, declined) and blanks give none (an unknown matching an unknown
+# is no evidence). Any other value is refused, naming the column (see :func:`sex_codes`).
+_SEX_TOKENS = ("F", "M")
 MAX_SHARED = 50  # a token shared by more rows than this on either side is not specific: not joined
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 
@@ -374,6 +377,37 @@ def _assemble(
     )
 
 
+def sex_codes(column: Column, name: str, sex_map: Mapping[str, str] | None = None) -> pa.ChunkedArray:
+    """A sex column as "F", "M" or null, through the sex element's code set (codes, labels, aliases:
+    "Female", "m", "girl" …) and ``sex_map`` (local codes such as MIS 1/2, which only the source
+    system's documentation can say). X (nonbinary, unknown) and blanks are null: they give no sex
+    token. A value neither knows is refused — InputError naming the column and the rows — never
+    dropped silently (a file with no sex tokens links far worse and would say nothing)."""
+    from deid._elements import element_library
+    from deid._mapping import _first_rows, _lookup, _norm_value, _rows_text
+
+    el = element_library()["sex"]
+    lookup = {_norm_value(k): v for k, v in _lookup(el).items()}
+    lookup.update({_norm_value(str(k)): str(v).strip().upper() for k, v in (sex_map or {}).items()})
+    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    enc = pc.dictionary_encode(col.cast(pa.string()).combine_chunks())
+    distinct = enc.dictionary.to_pylist()
+    meaning = [lookup.get(_norm_value(v)) if v is not None and v.strip() else "" for v in distinct]
+    unknown = pa.array([m is None for m in meaning], pa.bool_())
+    bad = pc.take(unknown, enc.indices)
+    count, rows = _first_rows(bad)
+    if count:
+        codes = ", ".join(c.code for c in el.code_set)
+        raise InputError(
+            f"Column '{name}' (sex, for the link tokens) has {count} value(s) that are not sex codes "
+            f"({codes} or their names), in {_rows_text(rows, count)}: recode them, or say what the "
+            "source system's codes mean with \"sex_codes\" in the link_tokens rule (for example "
+            '{"1": "F", "2": "M"}). Without sex the link tokens would lose two of their kinds.'
+        )
+    tokens = pa.array([m if m in _SEX_TOKENS else None for m in meaning], pa.string())
+    return pa.chunked_array([pc.take(tokens, enc.indices)])
+
+
 def _join(*parts: Column) -> pa.ChunkedArray:
     return pc.binary_join_element_wise(*parts, "|", null_handling="emit_null")
 
@@ -403,6 +437,7 @@ def link_tokens(
     baseline: bool = False,
     notes: list[str] | None = None,
     dummy_key: bytes | None = None,
+    sex_map: Mapping[str, str] | None = None,
 ) -> pa.ChunkedArray:
     """The link-tokens column for ``table`` (see the module docstring) under ``key`` (32 bytes, from
     :func:`deid._secrets.derive_key` of the linkage secret with purpose ``"link_tokens"``).
@@ -411,7 +446,9 @@ def link_tokens(
     (32 bytes no other provider holds) makes a record's dummies the same in each release, else they
     are fresh random (see :func:`_assemble`). ``baseline`` adds the Cal-PASS-style derived-key token
     (kind K), for measuring against it. A row with neither an ID nor the fields of any derived kind
-    gets dummies only; ``notes`` (when given) receives counts, never values.
+    gets dummies only; ``notes`` (when given) receives counts, never values. ``sex_map`` says what a
+    local sex code means ({"1": "F", "2": "M"}); values the sex element's code set does not know, and
+    it does not say, are refused (:func:`sex_codes`).
     """
     keys = _Keys(key)
     n = table.num_rows
@@ -441,9 +478,7 @@ def link_tokens(
         year = pc.cast(pc.year(dates), pa.string())
         swappable = pc.and_(pc.less_equal(dy, 12), pc.not_equal(mo, dy))
         if fields.sex:
-            sx = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(fields.sex).cast(pa.string())))
-            codes = pa.array(list(_SEX), pa.string())
-            s = pc.take(pa.array(list(_SEX.values()), pa.string()), pc.index_in(sx, value_set=codes))
+            s = sex_codes(table.column(fields.sex), fields.sex, sex_map)
         else:
             s = pa.chunked_array([pa.nulls(n, pa.string())])
         d_text = pc.strftime(ts, format="%Y-%m-%d")
@@ -497,6 +532,16 @@ def link_tokens(
             )
         if left_out:
             notes.append(f"{left_out} link token(s) beyond the fixed number per kind were left out")
+        # What each kind holds (rows with a real token; the rest are dummies): a kind that is empty or
+        # nearly so (no sex, no middle names) links worse, and the analyst's link report shows the kinds.
+        real = []
+        for kind in KINDS:
+            if kind in tokens:
+                rows = np.zeros(n, bool)
+                for r, _ in tokens[kind]:
+                    rows[r] = True
+                real.append(f"{kind} {int(rows.sum()):,}")
+        notes.append(f"link tokens by kind (rows with a real token, of {n:,}): {', '.join(real)}")
     return pa.chunked_array([joined])
 
 
@@ -511,7 +556,7 @@ class LinkTokens(Treatment):
 
     name: ClassVar[str] = "link_tokens"
     required = ("from",)
-    optional = ("fields", "id", "baseline", "element", "repair")
+    optional = ("fields", "id", "baseline", "element", "repair", "sex_codes")
     needs_secret = True
     _DEFAULT_ROLES: ClassVar[dict[int, tuple[str, ...]]] = {
         2: ("first", "last"),  # not enough for derived tokens: caught in check_params
@@ -554,6 +599,16 @@ class LinkTokens(Treatment):
         from deid._idshape import check_repair_param
 
         check_repair_param(rule.params, rule.source, where)
+        sex_map = rule.params.get("sex_codes")
+        if sex_map is not None and not (
+            isinstance(sex_map, dict)
+            and sex_map
+            and all(isinstance(v, str) and v.strip().upper() in ("F", "M", "X") for v in sex_map.values())
+        ):
+            raise PolicyError(
+                f"{where}: 'sex_codes' of column '{rule.source}' must map each local code to F, M or X "
+                '(for example {"1": "F", "2": "M"}).'
+            )
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:
         roles = dict(zip(self.roles(self.rule), self.params["from"], strict=True))
@@ -575,6 +630,7 @@ class LinkTokens(Treatment):
             baseline=bool(self.params.get("baseline")),
             notes=self.notes,
             dummy_key=dummy_key,
+            sex_map=self.params.get("sex_codes"),
         )
 
 
@@ -602,6 +658,10 @@ class LinkReport:
     token_columns: tuple[str, str] = (TOKEN_COLUMN, TOKEN_COLUMN)
     output: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The token kinds each file carries (kind letters, see the module docstring): pairs can agree only
+    # on kinds both files have, so a difference is warned about in ``notes``.
+    kinds_a: str = ""
+    kinds_b: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON data."""
@@ -792,6 +852,15 @@ def link_tables(
     n_a, n_b = len(tokens_a), len(tokens_b)
     id_kind = KINDS.index("I")
     report_notes: list[str] = []
+    kinds_a, kinds_b = _kinds_of(a), _kinds_of(b)
+    if kinds_a != kinds_b:
+        only = [(names[0], kinds_a - kinds_b), (names[1], kinds_b - kinds_a)]
+        what = "; ".join(f"only {name} has {', '.join(_KIND_NAMES[k] for k in sorted(ks, key=KINDS.index))}"
+                         for name, ks in only if ks)  # fmt: skip
+        report_notes.append(
+            f"the two files carry different kinds of link tokens ({what}): pairs can agree only on the "
+            "kinds both have, so fewer link (were both made with the same identifier columns?)"
+        )
     if method == "combined":
         use = [k for k in KINDS if k != "K"]
         ra, rb, mask = _candidates(a, b, {KINDS.index(k) for k in use})
@@ -843,9 +912,23 @@ def link_tables(
         left_ambiguous=int(stats[2]),
         threshold=threshold,
         notes=report_notes,
+        kinds_a=" ".join(sorted(kinds_a, key=KINDS.index)),
+        kinds_b=" ".join(sorted(kinds_b, key=KINDS.index)),
     )
     return Links(row_a.astype(np.int64), row_b.astype(np.int64), how.astype(str), score_out.astype(np.int64),
                  report)  # fmt: skip
+
+
+_KIND_NAMES = {
+    "I": "the state ID (I)", "A": "name and birth date (A)", "M": "middle initials (M)",
+    "W": "middle name (W)", "B": "day/month swaps (B)", "C": "surname, birth date and sex (C)",
+    "E": "first name, birth date and sex (E)", "G": "name and birth year (G)", "P": "surname typos (P)",
+    "Q": "first-name typos (Q)", "K": "the Cal-PASS key (K)",
+}  # fmt: skip
+
+
+def _kinds_of(side: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[str]:
+    return {KINDS[int(k)] for k in np.unique(side[1])}
 
 
 def _only_rows(side: tuple[np.ndarray, np.ndarray, np.ndarray], kind: int, free: np.ndarray

@@ -69,6 +69,8 @@ def cmd_link(args: argparse.Namespace) -> int:
     )
     if r.left_ambiguous:
         print(f"{r.left_ambiguous:,} row(s) left unlinked: their best candidates tied")
+    for note in r.notes:
+        print(f"note: {note}")
     print(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
     return 0
 
