@@ -46,6 +46,8 @@ from agreements._audit import (
 )
 from agreements._cards import ORG_KINDS, Card
 from agreements._codebook import (
+    ELEMENT_TYPE_LABELS,
+    TREATMENT_CHOICES,
     Codebook,
     agreement_codebook,
     codebook_path,
@@ -102,9 +104,11 @@ from agreements.errors import (
 )
 
 __all__ = [
+    "ELEMENT_TYPE_LABELS",
     "ORG_KINDS",
     "ROLES",
     "ROLE_LABELS",
+    "TREATMENT_CHOICES",
     "AgreementError",
     "AuditEntry",
     "AuditError",

@@ -48,6 +48,32 @@ class Codebook:
     about: list[str] = field(default_factory=list)
 
 
+# What the person drafting an agreement chooses, said as what happens to the column (the form's choice
+# list; describe_treatment says it again, with the parameters, for the analyst who receives the data).
+TREATMENT_CHOICES: dict[str, str] = {
+    "keep": "Share as it is",
+    "drop": "Remove",
+    "record_code": "Replace with a code that only we can look up",
+    "token": "Replace with a link token (to match students across partners)",
+    "link_tokens": "Add link tokens built from this and other columns",
+    "generalize_date": "Keep part of the date (year, month or age)",
+    "date_shift": "Move the date by a random number of days per student",
+    "bucket": "Group into ranges",
+    "zip3": "Keep the first 3 digits",
+    "recode_rare": "Group rare values as “Other”",
+    "redact_text": "Remove names, IDs and contact details from the text",
+}
+ELEMENT_TYPE_LABELS: dict[str, str] = {
+    "string": "Text (short)",
+    "text": "Free text (notes)",
+    "integer": "Whole number",
+    "decimal": "Number",
+    "date": "Date",
+    "boolean": "Yes / no",
+    "code": "Code from a list",
+}
+
+
 def describe_treatment(treatment: str, params: Mapping[str, Any]) -> str:
     """A treatment in the analyst's words (what happened to the values in the file)."""
     p = dict(params)

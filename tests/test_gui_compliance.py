@@ -288,10 +288,12 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     form.expires.setDate(QDate(TODAY + timedelta(days=30)))
     # A treatment that cannot apply to the element's type is named (bucket on a date).
     row = form.element_names().index("birth_date")
-    form.elements.cellWidget(row, 2).setCurrentText("bucket")
+    treatment = form.elements.cellWidget(row, 2)
+    assert treatment.currentText() == "Keep part of the date (year, month or age)"  # words, not names
+    treatment.setCurrentIndex(treatment.findData("bucket"))
     problem = form.validate()
     assert problem.field == "elements" and "birth_date" in problem.message
-    form.elements.cellWidget(row, 2).setCurrentText("generalize_date")
+    treatment.setCurrentIndex(treatment.findData("generalize_date"))
     form.elements.item(row, 3).setText("to")  # malformed parameters: a sentence, not a traceback
     assert "name=value" in form.validate().message
     form.elements.item(row, 3).setText("to=year; as=birth_year")
@@ -731,3 +733,64 @@ def test_dashboard_names_a_rewritten_partner_log_and_tampering_with_this_vault(q
     assert board.tampering_title.isVisibleTo(board)
     assert "package P1 was opened here" in board.tampering_note.text()
     assert "2 items need attention" in board.summary.text()
+
+
+def test_codes_are_a_table_and_a_label_with_a_semicolon_survives(qtbot, tmp_path):
+    """The library's race element failed the form's code-set check: its label holds ';' and the codes
+    were typed as 'Name: CODE=Label; CODE=Label' text. Codes now come from a table."""
+    from desktop.ui.agreement_form import E_CODES, CodeSetDialog
+
+    district_path, college, card_file, _ = make_orgs(tmp_path)
+    window = open_window(qtbot, tmp_path, district_path)
+    import_and_verify_partner(qtbot, window, card_file)
+    from agreements import our_card
+
+    page = show(window, "Agreements")
+    qtbot.mouseClick(page.new_button, Qt.LeftButton)
+    form = page.form
+    fill_form(qtbot, form, our_card(college).fingerprint())
+    form.add_library_elements(["race"])
+    row = form.element_names().index("race")
+    assert form.validate() is None, form.validate()
+    race = next(e for e in form.terms()["elements"] if e["name"] == "race")
+    assert any(";" in label for label in race["code_set"]["codes"].values())
+    assert form.elements.cellWidget(row, E_CODES).text().startswith("CALPADS Race Code (")
+    # The dialog edits the table; a repeated code is one sentence and the dialog stays open.
+    dialog = CodeSetDialog("race", form.code_set_of(row), form)
+    qtbot.addWidget(dialog)
+    n = dialog.table.rowCount()
+    dialog.add_row("999", "Declined; not reported")
+    assert dialog.code_set()["codes"]["999"] == "Declined; not reported"
+    dialog.add_row("999", "again")
+    dialog._accept()
+    assert dialog.result() == 0 and dialog.message.text() == "The code 999 is listed twice."
+    dialog.table.removeRow(n + 1)
+    dialog._accept()
+    assert dialog.result() == 1
+    form.set_code_set(row, dialog.code_set())
+    race = next(e for e in form.terms()["elements"] if e["name"] == "race")
+    assert race["code_set"]["codes"]["999"] == "Declined; not reported"
+    assert form.validate() is None
+    college.close()
+
+
+def test_cancel_asks_before_discarding_changes(qtbot, tmp_path):
+    """Cancel in the editor used to discard the changes without asking (issue 17)."""
+    district_path, college, _card_file, _ = make_orgs(tmp_path)
+    window = open_window(qtbot, tmp_path, district_path)
+    page = show(window, "Agreements")
+    qtbot.mouseClick(page.new_button, Qt.LeftButton)
+    form = page.form
+    asked: list[str] = []
+    form.confirm = lambda title, text: asked.append(title) or False
+    qtbot.mouseClick(form.cancel_button, Qt.LeftButton)  # untouched: no question
+    assert asked == [] and page.stack.currentWidget() is page.list_page
+    qtbot.mouseClick(page.new_button, Qt.LeftButton)
+    qtbot.keyClicks(form.title, "Half-written")
+    qtbot.mouseClick(form.cancel_button, Qt.LeftButton)  # answered No: the form stays
+    assert asked == ["Discard your changes?"] and page.stack.currentWidget() is form
+    assert form.title.text() == "Half-written"
+    form.confirm = lambda title, text: asked.append(title) or True
+    qtbot.mouseClick(form.cancel_button, Qt.LeftButton)  # answered Yes: back to the list
+    assert len(asked) == 2 and page.stack.currentWidget() is page.list_page
+    college.close()

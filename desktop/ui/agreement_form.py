@@ -5,6 +5,7 @@ is marked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any, get_args
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -78,7 +80,7 @@ class ElementPicker(QDialog):
 
     def __init__(self, taken: set[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from agreements import library_elements
+        from agreements import ELEMENT_TYPE_LABELS, TREATMENT_CHOICES, library_elements
 
         self.setWindowTitle("Add elements from the library")
         self.resize(860, 520)
@@ -94,7 +96,7 @@ class ElementPicker(QDialog):
         layout.addWidget(self.search)
         self.table = QTableWidget(0, 6)
         self.table.setHorizontalHeaderLabels(
-            ["Element", "Label", "Type", "Category", "Treatment", "Parameters"]
+            ["Element", "Label", "Kind of value", "Category", "What happens to it", "Settings"]
         )
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -107,7 +109,14 @@ class ElementPicker(QDialog):
         rows = library_elements()
         self.table.setRowCount(len(rows))
         for r, el in enumerate(rows):
-            values = (el["name"], el["label"], el["type"], el["category"], el["treatment"], el["parameters"])
+            values = (
+                el["name"],
+                el["label"],
+                ELEMENT_TYPE_LABELS.get(el["type"], el["type"]),
+                el["category"],
+                TREATMENT_CHOICES.get(el["treatment"], el["treatment"]),
+                el["parameters"],
+            )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if c == 0:
@@ -157,6 +166,92 @@ class ElementPicker(QDialog):
         ]
 
 
+class CodeSetDialog(QDialog):
+    """A code set as a table a person edits: its name, then one row per code with its label. (The form
+    used to take "Name: CODE=Label; CODE=Label" typed in a cell, which a label holding ";" broke.)"""
+
+    def __init__(self, element: str, code_set: dict[str, Any] | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Codes of {element}")
+        self.resize(560, 460)
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            paragraph(
+                "The values this column may hold, each with the words people read. Values outside the "
+                "list are reported when an extract is checked."
+            )
+        )
+        self.name = _line("Name of the code set", "e.g. CALPADS Race Code")
+        self.name.setText((code_set or {}).get("name", ""))
+        form = QFormLayout()
+        form.addRow("&Name:", self.name)
+        layout.addLayout(form)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Code", "Label"])
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setAccessibleName("Codes and labels")
+        for code, label in dict((code_set or {}).get("codes") or {}).items():
+            self.add_row(str(code), str(label))
+        layout.addWidget(self.table, 1)
+        self.add_button = button("&Add code", "Add a code")
+        self.add_button.clicked.connect(lambda: self.add_row("", ""))
+        self.remove_button = button("&Remove code", "Remove the selected code")
+        self.remove_button.clicked.connect(lambda: self.table.removeRow(self.table.currentRow()))
+        row = QHBoxLayout()
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.message = MessageBar()
+        layout.addWidget(self.message)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def add_row(self, code: str, label: str) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.table.setItem(r, 0, QTableWidgetItem(code))
+        self.table.setItem(r, 1, QTableWidgetItem(label))
+
+    def code_set(self) -> dict[str, Any] | None:
+        """The table as a code set (None when it holds no code); ValueError names a repeated code."""
+        codes: dict[str, str] = {}
+        for r in range(self.table.rowCount()):
+            code = (self.table.item(r, 0).text() if self.table.item(r, 0) else "").strip()
+            label = (self.table.item(r, 1).text() if self.table.item(r, 1) else "").strip()
+            if not code:
+                if label:
+                    raise ValueError(f"Row {r + 1} has a label but no code.")
+                continue
+            if code in codes:
+                raise ValueError(f"The code {code} is listed twice.")
+            codes[code] = label or code
+        if not codes:
+            return None
+        return {"name": self.name.text().strip() or "Codes", "codes": codes}
+
+    def _accept(self) -> None:
+        try:
+            self.code_set()
+        except ValueError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.accept()
+
+
+def code_set_summary(code_set: dict[str, Any] | None) -> str:
+    """What the Codes cell shows: the set's name and how many codes, or an invitation."""
+    if not code_set:
+        return "Add codes…"
+    n = len(code_set.get("codes") or {})
+    return f"{code_set.get('name') or 'Codes'} ({n} code{'s' if n != 1 else ''})…"
+
+
 class AgreementForm(QWidget):
     """Create a draft, correct an unsigned draft, or amend an agreement (a new version)."""
 
@@ -171,7 +266,12 @@ class AgreementForm(QWidget):
         self.base: dict[str, Any] = {}
         self.problem: Any = None
         self._loading = False
+        self._snapshot: str | None = None
         self._marked: list[tuple[QWidget, QPalette]] = []
+        from desktop.ui.partners_page import confirm
+
+        # Replaced in tests by a scripted answer, as the pages' own confirm is.
+        self.confirm: Callable[[str, str], bool] = lambda title, text: confirm(self, title, text)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)  # validate once typing pauses, not on every key
@@ -269,7 +369,8 @@ class AgreementForm(QWidget):
         box, form = self._group("Data elements and de-identification")
         self.elements = QTableWidget(0, 7)
         self.elements.setHorizontalHeaderLabels(
-            ["Element", "Type", "Treatment", "Parameters", "QI", "Code set", "Description"]
+            ["Element", "Kind of value", "What happens to it", "Settings", "Could identify", "Codes",
+             "Description"]
         )
         self.elements.verticalHeader().hide()
         self.elements.setAccessibleName("Data elements")
@@ -288,7 +389,10 @@ class AgreementForm(QWidget):
             (E_CODES, 130),
         ):
             self.elements.setColumnWidth(c, w)
-        self.elements.horizontalHeaderItem(E_QI).setToolTip("Quasi-identifier: checked for k-anonymity")
+        self.elements.horizontalHeaderItem(E_QI).setToolTip(
+            "Ticked: a column that, combined with the other ticked ones, could single out a student "
+            "(birth year, school, ZIP…). Every combination must be shared by at least k students."
+        )
         self.elements.itemChanged.connect(self._changed)
         self.add_library_button = button("Add from &library…", "Add elements from the element library")
         self.add_library_button.clicked.connect(self.pick_elements)
@@ -303,7 +407,7 @@ class AgreementForm(QWidget):
         form.addRow(
             paragraph(
                 "Parameters: name=value separated by semicolons (to=year; as=birth_year · edges=0, 1, 2.5). "
-                "Code set: Name: CODE=Label; CODE=Label."
+                "Codes: click the cell to list the values and their labels."
             )
         )
         form.addRow(self.elements)
@@ -380,7 +484,7 @@ class AgreementForm(QWidget):
         self.save_button = button("&Save draft", "Save the draft", default=True)
         self.save_button.clicked.connect(self.save)
         self.cancel_button = button("Cancel", "Cancel and go back to the list")
-        self.cancel_button.clicked.connect(lambda: emit(self.cancelled))
+        self.cancel_button.clicked.connect(self.cancel)
         bar = QHBoxLayout()
         bar.addStretch(1)
         bar.addWidget(self.cancel_button)
@@ -509,7 +613,32 @@ class AgreementForm(QWidget):
         self._offer_toggled(self.general_offer.isChecked())
         self._loading = False
         self.scroll.verticalScrollBar().setValue(0)
+        self._snapshot = self._state()
         self.validate()
+
+    def _state(self) -> str:
+        """What the widgets hold, comparable: the terms as JSON, or the raw error when a cell does not
+        parse (still compared, so an edit that breaks a cell counts as a change)."""
+        import json
+
+        from agreements.errors import AgreementError
+
+        try:
+            return json.dumps(self.terms(), sort_keys=True, default=str)
+        except AgreementError as exc:
+            return f"unparsed: {exc}"
+
+    def has_unsaved_changes(self) -> bool:
+        return self._state() != self._snapshot
+
+    def cancel(self) -> None:
+        """Back to the list; asks first when something was changed (Cancel used to discard silently)."""
+        if self.has_unsaved_changes() and not self.confirm(
+            "Discard your changes?",
+            "You changed this agreement and have not saved it. Discard the changes?",
+        ):
+            return
+        emit(self.cancelled)
 
     # -- parties --------------------------------------------------------------------------------
     def add_party(self, party: dict[str, Any] | None = None) -> int:
@@ -592,19 +721,22 @@ class AgreementForm(QWidget):
         self, element: dict[str, Any], params: dict[str, Any] | None = None, quasi_identifier: bool = False
     ) -> int:
         """Add an element row."""
-        from agreements import format_code_set, format_parameters
+        from agreements import format_parameters
 
         blocked = self.elements.blockSignals(True)
         r = self.elements.rowCount()
         self.elements.insertRow(r)
         self.elements.setItem(r, E_NAME, QTableWidgetItem(element.get("name", "")))
-        for c, values, key, default in (
-            (E_TYPE, TYPES, "type", "string"),
-            (E_TREATMENT, TREATMENTS, "treatment", "keep"),
+        from agreements import ELEMENT_TYPE_LABELS, TREATMENT_CHOICES
+
+        for c, values, labels, key, default in (
+            (E_TYPE, TYPES, ELEMENT_TYPE_LABELS, "type", "string"),
+            (E_TREATMENT, TREATMENTS, TREATMENT_CHOICES, "treatment", "keep"),
         ):
             combo = QComboBox()
-            combo.addItems(values)
-            combo.setCurrentText(element.get(key, default))
+            for value in values:  # the person reads what it does; the agreement stores the name
+                combo.addItem(labels.get(value, value), value)
+            combo.setCurrentIndex(max(0, combo.findData(element.get(key, default))))
             combo.setAccessibleName(f"Element {r + 1} {key}")
             combo.currentIndexChanged.connect(self._changed)
             self.elements.setCellWidget(r, c, combo)
@@ -615,11 +747,37 @@ class AgreementForm(QWidget):
         )
         qi.setCheckState(Qt.CheckState.Checked if quasi_identifier else Qt.CheckState.Unchecked)
         self.elements.setItem(r, E_QI, qi)
-        self.elements.setItem(r, E_CODES, QTableWidgetItem(format_code_set(element.get("code_set"))))
+        codes = QPushButton(code_set_summary(element.get("code_set")))
+        codes.setAccessibleName(f"Element {r + 1} codes")
+        codes.setToolTip("The values this column may hold, with their labels")
+        codes.setProperty("code_set", element.get("code_set"))
+        codes.clicked.connect(lambda _=False, b=codes: self.edit_codes(b))
+        self.elements.setCellWidget(r, E_CODES, codes)
         self.elements.setItem(r, E_DESC, QTableWidgetItem(element.get("description", "")))
         self.elements.blockSignals(blocked)
         self._changed()
         return r
+
+    def code_set_of(self, row: int) -> dict[str, Any] | None:
+        widget = self.elements.cellWidget(row, E_CODES)
+        value = widget.property("code_set") if widget is not None else None
+        return dict(value) if value else None
+
+    def set_code_set(self, row: int, code_set: dict[str, Any] | None) -> None:
+        """Give element ``row`` this code set (what the Codes dialog does on OK)."""
+        widget = self.elements.cellWidget(row, E_CODES)
+        widget.setProperty("code_set", code_set)
+        widget.setText(code_set_summary(code_set))
+        self._changed()
+
+    def edit_codes(self, widget: QPushButton) -> None:
+        for r in range(self.elements.rowCount()):
+            if self.elements.cellWidget(r, E_CODES) is widget:
+                name = self.elements.item(r, E_NAME).text() or f"element {r + 1}"
+                dialog = CodeSetDialog(name, self.code_set_of(r), self)
+                if dialog.exec() == QDialog.DialogCode.Accepted:
+                    self.set_code_set(r, dialog.code_set())
+                return
 
     def remove_element(self) -> None:
         r = self.elements.currentRow()
@@ -646,7 +804,7 @@ class AgreementForm(QWidget):
 
     def terms(self) -> dict[str, Any]:
         """The terms as the widgets hold them (AgreementError for a malformed parameters/code-set cell)."""
-        from agreements import parse_code_set, parse_parameters
+        from agreements import parse_parameters
         from agreements.errors import AgreementError
 
         parties = []
@@ -672,16 +830,16 @@ class AgreementForm(QWidget):
             name = self.elements.item(r, E_NAME).text().strip()
             try:
                 p = parse_parameters(self.elements.item(r, E_PARAMS).text())
-                code_set = parse_code_set(self.elements.item(r, E_CODES).text())
+                code_set = self.code_set_of(r)
             except AgreementError as exc:
                 raise AgreementError(f"Element {name or r + 1}: {exc}") from None
             elements.append(
                 {
                     "name": name,
-                    "type": self.elements.cellWidget(r, E_TYPE).currentText(),
+                    "type": self.elements.cellWidget(r, E_TYPE).currentData(),
                     "code_set": code_set,
                     "description": self.elements.item(r, E_DESC).text().strip(),
-                    "treatment": self.elements.cellWidget(r, E_TREATMENT).currentText(),
+                    "treatment": self.elements.cellWidget(r, E_TREATMENT).currentData(),
                 }
             )
             if p:
