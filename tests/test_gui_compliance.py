@@ -332,7 +332,8 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     assert picker.chosen() == ["gpa"]
     form.add_library_elements(picker.chosen())
     assert form.element_names()[-1] == "gpa"
-    # Cancel goes back to the list and stores nothing.
+    # Cancel (the discard question answered Yes) goes back to the list and stores nothing.
+    form.confirm = lambda title, text: True
     qtbot.mouseClick(form.cancel_button, Qt.LeftButton)
     assert page.stack.currentWidget() is page.list_page and page.table.rowCount() == 0
     college.close()
@@ -754,7 +755,9 @@ def test_codes_are_a_table_and_a_label_with_a_semicolon_survives(qtbot, tmp_path
     assert form.validate() is None, form.validate()
     race = next(e for e in form.terms()["elements"] if e["name"] == "race")
     assert any(";" in label for label in race["code_set"]["codes"].values())
-    assert form.elements.cellWidget(row, E_CODES).text().startswith("CALPADS Race Code (")
+    button = form.elements.cellWidget(row, E_CODES)
+    assert button.text() == f"{len(race['code_set']['codes'])} codes…"
+    assert button.toolTip().startswith("CALPADS Race Code:")
     # The dialog edits the table; a repeated code is one sentence and the dialog stays open.
     dialog = CodeSetDialog("race", form.code_set_of(row), form)
     qtbot.addWidget(dialog)

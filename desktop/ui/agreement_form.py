@@ -245,11 +245,19 @@ class CodeSetDialog(QDialog):
 
 
 def code_set_summary(code_set: dict[str, Any] | None) -> str:
-    """What the Codes cell shows: the set's name and how many codes, or an invitation."""
+    """What the Codes cell shows: how many codes, or an invitation (the set's name is in the tooltip:
+    names like "CALPADS Race Code" do not fit the column at 800×600)."""
     if not code_set:
         return "Add codes…"
     n = len(code_set.get("codes") or {})
-    return f"{code_set.get('name') or 'Codes'} ({n} code{'s' if n != 1 else ''})…"
+    return f"{n} code{'s' if n != 1 else ''}…"
+
+
+def code_set_tooltip(code_set: dict[str, Any] | None) -> str:
+    """The Codes button's tooltip: the set's name, then what the button does."""
+    what = "The values this column may hold, with their labels"
+    name = (code_set or {}).get("name")
+    return f"{name}: {what.lower()}" if name else what
 
 
 class AgreementForm(QWidget):
@@ -749,7 +757,7 @@ class AgreementForm(QWidget):
         self.elements.setItem(r, E_QI, qi)
         codes = QPushButton(code_set_summary(element.get("code_set")))
         codes.setAccessibleName(f"Element {r + 1} codes")
-        codes.setToolTip("The values this column may hold, with their labels")
+        codes.setToolTip(code_set_tooltip(element.get("code_set")))
         codes.setProperty("code_set", element.get("code_set"))
         codes.clicked.connect(lambda _=False, b=codes: self.edit_codes(b))
         self.elements.setCellWidget(r, E_CODES, codes)
@@ -768,6 +776,7 @@ class AgreementForm(QWidget):
         widget = self.elements.cellWidget(row, E_CODES)
         widget.setProperty("code_set", code_set)
         widget.setText(code_set_summary(code_set))
+        widget.setToolTip(code_set_tooltip(code_set))
         self._changed()
 
     def edit_codes(self, widget: QPushButton) -> None:
