@@ -83,7 +83,8 @@ def security_findings(vault: Vault) -> list[str]:
     for pid, when in db.execute(
         "SELECT package, MIN(time) FROM audit_log WHERE action = 'package.opened' AND package IS NOT NULL "
         "AND NOT EXISTS (SELECT 1 FROM packages p WHERE p.package_id = audit_log.package "
-        "AND p.direction = 'received') GROUP BY package ORDER BY package"
+        "AND p.direction = 'received' AND p.sender IS audit_log.partner) GROUP BY package, partner "
+        "ORDER BY package"
     ).fetchall():
         findings.append(
             f"the log records that package {pid} was opened here on {str(when)[:10]}, but the list of "

@@ -14,8 +14,12 @@ Versions are reserved by area so work in parallel does not collide:
 
 from __future__ import annotations
 
-# (version, SQL script). Keep sorted by version.
-MIGRATIONS: list[tuple[int, str]] = []
+import json
+from collections.abc import Callable
+from typing import Any
+
+# (version, SQL script or a function of the connection). Keep sorted by version.
+MIGRATIONS: list[tuple[int, str | Callable[[Any], None]]] = []
 
 # -- 1–9: vault core (settings, identity, partners, audit log) — agreements/_vault.py and friends --------
 MIGRATIONS.extend(
@@ -217,6 +221,88 @@ MIGRATIONS.append(
     )
 )
 
+def _key_packages_by_sender(conn: Any) -> None:
+    """22: packages and destruction certificates keyed by (package id, sender), not by id alone.
+
+    A package id is its sender's random UUID: another organization may send one carrying an id already
+    used here (by chance, or because it learned it). The replay list was keyed (sender, id) already;
+    now the records are too, so such a package opens and is recorded beside the other. Old rows keep
+    everything; a certificate's sender is the sender of the package it certifies (for a package we
+    sent, the certificate is from one of its recipients; otherwise it is our own, for one we opened).
+    """
+    conn.execute(
+        """
+        CREATE TABLE packages_new (
+            package_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+            agreement_id TEXT NOT NULL,
+            agreement_hash TEXT NOT NULL,
+            manifest_hash TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            created TEXT NOT NULL,
+            recorded TEXT NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            location TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            destroyed_at TEXT,
+            voided_at TEXT,
+            void_reason TEXT,
+            reopened_at TEXT,
+            reopen_reason TEXT,
+            PRIMARY KEY (package_id, direction, sender)
+        )
+        """
+    )
+    columns = (
+        "package_id, direction, agreement_id, agreement_hash, manifest_hash, sender, recipients, created, "
+        "recorded, files, bytes, location, manifest, destroyed_at, voided_at, void_reason, reopened_at, "
+        "reopen_reason"
+    )
+    conn.execute(f"INSERT INTO packages_new({columns}) SELECT {columns} FROM packages")
+    conn.execute("DROP TABLE packages")
+    conn.execute("ALTER TABLE packages_new RENAME TO packages")
+    conn.execute("CREATE INDEX packages_agreement ON packages(agreement_id)")
+    conn.execute(
+        """
+        CREATE TABLE destruction_certificates_new (
+            package_id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            destroyed_at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            certificate TEXT NOT NULL,
+            recorded TEXT NOT NULL,
+            PRIMARY KEY (package_id, sender, recipient)
+        )
+        """
+    )
+    rows = conn.execute(
+        "SELECT package_id, recipient, destroyed_at, method, certificate, recorded "
+        "FROM destruction_certificates"
+    ).fetchall()
+    for package_id, recipient, *rest in rows:
+        sender = ""
+        for direction, who, recipients in conn.execute(
+            "SELECT direction, sender, recipients FROM packages WHERE package_id = ? ORDER BY direction DESC",
+            (package_id,),
+        ):  # 'sent' first: one id had at most one sent and one received row before this step
+            if direction == "received" or recipient in json.loads(recipients):
+                sender = who
+                break
+        conn.execute(
+            "INSERT INTO destruction_certificates_new(package_id, sender, recipient, destroyed_at, method, "
+            "certificate, recorded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (package_id, sender, recipient, *rest),
+        )
+    conn.execute("DROP TABLE destruction_certificates")
+    conn.execute("ALTER TABLE destruction_certificates_new RENAME TO destruction_certificates")
+
+
+MIGRATIONS.append((22, _key_packages_by_sender))
+
+
 # -- 30–39: mapping profiles — agreements/_profiles.py --------------------------------------------------
 MIGRATIONS.append(
     (
@@ -277,3 +363,4 @@ MIGRATIONS.append(
         """,
     )
 )
+

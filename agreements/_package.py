@@ -12,9 +12,11 @@ tar archive (PAX format)::
 The signed manifest comes *first*, so a recipient verifies the sender's signature and runs its checks
 (agreement, recipients, replay) before a single byte of data is written: an unknown sender can make a
 recipient hold at most the manifest's 16 MiB and the signature's 4 KiB in memory, nothing on disk.
-Sealing therefore reads each source twice (hashed for the manifest, then streamed into age; the
-file's size, inode and times must not change in between), never building the tar in memory nor
-writing it to disk.
+A file whose SHA-256 was computed as it was written (``deid.write_release`` returns it; ``prepare``
+passes it on) is read once, streamed into age and hashed on the way, and the package is discarded
+unless the hash still matches; any other file is read twice (hashed for the manifest, then streamed).
+Either way the file's size, inode and times must not change while sealing, and the tar is never
+built in memory nor written to disk.
 
 Opening decrypts the tar into a private (0700) staging folder beside the destination (age checks every
 64 KiB chunk, but a damaged package releases its first chunks before it fails), verifies the manifest
@@ -329,7 +331,9 @@ class _Meter:
 
 
 def seal(
-    files: Sequence[tuple[str, Path] | tuple[str, Path, int | None]],
+    files: Sequence[
+        tuple[str, Path] | tuple[str, Path, int | None] | tuple[str, Path, int | None, str | None]
+    ],
     report: dict[str, Any],
     *,
     agreement_id: str,
@@ -345,7 +349,8 @@ def seal(
     force: bool = False,
     recorded: Recorded | None = None,
 ) -> Manifest:
-    """Seal ``files`` (``(name under data/, source path[, rows])``) and ``report`` into an age package.
+    """Seal ``files`` (``(name under data/, source path[, rows[, sha256]])``) and ``report`` into an age
+    package.
 
     The package is encrypted to ``recipients`` (``age1…``) and written atomically to ``out``; memory
     stays bounded whatever the size of the files. Returns the signed manifest. Raises InputError
@@ -358,11 +363,21 @@ def seal(
     (head, proofs)`` called once every file is hashed and before the manifest is signed: the sender logs
     the package there, so the head the manifest carries covers the record of this very disclosure.
     ``force``/``recorded``: deid's rule for replacing a file.
+
+    A file given with its SHA-256 (hex; computed as it was written, e.g. by ``deid.write_release``) is
+    read once: streamed into age and hashed on the way, and the package is refused and discarded
+    (InputError) unless that hash is still the one given. Other files are read twice (hashed for the
+    manifest, which comes first, then streamed).
     """
     specs: list[tuple[str, Path, int | None]] = []
+    known: list[str | None] = []
     for spec in files:
         name, source = spec[0], Path(spec[1])
         rows = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
+        digest = spec[3] if len(spec) > 3 else None  # type: ignore[misc]
+        if digest is not None and not _is_sha(digest):
+            raise ValueError("a known SHA-256 must be 64 lowercase hex digits")
+        known.append(digest)
         try:
             _check_data_name(name)
         except ValueError as exc:
@@ -409,11 +424,15 @@ def seal(
         doc = manifest.to_json()
         return canonical_json(doc), sign_document(sender_key, doc).encode("ascii")
 
-    total = 2 * sum(s[1].stat().st_size for s in specs) or 1  # read twice: hashed, then sealed
+    # Files without a known hash are read twice (hashed, then sealed); the others once.
+    total = sum(s[1].stat().st_size * (1 if d else 2) for s, d in zip(specs, known, strict=True)) or 1
     meter = _Meter(progress, total, "sealing")
-    hashed = [_hash_source(name, source, rows, meter) for name, source, rows in specs]
+    hashed = [
+        _stat_source(name, source, rows, digest) if digest else _hash_source(name, source, rows, meter)
+        for (name, source, rows), digest in zip(specs, known, strict=True)
+    ]
     manifest_bytes, signature = finalize([entry for entry, _ in hashed])
-    chunks = _tar_chunks(report_bytes, manifest_bytes, signature, specs, hashed, mtime, meter)
+    chunks = _tar_chunks(report_bytes, manifest_bytes, signature, specs, hashed, mtime, meter, known)
     try:
         with atomic_open(out, "wb", force=force, recorded=recorded) as fh:
             _agefile.encrypt_chunks(chunks, EarlyWriteback(fh), recipients)  # type: ignore[arg-type]
@@ -462,6 +481,17 @@ def _hash_source(
     return FileEntry(name, seen, digest.hexdigest(), rows), _identity(after)
 
 
+def _stat_source(
+    name: str, source: Path, rows: int | None, digest: str
+) -> tuple[FileEntry, tuple[int, ...]]:
+    """A source whose SHA-256 is already known: its size and state now; the one read comes later."""
+    try:
+        st = os.stat(source)
+    except OSError as exc:
+        raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
+    return FileEntry(name, st.st_size, digest, rows), _identity(st)
+
+
 def _tar_chunks(
     report_bytes: bytes,
     manifest_bytes: bytes,
@@ -470,10 +500,12 @@ def _tar_chunks(
     hashed: Sequence[tuple[FileEntry, tuple[int, ...]]],
     mtime: int,
     meter: _Meter,
+    known: Sequence[str | None],
 ) -> Iterator[bytes]:
     """The package tar, generated piece by piece, the signed manifest first (so a recipient verifies
-    it before writing anything). Each source is read a second time here; its size, inode and times
-    must still be those of the first read, whose SHA-256 the manifest carries."""
+    it before writing anything). Each source's size, inode and times must still be those the manifest
+    was made from; a source whose hash was given (``known``) is hashed here, on its one read, and must
+    match it (the package is discarded otherwise)."""
     written = 0
 
     def out(piece: bytes) -> bytes:
@@ -485,8 +517,9 @@ def _tar_chunks(
     for name, body in first:
         yield out(_member(name, len(body), mtime) + body + _padding(len(body)))
     yield out(_member(DATA_DIR, 0, mtime, tarfile.DIRTYPE))
-    for (name, source, _), (entry, state) in zip(specs, hashed, strict=True):
+    for (name, source, _), (entry, state), given in zip(specs, hashed, known, strict=True):
         changed = InputError(f"{source} changed while it was being sealed; seal it again.")
+        digest = hashlib.sha256() if given else None
         try:
             fh = open(source, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` across yields cleanly
         except OSError as exc:
@@ -506,10 +539,17 @@ def _tar_chunks(
                 seen += len(chunk)
                 if seen > entry.size:
                     raise changed
+                if digest is not None:
+                    digest.update(chunk)  # on this thread, while the helper encrypts the last chunk
                 meter.add(len(chunk))
                 yield out(chunk)
             if seen != entry.size or _identity(os.fstat(fh.fileno())) != state:
                 raise changed
+            if digest is not None and digest.hexdigest() != given:
+                raise InputError(
+                    f"{source} is not the file that was written (it changed since, or was replaced); "
+                    "nothing was sealed; prepare it again."
+                )
         yield out(_padding(entry.size))
     # End of archive: two zero blocks, then pad to a whole record as tar(1) does.
     end = 2 * tarfile.BLOCKSIZE

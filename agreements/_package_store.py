@@ -173,7 +173,7 @@ def record_sent(
             },
             conn=conn,
         )
-    return get_package(vault, manifest.package_id, SENT)
+    return get_package(vault, manifest.package_id, SENT, manifest.sender_fingerprint)
 
 
 def received_on(vault: Vault, package_id: str, sender: str | None = None) -> str | None:
@@ -193,24 +193,17 @@ def received_on(vault: Vault, package_id: str, sender: str | None = None) -> str
 def check_not_replayed(vault: Vault, manifest: Manifest) -> None:
     """PackageRejected if this sender's package with this id was already opened here (a replayed copy).
 
-    The replay list is keyed by (sender fingerprint, package id): a package id is the sender's random
-    UUID, and only the sender's signature makes it theirs. Another organization's package that carries
-    an id already used here is not a replay of it and is not called one; it is refused all the same
-    (this vault records packages by id), with a sentence asking its sender to seal it again, which
-    draws a new id — so a partner who learned an id cannot block the genuine package for good.
+    The replay list, like the vault's record of packages, is keyed by (sender fingerprint, package
+    id): a package id is the sender's random UUID, and only the sender's signature makes it theirs.
+    Another organization's package that carries an id already used here is neither a replay nor a
+    collision: it opens and is recorded beside the other, so a partner who learned an id can neither
+    block nor shadow another's package.
     """
     opened = received_on(vault, manifest.package_id, manifest.sender_fingerprint)
     if opened is not None:
         raise PackageRejected(
             f"The package {manifest.package_id} was already opened here on {opened[:10]}; "
             "a second copy is refused (replay)."
-        )
-    other = received_on(vault, manifest.package_id)
-    if other is not None:
-        raise PackageRejected(
-            f"The package id {manifest.package_id} is already used here by a package from another "
-            f"organization, opened on {other[:10]}; this is not a replay, but ids must be unique here: ask "
-            "the sender to seal the package again (sealing draws a new id)."
         )
 
 
@@ -234,18 +227,19 @@ def record_received(vault: Vault, manifest: Manifest, out_dir: Path, agreement: 
             },
             conn=conn,
         )
-    return get_package(vault, manifest.package_id, RECEIVED)
+    return get_package(vault, manifest.package_id, RECEIVED, manifest.sender_fingerprint)
 
 
 def record_reopened(vault: Vault, manifest: Manifest, out_dir: Path, reason: str) -> PackageRecord:
     """Record that a package we opened before was opened once more into ``out_dir`` because the first
     folder was lost (``package.reopened``, with the reason and where it was opened before)."""
-    before = get_package(vault, manifest.package_id, RECEIVED)
+    sender = manifest.sender_fingerprint
+    before = get_package(vault, manifest.package_id, RECEIVED, sender)
     with vault.transaction() as conn:
         conn.execute(
-            "UPDATE packages SET location = ?, reopened_at = ?, reopen_reason = ? "
-            "WHERE package_id = ? AND direction = ? AND reopened_at IS NULL AND destroyed_at IS NULL",
-            (str(Path(out_dir).resolve()), utc_now(), reason, manifest.package_id, RECEIVED),
+            "UPDATE packages SET location = ?, reopened_at = ?, reopen_reason = ? WHERE package_id = ? "
+            "AND direction = ? AND sender = ? AND reopened_at IS NULL AND destroyed_at IS NULL",
+            (str(Path(out_dir).resolve()), utc_now(), reason, manifest.package_id, RECEIVED, sender),
         )
         if conn.execute("SELECT changes()").fetchone()[0] != 1:
             raise PackageRejected(
@@ -264,7 +258,7 @@ def record_reopened(vault: Vault, manifest: Manifest, out_dir: Path, reason: str
             },
             conn=conn,
         )
-    return get_package(vault, manifest.package_id, RECEIVED)
+    return get_package(vault, manifest.package_id, RECEIVED, sender)
 
 
 def record_voided(vault: Vault, package_id: str, reason: str, file_state: str) -> PackageRecord:
@@ -394,7 +388,7 @@ def _unrecorded(vault: Vault, out_dir: Path) -> bool:
 
 
 def _row_record(vault: Vault, row: tuple) -> PackageRecord:
-    package_id, direction = row[0], row[1]
+    package_id, direction, sender = row[0], row[1], row[5]
     delivered: tuple[str, ...] = ()
     destroyed: tuple[str, ...] = ()
     refused: list[tuple[str, str]] = []
@@ -408,8 +402,9 @@ def _row_record(vault: Vault, row: tuple) -> PackageRecord:
         destroyed = tuple(
             r[0]
             for r in vault.db.execute(
-                "SELECT recipient FROM destruction_certificates WHERE package_id = ? ORDER BY recipient",
-                (package_id,),
+                "SELECT recipient FROM destruction_certificates WHERE package_id = ? AND sender = ? "
+                "ORDER BY recipient",
+                (package_id, sender),
             )
         )
     return PackageRecord(
@@ -436,8 +431,13 @@ def _row_record(vault: Vault, row: tuple) -> PackageRecord:
     )
 
 
-def get_package(vault: Vault, package_id: str, direction: str | None = None) -> PackageRecord:
-    """The record of a package (PackageRejected if this vault has none)."""
+def get_package(
+    vault: Vault, package_id: str, direction: str | None = None, sender: str | None = None
+) -> PackageRecord:
+    """The record of a package (PackageRejected if this vault has none).
+
+    Packages are keyed by (package id, sender): two received packages from different organizations
+    may carry the same id, and then ``sender`` (a card fingerprint) must say which one is meant."""
     if not package_id.strip():
         raise PackageRejected("No package id was given; `pathshare packages` lists the packages.")
     sql = f"SELECT {_COLUMNS} FROM packages WHERE package_id = ?"
@@ -445,10 +445,21 @@ def get_package(vault: Vault, package_id: str, direction: str | None = None) -> 
     if direction is not None:
         sql += " AND direction = ?"
         args += (direction,)
-    row = vault.db.execute(sql + " ORDER BY direction", args).fetchone()
-    if row is None:
-        raise PackageRejected(f"This vault has no record of a package {package_id}.")
-    return _row_record(vault, row)
+    if sender is not None:
+        sql += " AND sender = ?"
+        args += (sender,)
+    rows = vault.db.execute(sql + " ORDER BY direction, sender", args).fetchall()
+    if not rows:
+        raise PackageRejected(f"This vault has no record of a package {package_id}" + (
+            f" from {sender}." if sender is not None else "."))
+    received = [r for r in rows if r[1] == RECEIVED]
+    if len(received) > 1 and (direction == RECEIVED or len(received) == len(rows)):
+        senders = " and ".join(r[5] for r in received)
+        raise PackageRejected(
+            f"Packages from {senders} carry the same id {package_id}; say which sender's is meant "
+            "(--sender FINGERPRINT)."
+        )
+    return _row_record(vault, rows[0])
 
 
 def resolve_package_id(vault: Vault, text: str, direction: str | None = None) -> str:
@@ -613,6 +624,7 @@ def certify_destruction(
     vault: Vault,
     package_id: str,
     *,
+    sender: str | None = None,
     method: str,
     statement: str,
     now: datetime | None = None,
@@ -623,7 +635,7 @@ def certify_destruction(
     Call it after the data has been deleted; returns the certificate to send to the provider
     (``package.destroyed`` is audited).
     """
-    package = get_package(vault, package_id, RECEIVED)
+    package = get_package(vault, package_id, RECEIVED, sender)
     if package.destroyed_at is not None:
         raise PackageRejected(
             f"Package {package_id} was already certified destroyed on {package.destroyed_at}."
@@ -641,13 +653,14 @@ def certify_destruction(
     )
     with vault.transaction() as conn:
         conn.execute(
-            "UPDATE packages SET destroyed_at = ? WHERE package_id = ? AND direction = ?",
-            (cert["destroyed_at"], package_id, RECEIVED),
+            "UPDATE packages SET destroyed_at = ? WHERE package_id = ? AND direction = ? AND sender = ?",
+            (cert["destroyed_at"], package_id, RECEIVED, package.sender),
         )
         conn.execute(
-            "INSERT INTO destruction_certificates(package_id, recipient, destroyed_at, method, certificate, "
-            "recorded) VALUES (?, ?, ?, ?, ?, ?)",
-            (package_id, card.fingerprint(), cert["destroyed_at"], method, json.dumps(cert), utc_now()),
+            "INSERT INTO destruction_certificates(package_id, sender, recipient, destroyed_at, method, "
+            "certificate, recorded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (package_id, package.sender, card.fingerprint(), cert["destroyed_at"], method, json.dumps(cert),
+             utc_now()),
         )
         vault.audit.append(
             "package.destroyed",
@@ -690,10 +703,12 @@ def import_destruction_certificate(
         raise
     with vault.transaction() as conn:
         conn.execute(
-            "INSERT INTO destruction_certificates(package_id, recipient, destroyed_at, method, certificate, "
-            "recorded) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(package_id, recipient) DO NOTHING",
+            "INSERT INTO destruction_certificates(package_id, sender, recipient, destroyed_at, method, "
+            "certificate, recorded) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(package_id, sender, recipient) DO NOTHING",
             (
                 checked.package_id,
+                package.sender,
                 partner.fingerprint,
                 checked.destroyed_at,
                 checked.method,

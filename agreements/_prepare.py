@@ -431,12 +431,13 @@ def _seal_table(
     try:
         data = staging / data_name
         step(0.72, "writing the de-identified file")
-        write_release(table, data)  # rows in a fresh random order, never the extract's
+        # Rows in a fresh random order, never the extract's; hashed as written, so sealing reads once.
+        digest = write_release(table, data)
         report.output_sha256 = None  # the manifest carries the hash of what is sealed
         return seal_for_agreement(
             vault,
             agreement.id,
-            [(data_name, data, table.num_rows)],
+            [(data_name, data, table.num_rows, digest)],
             report.for_recipient(),
             out,
             today=today,

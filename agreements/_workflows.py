@@ -95,7 +95,9 @@ class ReceivedPackage:
 def seal_for_agreement(
     vault: Vault,
     agreement_id: str,
-    files: Sequence[tuple[str, Path] | tuple[str, Path, int | None]],
+    files: Sequence[
+        tuple[str, Path] | tuple[str, Path, int | None] | tuple[str, Path, int | None, str | None]
+    ],
     report: dict[str, Any],
     out: Path,
     *,
@@ -402,7 +404,7 @@ def _check_reopen(vault: Vault, manifest: Manifest) -> None:
             f"Package {manifest.package_id} was never opened here; only a package this vault opened "
             "before can be opened once more."
         )
-    before = get_package(vault, manifest.package_id, RECEIVED)
+    before = get_package(vault, manifest.package_id, RECEIVED, manifest.sender_fingerprint)
     if before.manifest_hash != manifest.hash or before.sender != manifest.sender_fingerprint:
         raise PackageRejected(
             f"This is not the package {manifest.package_id} opened here on {opened[:10]}: its manifest "
@@ -468,7 +470,8 @@ def opened_files(record: PackageRecord, vault: Vault) -> list[str]:
     import json
 
     row = vault.db.execute(
-        "SELECT manifest FROM packages WHERE package_id = ? AND direction = ?", (record.package_id, RECEIVED)
+        "SELECT manifest FROM packages WHERE package_id = ? AND direction = ? AND sender = ?",
+        (record.package_id, RECEIVED, record.sender),
     ).fetchone()
     manifest = Manifest.from_json(json.loads(row[0]))
     names = [f"{DATA_DIR}/{f.name}" for f in manifest.files]
@@ -536,10 +539,12 @@ def destroy(
     statement: str = DESTROY_STATEMENT,
     now: datetime | None = None,
     force: bool = False,
+    sender: str | None = None,
 ) -> Destruction:
     """``pathshare destroy``: delete what ``open`` wrote, confirm it is gone, then sign the certificate.
 
-    ``package_id`` is a received package's id or a unique prefix. The files are looked for where the
+    ``package_id`` is a received package's id or a unique prefix (and ``sender`` the sender's card
+    fingerprint, needed only when packages from two senders carry that id). The files are looked for where the
     package was opened (the vault recorded the folder), or in ``files_moved_to`` when the user moved
     them. PathShare deletes every file it wrote there and checks the disk again; only when none is
     left is the destruction recorded and the certificate signed and written, its method saying
@@ -554,12 +559,13 @@ def destroy(
     rule = output_rule(vault)
     pid = resolve_package_id(vault, package_id, RECEIVED)
     check_output_path(certificate, force=force, recorded=rule)  # before anything is deleted or recorded
-    record = get_package(vault, pid, RECEIVED)
+    record = get_package(vault, pid, RECEIVED, sender)
     folder = Path(files_moved_to) if files_moved_to is not None else Path(record.location)
     if record.destroyed_at is not None:
         row = vault.db.execute(
-            "SELECT certificate FROM destruction_certificates WHERE package_id = ? AND recipient = ?",
-            (record.package_id, our_card(vault).fingerprint()),
+            "SELECT certificate FROM destruction_certificates WHERE package_id = ? AND sender = ? "
+            "AND recipient = ?",
+            (record.package_id, record.sender, our_card(vault).fingerprint()),
         ).fetchone()
         if row is not None:
             cert = dict(json.loads(row[0]))
@@ -632,6 +638,7 @@ def destroy(
     cert = certify_destruction(
         vault,
         pid,
+        sender=record.sender,
         method=how,
         statement=statement,
         now=now,

@@ -189,10 +189,11 @@ def _readers(org: Org, tmp_path: Path):
     [
         (DEEP, "nested too deeply"),
         (SHALLOW_BUT_OVER, "nested too deeply"),
+        (b'{"a": ' + b'[{"b": ' * 32 + b"1" + b"}]" * 32 + b"}", "nested too deeply"),
         (b'{"pathshare_card": 1, "pathshare_card": 1}', "gives the key 'pathshare_card' twice"),
         (b'{"a": NaN}', "not valid JSON"),
     ],
-    ids=["200000-deep", "65-deep", "duplicate-key", "nan"],
+    ids=["200000-deep", "65-deep", "65-deep-mixed", "duplicate-key", "nan"],
 )
 def test_attack_deeply_nested_json_everywhere(sides, tmp_path: Path, document: bytes, reason: str) -> None:
     """Cards, agreements, receipts, certificates, bundles, linkage keys, profiles, policies and element
@@ -355,29 +356,119 @@ def test_attack_killed_open_leaves_decrypted_data_in_staging(sides, tmp_path: Pa
 # ------------------------------------------------------------- item 15: replay list, rejected receipts
 
 
-def test_attack_another_senders_package_id_is_refused_as_a_replay(
-    sides, tmp_path: Path, extract: Path
+def test_attack_another_senders_package_id_collides_with_a_received_package(
+    tmp_path: Path, extract: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The replay list was keyed by package id alone: a package from another organization carrying an
-    id already opened here was refused as a "replay" (and a partner who learned an id could block the
-    genuine package). Now (sender, id) is the key: a true replay is refused as one; another sender's
-    reuse of the id is told apart, and the sender is asked to seal again (a new id), which opens."""
-    import dataclasses
+    """The vault recorded received packages by id alone: a second provider that learned a package id
+    (say, from a shared report) could seal its own package with that id, and the recipient either
+    refused it (once as a "replay", later asking for a re-seal) or would have recorded one over the
+    other. Now packages are keyed by (sender, id): the true replay is still refused, the other sender's
+    package opens and is recorded beside the first, and each is destroyed on its own."""
+    import uuid
 
-    from agreements._package_store import check_not_replayed
+    from agreements import _package
+    from agreements._package_store import RECEIVED, get_package
+    from agreements._workflows import destroy
+    from partners_setup import execute_agreement
 
-    d, c, agreement_id = sides
-    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
-    open_received(c.vault, sealed.path, tmp_path / "in1")
+    d = Org(tmp_path / "d.vault", "Riverbend Unified", "district")
+    e = Org(tmp_path / "e.vault", "Hillcrest Charter", "district")
+    c = Org(tmp_path / "c.vault", "Lakeside College", "college")
+    agreement_id = execute_agreement([d, e, c], [["provider"], ["provider"], ["recipient"]], tmp_path)
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "d.age")
+    pid = sealed.manifest.package_id
+    open_received(c.vault, sealed.path, tmp_path / "from-d")
     with pytest.raises(PackageRejected, match=r"a second copy is refused \(replay\)"):
-        check_not_replayed(c.vault, sealed.manifest)
-    squatter = dataclasses.replace(sealed.manifest, sender_fingerprint="OTHER-ORGAN-IZATI-ON123")
-    with pytest.raises(PackageRejected, match="another organization") as caught:
-        check_not_replayed(c.vault, squatter)
-    assert "(replay)" not in str(caught.value) and "seal the package again" in str(caught.value)
-    again = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "q.age")
-    assert again.manifest.package_id != sealed.manifest.package_id
-    assert open_received(c.vault, again.path, tmp_path / "in2").manifest == again.manifest
+        open_received(c.vault, sealed.path, tmp_path / "again")
+
+    # The other provider reuses the id (its sealing draws this UUID).
+    monkeypatch.setattr(_package.uuid, "uuid4", lambda: uuid.UUID(pid))
+    squat = seal_for_agreement(e.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "e.age")
+    monkeypatch.undo()
+    assert squat.manifest.package_id == pid
+    opened = open_received(c.vault, squat.path, tmp_path / "from-e")
+    assert opened.manifest.sender_fingerprint == e.fp
+    mine, theirs = get_package(c.vault, pid, RECEIVED, d.fp), get_package(c.vault, pid, RECEIVED, e.fp)
+    assert (mine.sender, theirs.sender) == (d.fp, e.fp)
+    assert mine.location.endswith("from-d") and theirs.location.endswith("from-e")
+    with pytest.raises(PackageRejected, match="say which sender's is meant"):
+        get_package(c.vault, pid, RECEIVED)
+    with pytest.raises(PackageRejected, match="say which sender's is meant"):
+        destroy(c.vault, pid, tmp_path / "cert.json")
+    done = destroy(c.vault, pid, tmp_path / "cert-e.json", sender=e.fp)
+    assert done.certificate["package_id"] == pid
+    assert not (tmp_path / "from-e" / "data" / "students.csv").exists()
+    assert (tmp_path / "from-d" / "data" / "students.csv").exists()  # the other package is untouched
+    assert get_package(c.vault, pid, RECEIVED, e.fp).destroyed_at is not None
+    assert get_package(c.vault, pid, RECEIVED, d.fp).destroyed_at is None
+    destroy(c.vault, pid, tmp_path / "cert-d.json", sender=d.fp)
+    assert get_package(c.vault, pid, RECEIVED, d.fp).destroyed_at is not None
+    from agreements._integrity import security_findings
+
+    assert security_findings(c.vault) == []  # both openings in the log match a stored record
+    for org in (d, e, c):
+        org.vault.close()
+
+
+_PRE_22 = """
+CREATE TABLE packages_old (
+    package_id TEXT NOT NULL, direction TEXT NOT NULL, agreement_id TEXT NOT NULL,
+    agreement_hash TEXT NOT NULL, manifest_hash TEXT NOT NULL, sender TEXT NOT NULL,
+    recipients TEXT NOT NULL, created TEXT NOT NULL, recorded TEXT NOT NULL, files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL, location TEXT NOT NULL, manifest TEXT NOT NULL, destroyed_at TEXT,
+    voided_at TEXT, void_reason TEXT, reopened_at TEXT, reopen_reason TEXT,
+    PRIMARY KEY (package_id, direction));
+INSERT INTO packages_old SELECT package_id, direction, agreement_id, agreement_hash, manifest_hash, sender,
+    recipients, created, recorded, files, bytes, location, manifest, destroyed_at, voided_at, void_reason,
+    reopened_at, reopen_reason FROM packages;
+DROP TABLE packages;
+ALTER TABLE packages_old RENAME TO packages;
+CREATE TABLE certs_old (
+    package_id TEXT NOT NULL, recipient TEXT NOT NULL, destroyed_at TEXT NOT NULL, method TEXT NOT NULL,
+    certificate TEXT NOT NULL, recorded TEXT NOT NULL, PRIMARY KEY (package_id, recipient));
+INSERT INTO certs_old SELECT package_id, recipient, destroyed_at, method, certificate, recorded
+    FROM destruction_certificates;
+DROP TABLE destruction_certificates;
+ALTER TABLE certs_old RENAME TO destruction_certificates;
+DELETE FROM schema_steps WHERE version = 22
+"""
+
+
+def test_vaults_from_before_sender_keyed_packages_stay_readable(tmp_path: Path, extract: Path) -> None:
+    """Migration 22 rebuilds the packages and certificates tables keyed by sender: vaults in the
+    previous shape (tables as migrations 20-21 made them) keep every package, the certificate that
+    closes a sent one and the destruction of a received one."""
+    from agreements._package_store import RECEIVED, SENT, get_package
+    from agreements._workflows import destroy, import_certificate_file
+    from partners_setup import execute_agreement
+
+    d = Org(tmp_path / "d.vault", "Riverbend Unified", "district")
+    c = Org(tmp_path / "c.vault", "Lakeside College", "college")
+    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], tmp_path)
+    sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
+    pid = sealed.manifest.package_id
+    open_received(c.vault, sealed.path, tmp_path / "inbox")
+    destroy(c.vault, pid, tmp_path / "cert.json")
+    import_certificate_file(d.vault, tmp_path / "cert.json")
+    for org in (d, c):  # back to the shape a vault had before migration 22
+        with org.vault.transaction() as conn:
+            for statement in _PRE_22.strip().split(";\n"):
+                conn.execute(statement)
+        org.vault.close()
+
+    d, c = Org(tmp_path / "d.vault", new=False), Org(tmp_path / "c.vault", new=False)
+    for org in (d, c):
+        assert org.last() == "vault.upgrade" and org.vault.audit.entries()[-1].details["steps"] == [22]
+        pk = [r[1] for r in org.vault.db.execute("PRAGMA table_info(packages)") if r[5]]
+        assert sorted(pk) == ["direction", "package_id", "sender"]
+    sent, got = get_package(d.vault, pid, SENT), get_package(c.vault, pid, RECEIVED)
+    assert sent.destroyed_by == (c.fp,) and sent.closed  # the recipient's certificate still closes it
+    assert got.sender == d.fp and got.destroyed_at is not None
+    for org in (d, c):  # each certificate is filed under the package's sender
+        keys = org.vault.db.execute("SELECT package_id, sender, recipient FROM destruction_certificates")
+        assert keys.fetchall() == [(pid, d.fp, c.fp)]
+    for org in (d, c):
+        org.vault.close()
 
 
 def test_rejected_receipt_closes_only_its_signers_obligation_for_that_manifest(sides, tmp_path: Path,

@@ -326,3 +326,16 @@ def test_a_tab_separated_row_of_empty_cells_is_a_data_row(tmp_path):
     p.write_text("ID\tName\tNotes\n", encoding="utf-8")
     with pytest.raises(InputError, match="header but no data rows"):
         read_table(p)
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_write_release_returns_the_hash_of_what_it_wrote(tmp_path, ext: str) -> None:
+    """Sealing trusts this hash for its manifest (and checks it on its one read of the file)."""
+    import hashlib
+
+    from deid import write_release
+
+    table = pa.table({"code": [f"S{i:05d}" for i in range(3000)], "note": ["=1+1"] * 3000})
+    out = tmp_path / f"release.{ext}"
+    digest = write_release(table, out)
+    assert digest == hashlib.sha256(out.read_bytes()).hexdigest()

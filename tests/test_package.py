@@ -447,6 +447,56 @@ def test_seal_replaces_atomically(tmp_path: Path, district: Party, college: Part
     assert out.read_bytes().startswith(b"age-encryption.org/v1") and not _partials(tmp_path)
 
 
+def test_seal_with_known_hash_reads_each_file_once(tmp_path: Path, district: Party, college: Party,
+                                                  sources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file given with the SHA-256 computed as it was written (deid.write_release) is not read in a
+    separate hashing pass: one read streams and hashes it, and the package opens with that hash."""
+    import hashlib
+
+    reads: list[str] = []
+    real_open = open
+
+    def counting(file: Any, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        if "r" in mode and "b" in mode and Path(file).parent == sources[0][1].parent:
+            reads.append(Path(file).name)
+        return real_open(file, mode, *args, **kw)
+
+    monkeypatch.setattr("builtins.open", counting)
+    given = [(name, path, rows, hashlib.sha256(path.read_bytes()).hexdigest())
+             for name, path, rows in sources]
+    reads.clear()
+    manifest = _seal(district, [college.recipient], given, tmp_path / "p.age")
+    assert sorted(reads) == sorted(p.name for _, p, _ in sources)  # once each, not twice
+    reads.clear()
+    _seal(district, [college.recipient], sources, tmp_path / "q.age")
+    assert sorted(reads) == sorted(2 * [p.name for _, p, _ in sources])  # unknown hash: hashed first
+    monkeypatch.undo()
+    opened = open_package(tmp_path / "p.age", college.identity, tmp_path / "out",
+                          verify_sender=_trusting(district))
+    assert [e.sha256 for e in manifest.files] == [g[3] for g in given]
+    assert [f.read_bytes() for f in opened.files] == [p.read_bytes() for _, p, _ in sources]
+
+
+def test_seal_with_a_stale_known_hash_leaves_nothing(tmp_path: Path, district: Party, college: Party,
+                                                    sources) -> None:
+    """The file was replaced by one of the same size after it was written and hashed: the hash taken
+    on the one read does not match the one given, so the package (whose manifest would lie) is
+    discarded."""
+    name, path, rows = sources[1]
+    stale = hashlib_hex(path.read_bytes())
+    path.write_bytes(os.urandom(path.stat().st_size))  # same size, other bytes
+    out = tmp_path / "p.age"
+    with pytest.raises(InputError, match="is not the file that was written"):
+        _seal(district, [college.recipient], [(*sources[0], None), (name, path, rows, stale)], out)
+    assert not out.exists() and not _partials(tmp_path)
+
+
+def hashlib_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 # ------------------------------------------------------------------------------ receipts and certificates
 
 

@@ -63,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="STATEMENT",
         help="certify by hand what you checked, when the files are not where PathShare can delete them",
     )
+    p.add_argument(
+        "--sender",
+        metavar="FINGERPRINT",
+        help="the sender's card fingerprint, when packages from two senders carry the same id",
+    )
     p.add_argument("--method", help="how else it was destroyed (backups, copies); added to the certificate")
     p.add_argument("--statement", help="the statement the certificate signs")
     add_force(p)
@@ -162,6 +167,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
             files_moved_to=args.files_moved_to,
             attest=args.attest,
             force=args.force,
+            sender=args.sender,
             **extra,
         )
     pid = done.certificate["package_id"]
