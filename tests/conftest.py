@@ -84,3 +84,21 @@ def age_cli() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_unanswered_dialogs(request, monkeypatch):
+    """A modal question nobody answers would hang the suite until CI's timeout: fail the test at once.
+
+    Tests that expect a question answer it themselves (their own monkeypatch runs later and wins)."""
+    if "qtbot" not in request.fixturenames:
+        return
+    from PySide6.QtWidgets import QDialog, QMessageBox
+
+    def unanswered(*_args, **_kwargs):
+        raise AssertionError("the app opened a modal dialog that this test does not answer")
+
+    for name in ("question", "warning", "information", "critical"):
+        monkeypatch.setattr(QMessageBox, name, unanswered)
+    monkeypatch.setattr(QMessageBox, "exec", unanswered)
+    monkeypatch.setattr(QDialog, "exec", unanswered)

@@ -407,3 +407,15 @@ def test_organization_roles_in_the_library(tmp_path):
         assert organization_roles(vault) == {"oversee"}  # nothing stored by a refusal
         set_organization_roles(vault, ["send", "oversee"])
         assert organization_roles(vault) == {"send", "oversee"}
+
+
+def test_an_unanswered_modal_question_fails_the_test_instead_of_hanging(qtbot):
+    """The suite's guard (conftest): a modal dialog a test does not answer raises at once."""
+    from PySide6.QtWidgets import QMessageBox, QWidget
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    with pytest.raises(AssertionError, match="does not answer"):
+        QMessageBox.question(parent, "Replace the file?", "x.csv already exists.")
+    with pytest.raises(AssertionError, match="does not answer"):
+        QMessageBox(parent).exec()
