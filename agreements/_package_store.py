@@ -86,6 +86,39 @@ class PackageRecord:
             return True
         return set(self.recipients) <= set(self.destroyed_by) | set(self.refused_by)
 
+    @property
+    def state(self) -> str:
+        """One word for where the package stands (``packages`` lists it; the app says STATE_LABELS):
+        void, closed (destroyed everywhere it went), delivered, refused, or open."""
+        if self.voided:
+            return "void"
+        if self.closed:
+            return "closed"
+        if self.delivered_to:
+            return "delivered"
+        if self.refused:
+            return "refused"
+        return "open"
+
+    @property
+    def state_label(self) -> str:
+        """``state`` in the users' words, which differ for what we sent and what we received."""
+        return STATE_LABELS[(self.direction, self.state)]
+
+    @property
+    def can_void(self) -> bool:
+        """Sent, not void, and no recipient answered: it may never have left (``void_package``)."""
+        return (
+            self.direction == SENT
+            and self.voided_at is None
+            and not (self.delivered_to or self.refused or self.destroyed_by)
+        )
+
+    @property
+    def can_destroy(self) -> bool:
+        """Received and not yet destroyed (``destroy``)."""
+        return self.direction == RECEIVED and self.destroyed_at is None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "package_id": self.package_id,
@@ -111,6 +144,19 @@ class PackageRecord:
             "reopen_reason": self.reopen_reason,
         }
 
+
+STATE_LABELS = {
+    ("sent", "void"): "Void: never sent",
+    ("sent", "closed"): "Closed: every recipient destroyed it",
+    ("sent", "delivered"): "Delivered: the recipient opened it",
+    ("sent", "refused"): "Refused by the recipient",
+    ("sent", "open"): "Sent: no receipt yet",
+    ("received", "closed"): "Destroyed",
+    ("received", "open"): "Opened, not yet destroyed",
+    ("received", "void"): "Void",
+    ("received", "delivered"): "Opened",
+    ("received", "refused"): "Refused",
+}
 
 _COLUMNS = (
     "package_id, direction, agreement_id, agreement_hash, manifest_hash, sender, recipients, created, "

@@ -117,13 +117,14 @@ def walk(
                 title = ws.sidebar.item(row).text().lower().replace("'", "").replace(" ", "-")
                 shot(f"{org}-{row + 1:02d}-{title}", window)
             if org == "district":
-                agreements = ws.stack.widget(4)
-                ws.sidebar.setCurrentRow(4)
+                row = ws.row_of("Agreements")
+                agreements = ws.stack.widget(row)
+                ws.sidebar.setCurrentRow(row)
                 agreements.table.selectRow(0)
-                shot("district-05-agreements-selected", window)
+                shot(f"district-{row + 1:02d}-agreements-selected", window)
                 agreements.new_agreement()
                 agreements.form.add_library_elements(["birth_date", "race", "sex", "zip"])
-                shot("district-05-agreement-form", window)
+                shot(f"district-{row + 1:02d}-agreement-form", window)
                 agreements.show_list()
             window.close()
     return report

@@ -38,7 +38,7 @@ def test_no_screen_clips_a_button_or_label(tmp_path, size, scale):
     width, height = (int(n) * int(scale) for n in size.split("x"))
     from PySide6.QtGui import QImage
 
-    image = QImage(str(tmp_path / "district-05-agreements.png"))
+    image = QImage(str(tmp_path / "district-06-agreements.png"))
     assert (image.width(), image.height()) == (width, height)
     problems = {screen: found for screen, found in report.items() if found}
     assert not problems, json.dumps(problems, indent=1)

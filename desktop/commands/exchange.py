@@ -229,17 +229,7 @@ def cmd_packages(args: argparse.Namespace) -> int:
         print("No packages." if not args.outstanding else "No package is outstanding past its deadline.")
         return 0
     for r, deadline in rows:
-        state = (
-            "void"
-            if r.voided
-            else "closed"
-            if r.closed
-            else "delivered"
-            if r.delivered_to
-            else "refused"
-            if r.refused
-            else "open"
-        )
+        state = r.state
         if r.reopened_at:
             state += f", opened again {r.reopened_at[:10]}"
         due = f", destruction was due {deadline}" if deadline else ""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QLineEdit,
+    QMenu,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -174,6 +175,17 @@ class AgreementsPage(QWidget):
             "CSV, PDF or Markdown)"
         )
         self.codebook_button.clicked.connect(lambda: self.codebook_selected())
+        # The consortium's linkage secret travels between providers as a key file (agreements'
+        # export_linkage_key / import_linkage_key); a menu, since the two go in opposite directions.
+        self.linkage_button = button("&Linkage key…", "Send or import the consortium's linkage key")
+        self.linkage_button.setToolTip(
+            "Under a consortium agreement, every provider makes link tokens with one shared secret: the "
+            "provider that holds it saves a key file for each other provider, who imports it"
+        )
+        linkage_menu = QMenu(self.linkage_button)
+        linkage_menu.addAction("Save the key for a provider…", lambda: self.export_linkage_selected())
+        linkage_menu.addAction("Import a key a provider sent…", lambda: self.import_linkage_key())
+        self.linkage_button.setMenu(linkage_menu)
         row = FlowLayout()  # wraps at 800×600 or 200% scaling instead of clipping the labels
         for b in (
             self.new_button,
@@ -181,6 +193,7 @@ class AgreementsPage(QWidget):
             self.sign_button,
             self.export_button,
             self.codebook_button,
+            self.linkage_button,
         ):
             row.addWidget(b)
         row.add_right(self.join_button)
@@ -462,6 +475,75 @@ class AgreementsPage(QWidget):
                 f"Wrote the codebook of “{a.title}” ({len(holder['book'].rows)} columns) to "
                 f"{Path(path).name}; send it to the analysts with the data."
             )
+
+    def export_linkage_selected(self, fingerprint: str | None = None, path: str | None = None) -> bool:
+        """Save the selected consortium agreement's linkage key file for one other provider (the
+        library checks that this vault holds the secret and that the partner is a provider; audited)."""
+        from agreements import export_linkage_key, organization_names, our_card
+
+        _summary, a = self.selected()
+        if a is None:
+            return False
+        names = organization_names(self.session.vault)
+        if fingerprint is None:
+            me = our_card(self.session.vault).fingerprint()
+            others = [(names.get(p.fingerprint, p.fingerprint), p.fingerprint) for p in a.providers()
+                      if p.fingerprint != me]
+            if not others:
+                self.message.show_error(
+                    "This agreement has no other provider to send its linkage key to."
+                )
+                return False
+            if len(others) == 1:
+                fingerprint = others[0][1]
+            else:
+                label, ok = QInputDialog.getItem(
+                    self, "Linkage key", "Which provider is the key for?", [n for n, _ in others], 0, False
+                )
+                if not ok:
+                    return False
+                fingerprint = dict(others)[label]
+        path = path or ask_save(
+            self,
+            self.session,
+            "linkage",
+            "Save the linkage key",
+            f"linkage-key-{a.id[:8]}.json",
+            "Linkage key (*.json)",
+        )
+        if not path:
+            return False
+        force = replace_choice(self, path)
+        if force is None:
+            return False
+        to = names.get(fingerprint, fingerprint)
+        return self._act(
+            lambda: export_linkage_key(self.session.vault, a.id, fingerprint, path, force=force) and a,
+            f"Saved the linkage key of “{a.title}” for {to} to {Path(path).name}. It can only be opened by "
+            f"{to}; send it to them.",
+            (a.id, a.version),
+        )
+
+    def import_linkage_key(self, path: str | None = None) -> bool:
+        """Import a linkage key file another provider sent (checked and audited by the library)."""
+        from agreements import import_linkage_key
+
+        path = path or ask_open(self, self.session, "linkage", "Import a linkage key", "Linkage key (*.json)")
+        if not path:
+            return False
+        holder: dict[str, Any] = {}
+
+        def go() -> Any:
+            holder["a"] = import_linkage_key(self.session.vault, path)
+            return holder["a"]
+
+        ok = self._act(go, "")
+        if ok:
+            self.message.show_info(
+                f"Imported the linkage key of “{holder['a'].title}”: your link tokens now match the other "
+                "providers'."
+            )
+        return ok
 
     def import_file(self, path: str | None = None) -> None:
         """Import a signed agreement file: a proposal, a countersigned copy, a joinder or a termination."""

@@ -66,6 +66,7 @@ class Workspace(QWidget):
         from desktop.ui.audit_page import AuditPage
         from desktop.ui.dashboard_page import DashboardPage
         from desktop.ui.link_page import LinkPage
+        from desktop.ui.packages_page import PackagesPage
         from desktop.ui.pages import MyCardPage
         from desktop.ui.partners_page import PartnersPage
         from desktop.ui.prepare import PrepareScreen
@@ -84,10 +85,12 @@ class Workspace(QWidget):
         self.stack = QStackedWidget()
         self.prepare = PrepareScreen(self)
         self.receive = ReceiveScreen(self)
+        self.packages = PackagesPage(session)
         pages: list[tuple[str, QWidget]] = [
             ("Prepare a package", self.prepare),
             ("Receive a package", self.receive),
             ("Link two files", LinkPage(self)),
+            ("Packages", self.packages),
             ("Dashboard", DashboardPage(session)),
             ("Agreements", AgreementsPage(session)),
             ("Partners", PartnersPage(session)),
@@ -142,7 +145,11 @@ class Workspace(QWidget):
             return 0
         if "send" in roles:
             return 0
-        return 1 if "receive" in roles else 3
+        return 1 if "receive" in roles else self.row_of("Dashboard")
+
+    def row_of(self, title: str) -> int:
+        """The sidebar row of the screen called ``title``."""
+        return next(i for i in range(self.sidebar.count()) if self.sidebar.item(i).text() == title)
 
     def show_receive(self, package: str | None = None) -> None:
         """Switch to Receive; open ``package`` there when given."""
@@ -233,21 +240,98 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.stack)
         self.first_run: FirstRunScreen | None = None
         self.unlock: UnlockScreen | None = None
-        if Path(session.vault_path).exists():
-            self.unlock = UnlockScreen(session)
-            self.unlock.unlocked.connect(self._unlocked)
-            self.stack.addWidget(self.unlock)
-        else:
-            self.first_run = FirstRunScreen(session)
-            self.first_run.completed.connect(self._unlocked)
-            self.stack.addWidget(self.first_run)
+        self._entry_screen()
         self._build_menu()
         geometry = session.settings.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1100, 740)
 
+    def _entry_screen(self) -> None:
+        """Unlock for a vault that exists, first run (set it up) for one that does not."""
+        from desktop.ui.first_run import FirstRunScreen
+        from desktop.ui.unlock import UnlockScreen
+
+        for screen in (self.unlock, self.first_run):
+            if screen is not None:
+                self.stack.removeWidget(screen)
+                screen.deleteLater()
+        self.unlock = self.first_run = None
+        if Path(self.session.vault_path).exists():
+            self.unlock = UnlockScreen(self.session)
+            self.unlock.unlocked.connect(self._unlocked)
+            self.stack.addWidget(self.unlock)
+            self.stack.setCurrentWidget(self.unlock)
+        else:
+            self.first_run = FirstRunScreen(self.session)
+            self.first_run.completed.connect(self._unlocked)
+            self.stack.addWidget(self.first_run)
+            self.stack.setCurrentWidget(self.first_run)
+
+    def switch_vault(self, path: str | Path) -> bool:
+        """Leave this vault (locked, as Lock does) and go to ``path``: its unlock screen when it exists,
+        setting it up when it does not. Refused while a job runs."""
+        if self.workspace is not None and self.workspace.busy():
+            QMessageBox.information(
+                self, "PathShare", "Wait for the running job to finish (or cancel it) first."
+            )
+            return False
+        if self.workspace is not None:
+            self.lock()
+        self.session.vault_path = Path(path)
+        self._entry_screen()
+        self.setWindowTitle("PathShare")
+        return True
+
+    def open_vault(self) -> None:
+        """File → Open vault…: another vault file on this computer."""
+        from desktop.ui.partners_page import ask_open
+
+        path = ask_open(self, self.session, "vaults", "Open a vault", "PathShare vault (*.vault)")
+        if path:
+            self.switch_vault(path)
+
+    def new_vault(self) -> None:
+        """File → New vault…: a vault for another organization (or a test) in a file the user names."""
+        from desktop.ui.partners_page import ask_save
+
+        path = ask_save(
+            self, self.session, "vaults", "Create a new vault", "pathshare.vault", "PathShare vault (*.vault)"
+        )
+        if not path:
+            return
+        if not path.endswith(".vault"):
+            path += ".vault"
+        if Path(path).exists():
+            QMessageBox.information(
+                self,
+                "PathShare",
+                f"{Path(path).name} already exists; open it with File → Open vault… instead.",
+            )
+            return
+        self.switch_vault(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        current = str(Path(self.session.vault_path).resolve())
+        paths = [p for p in self.session.settings.recent_vaults() if p != current]
+        for p in paths:
+            action = self.recent_menu.addAction(f"{Path(p).name} — {Path(p).parent}")
+            action.triggered.connect(lambda _=False, p=p: self.switch_vault(p))
+        if not paths:
+            none = self.recent_menu.addAction("No other vault opened yet")
+            none.setEnabled(False)
+
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        open_vault = QAction("Open &vault…", self)
+        open_vault.triggered.connect(self.open_vault)
+        new_vault = QAction("&New vault…", self)
+        new_vault.triggered.connect(self.new_vault)
+        self.recent_menu = file_menu.addMenu("&Recent vaults")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.insertAction(self.recent_menu.menuAction(), open_vault)
+        file_menu.insertAction(self.recent_menu.menuAction(), new_vault)
+        file_menu.addSeparator()
         self.open_action = QAction("&Open package…", self)
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.open_action.triggered.connect(self._open_package)
@@ -271,6 +355,7 @@ class MainWindow(QMainWindow):
     def _unlocked(self, vault: Any, passphrase: str) -> None:
         self.session.vault = vault
         self.session.passphrase = passphrase
+        self.session.settings.add_recent_vault(self.session.vault_path)
         from agreements import our_card
         from deid.errors import PathShareError
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 VERSION = 1
+MAX_RECENT = 6  # vaults listed under File → Recent vaults
 FOLDER_KEYS = (
     "extract",
     "package_out",
@@ -19,6 +20,7 @@ FOLDER_KEYS = (
     "receipt",
     "link_in",
     "link_out",
+    "vaults",
 )
 
 
@@ -53,6 +55,18 @@ class Settings:
         """Remember the folder of ``path`` (a file or a folder) for ``key``."""
         p = Path(path)
         self._s.setValue(f"folders/{key}", str(p if p.is_dir() else p.parent))
+
+    def recent_vaults(self) -> list[str]:
+        """The vaults opened last, newest first (those still on disk)."""
+        value = self._s.value("vaults/recent", []) or []
+        paths = [value] if isinstance(value, str) else [str(v) for v in value]
+        return [p for p in paths if p and Path(p).is_file()]
+
+    def add_recent_vault(self, path: str | Path) -> None:
+        """Put ``path`` first in the recent vaults (at most ``MAX_RECENT``)."""
+        p = str(Path(path).resolve())
+        paths = [p] + [q for q in self.recent_vaults() if q != p]
+        self._s.setValue("vaults/recent", paths[:MAX_RECENT])
 
     def sync(self) -> None:
         """Write to disk now."""
