@@ -398,6 +398,16 @@ __all__ += [
 ]
 
 # The audit log in the users' words (agreements/_story.py).
+from agreements._compliance import Overview, overview  # noqa: E402
 from agreements._story import Names, StoryLine, action_label, local_time, story, story_names  # noqa: E402
 
-__all__ += ["Names", "StoryLine", "action_label", "local_time", "story", "story_names"]
+__all__ += [
+    "Names",
+    "Overview",
+    "StoryLine",
+    "action_label",
+    "local_time",
+    "overview",
+    "story",
+    "story_names",
+]

@@ -687,6 +687,72 @@ def status_key(summary: AgreementSummary, today: date | None = None, days: int =
     return summary.status
 
 
+AGREEMENT_GROUPS = (
+    ("draft", "Drafts"),
+    ("awaiting", "Awaiting signatures"),
+    ("executed", "In force"),
+    ("expiring", f"Ending within {EXPIRING_DAYS} days"),
+    ("expired", "Expired"),
+    ("terminated", "Terminated"),
+)
+
+
+# PackageRecord.state -> the chart's short label (the lists say more: STATE_LABELS).
+SENT_GROUPS = (
+    ("open", "No receipt yet"),
+    ("delivered", "Delivered"),
+    ("refused", "Refused"),
+    ("closed", "Destroyed"),
+    ("void", "Void"),
+)
+RECEIVED_GROUPS = (("open", "Not yet destroyed"), ("closed", "Destroyed"))
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The dashboard's counts: agreements by status (latest version of each), packages by where they
+    stand, each as (label, count) in a fixed order (the chart's bars), zeros included."""
+
+    agreements: tuple[tuple[str, int], ...]
+    sent: tuple[tuple[str, int], ...]
+    received: tuple[tuple[str, int], ...]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            "agreements": sum(n for _, n in self.agreements),
+            "sent": sum(n for _, n in self.sent),
+            "received": sum(n for _, n in self.received),
+        }
+
+
+def overview(vault: Vault, today: date | None = None) -> Overview:
+    """Count agreements by status and packages by state (the same rules as the lists: status_key,
+    PackageRecord.state)."""
+    from agreements._agreement_store import list_agreements
+    from agreements._package_store import RECEIVED, SENT, list_packages
+
+    today = today or date.today()
+    by_status: dict[str, int] = {}
+    for summary in list_agreements(vault):
+        key = status_key(summary, today)
+        by_status[key] = by_status.get(key, 0) + 1
+    packages = list_packages(vault)
+
+    def states(direction: str, order: tuple[tuple[str, str], ...]) -> tuple[tuple[str, int], ...]:
+        counts = {state: 0 for state, _ in order}
+        for record in packages:
+            if record.direction == direction and record.state in counts:
+                counts[record.state] += 1
+        return tuple((label, counts[state]) for state, label in order)
+
+    return Overview(
+        agreements=tuple((label, by_status.get(key, 0)) for key, label in AGREEMENT_GROUPS),
+        sent=states(SENT, SENT_GROUPS),
+        received=states(RECEIVED, RECEIVED_GROUPS),
+    )
+
+
 # ---------------------------------------------------------------------------------- drafting helpers
 
 

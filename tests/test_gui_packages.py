@@ -100,9 +100,23 @@ def test_destroy_certify_import_and_void_in_the_app(qtbot, tmp_path):
     last = vault.audit.entries()[-1]
     assert last.action == "package.voided" and last.details["reason"] == "addressed to the wrong college"
     assert page.selected().state_label == "Void: never sent"
-    # A refusal is one sentence in the window: a certificate imported twice.
+    # A refusal is one sentence in the window: a file that is not there.
     assert not page.import_returned(str(tmp_path / "nothing.json"))
     assert page.message.isVisible() and "nothing.json" in page.message.text()
+
+    # The dashboard counts what happened, as bars: one package destroyed, one void, one agreement in force.
+    board = show(window, "Dashboard")
+    assert board.sent_chart.rows == [("No receipt yet", 0), ("Delivered", 0), ("Refused", 0),
+                                     ("Destroyed", 1), ("Void", 1)]
+    assert ("In force", 1) in board.agreements_chart.rows and board.received_chart.rows == [
+        ("Not yet destroyed", 0), ("Destroyed", 0)]
+    assert "Destroyed: 1" in board.sent_chart.accessibleDescription()
+    chart = board.sent_chart
+    qtbot.waitUntil(lambda: chart.height() >= chart.sizeHint().height(), timeout=2_000)  # laid out
+    image = chart.grab().toImage()
+    highlight = board.sent_chart.palette().highlight().color().rgb()
+    colours = {image.pixel(x, y) for x in range(image.width()) for y in range(image.height())}
+    assert highlight in colours  # the bars are drawn
 
 
 def test_file_menu_opens_creates_and_remembers_vaults(qtbot, tmp_path):

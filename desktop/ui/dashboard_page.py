@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QVBoxLayout, QWidget
 
+from desktop.ui.charts import BarChart
 from desktop.ui.partners_page import ask_open, fill_table, fit_columns, fit_height, make_table
 from desktop.ui.theme import heading_font
 from desktop.ui.widgets import MessageBar, button, heading, paragraph, scrolling
@@ -17,6 +19,7 @@ from desktop.ui.widgets import MessageBar, button, heading, paragraph, scrolling
 def _section(title: str) -> QLabel:
     label = QLabel(title)
     label.setFont(heading_font(label.font(), 1.15))
+    label.setWordWrap(True)  # a long heading wraps at 800×600 instead of widening the page
     label.setAccessibleName(title)
     return label
 
@@ -38,6 +41,17 @@ class DashboardPage(QWidget):
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 8, 0)
+        # At a glance: counts as bars (agreements by status; packages sent and received by state).
+        self.agreements_chart = BarChart("Agreements")
+        self.sent_chart = BarChart("Packages sent")
+        self.received_chart = BarChart("Packages received")
+        charts = QHBoxLayout()
+        charts.addWidget(self.agreements_chart, 1, Qt.AlignmentFlag.AlignTop)
+        packages = QVBoxLayout()
+        packages.addWidget(self.sent_chart)
+        packages.addWidget(self.received_chart)
+        charts.addLayout(packages, 1)
+        layout.addLayout(charts)
         self.expiring_title = _section("Agreements expiring within 60 days")
         self.expiring_note = paragraph()
         self.expiring = make_table(
@@ -129,7 +143,7 @@ class DashboardPage(QWidget):
 
     def refresh(self, today: date | None = None) -> None:
         """Read the three lists (short vault reads)."""
-        from agreements import dashboard
+        from agreements import dashboard, overview
         from deid.errors import PathShareError
 
         self.message.clear()
@@ -139,6 +153,15 @@ class DashboardPage(QWidget):
             self.message.show_error(str(exc))
             return
         self.board = board
+        try:
+            counts = overview(self.session.vault, today)
+        except PathShareError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.counts = counts
+        self.agreements_chart.set_rows(counts.agreements)
+        self.sent_chart.set_rows(counts.sent)
+        self.received_chart.set_rows(counts.received)
         fill_table(
             self.expiring,
             [
