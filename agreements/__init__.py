@@ -259,6 +259,7 @@ from agreements._linkage_store import (  # noqa: E402
     export_linkage_key,
     import_linkage_key,
     linkage_secret,
+    linkage_summary,
 )
 
 __all__ += [
@@ -267,6 +268,7 @@ __all__ += [
     "export_linkage_key",
     "import_linkage_key",
     "linkage_secret",
+    "linkage_summary",
 ]
 
 # The compliance officer's queries and reports (agreements/_compliance.py).

@@ -28,8 +28,8 @@ from deid.errors import (
 # The engine's names load on first use (PEP 562), so `import deid.errors` — which the CLI does on
 # every start — does not pull in pyarrow.
 _LAZY = {
-    "deid._atomic": ("EarlyWriteback", "Recorded", "atomic_open", "atomic_path", "check_output_path",
-                     "write_bytes_atomic"),
+    "deid._atomic": ("OPENED_PACKAGE_MARKERS", "EarlyWriteback", "Recorded", "atomic_open", "atomic_path",
+                     "check_output_path", "write_bytes_atomic"),
     "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
     "deid._io": ("ReadInfo", "check_distinct_files", "read_table", "release_order", "same_file",
                  "write_release", "write_table"),
@@ -38,7 +38,8 @@ _LAZY = {
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
     "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "padding_key_path",
                       "save_crosswalk"),
-    "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment", "parse_dates"),
+    "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment",
+                          "normalize_ids", "parse_dates"),
     "deid._elements": ("Code", "Element", "dictionary_elements", "element_library", "load_elements"),
     "deid._textscan": ("Finding", "TextScanner", "installed_ner_model", "presidio_analyzer"),
     "deid._columns": ("ColumnFlag", "classify_columns"),
@@ -66,6 +67,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "OPENED_PACKAGE_MARKERS",
     "TREATMENTS",
     "Cancelled",
     "CheckFailed",
@@ -100,6 +102,7 @@ __all__ = [
     "load_policy",
     "load_secret",
     "make_treatment",
+    "normalize_ids",
     "padding_key_path",
     "parse_dates",
     "parse_json",

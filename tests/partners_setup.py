@@ -6,17 +6,40 @@ Imported by test modules as ``from partners_setup import ...`` (pytest puts test
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agreements import Vault
-from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
-from agreements._identity import create_identity, our_card
-from agreements._package import Manifest
-from agreements._partners import import_card, trusted_partner
+from agreements import (
+    Manifest,
+    Vault,
+    create_agreement,
+    create_identity,
+    export_agreement,
+    import_agreement,
+    import_card,
+    our_card,
+    sign_agreement,
+    trusted_partner,
+)
 from agreements._signing import load_public_key
+
+
+@contextmanager
+def cheap_kdf() -> Iterator[None]:
+    """Fewer SQLCipher KDF iterations while it lasts, for tests that are not about the KDF (a shared
+    helper, so that a test of another package need not reach into ``agreements._vault`` itself)."""
+    import agreements._vault as vault_module
+
+    saved = vault_module._TEST_KDF_ITER
+    vault_module._TEST_KDF_ITER = 1000
+    try:
+        yield
+    finally:
+        vault_module._TEST_KDF_ITER = saved
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
 PASS = "correct horse battery staple"

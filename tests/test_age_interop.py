@@ -16,8 +16,7 @@ import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agreements import _agefile
-from agreements._package import open_package, seal
+from agreements import _agefile, open_package, seal
 from agreements._signing import canonical_json, verify_document
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from agreements import _agefile
-from agreements._package import open_package
+from agreements import _agefile, open_package
 from agreements.errors import PackageRejected
 
 VECTORS = Path(__file__).resolve().parent / "vectors" / "cctv-age"

@@ -301,7 +301,7 @@ def test_published_json_schema_is_in_step_with_the_model():
 
 
 def test_documentation_names_every_treatment_and_legal_basis():
-    from agreements._agreement import LEGAL_BASES
+    from agreements import LEGAL_BASES
 
     doc = (EXAMPLE.parent.parent / "agreement-schema.md").read_text(encoding="utf-8")
     for name in (*TREATMENT_PARAMETERS, *LEGAL_BASES):

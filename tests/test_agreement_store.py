@@ -9,26 +9,29 @@ from pathlib import Path
 
 import pytest
 
-from agreements import AgreementError, Vault
-from agreements._agreement_store import (
+from agreements import (
+    AgreementError,
+    Vault,
     agreement_by_hash,
     agreement_status,
     agreement_versions,
     amend_agreement,
     create_agreement,
+    create_identity,
     destruction_due,
     expiring_agreements,
     export_agreement,
     get_agreement,
     import_agreement,
+    import_card,
     join_agreement,
     list_agreements,
+    our_card,
     require_in_force,
+    revoke_partner,
     sign_agreement,
     terminate_agreement,
 )
-from agreements._identity import create_identity, our_card
-from agreements._partners import import_card, revoke_partner
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agreement.json"
 PASS = "correct horse battery staple"
@@ -181,8 +184,7 @@ def test_importing_terms_that_differ_from_what_we_signed_is_refused(orgs):
     doc = json.loads((d.tmp / "proposal.json").read_text())
     doc["policy"]["k"] = 2
     doc.pop("signatures")
-    from agreements._agreement import Agreement
-    from agreements._identity import signing_key
+    from agreements import Agreement, signing_key
 
     forged = Agreement.from_terms(doc).sign(signing_key(c.vault))
     path = d.tmp / "changed.json"

@@ -16,9 +16,9 @@ import pytest
 import sqlcipher3
 from partners_setup import PASS, Org
 
+from agreements import open_received, seal_for_agreement
 from agreements._audit import GENESIS, entry_hash, head_file, partner_heads, partner_log_problems
 from agreements._merkle import EMPTY_ROOT, Tree, consistency_proof, leaf_hash, root_of, verify_consistency
-from agreements._workflows import open_received, seal_for_agreement
 
 # Trillian's RFC 6962 test vectors (github.com/google/trillian, merkle/testonly/constants.go and
 # merkle/logverifier/log_verifier_test.go; Copyright Google LLC, Apache License 2.0): eight leaf
@@ -191,7 +191,7 @@ def test_attack_rewritten_log_is_not_laundered_by_an_ordinary_package(
     assert problems and problems[-1].partner == d.fp and problems[-1].action == "audit.partner_rewritten"
 
     # The compliance officer sees it: on the dashboard and in `audit verify`.
-    from agreements._compliance import dashboard
+    from agreements import dashboard
 
     assert {p.partner for p in dashboard(c.vault).partner_logs} == {d.fp}
     c.vault.close()
@@ -202,7 +202,7 @@ def test_attack_rewritten_log_is_not_laundered_by_an_ordinary_package(
 
 def test_attack_rewritten_log_caught_by_the_next_bundle(sides, tmp_path: Path, extract: Path) -> None:
     """With the whole log (an audit bundle), a rewrite before any head we hold is named as such."""
-    from agreements._compliance import check_bundle
+    from agreements import check_bundle
 
     d, c, agreement_id = sides
     first = _seal(d, agreement_id, extract, tmp_path / "out" / "p1.age")
@@ -306,7 +306,7 @@ def _splice(earlier: Path, current: Path, pages: list[int], size: int) -> None:
 
 
 def test_attack_spliced_old_page_undoes_a_revocation(tmp_path: Path, run_cli, monkeypatch) -> None:
-    from agreements._partners import find_partner, import_card, revoke_partner, trusted_partner
+    from agreements import find_partner, import_card, revoke_partner, trusted_partner
     from agreements.errors import PartnerError
 
     path = tmp_path / "d.vault"

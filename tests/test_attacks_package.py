@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from partners_setup import Org
 from unpack_fuzz import OUTCOMES, Target, mutate, time_limit
 
-from agreements import _agefile
-from agreements._workflows import open_received, seal_for_agreement
+from agreements import _agefile, open_received, seal_for_agreement
 from agreements.errors import PackageRejected
 
 BLOCK = tarfile.BLOCKSIZE
@@ -29,7 +28,7 @@ def extract(tmp_path: Path) -> Path:
 
 
 def _plaintext(org: Org, package: Path) -> bytes:
-    from agreements._identity import age_identity
+    from agreements import age_identity
 
     plain = io.BytesIO()
     _agefile.decrypt_to(package, [age_identity(org.vault)], plain)
@@ -161,11 +160,15 @@ def test_attack_deeply_nested_manifest_gives_recursion_error(sides, tmp_path: Pa
 
 def _readers(org: Org, tmp_path: Path):
     """Every place PathShare reads JSON from outside: (name, reader(path), error class, audit action)."""
-    from agreements import import_card, import_profile
-    from agreements._agreement_store import import_agreement
+    from agreements import (
+        import_agreement,
+        import_card,
+        import_certificate_file,
+        import_linkage_key,
+        import_profile,
+        import_receipt_file,
+    )
     from agreements._audit import read_bundle
-    from agreements._linkage_store import import_linkage_key
-    from agreements._workflows import import_certificate_file, import_receipt_file
     from agreements.errors import AgreementError, AuditError, PartnerError
     from deid import load_elements, load_policy
     from deid.errors import InputError, PolicyError
@@ -254,9 +257,7 @@ def test_attack_unknown_sender_makes_recipient_write_before_trust(sides, tmp_pat
     """An organization the recipient never verified sends a 6 MB package: before, every byte was
     decrypted to disk before the signature was looked at. Now the signed manifest comes first and is
     checked first: refused with nothing written."""
-    from agreements._agreement_store import require_in_force
-    from agreements._identity import signing_key
-    from agreements._package import seal
+    from agreements import require_in_force, seal, signing_key
 
     d, c, agreement_id = sides
     stranger = Org(tmp_path / "stranger.vault", "Harbor Logistics", "employer")
@@ -366,10 +367,9 @@ def test_attack_another_senders_package_id_collides_with_a_received_package(
     package opens and is recorded beside the first, and each is destroyed on its own."""
     import uuid
 
-    from agreements import _package
-    from agreements._package_store import RECEIVED, get_package
-    from agreements._workflows import destroy
     from partners_setup import execute_agreement
+
+    from agreements import RECEIVED, _package, destroy, get_package
 
     d = Org(tmp_path / "d.vault", "Riverbend Unified", "district")
     e = Org(tmp_path / "e.vault", "Hillcrest Charter", "district")
@@ -438,9 +438,9 @@ def test_vaults_from_before_sender_keyed_packages_stay_readable(tmp_path: Path, 
     """Migration 22 rebuilds the packages and certificates tables keyed by sender: vaults in the
     previous shape (tables as migrations 20-21 made them) keep every package, the certificate that
     closes a sent one and the destruction of a received one."""
-    from agreements._package_store import RECEIVED, SENT, get_package
-    from agreements._workflows import destroy, import_certificate_file
     from partners_setup import execute_agreement
+
+    from agreements import RECEIVED, SENT, destroy, get_package, import_certificate_file
 
     d = Org(tmp_path / "d.vault", "Riverbend Unified", "district")
     c = Org(tmp_path / "c.vault", "Lakeside College", "college")
@@ -479,9 +479,7 @@ def test_rejected_receipt_closes_only_its_signers_obligation_for_that_manifest(s
     recipient's, not another version of the package, not after an `opened` receipt, not unsigned."""
     import dataclasses
 
-    from agreements._identity import signing_key
-    from agreements._package import make_receipt
-    from agreements._package_store import SENT, get_package, import_receipt
+    from agreements import SENT, get_package, import_receipt, make_receipt, signing_key
 
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")

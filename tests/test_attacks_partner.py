@@ -155,7 +155,7 @@ def extract(tmp_path):
 
 
 def _seal(org, agreement_id, extract, out):
-    from agreements._workflows import seal_for_agreement
+    from agreements import seal_for_agreement
 
     return seal_for_agreement(org.vault, agreement_id, [("students.csv", extract, 2)], {"rows_out": 2}, out)
 
@@ -164,8 +164,8 @@ def _card_from(vault, **changes):
     """A card self-signed with ``vault``'s signing key: its own fields, with ``changes``."""
     from datetime import UTC, datetime
 
+    from agreements import our_card, signing_key
     from agreements._cards import make_card
-    from agreements._identity import our_card, signing_key
 
     card = our_card(vault)
     fields = {
@@ -180,8 +180,7 @@ def _card_from(vault, **changes):
 
 def test_attack_revoked_partner_receives_new_package(sides, tmp_path, extract):
     """After `partner revoke … --reason "age key compromised"`, nothing is sealed to that key."""
-    from agreements import PartnerError
-    from agreements._partners import revoke_partner
+    from agreements import PartnerError, revoke_partner
 
     d, c, agreement_id = sides
     revoke_partner(d.vault, c.fp, reason="age key compromised")
@@ -197,7 +196,7 @@ def test_attack_revoked_partner_receives_new_package(sides, tmp_path, extract):
 
 def test_attack_revoked_partner_receives_new_package_by_cli_prepare(tmp_path, run_cli, monkeypatch):
     """The same attack on the command line, `prepare` after `partner revoke`, against the demo's vaults."""
-    from agreements._demo import run_demo
+    from agreements import run_demo
 
     passphrase = "correct horse battery staple 42"
     work = tmp_path / "demo"
@@ -223,9 +222,7 @@ def test_attack_revoked_partner_receives_new_package_by_cli_prepare(tmp_path, ru
 
 
 def test_attack_package_from_revoked_partner_is_opened(sides, tmp_path, extract):
-    from agreements import PackageRejected
-    from agreements._partners import revoke_partner
-    from agreements._workflows import open_received
+    from agreements import PackageRejected, open_received, revoke_partner
 
     d, c, agreement_id = sides
     sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")
@@ -237,10 +234,16 @@ def test_attack_package_from_revoked_partner_is_opened(sides, tmp_path, extract)
 
 
 def test_attack_receipt_and_certificate_from_revoked_partner_are_accepted(sides, tmp_path, extract):
-    from agreements import PackageRejected
-    from agreements._package_store import SENT, get_package
-    from agreements._partners import revoke_partner
-    from agreements._workflows import destroy, import_certificate_file, import_receipt_file, open_received
+    from agreements import (
+        SENT,
+        PackageRejected,
+        destroy,
+        get_package,
+        import_certificate_file,
+        import_receipt_file,
+        open_received,
+        revoke_partner,
+    )
 
     d, c, agreement_id = sides
     sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")
@@ -259,8 +262,7 @@ def test_attack_receipt_and_certificate_from_revoked_partner_are_accepted(sides,
 
 def test_attack_revoked_key_returns_as_new_card(sides):
     """The revoked keys re-signed with a new `created` date: a new fingerprint, same keys — refused."""
-    from agreements import PartnerError
-    from agreements._partners import find_partner, import_card, revoke_partner
+    from agreements import PartnerError, find_partner, import_card, revoke_partner
 
     d, c, _ = sides
     revoke_partner(d.vault, c.fp, reason="age key compromised")
@@ -274,8 +276,7 @@ def test_attack_revoked_key_returns_as_new_card(sides):
 
 def test_attack_revoked_age_key_returns_under_a_new_signing_key(sides, tmp_path):
     """Only the age key is reused (a fresh signing key): revocation of the age key still holds."""
-    from agreements import PartnerError
-    from agreements._partners import import_card, revoke_partner
+    from agreements import PartnerError, import_card, revoke_partner
 
     d, c, _ = sides
     revoke_partner(d.vault, c.fp, reason="age key compromised")
@@ -291,8 +292,7 @@ def test_attack_revoked_age_key_returns_under_a_new_signing_key(sides, tmp_path)
 
 def test_attack_twin_card_imported_before_the_revocation_still_receives(sides, tmp_path, extract):
     """A second card with the same keys, already in the vault when the first is revoked, is revoked too."""
-    from agreements import PartnerError
-    from agreements._partners import find_partner, import_card, revoke_partner
+    from agreements import PartnerError, find_partner, import_card, revoke_partner
 
     d, c, agreement_id = sides
     twin = _card_from(c.vault, contact="new-ir@riverbend.example")
@@ -305,8 +305,7 @@ def test_attack_twin_card_imported_before_the_revocation_still_receives(sides, t
 
 def test_attack_card_hijacks_another_partners_age_key(sides, tmp_path):
     """An impostor's card carrying the college's public age key (under the impostor's own signing key)."""
-    from agreements import PartnerError
-    from agreements._partners import find_partner, import_card
+    from agreements import PartnerError, find_partner, import_card
 
     d, c, _ = sides
     evil = Vault.create(tmp_path / "evil.vault", PASS)
@@ -326,8 +325,7 @@ def test_attack_card_hijacks_another_partners_age_key(sides, tmp_path):
 
 def test_attack_card_hijacks_another_partners_signing_key(sides):
     """The college's signing key on a card naming another organization."""
-    from agreements import PartnerError
-    from agreements._partners import import_card
+    from agreements import PartnerError, import_card
 
     d, c, _ = sides
     renamed = _card_from(c.vault, org="Lakeview Adult School")
@@ -339,17 +337,22 @@ def test_attack_hijacking_card_in_the_vault_takes_over_receipts_and_certificates
     """A hijacking card that got into a vault before the import check (an older PathShare) no longer
     captures the college's packages: recipients are recorded by the agreement's party fingerprints, the
     college's receipt is accepted and the impostor's certificate refused."""
-    from agreements import PackageRejected
-    from agreements._package import make_destruction_certificate
-    from agreements._package_store import SENT, get_package, import_destruction_certificate
-    from agreements._workflows import import_receipt_file, open_received
+    from agreements import (
+        SENT,
+        PackageRejected,
+        get_package,
+        import_destruction_certificate,
+        import_receipt_file,
+        make_destruction_certificate,
+        open_received,
+    )
 
     d, c, agreement_id = sides
     evil = Vault.create(tmp_path / "evil.vault", PASS)
     try:
         create_identity(evil, "Evil Employer", "employer", "x@evil.example")
         hijack = _card_from(evil, age_recipient=c.card.age_recipient)
-        from agreements._identity import signing_key
+        from agreements import signing_key
 
         evil_key = signing_key(evil)
     finally:
@@ -407,8 +410,7 @@ def _stranger_card(tmp_path, org, name="evil", **changes):
 )
 def test_attack_lookalike_name_imports_verified_without_warning(sides, tmp_path, lookalike):
     """A card whose name only looks like a known partner's is a key change: loud, unverified."""
-    from agreements import PartnerError
-    from agreements._partners import find_partner, import_card
+    from agreements import PartnerError, find_partner, import_card
 
     d, _, _ = sides
     card = _stranger_card(tmp_path, lookalike)
@@ -424,8 +426,7 @@ def test_attack_lookalike_name_imports_verified_without_warning(sides, tmp_path,
 
 
 def test_attack_lookalike_of_our_own_name_is_imported(sides, tmp_path):
-    from agreements import PartnerError
-    from agreements._partners import import_card
+    from agreements import PartnerError, import_card
 
     d, _, _ = sides
     card = _stranger_card(tmp_path, "Lakeview Unified School Distr\u0456ct")  # Cyrillic і
@@ -439,8 +440,7 @@ def test_attack_lookalike_of_our_own_name_is_imported(sides, tmp_path):
     ["Riverbend\x1b[2K\rLakeview Unified", "Riverbend \u202eegelloC", "Riverbend\nCommunity College"],
 )
 def test_attack_escape_sequence_in_card_name_imports(sides, tmp_path, org):
-    from agreements import PartnerError
-    from agreements._partners import import_card
+    from agreements import PartnerError, import_card
 
     d, _, _ = sides
     card = _stranger_card(tmp_path, org)
@@ -507,11 +507,15 @@ def test_attack_bidi_override_in_agreement_imports(tmp_path):
 
 
 def test_attack_escape_sequence_in_destruction_certificate(sides, tmp_path, extract):
-    from agreements import PackageRejected
-    from agreements._identity import signing_key
-    from agreements._package import make_destruction_certificate
-    from agreements._package_store import SENT, get_package, import_destruction_certificate
-    from agreements._workflows import open_received
+    from agreements import (
+        SENT,
+        PackageRejected,
+        get_package,
+        import_destruction_certificate,
+        make_destruction_certificate,
+        open_received,
+        signing_key,
+    )
 
     d, c, agreement_id = sides
     sealed = _seal(d, agreement_id, extract, tmp_path / "p.age")

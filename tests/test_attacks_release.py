@@ -17,12 +17,16 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
 
-from agreements import Vault
-from agreements._demo import run_demo
-from agreements._prepare import deidentify_for_agreement, prepare
-from agreements._workflows import open_received
-from deid import Crosswalk, deidentify_file, load_crosswalk, load_policy, load_secret, release_order
-from deid._treatments import normalize_ids
+from agreements import Vault, deidentify_for_agreement, open_received, prepare, run_demo
+from deid import (
+    Crosswalk,
+    deidentify_file,
+    load_crosswalk,
+    load_policy,
+    load_secret,
+    normalize_ids,
+    release_order,
+)
 
 PASS = "correct horse battery staple 42"
 PROFILE = "Synthetic SIS export"
@@ -385,7 +389,7 @@ def test_attack_package_metadata_names_the_senders_machine(
 
     import pyrage
 
-    from agreements._identity import age_identity
+    from agreements import age_identity
 
     folder = tmp_path / "home" / USER_LIKE / FOLDER_LIKE
     folder.mkdir(parents=True)

@@ -16,7 +16,7 @@ import pytest
 from partners_setup import PASS, TODAY, Org, execute_agreement
 
 import agreements._vault as vault_module
-from agreements._workflows import seal_for_agreement
+from agreements import seal_for_agreement
 
 DEEP = b"[" * 200_000 + b"]" * 200_000
 SECRET_CELL = "Zebediah-Quintessa-7731"  # a cell value that must never be echoed
@@ -473,8 +473,7 @@ def test_prepare_refusals_never_echo_cell_values(env, run_cli, bad_cells):
 def _draft_with_id(env, aid: str) -> None:
     from partners_setup import EXAMPLE
 
-    from agreements import Vault
-    from agreements._agreement_store import create_agreement, get_agreement
+    from agreements import Vault, create_agreement, get_agreement
 
     with Vault.open(env["district"], PASS) as v:
         live = get_agreement(v, env["live"])
@@ -660,8 +659,7 @@ def test_prepare_never_writes_over_its_extract(env, run_cli, target):
 
 
 def test_deid_under_an_agreement_never_writes_over_its_extract(env):
-    from agreements import Vault
-    from agreements._prepare import deidentify_for_agreement
+    from agreements import Vault, deidentify_for_agreement
     from deid.errors import OutputError
 
     extract = _extract(env["work"])

@@ -74,7 +74,7 @@ def make_pair(tmp: Path, *, execute: bool = True, expires_in: int = 30):
 
 def seal_one(vault, agreement_id: str, tmp: Path, name: str = "pkg1", rows: int = 3):
     """Seal a tiny de-identified CSV under the agreement with the real workflow."""
-    from agreements._workflows import seal_for_agreement
+    from agreements import seal_for_agreement
 
     src = tmp / f"{name}.csv"
     src.write_text("student_code,sex\n" + "".join(f"C{i},F\n" for i in range(rows)), encoding="utf-8")
@@ -99,7 +99,7 @@ def pair(tmp_path):
 
 
 def test_dashboard_expiring_and_packages_without_receipt(pair):
-    from agreements._compliance import dashboard
+    from agreements import dashboard
 
     d, c, aid, tmp = pair
     first = seal_one(d, aid, tmp, "a")
@@ -151,7 +151,7 @@ def test_disclosure_record_names_recipient_agreement_and_receipt(pair):
 
 
 def test_audit_csv_neutralizes_formulas_and_report_html(pair):
-    from agreements._compliance import audit_report_html, disclosure_record, verify_log, write_audit_csv
+    from agreements import audit_report_html, disclosure_record, verify_log, write_audit_csv
 
     d, _c, aid, tmp = pair
     seal_one(d, aid, tmp, "a")
@@ -172,8 +172,7 @@ def test_audit_csv_neutralizes_formulas_and_report_html(pair):
 
 
 def test_verdict_sentence_names_first_bad_entry():
-    from agreements._audit import AuditVerdict
-    from agreements._compliance import verdict_sentence
+    from agreements import AuditVerdict, verdict_sentence
 
     bad = AuditVerdict(False, 6, 7, "entry 7 was altered: its contents do not match its hash")
     text = verdict_sentence(bad)
@@ -182,8 +181,7 @@ def test_verdict_sentence_names_first_bad_entry():
 
 
 def test_check_bundle_from_partner_and_refusals(pair):
-    from agreements import AuditError
-    from agreements._compliance import check_bundle
+    from agreements import AuditError, check_bundle
 
     d, c, _aid, tmp = pair
     out = tmp / "college-bundle.json"
@@ -205,7 +203,7 @@ def test_check_bundle_from_partner_and_refusals(pair):
 
 
 def test_library_entry_and_parameters_round_trip():
-    from agreements._compliance import format_parameters, library_elements, library_entry, parse_parameters
+    from agreements import format_parameters, library_elements, library_entry, parse_parameters
 
     birth = library_entry("birth_date")
     assert birth.element["treatment"] == "generalize_date"
@@ -227,8 +225,7 @@ def test_library_entry_and_parameters_round_trip():
 
 
 def test_check_draft_points_at_the_field(pair):
-    from agreements import list_partners, our_card
-    from agreements._compliance import DraftProblem, blank_terms, check_draft, library_entry
+    from agreements import DraftProblem, blank_terms, check_draft, library_entry, list_partners, our_card
 
     d, _c, _aid, _tmp = pair
     terms = blank_terms(d)
@@ -264,8 +261,15 @@ def test_check_draft_points_at_the_field(pair):
 
 
 def test_status_labels_and_key_conflicts(pair, tmp_path):
-    from agreements import Vault, create_identity, import_card, list_agreements
-    from agreements._compliance import key_conflicts, status_key, status_label
+    from agreements import (
+        Vault,
+        create_identity,
+        import_card,
+        key_conflicts,
+        list_agreements,
+        status_key,
+        status_label,
+    )
 
     d, _c, _aid, _tmp = pair
     [s] = list_agreements(d)

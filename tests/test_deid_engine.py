@@ -12,8 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from deid import Cancelled, InputError, load_policy, read_table
-from deid._engine import deidentify_file
+from deid import Cancelled, InputError, deidentify_file, load_policy, read_table
 
 DONE_WHEN_POLICY = {
     "pathshare_policy": 1,
@@ -49,8 +48,7 @@ PHONE_RE = re.compile(r"\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 def _in_input_order(released: pd.DataFrame, original: pa.Table, secret_file: Path) -> pd.DataFrame:
     """The released rows (record-coded SSIDs, as ``student_code``) in the input's order, from the
     crosswalk kept beside ``secret_file``; the index keeps each row's place in the released file."""
-    from deid import crosswalk_path, load_crosswalk, load_secret
-    from deid._treatments import normalize_ids
+    from deid import crosswalk_path, load_crosswalk, load_secret, normalize_ids
 
     cw = load_crosswalk(crosswalk_path(secret_file), load_secret(secret_file, create=False)[0])
     codes = cw.codes_for("student_code", normalize_ids(original.column("SSID")).combine_chunks())
@@ -396,8 +394,7 @@ def test_table_api_in_memory():
 
 
 def test_residual_scan_samples_redacted_columns_and_maps_rows_back():
-    from deid._engine import residual_scan
-    from deid._textscan import Finding
+    from deid import Finding, residual_scan
 
     class EveryTenth:
         def find(self, column, limit=None):

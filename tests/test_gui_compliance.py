@@ -161,7 +161,7 @@ def draft_sign_export(qtbot, window, college_fp: str, tmp: Path, expires_in: int
 
 
 def seal_package(vault, agreement_id: str, tmp: Path, name: str = "pkg"):
-    from agreements._workflows import seal_for_agreement
+    from agreements import seal_for_agreement
 
     src = tmp / f"{name}.csv"
     src.write_text("student_code,sex\nC1,F\nC2,M\n", encoding="utf-8")

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from partners_setup import cheap_kdf
 from PySide6.QtCore import QSettings, Qt
 from test_gui_prepare import drop_file
 
@@ -21,17 +22,16 @@ IDENTIFYING = {"SSID", "STU_ID", "Local ID", "First Name", "Middle Name", "Last 
 
 
 @pytest.fixture(autouse=True)
-def cheap_kdf(monkeypatch):
+def _cheap_kdf():
     """Fewer SQLCipher KDF iterations: nothing here is about the KDF."""
-    import agreements._vault as vault_module
-
-    monkeypatch.setattr(vault_module, "_TEST_KDF_ITER", 1000)
+    with cheap_kdf():
+        yield
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A district's CSV and a college's Parquet, de-identified to link tokens + one attribute each."""
-    from deid._linkage import LinkFields, link_tokens
+    from deid import LinkFields, link_tokens
     from deid._secrets import derive_key
     from deid.synth import generate
 
@@ -58,16 +58,11 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vault_file(tmp_path_factory):
-    import agreements._vault as vault_module
-    from agreements._identity import create_identity
-    from agreements._vault import Vault
+    from agreements import Vault, create_identity
 
-    saved = getattr(vault_module, "_TEST_KDF_ITER", None)
-    vault_module._TEST_KDF_ITER = 1000
     path = tmp_path_factory.mktemp("link-vault") / "college.vault"
-    with Vault.create(path, PASS) as vault:
+    with cheap_kdf(), Vault.create(path, PASS) as vault:
         create_identity(vault, "Riverbend Community College", "college")
-    vault_module._TEST_KDF_ITER = saved
     return path
 
 
@@ -253,7 +248,7 @@ def test_a_failure_after_the_linked_file_is_written_takes_it_away_too(qtbot, tmp
                                                                       monkeypatch):  # fmt: skip
     """The library writes the linked rows, then the report: if the report fails (or the job is cancelled
     between the two) the linked file it just wrote goes too, and an older file beside it stays."""
-    from deid._linkage import LinkReport
+    from deid import LinkReport
     from deid.errors import OutputError
 
     def refuse(self, path, **_options):

@@ -22,15 +22,15 @@ ELEMENTS = {"state_student_id", "local_student_id", "first_name", "last_name", "
 def make_orgs(tmp: Path, k: int = 3) -> tuple[Path, Path, str]:
     """Two vaults (a district provider, a college recipient) that executed the documented agreement,
     cut down to the elements of :func:`make_extract` — all through the library's own functions."""
-    from agreements._agreement_store import (
+    from agreements import (
+        Vault,
         create_agreement,
+        create_identity,
         export_agreement,
         import_agreement,
+        import_card,
         sign_agreement,
     )
-    from agreements._identity import create_identity
-    from agreements._partners import import_card
-    from agreements._vault import Vault
 
     d = Vault.create(tmp / "district.vault", PASS)
     dcard = create_identity(d, "Lakeview Unified School District", "district", "data@lakeview.example")
@@ -264,7 +264,7 @@ def test_lazy_model_reads_only_what_is_painted(qtbot):
 
 
 def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs):
-    from agreements._profiles import delete_profile, list_profiles
+    from agreements import delete_profile, list_profiles
 
     window = open_window(qtbot, tmp_path, orgs["district"])
     prep = window.workspace.prepare

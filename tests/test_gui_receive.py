@@ -13,8 +13,7 @@ from test_gui_prepare import PASS, drop_file, make_extract, make_orgs, open_wind
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory):
     """The district seals a small file for the college (the library's seal_for_agreement)."""
-    from agreements._vault import Vault
-    from agreements._workflows import seal_for_agreement
+    from agreements import Vault, seal_for_agreement
 
     tmp = tmp_path_factory.mktemp("exchange")
     district, college, agreement_id = make_orgs(tmp)
@@ -45,7 +44,7 @@ def _open(qtbot, window, package: Path, out_dir: Path, receipt: Path):
 
 
 def test_receive_opens_verifies_and_writes_a_receipt(qtbot, tmp_path, sealed):
-    from agreements._package_store import list_packages
+    from agreements import list_packages
 
     window = open_window(qtbot, tmp_path, sealed["college"])
     out_dir, receipt = tmp_path / "inbox" / "lakeview", tmp_path / "inbox" / "receipt.json"
@@ -146,9 +145,7 @@ def test_refused_package_says_a_rejected_receipt_was_written(qtbot, tmp_path, se
     import shutil
     import tarfile
 
-    from agreements import _agefile
-    from agreements._identity import age_identity, our_card
-    from agreements._vault import Vault
+    from agreements import Vault, _agefile, age_identity, our_card
 
     college = tmp_path / "college.vault"
     shutil.copy(sealed["college_unopened"], college)

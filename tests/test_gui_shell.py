@@ -57,8 +57,7 @@ def _first_run(qtbot, session):
 
 
 def test_first_run_creates_vault_identity_and_shows_fingerprint(qtbot, tmp_path, session_factory):
-    from agreements._identity import our_card
-    from agreements._vault import Vault
+    from agreements import Vault, our_card
 
     vault_path = tmp_path / "org.vault"
     window = _first_run(qtbot, session_factory(vault_path))
@@ -89,8 +88,7 @@ def test_first_run_creates_vault_identity_and_shows_fingerprint(qtbot, tmp_path,
 
 
 def test_wrong_passphrase_is_a_message_in_the_window(qtbot, tmp_path, session_factory):
-    from agreements._identity import create_identity
-    from agreements._vault import Vault
+    from agreements import Vault, create_identity
     from desktop.ui.main_window import MainWindow
 
     vault_path = tmp_path / "org.vault"
@@ -119,8 +117,7 @@ def test_wrong_passphrase_is_a_message_in_the_window(qtbot, tmp_path, session_fa
 
 def test_unlock_on_the_vault_thread(qtbot, tmp_path, session_factory):
     """The real path: the key derivation runs on the one-thread vault pool, not the UI thread."""
-    from agreements._identity import create_identity
-    from agreements._vault import Vault
+    from agreements import Vault, create_identity
     from desktop.ui.main_window import MainWindow
 
     vault_path = tmp_path / "org.vault"
@@ -161,8 +158,7 @@ def test_every_control_has_an_accessible_name(qtbot, tmp_path, session_factory):
         QWidget,
     )
 
-    from agreements._identity import create_identity
-    from agreements._vault import Vault
+    from agreements import Vault, create_identity
     from desktop.ui.first_run import FirstRunScreen
     from desktop.ui.main_window import MainWindow
 
@@ -202,8 +198,7 @@ def test_every_control_has_an_accessible_name(qtbot, tmp_path, session_factory):
 
 
 def test_package_given_on_the_command_line_opens_on_receive(qtbot, tmp_path, session_factory):
-    from agreements._identity import create_identity
-    from agreements._vault import Vault
+    from agreements import Vault, create_identity
     from desktop.ui.main_window import MainWindow
 
     vault_path = tmp_path / "org.vault"
@@ -338,8 +333,7 @@ def test_pathshare_without_a_display_says_so_in_one_sentence_and_exits_1():
 
 def test_roles_at_first_run_choose_the_home_screen_and_can_be_changed(qtbot, tmp_path, session_factory):
     """A college that only receives used to land on Prepare like everyone else (issue 17)."""
-    from agreements import organization_roles
-    from agreements._vault import Vault
+    from agreements import Vault, organization_roles
     from desktop.ui.main_window import MainWindow
 
     vault_path = tmp_path / "college.vault"

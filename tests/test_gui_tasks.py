@@ -120,8 +120,7 @@ def test_cancel_button_in_the_window_stops_the_worker_and_leaves_nothing(qtbot, 
     """The progress panel's Cancel (and Esc) ends a real worker process; its partial file is removed."""
     from PySide6.QtCore import QSettings, Qt
 
-    from agreements._identity import create_identity
-    from agreements._vault import Vault
+    from agreements import Vault, create_identity
     from desktop.tasks import Job, ProcessRunner
     from desktop.ui.main_window import Session, Workspace
     from desktop.ui.settings import Settings

@@ -22,8 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from deid._io import read_table
-from deid._mapping import header_row_verdict
+from deid import header_row_verdict, read_table
 from deid.errors import InputError
 from deid.synth import generate, write_synth
 
@@ -153,7 +152,7 @@ def test_deid_refuses_and_writes_nothing(extracts, run_cli, tmp_path):
 def test_prepare_and_the_gui_prepare_job_refuse(extracts, run_cli, _executed_pair, tmp_path, monkeypatch):
     from partners_setup import PASS
 
-    from agreements._vault import Vault
+    from agreements import Vault
     from desktop.ui.jobs import JobContext, inspect_extract
 
     d_path, _, agreement_id = _executed_pair

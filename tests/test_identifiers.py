@@ -13,9 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from deid import Crosswalk, Policy, deidentify
-from deid._elements import element_library
-from deid._mapping import MappingProfile, apply_mapping, validate
+from deid import Crosswalk, MappingProfile, Policy, apply_mapping, deidentify, element_library, validate
 from deid.errors import InputError, PolicyError
 from deid.synth import generate
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 from partners_setup import PASS, Org, execute_agreement
 
-from agreements._linkage_store import (
+from agreements import (
     ensure_linkage_secret,
     export_linkage_key,
     import_linkage_key,
@@ -45,7 +45,7 @@ def consortium(tmp_path_factory):
 
 
 def _agreement(org: Org, agreement_id: str):
-    from agreements._agreement_store import get_agreement
+    from agreements import get_agreement
 
     return get_agreement(org.vault, agreement_id)
 
@@ -233,7 +233,7 @@ def test_cli_linkage_status_export_and_import(consortium, run_cli, monkeypatch, 
 
 
 def test_prepare_refuses_a_consortium_agreement_until_the_linkage_key_is_imported(tmp_path: Path) -> None:
-    from agreements._prepare import prepare
+    from agreements import prepare
 
     d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
     c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")

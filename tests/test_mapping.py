@@ -9,7 +9,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from deid._elements import dictionary_elements, element_library
+from deid import dictionary_elements, element_library
 from deid._mapping import (
     MappingProfile,
     apply_mapping,

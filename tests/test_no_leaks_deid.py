@@ -324,10 +324,15 @@ def test_map_derived_values_list_no_value_from_the_file(tmp_path, run_cli) -> No
 
 
 def test_library_mapping_classifier_and_report_hold_no_canary(messy_extract) -> None:
-    from deid import deidentify, read_table
-    from deid._columns import classify_columns
-    from deid._mapping import MappingProfile, suggest_mapping, validate
-    from deid._policy import Policy
+    from deid import (
+        MappingProfile,
+        Policy,
+        classify_columns,
+        deidentify,
+        read_table,
+        suggest_mapping,
+        validate,
+    )
 
     table = read_table(messy_extract)
     suggestions = suggest_mapping(table)
@@ -348,7 +353,7 @@ def test_library_mapping_classifier_and_report_hold_no_canary(messy_extract) -> 
 
 
 def _crosswalk():
-    from deid._secrets import Crosswalk
+    from deid import Crosswalk
 
     return Crosswalk()
 
@@ -413,8 +418,7 @@ def test_exceptions_from_bad_data_hold_no_canary(tmp_path) -> None:
 
 
 def test_link_with_bad_token_cells_names_the_row_not_the_value(tmp_path, run_cli) -> None:
-    from deid import Policy, deidentify
-    from deid._io import write_table
+    from deid import Policy, deidentify, write_table
 
     people = pa.table({
         "ssid": [f"{1000000000 + i:010d}" for i in range(12)],
@@ -447,9 +451,7 @@ def test_link_with_bad_token_cells_names_the_row_not_the_value(tmp_path, run_cli
 
 
 def test_link_report_that_cannot_be_written_leaves_no_linked_file(tmp_path, run_cli, monkeypatch) -> None:
-    from deid import Policy, deidentify
-    from deid._io import write_table
-    from deid._linkage import LinkReport
+    from deid import LinkReport, Policy, deidentify, write_table
 
     people = pa.table({"ssid": [f"{1000000000 + i:010d}" for i in range(6)], "first": FIRSTS[:6],
                        "last": LASTS[:6], "birth": [f"2008-01-1{i}" for i in range(6)]})  # fmt: skip
@@ -609,8 +611,7 @@ def test_deid_never_writes_one_file_over_another(tmp_path, extract, run_cli, cla
 
 
 def test_link_never_writes_over_its_inputs(tmp_path, run_cli) -> None:
-    from deid import Policy, deidentify
-    from deid._io import write_table
+    from deid import Policy, deidentify, write_table
 
     people = pa.table({"ssid": [f"{1000000000 + i:010d}" for i in range(6)], "first": FIRSTS[:6],
                        "last": LASTS[:6], "birth": [f"2008-01-1{i}" for i in range(6)]})  # fmt: skip

@@ -15,12 +15,13 @@ import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agreements import _agefile, _package
-from agreements._package import (
+from agreements import (
     DestructionCertificate,
     FileEntry,
     Manifest,
     Receipt,
+    _agefile,
+    _package,
     make_destruction_certificate,
     make_receipt,
     open_package,

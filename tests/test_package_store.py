@@ -9,27 +9,31 @@ from pathlib import Path
 import pytest
 from partners_setup import TODAY, Org
 
-from agreements._identity import age_identity, signing_key
-from agreements._package import Manifest, make_receipt, open_package, seal
-from agreements._package_store import (
+from agreements import (
     RECEIVED,
     SENT,
+    Manifest,
+    age_identity,
     certify_destruction,
     check_not_replayed,
     get_package,
     import_destruction_certificate,
     import_receipt,
     list_packages,
+    make_receipt,
+    open_package,
     outstanding_past_deadline,
     record_received,
     record_rejected,
     record_sent,
+    seal,
+    signing_key,
 )
 from agreements.errors import PackageRejected
 
 
 def _send(d: Org, c: Org, agreement_id: str, tmp_path: Path) -> tuple[Manifest, Path]:
-    from agreements._agreement_store import require_in_force
+    from agreements import require_in_force
 
     agreement = require_in_force(d.vault, agreement_id)
     src = tmp_path / "students.csv"
@@ -58,7 +62,7 @@ def _receive(c: Org, pkg: Path, out: Path) -> Manifest:
         verify_sender=c.verify_sender,
         check_manifest=lambda m: check_not_replayed(c.vault, m),
     )
-    from agreements._agreement_store import require_in_force
+    from agreements import require_in_force
 
     record_received(c.vault, opened.manifest, out, require_in_force(c.vault, opened.manifest.agreement_id))
     return opened.manifest

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agreements._package import open_package, seal
+from agreements import open_package, seal
 from agreements.errors import PackageRejected
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None,
@@ -95,7 +95,7 @@ class Plain:
         import io
         import tarfile
 
-        from agreements._package import FileEntry, Manifest
+        from agreements import FileEntry, Manifest
         from agreements._signing import canonical_json, sha256_hex, sign_document
 
         self.key = Ed25519PrivateKey.generate()

@@ -11,20 +11,22 @@ import pyrage
 import pytest
 from partners_setup import DEADLINE, EXPIRES, PASS, Org
 
-from agreements import Vault
-from agreements._agreement_store import (
-    require_in_force,
-)
-from agreements._identity import signing_key
-from agreements._package import seal
-from agreements._package_store import RECEIVED, SENT, get_package, outstanding_past_deadline
-from agreements._partners import import_card, revoke_partner
-from agreements._workflows import (
+from agreements import (
+    RECEIVED,
+    SENT,
+    Vault,
     destroy,
+    get_package,
+    import_card,
     import_certificate_file,
     import_receipt_file,
     open_received,
+    outstanding_past_deadline,
+    require_in_force,
+    revoke_partner,
+    seal,
     seal_for_agreement,
+    signing_key,
 )
 from agreements.errors import AgreementError, PackageRejected
 from deid.errors import OutputError
@@ -283,7 +285,7 @@ def _tampered_inside(sealed_path: Path, identity, recipient: str, out: Path) -> 
 def test_a_refused_package_sends_the_sender_a_signed_rejected_receipt(
     sides, tmp_path: Path, extract: Path
 ) -> None:
-    from agreements._compliance import dashboard
+    from agreements import dashboard
 
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
@@ -337,7 +339,7 @@ def test_no_rejected_receipt_for_a_replay_or_an_unsigned_failure(
 def test_cli_tells_the_user_a_rejected_receipt_was_written(
     sides, tmp_path: Path, extract: Path, run_cli, monkeypatch
 ) -> None:
-    from agreements._identity import age_identity
+    from agreements import age_identity
 
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")

@@ -11,8 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agreements import Vault
-from agreements._demo import run_demo
+from agreements import Vault, run_demo
 from agreements._prepare import _gate, prepare
 from deid.errors import CheckFailed, PathShareError
 
@@ -77,7 +76,7 @@ def test_no_identifier_of_the_extract_reaches_the_recipient(demo: Path):
 
 
 def test_the_same_student_gets_the_same_code_in_a_second_release(demo: Path, tmp_path: Path):
-    from agreements._workflows import open_received
+    from agreements import open_received
 
     district = Vault.open(demo / "district.vault", PASS)
     try:

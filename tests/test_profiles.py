@@ -11,22 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from agreements import Vault
-from agreements._agreement_store import create_agreement
-from agreements._codebook import agreement_codebook, build_codebook, codebook_html, codebook_markdown
-from agreements._identity import create_identity
-from agreements._partners import import_card
-from agreements._profiles import (
+from agreements import (
+    Vault,
+    create_agreement,
+    create_identity,
     delete_profile,
     export_profile,
     get_profile,
+    import_card,
     import_profile,
     list_profiles,
     profile_for_headers,
     save_profile,
 )
-from deid._elements import element_library
-from deid._mapping import MappingProfile
+from agreements._codebook import agreement_codebook, build_codebook, codebook_html, codebook_markdown
+from deid import MappingProfile, element_library
 from deid.errors import InputError, PolicyError
 from deid.synth import generate, write_synth
 
@@ -290,10 +289,8 @@ def test_cli_map_unknown_agreement(run_cli, with_agreement, tmp_path):
 
 
 def test_map_for_agreement_needs_a_confirmed_mapping_and_feeds_the_engine(with_agreement, tmp_path):
-    from agreements import get_agreement
-    from agreements._profiles import map_for_agreement
-    from deid import Crosswalk, deidentify
-    from deid._mapping import suggest_mapping
+    from agreements import get_agreement, map_for_agreement
+    from deid import Crosswalk, deidentify, suggest_mapping
     from deid.errors import CheckFailed
 
     path, agreement_ = with_agreement
@@ -302,7 +299,7 @@ def test_map_for_agreement_needs_a_confirmed_mapping_and_feeds_the_engine(with_a
         agreement = get_agreement(v, agreement_.id)
         with pytest.raises(PolicyError, match=r"No saved mapping profile matches the columns of district"):
             map_for_agreement(v, agreement, table, input_name="district.csv")
-        from agreements._profiles import agreement_elements
+        from agreements import agreement_elements
 
         suggestions = suggest_mapping(table, agreement_elements(agreement))
         save_profile(v, MappingProfile.from_suggestions("Aeries export", suggestions))
@@ -325,7 +322,7 @@ def test_done_when_both_exports_through_one_agreement_come_out_identical(tmp_pat
     """Issue 5's done-when through a real Agreement: one dictionary with the elements of both exports,
     suggestions alone, the agreement's policy; the de-identified outputs have the same columns and
     every coded column stays within the agreement's code sets."""
-    from agreements._profiles import map_for_agreement
+    from agreements import map_for_agreement
     from deid import Crosswalk, deidentify
     from deid.synth import column_elements
 

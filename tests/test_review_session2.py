@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from partners_setup import EXPIRES
 
-from agreements._package_store import SENT, get_package
-from agreements._workflows import import_receipt_file, open_received, seal_for_agreement
+from agreements import SENT, get_package, import_receipt_file, open_received, seal_for_agreement
 from agreements.errors import PackageRejected
 from deid.errors import Cancelled
 
@@ -127,15 +126,14 @@ def _flags_csv(path: Path, header: list[str], rows: int = 60) -> Path:
 def test_abbreviated_flag_headers_over_yes_no_are_a_header(tmp_path: Path, header: list[str]) -> None:
     """Three-letter K-12 flag names over YES/NO share the codes' shape ("AAA"): they were refused as a
     headerless file, with no way around it."""
-    from deid._io import read_table
+    from deid import read_table
 
     table = read_table(_flags_csv(tmp_path / "flags.csv", header))
     assert table.column_names == header and table.num_rows == 60
 
 
 def test_a_rejected_receipt_does_not_verify_once_altered(sides, tmp_path: Path, extract: Path) -> None:
-    from agreements._identity import signing_key
-    from agreements._package import make_receipt, verify_receipt
+    from agreements import make_receipt, signing_key, verify_receipt
 
     d, c, agreement_id = sides
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
@@ -162,7 +160,7 @@ def test_a_recipient_that_refused_is_not_asked_for_a_destruction_certificate(tmp
     package is listed as owing its certificate (the refusal closed the other's obligation)."""
     from partners_setup import DEADLINE, Org, execute_agreement
 
-    from agreements._compliance import dashboard
+    from agreements import dashboard
 
     d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
     c1 = Org(tmp_path / "c1.vault", "Riverbend Community College", "college")
@@ -186,8 +184,7 @@ def test_a_recipient_that_refused_is_not_asked_for_a_destruction_certificate(tmp
 def test_a_signed_refusal_reason_must_be_one_printable_sentence(sides, tmp_path: Path, extract: Path) -> None:
     """A partner-signed reason is printed as it is by `receipt import` and `packages`: a line break or an
     escape sequence in it would forge a second line (or drive the terminal), so it is malformed."""
-    from agreements._identity import signing_key
-    from agreements._package import make_receipt, verify_receipt
+    from agreements import make_receipt, signing_key, verify_receipt
     from agreements._signing import sign_document
 
     d, c, agreement_id = sides
@@ -232,7 +229,7 @@ def test_a_refusal_receipt_that_cannot_be_written_does_not_hide_the_refusal(
 def test_early_writeback_writes_everything_with_or_without_fadvise(
     tmp_path: Path, monkeypatch, fadvise: bool
 ) -> None:
-    from deid._atomic import EarlyWriteback, atomic_open
+    from deid import EarlyWriteback, atomic_open
 
     hints: list[tuple[int, int]] = []
     if fadvise and hasattr(os, "posix_fadvise"):

@@ -13,8 +13,7 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pytest
 
-from agreements import Vault
-from agreements._demo import run_demo
+from agreements import Vault, run_demo
 from agreements._prepare import _release_secret, deidentify_for_agreement
 from deid import Policy, Roster, TextScanner, deidentify, roster_columns
 from deid.errors import CheckFailed, PolicyError
@@ -44,8 +43,8 @@ def _agreement_id(vault: Vault) -> str:
 
 
 def test_demo_released_notes_hold_no_name_of_the_rows_own_student_or_guardian(demo: Path):
-    from agreements._agreement_store import get_agreement
-    from deid._treatments import normalize_ids
+    from agreements import get_agreement
+    from deid import normalize_ids
     from deid.synth import SPAN_SOURCES, generate
 
     assert set(SPAN_SOURCES) >= OWN_NAME_SOURCES

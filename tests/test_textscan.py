@@ -443,7 +443,7 @@ def test_scanner_recall_on_planted_pii_matches_or_beats_presidio():
 def test_presidio_uses_an_installed_ner_model_from_disk_only(tmp_path):
     import spacy
 
-    from deid._textscan import installed_ner_model
+    from deid import installed_ner_model
     from deid.errors import InputError
 
     # a tiny local pipeline standing in for an installed model: an entity ruler that knows one name

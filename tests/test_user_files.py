@@ -20,9 +20,7 @@ import pytest
 from partners_setup import PASS
 
 import agreements._vault as vault_module
-from agreements import Vault, get_package, list_packages
-from agreements._demo import run_demo
-from agreements._workflows import seal_for_agreement
+from agreements import Vault, get_package, list_packages, run_demo, seal_for_agreement
 
 OLD = b"the user's own file\n"
 
@@ -294,7 +292,7 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
 
 def test_the_opened_folder_markers_are_the_files_open_writes():
     from agreements._package import MANIFEST_NAME, SIGNATURE_NAME
-    from deid._atomic import OPENED_PACKAGE_MARKERS
+    from deid import OPENED_PACKAGE_MARKERS
 
     assert set(OPENED_PACKAGE_MARKERS) == {MANIFEST_NAME, SIGNATURE_NAME}
 

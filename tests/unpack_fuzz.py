@@ -33,8 +33,7 @@ from pathlib import Path
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agreements import _agefile
-from agreements._package import open_package, seal
+from agreements import _agefile, open_package, seal
 from agreements.errors import PackageRejected
 
 Pick = Callable[[int, int], int]  # an integer in [lo, hi], from hypothesis or from a seeded RNG

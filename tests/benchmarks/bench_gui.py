@@ -113,8 +113,7 @@ def _exchange(folder: Path) -> dict:
     cohort = _high_school(generate("k12", ROWS, seed=7))
     write_synth(cohort, extract)
     rows = cohort.table.num_rows
-    from agreements._agreement_store import list_agreements
-    from agreements._vault import Vault
+    from agreements import Vault, list_agreements
 
     with Vault.open(folder / "demo" / "district.vault", PASSPHRASE) as vault:
         agreement_id = list_agreements(vault)[0].id
@@ -258,7 +257,7 @@ def test_launch_time(tmp_path):
 def test_lazy_preview(qapp, tmp_path_factory):
     from PySide6.QtWidgets import QTableView
 
-    from deid._io import read_table
+    from deid import read_table
     from desktop.ui.table_model import ArrowTableModel
 
     folder = tmp_path_factory.mktemp("gui-bench-preview")

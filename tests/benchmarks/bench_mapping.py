@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from deid._mapping import MappingProfile, apply_mapping, suggest_mapping, validate
+from deid import MappingProfile, apply_mapping, suggest_mapping, validate
 from deid.synth import column_elements, generate, write_synth
 
 ROWS = int(os.environ.get("PATHSHARE_BENCH_ROWS", "1000000"))

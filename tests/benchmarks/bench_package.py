@@ -21,7 +21,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from deid._atomic import write_bytes_atomic
+from deid import write_bytes_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20

@@ -40,8 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pii_corpus
 
-from deid import TextScanner, presidio_analyzer
-from deid._atomic import write_bytes_atomic
+from deid import TextScanner, presidio_analyzer, write_bytes_atomic
 from deid.synth import generate
 
 SYNTH_ROWS = int(os.environ.get("PATHSHARE_BENCH_SYNTH_ROWS", "20000"))

@@ -21,8 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from deid import Roster
-from deid._atomic import write_bytes_atomic
+from deid import Roster, write_bytes_atomic
 from deid._textnorm import visible_text
 from deid.synth import generate
 

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from deid._atomic import write_bytes_atomic
-from deid._textscan import TextScanner, presidio_analyzer
+from deid import TextScanner, presidio_analyzer, write_bytes_atomic
 from deid.synth import generate
 
 ROWS = int(os.environ.get("PATHSHARE_BENCH_ROWS", "1000000"))

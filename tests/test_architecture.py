@@ -1,0 +1,142 @@
+"""The layers and their front doors, checked on the source (ast over every .py file of the repository).
+
+The rules (docs/architecture.md explains them):
+
+- ``deid`` (the engine) imports neither ``agreements`` nor ``desktop``; ``agreements`` (the trust layer)
+  does not import ``desktop``; neither library imports PySide6.
+- A package's ``__init__`` is its only door. Code in one package never imports another package's private
+  module (``deid._mapping``, ``agreements._vault``) nor a private name (``from deid._io import _x``,
+  ``from agreements import _workflows``), at module level or inside a function — with no exceptions.
+- Every name imported through a front door (``from deid import X``) is in that package's ``__all__``:
+  a rename then fails here, not when a user clicks the button whose handler imports it.
+- Tests use the front doors too, except a package's own unit tests. A test file (or a test helper under
+  tests/) is the unit test of at most ONE library: it may reach into the private modules of one of
+  ``deid`` and ``agreements`` and must use the other's front door. ``desktop`` is the application at the
+  top of the stack (nothing imports it), so its tests may reach into its modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRARIES = ("deid", "agreements")
+PACKAGES = (*LIBRARIES, "desktop")
+# Who may import whom: a package imports only the packages below it.
+BELOW = {"deid": set(), "agreements": {"deid"}, "desktop": {"deid", "agreements"}}
+
+
+def _sources(top: str) -> list[Path]:
+    return sorted(p for p in (ROOT / top).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _private(parts: list[str]) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    return _parsed(path)
+
+
+@functools.cache
+def _parsed(path: Path) -> list[tuple[int, str]]:
+    return list(_walk(path))
+
+
+def _walk(path: Path) -> Iterator[tuple[int, str]]:
+    """Every absolute import in a file as dotted names (``deid._io.read_table``, ``agreements``),
+    wherever it stands (module level, inside a function, under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def _where(path: Path, line: int) -> str:
+    return f"{path.relative_to(ROOT)}:{line}"
+
+
+def test_the_rule_sees_imports_inside_functions_and_private_names(tmp_path):
+    """The checker itself: an import hidden in a function, a private name through the front door and
+    a private module are all found (else a passing test below would prove nothing)."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from deid import read_table\n"
+        "def f():\n"
+        "    from agreements._vault import Vault\n"
+        "    from agreements import _workflows\n"
+        "    import deid._io as io\n",
+        encoding="utf-8",
+    )
+    found = [(line, name) for line, name in _imports(sample) if _private(name.split(".")[1:])]
+    assert found == [(3, "agreements._vault.Vault"), (4, "agreements._workflows"), (5, "deid._io")]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_use_only_the_front_doors_of_other_packages(package):
+    bad = []
+    for path in _sources(package):
+        for line, name in _imports(path):
+            parts = name.split(".")
+            if parts[0] in PACKAGES and parts[0] != package and _private(parts[1:]):
+                bad.append(f"{_where(path, line)} imports {name}")
+    assert bad == [], "private modules of another package (export them from its __init__):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_layers_import_only_downwards(package):
+    bad = []
+    for path in _sources(package):
+        for line, name in _imports(path):
+            top = name.split(".")[0]
+            if top in PACKAGES and top != package and top not in BELOW[package]:
+                bad.append(f"{_where(path, line)} imports {name}")
+            if top == "PySide6" and package in LIBRARIES:
+                bad.append(f"{_where(path, line)} imports {name} (the libraries have no GUI)")
+    assert bad == [], "\n".join(bad)
+
+
+def test_tests_reach_into_at_most_one_library():
+    bad = []
+    for path in _sources("tests"):
+        reached: dict[str, list[str]] = {}
+        for line, name in _imports(path):
+            parts = name.split(".")
+            if parts[0] in LIBRARIES and _private(parts[1:]):
+                reached.setdefault(parts[0], []).append(f"{_where(path, line)} {name}")
+        if len(reached) > 1:
+            # the smaller side is the one to move to the front door
+            side = min(reached.values(), key=len)
+            bad.append("\n".join(side))
+    assert bad == [], "a test reaches into the private modules of two libraries:\n" + "\n".join(bad)
+
+
+def test_every_name_taken_through_a_front_door_is_exported():
+    exported = {name: set(importlib.import_module(name).__all__) for name in LIBRARIES}
+    bad = []
+    for top in (*PACKAGES, "tests"):
+        for path in _sources(top):
+            for line, name in _imports(path):
+                package, _, rest = name.partition(".")
+                public = package in exported and rest and "." not in rest and not _private([rest])
+                if public and rest not in exported[package] and rest not in ("errors", "synth"):
+                    bad.append(f"{_where(path, line)} imports {name}, not in {package}.__all__")
+    assert bad == [], "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", LIBRARIES)
+def test_all_lists_only_names_that_exist(package):
+    module = importlib.import_module(package)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+    assert len(module.__all__) == len(set(module.__all__)), "a name listed twice in __all__"
