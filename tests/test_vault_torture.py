@@ -1,5 +1,6 @@
-"""Issue 14's torture test, in seconds: writers and commands append to one vault while a thread in each
-writer opens and closes the vault's files (as a file dialog does) and random processes are SIGKILLed.
+"""Issue 14's torture test, in seconds: writers, commands and the real app offscreen append to one vault
+while a thread in each writer and in the app opens and closes the vault's files (as a file dialog does)
+and random processes — the app among them — are SIGKILLed.
 Every append that returned is in the vault, the chain verifies, the count matches (see vault_torture.py;
 the longer run is tests/benchmarks/bench_vault_torture.py)."""
 
@@ -17,9 +18,10 @@ def cheap_kdf(monkeypatch):
 
 
 def test_torture_every_confirmed_append_survives(tmp_path):
-    result = run_torture(tmp_path, seconds=6, writers=3)
+    result = run_torture(tmp_path, seconds=6, writers=3, app=True)
     print(result)
     assert result.verified
+    assert result.app_confirmed >= 1  # the app's window ran jobs on the vault and showed them done
     assert result.lost == 0
     assert result.kills >= 5  # the kills really happened …
     assert result.confirmed >= 50  # … while the writers really wrote

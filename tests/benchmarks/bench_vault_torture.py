@@ -15,7 +15,7 @@ from vault_torture import run_torture
 
 def test_vault_torture_long(tmp_path):
     seconds = float(os.environ.get("PATHSHARE_TORTURE_SECONDS", "60"))
-    result = run_torture(tmp_path, seconds=seconds, writers=5, seed=11, kill_every=(0.1, 0.5))
+    result = run_torture(tmp_path, seconds=seconds, writers=5, seed=11, kill_every=(0.1, 0.5), app=True)
     print(
         f"\nvault torture, {seconds:.0f} s: {result.processes} processes, "
         f"{result.confirmed} confirmed appends, "
