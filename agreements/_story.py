@@ -25,16 +25,15 @@ if TYPE_CHECKING:
 GROUP_WINDOW = timedelta(hours=2)
 
 # action -> (family, stage): an entry joins the line before it when both are of one family and its stage
-# is later (so the mapping check and the seal that follows are one line); repeated mapping checks (the
-# app checks at each step of Prepare) are one line too.
+# is later (so the mapping check and the seal that follows are one line).
 _STAGES: dict[str, tuple[str, int]] = {
     "profile.save": ("prepare", 0),
     "mapping.apply": ("prepare", 1),
-    "deid.agreement": ("prepare", 2),
+    "deid.agreement": ("prepare", 1),
     "package.sealing": ("prepare", 3),
     "package.sealed": ("prepare", 4),
-    "secret.created": ("prepare", 5),
-    "linkage.secret_created": ("prepare", 5),
+    "secret.created": ("prepare", 1),
+    "linkage.secret_created": ("prepare", 1),
     "package.prepared": ("prepare", 6),
     "package.prepare_refused": ("prepare", 6),
     "package.seal_refused": ("prepare", 6),
@@ -51,6 +50,10 @@ _STAGES: dict[str, tuple[str, int]] = {
     "package.certificate_rewritten": ("destroy", 0),
     "package.destroyed": ("destroy", 1),
 }
+
+# What Prepare repeats while the clerk goes through its steps (each preview checks the mapping again;
+# the first one makes the link-token secret): any number of them, in any order, are one action.
+_REPEATABLE = frozenset({"mapping.apply", "deid.agreement", "secret.created", "linkage.secret_created"})
 
 # How much an entry says about what the user did: the line's sentence is its weightiest entry's.
 _WEIGHT = {
@@ -358,7 +361,7 @@ def _joins(line: list[AuditEntry], e: AuditEntry) -> bool:
     here, there = _STAGES.get(e.action), _STAGES.get(last.action)
     if here is None or there is None or here[0] != there[0]:
         return False
-    if not (here[1] > there[1] or (e.action == last.action == "mapping.apply")):
+    if not (here[1] > there[1] or (e.action in _REPEATABLE and last.action in _REPEATABLE)):
         return False  # two signatures, two seals, are two actions
     if e.user != last.user:
         return False
