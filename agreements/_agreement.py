@@ -14,7 +14,6 @@ keeps them in the vault and checks parties against partner cards.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import re
 import uuid
@@ -44,7 +43,13 @@ from agreements._signing import (
     verify_document,
 )
 from agreements.errors import AgreementError
-from deid import parse_json
+from deid import (
+    ELEMENT_TYPES,
+    TREATMENT_NAMES,
+    TREATMENT_SPECS,
+    parameter_problem,
+    parse_json,
+)
 
 SCHEMA_VERSION = 1
 # Keys of an agreement file that travel with it but are not part of the signed terms.
@@ -59,35 +64,13 @@ LEGAL_BASES = {
     "deidentified_99_31_b": "de-identified records, 34 CFR 99.31(b)",
 }
 
-# Treatment name -> (required parameters, optional parameters). Every treatment but drop takes "as".
+# The treatments, their parameters and the element types they apply to come from deid's one specification
+# (deid/_treatment_spec.py); these tables are views of it for the schema's checks.
 TREATMENT_PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "keep": (frozenset(), frozenset()),
-    "drop": (frozenset(), frozenset()),
-    "record_code": (frozenset(), frozenset({"namespace"})),
-    "token": (frozenset(), frozenset({"from"})),
-    "generalize_date": (frozenset({"to"}), frozenset({"reference_date", "edges"})),
-    "date_shift": (frozenset(), frozenset({"max_days", "by"})),
-    "bucket": (frozenset({"edges"}), frozenset({"top", "bottom"})),
-    "zip3": (frozenset(), frozenset({"min_count"})),
-    "recode_rare": (frozenset({"min_count"}), frozenset({"other"})),
-    "redact_text": (frozenset(), frozenset()),
-    # Several keyed linkage tokens per student (deid/_linkage.py): the element is the state student ID,
-    # "from" the name/birth-date/sex elements that derive the fallback keys. See docs/linkage-threat-model.md.
-    "link_tokens": (frozenset({"from"}), frozenset({"fields", "id", "baseline"})),
+    name: (frozenset(spec.required), frozenset(spec.optional)) for name, spec in TREATMENT_SPECS.items()
 }
-# Which element types each treatment can apply to (keep and drop apply to any).
-TREATMENT_TYPES: dict[str, frozenset[str]] = {
-    "record_code": frozenset({"string", "integer"}),
-    "token": frozenset({"string", "integer"}),
-    "generalize_date": frozenset({"date"}),
-    "date_shift": frozenset({"date"}),
-    "bucket": frozenset({"integer", "decimal"}),
-    "zip3": frozenset({"string", "code"}),
-    "recode_rare": frozenset({"string", "code"}),
-    "redact_text": frozenset({"string", "text"}),
-    "link_tokens": frozenset({"string", "integer"}),
-}
-DATE_GRANULARITIES = ("year", "year_month", "age", "age_band")
+# Which element types each treatment can apply to.
+TREATMENT_TYPES: dict[str, frozenset[str]] = {name: spec.types for name, spec in TREATMENT_SPECS.items()}
 
 _IDENT = r"^[a-z][a-z0-9_]{0,63}$"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -199,22 +182,10 @@ class Element(_Model):
     """One entry of the data dictionary."""
 
     name: Name
-    type: Literal["string", "text", "integer", "decimal", "date", "boolean", "code"]
+    type: Literal[ELEMENT_TYPES]  # type: ignore[valid-type]  (deid's one list)
     code_set: CodeSet | None = None
     description: Text
-    treatment: Literal[
-        "keep",
-        "drop",
-        "record_code",
-        "token",
-        "generalize_date",
-        "date_shift",
-        "bucket",
-        "zip3",
-        "recode_rare",
-        "redact_text",
-        "link_tokens",
-    ]
+    treatment: Literal[TREATMENT_NAMES]  # type: ignore[valid-type]  (deid's one specification)
 
 
 class Policy(_Model):
@@ -375,7 +346,7 @@ def _check_policy(terms: Terms, bad: str) -> None:
                 f"{bad} treatment {e.treatment} of element {e.name} needs the parameter "
                 f"{sorted(missing)[0]} in policy.parameters.{e.name}."
             )
-        problem = _parameter_problem(e.treatment, params, elements)
+        problem = parameter_problem(e.treatment, params, elements)
         if problem:
             raise AgreementError(f"{bad} element {e.name}: {problem}.")
         if e.treatment != "drop":
@@ -385,59 +356,6 @@ def _check_policy(terms: Terms, bad: str) -> None:
                     f"{bad} elements {outputs[out]} and {e.name} would both be written as {out}."
                 )
             outputs[out] = e.name
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _parameter_problem(treatment: str, params: Mapping[str, Any], elements: Mapping[str, Element]) -> str:
-    """One phrase saying what is wrong with a treatment's parameters, or "" when they are fine."""
-    if "as" in params and not (isinstance(params["as"], str) and re.match(_IDENT, params["as"])):
-        return "'as' must be a lowercase output name such as birth_year"
-    edges = params.get("edges")
-    if "edges" in params and not (
-        isinstance(edges, list)
-        and len(edges) >= 2
-        and all(_is_number(x) for x in edges)
-        and all(a < b for a, b in itertools.pairwise(edges))
-    ):
-        return "'edges' must be at least two numbers in increasing order"
-    for key in ("min_count", "max_days"):
-        if key in params and not (
-            isinstance(params[key], int) and not isinstance(params[key], bool) and params[key] >= 1
-        ):
-            return f"'{key}' must be a whole number of at least 1"
-    for key in ("top", "bottom"):
-        if key in params and not _is_number(params[key]):
-            return f"'{key}' must be a number"
-    if "other" in params and not (isinstance(params["other"], str) and params["other"]):
-        return "'other' must be a label"
-    if treatment == "generalize_date":
-        to = params.get("to")
-        if to not in DATE_GRANULARITIES:
-            return "'to' must be one of " + ", ".join(DATE_GRANULARITIES)
-        if to in ("age", "age_band") and "reference_date" not in params:
-            return f"generalizing to {to} needs a reference_date"
-        if to == "age_band" and "edges" not in params:
-            return "generalizing to age_band needs edges"
-        if "reference_date" in params:
-            try:
-                _iso_date(params["reference_date"])
-            except ValueError:
-                return "'reference_date' must be a date written YYYY-MM-DD"
-    if "namespace" in params and not (isinstance(params["namespace"], str) and params["namespace"]):
-        return "'namespace' must be a name"
-    if "by" in params and params["by"] not in elements:
-        return "'by' must name the element that identifies the student"
-    if treatment in ("token", "link_tokens") and "from" in params:
-        src = params["from"]
-        if not (isinstance(src, list) and src and all(isinstance(s, str) for s in src)):
-            return "'from' must list element names"
-        for s in src:
-            if s not in elements:
-                return f"'from' names {s}, which is not an element"
-    return ""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ _LAZY = {
                       "link_tokens"),
     "deid._jsonread": ("parse_json", "read_json_file"),
     "deid._safetext": ("display_text", "unsafe_characters"),
+    "deid._treatment_spec": ("DATE_GRANULARITIES", "ELEMENT_TYPES", "TREATMENT_NAMES", "TREATMENT_SPECS",
+                             "TreatmentSpec", "parameter_problem"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -154,6 +156,16 @@ __all__ += [
 
 # Linkage across partners (deid/_linkage.py).
 __all__ += ["LinkFields", "LinkReport", "Links", "find_token_column", "link", "link_tables", "link_tokens"]
+
+# The treatments' one specification (deid/_treatment_spec.py): names, parameters, element types, defaults.
+__all__ += [
+    "DATE_GRANULARITIES",
+    "ELEMENT_TYPES",
+    "TREATMENT_NAMES",
+    "TREATMENT_SPECS",
+    "TreatmentSpec",
+    "parameter_problem",
+]
 
 # Text safe to print or show (deid/_safetext.py): the one rule for control and bidi characters.
 __all__ += [

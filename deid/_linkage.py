@@ -554,10 +554,7 @@ class LinkTokens(Treatment):
     middle as the second of five). ``baseline: true`` adds the Cal-PASS derived-key token.
     """
 
-    name: ClassVar[str] = "link_tokens"
-    required = ("from",)
-    optional = ("fields", "id", "baseline", "element", "repair", "sex_codes")
-    needs_secret = True
+    name: ClassVar[str] = "link_tokens"  # its parameters: deid/_treatment_spec.py
     _DEFAULT_ROLES: ClassVar[dict[int, tuple[str, ...]]] = {
         2: ("first", "last"),  # not enough for derived tokens: caught in check_params
         3: ("first", "last", "birth_date"),

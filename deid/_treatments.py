@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._policy import ColumnRule, parse_reference_date
+from deid._treatment_spec import TREATMENT_SPECS
 from deid.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -100,9 +101,15 @@ class Treatment:
     """Base class: keeps the column unchanged. Subclasses override ``fit``/``apply``."""
 
     name: ClassVar[str] = "keep"
+    # From the one specification (deid/_treatment_spec.py), set for each subclass by its name.
     required: ClassVar[tuple[str, ...]] = ()
     optional: ClassVar[tuple[str, ...]] = ()
     needs_secret: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = TREATMENT_SPECS[cls.name]  # a KeyError here: add the treatment to TREATMENT_SPECS
+        cls.required, cls.optional, cls.needs_secret = spec.required, spec.optional, spec.needs_secret
 
     def __init__(self, rule: ColumnRule) -> None:
         self.rule = rule
@@ -243,8 +250,6 @@ class RecordCode(Treatment):
     """A random surrogate per distinct ID, kept in the crosswalk (same ID → same code on every run)."""
 
     name = "record_code"
-    optional = ("namespace", "element", "repair")
-    needs_secret = True
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
@@ -271,8 +276,6 @@ class Token(Treatment):
     """Keyed HMAC-SHA256 of the normalized value (hex, 32 characters), for linkage across partners."""
 
     name = "token"
-    optional = ("from", "element", "repair")
-    needs_secret = True
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
@@ -381,8 +384,6 @@ class GeneralizeDate(Treatment):
     """A date to its year, year-month, age in years at a reference date, or an age band."""
 
     name = "generalize_date"
-    required = ("to",)
-    optional = ("reference_date", "edges")
     TARGETS = ("year", "year_month", "age", "age_band")
 
     @classmethod
@@ -440,8 +441,6 @@ class DateShift(Treatment):
     by the student's ID column ``by``; intervals between a student's dates survive."""
 
     name = "date_shift"
-    optional = ("by", "max_days")
-    needs_secret = True
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
@@ -519,8 +518,6 @@ class Bucket(Treatment):
     below it become ``< bottom``). Values outside every interval are left empty and counted."""
 
     name = "bucket"
-    required = ("edges",)
-    optional = ("top", "bottom")
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
@@ -581,7 +578,6 @@ class Zip3(Treatment):
     k rows in this file, become ``000``. A 4-digit ZIP (Excel dropped its leading zero) is padded."""
 
     name = "zip3"
-    optional = ("min_count",)
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
@@ -630,7 +626,6 @@ class RecodeRare(Treatment):
     """Categories with fewer than ``min_count`` rows (default: the policy's k) become ``Other``."""
 
     name = "recode_rare"
-    optional = ("min_count", "other")
 
     @classmethod
     def check_params(cls, rule: ColumnRule, where: str) -> None:
