@@ -413,3 +413,20 @@ __all__ += [
     "story",
     "story_names",
 ]
+
+# Pathway outcomes: the metrics catalog on opened packages, released as protected tables.
+from agreements._outcomes import (  # noqa: E402
+    OutcomeRelease,
+    StoredRelease,
+    list_releases,
+    metrics_check,
+    release_outcomes,
+)
+
+__all__ += [
+    "OutcomeRelease",
+    "StoredRelease",
+    "list_releases",
+    "metrics_check",
+    "release_outcomes",
+]

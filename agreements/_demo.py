@@ -3,7 +3,8 @@
 It runs the same workflow functions the app and the CLI use, in the order real partners would:
 create vaults and identities → exchange and verify cards → draft, sign and countersign an agreement →
 generate a synthetic extract → confirm the column mapping → prepare (de-identify, check, seal) → open
-→ receipt back to the district → verify both audit logs. Nothing here is demo-only logic.
+→ receipt back to the district → the college releases one table of pathway outcomes, protected →
+verify both audit logs. Nothing here is demo-only logic.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # pyarrow loads only when the demo runs
 
 from agreements._agreement_store import create_agreement, export_agreement, import_agreement, sign_agreement
 from agreements._identity import create_identity
+from agreements._outcomes import release_outcomes
 from agreements._partners import import_card
 from agreements._prepare import prepare
 from agreements._profiles import save_profile
@@ -47,6 +49,7 @@ class DemoResult:
     agreement_id: str
     district_audit_ok: bool
     college_audit_ok: bool
+    outcomes: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -142,7 +145,13 @@ def run_demo(
         import_receipt_file(district, folder / "receipt.json")
         say("   The district's vault now shows the package delivered.")
 
-        say("8. Both sides verify their audit logs.")
+        say("8. The college computes dual-enrollment participation by school and sex and releases it.")
+        outcomes = folder / "outcomes"
+        released = release_outcomes(college, [inbox], ["dual_enrollment"], ["school_id", "sex"], outcomes)
+        say(f"   {released.summary()}.")
+        say(f"   Wrote {', '.join(p.name for p in released.files)} in {outcomes.name}/.")
+
+        say("9. Both sides verify their audit logs.")
         d_ok = district.audit.verify()
         c_ok = college.audit.verify()
         report = (
@@ -157,7 +166,7 @@ def run_demo(
         college.close()
     if generated:
         say(f"The vaults' passphrase (set PATHSHARE_PASSPHRASE to choose one): {phrase}")
-    return DemoResult(folder, generated, package, inbox, executed.id, bool(d_ok), bool(c_ok))
+    return DemoResult(folder, generated, package, inbox, executed.id, bool(d_ok), bool(c_ok), outcomes)
 
 
 def _high_school(result: Any) -> Any:

@@ -10,6 +10,7 @@ Versions are reserved by area so work in parallel does not collide:
     30–39  mapping profiles                                         (mapping)
     40–49  linkage secrets and record-code crosswalks               (linkage)
     50–59  release secrets: per-agreement provider secret + crosswalk (agreements/_prepare.py)
+    60–69  releases of outcome tables                               (agreements/_outcomes.py)
 """
 
 from __future__ import annotations
@@ -364,3 +365,22 @@ MIGRATIONS.append(
     )
 )
 
+# -- 60–69: releases of outcome tables — agreements/_outcomes.py -------------------------------------------
+MIGRATIONS.append(
+    (
+        60,
+        """
+        -- Every release of outcome tables made under an agreement: the published tables (document,
+        -- JSON) and, per metric, keyed digests of the cohort's record codes (members, zlib JSON), so a
+        -- new release can be checked against all earlier ones (differencing). Never the codes.
+        CREATE TABLE outcome_releases (
+            release_id TEXT PRIMARY KEY,
+            agreement_id TEXT NOT NULL,
+            created TEXT NOT NULL,
+            document TEXT NOT NULL,
+            members BLOB NOT NULL
+        );
+        CREATE INDEX outcome_releases_agreement ON outcome_releases(agreement_id, created);
+        """,
+    )
+)

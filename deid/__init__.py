@@ -53,6 +53,8 @@ _LAZY = {
     "deid._safetext": ("display_text", "unsafe_characters"),
     "deid._treatment_spec": ("DATE_GRANULARITIES", "ELEMENT_TYPES", "TREATMENT_NAMES", "TREATMENT_SPECS",
                              "TreatmentSpec", "parameter_problem"),
+    "deid._metrics": ("Catalog", "Metric", "catalog_markdown", "load_catalog", "metrics_named_in"),
+    "deid._outcomes": ("OutcomeTable", "compute_tables", "hidden_count", "protect", "recheck"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -171,4 +173,18 @@ __all__ += [
 __all__ += [
     "display_text",
     "unsafe_characters",
+]
+
+# Pathway outcomes (deid/_metrics.py, deid/_outcomes.py): the metrics catalog, the tables, their protection.
+__all__ += [
+    "Catalog",
+    "Metric",
+    "OutcomeTable",
+    "catalog_markdown",
+    "compute_tables",
+    "hidden_count",
+    "load_catalog",
+    "metrics_named_in",
+    "protect",
+    "recheck",
 ]

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "audit",  # audit ...
     "compliance",  # audit disclosures (after "audit": it adds to that command)
     "link",  # link
+    "outcomes",  # metrics, outcomes
     "synth",  # synth
     "demo",  # demo
 )

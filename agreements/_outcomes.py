@@ -1,0 +1,467 @@
+"""Pathway outcomes under an agreement: compute the catalog's metrics on opened packages and release
+tables that are safe to publish (``pathshare outcomes``, the app's Outcomes page).
+
+:func:`release_outcomes` does it all, refusing with one sentence and writing nothing unless:
+
+* every folder is a package this vault opened (its manifest names a received package), and all were
+  sent under the same agreement;
+* the metrics' elements are in the packages, and every breakdown is one the metric allows and the
+  agreement shares (an element the agreement lists and does not drop);
+* the tables can be protected (primary and complementary suppression, the attacker check: see
+  ``deid._outcomes``) at the agreement's smallest reported cell;
+* combined with every earlier release under the same agreement, no hidden cell and no small part of a
+  cell can be worked out (the differencing check).
+
+Packages are linked on their link tokens (the linkage engine, ``deid.link_tables``) when there are
+two or more; the first package's rows are the students counted, the others add their outcomes.
+
+The vault keeps each release (migration 60): its published tables and, per metric, keyed digests of
+the record codes of its cohort — what the differencing check needs, never the codes themselves (the
+digest key stays in the vault). The release is audited as ``outcomes.released``: a disclosure of
+aggregate data (what, how much was hidden, under which agreement), never a count or a code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agreements._agreement import Agreement
+from agreements._agreement_store import get_agreement
+from agreements._package_store import RECEIVED, get_package
+from agreements._vault import Vault
+from agreements.errors import PackageRejected
+from deid.errors import CheckFailed, InputError, OutputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from deid._metrics import Catalog, Metric
+    from deid._outcomes import OutcomeTable, Protection
+
+Progress = Callable[[float, str], None]
+_KEY_SETTING = "outcomes_digest_key"
+_ID_TREATMENTS = ("record_code", "token", "link_tokens")
+_DOMAIN_OF_KIND = {"district": "k12", "college": "college"}
+
+
+def _noop(_fraction: float, _message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class OpenedData:
+    """The opened packages of one agreement, as one frame with a column per element."""
+
+    agreement: Agreement
+    package_ids: tuple[str, ...]
+    frame: pd.DataFrame
+    keys: np.ndarray  # each row's student key (record code or tokens of the counted package)
+    linked: int  # rows of the first package linked to another package's row
+
+
+@dataclass(frozen=True)
+class OutcomeRelease:
+    """A release that was written and recorded."""
+
+    release_id: str
+    agreement: Agreement
+    tables: list[OutcomeTable]
+    protection: Protection
+    files: tuple[Path, ...]
+    folder: Path
+    students: int
+    linked: int
+
+    def summary(self) -> str:
+        p = self.protection
+        return (
+            f"{len(self.tables)} table(s) for {len({t.metric for t in self.tables})} metric(s) on "
+            f"{self.students:,} students; {p.primary} count(s) under the smallest reported cell hidden, "
+            f"{p.complementary} more hidden so they cannot be worked out; every hidden count keeps an "
+            f"interval of at least {p.smallest_interval:g} students"
+        )
+
+
+# ------------------------------------------------------------------------------- the catalog checks
+
+
+def agreement_elements(agreement: Agreement) -> dict[str, str]:
+    """Element name -> the column it has in the opened packages, for elements the agreement shares."""
+    params = agreement.terms.policy.parameters
+    out = {}
+    for el in agreement.terms.elements:
+        if el.treatment == "drop":
+            continue
+        out[el.name] = str((params.get(el.name) or {}).get("as", el.name))
+    return out
+
+
+def metrics_check(agreement: Agreement, catalog: Catalog | None = None) -> list[tuple[Metric, list[str]]]:
+    """The metrics the agreement's purpose names, each with the elements the agreement should share
+    for it and does not: those a provider would hold (domain "any" or a provider's kind), not those a
+    recipient computes from its own records."""
+    from deid._elements import load_elements
+    from deid._metrics import metrics_named_in
+
+    domains = {"any"} | {_DOMAIN_OF_KIND.get(p.kind, "any") for p in agreement.providers()}
+    domain = {e.name: e.domain for e in load_elements()}
+    shared = set(agreement_elements(agreement))
+    out = []
+    for m in metrics_named_in(agreement.terms.purpose, catalog):
+        lack = [e for e in m.requires if e not in shared and domain.get(e, "any") in domains]
+        out.append((m, lack))
+    return out
+
+
+# ------------------------------------------------------------------------------- opened packages
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    from deid import read_json_file
+
+    path = folder / "manifest.json"
+    if not folder.is_dir() or not path.is_file():
+        raise InputError(
+            f"{folder} is not an opened package (it has no manifest.json); open the package first."
+        )
+    doc = read_json_file(path, str(path), what="a package manifest")
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("package_id"), str)
+        or not isinstance(doc.get("files"), list)
+    ):
+        raise InputError(f"{path} is not a PathShare package manifest.")
+    return doc
+
+
+def load_opened(vault: Vault, folders: Sequence[str | Path]) -> OpenedData:
+    """Read opened packages of one agreement into one frame (linked on their link tokens)."""
+    import numpy as np
+
+    from deid import read_table
+
+    if not folders:
+        raise InputError("Name at least one opened package folder.")
+    agreement: Agreement | None = None
+    frames = []
+    ids = []
+    for f in folders:
+        folder = Path(f)
+        doc = _manifest(folder)
+        try:
+            record = get_package(vault, doc["package_id"], RECEIVED)
+        except PackageRejected:
+            raise InputError(
+                f"{folder} holds a package this vault did not open; open it with PathShare first."
+            ) from None
+        if record.destroyed_at:
+            raise InputError(f"The package in {folder} was destroyed; its data can no longer be used.")
+        a = get_agreement(vault, record.agreement_id)
+        if agreement is None:
+            agreement = a
+        elif a.id != agreement.id:
+            raise InputError(
+                f"The packages were sent under different agreements ({agreement.title}; {a.title}); "
+                "outcomes combine packages of one agreement only."
+            )
+        parts = []
+        for entry in doc["files"]:
+            name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+            path = folder / "data" / name
+            if not name or not path.is_file():
+                raise InputError(
+                    f"{folder} lacks its data file {name or '(unnamed)'}; open the package again."
+                )
+            parts.append(read_table(path).to_pandas())
+        import pandas as pd
+
+        frames.append(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
+        ids.append(doc["package_id"])
+    assert agreement is not None
+    columns = agreement_elements(agreement)
+    to_element = {col: name for name, col in columns.items()}
+    id_cols = [columns[e.name] for e in agreement.terms.elements
+               if e.treatment in _ID_TREATMENTS and e.name in columns]  # fmt: skip
+
+    def key_column(frame: pd.DataFrame, where: str) -> str:
+        for c in (*id_cols, "link_tokens"):
+            if c in frame.columns:
+                return c
+        raise InputError(f"{where} has no record code or link tokens to tell its students apart.")
+
+    first = frames[0]
+    key_col = key_column(first, str(folders[0]))
+    keys = first[key_col].astype(str).to_numpy()
+    merged = first.rename(columns=to_element)
+    linked = 0
+    if len(frames) > 1:
+        import pyarrow as pa
+
+        from deid import find_token_column, link_tables
+
+        base_tokens = pa.Table.from_pandas(first[[c for c in first.columns]], preserve_index=False)
+        ca = find_token_column(base_tokens, str(folders[0]))
+        for other, where in zip(frames[1:], folders[1:], strict=True):
+            ot = pa.Table.from_pandas(other, preserve_index=False)
+            cb = find_token_column(ot, str(where))
+            links = link_tables(base_tokens.column(ca), ot.column(cb), names=(str(folders[0]), str(where)))
+            linked = max(linked, len(links.row_a))
+            extra = other.rename(columns=to_element).drop(columns=[cb], errors="ignore")
+            fill = pd.DataFrame(index=merged.index, columns=extra.columns, dtype=object)
+            fill.iloc[links.row_a] = extra.iloc[links.row_b].to_numpy()
+            for col in extra.columns:
+                if col in merged.columns:  # the counted package's value wins; the other fills its gaps
+                    merged[col] = merged[col].where(merged[col].notna() & (merged[col] != ""), fill[col])
+                else:
+                    merged[col] = fill[col]
+    return OpenedData(agreement, tuple(ids), merged, np.asarray(keys), linked)
+
+
+# ------------------------------------------------------------------------------- the vault's releases
+
+
+def _digest_key(vault: Vault) -> bytes:
+    value = vault.get_setting(_KEY_SETTING)
+    if value is None:
+        value = secrets.token_hex(32)
+        vault.set_setting(_KEY_SETTING, value)
+    return bytes.fromhex(value)
+
+
+def _digests(key: bytes, agreement_id: str, codes: np.ndarray) -> list[str]:
+    salt = agreement_id.encode()
+    return [hmac.new(key, salt + b"\0" + str(c).encode(), hashlib.sha256).hexdigest()[:16] for c in codes]
+
+
+@dataclass(frozen=True)
+class StoredRelease:
+    release_id: str
+    created: str
+    document: dict[str, Any]
+    members: dict[str, list[str]]  # metric id -> digests of the cohort's record codes
+
+
+def list_releases(vault: Vault, agreement_id: str | None = None) -> list[StoredRelease]:
+    """The outcome releases this vault made (under one agreement), oldest first."""
+    sql = "SELECT release_id, created, document, members FROM outcome_releases"
+    args: tuple[str, ...] = ()
+    if agreement_id is not None:
+        sql += " WHERE agreement_id = ?"
+        args = (agreement_id,)
+    rows = vault.db.execute(sql + " ORDER BY created, release_id", args).fetchall()
+    return [StoredRelease(r[0], r[1], json.loads(r[2]), json.loads(zlib.decompress(r[3]))) for r in rows]
+
+
+# ------------------------------------------------------------------------------------ the workflow
+
+
+def _labels(agreement: Agreement, by: Sequence[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    from deid._elements import load_elements
+
+    lib = {e.name: e for e in load_elements()}
+    labels: dict[str, dict[str, str]] = {}
+    names: dict[str, str] = {}
+    own = {e.name: e for e in agreement.terms.elements}
+    for b in by:
+        codes: dict[str, str] = {}
+        if b in lib:
+            names[b] = lib[b].label
+            codes.update({c.code: c.label for c in lib[b].code_set})
+        el = own.get(b)
+        if el is not None and el.code_set is not None:
+            codes.update({str(k): str(v) for k, v in el.code_set.codes.items()})
+        labels[b] = codes
+    return labels, names
+
+
+def release_outcomes(
+    vault: Vault,
+    packages: Sequence[str | Path],
+    metrics: Sequence[str],
+    by: Sequence[str],
+    out: str | Path,
+    *,
+    formats: Sequence[str] = ("xlsx", "csv", "html"),
+    catalog: Catalog | None = None,
+    method: str = "optimal",
+    protection: int | None = None,
+    progress: Progress | None = None,
+) -> OutcomeRelease:
+    """Compute, protect, check and write a release of outcome tables into the new folder ``out``.
+
+    ``protection``: how many students wide the interval of every hidden count must stay (at least,
+    and by default, the agreement's smallest reported cell)."""
+    from deid._metrics import load_catalog
+    from deid._outcome_files import FORMATS, ReleaseInfo, write_release_files
+    from deid._outcomes import (
+        MISSING,
+        EarlierRelease,
+        check_computable,
+        compute_tables,
+        differencing_check,
+        evaluate,
+        hidden_cells,
+        protect,
+    )
+
+    step = progress or _noop
+    cat = catalog or load_catalog()
+    if not metrics:
+        raise InputError("Choose at least one metric.")
+    if len(set(by)) != len(by) or len(set(metrics)) != len(metrics):
+        raise InputError("A metric or a breakdown is named twice.")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputError(f"Unknown output format {bad[0] if bad else '(none)'}: use {', '.join(FORMATS)}.")
+    folder = Path(out)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise OutputError(
+            f"{folder} already exists and is not an empty folder; name a new folder for the tables."
+        )
+    if not folder.parent.is_dir():
+        raise OutputError(f"The folder {folder.parent} does not exist.")
+    chosen = [cat.get(m) for m in metrics]  # an unknown metric: one sentence, before any work
+    step(0.05, "reading the opened packages")
+    data = load_opened(vault, packages)
+    agreement = data.agreement
+    check_computable(chosen, by, data.frame.columns, allowed=agreement_elements(agreement))
+    policy = agreement.terms.policy
+    min_cell = policy.min_cell_size
+    if protection is None:
+        protection = min_cell
+    elif protection < min_cell:
+        raise InputError(
+            f"The protection ({protection}) cannot be less than the agreement's smallest reported cell "
+            f"({min_cell})."
+        )
+    step(0.3, "counting")
+    result = compute_tables(data.frame, metrics, by, cat)
+    step(0.45, "reading earlier releases")
+    key = _digest_key(vault)
+    digests = _digests(key, agreement.id, data.keys)
+    earlier = []
+    keep_hidden: list[tuple[str, str, str, str]] = []
+    index = {d: i for i, d in enumerate(digests)}
+    import numpy as np
+
+    for old in list_releases(vault, agreement.id):
+        members, absent = {}, {}
+        for mid, ds in old.members.items():
+            mask = np.zeros(len(digests), bool)
+            hit = [index[d] for d in ds if d in index]
+            mask[hit] = True
+            members[mid] = mask
+            absent[mid] = len(ds) - len(hit)
+            same = mid in result.metric_cohort and not absent[mid]
+            if same and np.array_equal(mask, result.cohorts[result.metric_cohort[mid]]):
+                # The same cohort again: what it hid stays hidden (else the two give each other away).
+                keep_hidden += [c for c in hidden_cells(old.document["tables"]) if c[0] == mid]
+        label = f"{old.created[:10]} ({old.release_id[:8]})"
+        earlier.append(EarlierRelease(label, old.document["tables"], members, absent))
+    step(0.5, "hiding small counts")
+    prot = protect(
+        result.tables, result.metric_cohort, min_cell, protection, method=method, keep_hidden=keep_hidden
+    )
+    step(0.7, "checking against earlier releases")
+    if earlier:
+        groups = {
+            b: data.frame[b].astype("string").str.strip().fillna(MISSING).replace("", MISSING).to_numpy(str)
+            for b in by
+        }
+        reached = {m.id: evaluate(m.numerator, data.frame).to_numpy(bool) for m in chosen}
+        found = differencing_check(result, groups, reached, earlier, min_cell, protection)
+        if found:
+            shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+            raise CheckFailed(
+                "This release would reveal small counts when combined with an earlier release under the "
+                f"same agreement: {shown}.",
+                hint="Release the same cohort as before, or a cohort that differs by at least "
+                f"{min_cell} students in every group.",
+            )
+    step(0.8, "writing the tables")
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels, names = _labels(agreement, by)
+    info = ReleaseInfo(
+        title=f"Pathway outcomes — {agreement.title}",
+        agreement=f"{agreement.title} ({agreement.id}, version {agreement.version})",
+        catalog_version=cat.version,
+        min_cell=min_cell,
+        protection=protection,
+        created=created,
+        labels=labels,
+        element_labels=names,
+    )
+    release_id = str(uuid.uuid4())
+    document = {
+        "pathshare_outcomes": 1,
+        "release_id": release_id,
+        "agreement_id": agreement.id,
+        "agreement_version": agreement.version,
+        "catalog_version": cat.version,
+        "metrics": list(metrics),
+        "by": list(by),
+        "min_cell": min_cell,
+        "protection": protection,
+        "created": created,
+        "packages": list(data.package_ids),
+        "tables": [t.to_dict() for t in result.tables],
+    }
+    members = {
+        m.id: [d for d, inside in zip(digests, result.cohorts[m.cohort_key], strict=True) if inside]
+        for m in chosen
+    }
+    parent = folder.parent
+    tmp = Path(tempfile.mkdtemp(prefix=".outcomes-", dir=parent))
+    try:
+        files = write_release_files(tmp, result.tables, cat, info, formats)
+        (tmp / "release.json").write_text(json.dumps(document, indent=1, ensure_ascii=False), "utf-8")
+        files.append(tmp / "release.json")
+        with vault.transaction() as conn:
+            conn.execute(
+                "INSERT INTO outcome_releases(release_id, agreement_id, created, document, members) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (release_id, agreement.id, created, json.dumps(document),
+                 zlib.compress(json.dumps(members).encode())),
+            )  # fmt: skip
+            vault.audit.append(
+                "outcomes.released",
+                agreement=agreement.id,
+                details={
+                    "disclosure": "aggregate",
+                    "release": release_id,
+                    "metrics": list(metrics),
+                    "by": list(by),
+                    "tables": len(result.tables),
+                    "hidden_primary": prot.primary,
+                    "hidden_complementary": prot.complementary,
+                    "min_cell": min_cell,
+                    "packages": list(data.package_ids),
+                    "folder": folder.name,
+                },
+                conn=conn,
+            )
+            if folder.exists():
+                folder.rmdir()  # empty (checked above); replaced by the finished folder
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    step(1.0, "released")
+    return OutcomeRelease(
+        release_id, agreement, result.tables, prot,
+        tuple(folder / f.name for f in files), folder, len(data.frame), data.linked,
+    )  # fmt: skip

@@ -1,0 +1,805 @@
+"""Outcome tables of the metrics catalog, and their safe release.
+
+**Tables.** :func:`compute_tables` counts, on a frame with one column per element (the linked opened
+packages), each metric's cohort (denominator) and outcome (numerator), overall and by each
+disaggregation: an :class:`OutcomeTable` per (metric, breakdown), its last row the whole cohort.
+
+**Cells.** Every count is a *cell*. Cohort cells are shared by metrics with the same cohort rule (the
+same students: publishing one metric's and hiding the other's would give it away), the "all students"
+row by every breakdown of a metric. A breakdown's cells add up to its total (one *equation* per
+table and per counted quantity), and an outcome count never exceeds its cohort count.
+
+**Protection** (:func:`protect`), with ``m`` the agreement's smallest reported cell and ``p`` its
+protection (by default ``m``):
+
+1. *primary suppression*: a cohort count from 1 to m−1 is hidden, with its group's outcome; an outcome
+   count under m, or whose complement (cohort − outcome: the students who did *not* reach it) is
+   under m, is hidden — its rate is then shown bottom- or top-coded (≤ 5 %, ≥ 95 %) where the coded
+   band still protects it, else hidden too;
+2. *complementary suppression*: the fewest further cells (a MIP on HiGHS, ``scipy.optimize.milp``)
+   such that no hidden cell is alone in an equation and the hidden cells of each equation can absorb
+   at least ``p``; then
+3. *the attacker check* (:func:`attack`): for every hidden cell (and every hidden complement), the
+   minimum and maximum value consistent with everything published (LPs on HiGHS over the equations,
+   the outcome ≤ cohort bounds, non-negativity and the coded bands) must be at least ``p`` apart.
+   When the MIP's answer fails it, the failing cells' equations must hide one cell more (a cut) and the
+   MIP runs again; if no hiding satisfies it the release is refused (:class:`~deid.errors.CheckFailed`).
+
+**Differencing** (:func:`differencing_check`): a new release is checked against each earlier release
+under the same agreement. Students are split by membership — in both cohorts, only the earlier one,
+only the new one — and the attacker sees both releases' published cells as sums over those parts. Any
+hidden cell of either release, and any part of a cell (say, "the students the new cohort added in
+school 5") holding 1 to m−1 students, must keep an interval of at least ``p``; otherwise the release is
+refused with the cells named. The LP relaxation is the attacker model throughout (as in τ-ARGUS):
+integrality could only narrow an interval of width ≥ p down to width ≥ p − 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deid._metrics import Catalog, Metric, evaluate, load_catalog
+from deid.errors import CheckFailed, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ALL = "All students"  # the label of a table's total row
+MISSING = "(not recorded)"  # the group of students whose breakdown element is empty
+BAND = 0.05  # rates within 5 points of 0 % or 100 % are coded (≤ 5 %, ≥ 95 %), as state dashboards do
+MAX_ROUNDS = 40  # MIP → attacker check → cut rounds before a release is declared unprotectable
+
+
+# ------------------------------------------------------------------------------------------ the tables
+
+
+@dataclass
+class OutcomeTable:
+    """One metric broken down by one element (``by``; empty for the overall table). Row i is group i;
+    the last row is the whole cohort. ``hidden_*`` and ``band`` are filled by :func:`protect`."""
+
+    metric: str
+    by: str
+    groups: list[str]
+    cohort: list[int]
+    outcome: list[int]
+    hidden_cohort: list[bool] = field(default_factory=list)
+    hidden_outcome: list[bool] = field(default_factory=list)
+    band: list[str] = field(default_factory=list)  # "" | "low" (≤ 5 %) | "high" (≥ 95 %)
+
+    def rate(self, i: int) -> str:
+        """Row i's rate as published: a percentage, a coded band, or "*" when hidden."""
+        if self.hidden_cohort and self.hidden_cohort[i]:
+            return "*"
+        if self.hidden_outcome and self.hidden_outcome[i]:
+            return {"low": f"≤ {BAND:.0%}", "high": f"≥ {1 - BAND:.0%}"}.get(self.band[i], "*")
+        d = self.cohort[i]
+        return f"{100 * self.outcome[i] / d:.1f}%" if d else "—"
+
+    def published(self, i: int) -> tuple[int | None, int | None]:
+        """Row i's (cohort, outcome) counts as published: None where hidden."""
+        hc = bool(self.hidden_cohort and self.hidden_cohort[i])
+        ho = bool(self.hidden_outcome and self.hidden_outcome[i])
+        return (None if hc else self.cohort[i], None if ho else self.outcome[i])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as published (hidden counts left out): what a release stores and seals."""
+        rows = []
+        for i, g in enumerate(self.groups):
+            c, o = self.published(i)
+            rows.append({"group": g, "cohort": c, "outcome": o, "band": self.band[i] if self.band else ""})
+        return {"metric": self.metric, "by": self.by, "rows": rows}
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What :func:`compute_tables` returns: the tables, and per cohort rule the rows in that cohort
+    (for the differencing check; never written anywhere)."""
+
+    tables: list[OutcomeTable]
+    cohorts: dict[str, np.ndarray]  # cohort key -> boolean mask over the frame's rows
+    metric_cohort: dict[str, str]  # metric id -> cohort key
+
+
+def check_computable(
+    metrics: Sequence[Metric], by: Sequence[str], columns: Iterable[str], allowed: Iterable[str] | None = None
+) -> None:
+    """Refuse (one sentence) a metric whose elements the data lack, or a breakdown the metric or the
+    agreement does not allow (``allowed``: the elements the agreement shares)."""
+    have = set(columns)
+    for m in metrics:
+        lack = [e for e in m.requires if e not in have]
+        if lack:
+            raise InputError(
+                f'The metric "{m.label}" needs {", ".join(lack)}, which the opened packages do not hold.'
+            )
+        for b in by:
+            if b not in m.disaggregations:
+                raise InputError(f'The metric "{m.label}" is not broken down by {b} in the catalog.')
+    allowed_set = None if allowed is None else set(allowed)
+    for b in by:
+        if allowed_set is not None and b not in allowed_set:
+            raise InputError(
+                f"The agreement does not allow a breakdown by {b}: it does not share that element."
+            )
+        if b not in have:
+            raise InputError(f"The opened packages hold no {b} to break the tables down by.")
+
+
+def compute_tables(
+    frame: pd.DataFrame, metric_ids: Sequence[str], by: Sequence[str], catalog: Catalog | None = None
+) -> Tables:
+    """Count each metric overall and by each element of ``by`` (see the module docstring)."""
+    import pandas as pd
+
+    cat = catalog or load_catalog()
+    metrics = [cat.get(i) for i in metric_ids]
+    check_computable(metrics, by, frame.columns)
+    cohorts: dict[str, np.ndarray] = {}
+    tables: list[OutcomeTable] = []
+    for m in metrics:
+        key = m.cohort_key
+        if key not in cohorts:
+            cohorts[key] = evaluate(m.cohort, frame).to_numpy(bool)
+        in_cohort = cohorts[key]
+        reached = evaluate(m.numerator, frame).to_numpy(bool) & in_cohort
+        total = (int(in_cohort.sum()), int(reached.sum()))
+        tables.append(OutcomeTable(m.id, "", [ALL], [total[0]], [total[1]]))
+        for b in by:
+            values = frame[b].astype("string").str.strip().fillna(MISSING).replace("", MISSING)
+            sub = pd.DataFrame({"g": values[in_cohort].to_numpy(), "n": reached[in_cohort]})
+            counts = sub.groupby("g", sort=True)["n"].agg(["size", "sum"])
+            groups = [str(g) for g in counts.index]
+            tables.append(
+                OutcomeTable(
+                    m.id,
+                    b,
+                    [*groups, ALL],
+                    [*(int(x) for x in counts["size"]), total[0]],
+                    [*(int(x) for x in counts["sum"]), total[1]],
+                )
+            )
+    return Tables(tables, cohorts, {m.id: m.cohort_key for m in metrics})
+
+
+# ------------------------------------------------------------------------------------ the cell model
+
+
+@dataclass
+class _Model:
+    """Cells (id → value), equations (total, parts), outcome ≤ cohort pairs, and where each table row
+    lives. A cell id is ("C", cohort key, by, group) or ("O", metric, by, group); by = "" for totals."""
+
+    ids: list[tuple[str, str, str, str]] = field(default_factory=list)
+    index: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    values: list[int] = field(default_factory=list)
+    equations: list[tuple[int, list[int]]] = field(default_factory=list)
+    pairs: list[tuple[int, int]] = field(default_factory=list)  # (outcome cell, cohort cell)
+
+    def cell(self, cid: tuple[str, str, str, str], value: int) -> int:
+        i = self.index.get(cid)
+        if i is None:
+            i = self.index[cid] = len(self.ids)
+            self.ids.append(cid)
+            self.values.append(value)
+        return i
+
+    def eq_of(self) -> list[list[int]]:
+        """For each cell, the equations it is in."""
+        out: list[list[int]] = [[] for _ in self.ids]
+        for k, (t, parts) in enumerate(self.equations):
+            for j in (t, *parts):
+                out[j].append(k)
+        return out
+
+
+def _cell_ids(
+    t: OutcomeTable, i: int, cohort_key: str
+) -> tuple[tuple[str, str, str, str], tuple[str, str, str, str]]:
+    g = t.groups[i]
+    by = "" if g == ALL else t.by
+    grp = "" if g == ALL else g
+    return ("C", cohort_key, by, grp), ("O", t.metric, by, grp)
+
+
+def _build(
+    tables: Sequence[OutcomeTable], metric_cohort: Mapping[str, str]
+) -> tuple[_Model, list[list[tuple[int, int]]]]:
+    model = _Model()
+    rows: list[list[tuple[int, int]]] = []
+    seen_eq: set[tuple[str, str, str]] = set()
+    seen_pair: set[int] = set()
+    for t in tables:
+        ck = metric_cohort[t.metric]
+        here = []
+        for i in range(len(t.groups)):
+            cid, oid = _cell_ids(t, i, ck)
+            c, o = model.cell(cid, t.cohort[i]), model.cell(oid, t.outcome[i])
+            here.append((c, o))
+            if o not in seen_pair:
+                seen_pair.add(o)
+                model.pairs.append((o, c))
+        rows.append(here)
+        if t.by:
+            for kind, key, col in (("C", ck, 0), ("O", t.metric, 1)):
+                if (kind, key, t.by) not in seen_eq:
+                    seen_eq.add((kind, key, t.by))
+                    model.equations.append((here[-1][col], [r[col] for r in here[:-1]]))
+    return model, rows
+
+
+def _primary(model: _Model, m: int) -> tuple[set[int], list[tuple[dict[int, float], str]]]:
+    """Cells hidden by the threshold, and the sensitive expressions beyond the cells themselves
+    (a complement cohort − outcome under m)."""
+    hide: set[int] = set()
+    extra: list[tuple[dict[int, float], str]] = []
+    vals = model.values
+    for c in range(len(vals)):
+        if model.ids[c][0] == "C" and 0 < vals[c] < m:
+            hide.add(c)
+    for o, c in model.pairs:
+        n, d = vals[o], vals[c]
+        if d == 0:
+            continue
+        if d < m or n < m:
+            hide.add(o)
+        if d - n < m:
+            hide.add(o)
+            extra.append(({c: 1.0, o: -1.0}, f"{model.ids[o]}:complement"))
+    return hide, extra
+
+
+# ------------------------------------------------------------------------------- the attacker's LPs
+
+
+def _intervals(
+    model: _Model,
+    hidden: set[int],
+    bands: Mapping[int, str],
+    targets: Sequence[dict[int, float]],
+) -> list[tuple[float, float]]:
+    """For each target (a linear expression over cells), its min and max over every table consistent
+    with what is published: hidden cells free (≥ 0), the rest fixed, equations and bounds held."""
+    from scipy.optimize import linprog
+
+    free = sorted(hidden)
+    pos = {c: k for k, c in enumerate(free)}
+    vals = model.values
+    nv = len(free)
+    if nv == 0:
+        return [(_const(t, vals), _const(t, vals)) for t in targets]
+    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+
+    def row(coefs: Mapping[int, float]) -> tuple[np.ndarray, float]:
+        r = np.zeros(nv)
+        const = 0.0
+        for c, w in coefs.items():
+            if c in pos:
+                r[pos[c]] += w
+            else:
+                const += w * vals[c]
+        return r, const
+
+    for t, parts in model.equations:
+        coefs = {t: -1.0}
+        for j in parts:
+            coefs[j] = coefs.get(j, 0.0) + 1.0
+        r, const = row(coefs)
+        if r.any():
+            a_eq.append(r)
+            b_eq.append(-const)
+    for o, c in model.pairs:
+        if o in pos or c in pos:
+            r, const = row({o: 1.0, c: -1.0})
+            a_ub.append(r)
+            b_ub.append(-const)
+        kind = bands.get(o)
+        if kind:  # the coded rate is published: outcome ≤ 5 % of cohort, or ≥ 95 %
+            coefs = {o: 1.0, c: -BAND} if kind == "low" else {o: -1.0, c: 1.0 - BAND}
+            r, const = row(coefs)
+            a_ub.append(r)
+            b_ub.append(-const)
+    kw: dict[str, Any] = {"bounds": (0, None), "method": "highs"}
+    if a_eq:
+        kw["A_eq"], kw["b_eq"] = np.array(a_eq), np.array(b_eq)
+    if a_ub:
+        kw["A_ub"], kw["b_ub"] = np.array(a_ub), np.array(b_ub)
+    out = []
+    for target in targets:
+        r, const = row(target)
+        if not r.any():
+            out.append((const, const))
+            continue
+        lo = linprog(r, **kw)
+        hi = linprog(-r, **kw)
+        low = lo.fun + const if lo.status == 0 else (-math.inf if lo.status == 3 else math.nan)
+        high = -hi.fun + const if hi.status == 0 else (math.inf if hi.status == 3 else math.nan)
+        out.append((low, high))
+    return out
+
+
+def _const(target: Mapping[int, float], vals: Sequence[int]) -> float:
+    return float(sum(w * vals[c] for c, w in target.items()))
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A hidden cell (or complement, or part of a cell) whose interval is narrower than the protection."""
+
+    cell: str
+    low: float
+    high: float
+
+
+def attack(
+    model: _Model,
+    hidden: set[int],
+    bands: Mapping[int, str],
+    extra: Sequence[tuple[dict[int, float], str]],
+    p: int,
+) -> list[Exposure]:
+    """The attacker check: every hidden cell and extra expression whose interval is narrower than p."""
+    targets = [({c: 1.0}, _name(model.ids[c])) for c in sorted(hidden)]
+    targets += [(coefs, label) for coefs, label in extra if any(c in hidden for c in coefs)]
+    found = _intervals(model, hidden, bands, [t for t, _ in targets])
+    out = []
+    for (_, label), (lo, hi) in zip(targets, found, strict=True):
+        if not (hi - lo >= p - 1e-6):  # also NaN (an inconsistent system) counts as exposed
+            out.append(Exposure(label, lo, hi))
+    return out
+
+
+def _name(cid: tuple[str, str, str, str]) -> str:
+    kind, key, by, group = cid
+    what = "cohort count" if kind == "C" else f"{key} count"
+    where = f"{by} = {group}" if by else ALL.lower()
+    return f"{what} for {where}"
+
+
+# ------------------------------------------------------------------------- complementary suppression
+
+
+def _mip(model: _Model, fixed: set[int], p: int, cuts: Sequence[tuple[list[int], int]]) -> set[int] | None:
+    """The fewest cells to hide (``fixed`` always), such that in every equation each hidden cell has
+    another hidden cell and the others hidden can absorb ``p``; plus the attacker check's cuts."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n = len(model.ids)
+    vals = np.asarray(model.values, float)
+    # How far a visible-when-published cell could rise if it were hidden: an outcome count up to its
+    # cohort count; a cohort count or a total without a bound of its own (the equation bounds it).
+    up = np.full(n, np.inf)
+    for o, c in model.pairs:
+        up[o] = vals[c] - vals[o]
+    rows, lo = [], []
+    for t, parts in model.equations:
+        eq = [t, *parts]
+        for i in eq:
+            others = [j for j in eq if j != i]
+            # Hidden i moves up by what the others can lose, down by what they can gain (at most its
+            # value): require room for p in all, as a sufficient linear rule the attacker check confirms.
+            r = np.zeros(n)
+            r[others] = vals[others] + np.minimum(up[others], vals[i])
+            r[i] -= p
+            rows.append(r)
+            lo.append(0.0)
+    for cells, need in cuts:
+        r = np.zeros(n)
+        r[cells] = 1.0
+        rows.append(r)
+        lo.append(float(need))
+    lb = np.zeros(n)
+    lb[list(fixed)] = 1.0
+    ub = np.ones(n)
+    ub[list(_kept(model) - fixed)] = 0.0
+    total = max(1.0, float(vals.sum()))
+    cost = 1.0 + vals / total  # fewest cells first, then the smallest
+    cons = [LinearConstraint(np.array(rows), np.array(lo), np.inf)] if rows else []
+    res = milp(cost, integrality=np.ones(n), bounds=Bounds(lb, ub), constraints=cons)
+    if res.status != 0 or res.x is None:
+        return None
+    return {i for i in range(n) if res.x[i] > 0.5}
+
+
+def _kept(model: _Model) -> set[int]:
+    """Cells never hidden to protect others: a cohort's size (the denominator every reader needs)."""
+    return {i for i, cid in enumerate(model.ids) if cid[0] == "C" and cid[2] == ""}
+
+
+def _cut(
+    model: _Model, hidden: set[int], exposed: Sequence[Exposure], eq_of: list[list[int]]
+) -> tuple[list[int], int]:
+    """One more hidden cell among the visible cells of the equations around the exposed cells."""
+    names = {e.cell.split(":")[0] for e in exposed}
+    around: set[int] = set()
+    for c in range(len(model.ids)):
+        if _name(model.ids[c]) in names or str(model.ids[c]) in names:
+            for k in eq_of[c]:
+                t, parts = model.equations[k]
+                around.update((t, *parts))
+            around.update(oc for pair in model.pairs if c in pair for oc in pair)
+    visible = sorted(around - hidden - _kept(model))
+    return visible, 1
+
+
+def _with_bands(
+    model: _Model, hidden: set[int], extra: Sequence[tuple[dict[int, float], str]], p: int
+) -> dict[int, str]:
+    """Code the rate of a hidden outcome whose cohort is published, where the band still protects."""
+    bands: dict[int, str] = {}
+    vals = model.values
+    for o, c in model.pairs:
+        if o in hidden and c not in hidden and vals[c]:
+            rate = vals[o] / vals[c]
+            kind = "low" if rate <= BAND else "high" if rate >= 1 - BAND else ""
+            if kind and attack(model, hidden, {**bands, o: kind}, extra, p) == []:
+                bands[o] = kind
+    return bands
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What :func:`protect` decided: cells hidden by the threshold and to protect them, and the check."""
+
+    primary: int
+    complementary: int
+    rounds: int
+    checked: int  # intervals the attacker check computed (two LPs each)
+    smallest_interval: float  # the narrowest interval among hidden cells (≥ protection)
+
+
+def protect(
+    tables: Sequence[OutcomeTable],
+    metric_cohort: Mapping[str, str],
+    min_cell: int,
+    protection: int | None = None,
+    *,
+    method: str = "optimal",
+    keep_hidden: Iterable[tuple[str, str, str, str]] = (),
+) -> Protection:
+    """Hide cells in ``tables`` (in place) per the module docstring; CheckFailed if it cannot be done.
+
+    ``keep_hidden``: (metric, by, group, "cohort" | "outcome") cells an earlier release of the same
+    cohort hid — hidden again, so the two releases' hidden cells cannot be played against each other.
+
+    ``method="heuristic"`` is the comparison baseline: for each hidden cell alone in an equation, also
+    hide the smallest visible cell of that equation, and the same around any cell the attacker check
+    still exposes, until it passes."""
+    p = protection if protection is not None else min_cell
+    model, rows = _build(tables, metric_cohort)
+    fixed, extra = _primary(model, min_cell)
+    n_primary = len(fixed)
+    for metric, by, group, which in keep_hidden:
+        cohort = ("C", metric_cohort.get(metric, ""), by, group)
+        key = cohort if which == "cohort" else ("O", metric, by, group)
+        if key in model.index:
+            fixed.add(model.index[key])
+    eq_of = model.eq_of()
+    cuts: list[tuple[list[int], int]] = []
+    hidden: set[int] | None = set(fixed)
+    rounds = 0
+    while True:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            hidden = None
+            break
+        if method == "heuristic":
+            hidden = _heuristic(model, hidden or set(fixed), eq_of)
+        else:
+            hidden = _mip(model, fixed, p, cuts)
+        if hidden is None:
+            break
+        exposed = attack(model, hidden, {}, extra, p)
+        if not exposed:
+            break
+        if method == "heuristic":
+            hidden = _grow(model, hidden, exposed, eq_of)
+            if hidden is None:
+                break
+        else:
+            cuts.append(_cut(model, hidden, exposed, eq_of))
+            if not cuts[-1][0]:
+                hidden = None
+                break
+    if hidden is None:
+        raise CheckFailed(
+            "These tables cannot be released safely: no choice of hidden cells keeps every small count "
+            f"protected by at least {p} (try fewer breakdowns or a larger cohort).",
+            hint="Remove a breakdown with many small groups, or combine cohorts.",
+        )
+    bands = _with_bands(model, hidden, extra, p)
+    final = attack(model, hidden, bands, extra, p)
+    if final:  # cannot happen: the bands were each checked; kept as the last line of defence
+        raise CheckFailed(f"The attacker check recovered {final[0].cell}; nothing was released.")
+    intervals = _intervals(model, hidden, bands, [{c: 1.0} for c in sorted(hidden)])
+    for t, here in zip(tables, rows, strict=True):
+        t.hidden_cohort = [c in hidden for c, _ in here]
+        t.hidden_outcome = [o in hidden for _, o in here]
+        t.band = [bands.get(o, "") for _, o in here]
+    return Protection(
+        primary=n_primary,
+        complementary=len(hidden) - n_primary,
+        rounds=rounds,
+        checked=len(hidden) + len(extra),
+        smallest_interval=min((hi - lo for lo, hi in intervals), default=math.inf),
+    )
+
+
+def _heuristic(model: _Model, hidden: set[int], eq_of: list[list[int]]) -> set[int]:
+    hidden = set(hidden)
+    changed = True
+    while changed:
+        changed = False
+        for o, c in model.pairs:
+            if c in hidden and o not in hidden:
+                hidden.add(o)
+                changed = True
+        for t, parts in model.equations:
+            eq = [t, *parts]
+            inside = [j for j in eq if j in hidden]
+            if len(inside) == 1:
+                kept = _kept(model)
+                visible = [j for j in parts if j not in hidden] or ([t] if t not in hidden | kept else [])
+                if visible:
+                    hidden.add(min(visible, key=lambda j: model.values[j]))
+                    changed = True
+    return hidden
+
+
+def _grow(
+    model: _Model, hidden: set[int], exposed: Sequence[Exposure], eq_of: list[list[int]]
+) -> set[int] | None:
+    visible, _ = _cut(model, hidden, exposed, eq_of)
+    if not visible:
+        return None
+    return {*hidden, min(visible, key=lambda j: model.values[j])}
+
+
+def hidden_cells(tables: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The hidden cells of published tables (``OutcomeTable.to_dict()``), for ``keep_hidden``."""
+    out = []
+    for t in tables:
+        for r in t["rows"]:
+            g = str(r["group"])
+            by, group = ("", "") if g == ALL else (str(t["by"]), g)
+            if r["cohort"] is None:
+                out.append((str(t["metric"]), by, group, "cohort"))
+            if r["outcome"] is None:
+                out.append((str(t["metric"]), by, group, "outcome"))
+    return out
+
+
+def hidden_count(tables: Sequence[OutcomeTable]) -> int:
+    """Distinct hidden cells (a shared total counts once)."""
+    seen = set()
+    for t in tables:
+        for i, g in enumerate(t.groups):
+            key = (t.metric, "" if g == ALL else t.by, g)
+            if t.hidden_cohort[i]:
+                seen.add(("C", *key))
+            if t.hidden_outcome[i]:
+                seen.add(("O", *key))
+    return len(seen)
+
+
+def recheck(
+    tables: Sequence[OutcomeTable],
+    metric_cohort: Mapping[str, str],
+    min_cell: int,
+    protection: int | None = None,
+) -> list[Exposure]:
+    """The attacker check on tables as they stand (hidden cells and bands already set): every hidden
+    cell, and every complement under ``min_cell``, whose interval is narrower than the protection."""
+    model, rows = _build(tables, metric_cohort)
+    hidden: set[int] = set()
+    bands: dict[int, str] = {}
+    for t, here in zip(tables, rows, strict=True):
+        for i, (c, o) in enumerate(here):
+            if t.hidden_cohort[i]:
+                hidden.add(c)
+            if t.hidden_outcome[i]:
+                hidden.add(o)
+                if t.band[i]:
+                    bands[o] = t.band[i]
+    _, extra = _primary(model, min_cell)
+    return attack(model, hidden, bands, extra, min_cell if protection is None else protection)
+
+
+# ------------------------------------------------------------------------------------- differencing
+
+
+@dataclass(frozen=True)
+class EarlierRelease:
+    """A release the vault keeps: its published tables, and per metric which of today's rows were in
+    its cohort (``members``; from the vault's keyed digests) plus how many of its members today's data
+    lack (``absent``)."""
+
+    label: str
+    tables: Sequence[Mapping[str, Any]]  # OutcomeTable.to_dict() of each table
+    members: Mapping[str, np.ndarray]  # metric id -> boolean mask over today's rows
+    absent: Mapping[str, int]
+
+
+def differencing_check(
+    new: Tables,
+    frame_groups: Mapping[str, np.ndarray],
+    reached: Mapping[str, np.ndarray],
+    earlier: Sequence[EarlierRelease],
+    min_cell: int,
+    protection: int,
+) -> list[str]:
+    """Cells a combination of the new release with an earlier one would reveal (empty: none).
+
+    ``frame_groups``: per breakdown element, each row's group label; ``reached``: per metric, each
+    row's outcome flag. Per metric in both releases, the attacker's variables are each cell's count
+    among students in both cohorts (B), only the earlier (O) and only the new (N) one."""
+    out: list[str] = []
+    new_by_metric: dict[str, list[OutcomeTable]] = {}
+    for t in new.tables:
+        new_by_metric.setdefault(t.metric, []).append(t)
+    for old in earlier:
+        old_by_metric: dict[str, list[Mapping[str, Any]]] = {}
+        for t in old.tables:
+            old_by_metric.setdefault(str(t["metric"]), []).append(t)
+        for metric, tabs in new_by_metric.items():
+            if metric not in old_by_metric or metric not in old.members:
+                continue
+            now = new.cohorts[new.metric_cohort[metric]]
+            then = old.members[metric]
+            found = _difference(
+                metric, tabs, old_by_metric[metric], now, then, old.absent.get(metric, 0),
+                frame_groups, reached[metric], min_cell, protection,
+            )  # fmt: skip
+            out.extend(f"{cell} (with the release of {old.label})" for cell in found)
+    return out
+
+
+def _difference(
+    metric: str,
+    new_tabs: Sequence[OutcomeTable],
+    old_tabs: Sequence[Mapping[str, Any]],
+    now: np.ndarray,
+    then: np.ndarray,
+    absent: int,
+    groups: Mapping[str, np.ndarray],
+    reached: np.ndarray,
+    m: int,
+    p: int,
+) -> list[str]:
+    from scipy.optimize import linprog
+
+    parts = {"B": now & then, "N": now & ~then, "O": then & ~now}
+    present = [k for k, mask in parts.items() if mask.any() or (k == "O" and absent)]
+    bys = sorted(({t.by for t in new_tabs} & {str(t["by"]) for t in old_tabs}) - {""})
+    # Variables: (part, kind, by, group) for each part present; totals have by = "".
+    var: dict[tuple[str, str, str, str], int] = {}
+
+    def v(key: tuple[str, str, str, str]) -> int:
+        if key not in var:
+            var[key] = len(var)
+        return var[key]
+
+    cell_groups: dict[str, set[str]] = {b: set() for b in bys}
+    for t in new_tabs:
+        if t.by in cell_groups:
+            cell_groups[t.by].update(g for g in t.groups if g != ALL)
+    for t in old_tabs:
+        if str(t["by"]) in cell_groups:
+            cell_groups[str(t["by"])].update(str(r["group"]) for r in t["rows"] if r["group"] != ALL)
+    for k in present:
+        for kind in ("C", "O"):
+            v((k, kind, "", ""))
+            for b in bys:
+                for g in sorted(cell_groups[b]):
+                    v((k, kind, b, g))
+    eqs: list[tuple[dict[int, float], float]] = []
+    ubs: list[tuple[dict[int, float], float]] = []
+    for k in present:
+        for kind in ("C", "O"):
+            for b in bys:
+                coefs = {v((k, kind, b, g)): 1.0 for g in cell_groups[b]}
+                coefs[v((k, kind, "", ""))] = -1.0
+                eqs.append((coefs, 0.0))
+        for b in ["", *bys]:
+            for g in sorted(cell_groups[b]) if b else [""]:
+                ubs.append(({v((k, "O", b, g)): 1.0, v((k, "C", b, g)): -1.0}, 0.0))
+
+    def published(rows: Iterable[tuple[str, str, int | None, int | None, str]], over: Sequence[str]) -> None:
+        for b, g, c, o, band in rows:
+            if b and b not in cell_groups:
+                continue
+            ks = [k for k in over if k in present]
+            if c is not None:
+                eqs.append(({v((k, "C", b, g)): 1.0 for k in ks}, float(c)))
+            if o is not None:
+                eqs.append(({v((k, "O", b, g)): 1.0 for k in ks}, float(o)))
+            if o is None and c is not None and band:
+                coefs = {v((k, "O", b, g)): 1.0 if band == "low" else -1.0 for k in ks}
+                ubs.append((coefs, (BAND if band == "low" else -(1 - BAND)) * c))
+
+    def new_rows() -> Iterable[tuple[str, str, int | None, int | None, str]]:
+        for t in new_tabs:
+            for i, g in enumerate(t.groups):
+                c, o = t.published(i)
+                yield ("" if g == ALL else t.by, "" if g == ALL else g, c, o, t.band[i])
+
+    def old_rows() -> Iterable[tuple[str, str, int | None, int | None, str]]:
+        for t in old_tabs:
+            for r in t["rows"]:
+                g = str(r["group"])
+                yield ("" if g == ALL else str(t["by"]), "" if g == ALL else g, r["cohort"], r["outcome"],
+                       str(r.get("band", "")))  # fmt: skip
+
+    published(new_rows(), ("B", "N"))
+    published(old_rows(), ("B", "O"))
+    # Groups a release's table does not list had no students in that cohort: zero, and published.
+    for rows, over in ((list(new_rows()), ("B", "N")), (list(old_rows()), ("B", "O"))):
+        listed = {(b, g) for b, g, *_ in rows}
+        for b in bys:
+            for g in cell_groups[b] - {gg for bb, gg in listed if bb == b}:
+                ks = [k for k in over if k in present]
+                eqs.append(({v((k, "C", b, g)): 1.0 for k in ks}, 0.0))
+    n = len(var)
+
+    def dense(items: Sequence[tuple[dict[int, float], float]]) -> tuple[Any, Any]:
+        if not items:
+            return None, None
+        a = np.zeros((len(items), n))
+        for r, (coefs, _) in enumerate(items):
+            for j, w in coefs.items():
+                a[r, j] += w
+        return a, np.array([rhs for _, rhs in items])
+
+    a_eq, b_eq = dense(eqs)
+    a_ub, b_ub = dense(ubs)
+    # Targets: hidden cells of either release (sum over its parts), and parts holding 1 to m-1 students.
+    targets: list[tuple[dict[int, float], str]] = []
+    for rows, over, which in ((new_rows(), ("B", "N"), "new"), (old_rows(), ("B", "O"), "earlier")):
+        for b, g, c, o, _band in rows:
+            if b and b not in cell_groups:
+                continue
+            ks = [k for k in over if k in present]
+            where = f"{b} = {g}" if b else ALL.lower()
+            if c is None:
+                label = f"{which} {metric} cohort count for {where}"
+                targets.append(({v((k, "C", b, g)): 1.0 for k in ks}, label))
+            if o is None:
+                label = f"{which} {metric} count for {where}"
+                targets.append(({v((k, "O", b, g)): 1.0 for k in ks}, label))
+    for k in ("N", "O"):
+        if k not in present:
+            continue
+        mask = parts[k]
+        what = "students only the new cohort has" if k == "N" else "students only the earlier cohort had"
+        for b in ["", *bys]:
+            labels = groups[b][mask] if b else np.full(int(mask.sum()), "")
+            hits = reached[mask]
+            for g in sorted(cell_groups[b]) if b else [""]:
+                sel = labels == g
+                c, o = int(sel.sum()), int((sel & hits).sum())
+                where = f"{b} = {g}" if b else ALL.lower()
+                if 0 < c < m:
+                    targets.append(({v((k, "C", b, g)): 1.0}, f"{metric}: {what}, {where}"))
+                if c > 0 and (o < m or c - o < m):
+                    targets.append(({v((k, "O", b, g)): 1.0}, f"{metric} outcome of {what}, {where}"))
+    kw: dict[str, Any] = {"bounds": (0, None), "method": "highs"}
+    if a_eq is not None:
+        kw["A_eq"], kw["b_eq"] = a_eq, b_eq
+    if a_ub is not None:
+        kw["A_ub"], kw["b_ub"] = a_ub, b_ub
+    exposed = []
+    for coefs, label in targets:
+        r = np.zeros(n)
+        for j, w in coefs.items():
+            r[j] += w
+        lo, hi = linprog(r, **kw), linprog(-r, **kw)
+        low = lo.fun if lo.status == 0 else (-math.inf if lo.status == 3 else math.nan)
+        high = -hi.fun if hi.status == 0 else (math.inf if hi.status == 3 else math.nan)
+        if not (high - low >= p - 1e-6):
+            exposed.append(label)
+    return exposed

@@ -1,0 +1,290 @@
+"""The metrics catalog, outcome tables and their protection (deid/_metrics.py, deid/_outcomes.py).
+
+The attack tests perform the attack: they work hidden counts out of what is published (by subtraction
+or with the LP), and the protection must leave nothing to recover."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deid import CheckFailed, InputError, PolicyError
+from deid._elements import load_elements
+from deid._metrics import catalog_from_json, evaluate, load_catalog, metrics_named_in
+from deid._outcomes import (
+    ALL,
+    EarlierRelease,
+    _build,
+    _intervals,
+    check_computable,
+    compute_tables,
+    differencing_check,
+    hidden_cells,
+    hidden_count,
+    protect,
+    recheck,
+)
+
+M = 11  # the example agreement's smallest reported cell
+
+
+def _frame(n: int = 900, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "grade_level": rng.choice(["09", "10", "11", "12"], n),
+            "dual_enrollment": np.where(rng.random(n) < 0.12, "Y", "N"),
+            "cte_concentrator": np.where(rng.random(n) < 0.3, "Y", "N"),
+            "school_id": rng.choice(["A", "B", "C", "D", "E"], n, p=[0.35, 0.3, 0.2, 0.1, 0.05]),
+            "sex": rng.choice(["F", "M", "X"], n, p=[0.49, 0.49, 0.02]),
+            "race": rng.choice(["100", "600", "700", "400"], n, p=[0.02, 0.1, 0.6, 0.28]),
+        }
+    )
+
+
+def _protected(frame: pd.DataFrame, method: str = "optimal"):
+    result = compute_tables(frame, ["dual_enrollment", "cte_concentrators"], ["school_id", "sex", "race"])
+    prot = protect(result.tables, result.metric_cohort, M, method=method)
+    return result, prot
+
+
+# ------------------------------------------------------------------------------------------ catalog
+
+
+def test_catalog_metrics_use_library_elements_and_cover_the_issue():
+    cat = load_catalog()
+    library = {e.name for e in load_elements()}
+    assert cat.version
+    ids = set(cat.ids())
+    for needed in ("dual_enrollment", "cte_concentrators", "cte_completers", "hs_graduation",
+                   "college_enrollment", "persistence", "units_12", "units_24", "transfer_math_english",
+                   "award_3yr", "employment_in_sector"):  # fmt: skip
+        assert needed in ids
+    for m in cat.metrics:
+        assert set(m.requires) <= library and set(m.disaggregations) <= library
+        assert m.elements() <= set(m.requires)
+        assert m.definition and m.time_window
+    for breakdown in ("school_id", "cte_pathway", "sex", "race", "english_learner_status",
+                      "economically_disadvantaged", "iep"):  # fmt: skip
+        assert breakdown in cat.get("dual_enrollment").disaggregations
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda m: m["numerator"]["where"].update(element="no_such"), "not in the element library"),
+        (lambda m: m.update(requires=["grade_level"]), "without listing it in requires"),
+        (lambda m: m["cohort"].update(where={"element": "grade_level", "in": []}), "not valid"),
+        (lambda m: m.update(disaggregations=["shoe_size"]), "not in the element library"),
+    ],
+)
+def test_a_broken_catalog_is_refused_in_one_sentence(change, words):
+    from importlib import resources
+
+    data = json.loads(resources.files("deid").joinpath("data/metrics.json").read_text("utf-8"))
+    change(data["metrics"][0])
+    with pytest.raises(PolicyError, match=words):
+        catalog_from_json(data, "test catalog")
+
+
+def test_the_example_purpose_names_its_metrics():
+    purpose = json.loads(
+        (__import__("pathlib").Path(__file__).parent.parent / "docs/examples/agreement.json").read_text()
+    )["purpose"]
+    named = {m.id for m in metrics_named_in(purpose)}
+    assert {"dual_enrollment", "college_enrollment", "persistence", "award_3yr"} <= named
+    assert "employment_in_sector" not in named
+
+
+def test_conditions_read_buckets_terms_and_school_years():
+    frame = pd.DataFrame(
+        {
+            "units_earned": ["12.5", "[12, 24)", "[0, 12)", ">= 24", None, "3"],
+            "school_year": ["2025-26", "2025-26", "2025-26", "2025-26", "2025-26", "2024-25"],
+            "term": ["2026FA", "2027SP", "2027FA", "2026SU", None, "2026FA"],
+        }
+    )
+    got = evaluate({"element": "units_earned", "at_least": 12}, frame).tolist()
+    assert got == [True, True, False, True, False, False]
+    window = {"years_after": {"from": "school_year", "to": "term", "min": 0, "max": 1}}
+    # 2026SU belongs to the 2025-26 academic year (before graduation ends): not after high school.
+    assert evaluate(window, frame).tolist() == [True, True, False, False, False, False]
+    with pytest.raises(InputError, match="ranges that do not say"):
+        evaluate({"element": "units_earned", "at_least": 18}, frame)
+
+
+def test_bad_input_metric_elements_and_breakdowns_refused():
+    cat = load_catalog()
+    frame = _frame()
+    with pytest.raises(InputError, match="needs hs_graduate"):
+        check_computable([cat.get("hs_graduation")], [], frame.columns)
+    with pytest.raises(InputError, match="not broken down by gpa"):
+        check_computable([cat.get("dual_enrollment")], ["gpa"], frame.columns)
+    with pytest.raises(InputError, match="agreement does not allow a breakdown by race"):
+        check_computable([cat.get("dual_enrollment")], ["race"], frame.columns, allowed={"school_id"})
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+
+def test_tables_count_cohort_and_outcome_by_group():
+    frame = _frame()
+    result = compute_tables(frame, ["dual_enrollment"], ["school_id"])
+    overall, by_school = result.tables
+    assert overall.groups == [ALL] and overall.cohort == [len(frame)]
+    assert overall.outcome == [int((frame.dual_enrollment == "Y").sum())]
+    for g, c, o in zip(by_school.groups[:-1], by_school.cohort, by_school.outcome, strict=False):
+        sub = frame[frame.school_id == g]
+        assert (c, o) == (len(sub), int((sub.dual_enrollment == "Y").sum()))
+    assert sum(by_school.cohort[:-1]) == by_school.cohort[-1]
+
+
+def test_every_small_count_is_hidden_and_the_attacker_recovers_none():
+    result, prot = _protected(_frame())
+    assert prot.primary > 0 and prot.complementary > 0
+    for t in result.tables:
+        for i in range(len(t.groups)):
+            c, o = t.cohort[i], t.outcome[i]
+            if 0 < c < M:
+                assert t.hidden_cohort[i] and t.hidden_outcome[i]
+            if c and (o < M or c - o < M):
+                assert t.hidden_outcome[i]
+    assert recheck(result.tables, result.metric_cohort, M) == []
+    # The LP attack itself, on every hidden cell: no interval narrower than the protection.
+    model, rows = _build(result.tables, result.metric_cohort)
+    hidden = set()
+    for t, here in zip(result.tables, rows, strict=True):
+        for i, (c, o) in enumerate(here):
+            if t.hidden_cohort[i]:
+                hidden.add(c)
+            if t.hidden_outcome[i]:
+                hidden.add(o)
+    widths = [hi - lo for lo, hi in _intervals(model, hidden, {}, [{c: 1.0} for c in sorted(hidden)])]
+    assert min(widths) >= M
+
+
+def test_primary_suppression_alone_is_recovered_by_subtraction():
+    """Without complementary suppression a hidden count is the total minus the published ones: the
+    attack by hand recovers it exactly, and the attacker check names it."""
+    result, _ = _protected(_frame())
+    table = next(t for t in result.tables if t.by == "sex" and t.metric == "dual_enrollment")
+    # Show everything the threshold alone would show: hide only the cells under M.
+    for t in result.tables:
+        t.hidden_cohort = [0 < c < M for c in t.cohort]
+        t.hidden_outcome = [c < M or o < M or c - o < M for c, o in zip(t.cohort, t.outcome, strict=True)]
+        t.band = [""] * len(t.groups)
+    i = table.groups.index("X")
+    assert table.hidden_outcome[i] and sum(table.hidden_outcome[:-1]) == 1
+    recovered = table.outcome[-1] - sum(o for k, o in enumerate(table.outcome[:-1]) if k != i)
+    assert recovered == table.outcome[i]  # the attack works on the naive release
+    exposed = recheck(result.tables, result.metric_cohort, M)
+    assert any("sex = X" in e.cell for e in exposed)
+
+
+def test_optimal_hides_no_more_cells_than_the_heuristic_at_equal_protection():
+    for seed in (1, 2, 5):
+        frame = _frame(seed=seed)
+        best, _ = _protected(frame)
+        simple, _ = _protected(frame, method="heuristic")
+        assert recheck(best.tables, best.metric_cohort, M) == []
+        assert recheck(simple.tables, simple.metric_cohort, M) == []
+        assert hidden_count(best.tables) <= hidden_count(simple.tables)
+
+
+def test_rates_near_0_or_100_are_coded_not_shown():
+    rng = np.random.default_rng(0)
+    n = 800
+    frame = pd.DataFrame(
+        {
+            "grade_level": ["10"] * n,
+            "dual_enrollment": np.where(np.arange(n) < 6, "Y", "N"),  # 6 of 800: under 1 %
+            "school_id": rng.choice(["A", "B"], n),
+        }
+    )
+    result = compute_tables(frame, ["dual_enrollment"], [])
+    protect(result.tables, result.metric_cohort, M)
+    (t,) = result.tables
+    assert t.hidden_outcome == [True] and t.band == ["low"] and t.rate(0) == "≤ 5%"
+    assert t.published(0) == (800, None)
+
+
+def test_an_unprotectable_release_is_refused():
+    result = compute_tables(_frame(60), ["dual_enrollment"], ["school_id", "sex"])
+    with pytest.raises(CheckFailed, match="cannot be released safely"):
+        protect(result.tables, result.metric_cohort, M, protection=10_000)
+
+
+# ---------------------------------------------------------------------------------- differencing
+
+
+def _release(frame: pd.DataFrame, by: list[str]):
+    result = compute_tables(frame, ["dual_enrollment"], by)
+    protect(result.tables, result.metric_cohort, M)
+    return result
+
+
+def _inputs(frame: pd.DataFrame, by: list[str]):
+    groups = {b: frame[b].to_numpy(str) for b in by}
+    reached = {"dual_enrollment": (frame.dual_enrollment == "Y").to_numpy()}
+    return groups, reached
+
+
+def test_a_second_release_over_a_shifted_cohort_is_refused():
+    frame = _frame(600, seed=11)
+    by = ["school_id", "sex"]
+    # The one student the second cohort adds: in a large school, and took a college course.
+    s = int(frame.index[(frame.school_id == "A") & (frame.dual_enrollment == "Y")][0])
+    first = _release(frame.drop(index=s).reset_index(drop=True), by)
+    second = _release(frame, by)
+    # Both releases, alone, pass the attacker check.
+    assert recheck(first.tables, first.metric_cohort, M) == []
+    assert recheck(second.tables, second.metric_cohort, M) == []
+    # The differencing attack: subtract the first release's published cells from the second's.
+    t1 = next(t for t in first.tables if t.by == "school_id")
+    t2 = next(t for t in second.tables if t.by == "school_id")
+    a1, a2 = t1.published(t1.groups.index("A")), t2.published(t2.groups.index("A"))
+    assert None not in (*a1, *a2)
+    assert (a2[0] - a1[0], a2[1] - a1[1]) == (1, 1)  # one student added in school A, who took a course
+    members = np.ones(len(frame), bool)
+    members[s] = False
+    tables = [t.to_dict() for t in first.tables]
+    earlier = EarlierRelease("the first", tables, {"dual_enrollment": members}, {})
+    groups, reached = _inputs(frame, by)
+    found = differencing_check(second, groups, reached, [earlier], M, M)
+    assert any("only the new cohort has, school_id = A" in cell for cell in found)
+
+
+def test_the_same_cohort_hidden_differently_is_refused_and_hidden_alike_passes():
+    """Two releases of one cohort whose sex tables hide different cells give each other away; hiding
+    again what the first release hid (keep_hidden) makes the second safe to add."""
+    frame = _frame(600, seed=11)
+    first = _release(frame, ["school_id", "sex"])
+    members = {"dual_enrollment": np.ones(len(frame), bool)}
+    earlier = EarlierRelease("the first", [t.to_dict() for t in first.tables], members, {})
+    groups, reached = _inputs(frame, ["sex", "race"])
+    naive = _release(frame, ["sex", "race"])
+    sex1 = next(t for t in first.tables if t.by == "sex")
+    sex2 = next(t for t in naive.tables if t.by == "sex")
+    assert sex1.hidden_outcome != sex2.hidden_outcome  # the race table moved the complementary cells
+    # The attack: a cell hidden in one release and published in the other is simply read off.
+    i = next(k for k in range(len(sex1.groups)) if sex1.hidden_outcome[k] and not sex2.hidden_outcome[k])
+    assert sex2.published(i)[1] == sex1.outcome[i]
+    assert differencing_check(naive, groups, reached, [earlier], M, M) != []
+    again = compute_tables(frame, ["dual_enrollment"], ["sex", "race"])
+    protect(again.tables, again.metric_cohort, M, keep_hidden=hidden_cells(earlier.tables))
+    assert differencing_check(again, groups, reached, [earlier], M, M) == []
+
+
+def test_a_large_shift_passes_the_differencing_check():
+    frame = _frame(900, seed=4)
+    later = frame.index >= 300  # the second cohort adds 300 students: every part of a cell is large
+    first = _release(frame[later].reset_index(drop=True), ["sex"])
+    second = _release(frame, ["sex"])
+    earlier = EarlierRelease("the first", [t.to_dict() for t in first.tables], {"dual_enrollment": later}, {})
+    groups, reached = _inputs(frame, ["sex"])
+    found = differencing_check(second, groups, reached, [earlier], M, M)
+    assert not any("school" in f for f in found)
+    assert all("X" in f for f in found)  # only the tiny group X can differ by fewer than M students

@@ -1,0 +1,163 @@
+"""`pathshare outcomes` and `pathshare metrics` on the demo's opened package, in the college's vault
+(agreements/_outcomes.py): the files, the vault's record, the audit entry, and the refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from agreements import Vault, list_releases, release_outcomes
+from agreements._demo import run_demo
+from deid import CheckFailed, InputError
+
+PASS = "outcomes-test-passphrase-4711"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("outcomes") / "demo"
+    result = run_demo(folder, rows=900, passphrase=PASS, say=lambda _line: None)
+    assert result.ok and result.outcomes is not None
+    return folder
+
+
+@pytest.fixture
+def cli(run_cli, demo, monkeypatch):
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", PASS)
+
+    def _run(*args: str) -> tuple[int, str, str]:
+        return run_cli("--vault", demo / "college.vault", *args)
+
+    return _run
+
+
+def test_the_demo_releases_one_protected_table(demo: Path):
+    out = demo / "outcomes"
+    assert {p.name for p in out.iterdir()} == {
+        "outcomes.xlsx", "outcomes.csv", "datapackage.json", "outcomes.html", "release.json",
+    }  # fmt: skip
+    from openpyxl import load_workbook
+
+    wb = load_workbook(out / "outcomes.xlsx")
+    assert wb.sheetnames == ["Notes", "Dual-enrollment participation"]
+    cells = [c for row in wb["Dual-enrollment participation"].iter_rows(values_only=True) for c in row]
+    release = json.loads((out / "release.json").read_text())
+    hidden = sum(r[k] is None for t in release["tables"] for r in t["rows"] for k in ("cohort", "outcome"))
+    assert hidden > 0  # 900 synthetic students: some group is small
+    assert "*" in cells and any(isinstance(c, str) and c.startswith("* Hidden") for c in cells)
+    with (out / "outcomes.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    descriptor = json.loads((out / "datapackage.json").read_text())
+    fields = [f["name"] for f in descriptor["resources"][0]["schema"]["fields"]]
+    assert fields == list(rows[0]) and descriptor["resources"][0]["schema"]["missingValues"] == ["*"]
+    assert sum(r[k] == "*" for r in rows for k in ("cohort", "outcome")) == hidden
+    page = (out / "outcomes.html").read_text()
+    assert page.count("<img") == len(release["tables"]) and "Hidden to protect small groups" in page
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        (entry,) = vault.audit.entries(action="outcomes.released")
+        stored = list_releases(vault)
+    assert entry.details["disclosure"] == "aggregate" and entry.details["metrics"] == ["dual_enrollment"]
+    assert entry.agreement == release["agreement_id"]
+    # The audit entry says what was released, never a count.
+    assert not any(k in entry.details for k in ("cohort", "outcome", "rows", "tables_data"))
+    assert [r.release_id for r in stored][:1] == [release["release_id"]]
+    assert stored[0].document["tables"] == release["tables"]
+
+
+def test_hidden_bars_are_drawn_as_hidden_not_zero(demo: Path):
+    from deid._outcome_files import _chart
+    from deid._outcomes import OutcomeTable
+
+    t = OutcomeTable("dual_enrollment", "sex", ["F", "X", "All students"], [500, 5, 505], [60, 1, 61])
+    t.hidden_cohort, t.hidden_outcome, t.band = [False, True, False], [False, True, False], ["", "", ""]
+    info = type("I", (), {"group": lambda self, by, g: g})()
+    import base64
+
+    png = base64.b64decode(_chart(t, info, "test"))
+    assert png.startswith(b"\x89PNG")
+    assert t.rate(1) == "*" and t.published(1) == (None, None)
+
+
+def test_metrics_lists_the_catalog_and_checks_the_agreement(cli, demo: Path):
+    code, out, err = cli("metrics")
+    assert code == 0 and "dual_enrollment: Dual-enrollment participation" in out
+    agreement = json.loads((demo / "inbox" / "manifest.json").read_text())["agreement_id"]
+    code, out, err = cli("metrics", "--agreement", agreement)
+    assert code == 0, err
+    assert "dual_enrollment: Dual-enrollment participation: can be computed" in out
+    assert "college_enrollment" in out and "does not share school_year" in out
+
+
+def test_a_second_release_of_the_same_cohort_is_kept_and_hides_alike(cli, demo: Path):
+    code, _, err = cli("outcomes", demo / "inbox", "--metric", "dual_enrollment", "--by", "sex",
+                         "--by", "iep", "--out", demo / "second")  # fmt: skip
+    assert code == 0, err
+    first = json.loads((demo / "outcomes" / "release.json").read_text())
+    second = json.loads((demo / "second" / "release.json").read_text())
+    sex = [next(t for t in r["tables"] if t["by"] == "sex") for r in (first, second)]
+    # What the first release hid in its sex table stays hidden in the second.
+    for a, b in zip(sex[0]["rows"], sex[1]["rows"], strict=True):
+        assert (a["outcome"] is None) <= (b["outcome"] is None)
+        assert (a["cohort"] is None) <= (b["cohort"] is None)
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        assert len(list_releases(vault)) >= 2
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--metric", "hs_graduation"], "needs hs_graduate"),
+        (["--metric", "dual_enrollment", "--by", "gpa"], "not broken down by gpa"),
+        (["--metric", "no_such_metric"], "has no metric 'no_such_metric'"),
+        (["--metric", "dual_enrollment", "--by", "sex", "--protection", "99999"], "released safely"),
+        (["--metric", "dual_enrollment", "--protection", "3"], "cannot be less than"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_writes_nothing(cli, demo: Path, args, words):
+    out = demo / "refused"
+    code, _, err = cli("outcomes", demo / "inbox", *args, "--out", out)
+    assert code == 1 and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2  # the sentence, and a hint
+    assert not out.exists()
+    assert not [p for p in demo.iterdir() if p.name.startswith(".outcomes-")]
+
+
+def test_a_folder_that_is_not_an_opened_package_is_refused(cli, demo: Path, tmp_path: Path):
+    code, _, err = cli("outcomes", tmp_path, "--metric", "dual_enrollment", "--out", tmp_path / "x")
+    assert code == 1 and "is not an opened package" in err
+
+
+def test_packages_of_different_agreements_are_refused(demo: Path, tmp_path: Path, monkeypatch):
+    import agreements._outcomes as workflow
+
+    real = workflow.get_agreement
+    calls = []
+
+    class Other:
+        id = "00000000-0000-4000-8000-000000000000"
+        title = "Another agreement"
+
+    def second_is_other(vault, aid):
+        calls.append(aid)
+        return real(vault, aid) if len(calls) == 1 else Other()
+
+    monkeypatch.setattr(workflow, "get_agreement", second_is_other)
+    vault = Vault.open(demo / "college.vault", PASS)
+    with vault, pytest.raises(InputError, match="different agreements"):
+        release_outcomes(vault, [demo / "inbox", demo / "inbox"], ["dual_enrollment"], [], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_infeasible_release_records_nothing(demo: Path, tmp_path: Path):
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        before = len(list_releases(vault))
+        n_audit = len(vault.audit.entries(action="outcomes.released"))
+        with pytest.raises(CheckFailed):
+            release_outcomes(vault, [demo / "inbox"], ["dual_enrollment"], ["sex", "school_id"],
+                             tmp_path / "x", protection=50_000)  # fmt: skip
+        assert len(list_releases(vault)) == before
+        assert len(vault.audit.entries(action="outcomes.released")) == n_audit
+    assert list(tmp_path.iterdir()) == []
