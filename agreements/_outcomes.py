@@ -49,8 +49,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from deid._metrics import Catalog, Metric
-    from deid._outcomes import OutcomeTable, Protection
+    from deid import Catalog, Metric, OutcomeTable, Protection
 
 Progress = Callable[[float, str], None]
 _KEY_SETTING = "outcomes_digest_key"
@@ -114,8 +113,7 @@ def metrics_check(agreement: Agreement, catalog: Catalog | None = None) -> list[
     """The metrics the agreement's purpose names, each with the elements the agreement should share
     for it and does not: those a provider would hold (domain "any" or a provider's kind), not those a
     recipient computes from its own records."""
-    from deid._elements import load_elements
-    from deid._metrics import metrics_named_in
+    from deid import load_elements, metrics_named_in
 
     domains = {"any"} | {_DOMAIN_OF_KIND.get(p.kind, "any") for p in agreement.providers()}
     domain = {e.name: e.domain for e in load_elements()}
@@ -270,7 +268,7 @@ def list_releases(vault: Vault, agreement_id: str | None = None) -> list[StoredR
 
 
 def _labels(agreement: Agreement, by: Sequence[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    from deid._elements import load_elements
+    from deid import load_elements
 
     lib = {e.name: e for e in load_elements()}
     labels: dict[str, dict[str, str]] = {}
@@ -305,17 +303,19 @@ def release_outcomes(
 
     ``protection``: how many students wide the interval of every hidden count must stay (at least,
     and by default, the agreement's smallest reported cell)."""
-    from deid._metrics import load_catalog
-    from deid._outcome_files import FORMATS, ReleaseInfo, write_release_files
-    from deid._outcomes import (
-        MISSING,
+    from deid import (
+        MISSING_GROUP,
+        OUTCOME_FORMATS,
         EarlierRelease,
+        ReleaseInfo,
         check_computable,
         compute_tables,
         differencing_check,
-        evaluate,
+        evaluate_condition,
         hidden_cells,
+        load_catalog,
         protect,
+        write_release_files,
     )
 
     step = progress or _noop
@@ -324,9 +324,11 @@ def release_outcomes(
         raise InputError("Choose at least one metric.")
     if len(set(by)) != len(by) or len(set(metrics)) != len(metrics):
         raise InputError("A metric or a breakdown is named twice.")
-    bad = [f for f in formats if f not in FORMATS]
+    bad = [f for f in formats if f not in OUTCOME_FORMATS]
     if bad or not formats:
-        raise InputError(f"Unknown output format {bad[0] if bad else '(none)'}: use {', '.join(FORMATS)}.")
+        raise InputError(
+            f"Unknown output format {bad[0] if bad else '(none)'}: use {', '.join(OUTCOME_FORMATS)}."
+        )
     folder = Path(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise OutputError(
@@ -379,10 +381,15 @@ def release_outcomes(
     step(0.7, "checking against earlier releases")
     if earlier:
         groups = {
-            b: data.frame[b].astype("string").str.strip().fillna(MISSING).replace("", MISSING).to_numpy(str)
+            b: data.frame[b]
+            .astype("string")
+            .str.strip()
+            .fillna(MISSING_GROUP)
+            .replace("", MISSING_GROUP)
+            .to_numpy(str)
             for b in by
         }
-        reached = {m.id: evaluate(m.numerator, data.frame).to_numpy(bool) for m in chosen}
+        reached = {m.id: evaluate_condition(m.numerator, data.frame).to_numpy(bool) for m in chosen}
         found = differencing_check(result, groups, reached, earlier, min_cell, protection)
         if found:
             shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")

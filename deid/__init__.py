@@ -53,8 +53,12 @@ _LAZY = {
     "deid._safetext": ("display_text", "unsafe_characters"),
     "deid._treatment_spec": ("DATE_GRANULARITIES", "ELEMENT_TYPES", "TREATMENT_NAMES", "TREATMENT_SPECS",
                              "TreatmentSpec", "parameter_problem"),
-    "deid._metrics": ("Catalog", "Metric", "catalog_markdown", "load_catalog", "metrics_named_in"),
-    "deid._outcomes": ("OutcomeTable", "compute_tables", "hidden_count", "protect", "recheck"),
+    "deid._metrics": ("Catalog", "Metric", "catalog_markdown", "evaluate_condition", "load_catalog",
+                      "metrics_named_in"),
+    "deid._outcomes": ("MISSING_GROUP", "EarlierRelease", "OutcomeTable", "Protection", "Tables",
+                       "check_computable", "compute_tables", "differencing_check", "hidden_cells",
+                       "hidden_count", "protect", "recheck"),
+    "deid._outcome_files": ("OUTCOME_FORMATS", "ReleaseInfo", "write_release_files"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -177,14 +181,25 @@ __all__ += [
 
 # Pathway outcomes (deid/_metrics.py, deid/_outcomes.py): the metrics catalog, the tables, their protection.
 __all__ += [
+    "MISSING_GROUP",
+    "OUTCOME_FORMATS",
     "Catalog",
+    "EarlierRelease",
     "Metric",
     "OutcomeTable",
+    "Protection",
+    "ReleaseInfo",
+    "Tables",
     "catalog_markdown",
+    "check_computable",
     "compute_tables",
+    "differencing_check",
+    "evaluate_condition",
+    "hidden_cells",
     "hidden_count",
     "load_catalog",
     "metrics_named_in",
     "protect",
     "recheck",
+    "write_release_files",
 ]

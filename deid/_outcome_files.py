@@ -31,6 +31,7 @@ FOOTNOTE = (
     "and are coded so that the few students on the other side cannot be counted."
 )
 FORMATS = ("xlsx", "csv", "html")
+OUTCOME_FORMATS = FORMATS
 
 
 @dataclass(frozen=True)

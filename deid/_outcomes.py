@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 ALL = "All students"  # the label of a table's total row
 MISSING = "(not recorded)"  # the group of students whose breakdown element is empty
+MISSING_GROUP = MISSING
 BAND = 0.05  # rates within 5 points of 0 % or 100 % are coded (≤ 5 %, ≥ 95 %), as state dashboards do
 MAX_ROUNDS = 40  # MIP → attacker check → cut rounds before a release is declared unprotectable
 
