@@ -16,6 +16,64 @@ Sources of the word lists: street suffixes and secondary unit designators from U
 
 from __future__ import annotations
 
+import functools
+import re
+import unicodedata
+
+# --- the Latin fast path ------------------------------------------------------------------------
+
+# RE2 builds its DFA over UTF-8 bytes: a Unicode class such as \p{L} is hundreds of byte ranges, and
+# the scanner's patterns, full of them, make the DFA outgrow its memory budget, so RE2 falls back to its
+# much slower NFA (10-20x per note). Text whose characters all lie in the Latin blocks and the general
+# punctuation (almost every note written in English, Spanish, Vietnamese, Tagalog, …) is searched with
+# the same patterns whose classes are cut down to those blocks: for such text they match exactly the
+# same. Other text (Cyrillic, Chinese, Arabic, emoji, …) is searched with the full patterns.
+_LATIN_BLOCKS = ((0x0000, 0x024F), (0x1E00, 0x1EFF), (0x2000, 0x206F))
+#: a character outside those blocks (a cell holding one takes the full patterns)
+NOT_LATIN = "[^" + "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in _LATIN_BLOCKS) + "]"
+_UNICODE_CLASS = re.compile(r"\\p\{(\w+)\}")
+
+
+@functools.lru_cache(maxsize=16)
+def _latin_class(category: str) -> str:
+    """The ranges (RE2 syntax, no brackets) of the characters of a Unicode category in the Latin blocks."""
+    runs: list[list[int]] = []
+    for lo, hi in _LATIN_BLOCKS:
+        for cp in range(lo, hi + 1):
+            if unicodedata.category(chr(cp)).startswith(category):
+                if runs and runs[-1][1] == cp - 1:
+                    runs[-1][1] = cp
+                else:
+                    runs.append([cp, cp])
+    return "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in runs)
+
+
+@functools.lru_cache(maxsize=256)
+def latin(pattern: str) -> str:
+    """``pattern`` with every ``\\p{…}`` class cut down to the Latin blocks (see above)."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            m = _UNICODE_CLASS.match(pattern, i)
+            if m:
+                ranges = _latin_class(m.group(1))
+                out.append(ranges if in_class else f"[{ranges}]")
+                i = m.end()
+                continue
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            in_class = True
+        elif ch == "]" and in_class:
+            in_class = False
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 # --- shared pieces ------------------------------------------------------------------------------
 
 #: a capitalized word (cheaper to compile than NAME_WORD, for the address patterns' repetitions)
@@ -59,16 +117,18 @@ GROUPED_PHONE = (
     r"(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|\d{2,5}(?:[ .\-]\d{2,5}){2,4})" + _EXT + r"\b"
 )
 #: after a phone context word, any run of 7 to 15 digits in groups ("call me at 555-0142")
-PHONE_CONTEXT = (
+PHONE_WORD = (
     r"(?i:\b(?:call(?:ed|ing)?|text(?:ed)?|phone|ph|tel|telephone|cell(?:phone)?|mobile|fax|"
     r"contact(?:ed)?|reach(?:ed)?|dial(?:ed)?|whatsapp|voicemail)\b)"
-    r"(?:[a-z :,'#()/.\-\n]|\b(?:Tel|Ph|No|Phone|Cell|Mobile|Fax|Number|Home|Work)\b){0,24}?"
+)
+PHONE_CONTEXT = (
+    PHONE_WORD + r"(?:[a-z :,'#()/.\-\n]|\b(?:Tel|Ph|No|Phone|Cell|Mobile|Fax|Number|Home|Work)\b){0,24}?"
 )
 PHONE_VALUE = r"\+?\(?\d[\d ().\-]{5,20}\d" + _EXT + r"\b"
 
 # --- identifiers with context -------------------------------------------------------------------
 
-_ID_WORDS = (
+ID_WORDS = (
     r"(?:(?i:(?:driver'?s?|drivers|driving)[ \-]?licen[cs]e|\bDL|\bCDL|passport|"
     r"(?:bank |checking |savings )?account|\bacct|routing|\bABA|\bRTN|"
     r"(?:student|employee|staff|member|badge|customer|patient|case|record|district|state|local|"
@@ -77,8 +137,7 @@ _ID_WORDS = (
 )
 #: the context words of an identifier, then "number/no./#" and "is/:" in any order
 ID_CONTEXT = (
-    _ID_WORDS
-    + r"(?:\s?(?i:number|num|no\.?|nbr|#|code)){0,2}"
+    ID_WORDS + r"(?:\s?(?i:number|num|no\.?|nbr|#|code)){0,2}"
     r"(?:\s?(?i:is\b|was\b|of\b|:|=|#|-))*\s?#?\s?"
 )
 ID_VALUE = r"(?:[A-Za-z]{1,4}[\- ]?)?\d[A-Za-z0-9]*(?:[\- ][A-Za-z0-9]*\d[A-Za-z0-9]*){0,3}"
@@ -94,10 +153,8 @@ ID_KIND_CONTEXTS: tuple[tuple[str, str], ...] = (
 IBAN = r"\b[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]{4}){2,7}(?:[ \-]?[A-Za-z0-9]{1,4})?\b"
 
 #: date of birth after its context: "DOB: 3/14/2009", "born on March 14, 2009", "birthday 14th of March, 2009"
-DOB = (
-    r"(?i:\bDOB|D\.O\.B\.?|birth ?date|date of birth|birthday|\bborn(?: on| in)?|\bb\. ?)"
-    r"(?:[:\s]|(?i:is|was|on)\s){0,4}" + DATE
-)
+DOB_WORD = r"(?i:\bDOB|D\.O\.B\.?|birth ?date|date of birth|birthday|\bborn(?: on| in)?|\bb\. ?)"
+DOB = DOB_WORD + r"(?:[:\s]|(?i:is|was|on)\s){0,4}" + DATE
 
 # --- street addresses ---------------------------------------------------------------------------
 
@@ -199,6 +256,14 @@ PO_BOX = (
 )  # fmt: skip
 #: a street line (US, international, PO box or military) with what follows it
 STREET = r"(?:" + _US_LINE + "|" + _INTL_LINE + "|" + PO_BOX + ")" + ADDRESS_TAIL
+#: what every street line above starts with or holds (a necessary condition, cheap to search): a house
+#: number before a capital, a digit or a directional; an international street word; a box or military mail
+STREET_TRIGGER = (
+    r"\d[A-Za-z]?,? (?:[\p{Lu}\d]|(?i:north|south|east|west))|\b" + _INTL_PREFIX + " "
+    + r"|(?i:gatan|gata|vägen|väg|katu|kuja|tie|straße|strasse|stræti|weg|laan|straat|gade|vej|veien|vegen|"
+    r"gasse|platz|plein|allee|steenweg|utca|ulica|cesta|iela|gatve|tér|út|útja) \d"
+    r"|(?i:box|post office)|\bUS(?:NS|NV|S|CGC) |(?i:[adf]po) (?i:a[aep]) \d"
+)  # fmt: skip
 #: an apartment, suite or unit written alone: "Apt. 026", "Suite 377"
 UNIT_ALONE = r"\b(?i:apartment|apt|suite|ste|unit)\.? ?#? ?\d{1,5}[A-Za-z]?\b"
 #: what an address context introduces: "the corner of X and Y", "lives at 12 Elm", "zip code 94110"
@@ -249,16 +314,30 @@ _LOW_WORD = r"\p{Ll}[\p{L}\p{M}'’\-]*"
 # take "from nou" and leave the rest of the address behind.
 _WORD_END = r"(?:[ \t\n,;:!?)\]\"'”’]|\.(?:\s|$)|$)"
 NAME_VALUE = (
-    r"(?:" + CAP_WORD + r"(?: (?:\p{Lu}\.|" + CAP_WORD + r")){0,2}(?: \d{1,5}[A-Za-z]?)?|"
-    + _LOW_WORD + r"(?: " + _LOW_WORD + r")?)" + _WORD_END
+    r"(?:"
+    + CAP_WORD
+    + r"(?: (?:\p{Lu}\.|"
+    + CAP_WORD
+    + r")){0,2}(?: \d{1,5}[A-Za-z]?)?|"
+    + _LOW_WORD
+    + r"(?: "
+    + _LOW_WORD
+    + r")?)"
+    + _WORD_END
 )
 #: titles and roles before a name: "Mr. Smith", "ms. wijtze", "Coach Rivera", "Principal Okafor"
-TITLE = (
-    r"(?:\b(?i:mr|mrs|ms|miss|mx|dr|prof|sr|sra|srta)\.? (?:" + NAME_WORD
-    + r"|\p{Ll}[\p{L}\p{M}]{2,}(?:['’\-]\p{L}[\p{L}\p{M}]*)*)|\b(?:Coach|Principal|Counselor|Counsellor|"
+_HONORIFIC = r"\b(?i:mr|mrs|ms|miss|mx|dr|prof|sr|sra|srta)\.? "
+_ROLE = (
+    r"\b(?:Coach|Principal|Counselor|Counsellor|"
     r"Officer|Deputy|Detective|Det\.|Sgt\.?|Sergeant|Pastor|Rev\.?|Reverend|Father|Sister|Nurse|Judge|"
     r"Superintendent|Professor|Teacher|Dean|Director|Coordinator|Advisor|Adviser|Therapist|Psychologist|"
-    r"Tutor|Mentor|Captain|Capt\.|Lt\.|Lieutenant|Madam|Mister|Señor|Señora|Doctor) " + NAME_WORD + ")"
+    r"Tutor|Mentor|Captain|Capt\.|Lt\.|Lieutenant|Madam|Mister|Señor|Señora|Doctor) "
+)
+#: what a title starts with (searched first, to pick the few notes that need the whole pattern)
+TITLE_HEAD = "(?:" + _HONORIFIC + "|" + _ROLE + ")"
+TITLE = (
+    r"(?:" + _HONORIFIC + r"(?:" + NAME_WORD
+    + r"|\p{Ll}[\p{L}\p{M}]{2,}(?:['’\-]\p{L}[\p{L}\p{M}]*)*)|" + _ROLE + NAME_WORD + ")"
     + r"(?: (?:\p{Lu}\.? )?" + NAME_WORD + r")?"
 )  # fmt: skip
 #: honorifics and roles that are replaced with the name after them ("Ms. Taylor", "Coach Rivera")
@@ -269,7 +348,8 @@ TITLE_WORDS = frozenset(
     mister señor señora doctor""".split()  # noqa: SIM905
 )
 #: "Maria's mom", "Ximena's dad": a name made plain by the relation after it
-POSSESSIVE_RELATION = NAME_WORD + r"['’]s (?i:" + _RELATION + r")\b"
+POSSESSIVE_TAIL = r"['’]s (?i:" + _RELATION + r")\b"
+POSSESSIVE_RELATION = NAME_WORD + POSSESSIVE_TAIL
 #: relation and title words that follow a name context without being a name ("called Mom", "met with
 #: Principal"); also pronouns, articles and words that start a clause
 NOT_A_NAME = frozenset(

@@ -81,16 +81,18 @@ _BATCH_BYTES = 64 * 1024 * 1024
 
 # --- candidate patterns (RE2 syntax; no look-around, no back-references) -------------------------
 _NAME_WORD = tp.NAME_WORD
+# The tag characters (see _TAG_CHOICES) never belong to a candidate: patterns with a negated class
+# leave them out, so no match runs into a block marked by an earlier pass.
+_NOT_TAG = r"\x01-\x08\x{E000}-\x{F8FF}"
+_URL = rf"(?:[Hh][Tt][Tt][Pp][Ss]?://|www\.)[^\s<>\"'{_NOT_TAG}]*[^\s<>\"'.,;:!?)\]{_NOT_TAG}]"
+# Plain candidates searched in every cell, in one RE2 pass (priority order: at one position the first
+# alternative that matches wins). They are kept cheap on purpose: RE2's DFA for this alternation stays
+# small, so the pass costs about as much as reading the text. Formatted numbers have no leading \b,
+# so "Maria916-555-0142" and "SSN123-45-6789" are caught (RE2's \b sees no boundary between a letter
+# and a digit).
 _PLAIN_CANDIDATES: list[tuple[str, str]] = [
-    # (name, pattern) in priority order: at one position the first alternative that matches wins.
-    # Formatted numbers have no leading \b, so "Maria916-555-0142" and "SSN123-45-6789" are caught
-    # (RE2's \b sees no boundary between a letter and a digit).
-    ("email", tp.EMAIL),
-    ("url", r"(?:[Hh][Tt][Tt][Pp][Ss]?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]]"),
-    ("dob", tp.DOB),
     ("ssn", r"(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{3}\.\d{2}\.\d{4}|\d{3}-\d{6}|\d{5}-\d{4})\b"),
     ("card", r"(?:\d{4}[ \-]\d{4}[ \-]\d{4}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{5})\b"),
-    ("street", tp.STREET),
     ("phone", tp.NANP),
     ("intl_phone", tp.INTL_PHONE),
     ("mac", r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b"),
@@ -101,34 +103,57 @@ _PLAIN_CANDIDATES: list[tuple[str, str]] = [
     ("iban", tp.IBAN),
     ("unit", tp.UNIT_ALONE),
     ("id", r"\b[A-Za-z]{0,4}\d[\dA-Za-z]{3,24}\b"),
-    ("title", tp.TITLE),
-    ("possessive_relation", tp.POSSESSIVE_RELATION),
     ("name", _NAME_WORD),
 ]  # fmt: skip
-# Context pairs: (context)(value). The context stays in the text; only the value becomes a candidate.
-_CONTEXT_PAIRS: list[tuple[str, str, str]] = [
-    ("phone", tp.PHONE_CONTEXT, tp.PHONE_VALUE),
-    ("id", tp.ID_CONTEXT, tp.ID_VALUE),
-    ("address", tp.ADDRESS_CONTEXT, tp.ADDRESS_VALUE),
-    # an e-mail address after a name context stays one candidate ("Guardian: j_smith@…", not "j")
-    ("name", tp.NAME_CONTEXT, f"(?:{tp.EMAIL}|{tp.TITLE}|{tp.NAME_VALUE})"),
+# The expensive detectors (Unicode e-mail, URLs, dates of birth, street lines, titles, "X's mom" and
+# the context pairs), each with a *trigger*: a cheap pattern that every match of the detector holds.
+# Together in one alternation they made RE2's DFA outgrow its memory budget (20x slower per note);
+# apart, each runs only on the few cells that hold its trigger (selected in bulk), before the main
+# pass, and marks what it found as a block the main pass takes whole. In priority order: a block
+# marked by an earlier pass is skipped by the later ones.
+#   (name, trigger, context or None, pattern): with a context, the pair (context)(value) is searched;
+#   the context stays in the text and only the value becomes a candidate.
+_PASSES: list[tuple[str, str, str | None, str]] = [
+    ("url", r"://|(?i:www)\.", None, _URL),
+    ("email", "@", None, tp.EMAIL),
+    ("dob", tp.DOB_WORD, None, tp.DOB),
+    ("phone", tp.PHONE_WORD, tp.PHONE_CONTEXT, tp.PHONE_VALUE),
+    ("id", tp.ID_WORDS, tp.ID_CONTEXT, tp.ID_VALUE),
+    ("address", tp.ADDRESS_CONTEXT, tp.ADDRESS_CONTEXT, tp.ADDRESS_VALUE),
+    ("street", tp.STREET_TRIGGER, None, tp.STREET),
+    ("title", tp.TITLE_HEAD, None, tp.TITLE),
+    ("possessive_relation", tp.POSSESSIVE_TAIL, None, tp.POSSESSIVE_RELATION),
+    ("name", tp.NAME_CONTEXT, tp.NAME_CONTEXT, tp.NAME_VALUE),
 ]
-# One alternation: the pairs' groups are 1..8 (context in the odd ones, value in the even ones) and
-# every plain candidate is group 9, so one rewrite puts each context before the tag and each value
-# (or plain candidate) between tags. (RE2 rewrites know \0-\9 only: four pairs at most.)
-_COMBINED = "|".join(f"({c})({v})" for _, c, v in _CONTEXT_PAIRS) + (
-    "|(" + "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES) + ")"
-)
-_CANDIDATE = dict(_PLAIN_CANDIDATES)
-# the same contexts, anchored at the end of the text before a candidate
-_CONTEXT_BEFORE = {name: f"(?:{c})$" for name, c, _ in _CONTEXT_PAIRS}
+_CANDIDATE = dict(_PLAIN_CANDIDATES) | {name: p for name, _, c, p in _PASSES if c is None}
+# the contexts, anchored at the end of the text before a candidate
+_CONTEXT_BEFORE = {name: f"(?:{c})$" for name, _, c, _ in _PASSES if c is not None}
+
+
+def _esc(ch: str) -> str:
+    return f"\\x{{{ord(ch):x}}}"
+
+
+def _pass_pattern(
+    context: str | None, pattern: str, open_: str, close: str, sep: str
+) -> tuple[str, str, str]:
+    """A marking pass: (pattern, rewrite, empty block). A block an earlier pass marked is matched first
+    and written back with an empty block after it (removed afterwards); a match of this pass becomes
+    ``open value close``, or ``open context sep value close`` for a pair."""
+    skip = f"({_esc(open_)}[^{_esc(close)}]*{_esc(close)})"
+    if context is None:
+        return f"{skip}|({pattern})", rf"\1{open_}\2{close}", open_ + close
+    return f"{skip}|({context})({pattern})", rf"\1{open_}\2{sep}\3{close}", open_ + sep + close
+
+
+def _main_pattern(open_: str, close: str) -> str:
+    """The main pass: a marked block, or a plain candidate. (No capture groups: extracting groups
+    for every match would cost more than the search; the few marked blocks are unpacked after.)"""
+    o, c = _esc(open_), _esc(close)
+    return f"{o}[^{c}]*{c}|" + "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES)
 
 
 _STREET_OR_PLACE = "^(?:" + tp.STREET + "|" + tp.ADDRESS_VALUE + r")[ \t\n,;:!?)\]\"'”’.]?$"
-
-
-def _rewrite(tag: str) -> str:
-    return r"\1\3\5\7" + tag + r"\2\4\6\8\9" + tag
 
 
 # Validation of the non-name candidates, tried in this order on each candidate's full text.
@@ -563,8 +588,12 @@ class TextScanner:
         self, cells: pa.Array, row_base: int, *, want_redacted: bool, want_findings: bool
     ) -> tuple[pa.Array | None, int, tuple[np.ndarray, ...]]:
         n_rows = len(cells)
-        tag = _pick_tag(cells)
-        tagged = pc.replace_substring_regex(cells, _COMBINED, _rewrite(tag))
+        tag, open_, close, sep = _pick_tags(cells, 4)
+        # cells with a character outside the Latin blocks take the full (slower) patterns
+        exotic = _np_bool(pc.match_substring_regex(cells, tp.NOT_LATIN))
+        marked = _mark(cells, exotic, open_, close, sep)
+        everything = np.ones(n_rows, dtype=bool)
+        tagged = _replace_rows(marked, everything, exotic, _main_pattern(open_, close), tag + r"\0" + tag)
         parts = pc.split_pattern(tagged, tag)
         offsets = parts.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
         flat = parts.values
@@ -577,6 +606,8 @@ class TextScanner:
         start_parity = np.repeat((offsets[:-1] & 1).astype(np.int8), counts)
         match_idx = np.flatnonzero(alternating != start_parity)
         del alternating, start_parity
+        if len(match_idx):
+            flat = _unpack_marked(flat, match_idx, open_, sep)
 
         kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
         # characters kept after the placeholder: a possessive "'s", or the words a context rule's
@@ -683,27 +714,15 @@ class TextScanner:
             sub, sub_vals, lettered_id = sub[~is_id], sub_vals.filter(pa.array(~is_id)), lettered_id[~is_id]
             # Only pieces with a separator, an "@" or six digits in a row can pass a validator below;
             # this skips the many years and short numbers ("2025", "Room 2041") in one pass.
-            todo = _np_bool(pc.match_substring_regex(sub_vals, r"[@.+( :/\-]|\d{6}"))
-            for kind, pattern in _VALIDATORS:
-                todo_idx = np.flatnonzero(todo)
-                if not len(todo_idx):
-                    break
-                # each validator only sees what no earlier one claimed
-                hit_idx = todo_idx[
-                    _np_bool(pc.match_substring_regex(pc.take(sub_vals, pa.array(todo_idx)), pattern))
+            todo_rows = np.flatnonzero(_np_bool(pc.match_substring_regex(sub_vals, r"[@.+( :/\-]|\d{6}")))
+            if len(todo_rows):
+                # the same values recur (dates, room numbers, a family's phone): each distinct one once
+                encoded = pc.dictionary_encode(pc.take(sub_vals, pa.array(todo_rows)))
+                found = self._structured_kinds(encoded.dictionary)[
+                    encoded.indices.to_numpy(zero_copy_only=False)
                 ]
-                if not len(hit_idx):
-                    continue
-                todo[hit_idx] = False
-                keep = self._validate(kind, pc.take(sub_vals, pa.array(hit_idx)))
-                kinds[match_idx[sub[hit_idx[keep]]]] = _KIND_CODE[kind] if kind != US_SSN else -1
-                if kind == US_SSN:
-                    vals = pc.take(sub_vals, pa.array(hit_idx[keep]))
-                    itin = _np_bool(pc.match_substring_regex(vals, _ITIN))
-                    valid = _np_bool(pc.match_substring_regex(vals, f"^{_SSN_VALID}$"))
-                    targets = match_idx[sub[hit_idx[keep]]]
-                    kinds[targets[itin]] = _KIND_CODE[US_ITIN]
-                    kinds[targets[valid & ~itin]] = _KIND_CODE[US_SSN]
+                hit = found >= 0
+                kinds[match_idx[sub[todo_rows[hit]]]] = found[hit]
             if self._contacts.size:  # the roster's own addresses and numbers, whatever their shape
                 contact = self._contacts.kinds(sub_vals)
                 kinds[match_idx[sub[contact >= 0]]] = contact[contact >= 0]
@@ -760,7 +779,7 @@ class TextScanner:
                 # after an article it is a thing: "the Hope scholarship", "a Will", "our Grace period"
                 after_article = _np_bool(pc.match_substring_regex(prev, _ARTICLE_BEFORE))
                 listed = np.isin(left, match_idx[listword])
-                after_lower = _np_bool(pc.match_substring_regex(prev, r"\p{Ll}[\p{L}\p{M}]*,? $"))
+                after_lower = _matches(prev, r"\p{Ll}[\p{L}\p{M}]*,? $")
                 ok = ~at_cell_start & ~after_stop & ~after_article & (~listed | after_lower)
                 kinds[left[ok]] = person_code
 
@@ -798,7 +817,7 @@ class TextScanner:
     ) -> None:
         person_code = _KIND_CODE[PERSON]
         open_ = (kinds[match_idx] < 0) & ~blocked[match_idx]
-        wordlike = _np_bool(pc.match_substring_regex(cand, r"^\p{Lu}[\p{L}\p{M}'’\-]*$")) & open_
+        wordlike = _matches(cand, r"^\p{Lu}[\p{L}\p{M}'’\-]*$") & open_
         idx = np.flatnonzero(wordlike)
         if not len(idx):
             return
@@ -852,13 +871,13 @@ class TextScanner:
         prev = pc.take(flat, pa.array(match_idx - 1))
         # only text ending in a space, a colon, "#", "(" or "-" (or a phone context's last letter)
         # can hold a context: skip the rest cheaply
-        maybe = np.flatnonzero(_np_bool(pc.match_substring_regex(prev, r"[\s:#(\-=.,!\p{L}]$")))
+        maybe = np.flatnonzero(_matches(prev, r"[\s:#(\-=.,!\p{L}]$"))
         if len(maybe):
             prev_m = pc.take(prev, pa.array(maybe))
             vals_m = pc.take(cand, pa.array(maybe))
             for name in ("id", "address", "phone", "name"):
                 free = ~claimed[maybe]
-                hit = free & _np_bool(pc.match_substring_regex(prev_m, _CONTEXT_BEFORE[name]))
+                hit = free & _matches(prev_m, _CONTEXT_BEFORE[name])
                 if not hit.any():
                     continue
                 where = np.flatnonzero(hit)
@@ -872,9 +891,7 @@ class TextScanner:
                 prefix[match_idx[idx]] = heads[ok]
                 suffix[match_idx[idx]] = tails[ok]
         # "Maria's mom", "Ximena’s dad": the name, with "'s mom" kept after the placeholder
-        rel = np.flatnonzero(
-            ~claimed & _np_bool(pc.match_substring_regex(cand, "^(?:" + tp.POSSESSIVE_RELATION + ")$"))
-        )
+        rel = np.flatnonzero(~claimed & _matches(cand, "^(?:" + tp.POSSESSIVE_RELATION + ")$"))
         if len(rel):
             vals = pc.take(cand, pa.array(rel)).to_pylist()
             for i, v in zip(rel.tolist(), vals, strict=True):
@@ -897,7 +914,7 @@ class TextScanner:
         if context == "phone":
             digits = pc.utf8_length(pc.replace_substring_regex(vals, r"\D", ""))
             digits = digits.to_numpy(zero_copy_only=False)
-            shaped = _np_bool(pc.match_substring_regex(vals, "^(?:" + tp.PHONE_VALUE + ")$"))
+            shaped = _matches(vals, "^(?:" + tp.PHONE_VALUE + ")$")
             date = _np_bool(pc.match_substring_regex(vals, _DATE_SHAPE))
             ok = shaped & ~date & (digits >= 7) & (digits <= 15)
             codes[:] = _KIND_CODE[PHONE_NUMBER]
@@ -914,60 +931,108 @@ class TextScanner:
                 named = _np_bool(pc.match_substring_regex(before, pattern + r"[^\n]{0,40}$"))
                 codes[named] = _KIND_CODE[kind]
         elif context == "address":
-            ok = _np_bool(pc.match_substring_regex(vals, "^(?:" + tp.ADDRESS_VALUE + ")$"))
+            ok = _matches(vals, "^(?:" + tp.ADDRESS_VALUE + ")$")
             codes[:] = _KIND_CODE[ADDRESS]
         else:
             ok = np.zeros(n, dtype=bool)
             codes[:] = _KIND_CODE[PERSON]
-            # "sent to Magasinsgatan 7": a street line, not a name
-            street = _np_bool(pc.match_substring_regex(vals, _STREET_OR_PLACE))
-            street &= _np_bool(pc.match_substring_regex(vals, r"\d"))
+            # "sent to Magasinsgatan 7": a street line, not a name (only a value with a digit can be one)
+            street = _np_bool(pc.match_substring_regex(vals, r"\d"))
+            if street.any():
+                with_digit = np.flatnonzero(street)
+                street[with_digit] = _matches(pc.take(vals, pa.array(with_digit)), _STREET_OR_PLACE)
             codes[street] = _KIND_CODE[ADDRESS]
             ok |= street
             # the character that ended the value stays
             ends_word = _np_bool(pc.match_substring_regex(vals, r"[ \t\n,;:!?)\]\"'”’.]$"))
             tails[street & ends_word] = 1
-            english = _names.english_words()
-            given = _names.given_names()
             # "my name is john": a given name in lower case counts; after "this is"/"I am" or a verb
             # ("this is made up", "i am tired") only a word that is no English word does
-            strong_ctx = _np_bool(pc.match_substring_regex(before, tp.STRONG_NAME_CONTEXT))
-            for i, v in enumerate(vals.to_pylist()):
-                if street[i]:
-                    continue
-                words = v.rstrip(" \t\n,;:!?)]\"'”’.").split(" ")
-                # leading relation and title words stay ("Mom Maria" → "Mom <PERSON>")
-                lead = 0
-                while (
-                    lead < len(words) - 1
-                    and words[lead].lower().rstrip(".") in tp.NOT_A_NAME
-                    and words[lead].lower().rstrip(".") not in tp.TITLE_WORDS
-                ):
-                    lead += 1
-                kept = 0
-                for w in words[lead:]:
-                    low = w.lower().rstrip(".")
-                    if kept == 0 and low in tp.TITLE_WORDS and len(words) > lead + 1:
-                        kept += 1  # "Ms. Taylor" is replaced whole, as a title candidate is
-                        continue
-                    if not _NAME_TOKEN.fullmatch(w):
-                        break
-                    # a roster name is a name whatever it means in English ("Chanthy Her", "Anh To")
-                    if kept and w in self._roster_tokens:
-                        kept += 1
-                        continue
-                    # (a month after a name is a surname: "Mary-Kate May"; alone it is the month)
-                    if low in tp.NOT_A_NAME or (low in _CALENDAR_WORDS and not kept):
-                        break
-                    # a word in lower case is a name here only if it is no English word (or a given name)
-                    if w[:1].islower() and low in english and not (strong_ctx[i] and low.title() in given):
-                        break
-                    kept += 1
-                if kept:
-                    ok[i] = True
-                    heads[i] = len(" ".join(words[:lead])) + (1 if lead else 0)
-                    tails[i] = len(v) - len(" ".join(words[: lead + kept]))
+            strong_ctx = _matches(before, tp.STRONG_NAME_CONTEXT)
+            # the same few values recur ("home,", a family's name): each distinct one is judged once
+            encoded = pc.dictionary_encode(vals)
+            distinct = encoded.dictionary.to_pylist()
+            key = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) * 2 + strong_ctx
+            keys, inverse = np.unique(key, return_inverse=True)
+            judged = [self._name_value(distinct[k >> 1], bool(k & 1)) for k in keys.tolist()]
+            kept_words = np.array([j[0] for j in judged], dtype=bool)[inverse]
+            name_heads = np.array([j[1] for j in judged], dtype=np.int32)[inverse]
+            name_tails = np.array([j[2] for j in judged], dtype=np.int32)[inverse]
+            take = kept_words & ~street
+            ok |= take
+            heads[take] = name_heads[take]
+            tails[take] = name_tails[take]
         return ok, codes, heads, tails
+
+    def _structured_kinds(self, values: pa.Array) -> np.ndarray:
+        """The kind code of each value that one of :data:`_VALIDATORS` takes (and its extra checks
+        pass), else -1. Each validator only sees what no earlier one claimed."""
+        out = np.full(len(values), -1, dtype=np.int16)
+        todo = np.ones(len(values), dtype=bool)
+        latin = not pc.any(pc.match_substring_regex(values, tp.NOT_LATIN)).as_py()
+        for kind, pattern in _VALIDATORS:
+            todo_idx = np.flatnonzero(todo)
+            if not len(todo_idx):
+                break
+            pattern = tp.latin(pattern) if latin else pattern
+            hit_idx = todo_idx[
+                _np_bool(pc.match_substring_regex(pc.take(values, pa.array(todo_idx)), pattern))
+            ]
+            if not len(hit_idx):
+                continue
+            todo[hit_idx] = False
+            keep = self._validate(kind, pc.take(values, pa.array(hit_idx)))
+            if kind != US_SSN:
+                out[hit_idx[keep]] = _KIND_CODE[kind]
+                continue
+            # (SSA ranges: no 000 or 666 area, no 00 group, no 0000 serial; 9xx areas are ITINs)
+            vals = pc.take(values, pa.array(hit_idx[keep]))
+            itin = _np_bool(pc.match_substring_regex(vals, _ITIN))
+            valid = _np_bool(pc.match_substring_regex(vals, f"^{_SSN_VALID}$"))
+            targets = hit_idx[keep]
+            out[targets[itin]] = _KIND_CODE[US_ITIN]
+            out[targets[valid & ~itin]] = _KIND_CODE[US_SSN]
+        return out
+
+    def _name_value(self, v: str, strong_ctx: bool) -> tuple[bool, int, int]:
+        """The words after a name context: (a name is there, characters kept before and after it)."""
+        english = _names.english_words()
+        given = _names.given_names()
+        words = v.rstrip(" \t\n,;:!?)]\"'”’.").split(" ")
+        # leading relation and title words stay ("Mom Maria" → "Mom <PERSON>")
+        lead = 0
+        while (
+            lead < len(words) - 1
+            and words[lead].lower().rstrip(".") in tp.NOT_A_NAME
+            and words[lead].lower().rstrip(".") not in tp.TITLE_WORDS
+        ):
+            lead += 1
+        kept = 0
+        for w in words[lead:]:
+            low = w.lower().rstrip(".")
+            if kept == 0 and low in tp.TITLE_WORDS and len(words) > lead + 1:
+                kept += 1  # "Ms. Taylor" is replaced whole, as a title candidate is
+                continue
+            if not _NAME_TOKEN.fullmatch(w):
+                break
+            # a roster name is a name whatever it means in English ("Chanthy Her", "Anh To")
+            if kept and w in self._roster_tokens:
+                kept += 1
+                continue
+            # (a month after a name is a surname: "Mary-Kate May"; alone it is the month)
+            if low in tp.NOT_A_NAME or (low in _CALENDAR_WORDS and not kept):
+                break
+            # a word in lower case is a name here only if it is no English word (or a given name)
+            if w[:1].islower() and low in english and not (strong_ctx and low.title() in given):
+                break
+            kept += 1
+        if not kept:
+            return False, 0, 0
+        return (
+            True,
+            len(" ".join(words[:lead])) + (1 if lead else 0),
+            len(v) - len(" ".join(words[: lead + kept])),
+        )
 
     def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
         """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""
@@ -1066,6 +1131,13 @@ class TextScanner:
         return (row_of[heads], kinds[heads].astype(np.int64), starts_all[heads], chain_end)
 
 
+def _matches(values: pa.Array, pattern: str) -> np.ndarray:
+    """``match_substring_regex`` as a numpy mask, with the Latin pattern when every value is Latin."""
+    if not pc.any(pc.match_substring_regex(values, tp.NOT_LATIN)).as_py():
+        pattern = tp.latin(pattern)
+    return _np_bool(pc.match_substring_regex(values, pattern))
+
+
 def _np_bool(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A pyarrow boolean result as a numpy bool array (nulls → False)."""
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
@@ -1099,13 +1171,83 @@ def _batches(column: pa.Array | pa.ChunkedArray) -> Iterable[pa.Array]:
         yield chunk
 
 
-def _pick_tag(cells: pa.Array) -> str:
+def _unpack_marked(flat: pa.Array, match_idx: np.ndarray, open_: str, sep: str) -> pa.Array:
+    """The pieces as if one pass had found everything: the marks of the blocks that the expensive
+    detectors marked are dropped, and a pair's context joins the plain text before its value (where
+    the context rules look for it)."""
+    cand = pc.take(flat, pa.array(match_idx))
+    marked = np.flatnonzero(_np_bool(pc.starts_with(cand, open_)))
+    if not len(marked):
+        return flat
+    pos = match_idx[marked]
+    inner = pc.utf8_slice_codeunits(pc.take(cand, pa.array(marked)), 1, -1)
+    s = _esc(sep)
+    pair = pc.extract_regex(inner, f"^(?P<ctx>[^{s}]*){s}(?P<val>[^{s}]*)$")
+    is_pair = _np_bool(pc.is_valid(pair))
+    # one take rebuilds the pieces: marked blocks become their value, the plain piece before a pair
+    # gets the pair's context at its end
+    values = pc.coalesce(pc.struct_field(pair, "val"), inner).cast(flat.type)
+    source = np.arange(len(flat), dtype=np.int64)
+    source[pos] = len(flat) + np.arange(len(pos))
+    extra = [flat, values]
+    if is_pair.any():
+        sel = pa.array(np.flatnonzero(is_pair))
+        before = pos[is_pair] - 1
+        extra.append(
+            pc.binary_join_element_wise(
+                pc.take(flat, pa.array(before)),
+                pc.take(pc.struct_field(pair, "ctx"), sel).cast(flat.type),
+                pa.scalar("", flat.type),
+            )
+        )
+        source[before] = len(flat) + len(pos) + np.arange(len(before))
+    return pc.take(pa.concat_arrays(extra), pa.array(source))
+
+
+def _pick_tags(cells: pa.Array, n: int) -> list[str]:
+    """``n`` characters that occur nowhere in ``cells`` (to tag and mark candidates with)."""
+    # (usually none of the first few control characters is there: one scan tells)
+    if not pc.any(pc.match_substring_regex(cells, "[" + "".join(map(_esc, _TAG_CHOICES[:n])) + "]")).as_py():
+        return _TAG_CHOICES[:n]
+    tags: list[str] = []
     for tag in _TAG_CHOICES:
         if not pc.any(pc.match_substring(cells, tag)).as_py():
-            return tag
-    from deid.errors import InputError  # pragma: no cover - needs 6,407 distinct rare characters
+            tags.append(tag)
+            if len(tags) == n:
+                return tags
+    from deid.errors import InputError  # pragma: no cover - needs 6,400 distinct rare characters
 
     raise InputError("A text column holds every private-use Unicode character; it cannot be scanned.")
+
+
+def _mark(cells: pa.Array, exotic: np.ndarray, open_: str, close: str, sep: str) -> pa.Array:
+    """Run the expensive detectors (:data:`_PASSES`), each only on the cells that hold its trigger, and
+    mark what they find as blocks for the main pass."""
+    text = cells
+    for _, trigger, context, pattern in _PASSES:
+        mask = _np_bool(pc.match_substring_regex(text, trigger if exotic.any() else tp.latin(trigger)))
+        if not mask.any():
+            continue
+        pat, rewrite, empty = _pass_pattern(context, pattern, open_, close, sep)
+        text = _replace_rows(text, mask, exotic, pat, rewrite, empty)
+    return text
+
+
+def _replace_rows(
+    text: pa.Array, rows: np.ndarray, exotic: np.ndarray, pattern: str, rewrite: str, drop: str = ""
+) -> pa.Array:
+    """``replace_substring_regex`` on the selected rows (then ``drop`` removed from them): with the
+    Latin patterns (:func:`tp.latin`) where the cell is all Latin, with the full ones where it is not."""
+    for where, pat in ((rows & ~exotic, tp.latin(pattern)), (rows & exotic, pattern)):
+        if not where.any():
+            continue
+        whole = bool(where.all())
+        sub = text if whole else pc.take(text, pa.array(np.flatnonzero(where)))
+        sub = pc.replace_substring_regex(sub, pat, rewrite)
+        if drop:
+            sub = pc.replace_substring(sub, drop, "")
+        text = sub if whole else pc.replace_with_mask(text, pa.array(where), sub)
+    return text
 
 
 # --- presidio, fully offline ---------------------------------------------------------------------
