@@ -44,6 +44,11 @@ def given_names() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1)
+def given_names_array() -> pa.Array:
+    return pa.array(sorted(given_names()), pa.string())
+
+
+@functools.lru_cache(maxsize=1)
 def surnames() -> frozenset[str]:
     return frozenset(_read("surnames.txt"))
 

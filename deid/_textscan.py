@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import socket
 import sys
 import threading
@@ -126,6 +125,9 @@ _PASSES: list[tuple[str, str, str | None, str]] = [
     ("name", tp.NAME_CONTEXT, tp.NAME_CONTEXT, tp.NAME_VALUE),
 ]
 _CANDIDATE = dict(_PLAIN_CANDIDATES) | {name: p for name, _, c, p in _PASSES if c is None}
+# the kinds of context (each pair marks its value with a separator of its own, so the value's kind of
+# context is known without looking for the context again)
+_CONTEXTS = tuple(name for name, _, c, _ in _PASSES if c is not None)
 # the contexts, anchored at the end of the text before a candidate
 _CONTEXT_BEFORE = {name: f"(?:{c})$" for name, _, c, _ in _PASSES if c is not None}
 
@@ -134,23 +136,44 @@ def _esc(ch: str) -> str:
     return f"\\x{{{ord(ch):x}}}"
 
 
-def _pass_pattern(
-    context: str | None, pattern: str, open_: str, close: str, sep: str
-) -> tuple[str, str, str]:
+@dataclass(frozen=True)
+class _Tags:
+    """Characters that occur nowhere in a batch, used to mark and split it.
+
+    The marking passes write a plain block as ``open value close`` and a pair as ``pair context
+    sep value close`` (one ``sep`` per kind of context); the main pass wraps every candidate (and every
+    block, whole) in ``tag``. Then ``tag open`` becomes ``tag``, ``tag pair`` and ``close tag`` lose the
+    marks, so a pair's context joins the plain text before it and its value is opened by its ``sep``.
+    """
+
+    tag: str
+    open: str
+    pair: str
+    close: str
+    seps: tuple[str, ...]
+
+    @property
+    def blocks(self) -> str:
+        """A marked block (RE2)."""
+        return f"[{_esc(self.open)}{_esc(self.pair)}][^{_esc(self.close)}]*{_esc(self.close)}"
+
+
+def _pass_pattern(context: str | None, pattern: str, tags: _Tags, sep: str) -> tuple[str, str, str]:
     """A marking pass: (pattern, rewrite, empty block). A block an earlier pass marked is matched first
-    and written back with an empty block after it (removed afterwards); a match of this pass becomes
-    ``open value close``, or ``open context sep value close`` for a pair."""
-    skip = f"({_esc(open_)}[^{_esc(close)}]*{_esc(close)})"
+    and written back with an empty block after it (removed afterwards)."""
     if context is None:
-        return f"{skip}|({pattern})", rf"\1{open_}\2{close}", open_ + close
-    return f"{skip}|({context})({pattern})", rf"\1{open_}\2{sep}\3{close}", open_ + sep + close
+        return f"({tags.blocks})|({pattern})", rf"\1{tags.open}\2{tags.close}", tags.open + tags.close
+    return (
+        f"({tags.blocks})|({context})({pattern})",
+        rf"\1{tags.pair}\2{sep}\3{tags.close}",
+        tags.pair + sep + tags.close,
+    )
 
 
-def _main_pattern(open_: str, close: str) -> str:
+def _main_pattern(tags: _Tags) -> str:
     """The main pass: a marked block, or a plain candidate. (No capture groups: extracting groups
-    for every match would cost more than the search; the few marked blocks are unpacked after.)"""
-    o, c = _esc(open_), _esc(close)
-    return f"{o}[^{c}]*{c}|" + "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES)
+    for every match would cost more than the search.)"""
+    return tags.blocks + "|" + "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES)
 
 
 _STREET_OR_PLACE = "^(?:" + tp.STREET + "|" + tp.ADDRESS_VALUE + r")[ \t\n,;:!?)\]\"'”’.]?$"
@@ -195,11 +218,14 @@ _ITIN = r"^9\d\d[\-. ]\d\d[\-. ]\d{4}$"  # ("91101-2345" is a ZIP+4, not an ITIN
 # a grouped number that is a date ("03-14-2009", "2009.03.14") is not a phone number
 _DATE_SHAPE = r"^(?:\d{1,2}[\-.]\d{1,2}[\-.]\d{2,4}|\d{4}[\-.]\d{1,2}[\-.]\d{1,2})$"
 
-_CALENDAR_WORDS = frozenset(
+_CALENDAR_LOWER = pa.array(
     """january february march april may june july august september october november december
     monday tuesday wednesday thursday friday saturday sunday""".split()  # noqa: SIM905
 )
-_NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['’\-.][^\W\d_]*)*")
+# a word of a name: letters, with inner apostrophes, hyphens and dots ("O'Brien", "García-López", "J.")
+_NAME_TOKEN_RE2 = r"^[\p{L}\p{M}]+(?:['’\-.][\p{L}\p{M}]*)*$"
+_NOT_A_NAME = pa.array(sorted(tp.NOT_A_NAME), pa.string())
+_TITLE_WORDS = pa.array(sorted(tp.TITLE_WORDS), pa.string())
 _INSTITUTIONS = pa.array(
     """High Elementary Middle Academy College University School Schools Institute Center Library
     Hospital Clinic Street Avenue Boulevard Road Drive County City State District Unified Stadium
@@ -214,7 +240,7 @@ _CALENDAR = pa.array(
 
 # Cells are split on a tag character that does not occur in them: control characters first, then the
 # 6,400 characters of Unicode's private use area (text that holds all of them is not text).
-_TAG_CHOICES = [*"\x01\x02\x03\x04\x05\x06\x07", *(chr(c) for c in range(0xE000, 0xF900))]
+_TAG_CHOICES = [*"\x01\x02\x03\x04\x05\x06\x07\x08", *(chr(c) for c in range(0xE000, 0xF900))]
 
 
 @dataclass(frozen=True)
@@ -449,7 +475,7 @@ class TextScanner:
     ) -> None:
         self._strong, self._weak = _name_tokens(_as_string_array(roster_names))
         # the roster's tokens as a set, for the few context values checked word by word
-        self._roster_tokens = frozenset(self._strong.to_pylist()) | frozenset(self._weak.to_pylist())
+        self._roster_tokens = pc.unique(pa.concat_arrays([self._strong, self._weak]))
         empty = pa.array([], pa.string())
         self._list_surnames, self._list_ambiguous, self._given_word = empty, empty, empty
         if common_names:
@@ -588,12 +614,14 @@ class TextScanner:
         self, cells: pa.Array, row_base: int, *, want_redacted: bool, want_findings: bool
     ) -> tuple[pa.Array | None, int, tuple[np.ndarray, ...]]:
         n_rows = len(cells)
-        tag, open_, close, sep = _pick_tags(cells, 4)
+        tag, open_, pair, close, *seps = _pick_tags(cells, 4 + len(_CONTEXTS))
+        tags = _Tags(tag, open_, pair, close, tuple(seps))
         # cells with a character outside the Latin blocks take the full (slower) patterns
         exotic = _np_bool(pc.match_substring_regex(cells, tp.NOT_LATIN))
-        marked = _mark(cells, exotic, open_, close, sep)
+        marked, triggered = _mark(cells, exotic, tags)
         everything = np.ones(n_rows, dtype=bool)
-        tagged = _replace_rows(marked, everything, exotic, _main_pattern(open_, close), tag + r"\0" + tag)
+        tagged = _replace_rows(marked, everything, exotic, _main_pattern(tags), tag + r"\0" + tag)
+        tagged, pair_context = _unmark(tagged, tags)
         parts = pc.split_pattern(tagged, tag)
         offsets = parts.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
         flat = parts.values
@@ -606,8 +634,6 @@ class TextScanner:
         start_parity = np.repeat((offsets[:-1] & 1).astype(np.int8), counts)
         match_idx = np.flatnonzero(alternating != start_parity)
         del alternating, start_parity
-        if len(match_idx):
-            flat = _unpack_marked(flat, match_idx, open_, sep)
 
         kinds = np.full(n_pieces, -1, dtype=np.int16)  # accepted kind per piece, -1 = keep
         # characters kept after the placeholder: a possessive "'s", or the words a context rule's
@@ -617,7 +643,8 @@ class TextScanner:
         # ("spoke with Mom Maria" → "Mom <PERSON>")
         prefix = np.zeros(n_pieces, dtype=np.int32)
         if len(match_idx):
-            self._classify(flat, match_idx, kinds, suffix, prefix, row_of, row_base, offsets)
+            context = _ContextHints(pair_context, triggered, row_of[match_idx])
+            self._classify(flat, match_idx, kinds, suffix, prefix, row_of, row_base, offsets, context)
 
         accepted = np.flatnonzero(kinds >= 0)
         # "Maria Lopez" becomes one <PERSON>: a person piece directly after another, one space
@@ -658,11 +685,12 @@ class TextScanner:
         row_of: np.ndarray,
         row_base: int,
         offsets: np.ndarray,
+        context: _ContextHints,
     ) -> None:
         """Decide, for every candidate piece, whether it is PII and of which kind (in place)."""
         cand = pc.take(flat, pa.array(match_idx))
         # 0. values that follow a context ("call me at 555-0142", "spoke with ximena")
-        claimed = self._classify_context(flat, match_idx, cand, kinds, suffix, prefix)
+        claimed = self._classify_context(flat, match_idx, cand, kinds, suffix, prefix, context)
         # 1. roster and common names: hash look-ups
         strong = _np_bool(pc.is_in(cand, value_set=self._strong)) & ~claimed
         weak = _np_bool(pc.is_in(cand, value_set=self._weak)) & ~strong & ~claimed
@@ -864,20 +892,32 @@ class TextScanner:
         kinds: np.ndarray,
         suffix: np.ndarray,
         prefix: np.ndarray,
+        context: _ContextHints,
     ) -> np.ndarray:
         """Accept the values of context rules and "X's mom"; return the mask of candidates claimed."""
         claimed = np.zeros(len(match_idx), dtype=bool)
         # the text before each candidate (the plain piece; it holds the context when a pair matched)
-        prev = pc.take(flat, pa.array(match_idx - 1))
+        # (its last 120 characters: every context is shorter, and the end-anchored searches below
+        # then never read a long note twice)
+        prev = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx - 1)), -120)
         # only text ending in a space, a colon, "#", "(" or "-" (or a phone context's last letter)
         # can hold a context: skip the rest cheaply
-        maybe = np.flatnonzero(_matches(prev, r"[\s:#(\-=.,!\p{L}]$"))
+        maybe = np.flatnonzero(_matches(pc.utf8_slice_codeunits(prev, -1), r"^[\s:#(\-=.,!\p{L}]$"))
         if len(maybe):
             prev_m = pc.take(prev, pa.array(maybe))
             vals_m = pc.take(cand, pa.array(maybe))
+            known = context.pair[maybe]
+            rows = context.rows[maybe]
             for name in ("id", "address", "phone", "name"):
                 free = ~claimed[maybe]
-                hit = free & _matches(prev_m, _CONTEXT_BEFORE[name])
+                code = _CONTEXTS.index(name)
+                # a pair's value: its context is known; another candidate (a value an earlier pass
+                # marked, "Name: Ms. Taylor") may follow the context too, which is looked for in the
+                # text before it (only in cells that hold the context's trigger)
+                hit = free & (known == code)
+                look = np.flatnonzero(free & (known < 0) & context.triggered[name][rows])
+                if len(look):
+                    hit[look] = _matches(pc.take(prev_m, pa.array(look)), _CONTEXT_BEFORE[name])
                 if not hit.any():
                     continue
                 where = np.flatnonzero(hit)
@@ -891,7 +931,8 @@ class TextScanner:
                 prefix[match_idx[idx]] = heads[ok]
                 suffix[match_idx[idx]] = tails[ok]
         # "Maria's mom", "Ximena’s dad": the name, with "'s mom" kept after the placeholder
-        rel = np.flatnonzero(~claimed & _matches(cand, "^(?:" + tp.POSSESSIVE_RELATION + ")$"))
+        rel = np.flatnonzero(~claimed & _np_bool(pc.match_substring_regex(cand, "['’]s ")))
+        rel = rel[_matches(pc.take(cand, pa.array(rel)), "^(?:" + tp.POSSESSIVE_RELATION + ")$")]
         if len(rel):
             vals = pc.take(cand, pa.array(rel)).to_pylist()
             for i, v in zip(rel.tolist(), vals, strict=True):
@@ -949,15 +990,7 @@ class TextScanner:
             # "my name is john": a given name in lower case counts; after "this is"/"I am" or a verb
             # ("this is made up", "i am tired") only a word that is no English word does
             strong_ctx = _matches(before, tp.STRONG_NAME_CONTEXT)
-            # the same few values recur ("home,", a family's name): each distinct one is judged once
-            encoded = pc.dictionary_encode(vals)
-            distinct = encoded.dictionary.to_pylist()
-            key = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) * 2 + strong_ctx
-            keys, inverse = np.unique(key, return_inverse=True)
-            judged = [self._name_value(distinct[k >> 1], bool(k & 1)) for k in keys.tolist()]
-            kept_words = np.array([j[0] for j in judged], dtype=bool)[inverse]
-            name_heads = np.array([j[1] for j in judged], dtype=np.int32)[inverse]
-            name_tails = np.array([j[2] for j in judged], dtype=np.int32)[inverse]
+            kept_words, name_heads, name_tails = self._name_values(vals, strong_ctx)
             take = kept_words & ~street
             ok |= take
             heads[take] = name_heads[take]
@@ -994,45 +1027,69 @@ class TextScanner:
             out[targets[valid & ~itin]] = _KIND_CODE[US_SSN]
         return out
 
-    def _name_value(self, v: str, strong_ctx: bool) -> tuple[bool, int, int]:
-        """The words after a name context: (a name is there, characters kept before and after it)."""
-        english = _names.english_words()
-        given = _names.given_names()
-        words = v.rstrip(" \t\n,;:!?)]\"'”’.").split(" ")
-        # leading relation and title words stay ("Mom Maria" → "Mom <PERSON>")
-        lead = 0
-        while (
-            lead < len(words) - 1
-            and words[lead].lower().rstrip(".") in tp.NOT_A_NAME
-            and words[lead].lower().rstrip(".") not in tp.TITLE_WORDS
-        ):
-            lead += 1
-        kept = 0
-        for w in words[lead:]:
-            low = w.lower().rstrip(".")
-            if kept == 0 and low in tp.TITLE_WORDS and len(words) > lead + 1:
-                kept += 1  # "Ms. Taylor" is replaced whole, as a title candidate is
+    def _name_values(self, vals: pa.Array, strong_ctx: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The words after a name context, all values at once: (a name is there, characters kept
+        before it, characters kept after it).
+
+        Leading relation words stay ("Mom Maria" → "Mom <PERSON>"); then words are taken while they
+        are names: a title first ("Ms. Taylor" is replaced whole), a roster name after a name whatever
+        it means in English ("Chanthy Her"), not a relation, pronoun or clause word, not a month alone
+        ("May 5"; after a name it is a surname, "Mary-Kate May"), not an English word in lower case
+        unless, after "my name is"/"Name:", it is a given name ("my name is john").
+        """
+        n = len(vals)
+        stripped = pc.utf8_rtrim(vals, characters=" \t\n,;:!?)]\"'”’.")
+        words = pc.split_pattern(stripped, " ")
+        offsets = words.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        count = np.diff(offsets)
+        flat = words.values
+        low = pc.utf8_lower(pc.utf8_rtrim(flat, characters="."))
+        word_len = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
+        not_name = _np_bool(pc.is_in(low, value_set=_NOT_A_NAME))
+        title = _np_bool(pc.is_in(low, value_set=_TITLE_WORDS))
+        token = _matches(flat, _NAME_TOKEN_RE2)
+        roster = _np_bool(pc.is_in(flat, value_set=self._roster_tokens))
+        calendar = _np_bool(pc.is_in(low, value_set=_CALENDAR_LOWER))
+        lower = _matches(flat, r"^\p{Ll}")
+        english = _np_bool(pc.is_in(low, value_set=_names.english_words_array()))
+        given = _np_bool(pc.is_in(pc.utf8_title(low), value_set=_names.given_names_array()))
+        parent = np.repeat(np.arange(n), count)
+        lowercase_word = lower & english & ~(strong_ctx[parent] & given)
+        width = int(count.max()) if n else 0
+        # one column per word position (values have a few words)
+        grid = np.full((n, width + 1), -1, dtype=np.int64)
+        position = np.arange(len(flat)) - offsets[:-1][parent]
+        grid[parent, position] = np.arange(len(flat))
+        lead = np.zeros(n, dtype=np.int64)
+        leading = np.ones(n, dtype=bool)
+        for j in range(width):
+            w = grid[:, j]
+            leading &= (w >= 0) & (j < count - 1)
+            leading &= not_name[w] & ~title[w]
+            lead += leading
+        kept = np.zeros(n, dtype=np.int64)
+        going = np.ones(n, dtype=bool)
+        for j in range(width):
+            w = grid[:, j]
+            here = going & (j >= lead) & (w >= 0)
+            if not here.any():
                 continue
-            if not _NAME_TOKEN.fullmatch(w):
-                break
-            # a roster name is a name whatever it means in English ("Chanthy Her", "Anh To")
-            if kept and w in self._roster_tokens:
-                kept += 1
-                continue
-            # (a month after a name is a surname: "Mary-Kate May"; alone it is the month)
-            if low in tp.NOT_A_NAME or (low in _CALENDAR_WORDS and not kept):
-                break
-            # a word in lower case is a name here only if it is no English word (or a given name)
-            if w[:1].islower() and low in english and not (strong_ctx and low.title() in given):
-                break
-            kept += 1
-        if not kept:
-            return False, 0, 0
-        return (
-            True,
-            len(" ".join(words[:lead])) + (1 if lead else 0),
-            len(v) - len(" ".join(words[: lead + kept])),
-        )
+            first_title = here & (kept == 0) & title[w] & (count > lead + 1)
+            stop = here & ~first_title & ~token[w]
+            roster_after = here & ~first_title & ~stop & (kept > 0) & roster[w]
+            stop |= here & ~first_title & ~roster_after & (not_name[w] | (calendar[w] & (kept == 0)))
+            stop |= here & ~first_title & ~roster_after & lowercase_word[w]
+            kept += here & ~stop
+            going &= ~(here & stop) & ((j < lead) | (w >= 0))
+        # character counts: words are joined by single spaces
+        cum = np.concatenate([[0], np.cumsum(word_len)])
+        first = offsets[:-1]
+        lead_chars = cum[first + lead] - cum[first] + lead
+        taken = lead + kept
+        taken_chars = cum[first + taken] - cum[first] + np.maximum(taken - 1, 0)
+        total = pc.utf8_length(vals).to_numpy(zero_copy_only=False).astype(np.int64)
+        ok = kept > 0
+        return ok, lead_chars.astype(np.int32), (total - taken_chars).astype(np.int32)
 
     def _validate(self, kind: str, values: pa.Array) -> np.ndarray:
         """Extra checks a pattern cannot express; returns a keep-mask over ``values``."""
@@ -1171,37 +1228,33 @@ def _batches(column: pa.Array | pa.ChunkedArray) -> Iterable[pa.Array]:
         yield chunk
 
 
-def _unpack_marked(flat: pa.Array, match_idx: np.ndarray, open_: str, sep: str) -> pa.Array:
-    """The pieces as if one pass had found everything: the marks of the blocks that the expensive
-    detectors marked are dropped, and a pair's context joins the plain text before its value (where
-    the context rules look for it)."""
-    cand = pc.take(flat, pa.array(match_idx))
-    marked = np.flatnonzero(_np_bool(pc.starts_with(cand, open_)))
-    if not len(marked):
-        return flat
-    pos = match_idx[marked]
-    inner = pc.utf8_slice_codeunits(pc.take(cand, pa.array(marked)), 1, -1)
-    s = _esc(sep)
-    pair = pc.extract_regex(inner, f"^(?P<ctx>[^{s}]*){s}(?P<val>[^{s}]*)$")
-    is_pair = _np_bool(pc.is_valid(pair))
-    # one take rebuilds the pieces: marked blocks become their value, the plain piece before a pair
-    # gets the pair's context at its end
-    values = pc.coalesce(pc.struct_field(pair, "val"), inner).cast(flat.type)
-    source = np.arange(len(flat), dtype=np.int64)
-    source[pos] = len(flat) + np.arange(len(pos))
-    extra = [flat, values]
-    if is_pair.any():
-        sel = pa.array(np.flatnonzero(is_pair))
-        before = pos[is_pair] - 1
-        extra.append(
-            pc.binary_join_element_wise(
-                pc.take(flat, pa.array(before)),
-                pc.take(pc.struct_field(pair, "ctx"), sel).cast(flat.type),
-                pa.scalar("", flat.type),
-            )
-        )
-        source[before] = len(flat) + len(pos) + np.arange(len(before))
-    return pc.take(pa.concat_arrays(extra), pa.array(source))
+@dataclass(frozen=True)
+class _ContextHints:
+    """What the marking passes tell the classifier about contexts, per candidate."""
+
+    pair: np.ndarray  # index into _CONTEXTS of the context before a pair's value, else -1
+    triggered: dict[str, np.ndarray]  # per context: the rows that hold its trigger
+    rows: np.ndarray  # the row of each candidate
+
+
+def _unmark(tagged: pa.Array, tags: _Tags) -> tuple[pa.Array, np.ndarray]:
+    """Drop the marks of the main pass's output (see :class:`_Tags`) so that it splits on ``tag`` into
+    alternating plain text and candidates; return it and, per candidate in order, the index in
+    _CONTEXTS of a pair's context (-1 for the rest)."""
+    t, o, p, c = (_esc(x) for x in (tags.tag, tags.open, tags.pair, tags.close))
+    text = pc.replace_substring_regex(tagged, f"({t}){o}|{t}{p}|{c}({t})", r"\1\2")
+    # the tags and separators alone, in order: each candidate is opened by the character at an even
+    # position (the tag, or the separator of a pair's context) and closed by the tag
+    opener = pc.replace_substring_regex(text, f"[^{t}{''.join(map(_esc, tags.seps))}]+", "")
+    opener = pc.fill_null(opener, "").cast(pa.large_string())
+    whole = pa.LargeListArray.from_arrays(pa.array([0, len(opener)], pa.int64()), opener)
+    sequence = pc.binary_join(whole, pa.scalar("", pa.large_string()))[0].as_py() or ""
+    openers = np.frombuffer(sequence.encode("utf-32-le"), dtype=np.uint32)[::2]
+    pair_context = np.full(len(openers), -1, dtype=np.int8)
+    for i, sep in enumerate(tags.seps):
+        pair_context[openers == ord(sep)] = i
+    text = pc.replace_substring_regex(text, f"[{''.join(map(_esc, tags.seps))}]", tags.tag)
+    return text, pair_context
 
 
 def _pick_tags(cells: pa.Array, n: int) -> list[str]:
@@ -1220,17 +1273,22 @@ def _pick_tags(cells: pa.Array, n: int) -> list[str]:
     raise InputError("A text column holds every private-use Unicode character; it cannot be scanned.")
 
 
-def _mark(cells: pa.Array, exotic: np.ndarray, open_: str, close: str, sep: str) -> pa.Array:
+def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, dict[str, np.ndarray]]:
     """Run the expensive detectors (:data:`_PASSES`), each only on the cells that hold its trigger, and
-    mark what they find as blocks for the main pass."""
+    mark what they find as blocks for the main pass. Also returns, per context, the rows that hold its
+    trigger (no other row can hold the context)."""
     text = cells
-    for _, trigger, context, pattern in _PASSES:
+    triggered: dict[str, np.ndarray] = {}
+    for name, trigger, context, pattern in _PASSES:
         mask = _np_bool(pc.match_substring_regex(text, trigger if exotic.any() else tp.latin(trigger)))
+        if context is not None:
+            triggered[name] = mask
         if not mask.any():
             continue
-        pat, rewrite, empty = _pass_pattern(context, pattern, open_, close, sep)
+        sep = tags.seps[_CONTEXTS.index(name)] if context is not None else ""
+        pat, rewrite, empty = _pass_pattern(context, pattern, tags, sep)
         text = _replace_rows(text, mask, exotic, pat, rewrite, empty)
-    return text
+    return text, triggered
 
 
 def _replace_rows(
