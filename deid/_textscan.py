@@ -621,8 +621,7 @@ class TextScanner:
         marked, triggered = _mark(cells, exotic, tags)
         everything = np.ones(n_rows, dtype=bool)
         tagged = _replace_rows(marked, everything, exotic, _main_pattern(tags), tag + r"\0" + tag)
-        tagged, pair_context = _unmark(tagged, tags)
-        parts = pc.split_pattern(tagged, tag)
+        parts, pair_context = _split_marked(tagged, tags)
         offsets = parts.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
         flat = parts.values
         n_pieces = len(flat)
@@ -844,9 +843,8 @@ class TextScanner:
         blocked: np.ndarray,
     ) -> None:
         person_code = _KIND_CODE[PERSON]
-        open_ = (kinds[match_idx] < 0) & ~blocked[match_idx]
-        wordlike = _matches(cand, r"^\p{Lu}[\p{L}\p{M}'’\-]*$") & open_
-        idx = np.flatnonzero(wordlike)
+        idx = np.flatnonzero((kinds[match_idx] < 0) & ~blocked[match_idx])
+        idx = idx[_matches(pc.take(cand, pa.array(idx)), r"^\p{Lu}[\p{L}\p{M}'’\-]*$")]
         if not len(idx):
             return
         vals = pc.take(cand, pa.array(idx))
@@ -896,24 +894,26 @@ class TextScanner:
     ) -> np.ndarray:
         """Accept the values of context rules and "X's mom"; return the mask of candidates claimed."""
         claimed = np.zeros(len(match_idx), dtype=bool)
-        # the text before each candidate (the plain piece; it holds the context when a pair matched)
-        # (its last 120 characters: every context is shorter, and the end-anchored searches below
-        # then never read a long note twice)
-        prev = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx - 1)), -120)
-        # only text ending in a space, a colon, "#", "(" or "-" (or a phone context's last letter)
-        # can hold a context: skip the rest cheaply
-        maybe = np.flatnonzero(_matches(pc.utf8_slice_codeunits(prev, -1), r"^[\s:#(\-=.,!\p{L}]$"))
+        in_any = np.zeros(len(match_idx), dtype=bool)
+        for name in _CONTEXTS:
+            in_any |= context.triggered[name][context.rows]
+        # Only candidates in a cell holding some context's trigger can follow a context (a pair's
+        # value, whose context is known, or another candidate right after a context: "Name: Ms.
+        # Taylor", where the title was marked first). The text before them is the plain piece (its last
+        # 120 characters: every context is shorter, and the end-anchored searches then never read a
+        # long note twice); it must end in a space, a colon, "#", "(", "-", … or a letter.
+        maybe = np.flatnonzero(in_any)
+        prev = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx[maybe] - 1)), -120)
+        ends = _matches(pc.utf8_slice_codeunits(prev, -1), r"^[\s:#(\-=.,!\p{L}]$")
+        ends |= context.pair[maybe] >= 0
+        maybe, prev_m = maybe[ends], prev.filter(pa.array(ends))
         if len(maybe):
-            prev_m = pc.take(prev, pa.array(maybe))
             vals_m = pc.take(cand, pa.array(maybe))
             known = context.pair[maybe]
             rows = context.rows[maybe]
             for name in ("id", "address", "phone", "name"):
                 free = ~claimed[maybe]
                 code = _CONTEXTS.index(name)
-                # a pair's value: its context is known; another candidate (a value an earlier pass
-                # marked, "Name: Ms. Taylor") may follow the context too, which is looked for in the
-                # text before it (only in cells that hold the context's trigger)
                 hit = free & (known == code)
                 look = np.flatnonzero(free & (known < 0) & context.triggered[name][rows])
                 if len(look):
@@ -931,7 +931,9 @@ class TextScanner:
                 prefix[match_idx[idx]] = heads[ok]
                 suffix[match_idx[idx]] = tails[ok]
         # "Maria's mom", "Ximena’s dad": the name, with "'s mom" kept after the placeholder
-        rel = np.flatnonzero(~claimed & _np_bool(pc.match_substring_regex(cand, "['’]s ")))
+        # (only in the cells where the "X's mom" pass found its trigger)
+        rel = np.flatnonzero(~claimed & context.triggered["possessive_relation"][context.rows])
+        rel = rel[_np_bool(pc.match_substring_regex(pc.take(cand, pa.array(rel)), "['’]s "))]
         rel = rel[_matches(pc.take(cand, pa.array(rel)), "^(?:" + tp.POSSESSIVE_RELATION + ")$")]
         if len(rel):
             vals = pc.take(cand, pa.array(rel)).to_pylist()
@@ -1233,8 +1235,73 @@ class _ContextHints:
     """What the marking passes tell the classifier about contexts, per candidate."""
 
     pair: np.ndarray  # index into _CONTEXTS of the context before a pair's value, else -1
-    triggered: dict[str, np.ndarray]  # per context: the rows that hold its trigger
+    triggered: dict[str, np.ndarray]  # per pass: the rows that hold its trigger
     rows: np.ndarray  # the row of each candidate
+
+
+def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarray]:
+    """The main pass's output split into alternating plain text and candidates, marks dropped (see
+    :class:`_Tags`), and, per candidate in order, the index in _CONTEXTS of a pair's context (-1 for
+    the rest).
+
+    With one-byte tags (the usual case) this is done on the UTF-8 bytes at once: every tag byte goes,
+    and the pieces are cut where a ``tag`` or a ``sep`` was, except a ``tag`` that opened a pair (the
+    pair's context stays in the plain text before its value).
+    """
+    chars = (tags.tag, tags.open, tags.pair, tags.close, *tags.seps)
+    if max(map(ord, chars)) >= 0x80:  # (text that holds control characters: private-use tags)
+        text, pair_context = _unmark(tagged, tags)
+        return pc.split_pattern(text, tags.tag), pair_context
+    arr = tagged.cast(pa.large_string())
+    n_rows = len(arr)
+    validity, offsets_buf, data_buf = arr.buffers()
+    row_off = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + n_rows + 1]
+    base, end = int(row_off[0]), int(row_off[-1])
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)[base:end] if data_buf is not None else np.zeros(0, np.uint8)
+    )
+    row_off = row_off - base
+    code = np.zeros(256, dtype=np.int8)  # 1 tag, 2 open, 3 pair, 4 close, 5.. separators
+    for i, ch in enumerate(chars):
+        code[ord(ch)] = i + 1
+    lowest, highest = min(map(ord, chars)), max(map(ord, chars))
+    if highest - lowest + 1 == len(chars):  # (the usual case: one range, compared without a look-up)
+        is_mark = (data - np.uint8(lowest)) <= np.uint8(highest - lowest)
+    else:
+        is_mark = code[data] > 0
+    marks = np.flatnonzero(is_mark)
+    kind = code[data[marks]]
+    # a tag that opens a pair is no cut: the context joins the plain text before it
+    opens_pair = np.zeros(len(marks), dtype=bool)
+    opens_pair[:-1] = (kind[:-1] == 1) & (kind[1:] == 3) & (marks[1:] == marks[:-1] + 1)
+    cut = ((kind == 1) & ~opens_pair) | (kind >= 5)
+    # positions in the text without the marks
+    first_mark = np.searchsorted(marks, row_off)
+    mark_row = np.repeat(np.arange(n_rows), np.diff(first_mark))
+    cuts = (marks - np.arange(len(marks)))[cut]
+    cut_kind = kind[cut]
+    cut_row = mark_row[cut]
+    new_row_off = row_off - first_mark
+    # piece offsets: each row's start, then its cuts; each row has (its cuts + 1) pieces, a null none
+    valid = np.ones(n_rows, dtype=bool) if validity is None else _np_bool(arr.is_valid())
+    cuts_per_row = np.bincount(cut_row, minlength=n_rows)
+    per_row = cuts_per_row + 1
+    per_row[~valid] = 0
+    list_off = np.concatenate([[0], np.cumsum(per_row)])
+    piece_start = np.repeat(new_row_off[:-1], per_row)
+    # the cuts, in order, start the second, third, … piece of their row
+    rank = np.arange(len(cuts)) - np.concatenate([[0], np.cumsum(cuts_per_row)])[cut_row]
+    piece_start[list_off[:-1][cut_row] + rank + 1] = cuts
+    piece_off = np.concatenate([piece_start, [new_row_off[-1]]]).astype(np.int64)
+    flat = pa.LargeStringArray.from_buffers(
+        len(piece_start), pa.py_buffer(piece_off), pa.py_buffer(np.ascontiguousarray(data[~is_mark]))
+    )
+    mask = None if validity is None else pa.array(~valid)
+    parts = pa.ListArray.from_arrays(pa.array(list_off.astype(np.int32)), flat, mask=mask)
+    # each candidate is opened by a cut at an even place in its row: a tag, or a pair's separator
+    openers = cut_kind[rank % 2 == 0]
+    pair_context = np.where(openers >= 5, openers - 5, -1).astype(np.int8)
+    return parts, pair_context
 
 
 def _unmark(tagged: pa.Array, tags: _Tags) -> tuple[pa.Array, np.ndarray]:
@@ -1281,8 +1348,7 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
     triggered: dict[str, np.ndarray] = {}
     for name, trigger, context, pattern in _PASSES:
         mask = _np_bool(pc.match_substring_regex(text, trigger if exotic.any() else tp.latin(trigger)))
-        if context is not None:
-            triggered[name] = mask
+        triggered[name] = mask
         if not mask.any():
             continue
         sep = tags.seps[_CONTEXTS.index(name)] if context is not None else ""

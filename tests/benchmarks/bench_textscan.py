@@ -177,7 +177,7 @@ def test_bench_textscan():
         "cpus": os.cpu_count(),
     }
     RESULTS.parent.mkdir(exist_ok=True)
-    write_bytes_atomic(RESULTS, (json.dumps(result, indent=2) + "\n").encode(), perm=0o644)
+    write_bytes_atomic(RESULTS, (json.dumps(result, indent=2) + "\n").encode(), perm=0o644, force=True)
     print("\n=== free-text PII scan ===")
     print(
         f"PathShare: {ROWS:,} notes ({notes_mb:.0f} MB) redacted in {redact_s:.2f} s "
