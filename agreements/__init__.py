@@ -301,9 +301,11 @@ from agreements._demo import DemoResult, run_demo  # noqa: E402
 from agreements._prepare import (  # noqa: E402
     AgreementRun,
     PreparedPackage,
+    SealingProblem,
     deidentify_for_agreement,
     prepare,
     preview_under_agreement,
+    sealing_problems,
 )
 from agreements._workflows import (  # noqa: E402
     Destruction,
@@ -328,6 +330,7 @@ __all__ += [
     "ReceivedPackage",
     "ReturnedDocument",
     "SealedPackage",
+    "SealingProblem",
     "Voided",
     "deidentify_for_agreement",
     "destroy",
@@ -339,6 +342,7 @@ __all__ += [
     "preview_under_agreement",
     "run_demo",
     "seal_for_agreement",
+    "sealing_problems",
     "void_package",
 ]
 

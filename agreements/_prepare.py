@@ -266,6 +266,10 @@ class AgreementRun:
     new_secret: bytes | None = None
     input_columns_carried: int | None = None  # input columns that reach the output (None: not counted)
 
+    def sealing_problems(self) -> list[SealingProblem]:
+        """What keeps this output from being sealed (the one gate; empty: it may be sealed)."""
+        return sealing_problems(self.agreement, self.policy, list(self.table.column_names), self.report)
+
     def audit_details(self) -> dict[str, Any]:
         r = self.report
         return {
@@ -358,39 +362,71 @@ def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agre
     return agreement
 
 
-def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) -> None:
-    """Refuse, saying exactly why, unless the output may leave under ``agreement``."""
+@dataclass(frozen=True)
+class SealingProblem:
+    """One reason an output may not be sealed under its agreement. ``kind``: ``columns`` (a column the
+    agreement does not list), ``k`` (groups smaller than the agreement's k), ``residual`` (identifying
+    text left) or ``unchecked_text`` (notes that cannot be checked for the students' own names)."""
+
+    kind: str
+    message: str  # one phrase, without a final full stop
+
+
+def sealing_problems(
+    agreement: Agreement, policy: Any, columns: list[str], report: Any
+) -> list[SealingProblem]:
+    """Every reason the output (its ``columns`` and de-identification ``report``) may not leave under
+    ``agreement`` — the one sealing gate: ``prepare`` refuses on the first, the app's preview lists
+    them all and keeps sealing disabled while there is any. Empty: it may be sealed."""
+    problems: list[SealingProblem] = []
     allowed = {r.output_name for r in policy.rules if r.treatment != "drop"}
     extra = [c for c in columns if c not in allowed]
     if extra:
-        raise CheckFailed(
-            f"The output holds columns agreement {agreement.id} does not list ({', '.join(extra)}); "
-            "nothing was sealed."
+        problems.append(
+            SealingProblem(
+                "columns",
+                f"The output holds columns agreement {agreement.id} does not list ({', '.join(extra)})",
+            )
         )
     k_required = agreement.terms.policy.k
     # k_achieved is None when every row had a quasi-identifier blanked: the engine's suppression then
     # still guarantees classes of at least k (an empty cell counts as a value), so only a number counts.
+    # (The app's preview once kept Next disabled in that case while prepare sealed: this rule is kept.)
     if report.quasi_identifiers and (
         report.k_required < k_required or (report.k_achieved or k_required) < k_required
     ):
-        raise CheckFailed(
-            f"k-anonymity is {report.k_achieved} but agreement {agreement.id} requires {k_required}; "
-            "nothing was sealed."
+        problems.append(
+            SealingProblem(
+                "k", f"k-anonymity is {report.k_achieved} but agreement {agreement.id} requires {k_required}"
+            )
         )
     findings = report.residual_findings
     if findings or report.residual_findings_total:
         total = report.residual_findings_total or len(findings)
-        raise CheckFailed(
-            f"The residual scan found {total:,} piece(s) of identifying text in the output: "
-            f"{_where(findings)}; nothing was sealed."
+        problems.append(
+            SealingProblem(
+                "residual",
+                f"The residual scan found {total:,} piece(s) of identifying text in the output: "
+                f"{_where(findings)}",
+            )
         )
     unchecked = list(getattr(report, "text_unchecked", None) or [])
     if unchecked:
-        raise CheckFailed(
-            f"The notes in {', '.join(unchecked)} cannot be checked for the students' own names: the "
-            "extract has no column of people's names (include them; they are never sent); nothing was "
-            "sealed."
+        problems.append(
+            SealingProblem(
+                "unchecked_text",
+                f"The notes in {', '.join(unchecked)} cannot be checked for the students' own names: the "
+                "extract has no column of people's names (include them; they are never sent)",
+            )
         )
+    return problems
+
+
+def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) -> None:
+    """Refuse, saying exactly why, unless the output may leave under ``agreement``."""
+    problems = sealing_problems(agreement, policy, columns, report)
+    if problems:
+        raise CheckFailed(f"{problems[0].message}; nothing was sealed.")
 
 
 _ROWS_NAMED = 10  # row numbers named per kind and column in a refusal

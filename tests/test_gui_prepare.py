@@ -304,7 +304,8 @@ def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path,
     prep.after_model.set_table(after)
     prep.preview = {"rows_in": 500, "rows_out": 500, "k_required": 3, "k_achieved": 5, "suppressed_cells": 0,
                     "quasi_identifiers": ["sex"], "columns_out": after.column_names,
-                    "residual": [{"column": "notes", "row": 411, "kind": "phone number"}]}
+                    "residual": [{"column": "notes", "row": 411, "kind": "phone number"}],
+                    "problems": [{"kind": "residual", "message": "The residual scan found 1 piece"}]}
     prep.after_model.mark({(411, 1)})
     prep._fill_risk()
     prep._show_step(5)
@@ -315,7 +316,8 @@ def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path,
     assert (current.row(), current.column()) == (411, 1)
     assert "blocks sealing" in prep.after_model.data(current, Qt.ToolTipRole)
     # k not reached also keeps Next (to sealing) disabled.
-    prep.preview = {**prep.preview, "residual": [], "k_achieved": 2}
+    prep.preview = {**prep.preview, "residual": [], "k_achieved": 2,
+                    "problems": [{"kind": "k", "message": "k-anonymity is 2 but agreement a requires 3"}]}
     prep._fill_risk()
     prep._show_step(5)
     assert "NOT reached" in prep.risk_summary.text() and not prep.next.isEnabled()
@@ -327,14 +329,24 @@ def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path,
     text = prep.risk_summary.text()
     assert "Taken out of the notes:</b> 3 names" in text and "left: 1 (1 phone number)" in text
     # Notes the scan cannot check for the students' own names (no name column) block sealing too.
-    prep.preview = {**prep.preview, "residual": [], "residual_total": 0, "text_unchecked": ["notes"]}
+    unchecked = {"kind": "unchecked_text", "message": "The notes in notes cannot be checked"}
+    prep.preview = {**prep.preview, "residual": [], "residual_total": 0, "text_unchecked": ["notes"],
+                    "problems": [unchecked]}
     prep._fill_risk()
     prep._show_step(5)
     assert "cannot be checked" in prep.risk_summary.text() and not prep.next.isEnabled()
-    prep.preview = {**prep.preview, "text_unchecked": []}
+    # A reason the gate gives that has no line of its own is shown in its words, and blocks too.
+    extra = "The output holds columns agreement a does not list (ssn)"
+    prep.preview = {**prep.preview, "text_unchecked": [], "problems": [{"kind": "columns", "message": extra}]}
     prep._fill_risk()
     prep._show_step(5)
-    assert prep.next.isEnabled()
+    assert "does not list (ssn)" in prep.risk_summary.text() and not prep.next.isEnabled()
+    # Next follows the gate's list alone: k_achieved None (every row had a quasi-identifier blanked) is
+    # no problem for the gate, and so none here (the page once kept Next disabled then; prepare sealed).
+    prep.preview = {**prep.preview, "k_achieved": None, "problems": []}
+    prep._fill_risk()
+    prep._show_step(5)
+    assert prep.next.isEnabled() and "NOT reached" not in prep.risk_summary.text()
     prep.release()
 
 

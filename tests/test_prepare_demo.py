@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agreements import Vault, run_demo
+from agreements import SealingProblem, Vault, run_demo, sealing_problems
 from agreements._prepare import _gate, prepare
 from deid.errors import CheckFailed, PathShareError
 
@@ -159,6 +159,25 @@ def test_gate_refuses_extra_columns_low_k_and_residual_pii():
             ["sex"],
             _report(residual_findings=[finding], residual_findings_total=1),
         )
+
+
+def test_sealing_problems_lists_every_reason_and_passes_k_achieved_none():
+    """The one sealing gate: every reason at once (the preview shows them all, prepare refuses on the
+    first). k_achieved None — every row had a quasi-identifier blanked, so the engine's suppression
+    still made groups of at least k — is no reason (the app's page once disagreed)."""
+    agreement = SimpleNamespace(id="a1", terms=SimpleNamespace(policy=SimpleNamespace(k=5)))
+    finding = SimpleNamespace(kind="US_SSN", column="notes", row=4)
+    report = _report(
+        k_achieved=3, residual_findings=[finding], residual_findings_total=1, text_unchecked=["notes"]
+    )
+    problems = sealing_problems(agreement, _policy("sex"), ["sex", "ssn"], report)
+    assert [p.kind for p in problems] == ["columns", "k", "residual", "unchecked_text"]
+    assert all(isinstance(p, SealingProblem) and not p.message.endswith(".") for p in problems)
+    assert sealing_problems(agreement, _policy("sex"), ["sex"], _report(k_achieved=None)) == []
+    _gate(agreement, _policy("sex"), ["sex"], _report(k_achieved=None))  # prepare seals it too
+    with pytest.raises(CheckFailed) as info:
+        _gate(agreement, _policy("sex"), ["sex", "ssn"], report)
+    assert str(info.value) == f"{problems[0].message}; nothing was sealed."
 
 
 def test_cli_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path, run_cli):

@@ -418,6 +418,8 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
         "redacted_kinds": describe_kinds(rep.get("redacted_by_kind") or {}),
         "residual_kinds": describe_kinds(rep.get("residual_by_kind") or {}),
         "text_unchecked": list(rep.get("text_unchecked") or []),
+        # what keeps it from being sealed: the one gate prepare applies (empty: Next to sealing enabled)
+        "problems": [{"kind": pr.kind, "message": pr.message} for pr in run.sealing_problems()],
         "summary": run.report.summary(),
     }
 

@@ -340,19 +340,13 @@ class PrepareScreen(QWidget):
             2: self.inspection is not None and bool(self.profile_name.text().strip()),
             3: self.inspection is not None and not self._blocking_findings(),
             4: self.preview is not None,
-            5: self.preview is not None
-            and not self.preview.get("residual")
-            and not self.preview.get("text_unchecked")
-            and self._k_reached(),
+            # the library's one sealing gate (agreements.sealing_problems), as the preview job ran it
+            5: self.preview is not None and not self.preview.get("problems"),
         }.get(i, False)
         self.next.setEnabled(ok and not self.workspace.busy())
 
     def _blocking_findings(self) -> list[dict[str, Any]]:
         return [f for f in self.validation if f.get("severity") == "error"]
-
-    def _k_reached(self) -> bool:
-        p = self.preview or {}
-        return not p.get("quasi_identifiers") or (p.get("k_achieved") or 0) >= (p.get("k_required") or 0)
 
     def go_back(self) -> None:
         """Alt+B: the previous step."""
@@ -702,7 +696,8 @@ class PrepareScreen(QWidget):
     def _fill_risk(self) -> None:
         assert self.preview is not None
         p = self.preview
-        k_ok = p["k_achieved"] is None or p["k_achieved"] >= p["k_required"]
+        problems = p.get("problems") or []
+        k_ok = not any(problem["kind"] == "k" for problem in problems)
         k_line = (
             f"every combination of {', '.join(p['quasi_identifiers']) or 'quasi-identifiers'} is shared by "
             f"at least <b>{p['k_achieved']}</b> students (the agreement requires {p['k_required']})"
@@ -732,6 +727,12 @@ class PrepareScreen(QWidget):
                 "told from an ordinary word. Sealing is blocked: include the name columns in the extract "
                 "(they are never sent).</p>"
             )
+        # the gate's other reasons (e.g. a column the agreement does not list), in its own words
+        lines += [
+            f"<p><b>{escape(problem['message'])}.</b> Sealing is blocked.</p>"
+            for problem in problems
+            if problem["kind"] not in ("k", "residual", "unchecked_text")
+        ]
         self.risk_summary.setText("".join(lines))
         self.residual.clear()
         for f in p["residual"]:
