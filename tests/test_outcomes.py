@@ -288,3 +288,18 @@ def test_a_large_shift_passes_the_differencing_check():
     found = differencing_check(second, groups, reached, [earlier], M, M)
     assert not any("school" in f for f in found)
     assert all("X" in f for f in found)  # only the tiny group X can differ by fewer than M students
+
+
+def test_hidden_bars_are_drawn_as_hidden_not_zero():
+    """(moved from test_outcomes_workflow.py: a unit test of deid's chart, which needs no vault)"""
+    from deid._outcome_files import _chart
+    from deid._outcomes import OutcomeTable
+
+    t = OutcomeTable("dual_enrollment", "sex", ["F", "X", "All students"], [500, 5, 505], [60, 1, 61])
+    t.hidden_cohort, t.hidden_outcome, t.band = [False, True, False], [False, True, False], ["", "", ""]
+    info = type("I", (), {"group": lambda self, by, g: g})()
+    import base64
+
+    png = base64.b64decode(_chart(t, info, "test"))
+    assert png.startswith(b"\x89PNG")
+    assert t.rate(1) == "*" and t.published(1) == (None, None)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agreements import Vault, list_releases, release_outcomes
-from agreements._demo import run_demo
+from agreements import Vault, list_releases, release_outcomes, run_demo
 from deid import CheckFailed, InputError
 
 PASS = "outcomes-test-passphrase-4711"
@@ -65,20 +64,6 @@ def test_the_demo_releases_one_protected_table(demo: Path):
     assert not any(k in entry.details for k in ("cohort", "outcome", "rows", "tables_data"))
     assert [r.release_id for r in stored][:1] == [release["release_id"]]
     assert stored[0].document["tables"] == release["tables"]
-
-
-def test_hidden_bars_are_drawn_as_hidden_not_zero(demo: Path):
-    from deid._outcome_files import _chart
-    from deid._outcomes import OutcomeTable
-
-    t = OutcomeTable("dual_enrollment", "sex", ["F", "X", "All students"], [500, 5, 505], [60, 1, 61])
-    t.hidden_cohort, t.hidden_outcome, t.band = [False, True, False], [False, True, False], ["", "", ""]
-    info = type("I", (), {"group": lambda self, by, g: g})()
-    import base64
-
-    png = base64.b64decode(_chart(t, info, "test"))
-    assert png.startswith(b"\x89PNG")
-    assert t.rate(1) == "*" and t.published(1) == (None, None)
 
 
 def test_metrics_lists_the_catalog_and_checks_the_agreement(cli, demo: Path):
