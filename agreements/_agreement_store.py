@@ -473,6 +473,36 @@ def create_agreement_from_file(vault: Vault, path: str | os.PathLike[str]) -> Ag
     return create_agreement(vault, terms, source=p.name)
 
 
+# --- Who may do what to an agreement (the app's buttons ask these; the workflows below refuse the rest).
+# ``status`` is the selected version's status (agreement_status / AgreementSummary.status); ``us`` is our
+# card's fingerprint.
+
+SIGNABLE = ("draft", "proposed")
+AMENDABLE = ("draft", "proposed", "executed", "expired")
+
+
+def can_sign(agreement: Agreement, status: str, us: str) -> bool:
+    """We may sign: the terms name us as a party, we have not signed yet, and it is still being signed."""
+    named = any(p.fingerprint == us for p in agreement.terms.parties)
+    return named and not agreement.signed_by(us) and status in SIGNABLE
+
+
+def can_amend(agreement: Agreement, status: str, us: str, *, latest: bool) -> bool:
+    """We may amend (or, for an unsigned draft, correct): the latest version, of an agreement we are a
+    party to, that was not terminated."""
+    return latest and agreement.party(us) is not None and status in AMENDABLE
+
+
+def can_terminate(agreement: Agreement, status: str, us: str) -> bool:
+    """We may end it: a signed agreement we are a party to, not terminated already."""
+    return bool(agreement.signatures) and agreement.party(us) is not None and status != "terminated"
+
+
+def can_join(agreement: Agreement, in_force: bool, us: str) -> bool:
+    """We may join: a general offer in force that does not name us yet."""
+    return agreement.general_offer and in_force and agreement.party(us) is None
+
+
 def sign_agreement(
     vault: Vault,
     agreement_id: str,

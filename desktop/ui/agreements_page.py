@@ -281,7 +281,15 @@ class AgreementsPage(QWidget):
         return status_label(max(versions, key=lambda s: s.version)) if versions else ""
 
     def _selection_changed(self) -> None:
-        from agreements import LEGAL_BASES, our_card, status_label
+        from agreements import (
+            LEGAL_BASES,
+            can_amend,
+            can_join,
+            can_sign,
+            can_terminate,
+            our_card,
+            status_label,
+        )
         from deid.errors import PathShareError
 
         for b in (
@@ -303,23 +311,15 @@ class AgreementsPage(QWidget):
             return
         me = our_card(self.session.vault).fingerprint()
         latest = max(v for (aid, v) in self.summaries if aid == summary.id) == summary.version
-        ours = a.party(me) is not None
         status = summary.status
         self.edit_button.setText("&Edit draft…" if status == "draft" else "&Amend…")
-        self.edit_button.setEnabled(
-            latest and ours and status in ("draft", "proposed", "executed", "expired")
-        )
-        self.sign_button.setEnabled(
-            ours
-            and a.terms.parties
-            and any(p.fingerprint == me for p in a.terms.parties)
-            and not a.signed_by(me)
-            and status in ("draft", "proposed")
-        )
+        # who may do what: the library's rules (agreements.can_*), the buttons only follow them
+        self.edit_button.setEnabled(can_amend(a, status, me, latest=latest))
+        self.sign_button.setEnabled(can_sign(a, status, me))
         self.export_button.setEnabled(bool(a.signatures))
         self.codebook_button.setEnabled(True)
-        self.terminate_button.setEnabled(bool(a.signatures) and ours and status not in ("terminated",))
-        self.join_button.setEnabled(a.general_offer and not ours and summary.in_force)
+        self.terminate_button.setEnabled(can_terminate(a, status, me))
+        self.join_button.setEnabled(can_join(a, summary.in_force, me))
         lb = a.terms.legal_basis
         signed = [p.org for p in a.all_parties() if a.signed_by(p.fingerprint)]
         parties = "".join(
