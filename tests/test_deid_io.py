@@ -339,3 +339,87 @@ def test_write_release_returns_the_hash_of_what_it_wrote(tmp_path, ext: str) -> 
     out = tmp_path / f"release.{ext}"
     digest = write_release(table, out)
     assert digest == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def _mixed_workbook(path: Path) -> Path:
+    import datetime as dt
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Students"
+    ws.append(["SSID", "Birth Date", "GPA", "Flag", "Note", "Time", "Code"])
+    ws.append([12345, dt.datetime(2008, 3, 5), 3.25, True, "hi", dt.time(10, 30), 7])
+    ws.append([None, None, None, None, None, None, None])  # an empty row is skipped
+    ws.append([42, dt.datetime(2009, 1, 2, 8, 15), 1e-05, False, "", dt.time(0, 0), "0042"])
+    ws.append([7.0, None, 2.0, None, "=not a formula", None, 3])
+    for row in (2, 4, 5):
+        ws[f"A{row}"].number_format = "0000000000"
+    ws["G2"].number_format = "000"
+    wb.save(path)
+    return path
+
+
+def test_xlsx_fast_reader_gives_what_openpyxl_gives(tmp_path):
+    """Values from calamine, styles from one scan of the sheet: the same text, cell for cell, as the
+    openpyxl reader it replaced (kept as the fallback), zero-padded IDs included."""
+    from deid import _io
+
+    path = _mixed_workbook(tmp_path / "m.xlsx")
+    fast = read_table(path).to_pydict()
+    slow = _io._read_xlsx_cells(path, None, ReadInfo()).to_pydict()
+    assert fast == slow
+    assert fast["SSID"] == ["0000012345", "0000000042", "0000000007"] and fast["Code"] == ["007", "0042", "3"]
+
+
+def test_xlsx_without_cell_positions_goes_the_slow_way(tmp_path):
+    """Cells may omit their position (r="A2"): order implies it. The style scan cannot place them, so
+    openpyxl reads such a workbook, and the zero-padded IDs are still restored."""
+    import re
+    import zipfile
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["SSID", "Name"])
+    for i in range(1, 4):
+        ws.append([i * 11, f"n{i}"])
+        ws[f"A{i + 1}"].number_format = "00000"
+    path = tmp_path / "m.xlsx"
+    wb.save(path)  # every cell present: without positions, order alone places them
+    bare = tmp_path / "bare.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bare, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.startswith("xl/worksheets/"):
+                data = re.sub(rb'<c r="[A-Z]+\d+"', b"<c", data)
+            dst.writestr(item, data)
+    expected = {"SSID": ["00011", "00022", "00033"], "Name": ["n1", "n2", "n3"]}
+    assert read_table(path).to_pydict() == expected
+    assert read_table(bare).to_pydict() == expected
+
+
+def test_xlsx_number_outside_excel_dates_is_refused_by_its_cell(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Birth Date"])
+    ws.append([1e10])
+    ws["A2"].number_format = "yyyy-mm-dd"
+    wb.save(tmp_path / "d.xlsx")
+    with pytest.raises(InputError, match=r"cell A2 \(sheet 'Sheet'\) is formatted as a date but holds a "
+                                         r"number outside Excel's dates") as caught:
+        read_table(tmp_path / "d.xlsx")
+    assert "10000000000" not in str(caught.value)  # the value is never quoted
+
+
+def test_a_huge_xlsx_is_refused_in_one_sentence(tmp_path, monkeypatch):
+    from deid import _io
+
+    path = _mixed_workbook(tmp_path / "m.xlsx")
+    monkeypatch.setattr(_io, "_MAX_XLSX_BYTES", 1000)
+    with pytest.raises(InputError, match=r"too large to read as an Excel workbook .* save the sheet as CSV"):
+        read_table(path)
