@@ -50,12 +50,19 @@ from agreements._audit import (
 )
 from agreements._cards import ORG_KINDS, Card
 from agreements._codebook import (
+    DATE_PRECISIONS,
     ELEMENT_TYPE_LABELS,
+    GLOSSARY,
     TREATMENT_CHOICES,
     Codebook,
+    TreatmentSetting,
     agreement_codebook,
     codebook_path,
+    describe_treatment,
     export_codebook,
+    keep_settings,
+    settings_summary,
+    treatment_settings,
     write_codebook,
 )
 from agreements._identity import (
@@ -108,7 +115,9 @@ from agreements.errors import (
 )
 
 __all__ = [
+    "DATE_PRECISIONS",
     "ELEMENT_TYPE_LABELS",
+    "GLOSSARY",
     "ORG_KINDS",
     "ROLES",
     "ROLE_LABELS",
@@ -127,6 +136,7 @@ __all__ = [
     "Partner",
     "PartnerError",
     "PartnerLogProblem",
+    "TreatmentSetting",
     "Vault",
     "VaultError",
     "VaultInUse",
@@ -137,11 +147,13 @@ __all__ = [
     "create_identity",
     "default_roles",
     "default_vault_path",
+    "describe_treatment",
     "export_age_identity",
     "export_card",
     "find_partner",
     "identify_vault_user",
     "import_card",
+    "keep_settings",
     "list_partners",
     "organization_roles",
     "our_card",
@@ -150,7 +162,9 @@ __all__ = [
     "passphrase_strength",
     "revoke_partner",
     "set_organization_roles",
+    "settings_summary",
     "signing_key",
+    "treatment_settings",
     "trusted_partner",
     "verify_bundle",
     "verify_checkpoint",

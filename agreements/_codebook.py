@@ -74,6 +74,146 @@ ELEMENT_TYPE_LABELS: dict[str, str] = {
 }
 
 
+# What the legal and privacy words on the agreement form mean, for their tooltips (plain words; the
+# citations are what the agreement's legal basis names).
+GLOSSARY: dict[str, str] = {
+    "legal basis": (
+        "The FERPA provision that lets the school share these records without each parent's consent. "
+        "Studies exception (34 CFR 99.31(a)(6)): for organizations conducting studies for the school, to "
+        "improve instruction or develop tests. Audit/evaluation exception (34 CFR 99.35): for evaluating "
+        "federal- or state-supported education programs. Consent (34 CFR 99.30): parents or eligible "
+        "students signed. De-identified (34 CFR 99.31(b)): nothing left can reasonably identify a student."
+    ),
+    "citation": "The exact provision relied on, as the agreement quotes it.",
+    "authorized representative": (
+        "The person who signs for the organization and answers for how the data are used (FERPA calls "
+        "the recipient of an audit/evaluation disclosure an authorized representative)."
+    ),
+    "re-disclosure": (
+        "Passing the data on. FERPA forbids the recipient to re-disclose personally identifiable "
+        "information except as the agreement allows (34 CFR 99.33); say here what may be published."
+    ),
+    "destruction": (
+        "The date by which every recipient must destroy the data and send back a signed destruction "
+        "certificate (FERPA's written agreements must say when, 34 CFR 99.31(a)(6)(iii)(C)(4))."
+    ),
+    "could identify": (
+        "A quasi-identifier: a column that, combined with the other ticked ones, could single out a "
+        "student (birth year, school, ZIP…). Every combination must be shared by at least k students."
+    ),
+    "k-anonymity": (
+        "k is the smallest group a released row may belong to: every combination of the columns that "
+        "could identify a student is shared by at least k students, or values are blanked until it is."
+    ),
+    "smallest reported cell": (
+        "Counts below this are not published (small-cell suppression), so a table cannot point at a few "
+        "students."
+    ),
+    "linkage": (
+        "Provider: each provider keeps its own secret, so records cannot be matched across providers. "
+        "Consortium: providers share one secret, so the same student gets the same link tokens everywhere."
+    ),
+    "general offer": (
+        "Further partners may join by signing the same terms, without a new agreement for each."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TreatmentSetting:
+    """One setting of a treatment as the agreement form asks for it: its parameter ``key``, the words
+    beside the widget, and the widget ``kind`` — ``choice`` (from ``choices``: value, words), ``date``,
+    ``ranges`` (increasing numbers: the edges of the groups), ``number``, ``count`` (a whole number),
+    ``text``, or ``name`` (a column name)."""
+
+    key: str
+    label: str
+    kind: str
+    required: bool = False
+    choices: tuple[tuple[str, str], ...] = ()
+    help: str = ""
+
+
+DATE_PRECISIONS: tuple[tuple[str, str], ...] = (
+    ("year", "The year"),
+    ("year_month", "The year and month"),
+    ("age", "The age in whole years"),
+    ("age_band", "An age band"),
+)
+OUTPUT_NAME = TreatmentSetting(
+    "as", "Column name in the file", "name", help="Leave empty to keep the element's own name."
+)
+# The settings each treatment takes, in the order the form shows them (every treatment but drop also
+# takes OUTPUT_NAME). Parameters not listed (the link-token sources) are kept as the agreement has them.
+TREATMENT_SETTINGS: dict[str, tuple[TreatmentSetting, ...]] = {
+    "generalize_date": (
+        TreatmentSetting("to", "Keep", "choice", True, DATE_PRECISIONS),
+        TreatmentSetting("reference_date", "Age on", "date",
+                         help="The day ages are counted at (default: the day the data are prepared)."),
+        TreatmentSetting("edges", "Age bands start at", "ranges", help="For an age band: e.g. 0, 5, 14, 18."),
+    ),
+    "bucket": (
+        TreatmentSetting("edges", "Ranges start at", "ranges", True,
+                         help="Each number starts a range that ends where the next starts: 0, 1, 2, 3, 4.5."),
+        TreatmentSetting("bottom", "Everything below is grouped at", "number"),
+        TreatmentSetting("top", "Everything above is grouped at", "number"),
+    ),
+    "date_shift": (
+        TreatmentSetting("max_days", "Move by at most (days)", "count", help="Default: 30 days."),
+    ),
+    "zip3": (
+        TreatmentSetting("min_count", "Blank areas with fewer people than", "count",
+                         help="Default: 20,000 (HIPAA Safe Harbor)."),
+    ),
+    "recode_rare": (
+        TreatmentSetting("min_count", "Group values seen fewer times than", "count", True),
+        TreatmentSetting("other", "Show them as", "text", help="Default: Other."),
+    ),
+    "record_code": (
+        TreatmentSetting("namespace", "Code family", "text",
+                         help="Elements with the same code family get the same code for the same student."),
+    ),
+}
+
+
+def treatment_settings(treatment: str) -> tuple[TreatmentSetting, ...]:
+    """What the form asks for a treatment (its own settings, then the column name)."""
+    own = TREATMENT_SETTINGS.get(treatment, ())
+    return own if treatment == "drop" else (*own, OUTPUT_NAME)
+
+
+def keep_settings(treatment: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that still apply when an element's treatment changes to ``treatment`` (the column
+    name always; a date's precision does not carry over to ranges)."""
+    from agreements._agreement import TREATMENT_PARAMETERS
+
+    required, optional = TREATMENT_PARAMETERS.get(treatment, (frozenset(), frozenset()))
+    allowed = set(required) | set(optional) | ({"as"} if treatment != "drop" else set())
+    return {k: v for k, v in params.items() if k in allowed}
+
+
+def settings_summary(treatment: str, params: Mapping[str, Any]) -> str:
+    """A treatment's settings in a few words for the form's cell ("Year → birth_year"); the whole
+    sentence is ``describe_treatment``."""
+    p = dict(params)
+    name = p.pop("as", None)
+    words = ""
+    if treatment == "generalize_date":
+        words = {"year": "Year", "year_month": "Year and month", "age": "Age", "age_band": "Age bands"}.get(
+            str(p.get("to")), ""
+        )
+    elif treatment == "bucket" and isinstance(p.get("edges"), list):
+        words = f"{max(0, len(p['edges']) - 1)} ranges"
+    elif treatment in ("recode_rare", "zip3") and p.get("min_count"):
+        words = f"Under {p['min_count']:,}"
+    elif treatment == "date_shift" and p.get("max_days"):
+        words = f"Up to {p['max_days']} days"
+    elif treatment == "record_code" and p.get("namespace"):
+        words = str(p["namespace"])
+    parts = [w for w in (words, f"→ {name}" if name else "") if w]
+    return " ".join(parts) if parts else ("Settings…" if treatment_settings(treatment) else "")
+
+
 def describe_treatment(treatment: str, params: Mapping[str, Any]) -> str:
     """A treatment in the analyst's words (what happened to the values in the file)."""
     p = dict(params)

@@ -125,6 +125,15 @@ def walk(
                 agreements.new_agreement()
                 agreements.form.add_library_elements(["birth_date", "race", "sex", "zip"])
                 shot(f"district-{row + 1:02d}-agreement-form", window)
+                form = agreements.form
+                box = form.elements.parentWidget()
+                top = box.mapTo(form.scroll.widget(), box.rect().topLeft()).y()
+                form.scroll.verticalScrollBar().setValue(top)
+                shot(f"district-{row + 1:02d}-agreement-form-elements", window)
+                dialog = form.settings_dialog(form.element_names().index("birth_date"))
+                dialog.show()
+                shot(f"district-{row + 1:02d}-agreement-settings", dialog)
+                dialog.close()
                 agreements.show_list()
             window.close()
     return report

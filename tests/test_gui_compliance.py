@@ -294,10 +294,41 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     problem = form.validate()
     assert problem.field == "elements" and "birth_date" in problem.message
     treatment.setCurrentIndex(treatment.findData("generalize_date"))
-    form.elements.item(row, 3).setText("to")  # malformed parameters: a sentence, not a traceback
-    assert "name=value" in form.validate().message
-    form.elements.item(row, 3).setText("to=year; as=birth_year")
+    # Settings are widgets, never name=value text: the date's precision from a list, ranges in a table.
+    form.set_params(row, {})
+    dialog = form.settings_dialog(row)
+    precision = dialog.widgets["to"]
+    assert [precision.itemText(i) for i in range(precision.count())] == [
+        "The year", "The year and month", "The age in whole years", "An age band"]
+    precision.setCurrentIndex(precision.findData("age_band"))
+    bands = dialog.widgets["edges"]
+    for value in ("0", "5", "14"):
+        bands.add(value)
+    dialog.widgets["as"].setText("age_band")
+    assert dialog.params() == {"to": "age_band", "edges": [0, 5, 14], "as": "age_band"}
+    bands.add("3")  # out of order: one sentence in the dialog, nothing taken
+    dialog._accept()
+    assert "Row 4 (3) must be larger" in dialog.message.text() and dialog.result() == 0
+    form.set_params(row, {"to": "year", "as": "birth_year"})
+    assert form.elements.cellWidget(row, 3).text() == "Year → birth_year"
+    tip = form.elements.cellWidget(row, 3).toolTip()
+    assert tip.startswith("Generalized to the year; the column is called")
     assert form.validate() is None
+    # Another treatment keeps the column name and drops what no longer applies.
+    treatment.setCurrentIndex(treatment.findData("date_shift"))
+    assert form.params_of(row) == {"as": "birth_year"}
+    treatment.setCurrentIndex(treatment.findData("generalize_date"))
+    form.set_params(row, {"to": "year", "as": "birth_year"})
+    assert form.validate() is None
+    # FERPA's words explained where they are used (the glossary is the library's).
+    from agreements import GLOSSARY
+
+    assert form.basis.toolTip() == GLOSSARY["legal basis"] and "34 CFR 99.31(a)(6)" in form.basis.toolTip()
+    assert form.redisclosure.toolTip() == GLOSSARY["re-disclosure"]
+    assert form.k.toolTip() == GLOSSARY["k-anonymity"]
+    assert form.elements.horizontalHeaderItem(4).toolTip() == GLOSSARY["could identify"]
+    # Nothing in the form is wider than the window at 800×600 (it scrolls down, never sideways).
+    assert form.scroll.widget().minimumSizeHint().width() <= 520
     # The form covers every field of the schema (a field added to the model must appear here too).
     from agreements._agreement import CodeSet, Contact, Destruction, Element, Policy, Scope, Terms
     from desktop.ui.agreement_form import TREATMENTS

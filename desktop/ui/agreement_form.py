@@ -166,6 +166,165 @@ class ElementPicker(QDialog):
         ]
 
 
+class RangeEditor(QWidget):
+    """Increasing numbers, one per row (where each range or age band starts), with Add and Remove."""
+
+    def __init__(self, name: str, values: list[Any] | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, 1)
+        self.table.setHorizontalHeaderLabels(["Starts at"])
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setAccessibleName(name)
+        self.table.setMinimumHeight(120)
+        for v in values or []:
+            self.add(str(v))
+        add = button("Add", f"Add a row to {name}")
+        add.clicked.connect(lambda: self.add(""))
+        remove = button("Remove", f"Remove the selected row of {name}")
+        remove.clicked.connect(lambda: self.table.removeRow(self.table.currentRow()))
+        buttons = QVBoxLayout()
+        buttons.addWidget(add)
+        buttons.addWidget(remove)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+
+    def add(self, text: str) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.table.setItem(r, 0, QTableWidgetItem(text))
+
+    def values(self) -> list[float | int]:
+        """The numbers in order; ValueError names a row that is not a number or out of order."""
+        out: list[float | int] = []
+        for r in range(self.table.rowCount()):
+            text = (self.table.item(r, 0).text() if self.table.item(r, 0) else "").strip().replace(",", ".")
+            if not text:
+                continue
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValueError(f"Row {r + 1} is not a number: {text}.") from None
+            value: float | int = int(number) if number.is_integer() else number
+            if out and value <= out[-1]:
+                raise ValueError(f"Row {r + 1} ({text}) must be larger than the row above it.")
+            out.append(value)
+        return out
+
+
+class SettingsDialog(QDialog):
+    """A treatment's settings as widgets (agreements.treatment_settings says which): a date's precision
+    from a list, ranges in a table, counts in spin boxes — never ``name=value`` text."""
+
+    def __init__(
+        self, element: str, treatment: str, params: dict[str, Any], parent: QWidget | None = None
+    ) -> None:
+        from agreements import TREATMENT_CHOICES, treatment_settings
+
+        super().__init__(parent)
+        self.setWindowTitle(f"Settings of {element}")
+        self.settings = treatment_settings(treatment)
+        self.kept = {k: v for k, v in params.items() if k not in {s.key for s in self.settings}}
+        self.widgets: dict[str, Any] = {}
+        layout = QVBoxLayout(self)
+        layout.addWidget(paragraph(f"{element}: {TREATMENT_CHOICES.get(treatment, treatment)}."))
+        form = QFormLayout()
+        for setting in self.settings:
+            widget = self._widget(setting, params.get(setting.key))
+            if setting.help:
+                widget.setToolTip(setting.help)
+            self.widgets[setting.key] = widget
+            form.addRow(f"{setting.label}:", widget)
+        layout.addLayout(form)
+        self.message = MessageBar()
+        layout.addWidget(self.message)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _widget(self, setting: Any, value: Any) -> QWidget:
+        name = setting.label
+        if setting.kind == "choice":
+            combo = QComboBox()
+            combo.setAccessibleName(name)
+            if not setting.required:
+                combo.addItem("(not set)", None)
+            for key, words in setting.choices:
+                combo.addItem(words, key)
+            combo.setCurrentIndex(max(0, combo.findData(value)))
+            return combo
+        if setting.kind == "date":
+            box = QGroupBox()
+            box.setCheckable(True)
+            box.setChecked(bool(value))
+            box.setAccessibleName(name)
+            edit = QDateEdit()
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setDate(QDate.fromString(str(value), "yyyy-MM-dd") if value else QDate.currentDate())
+            inner = QHBoxLayout(box)
+            inner.addWidget(edit)
+            box.setProperty("edit", edit)
+            return box
+        if setting.kind == "ranges":
+            return RangeEditor(name, list(value) if isinstance(value, list) else [])
+        if setting.kind == "count":
+            spin = QSpinBox()
+            spin.setRange(0, 10_000_000)
+            spin.setSpecialValueText("default")
+            spin.setValue(int(value) if isinstance(value, int | float) else 0)
+            spin.setAccessibleName(name)
+            return spin
+        line = QLineEdit("" if value is None else str(value))
+        line.setAccessibleName(name)
+        return line
+
+    def params(self) -> dict[str, Any]:
+        """The settings as the agreement stores them (ValueError with a sentence for a bad entry)."""
+        out = dict(self.kept)
+        for setting in self.settings:
+            w = self.widgets[setting.key]
+            value: Any = None
+            if setting.kind == "choice":
+                value = w.currentData()
+            elif setting.kind == "date":
+                value = w.property("edit").date().toString("yyyy-MM-dd") if w.isChecked() else None
+            elif setting.kind == "ranges":
+                value = w.values() or None
+                if value is not None and len(value) < 2:
+                    raise ValueError(f"{setting.label}: give at least two numbers.")
+            elif setting.kind == "count":
+                value = w.value() or None
+            elif setting.kind == "number":
+                text = w.text().strip().replace(",", ".")
+                try:
+                    number = float(text) if text else None
+                except ValueError:
+                    raise ValueError(f"{setting.label}: {text} is not a number.") from None
+                value = None if number is None else (int(number) if number.is_integer() else number)
+            else:
+                value = w.text().strip() or None
+            if value is None and setting.required:
+                raise ValueError(f"{setting.label}: this setting is needed.")
+            if value is not None:
+                out[setting.key] = value
+        return out
+
+    def _accept(self) -> None:
+        try:
+            self.params()
+        except ValueError as exc:
+            self.message.show_error(str(exc))
+            return
+        self.accept()
+
+
 class CodeSetDialog(QDialog):
     """A code set as a table a person edits: its name, then one row per code with its label. (The form
     used to take "Name: CODE=Label; CODE=Label" typed in a cell, which a label holding ";" broke.)"""
@@ -341,6 +500,9 @@ class AgreementForm(QWidget):
         for code, text in LEGAL_BASES.items():
             self.basis.addItem(text, code)
         self.basis.currentIndexChanged.connect(self._basis_changed)
+        # A long citation elides instead of widening the form past 800×600.
+        self.basis.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.basis.setMinimumContentsLength(24)
         self.citation = _line("Citation", "The provision relied on")
         self.purpose = _text_edit("Purpose", 3, "Why the data are disclosed")
         self.activity = _text_edit("Activity", 3, "What the recipient will do with the data")
@@ -361,12 +523,11 @@ class AgreementForm(QWidget):
         self.effective = _date("Effective from")
         self.expires = _date("Expires on")
         self.deadline = _date("Destruction deadline")
-        dates = QHBoxLayout()
-        for label, w in (("In effect from", self.effective), ("until", self.expires)):
-            dates.addWidget(QLabel(label))
-            dates.addWidget(w)
-        dates.addStretch(1)
-        form.addRow("Dates:", dates)
+        # One row each: side by side they made the form wider than the window at 800×600.
+        form.addRow("In effect from:", self.effective)
+        form.addRow("Until:", self.expires)
+        for w in (self.effective, self.expires):
+            w.setMaximumWidth(self.effective.sizeHint().width() + 20)
         self.method = _text_edit("Destruction method", 2, "How recipients destroy the data")
         self.deadline.setMaximumWidth(self.effective.sizeHint().width() + 20)
         form.addRow("Destroy &by:", self.deadline)
@@ -397,10 +558,6 @@ class AgreementForm(QWidget):
             (E_CODES, 130),
         ):
             self.elements.setColumnWidth(c, w)
-        self.elements.horizontalHeaderItem(E_QI).setToolTip(
-            "Ticked: a column that, combined with the other ticked ones, could single out a student "
-            "(birth year, school, ZIP…). Every combination must be shared by at least k students."
-        )
         self.elements.itemChanged.connect(self._changed)
         self.add_library_button = button("Add from &library…", "Add elements from the element library")
         self.add_library_button.clicked.connect(self.pick_elements)
@@ -414,8 +571,8 @@ class AgreementForm(QWidget):
         row.addStretch(1)
         form.addRow(
             paragraph(
-                "Parameters: name=value separated by semicolons (to=year; as=birth_year · edges=0, 1, 2.5). "
-                "Codes: click the cell to list the values and their labels."
+                "Settings: click the cell to choose what is kept (a date's precision, a number's ranges, "
+                "the column's name in the file). Codes: click the cell to list the values and their labels."
             )
         )
         form.addRow(self.elements)
@@ -430,19 +587,19 @@ class AgreementForm(QWidget):
         self.linkage.setAccessibleName("Linkage scope")
         self.linkage.addItem("provider — the token secret stays with each provider", "provider")
         self.linkage.addItem("consortium — providers share it, so records link", "consortium")
-        self.drop_unlisted = QCheckBox("Drop every column that is not in the data dictionary (always)")
+        self.drop_unlisted = QCheckBox("Drop columns not listed here (always)")
+        self.drop_unlisted.setToolTip(
+            "Every column of an extract that is not one of these elements is left out."
+        )
         self.drop_unlisted.setAccessibleName("Drop unlisted columns (always on)")
         self.drop_unlisted.setChecked(True)
         self.drop_unlisted.setEnabled(False)
-        policy = QHBoxLayout()
-        policy.addWidget(QLabel("k-anonymity at least"))
-        policy.addWidget(self.k)
-        policy.addSpacing(16)
-        policy.addWidget(QLabel("smallest reported cell"))
-        policy.addWidget(self.min_cell)
-        policy.addStretch(1)
-        form.addRow("Policy:", policy)
+        # One row each (side by side they widened the form past 800×600).
+        form.addRow("Smallest group (k):", self.k)
+        form.addRow("Smallest reported cell:", self.min_cell)
         form.addRow("Lin&kage:", self.linkage)
+        self.linkage.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.linkage.setMinimumContentsLength(24)
         form.addRow("", self.drop_unlisted)
         col.addWidget(box)
 
@@ -465,16 +622,15 @@ class AgreementForm(QWidget):
 
         # -- general offer
         box, form = self._group("General offer")
-        self.general_offer = QCheckBox("Further partners may join by signing the same terms")
+        self.general_offer = QCheckBox("Others may join on these terms")
         self.general_offer.setAccessibleName("General offer")
         self.join_provider = QCheckBox("as provider")
         self.join_provider.setAccessibleName("Joining partners are providers")
         self.join_recipient = QCheckBox("as recipient")
         self.join_recipient.setAccessibleName("Joining partners are recipients")
         self.general_offer.toggled.connect(self._offer_toggled)
+        form.addRow(self.general_offer)
         join = QHBoxLayout()
-        join.addWidget(self.general_offer)
-        join.addSpacing(16)
         join.addWidget(QLabel("They join:"))
         join.addWidget(self.join_provider)
         join.addWidget(self.join_recipient)
@@ -486,6 +642,7 @@ class AgreementForm(QWidget):
         scroll = scrolling(body)
         self.scroll = scroll
         outer.addWidget(scroll, 1)
+        self.explain_terms()
         self.message = MessageBar()
         self.message.label.setAccessibleName("First problem of the draft")
         outer.addWidget(self.message)
@@ -544,6 +701,38 @@ class AgreementForm(QWidget):
             "join_as": self.general_offer,
             "general_offer": self.general_offer,
         }
+
+    def explain_terms(self) -> None:
+        """Tooltips from the library's glossary on the legal and privacy words of the form (label and
+        field), the legal bases and the "Could identify" column."""
+        from agreements import GLOSSARY, LEGAL_BASES
+
+        by_label = {
+            "legal basis": "legal basis",
+            "citation": "citation",
+            "re-disclosure": "re-disclosure",
+            "destroy by": "destruction",
+            "smallest group (k)": "k-anonymity",
+            "smallest reported cell": "smallest reported cell",
+            "linkage": "linkage",
+            "parties": "authorized representative",
+        }
+        for layout in self.findChildren(QFormLayout):
+            for i in range(layout.rowCount()):
+                label = layout.itemAt(i, QFormLayout.ItemRole.LabelRole)
+                field = layout.itemAt(i, QFormLayout.ItemRole.FieldRole)
+                if label is None or not isinstance(label.widget(), QLabel):
+                    continue
+                key = by_label.get(label.widget().text().replace("&", "").rstrip(":").strip().lower())
+                if key is None:
+                    continue
+                label.widget().setToolTip(GLOSSARY[key])
+                if field is not None and field.widget() is not None:
+                    field.widget().setToolTip(GLOSSARY[key])
+        for i in range(len(LEGAL_BASES)):
+            self.basis.setItemData(i, GLOSSARY["legal basis"], Qt.ItemDataRole.ToolTipRole)
+        self.general_offer.setToolTip(GLOSSARY["general offer"])
+        self.elements.horizontalHeaderItem(E_QI).setToolTip(GLOSSARY["could identify"])
 
     def _group(self, title: str) -> tuple[QGroupBox, QFormLayout]:
         box = QGroupBox(title)
@@ -729,8 +918,6 @@ class AgreementForm(QWidget):
         self, element: dict[str, Any], params: dict[str, Any] | None = None, quasi_identifier: bool = False
     ) -> int:
         """Add an element row."""
-        from agreements import format_parameters
-
         blocked = self.elements.blockSignals(True)
         r = self.elements.rowCount()
         self.elements.insertRow(r)
@@ -748,7 +935,15 @@ class AgreementForm(QWidget):
             combo.setAccessibleName(f"Element {r + 1} {key}")
             combo.currentIndexChanged.connect(self._changed)
             self.elements.setCellWidget(r, c, combo)
-        self.elements.setItem(r, E_PARAMS, QTableWidgetItem(format_parameters(params or {})))
+        settings = QPushButton()
+        settings.setAccessibleName(f"Element {r + 1} settings")
+        settings.clicked.connect(lambda _=False, b=settings: self.edit_settings(b))
+        self.elements.setCellWidget(r, E_PARAMS, settings)
+        self._show_settings(settings, element.get("treatment", "keep"), dict(params or {}))
+        treatment_combo = self.elements.cellWidget(r, E_TREATMENT)
+        treatment_combo.currentIndexChanged.connect(
+            lambda _i, b=settings, c=treatment_combo: self._treatment_changed(b, c)
+        )
         qi = QTableWidgetItem()
         qi.setFlags(
             Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
@@ -765,6 +960,54 @@ class AgreementForm(QWidget):
         self.elements.blockSignals(blocked)
         self._changed()
         return r
+
+    def _show_settings(self, widget: QPushButton, treatment: str, params: dict[str, Any]) -> None:
+        from agreements import describe_treatment, settings_summary
+
+        widget.setProperty("params", params)
+        widget.setText(settings_summary(treatment, params))
+        widget.setEnabled(bool(widget.text()))
+        name = params.get("as")
+        widget.setToolTip(
+            describe_treatment(treatment, {k: v for k, v in params.items() if k != "as"}).capitalize()
+            + (f"; the column is called {name} in the file" if name else "")
+            + ". Click to change."
+        )
+
+    def _treatment_changed(self, widget: QPushButton, combo: QComboBox) -> None:
+        from agreements import keep_settings
+
+        treatment = combo.currentData()
+        self._show_settings(widget, treatment, keep_settings(treatment, self._params(widget)))
+        self._changed()
+
+    @staticmethod
+    def _params(widget: QWidget | None) -> dict[str, Any]:
+        value = widget.property("params") if widget is not None else None
+        return dict(value) if value else {}
+
+    def params_of(self, row: int) -> dict[str, Any]:
+        """Element ``row``'s treatment settings as the agreement stores them."""
+        return self._params(self.elements.cellWidget(row, E_PARAMS))
+
+    def set_params(self, row: int, params: dict[str, Any]) -> None:
+        """Give element ``row`` these settings (what the Settings dialog does on OK)."""
+        treatment = self.elements.cellWidget(row, E_TREATMENT).currentData()
+        self._show_settings(self.elements.cellWidget(row, E_PARAMS), treatment, dict(params))
+        self._changed()
+
+    def settings_dialog(self, row: int) -> SettingsDialog:
+        name = self.elements.item(row, E_NAME).text() or f"element {row + 1}"
+        treatment = self.elements.cellWidget(row, E_TREATMENT).currentData()
+        return SettingsDialog(name, treatment, self.params_of(row), self)
+
+    def edit_settings(self, widget: QPushButton) -> None:
+        for r in range(self.elements.rowCount()):
+            if self.elements.cellWidget(r, E_PARAMS) is widget:
+                dialog = self.settings_dialog(r)
+                if dialog.exec() == QDialog.DialogCode.Accepted:
+                    self.set_params(r, dialog.params())
+                return
 
     def code_set_of(self, row: int) -> dict[str, Any] | None:
         widget = self.elements.cellWidget(row, E_CODES)
@@ -812,9 +1055,7 @@ class AgreementForm(QWidget):
             self._timer.start()
 
     def terms(self) -> dict[str, Any]:
-        """The terms as the widgets hold them (AgreementError for a malformed parameters/code-set cell)."""
-        from agreements import parse_parameters
-        from agreements.errors import AgreementError
+        """The terms as the widgets hold them."""
 
         parties = []
         for r in range(self.parties.rowCount()):
@@ -837,11 +1078,8 @@ class AgreementForm(QWidget):
         elements, params, qis = [], {}, []
         for r in range(self.elements.rowCount()):
             name = self.elements.item(r, E_NAME).text().strip()
-            try:
-                p = parse_parameters(self.elements.item(r, E_PARAMS).text())
-                code_set = self.code_set_of(r)
-            except AgreementError as exc:
-                raise AgreementError(f"Element {name or r + 1}: {exc}") from None
+            p = self.params_of(r)
+            code_set = self.code_set_of(r)
             elements.append(
                 {
                     "name": name,
