@@ -401,9 +401,27 @@ def verdict_notes(verdict: AuditVerdict) -> list[str]:
     return [f"{note[0].upper()}{note[1:]}." for note in verdict.warnings]
 
 
-def verify_log(vault: Vault) -> AuditVerdict:
-    """Verify the vault's own log and record the check (``audit.verify``), as `audit verify` does."""
-    verdict = vault.audit.verify()
+def verify_log(vault: Vault, checkpoint: str | os.PathLike[str] | None = None) -> AuditVerdict:
+    """Verify the vault's own log and record the check (``audit.verify``) — `audit verify` and the app's
+    Audit screen both call this. With ``checkpoint`` (a checkpoint file we signed earlier), the log must
+    also still hold what it did then; a checkpoint that cannot be read or checked is recorded
+    (``audit.verify.refused``) and raised as AuditError."""
+    from agreements.errors import AuditError
+
+    if checkpoint is None:
+        verdict = vault.audit.verify()
+    else:
+        name = Path(checkpoint).name
+        try:
+            text = Path(checkpoint).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AuditError(f"Cannot read the checkpoint file {checkpoint}.") from exc
+        try:
+            verdict = vault.audit.verify_against_checkpoint(text)
+        except AuditError as exc:
+            vault.audit.append("audit.verify.refused", details={"file": name, "reason": str(exc)})
+            reason = str(exc).removeprefix("The checkpoint ").rstrip(".")
+            raise AuditError(f"The checkpoint file {name} {reason}.", exc.hint) from exc
     vault.audit.append(
         "audit.verify",
         details={"ok": verdict.ok, "entries": verdict.entries, "first_bad": verdict.first_bad},

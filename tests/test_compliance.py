@@ -314,3 +314,26 @@ def test_cli_audit_disclosures(pair, run_cli, monkeypatch):
 
     pair_reopened = Vault.open(path, PASS)  # the fixture closes it again
     monkeypatch.setattr(pair[0], "close", pair_reopened.close)
+
+
+def test_verify_log_is_the_one_verify_workflow_with_a_checkpoint(tmp_path, run_cli, monkeypatch):
+    """`audit verify --checkpoint` is the library's verify_log (the CLI no longer re-implements it):
+    a good checkpoint verifies and is recorded, a bad one is refused and recorded as refused."""
+    from agreements import AuditError, Vault, create_identity, verify_log
+
+    path = tmp_path / "v.vault"
+    with Vault.create(path, "tidal mango quarry lantern") as vault:
+        create_identity(vault, "Lakeview USD", "district")
+        checkpoint = tmp_path / "head.checkpoint"
+        checkpoint.write_text(vault.audit.checkpoint(), encoding="utf-8")
+        verdict = verify_log(vault, checkpoint=checkpoint)
+        assert verdict.ok
+        bad = tmp_path / "bad.checkpoint"
+        bad.write_text("not a checkpoint", encoding="utf-8")
+        with pytest.raises(AuditError, match=r"The checkpoint file bad\.checkpoint is malformed"):
+            verify_log(vault, checkpoint=bad)
+        actions = [e.action for e in vault.audit.entries()][-2:]
+        assert actions == ["audit.verify", "audit.verify.refused"]
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", "tidal mango quarry lantern")
+    code, out, _ = run_cli("--vault", path, "audit", "verify", "--checkpoint", checkpoint)
+    assert code == 0 and "The audit log verifies" in out

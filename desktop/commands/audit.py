@@ -80,23 +80,10 @@ def _report(verdict, what: str, args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.bundle:
         return _verify_bundle(args)
+    from agreements import verify_log
+
     with open_vault(args) as vault:
-        if args.checkpoint:
-            text = _read_text(args.checkpoint, "checkpoint")
-            try:
-                verdict = vault.audit.verify_against_checkpoint(text)
-            except AuditError as exc:
-                vault.audit.append(
-                    "audit.verify.refused", details={"file": Path(args.checkpoint).name, "reason": str(exc)}
-                )
-                reason = str(exc).removeprefix("The checkpoint ").rstrip(".")
-                raise AuditError(f"The checkpoint file {Path(args.checkpoint).name} {reason}.") from exc
-        else:
-            verdict = vault.audit.verify()
-        vault.audit.append(
-            "audit.verify",
-            details={"ok": verdict.ok, "entries": verdict.entries, "first_bad": verdict.first_bad},
-        )
+        verdict = verify_log(vault, checkpoint=args.checkpoint)  # the library's workflow, audited there
         partners = partner_log_problems(vault)
     code = _report(verdict, "The audit log", args)
     if not getattr(args, "json", False):
@@ -189,8 +176,3 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_text(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditError(f"Cannot read the {what} file {path}.") from exc
