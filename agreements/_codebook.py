@@ -289,6 +289,27 @@ def build_codebook(
     return Codebook(title=title, rows=rows, about=list(about))
 
 
+def code_labels(agreement: Agreement) -> dict[str, dict[str, str]]:
+    """The labels of the codes in each column an agreement releases: {column in the file: {code:
+    label}} for the elements with a code set (race 700 -> "White"), so a screen that shows codes can
+    say what they mean."""
+    elements = {e.name: e for e in dictionary_elements(agreement.body.get("elements") or [])}
+    out: dict[str, dict[str, str]] = {}
+    for name, spec in agreement.element_treatments().items():
+        el = elements.get(name)
+        if el is None or not el.code_set or spec.get("as") is None:
+            continue
+        out[str(spec["as"])] = {str(c.code): str(c.label) for c in el.code_set}
+    return out
+
+
+def code_with_label(code: object, labels: Mapping[str, str]) -> str:
+    """A code as a screen shows it: "700 — White" when its label is known, else the code."""
+    text = "" if code is None else str(code)
+    label = labels.get(text)
+    return f"{text} — {label}" if label and label != text else text
+
+
 def agreement_codebook(agreement: Agreement) -> Codebook:
     """The codebook of an agreement's data dictionary and de-identification policy."""
     elements = dictionary_elements(agreement.body.get("elements") or [])

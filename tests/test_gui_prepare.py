@@ -162,6 +162,8 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     values = {prep.recodes.item(r, 0).text(): prep.recodes.cellWidget(r, 1).currentData()
               for r in range(prep.recodes.rowCount())}
     assert values == {"Female": "F", "Male": "M"}
+    # The shared codes are offered with their labels, not as bare codes.
+    assert prep.recodes.cellWidget(0, 1).currentText() in ("F — Female", "M — Male")
     # The clerk decides the notes column does not leave.
     prep.set_element("Counselor Notes", None)
     assert prep.current_mapping()["Counselor Notes"] is None
@@ -189,7 +191,12 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert all(after.cell(r, after_cols.index("notes")) in (None, "") for r in range(60))
     code_col, sex_col = after_cols.index("student_code"), after_cols.index("sex")
     assert after.data(after.index(0, code_col), Qt.BackgroundRole) is not None  # changed: highlighted
-    assert after.data(after.index(0, sex_col)) in ("M", "F", "")  # recoded from Male/Female
+    assert after.cell(0, sex_col) in ("M", "F", "")  # recoded from Male/Female
+    # Codes are shown with their labels ("700 — White"); the cell itself keeps the code.
+    shown_sex = {after.data(after.index(r, sex_col)) for r in range(60)} - {""}
+    assert shown_sex <= {"M — Male", "F — Female"} and shown_sex
+    race_col = after_cols.index("race")
+    assert any(" — " in (after.data(after.index(r, race_col)) or "") for r in range(60))
     assert before.data(before.index(0, 0)) == "1000000000"
     assert "60 rows" in prep.preview_note.text()
     # The tables crossed through shared memory, already unlinked: nothing is left behind by name.

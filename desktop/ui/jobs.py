@@ -280,7 +280,12 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
         "rows": table.num_rows,
         "columns": table.column_names,
         "elements": [
-            {"name": el.name, "treatment": t.treatment, "codes": sorted(el.codes)}
+            {
+                "name": el.name,
+                "treatment": t.treatment,
+                "codes": sorted(el.codes),
+                "labels": {str(c.code): str(c.label) for c in el.code_set},
+            }
             for el, t in zip(elements, agreement.terms.elements, strict=True)
         ],
         "suggestions": suggested,
@@ -393,10 +398,13 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
 
     profile_columns = dict(get_profile(ctx.vault, profile_name).columns)
     sources = _sources(rep, table.column_names, profile_columns)
+    from agreements import code_labels
+
     return {
         "before": before,
         "after": after,
         "sources": sources,
+        "code_labels": code_labels(run.agreement),
         "rows_in": rep.get("rows_in", table.num_rows),
         "rows_out": rep.get("rows_out", out_table.num_rows),
         "columns_out": out_table.column_names,

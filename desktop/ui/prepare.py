@@ -544,6 +544,8 @@ class PrepareScreen(QWidget):
         raise KeyError(column)
 
     def _show_recodes(self, row: int) -> None:
+        from agreements import code_with_label
+
         self._store_recodes()
         self.recodes.setRowCount(0)
         self._recode_column = None
@@ -552,6 +554,7 @@ class PrepareScreen(QWidget):
         column = self.mapping.item(row, 0).text()
         element = self.current_mapping().get(column)
         codes = next((e["codes"] for e in self.inspection["elements"] if e["name"] == element), [])
+        labels = next((e.get("labels", {}) for e in self.inspection["elements"] if e["name"] == element), {})
         values = self.inspection["values"].get(column, [])
         if not element or not codes:
             self.recodes_note.setText("Select a column mapped to a coded element to translate its values.")
@@ -570,7 +573,7 @@ class PrepareScreen(QWidget):
             combo.setAccessibleName(f"Code for value {value}")
             combo.addItem(KEEP_VALUE, None)
             for code in codes:
-                combo.addItem(code, code)
+                combo.addItem(code_with_label(code, labels), code)  # "700 — White", not "700"
             pick = chosen.get(value, suggested.get(value))
             if pick is not None:
                 combo.setCurrentIndex(max(0, combo.findData(pick)))
@@ -681,6 +684,7 @@ class PrepareScreen(QWidget):
         self.after_model.set_table(after.table)
         changed = changed_predicate(self.before_model, self.after_model, result["sources"])
         self.after_model.set_changed(changed)
+        self.after_model.set_labels(result.get("code_labels", {}))  # codes with what they mean
         names = after.table.column_names
         marked = {(f["row"], names.index(f["column"])) for f in result["residual"] if f["column"] in names}
         self.after_model.mark(marked)

@@ -41,6 +41,7 @@ class ArrowTableModel(QAbstractTableModel):
         self._cache: OrderedDict[tuple[int, int], list[Any]] = OrderedDict()
         self._changed: Callable[[int, int], bool] | None = None
         self._marked: set[tuple[int, int]] = set()
+        self._labels: dict[int, dict[str, str]] = {}  # column -> {code: label}
         self._changed_brush = QColor()
         self._finding_brush = QColor()
         self.refresh_colours()
@@ -53,8 +54,14 @@ class ArrowTableModel(QAbstractTableModel):
         self._table = table
         self._cache.clear()
         self._marked.clear()
+        self._labels = {}
         self._changed = None
         self.endResetModel()
+
+    def set_labels(self, labels: dict[str, dict[str, str]]) -> None:
+        """Show the codes of these columns with their labels ("700 — White"), by column name."""
+        names = self._table.column_names if self._table is not None else []
+        self._labels = {names.index(c): dict(v) for c, v in labels.items() if c in names}
 
     def table(self) -> Any:
         """The table shown."""
@@ -116,6 +123,10 @@ class ArrowTableModel(QAbstractTableModel):
                 if self._changed and self._changed(row, col):
                     return "Changed by de-identification."
                 return None
+            if col in self._labels:
+                from agreements import code_with_label
+
+                return code_with_label(text, self._labels[col])
             return text
         if role == Qt.ItemDataRole.BackgroundRole:
             if (row, col) in self._marked:
