@@ -87,6 +87,34 @@ def test_first_run_creates_vault_identity_and_shows_fingerprint(qtbot, tmp_path,
     assert PASSPHRASE not in settings_text and "geometry" in settings_text
 
 
+def test_wrong_passphrase_message_is_whole_at_the_smallest_window(qtbot, tmp_path, session_factory):
+    """Issue 17's bug: the wrong-passphrase message was cut off. With a long vault path, at the window's
+    smallest size, the message shows every word: the label has the lines its text needs and no visible
+    button or label of the window is clipped."""
+    from agreements import Vault, create_identity
+    from desktop.screenshots import clipped
+    from desktop.ui.main_window import MainWindow
+
+    folder = tmp_path / ("district-data-" * 4) / "pathshare vaults for the dual enrollment study"
+    folder.mkdir(parents=True)
+    vault_path = folder / "lakeview-unified-school-district.vault"
+    with Vault.create(vault_path, PASSPHRASE) as vault:
+        create_identity(vault, "Valley College", "college")
+    window = MainWindow(session_factory(vault_path))
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(window.minimumSize())
+    qtbot.keyClicks(window.unlock.passphrase, "not the passphrase at all")
+    qtbot.keyClick(window.unlock.passphrase, Qt.Key_Return)
+    label = window.unlock.message.label
+    qtbot.waitUntil(lambda: label.isVisible() and label.height() >= label.heightForWidth(label.width()),
+                    timeout=2_000)
+    assert str(vault_path) in label.text().replace("\u200b", "")
+    assert label.height() >= label.heightForWidth(label.width()) > label.fontMetrics().height()
+    assert label.geometry().right() <= window.unlock.width()
+    assert clipped(window) == []
+
+
 def test_wrong_passphrase_is_a_message_in_the_window(qtbot, tmp_path, session_factory):
     from agreements import Vault, create_identity
     from desktop.ui.main_window import MainWindow
