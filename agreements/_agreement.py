@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -34,6 +34,7 @@ from pydantic import (
     ValidationError,
 )
 
+from agreements._clock import utc_text
 from agreements._signing import (
     canonical_json,
     load_public_key,
@@ -362,9 +363,6 @@ def _check_policy(terms: Terms, bad: str) -> None:
 # Records that travel beside the terms
 
 
-def _now_text(now: datetime | None) -> str:
-    now = now or datetime.now(UTC)
-    return now.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -658,7 +656,7 @@ class Agreement:
             )
         if self.signed_by(party.fingerprint):
             return self
-        sig = Signature(party.fingerprint, pub, _now_text(now), sign_document(key, self.body))
+        sig = Signature(party.fingerprint, pub, utc_text(now), sign_document(key, self.body))
         return _replace(self, signatures=(*self.signatures, sig))
 
     def _check_signature(self, s: Signature, source: str) -> None:
@@ -701,7 +699,7 @@ class Agreement:
             raise AgreementError("A termination needs a reason.")
         if not self.signatures:
             raise AgreementError(f"Agreement {self.id} is an unsigned draft; there is nothing to terminate.")
-        rec = Termination(self.id, self.sha256, party.fingerprint, pub, _now_text(now), reason.strip(), "")
+        rec = Termination(self.id, self.sha256, party.fingerprint, pub, utc_text(now), reason.strip(), "")
         rec = _replace(rec, signature=sign_document(key, rec.payload()))
         return _replace(self, terminations=(*self.terminations, rec))
 
@@ -731,7 +729,7 @@ class Agreement:
         age_recipient, authorized_representative); its signing key must be ``key``'s.
         """
         entry = dict(party)
-        rec = Joinder(self.id, self.sha256, entry, _now_text(now), "")
+        rec = Joinder(self.id, self.sha256, entry, utc_text(now), "")
         rec = _replace(rec, signature=sign_document(key, rec.payload()))
         if entry.get("signing_key") != public_key_b64(key):
             raise AgreementError("A partner joins a general offer with its own signing key.")

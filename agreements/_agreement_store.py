@@ -29,6 +29,7 @@ from agreements._agreement import (
     load_json,
     parse_agreement,
 )
+from agreements._clock import utc_now
 from agreements.errors import AgreementError
 from deid.errors import PathShareError
 
@@ -174,12 +175,6 @@ def _store(conn: Any, a: Agreement, *, authored: bool, now: str) -> None:
             now,
         ),
     )
-
-
-def _now() -> str:
-    from agreements._audit import utc_now
-
-    return utc_now()
 
 
 def _check_known_party(vault: Vault, me: Card, party: Mapping[str, Any], where: str) -> None:
@@ -451,7 +446,7 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
                     f"remove the id from {source} to draft a new one, "
                     "or use `pathshare agreement amend`."
                 )
-            _store(conn, a, authored=True, now=_now())
+            _store(conn, a, authored=True, now=utc_now())
             vault.audit.append(
                 "agreement.created",
                 agreement=a.id,
@@ -533,7 +528,7 @@ def sign_agreement(
         if signed is a:
             return a
         with vault.transaction() as conn:
-            _store(conn, signed, authored=False, now=_now())
+            _store(conn, signed, authored=False, now=utc_now())
             vault.audit.append(
                 "agreement.signed",
                 agreement=aid,
@@ -656,7 +651,7 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
             merged = incoming
         new_sigs = [s for s in merged.signatures if held is None or not held.signed_by(s.signer_fingerprint)]
         with vault.transaction() as conn:
-            _store(conn, merged, authored=False, now=_now())
+            _store(conn, merged, authored=False, now=utc_now())
             vault.audit.append(
                 "agreement.imported",
                 agreement=merged.id,
@@ -744,7 +739,7 @@ def amend_agreement(
         with vault.transaction() as conn:
             if replace:
                 conn.execute("DELETE FROM agreements WHERE id = ? AND version = ?", (aid, latest.version))
-            _store(conn, a, authored=True, now=_now())
+            _store(conn, a, authored=True, now=utc_now())
             details = {"version": a.version, "sha256": a.sha256, "previous": a.previous, "source": source}
             if replace:
                 details["replaces_unsigned_draft"] = latest.sha256
@@ -781,7 +776,7 @@ def terminate_agreement(
         ended = a.terminated_by(signing_key(vault), reason, now=now)
         me = _our_card(vault)
         with vault.transaction() as conn:
-            _store(conn, ended, authored=False, now=_now())
+            _store(conn, ended, authored=False, now=utc_now())
             vault.audit.append(
                 "agreement.terminated",
                 agreement=aid,
@@ -833,7 +828,7 @@ def join_agreement(
         }
         joined = a.joined_by(signing_key(vault), entry, now=now)
         with vault.transaction() as conn:
-            _store(conn, joined, authored=False, now=_now())
+            _store(conn, joined, authored=False, now=utc_now())
             vault.audit.append(
                 "agreement.joined",
                 agreement=aid,

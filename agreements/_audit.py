@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agreements._clock import utc_now
 from agreements._merkle import EMPTY_ROOT, Frontier, Tree, leaf_hash, root_of, verify_consistency
 from agreements._signing import canonical_json, load_public_key
 from agreements.errors import AuditError
@@ -63,11 +64,6 @@ _CANONICAL_SQL = (
     "|| ',\"time\":' || json_quote(time) || '}' "
     "FROM audit_log ORDER BY seq"
 )
-
-
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC with microseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -558,7 +558,7 @@ def audit_report_html(
     organization and card fingerprint, the verification verdict, the record of disclosures of pupil
     records (Education Code 49064), counts by action, and the latest ``max_entries`` entries (Qt's page
     layout of a table grows faster than linearly: 500 rows take about 2 s, 2,000 rows 14 s)."""
-    from agreements._audit import utc_now
+    from agreements._clock import utc_now
     from agreements._identity import our_card
 
     card = our_card(vault)

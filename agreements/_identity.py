@@ -11,8 +11,8 @@ from pathlib import Path
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agreements._audit import utc_now
 from agreements._cards import ORG_KINDS, Card, make_card
+from agreements._clock import utc_now
 from agreements._vault import Vault
 from agreements.errors import IdentityError
 

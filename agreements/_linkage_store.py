@@ -31,13 +31,13 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyrage
 
 from agreements._agreement import Agreement
+from agreements._clock import utc_now
 from agreements._signing import b64, canonical_json, sign_document, unb64, verify_document
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected
@@ -71,8 +71,6 @@ class LinkageStatus:
         return self.state in ("created", "held")
 
 
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _our_fingerprint(vault: Vault) -> str:
@@ -144,7 +142,7 @@ def _store(conn: Any, agreement: Agreement, secret: bytes, origin: str, source: 
     conn.execute(
         "INSERT INTO linkage_secrets(agreement_id, version, agreement_sha256, secret, origin, source, "
         "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (agreement.id, agreement.version, agreement.sha256, secret, origin, source, _now()),
+        (agreement.id, agreement.version, agreement.sha256, secret, origin, source, utc_now()),
     )
 
 
@@ -222,7 +220,7 @@ def export_linkage_key(
         "agreement_sha256": agreement.sha256,
         "from": me,
         "to": fingerprint,
-        "created": _now(),
+        "created": utc_now(),
         "ciphertext": b64(pyrage.encrypt(secret, [recipient])),
     }
     signed = {"document": doc, "signature": sign_document(signing_key(vault), doc)}

@@ -34,12 +34,12 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agreements._agreement import Agreement
 from agreements._agreement_store import get_agreement
+from agreements._clock import utc_text
 from agreements._package_store import RECEIVED, get_package
 from agreements._vault import Vault
 from agreements.errors import PackageRejected
@@ -400,7 +400,7 @@ def release_outcomes(
                 f"{min_cell} students in every group.",
             )
     step(0.8, "writing the tables")
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = utc_text()
     labels, names = _labels(agreement, by)
     info = ReleaseInfo(
         title=f"Pathway outcomes — {agreement.title}",

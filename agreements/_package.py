@@ -55,6 +55,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agreements import _agefile
+from agreements._clock import utc_text
 from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
 from agreements.errors import PackageRejected
 from deid import EarlyWriteback, Recorded, atomic_open, check_output_path, parse_json, read_json_file
@@ -297,11 +298,6 @@ def _check_unique(names: Sequence[str], error: type[PathShareError]) -> None:
         seen.add(key)
 
 
-def _utc_text(now: datetime | None) -> str:
-    moment = now or datetime.now(UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------------------ seal
@@ -392,7 +388,7 @@ def seal(
         report_bytes = canonical_json(report)
     except ValueError as exc:
         raise InputError(f"The de-identification report cannot be sealed: {exc}.") from exc
-    created = _utc_text(now)
+    created = utc_text(now)
     mtime = int(datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
     pid = package_id or str(uuid.uuid4())
     _agefile.parse_recipients(recipients)  # fail before any output exists
@@ -1196,7 +1192,7 @@ def make_receipt(
         "manifest_hash": manifest.hash,
         "agreement_id": manifest.agreement_id,
         "recipient": recipient_fingerprint,
-        "time": _utc_text(now),
+        "time": utc_text(now),
         "result": result,
     }
     if reason:
@@ -1247,7 +1243,7 @@ def make_destruction_certificate(
         "manifest_hash": manifest_hash,
         "agreement_id": agreement_id,
         "recipient": recipient_fingerprint,
-        "destroyed_at": _utc_text(destroyed_at),
+        "destroyed_at": utc_text(destroyed_at),
         "method": method,
         "statement": statement,
     }

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agreements._agreement import Agreement
-from agreements._audit import utc_now
+from agreements._clock import utc_now
 from agreements._identity import our_card, signing_key
 from agreements._package import (
     DestructionCertificate,

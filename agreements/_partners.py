@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agreements._audit import utc_now
 from agreements._cards import Card, normalize_fingerprint
+from agreements._clock import utc_now
 from agreements._vault import Vault
 from agreements.errors import PartnerError
 

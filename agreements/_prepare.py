@@ -17,12 +17,13 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from agreements._agreement import Agreement
 from agreements._agreement_store import require_in_force
+from agreements._clock import utc_now
 from agreements._identity import our_card
 from agreements._package_store import output_rule
 from agreements._profiles import map_for_agreement
@@ -556,7 +557,7 @@ def _store_crosswalk(vault: Vault, run: AgreementRun) -> None:
                     f"Another run under agreement {agreement.id} created its release secret at the same "
                     "time; nothing was kept from this one. Run it again."
                 )
-            stamp = _now()
+            stamp = utc_now()
             conn.execute(
                 "INSERT INTO release_secrets(agreement_id, secret, crosswalk, created, updated) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -570,7 +571,7 @@ def _store_crosswalk(vault: Vault, run: AgreementRun) -> None:
         own = bytes(row[0])
         conn.execute(
             "UPDATE release_secrets SET crosswalk = ?, updated = ? WHERE agreement_id = ?",
-            (crosswalk.to_bytes(own), _now(), agreement.id),
+            (crosswalk.to_bytes(own), utc_now(), agreement.id),
         )
 
 
@@ -578,5 +579,3 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "extract"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

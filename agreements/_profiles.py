@@ -13,10 +13,10 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agreements._clock import utc_now
 from deid import read_json_file, write_bytes_atomic
 from deid.errors import PolicyError
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # deid._mapping pulls in pyarrow: imported where used, so `im
 MAX_PROFILE_BYTES = 5_000_000
 
 
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _from_row(document: str, name: str) -> MappingProfile:
@@ -42,7 +40,7 @@ def save_profile(vault: Vault, profile: MappingProfile, *, replace: bool = False
     from deid import MappingProfile
 
     MappingProfile.from_dict(profile.to_dict(), f"the mapping profile '{profile.name}'")  # validate
-    now = _now()
+    now = utc_now()
     with vault.transaction() as conn:
         row = conn.execute("SELECT created FROM mapping_profiles WHERE name = ?", (profile.name,)).fetchone()
         if row and not replace:

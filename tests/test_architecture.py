@@ -140,3 +140,23 @@ def test_all_lists_only_names_that_exist(package):
     missing = [name for name in module.__all__ if not hasattr(module, name)]
     assert missing == []
     assert len(module.__all__) == len(set(module.__all__)), "a name listed twice in __all__"
+
+
+def test_the_trust_layer_reads_the_time_from_its_one_clock():
+    """agreements/_clock.py is the only place that asks the system for the current time (one clock,
+    one format in the vault, one in signed documents); everything else calls utc_now / utc_text."""
+    bad = []
+    for path in _sources("agreements"):
+        if path.name == "_clock.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            clock = isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow")
+            if clock and _names_datetime(node.value):
+                bad.append(_where(path, node.lineno))
+    assert bad == [], "datetime.now outside agreements/_clock.py:\n" + "\n".join(bad)
+
+
+def _names_datetime(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "datetime") or (
+        isinstance(node, ast.Attribute) and node.attr == "datetime"
+    )
