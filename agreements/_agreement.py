@@ -48,11 +48,16 @@ from deid import (
     ELEMENT_TYPES,
     TREATMENT_NAMES,
     TREATMENT_SPECS,
+    PathShareError,
     parameter_problem,
     parse_json,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 added the disclosure-control settings of the policy (sensitive, l, l_kind, t,
+# suppression_limit, hierarchies); version 1 agreements are still read (they take the defaults).
+SCHEMA_VERSIONS = (1, 2)
+V2_POLICY_FIELDS = ("sensitive", "l", "l_kind", "t", "suppression_limit", "hierarchies")
 # Keys of an agreement file that travel with it but are not part of the signed terms.
 UNSIGNED_KEYS = ("signatures", "joinders", "terminations")
 
@@ -198,6 +203,15 @@ class Policy(_Model):
     drop_unlisted: Literal[True]
     linkage_scope: Literal["provider", "consortium"]
     parameters: dict[Name, dict[str, Any]] = {}
+    # Schema version 2: disclosure control (docs/disclosure-control.md).
+    sensitive: list[Name] = []
+    l: Annotated[int, Field(ge=2, le=100)] | None = None  # noqa: E741  (the literature's name)
+    l_kind: Literal["distinct", "entropy"] = "distinct"
+    t: Annotated[float, Field(gt=0, lt=1)] | None = None
+    suppression_limit: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    # element -> {"allow": [level names], "removable": bool} restricting the library's hierarchy, or a
+    # full definition {"kind": ..., "levels": [...]} (e.g. the provider's schools grouped by district)
+    hierarchies: dict[Name, dict[str, Any]] = {}
 
 
 class Destruction(_Model):
@@ -212,9 +226,9 @@ class Contact(_Model):
 
 
 class Terms(_Model):
-    """The signed body of an agreement (schema version 1)."""
+    """The signed body of an agreement (schema versions 1 and 2)."""
 
-    pathshare_agreement: Literal[1]
+    pathshare_agreement: Literal[1, 2]
     id: Annotated[str, AfterValidator(_uuid_text)]
     version: Annotated[int, Field(ge=1)]
     previous: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None
@@ -255,7 +269,9 @@ def _validation_sentence(exc: ValidationError, source: str) -> str:
     if first["type"] == "missing":
         return f"{source} is not a valid agreement: {where} is missing."
     if first["type"] == "extra_forbidden":
-        return f"{source} is not a valid agreement: {where} is not a field of schema version 1."
+        return (
+            f"{source} is not a valid agreement: {where} is not a field of schema version {SCHEMA_VERSION}."
+        )
     if first["type"] == "string_pattern_mismatch" and (first.get("ctx") or {}).get("pattern") == _IDENT:
         msg = "must be a lowercase name of letters, digits and underscores, such as birth_date"
     if where == "policy.drop_unlisted":
@@ -286,6 +302,7 @@ def _check_terms(terms: Terms, source: str) -> None:
         )
     _check_parties(terms, bad)
     _check_policy(terms, bad)
+    _check_disclosure(terms, bad)
 
 
 def _check_parties(terms: Terms, bad: str) -> None:
@@ -357,6 +374,58 @@ def _check_policy(terms: Terms, bad: str) -> None:
                     f"{bad} elements {outputs[out]} and {e.name} would both be written as {out}."
                 )
             outputs[out] = e.name
+
+
+def _check_disclosure(terms: Terms, bad: str) -> None:
+    """The version-2 settings: only in version 2, naming elements, and hierarchies that validate."""
+    policy = terms.policy
+    used = [f for f in V2_POLICY_FIELDS if f in policy.model_fields_set]
+    if terms.pathshare_agreement == 1 and used:
+        raise AgreementError(
+            f"{bad} policy.{used[0]} is not a field of schema version 1 (set pathshare_agreement to 2)."
+        )
+    elements = {e.name: e for e in terms.elements}
+    for name in policy.sensitive:
+        if name not in elements or elements[name].treatment == "drop":
+            raise AgreementError(f"{bad} sensitive element {name} is not an element the release carries.")
+        if name in policy.quasi_identifiers:
+            raise AgreementError(f"{bad} element {name} cannot be both a quasi-identifier and sensitive.")
+    if (policy.l is not None or policy.t is not None) and not policy.sensitive:
+        raise AgreementError(f"{bad} l-diversity and t-closeness need policy.sensitive to name elements.")
+    for name, spec in policy.hierarchies.items():
+        if name not in policy.quasi_identifiers:
+            raise AgreementError(
+                f"{bad} the policy gives a hierarchy for {name}, which is not a quasi-identifier."
+            )
+        try:
+            element_hierarchy(name, spec)
+        except PathShareError as exc:
+            raise AgreementError(f"{bad} {exc.message[0].lower()}{exc.message[1:]}") from None
+
+
+def element_hierarchy(name: str, spec: Mapping[str, Any] | None) -> Any:
+    """The hierarchy of element ``name`` under an agreement's ``policy.hierarchies[name]``: the library's,
+    restricted (``allow``, ``removable``), or the agreement's own definition (``kind`` and ``levels``)."""
+    from deid import Hierarchy, element_library, hierarchy_from_dict
+
+    spec = dict(spec or {})
+    unknown = set(spec) - {"allow", "removable", "kind", "levels"}
+    if unknown:
+        raise AgreementError(
+            f"The hierarchy of element {name} has an unknown setting {sorted(unknown)[0]!r}."
+        )
+    removable = spec.pop("removable", None)
+    if removable is not None and not isinstance(removable, bool):
+        raise AgreementError(f"The hierarchy of element {name}: 'removable' must be true or false.")
+    allow = spec.pop("allow", None)
+    if allow is not None and not (isinstance(allow, list) and all(isinstance(a, str) for a in allow)):
+        raise AgreementError(f"The hierarchy of element {name}: 'allow' must list level names.")
+    if spec:
+        base = hierarchy_from_dict(name, spec)
+    else:
+        element = element_library().get(name)
+        base = element.generalization() if element is not None else Hierarchy(name, "map")
+    return base.restricted(allow, removable)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -475,10 +544,10 @@ class Agreement:
             raise AgreementError(
                 f"{source} is not a PathShare agreement (it has no pathshare_agreement field)."
             )
-        if version != SCHEMA_VERSION:
+        if version not in SCHEMA_VERSIONS:
             raise AgreementError(
                 f"{source} uses agreement schema version {version!r}, which this PathShare does not know "
-                f"(it reads version {SCHEMA_VERSION})."
+                f"(it reads versions {', '.join(str(v) for v in SCHEMA_VERSIONS)})."
             )
         try:
             canonical_json(body)
@@ -781,6 +850,28 @@ class Agreement:
             }
         return out
 
+    def disclosure(self, outputs: Mapping[str, str | None] | None = None) -> Any:
+        """The policy's disclosure-control settings for the engine (deid.Disclosure), keyed by output
+        column names (``outputs``: element -> output name, default from the policy's "as")."""
+        from deid import Disclosure
+
+        treat = self.element_treatments()
+        names = outputs or {e: t["as"] for e, t in treat.items()}
+        policy = self.terms.policy
+        hierarchies = {}
+        for element in policy.quasi_identifiers:
+            out = names.get(element)
+            if out:
+                hierarchies[out] = element_hierarchy(element, policy.hierarchies.get(element))
+        return Disclosure(
+            hierarchies=hierarchies,
+            sensitive=tuple(names[s] for s in policy.sensitive if names.get(s)),
+            l=policy.l,
+            l_kind=policy.l_kind,
+            t=policy.t,
+            suppression_limit=policy.suppression_limit,
+        )
+
     # ---- files
 
     def to_document(self) -> dict[str, Any]:
@@ -866,8 +957,8 @@ def agreement_json_schema() -> dict[str, Any]:
     schema = Terms.model_json_schema(mode="validation")
     text = {"type": "string", "minLength": 1}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://pathshare.example/schemas/agreement-1.json"
-    schema["title"] = "PathShare data-sharing agreement, schema version 1"
+    schema["$id"] = f"https://pathshare.example/schemas/agreement-{SCHEMA_VERSION}.json"
+    schema["title"] = f"PathShare data-sharing agreement, schema version {SCHEMA_VERSION}"
     schema["properties"]["signatures"] = {
         "type": "array",
         "items": {

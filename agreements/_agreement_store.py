@@ -600,7 +600,7 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
     with _refusals(vault, "import"):
         data = _read_file(p)
         doc = load_json(data, p.name)
-        if isinstance(doc, dict) and doc.get("pathshare_agreement") == 1 and not doc.get("signatures"):
+        if isinstance(doc, dict) and doc.get("pathshare_agreement") in (1, 2) and not doc.get("signatures"):
             # Say this before any schema detail: an unsigned draft is the likely mistake here.
             raise AgreementError(
                 f"{p.name} carries no signature; ask the sender to sign the agreement before exporting it "

@@ -95,7 +95,10 @@ class PreparedPackage:
             if r.quasi_identifiers
             else "the agreement names no quasi-identifiers to check"
         )
-        if r.suppressed_cells:
+        disclosure = getattr(r, "disclosure", None)
+        if disclosure:
+            k_text += "; " + " ".join(disclosure.get("sentences") or []).rstrip(".")
+        elif r.suppressed_cells:
             k_text += f"; {r.suppressed_cells:,} cells were blanked to get there"
         return (
             f"Package {self.sealed.manifest.package_id} is sealed in {self.path.name}.\n"
@@ -366,7 +369,8 @@ def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agre
 @dataclass(frozen=True)
 class SealingProblem:
     """One reason an output may not be sealed under its agreement. ``kind``: ``columns`` (a column the
-    agreement does not list), ``k`` (groups smaller than the agreement's k), ``residual`` (identifying
+    agreement does not list), ``k`` (groups smaller than the agreement's k), ``suppression``, ``l`` or
+    ``t`` (the disclosure search's result short of the agreement), ``residual`` (identifying
     text left) or ``unchecked_text`` (notes that cannot be checked for the students' own names)."""
 
     kind: str
@@ -379,8 +383,13 @@ def sealing_problems(
     """Every reason the output (its ``columns`` and de-identification ``report``) may not leave under
     ``agreement`` — the one sealing gate: ``prepare`` refuses on the first, the app's preview lists
     them all and keeps sealing disabled while there is any. Empty: it may be sealed."""
+    from deid import SUPPRESSED_COLUMN
+
     problems: list[SealingProblem] = []
     allowed = {r.output_name for r in policy.rules if r.treatment != "drop"}
+    disclosure = getattr(report, "disclosure", None)
+    if disclosure:
+        allowed.add(SUPPRESSED_COLUMN)  # says which rows had their quasi-identifiers withheld
     extra = [c for c in columns if c not in allowed]
     if extra:
         problems.append(
@@ -401,6 +410,8 @@ def sealing_problems(
                 "k", f"k-anonymity is {report.k_achieved} but agreement {agreement.id} requires {k_required}"
             )
         )
+    if disclosure:
+        problems.extend(_disclosure_problems(agreement, disclosure))
     findings = report.residual_findings
     if findings or report.residual_findings_total:
         total = report.residual_findings_total or len(findings)
@@ -428,6 +439,51 @@ def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) ->
     problems = sealing_problems(agreement, policy, columns, report)
     if problems:
         raise CheckFailed(f"{problems[0].message}; nothing was sealed.")
+
+
+def _disclosure_problems(agreement: Agreement, result: dict[str, Any]) -> list[SealingProblem]:
+    """What the agreement requires of the disclosure search's result (deid.DisclosureResult), as measured
+    on the output: k over the released rows, suppression within the limit, l and t per sensitive element."""
+    policy = agreement.terms.policy
+    out: list[SealingProblem] = []
+    k_got = result.get("k_achieved")
+    if k_got is not None and k_got < policy.k:
+        out.append(
+            SealingProblem("k", f"k-anonymity is {k_got} but agreement {agreement.id} requires {policy.k}")
+        )
+    limit = policy.suppression_limit
+    rows = max(1, int(result.get("rows") or 0))
+    if result.get("rows_suppressed", 0) > limit * rows + 1e-9:
+        out.append(
+            SealingProblem(
+                "suppression",
+                f"{result['rows_suppressed']:,} of {rows:,} students were withheld, more than agreement "
+                f"{agreement.id} allows ({limit:.0%})",
+            )
+        )
+    for name in policy.sensitive:
+        column = agreement.element_treatments()[name]["as"]
+        if policy.l is not None:
+            got = (result.get("l_achieved") or {}).get(column)
+            if got is None or got < policy.l:
+                out.append(
+                    SealingProblem(
+                        "l",
+                        f"{column} shows {got} different value(s) in some group of students, but agreement "
+                        f"{agreement.id} requires {policy.l} ({policy.l_kind} l-diversity)",
+                    )
+                )
+        if policy.t is not None:
+            got_t = (result.get("t_achieved") or {}).get(column)
+            if got_t is None or got_t > policy.t + 1e-9:
+                out.append(
+                    SealingProblem(
+                        "t",
+                        f"{column} differs by {got_t} from the whole release in some group of students, but "
+                        f"agreement {agreement.id} allows at most t = {policy.t}",
+                    )
+                )
+    return out
 
 
 _ROWS_NAMED = 10  # row numbers named per kind and column in a refusal

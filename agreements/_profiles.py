@@ -219,6 +219,8 @@ def map_for_agreement(
         treatments=agreement.element_treatments(),
         k=agreement.terms.policy.k,
         name=f"agreement {agreement.id}'s policy",
+        # every agreement's release goes through the disclosure-control search (deid/_disclosure.py)
+        disclosure=agreement.disclosure(),
     )
     vault.audit.append(
         "mapping.apply",

@@ -36,6 +36,15 @@ _LAZY = {
     "deid._policy": ("ColumnRule", "Policy", "load_policy"),
     "deid._report": ("ColumnReport", "DeidReport", "ResidualFinding", "describe_kinds"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
+    "deid._hierarchy": ("Hierarchy", "hierarchy_from_dict"),
+    "deid._disclosure": (
+        "SUPPRESSED_COLUMN",
+        "Disclosure",
+        "DisclosureResult",
+        "candidate_sentence",
+        "protect",
+        "risk_measures",
+    ),
     "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "padding_key_path",
                       "save_crosswalk"),
     "deid._treatments": ("TREATMENTS", "Treatment", "TreatmentContext", "make_treatment",
@@ -158,6 +167,18 @@ __all__ += [
     "suggest_mapping",
     "suggest_recodes",
     "validate",
+]
+
+# Disclosure control: generalization hierarchies and the search (deid/_hierarchy.py, deid/_disclosure.py).
+__all__ += [
+    "SUPPRESSED_COLUMN",
+    "Disclosure",
+    "DisclosureResult",
+    "Hierarchy",
+    "candidate_sentence",
+    "hierarchy_from_dict",
+    "protect",
+    "risk_measures",
 ]
 
 # Linkage across partners (deid/_linkage.py).

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from deid._hierarchy import Hierarchy, hierarchy_from_dict
 from deid._jsonread import read_json_file
 from deid.errors import PolicyError
 
@@ -69,6 +70,14 @@ class Element:
     # (deid._idshape); ``repair`` "zfill" pads values that lost their leading zeros instead of refusing.
     digits: int = 0
     repair: str = ""
+    # How a quasi-identifier can be made coarser (deid/_hierarchy.py); {} when only removal is possible.
+    hierarchy: Mapping[str, Any] = field(default_factory=dict)
+
+    def generalization(self) -> Hierarchy:
+        """The element's validated generalization hierarchy (only ``removed`` when it defines none)."""
+        if not self.hierarchy:
+            return Hierarchy(self.name, "map")
+        return hierarchy_from_dict(self.name, self.hierarchy)
 
     @property
     def codes(self) -> frozenset[str]:
@@ -111,6 +120,8 @@ class Element:
             out["digits"] = self.digits
         if self.repair:
             out["repair"] = self.repair
+        if self.hierarchy:
+            out["hierarchy"] = dict(self.hierarchy)
         return out
 
 
@@ -175,6 +186,7 @@ def element_from_dict(data: Mapping[str, Any], source: str = "the element list")
         derive_from=dict(data.get("derive_from") or {}),
         digits=_digits(data.get("digits", 0), name, source),
         repair=_repair(data.get("repair", ""), name, source),
+        hierarchy=_hierarchy(name, data.get("hierarchy"), source),
     )
 
 
@@ -190,6 +202,14 @@ def _repair(value: Any, name: str, source: str) -> str:
             f"Element {name} in {source} has an unknown 'repair' {value!r}; PathShare knows \"zfill\"."
         )
     return str(value)
+
+
+def _hierarchy(name: str, raw: Any, source: str) -> dict[str, Any]:
+    """The element's hierarchy as given, once it validates (PolicyError naming the element if not)."""
+    if raw is None:
+        return {}
+    hierarchy_from_dict(name, raw, where=source)
+    return dict(raw)
 
 
 def elements_from_json(
@@ -297,4 +317,18 @@ def elements_markdown(elements: Sequence[Element] | None = None) -> str:
         cells = [f"`{el.name}`", el.label, el.type, codes, ceds, el.category, treat, syn]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines.append("")
+    with_levels = [el for el in els if el.hierarchy]
+    if with_levels:
+        lines += [
+            "## Generalization hierarchies",
+            "",
+            "How the disclosure-control search may make each quasi-identifier coarser, finest first "
+            "(docs/disclosure-control.md). An agreement may allow fewer levels.",
+            "",
+            "| Element | Levels |",
+            "|---|---|",
+        ]
+        for el in with_levels:
+            lines.append(f"| `{el.name}` | {el.generalization().describe()} |")
+        lines.append("")
     return "\n".join(lines)

@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._atomic import check_output_path
+from deid._disclosure import SUPPRESSED_COLUMN, protect
+from deid._hierarchy import ORIGINAL, REMOVED
 from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
@@ -264,11 +266,34 @@ def _run(
     t2 = time.perf_counter()
     step(0.7, "checking k-anonymity")
     qis = policy.quasi_identifiers
-    output, risk = suppress_to_k(output, qis, policy.k)
+    disclosure = None
+    if policy.disclosure is not None and qis:
+        # The search: generalization levels with the least information loss, then record suppression
+        # within the limit (deid/_disclosure.py); a quasi-identifier it leaves out leaves the output.
+        output, disclosure = protect(output, qis, policy.k, policy.disclosure)
+        risk = disclosure.as_risk()
+        for name in disclosure.removed:
+            dropped.append(name)
+        col_reports = [c for c in col_reports if c.name not in disclosure.removed]
+        col_reports.append(
+            ColumnReport(name=SUPPRESSED_COLUMN, source="", treatment="suppression_marker",
+                         cells_changed=0)
+        )
+        qis = [q for q in qis if q not in disclosure.removed]
+        warnings.extend(disclosure.warnings)
+    else:
+        output, risk = suppress_to_k(output, qis, policy.k)
     for c in col_reports:
         c.suppressed_cells = risk.suppressed_by_column.get(c.name, 0)
     timings["k_anonymity"] = time.perf_counter() - t2
 
+    # Quasi-identifiers the search generalized hold labels PathShare wrote ("White", "2000-2009", "9xx"),
+    # not input values: like years and ZIP3s, they cannot carry an SSN, a roster ID or a name.
+    written = (
+        {q for q, level in disclosure.levels.items() if level not in (ORIGINAL, REMOVED)}
+        if disclosure is not None
+        else set()
+    )
     t3 = time.perf_counter()
     step(0.8, "scanning the output for identifying text")
     redacted = {c.name for c in col_reports if c.treatment == "redact_text"}
@@ -282,7 +307,7 @@ def _run(
         # record codes and tokens are random or keyed hashes, years, dates, buckets and ZIP3s are
         # written by PathShare in fixed shapes: only columns that carry input values as they were
         # can hold an SSN, an e-mail, a phone number or a roster ID or name
-        raw_columns={c.name for c in col_reports if c.treatment in ("keep", "recode_rare")},
+        raw_columns={c.name for c in col_reports if c.treatment in ("keep", "recode_rare")} - written,
         by_kind=residual_by_kind,
     )
     # Without a column of people's names the scanner cannot tell a student's own name in a note from
@@ -336,6 +361,7 @@ def _run(
         timings={k: round(v, 3) for k, v in timings.items()},
         policy=policy.to_dict(),
         roster_columns=fed_by.to_dict(),
+        disclosure=disclosure.to_dict() if disclosure is not None else None,
     )
     return output, report
 

@@ -1437,6 +1437,7 @@ def policy_from_elements(
     k: int = 5,
     mapped: Iterable[str] | None = None,
     name: str = "the agreement's policy",
+    disclosure: Any = None,
 ) -> Any:
     """The de-identification :class:`~deid.Policy` for a mapped table (whose columns are element names).
 
@@ -1469,7 +1470,7 @@ def policy_from_elements(
                 source=el.name, treatment=treatment, output=output, quasi_identifier=bool(qi), params=spec
             )
         )
-    return Policy.from_rules(rules, k=k, drop_unlisted=True, name=name)
+    return Policy.from_rules(rules, k=k, drop_unlisted=True, name=name, disclosure=disclosure)
 
 
 # ------------------------------------------------------------------- a header row that is data

@@ -73,6 +73,9 @@ class Policy:
     k: int = 5
     drop_unlisted: bool = True
     name: str = field(default="The policy", compare=False)  # how messages refer to it, at sentence start
+    # The disclosure-control search (deid/_disclosure.py): hierarchies, l, t, suppression limit. None:
+    # k is reached by the older greedy cell suppression (deid/_risk.py), for policy files without it.
+    disclosure: Any = None
 
     def __post_init__(self) -> None:
         from deid._treatments import TREATMENTS
@@ -82,6 +85,16 @@ class Policy:
             raise PolicyError(f"{where}: 'k' must be a whole number of at least 1.")
         if not isinstance(self.drop_unlisted, bool):
             raise PolicyError(f"{where}: 'drop_unlisted' must be true or false.")
+        if self.disclosure is not None:
+            self.disclosure.check(where)
+            outputs_ = {r.output_name for r in self.rules if r.output_name}
+            qis_ = set(self.quasi_identifiers)
+            for column in [*self.disclosure.sensitive, *self.disclosure.hierarchies]:
+                if column not in outputs_:
+                    raise PolicyError(f"{where}: 'disclosure' names {column}, which is not an output column.")
+            for column in self.disclosure.hierarchies:
+                if column not in qis_:
+                    raise PolicyError(f"{where}: {column} has a hierarchy but is not a quasi-identifier.")
         seen_sources: set[str] = set()
         outputs: dict[str, str] = {}
         for rule in self.rules:
@@ -114,10 +127,16 @@ class Policy:
 
     @classmethod
     def from_rules(
-        cls, rules: Iterable[ColumnRule], *, k: int = 5, drop_unlisted: bool = True, name: str = "The policy"
+        cls,
+        rules: Iterable[ColumnRule],
+        *,
+        k: int = 5,
+        drop_unlisted: bool = True,
+        name: str = "The policy",
+        disclosure: Any = None,
     ) -> Policy:
         """Build a policy from rules (how an agreement's data dictionary becomes a policy)."""
-        return cls(tuple(rules), k=k, drop_unlisted=drop_unlisted, name=name)
+        return cls(tuple(rules), k=k, drop_unlisted=drop_unlisted, name=name, disclosure=disclosure)
 
     @classmethod
     def from_dict(cls, data: Any, *, name: str = "The policy") -> Policy:
@@ -131,7 +150,8 @@ class Policy:
             raise PolicyError(
                 f"{name} has policy version {version!r}; this PathShare reads version {POLICY_VERSION}."
             )
-        unknown = set(data) - {"pathshare_policy", "k", "drop_unlisted", "columns", "description"}
+        known = {"pathshare_policy", "k", "drop_unlisted", "columns", "description", "disclosure"}
+        unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{name} has unknown setting(s): {', '.join(sorted(unknown))}.")
         columns = data.get("columns")
@@ -161,16 +181,30 @@ class Policy:
                     params=params,
                 )
             )
-        return cls(tuple(rules), k=data.get("k", 5), drop_unlisted=data.get("drop_unlisted", True), name=name)
+        disclosure = None
+        if "disclosure" in data:
+            from deid._disclosure import Disclosure
+
+            disclosure = Disclosure.from_dict(data["disclosure"], name)
+        return cls(
+            tuple(rules),
+            k=data.get("k", 5),
+            drop_unlisted=data.get("drop_unlisted", True),
+            name=name,
+            disclosure=disclosure,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The standalone policy JSON for this policy."""
-        return {
+        out = {
             "pathshare_policy": POLICY_VERSION,
             "k": self.k,
             "drop_unlisted": self.drop_unlisted,
             "columns": {r.source: r.to_dict() for r in self.rules},
         }
+        if self.disclosure is not None:
+            out["disclosure"] = self.disclosure.to_dict()
+        return out
 
     # ------------------------------------------------------------------------------ queries
 

@@ -86,6 +86,9 @@ class DeidReport:
     # [...], "emails": [...], "phones": [...]}): the sender's schema, so it stays in the local report
     # (see :meth:`for_recipient`).
     roster_columns: dict[str, list[str]] = field(default_factory=dict)
+    # The disclosure-control search's result (deid._disclosure.DisclosureResult.to_dict()): levels
+    # chosen, loss, risk before/after, l and t, the fairness table, candidates. None: greedy suppression.
+    disclosure: dict[str, Any] | None = None
     pathshare_report: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +119,12 @@ class DeidReport:
         the hash of what is sealed). What remains is counts, column names, kinds, the policy, dates."""
         data = self.to_dict()
         data.pop("roster_columns", None)
+        if data.get("disclosure"):
+            # Per-group counts describe the sender's whole extract, small groups included: they stay home.
+            # The recipient gets the levels, loss, risk, l, t and the suppression by column.
+            data["disclosure"] = {
+                key: value for key, value in data["disclosure"].items() if key not in ("groups", "warnings")
+            }
         quoted = sorted({self.input, os.path.basename(self.input)} - {"", RECIPIENT_INPUT}, key=len)
 
         def reword(text: str) -> str:
@@ -181,6 +190,8 @@ class DeidReport:
             parts.append(
                 f"k = {self.k_required} holds without suppression (smallest group: {self.k_achieved})."
             )
+        if self.disclosure:
+            parts.extend(self.disclosure.get("sentences") or [])
         if self.roster_columns:
             parts.append(
                 "Free text was searched for the names, IDs, e-mail addresses and phone numbers in "

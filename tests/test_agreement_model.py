@@ -173,8 +173,8 @@ def test_not_json_and_unknown_schema_version():
     with pytest.raises(AgreementError, match="gives the key 'title' twice"):
         parse_agreement(b'{"pathshare_agreement": 1, "title": "a", "title": "b"}', source="x.json")
     doc = json.loads(EXAMPLE.read_text())
-    doc["pathshare_agreement"] = 2
-    with pytest.raises(AgreementError, match="schema version 2, which this PathShare does not know"):
+    doc["pathshare_agreement"] = 3
+    with pytest.raises(AgreementError, match="schema version 3, which this PathShare does not know"):
         parse_agreement(json.dumps(doc), source="x.json")
 
 
@@ -221,7 +221,7 @@ def test_schema_violations_are_one_sentence(terms, edit, fragments):
         (lambda b: b["policy"]["parameters"]["gpa"].update(edges=[3, 2, 1]), ("increasing order",)),
         (lambda b: b["policy"]["parameters"]["birth_date"].update(to="decade"), ("'to' must be one of",)),
         (lambda b: b["policy"]["parameters"]["birth_date"].update(to="age"), ("reference_date",)),
-        (lambda b: b["policy"]["parameters"]["race"].update(min_count=0), ("min_count",)),
+        (lambda b: b["policy"]["parameters"]["zip"].update(min_count=0), ("min_count",)),
         (lambda b: b["policy"]["parameters"]["gpa"].update({"as": "sex"}), ("both be written as sex",)),
         (lambda b: b["elements"][4].update(treatment="bucket"), ("birth_date has type date",)),
         (lambda b: b["elements"][5].update(code_set=None), ("sex has type code but no code_set",)),
@@ -296,7 +296,7 @@ def test_published_json_schema_is_in_step_with_the_model():
 
     published = json.loads((EXAMPLE.parent.parent / "agreement.schema.json").read_text(encoding="utf-8"))
     assert published == agreement_json_schema()
-    assert published["properties"]["pathshare_agreement"]["const"] == 1
+    assert published["properties"]["pathshare_agreement"]["enum"] == [1, 2]  # version 1 is still read
     assert set(published["required"]) >= {"parties", "elements", "policy", "destruction", "legal_basis"}
 
 

@@ -53,6 +53,8 @@ def make_orgs(tmp: Path, k: int = 3) -> tuple[Path, Path, str]:
     body["elements"] = [e for e in body["elements"] if e["name"] in ELEMENTS]
     body["policy"]["quasi_identifiers"] = [q for q in body["policy"]["quasi_identifiers"] if q in ELEMENTS]
     body["policy"]["parameters"] = {n: v for n, v in body["policy"]["parameters"].items() if n in ELEMENTS}
+    body["policy"]["sensitive"] = [s for s in body["policy"]["sensitive"] if s in ELEMENTS]
+    body["policy"]["hierarchies"] = {n: v for n, v in body["policy"]["hierarchies"].items() if n in ELEMENTS}
     draft = create_agreement(d, body)
     sign_agreement(d, draft.id)
     export_agreement(d, draft.id, tmp / "proposal.json")

@@ -1,0 +1,892 @@
+"""Disclosure control that keeps the data useful: the search for the least lossy generalization.
+
+The quasi-identifiers (QIs) of a release each have a generalization hierarchy (deid/_hierarchy.py). A
+**transformation** picks one level per QI (full-domain generalization, as ARX does); rows whose
+equivalence class still fails the rules (fewer than k rows; fewer than l distinct — or entropy-l — values
+of a sensitive element; a sensitive element's distribution further than t from the release's) are then
+**suppressed**: their QI cells are emptied and the companion column :data:`SUPPRESSED_COLUMN` says so
+(``Y``), so a withheld cell is never mistaken for a value missing in the source (``N`` and empty).
+A transformation is allowed only when it suppresses at most ``suppression_limit`` of the rows.
+
+**Loss measure.** Each released QI cell loses (m − 1)/(M − 1) of its information, where M is the number
+of distinct values the column had as released and m the number of them its generalized value stands for
+(Iyengar's Loss Metric, as ARX reports it); a suppressed cell, and every cell of a QI left out, loses 1.
+The loss is the mean over the QI cells that had a value. The search minimises
+
+    loss + 0.1 × (groups erased) + 0.01 × (groups losing more than twice the overall share)
+
+where a *group* is a value of a QI (as released) or of a sensitive element held by at least k students
+(a smaller group cannot be shown on its own anyway), *erased* means every one of its students
+suppressed, and the *overall share* is the share of all students suppressed. Erasing a group costs more
+than leaving a whole quasi-identifier out (1/number of QIs ≤ 0.25 with four or more): the search gives
+up a column for everyone before it erases one group of students from it; among transformations of
+nearly equal loss it prefers the one that does not single out a group.
+
+**Search.** The lattice of level vectors is visited in order of a lower bound (the generalization loss
+alone, which suppression can only raise); it stops once the bound reaches the best score found. Two
+monotonicity properties prune it as in ARX: if a transformation fails (suppression over the limit), so
+does every more specific one (each QI at the same or a finer level), which is then skipped unevaluated.
+Hierarchies must be monotone for this to hold (deid/_hierarchy.py checks them).
+
+**Risk** (prosecutor model, as ARX reports it): a record's re-identification risk is 1/(its class size);
+the report gives the highest and the average, the share of records above a threshold (1/k unless told),
+the share of sample uniques (classes of one), and the marketer risk (classes / records), before (the
+values as released, no generalization) and after.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deid._hierarchy import ORIGINAL, REMOVED, Hierarchy, hierarchy_from_dict
+from deid.errors import CheckFailed, PolicyError
+
+SUPPRESSED_COLUMN = "qi_suppressed"
+DEFAULT_SUPPRESSION_LIMIT = 0.05
+ERASED_PENALTY = 0.1
+UNFAIR_PENALTY = 0.01
+UNFAIR_RATIO = 2.0
+L_KINDS = ("distinct", "entropy")
+LOSS_MEASURE = (
+    "Loss Metric (Iyengar): each released quasi-identifier cell loses (m-1)/(M-1), where M is the number "
+    "of distinct values the column had and m the number its generalized value stands for; a suppressed "
+    "cell, and every cell of a quasi-identifier left out, loses 1; mean over the cells that had a value"
+)
+_SAFE_RANGE = 1 << 62
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What a release must satisfy beyond k, and how it may be transformed (by output column name).
+
+    ``hierarchies`` give each QI's levels (a QI without one can only be kept or left out);
+    ``choice`` fixes the level of QIs by name (the clerk's pick among the candidates) instead of searching.
+    """
+
+    hierarchies: Mapping[str, Hierarchy] = field(default_factory=dict)
+    sensitive: tuple[str, ...] = ()
+    l: int | None = None  # noqa: E741  (the literature's name)
+    l_kind: str = "distinct"
+    t: float | None = None
+    suppression_limit: float = DEFAULT_SUPPRESSION_LIMIT
+    choice: Mapping[str, str] | None = None
+    risk_threshold: float | None = None
+
+    def check(self, where: str) -> None:
+        """PolicyError (one sentence) for settings out of range."""
+        if self.l is not None and (isinstance(self.l, bool) or not isinstance(self.l, int) or self.l < 2):
+            raise PolicyError(f"{where}: 'l' must be a whole number of at least 2.")
+        if self.l_kind not in L_KINDS:
+            raise PolicyError(f"{where}: 'l_kind' must be distinct or entropy.")
+        if self.t is not None and (not _number(self.t) or not 0 < self.t < 1):
+            raise PolicyError(f"{where}: 't' must be a number between 0 and 1, such as 0.2.")
+        if not _number(self.suppression_limit) or not 0 <= self.suppression_limit <= 0.5:
+            raise PolicyError(
+                f"{where}: 'suppression_limit' must be a share between 0 and 0.5, such as 0.05."
+            )
+        if (self.l is not None or self.t is not None) and not self.sensitive:
+            raise PolicyError(f"{where}: l-diversity and t-closeness need the sensitive elements named.")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"suppression_limit": self.suppression_limit}
+        if self.sensitive:
+            out["sensitive"] = list(self.sensitive)
+        if self.l is not None:
+            out["l"] = self.l
+            out["l_kind"] = self.l_kind
+        if self.t is not None:
+            out["t"] = self.t
+        if self.hierarchies:
+            out["hierarchies"] = {q: h.to_dict() for q, h in self.hierarchies.items()}
+        if self.choice:
+            out["choice"] = dict(self.choice)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Disclosure:
+        """The ``disclosure`` block of a standalone policy file."""
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{where}: 'disclosure' must be an object.")
+        known = {
+            "suppression_limit",
+            "sensitive",
+            "l",
+            "l_kind",
+            "t",
+            "hierarchies",
+            "choice",
+            "risk_threshold",
+        }
+        unknown = set(data) - known
+        if unknown:
+            raise PolicyError(f"{where}: 'disclosure' has an unknown setting {sorted(unknown)[0]!r}.")
+        sensitive = data.get("sensitive", [])
+        if not isinstance(sensitive, list) or not all(isinstance(s, str) for s in sensitive):
+            raise PolicyError(f"{where}: 'sensitive' must list output column names.")
+        hierarchies = {}
+        raw = data.get("hierarchies", {})
+        if not isinstance(raw, Mapping):
+            raise PolicyError(f"{where}: 'hierarchies' must map column names to hierarchies.")
+        for column, spec in raw.items():
+            if isinstance(spec, str):  # an element of the library by name
+                from deid._elements import element_library
+
+                element = element_library().get(spec)
+                if element is None:
+                    raise PolicyError(f"{where}: the element library has no element {spec!r} for {column}.")
+                hierarchies[column] = element.generalization()
+            else:
+                hierarchies[column] = hierarchy_from_dict(column, spec, where=where)
+        choice = data.get("choice")
+        if choice is not None and not (
+            isinstance(choice, Mapping) and all(isinstance(v, str) for v in choice.values())
+        ):
+            raise PolicyError(f"{where}: 'choice' must map quasi-identifiers to level names.")
+        out = cls(
+            hierarchies=hierarchies,
+            sensitive=tuple(sensitive),
+            l=data.get("l"),
+            l_kind=data.get("l_kind", "distinct"),
+            t=data.get("t"),
+            suppression_limit=data.get("suppression_limit", DEFAULT_SUPPRESSION_LIMIT),
+            choice=dict(choice) if choice else None,
+            risk_threshold=data.get("risk_threshold"),
+        )
+        out.check(where)
+        return out
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Candidate:
+    """One transformation the clerk can pick: levels per QI and what it costs."""
+
+    levels: dict[str, str]
+    loss: float
+    score: float
+    rows_suppressed: int
+    kept_share: dict[str, float]  # per QI: share of students with a value who keep one
+    removed: list[str]
+    groups_warned: int
+    groups_erased: int
+    sentence: str = ""
+
+
+@dataclass
+class GroupLoss:
+    """One group (a value of a QI as released, or of a sensitive element) and what it lost."""
+
+    attribute: str
+    group: str
+    students: int
+    suppressed: int
+    generalized: int
+
+    @property
+    def share_suppressed(self) -> float:
+        return self.suppressed / self.students if self.students else 0.0
+
+
+@dataclass
+class DisclosureResult:
+    """What the search chose, what it cost, the risk before and after, and the fairness table."""
+
+    k: int
+    quasi_identifiers: list[str]
+    sensitive: list[str]
+    l_required: int | None
+    l_kind: str
+    t_required: float | None
+    suppression_limit: float
+    loss_measure: str
+    levels: dict[str, str]
+    removed: list[str]
+    loss: float
+    loss_by_column: dict[str, float]
+    rows: int
+    rows_suppressed: int
+    cells_lost_by_column: dict[str, int]
+    cells_generalized_by_column: dict[str, int]
+    values_by_column: dict[str, int]
+    k_achieved: int | None
+    l_achieved: dict[str, float]  # distinct: whole numbers; entropy: exp(lowest class entropy)
+    t_achieved: dict[str, float]
+    classes: int
+    risk_threshold: float
+    risk_before: dict[str, float]
+    risk_after: dict[str, float]
+    groups: list[GroupLoss]
+    warnings: list[str]
+    candidates: list[Candidate]
+    search: dict[str, Any]
+    sentences: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for g, raw in zip(self.groups, data["groups"], strict=True):
+            raw["share_suppressed"] = round(g.share_suppressed, 4)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DisclosureResult:
+        raw = dict(data)
+        raw["groups"] = [
+            GroupLoss(**{k: v for k, v in g.items() if k != "share_suppressed"})
+            for g in raw.get("groups", [])
+        ]
+        raw["candidates"] = [Candidate(**c) for c in raw.get("candidates", [])]
+        return cls(**raw)
+
+    def as_risk(self) -> Any:
+        """The counts the report's k-anonymity fields hold (deid._risk.RiskResult's shape)."""
+        from deid._risk import RiskResult
+
+        kept = [q for q in self.quasi_identifiers if q not in self.removed]
+        return RiskResult(
+            k_required=self.k,
+            quasi_identifiers=kept,
+            k_achieved=self.k_achieved,
+            classes=self.classes,
+            records_at_risk_before=round(self.risk_before["records_at_risk"] * self.rows),
+            suppressed_cells=sum(self.cells_lost_by_column[q] for q in kept),
+            rows_with_suppression=self.rows_suppressed,
+            rows_fully_suppressed=self.rows_suppressed,
+            rows_with_empty_qi=self.rows_suppressed,
+            suppressed_by_column={q: self.cells_lost_by_column[q] for q in kept},
+        )
+
+    def lost_share(self, qi: str) -> float:
+        """Share of the students with a value in ``qi`` who lose it (suppressed, or the QI left out)."""
+        n = self.values_by_column.get(qi, 0)
+        return self.cells_lost_by_column.get(qi, 0) / n if n else 0.0
+
+
+# ------------------------------------------------------------------------------- the prepared data
+
+
+@dataclass
+class _QI:
+    name: str
+    idx: np.ndarray  # per row: index into values, -1 when missing
+    values: list[str]
+    counts: np.ndarray
+    hierarchy: Hierarchy
+    levels: list[int]  # hierarchy level numbers that the search may use (duplicates dropped)
+    gmaps: dict[int, np.ndarray]  # level -> group id per distinct value
+    labels: dict[int, list[str]]  # level -> group label per group id
+    loss_per_value: dict[int, np.ndarray]
+    gen_loss: dict[int, float]  # level -> loss summed over rows
+    present: int  # rows with a value
+    removed_level: int | None
+
+    def codes(self, level: int) -> tuple[np.ndarray, int]:
+        """Per row the group code at ``level`` (0 = missing) and the number of codes."""
+        if level == self.removed_level:
+            return np.zeros(len(self.idx), np.int64), 1
+        gmap = self.gmaps[level]
+        codes = np.where(self.idx >= 0, gmap[np.maximum(self.idx, 0)] + 1, 0)
+        return codes.astype(np.int64), len(self.labels[level]) + 1
+
+    def level_name(self, level: int) -> str:
+        if level == self.removed_level:
+            return REMOVED
+        return ORIGINAL if level == 0 else self.hierarchy.levels[level - 1].name
+
+
+def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str], np.ndarray]:
+    flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(flat.type):
+        flat = flat.cast(pa.string())
+    flat = pc.if_else(pc.equal(flat, ""), pa.scalar(None, pa.string()), flat)
+    enc = pc.dictionary_encode(flat)
+    idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = [str(v) for v in enc.dictionary.to_pylist()]
+    counts = np.bincount(idx[idx >= 0], minlength=len(values)) if len(values) else np.zeros(0, np.int64)
+    return idx, values, counts
+
+
+def _prepare_qi(table: pa.Table, name: str, hierarchy: Hierarchy, k: int, choice: str | None) -> _QI:
+    idx, values, counts = _encode(table.column(name))
+    m = len(values)
+    gmaps = {0: np.arange(m, dtype=np.int64)}
+    labels = {0: list(values)}
+    levels = [0]
+    for level in range(1, len(hierarchy.levels) + 1):
+        mapped = hierarchy.generalize(values, counts.tolist(), level, k)
+        uniq, inverse = (
+            np.unique(np.asarray(mapped, dtype=object).astype(str), return_inverse=True)
+            if m
+            else (
+                np.array([], dtype=str),
+                np.zeros(0, np.int64),
+            )
+        )
+        gmaps[level] = inverse.astype(np.int64)
+        labels[level] = [str(u) for u in uniq]
+        # the same grouping as the level kept before it (monotone: same number of groups) adds nothing
+        if len(uniq) < len(labels[levels[-1]]) or choice == hierarchy.levels[level - 1].name:
+            levels.append(level)
+    removed_level = len(hierarchy.levels) + 1 if hierarchy.removable else None
+    if removed_level is not None:
+        levels.append(removed_level)
+    present = int(counts.sum())
+    loss_per_value: dict[int, np.ndarray] = {}
+    gen_loss: dict[int, float] = {}
+    for level in levels:
+        if level == removed_level:
+            loss_per_value[level] = np.ones(m)
+        else:
+            sizes = np.bincount(gmaps[level], minlength=len(labels[level]))
+            loss_per_value[level] = (sizes[gmaps[level]] - 1) / (m - 1) if m > 1 else np.zeros(m)
+        gen_loss[level] = float((loss_per_value[level] * counts).sum())
+    if choice is not None:
+        names = {ORIGINAL: 0, **{lv.name: i + 1 for i, lv in enumerate(hierarchy.levels)}}
+        if removed_level is not None:
+            names[REMOVED] = removed_level
+        if choice not in names:
+            raise PolicyError(
+                f"The transformation chosen for {name} uses level {choice!r}, which its hierarchy does not "
+                f"allow (it allows {', '.join(hierarchy.level_names)})."
+            )
+        levels = [names[choice]]
+    return _QI(
+        name,
+        idx,
+        values,
+        counts,
+        hierarchy,
+        levels,
+        gmaps,
+        labels,
+        loss_per_value,
+        gen_loss,
+        present,
+        removed_level,
+    )
+
+
+@dataclass
+class _Eval:
+    levels: tuple[int, ...]
+    feasible: bool
+    suppressed: np.ndarray | None = None
+    dense: np.ndarray | None = None
+    sizes: np.ndarray | None = None
+    loss: float = 0.0
+    score: float = 0.0
+    warned: int = 0
+    erased: int = 0
+
+
+def _combine(codes: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
+    key = np.zeros(n, dtype=np.int64)
+    span = 1
+    for c, size in codes:
+        if span * size >= _SAFE_RANGE:
+            key = _dense(key)
+            span = int(key.max()) + 1 if n else 1
+        key = key * size + c
+        span *= size
+    return _dense(key)
+
+
+def _dense(key: np.ndarray) -> np.ndarray:
+    return pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+class _Search:
+    def __init__(self, table: pa.Table, qis: Sequence[str], k: int, rules: Disclosure) -> None:
+        self.n = table.num_rows
+        self.k = k
+        self.rules = rules
+        choice = rules.choice or {}
+        unknown = [q for q in choice if q not in qis]
+        if unknown:
+            raise PolicyError(
+                f"The chosen transformation names {unknown[0]}, which is not a quasi-identifier."
+            )
+        self.qis = [
+            _prepare_qi(table, q, rules.hierarchies.get(q) or Hierarchy(q, "map"), k, choice.get(q))
+            for q in qis
+        ]
+        self.sensitive: list[tuple[str, np.ndarray, int, list[str]]] = []
+        for s in rules.sensitive:
+            if s not in table.column_names:
+                raise PolicyError(f"The sensitive element {s} is not a column of the release.")
+            idx, values, _ = _encode(table.column(s))
+            codes = idx + 1  # 0 = missing, a value of its own
+            distinct = len(np.unique(codes)) if self.n else 0
+            if rules.l is not None and distinct < rules.l:
+                raise CheckFailed(
+                    f"The sensitive element {s} has {distinct} distinct value{'s' if distinct != 1 else ''} "
+                    "in "
+                    f"this extract, so no group can show {rules.l} different values; lower l or take {s} off "
+                    "the agreement's sensitive elements."
+                )
+            if rules.l is not None and rules.l_kind == "entropy" and self.n:
+                p = np.bincount(codes) / self.n
+                p = p[p > 0]
+                if -(p * np.log(p)).sum() < math.log(rules.l) - 1e-12:
+                    raise CheckFailed(
+                        f"The sensitive element {s} is too uneven in this extract for entropy l-diversity "
+                        f"with l = {rules.l} (even the whole release would fail it); use distinct "
+                        "l-diversity or a lower l."
+                    )
+            self.sensitive.append((s, codes, len(values) + 1, ["(missing)", *values]))
+        self.denominator = max(1, sum(q.present for q in self.qis))
+        self.limit_rows = math.floor(rules.suppression_limit * self.n + 1e-9)
+        self.evaluated = 0
+        self.pruned_bound = 0
+        self.pruned_monotone = 0
+        self.group_sizes = [np.bincount(q.idx[q.idx >= 0], minlength=len(q.values)) for q in self.qis]
+        self.sens_sizes = [np.bincount(c, minlength=m) for _, c, m, _ in self.sensitive]
+
+    # ---- one transformation
+
+    def classes(self, levels: tuple[int, ...]) -> np.ndarray:
+        return _combine([q.codes(lv) for q, lv in zip(self.qis, levels, strict=True)], self.n)
+
+    def failing(self, dense: np.ndarray, sizes: np.ndarray, released: np.ndarray) -> np.ndarray:
+        """Per class: does it fail k, l or t (t measured against the released rows' distribution)?"""
+        fail = sizes < self.k
+        r = self.rules
+        if r.l is None and r.t is None:
+            return fail
+        n_classes = len(sizes)
+        for _name, codes, m, _ in self.sensitive:
+            pair = dense[released] * m + codes[released]
+            up, cnt = np.unique(pair, return_counts=True)
+            cls = up // m
+            val = up % m
+            if r.l is not None:
+                if r.l_kind == "distinct":
+                    distinct = np.bincount(cls, minlength=n_classes)
+                    fail |= (distinct < r.l) & (sizes > 0)
+                else:
+                    p = cnt / sizes[cls]
+                    h = -np.bincount(cls, weights=p * np.log(p), minlength=n_classes)
+                    fail |= (h < math.log(r.l) - 1e-12) & (sizes > 0)
+            if r.t is not None:
+                overall = np.bincount(codes[released], minlength=m) / max(1, int(released.sum()))
+                p = cnt / sizes[cls]
+                diff = np.bincount(cls, weights=np.abs(p - overall[val]), minlength=n_classes)
+                present = np.bincount(cls, weights=overall[val], minlength=n_classes)
+                tv = 0.5 * (diff + (1.0 - present))
+                fail |= (tv > r.t + 1e-12) & (sizes > 0)
+        return fail
+
+    def evaluate(self, levels: tuple[int, ...]) -> _Eval:
+        self.evaluated += 1
+        dense = self.classes(levels)
+        sizes = np.bincount(dense)
+        released = np.ones(self.n, bool)
+        suppressed = np.zeros(self.n, bool)
+        for _ in range(6):  # t depends on the released rows: suppress until it holds (a few rounds)
+            fail = self.failing(dense, np.bincount(dense[released], minlength=len(sizes)), released)
+            newly = fail[dense] & released
+            if not newly.any():
+                break
+            suppressed |= newly
+            released &= ~newly
+            if int(suppressed.sum()) > self.limit_rows or self.rules.t is None:
+                break
+        if int(suppressed.sum()) > self.limit_rows:
+            return _Eval(levels, False)
+        ev = _Eval(levels, True, suppressed, dense, sizes)
+        lost = 0.0
+        s_rows = np.flatnonzero(suppressed)
+        for q, lv in zip(self.qis, levels, strict=True):
+            lost += q.gen_loss[lv]
+            if len(s_rows):
+                i = q.idx[s_rows]
+                has = i >= 0
+                lost += float(has.sum()) - float(q.loss_per_value[lv][i[has]].sum())
+        ev.loss = lost / self.denominator
+        ev.warned, ev.erased = self.fairness_counts(suppressed)
+        ev.score = ev.loss + ERASED_PENALTY * ev.erased + UNFAIR_PENALTY * ev.warned
+        return ev
+
+    def fairness_counts(self, suppressed: np.ndarray) -> tuple[int, int]:
+        s = int(suppressed.sum())
+        if not s:
+            return 0, 0
+        overall = s / self.n
+        warned = erased = 0
+        for sizes, codes in [
+            *((g, q.idx) for g, q in zip(self.group_sizes, self.qis, strict=True)),
+            *((g, c - 1) for g, (_, c, _, _) in zip(self.sens_sizes, self.sensitive, strict=True)),
+        ]:
+            hit = codes[suppressed]
+            lost = np.bincount(hit[hit >= 0], minlength=len(sizes))
+            nonzero = sizes >= self.k  # a group smaller than k cannot be shown on its own anyway
+            share = np.divide(lost, sizes, out=np.zeros(len(sizes)), where=nonzero)
+            warned += int(((share > UNFAIR_RATIO * overall) & nonzero).sum())
+            erased += int(((lost == sizes) & nonzero).sum())
+        return warned, erased
+
+    # ---- the lattice
+
+    def run(self, allowed: list[list[int]] | None = None) -> tuple[_Eval | None, list[_Eval]]:
+        allowed = allowed or [q.levels for q in self.qis]
+        nodes = list(itertools.product(*allowed))
+        bound = {
+            nd: sum(q.gen_loss[lv] for q, lv in zip(self.qis, nd, strict=True)) / self.denominator
+            for nd in nodes
+        }
+        nodes.sort(key=lambda nd: (bound[nd], nd))
+        best: _Eval | None = None
+        failed: list[tuple[int, ...]] = []
+        feasible: list[_Eval] = []
+        for i, nd in enumerate(nodes):
+            if best is not None and bound[nd] >= best.score:
+                self.pruned_bound += len(nodes) - i
+                break
+            if any(all(a <= b for a, b in zip(nd, f, strict=True)) for f in failed):
+                self.pruned_monotone += 1
+                continue
+            ev = self.evaluate(nd)
+            if not ev.feasible:
+                failed.append(nd)
+                continue
+            feasible.append(ev)
+            if best is None or (ev.score, ev.loss) < (best.score, best.loss):
+                best = ev
+        return best, feasible
+
+
+# --------------------------------------------------------------------------------- the entry point
+
+
+def protect(
+    table: pa.Table,
+    qis: Sequence[str],
+    k: int,
+    rules: Disclosure | None = None,
+    *,
+    candidates: int = 3,
+) -> tuple[pa.Table, DisclosureResult]:
+    """Find the transformation of ``table``'s quasi-identifiers ``qis`` with the least loss that reaches
+    k (and l, t) within the suppression limit, apply it, and say what it cost (see the module doc).
+
+    Raises CheckFailed (one sentence) when no transformation the hierarchies allow reaches the rules."""
+    rules = rules or Disclosure()
+    t0 = time.perf_counter()
+    search = _Search(table, qis, k, rules)
+    best, _ = search.run()
+    if best is None:
+        raise CheckFailed(_unreachable(search, rules, k))
+    alternatives = _alternatives(search, best, candidates - 1) if candidates > 1 and not rules.choice else []
+    seconds = time.perf_counter() - t0
+    out = _apply(table, search, best)
+    result = _result(search, best, alternatives, seconds)
+    return out, result
+
+
+def _unreachable(search: _Search, rules: Disclosure, k: int) -> str:
+    what = f"k = {k}"
+    if rules.l is not None:
+        what += f" with l = {rules.l}"
+    if rules.t is not None:
+        what += f" and t = {rules.t}"
+    fixed = [q.name for q in search.qis if q.removed_level is None]
+    lower = (
+        "lower k" + (", l" if rules.l is not None else "") + (" or relax t" if rules.t is not None else "")
+    )
+    change = (
+        f"allow {', '.join(fixed)} to be left out or generalized further, raise the suppression limit, "
+        f"or {lower}"
+        if fixed
+        else f"raise the suppression limit or {lower}"
+    )
+    if search.n < k:
+        return f"The extract has only {search.n} rows, fewer than k = {k}; no release of it can reach k."
+    return (
+        f"No transformation the hierarchies allow reaches {what} while suppressing at most "
+        f"{rules.suppression_limit:.0%} of the {search.n:,} rows; {change}."
+    )
+
+
+def _alternatives(search: _Search, best: _Eval, wanted: int) -> list[_Eval]:
+    """The best transformation keeping each QI the chosen one leaves out (or loses most of)."""
+    out: list[_Eval] = []
+    lost = []
+    for i, (q, lv) in enumerate(zip(search.qis, best.levels, strict=True)):
+        if lv == q.removed_level or lv > 0:
+            lost.append((lv == q.removed_level, lv, i))
+    for _removed, _lv, i in sorted(lost, reverse=True):
+        if len(out) >= wanted:
+            break
+        q = search.qis[i]
+        keep = [lv for lv in q.levels if lv != q.removed_level and lv < best.levels[i]]
+        if not keep:
+            continue
+        allowed = [list(x.levels) for x in search.qis]
+        allowed[i] = keep
+        alt, _ = search.run(allowed)
+        if alt is not None and alt.levels != best.levels and all(alt.levels != o.levels for o in out):
+            out.append(alt)
+    return out
+
+
+def _apply(table: pa.Table, search: _Search, ev: _Eval) -> pa.Table:
+    assert ev.suppressed is not None
+    mask = pa.array(ev.suppressed)
+    cols, names = [], []
+    by_name = {q.name: (q, lv) for q, lv in zip(search.qis, ev.levels, strict=True)}
+    for name in table.column_names:
+        if name in by_name:
+            q, lv = by_name[name]
+            if lv == q.removed_level:
+                continue  # the quasi-identifier leaves the release (said in the report)
+            labels = pa.array(q.labels[lv], pa.string())
+            groups = q.gmaps[lv]
+            idx = q.idx
+            col = (
+                pc.take(labels, pa.array(np.where(idx >= 0, groups[np.maximum(idx, 0)], 0), mask=idx < 0))
+                if len(labels)
+                else pa.nulls(len(idx), pa.string())
+            )
+            col = pc.if_else(mask, pa.scalar(None, pa.string()), col)
+            cols.append(pa.chunked_array([col]))
+        else:
+            cols.append(table.column(name))
+        names.append(name)
+    cols.append(pa.chunked_array([pc.if_else(mask, "Y", "N")]))
+    names.append(SUPPRESSED_COLUMN)
+    return pa.table(cols, names=names)
+
+
+def risk_measures(sizes_per_row: np.ndarray, threshold: float) -> dict[str, float]:
+    """Prosecutor-model risks of records in classes of the given sizes (ARX's definitions)."""
+    n = len(sizes_per_row)
+    if not n:
+        return {
+            "highest": 0.0,
+            "average": 0.0,
+            "records_at_risk": 0.0,
+            "sample_uniques": 0.0,
+            "marketer": 0.0,
+        }
+    risk = 1.0 / sizes_per_row
+    classes = float(risk.sum())  # each class contributes size × 1/size = 1
+    return {
+        "highest": round(float(risk.max()), 6),
+        "average": round(classes / n, 6),
+        "records_at_risk": round(float((risk > threshold + 1e-12).mean()), 6),
+        "sample_uniques": round(float((sizes_per_row == 1).mean()), 6),
+        "marketer": round(classes / n, 6),
+    }
+
+
+def _measured(search: _Search, ev: _Eval) -> tuple[int | None, dict[str, float], dict[str, float], int]:
+    """k, l and t as measured on the released rows (what an independent checker finds on the output)."""
+    assert ev.suppressed is not None and ev.dense is not None
+    released = ~ev.suppressed
+    dense = ev.dense[released]
+    if not len(dense):
+        return None, {}, {}, 0
+    dense = _dense(dense)
+    sizes = np.bincount(dense)
+    l_out: dict[str, float] = {}
+    t_out: dict[str, float] = {}
+    for name, codes, m, _ in search.sensitive:
+        c = codes[released]
+        pair = dense * m + c
+        up, cnt = np.unique(pair, return_counts=True)
+        cls, val = up // m, up % m
+        if search.rules.l_kind == "entropy":
+            p = cnt / sizes[cls]
+            h = -np.bincount(cls, weights=p * np.log(p), minlength=len(sizes))
+            l_out[name] = round(float(np.exp(h.min())), 6)  # exp of the lowest class entropy
+        else:
+            l_out[name] = int(np.bincount(cls, minlength=len(sizes)).min())
+        overall = np.bincount(c, minlength=m) / len(c)
+        p = cnt / sizes[cls]
+        diff = np.bincount(cls, weights=np.abs(p - overall[val]), minlength=len(sizes))
+        present = np.bincount(cls, weights=overall[val], minlength=len(sizes))
+        t_out[name] = round(float((0.5 * (diff + (1.0 - present))).max()), 6)
+    return int(sizes.min()), l_out, t_out, len(sizes)
+
+
+def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: float) -> DisclosureResult:
+    assert best.suppressed is not None and best.dense is not None
+    rules, n = search.rules, search.n
+    threshold = rules.risk_threshold or 1.0 / search.k
+    before = search.classes(tuple(0 for _ in search.qis))
+    risk_before = risk_measures(np.bincount(before)[before].astype(float), threshold)
+    released = ~best.suppressed
+    after = _dense(best.dense[released]) if released.any() else np.zeros(0, np.int64)
+    risk_after = risk_measures(np.bincount(after)[after].astype(float) if len(after) else after, threshold)
+    k_got, l_got, t_got, n_classes = _measured(search, best)
+    levels, removed, lost, generalized, values, loss_by = {}, [], {}, {}, {}, {}
+    groups: list[GroupLoss] = []
+    s_rows = best.suppressed
+    for q, lv in zip(search.qis, best.levels, strict=True):
+        levels[q.name] = q.level_name(lv)
+        has = q.idx >= 0
+        values[q.name] = int(has.sum())
+        if lv == q.removed_level:
+            removed.append(q.name)
+            lost[q.name] = values[q.name]
+            generalized[q.name] = 0
+        else:
+            lost[q.name] = int((has & s_rows).sum())
+            merged = q.loss_per_value[lv] > 0
+            generalized[q.name] = int((has & ~s_rows & merged[np.maximum(q.idx, 0)]).sum())
+        row_loss = np.where(has, q.loss_per_value[lv][np.maximum(q.idx, 0)], 0.0)
+        row_loss = np.where(has & s_rows, 1.0, row_loss)
+        loss_by[q.name] = round(float(row_loss.sum()) / values[q.name], 4) if values[q.name] else 0.0
+        sup = np.bincount(q.idx[(q.idx >= 0) & s_rows], minlength=len(q.values))
+        gen_mask = has & ~s_rows & (q.loss_per_value[lv][np.maximum(q.idx, 0)] > 0)
+        if lv == q.removed_level:
+            gen_mask = np.zeros_like(has)
+        gen = np.bincount(q.idx[gen_mask], minlength=len(q.values))
+        for i, v in enumerate(q.values):
+            groups.append(GroupLoss(q.name, v, int(q.counts[i]), int(sup[i]), int(gen[i])))
+    for name, codes, m, labels in search.sensitive:
+        size = np.bincount(codes, minlength=m)
+        sup = np.bincount(codes[s_rows], minlength=m)
+        for i in range(m):
+            if size[i]:
+                groups.append(GroupLoss(name, labels[i], int(size[i]), int(sup[i]), 0))
+    overall = int(s_rows.sum()) / n if n else 0.0
+    warnings = []
+    for g in groups:
+        if overall and g.students >= search.k and g.share_suppressed > UNFAIR_RATIO * overall:
+            warnings.append(
+                f"{g.attribute} = {g.group}: {g.share_suppressed:.0%} of its {g.students:,} students were "
+                f"withheld, more than twice the overall {overall:.1%}"
+            )
+    chosen = _candidate(search, best)
+    cands = [chosen, *(_candidate(search, a) for a in alternatives)]
+    result = DisclosureResult(
+        k=search.k,
+        quasi_identifiers=[q.name for q in search.qis],
+        sensitive=[s for s, *_ in search.sensitive],
+        l_required=rules.l,
+        l_kind=rules.l_kind,
+        t_required=rules.t,
+        suppression_limit=rules.suppression_limit,
+        loss_measure=LOSS_MEASURE,
+        levels=levels,
+        removed=removed,
+        loss=round(best.loss, 4),
+        loss_by_column=loss_by,
+        rows=n,
+        rows_suppressed=int(s_rows.sum()),
+        cells_lost_by_column=lost,
+        cells_generalized_by_column=generalized,
+        values_by_column=values,
+        k_achieved=k_got,
+        l_achieved=l_got,
+        t_achieved=t_got,
+        classes=n_classes,
+        risk_threshold=round(threshold, 6),
+        risk_before=risk_before,
+        risk_after=risk_after,
+        groups=groups,
+        warnings=warnings,
+        candidates=cands,
+        search={
+            "transformations": int(np.prod([len(q.levels) for q in search.qis])) if search.qis else 1,
+            "evaluated": search.evaluated,
+            "pruned_by_bound": search.pruned_bound,
+            "pruned_by_monotonicity": search.pruned_monotone,
+            "seconds": round(seconds, 3),
+        },
+        sentences=[],
+    )
+    result.sentences = describe(result)
+    return result
+
+
+def _candidate(search: _Search, ev: _Eval) -> Candidate:
+    assert ev.suppressed is not None
+    kept: dict[str, float] = {}
+    removed = []
+    levels = {}
+    for q, lv in zip(search.qis, ev.levels, strict=True):
+        levels[q.name] = q.level_name(lv)
+        if lv == q.removed_level:
+            removed.append(q.name)
+            kept[q.name] = 0.0
+        else:
+            has = q.idx >= 0
+            kept[q.name] = round(float((has & ~ev.suppressed).sum()) / max(1, int(has.sum())), 4)
+    cand = Candidate(
+        levels,
+        round(ev.loss, 4),
+        round(ev.score, 4),
+        int(ev.suppressed.sum()),
+        kept,
+        removed,
+        ev.warned,
+        ev.erased,
+    )
+    cand.sentence = candidate_sentence(cand)
+    return cand
+
+
+def _how(q: str, level: str) -> str:
+    return "as it is" if level == ORIGINAL else f"as {level.replace('_', ' ')}"
+
+
+def candidate_sentence(c: Candidate) -> str:
+    """One plain sentence for a candidate transformation."""
+    kept = [f"{q} {_how(q, lv)} for {c.kept_share[q]:.0%}" for q, lv in c.levels.items() if lv != REMOVED]
+    text = "Keeps " + (", ".join(kept) if kept else "no quasi-identifier")
+    if c.removed:
+        text += f"; leaves out {', '.join(c.removed)}"
+    text += f"; {c.rows_suppressed:,} students withheld; information lost {c.loss:.0%}."
+    return text
+
+
+def describe(r: DisclosureResult) -> list[str]:
+    """Plain sentences about a result, for the clerk and the compliance officer."""
+    out = []
+    for q in r.quasi_identifiers:
+        if q in r.removed:
+            out.append(
+                f"{q} is left out of the release: keeping it would have needed more than "
+                f"{r.suppression_limit:.0%} of the students withheld or lost more information."
+            )
+        elif r.levels[q] != ORIGINAL:
+            out.append(
+                f"{q} is released {_how(q, r.levels[q])}; {1 - r.lost_share(q):.0%} of the students "
+                "keep a value."
+            )
+        else:
+            out.append(f"{q} is released as it is for {1 - r.lost_share(q):.0%} of the students.")
+    out.append(
+        f"{r.rows_suppressed:,} of {r.rows:,} students ({r.rows_suppressed / max(1, r.rows):.1%}) had their "
+        f"quasi-identifiers withheld (column {SUPPRESSED_COLUMN} = Y); information lost: {r.loss:.1%}."
+    )
+    for alt in r.candidates[1:]:
+        gained = [q for q in alt.levels if alt.levels[q] != REMOVED and q in r.removed]
+        if gained:
+            q = gained[0]
+            out.append(
+                f"{q} would be removed for {1 - r.candidates[0].kept_share.get(q, 0):.0%} of students; "
+                f"another choice keeps {q} for {alt.kept_share[q]:.0%} "
+                f"({alt.sentence[0].lower()}{alt.sentence[1:]})"
+            )
+    if r.warnings:
+        out.append(
+            f"{len(r.warnings)} group(s) lost more than twice the overall share; see the fairness table."
+        )
+    return out

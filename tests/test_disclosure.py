@@ -1,0 +1,351 @@
+"""Disclosure control: hierarchies, the search, l-diversity, t-closeness, risk, fairness, the marker.
+
+k, l and t claimed by the report are measured again on the output by an independent implementation,
+pycanon (CSIC's anonymity checker), on synthetic and on messy data."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from pycanon import anonymity
+
+from deid import (
+    SUPPRESSED_COLUMN,
+    CheckFailed,
+    Disclosure,
+    PolicyError,
+    element_library,
+    hierarchy_from_dict,
+    protect,
+)
+from deid._disclosure import _Search
+
+QIS = ["birth_year", "sex", "race", "zip3", "school_id"]
+RACES = (
+    ["700"] * 60 + ["100"] * 6 + ["600"] * 6 + ["201"] * 4 + ["204", "205", "206", "208", "299", "301", "400"]
+)
+
+
+def _synthetic(n: int = 600, seed: int = 3, messy: bool = False) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    cols = {
+        "birth_year": rng.choice([str(y) for y in range(2005, 2012)], n),
+        "sex": rng.choice(["M", "F", "F", "M", "X"], n, p=[0.3, 0.3, 0.18, 0.18, 0.04]),
+        "race": rng.choice(RACES, n),
+        "zip3": rng.choice([f"9{i:02d}" for i in range(12)], n),
+        "school_id": rng.choice([f"S{i}" for i in range(6)], n),
+        "iep": rng.choice(["Y", "N"], n, p=[0.15, 0.85]),
+        "el": rng.choice(["EO", "EL", "RFEP", "IFEP"], n),
+    }
+    table = {k: list(v) for k, v in cols.items()}
+    if messy:  # empty cells, blank strings, odd codes, non-ASCII text
+        for name in [*QIS, "iep"]:
+            for i in rng.choice(n, n // 15, replace=False):
+                table[name][i] = None if i % 2 else ""
+        for i in rng.choice(n, 5, replace=False):
+            table["race"][i] = "ZZ"
+            table["school_id"][i] = "École Saint-Jean"
+    return pa.table({k: pa.array(v, pa.string()) for k, v in table.items()})
+
+
+def _hierarchies() -> dict:
+    lib = element_library()
+    return {
+        "birth_year": lib["birth_date"].generalization(),
+        "sex": lib["sex"].generalization(),
+        "race": lib["race"].generalization(),
+        "zip3": lib["zip"].generalization(),
+        "school_id": lib["school_id"].generalization(),
+    }
+
+
+def _released_frame(out: pa.Table, qis: list[str], sensitive: list[str]) -> pd.DataFrame:
+    """The released rows as pycanon reads them: suppressed rows out (they carry no quasi-identifier),
+    a missing value as a value of its own (pandas' groupby would otherwise drop the row)."""
+    df = out.to_pandas()
+    df = df[df[SUPPRESSED_COLUMN] == "N"].reset_index(drop=True)
+    for c in qis + sensitive:
+        df[c] = df[c].replace("", None).fillna("(missing)").astype(str)
+    return df
+
+
+@pytest.mark.parametrize("messy", [False, True])
+@pytest.mark.parametrize(
+    ("l_kind", "l_value", "t"), [("distinct", 2, None), ("entropy", 2, 0.4), (None, None, None)]
+)
+def test_k_l_t_claimed_equal_pycanon_on_the_output(messy, l_kind, l_value, t):
+    table = _synthetic(messy=messy)
+    # entropy 2-diversity needs a balanced element: iep (15% Y) cannot have it anywhere (tested below)
+    sensitive = (("el",) if l_kind == "entropy" else ("iep", "el")) if (l_value or t) else ()
+    rules = Disclosure(
+        hierarchies=_hierarchies(), sensitive=sensitive, l=l_value, l_kind=l_kind or "distinct", t=t
+    )
+    out, r = protect(table, QIS, 5, rules)
+    kept = [q for q in QIS if q not in r.removed]
+    assert set(r.removed).isdisjoint(out.column_names)
+    df = _released_frame(out, kept, list(sensitive))
+    assert len(df) == r.rows - r.rows_suppressed
+    assert r.rows_suppressed <= 0.05 * r.rows
+    k_pycanon = anonymity.k_anonymity(df, kept)
+    assert r.k_achieved == k_pycanon >= 5
+    for s in sensitive:
+        if l_kind == "entropy":
+            # pycanon floors exp(entropy) in floating point, so an exact 2.0 may come out as 1
+            measured = anonymity.entropy_l_diversity(df, kept, [s])
+            assert r.l_achieved[s] >= 2 and measured in (
+                math.floor(r.l_achieved[s] + 1e-9),
+                math.floor(r.l_achieved[s] + 1e-9) - 1,
+            )
+        elif l_kind == "distinct":
+            assert r.l_achieved[s] == anonymity.l_diversity(df, kept, [s]) >= 2
+        assert r.t_achieved[s] == pytest.approx(anonymity.t_closeness(df, kept, [s]), abs=1e-6)
+        if t is not None:
+            assert r.t_achieved[s] <= t + 1e-9
+
+
+def test_search_finds_the_exhaustive_optimum_despite_pruning():
+    table = _synthetic(n=400, seed=11)
+    rules = Disclosure(hierarchies=_hierarchies(), sensitive=("iep",), l=2)
+    _, r = protect(table, QIS, 5, rules, candidates=1)
+    brute = _Search(table, QIS, 5, rules)
+    scores = []
+    for node in itertools.product(*[q.levels for q in brute.qis]):
+        ev = brute.evaluate(node)
+        if ev.feasible:
+            scores.append((ev.score, ev.loss))
+    best_score, best_loss = min(scores)
+    assert r.candidates[0].score == pytest.approx(best_score, abs=1e-4)
+    assert r.loss == pytest.approx(best_loss, abs=1e-4)
+    # the pruning did prune: fewer transformations evaluated than exist
+    assert r.search["evaluated"] < r.search["transformations"]
+    assert r.search["pruned_by_bound"] + r.search["pruned_by_monotonicity"] > 0
+
+
+def test_marker_tells_withheld_from_missing_and_report_counts_by_column_and_group():
+    table = _synthetic(messy=True)
+    out, r = protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
+    marker = out.column(SUPPRESSED_COLUMN).to_pylist()
+    assert set(marker) <= {"Y", "N"} and marker.count("Y") == r.rows_suppressed > 0
+    source_race = table.column("race").to_pylist()
+    if "race" not in r.removed:
+        released = out.column("race").to_pylist()
+        for src, got, m in zip(source_race, released, marker, strict=True):
+            if m == "Y":
+                assert got is None  # withheld: empty, and the marker says why
+            elif src in (None, ""):
+                assert got is None  # missing in the source: empty, marker N
+            else:
+                assert got is not None
+        lost = sum(
+            1 for src, m in zip(source_race, marker, strict=True) if m == "Y" and src not in (None, "")
+        )
+        assert r.cells_lost_by_column["race"] == lost
+    # every group's count adds up to the column's values, and suppressed per group to the rows withheld
+    sex_groups = [g for g in r.groups if g.attribute == "sex"]
+    assert sum(g.students for g in sex_groups) == r.values_by_column["sex"]
+    present = [m for s, m in zip(table.column("sex").to_pylist(), marker, strict=True) if s not in (None, "")]
+    assert sum(g.suppressed for g in sex_groups) == present.count("Y")
+
+
+def test_a_quasi_identifier_that_cannot_be_kept_leaves_the_release_said_plainly():
+    # a unique value per row: no level but removal reaches k
+    n = 60
+    table = pa.table({"a": [str(i) for i in range(n)], "b": ["x", "y"] * (n // 2)})
+    out, r = protect(table, ["a", "b"], 5, Disclosure())
+    assert r.removed == ["a"] and "a" not in out.column_names
+    assert r.lost_share("a") == 1.0 and r.lost_share("b") == 0.0
+    assert any(s.startswith("a is left out of the release") for s in r.sentences)
+
+
+def test_unreachable_k_and_single_valued_sensitive_element_are_one_sentence():
+    table = pa.table({"a": ["1", "2", "3", "4"], "s": ["Y"] * 4})
+    fixed = hierarchy_from_dict("a", {"kind": "map", "levels": [], "removable": False})
+    with pytest.raises(CheckFailed) as e:
+        protect(table, ["a"], 2, Disclosure(hierarchies={"a": fixed}, suppression_limit=0.0))
+    assert "k = 2" in str(e.value) and "a to be left out" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(CheckFailed, match=r"^The sensitive element s has 1 distinct value in this extract"):
+        protect(table, ["a"], 2, Disclosure(sensitive=("s",), l=2))
+    with pytest.raises(CheckFailed, match="only 4 rows, fewer than k = 5"):
+        protect(table, ["a"], 5, Disclosure())
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        (
+            {
+                "kind": "map",
+                "levels": [
+                    {"name": "a", "groups": {"X": ["1", "2"]}},
+                    {"name": "b", "groups": {"P": ["1"], "Q": ["2"]}},
+                ],
+            },
+            "not monotone between levels 'a' and 'b'",
+        ),
+        (
+            {"kind": "date", "levels": [{"name": "two", "years": 2}, {"name": "five", "years": 5}]},
+            "not monotone",
+        ),
+        ({"kind": "prefix", "levels": [{"name": "a", "keep": 2}, {"name": "b", "keep": 3}]}, "not monotone"),
+        (
+            {"kind": "number", "levels": [{"name": "a", "width": 3}, {"name": "b", "width": 5}]},
+            "not monotone",
+        ),
+        (
+            {"kind": "map", "levels": [{"name": "r", "rare": True}, {"name": "x", "groups": {"A": ["1"]}}]},
+            "must be the last",
+        ),
+        ({"kind": "spiral"}, "has kind 'spiral'"),
+    ],
+)
+def test_bad_hierarchy_is_one_sentence_naming_the_element(spec, fragment):
+    with pytest.raises(PolicyError) as e:
+        hierarchy_from_dict("race", spec)
+    assert str(e.value).startswith("The hierarchy of element race") and fragment in str(e.value)
+
+
+def test_library_hierarchies_generalize_as_documented():
+    lib = element_library()
+    race = lib["race"].generalization()
+    assert race.level_names == ["as released", "federal", "broad", "other_rare", "removed"]
+    assert race.generalize(["201", "400", "700", "303"], [1, 1, 1, 1], 1, 5) == [
+        "Asian",
+        "Asian",
+        "White",
+        "Native Hawaiian or Other Pacific Islander",
+    ]
+    assert lib["zip"].generalization().generalize(["917"], [1], 1, 5) == ["91x"]
+    assert lib["birth_date"].generalization().generalize(["2009-05-03", "15"], [1, 1], 4, 5) == [
+        "2008-2009",
+        "14-15",
+    ]
+    assert lib["grade_level"].generalization().generalize(["10"], [1], 1, 5) == ["High (9-12)"]
+    assert lib["school_id"].generalization().generalize(["a", "b"], [3, 20], 1, 11) == ["Other", "b"]
+
+
+def test_fairness_warns_when_a_group_loses_more_than_twice_the_overall_share():
+    # group "g2" of 10 students sits in small classes: it is withheld, everyone else is not
+    rows = [("g1", str(i % 4)) for i in range(200)] + [("g2", str(i)) for i in range(10)]
+    table = pa.table({"grp": [g for g, _ in rows], "v": [v for _, v in rows]})
+    fixed = {
+        q: hierarchy_from_dict(q, {"kind": "map", "levels": [], "removable": False}) for q in ("grp", "v")
+    }
+    _, r = protect(table, ["grp", "v"], 5, Disclosure(hierarchies=fixed))
+    g2 = next(g for g in r.groups if g.attribute == "grp" and g.group == "g2")
+    assert g2.suppressed == 10 and r.rows_suppressed == 10
+    assert any(w.startswith("grp = g2: 100% of its 10 students were withheld") for w in r.warnings)
+
+
+def test_search_prefers_not_erasing_a_group():
+    # Keeping v as it is withholds all 12 students of group g2 (loss 0.03, but g2 erased); banding v by 4
+    # loses 0.10 and erases nobody: the search takes the band, though its plain loss is higher.
+    rows = [("g1", str(i % 4)) for i in range(400)] + [("g2", str(4 + i)) for i in range(12)]
+    table = pa.table({"grp": [g for g, _ in rows], "v": [v for _, v in rows]})
+    h = {
+        "grp": hierarchy_from_dict("grp", {"kind": "map", "levels": [], "removable": False}),
+        "v": hierarchy_from_dict(
+            "v", {"kind": "number", "levels": [{"name": "band", "width": 4}], "removable": False}
+        ),
+    }
+    _, r = protect(table, ["grp", "v"], 4, Disclosure(hierarchies=h))
+    assert r.levels["v"] == "band" and r.rows_suppressed == 0
+    plain = next(
+        c for c in _all_feasible(table, ["grp", "v"], 4, Disclosure(hierarchies=h)) if c[0] == (0, 0)
+    )
+    assert plain[2] < r.loss  # the erasing choice had less plain loss: fairness decided
+
+
+def _all_feasible(table, qis, k, rules):
+    s = _Search(table, qis, k, rules)
+    for node in itertools.product(*[q.levels for q in s.qis]):
+        ev = s.evaluate(node)
+        if ev.feasible:
+            yield node, ev.score, ev.loss
+
+
+def test_risk_measures_before_and_after():
+    table = _synthetic()
+    _, r = protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
+    df = table.to_pandas()
+    sizes = df.groupby(QIS, dropna=False).size()
+    assert r.risk_before["highest"] == pytest.approx(1 / sizes.min())
+    assert r.risk_before["sample_uniques"] == pytest.approx((sizes == 1).sum() / len(df))
+    assert r.risk_before["marketer"] == pytest.approx(len(sizes) / len(df))
+    assert r.risk_after["highest"] <= 1 / 5 and r.risk_after["sample_uniques"] == 0
+    assert r.risk_after["records_at_risk"] == 0 and r.risk_threshold == pytest.approx(0.2)
+    assert r.risk_before["records_at_risk"] > 0
+
+
+def test_candidates_are_within_the_rules_and_the_clerks_choice_is_applied():
+    table = _synthetic()
+    rules = Disclosure(hierarchies=_hierarchies())
+    _, r = protect(table, QIS, 5, rules)
+    assert 1 <= len(r.candidates) <= 3
+    for cand in r.candidates[1:]:
+        out, chosen = protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies(), choice=cand.levels))
+        assert chosen.levels == cand.levels and chosen.loss == pytest.approx(cand.loss, abs=1e-4)
+        df = _released_frame(out, [q for q in QIS if q not in chosen.removed], [])
+        assert anonymity.k_anonymity(df, [q for q in QIS if q not in chosen.removed]) >= 5
+    with pytest.raises(PolicyError, match="uses level 'decade', which its hierarchy does not allow"):
+        protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies(), choice={"race": "decade"}))
+
+
+def test_policy_file_disclosure_block_round_trips_and_is_checked():
+    from deid import Policy
+
+    data = {
+        "pathshare_policy": 1,
+        "k": 5,
+        "columns": {
+            "race": {"treatment": "keep", "quasi_identifier": True},
+            "iep": {"treatment": "keep"},
+        },
+        "disclosure": {"sensitive": ["iep"], "l": 2, "hierarchies": {"race": "race"}},
+    }
+    policy = Policy.from_dict(data)
+    assert policy.disclosure.l == 2 and policy.disclosure.hierarchies["race"].kind == "map"
+    again = Policy.from_dict(json.loads(json.dumps(policy.to_dict())))
+    assert again.disclosure.hierarchies["race"].to_dict() == policy.disclosure.hierarchies["race"].to_dict()
+    bad = json.loads(json.dumps(data))
+    bad["disclosure"]["t"] = 2
+    with pytest.raises(PolicyError, match="'t' must be a number between 0 and 1"):
+        Policy.from_dict(bad)
+    bad["disclosure"] = {"sensitive": ["nope"]}
+    with pytest.raises(PolicyError, match="names nope, which is not an output column"):
+        Policy.from_dict(bad)
+
+
+def test_entropy_threshold_matches_definition():
+    # a class with values Y, N, N, N: entropy < log 2, so entropy 2-diversity fails where distinct passes
+    p = np.array([0.25, 0.75])
+    assert -(p * np.log(p)).sum() < math.log(2)
+    # classes 1 and 5 are 1:3 and 3:1 (entropy below log 2); 2, 3, 4 are balanced; so is the whole
+    table = pa.table(
+        {
+            "a": [str(i) for i in range(1, 6) for _ in range(4)],
+            "s": list("YNNNYNYNYNYNYYNNYYYN"),
+        }
+    )
+    fixed = {"a": hierarchy_from_dict("a", {"kind": "map", "levels": [], "removable": True})}
+    _, distinct = protect(table, ["a"], 2, Disclosure(hierarchies=fixed, sensitive=("s",), l=2))
+    assert distinct.levels["a"] == "as released"
+    _, entropy = protect(
+        table,
+        ["a"],
+        2,
+        Disclosure(hierarchies=fixed, sensitive=("s",), l=2, l_kind="entropy", suppression_limit=0.5),
+    )
+    assert entropy.rows_suppressed == 8 and entropy.l_achieved["s"] == pytest.approx(2.0)
+    with pytest.raises(CheckFailed, match="too uneven in this extract for entropy l-diversity"):
+        protect(
+            pa.table({"a": ["1"] * 8, "s": ["Y"] + ["N"] * 7}),
+            ["a"],
+            2,
+            Disclosure(sensitive=("s",), l=2, l_kind="entropy"),
+        )
