@@ -42,7 +42,7 @@ _LAZY = {
         "Disclosure",
         "DisclosureResult",
         "candidate_sentence",
-        "protect",
+        "protect_microdata",
         "risk_measures",
     ),
     "deid._secrets": ("Crosswalk", "crosswalk_path", "load_crosswalk", "load_secret", "padding_key_path",
@@ -177,7 +177,7 @@ __all__ += [
     "Hierarchy",
     "candidate_sentence",
     "hierarchy_from_dict",
-    "protect",
+    "protect_microdata",
     "risk_measures",
 ]
 

@@ -572,7 +572,7 @@ class _Search:
 # --------------------------------------------------------------------------------- the entry point
 
 
-def protect(
+def protect_microdata(
     table: pa.Table,
     qis: Sequence[str],
     k: int,

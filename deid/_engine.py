@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._atomic import check_output_path
-from deid._disclosure import SUPPRESSED_COLUMN, protect
+from deid._disclosure import SUPPRESSED_COLUMN, protect_microdata
 from deid._hierarchy import ORIGINAL, REMOVED
 from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
@@ -270,7 +270,7 @@ def _run(
     if policy.disclosure is not None and qis:
         # The search: generalization levels with the least information loss, then record suppression
         # within the limit (deid/_disclosure.py); a quasi-identifier it leaves out leaves the output.
-        output, disclosure = protect(output, qis, policy.k, policy.disclosure)
+        output, disclosure = protect_microdata(output, qis, policy.k, policy.disclosure)
         risk = disclosure.as_risk()
         for name in disclosure.removed:
             dropped.append(name)

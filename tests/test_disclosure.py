@@ -22,7 +22,7 @@ from deid import (
     PolicyError,
     element_library,
     hierarchy_from_dict,
-    protect,
+    protect_microdata,
 )
 from deid._disclosure import _Search
 
@@ -86,7 +86,7 @@ def test_k_l_t_claimed_equal_pycanon_on_the_output(messy, l_kind, l_value, t):
     rules = Disclosure(
         hierarchies=_hierarchies(), sensitive=sensitive, l=l_value, l_kind=l_kind or "distinct", t=t
     )
-    out, r = protect(table, QIS, 5, rules)
+    out, r = protect_microdata(table, QIS, 5, rules)
     kept = [q for q in QIS if q not in r.removed]
     assert set(r.removed).isdisjoint(out.column_names)
     df = _released_frame(out, kept, list(sensitive))
@@ -112,7 +112,7 @@ def test_k_l_t_claimed_equal_pycanon_on_the_output(messy, l_kind, l_value, t):
 def test_search_finds_the_exhaustive_optimum_despite_pruning():
     table = _synthetic(n=400, seed=11)
     rules = Disclosure(hierarchies=_hierarchies(), sensitive=("iep",), l=2)
-    _, r = protect(table, QIS, 5, rules, candidates=1)
+    _, r = protect_microdata(table, QIS, 5, rules, candidates=1)
     brute = _Search(table, QIS, 5, rules)
     scores = []
     for node in itertools.product(*[q.levels for q in brute.qis]):
@@ -129,7 +129,7 @@ def test_search_finds_the_exhaustive_optimum_despite_pruning():
 
 def test_marker_tells_withheld_from_missing_and_report_counts_by_column_and_group():
     table = _synthetic(messy=True)
-    out, r = protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
+    out, r = protect_microdata(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
     marker = out.column(SUPPRESSED_COLUMN).to_pylist()
     assert set(marker) <= {"Y", "N"} and marker.count("Y") == r.rows_suppressed > 0
     source_race = table.column("race").to_pylist()
@@ -157,7 +157,7 @@ def test_a_quasi_identifier_that_cannot_be_kept_leaves_the_release_said_plainly(
     # a unique value per row: no level but removal reaches k
     n = 60
     table = pa.table({"a": [str(i) for i in range(n)], "b": ["x", "y"] * (n // 2)})
-    out, r = protect(table, ["a", "b"], 5, Disclosure())
+    out, r = protect_microdata(table, ["a", "b"], 5, Disclosure())
     assert r.removed == ["a"] and "a" not in out.column_names
     assert r.lost_share("a") == 1.0 and r.lost_share("b") == 0.0
     assert any(s.startswith("a is left out of the release") for s in r.sentences)
@@ -167,12 +167,12 @@ def test_unreachable_k_and_single_valued_sensitive_element_are_one_sentence():
     table = pa.table({"a": ["1", "2", "3", "4"], "s": ["Y"] * 4})
     fixed = hierarchy_from_dict("a", {"kind": "map", "levels": [], "removable": False})
     with pytest.raises(CheckFailed) as e:
-        protect(table, ["a"], 2, Disclosure(hierarchies={"a": fixed}, suppression_limit=0.0))
+        protect_microdata(table, ["a"], 2, Disclosure(hierarchies={"a": fixed}, suppression_limit=0.0))
     assert "k = 2" in str(e.value) and "a to be left out" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(CheckFailed, match=r"^The sensitive element s has 1 distinct value in this extract"):
-        protect(table, ["a"], 2, Disclosure(sensitive=("s",), l=2))
+        protect_microdata(table, ["a"], 2, Disclosure(sensitive=("s",), l=2))
     with pytest.raises(CheckFailed, match="only 4 rows, fewer than k = 5"):
-        protect(table, ["a"], 5, Disclosure())
+        protect_microdata(table, ["a"], 5, Disclosure())
 
 
 @pytest.mark.parametrize(
@@ -236,7 +236,7 @@ def test_fairness_warns_when_a_group_loses_more_than_twice_the_overall_share():
     fixed = {
         q: hierarchy_from_dict(q, {"kind": "map", "levels": [], "removable": False}) for q in ("grp", "v")
     }
-    _, r = protect(table, ["grp", "v"], 5, Disclosure(hierarchies=fixed))
+    _, r = protect_microdata(table, ["grp", "v"], 5, Disclosure(hierarchies=fixed))
     g2 = next(g for g in r.groups if g.attribute == "grp" and g.group == "g2")
     assert g2.suppressed == 10 and r.rows_suppressed == 10
     assert any(w.startswith("grp = g2: 100% of its 10 students were withheld") for w in r.warnings)
@@ -253,7 +253,7 @@ def test_search_prefers_not_erasing_a_group():
             "v", {"kind": "number", "levels": [{"name": "band", "width": 4}], "removable": False}
         ),
     }
-    _, r = protect(table, ["grp", "v"], 4, Disclosure(hierarchies=h))
+    _, r = protect_microdata(table, ["grp", "v"], 4, Disclosure(hierarchies=h))
     assert r.levels["v"] == "band" and r.rows_suppressed == 0
     plain = next(
         c for c in _all_feasible(table, ["grp", "v"], 4, Disclosure(hierarchies=h)) if c[0] == (0, 0)
@@ -271,7 +271,7 @@ def _all_feasible(table, qis, k, rules):
 
 def test_risk_measures_before_and_after():
     table = _synthetic()
-    _, r = protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
+    _, r = protect_microdata(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
     df = table.to_pandas()
     sizes = df.groupby(QIS, dropna=False).size()
     assert r.risk_before["highest"] == pytest.approx(1 / sizes.min())
@@ -285,15 +285,16 @@ def test_risk_measures_before_and_after():
 def test_candidates_are_within_the_rules_and_the_clerks_choice_is_applied():
     table = _synthetic()
     rules = Disclosure(hierarchies=_hierarchies())
-    _, r = protect(table, QIS, 5, rules)
+    _, r = protect_microdata(table, QIS, 5, rules)
     assert 1 <= len(r.candidates) <= 3
     for cand in r.candidates[1:]:
-        out, chosen = protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies(), choice=cand.levels))
+        pick = Disclosure(hierarchies=_hierarchies(), choice=cand.levels)
+        out, chosen = protect_microdata(table, QIS, 5, pick)
         assert chosen.levels == cand.levels and chosen.loss == pytest.approx(cand.loss, abs=1e-4)
         df = _released_frame(out, [q for q in QIS if q not in chosen.removed], [])
         assert anonymity.k_anonymity(df, [q for q in QIS if q not in chosen.removed]) >= 5
     with pytest.raises(PolicyError, match="uses level 'decade', which its hierarchy does not allow"):
-        protect(table, QIS, 5, Disclosure(hierarchies=_hierarchies(), choice={"race": "decade"}))
+        protect_microdata(table, QIS, 5, Disclosure(hierarchies=_hierarchies(), choice={"race": "decade"}))
 
 
 def test_policy_file_disclosure_block_round_trips_and_is_checked():
@@ -333,9 +334,9 @@ def test_entropy_threshold_matches_definition():
         }
     )
     fixed = {"a": hierarchy_from_dict("a", {"kind": "map", "levels": [], "removable": True})}
-    _, distinct = protect(table, ["a"], 2, Disclosure(hierarchies=fixed, sensitive=("s",), l=2))
+    _, distinct = protect_microdata(table, ["a"], 2, Disclosure(hierarchies=fixed, sensitive=("s",), l=2))
     assert distinct.levels["a"] == "as released"
-    _, entropy = protect(
+    _, entropy = protect_microdata(
         table,
         ["a"],
         2,
@@ -343,7 +344,7 @@ def test_entropy_threshold_matches_definition():
     )
     assert entropy.rows_suppressed == 8 and entropy.l_achieved["s"] == pytest.approx(2.0)
     with pytest.raises(CheckFailed, match="too uneven in this extract for entropy l-diversity"):
-        protect(
+        protect_microdata(
             pa.table({"a": ["1"] * 8, "s": ["Y"] + ["N"] * 7}),
             ["a"],
             2,

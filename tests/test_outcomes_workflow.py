@@ -141,7 +141,7 @@ def test_an_infeasible_release_records_nothing(demo: Path, tmp_path: Path):
         before = len(list_releases(vault))
         n_audit = len(vault.audit.entries(action="outcomes.released"))
         with pytest.raises(CheckFailed):
-            release_outcomes(vault, [demo / "inbox"], ["dual_enrollment"], ["sex", "school_id"],
+            release_outcomes(vault, [demo / "inbox"], ["dual_enrollment"], ["sex", "race"],
                              tmp_path / "x", protection=50_000)  # fmt: skip
         assert len(list_releases(vault)) == before
         assert len(vault.audit.entries(action="outcomes.released")) == n_audit
