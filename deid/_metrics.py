@@ -291,14 +291,42 @@ def evaluate(cond: Mapping[str, Any], frame: pd.DataFrame) -> pd.Series:
         return out
     if "years_after" in cond:
         spec = cond["years_after"]
-        gap = _academic_start(frame[spec["to"]]) - _school_year_end(frame[spec["from"]])
+        start = _per_value(frame[spec["to"]], _academic_start)
+        end = _per_value(frame[spec["from"]], _school_year_end)
+        gap = pd.Series(start, index=frame.index) - pd.Series(end, index=frame.index)
         return ((gap >= spec["min"]) & (gap < spec["max"])).fillna(False).astype(bool)
     col = frame[cond["element"]]
     if "in" in cond:
-        return col.astype("string").str.strip().isin(cond["in"]).fillna(False).astype(bool)
-    if "present" in cond:
-        return (col.notna() & (col.astype("string").str.strip() != "")).fillna(False).astype(bool)
-    return _at_least(col, float(cond["at_least"]), cond["element"])
+        wanted = cond["in"]
+
+        def test(v: pd.Series) -> pd.Series:
+            return v.astype("string").str.strip().isin(wanted).fillna(False).astype(bool)
+    elif "present" in cond:
+
+        def test(v: pd.Series) -> pd.Series:
+            return (v.notna() & (v.astype("string").str.strip() != "")).fillna(False).astype(bool)
+    else:
+        x, element = float(cond["at_least"]), cond["element"]
+
+        def test(v: pd.Series) -> pd.Series:
+            return _at_least(v, x, element)
+
+    return pd.Series(_per_value(col, test), index=frame.index).fillna(False).astype(bool)
+
+
+def _per_value(col: pd.Series, fn: Any) -> Any:
+    """``fn`` over a column; for a categorical one, over its few categories, then spread by code (a
+    million rows cost what their distinct values cost)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = pd.Series(col.cat.categories, dtype=object)
+        res = np.asarray(fn(cats))
+        codes = col.cat.codes.to_numpy()
+        missing = fn(pd.Series([None], dtype=object)).to_numpy()[0]
+        return np.where(codes >= 0, res[np.maximum(codes, 0)] if len(res) else missing, missing)
+    return np.asarray(fn(col.reset_index(drop=True)))
 
 
 def catalog_markdown(catalog: Catalog | None = None) -> str:

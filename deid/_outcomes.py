@@ -16,9 +16,10 @@ protection (by default ``m``):
    count under m, or whose complement (cohort − outcome: the students who did *not* reach it) is
    under m, is hidden — its rate is then shown bottom- or top-coded (≤ 5 %, ≥ 95 %) where the coded
    band still protects it, else hidden too;
-2. *complementary suppression*: the fewest further cells (a MIP on HiGHS, ``scipy.optimize.milp``)
-   such that no hidden cell is alone in an equation and the hidden cells of each equation can absorb
-   at least ``p``; then
+2. *complementary suppression*: the fewest further cells shown as "*" (a MIP on HiGHS,
+   ``scipy.optimize.milp``) such that no hidden cell is alone in an equation — a condition every safe
+   hiding meets, so when the answer passes the check below at the first round it is provably the
+   fewest; then
 3. *the attacker check* (:func:`attack`): for every hidden cell (and every hidden complement), the
    minimum and maximum value consistent with everything published (LPs on HiGHS over the equations,
    the outcome ≤ cohort bounds, non-negativity and the coded bands) must be at least ``p`` apart.
@@ -112,24 +113,31 @@ def check_computable(
 ) -> None:
     """Refuse (one sentence) a metric whose elements the data lack, or a breakdown the metric or the
     agreement does not allow (``allowed``: the elements the agreement shares)."""
+    from deid._elements import load_elements
+
+    names = {e.name: e.label.lower() for e in load_elements()}
+
+    def said(element: str) -> str:  # the element as people call it (the library's label)
+        return names.get(element, element.replace("_", " "))
+
     have = set(columns)
     for m in metrics:
-        lack = [e for e in m.requires if e not in have]
+        lack = [said(e) for e in m.requires if e not in have]
         if lack:
             raise InputError(
-                f'The metric "{m.label}" needs {", ".join(lack)}, which the opened packages do not hold.'
+                f'The measure "{m.label}" needs {", ".join(lack)}, which the opened packages do not hold.'
             )
         for b in by:
             if b not in m.disaggregations:
-                raise InputError(f'The metric "{m.label}" is not broken down by {b} in the catalog.')
+                raise InputError(f'The measure "{m.label}" cannot be broken down by {said(b)}.')
     allowed_set = None if allowed is None else set(allowed)
     for b in by:
         if allowed_set is not None and b not in allowed_set:
             raise InputError(
-                f"The agreement does not allow a breakdown by {b}: it does not share that element."
+                f"The agreement does not allow a breakdown by {said(b)}: it does not share that element."
             )
         if b not in have:
-            raise InputError(f"The opened packages hold no {b} to break the tables down by.")
+            raise InputError(f"The opened packages hold no {said(b)} to break the tables down by.")
 
 
 def compute_tables(
@@ -141,8 +149,21 @@ def compute_tables(
     cat = catalog or load_catalog()
     metrics = [cat.get(i) for i in metric_ids]
     check_computable(metrics, by, frame.columns)
+    # Each column read once into categories: the conditions then run over distinct values, not rows.
+    used = sorted({e for m in metrics for e in m.elements()} | set(by))
+    frame = pd.DataFrame(
+        {c: frame[c] if isinstance(frame[c].dtype, pd.CategoricalDtype) else frame[c].astype("category")
+         for c in used},
+        index=frame.index,
+    )  # fmt: skip
     cohorts: dict[str, np.ndarray] = {}
     tables: list[OutcomeTable] = []
+    # Each breakdown's groups once, as integer codes (sorted labels), for bincount per metric.
+    coded: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for b in by:
+        values = frame[b].astype("string").str.strip().fillna(MISSING).replace("", MISSING)
+        codes, uniques = pd.factorize(values, sort=True)
+        coded[b] = (codes, [str(u) for u in uniques])
     for m in metrics:
         key = m.cohort_key
         if key not in cohorts:
@@ -152,17 +173,17 @@ def compute_tables(
         total = (int(in_cohort.sum()), int(reached.sum()))
         tables.append(OutcomeTable(m.id, "", [ALL], [total[0]], [total[1]]))
         for b in by:
-            values = frame[b].astype("string").str.strip().fillna(MISSING).replace("", MISSING)
-            sub = pd.DataFrame({"g": values[in_cohort].to_numpy(), "n": reached[in_cohort]})
-            counts = sub.groupby("g", sort=True)["n"].agg(["size", "sum"])
-            groups = [str(g) for g in counts.index]
+            codes, labels = coded[b]
+            size = np.bincount(codes[in_cohort], minlength=len(labels))
+            hits = np.bincount(codes[reached], minlength=len(labels))
+            present = np.flatnonzero(size)  # groups with no student of this cohort are not listed
             tables.append(
                 OutcomeTable(
                     m.id,
                     b,
-                    [*groups, ALL],
-                    [*(int(x) for x in counts["size"]), total[0]],
-                    [*(int(x) for x in counts["sum"]), total[1]],
+                    [*(labels[k] for k in present), ALL],
+                    [*(int(size[k]) for k in present), total[0]],
+                    [*(int(hits[k]) for k in present), total[1]],
                 )
             )
     return Tables(tables, cohorts, {m.id: m.cohort_key for m in metrics})
@@ -181,13 +202,20 @@ class _Model:
     values: list[int] = field(default_factory=list)
     equations: list[tuple[int, list[int]]] = field(default_factory=list)
     pairs: list[tuple[int, int]] = field(default_factory=list)  # (outcome cell, cohort cell)
+    # The cohort each cell belongs to: cells of different cohorts share no equation, so the attacker's
+    # LPs split into one small system per cohort.
+    component: list[str] = field(default_factory=list)
+    appears: list[int] = field(default_factory=list)  # in how many published table rows a cell shows
 
-    def cell(self, cid: tuple[str, str, str, str], value: int) -> int:
+    def cell(self, cid: tuple[str, str, str, str], value: int, component: str = "") -> int:
         i = self.index.get(cid)
         if i is None:
             i = self.index[cid] = len(self.ids)
             self.ids.append(cid)
             self.values.append(value)
+            self.component.append(component)
+            self.appears.append(0)
+        self.appears[i] += 1
         return i
 
     def eq_of(self) -> list[list[int]]:
@@ -220,7 +248,7 @@ def _build(
         here = []
         for i in range(len(t.groups)):
             cid, oid = _cell_ids(t, i, ck)
-            c, o = model.cell(cid, t.cohort[i]), model.cell(oid, t.outcome[i])
+            c, o = model.cell(cid, t.cohort[i], ck), model.cell(oid, t.outcome[i], ck)
             here.append((c, o))
             if o not in seen_pair:
                 seen_pair.add(o)
@@ -264,58 +292,91 @@ def _intervals(
     bands: Mapping[int, str],
     targets: Sequence[dict[int, float]],
 ) -> list[tuple[float, float]]:
-    """For each target (a linear expression over cells), its min and max over every table consistent
-    with what is published: hidden cells free (≥ 0), the rest fixed, equations and bounds held."""
-    from scipy.optimize import linprog
+    """For each target (a linear expression over cells of one cohort), its min and max over every
+    table consistent with what is published: hidden cells free (≥ 0), the rest fixed, equations and
+    bounds held. One LP system per cohort (sparse, HiGHS)."""
+    out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(targets)
+    by_comp: dict[str, list[int]] = {}
+    for k, t in enumerate(targets):
+        by_comp.setdefault(model.component[next(iter(t))], []).append(k)
+    for comp, ks in by_comp.items():
+        found = _component_intervals(model, comp, hidden, bands, [targets[k] for k in ks])
+        for k, interval in zip(ks, found, strict=True):
+            out[k] = interval
+    return out
 
-    free = sorted(hidden)
+
+def _component_intervals(
+    model: _Model, comp: str, hidden: set[int], bands: Mapping[int, str], targets: Sequence[dict[int, float]]
+) -> list[tuple[float, float]]:
+    from scipy.optimize import linprog
+    from scipy.sparse import csr_array
+
+    free = sorted(c for c in hidden if model.component[c] == comp)
     pos = {c: k for k, c in enumerate(free)}
     vals = model.values
     nv = len(free)
     if nv == 0:
         return [(_const(t, vals), _const(t, vals)) for t in targets]
-    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+    eq_rows: list[dict[int, float]] = []
+    b_eq: list[float] = []
+    ub_rows: list[dict[int, float]] = []
+    b_ub: list[float] = []
 
-    def row(coefs: Mapping[int, float]) -> tuple[np.ndarray, float]:
-        r = np.zeros(nv)
+    def row(coefs: Mapping[int, float]) -> tuple[dict[int, float], float]:
+        r: dict[int, float] = {}
         const = 0.0
         for c, w in coefs.items():
             if c in pos:
-                r[pos[c]] += w
+                r[pos[c]] = r.get(pos[c], 0.0) + w
             else:
                 const += w * vals[c]
         return r, const
 
     for t, parts in model.equations:
+        if model.component[t] != comp:
+            continue
         coefs = {t: -1.0}
         for j in parts:
             coefs[j] = coefs.get(j, 0.0) + 1.0
         r, const = row(coefs)
-        if r.any():
-            a_eq.append(r)
+        if r:
+            eq_rows.append(r)
             b_eq.append(-const)
     for o, c in model.pairs:
+        if model.component[o] != comp:
+            continue
         if o in pos or c in pos:
             r, const = row({o: 1.0, c: -1.0})
-            a_ub.append(r)
+            ub_rows.append(r)
             b_ub.append(-const)
         kind = bands.get(o)
         if kind:  # the coded rate is published: outcome ≤ 5 % of cohort, or ≥ 95 %
             coefs = {o: 1.0, c: -BAND} if kind == "low" else {o: -1.0, c: 1.0 - BAND}
             r, const = row(coefs)
-            a_ub.append(r)
+            ub_rows.append(r)
             b_ub.append(-const)
+
+    def sparse(rows: list[dict[int, float]]) -> Any:
+        data = [w for r in rows for w in r.values()]
+        cols = [j for r in rows for j in r]
+        ptr = np.cumsum([0, *(len(r) for r in rows)])
+        return csr_array((data, cols, ptr), shape=(len(rows), nv))
+
     kw: dict[str, Any] = {"bounds": (0, None), "method": "highs"}
-    if a_eq:
-        kw["A_eq"], kw["b_eq"] = np.array(a_eq), np.array(b_eq)
-    if a_ub:
-        kw["A_ub"], kw["b_ub"] = np.array(a_ub), np.array(b_ub)
+    if eq_rows:
+        kw["A_eq"], kw["b_eq"] = sparse(eq_rows), np.array(b_eq)
+    if ub_rows:
+        kw["A_ub"], kw["b_ub"] = sparse(ub_rows), np.array(b_ub)
     out = []
     for target in targets:
-        r, const = row(target)
-        if not r.any():
+        coefs, const = row(target)
+        if not coefs:
             out.append((const, const))
             continue
+        r = np.zeros(nv)
+        for j, w in coefs.items():
+            r[j] = w
         lo = linprog(r, **kw)
         hi = linprog(-r, **kw)
         low = lo.fun + const if lo.status == 0 else (-math.inf if lo.status == 3 else math.nan)
@@ -335,6 +396,7 @@ class Exposure:
     cell: str
     low: float
     high: float
+    index: int = -1  # the model's cell (for an expression: its outcome cell)
 
 
 def attack(
@@ -349,9 +411,9 @@ def attack(
     targets += [(coefs, label) for coefs, label in extra if any(c in hidden for c in coefs)]
     found = _intervals(model, hidden, bands, [t for t, _ in targets])
     out = []
-    for (_, label), (lo, hi) in zip(targets, found, strict=True):
+    for (coefs, label), (lo, hi) in zip(targets, found, strict=True):
         if not (hi - lo >= p - 1e-6):  # also NaN (an inconsistent system) counts as exposed
-            out.append(Exposure(label, lo, hi))
+            out.append(Exposure(label, lo, hi, max(coefs, key=lambda c: model.ids[c][0] == "O")))
     return out
 
 
@@ -365,10 +427,15 @@ def _name(cid: tuple[str, str, str, str]) -> str:
 # ------------------------------------------------------------------------- complementary suppression
 
 
-def _mip(model: _Model, fixed: set[int], p: int, cuts: Sequence[tuple[list[int], int]]) -> set[int] | None:
-    """The fewest cells to hide (``fixed`` always), such that in every equation each hidden cell has
-    another hidden cell and the others hidden can absorb ``p``; plus the attacker check's cuts."""
+def _mip(
+    model: _Model, fixed: set[int], p: int, cuts: Sequence[tuple[list[int], int]], weak: bool = False
+) -> set[int] | None:
+    """The fewest cells to hide (``fixed`` always) such that no hidden cell is alone in an equation
+    (``weak``: a condition every safe hiding meets, so the optimum is a lower bound) or, otherwise,
+    such that the others hidden in each equation can absorb ``p`` (a sufficient rule); plus the
+    attacker check's cuts."""
     from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
 
     n = len(model.ids)
     vals = np.asarray(model.values, float)
@@ -377,30 +444,40 @@ def _mip(model: _Model, fixed: set[int], p: int, cuts: Sequence[tuple[list[int],
     up = np.full(n, np.inf)
     for o, c in model.pairs:
         up[o] = vals[c] - vals[o]
-    rows, lo = [], []
+    ri: list[np.ndarray] = []
+    ci: list[np.ndarray] = []
+    vi: list[np.ndarray] = []
+    lo: list[float] = []
     for t, parts in model.equations:
-        eq = [t, *parts]
+        eq = np.array([t, *parts])
         for i in eq:
-            others = [j for j in eq if j != i]
+            others = eq[eq != i]
             # Hidden i moves up by what the others can lose, down by what they can gain (at most its
             # value): require room for p in all, as a sufficient linear rule the attacker check confirms.
-            r = np.zeros(n)
-            r[others] = vals[others] + np.minimum(up[others], vals[i])
-            r[i] -= p
-            rows.append(r)
+            k = len(lo)
+            ri.append(np.full(len(others) + 1, k))
+            ci.append(np.append(others, i))
+            room = np.ones(len(others)) if weak else vals[others] + np.minimum(up[others], vals[i])
+            vi.append(np.append(room, -1.0 if weak else -p))
             lo.append(0.0)
     for cells, need in cuts:
-        r = np.zeros(n)
-        r[cells] = 1.0
-        rows.append(r)
+        k = len(lo)
+        ri.append(np.full(len(cells), k))
+        ci.append(np.asarray(cells))
+        vi.append(np.ones(len(cells)))
         lo.append(float(need))
     lb = np.zeros(n)
     lb[list(fixed)] = 1.0
     ub = np.ones(n)
     ub[list(_kept(model) - fixed)] = 0.0
     total = max(1.0, float(vals.sum()))
-    cost = 1.0 + vals / total  # fewest cells first, then the smallest
-    cons = [LinearConstraint(np.array(rows), np.array(lo), np.inf)] if rows else []
+    # The fewest cells lost in the tables people read (a cohort count shared by several measures'
+    # tables counts in each), then the smallest.
+    cost = np.asarray(model.appears, float) + vals / total
+    cons = []
+    if lo:
+        a = coo_array((np.concatenate(vi), (np.concatenate(ri), np.concatenate(ci))), shape=(len(lo), n))
+        cons = [LinearConstraint(a.tocsr(), np.array(lo), np.inf)]
     res = milp(cost, integrality=np.ones(n), bounds=Bounds(lb, ub), constraints=cons)
     if res.status != 0 or res.x is None:
         return None
@@ -416,14 +493,12 @@ def _cut(
     model: _Model, hidden: set[int], exposed: Sequence[Exposure], eq_of: list[list[int]]
 ) -> tuple[list[int], int]:
     """One more hidden cell among the visible cells of the equations around the exposed cells."""
-    names = {e.cell.split(":")[0] for e in exposed}
     around: set[int] = set()
-    for c in range(len(model.ids)):
-        if _name(model.ids[c]) in names or str(model.ids[c]) in names:
-            for k in eq_of[c]:
-                t, parts = model.equations[k]
-                around.update((t, *parts))
-            around.update(oc for pair in model.pairs if c in pair for oc in pair)
+    for c in {e.index for e in exposed}:
+        for k in eq_of[c]:
+            t, parts = model.equations[k]
+            around.update((t, *parts))
+        around.update(oc for pair in model.pairs if c in pair for oc in pair)
     visible = sorted(around - hidden - _kept(model))
     return visible, 1
 
@@ -431,15 +506,25 @@ def _cut(
 def _with_bands(
     model: _Model, hidden: set[int], extra: Sequence[tuple[dict[int, float], str]], p: int
 ) -> dict[int, str]:
-    """Code the rate of a hidden outcome whose cohort is published, where the band still protects."""
+    """Code the rate of a hidden outcome whose cohort is published, where the band still protects:
+    all candidates at once, then without those of any cohort the attacker check finds exposed."""
     bands: dict[int, str] = {}
     vals = model.values
     for o, c in model.pairs:
         if o in hidden and c not in hidden and vals[c]:
             rate = vals[o] / vals[c]
             kind = "low" if rate <= BAND else "high" if rate >= 1 - BAND else ""
-            if kind and attack(model, hidden, {**bands, o: kind}, extra, p) == []:
+            if kind:
                 bands[o] = kind
+    while bands:
+        exposed = attack(model, hidden, bands, extra, p)
+        if not exposed:
+            break
+        bad = {model.component[e.index] for e in exposed}
+        kept = {o: k for o, k in bands.items() if model.component[o] not in bad}
+        if len(kept) == len(bands):  # exposure not from a band: leave it to the final check
+            break
+        bands = kept
     return bands
 
 
@@ -492,7 +577,7 @@ def protect(
         if method == "heuristic":
             hidden = _heuristic(model, hidden or set(fixed), eq_of)
         else:
-            hidden = _mip(model, fixed, p, cuts)
+            hidden = _mip(model, fixed, p, cuts, weak=method == "optimal")
         if hidden is None:
             break
         exposed = attack(model, hidden, {}, extra, p)
@@ -576,16 +661,9 @@ def hidden_cells(tables: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, st
 
 
 def hidden_count(tables: Sequence[OutcomeTable]) -> int:
-    """Distinct hidden cells (a shared total counts once)."""
-    seen = set()
-    for t in tables:
-        for i, g in enumerate(t.groups):
-            key = (t.metric, "" if g == ALL else t.by, g)
-            if t.hidden_cohort[i]:
-                seen.add(("C", *key))
-            if t.hidden_outcome[i]:
-                seen.add(("O", *key))
-    return len(seen)
+    """Cells shown as hidden in the tables as people read them (a hidden total repeated in every
+    breakdown's table counts in each: each is a "*" a reader sees)."""
+    return sum(sum(t.hidden_cohort) + sum(t.hidden_outcome) for t in tables)
 
 
 def recheck(

@@ -94,8 +94,8 @@ def test_a_second_release_of_the_same_cohort_is_kept_and_hides_alike(cli, demo: 
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--metric", "hs_graduation"], "needs hs_graduate"),
-        (["--metric", "dual_enrollment", "--by", "gpa"], "not broken down by gpa"),
+        (["--metric", "hs_graduation"], "needs high-school graduate"),
+        (["--metric", "dual_enrollment", "--by", "gpa"], "cannot be broken down by gpa"),
         (["--metric", "no_such_metric"], "has no metric 'no_such_metric'"),
         (["--metric", "dual_enrollment", "--by", "sex", "--protection", "99999"], "released safely"),
         (["--metric", "dual_enrollment", "--protection", "3"], "cannot be less than"),

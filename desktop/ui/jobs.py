@@ -532,3 +532,19 @@ def link_files(
     links = link(file_a, file_b, out, report=report, method=method, force=force)
     ctx.progress(1.0, "linked")
     return links.report.to_dict()
+
+
+def release_outcome_tables(
+    ctx: JobContext, packages: list[str], metrics: list[str], by: list[str], out: str
+) -> dict[str, Any]:
+    """Make and save a release of outcome tables (``pathshare outcomes``); the window gets the summary
+    and the file names (counts stay in the files)."""
+    from agreements import release_outcomes
+
+    release = release_outcomes(ctx.vault, packages, metrics, by, out, progress=ctx.progress)
+    return {
+        "summary": release.summary(),
+        "files": [p.name for p in release.files],
+        "folder": str(release.folder),
+        "release": release.release_id,
+    }

@@ -66,6 +66,7 @@ class Workspace(QWidget):
         from desktop.ui.audit_page import AuditPage
         from desktop.ui.dashboard_page import DashboardPage
         from desktop.ui.link_page import LinkPage
+        from desktop.ui.outcomes_page import OutcomesPage
         from desktop.ui.packages_page import PackagesPage
         from desktop.ui.pages import MyCardPage
         from desktop.ui.partners_page import PartnersPage
@@ -96,6 +97,8 @@ class Workspace(QWidget):
             ("Partners", PartnersPage(session)),
             ("Audit log", AuditPage(session)),
             ("My organization's card", MyCardPage(session)),
+            # Last, so the other screens keep their Ctrl+number and screenshot names.
+            ("Outcomes", OutcomesPage(self)),
         ]
         for i, (title, page) in enumerate(pages):
             item = QListWidgetItem(title)
