@@ -2,7 +2,7 @@
 
 A :class:`Policy` is a list of :class:`ColumnRule` (source column, treatment, output name, whether the
 output is a quasi-identifier, treatment parameters) plus dataset-level settings (``k``,
-``drop_unlisted``). The standalone JSON form (DESIGN.md, "A standalone policy file")::
+``drop_unlisted``). The standalone JSON form (docs/policy-format.md)::
 
     {"pathshare_policy": 1, "k": 5, "drop_unlisted": true,
      "columns": {"SSID": {"treatment": "record_code", "as": "student_code"}, ...}}

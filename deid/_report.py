@@ -46,7 +46,7 @@ class ResidualFinding:
 
 @dataclass
 class DeidReport:
-    """Everything a reviewer needs to judge a de-identified file (see DESIGN.md, report fields)."""
+    """Everything a reviewer needs to judge a de-identified file (see docs/policy-format.md, "The report")."""
 
     input: str
     output: str | None

@@ -1,4 +1,4 @@
-"""The ``pathshare`` command line (a stable contract; see docs/cli.md and DESIGN.md).
+"""The ``pathshare`` command line (a stable contract; see docs/cli.md).
 
 Exit status: 0 success, 1 a refused or failed operation (one sentence on stderr), 2 a usage error.
 Heavy libraries (pandas, pyarrow, presidio, Qt) are imported inside command handlers, never here,
@@ -70,7 +70,7 @@ def reference_markdown() -> str:
         parts = [
             "# `pathshare` command-line reference\n\n"
             "Generated from the parser by `desktop.cli.reference_markdown()`; `pathshare COMMAND --help`\n"
-            "shows the same. DESIGN.md's command-line contract is a subset of this.\n\n"
+            "shows the same. Scripts may rely on it: commands and options are only ever added.\n\n"
             "Exit status: 0 success, 1 refused or failed (one sentence on stderr), 2 usage error.\n"
             "Commands that use the vault take `--vault PATH` (default: the platform's user data folder;\n"
             "also `PATHSHARE_VAULT`) and read the passphrase from `PATHSHARE_PASSPHRASE` or prompt for it\n"

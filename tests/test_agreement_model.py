@@ -80,7 +80,7 @@ def test_documented_example_is_a_valid_complete_agreement():
     assert a.terms.legal_basis.basis == "ferpa_studies_99_31_a_6"
     assert [p.kind for p in a.terms.parties] == ["district", "college"]
     assert 15 <= len(a.terms.elements) <= 25
-    # Every treatment in the example comes from DESIGN.md's list.
+    # Every treatment in the example is one the specification lists (deid/_treatment_spec.py).
     assert {e.treatment for e in a.terms.elements} <= set(TREATMENT_PARAMETERS)
     assert a.recipients()[0].kind == "college" and a.providers()[0].kind == "district"
 

@@ -6,7 +6,7 @@ buckets, ZIP3, redaction of the counselor notes) → k-anonymity by local suppre
 scan → write CSV — and compared with pandas' own ``read_csv(dtype=str)`` + ``to_csv`` of the same file,
 measured in the same run. The residual scan re-reads every redacted note (the default); a third run
 re-scans only a 200,000-row sample of them (``full_rescan=False``) for comparison. Each side runs in a
-fresh subprocess so its peak memory (ru_maxrss) is its own. Targets (DESIGN.md): time ratio <= 2.0,
+fresh subprocess so its peak memory (ru_maxrss) is its own. Targets (docs/performance.md): time ratio <= 2.0,
 peak memory <= 3x the file size. Figures are printed and
 written to bench-results/deid.json; nothing here asserts on speed.
 """

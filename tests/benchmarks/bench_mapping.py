@@ -2,7 +2,7 @@
 
 Baselines in the same run: reading the same CSV with pyarrow (every column as text, as ``read_table``
 does) — the cheapest pass over the data any step must make — and with pandas (``dtype=str``), the
-yardstick of the end-to-end budget in DESIGN.md. The mapping step should cost a fraction
+yardstick of the end-to-end budget in docs/performance.md. The mapping step should cost a fraction
 of that: suggestions look at a sample only, recodes and date normalization are vectorized.
 Printed and written to bench-results/mapping.json. Rows: PATHSHARE_BENCH_ROWS (default 1,000,000).
 
