@@ -1,4 +1,5 @@
-"""Policy files: the documented example (docs/policy-format.md) loads; every kind of mistake gets one clear sentence."""
+"""Policy files: the documented example (docs/policy-format.md) loads; every kind of mistake gets one
+clear sentence."""
 
 from __future__ import annotations
 
