@@ -115,6 +115,15 @@ class PackageRecord:
         )
 
     @property
+    def can_reopen(self) -> bool:
+        """Received, not destroyed, not opened again yet, and its folder is gone or empty: it may be
+        opened once more with a reason (``open_received(reopen_reason=…)`` has the last word)."""
+        if self.direction != RECEIVED or self.destroyed_at is not None or self.reopened_at is not None:
+            return False
+        folder = Path(self.location)
+        return not (folder.exists() and any(folder.iterdir()))
+
+    @property
     def can_destroy(self) -> bool:
         """Received and not yet destroyed (``destroy``)."""
         return self.direction == RECEIVED and self.destroyed_at is None

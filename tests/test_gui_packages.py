@@ -175,3 +175,75 @@ def test_linkage_key_sent_and_imported_in_the_app(qtbot, tmp_path):
     out = tmp_path / "from-college.json"
     assert not page.export_linkage_selected(fingerprint=a.fp, path=str(out))
     assert page.message.isVisible() and not out.exists()
+
+
+def test_reopen_a_lost_folder_change_passphrase_and_save_the_key_in_the_app(qtbot, tmp_path):
+    import shutil
+    import stat
+
+    from agreements import Vault, open_received, seal_for_agreement
+
+    district, college, aid = make_orgs(tmp_path)
+    data = make_extract(tmp_path / "extract.csv", rows=5)
+    with Vault.open(district, PASS) as d:
+        seal_for_agreement(d, aid, [("extract.csv", data, 5)], {"rows_in": 5, "rows_out": 5},
+                           tmp_path / "pkg.age")
+    with Vault.open(college, PASS) as c:
+        open_received(c, tmp_path / "pkg.age", tmp_path / "inbox")
+    shutil.rmtree(tmp_path / "inbox")  # the folder is lost
+
+    window = window_on(qtbot, tmp_path, college)
+    vault = window.session.vault
+    page = show(window, "Packages")
+    page.table.selectRow(0)
+    assert page.reopen_button.isEnabled() and page.destroy_button.isEnabled()
+    assert page.reopen_selected("the laptop holding the folder was stolen", str(tmp_path / "pkg.age"))
+    receive = window.workspace.receive
+    assert window.workspace.stack.currentWidget() is receive and receive.package == str(tmp_path / "pkg.age")
+    receive.out_dir.setText(str(tmp_path / "inbox-again"))
+    receive.write_receipt.setChecked(False)
+    qtbot.mouseClick(receive.open_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: receive.result is not None or receive.message.isVisible(), timeout=20_000)
+    assert receive.result is not None, receive.message.label.text()
+    last = vault.audit.entries()[-1]
+    assert last.action == "package.reopened"
+    assert last.details["reason"] == "the laptop holding the folder was stolen"
+    page = show(window, "Packages")
+    page.table.selectRow(0)
+    assert not page.reopen_button.isEnabled()  # once only
+
+    # Keys and passphrase, on the card screen.
+    card = show(window, "My organization's card")
+    assert not card.change_passphrase("not it", "a brand new passphrase for the vault 42")
+    assert "not the vault's current passphrase" in card.keys_message.text()
+    assert not card.change_passphrase(PASS, "short")  # the library's strength rule: one sentence
+    assert card.keys_message.isVisible() and "vault.passphrase_change" not in [
+        e.action for e in vault.audit.entries()]
+    new = "orchid kettle glacier sparrow 1927"
+    assert card.change_passphrase(PASS, new), card.keys_message.text()
+    assert vault.audit.entries()[-1].action == "vault.passphrase_change"
+    key = tmp_path / "age-identity.txt"
+    assert card.export_age_key(str(key)), card.keys_message.text()
+    assert "AGE-SECRET-KEY-1" in key.read_text()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert vault.audit.entries()[-1].action == "identity.export_age"
+    window.close()
+    with Vault.open(college, new) as reopened:  # the vault opens with the new passphrase only
+        assert reopened.audit.verify()
+
+
+def test_locking_while_the_agreement_form_waits_to_validate_is_quiet(qtbot, tmp_path):
+    """Seen on the screenshots: a key press in the agreement form starts a short validation timer; a
+    window locked (or closed) before it fired validated against no vault (AttributeError)."""
+    district, _college, _aid = make_orgs(tmp_path)
+    window = window_on(qtbot, tmp_path, district)
+    page = show(window, "Agreements")
+    page.new_agreement()
+    qtbot.keyClicks(page.form.title, "Draft")  # starts the timer
+    assert page.form._timer.isActive()
+    form = page.form
+    window.lock()
+    assert window.session.vault is None
+    form._timer.timeout.emit()  # as if it fired now: nothing happens, no exception
+    qtbot.wait(300)
+    assert window.unlock is not None and window.stack.currentWidget() is window.unlock

@@ -442,7 +442,9 @@ class AgreementForm(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)  # validate once typing pauses, not on every key
-        self._timer.timeout.connect(self.validate)
+        # Only while the vault is open: a window locked (or closed) just after a key press must not
+        # validate against no vault.
+        self._timer.timeout.connect(lambda: self.session.vault is not None and self.validate())
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(16, 12, 16, 12)

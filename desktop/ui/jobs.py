@@ -460,15 +460,27 @@ def seal_extract(
 
 
 def open_received_package(
-    ctx: JobContext, package: str, out_dir: str, receipt: str | None, force: bool = False
+    ctx: JobContext,
+    package: str,
+    out_dir: str,
+    receipt: str | None,
+    force: bool = False,
+    reopen_reason: str | None = None,
 ) -> dict[str, Any]:
-    """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked."""
+    """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked. With
+    ``reopen_reason``, a package this vault opened before whose folder was lost (``open --reopen``)."""
     from agreements import open_received
     from agreements.errors import PackageRejected
 
     try:
         opened = open_received(
-            ctx.vault, package, out_dir, receipt=receipt, progress=ctx.progress, force=force
+            ctx.vault,
+            package,
+            out_dir,
+            receipt=receipt,
+            progress=ctx.progress,
+            force=force,
+            reopen_reason=reopen_reason,
         )
     except PackageRejected as exc:
         if exc.receipt is None:

@@ -86,7 +86,7 @@ class Workspace(QWidget):
         self.stack = QStackedWidget()
         self.prepare = PrepareScreen(self)
         self.receive = ReceiveScreen(self)
-        self.packages = PackagesPage(session)
+        self.packages = PackagesPage(session, self)
         pages: list[tuple[str, QWidget]] = [
             ("Prepare a package", self.prepare),
             ("Receive a package", self.receive),

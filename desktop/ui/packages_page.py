@@ -43,9 +43,10 @@ def _ask_text(parent: QWidget, title: str, label: str) -> str | None:
 class PackagesPage(QWidget):
     """Every package this vault recorded, with the actions its state allows."""
 
-    def __init__(self, session: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Any, workspace: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.workspace = workspace
         self.records: dict[str, Any] = {}
         self.titles: dict[str, str] = {}
         # Seams for tests (the real ones ask in a dialog).
@@ -105,10 +106,16 @@ class PackagesPage(QWidget):
         self.void_button = button("&Void…", "Void a package that was never sent")
         self.void_button.setToolTip("For a package sealed but never sent: deletes the sealed file; recorded")
         self.void_button.clicked.connect(lambda: self.void_selected())
+        self.reopen_button = button("Open &again…", "Open once more a package whose folder was lost")
+        self.reopen_button.setToolTip(
+            "For a package you opened whose folder was lost: it can be opened once more from its file, "
+            "with the reason recorded"
+        )
+        self.reopen_button.clicked.connect(lambda: self.reopen_selected())
         self.refresh_button = button("&Refresh", "Read the packages again")
         self.refresh_button.clicked.connect(self.refresh)
         row = FlowLayout()
-        for b in (self.import_button, self.destroy_button, self.void_button):
+        for b in (self.import_button, self.destroy_button, self.void_button, self.reopen_button):
             row.addWidget(b)
         row.add_right(self.refresh_button)
         layout.addLayout(row)
@@ -167,6 +174,7 @@ class PackagesPage(QWidget):
         r = self.selected()
         self.destroy_button.setEnabled(r is not None and r.can_destroy)
         self.void_button.setEnabled(r is not None and r.can_void)
+        self.reopen_button.setEnabled(r is not None and r.can_reopen and self.workspace is not None)
         if r is None:
             self.details.setText("Select a package to see what can be done with it.")
             return
@@ -201,6 +209,26 @@ class PackagesPage(QWidget):
             return False
         self.refresh()
         self.message.show_info(returned.sentence)
+        return True
+
+    def reopen_selected(self, reason: str | None = None, package: str | None = None) -> bool:
+        """Open the selected received package once more (its folder was lost): asks why, then the
+        Receive screen opens it in the worker, the library checking it is the same package, once."""
+        r = self.selected()
+        if r is None or not r.can_reopen or self.workspace is None:
+            return False
+        if reason is None:
+            reason = self.ask_text(
+                "Open the package again", "Why is it opened again? (Recorded in the audit log.)"
+            )
+        if not reason or not reason.strip():
+            return False
+        self.workspace.receive.start_reopen(reason.strip())
+        self.workspace.sidebar.setCurrentRow(self.workspace.row_of("Receive a package"))
+        if package:
+            self.workspace.receive.choose_package(package)
+        else:
+            self.workspace.receive.pick_package()
         return True
 
     def void_selected(self, reason: str | None = None) -> bool:

@@ -34,6 +34,8 @@ class ReceiveScreen(QWidget):
         super().__init__()
         self.workspace = workspace
         self.session = workspace.session
+        # Set by Packages → Open again…: the next opening is of a package opened before (recorded).
+        self.reopen_reason: str | None = None
         self.package: str | None = None
         self.result: dict[str, Any] | None = None
 
@@ -180,7 +182,13 @@ class ReceiveScreen(QWidget):
         self.open_button.setEnabled(False)
         job = Job(
             "desktop.ui.jobs:open_received_package",
-            {"package": self.package, "out_dir": out_dir, "receipt": receipt, "force": force},
+            {
+                "package": self.package,
+                "out_dir": out_dir,
+                "receipt": receipt,
+                "force": force,
+                "reopen_reason": self.reopen_reason,
+            },
             vault_path=str(self.session.vault_path),
             outputs=(receipt,) if receipt else (),
             # A killed worker may leave the library's private staging folder (decrypted data) beside
@@ -199,7 +207,16 @@ class ReceiveScreen(QWidget):
         self.open_button.setEnabled(True)
         self.message.show_info("Cancelled; nothing was written.")
 
+    def start_reopen(self, reason: str) -> None:
+        """Open once more a package opened before whose folder was lost, for ``reason``."""
+        self.reopen_reason = reason
+        self.message.show_info(
+            "Choose the package file again and a new folder: it is opened once more, with your reason "
+            "recorded."
+        )
+
     def _opened(self, r: dict[str, Any]) -> None:
+        self.reopen_reason = None
         self.result = r
         self.open_button.setEnabled(False)
         checks = "".join(f"<li>✔ {escape(c)}</li>" for c in r["checks"])
