@@ -28,9 +28,9 @@ import unicodedata
 # punctuation (almost every note written in English, Spanish, Vietnamese, Tagalog, …) is searched with
 # the same patterns whose classes are cut down to those blocks: for such text they match exactly the
 # same. Other text (Cyrillic, Chinese, Arabic, emoji, …) is searched with the full patterns.
-_LATIN_BLOCKS = ((0x0000, 0x024F), (0x1E00, 0x1EFF), (0x2000, 0x206F))
+LATIN_BLOCKS = ((0x0000, 0x024F), (0x1E00, 0x1EFF), (0x2000, 0x206F))
 #: a character outside those blocks (a cell holding one takes the full patterns)
-NOT_LATIN = "[^" + "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in _LATIN_BLOCKS) + "]"
+NOT_LATIN = "[^" + "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in LATIN_BLOCKS) + "]"
 _UNICODE_CLASS = re.compile(r"\\p\{(\w+)\}")
 
 
@@ -38,7 +38,7 @@ _UNICODE_CLASS = re.compile(r"\\p\{(\w+)\}")
 def _latin_class(category: str) -> str:
     """The ranges (RE2 syntax, no brackets) of the characters of a Unicode category in the Latin blocks."""
     runs: list[list[int]] = []
-    for lo, hi in _LATIN_BLOCKS:
+    for lo, hi in LATIN_BLOCKS:
         for cp in range(lo, hi + 1):
             if unicodedata.category(chr(cp)).startswith(category):
                 if runs and runs[-1][1] == cp - 1:

@@ -30,7 +30,7 @@ import socket
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -140,40 +140,34 @@ def _esc(ch: str) -> str:
 class _Tags:
     """Characters that occur nowhere in a batch, used to mark and split it.
 
-    The marking passes write a plain block as ``open value close`` and a pair as ``pair context
-    sep value close`` (one ``sep`` per kind of context); the main pass wraps every candidate (and every
-    block, whole) in ``tag``. Then ``tag open`` becomes ``tag``, ``tag pair`` and ``close tag`` lose the
-    marks, so a pair's context joins the plain text before it and its value is opened by its ``sep``.
+    Each expensive pass writes what it found as ``open match close``, or, for a context rule, ``pair
+    context sep value close`` (one ``sep`` per kind of context); the main pass wraps every plain
+    candidate in ``tag``. No pattern matches a tag character, so a later match is either outside every
+    block or wholly inside one (then it is dropped: the earlier pass wins), and the pieces are cut at
+    the outermost marks (see :func:`_split_marked`).
     """
 
     tag: str
     open: str
     pair: str
     close: str
-    seps: tuple[str, ...]
-
-    @property
-    def blocks(self) -> str:
-        """A marked block (RE2)."""
-        return f"[{_esc(self.open)}{_esc(self.pair)}][^{_esc(self.close)}]*{_esc(self.close)}"
+    seps: tuple[str, ...]  # one per entry of _CONTEXTS
 
 
-def _pass_pattern(context: str | None, pattern: str, tags: _Tags, sep: str) -> tuple[str, str, str]:
-    """A marking pass: (pattern, rewrite, empty block). A block an earlier pass marked is matched first
-    and written back with an empty block after it (removed afterwards)."""
+def _pass_pattern(context: str | None, pattern: str, tags: _Tags, sep: str) -> tuple[tuple[str, str], str]:
+    """A marking pass: ((pattern for Latin cells, for the others), rewrite)."""
     if context is None:
-        return f"({tags.blocks})|({pattern})", rf"\1{tags.open}\2{tags.close}", tags.open + tags.close
-    return (
-        f"({tags.blocks})|({context})({pattern})",
-        rf"\1{tags.pair}\2{sep}\3{tags.close}",
-        tags.pair + sep + tags.close,
-    )
+        found, rewrite = pattern, rf"{tags.open}\0{tags.close}"
+    else:
+        found, rewrite = f"({context})({pattern})", rf"{tags.pair}\1{sep}\2{tags.close}"
+    return (tp.latin(found), found), rewrite
 
 
-def _main_pattern(tags: _Tags) -> str:
-    """The main pass: a marked block, or a plain candidate. (No capture groups: extracting groups
-    for every match would cost more than the search.)"""
-    return tags.blocks + "|" + "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES)
+def _main_pattern() -> tuple[str, str]:
+    """The main pass (for Latin cells, for the others): the plain candidates. (No capture groups:
+    extracting groups for every match would cost more than the search.)"""
+    plain = "|".join(f"(?:{p})" for _, p in _PLAIN_CANDIDATES)
+    return tp.latin(plain), plain
 
 
 _STREET_OR_PLACE = "^(?:" + tp.STREET + "|" + tp.ADDRESS_VALUE + r")[ \t\n,;:!?)\]\"'”’.]?$"
@@ -620,7 +614,7 @@ class TextScanner:
         exotic = _np_bool(pc.match_substring_regex(cells, tp.NOT_LATIN))
         marked, triggered = _mark(cells, exotic, tags)
         everything = np.ones(n_rows, dtype=bool)
-        tagged = _replace_rows(marked, everything, exotic, _main_pattern(tags), tag + r"\0" + tag)
+        tagged = _replace_rows(marked, everything, exotic, _main_pattern(), tag + r"\0" + tag)
         parts, pair_context = _split_marked(tagged, tags)
         offsets = parts.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
         flat = parts.values
@@ -691,15 +685,19 @@ class TextScanner:
         # 0. values that follow a context ("call me at 555-0142", "spoke with ximena")
         claimed = self._classify_context(flat, match_idx, cand, kinds, suffix, prefix, context)
         # 1. roster and common names: hash look-ups
-        strong = _np_bool(pc.is_in(cand, value_set=self._strong)) & ~claimed
-        weak = _np_bool(pc.is_in(cand, value_set=self._weak)) & ~strong & ~claimed
+        # (the same words recur — "Called", "Student", a family's name —: each distinct one looked up once)
+        distinct = _Distinct(cand)
+        strong = distinct.mask(lambda v: pc.is_in(v, value_set=self._strong)) & ~claimed
+        weak = distinct.mask(lambda v: pc.is_in(v, value_set=self._weak)) & ~strong & ~claimed
         # the bundled lists' given names that are also words: weak, but they do not support each other
         # ("The Princess Royal") and count mid-sentence only after a lower-case word ("What Will Happen")
-        listword = _np_bool(pc.is_in(cand, value_set=self._given_word)) & ~strong & ~weak & ~claimed
+        listword = (
+            distinct.mask(lambda v: pc.is_in(v, value_set=self._given_word)) & ~strong & ~weak & ~claimed
+        )
         weak |= listword
         # Plain words (letters only) that are not names are done with; only the rest need more work.
         unknown = ~strong & ~weak & ~claimed
-        wordlike = _np_bool(pc.utf8_is_alpha(cand))
+        wordlike = distinct.mask(pc.utf8_is_alpha)
         odd = np.flatnonzero(unknown & ~wordlike)
         odd_vals = pc.take(cand, pa.array(odd))
         # possessive forms ("Maria's"): look the stem up
@@ -831,35 +829,38 @@ class TextScanner:
         # capitalized word right after a name ("Maria Fanucci", "Cettina Young"); a given name right
         # before one ("Will Vargas"); listed names in a list with a name ("Ortiz, Becker and Nguyen")
         if len(self._list_surnames) or len(self._list_ambiguous):
-            self._names_beside_names(flat, match_idx, cand, kinds, row_of, blocked)
+            self._names_beside_names(flat, match_idx, distinct, kinds, row_of, blocked)
 
     def _names_beside_names(
         self,
         flat: pa.Array,
         match_idx: np.ndarray,
-        cand: pa.Array,
+        distinct: _Distinct,
         kinds: np.ndarray,
         row_of: np.ndarray,
         blocked: np.ndarray,
     ) -> None:
         person_code = _KIND_CODE[PERSON]
-        idx = np.flatnonzero((kinds[match_idx] < 0) & ~blocked[match_idx])
-        idx = idx[_matches(pc.take(cand, pa.array(idx)), r"^\p{Lu}[\p{L}\p{M}'’\-]*$")]
+        vals = distinct.values
+        word = _matches(vals, r"^\p{Lu}[\p{L}\p{M}'’\-]*$")
+        idx = np.flatnonzero((kinds[match_idx] < 0) & ~blocked[match_idx] & word[distinct.index])
         if not len(idx):
             return
-        vals = pc.take(cand, pa.array(idx))
-        listed = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) | _np_bool(
+        listed_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) | _np_bool(
             pc.is_in(vals, value_set=self._list_ambiguous)
         )
-        given_like = _np_bool(pc.is_in(vals, value_set=self._given_any)) | _np_bool(
+        given_d = _np_bool(pc.is_in(vals, value_set=self._given_any)) | _np_bool(
             pc.is_in(vals, value_set=self._given_word)
         )
-        lower = pc.utf8_lower(vals)
-        unknown = ~_np_bool(pc.is_in(lower, value_set=_names.english_words_array())) & ~listed
-        unknown &= ~_np_bool(pc.is_in(vals, value_set=_CALENDAR)) & (
+        unknown_d = (
+            ~_np_bool(pc.is_in(pc.utf8_lower(vals), value_set=_names.english_words_array())) & ~listed_d
+        )
+        unknown_d &= ~_np_bool(pc.is_in(vals, value_set=_CALENDAR)) & (
             pc.utf8_length(vals).to_numpy(zero_copy_only=False) >= 3
         )
-        unknown &= ~_np_bool(pc.utf8_is_upper(vals))  # acronyms ("NASA", "USA")
+        unknown_d &= ~_np_bool(pc.utf8_is_upper(vals))  # acronyms ("NASA", "USA")
+        which = distinct.index[idx]
+        listed, given_like, unknown = listed_d[which], given_d[which], unknown_d[which]
         pos = match_idx[idx]
         n = len(kinds)
         sep_prev = pc.take(flat, pa.array(np.maximum(pos - 1, 0)))
@@ -1230,6 +1231,20 @@ def _batches(column: pa.Array | pa.ChunkedArray) -> Iterable[pa.Array]:
         yield chunk
 
 
+class _Distinct:
+    """The distinct values of an array and, per element, which one it is: value-only checks run once
+    per distinct value."""
+
+    def __init__(self, values: pa.Array) -> None:
+        encoded = pc.dictionary_encode(values)
+        self.values: pa.Array = encoded.dictionary
+        self.index: np.ndarray = encoded.indices.to_numpy(zero_copy_only=False)
+
+    def mask(self, check: Callable[[pa.Array], Any]) -> np.ndarray:
+        """``check`` (a pyarrow boolean function) on each distinct value, spread back to every element."""
+        return _np_bool(check(self.values))[self.index]
+
+
 @dataclass(frozen=True)
 class _ContextHints:
     """What the marking passes tell the classifier about contexts, per candidate."""
@@ -1240,50 +1255,73 @@ class _ContextHints:
 
 
 def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarray]:
-    """The main pass's output split into alternating plain text and candidates, marks dropped (see
+    """The marked text split into alternating plain text and candidates, every mark dropped (see
     :class:`_Tags`), and, per candidate in order, the index in _CONTEXTS of a pair's context (-1 for
     the rest).
 
-    With one-byte tags (the usual case) this is done on the UTF-8 bytes at once: every tag byte goes,
-    and the pieces are cut where a ``tag`` or a ``sep`` was, except a ``tag`` that opened a pair (the
-    pair's context stays in the plain text before its value).
+    Done on the text's code units at once (its UTF-8 bytes when the tags are one-byte characters, the
+    usual case): pieces are cut at each ``tag`` outside blocks and at the outermost blocks' ``open``,
+    ``sep`` and ``close`` (a pair's context stays in the plain text before its value); marks inside a
+    block are a later pass's finding inside an earlier one's and are dropped.
     """
     chars = (tags.tag, tags.open, tags.pair, tags.close, *tags.seps)
-    if max(map(ord, chars)) >= 0x80:  # (text that holds control characters: private-use tags)
-        text, pair_context = _unmark(tagged, tags)
-        return pc.split_pattern(text, tags.tag), pair_context
     arr = tagged.cast(pa.large_string())
     n_rows = len(arr)
-    validity, offsets_buf, data_buf = arr.buffers()
-    row_off = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + n_rows + 1]
-    base, end = int(row_off[0]), int(row_off[-1])
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8)[base:end] if data_buf is not None else np.zeros(0, np.uint8)
-    )
-    row_off = row_off - base
-    code = np.zeros(256, dtype=np.int8)  # 1 tag, 2 open, 3 pair, 4 close, 5.. separators
-    for i, ch in enumerate(chars):
-        code[ord(ch)] = i + 1
-    lowest, highest = min(map(ord, chars)), max(map(ord, chars))
-    if highest - lowest + 1 == len(chars):  # (the usual case: one range, compared without a look-up)
-        is_mark = (data - np.uint8(lowest)) <= np.uint8(highest - lowest)
-    else:
-        is_mark = code[data] > 0
-    marks = np.flatnonzero(is_mark)
-    kind = code[data[marks]]
-    # a tag that opens a pair is no cut: the context joins the plain text before it
-    opens_pair = np.zeros(len(marks), dtype=bool)
-    opens_pair[:-1] = (kind[:-1] == 1) & (kind[1:] == 3) & (marks[1:] == marks[:-1] + 1)
-    cut = ((kind == 1) & ~opens_pair) | (kind >= 5)
-    # positions in the text without the marks
+    validity = arr.buffers()[0]
+    valid = np.ones(n_rows, dtype=bool) if validity is None else _np_bool(arr.is_valid())
+    one_byte = max(map(ord, chars)) < 0x80
+    if one_byte:
+        _, offsets_buf, data_buf = arr.buffers()
+        row_off = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + n_rows + 1]
+        base, end = int(row_off[0]), int(row_off[-1])
+        units = (
+            np.frombuffer(data_buf, dtype=np.uint8)[base:end]
+            if data_buf is not None
+            else np.zeros(0, np.uint8)
+        )
+        row_off = row_off - base
+        code = np.zeros(256, dtype=np.int8)  # 1 tag, 2 open, 3 pair, 4 close, 5.. separators
+        for i, ch in enumerate(chars):
+            code[ord(ch)] = i + 1
+        lowest, highest = min(map(ord, chars)), max(map(ord, chars))
+        if highest - lowest + 1 == len(chars):  # (the usual case: one range, compared without a look-up)
+            is_mark = (units - np.uint8(lowest)) <= np.uint8(highest - lowest)
+        else:
+            is_mark = code[units] > 0
+        marks = np.flatnonzero(is_mark)
+        kind = code[units[marks]]
+    else:  # (text that holds control characters: private-use tags, code points handled in Python)
+        strings = [v or "" for v in arr.to_pylist()]
+        units = np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32)
+        row_off = np.concatenate([[0], np.cumsum([len(v) for v in strings])]).astype(np.int64)
+        kind_all = np.zeros(len(units), dtype=np.int8)
+        for i, ch in enumerate(chars):
+            kind_all[units == ord(ch)] = i + 1
+        is_mark = kind_all > 0
+        marks = np.flatnonzero(is_mark)
+        kind = kind_all[marks]
+    # nesting: a block opens with open or pair and ends with close
+    opens = (kind == 2) | (kind == 3)
+    step = np.where(opens, 1, np.where(kind == 4, -1, 0))
+    depth_after = np.cumsum(step)
+    depth_before = depth_after - step
+    cut = ((kind == 1) | (kind == 2)) & (depth_before == 0)
+    cut |= (kind == 4) & (depth_after == 0)
+    cut |= (kind >= 5) & (depth_before == 1)
+    new_pos = marks - np.arange(len(marks))  # positions in the text without the marks
+    kept = units[~is_mark]
     first_mark = np.searchsorted(marks, row_off)
     mark_row = np.repeat(np.arange(n_rows), np.diff(first_mark))
-    cuts = (marks - np.arange(len(marks)))[cut]
-    cut_kind = kind[cut]
-    cut_row = mark_row[cut]
     new_row_off = row_off - first_mark
+    cuts = new_pos[cut]
+    cut_kind = (kind[cut] - 5).astype(np.int8)  # a pair's kind of context for its separator
+    cut_row = mark_row[cut]
+    if not one_byte:  # back to UTF-8: offsets in bytes
+        width = 1 + (kept >= 0x80) + (kept >= 0x800) + (kept >= 0x10000)
+        byte_at = np.concatenate([[0], np.cumsum(width)]).astype(np.int64)
+        cuts, new_row_off = byte_at[cuts], byte_at[new_row_off]
+        kept = np.frombuffer(kept.astype(np.uint32).tobytes().decode("utf-32-le").encode("utf-8"), np.uint8)
     # piece offsets: each row's start, then its cuts; each row has (its cuts + 1) pieces, a null none
-    valid = np.ones(n_rows, dtype=bool) if validity is None else _np_bool(arr.is_valid())
     cuts_per_row = np.bincount(cut_row, minlength=n_rows)
     per_row = cuts_per_row + 1
     per_row[~valid] = 0
@@ -1294,34 +1332,13 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
     piece_start[list_off[:-1][cut_row] + rank + 1] = cuts
     piece_off = np.concatenate([piece_start, [new_row_off[-1]]]).astype(np.int64)
     flat = pa.LargeStringArray.from_buffers(
-        len(piece_start), pa.py_buffer(piece_off), pa.py_buffer(np.ascontiguousarray(data[~is_mark]))
+        len(piece_start), pa.py_buffer(piece_off), pa.py_buffer(np.ascontiguousarray(kept))
     )
     mask = None if validity is None else pa.array(~valid)
     parts = pa.ListArray.from_arrays(pa.array(list_off.astype(np.int32)), flat, mask=mask)
-    # each candidate is opened by a cut at an even place in its row: a tag, or a pair's separator
+    # each candidate is opened by a cut at an even place in its row: a tag, an open, or a separator
     openers = cut_kind[rank % 2 == 0]
-    pair_context = np.where(openers >= 5, openers - 5, -1).astype(np.int8)
-    return parts, pair_context
-
-
-def _unmark(tagged: pa.Array, tags: _Tags) -> tuple[pa.Array, np.ndarray]:
-    """Drop the marks of the main pass's output (see :class:`_Tags`) so that it splits on ``tag`` into
-    alternating plain text and candidates; return it and, per candidate in order, the index in
-    _CONTEXTS of a pair's context (-1 for the rest)."""
-    t, o, p, c = (_esc(x) for x in (tags.tag, tags.open, tags.pair, tags.close))
-    text = pc.replace_substring_regex(tagged, f"({t}){o}|{t}{p}|{c}({t})", r"\1\2")
-    # the tags and separators alone, in order: each candidate is opened by the character at an even
-    # position (the tag, or the separator of a pair's context) and closed by the tag
-    opener = pc.replace_substring_regex(text, f"[^{t}{''.join(map(_esc, tags.seps))}]+", "")
-    opener = pc.fill_null(opener, "").cast(pa.large_string())
-    whole = pa.LargeListArray.from_arrays(pa.array([0, len(opener)], pa.int64()), opener)
-    sequence = pc.binary_join(whole, pa.scalar("", pa.large_string()))[0].as_py() or ""
-    openers = np.frombuffer(sequence.encode("utf-32-le"), dtype=np.uint32)[::2]
-    pair_context = np.full(len(openers), -1, dtype=np.int8)
-    for i, sep in enumerate(tags.seps):
-        pair_context[openers == ord(sep)] = i
-    text = pc.replace_substring_regex(text, f"[{''.join(map(_esc, tags.seps))}]", tags.tag)
-    return text, pair_context
+    return parts, np.where(openers >= 0, openers, -1).astype(np.int8)
 
 
 def _pick_tags(cells: pa.Array, n: int) -> list[str]:
@@ -1352,24 +1369,26 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
         if not mask.any():
             continue
         sep = tags.seps[_CONTEXTS.index(name)] if context is not None else ""
-        pat, rewrite, empty = _pass_pattern(context, pattern, tags, sep)
-        text = _replace_rows(text, mask, exotic, pat, rewrite, empty)
+        patterns, rewrite = _pass_pattern(context, pattern, tags, sep)
+        text = _replace_rows(text, mask, exotic, patterns, rewrite)
     return text, triggered
 
 
 def _replace_rows(
-    text: pa.Array, rows: np.ndarray, exotic: np.ndarray, pattern: str, rewrite: str, drop: str = ""
+    text: pa.Array,
+    rows: np.ndarray,
+    exotic: np.ndarray,
+    patterns: tuple[str, str],
+    rewrite: str,
 ) -> pa.Array:
-    """``replace_substring_regex`` on the selected rows (then ``drop`` removed from them): with the
-    Latin patterns (:func:`tp.latin`) where the cell is all Latin, with the full ones where it is not."""
-    for where, pat in ((rows & ~exotic, tp.latin(pattern)), (rows & exotic, pattern)):
+    """``replace_substring_regex`` on the selected rows: with the first (Latin, see :func:`tp.latin`)
+    pattern where the cell is all Latin, with the second (full) one where it is not."""
+    for where, pat in ((rows & ~exotic, patterns[0]), (rows & exotic, patterns[1])):
         if not where.any():
             continue
         whole = bool(where.all())
         sub = text if whole else pc.take(text, pa.array(np.flatnonzero(where)))
         sub = pc.replace_substring_regex(sub, pat, rewrite)
-        if drop:
-            sub = pc.replace_substring(sub, drop, "")
         text = sub if whole else pc.replace_with_mask(text, pa.array(where), sub)
     return text
 
