@@ -75,7 +75,8 @@ def walk(
     with tempfile.TemporaryDirectory(prefix="pathshare-screens-") as tmp:
         work = Path(tmp)
         say("Running the demo exchange for realistic screens…")
-        run_demo(work / "demo", rows=200, passphrase=PASSPHRASE, say=lambda _m: None)
+        # 400 rows: with 200 the demo's small cohort cannot reach k = 11 under the disclosure control.
+        run_demo(work / "demo", rows=400, passphrase=PASSPHRASE, say=lambda _m: None)
 
         def window_on(vault: Path | None) -> Any:
             qs = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
