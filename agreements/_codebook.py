@@ -321,6 +321,14 @@ def agreement_codebook(agreement: Agreement) -> Codebook:
         f"smallest reported cell {policy.min_cell_size}",
         "Columns not in this codebook are never released.",
     ]
+    # The outcome measures the agreement's purpose names, in plain words (the metrics catalog).
+    from agreements._outcomes import metrics_check
+
+    for metric, lack in metrics_check(agreement):
+        needs = f" (needs {', '.join(lack)}, which this agreement does not share)" if lack else ""
+        about.append(
+            f"Outcome measure: {metric.label}. {metric.definition} Time window: {metric.time_window}.{needs}"
+        )
     return build_codebook(
         elements, agreement.element_treatments(), title=f"Codebook: {agreement.title}", about=about
     )

@@ -204,29 +204,44 @@ def load_opened(vault: Vault, folders: Sequence[str | Path]) -> OpenedData:
     first = frames[0]
     key_col = key_column(first, str(folders[0]))
     keys = first[key_col].astype(str).to_numpy()
+    merged, linked = link_frames(frames, [str(f) for f in folders], to_element)
+    return OpenedData(agreement, tuple(ids), merged, np.asarray(keys), linked)
+
+
+def link_frames(
+    frames: Sequence[pd.DataFrame], names: Sequence[str], to_element: dict[str, str]
+) -> tuple[pd.DataFrame, int]:
+    """One frame with a column per element: the first package's rows (the students counted), each
+    other package's columns filled in on the rows its link tokens link to (``deid.link_tables``, one
+    to one); where both have an element, the first package's value wins and the other fills its gaps.
+    Returns the frame and the most rows linked to any one other package."""
+    import pandas as pd
+
+    first = frames[0]
     merged = first.rename(columns=to_element)
     linked = 0
-    if len(frames) > 1:
-        import pyarrow as pa
+    if len(frames) == 1:
+        return merged, linked
+    import pyarrow as pa
 
-        from deid import find_token_column, link_tables
+    from deid import find_token_column, link_tables
 
-        base_tokens = pa.Table.from_pandas(first[[c for c in first.columns]], preserve_index=False)
-        ca = find_token_column(base_tokens, str(folders[0]))
-        for other, where in zip(frames[1:], folders[1:], strict=True):
-            ot = pa.Table.from_pandas(other, preserve_index=False)
-            cb = find_token_column(ot, str(where))
-            links = link_tables(base_tokens.column(ca), ot.column(cb), names=(str(folders[0]), str(where)))
-            linked = max(linked, len(links.row_a))
-            extra = other.rename(columns=to_element).drop(columns=[cb], errors="ignore")
-            fill = pd.DataFrame(index=merged.index, columns=extra.columns, dtype=object)
-            fill.iloc[links.row_a] = extra.iloc[links.row_b].to_numpy()
-            for col in extra.columns:
-                if col in merged.columns:  # the counted package's value wins; the other fills its gaps
-                    merged[col] = merged[col].where(merged[col].notna() & (merged[col] != ""), fill[col])
-                else:
-                    merged[col] = fill[col]
-    return OpenedData(agreement, tuple(ids), merged, np.asarray(keys), linked)
+    base = pa.Table.from_pandas(first, preserve_index=False)
+    ca = find_token_column(base, names[0])
+    for other, where in zip(frames[1:], names[1:], strict=True):
+        ot = pa.Table.from_pandas(other, preserve_index=False)
+        cb = find_token_column(ot, where)
+        links = link_tables(base.column(ca), ot.column(cb), names=(names[0], where))
+        linked = max(linked, len(links.row_a))
+        extra = other.drop(columns=[cb]).rename(columns=to_element)
+        fill = pd.DataFrame(index=merged.index, columns=extra.columns, dtype=object)
+        fill.iloc[links.row_a] = extra.iloc[links.row_b].to_numpy()
+        for col in extra.columns:
+            if col in merged.columns:
+                merged[col] = merged[col].where(merged[col].notna() & (merged[col] != ""), fill[col])
+            else:
+                merged[col] = fill[col]
+    return merged, linked
 
 
 # ------------------------------------------------------------------------------- the vault's releases

@@ -308,3 +308,12 @@ def test_hidden_bars_are_drawn_as_hidden_not_zero():
     png = base64.b64decode(_chart(t, info, "test"))
     assert png.startswith(b"\x89PNG")
     assert t.rate(1) == "*" and t.published(1) == (None, None)
+
+
+def test_docs_show_the_catalog_as_shipped():
+    from pathlib import Path
+
+    from deid import catalog_markdown
+
+    doc = (Path(__file__).parent.parent / "docs" / "outcomes.md").read_text(encoding="utf-8")
+    assert catalog_markdown() in doc

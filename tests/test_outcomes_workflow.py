@@ -146,3 +146,60 @@ def test_an_infeasible_release_records_nothing(demo: Path, tmp_path: Path):
         assert len(list_releases(vault)) == before
         assert len(vault.audit.entries(action="outcomes.released")) == n_audit
     assert list(tmp_path.iterdir()) == []
+
+
+def test_packages_are_linked_on_their_link_tokens_before_counting():
+    """Two packages: the district's (grade, school year) and the college's (first term, units), each
+    with link tokens only. The college's outcomes reach the district's students they link to, and
+    college-going is counted on the district's seniors."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from agreements._outcomes import link_frames
+    from deid import LinkFields, compute_tables, link_tokens
+
+    key = b"k" * 32
+    fields = LinkFields("ssid", "first", "middle", "last", "birth", "sex")
+    rng = np.random.default_rng(5)
+    n = 40
+    people = pa.table({
+        "ssid": [f"{1000000000 + i}" for i in range(n)],
+        "first": [f"Name{chr(65 + i % 26)}{i}" for i in range(n)],
+        "middle": [None] * n,
+        "last": [f"Family{i * 7}" for i in range(n)],
+        "birth": [f"2008-0{1 + i % 9}-1{i % 10}" for i in range(n)],
+        "sex": ["F" if i % 2 else "M" for i in range(n)],
+    })  # fmt: skip
+    tokens = link_tokens(people, fields, key).to_pylist()
+    district = pd.DataFrame({
+        "link_tokens": tokens,
+        "grade_level": ["12"] * n,
+        "school_year": ["2025-26"] * n,
+        "school_id": rng.choice(["A", "B"], n),
+    })  # fmt: skip
+    went = list(range(0, n, 2))  # every other student enrolled at the college in fall 2026
+    college = pd.DataFrame({
+        "link_tokens": [tokens[i] for i in reversed(went)],  # another order: only the tokens link them
+        "term": ["2026FA"] * len(went),
+        "units_earned": ["15"] * len(went),
+    })  # fmt: skip
+    merged, linked = link_frames([district, college], ["district", "college"], {})
+    assert linked == len(went)
+    assert merged["term"].notna().tolist() == [i in went for i in range(n)]
+    result = compute_tables(merged, ["college_enrollment", "units_12"], ["school_id"])
+    overall = next(t for t in result.tables if t.metric == "college_enrollment" and not t.by)
+    assert (overall.cohort[0], overall.outcome[0]) == (n, len(went))
+    units = next(t for t in result.tables if t.metric == "units_12" and not t.by)
+    assert (units.cohort[0], units.outcome[0]) == (len(went), len(went))
+
+
+def test_the_codebook_defines_the_measures_the_purpose_names(demo: Path):
+    from agreements import agreement_codebook, get_agreement
+
+    agreement_id = json.loads((demo / "inbox" / "manifest.json").read_text())["agreement_id"]
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        book = agreement_codebook(get_agreement(vault, agreement_id))
+    lines = [line for line in book.about if line.startswith("Outcome measure:")]
+    assert any(line.startswith("Outcome measure: Dual-enrollment participation. Of the") for line in lines)
+    assert any("College enrollment within one year" in line and "needs school_year" in line for line in lines)
