@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph
+from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragraph, scrolling
 
 
 class MyCardPage(QWidget):
@@ -26,9 +27,18 @@ class MyCardPage(QWidget):
         from desktop.ui.first_run import CardPanel, RolesBox
 
         self.session = session
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 12, 16, 12)
-        layout.addWidget(heading("My organization's card"))
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 12, 16, 12)
+        outer.addWidget(heading("My organization's card"))
+        # Scrolls at 800×600 instead of squeezing the instructions under the sections below them.
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 8, 0)
+        scroll = scrolling(body)
+        # Nothing here is wider than the page at 800×600 (the fingerprint, the widest, needs ~460 px);
+        # a sideways bar only appeared from the wrapped paragraphs' first guess at their height.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(scroll, 1)
         self.panel = CardPanel(session)
         layout.addWidget(self.panel)
         layout.addWidget(heading("What your organization does", 1.15))
