@@ -124,6 +124,7 @@ _SENTENCES: dict[str, str] = {
     "linkage.key_exported": "Saved the linkage key of “{agreement}” for {partner}",
     "linkage.key_imported": "Imported the linkage key of “{agreement}”",
     "linkage.key_rejected": "A linkage key file was refused",
+    "outcomes.released": "Released {d[tables]} outcome table(s) under “{agreement}”",
     "audit.verify": "Verified the audit log",
     "audit.verify_bundle": "Checked an audit bundle from another organization",
     "audit.export": "Exported the audit log as a signed bundle",
@@ -179,6 +180,11 @@ _LABELS: dict[str, str] = {
     "deleted": "Files deleted",
     "remaining": "Files left",
     "time": "When",
+    "metrics": "Measures",
+    "tables": "Tables",
+    "hidden_primary": "Small cells hidden",
+    "hidden_complementary": "Cells hidden to protect them",
+    "min_cell": "Smallest cell shown",
 }
 
 _ROLE_WORDS = {"send": "sends data", "receive": "receives data", "oversee": "oversees compliance"}

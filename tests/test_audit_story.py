@@ -94,3 +94,11 @@ def test_a_vaults_story_names_organizations_and_titles_not_ids(pair):
     assert f"Signed the agreement “{title}”." in [x.sentence for x in lines]
     # No entry is lost or told twice.
     assert [e.seq for x in lines for e in x.entries] == [e.seq for e in district.vault.audit.entries()]
+
+
+def test_outcome_releases_are_told_too():
+    lines = story(None, [entry(1, "outcomes.released", "2026-03-01T08:00:00Z", tables=3, min_cell=11,
+                               hidden_primary=2, metrics=["enrolled_fall"])], known=NAMES)
+    assert lines[0].sentence == "Released 3 outcome table(s) under “Dual enrollment study”."
+    assert ("Small cells hidden", "2") in lines[0].details
+    assert ("Measures", "enrolled_fall") in lines[0].details
