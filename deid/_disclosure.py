@@ -1,26 +1,29 @@
 """Disclosure control that keeps the data useful: the search for the least lossy generalization.
 
 The quasi-identifiers (QIs) of a release each have a generalization hierarchy (deid/_hierarchy.py). A
-**transformation** picks one level per QI (full-domain generalization, as ARX does); rows whose
-equivalence class still fails the rules (fewer than k rows; fewer than l distinct — or entropy-l — values
-of a sensitive element; a sensitive element's distribution further than t from the release's) are then
-**suppressed**: their QI cells are emptied and the companion column :data:`SUPPRESSED_COLUMN` says so
-(``Y``), so a withheld cell is never mistaken for a value missing in the source (``N`` and empty).
-A transformation is allowed only when it suppresses at most ``suppression_limit`` of the rows.
+**transformation** picks one level per QI (full-domain generalization, as ARX does); then **local
+suppression**: each row of an equivalence class smaller than k loses one more QI value per round (the QI
+with the most groups first; an empty cell counts as a value of its own, as in deid/_risk.py) until every
+class that still shows a value has k rows; a class failing l (distinct or entropy) or t for a sensitive
+element loses all its QI values. The companion column :data:`SUPPRESSED_COLUMN` names, per row, the QI
+values withheld (``race;zip3``; empty when none), so a withheld cell is never mistaken for a value
+missing in the source. A transformation is allowed only when at most ``suppression_limit`` of the rows
+lose a value. Rows left with no QI value at all link to nothing and are not counted in k.
 
-**Loss measure.** Each released QI cell loses (m − 1)/(M − 1) of its information, where M is the number
-of distinct values the column had as released and m the number of them its generalized value stands for
-(Iyengar's Loss Metric, as ARX reports it); a suppressed cell, and every cell of a QI left out, loses 1.
-The loss is the mean over the QI cells that had a value. The search minimises
+**Loss measure** (non-uniform entropy, as ARX offers it): a cell holding value v (n_v students), released
+as a group g (n_g students), loses log2(n_g / n_v) bits — what the recipient can no longer tell apart;
+a withheld cell, or any cell of a QI left out, loses log2(N / n_v) (N: the column's students with a
+value). A rare value carries many bits, so withholding or merging it costs more than a common one: the
+measure itself resists erasing small groups. Each column's loss is its bits lost over its whole
+information (0: all kept, 1: the column gone); the loss is their mean over the QIs. The search minimises
 
     loss + 0.1 × (groups erased) + 0.01 × (groups losing more than twice the overall share)
 
 where a *group* is a value of a QI (as released) or of a sensitive element held by at least k students
 (a smaller group cannot be shown on its own anyway), *erased* means every one of its students
-suppressed, and the *overall share* is the share of all students suppressed. Erasing a group costs more
-than leaving a whole quasi-identifier out (1/number of QIs ≤ 0.25 with four or more): the search gives
-up a column for everyone before it erases one group of students from it; among transformations of
-nearly equal loss it prefers the one that does not single out a group.
+suppressed, and the *overall share* is the share of all students suppressed. Erasing one group weighs
+half of leaving one of five quasi-identifiers out for everyone (0.1 against 0.2): among transformations
+of nearly equal loss the search takes the one that erases or singles out no group.
 
 **Search.** The lattice of level vectors is visited in order of a lower bound (the generalization loss
 alone, which suppression can only raise); it stops once the bound reaches the best score found. Two
@@ -50,16 +53,17 @@ import pyarrow.compute as pc
 from deid._hierarchy import ORIGINAL, REMOVED, Hierarchy, hierarchy_from_dict
 from deid.errors import CheckFailed, PolicyError
 
-SUPPRESSED_COLUMN = "qi_suppressed"
+SUPPRESSED_COLUMN = "qi_withheld"
 DEFAULT_SUPPRESSION_LIMIT = 0.05
 ERASED_PENALTY = 0.1
 UNFAIR_PENALTY = 0.01
 UNFAIR_RATIO = 2.0
 L_KINDS = ("distinct", "entropy")
 LOSS_MEASURE = (
-    "Loss Metric (Iyengar): each released quasi-identifier cell loses (m-1)/(M-1), where M is the number "
-    "of distinct values the column had and m the number its generalized value stands for; a suppressed "
-    "cell, and every cell of a quasi-identifier left out, loses 1; mean over the cells that had a value"
+    "non-uniform entropy: a cell of value v released as a group g loses log2(n_g/n_v) bits, a withheld "
+    "cell or one of a quasi-identifier left out log2(N/n_v) bits (n: students with that value or group, "
+    "N: students with a value); each column's bits lost over its whole information (0 = all kept, "
+    "1 = column gone), averaged over the quasi-identifiers"
 )
 _SAFE_RANGE = 1 << 62
 
@@ -219,7 +223,8 @@ class DisclosureResult:
     loss: float
     loss_by_column: dict[str, float]
     rows: int
-    rows_suppressed: int
+    rows_suppressed: int  # rows that lost at least one quasi-identifier value
+    linked_rows: int  # rows that still show some quasi-identifier value (k, l, t are measured on them)
     cells_lost_by_column: dict[str, int]
     cells_generalized_by_column: dict[str, int]
     values_by_column: dict[str, int]
@@ -265,7 +270,7 @@ class DisclosureResult:
             records_at_risk_before=round(self.risk_before["records_at_risk"] * self.rows),
             suppressed_cells=sum(self.cells_lost_by_column[q] for q in kept),
             rows_with_suppression=self.rows_suppressed,
-            rows_fully_suppressed=self.rows_suppressed,
+            rows_fully_suppressed=self.rows - self.linked_rows,
             rows_with_empty_qi=self.rows_suppressed,
             suppressed_by_column={q: self.cells_lost_by_column[q] for q in kept},
         )
@@ -289,9 +294,10 @@ class _QI:
     levels: list[int]  # hierarchy level numbers that the search may use (duplicates dropped)
     gmaps: dict[int, np.ndarray]  # level -> group id per distinct value
     labels: dict[int, list[str]]  # level -> group label per group id
-    loss_per_value: dict[int, np.ndarray]
-    gen_loss: dict[int, float]  # level -> loss summed over rows
+    loss_per_value: dict[int, np.ndarray]  # level -> per cell of each value: bits lost / column's bits
+    gen_loss: dict[int, float]  # level -> the column's normalized loss (0 … 1)
     present: int  # rows with a value
+    suppressed_loss: np.ndarray  # per cell of each value, when withheld (as when the column leaves)
     removed_level: int | None
 
     def codes(self, level: int) -> tuple[np.ndarray, int]:
@@ -345,15 +351,22 @@ def _prepare_qi(table: pa.Table, name: str, hierarchy: Hierarchy, k: int, choice
     if removed_level is not None:
         levels.append(removed_level)
     present = int(counts.sum())
+    # Non-uniform entropy: a cell of value v released as group g loses log2(n_g / n_v) bits, a withheld
+    # cell log2(N / n_v); normalized by the column's whole information, sum over rows of log2(N / n_v).
+    safe = np.maximum(counts, 1).astype(float)
+    bits_gone = np.log2(max(present, 1) / safe)
+    total_bits = float((bits_gone * counts).sum())
+    norm = total_bits if total_bits > 0 else 1.0
     loss_per_value: dict[int, np.ndarray] = {}
     gen_loss: dict[int, float] = {}
     for level in levels:
         if level == removed_level:
-            loss_per_value[level] = np.ones(m)
+            loss_per_value[level] = bits_gone / norm
         else:
-            sizes = np.bincount(gmaps[level], minlength=len(labels[level]))
-            loss_per_value[level] = (sizes[gmaps[level]] - 1) / (m - 1) if m > 1 else np.zeros(m)
+            n_group = np.bincount(gmaps[level], weights=counts, minlength=len(labels[level]))
+            loss_per_value[level] = np.log2(np.maximum(n_group[gmaps[level]], 1) / safe) / norm
         gen_loss[level] = float((loss_per_value[level] * counts).sum())
+    suppressed_loss = bits_gone / norm
     if choice is not None:
         names = {ORIGINAL: 0, **{lv.name: i + 1 for i, lv in enumerate(hierarchy.levels)}}
         if removed_level is not None:
@@ -376,6 +389,7 @@ def _prepare_qi(table: pa.Table, name: str, hierarchy: Hierarchy, k: int, choice
         loss_per_value,
         gen_loss,
         present,
+        suppressed_loss,
         removed_level,
     )
 
@@ -384,9 +398,10 @@ def _prepare_qi(table: pa.Table, name: str, hierarchy: Hierarchy, k: int, choice
 class _Eval:
     levels: tuple[int, ...]
     feasible: bool
-    suppressed: np.ndarray | None = None
-    dense: np.ndarray | None = None
-    sizes: np.ndarray | None = None
+    suppressed: np.ndarray | None = None  # rows with at least one quasi-identifier value withheld
+    dense: np.ndarray | None = None  # class of each row (withheld and missing cells empty)
+    linked: np.ndarray | None = None  # rows that still show some quasi-identifier value
+    blank: list[np.ndarray] = field(default_factory=list)  # per QI: its values withheld
     loss: float = 0.0
     score: float = 0.0
     warned: int = 0
@@ -448,7 +463,7 @@ class _Search:
                         "l-diversity or a lower l."
                     )
             self.sensitive.append((s, codes, len(values) + 1, ["(missing)", *values]))
-        self.denominator = max(1, sum(q.present for q in self.qis))
+        self.denominator = max(1, len(self.qis))  # the loss is the mean of the columns' normalized losses
         self.limit_rows = math.floor(rules.suppression_limit * self.n + 1e-9)
         self.evaluated = 0
         self.pruned_bound = 0
@@ -461,13 +476,11 @@ class _Search:
     def classes(self, levels: tuple[int, ...]) -> np.ndarray:
         return _combine([q.codes(lv) for q, lv in zip(self.qis, levels, strict=True)], self.n)
 
-    def failing(self, dense: np.ndarray, sizes: np.ndarray, released: np.ndarray) -> np.ndarray:
-        """Per class: does it fail k, l or t (t measured against the released rows' distribution)?"""
-        fail = sizes < self.k
+    def failing_lt(self, dense: np.ndarray, sizes: np.ndarray, released: np.ndarray) -> np.ndarray:
+        """Per class: does it fail l or t (t measured against the released rows' distribution)?"""
         r = self.rules
-        if r.l is None and r.t is None:
-            return fail
         n_classes = len(sizes)
+        fail = np.zeros(n_classes, bool)
         for _name, codes, m, _ in self.sensitive:
             pair = dense[released] * m + codes[released]
             up, cnt = np.unique(pair, return_counts=True)
@@ -491,47 +504,80 @@ class _Search:
         return fail
 
     def evaluate(self, levels: tuple[int, ...]) -> _Eval:
+        """Generalize to ``levels``, then suppress locally: each row of a class smaller than k loses one
+        more quasi-identifier value per round (the QI with the most groups first), an empty cell
+        counting as a value of its own, until every class that shows a value has k rows; a class that
+        fails l or t loses all its quasi-identifier values. Feasible when at most the limit's rows lose
+        anything."""
         self.evaluated += 1
-        dense = self.classes(levels)
-        sizes = np.bincount(dense)
-        released = np.ones(self.n, bool)
-        suppressed = np.zeros(self.n, bool)
-        for _ in range(6):  # t depends on the released rows: suppress until it holds (a few rounds)
-            fail = self.failing(dense, np.bincount(dense[released], minlength=len(sizes)), released)
-            newly = fail[dense] & released
-            if not newly.any():
+        base = [q.codes(lv) for q, lv in zip(self.qis, levels, strict=True)]
+        codes = [c.copy() for c, _ in base]
+        sizes_q = [size for _, size in base]
+        order = sorted(range(len(self.qis)), key=lambda i: -sizes_q[i])
+        lt = self.rules.l is not None or self.rules.t is not None
+        settled = False
+        dense = np.zeros(self.n, np.int64)
+        linked = np.ones(self.n, bool)
+        for _ in range(len(self.qis) + 8):
+            dense = _combine(list(zip(codes, sizes_q, strict=True)), self.n)
+            linked = np.logical_or.reduce([c != 0 for c in codes]) if codes else np.zeros(self.n, bool)
+            csize = np.bincount(dense[linked], minlength=int(dense.max()) + 1 if self.n else 0)
+            fail_k = (csize < self.k)[dense] & linked
+            fail_lt = np.zeros(self.n, bool)
+            if lt:
+                fail_lt = self.failing_lt(dense, csize, linked)[dense] & linked & ~fail_k
+            if not fail_k.any() and not fail_lt.any():
+                settled = True
                 break
-            suppressed |= newly
-            released &= ~newly
-            if int(suppressed.sum()) > self.limit_rows or self.rules.t is None:
-                break
-        if int(suppressed.sum()) > self.limit_rows:
+            for c in codes:
+                c[fail_lt] = 0
+            done = np.zeros(self.n, bool)
+            for i in order:
+                m = fail_k & ~done & (codes[i] != 0)
+                codes[i][m] = 0
+                done |= m
+            if self._touched(codes, levels).sum() > self.limit_rows:
+                return _Eval(levels, False)
+        blank = [
+            np.zeros(self.n, bool) if lv == q.removed_level else (q.idx >= 0) & (c == 0)
+            for q, lv, c in zip(self.qis, levels, codes, strict=True)
+        ]
+        touched = np.logical_or.reduce(blank) if blank else np.zeros(self.n, bool)
+        if not settled or int(touched.sum()) > self.limit_rows:
             return _Eval(levels, False)
-        ev = _Eval(levels, True, suppressed, dense, sizes)
+        ev = _Eval(levels, True, touched, dense, linked, blank)
         lost = 0.0
-        s_rows = np.flatnonzero(suppressed)
-        for q, lv in zip(self.qis, levels, strict=True):
+        for q, lv, b in zip(self.qis, levels, blank, strict=True):
             lost += q.gen_loss[lv]
-            if len(s_rows):
-                i = q.idx[s_rows]
-                has = i >= 0
-                lost += float(has.sum()) - float(q.loss_per_value[lv][i[has]].sum())
+            if b.any():
+                i = q.idx[b]
+                lost += float(q.suppressed_loss[i].sum()) - float(q.loss_per_value[lv][i].sum())
         ev.loss = lost / self.denominator
-        ev.warned, ev.erased = self.fairness_counts(suppressed)
+        ev.warned, ev.erased = self.fairness_counts(blank, touched)
         ev.score = ev.loss + ERASED_PENALTY * ev.erased + UNFAIR_PENALTY * ev.warned
         return ev
 
-    def fairness_counts(self, suppressed: np.ndarray) -> tuple[int, int]:
-        s = int(suppressed.sum())
-        if not s:
-            return 0, 0
-        overall = s / self.n
+    def _touched(self, codes: list[np.ndarray], levels: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(self.n, bool)
+        for q, lv, c in zip(self.qis, levels, codes, strict=True):
+            if lv != q.removed_level:
+                out |= (q.idx >= 0) & (c == 0)
+        return out
+
+    def fairness_counts(self, blank: list[np.ndarray], touched: np.ndarray) -> tuple[int, int]:
+        """Groups erased (every student's value withheld) and groups losing more than twice their
+        column's share (for a sensitive element: of the students who lost any value)."""
         warned = erased = 0
-        for sizes, codes in [
-            *((g, q.idx) for g, q in zip(self.group_sizes, self.qis, strict=True)),
-            *((g, c - 1) for g, (_, c, _, _) in zip(self.sens_sizes, self.sensitive, strict=True)),
-        ]:
-            hit = codes[suppressed]
+        pairs = [(sizes, q.idx, b, int((q.idx >= 0).sum())) for sizes, q, b in zip(
+            self.group_sizes, self.qis, blank, strict=True)]
+        pairs += [(sizes, c - 1, touched, self.n) for sizes, (_, c, _, _) in zip(
+            self.sens_sizes, self.sensitive, strict=True)]
+        for sizes, codes, hit_rows, base in pairs:
+            hits = int(hit_rows.sum())
+            if not hits or not base:
+                continue
+            overall = hits / base
+            hit = codes[hit_rows]
             lost = np.bincount(hit[hit >= 0], minlength=len(sizes))
             nonzero = sizes >= self.k  # a group smaller than k cannot be shown on its own anyway
             share = np.divide(lost, sizes, out=np.zeros(len(sizes)), where=nonzero)
@@ -586,6 +632,10 @@ def protect_microdata(
     Raises CheckFailed (one sentence) when no transformation the hierarchies allow reaches the rules."""
     rules = rules or Disclosure()
     t0 = time.perf_counter()
+    if 0 < table.num_rows < k:
+        raise CheckFailed(
+            f"The extract has only {table.num_rows} rows, fewer than k = {k}; no release of it can reach k."
+        )
     search = _Search(table, qis, k, rules)
     best, _ = search.run()
     if best is None:
@@ -644,13 +694,12 @@ def _alternatives(search: _Search, best: _Eval, wanted: int) -> list[_Eval]:
 
 
 def _apply(table: pa.Table, search: _Search, ev: _Eval) -> pa.Table:
-    assert ev.suppressed is not None
-    mask = pa.array(ev.suppressed)
     cols, names = [], []
-    by_name = {q.name: (q, lv) for q, lv in zip(search.qis, ev.levels, strict=True)}
+    by_name = {q.name: (q, lv, b) for q, lv, b in zip(search.qis, ev.levels, ev.blank, strict=True)}
+    marks = []
     for name in table.column_names:
         if name in by_name:
-            q, lv = by_name[name]
+            q, lv, b = by_name[name]
             if lv == q.removed_level:
                 continue  # the quasi-identifier leaves the release (said in the report)
             labels = pa.array(q.labels[lv], pa.string())
@@ -661,12 +710,21 @@ def _apply(table: pa.Table, search: _Search, ev: _Eval) -> pa.Table:
                 if len(labels)
                 else pa.nulls(len(idx), pa.string())
             )
-            col = pc.if_else(mask, pa.scalar(None, pa.string()), col)
+            withheld = pa.array(b)
+            col = pc.if_else(withheld, pa.scalar(None, pa.string()), col)
             cols.append(pa.chunked_array([col]))
+            marks.append((name, withheld))
         else:
             cols.append(table.column(name))
         names.append(name)
-    cols.append(pa.chunked_array([pc.if_else(mask, "Y", "N")]))
+    # Which quasi-identifier values of the row were withheld ("race;zip3"), so an empty cell withheld
+    # is never mistaken for a value missing in the source (empty here).
+    marker = pa.array(np.full(table.num_rows, "", dtype=object), pa.string())
+    for name, withheld in marks:
+        appended = pc.binary_join_element_wise(marker, name, ";")
+        joined = pc.if_else(pc.equal(marker, ""), pa.scalar(name), appended)
+        marker = pc.if_else(withheld, joined, marker)
+    cols.append(pa.chunked_array([marker]))
     names.append(SUPPRESSED_COLUMN)
     return pa.table(cols, names=names)
 
@@ -695,8 +753,8 @@ def risk_measures(sizes_per_row: np.ndarray, threshold: float) -> dict[str, floa
 
 def _measured(search: _Search, ev: _Eval) -> tuple[int | None, dict[str, float], dict[str, float], int]:
     """k, l and t as measured on the released rows (what an independent checker finds on the output)."""
-    assert ev.suppressed is not None and ev.dense is not None
-    released = ~ev.suppressed
+    assert ev.linked is not None and ev.dense is not None
+    released = ev.linked  # rows that show some quasi-identifier value (the others link to nothing)
     dense = ev.dense[released]
     if not len(dense):
         return None, {}, {}, 0
@@ -724,53 +782,55 @@ def _measured(search: _Search, ev: _Eval) -> tuple[int | None, dict[str, float],
 
 
 def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: float) -> DisclosureResult:
-    assert best.suppressed is not None and best.dense is not None
+    assert best.suppressed is not None and best.dense is not None and best.linked is not None
     rules, n = search.rules, search.n
     threshold = rules.risk_threshold or 1.0 / search.k
     before = search.classes(tuple(0 for _ in search.qis))
     risk_before = risk_measures(np.bincount(before)[before].astype(float), threshold)
-    released = ~best.suppressed
+    released = best.linked
     after = _dense(best.dense[released]) if released.any() else np.zeros(0, np.int64)
     risk_after = risk_measures(np.bincount(after)[after].astype(float) if len(after) else after, threshold)
     k_got, l_got, t_got, n_classes = _measured(search, best)
     levels, removed, lost, generalized, values, loss_by = {}, [], {}, {}, {}, {}
     groups: list[GroupLoss] = []
     s_rows = best.suppressed
-    for q, lv in zip(search.qis, best.levels, strict=True):
+    overall_by: dict[str, float] = {}
+    for q, lv, b in zip(search.qis, best.levels, best.blank, strict=True):
         levels[q.name] = q.level_name(lv)
         has = q.idx >= 0
         values[q.name] = int(has.sum())
+        at = np.maximum(q.idx, 0)
         if lv == q.removed_level:
             removed.append(q.name)
             lost[q.name] = values[q.name]
             generalized[q.name] = 0
-        else:
-            lost[q.name] = int((has & s_rows).sum())
-            merged = q.loss_per_value[lv] > 0
-            generalized[q.name] = int((has & ~s_rows & merged[np.maximum(q.idx, 0)]).sum())
-        row_loss = np.where(has, q.loss_per_value[lv][np.maximum(q.idx, 0)], 0.0)
-        row_loss = np.where(has & s_rows, 1.0, row_loss)
-        loss_by[q.name] = round(float(row_loss.sum()) / values[q.name], 4) if values[q.name] else 0.0
-        sup = np.bincount(q.idx[(q.idx >= 0) & s_rows], minlength=len(q.values))
-        gen_mask = has & ~s_rows & (q.loss_per_value[lv][np.maximum(q.idx, 0)] > 0)
-        if lv == q.removed_level:
             gen_mask = np.zeros_like(has)
+        else:
+            lost[q.name] = int(b.sum())
+            gen_mask = has & ~b & (q.loss_per_value[lv][at] > 0)
+            generalized[q.name] = int(gen_mask.sum())
+        overall_by[q.name] = int(b.sum()) / values[q.name] if values[q.name] else 0.0
+        row_loss = np.where(has, q.loss_per_value[lv][at], 0.0)
+        row_loss = np.where(b, q.suppressed_loss[at], row_loss)
+        loss_by[q.name] = round(float(row_loss.sum()), 4)
+        sup = np.bincount(q.idx[b], minlength=len(q.values))
         gen = np.bincount(q.idx[gen_mask], minlength=len(q.values))
         for i, v in enumerate(q.values):
             groups.append(GroupLoss(q.name, v, int(q.counts[i]), int(sup[i]), int(gen[i])))
     for name, codes, m, labels in search.sensitive:
+        overall_by[name] = int(s_rows.sum()) / n if n else 0.0
         size = np.bincount(codes, minlength=m)
         sup = np.bincount(codes[s_rows], minlength=m)
         for i in range(m):
             if size[i]:
                 groups.append(GroupLoss(name, labels[i], int(size[i]), int(sup[i]), 0))
-    overall = int(s_rows.sum()) / n if n else 0.0
     warnings = []
     for g in groups:
+        overall = overall_by.get(g.attribute, 0.0)
         if overall and g.students >= search.k and g.share_suppressed > UNFAIR_RATIO * overall:
             warnings.append(
-                f"{g.attribute} = {g.group}: {g.share_suppressed:.0%} of its {g.students:,} students were "
-                f"withheld, more than twice the overall {overall:.1%}"
+                f"{g.attribute} = {g.group}: {g.share_suppressed:.0%} of its {g.students:,} students lost "
+                f"it, more than twice the column's {overall:.1%}"
             )
     chosen = _candidate(search, best)
     cands = [chosen, *(_candidate(search, a) for a in alternatives)]
@@ -789,6 +849,7 @@ def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: fl
         loss_by_column=loss_by,
         rows=n,
         rows_suppressed=int(s_rows.sum()),
+        linked_rows=int(best.linked.sum()),
         cells_lost_by_column=lost,
         cells_generalized_by_column=generalized,
         values_by_column=values,
@@ -827,7 +888,8 @@ def _candidate(search: _Search, ev: _Eval) -> Candidate:
             kept[q.name] = 0.0
         else:
             has = q.idx >= 0
-            kept[q.name] = round(float((has & ~ev.suppressed).sum()) / max(1, int(has.sum())), 4)
+            b = ev.blank[search.qis.index(q)]
+            kept[q.name] = round(float((has & ~b).sum()) / max(1, int(has.sum())), 4)
     cand = Candidate(
         levels,
         round(ev.loss, 4),
@@ -873,8 +935,8 @@ def describe(r: DisclosureResult) -> list[str]:
         else:
             out.append(f"{q} is released as it is for {1 - r.lost_share(q):.0%} of the students.")
     out.append(
-        f"{r.rows_suppressed:,} of {r.rows:,} students ({r.rows_suppressed / max(1, r.rows):.1%}) had their "
-        f"quasi-identifiers withheld (column {SUPPRESSED_COLUMN} = Y); information lost: {r.loss:.1%}."
+        f"{r.rows_suppressed:,} of {r.rows:,} students ({r.rows_suppressed / max(1, r.rows):.1%}) had a "
+        f"value withheld (column {SUPPRESSED_COLUMN} names which); information lost: {r.loss:.1%}."
     )
     for alt in r.candidates[1:]:
         gained = [q for q in alt.levels if alt.levels[q] != REMOVED and q in r.removed]

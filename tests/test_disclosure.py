@@ -66,13 +66,14 @@ def _hierarchies() -> dict:
 
 
 def _released_frame(out: pa.Table, qis: list[str], sensitive: list[str]) -> pd.DataFrame:
-    """The released rows as pycanon reads them: suppressed rows out (they carry no quasi-identifier),
-    a missing value as a value of its own (pandas' groupby would otherwise drop the row)."""
+    """The output as pycanon reads it: an empty cell (withheld or missing) as a value of its own (pandas'
+    groupby would otherwise drop the row); rows with no quasi-identifier value at all left out (they
+    link to nothing; ARX counts them as suppressed records)."""
     df = out.to_pandas()
-    df = df[df[SUPPRESSED_COLUMN] == "N"].reset_index(drop=True)
     for c in qis + sensitive:
         df[c] = df[c].replace("", None).fillna("(missing)").astype(str)
-    return df
+    shows = (df[qis] != "(missing)").any(axis=1) if qis else pd.Series(False, index=df.index)
+    return df[shows].reset_index(drop=True)
 
 
 @pytest.mark.parametrize("messy", [False, True])
@@ -90,7 +91,7 @@ def test_k_l_t_claimed_equal_pycanon_on_the_output(messy, l_kind, l_value, t):
     kept = [q for q in QIS if q not in r.removed]
     assert set(r.removed).isdisjoint(out.column_names)
     df = _released_frame(out, kept, list(sensitive))
-    assert len(df) == r.rows - r.rows_suppressed
+    assert len(df) == r.linked_rows
     assert r.rows_suppressed <= 0.05 * r.rows
     k_pycanon = anonymity.k_anonymity(df, kept)
     assert r.k_achieved == k_pycanon >= 5
@@ -130,27 +131,26 @@ def test_search_finds_the_exhaustive_optimum_despite_pruning():
 def test_marker_tells_withheld_from_missing_and_report_counts_by_column_and_group():
     table = _synthetic(messy=True)
     out, r = protect_microdata(table, QIS, 5, Disclosure(hierarchies=_hierarchies()))
-    marker = out.column(SUPPRESSED_COLUMN).to_pylist()
-    assert set(marker) <= {"Y", "N"} and marker.count("Y") == r.rows_suppressed > 0
-    source_race = table.column("race").to_pylist()
-    if "race" not in r.removed:
-        released = out.column("race").to_pylist()
-        for src, got, m in zip(source_race, released, marker, strict=True):
-            if m == "Y":
-                assert got is None  # withheld: empty, and the marker says why
+    marker = [m.split(";") if m else [] for m in out.column(SUPPRESSED_COLUMN).to_pylist()]
+    assert sum(1 for m in marker if m) == r.rows_suppressed > 0
+    kept = [q for q in QIS if q not in r.removed]
+    for q in kept:
+        source = table.column(q).to_pylist()
+        released = out.column(q).to_pylist()
+        lost = 0
+        for src, got, m in zip(source, released, marker, strict=True):
+            if q in m:
+                assert got is None and src not in (None, "")  # withheld: empty, and the marker names it
+                lost += 1
             elif src in (None, ""):
-                assert got is None  # missing in the source: empty, marker N
+                assert got is None  # missing in the source: empty, not named by the marker
             else:
                 assert got is not None
-        lost = sum(
-            1 for src, m in zip(source_race, marker, strict=True) if m == "Y" and src not in (None, "")
-        )
-        assert r.cells_lost_by_column["race"] == lost
-    # every group's count adds up to the column's values, and suppressed per group to the rows withheld
-    sex_groups = [g for g in r.groups if g.attribute == "sex"]
-    assert sum(g.students for g in sex_groups) == r.values_by_column["sex"]
-    present = [m for s, m in zip(table.column("sex").to_pylist(), marker, strict=True) if s not in (None, "")]
-    assert sum(g.suppressed for g in sex_groups) == present.count("Y")
+        assert r.cells_lost_by_column[q] == lost
+        groups = [g for g in r.groups if g.attribute == q]
+        assert sum(g.students for g in groups) == r.values_by_column[q]
+        assert sum(g.suppressed for g in groups) == lost
+    assert all(set(m) <= set(kept) for m in marker)
 
 
 def test_a_quasi_identifier_that_cannot_be_kept_leaves_the_release_said_plainly():
@@ -230,35 +230,37 @@ def test_library_hierarchies_generalize_as_documented():
 
 
 def test_fairness_warns_when_a_group_loses_more_than_twice_the_overall_share():
-    # group "g2" of 10 students sits in small classes: it is withheld, everyone else is not
-    rows = [("g1", str(i % 4)) for i in range(200)] + [("g2", str(i)) for i in range(10)]
-    table = pa.table({"grp": [g for g, _ in rows], "v": [v for _, v in rows]})
-    fixed = {
-        q: hierarchy_from_dict(q, {"kind": "map", "levels": [], "removable": False}) for q in ("grp", "v")
-    }
-    _, r = protect_microdata(table, ["grp", "v"], 5, Disclosure(hierarchies=fixed))
-    g2 = next(g for g in r.groups if g.attribute == "grp" and g.group == "g2")
-    assert g2.suppressed == 10 and r.rows_suppressed == 10
-    assert any(w.startswith("grp = g2: 100% of its 10 students were withheld") for w in r.warnings)
+    # Z's 12 students lose their value of a (the QI with more groups goes first); others lose nothing
+    rows = [(f"g{i % 20}", str(i % 4 * 1000)) for i in range(1000)] + [("Z", str(300 + i)) for i in range(12)]
+    table = pa.table({"a": [g for g, _ in rows], "v": [v for _, v in rows]})
+    fixed = {q: hierarchy_from_dict(q, {"kind": "map", "levels": [], "removable": False}) for q in ("a", "v")}
+    _, r = protect_microdata(table, ["a", "v"], 4, Disclosure(hierarchies=fixed))
+    z = next(g for g in r.groups if g.attribute == "a" and g.group == "Z")
+    assert z.suppressed == 12 and r.cells_lost_by_column["a"] == 12
+    assert any(w.startswith("a = Z: 100% of its 12 students lost it") for w in r.warnings)
 
 
 def test_search_prefers_not_erasing_a_group():
-    # Keeping v as it is withholds all 12 students of group g2 (loss 0.03, but g2 erased); banding v by 4
-    # loses 0.10 and erases nobody: the search takes the band, though its plain loss is higher.
-    rows = [("g1", str(i % 4)) for i in range(400)] + [("g2", str(4 + i)) for i in range(12)]
-    table = pa.table({"grp": [g for g, _ in rows], "v": [v for _, v in rows]})
+    # Group Z of column a (12 students) has a unique v each. Kept as it is, local suppression takes a
+    # first (it has more groups), then v: Z is erased from a (loss 0.037 + 0.1 + 0.01). Merging Z's v
+    # values with "0" and 1000 with 2000 loses 0.143 and erases nobody: the search takes it.
+    rows = [(f"g{i % 20}", str(i % 4 * 1000)) for i in range(1000)] + [("Z", str(300 + i)) for i in range(12)]
+    table = pa.table({"a": [g for g, _ in rows], "v": [v for _, v in rows]})
+    merged = {"A": [str(300 + i) for i in range(12)] + ["0"], "B": ["1000", "2000"]}
     h = {
-        "grp": hierarchy_from_dict("grp", {"kind": "map", "levels": [], "removable": False}),
+        "a": hierarchy_from_dict("a", {"kind": "map", "levels": [], "removable": False}),
         "v": hierarchy_from_dict(
-            "v", {"kind": "number", "levels": [{"name": "band", "width": 4}], "removable": False}
+            "v", {"kind": "map", "levels": [{"name": "merged", "groups": merged}], "removable": False}
         ),
     }
-    _, r = protect_microdata(table, ["grp", "v"], 4, Disclosure(hierarchies=h))
-    assert r.levels["v"] == "band" and r.rows_suppressed == 0
-    plain = next(
-        c for c in _all_feasible(table, ["grp", "v"], 4, Disclosure(hierarchies=h)) if c[0] == (0, 0)
-    )
+    _, r = protect_microdata(table, ["a", "v"], 4, Disclosure(hierarchies=h))
+    assert r.levels["v"] == "merged" and r.rows_suppressed == 0
+    feasible = list(_all_feasible(table, ["a", "v"], 4, Disclosure(hierarchies=h)))
+    plain = next(c for c in feasible if c[0] == (0, 0))
     assert plain[2] < r.loss  # the erasing choice had less plain loss: fairness decided
+    keep_v = Disclosure(hierarchies=h, choice={"v": "as released"})
+    _, erasing = protect_microdata(table, ["a", "v"], 4, keep_v)
+    assert next(g for g in erasing.groups if g.attribute == "a" and g.group == "Z").suppressed == 12
 
 
 def _all_feasible(table, qis, k, rules):
