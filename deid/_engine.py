@@ -380,6 +380,8 @@ def deidentify_file(
     reference_date: dt.date | None = None,
     full_rescan: bool = True,
     force: bool = False,
+    batch_rows: int | None = None,
+    memory_mb: int | None = None,
 ) -> DeidReport:
     """Read ``input_path``, de-identify it under ``policy``, write ``output_path`` (.csv or .parquet)
     atomically, its rows in a fresh secret random order, and return the report (also written to
@@ -390,6 +392,11 @@ def deidentify_file(
     ``crosswalk`` (default: ``<secret_file>.crosswalk``). On any error, including a cancel from
     ``progress``, no output, report or crosswalk change is left behind. ``full_rescan``: see
     :func:`deidentify`. An existing output or report is replaced only with ``force``.
+
+    ``batch_rows`` or ``memory_mb`` stream the file instead of holding it (deid._stream): batches of
+    ``batch_rows`` rows (default 65,536), and ``memory_mb`` (default 1,024) for DuckDB's sort into a
+    random order, spilling to disk beside the output beyond it. Inputs the streaming reader does not
+    take are run in memory, and the report's notes say why.
     """
     return _deidentify_file(
         input_path,
@@ -404,6 +411,8 @@ def deidentify_file(
         reference_date=reference_date,
         full_rescan=full_rescan,
         force=force,
+        batch_rows=batch_rows,
+        memory_mb=memory_mb,
     )
 
 
@@ -450,6 +459,8 @@ def _deidentify_file(
     reference_date: dt.date | None,
     full_rescan: bool,
     force: bool,
+    batch_rows: int | None = None,
+    memory_mb: int | None = None,
 ) -> DeidReport:
     step = progress or _noop
     t0 = time.perf_counter()
@@ -485,9 +496,24 @@ def _deidentify_file(
     notes: list[str] = []
     step(0.0, f"reading {src.name}")
     info = ReadInfo()
-    # The table goes in a box that _run empties: no reference here keeps the input alive.
-    box = [read_table(src, sheet=sheet, info=info, duplicates="rename")]
-    _check_duplicates(src, policy, info)
+    box: list[Any] = []
+    if batch_rows is not None or memory_mb is not None:
+        from deid._stream import DEFAULT_BATCH_ROWS, DEFAULT_MEMORY_MB, NotStreamable, open_source
+
+        try:
+            if any(r.treatment == "link_tokens" for r in policy.rules):
+                raise NotStreamable("link tokens are made in memory")
+            if not src.exists() or src.is_dir():
+                raise NotStreamable("the reader says what is wrong with it")
+            box.append(open_source(src, info))
+            batch_rows = max(1, int(batch_rows or DEFAULT_BATCH_ROWS))
+            memory_mb = int(memory_mb or DEFAULT_MEMORY_MB)
+        except NotStreamable as exc:
+            notes.append(f"read whole, not streamed: {exc.reason}")
+    if not box:
+        # The table goes in a box that _run empties: no reference here keeps the input alive.
+        box.append(read_table(src, sheet=sheet, info=info, duplicates="rename"))
+        _check_duplicates(src, policy, info)
     pa.default_memory_pool().release_unused()  # the reader's block buffers
     t_read = time.perf_counter() - t0
     created: Path | None = None
@@ -535,6 +561,8 @@ def _deidentify_file(
                 t0=t0,
                 t_read=t_read,
                 written=written,
+                batch_rows=batch_rows,
+                memory_mb=memory_mb,
             )
     except BaseException:
         # Nothing of a failed or cancelled run stays: not a secret it created, not its report.
@@ -563,6 +591,8 @@ def _finish_file(
     t0: float,
     t_read: float,
     written: list[Path],
+    batch_rows: int | None = None,
+    memory_mb: int | None = None,
 ) -> DeidReport:
     cw = None
     cw_path = (
@@ -581,17 +611,35 @@ def _finish_file(
     def inner(fraction: float, message: str) -> None:
         step(0.1 + 0.75 * fraction, message)
 
-    output, report = _run(
-        box,
-        policy,
-        secret=secret,
-        crosswalk=cw,
-        progress=inner,
-        input_name=str(src),
-        reference_date=reference_date,
-        full_rescan=full_rescan,
-        dummy_secret=dummy_secret,
-    )
+    from deid._stream import Source, run_stream
+
+    streamed = None
+    if isinstance(box[0], Source):
+        streamed, report = run_stream(
+            box.pop(),
+            policy,
+            secret=secret,
+            crosswalk=cw,
+            progress=inner,
+            input_name=str(src),
+            reference_date=reference_date,
+            full_rescan=full_rescan,
+            batch_rows=int(batch_rows or 0),
+            memory_mb=int(memory_mb or 0),
+            spill_dir=dest.parent,
+        )
+    else:
+        output, report = _run(
+            box,
+            policy,
+            secret=secret,
+            crosswalk=cw,
+            progress=inner,
+            input_name=str(src),
+            reference_date=reference_date,
+            full_rescan=full_rescan,
+            dummy_secret=dummy_secret,
+        )
     report.output = str(dest)
     report.input_format = info.format
     report.input_encoding = info.encoding
@@ -614,6 +662,14 @@ def _finish_file(
             save_crosswalk(cw_path, cw, secret)
 
     # A release: written in a fresh random order (deid._io.write_release), never the extract's.
+    if streamed is not None:
+        from deid._io import write_batches
+
+        try:
+            write_batches(streamed.batches(), dest, before_commit=before_commit, force=force)
+        finally:
+            streamed.close()
+        return report
     write_release(output, dest, before_commit=before_commit, force=force)
     return report
 

@@ -1081,6 +1081,52 @@ def write_release(
     return write_table(table, path, before_commit=before_commit, order=order, force=force, recorded=recorded)
 
 
+def write_batches(
+    batches: Iterator[pa.Table],
+    path: str | os.PathLike[str],
+    *,
+    before_commit: Callable[[Path], None] | None = None,
+    force: bool = False,
+    recorded: Recorded | None = None,
+) -> str:
+    """:func:`write_table` for rows that arrive in batches (already in their release order: a streaming
+    run's rows come from DuckDB's sort by a random key); returns the SHA-256 of what was written."""
+    fmt = output_format(path)
+    check_output_path(path, force=force, recorded=recorded)
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    try:
+        with atomic_path(path, force=force, recorded=recorded) as tmp:
+            with open(tmp, "wb") as raw:
+                sink = HashingWriter(raw)
+                writer: Any = None
+                schema: pa.Schema | None = None
+                try:
+                    for piece in batches:
+                        if fmt == "csv":
+                            piece = pa.table(
+                                [neutralize_formulas(c) for c in piece.columns], names=piece.column_names
+                            )
+                        if writer is None:
+                            schema = piece.schema
+                            options = pcsv.WriteOptions(batch_size=_WRITE_BATCH)
+                            writer = (
+                                pcsv.CSVWriter(sink, schema, write_options=options)
+                                if fmt == "csv"
+                                else pq.ParquetWriter(sink, schema, compression="zstd")
+                            )
+                        writer.write_table(piece if piece.schema == schema else piece.cast(schema))
+                finally:
+                    if writer is not None:
+                        writer.close()
+            if before_commit is not None:
+                before_commit(tmp)
+        return sink.hexdigest()
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+
+
 def _batches(table: pa.Table, order: np.ndarray | None) -> Iterator[pa.Table]:
     """``table`` in pieces of at most ``_WRITE_BATCH`` rows, in ``order`` when given: each piece is
     gathered on its own, so a shuffled write never copies the whole table."""

@@ -496,6 +496,16 @@ class TextScanner:
         self._row_names = [c if pa.types.is_string(c.type) else pc.cast(c, pa.string()) for c in row_names]
         self._row_count = len(self._row_names[0]) if self._row_names else -1
 
+    def with_row_names(self, row_names: Sequence[pa.Array | pa.ChunkedArray]) -> TextScanner:
+        """This scanner (the same roster, built once) for other rows: ``row_names`` are the name columns
+        of the rows about to be scanned (a streaming run's batch)."""
+        import copy
+
+        other = copy.copy(self)
+        other._row_names = [c if pa.types.is_string(c.type) else pc.cast(c, pa.string()) for c in row_names]
+        other._row_count = len(other._row_names[0]) if other._row_names else -1
+        return other
+
     @classmethod
     def from_table(
         cls, table: pa.Table, name_columns: Sequence[str], id_columns: Sequence[str], **options: Any

@@ -585,11 +585,17 @@ class Zip3(Treatment):
         _check_count(rule, "min_count", where)
 
     def fit(self, column: Column, ctx: TreatmentContext) -> Zip3:
-        z = self._zip3(column)
-        counts = pc.value_counts(pc.drop_null(z))
-        values = counts.field("values")
+        counts = pc.value_counts(pc.drop_null(self.counted(column)))
+        return self.fit_counts(counts.field("values"), counts.field("counts"), ctx)
+
+    def counted(self, column: Column) -> Column:
+        """What ``fit`` counts (the ZIP3s): a streaming run counts it batch by batch."""
+        return self._zip3(column)
+
+    def fit_counts(self, values: pa.Array, counts: pa.Array, ctx: TreatmentContext) -> Zip3:
+        """``fit`` from the whole file's counts of :meth:`counted` (distinct values, their counts)."""
         min_count = int(self.params.get("min_count", ctx.k))
-        small = pc.filter(values, pc.less(counts.field("counts"), min_count))
+        small = pc.filter(values, pc.less(counts, min_count))
         self.small_ = pa.concat_arrays(
             [small.cast(pa.string()), pa.array(sorted(RESTRICTED_ZIP3), pa.string())]
         )
@@ -635,9 +641,17 @@ class RecodeRare(Treatment):
             raise PolicyError(f"{where}: 'other' of column '{rule.source}' must be a label.")
 
     def fit(self, column: Column, ctx: TreatmentContext) -> RecodeRare:
+        counts = pc.value_counts(pc.drop_null(self.counted(column)))
+        return self.fit_counts(counts.field("values"), counts.field("counts"), ctx)
+
+    def counted(self, column: Column) -> Column:
+        """What ``fit`` counts (the values themselves)."""
+        return column
+
+    def fit_counts(self, values: pa.Array, counts: pa.Array, ctx: TreatmentContext) -> RecodeRare:
+        """``fit`` from the whole file's value counts (distinct values, their counts)."""
         min_count = int(self.params.get("min_count", ctx.k))
-        counts = pc.value_counts(pc.drop_null(column))
-        self.rare_ = pc.filter(counts.field("values"), pc.less(counts.field("counts"), min_count))
+        self.rare_ = pc.filter(values, pc.less(counts, min_count))
         return self
 
     def apply(self, column: Column, ctx: TreatmentContext) -> Column:

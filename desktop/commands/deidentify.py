@@ -46,6 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--report", metavar="REPORT.json", help="also write the JSON report here")
     p.add_argument("--sheet", metavar="NAME", help="the worksheet to read from an .xlsx workbook")
+    p.add_argument(
+        "--memory-mb",
+        metavar="MB",
+        type=int,
+        help="with --policy: read the file in batches instead of whole and use at most about this much "
+        "memory for putting the rows in a random order (the rest goes to temporary files beside the "
+        "output); for extracts larger than memory",
+    )
+    p.add_argument(
+        "--batch-rows", metavar="N", type=int, help="with --memory-mb: rows per batch (default 65536)"
+    )
     add_force(p)
     p.set_defaults(func=run_deid)
 
@@ -114,6 +125,8 @@ def run_deid(args: argparse.Namespace) -> int:
             sheet=args.sheet,
             progress=bar,
             force=args.force,
+            memory_mb=args.memory_mb,
+            batch_rows=args.batch_rows,
         )
     finally:
         if bar is not None:
@@ -134,6 +147,11 @@ def _run_for_agreement(args: argparse.Namespace) -> int:
     from deid.errors import PolicyError
     from desktop.commands._vaultargs import open_vault
 
+    if args.memory_mb is not None or args.batch_rows is not None:
+        raise PolicyError(
+            "--memory-mb and --batch-rows work with --policy; with --agreement the extract is mapped "
+            "and read whole."
+        )
     if args.secret_file:
         raise PolicyError("--secret-file goes with --policy; under an agreement the vault keeps the secret.")
     if args.report:
