@@ -447,16 +447,24 @@ __all__ += [
 # Pathway outcomes: the metrics catalog on opened packages, released as protected tables.
 from agreements._outcomes import (  # noqa: E402
     OutcomeRelease,
+    ReceivedTables,
+    SealedTables,
     StoredRelease,
     list_releases,
     metrics_check,
+    open_outcomes,
     release_outcomes,
+    seal_outcomes,
 )
 
 __all__ += [
     "OutcomeRelease",
+    "ReceivedTables",
+    "SealedTables",
     "StoredRelease",
     "list_releases",
     "metrics_check",
+    "open_outcomes",
     "release_outcomes",
+    "seal_outcomes",
 ]

@@ -42,7 +42,7 @@ from agreements._agreement_store import get_agreement
 from agreements._clock import utc_text
 from agreements._package_store import RECEIVED, get_package
 from agreements._vault import Vault
-from agreements.errors import PackageRejected
+from agreements.errors import AgreementError, PackageRejected
 from deid.errors import CheckFailed, InputError, OutputError
 
 if TYPE_CHECKING:
@@ -487,3 +487,175 @@ def release_outcomes(
         release_id, agreement, result.tables, prot,
         tuple(folder / f.name for f in files), folder, len(data.frame), data.linked,
     )  # fmt: skip
+
+
+# ------------------------------------------------------------------- sealing tables back to partners
+
+
+@dataclass(frozen=True)
+class SealedTables:
+    """A release of tables sealed for the agreement's other parties."""
+
+    package_id: str
+    release_id: str
+    path: Path
+    recipients: tuple[str, ...]  # organization names
+
+
+def _release_in(vault: Vault, folder: Path) -> tuple[dict[str, Any], StoredRelease]:
+    from deid import read_json_file
+
+    path = folder / "release.json"
+    if not path.is_file():
+        raise InputError(f"{folder} is not a folder of outcome tables (it has no release.json).")
+    doc = read_json_file(path, str(path), what="a release of outcome tables")
+    rid = doc.get("release_id") if isinstance(doc, dict) else None
+    stored = next((r for r in list_releases(vault) if r.release_id == rid), None)
+    if stored is None or stored.document != doc:
+        raise InputError(
+            f"The tables in {folder} are not a release this vault made (or were changed since); "
+            "only tables PathShare checked can be sealed."
+        )
+    return doc, stored
+
+
+def seal_outcomes(
+    vault: Vault, folder: str | Path, out: str | Path, *, today: Any = None, force: bool = False
+) -> SealedTables:
+    """Seal a release folder (as :func:`release_outcomes` wrote it, unchanged) for every other party of
+    its agreement, signed by us: an age package of aggregate tables. Refused unless the release is one
+    this vault made and kept, and the agreement is in force with us a party. Audited
+    (``package.sealing``, then ``outcomes.sealed``: an aggregate disclosure to those parties)."""
+    from agreements._agreement_store import require_in_force
+    from agreements._identity import our_card, signing_key
+    from agreements._package import seal
+    from agreements._package_store import output_rule
+    from agreements._partners import party_card
+
+    src = Path(folder)
+    doc, _stored = _release_in(vault, src)
+    agreement = require_in_force(vault, doc["agreement_id"], today)
+    me = our_card(vault).fingerprint()
+    if agreement.party(me) is None:
+        raise InputError(f"This organization is not a party to agreement {agreement.id}.")
+    others = [p for p in agreement.all_parties() if p.fingerprint != me]
+    recipients = [party_card(vault, p, "seal outcome tables for").age_recipient for p in others]
+    names = sorted(f.name for f in src.iterdir() if f.is_file())
+    allowed = {"outcomes.xlsx", "outcomes.csv", "datapackage.json", "outcomes.html", "release.json"}
+    if not set(names) <= allowed:
+        raise InputError(
+            f"{src} holds files that are not the release's tables: {', '.join(sorted(set(names) - allowed))}."
+        )
+    fps = [p.fingerprint for p in others]
+
+    def commit_head(package_id: str, content_hash: str) -> Any:
+        return vault.audit.commit_package(package_id, agreement.id, content_hash, fps)
+
+    report = {"pathshare_outcomes": 1, "aggregate": True, "release_id": doc["release_id"],
+              "tables": len(doc["tables"]), "min_cell": doc["min_cell"]}  # fmt: skip
+    manifest = seal(
+        [(n, src / n) for n in names],
+        report,
+        agreement_id=agreement.id,
+        agreement_hash=agreement.sha256,
+        sender_key=signing_key(vault),
+        sender_fingerprint=me,
+        recipients=recipients,
+        audit_head=commit_head,
+        out=Path(out),
+        force=force,
+        recorded=output_rule(vault),
+    )
+    vault.audit.append(
+        "outcomes.sealed",
+        agreement=agreement.id,
+        package=manifest.package_id,
+        details={
+            "disclosure": "aggregate",
+            "release": doc["release_id"],
+            "recipients": fps,
+            "file": Path(out).name,
+        },
+    )
+    return SealedTables(manifest.package_id, doc["release_id"], Path(out), tuple(p.org for p in others))
+
+
+@dataclass(frozen=True)
+class ReceivedTables:
+    """Outcome tables a partner sealed for us, opened and checked."""
+
+    folder: Path
+    sender: str
+    agreement: Agreement
+    release_id: str
+    tables: int
+
+
+def open_outcomes(
+    vault: Vault, package: str | Path, out_dir: str | Path, *, today: Any = None
+) -> ReceivedTables:
+    """Open outcome tables a partner sealed under an agreement we are party to, into ``out_dir`` —
+    and check them ourselves from what they publish (``deid.verify_published``: no count under the
+    smallest cell shown, no hidden count recoverable). Refused (PackageRejected, nothing left in
+    ``out_dir``) otherwise. Audited as ``outcomes.received``."""
+    from agreements._agreement_store import agreement_by_hash, require_in_force
+    from agreements._identity import age_identity, our_card
+    from agreements._package import open_package
+    from agreements._signing import load_public_key
+    from agreements._workflows import _sender
+    from deid import verify_published
+
+    seen: dict[str, Any] = {}
+    me = our_card(vault)
+
+    def verify_sender(manifest: Any) -> Any:
+        seen["sender"] = _sender(vault, manifest)
+        return load_public_key(seen["sender"].card.signing_key)
+
+    def check_manifest(manifest: Any) -> None:
+        a = agreement_by_hash(vault, manifest.agreement_hash)
+        if a is None or a.id != manifest.agreement_id:
+            raise PackageRejected("The tables were sealed under an agreement this vault does not hold.")
+        try:
+            require_in_force(vault, a.id, today)
+        except AgreementError as exc:
+            raise PackageRejected(str(exc)) from exc
+        if a.party(seen["sender"].fingerprint) is None or a.party(me.fingerprint()) is None:
+            raise PackageRejected(
+                f"The sender and this organization are not both parties to agreement {a.id}."
+            )
+        if me.age_recipient not in manifest.recipients:
+            raise PackageRejected("The tables were not sealed for this organization.")
+        seen["agreement"] = a
+
+    opened = open_package(
+        Path(package), age_identity(vault), Path(out_dir), verify_sender=verify_sender,
+        check_manifest=check_manifest,
+    )  # fmt: skip
+    folder = opened.out_dir
+    try:
+        from deid import read_json_file
+
+        doc = read_json_file(folder / "data" / "release.json", "release.json", what="a release of tables")
+        agreement = seen["agreement"]
+        min_cell = agreement.terms.policy.min_cell_size
+        if not isinstance(doc, dict) or doc.get("agreement_id") != agreement.id:
+            raise PackageRejected("The tables name another agreement than the package they came in.")
+        problems = verify_published(doc["tables"], min_cell)
+        if problems:
+            raise PackageRejected(
+                f"The tables are not safe to keep: {'; '.join(problems[:3])}; tell the sender."
+            )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    vault.audit.append(
+        "outcomes.received",
+        agreement=agreement.id,
+        partner=seen["sender"].fingerprint,
+        package=opened.manifest.package_id,
+        details={"disclosure": "aggregate", "release": doc.get("release_id"), "tables": len(doc["tables"])},
+    )
+    return ReceivedTables(
+        folder, seen["sender"].card.org, agreement, str(doc.get("release_id")), len(doc["tables"])
+    )

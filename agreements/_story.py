@@ -135,6 +135,8 @@ _SENTENCES: dict[str, str] = {
     "audit.partner_rewritten": "Found that {partner}'s audit log was rewritten",
     "audit.partner_rollback": "Found that {partner}'s audit log was rolled back",
     "audit.partner_head_unconfirmed": "Could not confirm {partner}'s audit log",
+    "outcomes.sealed": "Sealed outcome tables for the partners of “{agreement}” (aggregate data)",
+    "outcomes.received": "Opened outcome tables from {partner} under “{agreement}”",
 }
 
 # Detail keys as labels; keys not listed are technical (hashes, schema numbers) and shown only with the
@@ -185,6 +187,7 @@ _LABELS: dict[str, str] = {
     "hidden_primary": "Small cells hidden",
     "hidden_complementary": "Cells hidden to protect them",
     "min_cell": "Smallest cell shown",
+    "disclosure": "Disclosure",
 }
 
 _ROLE_WORDS = {"send": "sends data", "receive": "receives data", "oversee": "oversees compliance"}

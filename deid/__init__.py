@@ -66,7 +66,7 @@ _LAZY = {
                       "metrics_named_in"),
     "deid._outcomes": ("MISSING_GROUP", "EarlierRelease", "OutcomeTable", "Protection", "Tables",
                        "check_computable", "compute_tables", "differencing_check", "hidden_cells",
-                       "hidden_count", "protect", "recheck"),
+                       "hidden_count", "protect", "recheck", "verify_published"),
     "deid._outcome_files": ("OUTCOME_FORMATS", "ReleaseInfo", "write_release_files"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
@@ -222,5 +222,6 @@ __all__ += [
     "metrics_named_in",
     "protect",
     "recheck",
+    "verify_published",
     "write_release_files",
 ]

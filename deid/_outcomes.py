@@ -689,6 +689,77 @@ def recheck(
     return attack(model, hidden, bands, extra, min_cell if protection is None else protection)
 
 
+def verify_published(
+    tables: Sequence[Mapping[str, Any]],
+    min_cell: int,
+    protection: int | None = None,
+    catalog: Catalog | None = None,
+) -> list[str]:
+    """Problems a *receiver* finds in published tables (``OutcomeTable.to_dict()``), from what is
+    published alone: a shown count from 1 to min_cell−1 (or a shown outcome whose complement is that
+    small), or a hidden count whose attacker interval is narrower than the protection. Empty: safe."""
+    cat = catalog or load_catalog()
+    p = min_cell if protection is None else protection
+    problems: list[str] = []
+    rebuilt: list[OutcomeTable] = []
+    try:
+        metric_cohort = {str(t["metric"]): cat.get(str(t["metric"])).cohort_key for t in tables}
+        for t in tables:
+            rows = list(t["rows"])
+            cohort = [r["cohort"] for r in rows]
+            outcome = [r["outcome"] for r in rows]
+            if not rows or str(rows[-1]["group"]) != ALL:
+                raise ValueError("no total row")
+            for v in (*cohort, *outcome):
+                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                    raise ValueError("a count is not a whole number")
+            table = OutcomeTable(
+                str(t["metric"]), str(t["by"]), [str(r["group"]) for r in rows],
+                [c or 0 for c in cohort], [o or 0 for o in outcome],
+                [c is None for c in cohort], [o is None for o in outcome],
+                [str(r.get("band", "")) if r.get("band") in ("low", "high") else "" for r in rows],
+            )  # fmt: skip
+            rebuilt.append(table)
+            for i, g in enumerate(table.groups):
+                c, o = cohort[i], outcome[i]
+                where = f"{t['metric']} by {t['by'] or 'all'}, {g}"
+                if c is not None and 0 < c < min_cell:
+                    problems.append(f"{where}: {c} students shown")
+                if c is not None and o is not None and c and (o < min_cell or c - o < min_cell):
+                    problems.append(f"{where}: an outcome count under {min_cell} can be read")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"The published tables are not PathShare outcome tables ({exc}).") from None
+    except Exception as exc:  # the catalog refuses an unknown metric
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"The published tables name a measure this catalog lacks: {exc}") from None
+    if problems:
+        return problems
+    model, rows_of = _build(rebuilt, metric_cohort)
+    hidden: set[int] = set()
+    shown: dict[int, int] = {}  # a count shown in any table is known everywhere it repeats
+    bands: dict[int, str] = {}
+    for t, here in zip(rebuilt, rows_of, strict=True):
+        for i, (c, o) in enumerate(here):
+            for cell, gone, value in (
+                (c, t.hidden_cohort[i], t.cohort[i]),
+                (o, t.hidden_outcome[i], t.outcome[i]),
+            ):
+                if gone:
+                    hidden.add(cell)
+                else:
+                    shown[cell] = value
+            if t.hidden_outcome[i] and t.band[i]:
+                bands[o] = t.band[i]
+    for cell, value in shown.items():
+        model.values[cell] = value
+    hidden -= set(shown)
+    return [
+        f"{e.cell} can be narrowed to {e.high - e.low:g} students"
+        for e in attack(model, hidden, bands, [], p)
+    ]
+
+
 # ------------------------------------------------------------------------------------- differencing
 
 

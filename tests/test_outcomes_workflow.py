@@ -203,3 +203,82 @@ def test_the_codebook_defines_the_measures_the_purpose_names(demo: Path):
     lines = [line for line in book.about if line.startswith("Outcome measure:")]
     assert any(line.startswith("Outcome measure: Dual-enrollment participation. Of the") for line in lines)
     assert any("College enrollment within one year" in line and "needs school_year" in line for line in lines)
+
+
+def test_tables_sealed_back_to_the_district_open_and_verify(cli, run_cli, demo: Path, tmp_path: Path):
+    code, out, err = cli("tables", "seal", demo / "outcomes", "--out", tmp_path / "tables.age")
+    assert code == 0, err
+    assert "Lakeview Unified School District" in out
+    code, out, err = run_cli("--vault", demo / "district.vault", "tables", "open", tmp_path / "tables.age",
+                             "--out", tmp_path / "got")  # fmt: skip
+    assert code == 0, err
+    got = tmp_path / "got" / "data"
+    assert (got / "outcomes.xlsx").is_file()
+    sent = json.loads((demo / "outcomes" / "release.json").read_text())
+    assert json.loads((got / "release.json").read_text()) == sent
+    with Vault.open(demo / "district.vault", PASS) as vault:
+        received = vault.audit.entries(action="outcomes.received")
+    assert [e.details["disclosure"] for e in received] == ["aggregate"]
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        sealed = vault.audit.entries(action="outcomes.sealed")[-1]
+    assert sealed.details["disclosure"] == "aggregate"
+
+
+def test_changed_tables_are_not_sealed(cli, demo: Path, tmp_path: Path):
+    import shutil
+
+    copy = tmp_path / "changed"
+    shutil.copytree(demo / "outcomes", copy)
+    doc = json.loads((copy / "release.json").read_text())
+    row = next(r for t in doc["tables"] for r in t["rows"] if r["outcome"] is None)
+    row["outcome"] = 3  # shows a hidden count
+    (copy / "release.json").write_text(json.dumps(doc))
+    code, _, err = cli("tables", "seal", copy, "--out", tmp_path / "t.age")
+    assert code == 1 and "not a release this vault made" in err and not (tmp_path / "t.age").exists()
+
+
+def test_the_receiver_refuses_tables_that_give_a_small_count_away(demo: Path, tmp_path: Path):
+    """A partner's tool that skipped the protection: its tables, sealed properly, are opened, checked
+    from what they publish, and refused (nothing kept). The check performs the attack: unhiding the
+    complementary cell lets the hidden one be read by subtraction."""
+    import shutil
+
+    from agreements import get_agreement, open_outcomes
+    from agreements._identity import our_card, signing_key
+    from agreements._package import seal
+    from agreements.errors import PackageRejected
+    from deid import verify_published
+
+    doc = json.loads((demo / "outcomes" / "release.json").read_text())
+    table = next(t for t in doc["tables"] if any(r["outcome"] is None for r in t["rows"]))
+    hidden = [r for r in table["rows"] if r["outcome"] is None]
+    assert len(hidden) >= 2  # a hidden count never stands alone
+    assert verify_published(doc["tables"], 11) == []
+    truth = {}
+    with Vault.open(demo / "college.vault", PASS) as vault:  # the releaser's own counts
+        from agreements._outcomes import load_opened
+
+        data = load_opened(vault, [demo / "inbox"])
+    col = data.frame[table["by"]].astype("string").fillna("(not recorded)")
+    for r in hidden:
+        truth[r["group"]] = int(((col == r["group"]) & (data.frame["dual_enrollment"] == "Y")).sum())
+    for r in hidden[1:]:  # the careless tool shows the complementary cells
+        r["outcome"] = truth[r["group"]]
+    total = table["rows"][-1]["outcome"]
+    shown = sum(r["outcome"] for r in table["rows"][:-1] if r["outcome"] is not None)
+    assert total - shown == truth[hidden[0]["group"]]  # the attack: the hidden count, by subtraction
+    assert verify_published(doc["tables"], 11) != []
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "release.json").write_text(json.dumps(doc))
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        agreement = get_agreement(vault, doc["agreement_id"])
+        district = next(p for p in agreement.all_parties() if p.fingerprint != our_card(vault).fingerprint())
+        seal([("release.json", bad / "release.json")], {"aggregate": True}, agreement_id=agreement.id,
+             agreement_hash=agreement.sha256, sender_key=signing_key(vault),
+             sender_fingerprint=our_card(vault).fingerprint(), recipients=[district.age_recipient],
+             audit_head=vault.audit.head(), out=tmp_path / "bad.age")  # fmt: skip
+    shutil.rmtree(bad)
+    with Vault.open(demo / "district.vault", PASS) as vault, pytest.raises(PackageRejected, match="not safe"):
+        open_outcomes(vault, tmp_path / "bad.age", tmp_path / "opened")
+    assert not (tmp_path / "opened").exists() or not any((tmp_path / "opened").iterdir())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from desktop.commands._vaultargs import open_vault
+from desktop.commands._vaultargs import add_force, open_vault
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "agreement's smallest reported cell)")  # fmt: skip
     p.add_argument("--heuristic", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_outcomes)
+
+    t = sub.add_parser("tables", help="seal outcome tables for the agreement's partners, or open theirs")
+    tsub = t.add_subparsers(dest="tables_command", metavar="ACTION", required=True)
+    p = tsub.add_parser("seal", help="seal a folder `pathshare outcomes` wrote for the agreement's partners")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--out", required=True, metavar="TABLES.age")
+    add_force(p)
+    p.set_defaults(func=cmd_tables_seal)
+    p = tsub.add_parser("open", help="open outcome tables a partner sealed, and check them")
+    p.add_argument("package", metavar="TABLES.age")
+    p.add_argument("--out", required=True, metavar="FOLDER", help="a new (or empty) folder")
+    p.set_defaults(func=cmd_tables_open)
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -83,4 +95,23 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     if release.linked:
         print(f"{release.linked:,} students linked to another package's records")
     print(f"wrote {', '.join(p.name for p in release.files)} in {release.folder}")
+    return 0
+
+
+def cmd_tables_seal(args: argparse.Namespace) -> int:
+    from agreements import seal_outcomes
+
+    with open_vault(args) as vault:
+        sealed = seal_outcomes(vault, args.folder, args.out, force=args.force)
+    print(f"sealed the tables for {', '.join(sealed.recipients)} in {sealed.path}")
+    return 0
+
+
+def cmd_tables_open(args: argparse.Namespace) -> int:
+    from agreements import open_outcomes
+
+    with open_vault(args) as vault:
+        got = open_outcomes(vault, args.package, args.out)
+    print(f"opened {got.tables} table(s) from {got.sender} into {got.folder}; checked: no small count shown, "
+          "no hidden count recoverable")  # fmt: skip
     return 0
