@@ -114,7 +114,8 @@ NANP = r"(?:\+1[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}
 INTL_PHONE = r"\+[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,6}" + _EXT
 #: national numbers written in groups: 020 7946 0958, (96) 627-277, 0490 75 40 81, 71-33-52-22
 GROUPED_PHONE = (
-    r"(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|\d{2,5}(?:[ .\-]\d{2,5}){2,4})" + _EXT + r"\b"
+    r"(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|0\d{1,4}(?:[ .\-]\d{2,8}){1,4}|"
+    r"\d{2,5}(?:[ .\-]\d{2,5}){2,4}|[2-9]\d\d[ .\-]\d{4})" + _EXT + r"\b"
 )
 #: after a phone context word, any run of 7 to 15 digits in groups ("call me at 555-0142")
 PHONE_WORD = (
@@ -181,8 +182,9 @@ station sta stravenue stra stream strm street st streets sts summit smt terrace 
 trace trce track trak trafficway trfy trail trl trailer trlr tunnel tunl turnpike tpke underpass
 upas union un unions uns valley vly valleys vlys via viaduct vdct view vw views vws village vlg
 villages vlgs ville vl vista vis walk walks wall way wy ways well wl wells wls
+close rise parade quay wharf chase wynd gate str
 """.split()  # noqa: SIM905
-_SUFFIX = r"(?i:" + "|".join(sorted(set(_SUFFIXES), key=lambda s: (-len(s), s))) + r")\.?"
+_SUFFIX = r"(?i:" + "|".join(sorted(set(_SUFFIXES), key=lambda s: (-len(s), s))) + r")(?:\.|\b)"
 _DIRECTION = r"(?:[NSEW]\.?|[NS][EW]\.?|(?i:north|south|east|west|northeast|northwest|southeast|southwest))"
 # USPS Publication 28, appendix C2: secondary unit designators ("#" as written)
 _UNIT_WORD = (
@@ -197,7 +199,10 @@ NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI AA AE AP
 _STATE = r"(?:" + "|".join(_STATES) + r")"
 _STREET_NAME = r"(?:" + CAP_WORD + r"|\d{1,3}(?i:st|nd|rd|th)|[A-Z]\.?)"
 _WORD = r"\p{L}[\p{L}\p{M}.'’\-]*"
-_PARTICLE = r"(?:de|da|do|dos|das|del|della|la|le|les|van|von|der|den|di|du|el|al|ul\.|u\.|y|e)"
+_PARTICLE = (
+    r"(?:de|da|do|dos|das|del|della|la|le|les|van|von|der|den|di|du|el|al|ul\.|u\.|y|e|nad|na|pod|am|an|im|bei|"
+    r"upon|on)"
+)
 # the house number, possibly two ("6400 12 Timms Drive", "12-14", "221B")
 _HOUSE = r"\b\d{1,6}[A-Za-z]?(?:-\d{1,5})?(?: \d{1,5}[A-Za-z]?)?,? "
 #: the city/state/ZIP line that may follow: ", Springfield, IL 62704", "\nGRASSE, PA 39551"
@@ -210,13 +215,22 @@ CITY_LINE = (
 _TAIL_CHUNK = (
     r"(?:"
     + _UNIT
-    + r"|\p{Lu}[\p{L}\p{M}'’.\-]+(?: \(?\p{Lu}[\p{L}\p{M}'’.\-]*\)?){0,2}(?:,? "
+    + r"|\p{Lu}[\p{L}\p{M}'’.\-]+(?: (?:\(?\p{Lu}[\p{L}\p{M}'’.\-]*\)?|" + _PARTICLE + r")){0,3}(?:,? "
     + _STATE
     + r")?(?:,? \d{4,6}(?:-\d{3,4})?)?|"
     + _STATE
-    + r"(?: \d{4,6})?|\d{4,6}(?:-\d{3,4})?)"
+    + r"(?: \d{4,6})?|\d{4,6}(?:-\d{3,4})?"
+    # a short lower-case region code before a postal code ("ca 94110", "mp 35739")
+    + r"|\p{Ll}{1,3}(?:,? |(?:[ \t]*[,\n]){1,2}[ \t]*)\d{4,6})"
 )
-ADDRESS_TAIL = r"(?:[ \t]*[,\n>][ \t>]*" + _TAIL_CHUNK + r"|[ \t]+" + _UNIT + r"){0,4}"
+# (chunks after commas or line breaks, blank lines and "> " quoting included; a unit, or a town in capitals,
+# after a space: "Suite 215 NUNGATTA Australia")
+ADDRESS_TAIL = (
+    r"(?:(?:[ \t]*[,\n>]){1,3}[ \t>?]*" + _TAIL_CHUNK + r"|[ \t]+" + _UNIT
+    # (a town after a unit: "Suite 274 Ljubljana", "Apt. 085 BODØ")
+    + r"(?: \p{Lu}[\p{L}\p{M}'’.\-]*(?: \p{Lu}[\p{L}\p{M}'’.\-]*){0,2}(?: \p{Ll}{1,3}\b)?)?"
+    + r"|[ \t]+\p{Lu}{2}[\p{Lu}'’.\-]*(?: \p{Lu}[\p{L}\p{M}'’.\-]*){0,2}){0,5}"
+)  # fmt: skip
 _US_LINE = (
     _HOUSE
     + r"(?:"
@@ -231,26 +245,41 @@ _US_LINE = (
     + _DIRECTION
     + r"\b)?"
 )
+# street words written in lower case inside a street name ("Erzsébet tér 19", "Piroska u. 97")
+_STREET_WORD_LOWER = (
+    r"(?:u\.|út|utca|tér|rkp\.|krt\.|körút|terrasse|gasse|straße|strasse|str\.|ul\.|ulica|vej|gade|gata|"
+    r"gatan|vägen|väg|katu|tie|tee|iela|cesta|allé|alle|rue|via|calle|rua|vei|veien|weg|laan|straat)"
+)
 _INTL_PREFIX = (
     r"(?i:rua|calle|c/|avenida|av\.|avda\.?|via|viale|rue|carrer|travessa|praça|paseo|camino|calzada|"
-    r"ulica|ul\.|utca|strada|str\.|bulevar|bd\.?|chaussée)"
+    r"ulica|ul\.|utca|strada|str\.|bulevar|bd\.?|chaussée|avenue|boulevard|chemin|allée|quai|impasse|route)"
 )
 _INTL_LINE = (
     r"(?:(?:" + _HOUSE + r")?\b" + _INTL_PREFIX + r" (?:" + _WORD + r" ){0,4}" + _WORD
     + r",? \d{1,5}[A-Za-z]?\b"
+    # house number first, then the street word ("636 1812 Rue De La Gare", "010 63 Avenue du Golf Arabe")
+    + r"|" + _HOUSE + r"\b" + _INTL_PREFIX + r"(?: " + _WORD + r"){1,4}"
     + r"|(?:" + _HOUSE + r")?\b\p{Lu}[\p{L}\p{M}]*(?i:gatan|gata|vägen|väg|katu|kuja|tie|straße|strasse|"
     r"stræti|weg|laan|straat|gade|vej|veien|vegen|gasse|platz|plein|allee|steenweg|utca|ulica|cesta|"
     r"iela|gatve|tér|út|útja) \d{1,5}[A-Za-z]?\b"
-    # number, street name, number ("25615 Tawastintie 72"): the name written as a name, not "MATH 110"
+    # number, street name, number ("25615 Tawastintie 72", "233 Erzsébet tér 19", "6076 Piroska u. 97"):
+    # the name written as a name, not "MATH 110"
     + r"|\b\d{1,6}[A-Za-z]?(?: \d{1,5})? \p{Lu}\p{Ll}[\p{L}\p{M}'’\-]*(?: (?:" + CAP_WORD + r"|" + _PARTICLE
-    + r")){0,3},? \d{1,5}[A-Za-z]?\b)"
+    + r"|" + _STREET_WORD_LOWER + r")){0,3},? \d{1,5}[A-Za-z]?\b\.?"
+    # name, number, name and street suffix ("Storgarden 52 Trajanka Forks")
+    + r"|\b\p{Lu}\p{Ll}[\p{L}\p{M}'’\-]* \d{1,5} (?:" + _STREET_NAME + r" ){0,3}" + _SUFFIX + r"\b"
+    # "the corner of X and Y": the whole phrase
+    + r"|(?i:\b(?:the )?(?:corner|intersection) of )" + r"(?:\d{1,5} )?[\p{L}\d][\p{L}\p{M}\d.'’\-]*"
+    + r"(?: [\p{L}\d][\p{L}\p{M}\d.'’\-]*){0,3},? (?:and|&) (?:\d{1,5} )?[\p{L}\d][\p{L}\p{M}\d.'’\-]*"
+    + r"(?: [\p{L}\d][\p{L}\p{M}\d.'’\-]*){0,3})"
 )  # fmt: skip
 #: post office boxes and military mail: "P.O. Box 123", "PSC 5420, Box 2708 APO AA 33879",
 #: "USNS Saibara FPO AP 12428"
 PO_BOX = (
     r"(?:(?:" + _HOUSE + r")?\b(?i:p\.? ?o\.? ?box|post office box|(?:psc|unit|cmr) \d{1,5},? ?\n?[ \t]*box)"
     r" ?#? ?"
-    r"\d{1,6}|\b(?:USNS|USNV|USS|USCGC) " + CAP_WORD + r")"
+    r"\d{1,6}(?: (?:" + _STREET_NAME + r" ){0,3}" + _SUFFIX + r")?"
+    r"|\b(?:USNS|USNV|USS|USCGC) " + CAP_WORD + r")"
     r"(?:,?[ \t]*\n?[ \t]*(?i:apo|fpo|dpo) (?i:aa|ae|ap) \d{5})?"
     r"|\b(?i:apo|fpo|dpo) (?i:aa|ae|ap) \d{5}\b"
 )  # fmt: skip
@@ -262,7 +291,7 @@ STREET_TRIGGER = (
     r"\d[A-Za-z]?,? (?:[\p{Lu}\d]|(?i:north|south|east|west))|\b" + _INTL_PREFIX + " "
     + r"|(?i:gatan|gata|vägen|väg|katu|kuja|tie|straße|strasse|stræti|weg|laan|straat|gade|vej|veien|vegen|"
     r"gasse|platz|plein|allee|steenweg|utca|ulica|cesta|iela|gatve|tér|út|útja) \d"
-    r"|(?i:box|post office)|\bUS(?:NS|NV|S|CGC) |(?i:[adf]po) (?i:a[aep]) \d"
+    r"|(?i:box|post office|corner of|intersection of)|\bUS(?:NS|NV|S|CGC) |(?i:[adf]po) (?i:a[aep]) \d"
 )  # fmt: skip
 #: an apartment, suite or unit written alone: "Apt. 026", "Suite 377"
 UNIT_ALONE = r"\b(?i:apartment|apt|suite|ste|unit)\.? ?#? ?\d{1,5}[A-Za-z]?\b"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import socket
 import sys
 import threading
@@ -116,10 +117,11 @@ _PASSES: list[tuple[str, str, str | None, str]] = [
     ("url", r"://|(?i:www)\.", None, _URL),
     ("email", "@", None, tp.EMAIL),
     ("dob", tp.DOB_WORD, None, tp.DOB),
+    # (a street line before the contexts: "my address is PSC 6293, Box 8158 APO AP 04336" is one line)
+    ("street", tp.STREET_TRIGGER, None, tp.STREET),
     ("phone", tp.PHONE_WORD, tp.PHONE_CONTEXT, tp.PHONE_VALUE),
     ("id", tp.ID_WORDS, tp.ID_CONTEXT, tp.ID_VALUE),
     ("address", tp.ADDRESS_CONTEXT, tp.ADDRESS_CONTEXT, tp.ADDRESS_VALUE),
-    ("street", tp.STREET_TRIGGER, None, tp.STREET),
     ("title", tp.TITLE_HEAD, None, tp.TITLE),
     ("possessive_relation", tp.POSSESSIVE_TAIL, None, tp.POSSESSIVE_RELATION),
     ("name", tp.NAME_CONTEXT, tp.NAME_CONTEXT, tp.NAME_VALUE),
@@ -181,10 +183,51 @@ _SSN_VALID = (
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 # grouped national numbers: only shapes that are not a list of scores or years (a leading 0, a
 # parenthesized area code, or three groups joined by dashes or dots), and not a date
-_GROUPED_VALID = (
-    r"^(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|0\d{1,4}(?:[ .\-]\d{2,5}){1,4}|"
-    r"\d{2,5}(?:-\d{2,5}){2,4}|\d{2,5}(?:\.\d{2,5}){2,4})" + tp._EXT + "$"
-)
+# grouped national numbers: the candidate shape, judged by _grouped_phone_ok
+_GROUPED_VALID = "^(?:" + tp.GROUPED_PHONE + ")$"
+_GROUPS = re.compile(r"[ .\-]+")
+_EXTENSION = re.compile(r"\s?(?:[xX]|[eE][xX][tT](?:ension)?\.?|#)\s?\d{1,6}$")
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_DATE_FIRST = re.compile(r"(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4})(?:\s|$)")
+
+
+def _grouped_phone_ok(text: str) -> bool:
+    """A national number written in groups, and not a list of scores, years or a date.
+
+    Taken: a parenthesized area code ("(96) 627-277"), a leading 0 ("020 7946 0958", "0961-7596216"),
+    three or more groups joined by dashes or dots ("71-33-52-22"), a 7-digit local number written with
+    a space ("668 5702"),
+    and three or four groups separated by single spaces of 7 to 12 digits with a group of three digits or more
+    ("374 780 163", "21 253 109 8211"), unless every group is a year ("2019 2020 2021") or a number up
+    to 100 ("85 90 95 100").
+    """
+    core = _EXTENSION.sub("", text)
+    if core.startswith("("):
+        return True
+    groups = _GROUPS.split(core)
+    digits = sum(len(g) for g in groups)
+    if not 7 <= digits <= 15 or re.fullmatch(
+        r"\d{1,2}[ .\-]\d{1,2}[ .\-]\d{2,4}|\d{4}[ .\-]\d{1,2}[ .\-]\d{1,2}", core
+    ):
+        return False
+    if core.startswith("0"):
+        return True
+    if _DATE_FIRST.match(core):  # a date and a time ("2000-04-16 11:34")
+        return False
+    seps = set(_GROUPS.findall(core))
+    if len(groups) >= 3 and (seps == {"-"} or seps == {"."}):
+        return True
+    if seps != {" "}:
+        return False
+    if len(groups) == 2:  # (with a dash or a dot, "555-0142" may be a score or a range: a phone word decides)
+        return len(groups[0]) == 3 and len(groups[1]) == 4 and core[0] in "23456789"
+    if not 3 <= len(groups) <= 4 or digits > 12 or max(len(g) for g in groups) < 3:
+        return False
+    if all(len(g) == 4 and _YEAR.fullmatch(g) for g in groups):
+        return False
+    return not all(len(g) <= 3 and int(g) <= 100 for g in groups)
+
+
 _VALIDATORS: list[tuple[str, str]] = [
     (EMAIL_ADDRESS, "^(?:" + _CANDIDATE["email"] + ")$"),
     (URL, "^(?:" + _CANDIDATE["url"] + ")$"),
@@ -197,7 +240,7 @@ _VALIDATORS: list[tuple[str, str]] = [
     (MAC_ADDRESS, r"^[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}$"),
     (IP_ADDRESS, "^(?:" + _CANDIDATE["ipv6"] + ")$"),
     (IP_ADDRESS, rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"),
-    (PHONE_NUMBER, _GROUPED_VALID),
+    ("GROUPED_PHONE", _GROUPED_VALID),  # (a phone number; judged by _grouped_phone_ok)
     (IBAN_CODE, "^(?:" + tp.IBAN + ")$"),
     (PERSON, "^(?:" + _CANDIDATE["title"] + ")$"),
     # bare digit runs, by shape: a valid SSN, a NANP phone number, a card (Luhn checked later), an ID
@@ -1029,7 +1072,7 @@ class TextScanner:
             todo[hit_idx] = False
             keep = self._validate(kind, pc.take(values, pa.array(hit_idx)))
             if kind != US_SSN:
-                out[hit_idx[keep]] = _KIND_CODE[kind]
+                out[hit_idx[keep]] = _KIND_CODE[PHONE_NUMBER if kind == "GROUPED_PHONE" else kind]
                 continue
             # (SSA ranges: no 000 or 666 area, no 00 group, no 0000 serial; 9xx areas are ITINs)
             vals = pc.take(values, pa.array(hit_idx[keep]))
@@ -1118,6 +1161,8 @@ class TextScanner:
         if kind == CREDIT_CARD:
             digits = pc.replace_substring_regex(values, r"\D", "").to_pylist()
             return np.array([_luhn_ok(d) for d in digits], dtype=bool)
+        if kind == "GROUPED_PHONE":
+            return np.array([_grouped_phone_ok(v) for v in values.to_pylist()], dtype=bool)
         if kind == PHONE_NUMBER:
             digits = pc.utf8_length(pc.replace_substring_regex(values, r"\D", ""))
             n = digits.to_numpy(zero_copy_only=False)

@@ -218,3 +218,50 @@ def test_not_addresses(scanner):
         "Ran 3 Miles on Main Street.",  # a street named without a number is not an address line
     ]:
         assert [k for k, _ in _kinds(scanner, text) if k == "ADDRESS"] == [], text
+
+
+# --- numbers written in groups without a phone word; more street lines (issue 13, second round) ----
+
+
+def test_space_grouped_numbers_are_phones_unless_scores_years_or_dates(scanner):
+    _check(
+        scanner,
+        [
+            ("They're not answering at 374 780 163", "374 780 163", "PHONE_NUMBER"),
+            ("my registered 668 5702. Thanks", "668 5702", "PHONE_NUMBER"),
+            ("21 253 109 8211-Office", "21 253 109 8211", "PHONE_NUMBER"),
+            ("Reach her on 0961-7596216.", "0961-7596216", "PHONE_NUMBER"),
+        ],
+    )
+    for text in [
+        "Scored 555-0142 points?",  # a dash: a score or a range unless a phone word says otherwise
+        "Scores 85 90 95 100 this term.",
+        "Class years 2019 2020 2021 were merged.",
+        "Met on 2000-04-16 11:34:35 in the office.",
+        "Room 214 at 3 pm; MATH 110 and 120.",
+        "ID 0012345678 2025 was checked.",
+    ]:
+        assert [k for k, _ in _kinds(scanner, text) if k == "PHONE_NUMBER"] == [], text
+
+
+def test_more_street_lines_and_address_tails(scanner):
+    lines = [
+        ("It's in 0269 Stensås terrasse 38\n Suite 621\n ARENDAL\n Norway", "ARENDAL\n Norway"),
+        ("Office: 376 Rákóczi út 13. Suite 104 Veszprém VE.", "376 Rákóczi út 13. Suite 104 Veszprém VE"),
+        ("Sent to 636 1812 Rue De La Gare\n Apt. 271", "636 1812 Rue De La Gare\n Apt. 271"),
+        ("at 9 Allika 46\n Suite 501\n Riisa\n\n Estonia 62488", "Estonia 62488"),
+        ("Storgarden 52 Trajanka Forks\n Suite 894\n HARSTAD", "Storgarden 52 Trajanka Forks"),
+        ("Meet at P.O. Box 149 Monika Union\n Apt. 485", "P.O. Box 149 Monika Union"),
+        ("Address is the corner of 25 Dili Street and King Forges.", "the corner of 25 Dili Street and King"),
+        ("It came to 6400 12 Timms Drive Suite 215 NUNGATTA Australia today.", "215 NUNGATTA Australia"),
+        ("my address is PSC 6293, Box 8158\nAPO AP 04336", "PSC 6293, Box 8158\nAPO AP 04336"),
+        ("Mail: 4 Church Close, Leeds", "4 Church Close"),
+    ]
+    _check(scanner, [(text, value, "ADDRESS") for text, value in lines])
+    for text in [
+        "I have 2 Dogs and 3 cats at home.",
+        "Lives in a 3 Bedroom house.",
+        "Met 12 Counselors at the fair.",
+        "It is in 0269 Stensås, terrible weather.",
+    ]:
+        assert [k for k, _ in _kinds(scanner, text) if k == "ADDRESS"] == [], text
