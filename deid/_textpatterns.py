@@ -215,7 +215,9 @@ CITY_LINE = (
 _TAIL_CHUNK = (
     r"(?:"
     + _UNIT
-    + r"|\p{Lu}[\p{L}\p{M}'’.\-]+(?: (?:\(?\p{Lu}[\p{L}\p{M}'’.\-]*\)?|" + _PARTICLE + r")){0,3}(?:,? "
+    + r"|\p{Lu}[\p{L}\p{M}'’.\-]+(?: (?:\(?\p{Lu}[\p{L}\p{M}'’.\-]*\)?|"
+    + _PARTICLE
+    + r")){0,3}(?:,? "
     + _STATE
     + r")?(?:,? \d{4,6}(?:-\d{3,4})?)?|"
     + _STATE
@@ -320,7 +322,7 @@ _RELATION = (
 #: the context that introduces a name (the name, in any case, follows)
 NAME_CONTEXT = (
     r"(?i:\b(?:my|his|her|their|the student's|student's|child's)?\s?(?:full |first |last |legal |preferred )?"
-    r"name(?: is|:| -)\s?|\bnamed\s|\bcall me\s|\bi am\s|\bi'm\s|\bthis is\s)|"
+    r"name(?: is|:| -|\?)\s?|\bnamed\s|\bcall me\s|\bi am\s|\bi'm\s|\bthis is\s)|"
     r"(?i:\b(?:spoke|speak|speaking|talked|talk|talking|met|meet|meeting|conferenced|conferred|consulted|"
     r"checked in|check in|worked|working|chatted|connected|follow(?:ed)? up) with\s(?:(?:both |parents? )?)|"
     r"\b(?:spoke|talked|wrote|written|referred|introduced|sent|gave|reached out|reaching out|passed) to\s|"
@@ -333,7 +335,7 @@ NAME_CONTEXT = (
     r"best wishes|yours truly)[,.!]?[ \t]*\n?[ \t]*(?:--?\s?)?)"
 )
 #: contexts after which a given name in lower case is still a name ("my name is john", "Name: will")
-STRONG_NAME_CONTEXT = r"(?i:name(?: is|:| -)\s?|\bnamed\s|\bcall me\s|\b(?:dear|attn:?|signed:?)\s?)$"
+STRONG_NAME_CONTEXT = r"(?i:name(?: is|:| -|\?)\s?|\bnamed\s|\bcall me\s|\b(?:dear|attn:?|signed:?)\s?)$"
 #: the value of a name context: one to three words (middle initials allowed), any case
 # (a number after the words is taken too, so that "sent to Magasinsgatan 7" can be judged an address)
 # Capitalized words run on ("Maria Elena Lopez", "Mom Maria"); lower-case ones at most two, so that a

@@ -265,3 +265,25 @@ def test_more_street_lines_and_address_tails(scanner):
         "It is in 0269 Stensås, terrible weather.",
     ]:
         assert [k for k, _ in _kinds(scanner, text) if k == "ADDRESS"] == [], text
+
+
+def test_middle_initials_unlisted_given_names_and_name_questions(scanner):
+    _check(
+        scanner,
+        [
+            ("Directed By: Sari J. Paavolainen", "Paavolainen", "PERSON"),
+            ("a song by Szabina J Gelencsér, go figure", "Szabina", "PERSON"),
+            ("a song by Szabina J Gelencsér, go figure", "Gelencsér", "PERSON"),
+            ("the assistant to Tomomi Nishiyama, and the rest", "Tomomi", "PERSON"),
+            ("Have you been to a Calquín Cazares concert before?", "Calquín", "PERSON"),
+            ("What's your last name? Magnusson", "Magnusson", "PERSON"),
+        ],
+    )
+    for text in [
+        "Grace period ends in May.",
+        "Will follow up May 5 about the Hope scholarship.",
+        "Plan A B testing starts Monday.",
+        "We met at Lincoln High and Washington Elementary.",
+        "The New York Times wrote about it.",
+    ]:
+        assert [k for k, _ in _kinds(scanner, text) if k == "PERSON"] == [], text
