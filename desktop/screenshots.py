@@ -136,8 +136,62 @@ def walk(
                 shot(f"district-{row + 1:02d}-agreement-settings", dialog)
                 dialog.close()
                 agreements.show_list()
+                prepare_walk(ws, work, lambda name, w=window: shot(name, w), app)
+            else:
+                receive_walk(ws, work, lambda name, w=window: shot(name, w), app)
             window.close()
     return report
+
+
+def _until(app: Any, condition: Callable[[], bool], seconds: float = 60.0) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.005)
+    return condition()
+
+
+def prepare_walk(ws: Any, work: Path, shot: Callable[[str], None], app: Any) -> None:
+    """The clerk's Prepare steps on the demo's extract, one picture per step, sealed into
+    ``work/screens.age`` (for the college's Receive pictures). Stops where a step does not advance."""
+    prep = ws.prepare
+    ws.sidebar.setCurrentRow(ws.row_of("Prepare a package"))
+    prep.go_next()
+    shot("district-prepare-2-extract")
+    prep.choose_extract(str(work / "demo" / "district-extract.csv"))
+    names = {2: "mapping", 3: "validation", 4: "preview", 5: "risk", 6: "seal"}
+    for step in range(2, 7):
+        if not _until(app, lambda step=step: prep.steps.currentIndex() == step or prep.message.isVisible()):
+            break
+        if prep.steps.currentIndex() != step:
+            shot(f"district-prepare-{step}-stopped")
+            return
+        shot(f"district-prepare-{step + 1}-{names[step]}")
+        if step < 6:
+            prep.go_next()
+    prep.seal(str(work / "screens.age"))
+    _until(app, lambda: prep.steps.currentIndex() == 7 or prep.message.isVisible())
+    shot("district-prepare-8-done")
+
+
+def receive_walk(ws: Any, work: Path, shot: Callable[[str], None], app: Any) -> None:
+    """The college opens the package the Prepare walk sealed (when it did)."""
+    package = work / "screens.age"
+    if not package.is_file():
+        return
+    ws.sidebar.setCurrentRow(ws.row_of("Receive a package"))
+    ws.receive.choose_package(str(package))
+    ws.receive.out_dir.setText(str(work / "college-inbox"))
+    ws.receive.receipt_path.setText(str(work / "college-receipt.json"))  # new: no replace question
+    shot("college-receive-1-chosen")
+    ws.receive.open_package()
+    _until(app, lambda: ws.receive.result is not None or ws.receive.message.isVisible())
+    shot("college-receive-2-opened")
+    ws.sidebar.setCurrentRow(ws.row_of("Packages"))
+    ws.packages.table.selectRow(0)
+    shot("college-packages-selected")
 
 
 def main(argv: list[str] | None = None) -> int:

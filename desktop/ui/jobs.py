@@ -282,6 +282,7 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
         "elements": [
             {
                 "name": el.name,
+                "label": el.label or el.name,
                 "treatment": t.treatment,
                 "codes": sorted(el.codes),
                 "labels": {str(c.code): str(c.label) for c in el.code_set},

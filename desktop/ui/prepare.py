@@ -196,7 +196,10 @@ class PrepareScreen(QWidget):
         self.mapping.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.mapping.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # The element's words are long ("State student ID (SSID) — replace with a code…"): a fixed width
+        # that elides (whole text in the item tooltips), so Confidence and Why stay in sight.
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        self.mapping.setColumnWidth(1, 300)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.mapping.currentCellChanged.connect(lambda r, *_: self._show_recodes(r))
@@ -486,6 +489,8 @@ class PrepareScreen(QWidget):
 
     # -- step 3: mapping ----------------------------------------------------------------------------
     def _fill_mapping(self) -> None:
+        from agreements import TREATMENT_CHOICES
+
         assert self.inspection is not None
         elements = self.inspection["elements"]
         suggestions = self.inspection["suggestions"]
@@ -497,7 +502,13 @@ class PrepareScreen(QWidget):
             combo.setAccessibleName(f"Shared element for column {column}")
             combo.addItem(NOT_SHARED, None)
             for e in elements:
-                combo.addItem(f"{e['name']} ({e['treatment'].replace('_', ' ')})", e["name"])
+                # The element as people call it, and what happens to it in words (not its name and
+                # the treatment's: "state_student_id (record code)").
+                treatment = TREATMENT_CHOICES.get(e["treatment"], e["treatment"])
+                words = f"{e.get('label') or e['name']} — {treatment[0].lower()}{treatment[1:]}"
+                combo.addItem(words, e["name"])
+                combo.setItemData(combo.count() - 1, f"{treatment} (shared as {e['name']})",
+                                  Qt.ItemDataRole.ToolTipRole)
             s = suggestions.get(column) or {}
             if s.get("element"):
                 combo.setCurrentIndex(max(0, combo.findData(s["element"])))
