@@ -317,3 +317,49 @@ def test_docs_show_the_catalog_as_shipped():
 
     doc = (Path(__file__).parent.parent / "docs" / "outcomes.md").read_text(encoding="utf-8")
     assert catalog_markdown() in doc
+
+
+def test_an_independent_integer_attacker_recovers_nothing():
+    """Not the LP of deid._outcomes: enumerate every integer table consistent with what is published
+    (each breakdown adds up to its total, outcome ≤ students, no negative count) and read off each
+    hidden count's possible values. None may be pinned down, and no range may be narrower than the
+    protection less the one student integrality can take off the LP's interval."""
+    import itertools
+
+    rng = np.random.default_rng(8)
+    n = 140
+    frame = pd.DataFrame(
+        {
+            "grade_level": ["11"] * n,
+            "dual_enrollment": np.where(rng.random(n) < 0.2, "Y", "N"),
+            "sex": rng.choice(["F", "M"], n),
+            "school_id": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    result = compute_tables(frame, ["dual_enrollment"], ["sex", "school_id"])
+    protect(result.tables, result.metric_cohort, M)
+    published = [t.to_dict() for t in result.tables]
+    cells = []  # (table index, row index, "cohort" | "outcome") of every hidden count
+    for k, t in enumerate(published):
+        for i, r in enumerate(t["rows"]):
+            cells += [(k, i, q) for q in ("cohort", "outcome") if r[q] is None]
+    assert cells, "the example must hide something"
+    assert all(r["cohort"] is not None for t in published for r in t["rows"])  # here only outcomes hide
+    total = published[0]["rows"][0]["outcome"]
+    ranges = [range(min(published[k]["rows"][i]["cohort"], total if total is not None else n) + 1)
+              for k, i, _ in cells]  # fmt: skip
+    seen: dict[tuple[int, int, str], set[int]] = {c: set() for c in cells}
+    for values in itertools.product(*ranges):
+        filled = json.loads(json.dumps(published))
+        for (k, i, q), v in zip(cells, values, strict=True):
+            filled[k]["rows"][i][q] = v
+        tot = filled[0]["rows"][0]["outcome"]
+        if all(sum(r["outcome"] for r in t["rows"][:-1]) == t["rows"][-1]["outcome"] == tot
+               for t in filled[1:]):  # fmt: skip
+            for c, v in zip(cells, values, strict=True):
+                seen[c].add(v)
+    for c, values in seen.items():
+        t = published[c[0]]
+        truth = next(x for x in result.tables if x.by == t["by"]).outcome[c[1]]
+        assert truth in values
+        assert max(values) - min(values) >= M - 1, (t["by"], t["rows"][c[1]]["group"], sorted(values))
