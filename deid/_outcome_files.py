@@ -228,7 +228,8 @@ def _chart(t: OutcomeTable, info: ReleaseInfo, title: str) -> str:
             ax.text(hi + 1 if hi < 90 else lo - 12, y, text, va="center", fontsize=8)
         else:
             ax.barh(y, 100, color="white", edgecolor="#999999", hatch="xx", alpha=0.6)
-            ax.text(50, y, "hidden (protects a small group)", va="center", ha="center", fontsize=8, color="#555555")
+            note = "hidden (protects a small group)"
+            ax.text(50, y, note, va="center", ha="center", fontsize=8, color="#555555")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
