@@ -66,6 +66,7 @@ class OutcomesPage(QWidget):
         self.result: dict[str, Any] | None = None
         self.message = MessageBar()
         self.packages = _checklist("Opened packages")
+        self.packages.setMaximumHeight(120)  # a few packages; the measures and the button stay in view
         self.measures = _checklist("Measures")
         self.breakdowns = _checklist("Break down by")
         self.measures.itemChanged.connect(lambda _item: self._fill_breakdowns())
@@ -142,6 +143,10 @@ class OutcomesPage(QWidget):
         except PathShareError as exc:
             self.message.show_error(str(exc))
             return
+        if not records:
+            empty = QListWidgetItem("No opened packages yet: open one on “Receive a package” first.")
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.packages.addItem(empty)
         for r in reversed(records):
             where = Path(r.location)
             text = f"From {names.get(r.sender, 'a partner')}, opened {r.recorded[:10]} — {where.name}"
