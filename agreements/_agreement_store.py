@@ -120,7 +120,7 @@ def _resolve_id(vault: Vault, text: str) -> str:
     ids = sorted({r[0] for r in rows})
     if not ids:
         raise AgreementError(
-            f"There is no agreement {text} in this vault; `pathshare agreement list` shows them."
+            f"There is no agreement {text} in this vault.", "`pathshare agreement list` shows them."
         )
     if len(ids) > 1:
         raise AgreementError(f"{text} names more than one agreement; give more characters of the id.")
@@ -279,8 +279,8 @@ def _terms_from_file(path: Path) -> dict[str, Any]:
         raise AgreementError(f"{path.name} is not a PathShare agreement (it is not a JSON object).")
     if any(doc.get(k) for k in UNSIGNED_KEYS):
         raise AgreementError(
-            f"{path.name} already carries signatures; "
-            "use `pathshare agreement import` for a signed agreement."
+            f"{path.name} already carries signatures.",
+            "Import a signed agreement: `pathshare agreement import`.",
         )
     return {k: v for k, v in doc.items() if k not in UNSIGNED_KEYS}
 
@@ -430,8 +430,8 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
         body.setdefault("previous", None)
         if body.get("version") != 1 or body.get("previous") is not None:
             raise AgreementError(
-                f"{source} is version {body.get('version')} of an agreement; "
-                "a new agreement is version 1 (use `pathshare agreement amend` for a new version)."
+                f"{source} is version {body.get('version')} of an agreement; a new agreement is version 1.",
+                "A new version of an agreement is an amendment: `pathshare agreement amend`.",
             )
         _fill_parties(vault, me, body, source)
         a = Agreement.from_terms(body, source=source)
@@ -442,9 +442,9 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
         with vault.transaction() as conn:
             if conn.execute("SELECT 1 FROM agreements WHERE id = ?", (a.id,)).fetchone():
                 raise AgreementError(
-                    f"Agreement {a.id} is already in this vault; "
-                    f"remove the id from {source} to draft a new one, "
-                    "or use `pathshare agreement amend`."
+                    f"Agreement {a.id} is already in this vault.",
+                    f"Remove the id from {source} to draft a new one, or amend it: "
+                    "`pathshare agreement amend`.",
                 )
             _store(conn, a, authored=True, now=utc_now())
             vault.audit.append(
@@ -565,8 +565,8 @@ def export_agreement(
         a = _pick(_load_rows(vault, aid), version, aid)
         if not a.signatures:
             raise AgreementError(
-                f"Agreement {aid} has no signature yet; sign it first (`pathshare agreement sign {aid[:8]}`) "
-                "so partners can countersign the file."
+                f"Agreement {aid} has no signature yet; partners can only countersign a signed file.",
+                f"Sign it first: `pathshare agreement sign {aid[:8]}`.",
             )
         rule = output_rule(vault)
         dest = check_output_path(out, force=force, recorded=rule)
@@ -603,8 +603,8 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
         if isinstance(doc, dict) and doc.get("pathshare_agreement") in (1, 2) and not doc.get("signatures"):
             # Say this before any schema detail: an unsigned draft is the likely mistake here.
             raise AgreementError(
-                f"{p.name} carries no signature; ask the sender to sign the agreement before exporting it "
-                "(a draft of your own is stored with `pathshare agreement new`)."
+                f"{p.name} carries no signature; ask the sender to sign the agreement before exporting it.",
+                "A draft of your own is stored with `pathshare agreement new`.",
             )
         incoming = parse_agreement(data, source=p.name)
     # One transaction from reading to writing: a concurrent writer cannot interleave.

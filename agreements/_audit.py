@@ -621,7 +621,7 @@ class AuditLog:
             return [leaf_hash(bytes.fromhex(h)) for (h,) in db.execute(sql, () if size is None else (size,))]
         except (TypeError, ValueError) as exc:
             raise AuditError(
-                "The audit log holds a malformed entry hash; run `pathshare audit verify`."
+                "The audit log holds a malformed entry hash.", "`pathshare audit verify` finds the entry."
             ) from exc
 
     def tree_head(self, size: int | None = None) -> tuple[int, str]:

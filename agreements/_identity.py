@@ -26,7 +26,8 @@ __all__ = [
     "signing_key",
 ]
 
-_NO_IDENTITY = "This vault has no organization identity yet; run `pathshare init --org NAME --kind KIND`."
+_NO_IDENTITY = "This vault has no organization identity yet."
+_NO_IDENTITY_HINT = "Create it: `pathshare init --org NAME --kind KIND`."
 
 
 def create_identity(vault: Vault, org: str, kind: str, contact: str = "") -> Card:
@@ -93,7 +94,7 @@ def our_card(vault: Vault) -> Card:
     """This organization's public card (IdentityError if there is no identity yet)."""
     row = vault.db.execute("SELECT card FROM identity WHERE id = 1").fetchone()
     if row is None:
-        raise IdentityError(_NO_IDENTITY)
+        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT)
     return Card.from_json(row[0], "Our own card in the vault", stored=True)
 
 
@@ -101,7 +102,7 @@ def signing_key(vault: Vault) -> Ed25519PrivateKey:
     """The organization's Ed25519 private key (from the vault)."""
     row = vault.db.execute("SELECT signing_secret FROM identity WHERE id = 1").fetchone()
     if row is None:
-        raise IdentityError(_NO_IDENTITY)
+        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT)
     return Ed25519PrivateKey.from_private_bytes(bytes(row[0]))
 
 
@@ -109,7 +110,7 @@ def age_identity(vault: Vault) -> pyrage.x25519.Identity:
     """The organization's age X25519 identity (from the vault), for decrypting packages."""
     row = vault.db.execute("SELECT age_secret FROM identity WHERE id = 1").fetchone()
     if row is None:
-        raise IdentityError(_NO_IDENTITY)
+        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT)
     return pyrage.x25519.Identity.from_str(row[0])
 
 

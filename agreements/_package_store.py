@@ -298,7 +298,8 @@ def record_reopened(vault: Vault, manifest: Manifest, out_dir: Path, reason: str
         )
         if conn.execute("SELECT changes()").fetchone()[0] != 1:
             raise PackageRejected(
-                f"Package {manifest.package_id} cannot be opened once more (see `pathshare packages`)."
+                f"Package {manifest.package_id} cannot be opened once more.",
+                "`pathshare packages` shows where it stands.",
             )
         vault.audit.append(
             "package.reopened",
@@ -494,7 +495,7 @@ def get_package(
     Packages are keyed by (package id, sender): two received packages from different organizations
     may carry the same id, and then ``sender`` (a card fingerprint) must say which one is meant."""
     if not package_id.strip():
-        raise PackageRejected("No package id was given; `pathshare packages` lists the packages.")
+        raise PackageRejected("No package id was given.", "`pathshare packages` lists the packages.")
     sql = f"SELECT {_COLUMNS} FROM packages WHERE package_id = ?"
     args: tuple[str, ...] = (package_id,)
     if direction is not None:
@@ -522,7 +523,7 @@ def resolve_package_id(vault: Vault, text: str, direction: str | None = None) ->
     (as agreement ids are given), among the packages of ``direction`` when given."""
     text = text.strip().lower()
     if not text:
-        raise PackageRejected("No package id was given; `pathshare packages` lists the packages.")
+        raise PackageRejected("No package id was given.", "`pathshare packages` lists the packages.")
     if len(text) < 4:
         raise PackageRejected(
             f"{text!r} is too short to name a package; give at least 4 characters of its id."
@@ -538,7 +539,7 @@ def resolve_package_id(vault: Vault, text: str, direction: str | None = None) ->
     if not ids:
         kind = {SENT: "sealed ", RECEIVED: "opened "}.get(direction or "", "")
         raise PackageRejected(
-            f"This vault has no record of a {kind}package {text}; `pathshare packages` lists them."
+            f"This vault has no record of a {kind}package {text}.", "`pathshare packages` lists them."
         )
     if len(ids) > 1:
         raise PackageRejected(f"{text} names more than one package; give more characters of the id.")

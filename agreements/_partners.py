@@ -70,6 +70,7 @@ class ImportResult:
     key_changed: bool = False
     previous: list[Partner] | None = None
     message: str = ""
+    hint: str = ""  # what to do next, apart from the message (the CLI prints it on its own line)
 
 
 # Revocation is of keys, not of card bodies: a card is revoked when it, or any card sharing its signing
@@ -158,8 +159,9 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
         )
         raise PartnerError(
             f"Refused to mark the card for {card.org} verified: we already hold a different key for "
-            f"{changed[0].org} ({changed[0].fingerprint}). Confirm the new fingerprint {fp} "
-            "with them by phone, then import it without --verified and run `partner verify`."
+            f"{changed[0].org} ({changed[0].fingerprint}).",
+            f"Confirm the new fingerprint {fp} with them by phone, then import it without --verified and "
+            "run `pathshare partner verify`.",
         )
     row = vault.db.execute(f"SELECT {_COLUMNS} FROM partners WHERE fingerprint = ?", (fp,)).fetchone()
     if row is not None:
@@ -200,15 +202,16 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
             f"WARNING: {card.org} is already known under a different key "
             f"({', '.join(p.fingerprint for p in changed)}"
             f"{'' if changed[0].org == card.org else f', as {changed[0].org}: the names look alike'}). "
-            f"This card ({fp}) may be an impersonation. "
-            f"It was imported UNVERIFIED: call {card.org} on a number you already know, compare the "
-            "fingerprint, and only then run `partner verify`; revoke the old key if they replaced it."
+            f"This card ({fp}) may be an impersonation. It was imported UNVERIFIED."
         )
-        return ImportResult(partner, new=True, key_changed=True, previous=changed, message=message)
-    msg = f"Imported {card.org} ({card.kind}), fingerprint {fp}" + (
-        ", verified." if verified else "; confirm the fingerprint with them, then run `partner verify`."
-    )
-    return ImportResult(partner, new=True, message=msg)
+        hint = (
+            f"Call {card.org} on a number you already know, compare the fingerprint, and only then mark "
+            "the partner verified; revoke the old key if they replaced it."
+        )
+        return ImportResult(partner, new=True, key_changed=True, previous=changed, message=message, hint=hint)
+    msg = f"Imported {card.org} ({card.kind}), fingerprint {fp}" + (", verified." if verified else ".")
+    hint = "" if verified else "Confirm the fingerprint with them by phone, then mark the partner verified."
+    return ImportResult(partner, new=True, message=msg, hint=hint)
 
 
 def _key_conflict(vault: Vault, card: Card) -> tuple[str, str] | None:
@@ -336,8 +339,8 @@ def trusted_partner(
     if not partner.verified:
         who = f"{refused}{partner.org}: its card" if refused else f"The partner {partner.org}"
         raise PartnerError(
-            f"{who} ({partner.fingerprint}) is not verified yet; confirm the fingerprint "
-            "with them and run `partner verify`."
+            f"{who} ({partner.fingerprint}) is not verified yet.",
+            "Confirm the fingerprint with them by phone, then mark the partner verified.",
         )
     return partner
 

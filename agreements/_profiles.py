@@ -202,17 +202,20 @@ def map_for_agreement(
     if chosen is None:
         if require_confirmed:
             raise PolicyError(
-                f"No saved mapping profile matches the columns of {input_name}; confirm one first with "
-                f"`pathshare map INPUT --agreement {agreement.id} --save-profile NAME`."
+                f"No saved mapping profile matches the columns of {input_name}; confirm one first.",
+                f"`pathshare map INPUT --agreement {agreement.id} --save-profile NAME` saves one.",
             )
         chosen = MappingProfile.from_suggestions("suggested", suggest_mapping(table, elements))
         how = "suggested"
     findings = validate(table, chosen, elements)
     errors = [f for f in findings if f.severity == "error"]
     if errors and refuse_errors:
-        more = f" ({len(errors) - 1} more problem(s); see `pathshare map`)" if len(errors) > 1 else ""
+        more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         first = errors[0].message.rstrip(".")
-        raise CheckFailed(f"{input_name} does not fit agreement {agreement.id}: {first}{more}.")
+        raise CheckFailed(
+            f"{input_name} does not fit agreement {agreement.id}: {first}{more}.",
+            "`pathshare map` lists every problem." if len(errors) > 1 else None,
+        )
     mapped = apply_mapping(table, chosen, elements, fill_missing=True)
     policy = policy_from_elements(
         elements,

@@ -424,7 +424,8 @@ def _check_reopen(vault: Vault, manifest: Manifest) -> None:
     if folder.exists() and any(folder.iterdir()):
         raise PackageRejected(
             f"Package {manifest.package_id} is still open in {folder}; use those files, or destroy them "
-            "first (`pathshare destroy`)."
+            "first.",
+            f"`pathshare destroy {manifest.package_id}` deletes them and writes the certificate.",
         )
 
 
@@ -656,8 +657,8 @@ def destroy(
     except (OSError, OutputError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise OutputError(
-            f"Cannot write the certificate {certificate}: {reason or exc}; the destruction is recorded, so "
-            f"run `pathshare destroy {pid} --certificate FILE` again to write it."
+            f"Cannot write the certificate {certificate}: {reason or exc}; the destruction is recorded.",
+            f"Write the certificate again: `pathshare destroy {pid} --certificate FILE`.",
         ) from exc
     return Destruction(cert, verified, folder, tuple(deleted), tuple(missing))
 

@@ -159,7 +159,9 @@ def _run(args_list: list[str]) -> int:
     try:
         return int(args.func(args) or 0)
     except PathShareError as exc:
-        hint = f" {exc.hint}" if getattr(exc, "hint", None) else ""  # the same line: one message
+        # the sentence, then what to do about it — kept apart in the error, printed on the same line
+        # (one line per refusal: scripts and the suite read stderr line by line)
+        hint = f" {exc.hint}" if getattr(exc, "hint", None) else ""
         sys.stderr.write(f"pathshare: {exc}{hint}\n")
         return 1
     except KeyboardInterrupt:

@@ -122,8 +122,9 @@ def test_foreign_encrypted_database_is_not_a_vault(tmp_path):
 
 
 def test_missing_vault_says_how_to_create_one(tmp_path):
-    with pytest.raises(VaultError, match="pathshare init"):
+    with pytest.raises(VaultError, match="There is no vault at") as info:
         Vault.open(tmp_path / "none.vault", PASS)
+    assert "pathshare init" in info.value.hint and "pathshare" not in info.value.message
 
 
 @pytest.mark.parametrize(

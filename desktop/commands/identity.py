@@ -133,10 +133,11 @@ def cmd_change_passphrase(args: argparse.Namespace) -> int:
 def cmd_partner_import(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         result = import_card(vault, args.card, verified=args.verified)
+    hint = f" {result.hint}" if result.hint else ""  # what to do next, after the sentence
     if result.key_changed:
-        sys.stderr.write(f"pathshare: {result.message}\n")
+        sys.stderr.write(f"pathshare: {result.message}{hint}\n")
     else:
-        print(result.message)
+        print(f"{result.message}{hint}")
     return 0
 
 

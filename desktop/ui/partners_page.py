@@ -391,14 +391,12 @@ class PartnersPage(QWidget):
             self.message.show_error(str(exc))
             return
         self.refresh(keep=result.partner.fingerprint)
+        # the library's sentence and its hint, as they are (no CLI words in either)
+        text = f"{result.message} {result.hint}".strip()
         if result.key_changed:
-            self.message.show_error(result.message.replace("`partner verify`", "Mark verified"))
+            self.message.show_error(text)
         else:
-            self.message.show_info(
-                result.message.replace("run `partner verify`", "choose Mark verified")
-                if result.new
-                else result.message
-            )
+            self.message.show_info(text)
 
     def mark_verified(self) -> None:
         """After a confirmation that asks for a phone check, mark the selected partner verified."""
