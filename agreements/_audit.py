@@ -419,27 +419,7 @@ class AuditLog:
         """Entries in order, filtered. ``since``/``until`` are dates or ISO times (a bare date for
         ``until`` includes that whole day); ``action`` matches exactly or as a prefix ending in ``.``
         (``"partner."``); ``user`` is the OS user name."""
-        where, params = [], []
-        if since is not None:
-            where.append("time >= ?")
-            params.append(_time_bound(since, end=False))
-        if until is not None:
-            where.append("time <= ?")
-            params.append(_time_bound(until, end=True))
-        if action:
-            if action.endswith("."):
-                where.append("substr(action, 1, ?) = ?")
-                params += [len(action), action]
-            else:
-                where.append("action = ?")
-                params.append(action)
-        for column, value in (("agreement", agreement), ("partner", partner), ("package", package)):
-            if value:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if user:
-            where.append("(actor = ? OR substr(actor, 1, ?) = ?)")
-            params += [user, len(user) + 2, user + " ("]
+        where, params = _filter_where(since, until, action, agreement, partner, user, package)
         sql = (
             "SELECT seq, time, actor, action, agreement, partner, package, details, prev_hash, hash "
             "FROM audit_log"
@@ -1201,6 +1181,74 @@ def partner_log_problems(vault: Vault) -> list[PartnerLogProblem]:
             PartnerLogProblem(e.time, e.partner or "", e.action, str(e.details.get("reason", "")), org)
         )
     return sorted(out, key=lambda p: p.time)
+
+
+def _filter_where(
+    since: str | date | None,
+    until: str | date | None,
+    action: str | None,
+    agreement: str | None,
+    partner: str | None,
+    user: str | None,
+    package: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The audit filters as SQL conditions on audit_log (the one place they are written)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("time >= ?")
+        params.append(_time_bound(since, end=False))
+    if until is not None:
+        where.append("time <= ?")
+        params.append(_time_bound(until, end=True))
+    if action:
+        if action.endswith("."):
+            where.append("substr(action, 1, ?) = ?")
+            params += [len(action), action]
+        else:
+            where.append("action = ?")
+            params.append(action)
+    for column, value in (("agreement", agreement), ("partner", partner), ("package", package)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if user:
+        where.append("(actor = ? OR substr(actor, 1, ?) = ?)")
+        params += [user, len(user) + 2, user + " ("]
+    return where, params
+
+
+def filter_entries(
+    entries: Sequence[AuditEntry],
+    *,
+    since: str | date | None = None,
+    until: str | date | None = None,
+    action: str | None = None,
+    agreement: str | None = None,
+    partner: str | None = None,
+    user: str | None = None,
+    package: str | None = None,
+) -> list[AuditEntry]:
+    """The filters of :meth:`AuditLog.entries` on entries from elsewhere (a partner's audit bundle):
+    the same SQL, run over an in-memory table, so a filter means the same on either."""
+    where, params = _filter_where(since, until, action, agreement, partner, user, package)
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute(
+            "CREATE TABLE audit_log(i INTEGER, time TEXT, actor TEXT, action TEXT, agreement TEXT, "
+            "partner TEXT, package TEXT)"
+        )
+        con.executemany(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (i, e.time, e.actor, e.action, e.agreement, e.partner, e.package)
+                for i, e in enumerate(entries)
+            ],
+        )
+        sql = "SELECT i FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY i"
+        return [entries[i] for (i,) in con.execute(sql, params)]
+    finally:
+        con.close()
 
 
 def _row_entry(r: tuple) -> AuditEntry:

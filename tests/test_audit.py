@@ -537,3 +537,28 @@ def test_bundle_with_a_non_integer_seq_is_refused(org, tmp_path):
     data["entries"][0]["seq"] = True  # equal to 1 in Python, but not what was hashed
     out.write_text(json.dumps(data))
     assert verify_bundle(out, our_card(org)).first_bad == 1
+
+
+def test_filter_entries_means_what_the_vaults_filters_mean(tmp_path):
+    """A partner's bundle is filtered by the same SQL as the vault's own log (agreements.filter_entries),
+    not by a second copy of the rules in the Audit page."""
+    from agreements import Vault, filter_entries
+
+    with Vault.create(tmp_path / "f.vault", "tidal mango quarry lantern") as vault:
+        for action, partner in (("partner.import", "P1"), ("partner.verify", "P1"), ("agreement.sign", "P2")):
+            vault.audit.append(action, partner=partner)
+        everything = vault.audit.entries()
+        for filters in (
+            {"action": "partner."},
+            {"action": "partner.verify"},
+            {"partner": "P2"},
+            {"since": everything[0].time[:10]},
+            {"until": "2000-01-01"},
+            {"user": everything[-1].user},
+            {"action": "partner.", "partner": "P1"},
+        ):
+            assert filter_entries(everything, **filters) == vault.audit.entries(**filters), filters
+        assert [e.action for e in filter_entries(everything, action="partner.")] == [
+            "partner.import",
+            "partner.verify",
+        ]

@@ -369,26 +369,11 @@ class AuditPage(QWidget):
         self.source.setText(text)
 
     def _filter_bundle(self, entries: Sequence[Any]) -> list[Any]:
-        f = self.filters()
-        out = []
-        for e in entries:
-            if f["since"] and e.time[:10] < f["since"][:10]:
-                continue
-            if f["until"] and e.time[:10] > f["until"][:10]:
-                continue
-            if f["agreement"] and e.agreement != f["agreement"]:
-                continue
-            if f["partner"] and e.partner != f["partner"]:
-                continue
-            if f["action"] and not (
-                e.action == f["action"] or (f["action"].endswith(".") and e.action.startswith(f["action"]))
-            ):
-                continue
-            if f["user"] and e.actor.split(" (", 1)[0] != f["user"]:
-                continue
-            out.append(e)
-        self.entries = out
-        return out
+        """A bundle's entries through the same filters as the vault's log (agreements.filter_entries)."""
+        from agreements import filter_entries
+
+        self.entries = filter_entries(entries, **self.filters())
+        return self.entries
 
     def _show_entries(self, entries: Sequence[Any]) -> None:
         from agreements import story, story_names
