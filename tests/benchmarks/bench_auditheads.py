@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench_audit import _bulk_fill
+from timing import best
 
 from agreements import Vault, create_identity
 from agreements._integrity import security_findings
@@ -28,15 +29,6 @@ from agreements._integrity import security_findings
 ROWS = int(os.environ.get("PATHSHARE_BENCH_HEAD_ROWS", "200000"))
 PASS = "correct horse battery staple"
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "auditheads.json"
-
-
-def _best(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _appends(vault: Vault, k: int) -> float:
@@ -65,14 +57,14 @@ def test_bench_audit_heads(tmp_path: Path) -> None:
         vault.audit.append("package.sealing", package=f"p{i}", details={"recipients": ["X"]})
     n = len(vault.audit)
 
-    baseline = _best(lambda: vault.db.execute("SELECT hash FROM audit_log ORDER BY seq").fetchall())
-    root_s = _best(vault.audit.tree_head)
+    baseline = best(lambda: vault.db.execute("SELECT hash FROM audit_log ORDER BY seq").fetchall())
+    root_s = best(vault.audit.tree_head)
     head, proofs = vault.audit.commit_package("pkg", "agr-1", "ab" * 32, ["X"])
-    commit_s = _best(lambda: vault.audit.commit_package("pkg", "agr-1", "ab" * 32, ["X"]))
+    commit_s = best(lambda: vault.audit.commit_package("pkg", "agr-1", "ab" * 32, ["X"]))
     proof_hashes = max(len(p) for _, p in proofs)
-    findings_s = _best(lambda: security_findings(vault))
+    findings_s = best(lambda: security_findings(vault))
     vault.close()
-    open_s = _best(lambda: Vault.open(tmp_path / "bench.vault", PASS).close())
+    open_s = best(lambda: Vault.open(tmp_path / "bench.vault", PASS).close())
 
     figures = {
         "entries": n,

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
+
+from timing import best
 
 from deid import Roster, write_bytes_atomic
 from deid._textnorm import visible_text
@@ -27,15 +28,6 @@ from deid.synth import generate
 
 ROWS = int(os.environ.get("PATHSHARE_BENCH_ROWS", "1000000"))
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "roster.json"
-
-
-def _best(fn, repeat: int = 2) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def test_roster_build_is_linear_and_redaction_extras_are_cheap():
@@ -46,14 +38,14 @@ def test_roster_build_is_linear_and_redaction_extras_are_cheap():
     def build(table):
         return lambda: Roster.from_table(table).scanner()
 
-    t_small = _best(build(small))
-    t_big = _best(build(big))
+    t_small = best(build(small), 2)
+    t_big = best(build(big), 2)
     per_row_ratio = (t_big / ROWS) / (t_small / small_rows)
 
     scanner = Roster.from_table(small).scanner()
     notes = small.column("Counselor Notes")
-    t_redact = _best(lambda: scanner.redact(notes))
-    t_counted = _best(lambda: scanner.redact_counted(visible_text(notes)))
+    t_redact = best(lambda: scanner.redact(notes), 2)
+    t_counted = best(lambda: scanner.redact_counted(visible_text(notes)), 2)
     extras_ratio = t_counted / t_redact
 
     result = {
