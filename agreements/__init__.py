@@ -309,6 +309,7 @@ from agreements._compliance import (  # noqa: E402
     disclosure_record,
     verify_log,
     write_audit_csv,
+    write_checkpoint,
     write_disclosures_csv,
 )
 
@@ -321,6 +322,7 @@ __all__ += [
     "disclosure_record",
     "verify_log",
     "write_audit_csv",
+    "write_checkpoint",
     "write_disclosures_csv",
 ]
 

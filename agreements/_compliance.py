@@ -429,6 +429,25 @@ def verify_log(vault: Vault, checkpoint: str | os.PathLike[str] | None = None) -
     return verdict
 
 
+def write_checkpoint(
+    vault: Vault, out: str | os.PathLike[str] | None = None, *, force: bool = False
+) -> str:
+    """A signed checkpoint of the log's head (``audit checkpoint`` and its callers), recorded in the log
+    (``audit.checkpoint``); written to ``out`` when given (never over a file the vault recorded; an
+    existing file only with ``force``). Returns the checkpoint text."""
+    from agreements._package_store import output_rule
+    from deid import check_output_path, write_bytes_atomic
+
+    rule = output_rule(vault)
+    if out is not None:
+        check_output_path(out, force=force, recorded=rule)  # before it is on record
+    text = vault.audit.checkpoint()
+    vault.audit.append("audit.checkpoint", details={"size": int(text.split("\n")[1])})
+    if out is not None:
+        write_bytes_atomic(out, text.encode("utf-8"), perm=0o644, force=force, recorded=rule)
+    return text
+
+
 @dataclass
 class BundleCheck:
     """An audit bundle from another machine, verified against the card this vault holds for it."""

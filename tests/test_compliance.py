@@ -319,13 +319,15 @@ def test_cli_audit_disclosures(pair, run_cli, monkeypatch):
 def test_verify_log_is_the_one_verify_workflow_with_a_checkpoint(tmp_path, run_cli, monkeypatch):
     """`audit verify --checkpoint` is the library's verify_log (the CLI no longer re-implements it):
     a good checkpoint verifies and is recorded, a bad one is refused and recorded as refused."""
-    from agreements import AuditError, Vault, create_identity, verify_log
+    from agreements import AuditError, Vault, create_identity, verify_log, write_checkpoint
 
     path = tmp_path / "v.vault"
     with Vault.create(path, "tidal mango quarry lantern") as vault:
         create_identity(vault, "Lakeview USD", "district")
         checkpoint = tmp_path / "head.checkpoint"
-        checkpoint.write_text(vault.audit.checkpoint(), encoding="utf-8")
+        text = write_checkpoint(vault, checkpoint)  # the checkpoint workflow: written and recorded
+        assert checkpoint.read_text(encoding="utf-8") == text
+        assert vault.audit.entries()[-1].action == "audit.checkpoint"
         verdict = verify_log(vault, checkpoint=checkpoint)
         assert verdict.ok
         bad = tmp_path / "bad.checkpoint"

@@ -158,17 +158,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from agreements import output_rule
-    from deid import check_output_path, write_bytes_atomic
+    from agreements import write_checkpoint
 
     with open_vault(args) as vault:
-        rule = output_rule(vault)
-        if args.out:
-            check_output_path(args.out, force=args.force, recorded=rule)  # before it is on record
-        text = vault.audit.checkpoint()
-        vault.audit.append("audit.checkpoint", details={"size": int(text.split("\n")[1])})
-        if args.out:
-            write_bytes_atomic(args.out, text.encode("utf-8"), perm=0o644, force=args.force, recorded=rule)
+        text = write_checkpoint(vault, args.out or None, force=args.force)  # audited by the library
     if args.out:
         print(f"Wrote a signed checkpoint to {args.out}.")
     else:
