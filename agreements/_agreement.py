@@ -863,7 +863,16 @@ class Agreement:
             out = names.get(element)
             if out:
                 hierarchies[out] = element_hierarchy(element, policy.hierarchies.get(element))
+        from deid import element_library
+
+        library = element_library()
+        labels = {
+            names[e]: library[e].label
+            for e in [*policy.quasi_identifiers, *policy.sensitive]
+            if names.get(e) and e in library
+        }
         return Disclosure(
+            labels=labels,
             hierarchies=hierarchies,
             sensitive=tuple(names[s] for s in policy.sensitive if names.get(s)),
             l=policy.l,

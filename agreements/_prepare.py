@@ -126,6 +126,7 @@ def prepare(
     now: datetime | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    choice: dict[str, str] | None = None,
 ) -> PreparedPackage:
     """De-identify ``input_path`` under agreement ``agreement_id`` and seal it to ``out``.
 
@@ -134,7 +135,9 @@ def prepare(
 
     The mapping is the profile named ``profile``, else the saved profile whose headers match; with
     ``accept_suggested`` the suggested mapping is used when no profile matches (the CLI asks for it
-    explicitly). Raises a PathShareError naming the first reason to refuse; nothing is written then.
+    explicitly). ``choice`` fixes the generalization level of quasi-identifiers by name (the clerk's
+    pick among the disclosure search's candidates; only levels the agreement allows). Raises a
+    PathShareError naming the first reason to refuse; nothing is written then.
     """
     step = progress or _noop
     src = Path(input_path)
@@ -147,7 +150,8 @@ def prepare(
             )
         check_output_path(out, force=force, recorded=output_rule(vault))
         run = _deidentify_under(
-            vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
+            vault, src, agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True,
+            choice=choice,
         )
         _gate(run.agreement, run.policy, run.table.column_names, run.report)
         data_name = f"{_slug(our_card(vault).org)}-{(today or date.today()).isoformat()}.csv"
@@ -240,6 +244,7 @@ def preview_under_agreement(
     sheet: str | None = None,
     today: date | None = None,
     progress: Progress | None = None,
+    choice: dict[str, str] | None = None,
 ) -> AgreementRun:
     """De-identify exactly as :func:`prepare` will (same mapping, secret, crosswalk, full residual scan)
     and return the result in memory, for the app's before/after preview and risk panel. Its rows stay in
@@ -247,7 +252,16 @@ def preview_under_agreement(
     are kept, so the package sealed next carries the codes previewed. Nothing is written to disk."""
     step = progress or _noop
     run = _deidentify_under(
-        vault, Path(input_path), agreement_id, profile, accept_suggested, sheet, today, step, full_rescan=True
+        vault,
+        Path(input_path),
+        agreement_id,
+        profile,
+        accept_suggested,
+        sheet,
+        today,
+        step,
+        full_rescan=True,
+        choice=choice,
     )
     _store_crosswalk(vault, run)
     return run
@@ -282,6 +296,18 @@ class AgreementRun:
             "rows_out": r.rows_out,
             "k_achieved": r.k_achieved,
             "suppressed_cells": r.suppressed_cells,
+            # the disclosure search's choice (levels per quasi-identifier, loss, values withheld): counts
+            # and names only, so the audit log says how the release was protected
+            **(
+                {
+                    "levels": r.disclosure["levels"],
+                    "loss": r.disclosure["loss"],
+                    "rows_withheld": r.disclosure["rows_suppressed"],
+                    "chosen_by_clerk": bool(getattr(self.policy.disclosure, "choice", None)),
+                }
+                if getattr(r, "disclosure", None)
+                else {}
+            ),
             "columns": list(self.table.column_names),
             # headers of the extract's columns whose values the notes were searched for (no values)
             "roster_columns": dict(r.roster_columns),
@@ -299,7 +325,10 @@ def _deidentify_under(
     step: Progress,
     *,
     full_rescan: bool,
+    choice: dict[str, str] | None = None,
 ) -> AgreementRun:
+    import dataclasses
+
     from deid import Roster, deidentify, read_table
 
     agreement = _check_provider(vault, agreement_id, today)
@@ -314,6 +343,10 @@ def _deidentify_under(
     mapping = map_for_agreement(
         vault, agreement, table, profile=profile, input_name=src.name, require_confirmed=not accept_suggested
     )
+    policy = mapping.policy
+    if choice and policy.disclosure is not None:
+        # the clerk's pick among the candidates; the search refuses a level the agreement does not allow
+        policy = dataclasses.replace(policy, disclosure=dataclasses.replace(policy.disclosure, choice=choice))
     input_columns = table.num_columns
     # Input columns that reach the output: mapped onto an element the agreement does not drop. (The output
     # also has empty columns for elements the extract lacks, so its width says nothing about this.)
@@ -325,7 +358,7 @@ def _deidentify_under(
     del table
     out_table, report = deidentify(
         mapping.table,
-        mapping.policy,
+        policy,
         secret=secret,
         crosswalk=crosswalk,
         progress=lambda f, m: step(0.1 + 0.6 * f, m),
@@ -341,7 +374,7 @@ def _deidentify_under(
     report.notes.extend(f.message.rstrip(".") for f in mapping.findings if f.kind == "lost_zeros")
     return AgreementRun(
         agreement,
-        mapping.policy,
+        policy,
         out_table,
         report,
         mapping.how,

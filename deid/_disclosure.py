@@ -84,6 +84,7 @@ class Disclosure:
     suppression_limit: float = DEFAULT_SUPPRESSION_LIMIT
     choice: Mapping[str, str] | None = None
     risk_threshold: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # column -> words for people ("ZIP code")
 
     def check(self, where: str) -> None:
         """PolicyError (one sentence) for settings out of range."""
@@ -189,6 +190,8 @@ class Candidate:
     groups_warned: int
     groups_erased: int
     sentence: str = ""
+    words: dict[str, str] = field(default_factory=dict)  # per QI: its level in plain words
+    names: dict[str, str] = field(default_factory=dict)  # per QI: its name in plain words
 
 
 @dataclass
@@ -240,6 +243,9 @@ class DisclosureResult:
     candidates: list[Candidate]
     search: dict[str, Any]
     sentences: list[str]
+    names: dict[str, str] = field(default_factory=dict)  # per QI: its name in plain words
+    level_words: dict[str, str] = field(default_factory=dict)  # per QI: the chosen level in plain words
+    class_sizes: dict[str, int] = field(default_factory=dict)  # classes by size band ("11-21": 40)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -872,6 +878,9 @@ def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: fl
         },
         sentences=[],
     )
+    result.names = {q.name: rules.labels.get(q.name, q.name) for q in search.qis}
+    result.level_words = {q.name: _level_words(q, lv) for q, lv in zip(search.qis, best.levels, strict=True)}
+    result.class_sizes = _size_bands(np.bincount(after) if len(after) else np.zeros(0, np.int64), search.k)
     result.sentences = describe(result)
     return result
 
@@ -900,40 +909,75 @@ def _candidate(search: _Search, ev: _Eval) -> Candidate:
         ev.warned,
         ev.erased,
     )
+    cand.names = {q.name: search.rules.labels.get(q.name, q.name) for q in search.qis}
+    cand.words = {q.name: _level_words(q, lv) for q, lv in zip(search.qis, ev.levels, strict=True)}
     cand.sentence = candidate_sentence(cand)
     return cand
 
 
-def _how(q: str, level: str) -> str:
-    return "as it is" if level == ORIGINAL else f"as {level.replace('_', ' ')}"
+def _level_words(q: _QI, level: int) -> str:
+    if level == q.removed_level:
+        return "left out"
+    if level == 0:
+        return "as it is"
+    lv = q.hierarchy.levels[level - 1]
+    return f"as {lv.label or lv.name.replace('_', ' ')}"
+
+
+def _size_bands(sizes: np.ndarray, k: int) -> dict[str, int]:
+    """How many classes have each size, in bands from k (counts of classes, never of a value)."""
+    edges = [k, 2 * k, 5 * k, 10 * k, 50 * k]
+    out: dict[str, int] = {}
+    lo = 1
+    for hi in edges:
+        if hi > lo:
+            out[f"{lo}-{hi - 1}"] = int(((sizes >= lo) & (sizes < hi)).sum())
+        lo = hi
+    out[f"{lo}+"] = int((sizes >= lo).sum())
+    return out
 
 
 def candidate_sentence(c: Candidate) -> str:
     """One plain sentence for a candidate transformation."""
-    kept = [f"{q} {_how(q, lv)} for {c.kept_share[q]:.0%}" for q, lv in c.levels.items() if lv != REMOVED]
-    text = "Keeps " + (", ".join(kept) if kept else "no quasi-identifier")
+
+    def name(q: str) -> str:
+        return c.names.get(q, q)
+
+    kept = [
+        f"{name(q)} {c.words.get(q, 'as ' + lv)} for {c.kept_share[q]:.0%} of students"
+        for q, lv in c.levels.items()
+        if lv != REMOVED
+    ]
+    text = "Keeps " + (", ".join(kept) if kept else "none of the identifying details")
     if c.removed:
-        text += f"; leaves out {', '.join(c.removed)}"
-    text += f"; {c.rows_suppressed:,} students withheld; information lost {c.loss:.0%}."
+        text += f"; leaves out {', '.join(name(q) for q in c.removed)}"
+    text += (
+        f"; {c.rows_suppressed:,} student{'s' if c.rows_suppressed != 1 else ''} lose a value; "
+        f"information lost {c.loss:.0%}."
+    )
     return text
 
 
 def describe(r: DisclosureResult) -> list[str]:
     """Plain sentences about a result, for the clerk and the compliance officer."""
     out = []
+
+    def name(q: str) -> str:
+        return r.names.get(q, q)
+
     for q in r.quasi_identifiers:
         if q in r.removed:
             out.append(
-                f"{q} is left out of the release: keeping it would have needed more than "
-                f"{r.suppression_limit:.0%} of the students withheld or lost more information."
+                f"{name(q)} would be removed for 100% of students: keeping it would have needed more than "
+                f"{r.suppression_limit:.0%} of them to lose a value, or lost more information."
             )
         elif r.levels[q] != ORIGINAL:
             out.append(
-                f"{q} is released {_how(q, r.levels[q])}; {1 - r.lost_share(q):.0%} of the students "
-                "keep a value."
+                f"{name(q)} is shared {r.level_words.get(q, r.levels[q])}; "
+                f"{1 - r.lost_share(q):.0%} of students keep it."
             )
         else:
-            out.append(f"{q} is released as it is for {1 - r.lost_share(q):.0%} of the students.")
+            out.append(f"{name(q)} is shared as it is for {1 - r.lost_share(q):.0%} of students.")
     out.append(
         f"{r.rows_suppressed:,} of {r.rows:,} students ({r.rows_suppressed / max(1, r.rows):.1%}) had a "
         f"value withheld (column {SUPPRESSED_COLUMN} names which); information lost: {r.loss:.1%}."
@@ -943,12 +987,11 @@ def describe(r: DisclosureResult) -> list[str]:
         if gained:
             q = gained[0]
             out.append(
-                f"{q} would be removed for {1 - r.candidates[0].kept_share.get(q, 0):.0%} of students; "
-                f"another choice keeps {q} for {alt.kept_share[q]:.0%} "
-                f"({alt.sentence[0].lower()}{alt.sentence[1:]})"
+                f"Another choice keeps {name(q)} for {alt.kept_share[q]:.0%} of students: "
+                f"{alt.sentence[0].lower()}{alt.sentence[1:]}"
             )
     if r.warnings:
         out.append(
-            f"{len(r.warnings)} group(s) lost more than twice the overall share; see the fairness table."
+            f"{len(r.warnings)} group(s) lost more than twice their column's share; see the fairness table."
         )
     return out

@@ -7,6 +7,7 @@ import csv
 import json
 import random
 from datetime import date, timedelta
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,26 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     qtbot.mouseClick(prep.next, Qt.LeftButton)
     assert prep.steps.currentIndex() == 5
     assert "at least" in prep.risk_summary.text() and "none found" in prep.risk_summary.text()
+    # The disclosure search in the clerk's words, its ways to share, and its charts.
+    d = prep.preview["disclosure"]
+    assert "How the details that could identify a student are shared" in prep.risk_summary.text()
+    assert all(escape(sentence) in prep.risk_summary.text() for sentence in d["sentences"])
+    assert prep.choices.count() == len(d["candidates"]) >= 1
+    assert prep.choices.item(0).text() == "Chosen: " + d["candidates"][0]["sentence"]
+    assert not prep.charts.pixmap().isNull() and prep.charts.pixmap().width() > 400
+    assert all("_" not in c["sentence"] for c in d["candidates"])  # no internal names ("2_years")
+    # The clerk picks another way to share (here: one that also leaves out sex, which the agreement
+    # allows): de-identified again with it, back on the Risk step, and that is what gets sealed.
+    wanted = {**d["levels"], "sex": "removed"}
+    d["candidates"].append({**d["candidates"][0], "levels": wanted, "sentence": "Leaves out Sex / gender."})
+    prep._fill_risk()
+    prep.choices.setCurrentRow(prep.choices.count() - 1)
+    assert prep.use_choice.isEnabled()
+    qtbot.mouseClick(prep.use_choice, Qt.LeftButton)
+    qtbot.waitUntil(lambda: prep.preview is not None and prep.preview.get("choice") == wanted, timeout=20_000)
+    qtbot.waitUntil(lambda: prep.steps.currentIndex() == 5, timeout=5_000)
+    assert prep.preview["disclosure"]["levels"] == wanted and prep.choice == wanted
+    assert "sex" not in prep.after_model.table().column_names
     # Step 7: what leaves, to whom; then seal to a file the clerk chose.
     qtbot.mouseClick(prep.next, Qt.LeftButton)
     assert prep.steps.currentIndex() == 6
@@ -223,6 +244,9 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert "Riverbend Community College" in done and "60 rows" in done.replace(",", "")
     actions = [e.action for e in window.session.vault.audit.entries()]
     assert "package.prepared" in actions and "package.sealed" in actions and "profile.save" in actions
+    (prepared,) = window.session.vault.audit.entries(action="package.prepared")
+    assert prepared.details["levels"] == prep.preview["disclosure"]["levels"]  # what the clerk saw is sealed
+    assert prepared.details["chosen_by_clerk"] and "sex" not in prepared.details["columns"]
     assert window.session.vault.audit.verify()
 
 

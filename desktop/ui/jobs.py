@@ -379,7 +379,9 @@ def _sources(report: dict[str, Any], before: list[str], mapping: dict[str, Any])
     return out
 
 
-def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name: str) -> dict[str, Any]:
+def preview_extract(
+    ctx: JobContext, path: str, agreement_id: str, profile_name: str, choice: dict[str, str] | None = None
+) -> dict[str, Any]:
     """De-identify under the agreement exactly as prepare will (same mapping, secret, crosswalk and full
     residual scan), without sealing; the before/after tables cross to the window through shared memory.
 
@@ -388,7 +390,12 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
     from deid import describe_kinds, read_table
 
     run = preview_under_agreement(
-        ctx.vault, path, agreement_id, profile=profile_name, progress=lambda f, m: ctx.progress(0.9 * f, m)
+        ctx.vault,
+        path,
+        agreement_id,
+        profile=profile_name,
+        progress=lambda f, m: ctx.progress(0.9 * f, m),
+        choice=choice,
     )
     ctx.progress(0.92, "preparing the preview")
     table = read_table(path, duplicates="rename")  # the extract as the clerk knows it ("before" side)
@@ -430,11 +437,20 @@ def preview_extract(ctx: JobContext, path: str, agreement_id: str, profile_name:
         # what keeps it from being sealed: the one gate prepare applies (empty: Next to sealing enabled)
         "problems": [{"kind": pr.kind, "message": pr.message} for pr in run.sealing_problems()],
         "summary": run.report.summary(),
+        # the disclosure search's result (sentences, candidates, loss per column, groups) for the charts
+        "disclosure": rep.get("disclosure"),
+        "choice": choice,
     }
 
 
 def seal_extract(
-    ctx: JobContext, path: str, agreement_id: str, profile_name: str, out: str, force: bool = False
+    ctx: JobContext,
+    path: str,
+    agreement_id: str,
+    profile_name: str,
+    out: str,
+    force: bool = False,
+    choice: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """De-identify, gate and seal in one step — ``pathshare prepare`` with the confirmed profile."""
     import os
@@ -442,7 +458,14 @@ def seal_extract(
     from agreements import prepare
 
     prepared = prepare(
-        ctx.vault, path, agreement_id, out, profile=profile_name, progress=ctx.progress, force=force
+        ctx.vault,
+        path,
+        agreement_id,
+        out,
+        profile=profile_name,
+        progress=ctx.progress,
+        force=force,
+        choice=choice,  # the clerk's pick in the Risk step, as previewed
     )
     sealed = prepared.sealed
     return {

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QTableView,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -89,6 +90,9 @@ class PrepareScreen(QWidget):
         self.extract: str | None = None
         self.inspection: dict[str, Any] | None = None
         self.preview: dict[str, Any] | None = None
+        # the clerk's pick among the disclosure search's candidates (levels per column); None: the best
+        self.choice: dict[str, str] | None = None
+        self._back_to_risk = False
         self.validation: list[dict[str, Any]] = []
         self.sealed: dict[str, Any] | None = None
         self._shm: list[Any] = []
@@ -289,7 +293,26 @@ class PrepareScreen(QWidget):
         self.residual.setMaximumHeight(160)
         self.risk_view = _table_view("What will be shared")
         self.risk_view.setModel(self.after_model)
-        return _step_page(self.risk_summary, self.residual, self.risk_view, stretch=2)
+        # Ways to share: the disclosure search's candidates, the clerk picks one the agreement allows
+        self.choices = QListWidget()
+        self.choices.setAccessibleName("Ways to share")
+        self.choices.setWordWrap(True)
+        self.choices.setMaximumHeight(96)
+        self.choices.currentRowChanged.connect(lambda _row: self._update_choice_button())
+        self.use_choice = button("&Use this way", "Share this way instead")
+        self.use_choice.clicked.connect(self.use_selected_choice)
+        choice_row = QWidget()
+        row = QHBoxLayout(choice_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.choices, 1)
+        row.addWidget(self.use_choice, 0, Qt.AlignmentFlag.AlignTop)
+        self.charts = QLabel()
+        self.charts.setAccessibleName("Charts: groups by size, information lost, students before and after")
+        self.charts.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.risk_tabs = QTabWidget()
+        self.risk_tabs.addTab(self.risk_view, "What will be shared")
+        self.risk_tabs.addTab(self.charts, "Charts")
+        return _step_page(self.risk_summary, choice_row, self.residual, self.risk_tabs, stretch=3)
 
     def _build_seal(self) -> QWidget:
         self.seal_summary = paragraph("")
@@ -382,6 +405,7 @@ class PrepareScreen(QWidget):
         self.extract = None
         self.inspection = None
         self.preview = None
+        self.choice = None
         self.sealed = None
         self.extract_label.setText("")
         self._show_step(0)
@@ -431,6 +455,7 @@ class PrepareScreen(QWidget):
             self.agreement_details.setText("")
         self.inspection = None
         self.preview = None
+        self.choice = None
         self._update_next()
 
     # -- step 2: extract ----------------------------------------------------------------------------
@@ -453,6 +478,7 @@ class PrepareScreen(QWidget):
         self.extract = path
         self.inspection = None
         self.preview = None
+        self.choice = None
         self.extract_label.setText(f"Reading {Path(path).name}…")
         self.message.clear()
         if self.steps.currentIndex() != 1:
@@ -535,6 +561,7 @@ class PrepareScreen(QWidget):
         self.mapping.setItem(row, 2, QTableWidgetItem("your choice"))
         self.mapping.setItem(row, 3, QTableWidgetItem(""))
         self.preview = None
+        self.choice = None
         self._show_recodes(row)
 
     def current_mapping(self) -> dict[str, str | None]:
@@ -671,6 +698,8 @@ class PrepareScreen(QWidget):
     def run_preview(self) -> None:
         """De-identify in the worker; show before/after side by side."""
         assert self.agreement is not None and self.extract is not None
+        if not self._back_to_risk:
+            self.choice = None  # a new preview starts from the search's best way to share
         self.release()
         job = Job(
             "desktop.ui.jobs:preview_extract",
@@ -678,6 +707,7 @@ class PrepareScreen(QWidget):
                 "path": self.extract,
                 "agreement_id": self.agreement["id"],
                 "profile_name": self.profile_name.text().strip(),
+                "choice": self.choice,
             },
             vault_path=str(self.session.vault_path),
             title="De-identifying",
@@ -706,7 +736,9 @@ class PrepareScreen(QWidget):
             "columns on the right have the agreement's element names."
         )
         self._fill_risk()
-        self._show_step(4)
+        # after the clerk picked another way to share, back on the Risk step to see what it does
+        self._show_step(5 if self._back_to_risk else 4)
+        self._back_to_risk = False
 
     def _fill_risk(self) -> None:
         assert self.preview is not None
@@ -721,8 +753,9 @@ class PrepareScreen(QWidget):
         )
         lines = [
             f"<p><b>Group size (k-anonymity):</b> {k_line}{'' if k_ok else ' — NOT reached'}.</p>",
-            f"<p><b>Cells blanked to reach it:</b> {p['suppressed_cells']:,}.</p>",
         ]
+        if not p.get("disclosure"):
+            lines.append(f"<p><b>Cells blanked to reach it:</b> {p['suppressed_cells']:,}.</p>")
         if p.get("redacted_kinds"):
             lines.append(f"<p><b>Taken out of the notes:</b> {escape(p['redacted_kinds'])}.</p>")
         if p["residual"]:
@@ -748,11 +781,54 @@ class PrepareScreen(QWidget):
             for problem in problems
             if problem["kind"] not in ("k", "residual", "unchecked_text")
         ]
+        self._fill_disclosure(lines)
         self.risk_summary.setText("".join(lines))
         self.residual.clear()
         for f in p["residual"]:
             self.residual.addItem(QListWidgetItem(f"Row {f['row'] + 1}, column {f['column']}: {f['kind']}"))
         self.residual.setVisible(bool(p["residual"]))
+
+    def _fill_disclosure(self, lines: list[str]) -> None:
+        """The search's sentences, the ways to share it found, and its charts."""
+        assert self.preview is not None
+        d = self.preview.get("disclosure") or {}
+        self.choices.clear()
+        for i, cand in enumerate(d.get("candidates") or []):
+            first = i == 0
+            mark = "Chosen: " if first else ""
+            self.choices.addItem(QListWidgetItem(f"{mark}{cand['sentence']}"))
+        self.choices.setVisible(bool(d.get("candidates")))
+        self.use_choice.setVisible(len(d.get("candidates") or []) > 1)
+        self._update_choice_button()
+        if not d:
+            self.charts.clear()
+            return
+        lines.append("<p><b>How the details that could identify a student are shared:</b></p><ul>")
+        lines += [f"<li>{escape(sentence)}</li>" for sentence in d.get("sentences") or []]
+        lines.append("</ul>")
+        if d.get("warnings"):
+            lines.append(
+                f"<p><b>Groups losing more than others:</b> {escape('; '.join(d['warnings'][:5]))}"
+                f"{'…' if len(d['warnings']) > 5 else ''}.</p>"
+            )
+        from desktop.ui.riskcharts import risk_pixmap
+
+        self.charts.setPixmap(risk_pixmap(d))
+
+    def _update_choice_button(self) -> None:
+        self.use_choice.setEnabled(self.choices.currentRow() > 0 and not self.workspace.busy())
+
+    def use_selected_choice(self) -> None:
+        """De-identify again with the way to share the clerk selected (one the agreement allows)."""
+        if self.preview is None:
+            return
+        candidates = (self.preview.get("disclosure") or {}).get("candidates") or []
+        row = self.choices.currentRow()
+        if not 0 < row < len(candidates):
+            return
+        self.choice = dict(candidates[row]["levels"])
+        self._back_to_risk = True
+        self.run_preview()
 
     def _select_finding(self, index: int) -> None:
         if self.preview is None or index < 0:
@@ -815,6 +891,7 @@ class PrepareScreen(QWidget):
                 "profile_name": self.profile_name.text().strip(),
                 "out": out,
                 "force": force,
+                "choice": self.choice,  # the way to share the clerk chose in the Risk step
             },
             vault_path=str(self.session.vault_path),
             outputs=(out,),
