@@ -333,6 +333,8 @@ def run_stream(
         )
     if any(r.treatment == "link_tokens" for r in policy.rules):
         raise NotStreamable("link tokens are made in memory")
+    if policy.disclosure is not None:  # the generalization search needs every row's values
+        raise NotStreamable("the disclosure-control search runs in memory")
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     names = source.names

@@ -286,7 +286,8 @@ def test_demo_release_meets_the_disclosure_targets(demo: Path):
     for qi in d["quasi_identifiers"]:
         if qi in d["removed"]:
             assert qi not in out.columns
-            assert any(s.startswith(f"{qi} is left out of the release") for s in d["sentences"])
+            name = d["names"].get(qi, qi)
+            assert any(s.startswith(f"{name} would be removed for 100% of students") for s in d["sentences"])
         else:
             assert d["cells_lost_by_column"][qi] <= 0.5 * d["values_by_column"][qi]
     kept = [q for q in d["quasi_identifiers"] if q not in d["removed"]]
