@@ -566,6 +566,15 @@ def protect(
         if key in model.index:
             fixed.add(model.index[key])
     eq_of = model.eq_of()
+    # A cohort's size is never hidden to protect others, and every count of that cohort lies between 0
+    # and it: a protection wider than the cohort cannot be met, whatever else is hidden.
+    sizes = {model.component[i]: model.values[i] for i in _kept(model) if i not in fixed}
+    if any(p > sizes.get(model.component[c], math.inf) for c in fixed):
+        raise CheckFailed(
+            "These tables cannot be released safely: a cohort is smaller than the protection of "
+            f"{p} students that every hidden count must keep.",
+            hint="Combine cohorts, or release with the agreement's own smallest reported cell.",
+        )
     cuts: list[tuple[list[int], int]] = []
     hidden: set[int] | None = set(fixed)
     rounds = 0
