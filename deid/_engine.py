@@ -394,7 +394,7 @@ def deidentify_file(
     :func:`deidentify`. An existing output or report is replaced only with ``force``.
 
     ``batch_rows`` or ``memory_mb`` stream the file instead of holding it (deid._stream): batches of
-    ``batch_rows`` rows (default 65,536), and ``memory_mb`` (default 1,024) for DuckDB's sort into a
+    ``batch_rows`` rows (default 262,144), and ``memory_mb`` (default 1,024) for DuckDB's sort into a
     random order, spilling to disk beside the output beyond it. Inputs the streaming reader does not
     take are run in memory, and the report's notes say why.
     """

@@ -53,7 +53,7 @@ from deid._roster import Roster, roster_columns
 from deid._treatments import TreatmentContext, make_treatment
 from deid.errors import InputError, OutputError, PolicyError
 
-DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_BATCH_ROWS = 262_144  # per-batch lookups in the roster cost O(roster): fewer, larger batches
 DEFAULT_MEMORY_MB = 1024
 MIN_MEMORY_MB = 64  # below this DuckDB cannot sort even a small batch
 _SEP = "\x1f"  # between the QI values of a class key (the text check refuses control characters)

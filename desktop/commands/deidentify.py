@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "output); for extracts larger than memory",
     )
     p.add_argument(
-        "--batch-rows", metavar="N", type=int, help="with --memory-mb: rows per batch (default 65536)"
+        "--batch-rows", metavar="N", type=int, help="with --memory-mb: rows per batch (default 262144)"
     )
     add_force(p)
     p.set_defaults(func=run_deid)
