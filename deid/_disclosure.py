@@ -308,7 +308,7 @@ class _QI:
 
     def codes(self, level: int) -> tuple[np.ndarray, int]:
         """Per row the group code at ``level`` (0 = missing) and the number of codes."""
-        if level == self.removed_level:
+        if level == self.removed_level or not len(self.values):  # (a column with no value at all)
             return np.zeros(len(self.idx), np.int64), 1
         gmap = self.gmaps[level]
         codes = np.where(self.idx >= 0, gmap[np.maximum(self.idx, 0)] + 1, 0)
@@ -813,11 +813,11 @@ def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: fl
             gen_mask = np.zeros_like(has)
         else:
             lost[q.name] = int(b.sum())
-            gen_mask = has & ~b & (q.loss_per_value[lv][at] > 0)
+            gen_mask = has & ~b & (_per_row(q.loss_per_value[lv], at) > 0)
             generalized[q.name] = int(gen_mask.sum())
         overall_by[q.name] = int(b.sum()) / values[q.name] if values[q.name] else 0.0
-        row_loss = np.where(has, q.loss_per_value[lv][at], 0.0)
-        row_loss = np.where(b, q.suppressed_loss[at], row_loss)
+        row_loss = np.where(has, _per_row(q.loss_per_value[lv], at), 0.0)
+        row_loss = np.where(b, _per_row(q.suppressed_loss, at), row_loss)
         loss_by[q.name] = round(float(row_loss.sum()), 4)
         sup = np.bincount(q.idx[b], minlength=len(q.values))
         gen = np.bincount(q.idx[gen_mask], minlength=len(q.values))
@@ -883,6 +883,11 @@ def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: fl
     result.class_sizes = _size_bands(np.bincount(after) if len(after) else np.zeros(0, np.int64), search.k)
     result.sentences = describe(result)
     return result
+
+
+def _per_row(per_value: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """A per-value array read per row (zeros for a column with no value at all)."""
+    return per_value[at] if len(per_value) else np.zeros(len(at))
 
 
 def _candidate(search: _Search, ev: _Eval) -> Candidate:

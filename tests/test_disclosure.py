@@ -352,3 +352,11 @@ def test_entropy_threshold_matches_definition():
             2,
             Disclosure(sensitive=("s",), l=2, l_kind="entropy"),
         )
+
+
+def test_a_quasi_identifier_with_no_value_at_all_is_handled():
+    # an element the extract lacks arrives as an all-empty column: nothing to group, nothing lost
+    table = pa.table({"a": ["x", "y"] * 10, "empty": pa.nulls(20, pa.string())})
+    out, r = protect_microdata(table, ["a", "empty"], 5, Disclosure())
+    assert "empty" in out.column_names and r.k_achieved == 10
+    assert r.values_by_column["empty"] == 0 and r.rows_suppressed == 0

@@ -49,6 +49,8 @@ def _terms(**race_params) -> dict:
     body = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     body["parties"] = [district.party("provider"), college.party("recipient")]
     body["policy"]["parameters"]["race"] = race_params
+    # the example now keeps race (the disclosure search generalizes it); these tests are about recode_rare
+    next(e for e in body["elements"] if e["name"] == "race")["treatment"] = "recode_rare"
     return body
 
 
