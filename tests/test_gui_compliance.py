@@ -327,6 +327,15 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     assert form.redisclosure.toolTip() == GLOSSARY["re-disclosure"]
     assert form.k.toolTip() == GLOSSARY["k-anonymity"]
     assert form.elements.horizontalHeaderItem(4).toolTip() == GLOSSARY["could identify"]
+    # Disclosure control (schema version 2): the withheld share and l-diversity as widgets; l needs
+    # sensitive elements, which the library says in one sentence.
+    form.suppression.setValue(2.5)
+    assert form.terms()["policy"]["suppression_limit"] == 0.025 and form.terms()["pathshare_agreement"] == 2
+    form.l_div.setValue(3)
+    problem = form.validate()
+    assert problem is not None and "sensitive" in problem.message
+    form.l_div.setValue(0)
+    assert form.validate() is None
     # Nothing in the form is wider than the window at 800×600 (it scrolls down, never sideways).
     assert form.scroll.widget().minimumSizeHint().width() <= 520
     # The form covers every field of the schema (a field added to the model must appear here too).

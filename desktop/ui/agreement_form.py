@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QDateEdit,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -603,6 +604,40 @@ class AgreementForm(QWidget):
         self.linkage.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.linkage.setMinimumContentsLength(24)
         form.addRow("", self.drop_unlisted)
+        # Disclosure control (schema version 2, docs/disclosure-control.md): how many students may be
+        # withheld to reach k, and the diversity of sensitive values. The sensitive elements and the
+        # generalization hierarchies an agreement names are kept as loaded.
+        self.suppression = QDoubleSpinBox()
+        self.suppression.setRange(0, 50)
+        self.suppression.setDecimals(1)
+        self.suppression.setSuffix(" %")
+        self.suppression.setValue(5.0)
+        self.suppression.setAccessibleName("Students that may be withheld")
+        self.l_div = QSpinBox()
+        self.l_div.setRange(0, 100)
+        self.l_div.setSpecialValueText("not required")
+        self.l_div.setAccessibleName("Distinct sensitive values per group (l)")
+        self.l_kind = QComboBox()
+        self.l_kind.addItem("distinct values", "distinct")
+        self.l_kind.addItem("entropy", "entropy")
+        self.l_kind.setAccessibleName("Kind of l-diversity")
+        self.t_close = QDoubleSpinBox()
+        self.t_close.setRange(0, 0.99)
+        self.t_close.setDecimals(2)
+        self.t_close.setSingleStep(0.05)
+        self.t_close.setSpecialValueText("not required")
+        self.t_close.setAccessibleName("Closeness to the whole (t)")
+        self._v2_kept: dict[str, Any] = {"sensitive": [], "hierarchies": {}}
+        form.addRow("Students that may be withheld:", self.suppression)
+        l_row = QHBoxLayout()
+        l_row.addWidget(self.l_div)
+        l_row.addWidget(self.l_kind)
+        l_row.addStretch(1)
+        form.addRow("Sensitive values per group (l):", l_row)
+        form.addRow("Closeness to the whole (t):", self.t_close)
+        for w in (self.suppression, self.l_div, self.t_close):
+            w.valueChanged.connect(self._changed)
+        self.l_kind.currentIndexChanged.connect(self._changed)
         col.addWidget(box)
 
         # -- obligations
@@ -799,6 +834,14 @@ class AgreementForm(QWidget):
         self.k.setValue(int(policy.get("k", 11)))
         self.min_cell.setValue(int(policy.get("min_cell_size", 11)))
         self.linkage.setCurrentIndex(max(0, self.linkage.findData(policy.get("linkage_scope", "provider"))))
+        self.suppression.setValue(100 * float(policy.get("suppression_limit", 0.05)))
+        self.l_div.setValue(int(policy.get("l") or 0))
+        self.l_kind.setCurrentIndex(max(0, self.l_kind.findData(policy.get("l_kind", "distinct"))))
+        self.t_close.setValue(float(policy.get("t") or 0))
+        self._v2_kept = {
+            "sensitive": list(policy.get("sensitive") or []),
+            "hierarchies": dict(policy.get("hierarchies") or {}),
+        }
         self.redisclosure.setPlainText(terms.get("redisclosure", ""))
         self.security.setPlainText("\n".join(terms.get("security_requirements") or []))
         contact = terms.get("breach_notice_contact") or {}
@@ -1096,7 +1139,7 @@ class AgreementForm(QWidget):
             if self.elements.item(r, E_QI).checkState() == Qt.CheckState.Checked:
                 qis.append(name)
         terms: dict[str, Any] = {
-            "pathshare_agreement": 1,
+            "pathshare_agreement": 2,  # the disclosure-control settings below are version 2's
             "title": self.title.text().strip(),
             "parties": parties,
             "legal_basis": {"basis": self.basis.currentData(), "citation": self.citation.text().strip()},
@@ -1116,6 +1159,12 @@ class AgreementForm(QWidget):
                 "min_cell_size": self.min_cell.value(),
                 "drop_unlisted": True,
                 "linkage_scope": self.linkage.currentData(),
+                "sensitive": list(self._v2_kept["sensitive"]),
+                "l": self.l_div.value() or None,
+                "l_kind": self.l_kind.currentData(),
+                "t": self.t_close.value() or None,
+                "suppression_limit": round(self.suppression.value() / 100, 4),
+                "hierarchies": dict(self._v2_kept["hierarchies"]),
                 "parameters": params,
             },
             "destruction": {
