@@ -353,12 +353,8 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
         (Contact, terms["breach_notice_contact"]),
         (Element, terms["elements"][0]),
     )
-    from agreements._agreement import V2_POLICY_FIELDS
-
     for model, value in nested:
-        # the disclosure settings of schema 2 are optional and not in the form yet (defaults apply)
-        fields = set(model.model_fields) - (set(V2_POLICY_FIELDS) if model is Policy else set())
-        assert fields <= set(value), model.__name__
+        assert set(model.model_fields) <= set(value), model.__name__
     assert set(CodeSet.model_fields) <= set(terms["elements"][form.element_names().index("sex")]["code_set"])
     assert terms["join_as"] == ["recipient"] and form.validate() is None
     assert set(TREATMENTS) == set(get_args(Element.model_fields["treatment"].annotation))
