@@ -21,12 +21,13 @@ K     (opt-in) the Cal-PASS derived key: first 3 letters of first and last   the
       name, sex, birth date
 ====  =====================================================================  ==================
 
-"First name" is the *canonical* name of its nickname group (deid/data/nicknames.csv: Bob, Rob and
-Robert agree); a name in several groups (Alex) carries a token for each. "Surname" is the whole
-surname with its spaces and hyphens removed, and each part of a compound surname on its own
-(García-López → GARCIALOPEZ, GARCIA, LOPEZ), so a half or a re-joined surname still agrees. Two
-names one edit apart (a letter changed, dropped, added, or two neighbours swapped) share a one-letter
-deletion, so P and Q agree across a typo (the symmetric-deletion idea of SymSpell).
+"First name" is the *canonical* name of its nickname group (deid/data/nicknames.csv, then the ODU
+nickname table, deid/data/nicknames_odu.csv: Bob, Rob and Robert agree; Margie and Margaret); a name in
+several groups (Alex) carries a token for each. "Surname" is the whole surname with its spaces and
+hyphens removed, and each part of a compound surname on its own (García-López → GARCIALOPEZ, GARCIA,
+LOPEZ), so a half or a re-joined surname still agrees. Two names one edit apart (a letter changed,
+dropped, added, or two neighbours swapped) share a one-letter deletion, so P and Q agree across a typo
+(the symmetric-deletion idea of SymSpell).
 
 Keys: from the agreement's linkage secret (HKDF), a keyed BLAKE2b digest of each *distinct* field
 value (few calls), then AES-256 over the block [kind, 40 bits of each field's digest] — one
@@ -43,14 +44,16 @@ kind. Without the secret a dummy cannot be told from a real token, and it matche
 provider's file (a keyed dummy only its own record's dummy in the same provider's next release).
 
 **Matching.** :func:`link_tables` (and :func:`link` for files) joins the two token sets (a numpy
-sort-merge join, no per-row Python), scores each candidate pair by which kinds agree
-(:data:`WEIGHTS`), keeps pairs at or above :data:`THRESHOLD`, and assigns one-to-one by mutual best
-score (rows whose best score is tied stay unlinked, rather than guessed). Whether a row has an ID or
-a middle name is hidden by the fixed shape, so there is no rule on a *disagreeing* ID or middle
-initial (it cannot be told from an absent one); agreeing middle initials (M) add a little evidence
-instead. On the benchmark this kept precision and raised recall (docs/linkage-threat-model.md).
-``method="id"`` links on the ID token alone; ``"calpass"`` links on the ID token, then on the
-Cal-PASS derived key (exact, unambiguous keys only) — the baselines.
+sort-merge join, no per-row Python), scores each candidate pair by which kinds agree (:data:`WEIGHTS`),
+keeps pairs at or above :data:`THRESHOLD`, and assigns one-to-one by mutual best score (rows whose best
+score is tied stay unlinked, rather than guessed). One-to-one is between *students*, not rows: a file's
+rows of one student (several enrollments; :func:`person_groups`) are grouped first, and every row of a
+linked student is paired with every row of the other's. Whether a row has an ID or a middle name is
+hidden by the fixed shape, so there is no rule on a *disagreeing* ID or middle initial (it cannot be
+told from an absent one); agreeing middle initials (M) add a little evidence instead. On the benchmark
+this kept precision and raised recall (docs/linkage-threat-model.md). ``method="id"`` links on the ID
+token alone; ``"calpass"`` links on the ID token, then on the Cal-PASS derived key (exact, unambiguous
+keys only) — the baselines.
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ _SPECIAL = (("Đ", "D"), ("Ð", "D"), ("Ø", "O"), ("Ł", "L"), ("ß", "SS"), ("
 # a value means; X (nonbinary, unknown, declined) and blanks give none (an unknown matching an unknown
 # is no evidence). Any other value is refused, naming the column (see :func:`sex_codes`).
 _SEX_TOKENS = ("F", "M")
-MAX_SHARED = 50  # a token shared by more rows than this on either side is not specific: not joined
+MAX_SHARED = 50  # a token shared by more students than this on either side is not specific: not joined
+MAX_ENROLLMENTS = 1000  # rows of one student in one file (terms × courses) that are still grouped
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 
 
@@ -164,21 +168,34 @@ def _fold_text(name: str) -> str:
     return "".join(ch for ch in out if ch.isalpha())
 
 
+NICKNAME_SOURCES = ("nicknames.csv", "nicknames_odu.csv")
+
+
 @lru_cache(maxsize=4)
 def nickname_table(path: str | None = None) -> dict[str, tuple[str, ...]]:
-    """Folded name → the canonical (formal, folded) names of every group it belongs to."""
-    p = Path(path) if path else Path(__file__).parent / "data" / "nicknames.csv"
+    """Folded name → the canonical (formal, folded) names of every group it belongs to.
+
+    Two sources, in priority order (a name in several groups keeps its first ones): our own
+    ``deid/data/nicknames.csv`` (one group a line, formal name first: English and Spanish short forms),
+    then ``deid/data/nicknames_odu.csv`` — Old Dominion University's hand-curated table of ~1,100
+    English given names and their nicknames (github.com/carltonnorthern/nicknames, Apache-2.0, licence
+    beside it; rows ``formal,has_nickname,nickname``), which adds e.g. Margie, Madge and Marge for
+    Margaret. ``path`` reads one file of either form instead."""
+    files = [Path(path)] if path else [Path(__file__).parent / "data" / name for name in NICKNAME_SOURCES]
     groups: dict[str, list[str]] = {}
-    with p.open(encoding="utf-8", newline="") as fh:
-        rows = csv.reader(line for line in fh if line.strip() and not line.lstrip().startswith("#"))
-        for row in rows:
-            names = [_fold_text(x) for x in row if x.strip()]
-            if not names or row[0].strip().lower() == "formal":
-                continue
-            formal = names[0]
-            for name in names:
-                if formal not in groups.setdefault(name, []):
-                    groups[name].append(formal)
+    for p in files:
+        with p.open(encoding="utf-8", newline="") as fh:
+            rows = csv.reader(line for line in fh if line.strip() and not line.lstrip().startswith("#"))
+            for row in rows:
+                if len(row) == 3 and row[1].strip() == "has_nickname":
+                    row = [row[0], row[2]]  # the ODU table's triplets
+                names = [_fold_text(x) for x in row if x.strip()]
+                if not names or row[0].strip().lower() in ("formal", "name1"):
+                    continue
+                formal = names[0]
+                for name in names:
+                    if formal not in groups.setdefault(name, []):
+                        groups[name].append(formal)
     return {k: tuple(v) for k, v in groups.items()}
 
 
@@ -659,6 +676,10 @@ class LinkReport:
     # on kinds both files have, so a difference is warned about in ``notes``.
     kinds_a: str = ""
     kinds_b: str = ""
+    # Students found in each file (rows of one student grouped; see person_groups): ``linked`` counts
+    # pairs of rows, so a student with three enrollments linked to one row of the other file counts 3.
+    students_a: int = 0
+    students_b: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON data."""
@@ -757,6 +778,7 @@ def _candidates(
     a: tuple[np.ndarray, np.ndarray, np.ndarray],
     b: tuple[np.ndarray, np.ndarray, np.ndarray],
     kinds: set[int],
+    max_shared: int = MAX_SHARED,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row_a, row_b, agreeing-kinds bitmask) for every pair of rows sharing a token of ``kinds``.
 
@@ -773,7 +795,7 @@ def _candidates(
     if len(ua) == 0 or len(ub) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32)
     pos = np.minimum(np.searchsorted(ub, ua), len(ub) - 1)
-    keep = (ub[pos] == ua) & (ca <= MAX_SHARED) & (cb[pos] <= MAX_SHARED)
+    keep = (ub[pos] == ua) & (ca <= max_shared) & (cb[pos] <= max_shared)
     start_a, n_a, start_b, n_b = sa[keep], ca[keep], sb[pos[keep]], cb[pos[keep]]
     per_run = n_a * n_b
     run = np.repeat(np.arange(len(start_a)), per_run)
@@ -791,6 +813,71 @@ def _candidates(
     mask = np.bitwise_or.reduceat(bit, first)
     upair = pair[first]
     return upair >> np.int64(31), upair & np.int64((1 << 31) - 1), mask
+
+
+Side = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row, kind index, 64-bit value), one per token
+
+
+def person_groups(side: Side, n: int) -> np.ndarray:
+    """For each of a file's ``n`` rows, the number of the student it belongs to: rows that share
+    their state ID token, or a name-and-birth-date token (A) *and* a first-name, birth-date and sex
+    token (E), are one student's several rows (one per term, course or enrollment). Twins share
+    neither (different first names; opposite-sex twins whose names share a nickname group differ in
+    E). Numbers are 0.. in order of each student's first row."""
+    bit = {k: np.uint32(1 << KINDS.index(k)) for k in ("I", "A", "E")}
+    ra, rb, mask = _candidates(side, side, {KINDS.index(k) for k in bit}, max_shared=MAX_ENROLLMENTS)
+    same = (ra < rb) & (((mask & bit["I"]) != 0) | (((mask & bit["A"]) != 0) & ((mask & bit["E"]) != 0)))
+    return _components(n, ra[same], rb[same])
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected components of the graph on ``n`` nodes with edges (i, j): each node's component,
+    numbered 0.. by first node (label propagation with pointer jumping; a few passes)."""
+    label = np.arange(n, dtype=np.int64)
+    while len(i):
+        low = np.minimum(label[i], label[j])
+        before = label.copy()
+        np.minimum.at(label, i, low)
+        np.minimum.at(label, j, low)
+        while True:  # pointer jumping: every node to its root
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            break
+    _, first, inverse = np.unique(label, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse]
+
+
+def _by_group(side: Side, groups: np.ndarray) -> Side:
+    """The side's tokens with each row replaced by its student (group), each token once per student."""
+    rows, kinds, values = side
+    g = groups[rows]
+    order = np.lexsort((g, values))
+    g, kinds, values = g[order], kinds[order], values[order]
+    keep = np.r_[True, (g[1:] != g[:-1]) | (values[1:] != values[:-1])] if len(g) else np.zeros(0, bool)
+    return g[keep], kinds[keep], values[keep]
+
+
+def _expand(ga: np.ndarray, gb: np.ndarray, groups_a: np.ndarray, groups_b: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Linked students (ga[k], gb[k]) → every (row of A, row of B) pair of theirs, and for each pair
+    the index k of the students' link."""
+
+    def members(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.argsort(groups, kind="stable")
+        counts = np.bincount(groups, minlength=int(groups.max()) + 1 if len(groups) else 0)
+        return order, np.cumsum(counts) - counts, counts
+
+    (oa, sa, ca), (ob, sb, cb) = members(groups_a), members(groups_b)
+    na, nb = ca[ga], cb[gb]
+    per = na * nb
+    k = np.repeat(np.arange(len(ga)), per)
+    t = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+    return oa[sa[ga[k]] + t // nb[k]], ob[sb[gb[k]] + t % nb[k]], k
 
 
 def _score(mask: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
@@ -858,16 +945,29 @@ def link_tables(
             f"the two files carry different kinds of link tokens ({what}): pairs can agree only on the "
             "kinds both have, so fewer link (were both made with the same identifier columns?)"
         )
+    students = (n_a, n_b)
     if method == "combined":
+        # One row per student is not assumed: a file's rows of one student (several enrollments) are
+        # grouped first, students are linked one-to-one, and every row of a linked student is paired.
+        groups_a, groups_b = person_groups(a, n_a), person_groups(b, n_b)
+        students = (int(groups_a.max()) + 1 if n_a else 0, int(groups_b.max()) + 1 if n_b else 0)
         use = [k for k in KINDS if k != "K"]
-        ra, rb, mask = _candidates(a, b, {KINDS.index(k) for k in use})
+        side_a, side_b = _by_group(a, groups_a), _by_group(b, groups_b)
+        ga, gb, mask = _candidates(side_a, side_b, {KINDS.index(k) for k in use})
         score = _score(mask, use)
         ok = score >= threshold
-        kept, left = _one_to_one(ra[ok], rb[ok], score[ok])
+        kept, left = _one_to_one(ga[ok], gb[ok], score[ok])
         sel = np.flatnonzero(ok)[kept]
+        row_a, row_b, k = _expand(ga[sel], gb[sel], groups_a, groups_b)
         by_id = (mask[sel] & np.uint32(1 << id_kind)) != 0
-        out = (ra[sel], rb[sel], np.where(by_id, "id", "derived"), score[sel])
-        stats = (len(ra), int((score < threshold).sum()), left)
+        out = (row_a, row_b, np.where(by_id, "id", "derived")[k], score[sel][k])
+        stats = (len(ga), int((score < threshold).sum()), left)
+        for name, rows, count in ((names[0], n_a, students[0]), (names[1], n_b, students[1])):
+            if count < rows:
+                report_notes.append(
+                    f"{name} has {rows:,} rows for {count:,} students (several rows of one student, such as "
+                    "one per term, are linked together to the same student of the other file)"
+                )
     else:
         ra, rb, mask = _candidates(a, b, {id_kind})
         kept, left = _one_to_one(ra, rb, np.ones(len(ra), np.int64))
@@ -902,8 +1002,8 @@ def link_tables(
         rows_b=n_b,
         linked=linked,
         linked_by={"id": int((how == "id").sum()), "derived": int((how == "derived").sum())},
-        rate_a=round(linked / n_a, 4) if n_a else 0.0,
-        rate_b=round(linked / n_b, 4) if n_b else 0.0,
+        rate_a=round(len(np.unique(row_a)) / n_a, 4) if n_a else 0.0,
+        rate_b=round(len(np.unique(row_b)) / n_b, 4) if n_b else 0.0,
         candidate_pairs=int(stats[0]),
         below_threshold=int(stats[1]),
         left_ambiguous=int(stats[2]),
@@ -911,6 +1011,8 @@ def link_tables(
         notes=report_notes,
         kinds_a=" ".join(sorted(kinds_a, key=KINDS.index)),
         kinds_b=" ".join(sorted(kinds_b, key=KINDS.index)),
+        students_a=students[0],
+        students_b=students[1],
     )
     return Links(row_a.astype(np.int64), row_b.astype(np.int64), how.astype(str), score_out.astype(np.int64),
                  report)  # fmt: skip
@@ -1053,9 +1155,12 @@ def evaluate(found: Iterable[tuple[int, int]], truth: Iterable[tuple[int, int]])
 
 
 def truth_pairs(person_a: np.ndarray, person_b: np.ndarray) -> set[tuple[int, int]]:
-    """(row_a, row_b) pairs of the same person, from two synthetic files' ``truth.person_id``."""
-    where_a = {int(p): i for i, p in enumerate(person_a.tolist())}
-    return {(where_a[int(p)], j) for j, p in enumerate(person_b.tolist()) if int(p) in where_a}
+    """(row_a, row_b) pairs of the same person, from two synthetic files' ``truth.person_id`` (every
+    pair of their rows when a person has several in a file)."""
+    where_a: dict[int, list[int]] = {}
+    for i, p in enumerate(person_a.tolist()):
+        where_a.setdefault(int(p), []).append(i)
+    return {(i, j) for j, p in enumerate(person_b.tolist()) for i in where_a.get(int(p), ())}
 
 
 def fields_from_mapping(mapping: Mapping[str, str]) -> LinkFields:

@@ -114,8 +114,10 @@ def test_match_rule_one_to_one_and_ties() -> None:
         # 3: same names and birth date as b3, another ID: linked on the names (a disagreeing ID cannot
         # be told from a missing one, which the cell's fixed shape hides; an ID typo links this way too)
         ("2222222222", "Eva", "", "Ruiz", "2008-06-23", "F"),
-        ("", "Tom", "", "Lara", "2008-07-24", "M"),  # 4 and 5 identical: b4 ties between them
+        ("", "Tom", "", "Lara", "2008-07-24", "M"),  # 4 and 5: one student's two enrollments: both link b4
         ("", "Tom", "", "Lara", "2008-07-24", "M"),
+        ("", "Tim", "", "Mora", "2009-08-25", "M"),  # 6 and 7: twins, each one edit from b5: a tie
+        ("", "Tam", "", "Mora", "2009-08-25", "M"),
     )
     b = _tokens(
         ("1111111111", "Anna", "", "Sotto", "2008-01-21", "F"),
@@ -123,14 +125,15 @@ def test_match_rule_one_to_one_and_ties() -> None:
         ("", "Zoe", "", "Ortiz", "2008-05-22", "F"),
         ("3333333333", "Eva", "", "Ruiz", "2008-06-23", "F"),
         ("", "Tom", "", "Lara", "2008-07-24", "M"),
+        ("", "Tem", "", "Mora", "2009-08-25", "M"),
     )
     links = link_tables(a, b)
-    assert links.pairs() == {(0, 0), (1, 1), (3, 3)}
+    assert links.pairs() == {(0, 0), (1, 1), (3, 3), (4, 4), (5, 4)}
     methods = dict(zip(links.row_a.tolist(), links.method.tolist(), strict=True))
-    assert methods == {0: "id", 1: "derived", 3: "derived"}
+    assert methods == {0: "id", 1: "derived", 3: "derived", 4: "derived", 5: "derived"}
     r = links.report
-    assert r.left_ambiguous == 2 and r.linked == 3
-    assert r.linked_by == {"id": 1, "derived": 2} and r.rate_b == 0.6
+    assert r.left_ambiguous == 2 and r.linked == 5 and (r.students_a, r.students_b) == (7, 6)
+    assert r.linked_by == {"id": 1, "derived": 4} and r.rate_b == round(4 / 6, 4) and r.rate_a == 5 / 8
     assert link_tables(a, b, method="id").pairs() == {(0, 0)}
 
 

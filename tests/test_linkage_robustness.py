@@ -3,13 +3,26 @@ never silently dropped; the link report lists each file's token kinds and warns 
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from deid import Policy, deidentify
-from deid._linkage import KINDS, LinkFields, link_tables, link_tokens, parse_tokens, sex_codes
+from deid._linkage import (
+    KINDS,
+    LinkFields,
+    evaluate,
+    first_name_keys,
+    link_tables,
+    link_tokens,
+    parse_tokens,
+    sex_codes,
+    truth_pairs,
+)
 from deid._secrets import derive_key
 from deid.errors import InputError, PolicyError
+from deid.synth import generate
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 KEY = derive_key(SECRET, "link_tokens")  # what a policy's link_tokens rule uses under SECRET
@@ -78,3 +91,37 @@ def test_link_report_lists_token_kinds_and_warns_when_they_differ() -> None:
     assert "only district.csv has middle initials (M), middle name (W)" in note
     same = link_tables(a, a).report
     assert same.kinds_a == same.kinds_b and not same.notes
+
+
+def test_margie_is_margaret_from_the_sourced_nickname_table() -> None:
+    keys = [k.to_pylist() for k in first_name_keys(pa.array(["Margie", "Margaret", "Marge", "Peggy"]))]
+    assert [keys[0][i] for i in range(4)] == ["MARGARET"] * 4  # ODU's table, and our own (Peggy)
+    fields = LinkFields(first="First", last="Last", birth_date="DOB")
+    person = {"Last": ["Nash"], "DOB": ["2008-03-04"]}
+    a = link_tokens(pa.table({"First": ["Margaret"], **person}), fields, KEY)
+    b = link_tokens(pa.table({"First": ["Margie"], **person}), fields, KEY)
+    assert "A" in _real_kinds(a, b) and link_tables(a, b).pairs() == {(0, 0)}
+
+
+def test_several_enrollments_per_student_link_to_one_person() -> None:
+    """A college file with one row per term (1 to 4 per student, some without the SSID on a row):
+    every row of a student links to that student's district row, and to nothing else."""
+    district = generate("k12", 300, seed=11).table
+    cols = ["SSID", "First Name", "Last Name", "Birth Date", "Gender"]
+    rng = np.random.default_rng(4)
+    students = rng.choice(300, 200, replace=False)
+    rows = np.repeat(students, rng.integers(1, 5, len(students)))
+    college = district.select(cols).take(pa.array(rows))
+    no_id = rng.random(len(rows)) < 0.2  # the SSID missing on some terms' rows
+    college = college.set_column(
+        0, "SSID", pc.if_else(pa.array(no_id), pa.scalar(None, pa.string()), college["SSID"])
+    )
+    fields = LinkFields("SSID", "First Name", None, "Last Name", "Birth Date", "Gender")
+    links = link_tables(link_tokens(district, fields, KEY), link_tokens(college, fields, KEY))
+    truth = truth_pairs(np.arange(300), rows)
+    assert len(truth) == len(rows) > 300
+    score = evaluate(links.pairs(), truth)
+    assert score["precision"] == 1.0 and score["recall"] == 1.0
+    r = links.report
+    assert (r.students_a, r.students_b) == (300, 200) and r.rate_b == 1.0
+    assert any(f"{len(rows):,} rows for 200 students" in n for n in r.notes)

@@ -146,7 +146,7 @@ def test_spec_data_files_exist_and_cover_every_package_data_file(spec_run):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".py", ".pyc"):
                 assert (path.resolve(), str(path.parent.relative_to(ROOT))) in bundled, path
     names = {Path(src).name for src, _ in datas}
-    assert {"elements.json", "example_agreement.json", "nicknames.csv"} <= names
+    assert {"elements.json", "example_agreement.json", "nicknames.csv", "nicknames_odu.csv"} <= names
     # Offline needs: presidio's recognizer configuration and tldextract's public-suffix snapshot.
     assert {"default_recognizers.yaml", "default.yaml", ".tld_set_snapshot"} <= names
     assert not any(src.endswith(".py") for src, _ in datas)
