@@ -102,7 +102,7 @@ THRESHOLD = 7
 SLOTS: dict[str, int] = {
     "I": 1, "A": 3, "M": 3, "W": 3, "B": 3, "C": 3, "E": 3, "G": 3, "P": 13, "Q": 13, "K": 1,
 }  # fmt: skip
-METHODS = ("combined", "id", "calpass")
+METHODS = ("combined", "em", "id", "calpass")
 # Words of a surname that are particles, not surnames of their own (De La Cruz → CRUZ as its part).
 _PARTICLES = ("DE", "DEL", "LA", "LAS", "LOS", "DA", "DAS", "DO", "DOS", "DI", "DU", "VAN", "VON", "DER",
               "DEN", "LE", "Y", "E", "SAN", "ST")  # fmt: skip
@@ -680,6 +680,8 @@ class LinkReport:
     # pairs of rows, so a student with three enrollments linked to one row of the other file counts 3.
     students_a: int = 0
     students_b: int = 0
+    # method "em": the fitted Fellegi–Sunter model (λ, threshold, per kind m, u and weight; deid._fsem)
+    estimated: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON data."""
@@ -946,7 +948,8 @@ def link_tables(
             "kinds both have, so fewer link (were both made with the same identifier columns?)"
         )
     students = (n_a, n_b)
-    if method == "combined":
+    fitted: dict[str, Any] | None = None
+    if method in ("combined", "em"):
         # One row per student is not assumed: a file's rows of one student (several enrollments) are
         # grouped first, students are linked one-to-one, and every row of a linked student is paired.
         groups_a, groups_b = person_groups(a, n_a), person_groups(b, n_b)
@@ -954,14 +957,27 @@ def link_tables(
         use = [k for k in KINDS if k != "K"]
         side_a, side_b = _by_group(a, groups_a), _by_group(b, groups_b)
         ga, gb, mask = _candidates(side_a, side_b, {KINDS.index(k) for k in use})
-        score = _score(mask, use)
-        ok = score >= threshold
-        kept, left = _one_to_one(ga[ok], gb[ok], score[ok])
+        if method == "em":
+            # Weights from the data (deid._fsem): Fellegi–Sunter, EM on the agreement patterns of every
+            # pair of students; a pair is kept at posterior match probability 1/2 or more.
+            from deid._fsem import estimate, patterns_from_masks
+
+            bits = {k: KINDS.index(k) for k in use if k in (kinds_a & kinds_b)}
+            fit = estimate(*patterns_from_masks(mask, students[0] * students[1], bits))
+            exact = fit.score(mask, bits)
+            ok = exact >= fit.threshold
+            score = np.round(exact).astype(np.int64)
+            fitted = fit.to_dict()
+            kept, left = _one_to_one(ga[ok], gb[ok], np.round(exact[ok] * 1000).astype(np.int64))
+        else:
+            score = _score(mask, use)
+            ok = score >= threshold
+            kept, left = _one_to_one(ga[ok], gb[ok], score[ok])
         sel = np.flatnonzero(ok)[kept]
         row_a, row_b, k = _expand(ga[sel], gb[sel], groups_a, groups_b)
         by_id = (mask[sel] & np.uint32(1 << id_kind)) != 0
         out = (row_a, row_b, np.where(by_id, "id", "derived")[k], score[sel][k])
-        stats = (len(ga), int((score < threshold).sum()), left)
+        stats = (len(ga), int((~ok).sum()), left)
         for name, rows, count in ((names[0], n_a, students[0]), (names[1], n_b, students[1])):
             if count < rows:
                 report_notes.append(
@@ -1013,7 +1029,11 @@ def link_tables(
         kinds_b=" ".join(sorted(kinds_b, key=KINDS.index)),
         students_a=students[0],
         students_b=students[1],
+        estimated=fitted,
     )
+    if fitted is not None:
+        report.weights = {k: v["weight"] for k, v in fitted["kinds"].items()}  # type: ignore[index]
+        report.threshold = fitted["threshold"]  # type: ignore[assignment]
     return Links(row_a.astype(np.int64), row_b.astype(np.int64), how.astype(str), score_out.astype(np.int64),
                  report)  # fmt: skip
 

@@ -125,3 +125,38 @@ def test_several_enrollments_per_student_link_to_one_person() -> None:
     r = links.report
     assert (r.students_a, r.students_b) == (300, 200) and r.rate_b == 1.0
     assert any(f"{len(rows):,} rows for 200 students" in n for n in r.notes)
+
+
+def test_em_recovers_known_m_and_u() -> None:
+    """Patterns drawn from a known Fellegi–Sunter model (5 kinds, 1 match in 1,000 pairs): EM gets
+    m, u and the match share back roughly."""
+    from deid._fsem import estimate
+
+    rng = np.random.default_rng(7)
+    m, u = np.array([0.95, 0.9, 0.8, 0.7, 0.6]), np.array([0.001, 0.01, 0.05, 0.1, 0.2])
+    lam, n = 0.001, 2_000_000
+    match = rng.random(n) < lam
+    agree = np.where(match[:, None], rng.random((n, 5)) < m, rng.random((n, 5)) < u)
+    patterns, counts = np.unique(agree, axis=0, return_counts=True)
+    fit = estimate(patterns, counts, ("A", "B", "C", "D", "E"))
+    assert np.allclose(fit.m, m, atol=0.05) and np.allclose(fit.u, u, rtol=0.1)
+    assert abs(fit.match_share - lam) < 0.0003
+    assert fit.agree_weight()["A"] > fit.agree_weight()["E"] > 0 > fit.disagree_weight()["A"]
+
+
+def test_em_weights_link_a_small_pair_of_files() -> None:
+    """EM on two small token files: the fitted weights put the ID and name-and-birth-date kinds above
+    the partial ones, and the links are the true pairs."""
+    district = generate("k12", 400, seed=12).table
+    cols = ["SSID", "First Name", "Last Name", "Birth Date", "Gender"]
+    rows = np.random.default_rng(5).choice(400, 250, replace=False)
+    college = district.select(cols).take(pa.array(rows))
+    college = college.set_column(0, "SSID", pa.nulls(len(rows), pa.string()))  # derived kinds only
+    fields = LinkFields("SSID", "First Name", None, "Last Name", "Birth Date", "Gender")
+    links = link_tables(link_tokens(district, fields, KEY), link_tokens(college, fields, KEY), method="em")
+    est = links.report.estimated
+    assert est is not None and 0 < est["match_share"] < 0.01
+    w = links.report.weights
+    assert w["A"] >= w["C"] > 0 and w["G"] > 0
+    score = evaluate(links.pairs(), truth_pairs(np.arange(400), rows))
+    assert score["precision"] == 1.0 and score["recall"] > 0.99

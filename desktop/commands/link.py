@@ -31,9 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="R.json", help="counts and rates by method (JSON)")
     p.add_argument(
         "--method",
-        choices=("combined", "id", "calpass"),
+        choices=("combined", "em", "id", "calpass"),
         default="combined",
-        help="combined (default), id (state ID only), calpass (ID, then the Cal-PASS key)",
+        help="combined (default), em (the same tokens, weights estimated from the two files), "
+        "id (state ID only), calpass (ID, then the Cal-PASS key)",
     )
     p.add_argument("--column-a", metavar="NAME", help="the link-tokens column of FILE_A")
     p.add_argument("--column-b", metavar="NAME", help="the link-tokens column of FILE_B")

@@ -36,6 +36,7 @@ EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".xlsx")
 # The library's methods (deid._linkage.METHODS), as the window names them.
 METHOD_LABELS = (
     ("combined", "Combined: state ID and derived-key tokens (recommended)"),
+    ("em", "Combined, with match weights estimated from these two files"),
     ("id", "State ID only"),
     ("calpass", "Cal-PASS-style baseline: state ID, then the derived key"),
 )

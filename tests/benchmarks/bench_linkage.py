@@ -10,7 +10,8 @@ the generator's truth:
 - ``id``: the state student ID token only;
 - ``calpass``: the baseline — the ID token, then the Cal-PASS-style derived key (first three letters
   of first and last name, sex, birth date) for rows the ID did not link (exact, unambiguous keys);
-- ``combined``: PathShare's several keyed tokens per student, the match rule and one-to-one assignment.
+- ``combined``: PathShare's several keyed tokens per student, the hand-set weights and one-to-one assignment;
+- ``em``: the same tokens, weights estimated from the two files (Fellegi–Sunter, EM; deid/_fsem.py).
 
 Printed and written to bench-results/linkage.json: precision, recall, F1, time and peak RSS of each
 method, and the time and peak RSS of tokenizing. Nothing here asserts on speed.
@@ -97,7 +98,7 @@ p, r = score["precision"], score["recall"]
 print(json.dumps({
     "seconds": elapsed, "peak_rss_mb": peak, **score, "f1": 2 * p * r / (p + r) if p + r else 0.0,
     "linked_by": links.report.linked_by, "candidate_pairs": links.report.candidate_pairs,
-    "left_ambiguous": links.report.left_ambiguous,
+    "left_ambiguous": links.report.left_ambiguous, "estimated": links.report.estimated,
 }))
 """
 
@@ -113,7 +114,7 @@ def _run(script: str, *args: object) -> dict:
 
 def test_bench_linkage(tmp_path: Path) -> None:
     tok = _run(_TOKENIZE, ROWS, SEED, tmp_path)
-    methods = {m: _run(_LINK, m, tmp_path) for m in ("id", "calpass", "combined")}
+    methods = {m: _run(_LINK, m, tmp_path) for m in ("id", "calpass", "combined", "em")}
     base, ours = methods["calpass"], methods["combined"]
     figures = {
         "rows_per_file": ROWS,
@@ -121,7 +122,7 @@ def test_bench_linkage(tmp_path: Path) -> None:
         "true_pairs": ours["true"],
         "tokenize": {k: round(v, 3) if isinstance(v, float) else v for k, v in tok.items()},
         "methods": {
-            m: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+            m: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items() if k != "estimated"}
             for m, r in methods.items()
         },
         "combined_vs_calpass": {
@@ -146,6 +147,11 @@ def test_bench_linkage(tmp_path: Path) -> None:
             f"  {m:9s} precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
             f"{r['seconds']:.1f} s  peak {r['peak_rss_mb']:,.0f} MB  linked {r['found']:,}"
         )
+    figures["em_model"] = methods["em"]["estimated"]
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    em = figures["em_model"]
+    print(f"  em: match share {em['match_share']:.2e}, threshold {em['threshold']}, weights "
+          + ", ".join(f"{k} {v['weight']}" for k, v in em["kinds"].items()))
     c = figures["combined_vs_calpass"]
     print(
         f"  combined vs Cal-PASS baseline: recall {c['recall_gain']:+.4f}, "
