@@ -368,6 +368,7 @@ def _deidentify_under(
         roster=roster,
         # our own release secret (never the consortium's): link-token dummies repeat across our releases
         dummy_secret=own,
+        group_codes=_group_codes(agreement, mapping.policy),
     )
     report.input = src.name
     # IDs the mapping padded because the agreement's element says so (repair: zfill): the report says so.
@@ -383,6 +384,24 @@ def _deidentify_under(
         new_secret,
         min(carried, input_columns),
     )
+
+
+def _group_codes(agreement: Agreement, policy: Any) -> dict[str, list[str]]:
+    """{quasi-identifier output column: the codes of its element's closed code set (and the value rare
+    codes are recoded to)}: the groups the report may name when it counts suppression by group."""
+    from deid import dictionary_elements
+
+    elements = {e.name: e for e in dictionary_elements(agreement.body.get("elements") or [])}
+    out: dict[str, list[str]] = {}
+    for rule in policy.rules:
+        el = elements.get(rule.source)
+        if not rule.quasi_identifier or rule.output_name is None or el is None or not el.code_set:
+            continue
+        codes = [c.code for c in el.code_set]
+        if rule.treatment == "recode_rare" and rule.params.get("other"):
+            codes.append(str(rule.params["other"]))
+        out[rule.output_name] = codes
+    return out
 
 
 def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agreement:
@@ -550,6 +569,8 @@ def _seal_table(
     force: bool,
 ) -> SealedPackage:
     """Write ``table`` to a private staging file beside ``out``, seal it, and always remove it."""
+    from agreements._clock import utc_text
+    from agreements._release_kit import release_kit
     from deid import write_release
 
     check_output_path(out, force=force, recorded=output_rule(vault))
@@ -557,14 +578,24 @@ def _seal_table(
     try:
         data = staging / data_name
         step(0.72, "writing the de-identified file")
-        # Rows in a fresh random order, never the extract's; hashed as written, so sealing reads once.
-        digest = write_release(table, data)
+        # Rows in a fresh random order, never the extract's; hashed as written, so sealing reads once;
+        # a BOM so that Excel keeps the accents.
+        digest = write_release(table, data, bom=True)
         report.output_sha256 = None  # the manifest carries the hash of what is sealed
+        leaving = report.for_recipient()
+        created = utc_text(now)  # as the manifest says it
+        kit = release_kit(
+            agreement, leaving, data_name, sender=our_card(vault).org, created=created, rows=table.num_rows
+        )
+        files: list[Any] = [(data_name, data, table.num_rows, digest)]
+        for name, body in kit.items():
+            (staging / name).write_bytes(body)
+            files.append((name, staging / name, None))
         return seal_for_agreement(
             vault,
             agreement.id,
-            [(data_name, data, table.num_rows, digest)],
-            report.for_recipient(),
+            files,
+            leaving,
             out,
             today=today,
             now=now,

@@ -34,7 +34,8 @@ _LAZY = {
     "deid._io": ("ReadInfo", "check_distinct_files", "read_table", "release_order", "same_file",
                  "write_release", "write_table"),
     "deid._policy": ("ColumnRule", "Policy", "load_policy"),
-    "deid._report": ("ColumnReport", "DeidReport", "ResidualFinding", "describe_kinds"),
+    "deid._report": ("MISSING_VALUES", "ColumnReport", "DeidReport", "ResidualFinding", "describe_kinds",
+                     "suppression_by_group"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
     "deid._hierarchy": ("Hierarchy", "hierarchy_from_dict"),
     "deid._disclosure": (
@@ -84,6 +85,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "MISSING_VALUES",
     "OPENED_PACKAGE_MARKERS",
     "TREATMENTS",
     "Cancelled",
@@ -130,6 +132,7 @@ __all__ = [
     "same_file",
     "save_crosswalk",
     "suppress_to_k",
+    "suppression_by_group",
     "write_bytes_atomic",
     "write_release",
     "write_table",

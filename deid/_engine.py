@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from deid._disclosure import SUPPRESSED_COLUMN, protect_microdata
 from deid._hierarchy import ORIGINAL, REMOVED
 from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
-from deid._report import ColumnReport, DeidReport, ResidualFinding
+from deid._report import ColumnReport, DeidReport, ResidualFinding, suppression_by_group
 from deid._risk import suppress_to_k
 from deid._roster import Roster, check_aligned
 from deid._secrets import (
@@ -67,6 +67,7 @@ def deidentify(
     full_rescan: bool = True,
     roster: Roster | None = None,
     dummy_secret: bytes | None = None,
+    group_codes: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[pa.Table, DeidReport]:
     """De-identify ``table`` (all text columns) under ``policy``; return (output table, report).
 
@@ -77,6 +78,8 @@ def deidentify(
     (see :func:`residual_scan`), for very large files where the second pass matters. ``dummy_secret``
     (a secret no partner shares) keys link-token dummies so they repeat across this provider's
     releases (see :func:`deid._linkage.link_tokens`); without it they are fresh random.
+    ``group_codes`` ({quasi-identifier output column: its published codes}) asks the report for
+    suppression by group (:func:`deid._report.suppression_by_group`): only those codes are named.
 
     The output's rows are in the input's order (row i is input data row i, as the report's residual
     findings count them): a table to look at, not to share. Anything that leaves is written with
@@ -98,6 +101,7 @@ def deidentify(
         full_rescan=full_rescan,
         roster=roster,
         dummy_secret=dummy_secret,
+        group_codes=group_codes,
     )
 
 
@@ -113,6 +117,7 @@ def _run(
     full_rescan: bool,
     roster: Roster | None = None,
     dummy_secret: bytes | None = None,
+    group_codes: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[pa.Table, DeidReport]:
     """The run. It takes the input out of ``box`` and lets go of each input column once it is
     treated, so when the caller holds no other reference (deidentify_file) memory peaks lower."""
@@ -266,6 +271,7 @@ def _run(
     t2 = time.perf_counter()
     step(0.7, "checking k-anonymity")
     qis = policy.quasi_identifiers
+    unsuppressed, qis_before = output, list(qis)
     disclosure = None
     if policy.disclosure is not None and qis:
         # The search: generalization levels with the least information loss, then record suppression
@@ -283,6 +289,13 @@ def _run(
         warnings.extend(disclosure.warnings)
     else:
         output, risk = suppress_to_k(output, qis, policy.k)
+    # Who lost cells, by group (published codes only): greedy suppression and the search alike.
+    by_group = (
+        suppression_by_group(unsuppressed, output, qis_before, policy.k, group_codes)
+        if group_codes and risk.suppressed_cells
+        else {}
+    )
+    del unsuppressed
     for c in col_reports:
         c.suppressed_cells = risk.suppressed_by_column.get(c.name, 0)
     timings["k_anonymity"] = time.perf_counter() - t2
@@ -351,6 +364,7 @@ def _run(
         text_unchecked=unchecked,
         rows_fully_suppressed=risk.rows_fully_suppressed,
         rows_with_empty_qi=risk.rows_with_empty_qi,
+        suppression_by_group=by_group,
         records_at_risk_before=risk.records_at_risk_before,
         equivalence_classes=risk.classes,
         passed_through=passed,

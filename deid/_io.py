@@ -1069,6 +1069,7 @@ def write_release(
     before_commit: Callable[[Path], None] | None = None,
     force: bool = False,
     recorded: Recorded | None = None,
+    bom: bool = False,
 ) -> str:
     """Write rows that leave the organization (or may): :func:`write_table` in :func:`release_order`.
 
@@ -1078,7 +1079,9 @@ def write_release(
     input's data rows, which is the order of ``table`` here, not of the file written.
     """
     order = release_order(table.num_rows)
-    return write_table(table, path, before_commit=before_commit, order=order, force=force, recorded=recorded)
+    return write_table(
+        table, path, before_commit=before_commit, order=order, force=force, recorded=recorded, bom=bom
+    )
 
 
 def write_batches(
@@ -1146,10 +1149,14 @@ def write_table(
     order: np.ndarray | None = None,
     force: bool = False,
     recorded: Recorded | None = None,
+    bom: bool = False,
 ) -> str:
     """Write ``table`` atomically as CSV (UTF-8, formulas neutralized) or Parquet, by extension, and
     return the SHA-256 (hex) of the bytes written, hashed on the way out (sealing then reads the file
     once instead of twice).
+
+    ``bom`` starts a CSV with the UTF-8 byte-order mark: Excel reads a CSV without one in the
+    machine's code page and garbles every accent (packages for analysts carry it; readers skip it).
 
     ``order`` (a permutation of the row indices) writes the rows in that order, batch by batch;
     released rows go through :func:`write_release` instead of choosing one here.
@@ -1167,6 +1174,8 @@ def write_table(
             with open(tmp, "wb") as raw:
                 sink = HashingWriter(raw)
                 if fmt == "csv":
+                    if bom:
+                        sink.write(codecs.BOM_UTF8)
                     _write_csv(table, sink, order)
                 else:
                     _write_parquet(table, sink, order)

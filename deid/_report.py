@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +18,20 @@ from deid.errors import OutputError
 
 REPORT_VERSION = 1
 RECIPIENT_INPUT = "the extract"  # what a report that leaves calls the input (never its file name)
+
+# What an empty cell of a released file means, for the analyst (a package's datapackage.json declares
+# them as the Table Schema's missingValues, its codebook and report explain them). Releases made by the
+# disclosure-control search carry the companion column qi_suppressed (deid._disclosure.SUPPRESSED_COLUMN):
+# Y says the row's empty quasi-identifier cells were withheld, N that an empty cell was missing in the
+# extract; releases made by greedy suppression do not, and there an empty cell may be either.
+MISSING_VALUES: tuple[tuple[str, str], ...] = (
+    (
+        "",
+        "missing in the extract, or withheld to protect privacy: where the file has a qi_suppressed "
+        "column, Y on the row means withheld (see the release report)",
+    ),
+)
+_GROUPS_SHOWN = 25  # values per quasi-identifier in suppression_by_group (the most common first)
 
 
 @dataclass
@@ -89,6 +104,9 @@ class DeidReport:
     # The disclosure-control search's result (deid._disclosure.DisclosureResult.to_dict()): levels
     # chosen, loss, risk before/after, l and t, the fairness table, candidates. None: greedy suppression.
     disclosure: dict[str, Any] | None = None
+    # Per quasi-identifier, per value it had before suppression (groups of at least k rows only):
+    # {"rows", "rows_with_suppression", "share"} — who lost cells to k-anonymity (suppression_by_group).
+    suppression_by_group: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     pathshare_report: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,3 +278,62 @@ def _describe_roster(columns: dict[str, list[str]]) -> str:
 
 def _s(n: int) -> str:
     return "" if n == 1 else "s"
+
+
+def suppression_by_group(
+    before: Any, after: Any, qis: list[str], k: int, codes: Mapping[str, Collection[str]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """For each quasi-identifier in ``codes``, each value it had before suppression: its rows, how many
+    of them lost at least one quasi-identifier to suppression (and that share), and how many lost this
+    one (``value_blanked``: a group whose own value is erased is invisible in the release). Counts only,
+    and only values ``codes`` lists (the codes of a closed code set, published in the agreement): any
+    other value is a cell value and is never named, it is counted in "(other values)". A group of
+    fewer than ``k`` rows is folded into "(smaller groups)", so the report never sizes a group
+    k-anonymity hides."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def present(col: Any) -> np.ndarray:
+        text = pc.cast(col, pa.string())
+        return pc.and_(pc.is_valid(text), pc.not_equal(text, "")).fill_null(False).to_numpy(
+            zero_copy_only=False
+        )
+
+    if not qis or before.num_rows == 0:
+        return {}
+    def kept(q: str) -> np.ndarray:  # a quasi-identifier the search left out is blank for everyone
+        return present(after.column(q)) if q in after.column_names else np.zeros(after.num_rows, dtype=bool)
+
+    blanked = {q: present(before.column(q)) & ~kept(q) for q in qis}
+    lost = np.logical_or.reduce(list(blanked.values()))
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for q in qis:
+        if q not in codes:
+            continue
+        named = set(codes[q])
+        text = pc.cast(before.column(q), pa.string()).to_pylist()
+        rows: dict[str, list[int]] = {}
+        for value, hit, own in zip(text, lost.tolist(), blanked[q].tolist(), strict=True):
+            key = (value if value in named else "(other values)") if value else "(empty in the extract)"
+            counts = rows.setdefault(key, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += int(hit)
+            counts[2] += int(own)
+        small = [0, 0, 0]
+        groups: dict[str, dict[str, Any]] = {}
+        for key, (n, hit, own) in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0])):
+            if n < k or len(groups) >= _GROUPS_SHOWN:
+                small = [small[0] + n, small[1] + hit, small[2] + own]
+                continue
+            groups[key] = _group_counts(n, hit, own)
+        if small[0]:
+            groups["(smaller groups)"] = _group_counts(*small)
+        out[q] = groups
+    return out
+
+
+def _group_counts(rows: int, lost: int, blanked: int) -> dict[str, Any]:
+    """Rows; rows that lost any quasi-identifier (and the share); rows whose own value was blanked."""
+    share = f"{lost / rows:.0%}"
+    return {"rows": rows, "rows_with_suppression": lost, "share": share, "value_blanked": blanked}

@@ -33,7 +33,7 @@ PROFILE = "Synthetic SIS export"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # released files start with a BOM
         return list(csv.DictReader(fh))
 
 
@@ -119,7 +119,7 @@ def test_attack_row_order_directory_list_reidentification(demo: Path, sorted_ext
         district.close()
     college = Vault.open(demo / "college.vault", PASS)
     try:
-        (data,) = open_received(college, package, tmp_path / "inbox").files
+        data = open_received(college, package, tmp_path / "inbox").files[0]  # the kit follows it
     finally:
         college.close()
     released = _rows(data)
@@ -225,14 +225,15 @@ def test_every_release_path_shuffles_rows(
     college = Vault.open(demo / "college.vault", PASS)
     try:
         for package, folder in ((prepared, "lib"), (tmp_path / "app.age", "app")):
-            (data,) = open_received(college, package, tmp_path / folder).files
+            data = open_received(college, package, tmp_path / folder).files[0]
             _check_shuffled([truth[r["student_code"]] for r in _rows(data)], extract)
     finally:
         college.close()
 
     # The demo's own release, against the extract it was made from.
     demo_extract = [r["SSID"] for r in _rows(demo / "district-extract.csv")]
-    (demo_data,) = (demo / "inbox" / "data").iterdir()
+    manifest = json.loads((demo / "inbox" / "manifest.json").read_text(encoding="utf-8"))
+    demo_data = demo / "inbox" / "data" / manifest["files"][0]["name"]  # the kit follows it
     _check_shuffled([truth[r["student_code"]] for r in _rows(demo_data)], demo_extract)
 
 

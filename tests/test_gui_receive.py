@@ -132,8 +132,8 @@ def test_package_prepared_in_the_gui_opens_in_the_partners_gui(qtbot, tmp_path):
     assert receive.result is not None, receive.message.label.text()
     assert receive.result["sender"] == "Lakeview Unified School District"
     assert receive.result["files"][0]["rows"] == 40
-    (data,) = (inbox / "data").iterdir()
-    header = data.read_text(encoding="utf-8").splitlines()[0]
+    data = Path(receive.result["files"][0]["path"])  # the data file; the analyst's kit follows it
+    header = data.read_text(encoding="utf-8-sig").splitlines()[0]
     assert "student_code" in header and "SSID" not in header and "First Name" not in header
 
 

@@ -27,8 +27,15 @@ def demo(tmp_path_factory) -> Path:
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # released files start with a BOM
         return list(csv.DictReader(fh))
+
+
+def _released(inbox: Path) -> Path:
+    """The data file of an opened package (the first file its manifest lists; the analyst's kit —
+    datapackage.json, codebook, report, load snippets — follows it in data/)."""
+    manifest = json.loads((inbox / "manifest.json").read_text(encoding="utf-8"))
+    return inbox / "data" / manifest["files"][0]["name"]
 
 
 def test_demo_leaves_what_design_lists(demo: Path):
@@ -60,7 +67,7 @@ def test_demo_leaves_what_design_lists(demo: Path):
 
 def test_no_identifier_of_the_extract_reaches_the_recipient(demo: Path):
     extract = _rows(demo / "district-extract.csv")
-    (data_file,) = (demo / "inbox" / "data").iterdir()
+    data_file = _released(demo / "inbox")
     shared = data_file.read_text(encoding="utf-8")
     for row in extract[:400]:
         for column in ("SSID", "Local ID", "Student Email", "Guardian Email", "Phone"):
@@ -90,7 +97,7 @@ def test_the_same_student_gets_the_same_code_in_a_second_release(demo: Path, tmp
         received = open_received(college, result.path, tmp_path / "second")
     finally:
         college.close()
-    first = _rows(next((demo / "inbox" / "data").iterdir()))
+    first = _rows(_released(demo / "inbox"))
     second = _rows(received.files[0])
     # Each release has its own random row order; by code, every student's row is the same in both.
     assert {r["student_code"]: r for r in first} == {r["student_code"]: r for r in second}
@@ -217,7 +224,7 @@ def test_cli_deid_under_an_agreement_matches_what_was_sealed(demo, tmp_path, run
     )  # fmt: skip
     assert code == 0, err
     assert "k = 11" in stdout
-    sealed = _rows(next((demo / "inbox" / "data").iterdir()))
+    sealed = _rows(_released(demo / "inbox"))
     mine = _rows(out)
     assert list(mine[0]) == list(sealed[0])
     # the same rows (each release in its own random order)
@@ -263,7 +270,8 @@ def test_demo_runs_with_networking_disabled(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "college.vault: verified" in done.stdout
-    assert len(list((tmp_path / "d" / "inbox" / "data").iterdir())) == 1
+    assert _released(tmp_path / "d" / "inbox").suffix == ".csv"
+    assert len(list((tmp_path / "d" / "inbox" / "data").iterdir())) == 9  # the data and the kit
 
 
 def test_demo_release_meets_the_disclosure_targets(demo: Path):
@@ -274,8 +282,8 @@ def test_demo_release_meets_the_disclosure_targets(demo: Path):
     import pandas as pd
     from pycanon import anonymity
 
-    data = next((demo / "inbox" / "data").glob("*.csv"))
-    out = pd.read_csv(data, dtype=str, keep_default_na=False)
+    data = _released(demo / "inbox")
+    out = pd.read_csv(data, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     report = json.loads((demo / "inbox" / "report.json").read_text(encoding="utf-8"))
     d = report["disclosure"]
     extract = pd.read_csv(demo / "district-extract.csv", dtype=str, keep_default_na=False)

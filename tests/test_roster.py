@@ -26,7 +26,7 @@ OWN_NAME_SOURCES = {"student_first_name", "student_full_name", "student_last_nam
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # released files start with a BOM
         return list(csv.DictReader(fh))
 
 
@@ -64,7 +64,8 @@ def test_demo_released_notes_hold_no_name_of_the_rows_own_student_or_guardian(de
 
     # Released rows are matched to the truth through the district's crosswalk (student_code → SSID),
     # not by position: the release order need not be the extract's.
-    (data_file,) = (demo / "inbox" / "data").iterdir()
+    manifest = json.loads((demo / "inbox" / "manifest.json").read_text(encoding="utf-8"))
+    data_file = demo / "inbox" / "data" / manifest["files"][0]["name"]  # the analyst's kit follows it
     released = _rows(data_file)
     extract = _rows(demo / "district-extract.csv")
     district = Vault.open(demo / "district.vault", PASS)

@@ -1,0 +1,197 @@
+"""What the analyst opens (issue 17 item 7): the data beside a Frictionless descriptor, the codebook, a
+release report and load snippets — checked on a package the demo sealed and the college opened."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+import runpy
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from agreements._demo import run_demo
+from deid import MISSING_VALUES, suppression_by_group
+
+PASS = "correct horse battery staple 42"
+KIT = {
+    "datapackage.json",
+    "codebook.csv",
+    "codebook.html",
+    "release-report.html",
+    "load_pandas.py",
+    "load_r.R",
+    "load_stata.do",
+    "README.txt",
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("kit") / "work"
+    assert run_demo(folder, rows=600, passphrase=PASS, say=lambda _line: None).ok
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(demo: Path) -> Path:
+    return demo / "inbox" / "data"
+
+
+@pytest.fixture(scope="module")
+def descriptor(data: Path) -> dict:
+    return json.loads((data / "datapackage.json").read_text(encoding="utf-8"))
+
+
+def _data_file(data: Path, descriptor: dict) -> Path:
+    (resource,) = descriptor["resources"]
+    return data / resource["path"]
+
+
+def _fields(descriptor: dict) -> list[dict]:
+    return descriptor["resources"][0]["schema"]["fields"]
+
+
+def test_every_opened_package_carries_the_kit_beside_the_data(data: Path, descriptor: dict):
+    names = {p.name for p in data.iterdir()}
+    assert names >= KIT
+    data_file = _data_file(data, descriptor)
+    assert names - KIT == {data_file.name}
+    # the signed manifest lists every one of them (so open checked their hashes)
+    manifest = json.loads((data.parent / "manifest.json").read_text(encoding="utf-8"))
+    assert {f["name"] for f in manifest["files"]} == names
+
+
+def test_the_shipped_pandas_snippet_keeps_leading_zeros(data: Path, descriptor: dict):
+    data_file = _data_file(data, descriptor)
+    with data_file.open(encoding="utf-8-sig", newline="") as fh:
+        raw = [row["school_id"] for row in csv.DictReader(fh)]
+    zero_led = [s for s in raw if s.startswith("0")]
+    assert zero_led, "the demo's school codes start with 0; the test needs some"
+    # what the analyst got before: pandas' guess turns 0109850 into a number
+    naive = pd.read_csv(data_file)
+    assert not pd.api.types.is_string_dtype(naive["school_id"])
+
+    df = runpy.run_path(str(data / "load_pandas.py"))["df"]  # the snippet as shipped, executed
+
+    assert pd.api.types.is_string_dtype(df["school_id"])
+    loaded = df["school_id"].dropna().tolist()
+    assert sorted(loaded) == sorted(s for s in raw if s)
+    assert all(re.fullmatch(r"0\d{6}", s) for s in zero_led)
+    assert set(zero_led) <= set(loaded)  # "0109850"-style strings, zeros kept
+    assert df["grade_level"].dropna().isin(["09", "10", "11", "12"]).all()
+    assert str(df["birth_year"].dtype) == "Int64"
+    assert len(df) == descriptor_rows(data)
+
+
+def descriptor_rows(data: Path) -> int:
+    manifest = json.loads((data.parent / "manifest.json").read_text(encoding="utf-8"))
+    return next(f["rows"] for f in manifest["files"] if f["rows"] is not None)
+
+
+def test_datapackage_validates_against_the_table_schema_and_its_data(data: Path, descriptor: dict):
+    frictionless = pytest.importorskip("frictionless")  # in the test extras: present in make test / CI
+    report = frictionless.validate(str(data / "datapackage.json"))
+    assert report.valid, report.flatten(["type", "note"])[:5]
+    types = {f["name"]: f["type"] for f in _fields(descriptor)}
+    assert types["school_id"] == types["student_code"] == types["zip3"] == "string"
+    assert types["birth_year"] == "integer"
+    sex = next(f for f in _fields(descriptor) if f["name"] == "sex")
+    assert {"value": "F", "label": "Female"} in sex["categories"]
+    missing = descriptor["resources"][0]["schema"]["missingValues"]
+    assert [(m["value"], m["label"]) for m in missing] == list(MISSING_VALUES)
+    assert descriptor["resources"][0]["encoding"] == "utf-8-sig"
+
+
+def test_the_validator_catches_a_descriptor_that_lies_about_a_type(data: Path, descriptor: dict, tmp_path):
+    """The check above could pass on anything if the validator never read the data: a code typed as an
+    integer must fail (the codes carry letters in student_code)."""
+    frictionless = pytest.importorskip("frictionless")
+    bad = json.loads(json.dumps(descriptor))
+    next(f for f in _fields(bad) if f["name"] == "student_code")["type"] = "integer"
+    shutil.copyfile(_data_file(data, descriptor), tmp_path / _data_file(data, descriptor).name)
+    (tmp_path / "datapackage.json").write_text(json.dumps(bad), encoding="utf-8")
+    report = frictionless.validate(str(tmp_path / "datapackage.json"))
+    assert not report.valid
+    assert "type-error" in {t for (t,) in report.flatten(["type"])}
+
+
+def test_r_and_stata_snippets_declare_every_string_column_as_text(data: Path, descriptor: dict):
+    fields = _fields(descriptor)
+    strings = [f["name"] for f in fields if f["type"] == "string"]
+    assert "school_id" in strings and "student_code" in strings
+    r = (data / "load_r.R").read_text(encoding="utf-8")
+    declared = dict(re.findall(r'^\s+"([^"]+)" = "(\w+)"', r, re.M))
+    assert set(declared) == {f["name"] for f in fields}
+    assert all(declared[name] == "character" for name in strings)
+    assert declared["birth_year"] == "integer"
+    assert 'fileEncoding = "UTF-8-BOM"' in r and _data_file(data, descriptor).name in r
+    stata = (data / "load_stata.do").read_text(encoding="utf-8")
+    cols = [int(n) for n in re.search(r"stringcols\(([\d ]+)\)", stata).group(1).split()]
+    assert [fields[i - 1]["name"] for i in cols] == strings
+    numeric = [int(n) for n in re.search(r"numericcols\(([\d ]+)\)", stata).group(1).split()]
+    assert [fields[i - 1]["name"] for i in numeric] == ["birth_year"]
+
+
+def test_csv_files_start_with_a_bom_for_excel(data: Path, descriptor: dict):
+    for path in (_data_file(data, descriptor), data / "codebook.csv"):
+        head = path.read_bytes()[:3]
+        assert head == codecs.BOM_UTF8, path.name
+    header = _data_file(data, descriptor).read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header.startswith('"student_code"')
+
+
+def test_release_report_says_what_was_done_and_what_to_do(demo: Path, data: Path):
+    page = (data / "release-report.html").read_text(encoding="utf-8")
+    report = json.loads((demo / "inbox" / "report.json").read_text(encoding="utf-8"))
+    agreement = json.loads((demo / "agreement.json").read_text(encoding="utf-8"))
+    assert agreement["purpose"].split(".")[0].replace("'", "&#x27;") in page
+    assert agreement["destruction"]["deadline"] in page
+    for column in report["columns"]:
+        assert f"<td>{column['name']}</td>" in page
+        if column["suppressed_cells"]:
+            assert f"<td>{column['name']}</td><td>{column['suppressed_cells']:,}</td>" in page
+    assert report["suppressed_cells"] > 0
+    assert "Suppression by group" in page and report["suppression_by_group"]
+    for warning in report["warnings"]:
+        assert warning.replace("'", "&#x27;").replace('"', "&quot;") in page
+    assert "<script" not in page and "http" not in page.replace("https://datapackage.org", "")
+
+
+def test_nothing_in_the_kit_names_the_senders_extract_or_folders(demo: Path, data: Path):
+    for path in [*data.iterdir(), demo / "inbox" / "report.json"]:
+        if path.suffix == ".csv" and path.name != "codebook.csv":
+            continue
+        text = path.read_text(encoding="utf-8-sig")
+        assert "district-extract" not in text, path.name
+        assert str(demo) not in text and str(demo.parent) not in text, path.name
+    report = json.loads((demo / "inbox" / "report.json").read_text(encoding="utf-8"))
+    assert report["input"] == "the extract" and report["timings"] == {}
+
+
+def test_suppression_by_group_counts_who_lost_cells_and_hides_small_groups():
+    before = pa.table({"race": ["700"] * 6 + ["201"] * 4 + ["100"], "sex": ["F", "M"] * 5 + ["F"]})
+    after = pa.table({"race": ["700"] * 6 + [None] * 4 + [None], "sex": ["F", "M"] * 5 + ["F"]})
+    codes = {"race": ["700", "201", "100"], "sex": ["F"]}
+    groups = suppression_by_group(before, after, ["race", "sex"], 3, codes)
+    assert groups["race"]["700"] == {"rows": 6, "rows_with_suppression": 0, "share": "0%", "value_blanked": 0}
+    assert groups["race"]["201"] == {
+        "rows": 4,
+        "rows_with_suppression": 4,
+        "share": "100%",
+        "value_blanked": 4,
+    }
+    assert "100" not in groups["race"]  # one student: folded away
+    assert groups["race"]["(smaller groups)"]["rows"] == 1
+    assert groups["sex"]["F"]["rows_with_suppression"] == 3  # rows 7, 9 and 11 lost their race
+    assert groups["sex"]["F"]["value_blanked"] == 0
+    # a value that is not a published code is a cell value: counted, never named
+    assert "M" not in groups["sex"] and groups["sex"]["(other values)"]["rows"] == 5
+    unchanged = suppression_by_group(before, before, ["race"], 3, codes)
+    assert unchanged["race"]["201"]["rows_with_suppression"] == 0
+    assert suppression_by_group(before, after, ["race"], 3, {}) == {}
