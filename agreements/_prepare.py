@@ -15,7 +15,7 @@ import contextlib
 import re
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -56,10 +56,6 @@ class PreparedPackage:
     @property
     def path(self) -> Path:
         return self.sealed.path
-
-    def _left_out(self) -> int:
-        carried = self.input_columns_carried
-        return max(0, self.input_columns - (len(self.columns) if carried is None else carried))
 
     def _redaction_text(self) -> str:
         from deid import describe_kinds
@@ -105,12 +101,20 @@ class PreparedPackage:
             f'It can be opened only by: {to} (agreement "{a.title}", in force until {a.expires}).\n'
             f"It holds 1 file, {self.data_name}: {r.rows_out:,} rows with these columns: "
             f"{', '.join(self.columns)}.\n"
-            f"Not included: {self._left_out()} of the extract's {self.input_columns} "
-            f"columns (names, IDs, contact details and anything else the agreement does not list).\n"
+            f"Not included: {self._left_out_text()}\n"
             f"Privacy check: {k_text}; {self._redaction_text()}\n"
             f"{self._roster_text()}"
-            f"Recipients must destroy it by {deadline}."
+            + "".join(f"Warning: {w}.\n" for w in r.warnings)  # the same the recipient reads
+            + f"Recipients must destroy it by {deadline}."
         )
+
+    def _left_out_text(self) -> str:
+        from deid import describe_left_out
+
+        r = self.report
+        if r.extract_columns is None or r.extract_columns_left_out is None:
+            return "columns the agreement does not list."
+        return describe_left_out(r.extract_columns, r.extract_columns_left_out, r.left_out_headers)
 
 
 def prepare(
@@ -348,10 +352,11 @@ def _deidentify_under(
         # the clerk's pick among the candidates; the search refuses a level the agreement does not allow
         policy = dataclasses.replace(policy, disclosure=dataclasses.replace(policy.disclosure, choice=choice))
     input_columns = table.num_columns
-    # Input columns that reach the output: mapped onto an element the agreement does not drop. (The output
-    # also has empty columns for elements the extract lacks, so its width says nothing about this.)
-    kept = {r.source for r in mapping.policy.rules if r.treatment != "drop"}
-    carried = sum(1 for element in set(mapping.profile.mapped.values()) if element in kept)
+    # The extract's columns that stay home (the output also has empty columns for elements the extract
+    # lacks, so its width says nothing about this): counted once here, shown everywhere from the report.
+    mapped = mapping.profile.mapped
+    left_out = columns_left_out(agreement, {h: mapped.get(h) for h in table.column_names})
+    carried = input_columns - len(left_out)
     # The roster comes from the extract as read, not from the mapped view: a column the agreement
     # drops or never maps ("Guardian Name") still names people the notes must not.
     roster = Roster.from_table(table)
@@ -371,6 +376,8 @@ def _deidentify_under(
         group_codes=_group_codes(agreement, mapping.policy),
     )
     report.input = src.name
+    report.extract_columns, report.extract_columns_left_out = input_columns, len(left_out)
+    report.left_out_headers = left_out
     # IDs the mapping padded because the agreement's element says so (repair: zfill): the report says so.
     report.notes.extend(f.message.rstrip(".") for f in mapping.findings if f.kind == "lost_zeros")
     return AgreementRun(
@@ -384,6 +391,23 @@ def _deidentify_under(
         new_secret,
         min(carried, input_columns),
     )
+
+
+def columns_left_out(agreement: Agreement, mapping: Mapping[str, str | None]) -> list[str]:
+    """The extract's headers (``mapping``: header → element, or None when unmapped) whose values are not
+    shared under ``agreement``: unmapped, mapped onto an element it does not list, or onto one it drops
+    (names, IDs). The one rule behind every count of left-out columns (the app's steps, prepare's
+    summary, the report the recipient reads)."""
+    treatments = agreement.element_treatments()
+    shared: set[str] = set()
+    out = []
+    for header, element in mapping.items():
+        spec = treatments.get(element or "")
+        if spec is None or spec["treatment"] == "drop" or element in shared:
+            out.append(header)  # (a second column onto the same element is not shared either)
+        else:
+            shared.add(str(element))
+    return out
 
 
 def _group_codes(agreement: Agreement, policy: Any) -> dict[str, list[str]]:

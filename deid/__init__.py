@@ -35,7 +35,7 @@ _LAZY = {
                  "write_release", "write_table"),
     "deid._policy": ("ColumnRule", "Policy", "load_policy"),
     "deid._report": ("MISSING_VALUES", "ColumnReport", "DeidReport", "ResidualFinding", "describe_kinds",
-                     "suppression_by_group"),
+                     "describe_left_out", "suppression_by_group"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
     "deid._hierarchy": ("Hierarchy", "hierarchy_from_dict"),
     "deid._disclosure": (
@@ -116,6 +116,7 @@ __all__ = [
     "deidentify",
     "deidentify_file",
     "describe_kinds",
+    "describe_left_out",
     "k_achieved",
     "load_crosswalk",
     "load_policy",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -107,6 +107,13 @@ class DeidReport:
     # Per quasi-identifier, per value it had before suppression (groups of at least k rows only):
     # {"rows", "rows_with_suppression", "share"} — who lost cells to k-anonymity (suppression_by_group).
     suppression_by_group: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # The extract's columns, and how many of them the release leaves out (never sent: names, IDs,
+    # anything unmapped or dropped by the agreement) — the one count every screen and the recipient show
+    # (describe_left_out). None when the caller did not map an extract (the engine alone).
+    extract_columns: int | None = None
+    extract_columns_left_out: int | None = None
+    # Their headers: the sender's schema, so only in the local report (see for_recipient).
+    left_out_headers: list[str] = field(default_factory=list)
     pathshare_report: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +150,7 @@ class DeidReport:
             data["disclosure"] = {
                 key: value for key, value in data["disclosure"].items() if key not in ("groups", "warnings")
             }
+        data.pop("left_out_headers", None)
         quoted = sorted({self.input, os.path.basename(self.input)} - {"", RECIPIENT_INPUT}, key=len)
 
         def reword(text: str) -> str:
@@ -183,9 +191,14 @@ class DeidReport:
             f"Read {self.rows_in:,} rows from {self.input}; wrote {self.rows_out:,} rows"
             + (f" to {self.output}." if self.output else ".")
         ]
-        parts.append(
-            f"{kept} column{_s(kept)} kept, {len(self.dropped_columns)} dropped; {transformed} recoded."
-        )
+        if self.extract_columns is not None and self.extract_columns_left_out is not None:
+            headers = self.left_out_headers
+            left = describe_left_out(self.extract_columns, self.extract_columns_left_out, headers)
+            parts.append(f"{kept} column{_s(kept)} shared, {transformed} of them recoded. {left}")
+        else:
+            parts.append(
+                f"{kept} column{_s(kept)} kept, {len(self.dropped_columns)} dropped; {transformed} recoded."
+            )
         if not self.quasi_identifiers:
             parts.append("No quasi-identifiers were named, so k-anonymity was not checked.")
         elif self.k_achieved is None:
@@ -235,6 +248,18 @@ class DeidReport:
         for n in self.notes:
             parts.append(f"Note: {n}.")
         return "\n".join(parts)
+
+
+def describe_left_out(extract_columns: int, left_out: int, headers: Sequence[str] = ()) -> str:
+    """The one sentence about the extract's columns that stay home, on every screen and in every report
+    ("13 of the extract's 30 columns are not shared: First Name, …")."""
+    if not left_out:
+        return f"All {extract_columns} of the extract's columns are shared."
+    what = f": {', '.join(headers)}." if headers else (
+        " (names, IDs, contact details and anything else the agreement does not list)."
+    )
+    verb = "is" if left_out == 1 else "are"
+    return f"{left_out} of the extract's {extract_columns} columns {verb} not shared{what}"
 
 
 # What each scanner kind is, in the clerk's words (a kind not listed is shown in lower case).

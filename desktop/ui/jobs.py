@@ -338,7 +338,17 @@ def confirm_mapping(
         ctx.vault, agreement, table, profile=profile_name, input_name=Path(path).name, refuse_errors=False
     )
     ctx.progress(1.0, "done")
-    return [f.to_dict() for f in result.findings]
+    from agreements import columns_left_out
+    from deid import describe_left_out
+
+    left_out = columns_left_out(agreement, {h: (mapping.get(h) or None) for h in table.column_names})
+    # The same sentence as the Done step and the recipient's report (one count, from the library).
+    counted = {
+        "severity": "info",
+        "kind": "left_out",
+        "message": describe_left_out(table.num_columns, len(left_out), left_out),
+    }
+    return [f.to_dict() for f in result.findings] + [counted]
 
 
 # --- standalone de-identification (no vault) --------------------------------------------------------

@@ -673,16 +673,10 @@ class PrepareScreen(QWidget):
     def _fill_findings(self) -> None:
         assert self.inspection is not None
         self.findings.clear()
-        mapping = self.current_mapping()
         for f in self.validation:
             prefix = {"error": "Problem", "warning": "Warning"}.get(f.get("severity", ""), "Note")
             item = QListWidgetItem(f"{prefix}: {f['message']}")
             self.findings.addItem(item)
-        dropped = [c for c, e in mapping.items() if not e]
-        if dropped:
-            self.findings.addItem(
-                QListWidgetItem(f"Note: these columns will not be shared (dropped): {', '.join(dropped)}.")
-            )
         if not self.findings.count():
             self.findings.addItem(QListWidgetItem("Nothing to report: every column is mapped."))
         if self._blocking_findings():
