@@ -41,6 +41,7 @@ from agreements._agreement import Agreement
 from agreements._agreement_store import get_agreement
 from agreements._clock import utc_text
 from agreements._package_store import RECEIVED, get_package
+from agreements._release_kit import is_kit_file
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected
 from deid.errors import CheckFailed, InputError, OutputError
@@ -179,6 +180,8 @@ def load_opened(vault: Vault, folders: Sequence[str | Path]) -> OpenedData:
         parts = []
         for entry in doc["files"]:
             name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+            if is_kit_file(name):
+                continue  # the analyst's datapackage.json, codebook, report and loaders: not data
             path = folder / "data" / name
             if not name or not path.is_file():
                 raise InputError(

@@ -44,6 +44,14 @@ STATA = "load_stata.do"
 README = "README.txt"
 KIT_FILES = (DATAPACKAGE, CODEBOOK_CSV, CODEBOOK_HTML, REPORT_HTML, PANDAS, R_SCRIPT, STATA, README)
 
+
+
+def is_kit_file(name: str) -> bool:
+    """True for a file of the analyst's kit (under data/ beside the data), False for a data file: the
+    data is named <organization>-<date>.csv and never collides with these names."""
+    return name in KIT_FILES
+
+
 _DP_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 _TS_PROFILE = "https://datapackage.org/profiles/2.0/tableschema.json"
 
@@ -393,6 +401,9 @@ def _privacy_html(report: Mapping[str, Any]) -> str:
         )
     else:
         lines.append("<p>The agreement names no quasi-identifiers, so no cells were blanked for privacy.</p>")
+    sentences = (report.get("disclosure") or {}).get("sentences") or []
+    if sentences:  # the disclosure-control search: generalization levels, what was left out, and why
+        lines.append("<ul>" + "".join(f"<li>{e(str(t))}</li>" for t in sentences) + "</ul>")
     by_column = [
         (c["name"], f"{int(c.get('suppressed_cells') or 0):,}")
         for c in report.get("columns") or []
