@@ -139,9 +139,9 @@ def _marker_field(name: str) -> Field:
         name,
         "string",
         "Quasi-identifiers withheld",
-        "Y: this row's quasi-identifiers were withheld to protect privacy (k-anonymity and the "
-        "agreement's other rules), so their empty cells are not missing data; N: not withheld.",
-        (("Y", "withheld for privacy"), ("N", "not withheld")),
+        "The quasi-identifier columns whose value was withheld on this row to protect privacy, separated "
+        "by ';' (for example race;zip3): an empty cell in one of them is not missing data. Empty when "
+        "nothing was withheld.",
     )
 
 

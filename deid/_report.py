@@ -21,14 +21,14 @@ RECIPIENT_INPUT = "the extract"  # what a report that leaves calls the input (ne
 
 # What an empty cell of a released file means, for the analyst (a package's datapackage.json declares
 # them as the Table Schema's missingValues, its codebook and report explain them). Releases made by the
-# disclosure-control search carry the companion column qi_suppressed (deid._disclosure.SUPPRESSED_COLUMN):
-# Y says the row's empty quasi-identifier cells were withheld, N that an empty cell was missing in the
-# extract; releases made by greedy suppression do not, and there an empty cell may be either.
+# disclosure-control search carry a companion column (deid._disclosure.SUPPRESSED_COLUMN) naming, per
+# row, the quasi-identifiers whose value was withheld; releases made by greedy suppression do not, and
+# there an empty cell may be either.
 MISSING_VALUES: tuple[tuple[str, str], ...] = (
     (
         "",
-        "missing in the extract, or withheld to protect privacy: where the file has a qi_suppressed "
-        "column, Y on the row means withheld (see the release report)",
+        "missing in the extract, or withheld to protect privacy: where the file has a qi_withheld "
+        "column, it names the row's withheld columns (see the release report)",
     ),
 )
 _GROUPS_SHOWN = 25  # values per quasi-identifier in suppression_by_group (the most common first)
