@@ -1,6 +1,7 @@
 """The ``pathshare`` command line (a stable contract; see docs/cli.md).
 
-Exit status: 0 success, 1 a refused or failed operation (one sentence on stderr), 2 a usage error.
+Exit status: 0 success, 1 a refused or failed operation (one sentence on stderr,
+then what to do on a line of its own, ``pathshare: hint: …``, when there is advice), 2 a usage error.
 Heavy libraries (pandas, pyarrow, presidio, Qt) are imported inside command handlers, never here,
 so ``pathshare --help`` and the app's launch stay fast.
 """
@@ -31,6 +32,14 @@ COMMAND_MODULES = (
     "synth",  # synth
     "demo",  # demo
 )
+
+
+def say(message: str, hint: str | None = None) -> None:
+    """Write a refusal or a warning to stderr in age's style: the sentence on one line, then what to do
+    about it on its own line (``pathshare: hint: …``), so a script can take the first line as the reason."""
+    sys.stderr.write(f"pathshare: {message}\n")
+    if hint:
+        sys.stderr.write(f"pathshare: hint: {hint}\n")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +80,8 @@ def reference_markdown() -> str:
             "# `pathshare` command-line reference\n\n"
             "Generated from the parser by `desktop.cli.reference_markdown()`; `pathshare COMMAND --help`\n"
             "shows the same. Scripts may rely on it: commands and options are only ever added.\n\n"
-            "Exit status: 0 success, 1 refused or failed (one sentence on stderr), 2 usage error.\n"
+            "Exit status: 0 success, 1 refused or failed (one sentence on stderr; advice, if any, on a\n"
+            "second line `pathshare: hint: …`), 2 usage error.\n"
             "Commands that use the vault take `--vault PATH` (default: the platform's user data folder;\n"
             "also `PATHSHARE_VAULT`) and read the passphrase from `PATHSHARE_PASSPHRASE` or prompt for it\n"
             "without echo.\n\n"
@@ -159,10 +169,7 @@ def _run(args_list: list[str]) -> int:
     try:
         return int(args.func(args) or 0)
     except PathShareError as exc:
-        # the sentence, then what to do about it — kept apart in the error, printed on the same line
-        # (one line per refusal: scripts and the suite read stderr line by line)
-        hint = f" {exc.hint}" if getattr(exc, "hint", None) else ""
-        sys.stderr.write(f"pathshare: {exc}{hint}\n")
+        say(str(exc), exc.hint)
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("pathshare: cancelled; nothing was written.\n")

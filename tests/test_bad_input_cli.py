@@ -93,13 +93,15 @@ def refused(code: int, out: str, err: str, *, status: int = 1) -> str:
     assert "Traceback" not in err and "Traceback" not in out, err
     assert code == status, (code, out, err)
     lines = [line for line in err.splitlines() if line.strip()]
+    hints = [line for line in lines[1:] if line.startswith("pathshare: hint: ")]  # what to do, apart
+    lines = [line for line in lines if line not in hints]
     if status == 2:
         lines = [line for line in lines if not line.startswith("usage:") and not line.startswith(" ")]
     assert len(lines) == 1, err
     line = lines[0]
     assert line.startswith("pathshare: "), err
     assert line.rstrip().endswith("."), err
-    return line
+    return "\n".join([line, *hints])  # the sentence, then what to do
 
 
 # --- hostile files ---------------------------------------------------------------------------------

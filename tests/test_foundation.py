@@ -79,3 +79,33 @@ def test_an_unexpected_error_is_one_sentence_without_the_message(run_cli, monkey
     code, _, err = run_cli("boom")
     assert code == 1 and err.count("\n") == 1 and "unexpected ValueError" in err
     assert "Maria" not in err and "Traceback" not in err
+
+
+def test_a_refusal_prints_its_hint_on_its_own_line(run_cli, monkeypatch):
+    """age's style: the sentence on the first line, what to do on the next (``pathshare: hint: …``); a
+    refusal without a hint stays one line."""
+    import argparse
+
+    import desktop.cli as cli
+    from deid.errors import InputError
+
+    def refuse(args):
+        hint = "Add the column names as the first row." if args.hint else None
+        raise InputError("students.csv has no header row.", hint)
+
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog="pathshare")
+        command = parser.add_subparsers().add_parser("refuse")
+        command.add_argument("--hint", action="store_true")
+        command.set_defaults(func=refuse)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    code, out, err = run_cli("refuse", "--hint")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "pathshare: students.csv has no header row.",
+        "pathshare: hint: Add the column names as the first row.",
+    ]
+    code, _, err = run_cli("refuse")
+    assert code == 1 and err == "pathshare: students.csv has no header row.\n"

@@ -105,7 +105,9 @@ def test_bad_input_is_one_sentence_and_writes_nothing(cli, demo: Path, args, wor
     out = demo / "refused"
     code, _, err = cli("outcomes", demo / "inbox", *args, "--out", out)
     assert code == 1 and words in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) <= 2  # the sentence, and a hint
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2 and lines[0].startswith("pathshare: ") and words in lines[0]
+    assert all(line.startswith("pathshare: hint: ") for line in lines[1:])  # what to do, on its own line
     assert not out.exists()
     assert not [p for p in demo.iterdir() if p.name.startswith(".outcomes-")]
 

@@ -110,8 +110,10 @@ def _opened_package(env: dict, run_cli) -> tuple[Path, str]:
 def refused(code: int, out: str, err: str) -> str:
     assert "Traceback" not in err and code == 1, (code, out, err)
     lines = [line for line in err.splitlines() if line.strip()]
+    hints = [line for line in lines[1:] if line.startswith("pathshare: hint: ")]  # what to do, apart
+    lines = [line for line in lines if line not in hints]
     assert len(lines) == 1 and lines[0].startswith("pathshare: "), err
-    return lines[0]
+    return "\n".join([lines[0], *hints])  # the sentence, then what to do
 
 
 def _audit(vault: Path) -> list[str]:

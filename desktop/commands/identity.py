@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from agreements import (
     ORG_KINDS,
@@ -19,6 +18,7 @@ from agreements import (
     revoke_partner,
     verify_partner,
 )
+from desktop.cli import say
 from desktop.commands._vaultargs import (
     NEW_PASSPHRASE_ENV,
     add_force,
@@ -133,11 +133,12 @@ def cmd_change_passphrase(args: argparse.Namespace) -> int:
 def cmd_partner_import(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         result = import_card(vault, args.card, verified=args.verified)
-    hint = f" {result.hint}" if result.hint else ""  # what to do next, after the sentence
     if result.key_changed:
-        sys.stderr.write(f"pathshare: {result.message}{hint}\n")
+        say(result.message, result.hint)
     else:
-        print(f"{result.message}{hint}")
+        print(result.message)
+        if result.hint:
+            print(f"hint: {result.hint}")  # what to do next, on its own line as in a refusal
     return 0
 
 
