@@ -93,8 +93,16 @@ def name_sets() -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     surname = sorted(n for n in sur if n.lower() not in english and n not in given)
     ambiguous = sorted((sur - given) & {n for n in sur if n.lower() in english} | places)
     return (
-        _forms(pa.array(strong, pa.string())),
+        _not_words(_forms(pa.array(strong, pa.string()))),
         pc.utf8_title(pa.array(given_word, pa.string())),
-        _forms(pa.array(surname, pa.string())),
+        _not_words(_forms(pa.array(surname, pa.string()))),
         _forms(pa.array(ambiguous, pa.string())),
     )
+
+
+def _not_words(forms: pa.Array) -> pa.Array:
+    """``forms`` less those that are an English word or a place once their accents are gone: "Bót" and
+    "Royál" are names, but "Bot" and "Royal" are words; "África" is a name, "Africa" a continent."""
+    places = pa.array(sorted(place_names()), pa.string())
+    word = pc.is_in(pc.utf8_lower(forms), value_set=english_words_array())
+    return forms.filter(pc.invert(pc.or_(word, pc.is_in(forms, value_set=places))))

@@ -319,6 +319,16 @@ _RELATION = (
     r"uncle|tia|tío|tio|stepmom|stepdad|stepmother|stepfather|parent|parents|foster parent|caregiver|"
     r"sister|brother|cousin|sibling|case ?worker|social worker|caseworker|advocate|probation officer"
 )
+#: verbs said of people, after a name at the start of a sentence ("Mehrudin shouted", "Asya spent a
+#: year"); "is", "was" and "has" are left out: they are said of things as often
+PERSON_VERBS = (
+    r"said|says|shouted|yelled|cried|laughed|smiled|replied|answered|asked|told|tells|spent|spends|"
+    r"lives|lived|began|begins|wrote|writes|thinks|thought|feels|felt|wants|wanted|loves|loved|likes|"
+    r"liked|hates|hated|went|goes|came|comes|arrived|left|moved|works|worked|studies|studied|plays|"
+    r"played|sings|sang|walked|ran|married|died|grew up|met|called|emailed|texted|visited|stayed|"
+    r"seems|seemed|looks|looked|needs|needed|admitted|explained|agreed|refused|decided|struggles|"
+    r"struggled|missed|attends|attended|joined|graduated|transferred|enrolled|will be|would like"
+)
 #: the context that introduces a name (the name, in any case, follows)
 NAME_CONTEXT = (
     r"(?i:\b(?:my|his|her|their|the student's|student's|child's)?\s?(?:full |first |last |legal |preferred )?"

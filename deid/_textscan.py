@@ -269,6 +269,35 @@ _INSTITUTIONS = pa.array(
     Church Foundation Scholarship Award Prize Fund Company Corporation Inc Museum Airport Station
     Campus Program Prep Charter Magnet Continuation""".split()  # noqa: SIM905
 )
+_LIST_SEP = r"^(?:, ?|,? and |,? & |,? or | y | e )$"
+# a name before these names a company or a band ("Russell Investments", "Hall Orchestra")
+_ORGANIZATIONS = pa.array(
+    sorted(
+        set(_INSTITUTIONS.to_pylist())
+        | set(
+            """Orchestra Band Ltd Ltd. LLC LLP Inc. Corp Corp. Co Co. Technologies Technology Investments
+            Associates Capital Group Partners Bank Insurance Global Research Analytics Solutions Systems
+            Holdings Industries Enterprises Consulting Labs Media Records Brothers Bros Sons Law
+            Agency Studios Pharmaceuticals Motors Airlines Communications Software Services""".split()  # noqa: SIM905
+        )
+    ),
+    pa.string(),
+)
+# the first word of a place's name: "South Africa", "Los Angeles", "New Zealand" (not "San", "La",
+# "St": "San Martín", "De La Cruz", "St. John" are surnames)
+_PLACE_HEADS = pa.array(
+    """North South East West Northern Southern Eastern Western Central New Los Las Port Fort Mount Mt
+    Lake Cape Puerto Rio Costa United Sri Hong Saudi""".split(),  # noqa: SIM905
+    pa.string(),
+)
+_AND = pa.array([" and ", " & ", " y ", " e ", " und ", " et "], pa.string())
+# a capitalized word after these is a place or a company as often as a person: "moved here from
+# Kenosha", "I work for Citigroup", "travelling to Hungary", "studying English"
+_PLACE_WORD_BEFORE = (
+    r"(?i:\b(?:in|at|from|to|for|of|on|into|onto|near|via|across|around|toward|towards|through|within|"
+    r"became|become|support|supports|visit|visited|visiting|studying|study|studies|new|great|nice|"
+    r"where|called|named|city|town|village|country|del|de|la|du|di|da))\s$"
+)
 _ARTICLE_BEFORE = r"(?:^|[^\p{L}])(?i:the|a|an|this|that|these|our|their|your|its|my|his|her)\s+$"
 _CALENDAR = pa.array(
     """January February March April May June July August September October November December
@@ -882,7 +911,10 @@ class TextScanner:
         # capitalized word right after a name ("Maria Fanucci", "Cettina Young"); a given name right
         # before one ("Will Vargas"); listed names in a list with a name ("Ortiz, Becker and Nguyen")
         if len(self._list_surnames) or len(self._list_ambiguous):
-            self._names_beside_names(flat, match_idx, distinct, kinds, row_of, blocked)
+            self._names_beside_names(flat, match_idx, distinct, kinds, row_of, blocked, suffix)
+
+        # 6. what names things, not people (a context rule's value stays a name)
+        _not_people(flat, match_idx[~claimed], kinds, row_of, match_idx[listword & ~claimed])
 
     def _names_beside_names(
         self,
@@ -892,6 +924,7 @@ class TextScanner:
         kinds: np.ndarray,
         row_of: np.ndarray,
         blocked: np.ndarray,
+        suffix: np.ndarray,
     ) -> None:
         person_code = _KIND_CODE[PERSON]
         vals = distinct.values
@@ -958,6 +991,93 @@ class TextScanner:
             if not accept.any():
                 break
             kinds[pos[accept]] = person_code
+        self._names_alone(
+            flat, match_idx, distinct, kinds, row_of, suffix, pos, which, unknown, english, listed
+        )
+
+    def _names_alone(
+        self,
+        flat: pa.Array,
+        match_idx: np.ndarray,
+        distinct: _Distinct,
+        kinds: np.ndarray,
+        row_of: np.ndarray,
+        suffix: np.ndarray,
+        pos: np.ndarray,
+        which: np.ndarray,
+        unknown: np.ndarray,
+        english: np.ndarray,
+        listed: np.ndarray,
+    ) -> None:
+        """Names with no name beside them, told by where they stand (the candidates ``pos`` are the
+        capitalized words still undecided; ``which`` their distinct values).
+
+        - a word nobody listed (no English word, place or listed name) or a listed surname that is no
+          English word, in the middle of a sentence right after a lower-case word that is no article:
+          "than early Yefremova?", "says Hartvigsson." ("the Hope scholarship" and "Unlike the
+          Christiansen novel" stay: after an article a capitalized word names a thing);
+        - such a word at the start of a sentence before a verb people do ("Shovda is very reliable" is
+          not taken — "is" is said of things too —, "Mehrudin shouted", "Asya spent a year");
+        - two such words joined by "and" ("Torpy and Salinas were engineers"), the second also a
+          listed name that is a word or place ("Muslija and Brown");
+        - the same word again in the same note, once a name of that note holds it ("directed by Joakim
+          Westgård and starring Westgård", "Asya's kid").
+        """
+        person_code = _KIND_CODE[PERSON]
+        n = len(kinds)
+        surname_d = _np_bool(pc.is_in(distinct.values, value_set=self._list_surnames))
+        alone = (unknown | (surname_d[which] & ~english)) & (kinds[pos] < 0)
+        if alone.any():
+            sel = np.flatnonzero(alone)
+            at = pos[sel]
+            before = pc.utf8_slice_codeunits(pc.take(flat, pa.array(at - 1)), -40)
+            after = pc.utf8_slice_codeunits(pc.take(flat, pa.array(np.minimum(at + 1, n - 1))), 0, 40)
+            last_piece = at + 1 >= n
+            if last_piece.any():
+                after = pc.if_else(pa.array(last_piece), pa.scalar("", after.type), after)
+            mid = _matches(before, r"(?:^|[^\p{L}\p{M}'’\-])\p{Ll}[\p{L}\p{M}]*,? $")
+            mid &= ~_matches(before, _ARTICLE_BEFORE) & ~_matches(before, _PLACE_WORD_BEFORE)
+            mid &= ~unknown[sel]  # (a word nobody listed after a lower-case word is as often a place)
+            said = _matches(before, r"(?i:\b(?:says|said|asks|asked|told|replied|adds|added|wrote))\s$")
+            cell_start = at - 1 == _cell_first(row_of, at)
+            opening = _matches(before, r"(?:^|[.!?\n][\"'“‘)\]]?\s+)$") | cell_start
+            verb = _matches(after, r"^(?:'s|’s)?\s(?:" + tp.PERSON_VERBS + r")\b")
+            take = mid | said | (opening & verb)
+            kinds[at[take]] = person_code
+        # "Torpy and Salinas": both words of a pair joined by "and", neither an English word unless
+        # it is a listed name ("Brown")
+        pair = (unknown | listed) & (kinds[pos] < 0)
+        namish = np.zeros(n, dtype=bool)
+        namish[pos[pair & (unknown | listed)]] = True
+        namish[pos[english & ~listed]] = False
+        first = pos[pair & unknown]
+        first = first[(first + 2 < n) & (row_of[np.minimum(first + 2, n - 1)] == row_of[first])]
+        first = first[namish[first + 2]]
+        if len(first):
+            joined = _np_bool(pc.is_in(pc.take(flat, pa.array(first + 1)), value_set=_AND))
+            kinds[first[joined]] = person_code
+            kinds[first[joined] + 2] = person_code
+        # the same word again in the note, once a name of that note holds it
+        left = pos[((unknown | listed) & ~english) & (kinds[pos] < 0)]
+        if not len(left):
+            return
+        named_rows = np.unique(row_of[match_idx[kinds[match_idx] == person_code]])
+        left = left[np.isin(row_of[left], named_rows)]
+        if not len(left):
+            return
+        person = match_idx[kinds[match_idx] == person_code]
+        person = person[np.isin(row_of[person], np.unique(row_of[left]))]
+        words = pc.utf8_split_whitespace(pc.take(flat, pa.array(person)))
+        parent = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
+        tokens = pc.replace_substring_regex(pc.list_flatten(words), r"(?:['’]s)?[,.;:!?)]*$", "")
+        keys = _row_keys(row_of[person[parent]], tokens)
+        words_left = pc.take(flat, pa.array(left))
+        stems = pc.replace_substring_regex(words_left, r"['’]s$", "")
+        again = _np_bool(pc.is_in(_row_keys(row_of[left], stems), value_set=keys))
+        kinds[left[again]] = person_code
+        # ("Asya's kid": the possessive stays after the placeholder)
+        suffix[left[again]] = (pc.utf8_length(words_left).to_numpy(zero_copy_only=False)
+                               - pc.utf8_length(stems).to_numpy(zero_copy_only=False))[again]
 
     def _classify_context(
         self,
@@ -1267,6 +1387,67 @@ class TextScanner:
         chain_end = np.zeros(len(heads), dtype=np.int64)
         np.maximum.at(chain_end, group, ends_all[accepted])
         return (row_of[heads], kinds[heads].astype(np.int64), starts_all[heads], chain_end)
+
+
+def _not_people(
+    flat: pa.Array, pos: np.ndarray, kinds: np.ndarray, row_of: np.ndarray, word_names: np.ndarray
+) -> None:
+    """Undo names that name things (in place; ``pos`` are the candidates no context rule claimed):
+
+    - a list of names before an organization word or after a sentence-opening "The": "The Jones,
+      Smith and Davis Orchestra", "Barnett, Melton and Garcia LLP" (a company named after people);
+    - a word after a place's first word: "South Africa", "Los Angeles", "New Zealand";
+    - a given name that is also a word, before a pronoun: "lost, Can I request" (``word_names``).
+    """
+    person_code = _KIND_CODE[PERSON]
+    n = len(kinds)
+    pos = pos[kinds[pos] == person_code]
+    if not len(pos):
+        return
+    nxt = np.minimum(pos + 2, n - 1)
+    prv = np.maximum(pos - 2, 0)
+    same_next = (pos + 2 < n) & (row_of[nxt] == row_of[pos])
+    same_prev = (pos >= 2) & (row_of[prv] == row_of[pos])
+    sep_next = pc.take(flat, pa.array(np.minimum(pos + 1, n - 1)))
+    sep_prev = pc.take(flat, pa.array(pos - 1))
+    list_next = _np_bool(pc.match_substring_regex(sep_next, _LIST_SEP)) & same_next
+    list_prev = _np_bool(pc.match_substring_regex(sep_prev, _LIST_SEP)) & same_prev
+    org = np.zeros(n, dtype=bool)
+    seed = same_next & _np_bool(pc.equal(sep_next, " "))
+    seed &= _np_bool(pc.is_in(pc.take(flat, pa.array(nxt)), value_set=_ORGANIZATIONS))
+    seed |= list_next & _matches(pc.utf8_slice_codeunits(sep_prev, -8), r"(?:^|[.!?\n>]\s*)The $")
+    org[pos[seed]] = True
+    org[nxt[seed & same_next]] = True
+    for _ in range(4):  # along the list, both ways
+        grow = ~org[pos] & ((list_next & org[nxt]) | (list_prev & org[prv]))
+        if not grow.any():
+            break
+        org[pos[grow]] = True
+    # "South Africa": the word before is a place's first word, one space between
+    place = same_prev & _np_bool(pc.equal(sep_prev, " "))
+    place &= _np_bool(pc.is_in(pc.take(flat, pa.array(prv)), value_set=_PLACE_HEADS))
+    org[pos[place]] = True
+    org[prv[place]] = True
+    pronoun = _matches(pc.utf8_slice_codeunits(sep_next, 0, 6), r"^ (?:you|we|he|she|they|it)\b")
+    pronoun |= same_next & _np_bool(pc.equal(sep_next, " ")) & _np_bool(
+        pc.is_in(pc.take(flat, pa.array(nxt)), value_set=pa.array(["I", "You", "We"], pa.string()))
+    )
+    word = np.isin(pos, word_names) & pronoun
+    org[pos[word]] = True
+    undo = np.flatnonzero(org)
+    kinds[undo[kinds[undo] == person_code]] = -1
+
+
+def _row_keys(rows: np.ndarray, words: pa.Array) -> pa.Array:
+    """"row<US>word" strings: a word keyed by its cell, for look-ups within a note."""
+    rows_text = pa.array(rows.astype(np.int64)).cast(pa.string()).cast(words.type)
+    return pc.binary_join_element_wise(rows_text, words, pa.scalar("\x1f", words.type))
+
+
+def _cell_first(row_of: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The index of the first piece of each piece's cell."""
+    first = np.flatnonzero(np.r_[True, row_of[1:] != row_of[:-1]])
+    return first[np.searchsorted(first, at, side="right") - 1]
 
 
 def _matches(values: pa.Array, pattern: str) -> np.ndarray:

