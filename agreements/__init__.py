@@ -280,7 +280,8 @@ __all__ += [
     "verify_receipt",
 ]
 
-# The consortium linkage secret (agreements/_linkage_store.py).
+# The consortium linkage secret (agreements/_linkage_store.py) and linking two files as an audited
+# workflow (agreements/_linking.py).
 from agreements._linkage_store import (  # noqa: E402
     LinkageStatus,
     ensure_linkage_secret,
@@ -289,14 +290,18 @@ from agreements._linkage_store import (  # noqa: E402
     linkage_secret,
     linkage_summary,
 )
+from agreements._linking import LinkedSource, link_files, linked_source  # noqa: E402
 
 __all__ += [
     "LinkageStatus",
+    "LinkedSource",
     "ensure_linkage_secret",
     "export_linkage_key",
     "import_linkage_key",
+    "link_files",
     "linkage_secret",
     "linkage_summary",
+    "linked_source",
 ]
 
 # The compliance officer's queries and reports (agreements/_compliance.py).

@@ -124,6 +124,7 @@ _SENTENCES: dict[str, str] = {
     "linkage.key_exported": "Saved the linkage key of “{agreement}” for {partner}",
     "linkage.key_imported": "Imported the linkage key of “{agreement}”",
     "linkage.key_rejected": "A linkage key file was refused",
+    "linkage.linked": "Linked {d[file_a]} and {d[file_b]} on their link tokens ({d[linked]} rows linked)",
     "outcomes.released": "Released {d[tables]} outcome table(s) under “{agreement}”",
     "audit.verify": "Verified the audit log",
     "audit.verify_bundle": "Checked an audit bundle from another organization",
@@ -188,6 +189,15 @@ _LABELS: dict[str, str] = {
     "hidden_complementary": "Cells hidden to protect them",
     "min_cell": "Smallest cell shown",
     "disclosure": "Disclosure",
+    "file_a": "File A",
+    "file_b": "File B",
+    "packages": "Packages",
+    "agreements": "Agreements",
+    "rows_a": "Rows in file A",
+    "rows_b": "Rows in file B",
+    "linked": "Rows linked",
+    "linked_by": "Linked by",
+    "output": "Saved as",
 }
 
 _ROLE_WORDS = {"send": "sends data", "receive": "receives data", "oversee": "oversees compliance"}
@@ -298,6 +308,13 @@ def _value(key: str, value: Any, n: Names) -> str:
         return ", ".join(n.orgs.get(str(v), str(v)) for v in items)
     if key == "roles" and isinstance(value, list):
         return ", ".join(_ROLE_WORDS.get(str(v), str(v)) for v in value)
+    if key == "packages" and isinstance(value, list):
+        return ", ".join(n.package(str(v), {}).removeprefix("the package ") for v in value)
+    if key == "agreements" and isinstance(value, list):
+        return ", ".join(n.title(str(v)) for v in value)
+    if key == "linked_by" and isinstance(value, dict):
+        return (f"{value.get('id', 0):,} by the state ID, "
+                f"{value.get('derived', 0):,} by name and birth date")  # fmt: skip
     if key == "columns" and isinstance(value, list):
         return f"{len(value)}: " + ", ".join(str(v) for v in value)
     if key in ("time", "destroyed_at") and isinstance(value, str) and "T" in value:

@@ -102,3 +102,30 @@ def _no_unanswered_dialogs(request, monkeypatch):
         monkeypatch.setattr(QMessageBox, name, unanswered)
     monkeypatch.setattr(QMessageBox, "exec", unanswered)
     monkeypatch.setattr(QDialog, "exec", unanswered)
+
+
+CLI_VAULT_PASSPHRASE = "tidal mango quarry lantern"
+
+
+@pytest.fixture(scope="session")
+def _cli_vault_file(tmp_path_factory) -> Path:
+    from partners_setup import cheap_kdf
+
+    from agreements import Vault
+
+    path = tmp_path_factory.mktemp("cli-vault") / "analyst.vault"
+    with cheap_kdf(), Vault.create(path, CLI_VAULT_PASSPHRASE):
+        pass
+    return path
+
+
+@pytest.fixture
+def cli_vault(_cli_vault_file, monkeypatch) -> Path:
+    """A vault the in-process CLI uses (PATHSHARE_VAULT, PATHSHARE_PASSPHRASE), outside the test's
+    tmp_path so listings of it stay exact: for commands such as ``link`` that audit in the vault."""
+    from partners_setup import cheap_kdf
+
+    monkeypatch.setenv("PATHSHARE_VAULT", str(_cli_vault_file))
+    monkeypatch.setenv("PATHSHARE_PASSPHRASE", CLI_VAULT_PASSPHRASE)
+    with cheap_kdf():
+        yield _cli_vault_file

@@ -22,8 +22,12 @@ IDENTIFYING = {"SSID", "STU_ID", "Local ID", "First Name", "Middle Name", "Last 
 
 
 @pytest.fixture(autouse=True)
-def _cheap_kdf():
-    """Fewer SQLCipher KDF iterations: nothing here is about the KDF."""
+def _cheap_kdf(request):
+    """Fewer SQLCipher KDF iterations: nothing here is about the KDF (but the spawned worker, which
+    opens the vault to audit the link, derives the key as the app does: that test keeps the real KDF)."""
+    if "worker_vault_file" in request.fixturenames:
+        yield
+        return
     with cheap_kdf():
         yield
 
@@ -62,6 +66,17 @@ def vault_file(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("link-vault") / "college.vault"
     with cheap_kdf(), Vault.create(path, PASS) as vault:
+        create_identity(vault, "Riverbend Community College", "college")
+    return path
+
+
+@pytest.fixture(scope="module")
+def worker_vault_file(tmp_path_factory):
+    """A vault with the real KDF, for the test whose spawned worker opens it."""
+    from agreements import Vault, create_identity
+
+    path = tmp_path_factory.mktemp("link-worker-vault") / "college.vault"
+    with Vault.create(path, PASS) as vault:
         create_identity(vault, "Riverbend Community College", "college")
     return path
 
@@ -207,12 +222,14 @@ def test_cancel_before_writing_leaves_nothing(qtbot, tmp_path, files, vault_file
     assert list(out_dir.iterdir()) == [] and page.result is None and page.link_button.isEnabled()
 
 
-def test_link_in_the_real_worker_process(qtbot, tmp_path, files, vault_file):
-    """Once as the app runs: the files are read on a pool thread, the job runs in a spawned worker and
-    its report comes back."""
+def test_link_in_the_real_worker_process(qtbot, tmp_path, files, worker_vault_file):
+    """Once as the app runs: the files are read on a pool thread, the job runs in a spawned worker (on
+    the vault the window lends it) and its report comes back; the window has the vault back, with the
+    worker's audit entry."""
     from desktop.tasks import ProcessRunner
 
-    _, page = open_link_page(qtbot, tmp_path, vault_file, runner=ProcessRunner(), synchronous=False)
+    window, page = open_link_page(qtbot, tmp_path, worker_vault_file, runner=ProcessRunner(),
+                                  synchronous=False)  # fmt: skip
     drop_file(page.side_a.drop, files["district"])
     drop_file(page.side_b.drop, files["college"])
     assert "reading" in page.side_b.line.text() or page.side_b.info is not None
@@ -225,6 +242,10 @@ def test_link_in_the_real_worker_process(qtbot, tmp_path, files, vault_file):
     assert page.result is not None, page.message.label.text()
     assert pcsv.read_csv(tmp_path / "linked.csv").num_rows == page.result["linked"] > 0
     assert (tmp_path / "linked-report.json").is_file()
+    qtbot.waitUntil(lambda: not window.workspace.busy(), timeout=10_000)
+    entry = window.session.vault.audit.entries()[-1]
+    assert entry.action == "linkage.linked" and entry.details["linked"] == page.result["linked"]
+    assert (entry.details["file_a"], entry.details["file_b"]) == ("district.csv", "college.parquet")
 
 
 def test_every_control_has_an_accessible_name_and_tab_order_follows_the_page(qtbot, tmp_path, vault_file):

@@ -2,7 +2,7 @@
 
 * the district clerk: the window opens on Prepare; map the extract, prepare, seal;
 * the college analyst: the window opens on Receive; open the package (with the receipt for the sender),
-  link two de-identified files; nothing imported by hand, nothing voided;
+  link the opened package's file with the college's own; nothing imported by hand, nothing voided;
 * the compliance officer: says the organization oversees (the window then opens on the Dashboard);
   drafts and signs an agreement, imports the countersigned copy, imports a receipt and a destruction
   certificate, verifies the log and writes the report.
@@ -88,10 +88,12 @@ def test_analyst_opens_and_links_in_the_app(qtbot, tmp_path, files):  # noqa: F8
     from agreements import Vault, seal_for_agreement
 
     district, college, aid = make_orgs(tmp_path)
-    data = make_extract(tmp_path / "extract.csv", rows=12)
+    # The district's release carries link tokens (made under the agreement's secret): the analyst links
+    # the opened package's file with the college's own de-identified file.
+    rows = sum(1 for _ in files["district"].open(encoding="utf-8")) - 1
     with Vault.open(district, "tidal mango quarry lantern") as d:
-        seal_for_agreement(d, aid, [("extract.csv", data, 12)], {"rows_in": 12, "rows_out": 12},
-                           tmp_path / "from-lakeview.age")
+        seal_for_agreement(d, aid, [("district.csv", files["district"], rows)],
+                           {"rows_in": rows, "rows_out": rows}, tmp_path / "from-lakeview.age")
     window = open_window(qtbot, tmp_path, college)
     ws = window.workspace
     assert ws.stack.currentWidget() is ws.receive  # a college receives: it opens on Receive
@@ -106,12 +108,15 @@ def test_analyst_opens_and_links_in_the_app(qtbot, tmp_path, files):  # noqa: F8
     qtbot.mouseClick(receive.open_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: receive.result is not None or receive.message.isVisible(), timeout=20_000)
     assert receive.result is not None, receive.message.label.text()
-    assert (tmp_path / "receipt.json").is_file() and any((tmp_path / "inbox").rglob("*.csv"))
+    opened = tmp_path / "inbox" / "data" / "district.csv"
+    assert (tmp_path / "receipt.json").is_file() and opened.is_file()
     assert new_actions(vault, start) == ["package.opened", "package.receipt_written"]
+    package_id = receive.result["package_id"]
 
-    # Link: two de-identified files with link tokens, dropped on the Link screen.
+    # Link: the opened package's file and the college's own, each with link tokens, dropped on the Link
+    # screen.
     link = show(window, "Link two files")
-    drop_file(link.side_a.drop, files["district"])
+    drop_file(link.side_a.drop, opened)
     drop_file(link.side_b.drop, files["college"])
     link.out_path.setText(str(tmp_path / "linked.csv"))
     link.report_path.setText(str(tmp_path / "linked-report.json"))
@@ -120,14 +125,31 @@ def test_analyst_opens_and_links_in_the_app(qtbot, tmp_path, files):  # noqa: F8
     assert link.result is not None, link.message.label.text()
     assert (tmp_path / "linked.csv").is_file() and link.result["linked"] > 0
 
-    # Linking is not an action on the vault (no agreement, no package): the log holds the opening
-    # only — nothing imported by hand, nothing voided.
+    # The log holds the opening and the link — nothing imported by hand, nothing voided. The link's
+    # entry says what was linked (the package and its agreement, the other file by name), how, and how
+    # many rows: counts, never a token or a value.
+    r = link.result
     actions = new_actions(vault, start)
-    assert actions == ["package.opened", "package.receipt_written"]
-    assert audit_sentences(window)[0] == (
-        "Opened a package from Lakeview Unified School District under "
-        f"“{vault.db.execute('SELECT title FROM agreements').fetchone()[0]}”."
-    )
+    assert actions == ["package.opened", "package.receipt_written", "linkage.linked"]
+    entry = vault.audit.entries()[-1]
+    assert entry.agreement == aid
+    assert entry.details == {
+        "file_a": "district.csv", "file_b": "college.parquet", "packages": [package_id], "agreements": [aid],
+        "method": "combined", "rows_a": r["rows_a"], "rows_b": r["rows_b"], "linked": r["linked"],
+        "linked_by": r["linked_by"], "output": "linked.csv",
+    }  # fmt: skip
+    title = vault.db.execute("SELECT title FROM agreements").fetchone()[0]
+    sentences = audit_sentences(window)
+    assert sentences[:2] == [
+        f"Linked district.csv and college.parquet on their link tokens ({r['linked']} rows linked).",
+        f"Opened a package from Lakeview Unified School District under “{title}”.",
+    ]
+    page = show(window, "Audit log")
+    details = dict(page.proxy.line(0).details)
+    assert details["Agreement"] == title and details["Rows linked"] == str(r["linked"])
+    assert details["Packages"] == "opened into the folder inbox"  # the package as this vault knows it
+    by = r["linked_by"]
+    assert details["Linked by"] == f"{by['id']:,} by the state ID, {by['derived']:,} by name and birth date"
     packages = show(window, "Packages")
     assert packages.table.item(0, 4).text() == "Opened, not yet destroyed"
 

@@ -4,6 +4,7 @@ tolerance, the keyed tokens, the match rule and one-to-one assignment, the treat
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -193,7 +194,9 @@ def _write(path: Path, tokens: pa.ChunkedArray, extra: list[str]) -> Path:
     return path
 
 
-def test_cli_link_writes_joined_rows_and_a_report_without_identities(run_cli, tmp_path: Path) -> None:
+def test_cli_link_writes_joined_rows_and_a_report_without_identities(
+    run_cli, tmp_path: Path, cli_vault: Path
+) -> None:
     a = _write(
         tmp_path / "a.csv",
         _tokens(
@@ -227,6 +230,18 @@ def test_cli_link_writes_joined_rows_and_a_report_without_identities(run_cli, tm
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["linked"] == 2 and report["rows_b"] == 3 and report["linked_by"] == {"id": 1, "derived": 1}
     assert "Soto" not in (tmp_path / "r.json").read_text()
+    # The vault's audit log says what was linked, how, and how many: names of files and counts only.
+    from agreements import Vault
+
+    passphrase = os.environ["PATHSHARE_PASSPHRASE"]  # set by the cli_vault fixture
+    with Vault.open(cli_vault, passphrase) as vault:
+        entry = vault.audit.entries()[-1]
+        count = len(vault.audit)
+    assert entry.action == "linkage.linked" and entry.agreement is None
+    assert entry.details == {
+        "file_a": "a.csv", "file_b": "b.csv", "packages": [], "agreements": [], "method": "combined",
+        "rows_a": 2, "rows_b": 3, "linked": 2, "linked_by": {"id": 1, "derived": 1}, "output": "linked.csv",
+    }  # fmt: skip
 
     (tmp_path / "bad.csv").write_text("grade,link_tokens\n11,Ana Soto\n", encoding="utf-8")
     code, out, err = run_cli("link", a, tmp_path / "bad.csv", "--out", tmp_path / "x.csv")
@@ -235,6 +250,8 @@ def test_cli_link_writes_joined_rows_and_a_report_without_identities(run_cli, tm
     (tmp_path / "none.csv").write_text("grade\n11\n", encoding="utf-8")
     code, _, err = run_cli("link", a, tmp_path / "none.csv", "--out", tmp_path / "x.csv")
     assert code == 1 and "no link-tokens column" in err and not (tmp_path / "x.csv").exists()
+    with Vault.open(cli_vault, passphrase) as vault:
+        assert len(vault.audit) == count  # a refused link wrote nothing, so it records nothing
 
 
 def test_matching_is_vectorized_at_scale() -> None:
@@ -262,7 +279,7 @@ def test_matching_is_vectorized_at_scale() -> None:
     assert all(found[j] == int(perm[j]) for j in found)
 
 
-def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path) -> None:
+def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path, cli_vault: Path) -> None:
     """Two providers holding the same secret file de-identify with `deid --policy`; `link` joins them.
     Each has its copy of the secret file on its own machine (its own folder here), where each run makes
     its own padding key file: the two files' dummies never agree, so Ana Soto (no ID on either side,

@@ -417,7 +417,7 @@ def test_exceptions_from_bad_data_hold_no_canary(tmp_path) -> None:
 # ------------------------------------------------------------------------------------ link (CLI)
 
 
-def test_link_with_bad_token_cells_names_the_row_not_the_value(tmp_path, run_cli) -> None:
+def test_link_with_bad_token_cells_names_the_row_not_the_value(tmp_path, run_cli, cli_vault) -> None:
     from deid import Policy, deidentify, write_table
 
     people = pa.table({
@@ -450,7 +450,9 @@ def test_link_with_bad_token_cells_names_the_row_not_the_value(tmp_path, run_cli
         assert listing(tmp_path) == before
 
 
-def test_link_report_that_cannot_be_written_leaves_no_linked_file(tmp_path, run_cli, monkeypatch) -> None:
+def test_link_report_that_cannot_be_written_leaves_no_linked_file(
+    tmp_path, run_cli, cli_vault, monkeypatch
+) -> None:
     from deid import LinkReport, Policy, deidentify, write_table
 
     people = pa.table({"ssid": [f"{1000000000 + i:010d}" for i in range(6)], "first": FIRSTS[:6],
@@ -610,7 +612,7 @@ def test_deid_never_writes_one_file_over_another(tmp_path, extract, run_cli, cla
     assert listing(tmp_path) == before
 
 
-def test_link_never_writes_over_its_inputs(tmp_path, run_cli) -> None:
+def test_link_never_writes_over_its_inputs(tmp_path, run_cli, cli_vault) -> None:
     from deid import Policy, deidentify, write_table
 
     people = pa.table({"ssid": [f"{1000000000 + i:010d}" for i in range(6)], "first": FIRSTS[:6],

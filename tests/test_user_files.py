@@ -157,9 +157,9 @@ WRITERS: dict[str, tuple[str | None, str, str]] = {
     "deid --policy": (None, "deid {demo}/small.csv --policy {demo}/policy.json --out {out}", "o.csv"),
     "open --receipt": ("college", "open {package} --out {work}/in --receipt {out}", "r.json"),
     "destroy --certificate": ("college", "destroy {pid} --certificate {out}", "cert.json"),
-    "link": (None, "link {demo}/link-a.csv {demo}/link-b.csv --out {out}", "linked.csv"),
+    "link": ("college", "link {demo}/link-a.csv {demo}/link-b.csv --out {out}", "linked.csv"),
     "link --report": (
-        None,
+        "college",
         "link {demo}/link-a.csv {demo}/link-b.csv --out {work}/l.csv --report {out}",
         "link-report.json",
     ),

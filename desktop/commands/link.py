@@ -1,7 +1,9 @@
 """Sub-commands: link FILE_A FILE_B --out LINKED [--report R.json] [--method M] |
 linkage status ID | linkage export-key ID --for FINGERPRINT --out F | linkage import-key F.
 
-``link`` needs no vault: it joins two de-identified files on their link tokens (deid/_linkage.py).
+``link`` joins two de-identified files on their link tokens (``agreements.link_files``, the workflow the
+app's Link page calls too): it opens the vault to refuse writing over a file the vault answers for and to
+audit what was linked.
 ``linkage`` manages an agreement's consortium secret (agreements/_linkage_store.py).
 """
 
@@ -59,10 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from deid import link
+    from agreements import link_files
 
-    links = link(args.file_a, args.file_b, args.out, report=args.report, method=args.method,
-                 columns=(args.column_a, args.column_b), force=args.force)  # fmt: skip
+    with open_vault(args) as vault:
+        links = link_files(vault, args.file_a, args.file_b, args.out, report=args.report,
+                           method=args.method, columns=(args.column_a, args.column_b),
+                           force=args.force)  # fmt: skip
     r = links.report
     print(
         f"linked {r.linked:,} rows ({r.linked_by['id']:,} by state ID, {r.linked_by['derived']:,} by "

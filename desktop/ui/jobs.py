@@ -570,12 +570,13 @@ def describe_link_file(path: str) -> dict[str, Any]:
 def link_files(
     ctx: JobContext, file_a: str, file_b: str, out: str, report: str, method: str, force: bool = False
 ) -> dict[str, Any]:
-    """Link two de-identified files on their tokens (``pathshare link``): the library's ``link`` writes
-    the linked rows and the JSON report; the window gets the report's counts (never identities)."""
-    from deid import link
+    """Link two de-identified files on their tokens (``pathshare link``): the library's workflow writes
+    the linked rows, the JSON report and its audit entry; the window gets the report's counts (never
+    identities)."""
+    from agreements import link_files as link
 
     ctx.progress(0.05, f"linking {Path(file_a).name} and {Path(file_b).name}")
-    links = link(file_a, file_b, out, report=report, method=method, force=force)
+    links = link(ctx.vault, file_a, file_b, out, report=report, method=method, force=force)
     ctx.progress(1.0, "linked")
     return links.report.to_dict()
 

@@ -1,7 +1,8 @@
 """Link two files (the college analyst's flow): join two de-identified files on their link tokens.
 
-The same library call as ``pathshare link`` (``deid.link``) runs in the worker process; this screen
-only asks for the two files, the method and where to save, and shows the report's counts. It never
+The same library workflow as ``pathshare link`` (``agreements.link_files``: it links and writes the
+audit entry) runs in the worker process on the unlocked vault; this screen only asks for the two files,
+the method and where to save, and shows the report's counts. It never
 sees a name or an ID: the files carry keyed tokens, and the report holds only counts and rates.
 """
 
@@ -274,7 +275,7 @@ class LinkPage(QWidget):
 
     # -- linking ------------------------------------------------------------------------------------
     def run_link(self) -> None:
-        """Link the two files in the worker (``deid.link``, as ``pathshare link``)."""
+        """Link the two files in the worker (``agreements.link_files``, as ``pathshare link``)."""
         if not self.link_button.isEnabled() or self.workspace.busy():
             return
         assert self.side_a.path and self.side_b.path
@@ -314,6 +315,7 @@ class LinkPage(QWidget):
                 "force": force,
             },
             outputs=(out, report),
+            vault_path=str(self.session.vault_path),
             # The library writes the linked file, then the report: a cancel between the two must not
             # leave one without the other, so both go when the job does not finish (if made by it).
             scratch=(glob.escape(out), glob.escape(report)),
