@@ -66,8 +66,7 @@ def unexpected_error_hook(window: object):  # -> the hook
     """What happens to an exception no screen caught (a bug): one sentence in the window, and its stack
     and type — never its message, which could quote a student's row — on stderr. Never a traceback
     dialog."""
-    from deid.errors import PathShareError
-    from desktop.ui.jobs import log_unexpected
+    from desktop.ui.problems import problem_of
 
     def hook(exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
         if issubclass(exc_type, KeyboardInterrupt):
@@ -75,14 +74,8 @@ def unexpected_error_hook(window: object):  # -> the hook
             return
         from PySide6.QtWidgets import QMessageBox
 
-        if isinstance(exc, PathShareError):
-            text = str(exc)
-        else:
-            log_unexpected(exc.with_traceback(tb))
-            text = (
-                f"Something unexpected went wrong ({exc_type.__name__}); nothing was written. "
-                "Please report it to whoever supports PathShare for you."
-            )
+        problem = problem_of(exc.with_traceback(tb))
+        text = problem.message if problem.hint is None else f"{problem.message}\n\n{problem.hint}"
         QMessageBox.warning(window, "PathShare", text)  # type: ignore[arg-type]
 
     return hook

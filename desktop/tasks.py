@@ -32,6 +32,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from deid.errors import Cancelled, PathShareError
+from desktop.ui.problems import user_error
 
 POLL_MS = 40
 
@@ -90,16 +91,19 @@ class Job:
         return f"ps_{self.job_id}_"
 
 
-def error_from_wire(class_name: str, message: str) -> PathShareError:
-    """Rebuild a PathShareError subclass by name (unknown names become PathShareError)."""
+def error_from_wire(class_name: str, message: str, hint: str | None = None) -> PathShareError:
+    """Rebuild a PathShareError subclass by name, with its hint (unknown names become PathShareError)."""
     from agreements import errors as a_errors
     from deid import errors as d_errors
 
     for module in (d_errors, a_errors):
         cls = getattr(module, class_name, None)
         if isinstance(cls, type) and issubclass(cls, PathShareError):
-            return cls(message)
-    return PathShareError(message)
+            try:
+                return cls(message, hint=hint)
+            except TypeError:  # a subclass with its own signature (VaultInUse): the sentence is what counts
+                return cls(message)
+    return PathShareError(message, hint)
 
 
 def remove_partials(outputs: tuple[str, ...] | list[str]) -> list[Path]:
@@ -241,7 +245,7 @@ class _ProcessHandle(TaskHandle):
                 elif kind == "error":
                     self._stop()
                     self._cleanup()
-                    error = error_from_wire(message[1], message[2])
+                    error = error_from_wire(*message[1:])
                     self._finish("cancel" if isinstance(error, Cancelled) else "error", error)
                     return
         except (EOFError, OSError):
@@ -359,17 +363,10 @@ class _SyncHandle(TaskHandle):
             remove_partials(self.job.outputs)
             remove_scratch(self.job, self._started, self._existed)
             self._finish("cancel")
-        except PathShareError as exc:
+        except Exception as exc:  # as in the worker: one sentence for the window (problems.py)
             remove_partials(self.job.outputs)
             remove_scratch(self.job, self._started, self._existed)
-            self._finish("error", exc)
-        except Exception as exc:  # as in the worker: a sentence for the window, where it broke for stderr
-            from desktop.ui.jobs import log_unexpected
-
-            log_unexpected(exc)
-            remove_partials(self.job.outputs)
-            message = f"Unexpected failure in the background job ({type(exc).__name__})."
-            self._finish("error", PathShareError(message))
+            self._finish("error", user_error(exc))
         else:
             self._finish("ok", result)
 
@@ -429,10 +426,8 @@ class _Runnable(QRunnable):
     def run(self) -> None:
         try:
             result = self._func()
-        except PathShareError as exc:
-            emit(self._relay.done, None, exc)
         except Exception as exc:  # never let a raw exception cross threads
-            emit(self._relay.done, None, PathShareError(f"Unexpected failure ({type(exc).__name__})."))
+            emit(self._relay.done, None, user_error(exc))
         else:
             emit(self._relay.done, result, None)
 
@@ -448,8 +443,8 @@ def run_task(
     if synchronous or os.environ.get("PATHSHARE_SYNC_TASKS") == "1":
         try:
             result = func()
-        except PathShareError as exc:
-            on_error(exc)
+        except Exception as exc:  # as on a pool thread
+            on_error(user_error(exc))
         else:
             on_done(result)
         return

@@ -142,8 +142,12 @@ def test_cancel_button_in_the_window_stops_the_worker_and_leaves_nothing(qtbot, 
     out = out_dir / "package.age"
     events = []
     handle = workspace.start_job(
-        Job("desktop.ui.jobs:selftest", {"out": str(out), "steps": 400, "delay": 0.05}, outputs=(str(out),),
-            title="Sealing"),
+        Job(
+            "desktop.ui.jobs:selftest",
+            {"out": str(out), "steps": 400, "delay": 0.05},
+            outputs=(str(out),),
+            title="Sealing",
+        ),
         lambda r: events.append("ok"),
         lambda e: events.append("error"),
         lambda: events.append("cancelled"),
@@ -171,8 +175,11 @@ def test_scratch_and_new_folders_go_but_older_things_stay(tmp_path):
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     existing = tmp_path / "existing"
     existing.mkdir()
-    job = Job("x:y", scratch=(str(tmp_path / ".pathshare-open-*"),),
-              new_dirs=(str(tmp_path / "inbox"), str(existing)))
+    job = Job(
+        "x:y",
+        scratch=(str(tmp_path / ".pathshare-open-*"),),
+        new_dirs=(str(tmp_path / "inbox"), str(existing)),
+    )
     handle = TaskHandle(job)  # snapshots what exists now
     (tmp_path / ".pathshare-open-new").mkdir()
     (tmp_path / ".pathshare-open-new" / "data.csv").write_text("decrypted")
@@ -224,7 +231,7 @@ def test_qt_binding_keeps_none_alive_across_slot_calls(qtbot):
 
 def test_an_unexpected_error_is_logged_without_its_message(capsys):
     """A library's exception text can quote a student's row: stderr gets the stack and the type only."""
-    from desktop.ui.jobs import log_unexpected
+    from desktop.ui.problems import log_unexpected
 
     row = ",".join(["Maria Lopez", "123-45-6789"])  # as a library would quote it from the file
     try:
@@ -234,3 +241,75 @@ def test_an_unexpected_error_is_logged_without_its_message(capsys):
     err = capsys.readouterr().err
     assert "ValueError" in err and "test_gui_tasks.py" in err
     assert "Maria" not in err and "123-45-6789" not in err
+
+
+def test_one_place_turns_an_exception_into_what_the_user_sees(capsys):
+    """desktop/ui/problems.py: a refusal is its sentence and its hint apart (a hint in command-line words
+    is left out: the window has buttons for that); a bug is a sentence naming only the type."""
+    from deid.errors import InputError, OutputExists
+    from desktop.ui.problems import Problem, problem_of, user_error
+
+    assert problem_of(InputError("a.csv is empty.", "Export it again.")) == Problem(
+        "a.csv is empty.", "Export it again."
+    )
+    refused = OutputExists(
+        "card.json already exists.", "Choose another file name, or add --force to replace it."
+    )
+    assert problem_of(refused) == Problem("card.json already exists.", None)
+    row = ",".join(["Maria Lopez", "123-45-6789"])
+    bug = problem_of(KeyError(f"row 3: {row}"))
+    assert bug.message.startswith("Something unexpected went wrong (KeyError); nothing was written.")
+    assert "Maria" not in bug.message and "Maria" not in capsys.readouterr().err
+    assert problem_of(MemoryError()).message.startswith("Out of memory")
+    assert user_error(refused) is refused  # a PathShareError crosses threads as it is
+    crossed = user_error(ValueError(row))
+    assert type(crossed).__name__ == "PathShareError" and "Maria" not in str(crossed)
+
+
+def test_an_error_crosses_the_worker_pipe_with_its_class_and_hint():
+    from agreements.errors import VaultInUse
+    from deid.errors import PolicyError
+    from desktop.tasks import error_from_wire
+
+    error = error_from_wire("PolicyError", "The policy names no column.", "Add a column.")
+    assert isinstance(error, PolicyError) and str(error) == "The policy names no column."
+    assert error.hint == "Add a column."
+    in_use = error_from_wire("VaultInUse", "This vault is open in PathShare.", None)
+    assert isinstance(in_use, VaultInUse) and in_use.pid is None
+    assert type(error_from_wire("NoSuchError", "Refused.", "Try again.")).__name__ == "PathShareError"
+
+
+def test_every_page_shows_a_refusal_through_the_message_bar(qtbot):
+    """The message bar shows the sentence and, on its own line below, what to do; the pages hand it the
+    exception (show_problem), never a hand-made str(exc)."""
+    from pathlib import Path
+
+    from deid.errors import InputError
+    from desktop.ui.widgets import MessageBar
+
+    bar = MessageBar()
+    qtbot.addWidget(bar)
+    bar.show_problem(InputError("a.csv is empty.", "Export it again."))
+    assert bar.text() == "a.csv is empty." and bar.hint() == "Export it again."
+    bar.show_error("Choose a folder.")
+    assert bar.text() == "Choose a folder." and bar.hint() == ""
+    # A page's own sentences (a form cell that does not parse) go to show_error; a caught library
+    # error goes to show_problem, so the sentence and the hint are decided in one place.
+    import ast
+
+    import agreements.errors
+    import deid.errors
+
+    library_errors = {name for module in (deid.errors, agreements.errors) for name in dir(module)}
+    pages = Path(__file__).parent.parent / "desktop" / "ui"
+    for page in pages.glob("*.py"):
+        for node in ast.walk(ast.parse(page.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ExceptHandler) or node.type is None or node.name is None:
+                continue
+            caught = {n.id for n in ast.walk(node.type) if isinstance(n, ast.Name)}
+            if not caught & (library_errors | {"Exception", "BaseException"}):
+                continue
+            for call in ast.walk(ast.Module(body=node.body, type_ignores=[])):
+                if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "show_error":
+                    text = ast.unparse(call)
+                    assert node.name not in text, f"{page.name}:{call.lineno}: {text}; use show_problem"

@@ -321,7 +321,7 @@ class SettingsDialog(QDialog):
         try:
             self.params()
         except ValueError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_error(str(exc))  # the form's own sentence about a cell
             return
         self.accept()
 
@@ -399,7 +399,7 @@ class CodeSetDialog(QDialog):
         try:
             self.code_set()
         except ValueError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_error(str(exc))  # the form's own sentence about a cell
             return
         self.accept()
 
@@ -1262,6 +1262,6 @@ class AgreementForm(QWidget):
                 source = "the amendment" if self.mode == "amend" else "the draft"
                 agreement = amend_agreement(self.session.vault, self.agreement_id or "", terms, source=source)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         emit(self.saved, agreement)

@@ -225,7 +225,7 @@ class AgreementsPage(QWidget):
         try:
             summaries = list_agreements(self.session.vault, include_superseded=True)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         wanted = self.filter.currentData() or "all"
         needle = self.search.text().strip().lower()
@@ -304,7 +304,7 @@ class AgreementsPage(QWidget):
         try:
             summary, a = self.selected()
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         if summary is None:
             self.details.setText("No agreement selected. Choose <i>New agreement…</i> to draft one.")
@@ -349,7 +349,7 @@ class AgreementsPage(QWidget):
         try:
             terms = blank_terms(self.session.vault)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.form.load(terms, "new")
         self.stack.setCurrentWidget(self.form)
@@ -385,7 +385,7 @@ class AgreementsPage(QWidget):
         try:
             result = action()
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return False
         self.refresh(keep=keep or ((result.id, result.version) if hasattr(result, "version") else None))
         self.message.show_info(done)

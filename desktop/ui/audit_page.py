@@ -292,7 +292,7 @@ class AuditPage(QWidget):
             partners = list_partners(vault)
             choices = audit_choices(vault)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.agreement.clear()
         self.agreement.addItem("Any agreement", None)
@@ -355,7 +355,7 @@ class AuditPage(QWidget):
             # Only the latest MAX_ROWS are read: a log of a million entries stays quick to show.
             entries = self.session.vault.audit.entries(**self.filters(), limit=MAX_ROWS)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.entries = entries
         self._show_entries(entries)
@@ -493,7 +493,7 @@ class AuditPage(QWidget):
     def _failed(self, error: Exception) -> None:
         self.verify_button.setEnabled(True)
         self.verdict.clear()
-        self.message.show_error(str(error))
+        self.message.show_problem(error)
 
     # -- export ---------------------------------------------------------------------------------
     def export_csv(self, path: str | None = None) -> None:
@@ -526,7 +526,7 @@ class AuditPage(QWidget):
     def _export_failed(self, error: PathShareError) -> None:
         for b in (self.csv_button, self.pdf_button, self.verify_button):
             b.setEnabled(True)
-        self.message.show_error(str(error))
+        self.message.show_problem(error)
 
     def export_disclosures(self, path: str | None = None) -> None:
         """The record of disclosures of pupil records (Ed Code 49064) as CSV."""
@@ -543,7 +543,7 @@ class AuditPage(QWidget):
         try:
             n = write_disclosures_csv(self.session.vault, path, force=force)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.refresh()
         self.message.show_info(
@@ -573,7 +573,7 @@ class AuditPage(QWidget):
             verdict = self.session.vault.audit.export_bundle(Path(path), force=force)
             card = our_card(self.session.vault)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.refresh()
         self.message.show_info(
@@ -619,7 +619,7 @@ class AuditPage(QWidget):
                 )
                 record_report(vault, path, n, verdict.ok)
             except PathShareError as exc:
-                self.message.show_error(str(exc))
+                self.message.show_problem(exc)
                 return
             self._verified(verdict)
             self.message.show_info(f"Wrote the audit report to {Path(path).name}.")
@@ -643,7 +643,7 @@ class AuditPage(QWidget):
         try:
             check = check_bundle(self.session.vault, path)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.bundle = check
         self.last_verdict = check.verdict

@@ -135,7 +135,7 @@ class DashboardPage(QWidget):
             returned = import_returned_file(self.session.vault, path)
         except PathShareError as exc:
             self.refresh()
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return False
         self.refresh()
         self.message.show_info(returned.sentence)
@@ -150,13 +150,13 @@ class DashboardPage(QWidget):
         try:
             board = dashboard(self.session.vault, today)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.board = board
         try:
             counts = overview(self.session.vault, today)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.counts = counts
         self.agreements_chart.set_rows(counts.agreements)

@@ -186,7 +186,7 @@ class CardPanel(QWidget):
                 # yet, so the plain rule is the whole rule.
                 write_bytes_atomic(path, self.card.to_json().encode("utf-8"), perm=0o644, force=force)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         except OSError as exc:
             self.message.show_error(f"Cannot write {path}: {exc.strerror or exc}.")
@@ -421,8 +421,10 @@ class FirstRunScreen(QWidget):
         self.org_back.setEnabled(True)
         from agreements import WeakPassphrase
 
-        advice = " Go back and choose another passphrase." if isinstance(error, WeakPassphrase) else ""
-        self.org_message.show_error(f"{error}{advice}")
+        if isinstance(error, WeakPassphrase):  # the app's own way to act on it: the Back button
+            self.org_message.show_error(str(error), "Go back and choose another passphrase.")
+        else:
+            self.org_message.show_problem(error)
 
     def _finish(self) -> None:
         passphrase = self.passphrase.text()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +51,7 @@ def worker_main(conn: Any) -> None:
     import contextlib
     import os
 
-    from deid.errors import PathShareError
+    from desktop.ui.problems import user_error
 
     # The window comes first: on a busy two-core machine the job yields the CPU to the UI process.
     with contextlib.suppress(OSError, AttributeError):
@@ -73,26 +71,13 @@ def worker_main(conn: Any) -> None:
 
     try:
         result = run_job(spec, progress)
-    except PathShareError as exc:
-        conn.send(("error", type(exc).__name__, str(exc)))
-    except MemoryError:
-        conn.send(("error", "PathShareError", "Out of memory; try a smaller file or close other programs."))
-    except Exception as exc:
-        # A bug, not a user error: where it happened goes to the terminal, the window gets a sentence.
-        log_unexpected(exc)
-        message = f"Unexpected failure in the background job ({type(exc).__name__})."
-        conn.send(("error", "PathShareError", message))
+    except Exception as exc:  # every error goes back to the window as a sentence (problems.py says which)
+        error = user_error(exc)
+        conn.send(("error", type(error).__name__, error.message, error.hint))
     else:
         conn.send(("ok", result))
     conn.close()
 
-
-
-def log_unexpected(exc: BaseException) -> None:
-    """Print where an unexpected error happened — the stack and the exception's type, never its message:
-    a library's message can quote a row of the student file (pyarrow's CSV errors do)."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    sys.stderr.write(f"PathShare: unexpected {type(exc).__name__} in a background job\n{frames}")
 
 # --- tables through shared memory ------------------------------------------------------------------
 

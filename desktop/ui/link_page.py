@@ -244,7 +244,7 @@ class LinkPage(QWidget):
                 return
             side.info = None
             side.line.setText(f"<b>{escape(p.name)}</b>: cannot be read.")
-            self.message.show_error(str(error))
+            self.message.show_problem(error)
             self._update_button()
 
         sync = self.session.synchronous
@@ -325,7 +325,7 @@ class LinkPage(QWidget):
 
     def _failed(self, error: Exception) -> None:
         self._update_button()
-        self.message.show_error(str(error))
+        self.message.show_problem(error)
 
     def _cancelled(self) -> None:
         self._update_button()

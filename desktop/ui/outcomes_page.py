@@ -141,7 +141,7 @@ class OutcomesPage(QWidget):
             records = [r for r in list_packages(vault, RECEIVED) if not r.destroyed_at and r.location]
             names = self._partner_names()
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         if not records:
             empty = QListWidgetItem("No opened packages yet: open one on “Receive a package” first.")
@@ -218,7 +218,7 @@ class OutcomesPage(QWidget):
 
     def _failed(self, error: Exception) -> None:
         self.make_button.setEnabled(True)
-        self.message.show_error(str(error))
+        self.message.show_problem(error)
 
     def _cancelled(self) -> None:
         self.make_button.setEnabled(True)

@@ -135,7 +135,7 @@ class PackagesPage(QWidget):
             records = list_packages(self.session.vault, self.filter.currentData())
             known = story_names(self.session.vault)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.records = {r.package_id: r for r in records}
         self.titles = {r.package_id: known.title(r.agreement_id) for r in records}
@@ -205,7 +205,7 @@ class PackagesPage(QWidget):
             returned = import_returned_file(self.session.vault, path)
         except PathShareError as exc:
             self.refresh()
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return False
         self.refresh()
         self.message.show_info(returned.sentence)
@@ -256,7 +256,7 @@ class PackagesPage(QWidget):
         try:
             voided = void_package(self.session.vault, r.package_id, reason)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return False
         self.refresh()
         self.message.show_info(
@@ -314,7 +314,7 @@ class PackagesPage(QWidget):
                 force=force,
             )
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return False
         self.refresh()
         how = (

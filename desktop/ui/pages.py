@@ -88,7 +88,7 @@ class MyCardPage(QWidget):
                 self.panel.show_card(our_card(self.session.vault))
                 self.roles.set_chosen(organization_roles(self.session.vault))
             except PathShareError as exc:
-                self.panel.message.show_error(str(exc))
+                self.panel.message.show_problem(exc)
 
     def store_roles(self) -> bool:
         """Save the ticks to the vault (audited by the library)."""
@@ -98,7 +98,7 @@ class MyCardPage(QWidget):
         try:
             set_organization_roles(self.session.vault, self.roles.chosen())
         except PathShareError as exc:
-            self.roles_message.show_error(str(exc))
+            self.roles_message.show_problem(exc)
             return False
         self.roles_message.show_info("Saved. PathShare will open on the screen that fits next time.")
         return True
@@ -119,7 +119,7 @@ class MyCardPage(QWidget):
         try:
             self.session.vault.change_passphrase(new)
         except PathShareError as exc:
-            self.keys_message.show_error(str(exc))
+            self.keys_message.show_problem(exc)
             return False
         self.session.passphrase = new  # the background jobs open the vault with it from now on
         self.keys_message.show_info("The vault's passphrase is changed; use the new one from now on.")
@@ -144,7 +144,7 @@ class MyCardPage(QWidget):
         try:
             export_age_identity(self.session.vault, path)
         except PathShareError as exc:
-            self.keys_message.show_error(str(exc))
+            self.keys_message.show_problem(exc)
             return False
         self.keys_message.show_info(
             f"Saved the decryption key to {path} (readable by you only). Anyone with it can open every "

@@ -315,7 +315,7 @@ class PartnersPage(QWidget):
             partners = list_partners(self.session.vault)
             conflicts = key_conflicts(self.session.vault)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.partners = {p.fingerprint: p for p in partners}
         fill_table(
@@ -388,15 +388,16 @@ class PartnersPage(QWidget):
         try:
             result = import_card(self.session.vault, Path(path))
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.refresh(keep=result.partner.fingerprint)
-        # the library's sentence and its hint, as they are (no CLI words in either)
-        text = f"{result.message} {result.hint}".strip()
+        # the library's sentence, and its hint on its own line (as the app shows every hint)
+        from desktop.ui.problems import app_hint
+
         if result.key_changed:
-            self.message.show_error(text)
+            self.message.show_error(result.message, app_hint(result.hint))
         else:
-            self.message.show_info(text)
+            self.message.show_info(result.message, app_hint(result.hint))
 
     def mark_verified(self) -> None:
         """After a confirmation that asks for a phone check, mark the selected partner verified."""
@@ -423,7 +424,7 @@ class PartnersPage(QWidget):
         try:
             verify_partner(self.session.vault, p.fingerprint)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.message.show_info(f"{p.org} is now a verified partner.")
         self.refresh(keep=p.fingerprint)
@@ -445,7 +446,7 @@ class PartnersPage(QWidget):
         try:
             revoke_partner(self.session.vault, p.fingerprint, "revoked in the app")
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         self.message.show_info(f"The card of {p.org} ({p.fingerprint}) was revoked.")
         self.refresh(keep=p.fingerprint)

@@ -420,7 +420,7 @@ class PrepareScreen(QWidget):
         try:
             found = provider_agreements(self.session.vault)
         except PathShareError as exc:
-            self.message.show_error(str(exc))
+            self.message.show_problem(exc)
             return
         for a in found:
             item = QListWidgetItem(f"{a['title']}\nexpires {a['expires']}")
@@ -502,7 +502,7 @@ class PrepareScreen(QWidget):
         self._show_step(2)
 
     def _failed(self, error: Exception) -> None:
-        self.message.show_error(str(error))
+        self.message.show_problem(error)
         if self.steps.currentIndex() == 1:
             self.extract_label.setText("")
         self._update_next()

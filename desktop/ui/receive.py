@@ -201,7 +201,7 @@ class ReceiveScreen(QWidget):
 
     def _failed(self, error: Exception) -> None:
         self.open_button.setEnabled(True)
-        self.message.show_error(str(error))
+        self.message.show_problem(error)
 
     def _cancelled(self) -> None:
         self.open_button.setEnabled(True)

@@ -93,7 +93,7 @@ class UnlockScreen(QWidget):
         def failed(error: Exception) -> None:
             self.busy.hide()
             self.unlock.setEnabled(True)
-            self.message.show_error(str(error))
+            self.message.show_problem(error)
             self.passphrase.selectAll()
             self.passphrase.setFocus()
 

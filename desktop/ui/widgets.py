@@ -86,24 +86,44 @@ class MessageBar(QFrame):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setAccessibleName("Message")
         layout.addWidget(self.label, 1)
+        # What to do about it, under the sentence and apart from it (the error's hint).
+        self.hint_label = QLabel()
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint_label.setAccessibleName("What to do")
+        self.hint_label.hide()
+        layout.addWidget(self.hint_label)
         self.hide()
 
-    def show_error(self, text: str) -> None:
-        """Show one sentence as an error."""
-        self._show(text, error=True)
+    def show_error(self, text: str, hint: str | None = None) -> None:
+        """Show one sentence as an error (and what to do about it on its own line)."""
+        self._show(text, error=True, hint=hint)
 
-    def show_info(self, text: str) -> None:
-        """Show one sentence as information."""
-        self._show(text, error=False)
+    def show_problem(self, error: BaseException) -> None:
+        """Show what went wrong — the one way every page shows a refusal (desktop/ui/problems.py decides
+        the sentence): the sentence as an error, and what to do about it on its own line below."""
+        from desktop.ui.problems import problem_of
 
-    def _show(self, text: str, *, error: bool) -> None:
+        problem = problem_of(error)
+        self._show(problem.message, error=True, hint=problem.hint)
+
+    def hint(self) -> str:
+        """The hint shown under the message ('' when none)."""
+        return self.hint_label.text() if not self.hint_label.isHidden() else ""
+
+    def show_info(self, text: str, hint: str | None = None) -> None:
+        """Show one sentence as information (and what to do next on its own line)."""
+        self._show(text, error=False, hint=hint)
+
+    def _show(self, text: str, *, error: bool, hint: str | None = None) -> None:
         palette = self.palette()
         base = QApplicationPalette()
         if error:
@@ -122,12 +142,16 @@ class MessageBar(QFrame):
         self.setPalette(palette)
         text = shown(text)
         self.label.setText(text)
-        self.setAccessibleDescription(text)
+        self.hint_label.setText(shown(hint or ""))
+        self.hint_label.setVisible(bool(hint))
+        self.setAccessibleDescription(f"{text} {self.hint_label.text()}".strip())
         self.show()
 
     def clear(self) -> None:
         """Hide the message."""
         self.label.clear()
+        self.hint_label.clear()
+        self.hint_label.hide()
         self.hide()
 
     def text(self) -> str:
