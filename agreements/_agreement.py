@@ -288,12 +288,14 @@ def _check_terms(terms: Terms, source: str) -> None:
     if terms.effective > terms.expires:
         raise AgreementError(
             f"{bad} its dates are out of order "
-            f"(effective {terms.effective} is after expires {terms.expires})."
+            f"(effective {terms.effective} is after expires {terms.expires}).",
+            field="expires",
         )
     if terms.destruction.deadline < terms.expires:
         raise AgreementError(
             f"{bad} its dates are out of order (the destruction deadline {terms.destruction.deadline} "
-            f"is before the agreement expires on {terms.expires})."
+            f"is before the agreement expires on {terms.expires}).",
+            field="destruction.deadline",
         )
     if (terms.version == 1) != (terms.previous is None):
         raise AgreementError(
@@ -309,69 +311,87 @@ def _check_parties(terms: Terms, bad: str) -> None:
     for attr in ("fingerprint", "signing_key", "age_recipient"):
         values = [getattr(p, attr) for p in terms.parties]
         if len(set(values)) != len(values):
-            raise AgreementError(f"{bad} two parties share the same {attr.replace('_', ' ')}.")
+            raise AgreementError(
+                f"{bad} two parties share the same {attr.replace('_', ' ')}.", field="parties"
+            )
     for p in terms.parties:
         if len(set(p.roles)) != len(p.roles):
-            raise AgreementError(f"{bad} the roles of {p.org} repeat.")
+            raise AgreementError(f"{bad} the roles of {p.org} repeat.", field="parties")
     roles = {r for p in terms.parties for r in p.roles}
     if roles != {"provider", "recipient"}:
-        raise AgreementError(f"{bad} it needs at least one provider and one recipient.")
+        raise AgreementError(f"{bad} it needs at least one provider and one recipient.", field="parties")
     if terms.general_offer and not terms.join_as:
-        raise AgreementError(f"{bad} a general offer must say in join_as which roles joining partners take.")
+        raise AgreementError(
+            f"{bad} a general offer must say in join_as which roles joining partners take.", field="join_as"
+        )
     if not terms.general_offer and terms.join_as:
-        raise AgreementError(f"{bad} join_as is only meaningful when general_offer is true.")
+        raise AgreementError(f"{bad} join_as is only meaningful when general_offer is true.", field="join_as")
 
 
 def _check_policy(terms: Terms, bad: str) -> None:
     elements = {e.name: e for e in terms.elements}
     if len(elements) != len(terms.elements):
-        raise AgreementError(f"{bad} an element name appears twice in the data dictionary.")
-    for e in terms.elements:
+        raise AgreementError(f"{bad} an element name appears twice in the data dictionary.", field="elements")
+    for i, e in enumerate(terms.elements):
         if e.type == "code" and e.code_set is None:
-            raise AgreementError(f"{bad} element {e.name} has type code but no code_set.")
+            raise AgreementError(
+                f"{bad} element {e.name} has type code but no code_set.", field=f"elements[{i}].code_set"
+            )
         allowed = TREATMENT_TYPES.get(e.treatment)
         if allowed is not None and e.type not in allowed:
             raise AgreementError(
-                f"{bad} element {e.name} has type {e.type}, which treatment {e.treatment} cannot apply to."
+                f"{bad} element {e.name} has type {e.type}, which treatment {e.treatment} cannot apply to.",
+                field=f"elements[{i}].type",
             )
     policy = terms.policy
+    qis = "policy.quasi_identifiers"
     seen: set[str] = set()
     for qi in policy.quasi_identifiers:
         if qi in seen:
-            raise AgreementError(f"{bad} quasi-identifier {qi} is listed twice.")
+            raise AgreementError(f"{bad} quasi-identifier {qi} is listed twice.", field=qis)
         seen.add(qi)
         if qi not in elements:
-            raise AgreementError(f"{bad} quasi-identifier {qi} is not an element of its data dictionary.")
+            raise AgreementError(
+                f"{bad} quasi-identifier {qi} is not an element of its data dictionary.", field=qis
+            )
         if elements[qi].treatment == "drop":
-            raise AgreementError(f"{bad} quasi-identifier {qi} is an element the policy drops.")
+            raise AgreementError(f"{bad} quasi-identifier {qi} is an element the policy drops.", field=qis)
     for name in policy.parameters:
         if name not in elements:
-            raise AgreementError(f"{bad} the policy gives parameters for {name}, which is not an element.")
+            raise AgreementError(
+                f"{bad} the policy gives parameters for {name}, which is not an element.",
+                field=f"policy.parameters.{name}",
+            )
     outputs: dict[str, str] = {}
     for e in terms.elements:
         params = dict(policy.parameters.get(e.name, {}))
+        where = f"policy.parameters.{e.name}"
         required, optional = TREATMENT_PARAMETERS[e.treatment]
         if e.treatment == "drop" and params:
-            raise AgreementError(f"{bad} element {e.name} is dropped, yet the policy gives it parameters.")
+            raise AgreementError(
+                f"{bad} element {e.name} is dropped, yet the policy gives it parameters.", field=where
+            )
         unknown = set(params) - required - optional - {"as"}
         if unknown:
             raise AgreementError(
-                f"{bad} treatment {e.treatment} of element {e.name} takes no parameter {sorted(unknown)[0]}."
+                f"{bad} treatment {e.treatment} of element {e.name} takes no parameter {sorted(unknown)[0]}.",
+                field=where,
             )
         missing = required - set(params)
         if missing:
             raise AgreementError(
                 f"{bad} treatment {e.treatment} of element {e.name} needs the parameter "
-                f"{sorted(missing)[0]} in policy.parameters.{e.name}."
+                f"{sorted(missing)[0]} in policy.parameters.{e.name}.",
+                field=where,
             )
         problem = parameter_problem(e.treatment, params, elements)
         if problem:
-            raise AgreementError(f"{bad} element {e.name}: {problem}.")
+            raise AgreementError(f"{bad} element {e.name}: {problem}.", field=where)
         if e.treatment != "drop":
             out = params.get("as", e.name)
             if out in outputs:
                 raise AgreementError(
-                    f"{bad} elements {outputs[out]} and {e.name} would both be written as {out}."
+                    f"{bad} elements {outputs[out]} and {e.name} would both be written as {out}.", field=where
                 )
             outputs[out] = e.name
 
@@ -382,25 +402,38 @@ def _check_disclosure(terms: Terms, bad: str) -> None:
     used = [f for f in V2_POLICY_FIELDS if f in policy.model_fields_set]
     if terms.pathshare_agreement == 1 and used:
         raise AgreementError(
-            f"{bad} policy.{used[0]} is not a field of schema version 1 (set pathshare_agreement to 2)."
+            f"{bad} policy.{used[0]} is not a field of schema version 1 (set pathshare_agreement to 2).",
+            field=f"policy.{used[0]}",
         )
     elements = {e.name: e for e in terms.elements}
     for name in policy.sensitive:
         if name not in elements or elements[name].treatment == "drop":
-            raise AgreementError(f"{bad} sensitive element {name} is not an element the release carries.")
+            raise AgreementError(
+                f"{bad} sensitive element {name} is not an element the release carries.",
+                field="policy.sensitive",
+            )
         if name in policy.quasi_identifiers:
-            raise AgreementError(f"{bad} element {name} cannot be both a quasi-identifier and sensitive.")
+            raise AgreementError(
+                f"{bad} element {name} cannot be both a quasi-identifier and sensitive.",
+                field="policy.sensitive",
+            )
     if (policy.l is not None or policy.t is not None) and not policy.sensitive:
-        raise AgreementError(f"{bad} l-diversity and t-closeness need policy.sensitive to name elements.")
+        raise AgreementError(
+            f"{bad} l-diversity and t-closeness need policy.sensitive to name elements.",
+            field="policy.sensitive",
+        )
     for name, spec in policy.hierarchies.items():
         if name not in policy.quasi_identifiers:
             raise AgreementError(
-                f"{bad} the policy gives a hierarchy for {name}, which is not a quasi-identifier."
+                f"{bad} the policy gives a hierarchy for {name}, which is not a quasi-identifier.",
+                field=f"policy.hierarchies.{name}",
             )
         try:
             element_hierarchy(name, spec)
         except PathShareError as exc:
-            raise AgreementError(f"{bad} {exc.message[0].lower()}{exc.message[1:]}") from None
+            raise AgreementError(
+                f"{bad} {exc.message[0].lower()}{exc.message[1:]}", field=f"policy.hierarchies.{name}"
+            ) from None
 
 
 def element_hierarchy(name: str, spec: Mapping[str, Any] | None) -> Any:
@@ -430,8 +463,6 @@ def element_hierarchy(name: str, spec: Mapping[str, Any] | None) -> Any:
 
 # --------------------------------------------------------------------------------------------------
 # Records that travel beside the terms
-
-
 
 
 @dataclass(frozen=True)

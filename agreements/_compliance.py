@@ -981,22 +981,6 @@ class DraftProblem:
     message: str
 
 
-# Consistency problems (which carry no path) -> the field a person must change.
-_CONSISTENCY_FIELDS = (
-    ("effective", "expires"),
-    ("destruction deadline", "destruction.deadline"),
-    ("two parties", "parties"),
-    ("roles of", "parties"),
-    ("provider and one recipient", "parties"),
-    ("join_as", "join_as"),
-    ("element name appears twice", "elements"),
-    ("quasi-identifier", "policy.quasi_identifiers"),
-    ("parameter", "policy.parameters"),
-    ("would both be written", "policy.parameters"),
-    ("has type", "elements"),
-)
-
-
 # How the form calls a field in messages (other fields are named by their path).
 _FIELD_LABELS = {
     "title": "the title",
@@ -1083,9 +1067,7 @@ def check_draft(vault: Vault, terms: Mapping[str, Any]) -> DraftProblem | None:
     try:
         _check_terms(parsed, "The draft")
     except AgreementError as exc:
-        text = str(exc)
-        where = next((f for key, f in _CONSISTENCY_FIELDS if key in text), "")
-        return DraftProblem(where, text)
+        return DraftProblem(exc.field, str(exc))  # the check names the term it is about
     if not any(p.fingerprint == me.fingerprint() for p in parsed.parties):
         return DraftProblem("parties", "The draft does not name your organization as a party.")
     return None

@@ -70,7 +70,16 @@ class PartnerError(_OneLine):
 
 
 class AgreementError(_OneLine):
-    """An agreement is invalid, unsigned, not in force, or not one we are party to."""
+    """An agreement is invalid, unsigned, not in force, or not one we are party to.
+
+    ``field`` names the term the problem is about, as a dotted path into the agreement (``expires``,
+    ``policy.parameters.gpa``, ``elements[2].code_set``; ``""`` when it is about no one term), so a form
+    can point at the field that needs changing without reading the sentence.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, field: str = "") -> None:
+        super().__init__(message, hint)
+        self.field = field
 
 
 class PackageRejected(_OneLine):

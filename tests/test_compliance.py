@@ -252,11 +252,21 @@ def test_check_draft_points_at_the_field(pair):
     terms["policy"]["parameters"] = {"birth_date": entry.parameters}
     terms["policy"]["quasi_identifiers"] = ["birth_date"]
     assert check_draft(d, terms) is None
+    expires = terms["expires"]
     terms["expires"] = "2000-01-01"
     problem = check_draft(d, terms)
     assert problem is not None and problem.field == "expires" and "out of order" in problem.message
     terms["expires"] = "2000-13-01"
     assert check_draft(d, terms).field == "expires"
+    terms["expires"] = expires
+    # The field comes with the problem, not from the words of the sentence: an element whose name holds
+    # "effective" used to send the person to the expiry date.
+    terms["elements"][0]["name"] = "effective_grade"
+    terms["elements"][0]["type"] = "code"
+    terms["policy"]["parameters"] = {"effective_grade": entry.parameters}
+    terms["policy"]["quasi_identifiers"] = ["effective_grade"]
+    problem = check_draft(d, terms)
+    assert problem is not None and problem.field == "elements[0].code_set" and "code_set" in problem.message
     assert our_card(d).fingerprint() in json.dumps(terms)
 
 

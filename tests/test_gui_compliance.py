@@ -292,7 +292,8 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     assert treatment.currentText() == "Keep part of the date (year, month or age)"  # words, not names
     treatment.setCurrentIndex(treatment.findData("bucket"))
     problem = form.validate()
-    assert problem.field == "elements" and "birth_date" in problem.message
+    assert problem.field == f"elements[{row}].type" and "birth_date" in problem.message
+    assert form.marked_widgets() == [form.elements]
     treatment.setCurrentIndex(treatment.findData("generalize_date"))
     # Settings are widgets, never name=value text: the date's precision from a list, ranges in a table.
     form.set_params(row, {})

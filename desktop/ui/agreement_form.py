@@ -1199,8 +1199,8 @@ class AgreementForm(QWidget):
         self._timer.stop()
         try:
             problem = check_draft(self.session.vault, self.terms())
-        except PathShareError as exc:
-            problem = DraftProblem("elements", str(exc))
+        except PathShareError as exc:  # a term the library names, else the data dictionary
+            problem = DraftProblem(getattr(exc, "field", "") or "elements", str(exc))
         self.problem = problem
         self._unmark()
         if problem is None:
