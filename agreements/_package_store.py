@@ -512,8 +512,8 @@ def get_package(
     if len(received) > 1 and (direction == RECEIVED or len(received) == len(rows)):
         senders = " and ".join(r[5] for r in received)
         raise PackageRejected(
-            f"Packages from {senders} carry the same id {package_id}; say which sender's is meant "
-            "(--sender FINGERPRINT)."
+            f"Packages from {senders} carry the same id {package_id}; say which sender's is meant.",
+            "Name the sender with --sender FINGERPRINT.",
         )
     return _row_record(vault, rows[0])
 

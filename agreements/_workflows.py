@@ -287,7 +287,9 @@ def open_received(
     seen: dict[str, Any] = {}
     rule = output_rule(vault)
     if reopen_reason is not None and not reopen_reason.strip():
-        raise PackageRejected("Say why the package is opened once more (--reason); the vault records it.")
+        raise PackageRejected(
+            "Say why the package is opened once more; the vault records it.", "Give it with --reason."
+        )
     if receipt is not None:
         from deid import same_file
 
@@ -582,7 +584,9 @@ def destroy(
                 record_file(conn, Path(certificate), "destruction certificate", record.package_id)
             return Destruction(cert, "recorded", Path(record.location), (), (), rewritten=True)
     if attest is not None and not attest.strip():
-        raise PackageRejected("Say what you checked (--attest \"…\"); the certificate quotes it.")
+        raise PackageRejected(
+            "Say what you checked; the certificate quotes it.", 'Give it with --attest "…".'
+        )
     if files_moved_to is not None and not folder.is_dir():
         raise PackageRejected(f"{folder} is not a folder; give the folder the package's files were moved to.")
     names = opened_files(record, vault)
@@ -595,7 +599,7 @@ def destroy(
     if others:
         raise PackageRejected(
             f"{folder} also holds {len(others)} file(s) PathShare did not write there (first: {others[0]}); "
-            "copies of the data must be destroyed too: delete or move them, then run destroy again. "
+            "copies of the data must be destroyed too: delete or move them, then destroy the package again. "
             "Nothing was deleted."
         )
     if missing and attest is None:
@@ -603,8 +607,9 @@ def destroy(
         raise PackageRejected(
             f"{len(missing)} of the {len(names)} files of package {pid} are not in {folder}, the folder it "
             f"was {where} (first: {missing[0]}); nothing was deleted or certified. If they were moved, "
-            "give --files-moved-to FOLDER; if they are gone some other way, certify by hand with "
-            "--attest \"what you checked\"."
+            "destroy them in the folder they are in now; if they are gone some other way, certify by "
+            "hand, saying what you checked.",
+            'The folder they are in now: --files-moved-to FOLDER; by hand: --attest "what you checked".',
         )
     deleted, remaining = _delete_opened(folder, present, remove_folder=files_moved_to is None)
     if remaining:
@@ -685,7 +690,7 @@ def void_package(vault: Vault, package_id: str, reason: str) -> Voided:
     import os
 
     if not reason or not reason.strip():
-        raise PackageRejected("Say why the package is void (--reason); the vault records it.")
+        raise PackageRejected("Say why the package is void; the vault records it.", "Give it with --reason.")
     pid = resolve_package_id(vault, package_id, SENT)
     record = get_package(vault, pid, SENT)
     if record.voided_at is not None:
