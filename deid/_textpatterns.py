@@ -376,9 +376,12 @@ _ROLE = (
 )
 #: what a title starts with (searched first, to pick the few notes that need the whole pattern)
 TITLE_HEAD = "(?:" + _HONORIFIC + "|" + _ROLE + ")"
+# (a lower-case name after an honorific, "ms. wijtze" — but not after the verb "miss": "will miss
+# your class", "miss speaking French")
+_HONORIFIC_BEFORE_LOWER = r"\b(?:(?i:mr|mrs|ms|mx|dr|prof|sr|sra|srta)\.?|(?i:miss)\.|Miss) "
 TITLE = (
-    r"(?:" + _HONORIFIC + r"(?:" + NAME_WORD
-    + r"|\p{Ll}[\p{L}\p{M}]{2,}(?:['’\-]\p{L}[\p{L}\p{M}]*)*)|" + _ROLE + NAME_WORD + ")"
+    r"(?:" + _HONORIFIC + NAME_WORD + "|" + _HONORIFIC_BEFORE_LOWER
+    + r"\p{Ll}[\p{L}\p{M}]{2,}(?:['’\-]\p{L}[\p{L}\p{M}]*)*|" + _ROLE + NAME_WORD + ")"
     + r"(?: (?:\p{Lu}\.? )?" + NAME_WORD + r")?"
 )  # fmt: skip
 #: honorifics and roles that are replaced with the name after them ("Ms. Taylor", "Coach Rivera")

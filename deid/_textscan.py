@@ -965,7 +965,25 @@ class TextScanner:
         namish[pos[(unknown | listed | given_like) & ~english]] = True  # (not "Area B. Hope")
         initial = pc.utf8_length(pc.take(vals, pa.array(which))).to_numpy(zero_copy_only=False) == 1
         initial_next = space_next | _np_bool(pc.equal(sep_next, ". "))
-        middle = initial & space_prev & initial_next & has_prev & has_next & namish[prev_at] & namish[next_at]
+        # (a listed given name before the initial vouches for any capitalized word after it: "Sari J.
+        # Paavolainen", "Brad L Key", "Daniela C Capon"; a given name and a surname both listed, or a
+        # given name before an unlisted word, make a name: "Harry Sheppard", "Kira Fransson", "Amadeo
+        # Vitorović"; so do two listed surnames that are no words ("Tosh Olsen") and an unlisted
+        # word before a name ("Cleofe Mateo"))
+        given_raw_d = _np_bool(pc.is_in(vals, value_set=_names.given_names_array())) & ~_np_bool(
+            pc.is_in(vals, value_set=_CALENDAR)
+        )
+        given_raw_d &= pc.utf8_length(vals).to_numpy(zero_copy_only=False) >= 3  # ("In Czech Republic")
+        surname_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) & ~english_d
+        given_raw, surname = given_raw_d[which], surname_d[which]
+        given_raw_at = np.zeros(n, dtype=bool)
+        given_raw_at[pos[given_raw]] = True
+        given_raw_at |= kinds == person_code
+        word_at = np.zeros(n, dtype=bool)
+        word_at[pos] = True
+        vouched = given_raw_at[prev_at] & word_at[next_at] & ~given_raw_at[pos]
+        middle = initial & space_prev & initial_next & has_prev & has_next
+        middle &= (namish[prev_at] & namish[next_at]) | vouched
         middle &= (kinds[prev_at] < 0) | (kinds[prev_at] == person_code)
         middle &= (kinds[next_at] < 0) | (kinds[next_at] == person_code)
         listed_at = np.zeros(n, dtype=bool)
@@ -976,6 +994,12 @@ class TextScanner:
         unknown_at = np.zeros(n, dtype=bool)
         unknown_at[pos[unknown]] = True
         given_before |= unknown & space_next & has_next & unknown_at[next_at] & (kinds[next_at] < 0)
+        surname_at = np.zeros(n, dtype=bool)
+        surname_at[pos[surname]] = True
+        free_next = space_next & has_next & (kinds[next_at] < 0)
+        given_before |= given_raw & ~initial & free_next & (surname_at[next_at] | unknown_at[next_at])
+        given_before |= surname & free_next & surname_at[next_at]
+        given_before |= unknown & space_next & has_next & (kinds[next_at] == person_code)
         for sel in (middle, given_before):
             kinds[pos[sel]] = person_code
             kinds[next_at[sel]] = person_code

@@ -139,7 +139,9 @@ def test_invalid_utf8_and_lone_surrogates_are_refused_naming_column_and_row(tmp_
 
 MIXED = [
     # (note, words that must survive)
-    ("Мария López 王小明 met Maria Lopez; Ελένη said call 626-555-0142.", ["王小明", "Ελένη", "Мария"]),
+    # (a word in another script is not matched against the roster's "Maria", but right before a
+    # surname it is a given name: "Мария López")
+    ("Мария López 王小明 met Maria Lopez; Ελένη said call 626-555-0142.", ["王小明", "Ελένη"]),
     ("مريم لوبيز سألت عن Maria Lopez اليوم. שלום לכולם", ["مريم", "اليوم", "שלום"]),
     ("🎉 Maria Lopez 👩‍👩‍👧 called 😀 about 🏫", ["🎉", "😀", "🏫"]),
     # disguises that display as the name: zero-width space, soft hyphen, full-width letters,

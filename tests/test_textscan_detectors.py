@@ -340,3 +340,18 @@ def test_companies_and_places_built_from_names_are_not_people(scanner):
     # a list of people is still a list of people; "Can" beside a name is a name
     assert _redact(scanner, ["The founders: Ortiz, Becker and Nguyen."])[0].count("<PERSON>") == 3
     assert "<PERSON>" in _redact(scanner, ["I spoke with Can Yilmaz today."])[0]
+
+
+def test_given_name_and_surname_pairs_and_middle_initials(scanner):
+    _check(scanner, [
+        ("Tennis player Kira Fransson was detained.", "Kira Fransson", "PERSON"),
+        ("We called Harry Sheppard back.", "Harry Sheppard", "PERSON"),
+        ("Directed by Brad L Key, it won.", "Brad L Key", "PERSON"),
+        ("My grandmother was Cleofe Mateo.", "Cleofe Mateo", "PERSON"),
+        ("Tosh Olsen lives nearby.", "Tosh Olsen", "PERSON"),
+    ])  # fmt: skip
+    assert _redact(scanner, ["Directed By:    Sari J. Paavolainen"]) == ["Directed By:    <PERSON>. <PERSON>"]
+    # an initial after a word that is no given name, a two-letter word, a miss that is a verb
+    for text in ["Meet in Area B. Hope Street is closed.", "In Czech Republic they have a company.",
+                 "We will miss your jokes."]:  # fmt: skip
+        assert not [v for k, v in _kinds(scanner, text) if k == "PERSON"], text
