@@ -1,9 +1,9 @@
 """Disclosure-control benchmark (issue 16): the search against today's greedy suppression and anjana.
 
 Data: the demo's cohort (``pathshare demo``'s synthetic high-school extract, 2,000 records → grades
-9-12) at k = 11, and PATHSHARE_BENCH_DISCLOSURE_ROWS (default 100,000) synthetic K-12 rows at k = 5 and
-11 (set PATHSHARE_BENCH_DISCLOSURE_1M=1 to add 1,000,000 rows at k = 11). The quasi-identifiers are the
-demo agreement's: birth year, sex, race, ZIP3, school, released by the agreement's treatments first.
+9-12) at k = 11, PATHSHARE_BENCH_DISCLOSURE_ROWS (default 100,000) synthetic K-12 rows at k = 5 and
+11, and 1,000,000 rows at k = 11 (PATHSHARE_BENCH_DISCLOSURE_1M=0 skips them). The quasi-identifiers are
+the demo agreement's: birth year, sex, race, ZIP3, school, released by the agreement's treatments first.
 
 Methods, run on the same table in the same run:
 
@@ -21,11 +21,23 @@ Measured for each: cells lost per quasi-identifier (withheld, left out or "*"), 
 entropy as in deid/_disclosure.py, computed the same way from each output), rows suppressed, the worst
 group's loss (a value of a QI held by at least k students: the share of them that lost it, against
 the column's share), race kept for students who have one and how many race groups remain, seconds,
-and the peak of Python/numpy allocations (tracemalloc). Printed and written to bench-results/disclosure.json.
+and the peak of Python/numpy allocations (tracemalloc), and the search's time over greedy's. Printed and
+written to bench-results/disclosure.json.
+
+The loss is measured from each output by the same function (``_loss``): a cell greedy blanks is charged
+exactly as a cell the search withholds (log2(N/n_v) bits), a row anjana drops loses every cell, and the
+search's own reported loss must equal the measured one (checked). The baselines are not held to the
+same rule, though: greedy has no suppression limit (on the demo it withholds values of 98% of the
+students), the search and anjana withhold from at most 5%. ``least_loss_possible`` proves what that
+costs: at every lattice node, the rows of classes smaller than k that have no empty value must lose a
+value under *any* cell suppression (no other row can join their class), so nodes where they exceed the
+limit are out, and the least generalization loss over the other nodes bounds from below the loss of
+every full-domain generalization with any local suppression within the limit.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -46,6 +58,7 @@ from deid import (
     protect_microdata,
     suppress_to_k,
 )
+from deid._disclosure import _combine, _Search
 from deid.synth import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,6 +184,21 @@ def _search(
     )
 
 
+def _least_loss_possible(table: pa.Table, k: int, race_removable: bool, limit: float = 0.05) -> float:
+    """A lower bound of the loss of any full-domain generalization + local suppression within ``limit``
+    (see the module doc)."""
+    s = _Search(table, QIS, k, Disclosure(hierarchies=_hierarchies(race_removable), suppression_limit=limit))
+    best = 1.0
+    for node in itertools.product(*[q.levels for q in s.qis]):
+        codes = [s.codes(i, lv) for i, lv in enumerate(node)]
+        size = np.bincount(dense := _combine(codes, s.m), weights=s.weight)
+        shown = [c != 0 for (c, _), q, lv in zip(codes, s.qis, node, strict=True) if lv != q.removed_level]
+        full = np.logical_and.reduce(shown) if shown else np.zeros(s.m, bool)
+        if s.weight[(size[dense] < k) & full].sum() <= s.limit_rows:
+            best = min(best, sum(q.gen_loss[lv] for q, lv in zip(s.qis, node, strict=True)) / len(s.qis))
+    return round(best, 4)
+
+
 def _anjana_hierarchies(source: pd.DataFrame, k: int) -> dict:
     hs = _hierarchies(True)
     out = {}
@@ -242,6 +270,16 @@ def _run(name: str, table: pa.Table, k: int) -> dict:
         results["methods"]["anjana"] = {
             "skipped": f"more than {ANJANA_MAX_ROWS:,} rows (per-cell Python loops)"
         }
+    greedy_s = max(results["methods"]["greedy"]["seconds"], 1e-6)
+    for m in results["methods"].values():
+        if "loss_reported" in m:
+            m["time_over_greedy"] = round(m["seconds"] / greedy_s, 2)
+            m["loss_matches_report"] = abs(m["loss"] - m["loss_reported"]) < 1e-3
+    if table.num_rows <= 5000:
+        results["least_loss_possible"] = {
+            "race_kept": _least_loss_possible(table, k, False),
+            "free": _least_loss_possible(table, k, True),
+        }
     print(f"\n== {name}: {table.num_rows:,} rows, k = {k}")
     for method, m in results["methods"].items():
         if "skipped" in m:
@@ -257,7 +295,10 @@ def _run(name: str, table: pa.Table, k: int) -> dict:
             f"race kept {m['race_kept_share']:.1%} in {m['race_groups']} groups  worst group "
             f"{w.get('group', '')} {w.get('share', 0):.0%} ({w.get('ratio', 0)}x)  {m['seconds']} s  "
             f"{m['peak_mb']} MB"
+            + (f"  ({m['time_over_greedy']}x greedy's time)" if "time_over_greedy" in m else "")
         )
+    if "least_loss_possible" in results:
+        print(f"  least loss any transformation can reach within 5%: {results['least_loss_possible']}")
     return results
 
 
@@ -267,7 +308,7 @@ def test_bench_disclosure():
     runs[f"synthetic_{ROWS}_k5"] = _run("synthetic", big, 5)
     big11 = _released(ROWS, 1, False, 11)
     runs[f"synthetic_{ROWS}_k11"] = _run("synthetic", big11, 11)
-    if os.environ.get("PATHSHARE_BENCH_DISCLOSURE_1M") == "1":
+    if os.environ.get("PATHSHARE_BENCH_DISCLOSURE_1M", "1") != "0":
         runs["synthetic_1000000_k11"] = _run("synthetic", _released(1_000_000, 1, False, 11), 11)
     demo = runs["demo_k11"]["methods"]
     ours = demo["search"]
@@ -279,12 +320,22 @@ def test_bench_disclosure():
         "no_group_over_twice_overall": ours["worst_group"]["ratio"] <= 2.0,
         "loss_below_both_baselines": ours["loss"] < demo["greedy"]["loss"]
         and ("skipped" in demo["anjana"] or ours["loss"] < demo["anjana"]["loss"]),
+        # greedy withholds from 98% of the students: no transformation within 5% can match its loss
+        "greedy_loss_reachable_within_limit": runs["demo_k11"]["least_loss_possible"]["race_kept"]
+        <= demo["greedy"]["loss"],
     }
+    if "synthetic_1000000_k11" in runs:
+        targets["search_1m_within_3x_greedy"] = (
+            runs["synthetic_1000000_k11"]["methods"]["search"]["time_over_greedy"] <= 3.0
+        )
     runs["demo_targets"] = targets
     print("\ndemo targets:", json.dumps(targets))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
-    # The bench measures; the one property it holds the search to is that k holds on its own output.
+    # The bench measures; it holds the search to a loss within 0..1 that equals what it reports.
+    measured = [r for r in runs.values() if isinstance(r, dict) and "methods" in r]
+    assert all(r["methods"]["search"]["loss"] <= 1 for r in measured)
+    # the loss the bench measures from the output is the loss the search reports (one measure for all)
     assert all(
-        r["methods"]["search"]["loss"] <= 1 for r in runs.values() if isinstance(r, dict) and "methods" in r
+        m["loss_matches_report"] for r in measured for m in r["methods"].values() if "loss_reported" in m
     )
