@@ -45,7 +45,6 @@ README = "README.txt"
 KIT_FILES = (DATAPACKAGE, CODEBOOK_CSV, CODEBOOK_HTML, REPORT_HTML, PANDAS, R_SCRIPT, STATA, README)
 
 
-
 def is_kit_file(name: str) -> bool:
     """True for a file of the analyst's kit (under data/ beside the data), False for a data file: the
     data is named <organization>-<date>.csv and never collides with these names."""
@@ -401,9 +400,12 @@ def _privacy_html(report: Mapping[str, Any]) -> str:
         )
     else:
         lines.append("<p>The agreement names no quasi-identifiers, so no cells were blanked for privacy.</p>")
-    sentences = (report.get("disclosure") or {}).get("sentences") or []
+    disclosure = report.get("disclosure") or {}
+    sentences = disclosure.get("sentences") or []
     if sentences:  # the disclosure-control search: generalization levels, what was left out, and why
         lines.append("<ul>" + "".join(f"<li>{e(str(t))}</li>" for t in sentences) + "</ul>")
+    if disclosure.get("class_sizes") or disclosure.get("loss_by_column"):
+        lines.append(_charts_html(report))
     by_column = [
         (c["name"], f"{int(c.get('suppressed_cells') or 0):,}")
         for c in report.get("columns") or []
@@ -412,6 +414,29 @@ def _privacy_html(report: Mapping[str, Any]) -> str:
     if by_column:
         lines.append("<h3>Suppression by column</h3>" + _table(("column", "cells blanked"), by_column))
     return "\n".join(lines)
+
+
+def _charts_html(report: Mapping[str, Any]) -> str:
+    """The Risk step's charts (deid.risk_chart_png), embedded as a PNG: the before/after chart is drawn
+    from the suppression by group, the only counts by group that leave the sender."""
+    import base64
+
+    from deid import risk_chart_png
+
+    groups = [
+        {
+            "attribute": column,
+            "group": value,
+            "students": c.get("rows", 0),
+            "suppressed": c.get("value_blanked", 0),
+        }
+        for column, values in (report.get("suppression_by_group") or {}).items()
+        for value, c in values.items()
+        if not value.startswith("(")  # "(smaller groups)", "(other values)", "(empty in the extract)"
+    ]
+    png = base64.b64encode(risk_chart_png(report["disclosure"], groups=groups)).decode("ascii")
+    alt = "Charts: groups of students by size, information lost per column, students before and after"
+    return f'<h3>Charts</h3><p><img alt="{html.escape(alt)}" src="data:image/png;base64,{png}"></p>'
 
 
 def _groups_html(report: Mapping[str, Any]) -> str:

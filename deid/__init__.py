@@ -38,6 +38,7 @@ _LAZY = {
                      "describe_left_out", "suppression_by_group"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
     "deid._hierarchy": ("Hierarchy", "hierarchy_from_dict"),
+    "deid._riskcharts": ("risk_chart_png", "risk_figure"),
     "deid._disclosure": (
         "SUPPRESSED_COLUMN",
         "Disclosure",
@@ -182,6 +183,8 @@ __all__ += [
     "candidate_sentence",
     "hierarchy_from_dict",
     "protect_microdata",
+    "risk_chart_png",
+    "risk_figure",
     "risk_measures",
 ]
 

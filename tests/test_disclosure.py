@@ -24,6 +24,8 @@ from deid import (
     element_library,
     hierarchy_from_dict,
     protect_microdata,
+    risk_chart_png,
+    risk_figure,
 )
 from deid._disclosure import _Search
 
@@ -428,3 +430,22 @@ def test_demo_cohort_the_clerk_is_offered_a_release_where_no_group_loses_twice_i
     # the choice's own worst group is what the report warns about
     chosen_out, _ = protect_microdata(table, QIS, 11, Disclosure(hierarchies=h, choice=chosen.levels))
     assert _worst_group_ratio(src, chosen_out.to_pandas(), QIS, 11) > 2.0
+
+
+def test_risk_charts_draw_the_results_numbers():
+    """The figure the Risk step shows and the release report embeds: its bars are the result's numbers."""
+    table = _synthetic()
+    rules = Disclosure(hierarchies=_hierarchies(), suppression_limit=0.3, choice={"zip3": "removed"})
+    _, r = protect_microdata(table, QIS, 5, rules)
+    d = r.to_dict()
+    sizes, losses, groups = risk_figure(d).axes
+    assert [p.get_height() for p in sizes.patches] == list(d["class_sizes"].values())
+    assert [p.get_width() for p in losses.patches] == pytest.approx(
+        [100 * v for v in d["loss_by_column"].values()]
+    )
+    shown = groups.get_title().split(":")[0]
+    mine = sorted((g for g in d["groups"] if g["attribute"] == shown), key=lambda g: -g["students"])[:12]
+    assert shown not in r.removed and sum(g["suppressed"] for g in mine) > 0
+    bars = [p.get_height() for p in groups.patches]
+    assert bars == [g["students"] for g in mine] + [g["students"] - g["suppressed"] for g in mine]
+    assert risk_chart_png(d).startswith(b"\x89PNG")

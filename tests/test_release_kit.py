@@ -3,6 +3,7 @@ release report and load snippets — checked on a package the demo sealed and th
 
 from __future__ import annotations
 
+import base64
 import codecs
 import csv
 import html
@@ -10,6 +11,7 @@ import json
 import re
 import runpy
 import shutil
+import struct
 from pathlib import Path
 
 import pandas as pd
@@ -215,7 +217,13 @@ def test_release_report_says_what_was_done_and_what_to_do(demo: Path, data: Path
         assert html.escape(sentence) in page
     for warning in report["warnings"]:
         assert warning.replace("'", "&#x27;").replace('"', "&quot;") in page
-    assert "<script" not in page and "http" not in page.replace("https://datapackage.org", "")
+    # the Risk step's charts, embedded (no file beside the page, no link out)
+    pngs = re.findall(r'<img alt="Charts: [^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
+    assert len(pngs) == 1
+    chart = base64.b64decode(pngs[0])
+    assert chart.startswith(b"\x89PNG") and struct.unpack(">II", chart[16:24]) == (900, 260)
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    assert "<script" not in text and "http" not in text.replace("https://datapackage.org", "")
 
 
 def test_nothing_in_the_kit_names_the_senders_extract_or_folders(demo: Path, data: Path):
