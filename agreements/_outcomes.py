@@ -322,10 +322,11 @@ def release_outcomes(
     ``protection``: how many students wide the interval of every hidden count must stay (at least,
     and by default, the agreement's smallest reported cell)."""
     from deid import (
-        MISSING_GROUP,
         OUTCOME_FORMATS,
         EarlierRelease,
         ReleaseInfo,
+        breakdown_groups,
+        breakdown_parts,
         check_computable,
         compute_tables,
         differencing_check,
@@ -340,7 +341,7 @@ def release_outcomes(
     cat = catalog or load_catalog()
     if not metrics:
         raise InputError("Choose at least one metric.")
-    if len(set(by)) != len(by) or len(set(metrics)) != len(metrics):
+    if len({frozenset(b.split("*")) for b in by}) != len(by) or len(set(metrics)) != len(metrics):
         raise InputError("A metric or a breakdown is named twice.")
     bad = [f for f in formats if f not in OUTCOME_FORMATS]
     if bad or not formats:
@@ -375,6 +376,7 @@ def release_outcomes(
     digests = _digests(key, agreement.id, data.keys)
     earlier = []
     keep_hidden: list[tuple[str, str, str, str]] = []
+    keep_shown: list[tuple[str, str, str, str]] = []
     index = {d: i for i, d in enumerate(digests)}
     import numpy as np
 
@@ -390,23 +392,22 @@ def release_outcomes(
             if same and np.array_equal(mask, result.cohorts[result.metric_cohort[mid]]):
                 # The same cohort again: what it hid stays hidden (else the two give each other away).
                 keep_hidden += [c for c in hidden_cells(old.document["tables"]) if c[0] == mid]
+                keep_shown += [c for c in hidden_cells(old.document["tables"], shown=True) if c[0] == mid]
         label = f"{old.created[:10]} ({old.release_id[:8]})"
         earlier.append(EarlierRelease(label, old.document["tables"], members, absent))
     step(0.5, "hiding small counts")
     prot = protect(
-        result.tables, result.metric_cohort, min_cell, protection, method=method, keep_hidden=keep_hidden
+        result.tables,
+        result.metric_cohort,
+        min_cell,
+        protection,
+        method=method,
+        keep_hidden=keep_hidden,
+        keep_shown=keep_shown,
     )
     step(0.7, "checking against earlier releases")
     if earlier:
-        groups = {
-            b: data.frame[b]
-            .astype("string")
-            .str.strip()
-            .fillna(MISSING_GROUP)
-            .replace("", MISSING_GROUP)
-            .to_numpy(str)
-            for b in by
-        }
+        groups = {t.by: breakdown_groups(data.frame, t.by) for t in result.tables if t.by}
         reached = {m.id: evaluate_condition(m.numerator, data.frame).to_numpy(bool) for m in chosen}
         found = differencing_check(result, groups, reached, earlier, min_cell, protection)
         if found:
@@ -419,7 +420,7 @@ def release_outcomes(
             )
     step(0.8, "writing the tables")
     created = utc_text()
-    labels, names = _labels(agreement, by)
+    labels, names = _labels(agreement, [p for b in by for p in breakdown_parts(b)])
     info = ReleaseInfo(
         title=f"Pathway outcomes — {agreement.title}",
         agreement=f"{agreement.title} ({agreement.id}, version {agreement.version})",

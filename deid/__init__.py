@@ -66,9 +66,10 @@ _LAZY = {
                              "TreatmentSpec", "parameter_problem"),
     "deid._metrics": ("Catalog", "Metric", "catalog_markdown", "evaluate_condition", "load_catalog",
                       "metrics_named_in"),
-    "deid._outcomes": ("MISSING_GROUP", "EarlierRelease", "OutcomeTable", "Protection", "Tables",
-                       "check_computable", "compute_tables", "differencing_check", "hidden_cells",
-                       "hidden_count", "protect", "recheck", "verify_published"),
+    "deid._outcomes": ("CROSS", "MISSING_GROUP", "EarlierRelease", "OutcomeTable", "Protection", "Tables",
+                       "breakdown_groups", "breakdown_parts", "check_computable", "compute_tables",
+                       "differencing_check", "hidden_cells", "hidden_count", "protect", "recheck",
+                       "verify_published", "with_margins"),
     "deid._outcome_files": ("OUTCOME_FORMATS", "ReleaseInfo", "write_release_files"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
@@ -209,6 +210,7 @@ __all__ += [
 
 # Pathway outcomes (deid/_metrics.py, deid/_outcomes.py): the metrics catalog, the tables, their protection.
 __all__ += [
+    "CROSS",
     "MISSING_GROUP",
     "OUTCOME_FORMATS",
     "Catalog",
@@ -218,6 +220,8 @@ __all__ += [
     "Protection",
     "ReleaseInfo",
     "Tables",
+    "breakdown_groups",
+    "breakdown_parts",
     "catalog_markdown",
     "check_computable",
     "compute_tables",
@@ -230,5 +234,6 @@ __all__ += [
     "protect",
     "recheck",
     "verify_published",
+    "with_margins",
     "write_release_files",
 ]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deid._metrics import Catalog
-from deid._outcomes import ALL, BAND, OutcomeTable
+from deid._outcomes import ALL, BAND, CROSS_GROUP, OutcomeTable, breakdown_parts
 
 HIDDEN = "*"
 FOOTNOTE = (
@@ -53,11 +53,20 @@ class ReleaseInfo:
     def group(self, by: str, code: str) -> str:
         if code == ALL:
             return ALL
-        label = self.labels.get(by, {}).get(code)
-        return f"{label} ({code})" if label and label != code else code
+        parts = breakdown_parts(by)
+        codes = code.split(CROSS_GROUP) if len(parts) == 2 else [code]
+        if len(codes) != len(parts):
+            return code
+        named = []
+        for element, c in zip(parts, codes, strict=True):
+            label = self.labels.get(element, {}).get(c)
+            named.append(f"{label} ({c})" if label and label != c else c)
+        return CROSS_GROUP.join(named)
 
     def breakdown(self, by: str) -> str:
-        return self.element_labels.get(by, by) if by else "All students"
+        if not by:
+            return "All students"
+        return CROSS_GROUP.join(self.element_labels.get(p, p) for p in breakdown_parts(by))
 
 
 def _count(value: int | None) -> int | str:

@@ -55,6 +55,43 @@ MISSING = "(not recorded)"  # the group of students whose breakdown element is e
 MISSING_GROUP = MISSING
 BAND = 0.05  # rates within 5 points of 0 % or 100 % are coded (≤ 5 %, ≥ 95 %), as state dashboards do
 MAX_ROUNDS = 40  # MIP → attacker check → cut rounds before a release is declared unprotectable
+CROSS = "*"  # "race*sex": a two-way breakdown (every race × sex group), as the CLI and the app name it
+CROSS_GROUP = " × "  # how a two-way group is written: "700 × F"
+
+
+def breakdown_parts(by: str) -> tuple[str, ...]:
+    """The elements of a breakdown: one, or two for a two-way breakdown ("race*sex")."""
+    return tuple(by.split(CROSS)) if by else ()
+
+
+def with_margins(by: Sequence[str]) -> list[str]:
+    """The breakdowns a release publishes: those asked for, and before them the one-way breakdown of
+    each element of a two-way one (its row and column totals: a two-way table is read with its
+    margins, and the attacker is assumed to know them anyway)."""
+    out: list[str] = []
+    for b in by:
+        for part in breakdown_parts(b):
+            if len(breakdown_parts(b)) > 1 and part not in out:
+                out.append(part)
+    for b in by:
+        if b not in out:
+            out.append(b)
+    return out
+
+
+def breakdown_groups(frame: pd.DataFrame, by: str) -> np.ndarray:
+    """Each row's group for a breakdown, as the tables write it: the value, or "(not recorded)" when
+    empty; for a two-way breakdown the two joined by " × "."""
+    parts = []
+    for element in breakdown_parts(by):
+        values = frame[element].astype("string").str.strip().fillna(MISSING).replace("", MISSING)
+        parts.append(values.to_numpy(str))
+    if len(parts) == 1:
+        return parts[0]
+    for element, values in zip(breakdown_parts(by), parts, strict=True):
+        if any(CROSS_GROUP in v for v in np.unique(values)):
+            raise InputError(f'A value of {element} contains "{CROSS_GROUP.strip()}"; it cannot be crossed.')
+    return np.char.add(np.char.add(parts[0].astype(str), CROSS_GROUP), parts[1].astype(str))
 
 
 # ------------------------------------------------------------------------------------------ the tables
@@ -62,8 +99,9 @@ MAX_ROUNDS = 40  # MIP → attacker check → cut rounds before a release is dec
 
 @dataclass
 class OutcomeTable:
-    """One metric broken down by one element (``by``; empty for the overall table). Row i is group i;
-    the last row is the whole cohort. ``hidden_*`` and ``band`` are filled by :func:`protect`."""
+    """One metric broken down by one element (``by``; empty for the overall table), or by two
+    ("race*sex": groups "700 × F"). Row i is group i; the last row is the whole cohort. ``hidden_*``
+    and ``band`` are filled by :func:`protect`."""
 
     metric: str
     by: str
@@ -121,17 +159,24 @@ def check_computable(
         return names.get(element, element.replace("_", " "))
 
     have = set(columns)
+    for b in by:
+        parts = breakdown_parts(b)
+        if not parts or len(parts) > 2 or len(set(parts)) < len(parts) or not all(parts):
+            raise InputError(
+                f'"{b}" is not a breakdown: name one element, or two joined by {CROSS} (race{CROSS}sex).'
+            )
+    elements = [p for b in by for p in breakdown_parts(b)]
     for m in metrics:
         lack = [said(e) for e in m.requires if e not in have]
         if lack:
             raise InputError(
                 f'The measure "{m.label}" needs {", ".join(lack)}, which the opened packages do not hold.'
             )
-        for b in by:
+        for b in elements:
             if b not in m.disaggregations:
                 raise InputError(f'The measure "{m.label}" cannot be broken down by {said(b)}.')
     allowed_set = None if allowed is None else set(allowed)
-    for b in by:
+    for b in elements:
         if allowed_set is not None and b not in allowed_set:
             raise InputError(
                 f"The agreement does not allow a breakdown by {said(b)}: it does not share that element."
@@ -143,14 +188,16 @@ def check_computable(
 def compute_tables(
     frame: pd.DataFrame, metric_ids: Sequence[str], by: Sequence[str], catalog: Catalog | None = None
 ) -> Tables:
-    """Count each metric overall and by each element of ``by`` (see the module docstring)."""
+    """Count each metric overall and by each breakdown of ``by`` (see the module docstring); a two-way
+    breakdown brings its one-way margins (:func:`with_margins`)."""
     import pandas as pd
 
     cat = catalog or load_catalog()
     metrics = [cat.get(i) for i in metric_ids]
     check_computable(metrics, by, frame.columns)
+    by = with_margins(by)
     # Each column read once into categories: the conditions then run over distinct values, not rows.
-    used = sorted({e for m in metrics for e in m.elements()} | set(by))
+    used = sorted({e for m in metrics for e in m.elements()} | {p for b in by for p in breakdown_parts(b)})
     frame = pd.DataFrame(
         {c: frame[c] if isinstance(frame[c].dtype, pd.CategoricalDtype) else frame[c].astype("category")
          for c in used},
@@ -161,8 +208,7 @@ def compute_tables(
     # Each breakdown's groups once, as integer codes (sorted labels), for bincount per metric.
     coded: dict[str, tuple[np.ndarray, list[str]]] = {}
     for b in by:
-        values = frame[b].astype("string").str.strip().fillna(MISSING).replace("", MISSING)
-        codes, uniques = pd.factorize(values, sort=True)
+        codes, uniques = pd.factorize(breakdown_groups(frame, b), sort=True)
         coded[b] = (codes, [str(u) for u in uniques])
     for m in metrics:
         key = m.cohort_key
@@ -206,6 +252,8 @@ class _Model:
     # LPs split into one small system per cohort.
     component: list[str] = field(default_factory=list)
     appears: list[int] = field(default_factory=list)  # in how many published table rows a cell shows
+    # Cells an earlier release of the same cohort already published: hiding them now protects nothing.
+    shown: set[int] = field(default_factory=set)
 
     def cell(self, cid: tuple[str, str, str, str], value: int, component: str = "") -> int:
         i = self.index.get(cid)
@@ -241,7 +289,7 @@ def _build(
 ) -> tuple[_Model, list[list[tuple[int, int]]]]:
     model = _Model()
     rows: list[list[tuple[int, int]]] = []
-    seen_eq: set[tuple[str, str, str]] = set()
+    seen_eq: set[tuple[str, ...]] = set()
     seen_pair: set[int] = set()
     for t in tables:
         ck = metric_cohort[t.metric]
@@ -259,6 +307,28 @@ def _build(
                 if (kind, key, t.by) not in seen_eq:
                     seen_eq.add((kind, key, t.by))
                     model.equations.append((here[-1][col], [r[col] for r in here[:-1]]))
+    # A two-way table's cells also add up along each row and each column to the one-way margins
+    # (which with_margins publishes beside it): "White × F" + "White × M" = "White".
+    for t, here in zip(tables, rows, strict=True):
+        parts = breakdown_parts(t.by)
+        if len(parts) != 2:
+            continue
+        ck = metric_cohort[t.metric]
+        for kind, key, col in (("C", ck, 0), ("O", t.metric, 1)):
+            if (kind, key, t.by, "margins") in seen_eq:
+                continue
+            seen_eq.add((kind, key, t.by, "margins"))
+            lines: dict[tuple[int, str], list[int]] = {}
+            for i, g in enumerate(t.groups[:-1]):
+                pair = g.split(CROSS_GROUP)
+                if len(pair) != 2:
+                    raise InputError(f'The two-way group "{g}" does not name one group of each element.')
+                for axis in (0, 1):
+                    lines.setdefault((axis, pair[axis]), []).append(here[i][col])
+            for (axis, group), cells in lines.items():
+                margin = model.index.get((kind, key, parts[axis], group))
+                if margin is not None:  # a margin not published constrains nothing the attacker sees
+                    model.equations.append((margin, cells))
     return model, rows
 
 
@@ -484,22 +554,33 @@ def _mip(
     return {i for i in range(n) if res.x[i] > 0.5}
 
 
-def _kept(model: _Model) -> set[int]:
-    """Cells never hidden to protect others: a cohort's size (the denominator every reader needs)."""
+def _sizes(model: _Model) -> set[int]:
+    """A cohort's size (the denominator every reader needs): never hidden to protect others."""
     return {i for i, cid in enumerate(model.ids) if cid[0] == "C" and cid[2] == ""}
+
+
+def _kept(model: _Model) -> set[int]:
+    """Cells never hidden to protect others: a cohort's size, and what an earlier release published."""
+    return _sizes(model) | model.shown
 
 
 def _cut(
     model: _Model, hidden: set[int], exposed: Sequence[Exposure], eq_of: list[list[int]]
 ) -> tuple[list[int], int]:
-    """One more hidden cell among the visible cells of the equations around the exposed cells."""
-    around: set[int] = set()
-    for c in {e.index for e in exposed}:
-        for k in eq_of[c]:
-            t, parts = model.equations[k]
-            around.update((t, *parts))
-        around.update(oc for pair in model.pairs if c in pair for oc in pair)
-    visible = sorted(around - hidden - _kept(model))
+    """One more hidden cell among the visible cells of the equations around the exposed cells — one
+    equation further out while there is none (a cell whose equations hold only hidden cells and cells
+    everyone has, such as what an earlier release published, is protected from further away)."""
+    around: set[int] = {e.index for e in exposed}
+    visible: list[int] = []
+    for _hop in range(4):
+        for c in list(around):
+            for k in eq_of[c]:
+                t, parts = model.equations[k]
+                around.update((t, *parts))
+            around.update(oc for pair in model.pairs if c in pair for oc in pair)
+        visible = sorted(around - hidden - _kept(model))
+        if visible:
+            break
     return visible, 1
 
 
@@ -547,11 +628,13 @@ def protect(
     *,
     method: str = "optimal",
     keep_hidden: Iterable[tuple[str, str, str, str]] = (),
+    keep_shown: Iterable[tuple[str, str, str, str]] = (),
 ) -> Protection:
     """Hide cells in ``tables`` (in place) per the module docstring; CheckFailed if it cannot be done.
 
     ``keep_hidden``: (metric, by, group, "cohort" | "outcome") cells an earlier release of the same
-    cohort hid — hidden again, so the two releases' hidden cells cannot be played against each other.
+    cohort hid — hidden again, so the two releases' hidden cells cannot be played against each other;
+    ``keep_shown``: the cells it published — never chosen to protect others (everyone has them).
 
     ``method="heuristic"`` is the comparison baseline: for each hidden cell alone in an equation, also
     hide the smallest visible cell of that equation, and the same around any cell the attacker check
@@ -565,10 +648,15 @@ def protect(
         key = cohort if which == "cohort" else ("O", metric, by, group)
         if key in model.index:
             fixed.add(model.index[key])
+    for metric, by, group, which in keep_shown:
+        cohort = ("C", metric_cohort.get(metric, ""), by, group)
+        key = cohort if which == "cohort" else ("O", metric, by, group)
+        if key in model.index and model.index[key] not in fixed:
+            model.shown.add(model.index[key])
     eq_of = model.eq_of()
     # A cohort's size is never hidden to protect others, and every count of that cohort lies between 0
     # and it: a protection wider than the cohort cannot be met, whatever else is hidden.
-    sizes = {model.component[i]: model.values[i] for i in _kept(model) if i not in fixed}
+    sizes = {model.component[i]: model.values[i] for i in _sizes(model) if i not in fixed}
     if any(p > sizes.get(model.component[c], math.inf) for c in fixed):
         raise CheckFailed(
             "These tables cannot be released safely: a cohort is smaller than the protection of "
@@ -597,10 +685,13 @@ def protect(
             if hidden is None:
                 break
         else:
-            cuts.append(_cut(model, hidden, exposed, eq_of))
-            if not cuts[-1][0]:
+            # One cut per exposed cell: in a two-way table many cells are exposed at once, and one cut
+            # for them all would take a round per cell.
+            new_cuts = {tuple(_cut(model, hidden, [e], eq_of)[0]) for e in exposed}
+            if not all(new_cuts):
                 hidden = None
                 break
+            cuts += [(list(c), 1) for c in sorted(new_cuts)]
     if hidden is None:
         raise CheckFailed(
             "These tables cannot be released safely: no choice of hidden cells keeps every small count "
@@ -655,16 +746,19 @@ def _grow(
     return {*hidden, min(visible, key=lambda j: model.values[j])}
 
 
-def hidden_cells(tables: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """The hidden cells of published tables (``OutcomeTable.to_dict()``), for ``keep_hidden``."""
+def hidden_cells(
+    tables: Iterable[Mapping[str, Any]], *, shown: bool = False
+) -> list[tuple[str, str, str, str]]:
+    """The hidden cells of published tables (``OutcomeTable.to_dict()``), for ``keep_hidden``; with
+    ``shown``, the cells they published instead, for ``keep_shown``."""
     out = []
     for t in tables:
         for r in t["rows"]:
             g = str(r["group"])
             by, group = ("", "") if g == ALL else (str(t["by"]), g)
-            if r["cohort"] is None:
+            if (r["cohort"] is None) != shown:
                 out.append((str(t["metric"]), by, group, "cohort"))
-            if r["outcome"] is None:
+            if (r["outcome"] is None) != shown:
                 out.append((str(t["metric"]), by, group, "outcome"))
     return out
 
@@ -867,6 +961,22 @@ def _difference(
         for b in ["", *bys]:
             for g in sorted(cell_groups[b]) if b else [""]:
                 ubs.append(({v((k, "O", b, g)): 1.0, v((k, "C", b, g)): -1.0}, 0.0))
+        # A two-way breakdown's rows and columns add up to its one-way margins (as in _build).
+        for b in bys:
+            elements = breakdown_parts(b)
+            if len(elements) != 2 or not set(elements) <= set(bys):
+                continue
+            for kind in ("C", "O"):
+                lines: dict[tuple[int, str], list[str]] = {}
+                for g in cell_groups[b]:
+                    pair = g.split(CROSS_GROUP)
+                    for axis in (0, 1):
+                        lines.setdefault((axis, pair[axis]), []).append(g)
+                for (axis, group), gs in lines.items():
+                    if group in cell_groups[elements[axis]]:
+                        coefs = {v((k, kind, b, g)): 1.0 for g in gs}
+                        coefs[v((k, kind, elements[axis], group))] = -1.0
+                        eqs.append((coefs, 0.0))
 
     def published(rows: Iterable[tuple[str, str, int | None, int | None, str]], over: Sequence[str]) -> None:
         for b, g, c, o, band in rows:

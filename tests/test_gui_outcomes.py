@@ -55,9 +55,22 @@ def test_make_outcome_tables_in_the_app(qtbot, tmp_path, demo):
     page.packages.item(0).setCheckState(Qt.CheckState.Checked)
     _tick(page.breakdowns, "Sex / gender")
     page.out_path.setText(str(tmp_path / "tables"))
+    # A table of combinations needs two different breakdowns: said in the window, nothing started.
+    page.cross_a.setCurrentIndex(page.cross_a.findText("Race"))
+    page.make_button.click()
+    assert "two different breakdowns" in page.message.text() and page.result is None
+    page.cross_b.setCurrentIndex(page.cross_b.findText("Sex / gender"))
     page.make_button.click()
     qtbot.waitUntil(lambda: page.result is not None, timeout=60_000)
     assert (tmp_path / "tables" / "outcomes.xlsx").is_file()
+    import csv
+
+    with open(tmp_path / "tables" / "outcomes.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    crossed = [r for r in rows if r["breakdown"] == "race*sex"]
+    assert crossed and all(" × " in r["group_label"] for r in crossed[:-1])
+    assert crossed[0]["breakdown_label"] == "Race × Sex / gender"
+    assert {r["breakdown"] for r in rows} >= {"race", "sex"}  # the cross table's totals come with it
     assert "outcomes.xlsx" in page.message.text() and "hidden" in page.summary.text()
     actions = [e.action for e in window.session.vault.audit.entries()]
     assert actions.count("outcomes.released") == 2  # the demo's, and this one

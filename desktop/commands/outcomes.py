@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a metric of the catalog (`pathshare metrics`); repeat for several")  # fmt: skip
     p.add_argument("--by", action="append", default=[], metavar="ELEMENT",
                    help="a breakdown: school_id, cte_pathway, sex, race, english_learner_status, "
-                        "economically_disadvantaged, iep, ...; repeat for several")  # fmt: skip
+                        "economically_disadvantaged, iep, ...; two joined by * (race*sex) for a table of "
+                        "every combination, with its totals; repeat for several")  # fmt: skip
     p.add_argument("--out", required=True, metavar="FOLDER", help="a new (or empty) folder for the tables")
     p.add_argument("--format", action="append", choices=("xlsx", "csv", "html"), metavar="FORMAT",
                    help="xlsx, csv or html (default: all three); repeat for several")  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -70,6 +71,10 @@ class OutcomesPage(QWidget):
         self.measures = _checklist("Measures")
         self.breakdowns = _checklist("Break down by")
         self.measures.itemChanged.connect(lambda _item: self._fill_breakdowns())
+        # One two-way table (for example race by sex), with its rows' and columns' totals.
+        self.cross_a, self.cross_b = QComboBox(), QComboBox()
+        self.cross_a.setAccessibleName("Cross table: rows")
+        self.cross_b.setAccessibleName("Cross table: columns")
         self.out_path = QLineEdit()
         self.out_path.setAccessibleName("New folder for the tables")
         self.out_path.setPlaceholderText("a new folder, e.g. outcomes-2026")
@@ -102,6 +107,16 @@ class OutcomesPage(QWidget):
             inner = QVBoxLayout(group)
             inner.addWidget(paragraph(hint))
             inner.addWidget(box)
+            if box is self.breakdowns:
+                cross = QHBoxLayout()
+                label = QLabel("Also one table of every combination of")
+                label.setBuddy(self.cross_a)
+                cross.addWidget(label)
+                cross.addWidget(self.cross_a)
+                cross.addWidget(QLabel("by"))
+                cross.addWidget(self.cross_b)
+                cross.addStretch(1)
+                inner.addLayout(cross)
             layout.addWidget(group)
         row = QHBoxLayout()
         label = QLabel("Save the tables in:")
@@ -179,6 +194,23 @@ class OutcomesPage(QWidget):
             for d in allowed:
                 _add(self.breakdowns, labels.get(d, d), d, checked=d in before)
         self.breakdowns.blockSignals(False)
+        for combo in (self.cross_a, self.cross_b):
+            was = combo.currentData()
+            combo.clear()
+            combo.addItem("(none)", "")
+            for d in allowed if chosen else []:
+                combo.addItem(labels.get(d, d), d)
+            combo.setCurrentIndex(max(0, combo.findData(was)))
+
+    def breakdowns_chosen(self) -> list[str]:
+        """The ticked breakdowns, and the cross table as "a*b" when two different ones are picked."""
+        from deid import CROSS
+
+        by = _checked(self.breakdowns)
+        a, b = self.cross_a.currentData(), self.cross_b.currentData()
+        if a and b and a != b:
+            by.append(f"{a}{CROSS}{b}")
+        return by
 
     def _pick_out(self) -> None:
         start = self.session.settings.folder("outcomes")
@@ -204,12 +236,16 @@ class OutcomesPage(QWidget):
         if not out:
             self.message.show_error("Choose a new folder to save the tables in.")
             return
+        a, b = self.cross_a.currentData(), self.cross_b.currentData()
+        if bool(a) != bool(b) or (a and a == b):
+            self.message.show_error("For a table of combinations, pick two different breakdowns.")
+            return
         self.message.clear()
         self.summary.setText("")
         self.make_button.setEnabled(False)
         job = Job(
             "desktop.ui.jobs:release_outcome_tables",
-            {"packages": packages, "metrics": measures, "by": _checked(self.breakdowns), "out": out},
+            {"packages": packages, "metrics": measures, "by": self.breakdowns_chosen(), "out": out},
             vault_path=str(self.session.vault_path),
             scratch=(str(Path(out).parent / ".outcomes-*"),),
             title="Making the outcome tables",

@@ -14,6 +14,10 @@ Measured, in a subprocess of its own (peak RSS is the scenario's):
   same protection, and the attacker check (LP min/max of every hidden cell) on both results: recovered
   exactly, and narrower than the protection — both must be zero.
 
+* two-way tables (race × sex, pathway × sex, English-learner status × race, with their margins) for
+  three metrics: the MIP, the grown heuristic, and the issue's plain heuristic (not grown), whose
+  recovered and too-narrow cells the attacker check counts.
+
 Figures are printed and written to bench-results/outcomes.json. The test asserts the privacy claims
 (nothing recovered) and that the MIP hides no more cells than the heuristic; it asserts nothing on speed.
 
@@ -34,6 +38,9 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "outcomes.json
 METRICS = ["dual_enrollment", "cte_concentrators", "cte_completers", "hs_graduation", "college_enrollment",
            "persistence", "units_12", "units_24", "transfer_math_english", "award_3yr"]  # fmt: skip
 BY = ["school_id", "cte_pathway", "sex", "race", "english_learner_status"]
+# Two-way tables (each with its one-way margins), where complementary suppression is a real choice.
+CROSSED_METRICS = ["dual_enrollment", "cte_concentrators", "college_enrollment"]
+CROSSED = ["race*sex", "cte_pathway*sex", "english_learner_status*race"]
 MIN_CELL = 11
 
 
@@ -124,7 +131,47 @@ def scenario(rows: int) -> dict:
         "narrower_than_protection_mip": len(exposed_best),
         "recovered_exactly_heuristic": sum(e.high - e.low < 1e-6 for e in exposed_simple),
         "narrower_than_protection_heuristic": len(exposed_simple),
+        **crossed(frame),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def crossed(frame) -> dict:
+    """Two-way tables: the MIP, the grown heuristic, and the plain heuristic of the issue ("also hide
+    the smallest other cell in the row and column", not grown) whose recovered cells are counted."""
+    import time
+
+    from deid import compute_tables, hidden_count, protect, recheck
+    from deid._outcomes import _build, _heuristic, _primary  # the plain heuristic is bench-only
+
+    best = compute_tables(frame, CROSSED_METRICS, CROSSED)
+    t0 = time.perf_counter()
+    protect(best.tables, best.metric_cohort, MIN_CELL)
+    t1 = time.perf_counter()
+    grown = compute_tables(frame, CROSSED_METRICS, CROSSED)
+    protect(grown.tables, grown.metric_cohort, MIN_CELL, method="heuristic")
+    t2 = time.perf_counter()
+    plain = compute_tables(frame, CROSSED_METRICS, CROSSED)
+    model, rows = _build(plain.tables, plain.metric_cohort)
+    fixed, _ = _primary(model, MIN_CELL)
+    hidden = _heuristic(model, fixed, model.eq_of())
+    for t, here in zip(plain.tables, rows, strict=True):
+        t.hidden_cohort = [c in hidden for c, _ in here]
+        t.hidden_outcome = [o in hidden for _, o in here]
+        t.band = [""] * len(here)
+    exposed_best = recheck(best.tables, best.metric_cohort, MIN_CELL)
+    exposed_plain = recheck(plain.tables, plain.metric_cohort, MIN_CELL)
+    return {
+        "crossed_tables": len(best.tables),
+        "crossed_cells_listed": sum(2 * len(t.groups) for t in best.tables),
+        "crossed_protect_mip_s": t1 - t0,
+        "crossed_protect_heuristic_s": t2 - t1,
+        "crossed_hidden_mip": hidden_count(best.tables),
+        "crossed_hidden_heuristic": hidden_count(grown.tables),
+        "crossed_hidden_plain_heuristic": hidden_count(plain.tables),
+        "crossed_narrower_than_protection_mip": len(exposed_best),
+        "crossed_recovered_exactly_plain_heuristic": sum(e.high - e.low < 1e-6 for e in exposed_plain),
+        "crossed_narrower_than_protection_plain_heuristic": len(exposed_plain),
     }
 
 
@@ -142,6 +189,8 @@ def test_outcomes_benchmark():
     assert got["narrower_than_protection_heuristic"] == 0
     assert got["hidden_mip"] <= got["hidden_heuristic"]
     assert got["smallest_interval_mip"] >= MIN_CELL
+    assert got["crossed_narrower_than_protection_mip"] == 0
+    assert got["crossed_hidden_mip"] <= got["crossed_hidden_heuristic"]
 
 
 if __name__ == "__main__":
