@@ -408,7 +408,12 @@ from agreements._compliance import (  # noqa: E402
 )
 from agreements._identity import check_identity_inputs  # noqa: E402
 from agreements._package_store import RECEIVED, SENT  # noqa: E402
-from agreements._profiles import agreement_elements, map_for_agreement  # noqa: E402
+from agreements._profiles import (  # noqa: E402
+    MappingProposal,
+    agreement_elements,
+    map_for_agreement,
+    propose_mapping,
+)
 from agreements._vault import MIN_PASSPHRASE_SCORE  # noqa: E402
 
 __all__ += [
@@ -418,6 +423,7 @@ __all__ += [
     "SENT",
     "DraftProblem",
     "Element",
+    "MappingProposal",
     "agreement_elements",
     "audit_choices",
     "blank_terms",
@@ -433,6 +439,7 @@ __all__ += [
     "organization_names",
     "parse_code_set",
     "parse_parameters",
+    "propose_mapping",
     "record_report",
     "status_key",
     "status_label",

@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # deid._mapping pulls in pyarrow: imported where used, so `im
 MAX_PROFILE_BYTES = 5_000_000
 
 
-
-
 def _from_row(document: str, name: str) -> MappingProfile:
     from deid import MappingProfile
 
@@ -171,6 +169,81 @@ def agreement_elements(agreement: Any) -> list[Any]:
     from deid import dictionary_elements
 
     return dictionary_elements(agreement.body.get("elements") or [])
+
+
+@dataclass
+class MappingProposal:
+    """How an export's columns map onto a dictionary, before anyone confirms it: what `pathshare map`
+    prints and the app's Map step shows (one workflow, :func:`propose_mapping`).
+
+    ``table`` is the export as read (every column text; a differing repeated header read as ``NAME_2``,
+    as ``prepare`` reads it), ``repairs`` what the reader repaired, ``elements`` the dictionary,
+    ``suggestions`` one per column in file order, ``profile`` the proposed mapping — a saved profile
+    when one applies, else the suggestions — and ``how`` where it came from ("profile",
+    "profile (headers match)" or "suggested"). ``from_profile`` lists the columns the saved profile
+    decided (the others, if any, are suggestions: a column the profile maps to an element this
+    dictionary does not have).
+    """
+
+    table: Any
+    repairs: list[str]
+    elements: list[Any]
+    suggestions: list[Any]
+    profile: MappingProfile
+    how: str
+    from_profile: list[str] = field(default_factory=list)
+
+
+def propose_mapping(
+    vault: Vault | None,
+    path: str | os.PathLike[str],
+    elements: list[Any],
+    *,
+    profile: str | None = None,
+    match_saved: bool = True,
+    sheet: str | None = None,
+    name: str = "suggested",
+    source_system: str = "",
+) -> MappingProposal:
+    """Read the export at ``path`` and propose its mapping onto ``elements``.
+
+    The saved profile named ``profile`` is used when given; else, with a vault and ``match_saved``, the
+    saved profile whose headers match; else the suggestions (named ``name``). A saved profile's entry
+    for an element the dictionary lacks is replaced by the suggestion for that column. Nothing is
+    stored, so nothing is audited: saving the mapping (:func:`save_profile`) and checking an extract
+    against an agreement (:func:`map_for_agreement`) write their own entries.
+    """
+    from deid import MappingProfile, ReadInfo, read_table, suggest_mapping
+
+    info = ReadInfo()
+    table = read_table(path, sheet=sheet, info=info, duplicates="rename")
+    suggestions = suggest_mapping(table, elements)
+    fresh = MappingProfile.from_suggestions(name, suggestions, source_system=source_system)
+    saved: MappingProfile | None = None
+    how = "suggested"
+    if vault is not None and profile:
+        saved, how = get_profile(vault, profile), "profile"
+    elif vault is not None and match_saved:
+        saved = profile_for_headers(vault, table.column_names)
+        how = "profile (headers match)" if saved is not None else how
+    if saved is None:
+        return MappingProposal(table, list(info.repairs), elements, suggestions, fresh, how)
+    known = {el.name for el in elements}
+    decided = [
+        c
+        for c in table.column_names
+        if c in saved.columns and (saved.columns[c] in known or saved.columns[c] is None)
+    ]
+    for column in table.column_names:
+        if column in decided:
+            continue
+        # not decided by the profile: the suggestion, with its recodes and date format
+        saved.columns[column] = fresh.columns.get(column)
+        if column in fresh.recodes:
+            saved.recodes[column] = fresh.recodes[column]
+        if column in fresh.date_formats:
+            saved.date_formats[column] = fresh.date_formats[column]
+    return MappingProposal(table, list(info.repairs), elements, suggestions, saved, how, decided)
 
 
 def map_for_agreement(

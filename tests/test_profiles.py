@@ -406,3 +406,48 @@ def test_done_when_both_exports_through_one_agreement_come_out_identical(tmp_pat
             for kind, out in outputs.items():
                 values = {v for v in out.column(entry["name"]).to_pylist() if v is not None}
                 assert values <= codes, (kind, entry["name"], values - codes)
+
+
+def test_the_app_and_the_cli_propose_one_mapping(run_cli, with_agreement, tmp_path, monkeypatch):
+    """Mapping is one workflow (agreements.propose_mapping): `pathshare map --agreement` and the app's
+    Map step (the inspect_extract job) read the export the same way and propose the same mapping. Where
+    the two copies disagreed: a repeated header is read as NAME_2 (as prepare reads it; the app refused
+    the file), and a column a saved profile maps to an element the dictionary lacks gets the suggestion
+    (the CLI showed the foreign element)."""
+    import agreements
+    from agreements import get_agreement, propose_mapping
+    from desktop.ui.jobs import JobContext, inspect_extract
+
+    path, agreement = with_agreement
+    plain = tmp_path / "plain.csv"
+    write_synth(generate("k12", 30, seed=5), plain)
+    rows = list(csv.reader(io.StringIO(plain.read_text(encoding="utf-8-sig"))))
+    rows = [[*row, row[rows[0].index("Gender")]] for row in rows]  # Gender again, at the end
+    rows[1][-1] = "X" if rows[1][-1] != "X" else "F"  # differing: read as Gender_2, not refused
+    k12 = tmp_path / "district.csv"
+    with k12.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    code, out, err = run_cli(
+        "--vault", path, "map", k12, "--agreement", agreement.id, "--save-profile", "Aeries"
+    )
+    assert code == 0, err
+    with Vault.open(path, PASS) as v:
+        saved = get_profile(v, "Aeries")
+        saved.columns["Guardian Email"] = "guardian_email"  # an element of another dictionary
+        save_profile(v, saved, replace=True)
+
+    code, out, err = run_cli("--vault", path, "map", k12, "--agreement", agreement.id, "--json")
+    assert code == 0, err
+    cli = {c["column"]: c["element"] for c in json.loads(out)["columns"]}
+    # The job needs an agreement in force; this one is a signed-by-nobody draft, which does not matter
+    # to the mapping being compared.
+    monkeypatch.setattr(agreements, "require_in_force", lambda vault, aid: get_agreement(vault, aid))
+    ctx = JobContext(progress=lambda f, m: None)
+    with Vault.open(path, PASS) as ctx.vault:
+        shown = inspect_extract(ctx, str(k12), agreement.id)
+        proposal = propose_mapping(ctx.vault, k12, agreements.agreement_elements(agreement))
+    app = {column: s["element"] for column, s in shown["suggestions"].items()}
+    assert app == cli and "Gender_2" in app and shown["profile"] == "Aeries"
+    assert cli["Guardian Email"] is None and "Guardian Email" not in proposal.from_profile
+    assert proposal.how == "profile (headers match)" and proposal.profile.columns == cli
+    assert shown["recode_suggestions"] == proposal.profile.recodes

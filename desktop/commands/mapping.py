@@ -87,20 +87,9 @@ def add_codebook_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from deid import (
-        MappingProfile,
-        ReadInfo,
-        dictionary_elements,
-        load_elements,
-        read_table,
-        suggest_mapping,
-        validate,
-    )
+    from agreements import propose_mapping
+    from deid import dictionary_elements, load_elements, validate
 
-    # Read as `prepare` and the app read it (a differing repeated column becomes NAME_2), so the
-    # profile saved here matches the columns they will see.
-    info = ReadInfo()
-    table = read_table(args.input, sheet=args.sheet, info=info, duplicates="rename")
     vault: Any = None
     needs_vault = bool(args.agreement or args.profile or args.save_profile)
     try:
@@ -119,12 +108,20 @@ def cmd_map(args: argparse.Namespace) -> int:
             elements = load_elements()
             dictionary = "the PathShare element library"
 
-        suggestions = suggest_mapping(table, elements)
-        profile, how = _chosen_profile(vault, args, table.column_names, bool(args.agreement))
-        if profile is None:
-            profile = MappingProfile.from_suggestions(
-                args.save_profile or "suggested", suggestions, source_system=args.source_system
-            )
+        # The same proposal the app's Map step shows (a saved profile whose headers match is looked
+        # for only against an agreement's dictionary).
+        proposal = propose_mapping(
+            vault,
+            args.input,
+            elements,
+            profile=args.profile,
+            match_saved=bool(args.agreement),
+            sheet=args.sheet,
+            name=args.save_profile or "suggested",
+            source_system=args.source_system,
+        )
+        table, suggestions = proposal.table, proposal.suggestions
+        profile, how = proposal.profile, proposal.how
         if args.set:
             how = _apply_corrections(profile, args.set, table, elements, suggestions, how)
         findings = validate(table, profile, elements)
@@ -141,7 +138,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     result = _map_result(
         args.input, table.num_rows, dictionary, suggestions, profile, how, elements, findings
     )
-    result["repairs"] = list(info.repairs)
+    result["repairs"] = proposal.repairs
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -183,21 +180,6 @@ def _apply_corrections(
             if fmt:
                 profile.date_formats[column] = fmt
     return how if how != "suggested" else "suggested, corrected"
-
-
-def _chosen_profile(vault: Any, args: argparse.Namespace, headers: list[str], auto: bool) -> tuple[Any, str]:
-    """The saved profile to use: --profile NAME, else (with a vault) one whose headers match."""
-    if vault is None:
-        return None, "suggested"
-    from agreements import get_profile, profile_for_headers
-
-    if args.profile:
-        return get_profile(vault, args.profile), "profile"
-    if auto:
-        found = profile_for_headers(vault, headers)
-        if found is not None:
-            return found, "profile (headers match)"
-    return None, "suggested"
 
 
 def _map_result(

@@ -215,42 +215,31 @@ def _agreement_elements(agreement: Any) -> list[Any]:
 
 
 def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, Any]:
-    """Read the extract and suggest its mapping onto the agreement's elements (no output written)."""
-    from agreements import require_in_force
-    from deid import read_table, suggest_mapping
+    """Read the extract and propose its mapping onto the agreement's elements (no output written): the
+    library's proposal (agreements.propose_mapping, as `pathshare map --agreement` prints it)."""
+    from agreements import propose_mapping, require_in_force
 
     agreement = require_in_force(ctx.vault, agreement_id)
-    ctx.progress(0.05, "reading the extract")
-    table = read_table(path)
-    ctx.progress(0.6, "suggesting how your columns match the agreement")
+    ctx.progress(0.05, "reading the extract and suggesting how your columns match the agreement")
     elements = _agreement_elements(agreement)
-    suggestions = suggest_mapping(table, elements)
-    suggested = {
-        s.column: {
-            "element": s.element,
-            "confidence": s.score,
-            "why": "; ".join(s.candidates[0].reasons) if s.candidates and s.element else "",
-        }
-        for s in suggestions
-    }
-    recode_suggestions = {s.column: dict(s.recodes) for s in suggestions if s.recodes}
-    date_formats = {s.column: s.date_format for s in suggestions if s.date_format}
-    # A profile saved for an export with these same headers wins over fresh suggestions.
-    from agreements import profile_for_headers
-
-    profile = profile_for_headers(ctx.vault, table.column_names)
-    known = {e.name for e in elements}
-    if profile is not None:
-        for column in table.column_names:
-            element = profile.columns.get(column, "?")
-            if element is None or element in known:
-                suggested[column] = {
-                    "element": element,
-                    "confidence": 1.0,
-                    "why": f"your saved profile “{profile.name}”",
-                }
-        recode_suggestions.update({c: dict(r) for c, r in profile.recodes.items()})
-        date_formats.update(profile.date_formats)
+    proposal = propose_mapping(ctx.vault, path, elements)
+    table, profile = proposal.table, proposal.profile
+    by_column = {s.column: s for s in proposal.suggestions}
+    suggested = {}
+    for column in table.column_names:
+        s = by_column[column]
+        if column in proposal.from_profile:  # a saved profile whose headers match wins
+            suggested[column] = {
+                "element": profile.columns.get(column),
+                "confidence": 1.0,
+                "why": f"your saved profile “{profile.name}”",
+            }
+        else:
+            why = "; ".join(s.candidates[0].reasons) if s.candidates and s.element else ""
+            suggested[column] = {"element": s.element, "confidence": s.score, "why": why}
+    recode_suggestions = {c: dict(r) for c, r in profile.recodes.items()}
+    date_formats = dict(profile.date_formats)
+    saved = profile if proposal.from_profile else None
     ctx.progress(0.9, "listing values to recode")
     values: dict[str, list[str]] = {}
     import pyarrow.compute as pc
@@ -277,11 +266,11 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
         "suggestions": suggested,
         "recode_suggestions": recode_suggestions,
         "date_formats": date_formats,
-        "profile": profile.name if profile is not None else None,
+        "profile": saved.name if saved is not None else None,
         "values": values,
         "profiles_supported": True,
         "profile_note": (
-            f"Suggestions come from your saved profile “{profile.name}”." if profile is not None else ""
+            f"Suggestions come from your saved profile “{saved.name}”." if saved is not None else ""
         ),
     }
 
@@ -317,7 +306,7 @@ def confirm_mapping(
     profile = _profile(mapping, recodes, date_formats, name=profile_name)
     save_profile(ctx.vault, profile, replace=True)
     ctx.progress(0.05, "reading the extract")
-    table = read_table(path)
+    table = read_table(path, duplicates="rename")  # as prepare reads it (NAME_2 for a repeated header)
     ctx.progress(0.6, "checking values against the agreement's code sets")
     result = map_for_agreement(
         ctx.vault, agreement, table, profile=profile_name, input_name=Path(path).name, refuse_errors=False
@@ -544,7 +533,7 @@ def describe_link_file(path: str) -> dict[str, Any]:
     from deid import find_token_column, read_table
     from deid.errors import InputError
 
-    table = read_table(path)
+    table = read_table(path, duplicates="rename")  # as prepare reads it (NAME_2 for a repeated header)
     try:
         column: str | None = find_token_column(table, str(path))
     except InputError:
