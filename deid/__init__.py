@@ -60,6 +60,7 @@ _LAZY = {
                       "policy_from_elements", "suggest_mapping", "suggest_recodes", "validate"),
     "deid._linkage": ("LinkFields", "Links", "LinkReport", "find_token_column", "link", "link_tables",
                       "link_tokens"),
+    "deid._linkcharts": ("link_chart_data", "link_chart_png"),
     "deid._jsonread": ("parse_json", "read_json_file"),
     "deid._safetext": ("display_text", "unsafe_characters"),
     "deid._treatment_spec": ("DATE_GRANULARITIES", "ELEMENT_TYPES", "TREATMENT_NAMES", "TREATMENT_SPECS",
@@ -191,6 +192,7 @@ __all__ += [
 
 # Linkage across partners (deid/_linkage.py).
 __all__ += ["LinkFields", "LinkReport", "Links", "find_token_column", "link", "link_tables", "link_tokens"]
+__all__ += ["link_chart_data", "link_chart_png"]  # the analyst's charts of a link run (deid/_linkcharts.py)
 
 # The treatments' one specification (deid/_treatment_spec.py): names, parameters, element types, defaults.
 __all__ += [

@@ -682,6 +682,11 @@ class LinkReport:
     students_b: int = 0
     # method "em": the fitted Fellegi–Sunter model (λ, threshold, per kind m, u and weight; deid._fsem)
     estimated: dict[str, Any] | None = None
+    # where the token join ran: "duckdb" (out of core) or "memory" (deid._linkdb)
+    engine: str = "memory"
+    # methods combined and em: candidate pairs of students by score (rounded), for the analyst's chart of
+    # the score distribution (deid._linkcharts) — counts only
+    score_counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON data."""
@@ -716,12 +721,15 @@ _KIND_INDEX = np.full(256, 255, np.uint8)
 _KIND_INDEX[np.frombuffer("".join(KINDS).encode(), np.uint8)] = np.arange(len(KINDS), dtype=np.uint8)
 
 
-def parse_tokens(column: Column, where: str = "the file") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_tokens(
+    column: Column, where: str = "the file", first_row: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A link-tokens column → (row, kind index, 64-bit value) arrays, one entry per token.
 
     Works on the column's bytes in place (every token is 12 characters, one space between tokens;
     cells with stray surrounding spaces, e.g. from a hand-edited CSV, are trimmed first).
-    Raises InputError naming ``where`` and the first bad row when a cell is not link tokens."""
+    Raises InputError naming ``where`` and the first bad row when a cell is not link tokens (its
+    number counted from ``first_row``, when ``column`` is a batch of a file's rows)."""
     col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
     col = col.cast(pa.large_string())
     step = TOKEN_CHARS + 1
@@ -736,7 +744,7 @@ def parse_tokens(column: Column, where: str = "the file") -> tuple[np.ndarray, n
         if not len(bad):
             break
         if attempt:
-            raise InputError(f"{where}: row {int(bad[0]) + 2} does not hold link tokens.")
+            raise InputError(f"{where}: row {int(bad[0]) + 2 + first_row} does not hold link tokens.")
         col = pc.utf8_trim_whitespace(col)
     data = arr.buffers()[2]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
@@ -763,7 +771,8 @@ def parse_tokens(column: Column, where: str = "the file") -> tuple[np.ndarray, n
     inner[np.cumsum(counts)[counts > 0] - 1] = False  # a row's last token has no space after it
     wrong[inner] |= raw[starts[inner] + TOKEN_CHARS] != ord(" ")
     if wrong.any():
-        raise InputError(f"{where}: row {int(rows[np.argmax(wrong)]) + 2} does not hold link tokens.")
+        row = int(rows[np.argmax(wrong)]) + 2 + first_row
+        raise InputError(f"{where}: row {row} does not hold link tokens.")
     return rows, kinds, values
 
 
@@ -820,15 +829,20 @@ def _candidates(
 Side = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row, kind index, 64-bit value), one per token
 
 
-def person_groups(side: Side, n: int) -> np.ndarray:
+def person_groups(side: Any, n: int, engine: Any = None) -> np.ndarray:
     """For each of a file's ``n`` rows, the number of the student it belongs to: rows that share
     their state ID token, or a name-and-birth-date token (A) *and* a first-name, birth-date and sex
     token (E), are one student's several rows (one per term, course or enrollment). Twins share
     neither (different first names; opposite-sex twins whose names share a nickname group differ in
-    E). Numbers are 0.. in order of each student's first row."""
+    E). Numbers are 0.. in order of each student's first row. ``side`` is one of ``engine``'s sides
+    (deid._linkdb; default: parsed tokens in memory)."""
+    if engine is None:
+        from deid._linkdb import MemoryEngine
+
+        engine = MemoryEngine()
     bit = {k: np.uint32(1 << KINDS.index(k)) for k in ("I", "A", "E")}
-    ra, rb, mask = _candidates(side, side, {KINDS.index(k) for k in bit}, max_shared=MAX_ENROLLMENTS)
-    same = (ra < rb) & (((mask & bit["I"]) != 0) | (((mask & bit["A"]) != 0) & ((mask & bit["E"]) != 0)))
+    ra, rb, mask = engine.self_pairs(side, {KINDS.index(k) for k in bit}, MAX_ENROLLMENTS)
+    same = ((mask & bit["I"]) != 0) | (((mask & bit["A"]) != 0) & ((mask & bit["E"]) != 0))
     return _components(n, ra[same], rb[same])
 
 
@@ -929,16 +943,35 @@ def link_tables(
     method: str = "combined",
     names: tuple[str, str] = ("file A", "file B"),
     threshold: int = THRESHOLD,
+    engine: str = "memory",
+    memory_mb: int | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> Links:
-    """Link two link-tokens columns (rows of A to rows of B, one-to-one); see the module docstring."""
+    """Link two link-tokens columns (rows of A to rows of B, one-to-one); see the module docstring.
+
+    ``engine``: "memory" (numpy) or "duckdb" (out of core within ``memory_mb``, spilling into a
+    private folder made in ``spill_dir`` and removed afterwards; deid._linkdb) — the same links."""
+    from deid._linkdb import DEFAULT_MEMORY_MB, make_engine
+
     if method not in METHODS:
         raise InputError(f"Unknown linkage method {method!r}: use {', '.join(METHODS)}.")
-    a = parse_tokens(tokens_a, names[0])
-    b = parse_tokens(tokens_b, names[1])
-    n_a, n_b = len(tokens_a), len(tokens_b)
+    eng = make_engine(engine, memory_mb or DEFAULT_MEMORY_MB, spill_dir)
+    try:
+        a = eng.side(tokens_a, names[0], len(tokens_a))
+        b = eng.side(tokens_b, names[1], len(tokens_b))
+        return _link_sides(eng, a, b, len(tokens_a), len(tokens_b), method, names, threshold)
+    finally:
+        eng.close()
+
+
+def _link_sides(
+    eng: Any, a: Any, b: Any, n_a: int, n_b: int, method: str, names: tuple[str, str], threshold: int
+) -> Links:
+    """The matcher on either engine's sides (deid._linkdb): the engine joins the tokens; the scores,
+    the EM fit and the one-to-one assignment run here on the candidate pairs."""
     id_kind = KINDS.index("I")
     report_notes: list[str] = []
-    kinds_a, kinds_b = _kinds_of(a), _kinds_of(b)
+    kinds_a, kinds_b = eng.kinds(a), eng.kinds(b)
     if kinds_a != kinds_b:
         only = [(names[0], kinds_a - kinds_b), (names[1], kinds_b - kinds_a)]
         what = "; ".join(f"only {name} has {', '.join(_KIND_NAMES[k] for k in sorted(ks, key=KINDS.index))}"
@@ -949,14 +982,14 @@ def link_tables(
         )
     students = (n_a, n_b)
     fitted: dict[str, Any] | None = None
+    score_counts: dict[str, int] = {}
     if method in ("combined", "em"):
         # One row per student is not assumed: a file's rows of one student (several enrollments) are
         # grouped first, students are linked one-to-one, and every row of a linked student is paired.
-        groups_a, groups_b = person_groups(a, n_a), person_groups(b, n_b)
+        groups_a, groups_b = person_groups(a, n_a, eng), person_groups(b, n_b, eng)
         students = (int(groups_a.max()) + 1 if n_a else 0, int(groups_b.max()) + 1 if n_b else 0)
         use = [k for k in KINDS if k != "K"]
-        side_a, side_b = _by_group(a, groups_a), _by_group(b, groups_b)
-        ga, gb, mask = _candidates(side_a, side_b, {KINDS.index(k) for k in use})
+        ga, gb, mask = eng.candidates(a, b, {KINDS.index(k) for k in use}, MAX_SHARED, (groups_a, groups_b))
         if method == "em":
             # Weights from the data (deid._fsem): Fellegi–Sunter, EM on the agreement patterns of every
             # pair of students; a pair is kept at posterior match probability 1/2 or more.
@@ -978,6 +1011,8 @@ def link_tables(
         by_id = (mask[sel] & np.uint32(1 << id_kind)) != 0
         out = (row_a, row_b, np.where(by_id, "id", "derived")[k], score[sel][k])
         stats = (len(ga), int((~ok).sum()), left)
+        values, counts = np.unique(score, return_counts=True)
+        score_counts = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
         for name, rows, count in ((names[0], n_a, students[0]), (names[1], n_b, students[1])):
             if count < rows:
                 report_notes.append(
@@ -985,7 +1020,7 @@ def link_tables(
                     "one per term, are linked together to the same student of the other file)"
                 )
     else:
-        ra, rb, mask = _candidates(a, b, {id_kind})
+        ra, rb, mask = eng.candidates(a, b, {id_kind}, MAX_SHARED)
         kept, left = _one_to_one(ra, rb, np.ones(len(ra), np.int64))
         parts = [(ra[kept], rb[kept], np.full(len(kept), "id", object), np.full(len(kept), WEIGHTS["I"]))]
         n_cand, n_left = len(ra), left
@@ -995,13 +1030,13 @@ def link_tables(
             free_a[ra[kept]] = False
             free_b = np.ones(n_b, bool)
             free_b[rb[kept]] = False
-            ka = _only_rows(a, KINDS.index("K"), free_a)
-            kb = _only_rows(b, KINDS.index("K"), free_b)
-            if len(ka[0]) == 0 and len(kb[0]) == 0:
+            ka = eng.only_rows(a, KINDS.index("K"), free_a)
+            kb = eng.only_rows(b, KINDS.index("K"), free_b)
+            if not eng.kinds(ka) and not eng.kinds(kb):
                 report_notes.append(
                     "the files carry no Cal-PASS derived-key tokens (made with baseline: true)"
                 )
-            r2a, r2b, _ = _candidates(ka, kb, {KINDS.index("K")})
+            r2a, r2b, _ = eng.candidates(ka, kb, {KINDS.index("K")}, MAX_SHARED)
             k2, left2 = _one_to_one(r2a, r2b, np.ones(len(r2a), np.int64))
             parts.append((r2a[k2], r2b[k2], np.full(len(k2), "derived", object), np.zeros(len(k2), np.int64)))
             n_cand, n_left = n_cand + len(r2a), n_left + left2
@@ -1030,6 +1065,8 @@ def link_tables(
         students_a=students[0],
         students_b=students[1],
         estimated=fitted,
+        engine=eng.name,
+        score_counts=score_counts,
     )
     if fitted is not None:
         report.weights = {k: v["weight"] for k, v in fitted["kinds"].items()}  # type: ignore[index]
@@ -1044,10 +1081,6 @@ _KIND_NAMES = {
     "E": "first name, birth date and sex (E)", "G": "name and birth year (G)", "P": "surname typos (P)",
     "Q": "first-name typos (Q)", "K": "the Cal-PASS key (K)",
 }  # fmt: skip
-
-
-def _kinds_of(side: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[str]:
-    return {KINDS[int(k)] for k in np.unique(side[1])}
 
 
 def _only_rows(side: tuple[np.ndarray, np.ndarray, np.ndarray], kind: int, free: np.ndarray
@@ -1090,44 +1123,77 @@ def link(
     method: str = "combined",
     columns: tuple[str | None, str | None] = (None, None),
     force: bool = False,
+    engine: str = "duckdb",
+    memory_mb: int | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    chart: str | os.PathLike[str] | None = None,
 ) -> Links:
     """Link two de-identified files on their link tokens; write the joined rows to ``out`` (.csv or
     .parquet: ``a_row``, ``b_row`` (1-based data rows), ``link_method``, ``link_score``, then A's
     columns and B's, B's renamed ``<name>_b`` where A has the same name; token columns left out) and
     the report to ``report`` (JSON). Nothing is written when either file cannot be read; an existing
-    output or report is replaced only with ``force``."""
-    from deid._atomic import check_output_path
-    from deid._io import check_distinct_files, output_format, read_table, write_table
+    output or report is replaced only with ``force``.
 
+    The tokens are joined on DuckDB (``engine="duckdb"``, the default; ``"memory"``: numpy) within
+    ``memory_mb`` (default 1 GB), spilling into a private folder made beside the output (or the
+    report, or in the system's temporary folder; ``spill_dir`` to choose) and removed afterwards. A
+    Parquet file's token column is read by DuckDB straight from the file, never whole into memory.
+    ``chart`` (.png): the analyst's charts of the weights and of the score distribution
+    (deid._linkcharts), written with the report."""
+    from deid._atomic import check_output_path
+    from deid._io import check_distinct_files, output_format, write_table
+    from deid._linkdb import DEFAULT_MEMORY_MB, make_engine
+
+    if method not in METHODS:
+        raise InputError(f"Unknown linkage method {method!r}: use {', '.join(METHODS)}.")
     if out is not None:
         output_format(out)
     check_distinct_files(
-        [("file A", file_a), ("file B", file_b)], [("the linked file", out), ("the report", report)]
+        [("file A", file_a), ("file B", file_b)],
+        [("the linked file", out), ("the report", report), ("the chart", chart)],
     )
-    if out is not None:
-        check_output_path(out, force=force)
-    if report is not None:
-        check_output_path(report, force=force)
-    ta = read_table(file_a)
-    tb = read_table(file_b)
-    ca = find_token_column(ta, str(file_a), columns[0])
-    cb = find_token_column(tb, str(file_b), columns[1])
-    links = link_tables(ta.column(ca), tb.column(cb), method=method, names=(str(file_a), str(file_b)))
+    if chart is not None and Path(chart).suffix.lower() != ".png":
+        raise InputError(f"{chart}: the chart is written as a PNG image; name it with .png.")
+    for target in (out, report, chart):
+        if target is not None:
+            check_output_path(target, force=force)
+    if spill_dir is None:
+        first = next((t for t in (out, report, chart) if t is not None), None)
+        spill_dir = Path(first).parent if first is not None else None
+    eng = make_engine(engine, memory_mb or DEFAULT_MEMORY_MB, spill_dir)
+    try:
+        inputs = [_link_input(eng, path, col, want_others=out is not None)
+                  for path, col in ((file_a, columns[0]), (file_b, columns[1]))]  # fmt: skip
+        sides = [eng.side(*x.tokens) if x.tokens is not None else x.side for x in inputs]
+        links = _link_sides(eng, sides[0], sides[1], inputs[0].rows, inputs[1].rows, method,
+                            (str(file_a), str(file_b)), THRESHOLD)  # fmt: skip
+    finally:
+        eng.close()
+    ca, cb = inputs[0].column, inputs[1].column
     links.report.token_columns = (ca, cb)
     written: list[Path] = []
 
     def write_report() -> None:
+        from deid._atomic import write_bytes_atomic
+        from deid._linkcharts import link_chart_png
+
         if report is not None:
             try:
                 links.report.write(report, force=force)
             except OSError as exc:
                 raise OutputError(f"Cannot write {report}: {exc.strerror or 'the system refused'}.") from None
             written.append(Path(report))
+        if chart is not None:
+            try:
+                write_bytes_atomic(chart, link_chart_png(links.report), force=force)
+            except OSError as exc:
+                raise OutputError(f"Cannot write {chart}: {exc.strerror or 'the system refused'}.") from None
+            written.append(Path(chart))
 
     if out is None:
         write_report()
         return links
-    joined = _joined_table(ta.drop_columns([ca]), tb.drop_columns([cb]), links)
+    joined = _joined_table(inputs[0].others, inputs[1].others, links)
     links.report.output = str(out)
 
     def before_commit(_tmp: Path) -> None:
@@ -1141,6 +1207,66 @@ def link(
             path.unlink(missing_ok=True)
         raise
     return links
+
+
+@dataclass
+class _Input:
+    """One file to link: its token column's name, its row count, its other columns (when the linked
+    file is written), and either its tokens as a column or the engine's side read from the file."""
+
+    column: str
+    rows: int
+    others: pa.Table
+    tokens: tuple[Column, str, int] | None = None
+    side: Any = None
+
+
+def _link_input(eng: Any, path: str | os.PathLike[str], column: str | None, *, want_others: bool) -> _Input:
+    """Read a file to link. On DuckDB a Parquet file's token column is left in the file (DuckDB reads
+    it); other formats, and every file in memory, are read whole (deid._io.read_table)."""
+    from deid._io import read_table
+
+    if eng.name != "duckdb" or Path(path).suffix.lower() != ".parquet":
+        table = read_table(path)
+        name = find_token_column(table, str(path), column)
+        n = table.num_rows
+        return _Input(name, n, table.drop_columns([name]), tokens=(table.column(name), str(path), n))
+    import pyarrow.parquet as pq
+
+    from deid._io import ReadInfo, _as_text, _finish
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p} does not exist.")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a data file.")
+    try:
+        pf = pq.ParquetFile(p)
+        names = pf.schema_arrow.names
+        rows = pf.metadata.num_rows
+        if column is not None:
+            if column not in names:
+                raise InputError(f"{p} has no column '{column}'.")
+            name = column
+        elif TOKEN_COLUMN in names:
+            name = TOKEN_COLUMN
+        else:  # the one column whose first cells look like link tokens (as find_token_column does)
+            first = next(pf.iter_batches(batch_size=1000), None)
+            sample = pa.Table.from_batches([first]) if first is not None else pf.schema_arrow.empty_table()
+            text = pa.table([_as_text(c) for c in sample.columns], names=sample.column_names)
+            name = find_token_column(text, str(p))
+        rest = [n for n in names if n != name]
+        if want_others and rest:
+            others = pq.read_table(p, columns=rest)
+            others = _finish(p, pa.table([_as_text(c) for c in others.columns], names=others.column_names),
+                             ReadInfo())  # fmt: skip
+        else:
+            others = pa.table({"": pa.nulls(rows, pa.string())}).drop_columns([""])
+    except (pa.ArrowException, OSError):
+        raise InputError(f"{p} is not a readable Parquet file.") from None
+    if rows == 0:
+        raise InputError(f"{p} has a header but no data rows.")
+    return _Input(name, rows, others, side=eng.parquet_side(p, name, str(p)))
 
 
 def _joined_table(ta: pa.Table, tb: pa.Table, links: Links) -> pa.Table:

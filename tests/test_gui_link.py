@@ -143,6 +143,11 @@ def test_link_two_dropped_files_shows_counts_and_writes_the_linked_file(qtbot, t
     assert page.side_a.drop.height() == page.side_b.drop.height()
     assert not page.grab().isNull()
     assert str(out) in written and str(report) in written and page.results.isVisible()
+    # The analyst's charts, drawn by the library from the same counts the CLI's report holds.
+    from deid import link_chart_data
+
+    assert page.chart.isVisible() and page.chart.pixmap().width() > 500
+    assert link_chart_data(page.result) == link_chart_data(expected) and expected.score_counts
 
     # On disk: one row per reported pair, the two files' attributes, no names, IDs or tokens.
     linked = pcsv.read_csv(out)

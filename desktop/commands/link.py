@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="combined (default), em (the same tokens, weights estimated from the two files), "
         "id (state ID only), calpass (ID, then the Cal-PASS key)",
     )
+    p.add_argument("--chart", metavar="C.png", help="charts of the match weights and of the scores (PNG)")
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        metavar="MB",
+        help="memory for joining the tokens (default 1024; spills beyond)",
+    )
     p.add_argument("--column-a", metavar="NAME", help="the link-tokens column of FILE_A")
     p.add_argument("--column-b", metavar="NAME", help="the link-tokens column of FILE_B")
     add_force(p)
@@ -66,7 +73,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         links = link_files(vault, args.file_a, args.file_b, args.out, report=args.report,
                            method=args.method, columns=(args.column_a, args.column_b),
-                           force=args.force)  # fmt: skip
+                           force=args.force, chart=args.chart, memory_mb=args.memory_mb)  # fmt: skip
     r = links.report
     print(
         f"linked {r.linked:,} rows ({r.linked_by['id']:,} by state ID, {r.linked_by['derived']:,} by "
@@ -76,7 +83,8 @@ def cmd_link(args: argparse.Namespace) -> int:
         print(f"{r.left_ambiguous:,} row(s) left unlinked: their best candidates tied")
     for note in r.notes:
         print(f"note: {note}")
-    print(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
+    wrote = [str(p) for p in (args.out, args.report, args.chart) if p]
+    print(f"wrote {', '.join(wrote[:-1])} and {wrote[-1]}" if len(wrote) > 1 else f"wrote {wrote[0]}")
     return 0
 
 

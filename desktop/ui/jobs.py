@@ -552,7 +552,10 @@ def link_files(
     ctx.progress(0.05, f"linking {Path(file_a).name} and {Path(file_b).name}")
     links = link(ctx.vault, file_a, file_b, out, report=report, method=method, force=force)
     ctx.progress(1.0, "linked")
-    return links.report.to_dict()
+    from deid import link_chart_png
+
+    # The analyst's charts (weights, score distribution), drawn by the library from the report's counts.
+    return {**links.report.to_dict(), "chart_png": link_chart_png(links.report)}
 
 
 def release_outcome_tables(

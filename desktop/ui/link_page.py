@@ -16,7 +16,7 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -144,6 +144,11 @@ class LinkPage(QWidget):
                 QLabel(label), i, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
             )
             results_grid.addWidget(value, i, 1, Qt.AlignmentFlag.AlignTop)
+        # The library draws the charts (deid.link_chart_png); this label only shows the image.
+        self.chart = QLabel()
+        self.chart.setAccessibleName("Charts of the match weights and of the candidate pairs by score")
+        self.chart.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        results_grid.addWidget(self.chart, len(self.values), 0, 1, 2)
         self.results.hide()
 
         body = QWidget()
@@ -355,6 +360,13 @@ class LinkPage(QWidget):
             f"linked rows in <b>{escape(r.get('output') or self.out_path.text())}</b><br>"
             f"report in <b>{escape(self.report_path.text())}</b>"
         )
+        pixmap = QPixmap()
+        if r.get("chart_png") and pixmap.loadFromData(r["chart_png"], "PNG"):
+            self.chart.setPixmap(pixmap)
+            self.chart.show()
+        else:
+            self.chart.clear()
+            self.chart.hide()
         self.results.show()
 
 

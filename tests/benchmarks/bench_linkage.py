@@ -13,8 +13,14 @@ the generator's truth:
 - ``combined``: PathShare's several keyed tokens per student, the hand-set weights and one-to-one assignment;
 - ``em``: the same tokens, weights estimated from the two files (Fellegi–Sunter, EM; deid/_fsem.py).
 
-Printed and written to bench-results/linkage.json: precision, recall, F1, time and peak RSS of each
-method, and the time and peak RSS of tokenizing. Nothing here asserts on speed.
+Each runs on DuckDB (``link``'s default engine: the token join out of core, within 1 GB, spilling to
+a folder beside the output; deid/_linkdb.py); ``combined`` runs a second time on the in-memory engine
+(numpy, the path before issue 18), the baseline of the time and memory figures — and the two must
+give the same pairs and scores.
+
+Printed and written to bench-results/linkage.json: precision, recall, F1, wall and CPU time and peak
+RSS (the child's own VmHWM) of each method, and of tokenizing. Nothing here asserts on speed; the
+test asserts that both engines give the same links.
 
     make bench        # or: PATHSHARE_BENCH_ROWS=100000 .venv/bin/python -m pytest -s \\
                       #   tests/benchmarks/bench_linkage.py -o addopts="" -o python_files="bench_*.py"
@@ -86,17 +92,21 @@ from pathlib import Path
 import numpy as np
 from deid._linkage import evaluate, link, truth_pairs
 
-method, folder = sys.argv[1], Path(sys.argv[2])
+method, folder, engine = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()
-links = link(folder / "district.parquet", folder / "college.parquet", folder / f"linked_{method}.parquet",
-             method=method)
+links = link(folder / "district.parquet", folder / "college.parquet",
+             folder / f"linked_{method}_{engine}.parquet", method=method, engine=engine)
 elapsed = time.perf_counter() - t0
 peak = peak_mb()
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu = ru.ru_utime + ru.ru_stime  # every thread of this process (DuckDB's too), start-up included
+np.save(folder / f"pairs_{method}_{engine}.npy", np.stack([links.row_a, links.row_b, links.score]))
 truth = truth_pairs(np.load(folder / "district_person.npy"), np.load(folder / "college_person.npy"))
 score = evaluate(links.pairs(), truth)
 p, r = score["precision"], score["recall"]
 print(json.dumps({
-    "seconds": elapsed, "peak_rss_mb": peak, **score, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+    "seconds": elapsed, "cpu_s": cpu, "peak_rss_mb": peak, "engine": links.report.engine,
+    **score, "f1": 2 * p * r / (p + r) if p + r else 0.0,
     "linked_by": links.report.linked_by, "candidate_pairs": links.report.candidate_pairs,
     "left_ambiguous": links.report.left_ambiguous, "estimated": links.report.estimated,
 }))
@@ -114,8 +124,14 @@ def _run(script: str, *args: object) -> dict:
 
 def test_bench_linkage(tmp_path: Path) -> None:
     tok = _run(_TOKENIZE, ROWS, SEED, tmp_path)
-    methods = {m: _run(_LINK, m, tmp_path) for m in ("id", "calpass", "combined", "em")}
-    base, ours = methods["calpass"], methods["combined"]
+    methods = {m: _run(_LINK, m, tmp_path, "duckdb") for m in ("id", "calpass", "combined", "em")}
+    methods["combined in memory"] = _run(_LINK, "combined", tmp_path, "memory")
+    import numpy as np
+
+    same = np.array_equal(
+        np.load(tmp_path / "pairs_combined_duckdb.npy"), np.load(tmp_path / "pairs_combined_memory.npy")
+    )
+    base, ours, mem = methods["calpass"], methods["combined"], methods["combined in memory"]
     figures = {
         "rows_per_file": ROWS,
         "seed": SEED,
@@ -134,6 +150,12 @@ def test_bench_linkage(tmp_path: Path) -> None:
             "time_ratio": round(ours["seconds"] / base["seconds"], 2),
         },
         "rows_per_second_combined": round(2 * ROWS / ours["seconds"]),
+        "duckdb_vs_memory": {
+            "same_links": bool(same),
+            "time_ratio": round(ours["seconds"] / mem["seconds"], 2),
+            "cpu_ratio": round(ours["cpu_s"] / mem["cpu_s"], 2),
+            "peak_ratio": round(ours["peak_rss_mb"] / mem["peak_rss_mb"], 2),
+        },
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
@@ -144,17 +166,26 @@ def test_bench_linkage(tmp_path: Path) -> None:
     )
     for m, r in methods.items():
         print(
-            f"  {m:9s} precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
-            f"{r['seconds']:.1f} s  peak {r['peak_rss_mb']:,.0f} MB  linked {r['found']:,}"
+            f"  {m:18s} precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+            f"{r['seconds']:.1f} s (CPU {r['cpu_s']:.1f} s)  peak {r['peak_rss_mb']:,.0f} MB  "
+            f"linked {r['found']:,}"
         )
     figures["em_model"] = methods["em"]["estimated"]
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     em = figures["em_model"]
-    print(f"  em: match share {em['match_share']:.2e}, threshold {em['threshold']}, weights "
-          + ", ".join(f"{k} {v['weight']}" for k, v in em["kinds"].items()))
+    print(
+        f"  em: match share {em['match_share']:.2e}, threshold {em['threshold']}, weights "
+        + ", ".join(f"{k} {v['weight']}" for k, v in em["kinds"].items())
+    )
+    d = figures["duckdb_vs_memory"]
+    print(
+        f"  combined on DuckDB vs in memory: same links {d['same_links']}, time x{d['time_ratio']}, "
+        f"CPU x{d['cpu_ratio']}, peak memory x{d['peak_ratio']}"
+    )
     c = figures["combined_vs_calpass"]
     print(
         f"  combined vs Cal-PASS baseline: recall {c['recall_gain']:+.4f}, "
         f"precision {c['precision_gain']:+.4f}, missed pairs x{c['missed_pairs_ratio']}, "
         f"time x{c['time_ratio']}"
     )
+    assert same, "the DuckDB and in-memory engines linked differently"

@@ -1,0 +1,86 @@
+"""The token join on DuckDB (deid/_linkdb.py) gives the links the in-memory join gives, reads a
+Parquet file's tokens from the file, stays within its memory setting and leaves no spill behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from deid._linkage import LinkFields, link, link_tables, link_tokens
+from deid._secrets import derive_key
+from deid.errors import InputError
+from deid.synth import generate
+
+KEY = derive_key(b"engines test secret, 32 bytes..", "link_tokens")
+K12 = LinkFields("SSID", "First Name", "Middle Name", "Last Name", "Birth Date", "Gender")
+COLLEGE = LinkFields("SSID", "STU_FIRST_NM", "STU_MID_NM", "STU_LAST_NM", "STU_BIRTH_DT", "SEX")
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """A district and a college file (overlapping students; the college side with typos, nicknames,
+    swapped days, missing IDs), the college with some students on several rows (one per term)."""
+    k12 = generate("k12", 300, seed=3).table
+    col = generate("college", 300, seed=3).table
+    sex = pc.take(pa.array(["F", "M", "X"]), pc.subtract(pc.cast(col["SEX"], pa.int64()), 1))
+    col = col.set_column(col.column_names.index("SEX"), "SEX", sex)
+    rows = np.r_[np.arange(300), np.arange(0, 300, 7), np.arange(0, 300, 11)]  # repeated terms
+    col = col.take(pa.array(rows))
+    return link_tokens(k12, K12, KEY, baseline=True), link_tokens(col, COLLEGE, KEY, baseline=True)
+
+
+@pytest.mark.parametrize("method", ["combined", "em", "id", "calpass"])
+def test_duckdb_and_memory_engines_link_alike(pair, method: str, tmp_path: Path) -> None:
+    mem = link_tables(*pair, method=method, engine="memory")
+    duck = link_tables(*pair, method=method, engine="duckdb", memory_mb=256, spill_dir=tmp_path)
+    assert len(mem.row_a) > 20  # the pair links (about 1 in 6 students is in both)
+    for got, want in ((duck.row_a, mem.row_a), (duck.row_b, mem.row_b), (duck.method, mem.method),
+                      (duck.score, mem.score)):  # fmt: skip
+        assert np.array_equal(got, want)
+    a, b = mem.report.to_dict(), duck.report.to_dict()
+    assert (a.pop("engine"), b.pop("engine")) == ("memory", "duckdb")
+    assert a == b
+    if method == "combined":
+        assert mem.report.students_b < mem.report.rows_b  # several rows per student were grouped
+    assert list(tmp_path.iterdir()) == []  # the spill folder is gone
+
+
+def test_link_reads_parquet_tokens_on_duckdb_like_in_memory(pair, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(
+        pa.table({"grade": pa.array([str(i % 12) for i in range(len(pair[0]))]), "link_tokens": pair[0]}), a
+    )
+    pq.write_table(pa.table({"tok": pair[1], "term": pa.array(["F24"] * len(pair[1]))}), b)
+    outs = {}
+    for engine in ("memory", "duckdb"):
+        out = tmp_path / engine / "linked.parquet"
+        out.parent.mkdir()
+        links = link(a, b, out, report=out.with_suffix(".json"), engine=engine)
+        outs[engine] = pq.read_table(out)
+        assert links.report.token_columns == ("link_tokens", "tok") and links.report.engine == engine
+        assert sorted(p.name for p in out.parent.iterdir()) == ["linked.json", "linked.parquet"]
+    assert outs["duckdb"].equals(outs["memory"]) and outs["duckdb"].num_rows > 40
+    assert "link_tokens" not in outs["duckdb"].column_names and "grade" in outs["duckdb"].column_names
+
+
+def test_duckdb_engine_refuses_bad_cells_and_a_tiny_memory_setting_in_one_sentence(
+    pair, tmp_path: Path
+) -> None:
+    good = pair[0].slice(0, 5)
+    cells = good.to_pylist()
+    cells[3] = cells[3][:30] + "!" + cells[3][31:]  # one character that is not base64url
+    bad = pa.chunked_array([pa.array(cells)])
+    messages = []
+    for engine in ("memory", "duckdb"):
+        with pytest.raises(InputError) as err:
+            link_tables(good, bad, names=("a.csv", "b.csv"), engine=engine, spill_dir=tmp_path)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] == "b.csv: row 5 does not hold link tokens."
+    with pytest.raises(InputError, match="memory setting"):
+        link_tables(good, good, engine="duckdb", memory_mb=8, spill_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
