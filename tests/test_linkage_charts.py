@@ -48,7 +48,9 @@ def test_chart_data_are_the_reports_weights_and_scores_and_the_png_draws_them() 
         assert json.dumps(d).isascii() and "link_tokens" not in json.dumps(d)
 
 
-def test_cli_link_writes_the_chart_and_refuses_a_chart_that_is_not_png(run_cli, tmp_path: Path) -> None:
+def test_cli_link_writes_the_chart_and_refuses_a_chart_that_is_not_png(
+    run_cli, tmp_path: Path, cli_vault: Path
+) -> None:
     a, b = _pair()
     pcsv.write_csv(pa.table({"link_tokens": a}), tmp_path / "a.csv")
     pcsv.write_csv(pa.table({"link_tokens": b}), tmp_path / "b.csv")
