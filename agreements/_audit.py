@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -186,43 +185,13 @@ def reference_entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def os_account_name(platform: str = sys.platform) -> str:
-    """The name of the operating-system account this process runs as: the audit log's actor.
+def os_account_name(platform: str | None = None) -> str:
+    """The name of the operating-system account this process runs as: the audit log's actor (asked of
+    the OS's account database, never of environment variables; the platform seam,
+    ``deid.account_name``, knows how on each platform)."""
+    from deid import account_name
 
-    Asked of the OS's account database, never of environment variables: ``getpass.getuser()`` reads
-    LOGNAME, USER, LNAME and USERNAME first, so ``LOGNAME=jsmith pathshare …`` would be logged as jsmith.
-    This is the one place that knows the platform difference.
-    """
-    if platform == "win32":
-        return _windows_account_name()
-    return _posix_account_name()
-
-
-def _posix_account_name() -> str:
-    import pwd
-
-    uid = os.getuid()
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:  # a uid with no passwd entry (some containers): the number is still the truth
-        return f"uid {uid}"
-
-
-def _windows_account_name(advapi32: Any = None) -> str:
-    """GetUserNameW: the account of the calling thread's security token (not %USERNAME%).
-
-    ``advapi32`` is the DLL (``ctypes.windll.advapi32``); tests pass a stand-in. If the call fails there
-    is no trustworthy name, and "unknown" is recorded rather than an environment variable.
-    """
-    import ctypes
-
-    if advapi32 is None:
-        advapi32 = ctypes.windll.advapi32  # type: ignore[attr-defined]
-    size = ctypes.c_ulong(257)  # UNLEN + 1
-    buffer = ctypes.create_unicode_buffer(size.value)
-    if not advapi32.GetUserNameW(buffer, ctypes.byref(size)) or not buffer.value:
-        return "unknown"
-    return str(buffer.value)
+    return account_name(platform)
 
 
 class AuditLog:

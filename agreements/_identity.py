@@ -5,7 +5,6 @@ Its public half is the organization's :class:`~agreements._cards.Card`, which pa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyrage
@@ -15,6 +14,7 @@ from agreements._cards import ORG_KINDS, Card, make_card
 from agreements._clock import utc_now
 from agreements._vault import Vault
 from agreements.errors import IdentityError
+from deid import restrict_permissions
 
 __all__ = [
     "ORG_KINDS",
@@ -157,4 +157,4 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
     # Logged first and in its own transaction: a secret key leaving the vault must always be on record.
     vault.audit.append("identity.export_age", details={"file": out.name})
     write_bytes_atomic(out, text.encode("utf-8"), perm=0o600, force=False, recorded=output_rule(vault))
-    os.chmod(out, 0o600)
+    restrict_permissions(out, 0o600)

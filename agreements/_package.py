@@ -58,7 +58,15 @@ from agreements import _agefile
 from agreements._clock import utc_text
 from agreements._signing import canonical_json, sha256_hex, sign_document, verify_document
 from agreements.errors import PackageRejected
-from deid import EarlyWriteback, Recorded, atomic_open, check_output_path, parse_json, read_json_file
+from deid import (
+    EarlyWriteback,
+    Recorded,
+    atomic_open,
+    check_output_path,
+    open_flags,
+    parse_json,
+    read_json_file,
+)
 from deid.errors import InputError, OutputError, PathShareError
 
 FORMAT_VERSION = 1
@@ -822,7 +830,7 @@ class _Unpacker:
             target = self.tree.joinpath(DATA_DIR, *rel.split("/"))
             try:
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | open_flags(), 0o600)
             except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
                 raise PackageRejected(
                     f"The package's file {rel!r} clashes with another of its files."
@@ -1070,7 +1078,7 @@ def _check_contents(manifest: Manifest, found: dict[str, tuple[int, str]], small
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | open_flags(), 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -1078,13 +1086,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _fsync_dir(folder: Path) -> None:
-    # Make a rename durable; not every platform lets a folder be opened.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    from deid import sync_folder
+
+    sync_folder(folder)  # make a rename durable (the platform seam knows where it can)
 
 
 def _move_into(tree: Path, out_dir: Path) -> None:

@@ -31,6 +31,7 @@ import sqlcipher3
 from agreements._migrations import MIGRATIONS
 from agreements._vaultlock import VaultLock, read_only_sentence
 from agreements.errors import NotAVault, VaultError, WeakPassphrase, WrongPassphrase
+from deid import restrict_permissions, sync_folder
 
 if TYPE_CHECKING:
     from agreements._audit import AuditLog
@@ -51,9 +52,9 @@ _TEST_KDF_ITER: int | None = None
 
 def default_vault_path() -> Path:
     """Where the vault lives when ``--vault`` is not given: the platform's user data folder."""
-    from platformdirs import user_data_dir
+    from deid import user_data_folder
 
-    return Path(user_data_dir("PathShare", appauthor=False)) / "pathshare.vault"
+    return user_data_folder() / "pathshare.vault"
 
 
 def guessable_words(*texts: str) -> list[str]:
@@ -280,7 +281,7 @@ class Vault:
             raise VaultError(f"Cannot create the vault at {dest}: {exc.strerror or exc}.") from exc
         os.close(fd)
         tmp = Path(tmp_name)
-        os.chmod(tmp, 0o600)
+        restrict_permissions(tmp, 0o600)
         vault: Vault | None = None
         try:
             try:
@@ -671,9 +672,4 @@ def _publish(tmp: Path, dest: Path) -> None:
         os.replace(tmp, dest)  # filesystems without hard links
     else:
         tmp.unlink()
-    with contextlib.suppress(OSError):
-        fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    sync_folder(dest.parent)

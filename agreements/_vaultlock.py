@@ -8,7 +8,8 @@ under the first one, and whatever the first one writes afterwards is lost (the a
 entries that never reached it). See docs/vault-and-audit.md, "One process at a time".
 
 So PathShare takes a lock of its own on ``<vault>.lock`` before it opens the vault and holds it until it
-closes it. The lock is an ``flock()`` lock on POSIX — it belongs to the open file *description*, so
+closes it (the platform's lock calls are in the platform seam, deid/_platform.py). The lock is an
+``flock()`` lock on POSIX — it belongs to the open file *description*, so
 another descriptor of the same file being closed (even ``<vault>.lock`` itself) does not release it — and
 a ``msvcrt.locking`` region lock on Windows (per handle, released only with it). The kernel drops it
 when the holder dies, so a killed process never leaves a stale lock. While one process holds it, no
@@ -27,7 +28,6 @@ import errno
 import json
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,14 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agreements.errors import VaultError, VaultInUse
+from deid import open_flags, try_lock_file, unlock_file
 
 LOCK_SUFFIX = ".lock"
 # How long a process waits for another one to close the vault before it gives up (seconds). Commands
 # and background jobs hold the vault for seconds; the app gives it up whenever it is idle.
 DEFAULT_WAIT = 30.0
-# The Windows lock is a one-byte region far beyond the holder note, so the note stays readable
-# (Windows region locks are mandatory: a locked byte cannot be read by anyone else).
-_WINDOWS_LOCK_OFFSET = 1 << 30
 _NOTE_LIMIT = 4096
 
 # Who this process is, written into the lock file for the refusal sentence: "app", "command", "job"
@@ -57,59 +55,6 @@ def identify_vault_user(program: str, on_wait: Callable[[str], None] | None = No
     global _program, _on_wait
     _program = program
     _on_wait = on_wait
-
-
-# --- the platform seam: try to take / give up an exclusive lock on an open descriptor -----------------
-
-
-class _Posix:
-    """``flock``: owned by the open file description, not by the process (unlike ``fcntl`` locks)."""
-
-    @staticmethod
-    def try_lock(fd: int) -> bool:
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        return True
-
-    @staticmethod
-    def unlock(fd: int) -> None:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-class _Windows:
-    """``msvcrt.locking`` on one byte at a fixed far offset: owned by the handle."""
-
-    @staticmethod
-    def try_lock(fd: int) -> bool:
-        import msvcrt
-
-        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EDEADLK):
-                return False
-            raise
-        return True
-
-    @staticmethod
-    def unlock(fd: int) -> None:
-        import msvcrt
-
-        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-
-
-def _platform() -> type[_Posix] | type[_Windows]:
-    return _Windows if sys.platform == "win32" else _Posix
 
 
 # --- the lock ----------------------------------------------------------------------------------------
@@ -151,7 +96,7 @@ def read_only_sentence(vault_path: Path) -> str:
 
 
 def _open_lock_file(path: Path, vault_path: Path) -> int:
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0)
+    flags = os.O_RDWR | os.O_CREAT | open_flags(inherit=False)
     try:
         return os.open(path, flags, 0o600)
     except OSError as exc:
@@ -222,12 +167,11 @@ class VaultLock:
                 held.users += 1
                 return cls(key, path)
         fd = _open_lock_file(path, Path(vault_path))
-        platform = _platform()
         deadline = time.monotonic() + (DEFAULT_WAIT if wait is None else max(0.0, wait))
         told = False
         started = time.monotonic()
         try:
-            while not platform.try_lock(fd):
+            while not try_lock_file(fd):
                 with _HELD_GUARD:
                     held = _HELD.get(key)
                     if held is not None:  # another thread of this process took it meanwhile: share it
@@ -276,5 +220,5 @@ class VaultLock:
             del _HELD[self._key]
             _clear_note(held.fd)
             with contextlib.suppress(OSError):
-                _platform().unlock(held.fd)
+                unlock_file(held.fd)
             os.close(held.fd)

@@ -72,6 +72,11 @@ _LAZY = {
                        "differencing_check", "hidden_cells", "hidden_count", "protect", "recheck",
                        "verify_published", "with_margins"),
     "deid._outcome_files": ("OUTCOME_FORMATS", "ReleaseInfo", "write_release_files"),
+    "deid._platform": ("FileAssociation", "account_name", "current_system", "display_missing",
+                       "documents_dir", "documents_folder", "file_association", "heap_trimmer",
+                       "is_windows", "open_flags", "posix_account_name", "restrict_permissions",
+                       "sync_folder", "try_lock_file", "unlock_file", "user_data_folder",
+                       "windows_account_name", "writeback_advisor"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -238,4 +243,26 @@ __all__ += [
     "verify_published",
     "with_margins",
     "write_release_files",
+]
+
+# The platform seam (deid/_platform.py): every difference between Linux, macOS and Windows, in one place.
+__all__ += [
+    "FileAssociation",
+    "account_name",
+    "current_system",
+    "display_missing",
+    "documents_dir",
+    "documents_folder",
+    "file_association",
+    "heap_trimmer",
+    "is_windows",
+    "open_flags",
+    "posix_account_name",
+    "restrict_permissions",
+    "sync_folder",
+    "try_lock_file",
+    "unlock_file",
+    "user_data_folder",
+    "windows_account_name",
+    "writeback_advisor",
 ]

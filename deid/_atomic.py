@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from deid._platform import open_flags, restrict_permissions, sync_folder, writeback_advisor
 from deid.errors import OutputError, OutputExists
 
 # What a vault recorded at a path ("the sealed package 3f2a…"), or None: supplied by ``agreements``
@@ -93,7 +94,7 @@ def atomic_path(
     dest = check_output_path(path, force=force, recorded=recorded)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent or ".")
     os.close(fd)
-    os.chmod(tmp, mode)
+    restrict_permissions(tmp, mode)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -140,7 +141,7 @@ def atomic_open(
         # The temp file exists and is empty: open it without O_TRUNC. Truncating an existing file
         # makes ext4 flush it synchronously on close (its replace-by-truncate safeguard,
         # auto_da_alloc), which cost a 512 MB package 0.19 s on top of the fsync that follows.
-        fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(tmp, os.O_WRONLY | open_flags())
         with open(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -160,17 +161,7 @@ def write_bytes_atomic(
 
 
 def _fsync_dir(folder: Path) -> None:
-    # Make the rename itself durable; not all platforms allow opening a folder.
-    try:
-        fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    sync_folder(folder)  # make the rename itself durable (the platform seam knows where it can)
 
 
 class EarlyWriteback:
@@ -180,7 +171,8 @@ class EarlyWriteback:
     once: 0.22 s for a 512 MB package here, a third of sealing it. Every ``window`` bytes this asks
     the kernel (``posix_fadvise(DONTNEED)``, which starts writeback without waiting for it) to begin
     writing what came before, so the disk works while the caller computes and the final fsync finds
-    little left to do. Where ``posix_fadvise`` does not exist (Windows, macOS) it only counts.
+    little left to do. Where ``posix_fadvise`` does not exist (Windows, macOS) it only counts (the
+    platform seam, :func:`deid._platform.writeback_advisor`, says which).
     """
 
     def __init__(self, fh: IO[bytes], window: int = 16 << 20) -> None:
@@ -188,17 +180,14 @@ class EarlyWriteback:
         self._window = window
         self._written = 0
         self._started = 0
-        self._hint = getattr(os, "posix_fadvise", None)
+        self._hint = writeback_advisor()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = self._fh.write(data)
         self._written += len(data) if n is None else n
         if self._hint is not None and self._written - self._started >= self._window:
             self._fh.flush()
-            with contextlib.suppress(OSError):  # a hint only: a file system may not support it
-                self._hint(
-                    self._fh.fileno(), self._started, self._written - self._started, os.POSIX_FADV_DONTNEED
-                )
+            self._hint(self._fh.fileno(), self._started, self._written - self._started)
             self._started = self._written
         return len(data) if n is None else n
 

@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid._platform import heap_trimmer
 from deid._policy import Policy
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import RiskResult, _blank_as_null, _codes, _combine
@@ -707,24 +708,8 @@ def _give_back() -> None:
         libc.malloc_trim(0)
 
 
-_LIBC: list[Any] = []
-
-
 def _libc() -> Any:
-    if not _LIBC:
-        lib = None
-        if os.name == "posix":
-            import ctypes
-            import ctypes.util
-
-            with contextlib.suppress(OSError, AttributeError, TypeError):
-                name = ctypes.util.find_library("c")
-                candidate = ctypes.CDLL(name) if name else None
-                if candidate is not None and hasattr(candidate, "malloc_trim"):
-                    candidate.mallopt(-8, 2)  # M_ARENA_MAX: fewer arenas keep fewer freed blocks
-                    lib = candidate
-        _LIBC.append(lib)
-    return _LIBC[0]
+    return heap_trimmer()  # glibc on Linux, None elsewhere (the platform seam)
 
 
 def _flat(values: Any) -> pa.Array:

@@ -12,15 +12,12 @@ from collections.abc import Mapping, Sequence
 
 
 def no_display_reason(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
-    """Why the window cannot open here, as one sentence, or None. On Linux and the BSDs Qt needs an X11 or
-    Wayland display; without one it aborts the whole process with its own message (exit 134), so the
-    check runs before Qt is imported. Windows and macOS always have a screen session for a desktop user,
-    and an explicit QT_QPA_PLATFORM (offscreen in tests, or the user's choice) is respected."""
-    env = os.environ if environ is None else environ
-    plat = sys.platform if platform is None else platform
-    if plat.startswith(("win", "darwin")) or env.get("QT_QPA_PLATFORM"):
-        return None
-    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+    """Why the window cannot open here, as one sentence, or None. Checked before Qt is imported: on Linux
+    without a display Qt aborts the whole process with its own message (exit 134). Which platforms need
+    a display is the platform seam's (``deid.display_missing``)."""
+    from deid import display_missing
+
+    if not display_missing(environ, platform):
         return None
     return (
         "No display was found, so the PathShare window cannot open here; "
@@ -54,12 +51,37 @@ def run_app(argv: Sequence[str] = (), vault_path: str | os.PathLike[str] | None 
     vault = Path(vault_path).expanduser() if vault_path else vault_path_from_env()
     session = Session(vault_path=vault, settings=Settings())
     window = MainWindow(session, open_package=package)
+    watch_file_open_events(app, window)
     window.show()
     sys.excepthook = unexpected_error_hook(window)
     from desktop.smoke import quit_after_shown  # packaging/smoke.sh: PATHSHARE_SMOKE_QUIT_MS
 
     quit_after_shown(app, window)
     return app.exec()
+
+
+def watch_file_open_events(app: object, window: object, platform: str | None = None) -> object | None:
+    """Where a double-clicked package arrives as an "open file" event rather than as an argument (macOS:
+    Finder sends it to the running app, even at launch), hand it to the window. Returns the event filter
+    (kept alive by the app), or None where packages come as arguments (the platform seam says which)."""
+    from deid import file_association
+
+    if file_association(platform).delivery != "open event":
+        return None
+    from PySide6.QtCore import QEvent, QObject
+
+    class _FileOpen(QObject):
+        def eventFilter(self, watched: object, event: object) -> bool:
+            if event.type() == QEvent.Type.FileOpen:  # type: ignore[attr-defined]
+                path = event.file()  # type: ignore[attr-defined]
+                if path:
+                    window.open_package_file(path)  # type: ignore[attr-defined]
+                return True
+            return False
+
+    watcher = _FileOpen(app)  # type: ignore[arg-type]
+    app.installEventFilter(watcher)  # type: ignore[attr-defined]
+    return watcher
 
 
 def unexpected_error_hook(window: object):  # -> the hook

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 
 import pytest
 
 from agreements import Vault, create_identity
-from agreements._audit import _posix_account_name, _windows_account_name, os_account_name
 
 PASS = "correct horse battery staple"
 
@@ -34,58 +32,8 @@ def test_attack_logname_spoofs_the_audit_actor(tmp_path, monkeypatch):
     assert real != "jsmith"
 
 
-def test_account_name_posix_branch_reads_the_account_database(monkeypatch):
-    monkeypatch.setenv("LOGNAME", "jsmith")
-    assert os_account_name("linux") == pwd.getpwuid(os.getuid()).pw_name
-    assert _posix_account_name() == pwd.getpwuid(os.getuid()).pw_name
-
-
-def test_account_name_posix_branch_without_a_passwd_entry(monkeypatch):
-    """A uid the account database does not know (some containers) is logged as its number."""
-
-    def no_entry(uid: int) -> None:
-        raise KeyError(uid)
-
-    monkeypatch.setattr(pwd, "getpwuid", no_entry)
-    monkeypatch.setenv("LOGNAME", "jsmith")
-    assert _posix_account_name() == f"uid {os.getuid()}"
-
-
-class _FakeAdvapi32:
-    """Stands in for advapi32.dll: GetUserNameW fills the buffer it is given, like Windows does."""
-
-    def __init__(self, name: str | None) -> None:
-        self.name = name
-        self.calls = 0
-
-    def GetUserNameW(self, buffer, size_ref) -> int:  # the Win32 name
-        self.calls += 1
-        if self.name is None:
-            return 0
-        buffer.value = self.name
-        ctypes.cast(size_ref, ctypes.POINTER(ctypes.c_ulong)).contents.value = len(self.name) + 1
-        return 1
-
-
-def test_account_name_windows_branch_asks_getusernamew(monkeypatch):
-    monkeypatch.setenv("USERNAME", "jsmith")
-    dll = _FakeAdvapi32("akim")
-    assert _windows_account_name(dll) == "akim"
-    assert dll.calls == 1
-
-
-def test_account_name_windows_branch_failure_is_unknown_not_the_environment(monkeypatch):
-    monkeypatch.setenv("USERNAME", "jsmith")
-    assert _windows_account_name(_FakeAdvapi32(None)) == "unknown"
-
-
-def test_account_name_dispatches_windows_to_getusernamew(monkeypatch):
-    import agreements._audit as audit_module
-
-    monkeypatch.setattr(audit_module, "_windows_account_name", lambda: "from-windows")
-    monkeypatch.setattr(audit_module, "_posix_account_name", lambda: "from-posix")
-    assert audit_module.os_account_name("win32") == "from-windows"
-    assert audit_module.os_account_name("darwin") == "from-posix"
+# The account name's branches (POSIX account database, Windows GetUserNameW) are tested in
+# tests/test_platform.py, with the rest of the platform seam.
 
 
 # ------------------------------------------------------------------ 13: weak passphrases

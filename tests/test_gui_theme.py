@@ -40,7 +40,7 @@ def test_settings_remember_folders_and_geometry_only(tmp_path):
 
     path = tmp_path / "s.ini"
     settings = Settings(QSettings(str(path), QSettings.Format.IniFormat))
-    assert settings.folder("extract") == str(__import__("pathlib").Path.home())
+    assert settings.folder("extract") == str(__import__("deid").documents_folder())
     (tmp_path / "exports").mkdir()
     settings.set_folder("extract", tmp_path / "exports" / "sis.csv")
     settings.set_geometry(QByteArray(b"\x01\x02"))
@@ -50,6 +50,6 @@ def test_settings_remember_folders_and_geometry_only(tmp_path):
     assert again.geometry() == QByteArray(b"\x01\x02")
     text = path.read_text()
     assert f"settings_version={VERSION}" in text
-    # A folder that has gone falls back to home rather than a dead path.
+    # A folder that has gone falls back to Documents (or home) rather than a dead path.
     (tmp_path / "exports").rmdir()
-    assert again.folder("extract") == str(__import__("pathlib").Path.home())
+    assert again.folder("extract") == str(__import__("deid").documents_folder())

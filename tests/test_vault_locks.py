@@ -8,10 +8,8 @@ Children are forks of the test process (cheap KDF via ``_TEST_KDF_ITER``); each 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -305,67 +303,6 @@ def _other_process_opens(path) -> None:
     os.waitpid(pid, 0)
     if answer.startswith("refused"):
         raise VaultInUse(answer[len("refused "):])
-
-
-# --- the platform seam ---------------------------------------------------------------------------------
-
-
-def test_posix_branch_locks_per_open_file_description(tmp_path):
-    path = tmp_path / "x.lock"
-    a = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    b = os.open(path, os.O_RDWR)
-    try:
-        assert lock_module._Posix.try_lock(a)
-        assert not lock_module._Posix.try_lock(b)  # another description, even in this process
-        os.close(os.open(path, os.O_RDONLY))  # closing a third descriptor does not release it
-        assert not lock_module._Posix.try_lock(b)
-        lock_module._Posix.unlock(a)
-        assert lock_module._Posix.try_lock(b)
-    finally:
-        os.close(a)
-        os.close(b)
-
-
-class _FakeMsvcrt:
-    """msvcrt.locking's contract: LK_NBLCK fails with EACCES when another handle holds the bytes."""
-
-    LK_UNLCK, LK_NBLCK = 0, 2
-
-    def __init__(self) -> None:
-        self.owner: dict[int, int] = {}
-        self.calls: list[tuple[int, int, int, int]] = []
-
-    def locking(self, fd: int, mode: int, nbytes: int) -> None:
-        offset = os.lseek(fd, 0, os.SEEK_CUR)
-        self.calls.append((fd, mode, offset, nbytes))
-        if mode == self.LK_NBLCK:
-            if self.owner.get(offset, fd) != fd:
-                raise OSError(errno.EACCES, "Permission denied")
-            self.owner[offset] = fd
-        elif mode == self.LK_UNLCK:
-            self.owner.pop(offset, None)
-
-
-def test_windows_branch_locks_one_far_byte_and_reports_a_held_lock_as_false(tmp_path, monkeypatch):
-    fake = _FakeMsvcrt()
-    monkeypatch.setitem(sys.modules, "msvcrt", fake)
-    monkeypatch.setattr(sys, "platform", "win32")
-    assert lock_module._platform() is lock_module._Windows
-    path = tmp_path / "x.lock"
-    a = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    b = os.open(path, os.O_RDWR)
-    try:
-        assert lock_module._Windows.try_lock(a)
-        assert not lock_module._Windows.try_lock(b)
-        lock_module._Windows.unlock(a)
-        assert lock_module._Windows.try_lock(b)
-    finally:
-        os.close(a)
-        os.close(b)
-    # Always the same single byte, far beyond the holder's note (Windows region locks are mandatory).
-    assert {(offset, n) for _, _, offset, n in fake.calls} == {(lock_module._WINDOWS_LOCK_OFFSET, 1)}
-    monkeypatch.setattr(sys, "platform", "linux")
-    assert lock_module._platform() is lock_module._Posix
 
 
 def test_two_threads_of_one_process_share_the_lock(vault_file):

@@ -380,6 +380,14 @@ class MainWindow(QMainWindow):
         if self.workspace is not None and not self.workspace.busy():
             self.workspace.show_receive()
 
+    def open_package_file(self, path: str) -> None:
+        """A package handed to the running app (macOS's "open file" event, from a double click in
+        Finder): shown on Receive now when unlocked and idle, else after the next unlock."""
+        if self.workspace is not None and not self.workspace.busy():
+            self.workspace.show_receive(path)
+        else:
+            self.open_package = path
+
     def lock(self) -> None:
         """Close the vault and forget the passphrase; back to the unlock screen."""
         from desktop.ui.unlock import UnlockScreen

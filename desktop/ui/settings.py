@@ -47,9 +47,12 @@ class Settings:
         self._s.setValue("window/geometry", value)
 
     def folder(self, key: str) -> str:
-        """The last folder used for ``key`` (home when unknown or gone)."""
+        """The last folder used for ``key`` (the user's Documents folder, else home, when unknown or gone:
+        the platform seam's ``documents_folder``)."""
+        from deid import documents_folder
+
         value = str(self._s.value(f"folders/{key}", "") or "")
-        return value if value and Path(value).is_dir() else str(Path.home())
+        return value if value and Path(value).is_dir() else str(documents_folder())
 
     def set_folder(self, key: str, path: str | Path) -> None:
         """Remember the folder of ``path`` (a file or a folder) for ``key``."""
