@@ -115,7 +115,7 @@ INTL_PHONE = r"\+[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,5}\)?){2,6}" + _EXT
 #: national numbers written in groups: 020 7946 0958, (96) 627-277, 0490 75 40 81, 71-33-52-22
 GROUPED_PHONE = (
     r"(?:\(\d{1,4}\)[ .\-]?\d{2,5}(?:[ .\-]\d{2,5}){0,3}|0\d{1,4}(?:[ .\-]\d{2,8}){1,4}|"
-    r"\d{2,5}(?:[ .\-]\d{2,5}){2,4}|[2-9]\d\d[ .\-]\d{4})" + _EXT + r"\b"
+    r"\d{2,5}(?:[ .\-]\d{2,5}){2,4}|[2-9]\d\d[ .\-]\d{4}|\d{2,4} \d{6,8})" + _EXT + r"\b"
 )
 #: after a phone context word, any run of 7 to 15 digits in groups ("call me at 555-0142")
 PHONE_WORD = (
@@ -228,8 +228,8 @@ _TAIL_CHUNK = (
 # (chunks after commas or line breaks, blank lines and "> " quoting included; a unit, or a town in capitals,
 # after a space: "Suite 215 NUNGATTA Australia")
 ADDRESS_TAIL = (
-    r"(?:(?:[ \t]*[,\n>]){1,3}[ \t>?]*" + _TAIL_CHUNK + r"|[ \t]+" + _UNIT
-    # (a town after a unit: "Suite 274 Ljubljana", "Apt. 085 BODØ")
+    r"(?:(?:[ \t]*[,\n>]){1,3}[ \t>?]*" + _TAIL_CHUNK + r"|[ \t]+" + _UNIT + r"(?:[ \t,]+" + _UNIT + r")*"
+    # (a town after a unit: "Suite 274 Ljubljana", "Apt. 085 BODØ"; units first: "Suite 568 Apt. 108")
     + r"(?: \p{Lu}[\p{L}\p{M}'’.\-]*(?: \p{Lu}[\p{L}\p{M}'’.\-]*){0,2}(?: \p{Ll}{1,3}\b)?)?"
     + r"|[ \t]+\p{Lu}{2}[\p{Lu}'’.\-]*(?: \p{Lu}[\p{L}\p{M}'’.\-]*){0,2}){0,5}"
 )  # fmt: skip
@@ -256,13 +256,16 @@ _INTL_PREFIX = (
     r"(?i:rua|calle|c/|avenida|av\.|avda\.?|via|viale|rue|carrer|travessa|praça|paseo|camino|calzada|"
     r"ulica|ul\.|utca|strada|str\.|bulevar|bd\.?|chaussée|avenue|boulevard|chemin|allée|quai|impasse|route)"
 )
+# a street named beside another ("Maarit and Hersnapvej 75", "Leon and Eyrarodda 66" — a corner
+# written without "the corner of")
+_BESIDE = r"(?:\b\p{Lu}[\p{L}\p{M}'’\-]* (?:and|&) )?"
 _INTL_LINE = (
-    r"(?:(?:" + _HOUSE + r")?\b" + _INTL_PREFIX + r" (?:" + _WORD + r" ){0,4}" + _WORD
+    r"(?:" + _BESIDE + r"(?:" + _HOUSE + r")?\b" + _INTL_PREFIX + r" (?:" + _WORD + r" ){0,4}" + _WORD
     + r",? \d{1,5}[A-Za-z]?\b"
     # house number first, then the street word ("636 1812 Rue De La Gare", "010 63 Avenue du Golf Arabe")
     + r"|" + _HOUSE + r"\b" + _INTL_PREFIX + r"(?: " + _WORD + r"){1,4}"
-    + r"|(?:" + _HOUSE + r")?\b\p{Lu}[\p{L}\p{M}]*(?i:gatan|gata|vägen|väg|katu|kuja|tie|straße|strasse|"
-    r"stræti|weg|laan|straat|gade|vej|veien|vegen|gasse|platz|plein|allee|steenweg|utca|ulica|cesta|"
+    + r"|" + _BESIDE + r"(?:" + _HOUSE + r")?\b\p{Lu}[\p{L}\p{M}]*(?i:gatan|gata|vägen|väg|katu|kuja|tie|"
+    r"straße|strasse|stræti|weg|laan|straat|gade|vej|veien|vegen|gasse|platz|plein|allee|steenweg|utca|ulica|cesta|"
     r"iela|gatve|tér|út|útja) \d{1,5}[A-Za-z]?\b"
     # number, street name, number ("25615 Tawastintie 72", "233 Erzsébet tér 19", "6076 Piroska u. 97"):
     # the name written as a name, not "MATH 110"

@@ -98,7 +98,9 @@ _PLAIN_CANDIDATES: list[tuple[str, str]] = [
     ("mac", r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b"),
     ("ipv6", r"\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b|"
              r"\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?\b"),
-    ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+    # (more dotted groups are taken too, so that "03.93.92.16.85" is judged whole: a phone, not an
+    # address and ".85")
+    ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}(?:\.\d{1,3})*\b"),
     ("grouped_phone", tp.GROUPED_PHONE),
     ("iban", tp.IBAN),
     ("unit", tp.UNIT_ALONE),
@@ -195,8 +197,9 @@ def _grouped_phone_ok(text: str) -> bool:
     """A national number written in groups, and not a list of scores, years or a date.
 
     Taken: a parenthesized area code ("(96) 627-277"), a leading 0 ("020 7946 0958", "0961-7596216"),
-    three or more groups joined by dashes or dots ("71-33-52-22"), a 7-digit local number written with
-    a space ("668 5702"),
+    three or more groups joined by dashes or dots ("71-33-52-22", "03.93.92.16.85"), a 7-digit local
+    number written with a space ("668 5702"), an area code and a number of six digits or more ("99
+    668472"),
     and three or four groups separated by single spaces of 7 to 12 digits with a group of three digits or more
     ("374 780 163", "21 253 109 8211"), unless every group is a year ("2019 2020 2021") or a number up
     to 100 ("85 90 95 100").
@@ -220,7 +223,10 @@ def _grouped_phone_ok(text: str) -> bool:
     if seps != {" "}:
         return False
     if len(groups) == 2:  # (with a dash or a dot, "555-0142" may be a score or a range: a phone word decides)
-        return len(groups[0]) == 3 and len(groups[1]) == 4 and core[0] in "23456789"
+        if len(groups[0]) == 3 and len(groups[1]) == 4 and core[0] in "23456789":
+            return True
+        # an area code and a subscriber number of six digits or more ("99 668472"), not a year first
+        return 2 <= len(groups[0]) <= 4 and 6 <= len(groups[1]) <= 8 and not _YEAR.fullmatch(groups[0])
     if not 3 <= len(groups) <= 4 or digits > 12 or max(len(g) for g in groups) < 3:
         return False
     if all(len(g) == 4 and _YEAR.fullmatch(g) for g in groups):

@@ -355,3 +355,27 @@ def test_given_name_and_surname_pairs_and_middle_initials(scanner):
     for text in ["Meet in Area B. Hope Street is closed.", "In Czech Republic they have a company.",
                  "We will miss your jokes."]:  # fmt: skip
         assert not [v for k, v in _kinds(scanner, text) if k == "PERSON"], text
+
+
+def test_dotted_pairs_and_area_code_with_a_long_subscriber_number_are_phones(scanner):
+    _check(scanner, [
+        ("Reach me on 06.12.34.56.78 after school.", "06.12.34.56.78", "PHONE_NUMBER"),
+        ("Nobody answers at 99 668472 today.", "99 668472", "PHONE_NUMBER"),
+    ])  # fmt: skip
+    out = _redact(scanner, ["12 Baker Street\nLONDON\nMobile: 03.93.92.16.85"])[0]
+    assert "93" not in out and "85" not in out, out
+    # a year before a number, five digits after two, version numbers and IPs stay what they are
+    for text in ["In 2019 123456 students applied.", "Scores 99 66847 and 12 34.",
+                 "Version 1.2.3.4.5 shipped."]:  # fmt: skip
+        assert not [k for k, _ in _kinds(scanner, text) if k == "PHONE_NUMBER"], text
+    assert _kinds(scanner, "IP 10.0.0.1 is up") == [("IP_ADDRESS", "10.0.0.1")]
+
+
+def test_several_units_and_a_street_named_beside_another(scanner):
+    out = _redact(scanner, [
+        "Address:\n7494 Hlíðarvegur 97 Suite 568 Apt. 108, Danmarkshavn, Greenland 35940.",
+        "Please validate the following: Cinzia and Hammarvägen 15",
+    ])  # fmt: skip
+    assert out == ["Address:\n<ADDRESS>.", "Please validate the following: <ADDRESS>"]
+    # a name before "and" with no street after it stays a name
+    assert _redact(scanner, ["Maria and I met at 12 Main Street"]) == ["<PERSON> and I met at <ADDRESS>"]
