@@ -28,6 +28,7 @@ from deid._disclosure import SUPPRESSED_COLUMN, protect_microdata
 from deid._hierarchy import ORIGINAL, REMOVED
 from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
+from deid._registry import make_treatment
 from deid._report import ColumnReport, DeidReport, ResidualFinding, suppression_by_group
 from deid._risk import suppress_to_k
 from deid._roster import Roster, check_aligned
@@ -40,7 +41,7 @@ from deid._secrets import (
     save_crosswalk,
 )
 from deid._textnorm import visible_text
-from deid._treatments import TreatmentContext, make_treatment
+from deid._treatments import TreatmentContext
 from deid.errors import OutputError, PolicyError
 
 Progress = Callable[[float, str], None]

@@ -75,7 +75,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._policy import ColumnRule
-from deid._treatments import TREATMENTS as _TREATMENTS
 from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
 from deid.errors import InputError, OutputError, PolicyError
 
@@ -1320,7 +1319,3 @@ def fields_from_mapping(mapping: Mapping[str, str]) -> LinkFields:
         birth_date=mapping.get("birth_date"),
         sex=mapping.get("sex"),
     )
-
-
-# Register the treatment (deid/_treatments.py imports this module at its end, so policies see it).
-_TREATMENTS.setdefault(LinkTokens.name, LinkTokens)

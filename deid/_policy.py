@@ -78,7 +78,7 @@ class Policy:
     disclosure: Any = None
 
     def __post_init__(self) -> None:
-        from deid._treatments import TREATMENTS
+        from deid._registry import TREATMENTS
 
         where = self.name
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -216,7 +216,7 @@ class Policy:
     @property
     def needs_secret(self) -> bool:
         """True when a treatment needs the secret (record_code, token, date_shift)."""
-        from deid._treatments import TREATMENTS
+        from deid._registry import TREATMENTS
 
         return any(TREATMENTS[r.treatment].needs_secret for r in self.rules)
 

@@ -48,10 +48,11 @@ import pyarrow.compute as pc
 
 from deid._platform import heap_trimmer
 from deid._policy import Policy
+from deid._registry import make_treatment
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import RiskResult, _blank_as_null, _codes, _combine
 from deid._roster import Roster, roster_columns
-from deid._treatments import TreatmentContext, make_treatment
+from deid._treatments import TreatmentContext
 from deid.errors import InputError, OutputError, PolicyError
 
 DEFAULT_BATCH_ROWS = 262_144  # per-batch lookups in the roster cost O(roster): fewer, larger batches

@@ -675,26 +675,16 @@ class RedactText(Treatment):
         return redacted
 
 
-TREATMENTS: dict[str, type[Treatment]] = {
-    cls.name: cls
-    for cls in (
-        Keep,
-        Drop,
-        RecordCode,
-        Token,
-        GeneralizeDate,
-        DateShift,
-        Bucket,
-        Zip3,
-        RecodeRare,
-        RedactText,
-    )
-}
-
-
-def make_treatment(rule: ColumnRule) -> Treatment:
-    """The treatment object for a (validated) rule."""
-    return TREATMENTS[rule.treatment](rule)
-
-
-import deid._linkage  # noqa: E402,F401  (registers the link_tokens treatment; see deid/_linkage.py)
+# The engine's own treatments; deid/_registry.py adds link_tokens (deid/_linkage.py) and is the registry.
+ENGINE_TREATMENTS: tuple[type[Treatment], ...] = (
+    Keep,
+    Drop,
+    RecordCode,
+    Token,
+    GeneralizeDate,
+    DateShift,
+    Bucket,
+    Zip3,
+    RecodeRare,
+    RedactText,
+)

@@ -160,3 +160,66 @@ def _names_datetime(node: ast.expr) -> bool:
     return (isinstance(node, ast.Name) and node.id == "datetime") or (
         isinstance(node, ast.Attribute) and node.attr == "datetime"
     )
+
+
+# --- no import cycles between files ----------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _load_time_imports(tree: ast.Module, module: str, is_package: bool) -> Iterator[str]:
+    """The modules ``module`` imports while it is being loaded: statements at module level (also inside
+    a module-level if/try), not inside functions, and not under ``if TYPE_CHECKING``."""
+    package = module if is_package else module.rpartition(".")[0]
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.If):
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                pending += node.body + node.orelse
+        elif isinstance(node, ast.Try):
+            pending += node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body]
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, *([node.module] if node.module else [])])
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)  # `from deid import _io`
+
+
+def _import_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for top in PACKAGES for p in _sources(top)}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for target in _load_time_imports(tree, name, path.name == "__init__.py"):
+            if target in files and target != name and not name.startswith(f"{target}."):
+                graph[name].add(target)  # a module's own package __init__ is loaded before it anyway
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    import graphlib
+
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def test_no_import_cycles_between_files():
+    """No two files import each other, directly or round a ring, while they load. A cycle makes the
+    order of imports decide what exists (the treatment registry used to be filled from the bottom of
+    deid/_linkage.py, which deid/_treatments.py imported at its end)."""
+    graph = _import_graph()
+    assert "deid._linkage" in graph["deid._registry"] and "deid._treatments" in graph["deid._linkage"]
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    # the check finds a cycle when there is one
+    assert _cycle({**graph, "deid._treatments": graph["deid._treatments"] | {"deid._linkage"}})
