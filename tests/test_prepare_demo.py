@@ -134,7 +134,9 @@ def test_cli_prepare_refuses_an_unknown_agreement(demo: Path, tmp_path: Path, ru
         "--vault", demo / "district.vault", "prepare", demo / "district-extract.csv",
         "--agreement", "ffffffff", "--out", tmp_path / "p.age",
     )  # fmt: skip
-    assert code == 1 and err.startswith("pathshare: ") and err.count("\n") == 1
+    sentence, *hints = err.splitlines()  # the sentence, then what to do on its own line
+    assert code == 1 and sentence.startswith("pathshare: There is no agreement ffffffff")
+    assert hints == ["pathshare: hint: `pathshare agreement list` shows them."]
     assert not (tmp_path / "p.age").exists()
 
 
