@@ -20,13 +20,14 @@ value). A rare value carries many bits, so withholding or merging it costs more 
 measure itself resists erasing small groups. Each column's loss is its bits lost over its whole
 information (0: all kept, 1: the column gone); the loss is their mean over the QIs. The search minimises
 
-    loss + 0.1 × (groups erased) + 0.05 × (groups losing more than twice the overall share)
+    loss + min(0.15, 0.1 × (groups erased) + 0.05 × (groups losing more than twice the overall share))
 
 where a *group* is a value of a QI (as the extract has it) or of a sensitive element held by at least k
 students (a smaller group cannot be shown on its own anyway), *erased* means every one of its students
 suppressed, and the *overall share* is the share of the column's students whose value was withheld (for
 a sensitive element: of all students who lost a value). Among transformations of nearly equal loss the
-search takes the one that erases or singles out no group; it does not give up a column for everyone to
+search takes the one that erases or singles out no group, paying at most 0.15 of loss for it (the cap
+also keeps the pruning below tight); it does not give up a column for everyone to
 spare one group a few withheld values (on the demo cohort the only releases where no group loses more
 than twice its column's share leave sex out — its 15 students of sex X cannot all keep it — at 0.76
 loss against 0.56). So when the choice singles out a group, the best transformation that does not is
@@ -68,6 +69,7 @@ SUPPRESSED_COLUMN = "qi_withheld"
 DEFAULT_SUPPRESSION_LIMIT = 0.05
 ERASED_PENALTY = 0.1
 UNFAIR_PENALTY = 0.05
+FAIRNESS_CAP = 0.15  # fairness never buys more than this much loss (and the lattice pruning stays tight)
 UNFAIR_RATIO = 2.0
 L_KINDS = ("distinct", "entropy")
 LOSS_MEASURE = (
@@ -658,7 +660,8 @@ class _Search:
                 lost += float((w[b] * (q.suppressed_loss[i] - q.loss_per_value[lv][i])).sum())
         ev.loss = lost / self.denominator
         ev.warned, ev.erased = self.fairness_counts(blank, touched)
-        ev.score = ev.loss + ERASED_PENALTY * ev.erased + UNFAIR_PENALTY * ev.warned
+        penalty = ERASED_PENALTY * ev.erased + UNFAIR_PENALTY * ev.warned
+        ev.score = ev.loss + min(FAIRNESS_CAP, penalty)
         return ev
 
     def _touched(self, codes: list[np.ndarray], levels: tuple[int, ...]) -> np.ndarray:
@@ -872,17 +875,26 @@ def _apply(table: pa.Table, search: _Search, ev: _Eval) -> pa.Table:
             withheld = pa.array(b)
             col = pc.if_else(withheld, pa.scalar(None, pa.string()), col)
             cols.append(pa.chunked_array([col]))
-            marks.append((name, withheld))
+            marks.append((name, b))
         else:
             cols.append(table.column(name))
         names.append(name)
     # Which quasi-identifier values of the row were withheld ("race;zip3"), so an empty cell withheld
-    # is never mistaken for a value missing in the source (empty here).
-    marker = pa.array(np.full(table.num_rows, "", dtype=object), pa.string())
-    for name, withheld in marks:
-        appended = pc.binary_join_element_wise(marker, name, ";")
-        joined = pc.if_else(pc.equal(marker, ""), pa.scalar(name), appended)
-        marker = pc.if_else(withheld, joined, marker)
+    # is never mistaken for a value missing in the source (empty here): one label per pattern of
+    # withheld values that occurs, taken per row.
+    n = table.num_rows
+    if marks and n:
+        pattern = _combine([(m.astype(np.int64), 2) for _, m in marks], n)
+        first = np.zeros(int(pattern.max()) + 1, np.int64)
+        first[pattern] = np.arange(n)
+        flags = [m[first] for _, m in marks]
+        texts = [
+            ";".join(name for (name, _), f in zip(marks, flags, strict=True) if f[i])
+            for i in range(len(first))
+        ]
+        marker = pc.take(pa.array(texts, pa.string()), pa.array(pattern))
+    else:
+        marker = pa.array([""] * n, pa.string())
     cols.append(pa.chunked_array([marker]))
     names.append(SUPPRESSED_COLUMN)
     return pa.table(cols, names=names)

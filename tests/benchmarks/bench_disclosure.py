@@ -21,8 +21,8 @@ Measured for each: cells lost per quasi-identifier (withheld, left out or "*"), 
 entropy as in deid/_disclosure.py, computed the same way from each output), rows suppressed, the worst
 group's loss (a value of a QI held by at least k students: the share of them that lost it, against
 the column's share), race kept for students who have one and how many race groups remain, seconds,
-and the peak of Python/numpy allocations (tracemalloc), and the search's time over greedy's. Printed and
-written to bench-results/disclosure.json.
+and the peak of Python/numpy allocations (tracemalloc, in a second run), and the search's time over
+greedy's. Printed and written to bench-results/disclosure.json.
 
 The loss is measured from each output by the same function (``_loss``): a cell greedy blanks is charged
 exactly as a cell the search withholds (log2(N/n_v) bits), a row anjana drops loses every cell, and the
@@ -158,10 +158,13 @@ def _loss(source: pd.DataFrame, output: pd.DataFrame, k: int) -> dict:
 
 
 def _measure(func):
-    tracemalloc.start()
+    """The result and seconds of an untraced run, and the peak of a second, traced run (tracemalloc slows
+    code that allocates often, the search more than greedy: times come from the untraced run)."""
     t0 = time.perf_counter()
     out = func()
     seconds = time.perf_counter() - t0
+    tracemalloc.start()
+    func()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return out, round(seconds, 3), round(peak / 2**20, 1)
