@@ -920,7 +920,7 @@ class TextScanner:
             self._names_beside_names(flat, match_idx, distinct, kinds, row_of, blocked, suffix)
 
         # 6. what names things, not people (a context rule's value stays a name)
-        _not_people(flat, match_idx[~claimed], kinds, row_of, match_idx[listword & ~claimed])
+        _not_people(flat, match_idx, distinct, ~claimed, kinds, row_of, match_idx[listword & ~claimed])
 
     def _names_beside_names(
         self,
@@ -950,11 +950,21 @@ class TextScanner:
             pc.utf8_length(vals).to_numpy(zero_copy_only=False) >= 3
         )
         unknown_d &= ~_np_bool(pc.utf8_is_upper(vals))  # acronyms ("NASA", "USA")
+        given_raw_d = _np_bool(pc.is_in(vals, value_set=_names.given_names_array())) & ~_np_bool(
+            pc.is_in(vals, value_set=_CALENDAR)
+        )
+        lengths_d = pc.utf8_length(vals).to_numpy(zero_copy_only=False)
+        given_raw_d &= lengths_d >= 3  # ("In Czech Republic")
+        surname_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) & ~english_d
+        n = len(kinds)
+        word_at = np.zeros(n, dtype=bool)  # every undecided capitalized word
+        word_at[match_idx[idx]] = True
+        # only words that some rule below can take need their separators read (not "Called", "Student")
+        idx = idx[(listed_d | given_d | unknown_d | given_raw_d | (lengths_d == 1))[distinct.index[idx]]]
         which = distinct.index[idx]
         listed, given_like, unknown = listed_d[which], given_d[which], unknown_d[which]
         english = english_d[which]
         pos = match_idx[idx]
-        n = len(kinds)
         sep_prev = pc.take(flat, pa.array(np.maximum(pos - 1, 0)))
         sep_next = pc.take(flat, pa.array(np.minimum(pos + 1, n - 1)))
         space_prev = _np_bool(pc.equal(sep_prev, " "))
@@ -976,17 +986,10 @@ class TextScanner:
         # given name before an unlisted word, make a name: "Harry Sheppard", "Kira Fransson", "Amadeo
         # Vitorović"; so do two listed surnames that are no words ("Tosh Olsen") and an unlisted
         # word before a name ("Cleofe Mateo"))
-        given_raw_d = _np_bool(pc.is_in(vals, value_set=_names.given_names_array())) & ~_np_bool(
-            pc.is_in(vals, value_set=_CALENDAR)
-        )
-        given_raw_d &= pc.utf8_length(vals).to_numpy(zero_copy_only=False) >= 3  # ("In Czech Republic")
-        surname_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) & ~english_d
         given_raw, surname = given_raw_d[which], surname_d[which]
         given_raw_at = np.zeros(n, dtype=bool)
         given_raw_at[pos[given_raw]] = True
         given_raw_at |= kinds == person_code
-        word_at = np.zeros(n, dtype=bool)
-        word_at[pos] = True
         vouched = given_raw_at[prev_at] & word_at[next_at] & ~given_raw_at[pos]
         middle = initial & space_prev & initial_next & has_prev & has_next
         middle &= (namish[prev_at] & namish[next_at]) | vouched
@@ -1022,25 +1025,24 @@ class TextScanner:
                 break
             kinds[pos[accept]] = person_code
         self._names_alone(
-            flat, match_idx, distinct, kinds, row_of, suffix, pos, which, unknown, english, listed
+            flat, match_idx, kinds, row_of, suffix, pos, surname, unknown, english, listed
         )
 
     def _names_alone(
         self,
         flat: pa.Array,
         match_idx: np.ndarray,
-        distinct: _Distinct,
         kinds: np.ndarray,
         row_of: np.ndarray,
         suffix: np.ndarray,
         pos: np.ndarray,
-        which: np.ndarray,
+        surname: np.ndarray,
         unknown: np.ndarray,
         english: np.ndarray,
         listed: np.ndarray,
     ) -> None:
         """Names with no name beside them, told by where they stand (the candidates ``pos`` are the
-        capitalized words still undecided; ``which`` their distinct values).
+        capitalized words still undecided; ``surname``: a listed surname that is no English word).
 
         - a word nobody listed (no English word, place or listed name) or a listed surname that is no
           English word, in the middle of a sentence right after a lower-case word that is no article:
@@ -1055,8 +1057,7 @@ class TextScanner:
         """
         person_code = _KIND_CODE[PERSON]
         n = len(kinds)
-        surname_d = _np_bool(pc.is_in(distinct.values, value_set=self._list_surnames))
-        alone = (unknown | (surname_d[which] & ~english)) & (kinds[pos] < 0)
+        alone = (unknown | surname) & (kinds[pos] < 0)
         if alone.any():
             sel = np.flatnonzero(alone)
             at = pos[sel]
@@ -1127,10 +1128,12 @@ class TextScanner:
         # Only candidates in a cell holding some context's trigger can follow a context (a pair's
         # value, whose context is known, or another candidate right after a context: "Name: Ms.
         # Taylor", where the title was marked first). The text before them is the plain piece (its last
-        # 120 characters: every context is shorter, and the end-anchored searches then never read a
-        # long note twice); it must end in a space, a colon, "#", "(", "-", … or a letter.
+        # 64 characters: every context is shorter — the longest, a phone word with 24 characters of
+        # "number is", or "left a voicemail message for", run to about 45 —, and the end-anchored
+        # searches then never read a long note twice); it must end in a space, a colon, "#", "(", "-",
+        # … or a letter.
         maybe = np.flatnonzero(in_any)
-        prev = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx[maybe] - 1)), -120)
+        prev = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx[maybe] - 1)), -64)
         ends = _matches(pc.utf8_slice_codeunits(prev, -1), r"^[\s:#(\-=.,!\p{L}]$")
         ends |= context.pair[maybe] >= 0
         maybe, prev_m = maybe[ends], prev.filter(pa.array(ends))
@@ -1420,50 +1423,72 @@ class TextScanner:
 
 
 def _not_people(
-    flat: pa.Array, pos: np.ndarray, kinds: np.ndarray, row_of: np.ndarray, word_names: np.ndarray
+    flat: pa.Array,
+    match_idx: np.ndarray,
+    distinct: _Distinct,
+    free: np.ndarray,
+    kinds: np.ndarray,
+    row_of: np.ndarray,
+    word_names: np.ndarray,
 ) -> None:
-    """Undo names that name things (in place; ``pos`` are the candidates no context rule claimed):
+    """Undo names that name things (in place; ``free`` marks the candidates no context rule claimed):
 
-    - a list of names before an organization word or after a sentence-opening "The": "The Jones,
-      Smith and Davis Orchestra", "Barnett, Melton and Garcia LLP" (a company named after people);
+    - a list of names before an organization word or after "The": "The Jones, Smith and Davis
+      Orchestra", "Barnett, Melton and Garcia LLP" (a company named after people);
     - a word after a place's first word: "South Africa", "Los Angeles", "New Zealand";
     - a given name that is also a word, before a pronoun: "lost, Can I request" (``word_names``).
+
+    (Decided on the candidates' distinct values first: only the few names beside such a word have
+    their separators read.)
     """
     person_code = _KIND_CODE[PERSON]
     n = len(kinds)
-    pos = pos[kinds[pos] == person_code]
+    pos = match_idx[free & (kinds[match_idx] == person_code)]
     if not len(pos):
         return
-    nxt = np.minimum(pos + 2, n - 1)
-    prv = np.maximum(pos - 2, 0)
+
+    def piece_mask(words: pa.Array) -> np.ndarray:
+        at = np.zeros(n, dtype=bool)
+        at[match_idx[distinct.mask(lambda v: pc.is_in(v, value_set=words))]] = True
+        return at
+
+    def sep_is(at: np.ndarray, pattern: str) -> np.ndarray:
+        return _matches(pc.take(flat, pa.array(at)), pattern) if len(at) else np.zeros(0, dtype=bool)
+
+    nxt, prv = np.minimum(pos + 2, n - 1), np.maximum(pos - 2, 0)
     same_next = (pos + 2 < n) & (row_of[nxt] == row_of[pos])
     same_prev = (pos >= 2) & (row_of[prv] == row_of[pos])
-    sep_next = pc.take(flat, pa.array(np.minimum(pos + 1, n - 1)))
-    sep_prev = pc.take(flat, pa.array(pos - 1))
-    list_next = _np_bool(pc.match_substring_regex(sep_next, _LIST_SEP)) & same_next
-    list_prev = _np_bool(pc.match_substring_regex(sep_prev, _LIST_SEP)) & same_prev
     org = np.zeros(n, dtype=bool)
-    seed = same_next & _np_bool(pc.equal(sep_next, " "))
-    seed &= _np_bool(pc.is_in(pc.take(flat, pa.array(nxt)), value_set=_ORGANIZATIONS))
-    seed |= list_next & _matches(pc.utf8_slice_codeunits(sep_prev, -8), r"(?:^|[.!?\n>]\s*)The $")
-    org[pos[seed]] = True
-    org[nxt[seed & same_next]] = True
-    for _ in range(4):  # along the list, both ways
-        grow = ~org[pos] & ((list_next & org[nxt]) | (list_prev & org[prv]))
-        if not grow.any():
-            break
-        org[pos[grow]] = True
+    organization, the = piece_mask(_ORGANIZATIONS), piece_mask(pa.array(["The"], pa.string()))
+    heads, pronoun = piece_mask(_PLACE_HEADS), piece_mask(pa.array(["I", "You", "We"], pa.string()))
+    # seeds: a name before an organization word, a list's first name after "The"
+    sel = np.flatnonzero(same_next & organization[nxt])
+    sel = sel[sep_is(pos[sel] + 1, r"^ $")]
+    org[pos[sel]] = org[nxt[sel]] = True
+    sel = np.flatnonzero(same_prev & the[prv])
+    sel = sel[sep_is(pos[sel] - 1, r"^ $") & sep_is(np.minimum(pos[sel] + 1, n - 1), _LIST_SEP)]
+    org[pos[sel]] = True
+    if org.any():  # along the list, both ways (only in the cells that hold a seed)
+        rows = np.isin(row_of[pos], row_of[np.flatnonzero(org)])
+        lp, ln, lx, lv = pos[rows], same_next[rows], nxt[rows], prv[rows]
+        list_next = ln & sep_is(np.minimum(lp + 1, n - 1), _LIST_SEP)
+        list_prev = same_prev[rows] & sep_is(lp - 1, _LIST_SEP)
+        for _ in range(4):
+            grow = ~org[lp] & ((list_next & org[lx]) | (list_prev & org[lv]))
+            if not grow.any():
+                break
+            org[lp[grow]] = True
     # "South Africa": the word before is a place's first word, one space between
-    place = same_prev & _np_bool(pc.equal(sep_prev, " "))
-    place &= _np_bool(pc.is_in(pc.take(flat, pa.array(prv)), value_set=_PLACE_HEADS))
-    org[pos[place]] = True
-    org[prv[place]] = True
-    pronoun = _matches(pc.utf8_slice_codeunits(sep_next, 0, 6), r"^ (?:you|we|he|she|they|it)\b")
-    pronoun |= same_next & _np_bool(pc.equal(sep_next, " ")) & _np_bool(
-        pc.is_in(pc.take(flat, pa.array(nxt)), value_set=pa.array(["I", "You", "We"], pa.string()))
-    )
-    word = np.isin(pos, word_names) & pronoun
-    org[pos[word]] = True
+    sel = np.flatnonzero(same_prev & heads[prv])
+    sel = sel[sep_is(pos[sel] - 1, r"^ $")]
+    org[pos[sel]] = org[prv[sel]] = True
+    # "Can I", "Will you"
+    sel = np.flatnonzero(np.isin(pos, word_names))
+    if len(sel):
+        after = pc.utf8_slice_codeunits(pc.take(flat, pa.array(np.minimum(pos[sel] + 1, n - 1))), 0, 6)
+        word = _matches(after, r"^ (?:you|we|he|she|they|it)\b")
+        word |= same_next[sel] & pronoun[nxt[sel]] & _matches(after, r"^ $")
+        org[pos[sel[word]]] = True
     undo = np.flatnonzero(org)
     kinds[undo[kinds[undo] == person_code]] = -1
 
@@ -1647,6 +1672,9 @@ def _pick_tags(cells: pa.Array, n: int) -> list[str]:
 
 
 _ANY_TRIGGER = "|".join(f"(?:{t})" for _, t, _, _ in _PASSES)
+# passes whose trigger few notes hold (each searched only where this union of them is found)
+_RARE_PASSES = ("url", "email", "dob", "street", "address", "possessive_relation")
+_RARE_TRIGGER = "|".join(f"(?:{t})" for name, t, _, _ in _PASSES if name in _RARE_PASSES)
 
 
 def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, dict[str, np.ndarray]]:
@@ -1663,12 +1691,23 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
     text = pc.take(cells, pa.array(rows))
     sub_exotic = exotic[rows]
     triggered: dict[str, np.ndarray] = {}
+    # the rarer triggers are looked for together first, then each only in the cells that hold one
+    rare = np.zeros(len(rows), dtype=bool)
+    if len(rows):
+        rare = _np_bool(pc.match_substring_regex(text, tp.latin(_RARE_TRIGGER) if latin else _RARE_TRIGGER))
     for name, trigger, context, pattern in _PASSES:
         mask = np.zeros(n, dtype=bool)
         triggered[name] = mask
         if not len(rows):
             continue
-        sub_mask = _np_bool(pc.match_substring_regex(text, tp.latin(trigger) if latin else trigger))
+        trigger = tp.latin(trigger) if latin else trigger
+        if name in _RARE_PASSES:
+            sub_mask = np.zeros(len(rows), dtype=bool)
+            where = np.flatnonzero(rare)
+            if len(where):
+                sub_mask[where] = _np_bool(pc.match_substring_regex(pc.take(text, pa.array(where)), trigger))
+        else:
+            sub_mask = _np_bool(pc.match_substring_regex(text, trigger))
         mask[rows] = sub_mask
         if not sub_mask.any():
             continue
