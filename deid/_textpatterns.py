@@ -335,7 +335,12 @@ PERSON_VERBS = (
 #: the context that introduces a name (the name, in any case, follows)
 NAME_CONTEXT = (
     r"(?i:\b(?:my|his|her|their|the student's|student's|child's)?\s?(?:full |first |last |legal |preferred )?"
-    r"name(?: is|:| -|\?)\s?|\bnamed\s|\bcall me\s|\bi am\s|\bi'm\s|\bthis is\s)|"
+    r"name(?: is|:| -|\?)[ \t]{0,8}\n?[ \t]{0,8}|\bnamed\s|\b(?:call|calls|called) me\s|\bi am\s|\bi'm\s|"
+    r"\bthis is\s|"
+    # a greeting at the start of a line ("Hi Manlio,"), a relative or friend after "my/his/her"
+    r"(?m:^)[ \t]*(?:hi|hello|hey|hiya|good morning|good afternoon)[ \t]+|"
+    r"\b(?:my|his|her|their|your|our) (?:son|daughter|kid|child|husband|wife|friend|best friend|"
+    r"boyfriend|girlfriend|partner|" + _RELATION + r") )|"
     r"(?i:\b(?:spoke|speak|speaking|talked|talk|talking|met|meet|meeting|conferenced|conferred|consulted|"
     r"checked in|check in|worked|working|chatted|connected|follow(?:ed)? up) with\s(?:(?:both |parents? )?)|"
     r"\b(?:spoke|talked|wrote|written|referred|introduced|sent|gave|reached out|reaching out|passed) to\s|"
@@ -348,7 +353,15 @@ NAME_CONTEXT = (
     r"best wishes|yours truly)[,.!]?[ \t]*\n?[ \t]*(?:--?\s?)?)"
 )
 #: contexts after which a given name in lower case is still a name ("my name is john", "Name: will")
-STRONG_NAME_CONTEXT = r"(?i:name(?: is|:| -|\?)\s?|\bnamed\s|\bcall me\s|\b(?:dear|attn:?|signed:?)\s?)$"
+STRONG_NAME_CONTEXT = (
+    r"(?i:name(?: is|:| -|\?)[ \t]{0,8}\n?[ \t]{0,8}|\bnamed\s|\b(?:call|calls|called) me\s|"
+    r"\b(?:dear|attn:?|signed:?)\s?)$"
+)
+#: a list of three or more single words in lower case ("silvana, adam, christopher and caleb"): names
+#: when most of them are listed given names that are no English words (judged after the search)
+_LOW_ITEM = r"\p{Ll}[\p{Ll}\p{M}'’\-]{2,}"
+LOWER_LIST = _LOW_ITEM + r"(?:, " + _LOW_ITEM + r"){2,}(?:,? (?:and|&) " + _LOW_ITEM + r")?\b"
+LOWER_LIST_TRIGGER = r"\p{Ll}{3}, \p{Ll}{3}[\p{Ll}\p{M}'’\-]*, \p{Ll}{3}"
 #: the value of a name context: one to three words (middle initials allowed), any case
 # (a number after the words is taken too, so that "sent to Magasinsgatan 7" can be judged an address)
 # Capitalized words run on ("Maria Elena Lopez", "Mom Maria"); lower-case ones at most two, so that a

@@ -127,6 +127,7 @@ _PASSES: list[tuple[str, str, str | None, str]] = [
     ("title", tp.TITLE_HEAD, None, tp.TITLE),
     ("possessive_relation", tp.POSSESSIVE_TAIL, None, tp.POSSESSIVE_RELATION),
     ("name", tp.NAME_CONTEXT, tp.NAME_CONTEXT, tp.NAME_VALUE),
+    ("lower_list", tp.LOWER_LIST_TRIGGER, None, tp.LOWER_LIST),
 ]
 _CANDIDATE = dict(_PLAIN_CANDIDATES) | {name: p for name, _, c, p in _PASSES if c is None}
 # the kinds of context (each pair marks its value with a separator of its own, so the value's kind of
@@ -247,6 +248,7 @@ _VALIDATORS: list[tuple[str, str]] = [
     (IP_ADDRESS, "^(?:" + _CANDIDATE["ipv6"] + ")$"),
     (IP_ADDRESS, rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"),
     ("GROUPED_PHONE", _GROUPED_VALID),  # (a phone number; judged by _grouped_phone_ok)
+    ("LOWER_LIST", "^(?:" + tp.LOWER_LIST + ")$"),  # (names if most words are given names)
     (IBAN_CODE, "^(?:" + tp.IBAN + ")$"),
     (PERSON, "^(?:" + _CANDIDATE["title"] + ")$"),
     # bare digit runs, by shape: a valid SSN, a NANP phone number, a card (Luhn checked later), an ID
@@ -257,6 +259,8 @@ _VALIDATORS: list[tuple[str, str]] = [
 ]
 # The formatted SSN candidate shapes above still need the SSA's ranges (presidio's rules: no 000 or 666
 # area, no 00 group, no 0000 serial; 9xx areas are ITINs).
+# validator kinds that stand for another kind
+_VALIDATED_AS = {"GROUPED_PHONE": PHONE_NUMBER, "LOWER_LIST": PERSON}
 _ITIN = r"^9\d\d[\-. ]\d\d[\-. ]\d{4}$"  # ("91101-2345" is a ZIP+4, not an ITIN)
 # a grouped number that is a date ("03-14-2009", "2009.03.14") is not a phone number
 _DATE_SHAPE = r"^(?:\d{1,2}[\-.]\d{1,2}[\-.]\d{2,4}|\d{4}[\-.]\d{1,2}[\-.]\d{1,2})$"
@@ -1248,7 +1252,7 @@ class TextScanner:
             todo[hit_idx] = False
             keep = self._validate(kind, pc.take(values, pa.array(hit_idx)))
             if kind != US_SSN:
-                out[hit_idx[keep]] = _KIND_CODE[PHONE_NUMBER if kind == "GROUPED_PHONE" else kind]
+                out[hit_idx[keep]] = _KIND_CODE[_VALIDATED_AS.get(kind, kind)]
                 continue
             # (SSA ranges: no 000 or 666 area, no 00 group, no 0000 serial; 9xx areas are ITINs)
             vals = pc.take(values, pa.array(hit_idx[keep]))
@@ -1337,6 +1341,8 @@ class TextScanner:
         if kind == CREDIT_CARD:
             digits = pc.replace_substring_regex(values, r"\D", "").to_pylist()
             return np.array([_luhn_ok(d) for d in digits], dtype=bool)
+        if kind == "LOWER_LIST":
+            return _mostly_given_names(values)
         if kind == "GROUPED_PHONE":
             return np.array([_grouped_phone_ok(v) for v in values.to_pylist()], dtype=bool)
         if kind == PHONE_NUMBER:
@@ -1491,6 +1497,19 @@ def _not_people(
         org[pos[sel[word]]] = True
     undo = np.flatnonzero(org)
     kinds[undo[kinds[undo] == person_code]] = -1
+
+
+def _mostly_given_names(lists: pa.Array) -> np.ndarray:
+    """Per lower-case list: at least three words, and two in three, are listed given names that are
+    no English words ("silvana, adam, christopher, chad and caleb"; not "math, science, art")."""
+    words = pc.split_pattern_regex(lists, r",? (?:and |& )?|, ")
+    flat = words.values
+    name = _np_bool(pc.is_in(pc.utf8_title(flat), value_set=_names.given_names_array()))
+    name &= ~_np_bool(pc.is_in(flat, value_set=_names.english_words_array()))
+    offsets = words.offsets.to_numpy(zero_copy_only=False)
+    total = np.diff(offsets)
+    hits = np.add.reduceat(name.astype(np.int64), offsets[:-1]) if len(name) else np.zeros_like(total)
+    return (hits >= 3) & (3 * hits >= 2 * total)
 
 
 def _row_keys(rows: np.ndarray, words: pa.Array) -> pa.Array:

@@ -379,3 +379,24 @@ def test_several_units_and_a_street_named_beside_another(scanner):
     assert out == ["Address:\n<ADDRESS>.", "Please validate the following: <ADDRESS>"]
     # a name before "and" with no street after it stays a name
     assert _redact(scanner, ["Maria and I met at 12 Main Street"]) == ["<PERSON> and I met at <ADDRESS>"]
+
+
+def test_greetings_relatives_nicknames_and_spaced_name_fields(scanner):
+    _check(scanner, [
+        ("Hi Manlio, I'm contacting you about the form.", "Manlio", "PERSON"),
+        ("I would like to remove my kid Dzhambek from the list.", "Dzhambek", "PERSON"),
+        ("Her brother Miguel came to pick her up.", "Miguel", "PERSON"),
+        ("Everyone calls me borna", "borna", "PERSON"),
+        ("name:    hyuuma\naddress: unknown", "hyuuma", "PERSON"),
+    ])  # fmt: skip
+    for text in ["Hi there, how are you?", "Hello everyone!", "My friend said hi.", "My son is sick.",
+                 "She called me yesterday.", "Hi Team,"]:  # fmt: skip
+        assert not [k for k, _ in _kinds(scanner, text) if k == "PERSON"], text
+
+
+def test_lists_of_given_names_in_lower_case(scanner):
+    out = _redact(scanner, ["They had 6: silvana, adam, christopher, kristina, chad and caleb.",
+                            "We covered math, science, english and art.",
+                            "Bring pens, paper, scissors and glue."])  # fmt: skip
+    assert out[0] == "They had 6: <PERSON>."
+    assert out[1:] == ["We covered math, science, english and art.", "Bring pens, paper, scissors and glue."]
