@@ -23,15 +23,36 @@ CODE = (
 )
 
 
-@pytest.mark.parametrize(("size", "scale"), [("800x600", "1"), ("960x540", "2")])
-def test_no_screen_clips_a_button_or_label(tmp_path, size, scale):
+SIZES = [("800x600", "1"), ("960x540", "2")]
+
+
+@pytest.fixture(scope="module")
+def walks(tmp_path_factory) -> dict[tuple[str, str], tuple[subprocess.Popen, object]]:
+    """Both walks, started together: each is a child process of its own and mostly waits on Qt's
+    drawing, so on two cores the pair takes about as long as one (the walk used to run twice in a row,
+    the slowest test of the suite)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run(
-        [sys.executable, "-c", CODE, str(tmp_path), "--size", size, "--scale", scale],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    started = {}
+    for size, scale in SIZES:
+        folder = tmp_path_factory.mktemp(f"layout-{size}")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CODE, str(folder), "--size", size, "--scale", scale],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        started[(size, scale)] = (proc, folder)
+    yield started
+    for proc, _ in started.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize(("size", "scale"), SIZES)
+def test_no_screen_clips_a_button_or_label(walks, size, scale):
+    proc, tmp_path = walks[(size, scale)]
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    report = json.loads(stdout)
     # Every screen was visited and drawn (a walk that silently stopped early would pass otherwise).
     assert len(report) >= 20
     assert {f"{name}.png" for name in report} == {p.name for p in tmp_path.glob("*.png")}

@@ -20,11 +20,24 @@ def cheap_kdf(monkeypatch):
 
 
 @pytest.fixture
-def demo(tmp_path) -> Path:
-    from agreements import run_demo
+def demo(_demo_template, tmp_path) -> Path:
+    """A fresh copy of the demo for one test (the demo itself is run once per module)."""
+    import shutil
 
     folder = tmp_path / "demo"
-    assert run_demo(folder, rows=600, passphrase=PASS, say=lambda _line: None).ok
+    shutil.copytree(_demo_template, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def _demo_template(tmp_path_factory) -> Path:
+    from partners_setup import cheap_kdf
+
+    from agreements import run_demo
+
+    folder = tmp_path_factory.mktemp("outcomes-demo") / "demo"
+    with cheap_kdf():  # as the tests open it (their autouse fixture comes after this module's)
+        assert run_demo(folder, rows=600, passphrase=PASS, say=lambda _line: None).ok
     return folder
 
 
