@@ -25,6 +25,7 @@ A :class:`Finding` holds a row number, a kind and character offsets — never th
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import re
 import socket
@@ -729,7 +730,12 @@ class TextScanner:
         prefix = np.zeros(n_pieces, dtype=np.int32)
         if len(match_idx):
             context = _ContextHints(pair_context, triggered, row_of[match_idx])
-            self._classify(flat, match_idx, kinds, suffix, prefix, row_of, row_base, offsets, context)
+            # (every piece of an all-Latin batch is Latin: _matches need not look)
+            token = _ALL_LATIN.set(not exotic.any())
+            try:
+                self._classify(flat, match_idx, kinds, suffix, prefix, row_of, row_base, offsets, context)
+            finally:
+                _ALL_LATIN.reset(token)
 
         accepted = np.flatnonzero(kinds >= 0)
         # "Maria Lopez" becomes one <PERSON>: a person piece directly after another, one space
@@ -1524,9 +1530,13 @@ def _cell_first(row_of: np.ndarray, at: np.ndarray) -> np.ndarray:
     return first[np.searchsorted(first, at, side="right") - 1]
 
 
+# set while the pieces of a batch whose cells are all Latin are classified
+_ALL_LATIN: contextvars.ContextVar[bool] = contextvars.ContextVar("all_latin", default=False)
+
+
 def _matches(values: pa.Array, pattern: str) -> np.ndarray:
     """``match_substring_regex`` as a numpy mask, with the Latin pattern when every value is Latin."""
-    if not pc.any(pc.match_substring_regex(values, tp.NOT_LATIN)).as_py():
+    if _ALL_LATIN.get() or not pc.any(pc.match_substring_regex(values, tp.NOT_LATIN)).as_py():
         pattern = tp.latin(pattern)
     return _np_bool(pc.match_substring_regex(values, pattern))
 
@@ -1692,7 +1702,7 @@ def _pick_tags(cells: pa.Array, n: int) -> list[str]:
 
 _ANY_TRIGGER = "|".join(f"(?:{t})" for _, t, _, _ in _PASSES)
 # passes whose trigger few notes hold (each searched only where this union of them is found)
-_RARE_PASSES = ("url", "email", "dob", "street", "address", "possessive_relation")
+_RARE_PASSES = ("url", "email", "dob", "street", "address", "possessive_relation", "lower_list")
 _RARE_TRIGGER = "|".join(f"(?:{t})" for name, t, _, _ in _PASSES if name in _RARE_PASSES)
 
 
