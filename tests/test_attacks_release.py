@@ -220,7 +220,7 @@ def test_every_release_path_shuffles_rows(
             "out": str(tmp_path / "app.age"),
         },
     }
-    assert run_job(job, lambda _f, _m: None)["rows"] == len(extract)
+    assert run_job(job, lambda _f, _m: None).rows == len(extract)
 
     college = Vault.open(demo / "college.vault", PASS)
     try:

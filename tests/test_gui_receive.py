@@ -55,7 +55,13 @@ def test_receive_opens_verifies_and_writes_a_receipt(qtbot, tmp_path, sealed):
     shown = receive.result_view.text()
     assert "Lakeview Unified School District" in shown and "25 rows" in shown
     assert "signature" in shown and sealed["agreement"] in shown
-    fingerprint = receive.result["sender_fingerprint"]
+    fingerprint = receive.result.sender_fingerprint
+    from desktop.ui.jobs import OpenedFile, OpenedPackage
+
+    # a typed result from the worker, not a dict of thirteen keys
+    assert isinstance(receive.result, OpenedPackage) and receive.result.package_id == sealed["package_id"]
+    assert receive.result.files == [OpenedFile("extract.csv", 25, receive.result.files[0].bytes,
+                                               str(out_dir / "data" / "extract.csv"))]  # fmt: skip
     assert all(group in receive.fingerprint.text() for group in fingerprint.split("-"))
     assert "k" in receive.report_view.text() and "25" in receive.report_view.text()
     assert (out_dir / "data" / "extract.csv").is_file() and receipt.is_file()
@@ -130,9 +136,9 @@ def test_package_prepared_in_the_gui_opens_in_the_partners_gui(qtbot, tmp_path):
     receive = _open(qtbot, recipient, package, inbox, tmp_path / "receipt.json")
     qtbot.waitUntil(lambda: receive.result is not None or receive.message.isVisible(), timeout=20_000)
     assert receive.result is not None, receive.message.label.text()
-    assert receive.result["sender"] == "Lakeview Unified School District"
-    assert receive.result["files"][0]["rows"] == 40
-    data = Path(receive.result["files"][0]["path"])  # the data file; the analyst's kit follows it
+    assert receive.result.sender == "Lakeview Unified School District"
+    assert receive.result.files[0].rows == 40
+    data = Path(receive.result.files[0].path)  # the data file; the analyst's kit follows it
     header = data.read_text(encoding="utf-8-sig").splitlines()[0]
     assert "student_code" in header and "SSID" not in header and "First Name" not in header
 

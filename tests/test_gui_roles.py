@@ -111,7 +111,7 @@ def test_analyst_opens_and_links_in_the_app(qtbot, tmp_path, files):  # noqa: F8
     opened = tmp_path / "inbox" / "data" / "district.csv"
     assert (tmp_path / "receipt.json").is_file() and opened.is_file()
     assert new_actions(vault, start) == ["package.opened", "package.receipt_written"]
-    package_id = receive.result["package_id"]
+    package_id = receive.result.package_id
 
     # Link: the opened package's file and the college's own, each with link tokens, dropped on the Link
     # screen.

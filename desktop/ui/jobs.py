@@ -427,6 +427,20 @@ def preview_extract(
     }
 
 
+@dataclass(frozen=True)
+class SealedExtract:
+    """What the Prepare screen's Done step shows after sealing (the seal_extract job's result)."""
+
+    out: str  # the package file
+    bytes: int
+    package_id: str
+    rows: int
+    columns: list[str]
+    recipients: list[str]  # organizations
+    agreement_title: str
+    summary: str  # exactly what leaves, in sentences
+
+
 def seal_extract(
     ctx: JobContext,
     path: str,
@@ -435,7 +449,7 @@ def seal_extract(
     out: str,
     force: bool = False,
     choice: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> SealedExtract:
     """De-identify, gate and seal in one step — ``pathshare prepare`` with the confirmed profile."""
     import os
 
@@ -452,19 +466,47 @@ def seal_extract(
         choice=choice,  # the clerk's pick in the Risk step, as previewed
     )
     sealed = prepared.sealed
-    return {
-        "out": str(prepared.path),
-        "bytes": os.path.getsize(prepared.path),
-        "package_id": sealed.manifest.package_id,
-        "rows": prepared.report.rows_out,
-        "columns": list(prepared.columns),
-        "recipients": [p.org for p in sealed.agreement.recipients()],
-        "agreement_title": sealed.agreement.title,
-        "summary": prepared.summary(),
-    }
+    return SealedExtract(
+        out=str(prepared.path),
+        bytes=os.path.getsize(prepared.path),
+        package_id=sealed.manifest.package_id,
+        rows=prepared.report.rows_out,
+        columns=list(prepared.columns),
+        recipients=[p.org for p in sealed.agreement.recipients()],
+        agreement_title=sealed.agreement.title,
+        summary=prepared.summary(),
+    )
 
 
 # --- Receive ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenedFile:
+    """One data file of an opened package, where it was saved."""
+
+    name: str
+    rows: int
+    bytes: int
+    path: str
+
+
+@dataclass(frozen=True)
+class OpenedPackage:
+    """What the Receive screen shows after opening a package (the open_received_package job's result)."""
+
+    sender: str  # organization
+    sender_fingerprint: str
+    agreement_id: str
+    agreement_title: str
+    package_id: str
+    checks: list[str]  # the checks that passed, as sentences
+    warnings: list[str]
+    files: list[OpenedFile]
+    report: dict[str, Any]  # the sender's de-identification report, as sent
+    report_summary: str
+    out_dir: str
+    receipt: str | None  # the signed receipt written, if one was asked for
 
 
 def open_received_package(
@@ -474,7 +516,7 @@ def open_received_package(
     receipt: str | None,
     force: bool = False,
     reopen_reason: str | None = None,
-) -> dict[str, Any]:
+) -> OpenedPackage:
     """Verify, decrypt and save a package (``pathshare open``); write the receipt when asked. With
     ``reopen_reason``, a package this vault opened before whose folder was lost (``open --reopen``)."""
     from agreements import open_received
@@ -505,23 +547,23 @@ def open_received_package(
         summary = DeidReport.from_dict(report).summary()
     except Exception:  # an older or foreign report: the figures below still show
         summary = ""
-    return {
-        "sender": opened.sender.org,
-        "sender_fingerprint": opened.sender.fingerprint,
-        "agreement_id": opened.agreement.id,
-        "agreement_title": opened.agreement.title,
-        "package_id": manifest.package_id,
-        "checks": list(opened.checks),
-        "warnings": list(opened.warnings),
-        "files": [
-            {"name": e.name, "rows": e.rows or 0, "bytes": e.size, "path": str(p)}
+    return OpenedPackage(
+        sender=opened.sender.org,
+        sender_fingerprint=opened.sender.fingerprint,
+        agreement_id=opened.agreement.id,
+        agreement_title=opened.agreement.title,
+        package_id=manifest.package_id,
+        checks=list(opened.checks),
+        warnings=list(opened.warnings),
+        files=[
+            OpenedFile(name=e.name, rows=e.rows or 0, bytes=e.size, path=str(p))
             for e, p in zip(manifest.files, opened.files, strict=True)
         ],
-        "report": report,
-        "report_summary": summary,
-        "out_dir": str(opened.out_dir),
-        "receipt": str(opened.receipt) if opened.receipt else None,
-    }
+        report=report,
+        report_summary=summary,
+        out_dir=str(opened.out_dir),
+        receipt=str(opened.receipt) if opened.receipt else None,
+    )
 
 
 # --- Link -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -35,6 +35,9 @@ from PySide6.QtWidgets import (
 from desktop.tasks import Job
 from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
+
+if TYPE_CHECKING:  # the worker's result types (desktop/ui/jobs.py), for the annotations
+    from desktop.ui.jobs import SealedExtract
 
 EXTRACT_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet", ".pq")
 NOT_SHARED = "(not shared)"
@@ -94,7 +97,7 @@ class PrepareScreen(QWidget):
         self.choice: dict[str, str] | None = None
         self._back_to_risk = False
         self.validation: list[dict[str, Any]] = []
-        self.sealed: dict[str, Any] | None = None
+        self.sealed: SealedExtract | None = None
         self._shm: list[Any] = []
         self.before_model = ArrowTableModel()
         self.after_model = ArrowTableModel()
@@ -896,12 +899,12 @@ class PrepareScreen(QWidget):
         )
         self.workspace.start_job(job, self._sealed, self._failed, self._cancelled)
 
-    def _sealed(self, result: dict[str, Any]) -> None:
+    def _sealed(self, result: SealedExtract) -> None:
         self.sealed = result
-        lines = "".join(f"<p>{escape(line)}</p>" for line in result["summary"].splitlines() if line.strip())
+        lines = "".join(f"<p>{escape(line)}</p>" for line in result.summary.splitlines() if line.strip())
         self.done_summary.setText(
             f"<h3>The package is sealed.</h3>"
-            f"<p>Saved as <b>{escape(result['out'])}</b> ({result['bytes']:,} bytes).</p>"
+            f"<p>Saved as <b>{escape(result.out)}</b> ({result.bytes:,} bytes).</p>"
             f"<p><b>Exactly what leaves your organization, and to whom:</b></p>{lines}"
             "<p><b>Next:</b> send the file the usual way (SFTP, e-mail, shared drive). It is in your "
             "audit log.</p>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -26,6 +26,9 @@ from desktop.ui.filedialogs import existing_directory, open_file_name
 from desktop.ui.theme import monospace_font
 from desktop.ui.widgets import DropZone, MessageBar, button, group_fingerprint, heading, paragraph, scrolling
 
+if TYPE_CHECKING:  # the worker's result types (desktop/ui/jobs.py), for the annotations
+    from desktop.ui.jobs import OpenedPackage
+
 
 class ReceiveScreen(QWidget):
     """Open a package received from a partner."""
@@ -37,7 +40,7 @@ class ReceiveScreen(QWidget):
         # Set by Packages → Open again…: the next opening is of a package opened before (recorded).
         self.reopen_reason: str | None = None
         self.package: str | None = None
-        self.result: dict[str, Any] | None = None
+        self.result: OpenedPackage | None = None
 
         self.message = MessageBar()
         self.drop = DropZone(
@@ -215,38 +218,38 @@ class ReceiveScreen(QWidget):
             "recorded."
         )
 
-    def _opened(self, r: dict[str, Any]) -> None:
+    def _opened(self, r: OpenedPackage) -> None:
         self.reopen_reason = None
         self.result = r
         self.open_button.setEnabled(False)
-        checks = "".join(f"<li>✔ {escape(c)}</li>" for c in r["checks"])
-        checks += "".join(f"<li><b>Warning:</b> {escape(w)}</li>" for w in r.get("warnings", []))
+        checks = "".join(f"<li>✔ {escape(c)}</li>" for c in r.checks)
+        checks += "".join(f"<li><b>Warning:</b> {escape(w)}</li>" for w in r.warnings)
         files = "".join(
-            f"<li><b>{escape(f['name'])}</b>: {f['rows']:,} rows, {f['bytes']:,} bytes</li>"
-            for f in r["files"]
+            f"<li><b>{escape(f.name)}</b>: {f.rows:,} rows, {f.bytes:,} bytes</li>"
+            for f in r.files
         )
         receipt = (
-            f"<p>A signed receipt is in <b>{escape(r['receipt'])}</b>: send it back to "
-            f"{escape(r['sender'])} so their log shows delivery.</p>"
-            if r.get("receipt")
+            f"<p>A signed receipt is in <b>{escape(r.receipt)}</b>: send it back to "
+            f"{escape(r.sender)} so their log shows delivery.</p>"
+            if r.receipt
             else "<p>No receipt was written.</p>"
         )
         self.result_view.setText(
-            f"<h3>Opened: from {escape(r['sender'])}</h3>"
-            f"<p><b>Agreement:</b> {escape(r['agreement_title'])} "
-            f"<span style='font-family:monospace'>({escape(r['agreement_id'])})</span></p>"
+            f"<h3>Opened: from {escape(r.sender)}</h3>"
+            f"<p><b>Agreement:</b> {escape(r.agreement_title)} "
+            f"<span style='font-family:monospace'>({escape(r.agreement_id)})</span></p>"
             f"<p><b>Checks passed:</b></p><ul>{checks}</ul>"
-            f"<p><b>Saved in</b> {escape(r['out_dir'])}:</p><ul>{files}</ul>{receipt}"
+            f"<p><b>Saved in</b> {escape(r.out_dir)}:</p><ul>{files}</ul>{receipt}"
             f"<p><b>Sender's fingerprint</b> (verified against the card you confirmed):</p>"
         )
-        self.fingerprint.setText(group_fingerprint(r["sender_fingerprint"]))
-        self.fingerprint.setAccessibleDescription(r["sender_fingerprint"])
+        self.fingerprint.setText(group_fingerprint(r.sender_fingerprint))
+        self.fingerprint.setAccessibleDescription(r.sender_fingerprint)
         self.fingerprint.show()
-        rep = r["report"]
+        rep = r.report
         k = rep.get("k_achieved")
         self.report_view.setText(
             "<h3>How the sender de-identified it</h3>"
-            f"<p>{escape(r.get('report_summary') or '')}</p>"
+            f"<p>{escape(r.report_summary)}</p>"
             f"<p><b>Rows:</b> {rep.get('rows_in', 0):,} in the sender's extract, "
             f"{rep.get('rows_out', 0):,} shared. "
             f"<b>Smallest group (k):</b> {k if k is not None else '—'} "
