@@ -474,6 +474,7 @@ def release_outcomes(
                     "tables": len(result.tables),
                     "hidden_primary": prot.primary,
                     "hidden_complementary": prot.complementary,
+                    "protection_method": prot.method,
                     "min_cell": min_cell,
                     "packages": list(data.package_ids),
                     "folder": folder.name,

@@ -54,7 +54,8 @@ ALL = "All students"  # the label of a table's total row
 MISSING = "(not recorded)"  # the group of students whose breakdown element is empty
 MISSING_GROUP = MISSING
 BAND = 0.05  # rates within 5 points of 0 % or 100 % are coded (≤ 5 %, ≥ 95 %), as state dashboards do
-MAX_ROUNDS = 40  # MIP → attacker check → cut rounds before a release is declared unprotectable
+MAX_ROUNDS = 40  # heuristic → attacker check → grow rounds before a release is declared unprotectable
+MIP_ROUNDS = 10  # MIP → attacker check → cut rounds before the heuristic-then-prune answer is taken
 CROSS = "*"  # "race*sex": a two-way breakdown (every race × sex group), as the CLI and the app name it
 CROSS_GROUP = " × "  # how a two-way group is written: "700 × F"
 
@@ -618,6 +619,7 @@ class Protection:
     rounds: int
     checked: int  # intervals the attacker check computed (two LPs each)
     smallest_interval: float  # the narrowest interval among hidden cells (≥ protection)
+    method: str = "optimal"  # "optimal" | "heuristic" | "heuristic, then pruned" (the MIP did not settle)
 
 
 def protect(
@@ -663,35 +665,16 @@ def protect(
             f"{p} students that every hidden count must keep.",
             hint="Combine cohorts, or release with the agreement's own smallest reported cell.",
         )
-    cuts: list[tuple[list[int], int]] = []
-    hidden: set[int] | None = set(fixed)
-    rounds = 0
-    while True:
-        rounds += 1
-        if rounds > MAX_ROUNDS:
-            hidden = None
-            break
-        if method == "heuristic":
-            hidden = _heuristic(model, hidden or set(fixed), eq_of)
-        else:
-            hidden = _mip(model, fixed, p, cuts, weak=method == "optimal")
-        if hidden is None:
-            break
-        exposed = attack(model, hidden, {}, extra, p)
-        if not exposed:
-            break
-        if method == "heuristic":
-            hidden = _grow(model, hidden, exposed, eq_of)
-            if hidden is None:
-                break
-        else:
-            # One cut per exposed cell: in a two-way table many cells are exposed at once, and one cut
-            # for them all would take a round per cell.
-            new_cuts = {tuple(_cut(model, hidden, [e], eq_of)[0]) for e in exposed}
-            if not all(new_cuts):
-                hidden = None
-                break
-            cuts += [(list(c), 1) for c in sorted(new_cuts)]
+    hidden, rounds = _search(model, fixed, p, extra, eq_of, method)
+    how = method
+    if hidden is None and method == "optimal":
+        # The cuts did not settle (two-way tables with many tiny cells can make the MIP trade one
+        # exposed cell for another): take the heuristic's safe answer and give back every cell it
+        # can spare, each checked by the attacker's LPs — never worse than the heuristic.
+        grown, more = _search(model, fixed, p, extra, eq_of, "heuristic")
+        rounds += more
+        if grown is not None:
+            hidden, how = _prune(model, grown, fixed, extra, p), "heuristic, then pruned"
     if hidden is None:
         raise CheckFailed(
             "These tables cannot be released safely: no choice of hidden cells keeps every small count "
@@ -713,7 +696,67 @@ def protect(
         rounds=rounds,
         checked=len(hidden) + len(extra),
         smallest_interval=min((hi - lo for lo, hi in intervals), default=math.inf),
+        method=how,
     )
+
+
+def _search(
+    model: _Model,
+    fixed: set[int],
+    p: int,
+    extra: Sequence[tuple[dict[int, float], str]],
+    eq_of: list[list[int]],
+    method: str,
+) -> tuple[set[int] | None, int]:
+    """Rounds of "choose the hidden cells, attack, cut (MIP) or grow (heuristic)" until the attacker
+    check passes: the hidden cells, or None when no round settles it; and the rounds taken."""
+    cuts: list[tuple[list[int], int]] = []
+    hidden: set[int] | None = set(fixed)
+    rounds = 0
+    limit = MAX_ROUNDS if method == "heuristic" else MIP_ROUNDS
+    while True:
+        rounds += 1
+        if rounds > limit:
+            return None, rounds - 1
+        if method == "heuristic":
+            hidden = _heuristic(model, hidden or set(fixed), eq_of)
+        else:
+            hidden = _mip(model, fixed, p, cuts, weak=method == "optimal")
+        if hidden is None:
+            return None, rounds
+        exposed = attack(model, hidden, {}, extra, p)
+        if not exposed:
+            return hidden, rounds
+        if method == "heuristic":
+            hidden = _grow(model, hidden, exposed, eq_of)
+            if hidden is None:
+                return None, rounds
+        else:
+            # One cut per exposed cell: in a two-way table many cells are exposed at once, and one cut
+            # for them all would take a round per cell.
+            new_cuts = {tuple(_cut(model, hidden, [e], eq_of)[0]) for e in exposed}
+            if not all(new_cuts):
+                return None, rounds
+            cuts += [(list(c), 1) for c in sorted(new_cuts)]
+
+
+def _prune(
+    model: _Model, hidden: set[int], fixed: set[int], extra: Sequence[tuple[dict[int, float], str]], p: int
+) -> set[int]:
+    """Show again, one at a time (the most read first: cells repeated in several tables, then large
+    ones), every complementary cell whose showing leaves all hidden cells of its cohort protected."""
+    hidden = set(hidden)
+    spare = sorted(hidden - fixed, key=lambda c: (-model.appears[c], -model.values[c]))
+    for c in spare:
+        trial = hidden - {c}
+        comp = model.component[c]
+        targets = [{k: 1.0} for k in sorted(trial) if model.component[k] == comp]
+        targets += [coefs for coefs, _ in extra
+                    if model.component[next(iter(coefs))] == comp and any(k in trial for k in coefs)]  # fmt: skip
+        found = _component_intervals(model, comp, trial, {}, targets)
+        if all(hi - lo >= p - 1e-6 for lo, hi in found):
+            hidden = trial
+    return hidden
 
 
 def _heuristic(model: _Model, hidden: set[int], eq_of: list[list[int]]) -> set[int]:

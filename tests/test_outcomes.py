@@ -487,3 +487,20 @@ def test_cells_an_earlier_release_published_are_never_hidden_to_protect_others()
     groups = {b: breakdown_groups(frame, b) for b in ("race", "sex", "race*sex")}
     reached = {"dual_enrollment": (frame["dual_enrollment"] == "Y").to_numpy()}
     assert differencing_check(second, groups, reached, [earlier], M, M) == []
+
+
+def test_when_the_mip_does_not_settle_the_heuristic_answer_is_pruned_and_still_safe(monkeypatch):
+    """The fallback (no MIP round passed the attacker check within its rounds): the heuristic's safe
+    answer, then every complementary cell it can spare shown again — never more cells than the
+    heuristic, and nothing recoverable."""
+    import deid._outcomes as outcomes
+
+    frame = _crossed(8, 900)
+    simple = compute_tables(frame, ["dual_enrollment"], ["race*sex"])
+    protect(simple.tables, simple.metric_cohort, M, method="heuristic")
+    monkeypatch.setattr(outcomes, "MIP_ROUNDS", 0)
+    fallback = compute_tables(frame, ["dual_enrollment"], ["race*sex"])
+    prot = protect(fallback.tables, fallback.metric_cohort, M)
+    assert prot.method == "heuristic, then pruned"
+    assert recheck(fallback.tables, fallback.metric_cohort, M) == []
+    assert hidden_count(fallback.tables) <= hidden_count(simple.tables)
