@@ -783,10 +783,15 @@ def _heuristic(model: _Model, hidden: set[int], eq_of: list[list[int]]) -> set[i
 def _grow(
     model: _Model, hidden: set[int], exposed: Sequence[Exposure], eq_of: list[list[int]]
 ) -> set[int] | None:
-    visible, _ = _cut(model, hidden, exposed, eq_of)
-    if not visible:
-        return None
-    return {*hidden, min(visible, key=lambda j: model.values[j])}
+    """The smallest visible cell around each exposed cell hidden too (one per exposed cell and round,
+    as the MIP's cuts: two-way tables expose many cells at once)."""
+    grown = set(hidden)
+    for e in exposed:
+        visible, _ = _cut(model, hidden, [e], eq_of)
+        if not visible:
+            return None
+        grown.add(min(visible, key=lambda j: model.values[j]))
+    return grown
 
 
 def hidden_cells(
