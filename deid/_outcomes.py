@@ -751,8 +751,9 @@ def _prune(
         trial = hidden - {c}
         comp = model.component[c]
         targets = [{k: 1.0} for k in sorted(trial) if model.component[k] == comp]
-        targets += [coefs for coefs, _ in extra
-                    if model.component[next(iter(coefs))] == comp and any(k in trial for k in coefs)]  # fmt: skip
+        for coefs, _ in extra:
+            if model.component[next(iter(coefs))] == comp and any(k in trial for k in coefs):
+                targets.append(coefs)
         found = _component_intervals(model, comp, trial, {}, targets)
         if all(hi - lo >= p - 1e-6 for lo, hi in found):
             hidden = trial
