@@ -212,6 +212,10 @@ class Policy(_Model):
     # element -> {"allow": [level names], "removable": bool} restricting the library's hierarchy, or a
     # full definition {"kind": ..., "levels": [...]} (e.g. the provider's schools grouped by district)
     hierarchies: dict[Name, dict[str, Any]] = {}
+    # How the released data travels: a CSV with a byte-order mark (Excel keeps the accents), or an Excel
+    # workbook whose text columns are typed as text (codes such as 0109850 keep their leading zeros even
+    # when a clerk opens and saves it). Not a version-2 field: any agreement may say it.
+    release_format: Literal["csv", "xlsx"] = "csv"
 
 
 class Destruction(_Model):

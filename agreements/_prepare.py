@@ -158,7 +158,9 @@ def prepare(
             choice=choice,
         )
         _gate(run.agreement, run.policy, run.table.column_names, run.report)
-        data_name = f"{_slug(our_card(vault).org)}-{(today or date.today()).isoformat()}.csv"
+        # CSV or an Excel workbook, as the agreement chose (Policy.release_format).
+        extension = run.agreement.terms.policy.release_format
+        data_name = f"{_slug(our_card(vault).org)}-{(today or date.today()).isoformat()}.{extension}"
         run.report.output = f"data/{data_name}"
         sealed = _seal_table(
             vault, run.agreement, run.table, data_name, run.report, Path(out), today, now, step, force
@@ -603,7 +605,7 @@ def _seal_table(
         data = staging / data_name
         step(0.72, "writing the de-identified file")
         # Rows in a fresh random order, never the extract's; hashed as written, so sealing reads once;
-        # a BOM so that Excel keeps the accents.
+        # a CSV starts with a BOM so that Excel keeps the accents (a workbook types its text columns).
         digest = write_release(table, data, bom=True)
         report.output_sha256 = None  # the manifest carries the hash of what is sealed
         leaving = report.for_recipient()

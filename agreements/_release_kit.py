@@ -45,6 +45,22 @@ README = "README.txt"
 KIT_FILES = (DATAPACKAGE, CODEBOOK_CSV, CODEBOOK_HTML, REPORT_HTML, PANDAS, R_SCRIPT, STATA, README)
 
 
+XLSX_MEDIATYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _sheet() -> str:
+    """The one sheet of a released workbook, as deid's writer names it (loaded when needed: deid's I/O
+    module brings pyarrow, which ``import agreements`` does not)."""
+    from deid import XLSX_SHEET
+
+    return str(XLSX_SHEET)
+
+
+def is_workbook(data_name: str) -> bool:
+    """True when the released data is an Excel workbook (the agreement's ``release_format`` xlsx)."""
+    return data_name.lower().endswith(".xlsx")
+
+
 def is_kit_file(name: str) -> bool:
     """True for a file of the analyst's kit (under data/ beside the data), False for a data file: the
     data is named <organization>-<date>.csv and never collides with these names."""
@@ -53,6 +69,7 @@ def is_kit_file(name: str) -> bool:
 
 _DP_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 _TS_PROFILE = "https://datapackage.org/profiles/2.0/tableschema.json"
+_TD_PROFILE = "https://datapackage.org/profiles/2.0/tabledialect.json"
 
 # Treatments whose output is text whatever the element was (codes, hashes, ranges, placeholders).
 _TEXT_TREATMENTS = {"record_code", "token", "link_tokens", "redact_text", "zip3", "bucket", "recode_rare"}
@@ -173,22 +190,20 @@ def datapackage(
             entry["categories"] = [{"value": code, "label": label} for code, label in f.codes]
         schema_fields.append(entry)
     deadline = (agreement.body.get("destruction") or {}).get("deadline", "")
-    resource: dict[str, Any] = {
-        "name": "data",
-        "type": "table",
-        "path": data_name,
-        "title": f"Released by {sender}",
-        "format": "csv",
-        "mediatype": "text/csv",
-        "encoding": "utf-8-sig",  # the BOM is there for Excel
-        "dialect": {
-            "$schema": "https://datapackage.org/profiles/2.0/tabledialect.json",
-            "header": True,
-            "delimiter": ",",
-            "quoteChar": '"',
-        },
-        "schema": {"$schema": _TS_PROFILE, "fields": schema_fields, "missingValues": _missing_values()},
-    }
+    dialect: dict[str, Any] = {"$schema": _TD_PROFILE, "header": True}
+    resource: dict[str, Any] = {"name": "data", "type": "table", "path": data_name,
+                                "title": f"Released by {sender}"}  # fmt: skip
+    if is_workbook(data_name):
+        resource["format"] = "xlsx"
+        resource["mediatype"] = XLSX_MEDIATYPE
+        dialect["sheetName"] = _sheet()
+    else:
+        resource["format"] = "csv"
+        resource["mediatype"] = "text/csv"
+        resource["encoding"] = "utf-8-sig"  # the BOM is there for Excel
+        dialect.update(delimiter=",", quoteChar='"')
+    resource["dialect"] = dialect
+    resource["schema"] = {"$schema": _TS_PROFILE, "fields": schema_fields, "missingValues": _missing_values()}
     if rows is not None:
         resource["description"] = f"{rows:,} rows, in a random order drawn for this package."
     return {
@@ -237,10 +252,21 @@ def pandas_snippet(data_name: str, fields: Sequence[Field]) -> str:
         f"MISSING = {_missing_texts()!r}  # what each one means: datapackage.json, missingValues",
         f"DTYPES = {json.dumps(dtypes, indent=4)}",
         "",
-        "df = pd.read_csv(",
-        '    DATA, encoding="utf-8-sig", dtype=DTYPES, keep_default_na=False, na_values=MISSING',
-        ")",
     ]
+    if is_workbook(data_name):
+        lines += [
+            "# An Excel workbook: pandas reads it with openpyxl (pip install openpyxl).",
+            "df = pd.read_excel(",
+            f'    DATA, sheet_name="{_sheet()}", engine="openpyxl", dtype=DTYPES, keep_default_na=False,',
+            "    na_values=MISSING,",
+            ")",
+        ]
+    else:
+        lines += [
+            "df = pd.read_csv(",
+            '    DATA, encoding="utf-8-sig", dtype=DTYPES, keep_default_na=False, na_values=MISSING',
+            ")",
+        ]
     for name in dates:
         lines.append(f'df[{name!r}] = pd.to_datetime(df[{name!r}], format="%Y-%m-%d", errors="coerce")')
     lines += ["", 'if __name__ == "__main__":', "    print(df.dtypes)", "    print(df.head())", ""]
@@ -253,11 +279,13 @@ def _r_string(text: str) -> str:
 
 def r_snippet(data_name: str, fields: Sequence[Field]) -> str:
     """An R script (base R only) that loads the file, every string column as character."""
+    na = ", ".join(_r_string(v) for v in _missing_texts())
+    if is_workbook(data_name):
+        return _r_workbook_snippet(data_name, fields, na)
     r_types = {"integer": "integer", "number": "numeric", "boolean": "logical"}
     classes = ",\n".join(
         f"  {_r_string(f.name)} = {_r_string(r_types.get(f.type, 'character'))}" for f in fields
     )
-    na = ", ".join(_r_string(v) for v in _missing_texts())
     lines = [
         "# Load the released file in R, as its datapackage.json describes it (base R, no packages).",
         "# Codes and identifiers are read as character, so 0109850 keeps its leading zero.",
@@ -273,8 +301,43 @@ def r_snippet(data_name: str, fields: Sequence[Field]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _r_workbook_snippet(data_name: str, fields: Sequence[Field], na: str) -> str:
+    """The R loader for a workbook: readxl (base R reads no .xlsx), every string column as text."""
+    r_types = {"integer": "numeric", "number": "numeric", "boolean": "logical"}
+    types = ", ".join(_r_string(r_types.get(f.type, "text")) for f in fields)
+    lines = [
+        "# Load the released workbook in R, as its datapackage.json describes it (needs readxl:",
+        '# install.packages("readxl")). Codes and identifiers are read as text, so 0109850 keeps its',
+        '# leading zero. Run it from this folder: source("load_r.R"); `df` is the table.',
+        f"# Columns, in order: {', '.join(f.name for f in fields)}",
+        f"df <- readxl::read_excel({_r_string(data_name)}, sheet = {_r_string(_sheet())},",
+        f"                         col_types = c({types}), na = c({na}, \"\"))",
+        "df <- as.data.frame(df, check.names = FALSE)",
+    ]
+    for f in fields:
+        if f.type == "integer":
+            lines.append(f"df[[{_r_string(f.name)}]] <- as.integer(df[[{_r_string(f.name)}]])")
+        if f.type == "date":
+            lines.append(f"df[[{_r_string(f.name)}]] <- as.Date(df[[{_r_string(f.name)}]])")
+    lines.append("str(df)")
+    return "\n".join(lines) + "\n"
+
+
 def stata_snippet(data_name: str, fields: Sequence[Field]) -> str:
     """A Stata do-file (Stata 16+) that imports the file, every string column as a string variable."""
+    if is_workbook(data_name):
+        numbers = [f.name for f in fields if f.type in ("integer", "number")]
+        return (
+            "* Load the released workbook in Stata 16 or later, as its datapackage.json describes it.\n"
+            "* Every column is imported as a string (allstring), so 0109850 keeps its leading zero; the\n"
+            "* numeric columns are then made numbers.\n"
+            f"* Columns, in order: {' '.join(f.name for f in fields)}\n"
+            "* Run it from this folder: do load_stata.do\n"
+            f'import excel using "{data_name}", sheet("{_sheet()}") firstrow case(preserve) '
+            "allstring clear\n"
+            + (f"destring {' '.join(numbers)}, replace\n" if numbers else "")
+            + "describe\n"
+        )
     strings = [str(i) for i, f in enumerate(fields, 1) if f.type not in ("integer", "number")]
     numbers = [str(i) for i, f in enumerate(fields, 1) if f.type in ("integer", "number")]
     opts = ['encoding("utf-8")', "varnames(1)", "bindquote(strict)", "case(preserve)"]

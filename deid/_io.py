@@ -1080,7 +1080,8 @@ def write_release(
     """
     order = release_order(table.num_rows)
     return write_table(
-        table, path, before_commit=before_commit, order=order, force=force, recorded=recorded, bom=bom
+        table, path, before_commit=before_commit, order=order, force=force, recorded=recorded, bom=bom,
+        workbook=Path(path).suffix.lower() == ".xlsx",
     )
 
 
@@ -1150,8 +1151,10 @@ def write_table(
     force: bool = False,
     recorded: Recorded | None = None,
     bom: bool = False,
+    workbook: bool = False,
 ) -> str:
-    """Write ``table`` atomically as CSV (UTF-8, formulas neutralized) or Parquet, by extension, and
+    """Write ``table`` atomically as CSV (UTF-8, formulas neutralized), Parquet or (released data only,
+    when the agreement says so) an Excel workbook with text-typed text columns, by extension, and
     return the SHA-256 (hex) of the bytes written, hashed on the way out (sealing then reads the file
     once instead of twice).
 
@@ -1165,10 +1168,17 @@ def write_table(
     left behind. An existing file at ``path`` is replaced only with ``force``, never one ``recorded``
     names (see deid._atomic.check_output_path).
     """
-    fmt = output_format(path)
+    # An Excel workbook (``workbook``) is written only for released data whose agreement asks for it
+    # (write_release); it is not one of the output formats the commands offer.
+    fmt = "xlsx" if workbook and Path(path).suffix.lower() == ".xlsx" else output_format(path)
     check_output_path(path, force=force, recorded=recorded)
     if order is not None and len(order) != table.num_rows:
         raise ValueError("order must hold one index per row")
+    if fmt == "xlsx" and table.num_rows > XLSX_MAX_ROWS:
+        raise OutputError(
+            f"Cannot write {path}: an Excel sheet holds at most {XLSX_MAX_ROWS:,} rows below its header, "
+            f"and this release has {table.num_rows:,}; the agreement's CSV format has no such limit."
+        )
     try:
         with atomic_path(path, force=force, recorded=recorded) as tmp:
             with open(tmp, "wb") as raw:
@@ -1177,6 +1187,8 @@ def write_table(
                     if bom:
                         sink.write(codecs.BOM_UTF8)
                     _write_csv(table, sink, order)
+                elif fmt == "xlsx":
+                    _write_xlsx(table, sink, order)
                 else:
                     _write_parquet(table, sink, order)
             if before_commit is not None:
@@ -1236,6 +1248,36 @@ def _write_csv(table: pa.Table, tmp: Any, order: np.ndarray | None) -> None:
     finally:
         if writer is not None:
             writer.close()
+
+
+XLSX_MAX_ROWS = 1_048_575  # Excel's 1,048,576 rows per sheet, less the header
+XLSX_SHEET = "data"
+
+
+def _write_xlsx(table: pa.Table, tmp: Any, order: np.ndarray | None) -> None:
+    """One sheet, ``data``: the header, then the rows. A text column's cells are text cells with Excel's
+    Text format ("@"), so 0109850 stays 0109850 when a clerk opens, edits and saves the file, and a
+    cell that begins with "=" is text, never a formula; numbers stay numbers, nulls are empty cells."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(XLSX_SHEET)
+    text = [pa.types.is_string(t) or pa.types.is_large_string(t) for t in table.schema.types]
+
+    def cell(value: Any, as_text: bool) -> Any:
+        c = WriteOnlyCell(sheet, value=value)
+        if as_text and value is not None:
+            c.data_type = "s"  # openpyxl would make "=…" a formula
+            c.number_format = "@"
+        return c
+
+    sheet.append([cell(name, True) for name in table.column_names])
+    for piece in _batches(table, order):
+        columns = [c.to_pylist() for c in piece.columns]
+        for row in zip(*columns, strict=True):
+            sheet.append([cell(v, t) for v, t in zip(row, text, strict=True)])
+    book.save(tmp)
 
 
 def _write_parquet(table: pa.Table, tmp: Any, order: np.ndarray | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deid import InputError, OutputError, ReadInfo, read_table, write_table
+from deid import InputError, OutputError, ReadInfo, read_table, write_release, write_table
 
 ROWS = 'SSID,Name,Grade,Notes\n0012345678,José Núñez,09,"line one\nline two"\n0000000001,Zoë O\'Brien,10,ok\n'
 
@@ -423,3 +424,40 @@ def test_a_huge_xlsx_is_refused_in_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setattr(_io, "_MAX_XLSX_BYTES", 1000)
     with pytest.raises(InputError, match=r"too large to read as an Excel workbook .* save the sheet as CSV"):
         read_table(path)
+
+
+# --- released data as an Excel workbook (an agreement's release_format xlsx) -----------------------
+
+
+def test_a_workbook_keeps_codes_as_text_and_text_never_runs_as_a_formula(tmp_path: Path):
+    table = pa.table({
+        "school_id": ["0109850", "0112607", None, "=HYPERLINK(\"x\")"],
+        "gpa": [3.5, 2.0, None, 4.0],
+    })  # fmt: skip
+    out = tmp_path / "release.xlsx"
+    digest = write_release(table, out)
+
+    assert digest == hashlib.sha256(out.read_bytes()).hexdigest()  # hashed as written, for the manifest
+    import openpyxl
+
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["data"]
+    cells = {row[0].value: row for row in book["data"].iter_rows(min_row=2)}
+    code = cells["0109850"][0]
+    assert code.data_type == "s" and code.number_format == "@"  # text, shown as Text in Excel
+    assert cells["=HYPERLINK(\"x\")"][0].data_type == "s"  # a string, not a formula
+    assert cells["0109850"][1].data_type == "n" and cells["0109850"][1].value == 3.5
+    header = [c.value for c in next(book["data"].iter_rows(max_row=1))]
+    assert header == ["school_id", "gpa"]
+    # PathShare's own reader (the recipient's outcomes) reads the codes back as they were
+    assert sorted(v for v in read_table(out).column("school_id").to_pylist() if v) == [
+        "0109850", "0112607", "=HYPERLINK(\"x\")"]  # fmt: skip
+
+
+def test_a_release_over_excels_row_limit_is_refused_and_nothing_written(tmp_path: Path, monkeypatch):
+    import deid._io as io_module  # the limit, made small
+
+    monkeypatch.setattr(io_module, "XLSX_MAX_ROWS", 2)
+    with pytest.raises(OutputError, match="at most 2 rows"):
+        write_release(pa.table({"a": ["1", "2", "3"]}), tmp_path / "big.xlsx")
+    assert list(tmp_path.iterdir()) == []

@@ -590,6 +590,14 @@ class AgreementForm(QWidget):
         self.linkage.setAccessibleName("Linkage scope")
         self.linkage.addItem("provider — the token secret stays with each provider", "provider")
         self.linkage.addItem("consortium — providers share it, so records link", "consortium")
+        self.release_format = QComboBox()
+        self.release_format.setAccessibleName("Released data as")
+        self.release_format.addItem("CSV file (Excel keeps the accents)", "csv")
+        self.release_format.addItem("Excel workbook (codes stay text, 0109850 keeps its zero)", "xlsx")
+        self.release_format.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.release_format.setMinimumContentsLength(24)
         self.drop_unlisted = QCheckBox("Drop columns not listed here (always)")
         self.drop_unlisted.setToolTip(
             "Every column of an extract that is not one of these elements is left out."
@@ -603,6 +611,7 @@ class AgreementForm(QWidget):
         form.addRow("Lin&kage:", self.linkage)
         self.linkage.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.linkage.setMinimumContentsLength(24)
+        form.addRow("Released data as:", self.release_format)
         form.addRow("", self.drop_unlisted)
         # Disclosure control (schema version 2, docs/disclosure-control.md): how many students may be
         # withheld to reach k, and the diversity of sensitive values. The sensitive elements and the
@@ -710,6 +719,7 @@ class AgreementForm(QWidget):
         for s in (self.k, self.min_cell):
             s.valueChanged.connect(self._changed)
         self.linkage.currentIndexChanged.connect(self._changed)
+        self.release_format.currentIndexChanged.connect(self._changed)
         for c in (self.general_offer, self.join_provider, self.join_recipient):
             c.toggled.connect(self._changed)
         self._fields = {
@@ -834,6 +844,9 @@ class AgreementForm(QWidget):
         self.k.setValue(int(policy.get("k", 11)))
         self.min_cell.setValue(int(policy.get("min_cell_size", 11)))
         self.linkage.setCurrentIndex(max(0, self.linkage.findData(policy.get("linkage_scope", "provider"))))
+        self.release_format.setCurrentIndex(
+            max(0, self.release_format.findData(policy.get("release_format", "csv")))
+        )
         self.suppression.setValue(100 * float(policy.get("suppression_limit", 0.05)))
         self.l_div.setValue(int(policy.get("l") or 0))
         self.l_kind.setCurrentIndex(max(0, self.l_kind.findData(policy.get("l_kind", "distinct"))))
@@ -1159,6 +1172,7 @@ class AgreementForm(QWidget):
                 "min_cell_size": self.min_cell.value(),
                 "drop_unlisted": True,
                 "linkage_scope": self.linkage.currentData(),
+                "release_format": self.release_format.currentData(),
                 "sensitive": list(self._v2_kept["sensitive"]),
                 "l": self.l_div.value() or None,
                 "l_kind": self.l_kind.currentData(),
