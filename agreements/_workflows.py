@@ -53,7 +53,7 @@ from agreements._package_store import (
 from agreements._partners import Partner, find_partner, party_card, trusted_partner
 from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
-from agreements.errors import AgreementError, PackageRejected, PartnerError
+from agreements.errors import AgreementError, OpenedFilesMissing, PackageRejected, PartnerError
 from deid import check_output_path
 from deid.errors import InputError, OutputError, PathShareError
 
@@ -604,12 +604,13 @@ def destroy(
         )
     if missing and attest is None:
         where = "moved to" if files_moved_to is not None else "opened into"
-        raise PackageRejected(
+        raise OpenedFilesMissing(
             f"{len(missing)} of the {len(names)} files of package {pid} are not in {folder}, the folder it "
             f"was {where} (first: {missing[0]}); nothing was deleted or certified. If they were moved, "
             "destroy them in the folder they are in now; if they are gone some other way, certify by "
             "hand, saying what you checked.",
             'The folder they are in now: --files-moved-to FOLDER; by hand: --attest "what you checked".',
+            folder=str(folder),
         )
     deleted, remaining = _delete_opened(folder, present, remove_folder=files_moved_to is None)
     if remaining:

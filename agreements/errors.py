@@ -92,5 +92,15 @@ class PackageRejected(_OneLine):
     receipt: os.PathLike[str] | None = None
 
 
+class OpenedFilesMissing(PackageRejected):
+    """Destroying a received package found its files gone from the folder it was opened into (or the
+    folder the user said they were moved to); nothing was deleted or certified. ``folder`` is where it
+    looked: the app then asks where the files are now, or what the user checked to certify by hand."""
+
+    def __init__(self, message: str, hint: str | None = None, *, folder: str = "") -> None:
+        super().__init__(message, hint)
+        self.folder = folder
+
+
 class AuditError(_OneLine):
     """The audit log or an audit bundle does not verify."""

@@ -247,3 +247,55 @@ def test_locking_while_the_agreement_form_waits_to_validate_is_quiet(qtbot, tmp_
     form._timer.timeout.emit()  # as if it fired now: nothing happens, no exception
     qtbot.wait(300)
     assert window.unlock is not None and window.stack.currentWidget() is window.unlock
+
+
+def test_destroy_in_the_app_when_the_files_were_moved_or_are_gone(qtbot, tmp_path):
+    """The files are not where the package was opened: the app asks where they are now (and deletes them
+    there), or what the user checked (and certifies by hand) — never a command-line flag in a message."""
+    import shutil
+
+    from agreements import Vault, open_received, seal_for_agreement
+
+    district, college, aid = make_orgs(tmp_path)
+    data = make_extract(tmp_path / "extract.csv", rows=5)
+    with Vault.open(district, PASS) as d:
+        report = {"rows_in": 5, "rows_out": 5}
+        seal_for_agreement(d, aid, [("extract.csv", data, 5)], report, tmp_path / "one.age")
+        seal_for_agreement(d, aid, [("extract.csv", data, 5)], report, tmp_path / "two.age")
+    with Vault.open(college, PASS) as c:
+        open_received(c, tmp_path / "one.age", tmp_path / "inbox1")
+        open_received(c, tmp_path / "two.age", tmp_path / "inbox2")
+    shutil.move(tmp_path / "inbox1", tmp_path / "moved")  # the analyst moved the first package's folder
+    shutil.rmtree(tmp_path / "inbox2")  # and deleted the second by hand
+
+    window = window_on(qtbot, tmp_path, college)
+    page = show(window, "Packages")
+    vault = window.session.vault
+    asked: list[tuple[str, str]] = []
+
+    def answer(yes_to_moved: bool):
+        def confirm(title, text):
+            asked.append((title, text))
+            return yes_to_moved if title == "The files have moved" else True
+
+        return confirm
+
+    assert len(page.records) == 2
+    for record_id, record in list(page.records.items()):
+        page.select(record_id)
+        moved = record.location.endswith("inbox1")
+        page.confirm = answer(yes_to_moved=moved)
+        page.ask_folder = lambda caption, start: str(tmp_path / "moved")
+        page.ask_text = lambda title, label: "the folder inbox2 is gone; checked the recycle bin and backups"
+        certificate = tmp_path / f"certificate-{'moved' if moved else 'by-hand'}.json"
+        assert page.destroy_selected(str(certificate)), page.message.text()
+        assert certificate.is_file()
+        said = [text for title, text in asked if title == "The files have moved"][-1]
+        assert "are not in" in said and "--" not in said  # the app's words, no flags
+        entry = vault.audit.entries()[-1]
+        assert entry.action == "package.destroyed"
+        assert entry.details["verified"] == ("deleted" if moved else "attested")
+        if moved:
+            assert not (tmp_path / "moved").exists()  # deleted where the files are now
+        else:
+            assert "certified by hand" in page.message.text()

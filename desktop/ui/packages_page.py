@@ -34,6 +34,13 @@ from desktop.ui.widgets import FlowLayout, MessageBar, button, heading, paragrap
 HEADERS = ("File or folder", "", "Partner", "Date", "Where it stands")
 
 
+def _ask_folder(parent: QWidget, caption: str, start: str) -> str | None:
+    """A folder from the user, or None when cancelled."""
+    from desktop.ui.filedialogs import existing_directory
+
+    return existing_directory(parent, caption, start) or None
+
+
 def _ask_text(parent: QWidget, title: str, label: str) -> str | None:
     """One line of text from the user, or None when cancelled."""
     text, ok = QInputDialog.getText(parent, title, label)
@@ -52,6 +59,7 @@ class PackagesPage(QWidget):
         # Seams for tests (the real ones ask in a dialog).
         self.confirm = lambda title, text: confirm(self, title, text)
         self.ask_text = lambda title, label: _ask_text(self, title, label)
+        self.ask_folder = lambda caption, start: _ask_folder(self, caption, start)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addWidget(heading("Packages"))
@@ -278,7 +286,7 @@ class PackagesPage(QWidget):
     ) -> bool:
         """Destroy the selected received package: the library deletes the files it was opened into,
         checks they are gone and only then signs the certificate, written where the user says."""
-        from agreements import destroy
+        from agreements import OpenedFilesMissing, destroy
         from deid.errors import PathShareError
 
         r = self.selected()
@@ -313,6 +321,11 @@ class PackagesPage(QWidget):
                 attest=attest,
                 force=force,
             )
+        except OpenedFilesMissing as exc:
+            if moved_to is not None or attest is not None:
+                self.message.show_problem(exc)
+                return False
+            return self._destroy_elsewhere(exc, certificate)
         except PathShareError as exc:
             self.message.show_problem(exc)
             return False
@@ -328,3 +341,24 @@ class PackagesPage(QWidget):
             "on their side."
         )
         return True
+
+    def _destroy_elsewhere(self, missing: Exception, certificate: str) -> bool:
+        """The files are not where the package was opened: destroy them in the folder they were moved
+        to, or — when they are gone some other way — certify by hand, saying what was checked (the
+        certificate quotes it). Either is the library's destroy, as ``--files-moved-to`` and ``--attest``."""
+        if self.confirm(
+            "The files have moved",
+            f"{missing} Were they moved to another folder? Yes: choose that folder, and PathShare deletes "
+            "them there. No: certify by hand instead, saying what you checked.",
+        ):
+            folder = self.ask_folder("The folder the package's files are in now", str(Path.home()))
+            if folder:
+                return self.destroy_selected(certificate, moved_to=folder)
+            return False
+        statement = self.ask_text(
+            "Certify by hand",
+            "What did you check to know every copy is destroyed? The certificate quotes it.",
+        )
+        if statement and statement.strip():
+            return self.destroy_selected(certificate, attest=statement.strip())
+        return False
