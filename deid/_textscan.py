@@ -1054,12 +1054,14 @@ class TextScanner:
         """Names with no name beside them, told by where they stand (the candidates ``pos`` are the
         capitalized words still undecided; ``surname``: a listed surname that is no English word).
 
-        - a word nobody listed (no English word, place or listed name) or a listed surname that is no
-          English word, in the middle of a sentence right after a lower-case word that is no article:
-          "than early Yefremova?", "says Hartvigsson." ("the Hope scholarship" and "Unlike the
-          Christiansen novel" stay: after an article a capitalized word names a thing);
-        - such a word at the start of a sentence before a verb people do ("Shovda is very reliable" is
-          not taken — "is" is said of things too —, "Mehrudin shouted", "Asya spent a year");
+        - a listed surname that is no English word, in the middle of a sentence right after a
+          lower-case word that is no article, preposition of place or place word: "than early
+          Yefremova?" ("Unlike the Christiansen novel", "moved here from Kenosha" stay: there a
+          capitalized word names a thing or a place as often); a word nobody listed (no English word,
+          place or listed name) is not taken there;
+        - either, after a speech verb: "says Hartvigsson.", "asked Bergqvist";
+        - either, at the start of a sentence before a verb people do ("Mehrudin shouted", "Asya spent
+          a year"; not before "is", said of things too: "Schoology is down");
         - two such words joined by "and" ("Torpy and Salinas were engineers"), the second also a
           listed name that is a word or place ("Muslija and Brown");
         - the same word again in the same note, once a name of that note holds it ("directed by Joakim
