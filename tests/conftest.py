@@ -16,6 +16,23 @@ os.environ.setdefault("TLDEXTRACT_CACHE", str(Path(__file__).parent / ".no-tldex
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Vault keys: the suite derives them with 1,000 PBKDF2 iterations instead of SQLCipher's 256,000
+# (0.2 s per open and 0.6 s per new vault on this machine, hundreds of times over), in this process and —
+# through tests/kdfhook/sitecustomize.py on PYTHONPATH — in every Python process it starts (the app's
+# worker, CLI children), so a vault made in one opens in the other. Tests about the key derivation
+# itself set ``_TEST_KDF_ITER`` back to None for their module (tests/test_vault.py).
+SUITE_KDF_ITER = 1000
+os.environ["PATHSHARE_SUITE_KDF_ITER"] = str(SUITE_KDF_ITER)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(Path(__file__).parent / "kdfhook"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+sys.path.insert(0, str(Path(__file__).parent / "kdfhook"))
+import sitecustomize  # noqa: E402,F401  (this process: the same hook, before anything imports the vault)
+
+sys.path.remove(str(Path(__file__).parent / "kdfhook"))
+if "agreements._vault" in sys.modules:  # loaded before the hook could see it
+    sys.modules["agreements._vault"]._TEST_KDF_ITER = SUITE_KDF_ITER
+
 
 @pytest.fixture
 def run_cli(capsys):

@@ -109,3 +109,22 @@ def test_a_refusal_prints_its_hint_on_its_own_line(run_cli, monkeypatch):
     ]
     code, _, err = run_cli("refuse")
     assert code == 1 and err == "pathshare: students.csv has no header row.\n"
+
+
+def test_the_suite_and_its_children_derive_vault_keys_cheaply(python_exe):
+    """tests/conftest.py: 1,000 KDF iterations in the test process and, through tests/kdfhook on
+    PYTHONPATH, in every Python process it starts — set when agreements._vault loads, without loading it
+    in a child that does not ask for it."""
+    from conftest import SUITE_KDF_ITER
+
+    import agreements._vault as vault_module
+
+    assert vault_module._TEST_KDF_ITER == SUITE_KDF_ITER == 1000
+    code = (
+        "import sys\n"
+        "before = 'agreements._vault' in sys.modules\n"
+        "import agreements._vault as v\n"
+        "print(before, v._TEST_KDF_ITER)\n"
+    )
+    child = subprocess.run([python_exe, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.stdout.split() == ["False", "1000"], child.stderr

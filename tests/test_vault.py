@@ -24,6 +24,15 @@ PASS = "correct horse battery staple"
 PASS2 = "seven purple lanterns drifting"
 
 
+@pytest.fixture(autouse=True)
+def real_kdf(monkeypatch):
+    """SQLCipher's own key derivation (256,000 iterations), not the suite's cheap one (tests/conftest.py):
+    these tests open the vault with plain SQLCipher as an auditor would, and are about the vault itself."""
+    import agreements._vault as vault_module
+
+    monkeypatch.setattr(vault_module, "_TEST_KDF_ITER", None)
+
+
 @pytest.fixture
 def vault_file(tmp_path):
     path = tmp_path / "v.vault"
