@@ -434,17 +434,13 @@ DELETE FROM schema_steps WHERE version = 22
 """
 
 
-def test_vaults_from_before_sender_keyed_packages_stay_readable(tmp_path: Path, extract: Path) -> None:
+def test_vaults_from_before_sender_keyed_packages_stay_readable(sides, tmp_path: Path, extract: Path) -> None:
     """Migration 22 rebuilds the packages and certificates tables keyed by sender: vaults in the
     previous shape (tables as migrations 20-21 made them) keep every package, the certificate that
     closes a sent one and the destruction of a received one."""
-    from partners_setup import execute_agreement
-
     from agreements import RECEIVED, SENT, destroy, get_package, import_certificate_file
 
-    d = Org(tmp_path / "d.vault", "Riverbend Unified", "district")
-    c = Org(tmp_path / "c.vault", "Lakeside College", "college")
-    agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], tmp_path)
+    d, c, agreement_id = sides  # the suite's two organizations (tests/conftest.py)
     sealed = seal_for_agreement(d.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "p.age")
     pid = sealed.manifest.package_id
     open_received(c.vault, sealed.path, tmp_path / "inbox")
@@ -456,7 +452,7 @@ def test_vaults_from_before_sender_keyed_packages_stay_readable(tmp_path: Path, 
                 conn.execute(statement)
         org.vault.close()
 
-    d, c = Org(tmp_path / "d.vault", new=False), Org(tmp_path / "c.vault", new=False)
+    d, c = Org(d.vault.path, new=False), Org(c.vault.path, new=False)
     for org in (d, c):
         assert org.last() == "vault.upgrade" and org.vault.audit.entries()[-1].details["steps"] == [22]
         pk = [r[1] for r in org.vault.db.execute("PRAGMA table_info(packages)") if r[5]]

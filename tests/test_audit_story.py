@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from partners_setup import Org, execute_agreement
-
 from agreements import AuditEntry, Names, local_time, story
 
 
@@ -74,18 +71,8 @@ def test_local_time(monkeypatch):
         time.tzset()
 
 
-@pytest.fixture
-def pair(tmp_path):
-    district = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
-    college = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
-    aid = execute_agreement([district, college], [["provider"], ["recipient"]], tmp_path)
-    yield district, college, aid
-    district.vault.close()
-    college.vault.close()
-
-
-def test_a_vaults_story_names_organizations_and_titles_not_ids(pair):
-    district, college, aid = pair
+def test_a_vaults_story_names_organizations_and_titles_not_ids(sides):
+    district, college, aid = sides  # the suite's two organizations (tests/conftest.py)
     lines = story(district.vault, district.vault.audit.entries())
     text = " ".join(x.sentence + " " + " ".join(v for _, v in x.details) for x in lines)
     assert college.fp not in text and aid not in text and aid[:8] not in text

@@ -192,19 +192,14 @@ def test_a_provider_that_is_also_a_recipient_is_flagged(tmp_path: Path) -> None:
         c.vault.close()
 
 
-def test_provider_scope_never_shares_a_secret(tmp_path: Path) -> None:
-    d = Org(tmp_path / "d.vault", "Lakeview Unified School District", "district")
-    c = Org(tmp_path / "c.vault", "Riverbend Community College", "college")
-    try:
-        agreement_id = execute_agreement([d, c], [["provider"], ["recipient"]], tmp_path, scope="provider")
-        agreement = _agreement(d, agreement_id)
-        assert ensure_linkage_secret(d.vault, agreement).state == "not_consortium"
-        assert linkage_secret(d.vault, agreement) is None
-        with pytest.raises(AgreementError, match="never shared"):
-            export_linkage_key(d.vault, agreement_id, c.fp, tmp_path / "k.key")
-    finally:
-        d.vault.close()
-        c.vault.close()
+def test_provider_scope_never_shares_a_secret(sides, tmp_path: Path) -> None:
+    d, c, agreement_id = sides  # the suite's two organizations: provider scope, the default
+    agreement = _agreement(d, agreement_id)
+    assert agreement.terms.policy.linkage_scope == "provider"
+    assert ensure_linkage_secret(d.vault, agreement).state == "not_consortium"
+    assert linkage_secret(d.vault, agreement) is None
+    with pytest.raises(AgreementError, match="never shared"):
+        export_linkage_key(d.vault, agreement_id, c.fp, tmp_path / "k.key")
 
 
 def test_cli_linkage_status_export_and_import(consortium, run_cli, monkeypatch, tmp_path: Path) -> None:
