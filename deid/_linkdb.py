@@ -158,20 +158,15 @@ class DuckEngine:
                 return self.con.sql(sql).to_arrow_table()
             return self.con.execute(sql).fetchall()
         except duckdb.OutOfMemoryException:
-            raise InputError(
-                f"The memory setting ({self.memory_mb:,} MB) is too small to link these files; nothing "
-                "was written: raise it or free memory."
-            ) from None
-        except duckdb.IOException as exc:
-            if (
-                "parquet" in str(exc).lower()
-                and "spill" not in str(exc).lower()
-                and "temp" not in str(exc).lower()
-            ):
-                raise InputError("A file to link is not a readable Parquet file.") from None
+            raise InputError(self._memory_sentence()) from None
+        except (duckdb.IOException, OSError) as exc:  # the spill: a full or unwritable disk
             raise OutputError(_disk_sentence(self.spill_dir, exc)) from None
-        except OSError as exc:
-            raise OutputError(_disk_sentence(self.spill_dir, exc)) from None
+
+    def _memory_sentence(self) -> str:
+        return (
+            f"The memory setting ({self.memory_mb:,} MB) is too small to link these files; nothing was "
+            "written: raise it (--memory-mb) or free memory."
+        )
 
     def _arrow(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
@@ -186,11 +181,17 @@ class DuckEngine:
     def parquet_side(self, path: str | Path, column: str, where: str) -> str:
         """The token column of a Parquet file as a side: DuckDB reads it (no other column) and hands it
         over in batches — never the whole column, nor a whole row group, in memory."""
+        import duckdb
+
         reader = self.con.cursor()
         sql = f"SELECT {_quote_ident(column)}::VARCHAR AS cell FROM read_parquet({_quote_text(str(path))})"
         try:
             batches = reader.sql(sql).to_arrow_reader(BATCH_ROWS)
             return self._load((b.column(0) for b in batches), where)
+        except duckdb.OutOfMemoryException:
+            raise InputError(self._memory_sentence()) from None
+        except duckdb.Error:  # a damaged page (the footer was read before): DuckDB's text is not shown
+            raise InputError(f"{where} is not a readable Parquet file.") from None
         finally:
             reader.close()
 

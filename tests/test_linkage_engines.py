@@ -84,3 +84,16 @@ def test_duckdb_engine_refuses_bad_cells_and_a_tiny_memory_setting_in_one_senten
     with pytest.raises(InputError, match="memory setting"):
         link_tables(good, good, engine="duckdb", memory_mb=8, spill_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_parquet_file_is_refused_in_one_sentence(pair, tmp_path: Path) -> None:
+    good, bad = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"link_tokens": pair[0]}), good)
+    pq.write_table(pa.table({"link_tokens": pair[1]}), bad, compression="zstd")
+    data = bytearray(bad.read_bytes())
+    data[100:4000] = b"\x00" * 3900  # the column's compressed pages, not the footer
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError) as err:
+        link(good, bad, tmp_path / "out.csv")
+    assert str(err.value) == f"{bad} is not a readable Parquet file."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
