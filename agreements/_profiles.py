@@ -20,7 +20,7 @@ from agreements._clock import utc_now
 from deid import read_json_file, write_bytes_atomic
 from deid.errors import PolicyError
 
-if TYPE_CHECKING:  # deid._mapping pulls in pyarrow: imported where used, so `import agreements` stays light
+if TYPE_CHECKING:  # mapping pulls in pyarrow: imported where used, so `import agreements` stays light
     from agreements._vault import Vault
     from deid import MappingProfile
 

@@ -33,7 +33,7 @@ _LAZY = {
     "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
     "deid._io": ("XLSX_MAX_ROWS", "XLSX_SHEET", "ReadInfo", "check_distinct_files", "read_table",
                  "release_order", "same_file", "write_release", "write_table"),
-    "deid._policy": ("ColumnRule", "Policy", "load_policy"),
+    "deid._policy": ("ColumnRule", "Policy", "load_policy", "policy_from_elements"),
     "deid._report": ("MISSING_VALUES", "ColumnReport", "DeidReport", "ResidualFinding", "describe_kinds",
                      "describe_left_out", "suppression_by_group"),
     "deid._risk": ("RiskResult", "class_sizes", "k_achieved", "suppress_to_k"),
@@ -55,9 +55,14 @@ _LAZY = {
     "deid._textscan": ("Finding", "TextScanner", "installed_ner_model", "presidio_analyzer"),
     "deid._columns": ("ColumnFlag", "classify_columns"),
     "deid._roster": ("Roster", "RosterColumns", "roster_columns"),
-    "deid._mapping": ("ColumnSuggestion", "HeaderVerdict", "MappingProfile", "ValidationFinding",
-                      "apply_mapping", "best_date_format", "header_row_verdict", "match_profile",
-                      "policy_from_elements", "suggest_mapping", "suggest_recodes", "validate"),
+    # Column mapping, one module per step (docs/mapping.md).
+    "deid._cells": ("best_date_format",),
+    "deid._recodes": ("suggest_recodes",),
+    "deid._suggest": ("ColumnSuggestion", "suggest_mapping"),
+    "deid._mapping_profile": ("MappingProfile", "match_profile"),
+    "deid._apply_mapping": ("apply_mapping",),
+    "deid._validate": ("ValidationFinding", "validate"),
+    "deid._header_row": ("HeaderVerdict", "header_row_verdict"),
     "deid._linkage": ("LinkFields", "Links", "LinkReport", "find_token_column", "link", "link_tables",
                       "link_tokens"),
     "deid._linkcharts": ("link_chart_data", "link_chart_png"),
@@ -162,7 +167,8 @@ __all__ += [
     "roster_columns",
 ]
 
-# The data dictionary and column mapping (deid/_elements.py, deid/_mapping.py).
+# The data dictionary and column mapping (deid/_elements.py; mapping: deid/_suggest.py, _recodes.py,
+# _mapping_profile.py, _apply_mapping.py, _validate.py, _header_row.py).
 __all__ += [
     "Code",
     "ColumnSuggestion",

@@ -9,9 +9,9 @@ element (an agreement's data dictionary entry, or the policy rule: ``"repair": "
 pad it, in which case the report says how many were restored. Values in any other wrong shape
 (letters, too many digits, ``1.23457E+09``, ``1234567890.0``) are refused.
 
-One rule, called from every path: the mapping's :func:`deid._mapping.validate` (``pathshare map``,
+One rule, called from every path: the mapping's :func:`deid._validate.validate` (``pathshare map``,
 ``deid --agreement``, ``prepare``, the app) reports the same problems as findings, and
-:func:`deid._mapping.normalize_column` pads when the element says so; the treatments that make codes
+:func:`deid._apply_mapping.normalize_column` pads when the element says so; the treatments that make codes
 (``record_code``, ``token``, ``link_tokens``) call :func:`check_identifier` for a standalone policy,
 where the column is found by the rule's ``"element"`` or by its header (a synonym of the element).
 """
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._elements import Element, element_library
+from deid._rownumbers import _first_rows, _rows_text
 from deid.errors import InputError, PolicyError
 
 REPAIRS = ("", "zfill")
@@ -51,7 +52,6 @@ def _text(col: Any) -> Any:
 
 def shape_problems(col: pa.Array | pa.ChunkedArray, digits: int) -> ShapeCheck:
     """Count the values of ``col`` that are not ``digits`` digits (empty cells are fine)."""
-    from deid._mapping import _first_rows
 
     text = _text(col)
     good = pc.match_substring_regex(text, rf"^\d{{{digits}}}$")
@@ -80,7 +80,6 @@ def shape_messages(
 ) -> list[tuple[str, str, int, tuple[int, ...]]]:
     """(kind, sentence, count, rows) for each problem of ``check``: ``lost_zeros`` (refused unless
     the element repairs, then it is a note) and ``identifier_shape``."""
-    from deid._mapping import _rows_text
 
     what = el.label or el.name
     out = []

@@ -947,7 +947,7 @@ def _check_header_is_not_data(p: Path, names: list[str], table: pa.Table | None 
     so appear in messages, reports and the mapping), and the student would be missing from the data.
 
     First a header cell shaped like an SSN, e-mail or phone number; then, with ``table``, the header
-    compared column by column with a sample of the values below it (``deid._mapping.header_row_verdict``:
+    compared column by column with a sample of the values below it (``deid._header_row.header_row_verdict``:
     a date over dates, a number over numbers, a code over codes, an ID's shape over IDs)."""
     for i, name in enumerate(names):
         for pattern, what in _DATA_HEADERS:
@@ -958,8 +958,8 @@ def _check_header_is_not_data(p: Path, names: list[str], table: pa.Table | None 
                 )
     if table is None:
         return
-    # Imported here: deid._mapping is the data dictionary's layer, above the readers.
-    from deid._mapping import header_row_verdict
+    # Imported here: deid._header_row is the data dictionary's layer, above the readers.
+    from deid._header_row import header_row_verdict
 
     verdict = header_row_verdict(names, table)
     if verdict.looks_like_data:

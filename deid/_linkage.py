@@ -400,7 +400,8 @@ def sex_codes(column: Column, name: str, sex_map: Mapping[str, str] | None = Non
     token. A value neither knows is refused — InputError naming the column and the rows — never
     dropped silently (a file with no sex tokens links far worse and would say nothing)."""
     from deid._elements import element_library
-    from deid._mapping import _first_rows, _lookup, _norm_value, _rows_text
+    from deid._recodes import _lookup, _norm_value
+    from deid._rownumbers import _first_rows, _rows_text
 
     el = element_library()["sex"]
     lookup = {_norm_value(k): v for k, v in _lookup(el).items()}

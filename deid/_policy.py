@@ -21,10 +21,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deid._jsonread import read_json_file
 from deid.errors import PolicyError
+
+if TYPE_CHECKING:
+    from deid._elements import Element
 
 MAX_POLICY_BYTES = 4 << 20  # a policy is a few kilobytes of rules
 
@@ -279,3 +282,46 @@ def parse_reference_date(value: Any, where: str) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
         raise PolicyError(f"{where}: reference_date must be a date written YYYY-MM-DD.") from exc
+
+
+# The element-keyed policy of a mapped table (the columns are element names): what an agreement's
+# data dictionary becomes once an export is mapped onto it.
+def policy_from_elements(
+    elements: Sequence[Element],
+    *,
+    treatments: Mapping[str, Mapping[str, Any]] | None = None,
+    k: int = 5,
+    mapped: Iterable[str] | None = None,
+    name: str = "the agreement's policy",
+    disclosure: Any = None,
+) -> Policy:
+    """The de-identification :class:`~deid.Policy` for a mapped table (whose columns are element names).
+
+    Each element's treatment is ``treatments[name]`` when given (an agreement's
+    ``element_treatments()``), else the element's default; quasi-identifier follows the treatment's
+    ``quasi_identifier`` key, else the element's category. ``mapped`` limits the rules to the elements
+    present in the table. Unlisted columns are dropped.
+    """
+    present = set(mapped) if mapped is not None else None
+    rules = []
+    for el in elements:
+        if present is not None and el.name not in present:
+            continue
+        spec = dict((treatments or {}).get(el.name) or el.treatment)
+        # Agreement.element_treatments() nests parameters under "params"; policy files do not.
+        nested = spec.pop("params", None)
+        if isinstance(nested, Mapping):
+            spec.update(nested)
+        treatment = spec.pop("treatment", "keep")
+        output = spec.pop("as", None)
+        if output == el.name:
+            output = None
+        qi = spec.pop("quasi_identifier", None)
+        if qi is None:
+            qi = el.quasi_identifier and treatment != "drop"
+        rules.append(
+            ColumnRule(
+                source=el.name, treatment=treatment, output=output, quasi_identifier=bool(qi), params=spec
+            )
+        )
+    return Policy.from_rules(rules, k=k, drop_unlisted=True, name=name, disclosure=disclosure)

@@ -5,7 +5,7 @@ The rules (docs/architecture.md explains them):
 - ``deid`` (the engine) imports neither ``agreements`` nor ``desktop``; ``agreements`` (the trust layer)
   does not import ``desktop``; neither library imports PySide6.
 - A package's ``__init__`` is its only door. Code in one package never imports another package's private
-  module (``deid._mapping``, ``agreements._vault``) nor a private name (``from deid._io import _x``,
+  module (``deid._suggest``, ``agreements._vault``) nor a private name (``from deid._io import _x``,
   ``from agreements import _workflows``), at module level or inside a function — with no exceptions.
 - Every name imported through a front door (``from deid import X``) is in that package's ``__all__``:
   a rename then fails here, not when a user clicks the button whose handler imports it.

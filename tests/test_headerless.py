@@ -3,7 +3,7 @@
 Read as it is, its first row (a student's record) would become the column names: the student silently
 missing from the shared data, their values shown in mapping screens and messages as if they were
 column names. ``deid._io`` already refused a first row holding an SSN, e-mail or phone number; here the
-first row looks harmless and ``deid._mapping.header_row_verdict`` compares each header cell with the
+first row looks harmless and ``deid._header_row.header_row_verdict`` compares each header cell with the
 values below it. The refusal is one sentence with column numbers, never a value.
 
 Limit (documented in docs/mapping.md, not tested because it cannot be detected): a headerless file
@@ -270,7 +270,7 @@ def test_a_header_cell_with_a_line_break_is_the_header(tmp_path):
 def test_only_a_sample_is_compared(monkeypatch):
     """The verdict looks at about HEADER_SAMPLE_ROWS rows however long the table (slices, not a take of
     scattered rows)."""
-    import deid._mapping as mapping
+    import deid._header_row as mapping
 
     seen: list[int] = []
     real = mapping._header_vote

@@ -9,18 +9,19 @@ import json
 import pyarrow as pa
 import pytest
 
-from deid import dictionary_elements, element_library
-from deid._mapping import (
+from deid import (
     MappingProfile,
     apply_mapping,
-    apply_recodes,
-    header_tokens,
+    dictionary_elements,
+    element_library,
     match_profile,
     policy_from_elements,
     suggest_mapping,
     suggest_recodes,
     validate,
 )
+from deid._header_match import header_tokens
+from deid._recodes import apply_recodes
 from deid.errors import InputError, PolicyError
 from deid.synth import generate
 
@@ -480,7 +481,7 @@ def test_values_alone_when_headers_say_nothing():
 
 
 def test_normalized_forms():
-    from deid._mapping import derive_column, normalize_column
+    from deid._apply_mapping import derive_column, normalize_column
 
     rate = normalize_column(pa.array(["95.5", "88%", "100", None]), LIB["attendance_rate"])
     assert rate.to_pylist() == ["0.955", "0.88", "1", None]
@@ -492,7 +493,7 @@ def test_normalized_forms():
 
 
 def test_repeated_rows_with_composite_keys():
-    from deid._mapping import _repeated_rows
+    from deid._validate import _repeated_rows
 
     ids = pa.chunked_array([["A", "B", "A"], ["A", None, None, "B"]])
     terms = pa.chunked_array([["F", "F", "S"], ["F", "F", "F", "F"]])
