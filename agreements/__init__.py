@@ -223,20 +223,11 @@ __all__ += [
     "write_codebook",
 ]
 
-# Sealed packages, receipts and destruction certificates (agreements/_package.py, _package_store.py).
-from agreements._package import (  # noqa: E402
-    DestructionCertificate,
-    FileEntry,
-    Manifest,
-    OpenedPackage,
-    Receipt,
-    make_destruction_certificate,
-    make_receipt,
-    open_package,
-    seal,
-    verify_destruction_certificate,
-    verify_receipt,
-)
+# Sealed packages, receipts and destruction certificates (the format: agreements/_manifest.py; sealing:
+# _seal.py; opening: _open_package.py; receipts and certificates: _receipts.py; the vault's records of
+# them: _package_store.py).
+from agreements._manifest import FileEntry, Manifest  # noqa: E402
+from agreements._open_package import OpenedPackage, open_package  # noqa: E402
 from agreements._package_store import (  # noqa: E402
     PackageRecord,
     certify_destruction,
@@ -253,6 +244,15 @@ from agreements._package_store import (  # noqa: E402
     recorded_as,
     resolve_package_id,
 )
+from agreements._receipts import (  # noqa: E402
+    DestructionCertificate,
+    Receipt,
+    make_destruction_certificate,
+    make_receipt,
+    verify_destruction_certificate,
+    verify_receipt,
+)
+from agreements._seal import seal  # noqa: E402
 
 __all__ += [
     "DestructionCertificate",

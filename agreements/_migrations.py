@@ -6,7 +6,7 @@ applied (``PRAGMA user_version``) and applies the rest on open. Never edit a rel
 Versions are reserved by area so work in parallel does not collide:
     1–9    vault core: settings, identity, partners, audit log      (agreements/_vault.py, _audit.py)
     10–19  agreements and signatures                                (agreements/_agreement*.py)
-    20–29  packages, receipts, destruction certificates            (agreements/_package*.py)
+    20–29  packages, receipts, destruction certificates            (agreements/_package_store.py)
     30–39  mapping profiles                                         (mapping)
     40–49  linkage secrets and record-code crosswalks               (linkage)
     50–59  release secrets: per-agreement provider secret + crosswalk (agreements/_prepare.py)

@@ -533,9 +533,9 @@ def seal_outcomes(
     (``package.sealing``, then ``outcomes.sealed``: an aggregate disclosure to those parties)."""
     from agreements._agreement_store import require_in_force
     from agreements._identity import our_card, signing_key
-    from agreements._package import seal
     from agreements._package_store import output_rule
     from agreements._partners import party_card
+    from agreements._seal import seal
 
     src = Path(folder)
     doc, _stored = _release_in(vault, src)
@@ -605,7 +605,7 @@ def open_outcomes(
     ``out_dir``) otherwise. Audited as ``outcomes.received``."""
     from agreements._agreement_store import agreement_by_hash, require_in_force
     from agreements._identity import age_identity, our_card
-    from agreements._package import open_package
+    from agreements._open_package import open_package
     from agreements._signing import load_public_key
     from agreements._workflows import _sender
     from deid import verify_published

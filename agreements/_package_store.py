@@ -25,15 +25,15 @@ from typing import Any
 from agreements._agreement import Agreement
 from agreements._clock import utc_now
 from agreements._identity import our_card, signing_key
-from agreements._package import (
+from agreements._manifest import Manifest
+from agreements._partners import trusted_partner
+from agreements._receipts import (
     DestructionCertificate,
-    Manifest,
     Receipt,
     make_destruction_certificate,
     verify_destruction_certificate,
     verify_receipt,
 )
-from agreements._partners import trusted_partner
 from agreements._signing import canonical_json
 from agreements._vault import Vault
 from agreements.errors import PackageRejected, PartnerError

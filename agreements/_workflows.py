@@ -17,18 +17,8 @@ from agreements._agreement import Agreement
 from agreements._agreement_store import agreement_by_hash, agreement_status, require_in_force
 from agreements._audit import hold_partner_head
 from agreements._identity import age_identity, our_card, signing_key
-from agreements._package import (
-    DATA_DIR,
-    MANIFEST_NAME,
-    REPORT_NAME,
-    SIGNATURE_NAME,
-    Manifest,
-    load_json_document,
-    make_receipt,
-    open_package,
-    seal,
-    write_json_document,
-)
+from agreements._manifest import DATA_DIR, MANIFEST_NAME, REPORT_NAME, SIGNATURE_NAME, Manifest
+from agreements._open_package import open_package
 from agreements._package_store import (
     RECEIVED,
     SENT,
@@ -51,6 +41,8 @@ from agreements._package_store import (
     resolve_package_id,
 )
 from agreements._partners import Partner, find_partner, party_card, trusted_partner
+from agreements._receipts import load_json_document, make_receipt, write_json_document
+from agreements._seal import seal
 from agreements._signing import canonical_json, load_public_key
 from agreements._vault import Vault
 from agreements.errors import AgreementError, OpenedFilesMissing, PackageRejected, PartnerError

@@ -23,7 +23,7 @@ Recorded = Callable[[Path], str | None]
 
 
 # The two files ``pathshare open`` writes at the top of every folder it opens a package into
-# (agreements._package.MANIFEST_NAME and SIGNATURE_NAME; a test keeps them equal). A folder holding
+# (agreements._manifest.MANIFEST_NAME and SIGNATURE_NAME; a test keeps them equal). A folder holding
 # both is an opened package even for commands that use no vault (synth, deid --policy, link).
 OPENED_PACKAGE_MARKERS = ("manifest.json", "manifest.sig")
 

@@ -231,16 +231,16 @@ def test_oversized_json_is_refused_before_it_is_read(sides, tmp_path: Path) -> N
 @pytest.fixture
 def written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Bytes of data files the unpacker hands to the disk (its only writer of package data)."""
-    from agreements import _package
+    from agreements import _open_package
 
     counts: list[int] = []
-    real = _package._FileWriter.write
+    real = _open_package._FileWriter.write
 
     def counting(self, data) -> None:  # type: ignore[no-untyped-def]
         counts.append(len(data))
         real(self, data)
 
-    monkeypatch.setattr(_package._FileWriter, "write", counting)
+    monkeypatch.setattr(_open_package._FileWriter, "write", counting)
     return counts
 
 
@@ -369,7 +369,7 @@ def test_attack_another_senders_package_id_collides_with_a_received_package(
 
     from partners_setup import execute_agreement
 
-    from agreements import RECEIVED, _package, destroy, get_package
+    from agreements import RECEIVED, _seal, destroy, get_package
 
     d = Org(tmp_path / "d.vault", "Riverbend Unified", "district")
     e = Org(tmp_path / "e.vault", "Hillcrest Charter", "district")
@@ -382,7 +382,7 @@ def test_attack_another_senders_package_id_collides_with_a_received_package(
         open_received(c.vault, sealed.path, tmp_path / "again")
 
     # The other provider reuses the id (its sealing draws this UUID).
-    monkeypatch.setattr(_package.uuid, "uuid4", lambda: uuid.UUID(pid))
+    monkeypatch.setattr(_seal.uuid, "uuid4", lambda: uuid.UUID(pid))
     squat = seal_for_agreement(e.vault, agreement_id, [("students.csv", extract)], {}, tmp_path / "e.age")
     monkeypatch.undo()
     assert squat.manifest.package_id == pid

@@ -247,7 +247,7 @@ def test_the_receiver_refuses_tables_that_give_a_small_count_away(demo: Path, tm
 
     from agreements import get_agreement, open_outcomes
     from agreements._identity import our_card, signing_key
-    from agreements._package import seal
+    from agreements._seal import seal
     from agreements.errors import PackageRejected
     from deid import verify_published
 

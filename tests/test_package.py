@@ -21,7 +21,7 @@ from agreements import (
     Manifest,
     Receipt,
     _agefile,
-    _package,
+    _receipts,
     make_destruction_certificate,
     make_receipt,
     open_package,
@@ -29,6 +29,7 @@ from agreements import (
     verify_destruction_certificate,
     verify_receipt,
 )
+from agreements import _seal as sealing
 from agreements._signing import canonical_json, sha256_hex, sign_document
 from agreements.errors import AgreementError, PackageRejected
 from deid.errors import InputError, OutputError, OutputExists
@@ -431,7 +432,7 @@ def test_seal_source_changing_leaves_nothing(tmp_path: Path, district: Party, co
         return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid,
                                st.st_size + 10, st.st_atime, st.st_mtime, st.st_ctime))
 
-    monkeypatch.setattr(_package.os, "fstat", growing)
+    monkeypatch.setattr(sealing.os, "fstat", growing)
     out = tmp_path / "p.age"
     with pytest.raises(InputError, match="changed while it was being sealed"):
         _seal(district, [college.recipient], sources, out)
@@ -505,8 +506,8 @@ def test_receipt(tmp_path: Path, district: Party, college: Party, sources) -> No
     manifest = _seal(district, [college.recipient], sources, tmp_path / "p.age")
     receipt = make_receipt(manifest, college.key, college.fingerprint, "opened", now=NOW)
     assert receipt["manifest_hash"] == manifest.hash and receipt["time"] == "2026-09-01T12:30:00Z"
-    _package.write_json_document(tmp_path / "r.json", receipt)
-    loaded = _package.load_json_document(tmp_path / "r.json", "receipt")
+    _receipts.write_json_document(tmp_path / "r.json", receipt)
+    loaded = _receipts.load_json_document(tmp_path / "r.json", "receipt")
     assert verify_receipt(loaded, college.public) == Receipt(
         manifest.package_id, manifest.hash, "agr-1", college.fingerprint, "2026-09-01T12:30:00Z", "opened")
     with pytest.raises(PackageRejected, match="does not verify"):
@@ -520,7 +521,7 @@ def test_receipt(tmp_path: Path, district: Party, college: Party, sources) -> No
         make_receipt(manifest, college.key, college.fingerprint, "maybe")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(InputError, match=r"The receipt file .*bad\.json is not valid JSON \(line 1\)"):
-        _package.load_json_document(tmp_path / "bad.json", "receipt")
+        _receipts.load_json_document(tmp_path / "bad.json", "receipt")
 
 
 def test_destruction_certificate(district: Party, college: Party) -> None:

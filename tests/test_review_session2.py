@@ -280,7 +280,8 @@ class _FullDisk:
 
 @pytest.mark.parametrize("when", ["seal", "open", "cancel seal"])
 def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monkeypatch, when: str) -> None:
-    import agreements._package as package
+    import agreements._open_package as opening
+    import agreements._seal as sealing
     from deid.errors import OutputError
 
     d, c, agreement_id = sides
@@ -296,7 +297,7 @@ def test_helper_thread_failures_leave_nothing_behind(sides, tmp_path: Path, monk
                 d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age", progress=_cancel_after(5)
             )
     else:
-        monkeypatch.setattr(package, "EarlyWriteback", _FullDisk)
+        monkeypatch.setattr(sealing if sealed is None else opening, "EarlyWriteback", _FullDisk)
         with pytest.raises(OutputError, match="No space left on device"):
             if sealed is None:
                 seal_for_agreement(d.vault, agreement_id, [("s.csv", src)], {}, tmp_path / "q.age")

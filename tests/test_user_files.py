@@ -293,7 +293,7 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
 
 
 def test_the_opened_folder_markers_are_the_files_open_writes():
-    from agreements._package import MANIFEST_NAME, SIGNATURE_NAME
+    from agreements._manifest import MANIFEST_NAME, SIGNATURE_NAME
     from deid import OPENED_PACKAGE_MARKERS
 
     assert set(OPENED_PACKAGE_MARKERS) == {MANIFEST_NAME, SIGNATURE_NAME}

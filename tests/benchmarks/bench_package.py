@@ -32,7 +32,7 @@ import json, resource, sys, time
 from pathlib import Path
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from agreements._package import open_package, seal
+from agreements import open_package, seal
 from cryptography.hazmat.primitives import serialization
 mode, src, out, ident_text, key_hex, digest = sys.argv[1:7]
 identity = pyrage.x25519.Identity.from_str(ident_text)
