@@ -306,17 +306,19 @@ __all__ += [
     "linked_source",
 ]
 
-# The compliance officer's queries and reports (agreements/_compliance.py).
-from agreements._compliance import (  # noqa: E402
-    Dashboard,
-    Disclosure,
+# The compliance officer's queries and reports (agreements/_compliance.py, _audit_reports.py).
+from agreements._audit_reports import (  # noqa: E402
     audit_report_html,
     check_bundle,
-    dashboard,
-    disclosure_record,
     verify_log,
     write_audit_csv,
     write_checkpoint,
+)
+from agreements._compliance import (  # noqa: E402
+    Dashboard,
+    Disclosure,
+    dashboard,
+    disclosure_record,
     write_disclosures_csv,
 )
 
@@ -388,27 +390,23 @@ __all__ += [
 # What the app's pages and the CLI need besides the workflows: agreement terms, the agreement form's
 # parsers and checks, list labels, and the constants the screens show.
 from agreements._agreement import LEGAL_BASES, Element  # noqa: E402
+from agreements._audit_reports import audit_choices, record_report, verdict_sentence  # noqa: E402
 from agreements._cards import normalize_fingerprint  # noqa: E402
-from agreements._compliance import (  # noqa: E402
+from agreements._compliance import key_conflicts, organization_names  # noqa: E402
+from agreements._drafting import (  # noqa: E402
     DraftProblem,
-    audit_choices,
     blank_terms,
     check_draft,
     format_code_set,
     format_parameters,
-    key_conflicts,
     library_elements,
     library_entry,
-    organization_names,
     parse_code_set,
     parse_parameters,
-    record_report,
-    status_key,
-    status_label,
     terms_of,
-    verdict_sentence,
 )
 from agreements._identity import check_identity_inputs  # noqa: E402
+from agreements._list_labels import status_key, status_label  # noqa: E402
 from agreements._package_store import RECEIVED, SENT  # noqa: E402
 from agreements._profiles import (  # noqa: E402
     MappingProposal,

@@ -5,7 +5,7 @@
 * ``audit report OUT.pdf`` — the PDF audit report the app writes (verdict, disclosure record, entries).
 
 Registered under ``audit`` (this module is loaded after ``audit`` in ``desktop/cli.py``'s
-COMMAND_MODULES); the work is done by ``agreements._compliance``.
+COMMAND_MODULES); the work is done by ``agreements`` (_compliance, _audit_reports).
 """
 
 from __future__ import annotations

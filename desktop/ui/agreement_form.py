@@ -1,6 +1,6 @@
 """The agreement form: every field of the agreement schema (docs/agreement-schema.md), elements picked from
 the element library with their treatments, and validation as you type by the library's own checks
-(``agreements._compliance.check_draft``): the first problem is shown in the message line and its field
+(``agreements.check_draft``): the first problem is shown in the message line and its field
 is marked."""
 
 from __future__ import annotations
