@@ -47,8 +47,8 @@ from agreements.errors import AgreementError, PackageRejected
 from deid.errors import CheckFailed, InputError, OutputError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     from deid import Catalog, Metric, OutcomeTable, Protection
 
@@ -69,7 +69,7 @@ class OpenedData:
     agreement: Agreement
     package_ids: tuple[str, ...]
     frame: pd.DataFrame
-    keys: np.ndarray  # each row's student key (record code or tokens of the counted package)
+    keys: pa.ChunkedArray  # each row's student key (record code or tokens of the counted package)
     linked: int  # rows of the first package linked to another package's row
 
 
@@ -147,16 +147,27 @@ def _manifest(folder: Path) -> dict[str, Any]:
     return doc
 
 
-def load_opened(vault: Vault, folders: Sequence[str | Path]) -> OpenedData:
-    """Read opened packages of one agreement into one frame (linked on their link tokens)."""
-    import numpy as np
+def load_opened(
+    vault: Vault,
+    folders: Sequence[str | Path],
+    *,
+    engine: str = "duckdb",
+    memory_mb: int | None = None,
+) -> OpenedData:
+    """Read opened packages of one agreement into one frame (linked on their link tokens).
+
+    The packages are read as Arrow tables and linked on ``engine`` (``deid.link_tables``: DuckDB by
+    default, as ``pathshare link`` does, out of core within ``memory_mb``); the frame then holds each
+    column as categories (a small code per student and one copy of each distinct value), without the
+    link tokens, so the counting that follows needs a few bytes per student and column."""
+    import pyarrow as pa
 
     from deid import read_table
 
     if not folders:
         raise InputError("Name at least one opened package folder.")
     agreement: Agreement | None = None
-    frames = []
+    tables: list[pa.Table] = []
     ids = []
     for f in folders:
         folder = Path(f)
@@ -187,10 +198,11 @@ def load_opened(vault: Vault, folders: Sequence[str | Path]) -> OpenedData:
                 raise InputError(
                     f"{folder} lacks its data file {name or '(unnamed)'}; open the package again."
                 )
-            parts.append(read_table(path).to_pandas())
-        import pandas as pd
-
-        frames.append(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
+            parts.append(read_table(path))
+        try:
+            tables.append(pa.concat_tables(parts) if len(parts) > 1 else parts[0])
+        except (pa.ArrowInvalid, ValueError):
+            raise InputError(f"The data files in {folder} do not share their columns.") from None
         ids.append(doc["package_id"])
     assert agreement is not None
     columns = agreement_elements(agreement)
@@ -198,53 +210,82 @@ def load_opened(vault: Vault, folders: Sequence[str | Path]) -> OpenedData:
     id_cols = [columns[e.name] for e in agreement.terms.elements
                if e.treatment in _ID_TREATMENTS and e.name in columns]  # fmt: skip
 
-    def key_column(frame: pd.DataFrame, where: str) -> str:
+    def key_column(table: pa.Table, where: str) -> str:
         for c in (*id_cols, "link_tokens"):
-            if c in frame.columns:
+            if c in table.column_names:
                 return c
         raise InputError(f"{where} has no record code or link tokens to tell its students apart.")
 
-    first = frames[0]
+    first = tables[0]
     key_col = key_column(first, str(folders[0]))
-    keys = first[key_col].astype(str).to_numpy()
-    merged, linked = link_frames(frames, [str(f) for f in folders], to_element)
-    return OpenedData(agreement, tuple(ids), merged, np.asarray(keys), linked)
+    merged, linked = link_frames(
+        tables, [str(f) for f in folders], to_element, engine=engine, memory_mb=memory_mb
+    )
+    return OpenedData(agreement, tuple(ids), merged, first.column(key_col), linked)
 
 
 def link_frames(
-    frames: Sequence[pd.DataFrame], names: Sequence[str], to_element: dict[str, str]
+    tables: Sequence[pa.Table],
+    names: Sequence[str],
+    to_element: dict[str, str],
+    *,
+    engine: str = "duckdb",
+    memory_mb: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """One frame with a column per element: the first package's rows (the students counted), each
-    other package's columns filled in on the rows its link tokens link to (``deid.link_tables``, one
-    to one); where both have an element, the first package's value wins and the other fills its gaps.
+    other package's columns filled in on the rows its link tokens link to (``deid.link_tables`` on
+    ``engine``, one to one); where both have an element, the first package's value wins and the other
+    fills its gaps. Link-token columns are left out and every column comes as categories.
     Returns the frame and the most rows linked to any one other package."""
-    import pandas as pd
-
-    first = frames[0]
-    merged = first.rename(columns=to_element)
-    linked = 0
-    if len(frames) == 1:
-        return merged, linked
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from deid import find_token_column, link_tables
 
-    base = pa.Table.from_pandas(first, preserve_index=False)
-    ca = find_token_column(base, names[0])
-    for other, where in zip(frames[1:], names[1:], strict=True):
-        ot = pa.Table.from_pandas(other, preserve_index=False)
-        cb = find_token_column(ot, where)
-        links = link_tables(base.column(ca), ot.column(cb), names=(names[0], where))
+    first = tables[0]
+    n = first.num_rows
+    linked = 0
+    drop: set[str] = set()
+    merged: dict[str, pa.ChunkedArray] = {}
+    ca = find_token_column(first, names[0]) if len(tables) > 1 else None
+    if ca is not None:
+        drop.add(ca)
+    elif "link_tokens" in first.column_names:
+        drop.add("link_tokens")
+    for col in first.column_names:
+        if col not in drop:
+            merged[to_element.get(col, col)] = first.column(col)
+    for other, where in zip(tables[1:], names[1:], strict=True):
+        cb = find_token_column(other, where)
+        links = link_tables(
+            first.column(ca), other.column(cb), names=(names[0], where), engine=engine, memory_mb=memory_mb
+        )
         linked = max(linked, len(links.row_a))
-        extra = other.drop(columns=[cb]).rename(columns=to_element)
-        fill = pd.DataFrame(index=merged.index, columns=extra.columns, dtype=object)
-        fill.iloc[links.row_a] = extra.iloc[links.row_b].to_numpy()
-        for col in extra.columns:
-            if col in merged.columns:
-                merged[col] = merged[col].where(merged[col].notna() & (merged[col] != ""), fill[col])
-            else:
-                merged[col] = fill[col]
-    return merged, linked
+        # Row i of the first package takes row at[i] of this one (null: not linked).
+        at = np.full(n, -1, dtype=np.int64)
+        at[np.asarray(links.row_a, dtype=np.int64)] = np.asarray(links.row_b, dtype=np.int64)
+        take = pa.array(at, mask=at < 0)
+        for col in other.column_names:
+            if col == cb:
+                continue
+            name = to_element.get(col, col)
+            fill = other.column(col).take(take)
+            have = merged.get(name)
+            if have is None:
+                merged[name] = fill
+                continue
+            if have.type != fill.type:
+                have, fill = have.cast(pa.string()), fill.cast(pa.string())
+            keep = pc.is_valid(have)
+            if pa.types.is_string(have.type) or pa.types.is_large_string(have.type):
+                keep = pc.and_(keep, pc.not_equal(have, ""))
+            merged[name] = pc.if_else(keep, have, fill)
+    frame = pa.table(
+        {k: pc.dictionary_encode(v) if pa.types.is_string(v.type) or pa.types.is_large_string(v.type) else v
+         for k, v in merged.items()}
+    ).to_pandas()  # fmt: skip
+    return frame, linked
 
 
 # ------------------------------------------------------------------------------- the vault's releases
@@ -258,9 +299,11 @@ def _digest_key(vault: Vault) -> bytes:
     return bytes.fromhex(value)
 
 
-def _digests(key: bytes, agreement_id: str, codes: np.ndarray) -> list[str]:
+def _digests(key: bytes, agreement_id: str, codes: pa.ChunkedArray) -> list[str]:
     salt = agreement_id.encode()
-    return [hmac.new(key, salt + b"\0" + str(c).encode(), hashlib.sha256).hexdigest()[:16] for c in codes]
+    # chunk by chunk: a million link-token cells are never all Python strings at once
+    return [hmac.new(key, salt + b"\0" + str(c).encode(), hashlib.sha256).hexdigest()[:16]
+            for chunk in codes.chunks for c in chunk.to_pylist()]  # fmt: skip
 
 
 @dataclass(frozen=True)

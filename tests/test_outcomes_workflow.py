@@ -186,9 +186,24 @@ def test_packages_are_linked_on_their_link_tokens_before_counting():
         "term": ["2026FA"] * len(went),
         "units_earned": ["15"] * len(went),
     })  # fmt: skip
-    merged, linked = link_frames([district, college], ["district", "college"], {})
+    sides = [pa.Table.from_pandas(t, preserve_index=False) for t in (district, college)]
+    merged, linked = link_frames(sides, ["district", "college"], {})  # on DuckDB, as `link` runs
     assert linked == len(went)
     assert merged["term"].notna().tolist() == [i in went for i in range(n)]
+    # the counting needs no tokens, and each column is held as categories (a code per student)
+    assert "link_tokens" not in merged.columns
+    assert all(isinstance(merged[c].dtype, pd.CategoricalDtype) for c in merged.columns)
+    # an element both packages hold: the first package's value wins, the other fills its blanks
+    gaps = district.assign(school_id=["" if i % 4 == 0 else "A" for i in range(n)])
+    linked_college = college.assign(school_id=["C"] * len(went))
+    both = [pa.Table.from_pandas(t, preserve_index=False) for t in (gaps, linked_college)]
+    filled, _ = link_frames(both, ["district", "college"], {})
+    assert filled["school_id"].astype(str).tolist() == [
+        ("C" if i in went else "") if i % 4 == 0 else "A" for i in range(n)
+    ]
+    # the in-memory engine links the same rows
+    again, _ = link_frames(sides, ["district", "college"], {}, engine="memory")
+    pd.testing.assert_frame_equal(again, merged)
     result = compute_tables(merged, ["college_enrollment", "units_12"], ["school_id"])
     overall = next(t for t in result.tables if t.metric == "college_enrollment" and not t.by)
     assert (overall.cohort[0], overall.outcome[0]) == (n, len(went))
