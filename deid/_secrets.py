@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._atomic import write_bytes_atomic
+from deid._strindex import StringIndex
 from deid.errors import InputError, OutputError, PolicyError
 
 MIN_SECRET_BYTES = 16
@@ -92,6 +93,9 @@ class Crosswalk:
 
     def __init__(self) -> None:
         self._maps: dict[str, tuple[pa.Array, pa.Array]] = {}
+        # per namespace, the IDs' and the codes' look-up prepared once (deid._strindex): kept while
+        # batches of a streaming run come in, so none re-hashes every ID known so far
+        self._indexes: dict[str, tuple[StringIndex, StringIndex]] = {}
         self.new_codes = 0
 
     def codes_for(self, namespace: str, ids: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -103,6 +107,31 @@ class Crosswalk:
             namespace, (pa.array([], pa.string()), pa.array([], pa.string()))
         )
         uniq = pc.drop_null(pc.unique(ids))
+        if namespace not in self._indexes and len(known_ids) <= 2 * len(uniq):
+            # a look-up as large as what is known (the in-memory run's one call): a hash set of the
+            # known IDs costs no more than the look-up itself
+            return self._codes_hashed(namespace, ids, uniq, known_ids, known_codes)
+        if namespace not in self._indexes:
+            self._indexes[namespace] = (StringIndex(known_ids), StringIndex(known_codes))
+        id_index, code_index = self._indexes[namespace]
+        missing = uniq.filter(pa.array(id_index.positions(uniq) < 0))
+        if len(missing):
+            fresh = random_codes(len(missing))
+            while (code_index.positions(fresh) >= 0).any():  # astronomically rare; draw the batch again
+                fresh = random_codes(len(missing))
+            id_index.extend(missing)
+            code_index.extend(fresh)
+            self._maps[namespace] = (id_index.values, code_index.values)
+            self.new_codes += len(missing)
+        valid = pc.is_valid(ids)
+        at = np.full(len(ids), -1, dtype=np.int64)
+        mask = valid.to_numpy(zero_copy_only=False).astype(bool)
+        at[mask] = id_index.positions(ids.filter(valid))
+        return code_index.values.take(pa.array(at, mask=~mask))
+
+    def _codes_hashed(
+        self, namespace: str, ids: pa.Array, uniq: pa.Array, known_ids: pa.Array, known_codes: pa.Array
+    ) -> pa.Array:
         missing = pc.filter(uniq, pc.invert(pc.is_in(uniq, value_set=known_ids)))
         if len(missing):
             fresh = random_codes(len(missing))
