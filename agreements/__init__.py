@@ -15,9 +15,7 @@ Agreements: docs/agreement-schema.md; packages: docs/package-format.md; ``run_de
 from agreements._agreement import Agreement, parse_agreement
 from agreements._agreement_store import (
     AgreementSummary,
-    agreement_by_hash,
     agreement_status,
-    agreement_versions,
     amend_agreement,
     amend_agreement_from_file,
     can_amend,
@@ -29,7 +27,6 @@ from agreements._agreement_store import (
     destruction_due,
     expiring_agreements,
     export_agreement,
-    get_agreement,
     import_agreement,
     join_agreement,
     list_agreements,
@@ -102,6 +99,7 @@ from agreements._roles import (
     organization_roles,
     set_organization_roles,
 )
+from agreements._stored_agreements import agreement_by_hash, agreement_versions, get_agreement
 from agreements._vault import Vault, check_passphrase, default_vault_path, passphrase_strength
 from agreements._vaultlock import identify_vault_user
 from agreements.errors import (
@@ -236,12 +234,10 @@ from agreements._package_store import (  # noqa: E402
     import_destruction_certificate,
     import_receipt,
     list_packages,
-    output_rule,
     outstanding_past_deadline,
     record_received,
     record_rejected,
     record_sent,
-    recorded_as,
     resolve_package_id,
 )
 from agreements._receipts import (  # noqa: E402
@@ -252,6 +248,7 @@ from agreements._receipts import (  # noqa: E402
     verify_destruction_certificate,
     verify_receipt,
 )
+from agreements._recorded import output_rule, recorded_as  # noqa: E402
 from agreements._seal import seal  # noqa: E402
 
 __all__ += [
@@ -407,13 +404,13 @@ from agreements._drafting import (  # noqa: E402
 )
 from agreements._identity import check_identity_inputs  # noqa: E402
 from agreements._list_labels import status_key, status_label  # noqa: E402
-from agreements._package_store import RECEIVED, SENT  # noqa: E402
 from agreements._profiles import (  # noqa: E402
     MappingProposal,
     agreement_elements,
     map_for_agreement,
     propose_mapping,
 )
+from agreements._recorded import RECEIVED, SENT  # noqa: E402
 from agreements._vault import MIN_PASSPHRASE_SCORE  # noqa: E402
 
 __all__ += [
@@ -463,13 +460,13 @@ __all__ += [
 ]
 
 # Pathway outcomes: the metrics catalog on opened packages, released as protected tables.
+from agreements._measures import metrics_check  # noqa: E402
 from agreements._outcomes import (  # noqa: E402
     OutcomeRelease,
     ReceivedTables,
     SealedTables,
     StoredRelease,
     list_releases,
-    metrics_check,
     open_outcomes,
     release_outcomes,
     seal_outcomes,

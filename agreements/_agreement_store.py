@@ -30,6 +30,12 @@ from agreements._agreement import (
     parse_agreement,
 )
 from agreements._clock import utc_now
+from agreements._stored_agreements import (
+    _load_rows,
+    _pick,
+    _resolve_id,
+    get_agreement,
+)
 from agreements.errors import AgreementError
 from deid.errors import PathShareError
 
@@ -98,42 +104,6 @@ def _our_card(vault: Vault) -> Card:
     from agreements._identity import our_card
 
     return our_card(vault)
-
-
-def _load_rows(vault: Vault, agreement_id: str) -> list[Agreement]:
-    rows = vault.db.execute(
-        "SELECT document FROM agreements WHERE id = ? ORDER BY version", (agreement_id,)
-    ).fetchall()
-    return [parse_agreement(r[0], source=f"agreement {agreement_id} in the vault") for r in rows]
-
-
-def _resolve_id(vault: Vault, text: str) -> str:
-    """An agreement id from what a user typed: the full id or a unique prefix of at least 4 characters."""
-    text = text.strip().lower()
-    if len(text) < 4:
-        raise AgreementError(
-            f"{text!r} is too short to name an agreement; give at least 4 characters of its id."
-        )
-    rows = vault.db.execute(
-        "SELECT DISTINCT id FROM agreements WHERE id = ? OR substr(id, 1, ?) = ?", (text, len(text), text)
-    ).fetchall()
-    ids = sorted({r[0] for r in rows})
-    if not ids:
-        raise AgreementError(
-            f"There is no agreement {text} in this vault.", "`pathshare agreement list` shows them."
-        )
-    if len(ids) > 1:
-        raise AgreementError(f"{text} names more than one agreement; give more characters of the id.")
-    return str(ids[0])
-
-
-def _pick(versions: list[Agreement], version: int | None, agreement_id: str) -> Agreement:
-    if version is None:
-        return versions[-1]
-    for a in versions:
-        if a.version == version:
-            return a
-    raise AgreementError(f"Agreement {agreement_id} has no version {version} in this vault.")
 
 
 def _is_superseded(a: Agreement, versions: list[Agreement]) -> bool:
@@ -287,25 +257,6 @@ def _terms_from_file(path: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------
 # reading
-
-
-def get_agreement(vault: Vault, agreement_id: str, version: int | None = None) -> Agreement:
-    """One version of an agreement (the latest by default); ``agreement_id`` may be a unique prefix."""
-    aid = _resolve_id(vault, agreement_id)
-    return _pick(_load_rows(vault, aid), version, aid)
-
-
-def agreement_by_hash(vault: Vault, sha256: str) -> Agreement | None:
-    """The version whose canonical terms hash to ``sha256`` (as a package manifest names it), or None.
-
-    Pair it with :func:`agreement_status` to decide whether data under it may be opened."""
-    row = vault.db.execute("SELECT document FROM agreements WHERE sha256 = ?", (sha256.lower(),)).fetchone()
-    return None if row is None else parse_agreement(row[0], source="an agreement in the vault")
-
-
-def agreement_versions(vault: Vault, agreement_id: str) -> list[Agreement]:
-    """Every version of an agreement the vault holds, oldest first."""
-    return _load_rows(vault, _resolve_id(vault, agreement_id))
 
 
 def agreement_status(vault: Vault, agreement: Agreement, today: date | None = None) -> str:
@@ -557,7 +508,7 @@ def export_agreement(
 ) -> Agreement:
     """Write an agreement file (terms + every signature we hold) for partners to import. Audited.
     An existing file is replaced only with ``force``, never one the vault recorded."""
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
     from deid import check_output_path, write_bytes_atomic
 
     with _refusals(vault, "export", agreement_id):

@@ -643,7 +643,7 @@ class AuditLog:
         one the vault recorded (checked before the export is logged).
         """
         from agreements._identity import our_card, signing_key
-        from agreements._package_store import output_rule
+        from agreements._recorded import output_rule
         from deid import atomic_open, check_output_path
 
         rule = output_rule(self._vault)

@@ -105,7 +105,7 @@ def write_checkpoint(vault: Vault, out: str | os.PathLike[str] | None = None, *,
     """A signed checkpoint of the log's head (``audit checkpoint`` and its callers), recorded in the log
     (``audit.checkpoint``); written to ``out`` when given (never over a file the vault recorded; an
     existing file only with ``force``). Returns the checkpoint text."""
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
     from deid import check_output_path, write_bytes_atomic
 
     rule = output_rule(vault)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agreements._measures import metrics_check
 from deid import Element, Recorded, dictionary_elements, write_bytes_atomic
 from deid.errors import OutputError
 
@@ -322,8 +323,6 @@ def agreement_codebook(agreement: Agreement) -> Codebook:
         "Columns not in this codebook are never released.",
     ]
     # The outcome measures the agreement's purpose names, in plain words (the metrics catalog).
-    from agreements._outcomes import metrics_check
-
     for metric, lack in metrics_check(agreement):
         needs = f" (needs {', '.join(lack)}, which this agreement does not share)" if lack else ""
         about.append(
@@ -425,8 +424,8 @@ def export_codebook(
     """``pathshare codebook`` and the app's Codebook button: write an agreement's codebook as .csv,
     .html, .md or (with ``render_pdf``) .pdf, and audit it (``agreement.codebook``). Returns the book.
     An existing file is replaced only with ``force``, never one the vault recorded."""
-    from agreements._agreement_store import get_agreement
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
+    from agreements._stored_agreements import get_agreement
 
     rule = output_rule(vault)
     p = codebook_path(out, pdf=render_pdf is not None, force=force, recorded=rule)

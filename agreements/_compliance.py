@@ -126,7 +126,8 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
     destruction deadline without every recipient's destruction certificate; sent packages for which
     some recipient's receipt has not come back."""
     from agreements._agreement_store import expiring_agreements
-    from agreements._package_store import SENT, list_packages, outstanding_past_deadline
+    from agreements._package_store import list_packages, outstanding_past_deadline
+    from agreements._recorded import SENT
 
     today = today or date.today()
     names, titles = organization_names(vault), _titles(vault)
@@ -229,8 +230,9 @@ def disclosure_record(
     (``package.voided``, no receipt) is not a disclosure and is left out.
     """
     from agreements._agreement import LEGAL_BASES
-    from agreements._agreement_store import agreement_by_hash
-    from agreements._package_store import SENT, get_package
+    from agreements._package_store import get_package
+    from agreements._recorded import SENT
+    from agreements._stored_agreements import agreement_by_hash
     from agreements.errors import PackageRejected
 
     names = organization_names(vault)
@@ -302,7 +304,7 @@ def _write_csv(
     rows: Iterable[Sequence[Any]],
     force: bool,
 ) -> int:
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
     from deid import atomic_path
 
     n = 0
@@ -388,7 +390,8 @@ def overview(vault: Vault, today: date | None = None) -> Overview:
     """Count agreements by status and packages by state (the same rules as the lists: status_key,
     PackageRecord.state)."""
     from agreements._agreement_store import list_agreements
-    from agreements._package_store import RECEIVED, SENT, list_packages
+    from agreements._package_store import list_packages
+    from agreements._recorded import RECEIVED, SENT
 
     today = today or date.today()
     by_status: dict[str, int] = {}

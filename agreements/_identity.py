@@ -6,15 +6,18 @@ Its public half is the organization's :class:`~agreements._cards.Card`, which pa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agreements._cards import ORG_KINDS, Card, make_card
 from agreements._clock import utc_now
-from agreements._vault import Vault
 from agreements.errors import IdentityError
 from deid import restrict_permissions
+
+if TYPE_CHECKING:
+    from agreements._vault import Vault
 
 __all__ = [
     "ORG_KINDS",
@@ -117,7 +120,7 @@ def age_identity(vault: Vault) -> pyrage.x25519.Identity:
 def export_card(vault: Vault, out: Path | str, *, force: bool = False) -> Card:
     """Write our public card (JSON) for partners to ``out``, atomically; audited (``card.export``).
     An existing file is replaced only with ``force``, never one the vault recorded."""
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
     from deid import write_bytes_atomic
 
     card = our_card(vault)
@@ -132,7 +135,7 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
 
     With it, a recipient can decrypt packages with the standard ``age -d -i FILE`` — no lock-in.
     """
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
     from deid import check_output_path, write_bytes_atomic
     from deid.errors import OutputError, OutputExists
 

@@ -57,7 +57,7 @@ def logged_termination(db: Any, agreement_id: str) -> str | None:
 
 def security_findings(vault: Vault) -> list[str]:
     """Where the vault's security state disagrees with its audit log, one sentence each."""
-    from agreements._agreement_store import _load_rows
+    from agreements._stored_agreements import _load_rows
 
     db = vault.db
     findings: list[str] = []

@@ -32,17 +32,19 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyrage
 
 from agreements._agreement import Agreement
 from agreements._clock import utc_now
 from agreements._signing import b64, canonical_json, sign_document, unb64, verify_document
-from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected
 from deid import read_json_file, write_bytes_atomic
 from deid.errors import InputError, PathShareError
+
+if TYPE_CHECKING:
+    from agreements._vault import Vault
 
 KEY_FILE_FORMAT = 1
 SECRET_BYTES = 32
@@ -147,7 +149,7 @@ def _store(conn: Any, agreement: Agreement, secret: bytes, origin: str, source: 
 
 
 def _agreement(vault: Vault, agreement_id: str, version: int | None) -> Agreement:
-    from agreements._agreement_store import get_agreement
+    from agreements._stored_agreements import get_agreement
 
     return get_agreement(vault, agreement_id, version)
 
@@ -177,7 +179,7 @@ def export_linkage_key(
 
     Refuses (AgreementError) when the agreement is not a consortium agreement, not executed, this vault
     does not hold the secret, or ``fingerprint`` is not a provider of the agreement."""
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
     from deid import check_output_path
 
     check_output_path(out, force=force, recorded=output_rule(vault))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agreements._package_store import RECEIVED, output_rule
+from agreements._recorded import RECEIVED, output_rule
 from agreements._vault import Vault
 from deid import check_distinct_files, check_output_path
 

@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agreements._agreement import Agreement
-from agreements._agreement_store import get_agreement
 from agreements._clock import utc_text
-from agreements._package_store import RECEIVED, get_package
+from agreements._measures import agreement_elements
+from agreements._package_store import get_package
+from agreements._recorded import RECEIVED
 from agreements._release_kit import is_kit_file
+from agreements._stored_agreements import get_agreement
 from agreements._vault import Vault
 from agreements.errors import AgreementError, PackageRejected
 from deid.errors import CheckFailed, InputError, OutputError
@@ -50,12 +52,11 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from deid import Catalog, Metric, OutcomeTable, Protection
+    from deid import Catalog, OutcomeTable, Protection
 
 Progress = Callable[[float, str], None]
 _KEY_SETTING = "outcomes_digest_key"
 _ID_TREATMENTS = ("record_code", "token", "link_tokens")
-_DOMAIN_OF_KIND = {"district": "k12", "college": "college"}
 
 
 def _noop(_fraction: float, _message: str) -> None:
@@ -94,36 +95,6 @@ class OutcomeRelease:
             f"{p.complementary} more hidden so they cannot be worked out; every hidden count keeps an "
             f"interval of at least {p.smallest_interval:g} students"
         )
-
-
-# ------------------------------------------------------------------------------- the catalog checks
-
-
-def agreement_elements(agreement: Agreement) -> dict[str, str]:
-    """Element name -> the column it has in the opened packages, for elements the agreement shares."""
-    params = agreement.terms.policy.parameters
-    out = {}
-    for el in agreement.terms.elements:
-        if el.treatment == "drop":
-            continue
-        out[el.name] = str((params.get(el.name) or {}).get("as", el.name))
-    return out
-
-
-def metrics_check(agreement: Agreement, catalog: Catalog | None = None) -> list[tuple[Metric, list[str]]]:
-    """The metrics the agreement's purpose names, each with the elements the agreement should share
-    for it and does not: those a provider would hold (domain "any" or a provider's kind), not those a
-    recipient computes from its own records."""
-    from deid import load_elements, metrics_named_in
-
-    domains = {"any"} | {_DOMAIN_OF_KIND.get(p.kind, "any") for p in agreement.providers()}
-    domain = {e.name: e.domain for e in load_elements()}
-    shared = set(agreement_elements(agreement))
-    out = []
-    for m in metrics_named_in(agreement.terms.purpose, catalog):
-        lack = [e for e in m.requires if e not in shared and domain.get(e, "any") in domains]
-        out.append((m, lack))
-    return out
 
 
 # ------------------------------------------------------------------------------- opened packages
@@ -576,8 +547,8 @@ def seal_outcomes(
     (``package.sealing``, then ``outcomes.sealed``: an aggregate disclosure to those parties)."""
     from agreements._agreement_store import require_in_force
     from agreements._identity import our_card, signing_key
-    from agreements._package_store import output_rule
     from agreements._partners import party_card
+    from agreements._recorded import output_rule
     from agreements._seal import seal
 
     src = Path(folder)
@@ -646,10 +617,11 @@ def open_outcomes(
     and check them ourselves from what they publish (``deid.verify_published``: no count under the
     smallest cell shown, no hidden count recoverable). Refused (PackageRejected, nothing left in
     ``out_dir``) otherwise. Audited as ``outcomes.received``."""
-    from agreements._agreement_store import agreement_by_hash, require_in_force
+    from agreements._agreement_store import require_in_force
     from agreements._identity import age_identity, our_card
     from agreements._open_package import open_package
     from agreements._signing import load_public_key
+    from agreements._stored_agreements import agreement_by_hash
     from agreements._workflows import _sender
     from deid import verify_published
 

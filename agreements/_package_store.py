@@ -12,15 +12,12 @@ Every change is audited in the same transaction as the row it records (actions `
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agreements._agreement import Agreement
 from agreements._clock import utc_now
@@ -34,12 +31,12 @@ from agreements._receipts import (
     verify_destruction_certificate,
     verify_receipt,
 )
+from agreements._recorded import RECEIVED, SENT
 from agreements._signing import canonical_json
-from agreements._vault import Vault
 from agreements.errors import PackageRejected, PartnerError
 
-SENT = "sent"
-RECEIVED = "received"
+if TYPE_CHECKING:
+    from agreements._vault import Vault
 
 
 @dataclass(frozen=True)
@@ -348,101 +345,6 @@ def record_rejected(vault: Vault, package_path: Path, reason: str, manifest: Man
     )
 
 
-# -------------------------------------------------------------------- staging folders of interrupted opens
-
-_STAGING = "open_staging:"  # settings key prefix: one row per opening in progress
-
-
-def record_staging(vault: Vault, staging: Path, out_dir: Path, package: Path) -> None:
-    """Note an opening's private staging folder before anything is decrypted into it, so that if the
-    process is killed (decrypted data left beside the destination, outside destruction tracking) the
-    next start finds and removes it (:func:`sweep_staging`)."""
-    info = {
-        "staging": str(Path(staging).resolve()),
-        "out_dir": str(Path(out_dir).resolve()),
-        "package": Path(package).name,
-        "pid": os.getpid(),
-        "started": utc_now(),
-    }
-    vault.set_setting(_STAGING + info["staging"], json.dumps(info))
-
-
-def forget_staging(vault: Vault, staging: Path) -> None:
-    """The opening that used ``staging`` ended (opened and recorded, or refused and cleaned up)."""
-    with vault.transaction() as conn:
-        conn.execute("DELETE FROM settings WHERE key = ?", (_STAGING + str(Path(staging).resolve()),))
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a row of ours from before is never still running (openings forget theirs)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # someone's process: leave its folder alone
-    return True
-
-
-def sweep_staging(vault: Vault) -> list[str]:
-    """At start: remove the staging folders of openings that never finished, and audit each.
-
-    ``package.staging_removed`` names a folder removed (decrypted data of a killed opening);
-    ``package.staging_left`` one that could not be removed (it stays listed, and is tried again);
-    ``package.open_unrecorded`` a destination that received files whose opening was never recorded
-    (killed between the move and the record: its data is outside destruction tracking until the
-    package is opened again or the folder is deleted). Returns the sentences, for the user.
-    """
-    rows = vault.db.execute(
-        "SELECT key, value FROM settings WHERE key LIKE ? ORDER BY key", (_STAGING + "%",)
-    ).fetchall()
-    notes: list[str] = []
-    for key, value in rows:
-        try:
-            info = json.loads(value)
-            staging, out_dir = Path(info["staging"]), Path(info["out_dir"])
-            pid = int(info.get("pid", 0))
-        except (ValueError, TypeError, KeyError):
-            staging, out_dir, pid, info = Path(key[len(_STAGING) :]), None, 0, {}
-        if pid and _running(pid):
-            continue  # an opening in progress in another process
-        details = {"folder": str(staging), "package": info.get("package"), "started": info.get("started")}
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-            if staging.exists():
-                vault.audit.append("package.staging_left", details=details)
-                notes.append(f"An interrupted opening left decrypted data in {staging}; delete that folder.")
-                continue
-            action = "package.staging_removed"
-            notes.append(f"Removed {staging}, left by an interrupted opening of {info.get('package')}.")
-        elif out_dir is not None and _unrecorded(vault, out_dir):
-            action = "package.open_unrecorded"
-            details["folder"] = str(out_dir)
-            notes.append(
-                f"An opening of {info.get('package')} into {out_dir} was interrupted before it was recorded; "
-                "delete that folder or open the package again into an empty one."
-            )
-        else:
-            action = ""
-        with vault.transaction() as conn:
-            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-            if action:
-                vault.audit.append(action, details=details, conn=conn)
-    return notes
-
-
-def _unrecorded(vault: Vault, out_dir: Path) -> bool:
-    with contextlib.suppress(OSError):
-        if (out_dir / "manifest.json").exists():
-            row = vault.db.execute(
-                "SELECT 1 FROM packages WHERE direction = ? AND location IN (?, ?)",
-                (RECEIVED, str(out_dir), str(out_dir.resolve())),
-            ).fetchone()
-            return row is None
-    return False
-
-
 def _row_record(vault: Vault, row: tuple) -> PackageRecord:
     package_id, direction, sender = row[0], row[1], row[5]
     delivered: tuple[str, ...] = ()
@@ -506,8 +408,10 @@ def get_package(
         args += (sender,)
     rows = vault.db.execute(sql + " ORDER BY direction, sender", args).fetchall()
     if not rows:
-        raise PackageRejected(f"This vault has no record of a package {package_id}" + (
-            f" from {sender}." if sender is not None else "."))
+        raise PackageRejected(
+            f"This vault has no record of a package {package_id}"
+            + (f" from {sender}." if sender is not None else ".")
+        )
     received = [r for r in rows if r[1] == RECEIVED]
     if len(received) > 1 and (direction == RECEIVED or len(received) == len(rows)):
         senders = " and ".join(r[5] for r in received)
@@ -544,55 +448,6 @@ def resolve_package_id(vault: Vault, text: str, direction: str | None = None) ->
     if len(ids) > 1:
         raise PackageRejected(f"{text} names more than one package; give more characters of the id.")
     return str(ids[0])
-
-
-# --------------------------------------------------------------------------------- recorded files
-
-
-def record_file(conn: Any, path: Path, kind: str, package_id: str | None) -> None:
-    """Note in the vault (inside the caller's transaction) a file it answers for: never replaced."""
-    conn.execute(
-        "INSERT INTO recorded_files(path, kind, package_id, recorded) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, package_id = excluded.package_id, "
-        "recorded = excluded.recorded",
-        (str(Path(path).resolve()), kind, package_id, utc_now()),
-    )
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def recorded_as(vault: Vault, path: str | Path) -> str | None:
-    """What this vault recorded at ``path`` ("the sealed package 3f2a…"), or None.
-
-    A sealed package, a receipt or certificate we wrote, and any file inside a folder a package was
-    opened into (until it is destroyed) are recorded: deid's output rule never replaces one of them.
-    """
-    target = Path(path).resolve()
-    rows = vault.db.execute(
-        "SELECT package_id, direction, location FROM packages "
-        "WHERE (direction = ? AND voided_at IS NULL) OR (direction = ? AND destroyed_at IS NULL)",
-        (SENT, RECEIVED),
-    ).fetchall()
-    for package_id, direction, location in rows:
-        where = Path(location)
-        if direction == SENT and _same(where, target):
-            return f"the sealed package {package_id}"
-        if direction == RECEIVED and where.resolve() in target.parents:
-            return f"a file of package {package_id}, opened into {where}"
-    for kind, package_id, stored in vault.db.execute("SELECT kind, package_id, path FROM recorded_files"):
-        if _same(Path(stored), target):
-            return f"the {kind} for package {package_id}" if package_id else f"the {kind}"
-    return None
-
-
-def output_rule(vault: Vault) -> Any:
-    """The ``recorded`` argument of deid's output helpers for this vault (see :func:`recorded_as`)."""
-    return lambda path: recorded_as(vault, path)
 
 
 def list_packages(vault: Vault, direction: str | None = None) -> list[PackageRecord]:
@@ -715,8 +570,15 @@ def certify_destruction(
         conn.execute(
             "INSERT INTO destruction_certificates(package_id, sender, recipient, destroyed_at, method, "
             "certificate, recorded) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (package_id, package.sender, card.fingerprint(), cert["destroyed_at"], method, json.dumps(cert),
-             utc_now()),
+            (
+                package_id,
+                package.sender,
+                card.fingerprint(),
+                cert["destroyed_at"],
+                method,
+                json.dumps(cert),
+                utc_now(),
+            ),
         )
         vault.audit.append(
             "package.destroyed",

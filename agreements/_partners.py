@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agreements._cards import Card, normalize_fingerprint
 from agreements._clock import utc_now
-from agreements._vault import Vault
 from agreements.errors import PartnerError
+
+if TYPE_CHECKING:
+    from agreements._vault import Vault
 
 
 @dataclass

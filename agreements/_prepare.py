@@ -25,8 +25,8 @@ from agreements._agreement import Agreement
 from agreements._agreement_store import require_in_force
 from agreements._clock import utc_now
 from agreements._identity import our_card
-from agreements._package_store import output_rule
 from agreements._profiles import map_for_agreement
+from agreements._recorded import output_rule
 from agreements._vault import Vault
 from agreements._workflows import SealedPackage, seal_for_agreement
 from agreements.errors import AgreementError

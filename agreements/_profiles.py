@@ -117,7 +117,7 @@ def export_profile(
 ) -> MappingProfile:
     """Write the saved profile ``name`` to ``path`` as JSON (atomically; audited). An existing file is
     replaced only with ``force``, never one the vault recorded."""
-    from agreements._package_store import output_rule
+    from agreements._recorded import output_rule
 
     profile = get_profile(vault, name)
     write_bytes_atomic(

@@ -380,7 +380,7 @@ class Vault:
             from agreements._integrity import check_security_state
 
             vault.tampering = check_security_state(vault)  # old pages spliced in: reported, not obeyed
-            from agreements._package_store import sweep_staging
+            from agreements._staging import sweep_staging
 
             vault.staging_notes = sweep_staging(vault)  # decrypted data left by a killed `open`
         except BaseException as exc:

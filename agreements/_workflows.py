@@ -14,36 +14,33 @@ from pathlib import Path
 from typing import Any
 
 from agreements._agreement import Agreement
-from agreements._agreement_store import agreement_by_hash, agreement_status, require_in_force
+from agreements._agreement_store import agreement_status, require_in_force
 from agreements._audit import hold_partner_head
 from agreements._identity import age_identity, our_card, signing_key
 from agreements._manifest import DATA_DIR, MANIFEST_NAME, REPORT_NAME, SIGNATURE_NAME, Manifest
 from agreements._open_package import open_package
 from agreements._package_store import (
-    RECEIVED,
-    SENT,
     PackageRecord,
     certify_destruction,
     check_not_replayed,
-    forget_staging,
     get_package,
     import_destruction_certificate,
     import_receipt,
-    output_rule,
     received_on,
-    record_file,
     record_received,
     record_rejected,
     record_reopened,
     record_sent,
-    record_staging,
     record_voided,
     resolve_package_id,
 )
 from agreements._partners import Partner, find_partner, party_card, trusted_partner
 from agreements._receipts import load_json_document, make_receipt, write_json_document
+from agreements._recorded import RECEIVED, SENT, output_rule, record_file
 from agreements._seal import seal
 from agreements._signing import canonical_json, load_public_key
+from agreements._staging import forget_staging, record_staging
+from agreements._stored_agreements import agreement_by_hash
 from agreements._vault import Vault
 from agreements.errors import AgreementError, OpenedFilesMissing, PackageRejected, PartnerError
 from deid import check_output_path
@@ -767,7 +764,7 @@ def _partner_name(vault: Vault, fingerprint: str) -> str:
 
 
 def _agreement_title(vault: Vault, agreement_id: str) -> str:
-    from agreements._agreement_store import get_agreement
+    from agreements._stored_agreements import get_agreement
 
     try:
         return get_agreement(vault, agreement_id).title

@@ -74,7 +74,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._policy import ColumnRule
+from deid._column_rule import ColumnRule
 from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
 from deid.errors import InputError, OutputError, PolicyError
 

@@ -15,7 +15,6 @@ lacks is named, with close matches suggested).
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deid._column_rule import ColumnRule
 from deid._jsonread import read_json_file
 from deid.errors import PolicyError
 
@@ -33,39 +33,6 @@ MAX_POLICY_BYTES = 4 << 20  # a policy is a few kilobytes of rules
 
 POLICY_VERSION = 1
 _RULE_KEYS = {"treatment", "as", "quasi_identifier"}
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    """How one input column is treated.
-
-    ``source`` is the input column; ``treatment`` one of :data:`deid.TREATMENTS`; ``output`` the output
-    column name (``as`` in JSON; default: the source name); ``quasi_identifier`` puts the output into
-    the k-anonymity check; ``params`` are the treatment's own settings (e.g. ``{"to": "year"}``).
-    """
-
-    source: str
-    treatment: str
-    output: str | None = None
-    quasi_identifier: bool = False
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def output_name(self) -> str | None:
-        """The output column's name, or None when the column is dropped."""
-        if self.treatment == "drop":
-            return None
-        return self.output or self.source
-
-    def to_dict(self) -> dict[str, Any]:
-        """The rule in the policy file's JSON form (without the source name, which is the key)."""
-        out: dict[str, Any] = {"treatment": self.treatment}
-        if self.output:
-            out["as"] = self.output
-        if self.quasi_identifier:
-            out["quasi_identifier"] = True
-        out.update(self.params)
-        return out
 
 
 @dataclass(frozen=True)
@@ -274,14 +241,6 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
-
-
-def parse_reference_date(value: Any, where: str) -> dt.date:
-    """Parse a policy's ``reference_date`` (YYYY-MM-DD)."""
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise PolicyError(f"{where}: reference_date must be a date written YYYY-MM-DD.") from exc
 
 
 # The element-keyed policy of a mapped table (the columns are element names): what an agreement's

@@ -9,8 +9,8 @@ whose order decided whether policies could see ``link_tokens``. To add a treatme
 
 from __future__ import annotations
 
+from deid._column_rule import ColumnRule
 from deid._linkage import LinkTokens
-from deid._policy import ColumnRule
 from deid._treatments import ENGINE_TREATMENTS, Treatment
 
 TREATMENTS: dict[str, type[Treatment]] = {cls.name: cls for cls in (*ENGINE_TREATMENTS, LinkTokens)}

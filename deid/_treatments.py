@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._policy import ColumnRule, parse_reference_date
+from deid._column_rule import ColumnRule, parse_reference_date
 from deid._treatment_spec import TREATMENT_SPECS
 from deid.errors import PolicyError
 

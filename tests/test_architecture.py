@@ -223,3 +223,147 @@ def test_no_import_cycles_between_files():
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
     # the check finds a cycle when there is one
     assert _cycle({**graph, "deid._treatments": graph["deid._treatments"] | {"deid._linkage"}})
+
+
+# --- no import cycles at all, counting the imports inside functions -----------------------------------
+
+# Cycles that remain, each with why it is there and who owns it. A cycle found that is not (part of) one
+# of these fails the test; a fixed one may be removed from the list (the test never demands a cycle).
+ALLOWED_CYCLES = {
+    # linkage (issue 18, the link area): the out-of-core engine (deid/_linkdb.py) is made by link() and
+    # calls back into the in-memory engine's token parsing; splitting the shared token helpers out of
+    # deid/_linkage.py is that area's module split.
+    frozenset({"deid._linkage", "deid._linkdb"}),
+    # streaming (issue 18, the stream area): deidentify_file hands large inputs to the streaming engine,
+    # which reuses the engine's residual-scan constants and helpers; they move to a module both import
+    # when the engine and the stream share one pipeline.
+    frozenset({"deid._engine", "deid._stream"}),
+}
+
+
+def _front_door_names(package: str) -> dict[str, str]:
+    """Name -> defining module for what a package's __init__ exports (its imports, and deid's lazy names)."""
+    init = ROOT / package / "__init__.py"
+    out: dict[str, str] = {}
+    for node in ast.walk(ast.parse(init.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.update({alias.asname or alias.name: node.module for alias in node.names})
+    out.update(getattr(importlib.import_module(package), "_LAZY_NAMES", {}))
+    return out
+
+
+def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> Iterator[tuple[int, str, str]]:
+    """(line, module, name) for every import that can run: at module level and inside functions and
+    methods, but not under ``if TYPE_CHECKING`` (annotations only)."""
+    package = module if is_package else module.rpartition(".")[0]
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name, "") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, *([node.module] if node.module else [])])
+            yield from ((node.lineno, base, alias.name) for alias in node.names)
+
+
+def _full_import_graph() -> tuple[dict[str, set[str]], dict[tuple[str, str], int]]:
+    files = {_module_name(p): p for top in PACKAGES for p in _sources(top)}
+    doors = {package: _front_door_names(package) for package in LIBRARIES}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    lines: dict[tuple[str, str], int] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for line, base, imported in _runtime_imports(tree, name, path.name == "__init__.py"):
+            if f"{base}.{imported}" in files:
+                target = f"{base}.{imported}"  # `from deid import _io`
+            elif imported and base in doors and imported in doors[base]:
+                target = doors[base][imported]  # a front door's name: the module that defines it
+            else:
+                target = base
+            if target in files and target != name and not name.startswith(f"{target}."):
+                graph[name].add(target)
+                lines.setdefault((name, target), line)
+    return graph, lines
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            nxt = next(edges, None)
+            if nxt is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(component)
+            elif nxt not in index:
+                index[nxt] = low[nxt] = len(index)
+                stack.append(nxt)
+                on_stack.add(nxt)
+                work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+    return found
+
+
+def test_the_cycle_finder_sees_imports_inside_functions(tmp_path):
+    """The checker itself: an import inside a function and a front-door name count; TYPE_CHECKING does not."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from agreements._vault import Vault\n"
+        "def f():\n"
+        "    from agreements._audit import AuditLog\n",
+        encoding="utf-8",
+    )
+    found = list(_runtime_imports(ast.parse(sample.read_text()), "agreements._sample", False))
+    assert found == [(1, "typing", "TYPE_CHECKING"), (5, "agreements._audit", "AuditLog")]
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_even_inside_functions():
+    """Two files that import each other — also from inside a function, where a rename or a move shows
+    only when a user clicks — form a cycle; there are none beyond the documented ALLOWED_CYCLES. The
+    vault's stores were one ring of eight (vault, audit, identity, partners, agreement store, linkage
+    store, package store, integrity) and the codebook, outcomes and release kit another."""
+    graph, lines = _full_import_graph()
+    # the graph sees function-level imports and front-door names
+    assert "agreements._integrity" in graph["agreements._vault"]  # Vault.open checks the security state
+    assert "deid._registry" in graph["deid._policy"]  # Policy validates rules with the treatments
+    bad = []
+    for component in _cycles(graph):
+        if not any(component <= allowed for allowed in ALLOWED_CYCLES):
+            members = sorted(component)
+            edges = [f"  {a} -> {b}:{lines[a, b]}" for a in members for b in sorted(graph[a] & component)]
+            bad.append(" <-> ".join(sorted(component)) + "\n" + "\n".join(edges))
+    assert bad == [], "import cycles (move the shared part into a module below both):\n" + "\n".join(bad)

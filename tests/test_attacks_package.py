@@ -524,7 +524,7 @@ def test_cli_says_what_the_start_removed(sides, tmp_path: Path, run_cli, monkeyp
     """The sweep's sentence reaches the user of the command line at the next start, not only the log."""
     from partners_setup import PASS
 
-    from agreements._package_store import record_staging
+    from agreements._staging import record_staging
 
     _, c, _ = sides
     left = tmp_path / ".pathshare-open-x"

@@ -328,7 +328,7 @@ def test_the_app_asks_before_replacing_and_never_replaces_a_recorded_file(qtbot,
     assert out.read_bytes() != OLD and "Wrote" in audit.message.text()
 
     # A file the vault recorded (here noted as a receipt it wrote) is never replaced, even after a yes.
-    from agreements._package_store import record_file
+    from agreements._recorded import record_file
 
     with window.session.vault.transaction() as conn:
         record_file(conn, out, "receipt", "p-1")

@@ -1,0 +1,69 @@
+"""Reading the agreements a vault holds: one version by id (or a unique prefix of it), by the hash a
+package's manifest names, or every version. Only reads: the stores that write agreements, link
+secrets and the security checks all build on this, so it imports none of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agreements._agreement import Agreement, parse_agreement
+from agreements.errors import AgreementError
+
+if TYPE_CHECKING:
+    from agreements._vault import Vault
+
+
+def _load_rows(vault: Vault, agreement_id: str) -> list[Agreement]:
+    rows = vault.db.execute(
+        "SELECT document FROM agreements WHERE id = ? ORDER BY version", (agreement_id,)
+    ).fetchall()
+    return [parse_agreement(r[0], source=f"agreement {agreement_id} in the vault") for r in rows]
+
+
+def _resolve_id(vault: Vault, text: str) -> str:
+    """An agreement id from what a user typed: the full id or a unique prefix of at least 4 characters."""
+    text = text.strip().lower()
+    if len(text) < 4:
+        raise AgreementError(
+            f"{text!r} is too short to name an agreement; give at least 4 characters of its id."
+        )
+    rows = vault.db.execute(
+        "SELECT DISTINCT id FROM agreements WHERE id = ? OR substr(id, 1, ?) = ?", (text, len(text), text)
+    ).fetchall()
+    ids = sorted({r[0] for r in rows})
+    if not ids:
+        raise AgreementError(
+            f"There is no agreement {text} in this vault.", "`pathshare agreement list` shows them."
+        )
+    if len(ids) > 1:
+        raise AgreementError(f"{text} names more than one agreement; give more characters of the id.")
+    return str(ids[0])
+
+
+def _pick(versions: list[Agreement], version: int | None, agreement_id: str) -> Agreement:
+    if version is None:
+        return versions[-1]
+    for a in versions:
+        if a.version == version:
+            return a
+    raise AgreementError(f"Agreement {agreement_id} has no version {version} in this vault.")
+
+
+def get_agreement(vault: Vault, agreement_id: str, version: int | None = None) -> Agreement:
+    """One version of an agreement (the latest by default); ``agreement_id`` may be a unique prefix."""
+    aid = _resolve_id(vault, agreement_id)
+    return _pick(_load_rows(vault, aid), version, aid)
+
+
+def agreement_by_hash(vault: Vault, sha256: str) -> Agreement | None:
+    """The version whose canonical terms hash to ``sha256`` (as a package manifest names it), or None.
+
+    Pair it with :func:`agreement_status` to decide whether data under it may be opened."""
+    row = vault.db.execute("SELECT document FROM agreements WHERE sha256 = ?", (sha256.lower(),)).fetchone()
+    return None if row is None else parse_agreement(row[0], source="an agreement in the vault")
+
+
+def agreement_versions(vault: Vault, agreement_id: str) -> list[Agreement]:
+    """Every version of an agreement the vault holds, oldest first."""
+    return _load_rows(vault, _resolve_id(vault, agreement_id))
