@@ -49,8 +49,7 @@ def make_files(rows: int, folder: Path) -> dict:
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    from deid import LinkFields, link_tokens
-    from deid._secrets import derive_key
+    from deid import LinkFields, derive_key, link_tokens
     from deid.synth import generate
 
     key = derive_key(b"bench consortium secret, 32 byte", "link_tokens")
