@@ -205,6 +205,13 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert any(" — " in (after.data(after.index(r, race_col)) or "") for r in range(60))
     assert before.data(before.index(0, 0)) == "1000000000"
     assert "60 rows" in prep.preview_note.text()
+    # The worker's result is typed (desktop.ui.jobs.Preview), not a dict of twenty keys.
+    from desktop.ui.jobs import OutputColumn, Preview
+
+    assert isinstance(prep.preview, Preview) and prep.preview.rows_in == 60 == prep.preview.rows_out
+    assert all(isinstance(c, OutputColumn) for c in prep.preview.column_details)
+    assert {"student_code", "sex"} <= {c.name for c in prep.preview.column_details}
+    assert prep.preview.k_required >= 1 and prep.preview.problems == []
     # The tables crossed through shared memory, already unlinked: nothing is left behind by name.
     assert not list(Path("/dev/shm").glob("ps_*")) if Path("/dev/shm").is_dir() else True
     # Step 6: the risk panel.
@@ -212,7 +219,7 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert prep.steps.currentIndex() == 5
     assert "at least" in prep.risk_summary.text() and "none found" in prep.risk_summary.text()
     # The disclosure search in the clerk's words, its ways to share, and its charts.
-    d = prep.preview["disclosure"]
+    d = prep.preview.disclosure
     assert "How the details that could identify a student are shared" in prep.risk_summary.text()
     assert all(escape(sentence) in prep.risk_summary.text() for sentence in d["sentences"])
     assert prep.choices.count() == len(d["candidates"]) >= 1
@@ -227,9 +234,9 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     prep.choices.setCurrentRow(prep.choices.count() - 1)
     assert prep.use_choice.isEnabled()
     qtbot.mouseClick(prep.use_choice, Qt.LeftButton)
-    qtbot.waitUntil(lambda: prep.preview is not None and prep.preview.get("choice") == wanted, timeout=20_000)
+    qtbot.waitUntil(lambda: prep.preview is not None and prep.preview.choice == wanted, timeout=20_000)
     qtbot.waitUntil(lambda: prep.steps.currentIndex() == 5, timeout=5_000)
-    assert prep.preview["disclosure"]["levels"] == wanted and prep.choice == wanted
+    assert prep.preview.disclosure["levels"] == wanted and prep.choice == wanted
     assert "sex" not in prep.after_model.table().column_names
     # Step 7: what leaves, to whom; then seal to a file the clerk chose.
     qtbot.mouseClick(prep.next, Qt.LeftButton)
@@ -248,7 +255,7 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     actions = [e.action for e in window.session.vault.audit.entries()]
     assert "package.prepared" in actions and "package.sealed" in actions and "profile.save" in actions
     (prepared,) = window.session.vault.audit.entries(action="package.prepared")
-    assert prepared.details["levels"] == prep.preview["disclosure"]["levels"]  # what the clerk saw is sealed
+    assert prepared.details["levels"] == prep.preview.disclosure["levels"]  # what the clerk saw is sealed
     assert prepared.details["chosen_by_clerk"] and "sex" not in prepared.details["columns"]
     assert window.session.vault.audit.verify()
 
@@ -332,16 +339,26 @@ def test_saved_profile_is_reused_for_the_same_export(qtbot, tmp_path, orgs):
 
 def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path, orgs):
     """A residual-PII finding (column + row from the report) selects that cell of the output."""
+    from dataclasses import replace
+
     import pyarrow as pa
+
+    from agreements import SealingProblem
+    from desktop.ui.jobs import FlaggedCell, Preview
 
     window = open_window(qtbot, tmp_path, orgs["district"])
     prep = window.workspace.prepare
     after = pa.table({"student_code": [f"C{i}" for i in range(500)], "notes": ["ok"] * 500})
     prep.after_model.set_table(after)
-    prep.preview = {"rows_in": 500, "rows_out": 500, "k_required": 3, "k_achieved": 5, "suppressed_cells": 0,
-                    "quasi_identifiers": ["sex"], "columns_out": after.column_names,
-                    "residual": [{"column": "notes", "row": 411, "kind": "phone number"}],
-                    "problems": [{"kind": "residual", "message": "The residual scan found 1 piece"}]}
+    flagged = [FlaggedCell("notes", 411, "phone number")]
+    prep.preview = Preview(
+        before=None, after=None, sources={}, code_labels={}, rows_in=500, rows_out=500,
+        columns_out=after.column_names, column_details=[], k_required=3, k_achieved=5,
+        quasi_identifiers=["sex"], suppressed_cells=0, residual=flagged, residual_total=1,
+        redacted_kinds="", residual_kinds="", text_unchecked=[],
+        problems=[SealingProblem("residual", "The residual scan found 1 piece")], summary="",
+        disclosure=None, choice=None,
+    )  # fmt: skip
     prep.after_model.mark({(411, 1)})
     prep._fill_risk()
     prep._show_step(5)
@@ -352,34 +369,33 @@ def test_risk_panel_finding_selects_its_cell_and_blocks_sealing(qtbot, tmp_path,
     assert (current.row(), current.column()) == (411, 1)
     assert "blocks sealing" in prep.after_model.data(current, Qt.ToolTipRole)
     # k not reached also keeps Next (to sealing) disabled.
-    prep.preview = {**prep.preview, "residual": [], "k_achieved": 2,
-                    "problems": [{"kind": "k", "message": "k-anonymity is 2 but agreement a requires 3"}]}
+    k_short = SealingProblem("k", "k-anonymity is 2 but agreement a requires 3")
+    prep.preview = replace(prep.preview, residual=[], residual_total=0, k_achieved=2, problems=[k_short])
     prep._fill_risk()
     prep._show_step(5)
     assert "NOT reached" in prep.risk_summary.text() and not prep.next.isEnabled()
     # Per-kind counts in the clerk's words: what redaction took out, what is still there.
-    prep.preview = {**prep.preview, "k_achieved": 5, "residual_total": 1, "redacted_kinds": "3 names",
-                    "residual_kinds": "1 phone number",
-                    "residual": [{"column": "notes", "row": 411, "kind": "phone number"}]}  # fmt: skip
+    prep.preview = replace(prep.preview, k_achieved=5, residual_total=1, redacted_kinds="3 names",
+                           residual_kinds="1 phone number", residual=flagged)  # fmt: skip
     prep._fill_risk()
     text = prep.risk_summary.text()
     assert "Taken out of the notes:</b> 3 names" in text and "left: 1 (1 phone number)" in text
     # Notes the scan cannot check for the students' own names (no name column) block sealing too.
-    unchecked = {"kind": "unchecked_text", "message": "The notes in notes cannot be checked"}
-    prep.preview = {**prep.preview, "residual": [], "residual_total": 0, "text_unchecked": ["notes"],
-                    "problems": [unchecked]}
+    unchecked = SealingProblem("unchecked_text", "The notes in notes cannot be checked")
+    prep.preview = replace(prep.preview, residual=[], residual_total=0, text_unchecked=["notes"],
+                           problems=[unchecked])  # fmt: skip
     prep._fill_risk()
     prep._show_step(5)
     assert "cannot be checked" in prep.risk_summary.text() and not prep.next.isEnabled()
     # A reason the gate gives that has no line of its own is shown in its words, and blocks too.
     extra = "The output holds columns agreement a does not list (ssn)"
-    prep.preview = {**prep.preview, "text_unchecked": [], "problems": [{"kind": "columns", "message": extra}]}
+    prep.preview = replace(prep.preview, text_unchecked=[], problems=[SealingProblem("columns", extra)])
     prep._fill_risk()
     prep._show_step(5)
     assert "does not list (ssn)" in prep.risk_summary.text() and not prep.next.isEnabled()
     # Next follows the gate's list alone: k_achieved None (every row had a quasi-identifier blanked) is
     # no problem for the gate, and so none here (the page once kept Next disabled then; prepare sealed).
-    prep.preview = {**prep.preview, "k_achieved": None, "problems": []}
+    prep.preview = replace(prep.preview, k_achieved=None, problems=[])
     prep._fill_risk()
     prep._show_step(5)
     assert prep.next.isEnabled() and "NOT reached" not in prep.risk_summary.text()

@@ -363,14 +363,59 @@ def _sources(report: dict[str, Any], before: list[str], mapping: dict[str, Any])
     return out
 
 
+@dataclass(frozen=True)
+class FlaggedCell:
+    """A cell the residual scan flagged: its output column, its row (from 0, the window's model counts
+    so) and what it may be ("a name"), never the value."""
+
+    column: str
+    row: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column that will be shared: its name, the extract's column it came from, its treatment."""
+
+    name: str
+    source: str | None
+    treatment: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the Prepare screen's Preview and Risk steps show (the preview_extract job's result)."""
+
+    before: Any  # the extract as the clerk knows it, in shared memory (ShmTable opens it)
+    after: Any  # the de-identified table, in shared memory
+    sources: dict[str, str | None]  # output column -> the extract's column it came from
+    code_labels: dict[str, dict[str, str]]  # output column -> {code: what it means}
+    rows_in: int
+    rows_out: int
+    columns_out: list[str]
+    column_details: list[OutputColumn]
+    k_required: int
+    k_achieved: int | None  # None: no quasi-identifiers
+    quasi_identifiers: list[str]
+    suppressed_cells: int
+    residual: list[FlaggedCell]  # the first findings (the report keeps a bounded number)
+    residual_total: int
+    redacted_kinds: str  # what redaction took out of the notes, in the clerk's words
+    residual_kinds: str  # what may still be there
+    text_unchecked: list[str]  # note columns that cannot be checked for the students' own names
+    problems: list[Any]  # agreements.SealingProblem: the one gate prepare applies (empty: may be sealed)
+    summary: str
+    disclosure: dict[str, Any] | None  # the disclosure search's result (sentences, candidates, charts)
+    choice: dict[str, str] | None  # the way to share the clerk picked, as previewed
+
+
 def preview_extract(
     ctx: JobContext, path: str, agreement_id: str, profile_name: str, choice: dict[str, str] | None = None
-) -> dict[str, Any]:
+) -> Preview:
     """De-identify under the agreement exactly as prepare will (same mapping, secret, crosswalk and full
     residual scan), without sealing; the before/after tables cross to the window through shared memory.
-
     """
-    from agreements import preview_under_agreement
+    from agreements import code_labels, get_profile, preview_under_agreement
     from deid import describe_kinds, read_table
 
     run = preview_under_agreement(
@@ -386,45 +431,37 @@ def preview_extract(
     out_table, rep = run.table, run.report.to_dict()
     before = table_to_shm(table, ctx.shm_prefix + "before")
     after = table_to_shm(out_table, ctx.shm_prefix + "after")
-    from agreements import get_profile
-
     profile_columns = dict(get_profile(ctx.vault, profile_name).columns)
     sources = _sources(rep, table.column_names, profile_columns)
-    from agreements import code_labels
-
-    return {
-        "before": before,
-        "after": after,
-        "sources": sources,
-        "code_labels": code_labels(run.agreement),
-        "rows_in": rep.get("rows_in", table.num_rows),
-        "rows_out": rep.get("rows_out", out_table.num_rows),
-        "columns_out": out_table.column_names,
-        "column_details": [
-            {"name": c["name"], "source": sources.get(c["name"]), "treatment": c.get("treatment", "")}
+    return Preview(
+        before=before,
+        after=after,
+        sources=sources,
+        code_labels=code_labels(run.agreement),
+        rows_in=rep.get("rows_in", table.num_rows),
+        rows_out=rep.get("rows_out", out_table.num_rows),
+        columns_out=out_table.column_names,
+        column_details=[
+            OutputColumn(c["name"], sources.get(c["name"]), c.get("treatment", ""))
             for c in rep.get("columns", [])
         ],
-        "k_required": run.agreement.terms.policy.k,
-        "k_achieved": rep.get("k_achieved"),
-        "quasi_identifiers": rep.get("quasi_identifiers", []),
-        "suppressed_cells": rep.get("suppressed_cells", 0),
+        k_required=run.agreement.terms.policy.k,
+        k_achieved=rep.get("k_achieved"),
+        quasi_identifiers=rep.get("quasi_identifiers", []),
+        suppressed_cells=rep.get("suppressed_cells", 0),
         # The report counts data rows from 1; the window's model counts from 0.
-        "residual": [
-            {"column": f["column"], "row": int(f["row"]) - 1, "kind": f["kind"]}
-            for f in rep.get("residual_findings", [])
+        residual=[
+            FlaggedCell(f["column"], int(f["row"]) - 1, f["kind"]) for f in rep.get("residual_findings", [])
         ],
-        "residual_total": rep.get("residual_findings_total", 0),
-        # per-kind counts in the clerk's words: what redaction took out, and what is still there
-        "redacted_kinds": describe_kinds(rep.get("redacted_by_kind") or {}),
-        "residual_kinds": describe_kinds(rep.get("residual_by_kind") or {}),
-        "text_unchecked": list(rep.get("text_unchecked") or []),
-        # what keeps it from being sealed: the one gate prepare applies (empty: Next to sealing enabled)
-        "problems": [{"kind": pr.kind, "message": pr.message} for pr in run.sealing_problems()],
-        "summary": run.report.summary(),
-        # the disclosure search's result (sentences, candidates, loss per column, groups) for the charts
-        "disclosure": rep.get("disclosure"),
-        "choice": choice,
-    }
+        residual_total=rep.get("residual_findings_total", 0),
+        redacted_kinds=describe_kinds(rep.get("redacted_by_kind") or {}),
+        residual_kinds=describe_kinds(rep.get("residual_by_kind") or {}),
+        text_unchecked=list(rep.get("text_unchecked") or []),
+        problems=run.sealing_problems(),
+        summary=run.report.summary(),
+        disclosure=rep.get("disclosure"),
+        choice=choice,
+    )
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
 
 if TYPE_CHECKING:  # the worker's result types (desktop/ui/jobs.py), for the annotations
-    from desktop.ui.jobs import SealedExtract
+    from desktop.ui.jobs import Preview, SealedExtract
 
 EXTRACT_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet", ".pq")
 NOT_SHARED = "(not shared)"
@@ -92,7 +92,7 @@ class PrepareScreen(QWidget):
         self.agreement: dict[str, Any] | None = None
         self.extract: str | None = None
         self.inspection: dict[str, Any] | None = None
-        self.preview: dict[str, Any] | None = None
+        self.preview: Preview | None = None
         # the clerk's pick among the disclosure search's candidates (levels per column); None: the best
         self.choice: dict[str, str] | None = None
         self._back_to_risk = False
@@ -370,7 +370,7 @@ class PrepareScreen(QWidget):
             3: self.inspection is not None and not self._blocking_findings(),
             4: self.preview is not None,
             # the library's one sealing gate (agreements.sealing_problems), as the preview job ran it
-            5: self.preview is not None and not self.preview.get("problems"),
+            5: self.preview is not None and not self.preview.problems,
         }.get(i, False)
         self.next.setEnabled(ok and not self.workspace.busy())
 
@@ -712,23 +712,23 @@ class PrepareScreen(QWidget):
         self.workspace.start_job(job, self._previewed, self._failed, self._cancelled)
         self._update_next()
 
-    def _previewed(self, result: dict[str, Any]) -> None:
+    def _previewed(self, result: Preview) -> None:
         from desktop.ui.jobs import ShmTable
         from desktop.ui.table_model import changed_predicate
 
-        before, after = ShmTable(result["before"]), ShmTable(result["after"])
+        before, after = ShmTable(result.before), ShmTable(result.after)
         self._shm = [before, after]
         self.before_model.set_table(before.table)
         self.after_model.set_table(after.table)
-        changed = changed_predicate(self.before_model, self.after_model, result["sources"])
+        changed = changed_predicate(self.before_model, self.after_model, result.sources)
         self.after_model.set_changed(changed)
-        self.after_model.set_labels(result.get("code_labels", {}))  # codes with what they mean
+        self.after_model.set_labels(result.code_labels)  # codes with what they mean
         names = after.table.column_names
-        marked = {(f["row"], names.index(f["column"])) for f in result["residual"] if f["column"] in names}
+        marked = {(f.row, names.index(f.column)) for f in result.residual if f.column in names}
         self.after_model.mark(marked)
         self.preview = result
         self.preview_note.setText(
-            f"{result['rows_in']:,} rows in your extract; {result['rows_out']:,} rows and "
+            f"{result.rows_in:,} rows in your extract; {result.rows_out:,} rows and "
             f"{len(names)} columns will be shared. Highlighted cells were changed by de-identification; "
             "columns on the right have the agreement's element names."
         )
@@ -740,24 +740,24 @@ class PrepareScreen(QWidget):
     def _fill_risk(self) -> None:
         assert self.preview is not None
         p = self.preview
-        problems = p.get("problems") or []
-        k_ok = not any(problem["kind"] == "k" for problem in problems)
+        problems = p.problems
+        k_ok = not any(problem.kind == "k" for problem in problems)
         k_line = (
-            f"every combination of {', '.join(p['quasi_identifiers']) or 'quasi-identifiers'} is shared by "
-            f"at least <b>{p['k_achieved']}</b> students (the agreement requires {p['k_required']})"
-            if p["k_achieved"] is not None
+            f"every combination of {', '.join(p.quasi_identifiers) or 'quasi-identifiers'} is shared by "
+            f"at least <b>{p.k_achieved}</b> students (the agreement requires {p.k_required})"
+            if p.k_achieved is not None
             else "no quasi-identifiers in this agreement"
         )
         lines = [
             f"<p><b>Group size (k-anonymity):</b> {k_line}{'' if k_ok else ' — NOT reached'}.</p>",
         ]
-        if not p.get("disclosure"):
-            lines.append(f"<p><b>Cells blanked to reach it:</b> {p['suppressed_cells']:,}.</p>")
-        if p.get("redacted_kinds"):
-            lines.append(f"<p><b>Taken out of the notes:</b> {escape(p['redacted_kinds'])}.</p>")
-        if p["residual"]:
-            total = p.get("residual_total") or len(p["residual"])
-            kinds = f" ({escape(p['residual_kinds'])})" if p.get("residual_kinds") else ""
+        if not p.disclosure:
+            lines.append(f"<p><b>Cells blanked to reach it:</b> {p.suppressed_cells:,}.</p>")
+        if p.redacted_kinds:
+            lines.append(f"<p><b>Taken out of the notes:</b> {escape(p.redacted_kinds)}.</p>")
+        if p.residual:
+            total = p.residual_total or len(p.residual)
+            kinds = f" ({escape(p.residual_kinds)})" if p.residual_kinds else ""
             lines.append(
                 f"<p><b>Possible personal information left: {total:,}{kinds}.</b> Sealing is blocked "
                 "until these are resolved (map the column as “(not shared)” or to a redacting element). "
@@ -765,30 +765,30 @@ class PrepareScreen(QWidget):
             )
         else:
             lines.append("<p><b>Possible personal information left:</b> none found.</p>")
-        if p.get("text_unchecked"):
+        if p.text_unchecked:
             lines.append(
-                f"<p><b>Notes that cannot be checked:</b> {escape(', '.join(p['text_unchecked']))}. The "
+                f"<p><b>Notes that cannot be checked:</b> {escape(', '.join(p.text_unchecked))}. The "
                 "extract has no column of people's names, so a student's own name in a note cannot be "
                 "told from an ordinary word. Sealing is blocked: include the name columns in the extract "
                 "(they are never sent).</p>"
             )
         # the gate's other reasons (e.g. a column the agreement does not list), in its own words
         lines += [
-            f"<p><b>{escape(problem['message'])}.</b> Sealing is blocked.</p>"
+            f"<p><b>{escape(problem.message)}.</b> Sealing is blocked.</p>"
             for problem in problems
-            if problem["kind"] not in ("k", "residual", "unchecked_text")
+            if problem.kind not in ("k", "residual", "unchecked_text")
         ]
         self._fill_disclosure(lines)
         self.risk_summary.setText("".join(lines))
         self.residual.clear()
-        for f in p["residual"]:
-            self.residual.addItem(QListWidgetItem(f"Row {f['row'] + 1}, column {f['column']}: {f['kind']}"))
-        self.residual.setVisible(bool(p["residual"]))
+        for f in p.residual:
+            self.residual.addItem(QListWidgetItem(f"Row {f.row + 1}, column {f.column}: {f.kind}"))
+        self.residual.setVisible(bool(p.residual))
 
     def _fill_disclosure(self, lines: list[str]) -> None:
         """The search's sentences, the ways to share it found, and its charts."""
         assert self.preview is not None
-        d = self.preview.get("disclosure") or {}
+        d = self.preview.disclosure or {}
         self.choices.clear()
         for i, cand in enumerate(d.get("candidates") or []):
             first = i == 0
@@ -819,7 +819,7 @@ class PrepareScreen(QWidget):
         """De-identify again with the way to share the clerk selected (one the agreement allows)."""
         if self.preview is None:
             return
-        candidates = (self.preview.get("disclosure") or {}).get("candidates") or []
+        candidates = (self.preview.disclosure or {}).get("candidates") or []
         row = self.choices.currentRow()
         if not 0 < row < len(candidates):
             return
@@ -830,9 +830,9 @@ class PrepareScreen(QWidget):
     def _select_finding(self, index: int) -> None:
         if self.preview is None or index < 0:
             return
-        f = self.preview["residual"][index]
+        f = self.preview.residual[index]
         names = self.after_model.table().column_names
-        cell = self.after_model.index(f["row"], names.index(f["column"]))
+        cell = self.after_model.index(f.row, names.index(f.column))
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
         self.risk_view.selectionModel().setCurrentIndex(cell, flags)
         self.risk_view.scrollTo(cell, QAbstractItemView.ScrollHint.PositionAtCenter)
@@ -841,20 +841,20 @@ class PrepareScreen(QWidget):
     def _fill_seal_summary(self) -> None:
         assert self.preview is not None and self.agreement is not None
         a, p = self.agreement, self.preview
-        details = p.get("column_details") or [
-            {"name": c, "source": None, "treatment": ""} for c in p["columns_out"]
-        ]
+        from desktop.ui.jobs import OutputColumn
+
+        details = p.column_details or [OutputColumn(c, None, "") for c in p.columns_out]
         cols = "".join(
-            f"<li><b>{escape(c['name'])}</b>"
-            + (f" — {escape(c['treatment'].replace('_', ' '))}" if c.get("treatment") else "")
-            + (f", from your column {escape(c['source'])}" if c.get("source") else "")
+            f"<li><b>{escape(c.name)}</b>"
+            + (f" — {escape(c.treatment.replace('_', ' '))}" if c.treatment else "")
+            + (f", from your column {escape(c.source)}" if c.source else "")
             + "</li>"
             for c in details
         )
         to = ", ".join(escape(r) for r in a["recipients"])
         self.seal_summary.setText(
-            f"<p>You are about to seal <b>{p['rows_out']:,} rows</b> with these "
-            f"<b>{len(p['columns_out'])} columns</b>:</p><ul>{cols}</ul>"
+            f"<p>You are about to seal <b>{p.rows_out:,} rows</b> with these "
+            f"<b>{len(p.columns_out)} columns</b>:</p><ul>{cols}</ul>"
             f"<p>Only <b>{to}</b> will be able to open it, under “{escape(a['title'])}” (in force until "
             f"{a['expires']}). Nothing is sent: you choose where the file is saved, then send it the usual "
             "way (SFTP, e-mail, shared drive).</p>"
