@@ -409,7 +409,8 @@ def deidentify_file(
     :func:`deidentify`. An existing output or report is replaced only with ``force``.
 
     ``batch_rows`` or ``memory_mb`` stream the file instead of holding it (deid._stream): batches of
-    ``batch_rows`` rows (default 262,144), and ``memory_mb`` (default 1,024) for DuckDB's sort into a
+    ``batch_rows`` rows (default: as many as half of ``memory_mb`` holds while a batch is worked on,
+    at most 262,144), and ``memory_mb`` (default 1,024), a quarter of it for DuckDB's sort into a
     random order, spilling to disk beside the output beyond it. Inputs the streaming reader does not
     take are run in memory, and the report's notes say why.
     """
@@ -513,7 +514,7 @@ def _deidentify_file(
     info = ReadInfo()
     box: list[Any] = []
     if batch_rows is not None or memory_mb is not None:
-        from deid._stream import DEFAULT_BATCH_ROWS, DEFAULT_MEMORY_MB, NotStreamable, open_source
+        from deid._stream import DEFAULT_MEMORY_MB, NotStreamable, open_source
 
         try:
             if any(r.treatment == "link_tokens" for r in policy.rules):
@@ -523,7 +524,7 @@ def _deidentify_file(
             if not src.exists() or src.is_dir():
                 raise NotStreamable("the reader says what is wrong with it")
             box.append(open_source(src, info))
-            batch_rows = max(1, int(batch_rows or DEFAULT_BATCH_ROWS))
+            batch_rows = max(1, int(batch_rows)) if batch_rows else 0  # 0: the memory setting chooses
             memory_mb = int(memory_mb or DEFAULT_MEMORY_MB)
         except NotStreamable as exc:
             notes.append(f"read whole, not streamed: {exc.reason}")

@@ -55,9 +55,25 @@ from deid._roster import Roster, roster_columns
 from deid._treatments import TreatmentContext
 from deid.errors import InputError, OutputError, PolicyError
 
-DEFAULT_BATCH_ROWS = 262_144  # per-batch lookups in the roster cost O(roster): fewer, larger batches
+DEFAULT_BATCH_ROWS = 262_144  # the largest batch the memory setting chooses (batch_rows_for)
 DEFAULT_MEMORY_MB = 1024
 MIN_MEMORY_MB = 64  # below this DuckDB cannot sort even a small batch
+# A batch being treated, redacted and re-scanned takes about this many times its own size as read
+# (measured: a 65,536-row batch of the synthetic K-12 extract, 430 bytes a row in Arrow, raised the
+# process by ~300 MB while the scanner worked on its notes: 10.7x).
+_BATCH_FACTOR = 12
+
+
+def batch_rows_for(memory_mb: int, row_bytes: float) -> int:
+    """The rows per batch that keep a batch's work within half the memory setting (the other half:
+    DuckDB's sort, a quarter, and what the run keeps between batches)."""
+    rows = (memory_mb << 20) // 2 // max(int(_BATCH_FACTOR * row_bytes), 1)
+    return int(min(DEFAULT_BATCH_ROWS, max(1024, rows)))
+
+
+def duckdb_memory_mb(memory_mb: int) -> int:
+    """DuckDB's share of the memory setting: a quarter (it spills the rest of the sort to disk)."""
+    return max(MIN_MEMORY_MB // 2, memory_mb // 4)
 _SEP = "\x1f"  # between the QI values of a class key (the text check refuses control characters)
 
 Progress = Callable[[float, str], None]
@@ -83,6 +99,7 @@ class Source:
     fmt: str
     encoding: str = "utf-8"
     delimiter: str = ","
+    row_bytes: float = 0.0  # a row's size as read (Arrow), from the first rows: sizes the batches
 
     def batches(self, batch_rows: int) -> Iterator[pa.Table]:
         """The file's rows in order, ``batch_rows`` at a time (the last batch may be shorter)."""
@@ -198,6 +215,7 @@ def open_source(path: Path, info: Any) -> Source:
         raise
     if first is None:
         raise InputError(f"{p} has a header but no data rows.")
+    source.row_bytes = first.nbytes / max(first.num_rows, 1)
     _refuse_repeated_headers(p, first, names)
     _check_header_is_not_data(p, names, first)
     return source
@@ -395,6 +413,8 @@ def run_stream(
         raise NotStreamable("link tokens are made in memory")
     if policy.disclosure is not None:  # the generalization search needs every row's values
         raise NotStreamable("the disclosure-control search runs in memory")
+    if batch_rows <= 0:  # not given: the memory setting chooses
+        batch_rows = batch_rows_for(memory_mb, source.row_bytes)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     names = source.names
@@ -540,7 +560,7 @@ def run_stream(
         con = duckdb.connect(
             str(spill / "rows.duckdb"),
             config={
-                "memory_limit": f"{memory_mb}MB",
+                "memory_limit": f"{duckdb_memory_mb(memory_mb)}MB",
                 "temp_directory": str(spill),
                 "threads": 2,
                 "preserve_insertion_order": False,

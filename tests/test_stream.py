@@ -107,6 +107,28 @@ def test_streaming_a_parquet_input_and_a_note_left_in_the_clear(tmp_path: Path, 
     assert _rows(tmp_path / "s.csv") == _rows(tmp_path / "w.csv")
 
 
+def test_the_memory_setting_sizes_the_batches(tmp_path: Path, extract: Path) -> None:
+    """Without --batch-rows the memory setting chooses the batch: half of it for a batch's work, so a
+    smaller setting means smaller batches, never more than the cap, never a batch too small to pay."""
+    from deid._stream import DEFAULT_BATCH_ROWS, batch_rows_for, duckdb_memory_mb
+
+    row = 430.0  # bytes a row of the synthetic K-12 extract takes as read
+    sizes = [batch_rows_for(mb, row) for mb in (64, 256, 512, 1024, 1 << 20)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-2] and sizes[-1] == DEFAULT_BATCH_ROWS
+    assert 12 * row * batch_rows_for(512, row) <= 256 << 20  # a batch's work within half the setting
+    assert batch_rows_for(64, 1e9) == 1024  # a huge row still gets a workable batch
+    assert duckdb_memory_mb(512) == 128 and duckdb_memory_mb(64) == 32
+    report = deidentify_file(extract, _policy(tmp_path), tmp_path / "out.csv",
+                             secret_file=tmp_path / "secret.key", memory_mb=64)
+    from types import SimpleNamespace
+
+    from deid._stream import open_source
+
+    chosen = batch_rows_for(64, open_source(extract, SimpleNamespace()).row_bytes)
+    assert 1024 <= chosen < DEFAULT_BATCH_ROWS
+    assert any(f"streamed in batches of {chosen:,} rows" in n for n in report.notes), report.notes
+
+
 def test_suppression_on_classes_equals_suppression_on_rows() -> None:
     """Local suppression decided per class (weighted by its rows) is row-wise suppression."""
     from deid._risk import suppress_to_k

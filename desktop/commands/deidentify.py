@@ -50,12 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--memory-mb",
         metavar="MB",
         type=int,
-        help="with --policy: read the file in batches instead of whole and use at most about this much "
-        "memory for putting the rows in a random order (the rest goes to temporary files beside the "
-        "output); for extracts larger than memory",
+        help="with --policy: read the file in batches instead of whole, batches sized to this much "
+        "memory (the rows' random order spills to temporary files beside the output); for extracts "
+        "larger than memory",
     )
     p.add_argument(
-        "--batch-rows", metavar="N", type=int, help="with --memory-mb: rows per batch (default 262144)"
+        "--batch-rows",
+        metavar="N",
+        type=int,
+        help="with --memory-mb: rows per batch (default: what the memory setting holds, at most 262144)",
     )
     add_force(p)
     p.set_defaults(func=run_deid)
