@@ -250,7 +250,8 @@ def _terms_from_file(path: Path) -> dict[str, Any]:
     if any(doc.get(k) for k in UNSIGNED_KEYS):
         raise AgreementError(
             f"{path.name} already carries signatures.",
-            "Import a signed agreement: `pathshare agreement import`.",
+            "Import it as a signed agreement.",
+            action="import_agreement",
         )
     return {k: v for k, v in doc.items() if k not in UNSIGNED_KEYS}
 
@@ -382,7 +383,8 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
         if body.get("version") != 1 or body.get("previous") is not None:
             raise AgreementError(
                 f"{source} is version {body.get('version')} of an agreement; a new agreement is version 1.",
-                "A new version of an agreement is an amendment: `pathshare agreement amend`.",
+                "A new version of an agreement is an amendment.",
+                action="amend_agreement",
             )
         _fill_parties(vault, me, body, source)
         a = Agreement.from_terms(body, source=source)
@@ -394,8 +396,8 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
             if conn.execute("SELECT 1 FROM agreements WHERE id = ?", (a.id,)).fetchone():
                 raise AgreementError(
                     f"Agreement {a.id} is already in this vault.",
-                    f"Remove the id from {source} to draft a new one, or amend it: "
-                    "`pathshare agreement amend`.",
+                    f"Remove the id from {source} to draft a new one, or amend it.",
+                    action="amend_agreement",
                 )
             _store(conn, a, authored=True, now=utc_now())
             vault.audit.append(
@@ -517,7 +519,9 @@ def export_agreement(
         if not a.signatures:
             raise AgreementError(
                 f"Agreement {aid} has no signature yet; partners can only countersign a signed file.",
-                f"Sign it first: `pathshare agreement sign {aid[:8]}`.",
+                "Sign it first.",
+                action="sign_agreement",
+                subject=aid[:8],
             )
         rule = output_rule(vault)
         dest = check_output_path(out, force=force, recorded=rule)
@@ -555,7 +559,8 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
             # Say this before any schema detail: an unsigned draft is the likely mistake here.
             raise AgreementError(
                 f"{p.name} carries no signature; ask the sender to sign the agreement before exporting it.",
-                "A draft of your own is stored with `pathshare agreement new`.",
+                "A draft of your own is stored as a new agreement.",
+                action="new_agreement",
             )
         incoming = parse_agreement(data, source=p.name)
     # One transaction from reading to writing: a concurrent writer cannot interleave.

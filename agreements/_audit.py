@@ -570,7 +570,9 @@ class AuditLog:
             return [leaf_hash(bytes.fromhex(h)) for (h,) in db.execute(sql, () if size is None else (size,))]
         except (TypeError, ValueError) as exc:
             raise AuditError(
-                "The audit log holds a malformed entry hash.", "`pathshare audit verify` finds the entry."
+                "The audit log holds a malformed entry hash.",
+                "Verifying the audit log finds the entry.",
+                action="verify_audit_log",
             ) from exc
 
     def tree_head(self, size: int | None = None) -> tuple[int, str]:

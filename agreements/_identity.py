@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 _NO_IDENTITY = "This vault has no organization identity yet."
-_NO_IDENTITY_HINT = "Create it: `pathshare init --org NAME --kind KIND`."
+_NO_IDENTITY_HINT = "Create it first."
 
 
 def create_identity(vault: Vault, org: str, kind: str, contact: str = "") -> Card:
@@ -97,7 +97,7 @@ def our_card(vault: Vault) -> Card:
     """This organization's public card (IdentityError if there is no identity yet)."""
     row = vault.db.execute("SELECT card FROM identity WHERE id = 1").fetchone()
     if row is None:
-        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT)
+        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT, action="create_identity")
     return Card.from_json(row[0], "Our own card in the vault", stored=True)
 
 
@@ -105,7 +105,7 @@ def signing_key(vault: Vault) -> Ed25519PrivateKey:
     """The organization's Ed25519 private key (from the vault)."""
     row = vault.db.execute("SELECT signing_secret FROM identity WHERE id = 1").fetchone()
     if row is None:
-        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT)
+        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT, action="create_identity")
     return Ed25519PrivateKey.from_private_bytes(bytes(row[0]))
 
 
@@ -113,7 +113,7 @@ def age_identity(vault: Vault) -> pyrage.x25519.Identity:
     """The organization's age X25519 identity (from the vault), for decrypting packages."""
     row = vault.db.execute("SELECT age_secret FROM identity WHERE id = 1").fetchone()
     if row is None:
-        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT)
+        raise IdentityError(_NO_IDENTITY, _NO_IDENTITY_HINT, action="create_identity")
     return pyrage.x25519.Identity.from_str(row[0])
 
 

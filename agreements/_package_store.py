@@ -296,7 +296,8 @@ def record_reopened(vault: Vault, manifest: Manifest, out_dir: Path, reason: str
         if conn.execute("SELECT changes()").fetchone()[0] != 1:
             raise PackageRejected(
                 f"Package {manifest.package_id} cannot be opened once more.",
-                "`pathshare packages` shows where it stands.",
+                "The list of packages shows where it stands.",
+                action="list_packages",
             )
         vault.audit.append(
             "package.reopened",
@@ -397,7 +398,9 @@ def get_package(
     Packages are keyed by (package id, sender): two received packages from different organizations
     may carry the same id, and then ``sender`` (a card fingerprint) must say which one is meant."""
     if not package_id.strip():
-        raise PackageRejected("No package id was given.", "`pathshare packages` lists the packages.")
+        raise PackageRejected(
+            "No package id was given.", "The list of packages shows them.", action="list_packages"
+        )
     sql = f"SELECT {_COLUMNS} FROM packages WHERE package_id = ?"
     args: tuple[str, ...] = (package_id,)
     if direction is not None:
@@ -417,7 +420,8 @@ def get_package(
         senders = " and ".join(r[5] for r in received)
         raise PackageRejected(
             f"Packages from {senders} carry the same id {package_id}; say which sender's is meant.",
-            "Name the sender with --sender FINGERPRINT.",
+            "Name the sender by their fingerprint.",
+            action="name_sender",
         )
     return _row_record(vault, rows[0])
 
@@ -427,7 +431,9 @@ def resolve_package_id(vault: Vault, text: str, direction: str | None = None) ->
     (as agreement ids are given), among the packages of ``direction`` when given."""
     text = text.strip().lower()
     if not text:
-        raise PackageRejected("No package id was given.", "`pathshare packages` lists the packages.")
+        raise PackageRejected(
+            "No package id was given.", "The list of packages shows them.", action="list_packages"
+        )
     if len(text) < 4:
         raise PackageRejected(
             f"{text!r} is too short to name a package; give at least 4 characters of its id."
@@ -443,7 +449,9 @@ def resolve_package_id(vault: Vault, text: str, direction: str | None = None) ->
     if not ids:
         kind = {SENT: "sealed ", RECEIVED: "opened "}.get(direction or "", "")
         raise PackageRejected(
-            f"This vault has no record of a {kind}package {text}.", "`pathshare packages` lists them."
+            f"This vault has no record of a {kind}package {text}.",
+            "The list of packages shows them.",
+            action="list_packages",
         )
     if len(ids) > 1:
         raise PackageRejected(f"{text} names more than one package; give more characters of the id.")

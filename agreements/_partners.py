@@ -162,8 +162,9 @@ def import_card(vault: Vault, card: Card | Path | str, *, verified: bool = False
         raise PartnerError(
             f"Refused to mark the card for {card.org} verified: we already hold a different key for "
             f"{changed[0].org} ({changed[0].fingerprint}).",
-            f"Confirm the new fingerprint {fp} with them by phone, then import it without --verified and "
-            "run `pathshare partner verify`.",
+            f"Confirm the new fingerprint {fp} with them by phone, then import the card unverified and mark "
+            "it verified.",
+            action="verify_partner",
         )
     row = vault.db.execute(f"SELECT {_COLUMNS} FROM partners WHERE fingerprint = ?", (fp,)).fetchone()
     if row is not None:

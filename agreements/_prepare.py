@@ -684,7 +684,8 @@ def _consortium_secret(vault: Vault, agreement: Agreement) -> bytes | None:
         raise AgreementError(
             f"Agreement {agreement.id} links records across partners, but this vault does not hold its "
             "linkage key yet; import the key file the key holder sent.",
-            "`pathshare linkage import-key FILE` imports it.",
+            "Import the linkage key file.",
+            action="import_linkage_key",
         )
     return secret
 

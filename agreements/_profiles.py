@@ -276,7 +276,9 @@ def map_for_agreement(
         if require_confirmed:
             raise PolicyError(
                 f"No saved mapping profile matches the columns of {input_name}; confirm one first.",
-                f"`pathshare map INPUT --agreement {agreement.id} --save-profile NAME` saves one.",
+                "Confirm how the columns map once, and save it as a mapping profile.",
+                action="save_profile",
+                subject=agreement.id,
             )
         chosen = MappingProfile.from_suggestions("suggested", suggest_mapping(table, elements))
         how = "suggested"
@@ -287,7 +289,8 @@ def map_for_agreement(
         first = errors[0].message.rstrip(".")
         raise CheckFailed(
             f"{input_name} does not fit agreement {agreement.id}: {first}{more}.",
-            "`pathshare map` lists every problem." if len(errors) > 1 else None,
+            "Checking the mapping lists every problem." if len(errors) > 1 else None,
+            action="check_mapping" if len(errors) > 1 else None,
         )
     mapped = apply_mapping(table, chosen, elements, fill_missing=True)
     policy = policy_from_elements(

@@ -34,7 +34,9 @@ def _resolve_id(vault: Vault, text: str) -> str:
     ids = sorted({r[0] for r in rows})
     if not ids:
         raise AgreementError(
-            f"There is no agreement {text} in this vault.", "`pathshare agreement list` shows them."
+            f"There is no agreement {text} in this vault.",
+            "The list of agreements shows them.",
+            action="list_agreements",
         )
     if len(ids) > 1:
         raise AgreementError(f"{text} names more than one agreement; give more characters of the id.")

@@ -317,7 +317,7 @@ class Vault:
         p = Path(path)
         if not p.exists():
             raise VaultError(
-                f"There is no vault at {p}.", "Create one: `pathshare init --org NAME --kind KIND`."
+                f"There is no vault at {p}.", "Create one.", action="create_identity"
             )
         if p.is_dir():
             raise NotAVault(f"{p} is a folder, not a PathShare vault.")

@@ -277,7 +277,9 @@ def open_received(
     rule = output_rule(vault)
     if reopen_reason is not None and not reopen_reason.strip():
         raise PackageRejected(
-            "Say why the package is opened once more; the vault records it.", "Give it with --reason."
+            "Say why the package is opened once more; the vault records it.",
+            "Give the reason.",
+            action="give_reason",
         )
     if receipt is not None:
         from deid import same_file
@@ -416,7 +418,9 @@ def _check_reopen(vault: Vault, manifest: Manifest) -> None:
         raise PackageRejected(
             f"Package {manifest.package_id} is still open in {folder}; use those files, or destroy them "
             "first.",
-            f"`pathshare destroy {manifest.package_id}` deletes them and writes the certificate.",
+            "Destroying the package deletes them and writes the certificate.",
+            action="destroy_package",
+            subject=manifest.package_id,
         )
 
 
@@ -574,7 +578,7 @@ def destroy(
             return Destruction(cert, "recorded", Path(record.location), (), (), rewritten=True)
     if attest is not None and not attest.strip():
         raise PackageRejected(
-            "Say what you checked; the certificate quotes it.", 'Give it with --attest "…".'
+            "Say what you checked; the certificate quotes it.", "Give what you checked.", action="attest"
         )
     if files_moved_to is not None and not folder.is_dir():
         raise PackageRejected(f"{folder} is not a folder; give the folder the package's files were moved to.")
@@ -598,7 +602,8 @@ def destroy(
             f"was {where} (first: {missing[0]}); nothing was deleted or certified. If they were moved, "
             "destroy them in the folder they are in now; if they are gone some other way, certify by "
             "hand, saying what you checked.",
-            'The folder they are in now: --files-moved-to FOLDER; by hand: --attest "what you checked".',
+            "Give the folder they are in now, or certify by hand with what you checked.",
+            action="files_moved",
             folder=str(folder),
         )
     deleted, remaining = _delete_opened(folder, present, remove_folder=files_moved_to is None)
@@ -653,7 +658,9 @@ def destroy(
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise OutputError(
             f"Cannot write the certificate {certificate}: {reason or exc}; the destruction is recorded.",
-            f"Write the certificate again: `pathshare destroy {pid} --certificate FILE`.",
+            "Write the certificate again.",
+            action="write_certificate",
+            subject=pid,
         ) from exc
     return Destruction(cert, verified, folder, tuple(deleted), tuple(missing))
 
@@ -680,7 +687,9 @@ def void_package(vault: Vault, package_id: str, reason: str) -> Voided:
     import os
 
     if not reason or not reason.strip():
-        raise PackageRejected("Say why the package is void; the vault records it.", "Give it with --reason.")
+        raise PackageRejected(
+            "Say why the package is void; the vault records it.", "Give the reason.", action="give_reason"
+        )
     pid = resolve_package_id(vault, package_id, SENT)
     record = get_package(vault, pid, SENT)
     if record.voided_at is not None:

@@ -33,8 +33,11 @@ class _OneLine(PathShareError):
     versions): a line break or a control character in such a value must not split the one sentence the
     user reads (or forge a second "pathshare:" line), so the message is kept on one printable line."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(_one_line(message), None if hint is None else _one_line(hint))
+    def __init__(
+        self, message: str, hint: str | None = None, *, action: str | None = None, subject: str | None = None
+    ) -> None:
+        hint, subject = (None if s is None else _one_line(s) for s in (hint, subject))
+        super().__init__(_one_line(message), hint, action=action, subject=subject)
 
 
 class VaultError(_OneLine):
@@ -77,8 +80,16 @@ class AgreementError(_OneLine):
     can point at the field that needs changing without reading the sentence.
     """
 
-    def __init__(self, message: str, hint: str | None = None, *, field: str = "") -> None:
-        super().__init__(message, hint)
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        field: str = "",
+        action: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        super().__init__(message, hint, action=action, subject=subject)
         self.field = field
 
 
@@ -97,8 +108,10 @@ class OpenedFilesMissing(PackageRejected):
     folder the user said they were moved to); nothing was deleted or certified. ``folder`` is where it
     looked: the app then asks where the files are now, or what the user checked to certify by hand."""
 
-    def __init__(self, message: str, hint: str | None = None, *, folder: str = "") -> None:
-        super().__init__(message, hint)
+    def __init__(
+        self, message: str, hint: str | None = None, *, folder: str = "", action: str | None = None
+    ) -> None:
+        super().__init__(message, hint, action=action)
         self.folder = folder
 
 

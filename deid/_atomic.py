@@ -47,7 +47,8 @@ def output_exists(path: Path, what: str | None = None) -> OutputExists:
         )
     return OutputExists(
         f"{path} already exists; nothing was written.",
-        "Choose another file name, or add --force to replace it.",
+        "Choose another file name, or replace the file.",
+        action="replace",
         path=str(path),
     )
 

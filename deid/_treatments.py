@@ -80,7 +80,9 @@ class TreatmentContext:
         """The key for ``purpose`` derived from the secret (PolicyError if there is no secret)."""
         if self.secret is None:
             raise PolicyError(
-                "This policy uses record_code, token or date_shift, which need a secret file (--secret-file)."
+                "This policy uses record_code, token or date_shift, which need a secret file.",
+                "Give the secret file.",
+                action="secret_file",
             )
         if purpose not in self._keys:
             from deid._secrets import derive_key
@@ -262,7 +264,9 @@ class RecordCode(Treatment):
         if ctx.crosswalk is None:
             raise PolicyError(
                 f"Column '{self.rule.source}' (record_code) needs a secret file, beside which "
-                f"the crosswalk of codes is kept (--secret-file)."
+                "the crosswalk of codes is kept.",
+                "Give the secret file.",
+                action="secret_file",
             )
         namespace = str(self.params.get("namespace") or self.rule.output_name)
         ids = normalize_ids(self._checked_id(column))

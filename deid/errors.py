@@ -15,18 +15,36 @@ A message never contains student data (no cell values): name the file, the colum
 
 from __future__ import annotations
 
+# What a hint can point the user at, named in neither face's words: the CLI adds the command or option
+# that does it (desktop/cli.py, CLI_ACTIONS), the app its own button or page. A test keeps the lists equal.
+ACTIONS = frozenset({
+    "amend_agreement", "attest", "check_mapping", "create_identity", "destroy_package", "files_moved",
+    "give_reason", "import_agreement", "import_linkage_key", "list_agreements", "list_packages",
+    "name_sender", "new_agreement", "replace", "save_profile", "secret_file", "sign_agreement",
+    "verify_audit_log", "verify_partner", "write_certificate",
+})  # fmt: skip
+
 
 class PathShareError(Exception):
     """Base of every error PathShare reports to a user.
 
-    ``hint`` is what the user can do about it, kept apart from the message: the CLI prints it after
-    the sentence, the app may offer the action instead (a confirm dialog rather than "use --force").
+    ``hint`` is what the user can do about it, kept apart from the message and in words that fit both
+    faces (no command, no option): the CLI prints it on its own line, the app shows it its own way.
+    ``action`` (one of :data:`ACTIONS`) names that step so each face can add how it is done there —
+    the CLI the command or option (``pathshare agreement list``, ``--force``), the app its button;
+    ``subject`` is the id it is about (an agreement's or a package's), when the step needs one.
     """
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, action: str | None = None, subject: str | None = None
+    ) -> None:
+        if action is not None and action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}: add it to deid.errors.ACTIONS")
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.action = action
+        self.subject = subject
 
     def __str__(self) -> str:
         return self.message
@@ -49,9 +67,15 @@ class OutputExists(OutputError):
     receipt, a certificate…): such a file is never replaced; any other only when the user said so."""
 
     def __init__(
-        self, message: str, hint: str | None = None, *, path: str = "", recorded: bool = False
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        path: str = "",
+        recorded: bool = False,
+        action: str | None = None,
     ) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, action=action)
         self.path = path
         self.recorded = recorded
 

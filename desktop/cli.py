@@ -13,9 +13,12 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from desktop import __version__
+
+if TYPE_CHECKING:
+    from deid.errors import PathShareError
 
 # Each module under desktop/commands registers its own sub-commands with ``register(subparsers)``.
 COMMAND_MODULES = (
@@ -40,6 +43,42 @@ def say(message: str, hint: str | None = None) -> None:
     sys.stderr.write(f"pathshare: {message}\n")
     if hint:
         sys.stderr.write(f"pathshare: hint: {hint}\n")
+
+
+# How each step a library hint points at (deid.errors.ACTIONS) is done on the command line: the
+# libraries say what to do in words for both faces; the CLI names the command or option.
+CLI_ACTIONS = {
+    "amend_agreement": "`pathshare agreement amend ID FILE.json`",
+    "attest": '--attest "what you checked"',
+    "check_mapping": "`pathshare map`",
+    "create_identity": "`pathshare init --org NAME --kind KIND`",
+    "destroy_package": "`pathshare destroy {subject}`",
+    "files_moved": '--files-moved-to FOLDER, or --attest "what you checked"',
+    "give_reason": "--reason TEXT",
+    "import_agreement": "`pathshare agreement import FILE.json`",
+    "import_linkage_key": "`pathshare linkage import-key FILE`",
+    "list_agreements": "`pathshare agreement list`",
+    "list_packages": "`pathshare packages`",
+    "name_sender": "--sender FINGERPRINT",
+    "new_agreement": "`pathshare agreement new`",
+    "replace": "--force",
+    "save_profile": "`pathshare map INPUT --agreement {subject} --save-profile NAME`",
+    "secret_file": "--secret-file FILE",
+    "sign_agreement": "`pathshare agreement sign {subject}`",
+    "verify_audit_log": "`pathshare audit verify`",
+    "verify_partner": "`pathshare partner import` without --verified, then `pathshare partner verify`",
+    "write_certificate": "`pathshare destroy {subject} --certificate FILE`",
+}
+
+
+def cli_hint(error: PathShareError) -> str | None:
+    """The error's hint as the command line says it: the library's words, then the command or option
+    that does it ("Sign it first: `pathshare agreement sign 3f2a9c1e`.")."""
+    words = CLI_ACTIONS.get(error.action or "")
+    if words is None:
+        return error.hint
+    words = words.format(subject=error.subject or "ID")
+    return f"{error.hint.rstrip('.')}: {words}." if error.hint else f"{words}."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -169,7 +208,7 @@ def _run(args_list: list[str]) -> int:
     try:
         return int(args.func(args) or 0)
     except PathShareError as exc:
-        say(str(exc), exc.hint)
+        say(str(exc), cli_hint(exc))
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("pathshare: cancelled; nothing was written.\n")

@@ -78,8 +78,10 @@ def test_no_identity_yet(vault):
     for fn in (our_card, signing_key, age_identity):
         with pytest.raises(IdentityError, match="no organization identity yet") as info:
             fn(vault)
-        # what to do is the hint, kept apart from the message (the CLI prints it after the sentence)
-        assert "pathshare init" in info.value.hint and "pathshare" not in info.value.message
+        # what to do is the hint, kept apart from the message, in words for both faces; the action names
+        # the step, and the CLI adds its command (tests/test_hints.py)
+        assert info.value.hint == "Create it first." and info.value.action == "create_identity"
+        assert "pathshare" not in info.value.message
 
 
 def test_secret_keys_never_appear_in_the_card_or_the_file_unencrypted(vault, tmp_path):

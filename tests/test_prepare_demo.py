@@ -136,7 +136,7 @@ def test_cli_prepare_refuses_an_unknown_agreement(demo: Path, tmp_path: Path, ru
     )  # fmt: skip
     sentence, *hints = err.splitlines()  # the sentence, then what to do on its own line
     assert code == 1 and sentence.startswith("pathshare: There is no agreement ffffffff")
-    assert hints == ["pathshare: hint: `pathshare agreement list` shows them."]
+    assert hints == ["pathshare: hint: The list of agreements shows them: `pathshare agreement list`."]
     assert not (tmp_path / "p.age").exists()
 
 

@@ -133,7 +133,8 @@ def test_foreign_encrypted_database_is_not_a_vault(tmp_path):
 def test_missing_vault_says_how_to_create_one(tmp_path):
     with pytest.raises(VaultError, match="There is no vault at") as info:
         Vault.open(tmp_path / "none.vault", PASS)
-    assert "pathshare init" in info.value.hint and "pathshare" not in info.value.message
+    assert info.value.hint == "Create one." and info.value.action == "create_identity"
+    assert "pathshare" not in info.value.message + info.value.hint
 
 
 @pytest.mark.parametrize(
