@@ -148,6 +148,7 @@ def export_age_identity(vault: Vault, out: Path | str) -> None:
         vault.audit.append("identity.export_age.refused", details={"file": out.name, "reason": str(exc)})
         if isinstance(exc, OutputExists):
             exc.hint = "A key file is never replaced: choose another file name, or remove it first."
+            exc.action = None  # no step replaces it (the CLI would add --force)
         raise
     identity = age_identity(vault)
     card = our_card(vault)
