@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agreements._measures import metrics_check
-from deid import Element, Recorded, dictionary_elements, write_bytes_atomic
+from deid import Element, Recorded, dictionary_elements, spreadsheet_safe, write_bytes_atomic
 from deid.errors import OutputError
 
 if TYPE_CHECKING:
@@ -338,7 +338,9 @@ def codebook_csv(book: Codebook) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(book.rows)
+    # The terms come from a partner's signed file: a label starting like a formula must not run when
+    # the codebook is opened in a spreadsheet (deid's one rule for CSV cells).
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in book.rows)
     return buf.getvalue()
 
 

@@ -286,15 +286,11 @@ def disclosure_record(
     return out
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _cell(value: Any) -> Any:
-    # A text cell starting like a formula would run as one in Excel (CSV injection): quote it so it
-    # shows as text. Numbers are left alone.
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return "" if value is None else value
+    # A text cell starting like a formula would run as one in Excel (CSV injection): deid's one rule.
+    from deid import spreadsheet_safe
+
+    return "" if value is None else spreadsheet_safe(value)
 
 
 def _write_csv(

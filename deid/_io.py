@@ -1027,16 +1027,15 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
-_FORMULA_START = r"^[=+\-@\t\r]"
-_PLAIN_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
-
-
 def neutralize_formulas(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Prefix ``'`` to text cells a spreadsheet would run as a formula (vectorized)."""
+    """Prefix ``'`` to text cells a spreadsheet would run as a formula (vectorized; the rule:
+    deid/_csvsafe.py)."""
+    from deid._csvsafe import FORMULA_START, PLAIN_NUMBER
+
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return col
     risky = pc.and_(
-        pc.match_substring_regex(col, _FORMULA_START), pc.invert(pc.match_substring_regex(col, _PLAIN_NUMBER))
+        pc.match_substring_regex(col, FORMULA_START), pc.invert(pc.match_substring_regex(col, PLAIN_NUMBER))
     )
     if not pc.any(risky).as_py():
         return col

@@ -207,10 +207,9 @@ def write_csv(folder: Path, tables: Sequence[OutcomeTable], catalog: Catalog, in
 
 
 def _safe_cell(value: object) -> object:
-    # A text cell starting like a formula would run as one in a spreadsheet (CSV injection).
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return "'" + value
-    return value
+    from deid._csvsafe import spreadsheet_safe  # the one rule (CSV injection)
+
+    return spreadsheet_safe(value)
 
 
 def _chart(t: OutcomeTable, info: ReleaseInfo, title: str) -> str:
