@@ -1,6 +1,7 @@
 """Which outcome measures of the metrics catalog an agreement's purpose names, and which elements the
 agreement would have to share for them; and the column each shared element has in the opened
-packages. The codebook lists the measures and the outcome workflow computes them: both build on this.
+packages (:func:`released_columns`; not ``agreements.agreement_elements``, the dictionary's
+elements). The codebook lists the measures and the outcome workflow computes them: both build on this.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ _DOMAIN_OF_KIND = {"district": "k12", "college": "college"}
 
 
 
-def agreement_elements(agreement: Agreement) -> dict[str, str]:
+def released_columns(agreement: Agreement) -> dict[str, str]:
     """Element name -> the column it has in the opened packages, for elements the agreement shares."""
     params = agreement.terms.policy.parameters
     out = {}
@@ -34,7 +35,7 @@ def metrics_check(agreement: Agreement, catalog: Catalog | None = None) -> list[
 
     domains = {"any"} | {_DOMAIN_OF_KIND.get(p.kind, "any") for p in agreement.providers()}
     domain = {e.name: e.domain for e in load_elements()}
-    shared = set(agreement_elements(agreement))
+    shared = set(released_columns(agreement))
     out = []
     for m in metrics_named_in(agreement.terms.purpose, catalog):
         lack = [e for e in m.requires if e not in shared and domain.get(e, "any") in domains]

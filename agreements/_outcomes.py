@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from agreements._agreement import Agreement
 from agreements._clock import utc_text
-from agreements._measures import agreement_elements
+from agreements._measures import released_columns
 from agreements._package_store import get_package
 from agreements._recorded import RECEIVED
 from agreements._release_kit import is_kit_file
@@ -176,7 +176,7 @@ def load_opened(
             raise InputError(f"The data files in {folder} do not share their columns.") from None
         ids.append(doc["package_id"])
     assert agreement is not None
-    columns = agreement_elements(agreement)
+    columns = released_columns(agreement)
     to_element = {col: name for name, col in columns.items()}
     id_cols = [columns[e.name] for e in agreement.terms.elements
                if e.treatment in _ID_TREATMENTS and e.name in columns]  # fmt: skip
@@ -373,7 +373,7 @@ def release_outcomes(
     step(0.05, "reading the opened packages")
     data = load_opened(vault, packages)
     agreement = data.agreement
-    check_computable(chosen, by, data.frame.columns, allowed=agreement_elements(agreement))
+    check_computable(chosen, by, data.frame.columns, allowed=released_columns(agreement))
     policy = agreement.terms.policy
     min_cell = policy.min_cell_size
     if protection is None:
