@@ -564,6 +564,7 @@ def run_stream(
                 "temp_directory": str(spill),
                 "threads": 2,
                 "preserve_insertion_order": False,
+                "enable_progress_bar": False,  # DuckDB draws one on stdout for queries over 2 s
             },
         )
         out_names: list[str] = []

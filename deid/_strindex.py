@@ -46,24 +46,41 @@ def _as_string(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values
 
 
+_CHUNK_BYTES = 1 << 20  # bytes hashed at a time: the per-byte work arrays stay ~25 MB
+
+
 def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """One 64-bit hash per string (a null hashes as the empty string), computed on Arrow's buffers
-    in a few numpy passes: a polynomial over the bytes, the length, and a final mix."""
+    in a few numpy passes: a polynomial over the bytes, the length, and a final mix. The bytes are
+    taken about a megabyte at a time, so hashing two million e-mail addresses holds no per-byte
+    array of the whole set."""
     arr = _as_string(values)
     n = len(arr)
+    out = np.zeros(n, dtype=np.uint64)
     if n == 0:
-        return np.zeros(0, dtype=np.uint64)
+        return out
     buffers = arr.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    start = 0
+    while start < n:
+        end = int(np.searchsorted(offsets, offsets[start] + _CHUNK_BYTES, side="right")) - 1
+        end = min(n, max(start + 1, end))
+        out[start:end] = _hash_rows(data, offsets[start : end + 1])
+        start = end
+    return out
+
+
+def _hash_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     lo, hi = int(offsets[0]), int(offsets[-1])
     lengths = np.diff(offsets)
-    h = np.zeros(n, dtype=np.uint64)
+    h = np.zeros(len(lengths), dtype=np.uint64)
     if hi > lo:
-        data = np.frombuffer(buffers[2], dtype=np.uint8)[lo:hi].astype(np.uint64)
+        chunk = data[lo:hi].astype(np.uint64)
         starts = offsets[:-1] - lo
         pos = np.arange(hi - lo, dtype=np.int64) - np.repeat(starts, lengths)
         with np.errstate(over="ignore"):
-            terms = (data + np.uint64(1)) * _powers_to(int(lengths.max()))[pos]
+            terms = (chunk + np.uint64(1)) * _powers_to(int(lengths.max()))[pos]
             nonempty = lengths > 0
             # (empty strings add no bytes, so each non-empty start's segment ends at the next one's)
             h[nonempty] = np.add.reduceat(terms, starts[nonempty])

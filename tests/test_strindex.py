@@ -62,3 +62,12 @@ def test_crosswalk_in_batches_gives_what_one_call_gives() -> None:
     assert pa.concat_arrays(first).equals(again)
     assert fresh.new_codes == len(pc.unique(pc.drop_null(ids)))
     assert pc.count_distinct(fresh._maps["s"][1]).as_py() == fresh.new_codes
+
+
+def test_hashing_in_pieces_gives_each_string_its_own_hash() -> None:
+    # more than one piece of bytes (deid._strindex._CHUNK_BYTES), one string longer than a piece
+    values = pa.array([f"student{i}@students.example.org" for i in range(60_000)] + ["x" * (2 << 20), "y"])
+    h = hash64(values)
+    for i in (0, 1, 29_999, 59_999, 60_000, 60_001):
+        assert h[i] == hash64(values.slice(i, 1))[0]
+    assert len(set(h.tolist())) == len(values)

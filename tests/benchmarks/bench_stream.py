@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _MEASURE = textwrap.dedent(
     """
-    import json, sys, time
+    import json, os, sys, time
     t0 = time.perf_counter()
+    c0 = time.process_time()
     {body}
     elapsed = time.perf_counter() - t0
+    extra.update(cpu_seconds=time.process_time() - c0, load=os.getloadavg()[0])
     peak = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) * 1024
     print(json.dumps({{"seconds": elapsed, "peak_rss_bytes": peak, **extra}}))
     """
@@ -46,11 +48,26 @@ extra = {"rows": t.num_rows}
 """
 
 DEID = """
+import threading
+from pathlib import Path
 from deid import deidentify_file, load_policy
 memory = int(sys.argv[5])
+spill = [0]
+
+def watch():  # the largest the run's private spill folder got (the input's cache, DuckDB's files)
+    out = Path(sys.argv[2]).parent
+    while True:
+        try:
+            total = sum(f.stat().st_size for d in out.glob(".pathshare-spill-*") for f in d.iterdir())
+            spill[0] = max(spill[0], total)
+        except OSError:  # removed while being looked at
+            pass
+        time.sleep(0.5)
+
+threading.Thread(target=watch, daemon=True).start()
 report = deidentify_file(sys.argv[1], load_policy(sys.argv[3]), sys.argv[2], secret_file=sys.argv[4],
                          **({"memory_mb": memory} if memory else {}))
-extra = {"rows": report.rows_out, "k_achieved": report.k_achieved,
+extra = {"rows": report.rows_out, "k_achieved": report.k_achieved, "spill_mb": spill[0] >> 20,
          "suppressed_cells": report.suppressed_cells,
          "residual_findings": report.residual_findings_total, "timings": report.timings}
 """
@@ -62,7 +79,8 @@ def _run(body: str, *args: str) -> dict:
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = proc.stdout
+    return json.loads(out[out.rindex('{"seconds"'):].strip())  # the last line, whatever precedes it
 
 
 def test_bench_stream(tmp_path: Path) -> None:
@@ -86,8 +104,12 @@ def test_bench_stream(tmp_path: Path) -> None:
             "rows": rows,
             "file_mb": round(size / 2**20, 1),
             "pyarrow_read_write_s": round(base["seconds"], 2),
+            "pyarrow_cpu_s": round(base["cpu_seconds"], 2),
             "pyarrow_peak_mb": round(base["peak_rss_bytes"] / 2**20),
             "stream_s": round(streamed["seconds"], 2),
+            "stream_cpu_s": round(streamed["cpu_seconds"], 2),
+            "load_average": round(streamed["load"], 2),
+            "stream_spill_mb": streamed["spill_mb"],
             "stream_peak_mb": round(streamed["peak_rss_bytes"] / 2**20),
             "stream_peak_over_file": round(streamed["peak_rss_bytes"] / size, 2),
             "stream_vs_pyarrow": round(streamed["seconds"] / base["seconds"], 2),
@@ -100,6 +122,7 @@ def test_bench_stream(tmp_path: Path) -> None:
             whole = _run(DEID, str(src), str(tmp_path / "w.csv"), str(policy), key, "0")
             point.update(
                 whole_s=round(whole["seconds"], 2),
+                whole_cpu_s=round(whole["cpu_seconds"], 2),
                 whole_peak_mb=round(whole["peak_rss_bytes"] / 2**20),
                 whole_peak_over_file=round(whole["peak_rss_bytes"] / size, 2),
                 whole_vs_pyarrow=round(whole["seconds"] / base["seconds"], 2),
@@ -107,7 +130,9 @@ def test_bench_stream(tmp_path: Path) -> None:
             assert (whole["k_achieved"], whole["suppressed_cells"]) == (
                 streamed["k_achieved"], streamed["suppressed_cells"])
         curve.append(point)
-        print(f"\n[stream] {rows:,} rows ({point['file_mb']} MB): streamed {point['stream_s']} s, peak "
+        print(f"\n[stream] {rows:,} rows ({point['file_mb']} MB, load {point['load_average']}): streamed "
+              f"{point['stream_s']} s ({point['stream_cpu_s']} s CPU), spill {point['stream_spill_mb']} MB, "
+              f"peak "
               f"{point['stream_peak_mb']} MB = {point['stream_peak_over_file']}x the file, "
               f"{point['stream_vs_pyarrow']}x a pyarrow read+write ({point['pyarrow_read_write_s']} s, "
               f"{point['pyarrow_peak_mb']} MB); in memory: {point.get('whole_s')} s, "
