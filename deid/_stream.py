@@ -564,9 +564,9 @@ def run_stream(
                 "temp_directory": str(spill),
                 "threads": 2,
                 "preserve_insertion_order": False,
-                "enable_progress_bar": False,  # DuckDB draws one on stdout for queries over 2 s
             },
         )
+        con.execute("SET enable_progress_bar = false")  # else drawn on stdout for a sort over 2 s
         out_names: list[str] = []
         reports: dict[str, ColumnReport] = {}
         redacted_kinds: dict[str, dict[str, int]] = {}
