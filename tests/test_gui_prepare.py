@@ -206,7 +206,10 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert before.data(before.index(0, 0)) == "1000000000"
     assert "60 rows" in prep.preview_note.text()
     # The worker's result is typed (desktop.ui.jobs.Preview), not a dict of twenty keys.
-    from desktop.ui.jobs import OutputColumn, Preview
+    from desktop.ui.jobs import ColumnGuess, Inspection, OutputColumn, Preview
+
+    assert isinstance(prep.inspection, Inspection) and prep.inspection.rows == 60
+    assert all(isinstance(s, ColumnGuess) for s in prep.inspection.suggestions.values())
 
     assert isinstance(prep.preview, Preview) and prep.preview.rows_in == 60 == prep.preview.rows_out
     assert all(isinstance(c, OutputColumn) for c in prep.preview.column_details)

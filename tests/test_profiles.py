@@ -446,8 +446,8 @@ def test_the_app_and_the_cli_propose_one_mapping(run_cli, with_agreement, tmp_pa
     with Vault.open(path, PASS) as ctx.vault:
         shown = inspect_extract(ctx, str(k12), agreement.id)
         proposal = propose_mapping(ctx.vault, k12, agreements.agreement_elements(agreement))
-    app = {column: s["element"] for column, s in shown["suggestions"].items()}
-    assert app == cli and "Gender_2" in app and shown["profile"] == "Aeries"
+    app = {column: s.element for column, s in shown.suggestions.items()}
+    assert app == cli and "Gender_2" in app and shown.profile == "Aeries"
     assert cli["Guardian Email"] is None and "Guardian Email" not in proposal.from_profile
     assert proposal.how == "profile (headers match)" and proposal.profile.columns == cli
-    assert shown["recode_suggestions"] == proposal.profile.recodes
+    assert shown.recode_suggestions == proposal.profile.recodes

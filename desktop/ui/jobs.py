@@ -214,7 +214,43 @@ def _agreement_elements(agreement: Any) -> list[Any]:
     return agreement_elements(agreement)
 
 
-def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ElementChoice:
+    """One element of the agreement as the Map step offers it."""
+
+    name: str
+    label: str
+    treatment: str
+    codes: list[str]
+    labels: dict[str, str]  # code -> what it means
+
+
+@dataclass(frozen=True)
+class ColumnGuess:
+    """The element suggested for one column of the extract (None: not shared), and why."""
+
+    element: str | None
+    confidence: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the Prepare screen's Map step shows (the inspect_extract job's result)."""
+
+    path: str
+    rows: int
+    columns: list[str]
+    elements: list[ElementChoice]
+    suggestions: dict[str, ColumnGuess]  # column -> its suggestion
+    recode_suggestions: dict[str, dict[str, str]]  # column -> {value: code}
+    date_formats: dict[str, str]
+    profile: str | None  # the saved profile the suggestions come from, if any
+    values: dict[str, list[str]]  # column -> its distinct values, for columns with at most 40
+    profile_note: str
+
+
+def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> Inspection:
     """Read the extract and propose its mapping onto the agreement's elements (no output written): the
     library's proposal (agreements.propose_mapping, as `pathshare map --agreement` prints it)."""
     from agreements import propose_mapping, require_in_force
@@ -225,18 +261,15 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
     proposal = propose_mapping(ctx.vault, path, elements)
     table, profile = proposal.table, proposal.profile
     by_column = {s.column: s for s in proposal.suggestions}
-    suggested = {}
+    suggested: dict[str, ColumnGuess] = {}
     for column in table.column_names:
         s = by_column[column]
         if column in proposal.from_profile:  # a saved profile whose headers match wins
-            suggested[column] = {
-                "element": profile.columns.get(column),
-                "confidence": 1.0,
-                "why": f"your saved profile “{profile.name}”",
-            }
+            why = f"your saved profile “{profile.name}”"
+            suggested[column] = ColumnGuess(profile.columns.get(column), 1.0, why)
         else:
             why = "; ".join(s.candidates[0].reasons) if s.candidates and s.element else ""
-            suggested[column] = {"element": s.element, "confidence": s.score, "why": why}
+            suggested[column] = ColumnGuess(s.element, s.score, why)
     recode_suggestions = {c: dict(r) for c, r in profile.recodes.items()}
     date_formats = dict(profile.date_formats)
     saved = profile if proposal.from_profile else None
@@ -249,30 +282,27 @@ def inspect_extract(ctx: JobContext, path: str, agreement_id: str) -> dict[str, 
         if 0 < len(distinct) <= 40:
             values[name] = sorted(str(v) for v in distinct.to_pylist())
     ctx.progress(1.0, "done")
-    return {
-        "path": path,
-        "rows": table.num_rows,
-        "columns": table.column_names,
-        "elements": [
-            {
-                "name": el.name,
-                "label": el.label or el.name,
-                "treatment": t.treatment,
-                "codes": sorted(el.codes),
-                "labels": {str(c.code): str(c.label) for c in el.code_set},
-            }
+    return Inspection(
+        path=path,
+        rows=table.num_rows,
+        columns=table.column_names,
+        elements=[
+            ElementChoice(
+                name=el.name,
+                label=el.label or el.name,
+                treatment=t.treatment,
+                codes=sorted(el.codes),
+                labels={str(c.code): str(c.label) for c in el.code_set},
+            )
             for el, t in zip(elements, agreement.terms.elements, strict=True)
         ],
-        "suggestions": suggested,
-        "recode_suggestions": recode_suggestions,
-        "date_formats": date_formats,
-        "profile": saved.name if saved is not None else None,
-        "values": values,
-        "profiles_supported": True,
-        "profile_note": (
-            f"Suggestions come from your saved profile “{saved.name}”." if saved is not None else ""
-        ),
-    }
+        suggestions=suggested,
+        recode_suggestions=recode_suggestions,
+        date_formats=date_formats,
+        profile=saved.name if saved is not None else None,
+        values=values,
+        profile_note=f"Suggestions come from your saved profile “{saved.name}”." if saved is not None else "",
+    )
 
 
 def _profile(

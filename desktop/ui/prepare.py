@@ -37,7 +37,7 @@ from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
 
 if TYPE_CHECKING:  # the worker's result types (desktop/ui/jobs.py), for the annotations
-    from desktop.ui.jobs import Preview, SealedExtract
+    from desktop.ui.jobs import Inspection, Preview, SealedExtract
 
 EXTRACT_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet", ".pq")
 NOT_SHARED = "(not shared)"
@@ -91,7 +91,7 @@ class PrepareScreen(QWidget):
         self.session = workspace.session
         self.agreement: dict[str, Any] | None = None
         self.extract: str | None = None
-        self.inspection: dict[str, Any] | None = None
+        self.inspection: Inspection | None = None
         self.preview: Preview | None = None
         # the clerk's pick among the disclosure search's candidates (levels per column); None: the best
         self.choice: dict[str, str] | None = None
@@ -495,11 +495,11 @@ class PrepareScreen(QWidget):
         self.workspace.start_job(job, self._inspected, self._failed, self._cancelled)
         self._update_next()
 
-    def _inspected(self, result: dict[str, Any]) -> None:
+    def _inspected(self, result: Inspection) -> None:
         self.inspection = result
         self.extract_label.setText(
-            f"<b>{escape(Path(result['path']).name)}</b>: {result['rows']:,} rows, "
-            f"{len(result['columns'])} columns."
+            f"<b>{escape(Path(result.path).name)}</b>: {result.rows:,} rows, "
+            f"{len(result.columns)} columns."
         )
         self._fill_mapping()
         self._show_step(2)
@@ -521,11 +521,11 @@ class PrepareScreen(QWidget):
         from agreements import TREATMENT_CHOICES
 
         assert self.inspection is not None
-        elements = self.inspection["elements"]
-        suggestions = self.inspection["suggestions"]
-        self.mapping.setRowCount(len(self.inspection["columns"]))
+        elements = self.inspection.elements
+        suggestions = self.inspection.suggestions
+        self.mapping.setRowCount(len(self.inspection.columns))
         self._recode_choices: dict[str, dict[str, str]] = {}
-        for r, column in enumerate(self.inspection["columns"]):
+        for r, column in enumerate(self.inspection.columns):
             self.mapping.setItem(r, 0, QTableWidgetItem(column))
             combo = QComboBox()
             combo.setAccessibleName(f"Shared element for column {column}")
@@ -533,29 +533,28 @@ class PrepareScreen(QWidget):
             for e in elements:
                 # The element as people call it, and what happens to it in words (not its name and
                 # the treatment's: "state_student_id (record code)").
-                treatment = TREATMENT_CHOICES.get(e["treatment"], e["treatment"])
-                words = f"{e.get('label') or e['name']} — {treatment[0].lower()}{treatment[1:]}"
-                combo.addItem(words, e["name"])
-                combo.setItemData(combo.count() - 1, f"{treatment} (shared as {e['name']})",
+                treatment = TREATMENT_CHOICES.get(e.treatment, e.treatment)
+                words = f"{e.label or e.name} — {treatment[0].lower()}{treatment[1:]}"
+                combo.addItem(words, e.name)
+                combo.setItemData(combo.count() - 1, f"{treatment} (shared as {e.name})",
                                   Qt.ItemDataRole.ToolTipRole)
-            s = suggestions.get(column) or {}
-            if s.get("element"):
-                combo.setCurrentIndex(max(0, combo.findData(s["element"])))
+            s = suggestions.get(column)
+            if s is not None and s.element:
+                combo.setCurrentIndex(max(0, combo.findData(s.element)))
             combo.currentIndexChanged.connect(lambda _i, r=r: self._mapping_changed(r))
             self.mapping.setCellWidget(r, 1, combo)
-            conf = s.get("confidence")
-            shown = f"{conf:.0%}" if conf is not None and s.get("element") else "—"
+            shown = f"{s.confidence:.0%}" if s is not None and s.element else "—"
             self.mapping.setItem(r, 2, QTableWidgetItem(shown))
-            why = QTableWidgetItem(s.get("why", ""))
-            why.setToolTip(s.get("why", ""))
+            why = QTableWidgetItem(s.why if s is not None else "")
+            why.setToolTip(s.why if s is not None else "")
             self.mapping.setItem(r, 3, why)
-        note = self.inspection.get("profile_note") or (
+        note = self.inspection.profile_note or (
             "Your choices are saved under this name when you go on, and offered again when the same "
             "export comes back."
         )
         self.profile_note.setText(note)
         self.profile_name.setText(
-            self.inspection.get("profile") or f"{Path(self.inspection['path']).stem} export"
+            self.inspection.profile or f"{Path(self.inspection.path).stem} export"
         )
         if self.mapping.rowCount():
             self.mapping.setCurrentCell(0, 0)
@@ -594,9 +593,10 @@ class PrepareScreen(QWidget):
             return
         column = self.mapping.item(row, 0).text()
         element = self.current_mapping().get(column)
-        codes = next((e["codes"] for e in self.inspection["elements"] if e["name"] == element), [])
-        labels = next((e.get("labels", {}) for e in self.inspection["elements"] if e["name"] == element), {})
-        values = self.inspection["values"].get(column, [])
+        chosen_element = next((e for e in self.inspection.elements if e.name == element), None)
+        codes = chosen_element.codes if chosen_element is not None else []
+        labels = chosen_element.labels if chosen_element is not None else {}
+        values = self.inspection.values.get(column, [])
         if not element or not codes:
             self.recodes_note.setText("Select a column mapped to a coded element to translate its values.")
             return
@@ -605,7 +605,7 @@ class PrepareScreen(QWidget):
             return
         self._recode_column = column
         chosen = self._recode_choices.get(column, {})
-        suggested = (self.inspection.get("recode_suggestions") or {}).get(column, {})
+        suggested = self.inspection.recode_suggestions.get(column, {})
         self.recodes_note.setText(f"Translate the values of {column} into the codes of {element}.")
         self.recodes.setRowCount(len(values))
         for r, value in enumerate(values):
@@ -637,7 +637,7 @@ class PrepareScreen(QWidget):
         self._store_recodes()
         mapping = self.current_mapping()
         out = {}
-        suggested = (self.inspection or {}).get("recode_suggestions") or {}
+        suggested = self.inspection.recode_suggestions if self.inspection is not None else {}
         for column, element in mapping.items():
             if not element:
                 continue
@@ -660,7 +660,7 @@ class PrepareScreen(QWidget):
                 "profile_name": self.profile_name.text().strip(),
                 "mapping": self.current_mapping(),
                 "recodes": self.current_recodes(),
-                "date_formats": self.inspection.get("date_formats", {}),
+                "date_formats": self.inspection.date_formats,
             },
             vault_path=str(self.session.vault_path),
             title="Checking the extract",

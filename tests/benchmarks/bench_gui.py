@@ -318,9 +318,9 @@ def test_prepare_flow_steps(qapp, exchange):
         return handle.result
 
     inspected = run("read_and_suggest_s", "inspect_extract", base)
-    mapping = {c: s["element"] for c, s in inspected["suggestions"].items()}
+    mapping = {c: s.element for c, s in inspected.suggestions.items()}
     confirm = {**base, "profile_name": "Synthetic SIS export", "mapping": mapping,
-               "recodes": inspected["recode_suggestions"], "date_formats": inspected["date_formats"]}
+               "recodes": inspected.recode_suggestions, "date_formats": inspected.date_formats}
     run("confirm_and_check_s", "confirm_mapping", confirm)
     preview = run("deidentify_preview_s", "preview_extract", {**base, "profile_name": "Synthetic SIS export"})
     t0 = time.perf_counter()
