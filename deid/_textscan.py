@@ -130,12 +130,21 @@ _PASSES: list[tuple[str, str, str | None, str]] = [
     ("name", tp.NAME_CONTEXT, tp.NAME_CONTEXT, tp.NAME_VALUE),
     ("lower_list", tp.LOWER_LIST_TRIGGER, None, tp.LOWER_LIST),
 ]
+# Context pairs searched in two steps, without capture groups: the context is marked ``pair context
+# sep`` wherever it stands (which is also where its trigger is), then the value right after the
+# separator is marked ``sep value close``; a context with no value after it is an *orphan* whose marks
+# _split_marked ignores. (RE2 finds a match's groups with its slow NFA on a large pattern: one pair
+# pattern with groups cost three times these two searches.) Only for contexts that end where they end
+# whatever follows (greedy, no lazy repetition): the name contexts.
+_SPLIT_PASSES = ("name",)
 _CANDIDATE = dict(_PLAIN_CANDIDATES) | {name: p for name, _, c, p in _PASSES if c is None}
 # the kinds of context (each pair marks its value with a separator of its own, so the value's kind of
 # context is known without looking for the context again)
 _CONTEXTS = tuple(name for name, _, c, _ in _PASSES if c is not None)
 # the contexts, anchored at the end of the text before a candidate
 _CONTEXT_BEFORE = {name: f"(?:{c})$" for name, _, c, _ in _PASSES if c is not None}
+# (the split passes' separators' codes in _split_marked)
+_SPLIT_CODES = tuple(5 + _CONTEXTS.index(name) for name in _SPLIT_PASSES)
 
 
 def _esc(ch: str) -> str:
@@ -1645,6 +1654,24 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
         is_mark = kind_all > 0
         marks = np.flatnonzero(is_mark)
         kind = kind_all[marks]
+    first_mark = np.searchsorted(marks, row_off)
+    mark_row = np.repeat(np.arange(n_rows), np.diff(first_mark))
+    # a split pass's context (see _SPLIT_PASSES): its value pass doubled the separator of a context
+    # with a value; the first of the two is no mark, and a separator left single (a context with no
+    # value after it) is none, nor its pair mark
+    for code in _SPLIT_CODES:
+        at = np.flatnonzero(kind == code)
+        if not len(at):
+            continue
+        pos = marks[at]
+        first = np.r_[pos[1:] == pos[:-1] + 1, False]
+        second = np.r_[False, first[:-1]]
+        kind[at[first]] = 0
+        alone = at[~first & ~second]
+        kind[alone] = 0
+        # (the last pair mark before it: only the main pass's tags can stand in a context)
+        pairs = np.flatnonzero(kind == 3)
+        kind[pairs[np.searchsorted(pairs, alone) - 1]] = 0
     # nesting: a block opens with open or pair and ends with close
     opens = (kind == 2) | (kind == 3)
     step = np.where(opens, 1, np.where(kind == 4, -1, 0))
@@ -1655,8 +1682,6 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
     cut |= (kind >= 5) & (depth_before == 1)
     new_pos = marks - np.arange(len(marks))  # positions in the text without the marks
     kept = units[~is_mark]
-    first_mark = np.searchsorted(marks, row_off)
-    mark_row = np.repeat(np.arange(n_rows), np.diff(first_mark))
     new_row_off = row_off - first_mark
     cuts = new_pos[cut]
     cut_kind = (kind[cut] - 5).astype(np.int8)  # a pair's kind of context for its separator
@@ -1730,6 +1755,18 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
         mask = np.zeros(n, dtype=bool)
         triggered[name] = mask
         if not len(rows):
+            continue
+        if name in _SPLIT_PASSES:
+            sep = tags.seps[_CONTEXTS.index(name)]
+            everywhere = np.ones(len(rows), dtype=bool)
+            text = _replace_rows(text, everywhere, sub_exotic, (tp.latin(context), context),
+                                 rf"{tags.pair}\0{sep}")  # fmt: skip
+            sub_mask = _np_bool(pc.match_substring(text, sep))
+            mask[rows] = sub_mask
+            if sub_mask.any():
+                value = _esc(sep) + "(?:" + pattern + ")"
+                rewrite = rf"{sep}\0{tags.close}"
+                text = _replace_rows(text, sub_mask, sub_exotic, (tp.latin(value), value), rewrite)
             continue
         trigger = tp.latin(trigger) if latin else trigger
         if name in _RARE_PASSES:
