@@ -145,6 +145,11 @@ _CONTEXTS = tuple(name for name, _, c, _ in _PASSES if c is not None)
 _CONTEXT_BEFORE = {name: f"(?:{c})$" for name, _, c, _ in _PASSES if c is not None}
 # (the split passes' separators' codes in _split_marked)
 _SPLIT_CODES = tuple(5 + _CONTEXTS.index(name) for name in _SPLIT_PASSES)
+# Context pairs marked whole without capture groups, ``pair sep context value close``, whose value
+# starts where _split_marked can tell from the text alone: the phone value starts at the first digit
+# after the phone word (a phone context holds no digit), with a "(" and a "+" before it.
+_DEFERRED_PASSES = ("phone",)
+_DEFERRED_CODES = tuple(5 + _CONTEXTS.index(name) for name in _DEFERRED_PASSES)
 
 
 def _esc(ch: str) -> str:
@@ -169,10 +174,14 @@ class _Tags:
     seps: tuple[str, ...]  # one per entry of _CONTEXTS
 
 
-def _pass_pattern(context: str | None, pattern: str, tags: _Tags, sep: str) -> tuple[tuple[str, str], str]:
+def _pass_pattern(
+    context: str | None, pattern: str, tags: _Tags, sep: str, deferred: bool = False
+) -> tuple[tuple[str, str], str]:
     """A marking pass: ((pattern for Latin cells, for the others), rewrite)."""
     if context is None:
         found, rewrite = pattern, rf"{tags.open}\0{tags.close}"
+    elif deferred:  # (see _DEFERRED_PASSES)
+        found, rewrite = f"(?:{context})(?:{pattern})", rf"{tags.pair}{sep}\0{tags.close}"
     else:
         found, rewrite = f"({context})({pattern})", rf"{tags.pair}\1{sep}\2{tags.close}"
     return (tp.latin(found), found), rewrite
@@ -519,7 +528,7 @@ class _ContactIndex:
     def __init__(self, emails: pa.Array, phones: pa.Array) -> None:
         emails = pc.utf8_lower(pc.utf8_trim_whitespace(emails))
         self._emails = pc.unique(emails.filter(pc.match_substring(emails, "@")))
-        digits = pc.replace_substring_regex(phones, r"\D", "")
+        digits = pc.replace_substring_regex(phones, r"\D+", "")
         digits = digits.filter(pc.greater_equal(pc.utf8_length(digits), 7))
         self._phones = pc.unique(pc.utf8_slice_codeunits(digits, -10))  # "+1 …" and "1-…" alike
         self.size = len(self._emails) + len(self._phones)
@@ -532,7 +541,7 @@ class _ContactIndex:
         if len(self._emails):
             out[_np_bool(pc.is_in(pc.utf8_lower(values), value_set=self._emails))] = _KIND_CODE[EMAIL_ADDRESS]
         if len(self._phones):
-            digits = pc.replace_substring_regex(values, r"\D", "")
+            digits = pc.replace_substring_regex(values, r"\D+", "")
             n = pc.utf8_length(digits).to_numpy(zero_copy_only=False)
             hit = _np_bool(pc.is_in(pc.utf8_slice_codeunits(digits, -10), value_set=self._phones))
             out[hit & (n >= 7) & (n <= 15) & (out < 0)] = _KIND_CODE[PHONE_NUMBER]
@@ -710,10 +719,10 @@ class TextScanner:
         self, cells: pa.Array, row_base: int, *, want_redacted: bool, want_findings: bool
     ) -> tuple[pa.Array | None, int, tuple[np.ndarray, ...]]:
         n_rows = len(cells)
-        tag, open_, pair, close, *seps = _pick_tags(cells, 4 + len(_CONTEXTS))
-        tags = _Tags(tag, open_, pair, close, tuple(seps))
         # cells with a character outside the Latin blocks take the full (slower) patterns
-        exotic = _np_bool(pc.match_substring_regex(cells, tp.NOT_LATIN))
+        exotic, low_controls = _byte_facts(cells)
+        tag, open_, pair, close, *seps = _pick_tags(cells, 4 + len(_CONTEXTS), low_controls)
+        tags = _Tags(tag, open_, pair, close, tuple(seps))
         marked, triggered = _mark(cells, exotic, tags)
         everything = np.ones(n_rows, dtype=bool)
         tagged = _replace_rows(marked, everything, exotic, _main_pattern(), tag + r"\0" + tag)
@@ -1206,7 +1215,7 @@ class TextScanner:
         heads = np.zeros(n, dtype=np.int32)
         tails = np.zeros(n, dtype=np.int32)
         if context == "phone":
-            digits = pc.utf8_length(pc.replace_substring_regex(vals, r"\D", ""))
+            digits = pc.utf8_length(pc.replace_substring_regex(vals, r"\D+", ""))
             digits = digits.to_numpy(zero_copy_only=False)
             shaped = _matches(vals, "^(?:" + tp.PHONE_VALUE + ")$")
             date = _np_bool(pc.match_substring_regex(vals, _DATE_SHAPE))
@@ -1214,7 +1223,7 @@ class TextScanner:
             codes[:] = _KIND_CODE[PHONE_NUMBER]
         elif context == "id":
             shaped = _np_bool(pc.match_substring_regex(vals, "^(?:" + tp.ID_VALUE + ")$"))
-            alnum = pc.utf8_length(pc.replace_substring_regex(vals, r"[^A-Za-z0-9]", "")).to_numpy(
+            alnum = pc.utf8_length(pc.replace_substring_regex(vals, r"[^A-Za-z0-9]+", "")).to_numpy(
                 zero_copy_only=False
             )
             date = _np_bool(pc.match_substring_regex(vals, _DATE_SHAPE))
@@ -1356,14 +1365,14 @@ class TextScanner:
         if kind == IBAN_CODE:
             return np.array([_iban_ok(v) for v in values.to_pylist()], dtype=bool)
         if kind == CREDIT_CARD:
-            digits = pc.replace_substring_regex(values, r"\D", "").to_pylist()
+            digits = pc.replace_substring_regex(values, r"\D+", "").to_pylist()
             return np.array([_luhn_ok(d) for d in digits], dtype=bool)
         if kind == "LOWER_LIST":
             return _mostly_given_names(values)
         if kind == "GROUPED_PHONE":
             return np.array([_grouped_phone_ok(v) for v in values.to_pylist()], dtype=bool)
         if kind == PHONE_NUMBER:
-            digits = pc.utf8_length(pc.replace_substring_regex(values, r"\D", ""))
+            digits = pc.utf8_length(pc.replace_substring_regex(values, r"\D+", ""))
             n = digits.to_numpy(zero_copy_only=False)
             return (n >= 8) & (n <= 15) & ~_np_bool(pc.match_substring_regex(values, _DATE_SHAPE))
         return np.ones(len(values), dtype=bool)
@@ -1656,6 +1665,25 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
         kind = kind_all[marks]
     first_mark = np.searchsorted(marks, row_off)
     mark_row = np.repeat(np.arange(n_rows), np.diff(first_mark))
+    new_pos = marks - np.arange(len(marks))  # positions in the text without the marks
+    # a deferred pair (see _DEFERRED_PASSES) has its separator right after its pair mark: the separator
+    # stands, in the text without marks, where the value starts
+    for sep_code in _DEFERRED_CODES:
+        at = np.flatnonzero(kind == sep_code)
+        at = at[(at > 0) & (marks[at] == marks[np.maximum(at - 1, 0)] + 1)]
+        at = at[kind[at - 1] == 3]
+        if not len(at):
+            continue
+        window = np.minimum(marks[at][:, None] + np.arange(1, 97), len(units) - 1)
+        zero = units.dtype.type(48)
+        is_digit = (units[window] - zero) < units.dtype.type(10)
+        start = window[np.arange(len(at)), np.argmax(is_digit, axis=1)]
+        for ch in "(+":  # (marks — the main pass's tags — may stand between)
+            before = start - 1
+            for _ in range(2):
+                before = before - is_mark[before]
+            start = np.where(units[before] == ord(ch), before, start)
+        new_pos[at] = start - np.searchsorted(marks, start)
     # a split pass's context (see _SPLIT_PASSES): its value pass doubled the separator of a context
     # with a value; the first of the two is no mark, and a separator left single (a context with no
     # value after it) is none, nor its pair mark
@@ -1680,7 +1708,6 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
     cut = ((kind == 1) | (kind == 2)) & (depth_before == 0)
     cut |= (kind == 4) & (depth_after == 0)
     cut |= (kind >= 5) & (depth_before == 1)
-    new_pos = marks - np.arange(len(marks))  # positions in the text without the marks
     kept = units[~is_mark]
     new_row_off = row_off - first_mark
     cuts = new_pos[cut]
@@ -1711,9 +1738,42 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
     return parts, np.where(openers >= 0, openers, -1).astype(np.int8)
 
 
-def _pick_tags(cells: pa.Array, n: int) -> list[str]:
-    """``n`` characters that occur nowhere in ``cells`` (to tag and mark candidates with)."""
+def _byte_facts(cells: pa.Array) -> tuple[np.ndarray, bool]:
+    """Per cell, whether it holds a character outside the Latin blocks (``tp.NOT_LATIN``), and whether
+    any cell holds a control character U+0001–U+0008 (the usual tags) — read off the UTF-8 bytes in
+    one numpy pass (two regex searches over the whole text cost several times more)."""
+    n = len(cells)
+    offsets_buf, data_buf = cells.buffers()[1:3]
+    if data_buf is None or n == 0:
+        return np.zeros(n, dtype=bool), False
+    width = np.int64 if pa.types.is_large_string(cells.type) else np.int32
+    row_off = np.frombuffer(offsets_buf, dtype=width)[cells.offset : cells.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[row_off[0] : row_off[-1]]
+    row_off -= row_off[0]
+    low_controls = bool(np.count_nonzero((data - np.uint8(1)) < np.uint8(8)))
+    # lead bytes of U+0240 and above (U+0000–023F are one byte or leads C0–C8; 0x80–0xBF continue)
+    lead = np.flatnonzero(data >= 0xC9)
+    if not len(lead):
+        return np.zeros(n, dtype=bool), low_controls
+    b0 = data[lead]
+    b1 = data[np.minimum(lead + 1, len(data) - 1)]
+    latin = (b0 == 0xC9) & (b1 < 0x90)  # U+0240–024F
+    latin |= (b0 == 0xE1) & (b1 >= 0xB8) & (b1 <= 0xBB)  # U+1E00–1EFF
+    latin |= (b0 == 0xE2) & (b1 <= 0x81)  # U+2000–207F, of which …
+    # (… U+2070–207F is not: E2 81 B0–BF)
+    b2 = data[np.minimum(lead + 2, len(data) - 1)]
+    latin &= ~((b0 == 0xE2) & (b1 == 0x81) & (b2 >= 0xB0))
+    exotic = np.zeros(n, dtype=bool)
+    exotic[np.searchsorted(row_off, lead[~latin], side="right") - 1] = True
+    return exotic, low_controls
+
+
+def _pick_tags(cells: pa.Array, n: int, low_controls: bool = True) -> list[str]:
+    """``n`` characters that occur nowhere in ``cells`` (to tag and mark candidates with);
+    ``low_controls``: whether some cell may hold one of U+0001–U+0008 (else they are taken at once)."""
     # (usually none of the first few control characters is there: one scan tells)
+    if n <= 8 and not low_controls:
+        return _TAG_CHOICES[:n]
     if not pc.any(pc.match_substring_regex(cells, "[" + "".join(map(_esc, _TAG_CHOICES[:n])) + "]")).as_py():
         return _TAG_CHOICES[:n]
     tags: list[str] = []
@@ -1780,7 +1840,7 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
         if not sub_mask.any():
             continue
         sep = tags.seps[_CONTEXTS.index(name)] if context is not None else ""
-        patterns, rewrite = _pass_pattern(context, pattern, tags, sep)
+        patterns, rewrite = _pass_pattern(context, pattern, tags, sep, name in _DEFERRED_PASSES)
         text = _replace_rows(text, sub_mask, sub_exotic, patterns, rewrite)
     if not len(rows):
         return cells, triggered
