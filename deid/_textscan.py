@@ -848,8 +848,9 @@ class TextScanner:
             lettered_id = _np_bool(pc.match_substring_regex(sub_vals, r"^[A-Za-z]{1,3}\d{6,}$"))
             if glued.any():
                 stripped = pc.replace_substring_regex(sub_vals, r"^[A-Za-z]+", "")
-                is_id = self._ids.contains(sub_vals)
-                sub_vals = pc.if_else(pa.array(glued & ~is_id), stripped, sub_vals)
+                strip = glued.copy()  # (as written, a roster ID keeps its letters)
+                strip[glued] = ~self._ids.contains(sub_vals.filter(pa.array(glued)))
+                sub_vals = pc.if_else(pa.array(strip), stripped, sub_vals)
             is_id = self._ids.contains(sub_vals)
             kinds[match_idx[sub[is_id]]] = _KIND_CODE[STUDENT_ID]
             sub, sub_vals, lettered_id = sub[~is_id], sub_vals.filter(pa.array(~is_id)), lettered_id[~is_id]
@@ -909,7 +910,7 @@ class TextScanner:
             left = wpos[kinds[wpos] != person_code]
             if len(left):
                 vals = pc.take(flat, pa.array(left))
-                titled = _np_bool(pc.match_substring_regex(vals, r"^\p{Lu}.*\p{Ll}"))
+                titled = _matches(vals, r"^\p{Lu}.*\p{Ll}")
                 titled &= ~_np_bool(pc.is_in(vals, value_set=_CALENDAR))
                 left, vals = left[titled], vals.filter(pa.array(titled))
                 prev = pc.take(flat, pa.array(left - 1))
@@ -931,10 +932,12 @@ class TextScanner:
         before_inst = (match_idx + 2 < len(kinds)) & (row_of[nxt_word] == row_of[match_idx]) & ~claimed
         if before_inst.any():
             sel = np.flatnonzero(before_inst)
+            # (the institution word first: it rules out almost every candidate at once)
+            after = pc.take(flat, pa.array(match_idx[sel] + 2))
+            sel = sel[_np_bool(pc.is_in(after, value_set=_INSTITUTIONS))]
             pos = match_idx[sel]
             inst = _np_bool(pc.equal(pc.take(flat, pa.array(pos + 1)), " "))
-            inst &= _np_bool(pc.is_in(pc.take(flat, pa.array(pos + 2)), value_set=_INSTITUTIONS))
-            inst &= _np_bool(pc.match_substring_regex(pc.take(cand, pa.array(sel)), r"^\p{Lu}"))
+            inst &= _matches(pc.take(cand, pa.array(sel)), r"^\p{Lu}")
             inst &= (kinds[pos] < 0) | (kinds[pos] == person_code)
             inst &= kinds[pos + 2] != person_code  # "Andrew Hall": Hall is a name here
             blocked[pos[inst]] = True
@@ -1163,10 +1166,12 @@ class TextScanner:
         # searches then never read a long note twice); it must end in a space, a colon, "#", "(", "-",
         # … or a letter.
         maybe = np.flatnonzero(in_any)
-        prev = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx[maybe] - 1)), -64)
-        ends = _matches(pc.utf8_slice_codeunits(prev, -1), r"^[\s:#(\-=.,!\p{L}]$")
+        # (told by the last UTF-8 byte: any byte of a character beyond ASCII lets it through, and the
+        # context searches below decide)
+        ends = _CONTEXT_END_BYTE[_last_bytes(flat, match_idx[maybe] - 1)]
         ends |= context.pair[maybe] >= 0
-        maybe, prev_m = maybe[ends], prev.filter(pa.array(ends))
+        maybe = maybe[ends]
+        prev_m = pc.utf8_slice_codeunits(pc.take(flat, pa.array(match_idx[maybe] - 1)), -64)
         if len(maybe):
             vals_m = pc.take(cand, pa.array(maybe))
             known = context.pair[maybe]
@@ -1538,6 +1543,25 @@ def _mostly_given_names(lists: pa.Array) -> np.ndarray:
     return (hits >= 3) & (3 * hits >= 2 * total)
 
 
+# the last bytes of a plain piece before a context's value: white space, ":#(-=.,!" or a letter
+_CONTEXT_END_BYTE = np.zeros(256, dtype=bool)
+_CONTEXT_END_BYTE[[ord(c) for c in " \t\n\r\f:#(-=.,!"]] = True
+_CONTEXT_END_BYTE[ord("A") : ord("Z") + 1] = _CONTEXT_END_BYTE[ord("a") : ord("z") + 1] = True
+_CONTEXT_END_BYTE[0x80:] = True
+
+
+def _last_bytes(pieces: pa.Array, idx: np.ndarray) -> np.ndarray:
+    """The last UTF-8 byte of each piece ``idx`` of a (large) string array (0 for an empty one)."""
+    offsets_buf, data_buf = pieces.buffers()[1:3]
+    width = np.int64 if pa.types.is_large_string(pieces.type) else np.int32
+    off = np.frombuffer(offsets_buf, dtype=width)[pieces.offset :]
+    if data_buf is None or not len(idx):
+        return np.zeros(len(idx), dtype=np.uint8)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    start, end = off[idx], off[idx + 1]
+    return np.where(end > start, data[np.maximum(end - 1, 0)], 0).astype(np.uint8)
+
+
 def _row_keys(rows: np.ndarray, words: pa.Array) -> pa.Array:
     """"row<US>word" strings: a word keyed by its cell, for look-ups within a note."""
     rows_text = pa.array(rows.astype(np.int64)).cast(pa.string()).cast(words.type)
@@ -1674,10 +1698,15 @@ def _split_marked(tagged: pa.Array, tags: _Tags) -> tuple[pa.ListArray, np.ndarr
         at = at[kind[at - 1] == 3]
         if not len(at):
             continue
-        window = np.minimum(marks[at][:, None] + np.arange(1, 97), len(units) - 1)
-        zero = units.dtype.type(48)
-        is_digit = (units[window] - zero) < units.dtype.type(10)
-        start = window[np.arange(len(at)), np.argmax(is_digit, axis=1)]
+        zero, ten = units.dtype.type(48), units.dtype.type(10)
+        start = np.zeros(len(at), dtype=np.int64)
+        todo = np.arange(len(at))
+        for width in (24, 160):  # (most contexts are short: "Phone: ", "call me at ")
+            window = np.minimum(marks[at[todo]][:, None] + np.arange(1, width + 1), len(units) - 1)
+            is_digit = (units[window] - zero) < ten
+            found = is_digit.any(axis=1)
+            start[todo[found]] = window[found, np.argmax(is_digit[found], axis=1)]
+            todo = todo[~found]
         for ch in "(+":  # (marks — the main pass's tags — may stand between)
             before = start - 1
             for _ in range(2):
