@@ -1587,7 +1587,9 @@ def _matches(values: pa.Array, pattern: str) -> np.ndarray:
 
 def _np_bool(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A pyarrow boolean result as a numpy bool array (nulls → False)."""
-    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if arr.null_count:
+        arr = pc.fill_null(arr, False)
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _text_type(column: pa.Array | pa.ChunkedArray) -> pa.DataType:
@@ -1863,6 +1865,10 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
             where = np.flatnonzero(rare)
             if len(where):
                 sub_mask[where] = _np_bool(pc.match_substring_regex(pc.take(text, pa.array(where)), trigger))
+        elif name == "title":
+            # (its pattern starts with its trigger, and no context look-up needs its rows: searched
+            # whole, without a search for the trigger first)
+            sub_mask = np.ones(len(rows), dtype=bool)
         else:
             sub_mask = _np_bool(pc.match_substring_regex(text, trigger))
         mask[rows] = sub_mask
