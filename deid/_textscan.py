@@ -1820,7 +1820,7 @@ def _pick_tags(cells: pa.Array, n: int, low_controls: bool = True) -> list[str]:
 
 _ANY_TRIGGER = "|".join(f"(?:{t})" for _, t, _, _ in _PASSES)
 # passes whose trigger few notes hold (each searched only where this union of them is found)
-_RARE_PASSES = ("url", "email", "dob", "street", "address", "possessive_relation", "lower_list")
+_RARE_PASSES = ("url", "dob", "street", "address", "possessive_relation", "lower_list")
 _RARE_TRIGGER = "|".join(f"(?:{t})" for name, t, _, _ in _PASSES if name in _RARE_PASSES)
 
 
@@ -1865,6 +1865,8 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
             where = np.flatnonzero(rare)
             if len(where):
                 sub_mask[where] = _np_bool(pc.match_substring_regex(pc.take(text, pa.array(where)), trigger))
+        elif name == "email":  # (a literal: a byte search, faster than any regex)
+            sub_mask = _np_bool(pc.match_substring(text, "@"))
         elif name == "title":
             # (its pattern starts with its trigger, and no context look-up needs its rows: searched
             # whole, without a search for the trigger first)
