@@ -56,7 +56,6 @@ from agreements._codebook import (
     TreatmentSetting,
     agreement_codebook,
     code_labels,
-    code_with_label,
     codebook_path,
     describe_treatment,
     export_codebook,
@@ -115,6 +114,7 @@ from agreements.errors import (
     WeakPassphrase,
     WrongPassphrase,
 )
+from deid import code_with_label  # the rule lives with the code sets (deid/_elements.py)
 
 __all__ = [
     "DATE_PRECISIONS",

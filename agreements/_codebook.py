@@ -304,13 +304,6 @@ def code_labels(agreement: Agreement) -> dict[str, dict[str, str]]:
     return out
 
 
-def code_with_label(code: object, labels: Mapping[str, str]) -> str:
-    """A code as a screen shows it: "700 — White" when its label is known, else the code."""
-    text = "" if code is None else str(code)
-    label = labels.get(text)
-    return f"{text} — {label}" if label and label != text else text
-
-
 def agreement_codebook(agreement: Agreement) -> Codebook:
     """The codebook of an agreement's data dictionary and de-identification policy."""
     elements = dictionary_elements(agreement.body.get("elements") or [])

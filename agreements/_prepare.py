@@ -412,20 +412,22 @@ def columns_left_out(agreement: Agreement, mapping: Mapping[str, str | None]) ->
     return out
 
 
-def _group_codes(agreement: Agreement, policy: Any) -> dict[str, list[str]]:
-    """{quasi-identifier output column: the codes of its element's closed code set (and the value rare
-    codes are recoded to)}: the groups the report may name when it counts suppression by group."""
+def _group_codes(agreement: Agreement, policy: Any) -> dict[str, dict[str, str]]:
+    """{quasi-identifier output column: {code: label} of its element's closed code set (and the value
+    rare codes are recoded to)}: the groups the report may name when it counts suppression by group,
+    with the words the warnings name them by."""
     from deid import dictionary_elements
 
     elements = {e.name: e for e in dictionary_elements(agreement.body.get("elements") or [])}
-    out: dict[str, list[str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for rule in policy.rules:
         el = elements.get(rule.source)
         if not rule.quasi_identifier or rule.output_name is None or el is None or not el.code_set:
             continue
-        codes = [c.code for c in el.code_set]
+        codes = {c.code: c.label for c in el.code_set}
         if rule.treatment == "recode_rare" and rule.params.get("other"):
-            codes.append(str(rule.params["other"]))
+            other = str(rule.params["other"])
+            codes.setdefault(other, other)
         out[rule.output_name] = codes
     return out
 

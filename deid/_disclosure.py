@@ -62,6 +62,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid._elements import code_with_label
 from deid._hierarchy import ORIGINAL, REMOVED, Hierarchy, hierarchy_from_dict
 from deid.errors import CheckFailed, PolicyError
 
@@ -760,9 +761,12 @@ def protect_microdata(
     rules: Disclosure | None = None,
     *,
     candidates: int = 3,
+    code_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[pa.Table, DisclosureResult]:
     """Find the transformation of ``table``'s quasi-identifiers ``qis`` with the least loss that reaches
     k (and l, t) within the suppression limit, apply it, and say what it cost (see the module doc).
+    ``code_labels`` ({column: {code: label}}) lets the warnings name a group as "100 — American Indian
+    or Alaska Native" rather than by its bare code.
 
     Raises CheckFailed (one sentence) when no transformation the hierarchies allow reaches the rules."""
     rules = rules or Disclosure()
@@ -805,7 +809,7 @@ def protect_microdata(
     best = search.per_row(best)
     alternatives = [search.per_row(a) for a in alternatives]
     out = _apply(table, search, best)
-    result = _result(search, best, alternatives, seconds)
+    result = _result(search, best, alternatives, seconds, code_labels or {})
     return out, result
 
 
@@ -952,7 +956,13 @@ def _measured(search: _Search, ev: _Eval) -> tuple[int | None, dict[str, float],
     return int(sizes.min()), l_out, t_out, len(sizes)
 
 
-def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: float) -> DisclosureResult:
+def _result(
+    search: _Search,
+    best: _Eval,
+    alternatives: list[_Eval],
+    seconds: float,
+    code_labels: Mapping[str, Mapping[str, str]],
+) -> DisclosureResult:
     assert best.suppressed is not None and best.dense is not None and best.linked is not None
     rules, n = search.rules, search.n
     threshold = rules.risk_threshold or 1.0 / search.k
@@ -999,8 +1009,10 @@ def _result(search: _Search, best: _Eval, alternatives: list[_Eval], seconds: fl
     for g in groups:
         overall = overall_by.get(g.attribute, 0.0)
         if overall and g.students >= search.k and g.share_suppressed > UNFAIR_RATIO * overall:
+            column = rules.labels.get(g.attribute, g.attribute)
+            group = code_with_label(g.group, code_labels.get(g.attribute, {}))
             warnings.append(
-                f"{g.attribute} = {g.group}: {g.share_suppressed:.0%} of its {g.students:,} students lost "
+                f"{column} = {group}: {g.share_suppressed:.0%} of its {g.students:,} students lost "
                 f"it, more than twice the column's {overall:.1%}"
             )
     chosen = _candidate(search, best)

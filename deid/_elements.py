@@ -125,6 +125,13 @@ class Element:
         return out
 
 
+def code_with_label(code: object, labels: Mapping[str, str]) -> str:
+    """A code as people read it: "700 — White" when its label is known, else the code."""
+    text = "" if code is None else str(code)
+    label = labels.get(text)
+    return f"{text} — {label}" if label and label != text else text
+
+
 def element_from_dict(data: Mapping[str, Any], source: str = "the element list") -> Element:
     """Build an Element from its JSON form; raise PolicyError naming ``source`` when it is invalid."""
     if not isinstance(data, Mapping):

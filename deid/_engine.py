@@ -80,7 +80,8 @@ def deidentify(
     (a secret no partner shares) keys link-token dummies so they repeat across this provider's
     releases (see :func:`deid._linkage.link_tokens`); without it they are fresh random.
     ``group_codes`` ({quasi-identifier output column: its published codes}) asks the report for
-    suppression by group (:func:`deid._report.suppression_by_group`): only those codes are named.
+    suppression by group (:func:`deid._report.suppression_by_group`): only those codes are named. Given
+    as {code: label}, the labels also name the groups in the disclosure search's warnings.
 
     The output's rows are in the input's order (row i is input data row i, as the report's residual
     findings count them): a table to look at, not to share. Anything that leaves is written with
@@ -277,7 +278,8 @@ def _run(
     if policy.disclosure is not None and qis:
         # The search: generalization levels with the least information loss, then record suppression
         # within the limit (deid/_disclosure.py); a quasi-identifier it leaves out leaves the output.
-        output, disclosure = protect_microdata(output, qis, policy.k, policy.disclosure)
+        labels = {c: v for c, v in (group_codes or {}).items() if isinstance(v, Mapping)}
+        output, disclosure = protect_microdata(output, qis, policy.k, policy.disclosure, code_labels=labels)
         risk = disclosure.as_risk()
         for name in disclosure.removed:
             dropped.append(name)

@@ -46,6 +46,40 @@ def clipped(root: Any) -> list[str]:
                     found.append(f"label {w.text()[:50]!r}: {w.height()} px high < {need}")
             elif w.width() < w.minimumSizeHint().width():
                 found.append(f"label {w.text()[:50]!r}: {w.width()} px wide < {w.minimumSizeHint().width()}")
+    return found + overlapping(root)
+
+
+def overlapping(root: Any) -> list[str]:
+    """Visible widgets one layout places over one another: what a layout does when a window is smaller
+    than the minimum heights of what it holds (the Risk step drew its choices over its summary)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QWidget
+
+    def laid_out(layout: Any) -> list[Any]:  # the widgets of a layout and of the layouts inside it
+        out = []
+        for i in range(layout.count()):
+            item = layout.itemAt(i)
+            if item.widget() is not None:
+                out.append(item.widget())
+            elif item.layout() is not None:
+                out += laid_out(item.layout())
+        return out
+
+    found = []
+    for parent in [root, *root.findChildren(QWidget)]:
+        layout = parent.layout()
+        if layout is None or not parent.isVisible() or parent.objectName().startswith("qt_"):
+            continue
+        direct = set(parent.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly))
+        kids = [w for w in laid_out(layout) if w in direct and w.isVisible() and not w.isWindow()]
+        for i, a in enumerate(kids):
+            for b in kids[i + 1 :]:
+                both = a.geometry().intersected(b.geometry())
+                if both.width() > 1 and both.height() > 1:
+                    found.append(
+                        f"{type(a).__name__} {a.accessibleName()!r} and {type(b).__name__} "
+                        f"{b.accessibleName()!r} overlap by {both.width()}×{both.height()}"
+                    )
     return found
 
 

@@ -246,6 +246,10 @@ def test_fairness_warns_when_a_group_loses_more_than_twice_the_overall_share():
     z = next(g for g in r.groups if g.attribute == "a" and g.group == "Z")
     assert z.suppressed == 12 and r.cells_lost_by_column["a"] == 12
     assert any(w.startswith("a = Z: 100% of its 12 students lost it") for w in r.warnings)
+    # with the column's words and the code's label, the clerk reads a group, not a code
+    named = Disclosure(hierarchies=fixed, labels={"a": "Program"})
+    _, r = protect_microdata(table, ["a", "v"], 4, named, code_labels={"a": {"Z": "Zoology"}})
+    assert any(w.startswith("Program = Z — Zoology: 100% of its 12 students lost it") for w in r.warnings)
 
 
 def test_search_prefers_not_erasing_a_group():

@@ -86,3 +86,27 @@ def test_the_clip_check_sees_a_clipped_button(qtbot):
     assert any("Export signed bundle" in f for f in found)
     assert any("A long label" in f for f in found)
     assert not any("'OK'" in f for f in found)
+
+
+def test_the_overlap_check_sees_widgets_drawn_over_one_another(qtbot):
+    """The check itself: a layout squeezed below its widgets' minimum heights draws them over one another
+    (the Risk step's choices over its summary); a layout with room does not."""
+    from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+    from desktop.screenshots import overlapping
+
+    root = QWidget()
+    qtbot.addWidget(root)
+    layout = QVBoxLayout(root)
+    tall = QLabel("a summary")
+    tall.setMinimumHeight(300)
+    below = QPushButton("Use this way")
+    layout.addWidget(tall)
+    layout.addWidget(below)
+    root.show()
+    root.setFixedSize(300, 500)
+    qtbot.waitExposed(root)
+    assert overlapping(root) == []
+    root.setFixedSize(300, 200)  # smaller than the label's minimum: Qt overlaps the two
+    qtbot.wait(20)
+    assert len(overlapping(root)) == 1

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop.tasks import Job
 from desktop.ui.filedialogs import open_file_name, save_file_name
-from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph
+from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph, scrolling
 
 if TYPE_CHECKING:  # the worker's result types (desktop/ui/jobs.py), for the annotations
     from desktop.ui.jobs import Inspection, Preview, SealedExtract
@@ -315,7 +315,17 @@ class PrepareScreen(QWidget):
         self.risk_tabs = QTabWidget()
         self.risk_tabs.addTab(self.risk_view, "What will be shared")
         self.risk_tabs.addTab(self.charts, "Charts")
-        return _step_page(self.risk_summary, choice_row, self.residual, self.risk_tabs, stretch=3)
+        # The summary scrolls on its own: with several warnings it is taller than a small window, and
+        # a layout that cannot fit its widgets' minimum heights draws them over one another.
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(10)
+        layout.addWidget(scrolling(self.risk_summary), 2)
+        layout.addWidget(choice_row)
+        layout.addWidget(self.residual)
+        layout.addWidget(self.risk_tabs, 3)
+        return page
 
     def _build_seal(self) -> QWidget:
         self.seal_summary = paragraph("")
@@ -328,7 +338,7 @@ class PrepareScreen(QWidget):
         row.addWidget(self.seal_button)
         holder = QWidget()
         holder.setLayout(row)
-        return _step_page(self.seal_summary, holder)
+        return scrolling(_step_page(self.seal_summary, holder))
 
     def _build_done(self) -> QWidget:
         self.done_summary = paragraph("")
@@ -341,7 +351,7 @@ class PrepareScreen(QWidget):
         row.addWidget(self.again)
         holder = QWidget()
         holder.setLayout(row)
-        return _step_page(self.done_summary, holder)
+        return scrolling(_step_page(self.done_summary, holder))  # a long summary scrolls, never overlaps
 
     # -- navigation ---------------------------------------------------------------------------------
     def showEvent(self, event: Any) -> None:
