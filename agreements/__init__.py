@@ -91,6 +91,7 @@ from agreements._profiles import (
     profile_for_headers,
     save_profile,
 )
+from agreements._release_kit import treatment_words
 from agreements._roles import (
     ROLE_LABELS,
     ROLES,
@@ -171,6 +172,7 @@ __all__ = [
     "settings_summary",
     "signing_key",
     "treatment_settings",
+    "treatment_words",
     "trusted_partner",
     "verify_bundle",
     "verify_checkpoint",

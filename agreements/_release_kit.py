@@ -132,9 +132,7 @@ def field_types(agreement: Agreement, report: Mapping[str, Any]) -> list[Field]:
             fields.append(_marker_field(name))
             continue
         el = elements.get(source)
-        spec = treatments.get(source) or {}
-        params = dict(spec.get("params") or {})
-        params.update({k: v for k, v in (policy_columns.get(source) or {}).items() if k != "treatment"})
+        params = _params(source, treatments, policy_columns)
         kind, fmt = _released_type(el.type if el else "string", treatment, params)
         codes: tuple[tuple[str, str], ...] = ()
         if el is not None and el.code_set and treatment in ("keep", "recode_rare"):
@@ -147,6 +145,31 @@ def field_types(agreement: Agreement, report: Mapping[str, Any]) -> list[Field]:
         about = f"{el.description} " if el and el.description else ""
         fields.append(Field(name, kind, title, f"{about}({how})".strip(), codes, fmt))
     return fields
+
+
+def _params(source: str, treatments: Mapping[str, Any], policy_columns: Mapping[str, Any]) -> dict[str, Any]:
+    """A released column's treatment parameters: the agreement's, as the run's policy set them."""
+    params = dict((treatments.get(source) or {}).get("params") or {})
+    params.update({k: v for k, v in (policy_columns.get(source) or {}).items() if k != "treatment"})
+    return params
+
+
+def treatment_words(agreement: Agreement, report: Mapping[str, Any]) -> dict[str, str]:
+    """{released column: what was done to its values, in words} for a run's report (the words the
+    release report and the codebook use), so a screen never shows a treatment's internal name."""
+    from deid import SUPPRESSED_COLUMN
+
+    treatments = agreement.element_treatments()
+    policy_columns = (report.get("policy") or {}).get("columns") or {}
+    out = {}
+    for col in report.get("columns") or []:
+        name, source = str(col["name"]), str(col.get("source") or "")
+        if name == SUPPRESSED_COLUMN:
+            out[name] = "which values were withheld on the row to protect privacy (empty: none)"
+        else:
+            treatment = str(col.get("treatment"))
+            out[name] = describe_treatment(treatment, _params(source, treatments, policy_columns))
+    return out
 
 
 def _marker_field(name: str) -> Field:

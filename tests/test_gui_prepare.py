@@ -246,6 +246,13 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert prep.steps.currentIndex() == 6
     assert "Riverbend Community College" in prep.seal_summary.text()
     assert "student_code" in prep.seal_summary.text() and "SSID" in prep.seal_summary.text()
+    # what is done to each column, in words: never a treatment's internal name
+    from agreements._agreement import TREATMENT_TYPES
+
+    seal_text = prep.seal_summary.text()
+    assert not [t for t in (*TREATMENT_TYPES, "suppression marker", "recode rare", "redact text")
+                if f"— {t.replace('_', ' ')}," in seal_text or f"— {t}," in seal_text]  # fmt: skip
+    assert "grouped into ranges" in seal_text or "released as is" in seal_text
     out = tmp_path / "outbox" / "lakeview.age"
     out.parent.mkdir()
     prep.seal(str(out))

@@ -405,7 +405,8 @@ class FlaggedCell:
 
 @dataclass(frozen=True)
 class OutputColumn:
-    """One column that will be shared: its name, the extract's column it came from, its treatment."""
+    """One column that will be shared: its name, the extract's column it came from, and what is done to
+    its values, in words."""
 
     name: str
     source: str | None
@@ -445,7 +446,7 @@ def preview_extract(
     """De-identify under the agreement exactly as prepare will (same mapping, secret, crosswalk and full
     residual scan), without sealing; the before/after tables cross to the window through shared memory.
     """
-    from agreements import code_labels, get_profile, preview_under_agreement
+    from agreements import code_labels, get_profile, preview_under_agreement, treatment_words
     from deid import describe_kinds, read_table
 
     run = preview_under_agreement(
@@ -463,6 +464,7 @@ def preview_extract(
     after = table_to_shm(out_table, ctx.shm_prefix + "after")
     profile_columns = dict(get_profile(ctx.vault, profile_name).columns)
     sources = _sources(rep, table.column_names, profile_columns)
+    words = treatment_words(run.agreement, rep)  # "grouped into ranges", never "bucket"
     return Preview(
         before=before,
         after=after,
@@ -472,7 +474,7 @@ def preview_extract(
         rows_out=rep.get("rows_out", out_table.num_rows),
         columns_out=out_table.column_names,
         column_details=[
-            OutputColumn(c["name"], sources.get(c["name"]), c.get("treatment", ""))
+            OutputColumn(c["name"], sources.get(c["name"]), words.get(c["name"], ""))
             for c in rep.get("columns", [])
         ],
         k_required=run.agreement.terms.policy.k,

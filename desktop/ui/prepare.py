@@ -856,7 +856,7 @@ class PrepareScreen(QWidget):
         details = p.column_details or [OutputColumn(c, None, "") for c in p.columns_out]
         cols = "".join(
             f"<li><b>{escape(c.name)}</b>"
-            + (f" — {escape(c.treatment.replace('_', ' '))}" if c.treatment else "")
+            + (f" — {escape(c.treatment)}" if c.treatment else "")
             + (f", from your column {escape(c.source)}" if c.source else "")
             + "</li>"
             for c in details
