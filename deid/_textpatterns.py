@@ -288,8 +288,11 @@ PO_BOX = (
     r"(?:,?[ \t]*\n?[ \t]*(?i:apo|fpo|dpo) (?i:aa|ae|ap) \d{5})?"
     r"|\b(?i:apo|fpo|dpo) (?i:aa|ae|ap) \d{5}\b"
 )  # fmt: skip
+# a street named without a house number, when a city, state and ZIP code follow it ("Elm Street,
+# Springfield, IL 62704"); alone ("ran 3 miles on Main Street") it is no address line
+_NAMED_LINE = r"\b(?:" + _STREET_NAME + r" ){0,3}" + CAP_WORD + r" " + _SUFFIX + CITY_LINE
 #: a street line (US, international, PO box or military) with what follows it
-STREET = r"(?:" + _US_LINE + "|" + _INTL_LINE + "|" + PO_BOX + ")" + ADDRESS_TAIL
+STREET = r"(?:" + _US_LINE + "|" + _INTL_LINE + "|" + PO_BOX + "|" + _NAMED_LINE + ")" + ADDRESS_TAIL
 #: what every street line above starts with or holds (a necessary condition, cheap to search): a house
 #: number before a capital, a digit or a directional; an international street word; a box or military mail
 STREET_TRIGGER = (
@@ -297,6 +300,7 @@ STREET_TRIGGER = (
     + r"|(?i:gatan|gata|vägen|väg|katu|kuja|tie|straße|strasse|stræti|weg|laan|straat|gade|vej|veien|vegen|"
     r"gasse|platz|plein|allee|steenweg|utca|ulica|cesta|iela|gatve|tér|út|útja) \d"
     r"|(?i:box|post office|corner of|intersection of)|\bUS(?:NS|NV|S|CGC) |(?i:[adf]po) (?i:a[aep]) \d"
+    r"|\b[A-Z]{2}\.?[ \t]*\n?[ \t]*\d{5}\b"  # (a state and a ZIP code: a named street's city line)
 )  # fmt: skip
 #: an apartment, suite or unit written alone: "Apt. 026", "Suite 377"
 UNIT_ALONE = r"\b(?i:apartment|apt|suite|ste|unit)\.? ?#? ?\d{1,5}[A-Za-z]?\b"

@@ -1083,6 +1083,8 @@ class TextScanner:
         - either, after a speech verb: "says Hartvigsson.", "asked Bergqvist";
         - either, at the start of a sentence before a verb people do ("Mehrudin shouted", "Asya spent
           a year"; not before "is", said of things too: "Schoology is down");
+        - either, as a speaker's label at the start of a line, before a colon and a quote, or before a
+          colon and a capital with another such label in the note ("Koppány: \"Who are you?\"");
         - two such words joined by "and" ("Torpy and Salinas were engineers"), the second also a
           listed name that is a word or place ("Muslija and Brown");
         - the same word again in the same note, once a name of that note holds it ("directed by Joakim
@@ -1106,7 +1108,16 @@ class TextScanner:
             cell_start = at - 1 == _cell_first(row_of, at)
             opening = _matches(before, r"(?:^|[.!?\n][\"'“‘)\]]?\s+)$") | cell_start
             verb = _matches(after, r"^(?:'s|’s)?\s(?:" + tp.PERSON_VERBS + r")\b")
-            take = mid | said | (opening & verb)
+            # a speaker's label at the start of a line ("Koppány: \"Who are you?\"", "Leverett: What a …")
+            line_start = _matches(before, r"(?:^|\n)[ \t>*\-]*$") | cell_start
+            # (a capitalized word after the colon is a candidate of its own: the piece ends before it);
+            # a quote after it, or another such label in the note (a dialogue) — "Éxito: José y Ana"
+            # is a heading
+            label = line_start & _matches(after, r"^:[ \t]*(?:[\"'“‘]|[ \t]$)")
+            quoted = label & _matches(after, r"^:[ \t]*[\"'“‘]")
+            labels_in_row = np.bincount(row_of[at[label]], minlength=int(row_of[-1]) + 1)
+            label &= quoted | (labels_in_row[row_of[at]] >= 2)
+            take = mid | said | (opening & verb) | label
             kinds[at[take]] = person_code
         # "Torpy and Salinas": both words of a pair joined by "and", neither an English word unless
         # it is a listed name ("Brown")
@@ -1410,9 +1421,9 @@ class TextScanner:
                     pieces, placeholders, keep_before[where].tolist(), keep_after[where].tolist(), strict=True
                 )
             ]
-            full = np.asarray(repl.to_pylist(), dtype=object)
-            full[where] = texts
-            repl = pa.array(full.tolist(), pa.string())
+            changed = np.zeros(len(repl), dtype=bool)
+            changed[where] = True
+            repl = pc.replace_with_mask(repl, pa.array(changed), pa.array(texts, repl.type))
         positions = accepted
         values = repl
         if len(merged):

@@ -400,3 +400,30 @@ def test_lists_of_given_names_in_lower_case(scanner):
                             "Bring pens, paper, scissors and glue."])  # fmt: skip
     assert out[0] == "They had 6: <PERSON>."
     assert out[1:] == ["We covered math, science, english and art.", "Bring pens, paper, scissors and glue."]
+
+
+# --- issue 13, third round: speaker labels; a named street with its city line ---------------------
+
+
+def test_a_speaker_label_at_the_start_of_a_line_is_a_name(scanner):
+    _check(scanner, [
+        ('Tomasz: "Where were you?"\nMe: at practice.', "Tomasz", "PERSON"),
+        ("Ngozika: We can meet Tuesday.\nOyelaran: Sounds good.", "Ngozika", "PERSON"),
+        ("Ngozika: We can meet Tuesday.\nOyelaran: Sounds good.", "Oyelaran", "PERSON"),
+    ])  # fmt: skip
+    # English words before a colon are headings, so is a lone label with no quote; mid-line, no label
+    for text in ["Note: Will follow up May 5.", "Reminder: Grace period ends Friday.",
+                 "Grades posted in Schoology: see the portal.", "Éxito: the team passed."]:  # fmt: skip
+        assert not [k for k, _ in _kinds(scanner, text) if k == "PERSON"], text
+
+
+def test_a_street_named_without_a_number_is_an_address_before_its_city_line(scanner):
+    _check(scanner, [
+        ("Mail it to Elm Street, Springfield, IL 62704 by Friday.", "Elm Street, Springfield, IL 62704",
+         "ADDRESS"),
+        ("Moved to Pacific Coast Highway\nMalibu, CA 90265.", "Pacific Coast Highway\nMalibu, CA 90265",
+         "ADDRESS"),
+    ])  # fmt: skip
+    # without the city, state and ZIP code a street name alone stays (a surname that names a street too)
+    for text in ["Ran 3 Miles on Main Street.", "He lives on Garcia Street.", "Lopez Avenue is closed."]:
+        assert not [k for k, _ in _kinds(scanner, text) if k in ("ADDRESS", "PERSON")], text
