@@ -91,7 +91,7 @@ from agreements._profiles import (
     profile_for_headers,
     save_profile,
 )
-from agreements._release_kit import treatment_words
+from agreements._release_kit import is_kit_file, treatment_words
 from agreements._roles import (
     ROLE_LABELS,
     ROLES,
@@ -160,6 +160,7 @@ __all__ = [
     "find_partner",
     "identify_vault_user",
     "import_card",
+    "is_kit_file",
     "keep_settings",
     "list_partners",
     "organization_roles",

@@ -63,6 +63,13 @@ def test_receive_opens_verifies_and_writes_a_receipt(qtbot, tmp_path, sealed):
     assert receive.result.files == [OpenedFile("extract.csv", 25, receive.result.files[0].bytes,
                                                str(out_dir / "data" / "extract.csv"))]  # fmt: skip
     assert all(group in receive.fingerprint.text() for group in fingerprint.split("-"))
+    # the analyst's kit is named beside the data, not counted as files of "0 rows"
+    import dataclasses
+
+    kit = [OpenedFile(n, 0, 10, str(out_dir / "data" / n)) for n in ("codebook.csv", "load_pandas.py")]
+    receive._opened(dataclasses.replace(receive.result, files=[*receive.result.files, *kit]))
+    shown = receive.result_view.text()
+    assert "25 rows" in shown and "0 rows" not in shown and "codebook.csv, load_pandas.py" in shown
     assert "k" in receive.report_view.text() and "25" in receive.report_view.text()
     assert (out_dir / "data" / "extract.csv").is_file() and receipt.is_file()
     assert sealed["package_id"] in receipt.read_text()

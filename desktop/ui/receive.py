@@ -224,9 +224,16 @@ class ReceiveScreen(QWidget):
         self.open_button.setEnabled(False)
         checks = "".join(f"<li>✔ {escape(c)}</li>" for c in r.checks)
         checks += "".join(f"<li><b>Warning:</b> {escape(w)}</li>" for w in r.warnings)
+        from agreements import is_kit_file
+
+        # The data with its rows; the analyst's kit beside it by name (a codebook has no "rows").
+        kit = [f.name for f in r.files if is_kit_file(f.name)]
         files = "".join(
             f"<li><b>{escape(f.name)}</b>: {f.rows:,} rows, {f.bytes:,} bytes</li>"
             for f in r.files
+            if not is_kit_file(f.name)
+        ) + (
+            f"<li>Beside it, to read and load the data: {escape(', '.join(kit))}.</li>" if kit else ""
         )
         receipt = (
             f"<p>A signed receipt is in <b>{escape(r.receipt)}</b>: send it back to "
