@@ -103,7 +103,8 @@ class StringIndex:
         h = hash64(self.values)
         order = np.argsort(h, kind="stable")
         self._keys = h[order]
-        self._pos = order.astype(np.int64)
+        # (an Arrow string array holds fewer than 2**31 strings: 32-bit positions, half the memory)
+        self._pos = order.astype(np.int32)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -137,7 +138,7 @@ class StringIndex:
         h = hash64(new)
         order = np.argsort(h, kind="stable")
         h = h[order]
-        pos = order.astype(np.int64) + len(self.values)
+        pos = (order + len(self.values)).astype(np.int32)
         where = np.searchsorted(self._keys, h)
         self._keys = np.insert(self._keys, where, h)
         self._pos = np.insert(self._pos, where, pos)
