@@ -183,6 +183,36 @@ def test_a_disk_too_full_for_the_spill_leaves_nothing(tmp_path: Path, extract: P
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_disk_too_full_for_the_input_cache_leaves_nothing(tmp_path: Path, extract: Path,
+                                                            monkeypatch) -> None:
+    """Pass 1 keeps the input as Arrow beside the output; a disk too full for that is the same one
+    sentence, and neither the half-written cache, its folder nor an output is left."""
+    import errno
+
+    real = pa.ipc.new_file
+    writes = []
+
+    class Full:
+        def __init__(self, writer) -> None:
+            self.writer = writer
+
+        def write_table(self, table):
+            writes.append(table.num_rows)
+            if len(writes) == 3:  # the third batch finds the disk full
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.writer.write_table(table)
+
+        def __getattr__(self, name: str):
+            return getattr(self.writer, name)
+
+    monkeypatch.setattr(pa.ipc, "new_file", lambda *a, **kw: Full(real(*a, **kw)))
+    out = tmp_path / "o.csv"
+    with pytest.raises(OutputError, match=r"Not enough room .*No space left on device.* nothing was written"):
+        deidentify_file(extract, _policy(tmp_path), out, secret_file=tmp_path / "s.key", batch_rows=40)
+    assert len(writes) == 3 and not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_an_input_that_needs_repairs_is_read_whole_and_says_so(tmp_path: Path) -> None:
     src = tmp_path / "ragged.csv"
     src.write_text("SSID,Grade,Notes\n0000000001,9,ok\n0000000002,10\n0000000003,11,fine\n", encoding="utf-8")
