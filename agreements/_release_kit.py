@@ -141,7 +141,7 @@ def field_types(agreement: Agreement, report: Mapping[str, Any]) -> list[Field]:
             if treatment == "recode_rare" and other and other not in {c for c, _ in codes}:
                 codes += ((str(other), "Other (values too rare to release on their own)"),)
         title = el.label if el and el.label else source or name
-        how = describe_treatment(treatment, params)
+        how = _how(treatment, params, _chosen_levels(report).get(name))
         about = f"{el.description} " if el and el.description else ""
         fields.append(Field(name, kind, title, f"{about}({how})".strip(), codes, fmt))
     return fields
@@ -168,8 +168,24 @@ def treatment_words(agreement: Agreement, report: Mapping[str, Any]) -> dict[str
             out[name] = "which values were withheld on the row to protect privacy (empty: none)"
         else:
             treatment = str(col.get("treatment"))
-            out[name] = describe_treatment(treatment, _params(source, treatments, policy_columns))
+            params = _params(source, treatments, policy_columns)
+            out[name] = _how(treatment, params, _chosen_levels(report).get(name))
     return out
+
+
+def _chosen_levels(report: Mapping[str, Any]) -> dict[str, str]:
+    """{column: the level the privacy check chose, in words} ("as federal race categories")."""
+    return dict(((report.get("disclosure") or {}).get("level_words")) or {})
+
+
+def _how(treatment: str, params: Mapping[str, Any], level: str | None) -> str:
+    """What was done to a column's values: its treatment, then the privacy check's generalization."""
+    how = describe_treatment(treatment, params)
+    if not level or level in ("as it is", "left out"):
+        return how
+    if treatment == "keep":
+        return f"shared {level} (the privacy check's choice)"
+    return f"{how}, then shared {level} (the privacy check's choice)"
 
 
 def _marker_field(name: str) -> Field:

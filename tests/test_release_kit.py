@@ -314,3 +314,25 @@ def test_the_sender_sees_every_warning_the_recipient_sees(demo: Path):
     sender = "\n".join(SAID)
     for warning in received["warnings"]:
         assert f"Warning: {warning}." in sender
+
+
+def test_what_was_done_to_a_column_includes_the_privacy_checks_generalization(demo: Path):
+    """A column kept "as is" by the agreement but generalized by the privacy check is not described as
+    "released as is" (on the seal step or in the codebook the analyst reads)."""
+    from agreements import parse_agreement, treatment_words
+
+    agreement = parse_agreement((demo / "agreement.json").read_bytes())
+    report = {
+        "columns": [
+            {"name": "race", "source": "race", "treatment": "keep"},
+            {"name": "sex", "source": "sex", "treatment": "keep"},
+            {"name": "birth_year", "source": "birth_date", "treatment": "generalize_date"},
+        ],
+        "policy": {"columns": {"birth_date": {"treatment": "generalize_date", "to": "year"}}},
+        "disclosure": {"level_words": {"race": "as federal race categories", "sex": "as it is",
+                                       "birth_year": "as 10-year bands"}},
+    }  # fmt: skip
+    words = treatment_words(agreement, report)
+    assert words["race"] == "shared as federal race categories (the privacy check's choice)"
+    assert words["sex"] == "released as is"
+    assert words["birth_year"].startswith("generalized to the year, then shared as 10-year bands")
