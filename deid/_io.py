@@ -584,12 +584,18 @@ def _xlsx_column(values: list[object], padded: dict[int, int] | None) -> pa.Arra
 
 
 def _xlsx_texts(values: list[object]) -> list[str | None]:
+    import datetime as dt
+
     kinds = set(map(type, values))
     if kinds <= {str}:
         return [v or None for v in values]  # type: ignore[misc]
-    if kinds <= {str, float}:
+    if kinds == {dt.date}:  # a date column (a datetime's type is datetime, not date)
+        return [v.isoformat() for v in values]  # type: ignore[attr-defined]
+    if kinds <= {str, float, int}:  # (not bool: type(True) is bool) as _cell_text words each
         return [
-            (v or None) if type(v) is str else (str(int(v)) if v.is_integer() else repr(v))  # type: ignore[union-attr,misc]
+            (v or None) if type(v) is str  # type: ignore[misc]
+            else str(v) if type(v) is int
+            else (str(int(v)) if v.is_integer() else repr(v))  # type: ignore[union-attr]
             for v in values
         ]
     return [_cell_text(v) for v in values]

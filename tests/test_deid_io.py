@@ -374,6 +374,28 @@ def test_xlsx_fast_reader_gives_what_openpyxl_gives(tmp_path):
     assert fast["SSID"] == ["0000012345", "0000000042", "0000000007"] and fast["Code"] == ["007", "0042", "3"]
 
 
+def test_xlsx_columns_of_one_kind_read_as_openpyxl_reads_them(tmp_path):
+    """The fast paths for a column of only dates, only numbers, or numbers and text give the text the
+    cell-by-cell reader gives (a whole number without ".0", others as Python writes them)."""
+    import datetime as dt
+
+    import openpyxl
+
+    from deid import _io
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Enrolled", "Credits", "Mixed", "Whole"])
+    for i in range(40):
+        ws.append([dt.date(2020, 1, 1) + dt.timedelta(days=i), i * 2.5, "n/a" if i % 3 else i / 8, i * 1000])
+    path = tmp_path / "kinds.xlsx"
+    wb.save(path)
+    fast = read_table(path).to_pydict()
+    assert fast == _io._read_xlsx_cells(path, None, ReadInfo()).to_pydict()
+    assert fast["Enrolled"][:2] == ["2020-01-01", "2020-01-02"] and fast["Credits"][:2] == ["0", "2.5"]
+    assert fast["Mixed"][:4] == ["0", "n/a", "n/a", "0.375"] and fast["Whole"][1] == "1000"
+
+
 def test_xlsx_without_cell_positions_goes_the_slow_way(tmp_path):
     """Cells may omit their position (r="A2"): order implies it. The style scan cannot place them, so
     openpyxl reads such a workbook, and the zero-padded IDs are still restored."""
