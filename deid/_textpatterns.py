@@ -259,7 +259,7 @@ _INTL_PREFIX = (
 # a street named beside another ("Maarit and Hersnapvej 75", "Leon and Eyrarodda 66" — a corner
 # written without "the corner of")
 _BESIDE = r"(?:\b\p{Lu}[\p{L}\p{M}'’\-]* (?:and|&) )?"
-_INTL_LINE = (
+INTL_LINE = (
     r"(?:" + _BESIDE + r"(?:" + _HOUSE + r")?\b" + _INTL_PREFIX + r" (?:" + _WORD + r" ){0,4}" + _WORD
     + r",? \d{1,5}[A-Za-z]?\b"
     # house number first, then the street word ("636 1812 Rue De La Gare", "010 63 Avenue du Golf Arabe")
@@ -292,7 +292,7 @@ PO_BOX = (
 # Springfield, IL 62704"); alone ("ran 3 miles on Main Street") it is no address line
 _NAMED_LINE = r"\b(?:" + _STREET_NAME + r" ){0,3}" + CAP_WORD + r" " + _SUFFIX + CITY_LINE
 #: a street line (US, international, PO box or military) with what follows it
-STREET = r"(?:" + _US_LINE + "|" + _INTL_LINE + "|" + PO_BOX + "|" + _NAMED_LINE + ")" + ADDRESS_TAIL
+STREET = r"(?:" + _US_LINE + "|" + INTL_LINE + "|" + PO_BOX + "|" + _NAMED_LINE + ")" + ADDRESS_TAIL
 #: what every street line above starts with or holds (a necessary condition, cheap to search): a house
 #: number before a capital, a digit or a directional; an international street word; a box or military mail
 STREET_TRIGGER = (
