@@ -495,3 +495,18 @@ def test_building_presidio_creates_no_socket_at_all() -> None:
     assert sockets == "0"  # the probe would have made one
     assert ipv6_flag == str(socket.has_ipv6)  # restored for everything else
     assert "EMAIL_ADDRESS" in entities
+
+
+def test_the_rosters_own_addresses_and_numbers_are_found_by_a_built_once_index():
+    """The roster's e-mail addresses (any case, a domain no pattern accepts) and phone numbers (any
+    written form, with or without +1) are found; other values and nulls are not."""
+    import pyarrow as pa
+
+    from deid._textscan import _KIND_CODE, EMAIL_ADDRESS, PHONE_NUMBER, _ContactIndex
+
+    index = _ContactIndex(
+        pa.array(["Ana.Ruiz@students.sgvusd.local", None, "no-at-sign"]), pa.array(["(626) 555-0142", None])
+    )
+    got = index.kinds(pa.array(["ana.ruiz@STUDENTS.sgvusd.local", "+1 626.555.0142", "626-555-0143",
+                                None, "other@students.sgvusd.local", "no-at-sign"]))  # fmt: skip
+    assert got.tolist() == [_KIND_CODE[EMAIL_ADDRESS], _KIND_CODE[PHONE_NUMBER], -1, -1, -1, -1]
