@@ -5,17 +5,17 @@ on either engine; the engines only answer the questions that touch every token:
 
 - :class:`MemoryEngine` — every token of both files parsed into numpy arrays (17 bytes a token, ~49
   tokens a row: about 830 MB per million rows and file, before the join). Fast on small files.
-- :class:`DuckEngine` — the tokens stay in DuckDB, which reads them from the files (Parquet: straight
-  from the file, only the token column) and joins, groups and aggregates them within a memory setting,
-  spilling to a private folder that is removed afterwards. Only the candidate pairs (a few per
-  student: row of A, row of B, the bitmask of the token kinds they share) come back to numpy, where
-  the scoring, the EM fit and the one-to-one assignment run on them exactly as in memory
-  (``test_duckdb_and_memory_engines_link_alike``).
+- :class:`DuckEngine` — DuckDB reads the token cells (a Parquet file's token column straight from the
+  file), splits and hashes every token, and does the joins, the grouping and the counting within a
+  memory setting, spilling to a private folder that is removed afterwards. A one-hash Bloom filter
+  (numpy flags) first drops the tokens that cannot be in the other file (see the class). Only the
+  candidate pairs (a few per student: row or student of A, of B, the bitmask of the token kinds they
+  share) come back to numpy, where the scores, the EM fit and the one-to-one assignment run on them
+  exactly as in memory (``test_duckdb_and_memory_engines_link_alike``).
 
-Most tokens never match (dummies, and real tokens of students in one file only), so the DuckDB engine
-first keeps, of each side, the tokens the other side also has (two semi-joins), and does the
-grouping, the counting (a token carried by more than MAX_SHARED students is not specific) and the
-pair join on what is left. Nothing here logs or raises with a token in the text.
+Then each side keeps the tokens the other side also has (two exact semi-joins on what the filter let
+through), and the counting (a token carried by more than MAX_SHARED students is not specific) and the
+pair join run on what is left. Nothing here logs or raises with a token in the text.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,9 @@ from deid.errors import InputError, OutputError
 
 KIND_LETTERS = "IAMWBCEGPQK"  # = deid._linkage.KINDS, in the same order (bit i is kind i)
 DEFAULT_MEMORY_MB = 1024
-GROUPING = "iae"
 _GROUPING_KINDS = {KIND_LETTERS.index(k) for k in "IAE"}
-BATCH_ROWS = 65_536  # rows parsed at a time (~3 million tokens, 40 MB)
+_GROUPING_LIST = np.array(sorted(_GROUPING_KINDS), np.uint8)
+BATCH_TOKENS = 1 << 20  # tokens DuckDB hands over at a time (13 MB)
 MIN_MEMORY_MB = 128
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row or student of A, of B, uint32 kind bitmask)
@@ -101,13 +102,49 @@ def _in_kinds(kinds: set[int]) -> str:
 
 
 _BIT = "(1::UINTEGER << kind::UINTEGER)"
+FILTER_MAX_BYTES = 1 << 28  # the prefilter's flags at most (256 MB: ~17% filled by 49 million tokens)
+# A token, split from its cell by DuckDB: its row (bit 31 set when the cell holds a character outside
+# base64url and the space), the code of its kind letter (0 when the token is not 12 characters) and its
+# 64-bit hash. Spaces around and between tokens are ignored. ``OFFSET 0`` keeps the check a per-cell
+# step: without it DuckDB evaluates it once per token, on a copy of the cell (50 times slower).
+_TOKENS = (
+    "SELECT r, CASE WHEN length(tok) = 12 THEN ascii(tok) ELSE 0 END::UTINYINT AS c, hash(tok) AS h "
+    "FROM (SELECT r, unnest(string_split(cell, ' ')) AS tok FROM (SELECT r | (regexp_matches(cell, "
+    "'[^A-Za-z0-9_ -]')::UINTEGER << 31) AS r, cell FROM ({src}) WHERE cell <> '' OFFSET 0)) "
+    "WHERE tok <> ''"
+)
+_BAD_CELL = np.uint32(1 << 31)
+
+
+@dataclass
+class DuckSide:
+    """One file's tokens in DuckDB. ``source``: SQL giving (r, cell), its rows and token cells;
+    ``grouping``: the table of its I, A and E tokens (all of them: they group the file's own rows into
+    students); ``reduced``: the table of its tokens that may also be in the other file (what passed
+    the prefilter: every shared token and a few others); both of (row, kind, value)."""
+
+    source: str
+    where: str
+    kinds: set[str]
+    grouping: str
+    reduced: str | None = None
+    parquet: bool = False
 
 
 class DuckEngine:
-    """Sides are DuckDB views of (row UINTEGER, value VARCHAR), one line a token.
+    """Sides are :class:`DuckSide`. DuckDB reads the cells (a Parquet file's token column straight from
+    the file), splits and hashes every token; no token is parsed in Python.
 
-    ``memory_mb`` bounds DuckDB's memory; ``spill_dir`` is where its private spill folder is made
-    (removed by :meth:`close`, which :func:`deid._linkage.link_tables` always calls)."""
+    Most tokens match nothing (dummies, and the real tokens of students in one file only: 93% of them at
+    1M rows a side), so before any join each file's tokens pass a one-hash Bloom filter — a numpy array
+    of flags indexed by the top bits of each token's 64-bit hash: the first file's tokens set the flags;
+    the second file keeps the tokens whose flag is set and sets a fresh array from those; the first file
+    is read once more, keeping its tokens so flagged. What is left (every shared token, and the few
+    percent the flags let through) is joined exactly in DuckDB on (kind, hash), within ``memory_mb``
+    (DuckDB's memory and the flags together), spilling into a private folder made in ``spill_dir`` and
+    removed by :meth:`close` (which :func:`deid._linkage.link_tables` always calls). A 64-bit hash
+    collision between two different tokens (about 1 in 10,000 for two files of a million rows) adds one
+    kind to one pair's agreement; no identity is involved."""
 
     name = "duckdb"
 
@@ -127,17 +164,22 @@ class DuckEngine:
             raise OutputError(_disk_sentence(folder, exc)) from None
         self.spill_dir = folder
         self._n = 0
-        self._kinds: dict[str, set[str]] = {}
-        self._grouping: dict[str, str] = {}  # a side's table of its I, A and E tokens
+        self._sides: list[DuckSide] = []
+        self._flags: np.ndarray | None = None
+        # The flags take a quarter of the memory setting at most (a power of two of bytes); DuckDB the rest.
+        quarter = memory_mb * (1 << 20) // 4
+        self._flag_cap = min(FILTER_MAX_BYTES, 1 << (quarter.bit_length() - 1))
         try:
             self.con = duckdb.connect(
                 config={
-                    "memory_limit": f"{memory_mb}MB",
+                    "memory_limit": f"{memory_mb - (self._flag_cap >> 20)}MB",
                     "temp_directory": str(self.spill),
-                    # kept (the default): a Parquet file's cells must come in the file's row order
-                    "preserve_insertion_order": True,
+                    # row numbers come with the cells (file_row_number, or the column's index): order is free
+                    "preserve_insertion_order": False,
                 }
             )
+            # reads the cells while the main connection stores what passes (two result streams)
+            self.reader = self.con.cursor()
         except Exception:
             shutil.rmtree(self.spill, ignore_errors=True)
             raise
@@ -171,82 +213,160 @@ class DuckEngine:
     def _arrow(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
 
-    # ------------------------------------------------------------------------------------------ sides
-
-    def side(self, column: Any, where: str, n: int) -> str:
-        """A token column (Arrow) as a side, parsed in batches."""
-        col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
-        return self._load((col.slice(i, BATCH_ROWS) for i in range(0, n, BATCH_ROWS)), where)
-
-    def parquet_side(self, path: str | Path, column: str, where: str) -> str:
-        """The token column of a Parquet file as a side: DuckDB reads it (no other column) and hands it
-        over in batches — never the whole column, nor a whole row group, in memory."""
+    def _batches(self, side: DuckSide) -> Any:
+        """The side's tokens (row, kind letter's code, hash) from DuckDB, in Arrow batches. DuckDB's
+        failures become one sentence: the memory setting, the spill's disk, or (a damaged page of a
+        Parquet file whose footer was read) an unreadable file — DuckDB's own text is never shown."""
         import duckdb
 
-        reader = self.con.cursor()
-        sql = f"SELECT {_quote_ident(column)}::VARCHAR AS cell FROM read_parquet({_quote_text(str(path))})"
         try:
-            batches = reader.sql(sql).to_arrow_reader(BATCH_ROWS)
-            return self._load((b.column(0) for b in batches), where)
+            yield from self.reader.sql(_TOKENS.format(src=side.source)).to_arrow_reader(BATCH_TOKENS)
         except duckdb.OutOfMemoryException:
             raise InputError(self._memory_sentence()) from None
-        except duckdb.Error:  # a damaged page (the footer was read before): DuckDB's text is not shown
-            raise InputError(f"{where} is not a readable Parquet file.") from None
-        finally:
-            reader.close()
+        except (duckdb.Error, OSError) as exc:
+            text = str(exc).lower()
+            spill = isinstance(exc, OSError) or "temporary" in text or "no space" in text or "disk" in text
+            if side.parquet and not spill:
+                raise InputError(f"{side.where} is not a readable Parquet file.") from None
+            if isinstance(exc, (duckdb.IOException, OSError)):
+                raise OutputError(_disk_sentence(self.spill_dir, exc)) from None
+            raise
 
-    def _load(self, batches: Any, where: str) -> str:
-        """Parse each batch of cells (deid._linkage.parse_tokens: the same checks and messages as in
-        memory) and append its tokens to a DuckDB table of (row, kind, value): 13 bytes a token, kept
-        within the memory setting and spilled beyond it."""
-        from deid._linkage import parse_tokens
+    def _insert(self, table: str, rows: np.ndarray, kinds: np.ndarray, values: np.ndarray) -> None:
+        if not len(rows):
+            return
+        batch = self._name("batch")
+        self._arrow(
+            batch, pa.table({"row": pa.array(rows), "kind": pa.array(kinds), "value": pa.array(values)})
+        )
+        self.run(f"INSERT INTO {table} SELECT * FROM {batch}")
+        self.con.unregister(batch)
 
-        name = self._name("tokens")
-        self.run(f"CREATE TEMP TABLE {name} (row UINTEGER, kind UTINYINT, value UBIGINT)")
-        # The kinds that group a file's rows into students (I, A, E: 7 of a row's 49 tokens) also go to a
-        # table of their own, so that grouping reads a seventh of the tokens.
-        self.run(f"CREATE TEMP TABLE {name}_{GROUPING} (row UINTEGER, kind UTINYINT, value UBIGINT)")
-        self._grouping[name] = f"{name}_{GROUPING}"
-        grouping = _in_kinds(_GROUPING_KINDS)
+    def _flag_array(self, tokens: int) -> np.ndarray:
+        """The flags, zeroed: four per token of the first file, a power of two, within the cap."""
+        size = min(self._flag_cap, max(1 << 16, 1 << (4 * max(tokens, 1) - 1).bit_length()))
+        if self._flags is None or len(self._flags) != size:
+            self._flags = np.zeros(size, np.uint8)
+        else:
+            self._flags.fill(0)
+        return self._flags
+
+    def _slot(self, values: np.ndarray) -> np.ndarray:
+        assert self._flags is not None
+        return values >> np.uint64(64 - (len(self._flags).bit_length() - 1))
+
+    # ------------------------------------------------------------------------------------------ sides
+
+    def side(self, column: Any, where: str, n: int) -> DuckSide:
+        """A token column (Arrow) as a side."""
+        col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+        name = self._name("cells")
+        # on the reading cursor: a registered table is seen by its own connection only
+        self.reader.register(name, pa.table({"r": pa.array(np.arange(n, dtype=np.uint32)), "cell": col}))
+        return self._add(f"SELECT r, cell::VARCHAR AS cell FROM {name}", where, n)
+
+    def parquet_side(self, path: str | Path, column: str, where: str) -> DuckSide:
+        """The token column of a Parquet file as a side: DuckDB reads it (no other column), in batches."""
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+        src = (f"SELECT file_row_number::UINTEGER AS r, {_quote_ident(column)}::VARCHAR AS cell "
+               f"FROM read_parquet({_quote_text(str(path))}, file_row_number = true)")  # fmt: skip
+        return self._add(src, where, rows, parquet=True)
+
+    def _add(self, source: str, where: str, rows: int, *, parquet: bool = False) -> DuckSide:
+        """Read a side once: check every cell (InputError naming ``where`` and the first bad row),
+        note its kinds, keep its I, A and E tokens, and pass its tokens through the prefilter (the
+        first side sets the flags; the second keeps what they let through and sets them anew)."""
+        from deid._linkage import _KIND_INDEX
+
+        grouping = self._name("grouping")
+        self.run(f"CREATE TABLE {grouping} (row UINTEGER, kind UTINYINT, value UBIGINT)")
+        side = DuckSide(source, where, set(), grouping, parquet=parquet)
+        first = not self._sides
+        if first:
+            flags = self._flag_array(rows * len(KIND_LETTERS) * 5)
+        else:
+            side.reduced = self._name("reduced")
+            self.run(f"CREATE TABLE {side.reduced} (row UINTEGER, kind UTINYINT, value UBIGINT)")
+            flags = self._flags
+            assert flags is not None
         seen = np.zeros(len(KIND_LETTERS), np.int64)
-        start = 0
-        for cells in batches:
-            rows, kinds, values = parse_tokens(cells, where, first_row=start)
+        bad_row = -1
+        for batch in self._batches(side):
+            rows_, codes, values = (batch.column(i).to_numpy() for i in range(3))
+            kinds = _KIND_INDEX[codes]
+            wrong = (kinds == 255) | (rows_ >= _BAD_CELL)
+            if wrong.any():
+                r = int((rows_[wrong] & ~_BAD_CELL).min())
+                bad_row = r if bad_row < 0 else min(bad_row, r)
+                continue
             seen += np.bincount(kinds, minlength=len(KIND_LETTERS))
-            batch = self._name("batch")
-            self._arrow(batch, pa.table({"row": pa.array((rows + start).astype(np.uint32)),
-                                         "kind": pa.array(kinds), "value": pa.array(values)}))  # fmt: skip
-            self.run(f"INSERT INTO {name} SELECT * FROM {batch}")
-            self.run(f"INSERT INTO {name}_{GROUPING} SELECT * FROM {batch} WHERE {grouping}")
-            self.con.unregister(batch)
-            start += len(cells)
-            del rows, kinds, values
-        self._kinds[name] = {KIND_LETTERS[k] for k in np.flatnonzero(seen)}
-        return name
+            grp = np.isin(kinds, _GROUPING_LIST)
+            self._insert(grouping, rows_[grp], kinds[grp], values[grp])
+            if first:
+                flags[self._slot(values)] = 1
+            else:
+                keep = flags[self._slot(values)].view(bool)
+                self._insert(side.reduced, rows_[keep], kinds[keep], values[keep])  # type: ignore[arg-type]
+        if bad_row >= 0:
+            raise InputError(f"{where}: row {bad_row + 2} does not hold link tokens.")
+        side.kinds = {KIND_LETTERS[k] for k in np.flatnonzero(seen)}
+        if not first:
+            # Fresh flags from the second side's survivors, for the first side's second reading.
+            flags = self._flag_array(int(self.run(f"SELECT count(*) FROM {side.reduced}")[0][0]) * 2)
+            for batch in self._table_batches(f"SELECT value FROM {side.reduced}"):
+                flags[self._slot(batch.column(0).to_numpy())] = 1
+        self._sides.append(side)
+        return side
 
-    def kinds(self, side: str) -> set[str]:
-        return set(self._kinds[side])
+    def _table_batches(self, sql: str) -> Any:
+        yield from self.reader.sql(sql).to_arrow_reader(BATCH_TOKENS)
+
+    def _reduce_first(self) -> None:
+        """The first side's tokens that the second side's survivors flag (its second reading)."""
+        side = self._sides[0]
+        if side.reduced is not None:
+            return
+        from deid._linkage import _KIND_INDEX
+
+        flags = self._flags
+        side.reduced = self._name("reduced")
+        self.run(f"CREATE TABLE {side.reduced} (row UINTEGER, kind UTINYINT, value UBIGINT)")
+        if len(self._sides) < 2:  # nothing to be shared with
+            return
+        assert flags is not None
+        for batch in self._batches(side):
+            rows_, codes, values = (batch.column(i).to_numpy() for i in range(3))
+            keep = flags[self._slot(values)].view(bool)
+            self._insert(side.reduced, rows_[keep], _KIND_INDEX[codes[keep]], values[keep])
+        self._flags = None  # the flags' memory back before the joins
+
+    def kinds(self, side: DuckSide) -> set[str]:
+        return set(side.kinds)
 
     # ------------------------------------------------------------------------------------ the joins
 
     def candidates(
         self,
-        a: str,
-        b: str,
+        a: DuckSide,
+        b: DuckSide,
         kinds: set[int],
         max_shared: int,
         groups: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Pairs:
         """(row or student of A, of B, kinds bitmask) for every pair sharing a token of ``kinds``; with
         ``groups`` (each row's student), students instead of rows, each token once per student."""
+        self._reduce_first()
         xa, xb = self._name("xa"), self._name("xb")
+        only = _in_kinds(kinds)
         self.run(
-            f"CREATE TEMP TABLE {xa} AS SELECT row, kind, value FROM {a} WHERE {_in_kinds(kinds)} "
-            f"AND value IN (SELECT value FROM {b} WHERE {_in_kinds(kinds)})"
+            f"CREATE TABLE {xa} AS SELECT row, kind, value FROM (SELECT * FROM {a.reduced} WHERE {only}) "
+            f"SEMI JOIN (SELECT kind, value FROM {b.reduced} WHERE {only}) USING (kind, value)"
         )
         self.run(
-            f"CREATE TEMP TABLE {xb} AS SELECT row, kind, value FROM {b} "
-            f"WHERE value IN (SELECT value FROM {xa})"
+            f"CREATE TABLE {xb} AS SELECT row, kind, value FROM {b.reduced} "
+            f"SEMI JOIN (SELECT kind, value FROM {xa}) USING (kind, value)"
         )
         if groups is not None:
             for x, g in ((xa, groups[0]), (xb, groups[1])):
@@ -255,54 +375,59 @@ class DuckEngine:
                                              "grp": pa.array(g.astype(np.uint32))}))  # fmt: skip
                 grouped = self._name("grouped")
                 self.run(
-                    f"CREATE TEMP TABLE {grouped} AS SELECT DISTINCT g.grp AS row, x.kind, x.value "
+                    f"CREATE TABLE {grouped} AS SELECT DISTINCT g.grp AS row, x.kind, x.value "
                     f"FROM {x} x JOIN {gname} g ON x.row = g.row"
                 )
                 self.run(f"DROP TABLE {x}")
                 self.run(f"ALTER TABLE {grouped} RENAME TO {x}")
                 self.con.unregister(gname)
         rows = self.run(
-            f"WITH ok AS (SELECT value FROM {xa} GROUP BY value HAVING count(*) <= {int(max_shared)} "
-            f"INTERSECT SELECT value FROM {xb} GROUP BY value HAVING count(*) <= {int(max_shared)}) "
+            f"WITH ok AS (SELECT kind, value FROM {xa} GROUP BY ALL HAVING count(*) <= {int(max_shared)} "
+            f"INTERSECT SELECT kind, value FROM {xb} GROUP BY ALL HAVING count(*) <= {int(max_shared)}) "
             f"SELECT p.row AS ra, q.row AS rb, bit_or({_BIT.replace('kind', 'p.kind')}) AS mask "
-            f"FROM {xa} p JOIN {xb} q USING (value) SEMI JOIN ok USING (value) GROUP BY ALL",
+            f"FROM {xa} p JOIN {xb} q USING (kind, value) SEMI JOIN ok USING (kind, value) GROUP BY ALL",
             "arrow",
         )
         self.run(f"DROP TABLE {xa}")
         self.run(f"DROP TABLE {xb}")
         return _sorted(*(rows.column(c).to_numpy() for c in ("ra", "rb", "mask")))
 
-    def self_pairs(self, side: str, kinds: set[int], max_shared: int) -> Pairs:
+    def self_pairs(self, side: DuckSide, kinds: set[int], max_shared: int) -> Pairs:
         """Pairs of different rows of one side sharing a token of ``kinds`` (row < other row)."""
+        if not kinds <= _GROUPING_KINDS:
+            raise ValueError("self_pairs reads the grouping kinds (I, A, E) only")
         x = self._name("shared")
-        if kinds <= _GROUPING_KINDS and side in self._grouping:
-            side = self._grouping[side]
+        only = _in_kinds(kinds)
         self.run(
-            f"CREATE TEMP TABLE {x} AS SELECT row, kind, value FROM {side} WHERE {_in_kinds(kinds)} "
-            f"AND value IN (SELECT value FROM {side} WHERE {_in_kinds(kinds)} GROUP BY value "
-            f"HAVING count(*) BETWEEN 2 AND {int(max_shared)})"
+            f"CREATE TABLE {x} AS SELECT row, kind, value FROM (SELECT * FROM {side.grouping} WHERE {only}) "
+            f"SEMI JOIN (SELECT kind, value FROM {side.grouping} WHERE {only} GROUP BY ALL "
+            f"HAVING count(*) BETWEEN 2 AND {int(max_shared)}) USING (kind, value)"
         )
         rows = self.run(
             f"SELECT p.row AS ra, q.row AS rb, bit_or({_BIT.replace('kind', 'p.kind')}) AS mask FROM {x} p "
-            f"JOIN {x} q ON p.value = q.value AND p.row < q.row GROUP BY ALL",
+            f"JOIN {x} q ON p.kind = q.kind AND p.value = q.value AND p.row < q.row GROUP BY ALL",
             "arrow",
         )
         self.run(f"DROP TABLE {x}")
         return _sorted(*(rows.column(c).to_numpy() for c in ("ra", "rb", "mask")))
 
-    def only_rows(self, side: str, kind: int, free: np.ndarray) -> str:
-        """The side's tokens of one kind, on the rows where ``free`` is set."""
+    def only_rows(self, side: DuckSide, kind: int, free: np.ndarray) -> DuckSide:
+        """The side's (possibly shared) tokens of one kind, on the rows where ``free`` is set."""
+        self._reduce_first()
         fname, name = self._name("free"), self._name("only")
         self._arrow(fname, pa.table({"row": pa.array(np.flatnonzero(free).astype(np.uint32))}))
         self.run(
-            f"CREATE TEMP TABLE {name} AS SELECT row, kind, value FROM {side} WHERE {_in_kinds({kind})} "
-            f"AND row IN (SELECT row FROM {fname})"
+            f"CREATE TABLE {name} AS SELECT row, kind, value FROM {side.reduced} "
+            f"WHERE {_in_kinds({kind})} AND row IN (SELECT row FROM {fname})"
         )
         self.con.unregister(fname)
-        self._kinds[name] = {KIND_LETTERS[kind]} if self.run(f"SELECT 1 FROM {name} LIMIT 1") else set()
-        return name
+        kinds = {KIND_LETTERS[kind]} if KIND_LETTERS[kind] in side.kinds else set()
+        return DuckSide(side.source, side.where, kinds, side.grouping, name, side.parquet)
 
     def close(self) -> None:
+        self._flags = None
+        with contextlib.suppress(Exception):
+            self.reader.close()
         with contextlib.suppress(Exception):
             self.con.close()
         shutil.rmtree(self.spill, ignore_errors=True)
