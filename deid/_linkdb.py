@@ -35,7 +35,7 @@ from deid.errors import InputError, OutputError
 KIND_LETTERS = "IAMWBCEGPQK"  # = deid._linkage.KINDS, in the same order (bit i is kind i)
 DEFAULT_MEMORY_MB = 1024
 _GROUPING_KINDS = {KIND_LETTERS.index(k) for k in "IAE"}
-_GROUPING_LIST = np.array(sorted(_GROUPING_KINDS), np.uint8)
+_IS_GROUPING = np.isin(np.arange(256), sorted(_GROUPING_KINDS))
 BATCH_TOKENS = 1 << 20  # tokens DuckDB hands over at a time (13 MB)
 MIN_MEMORY_MB = 128
 
@@ -243,17 +243,35 @@ class DuckEngine:
         self.con.unregister(batch)
 
     def _flag_array(self, tokens: int) -> np.ndarray:
-        """The flags, zeroed: four per token of the first file, a power of two, within the cap."""
-        size = min(self._flag_cap, max(1 << 16, 1 << (4 * max(tokens, 1) - 1).bit_length()))
+        """The flags, zeroed: a bit array of some 40 bits per token (one byte holds 8 flags), a power of
+        two of bytes within the cap."""
+        size = min(self._flag_cap, max(1 << 13, 1 << (5 * max(tokens, 1) - 1).bit_length()))
         if self._flags is None or len(self._flags) != size:
+            self._flags = None
             self._flags = np.zeros(size, np.uint8)
         else:
             self._flags.fill(0)
         return self._flags
 
-    def _slot(self, values: np.ndarray) -> np.ndarray:
+    def _slots(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(byte, bit) of each value's flag: the value's top bits."""
         assert self._flags is not None
-        return values >> np.uint64(64 - (len(self._flags).bit_length() - 1))
+        slot = (values >> np.uint64(64 - (len(self._flags).bit_length() - 1) - 3)).view(np.int64)
+        return slot >> 3, (slot & 7).astype(np.uint8)
+
+    def _set(self, values: np.ndarray) -> None:
+        """Set the values' flags: one bit position at a time, so that two values in one byte both land."""
+        flags = self._flags
+        assert flags is not None
+        byte, bit = self._slots(values)
+        for b in range(8):
+            on = bit == b
+            flags[byte[on]] |= np.uint8(1 << b)
+
+    def _flagged(self, values: np.ndarray) -> np.ndarray:
+        assert self._flags is not None
+        byte, bit = self._slots(values)
+        return ((self._flags[byte] >> bit) & 1).view(bool)
 
     # ------------------------------------------------------------------------------------------ sides
 
@@ -285,12 +303,10 @@ class DuckEngine:
         side = DuckSide(source, where, set(), grouping, parquet=parquet)
         first = not self._sides
         if first:
-            flags = self._flag_array(rows * len(KIND_LETTERS) * 5)
+            self._flag_array(rows * len(KIND_LETTERS) * 5)
         else:
             side.reduced = self._name("reduced")
             self.run(f"CREATE TABLE {side.reduced} (row UINTEGER, kind UTINYINT, value UBIGINT)")
-            flags = self._flags
-            assert flags is not None
         seen = np.zeros(len(KIND_LETTERS), np.int64)
         bad_row = -1
         for batch in self._batches(side):
@@ -302,21 +318,21 @@ class DuckEngine:
                 bad_row = r if bad_row < 0 else min(bad_row, r)
                 continue
             seen += np.bincount(kinds, minlength=len(KIND_LETTERS))
-            grp = np.isin(kinds, _GROUPING_LIST)
+            grp = _IS_GROUPING[kinds]
             self._insert(grouping, rows_[grp], kinds[grp], values[grp])
             if first:
-                flags[self._slot(values)] = 1
+                self._set(values)
             else:
-                keep = flags[self._slot(values)].view(bool)
+                keep = self._flagged(values)
                 self._insert(side.reduced, rows_[keep], kinds[keep], values[keep])  # type: ignore[arg-type]
         if bad_row >= 0:
             raise InputError(f"{where}: row {bad_row + 2} does not hold link tokens.")
         side.kinds = {KIND_LETTERS[k] for k in np.flatnonzero(seen)}
         if not first:
             # Fresh flags from the second side's survivors, for the first side's second reading.
-            flags = self._flag_array(int(self.run(f"SELECT count(*) FROM {side.reduced}")[0][0]) * 2)
+            self._flag_array(int(self.run(f"SELECT count(*) FROM {side.reduced}")[0][0]) * 2)
             for batch in self._table_batches(f"SELECT value FROM {side.reduced}"):
-                flags[self._slot(batch.column(0).to_numpy())] = 1
+                self._set(batch.column(0).to_numpy())
         self._sides.append(side)
         return side
 
@@ -330,15 +346,13 @@ class DuckEngine:
             return
         from deid._linkage import _KIND_INDEX
 
-        flags = self._flags
         side.reduced = self._name("reduced")
         self.run(f"CREATE TABLE {side.reduced} (row UINTEGER, kind UTINYINT, value UBIGINT)")
         if len(self._sides) < 2:  # nothing to be shared with
             return
-        assert flags is not None
         for batch in self._batches(side):
             rows_, codes, values = (batch.column(i).to_numpy() for i in range(3))
-            keep = flags[self._slot(values)].view(bool)
+            keep = self._flagged(values)
             self._insert(side.reduced, rows_[keep], _KIND_INDEX[codes[keep]], values[keep])
         self._flags = None  # the flags' memory back before the joins
 
