@@ -113,6 +113,11 @@ _TOKENS = (
     "'[^A-Za-z0-9_ -]')::UINTEGER << 31) AS r, cell FROM ({src}) WHERE cell <> '' OFFSET 0)) "
     "WHERE tok <> ''"
 )
+# The same without the check, for a side read a second time (checked the first time).
+_TOKENS_CHECKED = (
+    "SELECT r, ascii(tok)::UTINYINT AS c, hash(tok) AS h FROM (SELECT r, unnest(string_split(cell, ' ')) "
+    "AS tok FROM ({src}) WHERE cell <> '') WHERE tok <> ''"
+)
 _BAD_CELL = np.uint32(1 << 31)
 
 
@@ -213,14 +218,15 @@ class DuckEngine:
     def _arrow(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
 
-    def _batches(self, side: DuckSide) -> Any:
+    def _batches(self, side: DuckSide, *, checked: bool = False) -> Any:
         """The side's tokens (row, kind letter's code, hash) from DuckDB, in Arrow batches. DuckDB's
         failures become one sentence: the memory setting, the spill's disk, or (a damaged page of a
         Parquet file whose footer was read) an unreadable file — DuckDB's own text is never shown."""
         import duckdb
 
         try:
-            yield from self.reader.sql(_TOKENS.format(src=side.source)).to_arrow_reader(BATCH_TOKENS)
+            sql = (_TOKENS_CHECKED if checked else _TOKENS).format(src=side.source)
+            yield from self.reader.sql(sql).to_arrow_reader(BATCH_TOKENS)
         except duckdb.OutOfMemoryException:
             raise InputError(self._memory_sentence()) from None
         except (duckdb.Error, OSError) as exc:
@@ -243,9 +249,9 @@ class DuckEngine:
         self.con.unregister(batch)
 
     def _flag_array(self, tokens: int) -> np.ndarray:
-        """The flags, zeroed: a bit array of some 40 bits per token (one byte holds 8 flags), a power of
-        two of bytes within the cap."""
-        size = min(self._flag_cap, max(1 << 13, 1 << (5 * max(tokens, 1) - 1).bit_length()))
+        """The flags, zeroed: one byte each (setting bits would cost four times the time at this size),
+        some four per token, a power of two within the cap."""
+        size = min(self._flag_cap, max(1 << 16, 1 << (4 * max(tokens, 1) - 1).bit_length()))
         if self._flags is None or len(self._flags) != size:
             self._flags = None
             self._flags = np.zeros(size, np.uint8)
@@ -253,25 +259,18 @@ class DuckEngine:
             self._flags.fill(0)
         return self._flags
 
-    def _slots(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(byte, bit) of each value's flag: the value's top bits."""
+    def _slots(self, values: np.ndarray) -> np.ndarray:
+        """Each value's flag: the value's top bits."""
         assert self._flags is not None
-        slot = (values >> np.uint64(64 - (len(self._flags).bit_length() - 1) - 3)).view(np.int64)
-        return slot >> 3, (slot & 7).astype(np.uint8)
+        return (values >> np.uint64(64 - (len(self._flags).bit_length() - 1))).view(np.int64)
 
     def _set(self, values: np.ndarray) -> None:
-        """Set the values' flags: one bit position at a time, so that two values in one byte both land."""
-        flags = self._flags
-        assert flags is not None
-        byte, bit = self._slots(values)
-        for b in range(8):
-            on = bit == b
-            flags[byte[on]] |= np.uint8(1 << b)
+        assert self._flags is not None
+        self._flags[self._slots(values)] = 1
 
     def _flagged(self, values: np.ndarray) -> np.ndarray:
         assert self._flags is not None
-        byte, bit = self._slots(values)
-        return ((self._flags[byte] >> bit) & 1).view(bool)
+        return self._flags[self._slots(values)].view(bool)
 
     # ------------------------------------------------------------------------------------------ sides
 
@@ -350,7 +349,7 @@ class DuckEngine:
         self.run(f"CREATE TABLE {side.reduced} (row UINTEGER, kind UTINYINT, value UBIGINT)")
         if len(self._sides) < 2:  # nothing to be shared with
             return
-        for batch in self._batches(side):
+        for batch in self._batches(side, checked=True):
             rows_, codes, values = (batch.column(i).to_numpy() for i in range(3))
             keep = self._flagged(values)
             self._insert(side.reduced, rows_[keep], _KIND_INDEX[codes[keep]], values[keep])
