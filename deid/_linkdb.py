@@ -297,6 +297,8 @@ class DuckEngine:
         first side sets the flags; the second keeps what they let through and sets them anew)."""
         from deid._linkage import _KIND_INDEX
 
+        if rows >= _BAD_CELL:  # row numbers are 31 bits here (the 32nd marks a bad cell)
+            raise InputError(f"{where} has more rows ({rows:,}) than linking takes ({int(_BAD_CELL) - 1:,}).")
         grouping = self._name("grouping")
         self.run(f"CREATE TABLE {grouping} (row UINTEGER, kind UTINYINT, value UBIGINT)")
         side = DuckSide(source, where, set(), grouping, parquet=parquet)

@@ -97,3 +97,28 @@ def test_a_damaged_parquet_file_is_refused_in_one_sentence(pair, tmp_path: Path)
         link(good, bad, tmp_path / "out.csv")
     assert str(err.value) == f"{bad} is not a readable Parquet file."
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+
+
+def test_the_prefilter_only_drops_tokens_no_pair_needs(pair, tmp_path: Path, monkeypatch) -> None:
+    """The Bloom filter before the joins (deid/_linkdb.py) lets every shared token through: with 16
+    bytes of flags (every flag set: nothing dropped) and with the default size (most tokens dropped)
+    the links, scores and report are the same, and equal the in-memory engine's."""
+    import deid._linkdb as linkdb
+
+    mem = link_tables(*pair, method="combined", engine="memory")
+    runs = {}
+    for cap in (16, linkdb.FILTER_MAX_BYTES):
+        monkeypatch.setattr(linkdb, "FILTER_MAX_BYTES", cap)
+        runs[cap] = link_tables(*pair, method="combined", engine="duckdb", spill_dir=tmp_path)
+    for links in runs.values():
+        assert np.array_equal(links.row_a, mem.row_a) and np.array_equal(links.row_b, mem.row_b)
+        assert np.array_equal(links.score, mem.score)
+        assert links.report.candidate_pairs == mem.report.candidate_pairs > 0
+
+
+def test_spaces_around_and_between_tokens_are_ignored(pair, tmp_path: Path) -> None:
+    cells = pair[1].to_pylist()
+    spaced = pa.chunked_array([pa.array([f"  {c.replace(' ', '  ')} " if c else c for c in cells])])
+    plain = link_tables(pair[0], pair[1], engine="duckdb", spill_dir=tmp_path)
+    loose = link_tables(pair[0], spaced, engine="duckdb", spill_dir=tmp_path)
+    assert plain.pairs() == loose.pairs() and len(plain.pairs()) > 20
