@@ -41,7 +41,7 @@ from deid._secrets import (
     save_crosswalk,
 )
 from deid._textnorm import visible_text
-from deid._treatments import TreatmentContext
+from deid._treatments import TreatmentContext, require_secret
 from deid.errors import OutputError, PolicyError
 
 Progress = Callable[[float, str], None]
@@ -131,17 +131,7 @@ def _run(
     policy.check_columns(table.column_names, input_name=input_name)
     check_text(table, input_name)  # (read_table checked files; a table made in memory may not be text)
     treatments = [(rule, make_treatment(rule)) for rule in policy.rules]
-    if policy.needs_secret and secret is None:
-        needing = [r.source for r, t in treatments if t.needs_secret]
-        raise PolicyError(
-            f"{policy.name} uses record_code, token or date_shift (column "
-            f"'{needing[0]}'), which need a secret file: add --secret-file FILE."
-        )
-    if any(r.treatment == "record_code" for r in policy.rules) and crosswalk is None:
-        raise PolicyError(
-            f"{policy.name} uses record_code, which needs a crosswalk kept beside the "
-            f"secret file: add --secret-file FILE."
-        )
+    require_secret(policy, treatments, secret, crosswalk=crosswalk)
     reference = reference_date or dt.date.today()
 
     flags = _classify(table)
@@ -623,8 +613,10 @@ def _finish_file(
     if any(r.treatment == "record_code" for r in policy.rules) and secret is not None:
         if cw_path is None:
             raise PolicyError(
-                f"{policy.name} uses record_code: give a secret file (--secret-file) so the "
-                f"crosswalk of codes can be kept beside it."
+                f"{policy.name} uses record_code, which needs a secret file beside which the crosswalk "
+                "of codes is kept.",
+                "Give the secret file.",
+                action="secret_file",
             )
         cw = load_crosswalk(cw_path, secret)
 

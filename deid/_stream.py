@@ -52,8 +52,8 @@ from deid._registry import make_treatment
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import RiskResult, _blank_as_null, _codes, _combine
 from deid._roster import Roster, roster_columns
-from deid._treatments import TreatmentContext
-from deid.errors import InputError, OutputError, PolicyError
+from deid._treatments import TreatmentContext, require_secret
+from deid.errors import InputError, OutputError
 
 DEFAULT_BATCH_ROWS = 262_144  # the largest batch the memory setting chooses (batch_rows_for)
 DEFAULT_MEMORY_MB = 1024
@@ -420,12 +420,7 @@ def run_stream(
     names = source.names
     policy.check_columns(names, input_name=input_name)
     treatments = [(rule, make_treatment(rule)) for rule in policy.rules]
-    if policy.needs_secret and secret is None:
-        needing = [r.source for r, t in treatments if t.needs_secret]
-        raise PolicyError(
-            f"{policy.name} uses record_code, token or date_shift (column "
-            f"'{needing[0]}'), which need a secret file: add --secret-file FILE."
-        )
+    require_secret(policy, treatments, secret)
     reference = reference_date or dt.date.today()
     needed: set[str] = set()
     for r in policy.rules:

@@ -100,12 +100,10 @@ def test_a_refusal_on_the_command_line_ends_with_the_command(run_cli, cli_vault)
     assert lines[1] == "pathshare: hint: The list of agreements shows them: `pathshare agreement list`."
 
 
-# Messages that still name an option, left to their areas' owners (issue 15 item 4): the streaming and
-# engine paths' "add --secret-file FILE" (one rule written twice; deid/_engine.py, deid/_stream.py),
-# linkage's "--column", and the synthetic-data writer's "--messy" (a developer tool).
+# Messages that still name an option, left to their areas' owners (issue 15 item 4): linkage's
+# "--column", and the synthetic-data writer's "--messy" (a developer tool). (The secret-file refusal is
+# one rule now, deid._treatments.require_secret, with the action instead of the option.)
 MESSAGES_IN_THE_CLIS_VOICE = {
-    "deid/_engine.py": 3,
-    "deid/_stream.py": 1,
     "deid/_linkage.py": 1,
     "deid/_synth/_write.py": 1,
 }

@@ -222,3 +222,17 @@ def test_an_input_that_needs_repairs_is_read_whole_and_says_so(tmp_path: Path) -
     assert report.rows_out == 3
     assert "read whole, not streamed: its rows need repairs" in report.notes
     assert any("repaired" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("batch_rows", [None, 40])
+def test_a_policy_that_needs_a_secret_is_refused_alike_in_memory_and_streamed(tmp_path: Path, extract: Path,
+                                                                           batch_rows: int | None) -> None:
+    """One rule (deid._treatments.require_secret) for both paths: one sentence naming the column, the
+    step as an action (the CLI adds its option, the app its button), nothing written."""
+    from deid.errors import PolicyError
+
+    out = tmp_path / "o.csv"
+    with pytest.raises(PolicyError) as err:
+        deidentify_file(extract, _policy(tmp_path), out, secret_file=None, batch_rows=batch_rows)
+    assert "need a secret file" in err.value.message and "--" not in err.value.message
+    assert err.value.action == "secret_file" and not out.exists()
