@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from agreements._agreement import Agreement
 from agreements._clock import utc_now
 from agreements._identity import our_card, signing_key
+from agreements._idprefix import match_id
 from agreements._manifest import Manifest
 from agreements._partners import trusted_partner
 from agreements._receipts import (
@@ -427,35 +428,23 @@ def get_package(
 
 
 def resolve_package_id(vault: Vault, text: str, direction: str | None = None) -> str:
-    """A package id from what a user typed: the full id or a unique prefix of at least 4 characters
-    (as agreement ids are given), among the packages of ``direction`` when given."""
-    text = text.strip().lower()
-    if not text:
-        raise PackageRejected(
-            "No package id was given.", "The list of packages shows them.", action="list_packages"
+    """A package id from what a user typed: the full id or a unique prefix (agreements._idprefix, as
+    agreement ids are given), among the packages of ``direction`` when given."""
+
+    def candidates(t: str) -> list[str]:
+        sql = (
+            "SELECT DISTINCT package_id FROM packages WHERE (package_id = ? OR substr(package_id, 1, ?) = ?)"
         )
-    if len(text) < 4:
-        raise PackageRejected(
-            f"{text!r} is too short to name a package; give at least 4 characters of its id."
-        )
-    sql = "SELECT DISTINCT package_id FROM packages WHERE (package_id = ? OR substr(package_id, 1, ?) = ?)"
-    args: tuple[Any, ...] = (text, len(text), text)
-    if direction is not None:
-        sql += " AND direction = ?"
-        args += (direction,)
-    ids = sorted({r[0] for r in vault.db.execute(sql, args).fetchall()})
-    if text in ids:
-        return text
-    if not ids:
-        kind = {SENT: "sealed ", RECEIVED: "opened "}.get(direction or "", "")
-        raise PackageRejected(
-            f"This vault has no record of a {kind}package {text}.",
-            "The list of packages shows them.",
-            action="list_packages",
-        )
-    if len(ids) > 1:
-        raise PackageRejected(f"{text} names more than one package; give more characters of the id.")
-    return str(ids[0])
+        args: tuple[Any, ...] = (t, len(t), t)
+        if direction is not None:
+            sql += " AND direction = ?"
+            args += (direction,)
+        return [r[0] for r in vault.db.execute(sql, args).fetchall()]
+
+    kind = {SENT: "sealed ", RECEIVED: "opened "}.get(direction or "", "")
+    missing = f"This vault has no record of a {kind}package {{text}}."
+    return match_id(text, candidates, noun="package", missing=missing, error=PackageRejected,
+                    list_action="list_packages")  # fmt: skip
 
 
 def list_packages(vault: Vault, direction: str | None = None) -> list[PackageRecord]:

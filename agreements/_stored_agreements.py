@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agreements._agreement import Agreement, parse_agreement
+from agreements._idprefix import match_id
 from agreements.errors import AgreementError
 
 if TYPE_CHECKING:
@@ -22,25 +23,14 @@ def _load_rows(vault: Vault, agreement_id: str) -> list[Agreement]:
 
 
 def _resolve_id(vault: Vault, text: str) -> str:
-    """An agreement id from what a user typed: the full id or a unique prefix of at least 4 characters."""
-    text = text.strip().lower()
-    if len(text) < 4:
-        raise AgreementError(
-            f"{text!r} is too short to name an agreement; give at least 4 characters of its id."
-        )
-    rows = vault.db.execute(
-        "SELECT DISTINCT id FROM agreements WHERE id = ? OR substr(id, 1, ?) = ?", (text, len(text), text)
-    ).fetchall()
-    ids = sorted({r[0] for r in rows})
-    if not ids:
-        raise AgreementError(
-            f"There is no agreement {text} in this vault.",
-            "The list of agreements shows them.",
-            action="list_agreements",
-        )
-    if len(ids) > 1:
-        raise AgreementError(f"{text} names more than one agreement; give more characters of the id.")
-    return str(ids[0])
+    """An agreement id from what a user typed: the full id or a unique prefix (agreements._idprefix)."""
+
+    def candidates(t: str) -> list[str]:
+        sql = "SELECT DISTINCT id FROM agreements WHERE id = ? OR substr(id, 1, ?) = ?"
+        return [r[0] for r in vault.db.execute(sql, (t, len(t), t)).fetchall()]
+
+    return match_id(text, candidates, noun="agreement", missing="There is no agreement {text} in this vault.",
+                    error=AgreementError, list_action="list_agreements")  # fmt: skip
 
 
 def _pick(versions: list[Agreement], version: int | None, agreement_id: str) -> Agreement:

@@ -373,3 +373,33 @@ def test_an_unsigned_draft_is_corrected_in_place(orgs):
     assert (v2_fixed.version, v2_fixed.previous, v2_fixed.title) == (2, fixed.sha256, "Second try")
     assert len(agreement_versions(d.vault, a.id)) == 2
     assert d.vault.audit.verify()
+
+
+def test_an_id_is_named_by_its_full_text_or_a_unique_prefix_of_four_or_more():
+    """One rule for agreements and packages (agreements._idprefix.match_id)."""
+    import pytest
+
+    from agreements._idprefix import match_id
+    from agreements.errors import AgreementError
+
+    ids = ["abcd1234", "abcd9999", "abcd", "ffff0000"]
+
+    def pick(text: str) -> str:
+        return match_id(text, lambda t: [i for i in ids if i.startswith(t)], noun="agreement",
+                        missing="There is no agreement {text} here.", error=AgreementError,
+                        list_action="list_agreements")  # fmt: skip
+
+    assert pick(" FFFF") == "ffff0000" and pick("abcd1") == "abcd1234"
+    assert pick("abcd") == "abcd"  # a full id wins over the longer ids it starts
+    for text, words in [("abcd12345", "There is no agreement abcd12345 here."),
+                        ("ab", "too short to name an agreement"), ("", "No agreement id was given."),
+                        ("abcd9", None)]:  # fmt: skip
+        if words is None:
+            assert pick(text) == "abcd9999"
+            continue
+        with pytest.raises(AgreementError) as err:
+            pick(text)
+        assert words in err.value.message
+    ids.append("abcd9998")
+    with pytest.raises(AgreementError, match="names more than one agreement"):
+        pick("abcd9")
