@@ -588,8 +588,9 @@ class _Search:
 
     def orders(self, levels: tuple[int, ...]) -> list[tuple[int, ...]]:
         """The local suppression orders tried at ``levels``: the QI with the most groups first (the
-        finest split goes first), and each other kept QI brought to the front — withholding another
-        column first can spread the loss instead of taking one group's value from most of its students."""
+        finest split goes first), and no fixed order — each row withholds its cheapest value — which can
+        spread the loss instead of taking one group's value from most of its students. (Bringing each
+        other QI to the front as well, one more evaluation per QI, changed nothing on the demo's cohort.)"""
         sizes = [self.codes(i, lv)[1] for i, lv in enumerate(levels)]
         default = tuple(sorted(range(len(self.qis)), key=lambda i: -sizes[i]))
         return [default, ()]
