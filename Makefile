@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml Makefile
 	# (anjana) pin exact old numpy/typing-extensions releases that would break pydantic: their own code
 	# runs on ours, so they are installed without their pins (their other needs are in [test]).
 	$(PY) -m pip install --quiet --no-deps $(INDEPENDENT_CHECKERS) $(LINKAGE_DATA)
-	$(PY) -m pip install --quiet $(LINKAGE_BASELINE)
 	touch $(STAMP)
+
+# What only the benchmarks use (a clerk's `make run` does not download it).
+$(VENV)/.bench-stamp: $(STAMP)
+	$(PY) -m pip install --quiet $(LINKAGE_BASELINE)
+	touch $@
 
 run: $(STAMP)
 	$(VENV)/bin/pathshare
@@ -28,7 +32,7 @@ run: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(VENV)/.bench-stamp
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s tests/benchmarks \
 	  -o addopts="-p no:cacheprovider" -o python_files="bench_*.py"
 
