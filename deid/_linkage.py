@@ -1105,12 +1105,18 @@ def find_token_column(table: pa.Table, where: str, column: str | None = None) ->
         looks = pc.match_substring_regex(sample, r"^([A-Z][A-Za-z0-9_\-]{11}( |$))+$")
         if len(sample) and pc.all(looks).as_py():
             found.append(name)
-    if len(found) != 1:
+    if not found:
         raise InputError(
-            f"{where} has no link-tokens column (de-identify it with the link_tokens treatment, or "
-            f"name the column with --column)." if not found else
-            f"{where} has several link-tokens columns ({', '.join(found)}); name one with --column."
-        )  # fmt: skip
+            f"{where} has no link-tokens column.",
+            "De-identify it under an agreement that shares link tokens, or name the column that holds them.",
+            action="name_token_column",
+        )
+    if len(found) > 1:
+        raise InputError(
+            f"{where} has several link-tokens columns ({', '.join(found)}).",
+            "Name the one to link on.",
+            action="name_token_column",
+        )
     return found[0]
 
 

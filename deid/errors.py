@@ -20,8 +20,8 @@ from __future__ import annotations
 ACTIONS = frozenset({
     "amend_agreement", "attest", "check_mapping", "create_identity", "destroy_package", "files_moved",
     "give_reason", "import_agreement", "import_linkage_key", "list_agreements", "list_packages",
-    "name_sender", "new_agreement", "replace", "save_profile", "secret_file", "sign_agreement",
-    "verify_audit_log", "verify_partner", "write_certificate",
+    "name_sender", "name_token_column", "new_agreement", "replace", "save_profile", "secret_file",
+    "sign_agreement", "verify_audit_log", "verify_partner", "write_certificate",
 })  # fmt: skip
 
 

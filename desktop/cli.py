@@ -60,6 +60,7 @@ CLI_ACTIONS = {
     "list_agreements": "`pathshare agreement list`",
     "list_packages": "`pathshare packages`",
     "name_sender": "--sender FINGERPRINT",
+    "name_token_column": "--column-a NAME (file A) or --column-b NAME (file B)",
     "new_agreement": "`pathshare agreement new`",
     "replace": "--force",
     "save_profile": "`pathshare map INPUT --agreement {subject} --save-profile NAME`",

@@ -100,11 +100,10 @@ def test_a_refusal_on_the_command_line_ends_with_the_command(run_cli, cli_vault)
     assert lines[1] == "pathshare: hint: The list of agreements shows them: `pathshare agreement list`."
 
 
-# Messages that still name an option, left to their areas' owners (issue 15 item 4): linkage's
-# "--column", and the synthetic-data writer's "--messy" (a developer tool). (The secret-file refusal is
-# one rule now, deid._treatments.require_secret, with the action instead of the option.)
+# Messages that still name an option: the synthetic-data writer's "--messy" (a developer tool). (The
+# secret-file refusal is one rule now, deid._treatments.require_secret, and linkage's token-column
+# refusal names its step as an action, not the option "--column" — which did not even exist.)
 MESSAGES_IN_THE_CLIS_VOICE = {
-    "deid/_linkage.py": 1,
     "deid/_synth/_write.py": 1,
 }
 

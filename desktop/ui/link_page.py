@@ -239,8 +239,8 @@ class LinkPage(QWidget):
             else:
                 side.line.setText(f"<b>{escape(p.name)}</b>: {rows}; <b>no single link-tokens column</b>.")
                 self.message.show_error(
-                    f"{p.name} does not have exactly one link-tokens column: de-identify it with the "
-                    "link_tokens treatment (under the agreement's linkage secret) before linking."
+                    f"{p.name} does not have exactly one column of link tokens: link files that were "
+                    "de-identified under an agreement that shares link tokens (its linkage secret)."
                 )
             self._update_button()
 
