@@ -75,14 +75,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._column_rule import ColumnRule
+from deid._linkdb import DEFAULT_MEMORY_MB, Pairs
+from deid._tokenkinds import _B64, KINDS, TOKEN_CHARS, parse_tokens
 from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
 from deid.errors import InputError, OutputError, PolicyError
 
 TOKEN_COLUMN = "link_tokens"
 KEY_PURPOSE = "link_tokens"
 DUMMY_PURPOSE = "link_tokens/dummy"
-TOKEN_CHARS = 12  # kind letter + 11 base64url characters (64 bits)
-KINDS = ("I", "A", "M", "W", "B", "C", "E", "G", "P", "Q", "K")
 ROLES = ("first", "middle", "last", "birth_date", "sex")
 # Evidence each agreeing kind adds (a hand-set Fellegi-Sunter-style weight: the rarer a chance
 # agreement of that combination, the higher). A pair is linked at THRESHOLD or more: any kind with a
@@ -114,7 +114,6 @@ _SPECIAL = (("Đ", "D"), ("Ð", "D"), ("Ø", "O"), ("Ł", "L"), ("ß", "SS"), ("
 _SEX_TOKENS = ("F", "M")
 MAX_SHARED = 50  # a token shared by more students than this on either side is not specific: not joined
 MAX_ENROLLMENTS = 1000  # rows of one student in one file (terms × courses) that are still grouped
-_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 
 
 # ----------------------------------------------------------------------------------- normalization
@@ -715,67 +714,6 @@ class Links:
         return set(zip(self.row_a.tolist(), self.row_b.tolist(), strict=True))
 
 
-_DECODE = np.full(256, 255, np.uint8)
-_DECODE[_B64] = np.arange(64, dtype=np.uint8)
-_KIND_INDEX = np.full(256, 255, np.uint8)
-_KIND_INDEX[np.frombuffer("".join(KINDS).encode(), np.uint8)] = np.arange(len(KINDS), dtype=np.uint8)
-
-
-def parse_tokens(
-    column: Column, where: str = "the file", first_row: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A link-tokens column → (row, kind index, 64-bit value) arrays, one entry per token.
-
-    Works on the column's bytes in place (every token is 12 characters, one space between tokens;
-    cells with stray surrounding spaces, e.g. from a hand-edited CSV, are trimmed first).
-    Raises InputError naming ``where`` and the first bad row when a cell is not link tokens (its
-    number counted from ``first_row``, when ``column`` is a batch of a file's rows)."""
-    col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
-    col = col.cast(pa.large_string())
-    step = TOKEN_CHARS + 1
-    for attempt in range(2):
-        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        n = len(arr)
-        offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
-        lengths = np.diff(offsets)
-        if arr.null_count:
-            lengths[pc.is_null(arr).to_numpy(zero_copy_only=False)] = 0
-        bad = np.flatnonzero((lengths > 0) & ((lengths + 1) % step != 0))
-        if not len(bad):
-            break
-        if attempt:
-            raise InputError(f"{where}: row {int(bad[0]) + 2 + first_row} does not hold link tokens.")
-        col = pc.utf8_trim_whitespace(col)
-    data = arr.buffers()[2]
-    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    counts = (lengths + 1) // step
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.uint64)
-    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
-    first = np.cumsum(counts) - counts
-    starts = offsets[:-1][rows] + step * (np.arange(total, dtype=np.int64) - first[rows])
-    del first
-    # Every token's 12 bytes in one gather from a sliding-window view (no copy of the column).
-    block = np.lib.stride_tricks.sliding_window_view(raw, TOKEN_CHARS)[starts]
-    kinds = _KIND_INDEX[block[:, 0]]
-    sextets = np.ascontiguousarray(_DECODE[block[:, 1:]].T)  # one row per character
-    del block
-    wrong = (kinds == 255) | (sextets.max(axis=0) == 255)
-    values = np.zeros(total, np.uint64)
-    for j in range(TOKEN_CHARS - 1):
-        values <<= np.uint64(6)
-        values |= sextets[j]
-    del sextets
-    inner = np.ones(total, bool)
-    inner[np.cumsum(counts)[counts > 0] - 1] = False  # a row's last token has no space after it
-    wrong[inner] |= raw[starts[inner] + TOKEN_CHARS] != ord(" ")
-    if wrong.any():
-        row = int(rows[np.argmax(wrong)]) + 2 + first_row
-        raise InputError(f"{where}: row {row} does not hold link tokens.")
-    return rows, kinds, values
-
-
 def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(distinct values sorted, where each starts in sorted order, how many, the sorting order)."""
     order = np.argsort(values)
@@ -837,8 +775,6 @@ def person_groups(side: Any, n: int, engine: Any = None) -> np.ndarray:
     E). Numbers are 0.. in order of each student's first row. ``side`` is one of ``engine``'s sides
     (deid._linkdb; default: parsed tokens in memory)."""
     if engine is None:
-        from deid._linkdb import MemoryEngine
-
         engine = MemoryEngine()
     bit = {k: np.uint32(1 << KINDS.index(k)) for k in ("I", "A", "E")}
     ra, rb, mask = engine.self_pairs(side, {KINDS.index(k) for k in bit}, MAX_ENROLLMENTS)
@@ -951,8 +887,6 @@ def link_tables(
 
     ``engine``: "memory" (numpy) or "duckdb" (out of core within ``memory_mb``, spilling into a
     private folder made in ``spill_dir`` and removed afterwards; deid._linkdb) — the same links."""
-    from deid._linkdb import DEFAULT_MEMORY_MB, make_engine
-
     if method not in METHODS:
         raise InputError(f"Unknown linkage method {method!r}: use {', '.join(METHODS)}.")
     eng = make_engine(engine, memory_mb or DEFAULT_MEMORY_MB, spill_dir)
@@ -1148,8 +1082,6 @@ def link(
     (deid._linkcharts), written with the report."""
     from deid._atomic import check_output_path
     from deid._io import check_distinct_files, output_format, write_table
-    from deid._linkdb import DEFAULT_MEMORY_MB, make_engine
-
     if method not in METHODS:
         raise InputError(f"Unknown linkage method {method!r}: use {', '.join(METHODS)}.")
     if out is not None:
@@ -1326,3 +1258,57 @@ def fields_from_mapping(mapping: Mapping[str, str]) -> LinkFields:
         birth_date=mapping.get("birth_date"),
         sex=mapping.get("sex"),
     )
+
+
+# ----------------------------------------------------------------------------------- the engines
+
+
+class MemoryEngine:
+    """The in-memory linkage engine (numpy; deid._linkdb.DuckEngine is the out-of-core one). Sides are
+    (row, kind index, 64-bit value) numpy arrays (:func:`deid._tokenkinds.parse_tokens`)."""
+
+    name = "memory"
+
+    def side(self, column: Any, where: str, n: int) -> Any:
+        del n
+        return parse_tokens(column, where)
+
+    def kinds(self, side: Any) -> set[str]:
+        return {KINDS[int(k)] for k in np.unique(side[1])}
+
+    def candidates(
+        self,
+        a: Any,
+        b: Any,
+        kinds: set[int],
+        max_shared: int,
+        groups: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Pairs:
+        if groups is not None:
+            a, b = _by_group(a, groups[0]), _by_group(b, groups[1])
+        return _candidates(a, b, kinds, max_shared)
+
+    def self_pairs(self, side: Any, kinds: set[int], max_shared: int) -> Pairs:
+        """Pairs of different rows of one side sharing a token of ``kinds`` (row < other row)."""
+        ra, rb, mask = _candidates(side, side, kinds, max_shared)
+        keep = ra < rb
+        return ra[keep], rb[keep], mask[keep]
+
+    def only_rows(self, side: Any, kind: int, free: np.ndarray) -> Any:
+        return _only_rows(side, kind, free)
+
+    def close(self) -> None:
+        pass
+
+
+def make_engine(
+    engine: str, memory_mb: int = DEFAULT_MEMORY_MB, spill_dir: str | os.PathLike[str] | None = None
+) -> Any:
+    """The engine named ``engine`` ("duckdb" or "memory")."""
+    if engine == "memory":
+        return MemoryEngine()
+    if engine == "duckdb":
+        from deid._linkdb import DuckEngine
+
+        return DuckEngine(memory_mb, spill_dir)
+    raise InputError(f"Unknown linkage engine {engine!r}: use duckdb or memory.")

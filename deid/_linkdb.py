@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from deid._tokenkinds import KIND_INDEX as _KIND_INDEX
+from deid._tokenkinds import KIND_LETTERS
 from deid.errors import InputError, OutputError
 
-KIND_LETTERS = "IAMWBCEGPQK"  # = deid._linkage.KINDS, in the same order (bit i is kind i)
 DEFAULT_MEMORY_MB = 1024
 _GROUPING_KINDS = {KIND_LETTERS.index(k) for k in "IAE"}
 _IS_GROUPING = np.isin(np.arange(256), sorted(_GROUPING_KINDS))
@@ -45,48 +46,6 @@ Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row or student of A, of B,
 def _sorted(ra: np.ndarray, rb: np.ndarray, mask: np.ndarray) -> Pairs:
     order = np.lexsort((rb, ra))
     return ra[order].astype(np.int64), rb[order].astype(np.int64), mask[order].astype(np.uint32)
-
-
-class MemoryEngine:
-    """Sides are (row, kind index, 64-bit value) numpy arrays (:func:`deid._linkage.parse_tokens`)."""
-
-    name = "memory"
-
-    def __init__(self) -> None:
-        from deid import _linkage
-
-        self._lk = _linkage
-
-    def side(self, column: Any, where: str, n: int) -> Any:
-        del n
-        return self._lk.parse_tokens(column, where)
-
-    def kinds(self, side: Any) -> set[str]:
-        return {self._lk.KINDS[int(k)] for k in np.unique(side[1])}
-
-    def candidates(
-        self,
-        a: Any,
-        b: Any,
-        kinds: set[int],
-        max_shared: int,
-        groups: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> Pairs:
-        if groups is not None:
-            a, b = self._lk._by_group(a, groups[0]), self._lk._by_group(b, groups[1])
-        return self._lk._candidates(a, b, kinds, max_shared)
-
-    def self_pairs(self, side: Any, kinds: set[int], max_shared: int) -> Pairs:
-        """Pairs of different rows of one side sharing a token of ``kinds`` (row < other row)."""
-        ra, rb, mask = self._lk._candidates(side, side, kinds, max_shared)
-        keep = ra < rb
-        return ra[keep], rb[keep], mask[keep]
-
-    def only_rows(self, side: Any, kind: int, free: np.ndarray) -> Any:
-        return self._lk._only_rows(side, kind, free)
-
-    def close(self) -> None:
-        pass
 
 
 def _quote_ident(name: str) -> str:
@@ -295,8 +254,6 @@ class DuckEngine:
         """Read a side once: check every cell (InputError naming ``where`` and the first bad row),
         note its kinds, keep its I, A and E tokens, and pass its tokens through the prefilter (the
         first side sets the flags; the second keeps what they let through and sets them anew)."""
-        from deid._linkage import _KIND_INDEX
-
         if rows >= _BAD_CELL:  # row numbers are 31 bits here (the 32nd marks a bad cell)
             raise InputError(f"{where} has more rows ({rows:,}) than linking takes ({int(_BAD_CELL) - 1:,}).")
         grouping = self._name("grouping")
@@ -345,8 +302,6 @@ class DuckEngine:
         side = self._sides[0]
         if side.reduced is not None:
             return
-        from deid._linkage import _KIND_INDEX
-
         side.reduced = self._name("reduced")
         self.run(f"CREATE TABLE {side.reduced} (row UINTEGER, kind UTINYINT, value UBIGINT)")
         if len(self._sides) < 2:  # nothing to be shared with
@@ -454,13 +409,3 @@ def _disk_sentence(folder: Path, exc: BaseException) -> str:
         f"Not enough room for the temporary files of linking in {folder} ({why}); nothing was written: "
         "free disk space there or choose another folder."
     )
-
-
-def make_engine(engine: str, memory_mb: int = DEFAULT_MEMORY_MB, spill_dir: str | Path | None = None
-                ) -> MemoryEngine | DuckEngine:  # fmt: skip
-    """The engine named ``engine`` ("duckdb" or "memory")."""
-    if engine == "memory":
-        return MemoryEngine()
-    if engine == "duckdb":
-        return DuckEngine(memory_mb, spill_dir)
-    raise InputError(f"Unknown linkage engine {engine!r}: use duckdb or memory.")

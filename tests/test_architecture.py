@@ -230,10 +230,6 @@ def test_no_import_cycles_between_files():
 # Cycles that remain, each with why it is there and who owns it. A cycle found that is not (part of) one
 # of these fails the test; a fixed one may be removed from the list (the test never demands a cycle).
 ALLOWED_CYCLES = {
-    # linkage (issue 18, the link area): the out-of-core engine (deid/_linkdb.py) is made by link() and
-    # calls back into the in-memory engine's token parsing; splitting the shared token helpers out of
-    # deid/_linkage.py is that area's module split.
-    frozenset({"deid._linkage", "deid._linkdb"}),
     # streaming (issue 18, the stream area): deidentify_file hands large inputs to the streaming engine,
     # which reuses the engine's residual-scan constants and helpers; they move to a module both import
     # when the engine and the stream share one pipeline.
