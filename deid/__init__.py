@@ -30,7 +30,8 @@ from deid.errors import (
 _LAZY = {
     "deid._atomic": ("OPENED_PACKAGE_MARKERS", "EarlyWriteback", "Recorded", "atomic_open", "atomic_path",
                      "check_output_path", "write_bytes_atomic"),
-    "deid._engine": ("deidentify", "deidentify_file", "residual_scan"),
+    "deid._engine": ("deidentify", "deidentify_file"),
+    "deid._residual": ("residual_scan",),
     "deid._io": ("XLSX_MAX_ROWS", "XLSX_SHEET", "ReadInfo", "check_distinct_files", "read_table",
                  "release_order", "same_file", "write_release", "write_table"),
     "deid._column_rule": ("ColumnRule",),

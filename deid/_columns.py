@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -369,3 +370,23 @@ def _combine(
 
 def _flag(column: str, kind: str, confidence: float, reason: str) -> ColumnFlag:
     return ColumnFlag(column, kind, CATEGORY_OF[kind], round(float(confidence), 2), reason)
+
+
+# ------------------------------------------------------------- a flag in the run's warnings
+
+
+def flag_category(flag: Any) -> str | None:
+    return getattr(flag, "category", None)
+
+
+_LOOKS = {
+    "identifier": "looks identifying",
+    "quasi_identifier": "looks like a quasi-identifier",
+    "sensitive": "looks sensitive",
+    "free_text": "holds free text",
+}
+
+
+def flag_warning(column: str, flag: Any, what: str) -> str:
+    looks = _LOOKS.get(flag_category(flag) or "", "looks identifying")
+    return f"column '{column}' {what} and {looks} ({getattr(flag, 'reason', '')})"

@@ -19,17 +19,17 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from deid._atomic import check_output_path
+from deid._columns import flag_category, flag_warning
 from deid._disclosure import SUPPRESSED_COLUMN, protect_microdata
 from deid._hierarchy import ORIGINAL, REMOVED
 from deid._io import ReadInfo, check_distinct_files, check_text, output_format, read_table, write_release
 from deid._policy import Policy
 from deid._registry import make_treatment
-from deid._report import ColumnReport, DeidReport, ResidualFinding, suppression_by_group
+from deid._report import ColumnReport, DeidReport, cells_changed, suppression_by_group
+from deid._residual import residual_scan
 from deid._risk import suppress_to_k
 from deid._roster import Roster, check_aligned
 from deid._secrets import (
@@ -40,16 +40,11 @@ from deid._secrets import (
     padding_key_path,
     save_crosswalk,
 )
-from deid._textnorm import visible_text
 from deid._treatments import TreatmentContext, require_secret
 from deid.errors import OutputError, PolicyError
 
 Progress = Callable[[float, str], None]
-RESIDUAL_LIMIT = 100  # findings listed per column in the report; every finding is counted
 
-_SSN_CELL = r"^\d{3}-\d{2}-\d{4}$"
-_EMAIL_CELL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
-_PHONE_CELL = r"^(\+?1[ .-]?)?(\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}$"
 
 
 def _noop(_fraction: float, _message: str) -> None:
@@ -214,18 +209,19 @@ def _run(
             name=name,
             source=rule.source,
             treatment=rule.treatment,
-            cells_changed=_changed(source, result),
+            cells_changed=cells_changed(source, result),
             quasi_identifier=rule.quasi_identifier,
             redacted_by_kind=dict(getattr(treatment, "redacted_by_kind", None) or {}),
         )
         done[i] = (name, result, report_row)
         flag = flags.get(rule.source)
-        if rule.treatment == "redact_text" or (rule.treatment == "keep" and _category(flag) == "free_text"):
+        kind = flag_category(flag)
+        if rule.treatment == "redact_text" or (rule.treatment == "keep" and kind == "free_text"):
             text_outputs.add(name)
-        if rule.treatment == "keep" and flag is not None and _category(flag) in ("identifier", "sensitive"):
-            warnings.append(_flag_warning(rule.source, flag, "is kept as it is"))
-        elif _category(flag) == "quasi_identifier" and not rule.quasi_identifier:
-            warnings.append(_flag_warning(rule.source, flag, "is not in the k-anonymity check"))
+        if rule.treatment == "keep" and flag is not None and kind in ("identifier", "sensitive"):
+            warnings.append(flag_warning(rule.source, flag, "is kept as it is"))
+        elif flag_category(flag) == "quasi_identifier" and not rule.quasi_identifier:
+            warnings.append(flag_warning(rule.source, flag, "is not in the k-anonymity check"))
         del source, result
         _release_memory()
     for i, (rule, _treatment) in enumerate(treatments):
@@ -249,10 +245,10 @@ def _run(
         col_reports.append(ColumnReport(name=col, source=col, treatment="keep", cells_changed=0))
         flag = flags.get(col)
         if flag is not None:
-            if _category(flag) == "free_text":
+            if flag_category(flag) == "free_text":
                 text_outputs.add(col)
-            if _category(flag) in ("identifier", "quasi_identifier", "sensitive", "free_text"):
-                warnings.append(_flag_warning(col, flag, "is not in the policy and passes through unchanged"))
+            if flag_category(flag) in ("identifier", "quasi_identifier", "sensitive", "free_text"):
+                warnings.append(flag_warning(col, flag, "is not in the policy and passes through unchanged"))
     output = pa.table(out_cols, names=out_names) if out_cols else pa.table({})
     del out_cols
     columns.clear()  # the input's remaining columns: no longer needed
@@ -712,16 +708,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _changed(before: pa.ChunkedArray, after: pa.ChunkedArray) -> int:
-    """Cells whose value differs (an emptied cell counts; two empty cells do not)."""
-    if before.type != after.type:
-        after = after.cast(before.type)
-    same = pc.equal(before, after)
-    both_null = pc.and_(pc.is_null(before), pc.is_null(after))
-    unchanged = pc.or_kleene(same, both_null).fill_null(False)
-    return int(len(before) - (pc.sum(unchanged).as_py() or 0))
-
-
 # ------------------------------------------------------------------------- PII integration
 
 
@@ -732,105 +718,3 @@ def _classify(table: pa.Table) -> dict[str, Any]:
     return classify_columns(table, sample_rows=2000)
 
 
-def _category(flag: Any) -> str | None:
-    return getattr(flag, "category", None)
-
-
-_LOOKS = {
-    "identifier": "looks identifying",
-    "quasi_identifier": "looks like a quasi-identifier",
-    "sensitive": "looks sensitive",
-    "free_text": "holds free text",
-}
-
-
-def _flag_warning(column: str, flag: Any, what: str) -> str:
-    looks = _LOOKS.get(_category(flag) or "", "looks identifying")
-    return f"column '{column}' {what} and {looks} ({getattr(flag, 'reason', '')})"
-
-
-RESCAN_SAMPLE_ROWS = 200_000
-
-
-def residual_scan(
-    output: pa.Table,
-    scanner: Callable[[], Any] | None,
-    text_columns: set[str],
-    roster: Roster | None,
-    *,
-    sample_columns: set[str] = frozenset(),  # type: ignore[assignment]
-    raw_columns: set[str] | None = None,
-    sample_rows: int | None = None,
-    limit: int = RESIDUAL_LIMIT,
-    by_kind: dict[str, int] | None = None,
-) -> tuple[list[ResidualFinding], dict[str, int], dict[str, tuple[int, int]]]:
-    """Look for identifying values left in the output: the text scanner (``scanner()`` builds it) over
-    free-text columns, and whole-cell checks (SSN, e-mail, phone, a roster ID, a column of roster
-    names) over every other text column — of those, only ``raw_columns`` when given.
-
-    Columns in ``sample_columns`` (those the same scanner already redacted: re-scanning them can only
-    catch a scanner fault, which shows in any sample) are re-scanned on at most ``sample_rows`` evenly
-    spaced rows (default :data:`RESCAN_SAMPLE_ROWS`). Returns up to ``limit`` findings (column,
-    1-based row, kind) per column, the count of findings per column, and {column: (rows scanned,
-    rows)} for the sampled columns; ``by_kind``, when given, receives the count of every finding per
-    kind.
-    """
-    kinds_seen: dict[str, int] = {} if by_kind is None else by_kind
-    findings: list[ResidualFinding] = []
-    total = 0
-    sampled: dict[str, tuple[int, int]] = {}
-    by_column: dict[str, int] = {}
-    sample_rows = RESCAN_SAMPLE_ROWS if sample_rows is None else sample_rows
-    for name in output.column_names:
-        col = output.column(name)
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-            continue
-        if name in text_columns and scanner is not None:
-            rows = None
-            if name in sample_columns and len(col) > sample_rows:
-                rows = np.unique(np.linspace(0, len(col) - 1, sample_rows).astype(np.int64))
-                col = col.take(pa.array(rows))
-                sampled[name] = (len(rows), output.num_rows)
-            found = scanner().find(visible_text(col))  # what the recipient will read
-            for f in found:
-                kinds_seen[f.kind] = kinds_seen.get(f.kind, 0) + 1
-            total += len(found)
-            by_column[name] = by_column.get(name, 0) + len(found)
-            for f in found[:limit]:
-                row = int(rows[f.row]) if rows is not None else f.row
-                findings.append(ResidualFinding(column=name, row=row + 1, kind=f.kind))
-            continue
-        if raw_columns is not None and name not in raw_columns:
-            continue
-        cell = pc.utf8_trim_whitespace(col)
-        checks: list[tuple[str, pa.ChunkedArray]] = [
-            ("US_SSN", pc.match_substring_regex(cell, _SSN_CELL)),
-            ("EMAIL_ADDRESS", pc.match_substring_regex(cell, _EMAIL_CELL)),
-            ("PHONE_NUMBER", pc.match_substring_regex(cell, _PHONE_CELL)),
-        ]
-        if roster is not None:
-            upper = pc.utf8_upper(cell)
-            distinct = pc.drop_null(pc.unique(upper))
-            long_enough = pc.filter(distinct, pc.greater_equal(pc.utf8_length(distinct), 5))
-            ids = roster.ids_among(long_enough)
-            if len(ids):
-                checks.append(("STUDENT_ID", pc.is_in(upper, value_set=ids)))
-            names = roster.names_among(pc.filter(distinct, pc.greater_equal(pc.utf8_length(distinct), 2)))
-            hits = pc.is_in(upper, value_set=names)
-            nonempty = int(pc.sum(pc.is_valid(cell)).as_py() or 0)
-            # A lone matching word (a city that is also a surname) is normal; a column where names
-            # are common is a column of names.
-            if nonempty and (pc.sum(hits).as_py() or 0) >= 0.2 * nonempty:
-                checks.append(("PERSON", hits))
-        for kind, mask in checks:
-            hit_rows = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
-            total += len(hit_rows)
-            if len(hit_rows):
-                kinds_seen[kind] = kinds_seen.get(kind, 0) + len(hit_rows)
-            if len(hit_rows):
-                by_column[name] = by_column.get(name, 0) + len(hit_rows)
-            listed = sum(1 for f in findings if f.column == name)
-            for r in hit_rows[: max(0, limit - listed)]:
-                findings.append(ResidualFinding(column=name, row=int(r) + 1, kind=kind))
-    findings.sort(key=lambda f: (f.column, f.row))
-    return findings, by_column, sampled

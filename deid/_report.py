@@ -362,3 +362,15 @@ def _group_counts(rows: int, lost: int, blanked: int) -> dict[str, Any]:
     """Rows; rows that lost any quasi-identifier (and the share); rows whose own value was blanked."""
     share = f"{lost / rows:.0%}"
     return {"rows": rows, "rows_with_suppression": lost, "share": share, "value_blanked": blanked}
+
+
+def cells_changed(before: Any, after: Any) -> int:
+    """Cells whose value differs between two columns (an emptied cell counts; two empty cells do not)."""
+    import pyarrow.compute as pc
+
+    if before.type != after.type:
+        after = after.cast(before.type)
+    same = pc.equal(before, after)
+    both_null = pc.and_(pc.is_null(before), pc.is_null(after))
+    unchanged = pc.or_kleene(same, both_null).fill_null(False)
+    return int(len(before) - (pc.sum(unchanged).as_py() or 0))

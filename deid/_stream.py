@@ -393,15 +393,9 @@ def run_stream(
     spill_dir: Path,
 ) -> tuple[StreamOutput, DeidReport]:
     """Passes 1-4 (module docstring); the returned rows are written by the caller, then ``close``d."""
-    from deid._columns import classify_columns
-    from deid._engine import (
-        RESCAN_SAMPLE_ROWS,
-        RESIDUAL_LIMIT,
-        _category,
-        _changed,
-        _flag_warning,
-        residual_scan,
-    )
+    from deid._columns import classify_columns, flag_category, flag_warning
+    from deid._report import cells_changed
+    from deid._residual import RESCAN_SAMPLE_ROWS, RESIDUAL_LIMIT, residual_scan
 
     _libc()  # fewer malloc arenas from here on
     if memory_mb < MIN_MEMORY_MB:
@@ -587,13 +581,13 @@ def run_stream(
             if rule.treatment == "drop":
                 continue
             flag = flags.get(rule.source)
-            kind = _category(flag)
+            kind = flag_category(flag)
             if rule.treatment == "redact_text" or (rule.treatment == "keep" and kind == "free_text"):
                 text_outputs.add(rule.output_name)  # type: ignore[arg-type]
             if rule.treatment == "keep" and flag is not None and kind in ("identifier", "sensitive"):
-                warnings.append(_flag_warning(rule.source, flag, "is kept as it is"))
-            elif _category(flag) == "quasi_identifier" and not rule.quasi_identifier:
-                warnings.append(_flag_warning(rule.source, flag, "is not in the k-anonymity check"))
+                warnings.append(flag_warning(rule.source, flag, "is kept as it is"))
+            elif flag_category(flag) == "quasi_identifier" and not rule.quasi_identifier:
+                warnings.append(flag_warning(rule.source, flag, "is not in the k-anonymity check"))
             reports[rule.output_name] = ColumnReport(  # type: ignore[index]
                 name=rule.output_name, source=rule.source, treatment=rule.treatment,  # type: ignore[arg-type]
                 cells_changed=0, quasi_identifier=rule.quasi_identifier,
@@ -602,11 +596,11 @@ def run_stream(
             reports[col] = ColumnReport(name=col, source=col, treatment="keep", cells_changed=0)
             flag = flags.get(col)
             if flag is not None:
-                if _category(flag) == "free_text":
+                if flag_category(flag) == "free_text":
                     text_outputs.add(col)
-                if _category(flag) in ("identifier", "quasi_identifier", "sensitive", "free_text"):
+                if flag_category(flag) in ("identifier", "quasi_identifier", "sensitive", "free_text"):
                     warnings.append(
-                        _flag_warning(col, flag, "is not in the policy and passes through unchanged")
+                        flag_warning(col, flag, "is not in the policy and passes through unchanged")
                     )
         redacted = {c for c, r in reports.items() if r.treatment == "redact_text"}
         # The scanner, built once from the whole roster; each batch brings its own rows' names.
@@ -638,7 +632,7 @@ def run_stream(
                 t_apply = time.perf_counter()
                 result = _chunked(treatment.apply(source_col, ctx))
                 spent[rule.treatment] = spent.get(rule.treatment, 0.0) + time.perf_counter() - t_apply
-                reports[rule.output_name].cells_changed += _changed(source_col, result)  # type: ignore[index]
+                reports[rule.output_name].cells_changed += cells_changed(source_col, result)  # type: ignore[index]
                 for kind, count in (getattr(treatment, "redacted_by_kind", None) or {}).items():
                     bucket = redacted_kinds.setdefault(rule.output_name, {})  # type: ignore[arg-type]
                     bucket[kind] = bucket.get(kind, 0) + count

@@ -229,12 +229,7 @@ def test_no_import_cycles_between_files():
 
 # Cycles that remain, each with why it is there and who owns it. A cycle found that is not (part of) one
 # of these fails the test; a fixed one may be removed from the list (the test never demands a cycle).
-ALLOWED_CYCLES = {
-    # streaming (issue 18, the stream area): deidentify_file hands large inputs to the streaming engine,
-    # which reuses the engine's residual-scan constants and helpers; they move to a module both import
-    # when the engine and the stream share one pipeline.
-    frozenset({"deid._engine", "deid._stream"}),
-}
+ALLOWED_CYCLES: set[frozenset[str]] = set()  # none left (the linkage engines, engine <-> stream: gone)
 
 
 def _front_door_names(package: str) -> dict[str, str]:

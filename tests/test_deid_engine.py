@@ -417,9 +417,9 @@ def test_residual_scan_samples_redacted_columns_and_maps_rows_back():
 
 
 def test_full_rescan_and_sample_note(tmp_path, monkeypatch):
-    import deid._engine as engine
+    import deid._residual as residual
 
-    monkeypatch.setattr(engine, "RESCAN_SAMPLE_ROWS", 5)
+    monkeypatch.setattr(residual, "RESCAN_SAMPLE_ROWS", 5)
     src = tmp_path / "in.csv"
     src.write_text("Name,Notes\n" + "".join(f"Kid{i},saw Kid{i} today\n" for i in range(20)))
     policy = tmp_path / "p.json"
