@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from linkscore import evaluate, truth_pairs
 from partners_setup import PASS, Org, execute_agreement
 
 from agreements import (
@@ -23,7 +24,7 @@ from agreements import (
 )
 from agreements.errors import AgreementError, PackageRejected
 from deid import Policy, deidentify, write_table
-from deid._linkage import evaluate, link, truth_pairs
+from deid._linkage import link
 from deid.synth import generate
 
 ROWS = 3000

@@ -7,18 +7,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from linkscore import evaluate, truth_pairs
 
 from deid import Policy, deidentify
 from deid._linkage import (
     KINDS,
     LinkFields,
-    evaluate,
     first_name_keys,
     link_tables,
     link_tokens,
     parse_tokens,
     sex_codes,
-    truth_pairs,
 )
 from deid._secrets import derive_key
 from deid.errors import InputError, PolicyError
