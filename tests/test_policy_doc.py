@@ -52,7 +52,8 @@ def test_the_page_names_every_treatment_the_spec_has():
 
 def test_the_docs_stand_alone():
     """No document, source or test refers to files outside the repository (a design note that is not
-    in it, the shared folder beside the repository), and every relative link in the docs names a file that exists."""
+    in it, the shared folder beside the repository), and every relative link in the docs names a file
+    that exists."""
     import re
 
     root = DOCS.parent
