@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 from febrl import CORPUS, NAMES_AND_BIRTH, WITH_ID, read
+from linkscore import evaluate, truth_pairs
 
-from deid._linkage import evaluate, link_tables, link_tokens, truth_pairs
+from deid._linkage import link_tables, link_tokens
 from deid._secrets import derive_key
 
 KEY = derive_key(b"febrl test secret, 32 bytes.....", "link_tokens")

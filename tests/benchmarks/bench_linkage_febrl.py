@@ -27,8 +27,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from febrl import NAMES_AND_BIRTH, WITH_ID, package_folder, part, read
+from linkscore import evaluate, truth_pairs
 
-from deid._linkage import evaluate, link_tables, link_tokens, truth_pairs
+from deid._linkage import link_tables, link_tokens
 from deid._secrets import derive_key
 
 ROOT = Path(__file__).resolve().parents[2]
