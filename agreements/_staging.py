@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from agreements._clock import utc_now
 from agreements._recorded import RECEIVED
+from deid import process_running
 
 if TYPE_CHECKING:
     from agreements._vault import Vault
@@ -44,13 +45,7 @@ def forget_staging(vault: Vault, staging: Path) -> None:
 def _running(pid: int) -> bool:
     if pid == os.getpid():
         return False  # a row of ours from before is never still running (openings forget theirs)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # someone's process: leave its folder alone
-    return True
+    return process_running(pid)  # (the platform seam: never a signal on Windows)
 
 
 def sweep_staging(vault: Vault) -> list[str]:

@@ -81,9 +81,11 @@ _LAZY = {
                        "differencing_check", "hidden_cells", "hidden_count", "protect", "recheck",
                        "verify_published", "with_margins"),
     "deid._outcome_files": ("OUTCOME_FORMATS", "ReleaseInfo", "write_release_files"),
+    "deid._spill": ("SPILL_FOLDER_PREFIX",),
     "deid._platform": ("FileAssociation", "account_name", "current_system", "display_missing",
                        "documents_dir", "documents_folder", "file_association", "heap_trimmer",
-                       "is_windows", "open_flags", "posix_account_name", "restrict_permissions",
+                       "is_windows", "open_flags", "posix_account_name", "process_running",
+                       "restrict_permissions",
                        "sync_folder", "try_lock_file", "unlock_file", "user_data_folder",
                        "windows_account_name", "writeback_advisor"),
 }
@@ -262,6 +264,7 @@ __all__ += [
 
 # The platform seam (deid/_platform.py): every difference between Linux, macOS and Windows, in one place.
 __all__ += [
+    "SPILL_FOLDER_PREFIX",
     "FileAssociation",
     "account_name",
     "current_system",
@@ -273,6 +276,7 @@ __all__ += [
     "is_windows",
     "open_flags",
     "posix_account_name",
+    "process_running",
     "restrict_permissions",
     "sync_folder",
     "try_lock_file",

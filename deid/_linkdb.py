@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from deid._spill import private_folder
 from deid._tokenkinds import KIND_INDEX as _KIND_INDEX
 from deid._tokenkinds import KIND_LETTERS
 from deid.errors import InputError, OutputError
@@ -123,7 +124,7 @@ class DuckEngine:
         self.memory_mb = memory_mb
         folder = Path(spill_dir) if spill_dir is not None else Path(tempfile.gettempdir())
         try:
-            self.spill = Path(tempfile.mkdtemp(prefix=".pathshare-spill-", dir=folder))  # 0700
+            self.spill = private_folder(folder)  # 0700; what killed runs left there goes
         except OSError as exc:
             raise OutputError(_disk_sentence(folder, exc)) from None
         self.spill_dir = folder

@@ -28,6 +28,8 @@ What differs:
 - **the account name** the audit log records: the account database on POSIX (``pwd``), the token's
   account on Windows (``GetUserNameW``); never an environment variable (``LOGNAME=jsmith`` would lie).
 - **a display**: Linux and the BSDs need X11 or Wayland for the window; Windows and macOS always have one.
+- **whether a process still runs** (to remove what a killed run left): ``kill(pid, 0)`` on POSIX; on
+  Windows signal 0 is CTRL_C_EVENT, so it is never sent there and the answer is "maybe" (left alone).
 """
 
 from __future__ import annotations
@@ -287,3 +289,18 @@ def display_missing(environ: Mapping[str, str] | None = None, system: str | None
     if current_system(system).startswith(("win", "darwin")) or env.get("QT_QPA_PLATFORM"):
         return False
     return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def process_running(pid: int, system: str | None = None) -> bool:
+    """Whether process ``pid`` of this machine may still be running: False only when it surely is not.
+    On Windows ``os.kill(pid, 0)`` would send CTRL_C_EVENT, so the answer there is always True (what a
+    run there leaves behind is left alone rather than risk another run's files)."""
+    if is_windows(system):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # (another user's process: it exists)
+    return True

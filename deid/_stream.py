@@ -35,7 +35,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from deid._registry import make_treatment
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import RiskResult, _blank_as_null, _codes, _combine
 from deid._roster import Roster, roster_columns
+from deid._spill import private_folder
 from deid._treatments import TreatmentContext, require_secret
 from deid.errors import InputError, OutputError
 
@@ -442,7 +442,10 @@ def run_stream(
 
     # Every file of the run (the input's cache, DuckDB's table and its spill) goes in one private
     # folder beside the output (0700), removed at the end or on any error.
-    spill = Path(tempfile.mkdtemp(prefix=".pathshare-spill-", dir=spill_dir))
+    try:
+        spill = private_folder(spill_dir)  # (and what killed runs left there goes)
+    except OSError as exc:
+        raise OutputError(_disk_sentence(spill_dir, exc)) from exc
     cache = _InputCache(spill / "input.arrow", spill_dir)
     try:
         # Pass 1: rows, and the whole-column counts of the treatments that learn from them.

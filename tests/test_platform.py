@@ -354,3 +354,19 @@ def test_a_package_double_clicked_on_macos_reaches_the_window_as_an_open_event(q
         assert window.open_package == package  # not unlocked yet: opened after the unlock
     finally:
         app.removeEventFilter(watcher)
+
+
+def test_whether_a_process_runs_is_never_asked_with_a_signal_on_windows(monkeypatch):
+    """POSIX: kill(pid, 0) tells a finished process from a running one. Windows: signal 0 is CTRL_C_EVENT,
+    so nothing is sent and the answer is 'may be running' (what a run left is then left alone)."""
+    import subprocess
+    import sys
+
+    from deid._platform import process_running
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert process_running(os.getpid(), "linux") and not process_running(int(done.stdout), "linux")
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda *a: sent.append(a))
+    assert process_running(int(done.stdout), "win32") and sent == []

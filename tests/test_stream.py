@@ -5,6 +5,7 @@ counts, the roster) come from the first passes; bad settings and a full disk lea
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,36 @@ def test_a_policy_that_needs_a_secret_is_refused_alike_in_memory_and_streamed(tm
         deidentify_file(extract, _policy(tmp_path), out, secret_file=None, batch_rows=batch_rows)
     assert "need a secret file" in err.value.message and "--" not in err.value.message
     assert err.value.action == "secret_file" and not out.exists()
+
+
+def test_a_run_removes_what_a_killed_run_left_beside_the_output(tmp_path: Path, extract: Path) -> None:
+    """A killed streaming run leaves its private folder (a copy of the extract as read, names and IDs in
+    the clear); the next run there removes it — but not a live run's, another machine's (a shared drive)
+    or one without its owner note (a run just starting)."""
+    import platform
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    dead_pid = int(gone.stdout)
+    here = platform.node()
+
+    def left(name: str, owner: str | None) -> Path:
+        folder = tmp_path / f".pathshare-spill-{name}"
+        folder.mkdir()
+        (folder / "input.arrow").write_bytes(b"Ana Soto 1000000001")
+        if owner is not None:
+            (folder / "owner").write_text(owner, encoding="utf-8")
+        return folder
+
+    killed = left("killed", f"{here}\n{dead_pid}\n")
+    live = left("live", f"{here}\n{os.getppid()}\n")
+    elsewhere = left("elsewhere", f"another-machine.example\n{dead_pid}\n")
+    starting = left("starting", None)
+    out = tmp_path / "o.csv"
+    deidentify_file(extract, _policy(tmp_path), out, secret_file=tmp_path / "s.key", batch_rows=40)
+    assert not killed.exists()
+    assert live.exists() and elsewhere.exists() and starting.exists()
+    # and the run's own folder is gone when it ends
+    assert {p.name for p in tmp_path.glob(".pathshare-spill-*")} == {live.name, elsewhere.name, starting.name}

@@ -309,7 +309,9 @@ class LinkPage(QWidget):
         self.results.hide()
         self.result = None
         self.link_button.setEnabled(False)
-        spill = str(Path(glob.escape(str(Path(out).parent))) / ".pathshare-spill-*")
+        from deid import SPILL_FOLDER_PREFIX
+
+        spill = str(Path(glob.escape(str(Path(out).parent))) / f"{SPILL_FOLDER_PREFIX}*")
         job = Job(
             "desktop.ui.jobs:link_files",
             {
