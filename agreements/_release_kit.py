@@ -125,6 +125,7 @@ def field_types(agreement: Agreement, report: Mapping[str, Any]) -> list[Field]:
     elements = {e.name: e for e in dictionary_elements(agreement.body.get("elements") or [])}
     treatments = agreement.element_treatments()
     policy_columns = ((report.get("policy") or {}).get("columns") or {}) if report else {}
+    chosen = _chosen_levels(report) if report else {}
     fields = []
     for col in report.get("columns") or []:
         name, source, treatment = str(col["name"]), str(col.get("source") or ""), str(col.get("treatment"))
@@ -141,7 +142,7 @@ def field_types(agreement: Agreement, report: Mapping[str, Any]) -> list[Field]:
             if treatment == "recode_rare" and other and other not in {c for c, _ in codes}:
                 codes += ((str(other), "Other (values too rare to release on their own)"),)
         title = el.label if el and el.label else source or name
-        how = _how(treatment, params, _chosen_levels(report).get(name))
+        how = _how(treatment, params, chosen.get(name))
         about = f"{el.description} " if el and el.description else ""
         fields.append(Field(name, kind, title, f"{about}({how})".strip(), codes, fmt))
     return fields
@@ -161,6 +162,7 @@ def treatment_words(agreement: Agreement, report: Mapping[str, Any]) -> dict[str
 
     treatments = agreement.element_treatments()
     policy_columns = (report.get("policy") or {}).get("columns") or {}
+    chosen = _chosen_levels(report)
     out = {}
     for col in report.get("columns") or []:
         name, source = str(col["name"]), str(col.get("source") or "")
@@ -169,7 +171,7 @@ def treatment_words(agreement: Agreement, report: Mapping[str, Any]) -> dict[str
         else:
             treatment = str(col.get("treatment"))
             params = _params(source, treatments, policy_columns)
-            out[name] = _how(treatment, params, _chosen_levels(report).get(name))
+            out[name] = _how(treatment, params, chosen.get(name))
     return out
 
 

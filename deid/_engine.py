@@ -40,7 +40,7 @@ from deid._secrets import (
     padding_key_path,
     save_crosswalk,
 )
-from deid._treatments import TreatmentContext, require_secret
+from deid._treatments import TreatmentContext, require_crosswalk, require_secret
 from deid.errors import OutputError, PolicyError
 
 Progress = Callable[[float, str], None]
@@ -126,7 +126,8 @@ def _run(
     policy.check_columns(table.column_names, input_name=input_name)
     check_text(table, input_name)  # (read_table checked files; a table made in memory may not be text)
     treatments = [(rule, make_treatment(rule)) for rule in policy.rules]
-    require_secret(policy, treatments, secret, crosswalk=crosswalk)
+    require_secret(policy, treatments, secret)
+    require_crosswalk(policy, crosswalk is not None)
     reference = reference_date or dt.date.today()
 
     flags = _classify(table)
@@ -607,13 +608,8 @@ def _finish_file(
         else (crosswalk_path(secret_file) if secret_file is not None else None)
     )
     if any(r.treatment == "record_code" for r in policy.rules) and secret is not None:
-        if cw_path is None:
-            raise PolicyError(
-                f"{policy.name} uses record_code, which needs a secret file beside which the crosswalk "
-                "of codes is kept.",
-                "Give the secret file.",
-                action="secret_file",
-            )
+        require_crosswalk(policy, cw_path is not None)
+        assert cw_path is not None
         cw = load_crosswalk(cw_path, secret)
 
     def inner(fraction: float, message: str) -> None:

@@ -76,7 +76,7 @@ import pyarrow.compute as pc
 
 from deid._column_rule import ColumnRule
 from deid._linkdb import DEFAULT_MEMORY_MB, Pairs
-from deid._tokenkinds import _B64, KINDS, TOKEN_CHARS, parse_tokens
+from deid._tokenkinds import B64, KINDS, TOKEN_CHARS, parse_tokens
 from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
 from deid.errors import InputError, OutputError, PolicyError
 
@@ -319,7 +319,7 @@ def _encode(kind: str, vals: np.ndarray) -> np.ndarray:
     out = np.empty((*vals.shape, TOKEN_CHARS), np.uint8)
     out[..., 0] = ord(kind)
     for j in range(11):
-        out[..., 1 + j] = _B64[((vals >> np.uint64(6 * (10 - j))) & np.uint64(63)).astype(np.intp)]
+        out[..., 1 + j] = B64[((vals >> np.uint64(6 * (10 - j))) & np.uint64(63)).astype(np.intp)]
     return out
 
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from deid.errors import InputError
 
 TOKEN_CHARS = 12  # kind letter + 11 base64url characters (64 bits)
-_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
+B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 KINDS = ("I", "A", "M", "W", "B", "C", "E", "G", "P", "Q", "K")
 KIND_LETTERS = "".join(KINDS)
 # a token's first byte -> its kind's index (255: not a kind letter)
@@ -20,7 +20,7 @@ KIND_INDEX[np.frombuffer(KIND_LETTERS.encode(), np.uint8)] = np.arange(len(KINDS
 
 
 _DECODE = np.full(256, 255, np.uint8)
-_DECODE[_B64] = np.arange(64, dtype=np.uint8)
+_DECODE[B64] = np.arange(64, dtype=np.uint8)
 
 
 def parse_tokens(

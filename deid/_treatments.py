@@ -58,11 +58,9 @@ SUPPRESSED_ZIP3 = "000"
 TOKEN_HEX_CHARS = 32
 
 
-def require_secret(policy: Any, treatments: Any, secret: bytes | None, *, crosswalk: object = True) -> None:
-    """Refuse, in one sentence, a run whose policy needs a secret file and has none: tokens, record
-    codes and date shifts are keyed by it, and record codes also need the crosswalk kept beside it
-    (``crosswalk``: the loaded one, None when there is none; the default skips that check). One rule
-    for the in-memory and the streaming paths."""
+def require_secret(policy: Any, treatments: Any, secret: bytes | None) -> None:
+    """Refuse, in one sentence, a run whose policy needs a secret file and has none (tokens, record codes
+    and date shifts are keyed by it). One rule for the in-memory and the streaming paths."""
     if policy.needs_secret and secret is None:
         needing = [rule.source for rule, t in treatments if t.needs_secret]
         raise PolicyError(
@@ -71,7 +69,12 @@ def require_secret(policy: Any, treatments: Any, secret: bytes | None, *, crossw
             "Give the secret file.",
             action="secret_file",
         )
-    if crosswalk is None and any(r.treatment == "record_code" for r in policy.rules):
+
+
+def require_crosswalk(policy: Any, have_crosswalk: bool) -> None:
+    """Refuse a run whose policy makes record codes without the crosswalk kept beside the secret file
+    (where the codes are looked up, so a student keeps the same code in every release)."""
+    if not have_crosswalk and any(r.treatment == "record_code" for r in policy.rules):
         raise PolicyError(
             f"{policy.name} uses record_code, which needs a crosswalk kept beside the secret file.",
             "Give the secret file.",
