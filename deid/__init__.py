@@ -66,8 +66,10 @@ _LAZY = {
     "deid._apply_mapping": ("apply_mapping",),
     "deid._validate": ("ValidationFinding", "validate"),
     "deid._header_row": ("HeaderVerdict", "header_row_verdict"),
-    "deid._linkage": ("LinkFields", "Links", "LinkReport", "find_token_column", "link", "link_tables",
-                      "link_tokens"),
+    # Linkage, one module per job (docs/linkage-threat-model.md).
+    "deid._linktokens": ("LinkFields", "link_tokens"),
+    "deid._linkmatch": ("LinkReport", "Links", "link_tables"),
+    "deid._linkfiles": ("find_token_column", "link"),
     "deid._linkcharts": ("link_chart_data", "link_chart_png"),
     "deid._jsonread": ("parse_json", "read_json_file"),
     "deid._safetext": ("display_text", "unsafe_characters"),
@@ -212,7 +214,7 @@ __all__ += [
     "risk_measures",
 ]
 
-# Linkage across partners (deid/_linkage.py).
+# Linkage across partners (deid/_linktokens.py, _linkmatch.py, _linkfiles.py).
 __all__ += ["LinkFields", "LinkReport", "Links", "find_token_column", "link", "link_tables", "link_tokens"]
 __all__ += ["link_chart_data", "link_chart_png"]  # the analyst's charts of a link run (deid/_linkcharts.py)
 

@@ -73,7 +73,7 @@ def deidentify(
     residual scan; ``False`` re-scans at most :data:`RESCAN_SAMPLE_ROWS` evenly spaced rows of them
     (see :func:`residual_scan`), for very large files where the second pass matters. ``dummy_secret``
     (a secret no partner shares) keys link-token dummies so they repeat across this provider's
-    releases (see :func:`deid._linkage.link_tokens`); without it they are fresh random.
+    releases (see :func:`deid._linktokens.link_tokens`); without it they are fresh random.
     ``group_codes`` ({quasi-identifier output column: its published codes}) asks the report for
     suppression by group (:func:`deid._report.suppression_by_group`): only those codes are named. Given
     as {code: label}, the labels also name the groups in the disclosure search's warnings.

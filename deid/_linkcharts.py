@@ -1,7 +1,7 @@
 """Charts of a link run for the analyst: the match weight of each kind of token, and how the candidate
 pairs spread over the match score, with the threshold drawn on both.
 
-Drawn from the link report alone (:class:`deid._linkage.LinkReport`: weights, threshold and
+Drawn from the link report alone (:class:`deid._linkmatch.LinkReport`: weights, threshold and
 ``score_counts``, the number of candidate pairs of students at each score — counts, never who), by
 matplotlib's Agg backend into PNG bytes: the CLI writes them to a file (``pathshare link --chart``),
 the app shows them on its Link page. No display server, and matplotlib loads only when a chart is drawn.

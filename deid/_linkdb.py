@@ -1,6 +1,6 @@
 """The linkage engines: where the token join and the scoring run.
 
-:func:`deid._linkage.link_tables` runs one algorithm (person groups, candidates, scores, one-to-one)
+:func:`deid._linkmatch.link_tables` runs one algorithm (person groups, candidates, scores, one-to-one)
 on either engine; the engines only answer the questions that touch every token:
 
 - :class:`MemoryEngine` — every token of both files parsed into numpy arrays (17 bytes a token, ~49
@@ -107,7 +107,7 @@ class DuckEngine:
     is read once more, keeping its tokens so flagged. What is left (every shared token, and the few
     percent the flags let through) is joined exactly in DuckDB on (kind, hash), within ``memory_mb``
     (DuckDB's memory and the flags together), spilling into a private folder made in ``spill_dir`` and
-    removed by :meth:`close` (which :func:`deid._linkage.link_tables` always calls). A 64-bit hash
+    removed by :meth:`close` (which :func:`deid._linkmatch.link_tables` always calls). A 64-bit hash
     collision between two different tokens (about 1 in 10,000 for two files of a million rows) adds one
     kind to one pair's agreement; no identity is involved."""
 

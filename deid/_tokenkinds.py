@@ -1,4 +1,4 @@
-"""What a link token is, in one place for both linkage engines (deid._linkage in memory,
+"""What a link token is, in one place for both linkage engines (deid._linkmemory in memory,
 deid._linkdb on DuckDB): a kind letter and 11 base64url characters (64 bits); bit i of a pair's
 agreement mask is kind i; :func:`parse_tokens` reads a column of them."""
 
@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from deid.errors import InputError
 
+TOKEN_COLUMN = "link_tokens"  # the column that holds them, unless named otherwise
 TOKEN_CHARS = 12  # kind letter + 11 base64url characters (64 bits)
 B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 KINDS = ("I", "A", "M", "W", "B", "C", "E", "G", "P", "Q", "K")

@@ -2,7 +2,7 @@
 accepts, the element types it applies to, whether it needs the secret, and the defaults of its optional
 parameters.
 
-The engine's treatment classes (deid/_treatments.py, deid/_linkage.py) take their ``required``,
+The engine's treatment classes (deid/_treatments.py, deid/_linktokens.py) take their ``required``,
 ``optional`` and ``needs_secret`` from here, and the agreement schema (agreements/_agreement.py) derives
 its choice of treatments, its parameter table and its type table from here: a treatment or a parameter
 is added in this one place. This module is pure Python (no pyarrow), so checking an agreement stays
@@ -90,7 +90,7 @@ TREATMENT_SPECS: dict[str, TreatmentSpec] = {
             defaults={"min_count": POLICY_K, "other": "Other"},
         ),
         TreatmentSpec("redact_text", types=frozenset({"string", "text"})),
-        # Several keyed linkage tokens per student (deid/_linkage.py): the element is the state student
+        # Several keyed linkage tokens per student (deid/_linktokens.py): the element is the state student
         # ID, "from" the name/birth-date/sex elements that derive the fallback keys
         # (docs/linkage-threat-model.md).
         TreatmentSpec(

@@ -703,7 +703,7 @@ class RedactText(Treatment):
         return redacted
 
 
-# The engine's own treatments; deid/_registry.py adds link_tokens (deid/_linkage.py) and is the registry.
+# The engine's own treatments; deid/_registry.py adds link_tokens (deid/_linktokens.py) and is the registry.
 ENGINE_TREATMENTS: tuple[type[Treatment], ...] = (
     Keep,
     Drop,

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from deid._linkage import LinkFields
+from deid._linktokens import LinkFields
 
 CORPUS = Path(__file__).parent / "corpora" / "febrl"
 COLUMNS = ("rec_id", "given_name", "surname", "date_of_birth", "soc_sec_id")

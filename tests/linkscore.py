@@ -1,5 +1,5 @@
 """Scoring a linkage against the synthetic data's truth (tests and benchmarks only; moved out of
-deid/_linkage.py, which holds what the app runs)."""
+deid/_linkmatch.py, which holds what the app runs)."""
 
 from __future__ import annotations
 

@@ -282,7 +282,7 @@ def _token_release(table: pa.Table, *, dummy_secret: bytes | None) -> pa.Table:
 
 def _count_signatures(cells: list[list[str]]) -> list[tuple[int, ...]]:
     """Per row, how many tokens of each kind its cell holds (what the attacker counts)."""
-    from deid._linkage import KINDS
+    from deid._tokenkinds import KINDS
 
     return [tuple(sum(t[0] == k for t in cell) for k in KINDS) for cell in cells]
 

@@ -1,5 +1,6 @@
-"""Link tokens and the matcher (deid/_linkage.py): normalization, nickname equivalence, typo
-tolerance, the keyed tokens, the match rule and one-to-one assignment, the treatment, the CLI."""
+"""Link tokens and the matcher (deid/_linknorm.py, _linktokens.py, _linkmatch.py): normalization,
+nickname equivalence, typo tolerance, the keyed tokens, the match rule and one-to-one assignment, the
+treatment, the CLI."""
 
 from __future__ import annotations
 
@@ -13,18 +14,11 @@ import pyarrow.csv as pcsv
 import pytest
 
 from deid import Policy, deidentify
-from deid._linkage import (
-    KINDS,
-    SLOTS,
-    LinkFields,
-    first_name_keys,
-    letters,
-    link_tables,
-    link_tokens,
-    parse_tokens,
-    surname_parts,
-)
+from deid._linkmatch import link_tables
+from deid._linknorm import first_name_keys, letters, surname_parts
+from deid._linktokens import SLOTS, LinkFields, link_tokens
 from deid._secrets import derive_key
+from deid._tokenkinds import KINDS, parse_tokens
 from deid.errors import InputError, PolicyError
 
 KEY = derive_key(b"k" * 32, "link_tokens")

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from deid import link_chart_data, link_chart_png
-from deid._linkage import LinkFields, link_tables, link_tokens
+from deid._linkmatch import link_tables
+from deid._linktokens import LinkFields, link_tokens
 from deid._secrets import derive_key
 from deid.synth import generate
 

@@ -24,7 +24,7 @@ from agreements import (
 )
 from agreements.errors import AgreementError, PackageRejected
 from deid import Policy, deidentify, write_table
-from deid._linkage import link
+from deid._linkfiles import link
 from deid.synth import generate
 
 ROWS = 3000

@@ -11,7 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from deid._linkage import LinkFields, link, link_tables, link_tokens
+from deid._linkfiles import link
+from deid._linkmatch import link_tables
+from deid._linktokens import LinkFields, link_tokens
 from deid._secrets import derive_key
 from deid.errors import InputError
 from deid.synth import generate

@@ -8,7 +8,8 @@ import pytest
 from febrl import CORPUS, NAMES_AND_BIRTH, WITH_ID, read
 from linkscore import evaluate, truth_pairs
 
-from deid._linkage import link_tables, link_tokens
+from deid._linkmatch import link_tables
+from deid._linktokens import link_tokens
 from deid._secrets import derive_key
 
 KEY = derive_key(b"febrl test secret, 32 bytes.....", "link_tokens")

@@ -10,16 +10,11 @@ import pytest
 from linkscore import evaluate, truth_pairs
 
 from deid import Policy, deidentify
-from deid._linkage import (
-    KINDS,
-    LinkFields,
-    first_name_keys,
-    link_tables,
-    link_tokens,
-    parse_tokens,
-    sex_codes,
-)
+from deid._linkmatch import link_tables
+from deid._linknorm import first_name_keys, sex_codes
+from deid._linktokens import LinkFields, link_tokens
 from deid._secrets import derive_key
+from deid._tokenkinds import KINDS, parse_tokens
 from deid.errors import InputError, PolicyError
 from deid.synth import generate
 

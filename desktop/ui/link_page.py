@@ -34,7 +34,7 @@ from desktop.ui.filedialogs import open_file_name, save_file_name
 from desktop.ui.widgets import DropZone, MessageBar, button, heading, paragraph, scrolling
 
 EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".xlsx")
-# The library's methods (deid._linkage.METHODS), as the window names them.
+# The library's methods (deid._linkmatch.METHODS), as the window names them.
 METHOD_LABELS = (
     ("combined", "Combined: state ID and derived-key tokens (recommended)"),
     ("em", "Combined, with match weights estimated from these two files"),

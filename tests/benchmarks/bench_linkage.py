@@ -51,7 +51,7 @@ def peak_mb():
     return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) / 1024
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
-from deid._linkage import LinkFields, link_tokens
+from deid._linktokens import LinkFields, link_tokens
 from deid._secrets import derive_key
 from deid.synth import generate
 
@@ -100,7 +100,7 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, "tests")  # (run from the repository's root)
 from linkscore import evaluate, truth_pairs
-from deid._linkage import link
+from deid._linkfiles import link
 
 method, folder, engine = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()

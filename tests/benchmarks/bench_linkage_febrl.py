@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from febrl import NAMES_AND_BIRTH, WITH_ID, package_folder, part, read
 from linkscore import evaluate, truth_pairs
 
-from deid._linkage import link_tables, link_tokens
+from deid._linkmatch import link_tables
+from deid._linktokens import link_tokens
 from deid._secrets import derive_key
 
 ROOT = Path(__file__).resolve().parents[2]

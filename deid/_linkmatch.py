@@ -1,0 +1,362 @@
+"""The matcher: which rows of two files are one student, from the kinds of link tokens they share.
+
+:func:`link_tables` (and deid._linkfiles.link for files) has an engine join the two token sets
+(deid._linkmemory: a numpy sort-merge join; deid._linkdb: DuckDB, out of core), scores each
+candidate pair by which kinds agree (:data:`WEIGHTS`), keeps pairs at or above :data:`THRESHOLD`,
+and assigns one-to-one by mutual best score (rows whose best score is tied stay unlinked, rather
+than guessed). One-to-one is between *students*, not rows: a file's
+rows of one student (several enrollments; :func:`person_groups`) are grouped first, and every row of a
+linked student is paired with every row of the other's. Whether a row has an ID or a middle name is
+hidden by the fixed shape, so there is no rule on a *disagreeing* ID or middle initial (it cannot be
+told from an absent one); agreeing middle initials (M) add a little evidence instead. On the benchmark
+this kept precision and raised recall (docs/linkage-threat-model.md). ``method="id"`` links on the ID
+token alone; ``"calpass"`` links on the ID token, then on the Cal-PASS derived key (exact, unambiguous
+keys only) — the baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deid._linkdb import DEFAULT_MEMORY_MB
+from deid._linkmemory import MemoryEngine
+from deid._tokenkinds import KINDS, TOKEN_COLUMN
+from deid.errors import InputError
+
+if TYPE_CHECKING:
+    from deid._treatments import Column
+
+# Evidence each agreeing kind adds (a hand-set Fellegi-Sunter-style weight: the rarer a chance
+# agreement of that combination, the higher). A pair is linked at THRESHOLD or more: any kind with a
+# full name and birth date, or two partial kinds (e.g. E + P: a surname typo), but never C alone
+# (twins share surname, birth date and often sex).
+WEIGHTS: dict[str, int] = {
+    "I": 20, "A": 8, "M": 1, "W": 9, "B": 6, "C": 6, "E": 5, "G": 4, "P": 3, "Q": 3, "K": 0,
+}  # fmt: skip
+THRESHOLD = 7
+METHODS = ("combined", "em", "id", "calpass")
+MAX_SHARED = 50  # a token shared by more students than this on either side is not specific: not joined
+MAX_ENROLLMENTS = 1000  # rows of one student in one file (terms × courses) that are still grouped
+
+
+@dataclass
+class LinkReport:
+    """What a link run found: counts and rates by method, never identities."""
+
+    file_a: str
+    file_b: str
+    method: str
+    rows_a: int
+    rows_b: int
+    linked: int
+    linked_by: dict[str, int]
+    rate_a: float
+    rate_b: float
+    candidate_pairs: int
+    below_threshold: int
+    left_ambiguous: int
+    threshold: int
+    weights: dict[str, int] = field(default_factory=lambda: dict(WEIGHTS))
+    token_columns: tuple[str, str] = (TOKEN_COLUMN, TOKEN_COLUMN)
+    output: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # The token kinds each file carries (kind letters, see the module docstring): pairs can agree only
+    # on kinds both files have, so a difference is warned about in ``notes``.
+    kinds_a: str = ""
+    kinds_b: str = ""
+    # Students found in each file (rows of one student grouped; see person_groups): ``linked`` counts
+    # pairs of rows, so a student with three enrollments linked to one row of the other file counts 3.
+    students_a: int = 0
+    students_b: int = 0
+    # method "em": the fitted Fellegi–Sunter model (λ, threshold, per kind m, u and weight; deid._fsem)
+    estimated: dict[str, Any] | None = None
+    # where the token join ran: "duckdb" (out of core) or "memory" (deid._linkdb)
+    engine: str = "memory"
+    # methods combined and em: candidate pairs of students by score (rounded), for the analyst's chart of
+    # the score distribution (deid._linkcharts) — counts only
+    score_counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON data."""
+        return asdict(self)
+
+    def write(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Write the report as JSON, atomically (an existing file is replaced only with ``force``)."""
+        from deid._atomic import write_bytes_atomic
+
+        write_bytes_atomic(path, json.dumps(self.to_dict(), indent=2).encode("utf-8") + b"\n", force=force)
+
+
+@dataclass
+class Links:
+    """The linked pairs: 0-based rows of A and B, the method that linked them (``id`` or ``derived``)
+    and the score."""
+
+    row_a: np.ndarray
+    row_b: np.ndarray
+    method: np.ndarray  # "id" | "derived"
+    score: np.ndarray
+    report: LinkReport
+
+    def pairs(self) -> set[tuple[int, int]]:
+        """The pairs as a set of (row_a, row_b)."""
+        return set(zip(self.row_a.tolist(), self.row_b.tolist(), strict=True))
+
+
+def person_groups(side: Any, n: int, engine: Any = None) -> np.ndarray:
+    """For each of a file's ``n`` rows, the number of the student it belongs to: rows that share
+    their state ID token, or a name-and-birth-date token (A) *and* a first-name, birth-date and sex
+    token (E), are one student's several rows (one per term, course or enrollment). Twins share
+    neither (different first names; opposite-sex twins whose names share a nickname group differ in
+    E). Numbers are 0.. in order of each student's first row. ``side`` is one of ``engine``'s sides
+    (deid._linkdb; default: parsed tokens in memory)."""
+    if engine is None:
+        engine = MemoryEngine()
+    bit = {k: np.uint32(1 << KINDS.index(k)) for k in ("I", "A", "E")}
+    ra, rb, mask = engine.self_pairs(side, {KINDS.index(k) for k in bit}, MAX_ENROLLMENTS)
+    same = ((mask & bit["I"]) != 0) | (((mask & bit["A"]) != 0) & ((mask & bit["E"]) != 0))
+    return _components(n, ra[same], rb[same])
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected components of the graph on ``n`` nodes with edges (i, j): each node's component,
+    numbered 0.. by first node (label propagation with pointer jumping; a few passes)."""
+    label = np.arange(n, dtype=np.int64)
+    while len(i):
+        low = np.minimum(label[i], label[j])
+        before = label.copy()
+        np.minimum.at(label, i, low)
+        np.minimum.at(label, j, low)
+        while True:  # pointer jumping: every node to its root
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            break
+    _, first, inverse = np.unique(label, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse]
+
+
+def _expand(ga: np.ndarray, gb: np.ndarray, groups_a: np.ndarray, groups_b: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Linked students (ga[k], gb[k]) → every (row of A, row of B) pair of theirs, and for each pair
+    the index k of the students' link."""
+
+    def members(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.argsort(groups, kind="stable")
+        counts = np.bincount(groups, minlength=int(groups.max()) + 1 if len(groups) else 0)
+        return order, np.cumsum(counts) - counts, counts
+
+    (oa, sa, ca), (ob, sb, cb) = members(groups_a), members(groups_b)
+    na, nb = ca[ga], cb[gb]
+    per = na * nb
+    k = np.repeat(np.arange(len(ga)), per)
+    t = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+    return oa[sa[ga[k]] + t // nb[k]], ob[sb[gb[k]] + t % nb[k]], k
+
+
+def _score(mask: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
+    score = np.zeros(len(mask), np.int64)
+    for i, k in enumerate(KINDS):
+        if k in kinds:
+            score += np.where(mask & np.uint32(1 << i), WEIGHTS[k], 0)
+    return score
+
+
+def _one_to_one(ra: np.ndarray, rb: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, int]:
+    """Indices of the pairs kept by rounds of mutual best (unique best on both sides), and how many
+    rows were left because their best was tied."""
+    alive = np.ones(len(ra), bool)
+    kept: list[np.ndarray] = []
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        best_a = _unique_best(ra[idx], score[idx])
+        best_b = _unique_best(rb[idx], score[idx])
+        mutual = idx[best_a & best_b]
+        if len(mutual) == 0:
+            break
+        kept.append(mutual)
+        done_a, done_b = np.unique(ra[mutual]), np.unique(rb[mutual])
+        alive &= ~(np.isin(ra, done_a) | np.isin(rb, done_b))
+    left = len(np.unique(ra[alive])) if alive.any() else 0
+    return (np.concatenate(kept) if kept else np.zeros(0, np.int64)), left
+
+
+def _unique_best(group: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Mask: the entry holds its group's highest score, and no other entry of the group ties it."""
+    order = np.lexsort((-score, group))
+    g, s = group[order], score[order]
+    first = np.r_[True, g[1:] != g[:-1]]
+    second_same = np.r_[g[1:] == g[:-1], False]
+    second_ties = np.r_[s[1:] == s[:-1], False]
+    best = first & ~(second_same & second_ties)
+    out = np.zeros(len(group), bool)
+    out[order[best]] = True
+    return out
+
+
+def link_tables(
+    tokens_a: Column,
+    tokens_b: Column,
+    *,
+    method: str = "combined",
+    names: tuple[str, str] = ("file A", "file B"),
+    threshold: int = THRESHOLD,
+    engine: str = "memory",
+    memory_mb: int | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+) -> Links:
+    """Link two link-tokens columns (rows of A to rows of B, one-to-one); see the module docstring.
+
+    ``engine``: "memory" (numpy) or "duckdb" (out of core within ``memory_mb``, spilling into a
+    private folder made in ``spill_dir`` and removed afterwards; deid._linkdb) — the same links."""
+    if method not in METHODS:
+        raise InputError(f"Unknown linkage method {method!r}: use {', '.join(METHODS)}.")
+    eng = make_engine(engine, memory_mb or DEFAULT_MEMORY_MB, spill_dir)
+    try:
+        a = eng.side(tokens_a, names[0], len(tokens_a))
+        b = eng.side(tokens_b, names[1], len(tokens_b))
+        return link_sides(eng, a, b, len(tokens_a), len(tokens_b), method, names, threshold)
+    finally:
+        eng.close()
+
+
+def link_sides(
+    eng: Any, a: Any, b: Any, n_a: int, n_b: int, method: str, names: tuple[str, str], threshold: int
+) -> Links:
+    """The matcher on either engine's sides (deid._linkdb): the engine joins the tokens; the scores,
+    the EM fit and the one-to-one assignment run here on the candidate pairs."""
+    id_kind = KINDS.index("I")
+    report_notes: list[str] = []
+    kinds_a, kinds_b = eng.kinds(a), eng.kinds(b)
+    if kinds_a != kinds_b:
+        only = [(names[0], kinds_a - kinds_b), (names[1], kinds_b - kinds_a)]
+        what = "; ".join(f"only {name} has {', '.join(_KIND_NAMES[k] for k in sorted(ks, key=KINDS.index))}"
+                         for name, ks in only if ks)  # fmt: skip
+        report_notes.append(
+            f"the two files carry different kinds of link tokens ({what}): pairs can agree only on the "
+            "kinds both have, so fewer link (were both made with the same identifier columns?)"
+        )
+    students = (n_a, n_b)
+    fitted: dict[str, Any] | None = None
+    score_counts: dict[str, int] = {}
+    if method in ("combined", "em"):
+        # One row per student is not assumed: a file's rows of one student (several enrollments) are
+        # grouped first, students are linked one-to-one, and every row of a linked student is paired.
+        groups_a, groups_b = person_groups(a, n_a, eng), person_groups(b, n_b, eng)
+        students = (int(groups_a.max()) + 1 if n_a else 0, int(groups_b.max()) + 1 if n_b else 0)
+        use = [k for k in KINDS if k != "K"]
+        ga, gb, mask = eng.candidates(a, b, {KINDS.index(k) for k in use}, MAX_SHARED, (groups_a, groups_b))
+        if method == "em":
+            # Weights from the data (deid._fsem): Fellegi–Sunter, EM on the agreement patterns of every
+            # pair of students; a pair is kept at posterior match probability 1/2 or more.
+            from deid._fsem import estimate, patterns_from_masks
+
+            bits = {k: KINDS.index(k) for k in use if k in (kinds_a & kinds_b)}
+            fit = estimate(*patterns_from_masks(mask, students[0] * students[1], bits))
+            exact = fit.score(mask, bits)
+            ok = exact >= fit.threshold
+            score = np.round(exact).astype(np.int64)
+            fitted = fit.to_dict()
+            kept, left = _one_to_one(ga[ok], gb[ok], np.round(exact[ok] * 1000).astype(np.int64))
+        else:
+            score = _score(mask, use)
+            ok = score >= threshold
+            kept, left = _one_to_one(ga[ok], gb[ok], score[ok])
+        sel = np.flatnonzero(ok)[kept]
+        row_a, row_b, k = _expand(ga[sel], gb[sel], groups_a, groups_b)
+        by_id = (mask[sel] & np.uint32(1 << id_kind)) != 0
+        out = (row_a, row_b, np.where(by_id, "id", "derived")[k], score[sel][k])
+        stats = (len(ga), int((~ok).sum()), left)
+        values, counts = np.unique(score, return_counts=True)
+        score_counts = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+        for name, rows, count in ((names[0], n_a, students[0]), (names[1], n_b, students[1])):
+            if count < rows:
+                report_notes.append(
+                    f"{name} has {rows:,} rows for {count:,} students (several rows of one student, such as "
+                    "one per term, are linked together to the same student of the other file)"
+                )
+    else:
+        ra, rb, mask = eng.candidates(a, b, {id_kind}, MAX_SHARED)
+        kept, left = _one_to_one(ra, rb, np.ones(len(ra), np.int64))
+        parts = [(ra[kept], rb[kept], np.full(len(kept), "id", object), np.full(len(kept), WEIGHTS["I"]))]
+        n_cand, n_left = len(ra), left
+        if method == "calpass":
+            # Cal-PASS style: rows the ID did not link are joined on the derived key (exact and unique).
+            free_a = np.ones(n_a, bool)
+            free_a[ra[kept]] = False
+            free_b = np.ones(n_b, bool)
+            free_b[rb[kept]] = False
+            ka = eng.only_rows(a, KINDS.index("K"), free_a)
+            kb = eng.only_rows(b, KINDS.index("K"), free_b)
+            if not eng.kinds(ka) and not eng.kinds(kb):
+                report_notes.append(
+                    "the files carry no Cal-PASS derived-key tokens (made with baseline: true)"
+                )
+            r2a, r2b, _ = eng.candidates(ka, kb, {KINDS.index("K")}, MAX_SHARED)
+            k2, left2 = _one_to_one(r2a, r2b, np.ones(len(r2a), np.int64))
+            parts.append((r2a[k2], r2b[k2], np.full(len(k2), "derived", object), np.zeros(len(k2), np.int64)))
+            n_cand, n_left = n_cand + len(r2a), n_left + left2
+        out = tuple(np.concatenate(x) for x in zip(*parts, strict=True))  # type: ignore[assignment]
+        stats = (n_cand, 0, n_left)
+    order = np.argsort(out[0], kind="stable")
+    row_a, row_b, how, score_out = (np.asarray(x)[order] for x in out)
+    linked = len(row_a)
+    report = LinkReport(
+        file_a=names[0],
+        file_b=names[1],
+        method=method,
+        rows_a=n_a,
+        rows_b=n_b,
+        linked=linked,
+        linked_by={"id": int((how == "id").sum()), "derived": int((how == "derived").sum())},
+        rate_a=round(len(np.unique(row_a)) / n_a, 4) if n_a else 0.0,
+        rate_b=round(len(np.unique(row_b)) / n_b, 4) if n_b else 0.0,
+        candidate_pairs=int(stats[0]),
+        below_threshold=int(stats[1]),
+        left_ambiguous=int(stats[2]),
+        threshold=threshold,
+        notes=report_notes,
+        kinds_a=" ".join(sorted(kinds_a, key=KINDS.index)),
+        kinds_b=" ".join(sorted(kinds_b, key=KINDS.index)),
+        students_a=students[0],
+        students_b=students[1],
+        estimated=fitted,
+        engine=eng.name,
+        score_counts=score_counts,
+    )
+    if fitted is not None:
+        report.weights = {k: v["weight"] for k, v in fitted["kinds"].items()}  # type: ignore[index]
+        report.threshold = fitted["threshold"]  # type: ignore[assignment]
+    return Links(row_a.astype(np.int64), row_b.astype(np.int64), how.astype(str), score_out.astype(np.int64),
+                 report)  # fmt: skip
+
+
+_KIND_NAMES = {
+    "I": "the state ID (I)", "A": "name and birth date (A)", "M": "middle initials (M)",
+    "W": "middle name (W)", "B": "day/month swaps (B)", "C": "surname, birth date and sex (C)",
+    "E": "first name, birth date and sex (E)", "G": "name and birth year (G)", "P": "surname typos (P)",
+    "Q": "first-name typos (Q)", "K": "the Cal-PASS key (K)",
+}  # fmt: skip
+
+
+def make_engine(
+    engine: str, memory_mb: int = DEFAULT_MEMORY_MB, spill_dir: str | os.PathLike[str] | None = None
+) -> Any:
+    """The engine named ``engine`` ("duckdb" or "memory")."""
+    if engine == "memory":
+        return MemoryEngine()
+    if engine == "duckdb":
+        from deid._linkdb import DuckEngine
+
+        return DuckEngine(memory_mb, spill_dir)
+    raise InputError(f"Unknown linkage engine {engine!r}: use duckdb or memory.")
