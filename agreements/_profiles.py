@@ -192,6 +192,7 @@ class MappingProposal:
     profile: MappingProfile
     how: str
     from_profile: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. why a file asked for in batches was read whole
 
 
 def propose_mapping(
@@ -204,8 +205,15 @@ def propose_mapping(
     sheet: str | None = None,
     name: str = "suggested",
     source_system: str = "",
+    memory_mb: int | None = None,
+    batch_rows: int | None = None,
 ) -> MappingProposal:
     """Read the export at ``path`` and propose its mapping onto ``elements``.
+
+    With ``memory_mb`` or ``batch_rows`` the export is read in batches (deid.scan_extract): the
+    proposal's ``table`` is then that scan (``num_rows``, ``column_names``, ``validate``; the caller
+    closes it), unless only the in-memory reader takes the file (an Excel workbook, rows needing
+    repairs: read whole, ``repairs`` says so).
 
     The saved profile named ``profile`` is used when given; else, with a vault and ``match_saved``, the
     saved profile whose headers match; else the suggestions (named ``name``). A saved profile's entry
@@ -216,8 +224,24 @@ def propose_mapping(
     from deid import MappingProfile, ReadInfo, read_table, suggest_mapping
 
     info = ReadInfo()
-    table = read_table(path, sheet=sheet, info=info, duplicates="rename")
-    suggestions = suggest_mapping(table, elements)
+    table: Any = None
+    streamed: list[str] = []
+    if memory_mb is not None or batch_rows is not None:
+        from deid import NotStreamable, scan_extract
+
+        try:
+            table = scan_extract(path, memory_mb=memory_mb, batch_rows=batch_rows)
+        except NotStreamable as exc:
+            streamed.append(f"read whole, not in batches: {exc.reason}")
+    if table is None:
+        table = read_table(path, sheet=sheet, info=info, duplicates="rename")
+        suggestions = suggest_mapping(table, elements)
+    else:
+        try:
+            suggestions = table.suggest(elements)
+        except BaseException:
+            table.close()
+            raise
     fresh = MappingProfile.from_suggestions(name, suggestions, source_system=source_system)
     saved: MappingProfile | None = None
     how = "suggested"
@@ -227,7 +251,7 @@ def propose_mapping(
         saved = profile_for_headers(vault, table.column_names)
         how = "profile (headers match)" if saved is not None else how
     if saved is None:
-        return MappingProposal(table, list(info.repairs), elements, suggestions, fresh, how)
+        return MappingProposal(table, list(info.repairs), elements, suggestions, fresh, how, notes=streamed)
     known = {el.name for el in elements}
     decided = [
         c
@@ -243,7 +267,7 @@ def propose_mapping(
             saved.recodes[column] = fresh.recodes[column]
         if column in fresh.date_formats:
             saved.date_formats[column] = fresh.date_formats[column]
-    return MappingProposal(table, list(info.repairs), elements, suggestions, saved, how, decided)
+    return MappingProposal(table, list(info.repairs), elements, suggestions, saved, how, decided, streamed)
 
 
 def map_for_agreement(

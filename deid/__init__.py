@@ -65,6 +65,8 @@ _LAZY = {
     "deid._mapping_profile": ("MappingProfile", "match_profile"),
     "deid._apply_mapping": ("apply_mapping",),
     "deid._validate": ("ValidationFinding", "validate"),
+    "deid._mapping_stream": ("ExtractScan", "scan_extract"),  # the same steps on a file read in batches
+    "deid._stream": ("NotStreamable",),  # an input only the in-memory reader takes (reason: why)
     "deid._header_row": ("HeaderVerdict", "header_row_verdict"),
     # Linkage, one module per job (docs/linkage-threat-model.md).
     "deid._linktokens": ("LinkFields", "link_tokens"),
@@ -183,8 +185,10 @@ __all__ += [
     "Code",
     "ColumnSuggestion",
     "Element",
+    "ExtractScan",
     "HeaderVerdict",
     "MappingProfile",
+    "NotStreamable",
     "ValidationFinding",
     "apply_mapping",
     "best_date_format",
@@ -195,6 +199,7 @@ __all__ += [
     "load_elements",
     "match_profile",
     "policy_from_elements",
+    "scan_extract",
     "suggest_mapping",
     "suggest_recodes",
     "validate",

@@ -42,11 +42,20 @@ def _check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, 
             )
 
 
+def column_date_format(head: pa.ChunkedArray | pa.Array) -> str:
+    """The date format of a column whose mapping names none: the best format of its first
+    ``SAMPLE_ROWS`` rows (``head``: those rows, or more), "" when none fits. Chosen once per column, so a
+    file read in batches gets the one format the whole column gets."""
+    fmt, _ = best_date_format(pc.drop_null(_clean(head.slice(0, SAMPLE_ROWS))))
+    return fmt or ""
+
+
 def _parse_dates(text: pa.ChunkedArray | pa.Array, fmt: str | None) -> pa.ChunkedArray | pa.Array:
-    """Dates parsed with ``fmt`` (or the best format found), as timestamps; unparseable -> null."""
+    """Dates parsed with ``fmt`` (None: the best format of ``text``'s first rows; "": no format fits),
+    as timestamps; unparseable -> null."""
     if fmt is None:
-        fmt, _ = best_date_format(pc.drop_null(text.slice(0, SAMPLE_ROWS)))
-    if fmt is None:
+        fmt = column_date_format(text)
+    if not fmt:
         return pa.nulls(len(text), pa.timestamp("s"))
     parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
     # strptime's %Y also reads "09" as the year 9: such values are left to the mixed-format parser.
@@ -78,15 +87,32 @@ def normalize_column(
     *,
     recodes: Mapping[str, str] | None = None,
     date_format: str | None = None,
+    fraction_top: float | None = None,
 ) -> pa.ChunkedArray | pa.Array:
     """One column's values in the element's form: codes recoded, dates ISO, numbers plain (text).
 
     The work is done once per distinct value (dictionary encode, transform the dictionary, take):
-    a million rows of birth dates hold a few thousand distinct dates.
+    a million rows of birth dates hold a few thousand distinct dates. A date column without
+    ``date_format`` gets the format of its first rows (:func:`column_date_format`); a percentage
+    column (``normalize: fraction``) is divided by 100 when its largest value (``fraction_top``, else
+    this column's) is over 1. Both are whole-column facts: a caller with one batch of the file passes
+    the file's.
     """
+    if el.type == "date" and date_format is None:
+        date_format = column_date_format(col)
+    if el.normalize == "fraction" and fraction_top is None:
+        fraction_top = column_top(col)
     if el.code_set or el.type in ("date", "integer", "decimal"):
-        return _map_distinct(col, lambda values: _normalize_values(values, el, recodes, date_format))
-    return _normalize_values(col, el, recodes, date_format)
+        return _map_distinct(
+            col, lambda values: _normalize_values(values, el, recodes, date_format, fraction_top)
+        )
+    return _normalize_values(col, el, recodes, date_format, fraction_top)
+
+
+def column_top(col: pa.ChunkedArray | pa.Array) -> float:
+    """The largest number of a column (-inf when it holds none): what ``normalize: fraction`` looks at."""
+    top = pc.max(_to_float(_clean(col))).as_py()
+    return float("-inf") if top is None else float(top)
 
 
 def _map_distinct(col: pa.ChunkedArray | pa.Array, *funcs: Any) -> Any:
@@ -108,6 +134,7 @@ def _normalize_values(
     el: Element,
     recodes: Mapping[str, str] | None,
     date_format: str | None,
+    fraction_top: float | None = None,
 ) -> pa.ChunkedArray | pa.Array:
     if el.type == "text" and not el.code_set:
         # Free text passes as it is (the redaction treatment reads it whole); copying a column of
@@ -127,7 +154,7 @@ def _normalize_values(
     if el.type in ("integer", "decimal"):
         nums = _to_float(text)
         if el.normalize == "fraction":
-            top = pc.max(nums).as_py()
+            top = pc.max(nums).as_py() if fraction_top is None else fraction_top
             if top is not None and top > 1.0:
                 nums = pc.divide(nums, 100.0)
         return _format_number(nums)
@@ -170,6 +197,21 @@ def apply_mapping(
     """
     prof = _as_profile(mapping)
     els = list(element_library().values()) if elements is None else list(elements)
+    return _apply(table, prof, els, keep_unmapped=keep_unmapped, fill_missing=fill_missing)
+
+
+def _apply(
+    table: pa.Table,
+    prof: MappingProfile,
+    els: list[Element],
+    *,
+    keep_unmapped: bool,
+    fill_missing: bool,
+    date_formats: Mapping[str, str] | None = None,
+    tops: Mapping[str, float] | None = None,
+) -> pa.Table:
+    """:func:`apply_mapping` of ``table`` — the whole file, or one batch of it with the file's date
+    formats and fraction tops per column (deid._mapping_stream)."""
     by_name = {el.name: el for el in els}
     _check_mapping(table, prof, by_name)
     element_to_col = {e: c for c, e in prof.mapped.items()}
@@ -184,7 +226,8 @@ def apply_mapping(
                     table.column(col),
                     el,
                     recodes=prof.recodes.get(col),
-                    date_format=prof.date_formats.get(col),
+                    date_format=prof.date_formats.get(col) or (date_formats or {}).get(col),
+                    fraction_top=(tops or {}).get(col),
                 )
             )
         elif el.name in prof.derived:

@@ -66,18 +66,118 @@ def validate(
     outside a code set after recodes, dates that do not parse, lie in the future or give an age outside
     ``min_age``..``max_age``, numbers that do not parse or are out of range, and duplicate student IDs
     (per term/year/course when those are mapped). Each finding has a count and the first data rows.
+    (deid._mapping_stream makes the same checks on a file read in batches.)
     """
     prof = _as_profile(mapping)
     els = list(element_library().values()) if elements is None else list(elements)
+    check = Checks(prof, els, required=required, today=today, min_age=min_age, max_age=max_age,
+                   date_formats=whole_column_formats(table, prof, els))
+    check.add(table, 0)
+    return check.findings(_duplicate_findings(table, prof))
+
+
+def whole_column_formats(head: pa.Table, prof: MappingProfile, els: Sequence[Element]) -> dict[str, str]:
+    """The date format of each date column the mapping names none for, from the first rows (``head``:
+    the table, or the file's first rows) — one format per column, however the file is read."""
+    from deid._apply_mapping import column_date_format
+
     by_name = {el.name: el for el in els}
-    _check_mapping(table, prof, by_name)
-    today = today or dt.date.today()
-    findings: list[ValidationFinding] = []
+    return {
+        col: column_date_format(head.column(col))
+        for col, name in prof.mapped.items()
+        if name in by_name and by_name[name].type == "date" and not prof.date_formats.get(col)
+        and col in head.column_names
+    }
+
+
+@dataclass
+class _Tally:
+    """One check over a file read in batches: how many rows it flags and the first few (from 1)."""
+
+    count: int = 0
+    rows: tuple[int, ...] = ()
+
+    def add(self, n: int, rows: tuple[int, ...], offset: int) -> None:
+        self.count += n
+        if n and len(self.rows) < MAX_ROWS_LISTED:
+            self.rows = (*self.rows, *(r + offset for r in rows))[:MAX_ROWS_LISTED]
+
+
+class Checks:
+    """The value checks of :func:`validate`, fed a table whole or batch by batch (``add`` with the
+    batch's first row's index), then worded once (``findings``): counts add up and the first rows are
+    the file's, so both ways give the same findings. ``date_formats``: the whole column's format for a
+    date column the mapping names none for; ``tops``: the whole column's largest value for a
+    percentage column (``normalize: fraction``)."""
+
+    def __init__(
+        self,
+        prof: MappingProfile,
+        els: Sequence[Element],
+        *,
+        required: Iterable[str] | None,
+        today: dt.date | None,
+        min_age: int,
+        max_age: int,
+        date_formats: Mapping[str, str] | None = None,
+        tops: Mapping[str, float] | None = None,
+    ) -> None:
+        self.prof, self.els = prof, list(els)
+        self.by_name = {el.name: el for el in self.els}
+        self.required = list(required) if required is not None else None
+        self.today = today or dt.date.today()
+        self.min_age, self.max_age = min_age, max_age
+        self.date_formats = dict(date_formats or {})
+        self.tops = dict(tops or {})
+        self.tallies: dict[tuple[str, str], _Tally] = {}
+        self.checked = False
+
+    def add(self, table: pa.Table, offset: int) -> None:
+        """Check ``table``, whose first row is the file's data row ``offset + 1``."""
+        if not self.checked:
+            _check_mapping(table, self.prof, self.by_name)
+            self.checked = True
+        for col, name in self.prof.mapped.items():
+            el = self.by_name[name]
+            for kind, (n, rows) in _column_checks(
+                table.column(col), el, self.prof.recodes.get(col),
+                self.prof.date_formats.get(col) or self.date_formats.get(col), self.tops.get(col),
+                self.today, self.min_age, self.max_age,
+            ):
+                self.tallies.setdefault((col, kind), _Tally()).add(n, rows, offset)
+
+    def findings(self, duplicates: list[ValidationFinding]) -> list[ValidationFinding]:
+        """Every finding, in the order :func:`validate` has always given them."""
+        findings = _unmapped_findings(self.prof, self.els, self.by_name, self.required)
+        for col, name in self.prof.mapped.items():
+            el = self.by_name[name]
+            if el.digits:
+                # An ID of a fixed shape (the SSID), before it becomes a code: one rule (deid._idshape).
+                from deid._idshape import ShapeCheck, shape_messages
+
+                short = self.tallies.get((col, "short"), _Tally())
+                bad = self.tallies.get((col, "bad"), _Tally())
+                check = ShapeCheck(short.count, short.rows, bad.count, bad.rows)
+                for kind, message, n, rows in shape_messages(check, col, el):
+                    repaired = kind == "lost_zeros" and el.repair == "zfill"
+                    severity = "warning" if repaired else "error"
+                    findings.append(ValidationFinding(kind, severity, message, name, col, n, rows))
+            for kind in _VALUE_KINDS:
+                tally = self.tallies.get((col, kind))
+                if tally is not None and tally.count:
+                    findings.append(_value_finding(kind, col, el, tally, self.min_age, self.max_age))
+        return findings + duplicates
+
+
+def _unmapped_findings(
+    prof: MappingProfile, els: Sequence[Element], by_name: Mapping[str, Element], required: list[str] | None
+) -> list[ValidationFinding]:
+    findings = []
     mapped_els = set(prof.mapped.values()) | set(prof.derived)
     # Named as required: an error. Otherwise every dictionary element is expected, but an agreement
     # with several providers lists elements one export cannot have: a warning (its column stays empty).
     severity = "error" if required is not None else "warning"
-    for name in list(required) if required is not None else [el.name for el in els]:
+    for name in required if required is not None else [el.name for el in els]:
         if name not in mapped_els:
             label = by_name[name].label if name in by_name else name
             what = "the required element" if required is not None else "the element"
@@ -89,110 +189,109 @@ def validate(
                     element=name,
                 )
             )
-    for col, name in prof.mapped.items():
-        el = by_name[name]
-        if el.digits:
-            # An ID of a fixed shape (the SSID), before it becomes a code: one rule (deid._idshape).
-            from deid._idshape import shape_messages, shape_problems
-
-            check = shape_problems(table.column(col), el.digits)
-            for kind, message, n, rows in shape_messages(check, col, el):
-                repaired = kind == "lost_zeros" and el.repair == "zfill"
-                findings.append(
-                    ValidationFinding(kind, "warning" if repaired else "error", message, name, col, n, rows)
-                )
-        if not (el.code_set or el.type in ("date", "integer", "decimal")):
-            continue  # free text and identifiers: nothing to check value by value
-        recodes, date_format = prof.recodes.get(col), prof.date_formats.get(col)
-        present, values = _map_distinct(
-            table.column(col),
-            lambda v: pc.is_valid(_clean(v)),
-            lambda v, el=el, r=recodes, f=date_format: _normalize_values(v, el, r, f),
-        )
-        if el.code_set:
-            bad = pc.and_(present, pc.invert(pc.is_in(values, value_set=pa.array(sorted(el.codes)))))
-            n, rows = _first_rows(bad)
-            if n:
-                findings.append(
-                    ValidationFinding(
-                        "outside_code_set",
-                        "error",
-                        f"Column '{col}' ({name}) has {n} value(s) outside the "
-                        f"{el.code_set_name or 'code set'} after recodes, in {_rows_text(rows, n)}; "
-                        f"add a recode or correct the source.",
-                        name,
-                        col,
-                        n,
-                        rows,
-                    )
-                )
-        elif el.type == "date":
-            findings.extend(_date_findings(col, el, present, values, today, min_age, max_age))
-        elif el.type in ("integer", "decimal"):
-            findings.extend(_number_findings(col, el, present, values))
-    findings.extend(_duplicate_findings(table, prof))
     return findings
 
 
-def _date_findings(
-    col: str, el: Element, present: Any, values: Any, today: dt.date, min_age: int, max_age: int
-) -> list[ValidationFinding]:
-    out = []
-    n, rows = _first_rows(pc.and_(present, pc.is_null(values)))
-    if n:
-        out.append(
-            ValidationFinding(
-                "bad_date",
-                "error",
-                f"Column '{col}' ({el.name}) has {n} value(s) that are not dates in the "
-                f"column's format, in {_rows_text(rows, n)}.",
-                el.name,
-                col,
-                n,
-                rows,
+_VALUE_KINDS = (
+    "outside_code_set", "bad_date", "future_date", "age_out_of_range", "bad_number", "out_of_range"
+)
+
+
+def _column_checks(
+    column: Any,
+    el: Element,
+    recodes: Mapping[str, str] | None,
+    date_format: str | None,
+    top: float | None,
+    today: dt.date,
+    min_age: int,
+    max_age: int,
+) -> list[tuple[str, tuple[int, tuple[int, ...]]]]:
+    """(kind, (count, first rows)) of each check of one column's values (rows of this table, from 1)."""
+    out: list[tuple[str, tuple[int, tuple[int, ...]]]] = []
+    if el.digits:
+        from deid._idshape import shape_problems
+
+        shape = shape_problems(column, el.digits)
+        out += [("short", (shape.short, shape.short_rows)), ("bad", (shape.bad, shape.bad_rows))]
+    if not (el.code_set or el.type in ("date", "integer", "decimal")):
+        return out  # free text and identifiers: nothing to check value by value
+    if el.type == "date" and date_format is None:
+        from deid._apply_mapping import column_date_format
+
+        date_format = column_date_format(column)
+    if el.normalize == "fraction" and top is None:
+        from deid._apply_mapping import column_top
+
+        top = column_top(column)
+    present, values = _map_distinct(
+        column,
+        lambda v: pc.is_valid(_clean(v)),
+        lambda v: _normalize_values(v, el, recodes, date_format, top),
+    )
+    if el.code_set:
+        bad = pc.and_(present, pc.invert(pc.is_in(values, value_set=pa.array(sorted(el.codes)))))
+        out.append(("outside_code_set", _first_rows(bad)))
+    elif el.type == "date":
+        out.append(("bad_date", _first_rows(pc.and_(present, pc.is_null(values)))))
+        dates = pc.cast(values, pa.date32())  # normalized ISO dates or empty: Arrow's fast ISO parser
+        out.append(("future_date", _first_rows(pc.greater(dates, pa.scalar(today, pa.date32())))))
+        if el.name == "birth_date":
+            youngest = (
+                today.replace(year=today.year - min_age)
+                if not (today.month == 2 and today.day == 29)
+                else dt.date(today.year - min_age, 2, 28)
             )
-        )
-    dates = pc.cast(values, pa.date32())  # normalized ISO dates or empty: Arrow's fast ISO parser
-    n, rows = _first_rows(pc.greater(dates, pa.scalar(today, pa.date32())))
-    if n:
-        out.append(
-            ValidationFinding(
-                "future_date",
-                "error",
-                f"Column '{col}' ({el.name}) has {n} date(s) in the future, in {_rows_text(rows, n)}.",
-                el.name,
-                col,
-                n,
-                rows,
+            oldest = dt.date(today.year - max_age, 1, 1)
+            out_of_range = pc.or_(
+                pc.greater(dates, pa.scalar(youngest, pa.date32())),
+                pc.less(dates, pa.scalar(oldest, pa.date32())),
             )
-        )
-    if el.name == "birth_date":
-        youngest = (
-            today.replace(year=today.year - min_age)
-            if not (today.month == 2 and today.day == 29)
-            else dt.date(today.year - min_age, 2, 28)
-        )
-        oldest = dt.date(today.year - max_age, 1, 1)
-        out_of_range = pc.or_(
-            pc.greater(dates, pa.scalar(youngest, pa.date32())),
-            pc.less(dates, pa.scalar(oldest, pa.date32())),
-        )
-        out_of_range = pc.and_(out_of_range, pc.less_equal(dates, pa.scalar(today, pa.date32())))
-        n, rows = _first_rows(out_of_range)
-        if n:
-            out.append(
-                ValidationFinding(
-                    "age_out_of_range",
-                    "warning",
-                    f"Column '{col}' (birth_date) gives {n} student(s) an age "
-                    f"outside {min_age} to {max_age} years, in {_rows_text(rows, n)}.",
-                    el.name,
-                    col,
-                    n,
-                    rows,
-                )
-            )
+            out_of_range = pc.and_(out_of_range, pc.less_equal(dates, pa.scalar(today, pa.date32())))
+            out.append(("age_out_of_range", _first_rows(out_of_range)))
+    else:
+        out.append(("bad_number", _first_rows(pc.and_(present, pc.is_null(values)))))
+        lo_hi = _RANGES.get(el.format)
+        if lo_hi:
+            nums = pc.cast(values, pa.float64())
+            bad = pc.or_(pc.less(nums, lo_hi[0]), pc.greater(nums, lo_hi[1]))
+            if el.type == "integer":
+                bad = pc.or_(bad, pc.not_equal(nums, pc.floor(nums)))
+            out.append(("out_of_range", _first_rows(bad)))
     return out
+
+
+def _value_finding(
+    kind: str, col: str, el: Element, tally: _Tally, min_age: int, max_age: int
+) -> ValidationFinding:
+    """The sentence of one value check (counts and rows, never values)."""
+    n, rows, name = tally.count, tally.rows, el.name
+    where = _rows_text(rows, n)
+    severity = "error"
+    if kind == "outside_code_set":
+        message = (
+            f"Column '{col}' ({name}) has {n} value(s) outside the "
+            f"{el.code_set_name or 'code set'} after recodes, in {where}; add a recode or correct the source."
+        )
+    elif kind == "bad_date":
+        message = (
+            f"Column '{col}' ({name}) has {n} value(s) that are not dates in the column's format, in {where}."
+        )
+    elif kind == "future_date":
+        message = f"Column '{col}' ({name}) has {n} date(s) in the future, in {where}."
+    elif kind == "age_out_of_range":
+        severity = "warning"
+        message = (
+            f"Column '{col}' (birth_date) gives {n} student(s) an age outside {min_age} to {max_age} years, "
+            f"in {where}."
+        )
+    elif kind == "bad_number":
+        message = f"Column '{col}' ({name}) has {n} value(s) that are not numbers, in {where}."
+    else:  # out_of_range
+        lo, hi = _RANGES[el.format]
+        severity = "warning"
+        message = f"Column '{col}' ({name}) has {n} value(s) outside {lo:g} to {hi:g}, in {where}."
+    return ValidationFinding(kind, severity, message, name, col, n, rows)
 
 
 _RANGES = {
@@ -202,45 +301,6 @@ _RANGES = {
     "units": (0.0, 400.0),
     "count": (0.0, 1000.0),
 }
-
-
-def _number_findings(col: str, el: Element, present: Any, values: Any) -> list[ValidationFinding]:
-    out = []
-    n, rows = _first_rows(pc.and_(present, pc.is_null(values)))
-    if n:
-        out.append(
-            ValidationFinding(
-                "bad_number",
-                "error",
-                f"Column '{col}' ({el.name}) has {n} value(s) that are not numbers, in "
-                f"{_rows_text(rows, n)}.",
-                el.name,
-                col,
-                n,
-                rows,
-            )
-        )
-    lo_hi = _RANGES.get(el.format)
-    if lo_hi:
-        nums = pc.cast(values, pa.float64())
-        bad = pc.or_(pc.less(nums, lo_hi[0]), pc.greater(nums, lo_hi[1]))
-        if el.type == "integer":
-            bad = pc.or_(bad, pc.not_equal(nums, pc.floor(nums)))
-        n, rows = _first_rows(bad)
-        if n:
-            out.append(
-                ValidationFinding(
-                    "out_of_range",
-                    "warning",
-                    f"Column '{col}' ({el.name}) has {n} value(s) outside "
-                    f"{lo_hi[0]:g} to {lo_hi[1]:g}, in {_rows_text(rows, n)}.",
-                    el.name,
-                    col,
-                    n,
-                    rows,
-                )
-            )
-    return out
 
 
 def _repeated_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
@@ -270,28 +330,36 @@ def _repeated_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
     return rows[repeated]
 
 
-def _duplicate_findings(table: pa.Table, prof: MappingProfile) -> list[ValidationFinding]:
+def duplicate_keys(prof: MappingProfile) -> list[tuple[str, list[str]]]:
+    """(ID element, its columns: the ID's, then the term/year/course columns mapped) per ID element
+    mapped — the key a student ID must not repeat in."""
     el_to_col = {e: c for c, e in prof.mapped.items()}
     extra = [el_to_col[e] for e in _RECORD_LEVEL if e in el_to_col]
+    return [(id_el, [el_to_col[id_el], *extra]) for id_el in ID_ELEMENTS if id_el in el_to_col]
+
+
+def duplicate_finding(prof: MappingProfile, id_el: str, n: int, rows: tuple[int, ...]) -> ValidationFinding:
+    """The sentence for ``n`` repeated IDs of ``id_el``, first at data ``rows`` (from 1)."""
+    el_to_col = {e: c for c, e in prof.mapped.items()}
+    col = el_to_col[id_el]
+    record_level = [e for e in _RECORD_LEVEL if e in el_to_col]
+    per = f" per {', '.join(record_level)}" if record_level else ""
+    return ValidationFinding(
+        "duplicate_id",
+        "error",
+        f"Column '{col}' ({id_el}) repeats {n} student ID(s){per}, in {_rows_text(rows, n)}.",
+        id_el,
+        col,
+        n,
+        rows,
+    )
+
+
+def _duplicate_findings(table: pa.Table, prof: MappingProfile) -> list[ValidationFinding]:
     out = []
-    for id_el in ID_ELEMENTS:
-        col = el_to_col.get(id_el)
-        if col is None:
-            continue
-        dup_rows = _repeated_rows([table.column(c) for c in (col, *extra)])
-        n = len(dup_rows)
-        if n:
+    for id_el, cols in duplicate_keys(prof):
+        dup_rows = _repeated_rows([table.column(c) for c in cols])
+        if len(dup_rows):
             rows = tuple(int(r) + 1 for r in dup_rows[:MAX_ROWS_LISTED])
-            per = f" per {', '.join(e for e in _RECORD_LEVEL if e in el_to_col)}" if extra else ""
-            out.append(
-                ValidationFinding(
-                    "duplicate_id",
-                    "error",
-                    f"Column '{col}' ({id_el}) repeats {n} student ID(s){per}, in {_rows_text(rows, n)}.",
-                    id_el,
-                    col,
-                    n,
-                    rows,
-                )
-            )
+            out.append(duplicate_finding(prof, id_el, len(dup_rows), rows))
     return out

@@ -36,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--replace", action="store_true", help="with --save-profile: replace a profile of that name"
     )
     p.add_argument("--sheet", help="the worksheet of an .xlsx file")
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        metavar="MB",
+        help="read the export in batches within about this much memory (for files too large to hold)",
+    )
+    p.add_argument("--batch-rows", type=int, metavar="N", help="read the export N rows at a time")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_map)
 
@@ -88,9 +95,10 @@ def add_codebook_command(sub: argparse._SubParsersAction) -> None:
 
 def cmd_map(args: argparse.Namespace) -> int:
     from agreements import propose_mapping
-    from deid import dictionary_elements, load_elements, validate
+    from deid import ExtractScan, dictionary_elements, load_elements, validate
 
     vault: Any = None
+    table: Any = None
     needs_vault = bool(args.agreement or args.profile or args.save_profile)
     try:
         if needs_vault:
@@ -119,12 +127,17 @@ def cmd_map(args: argparse.Namespace) -> int:
             sheet=args.sheet,
             name=args.save_profile or "suggested",
             source_system=args.source_system,
+            memory_mb=args.memory_mb,
+            batch_rows=args.batch_rows,
         )
         table, suggestions = proposal.table, proposal.suggestions
         profile, how = proposal.profile, proposal.how
         if args.set:
             how = _apply_corrections(profile, args.set, table, elements, suggestions, how)
-        findings = validate(table, profile, elements)
+        # read in batches (--memory-mb): the same checks, pass by pass over the file
+        findings = table.validate(profile, elements) if isinstance(table, ExtractScan) else validate(
+            table, profile, elements
+        )
         if args.save_profile and vault is not None:
             from agreements import save_profile
 
@@ -134,11 +147,14 @@ def cmd_map(args: argparse.Namespace) -> int:
     finally:
         if vault is not None:
             vault.close()
+        if isinstance(table, ExtractScan):
+            table.close()  # the copy of the extract it read batches from
 
     result = _map_result(
         args.input, table.num_rows, dictionary, suggestions, profile, how, elements, findings
     )
     result["repairs"] = proposal.repairs
+    result["notes"] = proposal.notes
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -152,8 +168,10 @@ def _apply_corrections(
     profile: Any, corrections: list[str], table: Any, elements: list[Any], suggestions: list[Any], how: str
 ) -> str:
     """Apply ``--set COLUMN=ELEMENT`` corrections (with recodes and date formats for the new element)."""
-    from deid import best_date_format, suggest_recodes
+    from deid import ExtractScan, best_date_format, suggest_recodes
     from deid.errors import PolicyError
+
+    streamed = isinstance(table, ExtractScan)  # a file read in batches: its values come from a pass
 
     by_name = {el.name: el for el in elements}
     for item in corrections:
@@ -172,11 +190,13 @@ def _apply_corrections(
         profile.date_formats.pop(column, None)
         el = by_name.get(element)
         if el is not None and el.code_set:
-            recodes = suggest_recodes(table.column(column), el)
+            values = table.distinct_values([column])[column] if streamed else table.column(column)
+            recodes = suggest_recodes(values, el)
             if recodes:
                 profile.recodes[column] = recodes
         if el is not None and el.type == "date":
-            fmt, _ = best_date_format(table.column(column).drop_null().slice(0, 2000))
+            head = table.head if streamed else table
+            fmt, _ = best_date_format(head.column(column).drop_null().slice(0, 2000))
             if fmt:
                 profile.date_formats[column] = fmt
     return how if how != "suggested" else "suggested, corrected"
@@ -226,6 +246,8 @@ def _print_map(result: dict[str, Any]) -> None:
     print(f"{result['input']}: {result['rows']} rows, mapped onto {result['dictionary']}")
     for repair in result.get("repairs") or []:
         print(f"Read with a repair: {repair}")
+    for note in result.get("notes") or []:
+        print(f"Note: {note}")
     print(f"Mapping: {result['mapping']}\n")
     width = max((len(c["column"]) for c in result["columns"]), default=6)
     for c in result["columns"]:
