@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from deid._spill import private_folder
 from deid._tokenkinds import KIND_INDEX as _KIND_INDEX
-from deid._tokenkinds import KIND_LETTERS
+from deid._tokenkinds import KIND_LETTERS, WHITESPACE
 from deid.errors import InputError, OutputError
 
 DEFAULT_MEMORY_MB = 1024
@@ -64,21 +64,30 @@ def _in_kinds(kinds: set[int]) -> str:
 _BIT = "(1::UINTEGER << kind::UINTEGER)"
 FILTER_MAX_BYTES = 1 << 28  # the prefilter's flags at most (256 MB: ~17% filled by 49 million tokens)
 # A token, split from its cell by DuckDB: its row (bit 31 set when the cell holds a character outside
-# base64url and the space), the code of its kind letter (0 when the token is not 12 characters) and its
-# 64-bit hash. Spaces around and between tokens are ignored. ``OFFSET 0`` keeps the check a per-cell
-# step: without it DuckDB evaluates it once per token, on a copy of the cell (50 times slower).
+# base64url and whitespace; bit 30 when it holds whitespace other than spaces, which is made spaces: the
+# rule of deid._tokenkinds.WHITESPACE, as in memory), the code of its kind letter (0 when the token is
+# not 12 characters) and its 64-bit hash. Runs of spaces around and between tokens are ignored. Only
+# a cell with a character outside base64url and the space is looked at twice. ``OFFSET 0`` keeps the
+# checks per-cell steps: without it DuckDB evaluates them once per token, on a copy of the cell (50
+# times slower).
+_ODD = "regexp_matches(cell, '[^A-Za-z0-9_ -]')"
 _TOKENS = (
     "SELECT r, CASE WHEN length(tok) = 12 THEN ascii(tok) ELSE 0 END::UTINYINT AS c, hash(tok) AS h "
-    "FROM (SELECT r, unnest(string_split(cell, ' ')) AS tok FROM (SELECT r | (regexp_matches(cell, "
-    "'[^A-Za-z0-9_ -]')::UINTEGER << 31) AS r, cell FROM ({src}) WHERE cell <> '' OFFSET 0)) "
-    "WHERE tok <> ''"
+    "FROM (SELECT r, unnest(string_split(cell, ' ')) AS tok FROM ("
+    f"SELECT CASE WHEN odd THEN r | (1::UINTEGER << 30) | ({_ODD}::UINTEGER << 31) ELSE r END AS r, cell "
+    "FROM (SELECT r, odd, CASE WHEN odd THEN regexp_replace(cell, '" + WHITESPACE + "', ' ', 'g') "
+    f"ELSE cell END AS cell FROM (SELECT r, cell, {_ODD} AS odd FROM ({{src}}) WHERE cell <> '' OFFSET 0) "
+    "OFFSET 0) OFFSET 0)) WHERE tok <> ''"
 )
-# The same without the check, for a side read a second time (checked the first time).
+# The same without the check, for a side read a second time (checked the first time, and found with
+# nothing but spaces between its tokens; else it is read with _TOKENS again).
 _TOKENS_CHECKED = (
     "SELECT r, ascii(tok)::UTINYINT AS c, hash(tok) AS h FROM (SELECT r, unnest(string_split(cell, ' ')) "
     "AS tok FROM ({src}) WHERE cell <> '') WHERE tok <> ''"
 )
 _BAD_CELL = np.uint32(1 << 31)
+_SPACED_CELL = np.uint32(1 << 30)
+_ROW_BITS = np.uint32(_SPACED_CELL - 1)
 
 
 @dataclass
@@ -94,6 +103,7 @@ class DuckSide:
     grouping: str
     reduced: str | None = None
     parquet: bool = False
+    spaced: bool = False  # a cell had whitespace other than spaces (its second reading normalizes it too)
 
 
 class DuckEngine:
@@ -185,7 +195,7 @@ class DuckEngine:
         import duckdb
 
         try:
-            sql = (_TOKENS_CHECKED if checked else _TOKENS).format(src=side.source)
+            sql = (_TOKENS_CHECKED if checked and not side.spaced else _TOKENS).format(src=side.source)
             yield from self.reader.sql(sql).to_arrow_reader(BATCH_TOKENS)
         except duckdb.OutOfMemoryException:
             raise InputError(self._memory_sentence()) from None
@@ -255,8 +265,8 @@ class DuckEngine:
         """Read a side once: check every cell (InputError naming ``where`` and the first bad row),
         note its kinds, keep its I, A and E tokens, and pass its tokens through the prefilter (the
         first side sets the flags; the second keeps what they let through and sets them anew)."""
-        if rows >= _BAD_CELL:  # row numbers are 31 bits here (the 32nd marks a bad cell)
-            raise InputError(f"{where} has more rows ({rows:,}) than linking takes ({int(_BAD_CELL) - 1:,}).")
+        if rows > _ROW_BITS:  # row numbers are 30 bits here (the 31st and 32nd mark cells)
+            raise InputError(f"{where} has more rows ({rows:,}) than linking takes ({int(_ROW_BITS):,}).")
         grouping = self._name("grouping")
         self.run(f"CREATE TABLE {grouping} (row UINTEGER, kind UTINYINT, value UBIGINT)")
         side = DuckSide(source, where, set(), grouping, parquet=parquet)
@@ -271,9 +281,15 @@ class DuckEngine:
         for batch in self._batches(side):
             rows_, codes, values = (batch.column(i).to_numpy() for i in range(3))
             kinds = _KIND_INDEX[codes]
-            wrong = (kinds == 255) | (rows_ >= _BAD_CELL)
+            marked = rows_ > _ROW_BITS
+            if marked.any():
+                wrong = (kinds == 255) | (rows_ >= _BAD_CELL)
+                side.spaced |= bool(((rows_ & _SPACED_CELL) != 0).any())
+                rows_ = rows_ & _ROW_BITS
+            else:
+                wrong = kinds == 255
             if wrong.any():
-                r = int((rows_[wrong] & ~_BAD_CELL).min())
+                r = int(rows_[wrong].min())
                 bad_row = r if bad_row < 0 else min(bad_row, r)
                 continue
             seen += np.bincount(kinds, minlength=len(KIND_LETTERS))
@@ -309,6 +325,7 @@ class DuckEngine:
             return
         for batch in self._batches(side, checked=True):
             rows_, codes, values = (batch.column(i).to_numpy() for i in range(3))
+            rows_ = rows_ & _ROW_BITS if side.spaced else rows_
             keep = self._flagged(values)
             self._insert(side.reduced, rows_[keep], _KIND_INDEX[codes[keep]], values[keep])
         self._flags = None  # the flags' memory back before the joins

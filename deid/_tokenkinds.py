@@ -24,31 +24,46 @@ _DECODE = np.full(256, 255, np.uint8)
 _DECODE[B64] = np.arange(64, dtype=np.uint8)
 
 
+# Around and between a cell's tokens any run of ASCII whitespace (space, tab, line breaks) counts as one
+# space — a hand-edited CSV, a cell pasted from a spreadsheet with a tab: one rule for both engines
+# (an RE2 class, which pyarrow here and DuckDB in deid._linkdb both read).
+WHITESPACE = r"[\t\n\v\f\r ]"
+
+
 def parse_tokens(
     column: pa.Array | pa.ChunkedArray, where: str = "the file", first_row: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A link-tokens column → (row, kind index, 64-bit value) arrays, one entry per token.
 
-    Works on the column's bytes in place (every token is 12 characters, one space between tokens;
-    cells with stray surrounding spaces, e.g. from a hand-edited CSV, are trimmed first).
-    Raises InputError naming ``where`` and the first bad row when a cell is not link tokens (its
-    number counted from ``first_row``, when ``column`` is a batch of a file's rows)."""
+    Works on the column's bytes in place (every token is 12 characters, one space between tokens); a
+    column not in that form is read again with the whitespace around and between its tokens
+    (:data:`WHITESPACE`) made single spaces first. Raises InputError naming ``where`` and the first
+    bad row when a cell is not link tokens (its number counted from ``first_row``, when ``column`` is
+    a batch of a file's rows)."""
     col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
     col = col.cast(pa.large_string())
+    got = _parse(col)
+    if isinstance(got, int):
+        spaced = pc.replace_substring_regex(col, pattern=WHITESPACE + "+", replacement=" ")
+        got = _parse(pc.utf8_trim(spaced, characters=" "))
+    if isinstance(got, int):
+        raise InputError(f"{where}: row {got + 2 + first_row} does not hold link tokens.")
+    return got
+
+
+def _parse(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | int:
+    """The tokens of a column whose cells are tokens with one space between them, or the first row
+    (0-based) that is not."""
     step = TOKEN_CHARS + 1
-    for attempt in range(2):
-        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        n = len(arr)
-        offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
-        lengths = np.diff(offsets)
-        if arr.null_count:
-            lengths[pc.is_null(arr).to_numpy(zero_copy_only=False)] = 0
-        bad = np.flatnonzero((lengths > 0) & ((lengths + 1) % step != 0))
-        if not len(bad):
-            break
-        if attempt:
-            raise InputError(f"{where}: row {int(bad[0]) + 2 + first_row} does not hold link tokens.")
-        col = pc.utf8_trim_whitespace(col)
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + n + 1]
+    lengths = np.diff(offsets)
+    if arr.null_count:
+        lengths[pc.is_null(arr).to_numpy(zero_copy_only=False)] = 0
+    bad = np.flatnonzero((lengths > 0) & ((lengths + 1) % step != 0))
+    if len(bad):
+        return int(bad[0])
     data = arr.buffers()[2]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
     counts = (lengths + 1) // step
@@ -74,6 +89,5 @@ def parse_tokens(
     inner[np.cumsum(counts)[counts > 0] - 1] = False  # a row's last token has no space after it
     wrong[inner] |= raw[starts[inner] + TOKEN_CHARS] != ord(" ")
     if wrong.any():
-        row = int(rows[np.argmax(wrong)]) + 2 + first_row
-        raise InputError(f"{where}: row {row} does not hold link tokens.")
+        return int(rows[np.argmax(wrong)])
     return rows, kinds, values
