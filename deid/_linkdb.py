@@ -40,6 +40,10 @@ _GROUPING_KINDS = {KIND_LETTERS.index(k) for k in "IAE"}
 _IS_GROUPING = np.isin(np.arange(256), sorted(_GROUPING_KINDS))
 BATCH_TOKENS = 1 << 20  # tokens DuckDB hands over at a time (13 MB)
 MIN_MEMORY_MB = 128
+# DuckDB holds a Parquet row group's token column whole; a column larger than 1/ROW_GROUP_SHARE of its
+# memory is read page by page by pyarrow instead (deid's own files are written in one row group: 640 MB
+# of tokens per million rows, so 128 MB failed at 200,000 rows before).
+ROW_GROUP_SHARE = 4
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row or student of A, of B, uint32 kind bitmask)
 
@@ -104,6 +108,7 @@ class DuckSide:
     reduced: str | None = None
     parquet: bool = False
     spaced: bool = False  # a cell had whitespace other than spaces (its second reading normalizes it too)
+    renew: Any = None  # called before each reading (a fresh reader of a file's pages)
 
 
 class DuckEngine:
@@ -144,10 +149,11 @@ class DuckEngine:
         # The flags take a quarter of the memory setting at most (a power of two of bytes); DuckDB the rest.
         quarter = memory_mb * (1 << 20) // 4
         self._flag_cap = min(FILTER_MAX_BYTES, 1 << (quarter.bit_length() - 1))
+        self._duck_mb = memory_mb - (self._flag_cap >> 20)
         try:
             self.con = duckdb.connect(
                 config={
-                    "memory_limit": f"{memory_mb - (self._flag_cap >> 20)}MB",
+                    "memory_limit": f"{self._duck_mb}MB",
                     "temp_directory": str(self.spill),
                     # row numbers come with the cells (file_row_number, or the column's index): order is free
                     "preserve_insertion_order": False,
@@ -195,6 +201,8 @@ class DuckEngine:
         import duckdb
 
         try:
+            if side.renew is not None:
+                side.renew()
             sql = (_TOKENS_CHECKED if checked and not side.spaced else _TOKENS).format(src=side.source)
             yield from self.reader.sql(sql).to_arrow_reader(BATCH_TOKENS)
         except duckdb.OutOfMemoryException:
@@ -253,15 +261,33 @@ class DuckEngine:
         return self._add(f"SELECT r, cell::VARCHAR AS cell FROM {name}", where, n)
 
     def parquet_side(self, path: str | Path, column: str, where: str) -> DuckSide:
-        """The token column of a Parquet file as a side: DuckDB reads it (no other column), in batches."""
+        """The token column of a Parquet file as a side: DuckDB reads it (no other column), in batches.
+
+        DuckDB holds a whole row group's column at a time (a file written in one piece: its whole
+        token column, some 640 MB per million rows); when that is more than a quarter of its memory,
+        pyarrow reads the column page by page instead (one thread, slower) and hands DuckDB batches."""
         import pyarrow.parquet as pq
 
-        rows = pq.ParquetFile(path).metadata.num_rows
-        src = (f"SELECT file_row_number::UINTEGER AS r, {_quote_ident(column)}::VARCHAR AS cell "
-               f"FROM read_parquet({_quote_text(str(path))}, file_row_number = true)")  # fmt: skip
-        return self._add(src, where, rows, parquet=True)
+        meta = pq.ParquetFile(path).metadata
+        rows = meta.num_rows
+        index = meta.schema.to_arrow_schema().get_field_index(column)
+        chunk = max((meta.row_group(g).column(index).total_uncompressed_size
+                     for g in range(meta.num_row_groups)), default=0)  # fmt: skip
+        if chunk * ROW_GROUP_SHARE <= self._duck_mb << 20:
+            src = (f"SELECT file_row_number::UINTEGER AS r, {_quote_ident(column)}::VARCHAR AS cell "
+                   f"FROM read_parquet({_quote_text(str(path))}, file_row_number = true)")  # fmt: skip
+            return self._add(src, where, rows, parquet=True)
+        name = self._name("pages")
 
-    def _add(self, source: str, where: str, rows: int, *, parquet: bool = False) -> DuckSide:
+        def renew() -> None:  # a reader is read once: a fresh one for each reading of the side
+            self.reader.register(name, _page_reader(Path(path), column))
+
+        src = f"SELECT r, cell::VARCHAR AS cell FROM {name}"
+        return self._add(src, where, rows, parquet=True, renew=renew)
+
+    def _add(
+        self, source: str, where: str, rows: int, *, parquet: bool = False, renew: Any = None
+    ) -> DuckSide:
         """Read a side once: check every cell (InputError naming ``where`` and the first bad row),
         note its kinds, keep its I, A and E tokens, and pass its tokens through the prefilter (the
         first side sets the flags; the second keeps what they let through and sets them anew)."""
@@ -269,7 +295,7 @@ class DuckEngine:
             raise InputError(f"{where} has more rows ({rows:,}) than linking takes ({int(_ROW_BITS):,}).")
         grouping = self._name("grouping")
         self.run(f"CREATE TABLE {grouping} (row UINTEGER, kind UTINYINT, value UBIGINT)")
-        side = DuckSide(source, where, set(), grouping, parquet=parquet)
+        side = DuckSide(source, where, set(), grouping, parquet=parquet, renew=renew)
         first = not self._sides
         if first:
             self._flag_array(rows * len(KIND_LETTERS) * 5)
@@ -419,6 +445,27 @@ class DuckEngine:
         with contextlib.suppress(Exception):
             self.con.close()
         shutil.rmtree(self.spill, ignore_errors=True)
+
+
+def _page_reader(path: Path, column: str) -> pa.RecordBatchReader:
+    """(r, cell) batches of a Parquet file's column, read a page at a time (pyarrow's buffered stream:
+    a row group's column is never held whole)."""
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("r", pa.uint32()), ("cell", pa.string())])
+
+    def batches() -> Any:
+        pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        start = 0
+        for batch in pf.iter_batches(batch_size=16_384, columns=[column], use_threads=False):
+            n = batch.num_rows
+            cells = batch.column(0)
+            cells = cells if cells.type == pa.string() else cells.cast(pa.string())
+            rows = pa.array(np.arange(start, start + n, dtype=np.uint32))
+            yield pa.record_batch([rows, cells], schema=schema)
+            start += n
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _disk_sentence(folder: Path, exc: BaseException) -> str:

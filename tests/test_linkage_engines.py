@@ -88,6 +88,28 @@ def test_duckdb_engine_refuses_bad_cells_and_a_tiny_memory_setting_in_one_senten
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_parquet_row_group_too_large_for_the_memory_setting_is_read_page_by_page(
+    pair, tmp_path: Path, monkeypatch
+) -> None:
+    """DuckDB holds a row group's token column whole, so 128 MB failed at 200,000 rows (one row group
+    of 128 MB); such a column is read by pyarrow a page at a time instead — the same links. Forced
+    here on small files (several row groups; the first file is read twice) by the share's setting."""
+    import deid._linkdb as linkdb
+
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"link_tokens": pair[0]}), a, row_group_size=70)
+    pq.write_table(pa.table({"link_tokens": _loosen(pair[1].to_pylist())}), b)
+    want = link(a, b, engine="memory")
+    monkeypatch.setattr(linkdb, "ROW_GROUP_SHARE", 10**9)
+    read: list[str] = []
+    real = linkdb._page_reader
+    monkeypatch.setattr(linkdb, "_page_reader", lambda p, column: read.append(p.name) or real(p, column))
+    got = link(a, b, engine="duckdb", memory_mb=128, spill_dir=tmp_path)
+    assert read == ["a.parquet", "b.parquet", "a.parquet"]  # every reading went page by page
+    assert got.pairs() == want.pairs() and len(want.pairs()) > 20
+    assert np.array_equal(got.score, want.score)
+
+
 def test_a_damaged_parquet_file_is_refused_in_one_sentence(pair, tmp_path: Path) -> None:
     good, bad = tmp_path / "a.parquet", tmp_path / "b.parquet"
     pq.write_table(pa.table({"link_tokens": pair[0]}), good)
