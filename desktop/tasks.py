@@ -80,6 +80,10 @@ class Job:
     # Temp folders/files a library makes while working (glob patterns, e.g. "DIR/.pathshare-open-*"):
     # removed on cancel or failure when they appeared after the job started.
     scratch: tuple[str, ...] = ()
+    # Folders in which the job's library makes its private run folders (deid.private_folder: DuckDB's
+    # spill, with a note of the process that made it): once the worker is stopped, the run folders there
+    # whose process is gone go — its own, never a concurrent job's beside the same output.
+    run_folders: tuple[str, ...] = ()
     # Folders the job creates: removed on cancel or failure if they did not exist when it started.
     new_dirs: tuple[str, ...] = ()
     title: str = "Working"
@@ -167,6 +171,12 @@ def remove_scratch(job: Job, started: float, existed: set[str]) -> None:
     for d in job.new_dirs:
         if d not in existed and Path(d).is_dir():
             shutil.rmtree(d, ignore_errors=True)
+    if job.run_folders:
+        from deid import sweep_left_behind
+
+        for parent in job.run_folders:
+            if Path(parent).is_dir():
+                sweep_left_behind(parent)
 
 
 class TaskHandle(QObject):

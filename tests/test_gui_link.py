@@ -298,3 +298,24 @@ def test_a_failure_after_the_linked_file_is_written_takes_it_away_too(qtbot, tmp
     qtbot.waitUntil(page.message.isVisible, timeout=10_000)
     assert "the disk is full" in page.message.label.text() and page.result is None
     assert [p.name for p in out_dir.iterdir()] == ["earlier-linked.csv"]
+
+
+def test_a_cancelled_link_removes_its_own_spill_folder_and_not_a_concurrent_links(qtbot, tmp_path):
+    """The worker's spill folder beside the output goes when its job is cancelled; another link running
+    beside the same output keeps its folder (the cancel used to remove every folder of the spill's
+    prefix made since the job started). Whose a folder is, its owner note says (deid.private_folder)."""
+    from deid import SPILL_FOLDER_PREFIX, private_folder
+    from desktop.tasks import Job, ProcessRunner
+
+    out = tmp_path / "linked.csv"
+    kwargs = {"out": str(out), "steps": 400, "delay": 0.05, "run_folder": str(tmp_path)}
+    job = Job("desktop.ui.jobs:selftest", kwargs, outputs=(str(out),), run_folders=(str(tmp_path),))
+    handle = ProcessRunner().start(job)
+    with qtbot.waitSignal(handle.progress, timeout=30_000):
+        pass
+    (ours,) = tmp_path.glob(SPILL_FOLDER_PREFIX + "*")  # the worker's, made before its first step
+    concurrent = private_folder(tmp_path)  # another link's, in a process that is still running (this one)
+    with qtbot.waitSignal(handle.cancelled, timeout=10_000):
+        handle.cancel()
+    assert not ours.exists() and not out.exists()
+    assert list(tmp_path.iterdir()) == [concurrent] and (concurrent / "owner").is_file()

@@ -160,9 +160,15 @@ class ShmTable:
 # --- the jobs ---------------------------------------------------------------------------------------
 
 
-def selftest(ctx: JobContext, out: str, steps: int = 20, delay: float = 0.05) -> dict[str, Any]:
-    """A job that writes ``out`` atomically in ``steps`` slow steps (for tests of cancel and progress)."""
-    from deid import atomic_open
+def selftest(
+    ctx: JobContext, out: str, steps: int = 20, delay: float = 0.05, run_folder: str | None = None
+) -> dict[str, Any]:
+    """A job that writes ``out`` atomically in ``steps`` slow steps (for tests of cancel and progress);
+    with ``run_folder``, first makes a private run folder there, as the linker's spill (left behind)."""
+    from deid import atomic_open, private_folder
+
+    if run_folder is not None:
+        private_folder(run_folder)
 
     with atomic_open(out, "wb") as fh:
         for i in range(steps):

@@ -309,9 +309,6 @@ class LinkPage(QWidget):
         self.results.hide()
         self.result = None
         self.link_button.setEnabled(False)
-        from deid import SPILL_FOLDER_PREFIX
-
-        spill = str(Path(glob.escape(str(Path(out).parent))) / f"{SPILL_FOLDER_PREFIX}*")
         job = Job(
             "desktop.ui.jobs:link_files",
             {
@@ -326,8 +323,10 @@ class LinkPage(QWidget):
             vault_path=str(self.session.vault_path),
             # The library writes the linked file, then the report: a cancel between the two must not
             # leave one without the other, so both go when the job does not finish (if made by it).
-            # The token join's spill folder (beside the output) goes too when the worker is stopped.
-            scratch=(glob.escape(out), glob.escape(report), spill),
+            scratch=(glob.escape(out), glob.escape(report)),
+            # The token join's spill folder (beside the output) goes too when the worker is stopped:
+            # its own only, by the folder's owner note — another link beside the same output keeps its.
+            run_folders=(str(Path(out).parent),),
             title=f"Linking {Path(self.side_a.path).name} and {Path(self.side_b.path).name}",
         )
         self.workspace.start_job(job, self._linked, self._failed, self._cancelled)
