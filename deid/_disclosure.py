@@ -334,7 +334,15 @@ class _QI:
         return ORIGINAL if level == 0 else self.hierarchy.levels[level - 1].name
 
 
-def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _wcount(codes: np.ndarray, weights: np.ndarray, minlength: int = 0) -> np.ndarray:
+    """Rows per code, each row counting ``weights`` rows (a row of a table of classes stands for its
+    class's rows: deid._stream); exact integers."""
+    return np.bincount(codes, weights=weights, minlength=minlength).round().astype(np.int64)
+
+
+def _encode(
+    column: pa.ChunkedArray | pa.Array, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_string(flat.type):
         flat = flat.cast(pa.string())
@@ -342,12 +350,16 @@ def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str], 
     enc = pc.dictionary_encode(flat)
     idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     values = [str(v) for v in enc.dictionary.to_pylist()]
-    counts = np.bincount(idx[idx >= 0], minlength=len(values)) if len(values) else np.zeros(0, np.int64)
+    w = np.ones(len(idx), np.int64) if weights is None else weights
+    has = idx >= 0
+    counts = _wcount(idx[has], w[has], len(values)) if len(values) else np.zeros(0, np.int64)
     return idx, values, counts
 
 
-def _prepare_qi(table: pa.Table, name: str, hierarchy: Hierarchy, k: int, choice: str | None) -> _QI:
-    idx, values, counts = _encode(table.column(name))
+def _prepare_qi(
+    table: pa.Table, name: str, hierarchy: Hierarchy, k: int, choice: str | None, weights: np.ndarray
+) -> _QI:
+    idx, values, counts = _encode(table.column(name), weights)
     m = len(values)
     gmaps = {0: np.arange(m, dtype=np.int64)}
     labels = {0: list(values)}
@@ -456,8 +468,20 @@ class _Search:
     lattice node is the sum of the weights of the combinations that fall into it). On 1M rows of five
     QIs that is tens of thousands of combinations, not a million rows, per transformation."""
 
-    def __init__(self, table: pa.Table, qis: Sequence[str], k: int, rules: Disclosure) -> None:
-        self.n = table.num_rows
+    def __init__(
+        self,
+        table: pa.Table,
+        qis: Sequence[str],
+        k: int,
+        rules: Disclosure,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        rows = table.num_rows
+        # rows the table's rows stand for (1 each; a class's count in a table of classes)
+        self.row_weight = np.ones(rows, np.int64) if weights is None else np.asarray(weights, np.int64)
+        rw = self.row_weight
+        self.n = int(rw.sum())
+        self.weighted = weights is not None
         self.k = k
         self.rules = rules
         choice = rules.choice or {}
@@ -467,19 +491,19 @@ class _Search:
                 f"The chosen transformation names {unknown[0]}, which is not a quasi-identifier."
             )
         self.qis = [
-            _prepare_qi(table, q, rules.hierarchies.get(q) or Hierarchy(q, "map"), k, choice.get(q))
+            _prepare_qi(table, q, rules.hierarchies.get(q) or Hierarchy(q, "map"), k, choice.get(q), rw)
             for q in qis
         ]
         # The distinct combinations: per row its combination, per combination its rows and values.
         self.row_combo = (
-            _combine([(q.idx + 1, len(q.values) + 1) for q in self.qis], self.n)
+            _combine([(q.idx + 1, len(q.values) + 1) for q in self.qis], rows)
             if self.qis
-            else np.zeros(self.n, np.int64)
+            else np.zeros(rows, np.int64)
         )
-        self.m = int(self.row_combo.max()) + 1 if self.n else 0
-        self.weight = np.bincount(self.row_combo, minlength=self.m).astype(np.int64)
+        self.m = int(self.row_combo.max()) + 1 if rows else 0
+        self.weight = _wcount(self.row_combo, rw, self.m)
         first = np.zeros(self.m, np.int64)
-        first[self.row_combo] = np.arange(self.n)  # any row of a combination holds its values
+        first[self.row_combo] = np.arange(rows)  # any row of a combination holds its values
         self.cidx = [q.idx[first] for q in self.qis]
         self.sensitive: list[tuple[str, np.ndarray, int, list[str]]] = []
         # per sensitive element: (combination, value code, rows) for every pair that occurs
@@ -489,7 +513,7 @@ class _Search:
                 raise PolicyError(f"The sensitive element {s} is not a column of the release.")
             idx, values, _ = _encode(table.column(s))
             codes = idx + 1  # 0 = missing, a value of its own
-            distinct = len(np.unique(codes)) if self.n else 0
+            distinct = len(np.unique(codes[rw > 0])) if self.n else 0
             if rules.l is not None and distinct < rules.l:
                 raise CheckFailed(
                     f"The sensitive element {s} has {distinct} distinct value{'s' if distinct != 1 else ''} "
@@ -498,7 +522,7 @@ class _Search:
                     "the agreement's sensitive elements."
                 )
             if rules.l is not None and rules.l_kind == "entropy" and self.n:
-                p = np.bincount(codes) / self.n
+                p = _wcount(codes, rw) / self.n
                 p = p[p > 0]
                 if -(p * np.log(p)).sum() < math.log(rules.l) - 1e-12:
                     raise CheckFailed(
@@ -508,15 +532,16 @@ class _Search:
                     )
             m = len(values) + 1
             self.sensitive.append((s, codes, m, ["(missing)", *values]))
-            up, cnt = np.unique(self.row_combo * m + codes, return_counts=True)
-            self.sens_pairs.append((up // m, up % m, cnt.astype(np.int64)))
+            up, inv = np.unique(self.row_combo * m + codes, return_inverse=True)
+            cnt = _wcount(inv.reshape(-1), rw, len(up))
+            self.sens_pairs.append((up // m, up % m, cnt))
         self.denominator = max(1, len(self.qis))  # the loss is the mean of the columns' normalized losses
         self.limit_rows = math.floor(rules.suppression_limit * self.n + 1e-9)
         self.evaluated = 0
         self.pruned_bound = 0
         self.pruned_monotone = 0
-        self.group_sizes = [np.bincount(q.idx[q.idx >= 0], minlength=len(q.values)) for q in self.qis]
-        self.sens_sizes = [np.bincount(c, minlength=m) for _, c, m, _ in self.sensitive]
+        self.group_sizes = [_wcount(q.idx[q.idx >= 0], rw[q.idx >= 0], len(q.values)) for q in self.qis]
+        self.sens_sizes = [_wcount(c, rw, m) for _, c, m, _ in self.sensitive]
         self._codes: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
         self._costs: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -763,20 +788,25 @@ def protect_microdata(
     *,
     candidates: int = 3,
     code_labels: Mapping[str, Mapping[str, str]] | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[pa.Table, DisclosureResult]:
     """Find the transformation of ``table``'s quasi-identifiers ``qis`` with the least loss that reaches
     k (and l, t) within the suppression limit, apply it, and say what it cost (see the module doc).
     ``code_labels`` ({column: {code: label}}) lets the warnings name a group as "100 — American Indian
-    or Alaska Native" rather than by its bare code.
+    or Alaska Native" rather than by its bare code. ``weights``: each row of ``table`` stands for that
+    many rows (a table of the distinct combinations of the quasi-identifiers' and sensitive elements'
+    values with their counts, from a pass over a file read in batches: deid._stream); the result is the
+    one the rows themselves give, and the table returned has one row per row of ``table``.
 
     Raises CheckFailed (one sentence) when no transformation the hierarchies allow reaches the rules."""
     rules = rules or Disclosure()
     t0 = time.perf_counter()
-    if 0 < table.num_rows < k:
+    total = table.num_rows if weights is None else int(np.asarray(weights).sum())
+    if 0 < total < k:
         raise CheckFailed(
-            f"The extract has only {table.num_rows} rows, fewer than k = {k}; no release of it can reach k."
+            f"The extract has only {total} rows, fewer than k = {k}; no release of it can reach k."
         )
-    search = _Search(table, qis, k, rules)
+    search = _Search(table, qis, k, rules, weights)
     best, feasible = search.run()
     if best is None:
         raise CheckFailed(_unreachable(search, rules, k))
@@ -905,8 +935,27 @@ def _apply(table: pa.Table, search: _Search, ev: _Eval) -> pa.Table:
     return pa.table(cols, names=names)
 
 
-def risk_measures(sizes_per_row: np.ndarray, threshold: float) -> dict[str, float]:
-    """Prosecutor-model risks of records in classes of the given sizes (ARX's definitions)."""
+def risk_measures(
+    sizes_per_row: np.ndarray, threshold: float, weights: np.ndarray | None = None
+) -> dict[str, float]:
+    """Prosecutor-model risks of records in classes of the given sizes (ARX's definitions); with
+    ``weights``, each entry stands for that many records."""
+    if weights is not None:
+        w = np.asarray(weights, float)
+        keep = w > 0
+        sizes, w = sizes_per_row[keep], w[keep]
+        n_w = float(w.sum())
+        if not len(sizes):
+            return risk_measures(sizes, threshold)
+        r = 1.0 / sizes
+        classes_w = float((r * w).sum())
+        return {
+            "highest": round(float(r.max()), 6),
+            "average": round(classes_w / n_w, 6),
+            "records_at_risk": round(float(w[r > threshold + 1e-12].sum()) / n_w, 6),
+            "sample_uniques": round(float(w[sizes == 1].sum()) / n_w, 6),
+            "marketer": round(classes_w / n_w, 6),
+        }
     n = len(sizes_per_row)
     if not n:
         return {
@@ -931,25 +980,27 @@ def _measured(search: _Search, ev: _Eval) -> tuple[int | None, dict[str, float],
     """k, l and t as measured on the released rows (what an independent checker finds on the output)."""
     assert ev.linked is not None and ev.dense is not None
     released = ev.linked  # rows that show some quasi-identifier value (the others link to nothing)
+    rw = search.row_weight[released]
     dense = ev.dense[released]
     if not len(dense):
         return None, {}, {}, 0
     dense = _dense(dense)
-    sizes = np.bincount(dense)
+    sizes = _wcount(dense, rw)
     l_out: dict[str, float] = {}
     t_out: dict[str, float] = {}
     for name, codes, m, _ in search.sensitive:
         c = codes[released]
         pair = dense * m + c
-        up, cnt = np.unique(pair, return_counts=True)
+        up, inv = np.unique(pair, return_inverse=True)
+        cnt = _wcount(inv.reshape(-1), rw, len(up))
         cls, val = up // m, up % m
         if search.rules.l_kind == "entropy":
             p = cnt / sizes[cls]
             h = -np.bincount(cls, weights=p * np.log(p), minlength=len(sizes))
             l_out[name] = round(float(np.exp(h.min())), 6)  # exp of the lowest class entropy
         else:
-            l_out[name] = int(np.bincount(cls, minlength=len(sizes)).min())
-        overall = np.bincount(c, minlength=m) / len(c)
+            l_out[name] = int(np.bincount(cls[cnt > 0], minlength=len(sizes)).min())
+        overall = _wcount(c, rw, m) / max(1, int(rw.sum()))
         p = cnt / sizes[cls]
         diff = np.bincount(cls, weights=np.abs(p - overall[val]), minlength=len(sizes))
         present = np.bincount(cls, weights=overall[val], minlength=len(sizes))
@@ -967,11 +1018,20 @@ def _result(
     assert best.suppressed is not None and best.dense is not None and best.linked is not None
     rules, n = search.rules, search.n
     threshold = rules.risk_threshold or 1.0 / search.k
+    rw = search.row_weight
     before = search.classes_before()
-    risk_before = risk_measures(np.bincount(before)[before].astype(float), threshold)
+    weighted = search.weighted  # (rows of one each: the plain per-row measures, as always)
+    risk_before = risk_measures(
+        _wcount(before, rw)[before].astype(float), threshold, rw if weighted else None
+    )
     released = best.linked
     after = _dense(best.dense[released]) if released.any() else np.zeros(0, np.int64)
-    risk_after = risk_measures(np.bincount(after)[after].astype(float) if len(after) else after, threshold)
+    rw_after = rw[released]
+    risk_after = risk_measures(
+        _wcount(after, rw_after)[after].astype(float) if len(after) else after.astype(float),
+        threshold,
+        rw_after if weighted else None,
+    )
     k_got, l_got, t_got, n_classes = _measured(search, best)
     levels, removed, lost, generalized, values, loss_by = {}, [], {}, {}, {}, {}
     groups: list[GroupLoss] = []
@@ -980,7 +1040,7 @@ def _result(
     for q, lv, b in zip(search.qis, best.levels, best.blank, strict=True):
         levels[q.name] = q.level_name(lv)
         has = q.idx >= 0
-        values[q.name] = int(has.sum())
+        values[q.name] = int(rw[has].sum())
         at = np.maximum(q.idx, 0)
         if lv == q.removed_level:
             removed.append(q.name)
@@ -988,21 +1048,21 @@ def _result(
             generalized[q.name] = 0
             gen_mask = np.zeros_like(has)
         else:
-            lost[q.name] = int(b.sum())
+            lost[q.name] = int(rw[b].sum())
             gen_mask = has & ~b & (_per_row(q.loss_per_value[lv], at) > 0)
-            generalized[q.name] = int(gen_mask.sum())
-        overall_by[q.name] = int(b.sum()) / values[q.name] if values[q.name] else 0.0
+            generalized[q.name] = int(rw[gen_mask].sum())
+        overall_by[q.name] = int(rw[b].sum()) / values[q.name] if values[q.name] else 0.0
         row_loss = np.where(has, _per_row(q.loss_per_value[lv], at), 0.0)
         row_loss = np.where(b, _per_row(q.suppressed_loss, at), row_loss)
-        loss_by[q.name] = round(float(row_loss.sum()), 4)
-        sup = np.bincount(q.idx[b], minlength=len(q.values))
-        gen = np.bincount(q.idx[gen_mask], minlength=len(q.values))
+        loss_by[q.name] = round(float((row_loss * rw).sum()), 4)
+        sup = _wcount(q.idx[b], rw[b], len(q.values))
+        gen = _wcount(q.idx[gen_mask], rw[gen_mask], len(q.values))
         for i, v in enumerate(q.values):
             groups.append(GroupLoss(q.name, v, int(q.counts[i]), int(sup[i]), int(gen[i])))
     for name, codes, m, labels in search.sensitive:
-        overall_by[name] = int(s_rows.sum()) / n if n else 0.0
-        size = np.bincount(codes, minlength=m)
-        sup = np.bincount(codes[s_rows], minlength=m)
+        overall_by[name] = int(rw[s_rows].sum()) / n if n else 0.0
+        size = _wcount(codes, rw, m)
+        sup = _wcount(codes[s_rows], rw[s_rows], m)
         for i in range(m):
             if size[i]:
                 groups.append(GroupLoss(name, labels[i], int(size[i]), int(sup[i]), 0))
@@ -1032,8 +1092,8 @@ def _result(
         loss=round(best.loss, 4),
         loss_by_column=loss_by,
         rows=n,
-        rows_suppressed=int(s_rows.sum()),
-        linked_rows=int(best.linked.sum()),
+        rows_suppressed=int(rw[s_rows].sum()),
+        linked_rows=int(rw[best.linked].sum()),
         cells_lost_by_column=lost,
         cells_generalized_by_column=generalized,
         values_by_column=values,
@@ -1058,7 +1118,8 @@ def _result(
     )
     result.names = {q.name: rules.labels.get(q.name, q.name) for q in search.qis}
     result.level_words = {q.name: _level_words(q, lv) for q, lv in zip(search.qis, best.levels, strict=True)}
-    result.class_sizes = _size_bands(np.bincount(after) if len(after) else np.zeros(0, np.int64), search.k)
+    sizes_after = _wcount(after, rw_after) if len(after) else np.zeros(0, np.int64)
+    result.class_sizes = _size_bands(sizes_after, search.k)
     result.sentences = describe(result)
     return result
 
@@ -1081,12 +1142,13 @@ def _candidate(search: _Search, ev: _Eval) -> Candidate:
         else:
             has = q.idx >= 0
             b = ev.blank[search.qis.index(q)]
-            kept[q.name] = round(float((has & ~b).sum()) / max(1, int(has.sum())), 4)
+            rw = search.row_weight
+            kept[q.name] = round(float(rw[has & ~b].sum()) / max(1, int(rw[has].sum())), 4)
     cand = Candidate(
         levels,
         round(ev.loss, 4),
         round(ev.score, 4),
-        int(ev.suppressed.sum()),
+        int(search.row_weight[ev.suppressed].sum()),
         kept,
         removed,
         ev.warned,
