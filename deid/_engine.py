@@ -508,8 +508,6 @@ def _deidentify_file(
         try:
             if any(r.treatment == "link_tokens" for r in policy.rules):
                 raise NotStreamable("link tokens are made in memory")
-            if policy.disclosure is not None:  # the generalization search needs every row's values
-                raise NotStreamable("the disclosure-control search runs in memory")
             if not src.exists() or src.is_dir():
                 raise NotStreamable("the reader says what is wrong with it")
             box.append(open_source(src, info))

@@ -11,8 +11,11 @@ needs the whole file is kept between batches — and that is counts and distinct
 3. **Pass 3** collects the roster (the distinct names, IDs, e-mail addresses and phone numbers, which
    the scanner searches the notes for) and the quasi-identifier classes: the treated QI values of each
    row, counted per distinct combination (:class:`QiClasses`). Local suppression (deid._risk) decides
-   per class, never per row, so it runs on this table of classes; a generalization search can use the
-   same counts (each class is a combination of the finest values, with its number of rows).
+   per class, never per row, so it runs on this table of classes. With disclosure control the classes
+   are of the QIs and the sensitive elements together, and the generalization search
+   (deid._disclosure.protect_microdata) runs on them, each class weighing its rows: the result the rows
+   give, and each class's released values (generalized, withheld, the ``qi_withheld`` marker), which
+   every row of the class takes in pass 4. Memory grows with the number of classes, not of rows.
 4. **Pass 4** treats each batch (each treatment fitted once, in passes 1-3), empties the QI cells
    suppression chose, redacts the notes (the scanner built once; each batch brings its rows' own names),
    re-scans the output, and hands the rows to DuckDB with a random key from the operating system's
@@ -405,8 +408,6 @@ def run_stream(
         )
     if any(r.treatment == "link_tokens" for r in policy.rules):
         raise NotStreamable("link tokens are made in memory")
-    if policy.disclosure is not None:  # the generalization search needs every row's values
-        raise NotStreamable("the disclosure-control search runs in memory")
     if batch_rows <= 0:  # not given: the memory setting chooses
         batch_rows = batch_rows_for(memory_mb, source.row_bytes)
     t0 = time.perf_counter()
@@ -497,13 +498,20 @@ def run_stream(
 
         # Pass 3: the roster's distinct values and the QI classes of the treated output.
         progress(0.2, "counting the quasi-identifier classes")
-        qi_rules = [(r, t) for r, t in treatments if r.quasi_identifier and r.treatment != "drop"]
         qis = policy.quasi_identifiers
+        rules_d = policy.disclosure if qis else None
+        # With disclosure control the classes are of the QIs and the sensitive elements together: the
+        # search's l and t look at the sensitive values within each class.
+        sens = [s for s in (rules_d.sensitive if rules_d is not None else ()) if s not in qis]
+        class_cols = [*qis, *sens]  # the columns a row's class is made of
+        qi_rules = [
+            (r, t) for r, t in treatments if r.output_name in class_cols and r.treatment != "drop"
+        ]
         class_parts: list[pa.Table] = []
         distinct_parts: dict[str, list[pa.Array]] = {q: [] for q in qis}
         roster_parts: dict[str, list[pa.Array]] = {c: [] for c in roster_cols.all()}
         listed = {r.source for r in policy.rules}
-        passthrough_qis = [q for q in qis if q not in {r.output_name for r, _ in qi_rules}]
+        passthrough_qis = [q for q in class_cols if q not in {r.output_name for r, _ in qi_rules}]
         wanted = {*roster_parts, *(r.source for r, _ in qi_rules), *passthrough_qis, *needed}
         pass3_columns = [c for c in names if c in wanted]
         for batch in cache.batches(pass3_columns):
@@ -517,13 +525,13 @@ def run_stream(
                     treatment.notes.clear()
                 for q in passthrough_qis:
                     cols[q] = batch.column(q)
-                qi_table = pa.table([cols[q] for q in qis], names=qis)
-                class_parts.append(QiClasses.of_batch(qi_table, qis))
+                qi_table = pa.table([cols[q] for q in class_cols], names=class_cols)
+                class_parts.append(QiClasses.of_batch(qi_table, class_cols))
                 for q in qis:
                     distinct_parts[q].append(_flat(pc.unique(qi_table.column(q))))
             _give_back()
             if len(class_parts) > 64:  # keep the per-batch counts few: merge as we go
-                merged = QiClasses.count(class_parts, qis)
+                merged = QiClasses.count(class_parts, class_cols)
                 class_parts = [merged.table.append_column("count_all", pa.array(merged.counts))]
         roster_data = {
             c: pa.chunked_array([pc.unique(pa.concat_arrays(v)) if v else pa.array([], pa.string())])
@@ -531,13 +539,28 @@ def run_stream(
         }
         del roster_parts
         roster = Roster(roster_cols, roster_data)
-        classes = QiClasses.count(class_parts, qis)
+        classes = QiClasses.count(class_parts, class_cols)
         del class_parts
-        distinct = [
-            int(pc.count_distinct(pa.concat_arrays(distinct_parts[q])).as_py()) if distinct_parts[q] else 0
-            for q in qis
-        ]
-        suppressed, risk = suppress_classes(classes, qis, policy.k, distinct)
+        disclosure = released = None
+        if rules_d is not None:
+            # The generalization search on the table of classes, each weighing its rows (the result the
+            # rows give: deid._disclosure); ``released`` holds each class's released QI values.
+            from deid._disclosure import protect_microdata
+
+            progress(0.25, "searching for the least lossy generalization")
+            released, disclosure = protect_microdata(
+                classes.table, qis, policy.k, rules_d, weights=classes.counts
+            )
+            risk = disclosure.as_risk()
+            suppressed = []
+        else:
+            distinct = [
+                int(pc.count_distinct(pa.concat_arrays(distinct_parts[q])).as_py())
+                if distinct_parts[q]
+                else 0
+                for q in qis
+            ]
+            suppressed, risk = suppress_classes(classes, qis, policy.k, distinct)
         class_keys = classes.keys()
         timings["classes"] = time.perf_counter() - t0 - timings["count"]
     except BaseException:
@@ -605,15 +628,36 @@ def run_stream(
                     warnings.append(
                         flag_warning(col, flag, "is not in the policy and passes through unchanged")
                     )
+        removed = list(disclosure.removed) if disclosure is not None else []
+        if disclosure is not None:
+            from deid._disclosure import SUPPRESSED_COLUMN
+
+            # as protect_microdata releases the rows: a QI it leaves out leaves, the marker comes last
+            dropped.extend(removed)
+            release_names = [c for c in out_names if c not in removed] + [SUPPRESSED_COLUMN]
+            reports[SUPPRESSED_COLUMN] = ColumnReport(
+                name=SUPPRESSED_COLUMN, source="", treatment="suppression_marker", cells_changed=0
+            )
+            warnings.extend(disclosure.warnings)
+        else:
+            release_names = out_names
+        # QIs the search generalized hold labels PathShare wrote, not input values (as in memory)
+        from deid._hierarchy import ORIGINAL, REMOVED
+
+        written = (
+            {q for q, lv in disclosure.levels.items() if lv not in (ORIGINAL, REMOVED)}
+            if disclosure is not None
+            else set()
+        )
         redacted = {c for c, r in reports.items() if r.treatment == "redact_text"}
         # The scanner, built once from the whole roster; each batch brings its own rows' names.
         scanner_all = roster.scanner() if redacted or text_outputs else None
-        raw = {c for c, r in reports.items() if r.treatment in ("keep", "recode_rare")}
+        raw = {c for c, r in reports.items() if r.treatment in ("keep", "recode_rare")} - written
         findings: list[ResidualFinding] = []
         by_column: dict[str, int] = {}
         by_kind: dict[str, int] = {}
         sampled: dict[str, tuple[int, int]] = {}
-        masks = {q: suppressed[i] for i, q in enumerate(qis)}
+        masks = {q: suppressed[i] for i, q in enumerate(qis)} if disclosure is None else {}
         created = False
         start = 0
         spent: dict[str, float] = {}
@@ -646,10 +690,22 @@ def run_stream(
                 done[col] = batch.column(col)
             out = pa.table([done[c] for c in out_names], names=out_names)
             if qis and len(class_keys):
-                found_at = pc.index_in(_class_keys(out, qis), value_set=class_keys)
+                found_at = pc.index_in(_class_keys(out, class_cols), value_set=class_keys)
                 if found_at.null_count:  # every row's class was counted in pass 3
                     raise RuntimeError("a row's quasi-identifier class was not counted")
                 at = found_at.to_numpy(zero_copy_only=False)
+            if released is not None:
+                # each row takes its class's released values (generalized, withheld) and marker
+                take = pa.array(at) if qis and len(class_keys) else pa.array([], pa.int64())
+                out = pa.table(
+                    [
+                        released.column(c).take(take) if c in qis else out.column(c)
+                        for c in release_names[:-1]
+                    ]
+                    + [released.column(release_names[-1]).take(take)],
+                    names=release_names,
+                )
+            elif qis and len(class_keys):
                 cols = []
                 for name in out_names:
                     col = out.column(name)
@@ -747,10 +803,10 @@ def run_stream(
         rows_out=n_rows,
         k_required=policy.k,
         k_achieved=risk.k_achieved if qis else None,
-        quasi_identifiers=qis,
+        quasi_identifiers=[q for q in qis if q not in removed],
         suppressed_cells=risk.suppressed_cells,
         rows_with_suppression=risk.rows_with_suppression,
-        columns=[reports[c] for c in out_names],
+        columns=[reports[c] for c in release_names],
         dropped_columns=dropped,
         residual_findings=kept,
         residual_findings_total=sum(by_column.values()),
@@ -770,6 +826,7 @@ def run_stream(
         timings={k: round(v, 3) for k, v in timings.items()},
         policy=policy.to_dict(),
         roster_columns=roster_cols.to_dict(),
+        disclosure=disclosure.to_dict() if disclosure is not None else None,
     )
 
     def batches() -> Iterator[pa.Table]:
