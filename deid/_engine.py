@@ -10,17 +10,17 @@ Residual findings do not stop ``deidentify``: the output is written and the find
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import os
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from deid._arrowmem import system_allocator
 from deid._atomic import check_output_path
 from deid._columns import flag_category, flag_warning
 from deid._disclosure import SUPPRESSED_COLUMN, protect_microdata
@@ -435,21 +435,6 @@ def _release_memory() -> None:
         pool.release_unused()
 
 
-@contextlib.contextmanager
-def _system_allocator() -> Iterator[None]:
-    """Transform on Arrow's system allocator: it hands big freed buffers straight back to the OS,
-    where mimalloc keeps them cached, so the peak memory of a run is lower (measured: 457 MB instead
-    of 541 MB on a 200,000-row extract, at the same speed). The CSV reader's many block-sized buffers
-    fare better under mimalloc (638 MB against 968 MB peak reading 1,000,000 rows), so reading stays
-    there. Process-wide while it lasts."""
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-
-
 def _deidentify_file(
     input_path: str | os.PathLike[str],
     policy: Policy,
@@ -546,7 +531,7 @@ def _deidentify_file(
             )
     written: list[Path] = [padding] if padding is not None and padding_created else []
     try:
-        with _system_allocator():
+        with system_allocator():
             return _finish_file(
                 box,
                 policy,
