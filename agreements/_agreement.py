@@ -55,9 +55,9 @@ from deid import (
 
 SCHEMA_VERSION = 2
 # Version 2 added the disclosure-control settings of the policy (sensitive, l, l_kind, t,
-# suppression_limit, hierarchies); version 1 agreements are still read (they take the defaults).
+# suppression_limit, hierarchies, fairness); version 1 agreements are still read (they take the defaults).
 SCHEMA_VERSIONS = (1, 2)
-V2_POLICY_FIELDS = ("sensitive", "l", "l_kind", "t", "suppression_limit", "hierarchies")
+V2_POLICY_FIELDS = ("sensitive", "l", "l_kind", "t", "suppression_limit", "hierarchies", "fairness")
 # Keys of an agreement file that travel with it but are not part of the signed terms.
 UNSIGNED_KEYS = ("signatures", "joinders", "terminations")
 
@@ -212,6 +212,9 @@ class Policy(_Model):
     # element -> {"allow": [level names], "removable": bool} restricting the library's hierarchy, or a
     # full definition {"kind": ..., "levels": [...]} (e.g. the provider's schools grouped by district)
     hierarchies: dict[Name, dict[str, Any]] = {}
+    # "require": the release is the least lossy one in which no group of students loses a value more than
+    # twice as often as its column (refused when there is none); "prefer": the search leans that way
+    fairness: Literal["prefer", "require"] = "prefer"
     # How the released data travels: a CSV with a byte-order mark (Excel keeps the accents), or an Excel
     # workbook whose text columns are typed as text (codes such as 0109850 keep their leading zeros even
     # when a clerk opens and saves it). Not a version-2 field: any agreement may say it.
@@ -914,6 +917,7 @@ class Agreement:
             l_kind=policy.l_kind,
             t=policy.t,
             suppression_limit=policy.suppression_limit,
+            fairness=policy.fairness,
         )
 
     # ---- files

@@ -450,7 +450,7 @@ def _check_provider(vault: Vault, agreement_id: str, today: date | None) -> Agre
 class SealingProblem:
     """One reason an output may not be sealed under its agreement. ``kind``: ``columns`` (a column the
     agreement does not list), ``k`` (groups smaller than the agreement's k), ``suppression``, ``l`` or
-    ``t`` (the disclosure search's result short of the agreement), ``residual`` (identifying
+    ``t`` or ``fairness`` (the disclosure search's result short of the agreement), ``residual`` (identifying
     text left) or ``unchecked_text`` (notes that cannot be checked for the students' own names)."""
 
     kind: str
@@ -523,7 +523,8 @@ def _gate(agreement: Agreement, policy: Any, columns: list[str], report: Any) ->
 
 def _disclosure_problems(agreement: Agreement, result: dict[str, Any]) -> list[SealingProblem]:
     """What the agreement requires of the disclosure search's result (deid.DisclosureResult), as measured
-    on the output: k over the released rows, suppression within the limit, l and t per sensitive element."""
+    on the output: k over the released rows, suppression within the limit, l and t per sensitive element,
+    and — when the agreement requires fairness — no group warned about."""
     policy = agreement.terms.policy
     out: list[SealingProblem] = []
     k_got = result.get("k_achieved")
@@ -563,6 +564,15 @@ def _disclosure_problems(agreement: Agreement, result: dict[str, Any]) -> list[S
                         f"agreement {agreement.id} allows at most t = {policy.t}",
                     )
                 )
+    warned = result.get("warnings") or []
+    if policy.fairness == "require" and warned:
+        out.append(
+            SealingProblem(
+                "fairness",
+                f"{len(warned)} group(s) of students lose a value more than twice as often as their column "
+                f"({warned[0].split(':')[0]} first), but agreement {agreement.id} requires that none does",
+            )
+        )
     return out
 
 

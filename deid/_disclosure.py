@@ -32,7 +32,11 @@ spare one group a few withheld values (on the demo cohort the only releases wher
 than twice its column's share leave sex out — its 15 students of sex X cannot all keep it — at 0.76
 loss against 0.56). So when the choice singles out a group, the best transformation that does not is
 offered beside it, and so is the least lossy one when fairness made the search prefer another: the
-clerk sees what fairness costs and picks within what the agreement allows.
+clerk sees what fairness costs and picks within what the agreement allows. When the agreement
+*requires* fairness (``Disclosure.fairness == "require"``) the release is the least lossy one with no
+group over twice its share, found with the suppression orders and with an exact fair local suppression
+(:meth:`_Search.fair_suppress`, a mixed-integer program that withholds only values needed for k), or
+refused in one sentence when there is none.
 
 **Search.** It works on the distinct combinations of the QIs' values, each weighted by its rows, never
 on rows (a lattice node's class sizes are sums of those weights), so its cost grows with the number of
@@ -72,7 +76,12 @@ ERASED_PENALTY = 0.1
 UNFAIR_PENALTY = 0.05
 FAIRNESS_CAP = 0.15  # fairness never buys more than this much loss (and the lattice pruning stays tight)
 UNFAIR_RATIO = 2.0
+FAIR_MAX_VARIABLES = 20_000  # the exact fair suppression's program beyond this is not attempted
+FAIR_SECONDS = 10.0  # per lattice node (a safety net: the programs settle in milliseconds on a cohort)
+FAIR_MAX_NODES = 400  # lattice nodes given the exact fair suppression, in order of their bound
+FAIR_RESOLVES = 8  # solutions withholding a needless value cut off and solved again
 L_KINDS = ("distinct", "entropy")
+FAIRNESS = ("prefer", "require")
 LOSS_MEASURE = (
     "non-uniform entropy: a cell of value v released as a group g loses log2(n_g/n_v) bits, a withheld "
     "cell or one of a quasi-identifier left out log2(N/n_v) bits (n: students with that value or group, "
@@ -99,6 +108,10 @@ class Disclosure:
     choice: Mapping[str, str] | None = None
     risk_threshold: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # column -> words for people ("ZIP code")
+    # "prefer": the search pays a little loss for fairness and offers the fair release beside its choice;
+    # "require": the release is the least lossy one where no group loses its value more than twice as
+    # often as its column (refused, in one sentence, when there is none)
+    fairness: str = "prefer"
 
     def check(self, where: str) -> None:
         """PolicyError (one sentence) for settings out of range."""
@@ -106,6 +119,8 @@ class Disclosure:
             raise PolicyError(f"{where}: 'l' must be a whole number of at least 2.")
         if self.l_kind not in L_KINDS:
             raise PolicyError(f"{where}: 'l_kind' must be distinct or entropy.")
+        if self.fairness not in FAIRNESS:
+            raise PolicyError(f"{where}: 'fairness' must be prefer or require.")
         if self.t is not None and (not _number(self.t) or not 0 < self.t < 1):
             raise PolicyError(f"{where}: 't' must be a number between 0 and 1, such as 0.2.")
         if not _number(self.suppression_limit) or not 0 <= self.suppression_limit <= 0.5:
@@ -128,6 +143,8 @@ class Disclosure:
             out["hierarchies"] = {q: h.to_dict() for q, h in self.hierarchies.items()}
         if self.choice:
             out["choice"] = dict(self.choice)
+        if self.fairness != "prefer":
+            out["fairness"] = self.fairness
         return out
 
     @classmethod
@@ -144,6 +161,7 @@ class Disclosure:
             "hierarchies",
             "choice",
             "risk_threshold",
+            "fairness",
         }
         unknown = set(data) - known
         if unknown:
@@ -179,6 +197,7 @@ class Disclosure:
             suppression_limit=data.get("suppression_limit", DEFAULT_SUPPRESSION_LIMIT),
             choice=dict(choice) if choice else None,
             risk_threshold=data.get("risk_threshold"),
+            fairness=data.get("fairness", "prefer"),
         )
         out.check(where)
         return out
@@ -260,6 +279,9 @@ class DisclosureResult:
     names: dict[str, str] = field(default_factory=dict)  # per QI: its name in plain words
     level_words: dict[str, str] = field(default_factory=dict)  # per QI: the chosen level in plain words
     class_sizes: dict[str, int] = field(default_factory=dict)  # classes by size band ("11-21": 40)
+    fairness: str = "prefer"
+    # QIs left out because the agreement requires fairness: the least lossy release kept them
+    removed_for_fairness: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -443,6 +465,7 @@ class _Eval:
     warned: int = 0
     erased: int = 0
     order: tuple[int, ...] = ()  # the local suppression order that gave this result
+    exact: bool = False  # from the exact fair suppression (a program), not a suppression order
 
 
 def _combine(codes: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
@@ -544,6 +567,14 @@ class _Search:
         self.sens_sizes = [_wcount(c, rw, m) for _, c, m, _ in self.sensitive]
         self._codes: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
         self._costs: dict[tuple[int, ...], np.ndarray] = {}
+        self.fair_stats = {
+            "tried": 0,
+            "found": 0,
+            "proved_none": 0,
+            "too_large": 0,
+            "too_slow": 0,
+            "needless_cut": 0,
+        }
 
     # ---- one transformation
 
@@ -671,12 +702,27 @@ class _Search:
                     c[fail_k & (pick == i) & (c != 0)] = 0
             if int(w[self._touched(codes, levels)].sum()) > self.limit_rows:
                 return _Eval(levels, False)
+        if not settled:
+            return _Eval(levels, False)
+        return self._finish(levels, codes, dense, linked, order)
+
+    def _finish(
+        self,
+        levels: tuple[int, ...],
+        codes: list[np.ndarray],
+        dense: np.ndarray,
+        linked: np.ndarray,
+        order: tuple[int, ...],
+    ) -> _Eval:
+        """The evaluation of a settled local suppression (``codes``: per QI and combination, 0 where
+        withheld or missing): what it withholds, its loss and its fairness counts."""
+        w = self.weight
         blank = [
             np.zeros(self.m, bool) if lv == q.removed_level else (ci >= 0) & (c == 0)
             for q, lv, c, ci in zip(self.qis, levels, codes, self.cidx, strict=True)
         ]
         touched = np.logical_or.reduce(blank) if blank else np.zeros(self.m, bool)
-        if not settled or int(w[touched].sum()) > self.limit_rows:
+        if int(w[touched].sum()) > self.limit_rows:
             return _Eval(levels, False)
         ev = _Eval(levels, True, touched, dense, linked, blank, order=order)
         lost = 0.0
@@ -690,6 +736,233 @@ class _Search:
         penalty = ERASED_PENALTY * ev.erased + UNFAIR_PENALTY * ev.warned
         ev.score = ev.loss + min(FAIRNESS_CAP, penalty)
         return ev
+
+    def fair_suppress(self, levels: tuple[int, ...], seconds: float = FAIR_SECONDS) -> _Eval | None:
+        """The least lossy local suppression at ``levels`` in which no group loses its value more than
+        twice as often as its column and every withheld value is needed for k — solved exactly as a
+        mixed-integer program (scipy's HiGHS). None when there is none (proved), or when the program is
+        too large or too slow to settle (counted in :attr:`fair_stats`); l and t are checked after.
+
+        * Only the combinations in classes smaller than k may lose values: a row whose class already
+          has k rows keeps them all (withholding its values would only dilute its column's share).
+        * Each such combination withholds one pattern S of its shown values (S may be empty), all its
+          rows alike: a 0/1 variable per (combination, S).
+        * A class the rows reach holds none or at least k of them (one 0/1 variable per class no kept
+          row reaches: ``sum <= W·y`` and ``sum >= k·y``); rows left with no value link to nothing.
+        * The rows that lose a value stay within the suppression limit.
+        * For every group g (a value of a QI, or of a sensitive element, held by at least k students,
+          n_g of them) and its column (N students with a value, L losing it):
+          ``lost_g · N <= 2 · n_g · L`` — the 2x rule, linear in the counts.
+        * The objective is the loss measure (each withheld cell's bits over its column's, as above).
+
+        A solution in which one row could get one withheld value back without any class falling below
+        k would withhold it only to make another group's share look smaller: that pattern is cut off
+        and the program solved again (at most a few times)."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import csr_matrix
+
+        stats = self.fair_stats
+        stats["tried"] += 1
+        nq, w, k = len(self.qis), self.weight, self.k
+        codes = [self.codes(i, lv)[0] for i, lv in enumerate(levels)]
+        sizes_q = [self.codes(i, lv)[1] for i, lv in enumerate(levels)]
+        dense = _combine(list(zip(codes, sizes_q, strict=True)), self.m)
+        linked = np.logical_or.reduce([c != 0 for c in codes]) if codes else np.zeros(self.m, bool)
+        csize = np.bincount(dense[linked], weights=w[linked], minlength=int(dense.max()) + 1 if self.m else 0)
+        failing = np.flatnonzero(linked & (csize[dense] < k))
+        if not len(failing):
+            return None  # nothing to suppress: the heuristic's evaluation is already exact
+        shown = np.stack([c[failing] != 0 for c in codes])  # per QI and failing combination
+        # rows of a failing class with every value shown can only leave it by losing one: no program
+        # is needed to see that they are over the limit
+        full = [
+            shown[i] for i, (q, lv) in enumerate(zip(self.qis, levels, strict=True)) if lv != q.removed_level
+        ]
+        if full and int(w[failing[np.logical_and.reduce(full)]].sum()) > self.limit_rows:
+            stats["proved_none"] += 1
+            return None
+        # the variables: per failing combination, every subset of its shown values (bit i: QI i)
+        n_shown = shown.sum(axis=0)
+        if int((1 << n_shown).sum()) > FAIR_MAX_VARIABLES:
+            stats["too_large"] += 1
+            return None
+        var_c, var_mask = [], []
+        for j, c in enumerate(failing):
+            bits = [1 << i for i in range(nq) if shown[i, j]]
+            for r in range(len(bits) + 1):
+                for combo in itertools.combinations(bits, r):
+                    var_c.append(c)
+                    var_mask.append(sum(combo))
+        vc = np.asarray(var_c, np.int64)
+        vm = np.asarray(var_mask, np.int64)
+        nv = len(vc)
+        kept_rows = np.ones(self.m, bool)
+        kept_rows[failing] = False
+        fixed = np.flatnonzero(kept_rows)
+        # class of every kept combination and of every (combination, pattern)
+        tcodes = [np.concatenate([c[fixed], np.where((vm >> i) & 1, 0, c[vc])]) for i, c in enumerate(codes)]
+        target = _combine(list(zip(tcodes, sizes_q, strict=True)), len(fixed) + nv)
+        n_t = int(target.max()) + 1
+        base = np.bincount(target[: len(fixed)], weights=w[fixed], minlength=n_t)
+        vt = target[len(fixed) :]
+        vw = w[vc].astype(float)
+        nothing = ~np.logical_or.reduce([tc[len(fixed) :] != 0 for tc in tcodes])  # links to nothing
+        cost = self.cell_costs(levels)
+        obj = np.zeros(nv)
+        for i in range(nq):
+            on = ((vm >> i) & 1).astype(bool)
+            obj[on] += cost[i, vc[on]]
+        obj = obj * vw / self.denominator + 1e-9 * vm.astype(bool)
+
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        lo: list[float] = []
+        hi: list[float] = []
+
+        def add(idx: np.ndarray, coef: np.ndarray, low: float, high: float) -> None:
+            rows.append(np.full(len(idx), len(lo), np.int64))
+            cols.append(np.asarray(idx, np.int64))
+            vals.append(np.asarray(coef, float))
+            lo.append(low)
+            hi.append(high)
+
+        order = np.argsort(vc, kind="stable")
+        starts = np.flatnonzero(np.r_[True, vc[order][1:] != vc[order][:-1]])
+        for idx in np.split(order, starts[1:]):
+            add(idx, np.ones(len(idx)), 1.0, 1.0)  # one pattern per combination
+        reached = np.unique(vt[~nothing])
+        ys = {int(t): nv + j for j, t in enumerate(reached[base[reached] == 0])}
+        by_t = np.argsort(vt, kind="stable")
+        t_starts = np.flatnonzero(np.r_[True, vt[by_t][1:] != vt[by_t][:-1]])
+        for idx in np.split(by_t, t_starts[1:]):
+            t = int(vt[idx[0]])
+            if nothing[idx[0]] or base[t] >= k:
+                continue
+            if base[t] > 0:  # kept rows are there: the class must reach k
+                add(idx, vw[idx], k - base[t], np.inf)
+            else:
+                y = ys[t]
+                add(np.r_[idx, y], np.r_[vw[idx], -vw[idx].sum()], -np.inf, 0.0)
+                add(np.r_[idx, y], np.r_[vw[idx], -float(k)], 0.0, np.inf)
+        some = np.flatnonzero(vm != 0)
+        add(some, vw[some], 0.0, float(self.limit_rows))
+        for i, (q, lv) in enumerate(zip(self.qis, levels, strict=True)):
+            if lv == q.removed_level:
+                continue
+            on = np.flatnonzero((vm >> i) & 1)
+            if not len(on):
+                continue
+            g_of = self.cidx[i][vc[on]]
+            for g in np.unique(g_of):
+                n_g = int(self.group_sizes[i][g])
+                if n_g >= k:
+                    add(on, vw[on] * (q.present * (g_of == g) - UNFAIR_RATIO * n_g), -np.inf, 0.0)
+        for sizes, (p_combo, p_val, p_rows) in zip(self.sens_sizes, self.sens_pairs, strict=True):
+            # per failing combination, its rows of each value of the sensitive element
+            at = np.full(self.m, -1, np.int64)
+            at[failing] = np.arange(len(failing))
+            inside = at[p_combo] >= 0
+            for g in np.unique(p_val[inside]):
+                n_g = int(sizes[g])
+                if n_g < k:
+                    continue
+                per = np.zeros(len(failing))
+                sel = inside & (p_val == g)
+                np.add.at(per, at[p_combo[sel]], p_rows[sel])
+                add(some, self.n * per[at[vc[some]]] - UNFAIR_RATIO * n_g * vw[some], -np.inf, 0.0)
+        n_all = nv + len(ys)
+        integrality = np.ones(n_all)
+        c_all = np.r_[obj, np.zeros(len(ys))]
+        upper = np.ones(n_all)
+        t0 = time.perf_counter()
+        for _ in range(FAIR_RESOLVES):
+            a = csr_matrix(
+                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(lo), n_all)
+            )
+            left = seconds - (time.perf_counter() - t0)
+            if left <= 0:
+                stats["too_slow"] += 1
+                return None
+            res = milp(
+                c_all,
+                constraints=LinearConstraint(a, np.asarray(lo), np.asarray(hi)),
+                integrality=integrality,
+                bounds=Bounds(np.zeros(n_all), upper),
+                options={"time_limit": left},
+            )
+            if res.status == 2:  # infeasible: proved, no fair suppression at these levels
+                stats["proved_none"] += 1
+                return None
+            if res.x is None or res.status != 0:
+                stats["too_slow"] += 1
+                return None
+            pick = np.flatnonzero(res.x[:nv] > 0.5)
+            mask = np.zeros(self.m, np.int64)
+            mask[vc[pick]] = vm[pick]
+            # a withheld value one row could get back without any class falling below k
+            size_t = base + np.bincount(vt[pick], weights=vw[pick], minlength=n_t)
+            where = {(int(c), int(mk)): int(t) for c, mk, t in zip(vc, vm, vt, strict=True)}
+            needless = []
+            for j in pick:
+                c, mk = int(vc[j]), int(vm[j])
+                if not mk:
+                    continue
+                old = int(vt[j])
+                leaves_ok = nothing[j] or size_t[old] - 1 >= k or size_t[old] - 1 == 0
+                for i in range(nq):
+                    if (mk >> i) & 1 and leaves_ok and size_t[where[(c, mk & ~(1 << i))]] + 1 >= k:
+                        needless.append(j)
+                        break
+            if not needless:
+                break
+            stats["needless_cut"] += len(needless)
+            for j in needless:
+                upper[j] = 0.0  # cut the pattern off and solve again
+        else:
+            stats["too_slow"] += 1
+            return None
+        out = [c.copy() for c in codes]
+        for i, c in enumerate(out):
+            c[(mask >> i) & 1 == 1] = 0
+        dense = _combine(list(zip(out, sizes_q, strict=True)), self.m)
+        linked = np.logical_or.reduce([c != 0 for c in out]) if out else np.zeros(self.m, bool)
+        csize = np.bincount(dense[linked], weights=w[linked], minlength=int(dense.max()) + 1)
+        if (csize[dense[linked]] < k).any():
+            return None  # (cannot happen: the constraints say so; never ship a class below k)
+        if (self.rules.l is not None or self.rules.t is not None) and self.failing_lt(dense, csize, linked)[
+            dense[linked]
+        ].any():
+            return None
+        ev = self._finish(levels, out, dense, linked, ())
+        if not ev.feasible or ev.warned:
+            return None
+        ev.exact = True
+        stats["found"] += 1
+        return ev
+
+    def fair_search(self, ceiling: float = math.inf, max_nodes: int = FAIR_MAX_NODES) -> _Eval | None:
+        """The least lossy transformation whose exact fair suppression (:meth:`fair_suppress`) exists,
+        among lattice nodes whose generalization alone loses less than ``ceiling`` (a fair release
+        already found), visited in order of that bound, at most ``max_nodes`` of them (a count, not a
+        time, so that the same extract always gets the same release)."""
+        nodes = list(itertools.product(*[q.levels for q in self.qis]))
+        bound = {
+            nd: sum(q.gen_loss[lv] for q, lv in zip(self.qis, nd, strict=True)) / self.denominator
+            for nd in nodes
+        }
+        nodes.sort(key=lambda nd: (bound[nd], nd))
+        best: _Eval | None = None
+        for tried, nd in enumerate(nodes):
+            if bound[nd] >= min(ceiling, best.loss if best else math.inf) - 1e-12:
+                break
+            if tried >= max_nodes:
+                self.fair_stats["unexplored"] = len(nodes) - tried
+                break
+            ev = self.fair_suppress(nd)
+            if ev is not None and (best is None or ev.loss < best.loss):
+                best = ev
+        return best
 
     def _touched(self, codes: list[np.ndarray], levels: tuple[int, ...]) -> np.ndarray:
         out = np.zeros(self.m, bool)
@@ -739,6 +1012,7 @@ class _Search:
             ev.warned,
             ev.erased,
             ev.order,
+            ev.exact,
         )
 
     # ---- the lattice
@@ -815,22 +1089,28 @@ def protect_microdata(
         search.pruned_bound,
         search.pruned_monotone,
     )  # (the search, not the candidates)
+    fair: _Eval | None = None
+    unfair = best
+    if best.warned and (rules.fairness == "require" or (candidates > 1 and not rules.choice)):
+        fair = _fairest(search, rules)
+        if rules.fairness == "require":
+            if fair is None:
+                raise CheckFailed(_unfair(search, best, code_labels or {}))
+            best = fair
     alternatives = _alternatives(search, best, candidates - 1) if candidates > 1 and not rules.choice else []
     if candidates > 1 and not rules.choice:
         # Beside the choice, the clerk sees the fair one when the choice singles out a group (no group
         # losing more than twice its column's share), and the least lossy one when fairness made the
         # search prefer another: what fairness costs, either way, within what the agreement allows.
-        first = []
-        if best.warned:
-            fair, _ = search.run(fair=True)
-            if fair is not None:
-                first.append(fair)
+        first = [fair] if fair is not None and fair.levels != best.levels else []
         least = min(feasible, key=lambda ev: (ev.loss, ev.score))
         if least.levels != best.levels:
             first.append(least)
         shown = {best.levels}
         picked = []
         for ev in [*first, *alternatives]:
+            if rules.fairness == "require" and ev.warned:
+                continue  # (the agreement would refuse it: not a choice the clerk has)
             if ev.levels not in shown:
                 shown.add(ev.levels)
                 picked.append(ev)
@@ -841,7 +1121,56 @@ def protect_microdata(
     alternatives = [search.per_row(a) for a in alternatives]
     out = _apply(table, search, best)
     result = _result(search, best, alternatives, seconds, code_labels or {})
+    result.removed_for_fairness = [
+        q.name
+        for q, lv, was in zip(search.qis, best.levels, unfair.levels, strict=True)
+        if lv == q.removed_level and was != q.removed_level
+    ]
+    result.sentences = describe(result)
     return out, result
+
+
+def _fairest(search: _Search, rules: Disclosure) -> _Eval | None:
+    """The least lossy release where no group loses its value more than twice as often as its column:
+    the lattice searched with the suppression orders (keeping only fair results), then — when fairness
+    is required — with the exact fair suppression (:meth:`_Search.fair_suppress`) at every node that
+    could lose less (a program per node: seconds on a cohort, too slow to run for a mere candidate)."""
+    by_order, _ = search.run(fair=True)
+    if rules.choice:  # (the clerk's pick: one node, the exact suppression there if the orders failed)
+        return by_order or search.fair_suppress(tuple(q.levels[0] for q in search.qis))
+    ceiling = by_order.loss if by_order is not None else math.inf
+    exact = search.fair_search(ceiling) if rules.fairness == "require" else None
+    found = [ev for ev in (by_order, exact) if ev is not None]
+    return min(found, key=lambda ev: (ev.loss, ev.score)) if found else None
+
+
+def _unfair(search: _Search, best: _Eval, code_labels: Mapping[str, Mapping[str, str]]) -> str:
+    """One sentence: no release within the limit keeps every group within twice its column's share."""
+    worst = ""
+    per_row = search.per_row(best)
+    w = np.ones(search.n, np.int64)
+    for q, b in zip(search.qis, per_row.blank, strict=True):
+        has = q.idx >= 0
+        if not b.any() or not has.any():
+            continue
+        overall = b.sum() / has.sum()
+        lost = np.bincount(q.idx[b], weights=w[b], minlength=len(q.values))
+        share = np.divide(lost, q.counts, out=np.zeros(len(q.values)), where=q.counts >= search.k)
+        g = int(np.argmax(share))
+        if share[g] > UNFAIR_RATIO * overall:
+            name = search.rules.labels.get(q.name, q.name)
+            group = code_with_label(q.values[g], code_labels.get(q.name, {}))
+            worst = (
+                f" (the least lossy one withholds {name} from {share[g]:.0%} of the students with {group}, "
+                f"against {overall:.1%} of the column)"
+            )
+            break
+    out_of_time = " among the transformations it could try" if search.fair_stats.get("unexplored") else ""
+    return (
+        f"No release within the agreement's rules keeps every group of students from losing its values "
+        f"more than twice as often as its column{out_of_time}{worst}; set fairness to prefer, or allow more "
+        "of the quasi-identifiers to be generalized or left out."
+    )
 
 
 def _unreachable(search: _Search, rules: Disclosure, k: int) -> str:
@@ -1113,8 +1442,10 @@ def _result(
             "pruned_by_bound": search.pruned_bound,
             "pruned_by_monotonicity": search.pruned_monotone,
             "seconds": round(seconds, 3),
+            **({"exact_fair_suppression": dict(search.fair_stats)} if search.fair_stats["tried"] else {}),
         },
         sentences=[],
+        fairness=rules.fairness,
     )
     result.names = {q.name: rules.labels.get(q.name, q.name) for q in search.qis}
     result.level_words = {q.name: _level_words(q, lv) for q, lv in zip(search.qis, best.levels, strict=True)}
@@ -1218,7 +1549,13 @@ def describe(r: DisclosureResult) -> list[str]:
         return r.names.get(q, q)
 
     for q in r.quasi_identifiers:
-        if q in r.removed:
+        if q in r.removed_for_fairness:
+            out.append(
+                f"{name(q)} would be removed for 100% of students: every release that keeps it makes some "
+                "group of students lose a value more than twice as often as its column, and the agreement "
+                "requires that none does."
+            )
+        elif q in r.removed:
             out.append(
                 f"{name(q)} would be removed for 100% of students: keeping it would have needed more than "
                 f"{r.suppression_limit:.0%} of them to lose a value, or lost more information."

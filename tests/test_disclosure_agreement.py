@@ -16,6 +16,11 @@ def _terms() -> dict:
     return json.loads(EXAMPLE.read_text(encoding="utf-8"))
 
 
+def _version_1_with_fairness(body: dict) -> None:
+    v2 = ("sensitive", "suppression_limit", "hierarchies")
+    body.update(pathshare_agreement=1, policy={k: v for k, v in body["policy"].items() if k not in v2})
+
+
 @pytest.mark.parametrize(
     ("edit", "fragment"),
     [
@@ -33,6 +38,8 @@ def _terms() -> dict:
         (lambda b: b["policy"]["sensitive"].append("sex"), "cannot be both a quasi-identifier and sensitive"),
         (lambda b: b["policy"].update(l=2, sensitive=[]), "need policy.sensitive"),
         (lambda b: b["policy"].update(suppression_limit=0.9), "policy.suppression_limit"),
+        (lambda b: b["policy"].update(fairness="always"), "policy.fairness"),
+        (_version_1_with_fairness, "policy.fairness is not a field of schema version 1"),
         (lambda b: b["policy"]["hierarchies"].update(gpa={"removable": False}), "gpa, which is not a quasi"),
     ],
 )
@@ -52,11 +59,11 @@ def test_old_agreements_still_read_and_new_settings_reach_the_engine():
 
     old = _terms()
     old["pathshare_agreement"] = 1
-    for key in ("sensitive", "suppression_limit", "hierarchies"):
+    for key in ("sensitive", "suppression_limit", "hierarchies", "fairness"):
         old["policy"].pop(key)
     a1 = Agreement.from_terms(old, source="old.json")
     d1 = a1.disclosure()
-    assert d1.suppression_limit == 0.05 and not d1.sensitive and d1.l is None
+    assert d1.suppression_limit == 0.05 and not d1.sensitive and d1.l is None and d1.fairness == "prefer"
     assert d1.hierarchies["race"].removable  # the library's hierarchy, unrestricted
     body = _terms()
     body["policy"].update(l=2, t=0.3)
@@ -66,6 +73,7 @@ def test_old_agreements_still_read_and_new_settings_reach_the_engine():
     assert d2.hierarchies["race"].level_names == ["as released", "federal"]  # restricted, not removable
     assert d2.sensitive == ("english_learner_status", "iep", "economically_disadvantaged")
     assert (d2.l, d2.t) == (2, 0.3)
+    assert d2.fairness == "require"  # (the example agreement: an equity study)
 
 
 def test_gate_refuses_what_the_agreement_requires_but_the_output_lacks():
@@ -84,6 +92,10 @@ def test_gate_refuses_what_the_agreement_requires_but_the_output_lacks():
         ({"rows_suppressed": 6}, "6 of 100 students were withheld"),
         ({"l_achieved": {**good["l_achieved"], "iep": 2}}, "iep shows 2 different value(s)"),
         ({"t_achieved": {**good["t_achieved"], "iep": 0.25}}, "at most t = 0.2"),
+        ({"warnings": ["Race = 204 — Vietnamese: 3% of its 29 students lost it, …"]}, "(Race = 204 — Viet"),
     ]:
         (problem,) = _disclosure_problems(agreement, {**good, **change})
         assert fragment in problem.message and "\n" not in problem.message
+    body["policy"]["fairness"] = "prefer"  # warned about in the report, not refused
+    lenient = Agreement.from_terms(body, source="a.json")
+    assert _disclosure_problems(lenient, {**good, "warnings": ["Race = 204 — Vietnamese: …"]}) == []

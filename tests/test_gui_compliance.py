@@ -332,6 +332,10 @@ def test_form_validates_as_you_type_and_marks_the_field(qtbot, tmp_path):
     # sensitive elements, which the library says in one sentence.
     form.suppression.setValue(2.5)
     assert form.terms()["policy"]["suppression_limit"] == 0.025 and form.terms()["pathshare_agreement"] == 2
+    form.fairness.setChecked(True)  # fairness required: no group loses values twice as often as its column
+    assert form.terms()["policy"]["fairness"] == "require" and form.validate() is None
+    form.fairness.setChecked(False)
+    assert form.terms()["policy"]["fairness"] == "prefer"
     form.l_div.setValue(3)
     problem = form.validate()
     assert problem is not None and "sensitive" in problem.message

@@ -636,6 +636,14 @@ class AgreementForm(QWidget):
         self.t_close.setSingleStep(0.05)
         self.t_close.setSpecialValueText("not required")
         self.t_close.setAccessibleName("Closeness to the whole (t)")
+        # fairness "require": the release must not make any group of students (a race, a birth year…) lose
+        # values more than twice as often as its column; otherwise it is only preferred
+        self.fairness = QCheckBox("required for every group of students")
+        self.fairness.setAccessibleName("Fairness required")
+        self.fairness.setToolTip(
+            "When ticked, no group of students (for example a race or a birth year) may lose its values "
+            "more than twice as often as everyone else; the release leaves a column out rather than that."
+        )
         self._v2_kept: dict[str, Any] = {"sensitive": [], "hierarchies": {}}
         form.addRow("Students that may be withheld:", self.suppression)
         l_row = QHBoxLayout()
@@ -644,9 +652,11 @@ class AgreementForm(QWidget):
         l_row.addStretch(1)
         form.addRow("Sensitive values per group (l):", l_row)
         form.addRow("Closeness to the whole (t):", self.t_close)
+        form.addRow("Fairness:", self.fairness)
         for w in (self.suppression, self.l_div, self.t_close):
             w.valueChanged.connect(self._changed)
         self.l_kind.currentIndexChanged.connect(self._changed)
+        self.fairness.toggled.connect(self._changed)
         col.addWidget(box)
 
         # -- obligations
@@ -851,6 +861,7 @@ class AgreementForm(QWidget):
         self.l_div.setValue(int(policy.get("l") or 0))
         self.l_kind.setCurrentIndex(max(0, self.l_kind.findData(policy.get("l_kind", "distinct"))))
         self.t_close.setValue(float(policy.get("t") or 0))
+        self.fairness.setChecked(policy.get("fairness") == "require")
         self._v2_kept = {
             "sensitive": list(policy.get("sensitive") or []),
             "hierarchies": dict(policy.get("hierarchies") or {}),
@@ -1179,6 +1190,7 @@ class AgreementForm(QWidget):
                 "t": self.t_close.value() or None,
                 "suppression_limit": round(self.suppression.value() / 100, 4),
                 "hierarchies": dict(self._v2_kept["hierarchies"]),
+                "fairness": "require" if self.fairness.isChecked() else "prefer",
                 "parameters": params,
             },
             "destruction": {
