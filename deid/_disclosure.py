@@ -1148,12 +1148,12 @@ def _unfair(search: _Search, best: _Eval, code_labels: Mapping[str, Mapping[str,
     """One sentence: no release within the limit keeps every group within twice its column's share."""
     worst = ""
     per_row = search.per_row(best)
-    w = np.ones(search.n, np.int64)
+    w = search.row_weight  # (a row of a table of classes stands for its class's students)
     for q, b in zip(search.qis, per_row.blank, strict=True):
         has = q.idx >= 0
-        if not b.any() or not has.any():
+        if not b.any() or not w[has].sum():
             continue
-        overall = b.sum() / has.sum()
+        overall = w[b].sum() / w[has].sum()
         lost = np.bincount(q.idx[b], weights=w[b], minlength=len(q.values))
         share = np.divide(lost, q.counts, out=np.zeros(len(q.values)), where=q.counts >= search.k)
         g = int(np.argmax(share))

@@ -572,3 +572,28 @@ def test_a_fair_suppression_that_needs_needless_withholding_is_not_taken():
     # without fairness required the same pick is a release (k holds), warned about
     _, r = protect_microdata(table, QIS, 3, Disclosure(hierarchies=_hierarchies(), choice=pick))
     assert r.warnings and r.k_achieved >= 3
+
+
+def test_required_fairness_on_a_table_of_classes_gives_what_the_rows_give():
+    """The streaming run protects a table of classes with their counts as weights: the exact fair
+    suppression reads the weights, so the fair release and the refusal are those the rows give."""
+    from test_disclosure_weighted import _classes
+    from test_disclosure_weighted import _result as comparable
+
+    rules = Disclosure(hierarchies=_hierarchies(), fairness="require")
+    table = _synthetic(n=600, seed=6)
+    _, whole = protect_microdata(table, QIS, 3, rules)
+    classes, counts = _classes(table, QIS)
+    _, weighted = protect_microdata(classes, QIS, 3, rules, weights=counts)
+    assert whole.search["exact_fair_suppression"]["found"] and comparable(weighted) == comparable(whole)
+    h = _hierarchies()
+    h["race"] = h["race"].restricted(None, False)
+    h["sex"] = h["sex"].restricted(None, False)
+    strict = Disclosure(hierarchies=h, fairness="require")
+    demo = _demo_like()
+    with pytest.raises(CheckFailed) as rows_said:
+        protect_microdata(demo, QIS, 11, strict)
+    classes, counts = _classes(demo, QIS)
+    with pytest.raises(CheckFailed) as classes_said:
+        protect_microdata(classes, QIS, 11, strict, weights=counts)
+    assert str(classes_said.value) == str(rows_said.value)
