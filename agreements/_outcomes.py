@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from deid import Catalog, OutcomeTable, Protection
+    from deid import Catalog, LinkedData, Metric, OutcomeTable, Protection, Tables
 
 Progress = Callable[[float, str], None]
 _KEY_SETTING = "outcomes_digest_key"
@@ -118,27 +118,25 @@ def _manifest(folder: Path) -> dict[str, Any]:
     return doc
 
 
-def load_opened(
-    vault: Vault,
-    folders: Sequence[str | Path],
-    *,
-    engine: str = "duckdb",
-    memory_mb: int | None = None,
-) -> OpenedData:
-    """Read opened packages of one agreement into one frame (linked on their link tokens).
+@dataclass(frozen=True)
+class _Packages:
+    """Opened packages of one agreement, checked: their data files, and how their columns are named."""
 
-    The packages are read as Arrow tables and linked on ``engine`` (``deid.link_tables``: DuckDB by
-    default, as ``pathshare link`` does, out of core within ``memory_mb``); the frame then holds each
-    column as categories (a small code per student and one copy of each distinct value), without the
-    link tokens, so the counting that follows needs a few bytes per student and column."""
-    import pyarrow as pa
+    agreement: Agreement
+    ids: tuple[str, ...]
+    files: list[list[Path]]
+    names: list[str]
+    to_element: dict[str, str]  # a released column -> its element
+    key_columns: list[str]  # the columns that may tell the first package's students apart
 
-    from deid import read_table
 
+def _packages(vault: Vault, folders: Sequence[str | Path]) -> _Packages:
+    """Check that every folder is a package this vault opened, all under one agreement, with its data
+    files; one sentence otherwise."""
     if not folders:
         raise InputError("Name at least one opened package folder.")
     agreement: Agreement | None = None
-    tables: list[pa.Table] = []
+    files: list[list[Path]] = []
     ids = []
     for f in folders:
         folder = Path(f)
@@ -169,30 +167,77 @@ def load_opened(
                 raise InputError(
                     f"{folder} lacks its data file {name or '(unnamed)'}; open the package again."
                 )
-            parts.append(read_table(path))
-        try:
-            tables.append(pa.concat_tables(parts) if len(parts) > 1 else parts[0])
-        except (pa.ArrowInvalid, ValueError):
-            raise InputError(f"The data files in {folder} do not share their columns.") from None
+            parts.append(path)
+        if not parts:
+            raise InputError(f"{folder} holds no data file; open the package again.")
+        files.append(parts)
         ids.append(doc["package_id"])
     assert agreement is not None
     columns = released_columns(agreement)
-    to_element = {col: name for name, col in columns.items()}
     id_cols = [columns[e.name] for e in agreement.terms.elements
                if e.treatment in _ID_TREATMENTS and e.name in columns]  # fmt: skip
+    return _Packages(
+        agreement, tuple(ids), files, [str(f) for f in folders],
+        {col: name for name, col in columns.items()}, id_cols,
+    )  # fmt: skip
+
+
+def open_packages(
+    vault: Vault,
+    folders: Sequence[str | Path],
+    *,
+    engine: str = "duckdb",
+    memory_mb: int | None = None,
+    spill_dir: str | Path | None = None,
+) -> tuple[Agreement, tuple[str, ...], LinkedData]:
+    """Opened packages of one agreement read, linked and merged on DuckDB (``deid.open_linked``: out of
+    core within ``memory_mb``, in a private folder made in ``spill_dir``): the agreement, the package
+    ids and the linked data (close it, or use it as a context manager)."""
+    from deid import open_linked
+
+    pk = _packages(vault, folders)
+    data = open_linked(
+        pk.files, pk.names, pk.to_element, pk.key_columns, engine=engine, memory_mb=memory_mb,
+        spill_dir=spill_dir,
+    )  # fmt: skip
+    return pk.agreement, pk.ids, data
+
+
+def load_opened(
+    vault: Vault,
+    folders: Sequence[str | Path],
+    *,
+    engine: str = "duckdb",
+    memory_mb: int | None = None,
+) -> OpenedData:
+    """Read opened packages of one agreement into one frame (linked on their link tokens), in memory.
+
+    The releases run on :func:`open_packages` (DuckDB); this path — each data file read whole into
+    Arrow, linked on ``engine``, the frame held as categories — stays for tests and as the benchmarks'
+    baseline (the two count the same tables: tests/test_outcome_db.py)."""
+    import pyarrow as pa
+
+    from deid import read_table
+
+    pk = _packages(vault, folders)
+    tables: list[pa.Table] = []
+    for parts, where in zip(pk.files, pk.names, strict=True):
+        read = [read_table(p) for p in parts]
+        try:
+            tables.append(pa.concat_tables(read) if len(read) > 1 else read[0])
+        except (pa.ArrowInvalid, ValueError):
+            raise InputError(f"The data files in {where} do not share their columns.") from None
 
     def key_column(table: pa.Table, where: str) -> str:
-        for c in (*id_cols, "link_tokens"):
+        for c in (*pk.key_columns, "link_tokens"):
             if c in table.column_names:
                 return c
         raise InputError(f"{where} has no record code or link tokens to tell its students apart.")
 
     first = tables[0]
-    key_col = key_column(first, str(folders[0]))
-    merged, linked = link_frames(
-        tables, [str(f) for f in folders], to_element, engine=engine, memory_mb=memory_mb
-    )
-    return OpenedData(agreement, tuple(ids), merged, first.column(key_col), linked)
+    key_col = key_column(first, pk.names[0])
+    merged, linked = link_frames(tables, pk.names, pk.to_element, engine=engine, memory_mb=memory_mb)
+    return OpenedData(pk.agreement, pk.ids, merged, first.column(key_col), linked)
 
 
 def link_frames(
@@ -250,7 +295,9 @@ def link_frames(
                 have, fill = have.cast(pa.string()), fill.cast(pa.string())
             keep = pc.is_valid(have)
             if pa.types.is_string(have.type) or pa.types.is_large_string(have.type):
-                keep = pc.and_(keep, pc.not_equal(have, ""))
+                # Kleene: a missing value is not kept (plain and_ gave null there, and if_else then
+                # left the blank unfilled: read_table reads an empty cell as missing)
+                keep = pc.and_kleene(keep, pc.not_equal(have, ""))
             merged[name] = pc.if_else(keep, have, fill)
     frame = pa.table(
         {k: pc.dictionary_encode(v) if pa.types.is_string(v.type) or pa.types.is_large_string(v.type) else v
@@ -270,11 +317,13 @@ def _digest_key(vault: Vault) -> bytes:
     return bytes.fromhex(value)
 
 
-def _digests(key: bytes, agreement_id: str, codes: pa.ChunkedArray) -> list[str]:
+def _digests(key: bytes, agreement_id: str, codes: Iterable[pa.Array]) -> list[str]:
+    """Keyed digests of the student keys, in row order; ``codes``: the keys batch by batch (a
+    ChunkedArray's chunks, or ``LinkedData.keys()``), so a million link-token cells are never all
+    Python strings at once."""
     salt = agreement_id.encode()
-    # chunk by chunk: a million link-token cells are never all Python strings at once
     return [hmac.new(key, salt + b"\0" + str(c).encode(), hashlib.sha256).hexdigest()[:16]
-            for chunk in codes.chunks for c in chunk.to_pylist()]  # fmt: skip
+            for chunk in codes for c in chunk.to_pylist()]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -318,6 +367,65 @@ def _labels(agreement: Agreement, by: Sequence[str]) -> tuple[dict[str, dict[str
     return labels, names
 
 
+def _protect_and_difference(
+    vault: Vault,
+    data: LinkedData,
+    result: Tables,
+    agreement_id: str,
+    digests: list[str],
+    chosen: Sequence[Metric],
+    min_cell: int,
+    protection: int,
+    method: str,
+    step: Progress,
+) -> Protection:
+    """Protect the tables (in place), keeping what an earlier release of the same cohort hid, then
+    check them against every earlier release under the agreement (CheckFailed naming the cells)."""
+    import numpy as np
+
+    from deid import EarlierRelease, differencing_check, hidden_cells, protect, row_groups, row_outcomes
+
+    earlier = []
+    keep_hidden: list[tuple[str, str, str, str]] = []
+    keep_shown: list[tuple[str, str, str, str]] = []
+    index = {d: i for i, d in enumerate(digests)}
+    for old in list_releases(vault, agreement_id):
+        members, absent = {}, {}
+        for mid, ds in old.members.items():
+            mask = np.zeros(len(digests), bool)
+            hit = [index[d] for d in ds if d in index]
+            mask[hit] = True
+            members[mid] = mask
+            absent[mid] = len(ds) - len(hit)
+            same = mid in result.metric_cohort and not absent[mid]
+            if same and np.array_equal(mask, result.cohorts[result.metric_cohort[mid]]):
+                # The same cohort again: what it hid stays hidden (else the two give each other away).
+                keep_hidden += [c for c in hidden_cells(old.document["tables"]) if c[0] == mid]
+                keep_shown += [c for c in hidden_cells(old.document["tables"], shown=True) if c[0] == mid]
+        label = f"{old.created[:10]} ({old.release_id[:8]})"
+        earlier.append(EarlierRelease(label, old.document["tables"], members, absent))
+    del index
+    step(0.5, "hiding small counts")
+    prot = protect(
+        result.tables, result.metric_cohort, min_cell, protection, method=method,
+        keep_hidden=keep_hidden, keep_shown=keep_shown,
+    )  # fmt: skip
+    step(0.7, "checking against earlier releases")
+    if earlier:
+        groups = row_groups(data, list(dict.fromkeys(t.by for t in result.tables if t.by)))
+        reached = row_outcomes(data, [m.id for m in chosen])
+        found = differencing_check(result, groups, reached, earlier, min_cell, protection)
+        if found:
+            shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+            raise CheckFailed(
+                "This release would reveal small counts when combined with an earlier release under the "
+                f"same agreement: {shown}.",
+                hint="Release the same cohort as before, or a cohort that differs by at least "
+                f"{min_cell} students in every group.",
+            )
+    return prot
+
+
 def release_outcomes(
     vault: Vault,
     packages: Sequence[str | Path],
@@ -330,24 +438,21 @@ def release_outcomes(
     method: str = "optimal",
     protection: int | None = None,
     progress: Progress | None = None,
+    memory_mb: int | None = None,
 ) -> OutcomeRelease:
     """Compute, protect, check and write a release of outcome tables into the new folder ``out``.
 
     ``protection``: how many students wide the interval of every hidden count must stay (at least,
-    and by default, the agreement's smallest reported cell)."""
+    and by default, the agreement's smallest reported cell). The packages are read, linked and counted
+    on DuckDB (:func:`open_packages`) within ``memory_mb`` (default 1 GB), in a private folder beside
+    ``out`` that is removed afterwards."""
     from deid import (
         OUTCOME_FORMATS,
-        EarlierRelease,
         ReleaseInfo,
-        breakdown_groups,
         breakdown_parts,
         check_computable,
-        compute_tables,
-        differencing_check,
-        evaluate_condition,
-        hidden_cells,
+        count_linked,
         load_catalog,
-        protect,
         write_release_files,
     )
 
@@ -371,67 +476,27 @@ def release_outcomes(
         raise OutputError(f"The folder {folder.parent} does not exist.")
     chosen = [cat.get(m) for m in metrics]  # an unknown metric: one sentence, before any work
     step(0.05, "reading the opened packages")
-    data = load_opened(vault, packages)
-    agreement = data.agreement
-    check_computable(chosen, by, data.frame.columns, allowed=released_columns(agreement))
-    policy = agreement.terms.policy
-    min_cell = policy.min_cell_size
-    if protection is None:
-        protection = min_cell
-    elif protection < min_cell:
-        raise InputError(
-            f"The protection ({protection}) cannot be less than the agreement's smallest reported cell "
-            f"({min_cell})."
-        )
-    step(0.3, "counting")
-    result = compute_tables(data.frame, metrics, by, cat)
-    step(0.45, "reading earlier releases")
-    key = _digest_key(vault)
-    digests = _digests(key, agreement.id, data.keys)
-    earlier = []
-    keep_hidden: list[tuple[str, str, str, str]] = []
-    keep_shown: list[tuple[str, str, str, str]] = []
-    index = {d: i for i, d in enumerate(digests)}
-    import numpy as np
-
-    for old in list_releases(vault, agreement.id):
-        members, absent = {}, {}
-        for mid, ds in old.members.items():
-            mask = np.zeros(len(digests), bool)
-            hit = [index[d] for d in ds if d in index]
-            mask[hit] = True
-            members[mid] = mask
-            absent[mid] = len(ds) - len(hit)
-            same = mid in result.metric_cohort and not absent[mid]
-            if same and np.array_equal(mask, result.cohorts[result.metric_cohort[mid]]):
-                # The same cohort again: what it hid stays hidden (else the two give each other away).
-                keep_hidden += [c for c in hidden_cells(old.document["tables"]) if c[0] == mid]
-                keep_shown += [c for c in hidden_cells(old.document["tables"], shown=True) if c[0] == mid]
-        label = f"{old.created[:10]} ({old.release_id[:8]})"
-        earlier.append(EarlierRelease(label, old.document["tables"], members, absent))
-    step(0.5, "hiding small counts")
-    prot = protect(
-        result.tables,
-        result.metric_cohort,
-        min_cell,
-        protection,
-        method=method,
-        keep_hidden=keep_hidden,
-        keep_shown=keep_shown,
+    agreement, package_ids, data = open_packages(
+        vault, packages, memory_mb=memory_mb, spill_dir=folder.parent
     )
-    step(0.7, "checking against earlier releases")
-    if earlier:
-        groups = {t.by: breakdown_groups(data.frame, t.by) for t in result.tables if t.by}
-        reached = {m.id: evaluate_condition(m.numerator, data.frame).to_numpy(bool) for m in chosen}
-        found = differencing_check(result, groups, reached, earlier, min_cell, protection)
-        if found:
-            shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
-            raise CheckFailed(
-                "This release would reveal small counts when combined with an earlier release under the "
-                f"same agreement: {shown}.",
-                hint="Release the same cohort as before, or a cohort that differs by at least "
-                f"{min_cell} students in every group.",
+    with data:
+        check_computable(chosen, by, data.columns, allowed=released_columns(agreement))
+        min_cell = agreement.terms.policy.min_cell_size
+        if protection is None:
+            protection = min_cell
+        elif protection < min_cell:
+            raise InputError(
+                f"The protection ({protection}) cannot be less than the agreement's smallest reported cell "
+                f"({min_cell})."
             )
+        step(0.3, "counting")
+        result = count_linked(data, metrics, by, cat)
+        step(0.45, "reading earlier releases")
+        digests = _digests(_digest_key(vault), agreement.id, data.keys())
+        prot = _protect_and_difference(
+            vault, data, result, agreement.id, digests, chosen, min_cell, protection, method, step,
+        )  # fmt: skip
+        students, linked = data.rows, data.linked
     step(0.8, "writing the tables")
     created = utc_text()
     labels, names = _labels(agreement, [p for b in by for p in breakdown_parts(b)])
@@ -457,7 +522,7 @@ def release_outcomes(
         "min_cell": min_cell,
         "protection": protection,
         "created": created,
-        "packages": list(data.package_ids),
+        "packages": list(package_ids),
         "tables": [t.to_dict() for t in result.tables],
     }
     members = {
@@ -490,7 +555,7 @@ def release_outcomes(
                     "hidden_complementary": prot.complementary,
                     "protection_method": prot.method,
                     "min_cell": min_cell,
-                    "packages": list(data.package_ids),
+                    "packages": list(package_ids),
                     "folder": folder.name,
                 },
                 conn=conn,
@@ -504,7 +569,7 @@ def release_outcomes(
     step(1.0, "released")
     return OutcomeRelease(
         release_id, agreement, result.tables, prot,
-        tuple(folder / f.name for f in files), folder, len(data.frame), data.linked,
+        tuple(folder / f.name for f in files), folder, students, linked,
     )  # fmt: skip
 
 

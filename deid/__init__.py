@@ -85,6 +85,7 @@ _LAZY = {
                        "differencing_check", "hidden_cells", "hidden_count", "protect", "recheck",
                        "verify_published", "with_margins"),
     "deid._outcome_files": ("OUTCOME_FORMATS", "ReleaseInfo", "write_release_files"),
+    "deid._outcome_db": ("LinkedData", "count_linked", "open_linked", "row_groups", "row_outcomes"),
     "deid._spill": ("SPILL_FOLDER_PREFIX", "private_folder", "sweep_left_behind"),
     "deid._platform": ("FileAssociation", "account_name", "current_system", "display_missing",
                        "documents_dir", "documents_folder", "file_association", "heap_trimmer",
@@ -239,13 +240,15 @@ __all__ += [
     "unsafe_characters",
 ]
 
-# Pathway outcomes (deid/_metrics.py, deid/_outcomes.py): the metrics catalog, the tables, their protection.
+# Pathway outcomes (deid/_metrics.py, deid/_outcomes.py, deid/_outcome_db.py): the metrics catalog, the
+# tables (counted on DuckDB), their protection.
 __all__ += [
     "CROSS",
     "MISSING_GROUP",
     "OUTCOME_FORMATS",
     "Catalog",
     "EarlierRelease",
+    "LinkedData",
     "Metric",
     "OutcomeTable",
     "Protection",
@@ -256,14 +259,18 @@ __all__ += [
     "catalog_markdown",
     "check_computable",
     "compute_tables",
+    "count_linked",
     "differencing_check",
     "evaluate_condition",
     "hidden_cells",
     "hidden_count",
     "load_catalog",
     "metrics_named_in",
+    "open_linked",
     "protect",
     "recheck",
+    "row_groups",
+    "row_outcomes",
     "verify_published",
     "with_margins",
     "write_release_files",

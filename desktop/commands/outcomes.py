@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protection", type=int, metavar="N",
                    help="students of uncertainty every hidden count keeps (default and minimum: the "
                         "agreement's smallest reported cell)")  # fmt: skip
+    p.add_argument("--memory-mb", type=int, metavar="MB",
+                   help="memory for reading, linking and counting (default 1024; spills beyond)")  # fmt: skip
     p.add_argument("--heuristic", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_outcomes)
 
@@ -91,6 +93,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         release = release_outcomes(
             vault, args.packages, args.metric, args.by, args.out, formats=formats,
             method="heuristic" if args.heuristic else "optimal", protection=args.protection,
+            memory_mb=args.memory_mb,
         )  # fmt: skip
     print(release.summary())
     if release.linked:

@@ -7,14 +7,17 @@ link tokens, grade, school year, school, pathway, sex, race, English-learner sta
 enrollment; the college's link tokens, first term and units (drawn per row with a fixed seed).
 
 Then, each in a fresh subprocess (its own peak memory, VmHWM), the two files are combined and
-10 metrics × 5 breakdowns counted two ways:
+5 metrics × 5 breakdowns counted three ways:
 
-- ``before``: the path before this change, kept here as the baseline — both files as pandas frames of
-  Python strings, linked on the in-memory engine, the college's columns filled in with pandas;
-- ``now``: ``agreements._outcomes.link_frames`` — Arrow tables linked on DuckDB (``pathshare link``'s
-  engine, out of core within its memory setting), the columns kept as categories, no tokens.
+- ``pandas``: the first path, kept as the oldest baseline — both files as pandas frames of Python
+  strings, linked on the in-memory engine, the college's columns filled in with pandas;
+- ``arrow``: the in-memory path (``agreements._outcomes.link_frames`` then ``compute_tables``) — both
+  files read whole into Arrow, linked on DuckDB, the columns kept as categories, counted by bincount;
+- ``duckdb``: what releases run now (``deid.open_linked`` then ``deid.count_linked``) — each CSV
+  copied by DuckDB into a private folder, linked there, merged and counted in one GROUP BY GROUPING
+  SETS scan, within the memory setting (PATHSHARE_BENCH_MEMORY_MB, default 1024).
 
-Both must give the same tables. Printed and written to bench-results/outcomes_load.json: wall time,
+All must give the same tables. Printed and written to bench-results/outcomes_load.json: wall time,
 CPU time and peak RSS of each, and the file sizes; nothing is asserted on speed.
 
     PATHSHARE_BENCH_ROWS=200000 .venv/bin/python -m pytest -q -s tests/benchmarks/bench_outcomes_load.py \\
@@ -105,6 +108,26 @@ def _before(tables):  # the baseline: the path before (pandas strings, numpy lin
     return merged
 
 
+def _duckdb(folder: Path) -> dict:
+    import resource
+    import time
+
+    from deid import count_linked, open_linked
+
+    memory = int(os.environ.get("PATHSHARE_BENCH_MEMORY_MB", "1024"))
+    t0 = time.perf_counter()
+    files = [[folder / f"{n}.csv"] for n in ("district", "college")]
+    with open_linked(files, ["district", "college"], {}, [], memory_mb=memory, spill_dir=folder) as data:
+        t1 = time.perf_counter()
+        result = count_linked(data, METRICS, BY)
+        t2 = time.perf_counter()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    tables_out = [[t.metric, t.by, t.groups, t.cohort, t.outcome] for t in result.tables]
+    (folder / "tables_duckdb.json").write_text(json.dumps(tables_out))
+    return {"read_link_s": t1 - t0, "count_s": t2 - t1, "total_s": t2 - t0, "memory_mb": memory,
+            "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": _peak_mb()}  # fmt: skip
+
+
 def run(way: str, folder: Path) -> dict:
     import resource
     import time
@@ -112,10 +135,12 @@ def run(way: str, folder: Path) -> dict:
     from agreements._outcomes import link_frames
     from deid import compute_tables, read_table
 
+    if way == "duckdb":
+        return _duckdb(folder)
     t0 = time.perf_counter()
     tables = [read_table(folder / f"{n}.csv") for n in ("district", "college")]
     t1 = time.perf_counter()
-    if way == "before":
+    if way == "pandas":
         frame = _before(tables)
     else:
         frame, _ = link_frames(tables, ["district", "college"], {})
@@ -147,15 +172,18 @@ def _child(*args: object) -> dict:
 
 def test_outcomes_load_benchmark(tmp_path: Path) -> None:
     files = _child("make", ROWS, tmp_path)
-    ways = {w: _child(w, 0, tmp_path) for w in ("before", "now")}
-    same = (tmp_path / "tables_before.json").read_text() == (tmp_path / "tables_now.json").read_text()
-    got = {"rows": ROWS, **files, **ways, "same_tables": same,
-           "rss_now_vs_before": ways["now"]["peak_rss_mb"] / ways["before"]["peak_rss_mb"],
-           "time_now_vs_before": ways["now"]["total_s"] / ways["before"]["total_s"]}  # fmt: skip
+    names = [w for w in os.environ.get("PATHSHARE_BENCH_WAYS", "pandas,arrow,duckdb").split(",") if w]
+    ways = {w: _child(w, 0, tmp_path) for w in names}
+    texts = {(tmp_path / f"tables_{w}.json").read_text() for w in names}
+    same = len(texts) == 1
+    got = {"rows": ROWS, **files, **ways, "same_tables": same}
+    if "arrow" in ways and "duckdb" in ways:
+        got["rss_duckdb_vs_arrow"] = ways["duckdb"]["peak_rss_mb"] / ways["arrow"]["peak_rss_mb"]
+        got["time_duckdb_vs_arrow"] = ways["duckdb"]["total_s"] / ways["arrow"]["total_s"]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(got, indent=2) + "\n")
     print(json.dumps(got, indent=2))
-    assert same, "the two paths must count the same tables"
+    assert same, "the paths must count the same tables"
 
 
 if __name__ == "__main__":
