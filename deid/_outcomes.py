@@ -255,6 +255,11 @@ class _Model:
     appears: list[int] = field(default_factory=list)  # in how many published table rows a cell shows
     # Cells an earlier release of the same cohort already published: hiding them now protects nothing.
     shown: set[int] = field(default_factory=set)
+    # The attacker's intervals already computed, per block of hidden cells (see _component_intervals):
+    # a block's LPs depend only on its hidden cells and their coded bands, so rounds that change one
+    # block (a cut, a grown cell, a cell pruned) solve that block again and reuse the others.
+    solved: dict[Any, dict[tuple[tuple[int, float], ...], tuple[float, float]]] = field(default_factory=dict)
+    points: dict[Any, list[np.ndarray]] = field(default_factory=dict)  # per block: the LPs' optimal tables
 
     def cell(self, cid: tuple[str, str, str, str], value: int, component: str = "") -> int:
         i = self.index.get(cid)
@@ -362,37 +367,50 @@ def _intervals(
     hidden: set[int],
     bands: Mapping[int, str],
     targets: Sequence[dict[int, float]],
+    need: float | None = None,
 ) -> list[tuple[float, float]]:
     """For each target (a linear expression over cells of one cohort), its min and max over every
     table consistent with what is published: hidden cells free (≥ 0), the rest fixed, equations and
-    bounds held. One LP system per cohort (sparse, HiGHS)."""
+    bounds held. One LP system per cohort and block (HiGHS). With ``need``, a target shown to be at
+    least that wide by feasible tables already found comes back as their spread (see
+    _component_intervals), not its exact interval."""
     out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(targets)
     by_comp: dict[str, list[int]] = {}
     for k, t in enumerate(targets):
         by_comp.setdefault(model.component[next(iter(t))], []).append(k)
     for comp, ks in by_comp.items():
-        found = _component_intervals(model, comp, hidden, bands, [targets[k] for k in ks])
+        found = _component_intervals(model, comp, hidden, bands, [targets[k] for k in ks], need=need)
         for k, interval in zip(ks, found, strict=True):
             out[k] = interval
     return out
 
 
 def _component_intervals(
-    model: _Model, comp: str, hidden: set[int], bands: Mapping[int, str], targets: Sequence[dict[int, float]]
+    model: _Model,
+    comp: str,
+    hidden: set[int],
+    bands: Mapping[int, str],
+    targets: Sequence[dict[int, float]],
+    need: float | None = None,
+    stop: bool = False,
 ) -> list[tuple[float, float]]:
-    from scipy.optimize import linprog
-    from scipy.sparse import csr_array
+    """The intervals of ``targets`` (expressions over cells of cohort ``comp``). The hidden cells split
+    into *blocks* — cells linked through an equation or bound in which two or more are hidden; the
+    visible cells are constants — and a target's LPs need only its block's (small, dense) system.
+    Blocks are solved once per set of hidden cells (``model.solved``).
 
+    With ``need`` (the protection): every LP's optimum is a table consistent with what is published,
+    so a target whose value already spreads by ``need`` or more over the tables found so far for its
+    block has an interval at least that wide — no LP needed (its spread comes back, not its
+    interval; a target narrower than ``need`` always gets its exact interval). With ``stop``: return
+    at the first target narrower than ``need`` (those not reached come back NaN)."""
     free = sorted(c for c in hidden if model.component[c] == comp)
     pos = {c: k for k, c in enumerate(free)}
     vals = model.values
     nv = len(free)
     if nv == 0:
         return [(_const(t, vals), _const(t, vals)) for t in targets]
-    eq_rows: list[dict[int, float]] = []
-    b_eq: list[float] = []
-    ub_rows: list[dict[int, float]] = []
-    b_ub: list[float] = []
+    rows: list[tuple[dict[int, float], float, bool]] = []  # (coefficients by position, rhs, equation)
 
     def row(coefs: Mapping[int, float]) -> tuple[dict[int, float], float]:
         r: dict[int, float] = {}
@@ -412,48 +430,126 @@ def _component_intervals(
             coefs[j] = coefs.get(j, 0.0) + 1.0
         r, const = row(coefs)
         if r:
-            eq_rows.append(r)
-            b_eq.append(-const)
+            rows.append((r, -const, True))
+    band_of: dict[int, str] = {}
     for o, c in model.pairs:
         if model.component[o] != comp:
             continue
         if o in pos or c in pos:
             r, const = row({o: 1.0, c: -1.0})
-            ub_rows.append(r)
-            b_ub.append(-const)
+            rows.append((r, -const, False))
         kind = bands.get(o)
         if kind:  # the coded rate is published: outcome ≤ 5 % of cohort, or ≥ 95 %
             coefs = {o: 1.0, c: -BAND} if kind == "low" else {o: -1.0, c: 1.0 - BAND}
             r, const = row(coefs)
-            ub_rows.append(r)
-            b_ub.append(-const)
+            rows.append((r, -const, False))
+            band_of[o] = kind
+    # Blocks: union-find over the hidden cells of each row (and of each target).
+    parent = list(range(nv))
 
-    def sparse(rows: list[dict[int, float]]) -> Any:
-        data = [w for r in rows for w in r.values()]
-        cols = [j for r in rows for j in r]
-        ptr = np.cumsum([0, *(len(r) for r in rows)])
-        return csr_array((data, cols, ptr), shape=(len(rows), nv))
+    def find(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    def union(vs: Iterable[int]) -> None:
+        it = iter(vs)
+        first = next(it, None)
+        if first is None:
+            return
+        ra = find(first)
+        for v in it:
+            rb = find(v)
+            if rb != ra:
+                parent[rb] = ra
+
+    local = [row(t) for t in targets]
+    for r, _, _ in rows:
+        union(r)
+    for coefs, _ in local:
+        union(coefs)
+    members: dict[int, list[int]] = {}
+    for v in range(nv):
+        members.setdefault(find(v), []).append(v)
+    by_block: dict[int, list[int]] = {}
+    out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(targets)
+    for k, (coefs, const) in enumerate(local):
+        if not coefs:
+            out[k] = (const, const)
+        else:
+            by_block.setdefault(find(next(iter(coefs))), []).append(k)
+    block_rows: dict[int, list[tuple[dict[int, float], float, bool]]] = {}
+    for r in rows:
+        if r[0]:
+            block_rows.setdefault(find(next(iter(r[0]))), []).append(r)
+    for root, ks in by_block.items():
+        cells = members[root]
+        key = (frozenset(free[v] for v in cells),
+               frozenset((free[v], band_of[free[v]]) for v in cells if free[v] in band_of))  # fmt: skip
+        known = model.solved.setdefault(key, {})
+        todo = []
+        for k in ks:
+            tkey = tuple(sorted(targets[k].items()))
+            if tkey in known:
+                lo, hi = known[tkey]
+                out[k] = (lo + local[k][1], hi + local[k][1])
+                if stop and not (hi - lo >= (need or 0.0)):
+                    return out
+            else:
+                todo.append((k, tkey))
+        if not todo:
+            continue
+        at = {v: i for i, v in enumerate(cells)}
+        solve = _block_lp(at, block_rows.get(root, []))
+        pool = model.points.setdefault(key, [])
+        for k, tkey in todo:
+            r = np.zeros(len(cells))
+            for v, w in local[k][0].items():
+                r[at[v]] += w
+            if need is not None and len(pool) >= 2:
+                spread = np.asarray(pool) @ r
+                if spread.max() - spread.min() >= need:
+                    out[k] = (spread.min() + local[k][1], spread.max() + local[k][1])
+                    continue
+            lo, hi, points = solve(r)
+            pool.extend(points)
+            known[tkey] = (lo, hi)
+            out[k] = (lo + local[k][1], hi + local[k][1])
+            if stop and not (hi - lo >= (need or 0.0)):
+                return out
+    return out
+
+
+def _block_lp(at: Mapping[int, int], rows: Sequence[tuple[dict[int, float], float, bool]]) -> Any:
+    """A function giving (min, max) of a linear expression (by position) over one block's system:
+    the block's cells ≥ 0, its equations and bounds (HiGHS, dense: blocks are small)."""
+    from scipy.optimize import linprog
+
+    n = len(at)
+    eq = [r for r in rows if r[2]]
+    ub = [r for r in rows if not r[2]]
+
+    def dense(items: Sequence[tuple[dict[int, float], float, bool]]) -> tuple[Any, Any]:
+        a = np.zeros((len(items), n))
+        for i, (coefs, _, _) in enumerate(items):
+            for v, w in coefs.items():
+                a[i, at[v]] += w
+        return a, np.array([rhs for _, rhs, _ in items])
 
     kw: dict[str, Any] = {"bounds": (0, None), "method": "highs"}
-    if eq_rows:
-        kw["A_eq"], kw["b_eq"] = sparse(eq_rows), np.array(b_eq)
-    if ub_rows:
-        kw["A_ub"], kw["b_ub"] = sparse(ub_rows), np.array(b_ub)
-    out = []
-    for target in targets:
-        coefs, const = row(target)
-        if not coefs:
-            out.append((const, const))
-            continue
-        r = np.zeros(nv)
-        for j, w in coefs.items():
-            r[j] = w
-        lo = linprog(r, **kw)
-        hi = linprog(-r, **kw)
-        low = lo.fun + const if lo.status == 0 else (-math.inf if lo.status == 3 else math.nan)
-        high = -hi.fun + const if hi.status == 0 else (math.inf if hi.status == 3 else math.nan)
-        out.append((low, high))
-    return out
+    if eq:
+        kw["A_eq"], kw["b_eq"] = dense(eq)
+    if ub:
+        kw["A_ub"], kw["b_ub"] = dense(ub)
+
+    def solve(r: np.ndarray) -> tuple[float, float, list[np.ndarray]]:
+        lo, hi = linprog(r, **kw), linprog(-r, **kw)
+        low = lo.fun if lo.status == 0 else (-math.inf if lo.status == 3 else math.nan)
+        high = -hi.fun if hi.status == 0 else (math.inf if hi.status == 3 else math.nan)
+        return low, high, [res.x for res in (lo, hi) if res.status == 0 and res.x is not None]
+
+    return solve
 
 
 def _const(target: Mapping[int, float], vals: Sequence[int]) -> float:
@@ -480,7 +576,7 @@ def attack(
     """The attacker check: every hidden cell and extra expression whose interval is narrower than p."""
     targets = [({c: 1.0}, _name(model.ids[c])) for c in sorted(hidden)]
     targets += [(coefs, label) for coefs, label in extra if any(c in hidden for c in coefs)]
-    found = _intervals(model, hidden, bands, [t for t, _ in targets])
+    found = _intervals(model, hidden, bands, [t for t, _ in targets], need=p - 1e-6)
     out = []
     for (coefs, label), (lo, hi) in zip(targets, found, strict=True):
         if not (hi - lo >= p - 1e-6):  # also NaN (an inconsistent system) counts as exposed
@@ -754,7 +850,7 @@ def _prune(
         for coefs, _ in extra:
             if model.component[next(iter(coefs))] == comp and any(k in trial for k in coefs):
                 targets.append(coefs)
-        found = _component_intervals(model, comp, trial, {}, targets)
+        found = _component_intervals(model, comp, trial, {}, targets, need=p - 1e-6, stop=True)
         if all(hi - lo >= p - 1e-6 for lo, hi in found):
             hidden = trial
     return hidden
