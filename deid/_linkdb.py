@@ -31,12 +31,12 @@ import numpy as np
 import pyarrow as pa
 
 from deid._spill import private_folder
+from deid._tokenkinds import GROUPING_KINDS, KIND_LETTERS, WHITESPACE
 from deid._tokenkinds import KIND_INDEX as _KIND_INDEX
-from deid._tokenkinds import KIND_LETTERS, WHITESPACE
 from deid.errors import InputError, OutputError
 
 DEFAULT_MEMORY_MB = 1024
-_GROUPING_KINDS = {KIND_LETTERS.index(k) for k in "IAE"}
+_GROUPING_KINDS = {KIND_LETTERS.index(k) for k in GROUPING_KINDS}
 _IS_GROUPING = np.isin(np.arange(256), sorted(_GROUPING_KINDS))
 BATCH_TOKENS = 1 << 20  # tokens DuckDB hands over at a time (13 MB)
 MIN_MEMORY_MB = 128
@@ -97,9 +97,10 @@ _ROW_BITS = np.uint32(_SPACED_CELL - 1)
 @dataclass
 class DuckSide:
     """One file's tokens in DuckDB. ``source``: SQL giving (r, cell), its rows and token cells;
-    ``grouping``: the table of its I, A and E tokens (all of them: they group the file's own rows into
-    students); ``reduced``: the table of its tokens that may also be in the other file (what passed
-    the prefilter: every shared token and a few others); both of (row, kind, value)."""
+    ``grouping``: the table of its grouping tokens (I, A, E, N; all of them: they group the
+    file's own rows into students); ``reduced``: the table of its tokens that may also be in the
+    other file (what passed the prefilter: every shared token and a few others); both of (row, kind,
+    value)."""
 
     source: str
     where: str
@@ -289,7 +290,7 @@ class DuckEngine:
         self, source: str, where: str, rows: int, *, parquet: bool = False, renew: Any = None
     ) -> DuckSide:
         """Read a side once: check every cell (InputError naming ``where`` and the first bad row),
-        note its kinds, keep its I, A and E tokens, and pass its tokens through the prefilter (the
+        note its kinds, keep its grouping tokens, and pass its tokens through the prefilter (the
         first side sets the flags; the second keeps what they let through and sets them anew)."""
         if rows > _ROW_BITS:  # row numbers are 30 bits here (the 31st and 32nd mark cells)
             raise InputError(f"{where} has more rows ({rows:,}) than linking takes ({int(_ROW_BITS):,}).")
@@ -409,7 +410,7 @@ class DuckEngine:
     def self_pairs(self, side: DuckSide, kinds: set[int], max_shared: int) -> Pairs:
         """Pairs of different rows of one side sharing a token of ``kinds`` (row < other row)."""
         if not kinds <= _GROUPING_KINDS:
-            raise ValueError("self_pairs reads the grouping kinds (I, A, E) only")
+            raise ValueError("self_pairs reads the grouping kinds only")
         x = self._name("shared")
         only = _in_kinds(kinds)
         self.run(

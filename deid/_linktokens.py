@@ -75,6 +75,7 @@ ROLES = ("first", "middle", "last", "birth_date", "sex")
 # deletion of its first 12 letters) have at most 13.
 SLOTS: dict[str, int] = {
     "I": 1, "A": 3, "M": 3, "W": 3, "B": 3, "C": 3, "E": 3, "G": 3, "P": 13, "Q": 13, "K": 1,
+    "N": 1,
 }  # fmt: skip
 
 
@@ -299,7 +300,8 @@ def link_tokens(
     if fields.id:
         ids = pc.utf8_upper(pc.replace_substring_regex(table.column(fields.id).cast(pa.string()),
                                                        pattern=r"[\s\-]+", replacement=""))  # fmt: skip
-        tokens["I"] = [_tokens("I", [f(null_empty(ids))], keys)]
+        id_field = f(null_empty(ids))
+        tokens["I"] = [_tokens("I", [id_field], keys)]
     first_raw = col(fields.first)
     last_raw = col(fields.last)
     birth = col(fields.birth_date)
@@ -347,6 +349,14 @@ def link_tokens(
         # Typo tolerance: the other name exact, this one within one edit (shared deletion variant).
         combos += [("P", [f_slots[0], D, v]) for v in _deletion_fields(whole, keys)]
         combos += [("Q", [l_slots[0], D, v]) for v in _deletion_fields(f_raw, keys)]
+        # The guard N (no evidence of a match; deid._linkmatch.conflicts): name, birth date and sex of
+        # a row with an ID. Two students with the same name, birth date and sex that both carry an ID
+        # share N and not I, and the matcher keeps them apart (such pairs were most of the false
+        # links at a million students a side). The fixed shape stays: a row without an ID carries a
+        # dummy, so a row alone says nothing; what a recipient learns is, for two rows that already
+        # agree on name, birth date and sex, whether both have an ID (docs/linkage-threat-model.md).
+        if fields.id:
+            combos.append(("N", [f_slots[0], l_slots[0], (DS[0], DS[1] & id_field[1])]))
         if baseline:
             f3 = pc.utf8_slice_codeunits(f_raw, 0, 3)
             l3 = pc.utf8_slice_codeunits(whole, 0, 3)

@@ -14,7 +14,7 @@ import pyarrow.csv as pcsv
 import pytest
 
 from deid import Policy, deidentify
-from deid._linkmatch import link_tables
+from deid._linkmatch import link_tables, person_groups
 from deid._linknorm import first_name_keys, letters, surname_parts
 from deid._linktokens import SLOTS, LinkFields, link_tokens
 from deid._secrets import derive_key
@@ -106,13 +106,14 @@ def test_match_rule_one_to_one_and_ties() -> None:
         ("1111111111", "Ana", "", "Soto", "2008-01-20", "F"),  # 0: same ID as b0, names differ
         ("", "Luis", "", "Vega", "2008-02-21", "M"),  # 1: exact match of b1 (no IDs)
         ("", "Mia", "", "Ortiz", "2008-05-22", "F"),  # 2: twin sister of b2: only surname/date/sex
-        # 3: same names and birth date as b3, another ID: linked on the names (a disagreeing ID cannot
-        # be told from a missing one, which the cell's fixed shape hides; an ID typo links this way too)
+        # 3: same names, birth date and sex as b3, another ID: two students (the guard N), not linked
         ("2222222222", "Eva", "", "Ruiz", "2008-06-23", "F"),
         ("", "Tom", "", "Lara", "2008-07-24", "M"),  # 4 and 5: one student's two enrollments: both link b4
         ("", "Tom", "", "Lara", "2008-07-24", "M"),
         ("", "Tim", "", "Mora", "2009-08-25", "M"),  # 6 and 7: twins, each one edit from b5: a tie
         ("", "Tam", "", "Mora", "2009-08-25", "M"),
+        # 8: same names as b6, which has no ID: linked on the names (a missing ID is no conflict)
+        ("4444444444", "Ivy", "", "Cruz", "2008-09-26", "F"),
     )
     b = _tokens(
         ("1111111111", "Anna", "", "Sotto", "2008-01-21", "F"),
@@ -121,15 +122,39 @@ def test_match_rule_one_to_one_and_ties() -> None:
         ("3333333333", "Eva", "", "Ruiz", "2008-06-23", "F"),
         ("", "Tom", "", "Lara", "2008-07-24", "M"),
         ("", "Tem", "", "Mora", "2009-08-25", "M"),
+        ("", "Ivy", "", "Cruz", "2008-09-26", "F"),
     )
     links = link_tables(a, b)
-    assert links.pairs() == {(0, 0), (1, 1), (3, 3), (4, 4), (5, 4)}
+    assert links.pairs() == {(0, 0), (1, 1), (4, 4), (5, 4), (8, 6)}
     methods = dict(zip(links.row_a.tolist(), links.method.tolist(), strict=True))
-    assert methods == {0: "id", 1: "derived", 3: "derived", 4: "derived", 5: "derived"}
+    assert methods == {0: "id", 1: "derived", 4: "derived", 5: "derived", 8: "derived"}
     r = links.report
-    assert r.left_ambiguous == 2 and r.linked == 5 and (r.students_a, r.students_b) == (7, 6)
-    assert r.linked_by == {"id": 1, "derived": 4} and r.rate_b == round(4 / 6, 4) and r.rate_a == 5 / 8
+    assert r.kept_apart == 1  # a3 and b3
+    assert r.left_ambiguous == 2 and r.linked == 5 and (r.students_a, r.students_b) == (8, 7)
+    assert r.linked_by == {"id": 1, "derived": 4}
+    assert r.rate_b == round(4 / 7, 4) and r.rate_a == round(5 / 9, 4)
     assert link_tables(a, b, method="id").pairs() == {(0, 0)}
+
+
+def test_same_name_birth_date_and_sex_with_two_different_ids_are_two_students(tmp_path: Path) -> None:
+    """The guard N: rows that agree on name, birth date and sex but carry two different IDs are two
+    students — not grouped as one student's enrollments, not linked across files, on either engine;
+    when one of them has no ID they are still one (a missing ID is no conflict)."""
+    rows = (
+        ("2222222222", "Eva", "", "Ruiz", "2008-06-23", "F"),
+        ("3333333333", "Eva", "", "Ruiz", "2008-06-23", "F"),
+        ("", "Eva", "", "Ruiz", "2008-06-23", "F"),
+    )
+    assert person_groups(parse_tokens(_tokens(*rows[:2])), 2).tolist() == [0, 1]
+    assert person_groups(parse_tokens(_tokens(rows[0], rows[2])), 2).tolist() == [0, 0]
+    a, b = _tokens(rows[0]), _tokens(rows[1])
+    for engine in ("memory", "duckdb"):
+        links = link_tables(a, b, engine=engine, spill_dir=tmp_path)
+        assert links.pairs() == set() and links.report.kept_apart == 1 and links.report.candidate_pairs == 1
+        assert link_tables(a, _tokens(rows[2]), engine=engine, spill_dir=tmp_path).pairs() == {(0, 0)}
+    # files made before the guard (no N tokens) link as they did: on the names
+    old = [" ".join(t for t in c[0].as_py().split() if not t.startswith("N")) for c in (a, b)]
+    assert link_tables(pa.array([old[0]]), pa.array([old[1]])).pairs() == {(0, 0)}
 
 
 def test_agreeing_middle_initials_count_for_a_match() -> None:

@@ -81,6 +81,8 @@ def cmd_link(args: argparse.Namespace) -> int:
     )
     if r.left_ambiguous:
         print(f"{r.left_ambiguous:,} row(s) left unlinked: their best candidates tied")
+    if r.kept_apart:
+        print(f"{r.kept_apart:,} pair(s) not linked: same name, birth date and sex, two different state IDs")
     for note in r.notes:
         print(f"note: {note}")
     wrote = [str(p) for p in (args.out, args.report, args.chart) if p]

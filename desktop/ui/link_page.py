@@ -356,6 +356,8 @@ class LinkPage(QWidget):
             f"{r['candidate_pairs']:,} pairs considered; {r['below_threshold']:,} below the match threshold "
             f"({r['threshold']}); "
             f"{r['left_ambiguous']:,} row(s) left unlinked because their best candidates tied"
+            + (f"; {r['kept_apart']:,} pair(s) not linked: same name, birth date and sex but two different "
+               "state IDs" if r.get("kept_apart") else "")
         )
         notes = r.get("notes") or []
         v["notes"].setText("; ".join(escape(n) for n in notes) if notes else "none")
