@@ -132,15 +132,16 @@ def person_groups(side: Any, n: int, engine: Any = None) -> np.ndarray:
 
 def conflicts(mask: np.ndarray) -> np.ndarray:
     """Pairs that are two students whatever else they share: both carry an ID and not the same one
-    (they share N, the name, birth date and sex of a row with an ID, but no ID token). The fixed shape
-    of the cells hides whether a row has an ID; the guard tells it for these pairs only. (A guard on
+    (they share N or S — first name or surname, birth date and sex of a row with an ID — but no ID
+    token). The fixed shape of the cells hides whether a row has an ID; the guards tell it for these
+    pairs only. (A guard on
     middle names — both have one, the initials differ — was measured and not kept: at 200,000 a side
     precision +0.0001, recall -0.0027, a middle name cut to an initial disagreeing with its nickname
     group's.)"""
     def has(kind: str) -> np.ndarray:
         return (mask & np.uint32(1 << KINDS.index(kind))) != 0
 
-    return has("N") & ~has("I")
+    return (has("N") | has("S")) & ~has("I")
 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -371,7 +372,7 @@ _KIND_NAMES = {
     "W": "middle name (W)", "B": "day/month swaps (B)", "C": "surname, birth date and sex (C)",
     "E": "first name, birth date and sex (E)", "G": "name and birth year (G)", "P": "surname typos (P)",
     "Q": "first-name typos (Q)", "K": "the Cal-PASS key (K)",
-    "N": "name, birth date and sex with an ID (N)",
+    "N": "first name, birth date and sex with an ID (N)", "S": "surname, birth date and sex with an ID (S)",
 }  # fmt: skip
 
 

@@ -75,7 +75,7 @@ ROLES = ("first", "middle", "last", "birth_date", "sex")
 # deletion of its first 12 letters) have at most 13.
 SLOTS: dict[str, int] = {
     "I": 1, "A": 3, "M": 3, "W": 3, "B": 3, "C": 3, "E": 3, "G": 3, "P": 13, "Q": 13, "K": 1,
-    "N": 1,
+    "N": 1, "S": 1,
 }  # fmt: skip
 
 
@@ -349,14 +349,16 @@ def link_tokens(
         # Typo tolerance: the other name exact, this one within one edit (shared deletion variant).
         combos += [("P", [f_slots[0], D, v]) for v in _deletion_fields(whole, keys)]
         combos += [("Q", [l_slots[0], D, v]) for v in _deletion_fields(f_raw, keys)]
-        # The guard N (no evidence of a match; deid._linkmatch.conflicts): name, birth date and sex of
-        # a row with an ID. Two students with the same name, birth date and sex that both carry an ID
-        # share N and not I, and the matcher keeps them apart (such pairs were most of the false
-        # links at a million students a side). The fixed shape stays: a row without an ID carries a
-        # dummy, so a row alone says nothing; what a recipient learns is, for two rows that already
-        # agree on name, birth date and sex, whether both have an ID (docs/linkage-threat-model.md).
+        # The guards N and S (no evidence of a match; deid._linkmatch.conflicts): first name (N) or
+        # surname (S), birth date and sex, of a row with an ID. Two students who agree on those and
+        # both carry an ID share N or S and not I, and the matcher keeps them apart (same name, birth
+        # date and sex: most of the false links at a million students a side). The fixed shape stays:
+        # a row without an ID carries dummies, so a row alone says nothing; what a recipient learns is,
+        # for two rows that already agree on first name (or surname), birth date and sex — what E and C
+        # show — whether both have an ID (docs/linkage-threat-model.md).
         if fields.id:
-            combos.append(("N", [f_slots[0], l_slots[0], (DS[0], DS[1] & id_field[1])]))
+            combos.append(("N", [f_slots[0], (DS[0], DS[1] & id_field[1])]))
+            combos.append(("S", [l_slots[0], (DS[0], DS[1] & id_field[1])]))
         if baseline:
             f3 = pc.utf8_slice_codeunits(f_raw, 0, 3)
             l3 = pc.utf8_slice_codeunits(whole, 0, 3)

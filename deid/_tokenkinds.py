@@ -13,11 +13,11 @@ from deid.errors import InputError
 TOKEN_COLUMN = "link_tokens"  # the column that holds them, unless named otherwise
 TOKEN_CHARS = 12  # kind letter + 11 base64url characters (64 bits)
 B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
-KINDS = ("I", "A", "M", "W", "B", "C", "E", "G", "P", "Q", "K", "N")
+KINDS = ("I", "A", "M", "W", "B", "C", "E", "G", "P", "Q", "K", "N", "S")
 # Kinds that are no evidence of a match, only of a mismatch (deid._linkmatch.conflicts): N is a row's
-# name, birth date and sex when it carries an ID. Two rows that share N but no ID token both carry an
-# ID, and not the same one: two students.
-GUARD_KINDS = ("N",)
+# first name, birth date and sex when it carries an ID, S its surname, birth date and sex. Two rows
+# that share N or S but no ID token both carry an ID, and not the same one: two students.
+GUARD_KINDS = ("N", "S")
 # The kinds that group a file's own rows into students (deid._linkmatch.person_groups).
 GROUPING_KINDS = ("I", "A", "E", *GUARD_KINDS)
 KIND_LETTERS = "".join(KINDS)
