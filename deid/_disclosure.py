@@ -225,6 +225,9 @@ class Candidate:
     sentence: str = ""
     words: dict[str, str] = field(default_factory=dict)  # per QI: its level in plain words
     names: dict[str, str] = field(default_factory=dict)  # per QI: its name in plain words
+    # False when the agreement requires fairness and this one singles out a group: shown to compare
+    # (what keeping a column would cost), not a choice the clerk has
+    allowed: bool = True
 
 
 @dataclass
@@ -1103,14 +1106,14 @@ def protect_microdata(
         # losing more than twice its column's share), and the least lossy one when fairness made the
         # search prefer another: what fairness costs, either way, within what the agreement allows.
         first = [fair] if fair is not None and fair.levels != best.levels else []
+        if unfair.levels != best.levels:
+            first.append(unfair)  # (fairness required: what keeping more would cost, to compare)
         least = min(feasible, key=lambda ev: (ev.loss, ev.score))
         if least.levels != best.levels:
             first.append(least)
         shown = {best.levels}
         picked = []
         for ev in [*first, *alternatives]:
-            if rules.fairness == "require" and ev.warned:
-                continue  # (the agreement would refuse it: not a choice the clerk has)
             if ev.levels not in shown:
                 shown.add(ev.levels)
                 picked.append(ev)
@@ -1487,6 +1490,7 @@ def _candidate(search: _Search, ev: _Eval) -> Candidate:
     )
     cand.names = {q.name: search.rules.labels.get(q.name, q.name) for q in search.qis}
     cand.words = {q.name: _level_words(q, lv) for q, lv in zip(search.qis, ev.levels, strict=True)}
+    cand.allowed = not (search.rules.fairness == "require" and ev.warned)
     cand.sentence = candidate_sentence(cand)
     return cand
 
@@ -1536,6 +1540,8 @@ def candidate_sentence(c: Candidate) -> str:
             f"; {c.groups_warned} group{'s' if c.groups_warned != 1 else ''} of students lose their value "
             "more than twice as often as their column overall"
         )
+        if not c.allowed:
+            text += ", which the agreement does not allow"
     text += "."
 
     return text

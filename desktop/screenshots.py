@@ -203,6 +203,10 @@ def prepare_walk(ws: Any, work: Path, shot: Callable[[str], None], app: Any) -> 
             shot(f"district-prepare-{step}-stopped")
             return
         shot(f"district-prepare-{step + 1}-{names[step]}")
+        if step == 5:  # the ways to share side by side, in their own tab
+            prep.risk_tabs.setCurrentIndex(prep.risk_tabs.indexOf(prep.choices.parentWidget()))
+            shot("district-prepare-6-risk-ways-to-share")
+            prep.risk_tabs.setCurrentIndex(0)
         if step < 6:
             prep.go_next()
     prep.seal(str(work / "screens.age"))

@@ -545,6 +545,14 @@ def test_demo_cohort_no_release_keeping_sex_and_race_is_fair_and_requiring_it_sa
     h["sex"] = _hierarchies()["sex"]
     out, r = protect_microdata(table, QIS, 11, Disclosure(hierarchies=h, fairness="require"))
     assert r.warnings == [] and "sex" in r.removed
+    # what keeping sex would cost is shown beside it, marked as not allowed, and cannot be picked
+    blocked = [c for c in r.candidates if not c.allowed]
+    assert r.candidates[0].allowed and blocked and all(c.groups_warned for c in blocked)
+    assert "sex" not in blocked[0].removed and "which the agreement does not allow" in blocked[0].sentence
+    with pytest.raises(CheckFailed, match="more than twice as often"):
+        protect_microdata(
+            table, QIS, 11, Disclosure(hierarchies=h, fairness="require", choice=blocked[0].levels)
+        )
     src, released = table.to_pandas(), out.to_pandas()
     assert _worst_group_ratio(src, released, QIS, 11) <= 2.0
     kept = [q for q in QIS if q not in r.removed]

@@ -225,16 +225,41 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     d = prep.preview.disclosure
     assert "How the details that could identify a student are shared" in prep.risk_summary.text()
     assert all(escape(sentence) in prep.risk_summary.text() for sentence in d["sentences"])
-    assert prep.choices.count() == len(d["candidates"]) >= 1
-    assert prep.choices.item(0).text() == "Chosen: " + d["candidates"][0]["sentence"]
+    # The ways to share side by side: a column each, a row per detail in the clerk's words.
+    table = prep.choices
+    assert table.columnCount() == len(d["candidates"]) >= 1
+    assert table.horizontalHeaderItem(0).text() == "Chosen"
+    assert table.horizontalHeaderItem(0).toolTip() == d["candidates"][0]["sentence"]
+    rows = [table.verticalHeaderItem(i).text() for i in range(table.rowCount())]
+    assert rows[: len(d["quasi_identifiers"])] == [d["names"][q] for q in d["quasi_identifiers"]]
+    assert "Information lost" in rows and "Groups losing values twice as often" in rows
+    chosen = d["candidates"][0]
+    for i, q in enumerate(d["quasi_identifiers"]):
+        cell = table.item(i, 0).text()
+        kept = f"{chosen['kept_share'][q]:.0%} keep it"
+        assert cell == "left out" if q in chosen["removed"] else cell.endswith(kept)
+    assert table.item(rows.index("Information lost"), 0).text() == f"{chosen['loss']:.0%}"
     assert not prep.charts.pixmap().isNull() and prep.charts.pixmap().width() > 400
     assert all("_" not in c["sentence"] for c in d["candidates"])  # no internal names ("2_years")
+    cells = [table.item(i, j).text() for i in range(table.rowCount()) for j in range(table.columnCount())]
+    assert all("_" not in text for text in cells)
+    # A way the agreement does not allow (a group losing values twice as often, fairness required) is
+    # shown to compare, never offered: its column says so and "Use this way" stays off.
+    unfair = {**d["levels"], "birth_year": "removed"}
+    d["candidates"].append({**chosen, "levels": unfair, "allowed": False, "groups_warned": 2})
+    prep._fill_risk()
+    table.selectColumn(table.columnCount() - 1)
+    assert not prep.use_choice.isEnabled()
+    last = table.columnCount() - 1
+    assert table.item(rows.index("Allowed by the agreement"), last).text().startswith("no")
+    assert table.item(rows.index("Groups losing values twice as often"), last).font().bold()
+    d["candidates"].pop()
     # The clerk picks another way to share (here: one that also leaves out sex, which the agreement
     # allows): de-identified again with it, back on the Risk step, and that is what gets sealed.
     wanted = {**d["levels"], "sex": "removed"}
     d["candidates"].append({**d["candidates"][0], "levels": wanted, "sentence": "Leaves out Sex / gender."})
     prep._fill_risk()
-    prep.choices.setCurrentRow(prep.choices.count() - 1)
+    table.selectColumn(table.columnCount() - 1)
     assert prep.use_choice.isEnabled()
     qtbot.mouseClick(prep.use_choice, Qt.LeftButton)
     qtbot.waitUntil(lambda: prep.preview is not None and prep.preview.choice == wanted, timeout=20_000)

@@ -296,24 +296,35 @@ class PrepareScreen(QWidget):
         self.residual.setMaximumHeight(160)
         self.risk_view = _table_view("What will be shared")
         self.risk_view.setModel(self.after_model)
-        # Ways to share: the disclosure search's candidates, the clerk picks one the agreement allows
-        self.choices = QListWidget()
-        self.choices.setAccessibleName("Ways to share")
+        # Ways to share: the disclosure search's candidates side by side, one column each (what each
+        # keeps of every detail, students losing a value, information lost, groups losing more than
+        # others); the clerk picks a column the agreement allows
+        self.choices = QTableWidget()
+        self.choices.setAccessibleName("Ways to share, side by side")
+        self.choices.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectColumns)
+        self.choices.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.choices.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.choices.setWordWrap(True)
-        self.choices.setMaximumHeight(96)
-        self.choices.currentRowChanged.connect(lambda _row: self._update_choice_button())
-        self.use_choice = button("&Use this way", "Share this way instead")
+        self.choices.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.choices.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.choices.currentCellChanged.connect(lambda *_: self._update_choice_button())
+        self.use_choice = button("&Use this way", "Share the selected way instead")
         self.use_choice.clicked.connect(self.use_selected_choice)
-        choice_row = QWidget()
-        row = QHBoxLayout(choice_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.choices, 1)
+        self.choice_note = paragraph("")
+        choice_page = QWidget()
+        col = QVBoxLayout(choice_page)
+        col.setContentsMargins(0, 4, 0, 0)
+        col.addWidget(self.choices, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.choice_note, 1)
         row.addWidget(self.use_choice, 0, Qt.AlignmentFlag.AlignTop)
+        col.addLayout(row)
         self.charts = QLabel()
         self.charts.setAccessibleName("Charts: groups by size, information lost, students before and after")
         self.charts.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.risk_tabs = QTabWidget()
         self.risk_tabs.addTab(self.risk_view, "What will be shared")
+        self.risk_tabs.addTab(choice_page, "Ways to share")
         self.risk_tabs.addTab(self.charts, "Charts")
         # The summary scrolls on its own: with several warnings it is taller than a small window, and
         # a layout that cannot fit its widgets' minimum heights draws them over one another.
@@ -322,7 +333,6 @@ class PrepareScreen(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(10)
         layout.addWidget(scrolling(self.risk_summary), 2)
-        layout.addWidget(choice_row)
         layout.addWidget(self.residual)
         layout.addWidget(self.risk_tabs, 3)
         return page
@@ -799,17 +809,18 @@ class PrepareScreen(QWidget):
         """The search's sentences, the ways to share it found, and its charts."""
         assert self.preview is not None
         d = self.preview.disclosure or {}
-        self.choices.clear()
-        for i, cand in enumerate(d.get("candidates") or []):
-            first = i == 0
-            mark = "Chosen: " if first else ""
-            self.choices.addItem(QListWidgetItem(f"{mark}{cand['sentence']}"))
-        self.choices.setVisible(bool(d.get("candidates")))
-        self.use_choice.setVisible(len(d.get("candidates") or []) > 1)
+        candidates = d.get("candidates") or []
+        self._fill_choices(d, candidates)
+        self.risk_tabs.setTabVisible(self.risk_tabs.indexOf(self.choices.parentWidget()), bool(candidates))
         self._update_choice_button()
         if not d:
             self.charts.clear()
             return
+        if len(candidates) > 1:
+            lines.append(
+                f"<p><b>Other ways to share:</b> {len(candidates) - 1} — compare them side by side under "
+                "“Ways to share” below.</p>"
+            )
         lines.append("<p><b>How the details that could identify a student are shared:</b></p><ul>")
         lines += [f"<li>{escape(sentence)}</li>" for sentence in d.get("sentences") or []]
         lines.append("</ul>")
@@ -822,18 +833,81 @@ class PrepareScreen(QWidget):
 
         self.charts.setPixmap(risk_pixmap(d))
 
+    def _fill_choices(self, d: dict[str, Any], candidates: list[dict[str, Any]]) -> None:
+        """One column per way to share, one row per detail; a cell that differs from the chosen way's is
+        bold, and a way the agreement does not allow says so in its last row."""
+        qis = list(d.get("quasi_identifiers") or [])
+        names = d.get("names") or {}
+        total = int(d.get("rows") or 0)
+        labels = [
+            *(names.get(q, q) for q in qis),
+            "Students losing a value",
+            "Information lost",
+            "Groups losing values twice as often",
+            "Allowed by the agreement",
+        ]
+        table = self.choices
+        table.clear()
+        table.setRowCount(len(labels))
+        table.setColumnCount(len(candidates))
+        table.setVerticalHeaderLabels(labels)
+        columns = []
+        for j, c in enumerate(candidates):
+            cells = []
+            for q in qis:
+                if q in (c.get("removed") or []):
+                    cells.append("left out")
+                else:
+                    words = str((c.get("words") or {}).get(q, "as it is"))
+                    words = words if words == "as it is" else words.removeprefix("as ")
+                    cells.append(f"{words}; {c['kept_share'].get(q, 0):.0%} keep it")
+            withheld = int(c.get("rows_suppressed") or 0)
+            cells.append(f"{withheld:,} of {total:,}" if total else f"{withheld:,}")
+            cells.append(f"{float(c.get('loss') or 0):.0%}")
+            warned = int(c.get("groups_warned") or 0)
+            cells.append(f"{warned}" if warned else "none")
+            cells.append("yes" if c.get("allowed", True) else "no")
+            columns.append(cells)
+            header = QTableWidgetItem("Chosen" if j == 0 else f"Way {j + 1}")
+            header.setToolTip(str(c.get("sentence") or ""))
+            table.setHorizontalHeaderItem(j, header)
+        for j, cells in enumerate(columns):
+            for i, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(str(candidates[j].get("sentence") or ""))
+                if j and text != columns[0][i]:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                table.setItem(i, j, item)
+        self.choice_note.setText(
+            "Select a column and click “Use this way” to de-identify again with it. Bold: what differs "
+            "from the chosen way. Point at a column for the whole sentence."
+            if len(candidates) > 1
+            else "The search found no other way to share within the agreement."
+        )
+        self.use_choice.setVisible(len(candidates) > 1)
+
+    def _selected_choice(self) -> int:
+        """The column of the way to share the clerk selected (-1: none)."""
+        selected = self.choices.selectionModel().selectedColumns() if self.choices.selectionModel() else []
+        return selected[0].column() if selected else self.choices.currentColumn()
+
     def _update_choice_button(self) -> None:
-        self.use_choice.setEnabled(self.choices.currentRow() > 0 and not self.workspace.busy())
+        candidates = ((self.preview.disclosure if self.preview else None) or {}).get("candidates") or []
+        col = self._selected_choice()
+        allowed = 0 < col < len(candidates) and candidates[col].get("allowed", True)
+        self.use_choice.setEnabled(bool(allowed) and not self.workspace.busy())
 
     def use_selected_choice(self) -> None:
         """De-identify again with the way to share the clerk selected (one the agreement allows)."""
         if self.preview is None:
             return
         candidates = (self.preview.disclosure or {}).get("candidates") or []
-        row = self.choices.currentRow()
-        if not 0 < row < len(candidates):
+        col = self._selected_choice()
+        if not 0 < col < len(candidates) or not candidates[col].get("allowed", True):
             return
-        self.choice = dict(candidates[row]["levels"])
+        self.choice = dict(candidates[col]["levels"])
         self._back_to_risk = True
         self.run_preview()
 

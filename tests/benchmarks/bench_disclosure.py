@@ -220,16 +220,19 @@ def _anjana_hierarchies(source: pd.DataFrame, k: int) -> dict:
         for i in range(1, len(h.levels) + 1):
             levels[i] = h.generalize(values, counts, i, k)
         levels[len(levels)] = ["*"] * len(values)
-        out[q] = {lvl: pd.Series(v) for lvl, v in levels.items()}
+        out[q] = {lvl: pd.Series(v, dtype=object) for lvl, v in levels.items()}
     return out
 
 
 def _anjana(source: pd.DataFrame, k: int) -> tuple[pd.DataFrame, int]:
     from anjana.anonymity import k_anonymity_inner
 
-    data = source[QIS].copy()
+    # object columns: anjana's type checks take numpy arrays and lists, not pandas' Arrow-backed strings
+    data = source[QIS].astype(object)
     hierarchies = _anjana_hierarchies(data, k)
-    anon, supp, _levels = k_anonymity_inner(data, [], QIS, k, 5, hierarchies)
+    # pandas 3 makes every new string column Arrow-backed, which anjana's type checks refuse
+    with pd.option_context("future.infer_string", False):
+        anon, supp, _levels = k_anonymity_inner(data, [], QIS, k, 5, hierarchies)
     if "index" in anon.columns:  # suppressed rows dropped: put the survivors back in place
         anon = anon.set_index("index")
     aligned = anon.reindex(range(len(source)))
