@@ -232,7 +232,7 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     assert table.horizontalHeaderItem(0).toolTip() == d["candidates"][0]["sentence"]
     rows = [table.verticalHeaderItem(i).text() for i in range(table.rowCount())]
     assert rows[: len(d["quasi_identifiers"])] == [d["names"][q] for q in d["quasi_identifiers"]]
-    assert "Information lost" in rows and "Groups losing values twice as often" in rows
+    assert "Information lost" in rows and "Groups losing twice as often" in rows
     chosen = d["candidates"][0]
     for i, q in enumerate(d["quasi_identifiers"]):
         cell = table.item(i, 0).text()
@@ -251,8 +251,8 @@ def test_prepare_agreement_drop_mapping_and_findings(qtbot, tmp_path, orgs):
     table.selectColumn(table.columnCount() - 1)
     assert not prep.use_choice.isEnabled()
     last = table.columnCount() - 1
-    assert table.item(rows.index("Allowed by the agreement"), last).text().startswith("no")
-    assert table.item(rows.index("Groups losing values twice as often"), last).font().bold()
+    assert table.item(rows.index("Allowed by agreement"), last).text().startswith("no")
+    assert table.item(rows.index("Groups losing twice as often"), last).font().bold()
     d["candidates"].pop()
     # The clerk picks another way to share (here: one that also leaves out sex, which the agreement
     # allows): de-identified again with it, back on the Risk step, and that is what gets sealed.

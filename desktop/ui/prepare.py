@@ -843,8 +843,8 @@ class PrepareScreen(QWidget):
             *(names.get(q, q) for q in qis),
             "Students losing a value",
             "Information lost",
-            "Groups losing values twice as often",
-            "Allowed by the agreement",
+            "Groups losing twice as often",
+            "Allowed by agreement",
         ]
         table = self.choices
         table.clear()
@@ -881,8 +881,7 @@ class PrepareScreen(QWidget):
                     item.setFont(font)
                 table.setItem(i, j, item)
         self.choice_note.setText(
-            "Select a column and click “Use this way” to de-identify again with it. Bold: what differs "
-            "from the chosen way. Point at a column for the whole sentence."
+            "Select a column, then “Use this way”. Bold: not as in the chosen way."
             if len(candidates) > 1
             else "The search found no other way to share within the agreement."
         )
