@@ -76,9 +76,10 @@ ERASED_PENALTY = 0.1
 UNFAIR_PENALTY = 0.05
 FAIRNESS_CAP = 0.15  # fairness never buys more than this much loss (and the lattice pruning stays tight)
 UNFAIR_RATIO = 2.0
-FAIR_MAX_VARIABLES = 20_000  # the exact fair suppression's program beyond this is not attempted
-FAIR_SECONDS = 10.0  # per lattice node (a safety net: the programs settle in milliseconds on a cohort)
+FAIR_MAX_VARIABLES = 6_000  # the exact fair suppression's program beyond this is not attempted
+FAIR_SECONDS = 1.5  # per lattice node (a safety net: the programs settle in milliseconds on a cohort)
 FAIR_MAX_NODES = 400  # lattice nodes given the exact fair suppression, in order of their bound
+FAIR_MAX_PROGRAMS = 20  # of those, programs actually solved (the others are refuted by counting)
 FAIR_RESOLVES = 8  # solutions withholding a needless value cut off and solved again
 L_KINDS = ("distinct", "entropy")
 FAIRNESS = ("prefer", "require")
@@ -577,6 +578,7 @@ class _Search:
             "too_large": 0,
             "too_slow": 0,
             "needless_cut": 0,
+            "solved": 0,
         }
 
     # ---- one transformation
@@ -887,6 +889,7 @@ class _Search:
             if left <= 0:
                 stats["too_slow"] += 1
                 return None
+            stats["solved"] += 1
             res = milp(
                 c_all,
                 constraints=LinearConstraint(a, np.asarray(lo), np.asarray(hi)),
@@ -959,7 +962,7 @@ class _Search:
         for tried, nd in enumerate(nodes):
             if bound[nd] >= min(ceiling, best.loss if best else math.inf) - 1e-12:
                 break
-            if tried >= max_nodes:
+            if tried >= max_nodes or self.fair_stats["solved"] >= FAIR_MAX_PROGRAMS:
                 self.fair_stats["unexplored"] = len(nodes) - tried
                 break
             ev = self.fair_suppress(nd)
