@@ -257,7 +257,7 @@ class Terms(_Model):
     join_as: Annotated[list[Role], Field(min_length=1, max_length=2)] | None = None
 
 
-def _loc(loc: Iterable[Any]) -> str:
+def field_path(loc: Iterable[Any]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -269,9 +269,9 @@ def _loc(loc: Iterable[Any]) -> str:
     return out or "the document"
 
 
-def _validation_sentence(exc: ValidationError, source: str) -> str:
+def validation_sentence(exc: ValidationError, source: str) -> str:
     first = exc.errors()[0]
-    where = _loc(first["loc"])
+    where = field_path(first["loc"])
     msg = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":
         return f"{source} is not a valid agreement: {where} is missing."
@@ -290,7 +290,7 @@ def _validation_sentence(exc: ValidationError, source: str) -> str:
 # Consistency checks a JSON schema cannot express
 
 
-def _check_terms(terms: Terms, source: str) -> None:
+def check_terms(terms: Terms, source: str) -> None:
     bad = f"{source} is not a valid agreement:"
     if terms.effective > terms.expires:
         raise AgreementError(
@@ -594,8 +594,8 @@ class Agreement:
         try:
             terms = Terms.model_validate(body)
         except ValidationError as exc:
-            raise AgreementError(_validation_sentence(exc, source)) from None
-        _check_terms(terms, source)
+            raise AgreementError(validation_sentence(exc, source)) from None
+        check_terms(terms, source)
         agreement = cls(body=body, terms=terms, _source=source)
         sigs = tuple(
             Signature(
@@ -858,7 +858,7 @@ class Agreement:
         try:
             p = Party.model_validate(j.party)
         except ValidationError as exc:
-            raise AgreementError(_validation_sentence(exc, f"{source} (a joining party)")) from None
+            raise AgreementError(validation_sentence(exc, f"{source} (a joining party)")) from None
         if not set(p.roles) <= set(self.terms.join_as or ()):
             raise AgreementError(
                 f"{p.org} cannot join agreement {self.id} as {'/'.join(p.roles)}; the offer is open to "

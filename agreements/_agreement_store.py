@@ -31,10 +31,10 @@ from agreements._agreement import (
 )
 from agreements._clock import utc_now
 from agreements._stored_agreements import (
-    _load_rows,
-    _pick,
-    _resolve_id,
     get_agreement,
+    load_rows,
+    pick,
+    resolve_id,
 )
 from agreements.errors import AgreementError
 from deid.errors import PathShareError
@@ -170,7 +170,7 @@ def _check_known_party(vault: Vault, me: Card, party: Mapping[str, Any], where: 
         )
 
 
-def _fill_parties(vault: Vault, me: Card, terms: dict[str, Any], source: str) -> None:
+def fill_parties(vault: Vault, me: Card, terms: dict[str, Any], source: str) -> None:
     """Complete each party entry of a draft from our card or a verified partner's card.
 
     A draft may name a party by ``fingerprint`` (or ``signing_key``) alone; org, kind, keys and age
@@ -262,7 +262,7 @@ def _terms_from_file(path: Path) -> dict[str, Any]:
 
 def agreement_status(vault: Vault, agreement: Agreement, today: date | None = None) -> str:
     """The status of one version, knowing whether a later executed version superseded it."""
-    versions = _load_rows(vault, agreement.id)
+    versions = load_rows(vault, agreement.id)
     return _status(agreement, versions, today)
 
 
@@ -292,7 +292,7 @@ def list_agreements(
     ids = [r[0] for r in vault.db.execute("SELECT DISTINCT id FROM agreements").fetchall()]
     out: list[AgreementSummary] = []
     for aid in ids:
-        versions = _load_rows(vault, aid)
+        versions = load_rows(vault, aid)
         for a in versions:
             s = summarize(a, versions, today)
             if s.status != "superseded" or include_superseded:
@@ -329,8 +329,8 @@ def require_in_force(vault: Vault, agreement_id: str, today: date | None = None)
 
     This is the check that gates sealing data under an agreement (fail closed).
     """
-    aid = _resolve_id(vault, agreement_id)
-    versions = _load_rows(vault, aid)
+    aid = resolve_id(vault, agreement_id)
+    versions = load_rows(vault, aid)
     from agreements._integrity import logged_termination
 
     if logged_termination(vault.db, aid) is not None and not any(v.is_terminated for v in versions):
@@ -386,7 +386,7 @@ def create_agreement(vault: Vault, terms: Mapping[str, Any], *, source: str = "t
                 "A new version of an agreement is an amendment.",
                 action="amend_agreement",
             )
-        _fill_parties(vault, me, body, source)
+        fill_parties(vault, me, body, source)
         a = Agreement.from_terms(body, source=source)
         if a.party(me.fingerprint()) is None:
             raise AgreementError(
@@ -465,9 +465,9 @@ def sign_agreement(
 
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "sign", agreement_id), vault.transaction():
-        aid = _resolve_id(vault, agreement_id)
-        versions = _load_rows(vault, aid)
-        a = _pick(versions, version, aid)
+        aid = resolve_id(vault, agreement_id)
+        versions = load_rows(vault, aid)
+        a = pick(versions, version, aid)
         status = _status(a, versions, today)
         if status in ("terminated", "expired", "superseded"):
             raise AgreementError(
@@ -514,8 +514,8 @@ def export_agreement(
     from deid import check_output_path, write_bytes_atomic
 
     with _refusals(vault, "export", agreement_id):
-        aid = _resolve_id(vault, agreement_id)
-        a = _pick(_load_rows(vault, aid), version, aid)
+        aid = resolve_id(vault, agreement_id)
+        a = pick(load_rows(vault, aid), version, aid)
         if not a.signatures:
             raise AgreementError(
                 f"Agreement {aid} has no signature yet; partners can only countersign a signed file.",
@@ -577,7 +577,7 @@ def import_agreement(vault: Vault, path: str | os.PathLike[str]) -> Agreement:
             raise AgreementError(
                 f"{p.name} is an agreement between other organizations; you are not a party to it."
             )
-        versions = _load_rows(vault, incoming.id)
+        versions = load_rows(vault, incoming.id)
         held = next((v for v in versions if v.version == incoming.version), None)
         if held is not None:
             if held.sha256 != incoming.sha256:
@@ -668,8 +668,8 @@ def amend_agreement(
     replaced instead: that is how a draft is corrected before anyone signs it."""
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "amend", agreement_id), vault.transaction():
-        aid = _resolve_id(vault, agreement_id)
-        versions = _load_rows(vault, aid)
+        aid = resolve_id(vault, agreement_id)
+        versions = load_rows(vault, aid)
         latest = versions[-1]
         if any(v.is_terminated for v in versions):
             raise AgreementError(
@@ -686,7 +686,7 @@ def amend_agreement(
             body.update(id=aid, version=1, previous=None)
         else:
             body = amendment_terms(base or latest, body)
-        _fill_parties(vault, me, body, source)
+        fill_parties(vault, me, body, source)
         a = Agreement.from_terms(body, source=source)
         if a.party(me.fingerprint()) is None:
             raise AgreementError(
@@ -721,8 +721,8 @@ def terminate_agreement(
 
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "terminate", agreement_id), vault.transaction():
-        aid = _resolve_id(vault, agreement_id)
-        versions = _load_rows(vault, aid)
+        aid = resolve_id(vault, agreement_id)
+        versions = load_rows(vault, aid)
         signed = [v for v in versions if v.signatures]
         if not signed:
             raise AgreementError(f"Agreement {aid} is an unsigned draft; there is nothing to terminate.")
@@ -763,8 +763,8 @@ def join_agreement(
 
     # One transaction from reading to writing: a concurrent writer cannot interleave.
     with _refusals(vault, "join", agreement_id), vault.transaction():
-        aid = _resolve_id(vault, agreement_id)
-        versions = _load_rows(vault, aid)
+        aid = resolve_id(vault, agreement_id)
+        versions = load_rows(vault, aid)
         a = versions[-1]
         if not _in_force(a, versions, None):
             raise AgreementError(

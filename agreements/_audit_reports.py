@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agreements._compliance import Disclosure, _org, _write_csv, organization_names
+from agreements._compliance import Disclosure, org_name, organization_names, write_csv
 from agreements.errors import AuditError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def write_audit_csv(
         )
         for e in entries
     )
-    n = _write_csv(vault, out, AUDIT_CSV_FIELDS, rows, force)
+    n = write_csv(vault, out, AUDIT_CSV_FIELDS, rows, force)
     vault.audit.append("audit.export_csv", details={"file": Path(out).name, "entries": n})
     return n
 
@@ -324,7 +324,7 @@ def audit_report_html(
         parts.append(
             f"<tr{mark}><td>{e.seq}</td><td>{_e(e.time[:19].replace('T', ' '))}</td><td>{_e(e.user)}</td>"
             f"<td>{_e(e.action)}</td><td>{_e(_short(e.agreement))}</td>"
-            f"<td>{_e(_org(names, e.partner) if e.partner else '')}</td><td>{_e(_short(e.package))}</td>"
+            f"<td>{_e(org_name(names, e.partner) if e.partner else '')}</td><td>{_e(_short(e.package))}</td>"
             f"<td class='small'>{_e(details[:240])}</td></tr>"
         )
     parts.append("</table></body></html>")

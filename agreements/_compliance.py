@@ -49,7 +49,7 @@ def organization_names(vault: Vault) -> dict[str, str]:
     return out
 
 
-def _org(names: Mapping[str, str], fingerprint: str) -> str:
+def org_name(names: Mapping[str, str], fingerprint: str) -> str:
     return names.get(fingerprint, fingerprint)
 
 
@@ -112,7 +112,7 @@ class Dashboard:
         }
 
 
-def _titles(vault: Vault) -> dict[str, str]:
+def agreement_titles(vault: Vault) -> dict[str, str]:
     """Agreement hash -> title, and agreement id -> title of its latest version."""
     out: dict[str, str] = {}
     for sha, aid, title in vault.db.execute("SELECT sha256, id, title FROM agreements ORDER BY version"):
@@ -130,7 +130,7 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
     from agreements._recorded import SENT
 
     today = today or date.today()
-    names, titles = organization_names(vault), _titles(vault)
+    names, titles = organization_names(vault), agreement_titles(vault)
     past = [
         PackageDue(
             package_id=rec.package_id,
@@ -140,7 +140,7 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
             file=Path(rec.location).name,
             # a recipient that refused the package never held its data: it owes no certificate
             missing=tuple(
-                _org(names, r)
+                org_name(names, r)
                 for r in rec.recipients
                 if r not in rec.destroyed_by and r not in rec.refused_by
             ),
@@ -155,8 +155,8 @@ def dashboard(vault: Vault, today: date | None = None, days: int = EXPIRING_DAYS
             agreement_title=titles.get(rec.agreement_hash, titles.get(rec.agreement_id, "")),
             sent=rec.recorded,
             file=Path(rec.location).name,
-            missing=tuple(_org(names, r) for r in rec.recipients if r not in rec.delivered_to),
-            refused=tuple((_org(names, r), reason) for r, reason in rec.refused),
+            missing=tuple(org_name(names, r) for r in rec.recipients if r not in rec.delivered_to),
+            refused=tuple((org_name(names, r), reason) for r, reason in rec.refused),
         )
         for rec in list_packages(vault, SENT)
         # a voided package never left: no receipt is owed for it
@@ -268,7 +268,7 @@ def disclosure_record(
             out.append(
                 Disclosure(
                     disclosed=e.time,
-                    recipient=_org(names, str(fp)),
+                    recipient=org_name(names, str(fp)),
                     recipient_fingerprint=str(fp),
                     agreement_id=e.agreement or "",
                     agreement_title=title,
@@ -293,7 +293,7 @@ def _cell(value: Any) -> Any:
     return "" if value is None else spreadsheet_safe(value)
 
 
-def _write_csv(
+def write_csv(
     vault: Vault,
     out: str | os.PathLike[str],
     header: Sequence[str],
@@ -328,7 +328,7 @@ def write_disclosures_csv(
     """Write the disclosure record as CSV (atomically; an existing file replaced only with ``force``);
     audited as ``audit.disclosures_exported``. Returns the number of rows."""
     rows = disclosure_record(vault) if disclosures is None else list(disclosures)
-    n = _write_csv(
+    n = write_csv(
         vault, out, DISCLOSURE_FIELDS, ([d.to_dict()[k] for k in DISCLOSURE_FIELDS] for d in rows), force
     )
     vault.audit.append("audit.disclosures_exported", details={"file": Path(out).name, "rows": n})

@@ -265,8 +265,8 @@ def check_draft(vault: Vault, terms: Mapping[str, Any]) -> DraftProblem | None:
     problem, or None when the draft can be saved."""
     from pydantic import ValidationError
 
-    from agreements._agreement import Terms, _check_terms, _loc, _validation_sentence
-    from agreements._agreement_store import _fill_parties
+    from agreements._agreement import Terms, check_terms, field_path, validation_sentence
+    from agreements._agreement_store import fill_parties
     from agreements._identity import our_card
 
     body = json.loads(json.dumps(dict(terms)))
@@ -274,14 +274,14 @@ def check_draft(vault: Vault, terms: Mapping[str, Any]) -> DraftProblem | None:
     body["version"], body["previous"] = 1, None  # the store sets these (amendments too)
     me = our_card(vault)
     try:
-        _fill_parties(vault, me, body, "The draft")
+        fill_parties(vault, me, body, "The draft")
     except (AgreementError, PartnerError) as exc:
         return DraftProblem("parties", str(exc))
     try:
         parsed = Terms.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _loc(first["loc"])
+        where = field_path(first["loc"])
         label = _field_label(where, body)
         if first["type"] == "string_too_short":
             return DraftProblem(where, f"The draft is not complete: {label} must be filled in.")
@@ -295,9 +295,9 @@ def check_draft(vault: Vault, terms: Mapping[str, Any]) -> DraftProblem | None:
             return DraftProblem(
                 "scope.school_years", "The draft is not valid: write each school year like 2024-25."
             )
-        return DraftProblem(where, _validation_sentence(exc, "The draft"))
+        return DraftProblem(where, validation_sentence(exc, "The draft"))
     try:
-        _check_terms(parsed, "The draft")
+        check_terms(parsed, "The draft")
     except AgreementError as exc:
         return DraftProblem(exc.field, str(exc))  # the check names the term it is about
     if not any(p.fingerprint == me.fingerprint() for p in parsed.parties):

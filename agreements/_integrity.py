@@ -57,7 +57,7 @@ def logged_termination(db: Any, agreement_id: str) -> str | None:
 
 def security_findings(vault: Vault) -> list[str]:
     """Where the vault's security state disagrees with its audit log, one sentence each."""
-    from agreements._stored_agreements import _load_rows
+    from agreements._stored_agreements import load_rows
 
     db = vault.db
     findings: list[str] = []
@@ -73,7 +73,7 @@ def security_findings(vault: Vault) -> list[str]:
         "AND agreement IS NOT NULL"
     ).fetchall():
         held = db.execute("SELECT 1 FROM agreements WHERE id = ?", (aid,)).fetchone()
-        versions = _load_rows(vault, str(aid)) if held else []
+        versions = load_rows(vault, str(aid)) if held else []
         if versions and not any(v.is_terminated for v in versions):
             when = logged_termination(db, str(aid)) or ""
             findings.append(

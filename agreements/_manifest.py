@@ -30,7 +30,7 @@ SIGNATURE_NAME = "manifest.sig"
 REPORT_NAME = "report.json"
 DATA_DIR = "data"
 
-_CHUNK = 1 << 20
+CHUNK = 1 << 20
 
 _MANIFEST_KEYS = {
     "pathshare_package",
@@ -122,10 +122,10 @@ class Manifest:
                 f"version {FORMAT_VERSION}. Update PathShare."
             )
         strings = ("package_id", "agreement_id", "agreement_hash", "sender_fingerprint", "created")
-        if not all(_nonempty_str(doc[k]) for k in strings):
+        if not all(nonempty_str(doc[k]) for k in strings):
             raise bad
         recipients = doc["recipients"]
-        if not isinstance(recipients, list) or not recipients or not all(map(_nonempty_str, recipients)):
+        if not isinstance(recipients, list) or not recipients or not all(map(nonempty_str, recipients)):
             raise bad
         head = doc["audit_head"]
         if not (
@@ -144,7 +144,7 @@ class Manifest:
             and set(report) == {"name", "size", "sha256"}
             and report["name"] == REPORT_NAME
             and _count(report["size"])
-            and _is_sha(report["sha256"])
+            and is_sha(report["sha256"])
         ):
             raise bad
         files = doc["files"]
@@ -157,16 +157,16 @@ class Manifest:
                 and set(item) == {"name", "size", "rows", "sha256"}
                 and isinstance(item["name"], str)
                 and _count(item["size"])
-                and _is_sha(item["sha256"])
+                and is_sha(item["sha256"])
                 and (item["rows"] is None or _count(item["rows"]))
             ):
                 raise bad
             try:
-                _check_data_name(item["name"])
+                check_data_name(item["name"])
             except ValueError as exc:
                 raise PackageRejected(f"The manifest lists an unsafe file name: {exc}.") from exc
             entries.append(FileEntry(item["name"], item["size"], item["sha256"], item["rows"]))
-        _check_unique([e.name for e in entries], PackageRejected)
+        check_unique([e.name for e in entries], PackageRejected)
         return cls(
             package_id=doc["package_id"],
             agreement_id=doc["agreement_id"],
@@ -197,14 +197,14 @@ def _audit_proofs(value: Any) -> tuple[tuple[int, tuple[str, ...]], ...] | None:
             and _count(item["from"])
             and isinstance(item["hashes"], list)
             and len(item["hashes"]) <= _MAX_PROOFS
-            and all(_is_sha(h) for h in item["hashes"])
+            and all(is_sha(h) for h in item["hashes"])
         ):
             return None
         out.append((item["from"], tuple(item["hashes"])))
     return tuple(out)
 
 
-def _nonempty_str(value: Any) -> bool:
+def nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
@@ -212,11 +212,11 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _is_sha(value: Any) -> bool:
+def is_sha(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _check_data_name(name: str) -> None:
+def check_data_name(name: str) -> None:
     """A name under data/: relative, '/'-separated; no '..', '.', empty parts, backslashes or controls."""
     if not name or len(name) > 255:
         raise ValueError("a file name must be 1 to 255 characters")
@@ -229,7 +229,7 @@ def _check_data_name(name: str) -> None:
         raise ValueError(f"{name!r} has an empty, '.' or '..' part")
 
 
-def _check_unique(names: Sequence[str], error: type[PathShareError]) -> None:
+def check_unique(names: Sequence[str], error: type[PathShareError]) -> None:
     # Case-folded, because two names differing only in case collide on macOS and Windows.
     seen: set[str] = set()
     for name in names:
@@ -244,7 +244,7 @@ def _check_unique(names: Sequence[str], error: type[PathShareError]) -> None:
 Progress = Callable[[float, str], None]
 
 
-class _Meter:
+class Meter:
     """Reports progress about every 1% (and lets ``progress`` cancel by raising, e.g. Cancelled)."""
 
     def __init__(self, progress: Progress | None, total: int, message: str) -> None:

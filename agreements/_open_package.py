@@ -36,17 +36,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agreements import _agefile
 from agreements._manifest import (
-    _CHUNK,
+    CHUNK,
     DATA_DIR,
     MANIFEST_NAME,
     REPORT_NAME,
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
+    Meter,
     Progress,
-    _check_data_name,
-    _check_unique,
-    _Meter,
+    check_data_name,
+    check_unique,
 )
 from agreements._signing import sha256_hex, verify_document
 from agreements.errors import PackageRejected
@@ -119,7 +119,7 @@ def open_package(
         tree = staging / "package"
         tree.mkdir(mode=0o700)
         size = path.stat().st_size
-        meter = _Meter(progress, size, "decrypting and checking")
+        meter = Meter(progress, size, "decrypting and checking")
 
         def trust(manifest_bytes: bytes, signature_bytes: bytes) -> Manifest:
             return _trust(manifest_bytes, signature_bytes, verify_sender, check_manifest)
@@ -163,7 +163,7 @@ def _unpack(
     path: Path,
     identity: _agefile.Identity,
     tree: Path,
-    meter: _Meter,
+    meter: Meter,
     package_size: int,
     trust: Callable[[bytes, bytes], Manifest],
 ) -> tuple[Manifest, dict[str, tuple[int, str]], dict[str, bytes]]:
@@ -211,7 +211,7 @@ class _Unpacker:
     """
 
     def __init__(
-        self, tree: Path, meter: _Meter, package_size: int, trust: Callable[[bytes, bytes], Manifest]
+        self, tree: Path, meter: Meter, package_size: int, trust: Callable[[bytes, bytes], Manifest]
     ) -> None:
         self.tree = tree
         self._meter = meter
@@ -255,7 +255,7 @@ class _Unpacker:
                     else:
                         # Small pieces are gathered: hashing 1 MiB at once is ~1.7x faster than 8 KiB.
                         self._pending += piece
-                        if len(self._pending) >= _CHUNK:
+                        if len(self._pending) >= CHUNK:
                             self._flush()
                 elif self._parts is not None:
                     self._parts.append(piece.tobytes())
@@ -334,7 +334,7 @@ class _Unpacker:
             )
         self._check_order(name, member)
         self._names.append(name)
-        _check_unique(self._names, PackageRejected)
+        check_unique(self._names, PackageRejected)
         self._name = name
         if member.isdir():
             self.dirs.add(name)  # a folder has no data, whatever its header's size field says
@@ -496,7 +496,7 @@ class _FileWriter:
                 continue
             try:
                 if op == "open":
-                    self._file = EarlyWriteback(os.fdopen(arg, "wb", buffering=_CHUNK))
+                    self._file = EarlyWriteback(os.fdopen(arg, "wb", buffering=CHUNK))
                 elif op == "write":
                     self._file.write(arg)  # type: ignore[union-attr]
                 else:
@@ -541,7 +541,7 @@ def _vet_member(member: tarfile.TarInfo) -> str:
 
 def _safe_data_name(rel: str) -> None:
     try:
-        _check_data_name(rel)
+        check_data_name(rel)
     except ValueError as exc:
         raise PackageRejected(f"The package holds an unsafe file name: {exc}.") from exc
 

@@ -687,14 +687,14 @@ def open_outcomes(
     from agreements._open_package import open_package
     from agreements._signing import load_public_key
     from agreements._stored_agreements import agreement_by_hash
-    from agreements._workflows import _sender
+    from agreements._workflows import trusted_sender
     from deid import verify_published
 
     seen: dict[str, Any] = {}
     me = our_card(vault)
 
     def verify_sender(manifest: Any) -> Any:
-        seen["sender"] = _sender(vault, manifest)
+        seen["sender"] = trusted_sender(vault, manifest)
         return load_public_key(seen["sender"].card.signing_key)
 
     def check_manifest(manifest: Any) -> None:

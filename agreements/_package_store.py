@@ -466,7 +466,7 @@ def _signer(vault: Vault, fingerprint: str, what: str) -> Any:
         raise PackageRejected(str(exc)) from exc
 
 
-def _nonempty_str(value: Any) -> bool:
+def nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
@@ -479,7 +479,7 @@ def import_receipt(vault: Vault, receipt: Any, source: str = "The receipt") -> R
     """
     try:
         if not isinstance(receipt, dict) or not all(
-            _nonempty_str(receipt.get(k)) for k in ("recipient", "package_id")
+            nonempty_str(receipt.get(k)) for k in ("recipient", "package_id")
         ):
             raise PackageRejected(
                 f"{source} is not a PathShare receipt (its fields are missing or malformed)."
@@ -598,7 +598,7 @@ def import_destruction_certificate(
     """
     try:
         if not isinstance(certificate, dict) or not all(
-            _nonempty_str(certificate.get(k)) for k in ("recipient", "package_id")
+            nonempty_str(certificate.get(k)) for k in ("recipient", "package_id")
         ):
             raise PackageRejected(
                 f"{source} is not a PathShare destruction certificate (its fields are missing or malformed)."

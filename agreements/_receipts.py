@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agreements._clock import utc_text
-from agreements._manifest import Manifest, _nonempty_str
+from agreements._manifest import Manifest, nonempty_str
 from agreements._signing import sign_document, verify_document
 from agreements.errors import PackageRejected
 from deid import (
@@ -182,7 +182,7 @@ def _signed(
 ) -> dict[str, Any]:
     if not isinstance(doc, dict) or set(doc) != keys or doc[marker] != 1:
         raise PackageRejected(f"The {what} is malformed.")
-    if not all(_nonempty_str(doc[k]) for k in keys - {marker}):
+    if not all(nonempty_str(doc[k]) for k in keys - {marker}):
         raise PackageRejected(f"The {what} is malformed.")
     from deid import unsafe_characters
 

@@ -29,18 +29,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agreements import _agefile
 from agreements._clock import utc_text
 from agreements._manifest import (
-    _CHUNK,
+    CHUNK,
     DATA_DIR,
     MANIFEST_NAME,
     REPORT_NAME,
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
+    Meter,
     Progress,
-    _check_data_name,
-    _check_unique,
-    _is_sha,
-    _Meter,
+    check_data_name,
+    check_unique,
+    is_sha,
 )
 from agreements._signing import canonical_json, sha256_hex, sign_document
 from deid import (
@@ -101,11 +101,11 @@ def seal(
         name, source = spec[0], Path(spec[1])
         rows = spec[2] if len(spec) > 2 else None  # type: ignore[misc]
         digest = spec[3] if len(spec) > 3 else None  # type: ignore[misc]
-        if digest is not None and not _is_sha(digest):
+        if digest is not None and not is_sha(digest):
             raise ValueError("a known SHA-256 must be 64 lowercase hex digits")
         known.append(digest)
         try:
-            _check_data_name(name)
+            check_data_name(name)
         except ValueError as exc:
             raise InputError(f"Cannot seal {source}: {exc}.") from exc
         if not source.is_file():
@@ -113,7 +113,7 @@ def seal(
         specs.append((name, source, rows))
     if not specs:
         raise InputError("Nothing to seal: a package needs at least one data file.")
-    _check_unique([s[0] for s in specs], InputError)
+    check_unique([s[0] for s in specs], InputError)
     try:
         report_bytes = canonical_json(report)
     except ValueError as exc:
@@ -152,7 +152,7 @@ def seal(
 
     # Files without a known hash are read twice (hashed, then sealed); the others once.
     total = sum(s[1].stat().st_size * (1 if d else 2) for s, d in zip(specs, known, strict=True)) or 1
-    meter = _Meter(progress, total, "sealing")
+    meter = Meter(progress, total, "sealing")
     hashed = [
         _stat_source(name, source, rows, digest) if digest else _hash_source(name, source, rows, meter)
         for (name, source, rows), digest in zip(specs, known, strict=True)
@@ -187,7 +187,7 @@ def _identity(st: os.stat_result) -> tuple[int, ...]:
 
 
 def _hash_source(
-    name: str, source: Path, rows: int | None, meter: _Meter
+    name: str, source: Path, rows: int | None, meter: Meter
 ) -> tuple[FileEntry, tuple[int, ...]]:
     """First read of a source: its size and SHA-256 for the manifest, and what identifies its state."""
     try:
@@ -195,7 +195,7 @@ def _hash_source(
             before = os.fstat(fh.fileno())
             digest = hashlib.sha256()
             seen = 0
-            while chunk := fh.read(_CHUNK):
+            while chunk := fh.read(CHUNK):
                 seen += len(chunk)
                 digest.update(chunk)
                 meter.add(len(chunk))
@@ -223,7 +223,7 @@ def _tar_chunks(
     specs: Sequence[tuple[str, Path, int | None]],
     hashed: Sequence[tuple[FileEntry, tuple[int, ...]]],
     mtime: int,
-    meter: _Meter,
+    meter: Meter,
     known: Sequence[str | None],
 ) -> Iterator[bytes]:
     """The package tar, generated piece by piece, the signed manifest first (so a recipient verifies
@@ -255,7 +255,7 @@ def _tar_chunks(
             seen = 0
             while True:
                 try:
-                    chunk = fh.read(min(_CHUNK, entry.size - seen + 1))
+                    chunk = fh.read(min(CHUNK, entry.size - seen + 1))
                 except OSError as exc:
                     raise InputError(f"Cannot read {source}: {exc.strerror or exc}.") from exc
                 if not chunk:

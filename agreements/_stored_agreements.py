@@ -15,14 +15,14 @@ if TYPE_CHECKING:
     from agreements._vault import Vault
 
 
-def _load_rows(vault: Vault, agreement_id: str) -> list[Agreement]:
+def load_rows(vault: Vault, agreement_id: str) -> list[Agreement]:
     rows = vault.db.execute(
         "SELECT document FROM agreements WHERE id = ? ORDER BY version", (agreement_id,)
     ).fetchall()
     return [parse_agreement(r[0], source=f"agreement {agreement_id} in the vault") for r in rows]
 
 
-def _resolve_id(vault: Vault, text: str) -> str:
+def resolve_id(vault: Vault, text: str) -> str:
     """An agreement id from what a user typed: the full id or a unique prefix (agreements._idprefix)."""
 
     def candidates(t: str) -> list[str]:
@@ -33,7 +33,7 @@ def _resolve_id(vault: Vault, text: str) -> str:
                     error=AgreementError, list_action="list_agreements")  # fmt: skip
 
 
-def _pick(versions: list[Agreement], version: int | None, agreement_id: str) -> Agreement:
+def pick(versions: list[Agreement], version: int | None, agreement_id: str) -> Agreement:
     if version is None:
         return versions[-1]
     for a in versions:
@@ -44,8 +44,8 @@ def _pick(versions: list[Agreement], version: int | None, agreement_id: str) -> 
 
 def get_agreement(vault: Vault, agreement_id: str, version: int | None = None) -> Agreement:
     """One version of an agreement (the latest by default); ``agreement_id`` may be a unique prefix."""
-    aid = _resolve_id(vault, agreement_id)
-    return _pick(_load_rows(vault, aid), version, aid)
+    aid = resolve_id(vault, agreement_id)
+    return pick(load_rows(vault, aid), version, aid)
 
 
 def agreement_by_hash(vault: Vault, sha256: str) -> Agreement | None:
@@ -58,4 +58,4 @@ def agreement_by_hash(vault: Vault, sha256: str) -> Agreement | None:
 
 def agreement_versions(vault: Vault, agreement_id: str) -> list[Agreement]:
     """Every version of an agreement the vault holds, oldest first."""
-    return _load_rows(vault, _resolve_id(vault, agreement_id))
+    return load_rows(vault, resolve_id(vault, agreement_id))

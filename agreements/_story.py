@@ -283,7 +283,7 @@ def story_names(vault: Vault) -> Names:
     """Organizations, agreement titles and package files of this vault (one read each)."""
     from pathlib import Path
 
-    from agreements._compliance import _titles, organization_names
+    from agreements._compliance import agreement_titles, organization_names
 
     rows = vault.db.execute("SELECT package_id, direction, location FROM packages").fetchall()
     packages = {
@@ -295,7 +295,7 @@ def story_names(vault: Vault) -> Names:
         for pid, direction, location in rows
         if location
     }
-    return Names(organization_names(vault), _titles(vault), packages)
+    return Names(organization_names(vault), agreement_titles(vault), packages)
 
 
 def _value(key: str, value: Any, n: Names) -> str:

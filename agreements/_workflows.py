@@ -165,7 +165,7 @@ def seal_for_agreement(
 # ------------------------------------------------------------------------------------------------ open
 
 
-def _sender(vault: Vault, manifest: Manifest) -> Partner:
+def trusted_sender(vault: Vault, manifest: Manifest) -> Partner:
     try:
         partner = find_partner(vault, fingerprint=manifest.sender_fingerprint)
     except PartnerError as exc:
@@ -298,7 +298,7 @@ def open_received(
 
     def verify_sender(manifest: Manifest) -> Any:
         seen["manifest"] = manifest
-        seen["sender"] = _sender(vault, manifest)
+        seen["sender"] = trusted_sender(vault, manifest)
         return load_public_key(seen["sender"].card.signing_key)
 
     def check_manifest(manifest: Manifest) -> None:

@@ -11,15 +11,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._cells import _as_string, _clean, _to_float, best_date_format
+from deid._cells import as_string, best_date_format, clean, to_float
 from deid._elements import Element, element_library
-from deid._mapping_profile import MappingProfile, _as_profile
+from deid._mapping_profile import MappingProfile, as_profile
 from deid._recodes import apply_recodes
 from deid._value_profile import SAMPLE_ROWS
 from deid.errors import InputError, PolicyError
 
 
-def _check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, Element] | None) -> None:
+def check_mapping(table: pa.Table, prof: MappingProfile, by_name: Mapping[str, Element] | None) -> None:
     missing = [
         c for c in [*prof.mapped, *(d["from"] for d in prof.derived.values())] if c not in table.column_names
     ]
@@ -46,7 +46,7 @@ def column_date_format(head: pa.ChunkedArray | pa.Array) -> str:
     """The date format of a column whose mapping names none: the best format of its first
     ``SAMPLE_ROWS`` rows (``head``: those rows, or more), "" when none fits. Chosen once per column, so a
     file read in batches gets the one format the whole column gets."""
-    fmt, _ = best_date_format(pc.drop_null(_clean(head.slice(0, SAMPLE_ROWS))))
+    fmt, _ = best_date_format(pc.drop_null(clean(head.slice(0, SAMPLE_ROWS))))
     return fmt or ""
 
 
@@ -103,22 +103,22 @@ def normalize_column(
     if el.normalize == "fraction" and fraction_top is None:
         fraction_top = column_top(col)
     if el.code_set or el.type in ("date", "integer", "decimal"):
-        return _map_distinct(
-            col, lambda values: _normalize_values(values, el, recodes, date_format, fraction_top)
+        return map_distinct(
+            col, lambda values: normalize_values(values, el, recodes, date_format, fraction_top)
         )
-    return _normalize_values(col, el, recodes, date_format, fraction_top)
+    return normalize_values(col, el, recodes, date_format, fraction_top)
 
 
 def column_top(col: pa.ChunkedArray | pa.Array) -> float:
     """The largest number of a column (-inf when it holds none): what ``normalize: fraction`` looks at."""
-    top = pc.max(_to_float(_clean(col))).as_py()
+    top = pc.max(to_float(clean(col))).as_py()
     return float("-inf") if top is None else float(top)
 
 
-def _map_distinct(col: pa.ChunkedArray | pa.Array, *funcs: Any) -> Any:
+def map_distinct(col: pa.ChunkedArray | pa.Array, *funcs: Any) -> Any:
     """Each of ``funcs`` applied to the distinct values of ``col`` and spread back over its rows (one
     result, or a tuple of results for several functions; the column is encoded once)."""
-    arr = _as_string(col)
+    arr = as_string(col)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     encoded = pc.dictionary_encode(arr)
@@ -129,7 +129,7 @@ def _map_distinct(col: pa.ChunkedArray | pa.Array, *funcs: Any) -> Any:
     return out[0] if len(out) == 1 else tuple(out)
 
 
-def _normalize_values(
+def normalize_values(
     col: pa.ChunkedArray | pa.Array,
     el: Element,
     recodes: Mapping[str, str] | None,
@@ -139,8 +139,8 @@ def _normalize_values(
     if el.type == "text" and not el.code_set:
         # Free text passes as it is (the redaction treatment reads it whole); copying a column of
         # notes only to trim it would cost more than every other column together.
-        return _as_string(col)
-    text = _clean(col)
+        return as_string(col)
+    text = clean(col)
     if el.code_set:
         text = apply_recodes(text, recodes or {})
         if el.format != "flag" or not recodes:
@@ -152,7 +152,7 @@ def _normalize_values(
         parsed = _parse_dates(text, date_format)
         return pc.strftime(parsed, format="%Y-%m-%d")
     if el.type in ("integer", "decimal"):
-        nums = _to_float(text)
+        nums = to_float(text)
         if el.normalize == "fraction":
             top = pc.max(nums).as_py() if fraction_top is None else fraction_top
             if top is not None and top > 1.0:
@@ -169,7 +169,7 @@ def _normalize_values(
 
 def derive_column(col: pa.ChunkedArray | pa.Array, values: Mapping[str, str]) -> pa.ChunkedArray | pa.Array:
     """A column filled from another's values: listed values become their code, anything else empty."""
-    text = _clean(col)
+    text = clean(col)
     keys = pa.array(list(values), pa.string())
     targets = pa.array(list(values.values()), pa.string())
     idx = pc.index_in(text, value_set=keys)
@@ -195,12 +195,12 @@ def apply_mapping(
     ``fill_missing`` every element of the dictionary is a column (empty when the export lacks it), so
     files from different systems have identical columns.
     """
-    prof = _as_profile(mapping)
+    prof = as_profile(mapping)
     els = list(element_library().values()) if elements is None else list(elements)
-    return _apply(table, prof, els, keep_unmapped=keep_unmapped, fill_missing=fill_missing)
+    return apply(table, prof, els, keep_unmapped=keep_unmapped, fill_missing=fill_missing)
 
 
-def _apply(
+def apply(
     table: pa.Table,
     prof: MappingProfile,
     els: list[Element],
@@ -213,7 +213,7 @@ def _apply(
     """:func:`apply_mapping` of ``table`` — the whole file, or one batch of it with the file's date
     formats and fraction tops per column (deid._mapping_stream)."""
     by_name = {el.name: el for el in els}
-    _check_mapping(table, prof, by_name)
+    check_mapping(table, prof, by_name)
     element_to_col = {e: c for c, e in prof.mapped.items()}
     names: list[str] = []
     arrays: list[pa.ChunkedArray | pa.Array] = []

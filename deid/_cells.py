@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_DATE_FORMATS = (
+DATE_FORMATS = (
     "%m/%d/%Y",
     "%Y-%m-%d",
     "%Y%m%d",
@@ -20,10 +20,10 @@ _DATE_FORMATS = (
     "%m/%d/%Y %H:%M:%S",
 )
 # Plain numbers, an optional trailing % (a rate written as a percentage).
-_NUMBER_PATTERN = r"^[-+]?(\d+\.?\d*|\.\d+)%?$"
+NUMBER_PATTERN = r"^[-+]?(\d+\.?\d*|\.\d+)%?$"
 
 
-def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def as_string(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     if pa.types.is_string(col.type):
         return col
     if pa.types.is_dictionary(col.type):
@@ -33,9 +33,9 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return pc.cast(col, pa.string())
 
 
-def _clean(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def clean(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Text with surrounding blanks trimmed and empty strings as nulls."""
-    text = pc.utf8_trim_whitespace(_as_string(col))
+    text = pc.utf8_trim_whitespace(as_string(col))
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
@@ -45,7 +45,7 @@ def best_date_format(values: pa.Array | pa.ChunkedArray) -> tuple[str | None, fl
     if n == 0:
         return None, 0.0
     best: tuple[str | None, float] = (None, 0.0)
-    for fmt in _DATE_FORMATS:
+    for fmt in DATE_FORMATS:
         parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
         frac = (len(parsed) - parsed.null_count) / n
         if frac > best[1]:
@@ -55,9 +55,9 @@ def best_date_format(values: pa.Array | pa.ChunkedArray) -> tuple[str | None, fl
     return best
 
 
-def _to_float(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def to_float(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Numbers as float64 (a trailing % removed); anything unparseable becomes null."""
-    text = _clean(values)
-    ok = pc.match_substring_regex(text, _NUMBER_PATTERN)
+    text = clean(values)
+    ok = pc.match_substring_regex(text, NUMBER_PATTERN)
     text = pc.if_else(ok, pc.replace_substring(text, "%", ""), pa.scalar(None, pa.string()))
     return pc.cast(text, pa.float64())

@@ -114,7 +114,7 @@ _WEAK = {
 }
 # Words that change what a header is about: "Exit Date" is not an enrollment date, "Parent Email" not
 # the student's. A header carrying one its synonym lacks scores half.
-_QUALIFIERS = frozenset({
+QUALIFIERS = frozenset({
     "exit", "withdraw", "withdrawal", "leave", "end", "graduation", "grad", "expected", "previous",
     "prior", "parent", "guardian", "mother", "father", "emergency", "contact", "teacher", "counselor",
     "staff", "sibling", "work", "mailing", "preferred", "alternate",
@@ -133,7 +133,7 @@ def header_tokens(header: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _compact(header: str) -> str:
+def compact_header(header: str) -> str:
     return re.sub(r"[^0-9a-z]", "", header.lower())
 
 
@@ -153,18 +153,18 @@ class _Synonym:
     compact: str
 
 
-def _synonyms_of(el: Element) -> list[_Synonym]:
+def synonyms_of(el: Element) -> list[_Synonym]:
     texts = [el.name, el.label, *el.synonyms]
-    return [_Synonym(t, header_tokens(t), _compact(t)) for t in texts if t]
+    return [_Synonym(t, header_tokens(t), compact_header(t)) for t in texts if t]
 
 
 def header_score(
     header: str, el: Element, _cache: dict[str, list[_Synonym]] | None = None
 ) -> tuple[float, str]:
     """How well ``header`` names ``el`` (0..1) and the synonym that matched best."""
-    syns = _cache[el.name] if _cache is not None else _synonyms_of(el)
+    syns = _cache[el.name] if _cache is not None else synonyms_of(el)
     tokens = header_tokens(header)
-    compact = _compact(header)
+    compact = compact_header(header)
     best, best_syn = 0.0, ""
     matcher = difflib.SequenceMatcher(None, autojunk=False)
     matcher.set_seq2(compact)  # the header is the fixed side: difflib caches its index
@@ -178,7 +178,7 @@ def header_score(
             if matcher.real_quick_ratio() > 0.75 and matcher.quick_ratio() > 0.75:
                 ratio = matcher.ratio()
                 score = max(score, (ratio - 0.5) * 1.8 if ratio > 0.75 else 0.0)
-        if (set(tokens) & _QUALIFIERS) - set(syn.tokens):
+        if (set(tokens) & QUALIFIERS) - set(syn.tokens):
             score *= 0.5
         if score > best:
             best, best_syn = score, syn.text

@@ -14,17 +14,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._cells import _DATE_FORMATS, _NUMBER_PATTERN, _as_string, _clean
+from deid._cells import DATE_FORMATS, NUMBER_PATTERN, as_string, clean
 from deid._elements import element_library
-from deid._header_match import _compact, _synonyms_of
-from deid._recodes import _grade_code
+from deid._header_match import compact_header, synonyms_of
+from deid._recodes import grade_code
 
 HEADER_SAMPLE_ROWS = 1000  # rows spread over the file that each column's header cell is compared with
 _MIN_SAMPLE = 3  # fewer non-empty values than this say nothing about a column's shape
 # A four-digit year or a school year: a real header in a wide export ("2023", "2024" over scale scores).
 _YEAR = re.compile(r"(19[5-9]\d|20[0-4]\d)([-/](\d{2}|\d{4}))?")
 _INTEGER = re.compile(r"[-+]?\d+")
-_NUMBER = re.compile(_NUMBER_PATTERN)
+_NUMBER = re.compile(NUMBER_PATTERN)
 # A date column's values, in any of the spreadsheet forms (a header cell is then tried with strptime).
 _DATELIKE = (
     r"^(\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}-[A-Za-z]{3}-\d{4}|\d{8})([ T]\d{1,2}:\d{2}(:\d{2})?)?$"
@@ -73,7 +73,7 @@ def header_row_verdict(
             continue
         # A cell the data dictionary knows as a column name ("ELL", "ETH", "SSID", "Birth Date") is
         # one, whatever the values below it look like: short SIS names share their codes' shape.
-        vote = "name" if _compact(header) in known else _header_vote(header.strip(), table.column(i))
+        vote = "name" if compact_header(header) in known else _header_vote(header.strip(), table.column(i))
         if vote == "value":
             value.append(i + 1)
         elif vote == "name":
@@ -85,7 +85,7 @@ def header_row_verdict(
 def _dictionary_headers() -> frozenset[str]:
     """Every element name, label and synonym in the shipped library, compacted as headers are."""
     return frozenset(
-        syn.compact for el in element_library().values() for syn in _synonyms_of(el) if syn.compact
+        syn.compact for el in element_library().values() for syn in synonyms_of(el) if syn.compact
     )
 
 
@@ -110,7 +110,7 @@ def _without_repeated_headers(names: Sequence[str], table: pa.Table) -> pa.Table
         return table
     hits = None
     for i, h in named:
-        same = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(_as_string(table.column(i))), h), False)
+        same = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(as_string(table.column(i))), h), False)
         as_int = pc.cast(same, pa.int32())
         hits = as_int if hits is None else pc.add(hits, as_int)
     repeated = pc.greater_equal(hits, max(3, 0.9 * len(named)))
@@ -144,7 +144,7 @@ def _shape(text: pa.Array) -> pa.Array:
 
 
 def _is_date(value: str) -> bool:
-    for fmt in _DATE_FORMATS:
+    for fmt in DATE_FORMATS:
         try:
             dt.datetime.strptime(value, fmt)
             return True
@@ -158,7 +158,7 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
     that ``header`` lacks, None when the column says nothing (free text, names, too few values)."""
     if not header:
         return None
-    values = pc.drop_null(_clean(col))
+    values = pc.drop_null(clean(col))
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     present = len(values)
@@ -171,7 +171,7 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
     if _YEAR.fullmatch(header):
         # A year names a column of a wide export unless the column itself holds years.
         return "value" if share(_YEAR.pattern.join("^$")) >= 0.9 else None
-    if share(_NUMBER_PATTERN) >= 0.95:
+    if share(NUMBER_PATTERN) >= 0.95:
         return "value" if _NUMBER.fullmatch(header) else "name"
     counts = pc.value_counts(values)
     distinct = len(counts)
@@ -185,7 +185,7 @@ def _header_vote(header: str, col: pa.ChunkedArray | pa.Array) -> str | None:
             if (
                 codes
                 and len(seen & codes) >= 0.9 * len(seen)
-                and (header in codes or (el.format == "grade" and _grade_code(header, codes) is not None))
+                and (header in codes or (el.format == "grade" and grade_code(header, codes) is not None))
             ):
                 return "value"
         if len(header) <= 1 or any(ch.isdigit() for ch in header):

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deid._elements import Element, element_library
-from deid._rownumbers import _first_rows, _rows_text
+from deid._rownumbers import first_rows_where, rows_text
 from deid.errors import InputError, PolicyError
 
 REPAIRS = ("", "zfill")
@@ -60,10 +60,10 @@ def shape_problems(col: pa.Array | pa.ChunkedArray, digits: int) -> ShapeCheck:
     bad = pc.and_(present, pc.invert(good))
     if short is not None:
         bad = pc.and_(bad, pc.invert(short))
-        n_short, short_rows = _first_rows(short)
+        n_short, short_rows = first_rows_where(short)
     else:
         n_short, short_rows = 0, ()
-    n_bad, bad_rows = _first_rows(bad)
+    n_bad, bad_rows = first_rows_where(bad)
     return ShapeCheck(n_short, short_rows, n_bad, bad_rows)
 
 
@@ -87,14 +87,14 @@ def shape_messages(
         if el.repair == "zfill":
             sentence = (
                 f"{check.short} value(s) of column '{column}' ({what}) had fewer than {el.digits} digits, "
-                f"in {_rows_text(check.short_rows, check.short)}: they lost their leading zeros (the "
+                f"in {rows_text(check.short_rows, check.short)}: they lost their leading zeros (the "
                 f"column was probably opened in Excel) and were padded with zeros to {el.digits} digits, "
                 f"as the element says (repair: zfill)."
             )
         else:
             sentence = (
                 f"Column '{column}' ({what}) has {check.short} value(s) with fewer than {el.digits} "
-                f"digits, in {_rows_text(check.short_rows, check.short)}: they look like IDs that lost "
+                f"digits, in {rows_text(check.short_rows, check.short)}: they look like IDs that lost "
                 f"their leading zeros; {EXCEL_HINT}."
             )
         out.append(("lost_zeros", sentence, check.short, check.short_rows))
@@ -102,7 +102,7 @@ def shape_messages(
         out.append((
             "identifier_shape",
             f"Column '{column}' ({what}) has {check.bad} value(s) that are not {el.digits}-digit IDs, in "
-            f"{_rows_text(check.bad_rows, check.bad)} (letters, other lengths, or a number a spreadsheet "
+            f"{rows_text(check.bad_rows, check.bad)} (letters, other lengths, or a number a spreadsheet "
             f"rewrote such as 1.23E+09); correct the source.",
             check.bad,
             check.bad_rows,

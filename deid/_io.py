@@ -46,7 +46,7 @@ from deid._atomic import Recorded, atomic_path, check_output_path
 from deid.errors import InputError, OutputError
 
 MAX_CELL_BYTES = 1_000_000
-_BLOCK_SIZE = 2 << 20  # small blocks parse in parallel; a row must fit in one
+BLOCK_SIZE = 2 << 20  # small blocks parse in parallel; a row must fit in one
 _BIG_BLOCK_SIZE = 64 << 20  # the retry, so that a 10 MB cell is parsed and then refused with its row
 _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 256 << 10
@@ -117,17 +117,17 @@ def read_table(
             table = _read_csv(p, info)
     except OSError as exc:  # unreadable (permissions, a device error): a sentence, not a traceback
         raise InputError(f"Cannot read {p}: {exc.strerror or 'the system refused'}.") from None
-    return _finish(p, table, info, duplicates)
+    return finish(p, table, info, duplicates)
 
 
 # ---------------------------------------------------------------------------------------- CSV
 
 
 def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
-    encoding = _detect_encoding(p, full=False)
+    encoding = detect_encoding(p, full=False)
     for attempt in range(2):
         info.encoding = encoding
-        text_sample = _decoded_sample(p, encoding)
+        text_sample = decoded_sample(p, encoding)
         if not text_sample.strip():
             raise InputError(f"{p} is empty.")
         # Strip spaces and line ends only: a tab is a delimiter, and a data row of empty tab-separated
@@ -135,7 +135,7 @@ def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
         if p.stat().st_size <= _SAMPLE_BYTES and not any(c in text_sample.strip(" \r\n") for c in "\r\n"):
             # One line and no line end: pyarrow would call it an unclosed quote.
             raise InputError(f"{p} has a header but no data rows.")
-        delimiter, header = _sniff(p, text_sample)
+        delimiter, header = sniff(p, text_sample)
         info.delimiter = delimiter
         names = [f"c{i}" for i in range(len(header))]
         invalid: list[tuple[int | None, str, int]] = []
@@ -148,7 +148,7 @@ def _read_csv(p: Path, info: ReadInfo) -> pa.Table:
                 raise InputError(
                     f"{p} contains bytes that are not valid text in any encoding tried."
                 ) from None
-            encoding = _detect_encoding(p, full=True)
+            encoding = detect_encoding(p, full=True)
     odd_quotes = encoding not in ("utf-16", "utf-32") and _count_bytes(p, b'"') % 2
     if odd_quotes and (invalid or _has_line_break(table)):
         # pyarrow reads an unclosed quote to the next quote or to the end of the file as one cell:
@@ -189,7 +189,7 @@ def _parse(
 ) -> pa.Table:
     """pyarrow's CSV reader with PathShare's options; a row too long for the usual block is retried
     with a big block so an oversized cell can be refused with its row number."""
-    for block in (_BLOCK_SIZE, _BIG_BLOCK_SIZE):
+    for block in (BLOCK_SIZE, _BIG_BLOCK_SIZE):
         invalid.clear()
         try:
             return _arrow_csv(source, encoding, delimiter, names, invalid, threads=threads, block_size=block)
@@ -200,7 +200,7 @@ def _parse(
             if "UTF8" in msg and encoding in ("utf-8", "utf-8-sig"):
                 raise _NotUtf8() from exc
             # from None: pyarrow's messages may quote the text of a row
-            raise _translate_arrow_error(p, exc) from None
+            raise translate_arrow_error(p, exc) from None
     raise AssertionError("unreachable")
 
 
@@ -229,7 +229,7 @@ def _arrow_csv(
         # the header as a parsed row, not a line: a header cell with a line break ("Student<LF>ID",
         # Excel's Alt+Enter) would otherwise leave its second line behind as a data row
         skip_rows_after_names=1,
-        block_size=block_size or _BLOCK_SIZE,
+        block_size=block_size or BLOCK_SIZE,
         use_threads=threads,
         encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
     )
@@ -247,7 +247,7 @@ def _arrow_csv(
     )
 
 
-def _translate_arrow_error(p: Path, exc: Exception) -> InputError:
+def translate_arrow_error(p: Path, exc: Exception) -> InputError:
     msg = str(exc)
     if "straddling" in msg or "block" in msg:
         return InputError(f"{p} has a value longer than 1 MB or a quote that is never closed.")
@@ -327,7 +327,7 @@ def _quote(value: str, delimiter: str) -> str:
     return value
 
 
-def _detect_encoding(p: Path, *, full: bool = True) -> str:
+def detect_encoding(p: Path, *, full: bool = True) -> str:
     """Pick the file's encoding: BOMs first, then UTF-8, then an 8-bit Windows code page.
 
     With ``full=False`` a file whose first 256 KB are UTF-8 is taken as UTF-8 (pyarrow validates the
@@ -429,14 +429,14 @@ def _check_decodes(p: Path, encoding: str) -> None:
             raise InputError(f"{p} contains bytes that are not valid {encoding} text.") from exc
 
 
-def _decoded_sample(p: Path, encoding: str) -> str:
+def decoded_sample(p: Path, encoding: str) -> str:
     with open(p, "rb") as fh:
         raw = fh.read(_SAMPLE_BYTES)
     text = raw.decode(encoding, errors="ignore")  # the tail may cut a multi-byte character
     return text.lstrip("\ufeff")
 
 
-def _sniff(p: Path, sample: str) -> tuple[str, list[str]]:
+def sniff(p: Path, sample: str) -> tuple[str, list[str]]:
     """Choose the delimiter whose parse of the sample gives the most consistent, widest rows."""
     complete = sample if len(sample) < _SAMPLE_BYTES // 2 else sample[: sample.rfind("\n") + 1] or sample
     best: tuple[float, int, str, list[str]] | None = None
@@ -770,11 +770,11 @@ def _read_parquet(p: Path, info: ReadInfo) -> pa.Table:
         raise InputError(f"{p} is not a readable Parquet file.") from exc
     cols = []
     for col in table.columns:
-        cols.append(_as_text(col))
+        cols.append(column_as_text(col))
     return pa.table(cols, names=table.column_names)
 
 
-def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+def column_as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
     t = col.type
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
@@ -805,7 +805,7 @@ def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
 # ---------------------------------------------------------------------------- common finishing
 
 
-def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error") -> pa.Table:
+def finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error") -> pa.Table:
     """Header repairs and refusals shared by every format."""
     check_text(table, str(p))
     names = list(table.column_names)
@@ -817,8 +817,8 @@ def _finish(p: Path, table: pa.Table, info: ReadInfo, duplicates: str = "error")
     last_named = max((i for i, n in enumerate(names) if n), default=-1)
     if last_named < 0:
         raise InputError(f"{p} has no column names in its first row.")
-    _refuse_repeated_headers(p, table, names)
-    _check_header_is_not_data(p, names, table)
+    refuse_repeated_headers(p, table, names)
+    check_header_is_not_data(p, names, table)
     dropped_trailing = 0
     for i, name in enumerate(names):
         col = table.column(i)
@@ -914,7 +914,7 @@ def _first_invalid_utf8(chunk: pa.Array) -> int | None:
     return lo
 
 
-def _refuse_repeated_headers(p: Path, table: pa.Table, names: list[str]) -> None:
+def refuse_repeated_headers(p: Path, table: pa.Table, names: list[str]) -> None:
     """Refuse data rows that repeat the header cell for cell: two exports pasted one under the other.
 
     Read as data, such a row would be de-identified as a student ("Student ID" as an ID, "Grade" as
@@ -948,7 +948,7 @@ _DATA_HEADERS = (
 )
 
 
-def _check_header_is_not_data(p: Path, names: list[str], table: pa.Table | None = None) -> None:
+def check_header_is_not_data(p: Path, names: list[str], table: pa.Table | None = None) -> None:
     """Refuse a file whose first row is a student's record: its values would become column names (and
     so appear in messages, reports and the mapping), and the student would be missing from the data.
 

@@ -169,7 +169,7 @@ def _link_input(eng: Any, path: str | os.PathLike[str], column: str | None, *, w
         return _Input(name, n, table.drop_columns([name]), tokens=(table.column(name), str(path), n))
     import pyarrow.parquet as pq
 
-    from deid._io import ReadInfo, _as_text, _finish
+    from deid._io import ReadInfo, column_as_text, finish
 
     p = Path(path)
     if not p.exists():
@@ -189,13 +189,13 @@ def _link_input(eng: Any, path: str | os.PathLike[str], column: str | None, *, w
         else:  # the one column whose first cells look like link tokens (as find_token_column does)
             first = next(pf.iter_batches(batch_size=1000), None)
             sample = pa.Table.from_batches([first]) if first is not None else pf.schema_arrow.empty_table()
-            text = pa.table([_as_text(c) for c in sample.columns], names=sample.column_names)
+            text = pa.table([column_as_text(c) for c in sample.columns], names=sample.column_names)
             name = find_token_column(text, str(p))
         rest = [n for n in names if n != name]
         if want_others and rest:
             others = pq.read_table(p, columns=rest)
-            others = _finish(p, pa.table([_as_text(c) for c in others.columns], names=others.column_names),
-                             ReadInfo())  # fmt: skip
+            as_text = pa.table([column_as_text(c) for c in others.columns], names=others.column_names)
+            others = finish(p, as_text, ReadInfo())
         else:
             others = pa.table({"": pa.nulls(rows, pa.string())}).drop_columns([""])
     except (pa.ArrowException, OSError):

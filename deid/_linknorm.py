@@ -133,24 +133,24 @@ def sex_codes(column: Column, name: str, sex_map: Mapping[str, str] | None = Non
     token. A value neither knows is refused — InputError naming the column and the rows — never
     dropped silently (a file with no sex tokens links far worse and would say nothing)."""
     from deid._elements import element_library
-    from deid._recodes import _lookup, _norm_value
-    from deid._rownumbers import _first_rows, _rows_text
+    from deid._recodes import code_lookup, norm_value
+    from deid._rownumbers import first_rows_where, rows_text
 
     el = element_library()["sex"]
-    lookup = {_norm_value(k): v for k, v in _lookup(el).items()}
-    lookup.update({_norm_value(str(k)): str(v).strip().upper() for k, v in (sex_map or {}).items()})
+    lookup = {norm_value(k): v for k, v in code_lookup(el).items()}
+    lookup.update({norm_value(str(k)): str(v).strip().upper() for k, v in (sex_map or {}).items()})
     col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
     enc = pc.dictionary_encode(col.cast(pa.string()).combine_chunks())
     distinct = enc.dictionary.to_pylist()
-    meaning = [lookup.get(_norm_value(v)) if v is not None and v.strip() else "" for v in distinct]
+    meaning = [lookup.get(norm_value(v)) if v is not None and v.strip() else "" for v in distinct]
     unknown = pa.array([m is None for m in meaning], pa.bool_())
     bad = pc.take(unknown, enc.indices)
-    count, rows = _first_rows(bad)
+    count, rows = first_rows_where(bad)
     if count:
         codes = ", ".join(c.code for c in el.code_set)
         raise InputError(
             f"Column '{name}' (sex, for the link tokens) has {count} value(s) that are not sex codes "
-            f"({codes} or their names), in {_rows_text(rows, count)}: recode them, or say what the "
+            f"({codes} or their names), in {rows_text(rows, count)}: recode them, or say what the "
             "source system's codes mean with \"sex_codes\" in the link_tokens rule (for example "
             '{"1": "F", "2": "M"}). Without sex the link tokens would lose two of their kinds.'
         )

@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 from deid._column_rule import ColumnRule
 from deid._linknorm import first_name_keys, letters, null_empty, sex_codes, surname_parts
 from deid._tokenkinds import B64, KINDS, TOKEN_CHARS
-from deid._treatments import Column, Treatment, TreatmentContext, _keyed_digests, parse_dates
+from deid._treatments import Column, Treatment, TreatmentContext, keyed_digests, parse_dates
 from deid.errors import PolicyError
 
 KEY_PURPOSE = "link_tokens"
@@ -118,7 +118,7 @@ def _field(column: Column, keys: _Keys) -> Field:
     """Keyed digest of each row's value (one PRF call per distinct value); nulls are not valid."""
     col = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
     col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    digests, chunks = _keyed_digests(col, keys.field, 8)
+    digests, chunks = keyed_digests(col, keys.field, 8)
     idx = chunks[0].indices if chunks else pa.array([], pa.int32())
     valid = pc.is_valid(idx).to_numpy(zero_copy_only=False)
     table = digests.view(">u8").ravel().astype(np.uint64) if len(digests) else np.zeros(1, np.uint64)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deid._header_match import _compact
+from deid._header_match import compact_header
 from deid.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ PROFILE_VERSION = 1
 
 def header_signature(headers: Iterable[str]) -> str:
     """A stable fingerprint of an export's header set (order and case do not matter)."""
-    names = sorted({_compact(h) for h in headers})
+    names = sorted({compact_header(h) for h in headers})
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
 
@@ -150,11 +150,11 @@ def match_profile(headers: Sequence[str], profiles: Iterable[MappingProfile]) ->
     for prof in profiles:
         if prof.signature == sig:
             return prof
-    present = {_compact(h) for h in headers}
+    present = {compact_header(h) for h in headers}
     best: tuple[float, MappingProfile | None] = (0.0, None)
     for prof in profiles:
-        cols = {_compact(c) for c in prof.columns}
-        if not cols or not {_compact(c) for c in prof.mapped} <= present:
+        cols = {compact_header(c) for c in prof.columns}
+        if not cols or not {compact_header(c) for c in prof.mapped} <= present:
             continue
         jaccard = len(cols & present) / len(cols | present)
         if jaccard >= 0.9 and jaccard > best[0]:
@@ -162,7 +162,7 @@ def match_profile(headers: Sequence[str], profiles: Iterable[MappingProfile]) ->
     return best[1]
 
 
-def _as_profile(mapping: MappingProfile | Mapping[str, str | None]) -> MappingProfile:
+def as_profile(mapping: MappingProfile | Mapping[str, str | None]) -> MappingProfile:
     if isinstance(mapping, MappingProfile):
         return mapping
     return MappingProfile(name="mapping", columns=dict(mapping))

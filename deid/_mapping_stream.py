@@ -32,20 +32,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._apply_mapping import _apply, column_top
-from deid._cells import _clean
+from deid._apply_mapping import apply, column_top
+from deid._cells import clean
 from deid._elements import Element, element_library
 from deid._io import ReadInfo
-from deid._mapping_profile import MappingProfile, _as_profile
+from deid._mapping_profile import MappingProfile, as_profile
 from deid._spill import private_folder
 from deid._stream import (
     DEFAULT_MEMORY_MB,
     MIN_MEMORY_MB,
-    _disk_sentence,
-    _give_back,
-    _InputCache,
+    InputCache,
     batch_rows_for,
+    disk_sentence,
     duckdb_memory_mb,
+    give_back,
     open_source,
 )
 from deid._validate import Checks, ValidationFinding, duplicate_finding, duplicate_keys, whole_column_formats
@@ -91,9 +91,9 @@ class ExtractScan:
         try:
             self.spill = private_folder(folder)
         except OSError as exc:
-            raise OutputError(_disk_sentence(folder, exc)) from exc
+            raise OutputError(disk_sentence(folder, exc)) from exc
         try:
-            self._cache = _InputCache(self.spill / "input.arrow", folder)
+            self._cache = InputCache(self.spill / "input.arrow", folder)
             head: list[pa.Table] = []
             held = 0
             self.num_rows = 0
@@ -103,7 +103,7 @@ class ExtractScan:
                 if held < SAMPLE_ROWS:
                     head.append(batch.slice(0, SAMPLE_ROWS - held))
                     held += head[-1].num_rows
-                _give_back()
+                give_back()
             self._cache.finish()
             self.head = pa.concat_tables(head) if head else pa.table(
                 {n: pa.array([], pa.string()) for n in self.column_names}
@@ -130,7 +130,7 @@ class ExtractScan:
         for batch in self._cache.batches(list(columns) if columns is not None else None):
             yield offset, batch
             offset += batch.num_rows
-            _give_back()
+            give_back()
 
     def sample(self, rows: int = SAMPLE_ROWS) -> pa.Table:
         """``rows`` rows evenly spaced over the file (all of them in a shorter file): the rows the value
@@ -210,7 +210,7 @@ class ExtractScan:
         max_age: int = 100,
     ) -> list[ValidationFinding]:
         """:func:`deid.validate` of the whole file, in one pass over batches (duplicates on DuckDB)."""
-        prof = _as_profile(mapping)
+        prof = as_profile(mapping)
         els = list(element_library().values()) if elements is None else list(elements)
         date_formats, tops = self.facts(prof, els)
         checks = Checks(prof, els, required=required, today=today, min_age=min_age, max_age=max_age,
@@ -239,11 +239,11 @@ class ExtractScan:
     ) -> Iterator[pa.Table]:
         """:func:`deid.apply_mapping` of the whole file, batch by batch (the same whole-column facts
         for every batch)."""
-        prof = _as_profile(mapping)
+        prof = as_profile(mapping)
         els = list(element_library().values()) if elements is None else list(elements)
         date_formats, tops = self.facts(prof, els)
         for _, batch in self.batches():
-            yield _apply(batch, prof, els, keep_unmapped=keep_unmapped, fill_missing=fill_missing,
+            yield apply(batch, prof, els, keep_unmapped=keep_unmapped, fill_missing=fill_missing,
                          date_formats=date_formats, tops=tops)
 
 
@@ -297,7 +297,7 @@ class _Repeats:
                 "student IDs in this file: give a larger memory setting or free memory."
             ) from exc
         if isinstance(exc, duckdb.IOException | OSError):
-            raise OutputError(_disk_sentence(self.scan._spill_dir, exc)) from exc
+            raise OutputError(disk_sentence(self.scan._spill_dir, exc)) from exc
         raise exc
 
     def add(self, batch: pa.Table, offset: int) -> None:
@@ -305,10 +305,10 @@ class _Repeats:
             return
         try:
             for i, (_, cols) in enumerate(self.keys):
-                first = _clean(batch.column(cols[0]))
+                first = clean(batch.column(cols[0]))
                 keep = pc.is_valid(first)  # rows without an ID are not duplicates of each other
                 arrays = [pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))]
-                arrays += [_clean(batch.column(c)) for c in cols]
+                arrays += [clean(batch.column(c)) for c in cols]
                 part = pa.table(arrays, names=["row", *(f"k{j}" for j in range(len(cols)))]).filter(keep)
                 self.con.register("part", part)
                 self.con.execute(f"INSERT INTO ids{i} SELECT * FROM part")

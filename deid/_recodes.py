@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._cells import _clean
+from deid._cells import clean
 from deid._elements import Element
 
 if TYPE_CHECKING:
     from deid._value_profile import ValueProfile
 
 
-def _norm_value(value: str) -> str:
+def norm_value(value: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[_]", " ", value.strip().lower())).strip(" .")
 
 
-def _grade_code(value: str, codes: frozenset[str]) -> str | None:
+def grade_code(value: str, codes: frozenset[str]) -> str | None:
     """Grade spellings: '9', '09', 'Grade 9', '9th', 'Gr. 9' -> '09'; 'K' -> 'KN'."""
-    v = _norm_value(value)
+    v = norm_value(value)
     v = re.sub(r"^(grade|gr|grd)\.?\s*", "", v)
     v = re.sub(r"^0+(?=\d)", "", v)
     v = re.sub(r"(?<=\d)\.0+$", "", v)  # 9.0 from a spreadsheet
@@ -38,14 +38,14 @@ def _grade_code(value: str, codes: frozenset[str]) -> str | None:
     return None
 
 
-def _lookup(el: Element) -> dict[str, str]:
+def code_lookup(el: Element) -> dict[str, str]:
     """Normalized spelling -> code, for every code, label and alias of ``el``."""
     table: dict[str, str] = {}
     for c in el.code_set:
         for spelling in (*c.aliases, c.label, c.code):
-            table.setdefault(_norm_value(spelling), c.code)
+            table.setdefault(norm_value(spelling), c.code)
     for c in el.code_set:  # a code itself always wins over another code's alias
-        table[_norm_value(c.code)] = c.code
+        table[norm_value(c.code)] = c.code
     return table
 
 
@@ -59,11 +59,11 @@ def suggest_recodes(values: Iterable[Any] | pa.Array | pa.ChunkedArray, element:
     if not element.code_set:
         return {}
     if isinstance(values, pa.Array | pa.ChunkedArray):
-        distinct = [v for v in pc.unique(pc.drop_null(_clean(values))).to_pylist() if v is not None]
+        distinct = [v for v in pc.unique(pc.drop_null(clean(values))).to_pylist() if v is not None]
     else:
         distinct = sorted({str(v).strip() for v in values if v is not None and str(v).strip()})
     codes = element.codes
-    lookup = _lookup(element)
+    lookup = code_lookup(element)
     numeric_only = bool(distinct) and all(re.fullmatch(r"\d+", v) for v in distinct)
     out: dict[str, str] = {}
     for raw in distinct:
@@ -71,11 +71,11 @@ def suggest_recodes(values: Iterable[Any] | pa.Array | pa.ChunkedArray, element:
             continue
         code: str | None = None
         if element.format == "grade":
-            code = _grade_code(raw, codes)
+            code = grade_code(raw, codes)
         if code is None and numeric_only and element.numeric_codes and element.format != "flag":
             code = element.numeric_codes.get(raw.lstrip("0") or "0")
         if code is None:
-            code = lookup.get(_norm_value(raw))
+            code = lookup.get(norm_value(raw))
         if code is None and re.fullmatch(r"\d+\.0+", raw):
             code = raw.split(".")[0] if raw.split(".")[0] in codes else None
         if code is not None and code != raw:
@@ -107,7 +107,7 @@ def code_coverage(prof: ValueProfile, el: Element) -> tuple[float, str]:
 
 def apply_recodes(col: pa.ChunkedArray | pa.Array, recodes: Mapping[str, str]) -> pa.ChunkedArray | pa.Array:
     """Replace source values by codes, vectorized (``index_in`` + ``take``); other values unchanged."""
-    text = _clean(col)
+    text = clean(col)
     if not recodes:
         return text
     keys = pa.array(list(recodes), pa.string())

@@ -40,7 +40,7 @@ class RiskResult:
     suppressed_by_column: dict[str, int] = field(default_factory=dict)
 
 
-def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+def value_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
     """Integer codes per row (0 = empty) and how many codes there are."""
     # One chunk first: unifying the dictionaries of many chunks is slow.
     flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -52,7 +52,7 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
     return codes, n_dict + 1
 
 
-def _combine(codes: list[np.ndarray], sizes: list[int], n_rows: int) -> np.ndarray:
+def combine(codes: list[np.ndarray], sizes: list[int], n_rows: int) -> np.ndarray:
     """One integer class id per row from several code columns (re-densified to avoid overflow)."""
     key = np.zeros(n_rows, dtype=np.int64)
     span = 1
@@ -70,8 +70,8 @@ def class_sizes(table: pa.Table, qis: list[str]) -> np.ndarray:
     n = table.num_rows
     if not qis:
         return np.full(n, n, dtype=np.int64)
-    pairs = [_codes(_blank_as_null(table.column(q))) for q in qis]
-    key = _combine([c for c, _ in pairs], [s for _, s in pairs], n)
+    pairs = [value_codes(blank_as_null(table.column(q))) for q in qis]
+    key = combine([c for c, _ in pairs], [s for _, s in pairs], n)
     dense = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False)
     return np.bincount(dense)[dense]
 
@@ -82,14 +82,14 @@ def k_achieved(table: pa.Table, qis: list[str]) -> int | None:
         return table.num_rows or None
     complete = np.ones(table.num_rows, dtype=bool)
     for q in qis:
-        complete &= pc.is_valid(_blank_as_null(table.column(q))).to_numpy(zero_copy_only=False)
+        complete &= pc.is_valid(blank_as_null(table.column(q))).to_numpy(zero_copy_only=False)
     if not complete.any():
         return None
     sizes = class_sizes(table.filter(pa.array(complete)), qis)
     return int(sizes.min())
 
 
-def _blank_as_null(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def blank_as_null(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
     return col
@@ -103,7 +103,7 @@ def suppress_to_k(table: pa.Table, qis: list[str], k: int) -> tuple[pa.Table, Ri
         result.k_achieved = n or None
         result.classes = 1 if n else 0
         return table, result
-    pairs = [_codes(_blank_as_null(table.column(q))) for q in qis]
+    pairs = [value_codes(blank_as_null(table.column(q))) for q in qis]
     codes = [c.copy() for c, _ in pairs]
     sizes = [s for _, s in pairs]
     # Most distinct values first: the QI that splits classes finest goes first.
@@ -111,7 +111,7 @@ def suppress_to_k(table: pa.Table, qis: list[str], k: int) -> tuple[pa.Table, Ri
     order = sorted(range(len(qis)), key=lambda i: -distinct[i])
     suppressed = [np.zeros(n, dtype=bool) for _ in qis]
     for iteration in range(len(qis) + 1):
-        key = _combine(codes, sizes, n)
+        key = combine(codes, sizes, n)
         dense = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False)
         size = np.bincount(dense)[dense]
         all_empty = np.logical_and.reduce([c == 0 for c in codes])
@@ -146,7 +146,7 @@ def suppress_to_k(table: pa.Table, qis: list[str], k: int) -> tuple[pa.Table, Ri
     complete = np.logical_and.reduce([c != 0 for c in codes])
     result.rows_with_empty_qi = int((~complete).sum())
     if complete.any():
-        key = _combine(codes, sizes, n)[complete]
+        key = combine(codes, sizes, n)[complete]
         dense = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False)
         counts = np.bincount(dense)
         result.k_achieved = int(counts.min())

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 MAX_ROWS_LISTED = 5
 
 
-def _first_rows(mask: pa.ChunkedArray | pa.Array) -> tuple[int, tuple[int, ...]]:
+def first_rows_where(mask: pa.ChunkedArray | pa.Array) -> tuple[int, tuple[int, ...]]:
     mask = pc.fill_null(mask, False)
     count = pc.sum(mask).as_py() or 0
     if not count:
@@ -21,7 +21,7 @@ def _first_rows(mask: pa.ChunkedArray | pa.Array) -> tuple[int, tuple[int, ...]]
     return count, tuple(i + 1 for i in idx)
 
 
-def _rows_text(rows: tuple[int, ...], count: int) -> str:
+def rows_text(rows: tuple[int, ...], count: int) -> str:
     listed = ", ".join(str(r) for r in rows)
     more = f" and {count - len(rows)} more" if count > len(rows) else ""
     return f"data row{'s' if count > 1 else ''} {listed}{more}"

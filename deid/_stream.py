@@ -52,7 +52,7 @@ from deid._platform import heap_trimmer
 from deid._policy import Policy
 from deid._registry import make_treatment
 from deid._report import ColumnReport, DeidReport, ResidualFinding
-from deid._risk import RiskResult, _blank_as_null, _codes, _combine
+from deid._risk import RiskResult, blank_as_null, combine, value_codes
 from deid._roster import Roster, roster_columns
 from deid._spill import private_folder
 from deid._treatments import TreatmentContext, require_secret
@@ -123,16 +123,16 @@ class Source:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            from deid._io import _as_text
+            from deid._io import column_as_text
 
             with pq.ParquetFile(self.path) as pf:
                 for rb in pf.iter_batches(batch_size=batch_rows):
-                    cols = [_as_text(pa.chunked_array([c])) for c in rb.columns]
+                    cols = [column_as_text(pa.chunked_array([c])) for c in rb.columns]
                     yield pa.table(cols, names=self.names)
             return
         import pyarrow.csv as pcsv
 
-        from deid._io import _BLOCK_SIZE, _translate_arrow_error
+        from deid._io import BLOCK_SIZE, translate_arrow_error
 
         invalid: list[Any] = []
 
@@ -146,7 +146,7 @@ class Source:
             read_options=pcsv.ReadOptions(
                 column_names=generated,
                 skip_rows_after_names=1,
-                block_size=_BLOCK_SIZE,
+                block_size=BLOCK_SIZE,
                 use_threads=True,
                 encoding="utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding,
             ),
@@ -169,19 +169,19 @@ class Source:
                     )
                 yield pa.Table.from_batches([rb]).rename_columns(self.names)
         except pa.ArrowInvalid as exc:
-            raise _translate_arrow_error(self.path, exc) from None
+            raise translate_arrow_error(self.path, exc) from None
 
 
 def open_source(path: Path, info: Any) -> Source:
     """The streaming reader of ``path``, after the same checks of its header the in-memory reader
     makes; NotStreamable when only the in-memory reader can take it (it repairs, or reads Excel)."""
     from deid._io import (
-        _check_header_is_not_data,
-        _decoded_sample,
-        _detect_encoding,
-        _refuse_repeated_headers,
-        _sniff,
+        check_header_is_not_data,
+        decoded_sample,
+        detect_encoding,
         read_table,
+        refuse_repeated_headers,
+        sniff,
     )
 
     p = Path(path)
@@ -199,11 +199,11 @@ def open_source(path: Path, info: Any) -> Source:
         info.format = "parquet"
     else:
         # The first rows through the in-memory reader: every check and sentence it has for a header.
-        encoding = _detect_encoding(p, full=False)
-        sample = _decoded_sample(p, encoding)
+        encoding = detect_encoding(p, full=False)
+        sample = decoded_sample(p, encoding)
         if not sample.strip():
             raise InputError(f"{p} is empty.")
-        delimiter, header = _sniff(p, sample)
+        delimiter, header = sniff(p, sample)
         source = Source(p, header, "csv", encoding, delimiter)
         info.format, info.encoding, info.delimiter = "csv", encoding, delimiter
         del read_table
@@ -219,12 +219,12 @@ def open_source(path: Path, info: Any) -> Source:
     if first is None:
         raise InputError(f"{p} has a header but no data rows.")
     source.row_bytes = first.nbytes / max(first.num_rows, 1)
-    _refuse_repeated_headers(p, first, names)
-    _check_header_is_not_data(p, names, first)
+    refuse_repeated_headers(p, first, names)
+    check_header_is_not_data(p, names, first)
     return source
 
 
-class _InputCache:
+class InputCache:
     """The input as read in pass 1, kept in an Arrow IPC file in the run's private spill folder, so
     the later passes read Arrow batches back instead of parsing the CSV again (parsing is most of a
     read: measured 3 s per pass of a 1,000,000-row extract; an IPC batch is read back in a few ms).
@@ -251,7 +251,7 @@ class _InputCache:
             self._writer.write_table(batch)
             self._pieces.append(self._writer.stats.num_record_batches - before)
         except OSError as exc:
-            raise OutputError(_disk_sentence(self._spill_dir, exc)) from exc
+            raise OutputError(disk_sentence(self._spill_dir, exc)) from exc
         self.rows += batch.num_rows
 
     def finish(self) -> None:
@@ -260,7 +260,7 @@ class _InputCache:
                 self._writer.close()
                 self._sink.close()
         except OSError as exc:
-            raise OutputError(_disk_sentence(self._spill_dir, exc)) from exc
+            raise OutputError(disk_sentence(self._spill_dir, exc)) from exc
 
     def batches(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         """The batches of pass 1 in order, as they were added (only ``columns``, when given, are read
@@ -304,7 +304,7 @@ class QiClasses:
 
     @staticmethod
     def of_batch(qi_table: pa.Table, qis: list[str]) -> pa.Table:
-        blanked = pa.table([_blank_as_null(qi_table.column(q)) for q in qis], names=qis)
+        blanked = pa.table([blank_as_null(qi_table.column(q)) for q in qis], names=qis)
         return blanked.group_by(qis, use_threads=False).aggregate([([], "count_all")])
 
     def keys(self) -> pa.Array:
@@ -313,7 +313,7 @@ class QiClasses:
 
 def _class_keys(table: pa.Table, qis: list[str]) -> pa.Array:
     """One text key per row from its QI values; empty and null alike (as suppression counts them)."""
-    cols = [pc.fill_null(_blank_as_null(table.column(q)), "") for q in qis]
+    cols = [pc.fill_null(blank_as_null(table.column(q)), "") for q in qis]
     key = pc.binary_join_element_wise(*cols, _SEP) if len(cols) > 1 else cols[0]
     return key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
 
@@ -332,13 +332,13 @@ def suppress_classes(classes: QiClasses, qis: list[str], k: int, distinct: list[
         result.k_achieved = n_rows or None
         result.classes = 1 if n_rows else 0
         return [np.zeros(m, bool) for _ in qis], result
-    pairs = [_codes(classes.table.column(q)) for q in qis]
+    pairs = [value_codes(classes.table.column(q)) for q in qis]
     codes = [c.copy() for c, _ in pairs]
     sizes = [s for _, s in pairs]
     order = sorted(range(len(qis)), key=lambda i: -distinct[i])
     suppressed = [np.zeros(m, dtype=bool) for _ in qis]
     for iteration in range(len(qis) + 1):
-        key = _combine(codes, sizes, m)
+        key = combine(codes, sizes, m)
         dense = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False)
         size = np.bincount(dense, weights=weight)[dense]
         all_empty = np.logical_and.reduce([c == 0 for c in codes])
@@ -362,7 +362,7 @@ def suppress_classes(classes: QiClasses, qis: list[str], k: int, distinct: list[
     complete = np.logical_and.reduce([c != 0 for c in codes])
     result.rows_with_empty_qi = int(weight[~complete].sum())
     if complete.any():
-        key = _combine(codes, sizes, m)[complete]
+        key = combine(codes, sizes, m)[complete]
         dense = pc.dictionary_encode(pa.array(key)).indices.to_numpy(zero_copy_only=False)
         counts = np.bincount(dense, weights=weight[complete])
         result.k_achieved = int(counts.min())
@@ -446,8 +446,8 @@ def run_stream(
     try:
         spill = private_folder(spill_dir)  # (and what killed runs left there goes)
     except OSError as exc:
-        raise OutputError(_disk_sentence(spill_dir, exc)) from exc
-    cache = _InputCache(spill / "input.arrow", spill_dir)
+        raise OutputError(disk_sentence(spill_dir, exc)) from exc
+    cache = InputCache(spill / "input.arrow", spill_dir)
     try:
         # Pass 1: rows, and the whole-column counts of the treatments that learn from them.
         progress(0.02, "counting the rows")
@@ -462,7 +462,7 @@ def run_stream(
                 value_parts[rule.source + "\0" + rule.treatment].append(
                     pa.table({"v": vc.field("values"), "n": vc.field("counts")})
                 )
-            _give_back()
+            give_back()
         fit_ctx = context(pa.table({n: pa.array([], pa.string()) for n in names}))
         for rule, treatment in treatments:
             key = rule.source + "\0" + rule.treatment
@@ -529,7 +529,7 @@ def run_stream(
                 class_parts.append(QiClasses.of_batch(qi_table, class_cols))
                 for q in qis:
                     distinct_parts[q].append(_flat(pc.unique(qi_table.column(q))))
-            _give_back()
+            give_back()
             if len(class_parts) > 64:  # keep the per-batch counts few: merge as we go
                 merged = QiClasses.count(class_parts, class_cols)
                 class_parts = [merged.table.append_column("count_all", pa.array(merged.counts))]
@@ -751,7 +751,7 @@ def run_stream(
             spent["to_duckdb"] = spent.get("to_duckdb", 0.0) + time.perf_counter() - t_sort
             start += batch.num_rows
             del out, keyed, done, ctx, scanner
-            _give_back()
+            give_back()
         timings["transform"] = time.perf_counter() - t0 - timings["count"] - timings["classes"]
         # where the transform pass went (seconds per treatment kind, the residual scan, DuckDB)
         timings.update({f"transform_{k}": v for k, v in spent.items()})
@@ -760,7 +760,7 @@ def run_stream(
         raise InputError(_memory_sentence(memory_mb)) from exc
     except (duckdb.IOException, OSError) as exc:
         _close(con, spill)
-        raise OutputError(_disk_sentence(spill_dir, exc)) from exc
+        raise OutputError(disk_sentence(spill_dir, exc)) from exc
     except BaseException:
         _close(con, spill)
         raise
@@ -841,12 +841,12 @@ def run_stream(
         except duckdb.OutOfMemoryException as exc:
             raise InputError(_memory_sentence(memory_mb)) from exc
         except (duckdb.IOException, OSError) as exc:
-            raise OutputError(_disk_sentence(spill_dir, exc)) from exc
+            raise OutputError(disk_sentence(spill_dir, exc)) from exc
 
     return StreamOutput(batches, lambda: _close(con, spill)), report
 
 
-def _give_back() -> None:
+def give_back() -> None:
     """Return freed memory to the operating system after a batch. Arrow's buffers are let go of, but
     glibc keeps freed blocks in per-thread arenas (measured: a third of the peak of a 200,000-row run);
     ``malloc_trim`` hands them back. Elsewhere than glibc this does nothing."""
@@ -882,7 +882,7 @@ def _memory_sentence(memory_mb: int) -> str:
     )
 
 
-def _disk_sentence(folder: Path, exc: BaseException) -> str:
+def disk_sentence(folder: Path, exc: BaseException) -> str:
     why = getattr(exc, "strerror", None) or "the disk is full or cannot be written"
     return (
         f"Not enough room for the temporary files of a large run beside {folder} ({why}); nothing was "

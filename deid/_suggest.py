@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow as pa
 
 from deid._elements import Element, element_library
-from deid._header_match import _QUALIFIERS, _synonyms_of, header_score, header_tokens
-from deid._recodes import _norm_value, suggest_recodes
+from deid._header_match import QUALIFIERS, header_score, header_tokens, synonyms_of
+from deid._recodes import norm_value, suggest_recodes
 from deid._value_profile import SAMPLE_ROWS, ValueProfile, profile_values, value_score
 
 MIN_SCORE = 0.45  # below this a column is left unmapped rather than guessed
@@ -99,13 +99,13 @@ def suggest_mapping(
     best first; ``element`` is the one-to-one assignment (None when nothing scores :data:`MIN_SCORE`).
     """
     els = list(element_library().values()) if elements is None else list(elements)
-    syn_cache = {el.name: _synonyms_of(el) for el in els}
+    syn_cache = {el.name: synonyms_of(el) for el in els}
     by_name = {el.name: el for el in els}
     profiles = {name: profile_values(table.column(name), sample_rows) for name in table.column_names}
     scored: dict[str, list[Candidate]] = {}
     for col in table.column_names:
         prof = profiles[col]
-        qualifiers = set(header_tokens(col)) & _QUALIFIERS
+        qualifiers = set(header_tokens(col)) & QUALIFIERS
         cands = []
         for el in els:
             h, syn = header_score(col, el, syn_cache)
@@ -160,18 +160,18 @@ def _suggest_derived(
         rule = el.derive_from
         if not rule or el.name in assigned or rule.get("element") != source_element or not prof.top_values:
             continue
-        yes = {_norm_value(v) for v in rule.get("yes", ())}
-        unknown = {_norm_value(v) for v in rule.get("unknown", ())}
+        yes = {norm_value(v) for v in rule.get("yes", ())}
+        unknown = {norm_value(v) for v in rule.get("unknown", ())}
         values = [v for v, _ in prof.top_values]
         known = set(source.codes) | set(suggest_recodes(values, source)) if source is not None else set()
-        values = [v for v in values if v in known or _norm_value(v) in yes or _norm_value(v) in unknown]
-        if not any(_norm_value(v) in yes for v in values):
+        values = [v for v in values if v in known or norm_value(v) in yes or norm_value(v) in unknown]
+        if not any(norm_value(v) in yes for v in values):
             continue
         yes_code, no_code = str(rule.get("then", "Y")), str(rule.get("else", "N"))
         out[el.name] = {
-            v: (yes_code if _norm_value(v) in yes else no_code)
+            v: (yes_code if norm_value(v) in yes else no_code)
             for v in values
-            if _norm_value(v) not in unknown
+            if norm_value(v) not in unknown
         }
     return out
 

@@ -210,7 +210,7 @@ def normalize_ids(column: Column) -> Column:
     return pc.utf8_upper(pc.utf8_trim_whitespace(collapsed))
 
 
-def _keyed_digests(column: Column, digest: Callable[[bytes], bytes], size: int) -> tuple[np.ndarray, list]:
+def keyed_digests(column: Column, digest: Callable[[bytes], bytes], size: int) -> tuple[np.ndarray, list]:
     """``digest(value)`` (``size`` bytes) once per distinct value: (digests as an (n, size) uint8 array,
     the dictionary-encoded chunks that index into it)."""
     # One chunk first: encoding ~200 reader chunks and unifying their dictionaries takes seconds
@@ -328,7 +328,7 @@ class Token(Treatment):
         ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
         size = TOKEN_HEX_CHARS // 2
         mac = hmac_sha256(key)
-        digests, chunks = _keyed_digests(ids, lambda m: mac(m)[:size], size)
+        digests, chunks = keyed_digests(ids, lambda m: mac(m)[:size], size)
         return _map_back(_hex_strings(digests), chunks, pa.string())
 
 
@@ -495,7 +495,7 @@ class DateShift(Treatment):
 
         # Keyed BLAKE2b (a PRF, and faster than HMAC for a million IDs) → a uniform draw from
         # [-n, -1] ∪ [1, n]; the modulo bias over 2**64 is negligible.
-        digests, chunks = _keyed_digests(
+        digests, chunks = keyed_digests(
             ids, lambda m: hashlib.blake2b(m, key=key, digest_size=8).digest(), 8
         )
         draws = digests.copy().view(">u8").ravel().astype(np.uint64) % np.uint64(2 * n)

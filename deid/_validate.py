@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._apply_mapping import _check_mapping, _map_distinct, _normalize_values
-from deid._cells import _clean
+from deid._apply_mapping import check_mapping, map_distinct, normalize_values
+from deid._cells import clean
 from deid._elements import Element, element_library
-from deid._mapping_profile import MappingProfile, _as_profile
-from deid._rownumbers import MAX_ROWS_LISTED, _first_rows, _rows_text
+from deid._mapping_profile import MappingProfile, as_profile
+from deid._rownumbers import MAX_ROWS_LISTED, first_rows_where, rows_text
 
 ID_ELEMENTS = ("state_student_id", "local_student_id", "college_student_id")
 # Elements that make several rows per student legitimate (one per term, year, course …).
@@ -68,7 +68,7 @@ def validate(
     (per term/year/course when those are mapped). Each finding has a count and the first data rows.
     (deid._mapping_stream makes the same checks on a file read in batches.)
     """
-    prof = _as_profile(mapping)
+    prof = as_profile(mapping)
     els = list(element_library().values()) if elements is None else list(elements)
     check = Checks(prof, els, required=required, today=today, min_age=min_age, max_age=max_age,
                    date_formats=whole_column_formats(table, prof, els))
@@ -135,7 +135,7 @@ class Checks:
     def add(self, table: pa.Table, offset: int) -> None:
         """Check ``table``, whose first row is the file's data row ``offset + 1``."""
         if not self.checked:
-            _check_mapping(table, self.prof, self.by_name)
+            check_mapping(table, self.prof, self.by_name)
             self.checked = True
         for col, name in self.prof.mapped.items():
             el = self.by_name[name]
@@ -224,18 +224,18 @@ def _column_checks(
         from deid._apply_mapping import column_top
 
         top = column_top(column)
-    present, values = _map_distinct(
+    present, values = map_distinct(
         column,
-        lambda v: pc.is_valid(_clean(v)),
-        lambda v: _normalize_values(v, el, recodes, date_format, top),
+        lambda v: pc.is_valid(clean(v)),
+        lambda v: normalize_values(v, el, recodes, date_format, top),
     )
     if el.code_set:
         bad = pc.and_(present, pc.invert(pc.is_in(values, value_set=pa.array(sorted(el.codes)))))
-        out.append(("outside_code_set", _first_rows(bad)))
+        out.append(("outside_code_set", first_rows_where(bad)))
     elif el.type == "date":
-        out.append(("bad_date", _first_rows(pc.and_(present, pc.is_null(values)))))
+        out.append(("bad_date", first_rows_where(pc.and_(present, pc.is_null(values)))))
         dates = pc.cast(values, pa.date32())  # normalized ISO dates or empty: Arrow's fast ISO parser
-        out.append(("future_date", _first_rows(pc.greater(dates, pa.scalar(today, pa.date32())))))
+        out.append(("future_date", first_rows_where(pc.greater(dates, pa.scalar(today, pa.date32())))))
         if el.name == "birth_date":
             youngest = (
                 today.replace(year=today.year - min_age)
@@ -248,16 +248,16 @@ def _column_checks(
                 pc.less(dates, pa.scalar(oldest, pa.date32())),
             )
             out_of_range = pc.and_(out_of_range, pc.less_equal(dates, pa.scalar(today, pa.date32())))
-            out.append(("age_out_of_range", _first_rows(out_of_range)))
+            out.append(("age_out_of_range", first_rows_where(out_of_range)))
     else:
-        out.append(("bad_number", _first_rows(pc.and_(present, pc.is_null(values)))))
+        out.append(("bad_number", first_rows_where(pc.and_(present, pc.is_null(values)))))
         lo_hi = _RANGES.get(el.format)
         if lo_hi:
             nums = pc.cast(values, pa.float64())
             bad = pc.or_(pc.less(nums, lo_hi[0]), pc.greater(nums, lo_hi[1]))
             if el.type == "integer":
                 bad = pc.or_(bad, pc.not_equal(nums, pc.floor(nums)))
-            out.append(("out_of_range", _first_rows(bad)))
+            out.append(("out_of_range", first_rows_where(bad)))
     return out
 
 
@@ -266,7 +266,7 @@ def _value_finding(
 ) -> ValidationFinding:
     """The sentence of one value check (counts and rows, never values)."""
     n, rows, name = tally.count, tally.rows, el.name
-    where = _rows_text(rows, n)
+    where = rows_text(rows, n)
     severity = "error"
     if kind == "outside_code_set":
         message = (
@@ -309,7 +309,7 @@ def _repeated_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
     combined: np.ndarray | None = None
     valid: np.ndarray | None = None
     for col in columns:
-        arr = _clean(col)
+        arr = clean(col)
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         encoded = pc.dictionary_encode(arr)
@@ -347,7 +347,7 @@ def duplicate_finding(prof: MappingProfile, id_el: str, n: int, rows: tuple[int,
     return ValidationFinding(
         "duplicate_id",
         "error",
-        f"Column '{col}' ({id_el}) repeats {n} student ID(s){per}, in {_rows_text(rows, n)}.",
+        f"Column '{col}' ({id_el}) repeats {n} student ID(s){per}, in {rows_text(rows, n)}.",
         id_el,
         col,
         n,

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deid._cells import _NUMBER_PATTERN, _clean, _to_float, best_date_format
+from deid._cells import NUMBER_PATTERN, best_date_format, clean, to_float
 from deid._elements import Element
 from deid._recodes import code_coverage
 
@@ -26,7 +26,7 @@ _PATTERNS = {
     "email": r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$",
     # North American numbers: area code and exchange start with 2-9 (random 10-digit IDs often do not).
     "phone": r"^(\+?1[-. ]?)?\(?[2-9]\d{2}\)?[-. ]?[2-9]\d{2}[-. ]?\d{4}$",
-    "number": _NUMBER_PATTERN,
+    "number": NUMBER_PATTERN,
     "word": r"^[A-Za-z][A-Za-z'.\-]*( [A-Za-z][A-Za-z'.\-]*)?$",
     "street": r"^\d+[A-Za-z]? +[A-Za-z0-9 .,'#\-]*[A-Za-z]",
     "school_year": r"^(\d{4}[-/]\d{2}(\d{2})?|\d{4})$",
@@ -68,7 +68,7 @@ def profile_values(col: pa.ChunkedArray | pa.Array, sample_rows: int = SAMPLE_RO
     if n > sample_rows:
         positions = pa.array(np.linspace(0, n - 1, sample_rows).astype(np.int64))
         col = col.take(positions)
-    sample = _clean(col)
+    sample = clean(col)
     prof = ValueProfile(rows=len(sample))
     values = pc.drop_null(sample)
     if isinstance(values, pa.ChunkedArray):
@@ -99,7 +99,7 @@ def profile_values(col: pa.ChunkedArray | pa.Array, sample_rows: int = SAMPLE_RO
         nums = (
             pc.cast(pc.replace_substring(values, "%", ""), pa.float64(), safe=False)
             if prof.fractions["number"] == 1.0
-            else _to_float(values)
+            else to_float(values)
         )
         nums = pc.drop_null(nums)
         if len(nums):

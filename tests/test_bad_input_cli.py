@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from partners_setup import PASS, TODAY, Org, execute_agreement
+from partners_setup import PASS, TODAY, Org
 
 import agreements._vault as vault_module
 from agreements import seal_for_agreement
@@ -28,20 +28,17 @@ def cheap_kdf(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def _orgs(tmp_path_factory) -> tuple[Path, Path, str, Path]:
-    """District and college vaults with an executed agreement, an expired one, and a sealed package."""
+def _orgs(_executed_pair, tmp_path_factory) -> tuple[Path, Path, str, Path]:
+    """The suite's district and college vaults (one executed agreement) with a package sealed under it."""
     mp = pytest.MonkeyPatch()
     mp.setattr(vault_module, "_TEST_KDF_ITER", 1000)
     base = tmp_path_factory.mktemp("orgs")
-    d = Org(base / "district.vault", "Lakeview Unified School District", "district")
-    c = Org(base / "college.vault", "Riverbend Community College", "college")
-    live = execute_agreement(
-        [d, c],
-        [["provider"], ["recipient"]],
-        base,
-        expires=TODAY + timedelta(days=365),
-        deadline=TODAY + timedelta(days=455),
-    )
+    d_path, c_path, live = _executed_pair
+    for p in (d_path, c_path):  # the file and the signed head file beside it
+        for f in (p, p.with_name(p.name + ".head")):
+            if f.exists():
+                shutil.copyfile(f, base / f.name)
+    d = Org(base / d_path.name, new=False)
     src = base / "extract.csv"
     src.write_text("student_code,birth_year\nA1,2008\nB2,2009\n", encoding="utf-8")
     (base / "outbox").mkdir()
@@ -49,9 +46,8 @@ def _orgs(tmp_path_factory) -> tuple[Path, Path, str, Path]:
         d.vault, live, [("students.csv", src, 2)], {"rows_out": 2}, base / "outbox" / "p.age"
     )
     d.vault.close()
-    c.vault.close()
     mp.undo()
-    return base / "district.vault", base / "college.vault", live, sealed.path
+    return base / d_path.name, base / c_path.name, live, sealed.path
 
 
 @pytest.fixture

@@ -463,9 +463,9 @@ def test_xlsx_sheet_and_parquet_inputs_through_the_cli(tmp_path, run_cli):
 
 
 def test_progress_line_only_draws_on_a_terminal(capsys):
-    from desktop.commands.deidentify import _ProgressLine
+    from desktop.commands.deidentify import ProgressLine
 
-    bar = _ProgressLine()
+    bar = ProgressLine()
     bar(0.5, "redact_text: Counselor Notes")
     bar.close()
     err = capsys.readouterr().err

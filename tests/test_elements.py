@@ -20,7 +20,7 @@ from deid._elements import (
     select_elements,
 )
 from deid._policy import policy_from_elements
-from deid._recodes import _norm_value
+from deid._recodes import norm_value
 from deid.errors import InputError, PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ def test_aliases_never_point_to_two_codes():
         seen: dict[str, str] = {}
         for code in el.code_set:
             for alias in (*code.aliases, code.code):
-                key = _norm_value(alias)
+                key = norm_value(alias)
                 assert seen.setdefault(key, code.code) == code.code, (el.name, alias)
 
 

@@ -577,7 +577,7 @@ def test_unreadable_input_is_one_sentence(tmp_path, extract, run_cli, monkeypatc
     def refuse(*_args, **_kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(deid._io, "_detect_encoding", refuse)
+    monkeypatch.setattr(deid._io, "detect_encoding", refuse)
     code, _stdout, err = run_cli("map", extract, "--json")
     assert code == 1 and err == f"pathshare: Cannot read {extract}: Permission denied.\n", err
 

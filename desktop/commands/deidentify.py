@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_deid)
 
 
-class _ProgressLine:
+class ProgressLine:
     """One self-overwriting progress line on a terminal, updated at most ten times a second."""
 
     def __init__(self) -> None:
@@ -117,7 +117,7 @@ def run_deid(args: argparse.Namespace) -> int:
             f"a secret file: add --secret-file FILE."
         )
     created = bool(secret_file) and policy.needs_secret and not Path(secret_file).exists()
-    bar = _ProgressLine() if sys.stderr.isatty() else None
+    bar = ProgressLine() if sys.stderr.isatty() else None
     try:
         report = deidentify_file(
             args.input,
@@ -162,7 +162,7 @@ def _run_for_agreement(args: argparse.Namespace) -> int:
         # output without its report behind
         check_output_path(args.report, force=args.force)
     check_distinct_files([("the input", args.input)], [("the output", args.out), ("the report", args.report)])
-    bar = _ProgressLine() if sys.stderr.isatty() else None
+    bar = ProgressLine() if sys.stderr.isatty() else None
     vault = open_vault(args)
     try:
         report = deidentify_for_agreement(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from desktop.commands._vaultargs import add_force, open_vault, refuse_output_over_vault, vault_path
-from desktop.commands.deidentify import _ProgressLine
+from desktop.commands.deidentify import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                 raise OutputError(
                     f"Cannot write the report over {what} {Path(other).name}; choose another name."
                 )
-    bar = _ProgressLine() if sys.stderr.isatty() else None
+    bar = ProgressLine() if sys.stderr.isatty() else None
     try:
         with open_vault(args) as vault:  # `with`: a vault damaged mid-run is said in one sentence
             result = prepare(
