@@ -997,24 +997,21 @@ class TextScanner:
         idx = np.flatnonzero((kinds[match_idx] < 0) & ~blocked[match_idx] & word[distinct.index])
         if not len(idx):
             return
-        listed_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) | _np_bool(
-            pc.is_in(vals, value_set=self._list_ambiguous)
-        )
+        # (each list hashed once per batch: hashing a value set of 100,000 names is the cost of a look-up)
+        list_surname_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames))
+        calendar_d = _np_bool(pc.is_in(vals, value_set=_CALENDAR))
+        listed_d = list_surname_d | _np_bool(pc.is_in(vals, value_set=self._list_ambiguous))
         given_d = _np_bool(pc.is_in(vals, value_set=self._given_any)) | _np_bool(
             pc.is_in(vals, value_set=self._given_word)
         )
         english_d = _np_bool(pc.is_in(pc.utf8_lower(vals), value_set=_names.english_words_array()))
         unknown_d = ~english_d & ~listed_d
-        unknown_d &= ~_np_bool(pc.is_in(vals, value_set=_CALENDAR)) & (
-            pc.utf8_length(vals).to_numpy(zero_copy_only=False) >= 3
-        )
-        unknown_d &= ~_np_bool(pc.utf8_is_upper(vals))  # acronyms ("NASA", "USA")
-        given_raw_d = _np_bool(pc.is_in(vals, value_set=_names.given_names_array())) & ~_np_bool(
-            pc.is_in(vals, value_set=_CALENDAR)
-        )
         lengths_d = pc.utf8_length(vals).to_numpy(zero_copy_only=False)
+        unknown_d &= ~calendar_d & (lengths_d >= 3)
+        unknown_d &= ~_np_bool(pc.utf8_is_upper(vals))  # acronyms ("NASA", "USA")
+        given_raw_d = _np_bool(pc.is_in(vals, value_set=_names.given_names_array())) & ~calendar_d
         given_raw_d &= lengths_d >= 3  # ("In Czech Republic")
-        surname_d = _np_bool(pc.is_in(vals, value_set=self._list_surnames)) & ~english_d
+        surname_d = list_surname_d & ~english_d
         n = len(kinds)
         word_at = np.zeros(n, dtype=bool)  # every undecided capitalized word
         word_at[match_idx[idx]] = True
@@ -1889,9 +1886,11 @@ def _mark(cells: pa.Array, exotic: np.ndarray, tags: _Tags) -> tuple[pa.Array, d
         if name in _SPLIT_PASSES:
             sep = tags.seps[_CONTEXTS.index(name)]
             everywhere = np.ones(len(rows), dtype=bool)
+            before = pc.binary_length(text).to_numpy(zero_copy_only=False)
             text = _replace_rows(text, everywhere, sub_exotic, (tp.latin(context), context),
                                  rf"{tags.pair}\0{sep}")  # fmt: skip
-            sub_mask = _np_bool(pc.match_substring(text, sep))
+            # (the cells the pass marked are the ones it made longer: no search for the separator)
+            sub_mask = pc.binary_length(text).to_numpy(zero_copy_only=False) != before
             mask[rows] = sub_mask
             if sub_mask.any():
                 value = _esc(sep) + "(?:" + pattern + ")"
