@@ -1438,17 +1438,16 @@ class TextScanner:
         if keep_after.any() or keep_before.any():
             # (few pieces: a possessive or a context rule's extra words)
             where = np.flatnonzero((keep_after > 0) | (keep_before > 0))
-            pieces = pc.take(flat, pa.array(accepted[where])).to_pylist()
-            placeholders = pc.take(repl, pa.array(where)).to_pylist()
-            texts = [
-                piece[:h] + ph + (piece[len(piece) - t :] if t else "")
-                for piece, ph, h, t in zip(
-                    pieces, placeholders, keep_before[where].tolist(), keep_after[where].tolist(), strict=True
-                )
-            ]
+            pieces = pc.take(flat, pa.array(accepted[where])).cast(pa.string())
+            texts = pc.binary_join_element_wise(
+                _slice_each(pieces, keep_before[where], head=True),
+                pc.take(repl, pa.array(where)),
+                _slice_each(pieces, keep_after[where], head=False),
+                "",
+            )
             changed = np.zeros(len(repl), dtype=bool)
             changed[where] = True
-            repl = pc.replace_with_mask(repl, pa.array(changed), pa.array(texts, repl.type))
+            repl = pc.replace_with_mask(repl, pa.array(changed), texts.cast(repl.type))
         positions = accepted
         values = repl
         if len(merged):
@@ -1493,6 +1492,18 @@ class TextScanner:
         chain_end = np.zeros(len(heads), dtype=np.int64)
         np.maximum.at(chain_end, group, ends_all[accepted])
         return (row_of[heads], kinds[heads].astype(np.int64), starts_all[heads], chain_end)
+
+
+def _slice_each(pieces: pa.Array, counts: np.ndarray, *, head: bool) -> pa.Array:
+    """Each piece's first (``head``) or last ``counts[i]`` characters ("" for 0), in a few kernel calls:
+    the counts take few distinct values (the words a context rule keeps, a possessive's "'s")."""
+    out = pa.array([""] * len(pieces), pa.string())
+    for count in np.unique(counts[counts > 0]).tolist():
+        sel = counts == count
+        part = pieces.filter(pa.array(sel))
+        cut = pc.utf8_slice_codeunits(part, 0, count) if head else pc.utf8_slice_codeunits(part, -count)
+        out = pc.replace_with_mask(out, pa.array(sel), cut)
+    return out
 
 
 def _not_people(
