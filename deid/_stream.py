@@ -18,10 +18,10 @@ needs the whole file is kept between batches — and that is counts and distinct
    every row of the class takes in pass 4. Memory grows with the number of classes, not of rows.
 4. **Pass 4** treats each batch (each treatment fitted once, in passes 1-3), empties the QI cells
    suppression chose, redacts the notes (the scanner built once; each batch brings its rows' own names),
-   re-scans the output, and hands the rows to DuckDB with a random key from the operating system's
-   CSPRNG. DuckDB sorts them by that key — a fresh random order, as ``write_release`` gives — in at most
-   the memory setting, spilling to a private folder beside the output, and the writer takes them back
-   batch by batch.
+   re-scans the output, and gives each row a random 64-bit key from the operating system's CSPRNG. The
+   rows are sorted by that key — a fresh random order, as ``write_release`` gives — outside memory:
+   by the key's top bits into pile files in a private folder beside the output, then each pile sorted
+   alone (:class:`_Piles`), and the writer takes them back batch by batch.
 
 The result equals the in-memory run's (the same rows, codes, suppressions and findings; tests compare
 them with batches of a few rows, so every batch edge is crossed), except the order of the rows (both
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import re
 import shutil
@@ -60,7 +61,7 @@ from deid.errors import InputError, OutputError
 
 DEFAULT_BATCH_ROWS = 262_144  # the largest batch the memory setting chooses (batch_rows_for)
 DEFAULT_MEMORY_MB = 1024
-MIN_MEMORY_MB = 64  # below this DuckDB cannot sort even a small batch
+MIN_MEMORY_MB = 64  # below this even a small batch cannot be worked on and put in order
 # A batch being treated, redacted and re-scanned takes about this many times its own size as read
 # (measured: a 65,536-row batch of the synthetic K-12 extract, 430 bytes a row in Arrow, raised the
 # process by ~300 MB while the scanner worked on its notes: 10.7x).
@@ -69,13 +70,15 @@ _BATCH_FACTOR = 12
 
 def batch_rows_for(memory_mb: int, row_bytes: float) -> int:
     """The rows per batch that keep a batch's work within half the memory setting (the other half:
-    DuckDB's sort, a quarter, and what the run keeps between batches)."""
+    a pile of the random order, a quarter, and what the run keeps between batches)."""
     rows = (memory_mb << 20) // 2 // max(int(_BATCH_FACTOR * row_bytes), 1)
     return int(min(DEFAULT_BATCH_ROWS, max(1024, rows)))
 
 
 def duckdb_memory_mb(memory_mb: int) -> int:
-    """DuckDB's share of the memory setting: a quarter (it spills the rest of the sort to disk)."""
+    """The share of the memory setting for one pile of the random order (a pile file is read and sorted
+    whole) and for DuckDB where a step uses it (mapping's repeated-ID check; it spills beyond): a
+    quarter."""
     return max(MIN_MEMORY_MB // 2, memory_mb // 4)
 _SEP = "\x1f"  # between the QI values of a class key (the text check refuses control characters)
 
@@ -375,7 +378,7 @@ def suppress_classes(classes: QiClasses, qis: list[str], k: int, distinct: list[
 
 @dataclass
 class StreamOutput:
-    """The de-identified rows in release order, from DuckDB's sort; ``close`` removes the spill."""
+    """The de-identified rows in release order, from the pile files (_Piles); ``close`` removes the spill."""
 
     batches: Callable[[], Iterator[pa.Table]]
     close: Callable[[], None]
@@ -441,7 +444,7 @@ def run_stream(
             student_id_column=student_id,
         )
 
-    # Every file of the run (the input's cache, DuckDB's table and its spill) goes in one private
+    # Every file of the run (the input's cache, the pile files of the random order) goes in one private
     # folder beside the output (0700), removed at the end or on any error.
     try:
         spill = private_folder(spill_dir)  # (and what killed runs left there goes)
@@ -561,27 +564,16 @@ def run_stream(
                 for q in qis
             ]
             suppressed, risk = suppress_classes(classes, qis, policy.k, distinct)
-        class_keys = classes.keys()
+        class_keys = classes.keys() if class_cols else pa.array([], pa.string())  # (no QIs: none)
         timings["classes"] = time.perf_counter() - t0 - timings["count"]
     except BaseException:
         shutil.rmtree(spill, ignore_errors=True)
         raise
 
-    # Pass 4: treat, suppress, redact, re-scan; to DuckDB with a random key.
-    import duckdb
-
-    con = None
+    # Pass 4: treat, suppress, redact, re-scan; into the pile files with a random key.
+    con: _Piles | None = None
     try:
-        con = duckdb.connect(
-            str(spill / "rows.duckdb"),
-            config={
-                "memory_limit": f"{duckdb_memory_mb(memory_mb)}MB",
-                "temp_directory": str(spill),
-                "threads": 2,
-                "preserve_insertion_order": False,
-            },
-        )
-        con.execute("SET enable_progress_bar = false")  # else drawn on stdout for a sort over 2 s
+        con = _Piles(spill, duckdb_memory_mb(memory_mb) << 20, n_rows)
         out_names: list[str] = []
         reports: dict[str, ColumnReport] = {}
         redacted_kinds: dict[str, dict[str, int]] = {}
@@ -651,14 +643,19 @@ def run_stream(
         )
         redacted = {c for c, r in reports.items() if r.treatment == "redact_text"}
         # The scanner, built once from the whole roster; each batch brings its own rows' names.
+        if redacted or text_outputs:
+            progress(0.29, "preparing the search of the notes for the students' names")
         scanner_all = roster.scanner() if redacted or text_outputs else None
+        # Building it for a million students passes through several hundred MB that are freed but kept
+        # by the allocator (measured: 798 MB resident after the build, 462 MB once handed back); the
+        # first batch's work would come on top of them.
+        give_back()
         raw = {c for c, r in reports.items() if r.treatment in ("keep", "recode_rare")} - written
         findings: list[ResidualFinding] = []
         by_column: dict[str, int] = {}
         by_kind: dict[str, int] = {}
         sampled: dict[str, tuple[int, int]] = {}
         masks = {q: suppressed[i] for i, q in enumerate(qis)} if disclosure is None else {}
-        created = False
         start = 0
         spent: dict[str, float] = {}
         order = sorted(range(len(treatments)), key=lambda i: treatments[i][0].treatment == "redact_text")
@@ -741,24 +738,16 @@ def run_stream(
                 "__key", pa.array(np.frombuffer(os.urandom(8 * out.num_rows), dtype=np.uint64))
             )
             t_sort = time.perf_counter()
-            con.register("batch", keyed)
-            if not created:
-                con.execute("CREATE TABLE rows AS SELECT * FROM batch")
-                created = True
-            else:
-                con.execute("INSERT INTO rows SELECT * FROM batch")
-            con.unregister("batch")
-            spent["to_duckdb"] = spent.get("to_duckdb", 0.0) + time.perf_counter() - t_sort
+            con.add(keyed)
+            spent["to_piles"] = spent.get("to_piles", 0.0) + time.perf_counter() - t_sort
             start += batch.num_rows
             del out, keyed, done, ctx, scanner
             give_back()
         timings["transform"] = time.perf_counter() - t0 - timings["count"] - timings["classes"]
-        # where the transform pass went (seconds per treatment kind, the residual scan, DuckDB)
+        # where the transform pass went (seconds per treatment kind, the residual scan, the piles)
         timings.update({f"transform_{k}": v for k, v in spent.items()})
-    except duckdb.OutOfMemoryException as exc:
-        _close(con, spill)
-        raise InputError(_memory_sentence(memory_mb)) from exc
-    except (duckdb.IOException, OSError) as exc:
+        con.finish()
+    except OSError as exc:
         _close(con, spill)
         raise OutputError(disk_sentence(spill_dir, exc)) from exc
     except BaseException:
@@ -794,7 +783,8 @@ def run_stream(
     timings["deidentify_total"] = time.perf_counter() - t0
     notes.append(
         f"streamed in batches of {batch_rows:,} rows with a memory setting of {memory_mb:,} MB: the "
-        "quasi-identifier classes were counted in a first pass and the rows put in a random order by DuckDB"
+        "quasi-identifier classes were counted in a first pass and the rows put in a fresh random order "
+        "through files sorted one at a time"
     )
     report = DeidReport(
         input=input_name,
@@ -831,16 +821,10 @@ def run_stream(
 
     def batches() -> Iterator[pa.Table]:
         try:
-            if not created:
-                return
-            reader = con.sql("SELECT * EXCLUDE (__key) FROM rows ORDER BY __key").to_arrow_reader(
-                batch_rows
-            )
-            for rb in reader:
-                yield pa.Table.from_batches([rb])
-        except duckdb.OutOfMemoryException as exc:
+            yield from con.batches(batch_rows)
+        except (MemoryError, pa.ArrowMemoryError) as exc:
             raise InputError(_memory_sentence(memory_mb)) from exc
-        except (duckdb.IOException, OSError) as exc:
+        except OSError as exc:
             raise OutputError(disk_sentence(spill_dir, exc)) from exc
 
     return StreamOutput(batches, lambda: _close(con, spill)), report
@@ -873,6 +857,83 @@ def _close(con: Any, spill: Path) -> None:
         with contextlib.suppress(Exception):
             con.close()
     shutil.rmtree(spill, ignore_errors=True)
+
+
+class _Piles:
+    """The released rows in a fresh random order within bounded memory: the external sort by a random
+    64-bit key from the OS's CSPRNG that :func:`deid._io.release_order` describes. Each row's key sends
+    it to one of 2^b pile files by the key's top b bits; each pile, read back alone, is sorted by the
+    key, and the piles follow each other in order — exactly the order of sorting every row by its key,
+    with one pile in memory at a time (b chosen so a pile fits ``budget`` bytes, by the first batch's
+    size a row; at most 2^9 files open). Replaces DuckDB's ORDER BY, which could not sort wide rows
+    within a small share of the memory setting (64 MB: "could not allocate block", measured)."""
+
+    MAX_BITS = 9
+
+    def __init__(self, folder: Path, budget: int, rows: int) -> None:
+        self.folder, self.budget, self.rows = folder, max(budget, 1 << 20), rows
+        self.bits: int | None = None
+        self.writers: dict[int, tuple[Any, Any]] = {}
+        self.schema: pa.Schema | None = None
+
+    def add(self, keyed: pa.Table) -> None:
+        """Rows with their random key (``__key``, uint64) into their piles."""
+        if not keyed.num_rows:
+            return
+        if self.bits is None:
+            total = keyed.nbytes / keyed.num_rows * self.rows * 1.25  # (a later batch may be wider)
+            piles = max(1.0, total / self.budget)
+            self.bits = min(self.MAX_BITS, max(0, math.ceil(math.log2(piles))))
+            self.schema = keyed.schema
+        if keyed.schema != self.schema:
+            keyed = keyed.cast(self.schema)
+        key = keyed.column("__key").to_numpy()
+        pile = (
+            (key >> np.uint64(64 - self.bits)).astype(np.int64) if self.bits else np.zeros(len(key), np.int64)
+        )
+        order = np.argsort(pile, kind="stable")
+        grouped = keyed.take(pa.array(order))
+        counts = np.bincount(pile, minlength=1 << self.bits)
+        at = 0
+        for p in np.flatnonzero(counts):
+            self._writer(int(p)).write_table(grouped.slice(at, int(counts[p])))
+            at += int(counts[p])
+
+    def _writer(self, p: int) -> Any:
+        got = self.writers.get(p)
+        if got is None:
+            sink = pa.OSFile(str(self.folder / f"pile-{p:04d}.arrow"), "wb")
+            got = (sink, pa.ipc.new_stream(sink, self.schema))
+            self.writers[p] = got
+        return got[1]
+
+    def finish(self) -> None:
+        for sink, writer in self.writers.values():
+            writer.close()
+            sink.close()
+
+    def close(self) -> None:
+        for sink, writer in self.writers.values():
+            with contextlib.suppress(Exception):
+                writer.close()
+            with contextlib.suppress(Exception):
+                sink.close()
+        self.writers = {}
+
+    def batches(self, batch_rows: int) -> Iterator[pa.Table]:
+        """The rows in key order, ``batch_rows`` at a time (without the key); each pile file is removed
+        once read."""
+        for p in sorted(self.writers):
+            path = self.folder / f"pile-{p:04d}.arrow"
+            with pa.OSFile(str(path), "rb") as f:
+                pile = pa.ipc.open_stream(f).read_all()
+            path.unlink()
+            order = np.argsort(pile.column("__key").to_numpy(), kind="stable")
+            pile = pile.drop_columns(["__key"]).take(pa.array(order))
+            for at in range(0, pile.num_rows, batch_rows):
+                yield pile.slice(at, batch_rows)
+            del pile
+            give_back()
 
 
 def _memory_sentence(memory_mb: int) -> str:
