@@ -92,8 +92,8 @@ class OutcomeRelease:
         return (
             f"{len(self.tables)} table(s) for {len({t.metric for t in self.tables})} metric(s) on "
             f"{self.students:,} students; {p.primary} count(s) under the smallest reported cell hidden, "
-            f"{p.complementary} more hidden so they cannot be worked out; every hidden count keeps an "
-            f"interval of at least {p.smallest_interval:g} students"
+            f"{p.complementary} more hidden so they cannot be worked out ({p.describe()}); every hidden "
+            f"count keeps an interval of at least {p.smallest_interval:g} students"
         )
 
 
@@ -509,6 +509,7 @@ def release_outcomes(
         created=created,
         labels=labels,
         element_labels=names,
+        chosen=prot.describe(),
     )
     release_id = str(uuid.uuid4())
     document = {
@@ -554,6 +555,7 @@ def release_outcomes(
                     "hidden_primary": prot.primary,
                     "hidden_complementary": prot.complementary,
                     "protection_method": prot.method,
+                    "protection_note": prot.note,
                     "min_cell": min_cell,
                     "packages": list(package_ids),
                     "folder": folder.name,

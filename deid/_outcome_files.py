@@ -46,6 +46,7 @@ class ReleaseInfo:
     created: str
     labels: Mapping[str, Mapping[str, str]]  # breakdown element -> code -> label
     element_labels: Mapping[str, str]  # breakdown element -> its label
+    chosen: str = ""  # how the hidden cells were chosen (Protection.describe()); empty: not said
 
     def footnote(self) -> str:
         return FOOTNOTE.format(m=self.min_cell, low=f"{BAND:.0%}", high=f"{1 - BAND:.0%}")
@@ -113,9 +114,11 @@ def write_xlsx(path: Path, tables: Sequence[OutcomeTable], catalog: Catalog, inf
         ("Metrics catalog version", info.catalog_version),
         ("Smallest reported cell", info.min_cell),
         ("Protection of a hidden count (students)", info.protection),
+        ("Hidden counts chosen", info.chosen),
         ("Released", info.created),
     ):
-        notes.append([k, v])
+        if v != "":
+            notes.append([k, v])
     notes.append([])
     notes.append([info.footnote()])
     notes.append([])

@@ -38,6 +38,7 @@ integrality could only narrow an interval of width ≥ p down to width ≥ p −
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ MISSING_GROUP = MISSING
 BAND = 0.05  # rates within 5 points of 0 % or 100 % are coded (≤ 5 %, ≥ 95 %), as state dashboards do
 MAX_ROUNDS = 40  # heuristic → attacker check → grow rounds before a release is declared unprotectable
 MIP_ROUNDS = 10  # MIP → attacker check → cut rounds before the heuristic-then-prune answer is taken
+WEAK_ROUNDS = 3  # rounds of the MIP's weak rule before its sufficient rule is tried
+MIP_SECONDS = 20.0  # the MIP's time for one release (all cohorts); then the heuristic's safe answer stays
 CROSS = "*"  # "race*sex": a two-way breakdown (every race × sex group), as the CLI and the app name it
 CROSS_GROUP = " × "  # how a two-way group is written: "700 × F"
 
@@ -595,12 +598,23 @@ def _name(cid: tuple[str, str, str, str]) -> str:
 
 
 def _mip(
-    model: _Model, fixed: set[int], p: int, cuts: Sequence[tuple[list[int], int]], weak: bool = False
+    model: _Model,
+    fixed: set[int],
+    p: int,
+    cuts: Sequence[tuple[list[int], int]],
+    weak: bool = False,
+    *,
+    comp: str | None = None,
+    bound: float | None = None,
+    seconds: float | None = None,
 ) -> set[int] | None:
     """The fewest cells to hide (``fixed`` always) such that no hidden cell is alone in an equation
     (``weak``: a condition every safe hiding meets, so the optimum is a lower bound) or, otherwise,
     such that the others hidden in each equation can absorb ``p`` (a sufficient rule); plus the
-    attacker check's cuts."""
+    attacker check's cuts. ``comp``: only that cohort's cells (the others stay shown: no equation
+    joins two cohorts); ``bound``: the objective at most this (a known safe answer's cost: what a
+    starting solution would give branch and bound, which scipy's milp cannot take); ``seconds``:
+    HiGHS's time limit (its best answer so far is returned, or None)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
 
@@ -616,6 +630,8 @@ def _mip(
     vi: list[np.ndarray] = []
     lo: list[float] = []
     for t, parts in model.equations:
+        if comp is not None and model.component[t] != comp:
+            continue
         eq = np.array([t, *parts])
         for i in eq:
             others = eq[eq != i]
@@ -637,18 +653,28 @@ def _mip(
     lb[list(fixed)] = 1.0
     ub = np.ones(n)
     ub[list(_kept(model) - fixed)] = 0.0
-    total = max(1.0, float(vals.sum()))
-    # The fewest cells lost in the tables people read (a cohort count shared by several measures'
-    # tables counts in each), then the smallest.
-    cost = np.asarray(model.appears, float) + vals / total
+    if comp is not None:
+        ub[[i for i in range(n) if model.component[i] != comp]] = 0.0
+    cost = _cost(model)
     cons = []
     if lo:
         a = coo_array((np.concatenate(vi), (np.concatenate(ri), np.concatenate(ci))), shape=(len(lo), n))
         cons = [LinearConstraint(a.tocsr(), np.array(lo), np.inf)]
-    res = milp(cost, integrality=np.ones(n), bounds=Bounds(lb, ub), constraints=cons)
-    if res.status != 0 or res.x is None:
+    if bound is not None:
+        cons.append(LinearConstraint(cost.reshape(1, -1), -np.inf, bound + 1e-6))
+    options = {} if seconds is None else {"time_limit": max(0.1, seconds)}
+    res = milp(cost, integrality=np.ones(n), bounds=Bounds(lb, ub), constraints=cons, options=options)
+    # status 1: the time limit (or a node limit) — its best answer, if it has one, is still an answer
+    if res.status not in (0, 1) or res.x is None:
         return None
     return {i for i in range(n) if res.x[i] > 0.5}
+
+
+def _cost(model: _Model) -> np.ndarray:
+    """What hiding each cell costs: the fewest cells lost in the tables people read (a cohort count
+    shared by several measures' tables counts in each), then the smallest."""
+    vals = np.asarray(model.values, float)
+    return np.asarray(model.appears, float) + vals / max(1.0, float(vals.sum()))
 
 
 def _sizes(model: _Model) -> set[int]:
@@ -715,7 +741,21 @@ class Protection:
     rounds: int
     checked: int  # intervals the attacker check computed (two LPs each)
     smallest_interval: float  # the narrowest interval among hidden cells (≥ protection)
-    method: str = "optimal"  # "optimal" | "heuristic" | "heuristic, then pruned" (the MIP did not settle)
+    # "optimal" | "heuristic" | "heuristic, then pruned" (the MIP did not settle, or not in time) |
+    # "mixed" (some cohorts one way, some the other)
+    method: str = "optimal"
+    note: str = ""  # in plain words, why the heuristic's answer was kept where it was
+    seconds: float = 0.0  # the time protect took
+
+    def describe(self) -> str:
+        """How the hidden cells were chosen, in plain words (the notes and the command's summary)."""
+        how = {
+            "optimal": "by the optimizer (a mixed-integer program on HiGHS), the fewest cells it found",
+            "heuristic": "by the simple rule (also hide the smallest other count of the row or column)",
+            "heuristic, then pruned": "by the simple rule, then every count it could spare shown again",
+            "mixed": "by the optimizer for some cohorts and the simple rule for others",
+        }.get(self.method, self.method)
+        return f"{how}; {self.note}" if self.note else how
 
 
 def protect(
@@ -727,8 +767,12 @@ def protect(
     method: str = "optimal",
     keep_hidden: Iterable[tuple[str, str, str, str]] = (),
     keep_shown: Iterable[tuple[str, str, str, str]] = (),
+    seconds: float | None = None,
 ) -> Protection:
     """Hide cells in ``tables`` (in place) per the module docstring; CheckFailed if it cannot be done.
+
+    ``seconds``: the MIP's time for this release (default MIP_SECONDS); a cohort it has not settled
+    by then keeps the heuristic's safe answer, pruned (``Protection.method`` and ``note`` say so).
 
     ``keep_hidden``: (metric, by, group, "cohort" | "outcome") cells an earlier release of the same
     cohort hid — hidden again, so the two releases' hidden cells cannot be played against each other;
@@ -737,6 +781,7 @@ def protect(
     ``method="heuristic"`` is the comparison baseline: for each hidden cell alone in an equation, also
     hide the smallest visible cell of that equation, and the same around any cell the attacker check
     still exposes, until it passes."""
+    started = time.monotonic()
     p = protection if protection is not None else min_cell
     model, rows = _build(tables, metric_cohort)
     fixed, extra = _primary(model, min_cell)
@@ -761,16 +806,13 @@ def protect(
             f"{p} students that every hidden count must keep.",
             hint="Combine cohorts, or release with the agreement's own smallest reported cell.",
         )
-    hidden, rounds = _search(model, fixed, p, extra, eq_of, method)
-    how = method
-    if hidden is None and method == "optimal":
-        # The cuts did not settle (two-way tables with many tiny cells can make the MIP trade one
-        # exposed cell for another): take the heuristic's safe answer and give back every cell it
-        # can spare, each checked by the attacker's LPs — never worse than the heuristic.
-        grown, more = _search(model, fixed, p, extra, eq_of, "heuristic")
-        rounds += more
-        if grown is not None:
-            hidden, how = _prune(model, grown, fixed, extra, p), "heuristic, then pruned"
+    if method == "heuristic":
+        hidden, rounds, _why = _search(model, fixed, p, extra, eq_of, method)
+        how, note = method, ""
+    else:
+        hidden, rounds, how, note = _optimal(
+            model, fixed, p, extra, eq_of, method, MIP_SECONDS if seconds is None else seconds
+        )
     if hidden is None:
         raise CheckFailed(
             "These tables cannot be released safely: no choice of hidden cells keeps every small count "
@@ -793,7 +835,76 @@ def protect(
         checked=len(hidden) + len(extra),
         smallest_interval=min((hi - lo for lo, hi in intervals), default=math.inf),
         method=how,
+        note=note,
+        seconds=time.monotonic() - started,
     )
+
+
+def _optimal(
+    model: _Model,
+    fixed: set[int],
+    p: int,
+    extra: Sequence[tuple[dict[int, float], str]],
+    eq_of: list[list[int]],
+    method: str,
+    seconds: float,
+) -> tuple[set[int] | None, int, str, str]:
+    """The MIP's answer, cohort by cohort (cells of different cohorts share no equation, so each
+    cohort is its own, smaller problem), within ``seconds`` for all cohorts together:
+
+    1. the heuristic's safe answer — the fallback, and its cost bounds the MIPs' objective (never
+       more cells than the heuristic);
+    2. the MIP with the weak rule (no hidden cell alone in an equation: every safe hiding meets it, so
+       an answer passing the attacker check in the first round is provably the fewest cells), for
+       WEAK_ROUNDS rounds — one-way tables settle here;
+    3. the MIP with the sufficient rule (the others hidden in each equation can absorb the protection)
+       and the attacker check's cuts, for MIP_ROUNDS rounds — two-way tables, where the weak rule
+       trades one exposed cell for another, settle here;
+    4. otherwise the heuristic's answer with every cell it can spare shown again (_prune).
+
+    Returns the hidden cells (None: no way protects them), the rounds, the method and a note in
+    plain words."""
+    deadline = time.monotonic() + seconds
+    hidden: set[int] = set()
+    rounds = 0
+    ways: dict[str, str] = {}
+    for comp in sorted({model.component[c] for c in fixed}):
+        fixed_c = {c for c in fixed if model.component[c] == comp}
+        extra_c = [e for e in extra if model.component[next(iter(e[0]))] == comp]
+        grown, r, _ = _search(model, fixed_c, p, extra_c, eq_of, "heuristic")
+        rounds += r
+        bound = float(_cost(model)[sorted(grown)].sum()) if grown is not None else None
+        best, why = None, ""
+        for rule, limit in ((method, WEAK_ROUNDS), ("sufficient", MIP_ROUNDS)):
+            best, r, why = _search(model, fixed_c, p, extra_c, eq_of, rule, comp=comp, bound=bound,
+                                   deadline=deadline, limit=limit)  # fmt: skip
+            rounds += r
+            if best is not None:
+                ways[comp] = "" if rule == method else "sufficient"
+                break
+            if why == "ran out of time":
+                break
+        if best is not None:
+            hidden |= best
+        elif grown is not None:
+            hidden |= _prune(model, grown, fixed_c, extra_c, p)
+            ways[comp] = why
+        else:
+            return None, rounds, method, ""
+    fell = [w for w in ways.values() if w and w != "sufficient"]
+    strict = sum(w == "sufficient" for w in ways.values())
+    notes = []
+    if strict:
+        notes.append(f"for {strict} of {len(ways)} cohort(s) the optimizer needed its stricter rule (each "
+                     "hidden count's totals can absorb the protection): the fewest cells under that rule, "
+                     "not proven the fewest possible")  # fmt: skip
+    if fell:
+        reasons = " and ".join(sorted(set(fell)))
+        notes.append(f"for {len(fell)} of {len(ways)} cohort(s) the optimizer {reasons}, so the "
+                     "simple rule's safe answer was kept there, with every cell it could spare shown "
+                     "again")  # fmt: skip
+    how = method if not fell else "heuristic, then pruned" if len(fell) == len(ways) else "mixed"
+    return hidden, rounds, how, "; ".join(notes)
 
 
 def _search(
@@ -803,36 +914,48 @@ def _search(
     extra: Sequence[tuple[dict[int, float], str]],
     eq_of: list[list[int]],
     method: str,
-) -> tuple[set[int] | None, int]:
+    *,
+    comp: str | None = None,
+    bound: float | None = None,
+    deadline: float | None = None,
+    limit: int | None = None,
+) -> tuple[set[int] | None, int, str]:
     """Rounds of "choose the hidden cells, attack, cut (MIP) or grow (heuristic)" until the attacker
-    check passes: the hidden cells, or None when no round settles it; and the rounds taken."""
+    check passes: the hidden cells, or None when no round settles it; the rounds taken; and why not
+    (plain words). The MIP takes ``comp``, ``bound`` and a ``deadline`` (time.monotonic())."""
     cuts: list[tuple[list[int], int]] = []
     hidden: set[int] | None = set(fixed)
     rounds = 0
-    limit = MAX_ROUNDS if method == "heuristic" else MIP_ROUNDS
+    if limit is None:
+        limit = MAX_ROUNDS if method == "heuristic" else MIP_ROUNDS
     while True:
         rounds += 1
         if rounds > limit:
-            return None, rounds - 1
+            return None, rounds - 1, f"did not settle within {limit} rounds"
         if method == "heuristic":
             hidden = _heuristic(model, hidden or set(fixed), eq_of)
         else:
-            hidden = _mip(model, fixed, p, cuts, weak=method == "optimal")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None, rounds - 1, "ran out of time"
+            hidden = _mip(model, fixed, p, cuts, weak=method == "optimal", comp=comp, bound=bound,
+                          seconds=left)  # fmt: skip
         if hidden is None:
-            return None, rounds
+            late = deadline is not None and time.monotonic() >= deadline
+            return None, rounds, "ran out of time" if late else "found no answer as good as the simple rule's"
         exposed = attack(model, hidden, {}, extra, p)
         if not exposed:
-            return hidden, rounds
+            return hidden, rounds, ""
         if method == "heuristic":
             hidden = _grow(model, hidden, exposed, eq_of)
             if hidden is None:
-                return None, rounds
+                return None, rounds, "cannot grow"
         else:
             # One cut per exposed cell: in a two-way table many cells are exposed at once, and one cut
             # for them all would take a round per cell.
             new_cuts = {tuple(_cut(model, hidden, [e], eq_of)[0]) for e in exposed}
             if not all(new_cuts):
-                return None, rounds
+                return None, rounds, "found no cut"
             cuts += [(list(c), 1) for c in sorted(new_cuts)]
 
 

@@ -499,6 +499,7 @@ def test_when_the_mip_does_not_settle_the_heuristic_answer_is_pruned_and_still_s
     simple = compute_tables(frame, ["dual_enrollment"], ["race*sex"])
     protect(simple.tables, simple.metric_cohort, M, method="heuristic")
     monkeypatch.setattr(outcomes, "MIP_ROUNDS", 0)
+    monkeypatch.setattr(outcomes, "WEAK_ROUNDS", 0)
     fallback = compute_tables(frame, ["dual_enrollment"], ["race*sex"])
     prot = protect(fallback.tables, fallback.metric_cohort, M)
     assert prot.method == "heuristic, then pruned"
@@ -569,3 +570,45 @@ def test_the_attackers_blocks_and_shortcuts_agree_with_one_plain_lp(seed: int):
         narrow = {model.ids[c] for c, (lo, hi) in zip(cells, plain, strict=True) if hi - lo < M - 1e-6}
         assert found == narrow
         assert bool(narrow) == (hidden is naive)  # naive: cells exposed; protected: none
+
+
+def _with_completers(frame: pd.DataFrame) -> pd.DataFrame:
+    """A second cohort (grade-12 CTE concentrators) beside grades 9-12."""
+    rng = np.random.default_rng(len(frame))
+    return frame.assign(cte_completer=np.where(rng.random(len(frame)) < 0.6, "Y", "N"))
+
+
+def test_out_of_time_the_heuristics_safe_answer_is_kept_and_said():
+    """The MIP's time limit: with no time left, every cohort keeps the heuristic's safe answer, pruned
+    (never more cells than the heuristic), the attacker check still recovers nothing, and the method
+    and note say which way was taken and why."""
+    frame = _with_completers(_crossed(8, 900))
+    simple = compute_tables(frame, ["dual_enrollment", "cte_completers"], ["race*sex"])
+    protect(simple.tables, simple.metric_cohort, M, method="heuristic")
+    late = compute_tables(frame, ["dual_enrollment", "cte_completers"], ["race*sex"])
+    prot = protect(late.tables, late.metric_cohort, M, seconds=0)
+    assert prot.method == "heuristic, then pruned"
+    assert "ran out of time" in prot.note and "simple rule's safe answer was kept" in prot.note
+    assert recheck(late.tables, late.metric_cohort, M) == []
+    assert hidden_count(late.tables) <= hidden_count(simple.tables)
+    assert prot.smallest_interval >= M
+
+
+@pytest.mark.parametrize("seed", [3, 7, 9])
+def test_the_mip_per_cohort_never_hides_more_than_the_heuristic_and_leaves_nothing_recoverable(seed: int):
+    """Two cohorts (grades 9-12; grade-12 concentrators), one-way and two-way tables: each cohort is
+    its own MIP, bounded by the heuristic's answer. Whatever rule settles it, the release hides no more
+    cells than the heuristic and the attacker check (one plain LP per cell, the independent reference
+    above) finds every hidden cell at least M wide."""
+    frame = _with_completers(_crossed(seed, 1200))
+    metrics, by = ["dual_enrollment", "cte_completers"], ["school_id", "race*sex"]
+    best, simple = compute_tables(frame, metrics, by), compute_tables(frame, metrics, by)
+    prot = protect(best.tables, best.metric_cohort, M)
+    protect(simple.tables, simple.metric_cohort, M, method="heuristic")
+    assert len(set(best.metric_cohort.values())) == 2
+    assert prot.method in ("optimal", "mixed", "heuristic, then pruned")
+    assert hidden_count(best.tables) <= hidden_count(simple.tables)
+    model, hidden = _hidden_of(best)
+    cells = sorted(hidden)
+    plain = _full_lp_intervals(model, hidden, [{c: 1.0} for c in cells])
+    assert cells and all(hi - lo >= M - 1e-6 for lo, hi in plain)

@@ -42,6 +42,8 @@ def test_the_demo_releases_one_protected_table(demo: Path):
 
     wb = load_workbook(out / "outcomes.xlsx")
     assert wb.sheetnames == ["Notes", "Dual-enrollment participation"]
+    notes = {r[0]: r[1] for r in wb["Notes"].iter_rows(values_only=True) if r and r[0]}
+    assert str(notes["Hidden counts chosen"]).startswith(("by the optimizer", "by the simple rule"))
     cells = [c for row in wb["Dual-enrollment participation"].iter_rows(values_only=True) for c in row]
     release = json.loads((out / "release.json").read_text())
     hidden = sum(r[k] is None for t in release["tables"] for r in t["rows"] for k in ("cohort", "outcome"))
@@ -59,6 +61,9 @@ def test_the_demo_releases_one_protected_table(demo: Path):
         (entry,) = vault.audit.entries(action="outcomes.released")
         stored = list_releases(vault)
     assert entry.details["disclosure"] == "aggregate" and entry.details["metrics"] == ["dual_enrollment"]
+    # which way the hidden cells were chosen (and why, when the optimizer's answer was not kept)
+    assert entry.details["protection_method"] in ("optimal", "mixed", "heuristic, then pruned")
+    assert isinstance(entry.details["protection_note"], str)
     assert entry.agreement == release["agreement_id"]
     # The audit entry says what was released, never a count.
     assert not any(k in entry.details for k in ("cohort", "outcome", "rows", "tables_data"))
