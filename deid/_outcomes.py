@@ -17,9 +17,12 @@ protection (by default ``m``):
    under m, is hidden — its rate is then shown bottom- or top-coded (≤ 5 %, ≥ 95 %) where the coded
    band still protects it, else hidden too;
 2. *complementary suppression*: the fewest further cells shown as "*" (a MIP on HiGHS,
-   ``scipy.optimize.milp``) such that no hidden cell is alone in an equation — a condition every safe
-   hiding meets, so when the answer passes the check below at the first round it is provably the
-   fewest; then
+   ``scipy.optimize.milp``, cohort by cohort, its objective bounded by the heuristic's safe answer)
+   such that no hidden cell is alone in an equation — a condition every safe hiding meets, so when
+   the answer passes the check below at the first round it is provably the fewest — or, where that
+   weak rule does not settle (two-way tables), such that the others hidden in each equation can
+   absorb the protection; within a time limit, after which the heuristic's answer stays
+   (:func:`_optimal`); then
 3. *the attacker check* (:func:`attack`): for every hidden cell (and every hidden complement), the
    minimum and maximum value consistent with everything published (LPs on HiGHS over the equations,
    the outcome ≤ cohort bounds, non-negativity and the coded bands) must be at least ``p`` apart.
