@@ -15,7 +15,8 @@ Then, each in a fresh subprocess (its own peak memory, VmHWM), the two files are
   files read whole into Arrow, linked on DuckDB, the columns kept as categories, counted by bincount;
 - ``duckdb``: what releases run now (``deid.open_linked`` then ``deid.count_linked``) — each CSV
   copied by DuckDB into a private folder, linked there, merged and counted in one GROUP BY GROUPING
-  SETS scan, within the memory setting (PATHSHARE_BENCH_MEMORY_MB, default 1024).
+  SETS scan, within the memory setting (PATHSHARE_BENCH_MEMORY_MB, default 1024; the ``arrow`` way's
+  linker gets the same setting).
 
 All must give the same tables. Printed and written to bench-results/outcomes_load.json: wall time,
 CPU time and peak RSS of each, and the file sizes; nothing is asserted on speed.
@@ -108,13 +109,17 @@ def _before(tables):  # the baseline: the path before (pandas strings, numpy lin
     return merged
 
 
+def _memory() -> int:
+    return int(os.environ.get("PATHSHARE_BENCH_MEMORY_MB", "1024"))
+
+
 def _duckdb(folder: Path) -> dict:
     import resource
     import time
 
     from deid import count_linked, open_linked
 
-    memory = int(os.environ.get("PATHSHARE_BENCH_MEMORY_MB", "1024"))
+    memory = _memory()
     t0 = time.perf_counter()
     files = [[folder / f"{n}.csv"] for n in ("district", "college")]
     with open_linked(files, ["district", "college"], {}, [], memory_mb=memory, spill_dir=folder) as data:
@@ -142,8 +147,8 @@ def run(way: str, folder: Path) -> dict:
     t1 = time.perf_counter()
     if way == "pandas":
         frame = _before(tables)
-    else:
-        frame, _ = link_frames(tables, ["district", "college"], {})
+    else:  # the linker within the same memory setting as the DuckDB path's
+        frame, _ = link_frames(tables, ["district", "college"], {}, memory_mb=_memory())
     del tables
     t2 = time.perf_counter()
     result = compute_tables(frame, METRICS, BY)
