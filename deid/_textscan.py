@@ -334,6 +334,12 @@ _PLACE_WORD_BEFORE = (
     r"became|become|support|supports|visit|visited|visiting|studying|study|studies|new|great|nice|"
     r"where|called|named|city|town|village|country|del|de|la|du|di|da))\s$"
 )
+# what a person's family or work is called after "the X": "the Nguyen family", "the Sokolov novel"
+_OWNED_AFTER = (
+    r"^(?:'s|’s)?\s(?:family|families|household|twins|kids|children|brothers|sisters|siblings|"
+    r"novel|novels|book|books|song|songs|album|albums|film|films|movie|movies|poem|poems|biography|"
+    r"memoir|play|plays|painting|paintings|symphony|opera|version|recording|lecture|essay|essays)\b"
+)
 _ARTICLE_BEFORE = r"(?:^|[^\p{L}])(?i:the|a|an|this|that|these|our|their|your|its|my|his|her)\s+$"
 _CALENDAR = pa.array(
     """January February March April May June July August September October November December
@@ -1142,7 +1148,16 @@ class TextScanner:
             quoted = label & _matches(after, r"^:[ \t]*[\"'“‘]")
             labels_in_row = np.bincount(row_of[at[label]], minlength=int(row_of[-1]) + 1)
             label &= quoted | (labels_in_row[row_of[at]] >= 2)
-            take = mid | said | (opening & verb) | label
+            # after "the", before a word for a family or a person's work, a surname or a word nobody
+            # listed is the person's name: "the Nguyen family", "the Christiansen novel" (not "the
+            # Hope scholarship": a word; not "the Kenosha family": a place; not "the Schoology app")
+            owned = _matches(before, r"(?:^|[^\p{L}\p{M}'’\-])(?i:the)\s$")
+            # ("The Nguyen family": a capitalized "The" is a candidate of its own, one space before)
+            the_at = np.maximum(at - 2, 0)
+            capital_the = (at >= 2) & (row_of[the_at] == row_of[at]) & _np_bool(pc.equal(before, " "))
+            capital_the[capital_the] = _np_bool(pc.equal(pc.take(flat, pa.array(the_at[capital_the])), "The"))
+            owned = (owned | capital_the) & _matches(after, _OWNED_AFTER)
+            take = mid | said | (opening & verb) | label | owned
             kinds[at[take]] = person_code
         # "Torpy and Salinas": both words of a pair joined by "and", neither an English word unless
         # it is a listed name ("Brown")
