@@ -11,7 +11,9 @@ Three lists ship in ``deid/data/names`` (sources, licences and how they were bui
   15,000 people or more, countries, US states), less the Census Bureau's 1,000 most frequent given
   names of each sex: "London" or "Phoenix" alone is a place;
 - ``english_words.txt`` — 64,000 lower-case English words (SCOWL, as in Debian's ``wamerican``): a
-  name that is also an ordinary word ("Will", "Grace", "Young", "Hope") is never taken alone.
+  name that is also an ordinary word ("Will", "Grace", "Young", "Hope") is never taken alone;
+- ``demonyms.txt`` — 167 nationalities in lower case ("cambodian", "german"), counted as English
+  words: "I am cambodian", "the film English graffiti", "a nice new German place" name no one.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ def _read(name: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
+def demonyms() -> frozenset[str]:
+    """Nationalities in lower case ("cambodian", "german"): words, never a name alone."""
+    return frozenset(_read("demonyms.txt"))
+
+
+@functools.lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
-    return frozenset(_read("english_words.txt"))
+    # (a nationality is an English word, though SCOWL lists most of them only capitalized)
+    return frozenset(_read("english_words.txt")) | demonyms()
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,7 +95,8 @@ def name_sets() -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     """
     english = english_words()
     places = place_names()
-    given = given_names() - _CALENDAR - places
+    # (a nationality is no given name alone: "German", "Irish" — beside a name it is a surname)
+    given = given_names() - _CALENDAR - places - {d.title() for d in demonyms()}
     sur = surnames() - _CALENDAR - places
     strong = sorted(n for n in given if len(n) >= 3 and n.lower() not in english)
     given_word = sorted(n for n in given if len(n) >= 3 and n.lower() in english)

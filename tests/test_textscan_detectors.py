@@ -442,3 +442,14 @@ def test_a_street_named_without_a_number_is_an_address_before_its_city_line(scan
     # without the city, state and ZIP code a street name alone stays (a surname that names a street too)
     for text in ["Ran 3 Miles on Main Street.", "He lives on Garcia Street.", "Lopez Avenue is closed."]:
         assert not [k for k, _ in _kinds(scanner, text) if k in ("ADDRESS", "PERSON")], text
+
+
+def test_a_nationality_is_no_name_alone_but_is_one_beside_a_name(scanner):
+    for text in ["I am cambodian but I live in Belgium.", "There is a nice new German place downtown.",
+                 "From the film English graffiti.", "She is Vietnamese and speaks Spanish at home.",
+                 "Took the French placement test on May 5."]:  # fmt: skip
+        assert not [k for k, _ in _kinds(scanner, text) if k == "PERSON"], text
+    _check(scanner, [
+        ("Met with German Alvarez today.", "German Alvarez", "PERSON"),
+        ("Meeting with Kate English tomorrow.", "Kate English", "PERSON"),
+    ])  # fmt: skip
