@@ -102,3 +102,20 @@ def test_a_measure_the_packages_cannot_give_is_refused_in_the_window(qtbot, tmp_
     assert "needs high-school graduate" in page.message.text()
     assert "Traceback" not in page.message.text() and not (tmp_path / "refused").exists()
     window.close()
+
+
+def test_a_cancelled_release_names_where_its_private_folder_is(qtbot, tmp_path, demo, monkeypatch):
+    """The release reads, links and counts in a private folder beside the output (names and tokens
+    of the packages pass through it): the job names that place, so a cancel sweeps the folder."""
+    from desktop.ui.outcomes_page import OutcomesPage
+
+    window = window_on(qtbot, tmp_path, demo / "college.vault", PASS)
+    page = show(window, "Outcomes")
+    assert isinstance(page, OutcomesPage)
+    started = []
+    monkeypatch.setattr(page.workspace, "start_job", lambda job, *_a: started.append(job))
+    page.packages.item(0).setCheckState(Qt.CheckState.Checked)
+    page.out_path.setText(str(tmp_path / "place" / "tables"))
+    page.make_button.click()
+    (job,) = started
+    assert job.run_folders == (str(tmp_path / "place"),)

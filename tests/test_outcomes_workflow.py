@@ -114,7 +114,8 @@ def test_bad_input_is_one_sentence_and_writes_nothing(cli, demo: Path, args, wor
     assert len(lines) <= 2 and lines[0].startswith("pathshare: ") and words in lines[0]
     assert all(line.startswith("pathshare: hint: ") for line in lines[1:])  # what to do, on its own line
     assert not out.exists()
-    assert not [p for p in demo.iterdir() if p.name.startswith(".outcomes-")]
+    # nor the private folder the packages were read, linked and counted in
+    assert not [p for p in demo.iterdir() if p.name.startswith((".outcomes-", ".pathshare-spill-"))]
 
 
 def test_a_folder_that_is_not_an_opened_package_is_refused(cli, demo: Path, tmp_path: Path):

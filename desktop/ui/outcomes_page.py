@@ -248,6 +248,9 @@ class OutcomesPage(QWidget):
             {"packages": packages, "metrics": measures, "by": self.breakdowns_chosen(), "out": out},
             vault_path=str(self.session.vault_path),
             scratch=(str(Path(out).parent / ".outcomes-*"),),
+            # the library reads, links and counts in a private folder beside the output: a cancel
+            # removes it (deid.sweep_left_behind, once the worker is gone)
+            run_folders=(str(Path(out).parent),),
             title="Making the outcome tables",
         )
         self.workspace.start_job(job, self._done, self._failed, self._cancelled)
