@@ -433,7 +433,7 @@ def release_outcomes(
     by: Sequence[str],
     out: str | Path,
     *,
-    formats: Sequence[str] = ("xlsx", "csv", "html"),
+    formats: Sequence[str] = ("xlsx", "csv", "html", "pdf"),
     catalog: Catalog | None = None,
     method: str = "optimal",
     protection: int | None = None,
@@ -627,7 +627,8 @@ def seal_outcomes(
     others = [p for p in agreement.all_parties() if p.fingerprint != me]
     recipients = [party_card(vault, p, "seal outcome tables for").age_recipient for p in others]
     names = sorted(f.name for f in src.iterdir() if f.is_file())
-    allowed = {"outcomes.xlsx", "outcomes.csv", "datapackage.json", "outcomes.html", "release.json"}
+    allowed = {"outcomes.xlsx", "outcomes.csv", "datapackage.json", "outcomes.html", "outcomes.pdf",
+               "release.json"}
     if not set(names) <= allowed:
         raise InputError(
             f"{src} holds files that are not the release's tables: {', '.join(sorted(set(names) - allowed))}."

@@ -6,6 +6,8 @@
   and its Frictionless Tabular Data Package descriptor ("*" declared a missing value).
 * ``outcomes.html`` — a report with a bar chart of the rate by group for every breakdown (matplotlib);
   a hidden bar is drawn as hatched and labelled, never as a zero.
+* ``outcomes.pdf`` — the same report as pages to print or attach (matplotlib's PDF backend: no
+  browser, no Qt): a first page of notes, then per breakdown its chart and its table.
 
 :func:`write_release_files` writes them all into a folder; the caller makes the folder appear whole.
 """
@@ -30,7 +32,7 @@ FOOTNOTE = (
     "work one out from the totals, is not shown. Rates shown as ≤ {low} or ≥ {high} are near 0 % or 100 % "
     "and are coded so that the few students on the other side cannot be counted."
 )
-FORMATS = ("xlsx", "csv", "html")
+FORMATS = ("xlsx", "csv", "html", "pdf")
 OUTCOME_FORMATS = FORMATS
 
 
@@ -216,16 +218,22 @@ def _safe_cell(value: object) -> object:
 
 
 def _chart(t: OutcomeTable, info: ReleaseInfo, title: str) -> str:
-    """A horizontal bar chart of the rate by group, as a base64 PNG. Hidden bars are hatched and
-    labelled "hidden" across the whole axis; coded bars reach the band's edge, hatched."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """A horizontal bar chart of the rate by group, as a base64 PNG (see _draw_chart)."""
     from matplotlib.figure import Figure
 
     labels = [info.group(t.by, g) for g in t.groups]
     fig = Figure(figsize=(7.5, 0.45 * len(labels) + 1.2), dpi=90)
-    ax = fig.add_subplot(1, 1, 1)
+    _draw_chart(fig.add_subplot(1, 1, 1), t, info, title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _draw_chart(ax: object, t: OutcomeTable, info: ReleaseInfo, title: str) -> None:
+    """The rate by group on ``ax``. Hidden bars are hatched and labelled "hidden" across the whole
+    axis; coded bars reach the band's edge, hatched."""
+    labels = [info.group(t.by, g) for g in t.groups]
     for y, _g in enumerate(t.groups):
         c, o = t.published(y)
         text = t.rate(y)
@@ -246,10 +254,49 @@ def _chart(t: OutcomeTable, info: ReleaseInfo, title: str) -> str:
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of students", fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _rows_text(t: OutcomeTable, info: ReleaseInfo) -> list[list[str]]:
+    return [[info.group(t.by, g), str(_count(t.published(i)[0])), str(_count(t.published(i)[1])), t.rate(i)]
+            for i, g in enumerate(t.groups)]  # fmt: skip
+
+
+def write_pdf(path: Path, tables: Sequence[OutcomeTable], catalog: Catalog, info: ReleaseInfo) -> None:
+    """The report as a PDF: a page of notes, then per table its chart over its table (Letter)."""
+    import textwrap
+
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
+    with PdfPages(path, metadata={"Title": info.title, "Creator": "PathShare"}) as pdf:
+        fig = Figure(figsize=(8.5, 11))
+        lines = [info.title, "", f"Agreement: {info.agreement}", f"Metrics catalog {info.catalog_version}",
+                 f"Smallest reported cell: {info.min_cell}",
+                 f"Protection of a hidden count: {info.protection} students"]  # fmt: skip
+        if info.chosen:
+            lines.append(f"Hidden counts chosen {info.chosen}")
+        lines += [f"Released {info.created}", "", info.footnote(), ""]
+        for mid in dict.fromkeys(t.metric for t in tables):
+            m = catalog.get(mid)
+            lines += [f"{m.label}: {m.definition} Time window: {m.time_window}.", ""]
+        wrapped = [w for line in lines for w in (textwrap.wrap(line, 95) or [""])]
+        fig.text(0.07, 0.95, "\n".join(wrapped), va="top", fontsize=8.5, family="sans-serif")
+        pdf.savefig(fig)
+        for t in tables:
+            m = catalog.get(t.metric)
+            title = f"{m.label} by {info.breakdown(t.by).lower()}" if t.by else m.label
+            n = len(t.groups)
+            fig = Figure(figsize=(8.5, 11))
+            high = min(0.5, 0.04 * n + 0.08)  # the chart's share of the page, by its number of bars
+            _draw_chart(fig.add_axes((0.3, 0.97 - high, 0.62, high - 0.03)), t, info, title)
+            table = fig.add_axes((0.07, 0.05, 0.86, 0.97 - high - 0.12))
+            table.axis("off")
+            cols = ["Group", "Students", m.numerator_label.capitalize(), "Rate"]
+            shown = table.table(cellText=_rows_text(t, info), colLabels=cols, loc="upper center",
+                                cellLoc="left")  # fmt: skip
+            shown.auto_set_font_size(False)
+            shown.set_fontsize(7.5)
+            pdf.savefig(fig)
 
 
 def write_html(path: Path, tables: Sequence[OutcomeTable], catalog: Catalog, info: ReleaseInfo) -> None:
@@ -304,4 +351,7 @@ def write_release_files(
     if "html" in formats:
         write_html(folder / "outcomes.html", tables, catalog, info)
         out.append(folder / "outcomes.html")
+    if "pdf" in formats:
+        write_pdf(folder / "outcomes.pdf", tables, catalog, info)
+        out.append(folder / "outcomes.pdf")
     return out

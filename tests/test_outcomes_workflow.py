@@ -36,7 +36,7 @@ def cli(run_cli, demo, monkeypatch):
 def test_the_demo_releases_one_protected_table(demo: Path):
     out = demo / "outcomes"
     assert {p.name for p in out.iterdir()} == {
-        "outcomes.xlsx", "outcomes.csv", "datapackage.json", "outcomes.html", "release.json",
+        "outcomes.xlsx", "outcomes.csv", "datapackage.json", "outcomes.html", "outcomes.pdf", "release.json",
     }  # fmt: skip
     from openpyxl import load_workbook
 
@@ -57,6 +57,10 @@ def test_the_demo_releases_one_protected_table(demo: Path):
     assert sum(r[k] == "*" for r in rows for k in ("cohort", "outcome")) == hidden
     page = (out / "outcomes.html").read_text()
     assert page.count("<img") == len(release["tables"]) and "Hidden to protect small groups" in page
+    import re
+
+    pdf = (out / "outcomes.pdf").read_bytes()  # a page of notes, then a page per table
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1 + len(release["tables"])
     with Vault.open(demo / "college.vault", PASS) as vault:
         (entry,) = vault.audit.entries(action="outcomes.released")
         stored = list_releases(vault)
@@ -305,3 +309,40 @@ def test_the_receiver_refuses_tables_that_give_a_small_count_away(demo: Path, tm
     with Vault.open(demo / "district.vault", PASS) as vault, pytest.raises(PackageRejected, match="not safe"):
         open_outcomes(vault, tmp_path / "bad.age", tmp_path / "opened")
     assert not (tmp_path / "opened").exists() or not any((tmp_path / "opened").iterdir())
+
+
+def test_a_release_over_a_shifted_cohort_is_refused_with_the_cell_named(demo: Path, tmp_path: Path):
+    """The issue's differencing test, end to end on DuckDB: the demo's package again with one more
+    student (a copy of a student in grades 9-12 under a new record code). Released by sex, its table
+    minus the demo's earlier one pins that student down: refused, the cell named, nothing written or
+    recorded, no private folder left."""
+    import shutil
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from deid import read_table
+
+    shifted = tmp_path / "shifted"
+    shutil.copytree(demo / "inbox", shifted)
+    manifest = json.loads((shifted / "manifest.json").read_text())
+    data = next(shifted / "data" / f["name"] for f in manifest["files"] if f["name"].endswith(".csv")
+                and (shifted / "data" / f["name"]).is_file() and "codebook" not in f["name"])  # fmt: skip
+    frame = read_table(data).to_pandas()
+    keys = [c for c in frame.columns if frame[c].nunique() == len(frame)]
+    assert keys  # the record code (and the link tokens) tell students apart
+    row = frame[frame["grade_level"].isin(["09", "10", "11", "12"])].iloc[[0]].copy()
+    for c in keys:
+        row[c] = "NEW" + str(row[c].iloc[0])
+    grown = pd.concat([frame, row], ignore_index=True)
+    pcsv.write_csv(pa.Table.from_pandas(grown, preserve_index=False), data)
+    with Vault.open(demo / "college.vault", PASS) as vault:
+        before = len(list_releases(vault))
+        release_outcomes(vault, [demo / "inbox"], ["dual_enrollment"], ["sex"], tmp_path / "first")
+        with pytest.raises(CheckFailed, match="earlier release") as err:
+            release_outcomes(vault, [shifted], ["dual_enrollment"], ["sex"], tmp_path / "second")
+        assert "students only the new cohort has, sex = " in str(err.value)
+        assert len(list_releases(vault)) == before + 1
+    assert not (tmp_path / "second").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".outcomes-", ".pathshare-spill-"))]

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Count the chosen metrics on opened packages of one agreement (linked on their link tokens "
             "when there are several), hide small counts and every count that would let a reader work "
             "one out (also together with earlier releases), and write the tables to a new folder: "
-            "outcomes.xlsx, outcomes.csv with datapackage.json, outcomes.html and release.json."
+            "outcomes.xlsx, outcomes.csv with datapackage.json, outcomes.html, outcomes.pdf and "
+            "release.json."
         ),
     )
     p.add_argument("packages", nargs="+", metavar="PACKAGE_FOLDER", help="a folder `pathshare open` wrote")
@@ -38,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "economically_disadvantaged, iep, ...; two joined by * (race*sex) for a table of "
                         "every combination, with its totals; repeat for several")  # fmt: skip
     p.add_argument("--out", required=True, metavar="FOLDER", help="a new (or empty) folder for the tables")
-    p.add_argument("--format", action="append", choices=("xlsx", "csv", "html"), metavar="FORMAT",
-                   help="xlsx, csv or html (default: all three); repeat for several")  # fmt: skip
+    p.add_argument("--format", action="append", choices=("xlsx", "csv", "html", "pdf"), metavar="FORMAT",
+                   help="xlsx, csv, html or pdf (default: all four); repeat for several")  # fmt: skip
     p.add_argument("--protection", type=int, metavar="N",
                    help="students of uncertainty every hidden count keeps (default and minimum: the "
                         "agreement's smallest reported cell)")  # fmt: skip
@@ -88,7 +89,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_outcomes(args: argparse.Namespace) -> int:
     from agreements import release_outcomes
 
-    formats = tuple(args.format) if args.format else ("xlsx", "csv", "html")
+    formats = tuple(args.format) if args.format else ("xlsx", "csv", "html", "pdf")
     with open_vault(args) as vault:
         release = release_outcomes(
             vault, args.packages, args.metric, args.by, args.out, formats=formats,
