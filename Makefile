@@ -29,13 +29,14 @@ $(VENV)/.bench-stamp: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/pathshare
 
-# One worker per core, at most four (pytest-xdist): the suite takes ~4.5 min on one core of a 2-core
-# machine and about half on both. --dist loadfile keeps a module's tests on one worker, so the module-scoped
-# fixtures (vault pairs, demo runs) are built once. `make test WORKERS=0` runs it in one process.
+# One worker per core, at most four (pytest-xdist): the suite took ~4.5 min in one process on a 2-core
+# machine; the workers share it out. --dist loadfile keeps a module's tests on one worker, so the module-scoped
+# fixtures (vault pairs, demo runs) are built once. `make test WORKERS=0` runs it in one process. The
+# slowest tests are listed at the end of every run (the suite must stay under 4 minutes on 2 cores).
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --durations=15
 
 bench: $(VENV)/.bench-stamp
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s tests/benchmarks \

@@ -358,3 +358,17 @@ def test_no_import_cycles_even_inside_functions():
             edges = [f"  {a} -> {b}:{lines[a, b]}" for a in members for b in sorted(graph[a] & component)]
             bad.append(" <-> ".join(sorted(component)) + "\n" + "\n".join(edges))
     assert bad == [], "import cycles (move the shared part into a module below both):\n" + "\n".join(bad)
+
+
+def test_the_newcomers_map_names_every_module_of_the_libraries():
+    """docs/architecture.md's table of modules by job names each private module of deid and agreements,
+    so a module added (or split off) without a place on the map fails here, not in a newcomer's head."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = doc[doc.index("## The modules, by job") : doc.index("## Where each rule lives")]
+    missing = [
+        f"{package}/{path.name}"
+        for package in LIBRARIES
+        for path in sorted((ROOT / package).glob("_*.py"))
+        if path.name != "__init__.py" and f"`{path.stem}`" not in table
+    ]
+    assert missing == [], "modules missing from docs/architecture.md's map: " + ", ".join(missing)
