@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deid._spill import private_folder
-from deid.errors import InputError, OutputError
+from deid.errors import InputError, OutputError, memory_too_small
 
 if TYPE_CHECKING:
     import duckdb
@@ -113,10 +113,7 @@ def _run(con: duckdb.DuckDBPyConnection, query: str, where: Path) -> Any:
     try:
         return con.sql(query)
     except duckdb.OutOfMemoryException:
-        raise InputError(
-            "The memory setting is too small to count these packages; nothing was written: raise it "
-            "(--memory-mb) or free memory."
-        ) from None
+        raise memory_too_small("to count these packages") from None
     except (duckdb.IOException, OSError) as exc:
         reason = getattr(exc, "strerror", None) or "the disk refused (full or not writable)"
         raise OutputError(f"Cannot write temporary files in {where}: {reason}.") from None
@@ -303,10 +300,7 @@ def open_linked(
         return LinkedData(con, folder, rows, linked, list(merged), files[0], key, batch_rows)
     except duckdb.OutOfMemoryException:
         _discard(con, folder)
-        raise InputError(
-            f"The memory setting ({memory:,} MB) is too small to read these packages; nothing was written: "
-            "raise it (--memory-mb) or free memory."
-        ) from None
+        raise memory_too_small("to read these packages", memory) from None
     except (duckdb.IOException, OSError) as exc:
         _discard(con, folder)
         reason = getattr(exc, "strerror", None) or "the disk refused (full or not writable)"

@@ -20,8 +20,8 @@ from __future__ import annotations
 ACTIONS = frozenset({
     "amend_agreement", "attest", "check_mapping", "create_identity", "destroy_package", "files_moved",
     "give_reason", "import_agreement", "import_linkage_key", "list_agreements", "list_packages",
-    "name_sender", "name_token_column", "new_agreement", "replace", "save_profile", "secret_file",
-    "sign_agreement", "verify_audit_log", "verify_partner", "write_certificate",
+    "name_sender", "name_token_column", "new_agreement", "raise_memory", "replace", "save_profile",
+    "secret_file", "sign_agreement", "verify_audit_log", "verify_partner", "write_certificate",
 })  # fmt: skip
 
 
@@ -86,3 +86,15 @@ class CheckFailed(PathShareError):
 
 class Cancelled(PathShareError):
     """The user cancelled a long-running job; nothing was written."""
+
+
+def memory_too_small(doing: str, memory_mb: int | None = None) -> InputError:
+    """The one refusal of a step that did not fit in the memory setting (``doing``: "to link these
+    files"); nothing was written. The hint names no option: each face says how to raise the setting."""
+    setting = f"The memory setting ({memory_mb:,} MB)" if memory_mb else "The memory setting"
+    return InputError(
+        f"{setting} is too small {doing}; nothing was written.",
+        "Raise the memory setting, or free memory.",
+        action="raise_memory",
+    )
+

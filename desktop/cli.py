@@ -62,6 +62,7 @@ CLI_ACTIONS = {
     "name_sender": "--sender FINGERPRINT",
     "name_token_column": "--column-a NAME (file A) or --column-b NAME (file B)",
     "new_agreement": "`pathshare agreement new`",
+    "raise_memory": "--memory-mb MB",
     "replace": "--force",
     "save_profile": "`pathshare map INPUT --agreement {subject} --save-profile NAME`",
     "secret_file": "--secret-file FILE",

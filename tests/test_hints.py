@@ -121,3 +121,16 @@ def test_library_messages_name_no_command_beyond_the_known_few():
                     found[where] = found.get(where, 0) + 1
     assert all(found.get(where, 0) <= n for where, n in MESSAGES_IN_THE_CLIS_VOICE.items())
     assert set(found) <= set(MESSAGES_IN_THE_CLIS_VOICE), found
+
+
+def test_a_step_that_does_not_fit_in_memory_says_so_once_and_each_face_adds_how():
+    """One sentence for every step that ran out of its memory setting (deid.errors.memory_too_small):
+    the library names no option; the CLI adds --memory-mb, the app shows the hint as it is."""
+    from deid.errors import memory_too_small
+
+    error = memory_too_small("to count these packages", 2048)
+    said = "The memory setting (2,048 MB) is too small to count these packages; nothing was written."
+    assert str(error) == said
+    assert "--" not in (error.hint or "") and "pathshare" not in (error.hint or "")
+    assert cli_hint(error) == "Raise the memory setting, or free memory: --memory-mb MB."
+    assert problem_of(error).hint == "Raise the memory setting, or free memory."

@@ -404,6 +404,9 @@ def test_done_when_both_exports_through_one_agreement_come_out_identical(tmp_pat
         if entry["code_set"] and entry["treatment"] == "keep":
             codes = set(entry["code_set"]["codes"])
             for kind, out in outputs.items():
+                if entry["name"] in removed[kind]:  # left out by the disclosure search (its report says so)
+                    assert entry["name"] not in out.column_names
+                    continue
                 values = {v for v in out.column(entry["name"]).to_pylist() if v is not None}
                 assert values <= codes, (kind, entry["name"], values - codes)
 
