@@ -175,3 +175,36 @@ def test_whitespace_around_and_between_tokens_is_read_alike_by_both_engines(pair
                         spill_dir=tmp_path)  # fmt: skip
         messages.add(str(err.value))
     assert messages == {"b: row 3 does not hold link tokens."}
+
+
+def test_tiny_inputs_link_alike_on_both_engines(tmp_path: Path) -> None:
+    """One row a side (a match, a non-match), a row with nothing to make tokens from (dummies only), an
+    empty cell, the guards' conflict: both engines give the same links and the same report."""
+    fields = LinkFields("id", "first", None, "last", "birth", "sex")
+
+    def tokens(*rows: tuple[str, ...]) -> pa.ChunkedArray:
+        names = ("id", "first", "last", "birth", "sex")
+        columns = {n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)}
+        return link_tokens(pa.table(columns), fields, KEY)
+
+    eva = ("1", "Eva", "Ruiz", "2008-06-23", "F")
+    cases = {
+        "match": (tokens(eva), tokens(("", "Eva", "Ruiz", "2008-06-23", "F"))),
+        "no match": (tokens(eva), tokens(("", "Luis", "Vega", "2008-02-21", "M"))),
+        "two ids": (tokens(eva), tokens(("2", "Eva", "Ruiz", "2008-06-23", "F"))),
+        "dummies only": (tokens(eva, ("", "", "", "", "")), tokens(eva)),
+        "empty cell": (pa.chunked_array([pa.array(["", tokens(eva)[0].as_py()])]), tokens(eva)),
+    }
+    for name, (a, b) in cases.items():
+        mem = link_tables(a, b, engine="memory")
+        duck = link_tables(a, b, engine="duckdb", spill_dir=tmp_path)
+        assert duck.pairs() == mem.pairs(), name
+        ra, rb = mem.report.to_dict(), duck.report.to_dict()
+        ra.pop("engine"), rb.pop("engine")
+        assert ra == rb, name
+    assert link_tables(*cases["match"]).pairs() == {(0, 0)}
+    assert link_tables(*cases["no match"]).pairs() == set()
+    assert link_tables(*cases["two ids"]).pairs() == set()
+    assert link_tables(*cases["dummies only"]).pairs() == {(0, 0)}
+    assert link_tables(*cases["empty cell"]).pairs() == {(1, 0)}
+    assert list(tmp_path.iterdir()) == []
