@@ -33,7 +33,7 @@ import pyarrow as pa
 from deid._spill import private_folder
 from deid._tokenkinds import GROUPING_KINDS, KIND_LETTERS, WHITESPACE
 from deid._tokenkinds import KIND_INDEX as _KIND_INDEX
-from deid.errors import InputError, OutputError
+from deid.errors import InputError, OutputError, memory_too_small
 
 DEFAULT_MEMORY_MB = 1024
 _GROUPING_KINDS = {KIND_LETTERS.index(k) for k in GROUPING_KINDS}
@@ -134,8 +134,8 @@ class DuckEngine:
 
         if memory_mb < MIN_MEMORY_MB:
             raise InputError(
-                f"The memory setting ({memory_mb:,} MB) is below the {MIN_MEMORY_MB} MB linking needs: "
-                "raise it."
+                f"The memory setting ({memory_mb:,} MB) is below the {MIN_MEMORY_MB} MB that linking needs; "
+                "give at least that."
             )
         self.memory_mb = memory_mb
         folder = Path(spill_dir) if spill_dir is not None else Path(tempfile.gettempdir())
@@ -182,15 +182,14 @@ class DuckEngine:
                 return self.con.sql(sql).to_arrow_table()
             return self.con.execute(sql).fetchall()
         except duckdb.OutOfMemoryException:
-            raise InputError(self._memory_sentence()) from None
+            raise self._too_small() from None
         except (duckdb.IOException, OSError) as exc:  # the spill: a full or unwritable disk
             raise OutputError(_disk_sentence(self.spill_dir, exc)) from None
 
-    def _memory_sentence(self) -> str:
-        return (
-            f"The memory setting ({self.memory_mb:,} MB) is too small to link these files; nothing was "
-            "written: raise it (--memory-mb) or free memory."
-        )
+    def _too_small(self) -> InputError:
+        """The one refusal of a step that ran out of its memory setting (deid.errors.memory_too_small:
+        each face says how to raise it; the library names no option)."""
+        return memory_too_small("to link these files", self.memory_mb)
 
     def _arrow(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
@@ -207,7 +206,7 @@ class DuckEngine:
             sql = (_TOKENS_CHECKED if checked and not side.spaced else _TOKENS).format(src=side.source)
             yield from self.reader.sql(sql).to_arrow_reader(BATCH_TOKENS)
         except duckdb.OutOfMemoryException:
-            raise InputError(self._memory_sentence()) from None
+            raise self._too_small() from None
         except (duckdb.Error, OSError) as exc:
             text = str(exc).lower()
             spill = isinstance(exc, OSError) or "temporary" in text or "no space" in text or "disk" in text

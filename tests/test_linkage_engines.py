@@ -208,3 +208,33 @@ def test_tiny_inputs_link_alike_on_both_engines(tmp_path: Path) -> None:
     assert link_tables(*cases["dummies only"]).pairs() == {(0, 0)}
     assert link_tables(*cases["empty cell"]).pairs() == {(1, 0)}
     assert list(tmp_path.iterdir()) == []
+
+
+def test_running_out_of_the_memory_setting_is_the_one_memory_refusal(
+    pair, tmp_path: Path, monkeypatch
+) -> None:
+    """DuckDB running out of its memory mid-link gives deid.errors.memory_too_small's sentence (the
+    library names no option; each face says how to raise the setting), and leaves no spill."""
+    import duckdb
+
+    real_connect = duckdb.connect
+
+    class Tight:
+        def __init__(self, con: object) -> None:
+            self._con = con
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._con, name)
+
+        def execute(self, sql: str, *args: object) -> object:
+            if sql.startswith("INSERT"):
+                raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+            return self._con.execute(sql, *args)
+
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: Tight(real_connect(*a, **k)))
+    with pytest.raises(InputError) as err:
+        link_tables(*pair, engine="duckdb", memory_mb=256, spill_dir=tmp_path)
+    said = "The memory setting (256 MB) is too small to link these files; nothing was written."
+    assert str(err.value) == said
+    assert err.value.action == "raise_memory" and "--memory-mb" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
