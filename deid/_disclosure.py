@@ -77,7 +77,11 @@ UNFAIR_PENALTY = 0.05
 FAIRNESS_CAP = 0.15  # fairness never buys more than this much loss (and the lattice pruning stays tight)
 UNFAIR_RATIO = 2.0
 FAIR_MAX_VARIABLES = 6_000  # the exact fair suppression's program beyond this is not attempted
-FAIR_SECONDS = 1.5  # per lattice node (a safety net: the programs settle in milliseconds on a cohort)
+# What a program may take is counted in branch-and-bound nodes, not seconds, so the same extract gets the
+# same release on a busy laptop and an idle one (a 1.5 s limit cut programs off under load and changed
+# the answer). The programs of a cohort settle in at most ~60 nodes; the seconds are only a safety net.
+FAIR_BB_NODES = 500  # per program
+FAIR_SECONDS = 10.0  # per lattice node, a safety net (counted apart in fair_stats as out_of_time)
 FAIR_MAX_NODES = 400  # lattice nodes given the exact fair suppression, in order of their bound
 FAIR_MAX_PROGRAMS = 20  # of those, programs actually solved (the others are refuted by counting)
 FAIR_RESOLVES = 8  # solutions withholding a needless value cut off and solved again
@@ -577,6 +581,7 @@ class _Search:
             "proved_none": 0,
             "too_large": 0,
             "too_slow": 0,
+            "out_of_time": 0,
             "needless_cut": 0,
             "solved": 0,
         }
@@ -887,7 +892,7 @@ class _Search:
             )
             left = seconds - (time.perf_counter() - t0)
             if left <= 0:
-                stats["too_slow"] += 1
+                stats["out_of_time"] += 1
                 return None
             stats["solved"] += 1
             res = milp(
@@ -895,13 +900,14 @@ class _Search:
                 constraints=LinearConstraint(a, np.asarray(lo), np.asarray(hi)),
                 integrality=integrality,
                 bounds=Bounds(np.zeros(n_all), upper),
-                options={"time_limit": left},
+                options={"node_limit": FAIR_BB_NODES, "time_limit": left},
             )
             if res.status == 2:  # infeasible: proved, no fair suppression at these levels
                 stats["proved_none"] += 1
                 return None
             if res.x is None or res.status != 0:
-                stats["too_slow"] += 1
+                out_of_time = time.perf_counter() - t0 >= seconds
+                stats["out_of_time" if out_of_time else "too_slow"] += 1
                 return None
             pick = np.flatnonzero(res.x[:nv] > 0.5)
             mask = np.zeros(self.m, np.int64)
@@ -1171,7 +1177,9 @@ def _unfair(search: _Search, best: _Eval, code_labels: Mapping[str, Mapping[str,
                 f"against {overall:.1%} of the column)"
             )
             break
-    out_of_time = " among the transformations it could try" if search.fair_stats.get("unexplored") else ""
+    stats = search.fair_stats
+    cut_short = stats.get("unexplored") or stats["too_slow"] or stats["out_of_time"]
+    out_of_time = " among the transformations it could try" if cut_short else ""
     return (
         f"No release within the agreement's rules keeps every group of students from losing its values "
         f"more than twice as often as its column{out_of_time}{worst}; set fairness to prefer, or allow more "

@@ -605,3 +605,33 @@ def test_required_fairness_on_a_table_of_classes_gives_what_the_rows_give():
     with pytest.raises(CheckFailed) as classes_said:
         protect_microdata(classes, QIS, 11, strict, weights=counts)
     assert str(classes_said.value) == str(rows_said.value)
+
+
+def test_the_exact_fair_suppression_is_budgeted_in_work_not_seconds(monkeypatch):
+    """The same extract gets the same release on a loaded machine: every program HiGHS solves is given a
+    node limit, and the seconds (a safety net) are far above what a cohort's programs take. (A 1.5 s limit
+    cut programs off on a loaded machine and changed the release.)"""
+    import scipy.optimize
+
+    import deid._disclosure as disclosure
+
+    seen: list[dict] = []
+    real = scipy.optimize.milp
+
+    def spy(*args, **kwargs):
+        seen.append(dict(kwargs.get("options") or {}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "milp", spy)
+    table = _synthetic(n=600, seed=7)
+    out, r = protect_microdata(table, QIS, 3, Disclosure(hierarchies=_hierarchies(), fairness="require"))
+    assert seen and all(o.get("node_limit") == disclosure.FAIR_BB_NODES for o in seen)
+    assert all(o["time_limit"] > 5 for o in seen)
+    stats = r.search["exact_fair_suppression"]
+    assert stats["out_of_time"] == 0 and stats["found"] >= 1
+    # and the release is the one a run with no time limit at all gives
+    monkeypatch.setattr(disclosure, "FAIR_SECONDS", 1e9)
+    out_again, r_again = protect_microdata(
+        table, QIS, 3, Disclosure(hierarchies=_hierarchies(), fairness="require")
+    )
+    assert out_again.equals(out) and r_again.levels == r.levels and r_again.loss == r.loss
