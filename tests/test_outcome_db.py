@@ -173,14 +173,18 @@ def test_bad_packages_are_refused_in_one_sentence_and_leave_nothing(tmp_path: Pa
     unclosed = tmp_path / "unclosed.csv"
     unclosed.write_text('rc,grade_level\nR1,"12\nR2,11\n', encoding="utf-8")
     nokey = _csv(frame.drop(columns=["rc"]), tmp_path / "nokey.csv")
+    header = tmp_path / "header.csv"
+    header.write_text("rc,grade_level\n", encoding="utf-8")
     cases = [
-        ([[good, other]], "do not share their columns"),
-        ([[unclosed]], "never closed"),
-        ([[nokey]], "no record code or link tokens"),
+        ([[good, other]], "do not share their columns", None),
+        ([[unclosed]], "never closed", None),
+        ([[nokey]], "no record code or link tokens", None),
+        ([[header]], "has a header but no data rows", None),
+        ([[good]], r"memory setting \(1 MB\) is too small to read these packages", 1),
     ]
-    for packages, words in cases:
+    for packages, words, memory in cases:
         with pytest.raises(InputError, match=words) as err:
-            open_linked(packages, ["the package"], {}, ["rc"], spill_dir=tmp_path)
+            open_linked(packages, ["the package"], {}, ["rc"], spill_dir=tmp_path, memory_mb=memory)
         assert "\n" not in str(err.value) and "R1" not in str(err.value)
         _no_spill_left(tmp_path)
     with open_linked([[good]], ["d"], {}, ["rc"], spill_dir=tmp_path) as data, pytest.raises(
