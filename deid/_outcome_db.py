@@ -398,8 +398,8 @@ def count_linked(
     outcome_sql = {m.id: _predicate(data, m.numerator, cache) for m in metrics}
     elements = list(dict.fromkeys(p for b in by for p in breakdown_parts(b)))
     labels = {e: _labels(data, e) for e in elements}
-    for b in by:  # a two-way breakdown refuses a value holding the separator (as breakdown_groups does)
-        if len(breakdown_parts(b)) == 2:
+    for b in by:  # a crossed breakdown refuses a value holding the separator (as breakdown_groups does)
+        if len(breakdown_parts(b)) >= 2:
             for e in breakdown_parts(b):
                 if any(CROSS_GROUP in v for v in labels[e].values()):
                     sign = CROSS_GROUP.strip()
@@ -488,10 +488,14 @@ def row_groups(data: LinkedData, by: Sequence[str]) -> dict[str, np.ndarray]:
             per.append((codes, np.array([labels[v] for v in values] or [""], dtype=object)))
         if len(per) == 1:
             out[b] = per[0][1][per[0][0]]
-        else:  # one string per pair of labels, indexed by the pair's code
-            (ca, na), (cb, nb) = per
-            pairs = np.array([f"{x}{CROSS_GROUP}{y}" for x in na for y in nb], dtype=object)
-            out[b] = pairs[ca * len(nb) + cb]
+        else:  # one string per combination of labels, indexed by the combination's code
+            import itertools
+
+            code = per[0][0]
+            for codes, names in per[1:]:
+                code = code * len(names) + codes
+            combos = [CROSS_GROUP.join(c) for c in itertools.product(*(names for _, names in per))]
+            out[b] = np.array(combos, dtype=object)[code]
     return out
 
 

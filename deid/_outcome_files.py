@@ -57,7 +57,7 @@ class ReleaseInfo:
         if code == ALL:
             return ALL
         parts = breakdown_parts(by)
-        codes = code.split(CROSS_GROUP) if len(parts) == 2 else [code]
+        codes = code.split(CROSS_GROUP) if len(parts) >= 2 else [code]
         if len(codes) != len(parts):
             return code
         named = []

@@ -62,24 +62,36 @@ MAX_ROUNDS = 40  # heuristic → attacker check → grow rounds before a release
 MIP_ROUNDS = 10  # MIP → attacker check → cut rounds before the heuristic-then-prune answer is taken
 WEAK_ROUNDS = 3  # rounds of the MIP's weak rule before its sufficient rule is tried
 MIP_SECONDS = 20.0  # the MIP's time for one release (all cohorts); then the heuristic's safe answer stays
-CROSS = "*"  # "race*sex": a two-way breakdown (every race × sex group), as the CLI and the app name it
-CROSS_GROUP = " × "  # how a two-way group is written: "700 × F"
+CROSS = "*"  # "race*sex": a crossed breakdown (every race × sex group), as the CLI and the app name it
+CROSS_GROUP = " × "  # how a crossed group is written: "700 × F", "700 × F × Y"
 
 
 def breakdown_parts(by: str) -> tuple[str, ...]:
-    """The elements of a breakdown: one, or two for a two-way breakdown ("race*sex")."""
+    """The elements of a breakdown: one, or two or three for a crossed one ("race*sex", "race*sex*iep")."""
     return tuple(by.split(CROSS)) if by else ()
 
 
 def with_margins(by: Sequence[str]) -> list[str]:
-    """The breakdowns a release publishes: those asked for, and before them the one-way breakdown of
-    each element of a two-way one (its row and column totals: a two-way table is read with its
-    margins, and the attacker is assumed to know them anyway)."""
+    """The breakdowns a release publishes: those asked for, and before them the margins of each
+    crossed one — the one-way breakdown of each of its elements, then (for a three-way one) the two-way
+    breakdown of each pair (its totals along every axis: a crossed table is read with its margins,
+    and the attacker is assumed to know them anyway). A margin the release asks for under another
+    order of its elements ("sex*race") is published under that name, once."""
+    import itertools
+
     out: list[str] = []
-    for b in by:
-        for part in breakdown_parts(b):
-            if len(breakdown_parts(b)) > 1 and part not in out:
-                out.append(part)
+
+    def named(parts: Iterable[str]) -> str | None:
+        want = frozenset(parts)
+        return next((x for x in (*out, *by) if frozenset(breakdown_parts(x)) == want), None)
+
+    for size in (1, 2):
+        for b in by:
+            parts = breakdown_parts(b)
+            for combo in itertools.combinations(parts, size) if len(parts) > size else ():
+                name = named(combo) or CROSS.join(combo)
+                if name not in out:
+                    out.append(name)
     for b in by:
         if b not in out:
             out.append(b)
@@ -88,7 +100,7 @@ def with_margins(by: Sequence[str]) -> list[str]:
 
 def breakdown_groups(frame: pd.DataFrame, by: str) -> np.ndarray:
     """Each row's group for a breakdown, as the tables write it: the value, or "(not recorded)" when
-    empty; for a two-way breakdown the two joined by " × "."""
+    empty; for a crossed breakdown the values joined by " × "."""
     parts = []
     for element in breakdown_parts(by):
         values = frame[element].astype("string").str.strip().fillna(MISSING).replace("", MISSING)
@@ -98,7 +110,10 @@ def breakdown_groups(frame: pd.DataFrame, by: str) -> np.ndarray:
     for element, values in zip(breakdown_parts(by), parts, strict=True):
         if any(CROSS_GROUP in v for v in np.unique(values)):
             raise InputError(f'A value of {element} contains "{CROSS_GROUP.strip()}"; it cannot be crossed.')
-    return np.char.add(np.char.add(parts[0].astype(str), CROSS_GROUP), parts[1].astype(str))
+    out = parts[0].astype(str)
+    for more in parts[1:]:
+        out = np.char.add(np.char.add(out, CROSS_GROUP), more.astype(str))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ the tables
@@ -168,9 +183,10 @@ def check_computable(
     have = set(columns)
     for b in by:
         parts = breakdown_parts(b)
-        if not parts or len(parts) > 2 or len(set(parts)) < len(parts) or not all(parts):
+        if not parts or len(parts) > 3 or len(set(parts)) < len(parts) or not all(parts):
             raise InputError(
-                f'"{b}" is not a breakdown: name one element, or two joined by {CROSS} (race{CROSS}sex).'
+                f'"{b}" is not a breakdown: name one element, or two or three joined by {CROSS} '
+                f"(race{CROSS}sex, race{CROSS}sex{CROSS}iep)."
             )
     elements = [p for b in by for p in breakdown_parts(b)]
     for m in metrics:
@@ -319,29 +335,48 @@ def _build(
                 if (kind, key, t.by) not in seen_eq:
                     seen_eq.add((kind, key, t.by))
                     model.equations.append((here[-1][col], [r[col] for r in here[:-1]]))
-    # A two-way table's cells also add up along each row and each column to the one-way margins
-    # (which with_margins publishes beside it): "White × F" + "White × M" = "White".
+    # A crossed table's cells also add up along each axis to its margins (which with_margins publishes
+    # beside it): "White × F" + "White × M" = "White"; "White × F × Y" + "White × F × N" = "White × F".
+    named = {frozenset(breakdown_parts(t.by)): t.by for t in tables if t.by}
     for t, here in zip(tables, rows, strict=True):
         parts = breakdown_parts(t.by)
-        if len(parts) != 2:
+        if len(parts) < 2:
             continue
         ck = metric_cohort[t.metric]
         for kind, key, col in (("C", ck, 0), ("O", t.metric, 1)):
             if (kind, key, t.by, "margins") in seen_eq:
                 continue
             seen_eq.add((kind, key, t.by, "margins"))
-            lines: dict[tuple[int, str], list[int]] = {}
-            for i, g in enumerate(t.groups[:-1]):
-                pair = g.split(CROSS_GROUP)
-                if len(pair) != 2:
-                    raise InputError(f'The two-way group "{g}" does not name one group of each element.')
-                for axis in (0, 1):
-                    lines.setdefault((axis, pair[axis]), []).append(here[i][col])
-            for (axis, group), cells in lines.items():
-                margin = model.index.get((kind, key, parts[axis], group))
-                if margin is not None:  # a margin not published constrains nothing the attacker sees
-                    model.equations.append((margin, cells))
+            for margin, cells in _margin_lines(parts, t.groups[:-1], [r[col] for r in here[:-1]], named):
+                total = model.index.get((kind, key, *margin))
+                if total is not None:  # a margin not published constrains nothing the attacker sees
+                    model.equations.append((total, cells))
     return model, rows
+
+
+def _margin_lines(
+    parts: Sequence[str], groups: Sequence[str], cells: Sequence[Any], named: Mapping[frozenset[str], str]
+) -> list[tuple[tuple[str, str], list[Any]]]:
+    """The lines of a crossed table along each axis — its cells with all coordinates but one fixed —
+    each with the margin it adds up to: (the margin breakdown's name, its group), found in ``named``
+    (element set → breakdown name) and written in that breakdown's order of elements."""
+    lines: dict[tuple[int, tuple[str, ...]], list[Any]] = {}
+    for g, cell in zip(groups, cells, strict=True):
+        labels = g.split(CROSS_GROUP)
+        if len(labels) != len(parts):
+            raise InputError(f'The crossed group "{g}" does not name one group of each element.')
+        for axis in range(len(parts)):
+            rest = tuple(x for j, x in enumerate(labels) if j != axis)
+            lines.setdefault((axis, rest), []).append(cell)
+    out = []
+    for (axis, rest), members in lines.items():
+        others = [p for j, p in enumerate(parts) if j != axis]
+        by = named.get(frozenset(others))
+        if by is None:
+            continue
+        at = dict(zip(others, rest, strict=True))
+        out.append(((by, CROSS_GROUP.join(at[p] for p in breakdown_parts(by))), members))
+    return out
 
 
 def _primary(model: _Model, m: int) -> tuple[set[int], list[tuple[dict[int, float], str]]]:
@@ -1232,21 +1267,18 @@ def _difference(
         for b in ["", *bys]:
             for g in sorted(cell_groups[b]) if b else [""]:
                 ubs.append(({v((k, "O", b, g)): 1.0, v((k, "C", b, g)): -1.0}, 0.0))
-        # A two-way breakdown's rows and columns add up to its one-way margins (as in _build).
+        # A crossed breakdown's lines add up to its margins (as in _build).
+        named = {frozenset(breakdown_parts(b)): b for b in bys}
         for b in bys:
             elements = breakdown_parts(b)
-            if len(elements) != 2 or not set(elements) <= set(bys):
+            if len(elements) < 2:
                 continue
+            gs = sorted(cell_groups[b])
             for kind in ("C", "O"):
-                lines: dict[tuple[int, str], list[str]] = {}
-                for g in cell_groups[b]:
-                    pair = g.split(CROSS_GROUP)
-                    for axis in (0, 1):
-                        lines.setdefault((axis, pair[axis]), []).append(g)
-                for (axis, group), gs in lines.items():
-                    if group in cell_groups[elements[axis]]:
-                        coefs = {v((k, kind, b, g)): 1.0 for g in gs}
-                        coefs[v((k, kind, elements[axis], group))] = -1.0
+                for (mby, mgroup), members in _margin_lines(elements, gs, gs, named):
+                    if mgroup in cell_groups[mby]:
+                        coefs = {v((k, kind, b, g)): 1.0 for g in members}
+                        coefs[v((k, kind, mby, mgroup))] = -1.0
                         eqs.append((coefs, 0.0))
 
     def published(rows: Iterable[tuple[str, str, int | None, int | None, str]], over: Sequence[str]) -> None:

@@ -137,10 +137,12 @@ def test_two_packages_link_and_count_as_in_memory(tmp_path: Path, engine: str):
         assert (data.rows, data.linked) == (n + 1, linked)
         assert linked >= 80
         got = count_linked(data, METRICS, BY)
-        groups = row_groups(data, ["school_id", "race*sex"])
+        groups = row_groups(data, ["school_id", "race*sex", "race*sex*school_id"])
         outcomes = row_outcomes(data, METRICS)
+        three = count_linked(data, METRICS[:2], ["race*sex*school_id"])
     _same_tables(reference, got)
-    for b in ("school_id", "race*sex"):
+    _same_tables(compute_tables(frame, METRICS[:2], ["race*sex*school_id"]), three)
+    for b in ("school_id", "race*sex", "race*sex*school_id"):
         assert list(groups[b]) == list(breakdown_groups(frame, b))
     cat = load_catalog()
     for m in METRICS:

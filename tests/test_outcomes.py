@@ -384,7 +384,7 @@ def test_a_two_way_table_publishes_its_margins_and_adds_up():
         assert cross.cohort[i] == int(((truth["race"] == race) & (truth["sex"] == sex)).sum())
     assert sum(cross.cohort[:-1]) == cross.cohort[-1]
     # Bad breakdowns: one sentence each.
-    for bad in ("race*race", "race*sex*school_id", "race*", "gpa*sex"):
+    for bad in ("race*race", "race*sex*school_id*grade_level", "race*", "gpa*sex"):
         with pytest.raises(InputError):
             compute_tables(frame, ["dual_enrollment"], [bad])
 
@@ -612,3 +612,59 @@ def test_the_mip_per_cohort_never_hides_more_than_the_heuristic_and_leaves_nothi
     cells = sorted(hidden)
     plain = _full_lp_intervals(model, hidden, [{c: 1.0} for c in cells])
     assert cells and all(hi - lo >= M - 1e-6 for lo, hi in plain)
+
+
+def test_a_three_way_table_publishes_its_margins_and_adds_up_along_every_axis():
+    frame = _crossed(6, 2500)
+    result = compute_tables(frame, ["dual_enrollment"], ["race*sex*school_id"])
+    assert [t.by for t in result.tables] == [
+        "", "race", "sex", "school_id", "race*sex", "race*school_id", "sex*school_id", "race*sex*school_id",
+    ]  # fmt: skip
+    tab = {t.by: t for t in result.tables}
+    three = tab["race*sex*school_id"]
+    for by, axis in (("sex*school_id", 0), ("race*school_id", 1), ("race*sex", 2)):
+        margin = tab[by]
+        for g, c in zip(margin.groups[:-1], margin.cohort[:-1], strict=True):
+            rest = g.split(" × ")
+            line = [c3 for g3, c3 in zip(three.groups[:-1], three.cohort[:-1], strict=True)
+                    if [x for j, x in enumerate(g3.split(" × ")) if j != axis] == rest]  # fmt: skip
+            assert sum(line) == c
+    # "sex*race" asked beside it: that margin is published once, under the asked name
+    both = compute_tables(frame, ["dual_enrollment"], ["sex*race", "race*sex*school_id"])
+    names = [t.by for t in both.tables]
+    assert names.count("sex*race") == 1 and "race*sex" not in names
+    with pytest.raises(InputError, match="two or three"):
+        compute_tables(frame, ["dual_enrollment"], ["race*sex*school_id*grade_level"])
+
+
+def test_a_three_way_cell_alone_in_its_line_is_recovered_then_protected():
+    """The attack on a naive three-way release: a cell hidden alone in a line (two coordinates fixed)
+    is its two-way margin less the shown cells. The check names such cells; after protect() no line of
+    the three-way table along any axis holds exactly one hidden cell while its margin is shown, and
+    one plain LP over every cell finds every hidden cell at least M wide."""
+    from deid._outcomes import _primary, attack
+
+    frame = _crossed(6, 6000)
+    frame = frame.assign(iep=np.where(np.random.default_rng(1).random(len(frame)) < 0.15, "Y", "N"))
+    result = compute_tables(frame, ["dual_enrollment"], ["race*sex*iep"])
+    model, _ = _build(result.tables, result.metric_cohort)
+    naive, _ = _primary(model, M)
+    found = {model.ids[e.index] for e in attack(model, naive, {}, [], M)}
+    assert any(cid[2] == "race*sex*iep" for cid in found)
+    prot = protect(result.tables, result.metric_cohort, M, seconds=5)
+    assert prot.complementary > 0 and recheck(result.tables, result.metric_cohort, M) == []
+    tab = {t.by: t for t in result.tables}
+    three = tab["race*sex*iep"]
+    for by, axis in (("sex*iep", 0), ("race*iep", 1), ("race*sex", 2)):
+        margin = tab[by]
+        for i, g in enumerate(margin.groups[:-1]):
+            line = [k for k, g3 in enumerate(three.groups[:-1])
+                    if [x for j, x in enumerate(g3.split(" × ")) if j != axis] == g.split(" × ")]  # fmt: skip
+            pairs = ((three.hidden_cohort, margin.hidden_cohort),
+                     (three.hidden_outcome, margin.hidden_outcome))  # fmt: skip
+            for hidden, shown in pairs:
+                if not shown[i]:
+                    assert sum(hidden[k] for k in line) != 1, (by, g)
+    model, hidden = _hidden_of(result)
+    plain = _full_lp_intervals(model, hidden, [{c: 1.0} for c in sorted(hidden)])
+    assert all(hi - lo >= M - 1e-6 for lo, hi in plain)

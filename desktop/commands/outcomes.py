@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a metric of the catalog (`pathshare metrics`); repeat for several")  # fmt: skip
     p.add_argument("--by", action="append", default=[], metavar="ELEMENT",
                    help="a breakdown: school_id, cte_pathway, sex, race, english_learner_status, "
-                        "economically_disadvantaged, iep, ...; two joined by * (race*sex) for a table of "
-                        "every combination, with its totals; repeat for several")  # fmt: skip
+                        "economically_disadvantaged, iep, ...; two or three joined by * (race*sex, "
+                        "race*sex*iep) for a table of every combination, with its totals; repeat for "
+                        "several")  # fmt: skip
     p.add_argument("--out", required=True, metavar="FOLDER", help="a new (or empty) folder for the tables")
     p.add_argument("--format", action="append", choices=("xlsx", "csv", "html", "pdf"), metavar="FORMAT",
                    help="xlsx, csv, html or pdf (default: all four); repeat for several")  # fmt: skip
