@@ -57,7 +57,7 @@ from deid._risk import RiskResult, blank_as_null, combine, value_codes
 from deid._roster import Roster, roster_columns
 from deid._spill import private_folder
 from deid._treatments import TreatmentContext, require_secret
-from deid.errors import InputError, OutputError
+from deid.errors import InputError, OutputError, memory_too_small
 
 DEFAULT_BATCH_ROWS = 262_144  # the largest batch the memory setting chooses (batch_rows_for)
 DEFAULT_MEMORY_MB = 1024
@@ -823,7 +823,7 @@ def run_stream(
         try:
             yield from con.batches(batch_rows)
         except (MemoryError, pa.ArrowMemoryError) as exc:
-            raise InputError(_memory_sentence(memory_mb)) from exc
+            raise memory_too_small("to put this file's rows in a random order", memory_mb) from exc
         except OSError as exc:
             raise OutputError(disk_sentence(spill_dir, exc)) from exc
 
@@ -934,13 +934,6 @@ class _Piles:
                 yield pile.slice(at, batch_rows)
             del pile
             give_back()
-
-
-def _memory_sentence(memory_mb: int) -> str:
-    return (
-        f"The memory setting ({memory_mb:,} MB) is too small to put this file's rows in a random order; "
-        "nothing was written: raise it (--memory-mb) or free memory."
-    )
 
 
 def disk_sentence(folder: Path, exc: BaseException) -> str:
