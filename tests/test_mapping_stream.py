@@ -6,13 +6,13 @@ and a disk too full each end in one sentence with nothing left behind."""
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
+from faults import disk_full_on_arrow_write
 
 from deid import (
     MappingProfile,
@@ -199,23 +199,7 @@ def test_a_file_only_the_in_memory_reader_takes_is_said_so(tmp_path):
 
 
 def test_a_disk_too_full_for_the_copy_is_one_sentence(problems, tmp_path, monkeypatch):
-    real = pa.ipc.new_file
-    writes = []
-
-    class Full:
-        def __init__(self, writer) -> None:
-            self.writer = writer
-
-        def write_table(self, table):
-            writes.append(table.num_rows)
-            if len(writes) == 3:  # the third batch finds the disk full
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return self.writer.write_table(table)
-
-        def __getattr__(self, name: str):
-            return getattr(self.writer, name)
-
-    monkeypatch.setattr(pa.ipc, "new_file", lambda *a, **kw: Full(real(*a, **kw)))
+    writes = disk_full_on_arrow_write(monkeypatch)
     with pytest.raises(OutputError, match=r"^Not enough room for the temporary files .*No space left"):
         scan_extract(problems, batch_rows=7, spill_dir=tmp_path)
     assert len(writes) == 3 and not list(tmp_path.glob(SPILL_FOLDER_PREFIX + "*"))

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
+from faults import disk_full_on_arrow_write
 
 from deid import deidentify_file, load_policy
 from deid.errors import InputError, OutputError
@@ -225,25 +226,7 @@ def test_a_disk_too_full_for_the_input_cache_leaves_nothing(tmp_path: Path, extr
                                                             monkeypatch) -> None:
     """Pass 1 keeps the input as Arrow beside the output; a disk too full for that is the same one
     sentence, and neither the half-written cache, its folder nor an output is left."""
-    import errno
-
-    real = pa.ipc.new_file
-    writes = []
-
-    class Full:
-        def __init__(self, writer) -> None:
-            self.writer = writer
-
-        def write_table(self, table):
-            writes.append(table.num_rows)
-            if len(writes) == 3:  # the third batch finds the disk full
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return self.writer.write_table(table)
-
-        def __getattr__(self, name: str):
-            return getattr(self.writer, name)
-
-    monkeypatch.setattr(pa.ipc, "new_file", lambda *a, **kw: Full(real(*a, **kw)))
+    writes = disk_full_on_arrow_write(monkeypatch)
     out = tmp_path / "o.csv"
     with pytest.raises(OutputError, match=r"Not enough room .*No space left on device.* nothing was written"):
         deidentify_file(extract, _policy(tmp_path), out, secret_file=tmp_path / "s.key", batch_rows=40)
