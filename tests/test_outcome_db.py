@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
+from linked_people import people_tokens
 
 from agreements._outcomes import link_frames
 from deid import (
@@ -95,18 +96,7 @@ def test_one_package_counts_as_in_memory_on_messy_values(tmp_path: Path, monkeyp
 
 
 def _tokens(n: int) -> list[str]:
-    from deid import LinkFields, link_tokens
-
-    people = pa.table({
-        "ssid": [f"{1000000000 + i}" for i in range(n)],
-        "first": [f"Name{chr(65 + i % 26)}{i}" for i in range(n)],
-        "middle": [None] * n,
-        "last": [f"Family{i * 7}" for i in range(n)],
-        "birth": [f"2008-0{1 + i % 9}-1{i % 10}" for i in range(n)],
-        "sex": ["F" if i % 2 else "M" for i in range(n)],
-    })  # fmt: skip
-    fields = LinkFields("ssid", "first", "middle", "last", "birth", "sex")
-    return link_tokens(people, fields, b"k" * 32).to_pylist()
+    return people_tokens(n)
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "memory"])

@@ -154,14 +154,7 @@ def test_every_small_count_is_hidden_and_the_attacker_recovers_none():
                 assert t.hidden_outcome[i]
     assert recheck(result.tables, result.metric_cohort, M) == []
     # The LP attack itself, on every hidden cell: no interval narrower than the protection.
-    model, rows = _build(result.tables, result.metric_cohort)
-    hidden = set()
-    for t, here in zip(result.tables, rows, strict=True):
-        for i, (c, o) in enumerate(here):
-            if t.hidden_cohort[i]:
-                hidden.add(c)
-            if t.hidden_outcome[i]:
-                hidden.add(o)
+    model, hidden = _hidden_of(result)
     widths = [hi - lo for lo, hi in _intervals(model, hidden, {}, [{c: 1.0} for c in sorted(hidden)])]
     assert min(widths) >= M
 

@@ -167,23 +167,14 @@ def test_packages_are_linked_on_their_link_tokens_before_counting():
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+    from linked_people import people_tokens
 
     from agreements._outcomes import link_frames
-    from deid import LinkFields, compute_tables, link_tokens
+    from deid import compute_tables
 
-    key = b"k" * 32
-    fields = LinkFields("ssid", "first", "middle", "last", "birth", "sex")
     rng = np.random.default_rng(5)
     n = 40
-    people = pa.table({
-        "ssid": [f"{1000000000 + i}" for i in range(n)],
-        "first": [f"Name{chr(65 + i % 26)}{i}" for i in range(n)],
-        "middle": [None] * n,
-        "last": [f"Family{i * 7}" for i in range(n)],
-        "birth": [f"2008-0{1 + i % 9}-1{i % 10}" for i in range(n)],
-        "sex": ["F" if i % 2 else "M" for i in range(n)],
-    })  # fmt: skip
-    tokens = link_tokens(people, fields, key).to_pylist()
+    tokens = people_tokens(n)
     district = pd.DataFrame({
         "link_tokens": tokens,
         "grade_level": ["12"] * n,
