@@ -21,8 +21,8 @@ protection (by default ``m``):
    such that no hidden cell is alone in an equation — a condition every safe hiding meets, so when
    the answer passes the check below at the first round it is provably the fewest — or, where that
    weak rule does not settle (two-way tables), such that the others hidden in each equation can
-   absorb the protection; within a time limit, after which the heuristic's answer stays
-   (:func:`_optimal`); then
+   absorb the protection; within a budget of branch-and-bound nodes (the same on every machine),
+   after which the heuristic's answer stays (:func:`_optimal`); then
 3. *the attacker check* (:func:`attack`): for every hidden cell (and every hidden complement), the
    minimum and maximum value consistent with everything published (LPs on HiGHS over the equations,
    the outcome ≤ cohort bounds, non-negativity and the coded bands) must be at least ``p`` apart.
@@ -61,7 +61,13 @@ BAND = 0.05  # rates within 5 points of 0 % or 100 % are coded (≤ 5 %, ≥ 95 
 MAX_ROUNDS = 40  # heuristic → attacker check → grow rounds before a release is declared unprotectable
 MIP_ROUNDS = 10  # MIP → attacker check → cut rounds before the heuristic-then-prune answer is taken
 WEAK_ROUNDS = 3  # rounds of the MIP's weak rule before its sufficient rule is tried
-MIP_SECONDS = 20.0  # the MIP's time for one release (all cohorts); then the heuristic's safe answer stays
+# The optimizer's budget for one release (all cohorts, all rounds), in HiGHS branch-and-bound nodes —
+# never in seconds: a time limit made the hidden cells depend on how busy the machine was, so two
+# partners re-running one release could publish different patterns and play them against each other.
+# Each MIP measured at 1M students (one- and two-way tables) settled in 1 node; a release that uses
+# the whole budget keeps the heuristic's safe answer, pruned, for the cohorts left.
+MIP_NODES = 20_000
+OUT_OF_BUDGET = "used up its search budget"  # why a cohort kept the heuristic's answer (the notes say it)
 CROSS = "*"  # "race*sex": a crossed breakdown (every race × sex group), as the CLI and the app name it
 CROSS_GROUP = " × "  # how a crossed group is written: "700 × F", "700 × F × Y"
 
@@ -644,15 +650,16 @@ def _mip(
     *,
     comp: str | None = None,
     bound: float | None = None,
-    seconds: float | None = None,
+    budget: list[int] | None = None,
 ) -> set[int] | None:
     """The fewest cells to hide (``fixed`` always) such that no hidden cell is alone in an equation
     (``weak``: a condition every safe hiding meets, so the optimum is a lower bound) or, otherwise,
     such that the others hidden in each equation can absorb ``p`` (a sufficient rule); plus the
     attacker check's cuts. ``comp``: only that cohort's cells (the others stay shown: no equation
     joins two cohorts); ``bound``: the objective at most this (a known safe answer's cost: what a
-    starting solution would give branch and bound, which scipy's milp cannot take); ``seconds``:
-    HiGHS's time limit (its best answer so far is returned, or None)."""
+    starting solution would give branch and bound, which scipy's milp cannot take); ``budget``: a
+    one-element list of branch-and-bound nodes left for the release, spent here (HiGHS's best answer
+    within it is returned, or None)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
 
@@ -700,9 +707,11 @@ def _mip(
         cons = [LinearConstraint(a.tocsr(), np.array(lo), np.inf)]
     if bound is not None:
         cons.append(LinearConstraint(cost.reshape(1, -1), -np.inf, bound + 1e-6))
-    options = {} if seconds is None else {"time_limit": max(0.1, seconds)}
+    options = {} if budget is None else {"node_limit": max(1, budget[0])}
     res = milp(cost, integrality=np.ones(n), bounds=Bounds(lb, ub), constraints=cons, options=options)
-    # status 1: the time limit (or a node limit) — its best answer, if it has one, is still an answer
+    if budget is not None:
+        budget[0] -= max(1, int(getattr(res, "mip_node_count", 0) or 0))
+    # status 1: the node limit — its best answer, if it has one, is still an answer
     if res.status not in (0, 1) or res.x is None:
         return None
     return {i for i in range(n) if res.x[i] > 0.5}
@@ -779,11 +788,11 @@ class Protection:
     rounds: int
     checked: int  # intervals the attacker check computed (two LPs each)
     smallest_interval: float  # the narrowest interval among hidden cells (≥ protection)
-    # "optimal" | "heuristic" | "heuristic, then pruned" (the MIP did not settle, or not in time) |
+    # "optimal" | "heuristic" | "heuristic, then pruned" (the MIP did not settle, or not within its budget) |
     # "mixed" (some cohorts one way, some the other)
     method: str = "optimal"
     note: str = ""  # in plain words, why the heuristic's answer was kept where it was
-    seconds: float = 0.0  # the time protect took
+    seconds: float = 0.0  # the time protect took (reported; never decides anything)
 
     def describe(self) -> str:
         """How the hidden cells were chosen, in plain words (the notes and the command's summary)."""
@@ -805,12 +814,14 @@ def protect(
     method: str = "optimal",
     keep_hidden: Iterable[tuple[str, str, str, str]] = (),
     keep_shown: Iterable[tuple[str, str, str, str]] = (),
-    seconds: float | None = None,
+    nodes: int | None = None,
 ) -> Protection:
     """Hide cells in ``tables`` (in place) per the module docstring; CheckFailed if it cannot be done.
 
-    ``seconds``: the MIP's time for this release (default MIP_SECONDS); a cohort it has not settled
-    by then keeps the heuristic's safe answer, pruned (``Protection.method`` and ``note`` say so).
+    ``nodes``: the optimizer's budget for this release in branch-and-bound nodes (default MIP_NODES;
+    the same on every machine, so the same tables always give the same hidden cells); a cohort it has
+    not settled within it keeps the heuristic's safe answer, pruned (``Protection.method`` and
+    ``note`` say so).
 
     ``keep_hidden``: (metric, by, group, "cohort" | "outcome") cells an earlier release of the same
     cohort hid — hidden again, so the two releases' hidden cells cannot be played against each other;
@@ -849,7 +860,7 @@ def protect(
         how, note = method, ""
     else:
         hidden, rounds, how, note = _optimal(
-            model, fixed, p, extra, eq_of, method, MIP_SECONDS if seconds is None else seconds
+            model, fixed, p, extra, eq_of, method, MIP_NODES if nodes is None else nodes
         )
     if hidden is None:
         raise CheckFailed(
@@ -885,10 +896,10 @@ def _optimal(
     extra: Sequence[tuple[dict[int, float], str]],
     eq_of: list[list[int]],
     method: str,
-    seconds: float,
+    nodes: int,
 ) -> tuple[set[int] | None, int, str, str]:
     """The MIP's answer, cohort by cohort (cells of different cohorts share no equation, so each
-    cohort is its own, smaller problem), within ``seconds`` for all cohorts together:
+    cohort is its own, smaller problem), within ``nodes`` branch-and-bound nodes for all together:
 
     1. the heuristic's safe answer — the fallback, and its cost bounds the MIPs' objective (never
        more cells than the heuristic);
@@ -902,7 +913,7 @@ def _optimal(
 
     Returns the hidden cells (None: no way protects them), the rounds, the method and a note in
     plain words."""
-    deadline = time.monotonic() + seconds
+    budget = [nodes]
     hidden: set[int] = set()
     rounds = 0
     ways: dict[str, str] = {}
@@ -915,12 +926,12 @@ def _optimal(
         best, why = None, ""
         for rule, limit in ((method, WEAK_ROUNDS), ("sufficient", MIP_ROUNDS)):
             best, r, why = _search(model, fixed_c, p, extra_c, eq_of, rule, comp=comp, bound=bound,
-                                   deadline=deadline, limit=limit)  # fmt: skip
+                                   budget=budget, limit=limit)  # fmt: skip
             rounds += r
             if best is not None:
                 ways[comp] = "" if rule == method else "sufficient"
                 break
-            if why == "ran out of time":
+            if why == OUT_OF_BUDGET:
                 break
         if best is not None:
             hidden |= best
@@ -955,12 +966,12 @@ def _search(
     *,
     comp: str | None = None,
     bound: float | None = None,
-    deadline: float | None = None,
+    budget: list[int] | None = None,
     limit: int | None = None,
 ) -> tuple[set[int] | None, int, str]:
     """Rounds of "choose the hidden cells, attack, cut (MIP) or grow (heuristic)" until the attacker
     check passes: the hidden cells, or None when no round settles it; the rounds taken; and why not
-    (plain words). The MIP takes ``comp``, ``bound`` and a ``deadline`` (time.monotonic())."""
+    (plain words). The MIP takes ``comp``, ``bound`` and a ``budget`` (nodes left, spent in place)."""
     cuts: list[tuple[list[int], int]] = []
     hidden: set[int] | None = set(fixed)
     rounds = 0
@@ -973,14 +984,13 @@ def _search(
         if method == "heuristic":
             hidden = _heuristic(model, hidden or set(fixed), eq_of)
         else:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None, rounds - 1, "ran out of time"
+            if budget is not None and budget[0] <= 0:
+                return None, rounds - 1, OUT_OF_BUDGET
             hidden = _mip(model, fixed, p, cuts, weak=method == "optimal", comp=comp, bound=bound,
-                          seconds=left)  # fmt: skip
+                          budget=budget)  # fmt: skip
         if hidden is None:
-            late = deadline is not None and time.monotonic() >= deadline
-            return None, rounds, "ran out of time" if late else "found no answer as good as the simple rule's"
+            spent = budget is not None and budget[0] <= 0
+            return None, rounds, OUT_OF_BUDGET if spent else "found no answer as good as the simple rule's"
         exposed = attack(model, hidden, {}, extra, p)
         if not exposed:
             return hidden, rounds, ""

@@ -571,20 +571,44 @@ def _with_completers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(cte_completer=np.where(rng.random(len(frame)) < 0.6, "Y", "N"))
 
 
-def test_out_of_time_the_heuristics_safe_answer_is_kept_and_said():
-    """The MIP's time limit: with no time left, every cohort keeps the heuristic's safe answer, pruned
+def test_out_of_budget_the_heuristics_safe_answer_is_kept_and_said():
+    """The MIP's node budget: with none left, every cohort keeps the heuristic's safe answer, pruned
     (never more cells than the heuristic), the attacker check still recovers nothing, and the method
     and note say which way was taken and why."""
     frame = _with_completers(_crossed(8, 900))
     simple = compute_tables(frame, ["dual_enrollment", "cte_completers"], ["race*sex"])
     protect(simple.tables, simple.metric_cohort, M, method="heuristic")
     late = compute_tables(frame, ["dual_enrollment", "cte_completers"], ["race*sex"])
-    prot = protect(late.tables, late.metric_cohort, M, seconds=0)
+    prot = protect(late.tables, late.metric_cohort, M, nodes=0)
     assert prot.method == "heuristic, then pruned"
-    assert "ran out of time" in prot.note and "simple rule's safe answer was kept" in prot.note
+    assert "used up its search budget" in prot.note and "simple rule's safe answer was kept" in prot.note
     assert recheck(late.tables, late.metric_cohort, M) == []
     assert hidden_count(late.tables) <= hidden_count(simple.tables)
     assert prot.smallest_interval >= M
+
+
+def test_a_slow_machine_hides_the_same_cells_as_a_fast_one(monkeypatch: pytest.MonkeyPatch):
+    """The optimizer's budget is counted in branch-and-bound nodes, not seconds: with the clock jumping
+    an hour at every reading (a machine as loaded as can be), the same tables hide the same cells by
+    the same method as on an idle one — two partners re-running a release publish one pattern."""
+    import time as clock
+
+    frame = _with_completers(_crossed(7, 1200))
+    metrics, by = ["dual_enrollment", "cte_completers"], ["school_id", "race*sex"]
+    idle = compute_tables(frame, metrics, by)
+    fast = protect(idle.tables, idle.metric_cohort, M)
+    now = [clock.monotonic()]
+
+    def slow() -> float:
+        now[0] += 3600.0
+        return now[0]
+
+    monkeypatch.setattr(clock, "monotonic", slow)
+    busy = compute_tables(frame, metrics, by)
+    late = protect(busy.tables, busy.metric_cohort, M)
+    assert late.method == fast.method and late.note == fast.note and fast.complementary > 0
+    for a, b in zip(idle.tables, busy.tables, strict=True):
+        assert (a.hidden_cohort, a.hidden_outcome, a.band) == (b.hidden_cohort, b.hidden_outcome, b.band)
 
 
 @pytest.mark.parametrize("seed", [3, 7, 9])
@@ -644,7 +668,7 @@ def test_a_three_way_cell_alone_in_its_line_is_recovered_then_protected():
     naive, _ = _primary(model, M)
     found = {model.ids[e.index] for e in attack(model, naive, {}, [], M)}
     assert any(cid[2] == "race*sex*iep" for cid in found)
-    prot = protect(result.tables, result.metric_cohort, M, seconds=5)
+    prot = protect(result.tables, result.metric_cohort, M)
     assert prot.complementary > 0 and recheck(result.tables, result.metric_cohort, M) == []
     tab = {t.by: t for t in result.tables}
     three = tab["race*sex*iep"]

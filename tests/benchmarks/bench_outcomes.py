@@ -15,7 +15,7 @@ Measured, in a subprocess of its own (peak RSS is the scenario's):
   exactly, and narrower than the protection — both must be zero.
 
 * two-way tables (race × sex, English-learner status × race, with their margins) for
-  two metrics: the MIP (per cohort, bounded by the heuristic's answer, within its time limit; which
+  two metrics: the MIP (per cohort, bounded by the heuristic's answer, within its node budget; which
   way each cohort took is printed), the grown heuristic, and the issue's plain heuristic (not grown),
   whose recovered and too-narrow cells the attacker check counts.
 
