@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 # Evidence each agreeing kind adds (a hand-set Fellegi-Sunter-style weight: the rarer a chance
 # agreement of that combination, the higher). A pair is linked at THRESHOLD or more: any kind with a
 # full name and birth date, or two partial kinds (e.g. E + P: a surname typo), but never C alone
-# (twins share surname, birth date and often sex).
+# (twins share surname, birth date and often sex), nor C with a middle initial (M counts towards the
+# score, not towards the threshold). Partial agreements that chance gives as often as a match at the
+# size of the files are refused besides (chance_links).
 WEIGHTS: dict[str, int] = {
     "I": 20, "A": 8, "M": 1, "W": 9, "B": 6, "C": 6, "E": 5, "G": 4, "P": 3, "Q": 3, "K": 0,
 }  # fmt: skip
@@ -84,6 +86,11 @@ class LinkReport:
     # methods combined and em: candidate pairs of students kept apart by a conflict (different IDs, see
     # conflicts), whatever their score — counted in below_threshold too
     kept_apart: int = 0
+    # method combined: candidate pairs of students not linked because their kinds of agreement are, at
+    # these sizes of files, as often by chance as a match (chance_links) — counted in below_threshold too
+    below_chance: int = 0
+    # whether that check ran (it needs pairs sharing an ID token; without, the weights alone decide)
+    chance_checked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON data."""
@@ -142,6 +149,87 @@ def conflicts(mask: np.ndarray) -> np.ndarray:
         return (mask & np.uint32(1 << KINDS.index(kind))) != 0
 
     return (has("N") | has("S")) & ~has("I")
+
+
+def chance_links(
+    ga: np.ndarray, gb: np.ndarray, mask: np.ndarray, score: np.ndarray, ok: np.ndarray,
+    students: tuple[int, int], scoring: Sequence[str],
+) -> np.ndarray | None:
+    """Candidate pairs of students (a mask over them) whose pattern of agreement — which scoring kinds
+    agree, the ID aside — gives, at the size of these two files, at least as many links between
+    different students by chance as it gives links at all: no evidence here, whatever its weight. None
+    when no pair shares an ID token (then chance cannot be measured, and the weights alone decide).
+
+    Why: a partial agreement (name and birth year with day and month swapped; surname, birth date and a
+    middle initial) is strong evidence among 50,000 students and weak among a million — the unrelated
+    students who agree so by chance grow with the files, a fixed weight does not (at 1M a side most
+    remaining false links were such). Chance is measured, not assumed: a student of B who shares an ID
+    token with one of A is that student, so what would link that student if their match were not in A
+    is a link by chance. For each such student, the unique best of their *other* candidates (at or
+    above the threshold) is taken, and kept when it would be mutual — the student of A has no candidate
+    scoring as much; counted by pattern, per such student, and scaled to the students of B that are
+    left unlinked, that is how many false links each pattern makes at this size (the same from A's
+    side; the two averaged). A pattern whose expected chance links are half its links or more is
+    refused: Fellegi–Sunter's decision at posterior 1/2, on links rather than on every pair. (Students
+    with an ID are the ones in both files, born in the years both cover: chance is if anything
+    overstated, which errs towards refusing.)"""
+    id_bit = np.uint32(1 << KINDS.index("I"))
+    has_id = (mask & id_bit) != 0
+    if not has_id.any():
+        return None
+    bits = np.uint32(sum(1 << KINDS.index(k) for k in scoring if k != "I"))
+    values, inverse = np.unique(mask & bits, return_inverse=True)
+    idx = np.flatnonzero(ok)
+    kept, _ = _one_to_one(ga[idx], gb[idx], score[idx])
+    linked = idx[kept]
+    links = np.bincount(inverse[linked[~has_id[linked]]], minlength=len(values)).astype(np.float64)
+    chance = np.zeros(len(values))
+    weak = ~ok & ~has_id & ~conflicts(mask)  # pairs below the threshold: chance agreements, near all
+    for mine, theirs, n in ((gb, ga, students[1]), (ga, gb, students[0])):
+        known = np.zeros(n, bool)
+        known[mine[has_id]] = True  # students whose match is known (the ID)
+        left = np.ones(n, bool)
+        left[mine[linked]] = False  # students of this side left without a link
+        others = np.flatnonzero(ok & ~has_id & known[mine])
+        best = others[_unique_best(mine[others], score[others])]
+        # the other side's best score without this pair (its match's, when it has one)
+        rival = _best_without(theirs[idx], score[idx], idx, best, theirs)
+        by_chance = best[score[best] > rival]
+        # Students left unlinked meet fewer namesakes than those in both files (other birth years, other
+        # places): scaled by how many chance agreements below the threshold each group has per student.
+        weak_per = np.bincount(mine[weak], minlength=n)
+        density = weak_per[left].mean() / weak_per[known].mean() if weak_per[known].any() else 1.0
+        per_known = np.bincount(inverse[by_chance], minlength=len(values)) / known.sum()
+        chance += per_known * left.sum() * density / 2
+    refused = chance >= links / 2
+    refused &= (chance > 0)
+    return refused[inverse] & ~has_id
+
+
+def _best_without(group: np.ndarray, score: np.ndarray, where: np.ndarray, pairs: np.ndarray,
+                  group_of: np.ndarray) -> np.ndarray:  # fmt: skip
+    """For each pair in ``pairs`` (indices of candidate pairs), the highest score of its ``group_of``
+    student's other pairs among ``where`` (-1 when it has none)."""
+    n = int(group.max()) + 1 if len(group) else 0
+    order = np.lexsort((-score, group))
+    g, s, e = group[order], score[order], where[order]
+    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, bool)
+    top1 = np.full(n, -1, np.int64)
+    top1_pair = np.full(n, -1, np.int64)
+    top2 = np.full(n, -1, np.int64)
+    top1[g[first]] = s[first]
+    top1_pair[g[first]] = e[first]
+    second = np.r_[False, ~first[1:]] & np.r_[False, first[:-1]]  # the entry right after a group's first
+    top2[g[second]] = s[second]
+    if not len(pairs):
+        return np.zeros(0, np.int64)
+    st = group_of[pairs]
+    if n == 0:
+        return np.full(len(pairs), -1, np.int64)
+    inside = st < n
+    out = np.full(len(pairs), -1, np.int64)
+    out[inside] = np.where(top1_pair[st[inside]] == pairs[inside], top2[st[inside]], top1[st[inside]])
+    return out
 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -213,6 +301,8 @@ def _one_to_one(ra: np.ndarray, rb: np.ndarray, score: np.ndarray) -> tuple[np.n
 
 def _unique_best(group: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Mask: the entry holds its group's highest score, and no other entry of the group ties it."""
+    if not len(group):
+        return np.zeros(0, bool)
     order = np.lexsort((-score, group))
     g, s = group[order], score[order]
     first = np.r_[True, g[1:] != g[:-1]]
@@ -270,6 +360,8 @@ def link_sides(
     fitted: dict[str, Any] | None = None
     score_counts: dict[str, int] = {}
     refused = 0
+    below_chance = 0
+    chance_checked = False
     if method in ("combined", "em"):
         # One row per student is not assumed: a file's rows of one student (several enrollments) are
         # grouped first, students are linked one-to-one, and every row of a linked student is paired.
@@ -294,7 +386,23 @@ def link_sides(
             kept, left = _one_to_one(ga[ok], gb[ok], np.round(exact[ok] * 1000).astype(np.int64))
         else:
             score = _score(mask, use)
-            ok = (score >= threshold) & ~apart
+            # Agreeing middle initials (M) add to a pair's score but never bring it to the threshold:
+            # twins share surname, birth date and often sex (C), and a middle initial by chance often
+            # enough (at 1M a side 238 of 322 links on C and M alone were two different students).
+            ok = (score - _score(mask, ["M"]) >= threshold) & ~apart
+            # A pattern of agreement that links by chance as often as it links a match, at this size of
+            # files, is no evidence.
+            chance = chance_links(ga, gb, mask, score, ok, students, use)
+            chance_checked = chance is not None
+            if chance is not None:
+                chance &= ok
+                below_chance = int(chance.sum())
+                ok &= ~chance
+            elif {"I"} <= kinds_a & kinds_b:
+                report_notes.append(
+                    "no pair of students shares a state ID token, so how often unrelated students agree by "
+                    "chance could not be measured: weak partial agreements were linked on their weights alone"
+                )
             kept, left = _one_to_one(ga[ok], gb[ok], score[ok])
         sel = np.flatnonzero(ok)[kept]
         row_a, row_b, k = _expand(ga[sel], gb[sel], groups_a, groups_b)
@@ -350,6 +458,8 @@ def link_sides(
         below_threshold=int(stats[1]),
         left_ambiguous=int(stats[2]),
         kept_apart=refused,
+        below_chance=below_chance,
+        chance_checked=chance_checked,
         threshold=threshold,
         notes=report_notes,
         kinds_a=" ".join(sorted(kinds_a, key=KINDS.index)),

@@ -349,3 +349,50 @@ def test_cli_deid_with_a_shared_secret_file_then_link(run_cli, tmp_path: Path, c
         tmp_path / "linked.csv",
     )
     assert code == 0 and "linked 2 rows (0 by state ID, 2 by derived keys)" in out, err
+
+
+def test_twins_agreeing_on_a_middle_initial_are_not_linked() -> None:
+    """C (surname, birth date, sex) with agreeing middle initials (M) is what twins share: M adds to a
+    linked pair's score but does not bring a pair to the threshold."""
+    a = _tokens(("", "Mia", "Rosa", "Ortiz", "2008-05-22", "F"))
+    twin = _tokens(("", "Zoe", "Ruth", "Ortiz", "2008-05-22", "F"))
+    links = link_tables(a, twin)
+    assert links.pairs() == set() and links.report.candidate_pairs == 1
+    same = _tokens(("", "Mia", "R", "Ortiz", "2008-05-22", "F"))
+    assert link_tables(a, same).pairs() == {(0, 0)}
+
+
+def test_partial_agreements_that_chance_gives_as_often_at_this_size_are_refused() -> None:
+    """chance_links: the students linked by their ID show what links by chance — their other
+    candidates. A weak pattern that would link a known student to someone else as often as it links at
+    all is refused; a pattern never seen by chance is kept; with no ID pair nothing is measured."""
+    from deid._linkmatch import THRESHOLD, WEIGHTS, chance_links
+
+    def bits(kinds: str) -> int:
+        return sum(1 << KINDS.index(k) for k in kinds)
+
+    strong, weak_link, clean, chance_only = bits("IACEGPQ"), bits("BG"), bits("EP"), bits("G")
+    ga, gb, mask = [], [], []
+    for i in range(100):  # students 0..99 of each side: linked by their ID
+        ga.append(i), gb.append(i), mask.append(strong)
+    for i in range(30):  # a third of them meet, by chance, another student on BG (whose match is not in A)
+        ga.append(100 + i), gb.append(i), mask.append(weak_link)
+    for i in range(300):  # every student agrees by chance on G alone with a few others (below the threshold)
+        ga.append(i % 250), gb.append((i * 7) % 250), mask.append(chance_only)
+    for i in range(20):  # students without an ID: 20 BG links and 20 EP links
+        ga.append(130 + i), gb.append(100 + i), mask.append(weak_link)
+        ga.append(150 + i), gb.append(120 + i), mask.append(clean)
+    ga_, gb_, mask_ = np.array(ga), np.array(gb), np.array(mask, np.uint32)
+    use = [k for k in KINDS if k not in "KNS"]
+    score = np.array([sum(WEIGHTS[k] for k in use if m & bits(k)) for m in mask], np.int64)
+    ok = score >= THRESHOLD
+    refused = chance_links(ga_, gb_, mask_, score, ok, (250, 250), use)
+    assert refused is not None
+    assert refused[mask_ == weak_link].all() and not refused[mask_ == clean].any()
+    assert not refused[mask_ == strong].any()
+    assert chance_links(ga_, gb_, mask_ & ~np.uint32(bits("I")), score, ok, (250, 250), use) is None
+    # through the matcher: the report says the check ran (an ID pair) and counts what it refused
+    a = _tokens(("1111111111", "Ana", "", "Soto", "2008-01-20", "F"))
+    assert link_tables(a, a).report.chance_checked
+    assert not link_tables(_tokens(("", "Luis", "", "Vega", "2008-02-21", "M")),
+                           _tokens(("", "Luis", "", "Vega", "2008-02-21", "M"))).report.chance_checked
