@@ -18,6 +18,14 @@ A column feeds the roster when
 
 The roster never leaves the machine; reports name the *columns* that fed it (the sender's schema),
 never a value.
+
+A run that holds the input (deid._engine) keeps the roster's columns by reference. A streaming run
+(deid._stream) collects it batch by batch with :class:`RosterBuilder` as keyed 64-bit hashes
+(deid._strindex.HashSet) — the names' distinct words and, for every name, ID, e-mail address and
+phone, 8 bytes — so a million students' roster takes tens of MB, not hundreds, and no value is kept as
+text. Its look-ups give what the columns give, except that a value not on the roster may be taken for
+one when it shares a 64-bit hash with one (one in ~10^13 look-ups for a million students: a
+redaction too many, never one too few).
 """
 
 from __future__ import annotations
@@ -27,16 +35,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid._strindex import HashSet, PairedHashSet, new_key
 from deid.errors import PolicyError
 
 if TYPE_CHECKING:
     from deid._policy import Policy
     from deid._textscan import TextScanner
 
-__all__ = ["Roster", "RosterColumns", "roster_columns"]
+__all__ = ["Roster", "RosterBuilder", "RosterColumns", "roster_columns"]
 
 _ID_KINDS = ("ssid", "student_id", "ssn")
 _CODED = ("drop", "record_code", "token")
@@ -160,6 +170,7 @@ class Roster:
     columns: RosterColumns = field(default_factory=RosterColumns)
     _data: dict[str, pa.ChunkedArray] = field(default_factory=dict)
     _scanner: Any = None
+    _hashed: _HashedRoster | None = None  # a streaming run's roster (RosterBuilder) instead of _data
 
     @classmethod
     def from_table(
@@ -172,6 +183,8 @@ class Roster:
     def merged(self, other: Roster) -> Roster:
         """This roster and ``other`` (of a table with the same rows) together; columns of the same
         header are kept once."""
+        if self._hashed is not None or other._hashed is not None:
+            raise ValueError("a roster collected batch by batch is not merged with another")
         data = {**other._data, **self._data}
         merge = lambda a, b: tuple(dict.fromkeys((*a, *b)))  # noqa: E731
         cols = RosterColumns(
@@ -184,6 +197,8 @@ class Roster:
 
     @property
     def num_rows(self) -> int | None:
+        if self._hashed is not None:
+            return None  # (no rows: distinct values only)
         lengths = {len(c) for c in self._data.values()}
         return lengths.pop() if len(lengths) == 1 else None
 
@@ -192,6 +207,14 @@ class Roster:
 
     def scanner(self) -> TextScanner:
         """The free-text scanner for this roster (built once, on first use)."""
+        if self._scanner is None and self._hashed is not None:
+            from deid._textscan import TextScanner
+
+            h = self._hashed
+            self._scanner = TextScanner(
+                h.name_words, h.ids.normalized, roster_emails=h.emails.normalized,
+                roster_phones=h.phones.normalized,
+            )
         if self._scanner is None:
             from deid._textscan import TextScanner
 
@@ -207,15 +230,27 @@ class Roster:
 
     def ids_among(self, values: pa.Array) -> pa.Array:
         """Those of ``values`` (normalized: trimmed, uppercase) found in the input's ID columns."""
+        if self._hashed is not None:
+            return _among_set(values, [self._hashed.ids.raw], spellings=False)
         return _among(values, self._cols(self.columns.ids), spellings=False)
 
     def names_among(self, values: pa.Array) -> pa.Array:
         """Those of ``values`` (normalized) found in the input's name columns."""
+        if self._hashed is not None:
+            return _among_set(values, [self._hashed.names], spellings=True)
         return _among(values, self._cols(self.columns.names), spellings=True)
 
     def contacts_among(self, values: pa.Array) -> pa.Array:
         """Those of ``values`` (normalized) found in the input's e-mail or phone columns."""
+        if self._hashed is not None:
+            sets = [self._hashed.emails.raw, self._hashed.phones.raw]
+            return _among_set(values, sets, spellings=True)
         return _among(values, self._cols((*self.columns.emails, *self.columns.phones)), spellings=True)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the roster holds of its own (a roster of columns shares the input's buffers)."""
+        return self._hashed.nbytes() if self._hashed is not None else 0
 
 
 def _concat(columns: list[pa.ChunkedArray]) -> pa.Array:
@@ -248,6 +283,91 @@ def _among(values: pa.Array, columns: list[pa.ChunkedArray], *, spellings: bool)
     if not found:
         return pa.array([], pa.string())
     return pc.unique(pa.concat_arrays(found))
+
+
+def _spellings(values: pa.Array) -> pa.Array:
+    # Input cells are compared as written (IDs: in capitals) and, for names, as usually spelled.
+    return pc.unique(pa.concat_arrays([values, pc.utf8_title(values), pc.utf8_lower(values)]))
+
+
+def _among_set(values: pa.Array, sets: list[Any], *, spellings: bool) -> pa.Array:
+    """:func:`_among` on hashed sets: a spelling of a value that is on the roster *is* the cell as the
+    input wrote it, so what it returns — the cell trimmed, in capitals — comes from the spelling."""
+    if not len(values) or not sets:
+        return pa.array([], pa.string())
+    variants = _spellings(values) if spellings else values
+    variants = variants.cast(pa.string())
+    hit = np.zeros(len(variants), dtype=bool)
+    for s in sets:
+        hit |= s.contains(variants)
+    if not hit.any():
+        return pa.array([], pa.string())
+    hits = variants.filter(pa.array(hit))
+    return pc.unique(pc.utf8_upper(pc.utf8_trim_whitespace(hits))).cast(pa.string())
+
+
+@dataclass
+class _HashedRoster:
+    names: HashSet  # name cells as written (the residual scan's "a column of names")
+    name_words: pa.Array  # the names' distinct words (the scanner's name tokens come from them)
+    ids: PairedHashSet  # as written (residual) and as the scanner searches for them
+    emails: PairedHashSet
+    phones: PairedHashSet
+
+    def nbytes(self) -> int:
+        sets = [self.names, *(getattr(p, n) for p in (self.ids, self.emails, self.phones)
+                              for n in ("_same", "_formed", "_written"))]
+        return sum(s.nbytes for s in sets) + self.name_words.nbytes
+
+
+class RosterBuilder:
+    """The roster of an input read in batches (a streaming run's pass 3): :meth:`add` each batch (its
+    roster columns at least), then :meth:`finish`. Keeps keyed hashes and the names' distinct words,
+    never the values (module docstring); the hashes take 8 bytes a distinct value, whatever its
+    length, and each batch adds only its own distinct values."""
+
+    def __init__(self, columns: RosterColumns) -> None:
+        from deid._textscan import roster_email_forms, roster_id_forms, roster_phone_forms
+
+        self.columns = columns
+        key = new_key()  # one per roster: its sets are never compared with another run's
+        self._names = HashSet(key)
+        self._words: list[pa.Array] = []
+        self._words_n = 0
+        self._ids = PairedHashSet(roster_id_forms, key)
+        self._emails = PairedHashSet(roster_email_forms, key)
+        self._phones = PairedHashSet(roster_phone_forms, key)
+
+    def add(self, batch: pa.Table) -> None:
+        for what, cols in (
+            (self._ids, self.columns.ids),
+            (self._emails, self.columns.emails),
+            (self._phones, self.columns.phones),
+        ):
+            for c in cols:
+                what.add(_distinct_text(batch.column(c)))
+        for c in self.columns.names:
+            cells = _distinct_text(batch.column(c))
+            self._names.add(cells)
+            words = pc.unique(pc.utf8_split_whitespace(cells).flatten()).cast(pa.string())
+            self._words.append(words)
+            self._words_n += len(words)
+            if len(self._words) > 1 and self._words_n > 1 << 18:  # merge as we go: words recur
+                self._words = [pc.unique(pa.concat_arrays(self._words))]
+                self._words_n = len(self._words[0])
+
+    def finish(self) -> Roster:
+        for p in (self._ids, self._emails, self._phones):
+            p.finish()
+        words = pc.unique(pa.concat_arrays(self._words)) if self._words else pa.array([], pa.string())
+        hashed = _HashedRoster(self._names, words, self._ids, self._emails, self._phones)
+        return Roster(self.columns, {}, None, hashed)
+
+
+def _distinct_text(col: pa.ChunkedArray) -> pa.Array:
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        col = pc.cast(col, pa.string())
+    return pc.drop_null(pc.unique(col)).cast(pa.string())
 
 
 def check_aligned(roster: Roster, rows: int) -> None:

@@ -54,7 +54,7 @@ from deid._policy import Policy
 from deid._registry import make_treatment
 from deid._report import ColumnReport, DeidReport, ResidualFinding
 from deid._risk import RiskResult, blank_as_null, combine, value_codes
-from deid._roster import Roster, roster_columns
+from deid._roster import RosterBuilder, roster_columns
 from deid._spill import private_folder
 from deid._treatments import TreatmentContext, require_secret
 from deid.errors import InputError, OutputError, memory_too_small
@@ -512,14 +512,15 @@ def run_stream(
         ]
         class_parts: list[pa.Table] = []
         distinct_parts: dict[str, list[pa.Array]] = {q: [] for q in qis}
-        roster_parts: dict[str, list[pa.Array]] = {c: [] for c in roster_cols.all()}
+        # the roster as keyed hashes, batch by batch (deid._roster.RosterBuilder): a million students'
+        # IDs and contacts in tens of MB, where their text took hundreds and the scanner's build copies
+        roster_builder = RosterBuilder(roster_cols)
         listed = {r.source for r in policy.rules}
         passthrough_qis = [q for q in class_cols if q not in {r.output_name for r, _ in qi_rules}]
-        wanted = {*roster_parts, *(r.source for r, _ in qi_rules), *passthrough_qis, *needed}
+        wanted = {*roster_cols.all(), *(r.source for r, _ in qi_rules), *passthrough_qis, *needed}
         pass3_columns = [c for c in names if c in wanted]
         for batch in cache.batches(pass3_columns):
-            for c in roster_parts:
-                roster_parts[c].append(_flat(pc.unique(batch.column(c))))
+            roster_builder.add(batch)
             if qis:
                 ctx = context(batch)
                 cols = {}
@@ -536,12 +537,8 @@ def run_stream(
             if len(class_parts) > 64:  # keep the per-batch counts few: merge as we go
                 merged = QiClasses.count(class_parts, class_cols)
                 class_parts = [merged.table.append_column("count_all", pa.array(merged.counts))]
-        roster_data = {
-            c: pa.chunked_array([pc.unique(pa.concat_arrays(v)) if v else pa.array([], pa.string())])
-            for c, v in roster_parts.items()
-        }
-        del roster_parts
-        roster = Roster(roster_cols, roster_data)
+        roster = roster_builder.finish()
+        del roster_builder
         classes = QiClasses.count(class_parts, class_cols)
         del class_parts
         disclosure = released = None

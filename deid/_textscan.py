@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from deid import _names
 from deid import _textpatterns as tp
 from deid._arrowmem import system_allocator
-from deid._strindex import StringIndex
+from deid._strindex import HashSet, StringSet
 from deid._wordlists import COMMON_FIRST_NAMES, COMMON_SURNAMES, NAME_LIKE_WORDS
 
 if TYPE_CHECKING:
@@ -478,100 +478,74 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-class _IdIndex:
-    """Membership of ID strings, built once: a sorted integer key per letter prefix ("0012345678",
-    "L123456", "A12345678"), so a look-up is a binary search instead of re-hashing a million IDs for
-    every batch as ``pc.is_in`` would. IDs of other shapes fall back to ``pc.is_in``."""
+MIN_ID_LENGTH = 5  # roster IDs shorter than this would hit room numbers, course numbers and scores
+_FORM_ROWS = 1 << 16  # roster values formed and hashed at a time: the build holds no copy of them all
 
-    _SHAPE = r"^(?P<prefix>[A-Za-z]{0,4})(?P<digits>\d{1,17})$"
 
-    def __init__(self, ids: pa.Array) -> None:
-        shaped, prefix, keys = self._split(ids)
-        self._other = pc.unique(ids.filter(pa.array(~shaped)))
-        self._sorted: dict[str, np.ndarray] = {}
-        if len(keys):
-            codes = prefix.indices.to_numpy(zero_copy_only=False)
-            for code, p in enumerate(prefix.dictionary.to_pylist()):
-                k = np.sort(keys[codes == code])  # (np.unique's hash path is slow on millions of keys)
-                self._sorted[p] = k[np.concatenate(([True], k[1:] != k[:-1]))]
-        self.size = sum(len(v) for v in self._sorted.values()) + len(self._other)
+def roster_id_forms(ids: pa.Array, min_length: int = MIN_ID_LENGTH) -> pa.Array:
+    """Per roster ID cell, the form the scanner searches the notes for (trimmed); null for one too
+    short to search for."""
+    trimmed = pc.utf8_trim_whitespace(ids)
+    long_enough = pc.greater_equal(pc.utf8_length(trimmed), min_length)
+    return pc.if_else(long_enough, trimmed, pa.scalar(None, pa.string()))
 
-    @classmethod
-    def _split(cls, values: pa.Array) -> tuple[np.ndarray, pa.DictionaryArray | None, np.ndarray]:
-        """(shaped mask, dictionary-encoded prefix per shaped value, integer key per shaped value)."""
-        parts = pc.extract_regex(values, cls._SHAPE)
-        shaped = _np_bool(pc.is_valid(parts))
-        if not shaped.any():
-            return shaped, None, np.zeros(0, dtype=np.int64)
-        parts = parts.filter(pa.array(shaped))
-        digits = parts.field("digits")
-        # the digit count keeps leading zeros apart: "0012345678" ≠ "12345678"
-        keys = pc.add(
-            pc.multiply(pc.cast(digits, pa.int64()), 32), pc.cast(pc.utf8_length(digits), pa.int64())
-        )
-        prefix = pc.dictionary_encode(parts.field("prefix"))
-        return shaped, prefix, keys.to_numpy(zero_copy_only=False)
 
-    def contains(self, values: pa.Array) -> np.ndarray:
-        out = np.zeros(len(values), dtype=bool)
-        if self.size == 0 or len(values) == 0:
-            return out
-        shaped, prefix, keys = self._split(values)
-        if prefix is not None:
-            where = np.flatnonzero(shaped)
-            codes = prefix.indices.to_numpy(zero_copy_only=False)
-            for code, p in enumerate(prefix.dictionary.to_pylist()):
-                table = self._sorted.get(p)
-                if table is None:
-                    continue
-                sel = codes == code
-                k = keys[sel]
-                pos = np.minimum(np.searchsorted(table, k), len(table) - 1)
-                out[where[sel]] = table[pos] == k
-        if len(self._other):
-            out |= _np_bool(pc.is_in(values, value_set=self._other))
-        return out
+def roster_email_forms(emails: pa.Array) -> pa.Array:
+    """Per roster e-mail cell, the form the scanner looks for (trimmed, lower case); null without an "@"."""
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(emails))
+    return pc.if_else(pc.match_substring(lowered, "@"), lowered, pa.scalar(None, pa.string()))
+
+
+def roster_phone_forms(phones: pa.Array) -> pa.Array:
+    """Per roster phone cell, its last ten digits ("+1 …" and "1-…" alike); null under seven digits."""
+    digits = pc.replace_substring_regex(phones, r"\D+", "")
+    last = pc.utf8_slice_codeunits(digits, -10)
+    return pc.if_else(pc.greater_equal(pc.utf8_length(digits), 7), last, pa.scalar(None, pa.string()))
+
+
+def _formed_set(values: Any, form: Callable[[pa.Array], pa.Array]) -> HashSet:
+    """The hash set of the forms of ``values`` (any array-like), made a slice at a time."""
+    arr = _as_string_array(values)
+    found = HashSet()
+    for at in range(0, len(arr), _FORM_ROWS):
+        found.add(form(arr.slice(at, _FORM_ROWS)))
+    return found
+
+
+def _is_set(values: Any) -> bool:
+    """A set prepared elsewhere (a streaming run's roster: deid._roster.RosterBuilder), not values."""
+    return hasattr(values, "contains") and not isinstance(values, (pa.Array, pa.ChunkedArray))
 
 
 class _ContactIndex:
     """The roster's own e-mail addresses and phone numbers. A note that writes one of them is caught
     even when it fails the pattern checks: a district's internal mail domain ("@students.sgvusd.local"
-    has no public top-level domain), a number whose exchange a NANP check rejects."""
+    has no public top-level domain), a number whose exchange a NANP check rejects.
 
-    def __init__(self, emails: pa.Array, phones: pa.Array) -> None:
-        emails = pc.utf8_lower(pc.utf8_trim_whitespace(emails))
-        self._emails = pc.unique(emails.filter(pc.match_substring(emails, "@")))
-        digits = pc.replace_substring_regex(phones, r"\D+", "")
-        digits = digits.filter(pc.greater_equal(pc.utf8_length(digits), 7))
-        self._phones = pc.unique(pc.utf8_slice_codeunits(digits, -10))  # "+1 …" and "1-…" alike
-        self.size = len(self._emails) + len(self._phones)
-        # Built once: ``pc.is_in`` would hash the whole roster again on every call (1.6 s per call for
-        # a million students, twice per streamed batch); a sorted-hash index answers in a search.
-        self._email_index = StringIndex(self._emails.drop_null()) if len(self._emails) else None
-        self._phone_index = StringIndex(self._phones.drop_null()) if len(self._phones) else None
+    Each is a set of the forms (:func:`roster_email_forms`, :func:`roster_phone_forms`) kept as keyed
+    hashes (deid._strindex.HashSet): built once, 8 bytes an address, looked up by binary search —
+    ``pc.is_in`` would hash the whole roster again on every call (1.6 s per call for a million students,
+    twice per streamed batch). Either is given ready (a streaming run collects it batch by batch) or
+    made here from the values."""
+
+    def __init__(self, emails: Any, phones: Any) -> None:
+        self._email_index = emails if _is_set(emails) else _formed_set(emails, roster_email_forms)
+        self._phone_index = phones if _is_set(phones) else _formed_set(phones, roster_phone_forms)
+        self.size = len(self._email_index) + len(self._phone_index)
 
     def kinds(self, values: pa.Array) -> np.ndarray:
         """Per value: the kind code of a roster e-mail or phone it is, else -1."""
         out = np.full(len(values), -1, dtype=np.int16)
         if self.size == 0 or len(values) == 0:
             return out
-        if self._email_index is not None:
-            out[_in_index(self._email_index, pc.utf8_lower(values))] = _KIND_CODE[EMAIL_ADDRESS]
-        if self._phone_index is not None:
+        if len(self._email_index):
+            out[self._email_index.contains(pc.utf8_lower(values))] = _KIND_CODE[EMAIL_ADDRESS]
+        if len(self._phone_index):
             digits = pc.replace_substring_regex(values, r"\D+", "")
             n = pc.utf8_length(digits).fill_null(0).to_numpy(zero_copy_only=False)
-            hit = _in_index(self._phone_index, pc.utf8_slice_codeunits(digits, -10))
+            hit = self._phone_index.contains(pc.utf8_slice_codeunits(digits, -10))
             out[hit & (n >= 7) & (n <= 15) & (out < 0)] = _KIND_CODE[PHONE_NUMBER]
         return out
-
-
-def _in_index(index: StringIndex, values: pa.Array) -> np.ndarray:
-    """Per value: whether it is in ``index`` (a null never is)."""
-    valid = _np_bool(pc.is_valid(values))
-    out = np.zeros(len(values), dtype=bool)
-    if valid.any():
-        out[valid] = index.positions(values.filter(pa.array(valid))) >= 0
-    return out
 
 
 class TextScanner:
@@ -586,13 +560,13 @@ class TextScanner:
     def __init__(
         self,
         roster_names: Iterable[str] = (),
-        roster_ids: Iterable[str] = (),
+        roster_ids: Iterable[str] | StringSet = (),
         *,
         common_names: bool = True,
-        min_id_length: int = 5,
+        min_id_length: int = MIN_ID_LENGTH,
         row_names: Sequence[pa.Array | pa.ChunkedArray] = (),
-        roster_emails: Iterable[str] = (),
-        roster_phones: Iterable[str] = (),
+        roster_emails: Iterable[str] | StringSet = (),
+        roster_phones: Iterable[str] | StringSet = (),
     ) -> None:
         self._strong, self._weak = _name_tokens(_as_string_array(roster_names))
         # the roster's tokens as a set, for the few context values checked word by word
@@ -612,11 +586,17 @@ class TextScanner:
             self._list_surnames = surname.filter(pc.invert(pc.is_in(surname, value_set=self._strong)))
             self._list_ambiguous = ambiguous
         self._given_any = pc.unique(pa.concat_arrays([self._strong, self._weak]))
-        ids = pc.utf8_trim_whitespace(_as_string_array(roster_ids))
-        # IDs shorter than min_id_length would hit room numbers, course numbers and scores.
-        self._ids = _IdIndex(ids.filter(pc.greater_equal(pc.utf8_length(ids), min_id_length)))
+        # The roster's IDs, e-mail addresses and phones are kept as keyed hashes (8 bytes each): a
+        # million students' contacts are not held as text. A streaming run hands them in ready
+        # (deid._roster.RosterBuilder, made with the same forms), with ``roster_names`` as the names'
+        # distinct words — the tokens above come from those words alone.
+        self._ids = (
+            roster_ids
+            if _is_set(roster_ids)
+            else _formed_set(roster_ids, lambda a: roster_id_forms(a, min_id_length))
+        )
         self._tlds = _email_tlds()
-        self._contacts = _ContactIndex(_as_string_array(roster_emails), _as_string_array(roster_phones))
+        self._contacts = _ContactIndex(roster_emails, roster_phones)
         # Per-row names (aligned with the rows of the columns to scan): a row's own name is accepted
         # even when it is an ordinary word ("Grace met with me"), which the roster alone cannot do.
         # (kept by reference — the table's own buffers — and tokenized only for the rows that need it)
@@ -657,7 +637,7 @@ class TextScanner:
     @property
     def roster_size(self) -> tuple[int, int]:
         """(name tokens, IDs) the scanner searches for — counts only, for reports."""
-        return len(self._strong) + len(self._weak), self._ids.size
+        return len(self._strong) + len(self._weak), len(self._ids)
 
     # --- public operations ----------------------------------------------------------------------
 
